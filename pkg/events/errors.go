@@ -1,0 +1,110 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// ErrInvalid is matched by every validation failure: errors.Is(err, ErrInvalid).
+var ErrInvalid = errors.New("invalid payload")
+
+// FieldError is one problem with one field. Field is the JSON name, with a
+// dotted path or index for nested values ("party[2]", "latencies_ms.eu").
+type FieldError struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+func (e FieldError) String() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
+
+// ValidationError lists every problem found in one payload, so a person who
+// typed a ticket by hand sees all of them at once.
+type ValidationError struct {
+	// Kind is the payload type: "ticket", "match", "result".
+	Kind   string       `json:"kind"`
+	Fields []FieldError `json:"fields"`
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.String()
+	}
+	return "invalid " + e.Kind + ": " + strings.Join(parts, "; ")
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+type fieldErrors struct {
+	kind string
+	list []FieldError
+}
+
+func (f *fieldErrors) add(field, format string, args ...any) {
+	f.list = append(f.list, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (f *fieldErrors) err() error {
+	if len(f.list) == 0 {
+		return nil
+	}
+	return &ValidationError{Kind: f.kind, Fields: f.list}
+}
+
+// MaxPayloadBytes bounds every payload this package decodes.
+const MaxPayloadBytes = 64 << 10
+
+// decodeStrict decodes exactly one JSON object into v, rejecting unknown
+// fields and trailing data, and turns encoding/json's errors into a
+// ValidationError that names the field.
+func decodeStrict(kind string, data []byte, v any) error {
+	fe := &fieldErrors{kind: kind}
+	if len(data) > MaxPayloadBytes {
+		fe.add("", "payload is %d bytes, at most %d allowed", len(data), MaxPayloadBytes)
+		return fe.err()
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		fe.add("", "not a JSON object")
+		return fe.err()
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
+		switch {
+		case errors.As(err, &typeErr):
+			fe.add(typeErr.Field, "must be %s, got JSON %s", typeErr.Type.String(), typeErr.Value)
+		case errors.As(err, &syntaxErr):
+			fe.add("", "malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			fe.add(field, "unknown field")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			fe.add("", "truncated JSON")
+		default:
+			fe.add("", "%v", err)
+		}
+		return fe.err()
+	}
+	if dec.More() {
+		fe.add("", "data after the JSON object")
+		return fe.err()
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		fe.add("", "data after the JSON object")
+		return fe.err()
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+package events
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Match is a formed match, published by a matcher on [Subjects.Allocation]
+// for the allocator, which finds it a game server.
+type Match struct {
+	SchemaVersion int    `json:"schema_version"`
+	MatchID       string `json:"match_id"`
+	Mode          string `json:"mode"`
+	Region        string `json:"region"`
+	Tier          string `json:"tier"`
+	// Tickets are the matched tickets with the team each one plays on.
+	Tickets   []MatchTicket `json:"tickets"`
+	CreatedAt time.Time     `json:"created_at"`
+}
+
+// MatchTicket is one ticket of a match.
+type MatchTicket struct {
+	TicketID string   `json:"ticket_id"`
+	Players  []string `json:"players"`
+	Team     int      `json:"team"`
+	// CreatedAt is the ticket's, kept so a requeued ticket keeps its wait.
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Players lists every player of the match in ticket order.
+func (m *Match) Players() []string {
+	var ps []string
+	for _, t := range m.Tickets {
+		ps = append(ps, t.Players...)
+	}
+	return ps
+}
+
+// MatchID names the match made of exactly these tickets, whatever their
+// order. A matcher that forms the same match again after a redelivery gets
+// the same id, and the id is the Nats-Msg-Id of the allocation request, so
+// the allocator sees it once.
+func MatchID(ticketIDs []string) string {
+	ids := slices.Clone(ticketIDs)
+	slices.Sort(ids)
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+	}
+	return "m" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// DecodeMatch reads an allocation request strictly.
+func DecodeMatch(data []byte) (Match, error) {
+	var m Match
+	if err := decodeStrict("match", data, &m); err != nil {
+		return Match{}, err
+	}
+	fe := &fieldErrors{kind: "match"}
+	if m.SchemaVersion != SchemaVersion {
+		fe.add("schema_version", "version %d is not supported, want %d", m.SchemaVersion, SchemaVersion)
+	}
+	if err := checkToken(m.MatchID); err != nil {
+		fe.add("match_id", "%v", err)
+	}
+	if err := checkToken(m.Mode); err != nil {
+		fe.add("mode", "%v", err)
+	}
+	if err := checkToken(m.Region); err != nil {
+		fe.add("region", "%v", err)
+	}
+	if len(m.Tickets) < 1 {
+		fe.add("tickets", "empty")
+	}
+	for i, t := range m.Tickets {
+		field := "tickets[" + strconv.Itoa(i) + "]"
+		if err := checkToken(t.TicketID); err != nil {
+			fe.add(field+".ticket_id", "%v", err)
+		}
+		if len(t.Players) == 0 {
+			fe.add(field+".players", "empty")
+		}
+		for j, p := range t.Players {
+			if err := checkToken(p); err != nil {
+				fe.add(field+".players["+strconv.Itoa(j)+"]", "%v", err)
+			}
+		}
+	}
+	return m, fe.err()
+}

@@ -1,0 +1,42 @@
+package events
+
+// Base names; [Subjects] adds the deployment prefix.
+const (
+	streamTickets     = "TICKETS"
+	streamAllocations = "ALLOCATIONS"
+	streamResults     = "RESULTS"
+	streamDeadLetter  = "DEADLETTER"
+	bucketTickets     = "tickets"
+)
+
+// Consumer names. They live inside their stream, so they need no prefix.
+const (
+	// ConsumerMatcher is the matchers' pull consumer on the tickets stream.
+	ConsumerMatcher = "matcher"
+	// ConsumerAllocator is the allocators' push consumer (with a deliver
+	// group, so that watermill-nats can bind to it) on the allocations stream.
+	ConsumerAllocator = "allocator"
+)
+
+// TicketsStream holds tickets until a matcher acks them.
+func (s Subjects) TicketsStream() string { return s.streamName(streamTickets) }
+
+// AllocationsStream holds matches until an allocator acks them.
+func (s Subjects) AllocationsStream() string { return s.streamName(streamAllocations) }
+
+// ResultsStream keeps the last results of every player.
+func (s Subjects) ResultsStream() string { return s.streamName(streamResults) }
+
+// DeadLetterStream keeps rejected messages for operators.
+func (s Subjects) DeadLetterStream() string { return s.streamName(streamDeadLetter) }
+
+// TicketsBucket is the key-value bucket of ticket records kept by the
+// frontends (ticket id -> ticket), so any frontend instance can answer for a
+// ticket another one created.
+func (s Subjects) TicketsBucket() string { return s.streamName(bucketTickets) }
+
+// AllocatorDeliverSubject is where the allocator push consumer delivers.
+func (s Subjects) AllocatorDeliverSubject() string { return s.deliver(ConsumerAllocator) }
+
+// AllocatorDeliverGroup is the queue group the allocators subscribe with.
+const AllocatorDeliverGroup = "allocator"

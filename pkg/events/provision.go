@@ -1,0 +1,243 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Durations and limits of the topology. Each is chosen for a reason written
+// next to it; change them here and nowhere else.
+const (
+	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id. Two
+	// minutes covers a client's retry of the same publish after a timeout
+	// or a reconnect (nats.go gives up on a publish after seconds), and a
+	// matcher that re-forms the same match after a redelivery (AckWait 30 s).
+	// A longer window costs server memory per message at high rates.
+	DuplicateWindow = 2 * time.Minute
+
+	// TicketMaxAge bounds how long a ticket can sit in the stream. No mode
+	// waits longer than this; a ticket older than it is useless.
+	TicketMaxAge = time.Hour
+
+	// ResultMaxAge is how long a result can still be fetched by a client that
+	// comes back to ask.
+	ResultMaxAge = 2 * time.Hour
+
+	// ResultsPerPlayer is how many results per player are kept: enough for
+	// queued -> matched -> assigned of the current ticket and a few older.
+	ResultsPerPlayer = 8
+
+	// DeadLetterMaxAge is how long an operator has to look at a rejected
+	// message.
+	DeadLetterMaxAge = 7 * 24 * time.Hour
+
+	// MatcherAckWait is how long a matcher may hold a ticket without saying
+	// it is still working on it. Matchers send InProgress for tickets that
+	// wait in their pool; a matcher that dies stops doing so and its tickets
+	// are redelivered to another one after at most this long.
+	MatcherAckWait = 30 * time.Second
+
+	// MatcherMaxAckPending bounds the tickets one consumer can have in
+	// matchers' pools at once. Waiting tickets are unacked, so this is the
+	// global pool size; at 2^20 it is past the 1M waiting-ticket target.
+	MatcherMaxAckPending = 1 << 20
+
+	// AllocatorAckWait covers a slow allocation (Kubernetes API retries).
+	AllocatorAckWait = 30 * time.Second
+
+	// AllocatorMaxDeliver bounds retries of one match. The allocator
+	// dead-letters a match on its last delivery, so none is dropped silently.
+	AllocatorMaxDeliver = 10
+
+	// AllocatorMaxAckPending bounds matches in flight across allocators.
+	AllocatorMaxAckPending = 4096
+
+	// TicketRecordTTL is how long a ticket record stays in the tickets bucket.
+	TicketRecordTTL = 2 * time.Hour
+)
+
+// Topology is the set of streams, consumers and buckets of one deployment.
+type Topology struct {
+	Subjects Subjects
+	// Replicas of every stream and bucket: 1 on a single server, 3 on a
+	// cluster.
+	Replicas int
+	// MaxBytes per stream; 0 means 1 GiB.
+	MaxBytes int64
+}
+
+func (t Topology) replicas() int { return max(t.Replicas, 1) }
+
+func (t Topology) maxBytes() int64 {
+	if t.MaxBytes > 0 {
+		return t.MaxBytes
+	}
+	return 1 << 30
+}
+
+// Streams declares the streams. All use file storage so a restart of the
+// server loses nothing that was acknowledged.
+func (t Topology) Streams() []jetstream.StreamConfig {
+	s := t.Subjects
+	return []jetstream.StreamConfig{
+		{
+			Name:        s.TicketsStream(),
+			Description: "matchmaking tickets, one subject per region and tier",
+			Subjects:    []string{s.AllTickets()},
+			// Work queue: a ticket is gone once a matcher acks it (matched,
+			// expired or dead-lettered), so the stream holds exactly the
+			// tickets still waiting.
+			Retention: jetstream.WorkQueuePolicy,
+			// When full, refuse new tickets rather than drop waiting ones:
+			// the publisher sees the error and the player is told to retry.
+			Discard:    jetstream.DiscardNew,
+			MaxAge:     TicketMaxAge,
+			MaxBytes:   t.maxBytes(),
+			MaxMsgSize: MaxPayloadBytes,
+			Duplicates: DuplicateWindow,
+			Storage:    jetstream.FileStorage,
+			Replicas:   t.replicas(),
+		},
+		{
+			Name:        s.AllocationsStream(),
+			Description: "formed matches waiting for a game server",
+			Subjects:    []string{s.AllAllocations()},
+			Retention:   jetstream.WorkQueuePolicy,
+			Discard:     jetstream.DiscardNew,
+			MaxAge:      TicketMaxAge,
+			MaxBytes:    t.maxBytes(),
+			MaxMsgSize:  MaxPayloadBytes,
+			Duplicates:  DuplicateWindow,
+			Storage:     jetstream.FileStorage,
+			Replicas:    t.replicas(),
+		},
+		{
+			Name:        s.ResultsStream(),
+			Description: "per-player results, the last few per player",
+			Subjects:    []string{s.AllResults()},
+			Retention:   jetstream.LimitsPolicy,
+			// Old results are worth less than new ones: drop the oldest.
+			Discard:           jetstream.DiscardOld,
+			MaxAge:            ResultMaxAge,
+			MaxMsgsPerSubject: ResultsPerPlayer,
+			MaxBytes:          t.maxBytes(),
+			MaxMsgSize:        MaxPayloadBytes,
+			Duplicates:        DuplicateWindow,
+			Storage:           jetstream.FileStorage,
+			Replicas:          t.replicas(),
+			// Direct get lets any replica answer "last result of player X".
+			AllowDirect: true,
+		},
+		{
+			Name:        s.DeadLetterStream(),
+			Description: "messages rejected by a service, with the reason",
+			Subjects:    []string{s.AllDeadLetters()},
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      DeadLetterMaxAge,
+			MaxBytes:    t.maxBytes() / 4,
+			// A dead letter carries the rejected payload (base64) and more.
+			MaxMsgSize: 4 * MaxPayloadBytes,
+			Duplicates: DuplicateWindow,
+			Storage:    jetstream.FileStorage,
+			Replicas:   t.replicas(),
+		},
+	}
+}
+
+// StreamConsumer is a consumer declaration and the stream it belongs to.
+type StreamConsumer struct {
+	Stream string
+	Config jetstream.ConsumerConfig
+}
+
+// Consumers declares the durable consumers.
+func (t Topology) Consumers() []StreamConsumer {
+	s := t.Subjects
+	return []StreamConsumer{
+		{
+			Stream: s.TicketsStream(),
+			Config: jetstream.ConsumerConfig{
+				Durable:       ConsumerMatcher,
+				Description:   "matchers pool tickets from here",
+				FilterSubject: s.AllTickets(),
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       MatcherAckWait,
+				// A ticket is redelivered until it is matched or expires; the
+				// matcher dead-letters bad tickets itself, so no MaxDeliver.
+				MaxDeliver:    -1,
+				MaxAckPending: MatcherMaxAckPending,
+				DeliverPolicy: jetstream.DeliverAllPolicy,
+			},
+		},
+		{
+			Stream: s.AllocationsStream(),
+			Config: jetstream.ConsumerConfig{
+				Durable:       ConsumerAllocator,
+				Description:   "allocators find game servers for matches from here",
+				FilterSubject: s.AllAllocations(),
+				// A push consumer with a deliver group: watermill-nats binds
+				// to it with a queue subscription, so allocators share it.
+				DeliverSubject: s.AllocatorDeliverSubject(),
+				DeliverGroup:   AllocatorDeliverGroup,
+				AckPolicy:      jetstream.AckExplicitPolicy,
+				AckWait:        AllocatorAckWait,
+				MaxDeliver:     AllocatorMaxDeliver,
+				MaxAckPending:  AllocatorMaxAckPending,
+				DeliverPolicy:  jetstream.DeliverAllPolicy,
+			},
+		},
+	}
+}
+
+// Buckets declares the key-value buckets.
+func (t Topology) Buckets() []jetstream.KeyValueConfig {
+	return []jetstream.KeyValueConfig{
+		{
+			Bucket:       t.Subjects.TicketsBucket(),
+			Description:  "ticket records by ticket id and by idempotency key",
+			History:      1,
+			TTL:          TicketRecordTTL,
+			MaxBytes:     t.maxBytes(),
+			MaxValueSize: MaxPayloadBytes,
+			Storage:      jetstream.FileStorage,
+			Replicas:     t.replicas(),
+		},
+	}
+}
+
+// Provision creates or updates every stream, consumer and bucket of the
+// topology. It is idempotent: every service calls it once at start-up, and
+// running it again against a provisioned server changes nothing. A change
+// that JetStream cannot apply in place (a stream's retention, say) fails
+// with the stream named, rather than deleting data.
+func Provision(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	if err := ValidatePrefix(t.Subjects.Prefix); err != nil {
+		return err
+	}
+	for _, cfg := range t.Streams() {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
+		}
+	}
+	for _, c := range t.Consumers() {
+		var err error
+		if c.Config.DeliverSubject != "" {
+			_, err = js.CreateOrUpdatePushConsumer(ctx, c.Stream, c.Config)
+		} else {
+			_, err = js.CreateOrUpdateConsumer(ctx, c.Stream, c.Config)
+		}
+		if err != nil {
+			return fmt.Errorf("provision consumer %s on %s: %w", c.Config.Durable, c.Stream, err)
+		}
+	}
+	for _, b := range t.Buckets() {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
+			return fmt.Errorf("provision bucket %s: %w", b.Bucket, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+func TestProvisionIsIdempotent(t *testing.T) {
+	t.Parallel()
+	s := testkit.RunServer(t)
+	js := testkit.JetStream(t, testkit.Connect(t, s))
+	ctx := t.Context()
+	topo := events.Topology{}
+
+	for i := range 3 {
+		if err := events.Provision(ctx, js, topo); err != nil {
+			t.Fatalf("provision #%d: %v", i+1, err)
+		}
+	}
+	for _, want := range topo.Streams() {
+		st, err := js.Stream(ctx, want.Name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", want.Name, err)
+		}
+		got := st.CachedInfo().Config
+		if got.Retention != want.Retention || got.Storage != jetstream.FileStorage || got.Duplicates != want.Duplicates || got.MaxAge != want.MaxAge {
+			t.Errorf("stream %s config = %+v, want %+v", want.Name, got, want)
+		}
+	}
+	for _, c := range topo.Consumers() {
+		var info *jetstream.ConsumerInfo
+		var err error
+		if c.Config.DeliverSubject != "" {
+			var pc jetstream.PushConsumer
+			if pc, err = js.PushConsumer(ctx, c.Stream, c.Config.Durable); err == nil {
+				info = pc.CachedInfo()
+			}
+		} else {
+			var cons jetstream.Consumer
+			if cons, err = js.Consumer(ctx, c.Stream, c.Config.Durable); err == nil {
+				info = cons.CachedInfo()
+			}
+		}
+		if err != nil {
+			t.Fatalf("consumer %s: %v", c.Config.Durable, err)
+		}
+		if got := info.Config; got.AckPolicy != jetstream.AckExplicitPolicy || got.FilterSubject != c.Config.FilterSubject {
+			t.Errorf("consumer %s config = %+v", c.Config.Durable, got)
+		}
+	}
+	if _, err := js.KeyValue(ctx, topo.Subjects.TicketsBucket()); err != nil {
+		t.Fatalf("bucket: %v", err)
+	}
+
+	// A second deployment with a prefix shares the server without touching
+	// the first one's streams.
+	staging := events.Topology{Subjects: events.Subjects{Prefix: "staging"}}
+	if err := events.Provision(ctx, js, staging); err != nil {
+		t.Fatalf("provision staging: %v", err)
+	}
+	names := map[string]bool{}
+	for n := range js.StreamNames(ctx).Name() {
+		names[n] = true
+	}
+	for _, n := range []string{"TICKETS", "STAGING_TICKETS", "RESULTS", "STAGING_RESULTS"} {
+		if !names[n] {
+			t.Errorf("stream %s missing; have %v", n, names)
+		}
+	}
+}
+
+func TestProvisionRejectsBadPrefix(t *testing.T) {
+	t.Parallel()
+	s := testkit.RunServer(t)
+	js := testkit.JetStream(t, testkit.Connect(t, s))
+	if err := events.Provision(t.Context(), js, events.Topology{Subjects: events.Subjects{Prefix: "a.>"}}); err == nil {
+		t.Fatal("provisioned with a wildcard prefix")
+	}
+}
+
+func TestProvisionReplicatedOnCluster(t *testing.T) {
+	t.Parallel()
+	c := testkit.RunCluster(t, 3)
+	js := testkit.JetStream(t, testkit.ConnectURL(t, c.URLs()))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	topo := events.Topology{Replicas: 3}
+	if err := events.Provision(ctx, js, topo); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	if err := events.Provision(ctx, js, topo); err != nil {
+		t.Fatalf("provision again: %v", err)
+	}
+	st, err := js.Stream(ctx, topo.Subjects.TicketsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.CachedInfo().Config.Replicas; r != 3 {
+		t.Fatalf("replicas = %d, want 3", r)
+	}
+}
+
+func TestPublisherDeduplicatesAndCarriesMeta(t *testing.T) {
+	t.Parallel()
+	s := testkit.RunServer(t)
+	js := testkit.JetStream(t, testkit.Connect(t, s))
+	ctx := t.Context()
+	topo := events.Topology{}
+	if err := events.Provision(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	pub := events.NewPublisher(js, topo.Subjects)
+	mctx := events.WithMeta(ctx, events.Meta{CorrelationID: "corr-1", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+	tk := events.Ticket{TicketID: "t-1", PlayerID: "alice", Mode: "1v1", Skill: 1650}
+	for range 3 {
+		if _, err := pub.Ticket(mctx, "eu", "gold", tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := js.Stream(ctx, topo.Subjects.TicketsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages after 3 publishes of one ticket, want 1", info.State.Msgs)
+	}
+	msg, err := st.GetMsg(ctx, info.State.FirstSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := events.MetaFromHeader(msg.Header); m.CorrelationID != "corr-1" || !strings.HasPrefix(m.TraceParent, "00-") {
+		t.Fatalf("headers = %v", msg.Header)
+	}
+	got, err := events.DecodeTicket(msg.Data)
+	if err != nil || got.TicketID != "t-1" || msg.Subject != "matchmaking.eu.gold" {
+		t.Fatalf("stored %s %s: %v", msg.Subject, msg.Data, err)
+	}
+
+	if _, err := pub.Ticket(ctx, "eu", "gold", events.Ticket{PlayerID: "bob"}); !errors.Is(err, events.ErrInvalid) {
+		t.Fatalf("ticket without id: err = %v", err)
+	}
+}
+
+// TestHandTypedTicketWithCLI publishes the README's example ticket with the
+// real nats CLI and reads it back from the stream.
+func TestHandTypedTicketWithCLI(t *testing.T) {
+	t.Parallel()
+	s := testkit.RunServer(t)
+	nc := testkit.Connect(t, s)
+	js := testkit.JetStream(t, nc)
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CLI(t, s.ClientURL(), "pub", "matchmaking.eu.gold", `{"player_id":"alice","mode":"1v1","skill":1650}`)
+	out := testkit.CLI(t, s.ClientURL(), "stream", "info", "TICKETS", "--json")
+	var info struct {
+		State struct {
+			Messages uint64 `json:"messages"`
+		} `json:"state"`
+	}
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("stream info: %v\n%s", err, out)
+	}
+	if info.State.Messages != 1 {
+		t.Fatalf("TICKETS holds %d messages, want 1", info.State.Messages)
+	}
+	st, err := js.Stream(t.Context(), "TICKETS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetLastMsgForSubject(t.Context(), "matchmaking.eu.gold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.DecodeTicket(raw.Data); err != nil {
+		t.Fatalf("the README ticket does not decode: %v", err)
+	}
+}

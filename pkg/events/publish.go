@@ -1,0 +1,145 @@
+package events
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Headers carried on every message this package publishes. The correlation
+// id uses watermill's metadata key, so watermill's CorrelationID middleware
+// and our services agree; the trace context is W3C traceparent.
+const (
+	HeaderCorrelationID = "correlation_id"
+	HeaderTraceParent   = "traceparent"
+)
+
+// Meta is the context that travels with a ticket through every service.
+type Meta struct {
+	CorrelationID string
+	TraceParent   string
+}
+
+type metaKey struct{}
+
+// WithMeta returns a context that carries m to the publish helpers.
+func WithMeta(ctx context.Context, m Meta) context.Context {
+	return context.WithValue(ctx, metaKey{}, m)
+}
+
+// MetaFrom returns the Meta carried by ctx, or the zero Meta.
+func MetaFrom(ctx context.Context) Meta {
+	m, _ := ctx.Value(metaKey{}).(Meta)
+	return m
+}
+
+// MetaFromHeader reads the Meta of a received message.
+func MetaFromHeader(h nats.Header) Meta {
+	if h == nil {
+		return Meta{}
+	}
+	return Meta{CorrelationID: h.Get(HeaderCorrelationID), TraceParent: h.Get(HeaderTraceParent)}
+}
+
+// NewCorrelationID returns a random id for a flow that arrives without one.
+func NewCorrelationID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// NewMsg builds a message with a JSON payload, a Nats-Msg-Id for JetStream's
+// duplicate window, and the Meta carried by ctx.
+func NewMsg(ctx context.Context, subject, msgID string, payload any) (*nats.Msg, error) {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T for %s: %w", payload, subject, err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	if msgID != "" {
+		msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	}
+	m := MetaFrom(ctx)
+	if m.CorrelationID != "" {
+		msg.Header.Set(HeaderCorrelationID, m.CorrelationID)
+	}
+	if m.TraceParent != "" {
+		msg.Header.Set(HeaderTraceParent, m.TraceParent)
+	}
+	return msg, nil
+}
+
+// Publisher publishes the payloads of this package on their subjects with
+// idempotent message ids. Every method waits for JetStream's ack: when it
+// returns nil the message is stored.
+type Publisher struct {
+	js   jetstream.JetStream
+	subj Subjects
+}
+
+// NewPublisher returns a Publisher for one deployment.
+func NewPublisher(js jetstream.JetStream, subj Subjects) *Publisher {
+	return &Publisher{js: js, subj: subj}
+}
+
+func (p *Publisher) publish(ctx context.Context, subject, msgID string, payload any) (*jetstream.PubAck, error) {
+	msg, err := NewMsg(ctx, subject, msgID, payload)
+	if err != nil {
+		return nil, err
+	}
+	ack, err := p.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return ack, nil
+}
+
+// Ticket publishes a ticket on its shard's subject. The ticket id is the
+// message id: a retried publish of the same ticket is stored once.
+func (p *Publisher) Ticket(ctx context.Context, region, tier string, t Ticket) (*jetstream.PubAck, error) {
+	if t.TicketID == "" {
+		return nil, fmt.Errorf("publish ticket: %w", &ValidationError{Kind: "ticket", Fields: []FieldError{{Field: "ticket_id", Reason: "required when publishing from code"}}})
+	}
+	if t.SchemaVersion == 0 {
+		t.SchemaVersion = SchemaVersion
+	}
+	return p.publish(ctx, p.subj.Ticket(region, tier), t.TicketID, t)
+}
+
+// Match publishes an allocation request; the match id is the message id.
+func (p *Publisher) Match(ctx context.Context, m Match) error {
+	m.SchemaVersion = SchemaVersion
+	_, err := p.publish(ctx, p.subj.Allocation(m.Region), m.MatchID, m)
+	return err
+}
+
+// Result publishes a result on the player's subject. Ticket, player and
+// status make the message id, so each status of a ticket is stored once.
+func (p *Publisher) Result(ctx context.Context, r Result) error {
+	r.SchemaVersion = SchemaVersion
+	if r.At.IsZero() {
+		r.At = time.Now().UTC()
+	}
+	_, err := p.publish(ctx, p.subj.Result(r.PlayerID), ResultMsgID(r), r)
+	return err
+}
+
+// ResultMsgID is the message id of a result.
+func ResultMsgID(r Result) string { return r.TicketID + ":" + r.PlayerID + ":" + string(r.Status) }
+
+// DeadLetter records a rejected message.
+func (p *Publisher) DeadLetter(ctx context.Context, d DeadLetter) error {
+	id := fmt.Sprintf("%s:%s:%d", d.Source, d.Subject, d.StreamSeq)
+	if d.StreamSeq == 0 {
+		id = "" // not from a stream: nothing to deduplicate on
+	}
+	_, err := p.publish(ctx, p.subj.DeadLetter(d.Source), id, d)
+	return err
+}

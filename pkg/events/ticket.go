@@ -1,0 +1,221 @@
+package events
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// SchemaVersion is the version of every payload this package writes. A
+// payload without one is read as version 1; any other version is rejected.
+const SchemaVersion = 1
+
+// Limits of a ticket. They bound what one message can make a matcher hold.
+const (
+	DefaultMode   = "1v1"
+	MinSkill      = 0
+	MaxSkill      = 10000
+	MaxPartySize  = 16
+	MaxLatencyMS  = 10000
+	MaxClockSkew  = time.Minute
+	maxLatencyMap = 32
+)
+
+// Ticket is a request by one player or one party to be matched. It is
+// published on [Subjects.Ticket]; the subject says the region and the tier.
+//
+// Example, as typed into `nats pub matchmaking.eu.gold`:
+//
+//	{"player_id":"alice","mode":"1v1","skill":1650}
+type Ticket struct {
+	SchemaVersion int `json:"schema_version"`
+	// TicketID identifies the ticket for its whole life. Optional when a
+	// ticket is published by hand: then [DeriveTicketID] names it.
+	TicketID string `json:"ticket_id,omitempty"`
+	// PlayerID is set for a single player; Party for a party. Exactly one.
+	PlayerID string   `json:"player_id,omitempty"`
+	Party    []string `json:"party,omitempty"`
+	// Mode names the game mode; "" means [DefaultMode].
+	Mode string `json:"mode"`
+	// Skill is the player's rating, or the party's, in [MinSkill, MaxSkill].
+	Skill int `json:"skill"`
+	// LatenciesMS is the measured round trip per region, if the client knows.
+	LatenciesMS map[string]int `json:"latencies_ms,omitempty"`
+	// CreatedAt is when the player asked; optional by hand, then the
+	// JetStream message time is used.
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// ticketWire tells a missing field from a zero one.
+type ticketWire struct {
+	SchemaVersion *int           `json:"schema_version"`
+	TicketID      *string        `json:"ticket_id"`
+	PlayerID      *string        `json:"player_id"`
+	Party         []string       `json:"party"`
+	Mode          *string        `json:"mode"`
+	Skill         *int           `json:"skill"`
+	LatenciesMS   map[string]int `json:"latencies_ms"`
+	CreatedAt     *time.Time     `json:"created_at"`
+}
+
+// Players returns the ids of everyone on the ticket.
+func (t *Ticket) Players() []string {
+	if t.PlayerID != "" {
+		return []string{t.PlayerID}
+	}
+	return t.Party
+}
+
+// DecodeTicket reads a ticket strictly: unknown fields, wrong types, missing
+// required fields and impossible values are all reported, each by field name.
+// Defaults are filled in (schema version, mode). TicketID and CreatedAt may be
+// left empty; the receiver fills them from the message (see [DeriveTicketID]).
+func DecodeTicket(data []byte) (Ticket, error) {
+	var w ticketWire
+	if err := decodeStrict("ticket", data, &w); err != nil {
+		return Ticket{}, err
+	}
+	t := Ticket{SchemaVersion: SchemaVersion, Mode: DefaultMode, Party: w.Party, LatenciesMS: w.LatenciesMS}
+	fe := &fieldErrors{kind: "ticket"}
+	if w.SchemaVersion != nil {
+		t.SchemaVersion = *w.SchemaVersion
+	}
+	if w.TicketID != nil {
+		t.TicketID = *w.TicketID
+		if t.TicketID == "" {
+			fe.add("ticket_id", "empty; leave it out to have one derived")
+		}
+	}
+	if w.PlayerID != nil {
+		t.PlayerID = *w.PlayerID
+		if t.PlayerID == "" {
+			fe.add("player_id", "empty")
+		}
+	}
+	if w.Mode != nil {
+		t.Mode = *w.Mode
+	}
+	if w.Skill == nil {
+		fe.add("skill", "required")
+	} else {
+		t.Skill = *w.Skill
+	}
+	if w.CreatedAt != nil {
+		t.CreatedAt = *w.CreatedAt
+	}
+	t.validate(fe, w.PlayerID == nil && w.Party == nil)
+	if err := fe.err(); err != nil {
+		return Ticket{}, err
+	}
+	return t, nil
+}
+
+// Validate checks a ticket built in code (the frontend builds them from HTTP
+// requests) by the same rules as [DecodeTicket].
+func (t *Ticket) Validate() error {
+	fe := &fieldErrors{kind: "ticket"}
+	t.validate(fe, t.PlayerID == "" && t.Party == nil)
+	return fe.err()
+}
+
+func (t *Ticket) validate(fe *fieldErrors, noPlayers bool) {
+	if t.SchemaVersion != SchemaVersion {
+		fe.add("schema_version", "version %d is not supported, want %d", t.SchemaVersion, SchemaVersion)
+	}
+	if t.TicketID != "" {
+		if err := checkToken(t.TicketID); err != nil {
+			fe.add("ticket_id", "%v", err)
+		}
+	}
+	switch {
+	case noPlayers:
+		fe.add("player_id", "required (or party)")
+	case t.PlayerID != "" && t.Party != nil:
+		fe.add("party", "set together with player_id; give one of them")
+	case t.PlayerID != "":
+		if err := checkToken(t.PlayerID); err != nil {
+			fe.add("player_id", "%v", err)
+		}
+	case t.Party != nil:
+		if len(t.Party) == 0 || len(t.Party) > MaxPartySize {
+			fe.add("party", "has %d players, want 1 to %d", len(t.Party), MaxPartySize)
+		}
+		seen := make(map[string]bool, len(t.Party))
+		for i, p := range t.Party {
+			field := "party[" + strconv.Itoa(i) + "]"
+			if err := checkToken(p); err != nil {
+				fe.add(field, "%v", err)
+			} else if seen[p] {
+				fe.add(field, "player %q is in the party twice", p)
+			}
+			seen[p] = true
+		}
+	}
+	if err := checkToken(t.Mode); err != nil {
+		fe.add("mode", "%v", err)
+	}
+	if t.Skill < MinSkill || t.Skill > MaxSkill {
+		fe.add("skill", "%d is out of range [%d, %d]", t.Skill, MinSkill, MaxSkill)
+	}
+	if len(t.LatenciesMS) > maxLatencyMap {
+		fe.add("latencies_ms", "has %d regions, at most %d allowed", len(t.LatenciesMS), maxLatencyMap)
+	}
+	for region, ms := range t.LatenciesMS {
+		field := "latencies_ms." + region
+		if err := checkToken(region); err != nil {
+			fe.add("latencies_ms", "region: %v", err)
+		} else if ms < 0 || ms > MaxLatencyMS {
+			fe.add(field, "%d is out of range [0, %d]", ms, MaxLatencyMS)
+		}
+	}
+	if !t.CreatedAt.IsZero() && (t.CreatedAt.Year() < 2000 || t.CreatedAt.Year() > 9999) {
+		fe.add("created_at", "%s is not a plausible time", t.CreatedAt.Format(time.RFC3339))
+	}
+}
+
+// CheckShard verifies that a ticket belongs to the shard it was published on:
+// a known region, a known tier, and a skill inside that tier.
+func (t *Ticket) CheckShard(region, tier string, regions []string, tiers Tiers) error {
+	fe := &fieldErrors{kind: "ticket"}
+	if !contains(regions, region) {
+		fe.add("subject", "unknown region %q, want one of %v", region, regions)
+	}
+	if !tiers.Has(tier) {
+		fe.add("subject", "unknown tier %q, want one of %s", tier, tiers)
+	} else if got, ok := tiers.For(t.Skill); !ok || got != tier {
+		fe.add("skill", "%d belongs to tier %q, not %q", t.Skill, got, tier)
+	}
+	return fe.err()
+}
+
+// CheckTime rejects a ticket that claims to be created in the future.
+func (t *Ticket) CheckTime(now time.Time) error {
+	if t.CreatedAt.After(now.Add(MaxClockSkew)) {
+		fe := &fieldErrors{kind: "ticket"}
+		fe.add("created_at", "%s is in the future", t.CreatedAt.Format(time.RFC3339Nano))
+		return fe.err()
+	}
+	return nil
+}
+
+// DeriveTicketID names a ticket that was published without a ticket_id. The
+// id depends only on the message (its stream sequence, subject and bytes),
+// so every redelivery of that message is the same ticket, and two messages
+// with the same bytes are two tickets.
+func DeriveTicketID(subject string, streamSeq uint64, data []byte) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%d\n", subject, streamSeq)
+	h.Write(data)
+	return "t" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

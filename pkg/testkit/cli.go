@@ -1,0 +1,150 @@
+package testkit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// NATSCLIEnv names the environment variable that points at a built nats CLI.
+// `make test` builds bin/nats once and sets it; without it, the CLI is built
+// from the tools module into the user cache on first use.
+const NATSCLIEnv = "QUICKMATCH_NATS_CLI"
+
+var (
+	cliOnce sync.Once
+	cliPath string
+	cliErr  error
+)
+
+// NATSCLI returns the path of the pinned nats CLI, building it if needed.
+func NATSCLI(tb testing.TB) string {
+	tb.Helper()
+	cliOnce.Do(func() { cliPath, cliErr = findOrBuildCLI() })
+	if cliErr != nil {
+		tb.Fatalf("nats CLI: %v", cliErr)
+	}
+	return cliPath
+}
+
+func findOrBuildCLI() (string, error) {
+	if p := os.Getenv(NATSCLIEnv); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%s=%s: %w", NATSCLIEnv, p, err)
+		}
+		return p, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("cache dir: %w", err)
+	}
+	out := filepath.Join(cache, "quickmatch", "nats-cli")
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", fmt.Errorf("cache dir: %w", err)
+	}
+	// Build to a temporary name and rename, so that test binaries building
+	// at the same time never run a half-written file.
+	tmp := fmt.Sprintf("%s.%d", out, os.Getpid())
+	cmd := exec.Command("go", "build", "-o", tmp, "github.com/nats-io/natscli/nats")
+	cmd.Dir = filepath.Join(root, "tools")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build nats CLI: %w\n%s", err, b)
+	}
+	return out, os.Rename(tmp, out)
+}
+
+// RepoRoot finds the directory holding go.work, from the working directory up.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.work not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// CLI runs the nats CLI against server URL with args and returns its
+// output. It fails the test if the CLI fails or runs longer than 30 s.
+func CLI(tb testing.TB, url string, args ...string) string {
+	tb.Helper()
+	out, err := TryCLI(tb, url, args...)
+	if err != nil {
+		tb.Fatalf("nats %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+// TryCLI is CLI that returns the error instead of failing.
+func TryCLI(tb testing.TB, url string, args ...string) (string, error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, NATSCLI(tb), append([]string{"--server", url, "--no-context"}, args...)...)
+	var buf bytes.Buffer
+	cmd.Stdout = &buf
+	cmd.Stderr = &buf
+	err := cmd.Run()
+	return buf.String(), err
+}
+
+// StartCLI starts a long-running nats CLI command (nats sub) whose output
+// is collected in the returned buffer; it is killed when the test ends.
+func StartCLI(tb testing.TB, url string, args ...string) *SyncBuffer {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, NATSCLI(tb), append([]string{"--server", url, "--no-context"}, args...)...)
+	buf := &SyncBuffer{}
+	cmd.Stdout = buf
+	cmd.Stderr = buf
+	if err := cmd.Start(); err != nil {
+		cancel()
+		tb.Fatalf("start nats %v: %v", args, err)
+	}
+	tb.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait() // killed on purpose: its exit status says nothing
+	})
+	return buf
+}
+
+// SyncBuffer is a bytes.Buffer safe for one writer and many readers.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

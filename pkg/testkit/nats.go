@@ -1,0 +1,151 @@
+package testkit
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ServerOptions are the options of an embedded JetStream server: loopback,
+// a random port, JetStream on, no logs, no signal handlers. StoreDir must be
+// set by the caller.
+func ServerOptions(storeDir string) *server.Options {
+	return &server.Options{
+		Host:      "127.0.0.1",
+		Port:      server.RANDOM_PORT,
+		JetStream: true,
+		StoreDir:  storeDir,
+		NoLog:     true,
+		NoSigs:    true,
+	}
+}
+
+// StartServer starts an embedded server and waits until it takes
+// connections. It is for programs (the local stack) as well as tests.
+func StartServer(opts *server.Options) (*server.Server, error) {
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("new nats server: %w", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("nats server on %s:%d not ready after 10s", opts.Host, opts.Port)
+	}
+	return s, nil
+}
+
+// RunServer starts a JetStream server for one test and shuts it down when
+// the test ends.
+func RunServer(tb testing.TB) *server.Server {
+	tb.Helper()
+	s, err := StartServer(ServerOptions(tb.TempDir()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// Connect opens a connection to s that is closed when the test ends.
+func Connect(tb testing.TB, s *server.Server, opts ...nats.Option) *nats.Conn {
+	tb.Helper()
+	return ConnectURL(tb, s.ClientURL(), opts...)
+}
+
+// ConnectURL opens a connection to url (a comma-separated list for a
+// cluster) that is closed when the test ends.
+func ConnectURL(tb testing.TB, url string, opts ...nats.Option) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		tb.Fatalf("connect %s: %v", url, err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// JetStream returns a JetStream handle on nc.
+func JetStream(tb testing.TB, nc *nats.Conn) jetstream.JetStream {
+	tb.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("jetstream: %v", err)
+	}
+	return js
+}
+
+// Cluster is a running JetStream cluster.
+type Cluster struct {
+	Servers []*server.Server
+}
+
+// URLs is the client URL list of every node, for nats.Connect.
+func (c *Cluster) URLs() string {
+	u := ""
+	for i, s := range c.Servers {
+		if i > 0 {
+			u += ","
+		}
+		u += s.ClientURL()
+	}
+	return u
+}
+
+// RunCluster starts an n-node JetStream cluster (n >= 3 for replicated
+// streams) and waits until it has a JetStream meta leader.
+func RunCluster(tb testing.TB, n int) *Cluster {
+	tb.Helper()
+	ports := make([]int, n)
+	routes := make([]*url.URL, n)
+	for i := range n {
+		ports[i] = freePort(tb)
+		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])}
+	}
+	c := &Cluster{}
+	for i := range n {
+		opts := ServerOptions(tb.TempDir())
+		opts.ServerName = fmt.Sprintf("n%d", i+1)
+		opts.Cluster = server.ClusterOpts{Name: "testkit", Host: "127.0.0.1", Port: ports[i]}
+		opts.Routes = routes
+		s, err := StartServer(opts)
+		if err != nil {
+			tb.Fatalf("cluster node %d: %v", i+1, err)
+		}
+		tb.Cleanup(func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		})
+		c.Servers = append(c.Servers, s)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range c.Servers {
+			if s.JetStreamIsLeader() {
+				return c
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatalf("cluster of %d has no JetStream meta leader after 20s", n)
+	return nil
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
