@@ -177,7 +177,7 @@ func (t *Ticket) validate(fe *fieldErrors, noPlayers bool) {
 
 // CheckShard verifies that a ticket belongs to the shard it was published on:
 // a known region, a known tier, and a skill inside that tier.
-func (t *Ticket) CheckShard(region, tier string, regions []string, tiers Tiers) error {
+func (t *Ticket) CheckShard(region, tier string, regions Regions, tiers Tiers) error {
 	fe := &fieldErrors{kind: "ticket"}
 	if !contains(regions, region) {
 		fe.add("subject", "unknown region %q, want one of %v", region, regions)

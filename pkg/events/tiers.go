@@ -28,7 +28,7 @@ var DefaultTiers = Tiers{
 }
 
 // DefaultRegions are the regions a deployment serves unless configured.
-var DefaultRegions = []string{"eu", "us", "asia"}
+var DefaultRegions = Regions{"eu", "us", "asia"}
 
 // ParseTiers reads "bronze:0,silver:1200,gold:1600,platinum:2000": names with
 // the lowest skill of each, in increasing order.
@@ -97,4 +97,37 @@ func (ts Tiers) Has(name string) bool {
 		}
 	}
 	return false
+}
+
+// Set parses s like [ParseTiers]; it makes *Tiers a flag.Value.
+func (ts *Tiers) Set(s string) error {
+	parsed, err := ParseTiers(s)
+	if err != nil {
+		return err
+	}
+	*ts = parsed
+	return nil
+}
+
+// Regions is a list of region names; *Regions is a flag.Value taking
+// "eu,us,asia".
+type Regions []string
+
+func (r Regions) String() string { return strings.Join(r, ",") }
+
+// Set parses a comma-separated list of region names.
+func (r *Regions) Set(s string) error {
+	var out Regions
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if err := checkToken(name); err != nil {
+			return fmt.Errorf("region: %w", err)
+		}
+		if contains(out, name) {
+			return fmt.Errorf("region %q appears twice", name)
+		}
+		out = append(out, name)
+	}
+	*r = out
+	return nil
 }

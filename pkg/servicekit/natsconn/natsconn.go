@@ -1,0 +1,85 @@
+// Package natsconn connects a service to NATS with the options every
+// service needs: a name, credentials or TLS when configured, reconnecting
+// forever with the state changes logged.
+package natsconn
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Config says how to reach NATS.
+type Config struct {
+	// URL is a comma-separated list of server URLs.
+	URL string
+	// Creds is a NATS credentials file (JWT + nkey seed), optional.
+	Creds string
+	// TLSCA, TLSCert and TLSKey enable TLS; the pair is optional (mTLS).
+	TLSCA, TLSCert, TLSKey string
+	// SubjectPrefix separates deployments sharing one NATS account.
+	SubjectPrefix string
+}
+
+// RegisterFlags adds the NATS flags to fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.URL, "nats-url", nats.DefaultURL, "NATS server URLs, comma-separated")
+	fs.StringVar(&c.Creds, "nats-creds", "", "NATS credentials file (optional)")
+	fs.StringVar(&c.TLSCA, "nats-tls-ca", "", "CA file to verify the NATS server (optional)")
+	fs.StringVar(&c.TLSCert, "nats-tls-cert", "", "client certificate for NATS mTLS (optional)")
+	fs.StringVar(&c.TLSKey, "nats-tls-key", "", "client key for NATS mTLS (optional)")
+	fs.StringVar(&c.SubjectPrefix, "subject-prefix", "", "prefix of every subject and stream, to share one NATS between deployments")
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("nats-url is empty"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("nats-tls-cert and nats-tls-key go together"))
+	}
+	return errors.Join(errs...)
+}
+
+// Connect opens the connection. It waits up to 10 s for the first connect,
+// then reconnects forever: a service outlives a NATS restart.
+func Connect(c Config, name string, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.Timeout(10 * time.Second),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Error("nats async error", "subject", subject, "err", err)
+		}),
+	}
+	if c.Creds != "" {
+		opts = append(opts, nats.UserCredentials(c.Creds))
+	}
+	if c.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(c.TLSCA))
+	}
+	if c.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(c.TLSCert, c.TLSKey))
+	}
+	nc, err := nats.Connect(c.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats %s: %w", c.URL, err)
+	}
+	return nc, nil
+}

@@ -1,0 +1,73 @@
+// Package ops serves what operators and Kubernetes probe: /healthz
+// (liveness: the process answers), /readyz (readiness: the service takes
+// work) and /metrics (Prometheus).
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Readiness is flipped by the service: ready once it takes work, not ready
+// as the first step of shutdown so that load balancers stop sending.
+type Readiness struct{ ready atomic.Bool }
+
+// Set marks the service ready or not.
+func (r *Readiness) Set(ready bool) { r.ready.Store(ready) }
+
+// Ready reports the current state.
+func (r *Readiness) Ready() bool { return r.ready.Load() }
+
+// Register adds /healthz, /readyz and /metrics (from reg) to mux.
+func Register(mux *http.ServeMux, r *Readiness, reg prometheus.Gatherer) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !r.Ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+}
+
+// Serve runs srv on ln until ctx ends, then shuts it down within grace.
+// http.ErrServerClosed is success.
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http server %s shutdown: %w", ln.Addr(), err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// ListenAndServe listens on addr and calls Serve.
+func ListenAndServe(ctx context.Context, addr string, h http.Handler, grace time.Duration) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return Serve(ctx, srv, ln, grace)
+}
