@@ -1,0 +1,253 @@
+// Package allocator turns formed matches into game-server assignments.
+//
+// Requests arrive through a watermill router bound, with watermill-nats, to
+// the allocator push consumer that events.Provision created. The subscriber
+// never creates or deletes a consumer, acks explicitly (ManualAck), and each
+// of its SubscribersCount subscriptions handles one match at a time.
+//
+// For each match the handler asks the Backend for a server, signs a join
+// token per player and publishes each player's assignment on their result
+// subject. Transient failures are retried with backoff inside the handler
+// (watermill's Retry middleware); what still fails is a permanent failure:
+// every player gets a "failed" result with the reason, the match is
+// dead-lettered, and the message is acked. So a player always hears back.
+package allocator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+)
+
+// Source is the name the allocator signs its dead letters with.
+const Source = "allocator"
+
+// ErrNoCapacity is returned by a Backend that has no server for a match.
+var ErrNoCapacity = errors.New("no game server capacity")
+
+// Server is an allocated game server.
+type Server struct {
+	Name    string
+	Address string
+	Port    int
+}
+
+// Backend finds a game server for a match. It must be idempotent: asked
+// again for the same match id, it returns the same server.
+type Backend interface {
+	Allocate(ctx context.Context, m events.Match) (Server, error)
+}
+
+// Config of the allocator.
+type Config struct {
+	// JoinSecret signs join tokens; the game servers hold the same secret.
+	JoinSecret []byte
+	// TokenTTL is how long a join token admits its player.
+	TokenTTL time.Duration
+	// Concurrency is how many matches are allocated at once.
+	Concurrency int
+	// RetryDeadline bounds retries of one match before it fails.
+	RetryDeadline time.Duration
+	// CloseTimeout is how long in-flight matches may finish on shutdown.
+	CloseTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = 10 * time.Minute
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8
+	}
+	if c.RetryDeadline <= 0 {
+		c.RetryDeadline = 10 * time.Second
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = 10 * time.Second
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.JoinSecret) < jointoken.MinSecretBytes {
+		errs = append(errs, fmt.Errorf("join secret is %d bytes, at least %d needed", len(c.JoinSecret), jointoken.MinSecretBytes))
+	}
+	if c.RetryDeadline >= events.AllocatorAckWait {
+		errs = append(errs, fmt.Errorf("retry deadline %s must be below the consumer's AckWait %s", c.RetryDeadline, events.AllocatorAckWait))
+	}
+	return errors.Join(errs...)
+}
+
+// Allocator runs the request router.
+type Allocator struct {
+	cfg     Config
+	nc      *nats.Conn
+	subj    events.Subjects
+	pub     *events.Publisher
+	backend Backend
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New returns an allocator.
+func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, subj events.Subjects, backend Backend, log *slog.Logger) (*Allocator, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("allocator config: %w", err)
+	}
+	return &Allocator{cfg: cfg, nc: nc, subj: subj, pub: events.NewPublisher(js, subj), backend: backend, log: log, now: time.Now}, nil
+}
+
+// Run serves allocation requests until ctx ends.
+func (a *Allocator) Run(ctx context.Context) error {
+	wlog := watermill.NewSlogLogger(a.log)
+	sub, err := wmnats.NewSubscriberWithNatsConn(a.nc, wmnats.SubscriberSubscriptionConfig{
+		Unmarshaler:      unmarshaler{},
+		SubscribersCount: a.cfg.Concurrency,
+		QueueGroupPrefix: events.AllocatorDeliverGroup,
+		// The handler retries within RetryDeadline; past AckWait the
+		// server would redeliver anyway.
+		AckWaitTimeout: events.AllocatorAckWait,
+		CloseTimeout:   a.cfg.CloseTimeout,
+		JetStream: wmnats.JetStreamConfig{
+			// Bind to the provisioned consumer; never create (and so never
+			// delete) one. ManualAck stops nats.go from acking on receipt.
+			SubscribeOptions: []nats.SubOpt{
+				nats.Bind(a.subj.AllocationsStream(), events.ConsumerAllocator),
+				nats.ManualAck(),
+			},
+			DurablePrefix: events.ConsumerAllocator,
+		},
+	}, wlog)
+	if err != nil {
+		return fmt.Errorf("allocation subscriber: %w", err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: a.cfg.CloseTimeout}, wlog)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	retry := middleware.Retry{
+		MaxRetries:      20,
+		InitialInterval: 100 * time.Millisecond,
+		MaxInterval:     2 * time.Second,
+		Multiplier:      2,
+		MaxElapsedTime:  a.cfg.RetryDeadline,
+		Logger:          wlog,
+		ShouldRetry:     func(p middleware.RetryParams) bool { return !errors.Is(p.Err, events.ErrInvalid) },
+	}
+	// Order: the outermost middleware sees what is left after the inner
+	// ones; giveUp turns a failure that survived every retry into results
+	// and a dead letter, so the router only ever acks.
+	router.AddMiddleware(middleware.CorrelationID, a.giveUp, retry.Middleware, middleware.Recoverer)
+	router.AddConsumerHandler("allocate", a.subj.AllAllocations(), sub, a.handle)
+	return router.Run(ctx)
+}
+
+// handle allocates one match. A returned error is retried by the middleware.
+func (a *Allocator) handle(msg *message.Message) error {
+	m, err := events.DecodeMatch(msg.Payload)
+	if err != nil {
+		return err
+	}
+	ctx := events.WithMeta(msg.Context(), events.Meta{CorrelationID: middleware.MessageCorrelationID(msg), TraceParent: msg.Metadata.Get(events.HeaderTraceParent)})
+	srv, err := a.backend.Allocate(ctx, m)
+	if err != nil {
+		return fmt.Errorf("allocate match %s: %w", m.MatchID, err)
+	}
+	expires := a.now().Add(a.cfg.TokenTTL)
+	for _, t := range m.Tickets {
+		for _, p := range t.Players {
+			token, err := jointoken.Sign(a.cfg.JoinSecret, jointoken.Claims{MatchID: m.MatchID, PlayerID: p, Expires: expires})
+			if err != nil {
+				return fmt.Errorf("match %s: %w", m.MatchID, err)
+			}
+			as := &events.Assignment{
+				Server: srv.Name, Address: srv.Address, Port: srv.Port,
+				URL:  playURL(srv, m.MatchID, token),
+				Room: m.MatchID, JoinToken: token, MatchID: m.MatchID,
+			}
+			r := events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusAssigned, MatchID: m.MatchID, Assignment: as}
+			if err := a.pub.Result(ctx, r); err != nil {
+				return fmt.Errorf("match %s: %w", m.MatchID, err)
+			}
+		}
+	}
+	a.log.Info("match assigned", "match_id", m.MatchID, "server", srv.Name, "players", len(m.Players()), "correlation_id", middleware.MessageCorrelationID(msg))
+	return nil
+}
+
+// playURL is the page a player opens; the game server serves it.
+func playURL(s Server, room, token string) string {
+	q := url.Values{"room": {room}, "token": {token}}
+	u := url.URL{Scheme: "http", Host: s.Address + ":" + strconv.Itoa(s.Port), Path: "/play", RawQuery: q.Encode()}
+	return u.String()
+}
+
+// giveUp ends a match that could not be allocated: players are told why,
+// the match is dead-lettered, and the message is acked. If even that cannot
+// be stored, the error is returned and the message is nakked for later.
+func (a *Allocator) giveUp(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err == nil {
+			return out, nil
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), 5*time.Second)
+		defer cancel()
+		subject := msg.Metadata.Get(metaSubject)
+		dl := events.NewDeadLetter(Source, subject, 0, msg.Payload, err, a.now())
+		if perr := a.pub.DeadLetter(ctx, dl); perr != nil {
+			return nil, fmt.Errorf("dead-letter after %w: %w", err, perr)
+		}
+		if m, derr := events.DecodeMatch(msg.Payload); derr == nil {
+			for _, t := range m.Tickets {
+				for _, p := range t.Players {
+					r := events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, MatchID: m.MatchID, Reason: err.Error()}
+					if perr := a.pub.Result(ctx, r); perr != nil {
+						return nil, fmt.Errorf("tell players after %w: %w", err, perr)
+					}
+				}
+			}
+		}
+		a.log.Error("match failed; players told and match dead-lettered", "err", err, "subject", subject)
+		return nil, nil
+	}
+}
+
+const metaSubject = "nats_subject"
+
+// unmarshaler turns any NATS message into a watermill message and never
+// fails: watermill-nats drops a message it cannot unmarshal without acking
+// it, which would redeliver a poison message forever. Validation happens in
+// the handler, where a bad match is dead-lettered with its reason.
+type unmarshaler struct{}
+
+func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
+	id := m.Header.Get(jetstream.MsgIDHeader)
+	if id == "" {
+		id = watermill.NewUUID()
+	}
+	msg := message.NewMessage(id, m.Data)
+	for k, v := range m.Header {
+		if len(v) > 0 {
+			msg.Metadata.Set(k, v[0])
+		}
+	}
+	msg.Metadata.Set(metaSubject, m.Subject)
+	return msg, nil
+}

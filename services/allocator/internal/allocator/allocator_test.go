@@ -1,0 +1,198 @@
+package allocator_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/local"
+)
+
+var secret = []byte("test-secret-0123456789")
+
+type env struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	subj events.Subjects
+	pub  *events.Publisher
+}
+
+func start(t *testing.T, backend allocator.Backend, cfg allocator.Config) *env {
+	t.Helper()
+	s := testkit.RunServer(t)
+	nc := testkit.Connect(t, s)
+	js := testkit.JetStream(t, nc)
+	e := &env{nc: nc, js: js, pub: events.NewPublisher(js, events.Subjects{})}
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.JoinSecret = secret
+	a, err := allocator.New(cfg, nc, js, e.subj, backend, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("allocator Run: %v", err)
+		}
+	})
+	return e
+}
+
+func collect(t *testing.T, nc *nats.Conn, subject string) func() []*nats.Msg {
+	t.Helper()
+	var mu sync.Mutex
+	var got []*nats.Msg
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, m)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return func() []*nats.Msg {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*nats.Msg(nil), got...)
+	}
+}
+
+func match(id string, players ...string) events.Match {
+	m := events.Match{MatchID: id, Mode: "1v1", Region: "eu", Tier: "gold"}
+	for i, p := range players {
+		m.Tickets = append(m.Tickets, events.MatchTicket{TicketID: "t-" + p, Players: []string{p}, Team: i})
+	}
+	return m
+}
+
+func (e *env) pending(t *testing.T) uint64 {
+	st, err := e.js.Stream(t.Context(), e.subj.AllocationsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestMatchIsAssignedOnce(t *testing.T) {
+	t.Parallel()
+	e := start(t, local.New([]allocator.Server{{Name: "gs-1", Address: "127.0.0.1", Port: 7000}}), allocator.Config{})
+	res := collect(t, e.nc, e.subj.AllResults())
+	m := match("m1", "alice", "bob")
+	for range 3 { // a matcher retrying its publish: stored once
+		if err := e.pub.Match(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) >= 2 && e.pending(t) == 0 }, "no assignments")
+	time.Sleep(200 * time.Millisecond) // let any duplicate arrive before counting
+	if n := len(res()); n != 2 {
+		t.Fatalf("%d results for one match of 2 players", n)
+	}
+	for _, msg := range res() {
+		r, err := events.DecodeResult(msg.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := r.Assignment
+		if r.Status != events.StatusAssigned || a == nil || a.Server != "gs-1" || a.Port != 7000 || a.Room != "m1" {
+			t.Fatalf("result = %+v", r)
+		}
+		c, err := jointoken.Verify(secret, a.JoinToken, time.Now())
+		if err != nil || c.PlayerID != r.PlayerID || c.MatchID != "m1" {
+			t.Fatalf("join token of %s: %+v %v", r.PlayerID, c, err)
+		}
+		u, err := url.Parse(a.URL)
+		if err != nil || u.Host != "127.0.0.1:7000" || u.Query().Get("token") != a.JoinToken || u.Query().Get("room") != "m1" {
+			t.Fatalf("url %q", a.URL)
+		}
+	}
+}
+
+func TestBadMatchIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	e := start(t, local.New([]allocator.Server{{Name: "gs", Address: "127.0.0.1", Port: 7000}}), allocator.Config{})
+	dls := collect(t, e.nc, e.subj.AllDeadLetters())
+	if _, err := e.js.Publish(t.Context(), e.subj.Allocation("eu"), []byte(`{"match_id":"x"`)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(dls()) == 1 && e.pending(t) == 0 }, "no dead letter")
+	var d events.DeadLetter
+	if err := json.Unmarshal(dls()[0].Data, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Source != allocator.Source || d.Subject != "allocations.eu" || !strings.Contains(d.Reason, "invalid match") {
+		t.Fatalf("dead letter %+v", d)
+	}
+}
+
+type flaky struct {
+	failures atomic.Int32
+	err      error
+}
+
+func (f *flaky) Allocate(context.Context, events.Match) (allocator.Server, error) {
+	if f.failures.Add(-1) >= 0 {
+		return allocator.Server{}, f.err
+	}
+	return allocator.Server{Name: "gs", Address: "127.0.0.1", Port: 7001}, nil
+}
+
+func TestTransientFailureIsRetried(t *testing.T) {
+	t.Parallel()
+	b := &flaky{err: errors.New("kubernetes: 503")}
+	b.failures.Store(3)
+	e := start(t, b, allocator.Config{RetryDeadline: 5 * time.Second})
+	res := collect(t, e.nc, e.subj.Result("alice"))
+	if err := e.pub.Match(t.Context(), match("m2", "alice", "bob")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) == 1 }, "no result after retries")
+	r, _ := events.DecodeResult(res()[0].Data)
+	if r.Status != events.StatusAssigned {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+func TestNoCapacityFailsPlayersClearly(t *testing.T) {
+	t.Parallel()
+	b := &flaky{err: allocator.ErrNoCapacity}
+	b.failures.Store(1 << 30)
+	e := start(t, b, allocator.Config{RetryDeadline: 300 * time.Millisecond})
+	res := collect(t, e.nc, e.subj.AllResults())
+	dls := collect(t, e.nc, e.subj.AllDeadLetters())
+	if err := e.pub.Match(t.Context(), match("m3", "alice", "bob")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) == 2 && len(dls()) == 1 && e.pending(t) == 0 }, "players not told")
+	for _, msg := range res() {
+		r, _ := events.DecodeResult(msg.Data)
+		if r.Status != events.StatusFailed || !strings.Contains(r.Reason, "no game server capacity") {
+			t.Fatalf("result %+v", r)
+		}
+	}
+}
