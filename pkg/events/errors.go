@@ -64,10 +64,11 @@ func (f *fieldErrors) err() error {
 // MaxPayloadBytes bounds every payload this package decodes.
 const MaxPayloadBytes = 64 << 10
 
-// decodeStrict decodes exactly one JSON object into v, rejecting unknown
+// DecodeStrict decodes exactly one JSON object into v, rejecting unknown
 // fields and trailing data, and turns encoding/json's errors into a
-// ValidationError that names the field.
-func decodeStrict(kind string, data []byte, v any) error {
+// *ValidationError of the given kind that names the field. Every decoder of
+// outside input uses it: the payload decoders here, and the HTTP API.
+func DecodeStrict(kind string, data []byte, v any) error {
 	fe := &fieldErrors{kind: kind}
 	if len(data) > MaxPayloadBytes {
 		fe.add("", "payload is %d bytes, at most %d allowed", len(data), MaxPayloadBytes)

@@ -57,7 +57,7 @@ func MatchID(ticketIDs []string) string {
 // DecodeMatch reads an allocation request strictly.
 func DecodeMatch(data []byte) (Match, error) {
 	var m Match
-	if err := decodeStrict("match", data, &m); err != nil {
+	if err := DecodeStrict("match", data, &m); err != nil {
 		return Match{}, err
 	}
 	fe := &fieldErrors{kind: "match"}

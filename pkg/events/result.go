@@ -60,7 +60,7 @@ type Assignment struct {
 // DecodeResult reads a result strictly.
 func DecodeResult(data []byte) (Result, error) {
 	var r Result
-	if err := decodeStrict("result", data, &r); err != nil {
+	if err := DecodeStrict("result", data, &r); err != nil {
 		return Result{}, err
 	}
 	fe := &fieldErrors{kind: "result"}

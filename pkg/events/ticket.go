@@ -74,7 +74,7 @@ func (t *Ticket) Players() []string {
 // left empty; the receiver fills them from the message (see [DeriveTicketID]).
 func DecodeTicket(data []byte) (Ticket, error) {
 	var w ticketWire
-	if err := decodeStrict("ticket", data, &w); err != nil {
+	if err := DecodeStrict("ticket", data, &w); err != nil {
 		return Ticket{}, err
 	}
 	t := Ticket{SchemaVersion: SchemaVersion, Mode: DefaultMode, Party: w.Party, LatenciesMS: w.LatenciesMS}
