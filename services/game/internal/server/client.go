@@ -1,0 +1,84 @@
+package server
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+const (
+	maxMessageBytes = 512
+	writeWait       = 5 * time.Second
+	pongWait        = 30 * time.Second
+	pingEvery       = pongWait * 9 / 10
+)
+
+// client is one player's connection. Its send channel is closed only by the
+// room goroutine; writeLoop then closes the connection.
+type client struct {
+	player string
+	conn   *websocket.Conn
+	send   chan []byte
+}
+
+func newClient(player string, conn *websocket.Conn) *client {
+	return &client{player: player, conn: conn, send: make(chan []byte, 16)}
+}
+
+// writeLoop writes queued messages and pings until send is closed.
+func (c *client) writeLoop() {
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	defer c.conn.Close()
+	for {
+		select {
+		case msg, ok := <-c.send:
+			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if !ok {
+				_ = c.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+				return
+			}
+			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+				return
+			}
+		case <-ping.C:
+			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := c.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// readLoop forwards moves to the room until the connection ends. Bad
+// messages get an error reply through the room; they never end the game.
+func (c *client) readLoop(rm *room) {
+	c.conn.SetReadLimit(maxMessageBytes)
+	_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(pongWait)) })
+	defer rm.send(event{kind: evLeave, client: c})
+	for {
+		kind, data, err := c.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+		var m clientMessage
+		if kind != websocket.TextMessage || json.Unmarshal(data, &m) != nil {
+			if !rm.send(event{kind: evBad, client: c, text: `messages are JSON text like {"type":"move","move":"rock"}`}) {
+				return
+			}
+			continue
+		}
+		if !rm.send(event{kind: evMove, client: c, text: m.Move, msgType: m.Type}) {
+			return
+		}
+	}
+}
+
+// fail tells a client why it cannot play and closes its connection.
+func (c *client) fail(reason string) {
+	c.send <- encode(message{Type: "error", Error: reason})
+	close(c.send)
+}

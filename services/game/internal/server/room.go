@@ -1,0 +1,216 @@
+package server
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/services/game/internal/rps"
+)
+
+type eventKind int
+
+const (
+	evJoin eventKind = iota
+	evLeave
+	evMove
+	evBad
+)
+
+type event struct {
+	kind    eventKind
+	client  *client
+	text    string
+	msgType string
+}
+
+// room is one match. Only run touches its fields after newRoom.
+type room struct {
+	id     string
+	cfg    Config
+	log    *slog.Logger
+	events chan event
+	done   chan struct{}
+
+	clients map[string]*client // player -> live connection
+	order   []string           // players in order of first join
+	game    *rps.Game
+	grace   map[string]*time.Timer
+	expired chan string // players whose grace ran out
+}
+
+func newRoom(id string, cfg Config, log *slog.Logger) *room {
+	return &room{
+		id: id, cfg: cfg, log: log,
+		events: make(chan event), done: make(chan struct{}),
+		clients: map[string]*client{}, grace: map[string]*time.Timer{}, expired: make(chan string, 2),
+	}
+}
+
+// send hands ev to the room; false once the room has ended.
+func (r *room) send(ev event) bool {
+	select {
+	case r.events <- ev:
+		return true
+	case <-r.done:
+		return false
+	}
+}
+
+func (r *room) run() {
+	defer close(r.done)
+	idle := time.NewTimer(r.cfg.IdleTimeout)
+	defer idle.Stop()
+	r.log.Info("room opened")
+	for {
+		select {
+		case ev := <-r.events:
+			idle.Reset(r.cfg.IdleTimeout)
+			if r.handle(ev) {
+				r.close()
+				return
+			}
+		case p := <-r.expired:
+			if _, back := r.clients[p]; back || r.game == nil {
+				continue
+			}
+			r.game.Forfeit(p)
+			r.finish(p + " did not come back")
+			r.close()
+			return
+		case <-idle.C:
+			reason := "idle for " + r.cfg.IdleTimeout.String()
+			if r.game != nil {
+				r.finish(reason)
+			} else {
+				r.broadcast(message{Type: "over", Reason: "opponent never joined"})
+			}
+			r.close()
+			return
+		}
+	}
+}
+
+// handle applies one event; true means the room is done.
+func (r *room) handle(ev event) bool {
+	c := ev.client
+	switch ev.kind {
+	case evJoin:
+		if old, ok := r.clients[c.player]; ok {
+			close(old.send) // the same player on a new connection wins
+		} else if len(r.order) == 2 && !contains(r.order, c.player) {
+			c.fail("room is full")
+			return false
+		}
+		r.clients[c.player] = c
+		if !contains(r.order, c.player) {
+			r.order = append(r.order, c.player)
+		}
+		if t, ok := r.grace[c.player]; ok {
+			t.Stop()
+			delete(r.grace, c.player)
+		}
+		r.push(c, message{Type: "welcome", Room: r.id, You: c.player, BestOf: r.cfg.BestOf})
+		switch {
+		case r.game != nil:
+			r.broadcast(message{Type: "resume", Players: r.order, Score: r.game.Score()})
+		case len(r.order) == 2:
+			r.game = rps.New(r.order[0], r.order[1], r.cfg.BestOf)
+			r.broadcast(message{Type: "start", Players: r.order, BestOf: r.cfg.BestOf})
+			r.log.Info("game started", "players", r.order)
+		default:
+			r.push(c, message{Type: "waiting"})
+		}
+	case evLeave:
+		if r.clients[c.player] != c {
+			return false // an old connection of a player who came back
+		}
+		delete(r.clients, c.player)
+		close(c.send)
+		if r.game == nil {
+			return false // a waiting player may come back until the room idles out
+		}
+		player := c.player
+		r.grace[player] = time.AfterFunc(r.cfg.ReconnectGrace, func() {
+			select {
+			case r.expired <- player:
+			case <-r.done:
+			}
+		})
+		r.broadcast(message{Type: "opponent_left", GraceSec: int(r.cfg.ReconnectGrace / time.Second)})
+	case evBad:
+		r.reply(c, ev.text)
+	case evMove:
+		if ev.msgType != "move" {
+			r.reply(c, `unknown message type "`+ev.msgType+`": want "move"`)
+			return false
+		}
+		if r.game == nil {
+			r.reply(c, "the game has not started: waiting for your opponent")
+			return false
+		}
+		m, err := rps.ParseMove(ev.text)
+		if err != nil {
+			r.reply(c, err.Error())
+			return false
+		}
+		round, err := r.game.Play(c.player, m)
+		switch {
+		case err != nil:
+			r.reply(c, err.Error())
+		case round == nil:
+			r.push(c, message{Type: "moved"})
+		default:
+			r.broadcast(message{Type: "round", Round: round, Score: r.game.Score()})
+			if over, _ := r.game.Over(); over {
+				r.finish("")
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (r *room) reply(c *client, text string) { r.push(c, message{Type: "error", Error: text}) }
+
+// push queues m for c without ever blocking the room: a client that does
+// not read loses messages, and the other player keeps playing.
+func (r *room) push(c *client, m message) {
+	select {
+	case c.send <- encode(m):
+	default:
+		r.log.Warn("player not reading; message dropped", "player", c.player, "type", m.Type)
+	}
+}
+
+func (r *room) finish(reason string) {
+	_, winner := r.game.Over()
+	r.broadcast(message{Type: "over", Winner: winner, Score: r.game.Score(), Reason: reason})
+	r.log.Info("game over", "winner", winner, "reason", reason)
+}
+
+func (r *room) broadcast(m message) {
+	for _, c := range r.clients {
+		r.push(c, m)
+	}
+}
+
+// close ends every connection and timer of the room.
+func (r *room) close() {
+	for _, c := range r.clients {
+		close(c.send)
+	}
+	r.clients = nil
+	for _, t := range r.grace {
+		t.Stop()
+	}
+	r.log.Info("room closed")
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

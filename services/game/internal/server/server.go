@@ -1,0 +1,192 @@
+// Package server is the game server: it hosts many rock-paper-scissors
+// rooms, each keyed by its match id, and admits to a room only players
+// whose join token the allocator signed for that room.
+//
+// Concurrency: each room is owned by one goroutine (room.run) that holds
+// the game and the room's connections; WebSocket readers send it events,
+// and it writes to players through each connection's send channel, drained
+// by that connection's writer goroutine. The server's mutex guards only the
+// map of rooms.
+package server
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+)
+
+//go:embed page/*
+var page embed.FS
+
+// Config of the game server.
+type Config struct {
+	// JoinSecret verifies join tokens; the allocator holds the same.
+	JoinSecret []byte
+	// BestOf rounds decide a game (odd).
+	BestOf int
+	// ReconnectGrace is how long a player who dropped may come back before
+	// forfeiting.
+	ReconnectGrace time.Duration
+	// IdleTimeout ends a room in which nobody has done anything for this long.
+	IdleTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.BestOf <= 0 {
+		c.BestOf = 3
+	}
+	if c.ReconnectGrace <= 0 {
+		c.ReconnectGrace = 15 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+}
+
+// Server hosts rooms.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+	pageFS   fs.FS
+	now      func() time.Time
+
+	mu     sync.Mutex
+	rooms  map[string]*room
+	ended  map[string]bool // rooms that finished; their tokens no longer admit
+	wg     sync.WaitGroup
+}
+
+// New returns a game server.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	cfg.setDefaults()
+	if len(cfg.JoinSecret) < jointoken.MinSecretBytes {
+		return nil, fmt.Errorf("join secret is %d bytes, at least %d needed", len(cfg.JoinSecret), jointoken.MinSecretBytes)
+	}
+	sub, err := fs.Sub(page, "page")
+	if err != nil {
+		return nil, fmt.Errorf("embedded page: %w", err)
+	}
+	return &Server{
+		cfg: cfg, log: log, pageFS: sub, now: time.Now,
+		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
+		rooms:    map[string]*room{}, ended: map[string]bool{},
+	}, nil
+}
+
+// Handler serves the play page, the WebSocket and /healthz.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /play", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, s.pageFS, "play.html")
+	})
+	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("quickmatch game server: open the URL of your assignment\n"))
+	})
+	return mux
+}
+
+// Rooms is the number of rooms open now.
+func (s *Server) Rooms() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.rooms)
+}
+
+// Wait blocks until every room has ended.
+func (s *Server) Wait() { s.wg.Wait() }
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	roomID, token := r.URL.Query().Get("room"), r.URL.Query().Get("token")
+	claims, err := jointoken.Verify(s.cfg.JoinSecret, token, s.now())
+	switch {
+	case err != nil:
+		http.Error(w, "join refused: "+err.Error(), http.StatusForbidden)
+		return
+	case claims.MatchID != roomID:
+		http.Error(w, "join refused: token is for another room", http.StatusForbidden)
+		return
+	}
+	rm, err := s.room(roomID)
+	if err != nil {
+		http.Error(w, "join refused: "+err.Error(), http.StatusGone)
+		return
+	}
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade has answered the client already; nothing more to do.
+		s.log.Debug("websocket upgrade", "err", err)
+		return
+	}
+	c := newClient(claims.PlayerID, conn)
+	go c.writeLoop()
+	if !rm.send(event{kind: evJoin, client: c}) {
+		c.fail("room has ended")
+		return
+	}
+	c.readLoop(rm)
+}
+
+var errRoomEnded = errors.New("room has ended")
+
+// room returns the open room id, starting it if needed.
+func (s *Server) room(id string) (*room, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended[id] {
+		return nil, errRoomEnded
+	}
+	if rm, ok := s.rooms[id]; ok {
+		return rm, nil
+	}
+	rm := newRoom(id, s.cfg, s.log.With("room", id))
+	s.rooms[id] = rm
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		rm.run()
+		s.mu.Lock()
+		delete(s.rooms, id)
+		s.ended[id] = true
+		s.mu.Unlock()
+	}()
+	return rm, nil
+}
+
+// message is every server-to-client message.
+type message struct {
+	Type     string         `json:"type"`
+	Room     string         `json:"room,omitempty"`
+	You      string         `json:"you,omitempty"`
+	Players  []string       `json:"players,omitempty"`
+	BestOf   int            `json:"best_of,omitempty"`
+	Round    any            `json:"round,omitempty"`
+	Score    map[string]int `json:"score,omitempty"`
+	Winner   string         `json:"winner,omitempty"`
+	Reason   string         `json:"reason,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	GraceSec int            `json:"grace_seconds,omitempty"`
+}
+
+// clientMessage is every client-to-server message.
+type clientMessage struct {
+	Type string `json:"type"`
+	Move string `json:"move"`
+}
+
+func encode(m message) []byte {
+	b, _ := json.Marshal(m) // message holds only encodable fields
+	return b
+}

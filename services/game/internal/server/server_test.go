@@ -1,0 +1,235 @@
+package server
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+)
+
+var secret = []byte("game-test-secret-0123")
+
+func startServer(t *testing.T, cfg Config) (*Server, *httptest.Server) {
+	t.Helper()
+	cfg.JoinSecret = secret
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	return s, hs
+}
+
+func token(t *testing.T, match, player string, ttl time.Duration) string {
+	t.Helper()
+	tok, err := jointoken.Sign(secret, jointoken.Claims{MatchID: match, PlayerID: player, Expires: time.Now().Add(ttl)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func dial(t *testing.T, hs *httptest.Server, room, tok string) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws?room=" + url.QueryEscape(room) + "&token=" + url.QueryEscape(tok)
+	c, res, err := websocket.DefaultDialer.Dial(u, nil)
+	if c != nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, res, err
+}
+
+func join(t *testing.T, hs *httptest.Server, room, player string) *websocket.Conn {
+	t.Helper()
+	c, _, err := dial(t, hs, room, token(t, room, player, time.Minute))
+	if err != nil {
+		t.Fatalf("%s joins %s: %v", player, room, err)
+	}
+	return c
+}
+
+// next reads messages until one of type typ arrives.
+func next(t *testing.T, c *websocket.Conn, typ string) message {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", typ, err)
+		}
+		var m message
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatalf("server sent non-JSON %q", data)
+		}
+		if m.Type == typ {
+			return m
+		}
+	}
+}
+
+func move(t *testing.T, c *websocket.Conn, mv string) {
+	t.Helper()
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"move","move":"`+mv+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFullGame(t *testing.T) {
+	t.Parallel()
+	s, hs := startServer(t, Config{BestOf: 3})
+	a := join(t, hs, "m1", "alice")
+	next(t, a, "waiting")
+	b := join(t, hs, "m1", "bob")
+	for _, c := range []*websocket.Conn{a, b} {
+		if m := next(t, c, "start"); len(m.Players) != 2 {
+			t.Fatalf("start %+v", m)
+		}
+	}
+	for _, round := range [][2]string{{"rock", "scissors"}, {"paper", "paper"}, {"scissors", "paper"}} {
+		move(t, a, round[0])
+		move(t, b, round[1])
+		next(t, a, "round")
+		next(t, b, "round")
+	}
+	over := next(t, a, "over")
+	if over.Winner != "alice" || over.Score["alice"] != 2 || over.Score["bob"] != 0 {
+		t.Fatalf("over %+v", over)
+	}
+	if next(t, b, "over").Winner != "alice" {
+		t.Fatal("bob was told another winner")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Rooms() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.Rooms() != 0 {
+		t.Fatal("finished room still open")
+	}
+	// The room is over: its tokens no longer admit anyone.
+	if _, res, err := dial(t, hs, "m1", token(t, "m1", "alice", time.Minute)); err == nil || res.StatusCode != http.StatusGone {
+		t.Fatalf("rejoin of a finished room: %v", err)
+	}
+}
+
+func TestJoinRefusals(t *testing.T) {
+	t.Parallel()
+	_, hs := startServer(t, Config{})
+	other, _ := jointoken.Sign([]byte("another-secret-0123456"), jointoken.Claims{MatchID: "m1", PlayerID: "eve", Expires: time.Now().Add(time.Minute)})
+	tests := []struct {
+		name, room, token string
+	}{
+		{"no token", "m1", ""},
+		{"garbage", "m1", "abc.def"},
+		{"signed by someone else", "m1", other},
+		{"expired", "m1", token(t, "m1", "alice", -time.Second)},
+		{"other room", "m1", token(t, "m2", "alice", time.Minute)},
+	}
+	for _, tt := range tests {
+		_, res, err := dial(t, hs, tt.room, tt.token)
+		if err == nil || res == nil || res.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: err %v res %v, want 403", tt.name, err, res)
+			continue
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !strings.Contains(string(body), "join refused") {
+			t.Errorf("%s: body %q", tt.name, body)
+		}
+	}
+	// A third player with a valid token for the room is refused: 1v1.
+	join(t, hs, "m3", "a")
+	join(t, hs, "m3", "b")
+	c := join(t, hs, "m3", "c")
+	if m := next(t, c, "error"); !strings.Contains(m.Error, "full") {
+		t.Fatalf("third player: %+v", m)
+	}
+}
+
+func TestBadMessagesGetErrorsAndTheGameGoesOn(t *testing.T) {
+	t.Parallel()
+	_, hs := startServer(t, Config{BestOf: 1})
+	a := join(t, hs, "m1", "alice")
+	b := join(t, hs, "m1", "bob")
+	next(t, a, "start")
+	next(t, b, "start")
+	bad := []string{`not json`, `{"type":"dance"}`, `{"type":"move","move":"lizard"}`}
+	for _, msg := range bad {
+		if err := a.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if m := next(t, a, "error"); m.Error == "" {
+			t.Fatalf("%s: empty error", msg)
+		}
+	}
+	if err := a.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	next(t, a, "error")
+	move(t, a, "rock")
+	move(t, a, "paper") // twice in a round
+	if m := next(t, a, "error"); !strings.Contains(m.Error, "already") {
+		t.Fatalf("double move: %+v", m)
+	}
+	move(t, b, "scissors")
+	if m := next(t, b, "over"); m.Winner != "alice" {
+		t.Fatalf("over %+v", m)
+	}
+}
+
+func TestOversizedMessageClosesOnlyThatConnection(t *testing.T) {
+	t.Parallel()
+	_, hs := startServer(t, Config{ReconnectGrace: 200 * time.Millisecond})
+	a := join(t, hs, "m1", "alice")
+	b := join(t, hs, "m1", "bob")
+	next(t, a, "start")
+	next(t, b, "start")
+	if err := a.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 4096))); err != nil {
+		t.Fatal(err)
+	}
+	next(t, b, "opponent_left")
+	if m := next(t, b, "over"); m.Winner != "bob" || !strings.Contains(m.Reason, "alice") {
+		t.Fatalf("forfeit: %+v", m)
+	}
+}
+
+func TestReconnectWithinGrace(t *testing.T) {
+	t.Parallel()
+	_, hs := startServer(t, Config{ReconnectGrace: 5 * time.Second, BestOf: 1})
+	a := join(t, hs, "m1", "alice")
+	b := join(t, hs, "m1", "bob")
+	next(t, a, "start")
+	next(t, b, "start")
+	a.Close()
+	next(t, b, "opponent_left")
+	a2 := join(t, hs, "m1", "alice")
+	next(t, a2, "resume")
+	move(t, a2, "paper")
+	move(t, b, "rock")
+	if m := next(t, b, "over"); m.Winner != "alice" {
+		t.Fatalf("over %+v", m)
+	}
+}
+
+func TestPlayPageIsServed(t *testing.T) {
+	t.Parallel()
+	_, hs := startServer(t, Config{})
+	res, err := http.Get(hs.URL + "/play?room=m1&token=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), "Rock, paper, scissors") {
+		t.Fatalf("play page: %d", res.StatusCode)
+	}
+}
