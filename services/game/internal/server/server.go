@@ -61,10 +61,10 @@ type Server struct {
 	pageFS   fs.FS
 	now      func() time.Time
 
-	mu     sync.Mutex
-	rooms  map[string]*room
-	ended  map[string]bool // rooms that finished; their tokens no longer admit
-	wg     sync.WaitGroup
+	mu    sync.Mutex
+	rooms map[string]*room
+	ended map[string]bool // rooms that finished; their tokens no longer admit
+	wg    sync.WaitGroup
 }
 
 // New returns a game server.
