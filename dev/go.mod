@@ -1,3 +1,30 @@
 module github.com/quickmatch-dev/quickmatch/dev
 
 go 1.26.0
+
+require (
+	github.com/nats-io/nats-server/v2 v2.15.2
+	github.com/quickmatch-dev/quickmatch/pkg/servicekit v0.0.0
+	github.com/quickmatch-dev/quickmatch/pkg/testkit v0.0.0
+)
+
+require (
+	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
+	github.com/google/go-tpm v0.9.8 // indirect
+	github.com/gorilla/websocket v1.5.3
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/minio/highwayhash v1.0.4 // indirect
+	github.com/nats-io/jwt/v2 v2.8.2 // indirect
+	github.com/nats-io/nats.go v1.55.0 // indirect
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
+)
+
+replace (
+	github.com/quickmatch-dev/quickmatch/pkg/events => ../pkg/events
+	github.com/quickmatch-dev/quickmatch/pkg/servicekit => ../pkg/servicekit
+	github.com/quickmatch-dev/quickmatch/pkg/testkit => ../pkg/testkit
+)

@@ -73,11 +73,19 @@ func (a *API) createTicket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	view, err := a.tickets.Create(r.Context(), req, r.Header.Get("Idempotency-Key"))
+	// The correlation id starts here (or comes from the client) and travels
+	// in NATS headers through every service that touches the ticket.
+	cid := r.Header.Get("X-Correlation-Id")
+	if cid == "" || len(cid) > 128 {
+		cid = events.NewCorrelationID()
+	}
+	w.Header().Set("X-Correlation-Id", cid)
+	ctx := events.WithMeta(r.Context(), events.Meta{CorrelationID: cid, TraceParent: r.Header.Get("Traceparent")})
+	view, err := a.tickets.Create(ctx, req, r.Header.Get("Idempotency-Key"))
 	if err != nil {
 		a.created.WithLabelValues(outcome(err)).Inc()
 		if !errors.Is(err, events.ErrInvalid) && !errors.Is(err, tickets.ErrIdempotencyReuse) {
-			a.log.Error("create ticket", "err", err)
+			a.log.Error("create ticket", "correlation_id", cid, "err", err)
 		}
 		writeError(w, err)
 		return

@@ -204,7 +204,12 @@ func (m *Matcher) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	log := m.log.With("subject", msg.Subject(), "seq", meta.Sequence.Stream, "correlation_id", events.MetaFromHeader(msg.Headers()).CorrelationID)
+	// The ticket's correlation and trace context go on every log line and
+	// every message published for it (the match carries the context of the
+	// ticket that completed it).
+	tmeta := events.MetaFromHeader(msg.Headers())
+	ctx = events.WithMeta(ctx, tmeta)
+	log := m.log.With("subject", msg.Subject(), "seq", meta.Sequence.Stream, "correlation_id", tmeta.CorrelationID)
 	t, key, err := m.decode(msg, meta)
 	if err != nil {
 		m.deadLetter(ctx, log, msg, meta, err)
@@ -377,7 +382,7 @@ func (m *Matcher) deadLetter(ctx context.Context, log *slog.Logger, msg jetstrea
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.PublishTimeout)
 	defer cancel()
 	dl := events.NewDeadLetter(Source, msg.Subject(), meta.Sequence.Stream, msg.Data(), cause, m.now())
-	if err := m.pub.DeadLetter(events.WithMeta(pctx, events.MetaFromHeader(msg.Headers())), dl); err != nil {
+	if err := m.pub.DeadLetter(pctx, dl); err != nil {
 		log.Error("publish dead letter; ticket will be retried", "reason", cause, "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return

@@ -1,0 +1,74 @@
+// Command localstack runs the whole system on this machine: an embedded
+// NATS JetStream server (data kept in a local directory) and the frontend,
+// matcher, allocator and two game servers as child processes. It is what
+// `make run` starts. No Kubernetes, no Docker.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/quickmatch-dev/quickmatch/dev/stack"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "localstack:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	cfg := stack.Config{Logs: os.Stdout}
+	var games string
+	fs := flag.NewFlagSet("localstack", flag.ContinueOnError)
+	fs.StringVar(&cfg.BinDir, "bin-dir", "bin", "directory of the service binaries (make build)")
+	fs.StringVar(&cfg.DataDir, "data-dir", ".data", "directory of JetStream's files, kept between runs")
+	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "address every service listens on")
+	fs.IntVar(&cfg.NATSPort, "nats-port", 4222, "NATS client port (the nats CLI's default)")
+	fs.IntVar(&cfg.FrontendPort, "frontend-port", 3000, "port of the page and the ticket API")
+	fs.StringVar(&games, "game-ports", "7000,7001", "ports of the game servers, one process each (7000-8000)")
+	fs.IntVar(&cfg.MatcherOpsPort, "matcher-ops-port", 9102, "matcher /healthz, /readyz, /metrics")
+	fs.IntVar(&cfg.AllocatorOpsPort, "allocator-ops-port", 9103, "allocator /healthz, /readyz, /metrics")
+	if err := envflag.Parse(fs, args); err != nil {
+		return err
+	}
+	for _, p := range strings.Split(games, ",") {
+		port, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || port < 7000 || port > 8000 {
+			return fmt.Errorf("game port %q: want a number in 7000-8000", p)
+		}
+		cfg.GamePorts = append(cfg.GamePorts, port)
+	}
+	s, err := stack.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf(`
+  quickmatch is running.
+
+    Open %s in two browser tabs and press "Find a match" in each.
+
+    API:   curl -s -XPOST %s/v1/tickets -d '{"player_id":"alice","skill":1650,"region":"eu"}'
+    NATS:  %s   (nats sub 'results.>'   /   nats pub matchmaking.eu.gold '{"player_id":"carol","skill":1650}')
+
+  Ctrl-C stops everything.
+
+`, s.FrontendURL(), s.FrontendURL(), s.NATSURL())
+	select {
+	case <-ctx.Done():
+	case why := <-s.Done():
+		fmt.Fprintln(os.Stderr, "localstack: a service stopped:", why)
+	}
+	fmt.Println("stopping...")
+	return s.Stop()
+}

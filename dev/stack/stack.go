@@ -1,0 +1,246 @@
+// Package stack runs the whole system on one machine without Kubernetes or
+// Docker: an embedded NATS JetStream server and every service as a child
+// process of the binaries built by `make build`. `make run` uses it through
+// cmd localstack, and the end-to-end tests use it on random ports.
+package stack
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// Config of a local stack.
+type Config struct {
+	// BinDir holds the frontend, matcher, allocator and game binaries.
+	BinDir string
+	// DataDir keeps JetStream's files between runs.
+	DataDir string
+	// NATSPort is the client port; -1 picks a free one.
+	NATSPort int
+	// Host is the address every service listens on and players reach.
+	Host string
+	// FrontendPort serves the API and the page.
+	FrontendPort int
+	// GamePorts are the game servers, one process each.
+	GamePorts []int
+	// OpsPorts are the matcher's and the allocator's ops endpoints.
+	MatcherOpsPort, AllocatorOpsPort int
+	// Logs receives every service's output, each line prefixed.
+	Logs io.Writer
+}
+
+// Stack is a running local system.
+type Stack struct {
+	cfg    Config
+	nats   *server.Server
+	procs  []*proc
+	secret string
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// NATSURL is the client URL of the embedded server.
+func (s *Stack) NATSURL() string { return s.nats.ClientURL() }
+
+// FrontendURL is where players open the page.
+func (s *Stack) FrontendURL() string {
+	return "http://" + net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.FrontendPort))
+}
+
+// Start starts NATS and every service, and waits until each answers.
+func Start(ctx context.Context, cfg Config) (*Stack, error) {
+	if cfg.Logs == nil {
+		cfg.Logs = io.Discard
+	}
+	for _, b := range []string{"frontend", "matcher", "allocator", "game"} {
+		if _, err := os.Stat(filepath.Join(cfg.BinDir, b)); err != nil {
+			return nil, fmt.Errorf("binary %s missing in %s (run make build): %w", b, cfg.BinDir, err)
+		}
+	}
+	opts := testkit.ServerOptions(filepath.Join(cfg.DataDir, "nats"))
+	opts.Host = cfg.Host
+	opts.Port = cfg.NATSPort
+	ns, err := testkit.StartServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{cfg: cfg, nats: ns, secret: newSecret()}
+	if err := s.startServices(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Stack) startServices(ctx context.Context) error {
+	host := s.cfg.Host
+	addr := func(port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
+	common := []string{"NATS_URL=" + s.NATSURL(), "LOG_FORMAT=text", "JOIN_SECRET=" + s.secret, "SHUTDOWN_GRACE=5s"}
+	var games []string
+	for i, port := range s.cfg.GamePorts {
+		name := fmt.Sprintf("game-%d", i+1)
+		games = append(games, name+"="+addr(port))
+		if err := s.spawn(name, "game", append(common, "HTTP_ADDR="+addr(port))); err != nil {
+			return err
+		}
+	}
+	if err := s.spawn("matcher", "matcher", append(common, "OPS_ADDR="+addr(s.cfg.MatcherOpsPort))); err != nil {
+		return err
+	}
+	if err := s.spawn("allocator", "allocator", append(common, "OPS_ADDR="+addr(s.cfg.AllocatorOpsPort), "GAME_SERVERS="+strings.Join(games, ","))); err != nil {
+		return err
+	}
+	if err := s.spawn("frontend", "frontend", append(common, "HTTP_ADDR="+addr(s.cfg.FrontendPort))); err != nil {
+		return err
+	}
+	checks := map[string]string{
+		"frontend":  "http://" + addr(s.cfg.FrontendPort) + "/readyz",
+		"matcher":   "http://" + addr(s.cfg.MatcherOpsPort) + "/readyz",
+		"allocator": "http://" + addr(s.cfg.AllocatorOpsPort) + "/readyz",
+	}
+	for i, port := range s.cfg.GamePorts {
+		checks[fmt.Sprintf("game-%d", i+1)] = "http://" + addr(port) + "/healthz"
+	}
+	for name, url := range checks {
+		if err := s.waitReady(ctx, name, url); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Stack) spawn(name, bin string, env []string) error {
+	cmd := exec.Command(filepath.Join(s.cfg.BinDir, bin))
+	// Only the stack's settings: a stray NATS_URL in the caller's shell
+	// must not point a service elsewhere.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan error, 1)}
+	var copied sync.WaitGroup
+	copied.Add(1)
+	go func() {
+		defer copied.Done()
+		prefixLines(s.cfg.Logs, name, out)
+	}()
+	go func() {
+		copied.Wait()
+		p.done <- cmd.Wait()
+	}()
+	s.procs = append(s.procs, p)
+	return nil
+}
+
+var logMu sync.Mutex
+
+func prefixLines(w io.Writer, name string, r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		logMu.Lock()
+		fmt.Fprintf(w, "%-10s| %s\n", name, sc.Text())
+		logMu.Unlock()
+	}
+}
+
+func (s *Stack) waitReady(ctx context.Context, name, url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, p := range s.procs {
+			select {
+			case err := <-p.done:
+				p.done <- err
+				return fmt.Errorf("%s exited during start-up: %v", p.name, err)
+			default:
+			}
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready at %s after 30s", name, url)
+}
+
+// Done is closed when any service exits on its own.
+func (s *Stack) Done() <-chan string {
+	out := make(chan string, len(s.procs))
+	for _, p := range s.procs {
+		go func() {
+			err := <-p.done
+			p.done <- err
+			out <- fmt.Sprintf("%s exited: %v", p.name, err)
+		}()
+	}
+	return out
+}
+
+// Stop sends SIGTERM to every service (frontend first, game servers last),
+// waits up to 20 s each, kills what is left, then stops NATS.
+func (s *Stack) Stop() error {
+	var errs []error
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-p.done:
+			p.done <- err
+			var exit *exec.ExitError
+			if err != nil && !errors.As(err, &exit) {
+				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+			} else if exit != nil && exit.ExitCode() != 0 {
+				errs = append(errs, fmt.Errorf("%s exited with %d", p.name, exit.ExitCode()))
+			}
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			errs = append(errs, fmt.Errorf("%s did not stop within 20s; killed", p.name))
+		}
+	}
+	if s.nats != nil {
+		s.nats.Shutdown()
+		s.nats.WaitForShutdown()
+	}
+	return errors.Join(errs...)
+}

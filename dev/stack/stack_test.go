@@ -1,0 +1,233 @@
+package stack_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/quickmatch-dev/quickmatch/dev/stack"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// BinDirEnv points at prebuilt binaries (make test sets it); otherwise the
+// test builds them once.
+const BinDirEnv = "QUICKMATCH_BIN_DIR"
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	binDir = os.Getenv(BinDirEnv)
+	if binDir == "" {
+		dir, err := os.MkdirTemp("", "quickmatch-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer os.RemoveAll(dir)
+		root, err := testkit.RepoRoot()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		for _, svc := range []string{"frontend", "matcher", "allocator", "game"} {
+			cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, svc), "./services/"+svc)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", svc, err, out)
+				os.Exit(1)
+			}
+		}
+		binDir = dir
+	}
+	os.Exit(m.Run())
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func startStack(t *testing.T) *stack.Stack {
+	t.Helper()
+	var logs io.Writer = io.Discard
+	if testing.Verbose() {
+		logs = logWriter{t}
+	}
+	s, err := stack.Start(t.Context(), stack.Config{
+		BinDir: binDir, DataDir: t.TempDir(), NATSPort: -1, Host: "127.0.0.1",
+		FrontendPort: freePort(t), GamePorts: []int{freePort(t), freePort(t)},
+		MatcherOpsPort: freePort(t), AllocatorOpsPort: freePort(t), Logs: logs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return s
+}
+
+type ticketView struct {
+	TicketID   string `json:"ticket_id"`
+	Status     string `json:"status"`
+	Reason     string `json:"reason"`
+	Assignment *struct {
+		URL       string `json:"url"`
+		Room      string `json:"room"`
+		JoinToken string `json:"join_token"`
+		Server    string `json:"server"`
+	} `json:"assignment"`
+}
+
+func httpJSON(t *testing.T, method, url, body string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return res.StatusCode
+}
+
+// TestEndToEnd drives the system the way the README tells a new user to:
+// two players over HTTP are matched, assigned and play a full game on the
+// game server; two tickets typed into the nats CLI are assigned too; and a
+// bad hand-typed ticket is dead-lettered without stopping anything.
+func TestEndToEnd(t *testing.T) {
+	s := startStack(t)
+	fe := s.FrontendURL()
+
+	t.Run("two players over HTTP are matched, assigned and play", func(t *testing.T) {
+		start := time.Now()
+		var ids []string
+		for _, p := range []string{"alice", "bob"} {
+			var v ticketView
+			code := httpJSON(t, http.MethodPost, fe+"/v1/tickets", `{"player_id":"`+p+`","mode":"1v1","skill":1650,"region":"eu"}`, &v)
+			if code != http.StatusAccepted || v.Status != "queued" || v.TicketID == "" {
+				t.Fatalf("POST %s: %d %+v", p, code, v)
+			}
+			ids = append(ids, v.TicketID)
+		}
+		views := make([]ticketView, 2)
+		for i, id := range ids {
+			testkit.Eventually(t, 15*time.Second, func() bool {
+				httpJSON(t, http.MethodGet, fe+"/v1/tickets/"+id, "", &views[i])
+				return views[i].Status == "assigned"
+			}, "ticket %s is %q", id, views[i].Status)
+		}
+		t.Logf("both tickets assigned %s after the first POST", time.Since(start))
+		a, b := views[0].Assignment, views[1].Assignment
+		if a.Room != b.Room || a.Server != b.Server || a.JoinToken == b.JoinToken {
+			t.Fatalf("assignments do not share a room: %+v %+v", a, b)
+		}
+		res, err := http.Get(a.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(page), "Rock, paper, scissors") {
+			t.Fatalf("GET %s: %d", a.URL, res.StatusCode)
+		}
+		playGame(t, a.URL, b.URL)
+	})
+
+	t.Run("nats CLI tickets and a bad one", func(t *testing.T) {
+		results := testkit.StartCLI(t, s.NATSURL(), "sub", "results.>")
+		deadLetters := testkit.StartCLI(t, s.NATSURL(), "sub", "deadletter.>")
+		time.Sleep(300 * time.Millisecond) // let both subscriptions register
+		testkit.CLI(t, s.NATSURL(), "pub", "matchmaking.eu.gold", "this is not a ticket")
+		testkit.CLI(t, s.NATSURL(), "pub", "matchmaking.eu.gold", `{"player_id":"carol","mode":"1v1","skill":1650}`)
+		testkit.CLI(t, s.NATSURL(), "pub", "matchmaking.eu.gold", `{"player_id":"dave","mode":"1v1","skill":1700}`)
+		testkit.Eventually(t, 15*time.Second, func() bool {
+			out := results.String()
+			return strings.Count(out, `"status":"assigned"`) == 2 && strings.Contains(out, "results.carol") && strings.Contains(out, "results.dave")
+		}, "nats sub shows:\n%s", results.String())
+		testkit.Eventually(t, 5*time.Second, func() bool {
+			return strings.Contains(deadLetters.String(), "deadletter.matcher") && strings.Contains(deadLetters.String(), "not a JSON object")
+		}, "no dead letter for the bad ticket:\n%s", deadLetters.String())
+	})
+}
+
+// playGame joins both players to their room and plays until someone wins.
+func playGame(t *testing.T, urlA, urlB string) {
+	t.Helper()
+	var conns []*websocket.Conn
+	for _, raw := range []string{urlA, urlB} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := "ws://" + u.Host + "/ws?room=" + url.QueryEscape(u.Query().Get("room")) + "&token=" + url.QueryEscape(u.Query().Get("token"))
+		c, _, err := websocket.DefaultDialer.DialContext(context.Background(), ws, nil)
+		if err != nil {
+			t.Fatalf("join %s: %v", ws, err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	read := func(c *websocket.Conn, typ string) map[string]any {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			_, data, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("waiting for %s: %v", typ, err)
+			}
+			var m map[string]any
+			_ = json.Unmarshal(data, &m)
+			if m["type"] == typ || m["type"] == "over" {
+				return m
+			}
+		}
+	}
+	read(conns[0], "start")
+	read(conns[1], "start")
+	for round := 0; round < 10; round++ {
+		_ = conns[0].WriteMessage(websocket.TextMessage, []byte(`{"type":"move","move":"rock"}`))
+		_ = conns[1].WriteMessage(websocket.TextMessage, []byte(`{"type":"move","move":"scissors"}`))
+		m := read(conns[0], "round")
+		read(conns[1], "round")
+		if m["type"] == "over" {
+			t.Fatalf("game ended early: %v", m)
+		}
+		score := m["score"].(map[string]any)
+		if score["alice"] == 2.0 {
+			over := read(conns[0], "over")
+			if over["winner"] != "alice" {
+				t.Fatalf("over: %v", over)
+			}
+			return
+		}
+	}
+	t.Fatal("no winner after 10 rounds")
+}
