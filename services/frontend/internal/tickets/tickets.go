@@ -189,7 +189,7 @@ func (s *Service) Get(ctx context.Context, ticketID string) (View, error) {
 	if err != nil || r.TicketID != ticketID {
 		// Not this ticket's (an older or newer ticket of the player), or
 		// unreadable: the ticket has no outcome yet.
-		return v, nil //nolint:nilerr // a foreign or bad result says nothing about this ticket
+		return v, nil
 	}
 	v.Status, v.MatchID, v.Reason, v.Assignment = r.Status, r.MatchID, r.Reason, r.Assignment
 	return v, nil
