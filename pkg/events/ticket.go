@@ -201,12 +201,13 @@ func (t *Ticket) CheckTime(now time.Time) error {
 }
 
 // DeriveTicketID names a ticket that was published without a ticket_id. The
-// id depends only on the message (its stream sequence, subject and bytes),
-// so every redelivery of that message is the same ticket, and two messages
-// with the same bytes are two tickets.
-func DeriveTicketID(subject string, streamSeq uint64, data []byte) string {
+// id depends only on the stored message (subject, stream sequence, the time
+// JetStream stored it, and its bytes), so every redelivery of that message
+// is the same ticket; two messages with the same bytes are two tickets; and
+// a stream that is recreated (sequences start again) yields new ids.
+func DeriveTicketID(subject string, streamSeq uint64, stored time.Time, data []byte) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%d\n", subject, streamSeq)
+	fmt.Fprintf(h, "%s\n%d\n%d\n", subject, streamSeq, stored.UnixNano())
 	h.Write(data)
 	return "t" + hex.EncodeToString(h.Sum(nil)[:12])
 }

@@ -118,12 +118,16 @@ func TestTicketCheckTime(t *testing.T) {
 func TestDeriveTicketID(t *testing.T) {
 	t.Parallel()
 	data := []byte(`{"player_id":"a","skill":1}`)
-	a := DeriveTicketID("matchmaking.eu.gold", 7, data)
-	if a != DeriveTicketID("matchmaking.eu.gold", 7, data) {
+	at := time.Unix(1_800_000_000, 5)
+	a := DeriveTicketID("matchmaking.eu.gold", 7, at, data)
+	if a != DeriveTicketID("matchmaking.eu.gold", 7, at, data) {
 		t.Fatal("not deterministic")
 	}
-	if a == DeriveTicketID("matchmaking.eu.gold", 8, data) {
+	if a == DeriveTicketID("matchmaking.eu.gold", 8, at, data) {
 		t.Fatal("two messages with the same bytes got the same id")
+	}
+	if a == DeriveTicketID("matchmaking.eu.gold", 7, at.Add(time.Second), data) {
+		t.Fatal("a recreated stream repeats ids")
 	}
 	if err := checkToken(a); err != nil {
 		t.Fatalf("derived id %q is not a token: %v", a, err)

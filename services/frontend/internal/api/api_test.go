@@ -229,3 +229,16 @@ func TestPageIsServed(t *testing.T) {
 		t.Fatalf("page: %d", res.StatusCode)
 	}
 }
+
+func TestEveryBadFieldIsNamed(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	code, body := e.post(t, `{"player_id":"x.y","skill":-4,"region":"mars"}`, "")
+	var got []string
+	for _, f := range body["fields"].([]any) {
+		got = append(got, f.(map[string]any)["field"].(string))
+	}
+	if code != 400 || strings.Join(got, ",") != "player_id,skill,region" {
+		t.Fatalf("%d fields %v", code, got)
+	}
+}

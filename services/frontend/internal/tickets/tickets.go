@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -154,16 +155,14 @@ func (s *Service) build(req Request) (events.Ticket, string, string, error) {
 			}
 		}
 	}
-	tier, ok := s.tiers.For(t.Skill)
-	if req.Region == "" {
+	switch {
+	case req.Region == "":
 		fields = append(fields, events.FieldError{Field: "region", Reason: "required"})
-	} else if err := t.CheckShard(req.Region, tier, s.regions, s.tiers); ok && err != nil && errors.As(err, &ve) {
-		for _, f := range ve.Fields {
-			if f.Field == "subject" {
-				fields = append(fields, events.FieldError{Field: "region", Reason: fmt.Sprintf("unknown region %q, want one of %s", req.Region, s.regions)})
-			}
-		}
+	case !slices.Contains(s.regions, req.Region):
+		fields = append(fields, events.FieldError{Field: "region", Reason: fmt.Sprintf("unknown region %q, want one of %s", req.Region, s.regions)})
 	}
+	// The tier follows from the skill, so the subject always fits the ticket.
+	tier, _ := s.tiers.For(t.Skill)
 	if len(fields) > 0 {
 		return events.Ticket{}, "", "", &events.ValidationError{Kind: "ticket", Fields: fields}
 	}

@@ -39,6 +39,11 @@ type Config struct {
 	ReconnectGrace time.Duration
 	// IdleTimeout ends a room in which nobody has done anything for this long.
 	IdleTimeout time.Duration
+	// EndedMemory is how long a finished room's id is refused. It must
+	// outlast the join tokens (the allocator's join-token-ttl); after it a
+	// token for that room has expired anyway, and forgetting the id keeps a
+	// long-lived server's memory flat.
+	EndedMemory time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -50,6 +55,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.EndedMemory <= 0 {
+		c.EndedMemory = time.Hour
 	}
 }
 
@@ -63,7 +71,7 @@ type Server struct {
 
 	mu    sync.Mutex
 	rooms map[string]*room
-	ended map[string]bool // rooms that finished; their tokens no longer admit
+	ended map[string]time.Time // rooms that finished, and when; their tokens no longer admit
 	wg    sync.WaitGroup
 }
 
@@ -80,7 +88,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	return &Server{
 		cfg: cfg, log: log, pageFS: sub, now: time.Now,
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
-		rooms:    map[string]*room{}, ended: map[string]bool{},
+		rooms:    map[string]*room{}, ended: map[string]time.Time{},
 	}, nil
 }
 
@@ -145,7 +153,7 @@ var errRoomEnded = errors.New("room has ended")
 func (s *Server) room(id string) (*room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ended[id] {
+	if _, ok := s.ended[id]; ok {
 		return nil, errRoomEnded
 	}
 	if rm, ok := s.rooms[id]; ok {
@@ -157,9 +165,15 @@ func (s *Server) room(id string) (*room, error) {
 	go func() {
 		defer s.wg.Done()
 		rm.run()
+		now := s.now()
 		s.mu.Lock()
 		delete(s.rooms, id)
-		s.ended[id] = true
+		for old, at := range s.ended {
+			if now.Sub(at) > s.cfg.EndedMemory {
+				delete(s.ended, old)
+			}
+		}
+		s.ended[id] = now
 		s.mu.Unlock()
 	}()
 	return rm, nil

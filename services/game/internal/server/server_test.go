@@ -233,3 +233,29 @@ func TestPlayPageIsServed(t *testing.T) {
 		t.Fatalf("play page: %d", res.StatusCode)
 	}
 }
+
+func TestEndedRoomsAreForgottenAfterEndedMemory(t *testing.T) {
+	t.Parallel()
+	s, hs := startServer(t, Config{BestOf: 1, EndedMemory: 50 * time.Millisecond})
+	play := func(room string) {
+		a := join(t, hs, room, "a")
+		b := join(t, hs, room, "b")
+		next(t, a, "start")
+		next(t, b, "start")
+		move(t, a, "rock")
+		move(t, b, "scissors")
+		next(t, a, "over")
+		deadline := time.Now().Add(5 * time.Second)
+		for s.Rooms() != 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	play("m1")
+	time.Sleep(100 * time.Millisecond)
+	play("m2")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ended["m1"]; ok || len(s.ended) != 1 {
+		t.Fatalf("ended = %v, want only m2", s.ended)
+	}
+}

@@ -264,7 +264,7 @@ func (m *Matcher) decode(msg jetstream.Msg, meta *jetstream.MsgMetadata) (events
 		return events.Ticket{}, pool.Key{}, err
 	}
 	if t.TicketID == "" {
-		t.TicketID = events.DeriveTicketID(msg.Subject(), meta.Sequence.Stream, msg.Data())
+		t.TicketID = events.DeriveTicketID(msg.Subject(), meta.Sequence.Stream, meta.Timestamp, msg.Data())
 	}
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = meta.Timestamp
