@@ -3,9 +3,15 @@ module github.com/quickmatch-dev/quickmatch/dev
 go 1.26.0
 
 require (
+	github.com/chromedp/chromedp v0.23.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/quickmatch-dev/quickmatch/pkg/servicekit v0.0.0
 	github.com/quickmatch-dev/quickmatch/pkg/testkit v0.0.0
+)
+
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 )
 
 require (
