@@ -1,9 +1,11 @@
 package testkit
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -148,4 +150,43 @@ func freePort(tb testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Collect subscribes to subject (wildcards allowed) and returns a function
+// that gives every message received so far, in order.
+func Collect(tb testing.TB, nc *nats.Conn, subject string) func() []*nats.Msg {
+	tb.Helper()
+	var mu sync.Mutex
+	var got []*nats.Msg
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, m)
+	})
+	if err != nil {
+		tb.Fatalf("subscribe %s: %v", subject, err)
+	}
+	tb.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		tb.Fatalf("flush: %v", err)
+	}
+	return func() []*nats.Msg {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*nats.Msg(nil), got...)
+	}
+}
+
+// StreamMsgs is the number of messages stream holds now.
+func StreamMsgs(tb testing.TB, js jetstream.JetStream, stream string) uint64 {
+	tb.Helper()
+	st, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		tb.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		tb.Fatalf("stream %s info: %v", stream, err)
+	}
+	return info.State.Msgs
 }

@@ -7,22 +7,16 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
-	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/logging"
-	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/local"
 )
@@ -38,18 +32,16 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	var (
-		natsCfg     natsconn.Config
+		opts        service.Options
+		opsAddr     string
 		cfg         allocator.Config
 		backend     string
 		gameServers string
 		joinSecret  string
-		opsAddr     string
-		logFormat   string
-		logLevel    string
-		replicas    int
 	)
 	fs := flag.NewFlagSet("allocator", flag.ContinueOnError)
-	natsCfg.RegisterFlags(fs)
+	opts.RegisterFlags(fs)
+	fs.StringVar(&opsAddr, "ops-addr", ":9103", "address of /healthz, /readyz and /metrics")
 	fs.StringVar(&backend, "backend", "local", "where game servers come from: local (a fixed list)")
 	fs.StringVar(&gameServers, "game-servers", "127.0.0.1:7000,127.0.0.1:7001", "local backend: game servers as [name=]host:port, comma-separated")
 	fs.StringVar(&joinSecret, "join-secret", "", "hex secret that signs join tokens; the game servers hold the same (required)")
@@ -57,14 +49,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "matches allocated at once")
 	fs.DurationVar(&cfg.RetryDeadline, "retry-deadline", 10*time.Second, "how long one match is retried before its players are told it failed")
 	fs.DurationVar(&cfg.CloseTimeout, "shutdown-grace", 10*time.Second, "time for in-flight matches after SIGTERM")
-	fs.StringVar(&opsAddr, "ops-addr", ":9103", "address of /healthz, /readyz and /metrics")
-	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
-	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.IntVar(&replicas, "stream-replicas", 1, "replicas of the streams this service provisions (3 on a NATS cluster)")
 	if err := envflag.Parse(fs, args); err != nil {
-		return err
-	}
-	if err := natsCfg.Validate(); err != nil {
 		return err
 	}
 	secret, err := hex.DecodeString(joinSecret)
@@ -79,43 +64,21 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := logging.New(os.Stderr, "allocator", logFormat, logLevel)
+	env, err := service.Start(ctx, "allocator", opts)
 	if err != nil {
 		return err
 	}
-	nc, err := natsconn.Connect(natsCfg, "allocator", log)
+	defer env.Close()
+	a, err := allocator.New(cfg, env.NC, env.JS, env.Subjects, local.New(servers), env.Log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	subj := events.Subjects{Prefix: natsCfg.SubjectPrefix}
-	if err := events.Provision(ctx, js, events.Topology{Subjects: subj, Replicas: replicas}); err != nil {
-		return err
-	}
-	a, err := allocator.New(cfg, nc, js, subj, local.New(servers), log)
-	if err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var ready ops.Readiness
-	mux := http.NewServeMux()
-	ops.Register(mux, &ready, reg)
-
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return ops.ListenAndServe(gctx, opsAddr, mux, cfg.CloseTimeout) })
+	g.Go(func() error { return ops.ListenAndServe(gctx, opsAddr, env.OpsHandler(), cfg.CloseTimeout) })
 	g.Go(func() error {
-		ready.Set(true)
-		defer ready.Set(false)
+		env.Ready.Set(true)
+		defer env.Ready.Set(false)
 		return a.Run(gctx)
 	})
-	err = g.Wait()
-	if derr := nc.Drain(); derr != nil {
-		log.Warn("nats drain", "err", derr)
-	}
-	return err
+	return g.Wait()
 }

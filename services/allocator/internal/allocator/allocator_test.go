@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,36 +45,8 @@ func start(t *testing.T, backend allocator.Backend, cfg allocator.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("allocator Run: %v", err)
-		}
-	})
+	testkit.Run(t, a.Run)
 	return e
-}
-
-func collect(t *testing.T, nc *nats.Conn, subject string) func() []*nats.Msg {
-	t.Helper()
-	var mu sync.Mutex
-	var got []*nats.Msg
-	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
-		mu.Lock()
-		defer mu.Unlock()
-		got = append(got, m)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	return func() []*nats.Msg {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]*nats.Msg(nil), got...)
-	}
 }
 
 func match(id string, players ...string) events.Match {
@@ -86,29 +57,17 @@ func match(id string, players ...string) events.Match {
 	return m
 }
 
-func (e *env) pending(t *testing.T) uint64 {
-	st, err := e.js.Stream(t.Context(), e.subj.AllocationsStream())
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
-
 func TestMatchIsAssignedOnce(t *testing.T) {
 	t.Parallel()
 	e := start(t, local.New([]allocator.Server{{Name: "gs-1", Address: "127.0.0.1", Port: 7000}}), allocator.Config{})
-	res := collect(t, e.nc, e.subj.AllResults())
+	res := testkit.Collect(t, e.nc, e.subj.AllResults())
 	m := match("m1", "alice", "bob")
 	for range 3 { // a matcher retrying its publish: stored once
 		if err := e.pub.Match(t.Context(), m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) >= 2 && e.pending(t) == 0 }, "no assignments")
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) >= 2 && testkit.StreamMsgs(t, e.js, e.subj.AllocationsStream()) == 0 }, "no assignments")
 	time.Sleep(200 * time.Millisecond) // let any duplicate arrive before counting
 	if n := len(res()); n != 2 {
 		t.Fatalf("%d results for one match of 2 players", n)
@@ -136,11 +95,11 @@ func TestMatchIsAssignedOnce(t *testing.T) {
 func TestBadMatchIsDeadLettered(t *testing.T) {
 	t.Parallel()
 	e := start(t, local.New([]allocator.Server{{Name: "gs", Address: "127.0.0.1", Port: 7000}}), allocator.Config{})
-	dls := collect(t, e.nc, e.subj.AllDeadLetters())
+	dls := testkit.Collect(t, e.nc, e.subj.AllDeadLetters())
 	if _, err := e.js.Publish(t.Context(), e.subj.Allocation("eu"), []byte(`{"match_id":"x"`)); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 10*time.Second, func() bool { return len(dls()) == 1 && e.pending(t) == 0 }, "no dead letter")
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(dls()) == 1 && testkit.StreamMsgs(t, e.js, e.subj.AllocationsStream()) == 0 }, "no dead letter")
 	var d events.DeadLetter
 	if err := json.Unmarshal(dls()[0].Data, &d); err != nil {
 		t.Fatal(err)
@@ -167,7 +126,7 @@ func TestTransientFailureIsRetried(t *testing.T) {
 	b := &flaky{err: errors.New("kubernetes: 503")}
 	b.failures.Store(3)
 	e := start(t, b, allocator.Config{RetryDeadline: 5 * time.Second})
-	res := collect(t, e.nc, e.subj.Result("alice"))
+	res := testkit.Collect(t, e.nc, e.subj.Result("alice"))
 	if err := e.pub.Match(t.Context(), match("m2", "alice", "bob")); err != nil {
 		t.Fatal(err)
 	}
@@ -183,12 +142,14 @@ func TestNoCapacityFailsPlayersClearly(t *testing.T) {
 	b := &flaky{err: allocator.ErrNoCapacity}
 	b.failures.Store(1 << 30)
 	e := start(t, b, allocator.Config{RetryDeadline: 300 * time.Millisecond})
-	res := collect(t, e.nc, e.subj.AllResults())
-	dls := collect(t, e.nc, e.subj.AllDeadLetters())
+	res := testkit.Collect(t, e.nc, e.subj.AllResults())
+	dls := testkit.Collect(t, e.nc, e.subj.AllDeadLetters())
 	if err := e.pub.Match(t.Context(), match("m3", "alice", "bob")); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) == 2 && len(dls()) == 1 && e.pending(t) == 0 }, "players not told")
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		return len(res()) == 2 && len(dls()) == 1 && testkit.StreamMsgs(t, e.js, e.subj.AllocationsStream()) == 0
+	}, "players not told")
 	for _, msg := range res() {
 		r, _ := events.DecodeResult(msg.Data)
 		if r.Status != events.StatusFailed || !strings.Contains(r.Reason, "no game server capacity") {

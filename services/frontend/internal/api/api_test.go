@@ -82,19 +82,6 @@ func do(t *testing.T, req *http.Request) (int, map[string]any) {
 	return res.StatusCode, body
 }
 
-func (e *env) queued(t *testing.T) uint64 {
-	t.Helper()
-	st, err := e.js.Stream(t.Context(), e.subj.TicketsStream())
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
-
 func TestCreateAndGetTicket(t *testing.T) {
 	t.Parallel()
 	e := start(t)
@@ -148,7 +135,7 @@ func TestIdempotencyKey(t *testing.T) {
 	if code != http.StatusAccepted || first["ticket_id"] != second["ticket_id"] {
 		t.Fatalf("repeat gave %d %v, first %v", code, second, first)
 	}
-	if n := e.queued(t); n != 1 {
+	if n := testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()); n != 1 {
 		t.Fatalf("%d tickets queued for one idempotent request", n)
 	}
 	code, body := e.post(t, `{"player_id":"bob","skill":1400,"region":"us"}`, "key-1")
@@ -193,7 +180,7 @@ func TestBadRequestsNameTheFieldAndQueueNothing(t *testing.T) {
 			}
 		}
 	}
-	if n := e.queued(t); n != 0 {
+	if n := testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()); n != 0 {
 		t.Fatalf("bad requests queued %d tickets", n)
 	}
 	if code, _ := e.get(t, "/v1/tickets/nope"); code != http.StatusNotFound {

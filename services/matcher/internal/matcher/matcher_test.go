@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,40 +40,8 @@ func start(t *testing.T, cfg Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("matcher Run: %v", err)
-		}
-	})
+	testkit.Run(t, m.Run)
 	return e
-}
-
-// collect gathers every message on subject.
-func collect(t *testing.T, nc *nats.Conn, subject string) func() []*nats.Msg {
-	t.Helper()
-	var mu sync.Mutex
-	var got []*nats.Msg
-	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
-		mu.Lock()
-		defer mu.Unlock()
-		got = append(got, m)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return func() []*nats.Msg {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]*nats.Msg(nil), got...)
-	}
 }
 
 func (e *env) pub(t *testing.T, subject, data string) {
@@ -82,19 +49,6 @@ func (e *env) pub(t *testing.T, subject, data string) {
 	if _, err := e.js.Publish(t.Context(), subject, []byte(data)); err != nil {
 		t.Fatalf("publish %s: %v", subject, err)
 	}
-}
-
-func (e *env) streamMsgs(t *testing.T, stream string) uint64 {
-	t.Helper()
-	st, err := e.js.Stream(t.Context(), stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
 }
 
 func results(t *testing.T, msgs []*nats.Msg) map[string][]events.Result {
@@ -113,8 +67,8 @@ func results(t *testing.T, msgs []*nats.Msg) map[string][]events.Result {
 func TestTwoTicketsOfAShardAreMatched(t *testing.T) {
 	t.Parallel()
 	e := start(t, Config{})
-	allocs := collect(t, e.nc, e.subj.AllAllocations())
-	res := collect(t, e.nc, e.subj.AllResults())
+	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
+	res := testkit.Collect(t, e.nc, e.subj.AllResults())
 
 	e.pub(t, e.subj.Ticket("eu", "gold"), `{"player_id":"alice","skill":1650}`)
 	e.pub(t, e.subj.Ticket("eu", "silver"), `{"player_id":"carol","skill":1300}`) // another shard: must not join
@@ -142,14 +96,14 @@ func TestTwoTicketsOfAShardAreMatched(t *testing.T) {
 		}
 	}
 	// Matched tickets are acked and gone; carol still waits, unacked.
-	testkit.Eventually(t, 5*time.Second, func() bool { return e.streamMsgs(t, e.subj.TicketsStream()) == 1 }, "matched tickets not acked")
+	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 1 }, "matched tickets not acked")
 }
 
 func TestBadTicketsAreDeadLetteredAndMatchingGoesOn(t *testing.T) {
 	t.Parallel()
 	e := start(t, Config{})
-	dls := collect(t, e.nc, e.subj.AllDeadLetters())
-	allocs := collect(t, e.nc, e.subj.AllAllocations())
+	dls := testkit.Collect(t, e.nc, e.subj.AllDeadLetters())
+	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 
 	bad := []struct {
 		subject, data, field, reason string
@@ -184,7 +138,7 @@ func TestBadTicketsAreDeadLetteredAndMatchingGoesOn(t *testing.T) {
 		}
 	}
 	// Dead-lettered tickets are terminated: nothing is left to redeliver.
-	testkit.Eventually(t, 5*time.Second, func() bool { return e.streamMsgs(t, e.subj.TicketsStream()) == 0 }, "tickets left in the stream")
+	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 }, "tickets left in the stream")
 }
 
 func TestTicketExpires(t *testing.T) {
@@ -194,21 +148,21 @@ func TestTicketExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := start(t, Config{ModesFile: file})
-	res := collect(t, e.nc, e.subj.Result("lonely"))
+	res := testkit.Collect(t, e.nc, e.subj.Result("lonely"))
 	e.pub(t, "matchmaking.us.platinum", `{"ticket_id":"t-lonely","player_id":"lonely","skill":2500}`)
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) == 1 }, "no expired result")
 	r := results(t, res())["lonely"][0]
 	if r.Status != events.StatusExpired || r.TicketID != "t-lonely" || !strings.Contains(r.Reason, "300ms") {
 		t.Fatalf("result = %+v", r)
 	}
-	testkit.Eventually(t, 5*time.Second, func() bool { return e.streamMsgs(t, e.subj.TicketsStream()) == 0 }, "expired ticket not acked")
+	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 }, "expired ticket not acked")
 }
 
 func TestNewerTicketOfAPlayerSupersedesTheOlder(t *testing.T) {
 	t.Parallel()
 	e := start(t, Config{})
-	res := collect(t, e.nc, e.subj.AllResults())
-	allocs := collect(t, e.nc, e.subj.AllAllocations())
+	res := testkit.Collect(t, e.nc, e.subj.AllResults())
+	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"old","player_id":"alice","skill":1650}`)
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"new","player_id":"alice","skill":1650}`)
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"b","player_id":"bob","skill":1650}`)
@@ -260,7 +214,7 @@ func TestStopReleasesThePool(t *testing.T) {
 	// A second matcher gets the released ticket at once (well before the
 	// 30 s AckWait) and matches it with a new one.
 	e := &env{nc: nc, js: js, subj: subj}
-	allocs := collect(t, nc, subj.AllAllocations())
+	allocs := testkit.Collect(t, nc, subj.AllAllocations())
 	second, err := New(Config{}, js, subj, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
