@@ -7,6 +7,8 @@ const (
 	streamResults     = "RESULTS"
 	streamDeadLetter  = "DEADLETTER"
 	bucketTickets     = "tickets"
+	bucketClaims      = "claims"
+	bucketCapacity    = "capacity"
 )
 
 // Consumer names. They live inside their stream, so they need no prefix.
@@ -34,6 +36,12 @@ func (s Subjects) DeadLetterStream() string { return s.streamName(streamDeadLett
 // frontends (ticket id -> ticket), so any frontend instance can answer for a
 // ticket another one created.
 func (s Subjects) TicketsBucket() string { return s.streamName(bucketTickets) }
+
+// ClaimsBucket decides each ticket's one outcome (see [Claims]).
+func (s Subjects) ClaimsBucket() string { return s.streamName(bucketClaims) }
+
+// CapacityBucket holds the latest [Capacity] per region.
+func (s Subjects) CapacityBucket() string { return s.streamName(bucketCapacity) }
 
 // AllocatorDeliverSubject is where the allocator push consumer delivers.
 func (s Subjects) AllocatorDeliverSubject() string { return s.deliver(ConsumerAllocator) }

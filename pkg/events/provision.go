@@ -57,6 +57,14 @@ const (
 
 	// TicketRecordTTL is how long a ticket record stays in the tickets bucket.
 	TicketRecordTTL = 2 * time.Hour
+
+	// ClaimMargin keeps a claim past the last possible redelivery of its
+	// ticket.
+	ClaimMargin = 30 * time.Minute
+
+	// CapacityTTL drops the capacity report of an allocator that stopped
+	// reporting: a frontend then treats the region as unknown, not full.
+	CapacityTTL = time.Minute
 )
 
 // Topology is the set of streams, consumers and buckets of one deployment.
@@ -203,6 +211,27 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 			TTL:          TicketRecordTTL,
 			MaxBytes:     t.maxBytes(),
 			MaxValueSize: MaxPayloadBytes,
+			Storage:      jetstream.FileStorage,
+			Replicas:     t.replicas(),
+		},
+		{
+			Bucket:      t.Subjects.ClaimsBucket(),
+			Description: "the one outcome of each ticket: match:<id>, cancelled, expired, superseded",
+			History:     1,
+			// A claim must outlive every copy of its ticket (TicketMaxAge in
+			// the stream), or a late redelivery could be claimed again.
+			TTL:          TicketMaxAge + ClaimMargin,
+			MaxBytes:     t.maxBytes(),
+			MaxValueSize: 256,
+			Storage:      jetstream.FileStorage,
+			Replicas:     t.replicas(),
+		},
+		{
+			Bucket:       t.Subjects.CapacityBucket(),
+			Description:  "game-server capacity per region, from the allocators",
+			History:      1,
+			TTL:          CapacityTTL,
+			MaxValueSize: 4096,
 			Storage:      jetstream.FileStorage,
 			Replicas:     t.replicas(),
 		},

@@ -13,6 +13,7 @@ const (
 	rootResults     = "results"
 	rootDeadLetter  = "deadletter"
 	rootDeliver     = "deliver"
+	rootCancels     = "cancels"
 )
 
 // Subjects builds every subject of one deployment. The zero value is the
@@ -92,6 +93,13 @@ func (s Subjects) DeadLetter(source string) string { return s.join(rootDeadLette
 
 // AllDeadLetters matches every dead letter.
 func (s Subjects) AllDeadLetters() string { return s.join(rootDeadLetter, ">") }
+
+// Cancel is where the frontend tells matchers that a ticket of a shard was
+// cancelled (core NATS, no stream): `cancels.<region>.<tier>`.
+func (s Subjects) Cancel(region, tier string) string { return s.join(rootCancels, region, tier) }
+
+// AllCancels matches the cancel notices of every shard.
+func (s Subjects) AllCancels() string { return s.join(rootCancels, ">") }
 
 // deliver is the subject a push consumer delivers on.
 func (s Subjects) deliver(consumer string) string { return s.join(rootDeliver, consumer) }

@@ -9,7 +9,14 @@
 // Delivery: a waiting ticket stays unacked in the pool; the owner sends
 // InProgress for it every third of AckWait. A ticket is acked only after
 // what ends it is stored: the match on the allocations stream, its expired
-// result, or its dead letter. A matcher that dies leaves its tickets unacked
+// result, or its dead letter.
+//
+// Outcomes: before a match is published its tickets are claimed in the
+// claims bucket (events.Claims), all or none; a ticket is expired or
+// superseded only through a claim too. A ticket the frontend cancelled
+// (its claim says so) is dropped, never matched: the cancel notice on core
+// NATS removes it from the pool at once, and the claim catches a notice
+// that was lost. A matcher that dies leaves its tickets unacked
 // and JetStream redelivers them to another matcher after AckWait. On a clean
 // shutdown the matcher naks its pool so the tickets move at once.
 //
@@ -26,6 +33,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -106,15 +114,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // Matcher forms matches from tickets.
 type Matcher struct {
-	cfg   Config
-	modes modes.Set
-	js    jetstream.JetStream
-	subj  events.Subjects
-	pub   *events.Publisher
-	log   *slog.Logger
-	met   *metrics
-	pool  *pool.Pool
-	now   func() time.Time
+	cfg    Config
+	modes  modes.Set
+	js     jetstream.JetStream
+	subj   events.Subjects
+	pub    *events.Publisher
+	log    *slog.Logger
+	met    *metrics
+	pool   *pool.Pool
+	claims *events.Claims
+	now    func() time.Time
 }
 
 // New returns a matcher. reg receives its metrics.
@@ -139,12 +148,33 @@ func New(cfg Config, js jetstream.JetStream, subj events.Subjects, log *slog.Log
 
 // Run consumes tickets until ctx ends. It returns nil on a clean stop.
 func (m *Matcher) Run(ctx context.Context) error {
+	claims, err := events.NewClaims(ctx, m.js, m.subj)
+	if err != nil {
+		return err
+	}
+	m.claims = claims
 	cons, err := m.js.Consumer(ctx, m.subj.TicketsStream(), events.ConsumerMatcher)
 	if err != nil {
 		return fmt.Errorf("bind matcher consumer: %w", err)
 	}
 	inbox := make(chan jetstream.Msg, 256)
 	stop := make(chan struct{})
+	cancels := make(chan events.Cancel, 256)
+	csub, err := m.js.Conn().Subscribe(m.subj.AllCancels(), func(msg *nats.Msg) {
+		c, err := events.DecodeCancel(msg.Data)
+		if err != nil {
+			m.log.Warn("bad cancel notice ignored", "subject", msg.Subject, "err", err)
+			return
+		}
+		select {
+		case cancels <- c:
+		case <-stop:
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to cancels: %w", err)
+	}
+	defer func() { _ = csub.Unsubscribe() }()
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		select {
 		case inbox <- msg:
@@ -177,12 +207,28 @@ func (m *Matcher) Run(ctx context.Context) error {
 			return nil
 		case msg := <-inbox:
 			m.handle(ctx, msg)
+		case c := <-cancels:
+			m.dropCancelled(c.TicketID)
 		case <-tick.C:
 			m.expire(ctx)
 		case <-progress.C:
 			m.pool.Each(func(e *pool.Entry) { _ = e.Handle.(jetstream.Msg).InProgress() })
 		}
 	}
+}
+
+// dropCancelled removes a ticket the frontend cancelled. The frontend
+// claimed it and told the player before it sent the notice, so the ticket
+// is acked with nothing more to say.
+func (m *Matcher) dropCancelled(ticketID string) {
+	e, ok := m.pool.Remove(ticketID)
+	if !ok {
+		return
+	}
+	_ = e.Handle.(jetstream.Msg).Ack()
+	m.met.tickets.WithLabelValues(string(events.StatusCancelled)).Inc()
+	m.met.waiting.Set(float64(m.pool.Len()))
+	m.log.Info("cancelled ticket dropped", "ticket_id", ticketID)
 }
 
 // release hands every pooled ticket back to JetStream for another matcher.
@@ -240,7 +286,7 @@ func (m *Matcher) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	mode := m.modes[t.Mode]
 	if m.now().Sub(t.CreatedAt) >= time.Duration(mode.MaxWait) {
-		m.endTickets(ctx, log, []*pool.Entry{entryOf(t, msg)}, events.StatusExpired, fmt.Sprintf("no match within %s", time.Duration(mode.MaxWait)))
+		m.endTickets(ctx, log, []*pool.Entry{entryOf(t, msg)}, events.StatusExpired, events.OwnerExpired, fmt.Sprintf("no match within %s", time.Duration(mode.MaxWait)))
 		return
 	}
 	m.pool.Add(key, entryOf(t, msg))
@@ -283,10 +329,23 @@ func (m *Matcher) decode(msg jetstream.Msg, meta *jetstream.MsgMetadata) (events
 }
 
 func (m *Matcher) tryMatch(ctx context.Context, log *slog.Logger, key pool.Key, mode modes.Mode) {
-	teams := m.pool.TakeMatch(key, mode.Teams, mode.TeamSize)
-	if teams == nil {
-		return
+	// Each pass forms at most one match; a pass whose claims fail drops the
+	// tickets decided elsewhere and tries again with what is left.
+	for {
+		teams := m.pool.TakeMatch(key, mode.Teams, mode.TeamSize)
+		if teams == nil {
+			return
+		}
+		if !m.formMatch(ctx, log, key, mode, teams) {
+			return
+		}
 	}
+}
+
+// formMatch claims, publishes and acks one match. It returns true if the
+// pool should be tried again (some tickets turned out to be decided
+// elsewhere and were dropped).
+func (m *Matcher) formMatch(ctx context.Context, log *slog.Logger, key pool.Key, mode modes.Mode, teams [][]*pool.Entry) bool {
 	now := m.now()
 	match := events.Match{Mode: mode.Name, Region: key.Region, Tier: key.Tier, CreatedAt: now.UTC()}
 	var ids []string
@@ -300,12 +359,38 @@ func (m *Matcher) tryMatch(ctx context.Context, log *slog.Logger, key pool.Key, 
 	}
 	match.MatchID = events.MatchID(ids)
 	log = log.With("match_id", match.MatchID)
-	if err := m.publishMatch(ctx, match); err != nil {
-		// Nothing is acked: the tickets go back and the next ticket or tick
-		// tries again.
+
+	pctx, cancel := context.WithTimeout(ctx, m.cfg.PublishTimeout)
+	defer cancel()
+	lost, err := m.claims.ClaimAll(pctx, ids, events.MatchOwner(match.MatchID))
+	if err != nil {
+		log.Error("claim match tickets; tickets kept", "err", err)
+		m.pool.Put(key, all)
+		return false
+	}
+	if len(lost) > 0 {
+		var keep []*pool.Entry
+		for _, e := range all {
+			if owner, gone := lost[e.TicketID]; gone {
+				// Decided elsewhere (cancelled, or matched by another
+				// worker): its outcome was published by whoever won.
+				_ = e.Handle.(jetstream.Msg).Ack()
+				m.met.tickets.WithLabelValues("decided_elsewhere").Inc()
+				log.Info("ticket already decided; dropped", "ticket_id", e.TicketID, "owner", owner)
+				continue
+			}
+			keep = append(keep, e)
+		}
+		m.pool.Put(key, keep)
+		return true
+	}
+	if err := m.publishMatch(pctx, match); err != nil {
+		// The tickets stay claimed for this match id and go back to the
+		// pool: the next attempt re-forms the same match (same tickets,
+		// same id), which the claims accept and the stream deduplicates.
 		log.Error("publish match; tickets kept", "err", err)
 		m.pool.Put(key, all)
-		return
+		return false
 	}
 	for _, e := range all {
 		if err := e.Handle.(jetstream.Msg).DoubleAck(ctx); err != nil {
@@ -316,13 +401,12 @@ func (m *Matcher) tryMatch(ctx context.Context, log *slog.Logger, key pool.Key, 
 	m.met.tickets.WithLabelValues("matched").Add(float64(len(all)))
 	m.met.matches.WithLabelValues(mode.Name).Inc()
 	log.Info("match formed", "mode", mode.Name, "region", key.Region, "tier", key.Tier, "tickets", len(all))
+	return false
 }
 
 // publishMatch tells every player they are matched, then hands the match to
 // the allocator. The match id is the message id, so a retry is stored once.
-func (m *Matcher) publishMatch(ctx context.Context, match events.Match) error {
-	pctx, cancel := context.WithTimeout(ctx, m.cfg.PublishTimeout)
-	defer cancel()
+func (m *Matcher) publishMatch(pctx context.Context, match events.Match) error {
 	for _, t := range match.Tickets {
 		for _, p := range t.Players {
 			r := events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusMatched, MatchID: match.MatchID}
@@ -338,7 +422,7 @@ func (m *Matcher) publishMatch(ctx context.Context, match events.Match) error {
 func (m *Matcher) expire(ctx context.Context) {
 	maxWait := func(k pool.Key) time.Duration { return time.Duration(m.modes[k.Mode].MaxWait) }
 	m.pool.Expired(m.now(), maxWait, func(k pool.Key, e *pool.Entry) {
-		m.endTickets(ctx, m.log.With("ticket_id", e.TicketID), []*pool.Entry{e}, events.StatusExpired, fmt.Sprintf("no match within %s", maxWait(k)))
+		m.endTickets(ctx, m.log.With("ticket_id", e.TicketID), []*pool.Entry{e}, events.StatusExpired, events.OwnerExpired, fmt.Sprintf("no match within %s", maxWait(k)))
 	})
 	m.met.waiting.Set(float64(m.pool.Len()))
 }
@@ -349,18 +433,30 @@ func (m *Matcher) supersede(ctx context.Context, log *slog.Logger, oldTicket, ne
 	if !ok {
 		return
 	}
-	m.endTickets(ctx, log, []*pool.Entry{e}, events.StatusCancelled, "superseded by ticket "+newTicket)
+	m.endTickets(ctx, log, []*pool.Entry{e}, events.StatusCancelled, events.OwnerSuperseded, "superseded by ticket "+newTicket)
 }
 
-// endTickets publishes a terminal result to each player and acks. If the
-// result cannot be stored, the ticket is nakked with a delay, so the player
-// is told later rather than never.
-func (m *Matcher) endTickets(ctx context.Context, log *slog.Logger, entries []*pool.Entry, status events.Status, reason string) {
+// endTickets claims each ticket for owner, publishes a terminal result to
+// each player and acks. A ticket whose claim another owner holds is acked
+// silently: that owner has told the player. If the claim or the result
+// cannot be stored, the ticket is nakked with a delay, so the player is
+// told later rather than never.
+func (m *Matcher) endTickets(ctx context.Context, log *slog.Logger, entries []*pool.Entry, status events.Status, owner, reason string) {
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.PublishTimeout)
 	defer cancel()
 	for _, e := range entries {
 		msg := e.Handle.(jetstream.Msg)
-		var err error
+		won, cur, err := m.claims.Claim(pctx, e.TicketID, owner)
+		if err != nil {
+			log.Error("claim ticket; will retry", "ticket_id", e.TicketID, "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			continue
+		}
+		if !won {
+			_ = msg.Ack()
+			log.Info("ticket already decided; dropped", "ticket_id", e.TicketID, "owner", cur)
+			continue
+		}
 		for _, p := range e.Players {
 			if err = m.pub.Result(pctx, events.Result{TicketID: e.TicketID, PlayerID: p, Status: status, Reason: reason}); err != nil {
 				break

@@ -3,6 +3,7 @@ package matcher
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -224,4 +225,74 @@ func TestStopReleasesThePool(t *testing.T) {
 	go func() { _ = second.Run(ctx2) }()
 	e.pub(t, "matchmaking.eu.gold", `{"player_id":"b","skill":1650}`)
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 1 }, "released ticket not matched")
+}
+
+func (e *env) claims(t *testing.T) *events.Claims {
+	t.Helper()
+	c, err := events.NewClaims(t.Context(), e.js, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestCancelledTicketIsNeverMatched covers both ways a cancel reaches the
+// matcher: the notice (ticket dropped at once) and, when the notice is
+// lost, the claim found at match time.
+func TestCancelledTicketIsNeverMatched(t *testing.T) {
+	t.Parallel()
+	for _, notice := range []bool{true, false} {
+		t.Run(fmt.Sprintf("notice=%v", notice), func(t *testing.T) {
+			t.Parallel()
+			e := start(t, Config{})
+			allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
+			claims := e.claims(t)
+			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"gone","player_id":"quitter","skill":1650}`)
+			testkit.Eventually(t, 5*time.Second, func() bool {
+				cons, _ := e.js.Consumer(t.Context(), e.subj.TicketsStream(), events.ConsumerMatcher)
+				info, err := cons.Info(t.Context())
+				return err == nil && info.NumAckPending == 1
+			}, "ticket not pooled")
+			// What the frontend's DELETE does: claim, then notify.
+			if won, _, err := claims.Claim(t.Context(), "gone", events.OwnerCancelled); !won || err != nil {
+				t.Fatalf("cancel claim: %v %v", won, err)
+			}
+			if notice {
+				data, _ := json.Marshal(events.Cancel{SchemaVersion: 1, TicketID: "gone", Region: "eu", Tier: "gold", Mode: "1v1"})
+				if err := e.nc.Publish(e.subj.Cancel("eu", "gold"), data); err != nil {
+					t.Fatal(err)
+				}
+				testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 }, "cancelled ticket not dropped")
+			}
+			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"b","player_id":"bob","skill":1650}`)
+			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"c","player_id":"carol","skill":1650}`)
+			testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 1 }, "no match")
+			m, _ := events.DecodeMatch(allocs()[0].Data)
+			for _, tk := range m.Tickets {
+				if tk.TicketID == "gone" {
+					t.Fatalf("cancelled ticket matched: %+v", m)
+				}
+			}
+			testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 }, "tickets left")
+		})
+	}
+}
+
+// TestTicketClaimedByAnotherMatchIsDropped is a redelivery of a ticket that
+// another worker matched before it died without acking.
+func TestTicketClaimedByAnotherMatchIsDropped(t *testing.T) {
+	t.Parallel()
+	e := start(t, Config{})
+	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
+	if won, _, _ := e.claims(t).Claim(t.Context(), "old", events.MatchOwner("m-elsewhere")); !won {
+		t.Fatal("claim")
+	}
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"old","player_id":"a","skill":1650}`)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"x","player_id":"b","skill":1650}`)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"y","player_id":"c","skill":1650}`)
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 1 }, "no match")
+	m, _ := events.DecodeMatch(allocs()[0].Data)
+	if ids := m.Tickets[0].TicketID + "," + m.Tickets[1].TicketID; ids != "x,y" {
+		t.Fatalf("matched %s, want x,y", ids)
+	}
 }

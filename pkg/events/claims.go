@@ -1,0 +1,112 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Claims decide the one outcome of every ticket. The claims bucket holds a
+// key per ticket id; the first writer creates it (compare-and-set on "no
+// such key") and every later writer learns who won. A matcher claims the
+// tickets of a match before publishing it; the frontend claims a ticket to
+// cancel it; a matcher claims a ticket to expire it. So a ticket is in at
+// most one match, and a cancelled ticket is never matched, however the
+// messages race or are redelivered.
+type Claims struct {
+	kv jetstream.KeyValue
+}
+
+// Claim owners other than a match.
+const (
+	OwnerCancelled  = "cancelled"
+	OwnerExpired    = "expired"
+	OwnerSuperseded = "superseded"
+	ownerMatchPre   = "match:"
+)
+
+// MatchOwner is the owner a match claims its tickets with.
+func MatchOwner(matchID string) string { return ownerMatchPre + matchID }
+
+// OwnerMatchID returns the match id of a match owner.
+func OwnerMatchID(owner string) (string, bool) { return strings.CutPrefix(owner, ownerMatchPre) }
+
+// NewClaims binds to the provisioned claims bucket.
+func NewClaims(ctx context.Context, js jetstream.JetStream, subj Subjects) (*Claims, error) {
+	kv, err := js.KeyValue(ctx, subj.ClaimsBucket())
+	if err != nil {
+		return nil, fmt.Errorf("claims bucket: %w", err)
+	}
+	return &Claims{kv: kv}, nil
+}
+
+// Claim records owner as the outcome of ticketID. It returns true if owner
+// holds the claim now (it won, or had won before: claiming is idempotent),
+// and otherwise the owner that won.
+func (c *Claims) Claim(ctx context.Context, ticketID, owner string) (bool, string, error) {
+	_, err := c.kv.Create(ctx, ticketID, []byte(owner))
+	if err == nil {
+		return true, owner, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return false, "", fmt.Errorf("claim ticket %s: %w", ticketID, err)
+	}
+	cur, err := c.Owner(ctx, ticketID)
+	if err != nil {
+		return false, "", err
+	}
+	return cur == owner, cur, nil
+}
+
+// Owner returns who holds the claim of ticketID, or "" if nobody does.
+func (c *Claims) Owner(ctx context.Context, ticketID string) (string, error) {
+	e, err := c.kv.Get(ctx, ticketID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("claim of ticket %s: %w", ticketID, err)
+	}
+	return string(e.Value()), nil
+}
+
+// ClaimAll claims every ticket for owner, or none: if another owner holds
+// any of them, the claims made by this call are given back and the tickets
+// lost are returned with their owners.
+func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string) (map[string]string, error) {
+	lost := map[string]string{}
+	var made []string
+	for _, id := range ticketIDs {
+		won, cur, err := c.Claim(ctx, id, owner)
+		if err != nil {
+			c.release(ctx, made, owner)
+			return nil, err
+		}
+		if !won {
+			lost[id] = cur
+			continue
+		}
+		made = append(made, id)
+	}
+	if len(lost) > 0 {
+		c.release(ctx, made, owner)
+	}
+	return lost, nil
+}
+
+// release deletes the claims of owner on ids, if they are still owner's.
+// A failed release leaves a claim behind; the ticket then ends as that
+// owner's outcome would say, which is why a matcher only claims what it is
+// about to publish.
+func (c *Claims) release(ctx context.Context, ids []string, owner string) {
+	for _, id := range ids {
+		e, err := c.kv.Get(ctx, id)
+		if err != nil || string(e.Value()) != owner {
+			continue
+		}
+		_ = c.kv.Delete(ctx, id, jetstream.LastRevision(e.Revision()))
+	}
+}
