@@ -1,5 +1,7 @@
-// Package api is the frontend's HTTP API: tickets as JSON under /v1, the
-// page that lets a person in a browser find a match, and the ops endpoints.
+// Package api is the frontend's HTTP surface: tickets as JSON under /v1
+// (create, get, cancel, Server-Sent Events), the WebSocket endpoints game
+// clients hold open while they wait, the find-a-match page, the OpenAPI
+// description and the ops endpoints.
 package api
 
 import (
@@ -11,86 +13,190 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/capacity"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/ratelimit"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
 
 //go:embed page/*
 var page embed.FS
 
+//go:embed openapi.yaml
+var openAPI []byte
+
 // Tickets is what the API needs from the ticket service.
 type Tickets interface {
 	Create(ctx context.Context, req tickets.Request, idempotencyKey string) (tickets.View, error)
 	Get(ctx context.Context, ticketID string) (tickets.View, error)
+	Cancel(ctx context.Context, ticketID, reason string) (tickets.View, error)
+	Record(ctx context.Context, ticketID string) (tickets.Record, error)
+}
+
+// Results is what the API needs from the results tracker.
+type Results interface {
+	Track(ctx context.Context, ticketID, player string, created time.Time) error
+	Wait(ctx context.Context, ticketID string) (<-chan events.Result, func(), error)
 }
 
 // ErrorBody is every error answer.
 type ErrorBody struct {
 	Error  string              `json:"error"`
 	Fields []events.FieldError `json:"fields,omitempty"`
+	// SuggestRegion is a region with room, when this one is full.
+	SuggestRegion string `json:"suggest_region,omitempty"`
+}
+
+// Config of the API.
+type Config struct {
+	// RatePerSecond and RateBurst limit each client address.
+	RatePerSecond float64
+	RateBurst     int
+	// TrustProxy takes the client address from X-Forwarded-For.
+	TrustProxy bool
+	// Heartbeat is how often idle SSE and WebSocket clients get a ping.
+	Heartbeat time.Duration
+	// WSDefaults fill in what a /ws client leaves out.
+	WSRegion string
+	WSSkill  int
 }
 
 // API serves HTTP.
 type API struct {
-	tickets Tickets
-	log     *slog.Logger
-	created *prometheus.CounterVec
+	cfg      Config
+	tickets  Tickets
+	results  Results
+	log      *slog.Logger
+	limiter  *ratelimit.Limiter
+	upgrader websocket.Upgrader
+	now      func() time.Time
+	// done ends every waiting SSE and WebSocket client on shutdown.
+	done <-chan struct{}
+	met  apiMetrics
 }
 
-// New returns the handler of the whole frontend.
-func New(t Tickets, log *slog.Logger, ready *ops.Readiness, reg *prometheus.Registry) (http.Handler, error) {
+type apiMetrics struct {
+	requests   *prometheus.CounterVec
+	rejections *prometheus.CounterVec
+	open       *prometheus.GaugeVec
+}
+
+// New returns the handler of the whole frontend. Waiting clients are let go
+// when done is closed.
+func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readiness, reg *prometheus.Registry, done <-chan struct{}) (http.Handler, error) {
 	pageFS, err := fs.Sub(page, "page")
 	if err != nil {
 		return nil, fmt.Errorf("embedded page: %w", err)
 	}
-	a := &API{tickets: t, log: log, created: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "quickmatch_frontend_ticket_requests_total", Help: "Ticket creation requests by outcome.",
-	}, []string{"outcome"})}
-	reg.MustRegister(a.created)
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	if cfg.WSRegion == "" {
+		cfg.WSRegion = "eu"
+	}
+	a := &API{
+		cfg: cfg, tickets: t, results: r, log: log, now: time.Now, done: done,
+		limiter:  ratelimit.New(cfg.RatePerSecond, cfg.RateBurst),
+		upgrader: websocket.Upgrader{ReadBufferSize: 512, WriteBufferSize: 1024},
+		met: apiMetrics{
+			requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "quickmatch_frontend_ticket_requests_total", Help: "Ticket creations by outcome.",
+			}, []string{"outcome"}),
+			rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "quickmatch_frontend_rejections_total", Help: "Requests refused, by reason.",
+			}, []string{"reason"}),
+			open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "quickmatch_frontend_open_connections", Help: "Clients waiting on a connection, by kind.",
+			}, []string{"kind"}),
+		},
+	}
+	reg.MustRegister(a.met.requests, a.met.rejections, a.met.open)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/tickets", a.createTicket)
+	mux.HandleFunc("POST /v1/tickets", a.limited(a.createTicket))
 	mux.HandleFunc("GET /v1/tickets/{id}", a.getTicket)
+	mux.HandleFunc("DELETE /v1/tickets/{id}", a.limited(a.cancelTicket))
+	mux.HandleFunc("GET /v1/tickets/{id}/events", a.ticketEvents)
+	mux.HandleFunc("GET /ws", a.limited(a.demoWebSocket))
+	mux.HandleFunc("GET /ws/events", a.limited(a.eventsWebSocket))
+	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(openAPI)
+	})
 	mux.Handle("GET /", http.FileServerFS(pageFS))
 	ops.Register(mux, ready, reg)
 	return mux, nil
 }
 
-func (a *API) createTicket(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, events.MaxPayloadBytes))
+// limited applies the per-client rate limit.
+func (a *API) limited(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ok, wait := a.limiter.Allow(a.clientKey(r), a.now())
+		if !ok {
+			a.met.rejections.WithLabelValues("rate_limited").Inc()
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+			writeJSON(w, http.StatusTooManyRequests, ErrorBody{Error: "too many requests from this client"})
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (a *API) clientKey(r *http.Request) string {
+	if a.cfg.TrustProxy {
+		if f := r.Header.Get("X-Forwarded-For"); f != "" {
+			first, _, _ := strings.Cut(f, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		a.created.WithLabelValues("too_large").Inc()
-		writeJSON(w, http.StatusRequestEntityTooLarge, ErrorBody{Error: "request body too large"})
-		return
+		return r.RemoteAddr
 	}
-	var req tickets.Request
-	if err := events.DecodeStrict("request", body, &req); err != nil {
-		a.created.WithLabelValues("invalid").Inc()
-		writeError(w, err)
-		return
-	}
-	// The correlation id starts here (or comes from the client) and travels
-	// in NATS headers through every service that touches the ticket.
+	return host
+}
+
+// requestMeta starts (or continues, from the client's header) the
+// correlation id that travels with the ticket through every service.
+func requestMeta(r *http.Request) (context.Context, string) {
 	cid := r.Header.Get("X-Correlation-Id")
 	if cid == "" || len(cid) > 128 {
 		cid = events.NewCorrelationID()
 	}
-	w.Header().Set("X-Correlation-Id", cid)
-	ctx := events.WithMeta(r.Context(), events.Meta{CorrelationID: cid, TraceParent: r.Header.Get("Traceparent")})
-	view, err := a.tickets.Create(ctx, req, r.Header.Get("Idempotency-Key"))
+	return events.WithMeta(r.Context(), events.Meta{CorrelationID: cid, TraceParent: r.Header.Get("Traceparent")}), cid
+}
+
+func (a *API) createTicket(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, events.MaxPayloadBytes))
 	if err != nil {
-		a.created.WithLabelValues(outcome(err)).Inc()
-		if !errors.Is(err, events.ErrInvalid) && !errors.Is(err, tickets.ErrIdempotencyReuse) {
-			a.log.Error("create ticket", "correlation_id", cid, "err", err)
-		}
-		writeError(w, err)
+		a.reject(w, "too_large", http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("request body over %d bytes", events.MaxPayloadBytes)})
 		return
 	}
-	a.created.WithLabelValues("queued").Inc()
+	var req tickets.Request
+	if err := events.DecodeStrict("request", body, &req); err != nil {
+		a.writeError(w, err)
+		return
+	}
+	ctx, cid := requestMeta(r)
+	w.Header().Set("X-Correlation-Id", cid)
+	view, err := a.tickets.Create(ctx, req, r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		if outcome(err) == "unavailable" {
+			a.log.Error("create ticket", "correlation_id", cid, "err", err)
+		}
+		a.writeError(w, err)
+		return
+	}
+	a.met.requests.WithLabelValues("queued").Inc()
 	w.Header().Set("Location", "/v1/tickets/"+view.TicketID)
 	writeJSON(w, http.StatusAccepted, view)
 }
@@ -98,40 +204,78 @@ func (a *API) createTicket(w http.ResponseWriter, r *http.Request) {
 func (a *API) getTicket(w http.ResponseWriter, r *http.Request) {
 	view, err := a.tickets.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
-		if !errors.Is(err, tickets.ErrNotFound) {
+		if outcome(err) == "unavailable" {
 			a.log.Error("get ticket", "ticket_id", r.PathValue("id"), "err", err)
 		}
-		writeError(w, err)
+		a.writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, view)
 }
 
+func (a *API) cancelTicket(w http.ResponseWriter, r *http.Request) {
+	ctx, cid := requestMeta(r)
+	w.Header().Set("X-Correlation-Id", cid)
+	view, err := a.tickets.Cancel(ctx, r.PathValue("id"), "cancelled by the client")
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, view)
+	case errors.Is(err, tickets.ErrAlreadyDecided):
+		if view.Status == events.StatusCancelled {
+			writeJSON(w, http.StatusOK, view) // cancelling twice is fine
+			return
+		}
+		writeJSON(w, http.StatusConflict, struct {
+			ErrorBody
+			tickets.View
+		}{ErrorBody{Error: "ticket cannot be cancelled: it is " + string(view.Status)}, view})
+	default:
+		if outcome(err) == "unavailable" {
+			a.log.Error("cancel ticket", "ticket_id", r.PathValue("id"), "err", err)
+		}
+		a.writeError(w, err)
+	}
+}
+
+// outcome names an error for metrics and decides what is logged.
 func outcome(err error) string {
 	switch {
 	case errors.Is(err, events.ErrInvalid):
 		return "invalid"
 	case errors.Is(err, tickets.ErrIdempotencyReuse):
-		return "conflict"
+		return "idempotency_conflict"
+	case errors.Is(err, tickets.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, capacity.ErrFull):
+		return "region_full"
 	default:
 		return "unavailable"
 	}
 }
 
-func writeError(w http.ResponseWriter, err error) {
+func (a *API) reject(w http.ResponseWriter, reason string, status int, body ErrorBody) {
+	a.met.rejections.WithLabelValues(reason).Inc()
+	writeJSON(w, status, body)
+}
+
+func (a *API) writeError(w http.ResponseWriter, err error) {
 	var ve *events.ValidationError
+	var full *capacity.FullError
 	switch {
 	case errors.As(err, &ve):
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: ve.Error(), Fields: ve.Fields})
+		a.reject(w, "invalid", http.StatusBadRequest, ErrorBody{Error: ve.Error(), Fields: ve.Fields})
 	case errors.Is(err, tickets.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: err.Error()})
 	case errors.Is(err, tickets.ErrIdempotencyReuse):
-		writeJSON(w, http.StatusConflict, ErrorBody{Error: err.Error()})
+		a.reject(w, "idempotency_conflict", http.StatusConflict, ErrorBody{Error: err.Error()})
+	case errors.As(err, &full):
+		w.Header().Set("Retry-After", strconv.Itoa(int(full.RetryAfter/time.Second)))
+		a.reject(w, "region_full", http.StatusServiceUnavailable, ErrorBody{Error: full.Error(), SuggestRegion: full.Suggest})
 	default:
 		// The broker is unreachable or refused the ticket (stream full):
 		// nothing was queued, and the client may retry with the same key.
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: "ticket service unavailable, retry with the same Idempotency-Key"})
+		a.reject(w, "unavailable", http.StatusServiceUnavailable, ErrorBody{Error: "ticket service unavailable, retry with the same Idempotency-Key"})
 	}
 }
 

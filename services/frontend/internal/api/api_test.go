@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -9,7 +11,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,72 +23,136 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/api"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/capacity"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
 
 type env struct {
-	srv  *server.Server
-	js   jetstream.JetStream
-	http *httptest.Server
-	subj events.Subjects
+	srv    *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	http   *httptest.Server
+	subj   events.Subjects
+	pub    *events.Publisher
+	claims *events.Claims
+	done   chan struct{}
 }
 
-func start(t *testing.T) *env {
+type options struct {
+	api     api.Config
+	maxWait time.Duration
+	minFree int
+	// before runs after provisioning, before the frontend starts.
+	before func(e *env)
+}
+
+func start(t *testing.T, o options) *env {
 	t.Helper()
 	s := testkit.RunServer(t)
 	nc := testkit.Connect(t, s, nats.MaxReconnects(0))
 	js := testkit.JetStream(t, nc)
-	e := &env{srv: s, js: js}
+	e := &env{srv: s, nc: nc, js: js, pub: events.NewPublisher(js, events.Subjects{}), done: make(chan struct{})}
 	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := tickets.New(t.Context(), js, e.subj, events.DefaultRegions, events.DefaultTiers)
+	claims, err := events.NewClaims(t.Context(), js, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.claims = claims
+	if o.before != nil {
+		o.before(e)
+	}
+	if o.maxWait == 0 {
+		o.maxWait = time.Hour
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	var svc *tickets.Service
+	tracker := results.New(nc, e.subj, log, reg, o.maxWait, func(ctx context.Context, id string) { svc.Expire(ctx, id) })
+	testkit.Run(t, tracker.Run)
+	adm, err := capacity.New(t.Context(), js, e.subj, o.minFree, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Run(t, adm.Run)
+	svc, err = tickets.New(t.Context(), tickets.Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Modes: []string{"1v1", "2v2"}, MaxPartySize: 2}, js, e.subj, tracker, adm, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ready ops.Readiness
 	ready.Set(true)
-	h, err := api.New(svc, slog.New(slog.NewTextHandler(io.Discard, nil)), &ready, prometheus.NewRegistry())
+	o.api.Heartbeat = 100 * time.Millisecond
+	h, err := api.New(o.api, svc, tracker, log, &ready, reg, e.done)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.http = httptest.NewServer(h)
-	t.Cleanup(e.http.Close)
+	t.Cleanup(func() {
+		close(e.done)
+		e.http.Close()
+	})
 	return e
 }
 
-func (e *env) post(t *testing.T, body, key string) (int, map[string]any) {
+func (e *env) do(t *testing.T, method, path, body string, hdr map[string]string) (int, map[string]any, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, e.http.URL+"/v1/tickets", strings.NewReader(body))
-	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
+	req, _ := http.NewRequestWithContext(t.Context(), method, e.http.URL+path, strings.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
 	}
-	return do(t, req)
-}
-
-func (e *env) get(t *testing.T, path string) (int, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.http.URL+path, nil)
-	return do(t, req)
-}
-
-func do(t *testing.T, req *http.Request) (int, map[string]any) {
-	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	var body map[string]any
-	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
-		t.Fatalf("%s %s: body is not JSON: %v", req.Method, req.URL.Path, err)
+	var out map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		t.Fatalf("%s %s: body is not JSON: %v", method, path, err)
 	}
-	return res.StatusCode, body
+	return res.StatusCode, out, res.Header
+}
+
+func (e *env) post(t *testing.T, body, key string) (int, map[string]any) {
+	t.Helper()
+	hdr := map[string]string{}
+	if key != "" {
+		hdr["Idempotency-Key"] = key
+	}
+	code, out, _ := e.do(t, http.MethodPost, "/v1/tickets", body, hdr)
+	return code, out
+}
+
+func (e *env) get(t *testing.T, path string) (int, map[string]any) {
+	t.Helper()
+	code, out, _ := e.do(t, http.MethodGet, path, "", nil)
+	return code, out
+}
+
+func (e *env) queued(t *testing.T) uint64 {
+	return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream())
+}
+
+// allocate plays the matcher and the allocator for a ticket of player.
+func (e *env) allocate(t *testing.T, ticketID, player string) *events.Assignment {
+	t.Helper()
+	if won, _, err := e.claims.Claim(t.Context(), ticketID, events.MatchOwner("m1")); !won || err != nil {
+		t.Fatalf("claim: %v %v", won, err)
+	}
+	if err := e.pub.Result(t.Context(), events.Result{TicketID: ticketID, PlayerID: player, Status: events.StatusMatched, MatchID: "m1"}); err != nil {
+		t.Fatal(err)
+	}
+	as := &events.Assignment{Server: "gs-1", Address: "127.0.0.1", Port: 7000, URL: "http://127.0.0.1:7000/play?room=m1&token=x", Room: "m1", MatchID: "m1", JoinToken: "x"}
+	if err := e.pub.Result(t.Context(), events.Result{TicketID: ticketID, PlayerID: player, Status: events.StatusAssigned, MatchID: "m1", Assignment: as}); err != nil {
+		t.Fatal(err)
+	}
+	return as
 }
 
 func TestCreateAndGetTicket(t *testing.T) {
 	t.Parallel()
-	e := start(t)
+	e := start(t, options{})
 	code, body := e.post(t, `{"player_id":"alice","mode":"1v1","skill":1650,"region":"eu"}`, "")
 	if code != http.StatusAccepted || body["status"] != "queued" || body["tier"] != "gold" {
 		t.Fatalf("POST = %d %v", code, body)
@@ -96,61 +164,67 @@ func TestCreateAndGetTicket(t *testing.T) {
 		t.Fatal(err)
 	}
 	tk, err := events.DecodeTicket(raw.Data)
-	if err != nil || tk.TicketID != id || tk.PlayerID != "alice" || raw.Header.Get(jetstream.MsgIDHeader) != id {
-		t.Fatalf("queued ticket %s: %v", raw.Data, err)
+	if err != nil || tk.TicketID != id || tk.PlayerID != "alice" || raw.Header.Get(jetstream.MsgIDHeader) != id || raw.Header.Get(events.HeaderCorrelationID) == "" {
+		t.Fatalf("queued ticket %s %v: %v", raw.Data, raw.Header, err)
 	}
 	if code, body := e.get(t, "/v1/tickets/"+id); code != 200 || body["status"] != "queued" {
 		t.Fatalf("GET = %d %v", code, body)
 	}
-
-	// The allocator's result, published on the player's subject, is what a
-	// later GET reports, from any frontend.
-	pub := events.NewPublisher(e.js, e.subj)
-	as := &events.Assignment{Server: "gs-1", Address: "127.0.0.1", Port: 7000, URL: "http://127.0.0.1:7000/play?room=m1", Room: "m1", MatchID: "m1", JoinToken: "tok"}
-	if err := pub.Result(t.Context(), events.Result{TicketID: id, PlayerID: "alice", Status: events.StatusAssigned, MatchID: "m1", Assignment: as}); err != nil {
-		t.Fatal(err)
-	}
+	as := e.allocate(t, id, "alice")
 	code, body = e.get(t, "/v1/tickets/"+id)
 	a, _ := body["assignment"].(map[string]any)
 	if code != 200 || body["status"] != "assigned" || a["url"] != as.URL || body["match_id"] != "m1" {
 		t.Fatalf("GET after assignment = %d %v", code, body)
 	}
-
-	// A result of another ticket of the same player does not leak in.
-	code, body = e.post(t, `{"player_id":"alice","skill":1650,"region":"eu"}`, "")
-	if code != http.StatusAccepted {
-		t.Fatal(code, body)
+	// A newer ticket of the same player does not inherit the old result.
+	_, body = e.post(t, `{"player_id":"alice","skill":1650,"region":"eu"}`, "")
+	if _, b := e.get(t, "/v1/tickets/"+body["ticket_id"].(string)); b["status"] != "queued" {
+		t.Fatalf("new ticket shows %v", b)
 	}
-	if _, body := e.get(t, "/v1/tickets/"+body["ticket_id"].(string)); body["status"] != "queued" {
-		t.Fatalf("new ticket shows %v", body)
+	// The time to assignment was measured by the tracker.
+	res, err := http.Get(e.http.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !bytes.Contains(m, []byte("quickmatch_frontend_time_to_assignment_seconds_count 1")) || !bytes.Contains(m, []byte(`quickmatch_frontend_ticket_outcomes_total{status="assigned"} 1`)) {
+		t.Fatalf("metrics lack the assignment:\n%s", m)
 	}
 }
 
 func TestIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	e := start(t)
+	e := start(t, options{})
 	req := `{"player_id":"bob","skill":1300,"region":"us"}`
 	_, first := e.post(t, req, "key-1")
 	code, second := e.post(t, req, "key-1")
 	if code != http.StatusAccepted || first["ticket_id"] != second["ticket_id"] {
 		t.Fatalf("repeat gave %d %v, first %v", code, second, first)
 	}
-	if n := testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()); n != 1 {
+	if n := e.queued(t); n != 1 {
 		t.Fatalf("%d tickets queued for one idempotent request", n)
 	}
-	code, body := e.post(t, `{"player_id":"bob","skill":1400,"region":"us"}`, "key-1")
-	if code != http.StatusConflict {
+	if code, body := e.post(t, `{"player_id":"bob","skill":1400,"region":"us"}`, "key-1"); code != http.StatusConflict {
 		t.Fatalf("key reused for another request: %d %v", code, body)
+	}
+	// A client-chosen ticket id is idempotent too.
+	e.post(t, `{"ticket_id":"mine","player_id":"carol","skill":1300,"region":"us"}`, "")
+	if code, body := e.post(t, `{"ticket_id":"mine","player_id":"carol","skill":1300,"region":"us"}`, ""); code != 202 || body["ticket_id"] != "mine" {
+		t.Fatalf("repeat with ticket_id: %d %v", code, body)
+	}
+	if n := e.queued(t); n != 2 {
+		t.Fatalf("%d tickets queued, want 2", n)
 	}
 }
 
 func TestBadRequestsNameTheFieldAndQueueNothing(t *testing.T) {
 	t.Parallel()
-	e := start(t)
+	e := start(t, options{})
 	tests := []struct {
 		name, body string
 		code       int
-		field      string
+		fields     string
 	}{
 		{"not json", `player=alice`, 400, ""},
 		{"unknown field", `{"player_id":"a","skill":1,"region":"eu","colour":"red"}`, 400, "colour"},
@@ -159,38 +233,321 @@ func TestBadRequestsNameTheFieldAndQueueNothing(t *testing.T) {
 		{"skill out of range", `{"player_id":"a","skill":-1,"region":"eu"}`, 400, "skill"},
 		{"missing region", `{"player_id":"a","skill":1}`, 400, "region"},
 		{"unknown region", `{"player_id":"a","skill":1,"region":"mars"}`, 400, "region"},
+		{"unknown mode", `{"player_id":"a","skill":1,"region":"eu","mode":"chess"}`, 400, "mode"},
+		{"party too big", `{"party":["a","b","c"],"skill":1,"region":"eu"}`, 400, "party"},
 		{"player with a wildcard", `{"player_id":"a.*","skill":1,"region":"eu"}`, 400, "player_id"},
 		{"no player", `{"skill":1,"region":"eu"}`, 400, "player_id"},
-		{"bad mode", `{"player_id":"a","skill":1,"region":"eu","mode":"x y"}`, 400, "mode"},
+		{"every bad field", `{"player_id":"x.y","skill":-4,"region":"mars"}`, 400, "player_id,skill,region"},
 		{"too large", `{"player_id":"` + strings.Repeat("a", 70000) + `"}`, 413, ""},
 	}
 	for _, tt := range tests {
 		code, body := e.post(t, tt.body, "")
-		if code != tt.code {
+		if code != tt.code || body["error"] == "" {
 			t.Errorf("%s: status %d, want %d (%v)", tt.name, code, tt.code, body)
 			continue
 		}
-		if body["error"] == "" {
-			t.Errorf("%s: no error message", tt.name)
-		}
-		if tt.field != "" {
-			fields, _ := body["fields"].([]any)
-			if len(fields) == 0 || fields[0].(map[string]any)["field"] != tt.field {
-				t.Errorf("%s: fields %v, want %q first", tt.name, body["fields"], tt.field)
+		if tt.fields != "" {
+			var got []string
+			for _, f := range body["fields"].([]any) {
+				got = append(got, f.(map[string]any)["field"].(string))
+			}
+			if strings.Join(got, ",") != tt.fields {
+				t.Errorf("%s: fields %v, want %s", tt.name, got, tt.fields)
 			}
 		}
 	}
-	if n := testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()); n != 0 {
+	if n := e.queued(t); n != 0 {
 		t.Fatalf("bad requests queued %d tickets", n)
 	}
 	if code, _ := e.get(t, "/v1/tickets/nope"); code != http.StatusNotFound {
 		t.Fatalf("unknown ticket: %d", code)
 	}
+	if code, _, _ := e.do(t, http.MethodGet, "/v1/tickets/nope/events", "", map[string]string{"Last-Event-ID": "x"}); code != 400 {
+		t.Fatalf("bad Last-Event-ID: %d", code)
+	}
+}
+
+func TestCancelBeforeMatch(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	notices := testkit.Collect(t, e.nc, e.subj.AllCancels())
+	_, body := e.post(t, `{"player_id":"alice","skill":1650,"region":"eu"}`, "")
+	id := body["ticket_id"].(string)
+	code, body, _ := e.do(t, http.MethodDelete, "/v1/tickets/"+id, "", nil)
+	if code != 200 || body["status"] != "cancelled" {
+		t.Fatalf("DELETE = %d %v", code, body)
+	}
+	if owner, _ := e.claims.Owner(t.Context(), id); owner != events.OwnerCancelled {
+		t.Fatalf("claim = %q: nothing stops a matcher", owner)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(notices()) == 1 }, "no cancel notice for matchers")
+	if _, body := e.get(t, "/v1/tickets/"+id); body["status"] != "cancelled" {
+		t.Fatalf("GET after cancel: %v", body)
+	}
+	if code, _, _ := e.do(t, http.MethodDelete, "/v1/tickets/"+id, "", nil); code != 200 {
+		t.Fatalf("second DELETE: %d", code)
+	}
+	// Too late: a matched ticket cannot be cancelled.
+	_, body = e.post(t, `{"player_id":"bob","skill":1650,"region":"eu"}`, "")
+	id2 := body["ticket_id"].(string)
+	e.allocate(t, id2, "bob")
+	code, body, _ = e.do(t, http.MethodDelete, "/v1/tickets/"+id2, "", nil)
+	if code != http.StatusConflict || body["status"] != "assigned" {
+		t.Fatalf("DELETE of an assigned ticket = %d %v", code, body)
+	}
+	if code, _, _ := e.do(t, http.MethodDelete, "/v1/tickets/nope", "", nil); code != 404 {
+		t.Fatalf("DELETE unknown: %d", code)
+	}
+}
+
+func TestTicketExpiresAtMaxWait(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{maxWait: 500 * time.Millisecond})
+	_, body := e.post(t, `{"player_id":"lonely","skill":1650,"region":"eu"}`, "")
+	id := body["ticket_id"].(string)
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		_, b := e.get(t, "/v1/tickets/"+id)
+		return b["status"] == "expired"
+	}, "ticket never expired")
+	if owner, _ := e.claims.Owner(t.Context(), id); owner != events.OwnerExpired {
+		t.Fatalf("claim = %q", owner)
+	}
+}
+
+type sseEvent struct {
+	id     string
+	status string
+}
+
+func readSSE(t *testing.T, r *bufio.Reader, n int) []sseEvent {
+	t.Helper()
+	var out []sseEvent
+	var cur sseEvent
+	for len(out) < n {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %v: %v", out, err)
+		}
+		line = strings.TrimRight(line, "\n")
+		switch {
+		case strings.HasPrefix(line, "id: "):
+			cur.id = strings.TrimPrefix(line, "id: ")
+		case strings.HasPrefix(line, "data: "):
+			var v map[string]any
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &v); err != nil {
+				t.Fatal(err)
+			}
+			cur.status = v["status"].(string)
+		case line == "" && cur.id != "":
+			out = append(out, cur)
+			cur = sseEvent{}
+		}
+	}
+	return out
+}
+
+func TestServerSentEventsAndResume(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	_, body := e.post(t, `{"player_id":"alice","skill":1650,"region":"eu"}`, "")
+	id := body["ticket_id"].(string)
+	open := func(lastID string) (*bufio.Reader, func()) {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.http.URL+"/v1/tickets/"+id+"/events", nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("events: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+		}
+		return bufio.NewReader(res.Body), func() { res.Body.Close() }
+	}
+	r, closeIt := open("")
+	if got := readSSE(t, r, 1); got[0] != (sseEvent{"1", "queued"}) {
+		t.Fatalf("first event %v", got)
+	}
+	if err := e.pub.Result(t.Context(), events.Result{TicketID: id, PlayerID: "alice", Status: events.StatusMatched, MatchID: "m1"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readSSE(t, r, 1); got[0] != (sseEvent{"2", "matched"}) {
+		t.Fatalf("second event %v", got)
+	}
+	closeIt() // the client drops; the assignment arrives meanwhile
+	e.allocate(t, id, "alice")
+	r, closeIt = open("2")
+	defer closeIt()
+	if got := readSSE(t, r, 1); got[0] != (sseEvent{"3", "assigned"}) {
+		t.Fatalf("resumed stream sent %v", got)
+	}
+	if _, err := r.ReadString('\n'); err != io.EOF {
+		t.Fatalf("stream did not end after the terminal status: %v", err)
+	}
+}
+
+func wsURL(e *env, path string) string { return "ws" + strings.TrimPrefix(e.http.URL, "http") + path }
+
+func TestDemoWebSocketSendsOneURL(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(e, "/ws?region=eu&skill=1650&player_id=wsplayer"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var id string
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		st, _ := e.js.Stream(t.Context(), e.subj.TicketsStream())
+		raw, err := st.GetLastMsgForSubject(t.Context(), "matchmaking.eu.gold")
+		if err != nil {
+			return false
+		}
+		tk, _ := events.DecodeTicket(raw.Data)
+		id = tk.TicketID
+		return tk.PlayerID == "wsplayer"
+	}, "no ticket queued for the WebSocket client")
+	as := e.allocate(t, id, "wsplayer")
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	kind, data, err := c.ReadMessage()
+	if err != nil || kind != websocket.TextMessage || string(data) != as.URL {
+		t.Fatalf("message %d %q %v, want the URL", kind, data, err)
+	}
+	_, _, err = c.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("after the URL: %v, want a normal close", err)
+	}
+}
+
+func TestWebSocketClientThatLeavesHasItsTicketCancelled(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(e, "/ws?player_id=quitter&skill=100&region=us"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return e.queued(t) == 1 }, "no ticket")
+	st, _ := e.js.Stream(t.Context(), e.subj.TicketsStream())
+	raw, _ := st.GetLastMsgForSubject(t.Context(), "matchmaking.us.bronze")
+	tk, _ := events.DecodeTicket(raw.Data)
+	c.Close()
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		owner, _ := e.claims.Owner(t.Context(), tk.TicketID)
+		return owner == events.OwnerCancelled
+	}, "abandoned ticket not cancelled")
+}
+
+func TestWebSocketBadInput(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	_, res, err := websocket.DefaultDialer.Dial(wsURL(e, "/ws?skill=lots"), nil)
+	if err == nil || res.StatusCode != 400 {
+		t.Fatalf("bad skill: %v %v", err, res)
+	}
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(e, "/ws?region=mars"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errorsAs(err, &ce) || ce.Code != api.CloseInvalid || !strings.Contains(ce.Text, "region") {
+		t.Fatalf("unknown region over /ws: %v", err)
+	}
+	if n := e.queued(t); n != 0 {
+		t.Fatalf("%d tickets queued", n)
+	}
+}
+
+func TestEventsWebSocket(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(e, "/ws/events?player_id=rich&skill=2500&region=asia"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	read := func() map[string]any {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var v map[string]any
+		if err := c.ReadJSON(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first := read()
+	if first["status"] != "queued" || first["tier"] != "platinum" {
+		t.Fatalf("first %v", first)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"cancel"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if v := read(); v["status"] != "cancelled" {
+		t.Fatalf("after cancel: %v", v)
+	}
+	_, _, err = c.ReadMessage()
+	if !websocket.IsCloseError(err, api.CloseCancelled) {
+		t.Fatalf("close: %v", err)
+	}
+}
+
+func TestFullRegionGets503WithASuggestion(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{minFree: 1, before: func(e *env) {
+		kv, err := e.js.KeyValue(t.Context(), e.subj.CapacityBucket())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for region, free := range map[string]int{"eu": 0, "us": 7} {
+			data, _ := json.Marshal(events.Capacity{SchemaVersion: 1, Region: region, FreeRooms: free, TotalRooms: 10, Servers: 1, At: time.Now()})
+			if _, err := kv.Put(t.Context(), region, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}})
+	var code int
+	var body map[string]any
+	var hdr http.Header
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		code, body, hdr = e.do(t, http.MethodPost, "/v1/tickets", `{"player_id":"a","skill":1650,"region":"eu"}`, nil)
+		return code == http.StatusServiceUnavailable
+	}, "full region accepted a ticket: %d %v", code, body)
+	if body["suggest_region"] != "us" || hdr.Get("Retry-After") == "" {
+		t.Fatalf("503 body %v, Retry-After %q", body, hdr.Get("Retry-After"))
+	}
+	if code, _ := e.post(t, `{"player_id":"b","skill":1650,"region":"us"}`, ""); code != 202 {
+		t.Fatalf("region with room: %d", code)
+	}
+	if code, _ := e.post(t, `{"player_id":"c","skill":1650,"region":"asia"}`, ""); code != 202 {
+		t.Fatalf("region without a report: %d", code)
+	}
+	if n := e.queued(t); n != 2 {
+		t.Fatalf("%d queued, want 2", n)
+	}
+}
+
+func TestRateLimitPerClient(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{api: api.Config{RatePerSecond: 0.5, RateBurst: 2}})
+	for i := range 2 {
+		if code, _ := e.post(t, `{"player_id":"p`+string(rune('0'+i))+`","skill":1650,"region":"eu"}`, ""); code != 202 {
+			t.Fatalf("request %d: %d", i, code)
+		}
+	}
+	code, body, hdr := e.do(t, http.MethodPost, "/v1/tickets", `{"player_id":"p9","skill":1650,"region":"eu"}`, nil)
+	if code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" || body["error"] == "" {
+		t.Fatalf("third request: %d %v", code, body)
+	}
+	if code, _ := e.get(t, "/v1/tickets/nope"); code != 404 {
+		t.Fatalf("GET must not be limited: %d", code)
+	}
 }
 
 func TestBrokerDownAnswers503AndServerLives(t *testing.T) {
 	t.Parallel()
-	e := start(t)
+	e := start(t, options{})
 	e.srv.Shutdown()
 	code, body := e.post(t, `{"player_id":"a","skill":1,"region":"eu"}`, "k")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body["error"].(string), "retry") {
@@ -203,29 +560,18 @@ func TestBrokerDownAnswers503AndServerLives(t *testing.T) {
 	res.Body.Close()
 }
 
-func TestPageIsServed(t *testing.T) {
+func TestPageAndOpenAPIAreServed(t *testing.T) {
 	t.Parallel()
-	e := start(t)
-	res, err := http.Get(e.http.URL + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != 200 || !bytes.Contains(b, []byte("Find a match")) {
-		t.Fatalf("page: %d", res.StatusCode)
-	}
-}
-
-func TestEveryBadFieldIsNamed(t *testing.T) {
-	t.Parallel()
-	e := start(t)
-	code, body := e.post(t, `{"player_id":"x.y","skill":-4,"region":"mars"}`, "")
-	var got []string
-	for _, f := range body["fields"].([]any) {
-		got = append(got, f.(map[string]any)["field"].(string))
-	}
-	if code != 400 || strings.Join(got, ",") != "player_id,skill,region" {
-		t.Fatalf("%d fields %v", code, got)
+	e := start(t, options{})
+	for path, want := range map[string]string{"/": "Find a match", "/openapi.yaml": "/v1/tickets/{id}/events"} {
+		res, err := http.Get(e.http.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !bytes.Contains(b, []byte(want)) {
+			t.Fatalf("%s: %d", path, res.StatusCode)
+		}
 	}
 }

@@ -1,10 +1,11 @@
 // Package tickets is the frontend's ticket service: it turns a player's
-// request into a ticket on JetStream and answers where that ticket stands.
+// request into a ticket on JetStream, answers where that ticket stands,
+// and cancels or expires it.
 //
 // State lives in JetStream, not in the process, so any frontend instance
 // answers for any ticket: the ticket record (who, which shard) is in the
-// tickets key-value bucket, and the outcome is the player's latest result
-// in the RESULTS stream.
+// tickets bucket, the decided outcome in the claims bucket, and what each
+// player was told in the RESULTS stream.
 package tickets
 
 import (
@@ -15,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 var (
 	ErrNotFound         = errors.New("ticket not found")
 	ErrIdempotencyReuse = errors.New("idempotency key was used for a different request")
+	ErrAlreadyDecided   = errors.New("ticket already has an outcome")
 )
 
 // Request is what a client asks for.
@@ -60,20 +63,54 @@ type View struct {
 	Assignment *events.Assignment `json:"assignment,omitempty"`
 }
 
-// Service creates tickets and reports on them.
+// ViewOf is the view of a record with a result applied.
+func ViewOf(rec Record, r *events.Result) View {
+	v := View{TicketID: rec.Ticket.TicketID, Status: events.StatusQueued, Region: rec.Region, Tier: rec.Tier, Mode: rec.Ticket.Mode}
+	if r != nil {
+		v.Status, v.MatchID, v.Reason, v.Assignment = r.Status, r.MatchID, r.Reason, r.Assignment
+	}
+	return v
+}
+
+// Tracker follows tickets' results (results.Tracker).
+type Tracker interface {
+	Track(ctx context.Context, ticketID, player string, created time.Time) error
+	Untrack(ctx context.Context, ticketID string)
+}
+
+// Admission refuses tickets for a region without capacity (capacity.Watcher).
+type Admission interface {
+	Admit(region string) error
+}
+
+// Config of the service.
+type Config struct {
+	Regions events.Regions
+	Tiers   events.Tiers
+	// Modes a ticket may ask for; empty allows any the contract accepts
+	// (the matcher dead-letters modes it does not know).
+	Modes []string
+	// MaxPartySize bounds a party (the largest team of any mode).
+	MaxPartySize int
+}
+
+// Service creates, reports, cancels and expires tickets.
 type Service struct {
+	cfg     Config
 	js      jetstream.JetStream
 	kv      jetstream.KeyValue
 	results jetstream.Stream
+	claims  *events.Claims
 	subj    events.Subjects
 	pub     *events.Publisher
-	regions events.Regions
-	tiers   events.Tiers
+	tracker Tracker
+	admit   Admission
+	log     *slog.Logger
 	now     func() time.Time
 }
 
-// New binds to the provisioned bucket and stream.
-func New(ctx context.Context, js jetstream.JetStream, subj events.Subjects, regions events.Regions, tiers events.Tiers) (*Service, error) {
+// New binds to the provisioned buckets and stream.
+func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Subjects, tracker Tracker, admit Admission, log *slog.Logger) (*Service, error) {
 	kv, err := js.KeyValue(ctx, subj.TicketsBucket())
 	if err != nil {
 		return nil, fmt.Errorf("tickets bucket: %w", err)
@@ -82,14 +119,25 @@ func New(ctx context.Context, js jetstream.JetStream, subj events.Subjects, regi
 	if err != nil {
 		return nil, fmt.Errorf("results stream: %w", err)
 	}
-	return &Service{js: js, kv: kv, results: results, subj: subj, pub: events.NewPublisher(js, subj), regions: regions, tiers: tiers, now: time.Now}, nil
+	claims, err := events.NewClaims(ctx, js, subj)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxPartySize <= 0 {
+		cfg.MaxPartySize = events.MaxPartySize
+	}
+	return &Service{
+		cfg: cfg, js: js, kv: kv, results: results, claims: claims, subj: subj,
+		pub: events.NewPublisher(js, subj), tracker: tracker, admit: admit, log: log, now: time.Now,
+	}, nil
 }
 
-// Create validates req, stores the ticket record and publishes the ticket.
-// With an idempotency key (or a client ticket id) a repeated request gets
-// the same ticket back; the publish is repeated too, which JetStream's
-// duplicate window stores once, so a request whose first attempt died
-// between the record and the publish still gets its ticket queued.
+// Create validates req, stores the ticket record, starts following the
+// player's results and then publishes the ticket. With an idempotency key
+// (or a client ticket id) a repeated request gets the same ticket back; the
+// publish is repeated too, which JetStream's duplicate window stores once,
+// so a request whose first attempt died between the record and the publish
+// still gets its ticket queued.
 func (s *Service) Create(ctx context.Context, req Request, idempotencyKey string) (View, error) {
 	t, region, tier, err := s.build(req)
 	if err != nil {
@@ -105,26 +153,53 @@ func (s *Service) Create(ctx context.Context, req Request, idempotencyKey string
 	}
 	rec := Record{Ticket: t, Region: region, Tier: tier, RequestHash: hash}
 	if idempotencyKey != "" || req.TicketID != "" {
-		if old, err := s.record(ctx, t.TicketID); err == nil {
+		if old, err := s.Record(ctx, t.TicketID); err == nil {
 			if old.RequestHash != hash {
 				return View{}, ErrIdempotencyReuse
 			}
-			rec = old
+			if err := s.republish(ctx, old); err != nil {
+				return View{}, err
+			}
+			return s.Get(ctx, old.Ticket.TicketID)
 		} else if !errors.Is(err, ErrNotFound) {
 			return View{}, err
 		}
+	}
+	if err := s.admit.Admit(region); err != nil {
+		return View{}, err
 	}
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return View{}, fmt.Errorf("encode ticket record: %w", err)
 	}
-	if _, err := s.kv.Put(ctx, rec.Ticket.TicketID, data); err != nil {
-		return View{}, fmt.Errorf("store ticket %s: %w", rec.Ticket.TicketID, err)
+	if _, err := s.kv.Put(ctx, t.TicketID, data); err != nil {
+		return View{}, fmt.Errorf("store ticket %s: %w", t.TicketID, err)
+	}
+	if err := s.tracker.Track(ctx, t.TicketID, t.Players()[0], t.CreatedAt); err != nil {
+		return View{}, err
+	}
+	if _, err := s.pub.Ticket(ctx, region, tier, t); err != nil {
+		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
+		return View{}, fmt.Errorf("queue ticket %s: %w", t.TicketID, err)
+	}
+	return ViewOf(rec, nil), nil
+}
+
+// republish makes sure a repeated request's ticket is queued: unless it has
+// an outcome, it is tracked and published again (stored once within the
+// duplicate window). Its error is what the repeat should answer.
+func (s *Service) republish(ctx context.Context, rec Record) error {
+	owner, err := s.claims.Owner(ctx, rec.Ticket.TicketID)
+	if err != nil || owner != "" {
+		return err
+	}
+	if err := s.tracker.Track(ctx, rec.Ticket.TicketID, rec.Ticket.Players()[0], rec.Ticket.CreatedAt); err != nil {
+		return err
 	}
 	if _, err := s.pub.Ticket(ctx, rec.Region, rec.Tier, rec.Ticket); err != nil {
-		return View{}, fmt.Errorf("queue ticket %s: %w", rec.Ticket.TicketID, err)
+		return fmt.Errorf("queue ticket %s: %w", rec.Ticket.TicketID, err)
 	}
-	return View{TicketID: rec.Ticket.TicketID, Status: events.StatusQueued, Region: rec.Region, Tier: rec.Tier, Mode: rec.Ticket.Mode}, nil
+	return nil
 }
 
 // build turns a request into a ticket by the contract's rules.
@@ -155,48 +230,127 @@ func (s *Service) build(req Request) (events.Ticket, string, string, error) {
 			}
 		}
 	}
+	if len(s.cfg.Modes) > 0 && !slices.Contains(s.cfg.Modes, t.Mode) {
+		fields = append(fields, events.FieldError{Field: "mode", Reason: fmt.Sprintf("unknown mode %q, want one of %v", t.Mode, s.cfg.Modes)})
+	}
+	if len(t.Party) > s.cfg.MaxPartySize {
+		fields = append(fields, events.FieldError{Field: "party", Reason: fmt.Sprintf("has %d players, at most %d allowed", len(t.Party), s.cfg.MaxPartySize)})
+	}
 	switch {
 	case req.Region == "":
 		fields = append(fields, events.FieldError{Field: "region", Reason: "required"})
-	case !slices.Contains(s.regions, req.Region):
-		fields = append(fields, events.FieldError{Field: "region", Reason: fmt.Sprintf("unknown region %q, want one of %s", req.Region, s.regions)})
+	case !slices.Contains(s.cfg.Regions, req.Region):
+		fields = append(fields, events.FieldError{Field: "region", Reason: fmt.Sprintf("unknown region %q, want one of %s", req.Region, s.cfg.Regions)})
 	}
 	// The tier follows from the skill, so the subject always fits the ticket.
-	tier, _ := s.tiers.For(t.Skill)
+	tier, _ := s.cfg.Tiers.For(t.Skill)
 	if len(fields) > 0 {
 		return events.Ticket{}, "", "", &events.ValidationError{Kind: "ticket", Fields: fields}
 	}
 	return t, req.Region, tier, nil
 }
 
-// Get reports where a ticket stands.
+// Get reports where a ticket stands: its players' latest result for it in
+// the RESULTS stream.
 func (s *Service) Get(ctx context.Context, ticketID string) (View, error) {
-	rec, err := s.record(ctx, ticketID)
+	rec, err := s.Record(ctx, ticketID)
 	if err != nil {
 		return View{}, err
 	}
-	v := View{TicketID: ticketID, Status: events.StatusQueued, Region: rec.Region, Tier: rec.Tier, Mode: rec.Ticket.Mode}
-	players := rec.Ticket.Players()
-	raw, err := s.results.GetLastMsgForSubject(ctx, s.subj.Result(players[0]))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return v, nil
-	}
+	r, err := s.lastResult(ctx, rec)
 	if err != nil {
-		return View{}, fmt.Errorf("result of ticket %s: %w", ticketID, err)
+		return View{}, err
 	}
-	r, err := events.DecodeResult(raw.Data)
-	if err != nil || r.TicketID != ticketID {
-		// Not this ticket's (an older or newer ticket of the player), or
-		// unreadable: the ticket has no outcome yet.
-		return v, nil
-	}
-	v.Status, v.MatchID, v.Reason, v.Assignment = r.Status, r.MatchID, r.Reason, r.Assignment
-	return v, nil
+	return ViewOf(rec, r), nil
 }
 
-func (s *Service) record(ctx context.Context, ticketID string) (Record, error) {
+// lastResult is the newest result of the ticket's first player, if it is
+// about this ticket.
+func (s *Service) lastResult(ctx context.Context, rec Record) (*events.Result, error) {
+	raw, err := s.results.GetLastMsgForSubject(ctx, s.subj.Result(rec.Ticket.Players()[0]))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("result of ticket %s: %w", rec.Ticket.TicketID, err)
+	}
+	r, err := events.DecodeResult(raw.Data)
+	if err != nil || r.TicketID != rec.Ticket.TicketID {
+		// Unreadable, or another ticket of the player: this ticket has no
+		// outcome on record.
+		return nil, nil
+	}
+	return &r, nil
+}
+
+// Cancel ends a ticket that has no outcome yet. Cancelling a cancelled
+// ticket answers as the first cancel did; a ticket with another outcome
+// (matched, assigned, expired) gives ErrAlreadyDecided and its view.
+func (s *Service) Cancel(ctx context.Context, ticketID, reason string) (View, error) {
+	return s.end(ctx, ticketID, events.OwnerCancelled, events.StatusCancelled, reason)
+}
+
+// Expire ends a ticket that waited past the frontend's maximum; it is the
+// results tracker's Expirer.
+func (s *Service) Expire(ctx context.Context, ticketID string) {
+	if _, err := s.end(ctx, ticketID, events.OwnerExpired, events.StatusExpired, "no match within the frontend's maximum wait"); err != nil && !errors.Is(err, ErrAlreadyDecided) {
+		s.log.Error("expire ticket", "ticket_id", ticketID, "err", err)
+	}
+}
+
+func (s *Service) end(ctx context.Context, ticketID, owner string, status events.Status, reason string) (View, error) {
+	rec, err := s.Record(ctx, ticketID)
+	if err != nil {
+		return View{}, err
+	}
+	won, cur, err := s.claims.Claim(ctx, ticketID, owner)
+	if err != nil {
+		return View{}, err
+	}
+	if !won {
+		v, gerr := s.Get(ctx, ticketID)
+		if gerr != nil {
+			return View{}, gerr
+		}
+		if v.Status == events.StatusQueued {
+			// The claim is decided but its result is not out yet: say what
+			// the claim says.
+			v.Status = events.StatusMatched
+			if cur == events.OwnerCancelled || cur == events.OwnerSuperseded {
+				v.Status = events.StatusCancelled
+			} else if cur == events.OwnerExpired {
+				v.Status = events.StatusExpired
+			}
+		}
+		return v, fmt.Errorf("%w: %s", ErrAlreadyDecided, v.Status)
+	}
+	res := events.Result{TicketID: ticketID, Status: status, Reason: reason}
+	for _, p := range rec.Ticket.Players() {
+		res.PlayerID = p
+		if err := s.pub.Result(ctx, res); err != nil {
+			return View{}, fmt.Errorf("tell %s: %w", p, err)
+		}
+	}
+	// A hint for matchers to drop it now; the claim already rules it out.
+	msg, err := events.NewMsg(ctx, s.subj.Cancel(rec.Region, rec.Tier), "", events.Cancel{
+		SchemaVersion: events.SchemaVersion, TicketID: ticketID, Region: rec.Region, Tier: rec.Tier, Mode: rec.Ticket.Mode,
+	})
+	if err == nil {
+		err = s.js.Conn().PublishMsg(msg)
+	}
+	if err != nil {
+		s.log.Warn("cancel notice not sent; matchers will find the claim", "ticket_id", ticketID, "err", err)
+	}
+	return ViewOf(rec, &res), nil
+}
+
+// Record returns the stored record of a ticket.
+func (s *Service) Record(ctx context.Context, ticketID string) (Record, error) {
+	if ticketID == "" || len(ticketID) > 64 {
+		return Record{}, ErrNotFound
+	}
 	entry, err := s.kv.Get(ctx, ticketID)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return Record{}, ErrNotFound
 	}
 	if err != nil {

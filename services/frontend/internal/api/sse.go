@@ -1,0 +1,125 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
+)
+
+// ticketEvents streams a ticket's status changes as Server-Sent Events:
+//
+//	id: <rank>  (1 queued, 2 matched, 3 a terminal status)
+//	event: status
+//	data: <the ticket view, as GET /v1/tickets/{id} answers>
+//
+// A client that reconnects with Last-Event-ID gets only what is newer. The
+// stream ends after the terminal status. Any frontend instance can serve
+// it: the current state comes from JetStream and the changes from the
+// player's result subject.
+func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	last := 0
+	if h := r.Header.Get("Last-Event-ID"); h != "" {
+		n, err := strconv.Atoi(h)
+		if err != nil || n < 0 || n > 3 {
+			a.reject(w, "invalid", http.StatusBadRequest, ErrorBody{Error: "Last-Event-ID must be an event id this endpoint sent (1, 2 or 3)", Fields: []events.FieldError{{Field: "Last-Event-ID", Reason: "not an event id"}}})
+			return
+		}
+		last = n
+	}
+	rec, err := a.tickets.Record(ctx, id)
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	view, err := a.tickets.Get(ctx, id)
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	var updates <-chan events.Result
+	if !view.Status.Terminal() {
+		// Follow the player's results first, then read the state again,
+		// so that a change between the two reads is not missed.
+		if err := a.results.Track(ctx, id, rec.Ticket.Players()[0], rec.Ticket.CreatedAt); err != nil {
+			a.writeError(w, err)
+			return
+		}
+		ch, stop, err := a.results.Wait(ctx, id)
+		switch {
+		case errors.Is(err, results.ErrNotTracked): // it just ended
+		case err != nil:
+			a.writeError(w, err)
+			return
+		default:
+			defer stop()
+			updates = ch
+		}
+		if view, err = a.tickets.Get(ctx, id); err != nil {
+			a.writeError(w, err)
+			return
+		}
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: "streaming unsupported"})
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	a.met.open.WithLabelValues("sse").Inc()
+	defer a.met.open.WithLabelValues("sse").Dec()
+
+	send := func(v tickets.View) (done bool) {
+		rank := results.Rank(v.Status)
+		if rank > last {
+			data, _ := json.Marshal(v) // a View always encodes
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: status\ndata: %s\n\n", rank, data); err != nil {
+				return true
+			}
+			flusher.Flush()
+			last = rank
+		}
+		return v.Status.Terminal()
+	}
+	if send(view) || updates == nil {
+		return
+	}
+	ping := time.NewTicker(a.cfg.Heartbeat)
+	defer ping.Stop()
+	for {
+		select {
+		case res, ok := <-updates:
+			if !ok {
+				// No longer tracked without a terminal result here (a slow
+				// subscription dropped it): the stream has the truth.
+				if v, err := a.tickets.Get(ctx, id); err == nil {
+					send(v)
+				}
+				return
+			}
+			if send(tickets.ViewOf(rec, &res)) {
+				return
+			}
+		case <-ping.C:
+			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
+				return
+			}
+			flusher.Flush()
+		case <-ctx.Done():
+			return
+		case <-a.done:
+			return
+		}
+	}
+}

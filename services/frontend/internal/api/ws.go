@@ -1,0 +1,221 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
+)
+
+// Close codes a waiting WebSocket client may see instead of an assignment.
+const (
+	CloseExpired   = 4001
+	CloseFailed    = 4002
+	CloseCancelled = 4003
+	CloseInvalid   = 4400
+)
+
+// demoWebSocket is compatible with the original demo's clients: connecting
+// queues a ticket (query parameters region, mode, skill, player_id are
+// optional) and the server sends exactly one text message, the game
+// server's URL, then closes. A ticket that ends otherwise closes the
+// connection with a code and a reason; a client that goes away before its
+// assignment has its ticket cancelled.
+func (a *API) demoWebSocket(w http.ResponseWriter, r *http.Request) {
+	a.serveWebSocket(w, r, "ws", func(c *websocket.Conn, v tickets.View) error {
+		if v.Status != events.StatusAssigned {
+			return nil
+		}
+		return c.WriteMessage(websocket.TextMessage, []byte(v.Assignment.URL))
+	})
+}
+
+// eventsWebSocket is /ws for richer clients: every status change arrives as
+// a JSON text message (the ticket view), the last one terminal. A client
+// may send {"type":"cancel"} to cancel its ticket.
+func (a *API) eventsWebSocket(w http.ResponseWriter, r *http.Request) {
+	a.serveWebSocket(w, r, "ws_events", func(c *websocket.Conn, v tickets.View) error {
+		data, _ := json.Marshal(v) // a View always encodes
+		return c.WriteMessage(websocket.TextMessage, data)
+	})
+}
+
+func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, kind string, emit func(*websocket.Conn, tickets.View) error) {
+	req, err := a.wsRequest(r)
+	if err != nil {
+		a.writeError(w, err)
+		return
+	}
+	conn, err := a.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade has answered the client with the reason already.
+		a.met.rejections.WithLabelValues("bad_websocket").Inc()
+		return
+	}
+	defer conn.Close()
+	a.met.open.WithLabelValues(kind).Inc()
+	defer a.met.open.WithLabelValues(kind).Dec()
+
+	ctx, _ := requestMeta(r)
+	view, err := a.tickets.Create(ctx, req, "")
+	if err != nil {
+		a.met.rejections.WithLabelValues(outcome(err)).Inc()
+		code := websocket.CloseTryAgainLater
+		if errors.Is(err, events.ErrInvalid) {
+			code = CloseInvalid
+		}
+		closeWith(conn, code, err.Error())
+		return
+	}
+	a.met.requests.WithLabelValues("queued").Inc()
+	updates, stop, err := a.results.Wait(ctx, view.TicketID)
+	if err != nil {
+		// Already ended (an instant outcome): report what the stream says.
+		if v, gerr := a.tickets.Get(ctx, view.TicketID); gerr == nil {
+			a.finish(conn, v, emit)
+		}
+		return
+	}
+	defer stop()
+	if err := emit(conn, view); err != nil {
+		a.abandon(view.TicketID, "client connection failed")
+		return
+	}
+
+	// The reader notices a client that goes away (and takes a cancel).
+	gone := make(chan struct{})
+	cancelAsked := make(chan struct{}, 1)
+	go func() {
+		defer close(gone)
+		conn.SetReadLimit(512)
+		for {
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			var m struct {
+				Type string `json:"type"`
+			}
+			if json.Unmarshal(data, &m) == nil && m.Type == "cancel" {
+				select {
+				case cancelAsked <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	ping := time.NewTicker(a.cfg.Heartbeat)
+	defer ping.Stop()
+	rec, err := a.tickets.Record(ctx, view.TicketID)
+	if err != nil {
+		a.abandon(view.TicketID, "ticket record unreadable")
+		closeWith(conn, websocket.CloseInternalServerErr, "ticket record unreadable")
+		return
+	}
+	for {
+		select {
+		case res, ok := <-updates:
+			if !ok {
+				if v, err := a.tickets.Get(ctx, view.TicketID); err == nil && v.Status.Terminal() {
+					a.finish(conn, v, emit)
+				} else {
+					closeWith(conn, websocket.CloseTryAgainLater, "lost track of the ticket; poll GET /v1/tickets/"+view.TicketID)
+				}
+				return
+			}
+			v := tickets.ViewOf(rec, &res)
+			if v.Status.Terminal() {
+				a.finish(conn, v, emit)
+				return
+			}
+			if err := emit(conn, v); err != nil {
+				a.abandon(view.TicketID, "client connection failed")
+				return
+			}
+		case <-cancelAsked:
+			if v, err := a.tickets.Cancel(context.WithoutCancel(ctx), view.TicketID, "cancelled by the client"); err == nil {
+				a.finish(conn, v, emit)
+				return
+			}
+		case <-gone:
+			a.abandon(view.TicketID, "client disconnected before its assignment")
+			return
+		case <-a.done:
+			a.abandon(view.TicketID, "frontend shutting down")
+			closeWith(conn, websocket.CloseGoingAway, "frontend shutting down; ticket cancelled")
+			return
+		case <-ping.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
+				a.abandon(view.TicketID, "client stopped answering")
+				return
+			}
+		}
+	}
+}
+
+// finish sends the terminal state and closes: normally after an assignment,
+// with a code naming the outcome otherwise.
+func (a *API) finish(conn *websocket.Conn, v tickets.View, emit func(*websocket.Conn, tickets.View) error) {
+	if err := emit(conn, v); err != nil {
+		return
+	}
+	code := websocket.CloseNormalClosure
+	switch v.Status {
+	case events.StatusExpired:
+		code = CloseExpired
+	case events.StatusFailed:
+		code = CloseFailed
+	case events.StatusCancelled:
+		code = CloseCancelled
+	}
+	closeWith(conn, code, string(v.Status)+" "+v.Reason)
+}
+
+// abandon cancels the ticket of a client that is gone.
+func (a *API) abandon(ticketID, reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.tickets.Cancel(ctx, ticketID, reason); err != nil && !errors.Is(err, tickets.ErrAlreadyDecided) {
+		a.log.Warn("cancel abandoned ticket", "ticket_id", ticketID, "err", err)
+	}
+}
+
+// wsRequest reads a ticket request from /ws query parameters.
+func (a *API) wsRequest(r *http.Request) (tickets.Request, error) {
+	q := r.URL.Query()
+	req := tickets.Request{PlayerID: q.Get("player_id"), Region: q.Get("region"), Mode: q.Get("mode")}
+	if req.PlayerID == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+		req.PlayerID = "ws-" + hex.EncodeToString(b[:])
+	}
+	if req.Region == "" {
+		req.Region = a.cfg.WSRegion
+	}
+	skill := a.cfg.WSSkill
+	if s := q.Get("skill"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return req, &events.ValidationError{Kind: "request", Fields: []events.FieldError{{Field: "skill", Reason: "must be an integer"}}}
+		}
+		skill = n
+	}
+	req.Skill = &skill
+	return req, nil
+}
+
+func closeWith(conn *websocket.Conn, code int, reason string) {
+	if len(reason) > 120 { // a close frame carries at most 123 bytes of reason
+		reason = reason[:120]
+	}
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(5*time.Second))
+}

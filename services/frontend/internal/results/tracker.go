@@ -1,0 +1,289 @@
+// Package results follows the tickets a frontend is responsible for and
+// hands their results to the clients waiting on them.
+//
+// Design: for every tracked ticket the frontend holds one core NATS
+// subscription on the first player's result subject (results.<player_id>),
+// made before the ticket is published so that no result can be missed, and
+// dropped when the ticket ends. All subscriptions deliver into one channel
+// (ChanSubscribe), and one goroutine, Run, owns every tracked ticket: it
+// fans results out to waiters, records metrics, and expires tickets that
+// waited past the maximum. No goroutine and no JetStream consumer per
+// player: a waiting ticket costs a subscription and a small struct.
+package results
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// Expirer ends a ticket that waited too long (the frontend claims it as
+// expired and tells its players). It is called from its own goroutine.
+type Expirer func(ctx context.Context, ticketID string)
+
+// Tracker follows tickets. Create it with New and start Run.
+type Tracker struct {
+	nc      *nats.Conn
+	subj    events.Subjects
+	log     *slog.Logger
+	maxWait time.Duration
+	expire  Expirer
+	now     func() time.Time
+
+	msgs chan *nats.Msg
+	reqs chan request
+	met  metrics
+}
+
+type metrics struct {
+	tracked  prometheus.Gauge
+	outcomes *prometheus.CounterVec
+	toAssign prometheus.Histogram
+}
+
+// ticket is a tracked ticket. Only Run touches it.
+type ticket struct {
+	id      string
+	player  string
+	created time.Time
+	last    *events.Result
+	waiters map[chan events.Result]struct{}
+}
+
+type request struct {
+	kind    int
+	id      string
+	player  string
+	created time.Time
+	waiter  chan events.Result
+	reply   chan error
+}
+
+const (
+	reqTrack = iota
+	reqUntrack
+	reqWait
+	reqUnwait
+)
+
+// New returns a tracker. expire is called for a ticket still waiting after
+// maxWait.
+func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.Registerer, maxWait time.Duration, expire Expirer) *Tracker {
+	t := &Tracker{
+		nc: nc, subj: subj, log: log, maxWait: maxWait, expire: expire, now: time.Now,
+		// Sized for bursts of results; when it is full nats.go drops
+		// messages for the subscriptions behind it (and reports a slow
+		// consumer): a waiter then still gets the result from the stream
+		// on its next look, see Wait.
+		msgs: make(chan *nats.Msg, 1<<16),
+		reqs: make(chan request),
+		met: metrics{
+			tracked: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "quickmatch_frontend_waiting_tickets", Help: "Tickets this frontend follows that have no outcome yet.",
+			}),
+			outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "quickmatch_frontend_ticket_outcomes_total", Help: "Outcomes of the tickets this frontend followed.",
+			}, []string{"status"}),
+			toAssign: prometheus.NewHistogram(prometheus.HistogramOpts{
+				Name: "quickmatch_frontend_time_to_assignment_seconds", Help: "From ticket creation to assignment.",
+				Buckets: prometheus.ExponentialBuckets(0.001, 2, 20),
+			}),
+		},
+	}
+	reg.MustRegister(t.met.tracked, t.met.outcomes, t.met.toAssign)
+	return t
+}
+
+// Track follows a ticket from now on. It returns once the subscription is
+// registered with the server, so the ticket may be published after it.
+// Tracking a ticket that is tracked already does nothing.
+func (t *Tracker) Track(ctx context.Context, ticketID, player string, created time.Time) error {
+	return t.call(ctx, request{kind: reqTrack, id: ticketID, player: player, created: created})
+}
+
+// Untrack stops following a ticket (its publish failed).
+func (t *Tracker) Untrack(ctx context.Context, ticketID string) {
+	_ = t.call(ctx, request{kind: reqUntrack, id: ticketID})
+}
+
+// Wait returns a channel that receives the tracked ticket's results, first
+// the latest one already seen if any, and a function to stop waiting. The
+// channel is closed after a terminal result, or when the ticket stops being
+// tracked.
+func (t *Tracker) Wait(ctx context.Context, ticketID string) (<-chan events.Result, func(), error) {
+	ch := make(chan events.Result, 4)
+	if err := t.call(ctx, request{kind: reqWait, id: ticketID, waiter: ch}); err != nil {
+		return nil, nil, err
+	}
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = t.call(ctx, request{kind: reqUnwait, id: ticketID, waiter: ch})
+	}
+	return ch, stop, nil
+}
+
+// ErrNotTracked is returned by Wait for a ticket that is not tracked.
+var ErrNotTracked = fmt.Errorf("ticket is not tracked")
+
+
+func (t *Tracker) call(ctx context.Context, r request) error {
+	r.reply = make(chan error, 1)
+	select {
+	case t.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run owns every tracked ticket until ctx ends.
+func (t *Tracker) Run(ctx context.Context) error {
+	tickets := map[string]*ticket{}
+	subs := map[string]*nats.Subscription{} // player -> subscription
+	byPlayer := map[string]map[string]*ticket{}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+
+	drop := func(tk *ticket) {
+		delete(tickets, tk.id)
+		ts := byPlayer[tk.player]
+		delete(ts, tk.id)
+		if len(ts) == 0 {
+			delete(byPlayer, tk.player)
+			if sub := subs[tk.player]; sub != nil {
+				_ = sub.Unsubscribe()
+				delete(subs, tk.player)
+			}
+		}
+		for w := range tk.waiters {
+			close(w)
+		}
+		t.met.tracked.Set(float64(len(tickets)))
+	}
+	defer func() {
+		for _, tk := range tickets {
+			drop(tk)
+		}
+	}()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-t.reqs:
+			r.reply <- t.apply(r, tickets, subs, byPlayer, drop)
+		case m := <-t.msgs:
+			res, err := events.DecodeResult(m.Data)
+			if err != nil {
+				t.log.Warn("bad result ignored", "subject", m.Subject, "err", err)
+				continue
+			}
+			tk := byPlayer[res.PlayerID][res.TicketID]
+			if tk == nil || tk.last != nil && rank(res.Status) <= rank(tk.last.Status) {
+				continue // another ticket of the player, or an old status
+			}
+			tk.last = &res
+			for w := range tk.waiters {
+				select {
+				case w <- res:
+				default: // a waiter holds at most the last few results
+				}
+			}
+			if res.Status.Terminal() {
+				t.met.outcomes.WithLabelValues(string(res.Status)).Inc()
+				if res.Status == events.StatusAssigned {
+					t.met.toAssign.Observe(t.now().Sub(tk.created).Seconds())
+				}
+				drop(tk)
+			}
+		case now := <-tick.C:
+			for _, tk := range tickets {
+				if now.Sub(tk.created) >= t.maxWait {
+					// Expire outside the owner: it claims and publishes, and
+					// its expired result comes back here like any other.
+					go t.expire(context.WithoutCancel(ctx), tk.id)
+					tk.created = now // once per maxWait, not every tick
+				}
+			}
+		}
+	}
+}
+
+func (t *Tracker) apply(r request, tickets map[string]*ticket, subs map[string]*nats.Subscription, byPlayer map[string]map[string]*ticket, drop func(*ticket)) error {
+	switch r.kind {
+	case reqTrack:
+		if _, ok := tickets[r.id]; ok {
+			return nil
+		}
+		if subs[r.player] == nil {
+			sub, err := t.nc.ChanSubscribe(t.subj.Result(r.player), t.msgs)
+			if err != nil {
+				return fmt.Errorf("subscribe to results of %s: %w", r.player, err)
+			}
+			// Flush makes the server hold the subscription before the
+			// ticket is published, so even an instant result is seen.
+			if err := t.nc.Flush(); err != nil {
+				_ = sub.Unsubscribe()
+				return fmt.Errorf("subscribe to results of %s: %w", r.player, err)
+			}
+			subs[r.player] = sub
+		}
+		tk := &ticket{id: r.id, player: r.player, created: r.created, waiters: map[chan events.Result]struct{}{}}
+		tickets[r.id] = tk
+		if byPlayer[r.player] == nil {
+			byPlayer[r.player] = map[string]*ticket{}
+		}
+		byPlayer[r.player][r.id] = tk
+		t.met.tracked.Set(float64(len(tickets)))
+	case reqUntrack:
+		if tk, ok := tickets[r.id]; ok {
+			drop(tk)
+		}
+	case reqWait:
+		tk, ok := tickets[r.id]
+		if !ok {
+			return ErrNotTracked
+		}
+		tk.waiters[r.waiter] = struct{}{}
+		if tk.last != nil {
+			r.waiter <- *tk.last
+		}
+	case reqUnwait:
+		if tk, ok := tickets[r.id]; ok {
+			if _, waiting := tk.waiters[r.waiter]; waiting {
+				delete(tk.waiters, r.waiter)
+				close(r.waiter)
+			}
+		}
+	}
+	return nil
+}
+
+// rank orders statuses: queued < matched < any terminal status.
+func rank(s events.Status) int {
+	switch {
+	case s == events.StatusQueued:
+		return 1
+	case s == events.StatusMatched:
+		return 2
+	case s.Terminal():
+		return 3
+	}
+	return 0
+}
+
+// Rank is the order of a status in a ticket's life (queued 1, matched 2,
+// terminal 3): the event id of Server-Sent Events.
+func Rank(s events.Status) int { return rank(s) }
