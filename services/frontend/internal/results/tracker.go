@@ -132,7 +132,6 @@ func (t *Tracker) Wait(ctx context.Context, ticketID string) (<-chan events.Resu
 // ErrNotTracked is returned by Wait for a ticket that is not tracked.
 var ErrNotTracked = fmt.Errorf("ticket is not tracked")
 
-
 func (t *Tracker) call(ctx context.Context, r request) error {
 	r.reply = make(chan error, 1)
 	select {
