@@ -42,6 +42,8 @@ type Config struct {
 	FrontendPort int
 	// GamePorts are the game servers, one process each.
 	GamePorts []int
+	// GameMaxRooms caps the rooms of each game server (0: its default).
+	GameMaxRooms int
 	// OpsPorts are the matcher's and the allocator's ops endpoints.
 	MatcherOpsPort, AllocatorOpsPort int
 	// Logs receives every service's output, each line prefixed.
@@ -109,7 +111,11 @@ func (s *Stack) startServices(ctx context.Context) error {
 	for i, port := range s.cfg.GamePorts {
 		name := fmt.Sprintf("game-%d", i+1)
 		games = append(games, name+"="+addr(port))
-		if err := s.spawn(name, "game", append(common, "HTTP_ADDR="+addr(port))); err != nil {
+		env := append(common, "HTTP_ADDR="+addr(port))
+		if s.cfg.GameMaxRooms > 0 {
+			env = append(env, "MAX_ROOMS="+strconv.Itoa(s.cfg.GameMaxRooms))
+		}
+		if err := s.spawn(name, "game", env); err != nil {
 			return err
 		}
 	}

@@ -71,17 +71,21 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func startStack(t *testing.T) *stack.Stack {
+func startStack(t *testing.T, tune ...func(*stack.Config)) *stack.Stack {
 	t.Helper()
 	var logs io.Writer = io.Discard
 	if testing.Verbose() {
 		logs = logWriter{t}
 	}
-	s, err := stack.Start(t.Context(), stack.Config{
+	cfg := stack.Config{
 		BinDir: binDir, DataDir: t.TempDir(), NATSPort: -1, Host: "127.0.0.1",
 		FrontendPort: freePort(t), GamePorts: []int{freePort(t), freePort(t)},
 		MatcherOpsPort: freePort(t), AllocatorOpsPort: freePort(t), Logs: logs,
-	})
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	s, err := stack.Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,22 +133,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("two players over HTTP are matched, assigned and play", func(t *testing.T) {
 		start := time.Now()
-		var ids []string
-		for _, p := range []string{"alice", "bob"} {
-			var v ticketView
-			code := httpJSON(t, http.MethodPost, fe+"/v1/tickets", `{"player_id":"`+p+`","mode":"1v1","skill":1650,"region":"eu"}`, &v)
-			if code != http.StatusAccepted || v.Status != "queued" || v.TicketID == "" {
-				t.Fatalf("POST %s: %d %+v", p, code, v)
-			}
-			ids = append(ids, v.TicketID)
-		}
-		views := make([]ticketView, 2)
-		for i, id := range ids {
-			testkit.Eventually(t, 15*time.Second, func() bool {
-				httpJSON(t, http.MethodGet, fe+"/v1/tickets/"+id, "", &views[i])
-				return views[i].Status == "assigned"
-			}, "ticket %s is %q", id, views[i].Status)
-		}
+		views := matchPair(t, fe, "alice", "bob")
 		t.Logf("both tickets assigned %s after the first POST", time.Since(start))
 		a, b := views[0].Assignment, views[1].Assignment
 		if a.Room != b.Room || a.Server != b.Server || a.JoinToken == b.JoinToken {
@@ -177,6 +166,75 @@ func TestEndToEnd(t *testing.T) {
 			return strings.Contains(deadLetters.String(), "deadletter.matcher") && strings.Contains(deadLetters.String(), "not a JSON object")
 		}, "no dead letter for the bad ticket:\n%s", deadLetters.String())
 	})
+}
+
+// matchPair queues two players of one shard over HTTP and waits until both
+// are assigned.
+func matchPair(t *testing.T, fe, p1, p2 string) []ticketView {
+	t.Helper()
+	var ids []string
+	for _, p := range []string{p1, p2} {
+		var v ticketView
+		code := httpJSON(t, http.MethodPost, fe+"/v1/tickets", `{"player_id":"`+p+`","mode":"1v1","skill":1650,"region":"eu"}`, &v)
+		if code != http.StatusAccepted || v.Status != "queued" || v.TicketID == "" {
+			t.Fatalf("POST %s: %d %+v", p, code, v)
+		}
+		ids = append(ids, v.TicketID)
+	}
+	views := make([]ticketView, 2)
+	for i, id := range ids {
+		testkit.Eventually(t, 15*time.Second, func() bool {
+			httpJSON(t, http.MethodGet, fe+"/v1/tickets/"+id, "", &views[i])
+			return views[i].Status == "assigned"
+		}, "ticket %s is %q", id, views[i].Status)
+	}
+	return views
+}
+
+// join opens a player's WebSocket to the room of its assignment URL.
+func join(t *testing.T, assignmentURL string) *websocket.Conn {
+	t.Helper()
+	u, err := url.Parse(assignmentURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := "ws://" + u.Host + "/ws?room=" + url.QueryEscape(u.Query().Get("room")) + "&token=" + url.QueryEscape(u.Query().Get("token"))
+	c, _, err := websocket.DefaultDialer.DialContext(context.Background(), ws, nil)
+	if err != nil {
+		t.Fatalf("join %s: %v", ws, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestFullGameServersStopNewTickets fills both game servers (one room
+// each) and checks that the frontend then refuses tickets with 503 and
+// Retry-After: capacity flows from the game servers' /status through the
+// allocator's reports to the frontend.
+func TestFullGameServersStopNewTickets(t *testing.T) {
+	s := startStack(t, func(c *stack.Config) { c.GameMaxRooms = 1 })
+	fe := s.FrontendURL()
+	for _, pair := range [][2]string{{"a1", "b1"}, {"a2", "b2"}} {
+		views := matchPair(t, fe, pair[0], pair[1])
+		join(t, views[0].Assignment.URL)
+		join(t, views[1].Assignment.URL)
+	}
+	var body map[string]any
+	var code int
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, fe+"/v1/tickets", strings.NewReader(`{"player_id":"late","skill":1650,"region":"eu"}`))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		code = res.StatusCode
+		_ = json.NewDecoder(res.Body).Decode(&body)
+		return code == http.StatusServiceUnavailable && res.Header.Get("Retry-After") != ""
+	}, "tickets still accepted with every server full: %d %v", code, body)
+	if !strings.Contains(body["error"].(string), "capacity") {
+		t.Fatalf("503 body: %v", body)
+	}
 }
 
 // playGame joins both players to their room and plays until someone wins.

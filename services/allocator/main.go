@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
@@ -38,12 +39,16 @@ func run(ctx context.Context, args []string) error {
 		backend     string
 		gameServers string
 		joinSecret  string
+		pollEvery   time.Duration
 	)
+	regions := append(events.Regions(nil), events.DefaultRegions...)
 	fs := flag.NewFlagSet("allocator", flag.ContinueOnError)
 	opts.RegisterFlags(fs)
 	fs.StringVar(&opsAddr, "ops-addr", ":9103", "address of /healthz, /readyz and /metrics")
 	fs.StringVar(&backend, "backend", "local", "where game servers come from: local (a fixed list)")
 	fs.StringVar(&gameServers, "game-servers", "127.0.0.1:7000,127.0.0.1:7001", "local backend: game servers as [name=]host:port, comma-separated")
+	fs.Var(&regions, "regions", "regions whose capacity this allocator reports, comma-separated")
+	fs.DurationVar(&pollEvery, "capacity-interval", time.Second, "how often game-server capacity is read and reported")
 	fs.StringVar(&joinSecret, "join-secret", "", "hex secret that signs join tokens; the game servers hold the same (required)")
 	fs.DurationVar(&cfg.TokenTTL, "join-token-ttl", 10*time.Minute, "how long a join token admits its player")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "matches allocated at once")
@@ -69,12 +74,17 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer env.Close()
-	a, err := allocator.New(cfg, env.NC, env.JS, env.Subjects, local.New(servers), env.Log)
+	backendImpl := local.New(servers)
+	a, err := allocator.New(cfg, env.NC, env.JS, env.Subjects, backendImpl, env.Log)
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.ListenAndServe(gctx, opsAddr, env.OpsHandler(), cfg.CloseTimeout) })
+	g.Go(func() error { return backendImpl.Run(gctx, pollEvery) })
+	g.Go(func() error {
+		return allocator.ReportCapacity(gctx, env.JS, env.Subjects, regions, backendImpl, pollEvery, env.Log)
+	})
 	g.Go(func() error {
 		env.Ready.Set(true)
 		defer env.Ready.Set(false)

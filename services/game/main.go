@@ -41,6 +41,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&joinSecret, "join-secret", "", "hex secret that verifies join tokens; the allocator holds the same (required)")
 	fs.IntVar(&cfg.BestOf, "best-of", 3, "rounds that decide a game (odd)")
 	fs.DurationVar(&cfg.ReconnectGrace, "reconnect-grace", 15*time.Second, "how long a dropped player may come back before forfeiting")
+	fs.IntVar(&cfg.MaxRooms, "max-rooms", 100, "rooms that may run at once")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 2*time.Minute, "a room in which nothing happens for this long ends")
 	fs.DurationVar(&grace, "shutdown-grace", 30*time.Second, "after SIGTERM, how long running rooms may finish")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")

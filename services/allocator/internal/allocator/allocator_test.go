@@ -157,3 +157,35 @@ func TestNoCapacityFailsPlayersClearly(t *testing.T) {
 		}
 	}
 }
+
+type fixedCapacity struct{ free, total, servers int }
+
+func (f fixedCapacity) Capacity() (int, int, int, bool) { return f.free, f.total, f.servers, true }
+
+func TestReportCapacity(t *testing.T) {
+	t.Parallel()
+	s := testkit.RunServer(t)
+	js := testkit.JetStream(t, testkit.Connect(t, s))
+	subj := events.Subjects{}
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	testkit.Run(t, func(ctx context.Context) error {
+		return allocator.ReportCapacity(ctx, js, subj, []string{"eu", "us"}, fixedCapacity{3, 10, 2}, 50*time.Millisecond, log)
+	})
+	kv, err := js.KeyValue(t.Context(), subj.CapacityBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, region := range []string{"eu", "us"} {
+		var c events.Capacity
+		testkit.Eventually(t, 5*time.Second, func() bool {
+			e, err := kv.Get(t.Context(), region)
+			return err == nil && json.Unmarshal(e.Value(), &c) == nil
+		}, "no report for %s", region)
+		if c.Region != region || c.FreeRooms != 3 || c.TotalRooms != 10 || c.Servers != 2 {
+			t.Fatalf("report %+v", c)
+		}
+	}
+}

@@ -1,35 +1,27 @@
 // Package local is the allocator's backend without Kubernetes: a fixed list
-// of game servers started by the local stack (make run, docker-compose),
-// handed out in turn. It stands where the Agones backend stands in a
-// cluster, behind the same interface.
+// of game servers started by the local stack (make run, docker-compose).
+// It stands where the Agones backend stands in a cluster, behind the same
+// interface, and learns each server's free rooms from its /status the way
+// the Agones backend reads the rooms counter.
 package local
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
 )
 
-// Backend hands out the configured servers round-robin. The same match
-// always gets the same server while this process lives.
-type Backend struct {
-	servers []allocator.Server
-
-	mu    sync.Mutex
-	next  int
-	given map[string]allocator.Server // match id -> server
-}
-
-var _ allocator.Backend = (*Backend)(nil)
-
 // Parse reads "host:port,host:port" (an optional "name=" before each) into
-// servers. The public host is the host given.
+// servers.
 func Parse(list string) ([]allocator.Server, error) {
 	var out []allocator.Server
 	for _, item := range strings.Split(list, ",") {
@@ -60,23 +52,146 @@ func Parse(list string) ([]allocator.Server, error) {
 	return out, nil
 }
 
-// New returns a backend over servers.
-func New(servers []allocator.Server) *Backend {
-	return &Backend{servers: servers, given: map[string]allocator.Server{}}
+// Backend hands out the server with the most free rooms. The same match
+// always gets the same server while this process lives.
+type Backend struct {
+	client *http.Client
+
+	mu      sync.Mutex
+	servers []*server
+	given   map[string]allocator.Server // match id -> server
+	order   []string                    // match ids, oldest first, to bound given
 }
 
-// Allocate picks the next server for m.
+type server struct {
+	allocator.Server
+	// known is false until the first /status answer; an unknown server is
+	// tried (it may well have room), a server that stopped answering is not.
+	known, up  bool
+	free, size int
+}
+
+var (
+	_ allocator.Backend        = (*Backend)(nil)
+	_ allocator.CapacitySource = (*Backend)(nil)
+)
+
+// rememberMatches bounds the match -> server memory.
+const rememberMatches = 100_000
+
+// New returns a backend over servers.
+func New(servers []allocator.Server) *Backend {
+	b := &Backend{client: &http.Client{Timeout: 2 * time.Second}, given: map[string]allocator.Server{}}
+	for _, s := range servers {
+		b.servers = append(b.servers, &server{Server: s})
+	}
+	return b
+}
+
+// Allocate picks the server with the most free rooms for m and counts the
+// room as taken until the next poll says otherwise.
 func (b *Backend) Allocate(_ context.Context, m events.Match) (allocator.Server, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s, ok := b.given[m.MatchID]; ok {
 		return s, nil
 	}
-	if len(b.servers) == 0 {
+	// The most free rooms wins; a server not polled yet scores below any
+	// server known to have room, and a down or full server is skipped.
+	var best *server
+	bestScore := -2
+	for _, s := range b.servers {
+		score := -1
+		if s.known {
+			if !s.up || s.free <= 0 {
+				continue
+			}
+			score = s.free
+		}
+		if score > bestScore {
+			best, bestScore = s, score
+		}
+	}
+	if best == nil {
 		return allocator.Server{}, allocator.ErrNoCapacity
 	}
-	s := b.servers[b.next%len(b.servers)]
-	b.next++
-	b.given[m.MatchID] = s
-	return s, nil
+	best.free--
+	b.given[m.MatchID] = best.Server
+	b.order = append(b.order, m.MatchID)
+	if len(b.order) > rememberMatches {
+		delete(b.given, b.order[0])
+		b.order = b.order[1:]
+	}
+	return best.Server, nil
+}
+
+// Capacity sums what the servers reported at the last poll.
+func (b *Backend) Capacity() (free, total, servers int, known bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	known = true
+	for _, s := range b.servers {
+		known = known && s.known
+		if s.known && s.up {
+			free += max(s.free, 0)
+			total += s.size
+			servers++
+		}
+	}
+	return free, total, servers, known
+}
+
+// Run polls every server's /status every interval until ctx ends.
+func (b *Backend) Run(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		b.poll(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+type status struct {
+	Rooms    int `json:"rooms"`
+	MaxRooms int `json:"max_rooms"`
+}
+
+func (b *Backend) poll(ctx context.Context) {
+	b.mu.Lock()
+	servers := append([]*server(nil), b.servers...)
+	b.mu.Unlock()
+	for _, s := range servers {
+		st, err := b.status(ctx, s.Server)
+		b.mu.Lock()
+		s.known, s.up = true, err == nil
+		if err == nil {
+			s.free, s.size = st.MaxRooms-st.Rooms, st.MaxRooms
+		}
+		b.mu.Unlock()
+	}
+}
+
+func (b *Backend) status(ctx context.Context, s allocator.Server) (status, error) {
+	url := "http://" + net.JoinHostPort(s.Address, strconv.Itoa(s.Port)) + "/status"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return status{}, err
+	}
+	res, err := b.client.Do(req)
+	if err != nil {
+		return status{}, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return status{}, fmt.Errorf("%s: %s", url, res.Status)
+	}
+	var st status
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		return status{}, fmt.Errorf("%s: %w", url, err)
+	}
+	return st, nil
 }

@@ -39,6 +39,9 @@ type Config struct {
 	ReconnectGrace time.Duration
 	// IdleTimeout ends a room in which nobody has done anything for this long.
 	IdleTimeout time.Duration
+	// MaxRooms is how many rooms may run at once; more are refused, and
+	// the allocator stops sending matches here when /status says full.
+	MaxRooms int
 	// EndedMemory is how long a finished room's id is refused. It must
 	// outlast the join tokens (the allocator's join-token-ttl); after it a
 	// token for that room has expired anyway, and forgetting the id keeps a
@@ -55,6 +58,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 2 * time.Minute
+	}
+	if c.MaxRooms <= 0 {
+		c.MaxRooms = 100
 	}
 	if c.EndedMemory <= 0 {
 		c.EndedMemory = time.Hour
@@ -100,6 +106,10 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /ws", s.serveWS)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Status())
+	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("quickmatch game server: open the URL of your assignment\n"))
 	})
@@ -111,6 +121,20 @@ func (s *Server) Rooms() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.rooms)
+}
+
+// Status is what /status reports: the allocator's local backend reads it
+// to find servers with room, as the Agones backend reads the rooms counter.
+type Status struct {
+	Rooms    int `json:"rooms"`
+	MaxRooms int `json:"max_rooms"`
+}
+
+// Status reports the rooms open now and the most allowed.
+func (s *Server) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Status{Rooms: len(s.rooms), MaxRooms: s.cfg.MaxRooms}
 }
 
 // Wait blocks until every room has ended.
@@ -128,6 +152,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rm, err := s.room(roomID)
+	if errors.Is(err, errFull) {
+		http.Error(w, "join refused: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		http.Error(w, "join refused: "+err.Error(), http.StatusGone)
 		return
@@ -147,7 +175,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.readLoop(rm)
 }
 
-var errRoomEnded = errors.New("room has ended")
+var (
+	errRoomEnded = errors.New("room has ended")
+	errFull      = errors.New("server is full")
+)
 
 // room returns the open room id, starting it if needed.
 func (s *Server) room(id string) (*room, error) {
@@ -158,6 +189,9 @@ func (s *Server) room(id string) (*room, error) {
 	}
 	if rm, ok := s.rooms[id]; ok {
 		return rm, nil
+	}
+	if len(s.rooms) >= s.cfg.MaxRooms {
+		return nil, errFull
 	}
 	rm := newRoom(id, s.cfg, s.log.With("room", id))
 	s.rooms[id] = rm

@@ -259,3 +259,23 @@ func TestEndedRoomsAreForgottenAfterEndedMemory(t *testing.T) {
 		t.Fatalf("ended = %v, want only m2", s.ended)
 	}
 }
+
+func TestMaxRoomsAndStatus(t *testing.T) {
+	t.Parallel()
+	s, hs := startServer(t, Config{MaxRooms: 1})
+	join(t, hs, "m1", "a")
+	if _, res, err := dial(t, hs, "m2", token(t, "m2", "b", time.Minute)); err == nil || res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("second room on a server of one: %v", err)
+	}
+	join(t, hs, "m1", "b") // the open room still takes its players
+	res, err := http.Get(hs.URL + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st Status
+	_ = json.NewDecoder(res.Body).Decode(&st)
+	res.Body.Close()
+	if st != (Status{Rooms: 1, MaxRooms: 1}) || s.Status() != st {
+		t.Fatalf("status %+v", st)
+	}
+}

@@ -1,0 +1,54 @@
+package allocator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// CapacitySource reports the rooms a backend can still give out; known is
+// false until it has asked its servers once (nothing is reported then: an
+// unknown capacity must not read as none).
+type CapacitySource interface {
+	Capacity() (free, total, servers int, known bool)
+}
+
+// ReportCapacity puts src's capacity into the capacity bucket for each
+// region every interval until ctx ends. Frontends refuse tickets for a
+// region whose report shows no room. A failed put is logged and retried at
+// the next interval: the bucket's TTL makes a silent allocator's old report
+// vanish rather than mislead.
+func ReportCapacity(ctx context.Context, js jetstream.JetStream, subj events.Subjects, regions []string, src CapacitySource, every time.Duration, log *slog.Logger) error {
+	kv, err := js.KeyValue(ctx, subj.CapacityBucket())
+	if err != nil {
+		return fmt.Errorf("capacity bucket: %w", err)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		free, total, servers, known := src.Capacity()
+		for _, region := range regions {
+			if !known {
+				break
+			}
+			data, _ := json.Marshal(events.Capacity{ // Capacity always encodes
+				SchemaVersion: events.SchemaVersion, Region: region,
+				FreeRooms: free, TotalRooms: total, Servers: servers, At: time.Now().UTC(),
+			})
+			if _, err := kv.Put(ctx, region, data); err != nil && ctx.Err() == nil {
+				log.Warn("capacity report", "region", region, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
