@@ -25,6 +25,7 @@ const (
 	OwnerCancelled  = "cancelled"
 	OwnerExpired    = "expired"
 	OwnerSuperseded = "superseded"
+	OwnerFailed     = "failed"
 	ownerMatchPre   = "match:"
 )
 

@@ -258,7 +258,7 @@ func (m *Matcher) handle(ctx context.Context, msg jetstream.Msg) {
 	log := m.log.With("subject", msg.Subject(), "seq", meta.Sequence.Stream, "correlation_id", tmeta.CorrelationID)
 	t, key, err := m.decode(msg, meta)
 	if err != nil {
-		m.deadLetter(ctx, log, msg, meta, err)
+		m.deadLetter(ctx, log, msg, meta, t, err)
 		return
 	}
 	log = log.With("ticket_id", t.TicketID)
@@ -299,7 +299,10 @@ func entryOf(t events.Ticket, msg jetstream.Msg) *pool.Entry {
 	return &pool.Entry{TicketID: t.TicketID, Players: t.Players(), Skill: t.Skill, CreatedAt: t.CreatedAt, Handle: msg}
 }
 
-// decode checks a ticket message completely and names what is wrong.
+// decode checks a ticket message completely and names what is wrong. When
+// the ticket itself decoded but breaks a rule (wrong tier, unknown mode, a
+// party too large), it is returned with the error, so its players can be
+// told.
 func (m *Matcher) decode(msg jetstream.Msg, meta *jetstream.MsgMetadata) (events.Ticket, pool.Key, error) {
 	region, tier, err := m.subj.ParseTicket(msg.Subject())
 	if err != nil {
@@ -316,14 +319,14 @@ func (m *Matcher) decode(msg jetstream.Msg, meta *jetstream.MsgMetadata) (events
 		t.CreatedAt = meta.Timestamp
 	}
 	if err := errors.Join(t.CheckShard(region, tier, m.cfg.Regions, m.cfg.Tiers), t.CheckTime(m.now())); err != nil {
-		return events.Ticket{}, pool.Key{}, err
+		return t, pool.Key{}, err
 	}
 	mode, ok := m.modes[t.Mode]
 	if !ok {
-		return events.Ticket{}, pool.Key{}, &events.ValidationError{Kind: "ticket", Fields: []events.FieldError{{Field: "mode", Reason: fmt.Sprintf("unknown mode %q", t.Mode)}}}
+		return t, pool.Key{}, &events.ValidationError{Kind: "ticket", Fields: []events.FieldError{{Field: "mode", Reason: fmt.Sprintf("unknown mode %q", t.Mode)}}}
 	}
 	if n := len(t.Players()); n > mode.TeamSize {
-		return events.Ticket{}, pool.Key{}, &events.ValidationError{Kind: "ticket", Fields: []events.FieldError{{Field: "party", Reason: fmt.Sprintf("%d players do not fit a team of %d in mode %q", n, mode.TeamSize, mode.Name)}}}
+		return t, pool.Key{}, &events.ValidationError{Kind: "ticket", Fields: []events.FieldError{{Field: "party", Reason: fmt.Sprintf("%d players do not fit a team of %d in mode %q", n, mode.TeamSize, mode.Name)}}}
 	}
 	return t, pool.Key{Region: region, Tier: tier, Mode: t.Mode}, nil
 }
@@ -474,7 +477,9 @@ func (m *Matcher) endTickets(ctx context.Context, log *slog.Logger, entries []*p
 }
 
 // deadLetter records a ticket that can never be matched and terminates it.
-func (m *Matcher) deadLetter(ctx context.Context, log *slog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error) {
+// If the ticket named its players (t is set), they are told it failed and
+// why, through a claim like every other outcome.
+func (m *Matcher) deadLetter(ctx context.Context, log *slog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, t events.Ticket, cause error) {
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.PublishTimeout)
 	defer cancel()
 	dl := events.NewDeadLetter(Source, msg.Subject(), meta.Sequence.Stream, msg.Data(), cause, m.now())
@@ -485,5 +490,24 @@ func (m *Matcher) deadLetter(ctx context.Context, log *slog.Logger, msg jetstrea
 	}
 	m.met.tickets.WithLabelValues("dead_letter").Inc()
 	log.Warn("ticket dead-lettered", "reason", cause)
+	if t.TicketID != "" {
+		won, _, err := m.claims.Claim(pctx, t.TicketID, events.OwnerFailed)
+		if err != nil {
+			log.Error("claim rejected ticket; will retry", "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		for _, p := range t.Players() {
+			if !won {
+				break
+			}
+			r := events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, Reason: "ticket rejected: " + cause.Error()}
+			if err := m.pub.Result(pctx, r); err != nil {
+				log.Error("tell player of rejected ticket; will retry", "player", p, "err", err)
+				_ = msg.NakWithDelay(time.Second)
+				return
+			}
+		}
+	}
 	_ = msg.TermWithReason(dl.Reason)
 }

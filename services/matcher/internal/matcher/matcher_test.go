@@ -138,6 +138,13 @@ func TestBadTicketsAreDeadLetteredAndMatchingGoesOn(t *testing.T) {
 			t.Errorf("dead letter %d fields = %+v, want %q", i, d.Fields, b.field)
 		}
 	}
+	// Players of a ticket that named them are told why it failed.
+	res := testkit.Collect(t, e.nc, e.subj.Result("x4"))
+	e.pub(t, "matchmaking.eu.gold", `{"player_id":"x4","skill":1700,"mode":"chess"}`)
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(res()) == 1 }, "x4 was not told")
+	if r := results(t, res())["x4"][0]; r.Status != events.StatusFailed || !strings.Contains(r.Reason, "unknown mode") {
+		t.Fatalf("x4 result %+v", r)
+	}
 	// Dead-lettered tickets are terminated: nothing is left to redeliver.
 	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 }, "tickets left in the stream")
 }
