@@ -29,7 +29,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	cfg := stack.Config{Logs: os.Stdout}
-	var games string
+	var games, services, extraEnv string
 	fs := flag.NewFlagSet("localstack", flag.ContinueOnError)
 	fs.StringVar(&cfg.BinDir, "bin-dir", "bin", "directory of the service binaries (make build)")
 	fs.StringVar(&cfg.DataDir, "data-dir", ".data", "directory of JetStream's files, kept between runs")
@@ -39,6 +39,8 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&games, "game-ports", "7000,7001", "ports of the game servers, one process each (7000-8000)")
 	fs.IntVar(&cfg.MatcherOpsPort, "matcher-ops-port", 9102, "matcher /healthz, /readyz, /metrics")
 	fs.IntVar(&cfg.AllocatorOpsPort, "allocator-ops-port", 9103, "allocator /healthz, /readyz, /metrics")
+	fs.StringVar(&services, "services", "", "services to start, comma-separated (default: all of frontend,matcher,allocator,game)")
+	fs.StringVar(&extraEnv, "service-env", "", "extra KEY=VALUE settings for every service, comma-separated (e.g. RATE_LIMIT=0)")
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
@@ -48,6 +50,12 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("game port %q: want a number in 7000-8000", p)
 		}
 		cfg.GamePorts = append(cfg.GamePorts, port)
+	}
+	if services != "" {
+		cfg.Services = strings.Split(services, ",")
+	}
+	if extraEnv != "" {
+		cfg.Env = strings.Split(extraEnv, ",")
 	}
 	s, err := stack.Start(ctx, cfg)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,11 @@ type Config struct {
 	GameMaxRooms int
 	// OpsPorts are the matcher's and the allocator's ops endpoints.
 	MatcherOpsPort, AllocatorOpsPort int
+	// Services to start, of frontend, matcher, allocator, game; nil means
+	// all. (Load runs start the frontend alone to hold waiting clients.)
+	Services []string
+	// Env adds settings to every service (e.g. RATE_LIMIT=0 for load runs).
+	Env []string
 	// Logs receives every service's output, each line prefixed.
 	Logs io.Writer
 }
@@ -106,9 +112,14 @@ func newSecret() string {
 func (s *Stack) startServices(ctx context.Context) error {
 	host := s.cfg.Host
 	addr := func(port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
-	common := []string{"NATS_URL=" + s.NATSURL(), "LOG_FORMAT=text", "JOIN_SECRET=" + s.secret, "SHUTDOWN_GRACE=5s"}
+	common := append([]string{"NATS_URL=" + s.NATSURL(), "LOG_FORMAT=text", "JOIN_SECRET=" + s.secret, "SHUTDOWN_GRACE=5s"}, s.cfg.Env...)
+	want := func(svc string) bool { return s.cfg.Services == nil || slices.Contains(s.cfg.Services, svc) }
 	var games []string
+	checks := map[string]string{}
 	for i, port := range s.cfg.GamePorts {
+		if !want("game") {
+			break
+		}
 		name := fmt.Sprintf("game-%d", i+1)
 		games = append(games, name+"="+addr(port))
 		env := append(common, "HTTP_ADDR="+addr(port))
@@ -118,23 +129,25 @@ func (s *Stack) startServices(ctx context.Context) error {
 		if err := s.spawn(name, "game", env); err != nil {
 			return err
 		}
+		checks[name] = "http://" + addr(port) + "/healthz"
 	}
-	if err := s.spawn("matcher", "matcher", append(common, "OPS_ADDR="+addr(s.cfg.MatcherOpsPort))); err != nil {
-		return err
+	if want("matcher") {
+		if err := s.spawn("matcher", "matcher", append(common, "OPS_ADDR="+addr(s.cfg.MatcherOpsPort))); err != nil {
+			return err
+		}
+		checks["matcher"] = "http://" + addr(s.cfg.MatcherOpsPort) + "/readyz"
 	}
-	if err := s.spawn("allocator", "allocator", append(common, "OPS_ADDR="+addr(s.cfg.AllocatorOpsPort), "GAME_SERVERS="+strings.Join(games, ","))); err != nil {
-		return err
+	if want("allocator") {
+		if err := s.spawn("allocator", "allocator", append(common, "OPS_ADDR="+addr(s.cfg.AllocatorOpsPort), "GAME_SERVERS="+strings.Join(games, ","))); err != nil {
+			return err
+		}
+		checks["allocator"] = "http://" + addr(s.cfg.AllocatorOpsPort) + "/readyz"
 	}
-	if err := s.spawn("frontend", "frontend", append(common, "HTTP_ADDR="+addr(s.cfg.FrontendPort))); err != nil {
-		return err
-	}
-	checks := map[string]string{
-		"frontend":  "http://" + addr(s.cfg.FrontendPort) + "/readyz",
-		"matcher":   "http://" + addr(s.cfg.MatcherOpsPort) + "/readyz",
-		"allocator": "http://" + addr(s.cfg.AllocatorOpsPort) + "/readyz",
-	}
-	for i, port := range s.cfg.GamePorts {
-		checks[fmt.Sprintf("game-%d", i+1)] = "http://" + addr(port) + "/healthz"
+	if want("frontend") {
+		if err := s.spawn("frontend", "frontend", append(common, "HTTP_ADDR="+addr(s.cfg.FrontendPort))); err != nil {
+			return err
+		}
+		checks["frontend"] = "http://" + addr(s.cfg.FrontendPort) + "/readyz"
 	}
 	for name, url := range checks {
 		if err := s.waitReady(ctx, name, url); err != nil {

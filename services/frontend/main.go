@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string) error {
 		minFree   int
 		modeList  string
 		maxParty  int
+		h2Streams int
 	)
 	regions := append(events.Regions(nil), events.DefaultRegions...)
 	tiers := append(events.Tiers(nil), events.DefaultTiers...)
@@ -63,6 +64,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&apiCfg.Heartbeat, "heartbeat", 15*time.Second, "ping interval for waiting SSE and WebSocket clients")
 	fs.StringVar(&apiCfg.WSRegion, "ws-region", "eu", "region of /ws clients that name none")
 	fs.IntVar(&apiCfg.WSSkill, "ws-skill", 1000, "skill of /ws clients that give none")
+	fs.IntVar(&h2Streams, "h2c-streams", 1000, "HTTP/2 cleartext (h2c) streams per connection; 0 turns h2c off (HTTP/1.1 only)")
 	fs.DurationVar(&drainWait, "readiness-drain", 0, "after SIGTERM, how long /readyz fails before the server stops (a probe period in Kubernetes)")
 	fs.DurationVar(&grace, "shutdown-grace", 10*time.Second, "time for in-flight requests after SIGTERM")
 	if err := envflag.Parse(fs, args); err != nil {
@@ -115,7 +117,11 @@ func run(ctx context.Context, args []string) error {
 	}()
 	env.Ready.Set(true)
 	env.Log.Info("frontend listening", "addr", httpAddr)
-	err = ops.ListenAndServe(serveCtx, httpAddr, h, grace)
+	var serveOpts []ops.Option
+	if h2Streams > 0 {
+		serveOpts = append(serveOpts, ops.WithCleartextHTTP2(h2Streams))
+	}
+	err = ops.ListenAndServe(serveCtx, httpAddr, h, grace, serveOpts...)
 	stopRun()
 	return errors.Join(err, g.Wait())
 }

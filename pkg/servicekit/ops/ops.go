@@ -62,12 +62,32 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 	return nil
 }
 
+// Option tunes the server ListenAndServe builds.
+type Option func(*http.Server)
+
+// WithCleartextHTTP2 also speaks HTTP/2 without TLS (h2c, prior knowledge),
+// as load balancers and proxies do toward their backends: then each
+// waiting client is a stream on a shared connection instead of a socket of
+// its own. streams bounds the streams of one connection.
+func WithCleartextHTTP2(streams int) Option {
+	return func(s *http.Server) {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		s.Protocols = &p
+		s.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: streams}
+	}
+}
+
 // ListenAndServe listens on addr and calls Serve.
-func ListenAndServe(ctx context.Context, addr string, h http.Handler, grace time.Duration) error {
+func ListenAndServe(ctx context.Context, addr string, h http.Handler, grace time.Duration, opts ...Option) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	for _, o := range opts {
+		o(srv)
+	}
 	return Serve(ctx, srv, ln, grace)
 }

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// holdResult is what `load hold` reports (also as JSON with -json).
+type holdResult struct {
+	Kind          string   `json:"kind"`
+	Proto         string   `json:"proto"`
+	Clients       int      `json:"clients"`
+	Waiting       int64    `json:"waiting"`
+	Failed        int64    `json:"failed"`
+	Dropped       int64    `json:"dropped_during_hold"`
+	RampSeconds   float64  `json:"ramp_seconds"`
+	ServerOpen    float64  `json:"server_open_connections"`
+	ServerWaiting float64  `json:"server_waiting_tickets"`
+	RSSBefore     float64  `json:"rss_before_bytes"`
+	RSSAfter      float64  `json:"rss_after_bytes"`
+	HeapBefore    float64  `json:"heap_inuse_before_bytes"`
+	HeapAfter     float64  `json:"heap_inuse_after_bytes"`
+	Goroutines    float64  `json:"goroutines_after"`
+	RSSPerClient  float64  `json:"rss_bytes_per_client"`
+	HeapPerClient float64  `json:"heap_bytes_per_client"`
+	FirstErrors   []string `json:"first_errors,omitempty"`
+}
+
+// hold opens clients that each queue a ticket and then wait on it, over
+// Server-Sent Events or the /ws WebSocket, keeps them all open for a while,
+// and reports the frontend's memory per waiting client from its /metrics.
+// Run it against a frontend with no matcher (localstack -services frontend)
+// so that tickets stay waiting, and with RATE_LIMIT=0: every client comes
+// from this one address.
+func hold(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("hold", flag.ContinueOnError)
+	base := fs.String("url", "http://127.0.0.1:3000", "frontend base URL")
+	clients := fs.Int("clients", 1000, "waiting clients to open")
+	kind := fs.String("kind", "sse", "how clients wait: sse (POST then GET .../events) or ws (/ws)")
+	proto := fs.String("proto", "http1", "sse transport: http1 (a socket per client) or h2c (HTTP/2 streams over shared sockets)")
+	rate := fs.Float64("rate", 2000, "new clients per second")
+	holdFor := fs.Duration("hold", 10*time.Second, "how long to keep every client open once all are waiting")
+	settle := fs.Duration("settle", 3*time.Second, "pause before reading the frontend's memory")
+	sources := fs.Int("source-ips", 1, "spread client sockets over 127.0.0.1..N (more ephemeral ports)")
+	region := fs.String("region", "eu", "ticket region")
+	skill := fs.Int("skill", 1650, "ticket skill")
+	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *kind != "sse" && *kind != "ws" {
+		return fmt.Errorf("-kind %q: want sse or ws", *kind)
+	}
+	metricsURL := strings.TrimRight(*base, "/") + "/metrics"
+	before, err := scrape(ctx, metricsURL)
+	if err != nil {
+		return err
+	}
+	res := holdResult{Kind: *kind, Proto: *proto, Clients: *clients,
+		RSSBefore: before["process_resident_memory_bytes"], HeapBefore: before["go_memstats_heap_inuse_bytes"]}
+	if *kind == "ws" {
+		res.Proto = "http1"
+	}
+
+	h := &holder{base: strings.TrimRight(*base, "/"), region: *region, skill: *skill, run: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)}
+	h.api = client(*proto == "h2c", *sources, 64)
+	h.stream = client(*proto == "h2c", *sources, 0)
+	holdCtx, release := context.WithCancel(ctx)
+	defer release()
+	var wg sync.WaitGroup
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / *rate)
+	for i := range *clients {
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.client(holdCtx, i, *kind, *sources)
+		}()
+		if d := time.Until(start.Add(time.Duration(i+1) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for h.waiting.Load()+h.failed.Load() < int64(*clients) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	res.RampSeconds = time.Since(start).Seconds()
+	time.Sleep(*settle)
+	after, err := scrape(ctx, metricsURL)
+	if err != nil {
+		return err
+	}
+	res.Waiting, res.Failed = h.waiting.Load(), h.failed.Load()
+	res.RSSAfter, res.HeapAfter = after["process_resident_memory_bytes"], after["go_memstats_heap_inuse_bytes"]
+	res.Goroutines = after["go_goroutines"]
+	res.ServerOpen = after[`quickmatch_frontend_open_connections{kind="sse"}`] + after[`quickmatch_frontend_open_connections{kind="ws"}`]
+	res.ServerWaiting = after["quickmatch_frontend_waiting_tickets"]
+	if res.Waiting > 0 {
+		res.RSSPerClient = (res.RSSAfter - res.RSSBefore) / float64(res.Waiting)
+		res.HeapPerClient = (res.HeapAfter - res.HeapBefore) / float64(res.Waiting)
+	}
+	waitingAtStart := h.waiting.Load()
+	select {
+	case <-time.After(*holdFor):
+	case <-ctx.Done():
+	}
+	res.Dropped = waitingAtStart - h.waiting.Load()
+	res.FirstErrors = h.errs()
+	release()
+	wg.Wait()
+
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	mib := func(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
+	fmt.Fprintf(stdout, "clients     %d %s over %s: %d waiting, %d failed, %d dropped during a %s hold (ramp %.1fs)\n",
+		res.Clients, res.Kind, res.Proto, res.Waiting, res.Failed, res.Dropped, *holdFor, res.RampSeconds)
+	fmt.Fprintf(stdout, "frontend    %v open connections, %v waiting tickets, %v goroutines\n", res.ServerOpen, res.ServerWaiting, res.Goroutines)
+	fmt.Fprintf(stdout, "memory      RSS %s -> %s, heap in use %s -> %s\n", mib(res.RSSBefore), mib(res.RSSAfter), mib(res.HeapBefore), mib(res.HeapAfter))
+	fmt.Fprintf(stdout, "per client  %.1f KiB RSS, %.1f KiB heap\n", res.RSSPerClient/1024, res.HeapPerClient/1024)
+	for _, e := range res.FirstErrors {
+		fmt.Fprintln(stdout, "error      ", e)
+	}
+	return nil
+}
+
+type holder struct {
+	base, region, run string
+	skill             int
+	api, stream       *http.Client
+	waiting, failed   atomic.Int64
+
+	mu    sync.Mutex
+	first []string
+}
+
+func (h *holder) fail(err error) {
+	h.failed.Add(1)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.first) < 5 {
+		h.first = append(h.first, err.Error())
+	}
+}
+
+func (h *holder) errs() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.first
+}
+
+// client queues one ticket and waits on it until ctx ends.
+func (h *holder) client(ctx context.Context, i int, kind string, sources int) {
+	player := fmt.Sprintf("hold-%s-%d", h.run, i)
+	if kind == "ws" {
+		u := strings.Replace(h.base, "http", "ws", 1) + "/ws?" + url.Values{"player_id": {player}, "region": {h.region}, "skill": {fmt.Sprint(h.skill)}}.Encode()
+		d := websocket.Dialer{NetDialContext: dialer(sources).DialContext, HandshakeTimeout: 30 * time.Second}
+		c, _, err := d.DialContext(ctx, u, nil)
+		if err != nil {
+			h.fail(err)
+			return
+		}
+		defer c.Close()
+		h.waiting.Add(1)
+		defer h.waiting.Add(-1)
+		go func() { <-ctx.Done(); c.Close() }()
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}
+	body := fmt.Sprintf(`{"player_id":%q,"skill":%d,"region":%q}`, player, h.skill, h.region)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.base+"/v1/tickets", strings.NewReader(body))
+	res, err := h.api.Do(req)
+	if err != nil {
+		h.fail(err)
+		return
+	}
+	var view struct {
+		TicketID string `json:"ticket_id"`
+		Error    string `json:"error"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&view)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusAccepted {
+		h.fail(fmt.Errorf("POST: %d %s %v", res.StatusCode, view.Error, err))
+		return
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/v1/tickets/"+view.TicketID+"/events", nil)
+	res, err = h.stream.Do(req)
+	if err != nil {
+		h.fail(err)
+		return
+	}
+	defer res.Body.Close()
+	r := bufio.NewReader(res.Body)
+	counted := false
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			if !counted && ctx.Err() == nil {
+				h.fail(fmt.Errorf("events: %w", err))
+			}
+			if counted {
+				h.waiting.Add(-1)
+			}
+			return
+		}
+		if !counted && strings.HasPrefix(line, "data: ") && strings.Contains(line, `"status":"queued"`) {
+			counted = true
+			h.waiting.Add(1)
+		}
+	}
+}
+
+var sourceNext atomic.Uint32
+
+// dialer spreads connections over 127.0.0.1..n, so that more than one
+// address's worth of ephemeral ports is available.
+func dialer(n int) *net.Dialer {
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	if n > 1 {
+		ip := net.IPv4(127, 0, 0, byte(1+int(sourceNext.Add(1))%n))
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	return d
+}
+
+func client(h2c bool, sources, idle int) *http.Client {
+	t := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialer(sources).DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost: idle,
+		MaxIdleConns:        idle,
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	if h2c {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		t.Protocols = &p
+		t.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 1000}
+	}
+	return &http.Client{Transport: t}
+}

@@ -1,0 +1,36 @@
+// Command load drives a quickmatch deployment with headless clients and
+// reports what it saw. It runs against `make run` or any deployment.
+//
+//	load hold -clients 20000 -kind sse -proto h2c   hold waiting clients open
+//
+// See BENCHMARKS.md for the method and the figures.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: load hold [flags]  (load hold -h for the flags)")
+	}
+	switch args[0] {
+	case "hold":
+		return hold(ctx, args[1:], os.Stdout)
+	default:
+		return fmt.Errorf("unknown command %q: want hold", args[0])
+	}
+}
