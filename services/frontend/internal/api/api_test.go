@@ -36,7 +36,6 @@ type env struct {
 	subj   events.Subjects
 	pub    *events.Publisher
 	claims *events.Claims
-	done   chan struct{}
 }
 
 type options struct {
@@ -52,7 +51,7 @@ func start(t *testing.T, o options) *env {
 	s := testkit.RunServer(t)
 	nc := testkit.Connect(t, s, nats.MaxReconnects(0))
 	js := testkit.JetStream(t, nc)
-	e := &env{srv: s, nc: nc, js: js, pub: events.NewPublisher(js, events.Subjects{}), done: make(chan struct{})}
+	e := &env{srv: s, nc: nc, js: js, pub: events.NewPublisher(js, events.Subjects{})}
 	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
 		t.Fatal(err)
 	}
@@ -64,36 +63,45 @@ func start(t *testing.T, o options) *env {
 	if o.before != nil {
 		o.before(e)
 	}
+	e.http = newFrontend(t, e, o)
+	return e
+}
+
+// newFrontend starts one frontend instance on e's NATS; tests start a
+// second to show that ticket state is not held by the instance.
+func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
+	t.Helper()
 	if o.maxWait == 0 {
 		o.maxWait = time.Hour
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
 	var svc *tickets.Service
-	tracker := results.New(nc, e.subj, log, reg, o.maxWait, func(ctx context.Context, id string) { svc.Expire(ctx, id) })
+	tracker := results.New(e.nc, e.subj, log, reg, o.maxWait, func(ctx context.Context, id string) { svc.Expire(ctx, id) })
 	testkit.Run(t, tracker.Run)
-	adm, err := capacity.New(t.Context(), js, e.subj, o.minFree, log)
+	adm, err := capacity.New(t.Context(), e.js, e.subj, o.minFree, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testkit.Run(t, adm.Run)
-	svc, err = tickets.New(t.Context(), tickets.Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Modes: []string{"1v1", "2v2"}, MaxPartySize: 2}, js, e.subj, tracker, adm, log)
+	svc, err = tickets.New(t.Context(), tickets.Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Modes: []string{"1v1", "2v2"}, MaxPartySize: 2}, e.js, e.subj, tracker, adm, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ready ops.Readiness
 	ready.Set(true)
 	o.api.Heartbeat = 100 * time.Millisecond
-	h, err := api.New(o.api, svc, tracker, log, &ready, reg, e.done)
+	done := make(chan struct{})
+	h, err := api.New(o.api, svc, tracker, log, &ready, reg, done)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.http = httptest.NewServer(h)
+	hs := httptest.NewServer(h)
 	t.Cleanup(func() {
-		close(e.done)
-		e.http.Close()
+		close(done)
+		hs.Close()
 	})
-	return e
+	return hs
 }
 
 func (e *env) do(t *testing.T, method, path, body string, hdr map[string]string) (int, map[string]any, http.Header) {
@@ -510,8 +518,12 @@ func TestFullRegionGets503WithASuggestion(t *testing.T) {
 	var code int
 	var body map[string]any
 	var hdr http.Header
+	accepted := uint64(0) // before the frontend has read the reports
 	testkit.Eventually(t, 5*time.Second, func() bool {
 		code, body, hdr = e.do(t, http.MethodPost, "/v1/tickets", `{"player_id":"a","skill":1650,"region":"eu"}`, nil)
+		if code == http.StatusAccepted {
+			accepted++
+		}
 		return code == http.StatusServiceUnavailable
 	}, "full region accepted a ticket: %d %v", code, body)
 	if body["suggest_region"] != "us" || hdr.Get("Retry-After") == "" {
@@ -523,8 +535,8 @@ func TestFullRegionGets503WithASuggestion(t *testing.T) {
 	if code, _ := e.post(t, `{"player_id":"c","skill":1650,"region":"asia"}`, ""); code != 202 {
 		t.Fatalf("region without a report: %d", code)
 	}
-	if n := e.queued(t); n != 2 {
-		t.Fatalf("%d queued, want 2", n)
+	if n := e.queued(t); n != accepted+2 {
+		t.Fatalf("%d queued, want %d", n, accepted+2)
 	}
 }
 
@@ -573,5 +585,35 @@ func TestPageAndOpenAPIAreServed(t *testing.T) {
 		if res.StatusCode != 200 || !bytes.Contains(b, []byte(want)) {
 			t.Fatalf("%s: %d", path, res.StatusCode)
 		}
+	}
+}
+
+// TestAnotherInstanceAnswersForATicket: the instance that created a ticket
+// is gone; another one reports, streams and cancels it.
+func TestAnotherInstanceAnswersForATicket(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	_, body := e.post(t, `{"player_id":"alice","skill":1650,"region":"eu"}`, "")
+	id := body["ticket_id"].(string)
+	e.http.Close() // the first instance is gone
+	e.http = newFrontend(t, e, options{})
+	if code, b := e.get(t, "/v1/tickets/"+id); code != 200 || b["status"] != "queued" || b["tier"] != "gold" {
+		t.Fatalf("GET on another instance: %d %v", code, b)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.http.URL+"/v1/tickets/"+id+"/events", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	r := bufio.NewReader(res.Body)
+	if got := readSSE(t, r, 1); got[0].status != "queued" {
+		t.Fatalf("events: %v", got)
+	}
+	if code, b, _ := e.do(t, http.MethodDelete, "/v1/tickets/"+id, "", nil); code != 200 || b["status"] != "cancelled" {
+		t.Fatalf("DELETE on another instance: %d %v", code, b)
+	}
+	if got := readSSE(t, r, 1); got[0] != (sseEvent{"3", "cancelled"}) {
+		t.Fatalf("stream after cancel: %v", got)
 	}
 }

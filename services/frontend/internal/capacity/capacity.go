@@ -63,13 +63,27 @@ func New(ctx context.Context, js jetstream.JetStream, subj events.Subjects, minF
 	return &Watcher{kv: kv, minFree: minFree, log: log, byRegion: map[string]events.Capacity{}}, nil
 }
 
-// Run follows the bucket until ctx ends.
+// Run follows the bucket until ctx ends. A watch that cannot start or that
+// ends (NATS away) is started again a second later: the frontend keeps
+// serving on the last reports meanwhile.
 func (w *Watcher) Run(ctx context.Context) error {
+	for {
+		err := w.follow(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		w.log.Warn("capacity watch ended; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (w *Watcher) follow(ctx context.Context) error {
 	watch, err := w.kv.WatchAll(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped before the watch began
-		}
 		return fmt.Errorf("watch capacity: %w", err)
 	}
 	defer func() { _ = watch.Stop() }()
@@ -79,7 +93,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return nil
 		case e, ok := <-watch.Updates():
 			if !ok {
-				return nil
+				return errors.New("watch closed")
 			}
 			if e == nil {
 				continue // the end of the initial values
