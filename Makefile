@@ -25,6 +25,7 @@ build:
 ## build-race: the service binaries with the race detector, for the end-to-end test
 build-race:
 	@for s in $(SERVICES); do go build -race -o $(BIN)/race/$$s ./services/$$s; done
+	go build -race -o $(BIN)/race/load ./load
 
 ## tools: the pinned nats CLI and staticcheck (tools/go.mod) into bin/
 tools: $(BIN)/nats $(BIN)/staticcheck

@@ -41,11 +41,11 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		for _, svc := range []string{"frontend", "matcher", "allocator", "game"} {
-			cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, svc), "./services/"+svc)
+		for _, pkg := range []string{"services/frontend", "services/matcher", "services/allocator", "services/game", "load"} {
+			cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, filepath.Base(pkg)), "./"+pkg)
 			cmd.Dir = root
 			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", svc, err, out)
+				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
 				os.Exit(1)
 			}
 		}
@@ -288,4 +288,30 @@ func playGame(t *testing.T, urlA, urlB string) {
 		}
 	}
 	t.Fatal("no winner after 10 rounds")
+}
+
+// TestLoadHold runs the load tool against a frontend alone, the way
+// BENCHMARKS.md does, with a few clients of each kind.
+func TestLoadHold(t *testing.T) {
+	s := startStack(t, func(c *stack.Config) {
+		c.Services = []string{"frontend"}
+		c.Env = []string{"RATE_LIMIT=0"}
+	})
+	for _, args := range [][]string{{"-kind", "sse", "-proto", "h2c"}, {"-kind", "sse", "-proto", "http1"}, {"-kind", "ws"}} {
+		cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "load"), append([]string{"hold", "-url", s.FrontendURL(), "-clients", "200", "-hold", "500ms", "-settle", "100ms", "-json"}, args...)...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("load hold %v: %v\n%s", args, err, out)
+		}
+		var r struct {
+			Waiting, Failed int64
+			Open            float64 `json:"server_open_connections"`
+		}
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatalf("load hold %v output: %v\n%s", args, err, out)
+		}
+		if r.Waiting != 200 || r.Failed != 0 || r.Open != 200 {
+			t.Fatalf("load hold %v: %s", args, out)
+		}
+	}
 }
