@@ -6,14 +6,19 @@ const (
 	streamAllocations = "ALLOCATIONS"
 	streamResults     = "RESULTS"
 	streamDeadLetter  = "DEADLETTER"
+	streamPool        = "POOL"
 	bucketTickets     = "tickets"
 	bucketClaims      = "claims"
 	bucketCapacity    = "capacity"
+	bucketWorkers     = "workers"
+	bucketLeases      = "leases"
 )
 
 // Consumer names. They live inside their stream, so they need no prefix.
 const (
-	// ConsumerMatcher is the matchers' pull consumer on the tickets stream.
+	// ConsumerMatcher is the matchers' intake: a pull consumer on the
+	// tickets stream that every matcher worker shares. Intake validates a
+	// ticket, dead-letters it or puts it in its shard's pool, and acks.
 	ConsumerMatcher = "matcher"
 	// ConsumerAllocator is the allocators' push consumer (with a deliver
 	// group, so that watermill-nats can bind to it) on the allocations stream.
@@ -25,6 +30,20 @@ func (s Subjects) TicketsStream() string { return s.streamName(streamTickets) }
 
 // AllocationsStream holds matches until an allocator acks them.
 func (s Subjects) AllocationsStream() string { return s.streamName(streamAllocations) }
+
+// PoolStream holds validated tickets, one subject per shard, until the
+// shard's owner acks them.
+func (s Subjects) PoolStream() string { return s.streamName(streamPool) }
+
+// PoolConsumer is the durable consumer of one shard's pool. Only the worker
+// holding the shard's lease consumes it.
+func PoolConsumer(region, tier string) string { return "pool-" + region + "-" + tier }
+
+// WorkersBucket holds a heartbeat per live matcher worker.
+func (s Subjects) WorkersBucket() string { return s.streamName(bucketWorkers) }
+
+// LeasesBucket holds the lease of each shard: which worker owns it, until when.
+func (s Subjects) LeasesBucket() string { return s.streamName(bucketLeases) }
 
 // ResultsStream keeps the last results of every player.
 func (s Subjects) ResultsStream() string { return s.streamName(streamResults) }

@@ -34,16 +34,32 @@ const (
 	// message.
 	DeadLetterMaxAge = 7 * 24 * time.Hour
 
-	// MatcherAckWait is how long a matcher may hold a ticket without saying
-	// it is still working on it. Matchers send InProgress for tickets that
-	// wait in their pool; a matcher that dies stops doing so and its tickets
-	// are redelivered to another one after at most this long.
+	// MatcherAckWait is how long intake may take over one ticket before it
+	// is offered to another worker: validating and forwarding takes
+	// milliseconds.
 	MatcherAckWait = 30 * time.Second
 
-	// MatcherMaxAckPending bounds the tickets one consumer can have in
-	// matchers' pools at once. Waiting tickets are unacked, so this is the
-	// global pool size; at 2^20 it is past the 1M waiting-ticket target.
-	MatcherMaxAckPending = 1 << 20
+	// IntakeMaxAckPending bounds tickets in intake at once across workers.
+	IntakeMaxAckPending = 16384
+
+	// PoolAckWait is how long a shard owner may hold a waiting ticket
+	// unacked: as long as a ticket can live. A live owner never needs to
+	// say it is still working (no InProgress traffic for a million waiting
+	// tickets); when an owner dies, the worker that takes its shard resets
+	// the consumer, which redelivers every unacked ticket at once.
+	PoolAckWait = TicketMaxAge
+
+	// PoolMaxAckPending bounds the waiting tickets of one shard: 2^20 is
+	// past the 1M waiting-ticket target.
+	PoolMaxAckPending = 1 << 20
+
+	// WorkerTTL is how long a matcher worker counts as alive after its last
+	// heartbeat, and LeaseTTL how long a shard lease lasts unrenewed.
+	// Workers beat and renew every LeaseRenew, so a dead worker's shards
+	// move within about WorkerTTL + LeaseRenew.
+	WorkerTTL  = 3 * time.Second
+	LeaseTTL   = 3 * time.Second
+	LeaseRenew = time.Second
 
 	// AllocatorAckWait covers a slow allocation (Kubernetes API retries).
 	AllocatorAckWait = 30 * time.Second
@@ -70,6 +86,10 @@ const (
 // Topology is the set of streams, consumers and buckets of one deployment.
 type Topology struct {
 	Subjects Subjects
+	// Regions and Tiers make the shards, one pool consumer each; nil means
+	// the defaults.
+	Regions Regions
+	Tiers   Tiers
 	// Replicas of every stream and bucket: 1 on a single server, 3 on a
 	// cluster.
 	Replicas int
@@ -78,6 +98,29 @@ type Topology struct {
 }
 
 func (t Topology) replicas() int { return max(t.Replicas, 1) }
+
+// Shard is one region and tier: the unit of matching and of ownership.
+type Shard struct{ Region, Tier string }
+
+func (s Shard) String() string { return s.Region + "." + s.Tier }
+
+// Shards lists every shard of the topology.
+func (t Topology) Shards() []Shard {
+	regions, tiers := t.Regions, t.Tiers
+	if len(regions) == 0 {
+		regions = DefaultRegions
+	}
+	if len(tiers) == 0 {
+		tiers = DefaultTiers
+	}
+	var out []Shard
+	for _, r := range regions {
+		for _, tr := range tiers {
+			out = append(out, Shard{Region: r, Tier: tr.Name})
+		}
+	}
+	return out
+}
 
 func (t Topology) maxBytes() int64 {
 	if t.MaxBytes > 0 {
@@ -105,6 +148,21 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			MaxAge:     TicketMaxAge,
 			MaxBytes:   t.maxBytes(),
 			MaxMsgSize: MaxPayloadBytes,
+			Duplicates: DuplicateWindow,
+			Storage:    jetstream.FileStorage,
+			Replicas:   t.replicas(),
+		},
+		{
+			Name:        s.PoolStream(),
+			Description: "validated tickets, one subject per shard, held by the shard's owner",
+			Subjects:    []string{s.join(rootPool, ">")},
+			Retention:   jetstream.WorkQueuePolicy,
+			Discard:     jetstream.DiscardNew,
+			MaxAge:      TicketMaxAge,
+			MaxBytes:    t.maxBytes(),
+			MaxMsgSize:  MaxPayloadBytes,
+			// The ticket id (plus the region, for a visitor) is the message
+			// id: a ticket forwarded twice by intake is pooled once.
 			Duplicates: DuplicateWindow,
 			Storage:    jetstream.FileStorage,
 			Replicas:   t.replicas(),
@@ -165,19 +223,35 @@ type StreamConsumer struct {
 // Consumers declares the durable consumers.
 func (t Topology) Consumers() []StreamConsumer {
 	s := t.Subjects
-	return []StreamConsumer{
+	var pools []StreamConsumer
+	for _, sh := range t.Shards() {
+		pools = append(pools, StreamConsumer{
+			Stream: s.PoolStream(),
+			Config: jetstream.ConsumerConfig{
+				Durable:       PoolConsumer(sh.Region, sh.Tier),
+				Description:   "the pool of shard " + sh.String() + ", consumed by its owner only",
+				FilterSubject: s.Pool(sh.Region, sh.Tier),
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       PoolAckWait,
+				MaxDeliver:    -1,
+				MaxAckPending: PoolMaxAckPending,
+				DeliverPolicy: jetstream.DeliverAllPolicy,
+			},
+		})
+	}
+	return append(pools, []StreamConsumer{
 		{
 			Stream: s.TicketsStream(),
 			Config: jetstream.ConsumerConfig{
 				Durable:       ConsumerMatcher,
-				Description:   "matchers pool tickets from here",
+				Description:   "matcher intake: validate, dead-letter or pool each ticket",
 				FilterSubject: s.AllTickets(),
 				AckPolicy:     jetstream.AckExplicitPolicy,
 				AckWait:       MatcherAckWait,
-				// A ticket is redelivered until it is matched or expires; the
-				// matcher dead-letters bad tickets itself, so no MaxDeliver.
+				// Intake retries a ticket it could not forward (NATS away)
+				// until it can; bad tickets are dead-lettered, not retried.
 				MaxDeliver:    -1,
-				MaxAckPending: MatcherMaxAckPending,
+				MaxAckPending: IntakeMaxAckPending,
 				DeliverPolicy: jetstream.DeliverAllPolicy,
 			},
 		},
@@ -198,7 +272,7 @@ func (t Topology) Consumers() []StreamConsumer {
 				DeliverPolicy:  jetstream.DeliverAllPolicy,
 			},
 		},
-	}
+	}...)
 }
 
 // Buckets declares the key-value buckets.
@@ -223,6 +297,25 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 			TTL:          TicketMaxAge + ClaimMargin,
 			MaxBytes:     t.maxBytes(),
 			MaxValueSize: 256,
+			Storage:      jetstream.FileStorage,
+			Replicas:     t.replicas(),
+		},
+		{
+			Bucket:      t.Subjects.WorkersBucket(),
+			Description: "matcher worker heartbeats: worker id -> last beat",
+			History:     1,
+			// Old entries of workers long gone are dropped; liveness itself
+			// is judged by the beat's time (WorkerTTL).
+			TTL:          time.Hour,
+			MaxValueSize: 1024,
+			Storage:      jetstream.FileStorage,
+			Replicas:     t.replicas(),
+		},
+		{
+			Bucket:       t.Subjects.LeasesBucket(),
+			Description:  "shard leases: region.tier -> owner and expiry",
+			History:      1,
+			MaxValueSize: 1024,
 			Storage:      jetstream.FileStorage,
 			Replicas:     t.replicas(),
 		},

@@ -14,6 +14,7 @@ const (
 	rootDeadLetter  = "deadletter"
 	rootDeliver     = "deliver"
 	rootCancels     = "cancels"
+	rootPool        = "pool"
 )
 
 // Subjects builds every subject of one deployment. The zero value is the
@@ -72,6 +73,12 @@ func (s Subjects) ParseTicket(subject string) (region, tier string, err error) {
 	}
 	return region, tier, nil
 }
+
+// Pool is where the matchers' intake puts a validated ticket for the
+// worker that owns its shard: `pool.<region>.<tier>`. A ticket that may be
+// matched in another region (its latency budget allows it) is also put in
+// that region's pool, as a visitor.
+func (s Subjects) Pool(region, tier string) string { return s.join(rootPool, region, tier) }
 
 // Allocation is the subject the matcher publishes a formed match on, for the
 // allocator of that region: `allocations.<region>`.

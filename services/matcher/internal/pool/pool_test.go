@@ -1,112 +1,120 @@
 package pool
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
 )
 
-func entry(id string, players ...string) *Entry {
-	return &Entry{TicketID: id, Players: players, CreatedAt: time.Unix(0, 0)}
+var t0 = time.Unix(1_800_000_000, 0)
+
+func mode(teams, size int) modes.Mode {
+	return modes.Mode{Name: "m", Teams: teams, TeamSize: size, MaxWait: modes.Duration(time.Minute),
+		Skill: modes.Widening{Initial: 100, PerSecond: 50, Max: 1000}}
 }
 
-func ids(teams [][]*Entry) [][]string {
-	var out [][]string
+// tk is a ticket created waited before t0.
+func tk(id string, skill int, waited time.Duration, players ...string) *Entry {
+	if len(players) == 0 {
+		players = []string{"p-" + id}
+	}
+	return &Entry{TicketID: id, Players: players, Skill: skill, Created: t0.Add(-waited).UnixNano()}
+}
+
+func ids(teams [][]*Entry) string {
+	if teams == nil {
+		return "none"
+	}
+	// Teams have no order and neither do tickets within a team.
+	var parts []string
 	for _, t := range teams {
 		var ts []string
 		for _, e := range t {
 			ts = append(ts, e.TicketID)
 		}
-		out = append(out, ts)
+		slices.Sort(ts)
+		parts = append(parts, strings.Join(ts, "+"))
 	}
-	return out
+	slices.Sort(parts)
+	return strings.Join(parts, " | ")
 }
 
-func TestTakeMatch(t *testing.T) {
+func TestMatchAround(t *testing.T) {
 	t.Parallel()
-	k := Key{"eu", "gold", "2v2"}
 	tests := []struct {
-		name     string
-		entries  []*Entry
-		teams    int
-		size     int
-		want     string
-		leftOver int
+		name    string
+		mode    modes.Mode
+		waiting []*Entry
+		anchor  *Entry
+		want    string
 	}{
-		{"1v1 takes the two oldest", []*Entry{entry("a", "a"), entry("b", "b"), entry("c", "c")}, 2, 1, "[[a] [b]]", 1},
-		{"not enough", []*Entry{entry("a", "a")}, 2, 1, "[]", 1},
-		{"party stays on one team", []*Entry{entry("p", "p1", "p2"), entry("a", "a"), entry("b", "b")}, 2, 2, "[[p] [a b]]", 0},
-		{"party that does not fit waits", []*Entry{entry("a", "a"), entry("p", "p1", "p2"), entry("b", "b"), entry("c", "c")}, 2, 2, "[[a b] [p]]", 1},
-		{"two parties", []*Entry{entry("p", "p1", "p2"), entry("q", "q1", "q2")}, 2, 2, "[[p] [q]]", 0},
+		{"closest skill wins", mode(2, 1), []*Entry{tk("far", 1580, 0), tk("near", 1510, 0)}, tk("a", 1500, 0), "a | near"},
+		{"oldest among equals", mode(2, 1), []*Entry{tk("old", 1505, 5*time.Second), tk("new", 1505, 0)}, tk("a", 1500, 0), "a | old"},
+		{"outside both windows", mode(2, 1), []*Entry{tk("x", 1700, 0)}, tk("a", 1500, 0), "none"},
+		{"the waiter's wider window admits", mode(2, 1), []*Entry{tk("patient", 1700, 4*time.Second)}, tk("a", 1500, 0), "a | patient"},
+		{"the anchor's wider window admits", mode(2, 1), []*Entry{tk("x", 1700, 0)}, tk("a", 1500, 4*time.Second), "a | x"},
+		{"window stops at max", mode(2, 1), []*Entry{tk("x", 2600, time.Hour)}, tk("a", 1500, time.Hour), "none"},
+		{"2v2 keeps a party together", mode(2, 2), []*Entry{tk("duo", 1500, 0, "d1", "d2"), tk("s1", 1510, 0), tk("s2", 1490, 0)}, tk("a", 1500, 0), "a+s1 | duo"},
+		{"party too big for the room left is skipped", mode(2, 2), []*Entry{tk("d1", 1500, 0, "x1", "x2"), tk("d2", 1500, 0, "y1", "y2"), tk("s", 1500, 0)}, tk("a", 1500, 0, "a1", "a2"), "a | d1"},
+		{"not enough players", mode(2, 2), []*Entry{tk("s1", 1500, 0)}, tk("a", 1500, 0), "none"},
+		{"ffa of 4", mode(4, 1), []*Entry{tk("b", 1490, 0), tk("c", 1520, 0), tk("d", 1550, 0), tk("e", 1900, 0)}, tk("a", 1500, 0), "a | b | c | d"},
+		{"5v5 balances skill", mode(2, 5), []*Entry{
+			tk("p9", 1590, 0), tk("p8", 1580, 0), tk("p7", 1570, 0), tk("p6", 1560, 0), tk("p5", 1550, 0),
+			tk("p4", 1540, 0), tk("p3", 1530, 0), tk("p2", 1520, 0), tk("p1", 1510, 0)}, tk("p0", 1500, 0),
+			"p0+p3+p4+p7+p8 | p1+p2+p5+p6+p9"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := New()
-			for _, e := range tt.entries {
-				p.Add(k, e)
+			p := New(tt.mode)
+			for _, e := range tt.waiting {
+				p.Add(e)
 			}
-			got := ids(p.TakeMatch(k, tt.teams, tt.size))
-			if s := fmtIDs(got); s != tt.want {
-				t.Fatalf("got %s, want %s", s, tt.want)
+			p.Add(tt.anchor)
+			got := p.MatchAround(tt.anchor, t0)
+			if ids(got) != tt.want {
+				t.Fatalf("got %s, want %s", ids(got), tt.want)
 			}
-			if p.Len() != tt.leftOver {
-				t.Fatalf("left %d, want %d", p.Len(), tt.leftOver)
-			}
-			for _, team := range got {
-				for _, id := range team {
-					if _, ok := p.Get(id); ok {
-						t.Fatalf("matched ticket %s still in the pool", id)
+			if got != nil {
+				for _, team := range got {
+					for _, e := range team {
+						if p.Contains(e) {
+							t.Fatalf("matched %s still waiting", e.TicketID)
+						}
 					}
 				}
+			} else if p.Len() != len(tt.waiting)+1 {
+				t.Fatalf("a failed match changed the pool: %d", p.Len())
 			}
 		})
 	}
 }
 
-func fmtIDs(v [][]string) string {
-	if v == nil {
-		return "[]"
-	}
-	s := "["
-	for i, t := range v {
-		if i > 0 {
-			s += " "
-		}
-		s += "["
-		for j, id := range t {
-			if j > 0 {
-				s += " "
-			}
-			s += id
-		}
-		s += "]"
-	}
-	return s + "]"
-}
-
-func TestPutRemoveExpired(t *testing.T) {
+func TestRemoveExpiredOldest(t *testing.T) {
 	t.Parallel()
-	k := Key{"eu", "gold", "1v1"}
-	p := New()
-	p.Add(k, entry("a", "alice"))
-	p.Add(k, entry("b", "bob"))
-	teams := p.TakeMatch(k, 2, 1)
-	p.Put(k, append(teams[0], teams[1]...))
-	if id, ok := p.WaitingTicketOf("bob"); !ok || id != "b" || p.Len() != 2 {
-		t.Fatalf("Put did not restore: %v %v %d", id, ok, p.Len())
+	p := New(mode(2, 1))
+	for i, w := range []time.Duration{2 * time.Minute, 90 * time.Second, 10 * time.Second, 0} {
+		p.Add(tk(fmt.Sprint(i), 1500+i*300, w))
 	}
-	if _, ok := p.Remove("a"); !ok {
-		t.Fatal("Remove a")
+	if e, ok := p.WaitingTicketOf("p-2"); !ok || e.TicketID != "2" {
+		t.Fatal("player index")
 	}
-	if _, ok := p.WaitingTicketOf("alice"); ok {
-		t.Fatal("alice still indexed")
-	}
-	old := entry("old", "o")
-	fresh := &Entry{TicketID: "fresh", Players: []string{"f"}, CreatedAt: time.Unix(100, 0)}
-	p.Add(k, old)
-	p.Add(k, fresh)
 	var gone []string
-	p.Expired(time.Unix(60, 0), func(Key) time.Duration { return 50 * time.Second }, func(_ Key, e *Entry) { gone = append(gone, e.TicketID) })
-	if len(gone) != 2 || gone[0] != "b" || gone[1] != "old" || p.Len() != 1 {
+	p.Expired(t0, func(e *Entry) { gone = append(gone, e.TicketID) })
+	if strings.Join(gone, ",") != "0,1" || p.Len() != 2 {
 		t.Fatalf("expired %v, left %d", gone, p.Len())
+	}
+	old := p.Oldest(10)
+	if len(old) != 2 || old[0].TicketID != "2" {
+		t.Fatalf("oldest %v", old)
+	}
+	if _, ok := p.Remove("2"); !ok || p.Contains(old[0]) {
+		t.Fatal("remove")
+	}
+	if _, ok := p.WaitingTicketOf("p-2"); ok {
+		t.Fatal("player index kept a removed ticket")
 	}
 }

@@ -1,0 +1,85 @@
+package pool
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
+)
+
+// entry builds a ticket as the matcher holds it: ids and the ack subject
+// are real-sized strings (a JetStream ack subject is about 80 bytes).
+func entry(i int, skill int, created time.Time) *Entry {
+	id := fmt.Sprintf("r%024x", i)
+	return &Entry{
+		TicketID: id,
+		Players:  []string{fmt.Sprintf("player-%d", i)},
+		Skill:    skill,
+		Created:  created.UnixNano(),
+		Ack:      fmt.Sprintf("$JS.ACK.POOL.pool-eu-gold.1.%d.%d.%d.0", i+1, i+1, created.UnixNano()),
+	}
+}
+
+// fill puts n tickets spread over [1600, 2000) in a 1v1 pool, without
+// matching them: the state of a shard with n waiting tickets.
+func fill(p *Pool, n int, rng *rand.Rand) {
+	for i := range n {
+		p.Add(entry(i, 1600+rng.IntN(400), t0))
+	}
+}
+
+// BenchmarkMatch1M: one worker's pool of 1,000,000 waiting tickets in one
+// shard (1v1, gold tier). Each iteration adds a ticket to keep the pool at
+// 1M, then a new ticket that is matched at once with the closest waiting
+// one: tickets/s counts both tickets of each match.
+func BenchmarkMatch1M(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	p := New(modes.Defaults()["1v1"])
+	fill(p, 1_000_000, rng)
+	news := make([]*Entry, b.N)
+	fills := make([]*Entry, b.N)
+	for i := range b.N {
+		news[i] = entry(2_000_000+i, 1600+rng.IntN(400), t0)
+		fills[i] = entry(4_000_000+i, 1600+rng.IntN(400), t0)
+	}
+	now := t0.Add(time.Second)
+	b.ResetTimer()
+	matched := 0
+	for i := range b.N {
+		p.Add(fills[i])
+		p.Add(news[i])
+		if p.MatchAround(news[i], now) != nil {
+			matched += 2
+		}
+	}
+	b.StopTimer()
+	if matched != 2*b.N {
+		b.Fatalf("matched %d of %d tickets", matched, 2*b.N)
+	}
+	b.ReportMetric(float64(matched)/b.Elapsed().Seconds(), "tickets/s")
+}
+
+// BenchmarkPoolMemory reports the heap held per waiting ticket with
+// 1,000,000 tickets in one pool: the entry, its strings and the indexes.
+func BenchmarkPoolMemory(b *testing.B) {
+	for range b.N {
+		rng := rand.New(rand.NewPCG(1, 2))
+		before := heapInUse()
+		p := New(modes.Defaults()["1v1"])
+		fill(p, 1_000_000, rng)
+		after := heapInUse()
+		b.ReportMetric(float64(after-before)/float64(p.Len()), "bytes/ticket")
+		runtime.KeepAlive(p)
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
