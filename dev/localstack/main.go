@@ -29,7 +29,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	cfg := stack.Config{Logs: os.Stdout}
-	var games, services, extraEnv string
+	var games, matchers, services, extraEnv string
 	fs := flag.NewFlagSet("localstack", flag.ContinueOnError)
 	fs.StringVar(&cfg.BinDir, "bin-dir", "bin", "directory of the service binaries (make build)")
 	fs.StringVar(&cfg.DataDir, "data-dir", ".data", "directory of JetStream's files, kept between runs")
@@ -37,7 +37,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.NATSPort, "nats-port", 4222, "NATS client port (the nats CLI's default)")
 	fs.IntVar(&cfg.FrontendPort, "frontend-port", 3000, "port of the page and the ticket API")
 	fs.StringVar(&games, "game-ports", "7000,7001", "ports of the game servers, one process each (7000-8000)")
-	fs.IntVar(&cfg.MatcherOpsPort, "matcher-ops-port", 9102, "matcher /healthz, /readyz, /metrics")
+	fs.StringVar(&matchers, "matcher-ops-ports", "9102,9104", "one matcher worker per port (its /healthz, /readyz, /metrics); the workers share the shards")
 	fs.IntVar(&cfg.AllocatorOpsPort, "allocator-ops-port", 9103, "allocator /healthz, /readyz, /metrics")
 	fs.StringVar(&services, "services", "", "services to start, comma-separated (default: all of frontend,matcher,allocator,game)")
 	fs.StringVar(&extraEnv, "service-env", "", "extra KEY=VALUE settings for every service, comma-separated (e.g. RATE_LIMIT=0)")
@@ -56,6 +56,13 @@ func run(ctx context.Context, args []string) error {
 	}
 	if extraEnv != "" {
 		cfg.Env = strings.Split(extraEnv, ",")
+	}
+	for _, p := range strings.Split(matchers, ",") {
+		port, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil {
+			return fmt.Errorf("matcher port %q: %w", p, err)
+		}
+		cfg.MatcherOpsPorts = append(cfg.MatcherOpsPorts, port)
 	}
 	s, err := stack.Start(ctx, cfg)
 	if err != nil {

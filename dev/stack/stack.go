@@ -45,8 +45,11 @@ type Config struct {
 	GamePorts []int
 	// GameMaxRooms caps the rooms of each game server (0: its default).
 	GameMaxRooms int
-	// OpsPorts are the matcher's and the allocator's ops endpoints.
-	MatcherOpsPort, AllocatorOpsPort int
+	// MatcherOpsPorts run one matcher worker each (their ops endpoints);
+	// the workers share the shards.
+	MatcherOpsPorts []int
+	// AllocatorOpsPort is the allocator's ops endpoint.
+	AllocatorOpsPort int
 	// Services to start, of frontend, matcher, allocator, game; nil means
 	// all. (Load runs start the frontend alone to hold waiting clients.)
 	Services []string
@@ -131,11 +134,15 @@ func (s *Stack) startServices(ctx context.Context) error {
 		}
 		checks[name] = "http://" + addr(port) + "/healthz"
 	}
-	if want("matcher") {
-		if err := s.spawn("matcher", "matcher", append(common, "OPS_ADDR="+addr(s.cfg.MatcherOpsPort))); err != nil {
+	for i, port := range s.cfg.MatcherOpsPorts {
+		if !want("matcher") {
+			break
+		}
+		name := fmt.Sprintf("matcher-%d", i+1)
+		if err := s.spawn(name, "matcher", append(common, "OPS_ADDR="+addr(port), "WORKER_ID="+name)); err != nil {
 			return err
 		}
-		checks["matcher"] = "http://" + addr(s.cfg.MatcherOpsPort) + "/readyz"
+		checks[name] = "http://" + addr(port) + "/readyz"
 	}
 	if want("allocator") {
 		if err := s.spawn("allocator", "allocator", append(common, "OPS_ADDR="+addr(s.cfg.AllocatorOpsPort), "GAME_SERVERS="+strings.Join(games, ","))); err != nil {

@@ -80,7 +80,7 @@ func startStack(t *testing.T, tune ...func(*stack.Config)) *stack.Stack {
 	cfg := stack.Config{
 		BinDir: binDir, DataDir: t.TempDir(), NATSPort: -1, Host: "127.0.0.1",
 		FrontendPort: freePort(t), GamePorts: []int{freePort(t), freePort(t)},
-		MatcherOpsPort: freePort(t), AllocatorOpsPort: freePort(t), Logs: logs,
+		MatcherOpsPorts: []int{freePort(t), freePort(t)}, AllocatorOpsPort: freePort(t), Logs: logs,
 	}
 	for _, f := range tune {
 		f(&cfg)

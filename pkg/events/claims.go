@@ -98,6 +98,10 @@ func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string)
 	return lost, nil
 }
 
+// Release gives back owner's claims on ids (a match that will not be
+// published after all).
+func (c *Claims) Release(ctx context.Context, ids []string, owner string) { c.release(ctx, ids, owner) }
+
 // release deletes the claims of owner on ids, if they are still owner's.
 // A failed release leaves a claim behind; the ticket then ends as that
 // owner's outcome would say, which is why a matcher only claims what it is

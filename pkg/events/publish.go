@@ -18,6 +18,9 @@ import (
 const (
 	HeaderCorrelationID = "correlation_id"
 	HeaderTraceParent   = "traceparent"
+	// HeaderHome marks a ticket in another region's pool (a visitor) with
+	// the region of its own shard.
+	HeaderHome = "Quickmatch-Home"
 )
 
 // Meta is the context that travels with a ticket through every service.

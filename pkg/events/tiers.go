@@ -131,3 +131,6 @@ func (r *Regions) Set(s string) error {
 	*r = out
 	return nil
 }
+
+// Has reports whether name is one of the regions.
+func (r Regions) Has(name string) bool { return contains(r, name) }

@@ -69,6 +69,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	opts.Regions = regions
 	env, err := service.Start(ctx, "allocator", opts)
 	if err != nil {
 		return err

@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string) error {
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
+	opts.Regions, opts.Tiers = regions, tiers
 	env, err := service.Start(ctx, "frontend", opts)
 	if err != nil {
 		return err

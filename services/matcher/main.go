@@ -38,10 +38,11 @@ func run(ctx context.Context, args []string) error {
 	opts.RegisterFlags(fs)
 	fs.StringVar(&opsAddr, "ops-addr", ":9102", "address of /healthz, /readyz and /metrics")
 	cfg.RegisterFlags(fs)
-	fs.DurationVar(&grace, "shutdown-grace", 5*time.Second, "time for the ops server to finish after SIGTERM")
+	fs.DurationVar(&grace, "shutdown-grace", 5*time.Second, "time for the ops server to finish after SIGTERM (the worker hands its shards back first)")
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
+	opts.Regions, opts.Tiers = cfg.Regions, cfg.Tiers
 	env, err := service.Start(ctx, "matcher", opts)
 	if err != nil {
 		return err

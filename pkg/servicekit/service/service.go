@@ -31,6 +31,11 @@ type Options struct {
 	LogLevel  string
 	// Replicas of the streams Start provisions: 1 on one server, 3 on a cluster.
 	Replicas int
+	// Regions and Tiers make the shards whose pool consumers Start
+	// provisions; nil means the defaults. Mains that take them as flags
+	// set them here.
+	Regions events.Regions
+	Tiers   events.Tiers
 }
 
 // RegisterFlags adds the shared flags to fs. Each service adds its own
@@ -73,7 +78,7 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	subj := events.Subjects{Prefix: o.NATS.SubjectPrefix}
-	if err := events.Provision(ctx, js, events.Topology{Subjects: subj, Replicas: o.Replicas}); err != nil {
+	if err := events.Provision(ctx, js, events.Topology{Subjects: subj, Replicas: o.Replicas, Regions: o.Regions, Tiers: o.Tiers}); err != nil {
 		nc.Close()
 		return nil, err
 	}

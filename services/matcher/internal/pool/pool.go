@@ -51,10 +51,12 @@ type Entry struct {
 	aprev, anext *Entry // arrival order
 }
 
-// RegionLatency is one region a ticket reported.
+// RegionLatency is one other region a ticket reported, and whether the
+// ticket was offered to that region's pool yet.
 type RegionLatency struct {
-	Region string
-	MS     int
+	Region  string
+	MS      int
+	Offered bool
 }
 
 // Waited is how long the ticket has waited at now.

@@ -1,0 +1,440 @@
+package matcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
+)
+
+// runner owns one shard: its pools (one per mode) and everything done to
+// them. Only its run goroutine touches them.
+type runner struct {
+	w     *Worker
+	shard events.Shard
+	log   *slog.Logger
+	pools map[string]*pool.Pool
+	// pending are matches whose tickets are claimed but whose publish
+	// failed: they are retried as they are, with the same id.
+	pending []pendingMatch
+	// cancelled remembers recent cancel notices, for a ticket whose notice
+	// arrives before the ticket does.
+	cancelled map[string]time.Time
+
+	held    atomic.Int64 // tickets in the pools at the last sweep
+
+	inbox   chan jetstream.Msg
+	cancels chan string
+	stopC   chan struct{}
+	done    chan struct{}
+}
+
+type pendingMatch struct {
+	match   events.Match
+	entries []*pool.Entry
+}
+
+func newRunner(w *Worker, s events.Shard) *runner {
+	r := &runner{
+		w: w, shard: s, log: w.log.With("shard", s.String()), pools: map[string]*pool.Pool{}, cancelled: map[string]time.Time{},
+		inbox: make(chan jetstream.Msg, 512), cancels: make(chan string, 256),
+		stopC: make(chan struct{}), done: make(chan struct{}),
+	}
+	for name, m := range w.modes {
+		r.pools[name] = pool.New(m)
+	}
+	return r
+}
+
+// waiting is how many tickets the runner's pools hold, as of its last
+// sweep (read from other goroutines, so it is the metric's copy).
+func (r *runner) waiting() int { return int(r.held.Load()) }
+
+// stop ends the runner and waits until its tickets are handed back.
+func (r *runner) stop() {
+	close(r.stopC)
+	<-r.done
+}
+
+// cancel asks the runner to drop a cancelled ticket.
+func (r *runner) cancel(ticketID string) {
+	select {
+	case r.cancels <- ticketID:
+	case <-r.stopC:
+	}
+}
+
+func (r *runner) run(ctx context.Context) {
+	defer close(r.done)
+	cc, err := r.start(ctx)
+	if err != nil {
+		return // stopped before it could start
+	}
+	tick := time.NewTicker(r.w.cfg.Sweep)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.stopC:
+			cc.Stop()
+			<-cc.Closed()
+			r.release(ctx)
+			return
+		case msg := <-r.inbox:
+			r.add(ctx, msg)
+		case id := <-r.cancels:
+			r.dropCancelled(id)
+		case now := <-tick.C:
+			r.sweep(ctx, now)
+		}
+	}
+}
+
+// start resets the shard's consumer, so that tickets a previous owner held
+// unacked come back at once, and consumes it. It retries every second
+// until it works or the runner is stopped: a held shard is never left
+// unconsumed for good.
+func (r *runner) start(ctx context.Context) (jetstream.ConsumeContext, error) {
+	name := events.PoolConsumer(r.shard.Region, r.shard.Tier)
+	for {
+		cc, err := r.consume(ctx, name)
+		if err == nil {
+			r.log.Info("consuming shard")
+			return cc, nil
+		}
+		r.log.Warn("start shard; retrying", "err", err)
+		select {
+		case <-r.stopC:
+			return nil, errors.New("stopped")
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (r *runner) consume(ctx context.Context, name string) (jetstream.ConsumeContext, error) {
+	st, err := r.w.js.Stream(ctx, r.w.subj.PoolStream())
+	if err != nil {
+		return nil, fmt.Errorf("pool stream: %w", err)
+	}
+	if _, err := st.ResetConsumer(ctx, name); err != nil {
+		return nil, fmt.Errorf("reset %s: %w", name, err)
+	}
+	cons, err := st.Consumer(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("bind %s: %w", name, err)
+	}
+	return cons.Consume(func(msg jetstream.Msg) {
+		select {
+		case r.inbox <- msg:
+		case <-r.stopC:
+			_ = msg.Nak() // the next owner takes it
+		}
+	}, jetstream.PullMaxMessages(1024), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		r.log.Warn("pool consume", "err", err)
+	}))
+}
+
+// release hands every held ticket back for the next owner, after one last
+// try at publishing pending matches.
+func (r *runner) release(ctx context.Context) {
+	r.retryPending(ctx)
+	for _, pm := range r.pending {
+		ids := make([]string, len(pm.entries))
+		for i, e := range pm.entries {
+			ids[i] = e.TicketID
+		}
+		// The match will not be published: its claims go, so the tickets
+		// can be matched again by the next owner.
+		rctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
+		r.w.claims.Release(rctx, ids, events.MatchOwner(pm.match.MatchID))
+		cancel()
+		for _, e := range pm.entries {
+			r.w.nak(e.Ack)
+		}
+	}
+	n := 0
+	for name, p := range r.pools {
+		p.Each(func(e *pool.Entry) { r.w.nak(e.Ack); n++ })
+		r.w.met.waiting.DeleteLabelValues(r.shard.String(), name)
+	}
+	_ = r.w.nc.Flush()
+	r.log.Info("shard released", "tickets_handed_back", n)
+}
+
+// add takes one pooled ticket in and tries to match it at once.
+func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
+	t, err := events.DecodeTicket(msg.Data())
+	var mode modes.Mode
+	var ok bool
+	if err == nil {
+		mode, ok = r.w.modes[t.Mode]
+		if !ok {
+			err = fieldError("mode", fmt.Sprintf("unknown mode %q", t.Mode))
+		}
+	}
+	if err == nil && t.TicketID == "" {
+		err = fieldError("ticket_id", "missing in the pool")
+	}
+	if err != nil {
+		// Intake validated it; only a config drift between workers gets here.
+		meta, _ := msg.Metadata()
+		if meta != nil {
+			r.w.deadLetter(ctx, r.log, msg, meta, t, err)
+		}
+		return
+	}
+	if _, gone := r.cancelled[t.TicketID]; gone {
+		r.w.ack(msg.Reply()) // cancelled before it got here
+		return
+	}
+	p := r.pools[t.Mode]
+	visitor := msg.Headers().Get(events.HeaderHome) != "" && msg.Headers().Get(events.HeaderHome) != r.shard.Region
+	if e, ok := p.Get(t.TicketID); ok {
+		e.Ack = msg.Reply() // a redelivery of a ticket we hold
+		return
+	}
+	now := r.w.now()
+	e := &pool.Entry{TicketID: t.TicketID, Players: t.Players(), Skill: t.Skill, Created: t.CreatedAt.UnixNano(), Ack: msg.Reply(), Visitor: visitor}
+	if !visitor {
+		for region, ms := range t.LatenciesMS {
+			if region != r.shard.Region {
+				e.Latencies = append(e.Latencies, pool.RegionLatency{Region: region, MS: ms})
+			}
+		}
+		for _, pl := range e.Players {
+			if other, ok := p.WaitingTicketOf(pl); ok && !other.Visitor {
+				// The newer ticket of a player wins: a client that asks
+				// again must not be matched twice.
+				p.Remove(other.TicketID)
+				r.end(ctx, other, events.StatusCancelled, events.OwnerSuperseded, "superseded by ticket "+t.TicketID)
+			}
+		}
+	}
+	if e.Waited(now) >= time.Duration(mode.MaxWait) {
+		r.expire(ctx, e, mode)
+		return
+	}
+	p.Add(e)
+	r.w.met.tickets.WithLabelValues("pooled").Inc()
+	r.tryMatch(ctx, p, e, now)
+}
+
+// tryMatch forms matches around anchor until none fits.
+func (r *runner) tryMatch(ctx context.Context, p *pool.Pool, anchor *pool.Entry, now time.Time) {
+	for p.Contains(anchor) {
+		teams := p.MatchAround(anchor, now)
+		if teams == nil || !r.formMatch(ctx, p, teams, now) {
+			return
+		}
+	}
+}
+
+// formMatch claims, publishes and acks one match. It returns true if some
+// tickets were decided elsewhere and dropped, so matching should go on.
+func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.Entry, now time.Time) bool {
+	mode := p.Mode()
+	match := events.Match{Mode: mode.Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC()}
+	var ids []string
+	var all []*pool.Entry
+	for team, entries := range teams {
+		for _, e := range entries {
+			ids = append(ids, e.TicketID)
+			all = append(all, e)
+			match.Tickets = append(match.Tickets, events.MatchTicket{TicketID: e.TicketID, Players: e.Players, Team: team, CreatedAt: time.Unix(0, e.Created).UTC()})
+		}
+	}
+	match.MatchID = events.MatchID(ids)
+	log := r.log.With("match_id", match.MatchID)
+
+	cctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
+	lost, err := r.w.claims.ClaimAll(cctx, ids, events.MatchOwner(match.MatchID))
+	cancel()
+	if err != nil {
+		log.Error("claim match tickets; tickets kept", "err", err)
+		for _, e := range all {
+			p.Add(e)
+		}
+		return false
+	}
+	if len(lost) > 0 {
+		for _, e := range all {
+			if owner, gone := lost[e.TicketID]; gone {
+				// Decided elsewhere (cancelled, or matched by another
+				// owner): whoever won has told the players.
+				r.w.ack(e.Ack)
+				r.w.met.tickets.WithLabelValues("decided_elsewhere").Inc()
+				log.Info("ticket already decided; dropped", "ticket_id", e.TicketID, "owner", owner)
+				continue
+			}
+			p.Add(e)
+		}
+		return true
+	}
+	if err := r.publishMatch(ctx, match); err != nil {
+		log.Error("publish match; will retry it as it is", "err", err)
+		r.pending = append(r.pending, pendingMatch{match: match, entries: all})
+		return false
+	}
+	r.matched(match, all, now)
+	return false
+}
+
+func (r *runner) matched(match events.Match, all []*pool.Entry, now time.Time) {
+	lo, hi := events.MaxSkill, events.MinSkill
+	for _, e := range all {
+		r.w.ack(e.Ack)
+		r.w.met.waitTime.Observe(now.Sub(time.Unix(0, e.Created)).Seconds())
+		lo, hi = min(lo, e.Skill), max(hi, e.Skill)
+	}
+	r.w.met.spread.Observe(float64(hi - lo))
+	r.w.met.tickets.WithLabelValues("matched").Add(float64(len(all)))
+	r.w.met.matches.WithLabelValues(match.Mode).Inc()
+	r.log.Info("match formed", "match_id", match.MatchID, "mode", match.Mode, "tickets", len(all), "skill_spread", hi-lo)
+}
+
+// publishMatch tells every player they are matched, then hands the match to
+// the allocator. The match id is the message id, so a retry is stored once.
+func (r *runner) publishMatch(ctx context.Context, match events.Match) error {
+	pctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
+	defer cancel()
+	for _, t := range match.Tickets {
+		for _, pl := range t.Players {
+			res := events.Result{TicketID: t.TicketID, PlayerID: pl, Status: events.StatusMatched, MatchID: match.MatchID}
+			if err := r.w.pub.Result(pctx, res); err != nil {
+				return err
+			}
+		}
+	}
+	return r.w.pub.Match(pctx, match)
+}
+
+func (r *runner) retryPending(ctx context.Context) {
+	keep := r.pending[:0]
+	for _, pm := range r.pending {
+		if err := r.publishMatch(ctx, pm.match); err != nil {
+			keep = append(keep, pm)
+			continue
+		}
+		r.matched(pm.match, pm.entries, r.w.now())
+	}
+	r.pending = keep
+}
+
+// sweep expires, retries the oldest tickets with their widened windows,
+// offers tickets to other regions, and retries pending matches.
+func (r *runner) sweep(ctx context.Context, now time.Time) {
+	r.retryPending(ctx)
+	for id, at := range r.cancelled {
+		if now.Sub(at) > time.Minute {
+			delete(r.cancelled, id)
+		}
+	}
+	total := 0
+	defer func() { r.held.Store(int64(total)) }()
+	for name, p := range r.pools {
+		mode := p.Mode()
+		p.Expired(now, func(e *pool.Entry) { r.expire(ctx, e, mode) })
+		for _, a := range p.Oldest(r.w.cfg.SweepAnchors) {
+			if p.Contains(a) {
+				r.tryMatch(ctx, p, a, now)
+			}
+		}
+		p.Each(func(e *pool.Entry) {
+			if len(e.Latencies) > 0 {
+				r.offer(ctx, e, mode, now)
+			}
+		})
+		r.w.met.waiting.WithLabelValues(r.shard.String(), name).Set(float64(p.Len()))
+		total += p.Len()
+	}
+}
+
+// offer puts a ticket in the pool of every other region its latency budget
+// now reaches, as a visitor: it may be matched there too, and the claims
+// keep it in one match.
+func (r *runner) offer(ctx context.Context, e *pool.Entry, mode modes.Mode, now time.Time) {
+	budget := mode.LatencyMS.At(e.Waited(now))
+	for i := range e.Latencies {
+		l := &e.Latencies[i]
+		if l.Offered || l.MS > budget {
+			continue
+		}
+		t := events.Ticket{SchemaVersion: events.SchemaVersion, TicketID: e.TicketID, Mode: mode.Name, Skill: e.Skill, CreatedAt: time.Unix(0, e.Created).UTC()}
+		if len(e.Players) == 1 {
+			t.PlayerID = e.Players[0]
+		} else {
+			t.Party = e.Players
+		}
+		pctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
+		msg, err := events.NewMsg(pctx, r.w.subj.Pool(l.Region, r.shard.Tier), e.TicketID+"-at-"+l.Region, t)
+		if err == nil {
+			msg.Header.Set(events.HeaderHome, r.shard.Region)
+			_, err = r.w.js.PublishMsg(pctx, msg)
+		}
+		cancel()
+		if err != nil {
+			r.log.Warn("offer ticket to another region; will retry", "ticket_id", e.TicketID, "region", l.Region, "err", err)
+			return
+		}
+		l.Offered = true
+		r.log.Info("ticket offered to another region", "ticket_id", e.TicketID, "region", l.Region, "latency_ms", l.MS, "budget_ms", budget)
+	}
+}
+
+func (r *runner) expire(ctx context.Context, e *pool.Entry, mode modes.Mode) {
+	if e.Visitor {
+		r.w.ack(e.Ack) // its home shard expires it and tells the players
+		return
+	}
+	r.end(ctx, e, events.StatusExpired, events.OwnerExpired, fmt.Sprintf("no match within %s", time.Duration(mode.MaxWait)))
+}
+
+// dropCancelled removes a ticket the frontend cancelled. The frontend
+// claimed it and told the player before it sent the notice.
+func (r *runner) dropCancelled(ticketID string) {
+	r.cancelled[ticketID] = r.w.now()
+	for _, p := range r.pools {
+		if e, ok := p.Remove(ticketID); ok {
+			r.w.ack(e.Ack)
+			r.w.met.tickets.WithLabelValues(string(events.StatusCancelled)).Inc()
+			r.log.Info("cancelled ticket dropped", "ticket_id", ticketID)
+		}
+	}
+}
+
+// end claims a ticket for owner, tells its players and acks. A ticket whose
+// claim another owner holds is acked silently: that owner told the players.
+// If the claim or a result cannot be stored, the ticket is nakked, so the
+// next try (or the next owner) tells them.
+func (r *runner) end(ctx context.Context, e *pool.Entry, status events.Status, owner, reason string) {
+	pctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
+	defer cancel()
+	won, cur, err := r.w.claims.Claim(pctx, e.TicketID, owner)
+	if err != nil {
+		r.log.Error("claim ticket; will retry", "ticket_id", e.TicketID, "err", err)
+		r.w.nak(e.Ack)
+		return
+	}
+	if !won {
+		r.w.ack(e.Ack)
+		r.log.Info("ticket already decided; dropped", "ticket_id", e.TicketID, "owner", cur)
+		return
+	}
+	for _, pl := range e.Players {
+		if err := r.w.pub.Result(pctx, events.Result{TicketID: e.TicketID, PlayerID: pl, Status: status, Reason: reason}); err != nil {
+			r.log.Error("publish result; will retry", "ticket_id", e.TicketID, "err", err)
+			r.w.nak(e.Ack)
+			return
+		}
+	}
+	r.w.ack(e.Ack)
+	r.w.met.tickets.WithLabelValues(string(status)).Inc()
+	r.log.Info("ticket ended", "ticket_id", e.TicketID, "status", status, "reason", reason)
+}

@@ -1,0 +1,255 @@
+// Package matcher is a matcher worker: it takes tickets in, owns some
+// shards, and forms matches in the shards it owns.
+//
+// Two stages. Intake: every worker pulls from the shared intake consumer
+// on the tickets stream, validates each ticket, dead-letters what is bad
+// (telling the players why when it can name them), and puts good tickets,
+// normalised (id and creation time filled in), in their shard's pool on
+// the POOL stream, acking only once the pool has them. Pools: each shard
+// has its own durable consumer on the POOL stream, and only the worker
+// holding the shard's lease consumes it (package shard decides who). So
+// every ticket of a shard meets every other ticket of that shard however
+// many workers run, and shards move when workers come and go.
+//
+// Concurrency: one goroutine per owned shard (runner.run) holds that
+// shard's pools and does all its matching; the consume callback and the
+// cancel subscription only hand it messages over channels. Nothing in a
+// shard is shared, so shards match in parallel without locks.
+//
+// Outcomes: a waiting ticket stays unacked in its shard's pool; it is acked
+// only after what ends it is stored and claimed (events.Claims): a match on
+// the allocations stream, an expiry or supersession result, a dead letter.
+// A worker that dies leaves its tickets unacked; the worker that takes the
+// shard over resets the consumer, which redelivers them at once.
+package matcher
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/shard"
+)
+
+// Source is the name the matcher signs its dead letters with.
+const Source = "matcher"
+
+// Config of a matcher worker.
+type Config struct {
+	// WorkerID names this worker in the workers and leases buckets;
+	// default: host name and a random suffix.
+	WorkerID string
+	// Regions and Tiers a ticket's subject must name; they make the shards.
+	Regions events.Regions
+	Tiers   events.Tiers
+	// ModesFile is a JSON list of modes; empty means modes.Defaults.
+	ModesFile string
+	// Sweep is how often each shard expires tickets, retries the oldest
+	// ones with their widened windows and offers tickets to other regions.
+	Sweep time.Duration
+	// SweepAnchors bounds the oldest tickets retried per sweep per mode.
+	SweepAnchors int
+	// PublishTimeout bounds each publish and claim.
+	PublishTimeout time.Duration
+}
+
+// RegisterFlags adds the matcher's flags to fs, with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Regions = append(events.Regions(nil), events.DefaultRegions...)
+	c.Tiers = append(events.Tiers(nil), events.DefaultTiers...)
+	fs.StringVar(&c.WorkerID, "worker-id", "", "name of this worker (default: host name and a random suffix)")
+	fs.Var(&c.Regions, "regions", "regions served, comma-separated")
+	fs.Var(&c.Tiers, "tiers", "skill tiers as name:min_skill, increasing")
+	fs.StringVar(&c.ModesFile, "modes-file", "", "JSON file of game modes (default: built-in 1v1, 2v2, 5v5, ffa)")
+	fs.DurationVar(&c.Sweep, "sweep", 250*time.Millisecond, "how often waiting tickets are expired and retried with widened windows")
+	fs.IntVar(&c.SweepAnchors, "sweep-anchors", 2000, "oldest tickets retried per sweep per shard and mode")
+	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "bound on each publish to JetStream")
+}
+
+func (c *Config) setDefaults() {
+	if len(c.Regions) == 0 {
+		c.Regions = events.DefaultRegions
+	}
+	if len(c.Tiers) == 0 {
+		c.Tiers = events.DefaultTiers
+	}
+	if c.Sweep <= 0 {
+		c.Sweep = 250 * time.Millisecond
+	}
+	if c.SweepAnchors <= 0 {
+		c.SweepAnchors = 2000
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 5 * time.Second
+	}
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+		c.WorkerID = host + "-" + hex.EncodeToString(b[:])
+	}
+}
+
+type metrics struct {
+	tickets  *prometheus.CounterVec
+	matches  *prometheus.CounterVec
+	waiting  *prometheus.GaugeVec
+	waitTime prometheus.Histogram
+	spread   prometheus.Histogram
+	shards   prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		tickets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quickmatch_matcher_tickets_total", Help: "Tickets by what happened to them.",
+		}, []string{"outcome"}),
+		matches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quickmatch_matcher_matches_total", Help: "Matches formed by mode.",
+		}, []string{"mode"}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "quickmatch_matcher_pool_tickets", Help: "Tickets waiting in the pools this worker owns.",
+		}, []string{"shard", "mode"}),
+		waitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "quickmatch_matcher_wait_seconds", Help: "Wait from ticket creation to match.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
+		}),
+		spread: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "quickmatch_matcher_skill_spread", Help: "Highest minus lowest skill in a formed match.",
+			Buckets: []float64{0, 25, 50, 100, 200, 400, 800, 1600},
+		}),
+		shards: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "quickmatch_matcher_owned_shards", Help: "Shards this worker owns.",
+		}),
+	}
+	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards)
+	return m
+}
+
+// Worker is one matcher process.
+type Worker struct {
+	cfg    Config
+	modes  modes.Set
+	js     jetstream.JetStream
+	nc     *nats.Conn
+	subj   events.Subjects
+	pub    *events.Publisher
+	claims *events.Claims
+	log    *slog.Logger
+	met    *metrics
+	now    func() time.Time
+
+	mu      sync.Mutex
+	runners map[events.Shard]*runner
+}
+
+// New returns a worker. reg receives its metrics.
+func New(cfg Config, js jetstream.JetStream, subj events.Subjects, log *slog.Logger, reg prometheus.Registerer) (*Worker, error) {
+	cfg.setDefaults()
+	set := modes.Defaults()
+	if cfg.ModesFile != "" {
+		var err error
+		if set, err = modes.Load(cfg.ModesFile); err != nil {
+			return nil, err
+		}
+	}
+	if err := errors.Join(cfg.Tiers.Validate(), set.Validate()); err != nil {
+		return nil, fmt.Errorf("matcher config: %w", err)
+	}
+	return &Worker{
+		cfg: cfg, modes: set, js: js, nc: js.Conn(), subj: subj, log: log.With("worker", cfg.WorkerID),
+		pub: events.NewPublisher(js, subj), met: newMetrics(reg), now: time.Now,
+		runners: map[events.Shard]*runner{},
+	}, nil
+}
+
+// ID is the worker's name.
+func (w *Worker) ID() string { return w.cfg.WorkerID }
+
+// Shards is what the worker's regions and tiers make.
+func (w *Worker) Shards() []events.Shard {
+	return events.Topology{Regions: w.cfg.Regions, Tiers: w.cfg.Tiers}.Shards()
+}
+
+// Run takes tickets in and owns shards until ctx ends; then it hands its
+// shards back (their tickets are redelivered to the next owner at once).
+func (w *Worker) Run(ctx context.Context) error {
+	claims, err := events.NewClaims(ctx, w.js, w.subj)
+	if err != nil {
+		return err
+	}
+	w.claims = claims
+	mgr, err := shard.New(ctx, w.js, w.subj, w.cfg.WorkerID, w.Shards(), w, w.log)
+	if err != nil {
+		return err
+	}
+	sub, err := w.nc.Subscribe(w.subj.AllCancels(), w.routeCancel)
+	if err != nil {
+		return fmt.Errorf("subscribe to cancels: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	w.log.Info("matcher worker running", "regions", w.cfg.Regions.String(), "tiers", w.cfg.Tiers.String())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return w.intake(gctx) })
+	g.Go(func() error { return mgr.Run(gctx) })
+	return g.Wait()
+}
+
+// Acquire starts consuming a shard (shard.Owner).
+func (w *Worker) Acquire(ctx context.Context, s events.Shard) {
+	r := newRunner(w, s)
+	w.mu.Lock()
+	w.runners[s] = r
+	n := len(w.runners)
+	w.mu.Unlock()
+	w.met.shards.Set(float64(n))
+	go r.run(context.WithoutCancel(ctx))
+}
+
+// Release stops consuming a shard and hands its tickets back (shard.Owner).
+func (w *Worker) Release(s events.Shard) {
+	w.mu.Lock()
+	r := w.runners[s]
+	delete(w.runners, s)
+	n := len(w.runners)
+	w.mu.Unlock()
+	w.met.shards.Set(float64(n))
+	if r != nil {
+		r.stop()
+	}
+}
+
+// routeCancel hands a cancel notice to the runner of the ticket's shard.
+func (w *Worker) routeCancel(msg *nats.Msg) {
+	c, err := events.DecodeCancel(msg.Data)
+	if err != nil {
+		w.log.Warn("bad cancel notice ignored", "subject", msg.Subject, "err", err)
+		return
+	}
+	w.mu.Lock()
+	r := w.runners[events.Shard{Region: c.Region, Tier: c.Tier}]
+	w.mu.Unlock()
+	if r != nil {
+		r.cancel(c.TicketID)
+	}
+}
+
+// ack and nak answer a JetStream message by its reply subject: the pools
+// keep that subject, not the message. A nak asks for redelivery after a
+// second, so a ticket that cannot be ended now (NATS away) does not spin.
+func (w *Worker) ack(reply string) { _ = w.nc.Publish(reply, []byte("+ACK")) }
+func (w *Worker) nak(reply string) { _ = w.nc.Publish(reply, []byte(`-NAK {"delay": 1000000000}`)) }
