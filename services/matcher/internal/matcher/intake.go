@@ -143,4 +143,3 @@ func (w *Worker) deadLetter(ctx context.Context, log *slog.Logger, msg jetstream
 	}
 	_ = msg.TermWithReason(dl.Reason)
 }
-

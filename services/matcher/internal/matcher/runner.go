@@ -29,7 +29,7 @@ type runner struct {
 	// arrives before the ticket does.
 	cancelled map[string]time.Time
 
-	held    atomic.Int64 // tickets in the pools at the last sweep
+	held atomic.Int64 // tickets in the pools at the last sweep
 
 	inbox   chan jetstream.Msg
 	cancels chan string
