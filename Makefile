@@ -11,7 +11,7 @@ SERVICES := frontend matcher allocator game
 BIN      := $(CURDIR)/bin
 FUZZTIME ?= 10s
 
-.PHONY: run build build-race test lint fmt fuzz tools clean
+.PHONY: run build build-race test lint fmt fuzz bench tools clean
 
 ## run: build, then start NATS, the four services and two game servers; open http://127.0.0.1:3000
 run: build
@@ -55,6 +55,12 @@ fuzz:
 	cd pkg/events && go test -run '^$$' -fuzz '^FuzzDecodeTicket$$' -fuzztime $(FUZZTIME) .
 	cd pkg/events && go test -run '^$$' -fuzz '^FuzzParseTicket$$' -fuzztime $(FUZZTIME) .
 	cd pkg/jointoken && go test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) .
+
+## bench: the Go benchmarks of the hot paths (figures in BENCHMARKS.md)
+bench:
+	cd pkg/events && go test -run '^$$' -bench . -benchmem .
+	cd services/matcher && go test -run '^$$' -bench 'Match1M' -benchtime 500000x -count 3 ./internal/pool/
+	cd services/matcher && go test -run '^$$' -bench 'PoolMemory' -benchtime 1x ./internal/pool/
 
 fmt:
 	gofmt -w $(MODULES) tools
