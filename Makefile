@@ -5,7 +5,7 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 # Every module of the workspace (go.work), in dependency order.
-MODULES  := pkg/events pkg/jointoken pkg/servicekit pkg/testkit load \
+MODULES  := pkg/agones pkg/events pkg/jointoken pkg/servicekit pkg/testkit load \
             services/frontend services/matcher services/allocator services/game dev
 SERVICES := frontend matcher allocator game
 BIN      := $(CURDIR)/bin
