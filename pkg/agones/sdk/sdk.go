@@ -191,7 +191,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 var empty = struct{}{}
 
 // Ready marks the game server ready to be allocated (again).
-func (c *Client) Ready(ctx context.Context) error { return c.do(ctx, http.MethodPost, "/ready", empty, nil) }
+func (c *Client) Ready(ctx context.Context) error {
+	return c.do(ctx, http.MethodPost, "/ready", empty, nil)
+}
 
 // Health is one health ping; Agones restarts a game server that stops.
 func (c *Client) Health(ctx context.Context) error {
