@@ -7,11 +7,14 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/logging"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
@@ -32,18 +35,22 @@ func run(ctx context.Context, args []string) error {
 		cfg        server.Config
 		httpAddr   string
 		joinSecret string
+		sdkURL     string
 		logFormat  string
 		logLevel   string
 		grace      time.Duration
 	)
 	fs := flag.NewFlagSet("game", flag.ContinueOnError)
-	fs.StringVar(&httpAddr, "http-addr", ":7000", "address of the play page and the WebSocket")
+	fs.StringVar(&httpAddr, "http-addr", ":7000", "address of the play page, the WebSocket, /status and /metrics")
 	fs.StringVar(&joinSecret, "join-secret", "", "hex secret that verifies join tokens; the allocator holds the same (required)")
+	fs.StringVar(&sdkURL, "agones-sdk", "auto", "Agones SDK sidecar URL; auto: http://localhost:$AGONES_SDK_HTTP_PORT when Agones set it, else none; none: run without Agones")
+	fs.BoolVar(&cfg.Reuse, "reuse", true, "when every room has ended, go back to Ready for reuse (else ask Agones to shut the server down)")
+	fs.DurationVar(&cfg.HealthEvery, "health-interval", 2*time.Second, "Agones health ping interval")
 	fs.IntVar(&cfg.BestOf, "best-of", 3, "rounds that decide a game (odd)")
 	fs.DurationVar(&cfg.ReconnectGrace, "reconnect-grace", 15*time.Second, "how long a dropped player may come back before forfeiting")
 	fs.IntVar(&cfg.MaxRooms, "max-rooms", 100, "rooms that may run at once")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 2*time.Minute, "a room in which nothing happens for this long ends")
-	fs.DurationVar(&grace, "shutdown-grace", 30*time.Second, "after SIGTERM, how long running rooms may finish")
+	fs.DurationVar(&grace, "shutdown-grace", 30*time.Second, "after SIGTERM, how long running rooms may finish (keep below the pod's terminationGracePeriodSeconds)")
 	fs.StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if err := envflag.Parse(fs, args); err != nil {
@@ -58,19 +65,45 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	switch {
+	case sdkURL == "auto" && os.Getenv("AGONES_SDK_HTTP_PORT") != "":
+		cfg.SDK = sdk.New("http://localhost:" + os.Getenv("AGONES_SDK_HTTP_PORT"))
+	case sdkURL == "auto" || sdkURL == "none":
+	default:
+		cfg.SDK = sdk.New(sdkURL)
+	}
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err
 	}
-	log.Info("game server listening", "addr", httpAddr)
-	err = ops.ListenAndServe(ctx, httpAddr, srv.Handler(), grace)
-	// The listener is closed; rooms already running may finish.
-	done := make(chan struct{})
-	go func() { srv.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(grace):
-		log.Warn("rooms still running at the end of the shutdown grace", "rooms", srv.Rooms())
+	ln, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", httpAddr, err)
 	}
-	return err
+	log.Info("game server listening", "addr", ln.Addr().String(), "agones", cfg.SDK != nil)
+
+	// The HTTP server and the Agones lifecycle outlive the signal: running
+	// rooms keep being served (and players may reconnect) while they drain.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	httpErr := make(chan error, 1)
+	go func() {
+		httpErr <- ops.Serve(runCtx, &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}, ln, 5*time.Second)
+	}()
+	lifeErr := make(chan error, 1)
+	go func() { lifeErr <- srv.Run(runCtx) }() // Ready: the listener is up
+	select {
+	case <-ctx.Done():
+	case err := <-httpErr:
+		return err
+	case err := <-lifeErr:
+		if err != nil {
+			return fmt.Errorf("agones lifecycle: %w", err)
+		}
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	srv.Drain(drainCtx)
+	stopRun()
+	return <-httpErr
 }

@@ -14,6 +14,7 @@ const (
 	evLeave
 	evMove
 	evBad
+	evShutdown
 )
 
 type event struct {
@@ -25,11 +26,14 @@ type event struct {
 
 // room is one match. Only run touches its fields after newRoom.
 type room struct {
-	id     string
-	cfg    Config
-	log    *slog.Logger
-	events chan event
-	done   chan struct{}
+	id string
+	// players are the only players admitted, when the match was allocated
+	// here (nil: any holder of a valid token for the room).
+	players []string
+	cfg     Config
+	log     *slog.Logger
+	events  chan event
+	done    chan struct{}
 
 	clients map[string]*client // player -> live connection
 	order   []string           // players in order of first join
@@ -38,9 +42,9 @@ type room struct {
 	expired chan string // players whose grace ran out
 }
 
-func newRoom(id string, cfg Config, log *slog.Logger) *room {
+func newRoom(id string, players []string, cfg Config, log *slog.Logger) *room {
 	return &room{
-		id: id, cfg: cfg, log: log,
+		id: id, players: players, cfg: cfg, log: log,
 		events: make(chan event), done: make(chan struct{}),
 		clients: map[string]*client{}, grace: map[string]*time.Timer{}, expired: make(chan string, 2),
 	}
@@ -56,18 +60,29 @@ func (r *room) send(ev event) bool {
 	}
 }
 
-func (r *room) run() {
+// run plays the room until it ends and says how: won, forfeit, idle,
+// abandoned (nobody played) or shutdown.
+func (r *room) run() string {
 	defer close(r.done)
 	idle := time.NewTimer(r.cfg.IdleTimeout)
 	defer idle.Stop()
-	r.log.Info("room opened")
+	r.log.Info("room opened", "allocated_players", r.players)
 	for {
 		select {
 		case ev := <-r.events:
 			idle.Reset(r.cfg.IdleTimeout)
+			if ev.kind == evShutdown {
+				if r.game != nil {
+					r.finish("the server is shutting down")
+				} else {
+					r.broadcast(message{Type: "over", Reason: "the server is shutting down"})
+				}
+				r.close()
+				return "shutdown"
+			}
 			if r.handle(ev) {
 				r.close()
-				return
+				return "won"
 			}
 		case p := <-r.expired:
 			if _, back := r.clients[p]; back || r.game == nil {
@@ -76,16 +91,18 @@ func (r *room) run() {
 			r.game.Forfeit(p)
 			r.finish(p + " did not come back")
 			r.close()
-			return
+			return "forfeit"
 		case <-idle.C:
 			reason := "idle for " + r.cfg.IdleTimeout.String()
+			outcome := "idle"
 			if r.game != nil {
 				r.finish(reason)
 			} else {
 				r.broadcast(message{Type: "over", Reason: "opponent never joined"})
+				outcome = "abandoned"
 			}
 			r.close()
-			return
+			return outcome
 		}
 	}
 }

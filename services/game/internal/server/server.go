@@ -10,6 +10,7 @@
 package server
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 )
@@ -42,6 +46,14 @@ type Config struct {
 	// MaxRooms is how many rooms may run at once; more are refused, and
 	// the allocator stops sending matches here when /status says full.
 	MaxRooms int
+	// SDK is the Agones sidecar; nil runs without Agones (the local stack):
+	// rooms open on the first valid join and nothing is reported.
+	SDK SDK
+	// Reuse sends a server whose rooms have all ended back to Ready (high
+	// density reuse); otherwise it asks Agones to shut it down.
+	Reuse bool
+	// HealthEvery is the Agones health ping interval.
+	HealthEvery time.Duration
 	// EndedMemory is how long a finished room's id is refused. It must
 	// outlast the join tokens (the allocator's join-token-ttl); after it a
 	// token for that room has expired anyway, and forgetting the id keeps a
@@ -59,6 +71,9 @@ func (c *Config) setDefaults() {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 2 * time.Minute
 	}
+	if c.HealthEvery <= 0 {
+		c.HealthEvery = 2 * time.Second
+	}
 	if c.MaxRooms <= 0 {
 		c.MaxRooms = 100
 	}
@@ -74,11 +89,14 @@ type Server struct {
 	upgrader websocket.Upgrader
 	pageFS   fs.FS
 	now      func() time.Time
+	reg      *prometheus.Registry
+	met      metrics
 
-	mu    sync.Mutex
-	rooms map[string]*room
-	ended map[string]time.Time // rooms that finished, and when; their tokens no longer admit
-	wg    sync.WaitGroup
+	mu       sync.Mutex
+	draining bool
+	rooms    map[string]*room
+	ended    map[string]time.Time // rooms that finished, and when; their tokens no longer admit
+	wg       sync.WaitGroup
 }
 
 // New returns a game server.
@@ -91,8 +109,17 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded page: %w", err)
 	}
+	reg := prometheus.NewRegistry()
+	met := metrics{
+		rooms: prometheus.NewGauge(prometheus.GaugeOpts{Name: "quickmatch_game_rooms", Help: "Rooms open now."}),
+		games: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quickmatch_game_rooms_ended_total", Help: "Rooms ended, by how: won, forfeit, idle, abandoned, shutdown.",
+		}, []string{"outcome"}),
+		players: prometheus.NewGauge(prometheus.GaugeOpts{Name: "quickmatch_game_players_connected", Help: "Players connected now."}),
+	}
+	reg.MustRegister(met.rooms, met.games, met.players, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Server{
-		cfg: cfg, log: log, pageFS: sub, now: time.Now,
+		cfg: cfg, log: log, pageFS: sub, now: time.Now, reg: reg, met: met,
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
 		rooms:    map[string]*room{}, ended: map[string]time.Time{},
 	}, nil
@@ -105,6 +132,7 @@ func (s *Server) Handler() http.Handler {
 		http.ServeFileFS(w, r, s.pageFS, "play.html")
 	})
 	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -121,6 +149,12 @@ func (s *Server) Rooms() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.rooms)
+}
+
+type metrics struct {
+	rooms   prometheus.Gauge
+	games   *prometheus.CounterVec
+	players prometheus.Gauge
 }
 
 // Status is what /status reports: the allocator's local backend reads it
@@ -151,13 +185,20 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "join refused: token is for another room", http.StatusForbidden)
 		return
 	}
-	rm, err := s.room(roomID)
-	if errors.Is(err, errFull) {
+	rm, err := s.room(r.Context(), roomID)
+	switch {
+	case errors.Is(err, errFull) || errors.Is(err, errDraining):
 		http.Error(w, "join refused: "+err.Error(), http.StatusServiceUnavailable)
 		return
-	}
-	if err != nil {
+	case errors.Is(err, errNotAssigned):
+		http.Error(w, "join refused: "+err.Error(), http.StatusForbidden)
+		return
+	case err != nil:
 		http.Error(w, "join refused: "+err.Error(), http.StatusGone)
+		return
+	}
+	if !allowed(rm.players, claims.PlayerID) {
+		http.Error(w, "join refused: not a player of this match", http.StatusForbidden)
 		return
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
@@ -167,6 +208,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newClient(claims.PlayerID, conn)
+	s.met.players.Inc()
+	defer s.met.players.Dec()
 	go c.writeLoop()
 	if !rm.send(event{kind: evJoin, client: c}) {
 		c.fail("room has ended")
@@ -176,29 +219,63 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 var (
-	errRoomEnded = errors.New("room has ended")
-	errFull      = errors.New("server is full")
+	errRoomEnded   = errors.New("room has ended")
+	errFull        = errors.New("server is full")
+	errDraining    = errors.New("server is shutting down")
+	errNotAssigned = errors.New("this match was not allocated to this server")
 )
 
-// room returns the open room id, starting it if needed.
-func (s *Server) room(id string) (*room, error) {
+// room returns the open room id for a join. Without Agones a room opens on
+// its first valid join; with Agones only a room allocated here opens.
+func (s *Server) room(ctx context.Context, id string) (*room, error) {
+	s.mu.Lock()
+	rm, ok := s.rooms[id]
+	_, ended := s.ended[id]
+	s.mu.Unlock()
+	switch {
+	case ok:
+		return rm, nil
+	case ended:
+		return nil, errRoomEnded
+	case s.cfg.SDK == nil:
+		return s.open(id, nil)
+	}
+	players, ok := s.allocatedPlayers(ctx, id)
+	if !ok {
+		return nil, errNotAssigned
+	}
+	return s.open(id, players)
+}
+
+// open opens room id; players, when known (an allocated match), are the
+// only ones it admits. Opening an open room returns it.
+func (s *Server) open(id string, players []string) (*room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if rm, ok := s.rooms[id]; ok {
+		return rm, nil
+	}
 	if _, ok := s.ended[id]; ok {
 		return nil, errRoomEnded
 	}
-	if rm, ok := s.rooms[id]; ok {
-		return rm, nil
+	if s.draining {
+		return nil, errDraining
 	}
 	if len(s.rooms) >= s.cfg.MaxRooms {
 		return nil, errFull
 	}
-	rm := newRoom(id, s.cfg, s.log.With("room", id))
+	rm := newRoom(id, players, s.cfg, s.log.With("room", id))
 	s.rooms[id] = rm
+	s.met.rooms.Inc()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		rm.run()
+		outcome := rm.run()
+		s.met.games.WithLabelValues(outcome).Inc()
+		s.met.rooms.Dec()
+		if s.cfg.SDK != nil && players != nil {
+			s.released(id, players)
+		}
 		now := s.now()
 		s.mu.Lock()
 		delete(s.rooms, id)
@@ -208,7 +285,11 @@ func (s *Server) room(id string) (*room, error) {
 			}
 		}
 		s.ended[id] = now
+		last := len(s.rooms) == 0 && !s.draining
 		s.mu.Unlock()
+		if last && s.cfg.SDK != nil {
+			s.empty()
+		}
 	}()
 	return rm, nil
 }
