@@ -66,6 +66,7 @@ bench:
 	cd pkg/events && go test -run '^$$' -bench . -benchmem .
 	cd services/matcher && go test -run '^$$' -bench 'Match1M' -benchtime 500000x -count 3 ./internal/pool/
 	cd services/matcher && go test -run '^$$' -bench 'PoolMemory' -benchtime 1x ./internal/pool/
+	cd services/game && go test -run '^$$' -bench 'RoomMemory' -benchtime 1x ./internal/server/
 
 fmt:
 	gofmt -w $(MODULES) tools

@@ -2,6 +2,7 @@
 // reports what it saw. It runs against `make run` or any deployment.
 //
 //	load hold -clients 20000 -kind sse -proto h2c   hold waiting clients open
+//	load rooms -rooms 5000 -secret HEX              fill a game server with rooms
 //
 // See BENCHMARKS.md for the method and the figures.
 package main
@@ -25,12 +26,14 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: load hold [flags]  (load hold -h for the flags)")
+		return fmt.Errorf("usage: load hold|rooms [flags]  (load hold -h for the flags)")
 	}
 	switch args[0] {
 	case "hold":
 		return hold(ctx, args[1:], os.Stdout)
+	case "rooms":
+		return rooms(ctx, args[1:], os.Stdout)
 	default:
-		return fmt.Errorf("unknown command %q: want hold", args[0])
+		return fmt.Errorf("unknown command %q: want hold or rooms", args[0])
 	}
 }

@@ -73,6 +73,15 @@ type proc struct {
 	done chan error
 }
 
+// JoinSecret is the hex secret the allocator signs join tokens with and
+// the game servers verify them with.
+func (s *Stack) JoinSecret() string { return s.secret }
+
+// GameURL is the base URL of game server i.
+func (s *Stack) GameURL(i int) string {
+	return "http://" + net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.GamePorts[i]))
+}
+
 // NATSURL is the client URL of the embedded server.
 func (s *Stack) NATSURL() string { return s.nats.ClientURL() }
 

@@ -315,3 +315,24 @@ func TestLoadHold(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadRooms runs the load tool's rooms mode against a game server of
+// the stack, the way BENCHMARKS.md does, with a few rooms.
+func TestLoadRooms(t *testing.T) {
+	s := startStack(t, func(c *stack.Config) { c.Services = []string{"game"} })
+	cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "load"), "rooms", "-url", s.GameURL(0), "-secret", s.JoinSecret(), "-rooms", "50", "-settle", "200ms", "-json")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("load rooms: %v\n%s", err, out)
+	}
+	var r struct {
+		Started, Failed int64
+		ServerRooms     float64 `json:"server_rooms"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("output: %v\n%s", err, out)
+	}
+	if r.Started != 50 || r.Failed != 0 || r.ServerRooms != 50 {
+		t.Fatalf("load rooms: %s", out)
+	}
+}
