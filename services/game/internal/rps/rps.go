@@ -100,6 +100,17 @@ func (g *Game) Play(player string, m Move) (*Round, error) {
 	return &r, nil
 }
 
+// Waiting returns the players who have not moved in the current round.
+func (g *Game) Waiting() []string {
+	var out []string
+	for _, p := range g.players {
+		if _, moved := g.moves[p]; !moved {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Forfeit ends the game in favour of the other player.
 func (g *Game) Forfeit(player string) {
 	if g.over {

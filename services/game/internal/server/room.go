@@ -96,6 +96,12 @@ func (r *room) run() string {
 			reason := "idle for " + r.cfg.IdleTimeout.String()
 			outcome := "idle"
 			if r.game != nil {
+				// A player who kept the other waiting for a move forfeits.
+				if w := r.game.Waiting(); len(w) == 1 {
+					r.game.Forfeit(w[0])
+					reason = w[0] + " did not move within " + r.cfg.IdleTimeout.String()
+					outcome = "forfeit"
+				}
 				r.finish(reason)
 			} else {
 				r.broadcast(message{Type: "over", Reason: "opponent never joined"})

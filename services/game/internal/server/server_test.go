@@ -279,3 +279,17 @@ func TestMaxRoomsAndStatus(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+func TestIdlePlayerForfeits(t *testing.T) {
+	t.Parallel()
+	_, hs := startServer(t, Config{IdleTimeout: 300 * time.Millisecond})
+	a := join(t, hs, "m1", "alice")
+	b := join(t, hs, "m1", "bob")
+	next(t, a, "start")
+	next(t, b, "start")
+	move(t, a, "rock") // bob never moves
+	m := next(t, a, "over")
+	if m.Winner != "alice" || !strings.Contains(m.Reason, "bob did not move") {
+		t.Fatalf("over %+v", m)
+	}
+}
