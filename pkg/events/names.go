@@ -12,6 +12,7 @@ const (
 	bucketCapacity    = "capacity"
 	bucketWorkers     = "workers"
 	bucketLeases      = "leases"
+	bucketAllocations = "allocations"
 )
 
 // Consumer names. They live inside their stream, so they need no prefix.
@@ -58,6 +59,11 @@ func (s Subjects) TicketsBucket() string { return s.streamName(bucketTickets) }
 
 // ClaimsBucket decides each ticket's one outcome (see [Claims]).
 func (s Subjects) ClaimsBucket() string { return s.streamName(bucketClaims) }
+
+// AllocationsBucket records the game server each match got (match id ->
+// server), so that a retried or redelivered request never allocates a
+// second one.
+func (s Subjects) AllocationsBucket() string { return s.streamName(bucketAllocations) }
 
 // CapacityBucket holds the latest [Capacity] per region.
 func (s Subjects) CapacityBucket() string { return s.streamName(bucketCapacity) }

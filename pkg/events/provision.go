@@ -320,6 +320,18 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 			Replicas:     t.replicas(),
 		},
 		{
+			Bucket:      t.Subjects.AllocationsBucket(),
+			Description: "the game server of each allocated match: match id -> server",
+			History:     1,
+			// Longer than any redelivery of an allocation request can come
+			// (the request stream keeps them TicketMaxAge).
+			TTL:          TicketMaxAge + ClaimMargin,
+			MaxBytes:     t.maxBytes(),
+			MaxValueSize: 4096,
+			Storage:      jetstream.FileStorage,
+			Replicas:     t.replicas(),
+		},
+		{
 			Bucket:       t.Subjects.CapacityBucket(),
 			Description:  "game-server capacity per region, from the allocators",
 			History:      1,

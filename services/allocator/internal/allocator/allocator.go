@@ -15,6 +15,7 @@ package allocator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,9 +42,11 @@ var ErrNoCapacity = errors.New("no game server capacity")
 
 // Server is an allocated game server.
 type Server struct {
-	Name    string
-	Address string
-	Port    int
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Port    int    `json:"port"`
+	// Cluster names where the server runs (multi-cluster backends).
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // Backend finds a game server for a match. It must be idempotent: asked
@@ -100,6 +103,8 @@ type Allocator struct {
 	subj    events.Subjects
 	pub     *events.Publisher
 	backend Backend
+	js      jetstream.JetStream
+	records jetstream.KeyValue
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -110,11 +115,16 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, subj events.Subjects
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("allocator config: %w", err)
 	}
-	return &Allocator{cfg: cfg, nc: nc, subj: subj, pub: events.NewPublisher(js, subj), backend: backend, log: log, now: time.Now}, nil
+	return &Allocator{cfg: cfg, nc: nc, js: js, subj: subj, pub: events.NewPublisher(js, subj), backend: backend, log: log, now: time.Now}, nil
 }
 
 // Run serves allocation requests until ctx ends.
 func (a *Allocator) Run(ctx context.Context) error {
+	records, err := a.js.KeyValue(ctx, a.subj.AllocationsBucket())
+	if err != nil {
+		return fmt.Errorf("allocations bucket: %w", err)
+	}
+	a.records = records
 	wlog := watermill.NewSlogLogger(a.log)
 	sub, err := wmnats.NewSubscriberWithNatsConn(a.nc, wmnats.SubscriberSubscriptionConfig{
 		Unmarshaler:      unmarshaler{},
@@ -165,9 +175,9 @@ func (a *Allocator) handle(msg *message.Message) error {
 		return err
 	}
 	ctx := events.WithMeta(msg.Context(), events.Meta{CorrelationID: middleware.MessageCorrelationID(msg), TraceParent: msg.Metadata.Get(events.HeaderTraceParent)})
-	srv, err := a.backend.Allocate(ctx, m)
+	srv, err := a.allocateOnce(ctx, m)
 	if err != nil {
-		return fmt.Errorf("allocate match %s: %w", m.MatchID, err)
+		return err
 	}
 	expires := a.now().Add(a.cfg.TokenTTL)
 	for _, t := range m.Tickets {
@@ -189,6 +199,39 @@ func (a *Allocator) handle(msg *message.Message) error {
 	}
 	a.log.Info("match assigned", "match_id", m.MatchID, "server", srv.Name, "players", len(m.Players()), "correlation_id", middleware.MessageCorrelationID(msg))
 	return nil
+}
+
+// allocateOnce gives a match one game server however often its request
+// comes: the record of a match already allocated is checked before asking
+// the backend, and written right after. (Between the two, a crash leaves
+// an allocation without a record; the redelivery then allocates again and
+// the first server's room is abandoned and given back by its idle timeout.)
+func (a *Allocator) allocateOnce(ctx context.Context, m events.Match) (Server, error) {
+	if e, err := a.records.Get(ctx, m.MatchID); err == nil {
+		var srv Server
+		if json.Unmarshal(e.Value(), &srv) == nil {
+			a.log.Info("match allocated before; same server", "match_id", m.MatchID, "server", srv.Name)
+			return srv, nil
+		}
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Server{}, fmt.Errorf("allocation record of %s: %w", m.MatchID, err)
+	}
+	srv, err := a.backend.Allocate(ctx, m)
+	if err != nil {
+		return Server{}, fmt.Errorf("allocate match %s: %w", m.MatchID, err)
+	}
+	data, _ := json.Marshal(srv) // a Server always encodes
+	var perr error
+	for i := range 5 { // the server is ours now: try hard to remember it
+		if _, perr = a.records.Put(ctx, m.MatchID, data); perr == nil {
+			break
+		}
+		time.Sleep(time.Duration(50<<i) * time.Millisecond)
+	}
+	if perr != nil {
+		return Server{}, fmt.Errorf("record allocation of %s: %w", m.MatchID, perr)
+	}
+	return srv, nil
 }
 
 // playURL is the page a player opens; the game server serves it.

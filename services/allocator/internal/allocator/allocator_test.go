@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
@@ -186,6 +187,49 @@ func TestReportCapacity(t *testing.T) {
 		}, "no report for %s", region)
 		if c.Region != region || c.FreeRooms != 3 || c.TotalRooms != 10 || c.Servers != 2 {
 			t.Fatalf("report %+v", c)
+		}
+	}
+}
+
+// counting is a backend that hands out a new server for every call, so a
+// second allocation for one match would show.
+type counting struct{ calls atomic.Int32 }
+
+func (c *counting) Allocate(context.Context, events.Match) (allocator.Server, error) {
+	n := c.calls.Add(1)
+	return allocator.Server{Name: fmt.Sprintf("gs-%d", n), Address: "127.0.0.1", Port: 7000 + int(n)}, nil
+}
+
+// TestRedeliveredMatchGetsTheSameServer: the same match requested again
+// after the duplicate window (a redelivery, a matcher's late retry) is not
+// allocated a second time.
+func TestRedeliveredMatchGetsTheSameServer(t *testing.T) {
+	t.Parallel()
+	b := &counting{}
+	e := start(t, b, allocator.Config{})
+	res := testkit.Collect(t, e.nc, e.subj.Result("alice"))
+	m := match("m-once", "alice", "bob")
+	if err := e.pub.Match(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) == 1 }, "no assignment")
+	// Publish it again under another message id: the stream's duplicate
+	// window does not catch it, the allocation record must.
+	msg, err := events.NewMsg(t.Context(), e.subj.Allocation("eu"), "m-once-again", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.AllocationsStream()) == 0 }, "second request not handled")
+	if n := b.calls.Load(); n != 1 {
+		t.Fatalf("backend asked %d times for one match", n)
+	}
+	for _, msg := range res() {
+		r, _ := events.DecodeResult(msg.Data)
+		if r.Assignment == nil || r.Assignment.Server != "gs-1" {
+			t.Fatalf("assignment %+v", r.Assignment)
 		}
 	}
 }
