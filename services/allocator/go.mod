@@ -6,6 +6,7 @@ require (
 	github.com/ThreeDotsLabs/watermill v1.5.1
 	github.com/ThreeDotsLabs/watermill-nats/v2 v2.1.3
 	github.com/nats-io/nats.go v1.55.0
+	github.com/quickmatch-dev/quickmatch/pkg/agones v0.0.0
 	github.com/quickmatch-dev/quickmatch/pkg/events v0.0.0
 	github.com/quickmatch-dev/quickmatch/pkg/jointoken v0.0.0
 	github.com/quickmatch-dev/quickmatch/pkg/servicekit v0.0.0
@@ -42,6 +43,7 @@ require (
 )
 
 replace (
+	github.com/quickmatch-dev/quickmatch/pkg/agones => ../../pkg/agones
 	github.com/quickmatch-dev/quickmatch/pkg/events => ../../pkg/events
 	github.com/quickmatch-dev/quickmatch/pkg/jointoken => ../../pkg/jointoken
 	github.com/quickmatch-dev/quickmatch/pkg/servicekit => ../../pkg/servicekit

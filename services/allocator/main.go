@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/autoscale"
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/local"
 )
 
@@ -40,6 +42,7 @@ func run(ctx context.Context, args []string) error {
 		gameServers string
 		joinSecret  string
 		pollEvery   time.Duration
+		scaleCfg    autoscale.Config
 	)
 	regions := append(events.Regions(nil), events.DefaultRegions...)
 	fs := flag.NewFlagSet("allocator", flag.ContinueOnError)
@@ -49,6 +52,9 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&gameServers, "game-servers", "127.0.0.1:7000,127.0.0.1:7001", "local backend: game servers as [name=]host:port, comma-separated")
 	fs.Var(&regions, "regions", "regions whose capacity this allocator reports, comma-separated")
 	fs.DurationVar(&pollEvery, "capacity-interval", time.Second, "how often game-server capacity is read and reported")
+	fs.IntVar(&scaleCfg.Buffer, "autoscale-buffer", 1, "FleetAutoscaler webhook: Ready servers kept beyond the demand")
+	fs.IntVar(&scaleCfg.PlayersPerRoom, "autoscale-players-per-room", 2, "FleetAutoscaler webhook: players of one match")
+	fs.IntVar(&scaleCfg.RoomsPerServer, "autoscale-rooms-per-server", 10, "FleetAutoscaler webhook: rooms per server when the fleet has no rooms counter")
 	fs.StringVar(&joinSecret, "join-secret", "", "hex secret that signs join tokens; the game servers hold the same (required)")
 	fs.DurationVar(&cfg.TokenTTL, "join-token-ttl", 10*time.Minute, "how long a join token admits its player")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "matches allocated at once")
@@ -80,8 +86,12 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The ops server also answers Agones' FleetAutoscaler webhook.
+	mux := http.NewServeMux()
+	ops.Register(mux, &env.Ready, env.Registry)
+	mux.Handle("POST /autoscale", autoscale.New(scaleCfg, autoscale.StreamDemand{JS: env.JS, Subj: env.Subjects}, env.Log))
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return ops.ListenAndServe(gctx, opsAddr, env.OpsHandler(), cfg.CloseTimeout) })
+	g.Go(func() error { return ops.ListenAndServe(gctx, opsAddr, mux, cfg.CloseTimeout) })
 	g.Go(func() error { return backendImpl.Run(gctx, pollEvery) })
 	g.Go(func() error {
 		return allocator.ReportCapacity(gctx, env.JS, env.Subjects, regions, backendImpl, pollEvery, env.Log)

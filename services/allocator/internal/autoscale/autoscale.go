@@ -1,0 +1,182 @@
+// Package autoscale is a FleetAutoscaler webhook that sizes a game-server
+// fleet from real demand: the tickets waiting in the fleet's region.
+//
+// Agones posts a FleetAutoscaleReview every sync period (30 s by default).
+// The answer keeps every server in use (allocated or reserved) and adds
+// enough Ready servers for the rooms that the waiting players need beyond
+// the free rooms of allocated servers, plus a buffer:
+//
+//	rooms needed   = ceil(waiting players / players per room)
+//	rooms short    = max(0, rooms needed - free rooms on allocated servers)
+//	ready wanted   = ceil(rooms short / rooms per server) + buffer
+//	replicas       = allocated + reserved + ready wanted, within [min, max]
+package autoscale
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// Demand says how many players wait for a match in a region.
+type Demand interface {
+	Waiting(ctx context.Context, region string) (int, error)
+}
+
+// Config of the webhook.
+type Config struct {
+	// PlayersPerRoom is the players of one match (2 for 1v1).
+	PlayersPerRoom int
+	// RoomsPerServer is used when the fleet reports no rooms counter.
+	RoomsPerServer int
+	// Buffer is the Ready servers kept beyond the demand.
+	Buffer int
+	// MinReplicas and MaxReplicas bound the answer.
+	MinReplicas, MaxReplicas int32
+	// RegionLabel is the fleet label naming its region; fleets without it
+	// are in DefaultRegion.
+	RegionLabel   string
+	DefaultRegion string
+}
+
+func (c *Config) setDefaults() {
+	if c.PlayersPerRoom <= 0 {
+		c.PlayersPerRoom = 2
+	}
+	if c.RoomsPerServer <= 0 {
+		c.RoomsPerServer = 10
+	}
+	if c.MaxReplicas <= 0 {
+		c.MaxReplicas = 1000
+	}
+	if c.RegionLabel == "" {
+		c.RegionLabel = "quickmatch.dev/region"
+	}
+	if c.DefaultRegion == "" {
+		c.DefaultRegion = "eu"
+	}
+}
+
+// Desired is the replica count for a fleet with status st when waiting
+// players wait in its region.
+func (c Config) Desired(st agones.FleetStatus, waiting int) int32 {
+	c.setDefaults()
+	perServer := int64(c.RoomsPerServer)
+	freeOnAllocated := int64(0)
+	if rooms, ok := st.Counters[agones.CounterRooms]; ok {
+		freeOnAllocated = max(0, rooms.AllocatedCapacity-rooms.AllocatedCount)
+		if st.Replicas > 0 && rooms.Capacity > 0 {
+			perServer = max(1, rooms.Capacity/int64(st.Replicas))
+		}
+	}
+	needed := (int64(waiting) + int64(c.PlayersPerRoom) - 1) / int64(c.PlayersPerRoom)
+	short := max(0, needed-freeOnAllocated)
+	ready := (short+perServer-1)/perServer + int64(c.Buffer)
+	want := int64(st.AllocatedReplicas) + int64(st.ReservedReplicas) + ready
+	return int32(min(max(want, int64(c.MinReplicas)), int64(c.MaxReplicas)))
+}
+
+// Handler serves the webhook.
+type Handler struct {
+	cfg    Config
+	demand Demand
+	log    *slog.Logger
+}
+
+// New returns the webhook handler.
+func New(cfg Config, demand Demand, log *slog.Logger) *Handler {
+	cfg.setDefaults()
+	return &Handler{cfg: cfg, demand: demand, log: log}
+}
+
+// ServeHTTP answers one FleetAutoscaleReview.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST a FleetAutoscaleReview", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	// Lenient on purpose: Agones adds status fields between versions (and
+	// behind feature flags); a webhook that refused them would stop
+	// autoscaling after an Agones upgrade. Only what we use is required.
+	var review agones.FleetAutoscaleReview
+	if err := json.Unmarshal(body, &review); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid fleet autoscale review: " + err.Error()})
+		return
+	}
+	if review.Request == nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid fleet autoscale review: request: required"})
+		return
+	}
+	req := review.Request
+	region := req.Labels[h.cfg.RegionLabel]
+	if region == "" {
+		region = h.cfg.DefaultRegion
+	}
+	waiting, err := h.demand.Waiting(r.Context(), region)
+	if err != nil {
+		// Without a demand figure, keep the fleet as it is rather than
+		// scale on a guess; Agones asks again next sync.
+		h.log.Warn("autoscale: demand unknown; fleet left as it is", "fleet", req.Name, "region", region, "err", err)
+		waiting = -1
+	}
+	resp := &agones.FleetAutoscaleResponse{UID: req.UID, Replicas: req.Status.Replicas}
+	if waiting >= 0 {
+		resp.Replicas = h.cfg.Desired(req.Status, waiting)
+		resp.Scale = resp.Replicas != req.Status.Replicas
+	}
+	h.log.Info("autoscale", "fleet", req.Name, "region", region, "waiting_players", waiting,
+		"replicas", req.Status.Replicas, "allocated", req.Status.AllocatedReplicas, "desired", resp.Replicas)
+	review.Response = resp
+	if review.APIVersion == "" {
+		review.APIVersion, review.Kind = "autoscaling.agones.dev/v1", "FleetAutoscaleReview"
+	}
+	writeJSON(w, http.StatusOK, review)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// StreamDemand counts the tickets of a region still waiting in JetStream:
+// those in its shards' pools and those not yet through intake.
+type StreamDemand struct {
+	JS   jetstream.JetStream
+	Subj events.Subjects
+}
+
+// Waiting sums the messages on the region's pool and ticket subjects.
+func (d StreamDemand) Waiting(ctx context.Context, region string) (int, error) {
+	total := 0
+	for _, q := range []struct{ stream, filter string }{
+		{d.Subj.PoolStream(), d.Subj.Pool(region, "*")},
+		{d.Subj.TicketsStream(), d.Subj.Ticket(region, "*")},
+	} {
+		st, err := d.JS.Stream(ctx, q.stream)
+		if err != nil {
+			return 0, fmt.Errorf("demand: %w", err)
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(q.filter))
+		if err != nil {
+			return 0, fmt.Errorf("demand: %s: %w", q.filter, err)
+		}
+		for _, n := range info.State.Subjects {
+			total += int(n)
+		}
+	}
+	return total, nil
+}

@@ -1,0 +1,128 @@
+package autoscale
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+func TestDesired(t *testing.T) {
+	t.Parallel()
+	rooms := func(allocCount, allocCap, capTotal int64) map[string]agones.AggregatedCounterStatus {
+		return map[string]agones.AggregatedCounterStatus{agones.CounterRooms: {AllocatedCount: allocCount, AllocatedCapacity: allocCap, Capacity: capTotal}}
+	}
+	tests := []struct {
+		name    string
+		cfg     Config
+		st      agones.FleetStatus
+		waiting int
+		want    int32
+	}{
+		{"idle fleet keeps the buffer", Config{Buffer: 2}, agones.FleetStatus{Replicas: 5, ReadyReplicas: 5}, 0, 2},
+		{"demand beyond free rooms adds servers", Config{Buffer: 1},
+			agones.FleetStatus{Replicas: 5, ReadyReplicas: 2, AllocatedReplicas: 3, Counters: rooms(28, 30, 50)}, 40, 6},
+		{"free rooms on allocated servers absorb demand", Config{Buffer: 1},
+			agones.FleetStatus{Replicas: 4, ReadyReplicas: 1, AllocatedReplicas: 3, Counters: rooms(10, 30, 40)}, 30, 4},
+		{"reserved servers are kept", Config{}, agones.FleetStatus{Replicas: 3, ReservedReplicas: 2, AllocatedReplicas: 1}, 0, 3},
+		{"no rooms counter uses rooms per server", Config{RoomsPerServer: 4}, agones.FleetStatus{Replicas: 1, ReadyReplicas: 1}, 20, 3},
+		{"bounded by max", Config{MaxReplicas: 10}, agones.FleetStatus{Replicas: 1}, 10000, 10},
+		{"bounded by min", Config{MinReplicas: 3}, agones.FleetStatus{}, 0, 3},
+	}
+	for _, tt := range tests {
+		if got := tt.cfg.Desired(tt.st, tt.waiting); got != tt.want {
+			t.Errorf("%s: got %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+type fixedDemand map[string]int
+
+func (d fixedDemand) Waiting(_ context.Context, region string) (int, error) {
+	n, ok := d[region]
+	if !ok {
+		return 0, errors.New("no figure")
+	}
+	return n, nil
+}
+
+// review is a FleetAutoscaleReview as Agones posts it, with a status field
+// (players) this webhook does not use.
+const review = `{"apiVersion":"autoscaling.agones.dev/v1","kind":"FleetAutoscaleReview","request":{"uid":"4a7b1c1e-0000","name":"rps-us","namespace":"games",
+ "status":{"replicas":5,"readyReplicas":2,"reservedReplicas":0,"allocatedReplicas":3,"players":{"count":6,"capacity":60},
+ "counters":{"rooms":{"allocatedCount":28,"allocatedCapacity":30,"count":28,"capacity":50}}},
+ "labels":{"quickmatch.dev/region":"us"}},"response":null}`
+
+func post(t *testing.T, h http.Handler, method, body string) (int, agones.FleetAutoscaleReview, string) {
+	t.Helper()
+	req := httptest.NewRequest(method, "/autoscale", strings.NewReader(body))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var out agones.FleetAutoscaleReview
+	_ = json.Unmarshal(rec.Body.Bytes(), &out)
+	return rec.Code, out, rec.Body.String()
+}
+
+func TestWebhookAnswersAgones(t *testing.T) {
+	t.Parallel()
+	h := New(Config{Buffer: 1}, fixedDemand{"us": 40}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	code, out, raw := post(t, h, http.MethodPost, review)
+	if code != 200 || out.Response == nil {
+		t.Fatalf("%d %s", code, raw)
+	}
+	if r := out.Response; r.UID != "4a7b1c1e-0000" || !r.Scale || r.Replicas != 6 {
+		t.Fatalf("response %+v", r)
+	}
+	// Demand unknown: keep the fleet as it is.
+	h = New(Config{}, fixedDemand{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, out, _ := post(t, h, http.MethodPost, review); out.Response.Scale || out.Response.Replicas != 5 {
+		t.Fatalf("unknown demand: %+v", out.Response)
+	}
+}
+
+func TestWebhookBadInput(t *testing.T) {
+	t.Parallel()
+	h := New(Config{}, fixedDemand{"eu": 1}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, tt := range []struct {
+		method, body string
+		code         int
+	}{
+		{http.MethodPost, `not json`, 400},
+		{http.MethodPost, `{"response":null}`, 400},
+		{http.MethodGet, ``, 405},
+	} {
+		if code, _, raw := post(t, h, tt.method, tt.body); code != tt.code {
+			t.Errorf("%s %q: %d %s", tt.method, tt.body, code, raw)
+		}
+	}
+}
+
+func TestStreamDemandCountsWaitingTickets(t *testing.T) {
+	t.Parallel()
+	s := testkit.RunServer(t)
+	js := testkit.JetStream(t, testkit.Connect(t, s))
+	subj := events.Subjects{}
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{subj.Pool("eu", "gold"), subj.Pool("eu", "silver"), subj.Ticket("eu", "gold"), subj.Pool("us", "gold")} {
+		if _, err := js.Publish(t.Context(), subject, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := StreamDemand{JS: js, Subj: subj}
+	for region, want := range map[string]int{"eu": 3, "us": 1, "asia": 0} {
+		if got, err := d.Waiting(t.Context(), region); err != nil || got != want {
+			t.Errorf("%s: %d %v, want %d", region, got, err, want)
+		}
+	}
+}
