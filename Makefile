@@ -15,7 +15,7 @@ BIN      := $(CURDIR)/bin
 # deadline to race.
 FUZZTIME ?= 20000x
 
-.PHONY: run build build-race test lint fmt fuzz bench tools clean
+.PHONY: run build build-race test lint fmt fuzz bench tools kube clean
 
 ## run: build, then start NATS, the four services and two game servers; open http://127.0.0.1:3000
 run: build
@@ -38,11 +38,16 @@ $(BIN)/nats: tools/go.mod
 $(BIN)/staticcheck: tools/go.mod
 	GOWORK=off go build -C tools -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
 
-## test: lint, then every test of every module with -race (real NATS, real processes, real nats CLI)
-test: lint build-race $(BIN)/nats
+## kube: the control plane of the Kubernetes tests (kube-apiserver v1.36.3 built from the module proxy, Debian's etcd) into bin/kube
+kube: $(BIN)/kube/kube-apiserver
+$(BIN)/kube/kube-apiserver: tools/kube/go.mod tools/kube/build.sh
+	tools/kube/build.sh
+
+## test: lint, then every test of every module with -race (real NATS, real processes, real nats CLI, a real kube-apiserver)
+test: lint build-race $(BIN)/nats $(BIN)/kube/kube-apiserver
 	@for m in $(MODULES); do \
 	  echo "== go test -race $$m"; \
-	  (cd $$m && QUICKMATCH_NATS_CLI=$(BIN)/nats QUICKMATCH_BIN_DIR=$(BIN)/race go test -race -count=1 ./...); \
+	  (cd $$m && QUICKMATCH_NATS_CLI=$(BIN)/nats QUICKMATCH_BIN_DIR=$(BIN)/race KUBEBUILDER_ASSETS=$(BIN)/kube go test -race -count=1 -timeout 20m ./...); \
 	done
 	@$(MAKE) --no-print-directory fuzz
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -21,6 +22,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/autoscale"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/kube"
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/local"
 )
 
@@ -48,7 +50,13 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("allocator", flag.ContinueOnError)
 	opts.RegisterFlags(fs)
 	fs.StringVar(&opsAddr, "ops-addr", ":9103", "address of /healthz, /readyz and /metrics")
-	fs.StringVar(&backend, "backend", "local", "where game servers come from: local (a fixed list)")
+	fs.StringVar(&backend, "backend", "local", "where game servers come from: local (a fixed list) or kube (Agones GameServerAllocations)")
+	var kubeCfg kube.Config
+	var clustersFile, kubeNamespace, kubeFleet string
+	fs.StringVar((*string)(&kubeCfg.Mode), "allocation-mode", string(kube.HighDensity), "kube backend: high-density, label-locking or one-per-server")
+	fs.StringVar(&clustersFile, "kube-clusters-file", "", "kube backend: JSON list of clusters [{name, kubeconfig, context, namespace, fleet, priority, weight}]; empty: this cluster (in-cluster)")
+	fs.StringVar(&kubeNamespace, "kube-namespace", "default", "kube backend, in-cluster: namespace of the game servers")
+	fs.StringVar(&kubeFleet, "kube-fleet", "rps", "kube backend, in-cluster: fleet of the game servers")
 	fs.StringVar(&gameServers, "game-servers", "127.0.0.1:7000,127.0.0.1:7001", "local backend: game servers as [name=]host:port, comma-separated")
 	fs.Var(&regions, "regions", "regions whose capacity this allocator reports, comma-separated")
 	fs.DurationVar(&pollEvery, "capacity-interval", time.Second, "how often game-server capacity is read and reported")
@@ -68,12 +76,26 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("join-secret must be hex: %w", err)
 	}
 	cfg.JoinSecret = secret
-	if backend != "local" {
-		return fmt.Errorf("backend %q: only local exists yet", backend)
-	}
-	servers, err := local.Parse(gameServers)
-	if err != nil {
-		return err
+	var backendImpl allocator.Backend
+	var localBackend *local.Backend
+	switch backend {
+	case "local":
+		servers, err := local.Parse(gameServers)
+		if err != nil {
+			return err
+		}
+		localBackend = local.New(servers)
+		backendImpl = localBackend
+	case "kube":
+		clusters, err := kube.LoadClusters(clustersFile, kubeNamespace, kubeFleet)
+		if err != nil {
+			return err
+		}
+		if backendImpl, err = kube.New(kubeCfg, clusters, slog.Default()); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("backend %q: want local or kube", backend)
 	}
 	opts.Regions = regions
 	env, err := service.Start(ctx, "allocator", opts)
@@ -81,7 +103,6 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer env.Close()
-	backendImpl := local.New(servers)
 	a, err := allocator.New(cfg, env.NC, env.JS, env.Subjects, backendImpl, env.Log)
 	if err != nil {
 		return err
@@ -92,10 +113,12 @@ func run(ctx context.Context, args []string) error {
 	mux.Handle("POST /autoscale", autoscale.New(scaleCfg, autoscale.StreamDemand{JS: env.JS, Subj: env.Subjects}, env.Log))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.ListenAndServe(gctx, opsAddr, mux, cfg.CloseTimeout) })
-	g.Go(func() error { return backendImpl.Run(gctx, pollEvery) })
-	g.Go(func() error {
-		return allocator.ReportCapacity(gctx, env.JS, env.Subjects, regions, backendImpl, pollEvery, env.Log)
-	})
+	if localBackend != nil {
+		g.Go(func() error { return localBackend.Run(gctx, pollEvery) })
+		g.Go(func() error {
+			return allocator.ReportCapacity(gctx, env.JS, env.Subjects, regions, localBackend, pollEvery, env.Log)
+		})
+	}
 	g.Go(func() error {
 		env.Ready.Set(true)
 		defer env.Ready.Set(false)

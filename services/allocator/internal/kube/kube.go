@@ -1,0 +1,351 @@
+// Package kube is the allocator's Agones backend: it creates
+// allocation.agones.dev/v1 GameServerAllocations through the Kubernetes
+// API of one or more clusters, with client-go for configuration and
+// transport and wire types of our own (package agones).
+//
+// Clusters are tried by priority (lowest first); within a priority, in a
+// weighted random order. A cluster that answers UnAllocated has no room:
+// the next is tried (spillover). A cluster whose API fails (429, 5xx,
+// timeouts, conflicts) counts a failure; after FailuresToUnhealthy in a
+// row it is skipped for a cool-down, then tried again. If every cluster
+// had no room, Allocate returns allocator.ErrNoCapacity; if some failed,
+// it returns the error, and the request handler retries with backoff.
+package kube
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
+)
+
+// Mode is how matches share game servers.
+type Mode string
+
+// The modes.
+const (
+	// HighDensity packs rooms onto servers: an Allocated server with a free
+	// room first, then a Ready one; Packed; fullest first.
+	HighDensity Mode = "high-density"
+	// LabelLocking dedicates a server to one game mode: Allocated servers
+	// locked to the match's mode first, then a Ready one, which gets locked.
+	LabelLocking Mode = "label-locking"
+	// OnePerServer gives every match a Ready server of its own.
+	OnePerServer Mode = "one-per-server"
+)
+
+// LabelMode is the label a label-locked server carries.
+const LabelMode = "quickmatch.dev/mode"
+
+// Cluster is one cluster to allocate from.
+type Cluster struct {
+	Name string
+	// Config reaches the cluster's API (see Load).
+	Config *rest.Config
+	// Namespace and Fleet of the game servers.
+	Namespace, Fleet string
+	Priority, Weight int
+}
+
+// Load builds a rest.Config from a kubeconfig file and context, or the
+// in-cluster service account when kubeconfig is "".
+func Load(kubeconfig, context string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		c, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster config: %w", err)
+		}
+		return c, nil
+	}
+	c, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig},
+		&clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s context %q: %w", kubeconfig, context, err)
+	}
+	return c, nil
+}
+
+// Config of the backend.
+type Config struct {
+	Mode Mode
+	// Timeout bounds one allocation call.
+	Timeout time.Duration
+	// FailuresToUnhealthy and Cooldown rule a failing cluster out for a while.
+	FailuresToUnhealthy int
+	Cooldown            time.Duration
+}
+
+type cluster struct {
+	Cluster
+	hc   *http.Client
+	base string
+
+	mu        sync.Mutex
+	failures  int
+	skipUntil time.Time
+}
+
+// Backend allocates from the clusters.
+type Backend struct {
+	cfg      Config
+	clusters []*cluster
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+var _ allocator.Backend = (*Backend)(nil)
+
+// New returns a backend over clusters.
+func New(cfg Config, clusters []Cluster, log *slog.Logger) (*Backend, error) {
+	if cfg.Mode == "" {
+		cfg.Mode = HighDensity
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.FailuresToUnhealthy <= 0 {
+		cfg.FailuresToUnhealthy = 3
+	}
+	if cfg.Cooldown <= 0 {
+		cfg.Cooldown = 10 * time.Second
+	}
+	if !slices.Contains([]Mode{HighDensity, LabelLocking, OnePerServer}, cfg.Mode) {
+		return nil, fmt.Errorf("allocation mode %q: want high-density, label-locking or one-per-server", cfg.Mode)
+	}
+	if len(clusters) == 0 {
+		return nil, errors.New("no clusters")
+	}
+	b := &Backend{cfg: cfg, log: log, now: time.Now}
+	for _, c := range clusters {
+		hc, err := rest.HTTPClientFor(c.Config)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
+		hc.Timeout = cfg.Timeout
+		if c.Weight <= 0 {
+			c.Weight = 1
+		}
+		b.clusters = append(b.clusters, &cluster{Cluster: c, hc: hc, base: strings.TrimRight(c.Config.Host, "/")})
+	}
+	return b, nil
+}
+
+// Request builds the GameServerAllocation of a match in this mode.
+func (b *Backend) Request(c Cluster, m events.Match) agones.GameServerAllocation {
+	players := m.Players()
+	fleet := map[string]string{"agones.dev/fleet": c.Fleet}
+	meta := &agones.MetaPatch{Annotations: map[string]string{agones.MatchAnnotationPrefix + m.MatchID: strings.Join(players, ",")}}
+	gsa := agones.GameServerAllocation{
+		TypeMeta:   agones.TypeMeta{APIVersion: "allocation.agones.dev/v1", Kind: "GameServerAllocation"},
+		ObjectMeta: agones.ObjectMeta{Namespace: c.Namespace},
+		Spec:       agones.GameServerAllocationSpec{Scheduling: "Packed", Metadata: meta},
+	}
+	room := map[string]agones.CounterSelector{agones.CounterRooms: {MinAvailable: 1}}
+	switch b.cfg.Mode {
+	case HighDensity:
+		// The Allocated selector must come first, or partly full servers
+		// are never reused.
+		gsa.Spec.Selectors = []agones.GameServerSelector{
+			{MatchLabels: fleet, GameServerState: agones.StateAllocated, Counters: room},
+			{MatchLabels: fleet, GameServerState: "Ready", Counters: room},
+		}
+		gsa.Spec.Priorities = []agones.Priority{{Type: "Counter", Key: agones.CounterRooms, Order: "Ascending"}}
+		gsa.Spec.Counters = map[string]agones.CounterAction{agones.CounterRooms: {Action: "Increment", Amount: 1}}
+		gsa.Spec.Lists = map[string]agones.ListAction{agones.ListPlayers: {AddValues: players}}
+	case LabelLocking:
+		locked := map[string]string{"agones.dev/fleet": c.Fleet, LabelMode: m.Mode}
+		gsa.Spec.Selectors = []agones.GameServerSelector{
+			{MatchLabels: locked, GameServerState: agones.StateAllocated, Counters: room},
+			{MatchLabels: fleet, GameServerState: "Ready", Counters: room},
+		}
+		meta.Labels = map[string]string{LabelMode: m.Mode}
+		gsa.Spec.Counters = map[string]agones.CounterAction{agones.CounterRooms: {Action: "Increment", Amount: 1}}
+		gsa.Spec.Lists = map[string]agones.ListAction{agones.ListPlayers: {AddValues: players}}
+	case OnePerServer:
+		gsa.Spec.Selectors = []agones.GameServerSelector{{MatchLabels: fleet, GameServerState: "Ready"}}
+	}
+	return gsa
+}
+
+// ErrAPI wraps a failed Kubernetes API call (retryable).
+var ErrAPI = errors.New("kubernetes API call failed")
+
+// Allocate finds the match a game server in the first cluster with room.
+func (b *Backend) Allocate(ctx context.Context, m events.Match) (allocator.Server, error) {
+	var errs []error
+	noRoom := 0
+	tried := 0
+	for _, c := range b.order() {
+		tried++
+		srv, err := b.allocateIn(ctx, c, m)
+		switch {
+		case err == nil:
+			if tried > 1 {
+				b.log.Info("allocation spilled over", "match_id", m.MatchID, "cluster", c.Name, "clusters_tried", tried)
+			}
+			return srv, nil
+		case errors.Is(err, allocator.ErrNoCapacity):
+			noRoom++
+		default:
+			errs = append(errs, err)
+		}
+	}
+	if tried == 0 {
+		return allocator.Server{}, fmt.Errorf("%w: every cluster is unhealthy", ErrAPI)
+	}
+	if noRoom == tried {
+		return allocator.Server{}, allocator.ErrNoCapacity
+	}
+	return allocator.Server{}, errors.Join(errs...)
+}
+
+// order lists the healthy clusters: by priority, weighted random within.
+func (b *Backend) order() []*cluster {
+	now := b.now()
+	var out []*cluster
+	for _, c := range b.clusters {
+		c.mu.Lock()
+		ok := now.After(c.skipUntil)
+		c.mu.Unlock()
+		if ok {
+			out = append(out, c)
+		}
+	}
+	keys := make(map[*cluster]float64, len(out))
+	for _, c := range out {
+		// Weighted random order (Efraimidis-Spirakis): larger weight, earlier.
+		keys[c] = -rand.Float64() / float64(c.Weight)
+	}
+	slices.SortStableFunc(out, func(a, b *cluster) int {
+		if a.Priority != b.Priority {
+			return a.Priority - b.Priority
+		}
+		switch {
+		case keys[a] < keys[b]:
+			return -1
+		case keys[a] > keys[b]:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func (b *Backend) allocateIn(ctx context.Context, c *cluster, m events.Match) (allocator.Server, error) {
+	gsa := b.Request(c.Cluster, m)
+	body, _ := json.Marshal(gsa) // our wire types always encode
+	u := c.base + "/apis/allocation.agones.dev/v1/namespaces/" + url.PathEscape(c.Namespace) + "/gameserverallocations"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return allocator.Server{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := c.hc.Do(req)
+	if err != nil {
+		c.failed(b, err)
+		return allocator.Server{}, fmt.Errorf("%w: cluster %s: %w", ErrAPI, c.Name, err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
+		err := fmt.Errorf("%w: cluster %s: %s: %.200s", ErrAPI, c.Name, res.Status, data)
+		c.failed(b, err)
+		return allocator.Server{}, err
+	}
+	var out agones.GameServerAllocation
+	if err := json.Unmarshal(data, &out); err != nil {
+		c.failed(b, err)
+		return allocator.Server{}, fmt.Errorf("%w: cluster %s: bad answer: %w", ErrAPI, c.Name, err)
+	}
+	c.ok()
+	switch out.Status.State {
+	case agones.StateAllocated:
+		srv := allocator.Server{Name: out.Status.GameServerName, Address: out.Status.Address, Cluster: c.Name}
+		if len(out.Status.Ports) > 0 {
+			srv.Port = int(out.Status.Ports[0].Port)
+		}
+		return srv, nil
+	case agones.StateUnAllocated:
+		return allocator.Server{}, fmt.Errorf("cluster %s: %w", c.Name, allocator.ErrNoCapacity)
+	default: // Contention: another allocation raced us; worth a retry
+		return allocator.Server{}, fmt.Errorf("%w: cluster %s: allocation state %q", ErrAPI, c.Name, out.Status.State)
+	}
+}
+
+func (c *cluster) failed(b *Backend, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failures++
+	if c.failures >= b.cfg.FailuresToUnhealthy {
+		c.skipUntil = b.now().Add(b.cfg.Cooldown)
+		c.failures = 0
+		b.log.Warn("cluster unhealthy; skipped for a while", "cluster", c.Name, "cooldown", b.cfg.Cooldown, "err", err)
+	}
+}
+
+func (c *cluster) ok() {
+	c.mu.Lock()
+	c.failures = 0
+	c.mu.Unlock()
+}
+
+// clusterFile is one entry of the clusters file.
+type clusterFile struct {
+	Name       string `json:"name"`
+	Kubeconfig string `json:"kubeconfig"`
+	Context    string `json:"context"`
+	Namespace  string `json:"namespace"`
+	Fleet      string `json:"fleet"`
+	Priority   int    `json:"priority"`
+	Weight     int    `json:"weight"`
+}
+
+// LoadClusters reads the clusters file (a JSON list), or, with no file,
+// returns this cluster through its service account.
+func LoadClusters(path, namespace, fleet string) ([]Cluster, error) {
+	if path == "" {
+		cfg, err := Load("", "")
+		if err != nil {
+			return nil, err
+		}
+		return []Cluster{{Name: "local", Config: cfg, Namespace: namespace, Fleet: fleet}}, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("clusters file: %w", err)
+	}
+	var list []clusterFile
+	if err := events.DecodeStrict("clusters file", []byte(`{"clusters":`+string(data)+`}`), &struct {
+		Clusters *[]clusterFile `json:"clusters"`
+	}{&list}); err != nil {
+		return nil, fmt.Errorf("clusters file %s: %w", path, err)
+	}
+	var out []Cluster
+	for _, c := range list {
+		cfg, err := Load(c.Kubeconfig, c.Context)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
+		out = append(out, Cluster{Name: c.Name, Config: cfg, Namespace: c.Namespace, Fleet: c.Fleet, Priority: c.Priority, Weight: c.Weight})
+	}
+	return out, nil
+}

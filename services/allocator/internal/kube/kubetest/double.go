@@ -1,0 +1,432 @@
+// Package kubetest runs the allocator's Kubernetes backend against a real
+// kube-apiserver (envtest, with Agones' real CRDs installed) and a test
+// double of Agones' allocation API. GameServerAllocation is not a CRD:
+// Agones serves it from an aggregated API. The double plays that part. It
+// proxies every other request to the apiserver, so a client sees one API
+// as it does in a cluster, and answers allocations with Agones' documented
+// semantics over the real GameServer objects: selectors tried in order,
+// the state filter, counters and lists bounds, Packed order with
+// priorities, then the counters, lists and metadata actions.
+package kubetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+)
+
+// GameServers is the GameServer resource.
+var GameServers = schema.GroupVersionResource{Group: "agones.dev", Version: "v1", Resource: "gameservers"}
+
+// Cluster is a running test cluster: an apiserver with the Agones CRDs and
+// the allocation double in front of it.
+type Cluster struct {
+	// Admin reaches the apiserver directly, as cluster admin.
+	Admin *rest.Config
+	// Config reaches the double (allocation API plus everything else).
+	Config *rest.Config
+	Dyn    dynamic.Interface
+
+	mu     sync.Mutex
+	faults []Fault
+	calls  int
+}
+
+// Fault is what the double answers to one allocation call instead of
+// allocating: an HTTP status, or a delay before allocating.
+type Fault struct {
+	Status int
+	Delay  time.Duration
+}
+
+// Start runs a cluster for the test. It needs KUBEBUILDER_ASSETS (bin/kube,
+// built by tools/kube/build.sh); without it the test is skipped locally
+// and fails in CI.
+func Start(t *testing.T) *Cluster {
+	t.Helper()
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("KUBEBUILDER_ASSETS is not set: make test builds the control plane (tools/kube/build.sh)")
+		}
+		t.Skip("KUBEBUILDER_ASSETS not set; run tools/kube/build.sh and set it to bin/kube (make test does)")
+	}
+	crds, err := filepath.Abs(filepath.Join(repoRoot(t), "..", "shared", "agones", "crds.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime
+	env := &envtest.Environment{BinaryAssetsDirectory: assets, CRDInstallOptions: envtest.CRDInstallOptions{Paths: []string{crds}}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start kube-apiserver: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{Admin: cfg, Dyn: dyn}
+	target, err := url.Parse(cfg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := rest.TransportFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = rt
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		const pre = "/apis/allocation.agones.dev/v1/namespaces/"
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, pre) && strings.HasSuffix(r.URL.Path, "/gameserverallocations") {
+			ns := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, pre), "/gameserverallocations")
+			c.serveAllocation(w, r, ns)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	c.Config = &rest.Config{Host: hs.URL}
+	return c
+}
+
+func repoRoot(t *testing.T) string {
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.work not found")
+		}
+		dir = parent
+	}
+}
+
+// Inject makes the next allocation calls answer these faults, in order.
+func (c *Cluster) Inject(f ...Fault) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.faults = append(c.faults, f...)
+}
+
+// Calls is how many allocation calls arrived.
+func (c *Cluster) Calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls
+}
+
+// GameServer is a test game server to create.
+type GameServer struct {
+	Name, Fleet, State string
+	Labels             map[string]string
+	Rooms, RoomsCap    int64
+	PlayersCap         int64
+	Port               int64
+}
+
+// Create makes a GameServer object with its status, as Agones' controller
+// would have it once the pod is up.
+func (c *Cluster) Create(t *testing.T, ns string, g GameServer) {
+	t.Helper()
+	labels := map[string]any{"agones.dev/fleet": g.Fleet}
+	for k, v := range g.Labels {
+		labels[k] = v
+	}
+	if g.State == "" {
+		g.State = "Ready"
+	}
+	if g.Port == 0 {
+		g.Port = 7000
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "agones.dev/v1", "kind": "GameServer",
+		"metadata": map[string]any{"name": g.Name, "namespace": ns, "labels": labels},
+		"spec": map[string]any{
+			"ports":    []any{map[string]any{"name": "default", "containerPort": int64(7000)}},
+			"counters": map[string]any{agones.CounterRooms: map[string]any{"count": g.Rooms, "capacity": g.RoomsCap}},
+			"lists":    map[string]any{agones.ListPlayers: map[string]any{"capacity": g.PlayersCap}},
+			"template": map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": "game", "image": "quickmatch/game"}}}},
+		},
+		"status": map[string]any{
+			"state": g.State, "address": "10.0.0." + fmt.Sprint(len(g.Name)), "ports": []any{map[string]any{"name": "default", "port": g.Port}},
+			"counters": map[string]any{agones.CounterRooms: map[string]any{"count": g.Rooms, "capacity": g.RoomsCap}},
+			"lists":    map[string]any{agones.ListPlayers: map[string]any{"capacity": g.PlayersCap, "values": []any{}}},
+		},
+	}}
+	if _, err := c.Dyn.Resource(GameServers).Namespace(ns).Create(context.Background(), obj, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create GameServer %s: %v", g.Name, err)
+	}
+}
+
+// Get reads a GameServer's state, rooms count and players.
+func (c *Cluster) Get(t *testing.T, ns, name string) (state string, rooms int64, players []string, annotations map[string]string) {
+	t.Helper()
+	obj, err := c.Dyn.Resource(GameServers).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, _, _ = unstructured.NestedString(obj.Object, "status", "state")
+	rooms, _, _ = unstructured.NestedInt64(obj.Object, "status", "counters", agones.CounterRooms, "count")
+	players, _, _ = unstructured.NestedStringSlice(obj.Object, "status", "lists", agones.ListPlayers, "values")
+	return state, rooms, players, obj.GetAnnotations()
+}
+
+func (c *Cluster) serveAllocation(w http.ResponseWriter, r *http.Request, ns string) {
+	c.mu.Lock()
+	c.calls++
+	var f Fault
+	if len(c.faults) > 0 {
+		f, c.faults = c.faults[0], c.faults[1:]
+	}
+	c.mu.Unlock()
+	if f.Status != 0 {
+		http.Error(w, fmt.Sprintf(`{"kind":"Status","code":%d}`, f.Status), f.Status)
+		return
+	}
+	if f.Delay > 0 {
+		select {
+		case <-time.After(f.Delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	body, _ := io.ReadAll(r.Body)
+	var gsa agones.GameServerAllocation
+	if err := json.Unmarshal(body, &gsa); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	// One allocation at a time, as Agones' allocator batches them.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out, err := allocate(r.Context(), c.Dyn.Resource(GameServers).Namespace(ns), gsa)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+type gs struct {
+	obj   *unstructured.Unstructured
+	state string
+	count map[string]int64
+	capa  map[string]int64
+	lcap  map[string]int64
+	vals  map[string][]string
+}
+
+func read(obj *unstructured.Unstructured) gs {
+	g := gs{obj: obj, count: map[string]int64{}, capa: map[string]int64{}, lcap: map[string]int64{}, vals: map[string][]string{}}
+	g.state, _, _ = unstructured.NestedString(obj.Object, "status", "state")
+	counters, _, _ := unstructured.NestedMap(obj.Object, "status", "counters")
+	for k := range counters {
+		g.count[k], _, _ = unstructured.NestedInt64(obj.Object, "status", "counters", k, "count")
+		g.capa[k], _, _ = unstructured.NestedInt64(obj.Object, "status", "counters", k, "capacity")
+	}
+	lists, _, _ := unstructured.NestedMap(obj.Object, "status", "lists")
+	for k := range lists {
+		g.lcap[k], _, _ = unstructured.NestedInt64(obj.Object, "status", "lists", k, "capacity")
+		g.vals[k], _, _ = unstructured.NestedStringSlice(obj.Object, "status", "lists", k, "values")
+	}
+	return g
+}
+
+func (g gs) matches(s agones.GameServerSelector) bool {
+	labels := g.obj.GetLabels()
+	for k, v := range s.MatchLabels {
+		if labels[k] != v {
+			return false
+		}
+	}
+	for _, e := range s.MatchExpressions {
+		v, has := labels[e.Key]
+		switch e.Operator {
+		case "In":
+			if !has || !slices.Contains(e.Values, v) {
+				return false
+			}
+		case "NotIn":
+			if has && slices.Contains(e.Values, v) {
+				return false
+			}
+		case "Exists":
+			if !has {
+				return false
+			}
+		case "DoesNotExist":
+			if has {
+				return false
+			}
+		}
+	}
+	state := s.GameServerState
+	if state == "" {
+		state = "Ready"
+	}
+	if g.state != state {
+		return false
+	}
+	for k, cs := range s.Counters {
+		count, ok := g.count[k]
+		if !ok {
+			return false
+		}
+		avail := g.capa[k] - count
+		if count < cs.MinCount || cs.MaxCount > 0 && count > cs.MaxCount || avail < cs.MinAvailable || cs.MaxAvailable > 0 && avail > cs.MaxAvailable {
+			return false
+		}
+	}
+	for k, ls := range s.Lists {
+		vals, ok := g.vals[k]
+		if !ok && g.lcap[k] == 0 {
+			return false
+		}
+		avail := g.lcap[k] - int64(len(vals))
+		if ls.ContainsValue != "" && !slices.Contains(vals, ls.ContainsValue) || avail < ls.MinAvailable || ls.MaxAvailable > 0 && avail > ls.MaxAvailable {
+			return false
+		}
+	}
+	return true
+}
+
+func allocate(ctx context.Context, api dynamic.ResourceInterface, gsa agones.GameServerAllocation) (agones.GameServerAllocation, error) {
+	list, err := api.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return gsa, err
+	}
+	var all []gs
+	for i := range list.Items {
+		all = append(all, read(&list.Items[i]))
+	}
+	for _, sel := range gsa.Spec.Selectors {
+		var cands []gs
+		for _, g := range all {
+			if g.matches(sel) {
+				cands = append(cands, g)
+			}
+		}
+		if len(cands) == 0 {
+			continue
+		}
+		// Packed with priorities: for a Counter priority, Ascending puts the
+		// smallest available capacity first; then by name.
+		sort.SliceStable(cands, func(i, j int) bool {
+			for _, p := range gsa.Spec.Priorities {
+				if p.Type != "Counter" {
+					continue
+				}
+				ai := cands[i].capa[p.Key] - cands[i].count[p.Key]
+				aj := cands[j].capa[p.Key] - cands[j].count[p.Key]
+				if ai != aj {
+					if p.Order == "Descending" {
+						return ai > aj
+					}
+					return ai < aj
+				}
+			}
+			return cands[i].obj.GetName() < cands[j].obj.GetName()
+		})
+		chosen := cands[0].obj
+		if err := apply(chosen, gsa); err != nil {
+			return gsa, err
+		}
+		updated, err := api.Update(ctx, chosen, metav1.UpdateOptions{})
+		if err != nil {
+			gsa.Status.State = agones.StateContention
+			return gsa, nil // Agones answers a lost race as Contention
+		}
+		gsa.Status.State = agones.StateAllocated
+		gsa.Status.GameServerName = updated.GetName()
+		gsa.Status.Address, _, _ = unstructured.NestedString(updated.Object, "status", "address")
+		ports, _, _ := unstructured.NestedSlice(updated.Object, "status", "ports")
+		for _, p := range ports {
+			pm, _ := p.(map[string]any)
+			name, _ := pm["name"].(string)
+			port, _ := pm["port"].(int64)
+			gsa.Status.Ports = append(gsa.Status.Ports, agones.GameServerPort{Name: name, Port: int32(port)})
+		}
+		return gsa, nil
+	}
+	gsa.Status.State = agones.StateUnAllocated
+	return gsa, nil
+}
+
+func apply(obj *unstructured.Unstructured, gsa agones.GameServerAllocation) error {
+	if err := unstructured.SetNestedField(obj.Object, agones.StateAllocated, "status", "state"); err != nil {
+		return err
+	}
+	for k, a := range gsa.Spec.Counters {
+		count, _, _ := unstructured.NestedInt64(obj.Object, "status", "counters", k, "count")
+		capa, _, _ := unstructured.NestedInt64(obj.Object, "status", "counters", k, "capacity")
+		if a.Action == "Decrement" {
+			count -= a.Amount
+		} else {
+			count += a.Amount
+		}
+		count = min(max(count, 0), capa)
+		if err := unstructured.SetNestedField(obj.Object, count, "status", "counters", k, "count"); err != nil {
+			return err
+		}
+	}
+	for k, a := range gsa.Spec.Lists {
+		vals, _, _ := unstructured.NestedStringSlice(obj.Object, "status", "lists", k, "values")
+		for _, v := range a.AddValues {
+			if !slices.Contains(vals, v) {
+				vals = append(vals, v)
+			}
+		}
+		vals = slices.DeleteFunc(vals, func(v string) bool { return slices.Contains(a.DeleteValues, v) })
+		if err := unstructured.SetNestedStringSlice(obj.Object, vals, "status", "lists", k, "values"); err != nil {
+			return err
+		}
+	}
+	if m := gsa.Spec.Metadata; m != nil {
+		labels, annotations := obj.GetLabels(), obj.GetAnnotations()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		for k, v := range m.Labels {
+			labels[k] = v
+		}
+		for k, v := range m.Annotations {
+			annotations[k] = v
+		}
+		obj.SetLabels(labels)
+		obj.SetAnnotations(annotations)
+	}
+	return nil
+}

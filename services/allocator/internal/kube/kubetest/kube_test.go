@@ -1,0 +1,168 @@
+package kubetest
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/kube"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func backend(t *testing.T, cfg kube.Config, clusters ...kube.Cluster) *kube.Backend {
+	t.Helper()
+	b, err := kube.New(cfg, clusters, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func match(id string, players ...string) events.Match {
+	m := events.Match{SchemaVersion: events.SchemaVersion, MatchID: id, Mode: "1v1", Region: "eu", Tier: "gold"}
+	for i, p := range players {
+		m.Tickets = append(m.Tickets, events.MatchTicket{TicketID: "t-" + p, Players: []string{p}, Team: i})
+	}
+	return m
+}
+
+// TestHighDensityFillsRoomsAcrossServers: two Ready servers of two rooms
+// each. Packed high density fills the first (Allocated with a free room
+// is tried before Ready), then the second, then there is no room.
+func TestHighDensityFillsRoomsAcrossServers(t *testing.T) {
+	c := Start(t)
+	for _, name := range []string{"gs-a", "gs-b"} {
+		c.Create(t, "default", GameServer{Name: name, Fleet: "rps", RoomsCap: 2, PlayersCap: 4})
+	}
+	b := backend(t, kube.Config{Mode: kube.HighDensity}, kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps"})
+	var got []string
+	for i := range 4 {
+		srv, err := b.Allocate(t.Context(), match("m"+string(rune('1'+i)), "p"+string(rune('a'+2*i)), "p"+string(rune('b'+2*i))))
+		if err != nil {
+			t.Fatalf("match %d: %v", i+1, err)
+		}
+		got = append(got, srv.Name)
+	}
+	if strings.Join(got, ",") != "gs-a,gs-a,gs-b,gs-b" {
+		t.Fatalf("servers %v, want gs-a twice then gs-b twice", got)
+	}
+	state, rooms, players, ann := c.Get(t, "default", "gs-a")
+	if state != "Allocated" || rooms != 2 || !slices.Equal(players, []string{"pa", "pb", "pc", "pd"}) || ann[agones.MatchAnnotationPrefix+"m1"] != "pa,pb" {
+		t.Fatalf("gs-a: %s rooms=%d players=%v annotations=%v", state, rooms, players, ann)
+	}
+	if _, err := b.Allocate(t.Context(), match("m5", "x", "y")); !errors.Is(err, allocator.ErrNoCapacity) {
+		t.Fatalf("fifth match on four rooms: %v", err)
+	}
+}
+
+func TestUnAllocatedThenScaleUp(t *testing.T) {
+	c := Start(t)
+	b := backend(t, kube.Config{Mode: kube.OnePerServer}, kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps"})
+	if _, err := b.Allocate(t.Context(), match("m1", "a", "b")); !errors.Is(err, allocator.ErrNoCapacity) {
+		t.Fatalf("empty fleet: %v", err)
+	}
+	c.Create(t, "default", GameServer{Name: "gs-new", Fleet: "rps", RoomsCap: 1, PlayersCap: 2}) // the fleet scaled up
+	srv, err := b.Allocate(t.Context(), match("m1", "a", "b"))
+	if err != nil || srv.Name != "gs-new" || srv.Port != 7000 || srv.Address == "" {
+		t.Fatalf("after scale-up: %+v %v", srv, err)
+	}
+}
+
+// TestAPIFaultsAreErrorsAndMarkTheClusterUnhealthy: 429, 500 and a
+// timeout each fail one call with a retryable error; three in a row rule
+// the cluster out for the cool-down; afterwards it allocates again.
+func TestAPIFaultsAreErrorsAndMarkTheClusterUnhealthy(t *testing.T) {
+	c := Start(t)
+	c.Create(t, "default", GameServer{Name: "gs-1", Fleet: "rps", RoomsCap: 4, PlayersCap: 8})
+	b := backend(t, kube.Config{Mode: kube.HighDensity, Timeout: 300 * time.Millisecond, FailuresToUnhealthy: 3, Cooldown: 500 * time.Millisecond},
+		kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps"})
+	c.Inject(Fault{Status: http.StatusTooManyRequests}, Fault{Status: http.StatusInternalServerError}, Fault{Delay: 2 * time.Second})
+	for i, want := range []string{"429", "500", "Timeout"} {
+		_, err := b.Allocate(t.Context(), match("m1", "a", "b"))
+		if !errors.Is(err, kube.ErrAPI) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("fault %d: %v, want an API error with %q", i, err, want)
+		}
+	}
+	calls := c.Calls()
+	if _, err := b.Allocate(t.Context(), match("m1", "a", "b")); err == nil || !strings.Contains(err.Error(), "unhealthy") || c.Calls() != calls {
+		t.Fatalf("unhealthy cluster was called: %v", err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if srv, err := b.Allocate(t.Context(), match("m1", "a", "b")); err != nil || srv.Name != "gs-1" {
+		t.Fatalf("after the cool-down: %+v %v", srv, err)
+	}
+}
+
+// TestSpilloverToSecondCluster: the preferred cluster has no room; the
+// match goes to the next by priority.
+func TestSpilloverToSecondCluster(t *testing.T) {
+	first, second := Start(t), Start(t)
+	second.Create(t, "default", GameServer{Name: "gs-far", Fleet: "rps", RoomsCap: 2, PlayersCap: 4})
+	b := backend(t, kube.Config{Mode: kube.HighDensity},
+		kube.Cluster{Name: "near", Config: first.Config, Namespace: "default", Fleet: "rps", Priority: 0},
+		kube.Cluster{Name: "far", Config: second.Config, Namespace: "default", Fleet: "rps", Priority: 1})
+	srv, err := b.Allocate(t.Context(), match("m1", "a", "b"))
+	if err != nil || srv.Cluster != "far" || srv.Name != "gs-far" {
+		t.Fatalf("spillover: %+v %v", srv, err)
+	}
+	if first.Calls() != 1 || second.Calls() != 1 {
+		t.Fatalf("calls near=%d far=%d", first.Calls(), second.Calls())
+	}
+}
+
+// TestDuplicateRequestYieldsOneAllocation runs the allocator itself over
+// NATS with this backend: the same match requested twice (a redelivery
+// past the duplicate window) allocates one game server.
+func TestDuplicateRequestYieldsOneAllocation(t *testing.T) {
+	c := Start(t)
+	c.Create(t, "default", GameServer{Name: "gs-1", Fleet: "rps", RoomsCap: 4, PlayersCap: 8})
+	b := backend(t, kube.Config{Mode: kube.HighDensity}, kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps"})
+	s := testkit.RunServer(t)
+	nc := testkit.Connect(t, s)
+	js := testkit.JetStream(t, nc)
+	subj := events.Subjects{}
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := allocator.New(allocator.Config{JoinSecret: []byte("kube-test-secret-0123456")}, nc, js, subj, b, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Run(t, a.Run)
+	res := testkit.Collect(t, nc, subj.Result("alice"))
+	dls := testkit.Collect(t, nc, subj.AllDeadLetters())
+	m := match("m-dup", "alice", "bob")
+	for _, id := range []string{"first", "again"} {
+		msg, err := events.NewMsg(t.Context(), subj.Allocation("eu"), id, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishMsg(t.Context(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		return len(res()) >= 1 && testkit.StreamMsgs(t, js, subj.AllocationsStream()) == 0
+	}, "requests not handled")
+	if n := c.Calls(); n != 1 || len(dls()) != 0 || len(res()) != 2 {
+		t.Fatalf("%d allocation calls, %d dead letters, %d results for one match requested twice", n, len(dls()), len(res()))
+	}
+	_, rooms, players, _ := c.Get(t, "default", "gs-1")
+	if rooms != 1 || len(players) != 2 {
+		t.Fatalf("gs-1 rooms=%d players=%v", rooms, players)
+	}
+	r, _ := events.DecodeResult(res()[0].Data)
+	if r.Status != events.StatusAssigned || r.Assignment.Server != "gs-1" {
+		t.Fatalf("result %+v", r)
+	}
+}

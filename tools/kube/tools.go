@@ -1,0 +1,8 @@
+//go:build tools
+
+// Package kube pins the Kubernetes control plane the tests run: this
+// module builds kube-apiserver v1.36.3 from the module proxy (build.sh),
+// since no binary can be downloaded here. It is not in go.work.
+package kube
+
+import _ "k8s.io/kubernetes/cmd/kube-apiserver"
