@@ -57,6 +57,8 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&clustersFile, "kube-clusters-file", "", "kube backend: JSON list of clusters [{name, kubeconfig, context, namespace, fleet, priority, weight}]; empty: this cluster (in-cluster)")
 	fs.StringVar(&kubeNamespace, "kube-namespace", "default", "kube backend, in-cluster: namespace of the game servers")
 	fs.StringVar(&kubeFleet, "kube-fleet", "rps", "kube backend, in-cluster: fleet of the game servers")
+	var kubeRegion string
+	fs.StringVar(&kubeRegion, "kube-region", "eu", "kube backend, in-cluster: region the game servers serve")
 	fs.StringVar(&gameServers, "game-servers", "127.0.0.1:7000,127.0.0.1:7001", "local backend: game servers as [name=]host:port, comma-separated")
 	fs.Var(&regions, "regions", "regions whose capacity this allocator reports, comma-separated")
 	fs.DurationVar(&pollEvery, "capacity-interval", time.Second, "how often game-server capacity is read and reported")
@@ -78,6 +80,7 @@ func run(ctx context.Context, args []string) error {
 	cfg.JoinSecret = secret
 	var backendImpl allocator.Backend
 	var localBackend *local.Backend
+	var kubeBackend *kube.Backend
 	switch backend {
 	case "local":
 		servers, err := local.Parse(gameServers)
@@ -87,13 +90,14 @@ func run(ctx context.Context, args []string) error {
 		localBackend = local.New(servers)
 		backendImpl = localBackend
 	case "kube":
-		clusters, err := kube.LoadClusters(clustersFile, kubeNamespace, kubeFleet)
+		clusters, err := kube.LoadClusters(clustersFile, kubeNamespace, kubeFleet, kubeRegion)
 		if err != nil {
 			return err
 		}
-		if backendImpl, err = kube.New(kubeCfg, clusters, slog.Default()); err != nil {
+		if kubeBackend, err = kube.New(kubeCfg, clusters, slog.Default()); err != nil {
 			return err
 		}
+		backendImpl = kubeBackend
 	default:
 		return fmt.Errorf("backend %q: want local or kube", backend)
 	}
@@ -113,12 +117,17 @@ func run(ctx context.Context, args []string) error {
 	mux.Handle("POST /autoscale", autoscale.New(scaleCfg, autoscale.StreamDemand{JS: env.JS, Subj: env.Subjects}, env.Log))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.ListenAndServe(gctx, opsAddr, mux, cfg.CloseTimeout) })
+	var capacity allocator.CapacitySource
 	if localBackend != nil {
+		capacity = localBackend
 		g.Go(func() error { return localBackend.Run(gctx, pollEvery) })
-		g.Go(func() error {
-			return allocator.ReportCapacity(gctx, env.JS, env.Subjects, regions, localBackend, pollEvery, env.Log)
-		})
+	} else {
+		capacity = kubeBackend
+		g.Go(func() error { return kubeBackend.Watch(gctx) })
 	}
+	g.Go(func() error {
+		return allocator.ReportCapacity(gctx, env.JS, env.Subjects, regions, capacity, pollEvery, env.Log)
+	})
 	g.Go(func() error {
 		env.Ready.Set(true)
 		defer env.Ready.Set(false)

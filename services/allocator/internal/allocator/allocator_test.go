@@ -161,7 +161,9 @@ func TestNoCapacityFailsPlayersClearly(t *testing.T) {
 
 type fixedCapacity struct{ free, total, servers int }
 
-func (f fixedCapacity) Capacity() (int, int, int, bool) { return f.free, f.total, f.servers, true }
+func (f fixedCapacity) Capacity(string) (int, int, int, bool) {
+	return f.free, f.total, f.servers, true
+}
 
 func TestReportCapacity(t *testing.T) {
 	t.Parallel()

@@ -12,11 +12,11 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
 
-// CapacitySource reports the rooms a backend can still give out; known is
-// false until it has asked its servers once (nothing is reported then: an
-// unknown capacity must not read as none).
+// CapacitySource reports the rooms a backend can still give out in a
+// region; known is false until it has seen its servers once (nothing is
+// reported then: an unknown capacity must not read as none).
 type CapacitySource interface {
-	Capacity() (free, total, servers int, known bool)
+	Capacity(region string) (free, total, servers int, known bool)
 }
 
 // ReportCapacity puts src's capacity into the capacity bucket for each
@@ -32,10 +32,10 @@ func ReportCapacity(ctx context.Context, js jetstream.JetStream, subj events.Sub
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		free, total, servers, known := src.Capacity()
 		for _, region := range regions {
+			free, total, servers, known := src.Capacity(region)
 			if !known {
-				break
+				continue
 			}
 			data, _ := json.Marshal(events.Capacity{ // Capacity always encodes
 				SchemaVersion: events.SchemaVersion, Region: region,

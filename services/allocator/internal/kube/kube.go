@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
@@ -62,6 +63,8 @@ type Cluster struct {
 	Config *rest.Config
 	// Namespace and Fleet of the game servers.
 	Namespace, Fleet string
+	// Region the cluster's game servers serve (for capacity reports).
+	Region           string
 	Priority, Weight int
 }
 
@@ -98,6 +101,10 @@ type cluster struct {
 	Cluster
 	hc   *http.Client
 	base string
+
+	// servers and synced are the GameServer informer's cache (Watch).
+	servers cache.Store
+	synced  func() bool
 
 	mu        sync.Mutex
 	failures  int
@@ -315,19 +322,20 @@ type clusterFile struct {
 	Context    string `json:"context"`
 	Namespace  string `json:"namespace"`
 	Fleet      string `json:"fleet"`
+	Region     string `json:"region"`
 	Priority   int    `json:"priority"`
 	Weight     int    `json:"weight"`
 }
 
 // LoadClusters reads the clusters file (a JSON list), or, with no file,
 // returns this cluster through its service account.
-func LoadClusters(path, namespace, fleet string) ([]Cluster, error) {
+func LoadClusters(path, namespace, fleet, region string) ([]Cluster, error) {
 	if path == "" {
 		cfg, err := Load("", "")
 		if err != nil {
 			return nil, err
 		}
-		return []Cluster{{Name: "local", Config: cfg, Namespace: namespace, Fleet: fleet}}, nil
+		return []Cluster{{Name: "local", Config: cfg, Namespace: namespace, Fleet: fleet, Region: region}}, nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -345,7 +353,7 @@ func LoadClusters(path, namespace, fleet string) ([]Cluster, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
-		out = append(out, Cluster{Name: c.Name, Config: cfg, Namespace: c.Namespace, Fleet: c.Fleet, Priority: c.Priority, Weight: c.Weight})
+		out = append(out, Cluster{Name: c.Name, Config: cfg, Namespace: c.Namespace, Fleet: c.Fleet, Region: c.Region, Priority: c.Priority, Weight: c.Weight})
 	}
 	return out, nil
 }

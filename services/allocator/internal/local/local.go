@@ -125,8 +125,9 @@ func (b *Backend) Allocate(_ context.Context, m events.Match) (allocator.Server,
 	return best.Server, nil
 }
 
-// Capacity sums what the servers reported at the last poll.
-func (b *Backend) Capacity() (free, total, servers int, known bool) {
+// Capacity sums what the servers reported at the last poll; the local
+// servers serve every region alike.
+func (b *Backend) Capacity(string) (free, total, servers int, known bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	known = true

@@ -166,3 +166,39 @@ func TestDuplicateRequestYieldsOneAllocation(t *testing.T) {
 		t.Fatalf("result %+v", r)
 	}
 }
+
+// TestCapacityFromInformers: the backend's informers see the fleet's
+// GameServers; free rooms fall as matches are allocated.
+func TestCapacityFromInformers(t *testing.T) {
+	c := Start(t)
+	c.Create(t, "default", GameServer{Name: "gs-1", Fleet: "rps", RoomsCap: 3, PlayersCap: 6})
+	c.Create(t, "default", GameServer{Name: "gs-2", Fleet: "rps", RoomsCap: 3, PlayersCap: 6, State: "Allocated", Rooms: 2})
+	c.Create(t, "default", GameServer{Name: "gs-other", Fleet: "another", RoomsCap: 3, PlayersCap: 6})
+	b := backend(t, kube.Config{Mode: kube.HighDensity}, kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps", Region: "eu"})
+	if _, _, _, known := b.Capacity("eu"); known {
+		t.Fatal("capacity known before the informers synced")
+	}
+	if err := b.Watch(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	free, total, servers, known := b.Capacity("eu")
+	if !known || free != 4 || total != 6 || servers != 2 {
+		t.Fatalf("eu: free=%d total=%d servers=%d known=%v", free, total, servers, known)
+	}
+	if _, _, _, known := b.Capacity("us"); known {
+		t.Fatal("a region with no cluster reported as known")
+	}
+	if _, err := b.Allocate(t.Context(), match("m1", "a", "b")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if free, _, _, _ := b.Capacity("eu"); free == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the informer did not see the allocation")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

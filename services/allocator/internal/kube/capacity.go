@@ -1,0 +1,85 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
+)
+
+var gameServers = schema.GroupVersionResource{Group: "agones.dev", Version: "v1", Resource: "gameservers"}
+
+// Watch starts an informer on each cluster's fleet of GameServers; the
+// capacity is read from their caches. It returns once the caches are
+// synced or ctx ends, and the informers run until ctx ends.
+func (b *Backend) Watch(ctx context.Context) error {
+	for _, c := range b.clusters {
+		dyn, err := dynamic.NewForConfig(c.Config)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
+		f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 30*time.Second, c.Namespace, func(o *metav1.ListOptions) {
+			o.LabelSelector = "agones.dev/fleet=" + c.Fleet
+		})
+		inf := f.ForResource(gameServers)
+		c.servers = inf.Informer().GetStore()
+		c.synced = inf.Informer().HasSynced
+		f.Start(ctx.Done())
+	}
+	for _, c := range b.clusters {
+		if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+var _ allocator.CapacitySource = (*Backend)(nil)
+
+// Capacity sums the region's clusters: free rooms on Ready and Allocated
+// servers, their room capacity, and how many there are.
+func (b *Backend) Capacity(region string) (free, total, servers int, known bool) {
+	known = true
+	seen := false
+	for _, c := range b.clusters {
+		if c.Region != region {
+			continue
+		}
+		seen = true
+		if c.synced == nil || !c.synced() {
+			known = false
+			continue
+		}
+		for _, o := range c.servers.List() {
+			u, ok := o.(*unstructured.Unstructured)
+			if !ok {
+				continue
+			}
+			state, _, _ := unstructured.NestedString(u.Object, "status", "state")
+			if state != "Ready" && state != agones.StateAllocated {
+				continue
+			}
+			count, _, _ := unstructured.NestedInt64(u.Object, "status", "counters", agones.CounterRooms, "count")
+			capacity, ok, _ := unstructured.NestedInt64(u.Object, "status", "counters", agones.CounterRooms, "capacity")
+			if !ok { // a server without a rooms counter hosts one match
+				capacity = 1
+				if state == agones.StateAllocated {
+					count = 1
+				}
+			}
+			free += int(max(0, capacity-count))
+			total += int(capacity)
+			servers++
+		}
+	}
+	return free, total, servers, known && seen
+}
