@@ -26,7 +26,9 @@ type MatchTicket struct {
 	TicketID string   `json:"ticket_id"`
 	Players  []string `json:"players"`
 	Team     int      `json:"team"`
-	// CreatedAt is the ticket's, kept so a requeued ticket keeps its wait.
+	// Skill and CreatedAt are the ticket's, kept so that a ticket requeued
+	// when no game server can be found keeps its shard and its wait.
+	Skill     int       `json:"skill"`
 	CreatedAt time.Time `json:"created_at"`
 }
 

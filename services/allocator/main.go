@@ -69,9 +69,18 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.TokenTTL, "join-token-ttl", 10*time.Minute, "how long a join token admits its player")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "matches allocated at once")
 	fs.DurationVar(&cfg.RetryDeadline, "retry-deadline", 10*time.Second, "how long one match is retried before its players are told it failed")
+	var onNoCapacity string
+	fs.StringVar(&onNoCapacity, "on-no-capacity", "fail", "when no game server is found in time: fail (tell the players) or requeue (queue their tickets again, keeping their wait)")
 	fs.DurationVar(&cfg.CloseTimeout, "shutdown-grace", 10*time.Second, "time for in-flight matches after SIGTERM")
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
+	}
+	switch onNoCapacity {
+	case "fail":
+	case "requeue":
+		cfg.Requeue = true
+	default:
+		return fmt.Errorf("on-no-capacity %q: want fail or requeue", onNoCapacity)
 	}
 	secret, err := hex.DecodeString(joinSecret)
 	if err != nil {
@@ -107,7 +116,10 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer env.Close()
-	a, err := allocator.New(cfg, env.NC, env.JS, env.Subjects, backendImpl, env.Log)
+	if kubeBackend != nil {
+		kubeBackend.Register(env.Registry)
+	}
+	a, err := allocator.New(cfg, env.NC, env.JS, env.Subjects, backendImpl, env.Log, env.Registry)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
@@ -67,6 +68,10 @@ type Config struct {
 	RetryDeadline time.Duration
 	// CloseTimeout is how long in-flight matches may finish on shutdown.
 	CloseTimeout time.Duration
+	// Requeue, when no game server can be found in time, puts the match's
+	// tickets back in the queue with their original wait, instead of
+	// telling the players it failed.
+	Requeue bool
 }
 
 func (c *Config) setDefaults() {
@@ -105,17 +110,40 @@ type Allocator struct {
 	backend Backend
 	js      jetstream.JetStream
 	records jetstream.KeyValue
+	claims  *events.Claims
 	log     *slog.Logger
+	met     *metrics
 	now     func() time.Time
 }
 
-// New returns an allocator.
-func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, subj events.Subjects, backend Backend, log *slog.Logger) (*Allocator, error) {
+type metrics struct {
+	latency  prometheus.Histogram
+	outcomes *prometheus.CounterVec
+	retries  prometheus.Counter
+}
+
+// New returns an allocator; reg (may be nil) receives its metrics.
+func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, subj events.Subjects, backend Backend, log *slog.Logger, reg ...prometheus.Registerer) (*Allocator, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("allocator config: %w", err)
 	}
-	return &Allocator{cfg: cfg, nc: nc, js: js, subj: subj, pub: events.NewPublisher(js, subj), backend: backend, log: log, now: time.Now}, nil
+	met := &metrics{
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "quickmatch_allocator_allocation_seconds", Help: "Time to allocate a match, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quickmatch_allocator_matches_total", Help: "Matches by outcome: assigned, reused (a repeat), failed_<reason>, requeued.",
+		}, []string{"outcome"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quickmatch_allocator_retries_total", Help: "Retries of allocations after an error.",
+		}),
+	}
+	for _, r := range reg {
+		r.MustRegister(met.latency, met.outcomes, met.retries)
+	}
+	return &Allocator{cfg: cfg, nc: nc, js: js, subj: subj, pub: events.NewPublisher(js, subj), backend: backend, log: log, met: met, now: time.Now}, nil
 }
 
 // Run serves allocation requests until ctx ends.
@@ -125,6 +153,9 @@ func (a *Allocator) Run(ctx context.Context) error {
 		return fmt.Errorf("allocations bucket: %w", err)
 	}
 	a.records = records
+	if a.claims, err = events.NewClaims(ctx, a.js, a.subj); err != nil {
+		return err
+	}
 	wlog := watermill.NewSlogLogger(a.log)
 	sub, err := wmnats.NewSubscriberWithNatsConn(a.nc, wmnats.SubscriberSubscriptionConfig{
 		Unmarshaler:      unmarshaler{},
@@ -159,6 +190,7 @@ func (a *Allocator) Run(ctx context.Context) error {
 		MaxElapsedTime:  a.cfg.RetryDeadline,
 		Logger:          wlog,
 		ShouldRetry:     func(p middleware.RetryParams) bool { return !errors.Is(p.Err, events.ErrInvalid) },
+		OnRetryHook:     func(int, time.Duration) { a.met.retries.Inc() },
 	}
 	// Order: the outermost middleware sees what is left after the inner
 	// ones; giveUp turns a failure that survived every retry into results
@@ -175,9 +207,16 @@ func (a *Allocator) handle(msg *message.Message) error {
 		return err
 	}
 	ctx := events.WithMeta(msg.Context(), events.Meta{CorrelationID: middleware.MessageCorrelationID(msg), TraceParent: msg.Metadata.Get(events.HeaderTraceParent)})
-	srv, err := a.allocateOnce(ctx, m)
+	start := a.now()
+	srv, reused, err := a.allocateOnce(ctx, m)
 	if err != nil {
 		return err
+	}
+	a.met.latency.Observe(a.now().Sub(start).Seconds())
+	if reused {
+		a.met.outcomes.WithLabelValues("reused").Inc()
+	} else {
+		a.met.outcomes.WithLabelValues("assigned").Inc()
 	}
 	expires := a.now().Add(a.cfg.TokenTTL)
 	for _, t := range m.Tickets {
@@ -206,19 +245,19 @@ func (a *Allocator) handle(msg *message.Message) error {
 // the backend, and written right after. (Between the two, a crash leaves
 // an allocation without a record; the redelivery then allocates again and
 // the first server's room is abandoned and given back by its idle timeout.)
-func (a *Allocator) allocateOnce(ctx context.Context, m events.Match) (Server, error) {
+func (a *Allocator) allocateOnce(ctx context.Context, m events.Match) (Server, bool, error) {
 	if e, err := a.records.Get(ctx, m.MatchID); err == nil {
 		var srv Server
 		if json.Unmarshal(e.Value(), &srv) == nil {
 			a.log.Info("match allocated before; same server", "match_id", m.MatchID, "server", srv.Name)
-			return srv, nil
+			return srv, true, nil
 		}
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Server{}, fmt.Errorf("allocation record of %s: %w", m.MatchID, err)
+		return Server{}, false, fmt.Errorf("allocation record of %s: %w", m.MatchID, err)
 	}
 	srv, err := a.backend.Allocate(ctx, m)
 	if err != nil {
-		return Server{}, fmt.Errorf("allocate match %s: %w", m.MatchID, err)
+		return Server{}, false, fmt.Errorf("allocate match %s: %w", m.MatchID, err)
 	}
 	data, _ := json.Marshal(srv) // a Server always encodes
 	var perr error
@@ -229,9 +268,9 @@ func (a *Allocator) allocateOnce(ctx context.Context, m events.Match) (Server, e
 		time.Sleep(time.Duration(50<<i) * time.Millisecond)
 	}
 	if perr != nil {
-		return Server{}, fmt.Errorf("record allocation of %s: %w", m.MatchID, perr)
+		return Server{}, false, fmt.Errorf("record allocation of %s: %w", m.MatchID, perr)
 	}
-	return srv, nil
+	return srv, false, nil
 }
 
 // playURL is the page a player opens; the game server serves it.
@@ -253,6 +292,15 @@ func (a *Allocator) giveUp(h message.HandlerFunc) message.HandlerFunc {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), 5*time.Second)
 		defer cancel()
 		subject := msg.Metadata.Get(metaSubject)
+		if m, derr := events.DecodeMatch(msg.Payload); derr == nil && a.cfg.Requeue && errors.Is(err, ErrNoCapacity) {
+			if rerr := a.requeue(ctx, m); rerr != nil {
+				return nil, fmt.Errorf("requeue after %w: %w", err, rerr)
+			}
+			a.met.outcomes.WithLabelValues("requeued").Inc()
+			a.log.Warn("no game server; match's tickets requeued with their wait", "match_id", m.MatchID, "tickets", len(m.Tickets))
+			return nil, nil
+		}
+		a.met.outcomes.WithLabelValues("failed_" + failReason(err)).Inc()
 		dl := events.NewDeadLetter(Source, subject, 0, msg.Payload, err, a.now())
 		if perr := a.pub.DeadLetter(ctx, dl); perr != nil {
 			return nil, fmt.Errorf("dead-letter after %w: %w", err, perr)
@@ -269,6 +317,51 @@ func (a *Allocator) giveUp(h message.HandlerFunc) message.HandlerFunc {
 		}
 		a.log.Error("match failed; players told and match dead-lettered", "err", err, "subject", subject)
 		return nil, nil
+	}
+}
+
+// requeue gives the match's tickets back to the queue: their claims for
+// this match are released, their players hear they are queued again, and
+// each ticket is published anew with its id, skill and creation time (so
+// it keeps its wait). A new message id lets it past the duplicate window.
+func (a *Allocator) requeue(ctx context.Context, m events.Match) error {
+	ids := make([]string, len(m.Tickets))
+	for i, t := range m.Tickets {
+		ids[i] = t.TicketID
+	}
+	a.claims.Release(ctx, ids, events.MatchOwner(m.MatchID))
+	for _, mt := range m.Tickets {
+		t := events.Ticket{SchemaVersion: events.SchemaVersion, TicketID: mt.TicketID, Mode: m.Mode, Skill: mt.Skill, CreatedAt: mt.CreatedAt}
+		if len(mt.Players) == 1 {
+			t.PlayerID = mt.Players[0]
+		} else {
+			t.Party = mt.Players
+		}
+		for _, p := range mt.Players {
+			r := events.Result{TicketID: mt.TicketID, PlayerID: p, Status: events.StatusQueued, Reason: "no game server was free; queued again with the same wait"}
+			if err := a.pub.Result(ctx, r); err != nil {
+				return err
+			}
+		}
+		msg, err := events.NewMsg(ctx, a.subj.Ticket(m.Region, m.Tier), mt.TicketID+"-requeue-"+m.MatchID, t)
+		if err != nil {
+			return err
+		}
+		if _, err := a.js.PublishMsg(ctx, msg); err != nil {
+			return fmt.Errorf("requeue ticket %s: %w", mt.TicketID, err)
+		}
+	}
+	return nil
+}
+
+func failReason(err error) string {
+	switch {
+	case errors.Is(err, ErrNoCapacity):
+		return "no_capacity"
+	case errors.Is(err, events.ErrInvalid):
+		return "invalid"
+	default:
+		return "error"
 	}
 }
 

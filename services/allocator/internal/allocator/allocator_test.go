@@ -238,3 +238,44 @@ func TestRedeliveredMatchGetsTheSameServer(t *testing.T) {
 		}
 	}
 }
+
+// TestNoCapacityRequeuesWithTheOriginalWait: with Requeue, a match that
+// finds no server has its tickets queued again, with their ids, skills and
+// creation times, and their claims for the failed match released.
+func TestNoCapacityRequeuesWithTheOriginalWait(t *testing.T) {
+	t.Parallel()
+	b := &flaky{err: allocator.ErrNoCapacity}
+	b.failures.Store(1 << 30)
+	e := start(t, b, allocator.Config{RetryDeadline: 200 * time.Millisecond, Requeue: true})
+	tickets := testkit.Collect(t, e.nc, e.subj.AllTickets())
+	res := testkit.Collect(t, e.nc, e.subj.Result("alice"))
+	claims, err := events.NewClaims(t.Context(), e.js, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := match("m-full", "alice", "bob")
+	created := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	for i := range m.Tickets {
+		m.Tickets[i].Skill = 1650 + i
+		m.Tickets[i].CreatedAt = created
+	}
+	if lost, err := claims.ClaimAll(t.Context(), []string{"t-alice", "t-bob"}, events.MatchOwner("m-full")); err != nil || len(lost) != 0 {
+		t.Fatalf("claim: %v %v", lost, err)
+	}
+	if err := e.pub.Match(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(tickets()) == 2 && len(res()) == 1 }, "tickets not requeued")
+	for _, msg := range tickets() {
+		tk, err := events.DecodeTicket(msg.Data)
+		if err != nil || msg.Subject != "matchmaking.eu.gold" || !tk.CreatedAt.Equal(created) || tk.Skill < 1650 || !strings.HasPrefix(tk.TicketID, "t-") {
+			t.Fatalf("requeued %s %s: %v", msg.Subject, msg.Data, err)
+		}
+	}
+	if r, _ := events.DecodeResult(res()[0].Data); r.Status != events.StatusQueued || !strings.Contains(r.Reason, "queued again") {
+		t.Fatalf("alice told %+v", r)
+	}
+	if owner, _ := claims.Owner(t.Context(), "t-alice"); owner != "" {
+		t.Fatalf("claim kept: %q", owner)
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -117,7 +118,12 @@ type Backend struct {
 	clusters []*cluster
 	log      *slog.Logger
 	now      func() time.Time
+	spills   prometheus.Counter
+	unhealth *prometheus.CounterVec
 }
+
+// Register adds the backend's metrics to reg.
+func (b *Backend) Register(reg prometheus.Registerer) { reg.MustRegister(b.spills, b.unhealth) }
 
 var _ allocator.Backend = (*Backend)(nil)
 
@@ -141,7 +147,14 @@ func New(cfg Config, clusters []Cluster, log *slog.Logger) (*Backend, error) {
 	if len(clusters) == 0 {
 		return nil, errors.New("no clusters")
 	}
-	b := &Backend{cfg: cfg, log: log, now: time.Now}
+	b := &Backend{cfg: cfg, log: log, now: time.Now,
+		spills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quickmatch_allocator_spillovers_total", Help: "Matches allocated in a cluster other than the first one tried.",
+		}),
+		unhealth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quickmatch_allocator_cluster_unhealthy_total", Help: "Times a cluster was ruled out for its cool-down.",
+		}, []string{"cluster"}),
+	}
 	for _, c := range clusters {
 		hc, err := rest.HTTPClientFor(c.Config)
 		if err != nil {
@@ -207,6 +220,7 @@ func (b *Backend) Allocate(ctx context.Context, m events.Match) (allocator.Serve
 		switch {
 		case err == nil:
 			if tried > 1 {
+				b.spills.Inc()
 				b.log.Info("allocation spilled over", "match_id", m.MatchID, "cluster", c.Name, "clusters_tried", tried)
 			}
 			return srv, nil
@@ -305,6 +319,7 @@ func (c *cluster) failed(b *Backend, err error) {
 	if c.failures >= b.cfg.FailuresToUnhealthy {
 		c.skipUntil = b.now().Add(b.cfg.Cooldown)
 		c.failures = 0
+		b.unhealth.WithLabelValues(c.Name).Inc()
 		b.log.Warn("cluster unhealthy; skipped for a while", "cluster", c.Name, "cooldown", b.cfg.Cooldown, "err", err)
 	}
 }

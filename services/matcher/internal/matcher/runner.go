@@ -247,7 +247,7 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 		for _, e := range entries {
 			ids = append(ids, e.TicketID)
 			all = append(all, e)
-			match.Tickets = append(match.Tickets, events.MatchTicket{TicketID: e.TicketID, Players: e.Players, Team: team, CreatedAt: time.Unix(0, e.Created).UTC()})
+			match.Tickets = append(match.Tickets, events.MatchTicket{TicketID: e.TicketID, Players: e.Players, Team: team, Skill: e.Skill, CreatedAt: time.Unix(0, e.Created).UTC()})
 		}
 	}
 	match.MatchID = events.MatchID(ids)
