@@ -240,35 +240,73 @@ func (a *Allocator) handle(msg *message.Message) error {
 	return nil
 }
 
-// allocateOnce gives a match one game server however often its request
-// comes: the record of a match already allocated is checked before asking
-// the backend, and written right after. (Between the two, a crash leaves
-// an allocation without a record; the redelivery then allocates again and
-// the first server's room is abandoned and given back by its idle timeout.)
+// record is what the allocations bucket keeps per match: the server once
+// allocated, or, while an allocation is under way, when it began.
+type record struct {
+	Server  *Server `json:"server,omitempty"`
+	Pending int64   `json:"pending,omitempty"` // Unix ms
+}
+
+// errInProgress is retried: another request for the match is allocating.
+var errInProgress = errors.New("another request for this match is being allocated")
+
+// allocateOnce gives a match one game server however often, and however
+// concurrently, its request comes. The match's record is claimed first
+// (created as pending, compare-and-set), so a concurrent request waits and
+// then reuses the server; the server is written into the record right
+// after the backend gives it. A pending record older than the consumer's
+// AckWait belongs to an allocator that died, and is taken over.
 func (a *Allocator) allocateOnce(ctx context.Context, m events.Match) (Server, bool, error) {
-	if e, err := a.records.Get(ctx, m.MatchID); err == nil {
-		var srv Server
-		if json.Unmarshal(e.Value(), &srv) == nil {
-			a.log.Info("match allocated before; same server", "match_id", m.MatchID, "server", srv.Name)
-			return srv, true, nil
+	key := m.MatchID
+	pending := func() []byte {
+		b, _ := json.Marshal(record{Pending: a.now().UnixMilli()}) // always encodes
+		return b
+	}
+	var rev uint64
+	for rev == 0 {
+		e, err := a.records.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			rev, err = a.records.Create(ctx, key, pending())
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue // another request claimed it just now
+			}
+			if err != nil {
+				return Server{}, false, fmt.Errorf("allocation record of %s: %w", key, err)
+			}
+		case err != nil:
+			return Server{}, false, fmt.Errorf("allocation record of %s: %w", key, err)
+		default:
+			var r record
+			_ = json.Unmarshal(e.Value(), &r)
+			if r.Server != nil {
+				a.log.Info("match allocated before; same server", "match_id", key, "server", r.Server.Name)
+				return *r.Server, true, nil
+			}
+			if a.now().Sub(time.UnixMilli(r.Pending)) < events.AllocatorAckWait {
+				return Server{}, false, fmt.Errorf("match %s: %w", key, errInProgress)
+			}
+			if rev, err = a.records.Update(ctx, key, pending(), e.Revision()); err != nil {
+				continue // someone else took the stale claim over
+			}
 		}
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Server{}, false, fmt.Errorf("allocation record of %s: %w", m.MatchID, err)
 	}
 	srv, err := a.backend.Allocate(ctx, m)
 	if err != nil {
-		return Server{}, false, fmt.Errorf("allocate match %s: %w", m.MatchID, err)
+		// Give the claim back so the retry can allocate.
+		_ = a.records.Delete(context.WithoutCancel(ctx), key, jetstream.LastRevision(rev))
+		return Server{}, false, fmt.Errorf("allocate match %s: %w", key, err)
 	}
-	data, _ := json.Marshal(srv) // a Server always encodes
+	data, _ := json.Marshal(record{Server: &srv}) // always encodes
 	var perr error
 	for i := range 5 { // the server is ours now: try hard to remember it
-		if _, perr = a.records.Put(ctx, m.MatchID, data); perr == nil {
+		if _, perr = a.records.Update(ctx, key, data, rev); perr == nil {
 			break
 		}
 		time.Sleep(time.Duration(50<<i) * time.Millisecond)
 	}
 	if perr != nil {
-		return Server{}, false, fmt.Errorf("record allocation of %s: %w", m.MatchID, perr)
+		return Server{}, false, fmt.Errorf("record allocation of %s: %w", key, perr)
 	}
 	return srv, false, nil
 }

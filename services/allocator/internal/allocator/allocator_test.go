@@ -279,3 +279,35 @@ func TestNoCapacityRequeuesWithTheOriginalWait(t *testing.T) {
 		t.Fatalf("claim kept: %q", owner)
 	}
 }
+
+// TestConcurrentRequestsForOneMatchAllocateOnce: the same match requested
+// many times at once (eight handlers in parallel) reaches the backend once.
+func TestConcurrentRequestsForOneMatchAllocateOnce(t *testing.T) {
+	t.Parallel()
+	b := &slowCounting{}
+	e := start(t, b, allocator.Config{Concurrency: 8})
+	res := testkit.Collect(t, e.nc, e.subj.Result("alice"))
+	m := match("m-race", "alice", "bob")
+	for i := range 8 {
+		msg, err := events.NewMsg(t.Context(), e.subj.Allocation("eu"), fmt.Sprintf("copy-%d", i), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.js.PublishMsg(t.Context(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool { return len(res()) == 8 }, "not every request answered: %d", len(res()))
+	if n := b.calls.Load(); n != 1 {
+		t.Fatalf("backend asked %d times for one match", n)
+	}
+}
+
+// slowCounting holds each allocation a while, so concurrent requests overlap.
+type slowCounting struct{ calls atomic.Int32 }
+
+func (c *slowCounting) Allocate(context.Context, events.Match) (allocator.Server, error) {
+	c.calls.Add(1)
+	time.Sleep(200 * time.Millisecond)
+	return allocator.Server{Name: "gs-slow", Address: "127.0.0.1", Port: 7000}, nil
+}
