@@ -1,5 +1,7 @@
 package agones
 
+import "encoding/json"
+
 // Wire types for the Agones APIs quickmatch speaks, owned here because the
 // Agones Go module cannot be fetched. They carry the fields quickmatch
 // reads or writes; the tests round-trip them through Agones' own
@@ -142,16 +144,72 @@ type FleetAutoscaler struct {
 	Spec       FleetAutoscalerSpec `json:"spec"`
 }
 
-// FleetAutoscalerSpec names the fleet and the policy.
+// FleetAutoscalerSpec names the fleet, the policy and how often it runs.
 type FleetAutoscalerSpec struct {
 	FleetName string       `json:"fleetName"`
 	Policy    ScalerPolicy `json:"policy"`
+	Sync      *ScalerSync  `json:"sync,omitempty"`
 }
 
 // ScalerPolicy is one of Buffer, Webhook, Counter, List.
 type ScalerPolicy struct {
 	Type    string         `json:"type"`
+	Buffer  *BufferPolicy  `json:"buffer,omitempty"`
 	Webhook *WebhookPolicy `json:"webhook,omitempty"`
+	Counter *CounterPolicy `json:"counter,omitempty"`
+	List    *CounterPolicy `json:"list,omitempty"`
+}
+
+// BufferPolicy keeps BufferSize Ready servers (a count or "20%").
+type BufferPolicy struct {
+	BufferSize  IntOrString `json:"bufferSize"`
+	MinReplicas int32       `json:"minReplicas,omitempty"`
+	MaxReplicas int32       `json:"maxReplicas"`
+}
+
+// CounterPolicy keeps BufferSize free capacity of a counter or list.
+type CounterPolicy struct {
+	Key         string      `json:"key"`
+	BufferSize  IntOrString `json:"bufferSize"`
+	MinCapacity int64       `json:"minCapacity,omitempty"`
+	MaxCapacity int64       `json:"maxCapacity"`
+}
+
+// ScalerSync is how often the autoscaler runs.
+type ScalerSync struct {
+	Type          string         `json:"type"`
+	FixedInterval *FixedInterval `json:"fixedInterval,omitempty"`
+}
+
+// FixedInterval is a sync period in seconds.
+type FixedInterval struct {
+	Seconds int32 `json:"seconds"`
+}
+
+// IntOrString is a number or a string such as "20%", as Kubernetes writes
+// buffer sizes.
+type IntOrString struct {
+	Int   int64
+	Str   string
+	IsStr bool
+}
+
+// MarshalJSON writes the number or the string.
+func (v IntOrString) MarshalJSON() ([]byte, error) {
+	if v.IsStr {
+		return json.Marshal(v.Str)
+	}
+	return json.Marshal(v.Int)
+}
+
+// UnmarshalJSON reads 5 or "20%".
+func (v *IntOrString) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		v.IsStr = true
+		return json.Unmarshal(b, &v.Str)
+	}
+	v.IsStr = false
+	return json.Unmarshal(b, &v.Int)
 }
 
 // WebhookPolicy says where Agones sends FleetAutoscaleReviews.

@@ -69,12 +69,44 @@ func TestGameServerAllocationReferenceRoundTrips(t *testing.T) {
 	}
 }
 
-func TestWebhookFleetAutoscalerReferenceRoundTrips(t *testing.T) {
-	for _, doc := range reference(t, "webhookfleetautoscaler.yaml") {
-		var fas FleetAutoscaler
-		roundTrip(t, "webhookfleetautoscaler.yaml", doc, &fas)
-		if fas.Spec.Policy.Type != "Webhook" || fas.Spec.Policy.Webhook == nil || fas.Spec.Policy.Webhook.Service.Path != "scale" {
-			t.Fatalf("decoded %+v", fas)
+func TestFleetAutoscalerReferencesRoundTrip(t *testing.T) {
+	for file, check := range map[string]func(FleetAutoscaler) bool{
+		"webhookfleetautoscaler.yaml": func(f FleetAutoscaler) bool {
+			return f.Spec.Policy.Type == "Webhook" && f.Spec.Policy.Webhook.Service.Path == "scale"
+		},
+		"fleetautoscaler.yaml": func(f FleetAutoscaler) bool {
+			return f.Spec.Policy.Buffer.BufferSize.Int == 5 && f.Spec.Sync.FixedInterval.Seconds == 30
+		},
+		"counterfleetautoscaler.yaml": func(f FleetAutoscaler) bool {
+			return f.Spec.Policy.Counter.Key == "rooms" && f.Spec.Policy.Counter.MaxCapacity == 100
+		},
+		"listfleetautoscaler.yaml": func(f FleetAutoscaler) bool {
+			return f.Spec.Policy.List.Key == "players" && f.Spec.Policy.List.BufferSize.Int == 5
+		},
+	} {
+		docs := reference(t, file)
+		if len(docs) == 0 {
+			t.Fatalf("%s: no documents", file)
+		}
+		for _, doc := range docs {
+			var fas FleetAutoscaler
+			roundTrip(t, file, doc, &fas)
+			if !check(fas) {
+				t.Fatalf("%s decoded %+v", file, fas.Spec)
+			}
+		}
+	}
+}
+
+func TestIntOrString(t *testing.T) {
+	for _, in := range []string{`5`, `"20%"`} {
+		var v IntOrString
+		if err := json.Unmarshal([]byte(in), &v); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := json.Marshal(v)
+		if string(out) != in {
+			t.Fatalf("%s -> %s", in, out)
 		}
 	}
 }

@@ -13,9 +13,12 @@ type Capacity struct {
 	FreeRooms int `json:"free_rooms"`
 	// TotalRooms is the region's room count when every server is up.
 	TotalRooms int `json:"total_rooms"`
-	// Servers is how many game servers answered.
-	Servers int       `json:"servers"`
-	At      time.Time `json:"at"`
+	// Servers is how many game servers answered; ReadyServers of them host
+	// nothing yet, AllocatedServers host at least one match.
+	Servers          int       `json:"servers"`
+	ReadyServers     int       `json:"ready_servers"`
+	AllocatedServers int       `json:"allocated_servers"`
+	At               time.Time `json:"at"`
 }
 
 // Cancel tells matchers that a ticket was cancelled, so they drop it from

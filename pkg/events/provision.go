@@ -35,9 +35,11 @@ const (
 	DeadLetterMaxAge = 7 * 24 * time.Hour
 
 	// MatcherAckWait is how long intake may take over one ticket before it
-	// is offered to another worker: validating and forwarding takes
-	// milliseconds.
-	MatcherAckWait = 30 * time.Second
+	// is offered to another worker. Validating and forwarding takes
+	// milliseconds; what a dead worker had taken comes back after this, so
+	// it is short. A slow worker's ticket offered twice is pooled once
+	// (the pool deduplicates by ticket id).
+	MatcherAckWait = 5 * time.Second
 
 	// IntakeMaxAckPending bounds tickets in intake at once across workers.
 	IntakeMaxAckPending = 16384

@@ -161,8 +161,8 @@ func TestNoCapacityFailsPlayersClearly(t *testing.T) {
 
 type fixedCapacity struct{ free, total, servers int }
 
-func (f fixedCapacity) Capacity(string) (int, int, int, bool) {
-	return f.free, f.total, f.servers, true
+func (f fixedCapacity) Capacity(string) (events.Capacity, bool) {
+	return events.Capacity{FreeRooms: f.free, TotalRooms: f.total, Servers: f.servers}, true
 }
 
 func TestReportCapacity(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 // region; known is false until it has seen its servers once (nothing is
 // reported then: an unknown capacity must not read as none).
 type CapacitySource interface {
-	Capacity(region string) (free, total, servers int, known bool)
+	Capacity(region string) (events.Capacity, bool)
 }
 
 // ReportCapacity puts src's capacity into the capacity bucket for each
@@ -33,14 +33,12 @@ func ReportCapacity(ctx context.Context, js jetstream.JetStream, subj events.Sub
 	defer t.Stop()
 	for {
 		for _, region := range regions {
-			free, total, servers, known := src.Capacity(region)
+			c, known := src.Capacity(region)
 			if !known {
 				continue
 			}
-			data, _ := json.Marshal(events.Capacity{ // Capacity always encodes
-				SchemaVersion: events.SchemaVersion, Region: region,
-				FreeRooms: free, TotalRooms: total, Servers: servers, At: time.Now().UTC(),
-			})
+			c.SchemaVersion, c.Region, c.At = events.SchemaVersion, region, time.Now().UTC()
+			data, _ := json.Marshal(c) // a Capacity always encodes
 			if _, err := kv.Put(ctx, region, data); err != nil && ctx.Err() == nil {
 				log.Warn("capacity report", "region", region, "err", err)
 			}

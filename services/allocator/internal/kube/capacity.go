@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
 )
 
@@ -46,10 +47,10 @@ func (b *Backend) Watch(ctx context.Context) error {
 var _ allocator.CapacitySource = (*Backend)(nil)
 
 // Capacity sums the region's clusters: free rooms on Ready and Allocated
-// servers, their room capacity, and how many there are.
-func (b *Backend) Capacity(region string) (free, total, servers int, known bool) {
-	known = true
-	seen := false
+// servers, their room capacity, and how many of each there are.
+func (b *Backend) Capacity(region string) (events.Capacity, bool) {
+	var out events.Capacity
+	known, seen := true, false
 	for _, c := range b.clusters {
 		if c.Region != region {
 			continue
@@ -65,7 +66,12 @@ func (b *Backend) Capacity(region string) (free, total, servers int, known bool)
 				continue
 			}
 			state, _, _ := unstructured.NestedString(u.Object, "status", "state")
-			if state != "Ready" && state != agones.StateAllocated {
+			switch state {
+			case "Ready":
+				out.ReadyServers++
+			case agones.StateAllocated:
+				out.AllocatedServers++
+			default:
 				continue
 			}
 			count, _, _ := unstructured.NestedInt64(u.Object, "status", "counters", agones.CounterRooms, "count")
@@ -76,10 +82,10 @@ func (b *Backend) Capacity(region string) (free, total, servers int, known bool)
 					count = 1
 				}
 			}
-			free += int(max(0, capacity-count))
-			total += int(capacity)
-			servers++
+			out.FreeRooms += int(max(0, capacity-count))
+			out.TotalRooms += int(capacity)
+			out.Servers++
 		}
 	}
-	return free, total, servers, known && seen
+	return out, known && seen
 }

@@ -126,20 +126,28 @@ func (b *Backend) Allocate(_ context.Context, m events.Match) (allocator.Server,
 }
 
 // Capacity sums what the servers reported at the last poll; the local
-// servers serve every region alike.
-func (b *Backend) Capacity(string) (free, total, servers int, known bool) {
+// servers serve every region alike. A server with no room open counts as
+// Ready, one with rooms as Allocated.
+func (b *Backend) Capacity(string) (events.Capacity, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	known = true
+	var c events.Capacity
+	known := true
 	for _, s := range b.servers {
 		known = known && s.known
-		if s.known && s.up {
-			free += max(s.free, 0)
-			total += s.size
-			servers++
+		if !s.known || !s.up {
+			continue
+		}
+		c.FreeRooms += max(s.free, 0)
+		c.TotalRooms += s.size
+		c.Servers++
+		if s.free >= s.size {
+			c.ReadyServers++
+		} else {
+			c.AllocatedServers++
 		}
 	}
-	return free, total, servers, known
+	return c, known
 }
 
 // Run polls every server's /status every interval until ctx ends.

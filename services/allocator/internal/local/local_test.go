@@ -41,12 +41,12 @@ func TestAllocatePrefersRoomAndSkipsFullAndDown(t *testing.T) {
 	down := allocator.Server{Name: "down", Address: "127.0.0.1", Port: 1}
 	b := New([]allocator.Server{fakeGame(t, "a", &aRooms, &aMax), fakeGame(t, "b", &bRooms, &bMax), down})
 	ctx := context.Background()
-	if _, _, _, known := b.Capacity("eu"); known {
+	if _, known := b.Capacity("eu"); known {
 		t.Fatal("capacity known before any poll")
 	}
 	b.poll(ctx)
-	if free, total, n, known := b.Capacity("eu"); free != 9 || total != 20 || n != 2 || !known {
-		t.Fatalf("capacity %d/%d on %d servers (known %v)", free, total, n, known)
+	if c, known := b.Capacity("eu"); c.FreeRooms != 9 || c.TotalRooms != 20 || c.Servers != 2 || c.AllocatedServers != 2 || !known {
+		t.Fatalf("capacity %+v (known %v)", c, known)
 	}
 	s, err := b.Allocate(ctx, events.Match{MatchID: "m1"})
 	if err != nil || s.Name != "b" {

@@ -19,7 +19,9 @@ func (w *Worker) intake(ctx context.Context) error {
 		return fmt.Errorf("bind intake consumer: %w", err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) { w.admit(ctx, msg) },
-		jetstream.PullMaxMessages(512),
+		// A small prefetch: what a worker holds when it dies waits
+		// MatcherAckWait to come back.
+		jetstream.PullMaxMessages(64),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { w.log.Warn("intake consume", "err", err) }))
 	if err != nil {
 		return fmt.Errorf("consume tickets: %w", err)

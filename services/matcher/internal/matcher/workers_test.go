@@ -170,15 +170,21 @@ func TestKillOneWorkerMidLoad(t *testing.T) {
 		}
 		return inMatch, terminal
 	}
-	testkit.Eventually(t, 45*time.Second, func() bool {
+	var missing []string
+	// Generous for a starved machine: the dead worker's intake tickets come
+	// back after MatcherAckWait, its shards after about 4 s, and leftovers
+	// expire after 6 s.
+	testkit.Eventually(t, 60*time.Second, func() bool {
 		inMatch, terminal := outcome()
+		missing = missing[:0]
 		for _, id := range ids {
 			if len(inMatch[id]) == 0 && terminal[id] != events.StatusExpired {
-				return false
+				missing = append(missing, id)
 			}
 		}
-		return true
-	}, "some tickets have no outcome")
+		return len(missing) == 0
+	}, "%d tickets have no outcome: %v; %d in intake, %d in pools", len(missing), missing,
+		testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()), testkit.StreamMsgs(t, e.js, e.subj.PoolStream()))
 	inMatch, terminal := outcome()
 	matched, expired := 0, 0
 	for _, id := range ids {

@@ -175,17 +175,17 @@ func TestCapacityFromInformers(t *testing.T) {
 	c.Create(t, "default", GameServer{Name: "gs-2", Fleet: "rps", RoomsCap: 3, PlayersCap: 6, State: "Allocated", Rooms: 2})
 	c.Create(t, "default", GameServer{Name: "gs-other", Fleet: "another", RoomsCap: 3, PlayersCap: 6})
 	b := backend(t, kube.Config{Mode: kube.HighDensity}, kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps", Region: "eu"})
-	if _, _, _, known := b.Capacity("eu"); known {
+	if _, known := b.Capacity("eu"); known {
 		t.Fatal("capacity known before the informers synced")
 	}
 	if err := b.Watch(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	free, total, servers, known := b.Capacity("eu")
-	if !known || free != 4 || total != 6 || servers != 2 {
-		t.Fatalf("eu: free=%d total=%d servers=%d known=%v", free, total, servers, known)
+	eu, known := b.Capacity("eu")
+	if !known || eu.FreeRooms != 4 || eu.TotalRooms != 6 || eu.Servers != 2 || eu.ReadyServers != 1 || eu.AllocatedServers != 1 {
+		t.Fatalf("eu: %+v known=%v", eu, known)
 	}
-	if _, _, _, known := b.Capacity("us"); known {
+	if _, known := b.Capacity("us"); known {
 		t.Fatal("a region with no cluster reported as known")
 	}
 	if _, err := b.Allocate(t.Context(), match("m1", "a", "b")); err != nil {
@@ -193,7 +193,8 @@ func TestCapacityFromInformers(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if free, _, _, _ := b.Capacity("eu"); free == 3 {
+		// High density fills gs-2's free room first: one Allocated server still.
+		if c, _ := b.Capacity("eu"); c.FreeRooms == 3 && c.AllocatedServers == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
