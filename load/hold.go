@@ -98,7 +98,7 @@ func hold(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for h.waiting.Load()+h.failed.Load() < int64(*clients) && time.Now().Before(deadline) && ctx.Err() == nil {
+	for h.waiting.Load()+h.failed.count() < int64(*clients) && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
 	res.RampSeconds = time.Since(start).Seconds()
@@ -107,7 +107,7 @@ func hold(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res.Waiting, res.Failed = h.waiting.Load(), h.failed.Load()
+	res.Waiting, res.Failed = h.waiting.Load(), h.failed.count()
 	res.RSSAfter, res.HeapAfter = after["process_resident_memory_bytes"], after["go_memstats_heap_inuse_bytes"]
 	res.Goroutines = after["go_goroutines"]
 	res.ServerOpen = after[`quickmatch_frontend_open_connections{kind="sse"}`] + after[`quickmatch_frontend_open_connections{kind="ws"}`]
@@ -122,7 +122,7 @@ func hold(ctx context.Context, args []string, stdout io.Writer) error {
 	case <-ctx.Done():
 	}
 	res.Dropped = waitingAtStart - h.waiting.Load()
-	res.FirstErrors = h.errs()
+	res.FirstErrors = h.failed.sample()
 	release()
 	wg.Wait()
 
@@ -147,26 +147,11 @@ type holder struct {
 	base, region, run string
 	skill             int
 	api, stream       *http.Client
-	waiting, failed   atomic.Int64
-
-	mu    sync.Mutex
-	first []string
+	waiting           atomic.Int64
+	failed            failures
 }
 
-func (h *holder) fail(err error) {
-	h.failed.Add(1)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.first) < 5 {
-		h.first = append(h.first, err.Error())
-	}
-}
-
-func (h *holder) errs() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.first
-}
+func (h *holder) fail(err error) { h.failed.add(err) }
 
 // client queues one ticket and waits on it until ctx ends.
 func (h *holder) client(ctx context.Context, i int, kind string, sources int) {

@@ -62,17 +62,9 @@ func rooms(ctx context.Context, args []string, stdout io.Writer) error {
 	res := roomsResult{Rooms: *n, RSSBefore: before["process_resident_memory_bytes"], HeapBefore: before["go_memstats_heap_inuse_bytes"]}
 	ws := strings.Replace(strings.TrimRight(*base, "/"), "http", "ws", 1) + "/ws?"
 	run := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
-	var started, failed atomic.Int64
-	var mu sync.Mutex
-	var firstErrs []string
-	fail := func(err error) {
-		failed.Add(1)
-		mu.Lock()
-		if len(firstErrs) < 5 {
-			firstErrs = append(firstErrs, err.Error())
-		}
-		mu.Unlock()
-	}
+	var started atomic.Int64
+	var failed failures
+	fail := failed.add
 	holdCtx, release := context.WithCancel(ctx)
 	defer release()
 	var wg sync.WaitGroup
@@ -117,7 +109,7 @@ func rooms(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for started.Load()+failed.Load()/2 < int64(*n) && time.Now().Before(deadline) && ctx.Err() == nil {
+	for started.Load()+failed.count()/2 < int64(*n) && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(*settle)
@@ -125,16 +117,14 @@ func rooms(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res.Started, res.Failed = started.Load(), failed.Load()
+	res.Started, res.Failed = started.Load(), failed.count()
 	res.ServerRooms, res.ServerPlayers = after["quickmatch_game_rooms"], after["quickmatch_game_players_connected"]
 	res.RSSAfter, res.HeapAfter, res.Goroutines = after["process_resident_memory_bytes"], after["go_memstats_heap_inuse_bytes"], after["go_goroutines"]
 	if res.ServerRooms > 0 {
 		res.RSSPerRoom = (res.RSSAfter - res.RSSBefore) / res.ServerRooms
 		res.HeapPerRoom = (res.HeapAfter - res.HeapBefore) / res.ServerRooms
 	}
-	mu.Lock()
-	res.FirstErrors = firstErrs
-	mu.Unlock()
+	res.FirstErrors = failed.sample()
 	release()
 	wg.Wait()
 	if *jsonOut {

@@ -252,26 +252,19 @@ type FleetAutoscaleResponse struct {
 	Replicas int32  `json:"replicas"`
 }
 
-// FleetStatus is a fleet's replica counts and aggregated counters.
+// FleetStatus is a fleet's replica counts and aggregated counters and
+// lists (Agones aggregates both the same way).
 type FleetStatus struct {
-	Replicas          int32                              `json:"replicas"`
-	ReadyReplicas     int32                              `json:"readyReplicas"`
-	ReservedReplicas  int32                              `json:"reservedReplicas"`
-	AllocatedReplicas int32                              `json:"allocatedReplicas"`
-	Counters          map[string]AggregatedCounterStatus `json:"counters,omitempty"`
-	Lists             map[string]AggregatedListStatus    `json:"lists,omitempty"`
+	Replicas          int32                       `json:"replicas"`
+	ReadyReplicas     int32                       `json:"readyReplicas"`
+	ReservedReplicas  int32                       `json:"reservedReplicas"`
+	AllocatedReplicas int32                       `json:"allocatedReplicas"`
+	Counters          map[string]AggregatedStatus `json:"counters,omitempty"`
+	Lists             map[string]AggregatedStatus `json:"lists,omitempty"`
 }
 
-// AggregatedCounterStatus sums a counter over a fleet's servers.
-type AggregatedCounterStatus struct {
-	AllocatedCount    int64 `json:"allocatedCount"`
-	AllocatedCapacity int64 `json:"allocatedCapacity"`
-	Count             int64 `json:"count"`
-	Capacity          int64 `json:"capacity"`
-}
-
-// AggregatedListStatus sums a list over a fleet's servers.
-type AggregatedListStatus struct {
+// AggregatedStatus sums a counter or a list over a fleet's servers.
+type AggregatedStatus struct {
 	AllocatedCount    int64 `json:"allocatedCount"`
 	AllocatedCapacity int64 `json:"allocatedCapacity"`
 	Count             int64 `json:"count"`

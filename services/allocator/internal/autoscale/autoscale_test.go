@@ -18,8 +18,8 @@ import (
 
 func TestDesired(t *testing.T) {
 	t.Parallel()
-	rooms := func(allocCount, allocCap, capTotal int64) map[string]agones.AggregatedCounterStatus {
-		return map[string]agones.AggregatedCounterStatus{agones.CounterRooms: {AllocatedCount: allocCount, AllocatedCapacity: allocCap, Capacity: capTotal}}
+	rooms := func(allocCount, allocCap, capTotal int64) map[string]agones.AggregatedStatus {
+		return map[string]agones.AggregatedStatus{agones.CounterRooms: {AllocatedCount: allocCount, AllocatedCapacity: allocCap, Capacity: capTotal}}
 	}
 	tests := []struct {
 		name    string
