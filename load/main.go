@@ -3,6 +3,7 @@
 //
 //	load hold -clients 20000 -kind sse -proto h2c   hold waiting clients open
 //	load rooms -rooms 5000 -secret HEX              fill a game server with rooms
+//	load run -rate 2000 -duration 60s               open-arrival tickets to assignment
 //
 // See BENCHMARKS.md for the method and the figures.
 package main
@@ -26,14 +27,16 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: load hold|rooms [flags]  (load hold -h for the flags)")
+		return fmt.Errorf("usage: load hold|rooms|run [flags]  (load hold -h for the flags)")
 	}
 	switch args[0] {
 	case "hold":
 		return hold(ctx, args[1:], os.Stdout)
 	case "rooms":
 		return rooms(ctx, args[1:], os.Stdout)
+	case "run":
+		return runLoad(ctx, args[1:], os.Stdout)
 	default:
-		return fmt.Errorf("unknown command %q: want hold or rooms", args[0])
+		return fmt.Errorf("unknown command %q: want hold, rooms or run", args[0])
 	}
 }

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// runResult is what `load run` reports (also as JSON with -json).
+type runResult struct {
+	Rate       float64          `json:"rate_per_second"`
+	Seconds    float64          `json:"seconds"`
+	Sent       int64            `json:"tickets_sent"`
+	Assigned   int64            `json:"assigned"`
+	Throughput float64          `json:"assigned_per_second"`
+	Errors     map[string]int64 `json:"errors_by_kind"`
+	// Latency from the ticket's POST to its assignment, in milliseconds.
+	Latency map[string]float64 `json:"latency_ms"`
+}
+
+// runLoad is the open-arrival load: tickets arrive at -rate per second for
+// -duration, whatever the system does with them (an arrival never waits
+// for an earlier one). Each client queues a ticket and follows it over
+// Server-Sent Events until it is assigned, failed or expired. Time to
+// assignment goes into an HDR histogram.
+func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	base := fs.String("url", "http://127.0.0.1:3000", "frontend base URL")
+	rate := fs.Float64("rate", 200, "tickets per second")
+	duration := fs.Duration("duration", 30*time.Second, "how long tickets arrive")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long one ticket may wait for its assignment")
+	regions := fs.String("regions", "eu,us,asia", "regions to spread tickets over")
+	skills := fs.String("skills", "1600-1999", "skill range of the tickets (one tier keeps every ticket a partner)")
+	h2c := fs.Bool("h2c", true, "speak HTTP/2 cleartext to the frontend (streams, not a socket per client)")
+	sources := fs.Int("source-ips", 1, "spread client sockets over 127.0.0.1..N")
+	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var lo, hi int
+	if _, err := fmt.Sscanf(*skills, "%d-%d", &lo, &hi); err != nil || hi < lo {
+		return fmt.Errorf("-skills %q: want lo-hi", *skills)
+	}
+	regionList := strings.Split(*regions, ",")
+	hc := client(*h2c, *sources, 256)
+	hist := hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
+	var histMu sync.Mutex
+	var sent, assigned atomic.Int64
+	var errMu sync.Mutex
+	errs := map[string]int64{}
+	fail := func(kind string) {
+		errMu.Lock()
+		errs[kind]++
+		errMu.Unlock()
+	}
+	run := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
+	var wg sync.WaitGroup
+	start := time.Now()
+	// Exactly rate × duration arrivals, the i-th at i/rate seconds.
+	n := int(*rate * duration.Seconds())
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		at := start.Add(time.Duration(float64(i) / *rate * float64(time.Second)))
+		if d := time.Until(at); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Add(1)
+		sent.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, *timeout)
+			defer cancel()
+			t0 := time.Now()
+			kind := follow(cctx, hc, strings.TrimRight(*base, "/"), fmt.Sprintf("run-%s-%d", run, i),
+				regionList[i%len(regionList)], lo+rand.IntN(hi-lo+1))
+			if kind != "" {
+				fail(kind)
+				return
+			}
+			assigned.Add(1)
+			histMu.Lock()
+			_ = hist.RecordValue(time.Since(t0).Microseconds())
+			histMu.Unlock()
+		}()
+	}
+	arrivals := time.Since(start)
+	wg.Wait()
+	res := runResult{Rate: *rate, Seconds: arrivals.Seconds(), Sent: sent.Load(), Assigned: assigned.Load(), Errors: errs}
+	res.Throughput = float64(res.Assigned) / arrivals.Seconds()
+	ms := func(q float64) float64 { return float64(hist.ValueAtQuantile(q)) / 1000 }
+	res.Latency = map[string]float64{"p50": ms(50), "p90": ms(90), "p99": ms(99), "p99.9": ms(99.9), "max": float64(hist.Max()) / 1000}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	fmt.Fprintf(stdout, "arrivals    %d tickets at %.0f/s over %.1fs\n", res.Sent, res.Rate, res.Seconds)
+	fmt.Fprintf(stdout, "assigned    %d (%.0f/s)\n", res.Assigned, res.Throughput)
+	fmt.Fprintf(stdout, "latency ms  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (POST to assignment)\n",
+		res.Latency["p50"], res.Latency["p90"], res.Latency["p99"], res.Latency["p99.9"], res.Latency["max"])
+	kinds := make([]string, 0, len(errs))
+	for k := range errs {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(stdout, "error       %s: %d\n", k, errs[k])
+	}
+	return nil
+}
+
+// follow queues one ticket and waits for its outcome; it returns "" when
+// assigned, or the kind of what went wrong.
+func follow(ctx context.Context, hc *http.Client, base, player, region string, skill int) string {
+	body := fmt.Sprintf(`{"player_id":%q,"skill":%d,"region":%q,"mode":"1v1"}`, player, skill, region)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/tickets", strings.NewReader(body))
+	res, err := hc.Do(req)
+	if err != nil {
+		return "post_error"
+	}
+	var view struct {
+		TicketID string `json:"ticket_id"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&view)
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted || err != nil {
+		return fmt.Sprintf("post_%d", res.StatusCode)
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/tickets/"+view.TicketID+"/events", nil)
+	res, err = hc.Do(req)
+	if err != nil {
+		return "events_error"
+	}
+	defer res.Body.Close()
+	r := bufio.NewReader(res.Body)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			if ctx.Err() != nil {
+				return "timeout"
+			}
+			return "events_closed"
+		}
+		if !strings.HasPrefix(line, "data: ") {
+			continue
+		}
+		var v struct {
+			Status string `json:"status"`
+		}
+		if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &v) != nil {
+			return "events_bad"
+		}
+		switch v.Status {
+		case "assigned":
+			return ""
+		case "queued", "matched":
+		default:
+			return v.Status
+		}
+	}
+}
