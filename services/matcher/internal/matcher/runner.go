@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,9 @@ type runner struct {
 	// pending are matches whose tickets are claimed but whose publish
 	// failed: they are retried as they are, with the same id.
 	pending []pendingMatch
+	// travellers are the waiting tickets that still have another region to
+	// be offered to, so the sweep looks at them and not the whole pool.
+	travellers []traveller
 	// cancelled remembers recent cancel notices, for a ticket whose notice
 	// arrives before the ticket does.
 	cancelled map[string]time.Time
@@ -35,6 +39,11 @@ type runner struct {
 	cancels chan string
 	stopC   chan struct{}
 	done    chan struct{}
+}
+
+type traveller struct {
+	p *pool.Pool
+	e *pool.Entry
 }
 
 type pendingMatch struct {
@@ -222,6 +231,9 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	p.Add(e)
+	if len(e.Latencies) > 0 {
+		r.travellers = append(r.travellers, traveller{p: p, e: e})
+	}
 	r.w.met.tickets.WithLabelValues("pooled").Inc()
 	r.tryMatch(ctx, p, e, now)
 }
@@ -338,6 +350,7 @@ func (r *runner) sweep(ctx context.Context, now time.Time) {
 	}
 	total := 0
 	defer func() { r.held.Store(int64(total)) }()
+	r.offerTravellers(ctx, now)
 	for name, p := range r.pools {
 		mode := p.Mode()
 		p.Expired(now, func(e *pool.Entry) { r.expire(ctx, e, mode) })
@@ -346,14 +359,27 @@ func (r *runner) sweep(ctx context.Context, now time.Time) {
 				r.tryMatch(ctx, p, a, now)
 			}
 		}
-		p.Each(func(e *pool.Entry) {
-			if len(e.Latencies) > 0 {
-				r.offer(ctx, e, mode, now)
-			}
-		})
 		r.w.met.waiting.WithLabelValues(r.shard.String(), name).Set(float64(p.Len()))
 		total += p.Len()
 	}
+}
+
+// offerTravellers offers waiting tickets to the regions their widened
+// latency budget now reaches, and forgets tickets that left the pool or
+// have been offered everywhere they could go.
+func (r *runner) offerTravellers(ctx context.Context, now time.Time) {
+	keep := r.travellers[:0]
+	for _, t := range r.travellers {
+		if !t.p.Contains(t.e) {
+			continue
+		}
+		r.offer(ctx, t.e, t.p.Mode(), now)
+		if slices.ContainsFunc(t.e.Latencies, func(l pool.RegionLatency) bool { return !l.Offered }) {
+			keep = append(keep, t)
+		}
+	}
+	clear(r.travellers[len(keep):]) // let the dropped entries go
+	r.travellers = keep
 }
 
 // offer puts a ticket in the pool of every other region its latency budget
