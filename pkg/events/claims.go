@@ -83,7 +83,7 @@ func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string)
 	for _, id := range ticketIDs {
 		won, cur, err := c.Claim(ctx, id, owner)
 		if err != nil {
-			c.release(ctx, made, owner)
+			c.Release(ctx, made, owner)
 			return nil, err
 		}
 		if !won {
@@ -93,20 +93,16 @@ func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string)
 		made = append(made, id)
 	}
 	if len(lost) > 0 {
-		c.release(ctx, made, owner)
+		c.Release(ctx, made, owner)
 	}
 	return lost, nil
 }
 
-// Release gives back owner's claims on ids (a match that will not be
-// published after all).
-func (c *Claims) Release(ctx context.Context, ids []string, owner string) { c.release(ctx, ids, owner) }
-
-// release deletes the claims of owner on ids, if they are still owner's.
-// A failed release leaves a claim behind; the ticket then ends as that
-// owner's outcome would say, which is why a matcher only claims what it is
-// about to publish.
-func (c *Claims) release(ctx context.Context, ids []string, owner string) {
+// Release deletes the claims of owner on ids, if they are still owner's
+// (a match that will not be published after all). A failed release leaves
+// a claim behind; the ticket then ends as that owner's outcome would say,
+// which is why a matcher only claims what it is about to publish.
+func (c *Claims) Release(ctx context.Context, ids []string, owner string) {
 	for _, id := range ids {
 		e, err := c.kv.Get(ctx, id)
 		if err != nil || string(e.Value()) != owner {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -179,7 +180,7 @@ func (t *Ticket) validate(fe *fieldErrors, noPlayers bool) {
 // a known region, a known tier, and a skill inside that tier.
 func (t *Ticket) CheckShard(region, tier string, regions Regions, tiers Tiers) error {
 	fe := &fieldErrors{kind: "ticket"}
-	if !contains(regions, region) {
+	if !slices.Contains(regions, region) {
 		fe.add("subject", "unknown region %q, want one of %v", region, regions)
 	}
 	if !tiers.Has(tier) {
@@ -210,13 +211,4 @@ func DeriveTicketID(subject string, streamSeq uint64, stored time.Time, data []b
 	fmt.Fprintf(h, "%s\n%d\n%d\n", subject, streamSeq, stored.UnixNano())
 	h.Write(data)
 	return "t" + hex.EncodeToString(h.Sum(nil)[:12])
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -2,6 +2,7 @@ package events
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -123,7 +124,7 @@ func (r *Regions) Set(s string) error {
 		if err := checkToken(name); err != nil {
 			return fmt.Errorf("region: %w", err)
 		}
-		if contains(out, name) {
+		if slices.Contains(out, name) {
 			return fmt.Errorf("region %q appears twice", name)
 		}
 		out = append(out, name)
@@ -133,4 +134,4 @@ func (r *Regions) Set(s string) error {
 }
 
 // Has reports whether name is one of the regions.
-func (r Regions) Has(name string) bool { return contains(r, name) }
+func (r Regions) Has(name string) bool { return slices.Contains(r, name) }

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -124,8 +123,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	// The ops server also answers Agones' FleetAutoscaler webhook.
-	mux := http.NewServeMux()
-	ops.Register(mux, &env.Ready, env.Registry)
+	mux := env.OpsHandler()
 	mux.Handle("POST /autoscale", autoscale.New(scaleCfg, autoscale.StreamDemand{JS: env.JS, Subj: env.Subjects}, env.Log))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.ListenAndServe(gctx, opsAddr, mux, cfg.CloseTimeout) })

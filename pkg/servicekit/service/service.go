@@ -87,8 +87,9 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 	return &Env{Log: log, NC: nc, JS: js, Subjects: subj, Registry: reg}, nil
 }
 
-// OpsHandler serves /healthz, /readyz and /metrics of this service.
-func (e *Env) OpsHandler() http.Handler {
+// OpsHandler serves /healthz, /readyz and /metrics of this service; a
+// service may add its own routes to the mux.
+func (e *Env) OpsHandler() *http.ServeMux {
 	mux := http.NewServeMux()
 	ops.Register(mux, &e.Ready, e.Registry)
 	return mux

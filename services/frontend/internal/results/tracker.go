@@ -190,7 +190,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 				continue
 			}
 			tk := byPlayer[res.PlayerID][res.TicketID]
-			if tk == nil || tk.last != nil && rank(res.Status) <= rank(tk.last.Status) {
+			if tk == nil || tk.last != nil && Rank(res.Status) <= Rank(tk.last.Status) {
 				continue // another ticket of the player, or an old status
 			}
 			tk.last = &res
@@ -270,8 +270,9 @@ func (t *Tracker) apply(r request, tickets map[string]*ticket, subs map[string]*
 	return nil
 }
 
-// rank orders statuses: queued < matched < any terminal status.
-func rank(s events.Status) int {
+// Rank orders statuses in a ticket's life: queued 1, matched 2, any
+// terminal status 3. It is also the event id of Server-Sent Events.
+func Rank(s events.Status) int {
 	switch {
 	case s == events.StatusQueued:
 		return 1
@@ -282,7 +283,3 @@ func rank(s events.Status) int {
 	}
 	return 0
 }
-
-// Rank is the order of a status in a ticket's life (queued 1, matched 2,
-// terminal 3): the event id of Server-Sent Events.
-func Rank(s events.Status) int { return rank(s) }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/services/game/internal/rps"
@@ -120,12 +121,12 @@ func (r *room) handle(ev event) bool {
 	case evJoin:
 		if old, ok := r.clients[c.player]; ok {
 			close(old.send) // the same player on a new connection wins
-		} else if len(r.order) == 2 && !contains(r.order, c.player) {
+		} else if len(r.order) == 2 && !slices.Contains(r.order, c.player) {
 			c.fail("room is full")
 			return false
 		}
 		r.clients[c.player] = c
-		if !contains(r.order, c.player) {
+		if !slices.Contains(r.order, c.player) {
 			r.order = append(r.order, c.player)
 		}
 		if t, ok := r.grace[c.player]; ok {
@@ -227,13 +228,4 @@ func (r *room) close() {
 		t.Stop()
 	}
 	r.log.Info("room closed")
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

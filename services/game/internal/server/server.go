@@ -171,9 +171,6 @@ func (s *Server) Status() Status {
 	return Status{Rooms: len(s.rooms), MaxRooms: s.cfg.MaxRooms}
 }
 
-// Wait blocks until every room has ended.
-func (s *Server) Wait() { s.wg.Wait() }
-
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	roomID, token := r.URL.Query().Get("room"), r.URL.Query().Get("token")
 	claims, err := jointoken.Verify(s.cfg.JoinSecret, token, s.now())

@@ -77,9 +77,6 @@ func New(ctx context.Context, js jetstream.JetStream, subj events.Subjects, id s
 	return &Manager{id: id, shards: shards, workers: workers, leases: leases, owner: owner, log: log, now: time.Now, held: map[events.Shard]uint64{}}, nil
 }
 
-// Held lists the shards this worker holds now (for tests and metrics).
-func (m *Manager) Held() int { return len(m.held) }
-
 // Run beats, balances and renews every LeaseRenew until ctx ends, then
 // hands every shard back.
 func (m *Manager) Run(ctx context.Context) error {
