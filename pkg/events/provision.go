@@ -2,7 +2,9 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -345,35 +347,143 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 	}
 }
 
-// Provision creates or updates every stream, consumer and bucket of the
-// topology. It is idempotent: every service calls it once at start-up, and
-// running it again against a provisioned server changes nothing. A change
-// that JetStream cannot apply in place (a stream's retention, say) fails
-// with the stream named, rather than deleting data.
+// Provision creates every stream, consumer and bucket of the topology that
+// is missing, and updates those whose configuration differs. It is
+// idempotent: every service calls it once at start-up, and running it
+// against a provisioned server changes nothing; in particular it sends no
+// update for an unchanged stream, so services starting together do not
+// update a stream while another creates a consumer on it (which races
+// inside nats-server 2.15). A change that JetStream cannot apply in place
+// (a stream's retention, say) fails with the stream named, rather than
+// deleting data.
 func Provision(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	if err := ValidatePrefix(t.Subjects.Prefix); err != nil {
 		return err
 	}
 	for _, cfg := range t.Streams() {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		if err := ensureStream(ctx, js, cfg); err != nil {
 			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
 		}
 	}
 	for _, c := range t.Consumers() {
-		var err error
-		if c.Config.DeliverSubject != "" {
-			_, err = js.CreateOrUpdatePushConsumer(ctx, c.Stream, c.Config)
-		} else {
-			_, err = js.CreateOrUpdateConsumer(ctx, c.Stream, c.Config)
-		}
-		if err != nil {
+		if err := ensureConsumer(ctx, js, c); err != nil {
 			return fmt.Errorf("provision consumer %s on %s: %w", c.Config.Durable, c.Stream, err)
 		}
 	}
 	for _, b := range t.Buckets() {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
+		if err := ensureBucket(ctx, js, b); err != nil {
 			return fmt.Errorf("provision bucket %s: %w", b.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// unlimited reads the server's -1 and our 0 as the same "no limit".
+func unlimited[T int | int64 | int32](v T) T {
+	if v <= 0 {
+		return -1
+	}
+	return v
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+	st, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = js.CreateStream(ctx, want)
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return err
+		}
+		st, err = js.Stream(ctx, want.Name) // created by another service just now
+	}
+	if err != nil {
+		return err
+	}
+	if sameStream(st.CachedInfo().Config, want) {
+		return nil
+	}
+	_, err = js.UpdateStream(ctx, want)
+	return err
+}
+
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
+		have.Retention == want.Retention && have.Discard == want.Discard && have.Storage == want.Storage &&
+		have.MaxAge == want.MaxAge && unlimited(have.MaxBytes) == unlimited(want.MaxBytes) &&
+		unlimited(have.MaxMsgs) == unlimited(want.MaxMsgs) && unlimited(have.MaxMsgSize) == unlimited(want.MaxMsgSize) &&
+		unlimited(have.MaxMsgsPerSubject) == unlimited(want.MaxMsgsPerSubject) &&
+		have.Duplicates == want.Duplicates && max(have.Replicas, 1) == max(want.Replicas, 1) && have.AllowDirect == want.AllowDirect
+}
+
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, c StreamConsumer) error {
+	push := c.Config.DeliverSubject != ""
+	info := func() (*jetstream.ConsumerInfo, error) {
+		if push {
+			pc, err := js.PushConsumer(ctx, c.Stream, c.Config.Durable)
+			if err != nil {
+				return nil, err
+			}
+			return pc.CachedInfo(), nil
+		}
+		pc, err := js.Consumer(ctx, c.Stream, c.Config.Durable)
+		if err != nil {
+			return nil, err
+		}
+		return pc.CachedInfo(), nil
+	}
+	have, err := info()
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if push {
+			_, err = js.CreatePushConsumer(ctx, c.Stream, c.Config)
+		} else {
+			_, err = js.CreateConsumer(ctx, c.Stream, c.Config)
+		}
+		if !errors.Is(err, jetstream.ErrConsumerExists) {
+			return err
+		}
+		have, err = info() // created by another service just now
+	}
+	if err != nil {
+		return err
+	}
+	if sameConsumer(have.Config, c.Config) {
+		return nil
+	}
+	if push {
+		_, err = js.UpdatePushConsumer(ctx, c.Stream, c.Config)
+	} else {
+		_, err = js.UpdateConsumer(ctx, c.Stream, c.Config)
+	}
+	return err
+}
+
+func sameConsumer(have, want jetstream.ConsumerConfig) bool {
+	return have.Description == want.Description && have.FilterSubject == want.FilterSubject &&
+		have.AckPolicy == want.AckPolicy && have.AckWait == want.AckWait && have.DeliverPolicy == want.DeliverPolicy &&
+		unlimited(have.MaxDeliver) == unlimited(want.MaxDeliver) && unlimited(have.MaxAckPending) == unlimited(want.MaxAckPending) &&
+		have.DeliverSubject == want.DeliverSubject && have.DeliverGroup == want.DeliverGroup
+}
+
+func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) error {
+	_, err := js.KeyValue(ctx, want.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		_, err = js.CreateKeyValue(ctx, want)
+		if !errors.Is(err, jetstream.ErrBucketExists) {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	// A bucket is a stream: compare what the bucket's settings became.
+	st, err := js.Stream(ctx, "KV_"+want.Bucket)
+	if err != nil {
+		return err
+	}
+	have := st.CachedInfo().Config
+	if have.Description == want.Description && have.MaxAge == want.TTL && have.MaxMsgsPerSubject == int64(max(want.History, 1)) &&
+		unlimited(have.MaxBytes) == unlimited(want.MaxBytes) && unlimited(have.MaxMsgSize) == unlimited(want.MaxValueSize) &&
+		max(have.Replicas, 1) == max(want.Replicas, 1) && have.Storage == want.Storage {
+		return nil
+	}
+	_, err = js.UpdateKeyValue(ctx, want)
+	return err
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -187,5 +189,63 @@ func TestHandTypedTicketWithCLI(t *testing.T) {
 	}
 	if _, err := events.DecodeTicket(raw.Data); err != nil {
 		t.Fatalf("the README ticket does not decode: %v", err)
+	}
+}
+
+// TestProvisionChangesNothingThatIsRight: against a provisioned server,
+// Provision sends no create or update (watched on the JetStream API
+// subjects); a stream whose config drifted is put back.
+func TestProvisionChangesNothingThatIsRight(t *testing.T) {
+	t.Parallel()
+	s := testkit.RunServer(t)
+	nc := testkit.Connect(t, s)
+	js := testkit.JetStream(t, nc)
+	ctx := t.Context()
+	topo := events.Topology{}
+	if err := events.Provision(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	var writes []string
+	var mu sync.Mutex
+	for _, subject := range []string{"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>"} {
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+			mu.Lock()
+			writes = append(writes, m.Subject)
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := events.Provision(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(writes) != 0 {
+		t.Fatalf("provisioning a provisioned server sent %v", writes)
+	}
+	mu.Unlock()
+
+	cfg := topo.Streams()[0]
+	cfg.MaxAge = 30 * time.Minute
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := events.Provision(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, cfg.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.MaxAge; got != events.TicketMaxAge {
+		t.Fatalf("drifted MaxAge %s not put back", got)
 	}
 }

@@ -129,17 +129,33 @@ func RunCluster(tb testing.TB, n int) *Cluster {
 		})
 		c.Servers = append(c.Servers, s)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, s := range c.Servers {
-			if s.JetStreamIsLeader() {
-				return c
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
+	// Ready means a replicated stream can be placed: a meta leader alone is
+	// not enough, peers may still be coming online.
+	nc, err := nats.Connect(c.URLs())
+	if err != nil {
+		tb.Fatalf("connect to cluster: %v", err)
 	}
-	tb.Fatalf("cluster of %d has no JetStream meta leader after 20s", n)
-	return nil
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "TESTKIT_READY", Subjects: []string{"testkit.ready"}, Replicas: n, Storage: jetstream.MemoryStorage})
+		if err == nil {
+			err = js.DeleteStream(ctx, "TESTKIT_READY")
+		}
+		cancel()
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("cluster of %d cannot place a replicated stream after 30s: %v", n, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func freePort(tb testing.TB) int {
