@@ -20,10 +20,13 @@ type client struct {
 	player string
 	conn   *websocket.Conn
 	send   chan []byte
+	// readDone is closed when readLoop returns: the client answered our
+	// close frame, or the connection is gone.
+	readDone chan struct{}
 }
 
 func newClient(player string, conn *websocket.Conn) *client {
-	return &client{player: player, conn: conn, send: make(chan []byte, 16)}
+	return &client{player: player, conn: conn, send: make(chan []byte, 16), readDone: make(chan struct{})}
 }
 
 // writeLoop writes queued messages and pings until send is closed.
@@ -36,7 +39,14 @@ func (c *client) writeLoop() {
 		case msg, ok := <-c.send:
 			_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
 			if !ok {
+				// Finish the close handshake: send ours, give the client a
+				// moment to answer, then drop the socket. Closing at once
+				// makes browsers report an unclean close.
 				_ = c.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+				select {
+				case <-c.readDone:
+				case <-time.After(time.Second):
+				}
 				return
 			}
 			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
@@ -57,6 +67,7 @@ func (c *client) readLoop(rm *room) {
 	c.conn.SetReadLimit(maxMessageBytes)
 	_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
 	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(pongWait)) })
+	defer close(c.readDone)
 	defer rm.send(event{kind: evLeave, client: c})
 	for {
 		kind, data, err := c.conn.ReadMessage()
