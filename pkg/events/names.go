@@ -13,6 +13,7 @@ const (
 	bucketWorkers     = "workers"
 	bucketLeases      = "leases"
 	bucketAllocations = "allocations"
+	bucketMatches     = "matches"
 )
 
 // Consumer names. They live inside their stream, so they need no prefix.
@@ -64,6 +65,11 @@ func (s Subjects) ClaimsBucket() string { return s.streamName(bucketClaims) }
 // server), so that a retried or redelivered request never allocates a
 // second one.
 func (s Subjects) AllocationsBucket() string { return s.streamName(bucketAllocations) }
+
+// MatchesBucket keeps each formed match (match id -> Match), written
+// before its tickets are claimed, so that if the matcher dies between
+// claiming and publishing, another can publish the match it left.
+func (s Subjects) MatchesBucket() string { return s.streamName(bucketMatches) }
 
 // CapacityBucket holds the latest [Capacity] per region.
 func (s Subjects) CapacityBucket() string { return s.streamName(bucketCapacity) }

@@ -336,6 +336,17 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 			Replicas:     t.replicas(),
 		},
 		{
+			Bucket:      t.Subjects.MatchesBucket(),
+			Description: "formed matches, written before their tickets are claimed",
+			History:     1,
+			// As long as the claims that point at them.
+			TTL:          TicketMaxAge + ClaimMargin,
+			MaxBytes:     t.maxBytes(),
+			MaxValueSize: MaxPayloadBytes,
+			Storage:      jetstream.FileStorage,
+			Replicas:     t.replicas(),
+		},
+		{
 			Bucket:       t.Subjects.CapacityBucket(),
 			Description:  "game-server capacity per region, from the allocators",
 			History:      1,

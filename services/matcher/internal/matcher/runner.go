@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -266,7 +267,15 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 	log := r.log.With("match_id", match.MatchID)
 
 	cctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
-	lost, err := r.w.claims.ClaimAll(cctx, ids, events.MatchOwner(match.MatchID))
+	// The match is stored before its tickets are claimed: if this worker
+	// dies between the claims and the publish, another finds the match
+	// behind the claims and publishes it (recoverMatch).
+	data, _ := json.Marshal(match) // a Match always encodes
+	_, err := r.w.matches.Put(cctx, match.MatchID, data)
+	var lost map[string]string
+	if err == nil {
+		lost, err = r.w.claims.ClaimAll(cctx, ids, events.MatchOwner(match.MatchID))
+	}
 	cancel()
 	if err != nil {
 		log.Error("claim match tickets; tickets kept", "err", err)
@@ -278,6 +287,10 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 	if len(lost) > 0 {
 		for _, e := range all {
 			if owner, gone := lost[e.TicketID]; gone {
+				if id, isMatch := events.OwnerMatchID(owner); isMatch && r.recoverMatch(ctx, id) != recovered {
+					p.Add(e) // the other match is not out yet, or was undone: try again later
+					continue
+				}
 				// Decided elsewhere (cancelled, or matched by another
 				// owner): whoever won has told the players.
 				r.w.ack(e.Ack)
@@ -443,6 +456,17 @@ func (r *runner) end(ctx context.Context, e *pool.Entry, status events.Status, o
 	pctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
 	defer cancel()
 	won, cur, err := r.w.claims.Claim(pctx, e.TicketID, owner)
+	if err == nil && !won {
+		if id, isMatch := events.OwnerMatchID(cur); isMatch {
+			switch r.recoverMatch(ctx, id) {
+			case released: // the dead match is undone: claim again
+				won, cur, err = r.w.claims.Claim(pctx, e.TicketID, owner)
+			case pending:
+				r.w.nak(e.Ack) // decide later, when the other match is out or undone
+				return
+			}
+		}
+	}
 	if err != nil {
 		r.log.Error("claim ticket; will retry", "ticket_id", e.TicketID, "err", err)
 		r.w.nak(e.Ack)
@@ -463,4 +487,63 @@ func (r *runner) end(ctx context.Context, e *pool.Entry, status events.Status, o
 	r.w.ack(e.Ack)
 	r.w.met.tickets.WithLabelValues(string(status)).Inc()
 	r.log.Info("ticket ended", "ticket_id", e.TicketID, "status", status, "reason", reason)
+}
+
+type recovery int
+
+const (
+	recovered recovery = iota // the match is out: its tickets are decided
+	released                  // a dead partial match was undone: tickets are free
+	pending                   // undecided yet: look again later
+)
+
+// staleClaim is how old a match's record must be before its partial claims
+// count as left by a dead matcher: a live ClaimAll takes milliseconds.
+const staleClaim = 30 * time.Second
+
+// recoverMatch settles a match found owning a ticket's claim. The matcher
+// that formed it may have died between claiming and publishing. If every
+// ticket of the match is claimed by it, the match is published (again):
+// the match id makes that idempotent for the allocator and the players. If
+// only some are and the match is old, it died claiming: its claims are
+// released. A match with no record (formed before records were kept, or
+// expired) counts as decided.
+func (r *runner) recoverMatch(ctx context.Context, matchID string) recovery {
+	cctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
+	defer cancel()
+	e, err := r.w.matches.Get(cctx, matchID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return recovered
+	}
+	if err != nil {
+		return pending
+	}
+	var m events.Match
+	if json.Unmarshal(e.Value(), &m) != nil {
+		return recovered
+	}
+	owner := events.MatchOwner(matchID)
+	ids := make([]string, 0, len(m.Tickets))
+	all := true
+	for _, t := range m.Tickets {
+		ids = append(ids, t.TicketID)
+		cur, err := r.w.claims.Owner(cctx, t.TicketID)
+		if err != nil {
+			return pending
+		}
+		all = all && cur == owner
+	}
+	if all {
+		if err := r.publishMatch(ctx, m); err != nil {
+			return pending
+		}
+		r.log.Info("match of another matcher published", "match_id", matchID)
+		return recovered
+	}
+	if r.w.now().Sub(e.Created()) < staleClaim {
+		return pending
+	}
+	r.w.claims.Release(cctx, ids, owner)
+	r.log.Warn("partial claims of a dead match released", "match_id", matchID)
+	return released
 }

@@ -149,9 +149,11 @@ type Worker struct {
 	subj   events.Subjects
 	pub    *events.Publisher
 	claims *events.Claims
-	log    *slog.Logger
-	met    *metrics
-	now    func() time.Time
+	// matches keeps formed matches for recovery (see runner.recoverMatch).
+	matches jetstream.KeyValue
+	log     *slog.Logger
+	met     *metrics
+	now     func() time.Time
 
 	mu      sync.Mutex
 	runners map[events.Shard]*runner
@@ -193,6 +195,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	w.claims = claims
+	if w.matches, err = w.js.KeyValue(ctx, w.subj.MatchesBucket()); err != nil {
+		return fmt.Errorf("matches bucket: %w", err)
+	}
 	mgr, err := shard.New(ctx, w.js, w.subj, w.cfg.WorkerID, w.Shards(), w, w.log)
 	if err != nil {
 		return err

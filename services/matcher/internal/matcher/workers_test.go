@@ -171,10 +171,8 @@ func TestKillOneWorkerMidLoad(t *testing.T) {
 		return inMatch, terminal
 	}
 	var missing []string
-	// Generous for a starved machine: the dead worker's intake tickets come
-	// back after MatcherAckWait, its shards after about 4 s, and leftovers
-	// expire after 6 s.
-	testkit.Eventually(t, 60*time.Second, func() bool {
+	deadline := time.Now().Add(60 * time.Second) // generous for a starved machine
+	for {
 		inMatch, terminal := outcome()
 		missing = missing[:0]
 		for _, id := range ids {
@@ -182,9 +180,15 @@ func TestKillOneWorkerMidLoad(t *testing.T) {
 				missing = append(missing, id)
 			}
 		}
-		return len(missing) == 0
-	}, "%d tickets have no outcome: %v; %d in intake, %d in pools", len(missing), missing,
-		testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()), testkit.StreamMsgs(t, e.js, e.subj.PoolStream()))
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tickets have no outcome: %v; %d in intake, %d in pools", len(missing), missing,
+				testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()), testkit.StreamMsgs(t, e.js, e.subj.PoolStream()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	inMatch, terminal := outcome()
 	matched, expired := 0, 0
 	for _, id := range ids {
