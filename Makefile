@@ -6,7 +6,7 @@ SHELL := /usr/bin/env bash
 
 # Every module of the workspace (go.work), in dependency order.
 MODULES  := pkg/agones pkg/events pkg/jointoken pkg/servicekit pkg/testkit load \
-            services/frontend services/matcher services/allocator services/game dev
+            services/frontend services/matcher services/allocator services/game dev deploy
 SERVICES := frontend matcher allocator game
 BIN      := $(CURDIR)/bin
 # Fuzz budgets are execution counts ("Nx"), not durations: Go 1.26's fuzz
@@ -38,13 +38,12 @@ $(BIN)/nats: tools/go.mod
 $(BIN)/staticcheck: tools/go.mod
 	GOWORK=off go build -C tools -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
 
-## kube: the control plane of the Kubernetes tests (kube-apiserver v1.36.3 built from the module proxy, Debian's etcd) into bin/kube
-kube: $(BIN)/kube/kube-apiserver
-$(BIN)/kube/kube-apiserver: tools/kube/go.mod tools/kube/build.sh
+## kube: the control plane of the Kubernetes tests (kube-apiserver, -controller-manager, -scheduler v1.36.3 built from the module proxy, Debian's etcd, kwok) into bin/kube
+kube:
 	tools/kube/build.sh
 
 ## test: lint, then every test of every module with -race (real NATS, real processes, real nats CLI, a real kube-apiserver)
-test: lint build-race $(BIN)/nats $(BIN)/kube/kube-apiserver
+test: lint build-race $(BIN)/nats kube
 	@for m in $(MODULES); do \
 	  echo "== go test -race $$m"; \
 	  (cd $$m && QUICKMATCH_NATS_CLI=$(BIN)/nats QUICKMATCH_BIN_DIR=$(BIN)/race KUBEBUILDER_ASSETS=$(BIN)/kube go test -race -count=1 -timeout 20m ./...); \

@@ -26,6 +26,7 @@ import (
 )
 
 func main() {
+	ops.MaybeProbe(os.Args[1:]) // "probe URL": the container healthcheck
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {
@@ -58,7 +59,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&kubeFleet, "kube-fleet", "rps", "kube backend, in-cluster: fleet of the game servers")
 	var kubeRegion string
 	fs.StringVar(&kubeRegion, "kube-region", "eu", "kube backend, in-cluster: region the game servers serve")
-	fs.StringVar(&gameServers, "game-servers", "127.0.0.1:7000,127.0.0.1:7001", "local backend: game servers as [name=]host:port, comma-separated")
+	fs.StringVar(&gameServers, "game-servers", "127.0.0.1:7000,127.0.0.1:7001", "local backend: game servers as [name=]host:port[@status-host:port], comma-separated; players are sent to host:port, /status is read from status-host:port when given")
 	fs.Var(&regions, "regions", "regions whose capacity this allocator reports, comma-separated")
 	fs.DurationVar(&pollEvery, "capacity-interval", time.Second, "how often game-server capacity is read and reported")
 	fs.IntVar(&scaleCfg.Buffer, "autoscale-buffer", 1, "FleetAutoscaler webhook: Ready servers kept beyond the demand")

@@ -22,6 +22,7 @@ import (
 )
 
 func main() {
+	ops.MaybeProbe(os.Args[1:]) // "probe URL": the container healthcheck
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {

@@ -19,6 +19,9 @@ type Config struct {
 	URL string
 	// Creds is a NATS credentials file (JWT + nkey seed), optional.
 	Creds string
+	// User and Password authenticate against users of the server's
+	// configuration (deploy/nats/nats.conf), optional.
+	User, Password string
 	// TLSCA, TLSCert and TLSKey enable TLS; the pair is optional (mTLS).
 	TLSCA, TLSCert, TLSKey string
 	// SubjectPrefix separates deployments sharing one NATS account.
@@ -29,6 +32,8 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.URL, "nats-url", nats.DefaultURL, "NATS server URLs, comma-separated")
 	fs.StringVar(&c.Creds, "nats-creds", "", "NATS credentials file (optional)")
+	fs.StringVar(&c.User, "nats-user", "", "NATS user of the server configuration (optional; see deploy/nats/nats.conf)")
+	fs.StringVar(&c.Password, "nats-password", "", "password of nats-user; give it as NATS_PASSWORD rather than on the command line")
 	fs.StringVar(&c.TLSCA, "nats-tls-ca", "", "CA file to verify the NATS server (optional)")
 	fs.StringVar(&c.TLSCert, "nats-tls-cert", "", "client certificate for NATS mTLS (optional)")
 	fs.StringVar(&c.TLSKey, "nats-tls-key", "", "client key for NATS mTLS (optional)")
@@ -40,6 +45,12 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.URL == "" {
 		errs = append(errs, errors.New("nats-url is empty"))
+	}
+	if (c.User == "") != (c.Password == "") {
+		errs = append(errs, errors.New("nats-user and nats-password go together"))
+	}
+	if c.User != "" && c.Creds != "" {
+		errs = append(errs, errors.New("nats-user and nats-creds exclude each other"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("nats-tls-cert and nats-tls-key go together"))
@@ -72,6 +83,9 @@ func Connect(c Config, name string, log *slog.Logger) (*nats.Conn, error) {
 	}
 	if c.Creds != "" {
 		opts = append(opts, nats.UserCredentials(c.Creds))
+	}
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
 	}
 	if c.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(c.TLSCA))

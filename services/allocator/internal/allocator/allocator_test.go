@@ -60,7 +60,7 @@ func match(id string, players ...string) events.Match {
 
 func TestMatchIsAssignedOnce(t *testing.T) {
 	t.Parallel()
-	e := start(t, local.New([]allocator.Server{{Name: "gs-1", Address: "127.0.0.1", Port: 7000}}), allocator.Config{})
+	e := start(t, local.New([]local.Target{{Server: allocator.Server{Name: "gs-1", Address: "127.0.0.1", Port: 7000}}}), allocator.Config{})
 	res := testkit.Collect(t, e.nc, e.subj.AllResults())
 	m := match("m1", "alice", "bob")
 	for range 3 { // a matcher retrying its publish: stored once
@@ -95,7 +95,7 @@ func TestMatchIsAssignedOnce(t *testing.T) {
 
 func TestBadMatchIsDeadLettered(t *testing.T) {
 	t.Parallel()
-	e := start(t, local.New([]allocator.Server{{Name: "gs", Address: "127.0.0.1", Port: 7000}}), allocator.Config{})
+	e := start(t, local.New([]local.Target{{Server: allocator.Server{Name: "gs", Address: "127.0.0.1", Port: 7000}}}), allocator.Config{})
 	dls := testkit.Collect(t, e.nc, e.subj.AllDeadLetters())
 	if _, err := e.js.Publish(t.Context(), e.subj.Allocation("eu"), []byte(`{"match_id":"x"`)); err != nil {
 		t.Fatal(err)

@@ -20,10 +20,21 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
 )
 
-// Parse reads "host:port,host:port" (an optional "name=" before each) into
-// servers.
-func Parse(list string) ([]allocator.Server, error) {
-	var out []allocator.Server
+// Target is one game server of the list: where players are sent, and where
+// its /status is read. The two differ when the allocator sees the servers
+// on another network than the players do (docker-compose: players use
+// localhost:7000, the allocator game-1:7000).
+type Target struct {
+	allocator.Server
+	// StatusAddr is host:port of /status; empty means Address:Port.
+	StatusAddr string
+}
+
+// Parse reads "host:port,host:port" into targets. Each item may have a
+// "name=" before it and an "@host:port" after it, the address of its
+// /status when that is not the address players are sent to.
+func Parse(list string) ([]Target, error) {
+	var out []Target
 	for _, item := range strings.Split(list, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
@@ -32,6 +43,12 @@ func Parse(list string) ([]allocator.Server, error) {
 		name, addr, named := strings.Cut(item, "=")
 		if !named {
 			addr = item
+		}
+		addr, statusAddr, hasStatus := strings.Cut(addr, "@")
+		if hasStatus {
+			if _, _, err := net.SplitHostPort(statusAddr); err != nil {
+				return nil, fmt.Errorf("game server %q: status address: %w", item, err)
+			}
 		}
 		host, portStr, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -44,7 +61,7 @@ func Parse(list string) ([]allocator.Server, error) {
 		if !named {
 			name = fmt.Sprintf("local-%d", port)
 		}
-		out = append(out, allocator.Server{Name: name, Address: host, Port: port})
+		out = append(out, Target{Server: allocator.Server{Name: name, Address: host, Port: port}, StatusAddr: statusAddr})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no game servers in %q", list)
@@ -64,7 +81,7 @@ type Backend struct {
 }
 
 type server struct {
-	allocator.Server
+	Target
 	// known is false until the first /status answer; an unknown server is
 	// tried (it may well have room), a server that stopped answering is not.
 	known, up  bool
@@ -80,10 +97,10 @@ var (
 const rememberMatches = 100_000
 
 // New returns a backend over servers.
-func New(servers []allocator.Server) *Backend {
+func New(targets []Target) *Backend {
 	b := &Backend{client: &http.Client{Timeout: 2 * time.Second}, given: map[string]allocator.Server{}}
-	for _, s := range servers {
-		b.servers = append(b.servers, &server{Server: s})
+	for _, t := range targets {
+		b.servers = append(b.servers, &server{Target: t})
 	}
 	return b
 }
@@ -174,7 +191,7 @@ func (b *Backend) poll(ctx context.Context) {
 	servers := append([]*server(nil), b.servers...)
 	b.mu.Unlock()
 	for _, s := range servers {
-		st, err := b.status(ctx, s.Server)
+		st, err := b.status(ctx, s.Target)
 		b.mu.Lock()
 		s.known, s.up = true, err == nil
 		if err == nil {
@@ -184,8 +201,12 @@ func (b *Backend) poll(ctx context.Context) {
 	}
 }
 
-func (b *Backend) status(ctx context.Context, s allocator.Server) (status, error) {
-	url := "http://" + net.JoinHostPort(s.Address, strconv.Itoa(s.Port)) + "/status"
+func (b *Backend) status(ctx context.Context, t Target) (status, error) {
+	addr := t.StatusAddr
+	if addr == "" {
+		addr = net.JoinHostPort(t.Address, strconv.Itoa(t.Port))
+	}
+	url := "http://" + addr + "/status"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return status{}, err

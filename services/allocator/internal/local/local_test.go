@@ -16,7 +16,7 @@ import (
 )
 
 // fakeGame answers /status like the game server does.
-func fakeGame(t *testing.T, name string, rooms, max *atomic.Int32) allocator.Server {
+func fakeGame(t *testing.T, name string, rooms, max *atomic.Int32) Target {
 	t.Helper()
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/status" {
@@ -28,7 +28,7 @@ func fakeGame(t *testing.T, name string, rooms, max *atomic.Int32) allocator.Ser
 	t.Cleanup(hs.Close)
 	host, port, _ := net.SplitHostPort(hs.Listener.Addr().String())
 	p, _ := strconv.Atoi(port)
-	return allocator.Server{Name: name, Address: host, Port: p}
+	return Target{Server: allocator.Server{Name: name, Address: host, Port: p}}
 }
 
 func TestAllocatePrefersRoomAndSkipsFullAndDown(t *testing.T) {
@@ -38,8 +38,13 @@ func TestAllocatePrefersRoomAndSkipsFullAndDown(t *testing.T) {
 	aMax.Store(10)
 	bRooms.Store(2)
 	bMax.Store(10)
-	down := allocator.Server{Name: "down", Address: "127.0.0.1", Port: 1}
-	b := New([]allocator.Server{fakeGame(t, "a", &aRooms, &aMax), fakeGame(t, "b", &bRooms, &bMax), down})
+	down := Target{Server: allocator.Server{Name: "down", Address: "127.0.0.1", Port: 1}}
+	// b is seen by players at another address than the allocator reads
+	// its /status from, as in docker-compose.
+	gb := fakeGame(t, "b", &bRooms, &bMax)
+	gb.StatusAddr = net.JoinHostPort(gb.Address, strconv.Itoa(gb.Port))
+	gb.Address, gb.Port = "players.example", 7001
+	b := New([]Target{fakeGame(t, "a", &aRooms, &aMax), gb, down})
 	ctx := context.Background()
 	if _, known := b.Capacity("eu"); known {
 		t.Fatal("capacity known before any poll")
@@ -49,8 +54,8 @@ func TestAllocatePrefersRoomAndSkipsFullAndDown(t *testing.T) {
 		t.Fatalf("capacity %+v (known %v)", c, known)
 	}
 	s, err := b.Allocate(ctx, events.Match{MatchID: "m1"})
-	if err != nil || s.Name != "b" {
-		t.Fatalf("first match went to %v (%v), want b (8 free)", s.Name, err)
+	if err != nil || s.Name != "b" || s.Address != "players.example" || s.Port != 7001 {
+		t.Fatalf("first match went to %+v (%v), want b at players.example:7001 (8 free)", s, err)
 	}
 	if again, _ := b.Allocate(ctx, events.Match{MatchID: "m1"}); again != s {
 		t.Fatal("the same match got another server")
@@ -69,11 +74,12 @@ func TestAllocatePrefersRoomAndSkipsFullAndDown(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	t.Parallel()
-	s, err := Parse("g1=127.0.0.1:7000, 127.0.0.1:7001")
-	if err != nil || len(s) != 2 || s[0].Name != "g1" || s[1].Name != "local-7001" || s[1].Port != 7001 {
+	s, err := Parse("g1=127.0.0.1:7000, 127.0.0.1:7001, g3=localhost:7002@game-3:7000")
+	if err != nil || len(s) != 3 || s[0].Name != "g1" || s[1].Name != "local-7001" || s[1].Port != 7001 ||
+		s[2].Address != "localhost" || s[2].Port != 7002 || s[2].StatusAddr != "game-3:7000" || s[0].StatusAddr != "" {
 		t.Fatalf("%+v %v", s, err)
 	}
-	for _, bad := range []string{"", "nohost", "h:99999", "h:x"} {
+	for _, bad := range []string{"", "nohost", "h:99999", "h:x", "h:1@nohost"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
 		}

@@ -33,7 +33,7 @@ func (s *Server) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	if err := s.cfg.SDK.Ready(ctx); err != nil {
+	if err := s.ready(ctx); err != nil {
 		return err
 	}
 	s.log.Info("agones: ready")
@@ -48,6 +48,28 @@ func (s *Server) Run(ctx context.Context) error {
 			if err := s.cfg.SDK.Health(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("agones: health ping", "err", err)
 			}
+		}
+	}
+}
+
+// sidecarWait is how long Ready is retried while the SDK sidecar is not
+// answering yet: it may start after the game container (docker-compose,
+// or a pod without native sidecars).
+const sidecarWait = 30 * time.Second
+
+// ready marks the GameServer Ready, retrying while the sidecar starts.
+func (s *Server) ready(ctx context.Context) error {
+	deadline := time.Now().Add(sidecarWait)
+	for {
+		err := s.cfg.SDK.Ready(ctx)
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		s.log.Warn("agones: sidecar not ready yet; again in 500ms", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -195,5 +198,43 @@ func TestDrainDeadlineEndsRoomsWithAReason(t *testing.T) {
 	}
 	if st := fake.GameServer().Status.State; st != "Shutdown" {
 		t.Fatalf("state %q", st)
+	}
+}
+
+// The sidecar may start after the game server: Ready is retried until it
+// answers instead of the process exiting.
+func TestAgonesWaitsForALateSidecar(t *testing.T) {
+	fake := sdktest.New(t, sdktest.Options{Counters: map[string]int64{agones.CounterRooms: 10}, Lists: map[string]int64{agones.ListPlayers: 20}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there until the "sidecar" starts
+	s, err := New(Config{JoinSecret: secret, SDK: sdk.New("http://" + addr), HealthEvery: 50 * time.Millisecond},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	time.Sleep(1200 * time.Millisecond) // a few refused Ready calls
+	select {
+	case err := <-done:
+		t.Fatalf("Run gave up while the sidecar was starting: %v", err)
+	default:
+	}
+	target, _ := url.Parse(fake.URL)
+	late := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	if late.Listener, err = net.Listen("tcp", addr); err != nil {
+		t.Skipf("port %s was taken meanwhile: %v", addr, err)
+	}
+	late.Start()
+	defer late.Close()
+	waitFor(t, func() bool { return fake.GameServer().Status.State == "Ready" }, "never Ready after the sidecar started")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }

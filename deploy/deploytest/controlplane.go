@@ -1,0 +1,121 @@
+package deploytest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// ControlPlane is a Cluster that also runs workloads, as far as `helm
+// install --wait` can tell: kube-controller-manager (Deployments,
+// ReplicaSets, ServiceAccounts, Jobs, garbage collection, and the node
+// lifecycle, which lifts a new node's not-ready taint), kube-scheduler, and
+// kwok, which plays the kubelet of fake nodes so that scheduled pods turn
+// Running and Ready. Containers are never started: images need not exist.
+type ControlPlane struct {
+	*Cluster
+	// Kubeconfig is a file with the admin's credentials.
+	Kubeconfig string
+}
+
+// StartControlPlane starts it all with one kwok node.
+func StartControlPlane(t *testing.T) *ControlPlane {
+	t.Helper()
+	assets := Assets(t)
+	crds := filepath.Join(Root(t), "..", "shared", "agones", "crds.yaml")
+	ctrllog.SetLogger(logr.Discard())
+	env := &envtest.Environment{BinaryAssetsDirectory: assets, CRDInstallOptions: envtest.CRDInstallOptions{Paths: []string{crds}}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start kube-apiserver: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	admin, err := env.AddUser(envtest.User{Name: "deploy-test-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := admin.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cp := &ControlPlane{Cluster: newCluster(t, env, cfg), Kubeconfig: kubeconfig}
+	run := func(name string, args ...string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out bytes.Buffer
+		cmd := exec.CommandContext(ctx, filepath.Join(assets, name), args...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			cancel()
+			t.Fatalf("start %s: %v", name, err)
+		}
+		t.Cleanup(func() {
+			cancel()
+			_ = cmd.Wait()
+			if t.Failed() {
+				tail := out.Bytes()
+				if len(tail) > 4000 {
+					tail = tail[len(tail)-4000:]
+				}
+				t.Logf("%s output (tail):\n%s", name, tail)
+			}
+		})
+	}
+	run("kube-controller-manager", "--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
+		"--leader-elect=false", "--secure-port=0", "--use-service-account-credentials=false",
+		"--controllers=deployment-controller,replicaset-controller,serviceaccount-controller,garbage-collector-controller,job-controller,node-lifecycle-controller")
+	run("kube-scheduler", "--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
+		"--leader-elect=false", "--secure-port=0")
+	// kwok's configuration: the node and pod lifecycles it plays
+	// (deploy/testdata/kwok-stages.yaml), and nothing from $HOME.
+	kwokConfig := filepath.Join(dir, "kwok.yaml")
+	stages, err := os.ReadFile(filepath.Join(Root(t), "deploy", "testdata", "kwok-stages.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kwokConfig, stages, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run("kwok", "--kubeconfig="+kubeconfig, "--manage-all-nodes=true", "--config="+kwokConfig)
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "kwok-node-0", Labels: map[string]string{"type": "kwok", "kubernetes.io/hostname": "kwok-node-0"},
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"}},
+		Status: corev1.NodeStatus{
+			Capacity:    corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("64Gi"), corev1.ResourcePods: resource.MustParse("110")},
+			Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("32"), corev1.ResourceMemory: resource.MustParse("64Gi"), corev1.ResourcePods: resource.MustParse("110")},
+		},
+	}
+	if _, err := cp.Client.CoreV1().Nodes().Create(t.Context(), node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		n, err := cp.Client.CoreV1().Nodes().Get(t.Context(), node.Name, metav1.GetOptions{})
+		if err == nil {
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					return cp
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kwok never made node %s Ready (%v)", node.Name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -1,0 +1,37 @@
+package deploytest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
+)
+
+var flagLine = regexp.MustCompile(`(?m)^\s+-([a-z0-9-]+)`)
+
+// EnvOf returns the environment variables a service reads: one per flag
+// its binary lists with -h (pkg/servicekit/envflag). The binaries come
+// from QUICKMATCH_BIN_DIR (make test builds them); without it the test is
+// skipped locally and fails in CI.
+func EnvOf(tb testing.TB, service string) map[string]bool {
+	tb.Helper()
+	dir := os.Getenv("QUICKMATCH_BIN_DIR")
+	if dir == "" {
+		if os.Getenv("CI") != "" {
+			tb.Fatal("QUICKMATCH_BIN_DIR is not set (make test sets it)")
+		}
+		tb.Skip("QUICKMATCH_BIN_DIR not set; make test builds the services and sets it")
+	}
+	out, _ := exec.Command(filepath.Join(dir, service), "-h").CombinedOutput() // -h exits 2 by design
+	env := map[string]bool{}
+	for _, m := range flagLine.FindAllStringSubmatch(string(out), -1) {
+		env[envflag.EnvName(m[1])] = true
+	}
+	if len(env) == 0 {
+		tb.Fatalf("%s -h listed no flags: %s", service, out)
+	}
+	return env
+}

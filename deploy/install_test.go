@@ -1,0 +1,90 @@
+package deploy
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/quickmatch-dev/quickmatch/deploy/deploytest"
+)
+
+// `helm install --wait` of the chart completes on a control plane whose
+// nodes are kwok's: every Deployment rolls out and its pods turn Ready.
+func TestHelmInstallWait(t *testing.T) {
+	cp := deploytest.StartControlPlane(t)
+	const ns = "quickmatch"
+	flags := genericclioptions.NewConfigFlags(false)
+	kubeconfig, namespace := cp.Kubeconfig, ns
+	flags.KubeConfig, flags.Namespace = &kubeconfig, &namespace
+	var cfg action.Configuration
+	if err := cfg.Init(flags, ns, "secret", t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	install := action.NewInstall(&cfg)
+	install.ReleaseName, install.Namespace, install.CreateNamespace = "qm", ns, true
+	install.Wait, install.Timeout = true, 90*time.Second
+	start := time.Now()
+	rel, err := install.Run(deploytest.Load(t), deploytest.ValueSets()[0].Values(t))
+	if err != nil {
+		dumpState(t, cp, ns)
+		t.Fatalf("helm install --wait: %v", err)
+	}
+	t.Logf("release %s %s after %s", rel.Name, rel.Info.Status, time.Since(start).Round(time.Millisecond))
+	deps, err := cp.Client.AppsV1().Deployments(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range deps.Items {
+		if d.Spec.Replicas == nil || d.Status.ReadyReplicas != *d.Spec.Replicas {
+			t.Errorf("%s: %d of %v ready after --wait", d.Name, d.Status.ReadyReplicas, d.Spec.Replicas)
+		}
+	}
+	if len(deps.Items) != 3 {
+		t.Errorf("%d deployments, want frontend, matcher, allocator", len(deps.Items))
+	}
+
+	// helm test runs the chart's test pods (kwok completes them: their
+	// containers are not run here) and waits for them to succeed.
+	test := action.NewReleaseTesting(&cfg)
+	test.Namespace, test.Timeout = ns, time.Minute
+	tested, err := test.Run("qm")
+	if err != nil {
+		t.Fatalf("helm test: %v", err)
+	}
+	ran := 0
+	for _, h := range tested.Hooks {
+		if h.LastRun.Phase != "" {
+			ran++
+			if h.LastRun.Phase != "Succeeded" {
+				t.Errorf("test hook %s: %s", h.Name, h.LastRun.Phase)
+			}
+		}
+	}
+	if ran != 2 {
+		t.Errorf("%d test hooks ran, want 2", ran)
+	}
+}
+
+// dumpState logs what the workloads and the events of ns say.
+func dumpState(t *testing.T, cp *deploytest.ControlPlane, ns string) {
+	ctx := context.Background()
+	if deps, err := cp.Client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, d := range deps.Items {
+			t.Logf("deployment %s: %+v", d.Name, d.Status)
+		}
+	}
+	if pods, err := cp.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, p := range pods.Items {
+			t.Logf("pod %s on %q: %s %+v", p.Name, p.Spec.NodeName, p.Status.Phase, p.Status.Conditions)
+		}
+	}
+	if evs, err := cp.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, e := range evs.Items {
+			t.Logf("event %s %s: %s %s", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
+		}
+	}
+}
