@@ -57,6 +57,11 @@ type Config struct {
 	Env []string
 	// Logs receives every service's output, each line prefixed.
 	Logs io.Writer
+	// NATSConfig is a nats-server configuration file whose users are the
+	// services (deploy/nats/nats.conf); empty runs NATS without auth. The
+	// stack makes each user's password ($FRONTEND_PASSWORD, ...) and gives
+	// it to its service; host, port and store directory stay the stack's.
+	NATSConfig string
 }
 
 // Stack is a running local system.
@@ -65,7 +70,12 @@ type Stack struct {
 	nats   *server.Server
 	procs  []*proc
 	secret string
+	// passwords of the NATS users, by user (with Config.NATSConfig).
+	passwords map[string]string
 }
+
+// NATSPassword is the password of a NATS user of Config.NATSConfig.
+func (s *Stack) NATSPassword(user string) string { return s.passwords[user] }
 
 type proc struct {
 	name string
@@ -100,14 +110,28 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			return nil, fmt.Errorf("binary %s missing in %s (run make build): %w", b, cfg.BinDir, err)
 		}
 	}
+	s := &Stack{cfg: cfg, secret: newSecret(), passwords: map[string]string{}}
 	opts := testkit.ServerOptions(filepath.Join(cfg.DataDir, "nats"))
+	if cfg.NATSConfig != "" {
+		for _, user := range []string{"frontend", "matcher", "allocator", "operator"} {
+			s.passwords[user] = newSecret()
+			os.Setenv(strings.ToUpper(user)+"_PASSWORD", s.passwords[user])
+		}
+		os.Setenv("SERVER_NAME", "quickmatch-stack")
+		fromFile, err := server.ProcessConfigFile(cfg.NATSConfig)
+		if err != nil {
+			return nil, fmt.Errorf("nats config: %w", err)
+		}
+		fromFile.StoreDir, fromFile.NoSigs, fromFile.HTTPPort = opts.StoreDir, true, 0
+		opts = fromFile
+	}
 	opts.Host = cfg.Host
 	opts.Port = cfg.NATSPort
 	ns, err := testkit.StartServer(opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{cfg: cfg, nats: ns, secret: newSecret()}
+	s.nats = ns
 	if err := s.startServices(ctx); err != nil {
 		s.Stop()
 		return nil, err
@@ -174,6 +198,9 @@ func (s *Stack) startServices(ctx context.Context) error {
 }
 
 func (s *Stack) spawn(name, bin string, env []string) error {
+	if pw, ok := s.passwords[bin]; ok {
+		env = append(env, "NATS_USER="+bin, "NATS_PASSWORD="+pw)
+	}
 	cmd := exec.Command(filepath.Join(s.cfg.BinDir, bin))
 	// Only the stack's settings: a stray NATS_URL in the caller's shell
 	// must not point a service elsewhere.

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -278,16 +279,28 @@ func playGame(t *testing.T, urlA, urlB string) {
 		if m["type"] == "over" {
 			t.Fatalf("game ended early: %v", m)
 		}
+		// Player A plays rock against scissors: A wins every round.
 		score := m["score"].(map[string]any)
-		if score["alice"] == 2.0 {
-			over := read(conns[0], "over")
-			if over["winner"] != "alice" {
-				t.Fatalf("over: %v", over)
+		for name, points := range score {
+			if points == 2.0 {
+				over := read(conns[0], "over")
+				if over["winner"] != name || points == score[otherKey(score, name)] {
+					t.Fatalf("over: %v after %v", over, score)
+				}
+				return
 			}
-			return
 		}
 	}
 	t.Fatal("no winner after 10 rounds")
+}
+
+func otherKey(m map[string]any, key string) string {
+	for k := range m {
+		if k != key {
+			return k
+		}
+	}
+	return ""
 }
 
 // TestLoadHold runs the load tool against a frontend alone, the way
@@ -358,5 +371,75 @@ func TestLoadRun(t *testing.T) {
 	}
 	if r.Sent != 60 || r.Assigned != 60 || len(r.Errors) != 0 || r.Latency["max"] <= 0 {
 		t.Fatalf("load run: %s", out)
+	}
+}
+
+// violations records the lines of service logs in which NATS refused
+// something.
+type violations struct {
+	mu    sync.Mutex
+	lines []string
+	next  io.Writer
+}
+
+func (v *violations) Write(p []byte) (int, error) {
+	if s := string(p); strings.Contains(strings.ToLower(s), "permission") {
+		v.mu.Lock()
+		v.lines = append(v.lines, strings.TrimSpace(s))
+		v.mu.Unlock()
+	}
+	return v.next.Write(p)
+}
+
+func (v *violations) all() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]string(nil), v.lines...)
+}
+
+// The whole flow works with each service logged in as its own NATS user
+// of deploy/nats/nats.conf, least privilege: two players over HTTP are
+// matched, assigned and play; an operator's hand-typed tickets are
+// assigned; and no service ever hits a permission violation.
+func TestEndToEndWithNATSPermissions(t *testing.T) {
+	root, err := testkit.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &violations{next: io.Discard}
+	if testing.Verbose() {
+		v.next = logWriter{t}
+	}
+	s := startStack(t, func(c *stack.Config) {
+		c.NATSConfig = filepath.Join(root, "deploy", "nats", "nats.conf")
+		c.Logs = v
+	})
+	views := matchPair(t, s.FrontendURL(), "erin", "frank")
+	playGame(t, views[0].Assignment.URL, views[1].Assignment.URL)
+
+	// A cancel goes from the frontend to the matchers (cancels.*.*).
+	var tv ticketView
+	if code := httpJSON(t, http.MethodPost, s.FrontendURL()+"/v1/tickets", `{"player_id":"ivan","mode":"5v5","skill":100,"region":"us"}`, &tv); code != http.StatusAccepted {
+		t.Fatalf("POST: %d %+v", code, tv)
+	}
+	if code := httpJSON(t, http.MethodDelete, s.FrontendURL()+"/v1/tickets/"+tv.TicketID, "", &tv); code != http.StatusOK || tv.Status != "cancelled" {
+		t.Fatalf("DELETE: %d %+v", code, tv)
+	}
+
+	u, _ := url.Parse(s.NATSURL())
+	u.User = url.UserPassword("operator", s.NATSPassword("operator"))
+	results := testkit.StartCLI(t, u.String(), "sub", "results.>")
+	time.Sleep(300 * time.Millisecond)
+	testkit.CLI(t, u.String(), "pub", "matchmaking.eu.gold", `{"player_id":"gina","mode":"1v1","skill":1650}`)
+	testkit.CLI(t, u.String(), "pub", "matchmaking.eu.gold", `{"player_id":"hank","mode":"1v1","skill":1700}`)
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		return strings.Count(results.String(), `"status":"assigned"`) == 2
+	}, "nats sub shows:\n%s", results.String())
+	if _, err := testkit.TryCLI(t, s.NATSURL(), "pub", "matchmaking.eu.gold", `{"player_id":"x","mode":"1v1","skill":1}`); err == nil {
+		t.Error("a publish without credentials was accepted")
+	}
+	time.Sleep(time.Second) // a late refusal would be logged by now
+	if lines := v.all(); len(lines) > 0 {
+		t.Fatalf("permission violations:\n%s", strings.Join(lines, "\n"))
 	}
 }

@@ -58,11 +58,18 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// InboxPrefix is where a service's request replies arrive: _INBOX_<name>.
+func InboxPrefix(name string) string { return "_INBOX_" + name }
+
 // Connect opens the connection. It waits up to 10 s for the first connect,
 // then reconnects forever: a service outlives a NATS restart.
 func Connect(c Config, name string, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
+		// Each service's replies arrive under its own prefix, which the
+		// server configuration lets only that service's user read
+		// (deploy/nats/nats.conf).
+		nats.CustomInboxPrefix(InboxPrefix(name)),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.Timeout(10 * time.Second),
