@@ -15,7 +15,7 @@ BIN      := $(CURDIR)/bin
 # deadline to race.
 FUZZTIME ?= 20000x
 
-.PHONY: run build build-race test lint fmt fuzz bench tools kube clean
+.PHONY: run build build-race test lint fmt fuzz bench tools kube vulncheck chaos clean
 
 ## run: build, then start NATS, the four services and two game servers; open http://127.0.0.1:3000
 run: build
@@ -31,8 +31,12 @@ build-race:
 	@for s in $(SERVICES); do go build -race -o $(BIN)/race/$$s ./services/$$s; done
 	go build -race -o $(BIN)/race/load ./load
 
-## tools: the pinned nats CLI and staticcheck (tools/go.mod) into bin/
-tools: $(BIN)/nats $(BIN)/staticcheck
+## tools: the pinned nats CLI, nats-server (for the chaos harness's NATS cluster), govulncheck and staticcheck (tools/go.mod) into bin/
+tools: $(BIN)/nats $(BIN)/nats-server $(BIN)/govulncheck $(BIN)/staticcheck
+$(BIN)/govulncheck: tools/go.mod
+	GOWORK=off go build -C tools -o $(BIN)/govulncheck golang.org/x/vuln/cmd/govulncheck
+$(BIN)/nats-server: tools/go.mod
+	GOWORK=off go build -C tools -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
 $(BIN)/nats: tools/go.mod
 	GOWORK=off go build -C tools -o $(BIN)/nats github.com/nats-io/natscli/nats
 $(BIN)/staticcheck: tools/go.mod
@@ -43,10 +47,10 @@ kube:
 	tools/kube/build.sh
 
 ## test: lint, then every test of every module with -race (real NATS, real processes, real nats CLI, a real kube-apiserver)
-test: lint build-race $(BIN)/nats kube
+test: lint build-race $(BIN)/nats $(BIN)/nats-server $(BIN)/govulncheck kube
 	@for m in $(MODULES); do \
 	  echo "== go test -race $$m"; \
-	  (cd $$m && QUICKMATCH_NATS_CLI=$(BIN)/nats QUICKMATCH_BIN_DIR=$(BIN)/race KUBEBUILDER_ASSETS=$(BIN)/kube go test -race -count=1 -timeout 20m ./...); \
+	  (cd $$m && QUICKMATCH_NATS_CLI=$(BIN)/nats QUICKMATCH_NATS_SERVER=$(BIN)/nats-server QUICKMATCH_GOVULNCHECK=$(BIN)/govulncheck QUICKMATCH_BIN_DIR=$(BIN)/race KUBEBUILDER_ASSETS=$(BIN)/kube go test -race -count=1 -timeout 20m ./...); \
 	done
 	@$(MAKE) --no-print-directory fuzz
 
@@ -64,6 +68,18 @@ fuzz:
 	cd pkg/events && go test -run '^$$' -fuzz '^FuzzParseTicket$$' -fuzztime $(FUZZTIME) .
 	cd pkg/jointoken && go test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) .
 	cd pkg/agones && go test -run '^$$' -fuzz '^FuzzGatewayAnswers$$' -fuzztime $(FUZZTIME) ./sdk/sdktest/
+	cd services/frontend && go test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./internal/tickets/
+	cd services/game && go test -run '^$$' -fuzz '^FuzzRoomMessages$$' -fuzztime $(FUZZTIME) ./internal/server/
+	cd services/allocator && go test -run '^$$' -fuzz '^FuzzServerOf$$' -fuzztime $(FUZZTIME) ./internal/kube/
+	cd services/allocator && go test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./internal/autoscale/
+
+## vulncheck: govulncheck over every module against the Go vulnerability database (VULNDB=file:///... for a local copy)
+vulncheck: $(BIN)/govulncheck
+	tools/vulncheck.sh $(MODULES)
+
+## chaos: the long chaos run (5 minutes of load with a fault every 5 s; figures in BENCHMARKS.md)
+chaos: build-race $(BIN)/nats-server
+	go run ./dev/chaos/cmd/chaos -bin $(BIN)/race -nats-server $(BIN)/nats-server -duration 5m -rate 50 -fault-every 5s
 
 ## bench: the Go benchmarks of the hot paths (figures in BENCHMARKS.md)
 bench:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -37,7 +38,8 @@ type runResult struct {
 // assignment goes into an HDR histogram.
 func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	base := fs.String("url", "http://127.0.0.1:3000", "frontend base URL")
+	base := fs.String("url", "http://127.0.0.1:3000", "frontend base URLs, comma-separated: tickets go to each in turn")
+	recordPath := fs.String("record", "", "write every acknowledged ticket (JSON lines: ticket_id, player_id, frontend, accepted_at) to this file, for a checker")
 	rate := fs.Float64("rate", 200, "tickets per second")
 	duration := fs.Duration("duration", 30*time.Second, "how long tickets arrive")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long one ticket may wait for its assignment")
@@ -54,6 +56,23 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("-skills %q: want lo-hi", *skills)
 	}
 	regionList := strings.Split(*regions, ",")
+	bases := strings.Split(*base, ",")
+	for i := range bases {
+		bases[i] = strings.TrimRight(strings.TrimSpace(bases[i]), "/")
+	}
+	var rec *recorder
+	if *recordPath != "" {
+		f, err := os.Create(*recordPath)
+		if err != nil {
+			return err
+		}
+		rec = &recorder{enc: json.NewEncoder(f)}
+		defer func() {
+			if err := f.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "record:", err)
+			}
+		}()
+	}
 	hc := client(*h2c, *sources, 256)
 	hist := hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
 	var histMu sync.Mutex
@@ -85,8 +104,8 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 			cctx, cancel := context.WithTimeout(ctx, *timeout)
 			defer cancel()
 			t0 := time.Now()
-			kind := follow(cctx, hc, strings.TrimRight(*base, "/"), fmt.Sprintf("run-%s-%d", run, i),
-				regionList[i%len(regionList)], lo+rand.IntN(hi-lo+1))
+			kind := follow(cctx, hc, bases[i%len(bases)], fmt.Sprintf("run-%s-%d", run, i),
+				regionList[i%len(regionList)], lo+rand.IntN(hi-lo+1), rec)
 			if kind != "" {
 				fail(kind)
 				return
@@ -123,9 +142,32 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// Acked is one ticket a frontend acknowledged (202), as -record writes it.
+type Acked struct {
+	TicketID   string    `json:"ticket_id"`
+	PlayerID   string    `json:"player_id"`
+	Frontend   string    `json:"frontend"`
+	AcceptedAt time.Time `json:"accepted_at"`
+}
+
+// recorder writes Acked lines from many goroutines.
+type recorder struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+}
+
+func (r *recorder) add(a Acked) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_ = r.enc.Encode(a)
+}
+
 // follow queues one ticket and waits for its outcome; it returns "" when
 // assigned, or the kind of what went wrong.
-func follow(ctx context.Context, hc *http.Client, base, player, region string, skill int) string {
+func follow(ctx context.Context, hc *http.Client, base, player, region string, skill int, rec *recorder) string {
 	body := fmt.Sprintf(`{"player_id":%q,"skill":%d,"region":%q,"mode":"1v1"}`, player, skill, region)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/tickets", strings.NewReader(body))
 	res, err := hc.Do(req)
@@ -140,6 +182,7 @@ func follow(ctx context.Context, hc *http.Client, base, player, region string, s
 	if res.StatusCode != http.StatusAccepted || err != nil {
 		return fmt.Sprintf("post_%d", res.StatusCode)
 	}
+	rec.add(Acked{TicketID: view.TicketID, PlayerID: player, Frontend: base, AcceptedAt: time.Now()})
 	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/tickets/"+view.TicketID+"/events", nil)
 	res, err = hc.Do(req)
 	if err != nil {

@@ -18,6 +18,8 @@ const (
 // room goroutine; writeLoop then closes the connection.
 type client struct {
 	player string
+	// resume is the resume key the client came back with, if any.
+	resume string
 	conn   *websocket.Conn
 	send   chan []byte
 	// readDone is closed when readLoop returns: the client answered our
@@ -25,8 +27,8 @@ type client struct {
 	readDone chan struct{}
 }
 
-func newClient(player string, conn *websocket.Conn) *client {
-	return &client{player: player, conn: conn, send: make(chan []byte, 16), readDone: make(chan struct{})}
+func newClient(player, resume string, conn *websocket.Conn) *client {
+	return &client{player: player, resume: resume, conn: conn, send: make(chan []byte, 16), readDone: make(chan struct{})}
 }
 
 // writeLoop writes queued messages and pings until send is closed.
@@ -75,14 +77,7 @@ func (c *client) readLoop(rm *room) {
 			return
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
-		var m clientMessage
-		if kind != websocket.TextMessage || json.Unmarshal(data, &m) != nil {
-			if !rm.send(event{kind: evBad, client: c, text: `messages are JSON text like {"type":"move","move":"rock"}`}) {
-				return
-			}
-			continue
-		}
-		if !rm.send(event{kind: evMove, client: c, text: m.Move, msgType: m.Type}) {
+		if !rm.send(clientEvent(c, kind, data)) {
 			return
 		}
 	}
@@ -92,4 +87,14 @@ func (c *client) readLoop(rm *room) {
 func (c *client) fail(reason string) {
 	c.send <- encode(message{Type: "error", Error: reason})
 	close(c.send)
+}
+
+// clientEvent turns one WebSocket message of c into the room's event: a
+// move, or a bad message the room answers with an error.
+func clientEvent(c *client, kind int, data []byte) event {
+	var m clientMessage
+	if kind != websocket.TextMessage || json.Unmarshal(data, &m) != nil {
+		return event{kind: evBad, client: c, text: `messages are JSON text like {"type":"move","move":"rock"}`}
+	}
+	return event{kind: evMove, client: c, text: m.Move, msgType: m.Type}
 }

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"log/slog"
 	"slices"
 	"time"
@@ -37,7 +40,11 @@ type room struct {
 	done    chan struct{}
 
 	clients map[string]*client // player -> live connection
-	order   []string           // players in order of first join
+	// seats holds each seated player's resume key: a join token admits
+	// once; coming back takes the key the welcome message gave, so a
+	// token copied from a URL or a log cannot take the seat over.
+	seats   map[string]string
+	order   []string // players in order of first join
 	game    *rps.Game
 	grace   map[string]*time.Timer
 	expired chan string // players whose grace ran out
@@ -47,8 +54,14 @@ func newRoom(id string, players []string, cfg Config, log *slog.Logger) *room {
 	return &room{
 		id: id, players: players, cfg: cfg, log: log,
 		events: make(chan event), done: make(chan struct{}),
-		clients: map[string]*client{}, grace: map[string]*time.Timer{}, expired: make(chan string, 2),
+		clients: map[string]*client{}, seats: map[string]string{}, grace: map[string]*time.Timer{}, expired: make(chan string, 2),
 	}
+}
+
+func newResumeKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 // send hands ev to the room; false once the room has ended.
@@ -119,6 +132,10 @@ func (r *room) handle(ev event) bool {
 	c := ev.client
 	switch ev.kind {
 	case evJoin:
+		if key, seated := r.seats[c.player]; seated && subtle.ConstantTimeCompare([]byte(c.resume), []byte(key)) != 1 {
+			c.fail("join refused: this join token was used already; come back with the resume key of your first connection")
+			return false
+		}
 		if old, ok := r.clients[c.player]; ok {
 			close(old.send) // the same player on a new connection wins
 		} else if len(r.order) == 2 && !slices.Contains(r.order, c.player) {
@@ -126,6 +143,9 @@ func (r *room) handle(ev event) bool {
 			return false
 		}
 		r.clients[c.player] = c
+		if _, seated := r.seats[c.player]; !seated {
+			r.seats[c.player] = newResumeKey()
+		}
 		if !slices.Contains(r.order, c.player) {
 			r.order = append(r.order, c.player)
 		}
@@ -133,7 +153,7 @@ func (r *room) handle(ev event) bool {
 			t.Stop()
 			delete(r.grace, c.player)
 		}
-		r.push(c, message{Type: "welcome", Room: r.id, You: c.player, BestOf: r.cfg.BestOf})
+		r.push(c, message{Type: "welcome", Room: r.id, You: c.player, BestOf: r.cfg.BestOf, Resume: r.seats[c.player]})
 		switch {
 		case r.game != nil:
 			r.broadcast(message{Type: "resume", Players: r.order, Score: r.game.Score()})

@@ -204,7 +204,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket upgrade", "err", err)
 		return
 	}
-	c := newClient(claims.PlayerID, conn)
+	c := newClient(claims.PlayerID, r.URL.Query().Get("resume"), conn)
 	s.met.players.Inc()
 	defer s.met.players.Dec()
 	go c.writeLoop()
@@ -304,6 +304,9 @@ type message struct {
 	Reason   string         `json:"reason,omitempty"`
 	Error    string         `json:"error,omitempty"`
 	GraceSec int            `json:"grace_seconds,omitempty"`
+	// Resume, in the welcome message, is the key that lets this player
+	// come back (?resume=) once its join token has been used.
+	Resume string `json:"resume,omitempty"`
 }
 
 // clientMessage is every client-to-server message.

@@ -49,6 +49,16 @@ func dial(t *testing.T, hs *httptest.Server, room, tok string) (*websocket.Conn,
 	return c, res, err
 }
 
+func dialResume(t *testing.T, hs *httptest.Server, room, tok, resume string) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws?room=" + url.QueryEscape(room) + "&token=" + url.QueryEscape(tok) + "&resume=" + url.QueryEscape(resume)
+	c, res, err := websocket.DefaultDialer.Dial(u, nil)
+	if c != nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, res, err
+}
+
 func join(t *testing.T, hs *httptest.Server, room, player string) *websocket.Conn {
 	t.Helper()
 	c, _, err := dial(t, hs, room, token(t, room, player, time.Minute))
@@ -206,12 +216,26 @@ func TestReconnectWithinGrace(t *testing.T) {
 	t.Parallel()
 	_, hs := startServer(t, Config{ReconnectGrace: 5 * time.Second, BestOf: 1})
 	a := join(t, hs, "m1", "alice")
+	aliceKey := next(t, a, "welcome").Resume
 	b := join(t, hs, "m1", "bob")
 	next(t, a, "start")
 	next(t, b, "start")
+	if aliceKey == "" {
+		t.Fatal("no resume key in the welcome message")
+	}
 	a.Close()
 	next(t, b, "opponent_left")
-	a2 := join(t, hs, "m1", "alice")
+	// A copy of alice's token alone no longer admits: it was used.
+	thief := join(t, hs, "m1", "alice")
+	if m := next(t, thief, "error"); !strings.Contains(m.Error, "used already") {
+		t.Fatalf("a used token admitted again: %+v", m)
+	}
+	// Alice comes back with her resume key.
+	c, _, err := dialResume(t, hs, "m1", token(t, "m1", "alice", time.Minute), aliceKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2 := c
 	next(t, a2, "resume")
 	move(t, a2, "paper")
 	move(t, b, "rock")

@@ -1,0 +1,69 @@
+package chaos
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The short chaos run of make test: 30 s of load on 3 NATS nodes, 2
+// frontends, 3 matchers, 2 allocators and 2 game servers, with a fault
+// every 1.5 s or so, and no violation allowed. The long run is cmd/chaos.
+func TestChaosShort(t *testing.T) {
+	bin, server := os.Getenv("QUICKMATCH_BIN_DIR"), os.Getenv("QUICKMATCH_NATS_SERVER")
+	if bin == "" || server == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("QUICKMATCH_BIN_DIR and QUICKMATCH_NATS_SERVER must be set (make test sets them)")
+		}
+		t.Skip("QUICKMATCH_BIN_DIR and QUICKMATCH_NATS_SERVER not set; make test sets them")
+	}
+	if _, err := os.Stat(filepath.Join(bin, "load")); err != nil {
+		t.Fatal(err)
+	}
+	logs := &tail{}
+	rep, err := Run(t.Context(), Config{
+		BinDir: bin, NATSServer: server, Dir: t.TempDir(),
+		Rate: 20, Duration: 30 * time.Second, FaultEvery: 1500 * time.Millisecond,
+		MaxWait: 15 * time.Second, Seed: uint64(time.Now().UnixNano()), Logs: logs,
+	})
+	if err != nil {
+		t.Fatalf("%v\nlast process output:\n%s", err, logs.String())
+	}
+	t.Logf("%d tickets acknowledged, outcomes %v, %d matches; %d faults %v; load: %s",
+		rep.Tickets, rep.Outcomes, rep.Matches, rep.FaultCount, rep.Faults, rep.Load)
+	for _, f := range rep.FaultLog {
+		t.Log("fault", f)
+	}
+	if rep.Tickets < 200 || rep.FaultCount < 8 {
+		t.Errorf("too little happened: %d tickets, %d faults", rep.Tickets, rep.FaultCount)
+	}
+	if len(rep.Violations) > 0 {
+		t.Errorf("%d violations:\n%s", len(rep.Violations), strings.Join(rep.Violations, "\n"))
+		t.Logf("last process output:\n%s", logs.String())
+	}
+}
+
+// tail keeps the last 200 KiB of process output.
+type tail struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (w *tail) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	if len(w.b) > 200<<10 {
+		w.b = w.b[len(w.b)-200<<10:]
+	}
+	return len(p), nil
+}
+
+func (w *tail) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.b)
+}

@@ -1,0 +1,55 @@
+package chaos
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+func assigned(ticket, player, match, server string) events.Result {
+	return events.Result{TicketID: ticket, PlayerID: player, Status: events.StatusAssigned, MatchID: match,
+		Assignment: &events.Assignment{Server: server, Room: match}}
+}
+
+// The checker finds each kind of violation in a history made to have it,
+// and none in a clean one.
+func TestCheckerFindsViolations(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	acked := []Acked{{TicketID: "t1", PlayerID: "p1", AcceptedAt: t0}, {TicketID: "t2", PlayerID: "p2", AcceptedAt: t0}}
+	clean := []events.Result{
+		{TicketID: "t1", PlayerID: "p1", Status: events.StatusMatched, MatchID: "m1"},
+		assigned("t1", "p1", "m1", "gs-1"), assigned("t1", "p1", "m1", "gs-1"), // a redelivered copy is one outcome
+		{TicketID: "t2", PlayerID: "p2", Status: events.StatusMatched, MatchID: "m0"}, // formed, then requeued
+		assigned("t2", "p2", "m1", "gs-1"),
+	}
+	end := t0.Add(time.Minute)
+	if v := Check(acked, clean, end, 30*time.Second); len(v.Violations) != 0 || v.Outcomes["assigned"] != 2 || v.Matches != 1 {
+		t.Fatalf("clean history: %+v", v)
+	}
+	for _, tt := range []struct {
+		name    string
+		acked   []Acked
+		results []events.Result
+		want    string
+	}{
+		{"two outcomes", acked, append(clean[:len(clean):len(clean)], events.Result{TicketID: "t1", PlayerID: "p1", Status: events.StatusExpired}), "t1 (player p1) has 2 terminal states"},
+		{"assigned twice differently", acked, append(clean[:len(clean):len(clean)], assigned("t1", "p1", "m1", "gs-2")), "match m1 got 2 game servers"},
+		{"player in two live matches", acked, append(clean[:len(clean):len(clean)], assigned("t9", "p2", "m7", "gs-1")), "player p2 is in 2 matches"},
+		{"stuck", append(acked[:2:2], Acked{TicketID: "t3", PlayerID: "p3", AcceptedAt: t0}), clean, "ticket t3 (player p3) has no outcome"},
+		{"acknowledged twice", append(acked[:2:2], acked[0]), clean, "ticket t1 acknowledged twice"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Check(tt.acked, tt.results, end, 30*time.Second)
+			if !strings.Contains(strings.Join(v.Violations, "\n"), tt.want) {
+				t.Fatalf("violations %q, want one with %q", v.Violations, tt.want)
+			}
+		})
+	}
+	// Not stuck yet: within its deadline a ticket may have no outcome.
+	young := append(acked[:2:2], Acked{TicketID: "t3", PlayerID: "p3", AcceptedAt: end.Add(-time.Second)})
+	if v := Check(young, clean, end, 30*time.Second); len(v.Violations) != 0 || v.Outcomes["pending"] != 1 {
+		t.Fatalf("young ticket: %+v", v)
+	}
+}

@@ -1,0 +1,51 @@
+package tickets
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// FuzzRequest: any body POSTed to /v1/tickets is either refused with a
+// validation error that names its fields, or becomes a ticket the
+// matchers accept on the subject of its region and tier; nothing panics.
+func FuzzRequest(f *testing.F) {
+	f.Add(`{"player_id":"alice","mode":"1v1","skill":1650,"region":"eu"}`)
+	f.Add(`{"party":["a","b"],"mode":"2v2","skill":100,"region":"us","latencies_ms":{"eu":40,"us":12}}`)
+	f.Add(`{"player_id":"","skill":-1,"region":"mars","mode":"9v9"}`)
+	f.Add(`{"player_id":"x","skill":1e309,"region":"eu"}`)
+	f.Add(`{"player_id":"x","skill":1,"region":"eu","unknown":true}`)
+	f.Add(`{"player_id":"x"} trailing`)
+	f.Add(`[]`)
+	s := &Service{cfg: Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Modes: []string{"1v1", "2v2", "5v5", "ffa"}, MaxPartySize: 5},
+		now: func() time.Time { return time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC) }}
+	subj := events.Subjects{}
+	f.Fuzz(func(t *testing.T, body string) {
+		var req Request
+		if err := events.DecodeStrict("request", []byte(body), &req); err != nil {
+			var ve *events.ValidationError
+			if !errors.As(err, &ve) || len(ve.Fields) == 0 {
+				t.Fatalf("decode error that names no field: %v", err)
+			}
+			return
+		}
+		ticket, region, tier, err := s.build(req)
+		if err != nil {
+			var ve *events.ValidationError
+			if !errors.As(err, &ve) || len(ve.Fields) == 0 || ve.Fields[0].Field == "" {
+				t.Fatalf("refusal that names no field: %v", err)
+			}
+			return
+		}
+		if err := ticket.Validate(); err != nil {
+			t.Fatalf("built an invalid ticket %+v: %v", ticket, err)
+		}
+		r, tr, err := subj.ParseTicket(subj.Ticket(region, tier))
+		if err != nil || r != region || tr != tier || strings.ContainsAny(region+tier, ".*> ") {
+			t.Fatalf("ticket subject for %q/%q: %v", region, tier, err)
+		}
+	})
+}
