@@ -452,4 +452,3 @@ func (h *history) close() {
 	h.cc.Stop()
 	h.nc.Close()
 }
-
