@@ -15,7 +15,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/quickmatch-dev/quickmatch/pkg/agones v0.0.0-00010101000000-000000000000
 	github.com/quickmatch-dev/quickmatch/pkg/servicekit v0.0.0-00010101000000-000000000000
-	github.com/quickmatch-dev/quickmatch/pkg/testkit v0.0.0-00010101000000-000000000000
+	github.com/quickmatch-dev/quickmatch/pkg/testkit v0.0.0
 	helm.sh/helm/v3 v3.22.0
 	k8s.io/api v0.37.0
 	k8s.io/apimachinery v0.37.0
