@@ -9,12 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // ControlPlane is a Cluster that also runs workloads, as far as `helm
@@ -32,15 +30,8 @@ type ControlPlane struct {
 // StartControlPlane starts it all with one kwok node.
 func StartControlPlane(t *testing.T) *ControlPlane {
 	t.Helper()
-	assets := Assets(t)
-	crds := filepath.Join(Root(t), "..", "shared", "agones", "crds.yaml")
-	ctrllog.SetLogger(logr.Discard())
-	env := &envtest.Environment{BinaryAssetsDirectory: assets, CRDInstallOptions: envtest.CRDInstallOptions{Paths: []string{crds}}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("start kube-apiserver: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	c := StartCluster(t)
+	env, assets := c.Env, Assets(t)
 	admin, err := env.AddUser(envtest.User{Name: "deploy-test-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +45,7 @@ func StartControlPlane(t *testing.T) *ControlPlane {
 	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cp := &ControlPlane{Cluster: newCluster(t, env, cfg), Kubeconfig: kubeconfig}
+	cp := &ControlPlane{Cluster: c, Kubeconfig: kubeconfig}
 	run := func(name string, args ...string) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var out bytes.Buffer

@@ -1,10 +1,12 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -78,19 +80,40 @@ func (c *Claims) Owner(ctx context.Context, ticketID string) (string, error) {
 // any of them, the claims made by this call are given back and the tickets
 // lost are returned with their owners.
 func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string) (map[string]string, error) {
+	// The claims go out together: one round trip for the match, not one
+	// per ticket.
+	type answer struct {
+		won bool
+		cur string
+		err error
+	}
+	answers := make([]answer, len(ticketIDs))
+	var wg sync.WaitGroup
+	for i, id := range ticketIDs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			won, cur, err := c.Claim(ctx, id, owner)
+			answers[i] = answer{won, cur, err}
+		}()
+	}
+	wg.Wait()
 	lost := map[string]string{}
 	var made []string
-	for _, id := range ticketIDs {
-		won, cur, err := c.Claim(ctx, id, owner)
-		if err != nil {
-			c.Release(ctx, made, owner)
-			return nil, err
+	var firstErr error
+	for i, a := range answers {
+		switch {
+		case a.err != nil:
+			firstErr = cmp.Or(firstErr, a.err)
+		case a.won:
+			made = append(made, ticketIDs[i])
+		default:
+			lost[ticketIDs[i]] = a.cur
 		}
-		if !won {
-			lost[id] = cur
-			continue
-		}
-		made = append(made, id)
+	}
+	if firstErr != nil {
+		c.Release(ctx, made, owner)
+		return nil, firstErr
 	}
 	if len(lost) > 0 {
 		c.Release(ctx, made, owner)

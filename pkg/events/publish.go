@@ -134,6 +134,39 @@ func (p *Publisher) Result(ctx context.Context, r Result) error {
 	return err
 }
 
+// Results publishes several results at once: every publish is sent
+// before any ack is awaited, so they cost one round trip, not one each.
+// It returns the first error; the results that were stored stay stored
+// (a retry of all of them is deduplicated by message id).
+func (p *Publisher) Results(ctx context.Context, rs []Result) error {
+	futs := make([]jetstream.PubAckFuture, 0, len(rs))
+	for _, r := range rs {
+		r.SchemaVersion = SchemaVersion
+		if r.At.IsZero() {
+			r.At = time.Now().UTC()
+		}
+		msg, err := NewMsg(ctx, p.subj.Result(r.PlayerID), ResultMsgID(r), r)
+		if err != nil {
+			return err
+		}
+		fut, err := p.js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", msg.Subject, err)
+		}
+		futs = append(futs, fut)
+	}
+	for _, fut := range futs {
+		select {
+		case <-fut.Ok():
+		case err := <-fut.Err():
+			return fmt.Errorf("publish %s: %w", fut.Msg().Subject, err)
+		case <-ctx.Done():
+			return fmt.Errorf("publish %s: %w", fut.Msg().Subject, ctx.Err())
+		}
+	}
+	return nil
+}
+
 // ResultMsgID is the message id of a result.
 func ResultMsgID(r Result) string { return r.TicketID + ":" + r.PlayerID + ":" + string(r.Status) }
 

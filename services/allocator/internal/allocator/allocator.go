@@ -219,6 +219,7 @@ func (a *Allocator) handle(msg *message.Message) error {
 		a.met.outcomes.WithLabelValues("assigned").Inc()
 	}
 	expires := a.now().Add(a.cfg.TokenTTL)
+	var rs []events.Result
 	for _, t := range m.Tickets {
 		for _, p := range t.Players {
 			token, err := jointoken.Sign(a.cfg.JoinSecret, jointoken.Claims{MatchID: m.MatchID, PlayerID: p, Expires: expires})
@@ -230,11 +231,11 @@ func (a *Allocator) handle(msg *message.Message) error {
 				URL:  playURL(srv, m.MatchID, token),
 				Room: m.MatchID, JoinToken: token, MatchID: m.MatchID,
 			}
-			r := events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusAssigned, MatchID: m.MatchID, Assignment: as}
-			if err := a.pub.Result(ctx, r); err != nil {
-				return fmt.Errorf("match %s: %w", m.MatchID, err)
-			}
+			rs = append(rs, events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusAssigned, MatchID: m.MatchID, Assignment: as})
 		}
+	}
+	if err := a.pub.Results(ctx, rs); err != nil { // all at once: one round trip
+		return fmt.Errorf("match %s: %w", m.MatchID, err)
 	}
 	a.log.Info("match assigned", "match_id", m.MatchID, "server", srv.Name, "players", len(m.Players()), "correlation_id", middleware.MessageCorrelationID(msg))
 	return nil

@@ -29,6 +29,7 @@ func (w *Worker) intake(ctx context.Context) error {
 	<-ctx.Done()
 	cc.Stop()
 	<-cc.Closed()
+	w.settle.Wait() // every admitted ticket acked or naked
 	return nil
 }
 
@@ -54,19 +55,35 @@ func (w *Worker) admit(ctx context.Context, msg jetstream.Msg) {
 		w.deadLetter(ctx, log, msg, meta, t, err)
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, w.cfg.PublishTimeout)
-	defer cancel()
-	pm, err := events.NewMsg(pctx, w.subj.Pool(sh.Region, sh.Tier), t.TicketID, t)
+	// Pipelined: the put into the pool is published without waiting, and
+	// the ticket is acked when the pool's stream has stored it. Intake
+	// does not wait a round trip per ticket; the publisher bounds what is
+	// in flight (PublishAsyncMaxPending).
+	pm, err := events.NewMsg(ctx, w.subj.Pool(sh.Region, sh.Tier), t.TicketID, t)
+	var fut jetstream.PubAckFuture
 	if err == nil {
-		_, err = w.js.PublishMsg(pctx, pm)
+		fut, err = w.js.PublishMsgAsync(pm)
 	}
 	if err != nil {
 		log.Warn("pool ticket; will retry", "ticket_id", t.TicketID, "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	w.met.tickets.WithLabelValues("admitted").Inc()
-	_ = msg.Ack()
+	w.settle.Add(1)
+	go func() {
+		defer w.settle.Done()
+		select {
+		case <-fut.Ok():
+			w.met.tickets.WithLabelValues("admitted").Inc()
+			_ = msg.Ack()
+		case err := <-fut.Err():
+			log.Warn("pool ticket; will retry", "ticket_id", t.TicketID, "err", err)
+			_ = msg.NakWithDelay(time.Second)
+		case <-time.After(w.cfg.PublishTimeout):
+			log.Warn("pool ticket: no ack in time; will retry", "ticket_id", t.TicketID, "timeout", w.cfg.PublishTimeout)
+			_ = msg.NakWithDelay(time.Second)
+		}
+	}()
 }
 
 // decode checks a ticket message completely and names what is wrong. When

@@ -329,13 +329,16 @@ func (r *runner) matched(match events.Match, all []*pool.Entry, now time.Time) {
 func (r *runner) publishMatch(ctx context.Context, match events.Match) error {
 	pctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
 	defer cancel()
+	var rs []events.Result
 	for _, t := range match.Tickets {
 		for _, pl := range t.Players {
-			res := events.Result{TicketID: t.TicketID, PlayerID: pl, Status: events.StatusMatched, MatchID: match.MatchID}
-			if err := r.w.pub.Result(pctx, res); err != nil {
-				return err
-			}
+			rs = append(rs, events.Result{TicketID: t.TicketID, PlayerID: pl, Status: events.StatusMatched, MatchID: match.MatchID})
 		}
+	}
+	// Every "matched" is stored before the match goes to the allocator,
+	// so a player never sees "assigned" before "matched".
+	if err := r.w.pub.Results(pctx, rs); err != nil {
+		return err
 	}
 	return r.w.pub.Match(pctx, match)
 }

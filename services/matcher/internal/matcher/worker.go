@@ -157,6 +157,8 @@ type Worker struct {
 
 	mu      sync.Mutex
 	runners map[events.Shard]*runner
+	// settle counts intake's puts whose stream ack is awaited.
+	settle sync.WaitGroup
 }
 
 // New returns a worker. reg receives its metrics.

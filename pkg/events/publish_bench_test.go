@@ -1,0 +1,78 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// BenchmarkPublishResults is the publish path of a 1v1 match's two
+// results on an embedded JetStream server (file storage, the RESULTS
+// stream as provisioned): one synchronous publish after the other, as the
+// services did, against Results, which sends both before awaiting the
+// acks. ns/op is per match.
+func BenchmarkPublishResults(b *testing.B) {
+	s := testkit.RunServer(b)
+	js := testkit.JetStream(b, testkit.Connect(b, s))
+	subj := Subjects{}
+	ctx := context.Background()
+	if err := Provision(ctx, js, Topology{Subjects: subj}); err != nil {
+		b.Fatal(err)
+	}
+	pub := NewPublisher(js, subj)
+	results := func(i int) []Result {
+		return []Result{
+			{TicketID: fmt.Sprintf("t%da", i), PlayerID: fmt.Sprintf("p%da", i), Status: StatusMatched, MatchID: fmt.Sprintf("m%d", i)},
+			{TicketID: fmt.Sprintf("t%db", i), PlayerID: fmt.Sprintf("p%db", i), Status: StatusMatched, MatchID: fmt.Sprintf("m%d", i)},
+		}
+	}
+	b.Run("one-by-one", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			for _, r := range results(i) {
+				if err := pub.Result(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("together", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 1 << 30
+		for b.Loop() {
+			i++
+			if err := pub.Results(ctx, results(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkClaimAll is claiming a 1v1 match's two tickets (the claims
+// bucket as provisioned); the claims go out together.
+func BenchmarkClaimAll(b *testing.B) {
+	s := testkit.RunServer(b)
+	js := testkit.JetStream(b, testkit.Connect(b, s))
+	subj := Subjects{}
+	ctx := context.Background()
+	if err := Provision(ctx, js, Topology{Subjects: subj}); err != nil {
+		b.Fatal(err)
+	}
+	c, err := NewClaims(ctx, js, subj)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		lost, err := c.ClaimAll(ctx, []string{fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)}, fmt.Sprintf("match:m%d", i))
+		if err != nil || len(lost) != 0 {
+			b.Fatal(lost, err)
+		}
+	}
+}
