@@ -30,4 +30,6 @@ if [ ! -x "$out/etcd" ]; then
   ln -sf "$(command -v etcd)" "$out/etcd"
 fi
 "$out/kube-apiserver" --version
-"$out/etcd" --version | head -1
+# No pipe into head: under pipefail, etcd can die of SIGPIPE and fail the build.
+etcd_version=$("$out/etcd" --version)
+echo "${etcd_version%%$'\n'*}"
