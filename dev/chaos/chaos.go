@@ -45,7 +45,9 @@ type Config struct {
 	// FaultEvery is the pause between two faults.
 	FaultEvery time.Duration
 	// MaxWait is the 1v1 mode's max wait: a ticket nobody matches expires
-	// after it. The checker's deadline is MaxWait plus Slack.
+	// after it. A ticket's deadline is MaxWait, plus one redelivery of its
+	// match to another allocator (events.AllocatorAckWait: a killed
+	// allocator's match waits that long), plus Slack.
 	MaxWait, Slack time.Duration
 	// Seed makes the choice of faults repeatable.
 	Seed uint64
@@ -108,14 +110,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	load := &proc{name: "load", kind: "load", path: filepath.Join(cfg.BinDir, "load"), logs: &loadOut,
 		args: []string{"run", "-url", strings.Join(fronts, ","), "-rate", fmt.Sprint(cfg.Rate), "-duration", cfg.Duration.String(),
-			"-timeout", (cfg.MaxWait + cfg.Slack).String(), "-record", record, "-json", "-h2c=false"}}
+			"-timeout", (cfg.MaxWait + events.AllocatorAckWait + cfg.Slack).String(), "-record", record, "-json", "-h2c=false"}}
 	loadStart := time.Now()
 	if err := load.start(); err != nil {
 		return nil, err
 	}
 	rep := &Report{Rate: cfg.Rate, Faults: map[string]int{}}
 	s.inject(ctx, rep, time.Now().Add(cfg.Duration))
-	load.wait(cfg.MaxWait + cfg.Slack + time.Minute)
+	load.wait(cfg.Duration + cfg.MaxWait + events.AllocatorAckWait + cfg.Slack + time.Minute)
 	rep.LoadSeconds = time.Since(loadStart).Seconds()
 	rep.Load = lastJSON(loadOut.String())
 
@@ -123,8 +125,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Wait for every acknowledged ticket's outcome, up to its deadline.
-	deadline := cfg.MaxWait + cfg.Slack
+	// Wait for every acknowledged ticket's outcome, up to its deadline and
+	// a minute more: a ticket that comes late is told apart from one that
+	// never comes.
+	deadline := cfg.MaxWait + events.AllocatorAckWait + cfg.Slack
 	var last time.Time
 	for _, a := range acked {
 		if a.AcceptedAt.After(last) {
@@ -133,7 +137,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	for {
 		v := Check(acked, hist.all(), time.Now(), deadline)
-		if v.Outcomes["pending"] == 0 || time.Now().After(last.Add(deadline)) || ctx.Err() != nil {
+		if v.Outcomes["pending"] == 0 || time.Now().After(last.Add(deadline+time.Minute)) || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(time.Second)

@@ -39,7 +39,8 @@ var terminal = map[events.Status]bool{
 //     by one ticket;
 //   - no match got two game servers, or two rooms;
 //   - nothing is stuck: a ticket acknowledged longer ago than deadline
-//     before end has its terminal state.
+//     before end has its terminal state, and reached it (by the time the
+//     result says) within deadline.
 //
 // It trusts nothing the services say about themselves: only what reached
 // the clients (acks) and what was published to players (results).
@@ -80,9 +81,13 @@ func Check(acked []Acked, results []events.Result, end time.Time, deadline time.
 		seen[a.TicketID] = true
 		outcomes := map[string]bool{}
 		var last events.Status
+		var first time.Time
 		for _, r := range byTicket[a.TicketID] {
 			if !terminal[r.Status] {
 				continue
+			}
+			if first.IsZero() || r.At.Before(first) {
+				first = r.At
 			}
 			key := string(r.Status)
 			if r.Status == events.StatusAssigned && r.Assignment != nil {
@@ -98,6 +103,9 @@ func Check(acked []Acked, results []events.Result, end time.Time, deadline time.
 			fail("ticket %s (player %s) has no outcome %s after it was acknowledged (deadline %s)", a.TicketID, a.PlayerID, end.Sub(a.AcceptedAt).Round(time.Second), deadline)
 		case len(outcomes) == 0:
 			v.Outcomes["pending"]++
+		case !first.IsZero() && first.Sub(a.AcceptedAt) > deadline:
+			fail("ticket %s (player %s) reached %s only %s after it was acknowledged (deadline %s)", a.TicketID, a.PlayerID, last, first.Sub(a.AcceptedAt).Round(time.Second), deadline)
+			v.Outcomes[string(last)]++
 		default:
 			v.Outcomes[string(last)]++
 		}

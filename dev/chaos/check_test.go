@@ -13,6 +13,10 @@ func assigned(ticket, player, match, server string) events.Result {
 		Assignment: &events.Assignment{Server: server, Room: match}}
 }
 
+func late(ticket, player string, at time.Time) events.Result {
+	return events.Result{TicketID: ticket, PlayerID: player, Status: events.StatusExpired, At: at}
+}
+
 // The checker finds each kind of violation in a history made to have it,
 // and none in a clean one.
 func TestCheckerFindsViolations(t *testing.T) {
@@ -39,6 +43,7 @@ func TestCheckerFindsViolations(t *testing.T) {
 		{"player in two live matches", acked, append(clean[:len(clean):len(clean)], assigned("t9", "p2", "m7", "gs-1")), "player p2 is in 2 matches"},
 		{"stuck", append(acked[:2:2], Acked{TicketID: "t3", PlayerID: "p3", AcceptedAt: t0}), clean, "ticket t3 (player p3) has no outcome"},
 		{"acknowledged twice", append(acked[:2:2], acked[0]), clean, "ticket t1 acknowledged twice"},
+		{"late", acked, []events.Result{late("t1", "p1", t0.Add(45*time.Second)), late("t2", "p2", t0.Add(time.Second))}, "ticket t1 (player p1) reached expired only 45s after"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			v := Check(tt.acked, tt.results, end, 30*time.Second)
