@@ -42,7 +42,7 @@ $(BIN)/nats: tools/go.mod
 $(BIN)/staticcheck: tools/go.mod
 	GOWORK=off go build -C tools -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
 
-## kube: the control plane of the Kubernetes tests (kube-apiserver, -controller-manager, -scheduler v1.36.3 built from the module proxy, Debian's etcd, kwok) into bin/kube
+## kube: the control plane of the Kubernetes tests (kube-apiserver, -controller-manager, -scheduler v1.36.3 and etcd v3.6.8 built from the module proxy, kwok) into bin/kube
 kube:
 	tools/kube/build.sh
 

@@ -1,8 +1,9 @@
 //go:build tools
 
 // Package kube pins the Kubernetes control plane the tests run: this
-// module builds kube-apiserver v1.36.3 from the module proxy (build.sh),
-// since no binary can be downloaded here. It is not in go.work.
+// module builds kube-apiserver, kube-controller-manager, kube-scheduler
+// v1.36.3 and etcd v3.6.8 (a tool of go.mod) from the module proxy
+// (build.sh), since no binary can be downloaded here. It is not in go.work.
 package kube
 
 import (
