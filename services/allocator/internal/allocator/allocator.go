@@ -68,6 +68,11 @@ type Config struct {
 	RetryDeadline time.Duration
 	// CloseTimeout is how long in-flight matches may finish on shutdown.
 	CloseTimeout time.Duration
+	// NakDelay is when a match that was not settled (another request is
+	// allocating it, this allocator is stopping, NATS is away) comes back.
+	// Its deliveries (events.AllocatorMaxDeliver) must outlast a stale
+	// claim (events.AllocatorAckWait). Default 5 s.
+	NakDelay time.Duration
 	// Requeue, when no game server can be found in time, puts the match's
 	// tickets back in the queue with their original wait, instead of
 	// telling the players it failed.
@@ -75,6 +80,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.NakDelay <= 0 {
+		c.NakDelay = 5 * time.Second
+	}
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = 10 * time.Minute
 	}
@@ -164,6 +172,7 @@ func (a *Allocator) Run(ctx context.Context) error {
 		// The handler retries within RetryDeadline; past AckWait the
 		// server would redeliver anyway.
 		AckWaitTimeout: events.AllocatorAckWait,
+		NakDelay:       wmnats.NewStaticDelay(a.cfg.NakDelay),
 		CloseTimeout:   a.cfg.CloseTimeout,
 		JetStream: wmnats.JetStreamConfig{
 			// Bind to the provisioned consumer; never create (and so never
@@ -246,7 +255,15 @@ func (a *Allocator) handle(msg *message.Message) error {
 type record struct {
 	Server  *Server `json:"server,omitempty"`
 	Pending int64   `json:"pending,omitempty"` // Unix ms
+	// Failed is set, by compare-and-set, before the players are told the
+	// match failed: from then on no request allocates it, so a match
+	// never ends both failed and assigned.
+	Failed bool `json:"failed,omitempty"`
 }
+
+// errFailedBefore: the match's record says it failed; its players were
+// (or are being) told so.
+var errFailedBefore = fmt.Errorf("%w: this match failed before", events.ErrInvalid)
 
 // errInProgress is retried: another request for the match is allocating.
 var errInProgress = errors.New("another request for this match is being allocated")
@@ -280,6 +297,9 @@ func (a *Allocator) allocateOnce(ctx context.Context, m events.Match) (Server, b
 		default:
 			var r record
 			_ = json.Unmarshal(e.Value(), &r)
+			if r.Failed {
+				return Server{}, false, fmt.Errorf("match %s: %w", key, errFailedBefore)
+			}
 			if r.Server != nil {
 				a.log.Info("match allocated before; same server", "match_id", key, "server", r.Server.Name)
 				return *r.Server, true, nil
@@ -312,6 +332,38 @@ func (a *Allocator) allocateOnce(ctx context.Context, m events.Match) (Server, b
 	return srv, false, nil
 }
 
+// markFailed records, by compare-and-set, that the match failed. It
+// refuses when a server was allocated for it (the retry will assign it)
+// or a request is allocating it now.
+func (a *Allocator) markFailed(ctx context.Context, matchID string) error {
+	failed, _ := json.Marshal(record{Failed: true}) // always encodes
+	for {
+		e, err := a.records.Get(ctx, matchID)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			if _, err = a.records.Create(ctx, matchID, failed); errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		var r record
+		_ = json.Unmarshal(e.Value(), &r)
+		switch {
+		case r.Failed:
+			return nil
+		case r.Server != nil:
+			return fmt.Errorf("match %s has a server (%s)", matchID, r.Server.Name)
+		case r.Pending != 0 && a.now().Sub(time.UnixMilli(r.Pending)) < events.AllocatorAckWait:
+			return fmt.Errorf("match %s: %w", matchID, errInProgress)
+		}
+		if _, err := a.records.Update(ctx, matchID, failed, e.Revision()); err == nil {
+			return nil
+		}
+	}
+}
+
 // playURL is the page a player opens; the game server serves it.
 func playURL(s Server, room, token string) string {
 	q := url.Values{"room": {room}, "token": {token}}
@@ -328,6 +380,11 @@ func (a *Allocator) giveUp(h message.HandlerFunc) message.HandlerFunc {
 		if err == nil {
 			return out, nil
 		}
+		// Stopping, or another request is allocating this match: not a
+		// failure. The message is nakked and comes back.
+		if errors.Is(err, context.Canceled) || errors.Is(err, errInProgress) || msg.Context().Err() != nil {
+			return nil, err
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), 5*time.Second)
 		defer cancel()
 		subject := msg.Metadata.Get(metaSubject)
@@ -338,6 +395,12 @@ func (a *Allocator) giveUp(h message.HandlerFunc) message.HandlerFunc {
 			a.met.outcomes.WithLabelValues("requeued").Inc()
 			a.log.Warn("no game server; match's tickets requeued with their wait", "match_id", m.MatchID, "tickets", len(m.Tickets))
 			return nil, nil
+		}
+		if m, derr := events.DecodeMatch(msg.Payload); derr == nil {
+			// Only a match nobody allocated may fail, and only once.
+			if ferr := a.markFailed(ctx, m.MatchID); ferr != nil {
+				return nil, fmt.Errorf("%w (not failed: %w)", err, ferr)
+			}
 		}
 		a.met.outcomes.WithLabelValues("failed_" + failReason(err)).Inc()
 		dl := events.NewDeadLetter(Source, subject, 0, msg.Payload, err, a.now())

@@ -311,3 +311,42 @@ func (c *slowCounting) Allocate(context.Context, events.Match) (allocator.Server
 	time.Sleep(200 * time.Millisecond)
 	return allocator.Server{Name: "gs-slow", Address: "127.0.0.1", Port: 7000}, nil
 }
+
+// TestAMatchAnotherRequestIsAllocatingNeverFails: while another request
+// holds the match's record (an allocator that was paused or killed
+// mid-allocation), this one neither allocates nor tells the players the
+// match failed, however long its retries last; once the other request
+// records its server, the players are assigned to that server. (The chaos
+// run found players told "failed" after "assigned" before this.)
+func TestAMatchAnotherRequestIsAllocatingNeverFails(t *testing.T) {
+	t.Parallel()
+	b := &counting{}
+	e := start(t, b, allocator.Config{RetryDeadline: 200 * time.Millisecond, NakDelay: 300 * time.Millisecond})
+	kv, err := e.js.KeyValue(t.Context(), e.subj.AllocationsBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(t.Context(), "m-held", fmt.Appendf(nil, `{"pending":%d}`, time.Now().UnixMilli())); err != nil {
+		t.Fatal(err)
+	}
+	res := testkit.Collect(t, e.nc, e.subj.AllResults())
+	dls := testkit.Collect(t, e.nc, e.subj.AllDeadLetters())
+	if err := e.pub.Match(t.Context(), match("m-held", "alice", "bob")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // ten times the retry deadline
+	if len(res()) != 0 || len(dls()) != 0 || b.calls.Load() != 0 {
+		t.Fatalf("while another request held the match: %d results, %d dead letters, %d allocations", len(res()), len(dls()), b.calls.Load())
+	}
+	// The other request finishes.
+	if _, err := kv.Put(t.Context(), "m-held", []byte(`{"server":{"name":"gs-9","address":"10.0.0.9","port":7009}}`)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) == 2 }, "players not assigned")
+	for _, msg := range res() {
+		r, _ := events.DecodeResult(msg.Data)
+		if r.Status != events.StatusAssigned || r.Assignment.Server != "gs-9" {
+			t.Fatalf("result %+v", r)
+		}
+	}
+}
