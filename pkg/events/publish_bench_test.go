@@ -5,8 +5,21 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
+
+// provisioned is an embedded JetStream server with the topology.
+func provisioned(b *testing.B) (jetstream.JetStream, Subjects, context.Context) {
+	b.Helper()
+	js := testkit.JetStream(b, testkit.Connect(b, testkit.RunServer(b)))
+	ctx := context.Background()
+	if err := Provision(ctx, js, Topology{}); err != nil {
+		b.Fatal(err)
+	}
+	return js, Subjects{}, ctx
+}
 
 // BenchmarkPublishResults is the publish path of a 1v1 match's two
 // results on an embedded JetStream server (file storage, the RESULTS
@@ -14,13 +27,7 @@ import (
 // services did, against Results, which sends both before awaiting the
 // acks. ns/op is per match.
 func BenchmarkPublishResults(b *testing.B) {
-	s := testkit.RunServer(b)
-	js := testkit.JetStream(b, testkit.Connect(b, s))
-	subj := Subjects{}
-	ctx := context.Background()
-	if err := Provision(ctx, js, Topology{Subjects: subj}); err != nil {
-		b.Fatal(err)
-	}
+	js, subj, ctx := provisioned(b)
 	pub := NewPublisher(js, subj)
 	results := func(i int) []Result {
 		return []Result{
@@ -55,13 +62,7 @@ func BenchmarkPublishResults(b *testing.B) {
 // BenchmarkClaimAll is claiming a 1v1 match's two tickets (the claims
 // bucket as provisioned); the claims go out together.
 func BenchmarkClaimAll(b *testing.B) {
-	s := testkit.RunServer(b)
-	js := testkit.JetStream(b, testkit.Connect(b, s))
-	subj := Subjects{}
-	ctx := context.Background()
-	if err := Provision(ctx, js, Topology{Subjects: subj}); err != nil {
-		b.Fatal(err)
-	}
+	js, subj, ctx := provisioned(b)
 	c, err := NewClaims(ctx, js, subj)
 	if err != nil {
 		b.Fatal(err)
