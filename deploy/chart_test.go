@@ -184,32 +184,11 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"non-hex join secret", map[string]any{"joinSecret": map[string]any{"value": "not hex"}}, "joinSecret"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			vs := deploytest.ValueSet{Files: base.Files, Set: tt.set}
-			vals := vs.Values(t)
-			merged := base.Values(t)
-			for k, v := range vals {
-				merged[k] = mergeMap(merged[k], v)
-			}
+			merged := base.With(t, tt.set)
 			_, _, _, err := deploytest.Render(ch, "quickmatch", merged)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error naming %q", err, tt.want)
 			}
 		})
 	}
-}
-
-func mergeMap(base, over any) any {
-	b, ok1 := base.(map[string]any)
-	o, ok2 := over.(map[string]any)
-	if !ok1 || !ok2 {
-		return over
-	}
-	out := map[string]any{}
-	for k, v := range b {
-		out[k] = v
-	}
-	for k, v := range o {
-		out[k] = mergeMap(out[k], v)
-	}
-	return out
 }

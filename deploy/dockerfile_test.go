@@ -91,7 +91,7 @@ func TestDockerfilesBuild(t *testing.T) {
 						if !strings.HasSuffix(dest, "/") {
 							t.Fatalf("COPY destination %q: want a directory", dest)
 						}
-						if err := exec.Command("mkdir", "-p", target).Run(); err != nil {
+						if err := os.MkdirAll(target, 0o755); err != nil {
 							t.Fatal(err)
 						}
 						from := filepath.Join(root, src)

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/quickmatch-dev/quickmatch/deploy/deploytest"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // writeVulnDB writes a Go vulnerability database (the v1 layout govulncheck
@@ -48,13 +50,7 @@ func writeVulnDB(t *testing.T, vulns map[string]string) string {
 // dependencies and fails when a vulnerability is reachable from our code:
 // the gate works; what it finds depends on the database CI reaches.
 func TestVulncheckGate(t *testing.T) {
-	gvc := os.Getenv("QUICKMATCH_GOVULNCHECK")
-	if gvc == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("QUICKMATCH_GOVULNCHECK is not set (make test sets it)")
-		}
-		t.Skip("QUICKMATCH_GOVULNCHECK not set; make test builds govulncheck and sets it")
-	}
+	testkit.Env(t, "QUICKMATCH_GOVULNCHECK", "make test builds bin/govulncheck, which tools/vulncheck.sh runs, and sets it")
 	root := deploytest.Root(t)
 	run := func(db string) (string, error) {
 		cmd := exec.Command(filepath.Join(root, "tools", "vulncheck.sh"), "services/game")

@@ -5,7 +5,6 @@ package deploytest
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,25 +14,18 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"sigs.k8s.io/yaml"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // Root is the repository root (the directory of go.work).
 func Root(tb testing.TB) string {
 	tb.Helper()
-	dir, err := os.Getwd()
+	root, err := testkit.RepoRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("go.work not found above the test's directory")
-		}
-		dir = parent
-	}
+	return root
 }
 
 // ChartDir is deploy/helm/quickmatch.
@@ -69,6 +61,12 @@ func (v ValueSet) Values(tb testing.TB) map[string]any {
 		out = chartutil.CoalesceTables(vals.AsMap(), out)
 	}
 	return chartutil.CoalesceTables(deepCopy(v.Set), out)
+}
+
+// With is the set's values with over merged on top (over wins).
+func (v ValueSet) With(tb testing.TB, over map[string]any) map[string]any {
+	tb.Helper()
+	return chartutil.CoalesceTables(deepCopy(over), v.Values(tb))
 }
 
 func deepCopy(m map[string]any) map[string]any {

@@ -3,7 +3,6 @@ package deploytest
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -20,6 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // Cluster is a real kube-apiserver (envtest: bin/kube) with the real
@@ -36,14 +37,7 @@ type Cluster struct {
 // and fails in CI.
 func Assets(tb testing.TB) string {
 	tb.Helper()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		if os.Getenv("CI") != "" {
-			tb.Fatal("KUBEBUILDER_ASSETS is not set: make test builds the control plane (tools/kube/build.sh)")
-		}
-		tb.Skip("KUBEBUILDER_ASSETS not set; run tools/kube/build.sh and set it to bin/kube (make test does)")
-	}
-	return assets
+	return testkit.Env(tb, "KUBEBUILDER_ASSETS", "make test builds the control plane into bin/kube (tools/kube/build.sh) and sets it")
 }
 
 // StartCluster starts the apiserver for the test.

@@ -1,13 +1,14 @@
 package deploytest
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"testing"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 var flagLine = regexp.MustCompile(`(?m)^\s+-([a-z0-9-]+)`)
@@ -18,13 +19,7 @@ var flagLine = regexp.MustCompile(`(?m)^\s+-([a-z0-9-]+)`)
 // skipped locally and fails in CI.
 func EnvOf(tb testing.TB, service string) map[string]bool {
 	tb.Helper()
-	dir := os.Getenv("QUICKMATCH_BIN_DIR")
-	if dir == "" {
-		if os.Getenv("CI") != "" {
-			tb.Fatal("QUICKMATCH_BIN_DIR is not set (make test sets it)")
-		}
-		tb.Skip("QUICKMATCH_BIN_DIR not set; make test builds the services and sets it")
-	}
+	dir := testkit.Env(tb, "QUICKMATCH_BIN_DIR", "make test builds the services and sets it")
 	out, _ := exec.Command(filepath.Join(dir, service), "-h").CombinedOutput() // -h exits 2 by design
 	env := map[string]bool{}
 	for _, m := range flagLine.FindAllStringSubmatch(string(out), -1) {

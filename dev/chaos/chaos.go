@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -108,18 +109,26 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			fronts = append(fronts, strings.TrimSuffix(s.ready[p], "/readyz"))
 		}
 	}
-	load := &proc{name: "load", kind: "load", path: filepath.Join(cfg.BinDir, "load"), logs: &loadOut,
-		args: []string{"run", "-url", strings.Join(fronts, ","), "-rate", fmt.Sprint(cfg.Rate), "-duration", cfg.Duration.String(),
-			"-timeout", (cfg.MaxWait + events.AllocatorAckWait + cfg.Slack).String(), "-record", record, "-json", "-h2c=false"}}
+	// The load tool is not under test: it runs once, unsupervised, and
+	// ends by itself (each ticket has its -timeout).
+	load := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "load"), "run", "-url", strings.Join(fronts, ","),
+		"-rate", fmt.Sprint(cfg.Rate), "-duration", cfg.Duration.String(),
+		"-timeout", (cfg.MaxWait + events.AllocatorAckWait + cfg.Slack).String(), "-record", record, "-json", "-h2c=false")
+	load.Stdout, load.Stderr = &loadOut, cfg.Logs
 	loadStart := time.Now()
-	if err := load.start(); err != nil {
-		return nil, err
+	if err := load.Start(); err != nil {
+		return nil, fmt.Errorf("start the load tool: %w", err)
 	}
 	rep := &Report{Rate: cfg.Rate, Faults: map[string]int{}}
 	s.inject(ctx, rep, time.Now().Add(cfg.Duration))
-	load.wait(cfg.Duration + cfg.MaxWait + events.AllocatorAckWait + cfg.Slack + time.Minute)
+	if err := load.Wait(); err != nil {
+		return nil, fmt.Errorf("load tool: %w", err)
+	}
 	rep.LoadSeconds = time.Since(loadStart).Seconds()
-	rep.Load = lastJSON(loadOut.String())
+	if !json.Valid(loadOut.Bytes()) {
+		return nil, fmt.Errorf("load tool printed no JSON summary: %q", loadOut.String())
+	}
+	rep.Load = json.RawMessage(loadOut.Bytes())
 
 	acked, err := readAcked(record)
 	if err != nil {
@@ -379,20 +388,6 @@ func readAcked(path string) ([]Acked, error) {
 		out = append(out, a)
 	}
 	return out, sc.Err()
-}
-
-// lastJSON is the load tool's JSON summary at the end of its output.
-func lastJSON(out string) json.RawMessage {
-	if i := strings.LastIndex(out, "load       | {"); i >= 0 {
-		var b strings.Builder
-		for _, line := range strings.Split(out[i:], "\n") {
-			b.WriteString(strings.TrimPrefix(line, "load       | "))
-		}
-		if json.Valid([]byte(b.String())) {
-			return json.RawMessage(b.String())
-		}
-	}
-	return nil
 }
 
 // history is every result published, read from the RESULTS stream by an

@@ -8,19 +8,16 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // The short chaos run of make test: 30 s of load on 3 NATS nodes, 2
 // frontends, 3 matchers, 2 allocators and 2 game servers, with a fault
 // every 1.5 s or so, and no violation allowed. The long run is cmd/chaos.
 func TestChaosShort(t *testing.T) {
-	bin, server := os.Getenv("QUICKMATCH_BIN_DIR"), os.Getenv("QUICKMATCH_NATS_SERVER")
-	if bin == "" || server == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("QUICKMATCH_BIN_DIR and QUICKMATCH_NATS_SERVER must be set (make test sets them)")
-		}
-		t.Skip("QUICKMATCH_BIN_DIR and QUICKMATCH_NATS_SERVER not set; make test sets them")
-	}
+	bin := testkit.Env(t, "QUICKMATCH_BIN_DIR", "make test builds the services and the load tool and sets it")
+	server := testkit.Env(t, "QUICKMATCH_NATS_SERVER", "make test builds bin/nats-server and sets it")
 	if _, err := os.Stat(filepath.Join(bin, "load")); err != nil {
 		t.Fatal(err)
 	}

@@ -146,19 +146,3 @@ func (p *proc) stop(grace time.Duration) {
 		<-p.stopped
 	}
 }
-
-// wait waits up to d for the current run to exit.
-func (p *proc) wait(d time.Duration) bool {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
-		return true
-	}
-	select {
-	case <-done:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}

@@ -113,12 +113,26 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	s := &Stack{cfg: cfg, secret: newSecret(), passwords: map[string]string{}}
 	opts := testkit.ServerOptions(filepath.Join(cfg.DataDir, "nats"))
 	if cfg.NATSConfig != "" {
+		// The configuration reads its passwords from variables; a copy of
+		// it that defines them first is what the server loads, so the
+		// process environment is left alone.
+		conf, err := os.ReadFile(cfg.NATSConfig)
+		if err != nil {
+			return nil, fmt.Errorf("nats config: %w", err)
+		}
+		vars := "SERVER_NAME: quickmatch-stack\n"
 		for _, user := range []string{"frontend", "matcher", "allocator", "operator"} {
 			s.passwords[user] = newSecret()
-			os.Setenv(strings.ToUpper(user)+"_PASSWORD", s.passwords[user])
+			vars += fmt.Sprintf("%s_PASSWORD: %q\n", strings.ToUpper(user), s.passwords[user])
 		}
-		os.Setenv("SERVER_NAME", "quickmatch-stack")
-		fromFile, err := server.ProcessConfigFile(cfg.NATSConfig)
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, err
+		}
+		wrapperPath := filepath.Join(cfg.DataDir, "nats.conf")
+		if err := os.WriteFile(wrapperPath, append([]byte(vars), conf...), 0o600); err != nil {
+			return nil, err
+		}
+		fromFile, err := server.ProcessConfigFile(wrapperPath)
 		if err != nil {
 			return nil, fmt.Errorf("nats config: %w", err)
 		}

@@ -126,12 +126,24 @@ func (p *Publisher) Match(ctx context.Context, m Match) error {
 // Result publishes a result on the player's subject. Ticket, player and
 // status make the message id, so each status of a ticket is stored once.
 func (p *Publisher) Result(ctx context.Context, r Result) error {
+	msg, err := p.resultMsg(ctx, r)
+	if err != nil {
+		return err
+	}
+	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish %s: %w", msg.Subject, err)
+	}
+	return nil
+}
+
+// resultMsg is r as published: the schema version, the time if unset,
+// the player's subject and the result's message id.
+func (p *Publisher) resultMsg(ctx context.Context, r Result) (*nats.Msg, error) {
 	r.SchemaVersion = SchemaVersion
 	if r.At.IsZero() {
 		r.At = time.Now().UTC()
 	}
-	_, err := p.publish(ctx, p.subj.Result(r.PlayerID), ResultMsgID(r), r)
-	return err
+	return NewMsg(ctx, p.subj.Result(r.PlayerID), ResultMsgID(r), r)
 }
 
 // Results publishes several results at once: every publish is sent
@@ -141,11 +153,7 @@ func (p *Publisher) Result(ctx context.Context, r Result) error {
 func (p *Publisher) Results(ctx context.Context, rs []Result) error {
 	futs := make([]jetstream.PubAckFuture, 0, len(rs))
 	for _, r := range rs {
-		r.SchemaVersion = SchemaVersion
-		if r.At.IsZero() {
-			r.At = time.Now().UTC()
-		}
-		msg, err := NewMsg(ctx, p.subj.Result(r.PlayerID), ResultMsgID(r), r)
+		msg, err := p.resultMsg(ctx, r)
 		if err != nil {
 			return err
 		}

@@ -337,10 +337,13 @@ func (a *Allocator) allocateOnce(ctx context.Context, m events.Match) (Server, b
 // or a request is allocating it now.
 func (a *Allocator) markFailed(ctx context.Context, matchID string) error {
 	failed, _ := json.Marshal(record{Failed: true}) // always encodes
-	for {
+	// Each pass loses only to a concurrent write of the record; a few
+	// passes, then the match is nakked and decided on its next delivery.
+	for range 5 {
 		e, err := a.records.Get(ctx, matchID)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			if _, err = a.records.Create(ctx, matchID, failed); errors.Is(err, jetstream.ErrKeyExists) {
+			_, err = a.records.Create(ctx, matchID, failed)
+			if errors.Is(err, jetstream.ErrKeyExists) {
 				continue
 			}
 			return err
@@ -362,6 +365,7 @@ func (a *Allocator) markFailed(ctx context.Context, matchID string) error {
 			return nil
 		}
 	}
+	return fmt.Errorf("match %s: its allocation record kept changing", matchID)
 }
 
 // playURL is the page a player opens; the game server serves it.

@@ -18,7 +18,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -37,6 +36,8 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // GameServers is the GameServer resource.
@@ -68,13 +69,7 @@ type Fault struct {
 // and fails in CI.
 func Start(t *testing.T) *Cluster {
 	t.Helper()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("KUBEBUILDER_ASSETS is not set: make test builds the control plane (tools/kube/build.sh)")
-		}
-		t.Skip("KUBEBUILDER_ASSETS not set; run tools/kube/build.sh and set it to bin/kube (make test does)")
-	}
+	assets := testkit.Env(t, "KUBEBUILDER_ASSETS", "make test builds the control plane into bin/kube (tools/kube/build.sh) and sets it")
 	crds, err := filepath.Abs(filepath.Join(repoRoot(t), "..", "shared", "agones", "crds.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -116,17 +111,11 @@ func Start(t *testing.T) *Cluster {
 }
 
 func repoRoot(t *testing.T) string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.work not found")
-		}
-		dir = parent
+	root, err := testkit.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return root
 }
 
 // Inject makes the next allocation calls answer these faults, in order.
