@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -29,6 +30,10 @@ type runResult struct {
 	Errors     map[string]int64 `json:"errors_by_kind"`
 	// Latency from the ticket's POST to its assignment, in milliseconds.
 	Latency map[string]float64 `json:"latency_ms"`
+	// Accepted is the latency of the POST alone (to the frontend's 202),
+	// of the tickets that were then assigned: where Latency is long and
+	// this is too, the wait was before the ticket was even queued.
+	Accepted map[string]float64 `json:"accepted_ms"`
 }
 
 // runLoad is the open-arrival load: tickets arrive at -rate per second for
@@ -48,8 +53,21 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	h2c := fs.Bool("h2c", true, "speak HTTP/2 cleartext to the frontend (streams, not a socket per client)")
 	sources := fs.Int("source-ips", 1, "spread client sockets over 127.0.0.1..N")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	via := fs.String("via", "http", "how tickets arrive: http (POST and Server-Sent Events to -url) or nats (published on the shard's JetStream subject, outcome on the player's result subject, no frontend)")
+	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server, with -via nats")
+	natsPrefix := fs.String("subject-prefix", "", "subject prefix of the deployment, with -via nats")
+	natsUser := fs.String("nats-user", "", "NATS user, with -via nats (it must publish tickets and subscribe to results)")
+	natsPassword := fs.String("nats-password", "", "NATS password, with -via nats")
+	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file (it shares the machine with what it measures)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stop, err := profileCPU(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	var lo, hi int
 	if _, err := fmt.Sscanf(*skills, "%d-%d", &lo, &hi); err != nil || hi < lo {
@@ -73,8 +91,27 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}()
 	}
-	hc := client(*h2c, *sources, 256)
+	var ticket func(ctx context.Context, i int, player, region string, skill int) (time.Time, string)
+	switch *via {
+	case "http":
+		hc := client(*h2c, *sources, 256)
+		ticket = func(ctx context.Context, i int, player, region string, skill int) (time.Time, string) {
+			return follow(ctx, hc, bases[i%len(bases)], player, region, skill, rec)
+		}
+	case "nats":
+		d, err := newNATSDriver(*natsURL, *natsPrefix, *natsUser, *natsPassword)
+		if err != nil {
+			return err
+		}
+		defer d.close()
+		ticket = func(ctx context.Context, _ int, player, region string, skill int) (time.Time, string) {
+			return d.follow(ctx, player, region, skill)
+		}
+	default:
+		return fmt.Errorf("-via %q: want http or nats", *via)
+	}
 	hist := hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
+	acceptHist := hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
 	var histMu sync.Mutex
 	var sent, assigned atomic.Int64
 	var errMu sync.Mutex
@@ -104,8 +141,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 			cctx, cancel := context.WithTimeout(ctx, *timeout)
 			defer cancel()
 			t0 := time.Now()
-			kind := follow(cctx, hc, bases[i%len(bases)], fmt.Sprintf("run-%s-%d", run, i),
-				regionList[i%len(regionList)], lo+rand.IntN(hi-lo+1), rec)
+			accepted, kind := ticket(cctx, i, fmt.Sprintf("run-%s-%d", run, i), regionList[i%len(regionList)], lo+rand.IntN(hi-lo+1))
 			if kind != "" {
 				fail(kind)
 				return
@@ -113,6 +149,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 			assigned.Add(1)
 			histMu.Lock()
 			_ = hist.RecordValue(time.Since(t0).Microseconds())
+			_ = acceptHist.RecordValue(accepted.Sub(t0).Microseconds())
 			histMu.Unlock()
 		}()
 	}
@@ -120,8 +157,11 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	wg.Wait()
 	res := runResult{Rate: *rate, Seconds: arrivals.Seconds(), Sent: sent.Load(), Assigned: assigned.Load(), Errors: errs}
 	res.Throughput = float64(res.Assigned) / arrivals.Seconds()
-	ms := func(q float64) float64 { return float64(hist.ValueAtQuantile(q)) / 1000 }
-	res.Latency = map[string]float64{"p50": ms(50), "p90": ms(90), "p99": ms(99), "p99.9": ms(99.9), "max": float64(hist.Max()) / 1000}
+	quantiles := func(h *hdrhistogram.Histogram) map[string]float64 {
+		ms := func(q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1000 }
+		return map[string]float64{"p50": ms(50), "p90": ms(90), "p99": ms(99), "p99.9": ms(99.9), "max": float64(h.Max()) / 1000}
+	}
+	res.Latency, res.Accepted = quantiles(hist), quantiles(acceptHist)
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -131,6 +171,8 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "assigned    %d (%.0f/s)\n", res.Assigned, res.Throughput)
 	fmt.Fprintf(stdout, "latency ms  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (POST to assignment)\n",
 		res.Latency["p50"], res.Latency["p90"], res.Latency["p99"], res.Latency["p99.9"], res.Latency["max"])
+	fmt.Fprintf(stdout, "accepted ms p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (POST to 202, of those)\n",
+		res.Accepted["p50"], res.Accepted["p90"], res.Accepted["p99"], res.Accepted["p99.9"], res.Accepted["max"])
 	kinds := make([]string, 0, len(errs))
 	for k := range errs {
 		kinds = append(kinds, k)
@@ -140,6 +182,24 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "error       %s: %d\n", k, errs[k])
 	}
 	return nil
+}
+
+// profileCPU writes a CPU profile of this process to path until stop.
+func profileCPU(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "cpu profile:", err)
+		}
+	}, nil
 }
 
 // Acked is one ticket a frontend acknowledged (202), as -record writes it.
@@ -165,9 +225,15 @@ func (r *recorder) add(a Acked) {
 	_ = r.enc.Encode(a)
 }
 
-// follow queues one ticket and waits for its outcome; it returns "" when
-// assigned, or the kind of what went wrong.
-func follow(ctx context.Context, hc *http.Client, base, player, region string, skill int, rec *recorder) string {
+// follow queues one ticket and waits for its outcome; it returns when the
+// frontend accepted it and "" when assigned, or the kind of what went
+// wrong.
+func follow(ctx context.Context, hc *http.Client, base, player, region string, skill int, rec *recorder) (accepted time.Time, kind string) {
+	kind = followTicket(ctx, hc, base, player, region, skill, rec, &accepted)
+	return accepted, kind
+}
+
+func followTicket(ctx context.Context, hc *http.Client, base, player, region string, skill int, rec *recorder, accepted *time.Time) string {
 	body := fmt.Sprintf(`{"player_id":%q,"skill":%d,"region":%q,"mode":"1v1"}`, player, skill, region)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/tickets", strings.NewReader(body))
 	res, err := hc.Do(req)
@@ -182,7 +248,8 @@ func follow(ctx context.Context, hc *http.Client, base, player, region string, s
 	if res.StatusCode != http.StatusAccepted || err != nil {
 		return fmt.Sprintf("post_%d", res.StatusCode)
 	}
-	rec.add(Acked{TicketID: view.TicketID, PlayerID: player, Frontend: base, AcceptedAt: time.Now()})
+	*accepted = time.Now()
+	rec.add(Acked{TicketID: view.TicketID, PlayerID: player, Frontend: base, AcceptedAt: *accepted})
 	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/tickets/"+view.TicketID+"/events", nil)
 	res, err = hc.Do(req)
 	if err != nil {

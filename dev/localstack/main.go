@@ -35,6 +35,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", ".data", "directory of JetStream's files, kept between runs")
 	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "address every service listens on")
 	fs.IntVar(&cfg.NATSPort, "nats-port", 4222, "NATS client port (the nats CLI's default)")
+	fs.IntVar(&cfg.PprofBasePort, "pprof-base-port", 0, "serve Go's profiles (/debug/pprof/): the embedded NATS server's on this port, each service's on the next ones (printed); 0: off")
 	fs.IntVar(&cfg.FrontendPort, "frontend-port", 3000, "port of the page and the ticket API")
 	fs.StringVar(&games, "game-ports", "7000,7001", "ports of the game servers, one process each (7000-8000)")
 	fs.StringVar(&matchers, "matcher-ops-ports", "9102,9104", "one matcher worker per port (its /healthz, /readyz, /metrics); the workers share the shards")

@@ -37,6 +37,11 @@ type Config struct {
 	DataDir string
 	// NATSPort is the client port; -1 picks a free one.
 	NATSPort int
+	// PprofBasePort, when set, serves Go's profiles (/debug/pprof/) on
+	// Host: the embedded NATS server's on this port, then each NATS-backed
+	// service's on the next ports, in the order they start (printed to
+	// Logs). 0 is off.
+	PprofBasePort int
 	// Host is the address every service listens on and players reach.
 	Host string
 	// FrontendPort serves the API and the page.
@@ -70,6 +75,7 @@ type Stack struct {
 	nats   *server.Server
 	procs  []*proc
 	secret string
+	pprofs int // services given a profiling port so far
 	// passwords of the NATS users, by user (with Config.NATSConfig).
 	passwords map[string]string
 }
@@ -141,6 +147,10 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	}
 	opts.Host = cfg.Host
 	opts.Port = cfg.NATSPort
+	if cfg.PprofBasePort > 0 {
+		opts.ProfPort = cfg.PprofBasePort
+		fmt.Fprintf(cfg.Logs, "%-10s| profiles on http://%s/debug/pprof/\n", "nats", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.PprofBasePort)))
+	}
 	ns, err := testkit.StartServer(opts)
 	if err != nil {
 		return nil, err
@@ -214,6 +224,12 @@ func (s *Stack) startServices(ctx context.Context) error {
 func (s *Stack) spawn(name, bin string, env []string) error {
 	if pw, ok := s.passwords[bin]; ok {
 		env = append(env, "NATS_USER="+bin, "NATS_PASSWORD="+pw)
+	}
+	if s.cfg.PprofBasePort > 0 && bin != "game" {
+		s.pprofs++
+		a := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.PprofBasePort+s.pprofs))
+		env = append(env, "PPROF_ADDR="+a)
+		fmt.Fprintf(s.cfg.Logs, "%-10s| profiles on http://%s/debug/pprof/\n", name, a)
 	}
 	cmd := exec.Command(filepath.Join(s.cfg.BinDir, bin))
 	// Only the stack's settings: a stray NATS_URL in the caller's shell

@@ -354,23 +354,29 @@ func TestLoadRooms(t *testing.T) {
 // stack, briefly: every ticket with a partner is assigned.
 func TestLoadRun(t *testing.T) {
 	s := startStack(t, func(c *stack.Config) { c.Env = []string{"RATE_LIMIT=0"} })
-	// 60 tickets over the 3 regions: 20 each, all paired.
-	cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "load"), "run", "-url", s.FrontendURL(), "-rate", "60", "-duration", "1s", "-timeout", "20s", "-json")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("load run: %v\n%s", err, out)
-	}
-	var r struct {
-		Sent     int64              `json:"tickets_sent"`
-		Assigned int64              `json:"assigned"`
-		Errors   map[string]int64   `json:"errors_by_kind"`
-		Latency  map[string]float64 `json:"latency_ms"`
-	}
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("output: %v\n%s", err, out)
-	}
-	if r.Sent != 60 || r.Assigned != 60 || len(r.Errors) != 0 || r.Latency["max"] <= 0 {
-		t.Fatalf("load run: %s", out)
+	// 60 tickets over the 3 regions: 20 each, all paired. Over HTTP to the
+	// frontend, then straight onto JetStream as a game backend would.
+	for _, via := range [][]string{{"-via", "http", "-url", s.FrontendURL()}, {"-via", "nats", "-nats-url", s.NATSURL()}} {
+		t.Run(via[1], func(t *testing.T) {
+			args := append([]string{"run", "-rate", "60", "-duration", "1s", "-timeout", "20s", "-json"}, via...)
+			out, err := exec.CommandContext(t.Context(), filepath.Join(binDir, "load"), args...).Output()
+			if err != nil {
+				t.Fatalf("load run: %v\n%s", err, out)
+			}
+			var r struct {
+				Sent     int64              `json:"tickets_sent"`
+				Assigned int64              `json:"assigned"`
+				Errors   map[string]int64   `json:"errors_by_kind"`
+				Latency  map[string]float64 `json:"latency_ms"`
+				Accepted map[string]float64 `json:"accepted_ms"`
+			}
+			if err := json.Unmarshal(out, &r); err != nil {
+				t.Fatalf("output: %v\n%s", err, out)
+			}
+			if r.Sent != 60 || r.Assigned != 60 || len(r.Errors) != 0 || r.Latency["max"] <= 0 || r.Accepted["max"] <= 0 || r.Accepted["max"] > r.Latency["max"] {
+				t.Fatalf("load run: %s", out)
+			}
+		})
 	}
 }
 

@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&scaleCfg.RoomsPerServer, "autoscale-rooms-per-server", 10, "FleetAutoscaler webhook: rooms per server when the fleet has no rooms counter")
 	fs.StringVar(&joinSecret, "join-secret", "", "hex secret that signs join tokens; the game servers hold the same (required)")
 	fs.DurationVar(&cfg.TokenTTL, "join-token-ttl", 10*time.Minute, "how long a join token admits its player")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "matches allocated at once")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "matches allocated at once (each waits on a few JetStream round trips and the backend)")
 	fs.DurationVar(&cfg.RetryDeadline, "retry-deadline", 10*time.Second, "how long one match is retried before its players are told it failed")
 	var onNoCapacity string
 	fs.StringVar(&onNoCapacity, "on-no-capacity", "fail", "when no game server is found in time: fail (tell the players) or requeue (queue their tickets again, keeping their wait)")

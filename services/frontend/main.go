@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&apiCfg.Heartbeat, "heartbeat", 15*time.Second, "ping interval for waiting SSE and WebSocket clients")
 	fs.StringVar(&apiCfg.WSRegion, "ws-region", "eu", "region of /ws clients that name none")
 	fs.IntVar(&apiCfg.WSSkill, "ws-skill", 1000, "skill of /ws clients that give none")
-	fs.IntVar(&h2Streams, "h2c-streams", 1000, "HTTP/2 cleartext (h2c) streams per connection; 0 turns h2c off (HTTP/1.1 only)")
+	fs.IntVar(&h2Streams, "h2c-streams", 100, "HTTP/2 cleartext (h2c) streams per connection (each frame written looks at every stream of its connection, so keep it low); 0 turns h2c off (HTTP/1.1 only)")
 	fs.DurationVar(&drainWait, "readiness-drain", 0, "after SIGTERM, how long /readyz fails before the server stops (a probe period in Kubernetes)")
 	fs.DurationVar(&grace, "shutdown-grace", 10*time.Second, "time for in-flight requests after SIGTERM")
 	if err := envflag.Parse(fs, args); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -90,4 +91,18 @@ func ListenAndServe(ctx context.Context, addr string, h http.Handler, grace time
 		o(srv)
 	}
 	return Serve(ctx, srv, ln, grace)
+}
+
+// ServeProfiling serves Go's profiles (net/http/pprof under /debug/pprof/)
+// on addr until ctx ends. It is for load runs and incidents, on an address
+// of its own (keep it on localhost or a port no Service exposes), never on
+// a service's public listener.
+func ServeProfiling(ctx context.Context, addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return ListenAndServe(ctx, addr, mux, time.Second)
 }

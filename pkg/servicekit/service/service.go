@@ -36,6 +36,8 @@ type Options struct {
 	// set them here.
 	Regions events.Regions
 	Tiers   events.Tiers
+	// PprofAddr serves Go's profiles there when set (see ops.ServeProfiling).
+	PprofAddr string
 }
 
 // RegisterFlags adds the shared flags to fs. Each service adds its own
@@ -45,6 +47,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&o.Replicas, "stream-replicas", 1, "replicas of the streams this service provisions (3 on a NATS cluster)")
+	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty: off")
 }
 
 // Env is a started service's shared equipment.
@@ -81,6 +84,13 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 	if err := events.Provision(ctx, js, events.Topology{Subjects: subj, Replicas: o.Replicas, Regions: o.Regions, Tiers: o.Tiers}); err != nil {
 		nc.Close()
 		return nil, err
+	}
+	if o.PprofAddr != "" {
+		go func() {
+			if err := ops.ServeProfiling(ctx, o.PprofAddr); err != nil {
+				log.Warn("profiling endpoint", "err", err)
+			}
+		}()
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -87,7 +87,7 @@ func (c *Config) setDefaults() {
 		c.TokenTTL = 10 * time.Minute
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 8
+		c.Concurrency = 64
 	}
 	if c.RetryDeadline <= 0 {
 		c.RetryDeadline = 10 * time.Second

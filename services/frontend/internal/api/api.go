@@ -26,6 +26,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/capacity"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/ratelimit"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
 
@@ -45,8 +46,8 @@ type Tickets interface {
 
 // Results is what the API needs from the results tracker.
 type Results interface {
-	Track(ctx context.Context, ticketID, player string, created time.Time) error
-	Wait(ctx context.Context, ticketID string) (<-chan events.Result, func(), error)
+	Track(ctx context.Context, ticketID, player string, created time.Time, origin *results.Origin) error
+	Wait(ctx context.Context, ticketID string) (results.Waiting, error)
 }
 
 // ErrorBody is every error answer.

@@ -21,7 +21,8 @@ import (
 //
 // A client that reconnects with Last-Event-ID gets only what is newer. The
 // stream ends after the terminal status. Any frontend instance can serve
-// it: the current state comes from JetStream and the changes from the
+// it: the frontend that created the ticket answers from its tracker alone;
+// another reads the current state from JetStream and then follows the
 // player's result subject.
 func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -35,38 +36,27 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		last = n
 	}
-	rec, err := a.tickets.Record(ctx, id)
-	if err != nil {
-		a.writeError(w, err)
-		return
-	}
-	view, err := a.tickets.Get(ctx, id)
-	if err != nil {
-		a.writeError(w, err)
-		return
-	}
-	var updates <-chan events.Result
-	if !view.Status.Terminal() {
-		// Follow the player's results first, then read the state again,
-		// so that a change between the two reads is not missed.
-		if err := a.results.Track(ctx, id, rec.Ticket.Players()[0], rec.Ticket.CreatedAt); err != nil {
-			a.writeError(w, err)
+	var (
+		rec     tickets.Record
+		view    tickets.View
+		updates <-chan events.Result
+	)
+	if wt, err := a.results.Wait(ctx, id); err == nil && wt.Origin != nil {
+		// Created here: tracked since before its publish, so the tracker
+		// has every result of it and nothing needs reading from JetStream.
+		defer wt.Stop()
+		rec = tickets.Record{Ticket: events.Ticket{TicketID: id, Mode: wt.Origin.Mode}, Region: wt.Origin.Region, Tier: wt.Origin.Tier}
+		view, updates = tickets.ViewOf(rec, nil), wt.Results
+	} else {
+		if err == nil {
+			wt.Stop()
+		}
+		var stop func()
+		var ok bool
+		if rec, view, updates, stop, ok = a.followStored(w, r, id); !ok {
 			return
 		}
-		ch, stop, err := a.results.Wait(ctx, id)
-		switch {
-		case errors.Is(err, results.ErrNotTracked): // it just ended
-		case err != nil:
-			a.writeError(w, err)
-			return
-		default:
-			defer stop()
-			updates = ch
-		}
-		if view, err = a.tickets.Get(ctx, id); err != nil {
-			a.writeError(w, err)
-			return
-		}
+		defer stop()
 	}
 	flusher, ok := w.(http.Flusher)
 	if !ok {
@@ -122,4 +112,46 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// followStored reads a ticket's state from JetStream and follows its
+// results from now on: for a ticket created by another frontend, or one
+// this frontend no longer tracks. ok is false if it answered with an error.
+func (a *API) followStored(w http.ResponseWriter, r *http.Request, id string) (rec tickets.Record, view tickets.View, updates <-chan events.Result, stop func(), ok bool) {
+	ctx := r.Context()
+	stop = func() {}
+	rec, err := a.tickets.Record(ctx, id)
+	if err != nil {
+		a.writeError(w, err)
+		return rec, view, nil, stop, false
+	}
+	view, err = a.tickets.Get(ctx, id)
+	if err != nil {
+		a.writeError(w, err)
+		return rec, view, nil, stop, false
+	}
+	if view.Status.Terminal() {
+		return rec, view, nil, stop, true
+	}
+	// Follow the player's results first, then read the state again, so
+	// that a change between the two reads is not missed.
+	if err := a.results.Track(ctx, id, rec.Ticket.Players()[0], rec.Ticket.CreatedAt, nil); err != nil {
+		a.writeError(w, err)
+		return rec, view, nil, stop, false
+	}
+	wt, err := a.results.Wait(ctx, id)
+	switch {
+	case errors.Is(err, results.ErrNotTracked): // it just ended
+	case err != nil:
+		a.writeError(w, err)
+		return rec, view, nil, stop, false
+	default:
+		stop, updates = wt.Stop, wt.Results
+	}
+	if view, err = a.tickets.Get(ctx, id); err != nil {
+		stop()
+		a.writeError(w, err)
+		return rec, view, nil, func() {}, false
+	}
+	return rec, view, updates, stop, true
 }

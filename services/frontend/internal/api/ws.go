@@ -77,7 +77,8 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, kind string
 		return
 	}
 	a.met.requests.WithLabelValues("queued").Inc()
-	updates, stop, err := a.results.Wait(ctx, view.TicketID)
+	waiting, err := a.results.Wait(ctx, view.TicketID)
+	updates, stop := waiting.Results, waiting.Stop
 	if err != nil {
 		// Already ended (an instant outcome): report what the stream says.
 		if v, gerr := a.tickets.Get(ctx, view.TicketID); gerr == nil {

@@ -47,11 +47,19 @@ type metrics struct {
 	toAssign prometheus.Histogram
 }
 
+// Origin is what a ticket was created with. The tracker keeps it for a
+// ticket tracked before it was published: every result of such a ticket
+// passes through the tracker, so a waiter needs nothing from JetStream.
+type Origin struct {
+	Region, Tier, Mode string
+}
+
 // ticket is a tracked ticket. Only Run touches it.
 type ticket struct {
 	id      string
 	player  string
 	created time.Time
+	origin  *Origin
 	last    *events.Result
 	waiters map[chan events.Result]struct{}
 }
@@ -61,8 +69,16 @@ type request struct {
 	id      string
 	player  string
 	created time.Time
+	origin  *Origin
 	waiter  chan events.Result
-	reply   chan error
+	reply   chan reply
+}
+
+type reply struct {
+	err error
+	// subscribed: Track made a new subscription, which the caller flushes.
+	subscribed bool
+	origin     *Origin
 }
 
 const (
@@ -102,9 +118,21 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 
 // Track follows a ticket from now on. It returns once the subscription is
 // registered with the server, so the ticket may be published after it.
-// Tracking a ticket that is tracked already does nothing.
-func (t *Tracker) Track(ctx context.Context, ticketID, player string, created time.Time) error {
-	return t.call(ctx, request{kind: reqTrack, id: ticketID, player: player, created: created})
+// origin is set by the caller that tracks a ticket before publishing it,
+// and nil otherwise. Tracking a ticket that is tracked already does nothing.
+func (t *Tracker) Track(ctx context.Context, ticketID, player string, created time.Time, origin *Origin) error {
+	r := t.call(ctx, request{kind: reqTrack, id: ticketID, player: player, created: created, origin: origin})
+	if r.err != nil || !r.subscribed {
+		return r.err
+	}
+	// Flush makes the server hold the subscription before the ticket is
+	// published, so even an instant result is seen. It is a round trip,
+	// so it is done here and not in Run: tracks flush side by side.
+	if err := t.nc.Flush(); err != nil {
+		t.Untrack(context.WithoutCancel(ctx), ticketID)
+		return fmt.Errorf("subscribe to results of %s: %w", player, err)
+	}
+	return nil
 }
 
 // Untrack stops following a ticket (its publish failed).
@@ -112,38 +140,49 @@ func (t *Tracker) Untrack(ctx context.Context, ticketID string) {
 	_ = t.call(ctx, request{kind: reqUntrack, id: ticketID})
 }
 
-// Wait returns a channel that receives the tracked ticket's results, first
-// the latest one already seen if any, and a function to stop waiting. The
-// channel is closed after a terminal result, or when the ticket stops being
-// tracked.
-func (t *Tracker) Wait(ctx context.Context, ticketID string) (<-chan events.Result, func(), error) {
+// Waiting is a waiter on a tracked ticket.
+type Waiting struct {
+	// Results receives the ticket's results, first the latest one already
+	// seen if any. It is closed after a terminal result, or when the
+	// ticket stops being tracked.
+	Results <-chan events.Result
+	// Origin is set if the ticket was tracked before it was published:
+	// then Results misses none of its results.
+	Origin *Origin
+	// Stop ends the wait.
+	Stop func()
+}
+
+// Wait starts waiting on a tracked ticket's results.
+func (t *Tracker) Wait(ctx context.Context, ticketID string) (Waiting, error) {
 	ch := make(chan events.Result, 4)
-	if err := t.call(ctx, request{kind: reqWait, id: ticketID, waiter: ch}); err != nil {
-		return nil, nil, err
+	r := t.call(ctx, request{kind: reqWait, id: ticketID, waiter: ch})
+	if r.err != nil {
+		return Waiting{}, r.err
 	}
 	stop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = t.call(ctx, request{kind: reqUnwait, id: ticketID, waiter: ch})
 	}
-	return ch, stop, nil
+	return Waiting{Results: ch, Origin: r.origin, Stop: stop}, nil
 }
 
 // ErrNotTracked is returned by Wait for a ticket that is not tracked.
 var ErrNotTracked = fmt.Errorf("ticket is not tracked")
 
-func (t *Tracker) call(ctx context.Context, r request) error {
-	r.reply = make(chan error, 1)
+func (t *Tracker) call(ctx context.Context, r request) reply {
+	r.reply = make(chan reply, 1)
 	select {
 	case t.reqs <- r:
 	case <-ctx.Done():
-		return ctx.Err()
+		return reply{err: ctx.Err()}
 	}
 	select {
-	case err := <-r.reply:
-		return err
+	case rep := <-r.reply:
+		return rep
 	case <-ctx.Done():
-		return ctx.Err()
+		return reply{err: ctx.Err()}
 	}
 }
 
@@ -220,26 +259,22 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}
 }
 
-func (t *Tracker) apply(r request, tickets map[string]*ticket, subs map[string]*nats.Subscription, byPlayer map[string]map[string]*ticket, drop func(*ticket)) error {
+func (t *Tracker) apply(r request, tickets map[string]*ticket, subs map[string]*nats.Subscription, byPlayer map[string]map[string]*ticket, drop func(*ticket)) reply {
+	var rep reply
 	switch r.kind {
 	case reqTrack:
 		if _, ok := tickets[r.id]; ok {
-			return nil
+			return rep
 		}
 		if subs[r.player] == nil {
 			sub, err := t.nc.ChanSubscribe(t.subj.Result(r.player), t.msgs)
 			if err != nil {
-				return fmt.Errorf("subscribe to results of %s: %w", r.player, err)
-			}
-			// Flush makes the server hold the subscription before the
-			// ticket is published, so even an instant result is seen.
-			if err := t.nc.Flush(); err != nil {
-				_ = sub.Unsubscribe()
-				return fmt.Errorf("subscribe to results of %s: %w", r.player, err)
+				return reply{err: fmt.Errorf("subscribe to results of %s: %w", r.player, err)}
 			}
 			subs[r.player] = sub
+			rep.subscribed = true
 		}
-		tk := &ticket{id: r.id, player: r.player, created: r.created, waiters: map[chan events.Result]struct{}{}}
+		tk := &ticket{id: r.id, player: r.player, created: r.created, origin: r.origin, waiters: map[chan events.Result]struct{}{}}
 		tickets[r.id] = tk
 		if byPlayer[r.player] == nil {
 			byPlayer[r.player] = map[string]*ticket{}
@@ -253,8 +288,9 @@ func (t *Tracker) apply(r request, tickets map[string]*ticket, subs map[string]*
 	case reqWait:
 		tk, ok := tickets[r.id]
 		if !ok {
-			return ErrNotTracked
+			return reply{err: ErrNotTracked}
 		}
+		rep.origin = tk.origin
 		tk.waiters[r.waiter] = struct{}{}
 		if tk.last != nil {
 			r.waiter <- *tk.last
@@ -267,7 +303,7 @@ func (t *Tracker) apply(r request, tickets map[string]*ticket, subs map[string]*
 			}
 		}
 	}
-	return nil
+	return rep
 }
 
 // Rank orders statuses in a ticket's life: queued 1, matched 2, any

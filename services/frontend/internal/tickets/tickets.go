@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
 
 // Errors callers branch on.
@@ -74,7 +75,7 @@ func ViewOf(rec Record, r *events.Result) View {
 
 // Tracker follows tickets' results (results.Tracker).
 type Tracker interface {
-	Track(ctx context.Context, ticketID, player string, created time.Time) error
+	Track(ctx context.Context, ticketID, player string, created time.Time, origin *results.Origin) error
 	Untrack(ctx context.Context, ticketID string)
 }
 
@@ -172,11 +173,20 @@ func (s *Service) Create(ctx context.Context, req Request, idempotencyKey string
 	if err != nil {
 		return View{}, fmt.Errorf("encode ticket record: %w", err)
 	}
-	if _, err := s.kv.Put(ctx, t.TicketID, data); err != nil {
-		return View{}, fmt.Errorf("store ticket %s: %w", t.TicketID, err)
-	}
-	if err := s.tracker.Track(ctx, t.TicketID, t.Players()[0], t.CreatedAt); err != nil {
+	// The record is stored while the tracker subscribes: two round trips
+	// side by side; the ticket is published once both are done.
+	stored := make(chan error, 1)
+	go func() {
+		_, err := s.kv.Put(ctx, t.TicketID, data)
+		stored <- err
+	}()
+	if err := s.tracker.Track(ctx, t.TicketID, t.Players()[0], t.CreatedAt, &results.Origin{Region: region, Tier: tier, Mode: t.Mode}); err != nil {
+		<-stored
 		return View{}, err
+	}
+	if err := <-stored; err != nil {
+		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
+		return View{}, fmt.Errorf("store ticket %s: %w", t.TicketID, err)
 	}
 	if _, err := s.pub.Ticket(ctx, region, tier, t); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
@@ -193,7 +203,7 @@ func (s *Service) republish(ctx context.Context, rec Record) error {
 	if err != nil || owner != "" {
 		return err
 	}
-	if err := s.tracker.Track(ctx, rec.Ticket.TicketID, rec.Ticket.Players()[0], rec.Ticket.CreatedAt); err != nil {
+	if err := s.tracker.Track(ctx, rec.Ticket.TicketID, rec.Ticket.Players()[0], rec.Ticket.CreatedAt, nil); err != nil {
 		return err
 	}
 	if _, err := s.pub.Ticket(ctx, rec.Region, rec.Tier, rec.Ticket); err != nil {

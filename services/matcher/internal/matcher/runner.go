@@ -36,6 +36,15 @@ type runner struct {
 
 	held atomic.Int64 // tickets in the pools at the last sweep
 
+	// inflight are the tickets of formed matches whose claims and
+	// publishes are under way (commit): out of the pools, not yet settled.
+	inflight map[string]struct{}
+	// committed receives each commit's outcome; committing counts the
+	// commits whose outcome the runner has not taken yet (at most
+	// maxInFlight, the channel's capacity, so a commit never blocks).
+	committed  chan commitOutcome
+	committing int
+
 	inbox   chan jetstream.Msg
 	cancels chan string
 	stopC   chan struct{}
@@ -52,10 +61,34 @@ type pendingMatch struct {
 	entries []*pool.Entry
 }
 
+// maxInFlight bounds the matches of one shard being committed at once. A
+// commit is a few JetStream round trips (record, claims, results, match);
+// with this many side by side a shard forms matches at this many times the
+// rate one at a time would allow, and the owner goroutine never waits on
+// the network to match.
+const maxInFlight = 64
+
+// commitOutcome is what became of a formed match: every entry is either
+// settled (acked, by the commit) or handed back in retry or again.
+type commitOutcome struct {
+	p       *pool.Pool
+	entries []*pool.Entry // every ticket of the match
+	// pending: the tickets are claimed but the publish failed; the match
+	// is retried as it is.
+	pending *pendingMatch
+	// retry: the claims could not be made (NATS is away); back in the pool
+	// until the next sweep.
+	retry []*pool.Entry
+	// again: some tickets were decided elsewhere; these were not, and are
+	// matched again at once.
+	again []*pool.Entry
+}
+
 func newRunner(w *Worker, s events.Shard) *runner {
 	r := &runner{
 		w: w, shard: s, log: w.log.With("shard", s.String()), pools: map[string]*pool.Pool{}, cancelled: map[string]time.Time{},
 		inbox: make(chan jetstream.Msg, 512), cancels: make(chan string, 256),
+		inflight: map[string]struct{}{}, committed: make(chan commitOutcome, maxInFlight),
 		stopC: make(chan struct{}), done: make(chan struct{}),
 	}
 	for name, m := range w.modes {
@@ -95,8 +128,13 @@ func (r *runner) run(ctx context.Context) {
 		case <-r.stopC:
 			cc.Stop()
 			<-cc.Closed()
+			for r.committing > 0 {
+				r.settle(ctx, <-r.committed, false)
+			}
 			r.release(ctx)
 			return
+		case o := <-r.committed:
+			r.settle(ctx, o, true)
 		case msg := <-r.inbox:
 			r.add(ctx, msg)
 		case id := <-r.cancels:
@@ -204,6 +242,9 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		r.w.ack(msg.Reply()) // cancelled before it got here
 		return
 	}
+	if _, committing := r.inflight[t.TicketID]; committing {
+		return // a redelivery of a ticket in a match being committed, which acks it
+	}
 	p := r.pools[t.Mode]
 	visitor := msg.Headers().Get(events.HeaderHome) != "" && msg.Headers().Get(events.HeaderHome) != r.shard.Region
 	if e, ok := p.Get(t.TicketID); ok {
@@ -243,29 +284,68 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 func (r *runner) tryMatch(ctx context.Context, p *pool.Pool, anchor *pool.Entry, now time.Time) {
 	for p.Contains(anchor) {
 		teams := p.MatchAround(anchor, now)
-		if teams == nil || !r.formMatch(ctx, p, teams, now) {
+		if teams == nil {
 			return
 		}
+		r.formMatch(ctx, p, teams, now)
 	}
 }
 
-// formMatch claims, publishes and acks one match. It returns true if some
-// tickets were decided elsewhere and dropped, so matching should go on.
-func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.Entry, now time.Time) bool {
-	mode := p.Mode()
-	match := events.Match{Mode: mode.Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC()}
+// formMatch hands a match, its tickets out of the pool, to a commit of its
+// own, and goes on: the owner goroutine does not wait for JetStream. When
+// maxInFlight commits are under way it first settles one.
+func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.Entry, now time.Time) {
+	match := events.Match{Mode: p.Mode().Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC()}
 	var ids []string
 	var all []*pool.Entry
 	for team, entries := range teams {
 		for _, e := range entries {
 			ids = append(ids, e.TicketID)
 			all = append(all, e)
+			r.inflight[e.TicketID] = struct{}{}
 			match.Tickets = append(match.Tickets, events.MatchTicket{TicketID: e.TicketID, Players: e.Players, Team: team, Skill: e.Skill, CreatedAt: time.Unix(0, e.Created).UTC()})
 		}
 	}
 	match.MatchID = events.MatchID(ids)
-	log := r.log.With("match_id", match.MatchID)
+	for r.committing >= maxInFlight {
+		r.settle(ctx, <-r.committed, true)
+	}
+	r.committing++
+	go func() { r.committed <- r.commit(ctx, p, match, ids, all, now) }()
+}
 
+// settle takes a commit's outcome back into the runner: tickets that must
+// wait return to their pool, a match whose publish failed is kept for
+// retry. With rematch, tickets whose partners were decided elsewhere are
+// matched again at once.
+func (r *runner) settle(ctx context.Context, o commitOutcome, rematch bool) {
+	r.committing--
+	for _, e := range o.entries {
+		delete(r.inflight, e.TicketID)
+	}
+	if o.pending != nil {
+		r.pending = append(r.pending, *o.pending)
+	}
+	for _, e := range o.retry {
+		o.p.Add(e)
+	}
+	for _, e := range o.again {
+		o.p.Add(e)
+	}
+	if rematch {
+		now := r.w.now()
+		for _, e := range o.again {
+			r.tryMatch(ctx, o.p, e, now)
+		}
+	}
+}
+
+// commit claims, publishes and acks one match. It runs outside the owner
+// goroutine and touches no runner state: what the runner must do comes
+// back in the outcome.
+func (r *runner) commit(ctx context.Context, p *pool.Pool, match events.Match, ids []string, all []*pool.Entry, now time.Time) commitOutcome {
+	out := commitOutcome{p: p, entries: all}
+	log := r.log.With("match_id", match.MatchID)
 	cctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
 	// The match is stored before its tickets are claimed: if this worker
 	// dies between the claims and the publish, another finds the match
@@ -279,16 +359,14 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 	cancel()
 	if err != nil {
 		log.Error("claim match tickets; tickets kept", "err", err)
-		for _, e := range all {
-			p.Add(e)
-		}
-		return false
+		out.retry = all
+		return out
 	}
 	if len(lost) > 0 {
 		for _, e := range all {
 			if owner, gone := lost[e.TicketID]; gone {
 				if id, isMatch := events.OwnerMatchID(owner); isMatch && r.recoverMatch(ctx, id) != recovered {
-					p.Add(e) // the other match is not out yet, or was undone: try again later
+					out.retry = append(out.retry, e) // the other match is not out yet, or was undone: try again later
 					continue
 				}
 				// Decided elsewhere (cancelled, or matched by another
@@ -298,17 +376,17 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 				log.Info("ticket already decided; dropped", "ticket_id", e.TicketID, "owner", owner)
 				continue
 			}
-			p.Add(e)
+			out.again = append(out.again, e)
 		}
-		return true
+		return out
 	}
 	if err := r.publishMatch(ctx, match); err != nil {
 		log.Error("publish match; will retry it as it is", "err", err)
-		r.pending = append(r.pending, pendingMatch{match: match, entries: all})
-		return false
+		out.pending = &pendingMatch{match: match, entries: all}
+		return out
 	}
 	r.matched(match, all, now)
-	return false
+	return out
 }
 
 func (r *runner) matched(match events.Match, all []*pool.Entry, now time.Time) {
