@@ -282,34 +282,37 @@ func (a *Allocator) allocateOnce(ctx context.Context, m events.Match) (Server, b
 	}
 	var rev uint64
 	for rev == 0 {
+		// Create first: a match's first request (nearly all of them) takes
+		// the record in one round trip; only a repeat reads it.
+		var err error
+		rev, err = a.records.Create(ctx, key, pending())
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return Server{}, false, fmt.Errorf("allocation record of %s: %w", key, err)
+		}
 		e, err := a.records.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			rev, err = a.records.Create(ctx, key, pending())
-			if errors.Is(err, jetstream.ErrKeyExists) {
-				continue // another request claimed it just now
-			}
-			if err != nil {
-				return Server{}, false, fmt.Errorf("allocation record of %s: %w", key, err)
-			}
+			continue // given back just now: create it again
 		case err != nil:
 			return Server{}, false, fmt.Errorf("allocation record of %s: %w", key, err)
-		default:
-			var r record
-			_ = json.Unmarshal(e.Value(), &r)
-			if r.Failed {
-				return Server{}, false, fmt.Errorf("match %s: %w", key, errFailedBefore)
-			}
-			if r.Server != nil {
-				a.log.Info("match allocated before; same server", "match_id", key, "server", r.Server.Name)
-				return *r.Server, true, nil
-			}
-			if a.now().Sub(time.UnixMilli(r.Pending)) < events.AllocatorAckWait {
-				return Server{}, false, fmt.Errorf("match %s: %w", key, errInProgress)
-			}
-			if rev, err = a.records.Update(ctx, key, pending(), e.Revision()); err != nil {
-				continue // someone else took the stale claim over
-			}
+		}
+		var r record
+		_ = json.Unmarshal(e.Value(), &r)
+		if r.Failed {
+			return Server{}, false, fmt.Errorf("match %s: %w", key, errFailedBefore)
+		}
+		if r.Server != nil {
+			a.log.Info("match allocated before; same server", "match_id", key, "server", r.Server.Name)
+			return *r.Server, true, nil
+		}
+		if a.now().Sub(time.UnixMilli(r.Pending)) < events.AllocatorAckWait {
+			return Server{}, false, fmt.Errorf("match %s: %w", key, errInProgress)
+		}
+		if rev, err = a.records.Update(ctx, key, pending(), e.Revision()); err != nil {
+			rev = 0 // someone else took the stale claim over
 		}
 	}
 	srv, err := a.backend.Allocate(ctx, m)
