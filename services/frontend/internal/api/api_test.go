@@ -617,3 +617,45 @@ func TestAnotherInstanceAnswersForATicket(t *testing.T) {
 		t.Fatalf("stream after cancel: %v", got)
 	}
 }
+
+// The first event describes the ticket as GET does, whether the instance
+// answers from its tracker (it created the ticket) or from JetStream.
+func TestServerSentEventsDescribeTheTicket(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	_, body := e.post(t, `{"player_id":"alice","skill":1650,"region":"eu","mode":"2v2"}`, "")
+	id := body["ticket_id"].(string)
+	_, want := e.get(t, "/v1/tickets/"+id)
+	firstData := func() map[string]any {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.http.URL+"/v1/tickets/"+id+"/events", nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		r := bufio.NewReader(res.Body)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if data, ok := strings.CutPrefix(strings.TrimRight(line, "\n"), "data: "); ok {
+				var v map[string]any
+				if err := json.Unmarshal([]byte(data), &v); err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+		}
+	}
+	for _, where := range []string{"the instance that created it", "another instance"} {
+		got := firstData()
+		for _, k := range []string{"ticket_id", "status", "region", "tier", "mode"} {
+			if got[k] != want[k] || got[k] == nil {
+				t.Errorf("%s: %s is %v, GET says %v", where, k, got[k], want[k])
+			}
+		}
+		e.http.Close()
+		e.http = newFrontend(t, e, options{})
+	}
+}

@@ -308,7 +308,9 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 	}
 	match.MatchID = events.MatchID(ids)
 	for r.committing >= maxInFlight {
-		r.settle(ctx, <-r.committed, true)
+		// Without rematching: tickets put back wait for the next arrival or
+		// sweep, so settling here never nests another formMatch.
+		r.settle(ctx, <-r.committed, false)
 	}
 	r.committing++
 	go func() { r.committed <- r.commit(ctx, p, match, ids, all, now) }()
