@@ -600,13 +600,7 @@ func TestAnotherInstanceAnswersForATicket(t *testing.T) {
 	if code, b := e.get(t, "/v1/tickets/"+id); code != 200 || b["status"] != "queued" || b["tier"] != "gold" {
 		t.Fatalf("GET on another instance: %d %v", code, b)
 	}
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.http.URL+"/v1/tickets/"+id+"/events", nil)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	r := bufio.NewReader(res.Body)
+	r, _ := openEvents(t, e, id)
 	if got := readSSE(t, r, 1); got[0].status != "queued" {
 		t.Fatalf("events: %v", got)
 	}
@@ -627,13 +621,8 @@ func TestServerSentEventsDescribeTheTicket(t *testing.T) {
 	id := body["ticket_id"].(string)
 	_, want := e.get(t, "/v1/tickets/"+id)
 	firstData := func() map[string]any {
-		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.http.URL+"/v1/tickets/"+id+"/events", nil)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		r := bufio.NewReader(res.Body)
+		r, closeIt := openEvents(t, e, id)
+		defer closeIt() // before the instance closes, which waits for it
 		for {
 			line, err := r.ReadString('\n')
 			if err != nil {
@@ -658,4 +647,18 @@ func TestServerSentEventsDescribeTheTicket(t *testing.T) {
 		e.http.Close()
 		e.http = newFrontend(t, e, options{})
 	}
+}
+
+// openEvents opens a ticket's event stream on e's frontend; it is closed
+// by closeIt or when the test ends.
+func openEvents(t *testing.T, e *env, id string) (r *bufio.Reader, closeIt func()) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.http.URL+"/v1/tickets/"+id+"/events", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIt = func() { res.Body.Close() }
+	t.Cleanup(closeIt)
+	return bufio.NewReader(res.Body), closeIt
 }
