@@ -18,10 +18,12 @@ const (
 
 // Consumer names. They live inside their stream, so they need no prefix.
 const (
-	// ConsumerMatcher is the matchers' intake: a pull consumer on the
-	// tickets stream that every matcher worker shares. Intake validates a
-	// ticket, dead-letters it or puts it in its shard's pool, and acks.
-	ConsumerMatcher = "matcher"
+	// legacyIntakeConsumer was the matchers' shared intake on the tickets
+	// stream (every subject), which copied each ticket into the POOL
+	// stream. Shards now consume their ticket subjects directly; Provision
+	// deletes it, since a work-queue stream refuses consumers whose
+	// subjects overlap.
+	legacyIntakeConsumer = "matcher"
 	// ConsumerAllocator is the allocators' push consumer (with a deliver
 	// group, so that watermill-nats can bind to it) on the allocations stream.
 	ConsumerAllocator = "allocator"
@@ -33,12 +35,18 @@ func (s Subjects) TicketsStream() string { return s.streamName(streamTickets) }
 // AllocationsStream holds matches until an allocator acks them.
 func (s Subjects) AllocationsStream() string { return s.streamName(streamAllocations) }
 
-// PoolStream holds validated tickets, one subject per shard, until the
-// shard's owner acks them.
+// PoolStream holds visitors: tickets a shard offers to another region's
+// shard of the same tier once their latency budget reaches it, one subject
+// per shard, until that shard's owner acks them.
 func (s Subjects) PoolStream() string { return s.streamName(streamPool) }
 
-// PoolConsumer is the durable consumer of one shard's pool. Only the worker
-// holding the shard's lease consumes it.
+// ShardConsumer is the durable consumer of one shard's ticket subject on
+// the tickets stream. Only the worker holding the shard's lease consumes
+// it: every ticket of a shard reaches that one worker, in one hop.
+func ShardConsumer(region, tier string) string { return "tickets-" + region + "-" + tier }
+
+// PoolConsumer is the durable consumer of one shard's visitors on the POOL
+// stream, consumed by the same worker as [ShardConsumer].
 func PoolConsumer(region, tier string) string { return "pool-" + region + "-" + tier }
 
 // WorkersBucket holds a heartbeat per live matcher worker.

@@ -36,17 +36,8 @@ const (
 	// message.
 	DeadLetterMaxAge = 7 * 24 * time.Hour
 
-	// MatcherAckWait is how long intake may take over one ticket before it
-	// is offered to another worker. Validating and forwarding takes
-	// milliseconds; what a dead worker had taken comes back after this, so
-	// it is short. A slow worker's ticket offered twice is pooled once
-	// (the pool deduplicates by ticket id).
-	MatcherAckWait = 5 * time.Second
-
-	// IntakeMaxAckPending bounds tickets in intake at once across workers.
-	IntakeMaxAckPending = 16384
-
-	// PoolAckWait is how long a shard owner may hold a waiting ticket
+	// PoolAckWait is how long a shard owner may hold a waiting ticket (or
+	// visitor)
 	// unacked: as long as a ticket can live. A live owner never needs to
 	// say it is still working (no InProgress traffic for a million waiting
 	// tickets); when an owner dies, the worker that takes its shard resets
@@ -158,15 +149,15 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		},
 		{
 			Name:        s.PoolStream(),
-			Description: "validated tickets, one subject per shard, held by the shard's owner",
+			Description: "visitors: tickets offered to another region's shard, held by that shard's owner",
 			Subjects:    []string{s.join(rootPool, ">")},
 			Retention:   jetstream.WorkQueuePolicy,
 			Discard:     jetstream.DiscardNew,
 			MaxAge:      TicketMaxAge,
 			MaxBytes:    t.maxBytes(),
 			MaxMsgSize:  MaxPayloadBytes,
-			// The ticket id (plus the region, for a visitor) is the message
-			// id: a ticket forwarded twice by intake is pooled once.
+			// The ticket id and the region are the message id: a ticket
+			// offered twice (a retried publish) is pooled once.
 			Duplicates: DuplicateWindow,
 			Storage:    jetstream.FileStorage,
 			Replicas:   t.replicas(),
@@ -227,38 +218,28 @@ type StreamConsumer struct {
 // Consumers declares the durable consumers.
 func (t Topology) Consumers() []StreamConsumer {
 	s := t.Subjects
-	var pools []StreamConsumer
+	var shards []StreamConsumer
 	for _, sh := range t.Shards() {
-		pools = append(pools, StreamConsumer{
-			Stream: s.PoolStream(),
-			Config: jetstream.ConsumerConfig{
-				Durable:       PoolConsumer(sh.Region, sh.Tier),
-				Description:   "the pool of shard " + sh.String() + ", consumed by its owner only",
-				FilterSubject: s.Pool(sh.Region, sh.Tier),
+		held := func(name, desc, filter string) jetstream.ConsumerConfig {
+			return jetstream.ConsumerConfig{
+				Durable:       name,
+				Description:   desc,
+				FilterSubject: filter,
 				AckPolicy:     jetstream.AckExplicitPolicy,
 				AckWait:       PoolAckWait,
 				MaxDeliver:    -1,
 				MaxAckPending: PoolMaxAckPending,
 				DeliverPolicy: jetstream.DeliverAllPolicy,
-			},
-		})
+			}
+		}
+		shards = append(shards,
+			StreamConsumer{Stream: s.TicketsStream(), Config: held(ShardConsumer(sh.Region, sh.Tier),
+				"the tickets of shard "+sh.String()+", consumed by its owner only", s.Ticket(sh.Region, sh.Tier))},
+			StreamConsumer{Stream: s.PoolStream(), Config: held(PoolConsumer(sh.Region, sh.Tier),
+				"the visitors of shard "+sh.String()+", consumed by its owner only", s.Pool(sh.Region, sh.Tier))},
+		)
 	}
-	return append(pools, []StreamConsumer{
-		{
-			Stream: s.TicketsStream(),
-			Config: jetstream.ConsumerConfig{
-				Durable:       ConsumerMatcher,
-				Description:   "matcher intake: validate, dead-letter or pool each ticket",
-				FilterSubject: s.AllTickets(),
-				AckPolicy:     jetstream.AckExplicitPolicy,
-				AckWait:       MatcherAckWait,
-				// Intake retries a ticket it could not forward (NATS away)
-				// until it can; bad tickets are dead-lettered, not retried.
-				MaxDeliver:    -1,
-				MaxAckPending: IntakeMaxAckPending,
-				DeliverPolicy: jetstream.DeliverAllPolicy,
-			},
-		},
+	return append(shards, []StreamConsumer{
 		{
 			Stream: s.AllocationsStream(),
 			Config: jetstream.ConsumerConfig{
@@ -376,6 +357,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
 		}
 	}
+	if err := dropLegacyIntake(ctx, js, t.Subjects); err != nil {
+		return err
+	}
 	for _, c := range t.Consumers() {
 		if err := ensureConsumer(ctx, js, c); err != nil {
 			return fmt.Errorf("provision consumer %s on %s: %w", c.Config.Durable, c.Stream, err)
@@ -385,6 +369,25 @@ func Provision(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		if err := ensureBucket(ctx, js, b); err != nil {
 			return fmt.Errorf("provision bucket %s: %w", b.Bucket, err)
 		}
+	}
+	return nil
+}
+
+// dropLegacyIntake deletes the shared intake consumer of earlier versions,
+// if it is there: it covers every ticket subject, and a work-queue stream
+// refuses the shard consumers while it exists. Its unacked tickets stay in
+// the stream and go to the shard consumers.
+func dropLegacyIntake(ctx context.Context, js jetstream.JetStream, s Subjects) error {
+	_, err := js.Consumer(ctx, s.TicketsStream(), legacyIntakeConsumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	if err == nil {
+		err = js.DeleteConsumer(ctx, s.TicketsStream(), legacyIntakeConsumer)
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("delete the intake consumer %q of an earlier version on %s (or: nats consumer rm %s %s): %w",
+			legacyIntakeConsumer, s.TicketsStream(), s.TicketsStream(), legacyIntakeConsumer, err)
 	}
 	return nil
 }

@@ -249,3 +249,47 @@ func TestProvisionChangesNothingThatIsRight(t *testing.T) {
 		t.Fatalf("drifted MaxAge %s not put back", got)
 	}
 }
+
+// TestProvisionReplacesTheSharedIntake: a deployment of an earlier version
+// has one intake consumer over every ticket subject, which a work-queue
+// stream would not let the shard consumers overlap. Provision deletes it
+// and creates the shard consumers; the tickets waiting in the stream stay
+// and go to their shard's consumer.
+func TestProvisionReplacesTheSharedIntake(t *testing.T) {
+	t.Parallel()
+	s := testkit.RunServer(t)
+	js := testkit.JetStream(t, testkit.Connect(t, s))
+	ctx := t.Context()
+	topo := events.Topology{}
+	for _, cfg := range topo.Streams() {
+		if _, err := js.CreateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.CreateConsumer(ctx, "TICKETS", jetstream.ConsumerConfig{
+		Durable: "matcher", FilterSubject: topo.Subjects.AllTickets(), AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, topo.Subjects.Ticket("eu", "gold"), []byte(`{"player_id":"waiting","skill":1700}`)); err != nil {
+		t.Fatal(err)
+	}
+	// The overlap is real: without the deletion no shard consumer fits.
+	if _, err := js.CreateConsumer(ctx, "TICKETS", topo.Consumers()[0].Config); err == nil {
+		t.Fatal("a shard consumer was created next to the shared intake")
+	}
+	if err := events.Provision(ctx, js, topo); err != nil {
+		t.Fatalf("provision over an earlier version: %v", err)
+	}
+	if _, err := js.Consumer(ctx, "TICKETS", "matcher"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the shared intake is still there: %v", err)
+	}
+	cons, err := js.Consumer(ctx, "TICKETS", events.ShardConsumer("eu", "gold"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
+	if err != nil || !strings.Contains(string(msg.Data()), "waiting") {
+		t.Fatalf("the waiting ticket did not reach its shard: %v", err)
+	}
+}

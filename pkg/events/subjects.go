@@ -74,10 +74,9 @@ func (s Subjects) ParseTicket(subject string) (region, tier string, err error) {
 	return region, tier, nil
 }
 
-// Pool is where the matchers' intake puts a validated ticket for the
-// worker that owns its shard: `pool.<region>.<tier>`. A ticket that may be
-// matched in another region (its latency budget allows it) is also put in
-// that region's pool, as a visitor.
+// Pool is where a shard offers a waiting ticket to another region's shard
+// of its tier once the ticket's latency budget reaches that region:
+// `pool.<region>.<tier>`, read as a visitor by that shard's owner.
 func (s Subjects) Pool(region, tier string) string { return s.join(rootPool, region, tier) }
 
 // Allocation is the subject the matcher publishes a formed match on, for the

@@ -153,13 +153,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // StreamDemand counts the tickets of a region still waiting in JetStream:
-// those in its shards' pools and those not yet through intake.
+// those of its shards and the visitors offered to them.
 type StreamDemand struct {
 	JS   jetstream.JetStream
 	Subj events.Subjects
 }
 
-// Waiting sums the messages on the region's pool and ticket subjects.
+// Waiting sums the messages on the region's ticket and pool subjects.
 func (d StreamDemand) Waiting(ctx context.Context, region string) (int, error) {
 	total := 0
 	for _, q := range []struct{ stream, filter string }{

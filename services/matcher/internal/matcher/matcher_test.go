@@ -54,6 +54,9 @@ func (e *env) startWorker(t *testing.T, cfg Config) *worker {
 	nc := testkit.Connect(t, e.srv)
 	js := testkit.JetStream(t, nc)
 	cfg.Sweep = 50 * time.Millisecond
+	if cfg.StraySweep == 0 {
+		cfg.StraySweep = 100 * time.Millisecond
+	}
 	w, err := New(cfg, js, e.subj, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -165,9 +168,10 @@ func TestTwoTicketsOfAShardAreMatched(t *testing.T) {
 			t.Errorf("%s: %+v", p, rs)
 		}
 	}
-	// Intake acked all three; the pool holds only carol, unacked.
+	// alice and bob are acked; carol waits in her shard, unacked; nobody
+	// was offered to another region.
 	testkit.Eventually(t, 5*time.Second, func() bool {
-		return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 && testkit.StreamMsgs(t, e.js, e.subj.PoolStream()) == 1
+		return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 1 && testkit.StreamMsgs(t, e.js, e.subj.PoolStream()) == 0
 	}, "tickets not where they should be")
 }
 
@@ -199,17 +203,27 @@ func TestBadTicketsAreDeadLetteredAndMatchingGoesOn(t *testing.T) {
 
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(dls()) == len(bad) && len(allocs()) == 1 },
 		"want %d dead letters and 1 match, got %d and %d", len(bad), len(dls()), len(allocs()))
-	for i, m := range dls() {
+	// Shards and the stray sweep reject side by side: find each by its
+	// subject and payload.
+	got := map[string]events.DeadLetter{}
+	for _, m := range dls() {
 		var d events.DeadLetter
 		if err := json.Unmarshal(m.Data, &d); err != nil {
 			t.Fatal(err)
 		}
-		b := bad[i]
-		if d.Source != Source || d.Subject != b.subject || string(d.Payload) != b.data || !strings.Contains(d.Reason, b.reason) {
-			t.Errorf("dead letter %d = %+v, want subject %s reason containing %q", i, d, b.subject, b.reason)
+		got[d.Subject+" "+string(d.Payload)] = d
+	}
+	for _, b := range bad {
+		d, ok := got[b.subject+" "+b.data]
+		if !ok {
+			t.Errorf("no dead letter for %s %s", b.subject, b.data)
+			continue
+		}
+		if d.Source != Source || d.StreamSeq == 0 || !strings.Contains(d.Reason, b.reason) {
+			t.Errorf("dead letter %+v, want reason containing %q", d, b.reason)
 		}
 		if b.field != "" && (len(d.Fields) == 0 || d.Fields[0].Field != b.field) {
-			t.Errorf("dead letter %d fields = %+v, want %q", i, d.Fields, b.field)
+			t.Errorf("dead letter %s %s fields = %+v, want %q", b.subject, b.data, d.Fields, b.field)
 		}
 	}
 	// A player the ticket named is told why it failed.
@@ -217,7 +231,7 @@ func TestBadTicketsAreDeadLetteredAndMatchingGoesOn(t *testing.T) {
 	if r := results(t, told())["x4"][0]; r.Status != events.StatusFailed || !strings.Contains(r.Reason, "unknown mode") {
 		t.Fatalf("x4 result %+v", r)
 	}
-	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 }, "tickets left in intake")
+	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 }, "rejected tickets left in the stream")
 }
 
 func TestTicketExpires(t *testing.T) {
@@ -231,18 +245,17 @@ func TestTicketExpires(t *testing.T) {
 	if r.Status != events.StatusExpired || r.TicketID != "t-lonely" || !strings.Contains(r.Reason, "300ms") {
 		t.Fatalf("result = %+v", r)
 	}
-	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.PoolStream()) == 0 }, "expired ticket not acked")
+	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 }, "expired ticket not acked")
 }
 
 func TestNewerTicketOfAPlayerSupersedesTheOlder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.startWorker(t, Config{})
+	w := e.startWorker(t, Config{})
 	res := testkit.Collect(t, e.nc, e.subj.Result("alice"))
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
-	// Skills far apart, so alice's two tickets never meet bob's first.
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"old","player_id":"alice","skill":1650}`)
-	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.PoolStream()) == 1 }, "old not pooled")
+	testkit.Eventually(t, 5*time.Second, func() bool { return w.waiting() == 1 }, "old not pooled")
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"new","player_id":"alice","skill":1650}`)
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(res()) == 1 }, "old ticket not ended")
 	if r := results(t, res())["alice"][0]; r.TicketID != "old" || r.Status != events.StatusCancelled || !strings.Contains(r.Reason, "superseded") {
@@ -258,16 +271,38 @@ func TestNewerTicketOfAPlayerSupersedesTheOlder(t *testing.T) {
 	}
 }
 
+// TestTicketIdPublishedTwiceIsHeldOnce: two messages carry one ticket id
+// (a hand-typed nats pub sent twice, past the duplicate window's message
+// id). The shard holds the ticket once, matches it once, and acks both
+// messages; a redelivery of the first would only refresh its ack.
+func TestTicketIdPublishedTwiceIsHeldOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := e.startWorker(t, Config{})
+	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"twice","player_id":"echo","skill":1650}`)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"twice","player_id":"echo","skill":1650}`)
+	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 1 }, "the second message was not dropped")
+	testkit.Eventually(t, 5*time.Second, func() bool { return w.waiting() == 1 }, "want the ticket held once")
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"other","player_id":"oscar","skill":1650}`)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"third","player_id":"tara","skill":1650}`)
+	testkit.Eventually(t, 10*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 1 }, "tickets not matched")
+	time.Sleep(200 * time.Millisecond)
+	if ms := matches(t, allocs()); len(ms) != 1 {
+		t.Fatalf("want 1 match, got %+v", ms)
+	}
+}
+
 // TestSkillWindowWidens: two tickets 300 apart are outside each other's
 // window of 100 at first; the window grows by 100 a second, so they meet.
 func TestSkillWindowWidens(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.startWorker(t, Config{ModesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m","skill_window":{"initial":100,"per_second":100,"max":1000}}]`)})
+	w := e.startWorker(t, Config{ModesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m","skill_window":{"initial":100,"per_second":100,"max":1000}}]`)})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	e.pub(t, "matchmaking.eu.gold", `{"player_id":"low","skill":1600}`)
 	e.pub(t, "matchmaking.eu.gold", `{"player_id":"high","skill":1900}`)
-	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.PoolStream()) == 2 }, "not pooled")
+	testkit.Eventually(t, 5*time.Second, func() bool { return w.waiting() == 2 }, "not pooled")
 	time.Sleep(300 * time.Millisecond)
 	if n := len(allocs()); n != 0 {
 		t.Fatalf("tickets 300 apart matched with windows of about 130")
@@ -325,7 +360,7 @@ func TestCancelledTicketIsNeverMatched(t *testing.T) {
 				if err := e.nc.Publish(e.subj.Cancel("eu", "gold"), data); err != nil {
 					t.Fatal(err)
 				}
-				testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.PoolStream()) == 0 }, "cancelled ticket not dropped")
+				testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 }, "cancelled ticket not dropped")
 			}
 			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"b","player_id":"bob","skill":1650}`)
 			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"c","player_id":"carol","skill":1650}`)
@@ -335,7 +370,7 @@ func TestCancelledTicketIsNeverMatched(t *testing.T) {
 					t.Fatal("cancelled ticket matched")
 				}
 			}
-			testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.PoolStream()) == 0 }, "tickets left")
+			testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 }, "tickets left")
 		})
 	}
 }

@@ -37,8 +37,9 @@ type runner struct {
 	held atomic.Int64 // tickets in the pools at the last sweep
 
 	// inflight are the tickets of formed matches whose claims and
-	// publishes are under way (commit): out of the pools, not yet settled.
-	inflight map[string]struct{}
+	// publishes are under way (commit): out of the pools, not yet settled;
+	// each with the stream sequence of its message.
+	inflight map[string]uint64
 	// committed receives each commit's outcome; committing counts the
 	// commits whose outcome the runner has not taken yet (at most
 	// maxInFlight, the channel's capacity, so a commit never blocks).
@@ -88,7 +89,7 @@ func newRunner(w *Worker, s events.Shard) *runner {
 	r := &runner{
 		w: w, shard: s, log: w.log.With("shard", s.String()), pools: map[string]*pool.Pool{}, cancelled: map[string]time.Time{},
 		inbox: make(chan jetstream.Msg, 512), cancels: make(chan string, 256),
-		inflight: map[string]struct{}{}, committed: make(chan commitOutcome, maxInFlight),
+		inflight: map[string]uint64{}, committed: make(chan commitOutcome, maxInFlight),
 		stopC: make(chan struct{}), done: make(chan struct{}),
 	}
 	for name, m := range w.modes {
@@ -117,7 +118,7 @@ func (r *runner) cancel(ticketID string) {
 
 func (r *runner) run(ctx context.Context) {
 	defer close(r.done)
-	cc, err := r.start(ctx)
+	ccs, err := r.start(ctx)
 	if err != nil {
 		return // stopped before it could start
 	}
@@ -126,8 +127,10 @@ func (r *runner) run(ctx context.Context) {
 	for {
 		select {
 		case <-r.stopC:
-			cc.Stop()
-			<-cc.Closed()
+			for _, cc := range ccs {
+				cc.Stop()
+				<-cc.Closed()
+			}
 			for r.committing > 0 {
 				r.settle(ctx, <-r.committed, false)
 			}
@@ -145,17 +148,30 @@ func (r *runner) run(ctx context.Context) {
 	}
 }
 
-// start resets the shard's consumer, so that tickets a previous owner held
-// unacked come back at once, and consumes it. It retries every second
-// until it works or the runner is stopped: a held shard is never left
-// unconsumed for good.
-func (r *runner) start(ctx context.Context) (jetstream.ConsumeContext, error) {
-	name := events.PoolConsumer(r.shard.Region, r.shard.Tier)
+// start resets the shard's consumers (its tickets and its visitors), so
+// that what a previous owner held unacked comes back at once, and consumes
+// them. It retries every second until it works or the runner is stopped:
+// a held shard is never left unconsumed for good.
+func (r *runner) start(ctx context.Context) ([]jetstream.ConsumeContext, error) {
 	for {
-		cc, err := r.consume(ctx, name)
+		var ccs []jetstream.ConsumeContext
+		var err error
+		for _, c := range []struct{ stream, name string }{
+			{r.w.subj.TicketsStream(), events.ShardConsumer(r.shard.Region, r.shard.Tier)},
+			{r.w.subj.PoolStream(), events.PoolConsumer(r.shard.Region, r.shard.Tier)},
+		} {
+			var cc jetstream.ConsumeContext
+			if cc, err = r.consume(ctx, c.stream, c.name); err != nil {
+				break
+			}
+			ccs = append(ccs, cc)
+		}
 		if err == nil {
 			r.log.Info("consuming shard")
-			return cc, nil
+			return ccs, nil
+		}
+		for _, cc := range ccs {
+			cc.Stop()
 		}
 		r.log.Warn("start shard; retrying", "err", err)
 		select {
@@ -166,10 +182,10 @@ func (r *runner) start(ctx context.Context) (jetstream.ConsumeContext, error) {
 	}
 }
 
-func (r *runner) consume(ctx context.Context, name string) (jetstream.ConsumeContext, error) {
-	st, err := r.w.js.Stream(ctx, r.w.subj.PoolStream())
+func (r *runner) consume(ctx context.Context, stream, name string) (jetstream.ConsumeContext, error) {
+	st, err := r.w.js.Stream(ctx, stream)
 	if err != nil {
-		return nil, fmt.Errorf("pool stream: %w", err)
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
 	}
 	if _, err := st.ResetConsumer(ctx, name); err != nil {
 		return nil, fmt.Errorf("reset %s: %w", name, err)
@@ -185,7 +201,7 @@ func (r *runner) consume(ctx context.Context, name string) (jetstream.ConsumeCon
 			_ = msg.Nak() // the next owner takes it
 		}
 	}, jetstream.PullMaxMessages(1024), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		r.log.Warn("pool consume", "err", err)
+		r.log.Warn("shard consume", "consumer", name, "err", err)
 	}))
 }
 
@@ -216,43 +232,50 @@ func (r *runner) release(ctx context.Context) {
 	r.log.Info("shard released", "tickets_handed_back", n)
 }
 
-// add takes one pooled ticket in and tries to match it at once.
+// add takes one ticket (or visitor) in and tries to match it at once.
 func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
-	t, err := events.DecodeTicket(msg.Data())
-	var mode modes.Mode
-	var ok bool
-	if err == nil {
-		mode, ok = r.w.modes[t.Mode]
-		if !ok {
-			err = fieldError("mode", fmt.Sprintf("unknown mode %q", t.Mode))
-		}
-	}
-	if err == nil && t.TicketID == "" {
-		err = fieldError("ticket_id", "missing in the pool")
-	}
+	meta, err := msg.Metadata()
 	if err != nil {
-		// Intake validated it; only a config drift between workers gets here.
-		meta, _ := msg.Metadata()
-		if meta != nil {
-			r.w.deadLetter(ctx, r.log, msg, meta, t, err)
-		}
+		r.log.Error("ticket without metadata; dropped", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
 		return
 	}
+	var t events.Ticket
+	var mode modes.Mode
+	visitor := meta.Stream == r.w.subj.PoolStream()
+	if visitor {
+		t, mode, err = r.visitor(msg)
+	} else {
+		t, mode, err = r.w.decode(msg.Subject(), meta.Sequence.Stream, meta.Timestamp, msg.Data())
+	}
+	if err != nil {
+		tmeta := events.MetaFromHeader(msg.Headers())
+		log := r.log.With("subject", msg.Subject(), "seq", meta.Sequence.Stream, "correlation_id", tmeta.CorrelationID)
+		r.w.reject(events.WithMeta(ctx, tmeta), log, msg, meta, t, err)
+		return
+	}
+	seq := meta.Sequence.Stream
 	if _, gone := r.cancelled[t.TicketID]; gone {
 		r.w.ack(msg.Reply()) // cancelled before it got here
 		return
 	}
-	if _, committing := r.inflight[t.TicketID]; committing {
+	if held, committing := r.inflight[t.TicketID]; committing {
+		if held != seq {
+			r.duplicate(msg, t.TicketID)
+		}
 		return // a redelivery of a ticket in a match being committed, which acks it
 	}
 	p := r.pools[t.Mode]
-	visitor := msg.Headers().Get(events.HeaderHome) != "" && msg.Headers().Get(events.HeaderHome) != r.shard.Region
 	if e, ok := p.Get(t.TicketID); ok {
+		if e.Seq != seq {
+			r.duplicate(msg, t.TicketID)
+			return
+		}
 		e.Ack = msg.Reply() // a redelivery of a ticket we hold
 		return
 	}
 	now := r.w.now()
-	e := &pool.Entry{TicketID: t.TicketID, Players: t.Players(), Skill: t.Skill, Created: t.CreatedAt.UnixNano(), Ack: msg.Reply(), Visitor: visitor}
+	e := &pool.Entry{TicketID: t.TicketID, Players: t.Players(), Skill: t.Skill, Created: t.CreatedAt.UnixNano(), Ack: msg.Reply(), Seq: seq, Visitor: visitor}
 	if !visitor {
 		for region, ms := range t.LatenciesMS {
 			if region != r.shard.Region {
@@ -280,6 +303,31 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 	r.tryMatch(ctx, p, e, now)
 }
 
+// visitor reads a ticket another shard offered (runner.offer wrote it).
+func (r *runner) visitor(msg jetstream.Msg) (events.Ticket, modes.Mode, error) {
+	t, err := events.DecodeTicket(msg.Data())
+	if err != nil {
+		return t, modes.Mode{}, err
+	}
+	mode, ok := r.w.modes[t.Mode]
+	if !ok {
+		// Only a config drift between workers gets here.
+		return t, mode, fieldError("mode", fmt.Sprintf("unknown mode %q", t.Mode))
+	}
+	if t.TicketID == "" {
+		return t, mode, fieldError("ticket_id", "missing in a visitor")
+	}
+	return t, mode, nil
+}
+
+// duplicate acks a second message for a ticket the shard already holds (a
+// ticket id published twice): the first message stands for it.
+func (r *runner) duplicate(msg jetstream.Msg, ticketID string) {
+	r.w.ack(msg.Reply())
+	r.w.met.tickets.WithLabelValues("duplicate").Inc()
+	r.log.Info("second message for a waiting ticket; dropped", "ticket_id", ticketID, "subject", msg.Subject())
+}
+
 // tryMatch forms matches around anchor until none fits.
 func (r *runner) tryMatch(ctx context.Context, p *pool.Pool, anchor *pool.Entry, now time.Time) {
 	for p.Contains(anchor) {
@@ -302,7 +350,7 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 		for _, e := range entries {
 			ids = append(ids, e.TicketID)
 			all = append(all, e)
-			r.inflight[e.TicketID] = struct{}{}
+			r.inflight[e.TicketID] = e.Seq
 			match.Tickets = append(match.Tickets, events.MatchTicket{TicketID: e.TicketID, Players: e.Players, Team: team, Skill: e.Skill, CreatedAt: time.Unix(0, e.Created).UTC()})
 		}
 	}

@@ -1,15 +1,17 @@
 // Package matcher is a matcher worker: it takes tickets in, owns some
 // shards, and forms matches in the shards it owns.
 //
-// Two stages. Intake: every worker pulls from the shared intake consumer
-// on the tickets stream, validates each ticket, dead-letters what is bad
-// (telling the players why when it can name them), and puts good tickets,
-// normalised (id and creation time filled in), in their shard's pool on
-// the POOL stream, acking only once the pool has them. Pools: each shard
-// has its own durable consumer on the POOL stream, and only the worker
-// holding the shard's lease consumes it (package shard decides who). So
-// every ticket of a shard meets every other ticket of that shard however
-// many workers run, and shards move when workers come and go.
+// Shards: each shard (region and tier) has its own durable consumer on its
+// subject of the tickets stream, and only the worker holding the shard's
+// lease consumes it (package shard decides who). So every ticket of a
+// shard meets every other ticket of that shard however many workers run,
+// in one hop from the publisher, and shards move when workers come and go.
+// The owner validates each ticket as it arrives, and dead-letters what is
+// bad (telling the players why when it can name them). A second consumer
+// per shard, on the POOL stream, brings it visitors: tickets another
+// region's shard offers once their latency budget reaches this region.
+// Tickets on a subject no shard consumes are dead-lettered by a sweep
+// every worker runs (strays).
 //
 // Concurrency: one goroutine per owned shard (runner.run) holds that
 // shard's pools and does all its matching; the consume callback and the
@@ -65,6 +67,9 @@ type Config struct {
 	SweepAnchors int
 	// PublishTimeout bounds each publish and claim.
 	PublishTimeout time.Duration
+	// StraySweep is how often tickets on subjects no shard consumes are
+	// looked for and dead-lettered.
+	StraySweep time.Duration
 }
 
 // RegisterFlags adds the matcher's flags to fs, with their defaults.
@@ -78,6 +83,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Sweep, "sweep", 250*time.Millisecond, "how often waiting tickets are expired and retried with widened windows")
 	fs.IntVar(&c.SweepAnchors, "sweep-anchors", 2000, "oldest tickets retried per sweep per shard and mode")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "bound on each publish to JetStream")
+	fs.DurationVar(&c.StraySweep, "stray-sweep", strayEvery, "how often tickets on subjects no shard serves are dead-lettered")
 }
 
 func (c *Config) setDefaults() {
@@ -95,6 +101,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PublishTimeout <= 0 {
 		c.PublishTimeout = 5 * time.Second
+	}
+	if c.StraySweep <= 0 {
+		c.StraySweep = strayEvery
 	}
 	if c.WorkerID == "" {
 		host, _ := os.Hostname()
@@ -155,9 +164,12 @@ type Worker struct {
 	met     *metrics
 	now     func() time.Time
 
+	// shardSubjects are the ticket subjects the shards consume.
+	shardSubjects map[string]bool
+
 	mu      sync.Mutex
 	runners map[events.Shard]*runner
-	// settle counts intake's puts whose stream ack is awaited.
+	// settle counts the rejected tickets being dead-lettered.
 	settle sync.WaitGroup
 }
 
@@ -174,11 +186,15 @@ func New(cfg Config, js jetstream.JetStream, subj events.Subjects, log *slog.Log
 	if err := errors.Join(cfg.Tiers.Validate(), set.Validate()); err != nil {
 		return nil, fmt.Errorf("matcher config: %w", err)
 	}
-	return &Worker{
+	w := &Worker{
 		cfg: cfg, modes: set, js: js, nc: js.Conn(), subj: subj, log: log.With("worker", cfg.WorkerID),
 		pub: events.NewPublisher(js, subj), met: newMetrics(reg), now: time.Now,
-		runners: map[events.Shard]*runner{},
-	}, nil
+		runners: map[events.Shard]*runner{}, shardSubjects: map[string]bool{},
+	}
+	for _, s := range w.Shards() {
+		w.shardSubjects[subj.Ticket(s.Region, s.Tier)] = true
+	}
+	return w, nil
 }
 
 // ID is the worker's name.
@@ -211,9 +227,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer func() { _ = sub.Unsubscribe() }()
 	w.log.Info("matcher worker running", "regions", w.cfg.Regions.String(), "tiers", w.cfg.Tiers.String())
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return w.intake(gctx) })
+	g.Go(func() error { return w.strays(gctx) })
 	g.Go(func() error { return mgr.Run(gctx) })
-	return g.Wait()
+	err = g.Wait()
+	w.settle.Wait() // every rejected ticket dead-lettered or naked
+	return err
 }
 
 // Acquire starts consuming a shard (shard.Owner).

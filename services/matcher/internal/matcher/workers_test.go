@@ -184,7 +184,7 @@ func TestKillOneWorkerMidLoad(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d tickets have no outcome: %v; %d in intake, %d in pools", len(missing), missing,
+			t.Fatalf("%d tickets have no outcome: %v; %d waiting in shards, %d visitors", len(missing), missing,
 				testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()), testkit.StreamMsgs(t, e.js, e.subj.PoolStream()))
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -206,7 +206,7 @@ func TestKillOneWorkerMidLoad(t *testing.T) {
 	t.Logf("%d tickets: %d matched, %d expired, %d matches", len(ids), matched, expired, len(matches(t, allocs())))
 	testkit.Eventually(t, 10*time.Second, func() bool {
 		return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 && testkit.StreamMsgs(t, e.js, e.subj.PoolStream()) == 0
-	}, "tickets stranded: %d in intake, %d in pools", testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()), testkit.StreamMsgs(t, e.js, e.subj.PoolStream()))
+	}, "tickets stranded: %d waiting in shards, %d visitors", testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()), testkit.StreamMsgs(t, e.js, e.subj.PoolStream()))
 }
 
 func (h *worker) waiting() int {

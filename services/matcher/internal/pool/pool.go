@@ -41,6 +41,9 @@ type Entry struct {
 	// Ack is the reply subject that acks the ticket's message: the pool
 	// keeps it instead of the message, which is much larger.
 	Ack string
+	// Seq is the stream sequence of the ticket's message: a redelivery
+	// has the same, a second message for the same ticket id another.
+	Seq uint64
 	// Visitor marks a ticket whose home is another region's shard.
 	Visitor bool
 	// Latencies are the regions the ticket may also play in, by latency.
