@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -36,6 +37,17 @@ type runResult struct {
 	// of the tickets that were then assigned: where Latency is long and
 	// this is too, the wait was before the ticket was even queued.
 	Accepted map[string]float64 `json:"accepted_ms"`
+	// Windows splits the run by arrival time (-interval): whether the rate
+	// was sustained, and whether latency grew as the run went on.
+	Windows []window `json:"windows,omitempty"`
+}
+
+// window is the tickets that arrived in one -interval of the run.
+type window struct {
+	FromSeconds float64            `json:"from_seconds"`
+	Sent        int64              `json:"tickets_sent"`
+	Assigned    int64              `json:"assigned"`
+	Latency     map[string]float64 `json:"latency_ms"`
 }
 
 // runLoad is the open-arrival load: tickets arrive at -rate per second for
@@ -60,6 +72,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	natsPrefix := fs.String("subject-prefix", "", "subject prefix of the deployment, with -via nats")
 	natsUser := fs.String("nats-user", "", "NATS user, with -via nats (it must publish tickets and subscribe to results)")
 	natsPassword := fs.String("nats-password", "", "NATS password, with -via nats")
+	interval := fs.Duration("interval", 0, "also report each interval of arrivals on its own (e.g. 10s): sent, assigned, latency")
 	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file (it shares the machine with what it measures)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -115,6 +128,15 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	hist := hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
 	acceptHist := hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
 	var histMu sync.Mutex
+	var windows []*hdrhistogram.Histogram
+	var windowSent []int64
+	if *interval > 0 {
+		k := int(math.Ceil(float64(*duration) / float64(*interval)))
+		windows, windowSent = make([]*hdrhistogram.Histogram, k), make([]int64, k)
+		for j := range windows {
+			windows[j] = hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
+		}
+	}
 	var sent, assigned atomic.Int64
 	var errMu sync.Mutex
 	errs := map[string]int64{}
@@ -138,6 +160,11 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		wg.Add(1)
 		sent.Add(1)
+		w := -1
+		if windows != nil {
+			w = min(int(at.Sub(start) / *interval), len(windows)-1)
+			windowSent[w]++
+		}
 		go func() {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -152,6 +179,9 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 			histMu.Lock()
 			_ = hist.RecordValue(time.Since(t0).Microseconds())
 			_ = acceptHist.RecordValue(accepted.Sub(t0).Microseconds())
+			if w >= 0 {
+				_ = windows[w].RecordValue(time.Since(t0).Microseconds())
+			}
 			histMu.Unlock()
 		}()
 	}
@@ -164,6 +194,9 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		return map[string]float64{"p50": ms(50), "p90": ms(90), "p99": ms(99), "p99.9": ms(99.9), "max": float64(h.Max()) / 1000}
 	}
 	res.Latency, res.Accepted = quantiles(hist), quantiles(acceptHist)
+	for j, h := range windows {
+		res.Windows = append(res.Windows, window{FromSeconds: (time.Duration(j) * *interval).Seconds(), Sent: windowSent[j], Assigned: h.TotalCount(), Latency: quantiles(h)})
+	}
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -179,6 +212,10 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 		res.Latency["p50"], res.Latency["p90"], res.Latency["p99"], res.Latency["p99.9"], res.Latency["max"], sendTo)
 	fmt.Fprintf(stdout, "accepted ms p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (%s to %s, of those)\n",
 		res.Accepted["p50"], res.Accepted["p90"], res.Accepted["p99"], res.Accepted["p99.9"], res.Accepted["max"], sendTo, ackBy)
+	for _, w := range res.Windows {
+		fmt.Fprintf(stdout, "from %5.0fs  sent %d  assigned %d  p50 %.1f  p99 %.1f  max %.1f ms\n",
+			w.FromSeconds, w.Sent, w.Assigned, w.Latency["p50"], w.Latency["p99"], w.Latency["max"])
+	}
 	kinds := make([]string, 0, len(errs))
 	for k := range errs {
 		kinds = append(kinds, k)

@@ -172,9 +172,10 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 // more (NATS, frontend, two matchers, allocator, two game servers) on one
 // machine; each Go runtime sized to every core keeps threads spinning for
 // work and waking each other across cores, which the others pay for. On 2
-// cores, one each took the p99 of a 2,000 tickets/s run from 61 ms to
-// 28 ms (BENCHMARKS.md). In Kubernetes, Go (1.25 and later) sizes itself
-// to a container's CPU limit when one is set.
+// cores, one each took 1,000 tickets/s over HTTP from a p99 of 123 ms to
+// 54 ms, and 2,000/s over HTTP from a p50 of 4.5 s to 0.6 s (BENCHMARKS.md,
+// fourth measurement). In Kubernetes, Go (1.25 and later) sizes itself to
+// a container's CPU limit when one is set.
 func DefaultServiceProcs() int { return max(1, runtime.NumCPU()/4) }
 
 func newSecret() string {

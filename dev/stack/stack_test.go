@@ -358,7 +358,7 @@ func TestLoadRun(t *testing.T) {
 	// frontend, then straight onto JetStream as a game backend would.
 	for _, via := range [][]string{{"-via", "http", "-url", s.FrontendURL()}, {"-via", "nats", "-nats-url", s.NATSURL()}} {
 		t.Run(via[1], func(t *testing.T) {
-			args := append([]string{"run", "-rate", "60", "-duration", "1s", "-timeout", "20s", "-json"}, via...)
+			args := append([]string{"run", "-rate", "60", "-duration", "1s", "-interval", "500ms", "-timeout", "20s", "-json"}, via...)
 			out, err := exec.CommandContext(t.Context(), filepath.Join(binDir, "load"), args...).Output()
 			if err != nil {
 				t.Fatalf("load run: %v\n%s", err, out)
@@ -369,12 +369,27 @@ func TestLoadRun(t *testing.T) {
 				Errors   map[string]int64   `json:"errors_by_kind"`
 				Latency  map[string]float64 `json:"latency_ms"`
 				Accepted map[string]float64 `json:"accepted_ms"`
+				Windows  []struct {
+					From     float64            `json:"from_seconds"`
+					Sent     int64              `json:"tickets_sent"`
+					Assigned int64              `json:"assigned"`
+					Latency  map[string]float64 `json:"latency_ms"`
+				} `json:"windows"`
 			}
 			if err := json.Unmarshal(out, &r); err != nil {
 				t.Fatalf("output: %v\n%s", err, out)
 			}
 			if r.Sent != 60 || r.Assigned != 60 || len(r.Errors) != 0 || r.Latency["max"] <= 0 || r.Accepted["max"] <= 0 || r.Accepted["max"] > r.Latency["max"] {
 				t.Fatalf("load run: %s", out)
+			}
+			// Two half-second windows of 30 arrivals each, every one assigned.
+			if len(r.Windows) != 2 || r.Windows[1].From != 0.5 {
+				t.Fatalf("windows: %s", out)
+			}
+			for _, w := range r.Windows {
+				if w.Sent != 30 || w.Assigned != 30 || w.Latency["max"] <= 0 || w.Latency["max"] > r.Latency["max"] {
+					t.Fatalf("window %+v of %s", w, out)
+				}
 			}
 		})
 	}

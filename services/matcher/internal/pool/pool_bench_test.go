@@ -19,7 +19,8 @@ func entry(i int, skill int, created time.Time) *Entry {
 		Players:  []string{fmt.Sprintf("player-%d", i)},
 		Skill:    skill,
 		Created:  created.UnixNano(),
-		Ack:      fmt.Sprintf("$JS.ACK.POOL.pool-eu-gold.1.%d.%d.%d.0", i+1, i+1, created.UnixNano()),
+		Ack:      fmt.Sprintf("$JS.ACK.TICKETS.tickets-eu-gold.1.%d.%d.%d.0", i+1, i+1, created.UnixNano()),
+		Seq:      uint64(i + 1),
 	}
 }
 
