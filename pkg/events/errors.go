@@ -70,33 +70,14 @@ const MaxPayloadBytes = 64 << 10
 // outside input uses it: the payload decoders here, and the HTTP API.
 func DecodeStrict(kind string, data []byte, v any) error {
 	fe := &fieldErrors{kind: kind}
-	if len(data) > MaxPayloadBytes {
-		fe.add("", "payload is %d bytes, at most %d allowed", len(data), MaxPayloadBytes)
-		return fe.err()
-	}
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		fe.add("", "not a JSON object")
+	trimmed, ok := jsonObject(fe, data)
+	if !ok {
 		return fe.err()
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		var syntaxErr *json.SyntaxError
-		switch {
-		case errors.As(err, &typeErr):
-			fe.add(typeErr.Field, "must be %s, got JSON %s", typeErr.Type.String(), typeErr.Value)
-		case errors.As(err, &syntaxErr):
-			fe.add("", "malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			fe.add(field, "unknown field")
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			fe.add("", "truncated JSON")
-		default:
-			fe.add("", "%v", err)
-		}
+		addJSONError(fe, err)
 		return fe.err()
 	}
 	if dec.More() {
@@ -108,4 +89,59 @@ func DecodeStrict(kind string, data []byte, v any) error {
 		return fe.err()
 	}
 	return nil
+}
+
+// decodeFromService decodes a payload that only our own services publish
+// (a match on the allocations stream, which only the matcher's NATS user
+// may publish). Size, syntax, types and trailing data are checked as in
+// DecodeStrict, and the caller checks every field as it does for outside
+// input; unknown fields are ignored, so that a newer service may add one
+// while older ones still run (a rolling upgrade). It is also a little
+// cheaper: one json.Unmarshal, no Decoder (BenchmarkDecodeMatch: 7-8 µs
+// against 8.6-9.5 µs strictly, 840 against 1,632 bytes allocated).
+func decodeFromService(kind string, data []byte, v any) error {
+	fe := &fieldErrors{kind: kind}
+	trimmed, ok := jsonObject(fe, data)
+	if !ok {
+		return fe.err()
+	}
+	if err := json.Unmarshal(trimmed, v); err != nil {
+		addJSONError(fe, err)
+		return fe.err()
+	}
+	return nil
+}
+
+// jsonObject checks that data is a JSON object of an allowed size, and
+// returns it without surrounding space.
+func jsonObject(fe *fieldErrors, data []byte) ([]byte, bool) {
+	if len(data) > MaxPayloadBytes {
+		fe.add("", "payload is %d bytes, at most %d allowed", len(data), MaxPayloadBytes)
+		return nil, false
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		fe.add("", "not a JSON object")
+		return nil, false
+	}
+	return trimmed, true
+}
+
+// addJSONError names what encoding/json found wrong.
+func addJSONError(fe *fieldErrors, err error) {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		fe.add(typeErr.Field, "must be %s, got JSON %s", typeErr.Type.String(), typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		fe.add("", "malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		fe.add(field, "unknown field")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		fe.add("", "truncated JSON")
+	default:
+		fe.add("", "%v", err)
+	}
 }

@@ -56,10 +56,13 @@ func MatchID(ticketIDs []string) string {
 	return "m" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// DecodeMatch reads an allocation request strictly.
+// DecodeMatch reads an allocation request and checks every field. Only
+// matchers publish matches, so a field it does not know is ignored (see
+// decodeFromService); everything it knows is checked as strictly as a
+// ticket.
 func DecodeMatch(data []byte) (Match, error) {
 	var m Match
-	if err := DecodeStrict("match", data, &m); err != nil {
+	if err := decodeFromService("match", data, &m); err != nil {
 		return Match{}, err
 	}
 	fe := &fieldErrors{kind: "match"}

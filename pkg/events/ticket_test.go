@@ -159,6 +159,22 @@ func TestDecodeMatchAndResult(t *testing.T) {
 	if _, err := DecodeMatch([]byte(`{"schema_version":1,"match_id":"m1","mode":"1v1","region":"eu","tickets":[{"ticket_id":"t","players":["x.y"]}]}`)); err == nil || !strings.Contains(err.Error(), "tickets[0].players[0]") {
 		t.Fatalf("bad player in match: %v", err)
 	}
+	// A field a newer matcher adds is ignored; wrong types, trailing data
+	// and missing fields are not.
+	plus := strings.Replace(string(data), `{`, `{"priority":3,`, 1)
+	if got, err := DecodeMatch([]byte(plus)); err != nil || got.MatchID != "m1" {
+		t.Fatalf("match with a newer field: %+v, %v", got, err)
+	}
+	for bad, want := range map[string]string{
+		strings.Replace(string(data), `"mode":"1v1"`, `"mode":7`, 1): "mode",
+		string(data) + `{}`: "malformed JSON",
+		strings.Replace(string(data), `"match_id":"m1",`, ``, 1): "match_id",
+		`[1]`: "not a JSON object",
+	} {
+		if _, err := DecodeMatch([]byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("DecodeMatch(%s) = %v, want an error naming %q", bad, err, want)
+		}
+	}
 	if _, err := DecodeResult([]byte(`{"schema_version":1,"ticket_id":"t","player_id":"a","status":"assigned"}`)); err == nil || !strings.Contains(err.Error(), "assignment") {
 		t.Fatalf("assigned without assignment: %v", err)
 	}

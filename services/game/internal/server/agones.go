@@ -34,6 +34,9 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	}
 	if err := s.ready(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: a stop, not a failure
+		}
 		return err
 	}
 	s.log.Info("agones: ready")
