@@ -88,9 +88,25 @@ type Topology struct {
 	// Replicas of every stream and bucket: 1 on a single server, 3 on a
 	// cluster.
 	Replicas int
-	// MaxBytes per stream; 0 means 1 GiB.
+	// MaxBytes per stream; 0 means 1 GiB. It caps the queues (tickets,
+	// visitors, matches waiting for a server), the results and the dead
+	// letters; not the record buckets, which their TTL bounds (see
+	// recordsUncapped).
 	MaxBytes int64
 }
+
+// recordsUncapped is the byte limit of the buckets that keep one record per
+// ticket or match for a fixed time (ticket records, claims, match records,
+// allocation records): none. Their size follows the rate: about 5 MB per
+// sustained ticket a second (315 B of ticket record for 2 h, 157 B of claim,
+// 252 B of match record and 96 B of allocation record for 1.5 h, measured),
+// so 10 GB at 2,000 tickets/s. A byte cap below that stops the system after
+// a while at a steady rate: a full bucket refuses writes, and with the
+// 1 GiB cap they had, the match records would fill in about 35 minutes at
+// 2,000 tickets/s, after which no match can be formed. Without one, only
+// the JetStream server's storage, which the operator sizes, limits them. They can never be cut short: a claim
+// must outlive every copy of its ticket.
+const recordsUncapped = -1
 
 func (t Topology) replicas() int { return max(t.Replicas, 1) }
 
@@ -268,7 +284,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 			Description:  "ticket records by ticket id and by idempotency key",
 			History:      1,
 			TTL:          TicketRecordTTL,
-			MaxBytes:     t.maxBytes(),
+			MaxBytes:     recordsUncapped,
 			MaxValueSize: MaxPayloadBytes,
 			Storage:      jetstream.FileStorage,
 			Replicas:     t.replicas(),
@@ -280,7 +296,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 			// A claim must outlive every copy of its ticket (TicketMaxAge in
 			// the stream), or a late redelivery could be claimed again.
 			TTL:          TicketMaxAge + ClaimMargin,
-			MaxBytes:     t.maxBytes(),
+			MaxBytes:     recordsUncapped,
 			MaxValueSize: 256,
 			Storage:      jetstream.FileStorage,
 			Replicas:     t.replicas(),
@@ -311,7 +327,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 			// Longer than any redelivery of an allocation request can come
 			// (the request stream keeps them TicketMaxAge).
 			TTL:          TicketMaxAge + ClaimMargin,
-			MaxBytes:     t.maxBytes(),
+			MaxBytes:     recordsUncapped,
 			MaxValueSize: 4096,
 			Storage:      jetstream.FileStorage,
 			Replicas:     t.replicas(),
@@ -322,7 +338,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 			History:     1,
 			// As long as the claims that point at them.
 			TTL:          TicketMaxAge + ClaimMargin,
-			MaxBytes:     t.maxBytes(),
+			MaxBytes:     recordsUncapped,
 			MaxValueSize: MaxPayloadBytes,
 			Storage:      jetstream.FileStorage,
 			Replicas:     t.replicas(),

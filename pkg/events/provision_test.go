@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -291,5 +292,39 @@ func TestProvisionReplacesTheSharedIntake(t *testing.T) {
 	msg, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
 	if err != nil || !strings.Contains(string(msg.Data()), "waiting") {
 		t.Fatalf("the waiting ticket did not reach its shard: %v", err)
+	}
+}
+
+// TestRecordBucketsOutgrowTheStreamCap: the byte cap is for queues, not
+// for the per-ticket records, which only their TTL bounds. With a cap of
+// 16 KiB, the tickets stream refuses what does not fit (the publisher is
+// told), while 400 claims (about 60 KiB) are all stored: a steady rate
+// never fills the claims, records or allocations.
+func TestRecordBucketsOutgrowTheStreamCap(t *testing.T) {
+	t.Parallel()
+	s := testkit.RunServer(t)
+	js := testkit.JetStream(t, testkit.Connect(t, s))
+	ctx := t.Context()
+	topo := events.Topology{MaxBytes: 16 << 10}
+	if err := events.Provision(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	claims, err := events.NewClaims(ctx, js, topo.Subjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 400 {
+		id := fmt.Sprintf("r%024d", i)
+		if won, _, err := claims.Claim(ctx, id, events.MatchOwner("m"+id)); err != nil || !won {
+			t.Fatalf("claim %d of 400: %v %v", i, won, err)
+		}
+	}
+	ticket := []byte(`{"player_id":"filler","skill":1700,"mode":"1v1","latencies_ms":{"eu":20,"us":90,"asia":200}}`)
+	var refused error
+	for i := 0; i < 1000 && refused == nil; i++ {
+		_, refused = js.Publish(ctx, topo.Subjects.Ticket("eu", "gold"), ticket)
+	}
+	if refused == nil || !strings.Contains(strings.ToLower(refused.Error()), "maximum bytes") {
+		t.Fatalf("the tickets stream took 1,000 tickets past its 16 KiB cap: %v", refused)
 	}
 }
