@@ -182,6 +182,13 @@ func (a *Allocator) Run(ctx context.Context) error {
 				nats.ManualAck(),
 			},
 			DurablePrefix: events.ConsumerAllocator,
+			// The ack goes without waiting for the server's answer: by
+			// then the match's record and results are stored, so an ack
+			// lost on the way only brings the match back after AckWait,
+			// and its record makes that delivery repeat the same results
+			// (the same message ids: stored once). A waited ack held one
+			// of the Concurrency subscribers for a round trip per match.
+			AckAsync: true,
 		},
 	}, wlog)
 	if err != nil {
