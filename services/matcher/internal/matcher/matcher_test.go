@@ -182,6 +182,7 @@ func TestBadTicketsAreDeadLetteredAndMatchingGoesOn(t *testing.T) {
 	dls := testkit.Collect(t, e.nc, e.subj.AllDeadLetters())
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	told := testkit.Collect(t, e.nc, e.subj.Result("x4"))
+	toldStray := testkit.Collect(t, e.nc, e.subj.Result("x3"))
 
 	bad := []struct {
 		subject, data, field, reason string
@@ -230,6 +231,12 @@ func TestBadTicketsAreDeadLetteredAndMatchingGoesOn(t *testing.T) {
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(told()) == 1 }, "x4 was not told")
 	if r := results(t, told())["x4"][0]; r.Status != events.StatusFailed || !strings.Contains(r.Reason, "unknown mode") {
 		t.Fatalf("x4 result %+v", r)
+	}
+	// So is the player of a ticket on a subject no shard serves (the stray
+	// sweep reads it as a shard would).
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(toldStray()) == 1 }, "x3 was not told")
+	if r := results(t, toldStray())["x3"][0]; r.Status != events.StatusFailed || !strings.Contains(r.Reason, "unknown region") {
+		t.Fatalf("x3 result %+v", r)
 	}
 	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 }, "rejected tickets left in the stream")
 }
