@@ -6,16 +6,11 @@ import (
 	"testing"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
-	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 func newClaims(t *testing.T) *events.Claims {
 	t.Helper()
-	s := testkit.RunServer(t)
-	js := testkit.JetStream(t, testkit.Connect(t, s))
-	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
-		t.Fatal(err)
-	}
+	js := provisioned(t, events.Topology{})
 	c, err := events.NewClaims(t.Context(), js, events.Subjects{})
 	if err != nil {
 		t.Fatal(err)

@@ -104,8 +104,9 @@ type Topology struct {
 // a while at a steady rate: a full bucket refuses writes, and with the
 // 1 GiB cap they had, the match records would fill in about 35 minutes at
 // 2,000 tickets/s, after which no match can be formed. Without one, only
-// the JetStream server's storage, which the operator sizes, limits them. They can never be cut short: a claim
-// must outlive every copy of its ticket.
+// the JetStream server's storage, which the operator sizes, limits them.
+// Their TTLs cannot be cut short instead: a claim must outlive every copy
+// of its ticket.
 const recordsUncapped = -1
 
 func (t Topology) replicas() int { return max(t.Replicas, 1) }
@@ -234,20 +235,22 @@ type StreamConsumer struct {
 // Consumers declares the durable consumers.
 func (t Topology) Consumers() []StreamConsumer {
 	s := t.Subjects
+	// A shard's owner holds its tickets and visitors unacked while they
+	// wait (see PoolAckWait).
+	held := func(name, desc, filter string) jetstream.ConsumerConfig {
+		return jetstream.ConsumerConfig{
+			Durable:       name,
+			Description:   desc,
+			FilterSubject: filter,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       PoolAckWait,
+			MaxDeliver:    -1,
+			MaxAckPending: PoolMaxAckPending,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		}
+	}
 	var shards []StreamConsumer
 	for _, sh := range t.Shards() {
-		held := func(name, desc, filter string) jetstream.ConsumerConfig {
-			return jetstream.ConsumerConfig{
-				Durable:       name,
-				Description:   desc,
-				FilterSubject: filter,
-				AckPolicy:     jetstream.AckExplicitPolicy,
-				AckWait:       PoolAckWait,
-				MaxDeliver:    -1,
-				MaxAckPending: PoolMaxAckPending,
-				DeliverPolicy: jetstream.DeliverAllPolicy,
-			}
-		}
 		shards = append(shards,
 			StreamConsumer{Stream: s.TicketsStream(), Config: held(ShardConsumer(sh.Region, sh.Tier),
 				"the tickets of shard "+sh.String()+", consumed by its owner only", s.Ticket(sh.Region, sh.Tier))},

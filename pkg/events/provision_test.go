@@ -17,6 +17,16 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
+// provisioned is an embedded JetStream server with topo provisioned.
+func provisioned(t *testing.T, topo events.Topology) jetstream.JetStream {
+	t.Helper()
+	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
+	if err := events.Provision(t.Context(), js, topo); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
 func TestProvisionIsIdempotent(t *testing.T) {
 	t.Parallel()
 	s := testkit.RunServer(t)
@@ -114,13 +124,9 @@ func TestProvisionReplicatedOnCluster(t *testing.T) {
 
 func TestPublisherDeduplicatesAndCarriesMeta(t *testing.T) {
 	t.Parallel()
-	s := testkit.RunServer(t)
-	js := testkit.JetStream(t, testkit.Connect(t, s))
-	ctx := t.Context()
 	topo := events.Topology{}
-	if err := events.Provision(ctx, js, topo); err != nil {
-		t.Fatal(err)
-	}
+	js := provisioned(t, topo)
+	ctx := t.Context()
 	pub := events.NewPublisher(js, topo.Subjects)
 	mctx := events.WithMeta(ctx, events.Meta{CorrelationID: "corr-1", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
 	tk := events.Ticket{TicketID: "t-1", PlayerID: "alice", Mode: "1v1", Skill: 1650}
@@ -198,14 +204,10 @@ func TestHandTypedTicketWithCLI(t *testing.T) {
 // subjects); a stream whose config drifted is put back.
 func TestProvisionChangesNothingThatIsRight(t *testing.T) {
 	t.Parallel()
-	s := testkit.RunServer(t)
-	nc := testkit.Connect(t, s)
-	js := testkit.JetStream(t, nc)
-	ctx := t.Context()
 	topo := events.Topology{}
-	if err := events.Provision(ctx, js, topo); err != nil {
-		t.Fatal(err)
-	}
+	js := provisioned(t, topo)
+	nc := js.Conn()
+	ctx := t.Context()
 	var writes []string
 	var mu sync.Mutex
 	for _, subject := range []string{"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>"} {
@@ -302,13 +304,9 @@ func TestProvisionReplacesTheSharedIntake(t *testing.T) {
 // never fills the claims, records or allocations.
 func TestRecordBucketsOutgrowTheStreamCap(t *testing.T) {
 	t.Parallel()
-	s := testkit.RunServer(t)
-	js := testkit.JetStream(t, testkit.Connect(t, s))
-	ctx := t.Context()
 	topo := events.Topology{MaxBytes: 16 << 10}
-	if err := events.Provision(ctx, js, topo); err != nil {
-		t.Fatal(err)
-	}
+	js := provisioned(t, topo)
+	ctx := t.Context()
 	claims, err := events.NewClaims(ctx, js, topo.Subjects)
 	if err != nil {
 		t.Fatal(err)
