@@ -41,12 +41,15 @@ func (m *Match) Players() []string {
 	return ps
 }
 
-// MatchID names the match made of exactly these tickets, whatever their
-// order. A matcher that forms the same match again after a redelivery gets
-// the same id, and the id is the Nats-Msg-Id of the allocation request, so
-// the allocator sees it once.
-func MatchID(ticketIDs []string) string {
-	ids := slices.Clone(ticketIDs)
+// MatchID names the match made of exactly these ticket messages (each
+// named by [MatchKey]), whatever their order. A matcher that forms the same
+// match again after a redelivery gets the same id, and the id is the
+// Nats-Msg-Id of the allocation request, so the allocator sees it once.
+// Tickets queued again (the allocator found no server) come back as new
+// messages, so matching them together again makes a new match, which the
+// allocator sees too.
+func MatchID(keys []string) string {
+	ids := slices.Clone(keys)
 	slices.Sort(ids)
 	h := sha256.New()
 	for _, id := range ids {
@@ -54,6 +57,12 @@ func MatchID(ticketIDs []string) string {
 		h.Write([]byte{0})
 	}
 	return "m" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// MatchKey names one ticket of a match for [MatchID]: its id and the stream
+// sequence of the message that brought it to the shard.
+func MatchKey(ticketID string, seq uint64) string {
+	return ticketID + "@" + strconv.FormatUint(seq, 10)
 }
 
 // DecodeMatch reads an allocation request and checks every field. Only

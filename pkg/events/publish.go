@@ -175,8 +175,16 @@ func (p *Publisher) Results(ctx context.Context, rs []Result) error {
 	return nil
 }
 
-// ResultMsgID is the message id of a result.
-func ResultMsgID(r Result) string { return r.TicketID + ":" + r.PlayerID + ":" + string(r.Status) }
+// ResultMsgID is the message id of a result: the same for a repeat of it
+// (a retried publish, a redelivered match), another for a ticket's next
+// match after it was queued again.
+func ResultMsgID(r Result) string {
+	id := r.TicketID + ":" + r.PlayerID + ":" + string(r.Status)
+	if r.MatchID != "" {
+		id += ":" + r.MatchID
+	}
+	return id
+}
 
 // DeadLetter records a rejected message.
 func (p *Publisher) DeadLetter(ctx context.Context, d DeadLetter) error {

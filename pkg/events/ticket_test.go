@@ -145,6 +145,10 @@ func TestMatchID(t *testing.T) {
 	if MatchID([]string{"ab", "c"}) == MatchID([]string{"a", "bc"}) {
 		t.Fatal("ids are concatenated ambiguously")
 	}
+	// The same tickets queued again (new messages) make another match.
+	if MatchID([]string{MatchKey("a", 1), MatchKey("b", 2)}) == MatchID([]string{MatchKey("a", 7), MatchKey("b", 8)}) {
+		t.Fatal("a match of requeued tickets has the id of their first match")
+	}
 }
 
 func TestDecodeMatchAndResult(t *testing.T) {

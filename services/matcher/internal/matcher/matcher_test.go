@@ -300,6 +300,46 @@ func TestTicketIdPublishedTwiceIsHeldOnce(t *testing.T) {
 	}
 }
 
+// TestRequeuedTicketsAreMatchedAgain: what an allocator that finds no
+// game server does (release the match's claims, publish its tickets again
+// with their ids). The two tickets meet again and make a new match, with
+// a new id, so the allocator gets it (its id is the allocation request's
+// message id) and the players hear "matched" again.
+func TestRequeuedTicketsAreMatchedAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker(t, Config{})
+	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
+	res := testkit.Collect(t, e.nc, e.subj.Result("rita"))
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"ra","player_id":"rita","skill":1650}`)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"rb","player_id":"rob","skill":1660}`)
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 1 }, "no first match")
+	first := matches(t, allocs())[0]
+	e.claims(t).Release(t.Context(), []string{"ra", "rb"}, events.MatchOwner(first.MatchID))
+	for _, body := range []string{`{"ticket_id":"ra","player_id":"rita","skill":1650}`, `{"ticket_id":"rb","player_id":"rob","skill":1660}`} {
+		msg := nats.NewMsg("matchmaking.eu.gold")
+		msg.Data = []byte(body)
+		msg.Header.Set(jetstream.MsgIDHeader, strings.Split(body, `"`)[3]+"-requeue-"+first.MatchID)
+		if _, err := e.js.PublishMsg(t.Context(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 2 }, "the requeued tickets were not matched again")
+	second := matches(t, allocs())[1]
+	if second.MatchID == first.MatchID || len(second.Tickets) != 2 {
+		t.Fatalf("second match %+v after %s", second, first.MatchID)
+	}
+	// Stored, not dropped as a duplicate of the first: the allocator gets it.
+	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.AllocationsStream()) == 2 }, "the second match was not stored")
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(res()) == 2 }, "rita heard %d results, want matched twice", len(res()))
+	for _, r := range results(t, res())["rita"] {
+		if r.Status != events.StatusMatched {
+			t.Fatalf("rita: %+v", r)
+		}
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 }, "requeued tickets left unacked")
+}
+
 // TestSkillWindowWidens: two tickets 300 apart are outside each other's
 // window of 100 at first; the window grows by 100 a second, so they meet.
 func TestSkillWindowWidens(t *testing.T) {

@@ -261,7 +261,11 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 	}
 	if held, committing := r.inflight[t.TicketID]; committing {
 		if held != seq {
-			r.duplicate(msg, t.TicketID)
+			// Another message for a ticket being committed: a duplicate,
+			// or the ticket queued again by an allocator that already
+			// had its match. Which one shows once the commit settles: it
+			// comes back then, and is held or dropped like any other.
+			r.w.nak(msg.Reply())
 		}
 		return // a redelivery of a ticket in a match being committed, which acks it
 	}
@@ -344,17 +348,18 @@ func (r *runner) tryMatch(ctx context.Context, p *pool.Pool, anchor *pool.Entry,
 // maxInFlight commits are under way it first settles one.
 func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.Entry, now time.Time) {
 	match := events.Match{Mode: p.Mode().Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC()}
-	var ids []string
+	var ids, keys []string
 	var all []*pool.Entry
 	for team, entries := range teams {
 		for _, e := range entries {
 			ids = append(ids, e.TicketID)
+			keys = append(keys, events.MatchKey(e.TicketID, e.Seq))
 			all = append(all, e)
 			r.inflight[e.TicketID] = e.Seq
 			match.Tickets = append(match.Tickets, events.MatchTicket{TicketID: e.TicketID, Players: e.Players, Team: team, Skill: e.Skill, CreatedAt: time.Unix(0, e.Created).UTC()})
 		}
 	}
-	match.MatchID = events.MatchID(ids)
+	match.MatchID = events.MatchID(keys)
 	for r.committing >= maxInFlight {
 		// Without rematching: tickets put back wait for the next arrival or
 		// sweep, so settling here never nests another formMatch.
