@@ -170,18 +170,22 @@ func secondsOf(t *testing.T, d string) int {
 func TestChartRefusesBadValues(t *testing.T) {
 	ch := deploytest.Load(t)
 	base := deploytest.ValueSets()[0]
+	joinPrivate, joinPublic := deploytest.JoinKeys()
 	for _, tt := range []struct {
 		name string
 		set  map[string]any
 		want string
 	}{
-		{"no join secret", map[string]any{"joinSecret": map[string]any{"value": ""}}, "joinSecret"},
+		{"no join private key", map[string]any{"joinKeys": map[string]any{"privateKey": map[string]any{"value": ""}}}, "joinKeys.privateKey"},
+		{"no join public keys", map[string]any{"joinKeys": map[string]any{"publicKeys": map[string]any{"values": []any{}}}}, "joinKeys.publicKeys"},
+		{"a public key as the private key", map[string]any{"joinKeys": map[string]any{"privateKey": map[string]any{"value": joinPublic}}}, "privateKey"},
+		{"a private key among the public keys", map[string]any{"joinKeys": map[string]any{"publicKeys": map[string]any{"values": []any{joinPrivate}}}}, "publicKeys"},
+		{"the old HMAC secret", map[string]any{"joinSecret": map[string]any{"value": "00112233445566778899aabbccddeeff"}}, "joinSecret"},
 		{"misspelled key", map[string]any{"frontend": map[string]any{"replica": 3}}, "replica"},
 		{"unknown policy", map[string]any{"gameServers": map[string]any{"autoscaler": map[string]any{"policy": "Magic"}}}, "policy"},
 		{"bad auth type", map[string]any{"nats": map[string]any{"auth": map[string]any{"type": "token"}}}, "type"},
 		{"kube backend without game servers", map[string]any{"gameServers": map[string]any{"enabled": false}}, "no game servers"},
 		{"local backend without servers", map[string]any{"allocator": map[string]any{"backend": "local"}}, "localGameServers"},
-		{"non-hex join secret", map[string]any{"joinSecret": map[string]any{"value": "not hex"}}, "joinSecret"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			merged := base.With(t, tt.set)

@@ -17,22 +17,73 @@ import (
 	"github.com/quickmatch-dev/quickmatch/deploy/deploytest"
 )
 
+// composePasswords are the NATS passwords docker-compose.yml requires, by
+// variable: one per user of deploy/nats/nats.conf.
+func composePasswords() []string {
+	var vars []string
+	for _, u := range users {
+		vars = append(vars, "QUICKMATCH_"+strings.ToUpper(u)+"_PASSWORD="+u+"-secret")
+	}
+	return vars
+}
+
 // loadCompose loads docker-compose.yml the way `docker compose` does:
 // interpolation, anchors and merges, then the compose specification's
-// validation.
+// validation, with the passwords it requires set.
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	root := deploytest.Root(t)
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
-		cli.WithWorkingDirectory(root), cli.WithName("quickmatch"), cli.WithEnv(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := opts.LoadProject(context.Background())
+	p, err := loadComposeEnv(t, composePasswords())
 	if err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
 	return p
+}
+
+// loadComposeEnv loads docker-compose.yml with only the variables environ.
+func loadComposeEnv(t *testing.T, environ []string) (*types.Project, error) {
+	t.Helper()
+	root := deploytest.Root(t)
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+		cli.WithWorkingDirectory(root), cli.WithName("quickmatch"), cli.WithEnv(environ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opts.LoadProject(context.Background())
+}
+
+// docker-compose.yml has no default password: without each NATS user's
+// password in the environment it does not load, and the message names
+// the variable. (It had one per user, operator-dev and the like, which
+// anyone could read here.)
+func TestComposeRequiresPasswords(t *testing.T) {
+	all := composePasswords()
+	for i, v := range all {
+		name, _, _ := strings.Cut(v, "=")
+		without := append(slices.Clone(all[:i]), all[i+1:]...)
+		_, err := loadComposeEnv(t, without)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("without %s: %v", name, err)
+		}
+	}
+}
+
+// Every port docker-compose.yml publishes is on 127.0.0.1: NATS (whose
+// results.> carries join tokens), its monitoring, the frontend and the
+// game servers are not reachable from other machines.
+func TestComposePublishesOnLoopbackOnly(t *testing.T) {
+	p := loadCompose(t)
+	n := 0
+	for name, s := range p.Services {
+		for _, port := range s.Ports {
+			n++
+			if port.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes %s on %q", name, port.Published, port.HostIP)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no published ports")
+	}
 }
 
 func env(s types.ServiceConfig, key string) string {
@@ -56,7 +107,7 @@ func TestComposeFile(t *testing.T) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	want := []string{"allocator", "frontend", "game-1", "game-1-sdk", "game-2", "game-2-sdk", "matcher-1", "matcher-2", "nats"}
+	want := []string{"allocator", "frontend", "game-1", "game-1-sdk", "game-2", "game-2-sdk", "matcher-1", "matcher-2", "nats", "provision"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("services %v, want %v", names, want)
 	}
@@ -96,7 +147,11 @@ func TestComposeFile(t *testing.T) {
 				t.Errorf("%s: %s is not a flag of %s", name, key, service)
 			}
 		}
-		if s.HealthCheck == nil || len(s.HealthCheck.Test) < 3 || s.HealthCheck.Test[2] != "probe" {
+		if name == "provision" { // one-shot: nothing to probe
+			if env(s, "PROVISION") != "true" || env(s, "NATS_USER") != "provisioner" || service != "matcher" {
+				t.Errorf("provision: PROVISION %q as %q with %s", env(s, "PROVISION"), env(s, "NATS_USER"), service)
+			}
+		} else if s.HealthCheck == nil || len(s.HealthCheck.Test) < 3 || s.HealthCheck.Test[2] != "probe" {
 			t.Errorf("%s: healthcheck %+v does not run the service's probe", name, s.HealthCheck)
 		}
 		if user := env(s, "NATS_USER"); user != "" {
@@ -109,6 +164,10 @@ func TestComposeFile(t *testing.T) {
 			if env(s, "NATS_URL") != "nats://nats:4222" || s.DependsOn["nats"].Condition != types.ServiceConditionHealthy {
 				t.Errorf("%s: NATS_URL %q, depends_on %+v", name, env(s, "NATS_URL"), s.DependsOn)
 			}
+			// Services only bind: they start once the topology exists.
+			if name != "provision" && s.DependsOn["provision"].Condition != types.ServiceConditionCompletedSuccessfully {
+				t.Errorf("%s does not wait for the provisioning step: %+v", name, s.DependsOn)
+			}
 		}
 	}
 	for _, port := range []string{"3000", "7000", "7001", "4222"} {
@@ -120,6 +179,12 @@ func TestComposeFile(t *testing.T) {
 	alloc := p.Services["allocator"]
 	if env(alloc, "BACKEND") != "local" {
 		t.Errorf("allocator backend %q", env(alloc, "BACKEND"))
+	}
+	if len(alloc.Secrets) != 1 || alloc.Secrets[0].Source != "join-key" || env(alloc, "JOIN_KEY_FILE") != "/run/secrets/join-key" {
+		t.Errorf("allocator: join key file %q, secrets %+v", env(alloc, "JOIN_KEY_FILE"), alloc.Secrets)
+	}
+	if p.Secrets["join-key"].Environment != "QUICKMATCH_JOIN_KEY" || p.Configs["join-public-key"].Environment != "QUICKMATCH_JOIN_PUBLIC_KEY" {
+		t.Errorf("join keys come from %+v and %+v", p.Secrets["join-key"], p.Configs["join-public-key"])
 	}
 	for _, item := range strings.Split(env(alloc, "GAME_SERVERS"), ",") {
 		name, rest, _ := strings.Cut(item, "=")
@@ -137,8 +202,11 @@ func TestComposeFile(t *testing.T) {
 		if !strings.HasSuffix(env(game, "HTTP_ADDR"), ":"+statusPort) {
 			t.Errorf("%s listens on %q, the allocator reads :%s", name, env(game, "HTTP_ADDR"), statusPort)
 		}
-		if env(game, "JOIN_SECRET") != env(alloc, "JOIN_SECRET") || env(game, "JOIN_SECRET") == "" {
-			t.Errorf("%s and the allocator do not share the join secret", name)
+		// The game server verifies with the public key only; the private
+		// key is the allocator's alone.
+		if len(game.Secrets) != 0 || len(game.Configs) != 1 || game.Configs[0].Source != "join-public-key" ||
+			env(game, "JOIN_PUBLIC_KEYS") == "" || game.Configs[0].Target != env(game, "JOIN_PUBLIC_KEYS") {
+			t.Errorf("%s: join public keys at %q, configs %+v, secrets %+v", name, env(game, "JOIN_PUBLIC_KEYS"), game.Configs, game.Secrets)
 		}
 		sdk := p.Services[name+"-sdk"]
 		if sdk.NetworkMode != "service:"+name || env(game, "AGONES_SDK") != "http://localhost:9358" {

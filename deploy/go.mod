@@ -4,6 +4,7 @@ go 1.26.0
 
 replace (
 	github.com/quickmatch-dev/quickmatch/pkg/agones => ../pkg/agones
+	github.com/quickmatch-dev/quickmatch/pkg/events => ../pkg/events
 	github.com/quickmatch-dev/quickmatch/pkg/servicekit => ../pkg/servicekit
 	github.com/quickmatch-dev/quickmatch/pkg/testkit => ../pkg/testkit
 )
@@ -14,6 +15,7 @@ require (
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/quickmatch-dev/quickmatch/pkg/agones v0.0.0-00010101000000-000000000000
+	github.com/quickmatch-dev/quickmatch/pkg/events v0.0.0
 	github.com/quickmatch-dev/quickmatch/pkg/servicekit v0.0.0-00010101000000-000000000000
 	github.com/quickmatch-dev/quickmatch/pkg/testkit v0.0.0
 	helm.sh/helm/v3 v3.22.0

@@ -2,10 +2,12 @@ package deploy
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/release"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
@@ -55,8 +57,14 @@ func TestHelmInstallWait(t *testing.T) {
 	if err != nil {
 		t.Fatalf("helm test: %v", err)
 	}
-	ran := 0
+	ran, provisioned := 0, false
 	for _, h := range tested.Hooks {
+		if slices.Contains(h.Events, release.HookPreInstall) {
+			// The provisioning Job ran before the Deployments (kwok
+			// completes its pod): install would have failed otherwise.
+			provisioned = h.Kind == "Job" && h.LastRun.Phase == release.HookPhaseSucceeded
+			continue
+		}
 		if h.LastRun.Phase != "" {
 			ran++
 			if h.LastRun.Phase != "Succeeded" {
@@ -66,6 +74,9 @@ func TestHelmInstallWait(t *testing.T) {
 	}
 	if ran != 2 {
 		t.Errorf("%d test hooks ran, want 2", ran)
+	}
+	if !provisioned {
+		t.Error("the provisioning Job did not run before install")
 	}
 }
 

@@ -1,7 +1,10 @@
 package deploy
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,16 +12,21 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/deploy/deploytest"
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
+
+// users are the users of deploy/nats/nats.conf.
+var users = []string{"frontend", "matcher", "allocator", "provisioner", "operator"}
 
 // startConfigured runs nats-server with deploy/nats/nats.conf, each user's
 // password being "<user>-pw".
 func startConfigured(t *testing.T) *server.Server {
 	t.Helper()
-	for _, u := range []string{"frontend", "matcher", "allocator", "operator"} {
+	for _, u := range users {
 		t.Setenv(strings.ToUpper(u)+"_PASSWORD", u+"-pw")
 	}
 	t.Setenv("SERVER_NAME", "perm-test")
@@ -79,7 +87,7 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 			sub: []string{"matchmaking.>", "allocations.>", "pool.>", "_INBOX_matcher.x", "$KV.claims.>", ">"},
 		},
 		"matcher": {
-			pub: []string{"matchmaking.eu.gold", "cancels.eu.gold", "deadletter.allocator", "$KV.capacity.eu", "$KV.tickets.t1",
+			pub: []string{"matchmaking.eu.gold", "deadletter.allocator", "$KV.capacity.eu", "$KV.tickets.t1",
 				"$JS.API.STREAM.DELETE.POOL", "$JS.API.STREAM.PURGE.TICKETS"},
 			sub: []string{"results.>", "allocations.>", "_INBOX_frontend.x", "deliver.allocator"},
 		},
@@ -118,7 +126,7 @@ func TestNATSPermissionsAllowTheirOwn(t *testing.T) {
 	op, _ := as(t, s, "operator")
 	allowed := map[string]struct{ pub, sub []string }{
 		"frontend":  {pub: []string{"matchmaking.eu.gold", "cancels.eu.gold", "results.alice", "deadletter.frontend"}, sub: []string{"results.>", "_INBOX_frontend.r1"}},
-		"matcher":   {pub: []string{"pool.eu.gold", "allocations.eu", "results.alice", "deadletter.matcher"}, sub: []string{"cancels.>", "_INBOX_matcher.r1"}},
+		"matcher":   {pub: []string{"pool.eu.gold", "allocations.eu", "results.alice", "deadletter.matcher", "cancels.eu.gold"}, sub: []string{"cancels.>", "_INBOX_matcher.r1"}},
 		"allocator": {pub: []string{"results.alice", "deadletter.allocator", "matchmaking.eu.gold"}, sub: []string{"deliver.allocator", "_INBOX_allocator.r1"}},
 	}
 	for user, a := range allowed {
@@ -170,5 +178,259 @@ func TestNATSRefusesStrangers(t *testing.T) {
 		if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
 			t.Errorf("refused, but not for authorization: %v", err)
 		}
+	}
+}
+
+// userURL is the server's URL with user's credentials, for the nats CLI.
+func userURL(s *server.Server, user string) string {
+	u, _ := url.Parse(s.ClientURL())
+	u.User = url.UserPassword(user, user+"-pw")
+	return u.String()
+}
+
+// provisioned provisions the topology as user and returns an operator's
+// JetStream context to look at it.
+func provisioned(t *testing.T, s *server.Server, user string) jetstream.JetStream {
+	t.Helper()
+	nc, _ := as(t, s, user)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := events.Provision(ctx, testkit.JetStream(t, nc), events.Topology{}); err != nil {
+		t.Fatalf("provision as %s: %v", user, err)
+	}
+	op, _ := as(t, s, "operator")
+	return testkit.JetStream(t, op)
+}
+
+// No service's user can create, update, delete or purge a stream, nor
+// create, update or delete a durable consumer: with the frontend's user,
+// `nats stream edit TICKETS --max-msgs=1` stopped all intake until a
+// restart. Each attack is tried through the nats CLI and jetstream as a
+// client would, and its raw API subject is shown refused; the topology is
+// unchanged afterwards.
+func TestNATSServiceUsersCannotManageStreamsOrConsumers(t *testing.T) {
+	s := startConfigured(t)
+	// The operator provisions here: it could before and after the
+	// provisioner user existed, so this test fails on a nats.conf that lets
+	// service users manage streams, not on a missing provisioner.
+	op := provisioned(t, s, "operator")
+	tickets, err := op.Stream(t.Context(), "TICKETS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tickets.CachedInfo().Config
+	consumers := func() []string {
+		var names []string
+		for _, stream := range []string{"TICKETS", "POOL", "ALLOCATIONS"} {
+			st, err := op.Stream(t.Context(), stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := st.ConsumerNames(t.Context())
+			for n := range l.Name() {
+				names = append(names, stream+"/"+n)
+			}
+			if l.Err() != nil {
+				t.Fatal(l.Err())
+			}
+		}
+		return names
+	}
+	wantConsumers := consumers()
+	attacks := []string{
+		"$JS.API.STREAM.CREATE.EVIL", "$JS.API.STREAM.CREATE.TICKETS",
+		"$JS.API.STREAM.UPDATE.TICKETS", "$JS.API.STREAM.UPDATE.RESULTS", "$JS.API.STREAM.UPDATE.KV_claims",
+		"$JS.API.STREAM.DELETE.TICKETS", "$JS.API.STREAM.DELETE.KV_tickets",
+		"$JS.API.STREAM.PURGE.TICKETS", "$JS.API.STREAM.PURGE.KV_claims",
+		"$JS.API.CONSUMER.CREATE.TICKETS", "$JS.API.CONSUMER.CREATE.RESULTS.spy",
+		"$JS.API.CONSUMER.CREATE.TICKETS.tickets-eu-gold.matchmaking.eu.gold",
+		"$JS.API.CONSUMER.CREATE.TICKETS.thief.matchmaking.mars.gold",
+		"$JS.API.CONSUMER.DURABLE.CREATE.ALLOCATIONS.allocator", "$JS.API.CONSUMER.DURABLE.CREATE.POOL.spy",
+		"$JS.API.CONSUMER.DELETE.TICKETS.tickets-eu-gold", "$JS.API.CONSUMER.DELETE.POOL.pool-eu-gold",
+		"$JS.API.CONSUMER.DELETE.ALLOCATIONS.allocator", "$JS.API.CONSUMER.DELETE.TICKETS.matcher",
+	}
+	for _, user := range []string{"frontend", "matcher", "allocator"} {
+		t.Run(user, func(t *testing.T) {
+			inbox := "--inbox-prefix=_INBOX_" + user // the replies it may read
+			quick := "--timeout=2s"                  // a refused request is not answered
+			out, err := testkit.TryCLI(t, userURL(s, user), inbox, quick, "stream", "edit", "TICKETS", "--max-msgs=1", "-f")
+			if err == nil {
+				t.Errorf("nats stream edit TICKETS --max-msgs=1 as %s succeeded:\n%s", user, out)
+			}
+			out, err = testkit.TryCLI(t, userURL(s, user), inbox, quick, "consumer", "rm", "TICKETS", "tickets-eu-gold", "-f")
+			if err == nil {
+				t.Errorf("nats consumer rm TICKETS tickets-eu-gold as %s succeeded:\n%s", user, out)
+			}
+			nc, errs := as(t, s, user)
+			js := testkit.JetStream(t, nc)
+			// Each call gets its own time: a refused request is not answered.
+			call := func(f func(ctx context.Context) error) error {
+				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+				defer cancel()
+				return f(ctx)
+			}
+			edited := want
+			edited.MaxMsgs = 1
+			if err := call(func(ctx context.Context) error { _, err := js.UpdateStream(ctx, edited); return err }); err == nil {
+				t.Error("UpdateStream TICKETS succeeded")
+			}
+			if err := call(func(ctx context.Context) error {
+				_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"evil.>"}})
+				return err
+			}); err == nil {
+				t.Error("CreateStream EVIL succeeded")
+			}
+			if err := call(func(ctx context.Context) error {
+				_, err := js.CreateOrUpdateConsumer(ctx, "TICKETS", jetstream.ConsumerConfig{Durable: "thief", FilterSubject: "matchmaking.mars.gold"})
+				return err
+			}); err == nil {
+				t.Error("a durable consumer on TICKETS was created")
+			}
+			for len(errs) > 0 { // the refusals of the calls above
+				<-errs
+			}
+			for _, subj := range attacks {
+				if err := nc.Publish(subj, []byte(`{}`)); err != nil {
+					t.Fatal(err)
+				}
+				refused(t, errs, "Publish", subj)
+			}
+		})
+	}
+	after, err := op.Stream(t.Context(), "TICKETS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after.CachedInfo().Config; got.MaxMsgs != want.MaxMsgs || got.MaxBytes != want.MaxBytes {
+		t.Errorf("TICKETS was edited: max msgs %d, max bytes %d", got.MaxMsgs, got.MaxBytes)
+	}
+	if _, err := op.Stream(t.Context(), "EVIL"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("stream EVIL: %v", err)
+	}
+	if got := consumers(); strings.Join(got, ",") != strings.Join(wantConsumers, ",") {
+		t.Errorf("consumers changed:\n%v\nwant\n%v", got, wantConsumers)
+	}
+}
+
+// What the services still need of JetStream's API is allowed: the matcher
+// rewinds its shards' consumers and deletes a stray ticket; KV watches and
+// key listings (ordered consumers on the KV_ streams) work; the matcher
+// writes the players bucket.
+func TestNATSServiceUsersKeepWhatTheyNeed(t *testing.T) {
+	s := startConfigured(t)
+	op := provisioned(t, s, "operator")
+	if _, err := op.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "players"}); err != nil {
+		t.Fatal(err) // pkg/events declares it; made here so this test does not depend on when
+	}
+	quiet := func(t *testing.T, errs chan error) {
+		t.Helper()
+		select {
+		case err := <-errs:
+			t.Errorf("refused: %v", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	t.Run("matcher", func(t *testing.T) {
+		nc, errs := as(t, s, "matcher")
+		js := testkit.JetStream(t, nc)
+		ctx := t.Context()
+		st, err := js.Stream(ctx, "TICKETS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.ResetConsumer(ctx, events.ShardConsumer("eu", "gold")); err != nil {
+			t.Errorf("reset shard consumer: %v", err)
+		}
+		ack, err := op.Publish(ctx, "matchmaking.mars.gold", []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DeleteMsg(ctx, ack.Sequence); err != nil {
+			t.Errorf("delete a stray ticket: %v", err)
+		}
+		for _, bucket := range []string{"workers", "leases", "players"} {
+			kv, err := js.KeyValue(ctx, bucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := kv.Put(ctx, "k1", []byte("v")); err != nil {
+				t.Errorf("put %s: %v", bucket, err)
+			}
+			keys, err := kv.ListKeys(ctx)
+			if err != nil {
+				t.Errorf("list %s: %v", bucket, err)
+				continue
+			}
+			for range keys.Keys() {
+			}
+		}
+		quiet(t, errs)
+	})
+	t.Run("frontend", func(t *testing.T) {
+		nc, errs := as(t, s, "frontend")
+		js := testkit.JetStream(t, nc)
+		kv, err := js.KeyValue(t.Context(), "capacity")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := kv.WatchAll(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-w.Updates(): // nil: the initial values are all delivered
+		case <-time.After(2 * time.Second):
+			t.Error("no watch update")
+		}
+		_ = w.Stop()
+		players, err := js.KeyValue(t.Context(), "players")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := players.Put(t.Context(), "alice", []byte("v")); err != nil {
+			t.Errorf("put players (a new ticket supersedes the player's older one): %v", err)
+		}
+		quiet(t, errs)
+	})
+}
+
+// The provisioner user creates and updates the topology, idempotently, and
+// removes an earlier version's intake consumer; it can delete or purge no
+// stream and touches no data.
+func TestNATSProvisionerProvisionsOnly(t *testing.T) {
+	s := startConfigured(t)
+	op, _ := as(t, s, "operator")
+	opJS := testkit.JetStream(t, op)
+	if _, err := opJS.CreateStream(t.Context(), jetstream.StreamConfig{Name: "TICKETS", Subjects: []string{"matchmaking.*.*"},
+		Retention: jetstream.WorkQueuePolicy, MaxMsgs: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := opJS.CreateConsumer(t.Context(), "TICKETS", jetstream.ConsumerConfig{Durable: "matcher", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	provisioned(t, s, "provisioner")
+	js := provisioned(t, s, "provisioner") // again: nothing to change
+	st, err := js.Stream(t.Context(), "TICKETS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CachedInfo().Config.MaxMsgs != -1 {
+		t.Errorf("TICKETS keeps max msgs %d", st.CachedInfo().Config.MaxMsgs)
+	}
+	if _, err := js.Consumer(t.Context(), "TICKETS", "matcher"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("the intake consumer of an earlier version: %v", err)
+	}
+	nc, errs := as(t, s, "provisioner")
+	for _, subj := range []string{"$JS.API.STREAM.DELETE.TICKETS", "$JS.API.STREAM.PURGE.RESULTS", "matchmaking.eu.gold", "results.alice", "$KV.claims.t1"} {
+		if err := nc.Publish(subj, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, errs, "Publish", subj)
+	}
+	for _, subj := range []string{"results.>", "_INBOX_frontend.x"} {
+		if _, err := nc.SubscribeSync(subj); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, errs, "Subscription", subj)
 	}
 }

@@ -6,13 +6,17 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/quickmatch-dev/quickmatch/pkg/events v0.0.0
+	github.com/quickmatch-dev/quickmatch/pkg/jointoken v0.0.0
 	github.com/quickmatch-dev/quickmatch/pkg/servicekit v0.0.0
 	github.com/quickmatch-dev/quickmatch/pkg/testkit v0.0.0
 )
 
 require (
+	github.com/MicahParks/jwkset v0.11.4 // indirect
+	github.com/MicahParks/keyfunc/v3 v3.9.2 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 )
 
 require (
@@ -32,6 +36,7 @@ require (
 
 replace (
 	github.com/quickmatch-dev/quickmatch/pkg/events => ../pkg/events
+	github.com/quickmatch-dev/quickmatch/pkg/jointoken => ../pkg/jointoken
 	github.com/quickmatch-dev/quickmatch/pkg/servicekit => ../pkg/servicekit
 	github.com/quickmatch-dev/quickmatch/pkg/testkit => ../pkg/testkit
 )

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -59,7 +60,12 @@ func hold(ctx context.Context, args []string, stdout io.Writer) error {
 	region := fs.String("region", "eu", "ticket region")
 	skill := fs.Int("skill", 1650, "ticket skill")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	h := &holder{}
+	h.tokens.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := h.tokens.setup(); err != nil {
 		return err
 	}
 	if *kind != "sse" && *kind != "ws" {
@@ -76,7 +82,7 @@ func hold(ctx context.Context, args []string, stdout io.Writer) error {
 		res.Proto = "http1"
 	}
 
-	h := &holder{base: strings.TrimRight(*base, "/"), region: *region, skill: *skill, run: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)}
+	h.base, h.region, h.skill, h.run = strings.TrimRight(*base, "/"), *region, *skill, fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
 	h.api = client(*proto == "h2c", *sources, 64)
 	h.stream = client(*proto == "h2c", *sources, 0)
 	holdCtx, release := context.WithCancel(ctx)
@@ -147,6 +153,7 @@ type holder struct {
 	base, region, run string
 	skill             int
 	api, stream       *http.Client
+	tokens            tokens
 	waiting           atomic.Int64
 	failed            failures
 }
@@ -156,10 +163,15 @@ func (h *holder) fail(err error) { h.failed.add(err) }
 // client queues one ticket and waits on it until ctx ends.
 func (h *holder) client(ctx context.Context, i int, kind string, sources int) {
 	player := fmt.Sprintf("hold-%s-%d", h.run, i)
+	hdr := http.Header{}
+	if err := h.tokens.authorize(hdr, player); err != nil {
+		h.fail(err)
+		return
+	}
 	if kind == "ws" {
 		u := strings.Replace(h.base, "http", "ws", 1) + "/ws?" + url.Values{"player_id": {player}, "region": {h.region}, "skill": {fmt.Sprint(h.skill)}}.Encode()
 		d := websocket.Dialer{NetDialContext: dialer(sources).DialContext, HandshakeTimeout: 30 * time.Second}
-		c, _, err := d.DialContext(ctx, u, nil)
+		c, _, err := d.DialContext(ctx, u, hdr)
 		if err != nil {
 			h.fail(err)
 			return
@@ -176,6 +188,7 @@ func (h *holder) client(ctx context.Context, i int, kind string, sources int) {
 	}
 	body := fmt.Sprintf(`{"player_id":%q,"skill":%d,"region":%q}`, player, h.skill, h.region)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.base+"/v1/tickets", strings.NewReader(body))
+	maps.Copy(req.Header, hdr)
 	res, err := h.api.Do(req)
 	if err != nil {
 		h.fail(err)
@@ -192,6 +205,7 @@ func (h *holder) client(ctx context.Context, i int, kind string, sources int) {
 		return
 	}
 	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/v1/tickets/"+view.TicketID+"/events", nil)
+	maps.Copy(req.Header, hdr)
 	res, err = h.stream.Do(req)
 	if err != nil {
 		h.fail(err)

@@ -2,7 +2,7 @@
 // reports what it saw. It runs against `make run` or any deployment.
 //
 //	load hold -clients 20000 -kind sse -proto h2c   hold waiting clients open
-//	load rooms -rooms 5000 -secret HEX              fill a game server with rooms
+//	load rooms -rooms 5000 -join-key-file KEY.pem   fill a game server with rooms
 //	load run -rate 2000 -duration 60s               open-arrival tickets to assignment
 //
 // See BENCHMARKS.md for the method and the figures.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -35,24 +34,32 @@ type roomsResult struct {
 }
 
 // rooms opens N rooms on one game server, two players each (signing their
-// join tokens with the server's secret), waits until every game has
-// started, and reports the game server's memory per room from /metrics.
-// Run it against a game server alone (bin/game with JOIN_SECRET and
+// join tokens with a private key whose public key the server holds), waits
+// until every game has started, and reports the game server's memory per
+// room from /metrics.
+// Run it against a game server alone (bin/game with JOIN_PUBLIC_KEYS and
 // MAX_ROOMS set), each room costs the client two sockets.
 func rooms(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("rooms", flag.ContinueOnError)
 	base := fs.String("url", "http://127.0.0.1:7000", "game server base URL")
 	n := fs.Int("rooms", 1000, "rooms to open (two players each)")
-	secretHex := fs.String("secret", "", "the game server's join secret, hex (required)")
+	keyFile := fs.String("join-key-file", "", "PEM file of an Ed25519 private key whose public key is in the game server's -join-public-keys (required)")
 	rate := fs.Float64("rate", 500, "rooms opened per second")
 	settle := fs.Duration("settle", 3*time.Second, "pause before reading the server's memory")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	secret, err := hex.DecodeString(*secretHex)
-	if err != nil || len(secret) < jointoken.MinSecretBytes {
-		return fmt.Errorf("-secret: want the game server's hex join secret")
+	if *keyFile == "" {
+		return fmt.Errorf("-join-key-file is required: the private key that signs the join tokens")
+	}
+	key, err := jointoken.LoadPrivateKey(*keyFile)
+	if err != nil {
+		return err
+	}
+	signer, err := jointoken.NewSigner(key)
+	if err != nil {
+		return err
 	}
 	metricsURL := strings.TrimRight(*base, "/") + "/metrics"
 	before, err := scrape(ctx, metricsURL)
@@ -76,7 +83,7 @@ func rooms(ctx context.Context, args []string, stdout io.Writer) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				tok, err := jointoken.Sign(secret, jointoken.Claims{MatchID: room, PlayerID: p, Expires: time.Now().Add(time.Hour)})
+				tok, err := signer.Sign(jointoken.Claims{MatchID: room, PlayerID: p, Expires: time.Now().Add(time.Hour)})
 				if err != nil {
 					fail(err)
 					return

@@ -74,7 +74,12 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	natsPassword := fs.String("nats-password", "", "NATS password, with -via nats")
 	interval := fs.Duration("interval", 0, "also report each interval of arrivals on its own (e.g. 10s): sent, assigned, latency")
 	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file (it shares the machine with what it measures)")
+	var toks tokens
+	toks.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := toks.setup(); err != nil {
 		return err
 	}
 	if *cpuProfile != "" {
@@ -111,7 +116,7 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	case "http":
 		hc := client(*h2c, *sources, 256)
 		ticket = func(ctx context.Context, i int, player, region string, skill int) (time.Time, string) {
-			return follow(ctx, hc, bases[i%len(bases)], player, region, skill, rec)
+			return follow(ctx, hc, &toks, bases[i%len(bases)], player, region, skill, rec)
 		}
 	case "nats":
 		d, err := newNATSDriver(*natsURL, *natsPrefix, *natsUser, *natsPassword)
@@ -271,14 +276,20 @@ func (r *recorder) add(a Acked) {
 // follow queues one ticket and waits for its outcome; it returns when the
 // frontend accepted it and "" when assigned, or the kind of what went
 // wrong.
-func follow(ctx context.Context, hc *http.Client, base, player, region string, skill int, rec *recorder) (accepted time.Time, kind string) {
-	kind = followTicket(ctx, hc, base, player, region, skill, rec, &accepted)
+func follow(ctx context.Context, hc *http.Client, toks *tokens, base, player, region string, skill int, rec *recorder) (accepted time.Time, kind string) {
+	kind = followTicket(ctx, hc, toks, base, player, region, skill, rec, &accepted)
 	return accepted, kind
 }
 
-func followTicket(ctx context.Context, hc *http.Client, base, player, region string, skill int, rec *recorder, accepted *time.Time) string {
+func followTicket(ctx context.Context, hc *http.Client, toks *tokens, base, player, region string, skill int, rec *recorder, accepted *time.Time) string {
 	body := fmt.Sprintf(`{"player_id":%q,"skill":%d,"region":%q,"mode":"1v1"}`, player, skill, region)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/tickets", strings.NewReader(body))
+	// One token per player, minted once: the POST and the stream are the
+	// same player's.
+	if err := toks.authorize(req.Header, player); err != nil {
+		return "token_error"
+	}
+	auth := req.Header.Get("Authorization")
 	res, err := hc.Do(req)
 	if err != nil {
 		return "post_error"
@@ -294,6 +305,9 @@ func followTicket(ctx context.Context, hc *http.Client, base, player, region str
 	*accepted = time.Now()
 	rec.add(Acked{TicketID: view.TicketID, PlayerID: player, Frontend: base, AcceptedAt: *accepted})
 	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/tickets/"+view.TicketID+"/events", nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	res, err = hc.Do(req)
 	if err != nil {
 		return "events_error"

@@ -162,7 +162,10 @@ func stripComments(doc string) []byte {
 // cluster), the three examples, and variants of the choices the values
 // offer.
 func ValueSets() []ValueSet {
-	join := map[string]any{"joinSecret": map[string]any{"value": "00112233445566778899aabbccddeeff"}}
+	join := JoinKeyValues()
+	// Every layout with a frontend names an identity provider (the chart
+	// refuses one without).
+	join["frontend"] = map[string]any{"auth": map[string]any{"jwksURL": "https://id.example.com/.well-known/jwks.json", "issuer": "https://id.example.com"}}
 	with := func(extra map[string]any) map[string]any {
 		out := deepCopy(join)
 		for k, v := range extra {

@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -111,6 +112,8 @@ func Typed(o Object) (any, error) {
 		v = &corev1.Secret{}
 	case "v1 Pod":
 		v = &corev1.Pod{}
+	case "batch/v1 Job":
+		v = &batchv1.Job{}
 	case "policy/v1 PodDisruptionBudget":
 		v = &policyv1.PodDisruptionBudget{}
 	case "autoscaling/v2 HorizontalPodAutoscaler":

@@ -52,6 +52,57 @@ YAML
   done
 }
 
+# NATS_USERS are the users of deploy/nats/nats.conf: one per service, the
+# provisioning Job's, and the operator's (people at the nats CLI).
+NATS_USERS=(frontend matcher allocator provisioner operator)
+
+# nats_users makes each user's password once (kept in Secrets, reused by
+# later runs): in namespace nats for the server (quickmatch-nats-passwords,
+# keys FRONTEND_PASSWORD, ...), and in the quickmatch namespace one Secret
+# per user with keys user and password, as the chart reads them.
+nats_users() {
+  kubectl create namespace nats --dry-run=client -o yaml | kubectl apply -f -
+  kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f -
+  local user password
+  for user in "${NATS_USERS[@]}"; do
+    if kubectl get secret -n "$NAMESPACE" "quickmatch-nats-$user" >/dev/null 2>&1; then
+      continue
+    fi
+    password="$(openssl rand -hex 24)"
+    kubectl create secret generic -n "$NAMESPACE" "quickmatch-nats-$user" \
+      --from-literal=user="$user" --from-literal=password="$password"
+  done
+  local args=()
+  for user in "${NATS_USERS[@]}"; do
+    password="$(kubectl get secret -n "$NAMESPACE" "quickmatch-nats-$user" -o jsonpath='{.data.password}' | base64 -d)"
+    args+=("--from-literal=${user^^}_PASSWORD=$password")
+  done
+  kubectl create secret generic -n nats quickmatch-nats-passwords "${args[@]}" \
+    --dry-run=client -o yaml | kubectl apply -f -
+}
+
+# nats_values_file prints values for the official NATS chart: the
+# authorization block of deploy/nats/nats.conf as an included file of the
+# server's configuration, its $<USER>_PASSWORD variables from the Secret
+# nats_users made.
+nats_values_file() {
+  local user
+  cat <<'YAML'
+config:
+  merge:
+    00$include: quickmatch-auth.conf
+configMap:
+  merge:
+    data:
+      quickmatch-auth.conf: |
+YAML
+  sed -n '/^authorization {/,$p' "$ROOT/deploy/nats/nats.conf" | sed 's/^/        /'
+  printf 'container:\n  env:\n'
+  for user in "${NATS_USERS[@]}"; do
+    printf '    %s_PASSWORD:\n      valueFrom:\n        secretKeyRef: { name: quickmatch-nats-passwords, key: %s_PASSWORD }\n' "${user^^}" "${user^^}"
+  done
+}
+
 up() {
   need docker kind kubectl helm openssl
   if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
@@ -73,13 +124,19 @@ up() {
     --set agones.ping.install=false --set agones.allocator.install=true \
     --wait --timeout 10m
 
-  log "installing NATS with JetStream"
+  log "installing NATS with JetStream and the users of deploy/nats/nats.conf"
+  nats_users
   local nats_version=()
   if [ -n "$NATS_CHART_VERSION" ]; then nats_version=(--version "$NATS_CHART_VERSION"); fi
+  local nats_values
+  nats_values="$(mktemp)"
+  nats_values_file >"$nats_values"
   helm upgrade --install nats nats/nats "${nats_version[@]}" --namespace nats --create-namespace \
     --set config.jetstream.enabled=true \
     --set config.jetstream.fileStore.pvc.size=1Gi \
+    -f "$nats_values" \
     --wait --timeout 5m
+  rm -f "$nats_values"
 
   log "building and loading the images"
   for svc in frontend matcher allocator game; do
@@ -89,13 +146,24 @@ up() {
 
   log "installing quickmatch"
   kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f -
-  if ! kubectl get secret -n "$NAMESPACE" quickmatch-join >/dev/null 2>&1; then
-    kubectl create secret generic -n "$NAMESPACE" quickmatch-join --from-literal=join-secret="$(openssl rand -hex 32)"
+  # Join tokens: the allocator signs with the private key (a Secret), game
+  # servers verify with the public key (a ConfigMap). Made once, kept.
+  if ! kubectl get secret -n "$NAMESPACE" quickmatch-join-key >/dev/null 2>&1; then
+    keydir="$(mktemp -d)"
+    openssl genpkey -algorithm ed25519 -out "$keydir/join.key"
+    openssl pkey -in "$keydir/join.key" -pubout -out "$keydir/join.pub"
+    kubectl create secret generic -n "$NAMESPACE" quickmatch-join-key --from-file=join.key="$keydir/join.key"
+    kubectl create configmap -n "$NAMESPACE" quickmatch-join-public-keys --from-file=join.pub="$keydir/join.pub" \
+      --dry-run=client -o yaml | kubectl apply -f -
+    rm -rf "$keydir"
   fi
   helm upgrade --install quickmatch "$ROOT/deploy/helm/quickmatch" --namespace "$NAMESPACE" \
     --set image.registry=quickmatch --set image.tag=dev --set image.pullPolicy=Never \
     --set nats.url=nats://nats.nats.svc:4222 --set nats.streamReplicas=1 \
-    --set joinSecret.existingSecret=quickmatch-join \
+    --set joinKeys.privateKey.existingSecret=quickmatch-join-key \
+    --set joinKeys.publicKeys.existingConfigMap=quickmatch-join-public-keys \
+    --set nats.auth.type=password \
+    --set frontend.auth.insecure=true \
     --set frontend.service.type=NodePort --set frontend.service.nodePort=30000 \
     --set matcher.autoscaling.enabled=false --set matcher.replicas=2 \
     --set gameServers.replicas=2 --set gameServers.autoscaler.policy=Webhook \
@@ -104,6 +172,8 @@ up() {
   helm test quickmatch --namespace "$NAMESPACE"
 
   log "ready: open http://localhost:${FRONTEND_PORT} in two browser tabs"
+  echo "(identity is off here: frontend.auth.insecure; NATS has the users of deploy/nats/nats.conf,"
+  echo " the operator's password: kubectl get secret -n $NAMESPACE quickmatch-nats-operator -o jsonpath='{.data.password}' | base64 -d)"
 }
 
 down() {

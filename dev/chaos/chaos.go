@@ -9,8 +9,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,6 +28,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 )
 
 // Config is one chaos run.
@@ -69,6 +69,10 @@ type Report struct {
 	Crashes map[string]int `json:"unprovoked_exits"`
 	// Load is the load tool's own summary (its client-side view).
 	Load json.RawMessage `json:"load"`
+	// Reused counts the acknowledged tickets of players who asked twice
+	// (reuser); ReuseErrors the ones refused or lost on the way, by path.
+	Reused      int            `json:"reused_player_tickets"`
+	ReuseErrors map[string]int `json:"reuse_errors,omitempty"`
 }
 
 type system struct {
@@ -113,14 +117,33 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// ends by itself (each ticket has its -timeout).
 	load := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "load"), "run", "-url", strings.Join(fronts, ","),
 		"-rate", fmt.Sprint(cfg.Rate), "-duration", cfg.Duration.String(),
-		"-timeout", (cfg.MaxWait + events.AllocatorAckWait + cfg.Slack).String(), "-record", record, "-json", "-h2c=false")
+		"-timeout", (cfg.MaxWait + events.AllocatorAckWait + cfg.Slack).String(), "-record", record, "-json", "-h2c=false",
+		"-token-key", tokenKey(cfg.Dir))
 	load.Stdout, load.Stderr = &loadOut, cfg.Logs
 	loadStart := time.Now()
 	if err := load.Start(); err != nil {
 		return nil, fmt.Errorf("start the load tool: %w", err)
 	}
 	rep := &Report{Rate: cfg.Rate, Faults: map[string]int{}}
+	nc, js, err := connectJS(s.urls)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	// Players who ask twice: an episode a second, each two tickets.
+	// Over HTTP each of them speaks with its own token, minted with the
+	// key the frontends trust (the load tool's).
+	minter, err := identity.NewMinterFile(tokenKey(cfg.Dir), identity.DevIssuerName, identity.DevAudience)
+	if err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
+	reuse := newReuser(strconv.FormatUint(cfg.Seed%100000, 10), fronts, js, minter.Player, cfg.Seed)
+	reuseCtx, stopReuse := context.WithCancel(ctx)
+	defer stopReuse()
+	var reusing sync.WaitGroup
+	reusing.Go(func() { reuse.drive(reuseCtx, time.Second, time.Now().Add(cfg.Duration)) })
 	s.inject(ctx, rep, time.Now().Add(cfg.Duration))
+	reusing.Wait()
 	if err := load.Wait(); err != nil {
 		return nil, fmt.Errorf("load tool: %w", err)
 	}
@@ -134,6 +157,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	reused, reuseErrs := reuse.result()
+	acked = append(acked, reused...)
+	rep.Reused, rep.ReuseErrors = len(reused), reuseErrs
 	// Wait for every acknowledged ticket's outcome, up to its deadline and
 	// a minute more: a ticket that comes late is told apart from one that
 	// never comes.
@@ -145,14 +171,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	for {
-		v := Check(acked, hist.all(), time.Now(), deadline)
+		v := Check(acked, hist.all(), nil, time.Now(), deadline)
 		if v.Outcomes["pending"] == 0 || time.Now().After(last.Add(deadline+time.Minute)) || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(time.Second)
 	}
 	time.Sleep(2 * time.Second) // a late duplicate outcome would show by now
-	rep.Verdict = Check(acked, hist.all(), time.Now(), deadline)
+	results := hist.all()
+	fctx, cancel := context.WithTimeout(ctx, time.Minute)
+	formed, err := formedTimes(fctx, js, results)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	rep.Verdict = Check(acked, results, formed, time.Now(), deadline)
 	rep.Crashes = map[string]int{}
 	for _, p := range append(append([]*proc(nil), s.nats...), s.others...) {
 		p.mu.Lock()
@@ -290,12 +323,6 @@ func (s *system) waitCluster(ctx context.Context) error {
 	}
 }
 
-func newSecret() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 func (s *system) startServices(ctx context.Context) error {
 	ports, err := freePorts(9)
 	if err != nil {
@@ -305,7 +332,13 @@ func (s *system) startServices(ctx context.Context) error {
 	if err := os.WriteFile(modes, fmt.Appendf(nil, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":%q}]`, s.cfg.MaxWait.String()), 0o600); err != nil {
 		return err
 	}
-	common := []string{"NATS_URL=" + s.urls, "STREAM_REPLICAS=3", "LOG_FORMAT=text", "LOG_LEVEL=warn", "JOIN_SECRET=" + newSecret(), "SHUTDOWN_GRACE=2s"}
+	// The join token key pair: allocators sign with the private key, game
+	// servers verify with the public one.
+	joinKey, joinPub := filepath.Join(s.cfg.Dir, "join.key"), filepath.Join(s.cfg.Dir, "join.pub")
+	if err := jointoken.EnsureKeyPair(joinKey, joinPub); err != nil {
+		return err
+	}
+	common := []string{"NATS_URL=" + s.urls, "STREAM_REPLICAS=3", "LOG_FORMAT=text", "LOG_LEVEL=warn", "SHUTDOWN_GRACE=2s"}
 	add := func(name, kind, ready string, env ...string) {
 		p := &proc{name: name, kind: kind, path: filepath.Join(s.cfg.BinDir, kind), logs: s.cfg.Logs, env: append(append([]string(nil), common...), env...)}
 		s.others = append(s.others, p)
@@ -315,7 +348,7 @@ func (s *system) startServices(ctx context.Context) error {
 	var games []string
 	for i := range 2 {
 		name := fmt.Sprintf("game-%d", i+1)
-		add(name, "game", "http://"+addr(i)+"/healthz", "HTTP_ADDR="+addr(i), "MAX_ROOMS=5000", "IDLE_TIMEOUT=5s")
+		add(name, "game", "http://"+addr(i)+"/healthz", "HTTP_ADDR="+addr(i), "MAX_ROOMS=5000", "IDLE_TIMEOUT=5s", "JOIN_PUBLIC_KEYS="+joinPub)
 		games = append(games, name+"="+addr(i))
 	}
 	for i := range 3 {
@@ -323,11 +356,23 @@ func (s *system) startServices(ctx context.Context) error {
 		add(name, "matcher", "http://"+addr(2+i)+"/readyz", "OPS_ADDR="+addr(2+i), "WORKER_ID="+name, "MODES_FILE="+modes)
 	}
 	for i := range 2 {
-		add(fmt.Sprintf("allocator-%d", i+1), "allocator", "http://"+addr(5+i)+"/readyz", "OPS_ADDR="+addr(5+i), "GAME_SERVERS="+strings.Join(games, ","))
+		add(fmt.Sprintf("allocator-%d", i+1), "allocator", "http://"+addr(5+i)+"/readyz", "OPS_ADDR="+addr(5+i), "GAME_SERVERS="+strings.Join(games, ","), "JOIN_KEY_FILE="+joinKey)
+	}
+	// Identity on, as in a deployment: the frontends trust the public half
+	// of a key the load tool mints each player's token with.
+	tokenPub, err := ensureTokenKey(s.cfg.Dir)
+	if err != nil {
+		return err
 	}
 	for i := range 2 {
 		add(fmt.Sprintf("frontend-%d", i+1), "frontend", "http://"+addr(7+i)+"/readyz", "HTTP_ADDR="+addr(7+i),
-			"RATE_LIMIT=0", "MIN_FREE_ROOMS=0", "MODES=1v1", "MAX_WAIT="+(2*s.cfg.MaxWait).String())
+			"RATE_LIMIT=0", "MIN_FREE_ROOMS=0", "MODES=1v1", "MAX_WAIT="+(2*s.cfg.MaxWait).String(),
+			"AUTH_PUBLIC_KEYS="+tokenPub, "AUTH_ISSUER="+identity.DevIssuerName, "AUTH_AUDIENCE="+identity.DevAudience)
+	}
+	// The provisioning step of an install runs once, first: the services
+	// create no streams, they only bind (pkg/servicekit/service).
+	if err := provision(ctx, filepath.Join(s.cfg.BinDir, "matcher"), append(common, "MODES_FILE="+modes), s.cfg.Logs); err != nil {
+		return err
 	}
 	// Like pods of a fresh install, all start at once; one that gives up
 	// (its broker was too slow) is started again.
@@ -450,4 +495,25 @@ func (h *history) all() []events.Result {
 func (h *history) close() {
 	h.cc.Stop()
 	h.nc.Close()
+}
+
+// tokenKey is the Ed25519 key file the load tool mints players' tokens with.
+func tokenKey(dir string) string { return filepath.Join(dir, "identity", "players.pem") }
+
+// ensureTokenKey makes the players' token key and returns the file of its
+// public half, which the frontends trust.
+func ensureTokenKey(dir string) (string, error) {
+	key, err := identity.LoadOrCreatePrivateKey(tokenKey(dir))
+	if err != nil {
+		return "", err
+	}
+	pub, err := identity.PublicKeyPEM(key.Public())
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "identity", "players.pub.pem")
+	if err := os.WriteFile(path, pub, 0o600); err != nil {
+		return "", fmt.Errorf("token key: %w", err)
+	}
+	return path, nil
 }

@@ -29,7 +29,7 @@ func TestCheckerFindsViolations(t *testing.T) {
 		assigned("t2", "p2", "m1", "gs-1"),
 	}
 	end := t0.Add(time.Minute)
-	if v := Check(acked, clean, end, 30*time.Second); len(v.Violations) != 0 || v.Outcomes["assigned"] != 2 || v.Matches != 1 {
+	if v := Check(acked, clean, nil, end, 30*time.Second); len(v.Violations) != 0 || v.Outcomes["assigned"] != 2 || v.Matches != 1 {
 		t.Fatalf("clean history: %+v", v)
 	}
 	for _, tt := range []struct {
@@ -40,13 +40,14 @@ func TestCheckerFindsViolations(t *testing.T) {
 	}{
 		{"two outcomes", acked, append(clean[:len(clean):len(clean)], events.Result{TicketID: "t1", PlayerID: "p1", Status: events.StatusExpired}), "t1 (player p1) has 2 terminal states"},
 		{"assigned twice differently", acked, append(clean[:len(clean):len(clean)], assigned("t1", "p1", "m1", "gs-2")), "match m1 got 2 game servers"},
-		{"player in two live matches", acked, append(clean[:len(clean):len(clean)], assigned("t9", "p2", "m7", "gs-1")), "player p2 is in 2 matches"},
 		{"stuck", append(acked[:2:2], Acked{TicketID: "t3", PlayerID: "p3", AcceptedAt: t0}), clean, "ticket t3 (player p3) has no outcome"},
+		{"one player twice in a match", acked, append(clean[:len(clean):len(clean)],
+			events.Result{TicketID: "t8", PlayerID: "p1", Status: events.StatusMatched, MatchID: "m1"}), "match m1 has player p1 twice (tickets [t1 t8])"},
 		{"acknowledged twice", append(acked[:2:2], acked[0]), clean, "ticket t1 acknowledged twice"},
 		{"late", acked, []events.Result{late("t1", "p1", t0.Add(45*time.Second)), late("t2", "p2", t0.Add(time.Second))}, "ticket t1 (player p1) reached expired only 45s after"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			v := Check(tt.acked, tt.results, end, 30*time.Second)
+			v := Check(tt.acked, tt.results, nil, end, 30*time.Second)
 			if !strings.Contains(strings.Join(v.Violations, "\n"), tt.want) {
 				t.Fatalf("violations %q, want one with %q", v.Violations, tt.want)
 			}
@@ -54,7 +55,48 @@ func TestCheckerFindsViolations(t *testing.T) {
 	}
 	// Not stuck yet: within its deadline a ticket may have no outcome.
 	young := append(acked[:2:2], Acked{TicketID: "t3", PlayerID: "p3", AcceptedAt: end.Add(-time.Second)})
-	if v := Check(young, clean, end, 30*time.Second); len(v.Violations) != 0 || v.Outcomes["pending"] != 1 {
+	if v := Check(young, clean, nil, end, 30*time.Second); len(v.Violations) != 0 || v.Outcomes["pending"] != 1 {
 		t.Fatalf("young ticket: %+v", v)
+	}
+}
+
+// A player may be in two matches only when the second ticket was queued
+// after the first match was formed; a second ticket a frontend acknowledged
+// while the first was still waiting must have superseded it.
+func TestCheckerOneLiveTicketPerPlayer(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	end := t0.Add(time.Minute)
+	formed := map[string]time.Time{"m1": t0.Add(time.Second), "m2": t0.Add(3 * time.Second)}
+	results := []events.Result{
+		assigned("a1", "p", "m1", "gs-1"), assigned("o1", "q", "m1", "gs-1"),
+		assigned("a2", "p", "m2", "gs-1"), assigned("o2", "r", "m2", "gs-1"),
+	}
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	for _, tt := range []struct {
+		name   string
+		second *Acked // nil: never acknowledged
+		want   string
+		races  int
+	}{
+		{"queued again after the first match", &Acked{TicketID: "a2", PlayerID: "p", AcceptedAt: at(2 * time.Second)}, "", 0},
+		{"over HTTP while the first still waited", &Acked{TicketID: "a2", PlayerID: "p", AcceptedAt: at(500 * time.Millisecond)}, "player p is in 2 matches", 0},
+		{"over NATS while the first still waited", &Acked{TicketID: "a2", PlayerID: "p", AcceptedAt: at(500 * time.Millisecond), Via: viaNATS}, "", 1},
+		{"never acknowledged (its POST failed after it was queued)", nil, "", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			acked := []Acked{{TicketID: "a1", PlayerID: "p", AcceptedAt: t0}, {TicketID: "o1", PlayerID: "q", AcceptedAt: t0},
+				{TicketID: "o2", PlayerID: "r", AcceptedAt: at(2 * time.Second)}}
+			if tt.second != nil {
+				acked = append(acked, *tt.second)
+			}
+			v := Check(acked, results, formed, end, 30*time.Second)
+			got := strings.Join(v.Violations, "\n")
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Fatalf("violations %q, want %q", v.Violations, tt.want)
+			}
+			if v.Races != tt.races {
+				t.Fatalf("races %d, want %d", v.Races, tt.races)
+			}
+		})
 	}
 }

@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -144,5 +146,29 @@ func (p *proc) stop(grace time.Duration) {
 	}
 	if p.stopped != nil {
 		<-p.stopped
+	}
+}
+
+// provision runs the provisioning step (bin -provision) with env until it
+// succeeds, as a Job of an install would be retried: a cluster that has
+// just formed may not place 3-replica streams at once. It gives up after
+// a minute.
+func provision(ctx context.Context, bin string, env []string, logs io.Writer) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cmd := exec.CommandContext(ctx, bin)
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "PROVISION=true"}, env...)
+		out, err := cmd.CombinedOutput()
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			fmt.Fprintf(logs, "%-11s| %s\n", "provision", sc.Text())
+		}
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("provision the topology: %w\n%s", err, out)
+		}
+		time.Sleep(time.Second)
 	}
 }

@@ -34,7 +34,8 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.BinDir, "bin-dir", "bin", "directory of the service binaries (make build)")
 	fs.StringVar(&cfg.DataDir, "data-dir", ".data", "directory of JetStream's files, kept between runs")
 	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "address every service listens on")
-	fs.IntVar(&cfg.NATSPort, "nats-port", 4222, "NATS client port (the nats CLI's default)")
+	fs.IntVar(&cfg.NATSPort, "nats-port", 4222, "NATS client port (the nats CLI's default); NATS listens on 127.0.0.1 only")
+	fs.StringVar(&cfg.NATSConfig, "nats-config", "", "NATS server configuration with the services' users (default: deploy/nats/nats.conf of this repository); passwords are made each run")
 	fs.IntVar(&cfg.PprofBasePort, "pprof-base-port", 0, "serve Go's profiles (/debug/pprof/): the embedded NATS server's on this port, each service's on the next ones (printed); 0: off")
 	fs.IntVar(&cfg.FrontendPort, "frontend-port", 3000, "port of the page and the ticket API")
 	fs.StringVar(&games, "game-ports", "7000,7001", "ports of the game servers, one process each (7000-8000)")
@@ -73,14 +74,21 @@ func run(ctx context.Context, args []string) error {
 	fmt.Printf(`
   quickmatch is running.
 
-    Open %s in two browser tabs and press "Find a match" in each.
+    Open %[1]s in two browser tabs and press "Find a match" in each.
 
-    API:   curl -s -XPOST %s/v1/tickets -d '{"player_id":"alice","skill":1650,"region":"eu"}'
-    NATS:  %s   (nats sub 'results.>'   /   nats pub matchmaking.eu.gold '{"player_id":"carol","skill":1650}')
+    API:   every request needs a player token; the development issuer (loopback only) hands them out:
+           TOKEN=$(curl -s -XPOST %[1]s/dev/token -d '{"player_id":"alice"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
+           curl -s -XPOST %[1]s/v1/tickets -H "Authorization: Bearer $TOKEN" -d '{"skill":1650,"region":"eu"}'
+    Load:  bin/load run -url %[1]s -token-key %[2]s
+           (the development issuer's key: tokens minted with it are accepted)
+    NATS:  %[3]s, with users only (results.> carries every player's join token).
+           The operator's credentials, new each run, are in %[4]s; the nats CLI reads them from the environment:
+           set -a; . %[4]s; set +a
+           bin/nats sub 'results.>'   /   bin/nats pub matchmaking.eu.gold '{"player_id":"carol","skill":1650}'
 
   Ctrl-C stops everything.
 
-`, s.FrontendURL(), s.FrontendURL(), s.NATSURL())
+`, s.FrontendURL(), s.DevIssuerKeyFile(), s.NATSURL(), s.NATSEnvFile())
 	select {
 	case <-ctx.Done():
 	case why := <-s.Done():

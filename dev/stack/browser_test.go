@@ -2,6 +2,7 @@ package stack_test
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,5 +130,11 @@ func TestTwoBrowserTabsGetMatchedAndPlay(t *testing.T) {
 	}
 	if !strings.Contains(status1, "You won the game!") || !strings.Contains(status2, "tab-one won the game") {
 		t.Fatalf("tab one says %q, tab two says %q", status1, status2)
+	}
+	// The tabs got there with identity on: the page took its tokens from
+	// the development issuer, and a request without one is refused.
+	var refused map[string]any
+	if code := httpJSON(t, "", http.MethodPost, s.FrontendURL()+"/v1/tickets", `{"player_id":"tab-one","skill":1650,"region":"eu"}`, &refused); code != http.StatusUnauthorized {
+		t.Fatalf("a ticket without a token: %d %v", code, refused)
 	}
 }

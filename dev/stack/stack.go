@@ -6,6 +6,7 @@ package stack
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +29,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
@@ -67,22 +71,45 @@ type Config struct {
 	// Logs receives every service's output, each line prefixed.
 	Logs io.Writer
 	// NATSConfig is a nats-server configuration file whose users are the
-	// services (deploy/nats/nats.conf); empty runs NATS without auth. The
-	// stack makes each user's password ($FRONTEND_PASSWORD, ...) and gives
-	// it to its service; host, port and store directory stay the stack's.
+	// services (deploy/nats/nats.conf); empty means that file of the
+	// repository this runs in (found from the working directory). NATS
+	// always has these users: results.> carries every player's join token.
+	// The stack makes each user's password ($FRONTEND_PASSWORD, ...) anew
+	// every run and gives it to its service; host (loopback), port and
+	// store directory stay the stack's.
 	NATSConfig string
 }
+
+// natsUsers are the users of the NATS configuration the stack makes
+// passwords for: the services', the provisioning step's, and the
+// operator's (people at the nats CLI).
+var natsUsers = []string{"frontend", "matcher", "allocator", "provisioner", "operator"}
+
+// natsHost is where the stack's NATS listens whatever Config.Host is:
+// only the services of this machine talk to it.
+const natsHost = "127.0.0.1"
 
 // Stack is a running local system.
 type Stack struct {
 	cfg    Config
 	nats   *server.Server
 	procs  []*proc
-	secret string
 	pprofs int // services given a profiling port so far
 	// passwords of the NATS users, by user (with Config.NATSConfig).
 	passwords map[string]string
+	// joinKey and joinPub are the files of the join token key pair: the
+	// allocator signs with the private key, game servers verify with the
+	// public one.
+	joinKey, joinPub string
+	// devIssuerKey is the development issuer's private key (player
+	// tokens), devIssuerPub its public key.
+	devIssuerKey, devIssuerPub string
 }
+
+// DevIssuerKeyFile is the PEM file of the Ed25519 key the frontend's
+// development issuer signs player tokens with: tests and the load tool
+// (-token-key) mint tokens the frontend accepts with it.
+func (s *Stack) DevIssuerKeyFile() string { return s.devIssuerKey }
 
 // NATSPassword is the password of a NATS user of Config.NATSConfig.
 func (s *Stack) NATSPassword(user string) string { return s.passwords[user] }
@@ -93,9 +120,9 @@ type proc struct {
 	done chan error
 }
 
-// JoinSecret is the hex secret the allocator signs join tokens with and
-// the game servers verify them with.
-func (s *Stack) JoinSecret() string { return s.secret }
+// JoinKeyFile is the PEM file of the private key the allocator signs join
+// tokens with; the game servers verify them with its public key.
+func (s *Stack) JoinKeyFile() string { return s.joinKey }
 
 // GameURL is the base URL of game server i.
 func (s *Stack) GameURL(i int) string {
@@ -104,6 +131,22 @@ func (s *Stack) GameURL(i int) string {
 
 // NATSURL is the client URL of the embedded server.
 func (s *Stack) NATSURL() string { return s.nats.ClientURL() }
+
+// OperatorURL is NATSURL with the operator's credentials (nats.conf's user
+// for people at the nats CLI: every subject), for the CLI and the load tool.
+func (s *Stack) OperatorURL() string {
+	u, err := url.Parse(s.NATSURL())
+	if err != nil || s.passwords["operator"] == "" {
+		return s.NATSURL()
+	}
+	u.User = url.UserPassword("operator", s.passwords["operator"])
+	return u.String()
+}
+
+// NATSEnvFile holds NATS_URL, NATS_USER and NATS_PASSWORD of the operator,
+// which the nats CLI reads from the environment (mode 0600, rewritten each
+// run: the passwords are made per run).
+func (s *Stack) NATSEnvFile() string { return filepath.Join(s.cfg.DataDir, "nats.env") }
 
 // FrontendURL is where players open the page.
 func (s *Stack) FrontendURL() string {
@@ -120,9 +163,25 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			return nil, fmt.Errorf("binary %s missing in %s (run make build): %w", b, cfg.BinDir, err)
 		}
 	}
-	s := &Stack{cfg: cfg, secret: newSecret(), passwords: map[string]string{}}
+	s := &Stack{cfg: cfg, passwords: map[string]string{},
+		joinKey: filepath.Join(cfg.DataDir, "join", "join.key"), joinPub: filepath.Join(cfg.DataDir, "join", "join.pub")}
+	// Made once and kept with the data: tokens handed out before a restart
+	// still admit after it.
+	if err := jointoken.EnsureKeyPair(s.joinKey, s.joinPub); err != nil {
+		return nil, err
+	}
+	if err := s.ensureDevIssuer(); err != nil {
+		return nil, err
+	}
 	opts := testkit.ServerOptions(filepath.Join(cfg.DataDir, "nats"))
-	if cfg.NATSConfig != "" {
+	if cfg.NATSConfig == "" {
+		root, err := testkit.RepoRoot()
+		if err != nil {
+			return nil, fmt.Errorf("nats config: none given, and deploy/nats/nats.conf not found: %w", err)
+		}
+		cfg.NATSConfig = filepath.Join(root, "deploy", "nats", "nats.conf")
+	}
+	{
 		// The configuration reads its passwords from variables; a copy of
 		// it that defines them first is what the server loads, so the
 		// process environment is left alone.
@@ -131,7 +190,7 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 			return nil, fmt.Errorf("nats config: %w", err)
 		}
 		vars := "SERVER_NAME: quickmatch-stack\n"
-		for _, user := range []string{"frontend", "matcher", "allocator", "operator"} {
+		for _, user := range natsUsers {
 			s.passwords[user] = newSecret()
 			vars += fmt.Sprintf("%s_PASSWORD: %q\n", strings.ToUpper(user), s.passwords[user])
 		}
@@ -149,22 +208,37 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		fromFile.StoreDir, fromFile.NoSigs, fromFile.HTTPPort = opts.StoreDir, true, 0
 		opts = fromFile
 	}
-	opts.Host = cfg.Host
+	opts.Host = natsHost
 	opts.Port = cfg.NATSPort
 	if cfg.PprofBasePort > 0 {
 		opts.ProfPort = cfg.PprofBasePort
-		fmt.Fprintf(cfg.Logs, "%-10s| profiles on http://%s/debug/pprof/\n", "nats", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.PprofBasePort)))
+		fmt.Fprintf(cfg.Logs, "%-10s| profiles on http://%s/debug/pprof/\n", "nats", net.JoinHostPort(natsHost, strconv.Itoa(cfg.PprofBasePort)))
 	}
 	ns, err := testkit.StartServer(opts)
 	if err != nil {
 		return nil, err
 	}
 	s.nats = ns
+	if err := s.writeNATSEnv(); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	if err := s.startServices(ctx); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// writeNATSEnv writes NATSEnvFile: the operator's settings, as the nats
+// CLI reads them from the environment.
+func (s *Stack) writeNATSEnv() error {
+	path := s.NATSEnvFile()
+	body := fmt.Sprintf("NATS_URL=%s\nNATS_USER=operator\nNATS_PASSWORD=%s\n", s.NATSURL(), s.passwords["operator"])
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600) // a file left by an older run keeps its mode otherwise
 }
 
 // DefaultServiceProcs is the GOMAXPROCS each service gets: a quarter of
@@ -192,9 +266,14 @@ func (s *Stack) startServices(ctx context.Context) error {
 		procs = DefaultServiceProcs()
 	}
 	// Later settings win (os/exec keeps the last of a key): Env overrides.
-	common := append([]string{"NATS_URL=" + s.NATSURL(), "LOG_FORMAT=text", "JOIN_SECRET=" + s.secret, "SHUTDOWN_GRACE=5s",
+	common := append([]string{"NATS_URL=" + s.NATSURL(), "LOG_FORMAT=text", "SHUTDOWN_GRACE=5s",
 		"GOMAXPROCS=" + strconv.Itoa(procs)}, s.cfg.Env...)
 	want := func(svc string) bool { return s.cfg.Services == nil || slices.Contains(s.cfg.Services, svc) }
+	// The services create no streams (their NATS users may not): the
+	// provisioning step does, first, as in a real install.
+	if err := s.provision(ctx, common); err != nil {
+		return err
+	}
 	var games []string
 	checks := map[string]string{}
 	for i, port := range s.cfg.GamePorts {
@@ -203,7 +282,7 @@ func (s *Stack) startServices(ctx context.Context) error {
 		}
 		name := fmt.Sprintf("game-%d", i+1)
 		games = append(games, name+"="+addr(port))
-		env := append(common, "HTTP_ADDR="+addr(port))
+		env := append(common, "HTTP_ADDR="+addr(port), "JOIN_PUBLIC_KEYS="+s.joinPub)
 		if s.cfg.GameMaxRooms > 0 {
 			env = append(env, "MAX_ROOMS="+strconv.Itoa(s.cfg.GameMaxRooms))
 		}
@@ -223,13 +302,13 @@ func (s *Stack) startServices(ctx context.Context) error {
 		checks[name] = "http://" + addr(port) + "/readyz"
 	}
 	if want("allocator") {
-		if err := s.spawn("allocator", "allocator", append(common, "OPS_ADDR="+addr(s.cfg.AllocatorOpsPort), "GAME_SERVERS="+strings.Join(games, ","))); err != nil {
+		if err := s.spawn("allocator", "allocator", append(common, "OPS_ADDR="+addr(s.cfg.AllocatorOpsPort), "GAME_SERVERS="+strings.Join(games, ","), "JOIN_KEY_FILE="+s.joinKey)); err != nil {
 			return err
 		}
 		checks["allocator"] = "http://" + addr(s.cfg.AllocatorOpsPort) + "/readyz"
 	}
 	if want("frontend") {
-		if err := s.spawn("frontend", "frontend", append(common, "HTTP_ADDR="+addr(s.cfg.FrontendPort))); err != nil {
+		if err := s.spawn("frontend", "frontend", append(s.identityEnv(common), "HTTP_ADDR="+addr(s.cfg.FrontendPort))); err != nil {
 			return err
 		}
 		checks["frontend"] = "http://" + addr(s.cfg.FrontendPort) + "/readyz"
@@ -238,6 +317,55 @@ func (s *Stack) startServices(ctx context.Context) error {
 		if err := s.waitReady(ctx, name, url); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// ensureDevIssuer makes the development issuer's key once and keeps it
+// with the data, so tokens minted before a restart still verify after it.
+func (s *Stack) ensureDevIssuer() error {
+	s.devIssuerKey = filepath.Join(s.cfg.DataDir, "identity", "dev-issuer.pem")
+	s.devIssuerPub = filepath.Join(s.cfg.DataDir, "identity", "dev-issuer.pub.pem")
+	key, err := identity.LoadOrCreatePrivateKey(s.devIssuerKey)
+	if err != nil {
+		return fmt.Errorf("development issuer: %w", err)
+	}
+	pub, err := identity.PublicKeyPEM(key.Public())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(s.devIssuerPub, pub, 0o600)
+}
+
+// identityEnv runs the frontend with identity on: the development issuer
+// (POST /dev/token, for the page) when it listens on loopback, else the
+// same key trusted as a static public key (tokens minted with
+// DevIssuerKeyFile work, but nothing hands them out). Env settings of
+// AUTH_* replace these.
+func (s *Stack) identityEnv(env []string) []string {
+	for _, e := range s.cfg.Env {
+		if strings.HasPrefix(e, "AUTH_") {
+			return env
+		}
+	}
+	if identity.CheckLoopbackListen(net.JoinHostPort(s.cfg.Host, "0")) == nil {
+		return append(slices.Clone(env), "AUTH_DEV_ISSUER_KEY="+s.devIssuerKey)
+	}
+	return append(slices.Clone(env), "AUTH_PUBLIC_KEYS="+s.devIssuerPub, "AUTH_ISSUER="+identity.DevIssuerName, "AUTH_AUDIENCE="+identity.DevAudience)
+}
+
+// provision runs the provisioning step (matcher -provision as the NATS
+// user provisioner) with the services' settings, and waits for it.
+func (s *Stack) provision(ctx context.Context, common []string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(s.cfg.BinDir, "matcher"))
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, common...)
+	cmd.Env = append(cmd.Env, "PROVISION=true", "NATS_USER=provisioner", "NATS_PASSWORD="+s.passwords["provisioner"])
+	out, err := cmd.CombinedOutput()
+	prefixLines(s.cfg.Logs, "provision", bytes.NewReader(out))
+	if err != nil {
+		return fmt.Errorf("provision the NATS topology: %w\n%s", err, out)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
 
 	"github.com/quickmatch-dev/quickmatch/dev/stack"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
@@ -110,9 +111,13 @@ type ticketView struct {
 	} `json:"assignment"`
 }
 
-func httpJSON(t *testing.T, method, url, body string, out any) int {
+// httpJSON sends a request with a bearer token (none if token is "").
+func httpJSON(t *testing.T, token, method, url, body string, out any) int {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -153,12 +158,12 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("nats CLI tickets and a bad one", func(t *testing.T) {
-		results := testkit.StartCLI(t, s.NATSURL(), "sub", "results.>")
-		deadLetters := testkit.StartCLI(t, s.NATSURL(), "sub", "deadletter.>")
+		results := testkit.StartCLI(t, s.OperatorURL(), "sub", "results.>")
+		deadLetters := testkit.StartCLI(t, s.OperatorURL(), "sub", "deadletter.>")
 		time.Sleep(300 * time.Millisecond) // let both subscriptions register
-		testkit.CLI(t, s.NATSURL(), "pub", "matchmaking.eu.gold", "this is not a ticket")
-		testkit.CLI(t, s.NATSURL(), "pub", "matchmaking.eu.gold", `{"player_id":"carol","mode":"1v1","skill":1650}`)
-		testkit.CLI(t, s.NATSURL(), "pub", "matchmaking.eu.gold", `{"player_id":"dave","mode":"1v1","skill":1700}`)
+		testkit.CLI(t, s.OperatorURL(), "pub", "matchmaking.eu.gold", "this is not a ticket")
+		testkit.CLI(t, s.OperatorURL(), "pub", "matchmaking.eu.gold", `{"player_id":"carol","mode":"1v1","skill":1650}`)
+		testkit.CLI(t, s.OperatorURL(), "pub", "matchmaking.eu.gold", `{"player_id":"dave","mode":"1v1","skill":1700}`)
 		testkit.Eventually(t, 15*time.Second, func() bool {
 			out := results.String()
 			return strings.Count(out, `"status":"assigned"`) == 2 && strings.Contains(out, "results.carol") && strings.Contains(out, "results.dave")
@@ -169,23 +174,38 @@ func TestEndToEnd(t *testing.T) {
 	})
 }
 
-// matchPair queues two players of one shard over HTTP and waits until both
-// are assigned.
+// devToken is a player's token from the frontend's development issuer,
+// as the page gets it.
+func devToken(t *testing.T, fe, player string) string {
+	t.Helper()
+	var tok struct {
+		Token    string `json:"token"`
+		PlayerID string `json:"player_id"`
+	}
+	if code := httpJSON(t, "", http.MethodPost, fe+"/dev/token", `{"player_id":"`+player+`"}`, &tok); code != http.StatusOK || tok.PlayerID != player {
+		t.Fatalf("POST /dev/token for %s: %d %+v", player, code, tok)
+	}
+	return tok.Token
+}
+
+// matchPair queues two players of one shard over HTTP, each with its own
+// token, and waits until both are assigned.
 func matchPair(t *testing.T, fe, p1, p2 string) []ticketView {
 	t.Helper()
-	var ids []string
+	var ids, toks []string
 	for _, p := range []string{p1, p2} {
 		var v ticketView
-		code := httpJSON(t, http.MethodPost, fe+"/v1/tickets", `{"player_id":"`+p+`","mode":"1v1","skill":1650,"region":"eu"}`, &v)
+		tok := devToken(t, fe, p)
+		code := httpJSON(t, tok, http.MethodPost, fe+"/v1/tickets", `{"player_id":"`+p+`","mode":"1v1","skill":1650,"region":"eu"}`, &v)
 		if code != http.StatusAccepted || v.Status != "queued" || v.TicketID == "" {
 			t.Fatalf("POST %s: %d %+v", p, code, v)
 		}
-		ids = append(ids, v.TicketID)
+		ids, toks = append(ids, v.TicketID), append(toks, tok)
 	}
 	views := make([]ticketView, 2)
 	for i, id := range ids {
 		testkit.Eventually(t, 15*time.Second, func() bool {
-			httpJSON(t, http.MethodGet, fe+"/v1/tickets/"+id, "", &views[i])
+			httpJSON(t, toks[i], http.MethodGet, fe+"/v1/tickets/"+id, "", &views[i])
 			return views[i].Status == "assigned"
 		}, "ticket %s is %q", id, views[i].Status)
 	}
@@ -222,8 +242,10 @@ func TestFullGameServersStopNewTickets(t *testing.T) {
 	}
 	var body map[string]any
 	var code int
+	late := devToken(t, fe, "late")
 	testkit.Eventually(t, 15*time.Second, func() bool {
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, fe+"/v1/tickets", strings.NewReader(`{"player_id":"late","skill":1650,"region":"eu"}`))
+		req.Header.Set("Authorization", "Bearer "+late)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -311,7 +333,7 @@ func TestLoadHold(t *testing.T) {
 		c.Env = []string{"RATE_LIMIT=0"}
 	})
 	for _, args := range [][]string{{"-kind", "sse", "-proto", "h2c"}, {"-kind", "sse", "-proto", "http1"}, {"-kind", "ws"}} {
-		cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "load"), append([]string{"hold", "-url", s.FrontendURL(), "-clients", "200", "-hold", "500ms", "-settle", "100ms", "-json"}, args...)...)
+		cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "load"), append([]string{"hold", "-url", s.FrontendURL(), "-token-key", s.DevIssuerKeyFile(), "-clients", "200", "-hold", "500ms", "-settle", "100ms", "-json"}, args...)...)
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatalf("load hold %v: %v\n%s", args, err, out)
@@ -333,7 +355,7 @@ func TestLoadHold(t *testing.T) {
 // the stack, the way BENCHMARKS.md does, with a few rooms.
 func TestLoadRooms(t *testing.T) {
 	s := startStack(t, func(c *stack.Config) { c.Services = []string{"game"} })
-	cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "load"), "rooms", "-url", s.GameURL(0), "-secret", s.JoinSecret(), "-rooms", "50", "-settle", "200ms", "-json")
+	cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "load"), "rooms", "-url", s.GameURL(0), "-join-key-file", s.JoinKeyFile(), "-rooms", "50", "-settle", "200ms", "-json")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("load rooms: %v\n%s", err, out)
@@ -356,7 +378,9 @@ func TestLoadRun(t *testing.T) {
 	s := startStack(t, func(c *stack.Config) { c.Env = []string{"RATE_LIMIT=0"} })
 	// 60 tickets over the 3 regions: 20 each, all paired. Over HTTP to the
 	// frontend, then straight onto JetStream as a game backend would.
-	for _, via := range [][]string{{"-via", "http", "-url", s.FrontendURL()}, {"-via", "nats", "-nats-url", s.NATSURL()}} {
+	// Over HTTP every player has its own token, minted with the stack's
+	// development issuer key; NATS has no player identity.
+	for _, via := range [][]string{{"-via", "http", "-url", s.FrontendURL(), "-token-key", s.DevIssuerKeyFile()}, {"-via", "nats", "-nats-url", s.OperatorURL()}} {
 		t.Run(via[1], func(t *testing.T) {
 			args := append([]string{"run", "-rate", "60", "-duration", "1s", "-interval", "500ms", "-timeout", "20s", "-json"}, via...)
 			out, err := exec.CommandContext(t.Context(), filepath.Join(binDir, "load"), args...).Output()
@@ -395,6 +419,35 @@ func TestLoadRun(t *testing.T) {
 	}
 }
 
+// The stack's NATS (make run's) takes no client without credentials:
+// results.> carries every player's join token. It listens on loopback
+// only, whatever the services' host, and the operator's credentials it
+// prints work, written to a file only its owner reads.
+func TestStackNATSNeedsCredentials(t *testing.T) {
+	s := startStack(t, func(c *stack.Config) { c.Services = []string{"game"} })
+	nc, err := nats.Connect(s.NATSURL(), nats.MaxReconnects(0))
+	if err == nil {
+		nc.Close()
+		t.Fatalf("connected to %s without credentials", s.NATSURL())
+	}
+	if !strings.HasPrefix(s.NATSURL(), "nats://127.0.0.1:") {
+		t.Errorf("NATS listens on %s", s.NATSURL())
+	}
+	nc, err = nats.Connect(s.OperatorURL(), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatalf("operator: %v", err)
+	}
+	nc.Close()
+	fi, err := os.Stat(s.NATSEnvFile())
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v %v", s.NATSEnvFile(), fi, err)
+	}
+	env, _ := os.ReadFile(s.NATSEnvFile())
+	if !strings.Contains(string(env), "NATS_USER=operator\n") || !strings.Contains(string(env), "NATS_PASSWORD=") {
+		t.Errorf("%s:\n%s", s.NATSEnvFile(), env)
+	}
+}
+
 // violations records the lines of service logs in which NATS refused
 // something.
 type violations struct {
@@ -404,7 +457,9 @@ type violations struct {
 }
 
 func (v *violations) Write(p []byte) (int, error) {
-	if s := string(p); strings.Contains(strings.ToLower(s), "permission") {
+	// "Permissions Violation", as NATS says it; not any "permission" (the
+	// test's own name is in the paths some services log).
+	if s := string(p); strings.Contains(strings.ToLower(s), "permissions violation") {
 		v.mu.Lock()
 		v.lines = append(v.lines, strings.TrimSpace(s))
 		v.mu.Unlock()
@@ -440,10 +495,11 @@ func TestEndToEndWithNATSPermissions(t *testing.T) {
 
 	// A cancel goes from the frontend to the matchers (cancels.*.*).
 	var tv ticketView
-	if code := httpJSON(t, http.MethodPost, s.FrontendURL()+"/v1/tickets", `{"player_id":"ivan","mode":"5v5","skill":100,"region":"us"}`, &tv); code != http.StatusAccepted {
+	ivan := devToken(t, s.FrontendURL(), "ivan")
+	if code := httpJSON(t, ivan, http.MethodPost, s.FrontendURL()+"/v1/tickets", `{"player_id":"ivan","mode":"5v5","skill":100,"region":"us"}`, &tv); code != http.StatusAccepted {
 		t.Fatalf("POST: %d %+v", code, tv)
 	}
-	if code := httpJSON(t, http.MethodDelete, s.FrontendURL()+"/v1/tickets/"+tv.TicketID, "", &tv); code != http.StatusOK || tv.Status != "cancelled" {
+	if code := httpJSON(t, ivan, http.MethodDelete, s.FrontendURL()+"/v1/tickets/"+tv.TicketID, "", &tv); code != http.StatusOK || tv.Status != "cancelled" {
 		t.Fatalf("DELETE: %d %+v", code, tv)
 	}
 

@@ -7,8 +7,15 @@
 //
 //   k6 run -e BASE=http://127.0.0.1:3000 -e RATE=200 -e DURATION=60s load/k6/ws.js
 //
+// Identity: each player gets its token from the frontend's development
+// issuer (POST /dev/token, make run only), or every player uses the one
+// token in TOKEN (a server-role token from the studio's identity provider,
+// which may queue for any player_id). It goes as the access_token query
+// parameter, as a browser's WebSocket sends it.
+//
 // Metrics: time_to_assignment (ms, from connect to "assigned"),
 // assigned, and errors by kind (ws_error, closed_<code>, <status>).
+import http from "k6/http";
 import ws from "k6/ws";
 import { check } from "k6";
 import { Counter, Trend } from "k6/metrics";
@@ -18,6 +25,15 @@ const RATE = parseInt(__ENV.RATE || "100", 10);
 const DURATION = __ENV.DURATION || "60s";
 const REGIONS = (__ENV.REGIONS || "eu,us,asia").split(",");
 const PLAY = (__ENV.PLAY || "true") === "true";
+const TOKEN = __ENV.TOKEN || "";
+
+// token is the player's bearer token: TOKEN, or one from /dev/token.
+function token(player) {
+  if (TOKEN) return TOKEN;
+  const res = http.post(`${BASE}/dev/token`, JSON.stringify({ player_id: player }), { headers: { "Content-Type": "application/json" } });
+  if (res.status !== 200) return "";
+  return res.json("token");
+}
 
 export const options = {
   scenarios: {
@@ -48,7 +64,12 @@ export default function () {
   const region = REGIONS[Math.floor(Math.random() * REGIONS.length)];
   const skill = 1600 + Math.floor(Math.random() * 400); // one tier: a partner is always near
   const player = `k6-${__VU}-${__ITER}-${Date.now()}`;
-  const url = `${wsURL(BASE)}/ws/events?region=${region}&mode=1v1&skill=${skill}&player_id=${player}`;
+  const tok = token(player);
+  if (!tok) {
+    errors.add(1, { kind: "no_token" });
+    return;
+  }
+  const url = `${wsURL(BASE)}/ws/events?region=${region}&mode=1v1&skill=${skill}&player_id=${player}&access_token=${encodeURIComponent(tok)}`;
   const start = Date.now();
   let assignment = null;
   const res = ws.connect(url, null, (socket) => {

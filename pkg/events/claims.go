@@ -121,6 +121,39 @@ func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string)
 	return lost, nil
 }
 
+// Supersede moves the claim of ticketID from owner to OwnerSuperseded: a
+// match that claimed a ticket and then found it was no longer its
+// player's live ticket ends it so (see [Players]). A claim held by
+// anyone else is left as it is. It reports whether the ticket is
+// superseded now.
+func (c *Claims) Supersede(ctx context.Context, ticketID, owner string) (bool, error) {
+	for {
+		e, err := c.kv.Get(ctx, ticketID)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			won, _, err := c.Claim(ctx, ticketID, OwnerSuperseded)
+			return won, err
+		}
+		if err != nil {
+			return false, fmt.Errorf("claim of ticket %s: %w", ticketID, err)
+		}
+		switch string(e.Value()) {
+		case OwnerSuperseded:
+			return true, nil
+		case owner:
+		default:
+			return false, nil
+		}
+		_, err = c.kv.Update(ctx, ticketID, []byte(OwnerSuperseded), e.Revision())
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("supersede ticket %s: %w", ticketID, err)
+		}
+		return true, nil
+	}
+}
+
 // Release deletes the claims of owner on ids, if they are still owner's
 // (a match that will not be published after all). A failed release leaves
 // a claim behind; the ticket then ends as that owner's outcome would say,

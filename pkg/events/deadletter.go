@@ -1,15 +1,25 @@
 package events
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 	"unicode/utf8"
 )
 
+// deadLetterMsgSize is the dead-letter stream's message size limit.
+const deadLetterMsgSize = 4 * MaxPayloadBytes
+
+// MaxDeadLetterBytes bounds a dead letter's encoded record (NewDeadLetter
+// keeps to it): the dead-letter stream's limit less room for the headers
+// it is published with (a message id naming the subject, a correlation
+// id, a traceparent), which the server counts too.
+const MaxDeadLetterBytes = deadLetterMsgSize - 8<<10
+
 // DeadLetter records a message that a service could not process and will
-// not retry, with the reason. The original bytes are kept whole (Payload is
-// base64 in JSON) so nothing is lost; Text repeats them for people when they
-// are valid UTF-8.
+// not retry, with the reason. The original bytes are kept (Payload is
+// base64 in JSON), up to MaxPayloadBytes of them; Text repeats them for
+// people when they are valid UTF-8 and the record has room.
 type DeadLetter struct {
 	SchemaVersion int `json:"schema_version"`
 	// Source is the service that gave up: "matcher", "allocator".
@@ -21,13 +31,20 @@ type DeadLetter struct {
 	// Fields lists the offending fields when the reason is a validation error.
 	Fields  []FieldError      `json:"fields,omitempty"`
 	Headers map[string]string `json:"headers,omitempty"`
-	Payload []byte            `json:"payload"`
-	Text    string            `json:"text,omitempty"`
-	At      time.Time         `json:"at"`
+	// Payload is the rejected message, or its first MaxPayloadBytes when
+	// it was larger, or less when the record would not fit the dead-letter
+	// stream otherwise (see MaxDeadLetterBytes); then PayloadBytes is its
+	// whole size.
+	Payload      []byte    `json:"payload"`
+	PayloadBytes int       `json:"payload_bytes,omitempty"`
+	Text         string    `json:"text,omitempty"`
+	At           time.Time `json:"at"`
 }
 
 // NewDeadLetter builds the record for a message rejected by source because
 // of err. A *ValidationError's fields are copied out so they can be queried.
+// The bytes are kept whole up to MaxPayloadBytes (see DeadLetter.Payload),
+// and the whole record is cut to MaxDeadLetterBytes (see fit).
 func NewDeadLetter(source, subject string, seq uint64, data []byte, err error, at time.Time) DeadLetter {
 	d := DeadLetter{
 		SchemaVersion: SchemaVersion,
@@ -42,8 +59,74 @@ func NewDeadLetter(source, subject string, seq uint64, data []byte, err error, a
 	if errors.As(err, &ve) {
 		d.Fields = ve.Fields
 	}
-	if utf8.Valid(data) {
-		d.Text = string(data)
+	if len(data) > MaxPayloadBytes {
+		d.Payload, d.PayloadBytes = data[:MaxPayloadBytes], len(data)
+	} else if utf8.Valid(data) {
+		d.Text = string(data) // not of a cut payload: the cut may split a character
 	}
+	d.fit()
 	return d
+}
+
+// What fit keeps of the texts of a record too large for the stream: the
+// first deadLetterTextBytes of Reason and of each field error's field and
+// reason, of the first deadLetterFields field errors. JSON may write 6
+// bytes for each of their bytes (\u003c), so cut they take at most about
+// 6 * (1 + 2*16) KiB: with a whole Payload (87 KiB in base64) well within
+// MaxDeadLetterBytes.
+const (
+	deadLetterTextBytes = 1 << 10
+	deadLetterFields    = 16
+)
+
+// fit cuts d until its encoding is at most MaxDeadLetterBytes, so that the
+// stream takes it (a dead letter refused is a ticket retried for ever).
+// A record is cut only when it must be, least needed first: Text (a copy
+// of Payload for people), then the reason and field errors (a field name
+// may be as long as the payload), then Payload (PayloadBytes keeps its
+// whole size).
+func (d *DeadLetter) fit() {
+	if d.size() <= MaxDeadLetterBytes {
+		return
+	}
+	d.Text = ""
+	if d.size() <= MaxDeadLetterBytes {
+		return
+	}
+	d.Reason = cutText(d.Reason, deadLetterTextBytes)
+	// A copy: the fields are the error's too.
+	fields := make([]FieldError, 0, min(len(d.Fields), deadLetterFields))
+	for _, f := range d.Fields[:min(len(d.Fields), deadLetterFields)] {
+		fields = append(fields, FieldError{Field: cutText(f.Field, deadLetterTextBytes), Reason: cutText(f.Reason, deadLetterTextBytes)})
+	}
+	if len(fields) == 0 {
+		fields = nil
+	}
+	d.Fields = fields
+	d.Headers = nil
+	for n := d.size(); n > MaxDeadLetterBytes && len(d.Payload) > 0; n = d.size() {
+		if d.PayloadBytes == 0 {
+			d.PayloadBytes = len(d.Payload)
+		}
+		// Base64 writes 4 bytes for 3: cut what is over, and a little more.
+		over := (n-MaxDeadLetterBytes)*3/4 + 3
+		d.Payload = d.Payload[:max(len(d.Payload)-over, 0)]
+	}
+}
+
+// size is the length of d's encoding.
+func (d *DeadLetter) size() int {
+	b, _ := json.Marshal(d) // a DeadLetter always encodes
+	return len(b)
+}
+
+// cutText returns s, or its first n bytes (whole characters) and "…".
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

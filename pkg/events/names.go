@@ -14,6 +14,7 @@ const (
 	bucketLeases      = "leases"
 	bucketAllocations = "allocations"
 	bucketMatches     = "matches"
+	bucketPlayers     = "players"
 )
 
 // Consumer names. They live inside their stream, so they need no prefix.
@@ -78,6 +79,11 @@ func (s Subjects) AllocationsBucket() string { return s.streamName(bucketAllocat
 // before its tickets are claimed, so that if the matcher dies between
 // claiming and publishing, another can publish the match it left.
 func (s Subjects) MatchesBucket() string { return s.streamName(bucketMatches) }
+
+// PlayersBucket maps each player id to that player's live ticket (see
+// [Players]): one ticket per player may wait to be matched, whatever its
+// region, tier or path.
+func (s Subjects) PlayersBucket() string { return s.streamName(bucketPlayers) }
 
 // CapacityBucket holds the latest [Capacity] per region.
 func (s Subjects) CapacityBucket() string { return s.streamName(bucketCapacity) }

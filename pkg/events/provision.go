@@ -97,17 +97,23 @@ type Topology struct {
 
 // recordsUncapped is the byte limit of the buckets that keep one record per
 // ticket or match for a fixed time (ticket records, claims, match records,
-// allocation records): none. Their size follows the rate: about 5 MB per
-// sustained ticket a second (315 B of ticket record for 2 h, 157 B of claim,
-// 252 B of match record and 96 B of allocation record for 1.5 h, measured),
-// so 10 GB at 2,000 tickets/s. A byte cap below that stops the system after
-// a while at a steady rate: a full bucket refuses writes, and with the
-// 1 GiB cap they had, the match records would fill in about 35 minutes at
-// 2,000 tickets/s, after which no match can be formed. Without one, only
+// allocation records, live tickets by player): none. Their size follows
+// the rate: about 6.5 MB per sustained ticket a second (315 B of ticket
+// record for 2 h, 157 B of claim, 252 B of match record, 96 B of
+// allocation record and 271 B of live ticket per player for 1.5 h,
+// measured), so about 13 GB at 2,000 tickets/s. A byte cap below that
+// stops the system after a while at a steady rate: a full bucket refuses
+// writes, and with the 1 GiB cap they had, the match records would fill
+// in about 35 minutes at 2,000 tickets/s, after which no match can be
+// formed. Without one, only
 // the JetStream server's storage, which the operator sizes, limits them.
 // Their TTLs cannot be cut short instead: a claim must outlive every copy
 // of its ticket.
 const recordsUncapped = -1
+
+// ticketsMsgSize is the tickets stream's message size limit: none but the
+// server's max payload (see Streams).
+const ticketsMsgSize = -1
 
 func (t Topology) replicas() int { return max(t.Replicas, 1) }
 
@@ -156,10 +162,15 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Retention: jetstream.WorkQueuePolicy,
 			// When full, refuse new tickets rather than drop waiting ones:
 			// the publisher sees the error and the player is told to retry.
-			Discard:    jetstream.DiscardNew,
-			MaxAge:     TicketMaxAge,
-			MaxBytes:   t.maxBytes(),
-			MaxMsgSize: MaxPayloadBytes,
+			Discard:  jetstream.DiscardNew,
+			MaxAge:   TicketMaxAge,
+			MaxBytes: t.maxBytes(),
+			// No limit of its own: anything up to the server's max payload
+			// is stored, and the matcher dead-letters a ticket over
+			// MaxPayloadBytes with the reason. A stream limit would refuse
+			// it, and a core publish (`nats pub`) never hears a refusal:
+			// the ticket would vanish with no trace.
+			MaxMsgSize: ticketsMsgSize,
 			Duplicates: DuplicateWindow,
 			Storage:    jetstream.FileStorage,
 			Replicas:   t.replicas(),
@@ -217,8 +228,9 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardOld,
 			MaxAge:      DeadLetterMaxAge,
 			MaxBytes:    t.maxBytes() / 4,
-			// A dead letter carries the rejected payload (base64) and more.
-			MaxMsgSize: 4 * MaxPayloadBytes,
+			// A dead letter carries the rejected payload (base64) and more;
+			// NewDeadLetter cuts it to fit (MaxDeadLetterBytes).
+			MaxMsgSize: deadLetterMsgSize,
 			Duplicates: DuplicateWindow,
 			Storage:    jetstream.FileStorage,
 			Replicas:   t.replicas(),
@@ -343,6 +355,20 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 			TTL:          TicketMaxAge + ClaimMargin,
 			MaxBytes:     recordsUncapped,
 			MaxValueSize: MaxPayloadBytes,
+			Storage:      jetstream.FileStorage,
+			Replicas:     t.replicas(),
+		},
+		{
+			Bucket:      t.Subjects.PlayersBucket(),
+			Description: "each player's live ticket: player id -> the one ticket of theirs that may be matched",
+			History:     1,
+			// As long as the claims: an entry outlives every copy of the
+			// ticket it names (TicketMaxAge in the stream), so a late
+			// redelivery of a superseded ticket still finds the newer one.
+			// Per ticket taken, about one entry per player.
+			TTL:          TicketMaxAge + ClaimMargin,
+			MaxBytes:     recordsUncapped,
+			MaxValueSize: 4096,
 			Storage:      jetstream.FileStorage,
 			Replicas:     t.replicas(),
 		},

@@ -77,3 +77,50 @@ func BenchmarkClaimAll(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPlayersTake is what taking a ticket in costs the shard that
+// owns it (the players bucket as provisioned): "new" a player with no
+// earlier ticket (a read and a create), "again" a player whose earlier
+// ticket it supersedes (a read, the own claim's read, the old ticket's
+// claim and an update; telling the players is left out), "stale-check"
+// the read a 1v1 match's commit adds for its two players.
+func BenchmarkPlayersTake(b *testing.B) {
+	js, subj, ctx := provisioned(b)
+	c, err := NewClaims(ctx, js, subj)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := NewPlayers(ctx, js, subj, c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	quiet := func(context.Context, LiveTicket, string) error { return nil }
+	ticket := func(id, player string) LiveTicket {
+		return LiveTicket{TicketID: id, Players: []string{player}, Region: "eu", Tier: "gold", Mode: "1v1"}
+	}
+	b.Run("new", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := p.Take(ctx, ticket(fmt.Sprintf("n%d", i), fmt.Sprintf("pn%d", i)), quiet); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("again", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := p.Take(ctx, ticket(fmt.Sprintf("a%d", i), "same"), quiet); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("stale-check", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := p.Stale(ctx, map[string][]string{"n1": {"pn1"}, "n2": {"pn2"}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

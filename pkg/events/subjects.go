@@ -107,6 +107,30 @@ func (s Subjects) Cancel(region, tier string) string { return s.join(rootCancels
 // AllCancels matches the cancel notices of every shard.
 func (s Subjects) AllCancels() string { return s.join(rootCancels, ">") }
 
+// CoveringFilter returns a subject filter that covers subject and is built
+// only from tokens this package allows (see checkToken) and wildcards of
+// our choosing: every other token, such as a literal '*' that a client
+// published as part of a subject, becomes '*', and a literal '>' token
+// with what follows becomes '>' (the server compares a stored subject's
+// wildcards as wildcards, so only '>' covers one). A subject read back
+// from a stored message is data: given as it is to a call that takes a
+// filter, its wildcards would expand to other subjects. The filter may
+// still cover other subjects, so a caller looks at each message's own
+// subject and acts only on those equal to subject, by their stream
+// sequence.
+func CoveringFilter(subject string) string {
+	toks := strings.Split(subject, ".")
+	for i, tok := range toks {
+		if tok == ">" {
+			return strings.Join(append(toks[:i], ">"), ".")
+		}
+		if checkToken(tok) != nil {
+			toks[i] = "*"
+		}
+	}
+	return strings.Join(toks, ".")
+}
+
 // deliver is the subject a push consumer delivers on.
 func (s Subjects) deliver(consumer string) string { return s.join(rootDeliver, consumer) }
 

@@ -88,3 +88,21 @@ func FuzzParseTicket(f *testing.F) {
 		}
 	})
 }
+
+func TestCoveringFilter(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"matchmaking.eu.gold":        "matchmaking.eu.gold",
+		"matchmaking.*.gold":         "matchmaking.*.gold",
+		"matchmaking.>":              "matchmaking.>",
+		"matchmaking.eu.>":           "matchmaking.eu.>",
+		"matchmaking.>.gold":         "matchmaking.>",
+		"matchmaking.e$u.gold.x":     "matchmaking.*.gold.x",
+		"matchmaking..gold":          "matchmaking.*.gold",
+		"staging.matchmaking.a*.>.x": "staging.matchmaking.*.>",
+	} {
+		if got := CoveringFilter(in); got != want {
+			t.Errorf("CoveringFilter(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

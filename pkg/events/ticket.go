@@ -191,11 +191,49 @@ func (t *Ticket) CheckShard(region, tier string, regions Regions, tiers Tiers) e
 	return fe.err()
 }
 
-// CheckTime rejects a ticket that claims to be created in the future.
-func (t *Ticket) CheckTime(now time.Time) error {
-	if t.CreatedAt.After(now.Add(MaxClockSkew)) {
+// CreatedAtSlack is how much older than its mode's max wait a ticket's
+// created_at may be when it reaches the tickets stream. It covers a ticket
+// queued again by an allocator that found no game server: the ticket keeps
+// its created_at, and its match may have been held by allocators for up to
+// AllocatorMaxDeliver deliveries of AllocatorAckWait each (5 minutes)
+// before it came back.
+const CreatedAtSlack = AllocatorMaxDeliver * AllocatorAckWait
+
+// BoundCreated checks a ticket's created_at against the time the tickets
+// stream stored its message (stored, the server's clock, which no client
+// sets) and maxWait, the max wait of the ticket's mode. created_at is the
+// client's word, and it decides how far the ticket's skill window and
+// latency budget have widened and when it expires, so it is bounded:
+//
+//   - left out: the ticket counts as created when it was stored;
+//   - after stored, by at most MaxClockSkew (a client clock a little
+//     ahead): it counts as created when it was stored;
+//   - after stored by more than MaxClockSkew: rejected (a *ValidationError
+//     on created_at; the matcher dead-letters it and tells its players);
+//   - before stored by more than maxWait + CreatedAtSlack: rejected alike,
+//     rather than expired at once or matched with a window it never
+//     waited for;
+//   - otherwise it is kept as it is: a ticket queued again keeps its wait.
+//
+// stored is the same on every redelivery of a message, so a ticket is
+// judged the same way each time.
+func (t *Ticket) BoundCreated(stored time.Time, maxWait time.Duration) error {
+	stored = stored.UTC()
+	oldest := stored.Add(-(maxWait + CreatedAtSlack))
+	switch {
+	case t.CreatedAt.IsZero():
+		t.CreatedAt = stored
+	case t.CreatedAt.After(stored.Add(MaxClockSkew)):
 		fe := &fieldErrors{kind: "ticket"}
-		fe.add("created_at", "%s is in the future", t.CreatedAt.Format(time.RFC3339Nano))
+		fe.add("created_at", "%s is in the future: more than %s after the ticket reached the stream at %s",
+			t.CreatedAt.Format(time.RFC3339Nano), MaxClockSkew, stored.Format(time.RFC3339Nano))
+		return fe.err()
+	case t.CreatedAt.After(stored):
+		t.CreatedAt = stored
+	case t.CreatedAt.Before(oldest):
+		fe := &fieldErrors{kind: "ticket"}
+		fe.add("created_at", "%s is too old: more than the mode's max wait %s plus %s before the ticket reached the stream at %s",
+			t.CreatedAt.Format(time.RFC3339Nano), maxWait, CreatedAtSlack, stored.Format(time.RFC3339Nano))
 		return fe.err()
 	}
 	return nil

@@ -102,16 +102,36 @@ func TestTicketCheckShard(t *testing.T) {
 	}
 }
 
-func TestTicketCheckTime(t *testing.T) {
+func TestTicketBoundCreated(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
-	tk := Ticket{CreatedAt: now.Add(time.Hour)}
-	if err := tk.CheckTime(now); err == nil {
-		t.Fatal("a ticket an hour in the future was accepted")
+	stored := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	wait := 5 * time.Minute
+	tests := []struct {
+		name    string
+		created time.Time
+		want    time.Time // zero: rejected
+	}{
+		{"left out", time.Time{}, stored},
+		{"a little ahead", stored.Add(30 * time.Second), stored},
+		{"too far ahead", stored.Add(MaxClockSkew + time.Second), time.Time{}},
+		{"waited a while", stored.Add(-3 * time.Minute), stored.Add(-3 * time.Minute)},
+		{"queued again after its max wait", stored.Add(-wait - CreatedAtSlack), stored.Add(-wait - CreatedAtSlack)},
+		{"too old", stored.Add(-wait - CreatedAtSlack - time.Second), time.Time{}},
+		{"an hour old", stored.Add(-time.Hour), time.Time{}},
 	}
-	tk.CreatedAt = now.Add(-time.Hour)
-	if err := tk.CheckTime(now); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tk := Ticket{CreatedAt: tt.created}
+			err := tk.BoundCreated(stored, wait)
+			switch {
+			case tt.want.IsZero() && (err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "created_at")):
+				t.Fatalf("want a created_at error, got %v (created_at %s)", err, tk.CreatedAt)
+			case !tt.want.IsZero() && err != nil:
+				t.Fatal(err)
+			case !tt.want.IsZero() && !tk.CreatedAt.Equal(tt.want):
+				t.Fatalf("created_at = %s, want %s", tk.CreatedAt, tt.want)
+			}
+		})
 	}
 }
 
@@ -199,6 +219,22 @@ func TestNewDeadLetterKeepsBytes(t *testing.T) {
 	}
 	if string(back.Payload) != string(raw) || back.Text != "" || len(back.Fields) != 1 {
 		t.Fatalf("dead letter lost data: %+v", back)
+	}
+}
+
+// TestNewDeadLetterCutsOversizedPayload: a message near the server's max
+// payload must still make a dead letter that fits the dead-letter stream.
+func TestNewDeadLetterCutsOversizedPayload(t *testing.T) {
+	t.Parallel()
+	raw := []byte(`{"player_id":"a","skill":1,"pad":"` + strings.Repeat("x", 1<<20) + `"}`)
+	_, verr := DecodeTicket(raw)
+	if verr == nil || !strings.Contains(verr.Error(), "at most 65536") {
+		t.Fatalf("oversized ticket: %v", verr)
+	}
+	d := NewDeadLetter("matcher", "matchmaking.eu.gold", 3, raw, verr, time.Now())
+	data, _ := json.Marshal(d)
+	if len(data) > 4*MaxPayloadBytes || len(d.Payload) != MaxPayloadBytes || d.PayloadBytes != len(raw) {
+		t.Fatalf("dead letter of %d bytes: payload %d, payload_bytes %d", len(data), len(d.Payload), d.PayloadBytes)
 	}
 }
 

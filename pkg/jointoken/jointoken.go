@@ -1,16 +1,39 @@
 // Package jointoken signs and verifies the tokens that admit a player to a
 // room on a game server. The allocator signs one per player when it assigns
-// a match; the game server verifies it with the same secret and admits the
-// player only to that room, only as that player, and only until it expires.
+// a match, with an Ed25519 private key only it holds; game servers hold only
+// public keys, so they can verify a token but never make one. A game server
+// admits the player only to that room, only as that player, and only until
+// the token expires.
 //
-// A token is base64url(claims) "." base64url(HMAC-SHA256(secret, claims)),
-// with claims "v1|<match id>|<player id>|<unix expiry>". Ids are subject
-// tokens (no '|'), so the claims cannot be made ambiguous.
+// A token is four fields joined by ".":
+//
+//	v2.<kid>.<base64url(claims)>.<base64url(signature)>
+//
+// with claims "<match id>|<player id>|<unix expiry>" (ids are subject
+// tokens, with no '|', so the claims cannot be made ambiguous), kid the key
+// id of the signing key (KeyID: the first 8 bytes of the SHA-256 of the raw
+// 32-byte public key, in hex), and the signature Ed25519 over the first
+// three fields as written, "v2.<kid>.<base64url(claims)>". base64url is
+// without padding (RFC 4648 section 5).
+//
+// The key id lets keys rotate with no downtime: game servers verify with a
+// set of public keys (Keys, read from a PEM file or a directory and re-read
+// when it changes), so a rotation is: add the new public key to the game
+// servers, switch the allocator to the new private key, and once the
+// tokens signed with the old one have expired (the allocator's
+// join-token-ttl), remove the old public key.
+//
+// Version 1 (HMAC-SHA256 with a secret shared by the allocator and every
+// game server) is no longer accepted: accepting it would mean game servers
+// still hold the secret that mints tokens, which is what version 2 takes
+// away from them. A token lives minutes, so what a switch costs is the
+// joins signed by an allocator of the old version on a game server of the
+// new one (or the reverse) while both roll out; those matches fail and
+// their players queue again.
 package jointoken
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
+	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -19,14 +42,12 @@ import (
 	"time"
 )
 
-// MinSecretBytes is the shortest secret accepted.
-const MinSecretBytes = 16
-
 // Errors callers branch on.
 var (
-	ErrMalformed = errors.New("join token is malformed")
-	ErrSignature = errors.New("join token signature does not match")
-	ErrExpired   = errors.New("join token has expired")
+	ErrMalformed  = errors.New("join token is malformed")
+	ErrUnknownKey = errors.New("join token is signed with an unknown key")
+	ErrSignature  = errors.New("join token signature does not match")
+	ErrExpired    = errors.New("join token has expired")
 )
 
 // Claims are what a token says.
@@ -36,56 +57,78 @@ type Claims struct {
 	Expires  time.Time
 }
 
-const version = "v1"
+const (
+	version = "v2"
+	// maxTokenBytes bounds what Verify reads; a real token is about 150 bytes.
+	maxTokenBytes = 1024
+)
 
-var enc = base64.RawURLEncoding
+// enc is base64url without padding. Strict refuses non-zero trailing
+// bits, and parse refuses CR and LF (which the decoder skips), so a token
+// has one spelling: what was signed is the only string accepted.
+var enc = base64.RawURLEncoding.Strict()
+
+// Signer signs tokens with one private key. It is safe for concurrent use.
+type Signer struct {
+	key ed25519.PrivateKey
+	kid string
+}
+
+// NewSigner returns a signer for key.
+func NewSigner(key ed25519.PrivateKey) (*Signer, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("join token private key is %d bytes, want %d (Ed25519)", len(key), ed25519.PrivateKeySize)
+	}
+	return &Signer{key: key, kid: KeyID(key.Public().(ed25519.PublicKey))}, nil
+}
+
+// KeyID is the id of the signer's key, written in every token it signs.
+func (s *Signer) KeyID() string { return s.kid }
 
 // Sign returns the token for c.
-func Sign(secret []byte, c Claims) (string, error) {
-	if len(secret) < MinSecretBytes {
-		return "", fmt.Errorf("join token secret is %d bytes, at least %d needed", len(secret), MinSecretBytes)
-	}
+func (s *Signer) Sign(c Claims) (string, error) {
 	if c.MatchID == "" || c.PlayerID == "" || strings.Contains(c.MatchID+c.PlayerID, "|") {
 		return "", fmt.Errorf("sign join token: %w: match %q player %q", ErrMalformed, c.MatchID, c.PlayerID)
 	}
-	claims := strings.Join([]string{version, c.MatchID, c.PlayerID, strconv.FormatInt(c.Expires.Unix(), 10)}, "|")
-	return enc.EncodeToString([]byte(claims)) + "." + enc.EncodeToString(mac(secret, claims)), nil
+	claims := c.MatchID + "|" + c.PlayerID + "|" + strconv.FormatInt(c.Expires.Unix(), 10)
+	signed := version + "." + s.kid + "." + enc.EncodeToString([]byte(claims))
+	return signed + "." + enc.EncodeToString(ed25519.Sign(s.key, []byte(signed))), nil
 }
 
-// Verify checks the signature and the expiry of token and returns its claims.
-func Verify(secret []byte, token string, now time.Time) (Claims, error) {
-	body, sig, ok := strings.Cut(token, ".")
-	if !ok || len(token) > 1024 {
-		return Claims{}, ErrMalformed
+// parse splits token and checks its form; it verifies nothing.
+func parse(token string) (kid, signed string, sig []byte, err error) {
+	if len(token) > maxTokenBytes || strings.ContainsAny(token, "\r\n") {
+		return "", "", nil, ErrMalformed
 	}
-	claims, err := enc.DecodeString(body)
+	parts := strings.Split(token, ".")
+	if len(parts) != 4 || parts[0] != version || !validKeyID(parts[1]) {
+		return "", "", nil, ErrMalformed
+	}
+	sig, err = enc.DecodeString(parts[3])
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return "", "", nil, ErrMalformed
+	}
+	return parts[1], token[:len(token)-len(parts[3])-1], sig, nil
+}
+
+// claimsOf decodes the claims of a token whose signature was verified.
+func claimsOf(signed string, now time.Time) (Claims, error) {
+	b64 := signed[strings.LastIndexByte(signed, '.')+1:]
+	raw, err := enc.DecodeString(b64)
 	if err != nil {
 		return Claims{}, ErrMalformed
 	}
-	gotMAC, err := enc.DecodeString(sig)
+	parts := strings.Split(string(raw), "|")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
+		return Claims{}, ErrMalformed
+	}
+	exp, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil {
 		return Claims{}, ErrMalformed
 	}
-	if !hmac.Equal(gotMAC, mac(secret, string(claims))) {
-		return Claims{}, ErrSignature
-	}
-	parts := strings.Split(string(claims), "|")
-	if len(parts) != 4 || parts[0] != version {
-		return Claims{}, ErrMalformed
-	}
-	exp, err := strconv.ParseInt(parts[3], 10, 64)
-	if err != nil {
-		return Claims{}, ErrMalformed
-	}
-	c := Claims{MatchID: parts[1], PlayerID: parts[2], Expires: time.Unix(exp, 0)}
+	c := Claims{MatchID: parts[0], PlayerID: parts[1], Expires: time.Unix(exp, 0)}
 	if !now.Before(c.Expires) {
 		return c, ErrExpired
 	}
 	return c, nil
-}
-
-func mac(secret []byte, claims string) []byte {
-	h := hmac.New(sha256.New, secret)
-	h.Write([]byte(claims))
-	return h.Sum(nil)
 }

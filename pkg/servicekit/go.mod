@@ -3,6 +3,9 @@ module github.com/quickmatch-dev/quickmatch/pkg/servicekit
 go 1.26.0
 
 require (
+	github.com/MicahParks/jwkset v0.11.4
+	github.com/MicahParks/keyfunc/v3 v3.9.2
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/nats-io/jwt/v2 v2.8.2
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
@@ -10,6 +13,7 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/quickmatch-dev/quickmatch/pkg/events v0.0.0
 	github.com/quickmatch-dev/quickmatch/pkg/testkit v0.0.0
+	golang.org/x/time v0.16.0
 )
 
 require (
@@ -26,7 +30,6 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 

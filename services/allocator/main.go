@@ -4,7 +4,7 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
@@ -42,7 +43,7 @@ func run(ctx context.Context, args []string) error {
 		cfg         allocator.Config
 		backend     string
 		gameServers string
-		joinSecret  string
+		joinKeyFile string
 		pollEvery   time.Duration
 		scaleCfg    autoscale.Config
 	)
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&scaleCfg.Buffer, "autoscale-buffer", 1, "FleetAutoscaler webhook: Ready servers kept beyond the demand")
 	fs.IntVar(&scaleCfg.PlayersPerRoom, "autoscale-players-per-room", 2, "FleetAutoscaler webhook: players of one match")
 	fs.IntVar(&scaleCfg.RoomsPerServer, "autoscale-rooms-per-server", 10, "FleetAutoscaler webhook: rooms per server when the fleet has no rooms counter")
-	fs.StringVar(&joinSecret, "join-secret", "", "hex secret that signs join tokens; the game servers hold the same (required)")
+	fs.StringVar(&joinKeyFile, "join-key-file", "", "PEM file of the Ed25519 private key that signs join tokens (openssl genpkey -algorithm ed25519); game servers verify with its public key (required)")
 	fs.DurationVar(&cfg.TokenTTL, "join-token-ttl", 10*time.Minute, "how long a join token admits its player")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "matches allocated at once (each waits on a few JetStream round trips and the backend)")
 	fs.DurationVar(&cfg.RetryDeadline, "retry-deadline", 10*time.Second, "how long one match is retried before its players are told it failed")
@@ -82,11 +83,14 @@ func run(ctx context.Context, args []string) error {
 	default:
 		return fmt.Errorf("on-no-capacity %q: want fail or requeue", onNoCapacity)
 	}
-	secret, err := hex.DecodeString(joinSecret)
-	if err != nil {
-		return fmt.Errorf("join-secret must be hex: %w", err)
+	if joinKeyFile == "" {
+		return errors.New("-join-key-file is required: the private key that signs join tokens")
 	}
-	cfg.JoinSecret = secret
+	joinKey, err := jointoken.LoadPrivateKey(joinKeyFile)
+	if err != nil {
+		return err
+	}
+	cfg.JoinKey = joinKey
 	var backendImpl allocator.Backend
 	var localBackend *local.Backend
 	var kubeBackend *kube.Backend

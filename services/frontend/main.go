@@ -47,6 +47,8 @@ func run(ctx context.Context, args []string) error {
 		modeList  string
 		maxParty  int
 		h2Streams int
+		auth      authFlags
+		proxies   string
 	)
 	regions := append(events.Regions(nil), events.DefaultRegions...)
 	tiers := append(events.Tiers(nil), events.DefaultTiers...)
@@ -59,24 +61,38 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&httpAddr, "http-addr", ":3000", "address of the API, the page and the ops endpoints")
 	fs.DurationVar(&maxWait, "max-wait", 10*time.Minute, "a ticket this frontend follows is expired after this long without an outcome")
 	fs.IntVar(&minFree, "min-free-rooms", 1, "a region whose allocators report fewer free rooms refuses tickets with 503 (0: never refuse)")
-	fs.Float64Var(&apiCfg.RatePerSecond, "rate-limit", 20, "requests per second allowed to each client address (0: no limit)")
+	fs.Float64Var(&apiCfg.RatePerSecond, "rate-limit", 20, "requests per second allowed to each client: the player when authenticated, else the address (0: no limit)")
 	fs.IntVar(&apiCfg.RateBurst, "rate-burst", 40, "requests a client may make at once")
-	fs.BoolVar(&apiCfg.TrustProxy, "trust-proxy", false, "take the client address from X-Forwarded-For (behind a load balancer)")
+	fs.BoolVar(&apiCfg.TrustProxy, "trust-proxy", false, "take the client address from X-Forwarded-For, as written by -trusted-proxies (behind a load balancer)")
+	fs.StringVar(&proxies, "trusted-proxies", "", "with -trust-proxy: CIDRs of the proxies whose X-Forwarded-For is believed, comma-separated; the client is the rightmost address none of them wrote (default: loopback and the private ranges)")
+	fs.IntVar(&apiCfg.MaxStreamsPerClient, "max-streams-per-client", 8, "open SSE streams and WebSockets allowed to one client at once, 429 past it (-1: no cap)")
+	fs.DurationVar(&apiCfg.BodyTimeout, "body-timeout", 10*time.Second, "time allowed to send a request body (408 past it)")
+	auth.register(fs)
 	fs.DurationVar(&apiCfg.Heartbeat, "heartbeat", 15*time.Second, "ping interval for waiting SSE and WebSocket clients")
 	fs.StringVar(&apiCfg.WSRegion, "ws-region", "eu", "region of /ws clients that name none")
 	fs.IntVar(&apiCfg.WSSkill, "ws-skill", 1000, "skill of /ws clients that give none")
 	fs.IntVar(&h2Streams, "h2c-streams", 100, "HTTP/2 cleartext (h2c) streams per connection (each frame written looks at every stream of its connection, so keep it low); 0 turns h2c off (HTTP/1.1 only)")
 	fs.DurationVar(&drainWait, "readiness-drain", 0, "after SIGTERM, how long /readyz fails before the server stops (a probe period in Kubernetes)")
 	fs.DurationVar(&grace, "shutdown-grace", 10*time.Second, "time for in-flight requests after SIGTERM")
-	if err := envflag.Parse(fs, args); err != nil {
+	err := envflag.Parse(fs, args)
+	if err != nil {
 		return err
 	}
 	opts.Regions, opts.Tiers = regions, tiers
+	if apiCfg.TrustedProxies, err = parsePrefixes(proxies); err != nil {
+		return err
+	}
+	if err := auth.check(httpAddr); err != nil {
+		return err
+	}
 	env, err := service.Start(ctx, "frontend", opts)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
+	if err := auth.apply(ctx, &apiCfg, env.Log); err != nil {
+		return err
+	}
 
 	var svc *tickets.Service
 	tracker := results.New(env.NC, env.Subjects, env.Log, env.Registry, maxWait, func(ctx context.Context, id string) { svc.Expire(ctx, id) })

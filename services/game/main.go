@@ -4,7 +4,7 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk"
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/logging"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
@@ -33,17 +34,18 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	var (
-		cfg        server.Config
-		httpAddr   string
-		joinSecret string
-		sdkURL     string
-		logFormat  string
-		logLevel   string
-		grace      time.Duration
+		cfg       server.Config
+		httpAddr  string
+		joinKeys  jointoken.KeysConfig
+		sdkURL    string
+		logFormat string
+		logLevel  string
+		grace     time.Duration
 	)
 	fs := flag.NewFlagSet("game", flag.ContinueOnError)
 	fs.StringVar(&httpAddr, "http-addr", ":7000", "address of the play page, the WebSocket, /status and /metrics")
-	fs.StringVar(&joinSecret, "join-secret", "", "hex secret that verifies join tokens; the allocator holds the same (required)")
+	fs.StringVar(&joinKeys.Path, "join-public-keys", "", "PEM file, or directory of PEM files, of the Ed25519 public keys that verify join tokens (the allocator signs with the private keys); re-read when it changes, so keys rotate with no restart (required)")
+	fs.DurationVar(&joinKeys.Reload, "join-public-keys-reload", 10*time.Second, "how often -join-public-keys is read again (a token of an unknown key also reads it, at most once a second)")
 	fs.StringVar(&sdkURL, "agones-sdk", "auto", "Agones SDK sidecar URL; auto: http://localhost:$AGONES_SDK_HTTP_PORT when Agones set it, else none; none: run without Agones")
 	fs.BoolVar(&cfg.Reuse, "reuse", true, "when every room has ended, go back to Ready for reuse (else ask Agones to shut the server down)")
 	fs.DurationVar(&cfg.HealthEvery, "health-interval", 2*time.Second, "Agones health ping interval")
@@ -57,15 +59,23 @@ func run(ctx context.Context, args []string) error {
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
-	secret, err := hex.DecodeString(joinSecret)
-	if err != nil {
-		return fmt.Errorf("join-secret must be hex: %w", err)
-	}
-	cfg.JoinSecret = secret
 	log, err := logging.New(os.Stderr, "game", logFormat, logLevel)
 	if err != nil {
 		return err
 	}
+	if joinKeys.Path == "" {
+		return errors.New("-join-public-keys is required: the public keys that verify join tokens")
+	}
+	joinKeys.OnReloadError = func(err error) {
+		log.Error("join token public keys: read failed; the keys read before stay in use", "err", err)
+	}
+	joinKeys.OnChange = func(ids []string) { log.Info("join token public keys changed", "key_ids", ids) }
+	keys, err := jointoken.LoadKeys(joinKeys)
+	if err != nil {
+		return err
+	}
+	cfg.JoinKeys = keys
+	log.Info("join token public keys", "path", joinKeys.Path, "key_ids", keys.IDs())
 	switch {
 	case sdkURL == "auto" && os.Getenv("AGONES_SDK_HTTP_PORT") != "":
 		cfg.SDK = sdk.New("http://localhost:" + os.Getenv("AGONES_SDK_HTTP_PORT"))

@@ -1,12 +1,13 @@
 package main
 
 import (
-	"encoding/hex"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -31,9 +32,21 @@ func TestSIGTERMDrainsRunningRooms(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
-	secret := []byte("sigterm-test-secret-0123")
+	dir := t.TempDir()
+	privPath, pubPath := filepath.Join(dir, "join.key"), filepath.Join(dir, "join.pub")
+	if err := jointoken.EnsureKeyPair(privPath, pubPath); err != nil {
+		t.Fatal(err)
+	}
+	priv, err := jointoken.LoadPrivateKey(privPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jointoken.NewSigner(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "HTTP_ADDR="+addr, "JOIN_SECRET="+hexOf(secret), "AGONES_SDK="+fake.URL,
+	cmd.Env = append(os.Environ(), "HTTP_ADDR="+addr, "JOIN_PUBLIC_KEYS="+pubPath, "AGONES_SDK="+fake.URL,
 		"BEST_OF=1", "SHUTDOWN_GRACE=20s", "LOG_FORMAT=text", "HEALTH_INTERVAL=100ms")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -57,7 +70,7 @@ func TestSIGTERMDrainsRunningRooms(t *testing.T) {
 		t.Fatal(err)
 	}
 	dial := func(room, player string) (*websocket.Conn, error) {
-		tok, _ := jointoken.Sign(secret, jointoken.Claims{MatchID: room, PlayerID: player, Expires: time.Now().Add(time.Minute)})
+		tok, _ := signer.Sign(jointoken.Claims{MatchID: room, PlayerID: player, Expires: time.Now().Add(time.Minute)})
 		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?room="+room+"&token="+url.QueryEscape(tok), nil)
 		return c, err
 	}
@@ -118,4 +131,120 @@ func TestSIGTERMDrainsRunningRooms(t *testing.T) {
 	}
 }
 
-func hexOf(b []byte) string { return hex.EncodeToString(b) }
+// TestJoinKeysRequired: a game server without public keys, or with a
+// private key where its public keys belong, does not start.
+func TestJoinKeysRequired(t *testing.T) {
+	dir := t.TempDir()
+	privPath, pubPath := filepath.Join(dir, "join.key"), filepath.Join(dir, "join.pub")
+	if err := jointoken.EnsureKeyPair(privPath, pubPath); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"no keys":     {"-http-addr", "127.0.0.1:0"},
+		"private key": {"-http-addr", "127.0.0.1:0", "-join-public-keys", privPath},
+	} {
+		err := run(t.Context(), append(args, "-log-format", "text"))
+		if err == nil || !strings.Contains(err.Error(), "join") {
+			t.Errorf("%s: run = %v", name, err)
+		}
+	}
+}
+
+// TestJoinKeyRotation runs the real binary with a directory of public
+// keys and rotates them while it serves: a second key is added, then the
+// first removed. Joins with tokens of each key are admitted exactly while
+// its public key is in the directory; the process is never restarted.
+func TestJoinKeyRotation(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "game")
+	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	keysDir := filepath.Join(dir, "public")
+	signers := map[string]*jointoken.Signer{}
+	for _, name := range []string{"old", "new"} {
+		privPath := filepath.Join(dir, name+".key")
+		if err := jointoken.EnsureKeyPair(privPath, filepath.Join(dir, name+".pub")); err != nil {
+			t.Fatal(err)
+		}
+		priv, err := jointoken.LoadPrivateKey(privPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if signers[name], err = jointoken.NewSigner(priv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	place := func(name string) {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(dir, name+".pub"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(keysDir, name+".pem"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(keysDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	place("old")
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "HTTP_ADDR="+addr, "JOIN_PUBLIC_KEYS="+keysDir, "JOIN_PUBLIC_KEYS_RELOAD=50ms", "AGONES_SDK=none", "LOG_FORMAT=text")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	room := 0
+	// joins says whether a token of key name admits, to a room of its own.
+	joins := func(name string) bool {
+		room++
+		id := fmt.Sprintf("m%d", room)
+		tok, err := signers[name].Sign(jointoken.Claims{MatchID: id, PlayerID: "a", Expires: time.Now().Add(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, res, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?room="+id+"&token="+url.QueryEscape(tok), nil)
+		if err == nil {
+			c.Close()
+			return true
+		}
+		if res == nil {
+			return false // not listening yet
+		}
+		if res.StatusCode != 403 {
+			t.Fatalf("join with the %s key: %v (status %d)", name, err, res.StatusCode)
+		}
+		return false
+	}
+	eventually := func(cond func() bool, msg string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatal(msg)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	eventually(func() bool { return joins("old") }, "the old key never admitted")
+	if joins("new") {
+		t.Fatal("the new key admitted before it was added")
+	}
+	place("new")
+	eventually(func() bool { return joins("new") }, "the added key never admitted")
+	if !joins("old") {
+		t.Fatal("the old key stopped admitting while both are listed")
+	}
+	if err := os.Remove(filepath.Join(keysDir, "old.pem")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(func() bool { return !joins("old") }, "the removed key still admits")
+	if !joins("new") {
+		t.Fatal("the new key stopped admitting")
+	}
+}

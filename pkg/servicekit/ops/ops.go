@@ -80,17 +80,51 @@ func WithCleartextHTTP2(streams int) Option {
 	}
 }
 
+// Timeouts of a server. There is deliberately no whole-request read or
+// write timeout: Server-Sent Events and WebSockets stay open for minutes,
+// and a server-wide deadline would cut them. A handler that reads a body
+// bounds that read itself (http.ResponseController.SetReadDeadline).
+type Timeouts struct {
+	// ReadHeader bounds reading a request's headers; default 10 s.
+	ReadHeader time.Duration
+	// Idle bounds how long a keep-alive connection waits for its next
+	// request (HTTP/1.1) or an HTTP/2 connection stays without streams;
+	// default 60 s.
+	Idle time.Duration
+}
+
+// DefaultTimeouts are those of NewServer without WithTimeouts.
+var DefaultTimeouts = Timeouts{ReadHeader: 10 * time.Second, Idle: 60 * time.Second}
+
+// WithTimeouts sets a server's timeouts; zero fields keep the defaults.
+func WithTimeouts(t Timeouts) Option {
+	return func(s *http.Server) {
+		if t.ReadHeader > 0 {
+			s.ReadHeaderTimeout = t.ReadHeader
+		}
+		if t.Idle > 0 {
+			s.IdleTimeout = t.Idle
+		}
+	}
+}
+
+// NewServer is the server ListenAndServe runs: h with DefaultTimeouts,
+// then opts.
+func NewServer(h http.Handler, opts ...Option) *http.Server {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: DefaultTimeouts.ReadHeader, IdleTimeout: DefaultTimeouts.Idle}
+	for _, o := range opts {
+		o(srv)
+	}
+	return srv
+}
+
 // ListenAndServe listens on addr and calls Serve.
 func ListenAndServe(ctx context.Context, addr string, h http.Handler, grace time.Duration, opts ...Option) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	for _, o := range opts {
-		o(srv)
-	}
-	return Serve(ctx, srv, ln, grace)
+	return Serve(ctx, NewServer(h, opts...), ln, grace)
 }
 
 // ServeProfiling serves Go's profiles (net/http/pprof under /debug/pprof/)

@@ -2,6 +2,15 @@
 // before it does its own work: the logger, the NATS connection, JetStream,
 // the provisioned topology, a metrics registry and a readiness flag. Each
 // main calls Start once and Close at the end; nothing else is shared.
+//
+// Services do not create the topology (streams, consumers, buckets): their
+// NATS users may not (deploy/nats/nats.conf), so that no service can edit
+// or delete what the others depend on. Provisioning is a step of its own,
+// run once per install or upgrade with a user that may: the matcher binary
+// with -provision (PROVISION=true; the matcher's flags say the shards),
+// which provisions and exits. Every service binary takes the flag, after
+// its own required flags. A service started before that step waits,
+// retrying, until the topology exists.
 package service
 
 import (
@@ -12,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,6 +48,12 @@ type Options struct {
 	Tiers   events.Tiers
 	// PprofAddr serves Go's profiles there when set (see ops.ServeProfiling).
 	PprofAddr string
+	// Provision makes Start provision the topology (create what is missing,
+	// update what differs) and end the process with status 0 instead of
+	// running the service: the provisioning step of an install or upgrade,
+	// run with a NATS user allowed to manage streams (the provisioner of
+	// deploy/nats/nats.conf). Default false: the service only binds.
+	Provision bool
 }
 
 // RegisterFlags adds the shared flags to fs. Each service adds its own
@@ -48,6 +64,20 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&o.Replicas, "stream-replicas", 1, "replicas of the streams this service provisions (3 on a NATS cluster)")
 	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty: off")
+	fs.BoolVar(&o.Provision, "provision", false, "provision the NATS topology (streams, consumers, buckets) and exit, instead of running; needs a NATS user allowed to (provisioner in deploy/nats/nats.conf)")
+}
+
+// ProvisionerName is the NATS client name of the provisioning step, and so
+// its inbox prefix (_INBOX_provisioner, which only the provisioner user
+// may read), whichever service binary runs it.
+const ProvisionerName = "provisioner"
+
+// exit ends the process after the provisioning step; tests replace it.
+var exit = os.Exit
+
+// topology is what o describes.
+func (o Options) topology() events.Topology {
+	return events.Topology{Subjects: events.Subjects{Prefix: o.NATS.SubjectPrefix}, Replicas: o.Replicas, Regions: o.Regions, Tiers: o.Tiers}
 }
 
 // Env is a started service's shared equipment.
@@ -62,7 +92,9 @@ type Env struct {
 	Ready ops.Readiness
 }
 
-// Start builds the logger, connects, and provisions the topology.
+// Start builds the logger, connects, and waits until the topology exists
+// (see WaitForTopology). With o.Provision it provisions the topology
+// instead and ends the process.
 func Start(ctx context.Context, name string, o Options) (*Env, error) {
 	if err := errors.Join(o.NATS.Validate(), events.ValidatePrefix(o.NATS.SubjectPrefix)); err != nil {
 		return nil, err
@@ -70,6 +102,12 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 	log, err := logging.New(os.Stderr, name, o.LogFormat, o.LogLevel)
 	if err != nil {
 		return nil, err
+	}
+	if o.Provision {
+		if err := Provision(ctx, o, log); err != nil {
+			return nil, err
+		}
+		exit(0)
 	}
 	nc, err := natsconn.Connect(o.NATS, name, log)
 	if err != nil {
@@ -81,7 +119,7 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	subj := events.Subjects{Prefix: o.NATS.SubjectPrefix}
-	if err := events.Provision(ctx, js, events.Topology{Subjects: subj, Replicas: o.Replicas, Regions: o.Regions, Tiers: o.Tiers}); err != nil {
+	if err := WaitForTopology(ctx, js, o.topology(), log); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -95,6 +133,109 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Env{Log: log, NC: nc, JS: js, Subjects: subj, Registry: reg}, nil
+}
+
+// Provision connects as the provisioning step (client name
+// ProvisionerName) and creates or updates the topology o describes
+// (events.Provision: idempotent, so every install and upgrade runs it).
+func Provision(ctx context.Context, o Options, log *slog.Logger) error {
+	if err := errors.Join(o.NATS.Validate(), events.ValidatePrefix(o.NATS.SubjectPrefix)); err != nil {
+		return err
+	}
+	nc, err := natsconn.Connect(o.NATS, ProvisionerName, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	t := o.topology()
+	start := time.Now()
+	if err := events.Provision(ctx, js, t); err != nil {
+		return fmt.Errorf("provision (as NATS user %q; it must be allowed to manage streams, e.g. provisioner): %w", o.NATS.User, err)
+	}
+	log.Info("topology provisioned", "streams", len(t.Streams()), "consumers", len(t.Consumers()), "buckets", len(t.Buckets()),
+		"replicas", max(t.Replicas, 1), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// ErrTopologyMissing says a stream, consumer or bucket of the topology
+// does not exist (yet): the provisioning step has not run.
+var ErrTopologyMissing = errors.New("not provisioned")
+
+// Backoff of WaitForTopology between its checks: from topologyWaitMin,
+// doubling, to topologyWaitMax, which also paces the log lines saying
+// what is missing.
+const (
+	topologyWaitMin = 250 * time.Millisecond
+	topologyWaitMax = 5 * time.Second
+)
+
+// WaitForTopology returns once every stream and bucket of t exists, and
+// every consumer but the shards' (a matcher worker binds to its shards'
+// consumers as it takes them, retrying; other services do not know the
+// matchers' tiers). It creates nothing: until the provisioning step has
+// run it checks again, with backoff, saying what is missing, until ctx
+// ends.
+func WaitForTopology(ctx context.Context, js jetstream.JetStream, t events.Topology, log *slog.Logger) error {
+	wait := topologyWaitMin
+	for {
+		err := missing(ctx, js, t)
+		if err == nil {
+			return nil
+		}
+		log.Warn("waiting for the NATS topology; run the provisioning step (matcher -provision, as the NATS user provisioner)",
+			"err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the topology: %w (last: %w)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, topologyWaitMax)
+	}
+}
+
+// missing reports the first part of t that does not exist, wrapping
+// ErrTopologyMissing, or the error that kept it from looking.
+func missing(ctx context.Context, js jetstream.JetStream, t events.Topology) error {
+	for _, st := range t.Streams() {
+		if _, err := js.Stream(ctx, st.Name); errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("stream %s: %w", st.Name, ErrTopologyMissing)
+		} else if err != nil {
+			return fmt.Errorf("stream %s: %w", st.Name, err)
+		}
+	}
+	shards := map[string]bool{}
+	for _, sh := range t.Shards() {
+		shards[events.ShardConsumer(sh.Region, sh.Tier)] = true
+		shards[events.PoolConsumer(sh.Region, sh.Tier)] = true
+	}
+	for _, c := range t.Consumers() {
+		if shards[c.Config.Durable] {
+			continue
+		}
+		var err error
+		if c.Config.DeliverSubject != "" {
+			_, err = js.PushConsumer(ctx, c.Stream, c.Config.Durable)
+		} else {
+			_, err = js.Consumer(ctx, c.Stream, c.Config.Durable)
+		}
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("consumer %s on %s: %w", c.Config.Durable, c.Stream, ErrTopologyMissing)
+		} else if err != nil {
+			return fmt.Errorf("consumer %s on %s: %w", c.Config.Durable, c.Stream, err)
+		}
+	}
+	for _, b := range t.Buckets() {
+		if _, err := js.KeyValue(ctx, b.Bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+			return fmt.Errorf("bucket %s: %w", b.Bucket, ErrTopologyMissing)
+		} else if err != nil {
+			return fmt.Errorf("bucket %s: %w", b.Bucket, err)
+		}
+	}
+	return nil
 }
 
 // OpsHandler serves /healthz, /readyz and /metrics of this service; a

@@ -22,14 +22,27 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s/%s:%s" .root.Values.image.registry .component (default .root.Chart.AppVersion .root.Values.image.tag) -}}
 {{- end -}}
 
-{{/* The join secret's name, failing when none is given. */}}
-{{- define "quickmatch.joinSecret" -}}
-{{- if .Values.joinSecret.existingSecret -}}
-{{- .Values.joinSecret.existingSecret -}}
-{{- else if .Values.joinSecret.value -}}
-{{- printf "%s-join" .Release.Name -}}
+{{/* The Secret of the allocator's join token private key (key join.key), failing when none is given. */}}
+{{- define "quickmatch.joinKeySecret" -}}
+{{- $k := .Values.joinKeys.privateKey -}}
+{{- if $k.existingSecret -}}
+{{- $k.existingSecret -}}
+{{- else if $k.value -}}
+{{- printf "%s-join-key" .Release.Name -}}
 {{- else -}}
-{{- fail "joinSecret: set joinSecret.existingSecret (a Secret with key join-secret) or joinSecret.value (hex); the allocator and the game servers of every cluster need the same one" -}}
+{{- fail "joinKeys.privateKey: set existingSecret (a Secret with key join.key) or value (the PEM of an Ed25519 private key: openssl genpkey -algorithm ed25519); the allocator signs join tokens with it" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The ConfigMap of the public keys game servers verify join tokens with, failing when none is given. */}}
+{{- define "quickmatch.joinPublicKeysConfigMap" -}}
+{{- $k := .Values.joinKeys.publicKeys -}}
+{{- if $k.existingConfigMap -}}
+{{- $k.existingConfigMap -}}
+{{- else if $k.values -}}
+{{- printf "%s-join-public-keys" .Release.Name -}}
+{{- else -}}
+{{- fail "joinKeys.publicKeys: set existingConfigMap (every key a PEM file of public keys) or values (PEM public keys: openssl pkey -in join.key -pubout); the game servers verify join tokens with them" -}}
 {{- end -}}
 {{- end -}}
 
@@ -133,4 +146,49 @@ readinessProbe:
   httpGet: { path: /readyz, port: {{ .port }} }
   periodSeconds: 2
   failureThreshold: 1
+{{- end -}}
+
+{{/* The frontend's identity flags (services/frontend: -auth-*), failing
+the render the way the frontend would fail to start: no identity provider
+(neither jwksURL nor publicKeys) without insecure, a provider without
+issuer, or insecure together with a provider. */}}
+{{- define "quickmatch.frontendAuthEnv" -}}
+{{- $a := .Values.frontend.auth -}}
+{{- $provider := or $a.jwksURL $a.publicKeys -}}
+{{- if and $a.insecure $provider -}}
+{{- fail "frontend.auth.insecure is true but frontend.auth.jwksURL or frontend.auth.publicKeys is set too: choose one" -}}
+{{- end -}}
+{{- if not (or $provider $a.insecure) -}}
+{{- fail "frontend.auth.jwksURL: set it (your identity provider's JWKS URL) or frontend.auth.publicKeys (PEM public keys), with frontend.auth.issuer; or set frontend.auth.insecure: true to trust every caller's player id (tests and trusted networks only)" -}}
+{{- end -}}
+{{- if and $provider (not $a.issuer) -}}
+{{- fail "frontend.auth.issuer: required with frontend.auth.jwksURL or frontend.auth.publicKeys (the iss every token must carry)" -}}
+{{- end -}}
+{{- if $a.insecure }}
+- name: AUTH_INSECURE
+  value: "true"
+{{- else }}
+- name: AUTH_ISSUER
+  value: {{ $a.issuer | quote }}
+{{- with $a.audience }}
+- name: AUTH_AUDIENCE
+  value: {{ . | quote }}
+{{- end }}
+{{- with $a.jwksURL }}
+- name: AUTH_JWKS_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- if $a.publicKeys }}
+{{- $files := list }}
+{{- range $i, $_ := $a.publicKeys }}
+{{- $files = append $files (printf "/etc/quickmatch/auth/key-%d.pem" $i) }}
+{{- end }}
+- name: AUTH_PUBLIC_KEYS
+  value: {{ join "," $files | quote }}
+{{- end }}
+{{- end }}
+- name: AUTH_PLAYER_CLAIM
+  value: {{ $a.playerClaim | quote }}
+- name: AUTH_SERVER_SCOPE
+  value: {{ $a.serverScope | quote }}
 {{- end -}}

@@ -15,6 +15,7 @@ package allocator
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,8 +59,9 @@ type Backend interface {
 
 // Config of the allocator.
 type Config struct {
-	// JoinSecret signs join tokens; the game servers hold the same secret.
-	JoinSecret []byte
+	// JoinKey signs join tokens (required): an Ed25519 private key that
+	// only allocators hold; the game servers verify with its public key.
+	JoinKey ed25519.PrivateKey
 	// TokenTTL is how long a join token admits its player.
 	TokenTTL time.Duration
 	// Concurrency is how many matches are allocated at once.
@@ -100,8 +102,8 @@ func (c *Config) setDefaults() {
 // Validate reports every problem at once.
 func (c *Config) Validate() error {
 	var errs []error
-	if len(c.JoinSecret) < jointoken.MinSecretBytes {
-		errs = append(errs, fmt.Errorf("join secret is %d bytes, at least %d needed", len(c.JoinSecret), jointoken.MinSecretBytes))
+	if len(c.JoinKey) != ed25519.PrivateKeySize {
+		errs = append(errs, fmt.Errorf("join key is %d bytes, want an Ed25519 private key (%d)", len(c.JoinKey), ed25519.PrivateKeySize))
 	}
 	if c.RetryDeadline >= events.AllocatorAckWait {
 		errs = append(errs, fmt.Errorf("retry deadline %s must be below the consumer's AckWait %s", c.RetryDeadline, events.AllocatorAckWait))
@@ -122,6 +124,7 @@ type Allocator struct {
 	log     *slog.Logger
 	met     *metrics
 	now     func() time.Time
+	signer  *jointoken.Signer
 }
 
 type metrics struct {
@@ -148,10 +151,15 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, subj events.Subjects
 			Name: "quickmatch_allocator_retries_total", Help: "Retries of allocations after an error.",
 		}),
 	}
+	signer, err := jointoken.NewSigner(cfg.JoinKey)
+	if err != nil {
+		return nil, fmt.Errorf("allocator config: %w", err)
+	}
 	for _, r := range reg {
 		r.MustRegister(met.latency, met.outcomes, met.retries)
 	}
-	return &Allocator{cfg: cfg, nc: nc, js: js, subj: subj, pub: events.NewPublisher(js, subj), backend: backend, log: log, met: met, now: time.Now}, nil
+	log.Info("join tokens signed with key", "key_id", signer.KeyID())
+	return &Allocator{cfg: cfg, nc: nc, js: js, subj: subj, pub: events.NewPublisher(js, subj), backend: backend, log: log, met: met, now: time.Now, signer: signer}, nil
 }
 
 // Run serves allocation requests until ctx ends.
@@ -238,7 +246,7 @@ func (a *Allocator) handle(msg *message.Message) error {
 	var rs []events.Result
 	for _, t := range m.Tickets {
 		for _, p := range t.Players {
-			token, err := jointoken.Sign(a.cfg.JoinSecret, jointoken.Claims{MatchID: m.MatchID, PlayerID: p, Expires: expires})
+			token, err := a.signer.Sign(jointoken.Claims{MatchID: m.MatchID, PlayerID: p, Expires: expires})
 			if err != nil {
 				return fmt.Errorf("match %s: %w", m.MatchID, err)
 			}

@@ -2,6 +2,7 @@ package allocator_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,7 +24,11 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/local"
 )
 
-var secret = []byte("test-secret-0123456789")
+// The allocator's join key in these tests, and what game servers verify with.
+var (
+	joinKey  = ed25519.NewKeyFromSeed([]byte("allocator-test-key-0123456789abc"))
+	joinKeys = jointoken.NewKeys(joinKey.Public().(ed25519.PublicKey))
+)
 
 type env struct {
 	nc   *nats.Conn
@@ -41,7 +46,7 @@ func start(t *testing.T, backend allocator.Backend, cfg allocator.Config) *env {
 	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
 		t.Fatal(err)
 	}
-	cfg.JoinSecret = secret
+	cfg.JoinKey = joinKey
 	a, err := allocator.New(cfg, nc, js, e.subj, backend, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +87,7 @@ func TestMatchIsAssignedOnce(t *testing.T) {
 		if r.Status != events.StatusAssigned || a == nil || a.Server != "gs-1" || a.Port != 7000 || a.Room != "m1" {
 			t.Fatalf("result = %+v", r)
 		}
-		c, err := jointoken.Verify(secret, a.JoinToken, time.Now())
+		c, err := joinKeys.Verify(a.JoinToken, time.Now())
 		if err != nil || c.PlayerID != r.PlayerID || c.MatchID != "m1" {
 			t.Fatalf("join token of %s: %+v %v", r.PlayerID, c, err)
 		}
@@ -348,5 +353,23 @@ func TestAMatchAnotherRequestIsAllocatingNeverFails(t *testing.T) {
 		if r.Status != events.StatusAssigned || r.Assignment.Server != "gs-9" {
 			t.Fatalf("result %+v", r)
 		}
+	}
+}
+
+// TestConfigNeedsAJoinKey: without an Ed25519 private key the allocator
+// cannot sign join tokens, and says so with the other problems.
+func TestConfigNeedsAJoinKey(t *testing.T) {
+	t.Parallel()
+	for name, cfg := range map[string]allocator.Config{
+		"none":       {},
+		"wrong size": {JoinKey: ed25519.PrivateKey("0123456789abcdef0123")},
+	} {
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "join key") {
+			t.Errorf("%s: Validate = %v", name, err)
+		}
+	}
+	if err := (&allocator.Config{JoinKey: joinKey}).Validate(); err != nil {
+		t.Fatalf("a valid config: %v", err)
 	}
 }

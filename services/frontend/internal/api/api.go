@@ -13,16 +13,17 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
+	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/capacity"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/ratelimit"
@@ -36,12 +37,13 @@ var page embed.FS
 //go:embed openapi.yaml
 var openAPI []byte
 
-// Tickets is what the API needs from the ticket service.
+// Tickets is what the API needs from the ticket service. A caller that
+// does not own a ticket gets tickets.ErrNotFound for it.
 type Tickets interface {
-	Create(ctx context.Context, req tickets.Request, idempotencyKey string) (tickets.View, error)
-	Get(ctx context.Context, ticketID string) (tickets.View, error)
-	Cancel(ctx context.Context, ticketID, reason string) (tickets.View, error)
-	Record(ctx context.Context, ticketID string) (tickets.Record, error)
+	Create(ctx context.Context, caller identity.Caller, req tickets.Request, idempotencyKey string) (tickets.View, error)
+	Get(ctx context.Context, caller identity.Caller, ticketID string) (tickets.View, error)
+	Cancel(ctx context.Context, caller identity.Caller, ticketID, reason string) (tickets.View, error)
+	RecordFor(ctx context.Context, caller identity.Caller, ticketID string) (tickets.Record, error)
 }
 
 // Results is what the API needs from the results tracker.
@@ -60,16 +62,43 @@ type ErrorBody struct {
 
 // Config of the API.
 type Config struct {
-	// RatePerSecond and RateBurst limit each client address.
+	// RatePerSecond and RateBurst limit each client: the player (or server
+	// credential) when authenticated, else the address. 0: no limit.
 	RatePerSecond float64
 	RateBurst     int
-	// TrustProxy takes the client address from X-Forwarded-For.
+	// TrustProxy takes the client address from X-Forwarded-For, as
+	// written by TrustedProxies (default DefaultTrustedProxies).
 	TrustProxy bool
 	// Heartbeat is how often idle SSE and WebSocket clients get a ping.
 	Heartbeat time.Duration
 	// WSDefaults fill in what a /ws client leaves out.
 	WSRegion string
 	WSSkill  int
+
+	// Auth verifies bearer tokens. Required unless Insecure.
+	Auth Authenticator
+	// Insecure turns identity off: every caller may act for any player.
+	Insecure bool
+	// DevIssuer, if set, serves POST /dev/token (the development issuer).
+	DevIssuer http.Handler
+	// BodyTimeout bounds reading a request body (a client that sends it
+	// slowly gets 408); default 10 s.
+	BodyTimeout time.Duration
+	// MaxStreamsPerClient caps the SSE streams and WebSockets one client
+	// (as for the rate limit) holds open at once; 429 past it. Default 8,
+	// negative means no cap.
+	MaxStreamsPerClient int
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed,
+	// when TrustProxy is set.
+	TrustedProxies []netip.Prefix
+}
+
+// ErrNoIdentity: the API was given neither an Authenticator nor Insecure.
+var ErrNoIdentity = errors.New("no identity: give a token verifier, or run insecure explicitly")
+
+// Authenticator verifies a bearer token (identity.Verifier).
+type Authenticator interface {
+	Verify(ctx context.Context, raw string) (identity.Caller, error)
 }
 
 // API serves HTTP.
@@ -79,6 +108,8 @@ type API struct {
 	results  Results
 	log      *slog.Logger
 	limiter  *ratelimit.Limiter
+	streams  *streams
+	proxies  []netip.Prefix
 	upgrader websocket.Upgrader
 	now      func() time.Time
 	// done ends every waiting SSE and WebSocket client on shutdown.
@@ -105,9 +136,24 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 	if cfg.WSRegion == "" {
 		cfg.WSRegion = "eu"
 	}
+	if cfg.Auth == nil && !cfg.Insecure {
+		return nil, ErrNoIdentity
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 10 * time.Second
+	}
+	if cfg.MaxStreamsPerClient == 0 {
+		cfg.MaxStreamsPerClient = 8
+	}
+	proxies := cfg.TrustedProxies
+	if len(proxies) == 0 {
+		proxies = DefaultTrustedProxies
+	}
 	a := &API{
 		cfg: cfg, tickets: t, results: r, log: log, now: time.Now, done: done,
 		limiter:  ratelimit.New(cfg.RatePerSecond, cfg.RateBurst),
+		streams:  &streams{max: cfg.MaxStreamsPerClient, open: map[string]int{}},
+		proxies:  proxies,
 		upgrader: websocket.Upgrader{ReadBufferSize: 512, WriteBufferSize: 1024},
 		met: apiMetrics{
 			requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -123,12 +169,19 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 	}
 	reg.MustRegister(a.met.requests, a.met.rejections, a.met.open)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/tickets", a.limited(a.createTicket))
-	mux.HandleFunc("GET /v1/tickets/{id}", a.getTicket)
-	mux.HandleFunc("DELETE /v1/tickets/{id}", a.limited(a.cancelTicket))
-	mux.HandleFunc("GET /v1/tickets/{id}/events", a.ticketEvents)
-	mux.HandleFunc("GET /ws", a.limited(a.demoWebSocket))
-	mux.HandleFunc("GET /ws/events", a.limited(a.eventsWebSocket))
+	mux.HandleFunc("POST /v1/tickets", a.authenticate(true, a.createTicket))
+	mux.HandleFunc("GET /v1/tickets/{id}", a.authenticate(false, a.getTicket))
+	mux.HandleFunc("DELETE /v1/tickets/{id}", a.authenticate(true, a.cancelTicket))
+	mux.HandleFunc("GET /v1/tickets/{id}/events", a.authenticate(false, a.ticketEvents))
+	mux.HandleFunc("GET /ws", a.authenticate(true, a.demoWebSocket))
+	mux.HandleFunc("GET /ws/events", a.authenticate(true, a.eventsWebSocket))
+	if cfg.DevIssuer != nil {
+		mux.HandleFunc("POST /dev/token", func(w http.ResponseWriter, r *http.Request) {
+			rc := http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Now().Add(a.cfg.BodyTimeout))
+			cfg.DevIssuer.ServeHTTP(w, r)
+		})
+	}
 	mux.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(openAPI)
@@ -136,34 +189,6 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 	mux.Handle("GET /", http.FileServerFS(pageFS))
 	ops.Register(mux, ready, reg)
 	return mux, nil
-}
-
-// limited applies the per-client rate limit.
-func (a *API) limited(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ok, wait := a.limiter.Allow(a.clientKey(r), a.now())
-		if !ok {
-			a.met.rejections.WithLabelValues("rate_limited").Inc()
-			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-			writeJSON(w, http.StatusTooManyRequests, ErrorBody{Error: "too many requests from this client"})
-			return
-		}
-		h(w, r)
-	}
-}
-
-func (a *API) clientKey(r *http.Request) string {
-	if a.cfg.TrustProxy {
-		if f := r.Header.Get("X-Forwarded-For"); f != "" {
-			first, _, _ := strings.Cut(f, ",")
-			return strings.TrimSpace(first)
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // requestMeta starts (or continues, from the client's header) the
@@ -176,10 +201,24 @@ func requestMeta(r *http.Request) (context.Context, string) {
 	return events.WithMeta(r.Context(), events.Meta{CorrelationID: cid, TraceParent: r.Header.Get("Traceparent")}), cid
 }
 
-func (a *API) createTicket(w http.ResponseWriter, r *http.Request) {
+func (a *API) createTicket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
+	// The server has no whole-request read deadline (it would cut event
+	// streams), so the body's read is bounded here.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(a.cfg.BodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, events.MaxPayloadBytes))
-	if err != nil {
+	_ = rc.SetReadDeadline(time.Time{})
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
 		a.reject(w, "too_large", http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("request body over %d bytes", events.MaxPayloadBytes)})
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.Header().Set("Connection", "close")
+		a.reject(w, "slow_body", http.StatusRequestTimeout, ErrorBody{Error: fmt.Sprintf("request body not received within %s", a.cfg.BodyTimeout)})
+		return
+	case err != nil:
+		a.reject(w, "bad_body", http.StatusBadRequest, ErrorBody{Error: "request body unreadable"})
 		return
 	}
 	var req tickets.Request
@@ -189,7 +228,7 @@ func (a *API) createTicket(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cid := requestMeta(r)
 	w.Header().Set("X-Correlation-Id", cid)
-	view, err := a.tickets.Create(ctx, req, r.Header.Get("Idempotency-Key"))
+	view, err := a.tickets.Create(ctx, caller, req, r.Header.Get("Idempotency-Key"))
 	if err != nil {
 		if outcome(err) == "unavailable" {
 			a.log.Error("create ticket", "correlation_id", cid, "err", err)
@@ -202,8 +241,8 @@ func (a *API) createTicket(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, view)
 }
 
-func (a *API) getTicket(w http.ResponseWriter, r *http.Request) {
-	view, err := a.tickets.Get(r.Context(), r.PathValue("id"))
+func (a *API) getTicket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
+	view, err := a.tickets.Get(r.Context(), caller, r.PathValue("id"))
 	if err != nil {
 		if outcome(err) == "unavailable" {
 			a.log.Error("get ticket", "ticket_id", r.PathValue("id"), "err", err)
@@ -214,10 +253,10 @@ func (a *API) getTicket(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, view)
 }
 
-func (a *API) cancelTicket(w http.ResponseWriter, r *http.Request) {
+func (a *API) cancelTicket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
 	ctx, cid := requestMeta(r)
 	w.Header().Set("X-Correlation-Id", cid)
-	view, err := a.tickets.Cancel(ctx, r.PathValue("id"), "cancelled by the client")
+	view, err := a.tickets.Cancel(ctx, caller, r.PathValue("id"), "cancelled by the client")
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, view)
@@ -247,6 +286,8 @@ func outcome(err error) string {
 		return "idempotency_conflict"
 	case errors.Is(err, tickets.ErrNotFound):
 		return "not_found"
+	case errors.Is(err, tickets.ErrForbidden):
+		return "forbidden"
 	case errors.Is(err, capacity.ErrFull):
 		return "region_full"
 	default:
@@ -266,7 +307,9 @@ func (a *API) writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &ve):
 		a.reject(w, "invalid", http.StatusBadRequest, ErrorBody{Error: ve.Error(), Fields: ve.Fields})
 	case errors.Is(err, tickets.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, ErrorBody{Error: err.Error()})
+		writeJSON(w, http.StatusNotFound, ErrorBody{Error: tickets.ErrNotFound.Error()})
+	case errors.Is(err, tickets.ErrForbidden):
+		a.reject(w, "forbidden", http.StatusForbidden, ErrorBody{Error: err.Error()})
 	case errors.Is(err, tickets.ErrIdempotencyReuse):
 		a.reject(w, "idempotency_conflict", http.StatusConflict, ErrorBody{Error: err.Error()})
 	case errors.As(err, &full):

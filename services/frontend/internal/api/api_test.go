@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/api"
@@ -36,12 +41,21 @@ type env struct {
 	subj   events.Subjects
 	pub    *events.Publisher
 	claims *events.Claims
+	// minter signs the tokens of the test's players; the frontend trusts
+	// its key (unless the test runs it insecure).
+	minter *identity.Minter
+
+	mu     sync.Mutex
+	owners map[string]string // ticket id -> the player that queued it
 }
 
 type options struct {
 	api     api.Config
 	maxWait time.Duration
 	minFree int
+	// insecure runs the frontend without identity (-auth-insecure), for
+	// tests of something else that key on the client's address.
+	insecure bool
 	// before runs after provisioning, before the frontend starts.
 	before func(e *env)
 }
@@ -51,7 +65,14 @@ func start(t *testing.T, o options) *env {
 	s := testkit.RunServer(t)
 	nc := testkit.Connect(t, s, nats.MaxReconnects(0))
 	js := testkit.JetStream(t, nc)
-	e := &env{srv: s, nc: nc, js: js, pub: events.NewPublisher(js, events.Subjects{})}
+	e := &env{srv: s, nc: nc, js: js, pub: events.NewPublisher(js, events.Subjects{}), owners: map[string]string{}}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.minter, err = identity.NewMinter(key, identity.DevIssuerName, identity.DevAudience); err != nil {
+		t.Fatal(err)
+	}
 	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +112,15 @@ func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
 	var ready ops.Readiness
 	ready.Set(true)
 	o.api.Heartbeat = 100 * time.Millisecond
+	if o.insecure {
+		o.api.Insecure = true
+	} else if o.api.Auth == nil {
+		v, err := identity.New(t.Context(), identity.Config{Issuer: identity.DevIssuerName, Audience: identity.DevAudience, Keys: []identity.StaticKey{e.minter.Public()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.api.Auth = v
+	}
 	done := make(chan struct{})
 	h, err := api.New(o.api, svc, tracker, log, &ready, reg, done)
 	if err != nil {
@@ -104,11 +134,65 @@ func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
 	return hs
 }
 
+// token signs a player's token; a player id no token may carry (it fails
+// the contract) gets a server token, so the frontend's own validation is
+// what answers.
+func (e *env) token(t *testing.T, player string) string {
+	t.Helper()
+	var tok string
+	var err error
+	if player == "" || identity.CheckPlayerID(player) != nil {
+		tok, err = e.minter.Server("test-backend", "")
+	} else {
+		tok, err = e.minter.Player(player)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// bearer is the Authorization header of player.
+func (e *env) bearer(t *testing.T, player string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + e.token(t, player)}
+}
+
+// callerOf picks who a test request speaks for when it names nobody: the
+// body's player (or the party's first), else the player that queued the
+// ticket of the path, else a game backend (server role).
+func (e *env) callerOf(path, body string) string {
+	var b struct {
+		PlayerID string   `json:"player_id"`
+		Party    []string `json:"party"`
+	}
+	if json.Unmarshal([]byte(body), &b) == nil {
+		if b.PlayerID != "" {
+			return b.PlayerID
+		}
+		if len(b.Party) > 0 {
+			return b.Party[0]
+		}
+	}
+	if id, ok := strings.CutPrefix(path, "/v1/tickets/"); ok {
+		id, _, _ = strings.Cut(id, "/")
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.owners[id]
+	}
+	return ""
+}
+
+// do sends a request; without an Authorization header in hdr it carries
+// the token of callerOf (none with an empty Authorization).
 func (e *env) do(t *testing.T, method, path, body string, hdr map[string]string) (int, map[string]any, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), method, e.http.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.token(t, e.callerOf(path, body)))
 	for k, v := range hdr {
 		req.Header.Set(k, v)
+	}
+	if req.Header.Get("Authorization") == "" {
+		req.Header.Del("Authorization")
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -118,6 +202,13 @@ func (e *env) do(t *testing.T, method, path, body string, hdr map[string]string)
 	var out map[string]any
 	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
 		t.Fatalf("%s %s: body is not JSON: %v", method, path, err)
+	}
+	if id, ok := out["ticket_id"].(string); ok && method == http.MethodPost && path == "/v1/tickets" {
+		e.mu.Lock()
+		if _, seen := e.owners[id]; !seen {
+			e.owners[id] = e.callerOf("", body)
+		}
+		e.mu.Unlock()
 	}
 	return res.StatusCode, out, res.Header
 }
@@ -216,9 +307,11 @@ func TestIdempotencyKey(t *testing.T) {
 	if code, body := e.post(t, `{"player_id":"bob","skill":1400,"region":"us"}`, "key-1"); code != http.StatusConflict {
 		t.Fatalf("key reused for another request: %d %v", code, body)
 	}
-	// A client-chosen ticket id is idempotent too.
-	e.post(t, `{"ticket_id":"mine","player_id":"carol","skill":1300,"region":"us"}`, "")
-	if code, body := e.post(t, `{"ticket_id":"mine","player_id":"carol","skill":1300,"region":"us"}`, ""); code != 202 || body["ticket_id"] != "mine" {
+	// A client-chosen ticket id (the server role's: a game backend) is
+	// idempotent too.
+	backend := e.bearer(t, "")
+	e.do(t, http.MethodPost, "/v1/tickets", `{"ticket_id":"mine","player_id":"carol","skill":1300,"region":"us"}`, backend)
+	if code, body, _ := e.do(t, http.MethodPost, "/v1/tickets", `{"ticket_id":"mine","player_id":"carol","skill":1300,"region":"us"}`, backend); code != 202 || body["ticket_id"] != "mine" {
 		t.Fatalf("repeat with ticket_id: %d %v", code, body)
 	}
 	if n := e.queued(t); n != 2 {
@@ -361,6 +454,7 @@ func TestServerSentEventsAndResume(t *testing.T) {
 	id := body["ticket_id"].(string)
 	open := func(lastID string) (*bufio.Reader, func()) {
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.http.URL+"/v1/tickets/"+id+"/events", nil)
+		req.Header.Set("Authorization", "Bearer "+e.token(t, "alice"))
 		if lastID != "" {
 			req.Header.Set("Last-Event-ID", lastID)
 		}
@@ -395,12 +489,24 @@ func TestServerSentEventsAndResume(t *testing.T) {
 	}
 }
 
-func wsURL(e *env, path string) string { return "ws" + strings.TrimPrefix(e.http.URL, "http") + path }
+// wsURL is a WebSocket URL of e's frontend with the access_token of the
+// path's player_id parameter (a browser cannot set headers on WebSockets).
+func wsURL(t *testing.T, e *env, path string) string {
+	t.Helper()
+	u, err := url.Parse("ws" + strings.TrimPrefix(e.http.URL, "http") + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("access_token", e.token(t, q.Get("player_id")))
+	u.RawQuery = q.Encode()
+	return u.String()
+}
 
 func TestDemoWebSocketSendsOneURL(t *testing.T) {
 	t.Parallel()
 	e := start(t, options{})
-	c, _, err := websocket.DefaultDialer.Dial(wsURL(e, "/ws?region=eu&skill=1650&player_id=wsplayer"), nil)
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws?region=eu&skill=1650&player_id=wsplayer"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +537,7 @@ func TestDemoWebSocketSendsOneURL(t *testing.T) {
 func TestWebSocketClientThatLeavesHasItsTicketCancelled(t *testing.T) {
 	t.Parallel()
 	e := start(t, options{})
-	c, _, err := websocket.DefaultDialer.Dial(wsURL(e, "/ws?player_id=quitter&skill=100&region=us"), nil)
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws?player_id=quitter&skill=100&region=us"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,11 +555,11 @@ func TestWebSocketClientThatLeavesHasItsTicketCancelled(t *testing.T) {
 func TestWebSocketBadInput(t *testing.T) {
 	t.Parallel()
 	e := start(t, options{})
-	_, res, err := websocket.DefaultDialer.Dial(wsURL(e, "/ws?skill=lots"), nil)
+	_, res, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws?skill=lots"), nil)
 	if err == nil || res.StatusCode != 400 {
 		t.Fatalf("bad skill: %v %v", err, res)
 	}
-	c, _, err := websocket.DefaultDialer.Dial(wsURL(e, "/ws?region=mars"), nil)
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws?region=mars"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +578,7 @@ func TestWebSocketBadInput(t *testing.T) {
 func TestEventsWebSocket(t *testing.T) {
 	t.Parallel()
 	e := start(t, options{})
-	c, _, err := websocket.DefaultDialer.Dial(wsURL(e, "/ws/events?player_id=rich&skill=2500&region=asia"), nil)
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws/events?player_id=rich&skill=2500&region=asia"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -540,9 +646,10 @@ func TestFullRegionGets503WithASuggestion(t *testing.T) {
 	}
 }
 
+// Without identity the limit keys on the client's address.
 func TestRateLimitPerClient(t *testing.T) {
 	t.Parallel()
-	e := start(t, options{api: api.Config{RatePerSecond: 0.5, RateBurst: 2}})
+	e := start(t, options{insecure: true, api: api.Config{RatePerSecond: 0.5, RateBurst: 2}})
 	for i := range 2 {
 		if code, _ := e.post(t, `{"player_id":"p`+string(rune('0'+i))+`","skill":1650,"region":"eu"}`, ""); code != 202 {
 			t.Fatalf("request %d: %d", i, code)
@@ -654,6 +761,7 @@ func TestServerSentEventsDescribeTheTicket(t *testing.T) {
 func openEvents(t *testing.T, e *env, id string) (r *bufio.Reader, closeIt func()) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.http.URL+"/v1/tickets/"+id+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+e.token(t, e.callerOf("/v1/tickets/"+id, "")))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

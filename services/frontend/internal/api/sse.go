@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
@@ -23,8 +25,10 @@ import (
 // stream ends after the terminal status. Any frontend instance can serve
 // it: the frontend that created the ticket answers from its tracker alone;
 // another reads the current state from JetStream and then follows the
-// player's result subject.
-func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request) {
+// player's result subject. Only the ticket's players and the server role
+// may follow it (anyone else gets 404), and each client holds at most
+// MaxStreamsPerClient streams and WebSockets at once.
+func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	last := 0
@@ -41,7 +45,7 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request) {
 		view    tickets.View
 		updates <-chan events.Result
 	)
-	if wt, err := a.results.Wait(ctx, id); err == nil && wt.Origin != nil {
+	if wt, err := a.results.Wait(ctx, id); err == nil && wt.Origin != nil && (caller.Server || slices.Contains(wt.Origin.Players, caller.PlayerID)) {
 		// Created here: tracked since before its publish, so the tracker
 		// has every result of it and nothing needs reading from JetStream.
 		defer wt.Stop()
@@ -53,11 +57,16 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		var stop func()
 		var ok bool
-		if rec, view, updates, stop, ok = a.followStored(w, r, id); !ok {
+		if rec, view, updates, stop, ok = a.followStored(w, r, caller, id); !ok {
 			return
 		}
 		defer stop()
 	}
+	release, ok := a.holdStream(w, r, caller)
+	if !ok {
+		return
+	}
+	defer release()
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: "streaming unsupported"})
@@ -93,7 +102,7 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				// No longer tracked without a terminal result here (a slow
 				// subscription dropped it): the stream has the truth.
-				if v, err := a.tickets.Get(ctx, id); err == nil {
+				if v, err := a.tickets.Get(ctx, caller, id); err == nil {
 					send(v)
 				}
 				return
@@ -117,15 +126,15 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request) {
 // followStored reads a ticket's state from JetStream and follows its
 // results from now on: for a ticket created by another frontend, or one
 // this frontend no longer tracks. ok is false if it answered with an error.
-func (a *API) followStored(w http.ResponseWriter, r *http.Request, id string) (rec tickets.Record, view tickets.View, updates <-chan events.Result, stop func(), ok bool) {
+func (a *API) followStored(w http.ResponseWriter, r *http.Request, caller identity.Caller, id string) (rec tickets.Record, view tickets.View, updates <-chan events.Result, stop func(), ok bool) {
 	ctx := r.Context()
 	stop = func() {}
-	rec, err := a.tickets.Record(ctx, id)
+	rec, err := a.tickets.RecordFor(ctx, caller, id)
 	if err != nil {
 		a.writeError(w, err)
 		return rec, view, nil, stop, false
 	}
-	view, err = a.tickets.Get(ctx, id)
+	view, err = a.tickets.Get(ctx, caller, id)
 	if err != nil {
 		a.writeError(w, err)
 		return rec, view, nil, stop, false
@@ -148,7 +157,7 @@ func (a *API) followStored(w http.ResponseWriter, r *http.Request, id string) (r
 	default:
 		stop, updates = wt.Stop, wt.Results
 	}
-	if view, err = a.tickets.Get(ctx, id); err != nil {
+	if view, err = a.tickets.Get(ctx, caller, id); err != nil {
 		stop()
 		a.writeError(w, err)
 		return rec, view, nil, func() {}, false

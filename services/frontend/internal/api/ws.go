@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
 
@@ -30,8 +32,8 @@ const (
 // server's URL, then closes. A ticket that ends otherwise closes the
 // connection with a code and a reason; a client that goes away before its
 // assignment has its ticket cancelled.
-func (a *API) demoWebSocket(w http.ResponseWriter, r *http.Request) {
-	a.serveWebSocket(w, r, "ws", func(c *websocket.Conn, v tickets.View) error {
+func (a *API) demoWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
+	a.serveWebSocket(w, r, caller, "ws", func(c *websocket.Conn, v tickets.View) error {
 		if v.Status != events.StatusAssigned {
 			return nil
 		}
@@ -42,19 +44,24 @@ func (a *API) demoWebSocket(w http.ResponseWriter, r *http.Request) {
 // eventsWebSocket is /ws for richer clients: every status change arrives as
 // a JSON text message (the ticket view), the last one terminal. A client
 // may send {"type":"cancel"} to cancel its ticket.
-func (a *API) eventsWebSocket(w http.ResponseWriter, r *http.Request) {
-	a.serveWebSocket(w, r, "ws_events", func(c *websocket.Conn, v tickets.View) error {
+func (a *API) eventsWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
+	a.serveWebSocket(w, r, caller, "ws_events", func(c *websocket.Conn, v tickets.View) error {
 		data, _ := json.Marshal(v) // a View always encodes
 		return c.WriteMessage(websocket.TextMessage, data)
 	})
 }
 
-func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, kind string, emit func(*websocket.Conn, tickets.View) error) {
-	req, err := a.wsRequest(r)
+func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller, kind string, emit func(*websocket.Conn, tickets.View) error) {
+	req, err := a.wsRequest(r, caller)
 	if err != nil {
 		a.writeError(w, err)
 		return
 	}
+	release, ok := a.holdStream(w, r, caller)
+	if !ok {
+		return
+	}
+	defer release()
 	conn, err := a.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// Upgrade has answered the client with the reason already.
@@ -66,7 +73,7 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, kind string
 	defer a.met.open.WithLabelValues(kind).Dec()
 
 	ctx, _ := requestMeta(r)
-	view, err := a.tickets.Create(ctx, req, "")
+	view, err := a.tickets.Create(ctx, caller, req, "")
 	if err != nil {
 		a.met.rejections.WithLabelValues(outcome(err)).Inc()
 		code := websocket.CloseTryAgainLater
@@ -81,7 +88,7 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, kind string
 	updates, stop := waiting.Results, waiting.Stop
 	if err != nil {
 		// Already ended (an instant outcome): report what the stream says.
-		if v, gerr := a.tickets.Get(ctx, view.TicketID); gerr == nil {
+		if v, gerr := a.tickets.Get(ctx, caller, view.TicketID); gerr == nil {
 			a.finish(conn, v, emit)
 		}
 		return
@@ -116,7 +123,7 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, kind string
 	}()
 	ping := time.NewTicker(a.cfg.Heartbeat)
 	defer ping.Stop()
-	rec, err := a.tickets.Record(ctx, view.TicketID)
+	rec, err := a.tickets.RecordFor(ctx, caller, view.TicketID)
 	if err != nil {
 		a.abandon(view.TicketID, "ticket record unreadable")
 		closeWith(conn, websocket.CloseInternalServerErr, "ticket record unreadable")
@@ -126,7 +133,7 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, kind string
 		select {
 		case res, ok := <-updates:
 			if !ok {
-				if v, err := a.tickets.Get(ctx, view.TicketID); err == nil && v.Status.Terminal() {
+				if v, err := a.tickets.Get(ctx, caller, view.TicketID); err == nil && v.Status.Terminal() {
 					a.finish(conn, v, emit)
 				} else {
 					closeWith(conn, websocket.CloseTryAgainLater, "lost track of the ticket; poll GET /v1/tickets/"+view.TicketID)
@@ -143,7 +150,7 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, kind string
 				return
 			}
 		case <-cancelAsked:
-			if v, err := a.tickets.Cancel(context.WithoutCancel(ctx), view.TicketID, "cancelled by the client"); err == nil {
+			if v, err := a.tickets.Cancel(context.WithoutCancel(ctx), caller, view.TicketID, "cancelled by the client"); err == nil {
 				a.finish(conn, v, emit)
 				return
 			}
@@ -185,16 +192,24 @@ func (a *API) finish(conn *websocket.Conn, v tickets.View, emit func(*websocket.
 func (a *API) abandon(ticketID, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := a.tickets.Cancel(ctx, ticketID, reason); err != nil && !errors.Is(err, tickets.ErrAlreadyDecided) {
+	if _, err := a.tickets.Cancel(ctx, tickets.System, ticketID, reason); err != nil && !errors.Is(err, tickets.ErrAlreadyDecided) {
 		a.log.Warn("cancel abandoned ticket", "ticket_id", ticketID, "err", err)
 	}
 }
 
-// wsRequest reads a ticket request from /ws query parameters.
-func (a *API) wsRequest(r *http.Request) (tickets.Request, error) {
+// wsRequest reads a ticket request from /ws query parameters. A player
+// caller queues for themself: a player_id parameter, if given, must be
+// theirs (checked here, before the upgrade, so the refusal is a plain 403).
+func (a *API) wsRequest(r *http.Request, caller identity.Caller) (tickets.Request, error) {
 	q := r.URL.Query()
 	req := tickets.Request{PlayerID: q.Get("player_id"), Region: q.Get("region"), Mode: q.Get("mode")}
-	if req.PlayerID == "" {
+	switch {
+	case !caller.Server:
+		if req.PlayerID != "" && req.PlayerID != caller.PlayerID {
+			return req, fmt.Errorf("%w: player_id is not the caller's", tickets.ErrForbidden)
+		}
+		req.PlayerID = caller.PlayerID
+	case req.PlayerID == "":
 		var b [8]byte
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 		req.PlayerID = "ws-" + hex.EncodeToString(b[:])

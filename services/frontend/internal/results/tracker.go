@@ -52,6 +52,8 @@ type metrics struct {
 // passes through the tracker, so a waiter needs nothing from JetStream.
 type Origin struct {
 	Region, Tier, Mode string
+	// Players are the ticket's players, who may follow it.
+	Players []string
 }
 
 // ticket is a tracked ticket. Only Run touches it.

@@ -23,14 +23,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
 
 // Errors callers branch on.
 var (
+	// ErrNotFound: no such ticket, or one the caller may not see (the two
+	// are told apart by nobody, so a ticket id reveals nothing).
 	ErrNotFound         = errors.New("ticket not found")
 	ErrIdempotencyReuse = errors.New("idempotency key was used for a different request")
 	ErrAlreadyDecided   = errors.New("ticket already has an outcome")
+	// ErrForbidden: a player asked for a ticket of players they are not.
+	ErrForbidden = errors.New("a player may queue only for themself or a party they are in")
 )
 
 // Request is what a client asks for.
@@ -44,13 +49,25 @@ type Request struct {
 	LatenciesMS map[string]int `json:"latencies_ms,omitempty"`
 }
 
-// Record is what the tickets bucket keeps per ticket.
+// Record is what the tickets bucket keeps per ticket. Its owners are the
+// ticket's players (Ticket.Players): they, and the server role, may read,
+// follow and cancel it.
 type Record struct {
 	Ticket      events.Ticket `json:"ticket"`
 	Region      string        `json:"region"`
 	Tier        string        `json:"tier"`
 	RequestHash string        `json:"request_hash"`
 }
+
+// OwnedBy reports whether c may read, follow and cancel the ticket: one of
+// its players, or the server role.
+func (r Record) OwnedBy(c identity.Caller) bool {
+	return c.Server || c.PlayerID != "" && slices.Contains(r.Ticket.Players(), c.PlayerID)
+}
+
+// System is the caller the frontend acts as for itself (expiry, a
+// WebSocket client that left): the server role.
+var System = identity.Caller{Server: true, Subject: "frontend"}
 
 // View is a ticket as a client sees it.
 type View struct {
@@ -102,8 +119,11 @@ type Service struct {
 	kv      jetstream.KeyValue
 	results jetstream.Stream
 	claims  *events.Claims
+	players *events.Players
 	subj    events.Subjects
 	pub     *events.Publisher
+	// told tells the players of a ticket this frontend superseded.
+	told    events.SupersededFunc
 	tracker Tracker
 	admit   Admission
 	log     *slog.Logger
@@ -124,12 +144,18 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 	if err != nil {
 		return nil, err
 	}
+	players, err := events.NewPlayers(ctx, js, subj, claims)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.MaxPartySize <= 0 {
 		cfg.MaxPartySize = events.MaxPartySize
 	}
+	pub := events.NewPublisher(js, subj)
 	return &Service{
-		cfg: cfg, js: js, kv: kv, results: results, claims: claims, subj: subj,
-		pub: events.NewPublisher(js, subj), tracker: tracker, admit: admit, log: log, now: time.Now,
+		cfg: cfg, js: js, kv: kv, results: results, claims: claims, players: players, subj: subj,
+		pub: pub, tracker: tracker, admit: admit, log: log, now: time.Now,
+		told: pub.TellSuperseded(cfg.Regions, func(err error) { log.Warn("cancel notice not sent; matchers will find the claim", "err", err) }),
 	}, nil
 }
 
@@ -139,7 +165,18 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 // publish is repeated too, which JetStream's duplicate window stores once,
 // so a request whose first attempt died between the record and the publish
 // still gets its ticket queued.
-func (s *Service) Create(ctx context.Context, req Request, idempotencyKey string) (View, error) {
+//
+// Who may ask for what: a player caller queues for themself (a request
+// naming no player gets the caller's id) or a party they are in, and may
+// not choose the ticket id (a chosen id names a ticket for everyone, so a
+// player who guessed or saw one could otherwise replay it); the server
+// role may do all of it. An idempotency key is scoped to its caller: the
+// ticket id is a hash of the caller and the key, so the same key from
+// another caller names another ticket.
+func (s *Service) Create(ctx context.Context, caller identity.Caller, req Request, idempotencyKey string) (View, error) {
+	if err := authorize(caller, &req); err != nil {
+		return View{}, err
+	}
 	t, region, tier, err := s.build(req)
 	if err != nil {
 		return View{}, err
@@ -148,7 +185,7 @@ func (s *Service) Create(ctx context.Context, req Request, idempotencyKey string
 	switch {
 	case t.TicketID != "":
 	case idempotencyKey != "":
-		t.TicketID = "i" + hashHex(idempotencyKey)
+		t.TicketID = "i" + hashHex(caller.Key()+"\x00"+idempotencyKey)
 	default:
 		t.TicketID = newTicketID()
 	}
@@ -161,7 +198,7 @@ func (s *Service) Create(ctx context.Context, req Request, idempotencyKey string
 			if err := s.republish(ctx, old); err != nil {
 				return View{}, err
 			}
-			return s.Get(ctx, old.Ticket.TicketID)
+			return s.view(ctx, old)
 		} else if !errors.Is(err, ErrNotFound) {
 			return View{}, err
 		}
@@ -180,7 +217,7 @@ func (s *Service) Create(ctx context.Context, req Request, idempotencyKey string
 		_, err := s.kv.Put(ctx, t.TicketID, data)
 		stored <- err
 	}()
-	if err := s.tracker.Track(ctx, t.TicketID, t.Players()[0], t.CreatedAt, &results.Origin{Region: region, Tier: tier, Mode: t.Mode}); err != nil {
+	if err := s.tracker.Track(ctx, t.TicketID, t.Players()[0], t.CreatedAt, &results.Origin{Region: region, Tier: tier, Mode: t.Mode, Players: t.Players()}); err != nil {
 		<-stored
 		return View{}, err
 	}
@@ -192,7 +229,50 @@ func (s *Service) Create(ctx context.Context, req Request, idempotencyKey string
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
 		return View{}, fmt.Errorf("queue ticket %s: %w", t.TicketID, err)
 	}
+	if err := s.take(ctx, rec); err != nil {
+		// Queued, and its shard's owner takes it in all the same; the
+		// client may retry with the same key to hear it was taken.
+		return View{}, err
+	}
 	return ViewOf(rec, nil), nil
+}
+
+// take makes a queued ticket its players' live ticket before the client
+// hears 202, superseding (and telling) any older ticket of theirs still
+// waiting, whatever region or path it came by (events.Players). So from
+// the 202 on, an older ticket of the player can never be matched; the
+// matcher's own take of this ticket finds it live and changes nothing.
+// Over NATS there is no such moment: a ticket published there supersedes
+// when its shard's owner takes it in.
+func (s *Service) take(ctx context.Context, rec Record) error {
+	_, err := s.players.Take(ctx, events.LiveTicket{
+		TicketID: rec.Ticket.TicketID, Players: rec.Ticket.Players(), Region: rec.Region, Tier: rec.Tier,
+		Mode: rec.Ticket.Mode, CreatedAt: rec.Ticket.CreatedAt,
+	}, s.told)
+	if err != nil {
+		return fmt.Errorf("take ticket %s: %w", rec.Ticket.TicketID, err)
+	}
+	return nil
+}
+
+// authorize checks a request against its caller, filling in a player
+// caller's own id when the request names nobody.
+func authorize(c identity.Caller, req *Request) error {
+	if c.Server {
+		return nil
+	}
+	if req.TicketID != "" {
+		return &events.ValidationError{Kind: "request", Fields: []events.FieldError{{Field: "ticket_id", Reason: "only a server credential may choose a ticket id; use an Idempotency-Key"}}}
+	}
+	switch {
+	case req.PlayerID == "" && req.Party == nil:
+		req.PlayerID = c.PlayerID
+	case req.PlayerID != "" && req.PlayerID != c.PlayerID:
+		return fmt.Errorf("%w: player_id is not the caller's", ErrForbidden)
+	case req.Party != nil && !slices.Contains(req.Party, c.PlayerID):
+		return fmt.Errorf("%w: the caller is not in the party", ErrForbidden)
+	}
+	return nil
 }
 
 // republish makes sure a repeated request's ticket is queued: unless it has
@@ -209,7 +289,7 @@ func (s *Service) republish(ctx context.Context, rec Record) error {
 	if _, err := s.pub.Ticket(ctx, rec.Region, rec.Tier, rec.Ticket); err != nil {
 		return fmt.Errorf("queue ticket %s: %w", rec.Ticket.TicketID, err)
 	}
-	return nil
+	return s.take(ctx, rec)
 }
 
 // build turns a request into a ticket by the contract's rules.
@@ -260,65 +340,126 @@ func (s *Service) build(req Request) (events.Ticket, string, string, error) {
 	return t, req.Region, tier, nil
 }
 
-// Get reports where a ticket stands: its players' latest result for it in
-// the RESULTS stream.
-func (s *Service) Get(ctx context.Context, ticketID string) (View, error) {
-	rec, err := s.Record(ctx, ticketID)
+// Get reports where a ticket stands, for a caller that owns it (anyone
+// else gets ErrNotFound, as for an unknown id).
+func (s *Service) Get(ctx context.Context, caller identity.Caller, ticketID string) (View, error) {
+	rec, err := s.RecordFor(ctx, caller, ticketID)
 	if err != nil {
 		return View{}, err
 	}
-	r, err := s.lastResult(ctx, rec)
+	return s.view(ctx, rec)
+}
+
+// view is a record with its outcome so far.
+func (s *Service) view(ctx context.Context, rec Record) (View, error) {
+	r, err := s.outcome(ctx, rec)
 	if err != nil {
 		return View{}, err
 	}
 	return ViewOf(rec, r), nil
 }
 
-// lastResult is the newest result of the ticket's first player, if it is
-// about this ticket.
-func (s *Service) lastResult(ctx context.Context, rec Record) (*events.Result, error) {
-	raw, err := s.results.GetLastMsgForSubject(ctx, s.subj.Result(rec.Ticket.Players()[0]))
+// outcome is the most advanced result of a ticket, read from JetStream.
+// Usually it is the newest result on its first player's subject. When
+// that one is about another ticket of the player (a newer one), the
+// ticket's claim says whether it has an outcome at all, and the player's
+// stored results (RESULTS keeps the last few per player) are read one by
+// one with a subject-filtered get for the ticket's own; if they are gone
+// too, the claim alone says what became of it.
+func (s *Service) outcome(ctx context.Context, rec Record) (*events.Result, error) {
+	id := rec.Ticket.TicketID
+	subject := s.subj.Result(rec.Ticket.Players()[0])
+	raw, err := s.results.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
+		raw, err = nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("result of ticket %s: %w", rec.Ticket.TicketID, err)
+		return nil, fmt.Errorf("result of ticket %s: %w", id, err)
 	}
-	r, err := events.DecodeResult(raw.Data)
-	if err != nil || r.TicketID != rec.Ticket.TicketID {
-		// Unreadable, or another ticket of the player: this ticket has no
-		// outcome on record.
-		return nil, nil
+	if raw != nil {
+		if r, err := events.DecodeResult(raw.Data); err == nil && r.TicketID == id {
+			return &r, nil
+		}
 	}
-	return &r, nil
+	owner, err := s.claims.Owner(ctx, id)
+	if err != nil || owner == "" {
+		return nil, err // no claim: it is still queued
+	}
+	var best *events.Result
+	for seq := uint64(1); raw != nil; {
+		m, err := s.results.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("results of ticket %s: %w", id, err)
+		}
+		if r, err := events.DecodeResult(m.Data); err == nil && r.TicketID == id && (best == nil || results.Rank(r.Status) >= results.Rank(best.Status)) {
+			best = &r
+		}
+		if m.Sequence >= raw.Sequence {
+			break // the newest, read above
+		}
+		seq = m.Sequence + 1
+	}
+	if best != nil {
+		return best, nil
+	}
+	return claimed(id, rec.Ticket.Players()[0], owner), nil
 }
 
-// Cancel ends a ticket that has no outcome yet. Cancelling a cancelled
-// ticket answers as the first cancel did; a ticket with another outcome
-// (matched, assigned, expired) gives ErrAlreadyDecided and its view.
-func (s *Service) Cancel(ctx context.Context, ticketID, reason string) (View, error) {
-	return s.end(ctx, ticketID, events.OwnerCancelled, events.StatusCancelled, reason)
+// claimed is the result a claim implies, for a ticket whose results are no
+// longer (or not yet) in the stream.
+func claimed(ticketID, player, owner string) *events.Result {
+	r := &events.Result{TicketID: ticketID, PlayerID: player}
+	switch owner {
+	case events.OwnerCancelled:
+		r.Status, r.Reason = events.StatusCancelled, "cancelled"
+	case events.OwnerSuperseded:
+		r.Status, r.Reason = events.StatusCancelled, "superseded by a newer ticket of the player"
+	case events.OwnerExpired:
+		r.Status, r.Reason = events.StatusExpired, "no match within the maximum wait"
+	case events.OwnerFailed:
+		r.Status, r.Reason = events.StatusFailed, "failed"
+	default:
+		r.Status = events.StatusMatched
+		r.MatchID, _ = events.OwnerMatchID(owner)
+	}
+	return r
+}
+
+// Cancel ends a ticket that has no outcome yet, for a caller that owns it
+// (anyone else gets ErrNotFound). Cancelling a cancelled ticket answers as
+// the first cancel did; a ticket with another outcome (matched, assigned,
+// expired) gives ErrAlreadyDecided and its view.
+func (s *Service) Cancel(ctx context.Context, caller identity.Caller, ticketID, reason string) (View, error) {
+	rec, err := s.RecordFor(ctx, caller, ticketID)
+	if err != nil {
+		return View{}, err
+	}
+	return s.end(ctx, rec, events.OwnerCancelled, events.StatusCancelled, reason)
 }
 
 // Expire ends a ticket that waited past the frontend's maximum; it is the
 // results tracker's Expirer.
 func (s *Service) Expire(ctx context.Context, ticketID string) {
-	if _, err := s.end(ctx, ticketID, events.OwnerExpired, events.StatusExpired, "no match within the frontend's maximum wait"); err != nil && !errors.Is(err, ErrAlreadyDecided) {
+	rec, err := s.Record(ctx, ticketID)
+	if err == nil {
+		_, err = s.end(ctx, rec, events.OwnerExpired, events.StatusExpired, "no match within the frontend's maximum wait")
+	}
+	if err != nil && !errors.Is(err, ErrAlreadyDecided) {
 		s.log.Error("expire ticket", "ticket_id", ticketID, "err", err)
 	}
 }
 
-func (s *Service) end(ctx context.Context, ticketID, owner string, status events.Status, reason string) (View, error) {
-	rec, err := s.Record(ctx, ticketID)
-	if err != nil {
-		return View{}, err
-	}
+func (s *Service) end(ctx context.Context, rec Record, owner string, status events.Status, reason string) (View, error) {
+	ticketID := rec.Ticket.TicketID
 	won, cur, err := s.claims.Claim(ctx, ticketID, owner)
 	if err != nil {
 		return View{}, err
 	}
 	if !won {
-		v, gerr := s.Get(ctx, ticketID)
+		v, gerr := s.view(ctx, rec)
 		if gerr != nil {
 			return View{}, gerr
 		}
@@ -354,7 +495,20 @@ func (s *Service) end(ctx context.Context, ticketID, owner string, status events
 	return ViewOf(rec, &res), nil
 }
 
-// Record returns the stored record of a ticket.
+// RecordFor returns the stored record of a ticket the caller owns;
+// ErrNotFound for one it does not.
+func (s *Service) RecordFor(ctx context.Context, caller identity.Caller, ticketID string) (Record, error) {
+	rec, err := s.Record(ctx, ticketID)
+	if err != nil {
+		return Record{}, err
+	}
+	if !rec.OwnedBy(caller) {
+		return Record{}, ErrNotFound
+	}
+	return rec, nil
+}
+
+// Record returns the stored record of a ticket, whoever asks.
 func (s *Service) Record(ctx context.Context, ticketID string) (Record, error) {
 	if ticketID == "" || len(ticketID) > 64 {
 		return Record{}, ErrNotFound

@@ -26,7 +26,7 @@ import (
 func startAgones(t *testing.T, cfg Config) (*Server, *httptest.Server, *sdktest.Server) {
 	t.Helper()
 	fake := sdktest.New(t, sdktest.Options{Counters: map[string]int64{agones.CounterRooms: 10}, Lists: map[string]int64{agones.ListPlayers: 20}})
-	cfg.JoinSecret = secret
+	cfg.JoinKeys = keys
 	cfg.SDK = sdk.New(fake.URL)
 	cfg.HealthEvery = 50 * time.Millisecond
 	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -211,7 +211,7 @@ func TestAgonesWaitsForALateSidecar(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there until the "sidecar" starts
-	s, err := New(Config{JoinSecret: secret, SDK: sdk.New("http://" + addr), HealthEvery: 50 * time.Millisecond},
+	s, err := New(Config{JoinKeys: keys, SDK: sdk.New("http://" + addr), HealthEvery: 50 * time.Millisecond},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 )
 
 // BenchmarkRoomMemory opens 10,000 rooms with no players on one server and
@@ -15,7 +17,7 @@ import (
 // players' connections (load rooms measures those, from another process).
 func BenchmarkRoomMemory(b *testing.B) {
 	for range b.N {
-		s, err := New(Config{JoinSecret: []byte("bench-secret-0123456789"), MaxRooms: 20000, IdleTimeout: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		s, err := New(Config{JoinKeys: jointoken.NewKeys(), MaxRooms: 20000, IdleTimeout: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			b.Fatal(err)
 		}

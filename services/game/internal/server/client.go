@@ -15,7 +15,9 @@ const (
 )
 
 // client is one player's connection. Its send channel is closed only by the
-// room goroutine; writeLoop then closes the connection.
+// goroutine of the room that received its join, exactly once (see room);
+// writeLoop then closes the connection. A connection no room received
+// (the room ended first) is answered with refuse and never uses send.
 type client struct {
 	player string
 	// resume is the resume key the client came back with, if any.
@@ -83,10 +85,21 @@ func (c *client) readLoop(rm *room) {
 	}
 }
 
-// fail tells a client why it cannot play and closes its connection.
+// fail tells a client why it cannot play and closes its send channel. Only
+// the room goroutine calls it, on a join it refuses: send is still empty
+// then, so the message never blocks.
 func (c *client) fail(reason string) {
 	c.send <- encode(message{Type: "error", Error: reason})
 	close(c.send)
+}
+
+// refuse tells a connection that no room received why it cannot play, on
+// the socket itself, and closes it.
+func (c *client) refuse(reason string) {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(writeWait))
+	_ = c.conn.WriteMessage(websocket.TextMessage, encode(message{Type: "error", Error: reason}))
+	_ = c.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	_ = c.conn.Close()
 }
 
 // clientEvent turns one WebSocket message of c into the room's event: a

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -28,7 +29,20 @@ type event struct {
 	msgType string
 }
 
+// Outcomes of a room besides those of the game (won, forfeit, idle,
+// abandoned, shutdown).
+const outcomePanic = "panic"
+
 // room is one match. Only run touches its fields after newRoom.
+//
+// Channel ownership: the room goroutine is the only one that closes a
+// client's send channel once the room has received that client's join, and
+// it closes each exactly once, when it refuses the connection (fail), lets
+// it go (the player left, or came back on a new connection) or ends. The
+// room pushes only to the connections in clients, and a connection leaves
+// clients in the same step that closes its channel, so the room never
+// writes to a channel it closed. A refused or replaced connection keeps its
+// read loop until its socket closes; its events are dropped (handle).
 type room struct {
 	id string
 	// players are the only players admitted, when the match was allocated
@@ -47,7 +61,8 @@ type room struct {
 	order   []string // players in order of first join
 	game    *rps.Game
 	grace   map[string]*time.Timer
-	expired chan string // players whose grace ran out
+	expired chan string                 // players whose grace ran out
+	onEvent func(room string, ev event) // Server.onEvent
 }
 
 func newRoom(id string, players []string, cfg Config, log *slog.Logger) *room {
@@ -75,9 +90,18 @@ func (r *room) send(ev event) bool {
 }
 
 // run plays the room until it ends and says how: won, forfeit, idle,
-// abandoned (nobody played) or shutdown.
-func (r *room) run() string {
+// abandoned (nobody played), shutdown, or panic (a bug in the room's code:
+// that room ends, its players are told, the server and its other rooms go
+// on).
+func (r *room) run() (outcome string) {
 	defer close(r.done)
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("room failed; ending it", "panic", v, "stack", string(debug.Stack()))
+			r.abort("the room failed (internal error)")
+			outcome = outcomePanic
+		}
+	}()
 	idle := time.NewTimer(r.cfg.IdleTimeout)
 	defer idle.Stop()
 	r.log.Info("room opened", "allocated_players", r.players)
@@ -129,7 +153,15 @@ func (r *room) run() string {
 
 // handle applies one event; true means the room is done.
 func (r *room) handle(ev event) bool {
+	if r.onEvent != nil {
+		r.onEvent(r.id, ev)
+	}
 	c := ev.client
+	if ev.kind != evJoin && r.clients[c.player] != c {
+		// A connection this room refused or replaced: its send channel is
+		// closed, and nothing it says counts.
+		return false
+	}
 	switch ev.kind {
 	case evJoin:
 		if key, seated := r.seats[c.player]; seated && subtle.ConstantTimeCompare([]byte(c.resume), []byte(key)) != 1 {
@@ -137,7 +169,7 @@ func (r *room) handle(ev event) bool {
 			return false
 		}
 		if old, ok := r.clients[c.player]; ok {
-			close(old.send) // the same player on a new connection wins
+			r.hangUp(old) // the same player on a new connection wins
 		} else if len(r.order) == 2 && !slices.Contains(r.order, c.player) {
 			c.fail("room is full")
 			return false
@@ -165,11 +197,7 @@ func (r *room) handle(ev event) bool {
 			r.push(c, message{Type: "waiting"})
 		}
 	case evLeave:
-		if r.clients[c.player] != c {
-			return false // an old connection of a player who came back
-		}
-		delete(r.clients, c.player)
-		close(c.send)
+		r.hangUp(c)
 		if r.game == nil {
 			return false // a waiting player may come back until the room idles out
 		}
@@ -238,14 +266,35 @@ func (r *room) broadcast(m message) {
 	}
 }
 
+// hangUp lets c go: out of clients, then its send channel closed, so that
+// no later push can reach the closed channel, even after a panic between
+// the two.
+func (r *room) hangUp(c *client) {
+	delete(r.clients, c.player)
+	close(c.send)
+}
+
 // close ends every connection and timer of the room.
 func (r *room) close() {
 	for _, c := range r.clients {
-		close(c.send)
+		r.hangUp(c)
 	}
-	r.clients = nil
 	for _, t := range r.grace {
 		t.Stop()
 	}
 	r.log.Info("room closed")
+}
+
+// abort ends a room whose code panicked: its players are told why and
+// disconnected. The room's state may be half-updated, so abort touches only
+// what close needs; a second panic here is logged, not raised, so that one
+// room's bug never ends the process.
+func (r *room) abort(reason string) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("ending a failed room failed", "panic", v)
+		}
+	}()
+	r.broadcast(message{Type: "over", Reason: reason})
+	r.close()
 }

@@ -32,10 +32,19 @@ import (
 //go:embed page/*
 var page embed.FS
 
+// Verifier checks a join token (*jointoken.Keys: the public keys whose
+// private keys the allocator signs with).
+type Verifier interface {
+	Verify(token string, now time.Time) (jointoken.Claims, error)
+}
+
+var _ Verifier = (*jointoken.Keys)(nil)
+
 // Config of the game server.
 type Config struct {
-	// JoinSecret verifies join tokens; the allocator holds the same.
-	JoinSecret []byte
+	// JoinKeys verifies join tokens (required). The game server holds only
+	// public keys: it can check a token, never make one.
+	JoinKeys Verifier
 	// BestOf rounds decide a game (odd).
 	BestOf int
 	// ReconnectGrace is how long a player who dropped may come back before
@@ -97,13 +106,18 @@ type Server struct {
 	rooms    map[string]*room
 	ended    map[string]time.Time // rooms that finished, and when; their tokens no longer admit
 	wg       sync.WaitGroup
+
+	// onEvent, when set (tests only, before the first join), sees every
+	// event a room handles, in the room's goroutine: a test injects a
+	// panic into one room with it.
+	onEvent func(room string, ev event)
 }
 
 // New returns a game server.
 func New(cfg Config, log *slog.Logger) (*Server, error) {
 	cfg.setDefaults()
-	if len(cfg.JoinSecret) < jointoken.MinSecretBytes {
-		return nil, fmt.Errorf("join secret is %d bytes, at least %d needed", len(cfg.JoinSecret), jointoken.MinSecretBytes)
+	if cfg.JoinKeys == nil {
+		return nil, errors.New("no join token keys")
 	}
 	sub, err := fs.Sub(page, "page")
 	if err != nil {
@@ -113,11 +127,14 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	met := metrics{
 		rooms: prometheus.NewGauge(prometheus.GaugeOpts{Name: "quickmatch_game_rooms", Help: "Rooms open now."}),
 		games: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "quickmatch_game_rooms_ended_total", Help: "Rooms ended, by how: won, forfeit, idle, abandoned, shutdown.",
+			Name: "quickmatch_game_rooms_ended_total", Help: "Rooms ended, by how: won, forfeit, idle, abandoned, shutdown, panic.",
 		}, []string{"outcome"}),
 		players: prometheus.NewGauge(prometheus.GaugeOpts{Name: "quickmatch_game_players_connected", Help: "Players connected now."}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quickmatch_game_room_panics_total", Help: "Rooms ended by a panic in their own code (a bug; the log has the stack); the server and its other rooms went on.",
+		}),
 	}
-	reg.MustRegister(met.rooms, met.games, met.players, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(met.rooms, met.games, met.players, met.panics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Server{
 		cfg: cfg, log: log, pageFS: sub, now: time.Now, reg: reg, met: met,
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
@@ -155,6 +172,7 @@ type metrics struct {
 	rooms   prometheus.Gauge
 	games   *prometheus.CounterVec
 	players prometheus.Gauge
+	panics  prometheus.Counter
 }
 
 // Status is what /status reports: the allocator's local backend reads it
@@ -173,7 +191,7 @@ func (s *Server) Status() Status {
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	roomID, token := r.URL.Query().Get("room"), r.URL.Query().Get("token")
-	claims, err := jointoken.Verify(s.cfg.JoinSecret, token, s.now())
+	claims, err := s.cfg.JoinKeys.Verify(token, s.now())
 	switch {
 	case err != nil:
 		http.Error(w, "join refused: "+err.Error(), http.StatusForbidden)
@@ -207,11 +225,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c := newClient(claims.PlayerID, r.URL.Query().Get("resume"), conn)
 	s.met.players.Inc()
 	defer s.met.players.Dec()
-	go c.writeLoop()
 	if !rm.send(event{kind: evJoin, client: c}) {
-		c.fail("room has ended")
+		c.refuse("room has ended")
 		return
 	}
+	// The room has received c's join: from now on it alone closes c.send
+	// (it may have already, refusing c), and writeLoop drains what it
+	// queued there before the close.
+	go c.writeLoop()
 	c.readLoop(rm)
 }
 
@@ -262,12 +283,16 @@ func (s *Server) open(id string, players []string) (*room, error) {
 		return nil, errFull
 	}
 	rm := newRoom(id, players, s.cfg, s.log.With("room", id))
+	rm.onEvent = s.onEvent
 	s.rooms[id] = rm
 	s.met.rooms.Inc()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		outcome := rm.run()
+		if outcome == outcomePanic {
+			s.met.panics.Inc()
+		}
 		s.met.games.WithLabelValues(outcome).Inc()
 		s.met.rooms.Dec()
 		if s.cfg.SDK != nil && players != nil {

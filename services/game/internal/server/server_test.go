@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -16,11 +17,15 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 )
 
-var secret = []byte("game-test-secret-0123")
+// The allocator's signing key in these tests, and the game server's keys.
+var (
+	signer, _ = jointoken.NewSigner(ed25519.NewKeyFromSeed([]byte("game-test-key-0123456789abcdefgh")))
+	keys      = jointoken.NewKeys(ed25519.NewKeyFromSeed([]byte("game-test-key-0123456789abcdefgh")).Public().(ed25519.PublicKey))
+)
 
 func startServer(t *testing.T, cfg Config) (*Server, *httptest.Server) {
 	t.Helper()
-	cfg.JoinSecret = secret
+	cfg.JoinKeys = keys
 	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +37,7 @@ func startServer(t *testing.T, cfg Config) (*Server, *httptest.Server) {
 
 func token(t *testing.T, match, player string, ttl time.Duration) string {
 	t.Helper()
-	tok, err := jointoken.Sign(secret, jointoken.Claims{MatchID: match, PlayerID: player, Expires: time.Now().Add(ttl)})
+	tok, err := signer.Sign(jointoken.Claims{MatchID: match, PlayerID: player, Expires: time.Now().Add(ttl)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +139,8 @@ func TestFullGame(t *testing.T) {
 func TestJoinRefusals(t *testing.T) {
 	t.Parallel()
 	_, hs := startServer(t, Config{})
-	other, _ := jointoken.Sign([]byte("another-secret-0123456"), jointoken.Claims{MatchID: "m1", PlayerID: "eve", Expires: time.Now().Add(time.Minute)})
+	otherKey, _ := jointoken.NewSigner(ed25519.NewKeyFromSeed([]byte("another-key-0123456789abcdefghij")))
+	other, _ := otherKey.Sign(jointoken.Claims{MatchID: "m1", PlayerID: "eve", Expires: time.Now().Add(time.Minute)})
 	tests := []struct {
 		name, room, token string
 	}{

@@ -57,7 +57,7 @@ func (e *env) startWorker(t *testing.T, cfg Config) *worker {
 	if cfg.StraySweep == 0 {
 		cfg.StraySweep = 100 * time.Millisecond
 	}
-	w, err := New(cfg, js, e.subj, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	w, err := New(cfg, js, e.subj, slog.New(slog.NewTextHandler(testLog(), nil)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,4 +487,11 @@ func TestMatchLeftByADeadMatcherIsPublished(t *testing.T) {
 			}
 		}
 	}
+}
+
+func testLog() io.Writer {
+	if os.Getenv("MATCHER_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
 }

@@ -46,6 +46,14 @@ type runner struct {
 	committed  chan commitOutcome
 	committing int
 
+	// admitting are the tickets being taken as their players' live
+	// ticket (events.Players: a few round trips, off this goroutine),
+	// by id; admitted receives each outcome, and admissions counts those
+	// the runner has not taken back yet (at most maxAdmitting).
+	admitting  map[string]*pool.Entry
+	admitted   chan admission
+	admissions int
+
 	inbox   chan jetstream.Msg
 	cancels chan string
 	stopC   chan struct{}
@@ -61,6 +69,20 @@ type pendingMatch struct {
 	match   events.Match
 	entries []*pool.Entry
 }
+
+// admission is what taking a ticket as its players' live ticket found.
+type admission struct {
+	p     *pool.Pool
+	e     *pool.Entry
+	taken events.Taken
+	err   error
+	// refused: the ticket's id is bound to other players; it was
+	// dead-lettered and is terminated.
+	refused bool
+}
+
+// maxAdmitting bounds the tickets of one shard being taken in at once.
+const maxAdmitting = 256
 
 // maxInFlight bounds the matches of one shard being committed at once. A
 // commit is a few JetStream round trips (record, claims, results, match);
@@ -90,6 +112,7 @@ func newRunner(w *Worker, s events.Shard) *runner {
 		w: w, shard: s, log: w.log.With("shard", s.String()), pools: map[string]*pool.Pool{}, cancelled: map[string]time.Time{},
 		inbox: make(chan jetstream.Msg, 512), cancels: make(chan string, 256),
 		inflight: map[string]uint64{}, committed: make(chan commitOutcome, maxInFlight),
+		admitting: map[string]*pool.Entry{}, admitted: make(chan admission, maxAdmitting),
 		stopC: make(chan struct{}), done: make(chan struct{}),
 	}
 	for name, m := range w.modes {
@@ -131,6 +154,9 @@ func (r *runner) run(ctx context.Context) {
 				cc.Stop()
 				<-cc.Closed()
 			}
+			for r.admissions > 0 {
+				r.settleAdmission(ctx, <-r.admitted, false)
+			}
 			for r.committing > 0 {
 				r.settle(ctx, <-r.committed, false)
 			}
@@ -138,6 +164,8 @@ func (r *runner) run(ctx context.Context) {
 			return
 		case o := <-r.committed:
 			r.settle(ctx, o, true)
+		case a := <-r.admitted:
+			r.settleAdmission(ctx, a, true)
 		case msg := <-r.inbox:
 			r.add(ctx, msg)
 		case id := <-r.cancels:
@@ -269,6 +297,14 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		}
 		return // a redelivery of a ticket in a match being committed, which acks it
 	}
+	if e, admitting := r.admitting[t.TicketID]; admitting {
+		if e.Seq != seq {
+			r.w.nak(msg.Reply()) // as for a ticket being committed
+			return
+		}
+		e.Ack = msg.Reply() // a redelivery of the ticket being taken in
+		return
+	}
 	p := r.pools[t.Mode]
 	if e, ok := p.Get(t.TicketID); ok {
 		if e.Seq != seq {
@@ -286,25 +322,99 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 				e.Latencies = append(e.Latencies, pool.RegionLatency{Region: region, MS: ms})
 			}
 		}
-		for _, pl := range e.Players {
-			if other, ok := p.WaitingTicketOf(pl); ok && !other.Visitor {
-				// The newer ticket of a player wins: a client that asks
-				// again must not be matched twice.
-				p.Remove(other.TicketID)
-				r.end(ctx, other, events.StatusCancelled, events.OwnerSuperseded, "superseded by ticket "+t.TicketID)
-			}
-		}
 	}
 	if e.Waited(now) >= time.Duration(mode.MaxWait) {
 		r.expire(ctx, e, mode)
 		return
 	}
+	if visitor {
+		// Its home shard took it in; its claim keeps it in one match.
+		r.pool(ctx, p, e, now, true)
+		return
+	}
+	r.admit(ctx, p, e, msg, t)
+}
+
+// admit takes a ticket in as the live ticket of its players, whatever
+// shard, region or path their earlier tickets came by (events.Players):
+// the player's earlier undecided ticket is superseded, its players told
+// and every shard of its tier asked to drop it (worker.superseded). It
+// runs off the owner goroutine; the ticket is pooled when it comes back
+// live (settleAdmission). A commit checks again, after claiming, that
+// each ticket is still live (events.Players says why both are needed).
+func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jetstream.Msg, t events.Ticket) {
+	for r.admissions >= maxAdmitting {
+		r.settleAdmission(ctx, <-r.admitted, true)
+	}
+	r.admitting[e.TicketID] = e
+	r.admissions++
+	lt := events.LiveTicket{TicketID: e.TicketID, Players: e.Players, Region: r.shard.Region, Tier: r.shard.Tier,
+		Mode: p.Mode().Name, CreatedAt: time.Unix(0, e.Created).UTC()}
+	go func() {
+		tctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
+		defer cancel()
+		taken, err := r.w.players.Take(tctx, lt, r.w.superseded)
+		refused := false
+		if errors.Is(err, events.ErrTicketIDTaken) {
+			// Its id is another player's ticket's (a publisher reusing
+			// it): this is not that ticket, so it is dead-lettered
+			// without touching that ticket's claim, and its own players
+			// are told.
+			meta := events.MetaFromHeader(msg.Headers())
+			log := r.log.With("subject", msg.Subject(), "seq", e.Seq, "ticket_id", e.TicketID, "correlation_id", meta.CorrelationID)
+			cause := fieldError("ticket_id", "already the id of a ticket of other players")
+			err = r.w.deadLetter(events.WithMeta(ctx, meta), log, msg.Subject(), e.Seq, msg.Data(), t, cause, false)
+			refused = err == nil
+		}
+		r.admitted <- admission{p: p, e: e, taken: taken, err: err, refused: refused}
+	}()
+}
+
+// settleAdmission takes an admission's outcome back into the runner: the
+// tickets it superseded leave this shard's pools at once (other shards
+// hear the cancel notice), and the ticket is pooled if it is live.
+func (r *runner) settleAdmission(ctx context.Context, a admission, match bool) {
+	r.admissions--
+	e := a.e
+	delete(r.admitting, e.TicketID)
+	for _, old := range a.taken.Superseded {
+		r.dropCancelled(old.TicketID)
+	}
+	_, gone := r.cancelled[e.TicketID]
+	_, inMatch := events.OwnerMatchID(a.taken.Owner)
+	switch {
+	case a.refused:
+		r.w.term(e.Ack)
+		return
+	case a.err != nil:
+		r.log.Warn("take ticket in as its players' live ticket; will retry", "ticket_id", e.TicketID, "err", a.err)
+		r.w.nak(e.Ack)
+		return
+	case gone:
+		r.w.ack(e.Ack) // cancelled or superseded while it was taken in
+		return
+	case !a.taken.Live && !inMatch:
+		// Superseded by a newer ticket of a player (whoever did it told
+		// the players), or decided before.
+		r.w.ack(e.Ack)
+		r.log.Info("ticket not live; dropped", "ticket_id", e.TicketID, "owner", a.taken.Owner)
+		return
+	}
+	// Live, or already claimed by a match (a redelivery): a commit
+	// settles the latter as before (recoverMatch).
+	r.pool(ctx, a.p, e, r.w.now(), match)
+}
+
+// pool puts a ticket in its pool and, with match, matches around it.
+func (r *runner) pool(ctx context.Context, p *pool.Pool, e *pool.Entry, now time.Time, match bool) {
 	p.Add(e)
 	if len(e.Latencies) > 0 {
 		r.travellers = append(r.travellers, traveller{p: p, e: e})
 	}
 	r.w.met.tickets.WithLabelValues("pooled").Inc()
-	r.tryMatch(ctx, p, e, now)
+	if match {
+		r.tryMatch(ctx, p, e, now)
+	}
 }
 
 // visitor reads a ticket another shard offered (runner.offer wrote it).
@@ -407,9 +517,27 @@ func (r *runner) commit(ctx context.Context, p *pool.Pool, match events.Match, i
 	// behind the claims and publishes it (recoverMatch).
 	data, _ := json.Marshal(match) // a Match always encodes
 	_, err := r.w.matches.Put(cctx, match.MatchID, data)
-	var lost map[string]string
+	owner := events.MatchOwner(match.MatchID)
+	var lost, stale map[string]string
 	if err == nil {
-		lost, err = r.w.claims.ClaimAll(cctx, ids, events.MatchOwner(match.MatchID))
+		lost, err = r.w.claims.ClaimAll(cctx, ids, owner)
+	}
+	if err == nil && len(lost) == 0 {
+		// With every claim held: is each ticket still its players' live
+		// ticket? (events.Players says why this check, after the claims,
+		// is what keeps a superseded ticket out of every match.)
+		players := make(map[string][]string, len(match.Tickets))
+		for _, t := range match.Tickets {
+			players[t.TicketID] = t.Players
+		}
+		if stale, err = r.w.players.Stale(cctx, players); err != nil {
+			// cctx may be what ran out: give the claims back on a context
+			// of their own, or they stay the match's until recoverMatch
+			// finds them, staleClaim later.
+			rctx, rcancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
+			r.w.claims.Release(rctx, ids, owner)
+			rcancel()
+		}
 	}
 	cancel()
 	if err != nil {
@@ -417,11 +545,23 @@ func (r *runner) commit(ctx context.Context, p *pool.Pool, match events.Match, i
 		out.retry = all
 		return out
 	}
+	if len(stale) > 0 {
+		return r.dropStale(ctx, log, match, all, stale, out)
+	}
 	if len(lost) > 0 {
 		for _, e := range all {
 			if owner, gone := lost[e.TicketID]; gone {
 				if id, isMatch := events.OwnerMatchID(owner); isMatch && r.recoverMatch(ctx, id) != recovered {
 					out.retry = append(out.retry, e) // the other match is not out yet, or was undone: try again later
+					continue
+				}
+				if owner == events.OwnerSuperseded && !e.Visitor {
+					// Whoever superseded it may have died before telling its
+					// players: taken in again, Take tells them (at least
+					// once; the result's message id makes a repeat one). A
+					// visitor is not taken in: its home shard's copy is.
+					r.w.nak(e.Ack)
+					log.Info("ticket superseded; handed back to be told", "ticket_id", e.TicketID)
 					continue
 				}
 				// Decided elsewhere (cancelled, or matched by another
@@ -441,6 +581,47 @@ func (r *runner) commit(ctx context.Context, p *pool.Pool, match events.Match, i
 		return out
 	}
 	r.matched(match, all, now)
+	return out
+}
+
+// dropStale undoes a match that claimed a ticket no longer its players'
+// live ticket: that ticket's claim moves to superseded and its players are
+// told (the newer ticket's supersede found the claim taken), and the other
+// tickets' claims are given back, so they are matched again at once.
+func (r *runner) dropStale(ctx context.Context, log *slog.Logger, match events.Match, all []*pool.Entry, stale map[string]string, out commitOutcome) commitOutcome {
+	owner := events.MatchOwner(match.MatchID)
+	cctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
+	defer cancel()
+	var keep []string
+	for _, t := range match.Tickets {
+		if _, gone := stale[t.TicketID]; !gone {
+			keep = append(keep, t.TicketID)
+		}
+	}
+	r.w.claims.Release(cctx, keep, owner)
+	for i, e := range all {
+		live, gone := stale[e.TicketID]
+		if !gone {
+			out.again = append(out.again, e)
+			continue
+		}
+		superseded, err := r.w.claims.Supersede(cctx, e.TicketID, owner)
+		if err == nil && superseded {
+			t := match.Tickets[i]
+			err = r.w.superseded(cctx, events.LiveTicket{TicketID: t.TicketID, Players: t.Players, Region: r.shard.Region,
+				Tier: r.shard.Tier, Mode: match.Mode, CreatedAt: t.CreatedAt}, live)
+		}
+		if err != nil {
+			// Its message comes back; taken in again, it finds the newer
+			// ticket and is superseded then.
+			log.Error("supersede a ticket found no longer live; will retry", "ticket_id", e.TicketID, "err", err)
+			r.w.claims.Release(cctx, []string{e.TicketID}, owner)
+			r.w.nak(e.Ack)
+			continue
+		}
+		r.w.ack(e.Ack)
+		log.Info("ticket no longer its players' live ticket; match undone", "ticket_id", e.TicketID, "live", live)
+	}
 	return out
 }
 
@@ -639,8 +820,10 @@ const staleClaim = 30 * time.Second
 
 // recoverMatch settles a match found owning a ticket's claim. The matcher
 // that formed it may have died between claiming and publishing. If every
-// ticket of the match is claimed by it, the match is published (again):
-// the match id makes that idempotent for the allocator and the players. If
+// ticket of the match is claimed by it and is still its players' live
+// ticket, the match is published (again): the match id makes that
+// idempotent for the allocator and the players; if a ticket is no longer
+// live, the match is undone (undoStale) and counts as released. If
 // only some are and the match is old, it died claiming: its claims are
 // released. A match with no record (formed before records were kept, or
 // expired) counts as decided.
@@ -670,6 +853,25 @@ func (r *runner) recoverMatch(ctx context.Context, matchID string) recovery {
 		all = all && cur == owner
 	}
 	if all {
+		// The matcher that formed it may have died (or timed out) before
+		// its check that each ticket is still its players' live ticket:
+		// check as its commit would have (events.Players).
+		players := make(map[string][]string, len(m.Tickets))
+		for _, t := range m.Tickets {
+			players[t.TicketID] = t.Players
+		}
+		stale, err := r.w.players.Stale(cctx, players)
+		if err != nil {
+			return pending
+		}
+		if len(stale) > 0 {
+			if err := r.undoStale(ctx, m, stale); err != nil {
+				r.log.Error("undo a dead match holding a superseded ticket; will retry", "match_id", matchID, "err", err)
+				return pending
+			}
+			r.log.Warn("dead match holding a superseded ticket undone", "match_id", matchID)
+			return released
+		}
 		if err := r.publishMatch(ctx, m); err != nil {
 			return pending
 		}
@@ -679,7 +881,43 @@ func (r *runner) recoverMatch(ctx context.Context, matchID string) recovery {
 	if r.w.now().Sub(e.Created()) < staleClaim {
 		return pending
 	}
-	r.w.claims.Release(cctx, ids, owner)
+	rctx, rcancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout) // cctx served many round trips
+	defer rcancel()
+	r.w.claims.Release(rctx, ids, owner)
 	r.log.Warn("partial claims of a dead match released", "match_id", matchID)
 	return released
+}
+
+// undoStale undoes a match that recoverMatch found with every claim its
+// own but a ticket no longer its players' live ticket, as dropStale does
+// for a commit: the stale tickets' claims move to superseded and their
+// players are told, the other claims are given back. An error leaves the
+// rest for the next try (a superseded claim stays superseded; a ticket
+// whose players were not told is told when it comes back, by Take).
+func (r *runner) undoStale(ctx context.Context, m events.Match, stale map[string]string) error {
+	cctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
+	defer cancel()
+	owner := events.MatchOwner(m.MatchID)
+	var keep []string
+	var errs []error
+	for _, t := range m.Tickets {
+		live, gone := stale[t.TicketID]
+		if !gone {
+			keep = append(keep, t.TicketID)
+			continue
+		}
+		superseded, err := r.w.claims.Supersede(cctx, t.TicketID, owner)
+		if err == nil && superseded {
+			err = r.w.superseded(cctx, events.LiveTicket{TicketID: t.TicketID, Players: t.Players, Region: m.Region,
+				Tier: m.Tier, Mode: m.Mode, CreatedAt: t.CreatedAt}, live)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("supersede ticket %s: %w", t.TicketID, err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	r.w.claims.Release(cctx, keep, owner)
+	return nil
 }

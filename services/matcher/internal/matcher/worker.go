@@ -18,6 +18,16 @@
 // cancel subscription only hand it messages over channels. Nothing in a
 // shard is shared, so shards match in parallel without locks.
 //
+// One live ticket per player: before a shard pools a ticket it takes it
+// in as the live ticket of its players (events.Players, the players
+// bucket), which supersedes the player's earlier undecided ticket in any
+// region, tier or mode, through that ticket's claim. A ticket whose id
+// is already another ticket's, of other players (a publisher reusing an
+// id), is dead-lettered instead (events.ErrTicketIDTaken): the claim it
+// would share is the other ticket's. A pool never matches
+// one player twice either (a visitor copy may meet its player's newer
+// ticket before the notice that drops it arrives).
+//
 // Outcomes: a waiting ticket stays unacked in its shard's pool; it is acked
 // only after what ends it is stored and claimed (events.Claims): a match on
 // the allocations stream, an expiry or supersession result, a dead letter.
@@ -120,6 +130,8 @@ type metrics struct {
 	waitTime prometheus.Histogram
 	spread   prometheus.Histogram
 	shards   prometheus.Gauge
+	// strayReads counts the messages the stray sweep reads: its cost.
+	strayReads prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -144,8 +156,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		shards: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "quickmatch_matcher_owned_shards", Help: "Shards this worker owns.",
 		}),
+		strayReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quickmatch_matcher_stray_sweep_reads_total", Help: "Messages of the tickets stream read looking for stray tickets.",
+		}),
 	}
-	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards)
+	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards, m.strayReads)
 	return m
 }
 
@@ -158,6 +173,10 @@ type Worker struct {
 	subj   events.Subjects
 	pub    *events.Publisher
 	claims *events.Claims
+	// players keeps each player's one live ticket (runner.admit);
+	// tellSuperseded ends the ticket a newer one replaced.
+	players        *events.Players
+	tellSuperseded events.SupersededFunc
 	// matches keeps formed matches for recovery (see runner.recoverMatch).
 	matches jetstream.KeyValue
 	log     *slog.Logger
@@ -166,6 +185,9 @@ type Worker struct {
 
 	// shardSubjects are the ticket subjects the shards consume.
 	shardSubjects map[string]bool
+	// strayCursor is, per covering filter of stray subjects, the stream
+	// sequence its search resumes from (only the strays goroutine uses it).
+	strayCursor map[string]uint64
 
 	mu      sync.Mutex
 	runners map[events.Shard]*runner
@@ -189,7 +211,7 @@ func New(cfg Config, js jetstream.JetStream, subj events.Subjects, log *slog.Log
 	w := &Worker{
 		cfg: cfg, modes: set, js: js, nc: js.Conn(), subj: subj, log: log.With("worker", cfg.WorkerID),
 		pub: events.NewPublisher(js, subj), met: newMetrics(reg), now: time.Now,
-		runners: map[events.Shard]*runner{}, shardSubjects: map[string]bool{},
+		runners: map[events.Shard]*runner{}, shardSubjects: map[string]bool{}, strayCursor: map[string]uint64{},
 	}
 	for _, s := range w.Shards() {
 		w.shardSubjects[subj.Ticket(s.Region, s.Tier)] = true
@@ -213,6 +235,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	w.claims = claims
+	if w.players, err = events.NewPlayers(ctx, w.js, w.subj, claims); err != nil {
+		return err
+	}
+	w.tellSuperseded = w.pub.TellSuperseded(w.cfg.Regions, func(err error) {
+		w.log.Warn("the claim rules the superseded ticket out", "err", err)
+	})
 	if w.matches, err = w.js.KeyValue(ctx, w.subj.MatchesBucket()); err != nil {
 		return fmt.Errorf("matches bucket: %w", err)
 	}
@@ -273,8 +301,23 @@ func (w *Worker) routeCancel(msg *nats.Msg) {
 	}
 }
 
-// ack and nak answer a JetStream message by its reply subject: the pools
+// superseded tells the players of old that their ticket ended, superseded
+// by their ticket newer, and asks the shards of old's tier in every region
+// to drop it (events.Publisher.TellSuperseded).
+func (w *Worker) superseded(ctx context.Context, old events.LiveTicket, newer string) error {
+	if err := w.tellSuperseded(ctx, old, newer); err != nil {
+		return err
+	}
+	w.met.tickets.WithLabelValues("superseded").Inc()
+	w.log.Info("ticket superseded", "ticket_id", old.TicketID, "by", newer)
+	return nil
+}
+
+// ack, nak and term answer a JetStream message by its reply subject: the pools
 // keep that subject, not the message. A nak asks for redelivery after a
 // second, so a ticket that cannot be ended now (NATS away) does not spin.
 func (w *Worker) ack(reply string) { _ = w.nc.Publish(reply, []byte("+ACK")) }
 func (w *Worker) nak(reply string) { _ = w.nc.Publish(reply, []byte(`-NAK {"delay": 1000000000}`)) }
+
+// term ends a message for good: it is never redelivered.
+func (w *Worker) term(reply string) { _ = w.nc.Publish(reply, []byte("+TERM")) }

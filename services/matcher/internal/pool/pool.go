@@ -14,7 +14,7 @@
 // without forcing a new ticket far out of its range for long. In modes of
 // more than two players every ticket must fit the anchor, the ticket the
 // match is built around; the spread of a match is thus at most twice the
-// widest window.
+// widest window. A match never holds one player twice.
 package pool
 
 import (
@@ -73,12 +73,11 @@ type Pool struct {
 	buckets  [buckets]list
 	arrival  list
 	byTicket map[string]*Entry
-	byPlayer map[string]*Entry
 }
 
 // New returns an empty pool for mode.
 func New(mode modes.Mode) *Pool {
-	return &Pool{mode: mode, byTicket: map[string]*Entry{}, byPlayer: map[string]*Entry{}}
+	return &Pool{mode: mode, byTicket: map[string]*Entry{}}
 }
 
 // Mode is the pool's mode.
@@ -93,18 +92,13 @@ func (p *Pool) Get(ticketID string) (*Entry, bool) {
 	return e, ok
 }
 
-// WaitingTicketOf returns the ticket a player waits with, if any.
-func (p *Pool) WaitingTicketOf(playerID string) (*Entry, bool) {
-	e, ok := p.byPlayer[playerID]
-	return e, ok
-}
-
 func bucketOf(skill int) int32 {
 	return int32(min(max(skill, 0), events.MaxSkill) / BucketWidth)
 }
 
-// Add puts e in the pool. The caller has checked that neither the ticket
-// nor any of its players is waiting already, and that its party fits a team.
+// Add puts e in the pool. The caller has checked that the ticket is not
+// waiting already and that its party fits a team. A player may be on two
+// waiting tickets (see sharesPlayer).
 func (p *Pool) Add(e *Entry) {
 	e.bucket = bucketOf(e.Skill)
 	b := &p.buckets[e.bucket]
@@ -123,9 +117,6 @@ func (p *Pool) Add(e *Entry) {
 	}
 	p.arrival.tail = e
 	p.byTicket[e.TicketID] = e
-	for _, pl := range e.Players {
-		p.byPlayer[pl] = e
-	}
 }
 
 // Remove takes a ticket out of the pool.
@@ -162,11 +153,6 @@ func (p *Pool) unlink(e *Entry) {
 	}
 	e.bprev, e.bnext, e.aprev, e.anext = nil, nil, nil, nil
 	delete(p.byTicket, e.TicketID)
-	for _, pl := range e.Players {
-		if p.byPlayer[pl] == e {
-			delete(p.byPlayer, pl)
-		}
-	}
 }
 
 // Window is a ticket's skill window at now.
@@ -212,7 +198,7 @@ func (p *Pool) MatchAround(anchor *Entry, now time.Time) [][]*Entry {
 					continue
 				}
 				t := teamWithRoom(room, len(e.Players))
-				if t < 0 {
+				if t < 0 || sharesPlayer(chosen, e) {
 					continue
 				}
 				room[t] -= len(e.Players)
@@ -229,6 +215,22 @@ func (p *Pool) MatchAround(anchor *Entry, now time.Time) [][]*Entry {
 		}
 	}
 	return nil
+}
+
+// sharesPlayer reports whether e has a player of a chosen ticket. A player
+// has one live ticket (the players bucket), but a pool may still hold two
+// tickets of one player for a moment: a visitor copy of the player's
+// ticket from another region beside the newer ticket that supersedes it,
+// until the notice that drops it arrives. A match never takes both.
+func sharesPlayer(chosen []*Entry, e *Entry) bool {
+	for _, c := range chosen {
+		for _, p := range c.Players {
+			if slices.Contains(e.Players, p) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // teamWithRoom is the team with the most room that fits n players, or -1.

@@ -1,6 +1,7 @@
 package kubetest
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"io"
 	"log/slog"
@@ -134,7 +135,7 @@ func TestDuplicateRequestYieldsOneAllocation(t *testing.T) {
 	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
 		t.Fatal(err)
 	}
-	a, err := allocator.New(allocator.Config{JoinSecret: []byte("kube-test-secret-0123456")}, nc, js, subj, b, quiet)
+	a, err := allocator.New(allocator.Config{JoinKey: ed25519.NewKeyFromSeed([]byte("kube-test-join-key-0123456789abc"))}, nc, js, subj, b, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

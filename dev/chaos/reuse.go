@@ -1,0 +1,216 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// reuser is the part of the load that reuses player ids: beside the load
+// tool's one-ticket players, it queues players who ask twice, in two
+// regions, over HTTP and over NATS, the second ticket right after the
+// first was acknowledged. The checker then holds the system to one live
+// ticket per player and no player twice in one match.
+//
+// Each episode is one new player and two tickets:
+//   - HTTP in one region, then HTTP in another (through the other frontend);
+//   - NATS in one region, then HTTP in another;
+//   - HTTP in one region, then NATS in another.
+type reuser struct {
+	run     string
+	fronts  []string
+	js      jetstream.JetStream
+	token   func(player string) (string, error)
+	regions []string
+	rng     *mrand.Rand
+	hc      *http.Client
+
+	mu    sync.Mutex
+	acked []Acked
+	errs  map[string]int
+}
+
+func newReuser(run string, fronts []string, js jetstream.JetStream, token func(string) (string, error), seed uint64) *reuser {
+	return &reuser{
+		run: run, fronts: fronts, js: js, token: token, regions: []string{"eu", "us", "asia"},
+		rng: mrand.New(mrand.NewPCG(seed, 0x2e05e)), hc: &http.Client{Timeout: 5 * time.Second},
+		errs: map[string]int{},
+	}
+}
+
+// drive runs an episode every period until the context ends or until.
+func (u *reuser) drive(ctx context.Context, period time.Duration, until time.Time) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Now().After(until) {
+			return
+		}
+		u.episode(ctx, n)
+	}
+}
+
+func (u *reuser) episode(ctx context.Context, n int) {
+	player := fmt.Sprintf("reuse-%s-%d", u.run, n)
+	first := u.regions[u.rng.IntN(len(u.regions))]
+	second := u.regions[(u.rng.IntN(len(u.regions)-1)+1+indexOf(u.regions, first))%len(u.regions)]
+	skill := 1600 + u.rng.IntN(400) // the load tool's tier: partners are there
+	viaFirst, viaSecond := "http", "http"
+	switch n % 3 {
+	case 1:
+		viaFirst = viaNATS
+	case 2:
+		viaSecond = viaNATS
+	}
+	if !u.queue(ctx, player, player+"-1", first, skill, viaFirst, 0) {
+		return
+	}
+	u.queue(ctx, player, player+"-2", second, skill, viaSecond, 1)
+}
+
+// queue sends one ticket and records it if it was acknowledged.
+func (u *reuser) queue(ctx context.Context, player, ticketID, region string, skill int, via string, front int) bool {
+	var err error
+	switch via {
+	case viaNATS:
+		err = u.publish(ctx, player, ticketID, region, skill)
+	default:
+		ticketID, err = u.post(ctx, u.fronts[front%len(u.fronts)], player, region, skill)
+	}
+	if err != nil {
+		u.mu.Lock()
+		u.errs[via]++
+		u.mu.Unlock()
+		return false
+	}
+	u.mu.Lock()
+	u.acked = append(u.acked, Acked{TicketID: ticketID, PlayerID: player, Frontend: via, AcceptedAt: time.Now(), Via: via})
+	u.mu.Unlock()
+	return true
+}
+
+func (u *reuser) publish(ctx context.Context, player, ticketID, region string, skill int) error {
+	t := events.Ticket{SchemaVersion: events.SchemaVersion, TicketID: ticketID, PlayerID: player, Mode: "1v1", Skill: skill, CreatedAt: time.Now().UTC()}
+	tier, _ := events.Tiers(events.DefaultTiers).For(skill)
+	data, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = u.js.Publish(pctx, events.Subjects{}.Ticket(region, tier), data, jetstream.WithMsgID(ticketID))
+	return err
+}
+
+func (u *reuser) post(ctx context.Context, base, player, region string, skill int) (string, error) {
+	body, _ := json.Marshal(map[string]any{"player_id": player, "skill": skill, "region": region, "mode": "1v1"})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/tickets", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	if u.token != nil {
+		tok, err := u.token(player)
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	res, err := u.hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		_, _ = io.Copy(io.Discard, res.Body)
+		return "", fmt.Errorf("POST: %s", res.Status)
+	}
+	var view struct {
+		TicketID string `json:"ticket_id"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&view); err != nil || view.TicketID == "" {
+		return "", fmt.Errorf("POST answer: %v", err)
+	}
+	return view.TicketID, nil
+}
+
+func (u *reuser) result() ([]Acked, map[string]int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]Acked(nil), u.acked...), u.errs
+}
+
+func indexOf(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
+		}
+	}
+	return 0
+}
+
+// formedTimes reads when each match that put a player in two matches was
+// formed, from the matches bucket (the matchers' records).
+func formedTimes(ctx context.Context, js jetstream.JetStream, results []events.Result) (map[string]time.Time, error) {
+	byPlayer := map[string]map[string]bool{}
+	for _, r := range results {
+		if r.Status != events.StatusAssigned || r.MatchID == "" {
+			continue
+		}
+		if byPlayer[r.PlayerID] == nil {
+			byPlayer[r.PlayerID] = map[string]bool{}
+		}
+		byPlayer[r.PlayerID][r.MatchID] = true
+	}
+	kv, err := js.KeyValue(ctx, events.Subjects{}.MatchesBucket())
+	if err != nil {
+		return nil, fmt.Errorf("matches bucket: %w", err)
+	}
+	out := map[string]time.Time{}
+	for _, matches := range byPlayer {
+		if len(matches) < 2 {
+			continue
+		}
+		for id := range matches {
+			e, err := kv.Get(ctx, id)
+			if err != nil {
+				continue // no record: the checker falls back to the first result
+			}
+			var m events.Match
+			if json.Unmarshal(e.Value(), &m) == nil && !m.CreatedAt.IsZero() {
+				out[id] = m.CreatedAt
+			}
+		}
+	}
+	return out, nil
+}
+
+// connectJS connects to the cluster for the reuser's NATS tickets and the
+// checker's reads.
+func connectJS(urls string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(urls, append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}, opts...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}

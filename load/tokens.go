@@ -1,0 +1,66 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+)
+
+// tokens gives each simulated player its bearer token, so that every run
+// goes through the frontend's identity checks as real players do: minted
+// per player with an Ed25519 key the frontend trusts (-token-key: the
+// development issuer's key file, or a key whose public half is in the
+// frontend's -auth-public-keys), or one token for every request (-token:
+// a server-role token from the studio's identity provider, which may queue
+// for any player). With neither, requests carry no token (a frontend run
+// with -auth-insecure).
+type tokens struct {
+	keyFile, fixed, issuer, audience string
+	minter                           *identity.Minter
+}
+
+func (t *tokens) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.keyFile, "token-key", "", "Ed25519 private key PEM file to mint each player's token with (make run: .data/identity/dev-issuer.pem)")
+	fs.StringVar(&t.fixed, "token", "", "one bearer token for every request (a server-role token), instead of -token-key")
+	fs.StringVar(&t.issuer, "issuer", identity.DevIssuerName, "iss of minted tokens (the frontend's -auth-issuer)")
+	fs.StringVar(&t.audience, "audience", identity.DevAudience, "aud of minted tokens (the frontend's -auth-audience)")
+}
+
+// setup reads the key; call it after parsing the flags.
+func (t *tokens) setup() error {
+	if t.keyFile != "" && t.fixed != "" {
+		return errors.New("-token-key and -token: give one")
+	}
+	if t.keyFile == "" {
+		return nil
+	}
+	m, err := identity.NewMinterFile(t.keyFile, t.issuer, t.audience)
+	if err != nil {
+		return fmt.Errorf("-token-key: %w", err)
+	}
+	t.minter = m
+	return nil
+}
+
+// forPlayer is the token of player, "" without identity.
+func (t *tokens) forPlayer(player string) (string, error) {
+	if t.minter != nil {
+		return t.minter.Player(player)
+	}
+	return t.fixed, nil
+}
+
+// authorize sets the Authorization header of player's request.
+func (t *tokens) authorize(h http.Header, player string) error {
+	tok, err := t.forPlayer(player)
+	if err != nil {
+		return err
+	}
+	if tok != "" {
+		h.Set("Authorization", "Bearer "+tok)
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+)
+
+// load run with -token-key sends every player's own token on the POST and
+// on its event stream, and the tokens pass a verifier that trusts the key.
+func TestRunMintsATokenPerPlayer(t *testing.T) {
+	t.Parallel()
+	key := filepath.Join(t.TempDir(), "dev.pem")
+	dev, err := identity.NewDevIssuer(key, identity.DevIssuerName, identity.DevAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := identity.New(t.Context(), identity.Config{Issuer: identity.DevIssuerName, Audience: identity.DevAudience, Keys: []identity.StaticKey{dev.Public()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused, streams atomic.Int64
+	owners := map[string]string{}
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := v.Verify(r.Context(), identity.FromRequest(r))
+		if err != nil {
+			refused.Add(1)
+			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Method == http.MethodPost:
+			var body struct {
+				PlayerID string `json:"player_id"`
+			}
+			b, _ := io.ReadAll(r.Body)
+			if json.Unmarshal(b, &body) != nil || body.PlayerID != c.PlayerID {
+				http.Error(w, `{"error":"forbidden"}`, http.StatusForbidden)
+				return
+			}
+			id := fmt.Sprintf("t%d", len(owners))
+			owners[id] = c.PlayerID
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprintf(w, `{"ticket_id":%q,"status":"queued"}`, id)
+		case strings.HasSuffix(r.URL.Path, "/events"):
+			id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/tickets/"), "/events")
+			if owners[id] != c.PlayerID {
+				http.Error(w, `{"error":"ticket not found"}`, http.StatusNotFound)
+				return
+			}
+			streams.Add(1)
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "id: 3\nevent: status\ndata: {\"status\":\"assigned\"}\n\n")
+		}
+	}))
+	defer srv.Close()
+	var out strings.Builder
+	err = runLoad(context.Background(), []string{"-url", srv.URL, "-rate", "50", "-duration", "200ms", "-h2c=false", "-json", "-token-key", key}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res runResult
+	if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if res.Sent == 0 || res.Assigned != res.Sent || refused.Load() != 0 || streams.Load() != res.Sent {
+		t.Fatalf("sent %d, assigned %d, refused %d, streams %d: %s", res.Sent, res.Assigned, refused.Load(), streams.Load(), out.String())
+	}
+	// Without a key the same run is refused: the fake checks tokens.
+	out.Reset()
+	if err := runLoad(context.Background(), []string{"-url", srv.URL, "-rate", "20", "-duration", "100ms", "-h2c=false", "-json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if refused.Load() == 0 {
+		t.Fatal("requests without a token were not refused")
+	}
+}

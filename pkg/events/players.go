@@ -1,0 +1,340 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// LiveTicket is what the players bucket keeps per player: the one ticket
+// of theirs that may still be matched, and what it takes to end it (its
+// players to tell, its shard to send the cancel notice to).
+type LiveTicket struct {
+	TicketID  string    `json:"ticket_id"`
+	Players   []string  `json:"players"`
+	Region    string    `json:"region"`
+	Tier      string    `json:"tier"`
+	Mode      string    `json:"mode"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// olderThan reports whether t was created before o. Of two tickets created
+// at the same instant, the one taken later is the player's live ticket.
+func (t LiveTicket) olderThan(o LiveTicket) bool { return t.CreatedAt.Before(o.CreatedAt) }
+
+// Players keeps one live ticket per player, whatever region, tier, mode or
+// path (HTTP or NATS) each ticket of theirs came by. The players bucket
+// maps a player id to that player's live ticket ([LiveTicket]); the claims
+// bucket ([Claims]) still decides each ticket's one outcome, and its
+// compare-and-set is the arbiter of every race below.
+//
+// Protocol. Take: a ticket B becomes a player's live ticket by a
+// compare-and-set of the player's key on the revision it read (at time w).
+// Before writing, it tries to claim the ticket A it replaces for
+// [OwnerSuperseded] (at c_s < w). A match commit claims its tickets
+// (ClaimAll, at c_m), then reads their players' live tickets (Stale, at
+// r > c_m): a ticket that is no longer its players' live ticket is moved
+// from the match's claim to superseded ([Claims.Supersede]) and the match
+// is not published; otherwise it is. Every path that publishes a match
+// does this: the commit that formed it, and a worker that finds the match
+// behind the claims of a matcher that died or timed out before publishing
+// it (the matcher's recoverMatch), which undoes it the same way.
+//
+// Why a commit never publishes a ticket that stopped being live. Take A's
+// commit, racing B's supersede:
+//   - the supersede claims A first (A unclaimed at c_s): A is superseded
+//     for good; the commit's ClaimAll loses A and gives back every claim
+//     it made, and A's players are told "cancelled, superseded by B".
+//   - a match holds A's claim at c_s: the supersede loses and B is
+//     written anyway. That match (or a later one, if the claim is given
+//     back: ClaimAll releasing a partial match, an allocator requeueing,
+//     a dead matcher's partial claims released) checks after claiming. If
+//     it reads before w, A was still live when its match was formed, and
+//     the match stands: B is a ticket of a player who asked again after
+//     being matched. If it reads after w, it finds B, supersedes A itself
+//     and tells A's players.
+//
+// So a published match was checked, with all its claims held, at a moment
+// when each of its tickets was its players' live ticket, and from then on
+// the claims are the match's. A ticket older than the live one (by
+// created_at; a requeued ticket, or a redelivery of a ticket superseded
+// while its message was out) never replaces it: Take claims it superseded
+// instead. A ticket that is already decided is never made live again.
+//
+// Telling. Whoever moves a ticket's claim to superseded tells its players
+// before it acks anything; if it dies first, the ticket's message comes
+// back, and Take, finding the claim superseded, tells them then (the
+// result's message id makes a repeat within the duplicate window one
+// result). So a superseded ticket's players are told at least once.
+//
+// Ticket ids. The claims are keyed by ticket id, so Take first binds the
+// id to its ticket's players (a key "ticket.<id>" in the same bucket; a
+// player id has no dot). A ticket with an id already bound to other
+// players (a publisher reusing another player's id) is refused with
+// ErrTicketIDTaken: it never becomes live, so no later ticket of its
+// players supersedes, through that id, a ticket they do not own.
+type Players struct {
+	kv     jetstream.KeyValue
+	claims *Claims
+}
+
+// NewPlayers binds to the provisioned players bucket.
+func NewPlayers(ctx context.Context, js jetstream.JetStream, subj Subjects, claims *Claims) (*Players, error) {
+	kv, err := js.KeyValue(ctx, subj.PlayersBucket())
+	if err != nil {
+		return nil, fmt.Errorf("players bucket: %w", err)
+	}
+	return &Players{kv: kv, claims: claims}, nil
+}
+
+// ErrTicketIDTaken: the ticket's id is bound to a ticket of other players.
+var ErrTicketIDTaken = errors.New("ticket id taken by a ticket of other players")
+
+// Taken is what Take did.
+type Taken struct {
+	// Live: the ticket is now the live ticket of every one of its players.
+	Live bool
+	// Owner, when not Live, is who decided the ticket: OwnerSuperseded
+	// (by a newer ticket of one of its players), or the owner of the claim
+	// it already had (a match, a cancel, an expiry, a failure).
+	Owner string
+	// Superseded are the tickets this call ended (it won their claims).
+	Superseded []LiveTicket
+}
+
+// SupersededFunc tells the players of old that their ticket is ended,
+// superseded by the ticket newer. Take calls it after winning old's claim
+// and before it moves on; an error stops Take, and a retry calls it again
+// (claiming is idempotent), so players are told at least once.
+type SupersededFunc func(ctx context.Context, old LiveTicket, newer string) error
+
+// TellSuperseded is the SupersededFunc of the services: it tells old's
+// players (a cancelled result naming the newer ticket, published before
+// it returns), then sends a cancel notice for old to the shard of its
+// tier in every region of regions: its home shard, and those it may be
+// visiting. The notices are hints on core NATS, as a frontend's cancel
+// is: the claim Take made before calling it is what keeps old out of
+// every match. A notice that cannot be sent is handed to notice (which
+// may be nil) and does not fail the call.
+func (p *Publisher) TellSuperseded(regions Regions, notice func(error)) SupersededFunc {
+	return func(ctx context.Context, old LiveTicket, newer string) error {
+		rs := make([]Result, 0, len(old.Players))
+		for _, pl := range old.Players {
+			rs = append(rs, Result{TicketID: old.TicketID, PlayerID: pl, Status: StatusCancelled, Reason: "superseded by ticket " + newer})
+		}
+		if err := p.Results(ctx, rs); err != nil {
+			return fmt.Errorf("tell the players of superseded ticket %s: %w", old.TicketID, err)
+		}
+		for _, region := range regions {
+			msg, err := NewMsg(ctx, p.subj.Cancel(region, old.Tier), "", Cancel{
+				SchemaVersion: SchemaVersion, TicketID: old.TicketID, Region: region, Tier: old.Tier, Mode: old.Mode,
+			})
+			if err == nil {
+				err = p.js.Conn().PublishMsg(msg)
+			}
+			if err != nil && notice != nil {
+				notice(fmt.Errorf("cancel notice for superseded ticket %s to %s: %w", old.TicketID, region, err))
+			}
+		}
+		return nil
+	}
+}
+
+// Take makes t the live ticket of each of its players, superseding the
+// ticket each had before (see [Players] for the protocol). told is called
+// for every ticket it ends, t itself included when t turns out older than
+// a player's live ticket. Take is idempotent: a redelivered or requeued t
+// that is already live changes nothing.
+func (p *Players) Take(ctx context.Context, t LiveTicket, told SupersededFunc) (Taken, error) {
+	var out Taken
+	value, err := json.Marshal(t)
+	if err != nil {
+		return out, fmt.Errorf("encode live ticket %s: %w", t.TicketID, err)
+	}
+	if err := p.bind(ctx, t); err != nil {
+		return out, err
+	}
+	for _, player := range t.Players {
+		for {
+			cur, rev, err := p.live(ctx, player)
+			if err != nil {
+				return out, err
+			}
+			if rev != 0 && cur.TicketID == t.TicketID {
+				break // live already
+			}
+			if cur.TicketID != "" {
+				if decided, err := p.replace(ctx, t, cur, told, &out); err != nil || decided {
+					return out, err
+				}
+			}
+			if rev == 0 {
+				_, err = p.kv.Create(ctx, player, value)
+			} else {
+				_, err = p.kv.Update(ctx, player, value, rev)
+			}
+			if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				continue // another ticket of the player got there first: look again
+			}
+			if err != nil {
+				return out, fmt.Errorf("record live ticket of %s: %w", player, err)
+			}
+			break
+		}
+	}
+	out.Live = true
+	return out, nil
+}
+
+// replace ends cur so that t can take its place, or ends t if t is the
+// older one, or finds t decided already. decided reports that t will not
+// be live: out.Owner says why.
+func (p *Players) replace(ctx context.Context, t, cur LiveTicket, told SupersededFunc, out *Taken) (decided bool, err error) {
+	if t.olderThan(cur) {
+		won, owner, err := p.claims.Claim(ctx, t.TicketID, OwnerSuperseded)
+		if err != nil {
+			return false, err
+		}
+		if won {
+			if err := told(ctx, t, cur.TicketID); err != nil {
+				return false, err
+			}
+		}
+		out.Owner = owner
+		return true, nil
+	}
+	// A ticket superseded (or otherwise decided) while one of its
+	// messages was still out must not come back to life.
+	own, err := p.claims.Owner(ctx, t.TicketID)
+	if err != nil {
+		return false, err
+	}
+	if own == OwnerSuperseded {
+		// Whoever superseded t may have died before telling its players
+		// (a commit's dropStale, a recovery): tell them now.
+		if err := told(ctx, t, cur.TicketID); err != nil {
+			return false, err
+		}
+	}
+	if own != "" {
+		out.Owner = own
+		return true, nil
+	}
+	won, _, err := p.claims.Claim(ctx, cur.TicketID, OwnerSuperseded)
+	if err != nil {
+		return false, err
+	}
+	if won {
+		if err := told(ctx, cur, t.TicketID); err != nil {
+			return false, err
+		}
+		out.Superseded = append(out.Superseded, cur)
+	}
+	return false, nil
+}
+
+// ticketKey is the key that binds a ticket id to its players. A player id
+// is a token (letters, digits, '-', '_'), so it is never a player's key.
+func ticketKey(ticketID string) string { return "ticket." + ticketID }
+
+// bind records t's players as those of its id, or checks that they are
+// (in any order); ErrTicketIDTaken if the id is bound to other players.
+func (p *Players) bind(ctx context.Context, t LiveTicket) error {
+	players := slices.Sorted(slices.Values(t.Players))
+	value, err := json.Marshal(players)
+	if err != nil {
+		return fmt.Errorf("encode players of ticket %s: %w", t.TicketID, err)
+	}
+	key := ticketKey(t.TicketID)
+	for {
+		_, err := p.kv.Create(ctx, key, value)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("bind ticket %s to its players: %w", t.TicketID, err)
+		}
+		e, err := p.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // gone in between (aged out): bind it again
+		}
+		if err != nil {
+			return fmt.Errorf("players of ticket %s: %w", t.TicketID, err)
+		}
+		var bound []string
+		if json.Unmarshal(e.Value(), &bound) != nil || !slices.Equal(bound, players) {
+			// The players it is bound to are not named: the error may
+			// reach the publisher's players.
+			return fmt.Errorf("ticket %s: %w", t.TicketID, ErrTicketIDTaken)
+		}
+		return nil
+	}
+}
+
+// live reads a player's live ticket and the key's revision (0: none).
+func (p *Players) live(ctx context.Context, player string) (LiveTicket, uint64, error) {
+	e, err := p.kv.Get(ctx, player)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return LiveTicket{}, 0, nil
+	}
+	if err != nil {
+		return LiveTicket{}, 0, fmt.Errorf("live ticket of %s: %w", player, err)
+	}
+	var t LiveTicket
+	if err := json.Unmarshal(e.Value(), &t); err != nil {
+		// Not ours to read: count the key as free, at its revision.
+		return LiveTicket{}, e.Revision(), nil
+	}
+	return t, e.Revision(), nil
+}
+
+// Stale returns, of tickets (ticket id -> its players), those that are no
+// longer the live ticket of every one of their players, each with the
+// ticket that replaced it. A match commit asks after claiming its tickets
+// and before publishing (see [Players]). A player with no live ticket
+// recorded (none for longer than the bucket's TTL) does not make a ticket
+// stale.
+func (p *Players) Stale(ctx context.Context, tickets map[string][]string) (map[string]string, error) {
+	type answer struct {
+		ticket, live string
+		err          error
+	}
+	var answers []answer
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id, players := range tickets {
+		for _, player := range players {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cur, _, err := p.live(ctx, player)
+				mu.Lock()
+				answers = append(answers, answer{id, cur.TicketID, err})
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	stale := map[string]string{}
+	for _, a := range answers {
+		if a.err != nil {
+			return nil, a.err
+		}
+		if a.live != "" && a.live != a.ticket {
+			stale[a.ticket] = a.live
+		}
+	}
+	return stale, nil
+}
+
+// Live returns a player's live ticket id, or "" (for tests and operators).
+func (p *Players) Live(ctx context.Context, player string) (string, error) {
+	t, _, err := p.live(ctx, player)
+	return t.TicketID, err
+}
