@@ -123,7 +123,8 @@ func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string)
 
 // Supersede moves the claim of ticketID from owner to OwnerSuperseded: a
 // match that claimed a ticket and then found it was no longer its
-// player's live ticket ends it so (see [Players]). A claim held by
+// player's live ticket ends it so, once the match is decided undone (see
+// [Players]). A claim held by
 // anyone else is left as it is. It reports whether the ticket is
 // superseded now.
 func (c *Claims) Supersede(ctx context.Context, ticketID, owner string) (bool, error) {

@@ -41,6 +41,16 @@ func (m *Match) Players() []string {
 	return ps
 }
 
+// TicketPlayers maps each ticket of the match to its players, as
+// [Players.Stale] takes them.
+func (m *Match) TicketPlayers() map[string][]string {
+	out := make(map[string][]string, len(m.Tickets))
+	for _, t := range m.Tickets {
+		out[t.TicketID] = t.Players
+	}
+	return out
+}
+
 // MatchID names the match made of exactly these ticket messages (each
 // named by [MatchKey]), whatever their order. A matcher that forms the same
 // match again after a redelivery gets the same id, and the id is the
@@ -63,6 +73,15 @@ func MatchID(keys []string) string {
 // sequence of the message that brought it to the shard.
 func MatchKey(ticketID string, seq uint64) string {
 	return ticketID + "@" + strconv.FormatUint(seq, 10)
+}
+
+// MatchIDAfter names a match of the ticket messages keys whose id
+// (MatchID) is taken by prev, a match that was undone although none of its
+// tickets was stale (its claims were released as a dead matcher's). Its
+// decision stands for good, so the same tickets matched together again
+// need a new id, or every commit of them would follow prev's decision.
+func MatchIDAfter(prev string, keys []string) string {
+	return MatchID(append(slices.Clip(keys), "after "+prev))
 }
 
 // DecodeMatch reads an allocation request and checks every field. Only

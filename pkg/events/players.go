@@ -39,12 +39,26 @@ func (t LiveTicket) olderThan(o LiveTicket) bool { return t.CreatedAt.Before(o.C
 // Before writing, it tries to claim the ticket A it replaces for
 // [OwnerSuperseded] (at c_s < w). A match commit claims its tickets
 // (ClaimAll, at c_m), then reads their players' live tickets (Stale, at
-// r > c_m): a ticket that is no longer its players' live ticket is moved
-// from the match's claim to superseded ([Claims.Supersede]) and the match
-// is not published; otherwise it is. Every path that publishes a match
-// does this: the commit that formed it, and a worker that finds the match
-// behind the claims of a matcher that died or timed out before publishing
-// it (the matcher's recoverMatch), which undoes it the same way.
+// r > c_m) and decides the match ([Decisions]): undone if a ticket is no
+// longer its players' live ticket, published otherwise. A worker that
+// finds the match behind its claims (the matcher's recoverMatch: the
+// matcher died, timed out, or is only slow) checks the same way, with
+// every claim the match's, at a moment of its own. Two checks of one
+// match may disagree (one reads before w, the other after), so the match
+// is decided once: the first decision stored stands, and every decider,
+// first or not, follows it. Published: the match is published (again, by
+// a follower: its id makes that one match) and its claims stay its own.
+// Undone: it is never published; its stale tickets' claims move from the
+// match to superseded ([Claims.Supersede]), their players are told, and
+// its other claims are given back. Nothing else gives a match's claims
+// back without "undone": a worker releasing a dead matcher's partial
+// claims decides it undone first (so that matcher, if it was only slow,
+// follows instead of publishing), and a commit that cannot check or
+// decide keeps its claims for whoever decides next. The exceptions hold
+// no decided match: a ClaimAll that lost a ticket gives back what it
+// claimed (another owner holds that ticket, so no check of the match
+// passes with every claim its own), and the allocator gives back the
+// claims of a published match when it requeues its tickets.
 //
 // Why a commit never publishes a ticket that stopped being live. Take A's
 // commit, racing B's supersede:
@@ -54,18 +68,28 @@ func (t LiveTicket) olderThan(o LiveTicket) bool { return t.CreatedAt.Before(o.C
 //   - a match holds A's claim at c_s: the supersede loses and B is
 //     written anyway. That match (or a later one, if the claim is given
 //     back: ClaimAll releasing a partial match, an allocator requeueing,
-//     a dead matcher's partial claims released) checks after claiming. If
-//     it reads before w, A was still live when its match was formed, and
-//     the match stands: B is a ticket of a player who asked again after
-//     being matched. If it reads after w, it finds B, supersedes A itself
-//     and tells A's players.
+//     a match decided undone) is decided by the first check stored after
+//     claiming. One that read before w decides it published: A was still
+//     live when its match was formed, and the match stands (B is a ticket
+//     of a player who asked again after being matched); a later check
+//     that finds B follows and publishes too. One that read after w finds
+//     B and decides it undone: A is superseded by the match's deciders,
+//     A's players told, and a check that read before w follows, without
+//     publishing. A claim given back while no later match forms around A
+//     leaves A waiting, unchecked, until one does or it expires (one
+//     outcome still, but late: B's supersede lost to the claim, and
+//     nothing retries it).
 //
 // So a published match was checked, with all its claims held, at a moment
 // when each of its tickets was its players' live ticket, and from then on
-// the claims are the match's. A ticket older than the live one (by
-// created_at; a requeued ticket, or a redelivery of a ticket superseded
-// while its message was out) never replaces it: Take claims it superseded
-// instead. A ticket that is already decided is never made live again.
+// the claims are the match's: undoing it would need the decision it
+// already has. No ticket of it is told "cancelled" by an undo, and none
+// is given back to be matched again but by the allocator's requeue.
+//
+// A ticket older than the live one (by created_at; a requeued ticket, or
+// a redelivery of a ticket superseded while its message was out) never
+// replaces it: Take claims it superseded instead. A ticket that is
+// already decided is never made live again.
 //
 // Telling. Whoever moves a ticket's claim to superseded tells its players
 // before it acks anything; if it dies first, the ticket's message comes
@@ -296,10 +320,10 @@ func (p *Players) live(ctx context.Context, player string) (LiveTicket, uint64, 
 
 // Stale returns, of tickets (ticket id -> its players), those that are no
 // longer the live ticket of every one of their players, each with the
-// ticket that replaced it. A match commit asks after claiming its tickets
-// and before publishing (see [Players]). A player with no live ticket
-// recorded (none for longer than the bucket's TTL) does not make a ticket
-// stale.
+// ticket that replaced it. A match's deciders ask after claiming its
+// tickets and before deciding it (see [Players]). A player with no live
+// ticket recorded (none for longer than the bucket's TTL) does not make a
+// ticket stale.
 func (p *Players) Stale(ctx context.Context, tickets map[string][]string) (map[string]string, error) {
 	type answer struct {
 		ticket, live string

@@ -124,3 +124,35 @@ func BenchmarkPlayersTake(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDecide is the round trip a match's commit adds after its stale
+// check (the matches bucket as provisioned): "first" a commit deciding
+// its own match (one create), "follow" a decider that finds the match
+// decided (a create that fails and a read), as a slow commit or a
+// recovering worker does.
+func BenchmarkDecide(b *testing.B) {
+	js, subj, ctx := provisioned(b)
+	d, err := NewDecisions(ctx, js, subj)
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := 0 // across runs: with -count, b.Run runs "first" again on the same bucket
+	b.Run("first", func(b *testing.B) {
+		for b.Loop() {
+			i++
+			if got, err := d.Decide(ctx, fmt.Sprintf("m%d", i), DecisionPublished); err != nil || got != DecisionPublished {
+				b.Fatal(got, err)
+			}
+		}
+	})
+	b.Run("follow", func(b *testing.B) {
+		if _, err := d.Decide(ctx, "mf", DecisionPublished); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if got, err := d.Decide(ctx, "mf", DecisionUndone); err != nil || got != DecisionPublished {
+				b.Fatal(got, err)
+			}
+		}
+	})
+}

@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -137,12 +138,16 @@ func TestSupersedeRacesMatchCommit(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	// Wait until every ticket is matched or ended.
+	// Wait until every ticket is matched or ended. Telling is at least
+	// once (a retried supersede tells again; the stream keeps one copy, a
+	// core subscriber may hear two): the same outcome twice is one.
 	outcomes := func() (map[string][]string, map[string][]events.Result) {
 		ends := map[string][]events.Result{}
 		for _, rs := range results(t, res()) {
 			for _, r := range rs {
-				if r.Status.Terminal() {
+				if r.Status.Terminal() && !slices.ContainsFunc(ends[r.TicketID], func(o events.Result) bool {
+					return o.Status == r.Status && o.Reason == r.Reason && o.MatchID == r.MatchID
+				}) {
 					ends[r.TicketID] = append(ends[r.TicketID], r)
 				}
 			}

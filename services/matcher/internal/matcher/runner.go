@@ -33,6 +33,11 @@ type runner struct {
 	// cancelled remembers recent cancel notices, for a ticket whose notice
 	// arrives before the ticket does.
 	cancelled map[string]time.Time
+	// undone remembers recent matches a commit found undone by another
+	// worker with none of their tickets stale (claims released as a dead
+	// matcher's): the same tickets matched together again get a new id
+	// (formMatch), since that match's decision stands for good.
+	undone map[string]time.Time
 
 	held atomic.Int64 // tickets in the pools at the last sweep
 
@@ -105,11 +110,14 @@ type commitOutcome struct {
 	// again: some tickets were decided elsewhere; these were not, and are
 	// matched again at once.
 	again []*pool.Entry
+	// undone: the match was undone by another worker although none of its
+	// tickets is stale; its id is not to be formed again (runner.undone).
+	undone string
 }
 
 func newRunner(w *Worker, s events.Shard) *runner {
 	r := &runner{
-		w: w, shard: s, log: w.log.With("shard", s.String()), pools: map[string]*pool.Pool{}, cancelled: map[string]time.Time{},
+		w: w, shard: s, log: w.log.With("shard", s.String()), pools: map[string]*pool.Pool{}, cancelled: map[string]time.Time{}, undone: map[string]time.Time{},
 		inbox: make(chan jetstream.Msg, 512), cancels: make(chan string, 256),
 		inflight: map[string]uint64{}, committed: make(chan commitOutcome, maxInFlight),
 		admitting: map[string]*pool.Entry{}, admitted: make(chan admission, maxAdmitting),
@@ -238,15 +246,8 @@ func (r *runner) consume(ctx context.Context, stream, name string) (jetstream.Co
 func (r *runner) release(ctx context.Context) {
 	r.retryPending(ctx)
 	for _, pm := range r.pending {
-		ids := make([]string, len(pm.entries))
-		for i, e := range pm.entries {
-			ids[i] = e.TicketID
-		}
-		// The match will not be published: its claims go, so the tickets
-		// can be matched again by the next owner.
-		rctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
-		r.w.claims.Release(rctx, ids, events.MatchOwner(pm.match.MatchID))
-		cancel()
+		// The match is decided published: its claims stay its own, and
+		// the next owner, meeting them, publishes it (recoverMatch).
 		for _, e := range pm.entries {
 			r.w.nak(e.Ack)
 		}
@@ -342,6 +343,8 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 // runs off the owner goroutine; the ticket is pooled when it comes back
 // live (settleAdmission). A commit checks again, after claiming, that
 // each ticket is still live (events.Players says why both are needed).
+// msg is nil for a ticket taken in again after a commit gave its claim
+// back: its id is bound to its players already.
 func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jetstream.Msg, t events.Ticket) {
 	for r.admissions >= maxAdmitting {
 		r.settleAdmission(ctx, <-r.admitted, true)
@@ -355,7 +358,7 @@ func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jet
 		defer cancel()
 		taken, err := r.w.players.Take(tctx, lt, r.w.superseded)
 		refused := false
-		if errors.Is(err, events.ErrTicketIDTaken) {
+		if errors.Is(err, events.ErrTicketIDTaken) && msg != nil {
 			// Its id is another player's ticket's (a publisher reusing
 			// it): this is not that ticket, so it is dead-lettered
 			// without touching that ticket's claim, and its own players
@@ -469,7 +472,7 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 			match.Tickets = append(match.Tickets, events.MatchTicket{TicketID: e.TicketID, Players: e.Players, Team: team, Skill: e.Skill, CreatedAt: time.Unix(0, e.Created).UTC()})
 		}
 	}
-	match.MatchID = events.MatchID(keys)
+	match.MatchID = r.matchID(keys)
 	for r.committing >= maxInFlight {
 		// Without rematching: tickets put back wait for the next arrival or
 		// sweep, so settling here never nests another formMatch.
@@ -477,6 +480,18 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 	}
 	r.committing++
 	go func() { r.committed <- r.commit(ctx, p, match, ids, all, now) }()
+}
+
+// matchID names the match of the ticket messages keys: by MatchID, unless
+// that match was undone with none of its tickets stale (runner.undone).
+func (r *runner) matchID(keys []string) string {
+	id := events.MatchID(keys)
+	for {
+		if _, gone := r.undone[id]; !gone {
+			return id
+		}
+		id = events.MatchIDAfter(id, keys)
+	}
 }
 
 // settle takes a commit's outcome back into the runner: tickets that must
@@ -491,17 +506,34 @@ func (r *runner) settle(ctx context.Context, o commitOutcome, rematch bool) {
 	if o.pending != nil {
 		r.pending = append(r.pending, *o.pending)
 	}
+	if o.undone != "" {
+		r.undone[o.undone] = r.w.now()
+	}
 	for _, e := range o.retry {
 		o.p.Add(e)
 	}
-	for _, e := range o.again {
-		o.p.Add(e)
-	}
-	if rematch {
-		now := r.w.now()
+	if !rematch {
+		// Without rematching (the owner is settling a commit to make
+		// room, or stopping): back in the pool as they are; a later
+		// commit's stale check still keeps a superseded one out.
 		for _, e := range o.again {
-			r.tryMatch(ctx, o.p, e, now)
+			o.p.Add(e)
 		}
+		return
+	}
+	now := r.w.now()
+	for _, e := range o.again {
+		if e.Visitor {
+			o.p.Add(e)
+			r.tryMatch(ctx, o.p, e, now)
+			continue
+		}
+		// Its claim was given back (a partner was decided elsewhere). A
+		// newer ticket of its player may have been taken meanwhile, its
+		// supersede losing to this match's claim: taken in again, it is
+		// superseded now (and its players told) instead of waiting, not
+		// live, until a partner or its expiry finds it.
+		r.admit(ctx, o.p, e, nil, events.Ticket{})
 	}
 }
 
@@ -513,31 +545,35 @@ func (r *runner) commit(ctx context.Context, p *pool.Pool, match events.Match, i
 	log := r.log.With("match_id", match.MatchID)
 	cctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
 	// The match is stored before its tickets are claimed: if this worker
-	// dies between the claims and the publish, another finds the match
-	// behind the claims and publishes it (recoverMatch).
+	// dies (or stalls) between the claims and the publish, another finds
+	// the match behind the claims and decides it (recoverMatch).
 	data, _ := json.Marshal(match) // a Match always encodes
 	_, err := r.w.matches.Put(cctx, match.MatchID, data)
 	owner := events.MatchOwner(match.MatchID)
 	var lost, stale map[string]string
+	var decision events.Decision
 	if err == nil {
 		lost, err = r.w.claims.ClaimAll(cctx, ids, owner)
+	}
+	if err == nil && len(lost) == 0 && r.w.claimed != nil {
+		r.w.claimed(match.MatchID)
 	}
 	if err == nil && len(lost) == 0 {
 		// With every claim held: is each ticket still its players' live
 		// ticket? (events.Players says why this check, after the claims,
-		// is what keeps a superseded ticket out of every match.)
-		players := make(map[string][]string, len(match.Tickets))
-		for _, t := range match.Tickets {
-			players[t.TicketID] = t.Players
+		// is what keeps a superseded ticket out of every match.) Then the
+		// match is decided, once: a worker recovering it may have checked
+		// at another moment and decided first (events.Decisions).
+		if stale, err = r.w.players.Stale(cctx, match.TicketPlayers()); err == nil {
+			if r.w.checked != nil {
+				r.w.checked(match.MatchID)
+			}
+			decision, err = r.w.decisions.Decide(cctx, match.MatchID, wanted(stale))
 		}
-		if stale, err = r.w.players.Stale(cctx, players); err != nil {
-			// cctx may be what ran out: give the claims back on a context
-			// of their own, or they stay the match's until recoverMatch
-			// finds them, staleClaim later.
-			rctx, rcancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
-			r.w.claims.Release(rctx, ids, owner)
-			rcancel()
-		}
+		// On an error the claims stay the match's, undecided: given back,
+		// they could free the tickets of a match a recovering worker has
+		// just published. The tickets wait in the pool; whoever meets the
+		// claims next (this match formed again, or recoverMatch) decides.
 	}
 	cancel()
 	if err != nil {
@@ -545,7 +581,29 @@ func (r *runner) commit(ctx context.Context, p *pool.Pool, match events.Match, i
 		out.retry = all
 		return out
 	}
-	if len(stale) > 0 {
+	if decision == events.DecisionPublished && len(stale) > 0 {
+		// A worker recovering the match checked before the newer ticket
+		// was taken and published it: the match stands (events.Players).
+		log.Info("match published by a recovering worker; followed", "stale", len(stale))
+	}
+	if decision == events.DecisionUndone {
+		if len(stale) == 0 {
+			// Undone by a worker that checked after this commit did (or
+			// took its claims for a dead matcher's): look again, to undo
+			// it as the winner does.
+			cctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
+			stale, err = r.w.players.Stale(cctx, match.TicketPlayers())
+			cancel()
+			if err != nil {
+				log.Error("undone match: check its tickets; tickets kept", "err", err)
+				out.retry = all // its claims lead the next try to recoverMatch, which undoes it
+				return out
+			}
+			if len(stale) == 0 {
+				out.undone = match.MatchID
+			}
+		}
+		log.Info("match undone", "stale", len(stale))
 		return r.dropStale(ctx, log, match, all, stale, out)
 	}
 	if len(lost) > 0 {
@@ -584,10 +642,21 @@ func (r *runner) commit(ctx context.Context, p *pool.Pool, match events.Match, i
 	return out
 }
 
-// dropStale undoes a match that claimed a ticket no longer its players'
-// live ticket: that ticket's claim moves to superseded and its players are
-// told (the newer ticket's supersede found the claim taken), and the other
-// tickets' claims are given back, so they are matched again at once.
+// wanted is the decision a check of a match's tickets asks for: undone if
+// any is stale, published otherwise.
+func wanted(stale map[string]string) events.Decision {
+	if len(stale) > 0 {
+		return events.DecisionUndone
+	}
+	return events.DecisionPublished
+}
+
+// dropStale undoes a match decided undone (it claimed a ticket no longer
+// its players' live ticket): that ticket's claim moves to superseded and
+// its players are told (the newer ticket's supersede found the claim
+// taken), and the other tickets' claims are given back, so they are
+// matched again at once. Only a commit that won or read the decision
+// "undone" calls it.
 func (r *runner) dropStale(ctx context.Context, log *slog.Logger, match events.Match, all []*pool.Entry, stale map[string]string, out commitOutcome) commitOutcome {
 	owner := events.MatchOwner(match.MatchID)
 	cctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
@@ -676,6 +745,11 @@ func (r *runner) sweep(ctx context.Context, now time.Time) {
 	for id, at := range r.cancelled {
 		if now.Sub(at) > time.Minute {
 			delete(r.cancelled, id)
+		}
+	}
+	for id, at := range r.undone {
+		if now.Sub(at) > time.Minute {
+			delete(r.undone, id) // if formed again, its commit learns it again
 		}
 	}
 	total := 0
@@ -819,14 +893,19 @@ const (
 const staleClaim = 30 * time.Second
 
 // recoverMatch settles a match found owning a ticket's claim. The matcher
-// that formed it may have died between claiming and publishing. If every
-// ticket of the match is claimed by it and is still its players' live
-// ticket, the match is published (again): the match id makes that
-// idempotent for the allocator and the players; if a ticket is no longer
-// live, the match is undone (undoStale) and counts as released. If
-// only some are and the match is old, it died claiming: its claims are
-// released. A match with no record (formed before records were kept, or
-// expired) counts as decided.
+// that formed it may have died between claiming and publishing, or be
+// slow: so the match gets one decision (events.Decisions), and whoever
+// decides second follows the first. Undecided, with every ticket claimed
+// by it: the match is checked as its commit would (each ticket still its
+// players' live ticket?) and decided published, or undone if a ticket is
+// stale. Undecided with only some claimed and an old record: it died
+// claiming, and is decided undone. Then the decision is followed:
+// published, it is published (again: the match id makes that idempotent
+// for the allocator and the players), or, with its claims partly gone
+// (the allocator requeued it), the rest are given back as before; undone,
+// its stale tickets' claims move to superseded and the others are given
+// back (undoStale), and it counts as released. A match with no record
+// (formed before records were kept, or expired) counts as decided.
 func (r *runner) recoverMatch(ctx context.Context, matchID string) recovery {
 	cctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
 	defer cancel()
@@ -841,35 +920,60 @@ func (r *runner) recoverMatch(ctx context.Context, matchID string) recovery {
 	if json.Unmarshal(e.Value(), &m) != nil {
 		return recovered
 	}
+	decision, err := r.w.decisions.Decided(cctx, matchID)
+	if err != nil {
+		return pending
+	}
 	owner := events.MatchOwner(matchID)
-	ids := make([]string, 0, len(m.Tickets))
 	all := true
 	for _, t := range m.Tickets {
-		ids = append(ids, t.TicketID)
 		cur, err := r.w.claims.Owner(cctx, t.TicketID)
 		if err != nil {
 			return pending
 		}
 		all = all && cur == owner
 	}
-	if all {
-		// The matcher that formed it may have died (or timed out) before
+	var stale map[string]string
+	switch {
+	case decision != "":
+	case all:
+		// The matcher that formed it may have died (or stalled) before
 		// its check that each ticket is still its players' live ticket:
 		// check as its commit would have (events.Players).
-		players := make(map[string][]string, len(m.Tickets))
-		for _, t := range m.Tickets {
-			players[t.TicketID] = t.Players
-		}
-		stale, err := r.w.players.Stale(cctx, players)
-		if err != nil {
+		if stale, err = r.w.players.Stale(cctx, m.TicketPlayers()); err != nil {
 			return pending
 		}
-		if len(stale) > 0 {
-			if err := r.undoStale(ctx, m, stale); err != nil {
-				r.log.Error("undo a dead match holding a superseded ticket; will retry", "match_id", matchID, "err", err)
+		if decision, err = r.w.decisions.Decide(cctx, matchID, wanted(stale)); err != nil {
+			return pending
+		}
+	case r.w.now().Sub(e.Created()) < staleClaim:
+		return pending
+	default:
+		// Partial claims of a matcher that died claiming: decided undone
+		// before they are given back, so that matcher, if it was only
+		// slow, follows instead of publishing.
+		if decision, err = r.w.decisions.Decide(cctx, matchID, events.DecisionUndone); err != nil {
+			return pending
+		}
+	}
+	if decision == events.DecisionPublished {
+		if !all {
+			// Published, then some of its claims given back: the
+			// allocator found no server and requeued its tickets (as new
+			// messages), but could not give back every claim. Its claims
+			// are the allocator's to give back now; finish that once it
+			// had time to.
+			if r.w.now().Sub(e.Created()) < staleClaim {
 				return pending
 			}
-			r.log.Warn("dead match holding a superseded ticket undone", "match_id", matchID)
+			rctx, rcancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout) // cctx served many round trips
+			defer rcancel()
+			ids := make([]string, 0, len(m.Tickets))
+			for _, t := range m.Tickets {
+				ids = append(ids, t.TicketID)
+			}
+			r.w.claims.Release(rctx, ids, owner)
+			r.log.Warn("claims of a requeued match released", "match_id", matchID)
 			return released
 		}
 		if err := r.publishMatch(ctx, m); err != nil {
@@ -878,20 +982,26 @@ func (r *runner) recoverMatch(ctx context.Context, matchID string) recovery {
 		r.log.Info("match of another matcher published", "match_id", matchID)
 		return recovered
 	}
-	if r.w.now().Sub(e.Created()) < staleClaim {
+	if stale == nil {
+		// Following a decision found made: which tickets are stale?
+		// (Stale only grows: a ticket that stopped being live never is
+		// again.)
+		if stale, err = r.w.players.Stale(cctx, m.TicketPlayers()); err != nil {
+			return pending
+		}
+	}
+	if err := r.undoStale(ctx, m, stale); err != nil {
+		r.log.Error("undo a match decided undone; will retry", "match_id", matchID, "err", err)
 		return pending
 	}
-	rctx, rcancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout) // cctx served many round trips
-	defer rcancel()
-	r.w.claims.Release(rctx, ids, owner)
-	r.log.Warn("partial claims of a dead match released", "match_id", matchID)
+	r.log.Warn("match of another matcher undone", "match_id", matchID, "stale", len(stale))
 	return released
 }
 
-// undoStale undoes a match that recoverMatch found with every claim its
-// own but a ticket no longer its players' live ticket, as dropStale does
-// for a commit: the stale tickets' claims move to superseded and their
-// players are told, the other claims are given back. An error leaves the
+// undoStale undoes a match decided undone for recoverMatch, as dropStale
+// does for a commit: the stale tickets' claims move to superseded and
+// their players are told, the other claims are given back (those of a
+// dead matcher's partial claims, with no ticket stale: all of them). An error leaves the
 // rest for the next try (a superseded claim stays superseded; a ticket
 // whose players were not told is told when it comes back, by Take).
 func (r *runner) undoStale(ctx context.Context, m events.Match, stale map[string]string) error {

@@ -177,17 +177,24 @@ type Worker struct {
 	// tellSuperseded ends the ticket a newer one replaced.
 	players        *events.Players
 	tellSuperseded events.SupersededFunc
-	// matches keeps formed matches for recovery (see runner.recoverMatch).
-	matches jetstream.KeyValue
-	log     *slog.Logger
-	met     *metrics
-	now     func() time.Time
+	// matches keeps formed matches for recovery (see runner.recoverMatch);
+	// decisions, in the same bucket, each match's one fate.
+	matches   jetstream.KeyValue
+	decisions *events.Decisions
+	log       *slog.Logger
+	met       *metrics
+	now       func() time.Time
 
 	// shardSubjects are the ticket subjects the shards consume.
 	shardSubjects map[string]bool
 	// strayCursor is, per covering filter of stray subjects, the stream
 	// sequence its search resumes from (only the strays goroutine uses it).
 	strayCursor map[string]uint64
+
+	// claimed and checked, when set (tests only), are called by a commit
+	// between claiming its match's tickets and checking that they are
+	// still live, and between that check and deciding the match.
+	claimed, checked func(matchID string)
 
 	mu      sync.Mutex
 	runners map[events.Shard]*runner
@@ -227,9 +234,8 @@ func (w *Worker) Shards() []events.Shard {
 	return events.Topology{Regions: w.cfg.Regions, Tiers: w.cfg.Tiers}.Shards()
 }
 
-// Run takes tickets in and owns shards until ctx ends; then it hands its
-// shards back (their tickets are redelivered to the next owner at once).
-func (w *Worker) Run(ctx context.Context) error {
+// bind binds the worker to the buckets it keeps its decisions in.
+func (w *Worker) bind(ctx context.Context) error {
 	claims, err := events.NewClaims(ctx, w.js, w.subj)
 	if err != nil {
 		return err
@@ -243,6 +249,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	})
 	if w.matches, err = w.js.KeyValue(ctx, w.subj.MatchesBucket()); err != nil {
 		return fmt.Errorf("matches bucket: %w", err)
+	}
+	if w.decisions, err = events.NewDecisions(ctx, w.js, w.subj); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Run takes tickets in and owns shards until ctx ends; then it hands its
+// shards back (their tickets are redelivered to the next owner at once).
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.bind(ctx); err != nil {
+		return err
 	}
 	mgr, err := shard.New(ctx, w.js, w.subj, w.cfg.WorkerID, w.Shards(), w, w.log)
 	if err != nil {

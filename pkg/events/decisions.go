@@ -1,0 +1,93 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Decision is the one fate of a formed match: published, or undone.
+type Decision string
+
+// The decisions a match can get.
+const (
+	// DecisionPublished: the match goes to the allocator; its claims stay
+	// its own, and whoever follows the decision publishes it again (the
+	// match id makes that one match) and acks its tickets.
+	DecisionPublished Decision = "published"
+	// DecisionUndone: the match is never published; whoever follows the
+	// decision moves the claims of its stale tickets to superseded (telling
+	// their players) and gives the others back.
+	DecisionUndone Decision = "undone"
+)
+
+// Decisions decide, once, whether a formed match is published or undone,
+// when more than one worker may decide it: the matcher that formed it, and
+// a worker that finds its claims (a matcher that stalls between claiming
+// and checking looks dead to it). Each decides from its own check of the
+// players bucket, at its own moment, so two checks of one match can
+// disagree; the first decision stored is the match's, and every later
+// decider follows it (see [Players] for the protocol).
+//
+// A decision is a key "<match id>.decided" in the matches bucket, created
+// (compare-and-set on "no such key") like a claim, and never written
+// again. Not a revision compare-and-set on the match's record: the record
+// is written again (Put) whenever a matcher forms the same match again
+// after a redelivery, which would wipe a decision kept in it, and every
+// decider would need the record's revision as formed. A separate key is
+// one round trip for the winner (two for a loser: it reads what won), has
+// the record's lifetime (the bucket's TTL) and leaves the record as the
+// readers of the bucket know it.
+type Decisions struct {
+	kv jetstream.KeyValue
+}
+
+// NewDecisions binds to the provisioned matches bucket.
+func NewDecisions(ctx context.Context, js jetstream.JetStream, subj Subjects) (*Decisions, error) {
+	kv, err := js.KeyValue(ctx, subj.MatchesBucket())
+	if err != nil {
+		return nil, fmt.Errorf("matches bucket: %w", err)
+	}
+	return &Decisions{kv: kv}, nil
+}
+
+// decisionKey is the key of a match's decision. A match id has no dot
+// (MatchID: "m" and hex), so it is never a match record's key.
+func decisionKey(matchID string) string { return matchID + ".decided" }
+
+// Decide records want as the decision of matchID unless one is recorded
+// already, and returns the decision that stands: want if it won (or had
+// won before: deciding is idempotent), else the one that did.
+func (d *Decisions) Decide(ctx context.Context, matchID string, want Decision) (Decision, error) {
+	_, err := d.kv.Create(ctx, decisionKey(matchID), []byte(want))
+	if err == nil {
+		return want, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return "", fmt.Errorf("decide match %s: %w", matchID, err)
+	}
+	cur, err := d.Decided(ctx, matchID)
+	if err != nil {
+		return "", err
+	}
+	if cur == "" {
+		// Gone in between: only the bucket's TTL deletes a decision, long
+		// after every claim of the match is gone.
+		return "", fmt.Errorf("decide match %s: decision expired", matchID)
+	}
+	return cur, nil
+}
+
+// Decided returns the decision of matchID, or "" if there is none yet.
+func (d *Decisions) Decided(ctx context.Context, matchID string) (Decision, error) {
+	e, err := d.kv.Get(ctx, decisionKey(matchID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("decision of match %s: %w", matchID, err)
+	}
+	return Decision(e.Value()), nil
+}
