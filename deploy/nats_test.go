@@ -88,12 +88,15 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 		},
 		"matcher": {
 			pub: []string{"matchmaking.eu.gold", "deadletter.allocator", "$KV.capacity.eu", "$KV.tickets.t1",
-				"$JS.API.STREAM.DELETE.POOL", "$JS.API.STREAM.PURGE.TICKETS"},
+				"$JS.API.STREAM.DELETE.POOL", "$JS.API.STREAM.PURGE.TICKETS",
+				// stored results carry join tokens: no get of RESULTS either
+				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_tickets.$KV.tickets.t1"},
 			sub: []string{"results.>", "allocations.>", "_INBOX_frontend.x", "deliver.allocator"},
 		},
 		"allocator": {
 			pub: []string{"allocations.eu", "pool.eu.gold", "cancels.eu.gold", "$KV.leases.x", "$KV.matches.m1", "$KV.tickets.t1",
-				"$JS.API.STREAM.DELETE.ALLOCATIONS", "$JS.API.STREAM.PURGE.ALLOCATIONS"},
+				"$JS.API.STREAM.DELETE.ALLOCATIONS", "$JS.API.STREAM.PURGE.ALLOCATIONS",
+				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_players.$KV.players.alice"},
 			sub: []string{"results.>", "matchmaking.>", "cancels.>", "_INBOX_matcher.x"},
 		},
 		"operator": {
@@ -344,6 +347,9 @@ func TestNATSServiceUsersKeepWhatTheyNeed(t *testing.T) {
 		ack, err := op.Publish(ctx, "matchmaking.mars.gold", []byte(`{}`))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if _, err := st.GetMsg(ctx, ack.Sequence, jetstream.WithGetMsgSubject("matchmaking.*.gold")); err != nil {
+			t.Errorf("read a stray ticket (the sweep): %v", err)
 		}
 		if err := st.DeleteMsg(ctx, ack.Sequence); err != nil {
 			t.Errorf("delete a stray ticket: %v", err)
