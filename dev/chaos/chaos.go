@@ -503,16 +503,8 @@ func tokenKey(dir string) string { return filepath.Join(dir, "identity", "player
 // ensureTokenKey makes the players' token key and returns the file of its
 // public half, which the frontends trust.
 func ensureTokenKey(dir string) (string, error) {
-	key, err := identity.LoadOrCreatePrivateKey(tokenKey(dir))
-	if err != nil {
-		return "", err
-	}
-	pub, err := identity.PublicKeyPEM(key.Public())
-	if err != nil {
-		return "", err
-	}
 	path := filepath.Join(dir, "identity", "players.pub.pem")
-	if err := os.WriteFile(path, pub, 0o600); err != nil {
+	if err := identity.EnsureKeyPair(tokenKey(dir), path); err != nil {
 		return "", fmt.Errorf("token key: %w", err)
 	}
 	return path, nil

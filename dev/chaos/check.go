@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -76,10 +78,9 @@ func Check(acked []Acked, results []events.Result, formed map[string]time.Time, 
 	for _, r := range results {
 		byTicket[r.TicketID] = append(byTicket[r.TicketID], r)
 	}
-	formedAt := make(map[string]time.Time, len(formed))
-	fromRecord := make(map[string]bool, len(formed))
-	for m, at := range formed {
-		formedAt[m], fromRecord[m] = at, true
+	formedAt := maps.Clone(formed)
+	if formedAt == nil {
+		formedAt = map[string]time.Time{}
 	}
 	ackedByID := map[string]Acked{}
 	for _, a := range acked {
@@ -102,7 +103,7 @@ func Check(acked []Acked, results []events.Result, formed map[string]time.Time, 
 			matchPlayers[r.MatchID][r.PlayerID] = map[string]bool{}
 		}
 		matchPlayers[r.MatchID][r.PlayerID][r.TicketID] = true
-		if at, known := formedAt[r.MatchID]; !known || (!fromRecord[r.MatchID] && r.At.Before(at)) {
+		if at, known := formedAt[r.MatchID]; !known || (formed[r.MatchID].IsZero() && r.At.Before(at)) {
 			// No record of when it was formed: its first result is
 			// the earliest the checker can vouch for.
 			formedAt[r.MatchID] = r.At
@@ -174,10 +175,7 @@ func Check(acked []Acked, results []events.Result, formed map[string]time.Time, 
 		}
 		// In the order they were formed, each match after the first must
 		// come from a ticket acknowledged after the one before was formed.
-		ids := make([]string, 0, len(matches))
-		for m := range matches {
-			ids = append(ids, m)
-		}
+		ids := keys(matches)
 		sort.Slice(ids, func(i, j int) bool { return formedAt[ids[i]].Before(formedAt[ids[j]]) })
 		for i := 1; i < len(ids); i++ {
 			prev, cur := ids[i-1], ids[i]
@@ -189,7 +187,7 @@ func Check(acked []Acked, results []events.Result, formed map[string]time.Time, 
 				// Queued again after the earlier match: a new ticket.
 			default:
 				fail("player %s is in %d matches: %v (ticket %s was acknowledged at %s, before match %s was formed at %s, and still matched)",
-					player, len(matches), sortedKeys(matches), a.TicketID, a.AcceptedAt.Format(time.RFC3339Nano), prev, formedAt[prev].Format(time.RFC3339Nano))
+					player, len(matches), keys(matches), a.TicketID, a.AcceptedAt.Format(time.RFC3339Nano), prev, formedAt[prev].Format(time.RFC3339Nano))
 			}
 		}
 	}
@@ -203,20 +201,4 @@ func Check(acked []Acked, results []events.Result, formed map[string]time.Time, 
 	return v
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

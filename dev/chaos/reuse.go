@@ -8,6 +8,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,7 +70,7 @@ func (u *reuser) drive(ctx context.Context, period time.Duration, until time.Tim
 func (u *reuser) episode(ctx context.Context, n int) {
 	player := fmt.Sprintf("reuse-%s-%d", u.run, n)
 	first := u.regions[u.rng.IntN(len(u.regions))]
-	second := u.regions[(u.rng.IntN(len(u.regions)-1)+1+indexOf(u.regions, first))%len(u.regions)]
+	second := u.regions[(u.rng.IntN(len(u.regions)-1)+1+slices.Index(u.regions, first))%len(u.regions)]
 	skill := 1600 + u.rng.IntN(400) // the load tool's tier: partners are there
 	viaFirst, viaSecond := "http", "http"
 	switch n % 3 {
@@ -108,13 +109,9 @@ func (u *reuser) queue(ctx context.Context, player, ticketID, region string, ski
 func (u *reuser) publish(ctx context.Context, player, ticketID, region string, skill int) error {
 	t := events.Ticket{SchemaVersion: events.SchemaVersion, TicketID: ticketID, PlayerID: player, Mode: "1v1", Skill: skill, CreatedAt: time.Now().UTC()}
 	tier, _ := events.Tiers(events.DefaultTiers).For(skill)
-	data, err := json.Marshal(t)
-	if err != nil {
-		return err
-	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err = u.js.Publish(pctx, events.Subjects{}.Ticket(region, tier), data, jetstream.WithMsgID(ticketID))
+	_, err := events.NewPublisher(u.js, events.Subjects{}).Ticket(pctx, region, tier, t)
 	return err
 }
 
@@ -153,15 +150,6 @@ func (u *reuser) result() ([]Acked, map[string]int) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([]Acked(nil), u.acked...), u.errs
-}
-
-func indexOf(list []string, s string) int {
-	for i, v := range list {
-		if v == s {
-			return i
-		}
-	}
-	return 0
 }
 
 // formedTimes reads when each match that put a player in two matches was

@@ -326,15 +326,10 @@ func (s *Stack) startServices(ctx context.Context) error {
 func (s *Stack) ensureDevIssuer() error {
 	s.devIssuerKey = filepath.Join(s.cfg.DataDir, "identity", "dev-issuer.pem")
 	s.devIssuerPub = filepath.Join(s.cfg.DataDir, "identity", "dev-issuer.pub.pem")
-	key, err := identity.LoadOrCreatePrivateKey(s.devIssuerKey)
-	if err != nil {
+	if err := identity.EnsureKeyPair(s.devIssuerKey, s.devIssuerPub); err != nil {
 		return fmt.Errorf("development issuer: %w", err)
 	}
-	pub, err := identity.PublicKeyPEM(key.Public())
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(s.devIssuerPub, pub, 0o600)
+	return nil
 }
 
 // identityEnv runs the frontend with identity on: the development issuer

@@ -156,13 +156,7 @@ func (p *Publisher) TellSuperseded(regions Regions, notice func(error)) Supersed
 			return fmt.Errorf("tell the players of superseded ticket %s: %w", old.TicketID, err)
 		}
 		for _, region := range regions {
-			msg, err := NewMsg(ctx, p.subj.Cancel(region, old.Tier), "", Cancel{
-				SchemaVersion: SchemaVersion, TicketID: old.TicketID, Region: region, Tier: old.Tier, Mode: old.Mode,
-			})
-			if err == nil {
-				err = p.js.Conn().PublishMsg(msg)
-			}
-			if err != nil && notice != nil {
+			if err := p.CancelNotice(ctx, region, old.Tier, old.TicketID, old.Mode); err != nil && notice != nil {
 				notice(fmt.Errorf("cancel notice for superseded ticket %s to %s: %w", old.TicketID, region, err))
 			}
 		}
@@ -181,8 +175,17 @@ func (p *Players) Take(ctx context.Context, t LiveTicket, told SupersededFunc) (
 	if err != nil {
 		return out, fmt.Errorf("encode live ticket %s: %w", t.TicketID, err)
 	}
-	if err := p.bind(ctx, t); err != nil {
-		return out, err
+	// The id is bound to its players before anything is written for it,
+	// but only then: a ticket already live for these very players (the
+	// matcher taking in a ticket its frontend took, a redelivery) was
+	// bound before it was written, and costs one read per player.
+	bound := false
+	bind := func() error {
+		if bound {
+			return nil
+		}
+		bound = true
+		return p.bind(ctx, t)
 	}
 	for _, player := range t.Players {
 		for {
@@ -190,8 +193,14 @@ func (p *Players) Take(ctx context.Context, t LiveTicket, told SupersededFunc) (
 			if err != nil {
 				return out, err
 			}
-			if rev != 0 && cur.TicketID == t.TicketID {
+			if rev != 0 && cur.TicketID == t.TicketID && samePlayers(cur.Players, t.Players) {
 				break // live already
+			}
+			if err := bind(); err != nil {
+				return out, err
+			}
+			if rev != 0 && cur.TicketID == t.TicketID {
+				break // live already (bound to these players; its entry is older)
 			}
 			if cur.TicketID != "" {
 				if decided, err := p.replace(ctx, t, cur, told, &out); err != nil || decided {
@@ -299,6 +308,11 @@ func (p *Players) bind(ctx context.Context, t LiveTicket) error {
 		}
 		return nil
 	}
+}
+
+// samePlayers reports whether a and b name the same players, in any order.
+func samePlayers(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
 
 // live reads a player's live ticket and the key's revision (0: none).

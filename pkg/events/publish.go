@@ -186,6 +186,21 @@ func ResultMsgID(r Result) string {
 	return id
 }
 
+// CancelNotice asks the shard region.tier to drop a ticket that was just
+// decided (cancelled, expired, superseded). It is a hint on core NATS,
+// not stored: the ticket's claim is what keeps it out of every match, so a
+// lost notice only leaves the ticket in a pool until a commit or an expiry
+// meets its claim.
+func (p *Publisher) CancelNotice(ctx context.Context, region, tier, ticketID, mode string) error {
+	msg, err := NewMsg(ctx, p.subj.Cancel(region, tier), "", Cancel{
+		SchemaVersion: SchemaVersion, TicketID: ticketID, Region: region, Tier: tier, Mode: mode,
+	})
+	if err != nil {
+		return err
+	}
+	return p.js.Conn().PublishMsg(msg)
+}
+
 // DeadLetter records a rejected message.
 func (p *Publisher) DeadLetter(ctx context.Context, d DeadLetter) error {
 	id := fmt.Sprintf("%s:%s:%d", d.Source, d.Subject, d.StreamSeq)

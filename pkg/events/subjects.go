@@ -146,6 +146,11 @@ func (s Subjects) streamName(base string) string {
 // letters, digits, '-' and '_', at most 64 bytes. This is deliberately
 // narrower than what NATS allows, so that ids typed by people or chosen by
 // game clients cannot smuggle in wildcards, dots or whitespace.
+// CheckID checks an id (a player's, a ticket's) the way the contract
+// does wherever one becomes a subject token: 1 to 64 letters, digits, '-'
+// and '_', so it can never smuggle in a wildcard or a separator.
+func CheckID(id string) error { return checkToken(id) }
+
 func checkToken(tok string) error {
 	if tok == "" {
 		return fmt.Errorf("empty")

@@ -292,14 +292,8 @@ func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 // CheckPlayerID accepts a player id the events contract accepts in a
 // ticket (it becomes a subject token of results.<player_id>).
 func CheckPlayerID(id string) error {
-	t := events.Ticket{SchemaVersion: events.SchemaVersion, PlayerID: id, Mode: events.DefaultMode}
-	var ve *events.ValidationError
-	if err := t.Validate(); errors.As(err, &ve) {
-		for _, f := range ve.Fields {
-			if f.Field == "player_id" {
-				return fmt.Errorf("player id %s", f.Reason)
-			}
-		}
+	if err := events.CheckID(id); err != nil {
+		return fmt.Errorf("player id %w", err)
 	}
 	return nil
 }

@@ -111,6 +111,25 @@ func LoadOrCreatePrivateKey(path string) (ed25519.PrivateKey, error) {
 	return LoadPrivateKey(path)
 }
 
+// EnsureKeyPair loads (or first makes) the Ed25519 private key at privPath
+// and writes its public half to pubPath (mode 0600), the form
+// -auth-public-keys reads: the development issuer's key, or the key a
+// load test mints players' tokens with.
+func EnsureKeyPair(privPath, pubPath string) error {
+	key, err := LoadOrCreatePrivateKey(privPath)
+	if err != nil {
+		return err
+	}
+	pub, err := PublicKeyPEM(key.Public())
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(pubPath, pub, 0o600); err != nil {
+		return fmt.Errorf("public key %s: %w", pubPath, err)
+	}
+	return nil
+}
+
 // WritePrivateKey writes a new Ed25519 private key as PKCS#8 PEM. It
 // refuses to replace an existing file.
 func WritePrivateKey(path string) error {

@@ -44,6 +44,7 @@ type Tickets interface {
 	Get(ctx context.Context, caller identity.Caller, ticketID string) (tickets.View, error)
 	Cancel(ctx context.Context, caller identity.Caller, ticketID, reason string) (tickets.View, error)
 	RecordFor(ctx context.Context, caller identity.Caller, ticketID string) (tickets.Record, error)
+	View(ctx context.Context, rec tickets.Record) (tickets.View, error)
 }
 
 // Results is what the API needs from the results tracker.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
@@ -45,7 +44,7 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identi
 		view    tickets.View
 		updates <-chan events.Result
 	)
-	if wt, err := a.results.Wait(ctx, id); err == nil && wt.Origin != nil && (caller.Server || slices.Contains(wt.Origin.Players, caller.PlayerID)) {
+	if wt, err := a.results.Wait(ctx, id); err == nil && wt.Origin != nil && tickets.Owns(caller, wt.Origin.Players) {
 		// Created here: tracked since before its publish, so the tracker
 		// has every result of it and nothing needs reading from JetStream.
 		defer wt.Stop()
@@ -134,7 +133,7 @@ func (a *API) followStored(w http.ResponseWriter, r *http.Request, caller identi
 		a.writeError(w, err)
 		return rec, view, nil, stop, false
 	}
-	view, err = a.tickets.Get(ctx, caller, id)
+	view, err = a.tickets.View(ctx, rec)
 	if err != nil {
 		a.writeError(w, err)
 		return rec, view, nil, stop, false
@@ -157,7 +156,7 @@ func (a *API) followStored(w http.ResponseWriter, r *http.Request, caller identi
 	default:
 		stop, updates = wt.Stop, wt.Results
 	}
-	if view, err = a.tickets.Get(ctx, caller, id); err != nil {
+	if view, err = a.tickets.View(ctx, rec); err != nil {
 		stop()
 		a.writeError(w, err)
 		return rec, view, nil, func() {}, false

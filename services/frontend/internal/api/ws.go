@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -133,7 +132,7 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 		select {
 		case res, ok := <-updates:
 			if !ok {
-				if v, err := a.tickets.Get(ctx, caller, view.TicketID); err == nil && v.Status.Terminal() {
+				if v, err := a.tickets.View(ctx, rec); err == nil && v.Status.Terminal() {
 					a.finish(conn, v, emit)
 				} else {
 					closeWith(conn, websocket.CloseTryAgainLater, "lost track of the ticket; poll GET /v1/tickets/"+view.TicketID)
@@ -205,10 +204,9 @@ func (a *API) wsRequest(r *http.Request, caller identity.Caller) (tickets.Reques
 	req := tickets.Request{PlayerID: q.Get("player_id"), Region: q.Get("region"), Mode: q.Get("mode")}
 	switch {
 	case !caller.Server:
-		if req.PlayerID != "" && req.PlayerID != caller.PlayerID {
-			return req, fmt.Errorf("%w: player_id is not the caller's", tickets.ErrForbidden)
+		if err := tickets.Authorize(caller, &req); err != nil {
+			return req, err
 		}
-		req.PlayerID = caller.PlayerID
 	case req.PlayerID == "":
 		var b [8]byte
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)

@@ -61,8 +61,11 @@ type Record struct {
 
 // OwnedBy reports whether c may read, follow and cancel the ticket: one of
 // its players, or the server role.
-func (r Record) OwnedBy(c identity.Caller) bool {
-	return c.Server || c.PlayerID != "" && slices.Contains(r.Ticket.Players(), c.PlayerID)
+func (r Record) OwnedBy(c identity.Caller) bool { return Owns(c, r.Ticket.Players()) }
+
+// Owns reports whether c may read, follow and cancel a ticket of players.
+func Owns(c identity.Caller, players []string) bool {
+	return c.Server || c.PlayerID != "" && slices.Contains(players, c.PlayerID)
 }
 
 // System is the caller the frontend acts as for itself (expiry, a
@@ -174,7 +177,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 // ticket id is a hash of the caller and the key, so the same key from
 // another caller names another ticket.
 func (s *Service) Create(ctx context.Context, caller identity.Caller, req Request, idempotencyKey string) (View, error) {
-	if err := authorize(caller, &req); err != nil {
+	if err := Authorize(caller, &req); err != nil {
 		return View{}, err
 	}
 	t, region, tier, err := s.build(req)
@@ -198,7 +201,7 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 			if err := s.republish(ctx, old); err != nil {
 				return View{}, err
 			}
-			return s.view(ctx, old)
+			return s.View(ctx, old)
 		} else if !errors.Is(err, ErrNotFound) {
 			return View{}, err
 		}
@@ -255,9 +258,9 @@ func (s *Service) take(ctx context.Context, rec Record) error {
 	return nil
 }
 
-// authorize checks a request against its caller, filling in a player
+// Authorize checks a request against its caller, filling in a player
 // caller's own id when the request names nobody.
-func authorize(c identity.Caller, req *Request) error {
+func Authorize(c identity.Caller, req *Request) error {
 	if c.Server {
 		return nil
 	}
@@ -347,11 +350,12 @@ func (s *Service) Get(ctx context.Context, caller identity.Caller, ticketID stri
 	if err != nil {
 		return View{}, err
 	}
-	return s.view(ctx, rec)
+	return s.View(ctx, rec)
 }
 
-// view is a record with its outcome so far.
-func (s *Service) view(ctx context.Context, rec Record) (View, error) {
+// View is a stored record with its outcome so far: Get for a caller that
+// already holds the ticket's record (read once, ownership checked).
+func (s *Service) View(ctx context.Context, rec Record) (View, error) {
 	r, err := s.outcome(ctx, rec)
 	if err != nil {
 		return View{}, err
@@ -459,7 +463,7 @@ func (s *Service) end(ctx context.Context, rec Record, owner string, status even
 		return View{}, err
 	}
 	if !won {
-		v, gerr := s.view(ctx, rec)
+		v, gerr := s.View(ctx, rec)
 		if gerr != nil {
 			return View{}, gerr
 		}
@@ -483,13 +487,7 @@ func (s *Service) end(ctx context.Context, rec Record, owner string, status even
 		}
 	}
 	// A hint for matchers to drop it now; the claim already rules it out.
-	msg, err := events.NewMsg(ctx, s.subj.Cancel(rec.Region, rec.Tier), "", events.Cancel{
-		SchemaVersion: events.SchemaVersion, TicketID: ticketID, Region: rec.Region, Tier: rec.Tier, Mode: rec.Ticket.Mode,
-	})
-	if err == nil {
-		err = s.js.Conn().PublishMsg(msg)
-	}
-	if err != nil {
+	if err := s.pub.CancelNotice(ctx, rec.Region, rec.Tier, ticketID, rec.Ticket.Mode); err != nil {
 		s.log.Warn("cancel notice not sent; matchers will find the claim", "ticket_id", ticketID, "err", err)
 	}
 	return ViewOf(rec, &res), nil

@@ -982,8 +982,9 @@ func (r *runner) recoverMatch(ctx context.Context, matchID string) recovery {
 		r.log.Info("match of another matcher published", "match_id", matchID)
 		return recovered
 	}
-	if stale == nil {
-		// Following a decision found made: which tickets are stale?
+	if len(stale) == 0 {
+		// Following a decision found made (or lost to one): which
+		// tickets are stale? As the commit does when it follows one.
 		// (Stale only grows: a ticket that stopped being live never is
 		// again.)
 		if stale, err = r.w.players.Stale(cctx, m.TicketPlayers()); err != nil {
