@@ -4,9 +4,9 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-# Every module of the workspace (go.work), in dependency order.
-MODULES  := pkg/agones pkg/events pkg/jointoken pkg/servicekit pkg/testkit load \
-            services/frontend services/matcher services/allocator services/game dev deploy
+# Every module of the workspace, read from go.work: the root module (pkg/,
+# services/, load/), then dev and deploy.
+MODULES  := $(shell go work edit -json | sed -n 's/.*"DiskPath": "\(.*\)".*/\1/p')
 SERVICES := frontend matcher allocator game
 BIN      := $(CURDIR)/bin
 # Fuzz budgets are execution counts ("Nx"), not durations: Go 1.26's fuzz
@@ -54,13 +54,14 @@ test: lint build-race $(BIN)/nats $(BIN)/nats-server $(BIN)/govulncheck kube
 	done
 	@$(MAKE) --no-print-directory fuzz
 
-## lint: gofmt, go vet, staticcheck, and a GOWORK=off build of every module (what container builds do)
+## lint: gofmt, go vet, staticcheck, a GOWORK=off build of every module (what container builds do), and one version of each dependency across modules
 lint: $(BIN)/staticcheck
-	@out=$$(gofmt -l $(MODULES) tools); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@out=$$(git ls-files -co --exclude-standard '*.go' | xargs gofmt -l); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do \
 	  echo "== vet, staticcheck, GOWORK=off build: $$m"; \
 	  (cd $$m && go vet ./... && $(BIN)/staticcheck ./... && GOWORK=off go build ./... ); \
 	done
+	tools/onedeps.sh $(MODULES)
 
 ## fuzz: a short run of every fuzz target (FUZZTIME executions each; make fuzz FUZZTIME=2000000x for longer)
 fuzz:
@@ -89,7 +90,7 @@ bench:
 	cd services/game && go test -run '^$$' -bench 'RoomMemory' -benchtime 1x ./internal/server/
 
 fmt:
-	gofmt -w $(MODULES) tools
+	git ls-files -co --exclude-standard '*.go' | xargs gofmt -w
 
 clean:
 	rm -rf $(BIN) .data

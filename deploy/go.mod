@@ -2,22 +2,11 @@ module github.com/quickmatch-dev/quickmatch/deploy
 
 go 1.26.0
 
-replace (
-	github.com/quickmatch-dev/quickmatch/pkg/agones => ../pkg/agones
-	github.com/quickmatch-dev/quickmatch/pkg/events => ../pkg/events
-	github.com/quickmatch-dev/quickmatch/pkg/servicekit => ../pkg/servicekit
-	github.com/quickmatch-dev/quickmatch/pkg/testkit => ../pkg/testkit
-)
-
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/go-logr/logr v1.4.3
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
-	github.com/quickmatch-dev/quickmatch/pkg/agones v0.0.0-00010101000000-000000000000
-	github.com/quickmatch-dev/quickmatch/pkg/events v0.0.0
-	github.com/quickmatch-dev/quickmatch/pkg/servicekit v0.0.0-00010101000000-000000000000
-	github.com/quickmatch-dev/quickmatch/pkg/testkit v0.0.0
 	helm.sh/helm/v3 v3.22.0
 	k8s.io/api v0.37.0
 	k8s.io/apimachinery v0.37.0
@@ -114,6 +103,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/quickmatch-dev/quickmatch v0.0.0
 	github.com/rubenv/sql-migrate v1.8.1 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
@@ -154,3 +144,5 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
 )
+
+replace github.com/quickmatch-dev/quickmatch => ../

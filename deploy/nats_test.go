@@ -82,19 +82,19 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 	s := startConfigured(t)
 	forbidden := map[string]struct{ pub, sub []string }{
 		"frontend": {
-			pub: []string{"allocations.eu", "pool.eu.gold", "deadletter.matcher", "$KV.capacity.eu", "$KV.leases.eu-gold",
+			pub: []string{"allocations.eu", "offers.eu.gold", "deadletter.matcher", "$KV.capacity.eu", "$KV.leases.eu-gold",
 				"$JS.API.STREAM.DELETE.TICKETS", "$JS.API.STREAM.PURGE.RESULTS", "$JS.API.CONSUMER.DELETE.TICKETS.matcher"},
-			sub: []string{"matchmaking.>", "allocations.>", "pool.>", "_INBOX_matcher.x", "$KV.claims.>", ">"},
+			sub: []string{"matchmaking.>", "allocations.>", "offers.>", "_INBOX_matcher.x", "$KV.claims.>", ">"},
 		},
 		"matcher": {
 			pub: []string{"matchmaking.eu.gold", "deadletter.allocator", "$KV.capacity.eu", "$KV.tickets.t1",
-				"$JS.API.STREAM.DELETE.POOL", "$JS.API.STREAM.PURGE.TICKETS",
+				"$JS.API.STREAM.DELETE.OFFERS", "$JS.API.STREAM.PURGE.TICKETS",
 				// stored results carry join tokens: no get of RESULTS either
 				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_tickets.$KV.tickets.t1"},
 			sub: []string{"results.>", "allocations.>", "_INBOX_frontend.x", "deliver.allocator"},
 		},
 		"allocator": {
-			pub: []string{"allocations.eu", "pool.eu.gold", "cancels.eu.gold", "$KV.leases.x", "$KV.matches.m1", "$KV.tickets.t1",
+			pub: []string{"allocations.eu", "offers.eu.gold", "cancels.eu.gold", "$KV.leases.x", "$KV.matches.m1", "$KV.tickets.t1",
 				"$JS.API.STREAM.DELETE.ALLOCATIONS", "$JS.API.STREAM.PURGE.ALLOCATIONS",
 				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_players.$KV.players.alice"},
 			sub: []string{"results.>", "matchmaking.>", "cancels.>", "_INBOX_matcher.x"},
@@ -129,7 +129,7 @@ func TestNATSPermissionsAllowTheirOwn(t *testing.T) {
 	op, _ := as(t, s, "operator")
 	allowed := map[string]struct{ pub, sub []string }{
 		"frontend":  {pub: []string{"matchmaking.eu.gold", "cancels.eu.gold", "results.alice", "deadletter.frontend"}, sub: []string{"results.>", "_INBOX_frontend.r1"}},
-		"matcher":   {pub: []string{"pool.eu.gold", "allocations.eu", "results.alice", "deadletter.matcher", "cancels.eu.gold"}, sub: []string{"cancels.>", "_INBOX_matcher.r1"}},
+		"matcher":   {pub: []string{"offers.eu.gold", "allocations.eu", "results.alice", "deadletter.matcher", "cancels.eu.gold"}, sub: []string{"cancels.>", "_INBOX_matcher.r1"}},
 		"allocator": {pub: []string{"results.alice", "deadletter.allocator", "matchmaking.eu.gold"}, sub: []string{"deliver.allocator", "_INBOX_allocator.r1"}},
 	}
 	for user, a := range allowed {
@@ -224,7 +224,7 @@ func TestNATSServiceUsersCannotManageStreamsOrConsumers(t *testing.T) {
 	want := tickets.CachedInfo().Config
 	consumers := func() []string {
 		var names []string
-		for _, stream := range []string{"TICKETS", "POOL", "ALLOCATIONS"} {
+		for _, stream := range []string{"TICKETS", "OFFERS", "ALLOCATIONS"} {
 			st, err := op.Stream(t.Context(), stream)
 			if err != nil {
 				t.Fatal(err)
@@ -248,8 +248,8 @@ func TestNATSServiceUsersCannotManageStreamsOrConsumers(t *testing.T) {
 		"$JS.API.CONSUMER.CREATE.TICKETS", "$JS.API.CONSUMER.CREATE.RESULTS.spy",
 		"$JS.API.CONSUMER.CREATE.TICKETS.tickets-eu-gold.matchmaking.eu.gold",
 		"$JS.API.CONSUMER.CREATE.TICKETS.thief.matchmaking.mars.gold",
-		"$JS.API.CONSUMER.DURABLE.CREATE.ALLOCATIONS.allocator", "$JS.API.CONSUMER.DURABLE.CREATE.POOL.spy",
-		"$JS.API.CONSUMER.DELETE.TICKETS.tickets-eu-gold", "$JS.API.CONSUMER.DELETE.POOL.pool-eu-gold",
+		"$JS.API.CONSUMER.DURABLE.CREATE.ALLOCATIONS.allocator", "$JS.API.CONSUMER.DURABLE.CREATE.OFFERS.spy",
+		"$JS.API.CONSUMER.DELETE.TICKETS.tickets-eu-gold", "$JS.API.CONSUMER.DELETE.OFFERS.offers-eu-gold",
 		"$JS.API.CONSUMER.DELETE.ALLOCATIONS.allocator", "$JS.API.CONSUMER.DELETE.TICKETS.matcher",
 	}
 	for _, user := range []string{"frontend", "matcher", "allocator"} {

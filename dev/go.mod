@@ -5,10 +5,6 @@ go 1.26.0
 require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/nats-io/nats-server/v2 v2.15.2
-	github.com/quickmatch-dev/quickmatch/pkg/events v0.0.0
-	github.com/quickmatch-dev/quickmatch/pkg/jointoken v0.0.0
-	github.com/quickmatch-dev/quickmatch/pkg/servicekit v0.0.0
-	github.com/quickmatch-dev/quickmatch/pkg/testkit v0.0.0
 )
 
 require (
@@ -17,26 +13,23 @@ require (
 	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+	golang.org/x/net v0.60.0 // indirect
 )
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
-	github.com/gorilla/websocket v1.5.3
+	github.com/gorilla/websocket v1.5.4-0.20250319132907-e064f32e3674
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats.go v1.55.0
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/quickmatch-dev/quickmatch v0.0.0
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 )
 
-replace (
-	github.com/quickmatch-dev/quickmatch/pkg/events => ../pkg/events
-	github.com/quickmatch-dev/quickmatch/pkg/jointoken => ../pkg/jointoken
-	github.com/quickmatch-dev/quickmatch/pkg/servicekit => ../pkg/servicekit
-	github.com/quickmatch-dev/quickmatch/pkg/testkit => ../pkg/testkit
-)
+replace github.com/quickmatch-dev/quickmatch => ../

@@ -83,7 +83,7 @@ func rooms(ctx context.Context, args []string, stdout io.Writer) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				tok, err := signer.Sign(jointoken.Claims{MatchID: room, PlayerID: p, Expires: time.Now().Add(time.Hour)})
+				tok, err := signer.Sign(jointoken.Grant{MatchID: room, PlayerID: p, Expires: time.Now().Add(time.Hour)})
 				if err != nil {
 					fail(err)
 					return

@@ -6,7 +6,7 @@ const (
 	streamAllocations = "ALLOCATIONS"
 	streamResults     = "RESULTS"
 	streamDeadLetter  = "DEADLETTER"
-	streamPool        = "POOL"
+	streamOffer       = "OFFERS"
 	bucketTickets     = "tickets"
 	bucketClaims      = "claims"
 	bucketCapacity    = "capacity"
@@ -36,19 +36,19 @@ func (s Subjects) TicketsStream() string { return s.streamName(streamTickets) }
 // AllocationsStream holds matches until an allocator acks them.
 func (s Subjects) AllocationsStream() string { return s.streamName(streamAllocations) }
 
-// PoolStream holds visitors: tickets a shard offers to another region's
+// OfferStream holds visitors: tickets a shard offers to another region's
 // shard of the same tier once their latency budget reaches it, one subject
 // per shard, until that shard's owner acks them.
-func (s Subjects) PoolStream() string { return s.streamName(streamPool) }
+func (s Subjects) OfferStream() string { return s.streamName(streamOffer) }
 
 // ShardConsumer is the durable consumer of one shard's ticket subject on
 // the tickets stream. Only the worker holding the shard's lease consumes
 // it: every ticket of a shard reaches that one worker, in one hop.
 func ShardConsumer(region, tier string) string { return "tickets-" + region + "-" + tier }
 
-// PoolConsumer is the durable consumer of one shard's visitors on the POOL
+// OfferConsumer is the durable consumer of one shard's visitors on the OFFERS
 // stream, consumed by the same worker as [ShardConsumer].
-func PoolConsumer(region, tier string) string { return "pool-" + region + "-" + tier }
+func OfferConsumer(region, tier string) string { return "offers-" + region + "-" + tier }
 
 // WorkersBucket holds a heartbeat per live matcher worker.
 func (s Subjects) WorkersBucket() string { return s.streamName(bucketWorkers) }

@@ -176,9 +176,9 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Replicas:   t.replicas(),
 		},
 		{
-			Name:        s.PoolStream(),
+			Name:        s.OfferStream(),
 			Description: "visitors: tickets offered to another region's shard, held by that shard's owner",
-			Subjects:    []string{s.join(rootPool, ">")},
+			Subjects:    []string{s.join(rootOffer, ">")},
 			Retention:   jetstream.WorkQueuePolicy,
 			Discard:     jetstream.DiscardNew,
 			MaxAge:      TicketMaxAge,
@@ -266,8 +266,8 @@ func (t Topology) Consumers() []StreamConsumer {
 		shards = append(shards,
 			StreamConsumer{Stream: s.TicketsStream(), Config: held(ShardConsumer(sh.Region, sh.Tier),
 				"the tickets of shard "+sh.String()+", consumed by its owner only", s.Ticket(sh.Region, sh.Tier))},
-			StreamConsumer{Stream: s.PoolStream(), Config: held(PoolConsumer(sh.Region, sh.Tier),
-				"the visitors of shard "+sh.String()+", consumed by its owner only", s.Pool(sh.Region, sh.Tier))},
+			StreamConsumer{Stream: s.OfferStream(), Config: held(OfferConsumer(sh.Region, sh.Tier),
+				"the visitors of shard "+sh.String()+", consumed by its owner only", s.Offer(sh.Region, sh.Tier))},
 		)
 	}
 	return append(shards, []StreamConsumer{

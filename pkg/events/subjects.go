@@ -14,7 +14,7 @@ const (
 	rootDeadLetter  = "deadletter"
 	rootDeliver     = "deliver"
 	rootCancels     = "cancels"
-	rootPool        = "pool"
+	rootOffer       = "offers"
 )
 
 // Subjects builds every subject of one deployment. The zero value is the
@@ -74,10 +74,10 @@ func (s Subjects) ParseTicket(subject string) (region, tier string, err error) {
 	return region, tier, nil
 }
 
-// Pool is where a shard offers a waiting ticket to another region's shard
+// Offer is where a shard offers a waiting ticket to another region's shard
 // of its tier once the ticket's latency budget reaches that region:
-// `pool.<region>.<tier>`, read as a visitor by that shard's owner.
-func (s Subjects) Pool(region, tier string) string { return s.join(rootPool, region, tier) }
+// `offers.<region>.<tier>`, read as a visitor by that shard's owner.
+func (s Subjects) Offer(region, tier string) string { return s.join(rootOffer, region, tier) }
 
 // Allocation is the subject the matcher publishes a formed match on, for the
 // allocator of that region: `allocations.<region>`.

@@ -61,6 +61,20 @@ type ticketWire struct {
 	CreatedAt     *time.Time     `json:"created_at"`
 }
 
+// TicketFor is a ticket a service publishes again on its players' behalf
+// (an offer to another region, a requeue after no game server was free):
+// one player is PlayerID, more are a Party, as the frontend would have
+// written it.
+func TicketFor(ticketID, mode string, skill int, createdAt time.Time, players []string) Ticket {
+	t := Ticket{SchemaVersion: SchemaVersion, TicketID: ticketID, Mode: mode, Skill: skill, CreatedAt: createdAt}
+	if len(players) == 1 {
+		t.PlayerID = players[0]
+	} else {
+		t.Party = players
+	}
+	return t
+}
+
 // Players returns the ids of everyone on the ticket.
 func (t *Ticket) Players() []string {
 	if t.PlayerID != "" {

@@ -7,13 +7,13 @@
 //
 // A token is four fields joined by ".":
 //
-//	v2.<kid>.<base64url(claims)>.<base64url(signature)>
+//	v2.<kid>.<base64url(grant)>.<base64url(signature)>
 //
-// with claims "<match id>|<player id>|<unix expiry>" (ids are subject
-// tokens, with no '|', so the claims cannot be made ambiguous), kid the key
+// with grant "<match id>|<player id>|<unix expiry>" (ids are subject
+// tokens, with no '|', so the grant cannot be made ambiguous), kid the key
 // id of the signing key (KeyID: the first 8 bytes of the SHA-256 of the raw
 // 32-byte public key, in hex), and the signature Ed25519 over the first
-// three fields as written, "v2.<kid>.<base64url(claims)>". base64url is
+// three fields as written, "v2.<kid>.<base64url(grant)>". base64url is
 // without padding (RFC 4648 section 5).
 //
 // The key id lets keys rotate with no downtime: game servers verify with a
@@ -50,8 +50,10 @@ var (
 	ErrExpired    = errors.New("join token has expired")
 )
 
-// Claims are what a token says.
-type Claims struct {
+// Grant is what a token says: this player may join this match's room until
+// Expires. (Not "claims": in this project a claim is a ticket's entry in
+// the claims bucket, events.Claims.)
+type Grant struct {
 	MatchID  string
 	PlayerID string
 	Expires  time.Time
@@ -86,12 +88,12 @@ func NewSigner(key ed25519.PrivateKey) (*Signer, error) {
 func (s *Signer) KeyID() string { return s.kid }
 
 // Sign returns the token for c.
-func (s *Signer) Sign(c Claims) (string, error) {
+func (s *Signer) Sign(c Grant) (string, error) {
 	if c.MatchID == "" || c.PlayerID == "" || strings.Contains(c.MatchID+c.PlayerID, "|") {
 		return "", fmt.Errorf("sign join token: %w: match %q player %q", ErrMalformed, c.MatchID, c.PlayerID)
 	}
-	claims := c.MatchID + "|" + c.PlayerID + "|" + strconv.FormatInt(c.Expires.Unix(), 10)
-	signed := version + "." + s.kid + "." + enc.EncodeToString([]byte(claims))
+	grant := c.MatchID + "|" + c.PlayerID + "|" + strconv.FormatInt(c.Expires.Unix(), 10)
+	signed := version + "." + s.kid + "." + enc.EncodeToString([]byte(grant))
 	return signed + "." + enc.EncodeToString(ed25519.Sign(s.key, []byte(signed))), nil
 }
 
@@ -111,22 +113,22 @@ func parse(token string) (kid, signed string, sig []byte, err error) {
 	return parts[1], token[:len(token)-len(parts[3])-1], sig, nil
 }
 
-// claimsOf decodes the claims of a token whose signature was verified.
-func claimsOf(signed string, now time.Time) (Claims, error) {
+// grantOf decodes the grant of a token whose signature was verified.
+func grantOf(signed string, now time.Time) (Grant, error) {
 	b64 := signed[strings.LastIndexByte(signed, '.')+1:]
 	raw, err := enc.DecodeString(b64)
 	if err != nil {
-		return Claims{}, ErrMalformed
+		return Grant{}, ErrMalformed
 	}
 	parts := strings.Split(string(raw), "|")
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
-		return Claims{}, ErrMalformed
+		return Grant{}, ErrMalformed
 	}
 	exp, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil {
-		return Claims{}, ErrMalformed
+		return Grant{}, ErrMalformed
 	}
-	c := Claims{MatchID: parts[0], PlayerID: parts[1], Expires: time.Unix(exp, 0)}
+	c := Grant{MatchID: parts[0], PlayerID: parts[1], Expires: time.Unix(exp, 0)}
 	if !now.Before(c.Expires) {
 		return c, ErrExpired
 	}

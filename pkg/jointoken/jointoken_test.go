@@ -36,7 +36,7 @@ var now = time.Unix(1_800_000_000, 0)
 func TestSignVerify(t *testing.T) {
 	t.Parallel()
 	s := signer(t, 0)
-	tok, err := s.Sign(Claims{MatchID: "m1", PlayerID: "alice", Expires: now.Add(time.Minute)})
+	tok, err := s.Sign(Grant{MatchID: "m1", PlayerID: "alice", Expires: now.Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestSignVerify(t *testing.T) {
 	}
 	parts := strings.Split(tok, ".")
 	otherClaims := base64.RawURLEncoding.EncodeToString([]byte("m1|mallory|1800000060"))
-	other, _ := signer(t, 1).Sign(Claims{MatchID: "m1", PlayerID: "alice", Expires: now.Add(time.Minute)})
+	other, _ := signer(t, 1).Sign(Grant{MatchID: "m1", PlayerID: "alice", Expires: now.Add(time.Minute)})
 	otherParts := strings.Split(other, ".")
 	tests := []struct {
 		name  string
@@ -78,10 +78,10 @@ func TestSignVerify(t *testing.T) {
 			t.Errorf("%s: err = %v, want %v", tt.name, err, tt.want)
 		}
 	}
-	if _, err := s.Sign(Claims{MatchID: "m|x", PlayerID: "p"}); err == nil {
+	if _, err := s.Sign(Grant{MatchID: "m|x", PlayerID: "p"}); err == nil {
 		t.Error("signed an ambiguous match id")
 	}
-	if _, err := s.Sign(Claims{MatchID: "m"}); err == nil {
+	if _, err := s.Sign(Grant{MatchID: "m"}); err == nil {
 		t.Error("signed without a player")
 	}
 	if _, err := NewSigner(ed25519.PrivateKey("short")); err == nil {
@@ -140,7 +140,7 @@ func TestRotation(t *testing.T) {
 				t.Fatal(err)
 			}
 			old, next := signer(t, 0), signer(t, 1)
-			claims := Claims{MatchID: "m1", PlayerID: "alice", Expires: time.Now().Add(time.Hour)}
+			claims := Grant{MatchID: "m1", PlayerID: "alice", Expires: time.Now().Add(time.Hour)}
 			oldTok, _ := old.Sign(claims)
 			newTok, _ := next.Sign(claims)
 
@@ -241,7 +241,7 @@ func TestReloadFailureKeepsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _ := signer(t, 0).Sign(Claims{MatchID: "m", PlayerID: "p", Expires: time.Now().Add(time.Hour)})
+	tok, _ := signer(t, 0).Sign(Grant{MatchID: "m", PlayerID: "p", Expires: time.Now().Add(time.Hour)})
 	priv, _ := MarshalPrivateKey(testKey(0))
 	if err := os.WriteFile(path, priv, 0o600); err != nil { // the private key mounted by mistake
 		t.Fatal(err)
@@ -325,7 +325,7 @@ func TestEnsureKeyPair(t *testing.T) {
 		t.Fatal("the private key was replaced")
 	}
 	s, _ := NewSigner(again)
-	tok, _ := s.Sign(Claims{MatchID: "m", PlayerID: "p", Expires: time.Now().Add(time.Minute)})
+	tok, _ := s.Sign(Grant{MatchID: "m", PlayerID: "p", Expires: time.Now().Add(time.Minute)})
 	keys, err := LoadKeys(KeysConfig{Path: pubPath})
 	if err != nil {
 		t.Fatal(err)
@@ -358,7 +358,7 @@ func TestOpenSSLKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _ := s.Sign(Claims{MatchID: "m", PlayerID: "p", Expires: time.Now().Add(time.Minute)})
+	tok, _ := s.Sign(Grant{MatchID: "m", PlayerID: "p", Expires: time.Now().Add(time.Minute)})
 	if _, err := keys.Verify(tok, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestOpenSSLKeys(t *testing.T) {
 func FuzzVerify(f *testing.F) {
 	s := signer(f, 0)
 	keys := NewKeys(pub(0))
-	tok, _ := s.Sign(Claims{MatchID: "m1", PlayerID: "a", Expires: time.Unix(2_000_000_000, 0)})
+	tok, _ := s.Sign(Grant{MatchID: "m1", PlayerID: "a", Expires: time.Unix(2_000_000_000, 0)})
 	f.Add(tok)
 	f.Add("v2." + s.KeyID() + ".bXxwfDE.c2ln")
 	f.Add("a.b")
@@ -389,7 +389,7 @@ func FuzzVerify(f *testing.F) {
 // (one Sign per player) and a game server (one Verify per join).
 func BenchmarkSign(b *testing.B) {
 	s := signer(b, 0)
-	c := Claims{MatchID: "0123456789abcdef01234567", PlayerID: "player-123456", Expires: now.Add(time.Minute)}
+	c := Grant{MatchID: "0123456789abcdef01234567", PlayerID: "player-123456", Expires: now.Add(time.Minute)}
 	for b.Loop() {
 		if _, err := s.Sign(c); err != nil {
 			b.Fatal(err)
@@ -399,7 +399,7 @@ func BenchmarkSign(b *testing.B) {
 
 func BenchmarkVerify(b *testing.B) {
 	s := signer(b, 0)
-	tok, _ := s.Sign(Claims{MatchID: "0123456789abcdef01234567", PlayerID: "player-123456", Expires: now.Add(time.Minute)})
+	tok, _ := s.Sign(Grant{MatchID: "0123456789abcdef01234567", PlayerID: "player-123456", Expires: now.Add(time.Minute)})
 	keys := NewKeys(pub(0), pub(1), pub(2))
 	for b.Loop() {
 		if _, err := keys.Verify(tok, now); err != nil {
@@ -424,7 +424,7 @@ func TestUnknownKeyReadsAgainAtMostOnceASecond(t *testing.T) {
 	t0 := time.Now()
 	clock := t0
 	keys.now = func() time.Time { return clock }
-	newTok, _ := signer(t, 1).Sign(Claims{MatchID: "m", PlayerID: "p", Expires: t0.Add(time.Hour)})
+	newTok, _ := signer(t, 1).Sign(Grant{MatchID: "m", PlayerID: "p", Expires: t0.Add(time.Hour)})
 	if err := os.WriteFile(path, []byte("broken"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -123,20 +123,20 @@ func sameIDs(a, b map[string]ed25519.PublicKey) bool {
 	return true
 }
 
-// Verify checks the signature and the expiry of token and returns its claims.
-func (k *Keys) Verify(token string, now time.Time) (Claims, error) {
+// Verify checks the signature and the expiry of token and returns its grant.
+func (k *Keys) Verify(token string, now time.Time) (Grant, error) {
 	kid, signed, sig, err := parse(token)
 	if err != nil {
-		return Claims{}, err
+		return Grant{}, err
 	}
 	pub, ok := k.key(kid)
 	if !ok {
-		return Claims{}, fmt.Errorf("%w %s", ErrUnknownKey, kid)
+		return Grant{}, fmt.Errorf("%w %s", ErrUnknownKey, kid)
 	}
 	if !ed25519.Verify(pub, []byte(signed), sig) {
-		return Claims{}, ErrSignature
+		return Grant{}, ErrSignature
 	}
-	return claimsOf(signed, now)
+	return grantOf(signed, now)
 }
 
 // key finds kid, reading the key files again first when that is due.

@@ -70,7 +70,7 @@ func TestSIGTERMDrainsRunningRooms(t *testing.T) {
 		t.Fatal(err)
 	}
 	dial := func(room, player string) (*websocket.Conn, error) {
-		tok, _ := signer.Sign(jointoken.Claims{MatchID: room, PlayerID: player, Expires: time.Now().Add(time.Minute)})
+		tok, _ := signer.Sign(jointoken.Grant{MatchID: room, PlayerID: player, Expires: time.Now().Add(time.Minute)})
 		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?room="+room+"&token="+url.QueryEscape(tok), nil)
 		return c, err
 	}
@@ -204,7 +204,7 @@ func TestJoinKeyRotation(t *testing.T) {
 	joins := func(name string) bool {
 		room++
 		id := fmt.Sprintf("m%d", room)
-		tok, err := signers[name].Sign(jointoken.Claims{MatchID: id, PlayerID: "a", Expires: time.Now().Add(time.Minute)})
+		tok, err := signers[name].Sign(jointoken.Grant{MatchID: id, PlayerID: "a", Expires: time.Now().Add(time.Minute)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -210,7 +210,7 @@ func missing(ctx context.Context, js jetstream.JetStream, t events.Topology) err
 	shards := map[string]bool{}
 	for _, sh := range t.Shards() {
 		shards[events.ShardConsumer(sh.Region, sh.Tier)] = true
-		shards[events.PoolConsumer(sh.Region, sh.Tier)] = true
+		shards[events.OfferConsumer(sh.Region, sh.Tier)] = true
 	}
 	for _, c := range t.Consumers() {
 		if shards[c.Config.Durable] {

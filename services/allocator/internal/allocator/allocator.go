@@ -246,7 +246,7 @@ func (a *Allocator) handle(msg *message.Message) error {
 	var rs []events.Result
 	for _, t := range m.Tickets {
 		for _, p := range t.Players {
-			token, err := a.signer.Sign(jointoken.Claims{MatchID: m.MatchID, PlayerID: p, Expires: expires})
+			token, err := a.signer.Sign(jointoken.Grant{MatchID: m.MatchID, PlayerID: p, Expires: expires})
 			if err != nil {
 				return fmt.Errorf("match %s: %w", m.MatchID, err)
 			}

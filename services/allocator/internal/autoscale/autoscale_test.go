@@ -114,7 +114,7 @@ func TestStreamDemandCountsWaitingTickets(t *testing.T) {
 	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, subject := range []string{subj.Pool("eu", "gold"), subj.Pool("eu", "silver"), subj.Ticket("eu", "gold"), subj.Pool("us", "gold")} {
+	for _, subject := range []string{subj.Offer("eu", "gold"), subj.Offer("eu", "silver"), subj.Ticket("eu", "gold"), subj.Offer("us", "gold")} {
 		if _, err := js.Publish(t.Context(), subject, []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}

@@ -35,7 +35,7 @@ var page embed.FS
 // Verifier checks a join token (*jointoken.Keys: the public keys whose
 // private keys the allocator signs with).
 type Verifier interface {
-	Verify(token string, now time.Time) (jointoken.Claims, error)
+	Verify(token string, now time.Time) (jointoken.Grant, error)
 }
 
 var _ Verifier = (*jointoken.Keys)(nil)

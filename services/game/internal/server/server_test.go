@@ -37,7 +37,7 @@ func startServer(t *testing.T, cfg Config) (*Server, *httptest.Server) {
 
 func token(t *testing.T, match, player string, ttl time.Duration) string {
 	t.Helper()
-	tok, err := signer.Sign(jointoken.Claims{MatchID: match, PlayerID: player, Expires: time.Now().Add(ttl)})
+	tok, err := signer.Sign(jointoken.Grant{MatchID: match, PlayerID: player, Expires: time.Now().Add(ttl)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestJoinRefusals(t *testing.T) {
 	t.Parallel()
 	_, hs := startServer(t, Config{})
 	otherKey, _ := jointoken.NewSigner(ed25519.NewKeyFromSeed([]byte("another-key-0123456789abcdefghij")))
-	other, _ := otherKey.Sign(jointoken.Claims{MatchID: "m1", PlayerID: "eve", Expires: time.Now().Add(time.Minute)})
+	other, _ := otherKey.Sign(jointoken.Grant{MatchID: "m1", PlayerID: "eve", Expires: time.Now().Add(time.Minute)})
 	tests := []struct {
 		name, room, token string
 	}{

@@ -194,7 +194,7 @@ func (r *runner) start(ctx context.Context) ([]jetstream.ConsumeContext, error) 
 		var err error
 		for _, c := range []struct{ stream, name string }{
 			{r.w.subj.TicketsStream(), events.ShardConsumer(r.shard.Region, r.shard.Tier)},
-			{r.w.subj.PoolStream(), events.PoolConsumer(r.shard.Region, r.shard.Tier)},
+			{r.w.subj.OfferStream(), events.OfferConsumer(r.shard.Region, r.shard.Tier)},
 		} {
 			var cc jetstream.ConsumeContext
 			if cc, err = r.consume(ctx, c.stream, c.name); err != nil {
@@ -271,7 +271,7 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 	}
 	var t events.Ticket
 	var mode modes.Mode
-	visitor := meta.Stream == r.w.subj.PoolStream()
+	visitor := meta.Stream == r.w.subj.OfferStream()
 	if visitor {
 		t, mode, err = r.visitor(msg)
 	} else {
@@ -803,7 +803,7 @@ func (r *runner) offer(ctx context.Context, e *pool.Entry, mode modes.Mode, now 
 			t.Party = e.Players
 		}
 		pctx, cancel := context.WithTimeout(ctx, r.w.cfg.PublishTimeout)
-		msg, err := events.NewMsg(pctx, r.w.subj.Pool(l.Region, r.shard.Tier), e.TicketID+"-at-"+l.Region, t)
+		msg, err := events.NewMsg(pctx, r.w.subj.Offer(l.Region, r.shard.Tier), e.TicketID+"-at-"+l.Region, t)
 		if err == nil {
 			msg.Header.Set(events.HeaderHome, r.shard.Region)
 			_, err = r.w.js.PublishMsg(pctx, msg)

@@ -8,7 +8,7 @@
 // in one hop from the publisher, and shards move when workers come and go.
 // The owner validates each ticket as it arrives, and dead-letters what is
 // bad (telling the players why when it can name them). A second consumer
-// per shard, on the POOL stream, brings it visitors: tickets another
+// per shard, on the OFFERS stream, brings it visitors: tickets another
 // region's shard offers once their latency budget reaches this region.
 // Tickets on a subject no shard consumes are dead-lettered by a sweep
 // every worker runs (strays).
