@@ -54,14 +54,15 @@ test: lint build-race $(BIN)/nats $(BIN)/nats-server $(BIN)/govulncheck kube
 	done
 	@$(MAKE) --no-print-directory fuzz
 
-## lint: gofmt, go vet, staticcheck, a GOWORK=off build of every module (what container builds do), and one version of each dependency across modules
+## lint: gofmt, go vet, staticcheck, a GOWORK=off build of every module (what container builds do), one version of each dependency across modules, and no file over 400 lines or function over 80 (tools/sizes)
 lint: $(BIN)/staticcheck
-	@out=$$(git ls-files -co --exclude-standard '*.go' | xargs gofmt -l); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@out=$$(git ls-files -co --exclude-standard '*.go' | while read -r f; do if [[ -f $$f ]]; then echo "$$f"; fi; done | xargs gofmt -l); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do \
 	  echo "== vet, staticcheck, GOWORK=off build: $$m"; \
 	  (cd $$m && go vet ./... && $(BIN)/staticcheck ./... && GOWORK=off go build ./... ); \
 	done
 	tools/onedeps.sh $(MODULES)
+	GOWORK=off go run -C tools ./sizes $(CURDIR)
 
 ## fuzz: a short run of every fuzz target (FUZZTIME executions each; make fuzz FUZZTIME=2000000x for longer)
 fuzz:
@@ -90,7 +91,7 @@ bench:
 	cd services/game && go test -run '^$$' -bench 'RoomMemory' -benchtime 1x ./internal/server/
 
 fmt:
-	git ls-files -co --exclude-standard '*.go' | xargs gofmt -w
+	git ls-files -co --exclude-standard '*.go' | while read -r f; do if [[ -f $$f ]]; then echo "$$f"; fi; done | xargs gofmt -w
 
 clean:
 	rm -rf $(BIN) .data

@@ -137,9 +137,17 @@ func TestComposeFile(t *testing.T) {
 		if s.Build == nil {
 			continue
 		}
-		service := strings.TrimSuffix(strings.TrimPrefix(s.Build.Dockerfile, "services/"), "/Dockerfile")
-		if _, err := os.Stat(filepath.Join(root, s.Build.Dockerfile)); err != nil {
-			t.Errorf("%s: %v", name, err)
+		// One Dockerfile at the root, a target per service.
+		service := s.Build.Target
+		dockerfile := s.Build.Dockerfile
+		if !filepath.IsAbs(dockerfile) {
+			dockerfile = filepath.Join(s.Build.Context, dockerfile)
+		}
+		if _, err := os.Stat(dockerfile); err != nil || dockerfile != filepath.Join(root, "Dockerfile") {
+			t.Errorf("%s: Dockerfile %q: %v", name, s.Build.Dockerfile, err)
+		}
+		if !slices.Contains([]string{"frontend", "matcher", "allocator", "game"}, service) {
+			t.Errorf("%s: build target %q is not a service", name, service)
 		}
 		flags := deploytest.EnvOf(t, service)
 		for key := range s.Environment {

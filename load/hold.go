@@ -22,20 +22,16 @@ import (
 
 // holdResult is what `load hold` reports (also as JSON with -json).
 type holdResult struct {
-	Kind          string   `json:"kind"`
-	Proto         string   `json:"proto"`
-	Clients       int      `json:"clients"`
-	Waiting       int64    `json:"waiting"`
-	Failed        int64    `json:"failed"`
-	Dropped       int64    `json:"dropped_during_hold"`
-	RampSeconds   float64  `json:"ramp_seconds"`
-	ServerOpen    float64  `json:"server_open_connections"`
-	ServerWaiting float64  `json:"server_waiting_tickets"`
-	RSSBefore     float64  `json:"rss_before_bytes"`
-	RSSAfter      float64  `json:"rss_after_bytes"`
-	HeapBefore    float64  `json:"heap_inuse_before_bytes"`
-	HeapAfter     float64  `json:"heap_inuse_after_bytes"`
-	Goroutines    float64  `json:"goroutines_after"`
+	Kind          string  `json:"kind"`
+	Proto         string  `json:"proto"`
+	Clients       int     `json:"clients"`
+	Waiting       int64   `json:"waiting"`
+	Failed        int64   `json:"failed"`
+	Dropped       int64   `json:"dropped_during_hold"`
+	RampSeconds   float64 `json:"ramp_seconds"`
+	ServerOpen    float64 `json:"server_open_connections"`
+	ServerWaiting float64 `json:"server_waiting_tickets"`
+	memory
 	RSSPerClient  float64  `json:"rss_bytes_per_client"`
 	HeapPerClient float64  `json:"heap_bytes_per_client"`
 	FirstErrors   []string `json:"first_errors,omitempty"`
@@ -76,37 +72,26 @@ func hold(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res := holdResult{Kind: *kind, Proto: *proto, Clients: *clients,
-		RSSBefore: before["process_resident_memory_bytes"], HeapBefore: before["go_memstats_heap_inuse_bytes"]}
+	res := holdResult{Kind: *kind, Proto: *proto, Clients: *clients}
+	res.before(before)
 	if *kind == "ws" {
 		res.Proto = "http1"
 	}
 
-	h.base, h.region, h.skill, h.run = strings.TrimRight(*base, "/"), *region, *skill, fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
+	h.base, h.region, h.skill, h.run = strings.TrimRight(*base, "/"), *region, *skill, runID()
 	h.api = client(*proto == "h2c", *sources, 64)
 	h.stream = client(*proto == "h2c", *sources, 0)
 	holdCtx, release := context.WithCancel(ctx)
 	defer release()
 	var wg sync.WaitGroup
-	start := time.Now()
-	interval := time.Duration(float64(time.Second) / *rate)
-	for i := range *clients {
+	start := ramp(*clients, *rate, func(i int) bool {
 		if ctx.Err() != nil {
-			break
+			return false
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h.client(holdCtx, i, *kind, *sources)
-		}()
-		if d := time.Until(start.Add(time.Duration(i+1) * interval)); d > 0 {
-			time.Sleep(d)
-		}
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for h.waiting.Load()+h.failed.count() < int64(*clients) && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(50 * time.Millisecond)
-	}
+		wg.Go(func() { h.client(holdCtx, i, *kind, *sources) })
+		return true
+	})
+	awaitAll(ctx, func() bool { return h.waiting.Load()+h.failed.count() >= int64(*clients) })
 	res.RampSeconds = time.Since(start).Seconds()
 	time.Sleep(*settle)
 	after, err := scrape(ctx, metricsURL)
@@ -114,14 +99,12 @@ func hold(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	res.Waiting, res.Failed = h.waiting.Load(), h.failed.count()
-	res.RSSAfter, res.HeapAfter = after["process_resident_memory_bytes"], after["go_memstats_heap_inuse_bytes"]
-	res.Goroutines = after["go_goroutines"]
+	res.after(after)
 	res.ServerOpen = after[`quickmatch_frontend_open_connections{kind="sse"}`] + after[`quickmatch_frontend_open_connections{kind="ws"}`]
 	res.ServerWaiting = after["quickmatch_frontend_waiting_tickets"]
-	if res.Waiting > 0 {
-		res.RSSPerClient = (res.RSSAfter - res.RSSBefore) / float64(res.Waiting)
-		res.HeapPerClient = (res.HeapAfter - res.HeapBefore) / float64(res.Waiting)
-	}
+	res.RSSPerClient, res.HeapPerClient = res.per(float64(res.Waiting))
+	// Clients that stop waiting while nothing happens are the server
+	// dropping them: the figure the hold is for.
 	waitingAtStart := h.waiting.Load()
 	select {
 	case <-time.After(*holdFor):
@@ -133,20 +116,23 @@ func hold(ctx context.Context, args []string, stdout io.Writer) error {
 	wg.Wait()
 
 	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return printJSON(stdout, res)
 	}
+	res.print(stdout, *holdFor)
+	return nil
+}
+
+// print is the text form of the result.
+func (res holdResult) print(stdout io.Writer, holdFor time.Duration) {
 	mib := func(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
 	fmt.Fprintf(stdout, "clients     %d %s over %s: %d waiting, %d failed, %d dropped during a %s hold (ramp %.1fs)\n",
-		res.Clients, res.Kind, res.Proto, res.Waiting, res.Failed, res.Dropped, *holdFor, res.RampSeconds)
+		res.Clients, res.Kind, res.Proto, res.Waiting, res.Failed, res.Dropped, holdFor, res.RampSeconds)
 	fmt.Fprintf(stdout, "frontend    %v open connections, %v waiting tickets, %v goroutines\n", res.ServerOpen, res.ServerWaiting, res.Goroutines)
 	fmt.Fprintf(stdout, "memory      RSS %s -> %s, heap in use %s -> %s\n", mib(res.RSSBefore), mib(res.RSSAfter), mib(res.HeapBefore), mib(res.HeapAfter))
 	fmt.Fprintf(stdout, "per client  %.1f KiB RSS, %.1f KiB heap\n", res.RSSPerClient/1024, res.HeapPerClient/1024)
 	for _, e := range res.FirstErrors {
 		fmt.Fprintln(stdout, "error      ", e)
 	}
-	return nil
 }
 
 type holder struct {

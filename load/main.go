@@ -10,10 +10,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -39,4 +42,14 @@ func run(ctx context.Context, args []string) error {
 	default:
 		return fmt.Errorf("unknown command %q: want hold, rooms or run", args[0])
 	}
+}
+
+// runID tells one run's players and rooms from another's.
+func runID() string { return fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff) }
+
+// printJSON is the -json form of every command's result.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,22 +14,19 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 type roomsResult struct {
-	Rooms         int      `json:"rooms"`
-	Started       int64    `json:"started"`
-	Failed        int64    `json:"failed"`
-	ServerRooms   float64  `json:"server_rooms"`
-	ServerPlayers float64  `json:"server_players"`
-	RSSBefore     float64  `json:"rss_before_bytes"`
-	RSSAfter      float64  `json:"rss_after_bytes"`
-	HeapBefore    float64  `json:"heap_inuse_before_bytes"`
-	HeapAfter     float64  `json:"heap_inuse_after_bytes"`
-	Goroutines    float64  `json:"goroutines_after"`
-	RSSPerRoom    float64  `json:"rss_bytes_per_room"`
-	HeapPerRoom   float64  `json:"heap_bytes_per_room"`
-	FirstErrors   []string `json:"first_errors,omitempty"`
+	Rooms         int     `json:"rooms"`
+	Started       int64   `json:"started"`
+	Failed        int64   `json:"failed"`
+	ServerRooms   float64 `json:"server_rooms"`
+	ServerPlayers float64 `json:"server_players"`
+	memory
+	RSSPerRoom  float64  `json:"rss_bytes_per_room"`
+	HeapPerRoom float64  `json:"heap_bytes_per_room"`
+	FirstErrors []string `json:"first_errors,omitempty"`
 }
 
 // rooms opens N rooms on one game server, two players each (signing their
@@ -66,79 +62,43 @@ func rooms(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res := roomsResult{Rooms: *n, RSSBefore: before["process_resident_memory_bytes"], HeapBefore: before["go_memstats_heap_inuse_bytes"]}
-	ws := strings.Replace(strings.TrimRight(*base, "/"), "http", "ws", 1) + "/ws?"
-	run := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
-	var started atomic.Int64
-	var failed failures
-	fail := failed.add
+	res := roomsResult{Rooms: *n}
+	res.before(before)
+	f := &filler{base: strings.TrimRight(*base, "/"), signer: signer}
+	run := runID()
 	holdCtx, release := context.WithCancel(ctx)
 	defer release()
 	var wg sync.WaitGroup
-	start := time.Now()
-	interval := time.Duration(float64(time.Second) / *rate)
-	for i := range *n {
+	ramp(*n, *rate, func(i int) bool {
 		room := fmt.Sprintf("bench-%s-%d", run, i)
 		for _, p := range []string{"a", "b"} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				tok, err := signer.Sign(jointoken.Grant{MatchID: room, PlayerID: p, Expires: time.Now().Add(time.Hour)})
-				if err != nil {
-					fail(err)
-					return
-				}
-				c, _, err := websocket.DefaultDialer.DialContext(holdCtx, ws+url.Values{"room": {room}, "token": {tok}}.Encode(), nil)
-				if err != nil {
-					fail(err)
-					return
-				}
-				defer c.Close()
-				go func() { <-holdCtx.Done(); c.Close() }()
-				counted := false
-				for {
-					_, data, err := c.ReadMessage()
-					if err != nil {
-						return
-					}
-					var m struct {
-						Type string `json:"type"`
-					}
-					if !counted && json.Unmarshal(data, &m) == nil && m.Type == "start" && p == "a" {
-						counted = true
-						started.Add(1)
-					}
-				}
-			}()
+			wg.Go(func() { f.join(holdCtx, room, p) })
 		}
-		if d := time.Until(start.Add(time.Duration(i+1) * interval)); d > 0 {
-			time.Sleep(d)
-		}
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for started.Load()+failed.count()/2 < int64(*n) && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(50 * time.Millisecond)
-	}
+		return true
+	})
+	// A room with a failed join never starts: each counts its two players.
+	awaitAll(ctx, func() bool { return f.started.Load()+f.failed.count()/2 >= int64(*n) })
 	time.Sleep(*settle)
 	after, err := scrape(ctx, metricsURL)
 	if err != nil {
 		return err
 	}
-	res.Started, res.Failed = started.Load(), failed.count()
+	res.Started, res.Failed = f.started.Load(), f.failed.count()
 	res.ServerRooms, res.ServerPlayers = after["quickmatch_game_rooms"], after["quickmatch_game_players_connected"]
-	res.RSSAfter, res.HeapAfter, res.Goroutines = after["process_resident_memory_bytes"], after["go_memstats_heap_inuse_bytes"], after["go_goroutines"]
-	if res.ServerRooms > 0 {
-		res.RSSPerRoom = (res.RSSAfter - res.RSSBefore) / res.ServerRooms
-		res.HeapPerRoom = (res.HeapAfter - res.HeapBefore) / res.ServerRooms
-	}
-	res.FirstErrors = failed.sample()
+	res.after(after)
+	res.RSSPerRoom, res.HeapPerRoom = res.per(res.ServerRooms)
+	res.FirstErrors = f.failed.sample()
 	release()
 	wg.Wait()
 	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return printJSON(stdout, res)
 	}
+	res.print(stdout)
+	return nil
+}
+
+// print is the text form of the result.
+func (res roomsResult) print(stdout io.Writer) {
 	fmt.Fprintf(stdout, "rooms      %d asked, %d games started, %d failed joins\n", res.Rooms, res.Started, res.Failed)
 	fmt.Fprintf(stdout, "server     %v rooms, %v players, %v goroutines\n", res.ServerRooms, res.ServerPlayers, res.Goroutines)
 	fmt.Fprintf(stdout, "memory     RSS %.1f -> %.1f MiB, heap %.1f -> %.1f MiB\n", res.RSSBefore/(1<<20), res.RSSAfter/(1<<20), res.HeapBefore/(1<<20), res.HeapAfter/(1<<20))
@@ -146,5 +106,43 @@ func rooms(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, e := range res.FirstErrors {
 		fmt.Fprintln(stdout, "error     ", e)
 	}
-	return nil
+}
+
+// filler joins players to rooms of one game server.
+type filler struct {
+	base    string
+	signer  *jointoken.Signer
+	started atomic.Int64 // games started, counted by each room's player "a"
+	failed  failures
+}
+
+// join signs player p's join token for room, joins it over the WebSocket
+// and stays until ctx ends, counting the game's start.
+func (f *filler) join(ctx context.Context, room, p string) {
+	tok, err := f.signer.Sign(jointoken.Grant{MatchID: room, PlayerID: p, Expires: time.Now().Add(time.Hour)})
+	if err != nil {
+		f.failed.add(err)
+		return
+	}
+	c, _, err := websocket.DefaultDialer.DialContext(ctx, play.SocketURL(f.base, play.Join{MatchID: room, Token: tok}), nil)
+	if err != nil {
+		f.failed.add(err)
+		return
+	}
+	defer c.Close()
+	go func() { <-ctx.Done(); c.Close() }()
+	counted := false
+	for {
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		var m struct {
+			Type string `json:"type"`
+		}
+		if !counted && json.Unmarshal(data, &m) == nil && m.Type == "start" && p == "a" {
+			counted = true
+			f.started.Add(1)
+		}
+	}
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # quickmatch on a local kind cluster, the way it runs in production:
 # Agones (its Helm chart), NATS with JetStream (the official NATS chart),
-# our images built from the Dockerfiles, and our chart.
+# our images built from the Dockerfile (one target per service), and our chart.
 #
 #   deploy/kind/kind.sh up      create it all, then print the URL to open
 #   deploy/kind/kind.sh down    delete the cluster
@@ -140,7 +140,7 @@ up() {
 
   log "building and loading the images"
   for svc in frontend matcher allocator game; do
-    docker build -f "$ROOT/services/$svc/Dockerfile" -t "quickmatch/$svc:dev" "$ROOT"
+    docker build --target "$svc" -t "quickmatch/$svc:dev" "$ROOT"
     kind load docker-image --name "$CLUSTER" "quickmatch/$svc:dev"
   done
 

@@ -1,14 +1,13 @@
 package chaos
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/quickmatch-dev/quickmatch/dev/stack/proc"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
@@ -35,7 +34,7 @@ func TestChaosShort(t *testing.T) {
 			t.Logf("every process's output: %s", full.Name())
 		}
 	})
-	logs := &tail{next: full}
+	logs := proc.NewKept(full, 200<<10)
 	rep, err := Run(t.Context(), Config{
 		BinDir: bin, NATSServer: server, Dir: t.TempDir(),
 		Rate: 20, Duration: 30 * time.Second, FaultEvery: 1500 * time.Millisecond,
@@ -56,28 +55,4 @@ func TestChaosShort(t *testing.T) {
 		t.Errorf("%d violations:\n%s", len(rep.Violations), strings.Join(rep.Violations, "\n"))
 		t.Logf("last process output:\n%s", logs.String())
 	}
-}
-
-// tail keeps the last 200 KiB of process output.
-type tail struct {
-	mu   sync.Mutex
-	b    []byte
-	next io.Writer
-}
-
-func (w *tail) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	_, _ = w.next.Write(p)
-	w.b = append(w.b, p...)
-	if len(w.b) > 200<<10 {
-		w.b = w.b[len(w.b)-200<<10:]
-	}
-	return len(p), nil
-}
-
-func (w *tail) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return string(w.b)
 }

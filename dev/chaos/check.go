@@ -47,7 +47,9 @@ var terminal = map[events.Status]bool{
 // verifies that:
 //   - every acknowledged ticket reaches exactly one terminal state (two
 //     copies of the same outcome are one; two different outcomes are not);
-//   - no match has one player twice (on two tickets, or twice on one);
+//   - no match has one player on two tickets (results are per player
+//     and ticket, so a player twice on one ticket would not show; the
+//     ticket contract refuses such a party);
 //   - at most one live ticket per player: a player is in two live
 //     (assigned) matches only if the later match's ticket was acknowledged
 //     by a frontend after the earlier match was formed (formed: match id ->
@@ -71,134 +73,190 @@ var terminal = map[events.Status]bool{
 // It trusts nothing the services say about themselves: only what reached
 // the clients (acks) and what was published to players (results).
 func Check(acked []Acked, results []events.Result, formed map[string]time.Time, end time.Time, deadline time.Duration) Verdict {
-	v := Verdict{Tickets: len(acked), Outcomes: map[string]int{}}
-	fail := func(format string, args ...any) { v.Violations = append(v.Violations, fmt.Sprintf(format, args...)) }
+	c := newChecker(acked, results, formed)
+	c.oneOutcomeEach(acked, end, deadline)
+	c.noPlayerTwiceInAMatch()
+	c.oneLiveTicketPerPlayer()
+	c.oneServerPerMatch()
+	c.v.Matches = len(c.matchServers)
+	sort.Strings(c.v.Violations)
+	return c.v
+}
 
-	byTicket := map[string][]events.Result{}
+// checker is one run of Check: the history indexed every way a property
+// reads it, and the verdict so far.
+type checker struct {
+	v         Verdict
+	byTicket  map[string][]events.Result
+	ackedByID map[string]Acked
+	// formedAt is when each match was formed: the matchers' record, or
+	// else its first result.
+	formedAt map[string]time.Time
+	// playerMatches: player -> live (assigned) match -> the ticket that
+	// put the player there.
+	playerMatches map[string]map[string]string
+	// matchPlayers: match -> player -> the player's tickets in it.
+	matchPlayers map[string]map[string]map[string]bool
+	// matchServers: match -> "server room room" it was given.
+	matchServers map[string]map[string]bool
+}
+
+func (c *checker) fail(format string, args ...any) {
+	c.v.Violations = append(c.v.Violations, fmt.Sprintf(format, args...))
+}
+
+func newChecker(acked []Acked, results []events.Result, formed map[string]time.Time) *checker {
+	c := &checker{
+		v:        Verdict{Tickets: len(acked), Outcomes: map[string]int{}},
+		byTicket: map[string][]events.Result{}, ackedByID: map[string]Acked{},
+		formedAt:      maps.Clone(formed),
+		playerMatches: map[string]map[string]string{},
+		matchPlayers:  map[string]map[string]map[string]bool{},
+		matchServers:  map[string]map[string]bool{},
+	}
 	for _, r := range results {
-		byTicket[r.TicketID] = append(byTicket[r.TicketID], r)
+		c.byTicket[r.TicketID] = append(c.byTicket[r.TicketID], r)
 	}
-	formedAt := maps.Clone(formed)
-	if formedAt == nil {
-		formedAt = map[string]time.Time{}
+	if c.formedAt == nil {
+		c.formedAt = map[string]time.Time{}
 	}
-	ackedByID := map[string]Acked{}
 	for _, a := range acked {
-		ackedByID[a.TicketID] = a
+		c.ackedByID[a.TicketID] = a
 	}
-	// Outcome of each ticket, the matches of each player (with the ticket
-	// that put the player there), and the tickets of each player in each
-	// match.
-	playerMatches := map[string]map[string]string{}
-	matchPlayers := map[string]map[string]map[string]bool{}
-	matchServers := map[string]map[string]bool{}
 	for _, r := range results {
-		if r.MatchID == "" || (r.Status != events.StatusAssigned && r.Status != events.StatusMatched) {
-			continue
-		}
-		if matchPlayers[r.MatchID] == nil {
-			matchPlayers[r.MatchID] = map[string]map[string]bool{}
-		}
-		if matchPlayers[r.MatchID][r.PlayerID] == nil {
-			matchPlayers[r.MatchID][r.PlayerID] = map[string]bool{}
-		}
-		matchPlayers[r.MatchID][r.PlayerID][r.TicketID] = true
-		if at, known := formedAt[r.MatchID]; !known || (formed[r.MatchID].IsZero() && r.At.Before(at)) {
-			// No record of when it was formed: its first result is
-			// the earliest the checker can vouch for.
-			formedAt[r.MatchID] = r.At
-		}
-		// A match is live once it has a game server; a match that was
-		// formed and then given up (its tickets requeued) is not.
-		if r.Status != events.StatusAssigned {
-			continue
-		}
-		if playerMatches[r.PlayerID] == nil {
-			playerMatches[r.PlayerID] = map[string]string{}
-		}
-		playerMatches[r.PlayerID][r.MatchID] = r.TicketID
-		if r.Assignment != nil {
-			if matchServers[r.MatchID] == nil {
-				matchServers[r.MatchID] = map[string]bool{}
-			}
-			matchServers[r.MatchID][r.Assignment.Server+" room "+r.Assignment.Room] = true
-		}
+		c.indexMatch(r, formed)
 	}
+	return c
+}
+
+// indexMatch files a result of a formed match under its match, player and
+// game server.
+func (c *checker) indexMatch(r events.Result, formed map[string]time.Time) {
+	if r.MatchID == "" || (r.Status != events.StatusAssigned && r.Status != events.StatusMatched) {
+		return
+	}
+	if c.matchPlayers[r.MatchID] == nil {
+		c.matchPlayers[r.MatchID] = map[string]map[string]bool{}
+	}
+	if c.matchPlayers[r.MatchID][r.PlayerID] == nil {
+		c.matchPlayers[r.MatchID][r.PlayerID] = map[string]bool{}
+	}
+	c.matchPlayers[r.MatchID][r.PlayerID][r.TicketID] = true
+	if at, known := c.formedAt[r.MatchID]; !known || (formed[r.MatchID].IsZero() && r.At.Before(at)) {
+		// No record of when it was formed: its first result is
+		// the earliest the checker can vouch for.
+		c.formedAt[r.MatchID] = r.At
+	}
+	// A match is live once it has a game server; a match that was
+	// formed and then given up (its tickets requeued) is not.
+	if r.Status != events.StatusAssigned {
+		return
+	}
+	if c.playerMatches[r.PlayerID] == nil {
+		c.playerMatches[r.PlayerID] = map[string]string{}
+	}
+	c.playerMatches[r.PlayerID][r.MatchID] = r.TicketID
+	if r.Assignment != nil {
+		if c.matchServers[r.MatchID] == nil {
+			c.matchServers[r.MatchID] = map[string]bool{}
+		}
+		c.matchServers[r.MatchID][r.Assignment.Server+" room "+r.Assignment.Room] = true
+	}
+}
+
+// oneOutcomeEach: every acknowledged ticket reaches exactly one terminal
+// state, within deadline; the ones still inside it are counted pending.
+func (c *checker) oneOutcomeEach(acked []Acked, end time.Time, deadline time.Duration) {
 	seen := map[string]bool{}
 	for _, a := range acked {
 		if seen[a.TicketID] {
-			fail("ticket %s acknowledged twice", a.TicketID)
+			c.fail("ticket %s acknowledged twice", a.TicketID)
 			continue
 		}
 		seen[a.TicketID] = true
-		outcomes := map[string]bool{}
-		var last events.Status
-		var first time.Time
-		for _, r := range byTicket[a.TicketID] {
-			if !terminal[r.Status] {
-				continue
-			}
-			if first.IsZero() || r.At.Before(first) {
-				first = r.At
-			}
-			key := string(r.Status)
-			if r.Status == events.StatusAssigned && r.Assignment != nil {
-				key += " " + r.MatchID + " " + r.Assignment.Server
-			}
-			outcomes[key] = true
-			last = r.Status
-		}
+		outcomes, last, first := c.terminalStates(a.TicketID)
 		switch {
 		case len(outcomes) > 1:
-			fail("ticket %s (player %s) has %d terminal states: %v", a.TicketID, a.PlayerID, len(outcomes), keys(outcomes))
+			c.fail("ticket %s (player %s) has %d terminal states: %v", a.TicketID, a.PlayerID, len(outcomes), keys(outcomes))
 		case len(outcomes) == 0 && end.Sub(a.AcceptedAt) > deadline:
-			fail("ticket %s (player %s) has no outcome %s after it was acknowledged (deadline %s)", a.TicketID, a.PlayerID, end.Sub(a.AcceptedAt).Round(time.Second), deadline)
+			c.fail("ticket %s (player %s) has no outcome %s after it was acknowledged (deadline %s)", a.TicketID, a.PlayerID, end.Sub(a.AcceptedAt).Round(time.Second), deadline)
 		case len(outcomes) == 0:
-			v.Outcomes["pending"]++
+			c.v.Outcomes["pending"]++
 		case !first.IsZero() && first.Sub(a.AcceptedAt) > deadline:
-			fail("ticket %s (player %s) reached %s only %s after it was acknowledged (deadline %s)", a.TicketID, a.PlayerID, last, first.Sub(a.AcceptedAt).Round(time.Second), deadline)
-			v.Outcomes[string(last)]++
+			c.fail("ticket %s (player %s) reached %s only %s after it was acknowledged (deadline %s)", a.TicketID, a.PlayerID, last, first.Sub(a.AcceptedAt).Round(time.Second), deadline)
+			c.v.Outcomes[string(last)]++
 		default:
-			v.Outcomes[string(last)]++
+			c.v.Outcomes[string(last)]++
 		}
 	}
-	for match, players := range matchPlayers {
+}
+
+// terminalStates are a ticket's distinct terminal outcomes (two copies of
+// the same outcome are one), the last one's status, and when the first
+// was reached.
+func (c *checker) terminalStates(ticket string) (outcomes map[string]bool, last events.Status, first time.Time) {
+	outcomes = map[string]bool{}
+	for _, r := range c.byTicket[ticket] {
+		if !terminal[r.Status] {
+			continue
+		}
+		if first.IsZero() || r.At.Before(first) {
+			first = r.At
+		}
+		key := string(r.Status)
+		if r.Status == events.StatusAssigned && r.Assignment != nil {
+			key += " " + r.MatchID + " " + r.Assignment.Server
+		}
+		outcomes[key] = true
+		last = r.Status
+	}
+	return outcomes, last, first
+}
+
+// noPlayerTwiceInAMatch: no match has one player on two tickets.
+func (c *checker) noPlayerTwiceInAMatch() {
+	for match, players := range c.matchPlayers {
 		for player, tickets := range players {
 			if len(tickets) > 1 {
-				fail("match %s has player %s twice (tickets %v)", match, player, keys(tickets))
+				c.fail("match %s has player %s twice (tickets %v)", match, player, keys(tickets))
 			}
 		}
 	}
-	for player, matches := range playerMatches {
+}
+
+// oneLiveTicketPerPlayer: in the order they were formed, each live match
+// of a player after the first must come from a ticket acknowledged after
+// the one before was formed (see Check for the races it only counts).
+func (c *checker) oneLiveTicketPerPlayer() {
+	for player, matches := range c.playerMatches {
 		if len(matches) < 2 {
 			continue
 		}
-		// In the order they were formed, each match after the first must
-		// come from a ticket acknowledged after the one before was formed.
 		ids := keys(matches)
-		sort.Slice(ids, func(i, j int) bool { return formedAt[ids[i]].Before(formedAt[ids[j]]) })
+		sort.Slice(ids, func(i, j int) bool { return c.formedAt[ids[i]].Before(c.formedAt[ids[j]]) })
 		for i := 1; i < len(ids); i++ {
 			prev, cur := ids[i-1], ids[i]
-			a, known := ackedByID[matches[cur]]
+			a, known := c.ackedByID[matches[cur]]
 			switch {
 			case !known || a.Via == viaNATS:
-				v.Races++
-			case !a.AcceptedAt.Before(formedAt[prev]):
+				c.v.Races++
+			case !a.AcceptedAt.Before(c.formedAt[prev]):
 				// Queued again after the earlier match: a new ticket.
 			default:
-				fail("player %s is in %d matches: %v (ticket %s was acknowledged at %s, before match %s was formed at %s, and still matched)",
-					player, len(matches), keys(matches), a.TicketID, a.AcceptedAt.Format(time.RFC3339Nano), prev, formedAt[prev].Format(time.RFC3339Nano))
+				c.fail("player %s is in %d matches: %v (ticket %s was acknowledged at %s, before match %s was formed at %s, and still matched)",
+					player, len(matches), keys(matches), a.TicketID, a.AcceptedAt.Format(time.RFC3339Nano), prev, c.formedAt[prev].Format(time.RFC3339Nano))
 			}
 		}
 	}
-	for match, servers := range matchServers {
+}
+
+// oneServerPerMatch: no match got two game servers, or two rooms.
+func (c *checker) oneServerPerMatch() {
+	for match, servers := range c.matchServers {
 		if len(servers) > 1 {
-			fail("match %s got %d game servers: %v", match, len(servers), keys(servers))
+			c.fail("match %s got %d game servers: %v", match, len(servers), keys(servers))
 		}
 	}
-	v.Matches = len(matchServers)
-	sort.Strings(v.Violations)
-	return v
 }
 
 func keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -2,6 +2,11 @@
 // NATS JetStream server (data kept in a local directory) and the frontend,
 // matcher, allocator and two game servers as child processes. It is what
 // `make run` starts. No Kubernetes, no Docker.
+//
+// It keeps the services running as Kubernetes would: one that exits is
+// started again after a backoff, the exit and the restart logged, so that
+// killing a matcher shows the other taking its shards. Ctrl-C stops
+// everything.
 package main
 
 import (
@@ -28,7 +33,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	cfg := stack.Config{Logs: os.Stdout}
+	cfg := stack.Config{Logs: os.Stdout, Supervise: true}
 	var games, matchers, services, extraEnv string
 	fs := flag.NewFlagSet("localstack", flag.ContinueOnError)
 	fs.StringVar(&cfg.BinDir, "bin-dir", "bin", "directory of the service binaries (make build)")
@@ -86,14 +91,21 @@ func run(ctx context.Context, args []string) error {
            set -a; . %[4]s; set +a
            bin/nats sub 'results.>'   /   bin/nats pub matchmaking.eu.gold '{"player_id":"carol","skill":1650}'
 
+    Failover: a service that exits is started again (the exit and restart are logged).%[5]s
+
   Ctrl-C stops everything.
 
-`, s.FrontendURL(), s.DevIssuerKeyFile(), s.NATSURL(), s.NATSEnvFile())
-	select {
-	case <-ctx.Done():
-	case why := <-s.Done():
-		fmt.Fprintln(os.Stderr, "localstack: a service stopped:", why)
-	}
+`, s.FrontendURL(), s.DevIssuerKeyFile(), s.NATSURL(), s.NATSEnvFile(), failoverHint(s.Pids()))
+	<-ctx.Done()
 	fmt.Println("stopping...")
 	return s.Stop()
+}
+
+// failoverHint says how to kill the first matcher, if there is one.
+func failoverHint(pids map[string]int) string {
+	pid, ok := pids["matcher-1"]
+	if !ok || pid <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("\n           Kill a matcher and watch the other take its shards: kill -9 %d (matcher-1)", pid)
 }

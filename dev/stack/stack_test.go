@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/quickmatch-dev/quickmatch/dev/stack"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
@@ -56,16 +56,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 type logWriter struct{ t *testing.T }
 
 func (w logWriter) Write(p []byte) (int, error) {
@@ -79,18 +69,25 @@ func startStack(t *testing.T, tune ...func(*stack.Config)) *stack.Stack {
 	if testing.Verbose() {
 		logs = logWriter{t}
 	}
+	// Port 0: each service binds a port of its own choosing and reports it.
 	cfg := stack.Config{
 		BinDir: binDir, DataDir: t.TempDir(), NATSPort: -1, Host: "127.0.0.1",
-		FrontendPort: freePort(t), GamePorts: []int{freePort(t), freePort(t)},
-		MatcherOpsPorts: []int{freePort(t), freePort(t)}, AllocatorOpsPort: freePort(t), Logs: logs,
+		GamePorts: []int{0, 0}, MatcherOpsPorts: []int{0, 0}, Logs: logs,
 	}
 	for _, f := range tune {
 		f(&cfg)
 	}
 	s, err := stack.Start(t.Context(), cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatal(err) // with the last output of the service that failed
 	}
+	// Runs after Stop (cleanups run last first): a failing test shows
+	// what every process said, which -v would have shown as it came.
+	t.Cleanup(func() {
+		if t.Failed() && !testing.Verbose() {
+			t.Logf("output of the stack:\n%s", s.Output())
+		}
+	})
 	t.Cleanup(func() {
 		if err := s.Stop(); err != nil {
 			t.Errorf("stop: %v", err)
@@ -212,18 +209,26 @@ func matchPair(t *testing.T, fe, p1, p2 string) []ticketView {
 	return views
 }
 
-// join opens a player's WebSocket to the room of its assignment URL.
-func join(t *testing.T, assignmentURL string) *websocket.Conn {
+// dial opens a player's WebSocket to the room of its assignment URL
+// (play.ParseURL, play.SocketURL: what the play page does).
+func dial(t *testing.T, assignmentURL string) *websocket.Conn {
 	t.Helper()
-	u, err := url.Parse(assignmentURL)
+	base, j, err := play.ParseURL(assignmentURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws := "ws://" + u.Host + "/ws?room=" + url.QueryEscape(u.Query().Get("room")) + "&token=" + url.QueryEscape(u.Query().Get("token"))
+	ws := play.SocketURL(base, j)
 	c, _, err := websocket.DefaultDialer.DialContext(context.Background(), ws, nil)
 	if err != nil {
 		t.Fatalf("join %s: %v", ws, err)
 	}
+	return c
+}
+
+// join is dial, closed when the test ends.
+func join(t *testing.T, assignmentURL string) *websocket.Conn {
+	t.Helper()
+	c := dial(t, assignmentURL)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -265,15 +270,7 @@ func playGame(t *testing.T, urlA, urlB string) {
 	t.Helper()
 	var conns []*websocket.Conn
 	for _, raw := range []string{urlA, urlB} {
-		u, err := url.Parse(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ws := "ws://" + u.Host + "/ws?room=" + url.QueryEscape(u.Query().Get("room")) + "&token=" + url.QueryEscape(u.Query().Get("token"))
-		c, _, err := websocket.DefaultDialer.DialContext(context.Background(), ws, nil)
-		if err != nil {
-			t.Fatalf("join %s: %v", ws, err)
-		}
+		c := dial(t, raw)
 		defer c.Close()
 		conns = append(conns, c)
 	}

@@ -20,27 +20,3 @@ type Capacity struct {
 	AllocatedServers int       `json:"allocated_servers"`
 	At               time.Time `json:"at"`
 }
-
-// Cancel tells matchers that a ticket was cancelled, so they drop it from
-// their pool at once. It is a hint published on core NATS: the claim made
-// before it is what guarantees that a cancelled ticket is never matched.
-type Cancel struct {
-	SchemaVersion int    `json:"schema_version"`
-	TicketID      string `json:"ticket_id"`
-	Region        string `json:"region"`
-	Tier          string `json:"tier"`
-	Mode          string `json:"mode"`
-}
-
-// DecodeCancel reads a cancel notice strictly.
-func DecodeCancel(data []byte) (Cancel, error) {
-	var c Cancel
-	if err := DecodeStrict("cancel", data, &c); err != nil {
-		return Cancel{}, err
-	}
-	fe := &fieldErrors{kind: "cancel"}
-	if err := checkToken(c.TicketID); err != nil {
-		fe.add("ticket_id", "%v", err)
-	}
-	return c, fe.err()
-}

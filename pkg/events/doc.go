@@ -5,16 +5,24 @@
 // Subjects (with an optional deployment prefix, see [Subjects]):
 //
 //	matchmaking.<region>.<tier>   tickets, JSON [Ticket], stream TICKETS
+//	offers.<region>.<tier>        visitors: tickets offered to another region's shard, JSON [Ticket], stream OFFERS
 //	allocations.<region>          match allocation requests, JSON [Match], stream ALLOCATIONS
 //	results.<player_id>           per-player outcomes, JSON [Result], stream RESULTS
 //	deadletter.<source>           rejected input with a reason, JSON [DeadLetter], stream DEADLETTER
+//	cancels.<region>.<tier>       cancel notices, JSON [Cancel], core NATS (no stream)
+//
+// A region and a tier make a [Shard], the unit of matching: one matcher
+// worker at a time owns a shard and holds its waiting tickets and visitors
+// in its pool.
 //
 // Payloads are JSON so that a person can type a ticket into `nats pub`.
 // Decoders are strict: unknown fields, wrong types and impossible values are
 // rejected with a [ValidationError] that names the offending field.
 //
-// Streams, consumers and buckets are created by [Provision], once, at the
-// start of a service. Subscribers only bind to them: a subscriber that
-// creates its own consumer also deletes it when it closes (see the
-// watermill-nats notes), which silently starves every other instance.
+// Streams, consumers and buckets are declared by [Topology] and created by
+// [Provision], once, at the start of a service; it compares whole declared
+// configurations with the live ones and updates only what drifted.
+// Subscribers only bind to them: a subscriber that creates its own
+// consumer also deletes it when it closes (see the watermill-nats notes),
+// which silently starves every other instance.
 package events

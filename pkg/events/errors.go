@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 )
 
@@ -54,11 +55,42 @@ func (f *fieldErrors) add(field, format string, args ...any) {
 	f.list = append(f.list, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
 }
 
+// version checks a payload's schema version.
+func (f *fieldErrors) version(v int) {
+	if v != SchemaVersion {
+		f.add("schema_version", "version %d is not supported, want %d", v, SchemaVersion)
+	}
+}
+
+// token checks that v, the value of field, is an id or name that is safe
+// as a subject token (see checkToken), and reports whether it is.
+func (f *fieldErrors) token(field, v string) bool {
+	if err := checkToken(v); err != nil {
+		f.add(field, "%v", err)
+		return false
+	}
+	return true
+}
+
 func (f *fieldErrors) err() error {
 	if len(f.list) == 0 {
 		return nil
 	}
 	return &ValidationError{Kind: f.kind, Fields: f.list}
+}
+
+// decodeChecked decodes data into a T with decode (DecodeStrict or
+// decodeFromService), then checks its fields with check, which reports
+// every problem it finds, so all of them are told at once.
+func decodeChecked[T any](kind string, data []byte, decode func(string, []byte, any) error, check func(*T, *fieldErrors)) (T, error) {
+	var v T
+	if err := decode(kind, data, &v); err != nil {
+		var zero T
+		return zero, err
+	}
+	fe := &fieldErrors{kind: kind}
+	check(&v, fe)
+	return v, fe.err()
 }
 
 // MaxPayloadBytes bounds every payload this package decodes.
@@ -89,6 +121,24 @@ func DecodeStrict(kind string, data []byte, v any) error {
 		return fe.err()
 	}
 	return nil
+}
+
+// DecodeStrictList reads a file holding a JSON list (modes, clusters)
+// as strictly as DecodeStrict reads an object. DecodeStrict wants an
+// object, so the list is read as the value of field, and each error names
+// its element as field[i].
+func DecodeStrictList[T any](kind, field string, data []byte) ([]T, error) {
+	var list []T
+	holder := reflect.StructOf([]reflect.StructField{{
+		Name: "List", Type: reflect.TypeFor[*[]T](), Tag: reflect.StructTag(`json:"` + field + `"`),
+	}})
+	v := reflect.New(holder)
+	v.Elem().Field(0).Set(reflect.ValueOf(&list))
+	wrapped := append(append([]byte(`{"`+field+`":`), data...), '}')
+	if err := DecodeStrict(kind, wrapped, v.Interface()); err != nil {
+		return nil, err
+	}
+	return list, nil
 }
 
 // decodeFromService decodes a payload that only our own services publish

@@ -89,39 +89,25 @@ func MatchIDAfter(prev string, keys []string) string {
 // decodeFromService); everything it knows is checked as strictly as a
 // ticket.
 func DecodeMatch(data []byte) (Match, error) {
-	var m Match
-	if err := decodeFromService("match", data, &m); err != nil {
-		return Match{}, err
-	}
-	fe := &fieldErrors{kind: "match"}
-	if m.SchemaVersion != SchemaVersion {
-		fe.add("schema_version", "version %d is not supported, want %d", m.SchemaVersion, SchemaVersion)
-	}
-	if err := checkToken(m.MatchID); err != nil {
-		fe.add("match_id", "%v", err)
-	}
-	if err := checkToken(m.Mode); err != nil {
-		fe.add("mode", "%v", err)
-	}
-	if err := checkToken(m.Region); err != nil {
-		fe.add("region", "%v", err)
-	}
+	return decodeChecked("match", data, decodeFromService, checkMatch)
+}
+
+func checkMatch(m *Match, fe *fieldErrors) {
+	fe.version(m.SchemaVersion)
+	fe.token("match_id", m.MatchID)
+	fe.token("mode", m.Mode)
+	fe.token("region", m.Region)
 	if len(m.Tickets) < 1 {
 		fe.add("tickets", "empty")
 	}
 	for i, t := range m.Tickets {
 		field := "tickets[" + strconv.Itoa(i) + "]"
-		if err := checkToken(t.TicketID); err != nil {
-			fe.add(field+".ticket_id", "%v", err)
-		}
+		fe.token(field+".ticket_id", t.TicketID)
 		if len(t.Players) == 0 {
 			fe.add(field+".players", "empty")
 		}
 		for j, p := range t.Players {
-			if err := checkToken(p); err != nil {
-				fe.add(field+".players["+strconv.Itoa(j)+"]", "%v", err)
-			}
+			fe.token(field+".players["+strconv.Itoa(j)+"]", p)
 		}
 	}
-	return m, fe.err()
 }

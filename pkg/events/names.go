@@ -21,9 +21,10 @@ const (
 const (
 	// legacyIntakeConsumer was the matchers' shared intake on the tickets
 	// stream (every subject), which copied each ticket into the POOL
-	// stream. Shards now consume their ticket subjects directly; Provision
-	// deletes it, since a work-queue stream refuses consumers whose
-	// subjects overlap.
+	// stream of those versions (the stream of visitors, now OFFERS).
+	// Shards now consume their ticket subjects directly; Provision deletes
+	// it, since a work-queue stream refuses consumers whose subjects
+	// overlap.
 	legacyIntakeConsumer = "matcher"
 	// ConsumerAllocator is the allocators' push consumer (with a deliver
 	// group, so that watermill-nats can bind to it) on the allocations stream.

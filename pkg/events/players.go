@@ -230,14 +230,9 @@ func (p *Players) Take(ctx context.Context, t LiveTicket, told SupersededFunc) (
 // be live: out.Owner says why.
 func (p *Players) replace(ctx context.Context, t, cur LiveTicket, told SupersededFunc, out *Taken) (decided bool, err error) {
 	if t.olderThan(cur) {
-		won, owner, err := p.claims.Claim(ctx, t.TicketID, OwnerSuperseded)
+		_, owner, err := p.supersede(ctx, t, cur, told)
 		if err != nil {
 			return false, err
-		}
-		if won {
-			if err := told(ctx, t, cur.TicketID); err != nil {
-				return false, err
-			}
 		}
 		out.Owner = owner
 		return true, nil
@@ -259,17 +254,25 @@ func (p *Players) replace(ctx context.Context, t, cur LiveTicket, told Supersede
 		out.Owner = own
 		return true, nil
 	}
-	won, _, err := p.claims.Claim(ctx, cur.TicketID, OwnerSuperseded)
+	won, _, err := p.supersede(ctx, cur, t, told)
 	if err != nil {
 		return false, err
 	}
 	if won {
-		if err := told(ctx, cur, t.TicketID); err != nil {
-			return false, err
-		}
 		out.Superseded = append(out.Superseded, cur)
 	}
 	return false, nil
+}
+
+// supersede claims old for [OwnerSuperseded] and, if the claim is won,
+// tells old's players that newer took its place. owner is old's claim
+// owner either way.
+func (p *Players) supersede(ctx context.Context, old, newer LiveTicket, told SupersededFunc) (won bool, owner string, err error) {
+	won, owner, err = p.claims.Claim(ctx, old.TicketID, OwnerSuperseded)
+	if err != nil || !won {
+		return won, owner, err
+	}
+	return won, owner, told(ctx, old, newer.TicketID)
 }
 
 // ticketKey is the key that binds a ticket id to its players. A player id

@@ -326,3 +326,34 @@ func TestRecordBucketsOutgrowTheStreamCap(t *testing.T) {
 		t.Fatalf("the tickets stream took 1,000 tickets past its 16 KiB cap: %v", refused)
 	}
 }
+
+// TestProvisionPutsBackAFieldNoOneListed: the streams are declared
+// without compression; streams compressed since (a field the field-by-field
+// compare of earlier versions never looked at) are put back, because
+// provisioning compares whole configurations.
+func TestProvisionPutsBackAFieldNoOneListed(t *testing.T) {
+	t.Parallel()
+	topo := events.Topology{}
+	js := provisioned(t, topo)
+	ctx := t.Context()
+	declared := map[string]bool{}
+	for _, cfg := range topo.Streams() {
+		declared[cfg.Name] = true
+		cfg.Compression = jetstream.S2Compression
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := events.Provision(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	streams := js.ListStreams(ctx)
+	for info := range streams.Info() {
+		if c := info.Config; declared[c.Name] && c.Compression != jetstream.NoCompression {
+			t.Errorf("stream %s: compression %s not put back to none", c.Name, c.Compression)
+		}
+	}
+	if err := streams.Err(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -18,8 +18,9 @@ import (
 const (
 	HeaderCorrelationID = "correlation_id"
 	HeaderTraceParent   = "traceparent"
-	// HeaderHome marks a ticket in another region's pool (a visitor) with
-	// the region of its own shard.
+	// HeaderHome marks a visitor (a ticket offered to another region's
+	// shard, see [Publisher.Offer]) with the region of the shard it was
+	// published to.
 	HeaderHome = "Quickmatch-Home"
 )
 
@@ -184,21 +185,6 @@ func ResultMsgID(r Result) string {
 		id += ":" + r.MatchID
 	}
 	return id
-}
-
-// CancelNotice asks the shard region.tier to drop a ticket that was just
-// decided (cancelled, expired, superseded). It is a hint on core NATS,
-// not stored: the ticket's claim is what keeps it out of every match, so a
-// lost notice only leaves the ticket in a pool until a commit or an expiry
-// meets its claim.
-func (p *Publisher) CancelNotice(ctx context.Context, region, tier, ticketID, mode string) error {
-	msg, err := NewMsg(ctx, p.subj.Cancel(region, tier), "", Cancel{
-		SchemaVersion: SchemaVersion, TicketID: ticketID, Region: region, Tier: tier, Mode: mode,
-	})
-	if err != nil {
-		return err
-	}
-	return p.js.Conn().PublishMsg(msg)
 }
 
 // DeadLetter records a rejected message.

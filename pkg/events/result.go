@@ -59,25 +59,15 @@ type Assignment struct {
 
 // DecodeResult reads a result strictly.
 func DecodeResult(data []byte) (Result, error) {
-	var r Result
-	if err := DecodeStrict("result", data, &r); err != nil {
-		return Result{}, err
-	}
-	fe := &fieldErrors{kind: "result"}
-	if r.SchemaVersion != SchemaVersion {
-		fe.add("schema_version", "version %d is not supported, want %d", r.SchemaVersion, SchemaVersion)
-	}
-	if err := checkToken(r.TicketID); err != nil {
-		fe.add("ticket_id", "%v", err)
-	}
-	if err := checkToken(r.PlayerID); err != nil {
-		fe.add("player_id", "%v", err)
-	}
-	if !slices.Contains(allStatuses, r.Status) {
-		fe.add("status", "unknown status %q", r.Status)
-	}
-	if r.Status == StatusAssigned && r.Assignment == nil {
-		fe.add("assignment", "required when status is assigned")
-	}
-	return r, fe.err()
+	return decodeChecked("result", data, DecodeStrict, func(r *Result, fe *fieldErrors) {
+		fe.version(r.SchemaVersion)
+		fe.token("ticket_id", r.TicketID)
+		fe.token("player_id", r.PlayerID)
+		if !slices.Contains(allStatuses, r.Status) {
+			fe.add("status", "unknown status %q", r.Status)
+		}
+		if r.Status == StatusAssigned && r.Assignment == nil {
+			fe.add("assignment", "required when status is assigned")
+		}
+	})
 }

@@ -79,6 +79,9 @@ func (s Subjects) ParseTicket(subject string) (region, tier string, err error) {
 // `offers.<region>.<tier>`, read as a visitor by that shard's owner.
 func (s Subjects) Offer(region, tier string) string { return s.join(rootOffer, region, tier) }
 
+// AllOffers matches the visitors of every shard.
+func (s Subjects) AllOffers() string { return s.join(rootOffer, ">") }
+
 // Allocation is the subject the matcher publishes a formed match on, for the
 // allocator of that region: `allocations.<region>`.
 func (s Subjects) Allocation(region string) string { return s.join(rootAllocations, region) }

@@ -136,13 +136,9 @@ func (t *Ticket) Validate() error {
 }
 
 func (t *Ticket) validate(fe *fieldErrors, noPlayers bool) {
-	if t.SchemaVersion != SchemaVersion {
-		fe.add("schema_version", "version %d is not supported, want %d", t.SchemaVersion, SchemaVersion)
-	}
+	fe.version(t.SchemaVersion)
 	if t.TicketID != "" {
-		if err := checkToken(t.TicketID); err != nil {
-			fe.add("ticket_id", "%v", err)
-		}
+		fe.token("ticket_id", t.TicketID)
 	}
 	switch {
 	case noPlayers:
@@ -150,9 +146,7 @@ func (t *Ticket) validate(fe *fieldErrors, noPlayers bool) {
 	case t.PlayerID != "" && t.Party != nil:
 		fe.add("party", "set together with player_id; give one of them")
 	case t.PlayerID != "":
-		if err := checkToken(t.PlayerID); err != nil {
-			fe.add("player_id", "%v", err)
-		}
+		fe.token("player_id", t.PlayerID)
 	case t.Party != nil:
 		if len(t.Party) == 0 || len(t.Party) > MaxPartySize {
 			fe.add("party", "has %d players, want 1 to %d", len(t.Party), MaxPartySize)
@@ -160,17 +154,13 @@ func (t *Ticket) validate(fe *fieldErrors, noPlayers bool) {
 		seen := make(map[string]bool, len(t.Party))
 		for i, p := range t.Party {
 			field := "party[" + strconv.Itoa(i) + "]"
-			if err := checkToken(p); err != nil {
-				fe.add(field, "%v", err)
-			} else if seen[p] {
+			if fe.token(field, p) && seen[p] {
 				fe.add(field, "player %q is in the party twice", p)
 			}
 			seen[p] = true
 		}
 	}
-	if err := checkToken(t.Mode); err != nil {
-		fe.add("mode", "%v", err)
-	}
+	fe.token("mode", t.Mode)
 	if t.Skill < MinSkill || t.Skill > MaxSkill {
 		fe.add("skill", "%d is out of range [%d, %d]", t.Skill, MinSkill, MaxSkill)
 	}

@@ -40,6 +40,10 @@ func validKeyID(kid string) bool {
 	return true
 }
 
+// DefaultReload is how often LoadKeys reads its file again when the
+// config does not say.
+const DefaultReload = 10 * time.Second
+
 // KeysConfig says where a game server's public keys are.
 type KeysConfig struct {
 	// Path is a PEM file of one or more "PUBLIC KEY" blocks (Ed25519 in
@@ -90,7 +94,7 @@ func NewKeys(pubs ...ed25519.PublicKey) *Keys {
 // reads that fail keep the keys read before.
 func LoadKeys(cfg KeysConfig) (*Keys, error) {
 	if cfg.Reload <= 0 {
-		cfg.Reload = 10 * time.Second
+		cfg.Reload = DefaultReload
 	}
 	if cfg.Path == "" {
 		return nil, errors.New("join token public keys: no path")
@@ -266,17 +270,28 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("join token private key: %w", err)
 	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("join token private key %s: want a PEM PRIVATE KEY block", path)
-	}
-	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	priv, err := ParsePrivateKey(data)
 	if err != nil {
 		return nil, fmt.Errorf("join token private key %s: %w", path, err)
 	}
+	return priv, nil
+}
+
+// ParsePrivateKey reads an Ed25519 private key from PEM data whose first
+// block is a "PRIVATE KEY" (PKCS #8). Its errors do not say which key it
+// was: the caller, who knows, does.
+func ParsePrivateKey(data []byte) (ed25519.PrivateKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, errors.New("want a PEM PRIVATE KEY block")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
 	priv, ok := key.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("join token private key %s: a %T key, want Ed25519", path, key)
+		return nil, fmt.Errorf("a %T key, want Ed25519", key)
 	}
 	return priv, nil
 }

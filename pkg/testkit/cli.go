@@ -111,7 +111,8 @@ func TryCLI(tb testing.TB, url string, args ...string) (string, error) {
 }
 
 // StartCLI starts a long-running nats CLI command (nats sub) whose output
-// is collected in the returned buffer; it is killed when the test ends.
+// is collected in the returned buffer; it is killed when the test ends,
+// and its output logged if the test failed.
 func StartCLI(tb testing.TB, url string, args ...string) *SyncBuffer {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -126,6 +127,9 @@ func StartCLI(tb testing.TB, url string, args ...string) *SyncBuffer {
 	tb.Cleanup(func() {
 		cancel()
 		_ = cmd.Wait() // killed on purpose: its exit status says nothing
+		if tb.Failed() {
+			tb.Logf("output of nats %v:\n%s", args, buf)
+		}
 	})
 	return buf
 }

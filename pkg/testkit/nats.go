@@ -47,7 +47,13 @@ func StartServer(opts *server.Options) (*server.Server, error) {
 // the test ends.
 func RunServer(tb testing.TB) *server.Server {
 	tb.Helper()
-	s, err := StartServer(ServerOptions(tb.TempDir()))
+	return RunServerWith(tb, ServerOptions(tb.TempDir()))
+}
+
+// RunServerWith is RunServer with opts (from ServerOptions, changed).
+func RunServerWith(tb testing.TB, opts *server.Options) *server.Server {
+	tb.Helper()
+	s, err := StartServer(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}

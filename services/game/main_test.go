@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
-	"net"
+	"io"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +19,8 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk/sdktest"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // TestSIGTERMDrainsRunningRooms runs the real binary against a fake Agones
@@ -24,47 +28,14 @@ import (
 // the running game is played to its end, the process exits 0 and asks
 // Agones to shut the game server down.
 func TestSIGTERMDrainsRunningRooms(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "game")
-	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	fake := sdktest.New(t, sdktest.Options{Counters: map[string]int64{agones.CounterRooms: 4}, Lists: map[string]int64{agones.ListPlayers: 8}})
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
 	dir := t.TempDir()
-	privPath, pubPath := filepath.Join(dir, "join.key"), filepath.Join(dir, "join.pub")
-	if err := jointoken.EnsureKeyPair(privPath, pubPath); err != nil {
-		t.Fatal(err)
-	}
-	priv, err := jointoken.LoadPrivateKey(privPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := jointoken.NewSigner(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "HTTP_ADDR="+addr, "JOIN_PUBLIC_KEYS="+pubPath, "AGONES_SDK="+fake.URL,
-		"BEST_OF=1", "SHUTDOWN_GRACE=20s", "LOG_FORMAT=text", "HEALTH_INTERVAL=100ms")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	signer, pubPath := keyPair(t, dir, "join")
+	cmd, addr := startGame(t, "JOIN_PUBLIC_KEYS="+pubPath, "AGONES_SDK="+fake.URL,
+		"BEST_OF=1", "SHUTDOWN_GRACE=20s", "HEALTH_INTERVAL=100ms")
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	wait := func(cond func() bool, msg string) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatal(msg)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	wait := func(cond func() bool, msg string) { t.Helper(); testkit.Eventually(t, 15*time.Second, cond, msg) }
 	wait(func() bool { return fake.GameServer().Status.State == "Ready" }, "never Ready")
 	if err := fake.Allocate(map[string]string{agones.MatchAnnotationPrefix + "m1": "a,b"}, map[string]int64{agones.CounterRooms: 1}, map[string][]string{agones.ListPlayers: {"a", "b"}}); err != nil {
 		t.Fatal(err)
@@ -155,25 +126,11 @@ func TestJoinKeysRequired(t *testing.T) {
 // first removed. Joins with tokens of each key are admitted exactly while
 // its public key is in the directory; the process is never restarted.
 func TestJoinKeyRotation(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "game")
-	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	dir := t.TempDir()
 	keysDir := filepath.Join(dir, "public")
 	signers := map[string]*jointoken.Signer{}
 	for _, name := range []string{"old", "new"} {
-		privPath := filepath.Join(dir, name+".key")
-		if err := jointoken.EnsureKeyPair(privPath, filepath.Join(dir, name+".pub")); err != nil {
-			t.Fatal(err)
-		}
-		priv, err := jointoken.LoadPrivateKey(privPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if signers[name], err = jointoken.NewSigner(priv); err != nil {
-			t.Fatal(err)
-		}
+		signers[name], _ = keyPair(t, dir, name)
 	}
 	place := func(name string) {
 		t.Helper()
@@ -189,15 +146,7 @@ func TestJoinKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	place("old")
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "HTTP_ADDR="+addr, "JOIN_PUBLIC_KEYS="+keysDir, "JOIN_PUBLIC_KEYS_RELOAD=50ms", "AGONES_SDK=none", "LOG_FORMAT=text")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, addr := startGame(t, "JOIN_PUBLIC_KEYS="+keysDir, "JOIN_PUBLIC_KEYS_RELOAD=50ms", "AGONES_SDK=none")
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	room := 0
 	// joins says whether a token of key name admits, to a room of its own.
@@ -221,16 +170,7 @@ func TestJoinKeyRotation(t *testing.T) {
 		}
 		return false
 	}
-	eventually := func(cond func() bool, msg string) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatal(msg)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	eventually := func(cond func() bool, msg string) { t.Helper(); testkit.Eventually(t, 15*time.Second, cond, msg) }
 	eventually(func() bool { return joins("old") }, "the old key never admitted")
 	if joins("new") {
 		t.Fatal("the new key admitted before it was added")
@@ -247,4 +187,78 @@ func TestJoinKeyRotation(t *testing.T) {
 	if !joins("new") {
 		t.Fatal("the new key stopped admitting")
 	}
+}
+
+// startGame builds the game server and starts it with env (on top of the
+// test's environment) on port 0, logging text to the test's stderr; it
+// returns the process and the address it said it listens on. Killing it
+// is the caller's (cleanup, or its own signal).
+func startGame(t *testing.T, env ...string) (*exec.Cmd, string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "game")
+	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(append(os.Environ(), "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=text"), env...)
+	lines, w := io.Pipe()
+	cmd.Stdout, cmd.Stderr = os.Stderr, io.MultiWriter(os.Stderr, w)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = w.Close() })
+	addrs := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(lines)
+		for sc.Scan() {
+			if addr, ok := listening(sc.Text()); ok {
+				select {
+				case addrs <- addr:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, lines) // a line too long for the scanner
+	}()
+	select {
+	case addr := <-addrs:
+		return cmd, addr
+	case <-time.After(30 * time.Second):
+		t.Fatal("the game server never said where it listens")
+		return nil, ""
+	}
+}
+
+// listening is the address of the line ops.Listen logs (text format) for
+// the HTTP listener.
+func listening(line string) (string, bool) {
+	f := strings.Fields(line)
+	if !slices.Contains(f, "msg="+ops.ListeningMsg) || !slices.Contains(f, "name="+ops.NameHTTP) {
+		return "", false
+	}
+	for _, kv := range f {
+		if addr, ok := strings.CutPrefix(kv, "addr="); ok {
+			return addr, true
+		}
+	}
+	return "", false
+}
+
+// keyPair makes the join key pair name in dir: the signer of its private
+// key, and the path of its public key.
+func keyPair(t *testing.T, dir, name string) (*jointoken.Signer, string) {
+	t.Helper()
+	privPath, pubPath := filepath.Join(dir, name+".key"), filepath.Join(dir, name+".pub")
+	if err := jointoken.EnsureKeyPair(privPath, pubPath); err != nil {
+		t.Fatal(err)
+	}
+	priv, err := jointoken.LoadPrivateKey(privPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jointoken.NewSigner(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer, pubPath
 }

@@ -4,10 +4,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -18,43 +14,52 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/matcher"
 )
 
-func main() {
-	ops.MaybeProbe(os.Args[1:]) // "probe URL": the container healthcheck
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "matcher:", err)
-		os.Exit(1)
-	}
+func main() { service.Main("matcher", run) }
+
+// config is the whole service's configuration: flags, each with an
+// environment fallback (envflag: the flag's name in upper snake case).
+type config struct {
+	service service.Options
+	worker  matcher.Config
+	// opsAddr serves /healthz, /readyz and /metrics.
+	opsAddr string
+	// grace bounds the ops server's shutdown after SIGTERM; the worker
+	// hands its shards back first.
+	grace time.Duration
+}
+
+// registerFlags adds every flag of the service to fs, with its default.
+func (c *config) registerFlags(fs *flag.FlagSet) {
+	c.service.RegisterFlags(fs)
+	fs.StringVar(&c.opsAddr, "ops-addr", ":9102", "address of /healthz, /readyz and /metrics")
+	c.worker.RegisterFlags(fs)
+	fs.DurationVar(&c.grace, "shutdown-grace", 5*time.Second, "time for the ops server to finish after SIGTERM (the worker hands its shards back first)")
 }
 
 func run(ctx context.Context, args []string) error {
-	var (
-		opts    service.Options
-		opsAddr string
-		cfg     matcher.Config
-		grace   time.Duration
-	)
+	var cfg config
 	fs := flag.NewFlagSet("matcher", flag.ContinueOnError)
-	opts.RegisterFlags(fs)
-	fs.StringVar(&opsAddr, "ops-addr", ":9102", "address of /healthz, /readyz and /metrics")
-	cfg.RegisterFlags(fs)
-	fs.DurationVar(&grace, "shutdown-grace", 5*time.Second, "time for the ops server to finish after SIGTERM (the worker hands its shards back first)")
+	cfg.registerFlags(fs)
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
-	opts.Regions, opts.Tiers = cfg.Regions, cfg.Tiers
-	env, err := service.Start(ctx, "matcher", opts)
+	// The shards whose consumers service.Start provisions are the worker's.
+	cfg.service.Regions, cfg.service.Tiers = cfg.worker.Regions, cfg.worker.Tiers
+	env, err := service.Start(ctx, "matcher", cfg.service)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-	m, err := matcher.New(cfg, env.JS, env.Subjects, env.Log, env.Registry)
+	m, err := matcher.New(cfg.worker, env.JS, env.Subjects, env.Log, env.Registry)
+	if err != nil {
+		return err
+	}
+	ln, err := ops.Listen(env.Log, ops.NameOps, cfg.opsAddr)
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return ops.ListenAndServe(gctx, opsAddr, env.OpsHandler(), grace) })
+	g.Go(func() error { return ops.Serve(gctx, ops.NewServer(env.OpsHandler()), ln, cfg.grace) })
 	g.Go(func() error {
 		env.Ready.Set(true)
 		defer env.Ready.Set(false)

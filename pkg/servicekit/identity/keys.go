@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 )
 
 // ErrBadKey is returned for a key file that holds no usable key.
@@ -83,17 +85,11 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("private key %s: %w", path, err)
 	}
-	b, _ := pem.Decode(data)
-	if b == nil || b.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%w: %s: want a PKCS#8 \"PRIVATE KEY\" PEM block", ErrBadKey, path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	// The same form as a join-token signing key (PKCS#8 Ed25519 PEM), so
+	// one parser reads both.
+	priv, err := jointoken.ParsePrivateKey(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadKey, path, err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s: %T, want an Ed25519 key", ErrBadKey, path, k)
 	}
 	return priv, nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -63,7 +64,7 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 	return nil
 }
 
-// Option tunes the server ListenAndServe builds.
+// Option tunes the server NewServer builds.
 type Option func(*http.Server)
 
 // WithCleartextHTTP2 also speaks HTTP/2 without TLS (h2c, prior knowledge),
@@ -108,8 +109,8 @@ func WithTimeouts(t Timeouts) Option {
 	}
 }
 
-// NewServer is the server ListenAndServe runs: h with DefaultTimeouts,
-// then opts.
+// NewServer is a service's server: h with DefaultTimeouts, then opts. A
+// service binds with Listen and runs it with Serve.
 func NewServer(h http.Handler, opts ...Option) *http.Server {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: DefaultTimeouts.ReadHeader, IdleTimeout: DefaultTimeouts.Idle}
 	for _, o := range opts {
@@ -118,25 +119,20 @@ func NewServer(h http.Handler, opts ...Option) *http.Server {
 	return srv
 }
 
-// ListenAndServe listens on addr and calls Serve.
-func ListenAndServe(ctx context.Context, addr string, h http.Handler, grace time.Duration, opts ...Option) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", addr, err)
-	}
-	return Serve(ctx, NewServer(h, opts...), ln, grace)
-}
-
 // ServeProfiling serves Go's profiles (net/http/pprof under /debug/pprof/)
 // on addr until ctx ends. It is for load runs and incidents, on an address
 // of its own (keep it on localhost or a port no Service exposes), never on
 // a service's public listener.
-func ServeProfiling(ctx context.Context, addr string) error {
+func ServeProfiling(ctx context.Context, log *slog.Logger, addr string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return ListenAndServe(ctx, addr, mux, time.Second)
+	ln, err := Listen(log, NamePprof, addr)
+	if err != nil {
+		return err
+	}
+	return Serve(ctx, NewServer(mux), ln, time.Second)
 }

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -19,7 +20,7 @@ func TestServeProfiling(t *testing.T) {
 	}
 	taken := ln.Addr().String()
 	defer ln.Close()
-	if err := ServeProfiling(t.Context(), taken); err == nil || !strings.Contains(err.Error(), taken) {
+	if err := ServeProfiling(t.Context(), slog.New(slog.DiscardHandler), taken); err == nil || !strings.Contains(err.Error(), taken) {
 		t.Fatalf("address in use: got %v, want an error naming %s", err, taken)
 	}
 
@@ -31,7 +32,7 @@ func TestServeProfiling(t *testing.T) {
 	free.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- ServeProfiling(ctx, addr) }()
+	go func() { done <- ServeProfiling(ctx, slog.New(slog.DiscardHandler), addr) }()
 	var body string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		res, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")

@@ -79,7 +79,7 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	}
 }
 
-// The defaults ListenAndServe uses bound headers and idle connections but
+// The defaults NewServer uses bound headers and idle connections but
 // set no whole-request deadline, which would cut Server-Sent Events and
 // WebSockets.
 func TestDefaultTimeouts(t *testing.T) {

@@ -11,6 +11,13 @@
 // which provisions and exits. Every service binary takes the flag, after
 // its own required flags. A service started before that step waits,
 // retrying, until the topology exists.
+//
+// Start-up does not give up on what time fixes (retry.go): a NATS that
+// does not answer yet and a failing JetStream request are retried with
+// capped exponential backoff until the context ends, each attempt logged.
+// Errors of the configuration (refused credentials, missing permissions,
+// unreadable files, certificates that do not verify) end it at once,
+// marked ErrPermanent.
 package service
 
 import (
@@ -109,7 +116,7 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 		}
 		exit(0)
 	}
-	nc, err := natsconn.Connect(o.NATS, name, log)
+	nc, err := connect(ctx, o.NATS, name, log)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +132,7 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 	}
 	if o.PprofAddr != "" {
 		go func() {
-			if err := ops.ServeProfiling(ctx, o.PprofAddr); err != nil {
+			if err := ops.ServeProfiling(ctx, log, o.PprofAddr); err != nil {
 				log.Warn("profiling endpoint", "err", err)
 			}
 		}()
@@ -138,11 +145,13 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 // Provision connects as the provisioning step (client name
 // ProvisionerName) and creates or updates the topology o describes
 // (events.Provision: idempotent, so every install and upgrade runs it).
+// It retries, with backoff, until NATS answers and provisioning succeeds
+// or ctx ends; errors of the configuration (see permanent) end it at once.
 func Provision(ctx context.Context, o Options, log *slog.Logger) error {
 	if err := errors.Join(o.NATS.Validate(), events.ValidatePrefix(o.NATS.SubjectPrefix)); err != nil {
 		return err
 	}
-	nc, err := natsconn.Connect(o.NATS, ProvisionerName, log)
+	nc, err := connect(ctx, o.NATS, ProvisionerName, log)
 	if err != nil {
 		return err
 	}
@@ -153,8 +162,18 @@ func Provision(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	t := o.topology()
 	start := time.Now()
-	if err := events.Provision(ctx, js, t); err != nil {
-		return fmt.Errorf("provision (as NATS user %q; it must be allowed to manage streams, e.g. provisioner): %w", o.NATS.User, err)
+	what := fmt.Sprintf("provision (as NATS user %q; it must be allowed to manage streams, e.g. provisioner)", o.NATS.User)
+	err = retry(ctx, log, what, "provisioning the NATS topology failed; retrying", func(ctx context.Context) error {
+		err := events.Provision(ctx, js, t)
+		// A JetStream request the user may not make times out; the
+		// server said why on the connection.
+		if last := nc.LastError(); err != nil && errors.Is(last, nats.ErrPermissionViolation) {
+			return errors.Join(err, last)
+		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	log.Info("topology provisioned", "streams", len(t.Streams()), "consumers", len(t.Consumers()), "buckets", len(t.Buckets()),
 		"replicas", max(t.Replicas, 1), "took", time.Since(start).Round(time.Millisecond))
@@ -165,14 +184,6 @@ func Provision(ctx context.Context, o Options, log *slog.Logger) error {
 // does not exist (yet): the provisioning step has not run.
 var ErrTopologyMissing = errors.New("not provisioned")
 
-// Backoff of WaitForTopology between its checks: from topologyWaitMin,
-// doubling, to topologyWaitMax, which also paces the log lines saying
-// what is missing.
-const (
-	topologyWaitMin = 250 * time.Millisecond
-	topologyWaitMax = 5 * time.Second
-)
-
 // WaitForTopology returns once every stream and bucket of t exists, and
 // every consumer but the shards' (a matcher worker binds to its shards'
 // consumers as it takes them, retrying; other services do not know the
@@ -180,21 +191,9 @@ const (
 // run it checks again, with backoff, saying what is missing, until ctx
 // ends.
 func WaitForTopology(ctx context.Context, js jetstream.JetStream, t events.Topology, log *slog.Logger) error {
-	wait := topologyWaitMin
-	for {
-		err := missing(ctx, js, t)
-		if err == nil {
-			return nil
-		}
-		log.Warn("waiting for the NATS topology; run the provisioning step (matcher -provision, as the NATS user provisioner)",
-			"err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for the topology: %w (last: %w)", ctx.Err(), err)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, topologyWaitMax)
-	}
+	return retry(ctx, log, "wait for the topology",
+		"waiting for the NATS topology; run the provisioning step (matcher -provision, as the NATS user provisioner)",
+		func(ctx context.Context) error { return missing(ctx, js, t) })
 }
 
 // missing reports the first part of t that does not exist, wrapping

@@ -47,6 +47,21 @@ func startAsync(t *testing.T, name string, o Options) <-chan started {
 	return done
 }
 
+// startsWithin waits for startAsync's Start to succeed, failing the test
+// with msg after within.
+func startsWithin(t *testing.T, done <-chan started, within time.Duration, msg string) {
+	t.Helper()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		r.env.Close()
+	case <-time.After(within):
+		t.Fatal(msg)
+	}
+}
+
 func streamNames(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
 	l := js.StreamNames(t.Context())
@@ -81,15 +96,7 @@ func TestStartWaitsForTheTopologyAndCreatesNothing(t *testing.T) {
 	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case r := <-done:
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-		r.env.Close()
-	case <-time.After(10 * time.Second):
-		t.Fatal("Start did not return once the topology existed")
-	}
+	startsWithin(t, done, 10*time.Second, "Start did not return once the topology existed")
 }
 
 // A missing bucket (what a new version adds) is waited for as well, and a
@@ -191,13 +198,5 @@ func TestProvisionerThenServicesWithTheRealUsers(t *testing.T) {
 		}
 		r.env.Close()
 	}
-	select {
-	case r := <-early:
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-		r.env.Close()
-	case <-time.After(10 * time.Second):
-		t.Fatal("the frontend did not start once the topology existed")
-	}
+	startsWithin(t, early, 10*time.Second, "the frontend did not start once the topology existed")
 }

@@ -225,29 +225,34 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("PUT /metadata/annotation", meta("annotation"))
 	mux.HandleFunc("GET /gameserver", func(w http.ResponseWriter, _ *http.Request) { reply(w, s.GameServer()) })
 	mux.HandleFunc("GET /watch/gameserver", s.watch)
-	mux.HandleFunc("GET /v1beta1/counters/{name}", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		c, ok := s.gs.Status.Counters[r.PathValue("name")]
-		s.mu.Unlock()
-		if !ok {
-			fail(w, "counter not found: "+r.PathValue("name"))
-			return
-		}
-		reply(w, sdk.Counter{Name: r.PathValue("name"), Count: c.Count, Capacity: c.Capacity})
-	})
+	mux.HandleFunc("GET /v1beta1/counters/{name}", s.get("counter", func(name string) (any, bool) {
+		c, ok := s.gs.Status.Counters[name]
+		return sdk.Counter{Name: name, Count: c.Count, Capacity: c.Capacity}, ok
+	}))
 	mux.HandleFunc("PATCH /v1beta1/counters/{name}", s.updateCounter)
-	mux.HandleFunc("GET /v1beta1/lists/{name}", func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		l, ok := s.gs.Status.Lists[r.PathValue("name")]
-		s.mu.Unlock()
-		if !ok {
-			fail(w, "list not found: "+r.PathValue("name"))
-			return
-		}
-		reply(w, sdk.List{Name: r.PathValue("name"), Capacity: l.Capacity, Values: l.Values})
-	})
+	mux.HandleFunc("GET /v1beta1/lists/{name}", s.get("list", func(name string) (any, bool) {
+		l, ok := s.gs.Status.Lists[name]
+		return sdk.List{Name: name, Capacity: l.Capacity, Values: l.Values}, ok
+	}))
 	mux.HandleFunc("POST /v1beta1/lists/{nameop}", s.listOp)
 	return mux
+}
+
+// get answers the GET of one counter or list, by the name in the path;
+// find looks it up in the status (under the lock) and tells whether it is
+// declared.
+func (s *Server) get(what string, find func(name string) (any, bool)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		s.mu.Lock()
+		v, ok := find(name)
+		s.mu.Unlock()
+		if !ok {
+			fail(w, what+" not found: "+name)
+			return
+		}
+		reply(w, v)
+	}
 }
 
 func (s *Server) updateCounter(w http.ResponseWriter, r *http.Request) {

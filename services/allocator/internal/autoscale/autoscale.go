@@ -13,8 +13,10 @@
 package autoscale
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/config"
 )
 
 // Demand says how many players wait for a match in a region.
@@ -47,22 +50,31 @@ type Config struct {
 	DefaultRegion string
 }
 
+// defaults are the one statement of the defaults: New and Desired fill a
+// zero field from them (but Buffer and MinReplicas, where zero is a
+// choice), and RegisterFlags shows them as the flags' defaults.
+var defaults = Config{
+	PlayersPerRoom: 2,  // 1v1
+	RoomsPerServer: 10, // a guess, used only when a fleet reports no rooms counter
+	Buffer:         1,  // one Ready server for the next match's burst
+	MaxReplicas:    1000,
+	RegionLabel:    "quickmatch.dev/region",
+	DefaultRegion:  "eu",
+}
+
 func (c *Config) setDefaults() {
-	if c.PlayersPerRoom <= 0 {
-		c.PlayersPerRoom = 2
-	}
-	if c.RoomsPerServer <= 0 {
-		c.RoomsPerServer = 10
-	}
-	if c.MaxReplicas <= 0 {
-		c.MaxReplicas = 1000
-	}
-	if c.RegionLabel == "" {
-		c.RegionLabel = "quickmatch.dev/region"
-	}
-	if c.DefaultRegion == "" {
-		c.DefaultRegion = "eu"
-	}
+	config.OrDefault(&c.PlayersPerRoom, defaults.PlayersPerRoom)
+	config.OrDefault(&c.RoomsPerServer, defaults.RoomsPerServer)
+	config.OrDefault(&c.MaxReplicas, defaults.MaxReplicas)
+	c.RegionLabel = cmp.Or(c.RegionLabel, defaults.RegionLabel)
+	c.DefaultRegion = cmp.Or(c.DefaultRegion, defaults.DefaultRegion)
+}
+
+// RegisterFlags registers the webhook's flags on fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.Buffer, "autoscale-buffer", defaults.Buffer, "FleetAutoscaler webhook: Ready servers kept beyond the demand")
+	fs.IntVar(&c.PlayersPerRoom, "autoscale-players-per-room", defaults.PlayersPerRoom, "FleetAutoscaler webhook: players of one match")
+	fs.IntVar(&c.RoomsPerServer, "autoscale-rooms-per-server", defaults.RoomsPerServer, "FleetAutoscaler webhook: rooms per server when the fleet has no rooms counter")
 }
 
 // Desired is the replica count for a fleet with status st when waiting

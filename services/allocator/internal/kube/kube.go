@@ -10,6 +10,9 @@
 // row it is skipped for a cool-down, then tried again. If every cluster
 // had no room, Allocate returns allocator.ErrNoCapacity; if some failed,
 // it returns the error, and the request handler retries with backoff.
+//
+// kube.go allocates; config.go holds Config, its flag and the clusters
+// (LoadClusters); capacity.go watches the GameServers for capacity reports.
 package kube
 
 import (
@@ -23,7 +26,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -32,7 +34,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -56,47 +57,6 @@ const (
 
 // LabelMode is the label a label-locked server carries.
 const LabelMode = "quickmatch.dev/mode"
-
-// Cluster is one cluster to allocate from.
-type Cluster struct {
-	Name string
-	// Config reaches the cluster's API (see Load).
-	Config *rest.Config
-	// Namespace and Fleet of the game servers.
-	Namespace, Fleet string
-	// Region the cluster's game servers serve (for capacity reports).
-	Region           string
-	Priority, Weight int
-}
-
-// Load builds a rest.Config from a kubeconfig file and context, or the
-// in-cluster service account when kubeconfig is "".
-func Load(kubeconfig, context string) (*rest.Config, error) {
-	if kubeconfig == "" {
-		c, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("in-cluster config: %w", err)
-		}
-		return c, nil
-	}
-	c, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig},
-		&clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s context %q: %w", kubeconfig, context, err)
-	}
-	return c, nil
-}
-
-// Config of the backend.
-type Config struct {
-	Mode Mode
-	// Timeout bounds one allocation call.
-	Timeout time.Duration
-	// FailuresToUnhealthy and Cooldown rule a failing cluster out for a while.
-	FailuresToUnhealthy int
-	Cooldown            time.Duration
-}
 
 type cluster struct {
 	Cluster
@@ -129,20 +89,9 @@ var _ allocator.Backend = (*Backend)(nil)
 
 // New returns a backend over clusters.
 func New(cfg Config, clusters []Cluster, log *slog.Logger) (*Backend, error) {
-	if cfg.Mode == "" {
-		cfg.Mode = HighDensity
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Second
-	}
-	if cfg.FailuresToUnhealthy <= 0 {
-		cfg.FailuresToUnhealthy = 3
-	}
-	if cfg.Cooldown <= 0 {
-		cfg.Cooldown = 10 * time.Second
-	}
-	if !slices.Contains([]Mode{HighDensity, LabelLocking, OnePerServer}, cfg.Mode) {
-		return nil, fmt.Errorf("allocation mode %q: want high-density, label-locking or one-per-server", cfg.Mode)
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if len(clusters) == 0 {
 		return nil, errors.New("no clusters")
@@ -346,47 +295,4 @@ func (c *cluster) ok() {
 	c.mu.Lock()
 	c.failures = 0
 	c.mu.Unlock()
-}
-
-// clusterFile is one entry of the clusters file.
-type clusterFile struct {
-	Name       string `json:"name"`
-	Kubeconfig string `json:"kubeconfig"`
-	Context    string `json:"context"`
-	Namespace  string `json:"namespace"`
-	Fleet      string `json:"fleet"`
-	Region     string `json:"region"`
-	Priority   int    `json:"priority"`
-	Weight     int    `json:"weight"`
-}
-
-// LoadClusters reads the clusters file (a JSON list), or, with no file,
-// returns this cluster through its service account.
-func LoadClusters(path, namespace, fleet, region string) ([]Cluster, error) {
-	if path == "" {
-		cfg, err := Load("", "")
-		if err != nil {
-			return nil, err
-		}
-		return []Cluster{{Name: "local", Config: cfg, Namespace: namespace, Fleet: fleet, Region: region}}, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("clusters file: %w", err)
-	}
-	var list []clusterFile
-	if err := events.DecodeStrict("clusters file", []byte(`{"clusters":`+string(data)+`}`), &struct {
-		Clusters *[]clusterFile `json:"clusters"`
-	}{&list}); err != nil {
-		return nil, fmt.Errorf("clusters file %s: %w", path, err)
-	}
-	var out []Cluster
-	for _, c := range list {
-		cfg, err := Load(c.Kubeconfig, c.Context)
-		if err != nil {
-			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
-		}
-		out = append(out, Cluster{Name: c.Name, Config: cfg, Namespace: c.Namespace, Fleet: c.Fleet, Region: c.Region, Priority: c.Priority, Weight: c.Weight})
-	}
-	return out, nil
 }

@@ -2,7 +2,8 @@
 // of game servers started by the local stack (make run, docker-compose).
 // It stands where the Agones backend stands in a cluster, behind the same
 // interface, and learns each server's free rooms from its /status the way
-// the Agones backend reads the rooms counter.
+// the Agones backend reads the rooms counter. The /status body is the game
+// server's, declared once in pkg/play.
 package local
 
 import (
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
 )
 
@@ -181,11 +183,6 @@ func (b *Backend) Run(ctx context.Context, every time.Duration) error {
 	}
 }
 
-type status struct {
-	Rooms    int `json:"rooms"`
-	MaxRooms int `json:"max_rooms"`
-}
-
 func (b *Backend) poll(ctx context.Context) {
 	b.mu.Lock()
 	servers := append([]*server(nil), b.servers...)
@@ -195,33 +192,34 @@ func (b *Backend) poll(ctx context.Context) {
 		b.mu.Lock()
 		s.known, s.up = true, err == nil
 		if err == nil {
-			s.free, s.size = st.MaxRooms-st.Rooms, st.MaxRooms
+			s.free, s.size = st.Free(), st.MaxRooms
 		}
 		b.mu.Unlock()
 	}
 }
 
-func (b *Backend) status(ctx context.Context, t Target) (status, error) {
+// status reads t's /status (the game server's play.Status).
+func (b *Backend) status(ctx context.Context, t Target) (play.Status, error) {
 	addr := t.StatusAddr
 	if addr == "" {
 		addr = net.JoinHostPort(t.Address, strconv.Itoa(t.Port))
 	}
-	url := "http://" + addr + "/status"
+	url := "http://" + addr + play.StatusPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return status{}, err
+		return play.Status{}, err
 	}
 	res, err := b.client.Do(req)
 	if err != nil {
-		return status{}, err
+		return play.Status{}, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return status{}, fmt.Errorf("%s: %s", url, res.Status)
+		return play.Status{}, fmt.Errorf("%s: %s", url, res.Status)
 	}
-	var st status
+	var st play.Status
 	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
-		return status{}, fmt.Errorf("%s: %w", url, err)
+		return play.Status{}, fmt.Errorf("%s: %w", url, err)
 	}
 	return st, nil
 }

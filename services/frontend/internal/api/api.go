@@ -94,6 +94,38 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 }
 
+// Defaults of Config: what New fills in for a zero field, and the
+// defaults of the frontend's flags.
+const (
+	DefaultHeartbeat           = 15 * time.Second
+	DefaultWSRegion            = "eu"
+	DefaultBodyTimeout         = 10 * time.Second
+	DefaultMaxStreamsPerClient = 8
+)
+
+// DefaultWSSkill is the -ws-skill flag's default. New leaves a zero
+// WSSkill as it is: 0 is a skill a /ws client may be given.
+const DefaultWSSkill = 1000
+
+// setDefaults fills in the zero fields that have a default.
+func (c *Config) setDefaults() {
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.WSRegion == "" {
+		c.WSRegion = DefaultWSRegion
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = DefaultBodyTimeout
+	}
+	if c.MaxStreamsPerClient == 0 {
+		c.MaxStreamsPerClient = DefaultMaxStreamsPerClient
+	}
+	if len(c.TrustedProxies) == 0 {
+		c.TrustedProxies = DefaultTrustedProxies
+	}
+}
+
 // ErrNoIdentity: the API was given neither an Authenticator nor Insecure.
 var ErrNoIdentity = errors.New("no identity: give a token verifier, or run insecure explicitly")
 
@@ -110,7 +142,6 @@ type API struct {
 	log      *slog.Logger
 	limiter  *ratelimit.Limiter
 	streams  *streams
-	proxies  []netip.Prefix
 	upgrader websocket.Upgrader
 	now      func() time.Time
 	// done ends every waiting SSE and WebSocket client on shutdown.
@@ -131,30 +162,14 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 	if err != nil {
 		return nil, fmt.Errorf("embedded page: %w", err)
 	}
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 15 * time.Second
-	}
-	if cfg.WSRegion == "" {
-		cfg.WSRegion = "eu"
-	}
 	if cfg.Auth == nil && !cfg.Insecure {
 		return nil, ErrNoIdentity
 	}
-	if cfg.BodyTimeout <= 0 {
-		cfg.BodyTimeout = 10 * time.Second
-	}
-	if cfg.MaxStreamsPerClient == 0 {
-		cfg.MaxStreamsPerClient = 8
-	}
-	proxies := cfg.TrustedProxies
-	if len(proxies) == 0 {
-		proxies = DefaultTrustedProxies
-	}
+	cfg.setDefaults()
 	a := &API{
 		cfg: cfg, tickets: t, results: r, log: log, now: time.Now, done: done,
 		limiter:  ratelimit.New(cfg.RatePerSecond, cfg.RateBurst),
 		streams:  &streams{max: cfg.MaxStreamsPerClient, open: map[string]int{}},
-		proxies:  proxies,
 		upgrader: websocket.Upgrader{ReadBufferSize: 512, WriteBufferSize: 1024},
 		met: apiMetrics{
 			requests: prometheus.NewCounterVec(prometheus.CounterOpts{

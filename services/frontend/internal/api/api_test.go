@@ -401,6 +401,26 @@ func TestCancelBeforeMatch(t *testing.T) {
 	}
 }
 
+// A ticket the allocator gave up on (its claim owned by "failed") that
+// still reads as queued (its last result is the requeue's) is failed,
+// not matched, to a client that tries to cancel it.
+func TestCancelAfterFailedClaimSaysFailed(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	_, body := e.post(t, `{"player_id":"alice","skill":1650,"region":"eu"}`, "")
+	id := body["ticket_id"].(string)
+	if err := e.pub.Result(t.Context(), events.Result{TicketID: id, PlayerID: "alice", Status: events.StatusQueued}); err != nil {
+		t.Fatal(err)
+	}
+	if won, _, err := e.claims.Claim(t.Context(), id, events.OwnerFailed); !won || err != nil {
+		t.Fatalf("claim: %v %v", won, err)
+	}
+	code, body, _ := e.do(t, http.MethodDelete, "/v1/tickets/"+id, "", nil)
+	if code != http.StatusConflict || body["status"] != "failed" {
+		t.Fatalf("DELETE of a ticket claimed %q = %d %v, want 409 failed", events.OwnerFailed, code, body)
+	}
+}
+
 func TestTicketExpiresAtMaxWait(t *testing.T) {
 	t.Parallel()
 	e := start(t, options{maxWait: 500 * time.Millisecond})

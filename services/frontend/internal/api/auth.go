@@ -118,7 +118,7 @@ func (a *API) clientAddr(r *http.Request) string {
 
 func (a *API) trusted(ip netip.Addr) bool {
 	ip = ip.Unmap()
-	for _, p := range a.proxies {
+	for _, p := range a.cfg.TrustedProxies {
 		if p.Contains(ip) {
 			return true
 		}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,39 +29,16 @@ import (
 // may follow it (anyone else gets 404), and each client holds at most
 // MaxStreamsPerClient streams and WebSockets at once.
 func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
-	ctx := r.Context()
 	id := r.PathValue("id")
-	last := 0
-	if h := r.Header.Get("Last-Event-ID"); h != "" {
-		n, err := strconv.Atoi(h)
-		if err != nil || n < 0 || n > 3 {
-			a.reject(w, "invalid", http.StatusBadRequest, ErrorBody{Error: "Last-Event-ID must be an event id this endpoint sent (1, 2 or 3)", Fields: []events.FieldError{{Field: "Last-Event-ID", Reason: "not an event id"}}})
-			return
-		}
-		last = n
+	last, ok := a.lastEventID(w, r)
+	if !ok {
+		return
 	}
-	var (
-		rec     tickets.Record
-		view    tickets.View
-		updates <-chan events.Result
-	)
-	if wt, err := a.results.Wait(ctx, id); err == nil && wt.Origin != nil && tickets.Owns(caller, wt.Origin.Players) {
-		// Created here: tracked since before its publish, so the tracker
-		// has every result of it and nothing needs reading from JetStream.
-		defer wt.Stop()
-		rec = tickets.Record{Ticket: events.Ticket{TicketID: id, Mode: wt.Origin.Mode}, Region: wt.Origin.Region, Tier: wt.Origin.Tier}
-		view, updates = tickets.ViewOf(rec, nil), wt.Results
-	} else {
-		if err == nil {
-			wt.Stop()
-		}
-		var stop func()
-		var ok bool
-		if rec, view, updates, stop, ok = a.followStored(w, r, caller, id); !ok {
-			return
-		}
-		defer stop()
+	rec, view, updates, stop, ok := a.follow(w, r, caller, id)
+	if !ok {
+		return
 	}
+	defer stop()
 	release, ok := a.holdStream(w, r, caller)
 	if !ok {
 		return
@@ -78,21 +56,49 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identi
 	a.met.open.WithLabelValues("sse").Inc()
 	defer a.met.open.WithLabelValues("sse").Dec()
 
-	send := func(v tickets.View) (done bool) {
-		rank := results.Rank(v.Status)
-		if rank > last {
-			data, _ := json.Marshal(v) // a View always encodes
-			if _, err := fmt.Fprintf(w, "id: %d\nevent: status\ndata: %s\n\n", rank, data); err != nil {
-				return true
-			}
-			flusher.Flush()
-			last = rank
-		}
-		return v.Status.Terminal()
-	}
-	if send(view) || updates == nil {
+	sw := &sseWriter{w: w, flusher: flusher, last: last}
+	if sw.send(view) || updates == nil {
 		return
 	}
+	a.streamEvents(r.Context(), sw, caller, rec, updates)
+}
+
+// lastEventID reads the client's Last-Event-ID (0 without one); ok is
+// false if it answered 400 for one this endpoint never sends.
+func (a *API) lastEventID(w http.ResponseWriter, r *http.Request) (last int, ok bool) {
+	h := r.Header.Get("Last-Event-ID")
+	if h == "" {
+		return 0, true
+	}
+	n, err := strconv.Atoi(h)
+	if err != nil || n < 0 || n > 3 {
+		a.reject(w, "invalid", http.StatusBadRequest, ErrorBody{Error: "Last-Event-ID must be an event id this endpoint sent (1, 2 or 3)", Fields: []events.FieldError{{Field: "Last-Event-ID", Reason: "not an event id"}}})
+		return 0, false
+	}
+	return n, true
+}
+
+// follow starts following a ticket for a caller that owns it. A ticket
+// created here was tracked since before its publish, so the tracker has
+// every result of it and nothing needs reading from JetStream; any other
+// is read from JetStream (followStored). ok is false if it answered with
+// an error; stop ends the following.
+func (a *API) follow(w http.ResponseWriter, r *http.Request, caller identity.Caller, id string) (rec tickets.Record, view tickets.View, updates <-chan events.Result, stop func(), ok bool) {
+	wt, err := a.results.Wait(r.Context(), id)
+	if err == nil && wt.Origin != nil && tickets.Owns(caller, wt.Origin.Players) {
+		rec = tickets.Record{Ticket: events.Ticket{TicketID: id, Mode: wt.Origin.Mode}, Shard: wt.Origin.Shard}
+		return rec, tickets.ViewOf(rec, nil), wt.Results, wt.Stop, true
+	}
+	if err == nil {
+		wt.Stop()
+	}
+	return a.followStored(w, r, caller, id)
+}
+
+// streamEvents sends a ticket's updates until its terminal status, the
+// client leaving or the frontend shutting down, with a comment line every
+// heartbeat to keep idle proxies from closing the stream.
+func (a *API) streamEvents(ctx context.Context, sw *sseWriter, caller identity.Caller, rec tickets.Record, updates <-chan events.Result) {
 	ping := time.NewTicker(a.cfg.Heartbeat)
 	defer ping.Stop()
 	for {
@@ -101,25 +107,48 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identi
 			if !ok {
 				// No longer tracked without a terminal result here (a slow
 				// subscription dropped it): the stream has the truth.
-				if v, err := a.tickets.Get(ctx, caller, id); err == nil {
-					send(v)
+				if v, err := a.tickets.Get(ctx, caller, rec.Ticket.TicketID); err == nil {
+					sw.send(v)
 				}
 				return
 			}
-			if send(tickets.ViewOf(rec, &res)) {
+			if sw.send(tickets.ViewOf(rec, &res)) {
 				return
 			}
 		case <-ping.C:
-			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
+			if _, err := fmt.Fprint(sw.w, ": ping\n\n"); err != nil {
 				return
 			}
-			flusher.Flush()
+			sw.flusher.Flush()
 		case <-ctx.Done():
 			return
 		case <-a.done:
 			return
 		}
 	}
+}
+
+// sseWriter writes a ticket's status events: each status rank once, and
+// only ranks past the last one the client has (its Last-Event-ID).
+type sseWriter struct {
+	w       http.ResponseWriter
+	flusher http.Flusher
+	last    int
+}
+
+// send writes v unless the client has it already; done is true once v is
+// terminal or the client is gone.
+func (s *sseWriter) send(v tickets.View) (done bool) {
+	rank := v.Status.Rank()
+	if rank > s.last {
+		data, _ := json.Marshal(v) // a View always encodes
+		if _, err := fmt.Fprintf(s.w, "id: %d\nevent: status\ndata: %s\n\n", rank, data); err != nil {
+			return true
+		}
+		s.flusher.Flush()
+		s.last = rank
+	}
+	return v.Status.Terminal()
 }
 
 // followStored reads a ticket's state from JetStream and follows its

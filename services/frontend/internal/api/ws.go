@@ -50,7 +50,14 @@ func (a *API) eventsWebSocket(w http.ResponseWriter, r *http.Request, caller ide
 	})
 }
 
-func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller, kind string, emit func(*websocket.Conn, tickets.View) error) {
+// emitFunc sends a ticket view to a WebSocket client in the endpoint's
+// own form.
+type emitFunc func(*websocket.Conn, tickets.View) error
+
+// serveWebSocket queues the ticket a WebSocket client asks for (refusals
+// before the upgrade are plain HTTP answers) and follows it for the
+// client until it ends.
+func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller, kind string, emit emitFunc) {
 	req, err := a.wsRequest(r, caller)
 	if err != nil {
 		a.writeError(w, err)
@@ -84,7 +91,6 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 	}
 	a.met.requests.WithLabelValues("queued").Inc()
 	waiting, err := a.results.Wait(ctx, view.TicketID)
-	updates, stop := waiting.Results, waiting.Stop
 	if err != nil {
 		// Already ended (an instant outcome): report what the stream says.
 		if v, gerr := a.tickets.Get(ctx, caller, view.TicketID); gerr == nil {
@@ -92,17 +98,76 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 		}
 		return
 	}
-	defer stop()
+	defer waiting.Stop()
 	if err := emit(conn, view); err != nil {
 		a.abandon(view.TicketID, "client connection failed")
 		return
 	}
+	a.followWebSocket(ctx, conn, caller, view.TicketID, waiting.Results, emit)
+}
 
-	// The reader notices a client that goes away (and takes a cancel).
-	gone := make(chan struct{})
-	cancelAsked := make(chan struct{}, 1)
+// followWebSocket sends a queued ticket's updates to its client until the
+// ticket ends, the client cancels or leaves (its ticket is then
+// cancelled) or the frontend shuts down.
+func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller identity.Caller, ticketID string, updates <-chan events.Result, emit emitFunc) {
+	gone, cancelAsked := readClient(conn)
+	ping := time.NewTicker(a.cfg.Heartbeat)
+	defer ping.Stop()
+	rec, err := a.tickets.RecordFor(ctx, caller, ticketID)
+	if err != nil {
+		a.abandon(ticketID, "ticket record unreadable")
+		closeWith(conn, websocket.CloseInternalServerErr, "ticket record unreadable")
+		return
+	}
+	for {
+		select {
+		case res, ok := <-updates:
+			if !ok {
+				if v, err := a.tickets.View(ctx, rec); err == nil && v.Status.Terminal() {
+					a.finish(conn, v, emit)
+				} else {
+					closeWith(conn, websocket.CloseTryAgainLater, "lost track of the ticket; poll GET /v1/tickets/"+ticketID)
+				}
+				return
+			}
+			v := tickets.ViewOf(rec, &res)
+			if v.Status.Terminal() {
+				a.finish(conn, v, emit)
+				return
+			}
+			if err := emit(conn, v); err != nil {
+				a.abandon(ticketID, "client connection failed")
+				return
+			}
+		case <-cancelAsked:
+			if v, err := a.tickets.Cancel(context.WithoutCancel(ctx), caller, ticketID, "cancelled by the client"); err == nil {
+				a.finish(conn, v, emit)
+				return
+			}
+		case <-gone:
+			a.abandon(ticketID, "client disconnected before its assignment")
+			return
+		case <-a.done:
+			a.abandon(ticketID, "frontend shutting down")
+			closeWith(conn, websocket.CloseGoingAway, "frontend shutting down; ticket cancelled")
+			return
+		case <-ping.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
+				a.abandon(ticketID, "client stopped answering")
+				return
+			}
+		}
+	}
+}
+
+// readClient reads what a WebSocket client sends, in its own goroutine (a
+// connection has one reader): gone is closed when the client goes away,
+// and cancelAsked receives when it sends {"type":"cancel"}.
+func readClient(conn *websocket.Conn) (gone <-chan struct{}, cancelAsked <-chan struct{}) {
+	goneCh := make(chan struct{})
+	cancelCh := make(chan struct{}, 1)
 	go func() {
-		defer close(gone)
+		defer close(goneCh)
 		conn.SetReadLimit(512)
 		for {
 			_, data, err := conn.ReadMessage()
@@ -114,64 +179,18 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 			}
 			if json.Unmarshal(data, &m) == nil && m.Type == "cancel" {
 				select {
-				case cancelAsked <- struct{}{}:
+				case cancelCh <- struct{}{}:
 				default:
 				}
 			}
 		}
 	}()
-	ping := time.NewTicker(a.cfg.Heartbeat)
-	defer ping.Stop()
-	rec, err := a.tickets.RecordFor(ctx, caller, view.TicketID)
-	if err != nil {
-		a.abandon(view.TicketID, "ticket record unreadable")
-		closeWith(conn, websocket.CloseInternalServerErr, "ticket record unreadable")
-		return
-	}
-	for {
-		select {
-		case res, ok := <-updates:
-			if !ok {
-				if v, err := a.tickets.View(ctx, rec); err == nil && v.Status.Terminal() {
-					a.finish(conn, v, emit)
-				} else {
-					closeWith(conn, websocket.CloseTryAgainLater, "lost track of the ticket; poll GET /v1/tickets/"+view.TicketID)
-				}
-				return
-			}
-			v := tickets.ViewOf(rec, &res)
-			if v.Status.Terminal() {
-				a.finish(conn, v, emit)
-				return
-			}
-			if err := emit(conn, v); err != nil {
-				a.abandon(view.TicketID, "client connection failed")
-				return
-			}
-		case <-cancelAsked:
-			if v, err := a.tickets.Cancel(context.WithoutCancel(ctx), caller, view.TicketID, "cancelled by the client"); err == nil {
-				a.finish(conn, v, emit)
-				return
-			}
-		case <-gone:
-			a.abandon(view.TicketID, "client disconnected before its assignment")
-			return
-		case <-a.done:
-			a.abandon(view.TicketID, "frontend shutting down")
-			closeWith(conn, websocket.CloseGoingAway, "frontend shutting down; ticket cancelled")
-			return
-		case <-ping.C:
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
-				a.abandon(view.TicketID, "client stopped answering")
-				return
-			}
-		}
-	}
+	return goneCh, cancelCh
 }
 
 // finish sends the terminal state and closes: normally after an assignment,
 // with a code naming the outcome otherwise.
-func (a *API) finish(conn *websocket.Conn, v tickets.View, emit func(*websocket.Conn, tickets.View) error) {
+func (a *API) finish(conn *websocket.Conn, v tickets.View, emit emitFunc) {
 	if err := emit(conn, v); err != nil {
 		return
 	}

@@ -51,7 +51,9 @@ type metrics struct {
 // ticket tracked before it was published: every result of such a ticket
 // passes through the tracker, so a waiter needs nothing from JetStream.
 type Origin struct {
-	Region, Tier, Mode string
+	// Shard is the ticket's own shard.
+	Shard events.Shard
+	Mode  string
 	// Players are the ticket's players, who may follow it.
 	Players []string
 }
@@ -231,7 +233,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 				continue
 			}
 			tk := byPlayer[res.PlayerID][res.TicketID]
-			if tk == nil || tk.last != nil && Rank(res.Status) <= Rank(tk.last.Status) {
+			if tk == nil || tk.last != nil && res.Status.Rank() <= tk.last.Status.Rank() {
 				continue // another ticket of the player, or an old status
 			}
 			tk.last = &res
@@ -306,18 +308,4 @@ func (t *Tracker) apply(r request, tickets map[string]*ticket, subs map[string]*
 		}
 	}
 	return rep
-}
-
-// Rank orders statuses in a ticket's life: queued 1, matched 2, any
-// terminal status 3. It is also the event id of Server-Sent Events.
-func Rank(s events.Status) int {
-	switch {
-	case s == events.StatusQueued:
-		return 1
-	case s == events.StatusMatched:
-		return 2
-	case s.Terminal():
-		return 3
-	}
-	return 0
 }

@@ -32,7 +32,8 @@ func FuzzRequest(f *testing.F) {
 			}
 			return
 		}
-		ticket, region, tier, err := s.build(req)
+		ticket, shard, err := s.build(req)
+		region, tier := shard.Region, shard.Tier
 		if err != nil {
 			var ve *events.ValidationError
 			if !errors.As(err, &ve) || len(ve.Fields) == 0 || ve.Fields[0].Field == "" {

@@ -95,25 +95,25 @@ func (s *Server) watch(ctx context.Context) {
 // allocations opens a room for every match annotation not seen before.
 func (s *Server) allocations(gs sdk.GameServer) {
 	for key, value := range gs.ObjectMeta.Annotations {
-		id, ok := strings.CutPrefix(key, agones.MatchAnnotationPrefix)
-		if !ok || id == "" {
+		matchID, ok := strings.CutPrefix(key, agones.MatchAnnotationPrefix)
+		if !ok || matchID == "" {
 			continue
 		}
-		if _, err := s.open(id, strings.Split(value, ",")); err != nil && !errors.Is(err, errRoomEnded) {
-			s.log.Warn("agones: allocated room not opened", "room", id, "err", err)
+		if _, err := s.open(matchID, strings.Split(value, ",")); err != nil && !errors.Is(err, errRoomEnded) {
+			s.log.Warn("agones: allocated room not opened", "room", matchID, "err", err)
 		}
 	}
 }
 
-// allocatedPlayers asks the GameServer whether room was allocated here and
-// to whom: a player's join can beat the watch to it.
-func (s *Server) allocatedPlayers(ctx context.Context, room string) ([]string, bool) {
+// allocatedPlayers asks the GameServer whether match matchID was allocated
+// here and to whom: a player's join can beat the watch to it.
+func (s *Server) allocatedPlayers(ctx context.Context, matchID string) ([]string, bool) {
 	gs, err := s.cfg.SDK.GameServer(ctx)
 	if err != nil {
 		s.log.Warn("agones: read game server", "err", err)
 		return nil, false
 	}
-	v, ok := gs.ObjectMeta.Annotations[agones.MatchAnnotationPrefix+room]
+	v, ok := gs.ObjectMeta.Annotations[agones.MatchAnnotationPrefix+matchID]
 	if !ok {
 		return nil, false
 	}
@@ -124,7 +124,7 @@ func (s *Server) allocatedPlayers(ctx context.Context, room string) ([]string, b
 // room off the rooms counter, its players off the players list. The
 // sidecar is retried a few times: a room that is not given back keeps the
 // game server from being reused.
-func (s *Server) released(room string, players []string) {
+func (s *Server) released(matchID string, players []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	retry := func(what string, f func() error) {
@@ -134,7 +134,7 @@ func (s *Server) released(room string, players []string) {
 				return
 			}
 			if i == 4 || ctx.Err() != nil {
-				s.log.Error("agones: give back "+what, "room", room, "err", err)
+				s.log.Error("agones: give back "+what, "room", matchID, "err", err)
 				return
 			}
 			time.Sleep(time.Duration(100<<i) * time.Millisecond)

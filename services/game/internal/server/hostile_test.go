@@ -41,10 +41,7 @@ func sendMoves(c *websocket.Conn) {
 func TestRefusedThirdPlayerSendsMoves(t *testing.T) {
 	t.Parallel()
 	_, hs := startServer(t, Config{BestOf: 1})
-	a := join(t, hs, "m1", "alice")
-	b := join(t, hs, "m1", "bob")
-	next(t, a, "start")
-	next(t, b, "start")
+	a, b := startGame(t, hs, "m1", "alice", "bob")
 	c := join(t, hs, "m1", "carol")
 	if m := next(t, c, "error"); !strings.Contains(m.Error, "full") {
 		t.Fatalf("third player: %+v", m)
@@ -120,14 +117,8 @@ func TestPanicInOneRoomEndsOnlyThatRoom(t *testing.T) {
 			panic("injected")
 		}
 	}
-	a := join(t, hs, "ok", "alice")
-	b := join(t, hs, "ok", "bob")
-	next(t, a, "start")
-	next(t, b, "start")
-	x := join(t, hs, "boom", "xavier")
-	y := join(t, hs, "boom", "yvonne")
-	next(t, x, "start")
-	next(t, y, "start")
+	a, b := startGame(t, hs, "ok", "alice", "bob")
+	x, y := startGame(t, hs, "boom", "xavier", "yvonne")
 	move(t, x, "rock")
 	if m := next(t, y, "over"); !strings.Contains(m.Reason, "internal error") {
 		t.Fatalf("the failed room's players were told %+v", m)

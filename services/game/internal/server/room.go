@@ -33,7 +33,9 @@ type event struct {
 // abandoned, shutdown).
 const outcomePanic = "panic"
 
-// room is one match. Only run touches its fields after newRoom.
+// room is where one match is played, named by its match id. Only run
+// touches its fields after newRoom; other goroutines read only the fixed
+// matchID and players, and use the channels.
 //
 // Channel ownership: the room goroutine is the only one that closes a
 // client's send channel once the room has received that client's join, and
@@ -44,7 +46,8 @@ const outcomePanic = "panic"
 // writes to a channel it closed. A refused or replaced connection keeps its
 // read loop until its socket closes; its events are dropped (handle).
 type room struct {
-	id string
+	// matchID names the room: the match played in it.
+	matchID string
 	// players are the only players admitted, when the match was allocated
 	// here (nil: any holder of a valid token for the room).
 	players []string
@@ -61,13 +64,13 @@ type room struct {
 	order   []string // players in order of first join
 	game    *rps.Game
 	grace   map[string]*time.Timer
-	expired chan string                 // players whose grace ran out
-	onEvent func(room string, ev event) // Server.onEvent
+	expired chan string                    // players whose grace ran out
+	onEvent func(matchID string, ev event) // Server.onEvent
 }
 
-func newRoom(id string, players []string, cfg Config, log *slog.Logger) *room {
+func newRoom(matchID string, players []string, cfg Config, log *slog.Logger) *room {
 	return &room{
-		id: id, players: players, cfg: cfg, log: log,
+		matchID: matchID, players: players, cfg: cfg, log: log,
 		events: make(chan event), done: make(chan struct{}),
 		clients: map[string]*client{}, seats: map[string]string{}, grace: map[string]*time.Timer{}, expired: make(chan string, 2),
 	}
@@ -154,7 +157,7 @@ func (r *room) run() (outcome string) {
 // handle applies one event; true means the room is done.
 func (r *room) handle(ev event) bool {
 	if r.onEvent != nil {
-		r.onEvent(r.id, ev)
+		r.onEvent(r.matchID, ev)
 	}
 	c := ev.client
 	if ev.kind != evJoin && r.clients[c.player] != c {
@@ -164,79 +167,99 @@ func (r *room) handle(ev event) bool {
 	}
 	switch ev.kind {
 	case evJoin:
-		if key, seated := r.seats[c.player]; seated && subtle.ConstantTimeCompare([]byte(c.resume), []byte(key)) != 1 {
-			c.fail("join refused: this join token was used already; come back with the resume key of your first connection")
-			return false
-		}
-		if old, ok := r.clients[c.player]; ok {
-			r.hangUp(old) // the same player on a new connection wins
-		} else if len(r.order) == 2 && !slices.Contains(r.order, c.player) {
-			c.fail("room is full")
-			return false
-		}
-		r.clients[c.player] = c
-		if _, seated := r.seats[c.player]; !seated {
-			r.seats[c.player] = newResumeKey()
-		}
-		if !slices.Contains(r.order, c.player) {
-			r.order = append(r.order, c.player)
-		}
-		if t, ok := r.grace[c.player]; ok {
-			t.Stop()
-			delete(r.grace, c.player)
-		}
-		r.push(c, message{Type: "welcome", Room: r.id, You: c.player, BestOf: r.cfg.BestOf, Resume: r.seats[c.player]})
-		switch {
-		case r.game != nil:
-			r.broadcast(message{Type: "resume", Players: r.order, Score: r.game.Score()})
-		case len(r.order) == 2:
-			r.game = rps.New(r.order[0], r.order[1], r.cfg.BestOf)
-			r.broadcast(message{Type: "start", Players: r.order, BestOf: r.cfg.BestOf})
-			r.log.Info("game started", "players", r.order)
-		default:
-			r.push(c, message{Type: "waiting"})
-		}
+		r.join(c)
 	case evLeave:
-		r.hangUp(c)
-		if r.game == nil {
-			return false // a waiting player may come back until the room idles out
-		}
-		player := c.player
-		r.grace[player] = time.AfterFunc(r.cfg.ReconnectGrace, func() {
-			select {
-			case r.expired <- player:
-			case <-r.done:
-			}
-		})
-		r.broadcast(message{Type: "opponent_left", GraceSec: int(r.cfg.ReconnectGrace / time.Second)})
+		r.leave(c)
 	case evBad:
 		r.reply(c, ev.text)
 	case evMove:
-		if ev.msgType != "move" {
-			r.reply(c, `unknown message type "`+ev.msgType+`": want "move"`)
-			return false
+		return r.move(c, ev.msgType, ev.text)
+	}
+	return false
+}
+
+// join seats c, or refuses it: a seated player comes back only with its
+// resume key, and a room takes two players. The second player starts the
+// game; a player coming back during the game resumes it.
+func (r *room) join(c *client) {
+	if key, seated := r.seats[c.player]; seated && subtle.ConstantTimeCompare([]byte(c.resume), []byte(key)) != 1 {
+		c.fail("join refused: this join token was used already; come back with the resume key of your first connection")
+		return
+	}
+	if old, ok := r.clients[c.player]; ok {
+		r.hangUp(old) // the same player on a new connection wins
+	} else if len(r.order) == 2 && !slices.Contains(r.order, c.player) {
+		c.fail("room is full")
+		return
+	}
+	r.clients[c.player] = c
+	if _, seated := r.seats[c.player]; !seated {
+		r.seats[c.player] = newResumeKey()
+	}
+	if !slices.Contains(r.order, c.player) {
+		r.order = append(r.order, c.player)
+	}
+	if t, ok := r.grace[c.player]; ok {
+		t.Stop()
+		delete(r.grace, c.player)
+	}
+	r.push(c, message{Type: "welcome", MatchID: r.matchID, You: c.player, BestOf: r.cfg.BestOf, Resume: r.seats[c.player]})
+	switch {
+	case r.game != nil:
+		r.broadcast(message{Type: "resume", Players: r.order, Score: r.game.Score()})
+	case len(r.order) == 2:
+		r.game = rps.New(r.order[0], r.order[1], r.cfg.BestOf)
+		r.broadcast(message{Type: "start", Players: r.order, BestOf: r.cfg.BestOf})
+		r.log.Info("game started", "players", r.order)
+	default:
+		r.push(c, message{Type: "waiting"})
+	}
+}
+
+// leave lets c go. During a game its player has ReconnectGrace to come
+// back before forfeiting (expired hears when the grace runs out).
+func (r *room) leave(c *client) {
+	r.hangUp(c)
+	if r.game == nil {
+		return // a waiting player may come back until the room idles out
+	}
+	player := c.player
+	r.grace[player] = time.AfterFunc(r.cfg.ReconnectGrace, func() {
+		select {
+		case r.expired <- player:
+		case <-r.done:
 		}
-		if r.game == nil {
-			r.reply(c, "the game has not started: waiting for your opponent")
-			return false
-		}
-		m, err := rps.ParseMove(ev.text)
-		if err != nil {
-			r.reply(c, err.Error())
-			return false
-		}
-		round, err := r.game.Play(c.player, m)
-		switch {
-		case err != nil:
-			r.reply(c, err.Error())
-		case round == nil:
-			r.push(c, message{Type: "moved"})
-		default:
-			r.broadcast(message{Type: "round", Round: round, Score: r.game.Score()})
-			if over, _ := r.game.Over(); over {
-				r.finish("")
-				return true
-			}
+	})
+	r.broadcast(message{Type: "opponent_left", GraceSec: int(r.cfg.ReconnectGrace / time.Second)})
+}
+
+// move plays c's message of type msgType and move text; a bad one is
+// answered with an error. True means the move won the game.
+func (r *room) move(c *client, msgType, text string) bool {
+	if msgType != "move" {
+		r.reply(c, `unknown message type "`+msgType+`": want "move"`)
+		return false
+	}
+	if r.game == nil {
+		r.reply(c, "the game has not started: waiting for your opponent")
+		return false
+	}
+	m, err := rps.ParseMove(text)
+	if err != nil {
+		r.reply(c, err.Error())
+		return false
+	}
+	round, err := r.game.Play(c.player, m)
+	switch {
+	case err != nil:
+		r.reply(c, err.Error())
+	case round == nil:
+		r.push(c, message{Type: "moved"})
+	default:
+		r.broadcast(message{Type: "round", Round: round, Score: r.game.Score()})
+		if over, _ := r.game.Over(); over {
+			r.finish("")
+			return true
 		}
 	}
 	return false

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 //go:embed page/*
@@ -40,57 +41,6 @@ type Verifier interface {
 
 var _ Verifier = (*jointoken.Keys)(nil)
 
-// Config of the game server.
-type Config struct {
-	// JoinKeys verifies join tokens (required). The game server holds only
-	// public keys: it can check a token, never make one.
-	JoinKeys Verifier
-	// BestOf rounds decide a game (odd).
-	BestOf int
-	// ReconnectGrace is how long a player who dropped may come back before
-	// forfeiting.
-	ReconnectGrace time.Duration
-	// IdleTimeout ends a room in which nobody has done anything for this long.
-	IdleTimeout time.Duration
-	// MaxRooms is how many rooms may run at once; more are refused, and
-	// the allocator stops sending matches here when /status says full.
-	MaxRooms int
-	// SDK is the Agones sidecar; nil runs without Agones (the local stack):
-	// rooms open on the first valid join and nothing is reported.
-	SDK SDK
-	// Reuse sends a server whose rooms have all ended back to Ready (high
-	// density reuse); otherwise it asks Agones to shut it down.
-	Reuse bool
-	// HealthEvery is the Agones health ping interval.
-	HealthEvery time.Duration
-	// EndedMemory is how long a finished room's id is refused. It must
-	// outlast the join tokens (the allocator's join-token-ttl); after it a
-	// token for that room has expired anyway, and forgetting the id keeps a
-	// long-lived server's memory flat.
-	EndedMemory time.Duration
-}
-
-func (c *Config) setDefaults() {
-	if c.BestOf <= 0 {
-		c.BestOf = 3
-	}
-	if c.ReconnectGrace <= 0 {
-		c.ReconnectGrace = 15 * time.Second
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 2 * time.Minute
-	}
-	if c.HealthEvery <= 0 {
-		c.HealthEvery = 2 * time.Second
-	}
-	if c.MaxRooms <= 0 {
-		c.MaxRooms = 100
-	}
-	if c.EndedMemory <= 0 {
-		c.EndedMemory = time.Hour
-	}
-}
-
 // Server hosts rooms.
 type Server struct {
 	cfg      Config
@@ -103,14 +53,14 @@ type Server struct {
 
 	mu       sync.Mutex
 	draining bool
-	rooms    map[string]*room
-	ended    map[string]time.Time // rooms that finished, and when; their tokens no longer admit
+	rooms    map[string]*room     // by match id
+	ended    map[string]time.Time // match ids of rooms that finished, and when; their tokens no longer admit
 	wg       sync.WaitGroup
 
 	// onEvent, when set (tests only, before the first join), sees every
 	// event a room handles, in the room's goroutine: a test injects a
 	// panic into one room with it.
-	onEvent func(room string, ev event)
+	onEvent func(matchID string, ev event)
 }
 
 // New returns a game server.
@@ -126,7 +76,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	met := metrics{
 		rooms: prometheus.NewGauge(prometheus.GaugeOpts{Name: "quickmatch_game_rooms", Help: "Rooms open now."}),
-		games: prometheus.NewCounterVec(prometheus.CounterOpts{
+		roomsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quickmatch_game_rooms_ended_total", Help: "Rooms ended, by how: won, forfeit, idle, abandoned, shutdown, panic.",
 		}, []string{"outcome"}),
 		players: prometheus.NewGauge(prometheus.GaugeOpts{Name: "quickmatch_game_players_connected", Help: "Players connected now."}),
@@ -134,7 +84,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			Name: "quickmatch_game_room_panics_total", Help: "Rooms ended by a panic in their own code (a bug; the log has the stack); the server and its other rooms went on.",
 		}),
 	}
-	reg.MustRegister(met.rooms, met.games, met.players, met.panics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(met.rooms, met.roomsEnded, met.players, met.panics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Server{
 		cfg: cfg, log: log, pageFS: sub, now: time.Now, reg: reg, met: met,
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
@@ -142,16 +92,17 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}, nil
 }
 
-// Handler serves the play page, the WebSocket and /healthz.
+// Handler serves the play page, the WebSocket, /status (the paths of
+// pkg/play), /metrics and /healthz.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /play", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+play.PagePath, func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, s.pageFS, "play.html")
 	})
-	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.HandleFunc("GET "+play.SocketPath, s.serveWS)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+play.StatusPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s.Status())
 	})
@@ -169,38 +120,32 @@ func (s *Server) Rooms() int {
 }
 
 type metrics struct {
-	rooms   prometheus.Gauge
-	games   *prometheus.CounterVec
-	players prometheus.Gauge
-	panics  prometheus.Counter
+	rooms      prometheus.Gauge
+	roomsEnded *prometheus.CounterVec
+	players    prometheus.Gauge
+	panics     prometheus.Counter
 }
 
-// Status is what /status reports: the allocator's local backend reads it
-// to find servers with room, as the Agones backend reads the rooms counter.
-type Status struct {
-	Rooms    int `json:"rooms"`
-	MaxRooms int `json:"max_rooms"`
-}
-
-// Status reports the rooms open now and the most allowed.
-func (s *Server) Status() Status {
+// Status reports the rooms open now and the most allowed: the body of
+// /status, which the allocator's local backend reads.
+func (s *Server) Status() play.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Status{Rooms: len(s.rooms), MaxRooms: s.cfg.MaxRooms}
+	return play.Status{Rooms: len(s.rooms), MaxRooms: s.cfg.MaxRooms}
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	roomID, token := r.URL.Query().Get("room"), r.URL.Query().Get("token")
-	claims, err := s.cfg.JoinKeys.Verify(token, s.now())
+	join := play.ParseJoin(r.URL.Query())
+	grant, err := s.cfg.JoinKeys.Verify(join.Token, s.now())
 	switch {
 	case err != nil:
 		http.Error(w, "join refused: "+err.Error(), http.StatusForbidden)
 		return
-	case claims.MatchID != roomID:
+	case grant.MatchID != join.MatchID:
 		http.Error(w, "join refused: token is for another room", http.StatusForbidden)
 		return
 	}
-	rm, err := s.room(r.Context(), roomID)
+	rm, err := s.room(r.Context(), join.MatchID)
 	switch {
 	case errors.Is(err, errFull) || errors.Is(err, errDraining):
 		http.Error(w, "join refused: "+err.Error(), http.StatusServiceUnavailable)
@@ -212,7 +157,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "join refused: "+err.Error(), http.StatusGone)
 		return
 	}
-	if !allowed(rm.players, claims.PlayerID) {
+	if !allowed(rm.players, grant.PlayerID) {
 		http.Error(w, "join refused: not a player of this match", http.StatusForbidden)
 		return
 	}
@@ -222,7 +167,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket upgrade", "err", err)
 		return
 	}
-	c := newClient(claims.PlayerID, r.URL.Query().Get("resume"), conn)
+	c := newClient(grant.PlayerID, join.Resume, conn)
 	s.met.players.Inc()
 	defer s.met.players.Dec()
 	if !rm.send(event{kind: evJoin, client: c}) {
@@ -243,12 +188,13 @@ var (
 	errNotAssigned = errors.New("this match was not allocated to this server")
 )
 
-// room returns the open room id for a join. Without Agones a room opens on
-// its first valid join; with Agones only a room allocated here opens.
-func (s *Server) room(ctx context.Context, id string) (*room, error) {
+// room returns the open room of match matchID for a join. Without Agones a
+// room opens on its first valid join; with Agones only a room allocated
+// here opens.
+func (s *Server) room(ctx context.Context, matchID string) (*room, error) {
 	s.mu.Lock()
-	rm, ok := s.rooms[id]
-	_, ended := s.ended[id]
+	rm, ok := s.rooms[matchID]
+	_, ended := s.ended[matchID]
 	s.mu.Unlock()
 	switch {
 	case ok:
@@ -256,24 +202,24 @@ func (s *Server) room(ctx context.Context, id string) (*room, error) {
 	case ended:
 		return nil, errRoomEnded
 	case s.cfg.SDK == nil:
-		return s.open(id, nil)
+		return s.open(matchID, nil)
 	}
-	players, ok := s.allocatedPlayers(ctx, id)
+	players, ok := s.allocatedPlayers(ctx, matchID)
 	if !ok {
 		return nil, errNotAssigned
 	}
-	return s.open(id, players)
+	return s.open(matchID, players)
 }
 
-// open opens room id; players, when known (an allocated match), are the
-// only ones it admits. Opening an open room returns it.
-func (s *Server) open(id string, players []string) (*room, error) {
+// open opens the room of match matchID; players, when known (an allocated
+// match), are the only ones it admits. Opening an open room returns it.
+func (s *Server) open(matchID string, players []string) (*room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rm, ok := s.rooms[id]; ok {
+	if rm, ok := s.rooms[matchID]; ok {
 		return rm, nil
 	}
-	if _, ok := s.ended[id]; ok {
+	if _, ok := s.ended[matchID]; ok {
 		return nil, errRoomEnded
 	}
 	if s.draining {
@@ -282,44 +228,52 @@ func (s *Server) open(id string, players []string) (*room, error) {
 	if len(s.rooms) >= s.cfg.MaxRooms {
 		return nil, errFull
 	}
-	rm := newRoom(id, players, s.cfg, s.log.With("room", id))
+	rm := newRoom(matchID, players, s.cfg, s.log.With("room", matchID))
 	rm.onEvent = s.onEvent
-	s.rooms[id] = rm
+	s.rooms[matchID] = rm
 	s.met.rooms.Inc()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		outcome := rm.run()
-		if outcome == outcomePanic {
-			s.met.panics.Inc()
-		}
-		s.met.games.WithLabelValues(outcome).Inc()
-		s.met.rooms.Dec()
-		if s.cfg.SDK != nil && players != nil {
-			s.released(id, players)
-		}
-		now := s.now()
-		s.mu.Lock()
-		delete(s.rooms, id)
-		for old, at := range s.ended {
-			if now.Sub(at) > s.cfg.EndedMemory {
-				delete(s.ended, old)
-			}
-		}
-		s.ended[id] = now
-		last := len(s.rooms) == 0 && !s.draining
-		s.mu.Unlock()
-		if last && s.cfg.SDK != nil {
-			s.empty()
-		}
+		s.roomEnded(rm, rm.run())
 	}()
 	return rm, nil
+}
+
+// roomEnded follows a room that has run to its end: it is counted by outcome,
+// an allocated room's share of the game server is given back to Agones,
+// and its match id is remembered so that its tokens no longer admit.
+func (s *Server) roomEnded(rm *room, outcome string) {
+	if outcome == outcomePanic {
+		// Also counted as rooms_ended{outcome="panic"}; both stay, for
+		// the dashboards and alerts that read either.
+		s.met.panics.Inc()
+	}
+	s.met.roomsEnded.WithLabelValues(outcome).Inc()
+	s.met.rooms.Dec()
+	if s.cfg.SDK != nil && rm.players != nil {
+		s.released(rm.matchID, rm.players)
+	}
+	now := s.now()
+	s.mu.Lock()
+	delete(s.rooms, rm.matchID)
+	for old, at := range s.ended {
+		if now.Sub(at) > s.cfg.EndedMemory {
+			delete(s.ended, old)
+		}
+	}
+	s.ended[rm.matchID] = now
+	last := len(s.rooms) == 0 && !s.draining
+	s.mu.Unlock()
+	if last && s.cfg.SDK != nil {
+		s.empty()
+	}
 }
 
 // message is every server-to-client message.
 type message struct {
 	Type     string         `json:"type"`
-	Room     string         `json:"room,omitempty"`
+	MatchID  string         `json:"room,omitempty"` // the welcome's room: its match id
 	You      string         `json:"you,omitempty"`
 	Players  []string       `json:"players,omitempty"`
 	BestOf   int            `json:"best_of,omitempty"`

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 // The allocator's signing key in these tests, and the game server's keys.
@@ -71,6 +72,17 @@ func join(t *testing.T, hs *httptest.Server, room, player string) *websocket.Con
 		t.Fatalf("%s joins %s: %v", player, room, err)
 	}
 	return c
+}
+
+// startGame joins two players to room matchID and waits until both have
+// heard the game start.
+func startGame(t *testing.T, hs *httptest.Server, matchID, p1, p2 string) (a, b *websocket.Conn) {
+	t.Helper()
+	a = join(t, hs, matchID, p1)
+	b = join(t, hs, matchID, p2)
+	next(t, a, "start")
+	next(t, b, "start")
+	return a, b
 }
 
 // next reads messages until one of type typ arrives.
@@ -163,8 +175,9 @@ func TestJoinRefusals(t *testing.T) {
 		}
 	}
 	// A third player with a valid token for the room is refused: 1v1.
-	join(t, hs, "m3", "a")
-	join(t, hs, "m3", "b")
+	// (Both are seated first: a join is handed to the room after its
+	// handshake, so a third dial could otherwise reach it before b's.)
+	startGame(t, hs, "m3", "a", "b")
 	c := join(t, hs, "m3", "c")
 	if m := next(t, c, "error"); !strings.Contains(m.Error, "full") {
 		t.Fatalf("third player: %+v", m)
@@ -174,10 +187,7 @@ func TestJoinRefusals(t *testing.T) {
 func TestBadMessagesGetErrorsAndTheGameGoesOn(t *testing.T) {
 	t.Parallel()
 	_, hs := startServer(t, Config{BestOf: 1})
-	a := join(t, hs, "m1", "alice")
-	b := join(t, hs, "m1", "bob")
-	next(t, a, "start")
-	next(t, b, "start")
+	a, b := startGame(t, hs, "m1", "alice", "bob")
 	bad := []string{`not json`, `{"type":"dance"}`, `{"type":"move","move":"lizard"}`}
 	for _, msg := range bad {
 		if err := a.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
@@ -205,10 +215,7 @@ func TestBadMessagesGetErrorsAndTheGameGoesOn(t *testing.T) {
 func TestOversizedMessageClosesOnlyThatConnection(t *testing.T) {
 	t.Parallel()
 	_, hs := startServer(t, Config{ReconnectGrace: 200 * time.Millisecond})
-	a := join(t, hs, "m1", "alice")
-	b := join(t, hs, "m1", "bob")
-	next(t, a, "start")
-	next(t, b, "start")
+	a, b := startGame(t, hs, "m1", "alice", "bob")
 	if err := a.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 4096))); err != nil {
 		t.Fatal(err)
 	}
@@ -302,10 +309,10 @@ func TestMaxRoomsAndStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st Status
+	var st play.Status
 	_ = json.NewDecoder(res.Body).Decode(&st)
 	res.Body.Close()
-	if st != (Status{Rooms: 1, MaxRooms: 1}) || s.Status() != st {
+	if st != (play.Status{Rooms: 1, MaxRooms: 1}) || s.Status() != st {
 		t.Fatalf("status %+v", st)
 	}
 }
@@ -313,10 +320,7 @@ func TestMaxRoomsAndStatus(t *testing.T) {
 func TestIdlePlayerForfeits(t *testing.T) {
 	t.Parallel()
 	_, hs := startServer(t, Config{IdleTimeout: 300 * time.Millisecond})
-	a := join(t, hs, "m1", "alice")
-	b := join(t, hs, "m1", "bob")
-	next(t, a, "start")
-	next(t, b, "start")
+	a, _ := startGame(t, hs, "m1", "alice", "bob")
 	move(t, a, "rock") // bob never moves
 	m := next(t, a, "over")
 	if m.Winner != "alice" || !strings.Contains(m.Reason, "bob did not move") {

@@ -40,7 +40,7 @@ type slowCommit struct {
 }
 
 // startSlowCommit starts A's commit of M and returns once it is held at
-// step (A's worker hook "claimed" or "checked").
+// step (A's commit hook "claimed" or "checked").
 func (e *env) startSlowCommit(t *testing.T, step string) *slowCommit {
 	t.Helper()
 	t0 := time.Now().UTC().Add(-2 * time.Second)
@@ -65,13 +65,15 @@ func (e *env) startSlowCommit(t *testing.T, step string) *slowCommit {
 	hold := func(string) { close(held); <-s.resume }
 	switch step {
 	case "claimed":
-		wa.claimed = hold
+		s.a.commits.claimed = hold
 	case "checked":
-		wa.checked = hold
+		s.a.commits.checked = hold
 	default:
 		t.Fatalf("no step %q", step)
 	}
-	go func() { s.outcome <- s.a.commit(t.Context(), s.a.pools["1v1"], s.match, s.ids, all, time.Now()) }()
+	go func() {
+		s.outcome <- s.a.commits.commit(t.Context(), s.a.pools["1v1"], s.match, s.ids, all, time.Now())
+	}()
 	select {
 	case <-held:
 	case <-time.After(10 * time.Second):
@@ -123,7 +125,7 @@ func TestSlowCommitFollowsARecoveredMatch(t *testing.T) {
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	res := testkit.Collect(t, e.nc, e.subj.AllResults())
 	s := e.startSlowCommit(t, "claimed")
-	if got := s.b.recoverMatch(t.Context(), s.match.MatchID); got != recovered {
+	if got := s.b.commits.rec.recoverMatch(t.Context(), s.match.MatchID); got != recovered {
 		t.Fatalf("B's recovery of M: %v, want recovered (published)", got)
 	}
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(allocs()) == 1 }, "B did not publish M")
@@ -137,8 +139,8 @@ func TestSlowCommitFollowsARecoveredMatch(t *testing.T) {
 			t.Errorf("ticket %s of published match M is claimed by %q (%v), want M: it may end in two matches", id, own, err)
 		}
 	}
-	if len(out.again) > 0 || len(out.retry) > 0 || out.pending != nil {
-		t.Errorf("A handed back tickets of published match M: again %d, retry %d, pending %v", len(out.again), len(out.retry), out.pending != nil)
+	if len(out.again) > 0 || len(out.retry) > 0 || out.unpublished != nil {
+		t.Errorf("A handed back tickets of published match M: again %d, retry %d, unpublished %v", len(out.again), len(out.retry), out.unpublished != nil)
 	}
 	for _, m := range matches(t, allocs()) {
 		if m.MatchID != s.match.MatchID {
@@ -159,7 +161,7 @@ func TestSlowCommitFollowsAnUndoneMatch(t *testing.T) {
 	res := testkit.Collect(t, e.nc, e.subj.AllResults())
 	s := e.startSlowCommit(t, "checked")
 	e.liveTicket(t, "a", "tnew", s.t0.Add(time.Second))
-	if got := s.b.recoverMatch(t.Context(), s.match.MatchID); got != released {
+	if got := s.b.commits.rec.recoverMatch(t.Context(), s.match.MatchID); got != released {
 		t.Fatalf("B's recovery of M: %v, want released (undone)", got)
 	}
 	out := s.finish(t)
@@ -174,8 +176,8 @@ func TestSlowCommitFollowsAnUndoneMatch(t *testing.T) {
 	if own, err := e.claims(t).Owner(t.Context(), "tb"); err != nil || own != "" {
 		t.Errorf("tb claimed by %q (%v), want free to be matched again", own, err)
 	}
-	if len(out.again) != 1 || out.again[0].TicketID != "tb" || out.pending != nil || out.undone != "" {
-		t.Errorf("A's outcome: again %v, pending %v, undone %q; want tb matched again", out.again, out.pending != nil, out.undone)
+	if len(out.again) != 1 || out.again[0].TicketID != "tb" || out.unpublished != nil || out.undone != "" {
+		t.Errorf("A's outcome: again %v, unpublished %v, undone %q; want tb matched again", out.again, out.unpublished != nil, out.undone)
 	}
 }
 
@@ -194,8 +196,8 @@ func TestSlowCommitFollowsAReleaseOfItsPartialClaims(t *testing.T) {
 	c := e.claims(t)
 	owner := events.MatchOwner(s.match.MatchID)
 	c.Release(t.Context(), []string{"tb"}, owner) // B reads before A's claim of tb lands
-	s.b.w.now = func() time.Time { return time.Now().Add(2 * staleClaim) }
-	if got := s.b.recoverMatch(t.Context(), s.match.MatchID); got != released {
+	s.b.commits.rec.now = func() time.Time { return time.Now().Add(2 * staleClaim) }
+	if got := s.b.commits.rec.recoverMatch(t.Context(), s.match.MatchID); got != released {
 		t.Fatalf("B's recovery of M: %v, want released", got)
 	}
 	if won, _, err := c.Claim(t.Context(), "tb", owner); !won || err != nil { // A's claim of tb lands
@@ -216,7 +218,7 @@ func TestSlowCommitFollowsAReleaseOfItsPartialClaims(t *testing.T) {
 		t.Fatalf("A's outcome: again %d, undone %q; want both tickets again and M remembered", len(out.again), out.undone)
 	}
 	s.a.committing++ // as formMatch counted it
-	s.a.settle(t.Context(), out, false)
+	s.a.settleCommit(t.Context(), out, false)
 	keys := []string{events.MatchKey("ta", 1), events.MatchKey("tb", 2)}
 	if next := s.a.matchID(keys); next == s.match.MatchID || next != events.MatchIDAfter(s.match.MatchID, keys) {
 		t.Fatalf("ta and tb matched again are named %s, want a new id after M (%s)", next, s.match.MatchID)

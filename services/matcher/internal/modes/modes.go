@@ -99,10 +99,8 @@ func Load(path string) (Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("modes file: %w", err)
 	}
-	var list []Mode
-	if err := events.DecodeStrict("modes", []byte(`{"modes":`+string(data)+`}`), &struct {
-		Modes *[]Mode `json:"modes"`
-	}{&list}); err != nil {
+	list, err := events.DecodeStrictList[Mode]("modes", "modes", data)
+	if err != nil {
 		return nil, fmt.Errorf("modes file %s: %w", path, err)
 	}
 	set := Set{}

@@ -1,0 +1,55 @@
+package events
+
+// Rank orders the statuses of a ticket's life: queued 1, matched 2, any
+// terminal status 3, an unknown one 0. A result whose rank is not above
+// the best one seen for its ticket tells a reader nothing new (a repeat,
+// or a late "matched" after the ticket ended), and of several stored
+// results the highest rank is where the ticket stands. The frontend also
+// uses it as the event id of Server-Sent Events, so the numbers are a wire
+// contract.
+func (s Status) Rank() int {
+	switch {
+	case s == StatusQueued:
+		return 1
+	case s == StatusMatched:
+		return 2
+	case s.Terminal():
+		return 3
+	}
+	return 0
+}
+
+// OwnerStatus is the status a held claim decides for its ticket: a match
+// owner (and any owner not listed below) means matched.
+func OwnerStatus(owner string) Status {
+	switch owner {
+	case OwnerCancelled, OwnerSuperseded:
+		return StatusCancelled
+	case OwnerExpired:
+		return StatusExpired
+	case OwnerFailed:
+		return StatusFailed
+	}
+	return StatusMatched
+}
+
+// ClaimedResult is the result a held claim implies for one player of a
+// ticket, for a reader that finds the claim but not (or no longer) the
+// result its owner published: the status, a reason for the endings that
+// are not a match, and the match id of a match owner.
+func ClaimedResult(ticketID, playerID, owner string) Result {
+	r := Result{TicketID: ticketID, PlayerID: playerID, Status: OwnerStatus(owner)}
+	switch owner {
+	case OwnerCancelled:
+		r.Reason = "cancelled"
+	case OwnerSuperseded:
+		r.Reason = "superseded by a newer ticket of the player"
+	case OwnerExpired:
+		r.Reason = "no match within the maximum wait"
+	case OwnerFailed:
+		r.Reason = "failed"
+	default:
+		r.MatchID, _ = OwnerMatchID(owner)
+	}
+	return r
+}

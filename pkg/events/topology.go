@@ -1,0 +1,212 @@
+package events
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Topology is the set of streams, consumers and buckets of one deployment.
+type Topology struct {
+	Subjects Subjects
+	// Regions and Tiers make the shards, two consumers each (tickets and
+	// visitors); nil means the defaults.
+	Regions Regions
+	Tiers   Tiers
+	// Replicas of every stream and bucket: 1 on a single server, 3 on a
+	// cluster.
+	Replicas int
+	// MaxBytes per stream; 0 means 1 GiB. It caps the queues (tickets,
+	// visitors, matches waiting for a server), the results and the dead
+	// letters; not the record buckets, which their TTL bounds (see
+	// recordsUncapped).
+	MaxBytes int64
+}
+
+func (t Topology) replicas() int { return max(t.Replicas, 1) }
+
+func (t Topology) maxBytes() int64 {
+	if t.MaxBytes > 0 {
+		return t.MaxBytes
+	}
+	return 1 << 30
+}
+
+// Streams declares the streams.
+func (t Topology) Streams() []jetstream.StreamConfig {
+	s := t.Subjects
+	tickets := t.queue(s.TicketsStream(), "matchmaking tickets, one subject per region and tier", s.AllTickets())
+	// No limit of its own: anything up to the server's max payload is
+	// stored, and the matcher dead-letters a ticket over MaxPayloadBytes
+	// with the reason. A stream limit would refuse it, and a core publish
+	// (`nats pub`) never hears a refusal: the ticket would vanish with no
+	// trace.
+	tickets.MaxMsgSize = ticketsMsgSize
+
+	// The ticket id and the region are the message id: a ticket offered
+	// twice (a retried publish) is stored once.
+	offers := t.queue(s.OfferStream(), "visitors: tickets offered to another region's shard, held by that shard's owner",
+		s.AllOffers())
+
+	results := t.stream(s.ResultsStream(), "per-player results, the last few per player", s.AllResults())
+	results.Retention = jetstream.LimitsPolicy
+	// Old results are worth less than new ones: drop the oldest.
+	results.Discard = jetstream.DiscardOld
+	results.MaxAge = ResultMaxAge
+	results.MaxMsgsPerSubject = ResultsPerPlayer
+	// Direct get lets any replica answer "last result of player X".
+	results.AllowDirect = true
+
+	dead := t.stream(s.DeadLetterStream(), "messages rejected by a service, with the reason", s.AllDeadLetters())
+	dead.Retention = jetstream.LimitsPolicy
+	dead.Discard = jetstream.DiscardOld
+	dead.MaxAge = DeadLetterMaxAge
+	dead.MaxBytes = t.maxBytes() / 4
+	// A dead letter carries the rejected payload (base64) and more;
+	// NewDeadLetter cuts it to fit (MaxDeadLetterBytes).
+	dead.MaxMsgSize = deadLetterMsgSize
+
+	return []jetstream.StreamConfig{
+		tickets,
+		offers,
+		t.queue(s.AllocationsStream(), "formed matches waiting for a game server", s.AllAllocations()),
+		results,
+		dead,
+	}
+}
+
+// stream is what every stream shares. File storage, so a restart of the
+// server loses nothing that was acknowledged; the duplicate window, since
+// every publish carries a message id; the byte cap of the topology.
+func (t Topology) stream(name, description, subjects string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        name,
+		Description: description,
+		Subjects:    []string{subjects},
+		MaxBytes:    t.maxBytes(),
+		MaxMsgSize:  MaxPayloadBytes,
+		Duplicates:  DuplicateWindow,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.replicas(),
+	}
+}
+
+// queue is a stream of work waiting to be done: tickets, visitors,
+// matches waiting for a game server.
+func (t Topology) queue(name, description, subjects string) jetstream.StreamConfig {
+	c := t.stream(name, description, subjects)
+	// Work queue: a message is gone once its consumer acks it (a ticket
+	// matched, expired or dead-lettered), so the stream holds exactly the
+	// work still waiting.
+	c.Retention = jetstream.WorkQueuePolicy
+	// When full, refuse new messages rather than drop waiting ones: the
+	// publisher sees the error (a player is told to retry).
+	c.Discard = jetstream.DiscardNew
+	c.MaxAge = TicketMaxAge
+	return c
+}
+
+// StreamConsumer is a consumer declaration and the stream it belongs to.
+type StreamConsumer struct {
+	Stream string
+	Config jetstream.ConsumerConfig
+}
+
+// Consumers declares the durable consumers.
+func (t Topology) Consumers() []StreamConsumer {
+	s := t.Subjects
+	var out []StreamConsumer
+	for _, sh := range t.Shards() {
+		out = append(out,
+			StreamConsumer{Stream: s.TicketsStream(), Config: held(ShardConsumer(sh.Region, sh.Tier),
+				"the tickets of shard "+sh.String()+", consumed by its owner only", s.Ticket(sh.Region, sh.Tier))},
+			StreamConsumer{Stream: s.OfferStream(), Config: held(OfferConsumer(sh.Region, sh.Tier),
+				"the visitors of shard "+sh.String()+", consumed by its owner only", s.Offer(sh.Region, sh.Tier))},
+		)
+	}
+	return append(out, StreamConsumer{
+		Stream: s.AllocationsStream(),
+		Config: jetstream.ConsumerConfig{
+			Durable:       ConsumerAllocator,
+			Description:   "allocators find game servers for matches from here",
+			FilterSubject: s.AllAllocations(),
+			// A push consumer with a deliver group: watermill-nats binds
+			// to it with a queue subscription, so allocators share it.
+			DeliverSubject: s.AllocatorDeliverSubject(),
+			DeliverGroup:   AllocatorDeliverGroup,
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        AllocatorAckWait,
+			MaxDeliver:     AllocatorMaxDeliver,
+			MaxAckPending:  AllocatorMaxAckPending,
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+		},
+	})
+}
+
+// held is the consumer of a shard's tickets or visitors: its owner holds
+// them unacked in its pool while they wait (see PoolAckWait).
+func held(name, description, filter string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   description,
+		FilterSubject: filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       PoolAckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: PoolMaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// Buckets declares the key-value buckets.
+func (t Topology) Buckets() []jetstream.KeyValueConfig {
+	s := t.Subjects
+	return []jetstream.KeyValueConfig{
+		t.records(s.TicketsBucket(), "ticket records by ticket id and by idempotency key",
+			TicketRecordTTL, MaxPayloadBytes),
+		// A claim must outlive every copy of its ticket (TicketMaxAge in
+		// the stream), or a late redelivery could be claimed again.
+		t.records(s.ClaimsBucket(), "the one outcome of each ticket: match:<id>, cancelled, expired, superseded",
+			TicketMaxAge+ClaimMargin, 256),
+		// Old entries of workers long gone are dropped; liveness itself is
+		// judged by the beat's time (WorkerTTL).
+		t.bucket(s.WorkersBucket(), "matcher worker heartbeats: worker id -> last beat", time.Hour, 1024),
+		t.bucket(s.LeasesBucket(), "shard leases: region.tier -> owner and expiry", 0, 1024),
+		// Longer than any redelivery of an allocation request can come (the
+		// request stream keeps them TicketMaxAge).
+		t.records(s.AllocationsBucket(), "the game server of each allocated match: match id -> server",
+			TicketMaxAge+ClaimMargin, 4096),
+		// As long as the claims that point at them.
+		t.records(s.MatchesBucket(), "formed matches, written before their tickets are claimed",
+			TicketMaxAge+ClaimMargin, MaxPayloadBytes),
+		// As long as the claims: an entry outlives every copy of the ticket
+		// it names (TicketMaxAge in the stream), so a late redelivery of a
+		// superseded ticket still finds the newer one. Per ticket taken,
+		// about one entry per player.
+		t.records(s.PlayersBucket(), "each player's live ticket: player id -> the one ticket of theirs that may be matched",
+			TicketMaxAge+ClaimMargin, 4096),
+		t.bucket(s.CapacityBucket(), "game-server capacity per region, from the allocators", CapacityTTL, 4096),
+	}
+}
+
+// bucket is a bucket of the latest value per key (no history), in file
+// storage; ttl 0 keeps values until they are deleted.
+func (t Topology) bucket(name, description string, ttl time.Duration, maxValueSize int32) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:       name,
+		Description:  description,
+		History:      1,
+		TTL:          ttl,
+		MaxValueSize: maxValueSize,
+		Storage:      jetstream.FileStorage,
+		Replicas:     t.replicas(),
+	}
+}
+
+// records is a bucket of one record per ticket or match, which only its
+// TTL bounds (see recordsUncapped).
+func (t Topology) records(name, description string, ttl time.Duration, maxValueSize int32) jetstream.KeyValueConfig {
+	b := t.bucket(name, description, ttl, maxValueSize)
+	b.MaxBytes = recordsUncapped
+	return b
+}

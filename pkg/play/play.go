@@ -1,0 +1,101 @@
+package play
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Paths a game server serves.
+const (
+	// PagePath is the play page: the URL of an assignment (see URL).
+	PagePath = "/play"
+	// SocketPath is the WebSocket the page opens to join its room; it
+	// takes the page's query (see SocketURL).
+	SocketPath = "/ws"
+	// StatusPath answers a Status as JSON.
+	StatusPath = "/status"
+)
+
+// Query parameters of PagePath and SocketPath.
+const (
+	// ParamRoom names the room to join: its value is the match id.
+	ParamRoom = "room"
+	// ParamToken is the join token the allocator signed for one player of
+	// the match.
+	ParamToken = "token"
+	// ParamResume is the resume key of a player coming back (SocketPath
+	// only): a join token admits once, and the welcome message gives the
+	// key that takes the seat again.
+	ParamResume = "resume"
+)
+
+// Status is the body of StatusPath: the allocator's local backend reads it
+// to find servers with free rooms, as the Agones backend reads the rooms
+// counter.
+type Status struct {
+	// Rooms is the number of rooms open now.
+	Rooms int `json:"rooms"`
+	// MaxRooms is how many rooms may be open at once.
+	MaxRooms int `json:"max_rooms"`
+}
+
+// Free is the number of rooms that may still open.
+func (s Status) Free() int { return s.MaxRooms - s.Rooms }
+
+// Join is what a player presents to join a room: the query of both the
+// page URL and the WebSocket URL.
+type Join struct {
+	MatchID string // ParamRoom
+	Token   string // ParamToken
+	Resume  string // ParamResume; empty on a first join
+}
+
+// Query is j as query parameters; Resume only when set.
+func (j Join) Query() url.Values {
+	q := url.Values{ParamRoom: {j.MatchID}, ParamToken: {j.Token}}
+	if j.Resume != "" {
+		q.Set(ParamResume, j.Resume)
+	}
+	return q
+}
+
+// ParseJoin reads a Join from the query of a page or WebSocket request.
+// Missing parameters are empty: the token check refuses them.
+func ParseJoin(q url.Values) Join {
+	return Join{MatchID: q.Get(ParamRoom), Token: q.Get(ParamToken), Resume: q.Get(ParamResume)}
+}
+
+// URL is the play page of match matchID on the game server at base
+// ("http://host:port"), for the player whose join token is token:
+// base/play?room=<matchID>&token=<token>.
+func URL(base, matchID, token string) string {
+	return strings.TrimSuffix(base, "/") + PagePath + "?" + Join{MatchID: matchID, Token: token}.Query().Encode()
+}
+
+// SocketURL is the WebSocket that joins j's room on the game server at base:
+// base/ws?<query of j>. An http(s) base becomes ws(s); a ws(s) base is used
+// as it is.
+func SocketURL(base string, j Join) string {
+	switch {
+	case strings.HasPrefix(base, "http://"):
+		base = "ws://" + strings.TrimPrefix(base, "http://")
+	case strings.HasPrefix(base, "https://"):
+		base = "wss://" + strings.TrimPrefix(base, "https://")
+	}
+	return strings.TrimSuffix(base, "/") + SocketPath + "?" + j.Query().Encode()
+}
+
+// ParseURL splits a play page URL (as URL builds it) into the base of its
+// game server ("scheme://host:port") and the Join it carries; with
+// SocketURL it gives the WebSocket a client opens.
+func ParseURL(raw string) (base string, j Join, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", Join{}, err
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return "", Join{}, fmt.Errorf("play URL %q: want scheme://host:port%s?query", raw, PagePath)
+	}
+	return u.Scheme + "://" + u.Host, ParseJoin(u.Query()), nil
+}

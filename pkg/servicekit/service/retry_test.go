@@ -1,0 +1,172 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// downServer is the URL of a NATS server that is not running yet, and
+// starts it: a server started on a random port is stopped, so the URL
+// points at a closed port until start runs it there again.
+func downServer(t *testing.T) (url string, start func() *server.Server) {
+	t.Helper()
+	opts := testkit.ServerOptions(t.TempDir())
+	s, err := testkit.StartServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url = s.ClientURL()
+	opts.Port = s.Addr().(*net.TCPAddr).Port
+	s.Shutdown()
+	s.WaitForShutdown()
+	return url, func() *server.Server { return testkit.RunServerWith(t, opts) }
+}
+
+// A service started before NATS answers keeps trying and starts once it
+// does (it used to exit: "no servers available for connection").
+func TestStartRetriesUntilNATSAnswers(t *testing.T) {
+	url, startNATS := downServer(t)
+	done := startAsync(t, "frontend", options(url, ""))
+	select {
+	case r := <-done:
+		t.Fatalf("Start returned while NATS was down: %v", r.err)
+	case <-time.After(700 * time.Millisecond):
+	}
+	js := testkit.JetStream(t, testkit.Connect(t, startNATS()))
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	startsWithin(t, done, 15*time.Second, "Start did not return once NATS answered")
+}
+
+// The provisioning step does the same: it runs once NATS answers.
+func TestProvisionRetriesUntilNATSAnswers(t *testing.T) {
+	url, startNATS := downServer(t)
+	done := make(chan error, 1)
+	go func() { done <- Provision(t.Context(), options(url, ""), quiet) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Provision returned while NATS was down: %v", err)
+	case <-time.After(700 * time.Millisecond):
+	}
+	js := testkit.JetStream(t, testkit.Connect(t, startNATS()))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Provision did not return once NATS answered")
+	}
+	if err := missing(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Credentials NATS refuses are not retried: waiting does not fix them.
+func TestStartFailsFastOnRefusedCredentials(t *testing.T) {
+	opts := testkit.ServerOptions(t.TempDir())
+	opts.Username, opts.Password = "frontend", "frontend-pw"
+	s := testkit.RunServerWith(t, opts)
+	o := options(s.ClientURL(), "frontend")
+	o.NATS.Password = "wrong"
+	select {
+	case r := <-startAsync(t, "frontend", o):
+		if !errors.Is(r.err, ErrPermanent) || !errors.Is(r.err, nats.ErrAuthorization) {
+			t.Fatalf("got %v, want a permanent authorization error", r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Start kept retrying refused credentials")
+	}
+}
+
+// A NATS configuration that cannot work (a URL that does not parse, a
+// credentials file with no key in it, a CA file that is not PEM) ends
+// start-up at once, like refused credentials; only an unreachable server
+// is waited for.
+func TestStartFailsFastOnBadNATSConfig(t *testing.T) {
+	s := testkit.RunServer(t)
+	garbage := filepath.Join(t.TempDir(), "garbage")
+	if err := os.WriteFile(garbage, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(*Options){
+		"url":   func(o *Options) { o.NATS.URL = "nats://127.0.0.1:4222:99" },
+		"creds": func(o *Options) { o.NATS.Creds = garbage },
+		"ca":    func(o *Options) { o.NATS.TLSCA = garbage },
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := options(s.ClientURL(), "")
+			edit(&o)
+			select {
+			case r := <-startAsync(t, "frontend", o):
+				if !errors.Is(r.err, ErrPermanent) {
+					t.Fatalf("got %v, want a permanent error", r.err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Start kept retrying a configuration that cannot work")
+			}
+		})
+	}
+}
+
+// What waiting can fix is retried; what only a new configuration fixes is
+// not.
+func TestPermanent(t *testing.T) {
+	for err, want := range map[error]bool{
+		nats.ErrNoServers:                                                                                        false,
+		context.DeadlineExceeded:                                                                                 false,
+		&jetstream.APIError{Code: 503, ErrorCode: 10008}:                                                         false,
+		&jetstream.APIError{Code: 400, ErrorCode: 10005}:                                                         false, // no suitable peers: a cluster forming
+		&jetstream.APIError{Code: 500, ErrorCode: 10074}:                                                         true,  // R3 on one server
+		&jetstream.APIError{Code: 500, ErrorCode: 10012}:                                                         false, // consumer create: often transient
+		fmt.Errorf("provision: %w", &jetstream.APIError{Code: 400, ErrorCode: 10058}):                            true,  // name in use, other config
+		fmt.Errorf("provision: %w", &jetstream.APIError{Code: 500, ErrorCode: 10052}):                            true,  // invalid stream config
+		fmt.Errorf("connect: %w", nats.ErrAuthorization):                                                         true,
+		errors.Join(context.DeadlineExceeded, fmt.Errorf("%w: publish to $JS.API", nats.ErrPermissionViolation)): true,
+		&fs.PathError{Op: "open", Path: "/no/such.creds", Err: fs.ErrNotExist}:                                   true,
+	} {
+		if got := isPermanent(err); got != want {
+			t.Errorf("isPermanent(%v) = %v, want %v", err, got, want)
+		}
+	}
+}
+
+// A topology the server refuses to apply (a live stream whose storage the
+// declaration would change, which JetStream cannot do in place) is a
+// wrong configuration, not a passing state: the provisioning step ends
+// saying so instead of retrying until its Job times out.
+func TestProvisionFailsFastOnATopologyTheServerRefuses(t *testing.T) {
+	s := testkit.RunServer(t)
+	js := testkit.JetStream(t, testkit.Connect(t, s))
+	subj := events.Subjects{}
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
+		Name: subj.TicketsStream(), Subjects: []string{"matchmaking.>"}, Storage: jetstream.MemoryStorage,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- Provision(t.Context(), options(s.ClientURL(), ""), quiet) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrPermanent) {
+			t.Fatalf("Provision = %v, want a permanent error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Provision still retrying a change the server refuses")
+	}
+}

@@ -1,0 +1,84 @@
+package allocator
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
+)
+
+// assigner gives one match its server and tells its players where to go.
+type assigner struct {
+	records  *records
+	signer   *jointoken.Signer
+	pub      *events.Publisher
+	met      *metrics
+	tokenTTL time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// handle allocates one match. A returned error is retried by the
+// middleware unless it is permanent (ErrPermanent: a match that does not
+// decode, or one whose record says it failed before).
+func (as *assigner) handle(msg *message.Message) error {
+	m, err := events.DecodeMatch(msg.Payload)
+	if err != nil {
+		return permanent(err)
+	}
+	ctx := events.WithMeta(msg.Context(), events.Meta{CorrelationID: middleware.MessageCorrelationID(msg), TraceParent: msg.Metadata.Get(events.HeaderTraceParent)})
+	start := as.now()
+	srv, reused, err := as.records.allocate(ctx, m)
+	if err != nil {
+		return err
+	}
+	as.met.latency.Observe(as.now().Sub(start).Seconds())
+	if reused {
+		as.met.outcomes.WithLabelValues("reused").Inc()
+	} else {
+		as.met.outcomes.WithLabelValues("assigned").Inc()
+	}
+	rs, err := as.assignments(m, srv)
+	if err != nil {
+		return err
+	}
+	if err := as.pub.Results(ctx, rs); err != nil { // all at once: one round trip
+		return fmt.Errorf("match %s: %w", m.MatchID, err)
+	}
+	as.log.Info("match assigned", "match_id", m.MatchID, "server", srv.Name, "players", len(m.Players()), "correlation_id", middleware.MessageCorrelationID(msg))
+	return nil
+}
+
+// assignments are the "assigned" results of m's players on srv, each with
+// its own join token.
+func (as *assigner) assignments(m events.Match, srv Server) ([]events.Result, error) {
+	expires := as.now().Add(as.tokenTTL)
+	var rs []events.Result
+	for _, t := range m.Tickets {
+		for _, p := range t.Players {
+			token, err := as.signer.Sign(jointoken.Grant{MatchID: m.MatchID, PlayerID: p, Expires: expires})
+			if err != nil {
+				return nil, fmt.Errorf("match %s: %w", m.MatchID, err)
+			}
+			a := &events.Assignment{
+				Server: srv.Name, Address: srv.Address, Port: srv.Port,
+				URL:  playURL(srv, m.MatchID, token),
+				Room: m.MatchID, JoinToken: token, MatchID: m.MatchID,
+			}
+			rs = append(rs, events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusAssigned, MatchID: m.MatchID, Assignment: a})
+		}
+	}
+	return rs, nil
+}
+
+// playURL is the page a player opens; the game server serves it.
+func playURL(s Server, matchID, token string) string {
+	return play.URL("http://"+s.Address+":"+strconv.Itoa(s.Port), matchID, token)
+}

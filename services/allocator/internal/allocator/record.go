@@ -1,0 +1,165 @@
+package allocator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// record is what the allocations bucket keeps per match: the server once
+// allocated, or, while an allocation is under way, when it began.
+type record struct {
+	Server  *Server `json:"server,omitempty"`
+	Pending int64   `json:"pending,omitempty"` // Unix ms
+	// Failed is set, by compare-and-set, before the players are told the
+	// match failed: from then on no request allocates it, so a match
+	// never ends both failed and assigned.
+	Failed bool `json:"failed,omitempty"`
+}
+
+// errFailedBefore: the match's record says it failed; its players were
+// (or are being) told so. It is permanent (no retry can unfail a match)
+// and wraps events.ErrInvalid, which gives it the text players and dead
+// letters carry ("invalid payload: this match failed before") and the
+// metric label failReason gives it ("invalid").
+var errFailedBefore = permanent(fmt.Errorf("%w: this match failed before", events.ErrInvalid))
+
+// errInProgress is retried: another request for the match is allocating.
+var errInProgress = errors.New("another request for this match is being allocated")
+
+// records keeps the allocations bucket's record of each match, and so
+// decides, by compare-and-set, whether a match gets a server or fails.
+type records struct {
+	kv      jetstream.KeyValue
+	backend Backend
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// stale says whether a pending record's owner is gone: it was written
+// longer than the consumer's AckWait ago, so its allocator died.
+func (rs *records) stale(r record) bool {
+	return rs.now().Sub(time.UnixMilli(r.Pending)) >= events.AllocatorAckWait
+}
+
+// allocate gives a match one game server however often, and however
+// concurrently, its request comes. The match's record is reserved first
+// (created as pending, compare-and-set), so a concurrent request waits and
+// then reuses the server; the server is written into the record right
+// after the backend gives it. A pending record older than the consumer's
+// AckWait belongs to an allocator that died, and is taken over. reused is
+// true when the record already held a server.
+func (rs *records) allocate(ctx context.Context, m events.Match) (srv Server, reused bool, err error) {
+	key := m.MatchID
+	rev, held, err := rs.reserve(ctx, key)
+	switch {
+	case err != nil:
+		return Server{}, false, err
+	case held != nil:
+		return *held, true, nil
+	}
+	srv, err = rs.backend.Allocate(ctx, m)
+	if err != nil {
+		// Delete the pending record so the retry can allocate.
+		_ = rs.kv.Delete(context.WithoutCancel(ctx), key, jetstream.LastRevision(rev))
+		return Server{}, false, fmt.Errorf("allocate match %s: %w", key, err)
+	}
+	data, _ := json.Marshal(record{Server: &srv}) // always encodes
+	var perr error
+	for i := range 5 { // the server is ours now: try hard to remember it
+		if _, perr = rs.kv.Update(ctx, key, data, rev); perr == nil {
+			break
+		}
+		time.Sleep(time.Duration(50<<i) * time.Millisecond)
+	}
+	if perr != nil {
+		return Server{}, false, fmt.Errorf("record allocation of %s: %w", key, perr)
+	}
+	return srv, false, nil
+}
+
+// reserve takes the match's record as pending and returns its revision,
+// or the server the record already holds.
+func (rs *records) reserve(ctx context.Context, key string) (uint64, *Server, error) {
+	pending := func() []byte {
+		b, _ := json.Marshal(record{Pending: rs.now().UnixMilli()}) // always encodes
+		return b
+	}
+	for {
+		// Create first: a match's first request (nearly all of them) takes
+		// the record in one round trip; only a repeat reads it.
+		rev, err := rs.kv.Create(ctx, key, pending())
+		if err == nil {
+			return rev, nil, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return 0, nil, fmt.Errorf("allocation record of %s: %w", key, err)
+		}
+		e, err := rs.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			continue // given back just now: create it again
+		case err != nil:
+			return 0, nil, fmt.Errorf("allocation record of %s: %w", key, err)
+		}
+		var r record
+		_ = json.Unmarshal(e.Value(), &r)
+		if r.Failed {
+			return 0, nil, fmt.Errorf("match %s: %w", key, errFailedBefore)
+		}
+		if r.Server != nil {
+			rs.log.Info("match allocated before; same server", "match_id", key, "server", r.Server.Name)
+			return 0, r.Server, nil
+		}
+		if !rs.stale(r) {
+			return 0, nil, fmt.Errorf("match %s: %w", key, errInProgress)
+		}
+		if rev, err := rs.kv.Update(ctx, key, pending(), e.Revision()); err == nil {
+			return rev, nil, nil
+		}
+		// Someone else took the stale pending record over: read it again.
+	}
+}
+
+// markFailed records, by compare-and-set, that the match failed. It
+// refuses when a server was allocated for it (the retry will assign it)
+// or a request is allocating it now.
+func (rs *records) markFailed(ctx context.Context, matchID string) error {
+	failed, _ := json.Marshal(record{Failed: true}) // always encodes
+	// Each pass loses only to a concurrent write of the record; a few
+	// passes, then the match is nakked and decided on its next delivery.
+	for range 5 {
+		e, err := rs.kv.Get(ctx, matchID)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			_, err = rs.kv.Create(ctx, matchID, failed)
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		var r record
+		_ = json.Unmarshal(e.Value(), &r)
+		switch {
+		case r.Failed:
+			return nil
+		case r.Server != nil:
+			return fmt.Errorf("match %s has a server (%s)", matchID, r.Server.Name)
+		case r.Pending != 0 && !rs.stale(r):
+			return fmt.Errorf("match %s: %w", matchID, errInProgress)
+		}
+		if _, err := rs.kv.Update(ctx, matchID, failed, e.Revision()); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("match %s: its allocation record kept changing", matchID)
+}

@@ -1,0 +1,111 @@
+package allocator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// Run serves allocation requests until ctx ends.
+func (a *Allocator) Run(ctx context.Context) error {
+	kv, err := a.js.KeyValue(ctx, a.subj.AllocationsBucket())
+	if err != nil {
+		return fmt.Errorf("allocations bucket: %w", err)
+	}
+	claims, err := events.NewClaims(ctx, a.js, a.subj)
+	if err != nil {
+		return err
+	}
+	pub := events.NewPublisher(a.js, a.subj)
+	recs := &records{kv: kv, backend: a.backend, log: a.log, now: time.Now}
+	as := &assigner{records: recs, signer: a.signer, pub: pub, met: a.met, tokenTTL: a.cfg.TokenTTL, log: a.log, now: time.Now}
+	fail := &failure{records: recs, pub: pub, claims: claims, requeue: a.cfg.Requeue, met: a.met, log: a.log, now: time.Now}
+
+	wlog := watermill.NewSlogLogger(a.log)
+	sub, err := a.subscriber(wlog)
+	if err != nil {
+		return fmt.Errorf("allocation subscriber: %w", err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: a.cfg.CloseTimeout}, wlog)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	retry := middleware.Retry{
+		MaxRetries:      20,
+		InitialInterval: 100 * time.Millisecond,
+		MaxInterval:     2 * time.Second,
+		Multiplier:      2,
+		MaxElapsedTime:  a.cfg.RetryDeadline,
+		Logger:          wlog,
+		ShouldRetry:     func(p middleware.RetryParams) bool { return !isPermanent(p.Err) },
+		OnRetryHook:     func(int, time.Duration) { a.met.retries.Inc() },
+	}
+	// Order: the outermost middleware sees what is left after the inner
+	// ones; giveUp turns a failure that survived every retry into results
+	// and a dead letter, so the router only ever acks.
+	router.AddMiddleware(middleware.CorrelationID, fail.giveUp, retry.Middleware, middleware.Recoverer)
+	router.AddConsumerHandler("allocate", a.subj.AllAllocations(), sub, as.handle)
+	return router.Run(ctx)
+}
+
+// subscriber binds to the provisioned allocator consumer.
+func (a *Allocator) subscriber(wlog watermill.LoggerAdapter) (*wmnats.Subscriber, error) {
+	return wmnats.NewSubscriberWithNatsConn(a.nc, wmnats.SubscriberSubscriptionConfig{
+		Unmarshaler:      unmarshaler{},
+		SubscribersCount: a.cfg.Concurrency,
+		QueueGroupPrefix: events.AllocatorDeliverGroup,
+		// The handler retries within RetryDeadline; past AckWait the
+		// server would redeliver anyway.
+		AckWaitTimeout: events.AllocatorAckWait,
+		NakDelay:       wmnats.NewStaticDelay(a.cfg.NakDelay),
+		CloseTimeout:   a.cfg.CloseTimeout,
+		JetStream: wmnats.JetStreamConfig{
+			// Bind to the provisioned consumer; never create (and so never
+			// delete) one. ManualAck stops nats.go from acking on receipt.
+			SubscribeOptions: []nats.SubOpt{
+				nats.Bind(a.subj.AllocationsStream(), events.ConsumerAllocator),
+				nats.ManualAck(),
+			},
+			DurablePrefix: events.ConsumerAllocator,
+			// The ack goes without waiting for the server's answer: by
+			// then the match's record and results are stored, so an ack
+			// lost on the way only brings the match back after AckWait,
+			// and its record makes that delivery repeat the same results
+			// (the same message ids: stored once). A waited ack held one
+			// of the Concurrency subscribers for a round trip per match.
+			AckAsync: true,
+		},
+	}, wlog)
+}
+
+const metaSubject = "nats_subject"
+
+// unmarshaler turns any NATS message into a watermill message and never
+// fails: watermill-nats drops a message it cannot unmarshal without acking
+// it, which would redeliver a poison message forever. Validation happens in
+// the handler, where a bad match is dead-lettered with its reason.
+type unmarshaler struct{}
+
+func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
+	id := m.Header.Get(jetstream.MsgIDHeader)
+	if id == "" {
+		id = watermill.NewUUID()
+	}
+	msg := message.NewMessage(id, m.Data)
+	for k, v := range m.Header {
+		if len(v) > 0 {
+			msg.Metadata.Set(k, v[0])
+		}
+	}
+	msg.Metadata.Set(metaSubject, m.Subject)
+	return msg, nil
+}

@@ -1,0 +1,126 @@
+package kube
+
+import (
+	"cmp"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/config"
+)
+
+// Config of the backend.
+type Config struct {
+	Mode Mode
+	// Timeout bounds one allocation call.
+	Timeout time.Duration
+	// FailuresToUnhealthy and Cooldown rule a failing cluster out for a while.
+	FailuresToUnhealthy int
+	Cooldown            time.Duration
+}
+
+// defaults are the one statement of the defaults: New fills a zero field
+// from them, and RegisterFlags shows Mode as the flag's default.
+var defaults = Config{
+	Mode:                HighDensity,
+	Timeout:             5 * time.Second,  // one allocation call; the handler retries within its deadline
+	FailuresToUnhealthy: 3,                // in a row, so one blip does not rule a cluster out
+	Cooldown:            10 * time.Second, // then the cluster is tried again
+}
+
+func (c *Config) setDefaults() {
+	c.Mode = cmp.Or(c.Mode, defaults.Mode)
+	config.OrDefault(&c.Timeout, defaults.Timeout)
+	config.OrDefault(&c.FailuresToUnhealthy, defaults.FailuresToUnhealthy)
+	config.OrDefault(&c.Cooldown, defaults.Cooldown)
+}
+
+func (c *Config) validate() error {
+	if !slices.Contains([]Mode{HighDensity, LabelLocking, OnePerServer}, c.Mode) {
+		return fmt.Errorf("allocation mode %q: want high-density, label-locking or one-per-server", c.Mode)
+	}
+	return nil
+}
+
+// RegisterFlags registers the backend's flag (-allocation-mode) on fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar((*string)(&c.Mode), "allocation-mode", string(defaults.Mode), "kube backend: high-density, label-locking or one-per-server")
+}
+
+// Cluster is one cluster to allocate from.
+type Cluster struct {
+	Name string
+	// Config reaches the cluster's API (see Load).
+	Config *rest.Config
+	// Namespace and Fleet of the game servers.
+	Namespace, Fleet string
+	// Region the cluster's game servers serve (for capacity reports).
+	Region           string
+	Priority, Weight int
+}
+
+// Load builds a rest.Config from a kubeconfig file and context, or the
+// in-cluster service account when kubeconfig is "".
+func Load(kubeconfig, context string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		c, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster config: %w", err)
+		}
+		return c, nil
+	}
+	c, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig},
+		&clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s context %q: %w", kubeconfig, context, err)
+	}
+	return c, nil
+}
+
+// clusterFile is one entry of the clusters file.
+type clusterFile struct {
+	Name       string `json:"name"`
+	Kubeconfig string `json:"kubeconfig"`
+	Context    string `json:"context"`
+	Namespace  string `json:"namespace"`
+	Fleet      string `json:"fleet"`
+	Region     string `json:"region"`
+	Priority   int    `json:"priority"`
+	Weight     int    `json:"weight"`
+}
+
+// LoadClusters reads the clusters file (a JSON list), or, with no file,
+// returns this cluster through its service account.
+func LoadClusters(path, namespace, fleet, region string) ([]Cluster, error) {
+	if path == "" {
+		cfg, err := Load("", "")
+		if err != nil {
+			return nil, err
+		}
+		return []Cluster{{Name: "local", Config: cfg, Namespace: namespace, Fleet: fleet, Region: region}}, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("clusters file: %w", err)
+	}
+	list, err := events.DecodeStrictList[clusterFile]("clusters file", "clusters", data)
+	if err != nil {
+		return nil, fmt.Errorf("clusters file %s: %w", path, err)
+	}
+	var out []Cluster
+	for _, c := range list {
+		cfg, err := Load(c.Kubeconfig, c.Context)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
+		out = append(out, Cluster{Name: c.Name, Config: cfg, Namespace: c.Namespace, Fleet: c.Fleet, Region: c.Region, Priority: c.Priority, Weight: c.Weight})
+	}
+	return out, nil
+}

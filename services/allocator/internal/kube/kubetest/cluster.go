@@ -1,0 +1,188 @@
+// Package kubetest runs the allocator's Kubernetes backend against a real
+// kube-apiserver (envtest, with Agones' real CRDs installed) and a test
+// double of Agones' allocation API. GameServerAllocation is not a CRD:
+// Agones serves it from an aggregated API. The double plays that part. It
+// proxies every other request to the apiserver, so a client sees one API
+// as it does in a cluster, and answers allocations with Agones' documented
+// semantics over the real GameServer objects: selectors tried in order,
+// the state filter, counters and lists bounds, Packed order with
+// priorities, then the counters, lists and metadata actions.
+//
+// cluster.go starts the apiserver and the double in front of it, and
+// creates and reads game servers; double.go answers the allocations.
+package kubetest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// GameServers is the GameServer resource.
+var GameServers = schema.GroupVersionResource{Group: "agones.dev", Version: "v1", Resource: "gameservers"}
+
+// Cluster is a running test cluster: an apiserver with the Agones CRDs and
+// the allocation double in front of it.
+type Cluster struct {
+	// Admin reaches the apiserver directly, as cluster admin.
+	Admin *rest.Config
+	// Config reaches the double (allocation API plus everything else).
+	Config *rest.Config
+	Dyn    dynamic.Interface
+
+	mu     sync.Mutex
+	faults []Fault
+	calls  int
+}
+
+// Fault is what the double answers to one allocation call instead of
+// allocating: an HTTP status, or a delay before allocating.
+type Fault struct {
+	Status int
+	Delay  time.Duration
+}
+
+// Start runs a cluster for the test. It needs KUBEBUILDER_ASSETS (bin/kube,
+// built by tools/kube/build.sh); without it the test is skipped locally
+// and fails in CI.
+func Start(t *testing.T) *Cluster {
+	t.Helper()
+	assets := testkit.Env(t, "KUBEBUILDER_ASSETS", "make test builds the control plane into bin/kube (tools/kube/build.sh) and sets it")
+	crds, err := filepath.Abs(filepath.Join(repoRoot(t), "..", "shared", "agones", "crds.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime
+	env := &envtest.Environment{BinaryAssetsDirectory: assets, CRDInstallOptions: envtest.CRDInstallOptions{Paths: []string{crds}}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start kube-apiserver: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{Admin: cfg, Dyn: dyn}
+	target, err := url.Parse(cfg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := rest.TransportFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = rt
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		const pre = "/apis/allocation.agones.dev/v1/namespaces/"
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, pre) && strings.HasSuffix(r.URL.Path, "/gameserverallocations") {
+			ns := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, pre), "/gameserverallocations")
+			c.serveAllocation(w, r, ns)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	c.Config = &rest.Config{Host: hs.URL}
+	return c
+}
+
+func repoRoot(t *testing.T) string {
+	root, err := testkit.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// Inject makes the next allocation calls answer these faults, in order.
+func (c *Cluster) Inject(f ...Fault) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.faults = append(c.faults, f...)
+}
+
+// Calls is how many allocation calls arrived.
+func (c *Cluster) Calls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls
+}
+
+// GameServer is a test game server to create.
+type GameServer struct {
+	Name, Fleet, State string
+	Labels             map[string]string
+	Rooms, RoomsCap    int64
+	PlayersCap         int64
+	Port               int64
+}
+
+// Create makes a GameServer object with its status, as Agones' controller
+// would have it once the pod is up.
+func (c *Cluster) Create(t *testing.T, ns string, g GameServer) {
+	t.Helper()
+	labels := map[string]any{"agones.dev/fleet": g.Fleet}
+	for k, v := range g.Labels {
+		labels[k] = v
+	}
+	if g.State == "" {
+		g.State = "Ready"
+	}
+	if g.Port == 0 {
+		g.Port = 7000
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "agones.dev/v1", "kind": "GameServer",
+		"metadata": map[string]any{"name": g.Name, "namespace": ns, "labels": labels},
+		"spec": map[string]any{
+			"ports":    []any{map[string]any{"name": "default", "containerPort": int64(7000)}},
+			"counters": map[string]any{agones.CounterRooms: map[string]any{"count": g.Rooms, "capacity": g.RoomsCap}},
+			"lists":    map[string]any{agones.ListPlayers: map[string]any{"capacity": g.PlayersCap}},
+			"template": map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": "game", "image": "quickmatch/game"}}}},
+		},
+		"status": map[string]any{
+			"state": g.State, "address": "10.0.0." + fmt.Sprint(len(g.Name)), "ports": []any{map[string]any{"name": "default", "port": g.Port}},
+			"counters": map[string]any{agones.CounterRooms: map[string]any{"count": g.Rooms, "capacity": g.RoomsCap}},
+			"lists":    map[string]any{agones.ListPlayers: map[string]any{"capacity": g.PlayersCap, "values": []any{}}},
+		},
+	}}
+	if _, err := c.Dyn.Resource(GameServers).Namespace(ns).Create(context.Background(), obj, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create GameServer %s: %v", g.Name, err)
+	}
+}
+
+// Get reads a GameServer's state, rooms count and players.
+func (c *Cluster) Get(t *testing.T, ns, name string) (state string, rooms int64, players []string, annotations map[string]string) {
+	t.Helper()
+	obj, err := c.Dyn.Resource(GameServers).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, _, _ = unstructured.NestedString(obj.Object, "status", "state")
+	rooms, _, _ = unstructured.NestedInt64(obj.Object, "status", "counters", agones.CounterRooms, "count")
+	players, _, _ = unstructured.NestedStringSlice(obj.Object, "status", "lists", agones.ListPlayers, "values")
+	return state, rooms, players, obj.GetAnnotations()
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"flag"
+	"strings"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/api"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
+)
+
+// config is the frontend's whole configuration. Every field comes from a
+// flag with an environment fallback (-max-wait or MAX_WAIT, see envflag),
+// and each default is stated once: in register, or as a constant of the
+// package that uses it (api.Default*, events.Default*).
+type config struct {
+	service service.Options
+	api     api.Config
+	tickets tickets.Config
+	auth    authFlags
+
+	// httpAddr serves the API, the page and the ops endpoints.
+	httpAddr string
+	// maxWait expires a ticket this frontend follows that has no outcome.
+	maxWait time.Duration
+	// minFree is the fewest free rooms a region must report to take tickets.
+	minFree int
+	// h2Streams bounds the h2c streams of a connection; 0 turns h2c off.
+	h2Streams int
+	// drainWait fails readiness this long before the server stops.
+	drainWait time.Duration
+	// grace is the time in-flight requests get after SIGTERM.
+	grace time.Duration
+
+	// modes and proxies are the raw flags behind tickets.Modes and
+	// api.TrustedProxies, read by parseConfig.
+	modes, proxies string
+}
+
+// register adds every flag of the frontend to fs, each writing into c.
+func (c *config) register(fs *flag.FlagSet) {
+	c.service.RegisterFlags(fs)
+	c.tickets.Regions = append(events.Regions(nil), events.DefaultRegions...)
+	c.tickets.Tiers = append(events.Tiers(nil), events.DefaultTiers...)
+	fs.Var(&c.tickets.Regions, "regions", "regions served, comma-separated")
+	fs.Var(&c.tickets.Tiers, "tiers", "skill tiers as name:min_skill, increasing")
+	fs.StringVar(&c.modes, "modes", "1v1,2v2,5v5,ffa", "game modes a ticket may ask for (the matchers' modes)")
+	// 5 is the largest team of the default modes (5v5), not New's
+	// fallback for a zero size (the contract's events.MaxPartySize, for a
+	// Config that allows every mode): the two differ on purpose.
+	fs.IntVar(&c.tickets.MaxPartySize, "max-party", 5, "largest party accepted (the largest team of any mode)")
+	fs.StringVar(&c.httpAddr, "http-addr", ":3000", "address of the API, the page and the ops endpoints")
+	fs.DurationVar(&c.maxWait, "max-wait", 10*time.Minute, "a ticket this frontend follows is expired after this long without an outcome")
+	fs.IntVar(&c.minFree, "min-free-rooms", 1, "a region whose allocators report fewer free rooms refuses tickets with 503 (0: never refuse)")
+	fs.Float64Var(&c.api.RatePerSecond, "rate-limit", 20, "requests per second allowed to each client: the player when authenticated, else the address (0: no limit)")
+	fs.IntVar(&c.api.RateBurst, "rate-burst", 40, "requests a client may make at once")
+	fs.BoolVar(&c.api.TrustProxy, "trust-proxy", false, "take the client address from X-Forwarded-For, as written by -trusted-proxies (behind a load balancer)")
+	fs.StringVar(&c.proxies, "trusted-proxies", "", "with -trust-proxy: CIDRs of the proxies whose X-Forwarded-For is believed, comma-separated; the client is the rightmost address none of them wrote (default: loopback and the private ranges)")
+	fs.IntVar(&c.api.MaxStreamsPerClient, "max-streams-per-client", api.DefaultMaxStreamsPerClient, "open SSE streams and WebSockets allowed to one client at once, 429 past it (-1: no cap)")
+	fs.DurationVar(&c.api.BodyTimeout, "body-timeout", api.DefaultBodyTimeout, "time allowed to send a request body (408 past it)")
+	c.auth.register(fs)
+	fs.DurationVar(&c.api.Heartbeat, "heartbeat", api.DefaultHeartbeat, "ping interval for waiting SSE and WebSocket clients")
+	fs.StringVar(&c.api.WSRegion, "ws-region", api.DefaultWSRegion, "region of /ws clients that name none")
+	fs.IntVar(&c.api.WSSkill, "ws-skill", api.DefaultWSSkill, "skill of /ws clients that give none")
+	fs.IntVar(&c.h2Streams, "h2c-streams", 100, "HTTP/2 cleartext (h2c) streams per connection (each frame written looks at every stream of its connection, so keep it low); 0 turns h2c off (HTTP/1.1 only)")
+	fs.DurationVar(&c.drainWait, "readiness-drain", 0, "after SIGTERM, how long /readyz fails before the server stops (a probe period in Kubernetes)")
+	fs.DurationVar(&c.grace, "shutdown-grace", 10*time.Second, "time for in-flight requests after SIGTERM")
+}
+
+// parseConfig reads the command line (and the environment) into a config
+// and refuses impossible combinations before anything starts.
+func parseConfig(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("frontend", flag.ContinueOnError)
+	c.register(fs)
+	if err := envflag.Parse(fs, args); err != nil {
+		return config{}, err
+	}
+	c.service.Regions, c.service.Tiers = c.tickets.Regions, c.tickets.Tiers
+	c.tickets.Modes = strings.Split(c.modes, ",")
+	var err error
+	if c.api.TrustedProxies, err = parsePrefixes(c.proxies); err != nil {
+		return config{}, err
+	}
+	if err := c.auth.check(c.httpAddr); err != nil {
+		return config{}, err
+	}
+	return c, nil
+}

@@ -1,0 +1,213 @@
+package tickets
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
+)
+
+// Create validates req, stores the ticket record, starts following the
+// player's results and then publishes the ticket. With an idempotency key
+// (or a client ticket id) a repeated request gets the same ticket back; the
+// publish is repeated too, which JetStream's duplicate window stores once,
+// so a request whose first attempt died between the record and the publish
+// still gets its ticket queued.
+//
+// Who may ask for what: a player caller queues for themself (a request
+// naming no player gets the caller's id) or a party they are in, and may
+// not choose the ticket id (a chosen id names a ticket for everyone, so a
+// player who guessed or saw one could otherwise replay it); the server
+// role may do all of it. An idempotency key is scoped to its caller: the
+// ticket id is a hash of the caller and the key, so the same key from
+// another caller names another ticket.
+func (s *Service) Create(ctx context.Context, caller identity.Caller, req Request, idempotencyKey string) (View, error) {
+	if err := Authorize(caller, &req); err != nil {
+		return View{}, err
+	}
+	t, shard, err := s.build(req)
+	if err != nil {
+		return View{}, err
+	}
+	hash := requestHash(req)
+	switch {
+	case t.TicketID != "":
+	case idempotencyKey != "":
+		t.TicketID = "i" + hashHex(caller.Key()+"\x00"+idempotencyKey)
+	default:
+		t.TicketID = newTicketID()
+	}
+	rec := Record{Ticket: t, Shard: shard, RequestHash: hash}
+	if idempotencyKey != "" || req.TicketID != "" {
+		if old, err := s.Record(ctx, t.TicketID); err == nil {
+			if old.RequestHash != hash {
+				return View{}, ErrIdempotencyReuse
+			}
+			if err := s.republish(ctx, old); err != nil {
+				return View{}, err
+			}
+			return s.View(ctx, old)
+		} else if !errors.Is(err, ErrNotFound) {
+			return View{}, err
+		}
+	}
+	if err := s.admit.Admit(shard.Region); err != nil {
+		return View{}, err
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return View{}, fmt.Errorf("encode ticket record: %w", err)
+	}
+	// The record is stored while the tracker subscribes: two round trips
+	// side by side; the ticket is published once both are done.
+	stored := make(chan error, 1)
+	go func() {
+		_, err := s.kv.Put(ctx, t.TicketID, data)
+		stored <- err
+	}()
+	if err := s.tracker.Track(ctx, t.TicketID, t.Players()[0], t.CreatedAt, &results.Origin{Shard: shard, Mode: t.Mode, Players: t.Players()}); err != nil {
+		<-stored
+		return View{}, err
+	}
+	if err := <-stored; err != nil {
+		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
+		return View{}, fmt.Errorf("store ticket %s: %w", t.TicketID, err)
+	}
+	if _, err := s.pub.Ticket(ctx, shard.Region, shard.Tier, t); err != nil {
+		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
+		return View{}, fmt.Errorf("queue ticket %s: %w", t.TicketID, err)
+	}
+	if err := s.take(ctx, rec); err != nil {
+		// Queued, and its shard's owner takes it in all the same; the
+		// client may retry with the same key to hear it was taken.
+		return View{}, err
+	}
+	return ViewOf(rec, nil), nil
+}
+
+// take makes a queued ticket its players' live ticket before the client
+// hears 202, superseding (and telling) any older ticket of theirs still
+// waiting, whatever region or path it came by (events.Players). So from
+// the 202 on, an older ticket of the player can never be matched; the
+// matcher's own take of this ticket finds it live and changes nothing.
+// Over NATS there is no such moment: a ticket published there supersedes
+// when its shard's owner takes it in.
+func (s *Service) take(ctx context.Context, rec Record) error {
+	_, err := s.players.Take(ctx, events.LiveTicket{
+		TicketID: rec.Ticket.TicketID, Players: rec.Ticket.Players(), Region: rec.Shard.Region, Tier: rec.Shard.Tier,
+		Mode: rec.Ticket.Mode, CreatedAt: rec.Ticket.CreatedAt,
+	}, s.told)
+	if err != nil {
+		return fmt.Errorf("take ticket %s: %w", rec.Ticket.TicketID, err)
+	}
+	return nil
+}
+
+// Authorize checks a request against its caller, filling in a player
+// caller's own id when the request names nobody.
+func Authorize(c identity.Caller, req *Request) error {
+	if c.Server {
+		return nil
+	}
+	if req.TicketID != "" {
+		return &events.ValidationError{Kind: "request", Fields: []events.FieldError{{Field: "ticket_id", Reason: "only a server credential may choose a ticket id; use an Idempotency-Key"}}}
+	}
+	switch {
+	case req.PlayerID == "" && req.Party == nil:
+		req.PlayerID = c.PlayerID
+	case req.PlayerID != "" && req.PlayerID != c.PlayerID:
+		return fmt.Errorf("%w: player_id is not the caller's", ErrForbidden)
+	case req.Party != nil && !slices.Contains(req.Party, c.PlayerID):
+		return fmt.Errorf("%w: the caller is not in the party", ErrForbidden)
+	}
+	return nil
+}
+
+// republish makes sure a repeated request's ticket is queued: unless it has
+// an outcome, it is tracked and published again (stored once within the
+// duplicate window). Its error is what the repeat should answer.
+func (s *Service) republish(ctx context.Context, rec Record) error {
+	owner, err := s.claims.Owner(ctx, rec.Ticket.TicketID)
+	if err != nil || owner != "" {
+		return err
+	}
+	if err := s.tracker.Track(ctx, rec.Ticket.TicketID, rec.Ticket.Players()[0], rec.Ticket.CreatedAt, nil); err != nil {
+		return err
+	}
+	if _, err := s.pub.Ticket(ctx, rec.Shard.Region, rec.Shard.Tier, rec.Ticket); err != nil {
+		return fmt.Errorf("queue ticket %s: %w", rec.Ticket.TicketID, err)
+	}
+	return s.take(ctx, rec)
+}
+
+// build turns a request into a ticket by the contract's rules.
+func (s *Service) build(req Request) (events.Ticket, events.Shard, error) {
+	t := events.Ticket{
+		SchemaVersion: events.SchemaVersion,
+		TicketID:      req.TicketID,
+		PlayerID:      req.PlayerID,
+		Party:         req.Party,
+		Mode:          req.Mode,
+		LatenciesMS:   req.LatenciesMS,
+		CreatedAt:     s.now().UTC(),
+	}
+	if t.Mode == "" {
+		t.Mode = events.DefaultMode
+	}
+	var fields []events.FieldError
+	if req.Skill == nil {
+		fields = append(fields, events.FieldError{Field: "skill", Reason: "required"})
+	} else {
+		t.Skill = *req.Skill
+	}
+	var ve *events.ValidationError
+	if err := t.Validate(); errors.As(err, &ve) {
+		for _, f := range ve.Fields {
+			if f.Field != "skill" || req.Skill != nil {
+				fields = append(fields, f)
+			}
+		}
+	}
+	if len(s.cfg.Modes) > 0 && !slices.Contains(s.cfg.Modes, t.Mode) {
+		fields = append(fields, events.FieldError{Field: "mode", Reason: fmt.Sprintf("unknown mode %q, want one of %v", t.Mode, s.cfg.Modes)})
+	}
+	if len(t.Party) > s.cfg.MaxPartySize {
+		fields = append(fields, events.FieldError{Field: "party", Reason: fmt.Sprintf("has %d players, at most %d allowed", len(t.Party), s.cfg.MaxPartySize)})
+	}
+	switch {
+	case req.Region == "":
+		fields = append(fields, events.FieldError{Field: "region", Reason: "required"})
+	case !slices.Contains(s.cfg.Regions, req.Region):
+		fields = append(fields, events.FieldError{Field: "region", Reason: fmt.Sprintf("unknown region %q, want one of %s", req.Region, s.cfg.Regions)})
+	}
+	// The tier follows from the skill, so the subject always fits the ticket.
+	tier, _ := s.cfg.Tiers.For(t.Skill)
+	if len(fields) > 0 {
+		return events.Ticket{}, events.Shard{}, &events.ValidationError{Kind: "ticket", Fields: fields}
+	}
+	return t, events.Shard{Region: req.Region, Tier: tier}, nil
+}
+
+func requestHash(req Request) string {
+	b, _ := json.Marshal(req) // a Request always encodes
+	return hashHex(string(b))
+}
+
+func hashHex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:12])
+}
+
+func newTicketID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return "r" + hex.EncodeToString(b[:])
+}

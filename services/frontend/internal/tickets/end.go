@@ -1,0 +1,78 @@
+package tickets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+)
+
+// Cancel ends a ticket that has no outcome yet, for a caller that owns it
+// (anyone else gets ErrNotFound). Cancelling a cancelled ticket answers as
+// the first cancel did; a ticket with another outcome (matched, assigned,
+// expired) gives ErrAlreadyDecided and its view.
+func (s *Service) Cancel(ctx context.Context, caller identity.Caller, ticketID, reason string) (View, error) {
+	rec, err := s.RecordFor(ctx, caller, ticketID)
+	if err != nil {
+		return View{}, err
+	}
+	return s.end(ctx, rec, events.OwnerCancelled, reason)
+}
+
+// Expire ends a ticket that waited past the frontend's maximum; it is the
+// results tracker's Expirer.
+func (s *Service) Expire(ctx context.Context, ticketID string) {
+	rec, err := s.Record(ctx, ticketID)
+	if err == nil {
+		_, err = s.end(ctx, rec, events.OwnerExpired, "no match within the frontend's maximum wait")
+	}
+	if err != nil && !errors.Is(err, ErrAlreadyDecided) {
+		s.log.Error("expire ticket", "ticket_id", ticketID, "err", err)
+	}
+}
+
+// end claims a ticket for owner and, if that wins, tells its players (the
+// status the claim decides, with reason) and its shard; a ticket another
+// owner holds gives ErrAlreadyDecided.
+func (s *Service) end(ctx context.Context, rec Record, owner, reason string) (View, error) {
+	ticketID := rec.Ticket.TicketID
+	won, cur, err := s.claims.Claim(ctx, ticketID, owner)
+	if err != nil {
+		return View{}, err
+	}
+	if !won {
+		v, gerr := s.View(ctx, rec)
+		if gerr != nil {
+			return View{}, gerr
+		}
+		if v.Status == events.StatusQueued {
+			// The claim is decided but the newest result still says queued
+			// (the owner's is not out yet, or it is the allocator's requeue
+			// and the claim is a later failure): say what the claim says.
+			v.Status = events.OwnerStatus(cur)
+		}
+		return v, fmt.Errorf("%w: %s", ErrAlreadyDecided, v.Status)
+	}
+	res := events.Result{TicketID: ticketID, Status: events.OwnerStatus(owner), Reason: reason}
+	for _, p := range rec.Ticket.Players() {
+		res.PlayerID = p
+		if err := s.pub.Result(ctx, res); err != nil {
+			return View{}, fmt.Errorf("tell %s: %w", p, err)
+		}
+	}
+	// A hint for matchers to drop it now; the claim already rules it out.
+	if err := s.pub.CancelNotice(ctx, rec.Shard.Region, rec.Shard.Tier, ticketID, rec.Ticket.Mode); err != nil {
+		s.noticeNotSent(err, "ticket_id", ticketID)
+	}
+	return ViewOf(rec, &res), nil
+}
+
+// noticeNotSent logs a cancel notice that could not be sent, for a ticket
+// this frontend ended (a cancel, an expiry, a superseded ticket). It is
+// only a warning: the claim won before the notice keeps the ticket out of
+// every match, and matchers find it when they try to claim it.
+func (s *Service) noticeNotSent(err error, attrs ...any) {
+	s.log.Warn("cancel notice not sent; matchers will find the claim", append(attrs, "err", err)...)
+}

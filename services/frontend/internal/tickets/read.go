@@ -1,0 +1,116 @@
+package tickets
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+)
+
+// Get reports where a ticket stands, for a caller that owns it (anyone
+// else gets ErrNotFound, as for an unknown id).
+func (s *Service) Get(ctx context.Context, caller identity.Caller, ticketID string) (View, error) {
+	rec, err := s.RecordFor(ctx, caller, ticketID)
+	if err != nil {
+		return View{}, err
+	}
+	return s.View(ctx, rec)
+}
+
+// View is a stored record with its outcome so far: Get for a caller that
+// already holds the ticket's record (read once, ownership checked).
+func (s *Service) View(ctx context.Context, rec Record) (View, error) {
+	r, err := s.outcome(ctx, rec)
+	if err != nil {
+		return View{}, err
+	}
+	return ViewOf(rec, r), nil
+}
+
+// outcome is the most advanced result of a ticket, read from JetStream.
+// Usually it is the newest result on its first player's subject. When
+// that one is about another ticket of the player (a newer one), the
+// ticket's claim says whether it has an outcome at all, and the player's
+// stored results (RESULTS keeps the last few per player) are read one by
+// one with a subject-filtered get for the ticket's own; if they are gone
+// too, the claim alone says what became of it.
+func (s *Service) outcome(ctx context.Context, rec Record) (*events.Result, error) {
+	id := rec.Ticket.TicketID
+	subject := s.subj.Result(rec.Ticket.Players()[0])
+	raw, err := s.results.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		raw, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("result of ticket %s: %w", id, err)
+	}
+	if raw != nil {
+		if r, err := events.DecodeResult(raw.Data); err == nil && r.TicketID == id {
+			return &r, nil
+		}
+	}
+	owner, err := s.claims.Owner(ctx, id)
+	if err != nil || owner == "" {
+		return nil, err // no claim: it is still queued
+	}
+	var best *events.Result
+	for seq := uint64(1); raw != nil; {
+		m, err := s.results.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("results of ticket %s: %w", id, err)
+		}
+		if r, err := events.DecodeResult(m.Data); err == nil && r.TicketID == id && (best == nil || r.Status.Rank() >= best.Status.Rank()) {
+			best = &r
+		}
+		if m.Sequence >= raw.Sequence {
+			break // the newest, read above
+		}
+		seq = m.Sequence + 1
+	}
+	if best != nil {
+		return best, nil
+	}
+	// Gone from the stream (or not out yet): the claim alone says.
+	claimed := events.ClaimedResult(id, rec.Ticket.Players()[0], owner)
+	return &claimed, nil
+}
+
+// RecordFor returns the stored record of a ticket the caller owns;
+// ErrNotFound for one it does not.
+func (s *Service) RecordFor(ctx context.Context, caller identity.Caller, ticketID string) (Record, error) {
+	rec, err := s.Record(ctx, ticketID)
+	if err != nil {
+		return Record{}, err
+	}
+	if !rec.OwnedBy(caller) {
+		return Record{}, ErrNotFound
+	}
+	return rec, nil
+}
+
+// Record returns the stored record of a ticket, whoever asks.
+func (s *Service) Record(ctx context.Context, ticketID string) (Record, error) {
+	if ticketID == "" || len(ticketID) > 64 {
+		return Record{}, ErrNotFound
+	}
+	entry, err := s.kv.Get(ctx, ticketID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return Record{}, ErrNotFound
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("ticket %s: %w", ticketID, err)
+	}
+	var rec Record
+	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
+		return Record{}, fmt.Errorf("ticket %s record: %w", ticketID, err)
+	}
+	return rec, nil
+}

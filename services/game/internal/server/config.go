@@ -1,0 +1,80 @@
+package server
+
+import (
+	"flag"
+	"time"
+)
+
+// Config of the game server.
+type Config struct {
+	// JoinKeys verifies join tokens (required). The game server holds only
+	// public keys: it can check a token, never make one.
+	JoinKeys Verifier
+	// BestOf rounds decide a game (odd).
+	BestOf int
+	// ReconnectGrace is how long a player who dropped may come back before
+	// forfeiting.
+	ReconnectGrace time.Duration
+	// IdleTimeout ends a room in which nobody has done anything for this long.
+	IdleTimeout time.Duration
+	// MaxRooms is how many rooms may run at once; more are refused, and
+	// the allocator stops sending matches here when /status says full.
+	MaxRooms int
+	// SDK is the Agones sidecar; nil runs without Agones (the local stack):
+	// rooms open on the first valid join and nothing is reported.
+	SDK SDK
+	// Reuse sends a server whose rooms have all ended back to Ready (high
+	// density reuse); otherwise it asks Agones to shut it down.
+	Reuse bool
+	// HealthEvery is the Agones health ping interval.
+	HealthEvery time.Duration
+	// EndedMemory is how long a finished room's match id is refused. It
+	// must outlast the join tokens (the allocator's join-token-ttl); after
+	// it a token for that room has expired anyway, and forgetting the id
+	// keeps a long-lived server's memory flat.
+	EndedMemory time.Duration
+}
+
+// defaults are the one statement of the defaults: New fills a zero field
+// from them, and RegisterFlags shows them as the flags' defaults.
+var defaults = Config{
+	BestOf:         3,                // a short game: two wins decide it
+	ReconnectGrace: 15 * time.Second, // long enough to reload a page
+	IdleTimeout:    2 * time.Minute,  // a room nobody plays in gives its slot back
+	MaxRooms:       100,
+	HealthEvery:    2 * time.Second, // well inside Agones' default health failure window
+	EndedMemory:    time.Hour,       // above any join-token-ttl in use
+	// Reuse is the flag's default only; setDefaults leaves it alone,
+	// because false is a choice, not "unset": with an SDK, shut the server
+	// down after its last room.
+	Reuse: true,
+}
+
+func (c *Config) setDefaults() {
+	orDefault(&c.BestOf, defaults.BestOf)
+	orDefault(&c.ReconnectGrace, defaults.ReconnectGrace)
+	orDefault(&c.IdleTimeout, defaults.IdleTimeout)
+	orDefault(&c.HealthEvery, defaults.HealthEvery)
+	orDefault(&c.MaxRooms, defaults.MaxRooms)
+	orDefault(&c.EndedMemory, defaults.EndedMemory)
+}
+
+// orDefault sets *v to d unless *v is positive: zero (and nonsense below
+// it) means "not set".
+func orDefault[T int | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// RegisterFlags registers the game server's flags on fs, with the defaults
+// above. JoinKeys and SDK are built by the caller (from -join-public-keys
+// and -agones-sdk); EndedMemory has no flag.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&c.Reuse, "reuse", defaults.Reuse, "when every room has ended, go back to Ready for reuse (else ask Agones to shut the server down)")
+	fs.DurationVar(&c.HealthEvery, "health-interval", defaults.HealthEvery, "Agones health ping interval")
+	fs.IntVar(&c.BestOf, "best-of", defaults.BestOf, "rounds that decide a game (odd)")
+	fs.DurationVar(&c.ReconnectGrace, "reconnect-grace", defaults.ReconnectGrace, "how long a dropped player may come back before forfeiting")
+	fs.IntVar(&c.MaxRooms, "max-rooms", defaults.MaxRooms, "rooms that may run at once")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", defaults.IdleTimeout, "a room in which nothing happens for this long ends")
+}

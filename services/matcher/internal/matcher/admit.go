@@ -1,0 +1,192 @@
+package matcher
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
+)
+
+// admission is what taking a ticket as its players' live ticket found.
+type admission struct {
+	p     *pool.Pool
+	e     *pool.Entry
+	taken events.Taken
+	err   error
+	// refused: the ticket's id is bound to other players; it was
+	// dead-lettered and is terminated.
+	refused bool
+}
+
+// maxAdmitting bounds the tickets of one shard being taken in at once.
+const maxAdmitting = 256
+
+// add takes one ticket (or visitor) in and tries to match it at once.
+func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		r.log.Error("ticket without metadata; dropped", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	var t events.Ticket
+	var mode modes.Mode
+	visitor := meta.Stream == r.subj.OfferStream()
+	if visitor {
+		t, mode, err = r.in.visitor(msg)
+	} else {
+		t, mode, err = r.in.decode(msg.Subject(), meta.Sequence.Stream, meta.Timestamp, msg.Data())
+	}
+	if err != nil {
+		tmeta := events.MetaFromHeader(msg.Headers())
+		log := r.log.With("subject", msg.Subject(), "seq", meta.Sequence.Stream, "correlation_id", tmeta.CorrelationID)
+		r.in.reject(events.WithMeta(ctx, tmeta), log, msg, meta, t, err)
+		return
+	}
+	seq := meta.Sequence.Stream
+	if _, gone := r.cancelled[t.TicketID]; gone {
+		r.acks.ack(msg.Reply()) // cancelled before it got here
+		return
+	}
+	if held, committing := r.inflight[t.TicketID]; committing {
+		if held != seq {
+			// Another message for a ticket being committed: a duplicate,
+			// or the ticket queued again by an allocator that already
+			// had its match. Which one shows once the commit settles: it
+			// comes back then, and is held or dropped like any other.
+			r.acks.nak(msg.Reply())
+		}
+		return // a redelivery of a ticket in a match being committed, which acks it
+	}
+	if e, admitting := r.admitting[t.TicketID]; admitting {
+		if e.Seq != seq {
+			r.acks.nak(msg.Reply()) // as for a ticket being committed
+			return
+		}
+		e.Ack = msg.Reply() // a redelivery of the ticket being taken in
+		return
+	}
+	p := r.pools[t.Mode]
+	if e, ok := p.Get(t.TicketID); ok {
+		if e.Seq != seq {
+			r.duplicate(msg, t.TicketID)
+			return
+		}
+		e.Ack = msg.Reply() // a redelivery of a ticket we hold
+		return
+	}
+	now := r.now()
+	e := &pool.Entry{TicketID: t.TicketID, Players: t.Players(), Skill: t.Skill, Created: t.CreatedAt.UnixNano(), Ack: msg.Reply(), Seq: seq, Visitor: visitor}
+	if !visitor {
+		for region, ms := range t.LatenciesMS {
+			if region != r.shard.Region {
+				e.Latencies = append(e.Latencies, pool.RegionLatency{Region: region, MS: ms})
+			}
+		}
+	}
+	if e.Waited(now) >= time.Duration(mode.MaxWait) {
+		r.ends.expire(ctx, e, mode)
+		return
+	}
+	if visitor {
+		// Its home shard took it in; its claim keeps it in one match.
+		r.pool(ctx, p, e, now, true)
+		return
+	}
+	r.admit(ctx, p, e, msg, t)
+}
+
+// admit takes a ticket in as the live ticket of its players, whatever
+// shard, region or path their earlier tickets came by (events.Players):
+// the player's earlier undecided ticket is superseded, its players told
+// and every shard of its tier asked to drop it (superseder). It runs off
+// the owner goroutine (intake.take); the ticket is pooled when it comes
+// back live (settleAdmission). A commit checks again, after claiming, that
+// each ticket is still live (events.Players says why both are needed).
+// msg is nil for a ticket taken in again after a commit gave its claim
+// back: its id is bound to its players already.
+func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jetstream.Msg, t events.Ticket) {
+	for r.admissions >= maxAdmitting {
+		r.settleAdmission(ctx, <-r.admitted, true)
+	}
+	r.admitting[e.TicketID] = e
+	r.admissions++
+	lt := events.LiveTicket{TicketID: e.TicketID, Players: e.Players, Region: r.shard.Region, Tier: r.shard.Tier,
+		Mode: p.Mode().Name, CreatedAt: time.Unix(0, e.Created).UTC()}
+	go func() {
+		taken, refused, err := r.in.take(ctx, r.log, lt, msg, e.Seq, t)
+		r.admitted <- admission{p: p, e: e, taken: taken, err: err, refused: refused}
+	}()
+}
+
+// settleAdmission takes an admission's outcome back into the runner: the
+// tickets it superseded leave this shard's pools at once (other shards
+// hear the cancel notice), and the ticket is pooled if it is live.
+func (r *runner) settleAdmission(ctx context.Context, a admission, match bool) {
+	r.admissions--
+	e := a.e
+	delete(r.admitting, e.TicketID)
+	for _, old := range a.taken.Superseded {
+		r.dropCancelled(old.TicketID)
+	}
+	_, gone := r.cancelled[e.TicketID]
+	_, inMatch := events.OwnerMatchID(a.taken.Owner)
+	switch {
+	case a.refused:
+		r.acks.term(e.Ack)
+		return
+	case a.err != nil:
+		r.log.Warn("take ticket in as its players' live ticket; will retry", "ticket_id", e.TicketID, "err", a.err)
+		r.acks.nak(e.Ack)
+		return
+	case gone:
+		r.acks.ack(e.Ack) // cancelled or superseded while it was taken in
+		return
+	case !a.taken.Live && !inMatch:
+		// Superseded by a newer ticket of a player (whoever did it told
+		// the players), or decided before.
+		r.acks.ack(e.Ack)
+		r.log.Info("ticket not live; dropped", "ticket_id", e.TicketID, "owner", a.taken.Owner)
+		return
+	}
+	// Live, or already claimed by a match (a redelivery): a commit
+	// settles the latter as before (recoverMatch).
+	r.pool(ctx, a.p, e, r.now(), match)
+}
+
+// pool puts a ticket in its pool and, with match, matches around it.
+func (r *runner) pool(ctx context.Context, p *pool.Pool, e *pool.Entry, now time.Time, match bool) {
+	p.Add(e)
+	if len(e.Latencies) > 0 {
+		r.travellers = append(r.travellers, traveller{p: p, e: e})
+	}
+	r.met.tickets.WithLabelValues("pooled").Inc()
+	if match {
+		r.tryMatch(ctx, p, e, now)
+	}
+}
+
+// duplicate acks a second message for a ticket the shard already holds (a
+// ticket id published twice): the first message stands for it.
+func (r *runner) duplicate(msg jetstream.Msg, ticketID string) {
+	r.acks.ack(msg.Reply())
+	r.met.tickets.WithLabelValues("duplicate").Inc()
+	r.log.Info("second message for a waiting ticket; dropped", "ticket_id", ticketID, "subject", msg.Subject())
+}
+
+// dropCancelled removes a ticket the frontend cancelled. The frontend
+// claimed it and told the player before it sent the notice.
+func (r *runner) dropCancelled(ticketID string) {
+	r.cancelled[ticketID] = r.now()
+	for _, p := range r.pools {
+		if e, ok := p.Remove(ticketID); ok {
+			r.acks.ack(e.Ack)
+			r.met.tickets.WithLabelValues(string(events.StatusCancelled)).Inc()
+			r.log.Info("cancelled ticket dropped", "ticket_id", ticketID)
+		}
+	}
+}

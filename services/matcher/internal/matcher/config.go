@@ -1,0 +1,97 @@
+package matcher
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"os"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// Config of a matcher worker.
+type Config struct {
+	// WorkerID names this worker in the workers and leases buckets;
+	// default: host name and a random suffix.
+	WorkerID string
+	// Regions and Tiers a ticket's subject must name; they make the shards.
+	Regions events.Regions
+	Tiers   events.Tiers
+	// ModesFile is a JSON list of modes; empty means modes.Defaults.
+	ModesFile string
+	// Sweep is how often each shard expires tickets, retries the oldest
+	// ones with their widened windows and offers tickets to other regions.
+	Sweep time.Duration
+	// SweepAnchors bounds the oldest tickets retried per sweep per mode.
+	SweepAnchors int
+	// PublishTimeout bounds each publish and claim.
+	PublishTimeout time.Duration
+	// StraySweep is how often tickets on subjects no shard consumes are
+	// looked for and dead-lettered.
+	StraySweep time.Duration
+}
+
+// defaults are the flags' defaults and what a zero field of a Config built
+// in code (a test's) falls back to; regions and tiers default to
+// events.DefaultRegions and events.DefaultTiers, the worker id to the host
+// name and a random suffix.
+var defaults = Config{
+	// A widened window or an expiry is seen within a quarter second.
+	Sweep: 250 * time.Millisecond,
+	// Bounds a sweep's work in a crowded pool; the newer tickets are
+	// matched as they arrive anyway.
+	SweepAnchors: 2000,
+	// A few JetStream round trips take milliseconds; longer is NATS away.
+	PublishTimeout: 5 * time.Second,
+	StraySweep:     strayEvery,
+}
+
+// strayEvery is how often a worker looks for tickets on subjects no
+// shard consumes (a region or tier this deployment does not serve, a
+// malformed subject): published by hand, they would otherwise sit in the
+// tickets stream unanswered until it ages them out.
+const strayEvery = 2 * time.Second
+
+// RegisterFlags adds the matcher's flags to fs, with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Regions = append(events.Regions(nil), events.DefaultRegions...)
+	c.Tiers = append(events.Tiers(nil), events.DefaultTiers...)
+	fs.StringVar(&c.WorkerID, "worker-id", "", "name of this worker (default: host name and a random suffix)")
+	fs.Var(&c.Regions, "regions", "regions served, comma-separated")
+	fs.Var(&c.Tiers, "tiers", "skill tiers as name:min_skill, increasing")
+	fs.StringVar(&c.ModesFile, "modes-file", "", "JSON file of game modes (default: built-in 1v1, 2v2, 5v5, ffa)")
+	fs.DurationVar(&c.Sweep, "sweep", defaults.Sweep, "how often waiting tickets are expired and retried with widened windows")
+	fs.IntVar(&c.SweepAnchors, "sweep-anchors", defaults.SweepAnchors, "oldest tickets retried per sweep per shard and mode")
+	fs.DurationVar(&c.PublishTimeout, "publish-timeout", defaults.PublishTimeout, "bound on each publish to JetStream")
+	fs.DurationVar(&c.StraySweep, "stray-sweep", defaults.StraySweep, "how often tickets on subjects no shard serves are dead-lettered")
+}
+
+// setDefaults fills the fields left zero from defaults.
+func (c *Config) setDefaults() {
+	if len(c.Regions) == 0 {
+		c.Regions = events.DefaultRegions
+	}
+	if len(c.Tiers) == 0 {
+		c.Tiers = events.DefaultTiers
+	}
+	c.Sweep = positiveOr(c.Sweep, defaults.Sweep)
+	c.SweepAnchors = positiveOr(c.SweepAnchors, defaults.SweepAnchors)
+	c.PublishTimeout = positiveOr(c.PublishTimeout, defaults.PublishTimeout)
+	c.StraySweep = positiveOr(c.StraySweep, defaults.StraySweep)
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+		c.WorkerID = host + "-" + hex.EncodeToString(b[:])
+	}
+}
+
+// positiveOr is v, or def if v is not positive (a negative period would
+// stop a ticker with a panic).
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}

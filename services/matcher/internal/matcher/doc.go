@@ -1,0 +1,55 @@
+// Package matcher is a matcher worker: it takes tickets in, owns some
+// shards, and forms matches in the shards it owns.
+//
+// Shards: each shard (region and tier) has its own durable consumer on its
+// subject of the tickets stream, and only the worker holding the shard's
+// lease consumes it (package shard decides who). So every ticket of a
+// shard meets every other ticket of that shard however many workers run,
+// in one hop from the publisher, and shards move when workers come and go.
+// The owner validates each ticket as it arrives, and dead-letters what is
+// bad (telling the players why when it can name them). A second consumer
+// per shard, on the OFFERS stream, brings it visitors: tickets another
+// region's shard offers once their latency budget reaches this region.
+// Tickets on a subject no shard consumes are dead-lettered by a sweep
+// every worker runs (strays).
+//
+// Concurrency: one goroutine per owned shard (runner.run) holds that
+// shard's pools and does all its matching; the consume callback and the
+// cancel subscription only hand it messages over channels. Nothing in a
+// shard is shared, so shards match in parallel without locks.
+//
+// One live ticket per player: before a shard pools a ticket it takes it
+// in as the live ticket of its players (events.Players, the players
+// bucket), which supersedes the player's earlier undecided ticket in any
+// region, tier or mode, through that ticket's claim. A ticket whose id
+// is already another ticket's, of other players (a publisher reusing an
+// id), is dead-lettered instead (events.ErrTicketIDTaken): the claim it
+// would share is the other ticket's. A pool never matches
+// one player twice either (a visitor copy may meet its player's newer
+// ticket before the notice that drops it arrives).
+//
+// Outcomes: a waiting ticket stays unacked in its shard's pool; it is acked
+// only after what ends it is stored and claimed (events.Claims): a match on
+// the allocations stream, an expiry or supersession result, a dead letter.
+// A worker that dies leaves its tickets unacked; the worker that takes the
+// shard over resets the consumer, which redelivers them at once.
+//
+// Parts: a Worker (worker.go; its Config in config.go, its metrics in
+// metrics.go) binds the buckets, owns shards through package shard and
+// routes cancel notices; its intake (intake.go) decodes, checks, takes in
+// and dead-letters ticket messages, for the shards and for the stray sweep
+// (strays.go). A runner (runner.go) owns one shard's pools on one
+// goroutine: it takes tickets in (admit.go), forms matches and takes their
+// commits' outcomes back (match.go), offers tickets to other regions
+// (offer.go) and ends expired ones (end.go). A commit (commit.go) claims,
+// checks, decides and publishes one match off that goroutine; a recoverer
+// (recover.go) settles a match another matcher left behind its claims.
+// Both decide and follow a match with the same buckets (matchState, in
+// commit.go) and undo a match decided undone alike (undo.go). Pooled
+// tickets are answered by their reply subject (ack.go). Each part holds
+// the clients and settings it uses, handed to it when it is made: the
+// intake and the matchState are the worker's (the intake made with it and
+// given the buckets when it binds them, the matchState made then) and
+// shared by all its runners; the other parts are made with each runner.
+// Every part reads the worker's one clock (Worker.clock).
+package matcher

@@ -1,0 +1,74 @@
+package matcher
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
+)
+
+// ender ends tickets that leave a shard unmatched (expired ones): it
+// claims each for its outcome, tells its players and acks it.
+type ender struct {
+	claims  *events.Claims
+	pub     *events.Publisher
+	rec     *recoverer
+	acks    acker
+	met     *metrics
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// expire ends a ticket that waited its mode's max wait.
+func (en *ender) expire(ctx context.Context, e *pool.Entry, mode modes.Mode) {
+	if e.Visitor {
+		en.acks.ack(e.Ack) // its home shard expires it and tells the players
+		return
+	}
+	en.end(ctx, e, events.StatusExpired, events.OwnerExpired, fmt.Sprintf("no match within %s", time.Duration(mode.MaxWait)))
+}
+
+// end claims a ticket for owner, tells its players and acks. A ticket whose
+// claim another owner holds is acked silently: that owner told the players.
+// If the claim or a result cannot be stored, the ticket is nakked, so the
+// next try (or the next owner) tells them.
+func (en *ender) end(ctx context.Context, e *pool.Entry, status events.Status, owner, reason string) {
+	pctx, cancel := context.WithTimeout(ctx, en.timeout)
+	defer cancel()
+	won, cur, err := en.claims.Claim(pctx, e.TicketID, owner)
+	if err == nil && !won {
+		if id, isMatch := events.OwnerMatchID(cur); isMatch {
+			switch en.rec.recoverMatch(ctx, id) {
+			case released: // the dead match is undone: claim again
+				won, cur, err = en.claims.Claim(pctx, e.TicketID, owner)
+			case undecided:
+				en.acks.nak(e.Ack) // decide later, when the other match is out or undone
+				return
+			}
+		}
+	}
+	if err != nil {
+		en.log.Error("claim ticket; will retry", "ticket_id", e.TicketID, "err", err)
+		en.acks.nak(e.Ack)
+		return
+	}
+	if !won {
+		en.acks.ack(e.Ack)
+		en.log.Info("ticket already decided; dropped", "ticket_id", e.TicketID, "owner", cur)
+		return
+	}
+	for _, pl := range e.Players {
+		if err := en.pub.Result(pctx, events.Result{TicketID: e.TicketID, PlayerID: pl, Status: status, Reason: reason}); err != nil {
+			en.log.Error("publish result; will retry", "ticket_id", e.TicketID, "err", err)
+			en.acks.nak(e.Ack)
+			return
+		}
+	}
+	en.acks.ack(e.Ack)
+	en.met.tickets.WithLabelValues(string(status)).Inc()
+	en.log.Info("ticket ended", "ticket_id", e.TicketID, "status", status, "reason", reason)
+}

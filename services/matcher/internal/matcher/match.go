@@ -1,0 +1,121 @@
+package matcher
+
+import (
+	"context"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
+)
+
+// maxInFlight bounds the matches of one shard being committed at once. A
+// commit is a few JetStream round trips (record, claims, results, match);
+// with this many side by side a shard forms matches at this many times the
+// rate one at a time would allow, and the owner goroutine never waits on
+// the network to match.
+const maxInFlight = 64
+
+// tryMatch forms matches around anchor until none fits.
+func (r *runner) tryMatch(ctx context.Context, p *pool.Pool, anchor *pool.Entry, now time.Time) {
+	for p.Contains(anchor) {
+		teams := p.MatchAround(anchor, now)
+		if teams == nil {
+			return
+		}
+		r.formMatch(ctx, p, teams, now)
+	}
+}
+
+// formMatch hands a match, its tickets out of the pool, to a commit of its
+// own, and goes on: the owner goroutine does not wait for JetStream. When
+// maxInFlight commits are under way it first settles one.
+func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.Entry, now time.Time) {
+	match := events.Match{Mode: p.Mode().Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC()}
+	var ids, keys []string
+	var all []*pool.Entry
+	for team, entries := range teams {
+		for _, e := range entries {
+			ids = append(ids, e.TicketID)
+			keys = append(keys, events.MatchKey(e.TicketID, e.Seq))
+			all = append(all, e)
+			r.inflight[e.TicketID] = e.Seq
+			match.Tickets = append(match.Tickets, events.MatchTicket{TicketID: e.TicketID, Players: e.Players, Team: team, Skill: e.Skill, CreatedAt: time.Unix(0, e.Created).UTC()})
+		}
+	}
+	match.MatchID = r.matchID(keys)
+	for r.committing >= maxInFlight {
+		// Without rematching: tickets put back wait for the next arrival or
+		// sweep, so settling here never nests another formMatch.
+		r.settleCommit(ctx, <-r.committed, false)
+	}
+	r.committing++
+	go func() { r.committed <- r.commits.commit(ctx, p, match, ids, all, now) }()
+}
+
+// matchID names the match of the ticket messages keys: by MatchID, unless
+// that match was undone with none of its tickets stale (runner.undone).
+func (r *runner) matchID(keys []string) string {
+	id := events.MatchID(keys)
+	for {
+		if _, gone := r.undone[id]; !gone {
+			return id
+		}
+		id = events.MatchIDAfter(id, keys)
+	}
+}
+
+// settleCommit takes a commit's outcome back into the runner: tickets that
+// must wait return to their pool, a match whose publish failed is kept for
+// retry. With rematch, tickets whose partners were decided elsewhere are
+// matched again at once.
+func (r *runner) settleCommit(ctx context.Context, o commitOutcome, rematch bool) {
+	r.committing--
+	for _, e := range o.entries {
+		delete(r.inflight, e.TicketID)
+	}
+	if o.unpublished != nil {
+		r.unpublished = append(r.unpublished, *o.unpublished)
+	}
+	if o.undone != "" {
+		r.undone[o.undone] = r.now()
+	}
+	for _, e := range o.retry {
+		o.p.Add(e)
+	}
+	if !rematch {
+		// Without rematching (the owner is settling a commit to make
+		// room, or stopping): back in the pool as they are; a later
+		// commit's stale check still keeps a superseded one out.
+		for _, e := range o.again {
+			o.p.Add(e)
+		}
+		return
+	}
+	now := r.now()
+	for _, e := range o.again {
+		if e.Visitor {
+			o.p.Add(e)
+			r.tryMatch(ctx, o.p, e, now)
+			continue
+		}
+		// Its claim was given back (a partner was decided elsewhere). A
+		// newer ticket of its player may have been taken meanwhile, its
+		// supersede losing to this match's claim: taken in again, it is
+		// superseded now (and its players told) instead of waiting, not
+		// live, until a partner or its expiry finds it.
+		r.admit(ctx, o.p, e, nil, events.Ticket{})
+	}
+}
+
+// retryUnpublished publishes again the matches whose publish failed.
+func (r *runner) retryUnpublished(ctx context.Context) {
+	keep := r.unpublished[:0]
+	for _, um := range r.unpublished {
+		if err := r.commits.publish(ctx, um.match); err != nil {
+			keep = append(keep, um)
+			continue
+		}
+		r.commits.matched(um.match, um.entries, r.now())
+	}
+	r.unpublished = keep
+}

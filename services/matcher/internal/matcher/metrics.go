@@ -1,0 +1,44 @@
+package matcher
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	tickets  *prometheus.CounterVec
+	matches  *prometheus.CounterVec
+	waiting  *prometheus.GaugeVec
+	waitTime prometheus.Histogram
+	spread   prometheus.Histogram
+	shards   prometheus.Gauge
+	// strayReads counts the messages the stray sweep reads: its cost.
+	strayReads prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		tickets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quickmatch_matcher_tickets_total", Help: "Tickets by what happened to them.",
+		}, []string{"outcome"}),
+		matches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quickmatch_matcher_matches_total", Help: "Matches formed by mode.",
+		}, []string{"mode"}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "quickmatch_matcher_pool_tickets", Help: "Tickets waiting in the pools this worker owns.",
+		}, []string{"shard", "mode"}),
+		waitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "quickmatch_matcher_wait_seconds", Help: "Wait from ticket creation to match.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
+		}),
+		spread: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "quickmatch_matcher_skill_spread", Help: "Highest minus lowest skill in a formed match.",
+			Buckets: []float64{0, 25, 50, 100, 200, 400, 800, 1600},
+		}),
+		shards: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "quickmatch_matcher_owned_shards", Help: "Shards this worker owns.",
+		}),
+		strayReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quickmatch_matcher_stray_sweep_reads_total", Help: "Messages of the tickets stream read looking for stray tickets.",
+		}),
+	}
+	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards, m.strayReads)
+	return m
+}

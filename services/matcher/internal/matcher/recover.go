@@ -1,0 +1,199 @@
+package matcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// recoverer settles a match found owning a ticket's claim (recoverMatch):
+// the matcher that formed it may have died between claiming and
+// publishing, or be slow.
+type recoverer struct {
+	*matchState
+	// now is the worker's clock (Worker.clock).
+	now func() time.Time
+	log *slog.Logger
+}
+
+// recovery is what recoverMatch made of a match.
+type recovery int
+
+const (
+	recovered recovery = iota // the match is out: its tickets are decided
+	released                  // a dead partial match was undone: tickets are free
+	undecided                 // undecided yet: look again later
+)
+
+// staleClaim is how old a match's record must be before its partial claims
+// count as left by a dead matcher: a live ClaimAll takes milliseconds.
+const staleClaim = 30 * time.Second
+
+// recoverMatch settles a match found owning a ticket's claim. The match
+// gets one decision (events.Decisions): it is read first, and made if
+// there is none yet (decide says how); whoever decides second follows the
+// first. Then the decision is followed: published, it is published (again:
+// the match id makes that idempotent for the allocator and the players),
+// or, with its claims partly gone (the allocator requeued it), the rest are
+// given back as before (followPublished); undone, its stale tickets' claims
+// move to superseded and the others are given back (undoStale), and it
+// counts as released. A match with no record (formed before records were
+// kept, or expired) counts as decided.
+func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery {
+	cctx, cancel := context.WithTimeout(ctx, rc.timeout)
+	defer cancel()
+	e, err := rc.matches.Get(cctx, matchID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return recovered
+	}
+	if err != nil {
+		return undecided
+	}
+	var m events.Match
+	if json.Unmarshal(e.Value(), &m) != nil {
+		return recovered
+	}
+	// Below, the match is named by the key its record was found under
+	// (matchID, its claims' owner); only undoStale goes by the record's
+	// own m.MatchID. A commit stores every record under its own id.
+	decision, err := rc.decisions.Decided(cctx, matchID)
+	if err != nil {
+		return undecided
+	}
+	all, err := rc.allClaimed(cctx, matchID, m)
+	if err != nil {
+		return undecided
+	}
+	var stale map[string]string
+	if decision == "" {
+		if decision, stale, err = rc.decide(cctx, matchID, m, e.Created(), all); err != nil || decision == "" {
+			return undecided
+		}
+	}
+	if decision == events.DecisionPublished {
+		return rc.followPublished(ctx, matchID, m, e.Created(), all)
+	}
+	if len(stale) == 0 {
+		// Following a decision found made (or lost to one): which
+		// tickets are stale? As the commit does when it follows one.
+		// (Stale only grows: a ticket that stopped being live never is
+		// again.)
+		if stale, err = rc.players.Stale(cctx, m.TicketPlayers()); err != nil {
+			return undecided
+		}
+	}
+	if err := rc.undoStale(ctx, m, stale); err != nil {
+		rc.log.Error("undo a match decided undone; will retry", "match_id", matchID, "err", err)
+		return undecided
+	}
+	rc.log.Warn("match of another matcher undone", "match_id", matchID, "stale", len(stale))
+	return released
+}
+
+// allClaimed reports whether match matchID (m) holds the claim of every
+// one of its tickets.
+func (rc *recoverer) allClaimed(ctx context.Context, matchID string, m events.Match) (bool, error) {
+	owner := events.MatchOwner(matchID)
+	all := true
+	for _, t := range m.Tickets {
+		cur, err := rc.claims.Owner(ctx, t.TicketID)
+		if err != nil {
+			return false, err
+		}
+		all = all && cur == owner
+	}
+	return all, nil
+}
+
+// decide makes the decision of match matchID (m), found undecided: with
+// every ticket claimed by it (all), m is checked as its commit would (each
+// ticket still its players' live ticket?; stale are those that are not)
+// and decided published, or undone if a ticket is stale; with only some
+// claimed and a record older than staleClaim (created), it died claiming,
+// and is decided undone. Either way the decision is the one that stands
+// (events.Decisions: another may have decided first). A decision "" with
+// no error: too soon to tell.
+func (rc *recoverer) decide(ctx context.Context, matchID string, m events.Match, created time.Time, all bool) (events.Decision, map[string]string, error) {
+	if all {
+		// The matcher that formed it may have died (or stalled) before
+		// its check that each ticket is still its players' live ticket:
+		// check as its commit would have (events.Players).
+		stale, err := rc.players.Stale(ctx, m.TicketPlayers())
+		if err != nil {
+			return "", nil, err
+		}
+		decision, err := rc.decisions.Decide(ctx, matchID, wanted(stale))
+		return decision, stale, err
+	}
+	if rc.now().Sub(created) < staleClaim {
+		return "", nil, nil
+	}
+	// Partial claims of a matcher that died claiming: decided undone
+	// before they are given back, so that matcher, if it was only slow,
+	// follows instead of publishing.
+	decision, err := rc.decisions.Decide(ctx, matchID, events.DecisionUndone)
+	return decision, nil, err
+}
+
+// followPublished publishes match matchID (m), decided published, again;
+// or, if it holds only some of its claims (all false), gives the rest
+// back.
+func (rc *recoverer) followPublished(ctx context.Context, matchID string, m events.Match, created time.Time, all bool) recovery {
+	if !all {
+		// Published, then some of its claims given back: the allocator
+		// found no server and requeued its tickets (as new messages), but
+		// could not give back every claim. Its claims are the allocator's
+		// to give back now; finish that once it had time to.
+		if rc.now().Sub(created) < staleClaim {
+			return undecided
+		}
+		rctx, cancel := context.WithTimeout(ctx, rc.timeout) // the first context served many round trips
+		defer cancel()
+		ids := make([]string, 0, len(m.Tickets))
+		for _, t := range m.Tickets {
+			ids = append(ids, t.TicketID)
+		}
+		rc.claims.Release(rctx, ids, events.MatchOwner(matchID))
+		rc.log.Warn("claims of a requeued match released", "match_id", matchID)
+		return released
+	}
+	if err := rc.publish(ctx, m); err != nil {
+		return undecided
+	}
+	rc.log.Info("match of another matcher published", "match_id", matchID)
+	return recovered
+}
+
+// undoStale undoes a match decided undone for recoverMatch, as dropStale
+// does for a commit (undoer): the stale tickets' claims move to superseded
+// and their players are told, the other claims are given back (those of a
+// dead matcher's partial claims, with no ticket stale: all of them). An
+// error leaves the rest for the next try (a superseded claim stays
+// superseded; a ticket whose players were not told is told when it comes
+// back, by Take).
+func (rc *recoverer) undoStale(ctx context.Context, m events.Match, stale map[string]string) error {
+	cctx, cancel := context.WithTimeout(ctx, rc.timeout)
+	defer cancel()
+	var errs []error
+	for _, t := range m.Tickets {
+		live, gone := stale[t.TicketID]
+		if !gone {
+			continue
+		}
+		if err := rc.undo.supersede(cctx, m, t, live); err != nil {
+			errs = append(errs, fmt.Errorf("supersede ticket %s: %w", t.TicketID, err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	rc.undo.releaseFresh(cctx, m, stale)
+	return nil
+}

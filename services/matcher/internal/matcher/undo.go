@@ -1,0 +1,39 @@
+package matcher
+
+import (
+	"context"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// undoer undoes a match decided undone, for a commit (committer.dropStale)
+// and for a recovery (recoverer.undoStale) alike: the claims of its stale
+// tickets (no longer their players' live ticket) move to superseded and
+// their players are told, and the other claims are given back.
+type undoer struct {
+	claims     *events.Claims
+	superseder superseder
+}
+
+// supersede moves the claim of t, a ticket of m, from m to superseded and,
+// if this call moved it, tells its players that their ticket live replaced
+// it (the newer ticket's supersede found the claim taken by m).
+func (u undoer) supersede(ctx context.Context, m events.Match, t events.MatchTicket, live string) error {
+	superseded, err := u.claims.Supersede(ctx, t.TicketID, events.MatchOwner(m.MatchID))
+	if err != nil || !superseded {
+		return err
+	}
+	return u.superseder.superseded(ctx, events.LiveTicket{TicketID: t.TicketID, Players: t.Players, Region: m.Region,
+		Tier: m.Tier, Mode: m.Mode, CreatedAt: t.CreatedAt}, live)
+}
+
+// releaseFresh gives back m's claims of its tickets that are not stale.
+func (u undoer) releaseFresh(ctx context.Context, m events.Match, stale map[string]string) {
+	var keep []string
+	for _, t := range m.Tickets {
+		if _, gone := stale[t.TicketID]; !gone {
+			keep = append(keep, t.TicketID)
+		}
+	}
+	u.claims.Release(ctx, keep, events.MatchOwner(m.MatchID))
+}
