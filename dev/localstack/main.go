@@ -101,11 +101,17 @@ func run(ctx context.Context, args []string) error {
 	return s.Stop()
 }
 
-// failoverHint says how to kill the first matcher, if there is one.
+// failoverHint says how to see the first matcher's shards fail over, if
+// there is one. Killing it is not the way: it is restarted a second later
+// with the same WORKER_ID, beating again and retaking its own leases
+// before the other counts it dead (events.WorkerTTL). A paused process is
+// not restarted (it has not exited: proc.Process restarts on exit alone),
+// so pausing it past WorkerTTL + LeaseRenew lets the other take its shards.
 func failoverHint(pids map[string]int) string {
 	pid, ok := pids["matcher-1"]
 	if !ok || pid <= 0 {
 		return ""
 	}
-	return fmt.Sprintf("\n           Kill a matcher and watch the other take its shards: kill -9 %d (matcher-1)", pid)
+	return fmt.Sprintf("\n           kill -9 %[1]d (matcher-1) restarts it: its shards come back to it."+
+		"\n           To watch the other matcher take its shards, pause it for longer than 4 s: kill -STOP %[1]d, then kill -CONT %[1]d", pid)
 }

@@ -81,8 +81,9 @@ type Config struct {
 	// store directory stay the stack's.
 	NATSConfig string
 	// Supervise restarts a service that exits, after a backoff, logging
-	// the exit and the restart (make run: kill a matcher and watch the
-	// other take its shards), until Start's context ends or Stop. Without
+	// the exit and the restart (make run: a killed matcher comes back and
+	// retakes its own shards), until Start's context ends or Stop. A
+	// paused (SIGSTOP) service has not exited and is not restarted. Without
 	// it an exit is final and Done says so.
 	Supervise bool
 }

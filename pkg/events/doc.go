@@ -20,9 +20,11 @@
 // rejected with a [ValidationError] that names the offending field.
 //
 // Streams, consumers and buckets are declared by [Topology] and created by
-// [Provision], once, at the start of a service; it compares whole declared
+// [Provision] in a provisioning step of its own (a service run with
+// -provision), once per install and upgrade; it compares whole declared
 // configurations with the live ones and updates only what drifted.
-// Subscribers only bind to them: a subscriber that creates its own
-// consumer also deletes it when it closes (see the watermill-nats notes),
-// which silently starves every other instance.
+// Services create none of them: they wait until the topology exists, then
+// only bind to it. A subscriber that creates its own consumer also deletes
+// it when it closes (see the watermill-nats notes), which silently starves
+// every other instance.
 package events

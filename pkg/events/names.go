@@ -6,7 +6,7 @@ const (
 	streamAllocations = "ALLOCATIONS"
 	streamResults     = "RESULTS"
 	streamDeadLetter  = "DEADLETTER"
-	streamOffer       = "OFFERS"
+	streamOffers      = "OFFERS"
 	bucketTickets     = "tickets"
 	bucketClaims      = "claims"
 	bucketCapacity    = "capacity"
@@ -37,10 +37,10 @@ func (s Subjects) TicketsStream() string { return s.streamName(streamTickets) }
 // AllocationsStream holds matches until an allocator acks them.
 func (s Subjects) AllocationsStream() string { return s.streamName(streamAllocations) }
 
-// OfferStream holds visitors: tickets a shard offers to another region's
+// OffersStream holds visitors: tickets a shard offers to another region's
 // shard of the same tier once their latency budget reaches it, one subject
 // per shard, until that shard's owner acks them.
-func (s Subjects) OfferStream() string { return s.streamName(streamOffer) }
+func (s Subjects) OffersStream() string { return s.streamName(streamOffers) }
 
 // ShardConsumer is the durable consumer of one shard's ticket subject on
 // the tickets stream. Only the worker holding the shard's lease consumes

@@ -34,10 +34,10 @@ func TestOfferIsAVisitorStoredOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := testkit.StreamMsgs(t, js, subj.OfferStream()); n != 1 {
+	if n := testkit.StreamMsgs(t, js, subj.OffersStream()); n != 1 {
 		t.Fatalf("%d offers stored, want 1", n)
 	}
-	st, err := js.Stream(t.Context(), subj.OfferStream())
+	st, err := js.Stream(t.Context(), subj.OffersStream())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,13 @@ import (
 
 // Provision creates every stream, consumer and bucket of the topology that
 // is missing, and updates those whose configuration differs from the
-// declaration (see drift.go for what differs). It is idempotent: every
-// service calls it once at start-up, and running it against a provisioned
-// server changes nothing; in particular it sends no update for an
-// unchanged stream, so services starting together do not update a stream
-// while another creates a consumer on it (which races inside nats-server
-// 2.15). A change that JetStream cannot apply in place (a stream's
-// retention, say) fails with the stream named, rather than deleting data.
+// declaration (see drift.go for what differs). It is idempotent: the
+// provisioning step runs it once per install and upgrade, and running it
+// against a provisioned server changes nothing; in particular it sends no
+// update for an unchanged stream, since updating a stream while another
+// client creates a consumer on it races inside nats-server 2.15. A change
+// that JetStream cannot apply in place (a stream's retention, say) fails
+// with the stream named, rather than deleting data.
 func Provision(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	if err := ValidatePrefix(t.Subjects.Prefix); err != nil {
 		return err

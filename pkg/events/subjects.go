@@ -14,7 +14,7 @@ const (
 	rootDeadLetter  = "deadletter"
 	rootDeliver     = "deliver"
 	rootCancels     = "cancels"
-	rootOffer       = "offers"
+	rootOffers      = "offers"
 )
 
 // Subjects builds every subject of one deployment. The zero value is the
@@ -77,10 +77,10 @@ func (s Subjects) ParseTicket(subject string) (region, tier string, err error) {
 // Offer is where a shard offers a waiting ticket to another region's shard
 // of its tier once the ticket's latency budget reaches that region:
 // `offers.<region>.<tier>`, read as a visitor by that shard's owner.
-func (s Subjects) Offer(region, tier string) string { return s.join(rootOffer, region, tier) }
+func (s Subjects) Offer(region, tier string) string { return s.join(rootOffers, region, tier) }
 
 // AllOffers matches the visitors of every shard.
-func (s Subjects) AllOffers() string { return s.join(rootOffer, ">") }
+func (s Subjects) AllOffers() string { return s.join(rootOffers, ">") }
 
 // Allocation is the subject the matcher publishes a formed match on, for the
 // allocator of that region: `allocations.<region>`.

@@ -45,7 +45,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 
 	// The ticket id and the region are the message id: a ticket offered
 	// twice (a retried publish) is stored once.
-	offers := t.queue(s.OfferStream(), "visitors: tickets offered to another region's shard, held by that shard's owner",
+	offers := t.queue(s.OffersStream(), "visitors: tickets offered to another region's shard, held by that shard's owner",
 		s.AllOffers())
 
 	results := t.stream(s.ResultsStream(), "per-player results, the last few per player", s.AllResults())
@@ -120,7 +120,7 @@ func (t Topology) Consumers() []StreamConsumer {
 		out = append(out,
 			StreamConsumer{Stream: s.TicketsStream(), Config: held(ShardConsumer(sh.Region, sh.Tier),
 				"the tickets of shard "+sh.String()+", consumed by its owner only", s.Ticket(sh.Region, sh.Tier))},
-			StreamConsumer{Stream: s.OfferStream(), Config: held(OfferConsumer(sh.Region, sh.Tier),
+			StreamConsumer{Stream: s.OffersStream(), Config: held(OfferConsumer(sh.Region, sh.Tier),
 				"the visitors of shard "+sh.String()+", consumed by its owner only", s.Offer(sh.Region, sh.Tier))},
 		)
 	}

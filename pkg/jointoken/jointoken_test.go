@@ -49,7 +49,7 @@ func TestSignVerify(t *testing.T) {
 		t.Fatalf("Verify = %+v, %v", c, err)
 	}
 	parts := strings.Split(tok, ".")
-	otherClaims := base64.RawURLEncoding.EncodeToString([]byte("m1|mallory|1800000060"))
+	otherGrant := base64.RawURLEncoding.EncodeToString([]byte("m1|mallory|1800000060"))
 	other, _ := signer(t, 1).Sign(Grant{MatchID: "m1", PlayerID: "alice", Expires: now.Add(time.Minute)})
 	otherParts := strings.Split(other, ".")
 	tests := []struct {
@@ -62,7 +62,7 @@ func TestSignVerify(t *testing.T) {
 		{"expired", keys, tok, now.Add(time.Minute), ErrExpired},
 		{"unknown key id", keys, other, now, ErrUnknownKey},
 		{"wrong key under a known id", keys, strings.Join([]string{"v2", s.KeyID(), otherParts[2], otherParts[3]}, "."), now, ErrSignature},
-		{"tampered claims", keys, strings.Join([]string{"v2", parts[1], otherClaims, parts[3]}, "."), now, ErrSignature},
+		{"tampered grant", keys, strings.Join([]string{"v2", parts[1], otherGrant, parts[3]}, "."), now, ErrSignature},
 		{"key id swapped", NewKeys(pub(0), pub(1)), strings.Join([]string{"v2", KeyID(pub(1)), parts[2], parts[3]}, "."), now, ErrSignature},
 		{"v1 token", keys, "djF8bTF8YWxpY2V8MTgwMDAwMDA2MA.c2ln", now, ErrMalformed},
 		{"other version", keys, "v3" + tok[2:], now, ErrMalformed},
@@ -140,9 +140,9 @@ func TestRotation(t *testing.T) {
 				t.Fatal(err)
 			}
 			old, next := signer(t, 0), signer(t, 1)
-			claims := Grant{MatchID: "m1", PlayerID: "alice", Expires: time.Now().Add(time.Hour)}
-			oldTok, _ := old.Sign(claims)
-			newTok, _ := next.Sign(claims)
+			grant := Grant{MatchID: "m1", PlayerID: "alice", Expires: time.Now().Add(time.Hour)}
+			oldTok, _ := old.Sign(grant)
+			newTok, _ := next.Sign(grant)
 
 			// Verifiers run through the whole rotation.
 			stop := make(chan struct{})
@@ -375,7 +375,7 @@ func FuzzVerify(f *testing.F) {
 	f.Fuzz(func(t *testing.T, token string) {
 		c, err := keys.Verify(token, now)
 		if err == nil && (c.MatchID == "" || c.PlayerID == "" || strings.Contains(c.MatchID+c.PlayerID, "|")) {
-			t.Fatalf("accepted %q with claims %+v", token, c)
+			t.Fatalf("accepted %q with grant %+v", token, c)
 		}
 		if err == nil && token != tok {
 			// Ed25519 signatures are not malleable (RFC 8032 checks S < L):

@@ -61,13 +61,13 @@ func TestURL(t *testing.T) {
 // before the contract had a home.
 func TestURLAsTheAllocatorBuiltIt(t *testing.T) {
 	for _, c := range []struct {
-		host        string
-		port        int
-		room, token string
+		host           string
+		port           int
+		matchID, token string
 	}{{"127.0.0.1", 7000, "m1", "x.y.z"}, {"gs-abc.default.svc", 7654, "01J 9?&=", "+/="}} {
-		q := url.Values{"room": {c.room}, "token": {c.token}}
+		q := url.Values{"room": {c.matchID}, "token": {c.token}}
 		before := (&url.URL{Scheme: "http", Host: c.host + ":" + strconv.Itoa(c.port), Path: "/play", RawQuery: q.Encode()}).String()
-		if got := play.URL("http://"+c.host+":"+strconv.Itoa(c.port), c.room, c.token); got != before {
+		if got := play.URL("http://"+c.host+":"+strconv.Itoa(c.port), c.matchID, c.token); got != before {
 			t.Errorf("URL = %s, the allocator built %s", got, before)
 		}
 	}

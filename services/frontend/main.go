@@ -40,11 +40,11 @@ func run(ctx context.Context, args []string) error {
 
 	var svc *tickets.Service
 	tracker := results.New(env.NC, env.Subjects, env.Log, env.Registry, cfg.maxWait, func(ctx context.Context, id string) { svc.Expire(ctx, id) })
-	admission, err := capacity.New(ctx, env.JS, env.Subjects, cfg.minFree, env.Log)
+	watcher, err := capacity.New(ctx, env.JS, env.Subjects, cfg.minFree, env.Log)
 	if err != nil {
 		return err
 	}
-	svc, err = tickets.New(ctx, cfg.tickets, env.JS, env.Subjects, tracker, admission, env.Log)
+	svc, err = tickets.New(ctx, cfg.tickets, env.JS, env.Subjects, tracker, watcher, env.Log)
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string) error {
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return tracker.Run(gctx) })
-	g.Go(func() error { return admission.Run(gctx) })
+	g.Go(func() error { return watcher.Run(gctx) })
 	err = serve(ctx, gctx, cfg, env, h, done)
 	stopRun()
 	return errors.Join(err, g.Wait())

@@ -40,9 +40,9 @@ func TestSIGTERMDrainsRunningRooms(t *testing.T) {
 	if err := fake.Allocate(map[string]string{agones.MatchAnnotationPrefix + "m1": "a,b"}, map[string]int64{agones.CounterRooms: 1}, map[string][]string{agones.ListPlayers: {"a", "b"}}); err != nil {
 		t.Fatal(err)
 	}
-	dial := func(room, player string) (*websocket.Conn, error) {
-		tok, _ := signer.Sign(jointoken.Grant{MatchID: room, PlayerID: player, Expires: time.Now().Add(time.Minute)})
-		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?room="+room+"&token="+url.QueryEscape(tok), nil)
+	dial := func(matchID, player string) (*websocket.Conn, error) {
+		tok, _ := signer.Sign(jointoken.Grant{MatchID: matchID, PlayerID: player, Expires: time.Now().Add(time.Minute)})
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?room="+matchID+"&token="+url.QueryEscape(tok), nil)
 		return c, err
 	}
 	read := func(c *websocket.Conn, typ string) map[string]any {

@@ -175,7 +175,7 @@ type StreamDemand struct {
 func (d StreamDemand) Waiting(ctx context.Context, region string) (int, error) {
 	total := 0
 	for _, q := range []struct{ stream, filter string }{
-		{d.Subj.OfferStream(), d.Subj.Offer(region, "*")},
+		{d.Subj.OffersStream(), d.Subj.Offer(region, "*")},
 		{d.Subj.TicketsStream(), d.Subj.Ticket(region, "*")},
 	} {
 		st, err := d.JS.Stream(ctx, q.stream)

@@ -49,7 +49,7 @@ type Tickets interface {
 
 // Results is what the API needs from the results tracker.
 type Results interface {
-	Track(ctx context.Context, ticketID, player string, created time.Time, origin *results.Origin) error
+	Track(ctx context.Context, ticketID, player string, created time.Time, creation *results.Creation) error
 	Wait(ctx context.Context, ticketID string) (results.Waiting, error)
 }
 
@@ -57,7 +57,7 @@ type Results interface {
 type ErrorBody struct {
 	Error  string              `json:"error"`
 	Fields []events.FieldError `json:"fields,omitempty"`
-	// SuggestRegion is a region with room, when this one is full.
+	// SuggestRegion is a region with free rooms, when this one is full.
 	SuggestRegion string `json:"suggest_region,omitempty"`
 }
 

@@ -100,12 +100,12 @@ func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
 	var svc *tickets.Service
 	tracker := results.New(e.nc, e.subj, log, reg, o.maxWait, func(ctx context.Context, id string) { svc.Expire(ctx, id) })
 	testkit.Run(t, tracker.Run)
-	adm, err := capacity.New(t.Context(), e.js, e.subj, o.minFree, log)
+	watcher, err := capacity.New(t.Context(), e.js, e.subj, o.minFree, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	testkit.Run(t, adm.Run)
-	svc, err = tickets.New(t.Context(), tickets.Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Modes: []string{"1v1", "2v2"}, MaxPartySize: 2}, e.js, e.subj, tracker, adm, log)
+	testkit.Run(t, watcher.Run)
+	svc, err = tickets.New(t.Context(), tickets.Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Modes: []string{"1v1", "2v2"}, MaxPartySize: 2}, e.js, e.subj, tracker, watcher, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -656,7 +656,7 @@ func TestFullRegionGets503WithASuggestion(t *testing.T) {
 		t.Fatalf("503 body %v, Retry-After %q", body, hdr.Get("Retry-After"))
 	}
 	if code, _ := e.post(t, `{"player_id":"b","skill":1650,"region":"us"}`, ""); code != 202 {
-		t.Fatalf("region with room: %d", code)
+		t.Fatalf("region with free rooms: %d", code)
 	}
 	if code, _ := e.post(t, `{"player_id":"c","skill":1650,"region":"asia"}`, ""); code != 202 {
 		t.Fatalf("region without a report: %d", code)

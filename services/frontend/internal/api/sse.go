@@ -85,8 +85,8 @@ func (a *API) lastEventID(w http.ResponseWriter, r *http.Request) (last int, ok 
 // an error; stop ends the following.
 func (a *API) follow(w http.ResponseWriter, r *http.Request, caller identity.Caller, id string) (rec tickets.Record, view tickets.View, updates <-chan events.Result, stop func(), ok bool) {
 	wt, err := a.results.Wait(r.Context(), id)
-	if err == nil && wt.Origin != nil && tickets.Owns(caller, wt.Origin.Players) {
-		rec = tickets.Record{Ticket: events.Ticket{TicketID: id, Mode: wt.Origin.Mode}, Shard: wt.Origin.Shard}
+	if err == nil && wt.Creation != nil && tickets.Owns(caller, wt.Creation.Players) {
+		rec = tickets.Record{Ticket: events.Ticket{TicketID: id, Mode: wt.Creation.Mode}, Shard: wt.Creation.Shard}
 		return rec, tickets.ViewOf(rec, nil), wt.Results, wt.Stop, true
 	}
 	if err == nil {

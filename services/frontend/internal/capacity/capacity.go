@@ -24,7 +24,7 @@ var ErrFull = errors.New("region is out of game-server capacity")
 // FullError says a region is full and where there is room.
 type FullError struct {
 	Region string
-	// Suggest is a region with room, or "".
+	// Suggest is a region with free rooms, or "".
 	Suggest    string
 	RetryAfter time.Duration
 }
@@ -118,10 +118,10 @@ func (w *Watcher) apply(e jetstream.KeyValueEntry) {
 	w.byRegion[e.Key()] = c
 }
 
-// Admit returns nil if region may take a ticket now, and a *FullError if
+// Check returns nil if region may take a ticket now, and a *FullError if
 // its last report shows fewer free rooms than the minimum. A region nobody
-// reported on is admitted: no report is not proof of no room.
-func (w *Watcher) Admit(region string) error {
+// reported on passes: no report is not proof of no free rooms.
+func (w *Watcher) Check(region string) error {
 	if w.minFree <= 0 {
 		return nil
 	}

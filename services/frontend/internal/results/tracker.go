@@ -47,10 +47,10 @@ type metrics struct {
 	toAssign prometheus.Histogram
 }
 
-// Origin is what a ticket was created with. The tracker keeps it for a
+// Creation is what a ticket was created with. The tracker keeps it for a
 // ticket tracked before it was published: every result of such a ticket
 // passes through the tracker, so a waiter needs nothing from JetStream.
-type Origin struct {
+type Creation struct {
 	// Shard is the ticket's own shard.
 	Shard events.Shard
 	Mode  string
@@ -60,29 +60,29 @@ type Origin struct {
 
 // ticket is a tracked ticket. Only Run touches it.
 type ticket struct {
-	id      string
-	player  string
-	created time.Time
-	origin  *Origin
-	last    *events.Result
-	waiters map[chan events.Result]struct{}
+	id       string
+	player   string
+	created  time.Time
+	creation *Creation
+	last     *events.Result
+	waiters  map[chan events.Result]struct{}
 }
 
 type request struct {
-	kind    int
-	id      string
-	player  string
-	created time.Time
-	origin  *Origin
-	waiter  chan events.Result
-	reply   chan reply
+	kind     int
+	id       string
+	player   string
+	created  time.Time
+	creation *Creation
+	waiter   chan events.Result
+	reply    chan reply
 }
 
 type reply struct {
 	err error
 	// subscribed: Track made a new subscription, which the caller flushes.
 	subscribed bool
-	origin     *Origin
+	creation   *Creation
 }
 
 const (
@@ -122,10 +122,10 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 
 // Track follows a ticket from now on. It returns once the subscription is
 // registered with the server, so the ticket may be published after it.
-// origin is set by the caller that tracks a ticket before publishing it,
+// creation is set by the caller that tracks a ticket before publishing it,
 // and nil otherwise. Tracking a ticket that is tracked already does nothing.
-func (t *Tracker) Track(ctx context.Context, ticketID, player string, created time.Time, origin *Origin) error {
-	r := t.call(ctx, request{kind: reqTrack, id: ticketID, player: player, created: created, origin: origin})
+func (t *Tracker) Track(ctx context.Context, ticketID, player string, created time.Time, creation *Creation) error {
+	r := t.call(ctx, request{kind: reqTrack, id: ticketID, player: player, created: created, creation: creation})
 	if r.err != nil || !r.subscribed {
 		return r.err
 	}
@@ -150,9 +150,9 @@ type Waiting struct {
 	// seen if any. It is closed after a terminal result, or when the
 	// ticket stops being tracked.
 	Results <-chan events.Result
-	// Origin is set if the ticket was tracked before it was published:
+	// Creation is set if the ticket was tracked before it was published:
 	// then Results misses none of its results.
-	Origin *Origin
+	Creation *Creation
 	// Stop ends the wait.
 	Stop func()
 }
@@ -169,7 +169,7 @@ func (t *Tracker) Wait(ctx context.Context, ticketID string) (Waiting, error) {
 		defer cancel()
 		_ = t.call(ctx, request{kind: reqUnwait, id: ticketID, waiter: ch})
 	}
-	return Waiting{Results: ch, Origin: r.origin, Stop: stop}, nil
+	return Waiting{Results: ch, Creation: r.creation, Stop: stop}, nil
 }
 
 // ErrNotTracked is returned by Wait for a ticket that is not tracked.
@@ -278,7 +278,7 @@ func (t *Tracker) apply(r request, tickets map[string]*ticket, subs map[string]*
 			subs[r.player] = sub
 			rep.subscribed = true
 		}
-		tk := &ticket{id: r.id, player: r.player, created: r.created, origin: r.origin, waiters: map[chan events.Result]struct{}{}}
+		tk := &ticket{id: r.id, player: r.player, created: r.created, creation: r.creation, waiters: map[chan events.Result]struct{}{}}
 		tickets[r.id] = tk
 		if byPlayer[r.player] == nil {
 			byPlayer[r.player] = map[string]*ticket{}
@@ -294,7 +294,7 @@ func (t *Tracker) apply(r request, tickets map[string]*ticket, subs map[string]*
 		if !ok {
 			return reply{err: ErrNotTracked}
 		}
-		rep.origin = tk.origin
+		rep.creation = tk.creation
 		tk.waiters[r.waiter] = struct{}{}
 		if tk.last != nil {
 			r.waiter <- *tk.last

@@ -59,7 +59,7 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 			return View{}, err
 		}
 	}
-	if err := s.admit.Admit(shard.Region); err != nil {
+	if err := s.capacity.Check(shard.Region); err != nil {
 		return View{}, err
 	}
 	data, err := json.Marshal(rec)
@@ -73,7 +73,7 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 		_, err := s.kv.Put(ctx, t.TicketID, data)
 		stored <- err
 	}()
-	if err := s.tracker.Track(ctx, t.TicketID, t.Players()[0], t.CreatedAt, &results.Origin{Shard: shard, Mode: t.Mode, Players: t.Players()}); err != nil {
+	if err := s.tracker.Track(ctx, t.TicketID, t.Players()[0], t.CreatedAt, &results.Creation{Shard: shard, Mode: t.Mode, Players: t.Players()}); err != nil {
 		<-stored
 		return View{}, err
 	}

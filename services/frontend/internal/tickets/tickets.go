@@ -122,13 +122,13 @@ func ViewOf(rec Record, r *events.Result) View {
 
 // Tracker follows tickets' results (results.Tracker).
 type Tracker interface {
-	Track(ctx context.Context, ticketID, player string, created time.Time, origin *results.Origin) error
+	Track(ctx context.Context, ticketID, player string, created time.Time, creation *results.Creation) error
 	Untrack(ctx context.Context, ticketID string)
 }
 
-// Admission refuses tickets for a region without capacity (capacity.Watcher).
-type Admission interface {
-	Admit(region string) error
+// Capacity refuses tickets for a region without free rooms (capacity.Watcher).
+type Capacity interface {
+	Check(region string) error
 }
 
 // Config of the service.
@@ -156,15 +156,15 @@ type Service struct {
 	subj    events.Subjects
 	pub     *events.Publisher
 	// told tells the players of a ticket this frontend superseded.
-	told    events.SupersededFunc
-	tracker Tracker
-	admit   Admission
-	log     *slog.Logger
-	now     func() time.Time
+	told     events.SupersededFunc
+	tracker  Tracker
+	capacity Capacity
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // New binds to the provisioned buckets and stream.
-func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Subjects, tracker Tracker, admit Admission, log *slog.Logger) (*Service, error) {
+func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Subjects, tracker Tracker, capacity Capacity, log *slog.Logger) (*Service, error) {
 	kv, err := js.KeyValue(ctx, subj.TicketsBucket())
 	if err != nil {
 		return nil, fmt.Errorf("tickets bucket: %w", err)
@@ -187,7 +187,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 	pub := events.NewPublisher(js, subj)
 	s := &Service{
 		cfg: cfg, js: js, kv: kv, results: results, claims: claims, players: players, subj: subj,
-		pub: pub, tracker: tracker, admit: admit, log: log, now: time.Now,
+		pub: pub, tracker: tracker, capacity: capacity, log: log, now: time.Now,
 	}
 	s.told = pub.TellSuperseded(cfg.Regions, func(err error) { s.noticeNotSent(err) })
 	return s, nil

@@ -112,8 +112,8 @@ func TestReplacedConnectionSendsMoves(t *testing.T) {
 func TestPanicInOneRoomEndsOnlyThatRoom(t *testing.T) {
 	t.Parallel()
 	s, hs := startServer(t, Config{BestOf: 1})
-	s.onEvent = func(room string, ev event) {
-		if room == "boom" && ev.kind == evMove {
+	s.onEvent = func(matchID string, ev event) {
+		if matchID == "boom" && ev.kind == evMove {
 			panic("injected")
 		}
 	}

@@ -36,18 +36,18 @@ func startServer(t *testing.T, cfg Config) (*Server, *httptest.Server) {
 	return s, hs
 }
 
-func token(t *testing.T, match, player string, ttl time.Duration) string {
+func token(t *testing.T, matchID, player string, ttl time.Duration) string {
 	t.Helper()
-	tok, err := signer.Sign(jointoken.Grant{MatchID: match, PlayerID: player, Expires: time.Now().Add(ttl)})
+	tok, err := signer.Sign(jointoken.Grant{MatchID: matchID, PlayerID: player, Expires: time.Now().Add(ttl)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok
 }
 
-func dial(t *testing.T, hs *httptest.Server, room, tok string) (*websocket.Conn, *http.Response, error) {
+func dial(t *testing.T, hs *httptest.Server, matchID, tok string) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
-	u := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws?room=" + url.QueryEscape(room) + "&token=" + url.QueryEscape(tok)
+	u := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws?room=" + url.QueryEscape(matchID) + "&token=" + url.QueryEscape(tok)
 	c, res, err := websocket.DefaultDialer.Dial(u, nil)
 	if c != nil {
 		t.Cleanup(func() { c.Close() })
@@ -55,9 +55,9 @@ func dial(t *testing.T, hs *httptest.Server, room, tok string) (*websocket.Conn,
 	return c, res, err
 }
 
-func dialResume(t *testing.T, hs *httptest.Server, room, tok, resume string) (*websocket.Conn, *http.Response, error) {
+func dialResume(t *testing.T, hs *httptest.Server, matchID, tok, resume string) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
-	u := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws?room=" + url.QueryEscape(room) + "&token=" + url.QueryEscape(tok) + "&resume=" + url.QueryEscape(resume)
+	u := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws?room=" + url.QueryEscape(matchID) + "&token=" + url.QueryEscape(tok) + "&resume=" + url.QueryEscape(resume)
 	c, res, err := websocket.DefaultDialer.Dial(u, nil)
 	if c != nil {
 		t.Cleanup(func() { c.Close() })
@@ -65,11 +65,11 @@ func dialResume(t *testing.T, hs *httptest.Server, room, tok, resume string) (*w
 	return c, res, err
 }
 
-func join(t *testing.T, hs *httptest.Server, room, player string) *websocket.Conn {
+func join(t *testing.T, hs *httptest.Server, matchID, player string) *websocket.Conn {
 	t.Helper()
-	c, _, err := dial(t, hs, room, token(t, room, player, time.Minute))
+	c, _, err := dial(t, hs, matchID, token(t, matchID, player, time.Minute))
 	if err != nil {
-		t.Fatalf("%s joins %s: %v", player, room, err)
+		t.Fatalf("%s joins %s: %v", player, matchID, err)
 	}
 	return c
 }
@@ -154,7 +154,7 @@ func TestJoinRefusals(t *testing.T) {
 	otherKey, _ := jointoken.NewSigner(ed25519.NewKeyFromSeed([]byte("another-key-0123456789abcdefghij")))
 	other, _ := otherKey.Sign(jointoken.Grant{MatchID: "m1", PlayerID: "eve", Expires: time.Now().Add(time.Minute)})
 	tests := []struct {
-		name, room, token string
+		name, matchID, token string
 	}{
 		{"no token", "m1", ""},
 		{"garbage", "m1", "abc.def"},
@@ -163,7 +163,7 @@ func TestJoinRefusals(t *testing.T) {
 		{"other room", "m1", token(t, "m2", "alice", time.Minute)},
 	}
 	for _, tt := range tests {
-		_, res, err := dial(t, hs, tt.room, tt.token)
+		_, res, err := dial(t, hs, tt.matchID, tt.token)
 		if err == nil || res == nil || res.StatusCode != http.StatusForbidden {
 			t.Errorf("%s: err %v res %v, want 403", tt.name, err, res)
 			continue
@@ -274,9 +274,9 @@ func TestPlayPageIsServed(t *testing.T) {
 func TestEndedRoomsAreForgottenAfterEndedMemory(t *testing.T) {
 	t.Parallel()
 	s, hs := startServer(t, Config{BestOf: 1, EndedMemory: 50 * time.Millisecond})
-	play := func(room string) {
-		a := join(t, hs, room, "a")
-		b := join(t, hs, room, "b")
+	play := func(matchID string) {
+		a := join(t, hs, matchID, "a")
+		b := join(t, hs, matchID, "b")
 		next(t, a, "start")
 		next(t, b, "start")
 		move(t, a, "rock")

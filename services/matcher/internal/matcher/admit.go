@@ -35,7 +35,7 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 	}
 	var t events.Ticket
 	var mode modes.Mode
-	visitor := meta.Stream == r.subj.OfferStream()
+	visitor := meta.Stream == r.subj.OffersStream()
 	if visitor {
 		t, mode, err = r.in.visitor(msg)
 	} else {
@@ -48,8 +48,8 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	seq := meta.Sequence.Stream
-	if _, gone := r.cancelled[t.TicketID]; gone {
-		r.acks.ack(msg.Reply()) // cancelled before it got here
+	if _, gone := r.ended[t.TicketID]; gone {
+		r.acks.ack(msg.Reply()) // ended before it got here
 		return
 	}
 	if held, committing := r.inflight[t.TicketID]; committing {
@@ -131,9 +131,9 @@ func (r *runner) settleAdmission(ctx context.Context, a admission, match bool) {
 	e := a.e
 	delete(r.admitting, e.TicketID)
 	for _, old := range a.taken.Superseded {
-		r.dropCancelled(old.TicketID)
+		r.dropEnded(old.TicketID)
 	}
-	_, gone := r.cancelled[e.TicketID]
+	_, gone := r.ended[e.TicketID]
 	_, inMatch := events.OwnerMatchID(a.taken.Owner)
 	switch {
 	case a.refused:
@@ -144,7 +144,7 @@ func (r *runner) settleAdmission(ctx context.Context, a admission, match bool) {
 		r.acks.nak(e.Ack)
 		return
 	case gone:
-		r.acks.ack(e.Ack) // cancelled or superseded while it was taken in
+		r.acks.ack(e.Ack) // ended (cancelled, expired, superseded) while it was taken in
 		return
 	case !a.taken.Live && !inMatch:
 		// Superseded by a newer ticket of a player (whoever did it told
@@ -162,7 +162,7 @@ func (r *runner) settleAdmission(ctx context.Context, a admission, match bool) {
 func (r *runner) pool(ctx context.Context, p *pool.Pool, e *pool.Entry, now time.Time, match bool) {
 	p.Add(e)
 	if len(e.Latencies) > 0 {
-		r.travellers = append(r.travellers, traveller{p: p, e: e})
+		r.toOffer = append(r.toOffer, offerEntry{p: p, e: e})
 	}
 	r.met.tickets.WithLabelValues("pooled").Inc()
 	if match {
@@ -178,10 +178,11 @@ func (r *runner) duplicate(msg jetstream.Msg, ticketID string) {
 	r.log.Info("second message for a waiting ticket; dropped", "ticket_id", ticketID, "subject", msg.Subject())
 }
 
-// dropCancelled removes a ticket the frontend cancelled. The frontend
-// claimed it and told the player before it sent the notice.
-func (r *runner) dropCancelled(ticketID string) {
-	r.cancelled[ticketID] = r.now()
+// dropEnded removes a ticket a cancel notice names: one the frontend
+// cancelled or expired, or one a newer ticket of its players superseded.
+// Whoever sent the notice claimed the ticket and told its players first.
+func (r *runner) dropEnded(ticketID string) {
+	r.ended[ticketID] = r.now()
 	for _, p := range r.pools {
 		if e, ok := p.Remove(ticketID); ok {
 			r.acks.ack(e.Ack)

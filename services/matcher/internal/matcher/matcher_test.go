@@ -171,7 +171,7 @@ func TestTwoTicketsOfAShardAreMatched(t *testing.T) {
 	// alice and bob are acked; carol waits in her shard, unacked; nobody
 	// was offered to another region.
 	testkit.Eventually(t, 5*time.Second, func() bool {
-		return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 1 && testkit.StreamMsgs(t, e.js, e.subj.OfferStream()) == 0
+		return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 1 && testkit.StreamMsgs(t, e.js, e.subj.OffersStream()) == 0
 	}, "tickets not where they should be")
 }
 

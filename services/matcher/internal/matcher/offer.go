@@ -20,12 +20,12 @@ type offerer struct {
 	log     *slog.Logger
 }
 
-// offerTravellers offers waiting tickets to the regions their widened
+// offerDue offers waiting tickets to the regions their widened
 // latency budget now reaches, and forgets tickets that left the pool or
 // have been offered everywhere they could go.
-func (r *runner) offerTravellers(ctx context.Context, now time.Time) {
-	keep := r.travellers[:0]
-	for _, t := range r.travellers {
+func (r *runner) offerDue(ctx context.Context, now time.Time) {
+	keep := r.toOffer[:0]
+	for _, t := range r.toOffer {
 		if !t.p.Contains(t.e) {
 			continue
 		}
@@ -34,8 +34,8 @@ func (r *runner) offerTravellers(ctx context.Context, now time.Time) {
 			keep = append(keep, t)
 		}
 	}
-	clear(r.travellers[len(keep):]) // let the dropped entries go
-	r.travellers = keep
+	clear(r.toOffer[len(keep):]) // let the dropped entries go
+	r.toOffer = keep
 }
 
 // offer offers a ticket to the shard of every other region its latency

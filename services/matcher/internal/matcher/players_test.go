@@ -87,7 +87,7 @@ func TestVisitorNeverMeetsItsOwnPlayer(t *testing.T) {
 	e.startWorker(t, Config{ModesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m","latency_budget_ms":{"initial":200,"per_second":0,"max":200}}]`)})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"vic-eu","player_id":"vic","skill":1650,"latencies_ms":{"us":100}}`)
-	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.OfferStream()) == 1 }, "the eu ticket was not offered to us")
+	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.OffersStream()) == 1 }, "the eu ticket was not offered to us")
 	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"vic-us","player_id":"vic","skill":1650}`)
 	time.Sleep(time.Second)
 	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"una-us","player_id":"una","skill":1650}`)
@@ -99,7 +99,7 @@ func TestVisitorNeverMeetsItsOwnPlayer(t *testing.T) {
 		t.Fatalf("want vic-us with una-us, got %+v", ms)
 	}
 	testkit.Eventually(t, 5*time.Second, func() bool {
-		return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 && testkit.StreamMsgs(t, e.js, e.subj.OfferStream()) == 0
+		return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 && testkit.StreamMsgs(t, e.js, e.subj.OffersStream()) == 0
 	}, "the superseded ticket or its visitor copy was left behind")
 }
 

@@ -39,12 +39,12 @@ type runner struct {
 	// unpublished are matches whose tickets are claimed but whose publish
 	// failed: they are retried as they are, with the same id.
 	unpublished []unpublishedMatch
-	// travellers are the waiting tickets that still have another region to
+	// toOffer are the waiting tickets that still have another region to
 	// be offered to, so the sweep looks at them and not the whole pool.
-	travellers []traveller
-	// cancelled remembers recent cancel notices, for a ticket whose notice
-	// arrives before the ticket does.
-	cancelled map[string]time.Time
+	toOffer []offerEntry
+	// ended remembers recent cancel notices (tickets cancelled, expired or
+	// superseded), for a ticket whose notice arrives before the ticket does.
+	ended map[string]time.Time
 	// undone remembers recent matches a commit found undone by another
 	// worker with none of their tickets stale (claims released as a dead
 	// matcher's): the same tickets matched together again get a new id
@@ -77,7 +77,8 @@ type runner struct {
 	done    chan struct{}
 }
 
-type traveller struct {
+// offerEntry is a waiting ticket still to be offered, with its pool.
+type offerEntry struct {
 	p *pool.Pool
 	e *pool.Entry
 }
@@ -95,7 +96,7 @@ func newRunner(w *Worker, s events.Shard) *runner {
 		commits: &committer{matchState: w.state, rec: rec, acks: w.acks, met: w.met, log: log},
 		ends:    &ender{claims: w.state.claims, pub: w.pub, rec: rec, acks: w.acks, met: w.met, timeout: timeout, log: log},
 		offers:  &offerer{pub: w.pub, shard: s, timeout: timeout, log: log},
-		pools:   map[string]*pool.Pool{}, cancelled: map[string]time.Time{}, undone: map[string]time.Time{},
+		pools:   map[string]*pool.Pool{}, ended: map[string]time.Time{}, undone: map[string]time.Time{},
 		inbox: make(chan jetstream.Msg, 512), cancels: make(chan string, 256),
 		inflight: map[string]uint64{}, committed: make(chan commitOutcome, maxInFlight),
 		admitting: map[string]*pool.Entry{}, admitted: make(chan admission, maxAdmitting),
@@ -117,7 +118,8 @@ func (r *runner) stop() {
 	<-r.done
 }
 
-// cancel asks the runner to drop a cancelled ticket.
+// cancel asks the runner to drop a ticket whose cancel notice came
+// (cancelled, expired or superseded).
 func (r *runner) cancel(ticketID string) {
 	select {
 	case r.cancels <- ticketID:
@@ -155,7 +157,7 @@ func (r *runner) run(ctx context.Context) {
 		case msg := <-r.inbox:
 			r.add(ctx, msg)
 		case id := <-r.cancels:
-			r.dropCancelled(id)
+			r.dropEnded(id)
 		case now := <-tick.C:
 			r.sweep(ctx, now)
 		}
@@ -172,7 +174,7 @@ func (r *runner) start(ctx context.Context) ([]jetstream.ConsumeContext, error) 
 		var err error
 		for _, c := range []struct{ stream, name string }{
 			{r.subj.TicketsStream(), events.ShardConsumer(r.shard.Region, r.shard.Tier)},
-			{r.subj.OfferStream(), events.OfferConsumer(r.shard.Region, r.shard.Tier)},
+			{r.subj.OffersStream(), events.OfferConsumer(r.shard.Region, r.shard.Tier)},
 		} {
 			var cc jetstream.ConsumeContext
 			if cc, err = r.consume(ctx, c.stream, c.name); err != nil {
@@ -243,9 +245,9 @@ func (r *runner) release(ctx context.Context) {
 // offers tickets to other regions, and retries unpublished matches.
 func (r *runner) sweep(ctx context.Context, now time.Time) {
 	r.retryUnpublished(ctx)
-	for id, at := range r.cancelled {
+	for id, at := range r.ended {
 		if now.Sub(at) > time.Minute {
-			delete(r.cancelled, id)
+			delete(r.ended, id)
 		}
 	}
 	for id, at := range r.undone {
@@ -255,7 +257,7 @@ func (r *runner) sweep(ctx context.Context, now time.Time) {
 	}
 	total := 0
 	defer func() { r.held.Store(int64(total)) }()
-	r.offerTravellers(ctx, now)
+	r.offerDue(ctx, now)
 	for name, p := range r.pools {
 		mode := p.Mode()
 		p.Expired(now, func(e *pool.Entry) { r.ends.expire(ctx, e, mode) })

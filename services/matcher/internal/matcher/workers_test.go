@@ -185,7 +185,7 @@ func TestKillOneWorkerMidLoad(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d tickets have no outcome: %v; %d waiting in shards, %d visitors", len(missing), missing,
-				testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()), testkit.StreamMsgs(t, e.js, e.subj.OfferStream()))
+				testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()), testkit.StreamMsgs(t, e.js, e.subj.OffersStream()))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -205,8 +205,8 @@ func TestKillOneWorkerMidLoad(t *testing.T) {
 	}
 	t.Logf("%d tickets: %d matched, %d expired, %d matches", len(ids), matched, expired, len(matches(t, allocs())))
 	testkit.Eventually(t, 10*time.Second, func() bool {
-		return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 && testkit.StreamMsgs(t, e.js, e.subj.OfferStream()) == 0
-	}, "tickets stranded: %d waiting in shards, %d visitors", testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()), testkit.StreamMsgs(t, e.js, e.subj.OfferStream()))
+		return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 && testkit.StreamMsgs(t, e.js, e.subj.OffersStream()) == 0
+	}, "tickets stranded: %d waiting in shards, %d visitors", testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()), testkit.StreamMsgs(t, e.js, e.subj.OffersStream()))
 }
 
 func (h *worker) waiting() int {
