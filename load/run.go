@@ -257,12 +257,15 @@ func (st *runStats) record(w int, t0, accepted time.Time, kind string) {
 		return
 	}
 	st.assigned.Add(1)
+	// One reading of the clock for the run and the window: read twice, a
+	// window's latency could exceed the run's maximum.
+	latency := time.Since(t0).Microseconds()
 	st.histMu.Lock()
 	defer st.histMu.Unlock()
-	_ = st.hist.RecordValue(time.Since(t0).Microseconds())
+	_ = st.hist.RecordValue(latency)
 	_ = st.acceptHist.RecordValue(accepted.Sub(t0).Microseconds())
 	if w >= 0 {
-		_ = st.windows[w].RecordValue(time.Since(t0).Microseconds())
+		_ = st.windows[w].RecordValue(latency)
 	}
 }
 
