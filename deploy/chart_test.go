@@ -186,12 +186,61 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"bad auth type", map[string]any{"nats": map[string]any{"auth": map[string]any{"type": "token"}}}, "type"},
 		{"kube backend without game servers", map[string]any{"gameServers": map[string]any{"enabled": false}}, "no game servers"},
 		{"local backend without servers", map[string]any{"allocator": map[string]any{"backend": "local"}}, "localGameServers"},
+		// What Agones' FleetAutoscaler validation refuses (ValidateCounterPolicy,
+		// ValidateBufferPolicy) is refused at render, not left to fail at install.
+		{"counter bufferSize above minCapacity", counter(50, 40, 2000), "counter.minCapacity 40"},
+		{"counter minCapacity above maxCapacity", counter(20, 3000, 2000), "counter.minCapacity 3000"},
+		{"counter bufferSize above maxCapacity", counter(3000, 0, 2000), "counter.bufferSize 3000"},
+		{"counter bufferSize 0", counter(0, 40, 2000), "counter.bufferSize 0"},
+		{"counter percentage with minCapacity 0", counter("20%", 0, 2000), "counter.minCapacity 0"},
+		{"counter percentage of 100", counter("100%", 40, 2000), `counter.bufferSize "100%"`},
+		{"counter bufferSize neither number nor percentage", counter("lots", 40, 2000), `counter.bufferSize "lots"`},
+		{"buffer minReplicas above maxReplicas", buffer(2, 60, 50), "buffer.minReplicas 60"},
+		{"buffer bufferSize above maxReplicas", buffer(60, 0, 50), "buffer.bufferSize 60"},
+		{"buffer bufferSize above minReplicas", buffer(5, 2, 50), "buffer.minReplicas 2"},
+		{"buffer percentage with minReplicas 0", buffer("10%", 0, 50), "buffer.minReplicas 0"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			merged := base.With(t, tt.set)
 			_, _, _, err := deploytest.Render(ch, "quickmatch", merged)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// counter and buffer are values choosing that autoscaler policy with these
+// settings.
+func counter(size any, minCapacity, maxCapacity int) map[string]any {
+	return autoscaler("Counter", "counter", map[string]any{"bufferSize": size, "minCapacity": minCapacity, "maxCapacity": maxCapacity})
+}
+
+func buffer(size any, minReplicas, maxReplicas int) map[string]any {
+	return autoscaler("Buffer", "buffer", map[string]any{"bufferSize": size, "minReplicas": minReplicas, "maxReplicas": maxReplicas})
+}
+
+func autoscaler(policy, key string, settings map[string]any) map[string]any {
+	return map[string]any{"gameServers": map[string]any{"autoscaler": map[string]any{"policy": policy, key: settings}}}
+}
+
+// What Agones accepts still renders: a percentage buffer with a minimum,
+// a minimum of 0 (which Agones reads as "bufferSize"), a buffer equal to
+// its bounds.
+func TestChartRendersAutoscalersAgonesAccepts(t *testing.T) {
+	ch := deploytest.Load(t)
+	base := deploytest.ValueSets()[0]
+	for name, set := range map[string]map[string]any{
+		"counter percentage": counter("10%", 40, 2000),
+		"counter no minimum": counter(20, 0, 2000),
+		"counter at bounds":  counter(40, 40, 40),
+		"buffer percentage":  buffer("50%", 1, 50),
+		"buffer no minimum":  buffer(2, 0, 50),
+		"buffer at bounds":   buffer(5, 5, 5),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, _, _, err := deploytest.Render(ch, "quickmatch", base.With(t, set)); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

@@ -192,3 +192,42 @@ issuer, or insecure together with a provider. */}}
 - name: AUTH_SERVER_SCOPE
   value: {{ $a.serverScope | quote }}
 {{- end -}}
+
+{{/*
+quickmatch.checkBuffer refuses the FleetAutoscaler settings Agones'
+validation refuses (ValidateBufferPolicy, ValidateCounterPolicy), so that
+they fail at render with the value named, not at install. Arguments: path
+(of the values), size (bufferSize: a number, or "N%"), min and max with
+their names (minReplicas/maxReplicas, minCapacity/maxCapacity).
+*/}}
+{{- define "quickmatch.checkBuffer" -}}
+{{- $p := .path -}}
+{{- $min := int .min -}}
+{{- $max := int .max -}}
+{{- if gt $min $max -}}
+{{- fail (printf "%s.%s %d is above %s %d: Agones refuses it" $p .minName $min .maxName $max) -}}
+{{- end -}}
+{{- if kindIs "string" .size -}}
+{{- $pct := trimSuffix "%" .size -}}
+{{- if or (not (hasSuffix "%" .size)) (not (regexMatch "^[0-9]+$" $pct)) -}}
+{{- fail (printf "%s.bufferSize %q: want a number, or a percentage such as \"10%%\"" $p .size) -}}
+{{- end -}}
+{{- if or (lt (int $pct) 1) (gt (int $pct) 99) -}}
+{{- fail (printf "%s.bufferSize %q: Agones takes a percentage from 1%% to 99%%" $p .size) -}}
+{{- end -}}
+{{- if lt $min 1 -}}
+{{- fail (printf "%s.%s %d: with a percentage bufferSize Agones wants it at least 1" $p .minName $min) -}}
+{{- end -}}
+{{- else -}}
+{{- $size := int .size -}}
+{{- if le $size 0 -}}
+{{- fail (printf "%s.bufferSize %d: Agones wants it above 0" $p $size) -}}
+{{- end -}}
+{{- if lt $max $size -}}
+{{- fail (printf "%s.bufferSize %d is above %s %d: Agones refuses it" $p $size .maxName $max) -}}
+{{- end -}}
+{{- if and (ne $min 0) (lt $min $size) -}}
+{{- fail (printf "%s.%s %d is below bufferSize %d: Agones refuses it (0 means bufferSize)" $p .minName $min $size) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

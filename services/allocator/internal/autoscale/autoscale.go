@@ -171,7 +171,7 @@ type StreamDemand struct {
 	Subj events.Subjects
 }
 
-// Waiting sums the messages on the region's ticket and pool subjects.
+// Waiting sums the messages on the region's ticket and offer subjects.
 func (d StreamDemand) Waiting(ctx context.Context, region string) (int, error) {
 	total := 0
 	for _, q := range []struct{ stream, filter string }{
