@@ -7,6 +7,9 @@ SHELL := /usr/bin/env bash
 # Every module of the workspace, read from go.work: the root module (pkg/,
 # services/, load/), then dev and deploy.
 MODULES  := $(shell go work edit -json | sed -n 's/.*"DiskPath": "\(.*\)".*/\1/p')
+$(if $(MODULES),,$(error cannot read the module list from go.work))
+# Every Go file git knows of (tracked or new), deleted ones left out.
+GOFILES   = $(wildcard $(shell git ls-files -co --exclude-standard '*.go'))
 SERVICES := frontend matcher allocator game
 BIN      := $(CURDIR)/bin
 # Fuzz budgets are execution counts ("Nx"), not durations: Go 1.26's fuzz
@@ -56,7 +59,7 @@ test: lint build-race $(BIN)/nats $(BIN)/nats-server $(BIN)/govulncheck kube
 
 ## lint: gofmt, go vet, staticcheck, a GOWORK=off build of every module (what container builds do), one version of each dependency across modules, and no file over 400 lines or function over 80 (tools/sizes)
 lint: $(BIN)/staticcheck
-	@out=$$(git ls-files -co --exclude-standard '*.go' | while read -r f; do if [[ -f $$f ]]; then echo "$$f"; fi; done | xargs gofmt -l); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do \
 	  echo "== vet, staticcheck, GOWORK=off build: $$m"; \
 	  (cd $$m && go vet ./... && $(BIN)/staticcheck ./... && GOWORK=off go build ./... ); \
@@ -91,7 +94,7 @@ bench:
 	cd services/game && go test -run '^$$' -bench 'RoomMemory' -benchtime 1x ./internal/server/
 
 fmt:
-	git ls-files -co --exclude-standard '*.go' | while read -r f; do if [[ -f $$f ]]; then echo "$$f"; fi; done | xargs gofmt -w
+	gofmt -w $(GOFILES)
 
 clean:
 	rm -rf $(BIN) .data

@@ -5,11 +5,13 @@
 # can lag behind (it did: golang.org/x/sync v0.22 beside v0.24), and a
 # container build then runs code no test ran.
 set -euo pipefail
+# A failing go list inside $(...) must fail the script too.
+shopt -s inherit_errexit
 root=$(cd "$(dirname "$0")/.." && pwd)
 list=$(for m in "$@"; do
   (cd "$root/$m" && GOWORK=off go list -deps -test \
     -f '{{with .Module}}{{if not .Main}}{{.Path}} {{.Version}}{{end}}{{end}}' ./... |
-    grep -v '^github.com/quickmatch-dev/quickmatch ' | sed "s|\$| $m|")
+    grep -v -e '^$' -e '^github.com/quickmatch-dev/quickmatch ' | sed "s|\$| $m|")
 done | sort -u)
 drift=$(awk '{ v[$1] = v[$1] " " $2 "(" $3 ")"; n[$1 " " $2] = 1 }
   END { for (k in n) { split(k, f, " "); c[f[1]]++ }

@@ -48,13 +48,8 @@ type history struct {
 }
 
 func watchResults(ctx context.Context, urls string) (*history, error) {
-	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	nc, js, err := connectJS(urls)
 	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
 		return nil, err
 	}
 	subj := events.Subjects{}

@@ -190,8 +190,8 @@ func formedTimes(ctx context.Context, js jetstream.JetStream, results []events.R
 
 // connectJS connects to the cluster for the reuser's NATS tickets and the
 // checker's reads.
-func connectJS(urls string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(urls, append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}, opts...)...)
+func connectJS(urls string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -139,31 +139,16 @@ func (s *Stack) startService(ctx context.Context, svc service) (*proc.Process, e
 	return p, nil
 }
 
-// waitReady waits until every service started answers on its path,
-// failing as soon as any of them exits.
+// waitReady waits until every service started answers on its path
+// (proc.WaitReady), failing as soon as the one waited for exits.
 func (s *Stack) waitReady(ctx context.Context, started []service) error {
 	deadline := time.Now().Add(startTimeout)
-	for {
-		for _, svc := range started {
-			if err := svc.proc.Exited("during start-up"); err != nil {
-				return err
-			}
-		}
-		started = slices.DeleteFunc(started, func(svc service) bool {
-			return proc.Answers(ctx, "http://"+s.hostPort(*svc.port)+svc.path)
-		})
-		if len(started) == 0 {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
+	for _, svc := range started {
+		if err := svc.proc.WaitReady(ctx, "http://"+s.hostPort(*svc.port)+svc.path, time.Until(deadline)); err != nil {
 			return err
 		}
-		if time.Now().After(deadline) {
-			svc := started[0]
-			return fmt.Errorf("%s not ready at %s after %s; its last output:\n%s", svc.name, svc.path, startTimeout, svc.proc.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
+	return nil
 }
 
 // ensureDevIssuer makes the development issuer's key once and keeps it

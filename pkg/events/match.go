@@ -100,14 +100,20 @@ func checkMatch(m *Match, fe *fieldErrors) {
 	if len(m.Tickets) < 1 {
 		fe.add("tickets", "empty")
 	}
+	// Field names are built only for an error: a match is decoded once per
+	// allocation, and nearly every one is valid.
+	field := func(i int) string { return "tickets[" + strconv.Itoa(i) + "]" }
 	for i, t := range m.Tickets {
-		field := "tickets[" + strconv.Itoa(i) + "]"
-		fe.token(field+".ticket_id", t.TicketID)
+		if err := checkToken(t.TicketID); err != nil {
+			fe.add(field(i)+".ticket_id", "%v", err)
+		}
 		if len(t.Players) == 0 {
-			fe.add(field+".players", "empty")
+			fe.add(field(i)+".players", "empty")
 		}
 		for j, p := range t.Players {
-			fe.token(field+".players["+strconv.Itoa(j)+"]", p)
+			if err := checkToken(p); err != nil {
+				fe.add(field(i)+".players["+strconv.Itoa(j)+"]", "%v", err)
+			}
 		}
 	}
 }

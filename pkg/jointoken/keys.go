@@ -158,6 +158,9 @@ func (k *Keys) key(kid string) (ed25519.PublicKey, bool) {
 		return pub, ok // another caller is reading them
 	}
 	defer k.reload.Unlock()
+	// Another caller may have read them between our Load and the lock:
+	// compare with what is in use now, or a change is reported twice.
+	s = k.set.Load()
 	next := &keySet{byID: s.byID, read: k.now()}
 	if pubs, err := readPublicKeys(k.cfg.Path); err != nil {
 		if k.cfg.OnReloadError != nil {
@@ -209,6 +212,9 @@ func readPublicKeys(path string) ([]ed25519.PublicKey, error) {
 	var pubs []ed25519.PublicKey
 	for _, f := range files {
 		data, err := os.ReadFile(f)
+		if info.IsDir() && errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the listing: a rotation dropping a key
+		}
 		if err != nil {
 			return nil, fmt.Errorf("join token public keys: %w", err)
 		}

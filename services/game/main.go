@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -52,7 +51,7 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, grace time.
 	defer stopRun()
 	httpErr := make(chan error, 1)
 	go func() {
-		httpErr <- ops.Serve(runCtx, &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}, ln, 5*time.Second)
+		httpErr <- ops.Serve(runCtx, ops.NewServer(srv.Handler()), ln, 5*time.Second)
 	}()
 	lifeErr := make(chan error, 1)
 	go func() { lifeErr <- srv.Run(runCtx) }() // Ready: the listener is up

@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string) error {
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
-	// The shards whose consumers service.Start provisions are the worker's.
+	// The shards whose consumers -provision creates are the worker's.
 	cfg.service.Regions, cfg.service.Tiers = cfg.worker.Regions, cfg.worker.Tiers
 	env, err := service.Start(ctx, "matcher", cfg.service)
 	if err != nil {

@@ -36,3 +36,12 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	})
 	return err
 }
+
+// OrDefault sets *v to d unless *v is positive: the one rule every
+// service's Config uses for a number its caller left unset (zero, or
+// nonsense below it). A string is unset when empty: use cmp.Or.
+func OrDefault[T ~int | ~int32 | ~int64](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}

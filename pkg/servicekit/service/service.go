@@ -48,8 +48,8 @@ type Options struct {
 	LogLevel  string
 	// Replicas of the streams Start provisions: 1 on one server, 3 on a cluster.
 	Replicas int
-	// Regions and Tiers make the shards whose pool consumers Start
-	// provisions; nil means the defaults. Mains that take them as flags
+	// Regions and Tiers make the shards whose consumers -provision
+	// creates; nil means the defaults. Mains that take them as flags
 	// set them here.
 	Regions events.Regions
 	Tiers   events.Tiers

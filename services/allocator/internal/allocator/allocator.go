@@ -40,7 +40,7 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
-	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/config"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 )
 
 // Source is the name the allocator signs its dead letters with.
@@ -101,11 +101,11 @@ var defaults = Config{
 }
 
 func (c *Config) setDefaults() {
-	config.OrDefault(&c.NakDelay, defaults.NakDelay)
-	config.OrDefault(&c.TokenTTL, defaults.TokenTTL)
-	config.OrDefault(&c.Concurrency, defaults.Concurrency)
-	config.OrDefault(&c.RetryDeadline, defaults.RetryDeadline)
-	config.OrDefault(&c.CloseTimeout, defaults.CloseTimeout)
+	envflag.OrDefault(&c.NakDelay, defaults.NakDelay)
+	envflag.OrDefault(&c.TokenTTL, defaults.TokenTTL)
+	envflag.OrDefault(&c.Concurrency, defaults.Concurrency)
+	envflag.OrDefault(&c.RetryDeadline, defaults.RetryDeadline)
+	envflag.OrDefault(&c.CloseTimeout, defaults.CloseTimeout)
 }
 
 // RegisterFlags registers the allocator's flags on fs, with the defaults

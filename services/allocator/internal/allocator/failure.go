@@ -104,13 +104,14 @@ func (f *failure) deadLetter(ctx context.Context, subject string, payload []byte
 
 // tellFailed gives every player of m a "failed" result with the reason.
 func (f *failure) tellFailed(ctx context.Context, m events.Match, err error) error {
+	var rs []events.Result
 	for _, t := range m.Tickets {
 		for _, p := range t.Players {
-			r := events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, MatchID: m.MatchID, Reason: err.Error()}
-			if perr := f.pub.Result(ctx, r); perr != nil {
-				return fmt.Errorf("tell players after %w: %w", err, perr)
-			}
+			rs = append(rs, events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, MatchID: m.MatchID, Reason: err.Error()})
 		}
+	}
+	if perr := f.pub.Results(ctx, rs); perr != nil {
+		return fmt.Errorf("tell players after %w: %w", err, perr)
 	}
 	return nil
 }
@@ -125,13 +126,18 @@ func (f *failure) requeueMatch(ctx context.Context, m events.Match) error {
 		ids[i] = t.TicketID
 	}
 	f.claims.Release(ctx, ids, events.MatchOwner(m.MatchID))
+	// Every player hears "queued" (in one round trip) before any ticket is
+	// published again.
+	var rs []events.Result
 	for _, mt := range m.Tickets {
 		for _, p := range mt.Players {
-			r := events.Result{TicketID: mt.TicketID, PlayerID: p, Status: events.StatusQueued, Reason: "no game server was free; queued again with the same wait"}
-			if err := f.pub.Result(ctx, r); err != nil {
-				return err
-			}
+			rs = append(rs, events.Result{TicketID: mt.TicketID, PlayerID: p, Status: events.StatusQueued, Reason: "no game server was free; queued again with the same wait"})
 		}
+	}
+	if err := f.pub.Results(ctx, rs); err != nil {
+		return err
+	}
+	for _, mt := range m.Tickets {
 		if err := f.pub.Requeue(ctx, m, mt); err != nil {
 			return err
 		}

@@ -26,7 +26,7 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
-	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/config"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 )
 
 // Demand says how many players wait for a match in a region.
@@ -63,9 +63,9 @@ var defaults = Config{
 }
 
 func (c *Config) setDefaults() {
-	config.OrDefault(&c.PlayersPerRoom, defaults.PlayersPerRoom)
-	config.OrDefault(&c.RoomsPerServer, defaults.RoomsPerServer)
-	config.OrDefault(&c.MaxReplicas, defaults.MaxReplicas)
+	envflag.OrDefault(&c.PlayersPerRoom, defaults.PlayersPerRoom)
+	envflag.OrDefault(&c.RoomsPerServer, defaults.RoomsPerServer)
+	envflag.OrDefault(&c.MaxReplicas, defaults.MaxReplicas)
 	c.RegionLabel = cmp.Or(c.RegionLabel, defaults.RegionLabel)
 	c.DefaultRegion = cmp.Or(c.DefaultRegion, defaults.DefaultRegion)
 }

@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
-	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/config"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 )
 
 // Config of the backend.
@@ -36,9 +36,9 @@ var defaults = Config{
 
 func (c *Config) setDefaults() {
 	c.Mode = cmp.Or(c.Mode, defaults.Mode)
-	config.OrDefault(&c.Timeout, defaults.Timeout)
-	config.OrDefault(&c.FailuresToUnhealthy, defaults.FailuresToUnhealthy)
-	config.OrDefault(&c.Cooldown, defaults.Cooldown)
+	envflag.OrDefault(&c.Timeout, defaults.Timeout)
+	envflag.OrDefault(&c.FailuresToUnhealthy, defaults.FailuresToUnhealthy)
+	envflag.OrDefault(&c.Cooldown, defaults.Cooldown)
 }
 
 func (c *Config) validate() error {
@@ -56,7 +56,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Cluster is one cluster to allocate from.
 type Cluster struct {
 	Name string
-	// Config reaches the cluster's API (see Load).
+	// Config reaches the cluster's API (see load).
 	Config *rest.Config
 	// Namespace and Fleet of the game servers.
 	Namespace, Fleet string
@@ -65,9 +65,9 @@ type Cluster struct {
 	Priority, Weight int
 }
 
-// Load builds a rest.Config from a kubeconfig file and context, or the
+// load builds a rest.Config from a kubeconfig file and context, or the
 // in-cluster service account when kubeconfig is "".
-func Load(kubeconfig, context string) (*rest.Config, error) {
+func load(kubeconfig, context string) (*rest.Config, error) {
 	if kubeconfig == "" {
 		c, err := rest.InClusterConfig()
 		if err != nil {
@@ -100,7 +100,7 @@ type clusterFile struct {
 // returns this cluster through its service account.
 func LoadClusters(path, namespace, fleet, region string) ([]Cluster, error) {
 	if path == "" {
-		cfg, err := Load("", "")
+		cfg, err := load("", "")
 		if err != nil {
 			return nil, err
 		}
@@ -116,7 +116,7 @@ func LoadClusters(path, namespace, fleet, region string) ([]Cluster, error) {
 	}
 	var out []Cluster
 	for _, c := range list {
-		cfg, err := Load(c.Kubeconfig, c.Context)
+		cfg, err := load(c.Kubeconfig, c.Context)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 		}

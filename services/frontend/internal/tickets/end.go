@@ -56,11 +56,13 @@ func (s *Service) end(ctx context.Context, rec Record, owner, reason string) (Vi
 		return v, fmt.Errorf("%w: %s", ErrAlreadyDecided, v.Status)
 	}
 	res := events.Result{TicketID: ticketID, Status: events.OwnerStatus(owner), Reason: reason}
-	for _, p := range rec.Ticket.Players() {
-		res.PlayerID = p
-		if err := s.pub.Result(ctx, res); err != nil {
-			return View{}, fmt.Errorf("tell %s: %w", p, err)
-		}
+	players := rec.Ticket.Players()
+	rs := make([]events.Result, len(players))
+	for i, p := range players {
+		rs[i], rs[i].PlayerID = res, p
+	}
+	if err := s.pub.Results(ctx, rs); err != nil {
+		return View{}, fmt.Errorf("tell the players: %w", err)
 	}
 	// A hint for matchers to drop it now; the claim already rules it out.
 	if err := s.pub.CancelNotice(ctx, rec.Shard.Region, rec.Shard.Tier, ticketID, rec.Ticket.Mode); err != nil {

@@ -148,7 +148,6 @@ type Config struct {
 // Service creates, reports, cancels and expires tickets.
 type Service struct {
 	cfg     Config
-	js      jetstream.JetStream
 	kv      jetstream.KeyValue
 	results jetstream.Stream
 	claims  *events.Claims
@@ -186,7 +185,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 	}
 	pub := events.NewPublisher(js, subj)
 	s := &Service{
-		cfg: cfg, js: js, kv: kv, results: results, claims: claims, players: players, subj: subj,
+		cfg: cfg, kv: kv, results: results, claims: claims, players: players, subj: subj,
 		pub: pub, tracker: tracker, capacity: capacity, log: log, now: time.Now,
 	}
 	s.told = pub.TellSuperseded(cfg.Regions, func(err error) { s.noticeNotSent(err) })

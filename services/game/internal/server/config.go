@@ -3,6 +3,8 @@ package server
 import (
 	"flag"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 )
 
 // Config of the game server.
@@ -51,20 +53,12 @@ var defaults = Config{
 }
 
 func (c *Config) setDefaults() {
-	orDefault(&c.BestOf, defaults.BestOf)
-	orDefault(&c.ReconnectGrace, defaults.ReconnectGrace)
-	orDefault(&c.IdleTimeout, defaults.IdleTimeout)
-	orDefault(&c.HealthEvery, defaults.HealthEvery)
-	orDefault(&c.MaxRooms, defaults.MaxRooms)
-	orDefault(&c.EndedMemory, defaults.EndedMemory)
-}
-
-// orDefault sets *v to d unless *v is positive: zero (and nonsense below
-// it) means "not set".
-func orDefault[T int | time.Duration](v *T, d T) {
-	if *v <= 0 {
-		*v = d
-	}
+	envflag.OrDefault(&c.BestOf, defaults.BestOf)
+	envflag.OrDefault(&c.ReconnectGrace, defaults.ReconnectGrace)
+	envflag.OrDefault(&c.IdleTimeout, defaults.IdleTimeout)
+	envflag.OrDefault(&c.HealthEvery, defaults.HealthEvery)
+	envflag.OrDefault(&c.MaxRooms, defaults.MaxRooms)
+	envflag.OrDefault(&c.EndedMemory, defaults.EndedMemory)
 }
 
 // RegisterFlags registers the game server's flags on fs, with the defaults

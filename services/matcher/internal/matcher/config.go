@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 )
 
 // Config of a matcher worker.
@@ -75,23 +76,14 @@ func (c *Config) setDefaults() {
 	if len(c.Tiers) == 0 {
 		c.Tiers = events.DefaultTiers
 	}
-	c.Sweep = positiveOr(c.Sweep, defaults.Sweep)
-	c.SweepAnchors = positiveOr(c.SweepAnchors, defaults.SweepAnchors)
-	c.PublishTimeout = positiveOr(c.PublishTimeout, defaults.PublishTimeout)
-	c.StraySweep = positiveOr(c.StraySweep, defaults.StraySweep)
+	envflag.OrDefault(&c.Sweep, defaults.Sweep)
+	envflag.OrDefault(&c.SweepAnchors, defaults.SweepAnchors)
+	envflag.OrDefault(&c.PublishTimeout, defaults.PublishTimeout)
+	envflag.OrDefault(&c.StraySweep, defaults.StraySweep)
 	if c.WorkerID == "" {
 		host, _ := os.Hostname()
 		var b [4]byte
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 		c.WorkerID = host + "-" + hex.EncodeToString(b[:])
 	}
-}
-
-// positiveOr is v, or def if v is not positive (a negative period would
-// stop a ticker with a panic).
-func positiveOr[T int | time.Duration](v, def T) T {
-	if v <= 0 {
-		return def
-	}
-	return v
 }

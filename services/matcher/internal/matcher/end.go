@@ -61,12 +61,14 @@ func (en *ender) end(ctx context.Context, e *pool.Entry, status events.Status, o
 		en.log.Info("ticket already decided; dropped", "ticket_id", e.TicketID, "owner", cur)
 		return
 	}
-	for _, pl := range e.Players {
-		if err := en.pub.Result(pctx, events.Result{TicketID: e.TicketID, PlayerID: pl, Status: status, Reason: reason}); err != nil {
-			en.log.Error("publish result; will retry", "ticket_id", e.TicketID, "err", err)
-			en.acks.nak(e.Ack)
-			return
-		}
+	rs := make([]events.Result, len(e.Players))
+	for i, pl := range e.Players {
+		rs[i] = events.Result{TicketID: e.TicketID, PlayerID: pl, Status: status, Reason: reason}
+	}
+	if err := en.pub.Results(pctx, rs); err != nil {
+		en.log.Error("publish result; will retry", "ticket_id", e.TicketID, "err", err)
+		en.acks.nak(e.Ack)
+		return
 	}
 	en.acks.ack(e.Ack)
 	en.met.tickets.WithLabelValues(string(status)).Inc()

@@ -149,15 +149,17 @@ func (in *intake) deadLetter(ctx context.Context, log *slog.Logger, subject stri
 			return err
 		}
 	}
-	for _, p := range t.Players() {
-		if !won {
-			break
-		}
-		r := events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, Reason: "ticket rejected: " + cause.Error()}
-		if err := in.pub.Result(pctx, r); err != nil {
-			log.Error("tell player of rejected ticket; will retry", "player", p, "err", err)
-			return err
-		}
+	if !won {
+		return nil
+	}
+	players := t.Players()
+	rs := make([]events.Result, len(players))
+	for i, p := range players {
+		rs[i] = events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, Reason: "ticket rejected: " + cause.Error()}
+	}
+	if err := in.pub.Results(pctx, rs); err != nil {
+		log.Error("tell players of rejected ticket; will retry", "err", err)
+		return err
 	}
 	return nil
 }
