@@ -17,6 +17,9 @@ BIN      := $(CURDIR)/bin
 # with no crasher (golang/go#75804, fixed in Go 1.27); a count has no
 # deadline to race.
 FUZZTIME ?= 20000x
+# FuzzRoomLifecycle starts a game server against a fake sidecar for each
+# input (about 0.4 s): its own, smaller budget.
+LIFECYCLE_FUZZTIME ?= 50x
 
 .PHONY: run build build-race test lint fmt fuzz bench tools kube vulncheck chaos clean
 
@@ -72,9 +75,11 @@ fuzz:
 	cd pkg/events && go test -run '^$$' -fuzz '^FuzzDecodeTicket$$' -fuzztime $(FUZZTIME) .
 	cd pkg/events && go test -run '^$$' -fuzz '^FuzzParseTicket$$' -fuzztime $(FUZZTIME) .
 	cd pkg/jointoken && go test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) .
+	cd pkg/jointoken && go test -run '^$$' -fuzz '^FuzzSeatedGrant$$' -fuzztime $(FUZZTIME) .
 	cd pkg/agones && go test -run '^$$' -fuzz '^FuzzGatewayAnswers$$' -fuzztime $(FUZZTIME) ./sdk/sdktest/
 	cd services/frontend && go test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./internal/tickets/
 	cd services/game && go test -run '^$$' -fuzz '^FuzzRoomMessages$$' -fuzztime $(FUZZTIME) ./internal/server/
+	cd services/game && go test -run '^$$' -fuzz '^FuzzRoomLifecycle$$' -fuzztime $(LIFECYCLE_FUZZTIME) ./internal/server/
 	cd services/allocator && go test -run '^$$' -fuzz '^FuzzServerOf$$' -fuzztime $(FUZZTIME) ./internal/kube/
 	cd services/allocator && go test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./internal/autoscale/
 

@@ -47,7 +47,8 @@ func TestChartCreatesOnAPIServer(t *testing.T) {
 }
 
 // The apiserver with the Agones CRDs refuses a Fleet with a misspelled
-// field: the check above would catch a typo in the chart.
+// field (the check above would catch a typo in the chart) and a List
+// above 1000 values (what the chart refuses at render).
 func TestAPIServerRefusesMisspelledFleetField(t *testing.T) {
 	c := deploytest.StartCluster(t)
 	c.Namespace(t, "typo")
@@ -60,13 +61,21 @@ func TestAPIServerRefusesMisspelledFleetField(t *testing.T) {
 			continue
 		}
 		bad := o
-		bad.YAML = []byte(strings.Replace(string(o.YAML), "      counters:", "      countres:", 1))
+		bad.YAML = []byte(strings.Replace(string(o.YAML), "      lists:", "      lsits:", 1))
 		if string(bad.YAML) == string(o.YAML) {
-			t.Fatal("no counters in the Fleet to misspell")
+			t.Fatal("no lists in the Fleet to misspell")
 		}
 		err := c.Create(t.Context(), "typo", bad)
-		if err == nil || !strings.Contains(err.Error(), "countres") {
+		if err == nil || !strings.Contains(err.Error(), "lsits") {
 			t.Fatalf("misspelled field accepted or not named: %v", err)
+		}
+		big := o
+		big.YAML = []byte(strings.Replace(string(o.YAML), "capacity: 200\n", "capacity: 1001\n", 1))
+		if string(big.YAML) == string(o.YAML) {
+			t.Fatal("no players capacity of 200 in the Fleet")
+		}
+		if err := c.Create(t.Context(), "typo", big); err == nil || !strings.Contains(err.Error(), "1000") {
+			t.Fatalf("a players List of 1001 accepted or the limit not named: %v", err)
 		}
 		if err := c.Create(t.Context(), "typo", o); err != nil {
 			t.Fatalf("the real Fleet: %v", err)

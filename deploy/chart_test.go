@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,7 +47,12 @@ func TestChartRendersStrictTypedObjects(t *testing.T) {
 	}
 	for _, vs := range deploytest.ValueSets() {
 		t.Run(vs.Name, func(t *testing.T) {
-			objects, hooks, notes, err := deploytest.Render(ch, "quickmatch", vs.Values(t))
+			vals := vs.Values(t)
+			regionLabel := agones.RegionLabel
+			if g, ok := vals["gameServers"].(map[string]any); ok && g["regionLabel"] != nil {
+				regionLabel = g["regionLabel"].(string)
+			}
+			objects, hooks, notes, err := deploytest.Render(ch, "quickmatch", vals)
 			if err != nil {
 				t.Fatalf("render: %v", err)
 			}
@@ -65,10 +71,13 @@ func TestChartRendersStrictTypedObjects(t *testing.T) {
 				case *appsv1.Deployment:
 					checkPod(t, o.String(), v.Spec.Template.Spec, env)
 				case *deploytest.Fleet:
-					checkFleet(t, v, env)
+					checkFleet(t, v, regionLabel, env)
 				case *agones.FleetAutoscaler:
-					if v.Spec.FleetName == "" || v.Spec.Policy.Type == "" {
+					if v.Spec.FleetName == "" || v.Spec.Policy.Type == "" || v.Spec.Policy.Counter != nil {
 						t.Errorf("%s: %+v", o, v.Spec)
+					}
+					if l := v.Spec.Policy.List; l != nil && l.Key != agones.ListRooms {
+						t.Errorf("%s: List policy on %q, want %q", o, l.Key, agones.ListRooms)
 					}
 				case *corev1.Pod:
 					if len(v.Spec.Containers) != 1 || v.Spec.Containers[0].Args[0] != "probe" {
@@ -127,12 +136,25 @@ func checkPod(t *testing.T, name string, pod corev1.PodSpec, env map[string]map[
 	}
 }
 
-func checkFleet(t *testing.T, f *deploytest.Fleet, env map[string]map[string]bool) {
+// checkFleet: the rooms and players Lists of the contract (pkg/agones,
+// room.go) within Agones' List limit and no rooms counter, priorities on
+// the rooms List, the region label, and a pod whose env vars are the game
+// server's flags.
+func checkFleet(t *testing.T, f *deploytest.Fleet, regionLabel string, env map[string]map[string]bool) {
 	t.Helper()
 	gs := f.Spec.Template.Spec
-	rooms := gs.Counters[agones.CounterRooms]
-	if rooms.Capacity == nil || gs.Lists[agones.ListPlayers].Capacity == nil {
-		t.Fatalf("fleet %s: no rooms counter or players list: %+v", f.Name, gs)
+	rooms, players := gs.Lists[agones.ListRooms], gs.Lists[agones.ListPlayers]
+	if rooms.Capacity == nil || players.Capacity == nil || len(gs.Lists) != 2 || len(gs.Counters) != 0 {
+		t.Fatalf("fleet %s: want the rooms and players Lists and no counter: %+v", f.Name, gs)
+	}
+	if *rooms.Capacity < 1 || *players.Capacity > 1000 || *players.Capacity < 2**rooms.Capacity {
+		t.Errorf("fleet %s: rooms capacity %d, players capacity %d", f.Name, *rooms.Capacity, *players.Capacity)
+	}
+	if want := []agones.Priority{{Type: "List", Key: agones.ListRooms, Order: "Ascending"}}; !slices.Equal(f.Spec.Priorities, want) {
+		t.Errorf("fleet %s: priorities %+v, want %+v", f.Name, f.Spec.Priorities, want)
+	}
+	if f.Labels[regionLabel] == "" {
+		t.Errorf("fleet %s: no %s label: %v", f.Name, regionLabel, f.Labels)
 	}
 	pod := gs.Template.Spec
 	c := pod.Containers[0]
@@ -176,29 +198,29 @@ func TestChartRefusesBadValues(t *testing.T) {
 		set  map[string]any
 		want string
 	}{
-		{"no join private key", map[string]any{"joinKeys": map[string]any{"privateKey": map[string]any{"value": ""}}}, "joinKeys.privateKey"},
-		{"no join public keys", map[string]any{"joinKeys": map[string]any{"publicKeys": map[string]any{"values": []any{}}}}, "joinKeys.publicKeys"},
-		{"a public key as the private key", map[string]any{"joinKeys": map[string]any{"privateKey": map[string]any{"value": joinPublic}}}, "privateKey"},
-		{"a private key among the public keys", map[string]any{"joinKeys": map[string]any{"publicKeys": map[string]any{"values": []any{joinPrivate}}}}, "publicKeys"},
-		{"the old HMAC secret", map[string]any{"joinSecret": map[string]any{"value": "00112233445566778899aabbccddeeff"}}, "joinSecret"},
-		{"misspelled key", map[string]any{"frontend": map[string]any{"replica": 3}}, "replica"},
-		{"unknown policy", map[string]any{"gameServers": map[string]any{"autoscaler": map[string]any{"policy": "Magic"}}}, "policy"},
-		{"bad auth type", map[string]any{"nats": map[string]any{"auth": map[string]any{"type": "token"}}}, "type"},
-		{"kube backend without game servers", map[string]any{"gameServers": map[string]any{"enabled": false}}, "no game servers"},
-		{"local backend without servers", map[string]any{"allocator": map[string]any{"backend": "local"}}, "localGameServers"},
-		// What Agones' FleetAutoscaler validation refuses (ValidateCounterPolicy,
+		{"no join private key", map[string]any{"joinKeys": map[string]any{"privateKey": map[string]any{"value": ""}}}, "joinKeys.privateKey: set existingSecret (a Secret with key join.key) or value"},
+		{"no join public keys", map[string]any{"joinKeys": map[string]any{"publicKeys": map[string]any{"values": []any{}}}}, "joinKeys.publicKeys: set existingConfigMap (every key a PEM file of public keys) or values"},
+		{"a public key as the private key", map[string]any{"joinKeys": map[string]any{"privateKey": map[string]any{"value": joinPublic}}}, schemaPattern("/joinKeys/privateKey/value", joinPublic)},
+		{"a private key among the public keys", map[string]any{"joinKeys": map[string]any{"publicKeys": map[string]any{"values": []any{joinPrivate}}}}, schemaPattern("/joinKeys/publicKeys/values/0", joinPrivate)},
+		{"the old HMAC secret", map[string]any{"joinSecret": map[string]any{"value": "00112233445566778899aabbccddeeff"}}, "at '': additional properties 'joinSecret' not allowed"},
+		{"misspelled key", map[string]any{"frontend": map[string]any{"replica": 3}}, "at '/frontend': additional properties 'replica' not allowed"},
+		{"unknown policy", map[string]any{"gameServers": map[string]any{"autoscaler": map[string]any{"policy": "Magic"}}}, "at '/gameServers/autoscaler/policy': value must be one of 'Buffer', 'List', 'Webhook', 'Counter'"},
+		{"bad auth type", map[string]any{"nats": map[string]any{"auth": map[string]any{"type": "token"}}}, "at '/nats/auth/type': value must be one of 'none', 'password', 'creds'"},
+		{"kube backend without game servers", map[string]any{"gameServers": map[string]any{"enabled": false}}, "allocator.backend is kube but there are no game servers: enable gameServers or list allocator.clusters"},
+		{"local backend without servers", map[string]any{"allocator": map[string]any{"backend": "local"}}, "allocator.backend is local: set allocator.localGameServers"},
+		// What Agones' FleetAutoscaler validation refuses (ValidateListPolicy,
 		// ValidateBufferPolicy) is refused at render, not left to fail at install.
-		{"counter bufferSize above minCapacity", counter(50, 40, 2000), "counter.minCapacity 40"},
-		{"counter minCapacity above maxCapacity", counter(20, 3000, 2000), "counter.minCapacity 3000"},
-		{"counter bufferSize above maxCapacity", counter(3000, 0, 2000), "counter.bufferSize 3000"},
-		{"counter bufferSize 0", counter(0, 40, 2000), "counter.bufferSize 0"},
-		{"counter percentage with minCapacity 0", counter("20%", 0, 2000), "counter.minCapacity 0"},
-		{"counter percentage of 100", counter("100%", 40, 2000), `counter.bufferSize "100%"`},
-		{"counter bufferSize neither number nor percentage", counter("lots", 40, 2000), `counter.bufferSize "lots"`},
-		{"buffer minReplicas above maxReplicas", buffer(2, 60, 50), "buffer.minReplicas 60"},
-		{"buffer bufferSize above maxReplicas", buffer(60, 0, 50), "buffer.bufferSize 60"},
-		{"buffer bufferSize above minReplicas", buffer(5, 2, 50), "buffer.minReplicas 2"},
-		{"buffer percentage with minReplicas 0", buffer("10%", 0, 50), "buffer.minReplicas 0"},
+		{"list bufferSize above minCapacity", listPolicy(50, 40, 2000), "gameServers.autoscaler.list.minCapacity 40 is below gameServers.autoscaler.list.bufferSize 50: Agones refuses it"},
+		{"list minCapacity above maxCapacity", listPolicy(20, 3000, 2000), "gameServers.autoscaler.list.minCapacity 3000 is above gameServers.autoscaler.list.maxCapacity 2000: Agones refuses it"},
+		{"list bufferSize above maxCapacity", listPolicy(3000, 0, 2000), "gameServers.autoscaler.list.bufferSize 3000 is above gameServers.autoscaler.list.maxCapacity 2000: Agones refuses it"},
+		{"list bufferSize 0", listPolicy(0, 40, 2000), "gameServers.autoscaler.list.bufferSize 0: Agones wants it above 0"},
+		{"list percentage with minCapacity 0", listPolicy("20%", 0, 2000), "gameServers.autoscaler.list.minCapacity 0: with a percentage bufferSize Agones wants it at least 1"},
+		{"list percentage of 100", listPolicy("100%", 40, 2000), `gameServers.autoscaler.list.bufferSize "100%": Agones takes a percentage from 1% to 99%`},
+		{"list bufferSize neither number nor percentage", listPolicy("lots", 40, 2000), `gameServers.autoscaler.list.bufferSize "lots": want a number, or a percentage such as "10%"`},
+		{"buffer minReplicas above maxReplicas", buffer(2, 60, 50), "gameServers.autoscaler.buffer.minReplicas 60 is above gameServers.autoscaler.buffer.maxReplicas 50: Agones refuses it"},
+		{"buffer bufferSize above maxReplicas", buffer(60, 0, 50), "gameServers.autoscaler.buffer.bufferSize 60 is above gameServers.autoscaler.buffer.maxReplicas 50: Agones refuses it"},
+		{"buffer bufferSize above minReplicas", buffer(5, 2, 50), "gameServers.autoscaler.buffer.minReplicas 2 is below gameServers.autoscaler.buffer.bufferSize 5: Agones refuses it"},
+		{"buffer percentage with minReplicas 0", buffer("10%", 0, 50), "gameServers.autoscaler.buffer.minReplicas 0: with a percentage bufferSize Agones wants it at least 1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			merged := base.With(t, tt.set)
@@ -210,10 +232,17 @@ func TestChartRefusesBadValues(t *testing.T) {
 	}
 }
 
-// counter and buffer are values choosing that autoscaler policy with these
-// settings.
-func counter(size any, minCapacity, maxCapacity int) map[string]any {
-	return autoscaler("Counter", "counter", map[string]any{"bufferSize": size, "minCapacity": minCapacity, "maxCapacity": maxCapacity})
+// schemaPattern is the schema's refusal of value at path (a JSON
+// pointer) for not matching the pattern there; the schema quotes the
+// value with its newlines escaped.
+func schemaPattern(path, value string) string {
+	return fmt.Sprintf("at '%s': '%s' does not match pattern", path, strings.ReplaceAll(value, "\n", `\n`))
+}
+
+// listPolicy and buffer are values choosing that autoscaler policy with
+// these settings.
+func listPolicy(size any, minCapacity, maxCapacity int) map[string]any {
+	return autoscaler("List", "list", map[string]any{"bufferSize": size, "minCapacity": minCapacity, "maxCapacity": maxCapacity})
 }
 
 func buffer(size any, minReplicas, maxReplicas int) map[string]any {
@@ -231,12 +260,12 @@ func TestChartRendersAutoscalersAgonesAccepts(t *testing.T) {
 	ch := deploytest.Load(t)
 	base := deploytest.ValueSets()[0]
 	for name, set := range map[string]map[string]any{
-		"counter percentage": counter("10%", 40, 2000),
-		"counter no minimum": counter(20, 0, 2000),
-		"counter at bounds":  counter(40, 40, 40),
-		"buffer percentage":  buffer("50%", 1, 50),
-		"buffer no minimum":  buffer(2, 0, 50),
-		"buffer at bounds":   buffer(5, 5, 5),
+		"list percentage":   listPolicy("10%", 40, 2000),
+		"list no minimum":   listPolicy(20, 0, 2000),
+		"list at bounds":    listPolicy(40, 40, 40),
+		"buffer percentage": buffer("50%", 1, 50),
+		"buffer no minimum": buffer(2, 0, 50),
+		"buffer at bounds":  buffer(5, 5, 5),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, _, _, err := deploytest.Render(ch, "quickmatch", base.With(t, set)); err != nil {

@@ -185,7 +185,7 @@ func TestChartFrontendIdentity(t *testing.T) {
 func TestChartRefusesFrontendWithoutIdentity(t *testing.T) {
 	ch := deploytest.Load(t)
 	// Only what the chart required before: the join keys.
-	if _, _, _, err := deploytest.Render(ch, "quickmatch", deploytest.JoinKeyValues()); err == nil || !strings.Contains(err.Error(), "frontend.auth.jwksURL") {
+	if _, _, _, err := deploytest.Render(ch, "quickmatch", deploytest.JoinKeyValues()); err == nil || !strings.Contains(err.Error(), "frontend.auth.jwksURL: set it") {
 		t.Errorf("rendered without an identity provider: %v", err)
 	}
 	base := deploytest.ValueSets()[0]
@@ -194,9 +194,10 @@ func TestChartRefusesFrontendWithoutIdentity(t *testing.T) {
 		auth map[string]any
 		want string
 	}{
-		{"none", map[string]any{"jwksURL": "", "publicKeys": []any{}}, "frontend.auth.insecure"},
-		{"no issuer", map[string]any{"issuer": ""}, "frontend.auth.issuer"},
-		{"insecure and a provider", map[string]any{"insecure": true}, "frontend.auth.insecure"},
+		{"none", map[string]any{"jwksURL": "", "publicKeys": []any{}},
+			"frontend.auth.jwksURL: set it (your identity provider's JWKS URL) or frontend.auth.publicKeys (PEM public keys), with frontend.auth.issuer; or set frontend.auth.insecure: true"},
+		{"no issuer", map[string]any{"issuer": ""}, "frontend.auth.issuer: required with frontend.auth.jwksURL or frontend.auth.publicKeys"},
+		{"insecure and a provider", map[string]any{"insecure": true}, "frontend.auth.insecure is true but frontend.auth.jwksURL or frontend.auth.publicKeys is set too: choose one"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, _, err := deploytest.Render(ch, "quickmatch", base.With(t, map[string]any{"frontend": map[string]any{"auth": tt.auth}}))

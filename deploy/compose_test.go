@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/quickmatch-dev/quickmatch/deploy/deploytest"
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 )
 
 // composePasswords are the NATS passwords docker-compose.yml requires, by
@@ -223,6 +224,7 @@ func TestComposeFile(t *testing.T) {
 		var gs struct {
 			Spec struct {
 				Counters map[string]struct{ Capacity int } `json:"counters"`
+				Lists    map[string]struct{ Capacity int } `json:"lists"`
 			} `json:"spec"`
 		}
 		for _, v := range sdk.Volumes {
@@ -234,8 +236,11 @@ func TestComposeFile(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if strconv.Itoa(gs.Spec.Counters["rooms"].Capacity) != env(game, "MAX_ROOMS") {
-			t.Errorf("%s: MAX_ROOMS %q, the sidecar's rooms capacity %d", name, env(game, "MAX_ROOMS"), gs.Spec.Counters["rooms"].Capacity)
+		// The rooms List of the contract (pkg/agones, room.go), not the
+		// rooms counter it replaced.
+		rooms, players := gs.Spec.Lists[agones.ListRooms].Capacity, gs.Spec.Lists[agones.ListPlayers].Capacity
+		if len(gs.Spec.Counters) != 0 || strconv.Itoa(rooms) != env(game, "MAX_ROOMS") || players < 2*rooms || players > 1000 {
+			t.Errorf("%s: MAX_ROOMS %q, the sidecar's rooms List capacity %d, players %d, counters %v", name, env(game, "MAX_ROOMS"), rooms, players, gs.Spec.Counters)
 		}
 	}
 }

@@ -71,8 +71,9 @@ func rooms(ctx context.Context, args []string, stdout io.Writer) error {
 	var wg sync.WaitGroup
 	ramp(*n, *rate, func(i int) bool {
 		room := fmt.Sprintf("bench-%s-%d", run, i)
-		for _, p := range []string{"a", "b"} {
-			wg.Go(func() { f.join(holdCtx, room, p) })
+		for team, p := range []string{"a", "b"} {
+			seat := jointoken.Seat{Team: team, Teams: 2, TeamSize: 1} // a 1v1, seated as the allocator seats it
+			wg.Go(func() { f.join(holdCtx, room, p, seat) })
 		}
 		return true
 	})
@@ -116,10 +117,10 @@ type filler struct {
 	failed  failures
 }
 
-// join signs player p's join token for room, joins it over the WebSocket
-// and stays until ctx ends, counting the game's start.
-func (f *filler) join(ctx context.Context, room, p string) {
-	tok, err := f.signer.Sign(jointoken.Grant{MatchID: room, PlayerID: p, Expires: time.Now().Add(time.Hour)})
+// join signs player p's join token for room and seat, joins it over the
+// WebSocket and stays until ctx ends, counting the game's start.
+func (f *filler) join(ctx context.Context, room, p string, seat jointoken.Seat) {
+	tok, err := f.signer.Sign(jointoken.Grant{MatchID: room, PlayerID: p, Expires: time.Now().Add(time.Hour), Seat: seat})
 	if err != nil {
 		f.failed.add(err)
 		return

@@ -183,6 +183,22 @@ func ValueSets() []ValueSet {
 			"networkPolicy": map[string]any{"enabled": false},
 			"matcher":       map[string]any{"autoscaling": map[string]any{"enabled": false}, "modes": `[{"name":"1v1","teams":2,"team_size":1}]`},
 		})},
+		// Fleets per region and per set of modes, a fleet of another
+		// cluster, a region label of the user's, and per-fleet settings.
+		{Name: "fleets-per-region-and-mode", Set: with(map[string]any{
+			"regions": []any{"eu", "us"},
+			"gameServers": map[string]any{
+				"regionLabel": "example.com/zone",
+				"fleets": []any{
+					map[string]any{"name": "duels-eu", "region": "eu", "modes": []any{"1v1"}, "roomsPerServer": 100, "seatsPerRoom": 2},
+					map[string]any{"name": "teams-us", "region": "us", "modes": []any{"2v2", "5v5"}, "replicas": 0,
+						"autoscaler": map[string]any{"policy": "Buffer", "buffer": map[string]any{"bufferSize": 1, "minReplicas": 0, "maxReplicas": 10}}},
+				},
+			},
+			"allocator": map[string]any{"clusters": []any{
+				map[string]any{"name": "far-us", "region": "us", "namespace": "games", "fleet": "rps", "modes": []any{"ffa"}, "kubeconfigSecret": "far-us-kubeconfig"},
+			}},
+		})},
 		{Name: "local-backend-tls-mtls", Set: with(map[string]any{
 			"allocator":   map[string]any{"backend": "local", "localGameServers": "gs-1=203.0.113.7:7000"},
 			"gameServers": map[string]any{"enabled": false},

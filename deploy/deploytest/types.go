@@ -63,7 +63,9 @@ type GameServerHealth struct {
 	FailureThreshold    int32 `json:"failureThreshold"`
 }
 
-// CounterSpec and ListSpec are a counter's and a list's initial state.
+// CounterSpec is a counter's initial state. The chart writes no counter
+// (the rooms counter became the rooms List); the field is decoded so that
+// a test sees one that comes back.
 type CounterSpec struct {
 	Count    *int64 `json:"count"`
 	Capacity *int64 `json:"capacity"`

@@ -235,7 +235,10 @@ type FleetAutoscaleReview struct {
 	Response *FleetAutoscaleResponse `json:"response"`
 }
 
-// FleetAutoscaleRequest describes the fleet to scale.
+// FleetAutoscaleRequest describes the fleet to scale. Agones sends the
+// Fleet's labels and annotations (feature FleetAutoscaleRequestMetaData,
+// beta, on by default) in one of two places by version: top-level
+// labels/annotations, or a metadata object; FleetLabels reads either.
 type FleetAutoscaleRequest struct {
 	UID         string            `json:"uid"`
 	Name        string            `json:"name"`
@@ -243,6 +246,30 @@ type FleetAutoscaleRequest struct {
 	Status      FleetStatus       `json:"status"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	MetaData    *ObjectMeta       `json:"metadata,omitempty"`
+}
+
+// FleetLabels is the Fleet's labels as the request carries them: those
+// under metadata, then the top-level ones for keys metadata lacks; nil
+// if the request carries none (an Agones with the feature off).
+func (r FleetAutoscaleRequest) FleetLabels() map[string]string {
+	var out map[string]string
+	add := func(m map[string]string) {
+		for k, v := range m {
+			if _, ok := out[k]; ok {
+				continue
+			}
+			if out == nil {
+				out = make(map[string]string, len(m))
+			}
+			out[k] = v
+		}
+	}
+	if r.MetaData != nil {
+		add(r.MetaData.Labels)
+	}
+	add(r.Labels)
+	return out
 }
 
 // FleetAutoscaleResponse is the webhook's answer.

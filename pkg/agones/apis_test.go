@@ -110,3 +110,30 @@ func TestIntOrString(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetLabelsFromEitherPlace: the webhook finds the Fleet's labels
+// where either version of Agones puts them.
+func TestFleetLabelsFromEitherPlace(t *testing.T) {
+	for name, c := range map[string]struct {
+		review string
+		want   map[string]string
+	}{
+		"top level": {`{"request":{"uid":"u","name":"f","namespace":"n","status":{"replicas":1},"labels":{"quickmatch.dev/region":"eu"}}}`,
+			map[string]string{RegionLabel: "eu"}},
+		"metadata": {`{"request":{"uid":"u","name":"f","namespace":"n","status":{"replicas":1},"metadata":{"name":"f","labels":{"quickmatch.dev/region":"us"},"annotations":{"a":"b"}}}}`,
+			map[string]string{RegionLabel: "us"}},
+		"both, metadata first": {`{"request":{"labels":{"quickmatch.dev/region":"eu","x":"1"},"metadata":{"labels":{"quickmatch.dev/region":"us"}}}}`,
+			map[string]string{RegionLabel: "us", "x": "1"}},
+		"none": {`{"request":{"uid":"u","name":"f"}}`, nil},
+	} {
+		var r FleetAutoscaleReview
+		dec := json.NewDecoder(strings.NewReader(c.review))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := r.Request.FleetLabels(); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: FleetLabels = %v, want %v", name, got, c.want)
+		}
+	}
+}

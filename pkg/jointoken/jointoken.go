@@ -9,8 +9,9 @@
 //
 //	v2.<kid>.<base64url(grant)>.<base64url(signature)>
 //
-// with grant "<match id>|<player id>|<unix expiry>" (ids are subject
-// tokens, with no '|', so the grant cannot be made ambiguous), kid the key
+// with grant "<match id>|<player id>|<unix expiry>", followed for a
+// seated grant by "|<team>|<teams>|<team size>" (ids are subject tokens,
+// with no '|', so the grant cannot be made ambiguous), kid the key
 // id of the signing key (KeyID: the first 8 bytes of the SHA-256 of the raw
 // 32-byte public key, in hex), and the signature Ed25519 over the first
 // three fields as written, "v2.<kid>.<base64url(grant)>". base64url is
@@ -57,6 +58,26 @@ type Grant struct {
 	MatchID  string
 	PlayerID string
 	Expires  time.Time
+	// Seat is where the player sits in the room. A game server without
+	// Agones (the local stack) learns the room's shape from its players'
+	// tokens, since no allocation annotation tells it.
+	Seat Seat
+}
+
+// Seat is team Team (0-based) of Teams teams of TeamSize players: 2v2 is
+// Teams 2, TeamSize 2; a free-for-all of 3 is Teams 3, TeamSize 1. The
+// zero Seat says nothing: a room of two players, as before seats.
+type Seat struct {
+	Team, Teams, TeamSize int
+}
+
+// maxSeats bounds a seated room (the matcher's modes allow 100 players).
+const maxSeats = 100
+
+func (s Seat) valid() bool {
+	// Each factor is bounded before the product, which could overflow.
+	return s == Seat{} || s.Teams >= 2 && s.Teams <= maxSeats && s.TeamSize >= 1 && s.TeamSize <= maxSeats &&
+		s.Teams*s.TeamSize <= maxSeats && s.Team >= 0 && s.Team < s.Teams
 }
 
 const (
@@ -89,10 +110,13 @@ func (s *Signer) KeyID() string { return s.kid }
 
 // Sign returns the token for c.
 func (s *Signer) Sign(c Grant) (string, error) {
-	if c.MatchID == "" || c.PlayerID == "" || strings.Contains(c.MatchID+c.PlayerID, "|") {
-		return "", fmt.Errorf("sign join token: %w: match %q player %q", ErrMalformed, c.MatchID, c.PlayerID)
+	if c.MatchID == "" || c.PlayerID == "" || strings.Contains(c.MatchID+c.PlayerID, "|") || !c.Seat.valid() {
+		return "", fmt.Errorf("sign join token: %w: match %q player %q seat %+v", ErrMalformed, c.MatchID, c.PlayerID, c.Seat)
 	}
 	grant := c.MatchID + "|" + c.PlayerID + "|" + strconv.FormatInt(c.Expires.Unix(), 10)
+	if c.Seat != (Seat{}) {
+		grant += "|" + strconv.Itoa(c.Seat.Team) + "|" + strconv.Itoa(c.Seat.Teams) + "|" + strconv.Itoa(c.Seat.TeamSize)
+	}
 	signed := version + "." + s.kid + "." + enc.EncodeToString([]byte(grant))
 	return signed + "." + enc.EncodeToString(ed25519.Sign(s.key, []byte(signed))), nil
 }
@@ -121,14 +145,27 @@ func grantOf(signed string, now time.Time) (Grant, error) {
 		return Grant{}, ErrMalformed
 	}
 	parts := strings.Split(string(raw), "|")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
+	if len(parts) != 3 && len(parts) != 6 || parts[0] == "" || parts[1] == "" {
 		return Grant{}, ErrMalformed
 	}
 	exp, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil {
+	if err != nil || strconv.FormatInt(exp, 10) != parts[2] { // one spelling, as for the seat
 		return Grant{}, ErrMalformed
 	}
 	c := Grant{MatchID: parts[0], PlayerID: parts[1], Expires: time.Unix(exp, 0)}
+	if len(parts) == 6 {
+		var n [3]int
+		for i, p := range parts[3:] {
+			// Atoi takes "+1" and "01"; a signed grant has one spelling.
+			if n[i], err = strconv.Atoi(p); err != nil || strconv.Itoa(n[i]) != p {
+				return Grant{}, ErrMalformed
+			}
+		}
+		c.Seat = Seat{Team: n[0], Teams: n[1], TeamSize: n[2]}
+		if c.Seat == (Seat{}) || !c.Seat.valid() {
+			return Grant{}, ErrMalformed
+		}
+	}
 	if !now.Before(c.Expires) {
 		return c, ErrExpired
 	}

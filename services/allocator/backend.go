@@ -39,7 +39,7 @@ type backendConfig struct {
 func (c *backendConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.kind, "backend", "local", "where game servers come from: local (a fixed list) or kube (Agones GameServerAllocations)")
 	c.kube.RegisterFlags(fs)
-	fs.StringVar(&c.clustersFile, "kube-clusters-file", "", "kube backend: JSON list of clusters [{name, kubeconfig, context, namespace, fleet, priority, weight}]; empty: this cluster (in-cluster)")
+	fs.StringVar(&c.clustersFile, "kube-clusters-file", "", "kube backend: JSON list of clusters [{name, kubeconfig, context, namespace, fleet, region, priority, weight, modes}] (modes: the modes the fleet hosts, absent or empty: every mode); empty: this cluster (in-cluster), every mode")
 	fs.StringVar(&c.namespace, "kube-namespace", "default", "kube backend, in-cluster: namespace of the game servers")
 	fs.StringVar(&c.fleet, "kube-fleet", "rps", "kube backend, in-cluster: fleet of the game servers")
 	fs.StringVar(&c.region, "kube-region", "eu", "kube backend, in-cluster: region the game servers serve")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,7 +48,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	c.tickets.Tiers = append(events.Tiers(nil), events.DefaultTiers...)
 	fs.Var(&c.tickets.Regions, "regions", "regions served, comma-separated")
 	fs.Var(&c.tickets.Tiers, "tiers", "skill tiers as name:min_skill, increasing")
-	fs.StringVar(&c.modes, "modes", "1v1,2v2,5v5,ffa", "game modes a ticket may ask for (the matchers' modes)")
+	fs.StringVar(&c.modes, "modes", "1v1,2v2,5v5,ffa", "game modes a ticket may ask for and the page offers, comma-separated (the matchers' modes; empty: any mode)")
 	// 5 is the largest team of the default modes (5v5), not New's
 	// fallback for a zero size (the contract's events.MaxPartySize, for a
 	// Config that allows every mode): the two differ on purpose.
@@ -80,7 +81,7 @@ func parseConfig(args []string) (config, error) {
 		return config{}, err
 	}
 	c.service.Regions, c.service.Tiers = c.tickets.Regions, c.tickets.Tiers
-	c.tickets.Modes = strings.Split(c.modes, ",")
+	c.tickets.Modes = parseModes(c.modes)
 	var err error
 	if c.api.TrustedProxies, err = parsePrefixes(c.proxies); err != nil {
 		return config{}, err
@@ -89,4 +90,18 @@ func parseConfig(args []string) (config, error) {
 		return config{}, err
 	}
 	return c, nil
+}
+
+// parseModes reads the -modes list. Blanks around a name and empty names
+// are dropped, so that "" (or ",") is no list at all, which tickets.Config
+// reads as any mode, and never a list holding only "", which would refuse
+// every ticket and leave the page a blank choice.
+func parseModes(s string) []string {
+	var out []string
+	for _, m := range strings.Split(s, ",") {
+		if m = strings.TrimSpace(m); m != "" && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -46,5 +47,34 @@ func TestParsePrefixes(t *testing.T) {
 	}
 	if _, err := parsePrefixes("nonsense"); err == nil {
 		t.Fatal("accepted nonsense")
+	}
+}
+
+// -modes is the list a ticket's mode is checked against and the page
+// offers: an empty flag is no list (any mode), never a list of "".
+func TestModesFlag(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, flag string
+		want       []string
+	}{
+		{"default: the default modes", "", []string{"1v1", "2v2", "5v5", "ffa"}},
+		{"listed", "-modes=1v1,ffa", []string{"1v1", "ffa"}},
+		{"blanks and repeats", "-modes= 1v1 , 2v2,,1v1,", []string{"1v1", "2v2"}},
+		{"empty: any mode", "-modes=", nil},
+		{"only commas: any mode", "-modes= , ", nil},
+	}
+	for _, tt := range tests {
+		args := []string{"-auth-insecure"}
+		if tt.flag != "" {
+			args = append(args, tt.flag)
+		}
+		c, err := parseConfig(args)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if !slices.Equal(c.tickets.Modes, tt.want) {
+			t.Errorf("%s: modes %q, want %q", tt.name, c.tickets.Modes, tt.want)
+		}
 	}
 }

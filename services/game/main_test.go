@@ -28,7 +28,7 @@ import (
 // the running game is played to its end, the process exits 0 and asks
 // Agones to shut the game server down.
 func TestSIGTERMDrainsRunningRooms(t *testing.T) {
-	fake := sdktest.New(t, sdktest.Options{Counters: map[string]int64{agones.CounterRooms: 4}, Lists: map[string]int64{agones.ListPlayers: 8}})
+	fake := sdktest.New(t, sdktest.Options{Lists: map[string]int64{agones.ListRooms: 4, agones.ListPlayers: 8}})
 	dir := t.TempDir()
 	signer, pubPath := keyPair(t, dir, "join")
 	cmd, addr := startGame(t, "JOIN_PUBLIC_KEYS="+pubPath, "AGONES_SDK="+fake.URL,
@@ -37,7 +37,7 @@ func TestSIGTERMDrainsRunningRooms(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	wait := func(cond func() bool, msg string) { t.Helper(); testkit.Eventually(t, 15*time.Second, cond, msg) }
 	wait(func() bool { return fake.GameServer().Status.State == "Ready" }, "never Ready")
-	if err := fake.Allocate(map[string]string{agones.MatchAnnotationPrefix + "m1": "a,b"}, map[string]int64{agones.CounterRooms: 1}, map[string][]string{agones.ListPlayers: {"a", "b"}}); err != nil {
+	if err := fake.Allocate(sdktest.RoomAllocation("m1", agones.Room{Mode: "1v1", Teams: [][]string{{"a"}, {"b"}}})); err != nil {
 		t.Fatal(err)
 	}
 	dial := func(matchID, player string) (*websocket.Conn, error) {
@@ -78,7 +78,7 @@ func TestSIGTERMDrainsRunningRooms(t *testing.T) {
 		t.Fatalf("exited with a game running: %v", err)
 	default:
 	}
-	if err := fake.Allocate(map[string]string{agones.MatchAnnotationPrefix + "m2": "c,d"}, map[string]int64{agones.CounterRooms: 1}, nil); err != nil {
+	if err := fake.Allocate(sdktest.RoomAllocation("m2", agones.Room{Mode: "1v1", Teams: [][]string{{"c"}, {"d"}}})); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := dial("m2", "c"); err == nil {

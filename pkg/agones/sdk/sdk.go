@@ -33,6 +33,14 @@ var (
 	ErrNotFound   = errors.New("not found")
 	ErrOutOfRange = errors.New("out of range")
 	ErrExists     = errors.New("already exists")
+	// ErrNoRoute: the gateway has no such endpoint (HTTP 404, code 5
+	// "Not Found") or not for that method or list operation (HTTP 501,
+	// code 12 "Method Not Allowed"), as when client and sidecar speak
+	// different Agones versions. It is never ErrNotFound: "Not Found"
+	// here names a path, not a missing counter, list or value, and a
+	// caller that takes ErrNotFound as "already removed" must not take a
+	// missing endpoint for success.
+	ErrNoRoute = errors.New("no such gateway route")
 )
 
 // Error is an error answer of the gateway.
@@ -46,8 +54,18 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("agones sdk: %d %s (code %d)", e.Status, e.Message, e.Code)
 }
 
-// Is maps the gateway's messages to the sentinels.
+// Is maps the gateway's answers to the sentinels. The sdk-server's own
+// refusals come back as HTTP 500 (code 2) whose message starts with the
+// reason ("not found. ...", "out of range. ...", "already exists. ...");
+// routing failures of the gateway are ErrNoRoute only.
 func (e *Error) Is(target error) bool {
+	route := e.Status == http.StatusNotFound || e.Status == http.StatusNotImplemented || e.Status == http.StatusMethodNotAllowed
+	if target == ErrNoRoute {
+		return route
+	}
+	if route {
+		return false
+	}
 	m := strings.ToLower(e.Message)
 	switch target {
 	case ErrNotFound:
@@ -215,7 +233,8 @@ func (c *Client) Reserve(ctx context.Context, d time.Duration) error {
 	return c.do(ctx, http.MethodPost, "/reserve", map[string]string{"seconds": strconv.FormatInt(int64(d/time.Second), 10)}, nil)
 }
 
-// SetLabel sets label LabelPrefix+key.
+// SetLabel sets label LabelPrefix+key; the sidecar takes any key, even
+// an empty one (label "agones.dev/sdk-").
 func (c *Client) SetLabel(ctx context.Context, key, value string) error {
 	return c.do(ctx, http.MethodPut, "/metadata/label", map[string]string{"key": key, "value": value}, nil)
 }
@@ -232,9 +251,13 @@ func (c *Client) GameServer(ctx context.Context) (GameServer, error) {
 	return gs, err
 }
 
-// Watch calls f with the game server at every change until ctx ends or the
-// stream breaks (the error says which; ctx's end returns nil). The gateway
-// streams one {"result": GameServer} object per line.
+// Watch calls f with the game server as the gateway streams it, the
+// current state first, until ctx ends or the stream breaks (the error
+// says which; ctx's end returns nil). The gateway streams one
+// {"result": GameServer} object per line. Not every change is streamed:
+// a sidecar in local mode streams state, label and annotation changes
+// (and a changed GameServer file) but not counter or list changes made
+// through the SDK, so read those with Counter, List or GameServer.
 func (c *Client) Watch(ctx context.Context, f func(GameServer)) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/watch/gameserver", nil)
 	if err != nil {
@@ -289,19 +312,51 @@ func (c *Client) Counter(ctx context.Context, name string) (Counter, error) {
 	return out, err
 }
 
-// CounterDiff adds diff (negative to subtract) to a counter; the gateway
-// answers ErrOutOfRange if the count would leave [0, capacity].
-func (c *Client) CounterDiff(ctx context.Context, name string, diff int64) (Counter, error) {
+// CounterUpdate is one PATCH of a counter. The gateway applies what is
+// set, in this order, all or nothing: Capacity (below 0 is out of range;
+// a capacity below the count keeps the count), then Count, then
+// CountDiff (each out of range if the count would leave [0, capacity]).
+// A zero CountDiff is no change.
+type CounterUpdate struct {
+	Capacity  *int64
+	Count     *int64
+	CountDiff int64
+}
+
+// UpdateCounter applies u to a counter (ErrNotFound if it is not
+// declared, ErrOutOfRange as CounterUpdate says).
+//
+// The answer is the counter after the update from a sidecar in local
+// mode, but an empty Counter from one in a cluster: there Agones batches
+// counter and list writes into later GameServer updates and answers
+// before they land (Count reads them back). Never read the result.
+func (c *Client) UpdateCounter(ctx context.Context, name string, u CounterUpdate) (Counter, error) {
+	body := map[string]string{}
+	if u.Capacity != nil {
+		body["capacity"] = strconv.FormatInt(*u.Capacity, 10)
+	}
+	if u.Count != nil {
+		body["count"] = strconv.FormatInt(*u.Count, 10)
+	}
+	if u.CountDiff != 0 {
+		body["countDiff"] = strconv.FormatInt(u.CountDiff, 10)
+	}
 	var out Counter
-	err := c.do(ctx, http.MethodPatch, "/v1beta1/counters/"+url.PathEscape(name), map[string]string{"countDiff": strconv.FormatInt(diff, 10)}, &out)
+	err := c.do(ctx, http.MethodPatch, "/v1beta1/counters/"+url.PathEscape(name), body, &out)
 	return out, err
 }
 
-// SetCounterCapacity sets a counter's capacity.
+// CounterDiff adds diff (negative to subtract) to a counter; the gateway
+// answers ErrOutOfRange if the count would leave [0, capacity]. See
+// UpdateCounter about the answer.
+func (c *Client) CounterDiff(ctx context.Context, name string, diff int64) (Counter, error) {
+	return c.UpdateCounter(ctx, name, CounterUpdate{CountDiff: diff})
+}
+
+// SetCounterCapacity sets a counter's capacity; a count above it stays.
+// See UpdateCounter about the answer.
 func (c *Client) SetCounterCapacity(ctx context.Context, name string, capacity int64) (Counter, error) {
-	var out Counter
-	err := c.do(ctx, http.MethodPatch, "/v1beta1/counters/"+url.PathEscape(name), map[string]string{"capacity": strconv.FormatInt(capacity, 10)}, &out)
-	return out, err
+	return c.UpdateCounter(ctx, name, CounterUpdate{Capacity: &capacity})
 }
 
 // List returns a list.
@@ -311,14 +366,19 @@ func (c *Client) List(ctx context.Context, name string) (List, error) {
 	return out, err
 }
 
-// AddListValue appends value (ErrExists if present, ErrOutOfRange if full).
+// AddListValue appends value: ErrOutOfRange if the list is full (checked
+// first, so a full list answers that even for a value it holds),
+// ErrExists if present. An empty value is a value. The answer is empty
+// from a sidecar in a cluster, as for UpdateCounter: read it back with
+// List.
 func (c *Client) AddListValue(ctx context.Context, name, value string) (List, error) {
 	var out List
 	err := c.do(ctx, http.MethodPost, "/v1beta1/lists/"+url.PathEscape(name)+":addValue", map[string]string{"value": value}, &out)
 	return out, err
 }
 
-// RemoveListValue removes value (ErrNotFound if absent).
+// RemoveListValue removes value (ErrNotFound if absent). The answer is
+// empty from a sidecar in a cluster, as for AddListValue.
 func (c *Client) RemoveListValue(ctx context.Context, name, value string) (List, error) {
 	var out List
 	err := c.do(ctx, http.MethodPost, "/v1beta1/lists/"+url.PathEscape(name)+":removeValue", map[string]string{"value": value}, &out)

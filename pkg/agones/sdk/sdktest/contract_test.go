@@ -8,24 +8,10 @@ import (
 )
 
 func TestFakePassesTheContract(t *testing.T) {
-	s := New(t, Options{Counters: map[string]int64{"rooms": 2}, Lists: map[string]int64{"players": 2}})
+	s := New(t, ContractOptions())
 	RunContract(t, s.URL)
 	if s.Healths() != 1 {
 		t.Fatalf("health pings %d", s.Healths())
-	}
-}
-
-func TestFakeAllocatePlaysAgones(t *testing.T) {
-	s := New(t, Options{Counters: map[string]int64{"rooms": 1}, Lists: map[string]int64{"players": 2}})
-	if err := s.Allocate(map[string]string{"quickmatch.dev/match-m1": "a,b"}, map[string]int64{"rooms": 1}, map[string][]string{"players": {"a", "b"}}); err != nil {
-		t.Fatal(err)
-	}
-	gs := s.GameServer()
-	if gs.Status.State != "Allocated" || gs.Status.Counters["rooms"].Count != 1 || len(gs.Status.Lists["players"].Values) != 2 || gs.ObjectMeta.Annotations["quickmatch.dev/match-m1"] != "a,b" {
-		t.Fatalf("%+v", gs)
-	}
-	if err := s.Allocate(nil, map[string]int64{"rooms": 1}, nil); err == nil {
-		t.Fatal("allocated past the rooms capacity")
 	}
 }
 

@@ -49,6 +49,11 @@ const Source = "allocator"
 // ErrNoCapacity is returned by a Backend that has no server for a match.
 var ErrNoCapacity = errors.New("no game server capacity")
 
+// ErrModeNotHosted is returned, marked Permanent, by a Backend none of
+// whose game servers host the match's mode: waiting does not fix it, a
+// deployment that hosts the mode does.
+var ErrModeNotHosted = errors.New("no game servers host this mode")
+
 // Server is an allocated game server.
 type Server struct {
 	Name    string `json:"name"`

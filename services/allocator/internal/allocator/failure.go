@@ -13,16 +13,18 @@ import (
 )
 
 // ErrPermanent is matched (errors.Is) by a failure that no retry can fix
-// (a match that does not decode, a match that failed before): the match
-// is given up at once instead of retried until RetryDeadline.
+// (a match that does not decode or that no room can seat, a match that
+// failed before, a mode no game server hosts): the match is given up at
+// once instead of retried until RetryDeadline.
 var ErrPermanent = errors.New("permanent failure")
 
 // permanentError marks its error permanent and keeps it otherwise as it
 // is: the same text, and errors.Is still finds what it wraps.
 type permanentError struct{ err error }
 
-// permanent marks err as a permanent failure (see ErrPermanent).
-func permanent(err error) error { return &permanentError{err: err} }
+// Permanent marks err as a permanent failure (see ErrPermanent), keeping
+// its text: a Backend returns one for a match it can never allocate.
+func Permanent(err error) error { return &permanentError{err: err} }
 
 func (e *permanentError) Error() string        { return e.err.Error() }
 func (e *permanentError) Unwrap() error        { return e.err }
@@ -152,6 +154,8 @@ func failReason(err error) string {
 	switch {
 	case errors.Is(err, ErrNoCapacity):
 		return "no_capacity"
+	case errors.Is(err, ErrModeNotHosted):
+		return "mode_not_hosted"
 	case errors.Is(err, events.ErrInvalid):
 		return "invalid"
 	default:

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/play"
@@ -27,11 +28,16 @@ type assigner struct {
 
 // handle allocates one match. A returned error is retried by the
 // middleware unless it is permanent (ErrPermanent: a match that does not
-// decode, or one whose record says it failed before).
+// decode or that no room can seat (RoomOf), or one whose record says it
+// failed before).
 func (as *assigner) handle(msg *message.Message) error {
 	m, err := events.DecodeMatch(msg.Payload)
 	if err != nil {
-		return permanent(err)
+		return Permanent(err)
+	}
+	room, err := RoomOf(m) // before a server is taken for a match no room can seat
+	if err != nil {
+		return err
 	}
 	ctx := events.WithMeta(msg.Context(), events.Meta{CorrelationID: middleware.MessageCorrelationID(msg), TraceParent: msg.Metadata.Get(events.HeaderTraceParent)})
 	start := as.now()
@@ -45,7 +51,7 @@ func (as *assigner) handle(msg *message.Message) error {
 	} else {
 		as.met.outcomes.WithLabelValues("assigned").Inc()
 	}
-	rs, err := as.assignments(m, srv)
+	rs, err := as.assignments(m, room, srv)
 	if err != nil {
 		return err
 	}
@@ -57,13 +63,14 @@ func (as *assigner) handle(msg *message.Message) error {
 }
 
 // assignments are the "assigned" results of m's players on srv, each with
-// its own join token.
-func (as *assigner) assignments(m events.Match, srv Server) ([]events.Result, error) {
+// its own join token, which seats the player in room (m's, RoomOf).
+func (as *assigner) assignments(m events.Match, room agones.Room, srv Server) ([]events.Result, error) {
 	expires := as.now().Add(as.tokenTTL)
+	seat := seats(room)
 	var rs []events.Result
 	for _, t := range m.Tickets {
 		for _, p := range t.Players {
-			token, err := as.signer.Sign(jointoken.Grant{MatchID: m.MatchID, PlayerID: p, Expires: expires})
+			token, err := as.signer.Sign(jointoken.Grant{MatchID: m.MatchID, PlayerID: p, Expires: expires, Seat: seat[p]})
 			if err != nil {
 				return nil, fmt.Errorf("match %s: %w", m.MatchID, err)
 			}

@@ -29,7 +29,7 @@ type record struct {
 // and wraps events.ErrInvalid, which gives it the text players and dead
 // letters carry ("invalid payload: this match failed before") and the
 // metric label failReason gives it ("invalid").
-var errFailedBefore = permanent(fmt.Errorf("%w: this match failed before", events.ErrInvalid))
+var errFailedBefore = Permanent(fmt.Errorf("%w: this match failed before", events.ErrInvalid))
 
 // errInProgress is retried: another request for the match is allocating.
 var errInProgress = errors.New("another request for this match is being allocated")

@@ -1,5 +1,11 @@
 // Package autoscale is a FleetAutoscaler webhook that sizes a game-server
-// fleet from real demand: the tickets waiting in the fleet's region.
+// fleet from real demand: the tickets waiting in the fleet's region, read
+// from the Fleet's region label (Config.RegionLabel), which Agones sends
+// with the request (FleetAutoscaleRequest.FleetLabels). Each fleet is
+// sized from its own region's demand.
+//
+// Rooms are the Fleet's aggregated rooms List (agones.ListRooms): its
+// count is the live rooms, its capacity the rooms the servers can host.
 //
 // Agones posts a FleetAutoscaleReview every sync period (30 s by default).
 // The answer keeps every server in use (allocated or reserved) and adds
@@ -38,7 +44,7 @@ type Demand interface {
 type Config struct {
 	// PlayersPerRoom is the players of one match (2 for 1v1).
 	PlayersPerRoom int
-	// RoomsPerServer is used when the fleet reports no rooms counter.
+	// RoomsPerServer is used when the fleet reports no rooms List.
 	RoomsPerServer int
 	// Buffer is the Ready servers kept beyond the demand.
 	Buffer int
@@ -55,11 +61,11 @@ type Config struct {
 // choice), and RegisterFlags shows them as the flags' defaults.
 var defaults = Config{
 	PlayersPerRoom: 2,  // 1v1
-	RoomsPerServer: 10, // a guess, used only when a fleet reports no rooms counter
+	RoomsPerServer: 10, // a guess, used only when a fleet reports no rooms List
 	Buffer:         1,  // one Ready server for the next match's burst
 	MaxReplicas:    1000,
-	RegionLabel:    "quickmatch.dev/region",
-	DefaultRegion:  "eu",
+	RegionLabel:    agones.RegionLabel, // the chart labels each Fleet with it
+	DefaultRegion:  "eu",               // where a Fleet without the label is
 }
 
 func (c *Config) setDefaults() {
@@ -74,7 +80,9 @@ func (c *Config) setDefaults() {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Buffer, "autoscale-buffer", defaults.Buffer, "FleetAutoscaler webhook: Ready servers kept beyond the demand")
 	fs.IntVar(&c.PlayersPerRoom, "autoscale-players-per-room", defaults.PlayersPerRoom, "FleetAutoscaler webhook: players of one match")
-	fs.IntVar(&c.RoomsPerServer, "autoscale-rooms-per-server", defaults.RoomsPerServer, "FleetAutoscaler webhook: rooms per server when the fleet has no rooms counter")
+	fs.IntVar(&c.RoomsPerServer, "autoscale-rooms-per-server", defaults.RoomsPerServer, "FleetAutoscaler webhook: rooms per server when the fleet has no rooms List")
+	fs.StringVar(&c.RegionLabel, "autoscale-region-label", defaults.RegionLabel, "FleetAutoscaler webhook: the Fleet label naming its region, whose waiting tickets size it")
+	fs.StringVar(&c.DefaultRegion, "autoscale-default-region", defaults.DefaultRegion, "FleetAutoscaler webhook: the region of a Fleet without the region label")
 }
 
 // Desired is the replica count for a fleet with status st when waiting
@@ -83,7 +91,7 @@ func (c Config) Desired(st agones.FleetStatus, waiting int) int32 {
 	c.setDefaults()
 	perServer := int64(c.RoomsPerServer)
 	freeOnAllocated := int64(0)
-	if rooms, ok := st.Counters[agones.CounterRooms]; ok {
+	if rooms, ok := st.Lists[agones.ListRooms]; ok {
 		freeOnAllocated = max(0, rooms.AllocatedCapacity-rooms.AllocatedCount)
 		if st.Replicas > 0 && rooms.Capacity > 0 {
 			perServer = max(1, rooms.Capacity/int64(st.Replicas))
@@ -133,9 +141,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := review.Request
-	region := req.Labels[h.cfg.RegionLabel]
+	region := req.FleetLabels()[h.cfg.RegionLabel]
 	if region == "" {
+		// Said every sync: a fleet sized from another region's demand is
+		// a misconfiguration (a game cluster with another region label,
+		// or Agones' FleetAutoscaleRequestMetaData gate off), not a choice.
 		region = h.cfg.DefaultRegion
+		h.log.Warn("autoscale: fleet has no region label; sized from the default region", "fleet", req.Name,
+			"label", h.cfg.RegionLabel, "default_region", region)
 	}
 	waiting, err := h.demand.Waiting(r.Context(), region)
 	if err != nil {

@@ -16,9 +16,11 @@ import (
 // the webhook answers 200 with a review whose replicas stay within the
 // configured bounds, or 400 naming the problem; it never panics.
 func FuzzWebhook(f *testing.F) {
-	f.Add(`{"apiVersion":"autoscaling.agones.dev/v1","kind":"FleetAutoscaleReview","request":{"uid":"u1","name":"rps","namespace":"default","status":{"replicas":3,"readyReplicas":1,"allocatedReplicas":2,"counters":{"rooms":{"count":5,"capacity":30,"allocatedCount":5,"allocatedCapacity":20}}}}}`)
-	f.Add(`{"request":{"uid":"u","status":{"replicas":-5,"counters":{"rooms":{"capacity":-1,"allocatedCapacity":-9223372036854775808}}}}}`)
+	f.Add(`{"apiVersion":"autoscaling.agones.dev/v1","kind":"FleetAutoscaleReview","request":{"uid":"u1","name":"rps","namespace":"default","status":{"replicas":3,"readyReplicas":1,"allocatedReplicas":2,"lists":{"rooms":{"count":5,"capacity":30,"allocatedCount":5,"allocatedCapacity":20}}}}}`)
+	f.Add(`{"request":{"uid":"u","status":{"replicas":-5,"lists":{"rooms":{"capacity":-1,"allocatedCapacity":-9223372036854775808}}}}}`)
 	f.Add(`{"request":{"uid":"u","labels":{"quickmatch.dev/region":"us"},"status":{"replicas":2147483647,"allocatedReplicas":2147483647,"reservedReplicas":2147483647}}}`)
+	f.Add(`{"request":{"uid":"u","metadata":{"labels":{"quickmatch.dev/region":"eu"}},"labels":{"quickmatch.dev/region":"us"},"status":{"replicas":1}}}`)
+	f.Add(`{"request":{"uid":"u","metadata":null,"status":{"replicas":1}}}`)
 	f.Add(`{"request":null}`)
 	f.Add(`not json`)
 	cfg := Config{MinReplicas: 1, MaxReplicas: 50, Buffer: 1}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,13 +14,14 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 func TestDesired(t *testing.T) {
 	t.Parallel()
 	rooms := func(allocCount, allocCap, capTotal int64) map[string]agones.AggregatedStatus {
-		return map[string]agones.AggregatedStatus{agones.CounterRooms: {AllocatedCount: allocCount, AllocatedCapacity: allocCap, Capacity: capTotal}}
+		return map[string]agones.AggregatedStatus{agones.ListRooms: {AllocatedCount: allocCount, AllocatedCapacity: allocCap, Capacity: capTotal}}
 	}
 	tests := []struct {
 		name    string
@@ -30,11 +32,11 @@ func TestDesired(t *testing.T) {
 	}{
 		{"idle fleet keeps the buffer", Config{Buffer: 2}, agones.FleetStatus{Replicas: 5, ReadyReplicas: 5}, 0, 2},
 		{"demand beyond free rooms adds servers", Config{Buffer: 1},
-			agones.FleetStatus{Replicas: 5, ReadyReplicas: 2, AllocatedReplicas: 3, Counters: rooms(28, 30, 50)}, 40, 6},
+			agones.FleetStatus{Replicas: 5, ReadyReplicas: 2, AllocatedReplicas: 3, Lists: rooms(28, 30, 50)}, 40, 6},
 		{"free rooms on allocated servers absorb demand", Config{Buffer: 1},
-			agones.FleetStatus{Replicas: 4, ReadyReplicas: 1, AllocatedReplicas: 3, Counters: rooms(10, 30, 40)}, 30, 4},
+			agones.FleetStatus{Replicas: 4, ReadyReplicas: 1, AllocatedReplicas: 3, Lists: rooms(10, 30, 40)}, 30, 4},
 		{"reserved servers are kept", Config{}, agones.FleetStatus{Replicas: 3, ReservedReplicas: 2, AllocatedReplicas: 1}, 0, 3},
-		{"no rooms counter uses rooms per server", Config{RoomsPerServer: 4}, agones.FleetStatus{Replicas: 1, ReadyReplicas: 1}, 20, 3},
+		{"no rooms list uses rooms per server", Config{RoomsPerServer: 4}, agones.FleetStatus{Replicas: 1, ReadyReplicas: 1}, 20, 3},
 		{"bounded by max", Config{MaxReplicas: 10}, agones.FleetStatus{Replicas: 1}, 10000, 10},
 		{"bounded by min", Config{MinReplicas: 3}, agones.FleetStatus{}, 0, 3},
 	}
@@ -59,7 +61,7 @@ func (d fixedDemand) Waiting(_ context.Context, region string) (int, error) {
 // (players) this webhook does not use.
 const review = `{"apiVersion":"autoscaling.agones.dev/v1","kind":"FleetAutoscaleReview","request":{"uid":"4a7b1c1e-0000","name":"rps-us","namespace":"games",
  "status":{"replicas":5,"readyReplicas":2,"reservedReplicas":0,"allocatedReplicas":3,"players":{"count":6,"capacity":60},
- "counters":{"rooms":{"allocatedCount":28,"allocatedCapacity":30,"count":28,"capacity":50}}},
+ "lists":{"rooms":{"allocatedCount":28,"allocatedCapacity":30,"count":28,"capacity":50}}},
  "labels":{"quickmatch.dev/region":"us"}},"response":null}`
 
 func post(t *testing.T, h http.Handler, method, body string) (int, agones.FleetAutoscaleReview, string) {
@@ -123,6 +125,74 @@ func TestStreamDemandCountsWaitingTickets(t *testing.T) {
 	for region, want := range map[string]int{"eu": 3, "us": 1, "asia": 0} {
 		if got, err := d.Waiting(t.Context(), region); err != nil || got != want {
 			t.Errorf("%s: %d %v, want %d", region, got, err, want)
+		}
+	}
+}
+
+// TestEachFleetSizedFromItsRegion: two fleets in two regions, each sized
+// from its own region's tickets waiting in JetStream. Agones sends the
+// Fleet's labels under request.metadata (FleetAutoscaleRequestMetaData)
+// or, in other versions, as request.labels: both are read.
+func TestEachFleetSizedFromItsRegion(t *testing.T) {
+	t.Parallel()
+	s := testkit.RunServer(t)
+	js := testkit.JetStream(t, testkit.Connect(t, s))
+	subj := events.Subjects{}
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	waiting := map[string]int{"eu": 60, "us": 4}
+	for region, n := range waiting {
+		for range n {
+			if _, err := js.Publish(t.Context(), subj.Ticket(region, "gold"), []byte(`{}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h := New(Config{Buffer: 1, PlayersPerRoom: 2}, StreamDemand{JS: js, Subj: subj}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// Two idle servers of 10 rooms each, in each region.
+	const status = `"status":{"replicas":2,"readyReplicas":2,"lists":{"rooms":{"count":0,"capacity":20}}}`
+	for _, tt := range []struct {
+		name, request string
+		want          int32
+	}{
+		// 60 players: 30 rooms, 3 servers, plus the buffer.
+		{"eu, top-level labels", `{"uid":"u-eu","name":"rps-eu","labels":{"quickmatch.dev/region":"eu"},` + status + `}`, 4},
+		// 4 players: 2 rooms, 1 server, plus the buffer.
+		{"us, metadata labels", `{"uid":"u-us","name":"rps-us","metadata":{"name":"rps-us","labels":{"quickmatch.dev/region":"us"}},` + status + `}`, 2},
+	} {
+		code, out, raw := post(t, h, http.MethodPost, `{"request":`+tt.request+`}`)
+		if code != 200 || out.Response == nil || out.Response.Replicas != tt.want {
+			t.Errorf("%s: %d %s, want %d replicas", tt.name, code, raw, tt.want)
+		}
+	}
+}
+
+// TestRegionFlags: the region label and the default region are settings
+// (flags, or their environment variables), and the webhook uses them.
+func TestRegionFlags(t *testing.T) {
+	t.Setenv("AUTOSCALE_REGION_LABEL", "example.com/zone")
+	t.Setenv("AUTOSCALE_DEFAULT_REGION", "asia")
+	var cfg Config
+	fs := flag.NewFlagSet("allocator", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	if err := envflag.Parse(fs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RegionLabel != "example.com/zone" || cfg.DefaultRegion != "asia" {
+		t.Fatalf("config %+v", cfg)
+	}
+	h := New(cfg, fixedDemand{"us": 40, "asia": 0}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, tt := range []struct {
+		labels string
+		want   int32
+	}{
+		{`{"example.com/zone":"us"}`, 3},      // 20 rooms: 2 servers of 10, plus the buffer
+		{`{"quickmatch.dev/region":"us"}`, 1}, // not the configured label: the default region, asia
+	} {
+		_, out, raw := post(t, h, http.MethodPost, `{"request":{"uid":"u","metadata":{"labels":`+tt.labels+`},"status":{"replicas":1}}}`)
+		if out.Response == nil || out.Response.Replicas != tt.want {
+			t.Errorf("labels %s: %s, want %d", tt.labels, raw, tt.want)
 		}
 	}
 }

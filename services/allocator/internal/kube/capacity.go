@@ -65,6 +65,9 @@ func (b *Backend) Capacity(region string) (events.Capacity, bool) {
 			if !ok {
 				continue
 			}
+			if _, retiring := u.GetLabels()[agones.RetiringLabel]; retiring {
+				continue // takes no more rooms, so none of its rooms are free
+			}
 			state, _, _ := unstructured.NestedString(u.Object, "status", "state")
 			switch state {
 			case "Ready":
@@ -74,10 +77,12 @@ func (b *Backend) Capacity(region string) (events.Capacity, bool) {
 			default:
 				continue
 			}
-			count, _, _ := unstructured.NestedInt64(u.Object, "status", "counters", agones.CounterRooms, "count")
-			capacity, ok, _ := unstructured.NestedInt64(u.Object, "status", "counters", agones.CounterRooms, "capacity")
-			if !ok { // a server without a rooms counter hosts one match
-				capacity = 1
+			// The rooms List: its values are the live rooms.
+			live, _, _ := unstructured.NestedSlice(u.Object, "status", "lists", agones.ListRooms, "values")
+			count := int64(len(live))
+			capacity, ok, _ := unstructured.NestedInt64(u.Object, "status", "lists", agones.ListRooms, "capacity")
+			if !ok { // a server without a rooms List hosts one match
+				capacity, count = 1, 0
 				if state == agones.StateAllocated {
 					count = 1
 				}

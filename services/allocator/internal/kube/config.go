@@ -63,7 +63,12 @@ type Cluster struct {
 	// Region the cluster's game servers serve (for capacity reports).
 	Region           string
 	Priority, Weight int
+	// Modes the fleet hosts; empty: every mode. A match goes only to a
+	// cluster whose fleet hosts its mode.
+	Modes []string
 }
+
+func (c *Cluster) hosts(mode string) bool { return len(c.Modes) == 0 || slices.Contains(c.Modes, mode) }
 
 // load builds a rest.Config from a kubeconfig file and context, or the
 // in-cluster service account when kubeconfig is "".
@@ -94,6 +99,8 @@ type clusterFile struct {
 	Region     string `json:"region"`
 	Priority   int    `json:"priority"`
 	Weight     int    `json:"weight"`
+	// Modes the fleet hosts ("1v1", "2v2"); absent or empty: every mode.
+	Modes []string `json:"modes"`
 }
 
 // LoadClusters reads the clusters file (a JSON list), or, with no file,
@@ -116,11 +123,16 @@ func LoadClusters(path, namespace, fleet, region string) ([]Cluster, error) {
 	}
 	var out []Cluster
 	for _, c := range list {
+		for _, mode := range c.Modes {
+			if err := events.CheckID(mode); err != nil {
+				return nil, fmt.Errorf("clusters file %s: cluster %s: mode %q: %w", path, c.Name, mode, err)
+			}
+		}
 		cfg, err := load(c.Kubeconfig, c.Context)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
-		out = append(out, Cluster{Name: c.Name, Config: cfg, Namespace: c.Namespace, Fleet: c.Fleet, Region: c.Region, Priority: c.Priority, Weight: c.Weight})
+		out = append(out, Cluster{Name: c.Name, Config: cfg, Namespace: c.Namespace, Fleet: c.Fleet, Region: c.Region, Priority: c.Priority, Weight: c.Weight, Modes: c.Modes})
 	}
 	return out, nil
 }

@@ -3,8 +3,12 @@
 // API of one or more clusters, with client-go for configuration and
 // transport and wire types of our own (package agones).
 //
-// Clusters are tried by priority (lowest first); within a priority, in a
-// weighted random order. A cluster that answers UnAllocated has no room:
+// A match goes only to the clusters whose fleet hosts its mode (Cluster.
+// Modes); a mode none hosts fails at once (allocator.ErrModeNotHosted).
+// Those of the match's region are tried first, then the others (a region
+// with no room spills over to its neighbours rather than fail its
+// players); within each, by priority (lowest first), and within a
+// priority in a weighted random order. A cluster that answers UnAllocated has no room:
 // the next is tried (spillover). A cluster whose API fails (429, 5xx,
 // timeouts, conflicts) counts a failure; after FailuresToUnhealthy in a
 // row it is skipped for a cool-down, then tried again. If every cluster
@@ -119,51 +123,71 @@ func New(cfg Config, clusters []Cluster, log *slog.Logger) (*Backend, error) {
 }
 
 // Request builds the GameServerAllocation of a match in this mode.
-func (b *Backend) Request(c Cluster, m events.Match) agones.GameServerAllocation {
-	players := m.Players()
+//
+// In every mode the allocation adds the match id to the rooms List and
+// its players to the players List, and writes the room annotation
+// (agones.EncodeRoom): the game server opens a room for each id in the
+// rooms List (pkg/agones, room.go). Every selector asks for room in both
+// lists for the whole match, since Agones cuts an allocation's addValues
+// at a list's capacity without an error and would otherwise pick a
+// server whose players list is full.
+func (b *Backend) Request(c Cluster, m events.Match) (agones.GameServerAllocation, error) {
+	room, err := allocator.RoomOf(m)
+	if err != nil {
+		return agones.GameServerAllocation{}, err
+	}
 	fleet := map[string]string{"agones.dev/fleet": c.Fleet}
-	meta := &agones.MetaPatch{Annotations: map[string]string{agones.MatchAnnotationPrefix + m.MatchID: strings.Join(players, ",")}}
+	meta, lists := agones.RoomActions(m.MatchID, room)
 	gsa := agones.GameServerAllocation{
 		TypeMeta:   agones.TypeMeta{APIVersion: "allocation.agones.dev/v1", Kind: "GameServerAllocation"},
 		ObjectMeta: agones.ObjectMeta{Namespace: c.Namespace},
-		Spec:       agones.GameServerAllocationSpec{Scheduling: "Packed", Metadata: meta},
+		Spec:       agones.GameServerAllocationSpec{Scheduling: "Packed", Metadata: meta, Lists: lists},
 	}
-	room := map[string]agones.CounterSelector{agones.CounterRooms: {MinAvailable: 1}}
+	fits := agones.RoomFits(room)
+	// A retiring server takes no more rooms (agones.RetiringLabel).
+	notRetiring := []agones.LabelSelectorRequirement{{Key: agones.RetiringLabel, Operator: "DoesNotExist"}}
+	// Among servers that fit, the fullest first (the fewest free rooms).
+	fullest := []agones.Priority{{Type: "List", Key: agones.ListRooms, Order: "Ascending"}}
 	switch b.cfg.Mode {
 	case HighDensity:
 		// The Allocated selector must come first, or partly full servers
 		// are never reused.
 		gsa.Spec.Selectors = []agones.GameServerSelector{
-			{MatchLabels: fleet, GameServerState: agones.StateAllocated, Counters: room},
-			{MatchLabels: fleet, GameServerState: "Ready", Counters: room},
+			{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: agones.StateAllocated, Lists: fits},
+			{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: "Ready", Lists: fits},
 		}
-		gsa.Spec.Priorities = []agones.Priority{{Type: "Counter", Key: agones.CounterRooms, Order: "Ascending"}}
-		gsa.Spec.Counters = map[string]agones.CounterAction{agones.CounterRooms: {Action: "Increment", Amount: 1}}
-		gsa.Spec.Lists = map[string]agones.ListAction{agones.ListPlayers: {AddValues: players}}
+		gsa.Spec.Priorities = fullest
 	case LabelLocking:
 		locked := map[string]string{"agones.dev/fleet": c.Fleet, LabelMode: m.Mode}
 		gsa.Spec.Selectors = []agones.GameServerSelector{
-			{MatchLabels: locked, GameServerState: agones.StateAllocated, Counters: room},
-			{MatchLabels: fleet, GameServerState: "Ready", Counters: room},
+			{MatchLabels: locked, MatchExpressions: notRetiring, GameServerState: agones.StateAllocated, Lists: fits},
+			{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: "Ready", Lists: fits},
 		}
+		gsa.Spec.Priorities = fullest
 		meta.Labels = map[string]string{LabelMode: m.Mode}
-		gsa.Spec.Counters = map[string]agones.CounterAction{agones.CounterRooms: {Action: "Increment", Amount: 1}}
-		gsa.Spec.Lists = map[string]agones.ListAction{agones.ListPlayers: {AddValues: players}}
 	case OnePerServer:
-		gsa.Spec.Selectors = []agones.GameServerSelector{{MatchLabels: fleet, GameServerState: "Ready"}}
+		gsa.Spec.Selectors = []agones.GameServerSelector{{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: "Ready", Lists: fits}}
 	}
-	return gsa
+	return gsa, nil
 }
 
 // ErrAPI wraps a failed Kubernetes API call (retryable).
 var ErrAPI = errors.New("kubernetes API call failed")
 
-// Allocate finds the match a game server in the first cluster with room.
+// Allocate finds the match a game server in the first cluster with room
+// among those whose fleet hosts the match's mode. A mode no cluster hosts
+// is a permanent failure (allocator.ErrModeNotHosted).
 func (b *Backend) Allocate(ctx context.Context, m events.Match) (allocator.Server, error) {
+	if !slices.ContainsFunc(b.clusters, func(c *cluster) bool { return c.hosts(m.Mode) }) {
+		return allocator.Server{}, allocator.Permanent(fmt.Errorf("mode %q: %w", m.Mode, allocator.ErrModeNotHosted))
+	}
+	if _, err := allocator.RoomOf(m); err != nil {
+		return allocator.Server{}, err // permanent: asking each cluster would not change it
+	}
 	var errs []error
 	noRoom := 0
 	tried := 0
-	for _, c := range b.order() {
+	for _, c := range b.order(m.Mode, m.Region) {
 		tried++
 		srv, err := b.allocateIn(ctx, c, m)
 		switch {
@@ -180,19 +204,29 @@ func (b *Backend) Allocate(ctx context.Context, m events.Match) (allocator.Serve
 		}
 	}
 	if tried == 0 {
-		return allocator.Server{}, fmt.Errorf("%w: every cluster is unhealthy", ErrAPI)
+		return allocator.Server{}, fmt.Errorf("%w: every cluster hosting mode %q is unhealthy", ErrAPI, m.Mode)
 	}
 	if noRoom == tried {
 		return allocator.Server{}, allocator.ErrNoCapacity
 	}
+	// Retry while a cluster might still answer otherwise; permanent only
+	// when every error was.
+	retry := slices.DeleteFunc(slices.Clone(errs), func(err error) bool { return errors.Is(err, allocator.ErrPermanent) })
+	if len(retry) > 0 {
+		return allocator.Server{}, errors.Join(retry...)
+	}
 	return allocator.Server{}, errors.Join(errs...)
 }
 
-// order lists the healthy clusters: by priority, weighted random within.
-func (b *Backend) order() []*cluster {
+// order lists the healthy clusters that host mode: those of region first,
+// then by priority, weighted random within.
+func (b *Backend) order(mode, region string) []*cluster {
 	now := b.now()
 	var out []*cluster
 	for _, c := range b.clusters {
+		if !c.hosts(mode) {
+			continue
+		}
 		c.mu.Lock()
 		ok := now.After(c.skipUntil)
 		c.mu.Unlock()
@@ -206,6 +240,15 @@ func (b *Backend) order() []*cluster {
 		keys[c] = -rand.Float64() / float64(c.Weight)
 	}
 	slices.SortStableFunc(out, func(a, b *cluster) int {
+		// The match's own region first: its players measured their
+		// latency to it, and the frontends gate admission on its
+		// capacity. Other regions only take the spillover.
+		if ah, bh := a.Region == region, b.Region == region; ah != bh {
+			if ah {
+				return -1
+			}
+			return 1
+		}
 		if a.Priority != b.Priority {
 			return a.Priority - b.Priority
 		}
@@ -221,7 +264,10 @@ func (b *Backend) order() []*cluster {
 }
 
 func (b *Backend) allocateIn(ctx context.Context, c *cluster, m events.Match) (allocator.Server, error) {
-	gsa := b.Request(c.Cluster, m)
+	gsa, err := b.Request(c.Cluster, m)
+	if err != nil {
+		return allocator.Server{}, err
+	}
 	body, _ := json.Marshal(gsa) // our wire types always encode
 	u := c.base + "/apis/allocation.agones.dev/v1/namespaces/" + url.PathEscape(c.Namespace) + "/gameserverallocations"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
@@ -236,6 +282,11 @@ func (b *Backend) allocateIn(ctx context.Context, c *cluster, m events.Match) (a
 	}
 	defer res.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode == http.StatusUnprocessableEntity {
+		// Agones refused the request itself (its Validate): the cluster is
+		// healthy, and asking again cannot change the answer.
+		return allocator.Server{}, allocator.Permanent(fmt.Errorf("%w: cluster %s refused the allocation: %.300s", errRefused, c.Name, data))
+	}
 	if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
 		err := fmt.Errorf("%w: cluster %s: %s: %.200s", ErrAPI, c.Name, res.Status, data)
 		c.failed(b, err)
@@ -250,7 +301,10 @@ func (b *Backend) allocateIn(ctx context.Context, c *cluster, m events.Match) (a
 	return srv, err
 }
 
-var errBadAnswer = errors.New("bad answer")
+var (
+	errBadAnswer = errors.New("bad answer")
+	errRefused   = errors.New("allocation request refused")
+)
 
 // ServerOf reads the apiserver's answer to a GameServerAllocation: the
 // server when Allocated, allocator.ErrNoCapacity when UnAllocated, ErrAPI

@@ -2,7 +2,7 @@
 // of game servers started by the local stack (make run, docker-compose).
 // It stands where the Agones backend stands in a cluster, behind the same
 // interface, and learns each server's free rooms from its /status the way
-// the Agones backend reads the rooms counter. The /status body is the game
+// the Agones backend reads the rooms List. The /status body is the game
 // server's, declared once in pkg/play.
 package local
 

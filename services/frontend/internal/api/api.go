@@ -6,12 +6,11 @@ package api
 
 import (
 	"context"
-	"embed"
+	_ "embed" // the OpenAPI description
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -31,9 +30,6 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
 
-//go:embed page/*
-var page embed.FS
-
 //go:embed openapi.yaml
 var openAPI []byte
 
@@ -45,6 +41,9 @@ type Tickets interface {
 	Cancel(ctx context.Context, caller identity.Caller, ticketID, reason string) (tickets.View, error)
 	RecordFor(ctx context.Context, caller identity.Caller, ticketID string) (tickets.Record, error)
 	View(ctx context.Context, rec tickets.Record) (tickets.View, error)
+	// Modes are the modes a ticket may ask for, the list its validation
+	// reads; nil: any mode. The find-a-match page offers them.
+	Modes() []string
 }
 
 // Results is what the API needs from the results tracker.
@@ -158,9 +157,9 @@ type apiMetrics struct {
 // New returns the handler of the whole frontend. Waiting clients are let go
 // when done is closed.
 func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readiness, reg *prometheus.Registry, done <-chan struct{}) (http.Handler, error) {
-	pageFS, err := fs.Sub(page, "page")
+	pageBody, err := renderPage(t.Modes())
 	if err != nil {
-		return nil, fmt.Errorf("embedded page: %w", err)
+		return nil, err
 	}
 	if cfg.Auth == nil && !cfg.Insecure {
 		return nil, ErrNoIdentity
@@ -202,7 +201,7 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(openAPI)
 	})
-	mux.Handle("GET /", http.FileServerFS(pageFS))
+	mux.HandleFunc("GET /{$}", servePage(pageBody))
 	ops.Register(mux, ready, reg)
 	return mux, nil
 }

@@ -162,6 +162,11 @@ type Service struct {
 	now      func() time.Time
 }
 
+// Modes are the modes a ticket may ask for, as Config.Modes (nil: any the
+// contract accepts): the list Create checks a ticket's mode against, so
+// whoever offers modes to players (the find-a-match page) offers these.
+func (s *Service) Modes() []string { return slices.Clone(s.cfg.Modes) }
+
 // New binds to the provisioned buckets and stream.
 func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Subjects, tracker Tracker, capacity Capacity, log *slog.Logger) (*Service, error) {
 	kv, err := js.KeyValue(ctx, subj.TicketsBucket())

@@ -1,11 +1,29 @@
 // Package rps is the rock-paper-scissors game of one room, as a pure state
 // machine: no I/O, no clocks, no goroutines. The room goroutine feeds it
 // moves and sends what it returns.
+//
+// The rules, for any number of teams (README "Game rules" states them for
+// players): every player throws each round; each pair of players on
+// different teams is a duel, and a player's points in a round are the
+// duels they won.
+//   - Team modes (1v1, 2v2, 5v5: every mode but a free-for-all): the team
+//     whose players won the most duels takes the round; a tie for the
+//     most is a draw. The first team to take a majority of BestOf rounds
+//     wins; draws do not count, so a game may run past BestOf rounds.
+//   - Free-for-all (more than two teams, all of one player): exactly
+//     BestOf rounds are played; each player adds their points of every
+//     round; the highest total wins, and players tied for it share the win.
+//
+// A forfeit ends the game at once: the forfeiting players' teams lose,
+// and among the other teams the one that took the most rounds
+// (free-for-all: the players with the most points) wins, tied leaders
+// sharing the win.
 package rps
 
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Move is a player's choice.
@@ -42,93 +60,209 @@ var (
 type Round struct {
 	Number int             `json:"number"`
 	Moves  map[string]Move `json:"moves"`
-	// Winner is a player id, or "" for a draw.
+	// Points are the duels each player won this round.
+	Points map[string]int `json:"points"`
+	// Winners are the players of the team that took the round; none for
+	// a draw, and none in a free-for-all, where only points count.
+	Winners []string `json:"winners"`
+	// Winner is the one player who took the round (a team of one, as in
+	// 1v1), or "": the field 1v1 clients read.
 	Winner string `json:"winner"`
 }
 
-// Game is best-of-N between two players.
+// Game is one room's game: best-of-N between teams.
 type Game struct {
-	players [2]string
-	bestOf  int
-	wins    map[string]int
+	teams  [][]string
+	teamOf map[string]int
+	ffa    bool
+	bestOf int
+	// taken counts the rounds each team took (team modes); points the
+	// points of each player (free-for-all).
+	taken   []int
+	points  map[string]int
 	moves   map[string]Move
-	rounds  []Round
-	winner  string
+	rounds  int
+	winners []string
 	over    bool
 }
 
-// New starts a game; bestOf is odd (1, 3, 5...).
-func New(a, b string, bestOf int) *Game {
-	if bestOf < 1 {
-		bestOf = 1
+// FreeForAll says whether teams play a free-for-all: more than two teams,
+// each of one player.
+func FreeForAll(teams [][]string) bool {
+	if len(teams) <= 2 {
+		return false
 	}
-	return &Game{players: [2]string{a, b}, bestOf: bestOf, wins: map[string]int{}, moves: map[string]Move{}}
+	for _, t := range teams {
+		if len(t) != 1 {
+			return false
+		}
+	}
+	return true
 }
 
-// Play records a move. When both players have moved, the round is decided
+// New starts a game between teams (at least two, each of at least one
+// player, no player twice: the room checks); bestOf is odd (1, 3, 5...).
+func New(teams [][]string, bestOf int) *Game {
+	g := &Game{teamOf: map[string]int{}, ffa: FreeForAll(teams), bestOf: max(bestOf, 1),
+		taken: make([]int, len(teams)), points: map[string]int{}, moves: map[string]Move{}}
+	for i, t := range teams {
+		g.teams = append(g.teams, slices.Clone(t))
+		for _, p := range t {
+			g.teamOf[p] = i
+		}
+	}
+	return g
+}
+
+// Play records a move. When every player has moved, the round is decided
 // and returned.
 func (g *Game) Play(player string, m Move) (*Round, error) {
 	if g.over {
 		return nil, ErrGameOver
 	}
-	if player != g.players[0] && player != g.players[1] {
+	if _, ok := g.teamOf[player]; !ok {
 		return nil, ErrNotPlayer
 	}
 	if _, ok := g.moves[player]; ok {
 		return nil, ErrAlreadyMade
 	}
 	g.moves[player] = m
-	if len(g.moves) < 2 {
+	if len(g.moves) < len(g.teamOf) {
 		return nil, nil
 	}
-	a, b := g.players[0], g.players[1]
-	r := Round{Number: len(g.rounds) + 1, Moves: g.moves}
-	switch {
-	case g.moves[a].beats(g.moves[b]):
-		r.Winner = a
-	case g.moves[b].beats(g.moves[a]):
-		r.Winner = b
-	}
-	if r.Winner != "" {
-		g.wins[r.Winner]++
-		if g.wins[r.Winner] > g.bestOf/2 {
-			g.winner, g.over = r.Winner, true
+	g.rounds++
+	r := Round{Number: g.rounds, Moves: g.moves, Points: g.duels()}
+	if g.ffa {
+		for p, n := range r.Points {
+			g.points[p] += n
+		}
+		if g.rounds >= g.bestOf {
+			g.end(nil)
+		}
+	} else if t, ok := leader(g.teamPoints(r.Points)); ok {
+		r.Winners = slices.Clone(g.teams[t])
+		if len(r.Winners) == 1 {
+			r.Winner = r.Winners[0]
+		}
+		if g.taken[t]++; g.taken[t] > g.bestOf/2 {
+			g.end(nil)
 		}
 	}
-	g.rounds = append(g.rounds, r)
 	g.moves = map[string]Move{}
 	return &r, nil
 }
 
-// Waiting returns the players who have not moved in the current round.
+// duels gives each player a point per player of another team their move
+// beats.
+func (g *Game) duels() map[string]int {
+	pts := make(map[string]int, len(g.moves))
+	for p, m := range g.moves {
+		pts[p] = 0
+		for q, o := range g.moves {
+			if g.teamOf[p] != g.teamOf[q] && m.beats(o) {
+				pts[p]++
+			}
+		}
+	}
+	return pts
+}
+
+func (g *Game) teamPoints(pts map[string]int) []int {
+	out := make([]int, len(g.teams))
+	for p, n := range pts {
+		out[g.teamOf[p]] += n
+	}
+	return out
+}
+
+// leader is the index of the one highest value; false when several share it.
+func leader(v []int) (int, bool) {
+	best, n := -1, 0
+	for i, x := range v {
+		switch {
+		case best < 0 || x > v[best]:
+			best, n = i, 1
+		case x == v[best]:
+			n++
+		}
+	}
+	return best, n == 1
+}
+
+// end ends the game; out are the players who forfeited. The winners are
+// the leaders among the teams with nobody out: by rounds taken, or in a
+// free-for-all by points; leaders tied share the win.
+func (g *Game) end(out []string) {
+	g.over = true
+	lost := map[int]bool{}
+	for _, p := range out {
+		lost[g.teamOf[p]] = true
+	}
+	best := -1
+	var winners []string
+	for i, t := range g.teams {
+		if lost[i] {
+			continue
+		}
+		s := g.taken[i]
+		if g.ffa {
+			s = g.points[t[0]]
+		}
+		switch {
+		case s > best:
+			best, winners = s, slices.Clone(t)
+		case s == best:
+			winners = append(winners, t...)
+		}
+	}
+	g.winners = winners
+}
+
+// Waiting returns the players who have not moved in the current round,
+// team by team.
 func (g *Game) Waiting() []string {
 	var out []string
-	for _, p := range g.players {
-		if _, moved := g.moves[p]; !moved {
-			out = append(out, p)
+	for _, t := range g.teams {
+		for _, p := range t {
+			if _, moved := g.moves[p]; !moved {
+				out = append(out, p)
+			}
 		}
 	}
 	return out
 }
 
-// Forfeit ends the game in favour of the other player.
-func (g *Game) Forfeit(player string) {
-	if g.over {
+// Forfeit ends the game: the teams of players lose, the others are
+// ranked as at the end of a game (see the package comment). Players
+// not in the game are ignored (none in it: the game goes on); a game
+// that is over stays as it ended.
+func (g *Game) Forfeit(players ...string) {
+	var out []string
+	for _, p := range players {
+		if _, ok := g.teamOf[p]; ok {
+			out = append(out, p)
+		}
+	}
+	if g.over || len(out) == 0 {
 		return
 	}
-	g.over = true
-	if player == g.players[0] {
-		g.winner = g.players[1]
-	} else {
-		g.winner = g.players[0]
-	}
+	g.end(out)
 }
 
-// Over reports whether the game has ended, and who won.
-func (g *Game) Over() (bool, string) { return g.over, g.winner }
+// Over reports whether the game has ended, and who won: a team's
+// players, free-for-all leaders tied, or nobody (every team forfeited).
+func (g *Game) Over() (bool, []string) { return g.over, slices.Clone(g.winners) }
 
-// Score returns the wins of each player.
+// Score is each player's score: in team modes the rounds their team took,
+// in a free-for-all their points.
 func (g *Game) Score() map[string]int {
-	out := map[string]int{g.players[0]: g.wins[g.players[0]], g.players[1]: g.wins[g.players[1]]}
+	out := make(map[string]int, len(g.teamOf))
+	for p, t := range g.teamOf {
+		if g.ffa {
+			out[p] = g.points[p]
+		} else {
+			out[p] = g.taken[t]
+		}
+	}
 	return out
 }

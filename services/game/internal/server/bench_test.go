@@ -25,7 +25,7 @@ func BenchmarkRoomMemory(b *testing.B) {
 		g0 := runtime.NumGoroutine()
 		before := heapInUse()
 		for i := range n {
-			if _, err := s.open(fmt.Sprintf("room-%d", i), []string{"a", "b"}); err != nil {
+			if _, err := s.open(fmt.Sprintf("room-%d", i), seating{allocated: [][]string{{"a"}, {"b"}}}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -22,15 +22,18 @@ type client struct {
 	player string
 	// resume is the resume key the client came back with, if any.
 	resume string
-	conn   *websocket.Conn
-	send   chan []byte
+	// team is the team its join token seats it on (seating.team; -1:
+	// the first with a free seat).
+	team int
+	conn *websocket.Conn
+	send chan []byte
 	// readDone is closed when readLoop returns: the client answered our
 	// close frame, or the connection is gone.
 	readDone chan struct{}
 }
 
 func newClient(player, resume string, conn *websocket.Conn) *client {
-	return &client{player: player, resume: resume, conn: conn, send: make(chan []byte, 16), readDone: make(chan struct{})}
+	return &client{player: player, resume: resume, team: -1, conn: conn, send: make(chan []byte, 16), readDone: make(chan struct{})}
 }
 
 // writeLoop writes queued messages and pings until send is closed.

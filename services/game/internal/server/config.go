@@ -33,8 +33,17 @@ type Config struct {
 	// EndedMemory is how long a finished room's match id is refused. It
 	// must outlast the join tokens (the allocator's join-token-ttl); after
 	// it a token for that room has expired anyway, and forgetting the id
-	// keeps a long-lived server's memory flat.
+	// keeps a long-lived server's memory flat. Under Agones a forgotten
+	// room stays closed because its id has left the rooms List, not
+	// because of this memory.
 	EndedMemory time.Duration
+	// RetireAnnotationBytes is the size of the GameServer's annotations
+	// (keys plus values, as Kubernetes counts them against the 256 KiB
+	// an object may hold) at which the server retires (retire.go): Agones
+	// never removes an allocation's annotation, so a server reused for
+	// long would reach the limit and then have every allocation refused.
+	// At most 256 KiB less the largest room annotation.
+	RetireAnnotationBytes int
 }
 
 // defaults are the one statement of the defaults: New fills a zero field
@@ -46,6 +55,10 @@ var defaults = Config{
 	MaxRooms:       100,
 	HealthEvery:    2 * time.Second, // well inside Agones' default health failure window
 	EndedMemory:    time.Hour,       // above any join-token-ttl in use
+	// 64 KiB below the limit: room for the annotations of about nine of
+	// the largest rooms (100 players, about 7 KB each) allocated before
+	// the retiring label reaches the allocator, and for Agones' own.
+	RetireAnnotationBytes: 192 << 10,
 	// Reuse is the flag's default only; setDefaults leaves it alone,
 	// because false is a choice, not "unset": with an SDK, shut the server
 	// down after its last room.
@@ -59,6 +72,7 @@ func (c *Config) setDefaults() {
 	envflag.OrDefault(&c.HealthEvery, defaults.HealthEvery)
 	envflag.OrDefault(&c.MaxRooms, defaults.MaxRooms)
 	envflag.OrDefault(&c.EndedMemory, defaults.EndedMemory)
+	envflag.OrDefault(&c.RetireAnnotationBytes, defaults.RetireAnnotationBytes)
 }
 
 // RegisterFlags registers the game server's flags on fs, with the defaults
@@ -71,4 +85,5 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ReconnectGrace, "reconnect-grace", defaults.ReconnectGrace, "how long a dropped player may come back before forfeiting")
 	fs.IntVar(&c.MaxRooms, "max-rooms", defaults.MaxRooms, "rooms that may run at once")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", defaults.IdleTimeout, "a room in which nothing happens for this long ends")
+	fs.IntVar(&c.RetireAnnotationBytes, "retire-annotation-bytes", defaults.RetireAnnotationBytes, "size of the GameServer's annotations (keys plus values; Kubernetes allows 256 KiB) at which the server takes no more allocations (label agones.dev/sdk-retiring) and shuts down after its last room")
 }

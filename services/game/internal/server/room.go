@@ -4,9 +4,10 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"slices"
+	"strings"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/services/game/internal/rps"
@@ -48,9 +49,8 @@ const outcomePanic = "panic"
 type room struct {
 	// matchID names the room: the match played in it.
 	matchID string
-	// players are the only players admitted, when the match was allocated
-	// here (nil: any holder of a valid token for the room).
-	players []string
+	// seating says who may sit where (fixed; serveWS reads it too).
+	seating seating
 	cfg     Config
 	log     *slog.Logger
 	events  chan event
@@ -60,18 +60,19 @@ type room struct {
 	// seats holds each seated player's resume key: a join token admits
 	// once; coming back takes the key the welcome message gave, so a
 	// token copied from a URL or a log cannot take the seat over.
-	seats   map[string]string
-	order   []string // players in order of first join
+	seats map[string]string
+	// teams are the seated players by team, in order of first join.
+	teams   [][]string
 	game    *rps.Game
 	grace   map[string]*time.Timer
 	expired chan string                    // players whose grace ran out
 	onEvent func(matchID string, ev event) // Server.onEvent
 }
 
-func newRoom(matchID string, players []string, cfg Config, log *slog.Logger) *room {
+func newRoom(matchID string, st seating, cfg Config, log *slog.Logger) *room {
 	return &room{
-		matchID: matchID, players: players, cfg: cfg, log: log,
-		events: make(chan event), done: make(chan struct{}),
+		matchID: matchID, seating: st, cfg: cfg, log: log,
+		events: make(chan event), done: make(chan struct{}), teams: make([][]string, st.teams()),
 		clients: map[string]*client{}, seats: map[string]string{}, grace: map[string]*time.Timer{}, expired: make(chan string, 2),
 	}
 }
@@ -107,7 +108,7 @@ func (r *room) run() (outcome string) {
 	}()
 	idle := time.NewTimer(r.cfg.IdleTimeout)
 	defer idle.Stop()
-	r.log.Info("room opened", "allocated_players", r.players)
+	r.log.Info("room opened", "allocated", r.seating.allocated, "seats", r.seating.seats())
 	for {
 		select {
 		case ev := <-r.events:
@@ -134,24 +135,30 @@ func (r *room) run() (outcome string) {
 			r.close()
 			return "forfeit"
 		case <-idle.C:
-			reason := "idle for " + r.cfg.IdleTimeout.String()
-			outcome := "idle"
-			if r.game != nil {
-				// A player who kept the other waiting for a move forfeits.
-				if w := r.game.Waiting(); len(w) == 1 {
-					r.game.Forfeit(w[0])
-					reason = w[0] + " did not move within " + r.cfg.IdleTimeout.String()
-					outcome = "forfeit"
-				}
-				r.finish(reason)
-			} else {
-				r.broadcast(message{Type: "over", Reason: "opponent never joined"})
-				outcome = "abandoned"
-			}
+			outcome := r.idle()
 			r.close()
 			return outcome
 		}
 	}
+}
+
+// idle ends a room in which nothing happened for IdleTimeout and says
+// how: the players who kept the others waiting for their move forfeit;
+// a room whose game never started was abandoned.
+func (r *room) idle() (outcome string) {
+	if r.game == nil {
+		r.broadcast(message{Type: "over", Reason: "not every player joined"})
+		return "abandoned"
+	}
+	reason := "idle for " + r.cfg.IdleTimeout.String()
+	outcome = "idle"
+	if w := r.game.Waiting(); len(w) > 0 && len(w) < len(r.seats) {
+		r.game.Forfeit(w...)
+		reason = strings.Join(w, ", ") + " did not move within " + r.cfg.IdleTimeout.String()
+		outcome = "forfeit"
+	}
+	r.finish(reason)
+	return outcome
 }
 
 // handle applies one event; true means the room is done.
@@ -179,8 +186,8 @@ func (r *room) handle(ev event) bool {
 }
 
 // join seats c, or refuses it: a seated player comes back only with its
-// resume key, and a room takes two players. The second player starts the
-// game; a player coming back during the game resumes it.
+// resume key, and a team takes its capacity of players. The last seat
+// taken starts the game; a player coming back during the game resumes it.
 func (r *room) join(c *client) {
 	if key, seated := r.seats[c.player]; seated && subtle.ConstantTimeCompare([]byte(c.resume), []byte(key)) != 1 {
 		c.fail("join refused: this join token was used already; come back with the resume key of your first connection")
@@ -188,17 +195,13 @@ func (r *room) join(c *client) {
 	}
 	if old, ok := r.clients[c.player]; ok {
 		r.hangUp(old) // the same player on a new connection wins
-	} else if len(r.order) == 2 && !slices.Contains(r.order, c.player) {
-		c.fail("room is full")
-		return
+	} else if _, seated := r.seats[c.player]; !seated {
+		if reason := r.seat(c); reason != "" {
+			c.fail(reason)
+			return
+		}
 	}
 	r.clients[c.player] = c
-	if _, seated := r.seats[c.player]; !seated {
-		r.seats[c.player] = newResumeKey()
-	}
-	if !slices.Contains(r.order, c.player) {
-		r.order = append(r.order, c.player)
-	}
 	if t, ok := r.grace[c.player]; ok {
 		t.Stop()
 		delete(r.grace, c.player)
@@ -206,14 +209,46 @@ func (r *room) join(c *client) {
 	r.push(c, message{Type: "welcome", MatchID: r.matchID, You: c.player, BestOf: r.cfg.BestOf, Resume: r.seats[c.player]})
 	switch {
 	case r.game != nil:
-		r.broadcast(message{Type: "resume", Players: r.order, Score: r.game.Score()})
-	case len(r.order) == 2:
-		r.game = rps.New(r.order[0], r.order[1], r.cfg.BestOf)
-		r.broadcast(message{Type: "start", Players: r.order, BestOf: r.cfg.BestOf})
-		r.log.Info("game started", "players", r.order)
+		r.broadcast(message{Type: "resume", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf, Score: r.game.Score()})
+	case len(r.seats) == r.seating.seats():
+		if r.seating.allocated != nil {
+			r.teams = r.seating.allocated // the allocation's order
+		}
+		r.game = rps.New(r.teams, r.cfg.BestOf)
+		r.broadcast(message{Type: "start", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf})
+		r.log.Info("game started", "teams", r.teams)
 	default:
-		r.push(c, message{Type: "waiting"})
+		r.broadcast(message{Type: "waiting", Players: r.players(), Teams: r.teams, Seats: r.seating.seats()})
 	}
+}
+
+// seat gives c's player a seat on its team (c.team; -1: the first team
+// with a free seat), or says why there is none.
+func (r *room) seat(c *client) (refusal string) {
+	if len(r.seats) >= r.seating.seats() {
+		return "room is full"
+	}
+	t := c.team
+	for i := 0; t < 0 && i < len(r.teams); i++ {
+		if len(r.teams[i]) < r.seating.capacity(i) {
+			t = i
+		}
+	}
+	if len(r.teams[t]) >= r.seating.capacity(t) {
+		return fmt.Sprintf("team %d is full", t+1)
+	}
+	r.teams[t] = append(r.teams[t], c.player)
+	r.seats[c.player] = newResumeKey()
+	return ""
+}
+
+// players are the seated players, team by team.
+func (r *room) players() []string {
+	var ps []string
+	for _, t := range r.teams {
+		ps = append(ps, t...)
+	}
+	return ps
 }
 
 // leave lets c go. During a game its player has ReconnectGrace to come
@@ -230,7 +265,7 @@ func (r *room) leave(c *client) {
 		case <-r.done:
 		}
 	})
-	r.broadcast(message{Type: "opponent_left", GraceSec: int(r.cfg.ReconnectGrace / time.Second)})
+	r.broadcast(message{Type: "player_left", Player: player, GraceSec: int(r.cfg.ReconnectGrace / time.Second)})
 }
 
 // move plays c's message of type msgType and move text; a bad one is
@@ -241,7 +276,7 @@ func (r *room) move(c *client, msgType, text string) bool {
 		return false
 	}
 	if r.game == nil {
-		r.reply(c, "the game has not started: waiting for your opponent")
+		r.reply(c, "the game has not started: waiting for every player to join")
 		return false
 	}
 	m, err := rps.ParseMove(text)
@@ -254,7 +289,9 @@ func (r *room) move(c *client, msgType, text string) bool {
 	case err != nil:
 		r.reply(c, err.Error())
 	case round == nil:
-		r.push(c, message{Type: "moved"})
+		// Everyone hears who has moved (not the move): the others see
+		// whom the round waits for.
+		r.broadcast(message{Type: "moved", Player: c.player})
 	default:
 		r.broadcast(message{Type: "round", Round: round, Score: r.game.Score()})
 		if over, _ := r.game.Over(); over {
@@ -278,9 +315,13 @@ func (r *room) push(c *client, m message) {
 }
 
 func (r *room) finish(reason string) {
-	_, winner := r.game.Over()
-	r.broadcast(message{Type: "over", Winner: winner, Score: r.game.Score(), Reason: reason})
-	r.log.Info("game over", "winner", winner, "reason", reason)
+	_, winners := r.game.Over()
+	m := message{Type: "over", Winners: winners, Score: r.game.Score(), Reason: reason}
+	if len(winners) == 1 {
+		m.Winner = winners[0]
+	}
+	r.broadcast(m)
+	r.log.Info("game over", "winners", winners, "reason", reason)
 }
 
 func (r *room) broadcast(m message) {

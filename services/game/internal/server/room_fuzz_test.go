@@ -25,9 +25,9 @@ func FuzzRoomMessages(f *testing.F) {
 	f.Add([]byte(`{"type":"move","move":"PAPER","extra":[1,2]}`), []byte(`{}`), true)
 	f.Add([]byte("\x00\xff"), []byte(`{"type":"move","move":"rock"`), true)
 	known := map[string]bool{"welcome": true, "waiting": true, "start": true, "resume": true, "moved": true, "round": true,
-		"opponent_left": true, "over": true, "error": true}
+		"player_left": true, "over": true, "error": true}
 	f.Fuzz(func(t *testing.T, a, b []byte, text bool) {
-		r := newRoom("m1", nil, Config{BestOf: 3}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		r := newRoom("m1", seating{}, Config{BestOf: 3}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		conn := func(player, resume string) *client {
 			c := newClient(player, resume, nil)
 			c.send = make(chan []byte, 256)

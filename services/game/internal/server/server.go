@@ -1,6 +1,12 @@
 // Package server is the game server: it hosts many rock-paper-scissors
 // rooms, each keyed by its match id, and admits to a room only players
-// whose join token the allocator signed for that room.
+// whose join token the allocator signed for that room, each on their
+// team (seating.go: from the allocation under Agones, else from the
+// tokens' seats). Under Agones the rooms live are those in the
+// GameServer's rooms List (agones.go; the contract is pkg/agones/room.go),
+// and a server whose GameServer's annotations, which Agones never
+// removes, near Kubernetes' 256 KiB retires: it labels itself so that no
+// allocation picks it, and shuts down after its last room (retire.go).
 //
 // Concurrency: each room is owned by one goroutine (room.run) that holds
 // the game and the room's connections; WebSocket readers send it events,
@@ -50,12 +56,20 @@ type Server struct {
 	now      func() time.Time
 	reg      *prometheus.Registry
 	met      metrics
+	// retryWait is the first pause between tries of a sidecar call that
+	// gives a room back or labels the server retiring; each next pause
+	// doubles it.
+	retryWait time.Duration
 
 	mu       sync.Mutex
 	draining bool
 	rooms    map[string]*room     // by match id
 	ended    map[string]time.Time // match ids of rooms that finished, and when; their tokens no longer admit
 	wg       sync.WaitGroup
+	// retiring: the GameServer's annotations near Kubernetes' limit, or
+	// it is labelled so; labelling: its label is being set or is set
+	// (retire.go).
+	retiring, labelling bool
 
 	// onEvent, when set (tests only, before the first join), sees every
 	// event a room handles, in the room's goroutine: a test injects a
@@ -68,6 +82,10 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	cfg.setDefaults()
 	if cfg.JoinKeys == nil {
 		return nil, errors.New("no join token keys")
+	}
+	if most := annotationLimit - largestRoomAnnotation; cfg.RetireAnnotationBytes > most {
+		return nil, fmt.Errorf("retire-annotation-bytes %d: at most %d, or the largest room's annotation (%d bytes) may not fit under Kubernetes' %d",
+			cfg.RetireAnnotationBytes, most, largestRoomAnnotation, annotationLimit)
 	}
 	sub, err := fs.Sub(page, "page")
 	if err != nil {
@@ -86,7 +104,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	reg.MustRegister(met.rooms, met.roomsEnded, met.players, met.panics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Server{
-		cfg: cfg, log: log, pageFS: sub, now: time.Now, reg: reg, met: met,
+		cfg: cfg, log: log, pageFS: sub, now: time.Now, reg: reg, met: met, retryWait: 100 * time.Millisecond,
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
 		rooms:    map[string]*room{}, ended: map[string]time.Time{},
 	}, nil
@@ -145,7 +163,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "join refused: token is for another room", http.StatusForbidden)
 		return
 	}
-	rm, err := s.room(r.Context(), join.MatchID)
+	rm, err := s.room(r.Context(), grant)
 	switch {
 	case errors.Is(err, errFull) || errors.Is(err, errDraining):
 		http.Error(w, "join refused: "+err.Error(), http.StatusServiceUnavailable)
@@ -157,8 +175,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "join refused: "+err.Error(), http.StatusGone)
 		return
 	}
-	if !allowed(rm.players, grant.PlayerID) {
-		http.Error(w, "join refused: not a player of this match", http.StatusForbidden)
+	team, err := rm.seating.team(grant)
+	if err != nil {
+		http.Error(w, "join refused: "+err.Error(), http.StatusForbidden)
 		return
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
@@ -168,6 +187,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newClient(grant.PlayerID, join.Resume, conn)
+	c.team = team
 	s.met.players.Inc()
 	defer s.met.players.Dec()
 	if !rm.send(event{kind: evJoin, client: c}) {
@@ -188,13 +208,14 @@ var (
 	errNotAssigned = errors.New("this match was not allocated to this server")
 )
 
-// room returns the open room of match matchID for a join. Without Agones a
-// room opens on its first valid join; with Agones only a room allocated
-// here opens.
-func (s *Server) room(ctx context.Context, matchID string) (*room, error) {
+// room returns the open room of g's match for a join. Without Agones a
+// room opens on its first valid join, seated as its token says; with
+// Agones only a room live here (in the rooms List) opens, seated as its
+// allocation says.
+func (s *Server) room(ctx context.Context, g jointoken.Grant) (*room, error) {
 	s.mu.Lock()
-	rm, ok := s.rooms[matchID]
-	_, ended := s.ended[matchID]
+	rm, ok := s.rooms[g.MatchID]
+	_, ended := s.ended[g.MatchID]
 	s.mu.Unlock()
 	switch {
 	case ok:
@@ -202,18 +223,19 @@ func (s *Server) room(ctx context.Context, matchID string) (*room, error) {
 	case ended:
 		return nil, errRoomEnded
 	case s.cfg.SDK == nil:
-		return s.open(matchID, nil)
+		return s.open(g.MatchID, tokenSeating(g.Seat))
 	}
-	players, ok := s.allocatedPlayers(ctx, matchID)
+	// The join beat the watch to the allocation.
+	room, ok := s.allocatedRoom(ctx, g.MatchID)
 	if !ok {
 		return nil, errNotAssigned
 	}
-	return s.open(matchID, players)
+	return s.open(g.MatchID, allocatedSeating(room))
 }
 
-// open opens the room of match matchID; players, when known (an allocated
-// match), are the only ones it admits. Opening an open room returns it.
-func (s *Server) open(matchID string, players []string) (*room, error) {
+// open opens the room of match matchID, seated as st says. Opening an
+// open room returns it.
+func (s *Server) open(matchID string, st seating) (*room, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rm, ok := s.rooms[matchID]; ok {
@@ -228,7 +250,7 @@ func (s *Server) open(matchID string, players []string) (*room, error) {
 	if len(s.rooms) >= s.cfg.MaxRooms {
 		return nil, errFull
 	}
-	rm := newRoom(matchID, players, s.cfg, s.log.With("room", matchID))
+	rm := newRoom(matchID, st, s.cfg, s.log.With("room", matchID))
 	rm.onEvent = s.onEvent
 	s.rooms[matchID] = rm
 	s.met.rooms.Inc()
@@ -240,9 +262,10 @@ func (s *Server) open(matchID string, players []string) (*room, error) {
 	return rm, nil
 }
 
-// roomEnded follows a room that has run to its end: it is counted by outcome,
-// an allocated room's share of the game server is given back to Agones,
-// and its match id is remembered so that its tokens no longer admit.
+// roomEnded follows a room that has run to its end: it is counted by
+// outcome, its match id is remembered so that its tokens no longer admit
+// (and Agones' rooms List, until the release below, does not reopen it),
+// and an allocated room's share of the game server is given back.
 func (s *Server) roomEnded(rm *room, outcome string) {
 	if outcome == outcomePanic {
 		// Also counted as rooms_ended{outcome="panic"}; both stay, for
@@ -251,18 +274,26 @@ func (s *Server) roomEnded(rm *room, outcome string) {
 	}
 	s.met.roomsEnded.WithLabelValues(outcome).Inc()
 	s.met.rooms.Dec()
-	if s.cfg.SDK != nil && rm.players != nil {
-		s.released(rm.matchID, rm.players)
-	}
-	now := s.now()
+	allocated := s.cfg.SDK != nil && rm.seating.allocated != nil
 	s.mu.Lock()
 	delete(s.rooms, rm.matchID)
-	for old, at := range s.ended {
-		if now.Sub(at) > s.cfg.EndedMemory {
-			delete(s.ended, old)
-		}
+	s.forget(s.now())
+	// A room being given back has no time yet: forget never drops it.
+	s.ended[rm.matchID] = time.Time{}
+	s.mu.Unlock()
+	if allocated {
+		s.release(rm.matchID, rm.seating.players())
 	}
-	s.ended[rm.matchID] = now
+	s.mu.Lock()
+	s.ended[rm.matchID] = s.now()
+	s.mu.Unlock()
+	s.whenEmpty()
+}
+
+// whenEmpty runs empty (Agones) when no room is open and the server is
+// not draining.
+func (s *Server) whenEmpty() {
+	s.mu.Lock()
 	last := len(s.rooms) == 0 && !s.draining
 	s.mu.Unlock()
 	if last && s.cfg.SDK != nil {
@@ -270,19 +301,42 @@ func (s *Server) roomEnded(rm *room, outcome string) {
 	}
 }
 
+// forget drops the ended rooms older than EndedMemory (s.mu held): their
+// tokens have expired. An id still in Agones' rooms List then would open
+// again, which is why a room leaves that List before it is forgotten.
+func (s *Server) forget(now time.Time) {
+	for old, at := range s.ended {
+		if !at.IsZero() && now.Sub(at) > s.cfg.EndedMemory {
+			delete(s.ended, old)
+		}
+	}
+}
+
 // message is every server-to-client message.
 type message struct {
-	Type     string         `json:"type"`
-	MatchID  string         `json:"room,omitempty"` // the welcome's room: its match id
-	You      string         `json:"you,omitempty"`
-	Players  []string       `json:"players,omitempty"`
-	BestOf   int            `json:"best_of,omitempty"`
-	Round    any            `json:"round,omitempty"`
-	Score    map[string]int `json:"score,omitempty"`
-	Winner   string         `json:"winner,omitempty"`
-	Reason   string         `json:"reason,omitempty"`
-	Error    string         `json:"error,omitempty"`
-	GraceSec int            `json:"grace_seconds,omitempty"`
+	Type    string `json:"type"`
+	MatchID string `json:"room,omitempty"` // the welcome's room: its match id
+	You     string `json:"you,omitempty"`
+	// Players are the seated players, team by team (start, resume,
+	// waiting), and Teams the same by team; Seats how many the game
+	// needs (waiting).
+	Players []string   `json:"players,omitempty"`
+	Teams   [][]string `json:"teams,omitempty"`
+	Seats   int        `json:"seats,omitempty"`
+	// Player is who moved (moved) or left (player_left).
+	Player string `json:"player,omitempty"`
+	BestOf int    `json:"best_of,omitempty"`
+	Round  any    `json:"round,omitempty"`
+	// Score is each player's: rounds their team took, or in a
+	// free-for-all their points (rps.Game.Score).
+	Score map[string]int `json:"score,omitempty"`
+	// Winners won the game (over): a team, or free-for-all leaders tied;
+	// Winner is the one winner when there is one.
+	Winners  []string `json:"winners,omitempty"`
+	Winner   string   `json:"winner,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	GraceSec int      `json:"grace_seconds,omitempty"`
 	// Resume, in the welcome message, is the key that lets this player
 	// come back (?resume=) once its join token has been used.
 	Resume string `json:"resume,omitempty"`

@@ -219,7 +219,9 @@ func TestOversizedMessageClosesOnlyThatConnection(t *testing.T) {
 	if err := a.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 4096))); err != nil {
 		t.Fatal(err)
 	}
-	next(t, b, "opponent_left")
+	if m := next(t, b, "player_left"); m.Player != "alice" {
+		t.Fatalf("player_left %+v", m)
+	}
 	if m := next(t, b, "over"); m.Winner != "bob" || !strings.Contains(m.Reason, "alice") {
 		t.Fatalf("forfeit: %+v", m)
 	}
@@ -237,7 +239,7 @@ func TestReconnectWithinGrace(t *testing.T) {
 		t.Fatal("no resume key in the welcome message")
 	}
 	a.Close()
-	next(t, b, "opponent_left")
+	next(t, b, "player_left")
 	// A copy of alice's token alone no longer admits: it was used.
 	thief := join(t, hs, "m1", "alice")
 	if m := next(t, thief, "error"); !strings.Contains(m.Error, "used already") {

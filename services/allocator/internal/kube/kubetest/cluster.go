@@ -3,10 +3,13 @@
 // double of Agones' allocation API. GameServerAllocation is not a CRD:
 // Agones serves it from an aggregated API. The double plays that part. It
 // proxies every other request to the apiserver, so a client sees one API
-// as it does in a cluster, and answers allocations with Agones' documented
-// semantics over the real GameServer objects: selectors tried in order,
+// as it does in a cluster, and answers allocations with Agones' semantics
+// over the real GameServer objects: a request Agones' validation refuses
+// answered 422 (sdktest.ValidateAllocation), selectors tried in order,
 // the state filter, counters and lists bounds, Packed order with
-// priorities, then the counters, lists and metadata actions.
+// priorities, then the metadata, counter and list actions, through the
+// same helpers as the fake SDK (lists cut at their capacity without an
+// error), and UnAllocated when the GameServer update keeps failing.
 //
 // cluster.go starts the apiserver and the double in front of it, and
 // creates and reads game servers; double.go answers the allocations.
@@ -56,11 +59,14 @@ type Cluster struct {
 	calls  int
 }
 
-// Fault is what the double answers to one allocation call instead of
-// allocating: an HTTP status, or a delay before allocating.
+// Fault is what the double does to one allocation call: answer an HTTP
+// status instead of allocating, wait before allocating, or have the
+// apiserver refuse the call's first Conflicts GameServer updates (409,
+// as when a server changed between Agones' read and its write).
 type Fault struct {
-	Status int
-	Delay  time.Duration
+	Status    int
+	Delay     time.Duration
+	Conflicts int
 }
 
 // Start runs a cluster for the test. It needs KUBEBUILDER_ASSETS (bin/kube,
@@ -131,11 +137,15 @@ func (c *Cluster) Calls() int {
 	return c.calls
 }
 
-// GameServer is a test game server to create.
+// GameServer is a test game server to create: its rooms List (the live
+// match ids, at most RoomsCap) and players List, as the chart's Fleet
+// declares them.
 type GameServer struct {
 	Name, Fleet, State string
 	Labels             map[string]string
-	Rooms, RoomsCap    int64
+	Rooms              []string
+	RoomsCap           int64
+	Players            []string
 	PlayersCap         int64
 	Port               int64
 }
@@ -154,19 +164,30 @@ func (c *Cluster) Create(t *testing.T, ns string, g GameServer) {
 	if g.Port == 0 {
 		g.Port = 7000
 	}
+	values := func(vs []string) []any {
+		out := []any{}
+		for _, v := range vs {
+			out = append(out, v)
+		}
+		return out
+	}
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "agones.dev/v1", "kind": "GameServer",
 		"metadata": map[string]any{"name": g.Name, "namespace": ns, "labels": labels},
 		"spec": map[string]any{
-			"ports":    []any{map[string]any{"name": "default", "containerPort": int64(7000)}},
-			"counters": map[string]any{agones.CounterRooms: map[string]any{"count": g.Rooms, "capacity": g.RoomsCap}},
-			"lists":    map[string]any{agones.ListPlayers: map[string]any{"capacity": g.PlayersCap}},
+			"ports": []any{map[string]any{"name": "default", "containerPort": int64(7000)}},
+			"lists": map[string]any{
+				agones.ListRooms:   map[string]any{"capacity": g.RoomsCap},
+				agones.ListPlayers: map[string]any{"capacity": g.PlayersCap},
+			},
 			"template": map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": "game", "image": "quickmatch/game"}}}},
 		},
 		"status": map[string]any{
 			"state": g.State, "address": "10.0.0." + fmt.Sprint(len(g.Name)), "ports": []any{map[string]any{"name": "default", "port": g.Port}},
-			"counters": map[string]any{agones.CounterRooms: map[string]any{"count": g.Rooms, "capacity": g.RoomsCap}},
-			"lists":    map[string]any{agones.ListPlayers: map[string]any{"capacity": g.PlayersCap, "values": []any{}}},
+			"lists": map[string]any{
+				agones.ListRooms:   map[string]any{"capacity": g.RoomsCap, "values": values(g.Rooms)},
+				agones.ListPlayers: map[string]any{"capacity": g.PlayersCap, "values": values(g.Players)},
+			},
 		},
 	}}
 	if _, err := c.Dyn.Resource(GameServers).Namespace(ns).Create(context.Background(), obj, metav1.CreateOptions{}); err != nil {
@@ -174,15 +195,25 @@ func (c *Cluster) Create(t *testing.T, ns string, g GameServer) {
 	}
 }
 
-// Get reads a GameServer's state, rooms count and players.
-func (c *Cluster) Get(t *testing.T, ns, name string) (state string, rooms int64, players []string, annotations map[string]string) {
+// Got is a GameServer as read back: its state, lists and metadata.
+type Got struct {
+	State       string
+	Rooms       []string
+	Players     []string
+	Labels      map[string]string
+	Annotations map[string]string
+}
+
+// Get reads a GameServer.
+func (c *Cluster) Get(t *testing.T, ns, name string) Got {
 	t.Helper()
 	obj, err := c.Dyn.Resource(GameServers).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	state, _, _ = unstructured.NestedString(obj.Object, "status", "state")
-	rooms, _, _ = unstructured.NestedInt64(obj.Object, "status", "counters", agones.CounterRooms, "count")
-	players, _, _ = unstructured.NestedStringSlice(obj.Object, "status", "lists", agones.ListPlayers, "values")
-	return state, rooms, players, obj.GetAnnotations()
+	g := Got{Labels: obj.GetLabels(), Annotations: obj.GetAnnotations()}
+	g.State, _, _ = unstructured.NestedString(obj.Object, "status", "state")
+	g.Rooms, _, _ = unstructured.NestedStringSlice(obj.Object, "status", "lists", agones.ListRooms, "values")
+	g.Players, _, _ = unstructured.NestedStringSlice(obj.Object, "status", "lists", agones.ListPlayers, "values")
+	return g
 }

@@ -1,20 +1,26 @@
 package kubetest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk/sdktest"
 )
 
 func (c *Cluster) serveAllocation(w http.ResponseWriter, r *http.Request, ns string) {
@@ -42,10 +48,18 @@ func (c *Cluster) serveAllocation(w http.ResponseWriter, r *http.Request, ns str
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if errs := sdktest.ValidateAllocation(gsa.Spec); len(errs) > 0 {
+		refuse(w, gsa.ObjectMeta.Name, errs)
+		return
+	}
 	// One allocation at a time, as Agones' allocator batches them.
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out, err := allocate(r.Context(), c.Dyn.Resource(GameServers).Namespace(ns), gsa)
+	api := c.Dyn.Resource(GameServers).Namespace(ns)
+	if f.Conflicts > 0 {
+		api = &conflicting{ResourceInterface: api, left: f.Conflicts}
+	}
+	out, err := allocate(r.Context(), api, gsa)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -55,134 +69,166 @@ func (c *Cluster) serveAllocation(w http.ResponseWriter, r *http.Request, ns str
 	_ = json.NewEncoder(w).Encode(out)
 }
 
+// refuse answers as Agones' Allocate does when GameServerAllocation.Validate
+// fails: 422 with a Status (reason Invalid, one cause per field), before
+// any game server is looked at.
+func refuse(w http.ResponseWriter, name string, errs field.ErrorList) {
+	st := apierrors.NewInvalid(schema.GroupKind{Group: "allocation.agones.dev", Kind: "GameServerAllocation"}, name, errs).ErrStatus
+	st.TypeMeta = metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(int(st.Code))
+	_ = json.NewEncoder(w).Encode(st)
+}
+
+// conflicting sends the next left GameServer updates with a stale
+// resourceVersion, so that the apiserver refuses them with 409 Conflict,
+// as it does when a game server changed between Agones' read and write.
+type conflicting struct {
+	dynamic.ResourceInterface
+	left int
+}
+
+func (c *conflicting) Update(ctx context.Context, obj *unstructured.Unstructured, o metav1.UpdateOptions, sub ...string) (*unstructured.Unstructured, error) {
+	if c.left > 0 {
+		c.left--
+		obj = obj.DeepCopy()
+		obj.SetResourceVersion("1") // long gone: every object here was written after the CRDs
+	}
+	return c.ResourceInterface.Update(ctx, obj, o, sub...)
+}
+
+// gs is a GameServer as the double reads it: what Agones' selectors and
+// priorities look at.
 type gs struct {
 	obj   *unstructured.Unstructured
 	state string
-	count map[string]int64
-	capa  map[string]int64
-	lcap  map[string]int64
-	vals  map[string][]string
+	// counters and lists are status.counters and status.lists; a key
+	// missing from the map is a counter or list the server does not have.
+	counters map[string]agones.CountCap
+	lists    map[string]agones.ListState
 }
 
 func read(obj *unstructured.Unstructured) gs {
-	g := gs{obj: obj, count: map[string]int64{}, capa: map[string]int64{}, lcap: map[string]int64{}, vals: map[string][]string{}}
+	g := gs{obj: obj, counters: map[string]agones.CountCap{}, lists: map[string]agones.ListState{}}
 	g.state, _, _ = unstructured.NestedString(obj.Object, "status", "state")
 	counters, _, _ := unstructured.NestedMap(obj.Object, "status", "counters")
 	for k := range counters {
-		g.count[k], _, _ = unstructured.NestedInt64(obj.Object, "status", "counters", k, "count")
-		g.capa[k], _, _ = unstructured.NestedInt64(obj.Object, "status", "counters", k, "capacity")
+		var c agones.CountCap
+		c.Count, _, _ = unstructured.NestedInt64(obj.Object, "status", "counters", k, "count")
+		c.Capacity, _, _ = unstructured.NestedInt64(obj.Object, "status", "counters", k, "capacity")
+		g.counters[k] = c
 	}
 	lists, _, _ := unstructured.NestedMap(obj.Object, "status", "lists")
 	for k := range lists {
-		g.lcap[k], _, _ = unstructured.NestedInt64(obj.Object, "status", "lists", k, "capacity")
-		g.vals[k], _, _ = unstructured.NestedStringSlice(obj.Object, "status", "lists", k, "values")
+		var l agones.ListState
+		l.Capacity, _, _ = unstructured.NestedInt64(obj.Object, "status", "lists", k, "capacity")
+		l.Values, _, _ = unstructured.NestedStringSlice(obj.Object, "status", "lists", k, "values")
+		g.lists[k] = l
 	}
 	return g
 }
 
+// matches is Agones' GameServerSelector.Matches (pkg/apis/allocation/v1)
+// for a selector sdktest.ValidateAllocation accepted: labels as
+// Kubernetes evaluates them, then the state (Ready when unset), then each
+// counter and list the selector names, which the server must have. 0 for
+// a maximum means no maximum.
 func (g gs) matches(s agones.GameServerSelector) bool {
-	labels := g.obj.GetLabels()
-	for k, v := range s.MatchLabels {
-		if labels[k] != v {
-			return false
-		}
+	if !sdktest.LabelsMatch(s, g.obj.GetLabels()) {
+		return false
 	}
-	for _, e := range s.MatchExpressions {
-		v, has := labels[e.Key]
-		switch e.Operator {
-		case "In":
-			if !has || !slices.Contains(e.Values, v) {
-				return false
-			}
-		case "NotIn":
-			if has && slices.Contains(e.Values, v) {
-				return false
-			}
-		case "Exists":
-			if !has {
-				return false
-			}
-		case "DoesNotExist":
-			if has {
-				return false
-			}
-		}
-	}
-	state := s.GameServerState
-	if state == "" {
-		state = "Ready"
-	}
-	if g.state != state {
+	if g.state != cmp.Or(s.GameServerState, "Ready") {
 		return false
 	}
 	for k, cs := range s.Counters {
-		count, ok := g.count[k]
+		c, ok := g.counters[k]
 		if !ok {
 			return false
 		}
-		avail := g.capa[k] - count
-		if count < cs.MinCount || cs.MaxCount > 0 && count > cs.MaxCount || avail < cs.MinAvailable || cs.MaxAvailable > 0 && avail > cs.MaxAvailable {
+		avail := c.Capacity - c.Count
+		if avail < cs.MinAvailable || cs.MaxAvailable != 0 && avail > cs.MaxAvailable || c.Count < cs.MinCount || cs.MaxCount != 0 && c.Count > cs.MaxCount {
 			return false
 		}
 	}
 	for k, ls := range s.Lists {
-		vals, ok := g.vals[k]
-		if !ok && g.lcap[k] == 0 {
+		l, ok := g.lists[k]
+		if !ok {
 			return false
 		}
-		avail := g.lcap[k] - int64(len(vals))
-		if ls.ContainsValue != "" && !slices.Contains(vals, ls.ContainsValue) || avail < ls.MinAvailable || ls.MaxAvailable > 0 && avail > ls.MaxAvailable {
+		avail := l.Capacity - int64(len(l.Values))
+		if avail < ls.MinAvailable || ls.MaxAvailable != 0 && avail > ls.MaxAvailable || ls.ContainsValue != "" && !slices.Contains(l.Values, ls.ContainsValue) {
 			return false
 		}
 	}
 	return true
 }
 
+// available is the room a Counter or List priority compares: capacity
+// minus count, or minus the number of values; ok is false when the
+// server has no such counter or list.
+func (g gs) available(p agones.Priority) (int64, bool) {
+	switch p.Type {
+	case "Counter":
+		c, ok := g.counters[p.Key]
+		return c.Capacity - c.Count, ok
+	case "List":
+		l, ok := g.lists[p.Key]
+		return l.Capacity - int64(len(l.Values)), ok
+	}
+	return 0, false
+}
+
+// before is Agones' Packed order (compareGameServersForPakcedStrategy,
+// all servers on one node here): Allocated servers first, then each
+// priority in turn (Ascending: the least room first; a server that has
+// the counter or list before one that has not, in either order), then
+// the name.
+func before(a, b gs, priorities []agones.Priority) bool {
+	if a.state != b.state {
+		return a.state == agones.StateAllocated
+	}
+	for _, p := range priorities {
+		aa, aok := a.available(p)
+		ba, bok := b.available(p)
+		switch {
+		case aok && bok && aa != ba:
+			if p.Order == "Descending" {
+				return aa > ba
+			}
+			return aa < ba
+		case aok != bok:
+			return aok
+		}
+	}
+	return a.obj.GetName() < b.obj.GetName()
+}
+
+// allocationAttempts is Agones' allocationRetry.Steps: a failed
+// GameServer update is retried, each time choosing again from fresh
+// state.
+const allocationAttempts = 5
+
+// allocate is Agones' allocation over the GameServers api lists: the
+// servers in Packed order, the first selector that matches one wins
+// (findGameServerForAllocation), then the allocation is applied and the
+// GameServer updated. If the update fails on every attempt Agones answers
+// UnAllocated (ErrGameServerUpdateConflict, agones#4267); it never
+// answers Contention for it.
 func allocate(ctx context.Context, api dynamic.ResourceInterface, gsa agones.GameServerAllocation) (agones.GameServerAllocation, error) {
-	list, err := api.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return gsa, err
-	}
-	var all []gs
-	for i := range list.Items {
-		all = append(all, read(&list.Items[i]))
-	}
-	for _, sel := range gsa.Spec.Selectors {
-		var cands []gs
-		for _, g := range all {
-			if g.matches(sel) {
-				cands = append(cands, g)
-			}
+	for range allocationAttempts {
+		chosen, err := find(ctx, api, gsa.Spec)
+		if err != nil {
+			return gsa, err
 		}
-		if len(cands) == 0 {
-			continue
+		if chosen == nil {
+			break
 		}
-		// Packed with priorities: for a Counter priority, Ascending puts the
-		// smallest available capacity first; then by name.
-		sort.SliceStable(cands, func(i, j int) bool {
-			for _, p := range gsa.Spec.Priorities {
-				if p.Type != "Counter" {
-					continue
-				}
-				ai := cands[i].capa[p.Key] - cands[i].count[p.Key]
-				aj := cands[j].capa[p.Key] - cands[j].count[p.Key]
-				if ai != aj {
-					if p.Order == "Descending" {
-						return ai > aj
-					}
-					return ai < aj
-				}
-			}
-			return cands[i].obj.GetName() < cands[j].obj.GetName()
-		})
-		chosen := cands[0].obj
 		if err := apply(chosen, gsa); err != nil {
 			return gsa, err
 		}
 		updated, err := api.Update(ctx, chosen, metav1.UpdateOptions{})
 		if err != nil {
-			gsa.Status.State = agones.StateContention
-			return gsa, nil // Agones answers a lost race as Contention
+			continue
 		}
 		gsa.Status.State = agones.StateAllocated
 		gsa.Status.GameServerName = updated.GetName()
@@ -200,51 +246,75 @@ func allocate(ctx context.Context, api dynamic.ResourceInterface, gsa agones.Gam
 	return gsa, nil
 }
 
+// find is the server the allocation takes, nil if no selector matches one.
+// Without selectors Agones uses its defaulted required one: Ready.
+func find(ctx context.Context, api dynamic.ResourceInterface, spec agones.GameServerAllocationSpec) (*unstructured.Unstructured, error) {
+	sels := spec.Selectors
+	if len(sels) == 0 {
+		sels = []agones.GameServerSelector{{}}
+	}
+	list, err := api.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var all []gs
+	for i := range list.Items {
+		all = append(all, read(&list.Items[i]))
+	}
+	sort.SliceStable(all, func(i, j int) bool { return before(all[i], all[j], spec.Priorities) })
+	for _, sel := range sels {
+		if i := slices.IndexFunc(all, func(g gs) bool { return g.matches(sel) }); i >= 0 {
+			return all[i].obj, nil
+		}
+	}
+	return nil, nil
+}
+
+// apply is Agones' applyAllocationToGameServer: metadata, the
+// last-allocated annotation, the Allocated state, then the counter and
+// list actions through the helpers the fake SDK uses too
+// (sdktest.ApplyCounterAction, ApplyListAction: lists cut at capacity
+// silently). An action on a counter or list the server does not have, or
+// one that cannot run, fails alone (Agones records an event) and the
+// allocation stands.
 func apply(obj *unstructured.Unstructured, gsa agones.GameServerAllocation) error {
+	labels, annotations := obj.GetLabels(), obj.GetAnnotations()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	if m := gsa.Spec.Metadata; m != nil {
+		maps.Copy(labels, m.Labels)
+		maps.Copy(annotations, m.Annotations)
+	}
+	ts, _ := time.Now().MarshalText()
+	annotations[sdktest.LastAllocatedAnnotation] = string(ts)
+	obj.SetLabels(labels)
+	obj.SetAnnotations(annotations)
 	if err := unstructured.SetNestedField(obj.Object, agones.StateAllocated, "status", "state"); err != nil {
 		return err
 	}
+	g := read(obj)
 	for k, a := range gsa.Spec.Counters {
-		count, _, _ := unstructured.NestedInt64(obj.Object, "status", "counters", k, "count")
-		capa, _, _ := unstructured.NestedInt64(obj.Object, "status", "counters", k, "capacity")
-		if a.Action == "Decrement" {
-			count -= a.Amount
-		} else {
-			count += a.Amount
-		}
-		count = min(max(count, 0), capa)
-		if err := unstructured.SetNestedField(obj.Object, count, "status", "counters", k, "count"); err != nil {
-			return err
+		if c, ok := g.counters[k]; ok {
+			c, _ = sdktest.ApplyCounterAction(c, a)
+			if err := unstructured.SetNestedMap(obj.Object, map[string]any{"count": c.Count, "capacity": c.Capacity}, "status", "counters", k); err != nil {
+				return err
+			}
 		}
 	}
 	for k, a := range gsa.Spec.Lists {
-		vals, _, _ := unstructured.NestedStringSlice(obj.Object, "status", "lists", k, "values")
-		for _, v := range a.AddValues {
-			if !slices.Contains(vals, v) {
-				vals = append(vals, v)
+		if l, ok := g.lists[k]; ok {
+			l, _ = sdktest.ApplyListAction(l, a)
+			if err := unstructured.SetNestedStringSlice(obj.Object, l.Values, "status", "lists", k, "values"); err != nil {
+				return err
+			}
+			if err := unstructured.SetNestedField(obj.Object, l.Capacity, "status", "lists", k, "capacity"); err != nil {
+				return err
 			}
 		}
-		vals = slices.DeleteFunc(vals, func(v string) bool { return slices.Contains(a.DeleteValues, v) })
-		if err := unstructured.SetNestedStringSlice(obj.Object, vals, "status", "lists", k, "values"); err != nil {
-			return err
-		}
-	}
-	if m := gsa.Spec.Metadata; m != nil {
-		labels, annotations := obj.GetLabels(), obj.GetAnnotations()
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		if annotations == nil {
-			annotations = map[string]string{}
-		}
-		for k, v := range m.Labels {
-			labels[k] = v
-		}
-		for k, v := range m.Annotations {
-			annotations[k] = v
-		}
-		obj.SetLabels(labels)
-		obj.SetAnnotations(annotations)
 	}
 	return nil
 }

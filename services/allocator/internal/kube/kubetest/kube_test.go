@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -57,9 +58,11 @@ func TestHighDensityFillsRoomsAcrossServers(t *testing.T) {
 	if strings.Join(got, ",") != "gs-a,gs-a,gs-b,gs-b" {
 		t.Fatalf("servers %v, want gs-a twice then gs-b twice", got)
 	}
-	state, rooms, players, ann := c.Get(t, "default", "gs-a")
-	if state != "Allocated" || rooms != 2 || !slices.Equal(players, []string{"pa", "pb", "pc", "pd"}) || ann[agones.MatchAnnotationPrefix+"m1"] != "pa,pb" {
-		t.Fatalf("gs-a: %s rooms=%d players=%v annotations=%v", state, rooms, players, ann)
+	g := c.Get(t, "default", "gs-a")
+	room, err := agones.DecodeRoom(g.Annotations[agones.MatchAnnotationPrefix+"m1"])
+	if g.State != "Allocated" || !slices.Equal(g.Rooms, []string{"m1", "m2"}) || !slices.Equal(g.Players, []string{"pa", "pb", "pc", "pd"}) ||
+		err != nil || !reflect.DeepEqual(room, agones.Room{Mode: "1v1", Teams: [][]string{{"pa"}, {"pb"}}}) {
+		t.Fatalf("gs-a: %+v; room %+v %v", g, room, err)
 	}
 	if _, err := b.Allocate(t.Context(), match("m5", "x", "y")); !errors.Is(err, allocator.ErrNoCapacity) {
 		t.Fatalf("fifth match on four rooms: %v", err)
@@ -158,9 +161,8 @@ func TestDuplicateRequestYieldsOneAllocation(t *testing.T) {
 	if n := c.Calls(); n != 1 || len(dls()) != 0 || len(res()) != 2 {
 		t.Fatalf("%d allocation calls, %d dead letters, %d results for one match requested twice", n, len(dls()), len(res()))
 	}
-	_, rooms, players, _ := c.Get(t, "default", "gs-1")
-	if rooms != 1 || len(players) != 2 {
-		t.Fatalf("gs-1 rooms=%d players=%v", rooms, players)
+	if g := c.Get(t, "default", "gs-1"); !slices.Equal(g.Rooms, []string{"m-dup"}) || len(g.Players) != 2 {
+		t.Fatalf("gs-1 %+v", g)
 	}
 	r, _ := events.DecodeResult(res()[0].Data)
 	if r.Status != events.StatusAssigned || r.Assignment.Server != "gs-1" {
@@ -173,8 +175,11 @@ func TestDuplicateRequestYieldsOneAllocation(t *testing.T) {
 func TestCapacityFromInformers(t *testing.T) {
 	c := Start(t)
 	c.Create(t, "default", GameServer{Name: "gs-1", Fleet: "rps", RoomsCap: 3, PlayersCap: 6})
-	c.Create(t, "default", GameServer{Name: "gs-2", Fleet: "rps", RoomsCap: 3, PlayersCap: 6, State: "Allocated", Rooms: 2})
+	c.Create(t, "default", GameServer{Name: "gs-2", Fleet: "rps", RoomsCap: 3, PlayersCap: 6, State: "Allocated", Rooms: []string{"x", "y"}, Players: []string{"x1", "x2", "y1", "y2"}})
 	c.Create(t, "default", GameServer{Name: "gs-other", Fleet: "another", RoomsCap: 3, PlayersCap: 6})
+	// A retiring server's free rooms are not free: it takes no more.
+	c.Create(t, "default", GameServer{Name: "gs-retiring", Fleet: "rps", RoomsCap: 3, PlayersCap: 6, State: "Allocated",
+		Labels: map[string]string{agones.RetiringLabel: "true"}, Rooms: []string{"z"}, Players: []string{"z1", "z2"}})
 	b := backend(t, kube.Config{Mode: kube.HighDensity}, kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps", Region: "eu"})
 	if _, known := b.Capacity("eu"); known {
 		t.Fatal("capacity known before the informers synced")

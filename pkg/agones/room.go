@@ -1,0 +1,133 @@
+package agones
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// The contract between the allocator and the game server, kept where
+// Agones keeps state so that a game server that restarts in place, or is
+// reused for hours, sees exactly the rooms that are live:
+//
+//   - An allocation adds the match id to the rooms List and the match's
+//     players to the players List (selectors ask for room in both, since
+//     Agones truncates an allocation's addValues at a list's capacity
+//     without an error), and writes the room's annotation.
+//   - The game server opens a room for every id in the rooms List, reads
+//     its players from the annotation, and when the room ends removes the
+//     id from the rooms List and its players from the players List.
+//
+// Agones never removes an annotation an allocation added, so annotations
+// alone say which rooms were ever allocated, not which are live: only
+// the rooms List does. A List cannot leave its range: removing a value
+// that is not there fails with "not found" and changes nothing, where a
+// counter decremented twice went below zero.
+const (
+	// ListRooms lists the match ids of the rooms live on a game server;
+	// its capacity is how many it may host at once.
+	ListRooms = "rooms"
+	// ListPlayers lists the players of the live rooms; its capacity is
+	// rooms per server times the seats of the largest room.
+	ListPlayers = "players"
+	// MatchAnnotationPrefix + match id is set on the GameServer by the
+	// allocation; its value is the room (EncodeRoom).
+	MatchAnnotationPrefix = "quickmatch.dev/match-"
+	// RegionLabel is the label naming a Fleet's region by default; the
+	// FleetAutoscaler webhook sizes each fleet from its region's demand.
+	RegionLabel = "quickmatch.dev/region"
+	// RetiringLabel is set (through the SDK, hence the prefix) by a game
+	// server that takes no more rooms: its allocation annotations, which
+	// Agones never removes, near the 256 KiB an object's annotations may
+	// hold. Selectors pass it over; it shuts down after its last room
+	// instead of going back to Ready.
+	RetiringLabel = "agones.dev/sdk-" + RetiringKey
+	// RetiringKey is the key the game server gives SetLabel.
+	RetiringKey = "retiring"
+)
+
+// Room is the match a game server hosts in one room: its mode and its
+// players by team. A free-for-all is one player per team.
+type Room struct {
+	Mode  string     `json:"mode"`
+	Teams [][]string `json:"teams"`
+}
+
+// MaxRoomPlayers bounds a room (the matcher's modes allow 100 players).
+const MaxRoomPlayers = 100
+
+// MaxMatchIDLen is the longest match id whose annotation key Kubernetes
+// accepts: the name after "quickmatch.dev/" may be 63 characters, and
+// "match-" takes 6 of them.
+const MaxMatchIDLen = 63 - len("match-")
+
+// Players lists every player of the room, team by team.
+func (r Room) Players() []string {
+	var ps []string
+	for _, t := range r.Teams {
+		ps = append(ps, t...)
+	}
+	return ps
+}
+
+// EncodeRoom is the annotation value of r.
+func EncodeRoom(r Room) string {
+	b, _ := json.Marshal(r) // strings only: cannot fail
+	return string(b)
+}
+
+// DecodeRoom reads an annotation value strictly: a room the allocator did
+// not write (an unknown field, no teams, an empty or repeated player) is
+// an error, not a room with a guessed shape.
+func DecodeRoom(v string) (Room, error) {
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	var r Room
+	if err := dec.Decode(&r); err != nil {
+		return Room{}, fmt.Errorf("room annotation: %w", err)
+	}
+	if dec.More() {
+		return Room{}, errors.New("room annotation: data after the room")
+	}
+	if len(r.Teams) < 2 {
+		return Room{}, fmt.Errorf("room annotation: %d teams, want at least 2", len(r.Teams))
+	}
+	seen := map[string]bool{}
+	for i, t := range r.Teams {
+		if len(t) == 0 {
+			return Room{}, fmt.Errorf("room annotation: team %d is empty", i)
+		}
+		for _, p := range t {
+			if p == "" || seen[p] {
+				return Room{}, fmt.Errorf("room annotation: player %q empty or seated twice", p)
+			}
+			seen[p] = true
+		}
+	}
+	if len(seen) > MaxRoomPlayers {
+		return Room{}, fmt.Errorf("room annotation: %d players, at most %d", len(seen), MaxRoomPlayers)
+	}
+	return r, nil
+}
+
+// RoomFits is what a game server must have free to host r: a room, and a
+// seat on the players List for every player (without it Agones picks a
+// server whose list is full and cuts the values silently).
+func RoomFits(r Room) map[string]ListSelector {
+	return map[string]ListSelector{
+		ListRooms:   {MinAvailable: 1},
+		ListPlayers: {MinAvailable: int64(len(r.Players()))},
+	}
+}
+
+// RoomActions are what an allocation of room r for match matchID writes:
+// the room annotation, the match id on the rooms List and the players on
+// the players List.
+func RoomActions(matchID string, r Room) (*MetaPatch, map[string]ListAction) {
+	meta := &MetaPatch{Annotations: map[string]string{MatchAnnotationPrefix + matchID: EncodeRoom(r)}}
+	return meta, map[string]ListAction{
+		ListRooms:   {AddValues: []string{matchID}},
+		ListPlayers: {AddValues: r.Players()},
+	}
+}

@@ -1,0 +1,112 @@
+package jointoken
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// signGrant signs a grant written by hand with test key 0, as Sign would
+// sign it: a token whose signature is good whatever the grant says.
+func signGrant(grant string) string {
+	signed := version + "." + KeyID(pub(0)) + "." + enc.EncodeToString([]byte(grant))
+	return signed + "." + enc.EncodeToString(ed25519.Sign(testKey(0), []byte(signed)))
+}
+
+func TestSeatRoundTrip(t *testing.T) {
+	t.Parallel()
+	s, keys := signer(t, 0), NewKeys(pub(0))
+	for _, seat := range []Seat{
+		{},                               // the legacy two-player room
+		{Team: 1, Teams: 2, TeamSize: 2}, // 2v2
+		{Team: 2, Teams: 3, TeamSize: 1}, // free-for-all of 3
+		{Team: 0, Teams: 2, TeamSize: 50},
+	} {
+		tok, err := s.Sign(Grant{MatchID: "m1", PlayerID: "alice", Expires: now.Add(time.Minute), Seat: seat})
+		if err != nil {
+			t.Fatalf("%+v: %v", seat, err)
+		}
+		g, err := keys.Verify(tok, now)
+		if err != nil || g.Seat != seat || g.MatchID != "m1" || g.PlayerID != "alice" {
+			t.Fatalf("%+v: Verify = %+v, %v", seat, g, err)
+		}
+		raw, _ := enc.DecodeString(strings.Split(tok, ".")[2])
+		if fields := strings.Count(string(raw), "|") + 1; fields != map[bool]int{true: 3, false: 6}[seat == Seat{}] {
+			t.Fatalf("%+v written in %d fields: %q", seat, fields, raw)
+		}
+	}
+}
+
+func TestSignRefusesSeatsNoRoomHas(t *testing.T) {
+	t.Parallel()
+	s := signer(t, 0)
+	for _, seat := range []Seat{
+		{Team: 2, Teams: 2, TeamSize: 1},  // team out of range
+		{Team: -1, Teams: 2, TeamSize: 1}, // team out of range
+		{Team: 0, Teams: 1, TeamSize: 2},  // one team is no match
+		{Team: 0, Teams: 2, TeamSize: 0},  // empty teams
+		{Team: 0, Teams: 2, TeamSize: 51}, // 102 seats
+		{Team: 1},                         // a team of no room
+	} {
+		if _, err := s.Sign(Grant{MatchID: "m", PlayerID: "p", Expires: now.Add(time.Minute), Seat: seat}); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%+v: %v", seat, err)
+		}
+	}
+}
+
+// TestVerifyRefusesMalformedSeats: a well-signed grant whose seat is not
+// one Sign writes is malformed, never read as some other seat.
+func TestVerifyRefusesMalformedSeats(t *testing.T) {
+	t.Parallel()
+	keys := NewKeys(pub(0))
+	const head = "m1|alice|1800000060"
+	if g, err := keys.Verify(signGrant(head+"|1|2|2"), now); err != nil || g.Seat != (Seat{Team: 1, Teams: 2, TeamSize: 2}) {
+		t.Fatalf("a good seat: %+v, %v", g, err)
+	}
+	for name, grant := range map[string]string{
+		"team out of range":      head + "|2|2|2",
+		"negative team":          head + "|-1|2|2",
+		"one team":               head + "|0|1|2",
+		"too many seats":         head + "|0|2|51",
+		"seats that overflow":    head + "|0|4611686018427387904|4",
+		"plus sign":              head + "|+1|2|2",
+		"leading zero":           head + "|01|2|2",
+		"leading zero in teams":  head + "|1|02|2",
+		"minus zero":             head + "|-0|2|2",
+		"space":                  head + "| 1|2|2",
+		"not a number":           head + "|a|2|2",
+		"4 fields":               head + "|1",
+		"5 fields":               head + "|1|2",
+		"7 fields":               head + "|1|2|2|2",
+		"zero seat as 6 fields":  head + "|0|0|0",
+		"empty seat fields":      head + "|||",
+		"plus sign in expiry":    "m1|alice|+1800000060",
+		"leading zero in expiry": "m1|alice|01800000060",
+	} {
+		if g, err := keys.Verify(signGrant(grant), now); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s (%q): %+v, %v", name, grant, g, err)
+		}
+	}
+}
+
+// FuzzSeatedGrant: every grant Verify accepts is the one spelling Sign
+// writes for it, so a signed grant cannot mean two things.
+func FuzzSeatedGrant(f *testing.F) {
+	s, keys := signer(f, 0), NewKeys(pub(0))
+	for _, g := range []string{"m|p|2000000000", "m|p|2000000000|1|2|2", "m|p|2000000000|+1|2|2", "m|p|2000000000|0|0|0", "m|p|02000000000"} {
+		f.Add(g)
+	}
+	f.Fuzz(func(t *testing.T, grant string) {
+		tok := signGrant(grant)
+		g, err := keys.Verify(tok, now)
+		if err != nil {
+			return
+		}
+		again, err := s.Sign(g)
+		if err != nil || again != tok {
+			t.Fatalf("accepted %q as %+v, which Sign writes as %q (%v)", grant, g, again, err)
+		}
+	})
+}
