@@ -112,11 +112,14 @@ type GameServerAllocationStatus struct {
 	Lists          map[string]ListState `json:"lists,omitempty"`
 }
 
-// Allocation outcomes.
+// Allocation outcomes. StateAllocated is also the GameServer state of an
+// allocated server, as StateReady is of one Agones may allocate or scale
+// down (the values of status.state and of a selector's gameServerState).
 const (
 	StateAllocated   = "Allocated"
 	StateUnAllocated = "UnAllocated"
 	StateContention  = "Contention"
+	StateReady       = "Ready"
 )
 
 // GameServerPort is a named port of an allocated server.

@@ -77,12 +77,14 @@ func EncodeRoom(r Room) string {
 	return string(b)
 }
 
-// DecodeRoom reads an annotation value strictly: a room the allocator did
-// not write (an unknown field, no teams, an empty or repeated player) is
-// an error, not a room with a guessed shape.
+// DecodeRoom reads an annotation value: a room without teams, or with an
+// empty or repeated player, is an error, not a room with a guessed shape.
+// A field it does not know is ignored, unlike the strict decoders of
+// pkg/events: allocators roll out before a Fleet's game servers are all
+// replaced, and a field a newer allocator adds must not make every new
+// room unreadable on the older servers still running.
 func DecodeRoom(v string) (Room, error) {
 	dec := json.NewDecoder(strings.NewReader(v))
-	dec.DisallowUnknownFields()
 	var r Room
 	if err := dec.Decode(&r); err != nil {
 		return Room{}, fmt.Errorf("room annotation: %w", err)

@@ -143,7 +143,7 @@ func RoomAllocation(matchID string, r agones.Room) agones.GameServerAllocationSp
 	return agones.GameServerAllocationSpec{
 		Selectors: []agones.GameServerSelector{
 			{GameServerState: "Allocated", Lists: fits},
-			{GameServerState: "Ready", Lists: fits},
+			{GameServerState: agones.StateReady, Lists: fits},
 		},
 		Metadata: meta,
 		Lists:    lists,

@@ -154,19 +154,19 @@ func (b *Backend) Request(c Cluster, m events.Match) (agones.GameServerAllocatio
 		// are never reused.
 		gsa.Spec.Selectors = []agones.GameServerSelector{
 			{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: agones.StateAllocated, Lists: fits},
-			{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: "Ready", Lists: fits},
+			{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: agones.StateReady, Lists: fits},
 		}
 		gsa.Spec.Priorities = fullest
 	case LabelLocking:
 		locked := map[string]string{"agones.dev/fleet": c.Fleet, LabelMode: m.Mode}
 		gsa.Spec.Selectors = []agones.GameServerSelector{
 			{MatchLabels: locked, MatchExpressions: notRetiring, GameServerState: agones.StateAllocated, Lists: fits},
-			{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: "Ready", Lists: fits},
+			{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: agones.StateReady, Lists: fits},
 		}
 		gsa.Spec.Priorities = fullest
 		meta.Labels = map[string]string{LabelMode: m.Mode}
 	case OnePerServer:
-		gsa.Spec.Selectors = []agones.GameServerSelector{{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: "Ready", Lists: fits}}
+		gsa.Spec.Selectors = []agones.GameServerSelector{{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: agones.StateReady, Lists: fits}}
 	}
 	return gsa, nil
 }

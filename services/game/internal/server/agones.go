@@ -17,6 +17,8 @@ type SDK interface {
 	Shutdown(ctx context.Context) error
 	GameServer(ctx context.Context) (sdk.GameServer, error)
 	Watch(ctx context.Context, f func(sdk.GameServer)) error
+	Allocate(ctx context.Context) error
+	AddListValue(ctx context.Context, name, value string) (sdk.List, error)
 	RemoveListValue(ctx context.Context, name, value string) (sdk.List, error)
 	SetLabel(ctx context.Context, key, value string) error
 }
@@ -28,8 +30,9 @@ var _ SDK = (*sdk.Client)(nil)
 // Allocated), a health ping every HealthEvery, and a watch of the
 // GameServer that opens a room for every match id in its rooms List
 // (room.go in pkg/agones: the contract) and retires the server when its
-// annotations near Kubernetes' limit (retire.go). Without an SDK (the
-// local stack) it only waits.
+// annotations near Kubernetes' limit (retire.go), and the keeper
+// (keeper.go), which gives ended rooms back and sends an empty server
+// back to Ready. Without an SDK (the local stack) it only waits.
 func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.SDK == nil {
 		<-ctx.Done()
@@ -43,6 +46,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("agones: ready")
 	go s.watch(ctx)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		s.keep(ctx)
+	}()
+	// Run returns once the keeper has: nothing it started calls the
+	// sidecar after.
+	defer func() { <-kept }()
 	t := time.NewTicker(s.cfg.HealthEvery)
 	defer t.Stop()
 	for {
@@ -122,6 +133,7 @@ func (s *Server) watch(ctx context.Context) {
 		err := s.cfg.SDK.Watch(ctx, func(gs sdk.GameServer) {
 			s.observe(gs)
 			s.liveRooms(gs)
+			s.nudge() // an allocation, or a state change: the keeper looks
 		})
 		if ctx.Err() != nil {
 			return
@@ -159,28 +171,22 @@ func (s *Server) liveRooms(gs sdk.GameServer) {
 	}
 }
 
-// unplayable gives back the rooms slot of a live id whose room cannot be
-// read (no annotation, or one this server cannot decode): no player could
-// ever join it, and its slot would be held for the server's life. Its
-// players are unknown, so the players List keeps them.
+// unplayable marks a live id whose room cannot be read (no annotation,
+// or one this server cannot decode) as ended, so that the keeper gives
+// its rooms slot back, and its players, whom no readable room seats,
+// with it: no player could ever join it, and its slot would be held for
+// the server's life.
 func (s *Server) unplayable(id string, why error) {
 	s.mu.Lock()
-	if _, seen := s.ended[id]; seen || s.draining {
-		s.mu.Unlock()
-		return
+	_, seen := s.ended[id]
+	if !seen {
+		s.ended[id] = time.Time{} // not given back yet: never forgotten
 	}
-	s.ended[id] = time.Time{}
-	s.wg.Add(1)
 	s.mu.Unlock()
-	s.log.Error("agones: live room cannot be opened; giving its slot back", "room", id, "err", why)
-	go func() {
-		defer s.wg.Done()
-		s.release(id, nil)
-		s.mu.Lock()
-		s.ended[id] = s.now()
-		s.mu.Unlock()
-		s.whenEmpty() // it may have kept an empty server from Ready
-	}()
+	if !seen {
+		s.log.Error("agones: live room cannot be opened; giving its slot back", "room", id, "err", why)
+		s.nudge()
+	}
 }
 
 // allocatedRoom reads the GameServer for live match matchID and its
@@ -202,36 +208,6 @@ func (s *Server) allocatedRoom(ctx context.Context, matchID string) (agones.Room
 	return room, true
 }
 
-// release gives an ended room's share of the game server back: its
-// players off the players List, but for those seated in another live
-// room here (an allocation adds a player once), then its id off the
-// rooms List. The id goes last: a process that dies in between reopens
-// the room when it restarts and gives it back again, where the other
-// order would leave its players in the List for good. The sidecar is
-// retried a few times: a room not given back keeps its slot.
-func (s *Server) release(matchID string, players []string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	retry := func(what string, f func() error) {
-		err := s.retry(ctx, func() error {
-			if err := f(); !errors.Is(err, sdk.ErrNotFound) {
-				return err
-			}
-			return nil // given back already
-		})
-		if err != nil {
-			s.log.Error("agones: give back "+what, "room", matchID, "err", err)
-		}
-	}
-	keep := s.seatedElsewhere(ctx, matchID)
-	for _, p := range players {
-		if !keep[p] {
-			retry("player "+p, func() error { _, err := s.cfg.SDK.RemoveListValue(ctx, agones.ListPlayers, p); return err })
-		}
-	}
-	retry("room", func() error { _, err := s.cfg.SDK.RemoveListValue(ctx, agones.ListRooms, matchID); return err })
-}
-
 // retry calls the sidecar with f until it succeeds, at most five times
 // while ctx lasts, waiting retryWait and then twice as long each time,
 // and returns f's last error.
@@ -247,77 +223,6 @@ func (s *Server) retry(ctx context.Context, f func() error) error {
 		case <-time.After(s.retryWait << i):
 		}
 	}
-}
-
-// seatedElsewhere are the players of the live rooms other than matchID:
-// those of the GameServer's rooms List as it is now (an allocation this
-// process has not heard of yet counts), and of the rooms open here.
-func (s *Server) seatedElsewhere(ctx context.Context, matchID string) map[string]bool {
-	seated := map[string]bool{}
-	if gs, err := s.gameServer(ctx); err != nil {
-		s.log.Warn("agones: read game server; only the open rooms' players are kept", "err", err)
-	} else {
-		for _, id := range liveIDs(gs) {
-			if room, err := roomOf(gs, id); id != matchID && err == nil {
-				for _, p := range room.Players() {
-					seated[p] = true
-				}
-			}
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, rm := range s.rooms {
-		if id != matchID {
-			for _, p := range rm.seating.players() {
-				seated[p] = true
-			}
-		}
-	}
-	return seated
-}
-
-// empty runs when the last room ended: a server that is not shutting down
-// goes back to Ready for reuse, or shuts down, as configured (a retiring
-// one shuts down), unless an allocation has meanwhile added a room the
-// watch has not opened yet.
-func (s *Server) empty() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if gs, err := s.gameServer(ctx); err == nil && s.unopened(gs) {
-		s.liveRooms(gs)
-		return
-	}
-	var err error
-	switch {
-	case s.isRetiring():
-		err = s.cfg.SDK.Shutdown(ctx)
-		s.log.Info("agones: every room ended; retiring: shutting down")
-	case s.cfg.Reuse:
-		err = s.cfg.SDK.Ready(ctx)
-		s.log.Info("agones: every room ended; ready again for reuse")
-	default:
-		err = s.cfg.SDK.Shutdown(ctx)
-		s.log.Info("agones: every room ended; shutting down")
-	}
-	if err != nil {
-		s.log.Error("agones: after the last room", "err", err)
-	}
-}
-
-// unopened says whether gs lists a live room that is neither open nor
-// ended here.
-func (s *Server) unopened(gs sdk.GameServer) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, id := range liveIDs(gs) {
-		_, open := s.rooms[id]
-		_, ended := s.ended[id]
-		if !open && !ended {
-			return true
-		}
-	}
-	return false
 }
 
 // Drain stops taking rooms and waits for the running ones to finish. At
@@ -350,6 +255,10 @@ func (s *Server) Drain(ctx context.Context) {
 	if s.cfg.SDK != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		// Under the keeper's lock: a Ready it decided on before the drain
+		// began lands before this Shutdown, never after it.
+		s.keepMu.Lock()
+		defer s.keepMu.Unlock()
 		if err := s.cfg.SDK.Shutdown(sctx); err != nil {
 			s.log.Error("agones: shutdown", "err", err)
 		}

@@ -22,6 +22,9 @@ type client struct {
 	player string
 	// resume is the resume key the client came back with, if any.
 	resume string
+	// resumeOnly: its join token has expired, so it may only take back
+	// a seat it holds (with resume), never a new one.
+	resumeOnly bool
 	// team is the team its join token seats it on (seating.team; -1:
 	// the first with a free seat).
 	team int

@@ -17,7 +17,9 @@ type Config struct {
 	// ReconnectGrace is how long a player who dropped may come back before
 	// forfeiting.
 	ReconnectGrace time.Duration
-	// IdleTimeout ends a room in which nobody has done anything for this long.
+	// IdleTimeout ends a room that has not moved on (no seat taken, no
+	// move accepted) for this long; the players its round waits for
+	// forfeit. Anything else a player sends does not count.
 	IdleTimeout time.Duration
 	// MaxRooms is how many rooms may run at once; more are refused, and
 	// the allocator stops sending matches here when /status says full.
@@ -84,6 +86,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.BestOf, "best-of", defaults.BestOf, "rounds that decide a game (odd)")
 	fs.DurationVar(&c.ReconnectGrace, "reconnect-grace", defaults.ReconnectGrace, "how long a dropped player may come back before forfeiting")
 	fs.IntVar(&c.MaxRooms, "max-rooms", defaults.MaxRooms, "rooms that may run at once")
-	fs.DurationVar(&c.IdleTimeout, "idle-timeout", defaults.IdleTimeout, "a room in which nothing happens for this long ends")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", defaults.IdleTimeout, "a room in which no seat is taken and no move accepted for this long ends (the players its round waits for forfeit)")
 	fs.IntVar(&c.RetireAnnotationBytes, "retire-annotation-bytes", defaults.RetireAnnotationBytes, "size of the GameServer's annotations (keys plus values; Kubernetes allows 256 KiB) at which the server takes no more allocations (label agones.dev/sdk-retiring) and shuts down after its last room")
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk"
 	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk/sdktest"
 )
 
@@ -96,20 +97,24 @@ func TestReuseAfterTheEndedRoomMemory(t *testing.T) {
 // FuzzRoomLifecycle plays a sequence of allocations (as the allocator
 // asks for them: room in both Lists), room ends, process restarts (in
 // place, on the same GameServer) and ended-room memory expiries over the
-// fake sidecar, one op per byte. After each op settles: the rooms List
-// is exactly the open rooms, the players List exactly their players, no
-// List is over its capacity, and no room opened that was not allocated
-// and live. With only the seeds (go test) it is the property test; make
-// fuzz may run it longer.
+// fake sidecar, one op per byte, while the sidecar fails: the high bits
+// of a byte make the next calls of one kind fail (a give-back, a read of
+// the GameServer, Ready, a put-back). After each op, once the server has
+// settled: the rooms List is exactly the rooms open on the server, the
+// players List exactly their players, both are what the allocations
+// left live, an empty server is Ready, and no room opened that was not
+// allocated and live. With only the seeds (go test) it is the property
+// test; make fuzz may run it longer.
 func FuzzRoomLifecycle(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 2, 0, 1, 1})
 	f.Add([]byte{0, 0, 0, 2, 1, 3, 0, 2, 1, 1})
 	f.Add([]byte{0, 1, 3, 0, 3, 0, 2, 2, 1, 0})
+	f.Add([]byte{0, 0, 0x72, 1, 0x76, 2, 0xfa, 0x52, 3, 0x32, 0xbe}) // give-backs, reads and Ready failing
 	r := rand.New(rand.NewPCG(17, 17))
 	for range 4 {
 		ops := make([]byte, 24)
 		for i := range ops {
-			ops[i] = byte(r.IntN(4))
+			ops[i] = byte(r.IntN(256))
 		}
 		f.Add(ops)
 	}
@@ -121,22 +126,30 @@ func FuzzRoomLifecycle(f *testing.F) {
 			live: map[string][]string{}, ever: map[string]bool{}}
 		l.restart()
 		for i, op := range ops {
+			if op%4 != 3 { // a restart starts on a sidecar that answers
+				l.sidecar.failNext(lifecycleFaults[op>>2&3], int(op>>4))
+			}
 			l.step(i, op%4)
-			l.check(fmt.Sprintf("op %d (%d)", i, op%4))
+			l.check(fmt.Sprintf("op %d (%#x)", i, op))
 		}
 	})
 }
 
+// lifecycleFaults are the kinds of sidecar call a FuzzRoomLifecycle op
+// may make fail (faulty).
+var lifecycleFaults = [4]string{"remove", "gameserver", "ready", "add"}
+
 // lifecycle is one run of FuzzRoomLifecycle: the fake, the game server
-// process now, and what the test allocated.
+// process now and its sidecar client, and what the test allocated.
 type lifecycle struct {
-	t     *testing.T
-	fake  *sdktest.Server
-	s     *Server
-	crash func()
-	live  map[string][]string // match id -> players, of rooms not ended
-	ever  map[string]bool     // every match id allocated
-	n     int
+	t       *testing.T
+	fake    *sdktest.Server
+	s       *Server
+	sidecar *faulty
+	crash   func()
+	live    map[string][]string // match id -> players, of rooms not ended
+	ever    map[string]bool     // every match id allocated
+	n       int
 }
 
 var lifecyclePlayers = []string{"p0", "p1", "p2", "p3"}
@@ -145,10 +158,10 @@ func (l *lifecycle) restart() {
 	if l.crash != nil {
 		l.crash()
 	}
-	l.s, _, l.crash = runOn(l.t, l.fake, Config{Reuse: true, EndedMemory: time.Nanosecond, IdleTimeout: time.Hour})
+	l.s, _, l.crash = runOnSDK(l.t, l.fake, Config{Reuse: true, EndedMemory: time.Nanosecond, IdleTimeout: time.Hour},
+		func(c *sdk.Client) SDK { l.sidecar = newFaulty(c); return l.sidecar })
 	waitFor(l.t, func() bool { st := l.fake.GameServer().Status.State; return st == "Ready" || st == "Allocated" }, "never started")
 }
-
 func (l *lifecycle) step(i int, op byte) {
 	switch op {
 	case 0, 1: // allocate a match of two players, maybe one of a live room
@@ -182,7 +195,9 @@ func (l *lifecycle) step(i int, op byte) {
 	}
 }
 
-// check waits until the server has settled, then checks the Lists.
+// check waits until the server has settled, then checks that the Lists
+// hold exactly the rooms open on the server and their players, as the
+// test allocated and ended them, and that an empty server is Ready.
 func (l *lifecycle) check(at string) {
 	l.t.Helper()
 	want := slices.Sorted(maps.Keys(l.live))
@@ -192,29 +207,43 @@ func (l *lifecycle) check(at string) {
 			wantPlayers[p] = true
 		}
 	}
+	var open, rooms, players, seated []string
+	var state string
 	settled := func() bool {
-		rooms, players := lists(l.fake)
-		return slices.Equal(l.s.openIDs(), want) && slices.Equal(slices.Sorted(slices.Values(rooms)), want) &&
-			slices.Equal(slices.Sorted(slices.Values(players)), slices.Sorted(maps.Keys(wantPlayers)))
+		open, seated = l.s.openIDs(), l.s.seatedPlayers()
+		gs := l.fake.GameServer()
+		state = gs.Status.State
+		rooms = slices.Sorted(slices.Values(gs.Status.Lists[agones.ListRooms].Values))
+		players = slices.Sorted(slices.Values(gs.Status.Lists[agones.ListPlayers].Values))
+		return slices.Equal(rooms, open) && slices.Equal(players, seated) &&
+			slices.Equal(open, want) && slices.Equal(seated, slices.Sorted(maps.Keys(wantPlayers))) &&
+			(len(want) > 0 || state == "Ready")
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for !settled() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	rooms, players := lists(l.fake)
 	if !settled() {
-		l.t.Fatalf("%s: open %v, rooms List %v, players List %v; want rooms %v, players %v",
-			at, l.s.openIDs(), rooms, players, want, slices.Sorted(maps.Keys(wantPlayers)))
+		l.t.Fatalf("%s: open %v seating %v, rooms List %v, players List %v, state %s; want rooms %v, players %v",
+			at, open, seated, rooms, players, state, want, slices.Sorted(maps.Keys(wantPlayers)))
 	}
-	st := l.fake.GameServer().Status
-	for name, list := range st.Lists {
-		if len(list.Values) > int(list.Capacity) {
-			l.t.Fatalf("%s: list %s holds %d, capacity %d", at, name, len(list.Values), list.Capacity)
-		}
-	}
-	for _, id := range l.s.openIDs() {
+	for _, id := range open {
 		if !l.ever[id] {
 			l.t.Fatalf("%s: room %s open, never allocated", at, id)
 		}
 	}
+}
+
+// seatedPlayers are the players of the rooms open on s, sorted, each
+// once.
+func (s *Server) seatedPlayers() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seated := map[string]bool{}
+	for _, rm := range s.rooms {
+		for _, p := range rm.seating.players() {
+			seated[p] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seated))
 }

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"time"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/services/game/internal/rps"
 )
 
@@ -62,18 +62,25 @@ type room struct {
 	// token copied from a URL or a log cannot take the seat over.
 	seats map[string]string
 	// teams are the seated players by team, in order of first join.
-	teams   [][]string
-	game    *rps.Game
-	grace   map[string]*time.Timer
-	expired chan string                    // players whose grace ran out
-	onEvent func(matchID string, ev event) // Server.onEvent
+	teams [][]string
+	game  *rps.Game
+	// grace holds the reconnect grace of each player not connected
+	// during the game; expired hears when one runs out, and an expiry
+	// whose generation is not the player's grace now is stale (timers.go).
+	grace    map[string]graceTimer
+	graceGen int
+	expired  chan graceEnd
+	// progressed says the event just handled moved the room on (a seat
+	// taken, a move accepted): only that restarts the idle timeout.
+	progressed bool
+	onEvent    func(matchID string, ev event) // Server.onEvent
 }
 
 func newRoom(matchID string, st seating, cfg Config, log *slog.Logger) *room {
 	return &room{
 		matchID: matchID, seating: st, cfg: cfg, log: log,
 		events: make(chan event), done: make(chan struct{}), teams: make([][]string, st.teams()),
-		clients: map[string]*client{}, seats: map[string]string{}, grace: map[string]*time.Timer{}, expired: make(chan string, 2),
+		clients: map[string]*client{}, seats: map[string]string{}, grace: map[string]graceTimer{}, expired: make(chan graceEnd, 2),
 	}
 }
 
@@ -112,7 +119,6 @@ func (r *room) run() (outcome string) {
 	for {
 		select {
 		case ev := <-r.events:
-			idle.Reset(r.cfg.IdleTimeout)
 			if ev.kind == evShutdown {
 				if r.game != nil {
 					r.finish("the server is shutting down")
@@ -126,12 +132,16 @@ func (r *room) run() (outcome string) {
 				r.close()
 				return "won"
 			}
-		case p := <-r.expired:
-			if _, back := r.clients[p]; back || r.game == nil {
-				continue
+			if r.progressed {
+				r.progressed = false
+				idle.Reset(r.cfg.IdleTimeout)
 			}
-			r.game.Forfeit(p)
-			r.finish(p + " did not come back")
+		case e := <-r.expired:
+			if g, ok := r.grace[e.player]; !ok || g.gen != e.gen {
+				continue // the player came back (and maybe dropped again since)
+			}
+			r.game.Forfeit(e.player)
+			r.finish(e.player + " did not come back")
 			r.close()
 			return "forfeit"
 		case <-idle.C:
@@ -140,25 +150,6 @@ func (r *room) run() (outcome string) {
 			return outcome
 		}
 	}
-}
-
-// idle ends a room in which nothing happened for IdleTimeout and says
-// how: the players who kept the others waiting for their move forfeit;
-// a room whose game never started was abandoned.
-func (r *room) idle() (outcome string) {
-	if r.game == nil {
-		r.broadcast(message{Type: "over", Reason: "not every player joined"})
-		return "abandoned"
-	}
-	reason := "idle for " + r.cfg.IdleTimeout.String()
-	outcome = "idle"
-	if w := r.game.Waiting(); len(w) > 0 && len(w) < len(r.seats) {
-		r.game.Forfeit(w...)
-		reason = strings.Join(w, ", ") + " did not move within " + r.cfg.IdleTimeout.String()
-		outcome = "forfeit"
-	}
-	r.finish(reason)
-	return outcome
 }
 
 // handle applies one event; true means the room is done.
@@ -186,9 +177,14 @@ func (r *room) handle(ev event) bool {
 }
 
 // join seats c, or refuses it: a seated player comes back only with its
-// resume key, and a team takes its capacity of players. The last seat
-// taken starts the game; a player coming back during the game resumes it.
+// resume key (the only way in with an expired join token), and a team
+// takes its capacity of players. The last seat taken starts the game; a
+// player coming back during the game resumes it.
 func (r *room) join(c *client) {
+	if _, seated := r.seats[c.player]; c.resumeOnly && !seated {
+		c.fail("join refused: " + jointoken.ErrExpired.Error() + "; only a seated player may come back with it")
+		return
+	}
 	if key, seated := r.seats[c.player]; seated && subtle.ConstantTimeCompare([]byte(c.resume), []byte(key)) != 1 {
 		c.fail("join refused: this join token was used already; come back with the resume key of your first connection")
 		return
@@ -202,8 +198,8 @@ func (r *room) join(c *client) {
 		}
 	}
 	r.clients[c.player] = c
-	if t, ok := r.grace[c.player]; ok {
-		t.Stop()
+	if g, ok := r.grace[c.player]; ok {
+		g.timer.Stop()
 		delete(r.grace, c.player)
 	}
 	r.push(c, message{Type: "welcome", MatchID: r.matchID, You: c.player, BestOf: r.cfg.BestOf, Resume: r.seats[c.player]})
@@ -211,14 +207,27 @@ func (r *room) join(c *client) {
 	case r.game != nil:
 		r.broadcast(message{Type: "resume", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf, Score: r.game.Score()})
 	case len(r.seats) == r.seating.seats():
-		if r.seating.allocated != nil {
-			r.teams = r.seating.allocated // the allocation's order
-		}
-		r.game = rps.New(r.teams, r.cfg.BestOf)
-		r.broadcast(message{Type: "start", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf})
-		r.log.Info("game started", "teams", r.teams)
+		r.start()
 	default:
 		r.broadcast(message{Type: "waiting", Players: r.players(), Teams: r.teams, Seats: r.seating.seats()})
+	}
+}
+
+// start starts the game once every seat is taken. A seated player who
+// dropped while the room waited gets the reconnect grace now, as one who
+// drops during the game does: the game does not wait IdleTimeout for
+// them.
+func (r *room) start() {
+	if r.seating.allocated != nil {
+		r.teams = r.seating.allocated // the allocation's order
+	}
+	r.game = rps.New(r.teams, r.cfg.BestOf)
+	r.broadcast(message{Type: "start", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf})
+	r.log.Info("game started", "teams", r.teams)
+	for _, p := range r.players() {
+		if _, here := r.clients[p]; !here {
+			r.awaitReturn(p)
+		}
 	}
 }
 
@@ -239,6 +248,7 @@ func (r *room) seat(c *client) (refusal string) {
 	}
 	r.teams[t] = append(r.teams[t], c.player)
 	r.seats[c.player] = newResumeKey()
+	r.progressed = true
 	return ""
 }
 
@@ -249,23 +259,6 @@ func (r *room) players() []string {
 		ps = append(ps, t...)
 	}
 	return ps
-}
-
-// leave lets c go. During a game its player has ReconnectGrace to come
-// back before forfeiting (expired hears when the grace runs out).
-func (r *room) leave(c *client) {
-	r.hangUp(c)
-	if r.game == nil {
-		return // a waiting player may come back until the room idles out
-	}
-	player := c.player
-	r.grace[player] = time.AfterFunc(r.cfg.ReconnectGrace, func() {
-		select {
-		case r.expired <- player:
-		case <-r.done:
-		}
-	})
-	r.broadcast(message{Type: "player_left", Player: player, GraceSec: int(r.cfg.ReconnectGrace / time.Second)})
 }
 
 // move plays c's message of type msgType and move text; a bad one is
@@ -285,6 +278,7 @@ func (r *room) move(c *client, msgType, text string) bool {
 		return false
 	}
 	round, err := r.game.Play(c.player, m)
+	r.progressed = err == nil
 	switch {
 	case err != nil:
 		r.reply(c, err.Error())
@@ -343,8 +337,8 @@ func (r *room) close() {
 	for _, c := range r.clients {
 		r.hangUp(c)
 	}
-	for _, t := range r.grace {
-		t.Stop()
+	for _, g := range r.grace {
+		g.timer.Stop()
 	}
 	r.log.Info("room closed")
 }

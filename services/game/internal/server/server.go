@@ -4,15 +4,19 @@
 // team (seating.go: from the allocation under Agones, else from the
 // tokens' seats). Under Agones the rooms live are those in the
 // GameServer's rooms List (agones.go; the contract is pkg/agones/room.go),
-// and a server whose GameServer's annotations, which Agones never
-// removes, near Kubernetes' 256 KiB retires: it labels itself so that no
-// allocation picks it, and shuts down after its last room (retire.go).
+// the keeper gives ended rooms back and sends an empty server back to
+// Ready (keeper.go), and a server whose GameServer's annotations, which
+// Agones never removes, near Kubernetes' 256 KiB retires: it labels
+// itself so that no allocation picks it, and shuts down after its last
+// room (retire.go).
 //
 // Concurrency: each room is owned by one goroutine (room.run) that holds
 // the game and the room's connections; WebSocket readers send it events,
 // and it writes to players through each connection's send channel, drained
-// by that connection's writer goroutine. The server's mutex guards only the
-// map of rooms.
+// by that connection's writer goroutine. One goroutine, the keeper, writes
+// the Agones Lists and state after the first Ready. The server's mutex
+// guards the maps of open and ended rooms and a few flags; no sidecar
+// call is made under it.
 package server
 
 import (
@@ -71,6 +75,13 @@ type Server struct {
 	// (retire.go).
 	retiring, labelling bool
 
+	// kick wakes the keeper (keeper.go): a room ended, or the watch saw
+	// the GameServer change. Capacity 1: kicks while it works make one
+	// more pass, not one each.
+	kick chan struct{}
+	// keepMu serialises the keeper's passes with Drain's Shutdown.
+	keepMu sync.Mutex
+
 	// onEvent, when set (tests only, before the first join), sees every
 	// event a room handles, in the room's goroutine: a test injects a
 	// panic into one room with it.
@@ -106,7 +117,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	return &Server{
 		cfg: cfg, log: log, pageFS: sub, now: time.Now, reg: reg, met: met, retryWait: 100 * time.Millisecond,
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
-		rooms:    map[string]*room{}, ended: map[string]time.Time{},
+		rooms:    map[string]*room{}, ended: map[string]time.Time{}, kick: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -155,6 +166,14 @@ func (s *Server) Status() play.Status {
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	join := play.ParseJoin(r.URL.Query())
 	grant, err := s.cfg.JoinKeys.Verify(join.Token, s.now())
+	// An expired token is still signed for its room and player: with a
+	// resume key it may take back that player's seat in an open room (the
+	// room checks the key), so a game that outlasts the token's life can
+	// still be resumed. It opens no room and takes no new seat.
+	resumeOnly := errors.Is(err, jointoken.ErrExpired) && join.Resume != ""
+	if resumeOnly {
+		err = nil
+	}
 	switch {
 	case err != nil:
 		http.Error(w, "join refused: "+err.Error(), http.StatusForbidden)
@@ -163,12 +182,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "join refused: token is for another room", http.StatusForbidden)
 		return
 	}
-	rm, err := s.room(r.Context(), grant)
+	rm, err := s.room(r.Context(), grant, resumeOnly)
 	switch {
 	case errors.Is(err, errFull) || errors.Is(err, errDraining):
 		http.Error(w, "join refused: "+err.Error(), http.StatusServiceUnavailable)
 		return
-	case errors.Is(err, errNotAssigned):
+	case errors.Is(err, errNotAssigned) || errors.Is(err, jointoken.ErrExpired):
 		http.Error(w, "join refused: "+err.Error(), http.StatusForbidden)
 		return
 	case err != nil:
@@ -187,7 +206,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newClient(grant.PlayerID, join.Resume, conn)
-	c.team = team
+	c.team, c.resumeOnly = team, resumeOnly
 	s.met.players.Inc()
 	defer s.met.players.Dec()
 	if !rm.send(event{kind: evJoin, client: c}) {
@@ -211,8 +230,9 @@ var (
 // room returns the open room of g's match for a join. Without Agones a
 // room opens on its first valid join, seated as its token says; with
 // Agones only a room live here (in the rooms List) opens, seated as its
-// allocation says.
-func (s *Server) room(ctx context.Context, g jointoken.Grant) (*room, error) {
+// allocation says. A join whose token has expired (resumeOnly) only
+// finds an open room.
+func (s *Server) room(ctx context.Context, g jointoken.Grant, resumeOnly bool) (*room, error) {
 	s.mu.Lock()
 	rm, ok := s.rooms[g.MatchID]
 	_, ended := s.ended[g.MatchID]
@@ -222,6 +242,8 @@ func (s *Server) room(ctx context.Context, g jointoken.Grant) (*room, error) {
 		return rm, nil
 	case ended:
 		return nil, errRoomEnded
+	case resumeOnly:
+		return nil, jointoken.ErrExpired
 	case s.cfg.SDK == nil:
 		return s.open(g.MatchID, tokenSeating(g.Seat))
 	}
@@ -263,9 +285,11 @@ func (s *Server) open(matchID string, st seating) (*room, error) {
 }
 
 // roomEnded follows a room that has run to its end: it is counted by
-// outcome, its match id is remembered so that its tokens no longer admit
-// (and Agones' rooms List, until the release below, does not reopen it),
-// and an allocated room's share of the game server is given back.
+// outcome, and its match id is remembered so that its tokens no longer
+// admit and Agones' rooms List does not reopen it. Under Agones the
+// keeper then gives its share of the game server back (keeper.go) and
+// dates the memory once it has: a room not yet given back is never
+// forgotten.
 func (s *Server) roomEnded(rm *room, outcome string) {
 	if outcome == outcomePanic {
 		// Also counted as rooms_ended{outcome="panic"}; both stay, for
@@ -274,36 +298,22 @@ func (s *Server) roomEnded(rm *room, outcome string) {
 	}
 	s.met.roomsEnded.WithLabelValues(outcome).Inc()
 	s.met.rooms.Dec()
-	allocated := s.cfg.SDK != nil && rm.seating.allocated != nil
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	delete(s.rooms, rm.matchID)
-	s.forget(s.now())
-	// A room being given back has no time yet: forget never drops it.
+	now := s.now()
+	s.forget(now)
+	if s.cfg.SDK == nil {
+		s.ended[rm.matchID] = now
+		return
+	}
 	s.ended[rm.matchID] = time.Time{}
-	s.mu.Unlock()
-	if allocated {
-		s.release(rm.matchID, rm.seating.players())
-	}
-	s.mu.Lock()
-	s.ended[rm.matchID] = s.now()
-	s.mu.Unlock()
-	s.whenEmpty()
-}
-
-// whenEmpty runs empty (Agones) when no room is open and the server is
-// not draining.
-func (s *Server) whenEmpty() {
-	s.mu.Lock()
-	last := len(s.rooms) == 0 && !s.draining
-	s.mu.Unlock()
-	if last && s.cfg.SDK != nil {
-		s.empty()
-	}
+	s.nudge()
 }
 
 // forget drops the ended rooms older than EndedMemory (s.mu held): their
 // tokens have expired. An id still in Agones' rooms List then would open
-// again, which is why a room leaves that List before it is forgotten.
+// again, which is why a room is dated only once it has left that List.
 func (s *Server) forget(now time.Time) {
 	for old, at := range s.ended {
 		if !at.IsZero() && now.Sub(at) > s.cfg.EndedMemory {

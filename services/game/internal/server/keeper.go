@@ -1,0 +1,258 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk"
+)
+
+// The keeper. Under Agones one goroutine, started by Run, gives ended
+// rooms back and sends an empty server back to Ready, from what the
+// GameServer says at that moment rather than from what one room's end
+// remembers (the contract: pkg/agones/room.go). The rooms List must hold
+// exactly the live rooms (open here, or allocated and not opened yet)
+// and the players List exactly their players. Each pass:
+//
+//   - reads the GameServer, opens any live room the watch has not, and
+//     removes what no live room holds: every player no live room's
+//     annotation seats (a give-back that failed, an unreadable room's
+//     players, a process that died halfway), then the id of every room
+//     that has ended here;
+//   - reads it again and puts back every player of a live room that the
+//     players List lacks: an allocation that seated a player while the
+//     pass was removing them (Agones drops an allocation's value that is
+//     in the List already, so the removal took the only copy); and dates
+//     the ended rooms that have left the rooms List, which alone may be
+//     forgotten (forget);
+//   - once the Lists are right, sends an Allocated server with an empty
+//     rooms List and no open room back to Ready (or shuts it down: no
+//     Reuse, or retiring), and marks a Ready server with a live room
+//     Allocated again (an allocation raced its Ready): scale-down takes
+//     Ready servers.
+//
+// A pass that could not do all of it runs again after retryWait, then
+// twice as long each time up to retryWait << keepBackoff, until one
+// does; a room's end and every change the watch sees start a pass too
+// (nudge). So a sidecar that fails for a while delays a give-back or a
+// Ready and never loses one, a process restarted in place finishes what
+// the last one left undone, and nothing but the keeper (and Drain's
+// final Shutdown, under keepMu) writes to the Lists or the state after
+// the first Ready.
+
+// keepBackoff bounds the wait between failed passes: retryWait (100 ms)
+// << 5 is 3.2 s.
+const keepBackoff = 5
+
+// nudge asks the keeper for a pass.
+func (s *Server) nudge() {
+	select {
+	case s.kick <- struct{}{}:
+	default: // a pass is asked for already
+	}
+}
+
+// keep runs passes until ctx ends: at start, when nudged, and again
+// after a pass that left something undone.
+func (s *Server) keep(ctx context.Context) {
+	failed := 0
+	for {
+		var again <-chan time.Time
+		if s.pass(ctx) {
+			failed = 0
+		} else {
+			again = time.After(s.retryWait << min(failed, keepBackoff))
+			failed++
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-again:
+		}
+	}
+}
+
+// pass is one pass of the keeper; true when nothing is left to do.
+func (s *Server) pass(ctx context.Context) bool {
+	s.keepMu.Lock()
+	defer s.keepMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	gs, err := s.gameServer(ctx)
+	if err != nil {
+		s.log.Warn("agones: read game server; the keeper tries again", "err", err)
+		return false
+	}
+	if !s.isDraining() {
+		s.liveRooms(gs) // an allocation whose watch event was missed
+	}
+	removed := s.giveBack(ctx, gs)
+	if gs, err = s.gameServer(ctx); err != nil {
+		s.log.Warn("agones: read game server; the keeper tries again", "err", err)
+		return false
+	}
+	clean := s.restore(ctx, gs) && removed
+	return s.settle(ctx, gs, clean) && clean
+}
+
+// holding is what gs's rooms List holds, as this process knows it: the
+// rooms that have ended here, the live ones, and the players the live
+// ones seat (their annotations; an unreadable one seats nobody, and is
+// ended once liveRooms has seen it).
+type holding struct {
+	ended, live []string
+	seated      map[string]bool
+}
+
+func (s *Server) holding(gs sdk.GameServer) holding {
+	h := holding{seated: map[string]bool{}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range liveIDs(gs) {
+		if _, over := s.ended[id]; over {
+			h.ended = append(h.ended, id)
+			continue
+		}
+		h.live = append(h.live, id)
+		if room, err := roomOf(gs, id); err == nil {
+			for _, p := range room.Players() {
+				h.seated[p] = true
+			}
+		}
+	}
+	return h
+}
+
+// giveBack removes from gs's Lists what no live room holds: the players
+// no live room seats, then the ids of the rooms that ended here. True if
+// every removal succeeded (or found the value gone already).
+func (s *Server) giveBack(ctx context.Context, gs sdk.GameServer) bool {
+	h := s.holding(gs)
+	ok := true
+	for _, p := range gs.Status.Lists[agones.ListPlayers].Values {
+		if !h.seated[p] {
+			ok = s.remove(ctx, agones.ListPlayers, p) && ok
+		}
+	}
+	for _, id := range h.ended {
+		ok = s.remove(ctx, agones.ListRooms, id) && ok
+	}
+	return ok
+}
+
+func (s *Server) remove(ctx context.Context, list, value string) bool {
+	_, err := s.cfg.SDK.RemoveListValue(ctx, list, value)
+	if err == nil || errors.Is(err, sdk.ErrNotFound) {
+		return true
+	}
+	s.log.Warn("agones: give back; the keeper tries again", "list", list, "value", value, "err", err)
+	return false
+}
+
+// restore puts back on the players List every player of a live room it
+// lacks, and dates the ended rooms gs's rooms List no longer holds. True
+// if no ended room is left in the List and no put-back failed for a
+// reason that waiting may cure.
+func (s *Server) restore(ctx context.Context, gs sdk.GameServer) bool {
+	h := s.holding(gs)
+	ok := len(h.ended) == 0
+	players, declared := gs.Status.Lists[agones.ListPlayers]
+	for _, p := range slices.Sorted(maps.Keys(h.seated)) {
+		if !declared || slices.Contains(players.Values, p) {
+			continue
+		}
+		_, err := s.cfg.SDK.AddListValue(ctx, agones.ListPlayers, p)
+		switch {
+		case err == nil || errors.Is(err, sdk.ErrExists):
+			s.log.Warn("agones: a live room's player was not on the players List; put back", "player", p)
+		case errors.Is(err, sdk.ErrOutOfRange):
+			// The List is full: Agones cut an allocation's values at its
+			// capacity (a selector without list room). Waiting cures nothing.
+			s.log.Error("agones: a live room's player is not on the full players List", "player", p, "err", err)
+		default:
+			s.log.Warn("agones: put a player back; the keeper tries again", "player", p, "err", err)
+			ok = false
+		}
+	}
+	s.date(gs)
+	return ok
+}
+
+// date starts the memory (forget) of the rooms that ended here and have
+// left gs's rooms List.
+func (s *Server) date(gs sdk.GameServer) {
+	listed := map[string]bool{}
+	for _, id := range liveIDs(gs) {
+		listed[id] = true
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, at := range s.ended {
+		if at.IsZero() && !listed[id] {
+			s.ended[id] = now
+		}
+	}
+}
+
+// settle puts the GameServer in the state its rooms call for: a Ready
+// one with a live room back to Allocated, and, once the Lists are clean,
+// an Allocated one with an empty rooms List to Ready or Shutdown (empty).
+// A draining server is left to Drain. True unless a sidecar call failed.
+func (s *Server) settle(ctx context.Context, gs sdk.GameServer, clean bool) bool {
+	live := s.holding(gs).live
+	switch {
+	case s.isDraining():
+		return true
+	case gs.Status.State == agones.StateReady && len(live) > 0:
+		if err := s.retry(ctx, func() error { return s.cfg.SDK.Allocate(ctx) }); err != nil {
+			s.log.Error("agones: mark Allocated again; the keeper tries again", "err", err)
+			return false
+		}
+		s.log.Warn("agones: a room was allocated as the server went Ready; Allocated again", "rooms", live)
+		return true
+	case gs.Status.State != agones.StateAllocated || len(liveIDs(gs)) > 0 || !clean:
+		return true
+	}
+	return s.empty(ctx)
+}
+
+// empty runs when the last room has ended and been given back: the
+// server goes back to Ready for reuse, or shuts down, as configured (a
+// retiring one shuts down), unless a room has opened since the
+// GameServer was read (a join that read it after an allocation: the
+// next pass sees that allocation). The sidecar is retried; if it keeps
+// failing the keeper tries again.
+func (s *Server) empty(ctx context.Context) bool {
+	what, call := "ready again for reuse", s.cfg.SDK.Ready
+	switch {
+	case s.isRetiring():
+		what, call = "retiring: shutting down", s.cfg.SDK.Shutdown
+	case !s.cfg.Reuse:
+		what, call = "shutting down", s.cfg.SDK.Shutdown
+	}
+	s.mu.Lock()
+	open := len(s.rooms)
+	s.mu.Unlock()
+	if open > 0 {
+		return true
+	}
+	if err := s.retry(ctx, func() error { return call(ctx) }); err != nil {
+		s.log.Error("agones: after the last room; the keeper tries again", "err", err)
+		return false
+	}
+	s.log.Info("agones: every room ended; " + what)
+	return true
+}
+
+// isDraining says whether Drain has begun.
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
