@@ -109,11 +109,16 @@ func New(cfg Config, clusters []Cluster, log *slog.Logger) (*Backend, error) {
 		}, []string{"cluster"}),
 	}
 	for _, c := range clusters {
-		hc, err := rest.HTTPClientFor(c.Config)
+		// The timeout goes in a copy of the config: for a plain-HTTP
+		// config without one, client-go hands back http.DefaultClient,
+		// and setting its Timeout would change every client in the
+		// process (and race between backends).
+		rc := rest.CopyConfig(c.Config)
+		rc.Timeout = cfg.Timeout
+		hc, err := rest.HTTPClientFor(rc)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
-		hc.Timeout = cfg.Timeout
 		if c.Weight <= 0 {
 			c.Weight = 1
 		}

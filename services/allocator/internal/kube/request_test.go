@@ -4,11 +4,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
 
@@ -148,5 +150,23 @@ func TestOrderPrefersTheMatchRegion(t *testing.T) {
 		if got := names(b.order(tt.mode, tt.region)); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s in %s: %v, want %v", tt.mode, tt.region, got, tt.want)
 		}
+	}
+}
+
+// TestNewLeavesTheDefaultClientAlone: for a plain-HTTP cluster client-go
+// hands back http.DefaultClient; the backend's timeout must not be set
+// on it (it was, and raced between backends built in parallel).
+func TestNewLeavesTheDefaultClientAlone(t *testing.T) {
+	before := http.DefaultClient.Timeout
+	b, err := New(Config{Timeout: 7 * time.Second}, []Cluster{{Name: "plain", Config: &rest.Config{Host: "http://127.0.0.1:1"}, Fleet: "rps"}},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if http.DefaultClient.Timeout != before {
+		t.Fatalf("http.DefaultClient.Timeout became %v", http.DefaultClient.Timeout)
+	}
+	if got := b.clusters[0].hc; got == http.DefaultClient || got.Timeout != 7*time.Second {
+		t.Fatalf("the cluster's client: default=%v timeout=%v", got == http.DefaultClient, got.Timeout)
 	}
 }
