@@ -29,6 +29,19 @@ func newFake(t *testing.T) *sdktest.Server {
 	return sdktest.New(t, sdktest.Options{Lists: map[string]int64{agones.ListRooms: 10, agones.ListPlayers: 40}})
 }
 
+// readyFake is a new fake sidecar whose GameServer a process before the
+// one under test has already made Ready, and a client of it that plays
+// that process or Agones.
+func readyFake(t *testing.T) (*sdktest.Server, *sdk.Client) {
+	t.Helper()
+	fake := newFake(t)
+	client := sdk.New(fake.URL)
+	if err := client.Ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return fake, client
+}
+
 // startAgones runs a game server against a new fake sidecar, once Ready.
 func startAgones(t *testing.T, cfg Config) (*Server, *httptest.Server, *sdktest.Server) {
 	t.Helper()
@@ -220,11 +233,7 @@ func TestPlayerSeatedInAnotherLiveRoomStaysListed(t *testing.T) {
 // one with an annotation alone.
 func TestJoinBeforeTheWatchChecksTheRoomsList(t *testing.T) {
 	t.Parallel()
-	fake := newFake(t)
-	client := sdk.New(fake.URL)
-	if err := client.Ready(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	fake, client := readyFake(t)
 	allocate(t, fake, "old", []string{"a"}, []string{"b"})
 	if _, err := client.RemoveListValue(t.Context(), agones.ListRooms, "old"); err != nil {
 		t.Fatal(err) // "old" ended: its annotation stays, as in Agones

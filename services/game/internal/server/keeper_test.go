@@ -290,11 +290,7 @@ func TestPlayerSeatedDuringTheGiveBackStaysListed(t *testing.T) {
 // process on the same GameServer, and their seats are free again.
 func TestRestartFinishesAGiveBack(t *testing.T) {
 	t.Parallel()
-	fake := newFake(t)
-	client := sdk.New(fake.URL)
-	if err := client.Ready(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	fake, client := readyFake(t)
 	allocate(t, fake, "m1", []string{"a"}, []string{"b"})
 	if _, err := client.RemoveListValue(t.Context(), agones.ListRooms, "m1"); err != nil {
 		t.Fatal(err) // m1 given back, a and b not: the process died

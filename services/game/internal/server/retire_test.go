@@ -86,11 +86,7 @@ func TestBelowTheRetireThresholdReadyAgain(t *testing.T) {
 // far above these annotations), and does not label it again.
 func TestRestartOnARetiringServerStillRetires(t *testing.T) {
 	t.Parallel()
-	fake := newFake(t)
-	client := sdk.New(fake.URL)
-	if err := client.Ready(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	fake, client := readyFake(t)
 	allocate(t, fake, "m1", []string{"a"}, []string{"b"})
 	if err := client.SetLabel(t.Context(), agones.RetiringKey, "true"); err != nil {
 		t.Fatal(err) // the earlier process
@@ -111,11 +107,7 @@ func TestRestartOnARetiringServerStillRetires(t *testing.T) {
 // to shut it down: Ready would offer a server no allocation may pick.
 func TestStartingOverTheThresholdShutsDown(t *testing.T) {
 	t.Parallel()
-	fake := newFake(t)
-	client := sdk.New(fake.URL)
-	if err := client.Ready(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	fake, client := readyFake(t)
 	allocate(t, fake, "old", []string{"a"}, []string{"b"})
 	for _, lv := range [][2]string{{agones.ListPlayers, "a"}, {agones.ListPlayers, "b"}, {agones.ListRooms, "old"}} {
 		if _, err := client.RemoveListValue(t.Context(), lv[0], lv[1]); err != nil {
