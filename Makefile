@@ -74,6 +74,12 @@ lint: $(BIN)/staticcheck
 fuzz:
 	cd pkg/events && go test -run '^$$' -fuzz '^FuzzDecodeTicket$$' -fuzztime $(FUZZTIME) .
 	cd pkg/events && go test -run '^$$' -fuzz '^FuzzParseTicket$$' -fuzztime $(FUZZTIME) .
+	cd pkg/events && go test -run '^$$' -fuzz '^FuzzDecodeTicketAttributes$$' -fuzztime $(FUZZTIME) .
+	cd pkg/rules && go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) .
+	cd pkg/events && go test -run '^$$' -fuzz '^FuzzDecodeQueueStats$$' -fuzztime $(FUZZTIME) .
+	cd pkg/matchfn && go test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) .
+	cd pkg/matchfn && go test -run '^$$' -fuzz '^FuzzDecodeReply$$' -fuzztime $(FUZZTIME) .
+	cd examples/matchfunction && go test -run '^$$' -fuzz '^FuzzPropose$$' -fuzztime $(FUZZTIME) ./closest/
 	cd pkg/jointoken && go test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) .
 	cd pkg/jointoken && go test -run '^$$' -fuzz '^FuzzSeatedGrant$$' -fuzztime $(FUZZTIME) .
 	cd pkg/agones && go test -run '^$$' -fuzz '^FuzzGatewayAnswers$$' -fuzztime $(FUZZTIME) ./sdk/sdktest/

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/deploy/deploytest"
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 )
 
 // rendered is what a value set gives the fleets, the allocator and the
@@ -24,6 +24,10 @@ type rendered struct {
 	clusters    []clusterEntry
 	allocator   map[string]string // env
 	frontend    map[string]string // env
+	matcher     map[string]string // env
+	// rules is the rules ConfigMap's rules.json, "" without one.
+	rules                         string
+	frontendDeploy, matcherDeploy *appsv1.Deployment
 }
 
 // clusterEntry is one entry of the allocator's clusters file, as the
@@ -70,9 +74,14 @@ func render(t *testing.T, vals map[string]any) rendered {
 			case "qm-allocator":
 				r.allocator = envOf(v.Spec.Template.Spec)
 			case "qm-frontend":
-				r.frontend = envOf(v.Spec.Template.Spec)
+				r.frontend, r.frontendDeploy = envOf(v.Spec.Template.Spec), v
+			case "qm-matcher":
+				r.matcher, r.matcherDeploy = envOf(v.Spec.Template.Spec), v
 			}
 		case *corev1.ConfigMap:
+			if v.Name == "qm-rules" {
+				r.rules = v.Data["rules.json"]
+			}
 			if v.Name == "qm-allocator-clusters" {
 				dec := json.NewDecoder(bytes.NewReader([]byte(v.Data["clusters.json"])))
 				dec.DisallowUnknownFields()
@@ -179,35 +188,38 @@ func mustJSON(t *testing.T, v any) []byte {
 	return js
 }
 
-// The frontend takes the modes some fleet hosts, and parties up to their
-// largest team: a mode no fleet hosts is refused at the frontend instead
-// of waiting for a server that never comes. A release without the kube
-// allocator does not know its fleets: every mode.
-func TestChartFrontendTakesHostedModes(t *testing.T) {
+// The rule set reaches the frontends and the matchers from one ConfigMap,
+// as a file both read and reload (no checksum annotation restarts them);
+// without one, neither gets the variable and both use the built-in rules.
+func TestChartRulesReachFrontendAndMatcher(t *testing.T) {
 	base := deploytest.ValueSets()[0]
-	custom := `[{"name":"1v1","teams":2,"team_size":1},{"name":"3v3","teams":2,"team_size":3}]`
-	for _, tt := range []struct {
-		name         string
-		set          map[string]any
-		modes, party string
-	}{
-		{"one fleet, every mode", nil, "1v1,2v2,5v5,ffa", "5"},
-		{"duels only", fleets(map[string]any{"name": "rps", "modes": []any{"1v1"}, "seatsPerRoom": 2}), "1v1", "1"},
-		{"duels here, 2v2 in another cluster", with(fleets(map[string]any{"name": "rps", "modes": []any{"1v1"}}),
-			"allocator", map[string]any{"clusters": []any{cluster("far", "us", "2v2")}}), "1v1,2v2", "2"},
-		{"another cluster hosts every mode", with(fleets(map[string]any{"name": "rps", "modes": []any{"1v1"}}),
-			"allocator", map[string]any{"clusters": []any{cluster("far", "us")}}), "1v1,2v2,5v5,ffa", "5"},
-		{"the matcher's own modes", with(fleets(map[string]any{"name": "rps", "modes": []any{"3v3"}, "seatsPerRoom": 6}),
-			"matcher", map[string]any{"modes": custom}), "3v3", "3"},
-		{"local backend", map[string]any{"allocator": map[string]any{"backend": "local", "localGameServers": "gs-1=203.0.113.7:7000"},
-			"gameServers": map[string]any{"enabled": false}}, "1v1,2v2,5v5,ffa", "5"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			r := render(t, base.With(t, tt.set))
-			if r.frontend["MODES"] != tt.modes || r.frontend["MAX_PARTY"] != tt.party {
-				t.Errorf("MODES %q, MAX_PARTY %q; want %q, %q", r.frontend["MODES"], r.frontend["MAX_PARTY"], tt.modes, tt.party)
-			}
-		})
+	const file = `{"attributes":{"platform":{"kind":"string"}},"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":"2m","rules":[{"kind":"equal","attribute":"platform"}]}]}`
+	if _, err := rules.Parse([]byte(file)); err != nil {
+		t.Fatalf("the test's rule set: %v", err)
+	}
+	r := render(t, base.With(t, map[string]any{"rules": file}))
+	const path = "/etc/quickmatch/rules/rules.json"
+	if r.frontend["RULES"] != path || r.matcher["RULES"] != path {
+		t.Errorf("RULES: frontend %q, matcher %q; want %q", r.frontend["RULES"], r.matcher["RULES"], path)
+	}
+	if r.rules != file {
+		t.Errorf("the rules ConfigMap holds %q, want %q", r.rules, file)
+	}
+	for _, d := range []*appsv1.Deployment{r.frontendDeploy, r.matcherDeploy} {
+		if len(d.Spec.Template.Annotations) != 0 {
+			t.Errorf("%s: pod annotations %v would restart it on a rule change it reloads by itself", d.Name, d.Spec.Template.Annotations)
+		}
+		var mounted bool
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			mounted = mounted || v.ConfigMap != nil && v.ConfigMap.Name == "qm-rules"
+		}
+		if !mounted {
+			t.Errorf("%s does not mount the rules ConfigMap", d.Name)
+		}
+	}
+	r = render(t, base.Values(t))
+	if _, set := r.frontend["RULES"]; set || r.rules != "" {
+		t.Errorf("without rules: RULES %q, ConfigMap %q", r.frontend["RULES"], r.rules)
 	}
 }
 
@@ -220,10 +232,25 @@ func fleets(entries ...map[string]any) map[string]any {
 	return map[string]any{"gameServers": map[string]any{"fleets": list}}
 }
 
-// with adds key: value to the values m.
-func with(m map[string]any, key string, value any) map[string]any {
+// with adds key: value (and the pairs of more) to the values m.
+func with(m map[string]any, key string, value any, more ...any) map[string]any {
 	m[key] = value
+	for i := 0; i+1 < len(more); i += 2 {
+		m[more[i].(string)] = more[i+1]
+	}
 	return m
+}
+
+// ruleSet is a rule set of these built-in modes only (pkg/rules, Default).
+func ruleSet(names ...string) string {
+	set := rules.Default()
+	var modes []map[string]any
+	for _, name := range names {
+		m, _ := set.Mode(name)
+		modes = append(modes, map[string]any{"name": m.Name, "teams": m.Teams, "team_size": m.TeamSize, "max_wait": m.MaxWait})
+	}
+	js, _ := json.Marshal(map[string]any{"modes": modes})
+	return string(js)
 }
 
 // cluster is an allocator.clusters entry hosting modes (none: every mode).
@@ -239,25 +266,19 @@ func cluster(name, region string, modes ...string) map[string]any {
 	return c
 }
 
-// The chart's built-in modes are the matcher's (services/matcher/internal
-// /modes, Defaults): fleets are checked and the frontend configured from
-// them when matcher.modes is empty.
-func TestChartBuiltinModesAreTheMatchers(t *testing.T) {
-	root := deploytest.Root(t)
-	src, err := os.ReadFile(filepath.Join(root, "services", "matcher", "internal", "modes", "modes.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
+// The chart's built-in modes are the built-in rule set's (pkg/rules,
+// Default): fleets are checked against them when rules is empty.
+func TestChartBuiltinModesAreTheRuleSets(t *testing.T) {
 	type mode struct {
 		Name     string `json:"name"`
 		Teams    int    `json:"teams"`
 		TeamSize int    `json:"team_size"`
 	}
-	var matcher []mode
-	for _, m := range regexp.MustCompile(`mk\("([^"]+)", (\d+), (\d+),`).FindAllStringSubmatch(string(src), -1) {
-		teams, _ := strconv.Atoi(m[2])
-		size, _ := strconv.Atoi(m[3])
-		matcher = append(matcher, mode{m[1], teams, size})
+	var builtin []mode
+	set := rules.Default()
+	for _, name := range set.Modes() {
+		m, _ := set.Mode(name)
+		builtin = append(builtin, mode{m.Name, m.Teams, m.TeamSize})
 	}
 	tpl, err := os.ReadFile(filepath.Join(deploytest.ChartDir(t), "templates", "_fleets.tpl"))
 	if err != nil {
@@ -267,7 +288,7 @@ func TestChartBuiltinModesAreTheMatchers(t *testing.T) {
 	if err := json.Unmarshal(regexp.MustCompile(`(?m)^\[\{"name".*\]$`).Find(tpl), &chart); err != nil {
 		t.Fatalf("the chart's built-in modes: %v", err)
 	}
-	if len(matcher) == 0 || !bytes.Equal(mustJSON(t, matcher), mustJSON(t, chart)) {
-		t.Errorf("the chart's built-in modes %+v, the matcher's %+v", chart, matcher)
+	if len(builtin) == 0 || !bytes.Equal(mustJSON(t, builtin), mustJSON(t, chart)) {
+		t.Errorf("the chart's built-in modes %+v, the rule set's %+v", chart, builtin)
 	}
 }

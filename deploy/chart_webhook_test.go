@@ -67,14 +67,14 @@ func TestChartSetsWebhookPlayersPerRoom(t *testing.T) {
 		want string // "" = not set
 	}{
 		{"every mode", autoscaler("Webhook", "webhook", map[string]any{}), "2"},
-		{"team modes", fleets(map[string]any{"name": "rps", "modes": []any{"5v5", "2v2"}, "autoscaler": hook}), "4"},
+		{"team modes", with(fleets(map[string]any{"name": "rps", "modes": []any{"5v5", "2v2"}, "autoscaler": hook}), "rules", ruleSet("5v5", "2v2")), "4"},
 		{"the least over regions", with(fleets(
 			map[string]any{"name": "teams-eu", "region": "eu", "modes": []any{"5v5"}, "autoscaler": hook},
 			map[string]any{"name": "ffa-us", "region": "us", "modes": []any{"ffa"}, "autoscaler": hook}),
-			"regions", []any{"eu", "us"}), "8"},
-		{"a List fleet does not count", fleets(
+			"regions", []any{"eu", "us"}, "rules", ruleSet("5v5", "ffa")), "8"},
+		{"a List fleet does not count", with(fleets(
 			map[string]any{"name": "teams-eu", "region": "eu", "modes": []any{"5v5"}, "autoscaler": hook},
-			map[string]any{"name": "duels-us", "region": "us", "modes": []any{"1v1"}, "seatsPerRoom": 2}), "10"},
+			map[string]any{"name": "duels-us", "region": "us", "modes": []any{"1v1"}, "seatsPerRoom": 2}), "rules", ruleSet("5v5", "1v1")), "10"},
 		{"List only", nil, ""},
 		{"a webhook of another allocator", webhook("https://scaler.example.com/autoscale", ""), ""},
 	} {

@@ -20,7 +20,7 @@ import (
 )
 
 // users are the users of deploy/nats/nats.conf.
-var users = []string{"frontend", "matcher", "allocator", "provisioner", "operator"}
+var users = []string{"frontend", "matcher", "allocator", "matchfunction", "provisioner", "operator"}
 
 // startConfigured runs nats-server with deploy/nats/nats.conf, each user's
 // password being "<user>-pw".
@@ -82,7 +82,7 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 	s := startConfigured(t)
 	forbidden := map[string]struct{ pub, sub []string }{
 		"frontend": {
-			pub: []string{"allocations.eu", "offers.eu.gold", "deadletter.matcher", "$KV.capacity.eu", "$KV.leases.eu-gold",
+			pub: []string{"allocations.eu", "offers.eu.gold", "deadletter.matcher", "$KV.capacity.eu", "$KV.leases.eu-gold", "$KV.queue.eu.gold.1v1",
 				"$JS.API.STREAM.DELETE.TICKETS", "$JS.API.STREAM.PURGE.RESULTS", "$JS.API.CONSUMER.DELETE.TICKETS.matcher"},
 			sub: []string{"matchmaking.>", "allocations.>", "offers.>", "_INBOX_matcher.x", "$KV.claims.>", ">"},
 		},
@@ -94,13 +94,19 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 			sub: []string{"results.>", "allocations.>", "_INBOX_frontend.x", "deliver.allocator"},
 		},
 		"allocator": {
-			pub: []string{"allocations.eu", "offers.eu.gold", "cancels.eu.gold", "$KV.leases.x", "$KV.matches.m1", "$KV.tickets.t1",
+			pub: []string{"allocations.eu", "offers.eu.gold", "cancels.eu.gold", "$KV.leases.x", "$KV.matches.m1", "$KV.tickets.t1", "$KV.queue.eu.gold.1v1",
 				"$JS.API.STREAM.DELETE.ALLOCATIONS", "$JS.API.STREAM.PURGE.ALLOCATIONS",
 				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_players.$KV.players.alice"},
 			sub: []string{"results.>", "matchmaking.>", "cancels.>", "_INBOX_matcher.x"},
 		},
 		"operator": {
 			pub: []string{"$JS.API.STREAM.DELETE.TICKETS", "$JS.API.STREAM.PURGE.TICKETS"},
+		},
+		// A match function answers requests and does nothing else.
+		"matchfunction": {
+			pub: []string{"matchmaking.eu.gold", "allocations.eu", "results.alice", "matchfunctions.other", "_INBOX_matcher.x",
+				"$KV.claims.t1", "$JS.API.INFO"},
+			sub: []string{"results.>", "matchmaking.>", "_INBOX_matcher.x", "cancels.>"},
 		},
 	}
 	for user, f := range forbidden {
@@ -129,7 +135,7 @@ func TestNATSPermissionsAllowTheirOwn(t *testing.T) {
 	op, _ := as(t, s, "operator")
 	allowed := map[string]struct{ pub, sub []string }{
 		"frontend":  {pub: []string{"matchmaking.eu.gold", "cancels.eu.gold", "results.alice", "deadletter.frontend"}, sub: []string{"results.>", "_INBOX_frontend.r1"}},
-		"matcher":   {pub: []string{"offers.eu.gold", "allocations.eu", "results.alice", "deadletter.matcher", "cancels.eu.gold"}, sub: []string{"cancels.>", "_INBOX_matcher.r1"}},
+		"matcher":   {pub: []string{"offers.eu.gold", "allocations.eu", "results.alice", "deadletter.matcher", "cancels.eu.gold", "matchfunctions.mmf"}, sub: []string{"cancels.>", "_INBOX_matcher.r1"}},
 		"allocator": {pub: []string{"results.alice", "deadletter.allocator", "matchmaking.eu.gold"}, sub: []string{"deliver.allocator", "_INBOX_allocator.r1"}},
 	}
 	for user, a := range allowed {
@@ -370,25 +376,35 @@ func TestNATSServiceUsersKeepWhatTheyNeed(t *testing.T) {
 			for range keys.Keys() {
 			}
 		}
+		// Each shard's queue figures: written, never read back.
+		queue, err := js.KeyValue(ctx, "queue")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := queue.Put(ctx, "eu.gold.1v1", []byte("v")); err != nil {
+			t.Errorf("put queue: %v", err)
+		}
 		quiet(t, errs)
 	})
 	t.Run("frontend", func(t *testing.T) {
 		nc, errs := as(t, s, "frontend")
 		js := testkit.JetStream(t, nc)
-		kv, err := js.KeyValue(t.Context(), "capacity")
-		if err != nil {
-			t.Fatal(err)
+		for _, bucket := range []string{"capacity", "queue"} {
+			kv, err := js.KeyValue(t.Context(), bucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := kv.WatchAll(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-w.Updates(): // nil: the initial values are all delivered
+			case <-time.After(2 * time.Second):
+				t.Errorf("no watch update of %s", bucket)
+			}
+			_ = w.Stop()
 		}
-		w, err := kv.WatchAll(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-w.Updates(): // nil: the initial values are all delivered
-		case <-time.After(2 * time.Second):
-			t.Error("no watch update")
-		}
-		_ = w.Stop()
 		players, err := js.KeyValue(t.Context(), "players")
 		if err != nil {
 			t.Fatal(err)
@@ -438,5 +454,28 @@ func TestNATSProvisionerProvisionsOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 		refused(t, errs, "Subscription", subj)
+	}
+}
+
+// A match function hears its requests and answers the matcher that asked
+// (allow_responses), though it may publish nothing of its own.
+func TestNATSMatchFunctionAnswersTheMatcher(t *testing.T) {
+	s := startConfigured(t)
+	fn, errs := as(t, s, "matchfunction")
+	sub, err := fn.Subscribe("matchfunctions.mmf", func(m *nats.Msg) { _ = m.Respond([]byte("proposals")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	_ = fn.Flush()
+	matcher, _ := as(t, s, "matcher")
+	reply, err := matcher.Request("matchfunctions.mmf", []byte("candidates"), 2*time.Second)
+	if err != nil || string(reply.Data) != "proposals" {
+		t.Fatalf("the matcher's request: %v, %v", reply, err)
+	}
+	select {
+	case err := <-errs:
+		t.Errorf("matchfunction: %v", err)
+	case <-time.After(300 * time.Millisecond):
 	}
 }

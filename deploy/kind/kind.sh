@@ -54,7 +54,7 @@ YAML
 
 # NATS_USERS are the users of deploy/nats/nats.conf: one per service, the
 # provisioning Job's, and the operator's (people at the nats CLI).
-NATS_USERS=(frontend matcher allocator provisioner operator)
+NATS_USERS=(frontend matcher allocator matchfunction provisioner operator)
 
 # nats_users makes each user's password once (kept in Secrets, reused by
 # later runs): in namespace nats for the server (quickmatch-nats-passwords,

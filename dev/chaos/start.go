@@ -105,8 +105,9 @@ func (s *system) waitCluster(ctx context.Context) error {
 }
 
 func (s *system) startServices(ctx context.Context) error {
-	modes := filepath.Join(s.cfg.Dir, "modes.json")
-	if err := os.WriteFile(modes, fmt.Appendf(nil, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":%q}]`, s.cfg.MaxWait.String()), 0o600); err != nil {
+	// One rule set for the frontends and the matchers (pkg/rules): 1v1 only.
+	ruleSet := filepath.Join(s.cfg.Dir, "rules.json")
+	if err := os.WriteFile(ruleSet, fmt.Appendf(nil, `{"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":%q}]}`, s.cfg.MaxWait.String()), 0o600); err != nil {
 		return err
 	}
 	// The join token key pair: allocators sign with the private key, game
@@ -125,7 +126,7 @@ func (s *system) startServices(ctx context.Context) error {
 	common := []string{"NATS_URL=" + s.urls, "STREAM_REPLICAS=3", "LOG_FORMAT=text", "LOG_LEVEL=warn", "SHUTDOWN_GRACE=2s"}
 	// The provisioning step of an install runs once, first: the services
 	// create no streams, they only bind (pkg/servicekit/service).
-	if err := s.provision(ctx, append(common, "MODES_FILE="+modes)); err != nil {
+	if err := s.provision(ctx, append(common, "RULES="+ruleSet)); err != nil {
 		return err
 	}
 	// Each binds port 0 and says where (launch).
@@ -147,14 +148,14 @@ func (s *system) startServices(ctx context.Context) error {
 	var rest []*member
 	for i := range 3 {
 		name := fmt.Sprintf("matcher-%d", i+1)
-		rest = append(rest, add(name, "matcher", "WORKER_ID="+name, "MODES_FILE="+modes))
+		rest = append(rest, add(name, "matcher", "WORKER_ID="+name, "RULES="+ruleSet))
 	}
 	for i := range 2 {
 		rest = append(rest, add(fmt.Sprintf("allocator-%d", i+1), "allocator", "GAME_SERVERS="+strings.Join(gameServers, ","), "JOIN_KEY_FILE="+joinKey))
 	}
 	for i := range 2 {
 		rest = append(rest, add(fmt.Sprintf("frontend-%d", i+1), "frontend",
-			"RATE_LIMIT=0", "MIN_FREE_ROOMS=0", "MODES=1v1", "MAX_WAIT="+(2*s.cfg.MaxWait).String(),
+			"RATE_LIMIT=0", "MIN_FREE_ROOMS=0", "RULES="+ruleSet, "MAX_WAIT="+(2*s.cfg.MaxWait).String(),
 			"AUTH_PUBLIC_KEYS="+tokenPub, "AUTH_ISSUER="+identity.DevIssuerName, "AUTH_AUDIENCE="+identity.DevAudience))
 	}
 	_, err = s.launch(ctx, rest)

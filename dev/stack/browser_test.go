@@ -239,14 +239,15 @@ func (b *browser) playersTable(tab context.Context) string {
 	return b.eval(tab, `[...document.querySelectorAll("#players tbody tr")].map((r) => r.dataset.team + ":" + r.dataset.player + "=" + r.cells[2].textContent).join(",")`)
 }
 
-// browserModes is the matcher's modes file of TestBrowserTabsPlayTeamsAndFreeForAll:
-// 2v2, and a free-for-all of three rather than the built-in eight.
-const browserModes = `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"2m"},
+// browserRules is the rule set of TestBrowserTabsPlayTeamsAndFreeForAll,
+// read by the frontend and the matcher: 2v2, and a free-for-all of three
+// rather than the built-in eight.
+const browserRules = `{"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":"2m"},
 {"name":"2v2","teams":2,"team_size":2,"max_wait":"2m"},
-{"name":"ffa","teams":3,"team_size":1,"max_wait":"2m"}]`
+{"name":"ffa","teams":3,"team_size":1,"max_wait":"2m"}]}`
 
-// browserModeNames is the frontend's -modes (and the matcher's) in that test:
-// the modes its page must offer, no more.
+// browserModeNames are the rule set's modes in that test: the modes its
+// page must offer, no more.
 const browserModeNames = "1v1,2v2,ffa"
 
 // TestBrowserTabsPlayTeamsAndFreeForAll: four tabs ask for 2v2, land in
@@ -256,12 +257,12 @@ const browserModeNames = "1v1,2v2,ffa"
 // against two scissors scores 2 a round and wins.
 func TestBrowserTabsPlayTeamsAndFreeForAll(t *testing.T) {
 	chromium(t)
-	modesFile := filepath.Join(t.TempDir(), "modes.json")
-	if err := os.WriteFile(modesFile, []byte(browserModes), 0o644); err != nil {
+	rulesFile := filepath.Join(t.TempDir(), "rules.json")
+	if err := os.WriteFile(rulesFile, []byte(browserRules), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s := startStack(t, func(c *stack.Config) {
-		c.Env = append(c.Env, "MODES_FILE="+modesFile, "MODES="+browserModeNames)
+		c.Env = append(c.Env, "RULES="+rulesFile)
 	})
 	b := startBrowser(t, 300*time.Second)
 	defer b.screenshots("")
@@ -272,7 +273,7 @@ func TestBrowserTabsPlayTeamsAndFreeForAll(t *testing.T) {
 		tab := b.tab()
 		offered := b.find(tab, s.FrontendURL(), fmt.Sprintf("duo-%d", i), "2v2")
 		if want := strings.Split(browserModeNames, ","); !slices.Equal(offered, want) {
-			t.Fatalf("the page offers the modes %q, want the frontend's MODES %q", offered, want)
+			t.Fatalf("the page offers the modes %q, want the rule set's %q", offered, want)
 		}
 		duo = append(duo, tab)
 	}

@@ -19,7 +19,7 @@ import (
 // natsUsers are the users of the NATS configuration the stack makes
 // passwords for: the services', the provisioning step's, and the
 // operator's (people at the nats CLI).
-var natsUsers = []string{"frontend", "matcher", "allocator", "provisioner", "operator"}
+var natsUsers = []string{"frontend", "matcher", "allocator", "matchfunction", "provisioner", "operator"}
 
 // natsHost is where the stack's NATS listens whatever Config.Host is:
 // only the services of this machine talk to it.

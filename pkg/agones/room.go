@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 // The contract between the allocator and the game server, kept where
@@ -18,6 +20,12 @@ import (
 //   - The game server opens a room for every id in the rooms List, reads
 //     its players from the annotation, and when the room ends removes the
 //     id from the rooms List and its players from the players List.
+//   - A room that accepts backfill (Room.Backfill) and loses a player for
+//     good asks for another as the annotation BackfillAnnotation(id),
+//     which the game server sets through the SDK, and keeps the players
+//     List to who holds its seats: it removes the gone player and adds
+//     the one the allocator sent (a backfill join token), whom the room
+//     annotation never names.
 //
 // Agones never removes an annotation an allocation added, so annotations
 // alone say which rooms were ever allocated, not which are live: only
@@ -52,15 +60,48 @@ const (
 type Room struct {
 	Mode  string     `json:"mode"`
 	Teams [][]string `json:"teams"`
+	// Backfill says the mode accepts backfill: a room that loses a player
+	// for good frees the seat and asks for another (BackfillAnnotation).
+	// The allocator writes it from the match. Teams stays the players of
+	// the allocation: Agones never rewrites the annotation, so a
+	// backfilled player is never in it.
+	Backfill bool `json:"backfill,omitempty"`
 }
 
 // MaxRoomPlayers bounds a room (the matcher's modes allow 100 players).
 const MaxRoomPlayers = 100
 
-// MaxMatchIDLen is the longest match id whose annotation key Kubernetes
-// accepts: the name after "quickmatch.dev/" may be 63 characters, and
-// "match-" takes 6 of them.
-const MaxMatchIDLen = 63 - len("match-")
+// MaxMatchIDLen is the longest match id whose annotation keys Kubernetes
+// accepts: the name after the prefix ("quickmatch.dev/", "agones.dev/")
+// may be 63 characters, and the longer of the two names a room has,
+// "sdk-backfill-<id>" (BackfillAnnotation, set through the SDK), takes 13
+// of them ("match-<id>" takes 6). Match ids are 25 characters
+// (events.MatchID).
+const MaxMatchIDLen = 63 - len(sdkPrefixName+backfillKeyPrefix)
+
+// sdkPrefixName is the name part the SDK puts before every key set
+// through it: annotation key k is stored as "agones.dev/sdk-k".
+const sdkPrefixName = "sdk-"
+
+// backfillKeyPrefix + match id is the key the game server gives
+// SetAnnotation for its room's backfill request.
+const backfillKeyPrefix = "backfill-"
+
+// BackfillKey is the key the game server gives SetAnnotation for the
+// backfill request of match matchID's room; the GameServer then carries
+// it as BackfillAnnotation(matchID).
+func BackfillKey(matchID string) string { return backfillKeyPrefix + matchID }
+
+// BackfillAnnotation is the GameServer annotation that holds the backfill
+// request of match matchID's room: "agones.dev/sdk-backfill-<matchID>"
+// (the SDK prefixes every key it sets). Its value is the request as JSON
+// (play.Backfill), or "" when the room asks for nobody: the SDK cannot
+// delete an annotation, so a room whose seats are filled, or that ended,
+// sets it to "". Like the room annotation it stays on the GameServer for
+// its whole life, so only a room in the rooms List asks.
+func BackfillAnnotation(matchID string) string {
+	return "agones.dev/" + sdkPrefixName + BackfillKey(matchID)
+}
 
 // Players lists every player of the room, team by team.
 func (r Room) Players() []string {
@@ -132,4 +173,39 @@ func RoomActions(matchID string, r Room) (*MetaPatch, map[string]ListAction) {
 		ListRooms:   {AddValues: []string{matchID}},
 		ListPlayers: {AddValues: r.Players()},
 	}
+}
+
+// EncodeBackfill is the value of BackfillAnnotation(b.MatchID) for b.
+func EncodeBackfill(b play.Backfill) string {
+	v, _ := json.Marshal(b) // strings and ints only: cannot fail
+	return string(v)
+}
+
+// DecodeBackfill reads the value of a BackfillAnnotation: "" is no
+// request (ok false, no error); a request with no match id, no free seat
+// or a negative one is an error. Unknown fields are ignored, as in
+// DecodeRoom, so game servers may roll out before allocators.
+func DecodeBackfill(v string) (b play.Backfill, ok bool, err error) {
+	if v == "" {
+		return play.Backfill{}, false, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(v))
+	if err := dec.Decode(&b); err != nil {
+		return play.Backfill{}, false, fmt.Errorf("backfill annotation: %w", err)
+	}
+	if dec.More() {
+		return play.Backfill{}, false, errors.New("backfill annotation: data after the request")
+	}
+	if b.MatchID == "" || len(b.Seats) < 2 || len(b.Seats) > MaxRoomPlayers {
+		return play.Backfill{}, false, fmt.Errorf("backfill annotation: match %q with %d teams", b.MatchID, len(b.Seats))
+	}
+	for i, s := range b.Seats {
+		if s < 0 || s > MaxRoomPlayers {
+			return play.Backfill{}, false, fmt.Errorf("backfill annotation: %d free seats on team %d", s, i)
+		}
+	}
+	if b.Free() == 0 {
+		return play.Backfill{}, false, errors.New("backfill annotation: no free seat")
+	}
+	return b, true, nil
 }

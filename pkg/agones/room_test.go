@@ -15,7 +15,7 @@ func TestDecodeRoom(t *testing.T) {
 	want := Room{Mode: "2v2", Teams: [][]string{{"a", "b"}, {"c", "d"}}}
 	for name, v := range map[string]string{
 		"as written":       EncodeRoom(want),
-		"an unknown field": `{"mode":"2v2","teams":[["a","b"],["c","d"]],"backfill":true}`,
+		"an unknown field": `{"mode":"2v2","teams":[["a","b"],["c","d"]],"future":true}`,
 	} {
 		if got, err := DecodeRoom(v); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: %+v %v", name, got, err)
@@ -38,5 +38,22 @@ func TestDecodeRoom(t *testing.T) {
 		if got, err := DecodeRoom(v); err == nil {
 			t.Errorf("%s: accepted as %+v", name, got)
 		}
+	}
+}
+
+// TestRoomBackfill: a room that accepts backfill says so; one that does
+// not writes the room as before.
+func TestRoomBackfill(t *testing.T) {
+	t.Parallel()
+	r := Room{Mode: "2v2", Teams: [][]string{{"a", "b"}, {"c", "d"}}, Backfill: true}
+	if v := EncodeRoom(r); v != `{"mode":"2v2","teams":[["a","b"],["c","d"]],"backfill":true}` {
+		t.Fatalf("EncodeRoom = %s", v)
+	}
+	if got, err := DecodeRoom(EncodeRoom(r)); err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("DecodeRoom = %+v, %v", got, err)
+	}
+	r.Backfill = false
+	if v := EncodeRoom(r); v != `{"mode":"2v2","teams":[["a","b"],["c","d"]]}` {
+		t.Fatalf("EncodeRoom without backfill = %s", v)
 	}
 }

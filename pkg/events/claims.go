@@ -49,20 +49,33 @@ func NewClaims(ctx context.Context, js jetstream.JetStream, subj Subjects) (*Cla
 // Claim records owner as the outcome of ticketID. It returns true if owner
 // holds the claim now (it won, or had won before: claiming is idempotent),
 // and otherwise the owner that won.
+//
+// A claim found taken may be given back (a match undone) before its owner
+// is read: nobody holds it then, and the ticket is still undecided, so
+// the claim is tried again rather than reported lost to nobody.
 func (c *Claims) Claim(ctx context.Context, ticketID, owner string) (bool, string, error) {
-	_, err := c.kv.Create(ctx, ticketID, []byte(owner))
-	if err == nil {
-		return true, owner, nil
+	for range claimAttempts {
+		_, err := c.kv.Create(ctx, ticketID, []byte(owner))
+		if err == nil {
+			return true, owner, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return false, "", fmt.Errorf("claim ticket %s: %w", ticketID, err)
+		}
+		cur, err := c.Owner(ctx, ticketID)
+		if err != nil {
+			return false, "", err
+		}
+		if cur != "" {
+			return cur == owner, cur, nil
+		}
 	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return false, "", fmt.Errorf("claim ticket %s: %w", ticketID, err)
-	}
-	cur, err := c.Owner(ctx, ticketID)
-	if err != nil {
-		return false, "", err
-	}
-	return cur == owner, cur, nil
+	return false, "", fmt.Errorf("claim ticket %s: given back each of %d times before its owner was read", ticketID, claimAttempts)
 }
+
+// claimAttempts bounds Claim's retries of a claim given back under it;
+// past them the caller sees an error and tries again later.
+const claimAttempts = 3
 
 // Owner returns who holds the claim of ticketID, or "" if nobody does.
 func (c *Claims) Owner(ctx context.Context, ticketID string) (string, error) {

@@ -1,11 +1,16 @@
 // Package events is the contract between the quickmatch services: every NATS
 // subject, JetStream stream, consumer and key-value bucket, and every payload
-// that crosses the wire, is declared here and nowhere else.
+// that crosses the wire between them, is declared here and nowhere else.
+// Two contracts live beside it because others than our services speak
+// them: the rule set (pkg/rules, a file studios write) and the match
+// function's request and reply (pkg/matchfn, a service studios write).
 //
 // Subjects (with an optional deployment prefix, see [Subjects]):
 //
 //	matchmaking.<region>.<tier>   tickets, JSON [Ticket], stream TICKETS
-//	offers.<region>.<tier>        visitors: tickets offered to another region's shard, JSON [Ticket], stream OFFERS
+//	offers.<region>.<tier>        visitors: tickets offered to another shard (another region's, or a neighbouring tier's), JSON [Ticket], stream OFFERS
+//	backfills.<region>.<tier>     running rooms' requests for players, JSON [Backfill], stream BACKFILLS
+//	matchfunctions.<service>      requests to a mode's match function (pkg/matchfn), core NATS request/reply
 //	allocations.<region>          match allocation requests, JSON [Match], stream ALLOCATIONS
 //	results.<player_id>           per-player outcomes, JSON [Result], stream RESULTS
 //	deadletter.<source>           rejected input with a reason, JSON [DeadLetter], stream DEADLETTER

@@ -19,6 +19,14 @@ type Match struct {
 	// Tickets are the matched tickets with the team each one plays on.
 	Tickets   []MatchTicket `json:"tickets"`
 	CreatedAt time.Time     `json:"created_at"`
+	// AcceptsBackfill says the match's mode accepts backfill: its room
+	// asks for players when it loses one (agones.Room.Backfill,
+	// jointoken.Seat.Backfill say so to the game server).
+	AcceptsBackfill bool `json:"accepts_backfill,omitempty"`
+	// Backfill is set on a match that fills a running room's request
+	// (see [Backfill]): its players join that room, on the room's teams
+	// (MatchTicket.Team), and no new game server is allocated.
+	Backfill *MatchBackfill `json:"backfill,omitempty"`
 }
 
 // MatchTicket is one ticket of a match.
@@ -26,10 +34,17 @@ type MatchTicket struct {
 	TicketID string   `json:"ticket_id"`
 	Players  []string `json:"players"`
 	Team     int      `json:"team"`
-	// Skill and CreatedAt are the ticket's, kept so that a ticket requeued
-	// when no game server can be found keeps its shard and its wait.
-	Skill     int       `json:"skill"`
-	CreatedAt time.Time `json:"created_at"`
+	// Skill, CreatedAt, LatenciesMS and Attributes are the ticket's, kept
+	// so that a ticket requeued when no game server can be found keeps its
+	// shard, its wait and what the rules compare.
+	Skill       int            `json:"skill"`
+	CreatedAt   time.Time      `json:"created_at"`
+	LatenciesMS map[string]int `json:"latencies_ms,omitempty"`
+	Attributes  *Attributes    `json:"attributes,omitempty"`
+	// Tier is the tier of the ticket's own shard when it is not the
+	// match's: a ticket offered across a tier bound (its skill belongs to
+	// Tier), which a requeue must publish on its own shard's subject.
+	Tier string `json:"tier,omitempty"`
 }
 
 // Players lists every player of the match in ticket order.
@@ -75,6 +90,15 @@ func MatchKey(ticketID string, seq uint64) string {
 	return ticketID + "@" + strconv.FormatUint(seq, 10)
 }
 
+// VisitorMatchKey is MatchKey for a ticket that came to the shard as a
+// visitor, by the offers stream, whose sequences are a count of their own:
+// two shards matching the same tickets, one holding a ticket at home and
+// the other as a visitor of the same sequence number, must never name two
+// different matches (other teams) alike.
+func VisitorMatchKey(ticketID string, seq uint64) string {
+	return ticketID + "@offers." + strconv.FormatUint(seq, 10)
+}
+
 // MatchIDAfter names a match of the ticket messages keys whose id
 // (MatchID) is taken by prev, a match that was undone although none of its
 // tickets was stale (its claims were released as a dead matcher's). Its
@@ -97,6 +121,7 @@ func checkMatch(m *Match, fe *fieldErrors) {
 	fe.token("match_id", m.MatchID)
 	fe.token("mode", m.Mode)
 	fe.token("region", m.Region)
+	m.Backfill.check(fe)
 	if len(m.Tickets) < 1 {
 		fe.add("tickets", "empty")
 	}

@@ -7,6 +7,7 @@ const (
 	streamResults     = "RESULTS"
 	streamDeadLetter  = "DEADLETTER"
 	streamOffers      = "OFFERS"
+	streamBackfills   = "BACKFILLS"
 	bucketTickets     = "tickets"
 	bucketClaims      = "claims"
 	bucketCapacity    = "capacity"
@@ -15,6 +16,7 @@ const (
 	bucketAllocations = "allocations"
 	bucketMatches     = "matches"
 	bucketPlayers     = "players"
+	bucketQueue       = "queue"
 )
 
 // Consumer names. They live inside their stream, so they need no prefix.
@@ -37,9 +39,10 @@ func (s Subjects) TicketsStream() string { return s.streamName(streamTickets) }
 // AllocationsStream holds matches until an allocator acks them.
 func (s Subjects) AllocationsStream() string { return s.streamName(streamAllocations) }
 
-// OffersStream holds visitors: tickets a shard offers to another region's
-// shard of the same tier once their latency budget reaches it, one subject
-// per shard, until that shard's owner acks them.
+// OffersStream holds visitors: tickets a shard offers to another shard
+// (the same tier of another region once their latency budget reaches it,
+// or a neighbouring tier of its region once their skill window crosses
+// the bound), one subject per shard, until that shard's owner acks them.
 func (s Subjects) OffersStream() string { return s.streamName(streamOffers) }
 
 // ShardConsumer is the durable consumer of one shard's ticket subject on
@@ -50,6 +53,16 @@ func ShardConsumer(region, tier string) string { return "tickets-" + region + "-
 // OfferConsumer is the durable consumer of one shard's visitors on the OFFERS
 // stream, consumed by the same worker as [ShardConsumer].
 func OfferConsumer(region, tier string) string { return "offers-" + region + "-" + tier }
+
+// BackfillsStream holds the backfill requests of running rooms (see
+// [Backfill]), one subject per shard, until that shard's owner fills them
+// or lets them go.
+func (s Subjects) BackfillsStream() string { return s.streamName(streamBackfills) }
+
+// BackfillConsumer is the durable consumer of one shard's backfill
+// requests on the BACKFILLS stream, consumed by the same worker as
+// [ShardConsumer].
+func BackfillConsumer(region, tier string) string { return "backfills-" + region + "-" + tier }
 
 // WorkersBucket holds a heartbeat per live matcher worker.
 func (s Subjects) WorkersBucket() string { return s.streamName(bucketWorkers) }
@@ -89,6 +102,9 @@ func (s Subjects) PlayersBucket() string { return s.streamName(bucketPlayers) }
 
 // CapacityBucket holds the latest [Capacity] per region.
 func (s Subjects) CapacityBucket() string { return s.streamName(bucketCapacity) }
+
+// QueueBucket holds the latest [QueueStats] per shard and mode ([QueueKey]).
+func (s Subjects) QueueBucket() string { return s.streamName(bucketQueue) }
 
 // AllocatorDeliverSubject is where the allocator push consumer delivers.
 func (s Subjects) AllocatorDeliverSubject() string { return s.deliver(ConsumerAllocator) }

@@ -18,9 +18,9 @@ import (
 const (
 	HeaderCorrelationID = "correlation_id"
 	HeaderTraceParent   = "traceparent"
-	// HeaderHome marks a visitor (a ticket offered to another region's
-	// shard, see [Publisher.Offer]) with the region of the shard it was
-	// published to.
+	// HeaderHome marks a visitor (a ticket offered to another shard, see
+	// [Publisher.Offer]) with the region of the shard it was published
+	// to.
 	HeaderHome = "Quickmatch-Home"
 )
 

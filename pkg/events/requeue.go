@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 )
@@ -11,11 +12,12 @@ import (
 func RequeueMsgID(ticketID, matchID string) string { return ticketID + "-requeue-" + matchID }
 
 // Requeue publishes mt, one ticket of m, on its shard's ticket subject
-// again, with its id, skill and creation time, so that it keeps its wait.
+// again (its own tier's, when it crossed a tier bound), with its id,
+// skill, creation time and attributes, so that it keeps its wait.
 // The caller releases the ticket's claim for m and tells its players first.
 func (p *Publisher) Requeue(ctx context.Context, m Match, mt MatchTicket) error {
-	t := TicketFor(mt.TicketID, m.Mode, mt.Skill, mt.CreatedAt, mt.Players)
-	msg, err := NewMsg(ctx, p.subj.Ticket(m.Region, m.Tier), RequeueMsgID(mt.TicketID, m.MatchID), t)
+	t := TicketFor(mt, m.Mode)
+	msg, err := NewMsg(ctx, p.subj.Ticket(m.Region, cmp.Or(mt.Tier, m.Tier)), RequeueMsgID(mt.TicketID, m.MatchID), t)
 	if err != nil {
 		return err
 	}

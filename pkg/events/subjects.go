@@ -15,6 +15,8 @@ const (
 	rootDeliver     = "deliver"
 	rootCancels     = "cancels"
 	rootOffers      = "offers"
+	rootBackfills   = "backfills"
+	rootFunctions   = "matchfunctions"
 )
 
 // Subjects builds every subject of one deployment. The zero value is the
@@ -74,13 +76,31 @@ func (s Subjects) ParseTicket(subject string) (region, tier string, err error) {
 	return region, tier, nil
 }
 
-// Offer is where a shard offers a waiting ticket to another region's shard
-// of its tier once the ticket's latency budget reaches that region:
-// `offers.<region>.<tier>`, read as a visitor by that shard's owner.
+// Offer is where a shard offers a waiting ticket to another shard (the
+// same tier of a region its latency budget reaches, or a neighbouring tier
+// of its region its skill window reaches): `offers.<region>.<tier>`, read
+// as a visitor by that shard's owner.
 func (s Subjects) Offer(region, tier string) string { return s.join(rootOffers, region, tier) }
 
 // AllOffers matches the visitors of every shard.
 func (s Subjects) AllOffers() string { return s.join(rootOffers, ">") }
+
+// Backfill is where the allocator asks a shard to fill a running room that
+// has free seats (see [Backfill]): `backfills.<region>.<tier>`, the shard
+// that formed the room's match, read by its owner.
+func (s Subjects) Backfill(region, tier string) string { return s.join(rootBackfills, region, tier) }
+
+// AllBackfills matches the backfill requests of every shard.
+func (s Subjects) AllBackfills() string { return s.join(rootBackfills, ">") }
+
+// MatchFunction is the endpoint of the match function named service (a
+// mode's rules.MatchFunction.Service; package matchfn): the matcher
+// sends it requests there, `matchfunctions.<service>`, and the function
+// answers them as a NATS micro service in queue group "q".
+func (s Subjects) MatchFunction(service string) string { return s.join(rootFunctions, service) }
+
+// AllMatchFunctions matches the endpoints of every match function.
+func (s Subjects) AllMatchFunctions() string { return s.join(rootFunctions, ">") }
 
 // Allocation is the subject the matcher publishes a formed match on, for the
 // allocator of that region: `allocations.<region>`.
@@ -153,6 +173,11 @@ func (s Subjects) streamName(base string) string {
 // does wherever one becomes a subject token: 1 to 64 letters, digits, '-'
 // and '_', so it can never smuggle in a wildcard or a separator.
 func CheckID(id string) error { return checkToken(id) }
+
+// CheckToken reports whether tok may be a subject token and a name in the
+// contract (region, tier, mode, player and ticket ids, attribute names):
+// 1 to 64 letters, digits, '-' and '_'.
+func CheckToken(tok string) error { return checkToken(tok) }
 
 func checkToken(tok string) error {
 	if tok == "" {

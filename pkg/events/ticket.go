@@ -44,6 +44,9 @@ type Ticket struct {
 	Skill int `json:"skill"`
 	// LatenciesMS is the measured round trip per region, if the client knows.
 	LatenciesMS map[string]int `json:"latencies_ms,omitempty"`
+	// Attributes are what the game says beyond skill and region; the
+	// rule set (pkg/rules) says which a mode accepts and compares.
+	Attributes *Attributes `json:"attributes,omitempty"`
 	// CreatedAt is when the player asked; optional by hand, then the
 	// JetStream message time is used.
 	CreatedAt time.Time `json:"created_at,omitzero"`
@@ -58,15 +61,19 @@ type ticketWire struct {
 	Mode          *string        `json:"mode"`
 	Skill         *int           `json:"skill"`
 	LatenciesMS   map[string]int `json:"latencies_ms"`
+	Attributes    *Attributes    `json:"attributes"`
 	CreatedAt     *time.Time     `json:"created_at"`
 }
 
 // TicketFor is a ticket a service publishes again on its players' behalf
-// (an offer to another region, a requeue after no game server was free):
+// (an offer to another shard, a requeue after no game server was free):
 // one player is PlayerID, more are a Party, as the frontend would have
-// written it.
-func TicketFor(ticketID, mode string, skill int, createdAt time.Time, players []string) Ticket {
-	t := Ticket{SchemaVersion: SchemaVersion, TicketID: ticketID, Mode: mode, Skill: skill, CreatedAt: createdAt}
+// written it. It keeps the ticket's attributes and latencies, so the
+// rules judge it as they did the first time.
+func TicketFor(mt MatchTicket, mode string) Ticket {
+	t := Ticket{SchemaVersion: SchemaVersion, TicketID: mt.TicketID, Mode: mode, Skill: mt.Skill, CreatedAt: mt.CreatedAt,
+		LatenciesMS: mt.LatenciesMS, Attributes: mt.Attributes}
+	players := mt.Players
 	if len(players) == 1 {
 		t.PlayerID = players[0]
 	} else {
@@ -92,7 +99,7 @@ func DecodeTicket(data []byte) (Ticket, error) {
 	if err := DecodeStrict("ticket", data, &w); err != nil {
 		return Ticket{}, err
 	}
-	t := Ticket{SchemaVersion: SchemaVersion, Mode: DefaultMode, Party: w.Party, LatenciesMS: w.LatenciesMS}
+	t := Ticket{SchemaVersion: SchemaVersion, Mode: DefaultMode, Party: w.Party, LatenciesMS: w.LatenciesMS, Attributes: w.Attributes}
 	fe := &fieldErrors{kind: "ticket"}
 	if w.SchemaVersion != nil {
 		t.SchemaVersion = *w.SchemaVersion
@@ -175,6 +182,7 @@ func (t *Ticket) validate(fe *fieldErrors, noPlayers bool) {
 			fe.add(field, "%d is out of range [0, %d]", ms, MaxLatencyMS)
 		}
 	}
+	t.Attributes.validate(fe)
 	if !t.CreatedAt.IsZero() && (t.CreatedAt.Year() < 2000 || t.CreatedAt.Year() > 9999) {
 		fe.add("created_at", "%s is not a plausible time", t.CreatedAt.Format(time.RFC3339))
 	}

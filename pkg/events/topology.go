@@ -9,8 +9,8 @@ import (
 // Topology is the set of streams, consumers and buckets of one deployment.
 type Topology struct {
 	Subjects Subjects
-	// Regions and Tiers make the shards, two consumers each (tickets and
-	// visitors); nil means the defaults.
+	// Regions and Tiers make the shards, three consumers each (tickets,
+	// visitors and backfill requests); nil means the defaults.
 	Regions Regions
 	Tiers   Tiers
 	// Replicas of every stream and bucket: 1 on a single server, 3 on a
@@ -47,6 +47,10 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 	// twice (a retried publish) is stored once.
 	offers := t.queue(s.OffersStream(), "visitors: tickets offered to another region's shard, held by that shard's owner",
 		s.AllOffers())
+	// The request id is the message id: a request the allocator sees on
+	// every poll is stored once.
+	backfills := t.queue(s.BackfillsStream(), "backfill requests of running rooms, held by the owner of the shard that formed the room's match",
+		s.AllBackfills())
 
 	results := t.stream(s.ResultsStream(), "per-player results, the last few per player", s.AllResults())
 	results.Retention = jetstream.LimitsPolicy
@@ -69,6 +73,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		tickets,
 		offers,
+		backfills,
 		t.queue(s.AllocationsStream(), "formed matches waiting for a game server", s.AllAllocations()),
 		results,
 		dead,
@@ -122,6 +127,8 @@ func (t Topology) Consumers() []StreamConsumer {
 				"the tickets of shard "+sh.String()+", consumed by its owner only", s.Ticket(sh.Region, sh.Tier))},
 			StreamConsumer{Stream: s.OffersStream(), Config: held(OfferConsumer(sh.Region, sh.Tier),
 				"the visitors of shard "+sh.String()+", consumed by its owner only", s.Offer(sh.Region, sh.Tier))},
+			StreamConsumer{Stream: s.BackfillsStream(), Config: held(BackfillConsumer(sh.Region, sh.Tier),
+				"the backfill requests of shard "+sh.String()+", consumed by its owner only", s.Backfill(sh.Region, sh.Tier))},
 		)
 	}
 	return append(out, StreamConsumer{
@@ -186,6 +193,9 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		t.records(s.PlayersBucket(), "each player's live ticket: player id -> the one ticket of theirs that may be matched",
 			TicketMaxAge+ClaimMargin, 4096),
 		t.bucket(s.CapacityBucket(), "game-server capacity per region, from the allocators", CapacityTTL, 4096),
+		// History 1 and a short TTL: the latest figures only, gone a minute
+		// after their shard's owner stopped writing them.
+		t.bucket(s.QueueBucket(), "queue figures per shard and mode (expected wait), from the matchers", QueueStatsTTL, 1024),
 	}
 }
 

@@ -10,8 +10,11 @@
 //	v2.<kid>.<base64url(grant)>.<base64url(signature)>
 //
 // with grant "<match id>|<player id>|<unix expiry>", followed for a
-// seated grant by "|<team>|<teams>|<team size>" (ids are subject tokens,
-// with no '|', so the grant cannot be made ambiguous), kid the key
+// seated grant by "|<team>|<teams>|<team size>", and for a seat in a room
+// that accepts backfill by "|backfill" as well (ids are subject tokens,
+// with no '|', so the grant cannot be made ambiguous; a grant without a
+// field added later reads as before, so tokens signed before it still
+// verify), kid the key
 // id of the signing key (KeyID: the first 8 bytes of the SHA-256 of the raw
 // 32-byte public key, in hex), and the signature Ed25519 over the first
 // three fields as written, "v2.<kid>.<base64url(grant)>". base64url is
@@ -69,6 +72,11 @@ type Grant struct {
 // zero Seat says nothing: a room of two players, as before seats.
 type Seat struct {
 	Team, Teams, TeamSize int
+	// Backfill says the room accepts backfill: it frees the seat of a
+	// player gone for good and admits another to it. A game server
+	// without Agones learns it from the tokens, as it learns the room's
+	// shape. Only a seated grant carries it.
+	Backfill bool
 }
 
 // maxSeats bounds a seated room (the matcher's modes allow 100 players).
@@ -82,6 +90,8 @@ func (s Seat) valid() bool {
 
 const (
 	version = "v2"
+	// backfillField is the grant's seventh field for Seat.Backfill.
+	backfillField = "backfill"
 	// maxTokenBytes bounds what Verify reads; a real token is about 150 bytes.
 	maxTokenBytes = 1024
 )
@@ -116,6 +126,9 @@ func (s *Signer) Sign(c Grant) (string, error) {
 	grant := c.MatchID + "|" + c.PlayerID + "|" + strconv.FormatInt(c.Expires.Unix(), 10)
 	if c.Seat != (Seat{}) {
 		grant += "|" + strconv.Itoa(c.Seat.Team) + "|" + strconv.Itoa(c.Seat.Teams) + "|" + strconv.Itoa(c.Seat.TeamSize)
+		if c.Seat.Backfill {
+			grant += "|" + backfillField
+		}
 	}
 	signed := version + "." + s.kid + "." + enc.EncodeToString([]byte(grant))
 	return signed + "." + enc.EncodeToString(ed25519.Sign(s.key, []byte(signed))), nil
@@ -145,7 +158,7 @@ func grantOf(signed string, now time.Time) (Grant, error) {
 		return Grant{}, ErrMalformed
 	}
 	parts := strings.Split(string(raw), "|")
-	if len(parts) != 3 && len(parts) != 6 || parts[0] == "" || parts[1] == "" {
+	if len(parts) != 3 && len(parts) != 6 && len(parts) != 7 || parts[0] == "" || parts[1] == "" {
 		return Grant{}, ErrMalformed
 	}
 	exp, err := strconv.ParseInt(parts[2], 10, 64)
@@ -153,16 +166,20 @@ func grantOf(signed string, now time.Time) (Grant, error) {
 		return Grant{}, ErrMalformed
 	}
 	c := Grant{MatchID: parts[0], PlayerID: parts[1], Expires: time.Unix(exp, 0)}
-	if len(parts) == 6 {
+	if len(parts) >= 6 {
 		var n [3]int
-		for i, p := range parts[3:] {
+		for i, p := range parts[3:6] {
 			// Atoi takes "+1" and "01"; a signed grant has one spelling.
 			if n[i], err = strconv.Atoi(p); err != nil || strconv.Itoa(n[i]) != p {
 				return Grant{}, ErrMalformed
 			}
 		}
-		c.Seat = Seat{Team: n[0], Teams: n[1], TeamSize: n[2]}
-		if c.Seat == (Seat{}) || !c.Seat.valid() {
+		// The flag has one spelling too: present as written, or absent.
+		if len(parts) == 7 && parts[6] != backfillField {
+			return Grant{}, ErrMalformed
+		}
+		c.Seat = Seat{Team: n[0], Teams: n[1], TeamSize: n[2], Backfill: len(parts) == 7}
+		if c.Seat.Teams == 0 || !c.Seat.valid() {
 			return Grant{}, ErrMalformed
 		}
 	}

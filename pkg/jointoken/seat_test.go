@@ -23,6 +23,8 @@ func TestSeatRoundTrip(t *testing.T) {
 		{Team: 1, Teams: 2, TeamSize: 2}, // 2v2
 		{Team: 2, Teams: 3, TeamSize: 1}, // free-for-all of 3
 		{Team: 0, Teams: 2, TeamSize: 50},
+		{Team: 1, Teams: 2, TeamSize: 2, Backfill: true}, // 2v2 that accepts backfill
+		{Team: 0, Teams: 3, TeamSize: 1, Backfill: true}, // free-for-all that accepts backfill
 	} {
 		tok, err := s.Sign(Grant{MatchID: "m1", PlayerID: "alice", Expires: now.Add(time.Minute), Seat: seat})
 		if err != nil {
@@ -33,7 +35,11 @@ func TestSeatRoundTrip(t *testing.T) {
 			t.Fatalf("%+v: Verify = %+v, %v", seat, g, err)
 		}
 		raw, _ := enc.DecodeString(strings.Split(tok, ".")[2])
-		if fields := strings.Count(string(raw), "|") + 1; fields != map[bool]int{true: 3, false: 6}[seat == Seat{}] {
+		want := map[bool]int{true: 3, false: 6}[seat == Seat{}]
+		if seat.Backfill {
+			want = 7
+		}
+		if fields := strings.Count(string(raw), "|") + 1; fields != want {
 			t.Fatalf("%+v written in %d fields: %q", seat, fields, raw)
 		}
 	}
@@ -49,6 +55,7 @@ func TestSignRefusesSeatsNoRoomHas(t *testing.T) {
 		{Team: 0, Teams: 2, TeamSize: 0},  // empty teams
 		{Team: 0, Teams: 2, TeamSize: 51}, // 102 seats
 		{Team: 1},                         // a team of no room
+		{Backfill: true},                  // backfill in no room
 	} {
 		if _, err := s.Sign(Grant{MatchID: "m", PlayerID: "p", Expires: now.Add(time.Minute), Seat: seat}); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%+v: %v", seat, err)
@@ -82,6 +89,11 @@ func TestVerifyRefusesMalformedSeats(t *testing.T) {
 		"7 fields":               head + "|1|2|2|2",
 		"zero seat as 6 fields":  head + "|0|0|0",
 		"empty seat fields":      head + "|||",
+		"backfill misspelt":      head + "|1|2|2|Backfill",
+		"backfill as a number":   head + "|1|2|2|1",
+		"backfill empty":         head + "|1|2|2|",
+		"backfill, no seat":      head + "|0|0|0|backfill",
+		"8 fields":               head + "|1|2|2|backfill|backfill",
 		"plus sign in expiry":    "m1|alice|+1800000060",
 		"leading zero in expiry": "m1|alice|01800000060",
 	} {
@@ -95,7 +107,7 @@ func TestVerifyRefusesMalformedSeats(t *testing.T) {
 // writes for it, so a signed grant cannot mean two things.
 func FuzzSeatedGrant(f *testing.F) {
 	s, keys := signer(f, 0), NewKeys(pub(0))
-	for _, g := range []string{"m|p|2000000000", "m|p|2000000000|1|2|2", "m|p|2000000000|+1|2|2", "m|p|2000000000|0|0|0", "m|p|02000000000"} {
+	for _, g := range []string{"m|p|2000000000", "m|p|2000000000|1|2|2", "m|p|2000000000|1|2|2|backfill", "m|p|2000000000|+1|2|2", "m|p|2000000000|0|0|0", "m|p|02000000000"} {
 		f.Add(g)
 	}
 	f.Fuzz(func(t *testing.T, grant string) {
@@ -109,4 +121,25 @@ func FuzzSeatedGrant(f *testing.F) {
 			t.Fatalf("accepted %q as %+v, which Sign writes as %q (%v)", grant, g, again, err)
 		}
 	})
+}
+
+// TestTokensBeforeBackfill: a token signed before Seat.Backfill existed
+// (grants of 3 and 6 fields, pinned here as that Sign wrote them) still
+// verifies, as a seat that does not accept backfill.
+func TestTokensBeforeBackfill(t *testing.T) {
+	t.Parallel()
+	keys := NewKeys(pub(0))
+	for grant, want := range map[string]Seat{
+		"m1|alice|1800000060":       {},
+		"m1|alice|1800000060|1|2|2": {Team: 1, Teams: 2, TeamSize: 2},
+	} {
+		g, err := keys.Verify(signGrant(grant), now)
+		if err != nil || g.Seat != want || g.Seat.Backfill {
+			t.Errorf("%q: %+v, %v", grant, g, err)
+		}
+	}
+	g, err := keys.Verify(signGrant("m1|alice|1800000060|1|2|2|backfill"), now)
+	if err != nil || g.Seat != (Seat{Team: 1, Teams: 2, TeamSize: 2, Backfill: true}) {
+		t.Fatalf("a backfill seat: %+v, %v", g, err)
+	}
 }

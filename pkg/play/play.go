@@ -3,6 +3,7 @@ package play
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -38,6 +39,36 @@ type Status struct {
 	Rooms int `json:"rooms"`
 	// MaxRooms is how many rooms may be open at once.
 	MaxRooms int `json:"max_rooms"`
+	// Backfill lists the requests of the rooms asking for players now, one
+	// per room, in no particular order; a room that asks no more is gone
+	// from it. Under Agones the same requests are annotations
+	// (agones.BackfillAnnotation).
+	Backfill []Backfill `json:"backfill,omitempty"`
+}
+
+// Backfill is a room asking for players: it has free seats and its mode
+// accepts backfill. A player admitted to a free seat holds a join token
+// for the room's match with a seat on a team that has one.
+type Backfill struct {
+	MatchID string `json:"match_id"` // the room
+	Ask     int    `json:"ask"`      // counts the room's requests: a new Ask for each change of its free seats, so (MatchID, Ask) names one request
+	Seats   []int  `json:"seats"`    // free seats per team, indexed by team
+}
+
+// BackfillID names the request Ask of match matchID's room:
+// "<matchID>-b<ask>". A request is filled at most once under its id, and
+// a room whose free seats change asks again under a new one.
+func BackfillID(matchID string, ask int) string {
+	return matchID + "-b" + strconv.Itoa(ask)
+}
+
+// Free is the number of free seats the request asks to fill.
+func (b Backfill) Free() int {
+	n := 0
+	for _, s := range b.Seats {
+		n += s
+	}
+	return n
 }
 
 // Free is the number of rooms that may still open.

@@ -24,8 +24,28 @@ func TestStatusJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"rooms":7,"max_rooms":10}`), &s); err != nil {
 		t.Fatal(err)
 	}
-	if s != (play.Status{Rooms: 7, MaxRooms: 10}) || s.Free() != 3 {
+	if s.Rooms != 7 || s.MaxRooms != 10 || s.Backfill != nil || s.Free() != 3 {
 		t.Fatalf("decoded %+v, free %d", s, s.Free())
+	}
+}
+
+// TestBackfillJSON pins the requests a game server's /status carries (the
+// allocator's local backend reads them) and the id of a request.
+func TestBackfillJSON(t *testing.T) {
+	st := play.Status{Rooms: 1, MaxRooms: 2, Backfill: []play.Backfill{{MatchID: "m1", Ask: 2, Seats: []int{0, 1}}}}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"rooms":1,"max_rooms":2,"backfill":[{"match_id":"m1","ask":2,"seats":[0,1]}]}`
+	if string(b) != want {
+		t.Fatalf("status = %s, want %s", b, want)
+	}
+	if id := play.BackfillID("m1", 2); id != "m1-b2" {
+		t.Fatalf("BackfillID = %q", id)
+	}
+	if n := st.Backfill[0].Free(); n != 1 {
+		t.Fatalf("Free = %d", n)
 	}
 }
 

@@ -14,11 +14,13 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/local"
 )
 
-// backend is where game servers come from: it allocates them and reports
-// their capacity, and run keeps its view of them fresh until ctx ends.
+// backend is where game servers come from: it allocates them, reports
+// their capacity and shows their rooms' backfill requests, and run keeps
+// its view of them fresh until ctx ends.
 type backend interface {
 	allocator.Backend
 	allocator.CapacitySource
+	allocator.BackfillSource
 	register(reg prometheus.Registerer)
 	run(ctx context.Context) error
 }

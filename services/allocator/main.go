@@ -55,6 +55,9 @@ func run(ctx context.Context, args []string) error {
 		return allocator.ReportCapacity(gctx, env.JS, env.Subjects, cfg.service.Regions, backend, cfg.pollEvery, env.Log)
 	})
 	g.Go(func() error {
+		return allocator.RequestBackfills(gctx, env.JS, env.Subjects, backend, cfg.pollEvery, env.Log)
+	})
+	g.Go(func() error {
 		env.Ready.Set(true)
 		defer env.Ready.Set(false)
 		return a.Run(gctx)

@@ -2,11 +2,11 @@ package main
 
 import (
 	"flag"
-	"slices"
-	"strings"
+	"fmt"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/api"
@@ -36,9 +36,14 @@ type config struct {
 	// grace is the time in-flight requests get after SIGTERM.
 	grace time.Duration
 
-	// modes and proxies are the raw flags behind tickets.Modes and
-	// api.TrustedProxies, read by parseConfig.
-	modes, proxies string
+	// rules is the rule set file, the matchers' -rules; empty means
+	// rules.Default(). rulesReload is how often it is read again.
+	rules       string
+	rulesReload time.Duration
+
+	// proxies is the raw flag behind api.TrustedProxies, read by
+	// parseConfig.
+	proxies string
 }
 
 // register adds every flag of the frontend to fs, each writing into c.
@@ -48,11 +53,10 @@ func (c *config) register(fs *flag.FlagSet) {
 	c.tickets.Tiers = append(events.Tiers(nil), events.DefaultTiers...)
 	fs.Var(&c.tickets.Regions, "regions", "regions served, comma-separated")
 	fs.Var(&c.tickets.Tiers, "tiers", "skill tiers as name:min_skill, increasing")
-	fs.StringVar(&c.modes, "modes", "1v1,2v2,5v5,ffa", "game modes a ticket may ask for and the page offers, comma-separated (the matchers' modes; empty: any mode)")
-	// 5 is the largest team of the default modes (5v5), not New's
-	// fallback for a zero size (the contract's events.MaxPartySize, for a
-	// Config that allows every mode): the two differ on purpose.
-	fs.IntVar(&c.tickets.MaxPartySize, "max-party", 5, "largest party accepted (the largest team of any mode)")
+	fs.StringVar(&c.rules, "rules", "", "rule set file, JSON (pkg/rules), the matchers' own: its modes, team sizes and attributes decide which tickets are taken and the page's modes (default: built-in 1v1, 2v2, 5v5, ffa); reloaded when it changes")
+	// 5 s, as the matchers' -rules-reload: frontend and matchers put a
+	// changed file in force within the same few seconds.
+	fs.DurationVar(&c.rulesReload, "rules-reload", rules.DefaultReload, "how often the rule set file is read again")
 	fs.StringVar(&c.httpAddr, "http-addr", ":3000", "address of the API, the page and the ops endpoints")
 	fs.DurationVar(&c.maxWait, "max-wait", 10*time.Minute, "a ticket this frontend follows is expired after this long without an outcome")
 	fs.IntVar(&c.minFree, "min-free-rooms", 1, "a region whose allocators report fewer free rooms refuses tickets with 503 (0: never refuse)")
@@ -81,7 +85,9 @@ func parseConfig(args []string) (config, error) {
 		return config{}, err
 	}
 	c.service.Regions, c.service.Tiers = c.tickets.Regions, c.tickets.Tiers
-	c.tickets.Modes = parseModes(c.modes)
+	if c.rulesReload <= 0 {
+		return config{}, fmt.Errorf("-rules-reload %s: want above 0", c.rulesReload)
+	}
 	var err error
 	if c.api.TrustedProxies, err = parsePrefixes(c.proxies); err != nil {
 		return config{}, err
@@ -90,18 +96,4 @@ func parseConfig(args []string) (config, error) {
 		return config{}, err
 	}
 	return c, nil
-}
-
-// parseModes reads the -modes list. Blanks around a name and empty names
-// are dropped, so that "" (or ",") is no list at all, which tickets.Config
-// reads as any mode, and never a list holding only "", which would refuse
-// every ticket and leave the page a blank choice.
-func parseModes(s string) []string {
-	var out []string
-	for _, m := range strings.Split(s, ",") {
-		if m = strings.TrimSpace(m); m != "" && !slices.Contains(out, m) {
-			out = append(out, m)
-		}
-	}
-	return out
 }

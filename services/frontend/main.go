@@ -9,15 +9,18 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/api"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/capacity"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/queue"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
@@ -37,6 +40,9 @@ func run(ctx context.Context, args []string) error {
 	if err := cfg.auth.apply(ctx, &cfg.api, env.Log); err != nil {
 		return err
 	}
+	if cfg.tickets.Rules, err = openRules(cfg.rules, cfg.maxWait, env.Log); err != nil {
+		return err
+	}
 
 	var svc *tickets.Service
 	tracker := results.New(env.NC, env.Subjects, env.Log, env.Registry, cfg.maxWait, func(ctx context.Context, id string) { svc.Expire(ctx, id) })
@@ -48,21 +54,58 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	queues, err := queue.New(ctx, env.JS, env.Subjects, env.Log)
+	if err != nil {
+		return err
+	}
+	cfg.api.Queue = queues
 	done := make(chan struct{})
 	h, err := api.New(cfg.api, svc, tracker, env.Log, &env.Ready, env.Registry, done)
 	if err != nil {
 		return err
 	}
 
-	// The tracker and the capacity watcher outlive the HTTP server, which
+	// The tracker and the watchers outlive the HTTP server, which
 	// still cancels the tickets of clients it lets go.
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return tracker.Run(gctx) })
 	g.Go(func() error { return watcher.Run(gctx) })
+	g.Go(func() error { cfg.tickets.Rules.Watch(gctx, cfg.rulesReload); return nil })
+	g.Go(func() error { return queues.Run(gctx) })
 	err = serve(ctx, gctx, cfg, env, h, done)
 	stopRun()
 	return errors.Join(err, g.Wait())
+}
+
+// openRules reads the rule set file (none: rules.Default()). A file that
+// does not read or check stops the start: a frontend without the
+// matchers' rules would take tickets they dead-letter.
+func openRules(path string, maxWait time.Duration, log *slog.Logger) (*rules.Current, error) {
+	cur, err := rules.Open(path, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("rule set in force", "path", path, "modes", cur.Get().Modes())
+	warnWaits(cur.Get(), maxWait, log)
+	cur.OnChange(func(s *rules.Set) { warnWaits(s, maxWait, log) })
+	return cur, nil
+}
+
+// warnWaits logs the modes whose max_wait is longer than -max-wait: the
+// frontend expires the tickets it follows at -max-wait, before the
+// matchers would, so those modes' tickets never wait their whole time.
+func warnWaits(s *rules.Set, maxWait time.Duration, log *slog.Logger) []string {
+	var longer []string
+	for _, name := range s.Modes() {
+		if m, _ := s.Mode(name); time.Duration(m.MaxWait) > maxWait {
+			longer = append(longer, name)
+		}
+	}
+	if len(longer) > 0 {
+		log.Warn("modes wait longer than -max-wait; this frontend expires their tickets at -max-wait", "modes", longer, "max_wait", maxWait)
+	}
+	return longer
 }
 
 // serve serves the API until ctx (the process) or parts (the parts behind

@@ -2,9 +2,15 @@ package main
 
 import (
 	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 )
 
 // The frontend refuses to start without a way to tell callers apart
@@ -50,31 +56,63 @@ func TestParsePrefixes(t *testing.T) {
 	}
 }
 
-// -modes is the list a ticket's mode is checked against and the page
-// offers: an empty flag is no list (any mode), never a list of "".
-func TestModesFlag(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name, flag string
-		want       []string
-	}{
-		{"default: the default modes", "", []string{"1v1", "2v2", "5v5", "ffa"}},
-		{"listed", "-modes=1v1,ffa", []string{"1v1", "ffa"}},
-		{"blanks and repeats", "-modes= 1v1 , 2v2,,1v1,", []string{"1v1", "2v2"}},
-		{"empty: any mode", "-modes=", nil},
-		{"only commas: any mode", "-modes= , ", nil},
+// The rule set comes from -rules (or RULES), as the matchers': the
+// frontend has no modes or party limit of its own any more.
+func TestRulesFlags(t *testing.T) {
+	t.Setenv("RULES", "/etc/quickmatch/rules.json")
+	c, err := parseConfig([]string{"-auth-insecure"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		args := []string{"-auth-insecure"}
-		if tt.flag != "" {
-			args = append(args, tt.flag)
+	if c.rules != "/etc/quickmatch/rules.json" || c.rulesReload != 5*time.Second {
+		t.Fatalf("rules %q every %s, want RULES every 5s", c.rules, c.rulesReload)
+	}
+	if c, err = parseConfig([]string{"-auth-insecure", "-rules=x.json", "-rules-reload=1s"}); err != nil || c.rules != "x.json" || c.rulesReload != time.Second {
+		t.Fatalf("flags: %q %s %v", c.rules, c.rulesReload, err)
+	}
+	for _, args := range [][]string{{"-rules-reload=0"}, {"-modes=1v1"}, {"-max-party=5"}} {
+		if _, err := parseConfig(append([]string{"-auth-insecure"}, args...)); err == nil {
+			t.Errorf("%v accepted", args)
 		}
-		c, err := parseConfig(args)
-		if err != nil {
-			t.Fatalf("%s: %v", tt.name, err)
+	}
+}
+
+// No file is the default rule set; a file is read and checked, and a
+// frontend does not start on one that does not check.
+func TestOpenRules(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.DiscardHandler)
+	cur, err := openRules("", 10*time.Minute, log)
+	if err != nil || !slices.Equal(cur.Get().Modes(), []string{"1v1", "2v2", "5v5", "ffa"}) {
+		t.Fatalf("no file: %v %v", cur, err)
+	}
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.json"), filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(good, []byte(`{"modes":[{"name":"3v3","teams":2,"team_size":3,"max_wait":"5m"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(`{"modes":[{"name":"3v3","teams":1,"team_size":3,"max_wait":"5m"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cur, err = openRules(good, 10*time.Minute, log); err != nil || !slices.Equal(cur.Get().Modes(), []string{"3v3"}) {
+		t.Fatalf("good file: %v", err)
+	}
+	for _, path := range []string{bad, filepath.Join(dir, "missing.json")} {
+		if _, err := openRules(path, 10*time.Minute, log); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: %v, want an error naming the file", path, err)
 		}
-		if !slices.Equal(c.tickets.Modes, tt.want) {
-			t.Errorf("%s: modes %q, want %q", tt.name, c.tickets.Modes, tt.want)
-		}
+	}
+}
+
+// A mode that waits longer than -max-wait is named at start: the frontend
+// would expire its tickets first.
+func TestWarnWaits(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.DiscardHandler)
+	if got := warnWaits(rules.Default(), 10*time.Minute, log); len(got) != 0 {
+		t.Fatalf("the default modes against the default -max-wait: %q", got)
+	}
+	if got := warnWaits(rules.Default(), 6*time.Minute, log); !slices.Equal(got, []string{"5v5"}) {
+		t.Fatalf("-max-wait 6m: %q, want [5v5]", got)
 	}
 }

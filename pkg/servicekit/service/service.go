@@ -210,6 +210,7 @@ func missing(ctx context.Context, js jetstream.JetStream, t events.Topology) err
 	for _, sh := range t.Shards() {
 		shards[events.ShardConsumer(sh.Region, sh.Tier)] = true
 		shards[events.OfferConsumer(sh.Region, sh.Tier)] = true
+		shards[events.BackfillConsumer(sh.Region, sh.Tier)] = true
 	}
 	for _, c := range t.Consumers() {
 		if shards[c.Config.Durable] {

@@ -165,7 +165,7 @@ func TestProvisionerThenServicesWithTheRealUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []string{"frontend", "matcher", "allocator", "provisioner", "operator"} {
+	for _, u := range []string{"frontend", "matcher", "allocator", "matchfunction", "provisioner", "operator"} {
 		t.Setenv(strings.ToUpper(u)+"_PASSWORD", u+"-pw")
 	}
 	t.Setenv("SERVER_NAME", "service-test")

@@ -7,36 +7,43 @@ the value to change: the entry's when the entry sets it, else the default
 in gameServers (quickmatch.valuePath).
 */}}
 
-{{/* The matcher's built-in modes (services/matcher/internal/modes,
-Defaults); deploy/chart_fleets_test.go keeps the two equal. */}}
+{{/* The built-in rule set's modes (pkg/rules, Default);
+deploy/chart_fleets_test.go keeps the two equal. */}}
 {{- define "quickmatch.builtinModes" -}}
 [{"name":"1v1","teams":2,"team_size":1},{"name":"2v2","teams":2,"team_size":2},{"name":"5v5","teams":2,"team_size":5},{"name":"ffa","teams":8,"team_size":1}]
 {{- end -}}
 
 {{/* quickmatch.modeTable sets on .out: names (in the file's order),
-players and teamSize (by name), from matcher.modes or the built-in modes.
-A matcher.modes that is no JSON list of modes fails here, not in the
-matcher's logs. */}}
+players and teamSize (by name), from the rule set (rules) or the
+built-in modes. A rule set that is no JSON object with a list of modes
+fails here, not in the services' logs; the rest of it the services check
+(pkg/rules, Parse). */}}
 {{- define "quickmatch.modeTable" -}}
-{{- $src := .root.Values.matcher.modes -}}
-{{- $what := "matcher.modes" -}}
-{{- if not $src -}}
-{{- $src = include "quickmatch.builtinModes" . -}}
-{{- $what = "the built-in modes" -}}
+{{- $list := list -}}
+{{- $what := "the built-in modes" -}}
+{{- if .root.Values.rules -}}
+{{- $doc := fromJson .root.Values.rules -}}
+{{- if or (hasKey $doc "Error") (not (kindIs "slice" $doc.modes)) -}}
+{{- fail "rules: want a JSON rule set, an object with a list of modes (pkg/rules/ruleset.schema.json)" -}}
+{{- end -}}
+{{- $list = $doc.modes -}}
+{{- $what = "the rule set's modes (rules)" -}}
+{{- else -}}
+{{- $list = fromJsonArray (include "quickmatch.builtinModes" .) -}}
 {{- end -}}
 {{- $names := list -}}
 {{- $players := dict -}}
 {{- $teamSize := dict -}}
-{{- range $m := fromJsonArray $src -}}
+{{- range $m := $list -}}
 {{- if not (and (kindIs "map" $m) (kindIs "string" $m.name) $m.name (kindIs "float64" $m.teams) (kindIs "float64" $m.team_size)) -}}
-{{- fail (printf "matcher.modes: want a JSON list of modes with name, teams and team_size (services/matcher -modes-file); got %v" $m) -}}
+{{- fail (printf "rules: want each mode with name, teams and team_size (pkg/rules/ruleset.schema.json); got %v" $m) -}}
 {{- end -}}
 {{- $names = append $names $m.name -}}
 {{- $_ := set $players $m.name (int (mul $m.teams $m.team_size)) -}}
 {{- $_ := set $teamSize $m.name (int $m.team_size) -}}
 {{- end -}}
 {{- if not $names -}}
-{{- fail "matcher.modes: no modes; the matcher needs at least one" -}}
+{{- fail "rules: no modes; the frontends and matchers need at least one" -}}
 {{- end -}}
 {{- $_ := set .out "names" $names -}}
 {{- $_ := set .out "players" $players -}}
@@ -147,12 +154,12 @@ what Agones or the other services would refuse. */}}
 {{- $_ := set .out "fleets" $list -}}
 {{- end -}}
 
-{{/* quickmatch.hostedModes sets .out.modes (the modes some fleet hosts,
-in the modes' order) and .out.maxParty (their largest team): what the
-frontend accepts. Only a release with the kube allocator knows its
-fleets (gameServers.fleets and allocator.clusters); otherwise every mode
-counts as hosted. */}}
-{{- define "quickmatch.hostedModes" -}}
+{{/* quickmatch.checkHostedModes fails when a mode of the rule set is
+hosted by no fleet: the frontends would accept its tickets and the
+matchers form its matches, which no game server could then take. Only a
+release with the kube allocator knows its fleets (gameServers.fleets and
+allocator.clusters); otherwise every mode counts as hosted. */}}
+{{- define "quickmatch.checkHostedModes" -}}
 {{- $root := .root -}}
 {{- $v := $root.Values -}}
 {{- $modes := dict -}}
@@ -176,16 +183,15 @@ counts as hosted. */}}
 {{- $_ := set $hosted $m true -}}
 {{- end -}}
 {{- end -}}
-{{- $out := list -}}
-{{- $party := 1 -}}
+{{- $missing := list -}}
 {{- range $m := $modes.names -}}
-{{- if or $every (hasKey $hosted $m) -}}
-{{- $out = append $out $m -}}
-{{- $party = max $party (get $modes.teamSize $m) -}}
+{{- if not (or $every (hasKey $hosted $m)) -}}
+{{- $missing = append $missing $m -}}
 {{- end -}}
 {{- end -}}
-{{- $_ := set .out "modes" $out -}}
-{{- $_ := set .out "maxParty" (int $party) -}}
+{{- if $missing -}}
+{{- fail (printf "rules: no fleet hosts the mode(s) %s of %s; add them to the modes of a fleet (gameServers.fleets, allocator.clusters) or take them out of the rule set" (join ", " $missing) $modes.source) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* quickmatch.checkResources refuses what Agones' GameServer validation

@@ -23,6 +23,11 @@
 //   - failure.go: permanent failures and the give-up policy (failure): fail
 //     the players and dead-letter, or requeue the tickets.
 //   - capacity.go: free-room reports for the frontends.
+//   - backfill.go: running rooms' requests for players, published for
+//     the matcher (RequestBackfills), and the matches that fill them,
+//     sent to the room's server (assigner.handleBackfill).
+//   - promise.go: the seats promised, in a room's record, to the players
+//     sent to fill it, until their join tokens expire.
 package allocator
 
 import (
@@ -161,7 +166,7 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "quickmatch_allocator_matches_total", Help: "Matches by outcome: assigned, reused (a repeat), failed_<reason>, requeued.",
+			Name: "quickmatch_allocator_matches_total", Help: "Matches by outcome: assigned, reused (a repeat), failed_<reason>, requeued, backfilled (sent to a running room), backfill_requeued (that room was gone, or its seats taken or promised).",
 		}, []string{"outcome"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quickmatch_allocator_retries_total", Help: "Retries of allocations after an error.",

@@ -67,11 +67,21 @@ func (f *failure) giveUp(h message.HandlerFunc) message.HandlerFunc {
 		m, derr := events.DecodeMatch(msg.Payload)
 		decoded := derr == nil
 		if decoded && f.requeue && errors.Is(err, ErrNoCapacity) {
-			if rerr := f.requeueMatch(ctx, m); rerr != nil {
+			if rerr := f.requeueMatch(ctx, m, errNoServerFree); rerr != nil {
 				return nil, fmt.Errorf("requeue after %w: %w", err, rerr)
 			}
 			f.met.outcomes.WithLabelValues("requeued").Inc()
 			f.log.Warn("no game server; match's tickets requeued with their wait", "match_id", m.MatchID, "tickets", len(m.Tickets))
+			return nil, nil
+		}
+		if decoded && m.Backfill != nil {
+			// Its players' tickets were fine; the room they were to
+			// join could not take them: they wait again.
+			if rerr := f.requeueBackfill(ctx, m, err); rerr != nil {
+				return nil, fmt.Errorf("requeue after %w: %w", err, rerr)
+			}
+			f.met.outcomes.WithLabelValues("backfill_requeued").Inc()
+			f.log.Warn("backfill match failed; its tickets requeued with their wait", "match_id", m.MatchID, "err", err)
 			return nil, nil
 		}
 		// Only a match nobody allocated may fail, and only once.
@@ -118,11 +128,26 @@ func (f *failure) tellFailed(ctx context.Context, m events.Match, err error) err
 	return nil
 }
 
+// errNoServerFree is why a match's tickets are queued again when no game
+// server could be found.
+var errNoServerFree = errors.New("no game server was free")
+
+// requeueBackfill queues the tickets of a match that was to fill a
+// running room again, once its record says it failed, so that no later
+// delivery of it assigns them to the room (a match with a server
+// recorded is refused: it is assigned, and its next delivery says so).
+func (f *failure) requeueBackfill(ctx context.Context, m events.Match, why error) error {
+	if err := f.records.markFailed(ctx, m.MatchID); err != nil {
+		return err
+	}
+	return f.requeueMatch(ctx, m, why)
+}
+
 // requeueMatch gives the match's tickets back to the queue: their claims
-// for this match are released, their players hear they are queued again,
-// and each ticket is published anew (events.Publisher.Requeue) so that it
-// keeps its wait.
-func (f *failure) requeueMatch(ctx context.Context, m events.Match) error {
+// for this match are released, their players hear they are queued again
+// and why, and each ticket is published anew (events.Publisher.Requeue)
+// so that it keeps its wait.
+func (f *failure) requeueMatch(ctx context.Context, m events.Match, why error) error {
 	ids := make([]string, len(m.Tickets))
 	for i, t := range m.Tickets {
 		ids[i] = t.TicketID
@@ -133,7 +158,7 @@ func (f *failure) requeueMatch(ctx context.Context, m events.Match) error {
 	var rs []events.Result
 	for _, mt := range m.Tickets {
 		for _, p := range mt.Players {
-			rs = append(rs, events.Result{TicketID: mt.TicketID, PlayerID: p, Status: events.StatusQueued, Reason: "no game server was free; queued again with the same wait"})
+			rs = append(rs, events.Result{TicketID: mt.TicketID, PlayerID: p, Status: events.StatusQueued, Reason: why.Error() + "; queued again with the same wait"})
 		}
 	}
 	if err := f.pub.Results(ctx, rs); err != nil {

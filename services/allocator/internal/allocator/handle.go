@@ -1,6 +1,7 @@
 package allocator
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -17,7 +18,12 @@ import (
 
 // assigner gives one match its server and tells its players where to go.
 type assigner struct {
-	records  *records
+	records *records
+	// rooms and requeue serve a match that fills a running room
+	// (backfill.go): the room's match and requests, and the requeue of
+	// its tickets when the room is gone.
+	rooms    *rooms
+	requeue  func(ctx context.Context, m events.Match, reason error) error
 	signer   *jointoken.Signer
 	pub      *events.Publisher
 	met      *metrics
@@ -26,20 +32,24 @@ type assigner struct {
 	now      func() time.Time
 }
 
-// handle allocates one match. A returned error is retried by the
-// middleware unless it is permanent (ErrPermanent: a match that does not
-// decode or that no room can seat (RoomOf), or one whose record says it
-// failed before).
+// handle allocates one match; a match that fills a running room
+// (Match.Backfill) is sent to that room instead (handleBackfill). A
+// returned error is retried by the middleware unless it is permanent
+// (ErrPermanent: a match that does not decode or that no room can seat
+// (RoomOf), or one whose record says it failed before).
 func (as *assigner) handle(msg *message.Message) error {
 	m, err := events.DecodeMatch(msg.Payload)
 	if err != nil {
 		return Permanent(err)
 	}
+	ctx := events.WithMeta(msg.Context(), events.Meta{CorrelationID: middleware.MessageCorrelationID(msg), TraceParent: msg.Metadata.Get(events.HeaderTraceParent)})
+	if m.Backfill != nil {
+		return as.handleBackfill(ctx, m)
+	}
 	room, err := RoomOf(m) // before a server is taken for a match no room can seat
 	if err != nil {
 		return err
 	}
-	ctx := events.WithMeta(msg.Context(), events.Meta{CorrelationID: middleware.MessageCorrelationID(msg), TraceParent: msg.Metadata.Get(events.HeaderTraceParent)})
 	start := as.now()
 	srv, reused, err := as.records.allocate(ctx, m)
 	if err != nil {
@@ -65,19 +75,25 @@ func (as *assigner) handle(msg *message.Message) error {
 // assignments are the "assigned" results of m's players on srv, each with
 // its own join token, which seats the player in room (m's, RoomOf).
 func (as *assigner) assignments(m events.Match, room agones.Room, srv Server) ([]events.Result, error) {
-	expires := as.now().Add(as.tokenTTL)
 	seat := seats(room)
+	return as.assign(m, m.MatchID, srv, as.now().Add(as.tokenTTL), func(_ events.MatchTicket, p string) jointoken.Seat { return seat[p] })
+}
+
+// assign is the "assigned" result of each player of m on srv, with a
+// join token for room roomID (m's own, or the room m fills) that seats
+// the player as seatOf says and expires at expires.
+func (as *assigner) assign(m events.Match, roomID string, srv Server, expires time.Time, seatOf func(t events.MatchTicket, player string) jointoken.Seat) ([]events.Result, error) {
 	var rs []events.Result
 	for _, t := range m.Tickets {
 		for _, p := range t.Players {
-			token, err := as.signer.Sign(jointoken.Grant{MatchID: m.MatchID, PlayerID: p, Expires: expires, Seat: seat[p]})
+			token, err := as.signer.Sign(jointoken.Grant{MatchID: roomID, PlayerID: p, Expires: expires, Seat: seatOf(t, p)})
 			if err != nil {
 				return nil, fmt.Errorf("match %s: %w", m.MatchID, err)
 			}
 			a := &events.Assignment{
 				Server: srv.Name, Address: srv.Address, Port: srv.Port,
-				URL:  playURL(srv, m.MatchID, token),
-				Room: m.MatchID, JoinToken: token, MatchID: m.MatchID,
+				URL:  playURL(srv, roomID, token),
+				Room: roomID, JoinToken: token, MatchID: m.MatchID,
 			}
 			rs = append(rs, events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusAssigned, MatchID: m.MatchID, Assignment: a})
 		}

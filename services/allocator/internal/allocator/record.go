@@ -22,6 +22,15 @@ type record struct {
 	// match failed: from then on no request allocates it, so a match
 	// never ends both failed and assigned.
 	Failed bool `json:"failed,omitempty"`
+	// Until, in the record of a match that fills a running room, is when
+	// its players' join tokens expire (Unix ms), and with them the
+	// promise of their seats: a repeat of the match signs the same.
+	Until int64 `json:"until,omitempty"`
+	// Promised and Sent, in a running room's record, are the seats
+	// promised to the matches that fill it and the players sent before
+	// (promise.go).
+	Promised []promise `json:"promised,omitempty"`
+	Sent     []string  `json:"sent,omitempty"`
 }
 
 // errFailedBefore: the match's record says it failed; its players were
@@ -57,21 +66,36 @@ func (rs *records) stale(r record) bool {
 // AckWait belongs to an allocator that died, and is taken over. reused is
 // true when the record already held a server.
 func (rs *records) allocate(ctx context.Context, m events.Match) (srv Server, reused bool, err error) {
+	r, reused, err := rs.place(ctx, m, func(ctx context.Context, m events.Match) (record, error) {
+		srv, err := rs.backend.Allocate(ctx, m)
+		return record{Server: &srv}, err
+	})
+	if err != nil {
+		return Server{}, false, err
+	}
+	return *r.Server, reused, nil
+}
+
+// place is allocate with find in the backend's stead: a match that fills
+// a running room (Match.Backfill) is given the room's server the same
+// way, once however often its request comes. find returns the record to
+// keep, with its Server set.
+func (rs *records) place(ctx context.Context, m events.Match, find func(context.Context, events.Match) (record, error)) (r record, reused bool, err error) {
 	key := m.MatchID
 	rev, held, err := rs.reserve(ctx, key)
 	switch {
 	case err != nil:
-		return Server{}, false, err
+		return record{}, false, err
 	case held != nil:
 		return *held, true, nil
 	}
-	srv, err = rs.backend.Allocate(ctx, m)
+	r, err = find(ctx, m)
 	if err != nil {
 		// Delete the pending record so the retry can allocate.
 		_ = rs.kv.Delete(context.WithoutCancel(ctx), key, jetstream.LastRevision(rev))
-		return Server{}, false, fmt.Errorf("allocate match %s: %w", key, err)
+		return record{}, false, fmt.Errorf("allocate match %s: %w", key, err)
 	}
-	data, _ := json.Marshal(record{Server: &srv}) // always encodes
+	data, _ := json.Marshal(r) // always encodes
 	var perr error
 	for i := range 5 { // the server is ours now: try hard to remember it
 		if _, perr = rs.kv.Update(ctx, key, data, rev); perr == nil {
@@ -80,14 +104,14 @@ func (rs *records) allocate(ctx context.Context, m events.Match) (srv Server, re
 		time.Sleep(time.Duration(50<<i) * time.Millisecond)
 	}
 	if perr != nil {
-		return Server{}, false, fmt.Errorf("record allocation of %s: %w", key, perr)
+		return record{}, false, fmt.Errorf("record allocation of %s: %w", key, perr)
 	}
-	return srv, false, nil
+	return r, false, nil
 }
 
 // reserve takes the match's record as pending and returns its revision,
-// or the server the record already holds.
-func (rs *records) reserve(ctx context.Context, key string) (uint64, *Server, error) {
+// or the record, when it already holds a server.
+func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, error) {
 	pending := func() []byte {
 		b, _ := json.Marshal(record{Pending: rs.now().UnixMilli()}) // always encodes
 		return b
@@ -116,7 +140,7 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *Server, er
 		}
 		if r.Server != nil {
 			rs.log.Info("match allocated before; same server", "match_id", key, "server", r.Server.Name)
-			return 0, r.Server, nil
+			return 0, &r, nil
 		}
 		if !rs.stale(r) {
 			return 0, nil, fmt.Errorf("match %s: %w", key, errInProgress)

@@ -33,7 +33,7 @@ func RoomOf(m events.Match) (agones.Room, error) {
 	if teams < 2 {
 		return agones.Room{}, badRoom(m, "%d team(s), want at least 2", teams)
 	}
-	room := agones.Room{Mode: m.Mode, Teams: make([][]string, teams)}
+	room := agones.Room{Mode: m.Mode, Teams: make([][]string, teams), Backfill: m.AcceptsBackfill}
 	seen := map[string]bool{}
 	for _, t := range m.Tickets {
 		for _, p := range t.Players {
@@ -66,7 +66,7 @@ func seats(room agones.Room) map[string]jointoken.Seat {
 	out := map[string]jointoken.Seat{}
 	for i, t := range room.Teams {
 		for _, p := range t {
-			out[p] = jointoken.Seat{Team: i, Teams: len(room.Teams), TeamSize: len(t)}
+			out[p] = jointoken.Seat{Team: i, Teams: len(room.Teams), TeamSize: len(t), Backfill: room.Backfill}
 		}
 	}
 	return out

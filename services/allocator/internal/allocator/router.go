@@ -25,10 +25,18 @@ func (a *Allocator) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	matches, err := a.js.KeyValue(ctx, a.subj.MatchesBucket())
+	if err != nil {
+		return fmt.Errorf("matches bucket: %w", err)
+	}
 	pub := events.NewPublisher(a.js, a.subj)
 	recs := &records{kv: kv, backend: a.backend, log: a.log, now: time.Now}
-	as := &assigner{records: recs, signer: a.signer, pub: pub, met: a.met, tokenTTL: a.cfg.TokenTTL, log: a.log, now: time.Now}
 	fail := &failure{records: recs, pub: pub, claims: claims, requeue: a.cfg.Requeue, met: a.met, log: a.log, now: time.Now}
+	// A backend that shows its rooms' requests serves backfill; with one
+	// that does not, every room to fill counts as gone.
+	src, _ := a.backend.(BackfillSource)
+	as := &assigner{records: recs, rooms: &rooms{matches: matches, src: src, records: recs}, requeue: fail.requeueBackfill,
+		signer: a.signer, pub: pub, met: a.met, tokenTTL: a.cfg.TokenTTL, log: a.log, now: time.Now}
 
 	wlog := watermill.NewSlogLogger(a.log)
 	sub, err := a.subscriber(wlog)

@@ -88,11 +88,14 @@ type server struct {
 	// tried (it may well have room), a server that stopped answering is not.
 	known, up  bool
 	free, size int
+	// backfill are the requests of its rooms at the last poll.
+	backfill []play.Backfill
 }
 
 var (
 	_ allocator.Backend        = (*Backend)(nil)
 	_ allocator.CapacitySource = (*Backend)(nil)
+	_ allocator.BackfillSource = (*Backend)(nil)
 )
 
 // rememberMatches bounds the match -> server memory.
@@ -169,6 +172,21 @@ func (b *Backend) Capacity(string) (events.Capacity, bool) {
 	return c, known
 }
 
+// Backfills are the requests the servers' rooms made at the last poll
+// (each server's play.Status.Backfill); known once every server was
+// polled.
+func (b *Backend) Backfills() ([]play.Backfill, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []play.Backfill
+	known := true
+	for _, s := range b.servers {
+		known = known && s.known
+		out = append(out, s.backfill...)
+	}
+	return out, known
+}
+
 // Run polls every server's /status every interval until ctx ends.
 func (b *Backend) Run(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
@@ -191,8 +209,10 @@ func (b *Backend) poll(ctx context.Context) {
 		st, err := b.status(ctx, s.Target)
 		b.mu.Lock()
 		s.known, s.up = true, err == nil
+		s.backfill = nil // a server that stopped answering asks for no one
 		if err == nil {
 			s.free, s.size = st.Free(), st.MaxRooms
+			s.backfill = st.Backfill
 		}
 		b.mu.Unlock()
 	}

@@ -41,8 +41,8 @@ type Tickets interface {
 	Cancel(ctx context.Context, caller identity.Caller, ticketID, reason string) (tickets.View, error)
 	RecordFor(ctx context.Context, caller identity.Caller, ticketID string) (tickets.Record, error)
 	View(ctx context.Context, rec tickets.Record) (tickets.View, error)
-	// Modes are the modes a ticket may ask for, the list its validation
-	// reads; nil: any mode. The find-a-match page offers them.
+	// Modes are the modes a ticket may ask for now, the list its
+	// validation reads. The find-a-match page offers them.
 	Modes() []string
 }
 
@@ -91,6 +91,9 @@ type Config struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed,
 	// when TrustProxy is set.
 	TrustedProxies []netip.Prefix
+	// Queue, if set, tells the expected wait a queued ticket's view
+	// carries (queue.Watcher); nil: views carry none.
+	Queue Queue
 }
 
 // Defaults of Config: what New fills in for a zero field, and the
@@ -157,7 +160,7 @@ type apiMetrics struct {
 // New returns the handler of the whole frontend. Waiting clients are let go
 // when done is closed.
 func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readiness, reg *prometheus.Registry, done <-chan struct{}) (http.Handler, error) {
-	pageBody, err := renderPage(t.Modes())
+	page, err := pageTemplate()
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +204,7 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(openAPI)
 	})
-	mux.HandleFunc("GET /{$}", servePage(pageBody))
+	mux.HandleFunc("GET /{$}", servePage(page, t.Modes))
 	ops.Register(mux, ready, reg)
 	return mux, nil
 }
@@ -253,7 +256,7 @@ func (a *API) createTicket(w http.ResponseWriter, r *http.Request, caller identi
 	}
 	a.met.requests.WithLabelValues("queued").Inc()
 	w.Header().Set("Location", "/v1/tickets/"+view.TicketID)
-	writeJSON(w, http.StatusAccepted, view)
+	writeJSON(w, http.StatusAccepted, a.withWait(view))
 }
 
 func (a *API) getTicket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
@@ -265,7 +268,7 @@ func (a *API) getTicket(w http.ResponseWriter, r *http.Request, caller identity.
 		a.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, view)
+	writeJSON(w, http.StatusOK, a.withWait(view))
 }
 
 func (a *API) cancelTicket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
@@ -58,6 +59,33 @@ type options struct {
 	insecure bool
 	// before runs after provisioning, before the frontend starts.
 	before func(e *env)
+	// rules is the rule set in force; nil means testRuleSet.
+	rules *rules.Current
+}
+
+// testRuleSet is the frontend's rule set in these tests: two modes (not
+// the default's four) and one attribute of each kind, none required.
+const testRuleSet = `{
+  "attributes": {
+    "platform": {"kind": "string", "values": ["pc", "console"]},
+    "maps": {"kind": "set", "values": ["dust", "nuke"]},
+    "level": {"kind": "number", "min": 1, "max": 100},
+    "newbie": {"kind": "tag"}
+  },
+  "modes": [
+    {"name": "1v1", "teams": 2, "team_size": 1, "max_wait": "5m"},
+    {"name": "2v2", "teams": 2, "team_size": 2, "max_wait": "5m",
+     "rules": [{"kind": "equal", "attribute": "platform"}]}
+  ]
+}`
+
+func fixedRules(t *testing.T, ruleSet string) *rules.Current {
+	t.Helper()
+	set, err := rules.Parse([]byte(ruleSet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules.Fixed(set)
 }
 
 func start(t *testing.T, o options) *env {
@@ -105,7 +133,10 @@ func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
 		t.Fatal(err)
 	}
 	testkit.Run(t, watcher.Run)
-	svc, err = tickets.New(t.Context(), tickets.Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Modes: []string{"1v1", "2v2"}, MaxPartySize: 2}, e.js, e.subj, tracker, watcher, log)
+	if o.rules == nil {
+		o.rules = fixedRules(t, testRuleSet)
+	}
+	svc, err = tickets.New(t.Context(), tickets.Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Rules: o.rules}, e.js, e.subj, tracker, watcher, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,6 +264,20 @@ func (e *env) queued(t *testing.T) uint64 {
 	return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream())
 }
 
+// stored counts the ticket records in the tickets bucket.
+func (e *env) stored(t *testing.T) uint64 {
+	t.Helper()
+	kv, err := e.js.KeyValue(t.Context(), e.subj.TicketsBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Values()
+}
+
 // allocate plays the matcher and the allocator for a ticket of player.
 func (e *env) allocate(t *testing.T, ticketID, player string) *events.Assignment {
 	t.Helper()
@@ -336,6 +381,13 @@ func TestBadRequestsNameTheFieldAndQueueNothing(t *testing.T) {
 		{"unknown region", `{"player_id":"a","skill":1,"region":"mars"}`, 400, "region"},
 		{"unknown mode", `{"player_id":"a","skill":1,"region":"eu","mode":"chess"}`, 400, "mode"},
 		{"party too big", `{"party":["a","b","c"],"skill":1,"region":"eu"}`, 400, "party"},
+		{"party of 3 in 2v2", `{"party":["a","b","c"],"mode":"2v2","skill":1,"region":"eu"}`, 400, "party"},
+		{"latencies for an unknown region", `{"player_id":"a","skill":1,"region":"eu","latencies_ms":{"mars":20}}`, 400, "latencies_ms.mars"},
+		{"undeclared attribute", `{"player_id":"a","skill":1,"region":"eu","attributes":{"strings":{"colour":"red"}}}`, 400, "attributes.strings.colour"},
+		{"attribute of another kind", `{"player_id":"a","skill":1,"region":"eu","attributes":{"strings":{"level":"high"}}}`, 400, "attributes.strings.level"},
+		{"attribute value not allowed", `{"player_id":"a","skill":1,"region":"eu","attributes":{"strings":{"platform":"switch"}}}`, 400, "attributes.strings.platform"},
+		{"attribute number out of range", `{"player_id":"a","skill":1,"region":"eu","attributes":{"numbers":{"level":101}}}`, 400, "attributes.numbers.level"},
+		{"attributes of the wrong shape", `{"player_id":"a","skill":1,"region":"eu","attributes":{"tags":"newbie"}}`, 400, "attributes.tags"},
 		{"player with a wildcard", `{"player_id":"a.*","skill":1,"region":"eu"}`, 400, "player_id"},
 		{"no player", `{"skill":1,"region":"eu"}`, 400, "player_id"},
 		{"every bad field", `{"player_id":"x.y","skill":-4,"region":"mars"}`, 400, "player_id,skill,region"},
@@ -359,6 +411,9 @@ func TestBadRequestsNameTheFieldAndQueueNothing(t *testing.T) {
 	}
 	if n := e.queued(t); n != 0 {
 		t.Fatalf("bad requests queued %d tickets", n)
+	}
+	if n := e.stored(t); n != 0 {
+		t.Fatalf("bad requests stored %d ticket records", n)
 	}
 	if code, _ := e.get(t, "/v1/tickets/nope"); code != http.StatusNotFound {
 		t.Fatalf("unknown ticket: %d", code)

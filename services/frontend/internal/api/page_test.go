@@ -12,9 +12,9 @@ import (
 var optionRE = regexp.MustCompile(`<option value="([^"]*)"( selected)?>`)
 
 // TestPageOffersTheModesTheFrontendTakes: the page lists exactly the
-// frontend's modes (1v1 and 2v2 here, not the matchers' 5v5 or ffa), the
-// default one chosen; each mode it offers is taken, and one it does not
-// offer is refused with the field named.
+// modes of the rule set in force (1v1 and 2v2 here, not the default rule
+// set's 5v5 or ffa), the default one chosen; each mode it offers is
+// taken, and one it does not offer is refused with the field named.
 func TestPageOffersTheModesTheFrontendTakes(t *testing.T) {
 	t.Parallel()
 	e := start(t, options{})

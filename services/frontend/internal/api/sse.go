@@ -56,7 +56,7 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identi
 	a.met.open.WithLabelValues("sse").Inc()
 	defer a.met.open.WithLabelValues("sse").Dec()
 
-	sw := &sseWriter{w: w, flusher: flusher, last: last}
+	sw := &sseWriter{w: w, flusher: flusher, last: last, wait: a.withWait}
 	if sw.send(view) || updates == nil {
 		return
 	}
@@ -134,6 +134,8 @@ type sseWriter struct {
 	w       http.ResponseWriter
 	flusher http.Flusher
 	last    int
+	// wait adds a queued ticket's expected wait (API.withWait).
+	wait func(tickets.View) tickets.View
 }
 
 // send writes v unless the client has it already; done is true once v is
@@ -141,7 +143,7 @@ type sseWriter struct {
 func (s *sseWriter) send(v tickets.View) (done bool) {
 	rank := v.Status.Rank()
 	if rank > s.last {
-		data, _ := json.Marshal(v) // a View always encodes
+		data, _ := json.Marshal(s.wait(v)) // a View always encodes
 		if _, err := fmt.Fprintf(s.w, "id: %d\nevent: status\ndata: %s\n\n", rank, data); err != nil {
 			return true
 		}

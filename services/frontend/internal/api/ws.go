@@ -45,7 +45,7 @@ func (a *API) demoWebSocket(w http.ResponseWriter, r *http.Request, caller ident
 // may send {"type":"cancel"} to cancel its ticket.
 func (a *API) eventsWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
 	a.serveWebSocket(w, r, caller, "ws_events", func(c *websocket.Conn, v tickets.View) error {
-		data, _ := json.Marshal(v) // a View always encodes
+		data, _ := json.Marshal(a.withWait(v)) // a View always encodes
 		return c.WriteMessage(websocket.TextMessage, data)
 	})
 }
@@ -243,7 +243,36 @@ func (a *API) wsRequest(r *http.Request, caller identity.Caller) (tickets.Reques
 		skill = n
 	}
 	req.Skill = &skill
+	// Attributes are the JSON object a POST carries: a game whose rule
+	// set requires one can use /ws too. Malformed, it is refused here;
+	// what the rule set refuses, Create refuses.
+	if s := q.Get("attributes"); s != "" {
+		var attrs events.Attributes
+		if err := events.DecodeStrict("request", []byte(s), &attrs); err != nil {
+			return req, underField("attributes", err)
+		}
+		req.Attributes = &attrs
+	}
 	return req, nil
+}
+
+// underField names the fields of a validation error of a value that is
+// field's, as a POST's body would have named them.
+func underField(field string, err error) error {
+	var ve *events.ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	out := &events.ValidationError{Kind: ve.Kind, Fields: make([]events.FieldError, len(ve.Fields))}
+	for i, f := range ve.Fields {
+		if f.Field != "" {
+			f.Field = field + "." + f.Field
+		} else {
+			f.Field = field
+		}
+		out.Fields[i] = f
+	}
+	return out
 }
 
 func closeWith(conn *websocket.Conn, code int, reason string) {

@@ -148,7 +148,12 @@ func (s *Service) republish(ctx context.Context, rec Record) error {
 	return s.take(ctx, rec)
 }
 
-// build turns a request into a ticket by the contract's rules.
+// build turns a request into a ticket. It refuses, every problem at once
+// and each under its field, what the contract refuses (Ticket.Validate)
+// and what the rule set in force refuses (rules.Set.Check): the very check
+// the matchers make when they take a ticket in, so that nothing taken
+// here is dead-lettered there for breaking a rule. Only the region (the
+// subject the ticket goes to) is the frontend's to check.
 func (s *Service) build(req Request) (events.Ticket, events.Shard, error) {
 	t := events.Ticket{
 		SchemaVersion: events.SchemaVersion,
@@ -157,43 +162,60 @@ func (s *Service) build(req Request) (events.Ticket, events.Shard, error) {
 		Party:         req.Party,
 		Mode:          req.Mode,
 		LatenciesMS:   req.LatenciesMS,
+		Attributes:    req.Attributes,
 		CreatedAt:     s.now().UTC(),
 	}
 	if t.Mode == "" {
 		t.Mode = events.DefaultMode
 	}
-	var fields []events.FieldError
+	fe := &fieldList{}
 	if req.Skill == nil {
-		fields = append(fields, events.FieldError{Field: "skill", Reason: "required"})
+		fe.add(events.FieldError{Field: "skill", Reason: "required"})
 	} else {
 		t.Skill = *req.Skill
 	}
-	var ve *events.ValidationError
-	if err := t.Validate(); errors.As(err, &ve) {
-		for _, f := range ve.Fields {
-			if f.Field != "skill" || req.Skill != nil {
-				fields = append(fields, f)
-			}
-		}
-	}
-	if len(s.cfg.Modes) > 0 && !slices.Contains(s.cfg.Modes, t.Mode) {
-		fields = append(fields, events.FieldError{Field: "mode", Reason: fmt.Sprintf("unknown mode %q, want one of %v", t.Mode, s.cfg.Modes)})
-	}
-	if len(t.Party) > s.cfg.MaxPartySize {
-		fields = append(fields, events.FieldError{Field: "party", Reason: fmt.Sprintf("has %d players, at most %d allowed", len(t.Party), s.cfg.MaxPartySize)})
-	}
+	fe.addAll(t.Validate())
+	fe.addAll(s.cfg.Rules.Get().Check(&t, s.cfg.Regions))
 	switch {
 	case req.Region == "":
-		fields = append(fields, events.FieldError{Field: "region", Reason: "required"})
+		fe.add(events.FieldError{Field: "region", Reason: "required"})
 	case !slices.Contains(s.cfg.Regions, req.Region):
-		fields = append(fields, events.FieldError{Field: "region", Reason: fmt.Sprintf("unknown region %q, want one of %s", req.Region, s.cfg.Regions)})
+		fe.add(events.FieldError{Field: "region", Reason: fmt.Sprintf("unknown region %q, want one of %s", req.Region, s.cfg.Regions)})
 	}
 	// The tier follows from the skill, so the subject always fits the ticket.
 	tier, _ := s.cfg.Tiers.For(t.Skill)
-	if len(fields) > 0 {
-		return events.Ticket{}, events.Shard{}, &events.ValidationError{Kind: "ticket", Fields: fields}
+	if len(fe.fields) > 0 {
+		return events.Ticket{}, events.Shard{}, &events.ValidationError{Kind: "ticket", Fields: fe.fields}
 	}
 	return t, events.Shard{Region: req.Region, Tier: tier}, nil
+}
+
+// fieldList gathers the field errors of build's checks, naming each field
+// once: the contract and the rule set may both refuse one (a party of 17
+// is too many for any ticket and for any team), and the client is told
+// the first reason.
+type fieldList struct{ fields []events.FieldError }
+
+func (l *fieldList) add(f events.FieldError) {
+	if !slices.ContainsFunc(l.fields, func(g events.FieldError) bool { return g.Field == f.Field }) {
+		l.fields = append(l.fields, f)
+	}
+}
+
+// addAll adds the fields of a validation error; any other error is not
+// one of the checks' (they return nothing else) and is kept as the
+// ticket's.
+func (l *fieldList) addAll(err error) {
+	var ve *events.ValidationError
+	switch {
+	case err == nil:
+	case errors.As(err, &ve):
+		for _, f := range ve.Fields {
+			l.add(f)
+		}
+	default:
+		l.add(events.FieldError{Field: "ticket", Reason: err.Error()})
+	}
 }
 
 func requestHash(req Request) string {

@@ -1,17 +1,18 @@
 package tickets
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
 
 // FuzzRequest: any body POSTed to /v1/tickets is either refused with a
 // validation error that names its fields, or becomes a ticket the
-// matchers accept on the subject of its region and tier; nothing panics.
+// matchers accept (decode and rule set) on the subject of its region and
+// tier; nothing panics.
 func FuzzRequest(f *testing.F) {
 	f.Add(`{"player_id":"alice","mode":"1v1","skill":1650,"region":"eu"}`)
 	f.Add(`{"party":["a","b"],"mode":"2v2","skill":100,"region":"us","latencies_ms":{"eu":40,"us":12}}`)
@@ -20,8 +21,9 @@ func FuzzRequest(f *testing.F) {
 	f.Add(`{"player_id":"x","skill":1,"region":"eu","unknown":true}`)
 	f.Add(`{"player_id":"x"} trailing`)
 	f.Add(`[]`)
-	s := &Service{cfg: Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Modes: []string{"1v1", "2v2", "5v5", "ffa"}, MaxPartySize: 5},
-		now: func() time.Time { return time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC) }}
+	f.Add(`{"player_id":"x","skill":1,"region":"eu","attributes":{"strings":{"platform":"pc"},"sets":{"maps":["dust"]},"numbers":{"level":3},"tags":["newbie"]}}`)
+	f.Add(`{"player_id":"x","skill":1,"region":"eu","attributes":{"numbers":{"platform":1e308},"tags":["vip","vip"]}}`)
+	s := testService(f, testRuleSet)
 	subj := events.Subjects{}
 	f.Fuzz(func(t *testing.T, body string) {
 		var req Request
@@ -41,8 +43,18 @@ func FuzzRequest(f *testing.F) {
 			}
 			return
 		}
-		if err := ticket.Validate(); err != nil {
-			t.Fatalf("built an invalid ticket %+v: %v", ticket, err)
+		// What is published decodes as the matchers decode it, and passes
+		// the rule set's check they make.
+		data, err := json.Marshal(ticket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := events.DecodeTicket(data)
+		if err != nil {
+			t.Fatalf("built a ticket the matchers cannot decode %s: %v", data, err)
+		}
+		if err := s.cfg.Rules.Get().Check(&back, s.cfg.Regions); err != nil {
+			t.Fatalf("built a ticket the rule set refuses %s: %v", data, err)
 		}
 		r, tr, err := subj.ParseTicket(subj.Ticket(region, tier))
 		if err != nil || r != region || tr != tier || strings.ContainsAny(region+tier, ".*> ") {

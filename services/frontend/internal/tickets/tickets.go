@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
@@ -48,6 +49,9 @@ type Request struct {
 	Skill       *int           `json:"skill"`
 	Region      string         `json:"region"`
 	LatenciesMS map[string]int `json:"latencies_ms,omitempty"`
+	// Attributes are the ticket's attributes (events.Attributes), which
+	// the rule set must declare.
+	Attributes *events.Attributes `json:"attributes,omitempty"`
 }
 
 // Record is what the tickets bucket keeps per ticket. Its owners are the
@@ -109,6 +113,10 @@ type View struct {
 	MatchID    string             `json:"match_id,omitempty"`
 	Reason     string             `json:"reason,omitempty"`
 	Assignment *events.Assignment `json:"assignment,omitempty"`
+	// ExpectedWaitMS is, while the ticket is queued, the expected wait
+	// of its shard and mode (events.QueueStats), filled in by the API;
+	// left out when unknown.
+	ExpectedWaitMS int64 `json:"expected_wait_ms,omitempty"`
 }
 
 // ViewOf is the view of a record with a result applied.
@@ -135,14 +143,11 @@ type Capacity interface {
 type Config struct {
 	Regions events.Regions
 	Tiers   events.Tiers
-	// Modes a ticket may ask for; empty allows any the contract accepts
-	// (the matcher dead-letters modes it does not know).
-	Modes []string
-	// MaxPartySize bounds a party (the largest team of any mode). Zero
-	// allows any party the contract accepts (events.MaxPartySize), as
-	// empty Modes allow any mode; the frontend's -max-party flag defaults
-	// to the largest team of its default modes instead.
-	MaxPartySize int
+	// Rules is the rule set in force, the matchers' own: its modes, their
+	// team sizes and its attributes decide which tickets are taken
+	// (rules.Set.Check, the check the matchers make). Nil means
+	// rules.Default().
+	Rules *rules.Current
 }
 
 // Service creates, reports, cancels and expires tickets.
@@ -162,10 +167,10 @@ type Service struct {
 	now      func() time.Time
 }
 
-// Modes are the modes a ticket may ask for, as Config.Modes (nil: any the
-// contract accepts): the list Create checks a ticket's mode against, so
-// whoever offers modes to players (the find-a-match page) offers these.
-func (s *Service) Modes() []string { return slices.Clone(s.cfg.Modes) }
+// Modes are the modes of the rule set in force: the list Create checks a
+// ticket's mode against, so whoever offers modes to players (the
+// find-a-match page) offers these, and follows a reload as Create does.
+func (s *Service) Modes() []string { return s.cfg.Rules.Get().Modes() }
 
 // New binds to the provisioned buckets and stream.
 func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Subjects, tracker Tracker, capacity Capacity, log *slog.Logger) (*Service, error) {
@@ -185,8 +190,8 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxPartySize <= 0 {
-		cfg.MaxPartySize = events.MaxPartySize
+	if cfg.Rules == nil {
+		cfg.Rules = rules.Fixed(rules.Default())
 	}
 	pub := events.NewPublisher(js, subj)
 	s := &Service{

@@ -18,6 +18,10 @@
 // and among the other teams the one that took the most rounds
 // (free-for-all: the players with the most points) wins, tied leaders
 // sharing the win.
+//
+// A room that accepts backfill takes a player out instead (Leave) while
+// the game can go on without them, and seats a new one (Join): see
+// backfill.go.
 package rps
 
 import (
@@ -130,6 +134,11 @@ func (g *Game) Play(player string, m Move) (*Round, error) {
 	if len(g.moves) < len(g.teamOf) {
 		return nil, nil
 	}
+	return g.decide(), nil
+}
+
+// decide decides the round every player has thrown in.
+func (g *Game) decide() *Round {
 	g.rounds++
 	r := Round{Number: g.rounds, Moves: g.moves, Points: g.duels()}
 	if g.ffa {
@@ -149,7 +158,7 @@ func (g *Game) Play(player string, m Move) (*Round, error) {
 		}
 	}
 	g.moves = map[string]Move{}
-	return &r, nil
+	return &r
 }
 
 // duels gives each player a point per player of another team their move
@@ -201,7 +210,7 @@ func (g *Game) end(out []string) {
 	best := -1
 	var winners []string
 	for i, t := range g.teams {
-		if lost[i] {
+		if lost[i] || len(t) == 0 { // a team out, or a free-for-all seat a player left
 			continue
 		}
 		s := g.taken[i]

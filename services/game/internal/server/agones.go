@@ -21,6 +21,7 @@ type SDK interface {
 	AddListValue(ctx context.Context, name, value string) (sdk.List, error)
 	RemoveListValue(ctx context.Context, name, value string) (sdk.List, error)
 	SetLabel(ctx context.Context, key, value string) error
+	SetAnnotation(ctx context.Context, key, value string) error
 }
 
 var _ SDK = (*sdk.Client)(nil)
@@ -165,7 +166,7 @@ func (s *Server) liveRooms(gs sdk.GameServer) {
 			s.unplayable(id, err)
 			continue
 		}
-		if _, err := s.open(id, allocatedSeating(room)); err != nil && !errors.Is(err, errRoomEnded) {
+		if _, err := s.open(id, allocatedSeating(room).reopened(gs, id)); err != nil && !errors.Is(err, errRoomEnded) {
 			s.log.Warn("agones: allocated room not opened", "room", id, "err", err)
 		}
 	}
@@ -190,22 +191,22 @@ func (s *Server) unplayable(id string, why error) {
 }
 
 // allocatedRoom reads the GameServer for live match matchID and its
-// room: a player's join can beat the watch to it.
-func (s *Server) allocatedRoom(ctx context.Context, matchID string) (agones.Room, bool) {
+// room's seating: a player's join can beat the watch to it.
+func (s *Server) allocatedRoom(ctx context.Context, matchID string) (seating, bool) {
 	gs, err := s.gameServer(ctx)
 	if err != nil {
 		s.log.Warn("agones: read game server", "err", err)
-		return agones.Room{}, false
+		return seating{}, false
 	}
 	if !slices.Contains(liveIDs(gs), matchID) {
-		return agones.Room{}, false
+		return seating{}, false
 	}
 	room, err := roomOf(gs, matchID)
 	if err != nil {
 		s.log.Warn("agones: live room cannot be opened", "room", matchID, "err", err)
-		return agones.Room{}, false
+		return seating{}, false
 	}
-	return room, true
+	return allocatedSeating(room).reopened(gs, matchID), true
 }
 
 // retry calls the sidecar with f until it succeeds, at most five times
@@ -234,6 +235,7 @@ func (s *Server) Drain(ctx context.Context) {
 	s.draining = true
 	open := len(s.rooms)
 	s.mu.Unlock()
+	s.nudge() // under Agones the keeper clears the rooms' backfill requests: nobody new for them
 	s.log.Info("draining: no new rooms", "rooms", open)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -46,6 +46,15 @@ type Config struct {
 	// long would reach the limit and then have every allocation refused.
 	// At most 256 KiB less the largest room annotation.
 	RetireAnnotationBytes int
+	// BackfillReask is how long a room's backfill request may stay open
+	// under one Ask, its free seats unchanged, before the room asks again
+	// under a new Ask (backfill.go): a request is filled at most once, so
+	// a room whose player sent for the seat never joins would otherwise
+	// keep asking under an Ask already filled, and never get anyone. The
+	// allocator holds the seat of a player it sent until their join token
+	// expires (join-token-ttl), so a new Ask made sooner gets no one
+	// sooner, and never a second player for the seat.
+	BackfillReask time.Duration
 }
 
 // defaults are the one statement of the defaults: New fills a zero field
@@ -61,6 +70,9 @@ var defaults = Config{
 	// the largest rooms (100 players, about 7 KB each) allocated before
 	// the retiring label reaches the allocator, and for Agones' own.
 	RetireAnnotationBytes: 192 << 10,
+	// The allocator's default join-token-ttl (see BackfillReask): raise
+	// it with that flag.
+	BackfillReask: 10 * time.Minute,
 	// Reuse is the flag's default only; setDefaults leaves it alone,
 	// because false is a choice, not "unset": with an SDK, shut the server
 	// down after its last room.
@@ -75,6 +87,7 @@ func (c *Config) setDefaults() {
 	envflag.OrDefault(&c.MaxRooms, defaults.MaxRooms)
 	envflag.OrDefault(&c.EndedMemory, defaults.EndedMemory)
 	envflag.OrDefault(&c.RetireAnnotationBytes, defaults.RetireAnnotationBytes)
+	envflag.OrDefault(&c.BackfillReask, defaults.BackfillReask)
 }
 
 // RegisterFlags registers the game server's flags on fs, with the defaults
@@ -87,5 +100,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ReconnectGrace, "reconnect-grace", defaults.ReconnectGrace, "how long a dropped player may come back before forfeiting")
 	fs.IntVar(&c.MaxRooms, "max-rooms", defaults.MaxRooms, "rooms that may run at once")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", defaults.IdleTimeout, "a room in which no seat is taken and no move accepted for this long ends (the players its round waits for forfeit)")
+	fs.DurationVar(&c.BackfillReask, "backfill-reask", defaults.BackfillReask, "a room whose backfill request has been open this long, its free seats unchanged, asks again under a new ask (the player sent may never come); the allocator holds the seat of a player it sent until their token expires (its -join-token-ttl), so asking sooner gets no one sooner")
 	fs.IntVar(&c.RetireAnnotationBytes, "retire-annotation-bytes", defaults.RetireAnnotationBytes, "size of the GameServer's annotations (keys plus values; Kubernetes allows 256 KiB) at which the server takes no more allocations (label agones.dev/sdk-retiring) and shuts down after its last room")
 }

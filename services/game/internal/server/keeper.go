@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
@@ -18,10 +19,13 @@ import (
 // exactly the live rooms (open here, or allocated and not opened yet)
 // and the players List exactly their players. Each pass:
 //
-//   - reads the GameServer, opens any live room the watch has not, and
-//     removes what no live room holds: every player no live room's
-//     annotation seats (a give-back that failed, an unreadable room's
-//     players, a process that died halfway), then the id of every room
+//   - reads the GameServer, opens any live room the watch has not,
+//     writes the backfill request of every room (backfill.go; "" for a
+//     room that asks for nobody, or has ended), and removes what no live
+//     room holds: every player no live room seats (its annotation, or
+//     for a room that accepts backfill who holds its seats now: a
+//     give-back that failed, an unreadable room's players, a player gone
+//     for good, a process that died halfway), then the id of every room
 //     that has ended here;
 //   - reads it again and puts back every player of a live room that the
 //     players List lacks: an allocation that seated a player while the
@@ -91,6 +95,12 @@ func (s *Server) pass(ctx context.Context) bool {
 	if !s.isDraining() {
 		s.liveRooms(gs) // an allocation whose watch event was missed
 	}
+	// Requests before removals: a process restarted in place takes an
+	// allocated player missing from the players List for one let go only
+	// if the room has asked (seating.reopened).
+	if !s.syncBackfill(ctx, gs) {
+		return false
+	}
 	removed := s.giveBack(ctx, gs)
 	if gs, err = s.gameServer(ctx); err != nil {
 		s.log.Warn("agones: read game server; the keeper tries again", "err", err)
@@ -102,15 +112,18 @@ func (s *Server) pass(ctx context.Context) bool {
 
 // holding is what gs's rooms List holds, as this process knows it: the
 // rooms that have ended here, the live ones, and the players the live
-// ones seat (their annotations; an unreadable one seats nobody, and is
-// ended once liveRooms has seen it).
+// ones seat (their annotations, or for an open room that accepts
+// backfill who holds its seats now; an unreadable one seats nobody, and
+// is ended once liveRooms has seen it). backfilled are the seated
+// players no annotation of their room names.
 type holding struct {
 	ended, live []string
 	seated      map[string]bool
+	backfilled  map[string]bool
 }
 
 func (s *Server) holding(gs sdk.GameServer) holding {
-	h := holding{seated: map[string]bool{}}
+	h := holding{seated: map[string]bool{}, backfilled: map[string]bool{}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range liveIDs(gs) {
@@ -119,9 +132,15 @@ func (s *Server) holding(gs sdk.GameServer) holding {
 			continue
 		}
 		h.live = append(h.live, id)
-		if room, err := roomOf(gs, id); err == nil {
-			for _, p := range room.Players() {
-				h.seated[p] = true
+		room, err := roomOf(gs, id)
+		holders, open := s.holders[id]
+		if !open && err == nil {
+			holders = room.Players()
+		}
+		for _, p := range holders {
+			h.seated[p] = true
+			if err != nil || !slices.Contains(room.Players(), p) {
+				h.backfilled[p] = true
 			}
 		}
 	}
@@ -168,6 +187,8 @@ func (s *Server) restore(ctx context.Context, gs sdk.GameServer) bool {
 		}
 		_, err := s.cfg.SDK.AddListValue(ctx, agones.ListPlayers, p)
 		switch {
+		case (err == nil || errors.Is(err, sdk.ErrExists)) && h.backfilled[p]:
+			s.log.Info("agones: a player who filled a free seat added to the players List", "player", p)
 		case err == nil || errors.Is(err, sdk.ErrExists):
 			s.log.Warn("agones: a live room's player was not on the players List; put back", "player", p)
 		case errors.Is(err, sdk.ErrOutOfRange):
@@ -255,4 +276,36 @@ func (s *Server) isDraining() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.draining
+}
+
+// syncBackfill writes every room's backfill request to its annotation
+// (agones.BackfillAnnotation) where gs differs: the request of each
+// room asking now, and "" for every other room that has one (filled,
+// ended, or the server draining). True if every write succeeded.
+func (s *Server) syncBackfill(ctx context.Context, gs sdk.GameServer) bool {
+	want := map[string]string{}
+	prefix := agones.BackfillAnnotation("")
+	for key, v := range gs.ObjectMeta.Annotations {
+		if id, ok := strings.CutPrefix(key, prefix); ok && v != "" {
+			want[id] = ""
+		}
+	}
+	s.mu.Lock()
+	if !s.draining {
+		for id, req := range s.requests {
+			want[id] = agones.EncodeBackfill(req)
+		}
+	}
+	s.mu.Unlock()
+	ok := true
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		if v, set := gs.ObjectMeta.Annotations[agones.BackfillAnnotation(id)]; set && v == want[id] {
+			continue
+		}
+		if err := s.cfg.SDK.SetAnnotation(ctx, agones.BackfillKey(id), want[id]); err != nil {
+			s.log.Warn("agones: write a backfill request; the keeper tries again", "room", id, "err", err)
+			ok = false
+		}
+	}
+	return ok
 }

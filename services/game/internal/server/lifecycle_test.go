@@ -240,8 +240,12 @@ func (s *Server) seatedPlayers() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seated := map[string]bool{}
-	for _, rm := range s.rooms {
-		for _, p := range rm.seating.players() {
+	for id, rm := range s.rooms {
+		players := rm.seating.players()
+		if holders, ok := s.holders[id]; ok { // a room that accepts backfill
+			players = holders
+		}
+		for _, p := range players {
 			seated[p] = true
 		}
 	}

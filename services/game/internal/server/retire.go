@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"math"
 	"strings"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 // Retiring. Agones never removes the annotation an allocation adds
@@ -38,15 +40,23 @@ const annotationLimit = 256 << 10
 // of a room of agones.MaxRoomPlayers players, each its own team (a
 // free-for-all: the most brackets), with the longest ids the contract
 // allows (64 bytes: events.CheckID, for players and modes) and the
-// longest match id. A threshold must leave at least this under the
-// limit, or the allocation that crosses it may be the one refused.
+// longest match id, and the backfill request such a room may write
+// later (agones.BackfillAnnotation: a seat free on every team, the
+// largest Ask). A threshold must leave at least this under the limit, or
+// the allocation that crosses it may be the one refused.
 var largestRoomAnnotation = func() int {
-	r := agones.Room{Mode: strings.Repeat("m", 64)}
+	r := agones.Room{Mode: strings.Repeat("m", 64), Backfill: true}
 	for i := range agones.MaxRoomPlayers {
 		id := strings.Repeat("p", 62) + string(rune('0'+i/10)) + string(rune('0'+i%10))
 		r.Teams = append(r.Teams, []string{id})
 	}
-	return len(agones.MatchAnnotationPrefix) + agones.MaxMatchIDLen + len(agones.EncodeRoom(r))
+	matchID := strings.Repeat("m", agones.MaxMatchIDLen)
+	req := play.Backfill{MatchID: matchID, Ask: math.MaxInt, Seats: make([]int, agones.MaxRoomPlayers)}
+	for i := range req.Seats {
+		req.Seats[i] = 1
+	}
+	return len(agones.MatchAnnotationPrefix+matchID) + len(agones.EncodeRoom(r)) +
+		len(agones.BackfillAnnotation(matchID)) + len(agones.EncodeBackfill(req))
 }()
 
 // annotationBytes is the size of annotations as Kubernetes counts it

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
@@ -61,15 +62,25 @@ type room struct {
 	// once; coming back takes the key the welcome message gave, so a
 	// token copied from a URL or a log cannot take the seat over.
 	seats map[string]string
-	// teams are the seated players by team, in order of first join.
+	// teams are the seated players by team, in order of first join (the
+	// game's teams once it started).
 	teams [][]string
 	game  *rps.Game
+	// roster holds the seats by team: who holds each, joined or not. An
+	// allocated room starts with the allocation's players; a room without
+	// Agones, empty, and its seats are taken in order of arrival. Its
+	// free seats are those backfill fills (backfill.go).
+	roster [][]string
+	// backfill is the state of a room that accepts backfill (backfill.go).
+	backfill backfillState
 	// grace holds the reconnect grace of each player not connected
 	// during the game; expired hears when one runs out, and an expiry
 	// whose generation is not the player's grace now is stale (timers.go).
 	grace    map[string]graceTimer
 	graceGen int
 	expired  chan graceEnd
+	// reasked hears the Ask whose re-ask timer ran out (timers.go).
+	reasked chan int
 	// progressed says the event just handled moved the room on (a seat
 	// taken, a move accepted): only that restarts the idle timeout.
 	progressed bool
@@ -81,6 +92,7 @@ func newRoom(matchID string, st seating, cfg Config, log *slog.Logger) *room {
 		matchID: matchID, seating: st, cfg: cfg, log: log,
 		events: make(chan event), done: make(chan struct{}), teams: make([][]string, st.teams()),
 		clients: map[string]*client{}, seats: map[string]string{}, grace: map[string]graceTimer{}, expired: make(chan graceEnd, 2),
+		roster: st.roster(), backfill: newBackfillState(st), reasked: make(chan int),
 	}
 }
 
@@ -115,7 +127,8 @@ func (r *room) run() (outcome string) {
 	}()
 	idle := time.NewTimer(r.cfg.IdleTimeout)
 	defer idle.Stop()
-	r.log.Info("room opened", "allocated", r.seating.allocated, "seats", r.seating.seats())
+	held := r.holdSeats()
+	r.log.Info("room opened", "allocated", r.seating.allocated, "seats", r.seating.seats(), "backfill", r.seating.backfill)
 	for {
 		select {
 		case ev := <-r.events:
@@ -140,10 +153,15 @@ func (r *room) run() (outcome string) {
 			if g, ok := r.grace[e.player]; !ok || g.gen != e.gen {
 				continue // the player came back (and maybe dropped again since)
 			}
-			r.game.Forfeit(e.player)
-			r.finish(e.player + " did not come back")
-			r.close()
-			return "forfeit"
+			if outcome, over := r.gone(e.player); over {
+				r.close()
+				return outcome
+			}
+		case <-held:
+			held = nil
+			r.releaseHeld()
+		case ask := <-r.reasked:
+			r.reask(ask)
 		case <-idle.C:
 			outcome := r.idle()
 			r.close()
@@ -205,7 +223,7 @@ func (r *room) join(c *client) {
 	r.push(c, message{Type: "welcome", MatchID: r.matchID, You: c.player, BestOf: r.cfg.BestOf, Resume: r.seats[c.player]})
 	switch {
 	case r.game != nil:
-		r.broadcast(message{Type: "resume", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf, Score: r.game.Score()})
+		r.broadcast(message{Type: "resume", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf, Score: r.game.Score(), FreeForAll: r.game.FreeForAll()})
 	case len(r.seats) == r.seating.seats():
 		r.start()
 	default:
@@ -219,32 +237,47 @@ func (r *room) join(c *client) {
 // them.
 func (r *room) start() {
 	if r.seating.allocated != nil {
-		r.teams = r.seating.allocated // the allocation's order
+		r.teams = r.cloneRoster() // the allocation's order, then the players who filled free seats
 	}
 	r.game = rps.New(r.teams, r.cfg.BestOf)
-	r.broadcast(message{Type: "start", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf})
+	r.broadcast(message{Type: "start", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf, FreeForAll: r.game.FreeForAll()})
 	r.log.Info("game started", "teams", r.teams)
 	for _, p := range r.players() {
 		if _, here := r.clients[p]; !here {
 			r.awaitReturn(p)
 		}
 	}
+	r.startAsking()
 }
 
 // seat gives c's player a seat on its team (c.team; -1: the first team
-// with a free seat), or says why there is none.
+// with a free seat), or says why there is none. A player who holds a
+// seat (the allocation's) takes it; any other takes a free one: in order
+// of arrival before the game, or one a player freed (backfill.go).
 func (r *room) seat(c *client) (refusal string) {
+	if r.backfill.left[c.player] {
+		return "join refused: you left this game for good; your seat was given to another player"
+	}
 	if len(r.seats) >= r.seating.seats() {
 		return "room is full"
 	}
 	t := c.team
 	for i := 0; t < 0 && i < len(r.teams); i++ {
-		if len(r.teams[i]) < r.seating.capacity(i) {
+		if r.free(c.player, i) > 0 {
 			t = i
 		}
 	}
-	if len(r.teams[t]) >= r.seating.capacity(t) {
-		return fmt.Sprintf("team %d is full", t+1)
+	if !slices.Contains(r.roster[t], c.player) {
+		if r.free(c.player, t) <= 0 {
+			return fmt.Sprintf("team %d is full", t+1)
+		}
+		if r.game != nil {
+			if err := r.game.Join(c.player, t); err != nil {
+				return "join refused: " + err.Error()
+			}
+		}
+		r.roster[t] = append(r.roster[t], c.player)
+		defer r.seatTaken(c.player, t)
 	}
 	r.teams[t] = append(r.teams[t], c.player)
 	r.seats[c.player] = newResumeKey()
@@ -340,6 +373,10 @@ func (r *room) close() {
 	for _, g := range r.grace {
 		g.timer.Stop()
 	}
+	if r.backfill.hold != nil {
+		r.backfill.hold.Stop()
+	}
+	r.armReask(false)
 	r.log.Info("room closed")
 }
 

@@ -6,7 +6,9 @@ import (
 	"slices"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 // seating is who may sit where in a room. It is fixed when the room
@@ -21,11 +23,24 @@ type seating struct {
 	// and TeamSize. Zero: a room of two players seated in order of
 	// arrival (tokens without a seat, as before seats).
 	shape jointoken.Seat
+	// backfill: the room accepts backfill (backfill.go): the room
+	// annotation's Backfill under Agones, the tokens' Seat.Backfill
+	// without.
+	backfill bool
+	// gone, for an allocated room a process before this one hosted, are
+	// the allocated players that process let go for good (backfill): they
+	// have left the players List, so their seats start free. listed are
+	// the players the List held then, prior the request that process
+	// left ("" read as none). All are read from the GameServer when the
+	// room opens (reopened); gone is nil for a room that never asked.
+	gone   map[string]bool
+	listed map[string]bool
+	prior  play.Backfill
 }
 
 // allocatedSeating seats the players of an allocated room.
 func allocatedSeating(r agones.Room) seating {
-	st := seating{}
+	st := seating{backfill: r.Backfill}
 	for _, t := range r.Teams {
 		st.allocated = append(st.allocated, slices.Clone(t))
 	}
@@ -35,13 +50,14 @@ func allocatedSeating(r agones.Room) seating {
 // tokenSeating is the seating a first join's seat fixes.
 func tokenSeating(s jointoken.Seat) seating {
 	s.Team = 0
-	return seating{shape: s}
+	return seating{shape: s, backfill: s.Backfill}
 }
 
 // Join refusals a seating gives (403).
 var (
 	errNotPlayer    = errors.New("not a player of this match")
 	errSeatMismatch = errors.New("the join token's seat is not this room's")
+	errNoBackfill   = errors.New("this room does not accept backfill: only the match's own players may join")
 )
 
 // teams is how many teams the room has.
@@ -84,30 +100,99 @@ func (st seating) players() []string {
 	return ps
 }
 
+// roster is who holds a seat when the room opens, by team: the allocated
+// players but those gone (none without Agones: seats are taken in order
+// of arrival).
+func (st seating) roster() [][]string {
+	out := make([][]string, st.teams())
+	for i, t := range st.allocated {
+		for _, p := range t {
+			if !st.gone[p] {
+				out[i] = append(out[i], p)
+			}
+		}
+	}
+	return out
+}
+
 // team is the team g's player sits on, or -1 for the first team with a
 // free seat (a token without a seat in a room of two), or why g may not
 // sit here.
 func (st seating) team(g jointoken.Grant) (int, error) {
 	if st.allocated != nil {
+		seat := g.Seat
+		seat.Backfill = false // the annotation says whether the room accepts backfill
 		for i, t := range st.allocated {
 			if !slices.Contains(t, g.PlayerID) {
 				continue
 			}
 			// A token without a seat is fine: the annotation seats it.
-			if g.Seat != (jointoken.Seat{}) && g.Seat != (jointoken.Seat{Team: i, Teams: len(st.allocated), TeamSize: len(t)}) {
+			if seat != (jointoken.Seat{}) && seat != (jointoken.Seat{Team: i, Teams: len(st.allocated), TeamSize: len(t)}) {
 				return 0, fmt.Errorf("%w: team %d of %d (of %d), the room has team %d of %d (of %d)",
 					errSeatMismatch, g.Seat.Team, g.Seat.Teams, g.Seat.TeamSize, i, len(st.allocated), len(t))
 			}
 			return i, nil
 		}
-		return 0, errNotPlayer
+		return st.backfillTeam(g)
 	}
-	if tokenSeating(g.Seat).shape != st.shape {
-		return 0, fmt.Errorf("%w: %d teams of %d, the room has %d of %d",
-			errSeatMismatch, g.Seat.Teams, g.Seat.TeamSize, st.shape.Teams, st.shape.TeamSize)
+	if want := tokenSeating(g.Seat).shape; want != st.shape {
+		if want.Backfill && !st.shape.Backfill {
+			return 0, errNoBackfill
+		}
+		return 0, fmt.Errorf("%w: %d teams of %d, the room has %d of %d (backfill %v, the room %v)",
+			errSeatMismatch, g.Seat.Teams, g.Seat.TeamSize, st.shape.Teams, st.shape.TeamSize, g.Seat.Backfill, st.shape.Backfill)
 	}
 	if st.shape == (jointoken.Seat{}) {
 		return -1, nil
 	}
 	return g.Seat.Team, nil
+}
+
+// backfillTeam is the team of an allocated room that g, a player the
+// allocation did not seat, may take a free seat on: Agones never
+// rewrites the room annotation, so a player the allocator sent to fill a
+// free seat (a backfill token: Seat.Backfill, the room's shape) is known
+// by the token alone. Whether the team has a free seat is the room's to
+// say (room.seat).
+func (st seating) backfillTeam(g jointoken.Grant) (int, error) {
+	switch {
+	case !g.Seat.Backfill:
+		return 0, errNotPlayer
+	case !st.backfill:
+		return 0, errNoBackfill
+	case g.Seat.Teams != len(st.allocated) || g.Seat.TeamSize != len(st.allocated[g.Seat.Team]):
+		return 0, fmt.Errorf("%w: team %d of %d (of %d), the room has %d teams of %d",
+			errSeatMismatch, g.Seat.Team, g.Seat.Teams, g.Seat.TeamSize, len(st.allocated), len(st.allocated[min(g.Seat.Team, len(st.allocated)-1)]))
+	}
+	return g.Seat.Team, nil
+}
+
+// reopened completes st, the seating of live room matchID, with what a
+// process before this one left on gs: the players it let go for good and
+// the Ask its request reached. A room that accepts backfill and has
+// asked (its backfill annotation exists) lost a player, and the players
+// List then holds only who still held a seat (the keeper removes a gone
+// player, after writing the request): an allocated player missing from
+// it is gone. A room that never asked is seated from its annotation
+// alone, as before backfill: a List that lacks a player for another
+// reason (a list Agones cut at its capacity) does not free their seat.
+func (st seating) reopened(gs sdk.GameServer, matchID string) seating {
+	v, asked := gs.ObjectMeta.Annotations[agones.BackfillAnnotation(matchID)]
+	players, listed := gs.Status.Lists[agones.ListPlayers]
+	if !st.backfill || !asked || !listed {
+		return st
+	}
+	if prior, ok, err := agones.DecodeBackfill(v); ok && err == nil && len(prior.Seats) == len(st.allocated) {
+		st.prior = prior
+	}
+	st.gone, st.listed = map[string]bool{}, map[string]bool{}
+	for _, p := range players.Values {
+		st.listed[p] = true
+	}
+	for _, p := range st.players() {
+		if !st.listed[p] {
+			st.gone[p] = true
+		}
+	}
+	return st
 }

@@ -8,7 +8,9 @@
 // Ready (keeper.go), and a server whose GameServer's annotations, which
 // Agones never removes, near Kubernetes' 256 KiB retires: it labels
 // itself so that no allocation picks it, and shuts down after its last
-// room (retire.go).
+// room (retire.go). A room whose mode accepts backfill frees the seat of
+// a player gone for good during its game and asks for another
+// (backfill.go).
 //
 // Concurrency: each room is owned by one goroutine (room.run) that holds
 // the game and the room's connections; WebSocket readers send it events,
@@ -27,7 +29,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -64,6 +68,9 @@ type Server struct {
 	// gives a room back or labels the server retiring; each next pause
 	// doubles it.
 	retryWait time.Duration
+	// after starts the rooms' re-ask timers (timers.go): time.AfterFunc,
+	// or a test's clock (set under mu before a room opens).
+	after afterFunc
 
 	mu       sync.Mutex
 	draining bool
@@ -74,6 +81,12 @@ type Server struct {
 	// it is labelled so; labelling: its label is being set or is set
 	// (retire.go).
 	retiring, labelling bool
+	// requests are the backfill requests of the open rooms asking now,
+	// and holders who holds the seats of each open room that accepts
+	// backfill, by match id, as their rooms hand them over
+	// (seatsChanged; backfill.go).
+	requests map[string]play.Backfill
+	holders  map[string][]string
 
 	// kick wakes the keeper (keeper.go): a room ended, or the watch saw
 	// the GameServer change. Capacity 1: kicks while it works make one
@@ -115,9 +128,10 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	reg.MustRegister(met.rooms, met.roomsEnded, met.players, met.panics, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Server{
-		cfg: cfg, log: log, pageFS: sub, now: time.Now, reg: reg, met: met, retryWait: 100 * time.Millisecond,
+		cfg: cfg, log: log, pageFS: sub, now: time.Now, after: realAfter, reg: reg, met: met, retryWait: 100 * time.Millisecond,
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
 		rooms:    map[string]*room{}, ended: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		requests: map[string]play.Backfill{}, holders: map[string][]string{},
 	}, nil
 }
 
@@ -155,12 +169,21 @@ type metrics struct {
 	panics     prometheus.Counter
 }
 
-// Status reports the rooms open now and the most allowed: the body of
-// /status, which the allocator's local backend reads.
+// Status reports the rooms open now, the most allowed and the backfill
+// requests of the rooms asking for players (none while draining: a room
+// that may be ended at the drain's deadline takes nobody new), sorted by
+// match id: the body of /status, which the allocator's local backend
+// reads.
 func (s *Server) Status() play.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return play.Status{Rooms: len(s.rooms), MaxRooms: s.cfg.MaxRooms}
+	st := play.Status{Rooms: len(s.rooms), MaxRooms: s.cfg.MaxRooms}
+	if !s.draining {
+		for _, id := range slices.Sorted(maps.Keys(s.requests)) {
+			st.Backfill = append(st.Backfill, s.requests[id])
+		}
+	}
+	return st
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -248,11 +271,11 @@ func (s *Server) room(ctx context.Context, g jointoken.Grant, resumeOnly bool) (
 		return s.open(g.MatchID, tokenSeating(g.Seat))
 	}
 	// The join beat the watch to the allocation.
-	room, ok := s.allocatedRoom(ctx, g.MatchID)
+	st, ok := s.allocatedRoom(ctx, g.MatchID)
 	if !ok {
 		return nil, errNotAssigned
 	}
-	return s.open(g.MatchID, allocatedSeating(room))
+	return s.open(g.MatchID, st)
 }
 
 // open opens the room of match matchID, seated as st says. Opening an
@@ -274,6 +297,12 @@ func (s *Server) open(matchID string, st seating) (*room, error) {
 	}
 	rm := newRoom(matchID, st, s.cfg, s.log.With("room", matchID))
 	rm.onEvent = s.onEvent
+	if st.backfill {
+		// Before the room runs: the keeper must never see it without
+		// its holders and take a seat's player for one the room let go.
+		rm.backfill.publish, rm.backfill.after = s.seatsChanged, s.after
+		s.holders[matchID] = slices.Concat(rm.roster...)
+	}
 	s.rooms[matchID] = rm
 	s.met.rooms.Inc()
 	s.wg.Add(1)
@@ -301,6 +330,8 @@ func (s *Server) roomEnded(rm *room, outcome string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.rooms, rm.matchID)
+	delete(s.requests, rm.matchID)
+	delete(s.holders, rm.matchID)
 	now := s.now()
 	s.forget(now)
 	if s.cfg.SDK == nil {
@@ -333,7 +364,8 @@ type message struct {
 	Players []string   `json:"players,omitempty"`
 	Teams   [][]string `json:"teams,omitempty"`
 	Seats   int        `json:"seats,omitempty"`
-	// Player is who moved (moved) or left (player_left).
+	// Player is who moved (moved), dropped (player_left) or is gone for
+	// good, their seat freed for backfill (player_gone).
 	Player string `json:"player,omitempty"`
 	BestOf int    `json:"best_of,omitempty"`
 	Round  any    `json:"round,omitempty"`
@@ -347,6 +379,9 @@ type message struct {
 	Reason   string   `json:"reason,omitempty"`
 	Error    string   `json:"error,omitempty"`
 	GraceSec int      `json:"grace_seconds,omitempty"`
+	// FreeForAll says the game is a free-for-all (start, resume,
+	// player_gone): its teams may show a seat a player left.
+	FreeForAll bool `json:"free_for_all,omitempty"`
 	// Resume, in the welcome message, is the key that lets this player
 	// come back (?resume=) once its join token has been used.
 	Resume string `json:"resume,omitempty"`

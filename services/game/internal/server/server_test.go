@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -314,7 +315,7 @@ func TestMaxRoomsAndStatus(t *testing.T) {
 	var st play.Status
 	_ = json.NewDecoder(res.Body).Decode(&st)
 	res.Body.Close()
-	if st != (play.Status{Rooms: 1, MaxRooms: 1}) || s.Status() != st {
+	if want := (play.Status{Rooms: 1, MaxRooms: 1}); !reflect.DeepEqual(st, want) || !reflect.DeepEqual(s.Status(), want) {
 		t.Fatalf("status %+v", st)
 	}
 }

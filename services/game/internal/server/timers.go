@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// The room's two clocks. Each runs out only for a player who holds the
-// others up; nothing another connection sends can stop it:
+// The room's clocks. The first two run out only for a player who holds
+// the others up; nothing another connection sends can stop them:
 //
 //   - the idle timeout (Config.IdleTimeout) restarts only when the room
 //     moves on, a seat taken or a move accepted (room.progressed), never
@@ -16,6 +16,11 @@ import (
 //     started) has Config.ReconnectGrace to come back; each grace has its
 //     own generation, so that the expiry of one that ran out as its
 //     player came back cannot forfeit them when they drop again.
+//
+// The third is backfill's: a request open under one Ask for
+// Config.BackfillReask, its seats unchanged, is made again under a new
+// Ask (reask), as the player sent for it may never come. It runs for the
+// Ask it was started for; an expiry for any other is stale.
 
 // graceTimer is one reconnect grace; graceEnd is its expiry.
 type (
@@ -71,4 +76,48 @@ func (r *room) idle() (outcome string) {
 	}
 	r.finish(reason)
 	return outcome
+}
+
+// afterFunc runs f after d unless stop is called first (time.AfterFunc;
+// a test's clock runs it when the test says).
+type afterFunc func(d time.Duration, f func()) (stop func() bool)
+
+func realAfter(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+
+// armReask keeps one re-ask timer on the room's open request (open): a
+// new Ask starts it again, no request stops it. The request is made
+// again only once its Ask has been open for BackfillReask.
+func (r *room) armReask(open bool) {
+	b := &r.backfill
+	if open && b.reaskFor == b.ask {
+		return // the same request: its timer runs on
+	}
+	if b.stopReask != nil {
+		b.stopReask()
+		b.stopReask = nil
+	}
+	b.reaskFor = 0
+	if !open {
+		return
+	}
+	ask := b.ask
+	b.reaskFor = ask
+	b.stopReask = b.after(r.cfg.BackfillReask, func() {
+		select {
+		case r.reasked <- ask:
+		case <-r.done:
+		}
+	})
+}
+
+// reask follows the expiry of Ask ask's timer: if the room still asks
+// under it, nobody came for the seats (or the player sent never joined:
+// a request is filled once), so it asks again under a new Ask.
+func (r *room) reask(ask int) {
+	if ask != r.backfill.reaskFor {
+		return // stale: the seats changed, or were filled, since
+	}
+	r.log.Info("backfill request open too long; asking again under a new ask", "ask", ask, "after", r.cfg.BackfillReask)
+	r.backfill.ask++
+	r.seatsChanged()
 }

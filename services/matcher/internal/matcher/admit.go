@@ -2,12 +2,13 @@ package matcher
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
-	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
 )
 
@@ -20,6 +21,9 @@ type admission struct {
 	// refused: the ticket's id is bound to other players; it was
 	// dead-lettered and is terminated.
 	refused bool
+	// again: the ticket was taken in before, and given back by a commit
+	// (its offers are queued already).
+	again bool
 }
 
 // maxAdmitting bounds the tickets of one shard being taken in at once.
@@ -34,17 +38,23 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	var t events.Ticket
-	var mode modes.Mode
+	var mode *rules.Mode
+	r.syncRules() // the set the intake checks against is the pools'
 	visitor := meta.Stream == r.subj.OffersStream()
 	if visitor {
-		t, mode, err = r.in.visitor(msg)
+		t, mode, err = r.in.visitor(r.set, msg)
 	} else {
-		t, mode, err = r.in.decode(msg.Subject(), meta.Sequence.Stream, meta.Timestamp, msg.Data())
+		t, mode, err = r.in.decode(r.set, msg.Subject(), meta.Sequence.Stream, meta.Timestamp, msg.Data())
+	}
+	if errors.Is(err, errOtherRules) {
+		r.acks.ack(msg.Reply()) // its home shard keeps it
+		r.log.Warn("visitor not taken in", "ticket_id", t.TicketID, "err", err)
+		return
 	}
 	if err != nil {
 		tmeta := events.MetaFromHeader(msg.Headers())
 		log := r.log.With("subject", msg.Subject(), "seq", meta.Sequence.Stream, "correlation_id", tmeta.CorrelationID)
-		r.in.reject(events.WithMeta(ctx, tmeta), log, msg, meta, t, err)
+		r.in.reject(events.WithMeta(ctx, tmeta), log, r.ends.rec, msg, meta, t, err)
 		return
 	}
 	seq := meta.Sequence.Stream
@@ -80,13 +90,11 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	now := r.now()
-	e := &pool.Entry{TicketID: t.TicketID, Players: t.Players(), Skill: t.Skill, Created: t.CreatedAt.UnixNano(), Ack: msg.Reply(), Seq: seq, Visitor: visitor}
-	if !visitor {
-		for region, ms := range t.LatenciesMS {
-			if region != r.shard.Region {
-				e.Latencies = append(e.Latencies, pool.RegionLatency{Region: region, MS: ms})
-			}
-		}
+	e, err := r.entry(t, mode, msg.Reply(), seq, visitor)
+	if err != nil {
+		r.log.Error("ticket not pooled", "ticket_id", t.TicketID, "err", err)
+		r.acks.term(msg.Reply())
+		return
 	}
 	if e.Waited(now) >= time.Duration(mode.MaxWait) {
 		r.ends.expire(ctx, e, mode)
@@ -98,6 +106,42 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	r.admit(ctx, p, e, msg, t)
+}
+
+// entry is ticket t as mode's pool keeps it. Every region it reported is
+// kept in Latencies, so that a match or an offer carries them on; those
+// it is not to be offered to (its own shard's region, and every region of
+// a visitor, which its home shard offers) are marked offered. A visitor
+// from another tier keeps its own tier (Tier), so that a requeue goes
+// back to its own shard.
+func (r *runner) entry(t events.Ticket, mode *rules.Mode, ack string, seq uint64, visitor bool) (*pool.Entry, error) {
+	e := &pool.Entry{TicketID: t.TicketID, Players: t.Players(), Skill: t.Skill, Created: t.CreatedAt.UnixNano(), Ack: ack, Seq: seq, Visitor: visitor}
+	for region, ms := range t.LatenciesMS {
+		e.Latencies = append(e.Latencies, pool.RegionLatency{Region: region, MS: ms, Offered: visitor || region == r.shard.Region})
+	}
+	if home, ok := r.in.tiers.For(t.Skill); visitor && ok && home != r.shard.Tier {
+		e.Tier = home
+	}
+	// An error is an attribute Check would have refused: the ticket can
+	// never be pooled.
+	return e, e.SetAttributes(mode, t.Attributes)
+}
+
+// matchTicketOf is pooled ticket e as a ticket of a match, on team: with
+// everything a requeue or an offer of it needs to be judged again as it
+// was (its latencies, its attributes, its own tier). It is entry's
+// inverse.
+func matchTicketOf(e *pool.Entry, team int) events.MatchTicket {
+	mt := events.MatchTicket{TicketID: e.TicketID, Players: e.Players, Team: team, Skill: e.Skill,
+		CreatedAt: time.Unix(0, e.Created).UTC(), Tier: e.Tier}
+	if len(e.Latencies) > 0 {
+		mt.LatenciesMS = make(map[string]int, len(e.Latencies))
+		for _, l := range e.Latencies {
+			mt.LatenciesMS[l.Region] = l.MS
+		}
+	}
+	mt.Attributes, _ = e.Attributes() // SetAttributes wrote them
+	return mt
 }
 
 // admit takes a ticket in as the live ticket of its players, whatever
@@ -119,7 +163,7 @@ func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jet
 		Mode: p.Mode().Name, CreatedAt: time.Unix(0, e.Created).UTC()}
 	go func() {
 		taken, refused, err := r.in.take(ctx, r.log, lt, msg, e.Seq, t)
-		r.admitted <- admission{p: p, e: e, taken: taken, err: err, refused: refused}
+		r.admitted <- admission{p: p, e: e, taken: taken, err: err, refused: refused, again: msg == nil}
 	}()
 }
 
@@ -155,15 +199,15 @@ func (r *runner) settleAdmission(ctx context.Context, a admission, match bool) {
 	}
 	// Live, or already claimed by a match (a redelivery): a commit
 	// settles the latter as before (recoverMatch).
+	if !e.Visitor && !a.again {
+		r.queueOffers(a.p, e)
+	}
 	r.pool(ctx, a.p, e, r.now(), match)
 }
 
 // pool puts a ticket in its pool and, with match, matches around it.
 func (r *runner) pool(ctx context.Context, p *pool.Pool, e *pool.Entry, now time.Time, match bool) {
 	p.Add(e)
-	if len(e.Latencies) > 0 {
-		r.toOffer = append(r.toOffer, offerEntry{p: p, e: e})
-	}
 	r.met.tickets.WithLabelValues("pooled").Inc()
 	if match {
 		r.tryMatch(ctx, p, e, now)
@@ -186,8 +230,10 @@ func (r *runner) dropEnded(ticketID string) {
 	for _, p := range r.pools {
 		if e, ok := p.Remove(ticketID); ok {
 			r.acks.ack(e.Ack)
-			r.met.tickets.WithLabelValues(string(events.StatusCancelled)).Inc()
-			r.log.Info("cancelled ticket dropped", "ticket_id", ticketID)
+			if !e.Visitor { // a visitor is counted in its home shard
+				r.met.tickets.WithLabelValues(string(events.StatusCancelled)).Inc()
+			}
+			r.log.Info("cancelled ticket dropped", "ticket_id", ticketID, "visitor", e.Visitor)
 		}
 	}
 }

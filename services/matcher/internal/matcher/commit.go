@@ -45,6 +45,9 @@ type commitOutcome struct {
 	// undone: the match was undone by another worker although none of its
 	// tickets is stale; its id is not to be formed again (runner.undone).
 	undone string
+	// backfill, for a match filling a backfill request, is what became
+	// of the request (backfill.go).
+	backfill *backfillSettled
 }
 
 // unpublishedMatch is a match decided published whose publish failed.
@@ -169,6 +172,13 @@ func (c *committer) resolveLost(ctx context.Context, log *slog.Logger, all []*po
 		}
 		if id, isMatch := events.OwnerMatchID(owner); isMatch && c.rec.recoverMatch(ctx, id) != recovered {
 			out.retry = append(out.retry, e) // the other match is not out yet, or was undone: try again later
+			continue
+		}
+		if owner == "" {
+			// Claimed by another match that gave the claim back before
+			// it could be read (two shards' matches of one ticket, a
+			// visitor's and its home's, contend): no one decided it.
+			out.retry = append(out.retry, e)
 			continue
 		}
 		if owner == events.OwnerSuperseded && !e.Visitor {

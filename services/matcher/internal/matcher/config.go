@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 )
 
@@ -19,10 +20,18 @@ type Config struct {
 	// Regions and Tiers a ticket's subject must name; they make the shards.
 	Regions events.Regions
 	Tiers   events.Tiers
-	// ModesFile is a JSON list of modes; empty means modes.Defaults.
-	ModesFile string
+	// Rules is the rule set file (pkg/rules): the modes and the rules
+	// that judge a match in each; empty means rules.Default(). The
+	// frontend reads the same file, so both refuse the same tickets.
+	Rules string
+	// RulesReload is how often the rule set file is read again; a
+	// changed, good file is put in force without a restart (a bad one is
+	// logged and the rules in force are kept). New modes are matched from
+	// then on; a removed mode's waiting tickets keep waiting under its
+	// old rules until matched or expired (runner.syncRules).
+	RulesReload time.Duration
 	// Sweep is how often each shard expires tickets, retries the oldest
-	// ones with their widened windows and offers tickets to other regions.
+	// ones with their widened windows and offers tickets to other shards.
 	Sweep time.Duration
 	// SweepAnchors bounds the oldest tickets retried per sweep per mode.
 	SweepAnchors int
@@ -46,6 +55,9 @@ var defaults = Config{
 	// A few JetStream round trips take milliseconds; longer is NATS away.
 	PublishTimeout: 5 * time.Second,
 	StraySweep:     strayEvery,
+	// A Kubernetes ConfigMap volume takes up to about a minute to show
+	// an edit; reading a small file every few seconds adds little to that.
+	RulesReload: rules.DefaultReload,
 }
 
 // strayEvery is how often a worker looks for tickets on subjects no
@@ -61,7 +73,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WorkerID, "worker-id", "", "name of this worker (default: host name and a random suffix)")
 	fs.Var(&c.Regions, "regions", "regions served, comma-separated")
 	fs.Var(&c.Tiers, "tiers", "skill tiers as name:min_skill, increasing")
-	fs.StringVar(&c.ModesFile, "modes-file", "", "JSON file of game modes (default: built-in 1v1, 2v2, 5v5, ffa)")
+	fs.StringVar(&c.Rules, "rules", "", "rule set file, JSON (pkg/rules; default: built-in 1v1, 2v2, 5v5, ffa); reloaded when it changes")
+	fs.DurationVar(&c.RulesReload, "rules-reload", defaults.RulesReload, "how often the rule set file is read again")
 	fs.DurationVar(&c.Sweep, "sweep", defaults.Sweep, "how often waiting tickets are expired and retried with widened windows")
 	fs.IntVar(&c.SweepAnchors, "sweep-anchors", defaults.SweepAnchors, "oldest tickets retried per sweep per shard and mode")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", defaults.PublishTimeout, "bound on each publish to JetStream")
@@ -80,6 +93,7 @@ func (c *Config) setDefaults() {
 	envflag.OrDefault(&c.SweepAnchors, defaults.SweepAnchors)
 	envflag.OrDefault(&c.PublishTimeout, defaults.PublishTimeout)
 	envflag.OrDefault(&c.StraySweep, defaults.StraySweep)
+	envflag.OrDefault(&c.RulesReload, defaults.RulesReload)
 	if c.WorkerID == "" {
 		host, _ := os.Hostname()
 		var b [4]byte

@@ -6,10 +6,16 @@
 // lease consumes it (package shard decides who). So every ticket of a
 // shard meets every other ticket of that shard however many workers run,
 // in one hop from the publisher, and shards move when workers come and go.
-// The owner validates each ticket as it arrives, and dead-letters what is
-// bad (telling the players why when it can name them). A second consumer
-// per shard, on the OFFERS stream, brings it visitors: tickets another
-// region's shard offers once their latency budget reaches this region.
+// The owner validates each ticket as it arrives, against the rule set
+// (pkg/rules: the frontend refuses by the same Check), and dead-letters
+// what is bad (telling the players why when it can name them). A second
+// consumer per shard, on the OFFERS stream, brings it visitors: tickets
+// another region's shard of its tier offers once their latency budget
+// reaches this region, and tickets a neighbouring tier's shard of its
+// region offers once their skill window crosses the bound between the
+// tiers (so that 1199 and 1200 meet). A visitor is a copy: its home shard
+// keeps the ticket, and the claims keep it in at most one match wherever
+// its copies wait.
 // Tickets on a subject no shard consumes are dead-lettered by a sweep
 // every worker runs (strays).
 //
@@ -35,13 +41,20 @@
 // shard over resets the consumer, which redelivers them at once.
 //
 // Parts: a Worker (worker.go; its Config in config.go, its metrics in
-// metrics.go) binds the buckets, owns shards through package shard and
-// routes cancel notices; its intake (intake.go) decodes, checks, takes in
-// and dead-letters ticket messages, for the shards and for the stray sweep
-// (strays.go). A runner (runner.go) owns one shard's pools on one
-// goroutine: it takes tickets in (admit.go), forms matches and takes their
-// commits' outcomes back (match.go), offers tickets to other regions
-// (offer.go) and ends expired ones (end.go). A commit (commit.go) claims,
+// metrics.go) binds the buckets, owns shards through package shard,
+// reloads the rule set file and routes cancel notices to all its runners
+// (a ticket's visitor copies may wait in any of them); its intake
+// (intake.go) decodes, checks, takes in and dead-letters ticket messages,
+// for the shards and for the stray sweep (strays.go). A runner
+// (runner.go) owns one shard's pools on one goroutine: it puts a reloaded
+// rule set in force in its pools (reload.go), takes tickets in
+// (admit.go), forms matches and takes their commits' outcomes back
+// (match.go), offers tickets to other regions and neighbouring tiers
+// (offer.go; its queue by due time in offerqueue.go), ends expired ones
+// (end.go) and fills running rooms' backfill requests from its pools (backfill.go); it counts matched waits
+// and writes its shard's queue figures (stats.go); for a mode that names a
+// match function it asks that function for the mode's matches and commits
+// the proposals that pass its checks (hook.go). A commit (commit.go) claims,
 // checks, decides and publishes one match off that goroutine; a recoverer
 // (recover.go) settles a match another matcher left behind its claims.
 // Both decide and follow a match with the same buckets (matchState, in

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
-	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
 )
 
@@ -24,7 +24,7 @@ type ender struct {
 }
 
 // expire ends a ticket that waited its mode's max wait.
-func (en *ender) expire(ctx context.Context, e *pool.Entry, mode modes.Mode) {
+func (en *ender) expire(ctx context.Context, e *pool.Entry, mode *rules.Mode) {
 	if e.Visitor {
 		en.acks.ack(e.Ack) // its home shard expires it and tells the players
 		return
@@ -53,6 +53,12 @@ func (en *ender) end(ctx context.Context, e *pool.Entry, status events.Status, o
 	}
 	if err != nil {
 		en.log.Error("claim ticket; will retry", "ticket_id", e.TicketID, "err", err)
+		en.acks.nak(e.Ack)
+		return
+	}
+	if !won && cur == "" {
+		// Held by a match that gave it back before the holder could be
+		// read: no one decided the ticket. Its redelivery decides.
 		en.acks.nak(e.Ack)
 		return
 	}

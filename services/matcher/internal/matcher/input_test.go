@@ -131,8 +131,8 @@ func TestCreatedAtIsBounded(t *testing.T) {
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	now := time.Now().UTC()
 	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339Nano) }
-	e.pub(t, "matchmaking.eu.gold", fmt.Sprintf(`{"ticket_id":"ancient","player_id":"old","skill":1650,"created_at":%q}`, at(-2*time.Hour)))
-	e.pub(t, "matchmaking.eu.gold", fmt.Sprintf(`{"ticket_id":"future","player_id":"fut","skill":1650,"created_at":%q}`, at(10*time.Minute)))
+	e.pub(t, "matchmaking.eu.gold", fmt.Sprintf(`{"ticket_id":"ancient","player_id":"old","skill":1800,"created_at":%q}`, at(-2*time.Hour)))
+	e.pub(t, "matchmaking.eu.gold", fmt.Sprintf(`{"ticket_id":"future","player_id":"fut","skill":1800,"created_at":%q}`, at(10*time.Minute)))
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(dls()) == 2 }, "want 2 dead letters")
 	for _, d := range deadLetters(t, dls()) {
 		if len(d.Fields) == 0 || d.Fields[0].Field != "created_at" {
@@ -146,9 +146,9 @@ func TestCreatedAtIsBounded(t *testing.T) {
 		}
 	}
 	// Within the bounds: pooled and matched.
-	e.pub(t, "matchmaking.eu.gold", fmt.Sprintf(`{"ticket_id":"ahead","player_id":"ahead","skill":1650,"created_at":%q}`, at(30*time.Second)))
+	e.pub(t, "matchmaking.eu.gold", fmt.Sprintf(`{"ticket_id":"ahead","player_id":"ahead","skill":1800,"created_at":%q}`, at(30*time.Second)))
 	testkit.Eventually(t, 5*time.Second, func() bool { return w.waiting() == 1 }, "the ticket a little ahead was not pooled")
-	e.pub(t, "matchmaking.eu.gold", fmt.Sprintf(`{"ticket_id":"behind","player_id":"behind","skill":1650,"created_at":%q}`, at(-time.Minute)))
+	e.pub(t, "matchmaking.eu.gold", fmt.Sprintf(`{"ticket_id":"behind","player_id":"behind","skill":1800,"created_at":%q}`, at(-time.Minute)))
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 1 }, "tickets within the bounds not matched")
 	for _, tk := range matches(t, allocs())[0].Tickets {
 		if tk.TicketID == "ahead" && tk.CreatedAt.After(time.Now()) {

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
-	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 )
 
 // intake reads ticket messages for a worker's shards and its stray sweep:
@@ -22,7 +22,6 @@ type intake struct {
 	subj       events.Subjects
 	regions    events.Regions
 	tiers      events.Tiers
-	modes      modes.Set
 	pub        *events.Publisher
 	claims     *events.Claims
 	players    *events.Players
@@ -35,31 +34,36 @@ type intake struct {
 	rejecting sync.WaitGroup
 }
 
-// decode checks a ticket message completely and names what is wrong. When
-// the ticket itself decoded but breaks a rule (wrong tier, unknown mode, a
-// party too large), it is returned with the error, so its players can be
-// told. A ticket without an id gets one derived from its message, and one
-// without a creation time (or one a little ahead) gets the time the stream
-// stored it: the same on every redelivery.
-func (in *intake) decode(subject string, seq uint64, stored time.Time, data []byte) (events.Ticket, modes.Mode, error) {
+// decode checks a ticket message completely, against set, and names what
+// is wrong. When the ticket itself decoded but breaks a rule (wrong tier,
+// anything the rule set refuses: an unknown mode, a party too large,
+// latencies for a region not served, attributes), it is returned with the
+// error, so its players can be told. A ticket without an id gets one
+// derived from its message, and one without a creation time (or one a
+// little ahead) gets the time the stream stored it: the same on every
+// redelivery.
+func (in *intake) decode(set *rules.Set, subject string, seq uint64, stored time.Time, data []byte) (events.Ticket, *rules.Mode, error) {
 	region, tier, err := in.subj.ParseTicket(subject)
 	if err != nil {
-		return events.Ticket{}, modes.Mode{}, err
+		return events.Ticket{}, nil, err
 	}
 	t, err := events.DecodeTicket(data)
 	if err != nil {
-		return events.Ticket{}, modes.Mode{}, err
+		return events.Ticket{}, nil, err
 	}
 	if t.TicketID == "" {
 		t.TicketID = events.DeriveTicketID(subject, seq, stored, data)
 	}
 	if err := t.CheckShard(region, tier, in.regions, in.tiers); err != nil {
-		return t, modes.Mode{}, err
+		return t, nil, err
 	}
-	mode, ok := in.modes[t.Mode]
-	if !ok {
-		return t, mode, fieldError("mode", fmt.Sprintf("unknown mode %q", t.Mode))
+	// The one statement of what the rule set refuses: the frontend calls
+	// it too, so a ticket it accepted is not refused here (but for a
+	// rule set changed in between).
+	if err := set.Check(&t, in.regions); err != nil {
+		return t, nil, err
 	}
+	mode, _ := set.Mode(t.Mode) // Check found it
 	// created_at is bounded by the time the stream stored the ticket (see
 	// events.Ticket.BoundCreated): left out or a little ahead, it is that
 	// time; far ahead, or older than the mode's max wait and a slack, the
@@ -67,31 +71,31 @@ func (in *intake) decode(subject string, seq uint64, stored time.Time, data []by
 	if err := t.BoundCreated(stored, time.Duration(mode.MaxWait)); err != nil {
 		return t, mode, err
 	}
-	if n := len(t.Players()); n > mode.TeamSize {
-		return t, mode, fieldError("party", fmt.Sprintf("%d players do not fit a team of %d in mode %q", n, mode.TeamSize, mode.Name))
-	}
-	for r := range t.LatenciesMS {
-		if !in.regions.Has(r) {
-			return t, mode, fieldError("latencies_ms."+r, "unknown region")
-		}
-	}
 	return t, mode, nil
 }
 
-// visitor reads a ticket another shard offered (offerer.offer wrote it).
-func (in *intake) visitor(msg jetstream.Msg) (events.Ticket, modes.Mode, error) {
+// errOtherRules marks a visitor this worker's rule set refuses although
+// its home shard took it in: the two workers' rule sets differ, for the
+// moment a reload takes to reach both (or for good, when they were given
+// different files).
+var errOtherRules = errors.New("visitor refused by this worker's rule set")
+
+// visitor reads a ticket another shard offered (offerer.offer wrote it)
+// and checks it against set. A malformed one is an error like a bad
+// ticket's; one the rule set refuses is errOtherRules: its home shard
+// accepted it and keeps it, so it is only not matched here.
+func (in *intake) visitor(set *rules.Set, msg jetstream.Msg) (events.Ticket, *rules.Mode, error) {
 	t, err := events.DecodeTicket(msg.Data())
 	if err != nil {
-		return t, modes.Mode{}, err
-	}
-	mode, ok := in.modes[t.Mode]
-	if !ok {
-		// Only a config drift between workers gets here.
-		return t, mode, fieldError("mode", fmt.Sprintf("unknown mode %q", t.Mode))
+		return t, nil, err
 	}
 	if t.TicketID == "" {
-		return t, mode, fieldError("ticket_id", "missing in a visitor")
+		return t, nil, fieldError("ticket_id", "missing in a visitor")
 	}
+	if err := set.Check(&t, in.regions); err != nil {
+		return t, nil, fmt.Errorf("%w: %w", errOtherRules, err)
+	}
+	mode, _ := set.Mode(t.Mode)
 	return t, mode, nil
 }
 
@@ -165,15 +169,68 @@ func (in *intake) deadLetter(ctx context.Context, log *slog.Logger, subject stri
 }
 
 // reject dead-letters a ticket message off the shard's goroutine (it waits
-// on JetStream) and terminates it, or naks it for a retry.
-func (in *intake) reject(ctx context.Context, log *slog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, t events.Ticket, cause error) {
+// on JetStream) and terminates it, or naks it for a retry. A ticket a
+// match holds is that match's, however it is refused now (a rule set
+// reloaded since, say): claimRefused follows the match instead.
+func (in *intake) reject(ctx context.Context, log *slog.Logger, rec *recoverer, msg jetstream.Msg, meta *jetstream.MsgMetadata, t events.Ticket, cause error) {
 	in.rejecting.Add(1)
 	go func() {
 		defer in.rejecting.Done()
+		switch in.claimRefused(ctx, log, rec, t.TicketID) {
+		case refusedMatched:
+			_ = msg.Ack()
+			return
+		case refuseLater:
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
 		if err := in.deadLetter(ctx, log, msg.Subject(), meta.Sequence.Stream, msg.Data(), t, cause, true); err != nil {
 			_ = msg.NakWithDelay(time.Second)
 			return
 		}
 		_ = msg.TermWithReason(cause.Error())
 	}()
+}
+
+// refusal is what claiming a refused ticket found (claimRefused).
+type refusal int
+
+const (
+	refuse         refusal = iota // claimed failed, or decided otherwise: dead-letter it
+	refusedMatched                // a match holds it and is out: its players were told
+	refuseLater                   // its match is undecided, or no claim could be made
+)
+
+// claimRefused claims a refused ticket failed before it is dead-lettered
+// (deadLetter's claim then finds it won). A claim held by a match is
+// followed as ender.end follows it: the match may be a dead matcher's,
+// decided or not, and its tickets, redelivered, are all that can lead
+// anyone to it (recoverMatch); dead-lettering them would strand it and
+// them. Released (undone), the ticket is free and claimed again.
+func (in *intake) claimRefused(ctx context.Context, log *slog.Logger, rec *recoverer, ticketID string) refusal {
+	if ticketID == "" {
+		return refuse // nothing to claim: deadLetter tells nobody
+	}
+	cctx, cancel := context.WithTimeout(ctx, in.timeout)
+	defer cancel()
+	for range 2 { // the second claim after a dead match was released
+		won, cur, err := in.claims.Claim(cctx, ticketID, events.OwnerFailed)
+		if err != nil {
+			log.Error("claim rejected ticket; will retry", "ticket_id", ticketID, "err", err)
+			return refuseLater
+		}
+		id, isMatch := events.OwnerMatchID(cur)
+		if won || !isMatch {
+			return refuse
+		}
+		switch rec.recoverMatch(ctx, id) {
+		case recovered:
+			in.met.tickets.WithLabelValues("decided_elsewhere").Inc()
+			log.Info("refused ticket is a match's; dropped", "ticket_id", ticketID, "match_id", id)
+			return refusedMatched
+		case undecided:
+			return refuseLater // decide later, when the match is out or undone
+		}
+	}
+	return refuseLater
 }

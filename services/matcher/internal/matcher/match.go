@@ -15,8 +15,12 @@ import (
 // the network to match.
 const maxInFlight = 64
 
-// tryMatch forms matches around anchor until none fits.
+// tryMatch forms matches around anchor until none fits, unless a match
+// function forms p's matches (builtIn, hook.go).
 func (r *runner) tryMatch(ctx context.Context, p *pool.Pool, anchor *pool.Entry, now time.Time) {
+	if !r.builtIn(p) {
+		return
+	}
 	for p.Contains(anchor) {
 		teams := p.MatchAround(anchor, now)
 		if teams == nil {
@@ -30,19 +34,20 @@ func (r *runner) tryMatch(ctx context.Context, p *pool.Pool, anchor *pool.Entry,
 // own, and goes on: the owner goroutine does not wait for JetStream. When
 // maxInFlight commits are under way it first settles one.
 func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.Entry, now time.Time) {
-	match := events.Match{Mode: p.Mode().Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC()}
+	match := events.Match{Mode: p.Mode().Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC(), AcceptsBackfill: p.Mode().Backfill}
 	var ids, keys []string
 	var all []*pool.Entry
 	for team, entries := range teams {
 		for _, e := range entries {
 			ids = append(ids, e.TicketID)
-			keys = append(keys, events.MatchKey(e.TicketID, e.Seq))
+			keys = append(keys, matchKey(e))
 			all = append(all, e)
 			r.inflight[e.TicketID] = e.Seq
-			match.Tickets = append(match.Tickets, events.MatchTicket{TicketID: e.TicketID, Players: e.Players, Team: team, Skill: e.Skill, CreatedAt: time.Unix(0, e.Created).UTC()})
+			match.Tickets = append(match.Tickets, matchTicketOf(e, team))
 		}
 	}
 	match.MatchID = r.matchID(keys)
+	r.queue.matched(match.Mode, all, now)
 	for r.committing >= maxInFlight {
 		// Without rematching: tickets put back wait for the next arrival or
 		// sweep, so settling here never nests another formMatch.
@@ -50,6 +55,14 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 	}
 	r.committing++
 	go func() { r.committed <- r.commits.commit(ctx, p, match, ids, all, now) }()
+}
+
+// matchKey names e's message for events.MatchID, by the stream it came by.
+func matchKey(e *pool.Entry) string {
+	if e.Visitor {
+		return events.VisitorMatchKey(e.TicketID, e.Seq)
+	}
+	return events.MatchKey(e.TicketID, e.Seq)
 }
 
 // matchID names the match of the ticket messages keys: by MatchID, unless
@@ -70,6 +83,7 @@ func (r *runner) matchID(keys []string) string {
 // matched again at once.
 func (r *runner) settleCommit(ctx context.Context, o commitOutcome, rematch bool) {
 	r.committing--
+	r.settleBackfill(o)
 	for _, e := range o.entries {
 		delete(r.inflight, e.TicketID)
 	}

@@ -11,6 +11,10 @@ type metrics struct {
 	shards   prometheus.Gauge
 	// strayReads counts the messages the stray sweep reads: its cost.
 	strayReads prometheus.Counter
+	// functionCalls and proposals count match function calls by outcome
+	// and their proposals by verdict (hook.go).
+	functionCalls *prometheus.CounterVec
+	proposals     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,6 +43,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "quickmatch_matcher_stray_sweep_reads_total", Help: "Messages of the tickets stream read looking for stray tickets.",
 		}),
 	}
-	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards, m.strayReads)
+	m.functionCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quickmatch_matcher_function_calls_total", Help: "Match function calls by outcome: answered, timeout, error, malformed, unavailable, failed.",
+	}, []string{"outcome"})
+	m.proposals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quickmatch_matcher_function_proposals_total", Help: "Match function proposals: accepted, or the reason one was dropped.",
+	}, []string{"outcome"})
+	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards, m.strayReads, m.functionCalls, m.proposals)
 	return m
 }

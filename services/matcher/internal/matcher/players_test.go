@@ -12,13 +12,17 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
-// matchedTickets is every ticket id in the matches, with its match.
+// matchedTickets is every ticket id in the matches, with its matches. A
+// match published again (a recovery, a retry) counts once: the
+// allocations stream stores it once (its id is the message id).
 func matchedTickets(t *testing.T, ms []events.Match) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	for _, m := range ms {
 		for _, tk := range m.Tickets {
-			out[tk.TicketID] = append(out[tk.TicketID], m.MatchID)
+			if !slices.Contains(out[tk.TicketID], m.MatchID) {
+				out[tk.TicketID] = append(out[tk.TicketID], m.MatchID)
+			}
 		}
 	}
 	return out
@@ -48,12 +52,12 @@ func TestPlayerQueuedInTwoRegionsOnlyNewerIsMatched(t *testing.T) {
 	w := e.startWorker(t, Config{})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	res := testkit.Collect(t, e.nc, e.subj.Result("pat"))
-	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"pat-eu","player_id":"pat","skill":1650}`)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"pat-eu","player_id":"pat","skill":1800}`)
 	testkit.Eventually(t, 5*time.Second, func() bool { return w.waiting() == 1 }, "the eu ticket was not pooled")
-	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"pat-us","player_id":"pat","skill":1650}`)
+	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"pat-us","player_id":"pat","skill":1800}`)
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(res()) >= 1 }, "the eu ticket was not superseded")
-	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"eve-eu","player_id":"eve","skill":1650}`)
-	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"ulf-us","player_id":"ulf","skill":1650}`)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"eve-eu","player_id":"eve","skill":1800}`)
+	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"ulf-us","player_id":"ulf","skill":1800}`)
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) >= 1 }, "the newer ticket was not matched")
 	time.Sleep(500 * time.Millisecond) // room for a wrong second match
 	ms := matches(t, allocs())
@@ -84,13 +88,13 @@ func TestPlayerQueuedInTwoRegionsOnlyNewerIsMatched(t *testing.T) {
 func TestVisitorNeverMeetsItsOwnPlayer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.startWorker(t, Config{ModesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m","latency_budget_ms":{"initial":200,"per_second":0,"max":200}}]`)})
+	e.startWorker(t, Config{Rules: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m","latency_budget_ms":{"initial":200,"per_second":0,"max":200}}]`)})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
-	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"vic-eu","player_id":"vic","skill":1650,"latencies_ms":{"us":100}}`)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"vic-eu","player_id":"vic","skill":1800,"latencies_ms":{"us":100}}`)
 	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.OffersStream()) == 1 }, "the eu ticket was not offered to us")
-	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"vic-us","player_id":"vic","skill":1650}`)
+	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"vic-us","player_id":"vic","skill":1800}`)
 	time.Sleep(time.Second)
-	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"una-us","player_id":"una","skill":1650}`)
+	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"una-us","player_id":"una","skill":1800}`)
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) >= 1 }, "no match")
 	time.Sleep(500 * time.Millisecond)
 	ms := matches(t, allocs())

@@ -98,12 +98,14 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery 
 }
 
 // allClaimed reports whether match matchID (m) holds the claim of every
-// one of its tickets.
+// one of its tickets, and of the backfill request it fills, if any: a
+// matcher that died with the tickets claimed but not the request must not
+// see its match published while another fills the request.
 func (rc *recoverer) allClaimed(ctx context.Context, matchID string, m events.Match) (bool, error) {
 	owner := events.MatchOwner(matchID)
 	all := true
-	for _, t := range m.Tickets {
-		cur, err := rc.claims.Owner(ctx, t.TicketID)
+	for _, key := range m.ClaimKeys() {
+		cur, err := rc.claims.Owner(ctx, key)
 		if err != nil {
 			return false, err
 		}
@@ -156,11 +158,7 @@ func (rc *recoverer) followPublished(ctx context.Context, matchID string, m even
 		}
 		rctx, cancel := context.WithTimeout(ctx, rc.timeout) // the first context served many round trips
 		defer cancel()
-		ids := make([]string, 0, len(m.Tickets))
-		for _, t := range m.Tickets {
-			ids = append(ids, t.TicketID)
-		}
-		rc.claims.Release(rctx, ids, events.MatchOwner(matchID))
+		rc.claims.Release(rctx, m.ClaimKeys(), events.MatchOwner(matchID))
 		rc.log.Warn("claims of a requeued match released", "match_id", matchID)
 		return released
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
 )
 
@@ -34,14 +35,26 @@ type runner struct {
 	commits *committer
 	ends    *ender
 	offers  *offerer
+	// queue counts matched waits and reports the shard's queue figures
+	// (stats.go).
+	queue *queueStats
 
+	// rules is the worker's rule set in force; set is the one the pools
+	// were last given (syncRules). pools has one pool per mode of set,
+	// and keeps the pool of a mode a reload removed (see syncRules).
+	rules *rules.Current
+	set   *rules.Set
 	pools map[string]*pool.Pool
+	// backfills are the backfill requests held, by room (match id): the
+	// room's latest ask only (backfill.go).
+	backfills map[string]*heldBackfill
 	// unpublished are matches whose tickets are claimed but whose publish
 	// failed: they are retried as they are, with the same id.
 	unpublished []unpublishedMatch
-	// toOffer are the waiting tickets that still have another region to
-	// be offered to, so the sweep looks at them and not the whole pool.
-	toOffer []offerEntry
+	// toOffer are the waiting tickets that still have another shard to
+	// be offered to, by when the next offer is due (offer.go), so the
+	// sweep looks at those due and not at the whole pool.
+	toOffer offerQueue
 	// ended remembers recent cancel notices (tickets cancelled, expired or
 	// superseded), for a ticket whose notice arrives before the ticket does.
 	ended map[string]time.Time
@@ -71,16 +84,13 @@ type runner struct {
 	admitted   chan admission
 	admissions int
 
+	// hooks are the calls to the modes' match functions (hook.go).
+	hooks *hooks
+
 	inbox   chan jetstream.Msg
 	cancels chan string
 	stopC   chan struct{}
 	done    chan struct{}
-}
-
-// offerEntry is a waiting ticket still to be offered, with its pool.
-type offerEntry struct {
-	p *pool.Pool
-	e *pool.Entry
 }
 
 // newRunner makes the runner of shard s and its own parts, from w's
@@ -95,16 +105,17 @@ func newRunner(w *Worker, s events.Shard) *runner {
 		now: w.clock, acks: w.acks, met: w.met, in: w.in,
 		commits: &committer{matchState: w.state, rec: rec, acks: w.acks, met: w.met, log: log},
 		ends:    &ender{claims: w.state.claims, pub: w.pub, rec: rec, acks: w.acks, met: w.met, timeout: timeout, log: log},
-		offers:  &offerer{pub: w.pub, shard: s, timeout: timeout, log: log},
+		offers:  newOfferer(w, s, log),
+		queue:   newQueueStats(s, w.js, w.subj, timeout, log),
 		pools:   map[string]*pool.Pool{}, ended: map[string]time.Time{}, undone: map[string]time.Time{},
+		inflight: map[string]uint64{}, backfills: map[string]*heldBackfill{},
 		inbox: make(chan jetstream.Msg, 512), cancels: make(chan string, 256),
-		inflight: map[string]uint64{}, committed: make(chan commitOutcome, maxInFlight),
-		admitting: map[string]*pool.Entry{}, admitted: make(chan admission, maxAdmitting),
+		committed: make(chan commitOutcome, maxInFlight),
+		admitting: map[string]*pool.Entry{}, admitted: make(chan admission, maxAdmitting), hooks: newHooks(),
 		stopC: make(chan struct{}), done: make(chan struct{}),
 	}
-	for name, m := range w.modes {
-		r.pools[name] = pool.New(m)
-	}
+	r.rules = w.rules
+	r.syncRules()
 	return r
 }
 
@@ -129,6 +140,14 @@ func (r *runner) cancel(ticketID string) {
 
 func (r *runner) run(ctx context.Context) {
 	defer close(r.done)
+	// The match-function calls and queue-figure writes a sweep leaves
+	// running (calls) end with the runner, before it counts as stopped.
+	calls, endCalls := context.WithCancel(ctx)
+	defer func() {
+		endCalls()
+		r.hooks.calls.Wait()
+		r.queue.writing.Wait()
+	}()
 	ccs, err := r.start(ctx)
 	if err != nil {
 		return // stopped before it could start
@@ -154,12 +173,18 @@ func (r *runner) run(ctx context.Context) {
 			r.settleCommit(ctx, o, true)
 		case a := <-r.admitted:
 			r.settleAdmission(ctx, a, true)
+		case c := <-r.hooks.replies:
+			r.settleCall(ctx, c)
 		case msg := <-r.inbox:
+			if r.isBackfill(msg) {
+				r.addBackfill(ctx, msg)
+				continue
+			}
 			r.add(ctx, msg)
 		case id := <-r.cancels:
 			r.dropEnded(id)
-		case now := <-tick.C:
-			r.sweep(ctx, now)
+		case <-tick.C:
+			r.sweep(ctx, calls, r.now()) // the worker's one clock, not the ticker's
 		}
 	}
 }
@@ -175,6 +200,7 @@ func (r *runner) start(ctx context.Context) ([]jetstream.ConsumeContext, error) 
 		for _, c := range []struct{ stream, name string }{
 			{r.subj.TicketsStream(), events.ShardConsumer(r.shard.Region, r.shard.Tier)},
 			{r.subj.OffersStream(), events.OfferConsumer(r.shard.Region, r.shard.Tier)},
+			{r.subj.BackfillsStream(), events.BackfillConsumer(r.shard.Region, r.shard.Tier)},
 		} {
 			var cc jetstream.ConsumeContext
 			if cc, err = r.consume(ctx, c.stream, c.name); err != nil {
@@ -237,13 +263,17 @@ func (r *runner) release(ctx context.Context) {
 		p.Each(func(e *pool.Entry) { r.acks.nak(e.Ack); n++ })
 		r.met.waiting.DeleteLabelValues(r.shard.String(), name)
 	}
+	r.releaseBackfills()
 	r.acks.flush()
 	r.log.Info("shard released", "tickets_handed_back", n)
 }
 
-// sweep expires, retries the oldest tickets with their widened windows,
-// offers tickets to other regions, and retries unpublished matches.
-func (r *runner) sweep(ctx context.Context, now time.Time) {
+// sweep puts a reloaded rule set in force, expires, retries the oldest
+// tickets with their widened windows, offers tickets to other shards,
+// and retries unpublished matches. What it leaves running (match-function
+// calls, queue-figure writes) runs on calls, which ends with the runner.
+func (r *runner) sweep(ctx, calls context.Context, now time.Time) {
+	r.syncRules()
 	r.retryUnpublished(ctx)
 	for id, at := range r.ended {
 		if now.Sub(at) > time.Minute {
@@ -258,6 +288,7 @@ func (r *runner) sweep(ctx context.Context, now time.Time) {
 	total := 0
 	defer func() { r.held.Store(int64(total)) }()
 	r.offerDue(ctx, now)
+	r.fillBackfills(ctx, now)
 	for name, p := range r.pools {
 		mode := p.Mode()
 		p.Expired(now, func(e *pool.Entry) { r.ends.expire(ctx, e, mode) })
@@ -266,7 +297,9 @@ func (r *runner) sweep(ctx context.Context, now time.Time) {
 				r.tryMatch(ctx, p, a, now)
 			}
 		}
+		r.callFunction(calls, p, now)
 		r.met.waiting.WithLabelValues(r.shard.String(), name).Set(float64(p.Len()))
 		total += p.Len()
 	}
+	r.queue.report(calls, r.pools, now)
 }

@@ -112,7 +112,7 @@ func (w *Worker) sweepStray(ctx context.Context, st jetstream.Stream, filter str
 		log := w.log.With("subject", subject, "seq", raw.Sequence)
 		// The ticket is read as a shard would, so the reason names
 		// the region or tier, and the players it names are told.
-		t, _, cause := w.in.decode(subject, raw.Sequence, raw.Time, raw.Data)
+		t, _, cause := w.in.decode(w.rules.Get(), subject, raw.Sequence, raw.Time, raw.Data)
 		if cause == nil {
 			cause = fieldError("subject", "no shard of this deployment consumes "+subject)
 		}

@@ -123,10 +123,10 @@ func TestReusedTicketIDIsDeadLetteredNotLive(t *testing.T) {
 	dls := testkit.Collect(t, e.nc, e.subj.AllDeadLetters())
 	vres := testkit.Collect(t, e.nc, e.subj.Result("vic"))
 	ares := testkit.Collect(t, e.nc, e.subj.Result("att"))
-	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"X","player_id":"vic","skill":1650}`)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"X","player_id":"vic","skill":1800}`)
 	testkit.Eventually(t, 5*time.Second, func() bool { return w.waiting() == 1 }, "victim not pooled")
-	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"X","player_id":"att","skill":1650}`)
-	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"Y","player_id":"att","skill":1650}`)
+	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"X","player_id":"att","skill":1800}`)
+	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"Y","player_id":"att","skill":1800}`)
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(dls()) == 1 && w.waiting() == 2 }, "the reused id was not dead-lettered, or Y not pooled")
 	if d := deadLetters(t, dls())[0]; !strings.Contains(d.Reason, "ticket_id") || d.Subject != "matchmaking.us.gold" {
 		t.Fatalf("dead letter %s: %q", d.Subject, d.Reason)
@@ -141,7 +141,7 @@ func TestReusedTicketIDIsDeadLetteredNotLive(t *testing.T) {
 		t.Fatalf("att heard %+v, want one failed", rs)
 	}
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
-	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"Z","player_id":"zed","skill":1650}`)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"Z","player_id":"zed","skill":1800}`)
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(allocs()) == 1 }, "the victim's ticket was not matched")
 	if in := matchedTickets(t, matches(t, allocs())); len(in["X"]) != 1 {
 		t.Fatalf("matched %v, want X", in)

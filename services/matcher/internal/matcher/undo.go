@@ -27,12 +27,13 @@ func (u undoer) supersede(ctx context.Context, m events.Match, t events.MatchTic
 		Tier: m.Tier, Mode: m.Mode, CreatedAt: t.CreatedAt}, live)
 }
 
-// releaseFresh gives back m's claims of its tickets that are not stale.
+// releaseFresh gives back m's claims of its tickets that are not stale,
+// and of the backfill request it fills, if any: undone, it fills nothing.
 func (u undoer) releaseFresh(ctx context.Context, m events.Match, stale map[string]string) {
 	var keep []string
-	for _, t := range m.Tickets {
-		if _, gone := stale[t.TicketID]; !gone {
-			keep = append(keep, t.TicketID)
+	for _, key := range m.ClaimKeys() {
+		if _, gone := stale[key]; !gone {
+			keep = append(keep, key)
 		}
 	}
 	u.claims.Release(ctx, keep, events.MatchOwner(m.MatchID))

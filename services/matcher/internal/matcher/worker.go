@@ -2,7 +2,6 @@ package matcher
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -14,7 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
-	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/shard"
 )
 
@@ -23,8 +22,11 @@ const Source = "matcher"
 
 // Worker is one matcher process.
 type Worker struct {
-	cfg   Config
-	modes modes.Set
+	cfg Config
+	// rules is the rule set in force, read again every Config.RulesReload
+	// (Run). Each runner puts a new one in force in its pools itself
+	// (runner.syncRules); the intake checks tickets against the runner's.
+	rules *rules.Current
 	js    jetstream.JetStream
 	nc    *nats.Conn
 	subj  events.Subjects
@@ -56,23 +58,23 @@ type Worker struct {
 // New returns a worker. reg receives its metrics.
 func New(cfg Config, js jetstream.JetStream, subj events.Subjects, log *slog.Logger, reg prometheus.Registerer) (*Worker, error) {
 	cfg.setDefaults()
-	set := modes.Defaults()
-	if cfg.ModesFile != "" {
-		var err error
-		if set, err = modes.Load(cfg.ModesFile); err != nil {
-			return nil, err
-		}
+	if err := cfg.Tiers.Validate(); err != nil {
+		return nil, fmt.Errorf("matcher config: %w", err)
 	}
-	if err := errors.Join(cfg.Tiers.Validate(), set.Validate()); err != nil {
+	// A rule set file that cannot be read or is bad refuses the start: a
+	// matcher must not run without its rules. Later, a bad edit is only
+	// logged, and the rules in force are kept (rules.Current).
+	cur, err := rules.Open(cfg.Rules, log)
+	if err != nil {
 		return nil, fmt.Errorf("matcher config: %w", err)
 	}
 	w := &Worker{
-		cfg: cfg, modes: set, js: js, nc: js.Conn(), subj: subj, log: log.With("worker", cfg.WorkerID),
+		cfg: cfg, rules: cur, js: js, nc: js.Conn(), subj: subj, log: log.With("worker", cfg.WorkerID),
 		pub: events.NewPublisher(js, subj), met: newMetrics(reg), now: time.Now, acks: acker{nc: js.Conn()},
 		runners: map[events.Shard]*runner{}, shardSubjects: map[string]bool{}, strayCursor: map[string]uint64{},
 	}
 	w.in = &intake{
-		subj: subj, regions: cfg.Regions, tiers: cfg.Tiers, modes: set,
+		subj: subj, regions: cfg.Regions, tiers: cfg.Tiers,
 		pub: w.pub, met: w.met, now: w.clock, timeout: cfg.PublishTimeout,
 	}
 	for _, s := range w.Shards() {
@@ -148,6 +150,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("matcher worker running", "regions", w.cfg.Regions.String(), "tiers", w.cfg.Tiers.String())
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.strays(gctx) })
+	g.Go(func() error { w.rules.Watch(gctx, w.cfg.RulesReload); return nil })
 	g.Go(func() error { return mgr.Run(gctx) })
 	err = g.Wait()
 	w.in.rejecting.Wait() // every rejected ticket dead-lettered or naked
@@ -178,7 +181,12 @@ func (w *Worker) Release(s events.Shard) {
 	}
 }
 
-// routeCancel hands a cancel notice to the runner of the ticket's shard.
+// routeCancel hands a cancel notice to every runner of the worker: the
+// ticket waits in its own shard, and copies of it may wait as visitors
+// in other regions' shards of its tier and in its region's neighbouring
+// tiers (offer.go), any of which this worker may hold. The notice names
+// the ticket's own shard only, and a visitor copy that outlived it would
+// wait, unmatchable (its claim is taken), until it expires.
 func (w *Worker) routeCancel(msg *nats.Msg) {
 	c, err := events.DecodeCancel(msg.Data)
 	if err != nil {
@@ -186,9 +194,12 @@ func (w *Worker) routeCancel(msg *nats.Msg) {
 		return
 	}
 	w.mu.Lock()
-	r := w.runners[events.Shard{Region: c.Region, Tier: c.Tier}]
+	rs := make([]*runner, 0, len(w.runners))
+	for _, r := range w.runners {
+		rs = append(rs, r)
+	}
 	w.mu.Unlock()
-	if r != nil {
+	for _, r := range rs {
 		r.cancel(c.TicketID)
 	}
 }

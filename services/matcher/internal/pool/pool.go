@@ -2,86 +2,60 @@
 // and forms matches from them. It is not safe for concurrent use: the
 // shard's owner goroutine is its only user.
 //
-// Index: tickets sit in skill buckets (BucketWidth wide), each an intrusive
-// list in arrival order, and in one arrival list over the whole pool. A
-// ticket's skill window widens with its wait, so within a bucket the oldest
-// tickets accept the widest range: scanning a bucket stops at the first
-// ticket too young to fit. Finding a partner looks at a few buckets around
-// the anchor's skill, never at the whole pool.
-//
 // Fit: two tickets fit when their skills differ by at most the wider of
 // their two windows, so a long-waiting ticket widens its own chances
-// without forcing a new ticket far out of its range for long. In modes of
-// more than two players every ticket must fit the anchor, the ticket the
-// match is built around; the spread of a match is thus at most twice the
-// widest window. A match never holds one player twice.
+// without forcing a new ticket far out of its range for long, and when
+// every attribute rule of the mode holds between them at the longer of
+// their two waits (rules.Mode.Fits: a distance widens, a rule drops after
+// its drop_after). fits is the one judge: matching, backfill (Fill) and a
+// match function's proposals (Take) all ask it. In modes of more than two
+// players every ticket must fit the anchor, the ticket the match is built
+// around; the spread of a match is thus at most twice the widest window.
+// A match never holds one player twice.
+//
+// Attributes: an entry keeps its ticket's attributes twice, compactly:
+// Attrs, their JSON (given back to offers, requeues and match functions,
+// and read again when a rule set reload changes the mode's rules), and
+// Values, compiled for the mode's rules, which fits compares without a
+// map or a string hash.
+//
+// Index: tickets sit in skill buckets (BucketWidth wide), each split by
+// class (the values of the mode's equal rules: platform, a tag; and the
+// band of its first distance rule's value, in steps of the rule's widest
+// limit) into intrusive lists in arrival order, and in one arrival list
+// over the whole pool. A ticket's skill window and distance limits widen
+// with its wait, and a rule drops only after a wait, so within a list the
+// oldest tickets accept the most: scanning a list stops at the first
+// ticket too young for the window to reach the bucket, or for the rules
+// that keep its class from the anchor's to have relaxed. Finding a partner
+// thus reads a few lists around the anchor's skill, never the whole pool,
+// and passes a class kept apart at the cost of one look. What is left: a
+// ticket whose neighbouring band is full of its class, none within its
+// limit, reads them (BENCHMARKS.md measures it).
 package pool
 
 import (
-	"cmp"
 	"slices"
 	"time"
 
-	"github.com/quickmatch-dev/quickmatch/pkg/events"
-	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 )
-
-// BucketWidth is the skill range of one index bucket.
-const BucketWidth = 25
-
-const buckets = events.MaxSkill/BucketWidth + 1
-
-// Entry is one waiting ticket. The pool owns its links.
-type Entry struct {
-	TicketID string
-	Players  []string
-	Skill    int
-	// Created is when the ticket was made (Unix nanoseconds).
-	Created int64
-	// Ack is the reply subject that acks the ticket's message: the pool
-	// keeps it instead of the message, which is much larger.
-	Ack string
-	// Seq is the stream sequence of the ticket's message: a redelivery
-	// has the same, a second message for the same ticket id another.
-	Seq uint64
-	// Visitor marks a ticket whose home is another region's shard.
-	Visitor bool
-	// Latencies are the regions the ticket may also play in, by latency.
-	Latencies []RegionLatency
-
-	bucket       int32
-	bprev, bnext *Entry // skill bucket, oldest first
-	aprev, anext *Entry // arrival order
-}
-
-// RegionLatency is one other region a ticket reported, and whether the
-// ticket was offered to that region's pool yet.
-type RegionLatency struct {
-	Region  string
-	MS      int
-	Offered bool
-}
-
-// Waited is how long the ticket has waited at now.
-func (e *Entry) Waited(now time.Time) time.Duration { return time.Duration(now.UnixNano() - e.Created) }
-
-type list struct{ head, tail *Entry }
 
 // Pool is the waiting tickets of one shard and mode.
 type Pool struct {
-	mode     modes.Mode
-	buckets  [buckets]list
+	mode     *rules.Mode
+	idx      index
 	arrival  list
 	byTicket map[string]*Entry
 }
 
-// New returns an empty pool for mode.
-func New(mode modes.Mode) *Pool {
-	return &Pool{mode: mode, byTicket: map[string]*Entry{}}
+// New returns an empty pool for mode, which it shares and never changes.
+func New(mode *rules.Mode) *Pool {
+	return &Pool{mode: mode, idx: newIndex(mode), byTicket: map[string]*Entry{}}
 }
 
 // Mode is the pool's mode.
-func (p *Pool) Mode() modes.Mode { return p.mode }
+func (p *Pool) Mode() *rules.Mode { return p.mode }
 
 // Len is the number of waiting tickets.
 func (p *Pool) Len() int { return len(p.byTicket) }
@@ -92,23 +66,13 @@ func (p *Pool) Get(ticketID string) (*Entry, bool) {
 	return e, ok
 }
 
-func bucketOf(skill int) int32 {
-	return int32(min(max(skill, 0), events.MaxSkill) / BucketWidth)
-}
-
 // Add puts e in the pool. The caller has checked that the ticket is not
 // waiting already and that its party fits a team. A player may be on two
-// waiting tickets (see sharesPlayer).
+// waiting tickets (see sharesPlayer). e.Values are compiled again from
+// e.Attrs unless SetAttributes compiled them for the pool's mode.
 func (p *Pool) Add(e *Entry) {
-	e.bucket = bucketOf(e.Skill)
-	b := &p.buckets[e.bucket]
-	e.bprev, e.bnext = b.tail, nil
-	if b.tail != nil {
-		b.tail.bnext = e
-	} else {
-		b.head = e
-	}
-	b.tail = e
+	p.compile(e)
+	p.idx.link(e)
 	e.aprev, e.anext = p.arrival.tail, nil
 	if p.arrival.tail != nil {
 		p.arrival.tail.anext = e
@@ -130,17 +94,7 @@ func (p *Pool) Remove(ticketID string) (*Entry, bool) {
 }
 
 func (p *Pool) unlink(e *Entry) {
-	b := &p.buckets[e.bucket]
-	if e.bprev != nil {
-		e.bprev.bnext = e.bnext
-	} else {
-		b.head = e.bnext
-	}
-	if e.bnext != nil {
-		e.bnext.bprev = e.bprev
-	} else {
-		b.tail = e.bprev
-	}
+	p.idx.unlink(e)
 	if e.aprev != nil {
 		e.aprev.anext = e.anext
 	} else {
@@ -151,7 +105,7 @@ func (p *Pool) unlink(e *Entry) {
 	} else {
 		p.arrival.tail = e.aprev
 	}
-	e.bprev, e.bnext, e.aprev, e.anext = nil, nil, nil, nil
+	e.aprev, e.anext = nil, nil
 	delete(p.byTicket, e.TicketID)
 }
 
@@ -159,14 +113,16 @@ func (p *Pool) unlink(e *Entry) {
 func (p *Pool) Window(e *Entry, now time.Time) int { return p.mode.Skill.At(e.Waited(now)) }
 
 // MatchAround tries to build a match around anchor at now, from the
-// tickets closest in skill that fit it. On success the tickets are removed
-// and returned by team; otherwise nothing changes.
+// tickets closest in skill that fit it (candidates). On success the
+// tickets are removed and returned by team; otherwise nothing changes.
 func (p *Pool) MatchAround(anchor *Entry, now time.Time) [][]*Entry {
 	m := p.mode
-	need := m.Teams * m.TeamSize
-	aw := p.Window(anchor, now)
-	// The widest any window can be bounds the search.
-	reach := max(aw, m.Skill.Max)
+	if len(anchor.Players) > m.TeamSize {
+		// A party taken in under a reloaded mode's larger teams: it fits
+		// no team now, so it waits (and expires) rather than being packed.
+		return nil
+	}
+	need := m.Players()
 	chosen := []*Entry{anchor}
 	players := len(anchor.Players)
 	room := make([]int, m.Teams)
@@ -174,47 +130,35 @@ func (p *Pool) MatchAround(anchor *Entry, now time.Time) [][]*Entry {
 		room[i] = m.TeamSize
 	}
 	room[0] -= len(anchor.Players)
-	ab := int(anchor.bucket)
-	for d := 0; d*BucketWidth <= reach+BucketWidth; d++ {
-		for _, side := range [2]int{-1, 1} {
-			if d == 0 && side == 1 {
-				continue
+	for e := range p.candidates(anchor, now) {
+		t := teamWithRoom(room, len(e.Players))
+		if t < 0 || sharesPlayer(chosen, e) {
+			continue
+		}
+		room[t] -= len(e.Players)
+		chosen = append(chosen, e)
+		players += len(e.Players)
+		if players == need {
+			teams := p.assign(chosen)
+			for _, c := range chosen {
+				p.unlink(c)
 			}
-			bi := ab + side*d
-			if bi < 0 || bi >= buckets {
-				continue
-			}
-			// The closest skill this bucket can hold, from the anchor.
-			minDiff := max(0, (d-1)*BucketWidth)
-			for e := p.buckets[bi].head; e != nil; e = e.bnext {
-				if e == anchor {
-					continue
-				}
-				ew := p.Window(e, now)
-				if max(aw, ew) < minDiff {
-					break // younger tickets here have narrower windows
-				}
-				if abs(e.Skill-anchor.Skill) > max(aw, ew) {
-					continue
-				}
-				t := teamWithRoom(room, len(e.Players))
-				if t < 0 || sharesPlayer(chosen, e) {
-					continue
-				}
-				room[t] -= len(e.Players)
-				chosen = append(chosen, e)
-				players += len(e.Players)
-				if players == need {
-					teams := p.assign(chosen)
-					for _, c := range chosen {
-						p.unlink(c)
-					}
-					return teams
-				}
-			}
+			return teams
 		}
 	}
 	return nil
+}
+
+// fits reports whether e may play in a match built around anchor at now:
+// their skills differ by at most the wider of their windows, and every
+// attribute rule of the mode holds between them at the longer of their
+// waits (rules.Mode.Fits; Values of another mode never fit). Every rule of
+// the mode is judged here and only here, so matching, backfill and a match
+// function's proposals are judged alike.
+func (p *Pool) fits(anchor, e *Entry, now time.Time) bool {
+	wa, we := anchor.Waited(now), e.Waited(now)
+	return abs(e.Skill-anchor.Skill) <= max(p.mode.Skill.At(wa), p.mode.Skill.At(we)) &&
+		p.mode.Fits(anchor.Values, e.Values, wa, we)
 }
 
 // sharesPlayer reports whether e has a player of a chosen ticket. A player
@@ -231,71 +175,6 @@ func sharesPlayer(chosen []*Entry, e *Entry) bool {
 		}
 	}
 	return false
-}
-
-// teamWithRoom is the team with the most room that fits n players, or -1.
-func teamWithRoom(room []int, n int) int {
-	best := -1
-	for i, r := range room {
-		if r >= n && (best < 0 || r > room[best]) {
-			best = i
-		}
-	}
-	return best
-}
-
-// assign splits the chosen tickets into balanced teams: parties largest
-// first, each to the team with the most room and, among those, the lowest
-// skill so far. The chosen set is known to fit (MatchAround checked it);
-// if the balancing order cannot pack it, teams are filled first-fit.
-func (p *Pool) assign(chosen []*Entry) [][]*Entry {
-	m := p.mode
-	order := slices.Clone(chosen)
-	slices.SortStableFunc(order, func(a, b *Entry) int {
-		if c := cmp.Compare(len(b.Players), len(a.Players)); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.Skill, a.Skill)
-	})
-	teams := make([][]*Entry, m.Teams)
-	room := make([]int, m.Teams)
-	sum := make([]int, m.Teams)
-	for i := range room {
-		room[i] = m.TeamSize
-	}
-	for _, e := range order {
-		best := -1
-		for i := range teams {
-			if room[i] < len(e.Players) {
-				continue
-			}
-			if best < 0 || room[i] > room[best] || room[i] == room[best] && sum[i] < sum[best] {
-				best = i
-			}
-		}
-		if best < 0 {
-			return p.firstFit(chosen)
-		}
-		teams[best] = append(teams[best], e)
-		room[best] -= len(e.Players)
-		sum[best] += e.Skill * len(e.Players)
-	}
-	return teams
-}
-
-func (p *Pool) firstFit(chosen []*Entry) [][]*Entry {
-	m := p.mode
-	teams := make([][]*Entry, m.Teams)
-	room := make([]int, m.Teams)
-	for i := range room {
-		room[i] = m.TeamSize
-	}
-	for _, e := range chosen {
-		t := teamWithRoom(room, len(e.Players))
-		teams[t] = append(teams[t], e)
-		room[t] -= len(e.Players)
-	}
-	return teams
 }
 
 // Oldest returns up to n waiting tickets, oldest arrivals first. Matching

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 )
 
 // entry builds a ticket as the matcher holds it: ids and the ack subject
@@ -38,7 +38,7 @@ func fill(p *Pool, n int, rng *rand.Rand) {
 // one: tickets/s counts both tickets of each match.
 func BenchmarkMatch1M(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	p := New(modes.Defaults()["1v1"])
+	p := New(defaultMode(b))
 	fill(p, 1_000_000, rng)
 	news := make([]*Entry, b.N)
 	fills := make([]*Entry, b.N)
@@ -69,7 +69,7 @@ func BenchmarkPoolMemory(b *testing.B) {
 	for range b.N {
 		rng := rand.New(rand.NewPCG(1, 2))
 		before := heapInUse()
-		p := New(modes.Defaults()["1v1"])
+		p := New(defaultMode(b))
 		fill(p, 1_000_000, rng)
 		after := heapInUse()
 		b.ReportMetric(float64(after-before)/float64(p.Len()), "bytes/ticket")
@@ -83,4 +83,12 @@ func heapInUse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
+}
+
+func defaultMode(b *testing.B) *rules.Mode {
+	m, ok := rules.Default().Mode("1v1")
+	if !ok {
+		b.Fatal("no default 1v1")
+	}
+	return m
 }

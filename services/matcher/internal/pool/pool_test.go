@@ -7,14 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/modes"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 )
 
 var t0 = time.Unix(1_800_000_000, 0)
 
-func mode(teams, size int) modes.Mode {
-	return modes.Mode{Name: "m", Teams: teams, TeamSize: size, MaxWait: modes.Duration(time.Minute),
-		Skill: modes.Widening{Initial: 100, PerSecond: 50, Max: 1000}}
+// mode is a mode without attribute rules.
+func mode(teams, size int) *rules.Mode {
+	return &rules.Mode{Name: "m", Teams: teams, TeamSize: size, MaxWait: rules.Duration(time.Minute),
+		Skill: rules.Widening{Initial: 100, PerSecond: 50, Max: 1000}, Balance: rules.BalanceSkill}
 }
 
 // tk is a ticket created waited before t0.
@@ -47,7 +48,7 @@ func TestMatchAround(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		mode    modes.Mode
+		mode    *rules.Mode
 		waiting []*Entry
 		anchor  *Entry
 		want    string
@@ -116,5 +117,23 @@ func TestRemoveExpiredOldest(t *testing.T) {
 	}
 	if _, ok := p.Remove("2"); !ok || p.Contains(old[0]) {
 		t.Fatal("remove")
+	}
+}
+
+// A reload that shrinks a mode's teams leaves a party taken in under the
+// larger ones waiting: it fits no team now, so it is never packed into a
+// match (packing it panicked the matcher), and it expires as usual.
+func TestPartyLargerThanReloadedTeamsIsNeverMatched(t *testing.T) {
+	p := New(mode(2, 4))
+	party := tk("party", 1600, time.Second, "a", "b", "c", "d")
+	p.Add(party)
+	p.SetMode(mode(2, 3))
+	p.Add(tk("e", 1600, time.Second, "e"))
+	p.Add(tk("f", 1600, time.Second, "f"))
+	if teams := p.MatchAround(party, t0); teams != nil {
+		t.Fatalf("the party of 4 was matched in teams of 3: %s", ids(teams))
+	}
+	if p.Len() != 3 {
+		t.Fatalf("%d tickets wait, want 3", p.Len())
 	}
 }

@@ -1,0 +1,133 @@
+package events
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Bounds of a ticket's attributes. They bound what one ticket can make a
+// matcher hold (a waiting ticket keeps its attributes) and what a rule set
+// can compare.
+const (
+	// MaxAttributes bounds the names of each kind (strings, sets,
+	// numbers) and the tags.
+	MaxAttributes = 16
+	// MaxAttributeValueLen bounds a string value, a set member and a tag.
+	MaxAttributeValueLen = 64
+	// MaxSetMembers bounds the members of one set.
+	MaxSetMembers = 16
+	// MaxAttributeNumber bounds the magnitude of a number.
+	MaxAttributeNumber = 1e9
+)
+
+// Attributes are what a game says about a ticket beyond skill and region.
+// A rule set (pkg/rules) declares the names a mode accepts and the rules
+// that compare them; the contract here only bounds their shape.
+//
+//	{"strings":{"platform":"pc","build":"1.4.2"},
+//	 "sets":{"maps":["dust","nuke"]},
+//	 "numbers":{"level":30},
+//	 "tags":["newbie"]}
+type Attributes struct {
+	// Strings are single values compared for equality (platform, build).
+	Strings map[string]string `json:"strings,omitempty"`
+	// Sets are several values, compared by overlap (preferred maps).
+	Sets map[string][]string `json:"sets,omitempty"`
+	// Numbers are compared by distance (level, hours played).
+	Numbers map[string]float64 `json:"numbers,omitempty"`
+	// Tags are present or absent (newbie, voice).
+	Tags []string `json:"tags,omitempty"`
+}
+
+// Empty reports whether a carries nothing (nil counts as empty).
+func (a *Attributes) Empty() bool {
+	return a == nil || len(a.Strings) == 0 && len(a.Sets) == 0 && len(a.Numbers) == 0 && len(a.Tags) == 0
+}
+
+// HasTag reports whether a carries tag.
+func (a *Attributes) HasTag(tag string) bool { return a != nil && slices.Contains(a.Tags, tag) }
+
+// validate checks the shape of a ticket's attributes; names and values are
+// reported under "attributes.<kind>.<name>".
+func (a *Attributes) validate(fe *fieldErrors) {
+	if a == nil {
+		return
+	}
+	// A kind over its bound is reported once, its names not one by one:
+	// a 64 KiB body holds thousands, and each would be an error to build
+	// and send back.
+	const f = "attributes."
+	if len(a.Strings) > MaxAttributes {
+		fe.add(f+"strings", "has %d names, at most %d allowed", len(a.Strings), MaxAttributes)
+		a = &Attributes{Sets: a.Sets, Numbers: a.Numbers, Tags: a.Tags}
+	}
+	for name, v := range a.Strings {
+		if fe.token(f+"strings", name) {
+			attrValue(fe, f+"strings."+name, v)
+		}
+	}
+	if len(a.Sets) > MaxAttributes {
+		fe.add(f+"sets", "has %d names, at most %d allowed", len(a.Sets), MaxAttributes)
+		a = &Attributes{Numbers: a.Numbers, Tags: a.Tags}
+	}
+	for name, vs := range a.Sets {
+		if !fe.token(f+"sets", name) {
+			continue
+		}
+		field := f + "sets." + name
+		if len(vs) > MaxSetMembers {
+			fe.add(field, "has %d members, at most %d allowed", len(vs), MaxSetMembers)
+			continue
+		}
+		for i, v := range vs {
+			if attrValue(fe, field+"["+strconv.Itoa(i)+"]", v) && slices.Index(vs, v) < i {
+				fe.add(field+"["+strconv.Itoa(i)+"]", "%q is in the set twice", v)
+			}
+		}
+	}
+	if len(a.Numbers) > MaxAttributes {
+		fe.add(f+"numbers", "has %d names, at most %d allowed", len(a.Numbers), MaxAttributes)
+		a = &Attributes{Tags: a.Tags}
+	}
+	for name, v := range a.Numbers {
+		if fe.token(f+"numbers", name) && (math.IsNaN(v) || math.Abs(v) > MaxAttributeNumber) {
+			fe.add(f+"numbers."+name, "%v is out of range [-%g, %g]", v, MaxAttributeNumber, MaxAttributeNumber)
+		}
+	}
+	if len(a.Tags) > MaxAttributes {
+		fe.add(f+"tags", "has %d tags, at most %d allowed", len(a.Tags), MaxAttributes)
+		return
+	}
+	for i, tag := range a.Tags {
+		field := f + "tags[" + strconv.Itoa(i) + "]"
+		if fe.token(field, tag) && slices.Index(a.Tags, tag) < i {
+			fe.add(field, "tag %q appears twice", tag)
+		}
+	}
+}
+
+// attrValue checks one string value: printable UTF-8, 1 to
+// MaxAttributeValueLen bytes. Values are data, never subjects, so any
+// text is allowed.
+func attrValue(fe *fieldErrors, field, v string) bool {
+	switch {
+	case v == "":
+		fe.add(field, "empty")
+	case len(v) > MaxAttributeValueLen:
+		fe.add(field, "%d bytes long, at most %d allowed", len(v), MaxAttributeValueLen)
+	case !utf8.ValidString(v):
+		fe.add(field, "not valid UTF-8")
+	default:
+		for _, r := range v {
+			if unicode.IsControl(r) { // C0, DEL and C1 (U+0080-U+009F)
+				fe.add(field, "has a control character")
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
