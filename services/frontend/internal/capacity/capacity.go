@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
 )
 
 // ErrFull is matched (errors.Is) by a *FullError.
@@ -67,40 +68,7 @@ func New(ctx context.Context, js jetstream.JetStream, subj events.Subjects, minF
 // ends (NATS away) is started again a second later: the frontend keeps
 // serving on the last reports meanwhile.
 func (w *Watcher) Run(ctx context.Context) error {
-	for {
-		err := w.follow(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		w.log.Warn("capacity watch ended; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func (w *Watcher) follow(ctx context.Context) error {
-	watch, err := w.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch capacity: %w", err)
-	}
-	defer func() { _ = watch.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-watch.Updates():
-			if !ok {
-				return errors.New("watch closed")
-			}
-			if e == nil {
-				continue // the end of the initial values
-			}
-			w.apply(e)
-		}
-	}
+	return natsconn.Follow(ctx, w.kv, "capacity", w.log, w.apply)
 }
 
 func (w *Watcher) apply(e jetstream.KeyValueEntry) {

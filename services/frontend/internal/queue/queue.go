@@ -7,7 +7,6 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
 )
 
 // Watcher holds the latest figures of every shard and mode. Its map is
@@ -53,40 +53,7 @@ func New(ctx context.Context, js jetstream.JetStream, subj events.Subjects, log 
 // held age out (ExpectedWait), so none older than the bucket's TTL is
 // shown.
 func (w *Watcher) Run(ctx context.Context) error {
-	for {
-		err := w.follow(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		w.log.Warn("queue watch ended; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func (w *Watcher) follow(ctx context.Context) error {
-	watch, err := w.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch queue: %w", err)
-	}
-	defer func() { _ = watch.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-watch.Updates():
-			if !ok {
-				return errors.New("watch closed")
-			}
-			if e == nil {
-				continue // the end of the initial values
-			}
-			w.apply(e)
-		}
-	}
+	return natsconn.Follow(ctx, w.kv, "queue", w.log, w.apply)
 }
 
 // apply takes one entry of the bucket. Figures that do not decode, or
