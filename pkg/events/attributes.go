@@ -1,7 +1,10 @@
 package events
 
 import (
+	"bytes"
+	"encoding/json"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"unicode"
@@ -40,6 +43,37 @@ type Attributes struct {
 	Numbers map[string]float64 `json:"numbers,omitempty"`
 	// Tags are present or absent (newbie, voice).
 	Tags []string `json:"tags,omitempty"`
+}
+
+// UnmarshalJSON reads attributes strictly (unknown fields are errors, as
+// everywhere in a ticket) and refuses a null number: read into a float64
+// it would be 0, a value the distance rules compare, where the client
+// meant nothing.
+func (a *Attributes) UnmarshalJSON(data []byte) error {
+	var w struct {
+		Strings map[string]string   `json:"strings"`
+		Sets    map[string][]string `json:"sets"`
+		Numbers map[string]*float64 `json:"numbers"`
+		Tags    []string            `json:"tags"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return err
+	}
+	*a = Attributes{Strings: w.Strings, Sets: w.Sets, Tags: w.Tags}
+	if w.Numbers != nil {
+		a.Numbers = make(map[string]float64, len(w.Numbers))
+	}
+	for name, v := range w.Numbers {
+		if v == nil {
+			// A bare *json.UnmarshalTypeError: the decoder adds the path
+			// before Field ("attributes.numbers.level").
+			return &json.UnmarshalTypeError{Value: "null", Type: reflect.TypeFor[float64](), Field: "numbers." + name}
+		}
+		a.Numbers[name] = *v
+	}
+	return nil
 }
 
 // Empty reports whether a carries nothing (nil counts as empty).

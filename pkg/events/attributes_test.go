@@ -262,3 +262,21 @@ func attrsWithinBounds(a *Attributes) error {
 	}
 	return nil
 }
+
+// A null number is refused, by name: read as 0 it was a value the
+// distance rules compared, where the client meant nothing. Unknown fields
+// inside attributes stay refused.
+func TestDecodeTicketRefusesANullNumber(t *testing.T) {
+	_, err := DecodeTicket([]byte(`{"player_id":"p","skill":1,"attributes":{"numbers":{"level":null}}}`))
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "attributes.numbers.level" {
+		t.Fatalf("got %v, want attributes.numbers.level refused", err)
+	}
+	if _, err := DecodeTicket([]byte(`{"player_id":"p","skill":1,"attributes":{"colour":{"a":"b"}}}`)); err == nil {
+		t.Fatal("an unknown field inside attributes was accepted")
+	}
+	tk, err := DecodeTicket([]byte(`{"player_id":"p","skill":1,"attributes":{"numbers":{"level":0}}}`))
+	if err != nil || tk.Attributes.Numbers["level"] != 0 || len(tk.Attributes.Numbers) != 1 {
+		t.Fatalf("a real 0: %+v, %v", tk.Attributes, err)
+	}
+}

@@ -158,8 +158,8 @@ func (p *Publisher) Backfill(ctx context.Context, b Backfill) error {
 type MatchBackfill struct {
 	// BackfillID is the request's (Backfill.BackfillID).
 	BackfillID string `json:"backfill_id"`
-	// RoomID is the match id of the room the players join.
-	RoomID string `json:"room_id"`
+	// MatchID is the room the players join: the match it was allocated for.
+	MatchID string `json:"match_id"`
 }
 
 // check checks the backfill of a match; nil is a match of its own room.
@@ -168,7 +168,7 @@ func (b *MatchBackfill) check(fe *fieldErrors) {
 		return
 	}
 	fe.token("backfill.backfill_id", b.BackfillID)
-	fe.token("backfill.room_id", b.RoomID)
+	fe.token("backfill.match_id", b.MatchID)
 }
 
 // ClaimKeys are the claims a commit of m takes, all or none (Claims.ClaimAll):

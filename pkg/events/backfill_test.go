@@ -110,15 +110,15 @@ func TestMatchBackfillChecked(t *testing.T) {
 	t.Parallel()
 	m := events.Match{SchemaVersion: events.SchemaVersion, MatchID: "m2", Mode: "2v2", Region: "eu", Tier: "gold",
 		Tickets:  []events.MatchTicket{{TicketID: "t1", Players: []string{"p1"}, Team: 1}},
-		Backfill: &events.MatchBackfill{BackfillID: "m1-b1", RoomID: "m1"}}
+		Backfill: &events.MatchBackfill{BackfillID: "m1-b1", MatchID: "m1"}}
 	data, _ := json.Marshal(m)
 	got, err := events.DecodeMatch(data)
 	if err != nil || got.Backfill == nil || *got.Backfill != *m.Backfill {
 		t.Fatalf("DecodeMatch = %+v, %v", got, err)
 	}
-	m.Backfill.RoomID = "m1>"
+	m.Backfill.MatchID = "m1>"
 	data, _ = json.Marshal(m)
-	if _, err := events.DecodeMatch(data); err == nil || !strings.Contains(err.Error(), "backfill.room_id") {
+	if _, err := events.DecodeMatch(data); err == nil || !strings.Contains(err.Error(), "backfill.match_id") {
 		t.Fatalf("a room id with a wildcard: %v", err)
 	}
 }

@@ -235,7 +235,7 @@ func (rq *requester) poll(ctx context.Context) {
 	}
 }
 
-// handleBackfill assigns a match that fills room m.Backfill.RoomID: no
+// handleBackfill assigns a match that fills room m.Backfill.MatchID: no
 // new server, but the room's (its allocation record), recorded as m's
 // own with the seats promised to m (roomServer), so that a repeat of m
 // gets the same; join tokens for the room, each seating its player on
@@ -245,7 +245,7 @@ func (rq *requester) poll(ctx context.Context) {
 // on a team m fills, gets no one: m's tickets are queued again with
 // their wait.
 func (as *assigner) handleBackfill(ctx context.Context, m events.Match) error {
-	roomID := m.Backfill.RoomID
+	roomID := m.Backfill.MatchID
 	shape, err := as.roomShape(ctx, roomID)
 	var rec record
 	var reused bool
@@ -305,7 +305,7 @@ func (as *assigner) roomShape(ctx context.Context, roomID string) (jointoken.Sea
 // team as m brings there on top of those promised to other matches
 // (records.promise), which m's are then promised too.
 func (as *assigner) roomServer(ctx context.Context, m events.Match) (record, error) {
-	roomID := m.Backfill.RoomID
+	roomID := m.Backfill.MatchID
 	b, err := as.rooms.asking(roomID)
 	if err != nil {
 		return record{}, err

@@ -109,7 +109,7 @@ func fill(id string) events.Match {
 	m.Tickets[0].Team = 1
 	m.Tickets[0].Skill = 1640
 	m.Tickets[0].CreatedAt = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	m.Backfill = &events.MatchBackfill{BackfillID: id, RoomID: "r1"}
+	m.Backfill = &events.MatchBackfill{BackfillID: id, MatchID: "r1"}
 	return m
 }
 
@@ -268,7 +268,7 @@ func TestBackfillSeatIsPromisedOnce(t *testing.T) {
 			m.Tickets[i].Skill = 1640
 			m.Tickets[i].CreatedAt = time.Now().UTC()
 		}
-		m.Backfill = &events.MatchBackfill{BackfillID: play.BackfillID("r1", 2), RoomID: "r1"}
+		m.Backfill = &events.MatchBackfill{BackfillID: play.BackfillID("r1", 2), MatchID: "r1"}
 		if err := e.pub.Match(t.Context(), m); err != nil {
 			t.Fatal(err)
 		}

@@ -75,7 +75,7 @@ func (e *promiseEnv) wait(d time.Duration) {
 
 // fillOf is match id filling room r1 with these players on team 1.
 func fillOf(id string, players ...string) events.Match {
-	m := events.Match{MatchID: id, Mode: "2v2", Region: "eu", Tier: "gold", Backfill: &events.MatchBackfill{BackfillID: "r1-b1", RoomID: "r1"}}
+	m := events.Match{MatchID: id, Mode: "2v2", Region: "eu", Tier: "gold", Backfill: &events.MatchBackfill{BackfillID: "r1-b1", MatchID: "r1"}}
 	for _, p := range players {
 		m.Tickets = append(m.Tickets, events.MatchTicket{TicketID: "t-" + p, Players: []string{p}, Team: 1})
 	}

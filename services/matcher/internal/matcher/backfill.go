@@ -238,7 +238,7 @@ func (r *runner) fillBackfill(ctx context.Context, p *pool.Pool, h *heldBackfill
 	}
 	key := events.BackfillClaimKey(h.req.BackfillID)
 	match := events.Match{Mode: p.Mode().Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC(),
-		AcceptsBackfill: true, Backfill: &events.MatchBackfill{BackfillID: h.req.BackfillID, RoomID: h.req.MatchID}}
+		AcceptsBackfill: true, Backfill: &events.MatchBackfill{BackfillID: h.req.BackfillID, MatchID: h.req.MatchID}}
 	// The request's claim is taken with the tickets' (ClaimAll), and its
 	// message is part of the match's name: the same tickets filling
 	// another request, or matched among themselves, are another match.

@@ -31,7 +31,7 @@ func TestBackfillPublishedFillIsNotPublishedAgain(t *testing.T) {
 	e.liveTicket(t, "a", "ta", created)
 	req := roomRequest("r1-b1", created)
 	m := events.Match{SchemaVersion: events.SchemaVersion, MatchID: "m-fill", Mode: "2v2", Region: "eu", Tier: "gold", CreatedAt: created,
-		AcceptsBackfill: true, Backfill: &events.MatchBackfill{BackfillID: req.BackfillID, RoomID: "r1"},
+		AcceptsBackfill: true, Backfill: &events.MatchBackfill{BackfillID: req.BackfillID, MatchID: "r1"},
 		Tickets: []events.MatchTicket{{TicketID: "ta", Players: []string{"a"}, Team: 1, Skill: 1650, CreatedAt: created, Attributes: pc}}}
 	data, _ := json.Marshal(m)
 	if _, err := r.commits.matches.Put(t.Context(), m.MatchID, data); err != nil {

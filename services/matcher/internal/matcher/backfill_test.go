@@ -174,7 +174,7 @@ func TestBackfillFillsOnceUnderTwoOwners(t *testing.T) {
 				t.Fatalf("%d matches filled one request: %+v", len(ids), ms)
 			}
 			m := ms[0]
-			if m.Backfill == nil || m.Backfill.BackfillID != req.BackfillID || m.Backfill.RoomID != "r1" ||
+			if m.Backfill == nil || m.Backfill.BackfillID != req.BackfillID || m.Backfill.MatchID != "r1" ||
 				len(m.Tickets) != 1 || m.Tickets[0].Team != 1 || !m.AcceptsBackfill {
 				t.Fatalf("the fill: %+v", m)
 			}
@@ -341,7 +341,7 @@ func TestBackfillThroughTheStream(t *testing.T) {
 		return len(allocs()) == 1 && testkit.StreamMsgs(t, e.js, e.subj.BackfillsStream()) == 0
 	}, "request not filled and let go: %d matches", len(allocs()))
 	m := matches(t, allocs())[0]
-	if m.Backfill == nil || m.Backfill.BackfillID != "r1-b1" || m.Backfill.RoomID != "r1" || len(m.Tickets) != 1 ||
+	if m.Backfill == nil || m.Backfill.BackfillID != "r1-b1" || m.Backfill.MatchID != "r1" || len(m.Tickets) != 1 ||
 		m.Tickets[0].TicketID != "tp" || m.Tickets[0].Team != 1 || m.Mode != "2v2" || m.Region != "eu" || m.Tier != "gold" {
 		t.Fatalf("the fill: %+v", m)
 	}
