@@ -27,9 +27,10 @@ import (
 // Timeout; the outcome comes back on hooks.replies and is settled on the
 // runner's goroutine. The tickets stay in the pool meanwhile: a call
 // holds none, so a runner that stops cuts the call short (and waits for
-// it), drops the outcome and hands its tickets back as always. At most one call per mode and shard is in
-// flight, and a new one goes out only when the candidates changed or
-// recallEvery passed, so a function sees each pool change once.
+// it), drops the outcome and hands its tickets back as always. At most
+// one call per mode and shard is in flight, and a new one goes out only
+// when the candidates changed or recallEvery passed, so a function sees
+// each pool change once.
 //
 // Trust: nothing a function replies can put a ticket in two matches or
 // lose one. Each proposal is checked against the request as sent
