@@ -650,15 +650,16 @@ func TestWebSocketBadInput(t *testing.T) {
 	}
 }
 
-func TestEventsWebSocket(t *testing.T) {
-	t.Parallel()
-	e := start(t, options{})
-	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws/events?player_id=rich&skill=2500&region=asia"), nil)
+// dialEvents opens /ws/events with query and returns the socket (closed
+// at the test's end) and a reader of its next JSON message.
+func dialEvents(t *testing.T, e *env, query string) (*websocket.Conn, func() map[string]any) {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws/events?"+query), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	read := func() map[string]any {
+	t.Cleanup(func() { _ = c.Close() })
+	return c, func() map[string]any {
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		var v map[string]any
 		if err := c.ReadJSON(&v); err != nil {
@@ -666,6 +667,12 @@ func TestEventsWebSocket(t *testing.T) {
 		}
 		return v
 	}
+}
+
+func TestEventsWebSocket(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	c, read := dialEvents(t, e, "player_id=rich&skill=2500&region=asia")
 	first := read()
 	if first["status"] != "queued" || first["tier"] != "platinum" {
 		t.Fatalf("first %v", first)
@@ -676,7 +683,7 @@ func TestEventsWebSocket(t *testing.T) {
 	if v := read(); v["status"] != "cancelled" {
 		t.Fatalf("after cancel: %v", v)
 	}
-	_, _, err = c.ReadMessage()
+	_, _, err := c.ReadMessage()
 	if !websocket.IsCloseError(err, api.CloseCancelled) {
 		t.Fatalf("close: %v", err)
 	}

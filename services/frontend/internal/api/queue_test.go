@@ -99,19 +99,7 @@ func TestEventsWebSocketCarriesExpectedWait(t *testing.T) {
 	e := start(t, options{})
 	put := withQueue(t, e)
 	put("asia", "platinum", "1v1", 4*time.Second)
-	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws/events?player_id=rich&skill=2500&region=asia&mode=1v1"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	read := func() map[string]any {
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		var v map[string]any
-		if err := c.ReadJSON(&v); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	c, read := dialEvents(t, e, "player_id=rich&skill=2500&region=asia&mode=1v1")
 	if first := read(); first["status"] != "queued" || first["expected_wait_ms"] != 4000.0 {
 		t.Fatalf("first %v, want expected_wait_ms 4000", first)
 	}
