@@ -155,7 +155,7 @@ func (s *system) startServices(ctx context.Context) error {
 	}
 	for i := range 2 {
 		rest = append(rest, add(fmt.Sprintf("frontend-%d", i+1), "frontend",
-			"RATE_LIMIT=0", "MIN_FREE_ROOMS=0", "RULES="+ruleSet, "MAX_WAIT="+(2*s.cfg.MaxWait).String(),
+			"RATE_LIMIT=0", "MIN_FREE_ROOMS=0", "RULES="+ruleSet,
 			"AUTH_PUBLIC_KEYS="+tokenPub, "AUTH_ISSUER="+identity.DevIssuerName, "AUTH_AUDIENCE="+identity.DevAudience))
 	}
 	_, err = s.launch(ctx, rest)

@@ -27,9 +27,16 @@ const backfillRules = `{"modes":[{"name":"2v2","teams":2,"team_size":2,"max_wait
 // ticket's id and the player's token.
 func queue2v2(t *testing.T, fe, player string) (id, token string) {
 	t.Helper()
+	return queueFor(t, fe, player, "2v2")
+}
+
+// queueFor queues player for mode in eu at skill 1650 over HTTP and
+// returns the ticket's id and the player's token.
+func queueFor(t *testing.T, fe, player, mode string) (id, token string) {
+	t.Helper()
 	token = devToken(t, fe, player)
 	var v ticketView
-	code := httpJSON(t, token, http.MethodPost, fe+"/v1/tickets", `{"player_id":"`+player+`","mode":"2v2","skill":1650,"region":"eu"}`, &v)
+	code := httpJSON(t, token, http.MethodPost, fe+"/v1/tickets", `{"player_id":"`+player+`","mode":"`+mode+`","skill":1650,"region":"eu"}`, &v)
 	if code != http.StatusAccepted || v.TicketID == "" {
 		t.Fatalf("POST %s: %d %+v", player, code, v)
 	}

@@ -61,9 +61,9 @@ func parityCases() []parityCase {
 		{"undeclared attribute", map[string]any{"player_id": "rp-undeclared", "mode": "1v1", "attributes": map[string]any{"strings": map[string]any{"platform": "pc", "colour": "red"}}}, "attributes.strings.colour", false},
 		{"wrong kind", map[string]any{"player_id": "rp-kind", "mode": "1v1", "attributes": map[string]any{"strings": map[string]any{"platform": "pc", "level": "high"}}}, "attributes.strings.level", false},
 		{"value not allowed", map[string]any{"player_id": "rp-value", "mode": "1v1", "attributes": map[string]any{"strings": map[string]any{"platform": "switch"}}}, "attributes.strings.platform", false},
-		{"set member not allowed", map[string]any{"player_id": "rp-member", "mode": "1v1", "attributes": with("sets", map[string]any{"maps": []string{"inferno"}})}, "attributes.sets.maps", false},
+		{"set member not allowed", map[string]any{"player_id": "rp-member", "mode": "1v1", "attributes": with("sets", map[string]any{"maps": []string{"inferno"}})}, "attributes.sets.maps[0]", false},
 		{"number out of range", map[string]any{"player_id": "rp-range", "mode": "1v1", "attributes": with("numbers", map[string]any{"level": 500})}, "attributes.numbers.level", false},
-		{"undeclared tag", map[string]any{"player_id": "rp-tag", "mode": "1v1", "attributes": with("tags", []string{"vip"})}, "attributes.tags.vip", false},
+		{"undeclared tag", map[string]any{"player_id": "rp-tag", "mode": "1v1", "attributes": with("tags", []string{"vip"})}, "attributes.tags[0]", false},
 		{"required attribute missing", map[string]any{"player_id": "rp-required", "mode": "1v1"}, "attributes.strings.platform", false},
 		// Not the rule set's but the contract's (events.DecodeTicket and
 		// Ticket.Validate): the same too.

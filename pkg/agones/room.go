@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/play"
@@ -56,7 +57,9 @@ const (
 )
 
 // Room is the match a game server hosts in one room: its mode and its
-// players by team. A free-for-all is one player per team.
+// players by team, each team of SeatsPerTeam seats. A free-for-all is a
+// room of more than two teams of one seat; a match that starts early
+// leaves some of them empty.
 type Room struct {
 	Mode  string     `json:"mode"`
 	Teams [][]string `json:"teams"`
@@ -66,10 +69,15 @@ type Room struct {
 	// the allocation: Agones never rewrites the annotation, so a
 	// backfilled player is never in it.
 	Backfill bool `json:"backfill,omitempty"`
+	// TeamSize is the seats of each team when the room has more seats than
+	// the allocation seats: a match that starts early (events.Match.Teams,
+	// TeamSize) names players on fewer teams, or fewer players on a team,
+	// than the room has seats, and every team the allocation left short
+	// starts with free seats (an empty team is []). Zero: every team has
+	// as many seats as Teams[0] has players (a full match, or an
+	// allocator before early starts). SeatsPerTeam reads either.
+	TeamSize int `json:"team_size,omitempty"`
 }
-
-// MaxRoomPlayers bounds a room (the matcher's modes allow 100 players).
-const MaxRoomPlayers = 100
 
 // MaxMatchIDLen is the longest match id whose annotation keys Kubernetes
 // accepts: the name after the prefix ("quickmatch.dev/", "agones.dev/")
@@ -112,14 +120,28 @@ func (r Room) Players() []string {
 	return ps
 }
 
-// EncodeRoom is the annotation value of r.
+// EncodeRoom is the annotation value of r. A team without players is
+// written [], never null, whether r holds it as nil or empty.
 func EncodeRoom(r Room) string {
+	if slices.ContainsFunc(r.Teams, func(t []string) bool { return t == nil }) {
+		teams := slices.Clone(r.Teams) // not r's: the caller keeps its room
+		for i, t := range teams {
+			if t == nil {
+				teams[i] = []string{}
+			}
+		}
+		r.Teams = teams
+	}
 	b, _ := json.Marshal(r) // strings only: cannot fail
 	return string(b)
 }
 
-// DecodeRoom reads an annotation value: a room without teams, or with an
-// empty or repeated player, is an error, not a room with a guessed shape.
+// DecodeRoom reads an annotation value: a room Check refuses is an
+// error, not a room with a guessed shape. A team without players reads
+// as [], however it was written. A game server older than TeamSize
+// refuses a room with an empty team (as a match that starts early,
+// filling fewer teams than its room has, always leaves one), so it never
+// seats one as a smaller room.
 // A field it does not know is ignored, unlike the strict decoders of
 // pkg/events: allocators roll out before a Fleet's game servers are all
 // replaced, and a field a newer allocator adds must not make every new
@@ -133,25 +155,58 @@ func DecodeRoom(v string) (Room, error) {
 	if dec.More() {
 		return Room{}, errors.New("room annotation: data after the room")
 	}
-	if len(r.Teams) < 2 {
-		return Room{}, fmt.Errorf("room annotation: %d teams, want at least 2", len(r.Teams))
+	if err := r.Check(); err != nil {
+		return Room{}, fmt.Errorf("room annotation: %w", err)
+	}
+	for i, t := range r.Teams {
+		if t == nil {
+			r.Teams[i] = []string{}
+		}
+	}
+	return r, nil
+}
+
+// SeatsPerTeam is how many players each team of r seats: TeamSize, or
+// without it team 0's players (every team has as many: Check).
+func (r Room) SeatsPerTeam() int {
+	if r.TeamSize != 0 || len(r.Teams) == 0 {
+		return r.TeamSize
+	}
+	return len(r.Teams[0])
+}
+
+// Check says whether a game server can seat r: two teams at least, of
+// SeatsPerTeam seats each and at most play.MaxPlayers seats in all (with
+// TeamSize, a team may be short or empty; without it every team is
+// full), no team over its seats, every player named and on one seat
+// only, and players on two teams at least (a game of one team is no
+// match). The allocator builds a room by it (RoomOf) and the game server
+// reads one by it (DecodeRoom).
+func (r Room) Check() error {
+	size := r.SeatsPerTeam()
+	if r.TeamSize < 0 || !play.ValidShape(len(r.Teams), size) {
+		return fmt.Errorf("%d teams of %d seats, want 2 teams or more and at most %d seats", len(r.Teams), size, play.MaxPlayers)
 	}
 	seen := map[string]bool{}
+	playing := 0 // teams with players
 	for i, t := range r.Teams {
-		if len(t) == 0 {
-			return Room{}, fmt.Errorf("room annotation: team %d is empty", i)
+		switch {
+		case len(t) > size || r.TeamSize == 0 && len(t) < size:
+			return fmt.Errorf("team %d has %d players, %d seats", i, len(t), size)
+		case len(t) > 0:
+			playing++
 		}
 		for _, p := range t {
 			if p == "" || seen[p] {
-				return Room{}, fmt.Errorf("room annotation: player %q empty or seated twice", p)
+				return fmt.Errorf("player %q empty or seated twice", p)
 			}
 			seen[p] = true
 		}
 	}
-	if len(seen) > MaxRoomPlayers {
-		return Room{}, fmt.Errorf("room annotation: %d players, at most %d", len(seen), MaxRoomPlayers)
+	if playing < 2 {
+		return fmt.Errorf("players on %d team(s), want at least 2", playing)
 	}
-	return r, nil
+	return nil
 }
 
 // RoomFits is what a game server must have free to host r: a room, and a
@@ -196,11 +251,11 @@ func DecodeBackfill(v string) (b play.Backfill, ok bool, err error) {
 	if dec.More() {
 		return play.Backfill{}, false, errors.New("backfill annotation: data after the request")
 	}
-	if b.MatchID == "" || len(b.Seats) < 2 || len(b.Seats) > MaxRoomPlayers {
+	if b.MatchID == "" || len(b.Seats) < 2 || len(b.Seats) > play.MaxPlayers {
 		return play.Backfill{}, false, fmt.Errorf("backfill annotation: match %q with %d teams", b.MatchID, len(b.Seats))
 	}
 	for i, s := range b.Seats {
-		if s < 0 || s > MaxRoomPlayers {
+		if s < 0 || s > play.MaxPlayers {
 			return play.Backfill{}, false, fmt.Errorf("backfill annotation: %d free seats on team %d", s, i)
 		}
 	}

@@ -84,9 +84,12 @@ func (a *Attributes) Empty() bool {
 // HasTag reports whether a carries tag.
 func (a *Attributes) HasTag(tag string) bool { return a != nil && slices.Contains(a.Tags, tag) }
 
-// validate checks the shape of a ticket's attributes; names and values are
-// reported under "attributes.<kind>.<name>".
-func (a *Attributes) validate(fe *fieldErrors) {
+// validate checks the shape of a ticket's attributes. A string, a set or a
+// number is reported under "attributes.<kind>.<name>", a set member or a
+// tag by its place in its array ("attributes.sets.maps[1]",
+// "attributes.tags[2]"), as rules.Set.Check names them too; a kind with a
+// bad name or too many under "attributes.<kind>".
+func (a *Attributes) validate(fe *FieldErrors) {
 	if a == nil {
 		return
 	}
@@ -95,50 +98,50 @@ func (a *Attributes) validate(fe *fieldErrors) {
 	// and send back.
 	const f = "attributes."
 	if len(a.Strings) > MaxAttributes {
-		fe.add(f+"strings", "has %d names, at most %d allowed", len(a.Strings), MaxAttributes)
+		fe.Add(f+"strings", "has %d names, at most %d allowed", len(a.Strings), MaxAttributes)
 		a = &Attributes{Sets: a.Sets, Numbers: a.Numbers, Tags: a.Tags}
 	}
 	for name, v := range a.Strings {
-		if fe.token(f+"strings", name) {
+		if fe.Token(f+"strings", name) {
 			attrValue(fe, f+"strings."+name, v)
 		}
 	}
 	if len(a.Sets) > MaxAttributes {
-		fe.add(f+"sets", "has %d names, at most %d allowed", len(a.Sets), MaxAttributes)
+		fe.Add(f+"sets", "has %d names, at most %d allowed", len(a.Sets), MaxAttributes)
 		a = &Attributes{Numbers: a.Numbers, Tags: a.Tags}
 	}
 	for name, vs := range a.Sets {
-		if !fe.token(f+"sets", name) {
+		if !fe.Token(f+"sets", name) {
 			continue
 		}
 		field := f + "sets." + name
 		if len(vs) > MaxSetMembers {
-			fe.add(field, "has %d members, at most %d allowed", len(vs), MaxSetMembers)
+			fe.Add(field, "has %d members, at most %d allowed", len(vs), MaxSetMembers)
 			continue
 		}
 		for i, v := range vs {
 			if attrValue(fe, field+"["+strconv.Itoa(i)+"]", v) && slices.Index(vs, v) < i {
-				fe.add(field+"["+strconv.Itoa(i)+"]", "%q is in the set twice", v)
+				fe.Add(field+"["+strconv.Itoa(i)+"]", "%q is in the set twice", v)
 			}
 		}
 	}
 	if len(a.Numbers) > MaxAttributes {
-		fe.add(f+"numbers", "has %d names, at most %d allowed", len(a.Numbers), MaxAttributes)
+		fe.Add(f+"numbers", "has %d names, at most %d allowed", len(a.Numbers), MaxAttributes)
 		a = &Attributes{Tags: a.Tags}
 	}
 	for name, v := range a.Numbers {
-		if fe.token(f+"numbers", name) && (math.IsNaN(v) || math.Abs(v) > MaxAttributeNumber) {
-			fe.add(f+"numbers."+name, "%v is out of range [-%g, %g]", v, MaxAttributeNumber, MaxAttributeNumber)
+		if fe.Token(f+"numbers", name) && (math.IsNaN(v) || math.Abs(v) > MaxAttributeNumber) {
+			fe.Add(f+"numbers."+name, "%v is out of range [-%g, %g]", v, MaxAttributeNumber, MaxAttributeNumber)
 		}
 	}
 	if len(a.Tags) > MaxAttributes {
-		fe.add(f+"tags", "has %d tags, at most %d allowed", len(a.Tags), MaxAttributes)
+		fe.Add(f+"tags", "has %d tags, at most %d allowed", len(a.Tags), MaxAttributes)
 		return
 	}
 	for i, tag := range a.Tags {
 		field := f + "tags[" + strconv.Itoa(i) + "]"
-		if fe.token(field, tag) && slices.Index(a.Tags, tag) < i {
-			fe.add(field, "tag %q appears twice", tag)
+		if fe.Token(field, tag) && slices.Index(a.Tags, tag) < i {
+			fe.Add(field, "tag %q appears twice", tag)
 		}
 	}
 }
@@ -146,18 +149,18 @@ func (a *Attributes) validate(fe *fieldErrors) {
 // attrValue checks one string value: printable UTF-8, 1 to
 // MaxAttributeValueLen bytes. Values are data, never subjects, so any
 // text is allowed.
-func attrValue(fe *fieldErrors, field, v string) bool {
+func attrValue(fe *FieldErrors, field, v string) bool {
 	switch {
 	case v == "":
-		fe.add(field, "empty")
+		fe.Add(field, "empty")
 	case len(v) > MaxAttributeValueLen:
-		fe.add(field, "%d bytes long, at most %d allowed", len(v), MaxAttributeValueLen)
+		fe.Add(field, "%d bytes long, at most %d allowed", len(v), MaxAttributeValueLen)
 	case !utf8.ValidString(v):
-		fe.add(field, "not valid UTF-8")
+		fe.Add(field, "not valid UTF-8")
 	default:
 		for _, r := range v {
 			if unicode.IsControl(r) { // C0, DEL and C1 (U+0080-U+009F)
-				fe.add(field, "has a control character")
+				fe.Add(field, "has a control character")
 				return false
 			}
 		}

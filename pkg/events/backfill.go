@@ -4,6 +4,8 @@ import (
 	"context"
 	"strconv"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 // Backfill is a running room's request for players: the room of match
@@ -59,16 +61,10 @@ type Backfill struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Bounds of a backfill request, as of a room (agones.MaxRoomPlayers).
-const (
-	// MaxBackfillTeams bounds the teams of a room.
-	MaxBackfillTeams = 100
-	// MaxBackfillSeats bounds the free seats of a room.
-	MaxBackfillSeats = 100
-	// MaxBackfillPlayers bounds Players: a room's match's players
-	// (agones.MaxRoomPlayers) and as many sent to fill it.
-	MaxBackfillPlayers = 200
-)
+// MaxBackfillPlayers bounds Players: a room's match's players and as
+// many sent to fill it. A room's teams and seats are bounded by
+// play.MaxPlayers.
+const MaxBackfillPlayers = 2 * play.MaxPlayers
 
 // Free is the number of seats the request asks to fill.
 func (b *Backfill) Free() int {
@@ -100,47 +96,47 @@ func DecodeBackfill(data []byte) (Backfill, error) {
 // Validate checks a request built in code (the allocator builds them) by
 // the same rules as DecodeBackfill.
 func (b *Backfill) Validate() error {
-	fe := &fieldErrors{kind: "backfill"}
+	fe := &FieldErrors{Kind: "backfill"}
 	checkBackfill(b, fe)
-	return fe.err()
+	return fe.Err()
 }
 
-func checkBackfill(b *Backfill, fe *fieldErrors) {
+func checkBackfill(b *Backfill, fe *FieldErrors) {
 	fe.version(b.SchemaVersion)
-	fe.token("backfill_id", b.BackfillID)
-	fe.token("match_id", b.MatchID)
+	fe.Token("backfill_id", b.BackfillID)
+	fe.Token("match_id", b.MatchID)
 	if b.Ask < 0 {
-		fe.add("ask", "%d is negative", b.Ask)
+		fe.Add("ask", "%d is negative", b.Ask)
 	}
-	fe.token("mode", b.Mode)
-	fe.token("region", b.Region)
-	fe.token("tier", b.Tier)
+	fe.Token("mode", b.Mode)
+	fe.Token("region", b.Region)
+	fe.Token("tier", b.Tier)
 	if b.Skill < MinSkill || b.Skill > MaxSkill {
-		fe.add("skill", "%d is out of range [%d, %d]", b.Skill, MinSkill, MaxSkill)
+		fe.Add("skill", "%d is out of range [%d, %d]", b.Skill, MinSkill, MaxSkill)
 	}
-	if len(b.Seats) < 2 || len(b.Seats) > MaxBackfillTeams {
-		fe.add("seats", "has %d teams, want 2 to %d", len(b.Seats), MaxBackfillTeams)
+	if len(b.Seats) < 2 || len(b.Seats) > play.MaxPlayers {
+		fe.Add("seats", "has %d teams, want 2 to %d", len(b.Seats), play.MaxPlayers)
 	}
 	free := 0
 	for i, s := range b.Seats {
-		if s < 0 || s > MaxBackfillSeats {
-			fe.add("seats["+strconv.Itoa(i)+"]", "%d is out of range [0, %d]", s, MaxBackfillSeats)
+		if s < 0 || s > play.MaxPlayers {
+			fe.Add("seats["+strconv.Itoa(i)+"]", "%d is out of range [0, %d]", s, play.MaxPlayers)
 			continue
 		}
 		free += s
 	}
-	if len(b.Seats) >= 2 && (free < 1 || free > MaxBackfillSeats) {
-		fe.add("seats", "%d free seats in all, want 1 to %d", free, MaxBackfillSeats)
+	if len(b.Seats) >= 2 && (free < 1 || free > play.MaxPlayers) {
+		fe.Add("seats", "%d free seats in all, want 1 to %d", free, play.MaxPlayers)
 	}
 	b.Attributes.validate(fe)
 	if len(b.Players) > MaxBackfillPlayers {
-		fe.add("players", "has %d players, at most %d allowed", len(b.Players), MaxBackfillPlayers)
+		fe.Add("players", "has %d players, at most %d allowed", len(b.Players), MaxBackfillPlayers)
 	}
 	for i, p := range b.Players {
-		fe.token("players["+strconv.Itoa(i)+"]", p)
+		fe.Token("players["+strconv.Itoa(i)+"]", p)
 	}
 	if b.CreatedAt.Year() < 2000 || b.CreatedAt.Year() > 9999 {
-		fe.add("created_at", "%s is not a plausible time", b.CreatedAt.Format(time.RFC3339))
+		fe.Add("created_at", "%s is not a plausible time", b.CreatedAt.Format(time.RFC3339))
 	}
 }
 
@@ -163,12 +159,12 @@ type MatchBackfill struct {
 }
 
 // check checks the backfill of a match; nil is a match of its own room.
-func (b *MatchBackfill) check(fe *fieldErrors) {
+func (b *MatchBackfill) check(fe *FieldErrors) {
 	if b == nil {
 		return
 	}
-	fe.token("backfill.backfill_id", b.BackfillID)
-	fe.token("backfill.match_id", b.MatchID)
+	fe.Token("backfill.backfill_id", b.BackfillID)
+	fe.Token("backfill.match_id", b.MatchID)
 }
 
 // ClaimKeys are the claims a commit of m takes, all or none (Claims.ClaimAll):

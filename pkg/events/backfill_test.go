@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 func validBackfill() events.Backfill {
@@ -51,7 +52,7 @@ func TestDecodeBackfill(t *testing.T) {
 		"no free seat":              {func(b *events.Backfill) { b.Seats = []int{0, 0} }, "seats"},
 		"a negative seat":           {func(b *events.Backfill) { b.Seats = []int{2, -1} }, "seats[1]"},
 		"more seats than a room":    {func(b *events.Backfill) { b.Seats = []int{60, 60} }, "seats"},
-		"more teams than a room":    {func(b *events.Backfill) { b.Seats = make([]int, events.MaxBackfillTeams+1); b.Seats[0] = 1 }, "seats"},
+		"more teams than a room":    {func(b *events.Backfill) { b.Seats = make([]int, play.MaxPlayers+1); b.Seats[0] = 1 }, "seats"},
 		"no time":                   {func(b *events.Backfill) { b.CreatedAt = time.Time{} }, "created_at"},
 		"an attribute out of shape": {func(b *events.Backfill) { b.Attributes.Strings["a b"] = "x" }, "attributes.strings"},
 		"another schema version":    {func(b *events.Backfill) { b.SchemaVersion = 2 }, "schema_version"},

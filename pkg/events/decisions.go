@@ -59,25 +59,28 @@ func decisionKey(matchID string) string { return matchID + ".decided" }
 
 // Decide records want as the decision of matchID unless one is recorded
 // already, and returns the decision that stands: want if it won (or had
-// won before: deciding is idempotent), else the one that did.
-func (d *Decisions) Decide(ctx context.Context, matchID string, want Decision) (Decision, error) {
-	_, err := d.kv.Create(ctx, decisionKey(matchID), []byte(want))
+// won before: deciding is idempotent), else the one that did. first says
+// whether this call made the decision (false when one was recorded
+// already, even if it is want): a decider that was not first may follow
+// a match another already sent (see [Decisions.Sent]).
+func (d *Decisions) Decide(ctx context.Context, matchID string, want Decision) (decision Decision, first bool, err error) {
+	_, err = d.kv.Create(ctx, decisionKey(matchID), []byte(want))
 	if err == nil {
-		return want, nil
+		return want, true, nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return "", fmt.Errorf("decide match %s: %w", matchID, err)
+		return "", false, fmt.Errorf("decide match %s: %w", matchID, err)
 	}
 	cur, err := d.Decided(ctx, matchID)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if cur == "" {
 		// Gone in between: only the bucket's TTL deletes a decision, long
 		// after every claim of the match is gone.
-		return "", fmt.Errorf("decide match %s: decision expired", matchID)
+		return "", false, fmt.Errorf("decide match %s: decision expired", matchID)
 	}
-	return cur, nil
+	return cur, false, nil
 }
 
 // Decided returns the decision of matchID, or "" if there is none yet.
@@ -90,4 +93,40 @@ func (d *Decisions) Decided(ctx context.Context, matchID string) (Decision, erro
 		return "", fmt.Errorf("decision of match %s: %w", matchID, err)
 	}
 	return Decision(e.Value()), nil
+}
+
+// sentKey is the key that records that a match decided published was
+// sent: its results and its allocation request are stored. A match id has
+// no dot, so it is never a record's or a decision's key.
+func sentKey(matchID string) string { return matchID + ".sent" }
+
+// sentValue is what the sent marker holds (its presence is what counts).
+const sentValue = "sent"
+
+// MarkSent records that matchID, decided published, was sent. Whoever
+// follows the decision later (a worker recovering the match behind a
+// copy of one of its tickets that met its claim) reads it (Sent) and
+// does not send the match again: past DuplicateWindow the streams no
+// longer know the match's message ids, and would store its "matched"
+// results and allocation request a second time, and the players would
+// hear "matched" and "assigned" twice. It lives in the matches bucket,
+// written after the match's claims, so it outlives them (the bucket's
+// TTL is theirs).
+func (d *Decisions) MarkSent(ctx context.Context, matchID string) error {
+	if _, err := d.kv.Put(ctx, sentKey(matchID), []byte(sentValue)); err != nil {
+		return fmt.Errorf("mark match %s sent: %w", matchID, err)
+	}
+	return nil
+}
+
+// Sent reports whether matchID was sent (MarkSent).
+func (d *Decisions) Sent(ctx context.Context, matchID string) (bool, error) {
+	_, err := d.kv.Get(ctx, sentKey(matchID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("whether match %s was sent: %w", matchID, err)
+	}
+	return true, nil
 }

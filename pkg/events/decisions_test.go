@@ -38,7 +38,7 @@ func TestDecisionIsFirstWriterWins(t *testing.T) {
 		}
 		wg.Go(func() {
 			var err error
-			if got[i], err = d.Decide(ctx, "m1", want); err != nil {
+			if got[i], _, err = d.Decide(ctx, "m1", want); err != nil {
 				t.Error(err)
 			}
 		})
@@ -53,7 +53,7 @@ func TestDecisionIsFirstWriterWins(t *testing.T) {
 	if got[0] == events.DecisionUndone {
 		other = events.DecisionPublished
 	}
-	if again, err := d.Decide(ctx, "m1", other); err != nil || again != got[0] {
+	if again, _, err := d.Decide(ctx, "m1", other); err != nil || again != got[0] {
 		t.Fatalf("deciding %s after %s: %q %v", other, got[0], again, err)
 	}
 	if stored, err := d.Decided(ctx, "m1"); err != nil || stored != got[0] {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -46,51 +47,72 @@ func (e *ValidationError) Error() string {
 // Is makes errors.Is(err, ErrInvalid) true.
 func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
 
-type fieldErrors struct {
-	kind string
+// FieldErrors collects the problems of one payload, each naming its
+// field, so that all of them are told at once (Err). It is the one
+// collector of every decoder and check of a contract: this package's,
+// pkg/matchfn's and the rule set's (rules.Set.Check). Past
+// MaxFieldErrors it only counts the rest, so a hostile payload of
+// thousands of bad values costs a few lines.
+type FieldErrors struct {
+	// Kind is the payload type, as ValidationError.Kind.
+	Kind string
 	list []FieldError
+	more int
 }
 
-func (f *fieldErrors) add(field, format string, args ...any) {
+// MaxFieldErrors bounds the problems one error lists; the rest are
+// counted in a last "and N more problems".
+const MaxFieldErrors = 20
+
+// Add reports a problem of field.
+func (f *FieldErrors) Add(field, format string, args ...any) {
+	if len(f.list) >= MaxFieldErrors {
+		f.more++
+		return
+	}
 	f.list = append(f.list, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
 }
 
 // version checks a payload's schema version.
-func (f *fieldErrors) version(v int) {
+func (f *FieldErrors) version(v int) {
 	if v != SchemaVersion {
-		f.add("schema_version", "version %d is not supported, want %d", v, SchemaVersion)
+		f.Add("schema_version", "version %d is not supported, want %d", v, SchemaVersion)
 	}
 }
 
-// token checks that v, the value of field, is an id or name that is safe
+// Token checks that v, the value of field, is an id or name that is safe
 // as a subject token (see checkToken), and reports whether it is.
-func (f *fieldErrors) token(field, v string) bool {
+func (f *FieldErrors) Token(field, v string) bool {
 	if err := checkToken(v); err != nil {
-		f.add(field, "%v", err)
+		f.Add(field, "%v", err)
 		return false
 	}
 	return true
 }
 
-func (f *fieldErrors) err() error {
+func (f *FieldErrors) Err() error {
 	if len(f.list) == 0 {
 		return nil
 	}
-	return &ValidationError{Kind: f.kind, Fields: f.list}
+	list := f.list
+	if f.more > 0 {
+		list = append(slices.Clip(list), FieldError{Reason: fmt.Sprintf("and %d more problems", f.more)})
+	}
+	return &ValidationError{Kind: f.Kind, Fields: list}
 }
 
 // decodeChecked decodes data into a T with decode (DecodeStrict or
 // decodeFromService), then checks its fields with check, which reports
 // every problem it finds, so all of them are told at once.
-func decodeChecked[T any](kind string, data []byte, decode func(string, []byte, any) error, check func(*T, *fieldErrors)) (T, error) {
+func decodeChecked[T any](kind string, data []byte, decode func(string, []byte, any) error, check func(*T, *FieldErrors)) (T, error) {
 	var v T
 	if err := decode(kind, data, &v); err != nil {
 		var zero T
 		return zero, err
 	}
-	fe := &fieldErrors{kind: kind}
+	fe := &FieldErrors{Kind: kind}
 	check(&v, fe)
-	return v, fe.err()
+	return v, fe.Err()
 }
 
 // MaxPayloadBytes bounds every payload this package decodes.
@@ -108,24 +130,24 @@ func DecodeStrict(kind string, data []byte, v any) error {
 // an exchange whose messages are larger than any payload here by design
 // (a match function's request of a thousand candidates, pkg/matchfn).
 func DecodeStrictUpTo(kind string, limit int, data []byte, v any) error {
-	fe := &fieldErrors{kind: kind}
+	fe := &FieldErrors{Kind: kind}
 	trimmed, ok := jsonObject(fe, limit, data)
 	if !ok {
-		return fe.err()
+		return fe.Err()
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		addJSONError(fe, err)
-		return fe.err()
+		return fe.Err()
 	}
 	if dec.More() {
-		fe.add("", "data after the JSON object")
-		return fe.err()
+		fe.Add("", "data after the JSON object")
+		return fe.Err()
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		fe.add("", "data after the JSON object")
-		return fe.err()
+		fe.Add("", "data after the JSON object")
+		return fe.Err()
 	}
 	return nil
 }
@@ -157,48 +179,48 @@ func DecodeStrictList[T any](kind, field string, data []byte) ([]T, error) {
 // cheaper: one json.Unmarshal, no Decoder (BenchmarkDecodeMatch: 7-8 µs
 // against 8.6-9.5 µs strictly, 840 against 1,632 bytes allocated).
 func decodeFromService(kind string, data []byte, v any) error {
-	fe := &fieldErrors{kind: kind}
+	fe := &FieldErrors{Kind: kind}
 	trimmed, ok := jsonObject(fe, MaxPayloadBytes, data)
 	if !ok {
-		return fe.err()
+		return fe.Err()
 	}
 	if err := json.Unmarshal(trimmed, v); err != nil {
 		addJSONError(fe, err)
-		return fe.err()
+		return fe.Err()
 	}
 	return nil
 }
 
 // jsonObject checks that data is a JSON object of an allowed size, and
 // returns it without surrounding space.
-func jsonObject(fe *fieldErrors, limit int, data []byte) ([]byte, bool) {
+func jsonObject(fe *FieldErrors, limit int, data []byte) ([]byte, bool) {
 	if len(data) > limit {
-		fe.add("", "payload is %d bytes, at most %d allowed", len(data), limit)
+		fe.Add("", "payload is %d bytes, at most %d allowed", len(data), limit)
 		return nil, false
 	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		fe.add("", "not a JSON object")
+		fe.Add("", "not a JSON object")
 		return nil, false
 	}
 	return trimmed, true
 }
 
 // addJSONError names what encoding/json found wrong.
-func addJSONError(fe *fieldErrors, err error) {
+func addJSONError(fe *FieldErrors, err error) {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		fe.add(typeErr.Field, "must be %s, got JSON %s", typeErr.Type.String(), typeErr.Value)
+		fe.Add(typeErr.Field, "must be %s, got JSON %s", typeErr.Type.String(), typeErr.Value)
 	case errors.As(err, &syntaxErr):
-		fe.add("", "malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+		fe.Add("", "malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		fe.add(field, "unknown field")
+		fe.Add(field, "unknown field")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		fe.add("", "truncated JSON")
+		fe.Add("", "truncated JSON")
 	default:
-		fe.add("", "%v", err)
+		fe.Add("", "%v", err)
 	}
 }

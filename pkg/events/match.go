@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 // Match is a formed match, published by a matcher on [Subjects.Allocation]
@@ -27,6 +29,15 @@ type Match struct {
 	// (see [Backfill]): its players join that room, on the room's teams
 	// (MatchTicket.Team), and no new game server is allocated.
 	Backfill *MatchBackfill `json:"backfill,omitempty"`
+	// Teams and TeamSize are the shape of the room the match opens when
+	// it has more seats than the match fills: a match that started early
+	// (rules.Mode.StartEarly) fills fewer teams than its mode has, and
+	// the room keeps a seat for every player of a full match, the seats
+	// no ticket takes free from the start (for backfill). Zero for a full
+	// match (and in matches from a matcher before early starts): the room
+	// is exactly the teams the tickets fill. Never set with Backfill.
+	Teams    int `json:"teams,omitempty"`
+	TeamSize int `json:"team_size,omitempty"`
 }
 
 // MatchTicket is one ticket of a match.
@@ -116,29 +127,58 @@ func DecodeMatch(data []byte) (Match, error) {
 	return decodeChecked("match", data, decodeFromService, checkMatch)
 }
 
-func checkMatch(m *Match, fe *fieldErrors) {
+func checkMatch(m *Match, fe *FieldErrors) {
 	fe.version(m.SchemaVersion)
-	fe.token("match_id", m.MatchID)
-	fe.token("mode", m.Mode)
-	fe.token("region", m.Region)
+	fe.Token("match_id", m.MatchID)
+	fe.Token("mode", m.Mode)
+	fe.Token("region", m.Region)
 	m.Backfill.check(fe)
+	m.checkShape(fe)
 	if len(m.Tickets) < 1 {
-		fe.add("tickets", "empty")
+		fe.Add("tickets", "empty")
 	}
 	// Field names are built only for an error: a match is decoded once per
 	// allocation, and nearly every one is valid.
 	field := func(i int) string { return "tickets[" + strconv.Itoa(i) + "]" }
 	for i, t := range m.Tickets {
 		if err := checkToken(t.TicketID); err != nil {
-			fe.add(field(i)+".ticket_id", "%v", err)
+			fe.Add(field(i)+".ticket_id", "%v", err)
 		}
 		if len(t.Players) == 0 {
-			fe.add(field(i)+".players", "empty")
+			fe.Add(field(i)+".players", "empty")
 		}
 		for j, p := range t.Players {
 			if err := checkToken(p); err != nil {
-				fe.add(field(i)+".players["+strconv.Itoa(j)+"]", "%v", err)
+				fe.Add(field(i)+".players["+strconv.Itoa(j)+"]", "%v", err)
 			}
 		}
+	}
+}
+
+// checkShape checks the room shape of a match that starts early: a room
+// a mode can have (play.ValidShape), which its tickets fit, and never on
+// a backfill, whose room exists. The allocator sizes the room by it.
+func (m *Match) checkShape(fe *FieldErrors) {
+	if m.Teams == 0 && m.TeamSize == 0 {
+		return
+	}
+	if m.Backfill != nil {
+		fe.Add("teams", "a backfill fills a running room: no shape")
+	}
+	if m.Teams < 2 || m.Teams > play.MaxPlayers {
+		fe.Add("teams", "%d: want 2 to %d", m.Teams, play.MaxPlayers)
+		return
+	}
+	if !play.ValidShape(m.Teams, m.TeamSize) {
+		fe.Add("team_size", "%d teams of %d: want 1 or more, at most %d seats", m.Teams, m.TeamSize, play.MaxPlayers)
+		return
+	}
+	seated := make([]int, m.Teams)
+	for i, t := range m.Tickets {
+		if t.Team < 0 || t.Team >= m.Teams || seated[t.Team]+len(t.Players) > m.TeamSize {
+			fe.Add("tickets["+strconv.Itoa(i)+"].team", "%d: not a team of %d seats of the room's %d", t.Team, m.TeamSize, m.Teams)
+			continue
+		}
+		seated[t.Team] += len(t.Players)
 	}
 }

@@ -92,7 +92,8 @@ func (s Subjects) AllocationsBucket() string { return s.streamName(bucketAllocat
 // MatchesBucket keeps each formed match (match id -> Match), written
 // before its tickets are claimed, so that if the matcher dies between
 // claiming and publishing, another can decide the match it left; and
-// each match's one decision ("<match id>.decided", see [Decisions]).
+// each match's one decision ("<match id>.decided", see [Decisions]) and,
+// once it was sent, that it was ("<match id>.sent", [Decisions.MarkSent]).
 func (s Subjects) MatchesBucket() string { return s.streamName(bucketMatches) }
 
 // PlayersBucket maps each player id to that player's live ticket (see

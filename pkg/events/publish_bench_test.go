@@ -140,17 +140,17 @@ func BenchmarkDecide(b *testing.B) {
 	b.Run("first", func(b *testing.B) {
 		for b.Loop() {
 			i++
-			if got, err := d.Decide(ctx, fmt.Sprintf("m%d", i), DecisionPublished); err != nil || got != DecisionPublished {
+			if got, _, err := d.Decide(ctx, fmt.Sprintf("m%d", i), DecisionPublished); err != nil || got != DecisionPublished {
 				b.Fatal(got, err)
 			}
 		}
 	})
 	b.Run("follow", func(b *testing.B) {
-		if _, err := d.Decide(ctx, "mf", DecisionPublished); err != nil {
+		if _, _, err := d.Decide(ctx, "mf", DecisionPublished); err != nil {
 			b.Fatal(err)
 		}
 		for b.Loop() {
-			if got, err := d.Decide(ctx, "mf", DecisionUndone); err != nil || got != DecisionPublished {
+			if got, _, err := d.Decide(ctx, "mf", DecisionUndone); err != nil || got != DecisionPublished {
 				b.Fatal(got, err)
 			}
 		}

@@ -56,22 +56,22 @@ func QueueKey(region, tier, mode string) (string, error) {
 // (decodeFromService: a newer matcher may add a field while older
 // frontends still run), with every field checked.
 func DecodeQueueStats(data []byte) (QueueStats, error) {
-	return decodeChecked("queue stats", data, decodeFromService, func(q *QueueStats, fe *fieldErrors) {
+	return decodeChecked("queue stats", data, decodeFromService, func(q *QueueStats, fe *FieldErrors) {
 		fe.version(q.SchemaVersion)
-		fe.token("region", q.Region)
-		fe.token("tier", q.Tier)
-		fe.token("mode", q.Mode)
+		fe.Token("region", q.Region)
+		fe.Token("tier", q.Tier)
+		fe.Token("mode", q.Mode)
 		if q.Waiting < 0 {
-			fe.add("waiting", "must not be negative")
+			fe.Add("waiting", "must not be negative")
 		}
 		if q.Matched < 0 {
-			fe.add("matched", "must not be negative")
+			fe.Add("matched", "must not be negative")
 		}
 		if q.ExpectedWaitMS < 0 {
-			fe.add("expected_wait_ms", "must not be negative")
+			fe.Add("expected_wait_ms", "must not be negative")
 		}
 		if q.UpdatedAt.IsZero() {
-			fe.add("updated_at", "required")
+			fe.Add("updated_at", "required")
 		}
 	})
 }

@@ -59,15 +59,15 @@ type Assignment struct {
 
 // DecodeResult reads a result strictly.
 func DecodeResult(data []byte) (Result, error) {
-	return decodeChecked("result", data, DecodeStrict, func(r *Result, fe *fieldErrors) {
+	return decodeChecked("result", data, DecodeStrict, func(r *Result, fe *FieldErrors) {
 		fe.version(r.SchemaVersion)
-		fe.token("ticket_id", r.TicketID)
-		fe.token("player_id", r.PlayerID)
+		fe.Token("ticket_id", r.TicketID)
+		fe.Token("player_id", r.PlayerID)
 		if !slices.Contains(allStatuses, r.Status) {
-			fe.add("status", "unknown status %q", r.Status)
+			fe.Add("status", "unknown status %q", r.Status)
 		}
 		if r.Status == StatusAssigned && r.Assignment == nil {
-			fe.add("assignment", "required when status is assigned")
+			fe.Add("assignment", "required when status is assigned")
 		}
 	})
 }

@@ -100,27 +100,27 @@ func DecodeTicket(data []byte) (Ticket, error) {
 		return Ticket{}, err
 	}
 	t := Ticket{SchemaVersion: SchemaVersion, Mode: DefaultMode, Party: w.Party, LatenciesMS: w.LatenciesMS, Attributes: w.Attributes}
-	fe := &fieldErrors{kind: "ticket"}
+	fe := &FieldErrors{Kind: "ticket"}
 	if w.SchemaVersion != nil {
 		t.SchemaVersion = *w.SchemaVersion
 	}
 	if w.TicketID != nil {
 		t.TicketID = *w.TicketID
 		if t.TicketID == "" {
-			fe.add("ticket_id", "empty; leave it out to have one derived")
+			fe.Add("ticket_id", "empty; leave it out to have one derived")
 		}
 	}
 	if w.PlayerID != nil {
 		t.PlayerID = *w.PlayerID
 		if t.PlayerID == "" {
-			fe.add("player_id", "empty")
+			fe.Add("player_id", "empty")
 		}
 	}
 	if w.Mode != nil {
 		t.Mode = *w.Mode
 	}
 	if w.Skill == nil {
-		fe.add("skill", "required")
+		fe.Add("skill", "required")
 	} else {
 		t.Skill = *w.Skill
 	}
@@ -128,7 +128,7 @@ func DecodeTicket(data []byte) (Ticket, error) {
 		t.CreatedAt = *w.CreatedAt
 	}
 	t.validate(fe, w.PlayerID == nil && w.Party == nil)
-	if err := fe.err(); err != nil {
+	if err := fe.Err(); err != nil {
 		return Ticket{}, err
 	}
 	return t, nil
@@ -137,70 +137,70 @@ func DecodeTicket(data []byte) (Ticket, error) {
 // Validate checks a ticket built in code (the frontend builds them from HTTP
 // requests) by the same rules as [DecodeTicket].
 func (t *Ticket) Validate() error {
-	fe := &fieldErrors{kind: "ticket"}
+	fe := &FieldErrors{Kind: "ticket"}
 	t.validate(fe, t.PlayerID == "" && t.Party == nil)
-	return fe.err()
+	return fe.Err()
 }
 
-func (t *Ticket) validate(fe *fieldErrors, noPlayers bool) {
+func (t *Ticket) validate(fe *FieldErrors, noPlayers bool) {
 	fe.version(t.SchemaVersion)
 	if t.TicketID != "" {
-		fe.token("ticket_id", t.TicketID)
+		fe.Token("ticket_id", t.TicketID)
 	}
 	switch {
 	case noPlayers:
-		fe.add("player_id", "required (or party)")
+		fe.Add("player_id", "required (or party)")
 	case t.PlayerID != "" && t.Party != nil:
-		fe.add("party", "set together with player_id; give one of them")
+		fe.Add("party", "set together with player_id; give one of them")
 	case t.PlayerID != "":
-		fe.token("player_id", t.PlayerID)
+		fe.Token("player_id", t.PlayerID)
 	case t.Party != nil:
 		if len(t.Party) == 0 || len(t.Party) > MaxPartySize {
-			fe.add("party", "has %d players, want 1 to %d", len(t.Party), MaxPartySize)
+			fe.Add("party", "has %d players, want 1 to %d", len(t.Party), MaxPartySize)
 		}
 		seen := make(map[string]bool, len(t.Party))
 		for i, p := range t.Party {
 			field := "party[" + strconv.Itoa(i) + "]"
-			if fe.token(field, p) && seen[p] {
-				fe.add(field, "player %q is in the party twice", p)
+			if fe.Token(field, p) && seen[p] {
+				fe.Add(field, "player %q is in the party twice", p)
 			}
 			seen[p] = true
 		}
 	}
-	fe.token("mode", t.Mode)
+	fe.Token("mode", t.Mode)
 	if t.Skill < MinSkill || t.Skill > MaxSkill {
-		fe.add("skill", "%d is out of range [%d, %d]", t.Skill, MinSkill, MaxSkill)
+		fe.Add("skill", "%d is out of range [%d, %d]", t.Skill, MinSkill, MaxSkill)
 	}
 	if len(t.LatenciesMS) > maxLatencyMap {
-		fe.add("latencies_ms", "has %d regions, at most %d allowed", len(t.LatenciesMS), maxLatencyMap)
+		fe.Add("latencies_ms", "has %d regions, at most %d allowed", len(t.LatenciesMS), maxLatencyMap)
 	}
 	for region, ms := range t.LatenciesMS {
 		field := "latencies_ms." + region
 		if err := checkToken(region); err != nil {
-			fe.add("latencies_ms", "region: %v", err)
+			fe.Add("latencies_ms", "region: %v", err)
 		} else if ms < 0 || ms > MaxLatencyMS {
-			fe.add(field, "%d is out of range [0, %d]", ms, MaxLatencyMS)
+			fe.Add(field, "%d is out of range [0, %d]", ms, MaxLatencyMS)
 		}
 	}
 	t.Attributes.validate(fe)
 	if !t.CreatedAt.IsZero() && (t.CreatedAt.Year() < 2000 || t.CreatedAt.Year() > 9999) {
-		fe.add("created_at", "%s is not a plausible time", t.CreatedAt.Format(time.RFC3339))
+		fe.Add("created_at", "%s is not a plausible time", t.CreatedAt.Format(time.RFC3339))
 	}
 }
 
 // CheckShard verifies that a ticket belongs to the shard it was published on:
 // a known region, a known tier, and a skill inside that tier.
 func (t *Ticket) CheckShard(region, tier string, regions Regions, tiers Tiers) error {
-	fe := &fieldErrors{kind: "ticket"}
+	fe := &FieldErrors{Kind: "ticket"}
 	if !slices.Contains(regions, region) {
-		fe.add("subject", "unknown region %q, want one of %v", region, regions)
+		fe.Add("subject", "unknown region %q, want one of %v", region, regions)
 	}
 	if !tiers.Has(tier) {
-		fe.add("subject", "unknown tier %q, want one of %s", tier, tiers)
+		fe.Add("subject", "unknown tier %q, want one of %s", tier, tiers)
 	} else if got, ok := tiers.For(t.Skill); !ok || got != tier {
-		fe.add("skill", "%d belongs to tier %q, not %q", t.Skill, got, tier)
+		fe.Add("skill", "%d belongs to tier %q, not %q", t.Skill, got, tier)
 	}
-	return fe.err()
+	return fe.Err()
 }
 
 // CreatedAtSlack is how much older than its mode's max wait a ticket's
@@ -236,17 +236,17 @@ func (t *Ticket) BoundCreated(stored time.Time, maxWait time.Duration) error {
 	case t.CreatedAt.IsZero():
 		t.CreatedAt = stored
 	case t.CreatedAt.After(stored.Add(MaxClockSkew)):
-		fe := &fieldErrors{kind: "ticket"}
-		fe.add("created_at", "%s is in the future: more than %s after the ticket reached the stream at %s",
+		fe := &FieldErrors{Kind: "ticket"}
+		fe.Add("created_at", "%s is in the future: more than %s after the ticket reached the stream at %s",
 			t.CreatedAt.Format(time.RFC3339Nano), MaxClockSkew, stored.Format(time.RFC3339Nano))
-		return fe.err()
+		return fe.Err()
 	case t.CreatedAt.After(stored):
 		t.CreatedAt = stored
 	case t.CreatedAt.Before(oldest):
-		fe := &fieldErrors{kind: "ticket"}
-		fe.add("created_at", "%s is too old: more than the mode's max wait %s plus %s before the ticket reached the stream at %s",
+		fe := &FieldErrors{Kind: "ticket"}
+		fe.Add("created_at", "%s is too old: more than the mode's max wait %s plus %s before the ticket reached the stream at %s",
 			t.CreatedAt.Format(time.RFC3339Nano), maxWait, CreatedAtSlack, stored.Format(time.RFC3339Nano))
-		return fe.err()
+		return fe.Err()
 	}
 	return nil
 }

@@ -10,11 +10,14 @@
 //	v2.<kid>.<base64url(grant)>.<base64url(signature)>
 //
 // with grant "<match id>|<player id>|<unix expiry>", followed for a
-// seated grant by "|<team>|<teams>|<team size>", and for a seat in a room
-// that accepts backfill by "|backfill" as well (ids are subject tokens,
-// with no '|', so the grant cannot be made ambiguous; a grant without a
-// field added later reads as before, so tokens signed before it still
-// verify), kid the key
+// seated grant by "|<team>|<teams>|<team size>", for a seat in a room
+// that accepts backfill by "|backfill" as well, and then for a seat in a
+// room that started early by "|starts=<players>" (ids are subject tokens,
+// with no '|', so the grant cannot be made ambiguous; a grant without a field
+// added later reads as before, so tokens signed before it still verify;
+// a verifier older than a field refuses a grant that has it as
+// malformed, never reads it as another seat: a game server must be
+// updated before the allocator signs seats it cannot read), kid the key
 // id of the signing key (KeyID: the first 8 bytes of the SHA-256 of the raw
 // 32-byte public key, in hex), and the signature Ed25519 over the first
 // three fields as written, "v2.<kid>.<base64url(grant)>". base64url is
@@ -44,6 +47,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 // Errors callers branch on.
@@ -77,21 +82,31 @@ type Seat struct {
 	// without Agones learns it from the tokens, as it learns the room's
 	// shape. Only a seated grant carries it.
 	Backfill bool
+	// Starts, for a room that started early (events.Match.Teams), is how many
+	// players its game starts with: the match's players, fewer than the
+	// room's seats, whose other seats are free from the start. Zero: the
+	// game starts when every seat is taken. A game server without Agones
+	// learns it from the tokens, as it learns the room's shape (with
+	// Agones, the room annotation names the players the game starts
+	// with). Only a seated grant carries it.
+	Starts int
 }
 
-// maxSeats bounds a seated room (the matcher's modes allow 100 players).
-const maxSeats = 100
-
 func (s Seat) valid() bool {
-	// Each factor is bounded before the product, which could overflow.
-	return s == Seat{} || s.Teams >= 2 && s.Teams <= maxSeats && s.TeamSize >= 1 && s.TeamSize <= maxSeats &&
-		s.Teams*s.TeamSize <= maxSeats && s.Team >= 0 && s.Team < s.Teams
+	// A game starts with two players at least, and a room that starts
+	// with every seat taken says 0, so each room has one Starts.
+	return s == Seat{} || play.ValidShape(s.Teams, s.TeamSize) && s.Team >= 0 && s.Team < s.Teams &&
+		(s.Starts == 0 || s.Starts >= 2 && s.Starts < s.Teams*s.TeamSize)
 }
 
 const (
 	version = "v2"
 	// backfillField is the grant's seventh field for Seat.Backfill.
 	backfillField = "backfill"
+	// startsPrefix + Seat.Starts is the grant's last field for a room
+	// started early. Named, not a bare number: the fields after the seat
+	// are optional, so each says what it is.
+	startsPrefix = "starts="
 	// maxTokenBytes bounds what Verify reads; a real token is about 150 bytes.
 	maxTokenBytes = 1024
 )
@@ -129,6 +144,9 @@ func (s *Signer) Sign(c Grant) (string, error) {
 		if c.Seat.Backfill {
 			grant += "|" + backfillField
 		}
+		if c.Seat.Starts != 0 {
+			grant += "|" + startsPrefix + strconv.Itoa(c.Seat.Starts)
+		}
 	}
 	signed := version + "." + s.kid + "." + enc.EncodeToString([]byte(grant))
 	return signed + "." + enc.EncodeToString(ed25519.Sign(s.key, []byte(signed))), nil
@@ -158,7 +176,7 @@ func grantOf(signed string, now time.Time) (Grant, error) {
 		return Grant{}, ErrMalformed
 	}
 	parts := strings.Split(string(raw), "|")
-	if len(parts) != 3 && len(parts) != 6 && len(parts) != 7 || parts[0] == "" || parts[1] == "" {
+	if len(parts) != 3 && (len(parts) < 6 || len(parts) > 8) || parts[0] == "" || parts[1] == "" {
 		return Grant{}, ErrMalformed
 	}
 	exp, err := strconv.ParseInt(parts[2], 10, 64)
@@ -167,24 +185,52 @@ func grantOf(signed string, now time.Time) (Grant, error) {
 	}
 	c := Grant{MatchID: parts[0], PlayerID: parts[1], Expires: time.Unix(exp, 0)}
 	if len(parts) >= 6 {
-		var n [3]int
-		for i, p := range parts[3:6] {
-			// Atoi takes "+1" and "01"; a signed grant has one spelling.
-			if n[i], err = strconv.Atoi(p); err != nil || strconv.Itoa(n[i]) != p {
-				return Grant{}, ErrMalformed
-			}
-		}
-		// The flag has one spelling too: present as written, or absent.
-		if len(parts) == 7 && parts[6] != backfillField {
-			return Grant{}, ErrMalformed
-		}
-		c.Seat = Seat{Team: n[0], Teams: n[1], TeamSize: n[2], Backfill: len(parts) == 7}
-		if c.Seat.Teams == 0 || !c.Seat.valid() {
-			return Grant{}, ErrMalformed
+		if c.Seat, err = seatOf(parts[3:]); err != nil {
+			return Grant{}, err
 		}
 	}
 	if !now.Before(c.Expires) {
 		return c, ErrExpired
 	}
 	return c, nil
+}
+
+// seatOf reads a seated grant's fields after the expiry: team, teams,
+// team size, then "backfill" if the room accepts it, then "starts=<n>"
+// if it started early, each in the one spelling Sign writes.
+func seatOf(fields []string) (Seat, error) {
+	var n [3]int
+	for i, p := range fields[:3] {
+		var ok bool
+		if n[i], ok = number(p); !ok {
+			return Seat{}, ErrMalformed
+		}
+	}
+	s := Seat{Team: n[0], Teams: n[1], TeamSize: n[2]}
+	rest := fields[3:]
+	// The flag has one spelling too: present as written, or absent.
+	if len(rest) > 0 && rest[0] == backfillField {
+		s.Backfill, rest = true, rest[1:]
+	}
+	if len(rest) > 0 {
+		v, named := strings.CutPrefix(rest[0], startsPrefix)
+		var ok bool
+		// 0 is never written: it is the field's absence (valid bounds
+		// the rest).
+		if s.Starts, ok = number(v); !named || !ok || s.Starts == 0 {
+			return Seat{}, ErrMalformed
+		}
+		rest = rest[1:]
+	}
+	if len(rest) > 0 || s.Teams == 0 || !s.valid() {
+		return Seat{}, ErrMalformed
+	}
+	return s, nil
+}
+
+// number reads p, a number of a seat, if p is its one spelling: Atoi
+// takes "+1" and "01", and a signed grant has one spelling.
+func number(p string) (int, bool) {
+	n, err := strconv.Atoi(p)
+	return n, err == nil && strconv.Itoa(n) == p
 }

@@ -2,12 +2,11 @@ package matchfn
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
-	"github.com/quickmatch-dev/quickmatch/pkg/rules"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 // DecodeRequest reads a request strictly: unknown fields, wrong types and
@@ -19,48 +18,48 @@ func DecodeRequest(data []byte) (Request, error) {
 	if err := decodeStrict("match function request", data, &r); err != nil {
 		return Request{}, err
 	}
-	c := &checker{kind: "match function request"}
+	c := &events.FieldErrors{Kind: "match function request"}
 	if r.SchemaVersion == 0 {
 		r.SchemaVersion = SchemaVersion
 	}
-	c.version(r.SchemaVersion)
-	c.token("mode.name", r.Mode.Name)
+	checkVersion(c, r.SchemaVersion)
+	c.Token("mode.name", r.Mode.Name)
 	m := r.Mode
-	if m.Teams < 2 || m.TeamSize < 1 || m.Teams > rules.MaxPlayers || m.TeamSize > rules.MaxPlayers || m.Teams*m.TeamSize > rules.MaxPlayers {
-		c.add("mode", "%d teams of %d is not a match (2 or more teams, at most %d players)", m.Teams, m.TeamSize, rules.MaxPlayers)
+	if !play.ValidShape(m.Teams, m.TeamSize) {
+		c.Add("mode", "%d teams of %d is not a match (2 or more teams, at most %d players)", m.Teams, m.TeamSize, play.MaxPlayers)
 	}
-	c.token("region", r.Region)
-	c.token("tier", r.Tier)
+	c.Token("region", r.Region)
+	c.Token("tier", r.Tier)
 	if len(r.Candidates) > MaxCandidates {
-		c.add("candidates", "has %d, at most %d allowed", len(r.Candidates), MaxCandidates)
-		return Request{}, c.err()
+		c.Add("candidates", "has %d, at most %d allowed", len(r.Candidates), MaxCandidates)
+		return Request{}, c.Err()
 	}
 	seen := make(map[string]bool, len(r.Candidates))
 	for i := range r.Candidates {
 		field := "candidates[" + strconv.Itoa(i) + "]"
 		cd := &r.Candidates[i]
-		c.candidate(field, cd, m.Name)
+		checkCandidate(c, field, cd, m.Name)
 		if seen[cd.TicketID] {
-			c.add(field+".ticket_id", "%q appears twice", cd.TicketID)
+			c.Add(field+".ticket_id", "%q appears twice", cd.TicketID)
 		}
 		seen[cd.TicketID] = true
 	}
-	if err := c.err(); err != nil {
+	if err := c.Err(); err != nil {
 		return Request{}, err
 	}
 	return r, nil
 }
 
 // candidate checks one candidate as the ticket it stands for.
-func (c *checker) candidate(field string, cd *Candidate, mode string) {
+func checkCandidate(c *events.FieldErrors, field string, cd *Candidate, mode string) {
 	if cd.WaitedMS < 0 {
-		c.add(field+".waited_ms", "%d is negative", cd.WaitedMS)
+		c.Add(field+".waited_ms", "%d is negative", cd.WaitedMS)
 	}
 	if cd.TicketID == "" {
-		c.add(field+".ticket_id", "required")
+		c.Add(field+".ticket_id", "required")
 	}
 	if len(cd.Players) == 0 {
-		c.add(field+".players", "required, 1 to %d players", events.MaxPartySize)
+		c.Add(field+".players", "required, 1 to %d players", events.MaxPartySize)
 		return
 	}
 	t := events.Ticket{SchemaVersion: events.SchemaVersion, TicketID: cd.TicketID, Mode: mode, Skill: cd.Skill,
@@ -70,7 +69,7 @@ func (c *checker) candidate(field string, cd *Candidate, mode string) {
 		for _, f := range ve.Fields {
 			// A candidate's players are a ticket's party.
 			name := strings.Replace(f.Field, "party", "players", 1)
-			c.add(field+"."+name, "%s", f.Reason)
+			c.Add(field+"."+name, "%s", f.Reason)
 		}
 	}
 }
@@ -83,78 +82,43 @@ func DecodeReply(data []byte) (Reply, error) {
 	if err := decodeStrict("match function reply", data, &r); err != nil {
 		return Reply{}, err
 	}
-	c := &checker{kind: "match function reply"}
+	c := &events.FieldErrors{Kind: "match function reply"}
 	if r.SchemaVersion == 0 {
 		r.SchemaVersion = SchemaVersion
 	}
-	c.version(r.SchemaVersion)
+	checkVersion(c, r.SchemaVersion)
 	if len(r.Matches) > MaxCandidates {
-		c.add("matches", "has %d, at most %d allowed", len(r.Matches), MaxCandidates)
-		return Reply{}, c.err()
+		c.Add("matches", "has %d, at most %d allowed", len(r.Matches), MaxCandidates)
+		return Reply{}, c.Err()
 	}
 	for i, p := range r.Matches {
 		field := "matches[" + strconv.Itoa(i) + "].teams"
-		if len(p.Teams) > rules.MaxPlayers {
-			c.add(field, "has %d teams, at most %d allowed", len(p.Teams), rules.MaxPlayers)
+		if len(p.Teams) > play.MaxPlayers {
+			c.Add(field, "has %d teams, at most %d allowed", len(p.Teams), play.MaxPlayers)
 			continue
 		}
 		for j, team := range p.Teams {
 			tf := field + "[" + strconv.Itoa(j) + "]"
-			if len(team) > rules.MaxPlayers {
-				c.add(tf, "has %d tickets, at most %d allowed", len(team), rules.MaxPlayers)
+			if len(team) > play.MaxPlayers {
+				c.Add(tf, "has %d tickets, at most %d allowed", len(team), play.MaxPlayers)
 				continue
 			}
 			for k, id := range team {
-				c.token(tf+"["+strconv.Itoa(k)+"]", id)
+				c.Token(tf+"["+strconv.Itoa(k)+"]", id)
 			}
 		}
 	}
-	if err := c.err(); err != nil {
+	if err := c.Err(); err != nil {
 		return Reply{}, err
 	}
 	return r, nil
 }
 
-// maxFieldErrors bounds the problems one error lists: a reply of a
-// hundred thousand bad ids is reported by its first few.
-const maxFieldErrors = 20
-
-// checker collects the problems of one payload, as events reports a
-// ticket's.
-type checker struct {
-	kind string
-	list []events.FieldError
-	more int
-}
-
-func (c *checker) add(field, format string, args ...any) {
-	if len(c.list) >= maxFieldErrors {
-		c.more++
-		return
-	}
-	c.list = append(c.list, events.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
-}
-
-func (c *checker) token(field, v string) {
-	if err := events.CheckToken(v); err != nil {
-		c.add(field, "%v", err)
-	}
-}
-
-func (c *checker) version(v int) {
+// checkVersion reports a schema version other than this exchange's.
+func checkVersion(c *events.FieldErrors, v int) {
 	if v != SchemaVersion {
-		c.add("schema_version", "version %d is not supported, want %d", v, SchemaVersion)
+		c.Add("schema_version", "version %d is not supported, want %d", v, SchemaVersion)
 	}
-}
-
-func (c *checker) err() error {
-	if len(c.list) == 0 {
-		return nil
-	}
-	if c.more > 0 {
-		c.list = append(c.list, events.FieldError{Reason: fmt.Sprintf("and %d more problems", c.more)})
-	}
-	return &events.ValidationError{Kind: c.kind, Fields: c.list}
 }
 
 // decodeStrict is events.DecodeStrict with this exchange's larger bound

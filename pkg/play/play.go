@@ -7,6 +7,19 @@ import (
 	"strings"
 )
 
+// MaxPlayers bounds a match, and so a room: a mode has at most this many
+// players (teams x team size), a room as many seats. Every package that
+// checks a match's, a room's, a seat's or a request's size checks it
+// against this one bound (ValidShape).
+const MaxPlayers = 100
+
+// ValidShape reports whether teams of size seats each make a room: two
+// teams or more, a seat or more each, at most MaxPlayers seats in all.
+// Each factor is bounded before the product, which could overflow.
+func ValidShape(teams, size int) bool {
+	return teams >= 2 && size >= 1 && teams <= MaxPlayers && size <= MaxPlayers && teams*size <= MaxPlayers
+}
+
 // Paths a game server serves.
 const (
 	// PagePath is the play page: the URL of an assignment (see URL).

@@ -54,19 +54,19 @@ func TestCheck(t *testing.T) {
 		{name: "undeclared number", t: events.Ticket{Mode: "1v1", PlayerID: "a", Attributes: pc(events.Attributes{Numbers: map[string]float64{"hours": 3}})},
 			fields: []string{"attributes.numbers.hours"}},
 		{name: "undeclared tag", t: events.Ticket{Mode: "1v1", PlayerID: "a", Attributes: pc(events.Attributes{Tags: []string{"veteran"}})},
-			fields: []string{"attributes.tags.veteran"}},
+			fields: []string{"attributes.tags[0]"}},
 		{name: "a set as a string", t: events.Ticket{Mode: "1v1", PlayerID: "a", Attributes: pc(events.Attributes{Strings: map[string]string{"maps": "dust"}})},
 			fields: []string{"attributes.strings.maps"}},
 		{name: "a string as a set", t: events.Ticket{Mode: "1v1", PlayerID: "a", Attributes: pc(events.Attributes{Sets: map[string][]string{"build": {"1"}}})},
 			fields: []string{"attributes.sets.build"}},
 		{name: "a tag as a number", t: events.Ticket{Mode: "1v1", PlayerID: "a", Attributes: pc(events.Attributes{Numbers: map[string]float64{"newbie": 1}})},
 			fields: []string{"attributes.numbers.newbie"}},
-		{name: "a string as a tag", t: events.Ticket{Mode: "1v1", PlayerID: "a", Attributes: pc(events.Attributes{Tags: []string{"build"}})},
-			fields: []string{"attributes.tags.build"}},
+		{name: "a string as a tag", t: events.Ticket{Mode: "1v1", PlayerID: "a", Attributes: pc(events.Attributes{Tags: []string{"newbie", "build"}})},
+			fields: []string{"attributes.tags[1]"}},
 		{name: "a string value not allowed", t: events.Ticket{Mode: "1v1", PlayerID: "a", Attributes: &events.Attributes{Strings: map[string]string{"platform": "amiga"}}},
 			fields: []string{"attributes.strings.platform"}},
 		{name: "a set member not allowed", t: events.Ticket{Mode: "1v1", PlayerID: "a", Attributes: pc(events.Attributes{Sets: map[string][]string{"maps": {"dust", "vertigo"}}})},
-			fields: []string{"attributes.sets.maps"}},
+			fields: []string{"attributes.sets.maps[1]"}},
 		{name: "a number below min", t: events.Ticket{Mode: "1v1", PlayerID: "a", Attributes: pc(events.Attributes{Numbers: map[string]float64{"level": 0.5}})},
 			fields: []string{"attributes.numbers.level"}},
 		{name: "a number above max", t: events.Ticket{Mode: "1v1", PlayerID: "a", Attributes: pc(events.Attributes{Numbers: map[string]float64{"level": 101}})},
@@ -81,9 +81,9 @@ func TestCheck(t *testing.T) {
 			fields: []string{"attributes.sets.maps"}},
 		{name: "required set and number given", set: required, t: events.Ticket{Mode: "1v1", PlayerID: "a",
 			Attributes: &events.Attributes{Sets: map[string][]string{"maps": {"dust"}}, Numbers: map[string]float64{"level": -5}}}},
-		{name: "every problem, by field name", t: events.Ticket{Mode: "5v5", PlayerID: "a", LatenciesMS: map[string]int{"ap": 1},
+		{name: "every problem, in the order checked", t: events.Ticket{Mode: "5v5", PlayerID: "a", LatenciesMS: map[string]int{"ap": 1},
 			Attributes: &events.Attributes{Strings: map[string]string{"color": "red"}, Numbers: map[string]float64{"level": 1000}}},
-			fields: []string{"attributes.numbers.level", "attributes.strings.color", "attributes.strings.platform", "latencies_ms.ap", "mode"}},
+			fields: []string{"mode", "latencies_ms.ap", "attributes.strings.color", "attributes.numbers.level", "attributes.strings.platform"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,4 +156,61 @@ func TestCheckReportsAnOversizedKindOnce(t *testing.T) {
 			t.Errorf("%s: %d field errors, want the oversized kinds reported once each: %v", what, len(ve.Fields), err)
 		}
 	}
+}
+
+// TestCheckNamesFieldsAsTheDecoderDoes: a value at one place in a ticket
+// is named the same whether the contract refuses it (events.DecodeTicket)
+// or the rule set does (Check): a tag and a set member by their index, as
+// in the JSON array, a string and a number by their name. A client that
+// points at the field it got back finds one spelling.
+func TestCheckNamesFieldsAsTheDecoderDoes(t *testing.T) {
+	t.Parallel()
+	s, err := Parse([]byte(`{"attributes":{"build":{"kind":"string","values":["1.4"]},` +
+		`"maps":{"kind":"set","values":["dust","nuke"]},"level":{"kind":"number","max":100},"newbie":{"kind":"tag"}},` +
+		`"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, contract, rules string // attributes refused by each at the same place
+		field                 string
+	}{
+		{"string", `{"strings":{"build":""}}`, `{"strings":{"build":"2.0"}}`, "attributes.strings.build"},
+		{"set member", `{"sets":{"maps":["dust","dust"]}}`, `{"sets":{"maps":["dust","vertigo"]}}`, "attributes.sets.maps[1]"},
+		{"number", `{"numbers":{"level":2e9}}`, `{"numbers":{"level":500}}`, "attributes.numbers.level"},
+		{"tag", `{"tags":["newbie","newbie"]}`, `{"tags":["newbie","vip"]}`, "attributes.tags[1]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			body := func(attrs string) []byte {
+				return []byte(`{"schema_version":1,"ticket_id":"t1","player_id":"a","mode":"1v1","skill":1,` +
+					`"created_at":"2026-11-21T00:00:00Z","attributes":` + attrs + `}`)
+			}
+			_, err := events.DecodeTicket(body(tt.contract))
+			if got := fieldNames(err); !reflect.DeepEqual(got, []string{tt.field}) {
+				t.Errorf("DecodeTicket named %q, want %s (%v)", got, tt.field, err)
+			}
+			tk, err := events.DecodeTicket(body(tt.rules))
+			if err != nil {
+				t.Fatalf("DecodeTicket: %v", err)
+			}
+			err = s.Check(&tk, events.Regions{"eu"})
+			if got := fieldNames(err); !reflect.DeepEqual(got, []string{tt.field}) {
+				t.Errorf("Check named %q, want %s (%v)", got, tt.field, err)
+			}
+		})
+	}
+}
+
+func fieldNames(err error) []string {
+	var ve *events.ValidationError
+	if !errors.As(err, &ve) {
+		return nil
+	}
+	var names []string
+	for _, f := range ve.Fields {
+		names = append(names, f.Field)
+	}
+	return names
 }

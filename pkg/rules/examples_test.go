@@ -98,5 +98,22 @@ func TestExampleMaps(t *testing.T) {
 		t.Error("the level distance does not widen from 5 to 30")
 	}
 	checkRefuses(t, s, "competitive", player(0, "dust"), "attributes.numbers.level")
-	checkRefuses(t, s, "competitive", player(10, "office"), "attributes.sets.maps")
+	checkRefuses(t, s, "competitive", player(10, "office"), "attributes.sets.maps[0]") // a member by its place (Check)
+}
+
+func TestExampleFreeForAll(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		mode  string
+		want  StartEarly
+		teams int
+	}{
+		{"ffa", StartEarly{MinTeams: 4, After: Duration(30 * time.Second)}, 8},
+		{"2v2v2", StartEarly{MinTeams: 2, After: Duration(45 * time.Second)}, 3},
+	} {
+		_, m := exampleMode(t, "free-for-all.json", tt.mode)
+		if m.StartEarly == nil || *m.StartEarly != tt.want || m.Teams != tt.teams || !m.Backfill {
+			t.Errorf("%s: teams %d, start_early %+v, backfill %v", tt.mode, m.Teams, m.StartEarly, m.Backfill)
+		}
+	}
 }

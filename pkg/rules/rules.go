@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 // Kinds of attribute, as a ticket carries them (events.Attributes).
@@ -39,8 +40,6 @@ const (
 
 // Limits of a rule set.
 const (
-	// MaxPlayers bounds a match (teams x team size).
-	MaxPlayers = 100
 	// MaxSetValues bounds the declared values of a set attribute: a
 	// waiting ticket keeps its set as one 64-bit word.
 	MaxSetValues = 64
@@ -96,9 +95,28 @@ type Mode struct {
 	Backfill bool `json:"backfill,omitempty"`
 	// MatchFunction, when set, proposes the mode's matches.
 	MatchFunction *MatchFunction `json:"match_function,omitempty"`
+	// StartEarly, when set, lets a match open its room before it is
+	// full: fewer teams, the rest of the room's seats free (for backfill,
+	// when the mode accepts it).
+	StartEarly *StartEarly `json:"start_early,omitempty"`
 
 	// attrs are the declarations of Rules' attributes, by rule.
 	attrs []Attribute
+}
+
+// StartEarly is when a mode's match may open its room with fewer teams
+// than the mode has: once its anchor, the ticket it is built around, has
+// waited After, a match of MinTeams or more whole teams (each TeamSize
+// players) forms when a full one cannot. Its room has the mode's shape
+// (events.Match.Teams, TeamSize); the teams no ticket fills start with
+// free seats, which a mode with Backfill asks to fill at once.
+type StartEarly struct {
+	// MinTeams is the fewest teams of a match that starts early: at least
+	// 2, fewer than the mode's Teams.
+	MinTeams int `json:"min_teams"`
+	// After is how long the anchor waits for a full match first: more
+	// than zero, less than the mode's MaxWait.
+	After Duration `json:"after"`
 }
 
 // Players is the number of players in a full match.
@@ -314,9 +332,8 @@ func (s *Set) checkMode(m *Mode) error {
 	if err := events.CheckToken(m.Name); err != nil {
 		errs = append(errs, fmt.Errorf("name: %w", err))
 	}
-	// Each factor is bounded before the product, which could overflow.
-	if m.Teams < 2 || m.TeamSize < 1 || m.Teams > MaxPlayers || m.TeamSize > MaxPlayers || m.Players() > MaxPlayers {
-		errs = append(errs, fmt.Errorf("%d teams of %d is not a match (2 or more teams, at most %d players)", m.Teams, m.TeamSize, MaxPlayers))
+	if !play.ValidShape(m.Teams, m.TeamSize) {
+		errs = append(errs, fmt.Errorf("%d teams of %d is not a match (2 or more teams, at most %d players)", m.Teams, m.TeamSize, play.MaxPlayers))
 	}
 	if m.MaxWait <= 0 || time.Duration(m.MaxWait) > events.TicketMaxAge {
 		errs = append(errs, fmt.Errorf("max_wait %s: want above 0 and at most %s", time.Duration(m.MaxWait), events.TicketMaxAge))
@@ -351,6 +368,7 @@ func (s *Set) checkMode(m *Mode) error {
 		}
 	}
 	errs = append(errs, m.MatchFunction.check()...)
+	errs = append(errs, m.StartEarly.check(m)...)
 	return named(fmt.Sprintf("mode %q", m.Name), errs)
 }
 

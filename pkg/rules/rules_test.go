@@ -75,6 +75,13 @@ func TestParseAccepts(t *testing.T) {
 					t.Errorf("mode = %+v, match function %+v", m, *m.MatchFunction)
 				}
 			}},
+		{name: "start early kept", in: ruleSet("", `,"teams":8,"start_early":{"min_teams":4,"after":"10s"}`), check: func(t *testing.T, s *Set) {
+			m, _ := s.Mode("m")
+			if m.StartEarly == nil || *m.StartEarly != (StartEarly{MinTeams: 4, After: Duration(10 * time.Second)}) {
+				t.Errorf("start_early = %+v", m.StartEarly)
+			}
+		}},
+		{name: "start early at its bounds", in: ruleSet("", `,"teams":100,"start_early":{"min_teams":99,"after":"59.999s"}`)},
 		{name: "modes in the file's order", in: `{"modes":[{"name":"b","teams":2,"team_size":1,"max_wait":"1m"},{"name":"a","teams":3,"team_size":2,"max_wait":"1m"}]}`,
 			check: func(t *testing.T, s *Set) {
 				if got := s.Modes(); !reflect.DeepEqual(got, []string{"b", "a"}) {
@@ -179,6 +186,16 @@ func TestParseRefuses(t *testing.T) {
 		{"too many candidates", mode(`,"match_function":{"service":"mf","max_candidates":10001}`), []string{`mode "m": match_function: want a positive timeout and 1 to 10000 max_candidates`}},
 		{"negative candidates", mode(`,"match_function":{"service":"mf","max_candidates":-1}`), []string{`mode "m": match_function: want a positive timeout and 1 to 10000 max_candidates`}},
 		{"bad on_failure", mode(`,"match_function":{"service":"mf","on_failure":"retry"}`), []string{`mode "m": match_function.on_failure "retry"`}},
+		{"start_early min_teams 1", mode(`,"teams":8,"start_early":{"min_teams":1,"after":"10s"}`), []string{`mode "m": start_early.min_teams 1: want 2 or more and fewer than the mode's 8 teams`}},
+		{"start_early min_teams left out", mode(`,"teams":8,"start_early":{"after":"10s"}`), []string{`mode "m": start_early.min_teams 0`}},
+		{"start_early min_teams of every team", mode(`,"teams":8,"start_early":{"min_teams":8,"after":"10s"}`), []string{`mode "m": start_early.min_teams 8`}},
+		{"start_early in a mode of two teams", mode(`,"start_early":{"min_teams":2,"after":"10s"}`), []string{`mode "m": start_early.min_teams 2: want 2 or more and fewer than the mode's 2 teams`}},
+		{"start_early after zero", mode(`,"teams":8,"start_early":{"min_teams":4,"after":"0s"}`), []string{`mode "m": start_early.after 0s: want above 0 and below max_wait 1m0s`}},
+		{"start_early after left out", mode(`,"teams":8,"start_early":{"min_teams":4}`), []string{`mode "m": start_early.after 0s`}},
+		{"start_early after negative", mode(`,"teams":8,"start_early":{"min_teams":4,"after":"-5s"}`), []string{`mode "m": start_early.after -5s`}},
+		{"start_early after max_wait", mode(`,"teams":8,"start_early":{"min_teams":4,"after":"1m"}`), []string{`mode "m": start_early.after 1m0s: want above 0 and below max_wait 1m0s`}},
+		{"start_early unknown field", mode(`,"teams":8,"start_early":{"min_teams":4,"after":"10s","max_teams":6}`), []string{"max_teams: unknown field"}},
+		{"start_early bad after", mode(`,"teams":8,"start_early":{"min_teams":4,"after":"soon"}`), []string{"start_early.after"}},
 		{"every problem of one attribute named", attr(`"s":{"kind":"set","min":1}`),
 			[]string{`attribute "s": a set declares its values`, `attribute "s": min and max: only for a number`}},
 		{"every problem at once",

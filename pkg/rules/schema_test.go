@@ -15,6 +15,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 // examplesDir holds the example rule sets the README shows.
@@ -65,7 +66,7 @@ func TestSchemaExamples(t *testing.T) {
 	for _, f := range files {
 		names = append(names, filepath.Base(f))
 	}
-	for _, want := range []string{"crossplay.json", "default.json", "maps.json", "ranked-casual.json"} {
+	for _, want := range []string{"crossplay.json", "default.json", "free-for-all.json", "maps.json", "ranked-casual.json"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("no example %s in %v", want, names)
 		}
@@ -135,7 +136,9 @@ func TestSchemaAndParseAgree(t *testing.T) {
 			`,"skill_window":{"initial":10,"per_second":2,"max":50},"latency_budget_ms":{"initial":30,"max":30},"balance":"none","backfill":true,`+
 				`"match_function":{"service":"mf","timeout":"1.5s","on_failure":"wait","max_candidates":10000},"rules":[`+
 				`{"kind":"equal","attribute":"platform","drop_after":"1m30s"},{"kind":"equal","attribute":"t"},{"kind":"overlap","attribute":"maps","drop_after":"0"},`+
-				`{"kind":"distance","attribute":"level","limit":{}}]`), true},
+				`{"kind":"distance","attribute":"level","limit":{}}],"teams":3,"start_early":{"min_teams":2,"after":"30s"}`), true},
+		{"start early", mode(`,"teams":8,"start_early":{"min_teams":4,"after":"10s"}`), true},
+		{"start early at its bounds", mode(`,"teams":100,"start_early":{"min_teams":99,"after":"1ms"}`), true},
 		{"attributes left out", `{"modes":[{"name":"m","teams":2,"team_size":1,"max_wait":"90s"}]}`, true},
 		{"a set of 64", attr(`"s":{"kind":"set","values":[` + quoted(MaxSetValues) + `]}`), true},
 		{"16 rules", rule(strings.Repeat(`{"kind":"equal","attribute":"build"},`, maxRules-1) + `{"kind":"equal","attribute":"build"}`), true},
@@ -190,6 +193,15 @@ func TestSchemaAndParseAgree(t *testing.T) {
 		{"bad on_failure", mode(`,"match_function":{"service":"mf","on_failure":"retry"}`), false},
 		{"10001 candidates", mode(`,"match_function":{"service":"mf","max_candidates":10001}`), false},
 		{"negative timeout", mode(`,"match_function":{"service":"mf","timeout":"-1s"}`), false},
+		{"start_early min_teams 1", mode(`,"teams":8,"start_early":{"min_teams":1,"after":"10s"}`), false},
+		{"start_early min_teams 100", mode(`,"teams":100,"start_early":{"min_teams":100,"after":"10s"}`), false},
+		{"start_early fractional min_teams", mode(`,"teams":8,"start_early":{"min_teams":2.5,"after":"10s"}`), false},
+		{"start_early min_teams left out", mode(`,"teams":8,"start_early":{"after":"10s"}`), false},
+		{"start_early after left out", mode(`,"teams":8,"start_early":{"min_teams":4}`), false},
+		{"start_early after zero", mode(`,"teams":8,"start_early":{"min_teams":4,"after":"0"}`), false},
+		{"start_early after negative", mode(`,"teams":8,"start_early":{"min_teams":4,"after":"-1s"}`), false},
+		{"start_early unknown field", mode(`,"teams":8,"start_early":{"min_teams":4,"after":"10s","max_teams":6}`), false},
+		{"start_early not an object", mode(`,"teams":8,"start_early":4`), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -275,6 +287,7 @@ func TestSchemaFields(t *testing.T) {
 		{reflect.TypeFor[Rule](), []string{"$defs", "rule", "properties"}},
 		{reflect.TypeFor[Widening](), []string{"$defs", "widening", "properties"}},
 		{reflect.TypeFor[MatchFunction](), []string{"$defs", "match_function", "properties"}},
+		{reflect.TypeFor[StartEarly](), []string{"$defs", "start_early", "properties"}},
 	} {
 		var want []string
 		for f := range tt.typ.Fields() {
@@ -330,8 +343,9 @@ func TestSchemaEnums(t *testing.T) {
 		{[]string{"$defs", "attribute", "allOf", "0", "then", "properties", "values", "maxItems"}, MaxSetValues},
 		{[]string{"$defs", "attribute", "properties", "values", "items", "maxLength"}, events.MaxAttributeValueLen},
 		{[]string{"$defs", "mode", "properties", "rules", "maxItems"}, maxRules},
-		{[]string{"$defs", "mode", "properties", "teams", "maximum"}, MaxPlayers},
-		{[]string{"$defs", "mode", "properties", "team_size", "maximum"}, MaxPlayers},
+		{[]string{"$defs", "mode", "properties", "teams", "maximum"}, play.MaxPlayers},
+		{[]string{"$defs", "mode", "properties", "team_size", "maximum"}, play.MaxPlayers},
+		{[]string{"$defs", "start_early", "properties", "min_teams", "maximum"}, play.MaxPlayers - 1},
 	} {
 		if got := schemaAt(t, tt.path...); got != tt.want {
 			t.Errorf("%v = %v, want %v", tt.path, got, tt.want)

@@ -29,9 +29,12 @@ type config struct {
 	joinKeyFile  string
 	onNoCapacity string
 	backend      backendConfig
-	// pollEvery is how often game-server capacity is read and reported.
+	// pollEvery is how often game-server capacity is read and reported,
+	// and the rooms' backfill requests looked at (backfill.Every).
 	pollEvery time.Duration
 	scale     autoscale.Config
+	// backfill paces the rooms' backfill requests.
+	backfill allocator.BackfillConfig
 }
 
 func (c *config) register(fs *flag.FlagSet) {
@@ -41,10 +44,11 @@ func (c *config) register(fs *flag.FlagSet) {
 	// Every region by default: the local servers serve them all.
 	c.service.Regions = append(events.Regions(nil), events.DefaultRegions...)
 	fs.Var(&c.service.Regions, "regions", "regions whose capacity this allocator reports, comma-separated")
-	fs.DurationVar(&c.pollEvery, "capacity-interval", time.Second, "how often game-server capacity is read and reported")
+	fs.DurationVar(&c.pollEvery, "capacity-interval", time.Second, "how often game-server capacity is read and reported, and the rooms' backfill requests looked at")
 	c.scale.RegisterFlags(fs)
 	fs.StringVar(&c.joinKeyFile, "join-key-file", "", "PEM file of the Ed25519 private key that signs join tokens (openssl genpkey -algorithm ed25519); game servers verify with its public key (required)")
 	c.alloc.RegisterFlags(fs)
+	c.backfill.RegisterFlags(fs)
 	fs.StringVar(&c.onNoCapacity, "on-no-capacity", "fail", "when no game server is found in time: fail (tell the players) or requeue (queue their tickets again, keeping their wait)")
 }
 
@@ -71,5 +75,9 @@ func parse(args []string) (config, error) {
 		return c, err
 	}
 	c.alloc.JoinKey = key
+	c.backfill.Every = c.pollEvery
+	if err := c.backfill.Validate(); err != nil {
+		return c, err
+	}
 	return c, nil
 }

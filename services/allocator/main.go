@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string) error {
 		return allocator.ReportCapacity(gctx, env.JS, env.Subjects, cfg.service.Regions, backend, cfg.pollEvery, env.Log)
 	})
 	g.Go(func() error {
-		return allocator.RequestBackfills(gctx, env.JS, env.Subjects, backend, cfg.pollEvery, env.Log)
+		return allocator.RequestBackfills(gctx, env.JS, env.Subjects, backend, cfg.backfill, env.Log, env.Registry)
 	})
 	g.Go(func() error {
 		env.Ready.Set(true)

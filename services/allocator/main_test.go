@@ -31,3 +31,21 @@ func TestJoinKeyFileRequired(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBackfillPacingIsValidated: a negative -backfill-min-interval, or a
+// -capacity-interval (the pace rooms' requests are looked at) that is
+// not positive, is refused, both at once, not replaced by a default.
+func TestBackfillPacingIsValidated(t *testing.T) {
+	dir := t.TempDir()
+	priv := filepath.Join(dir, "join.key")
+	if err := jointoken.EnsureKeyPair(priv, filepath.Join(dir, "join.pub")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parse([]string{"-join-key-file", priv}); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	_, err := parse([]string{"-join-key-file", priv, "-backfill-min-interval=-1s", "-capacity-interval=0s"})
+	if err == nil || !strings.Contains(err.Error(), "backfill-min-interval") || !strings.Contains(err.Error(), "capacity-interval") {
+		t.Fatalf("parse = %v, want both refused", err)
+	}
+}

@@ -14,7 +14,8 @@ import (
 )
 
 // config is the frontend's whole configuration. Every field comes from a
-// flag with an environment fallback (-max-wait or MAX_WAIT, see envflag),
+// flag with an environment fallback (-min-free-rooms or MIN_FREE_ROOMS,
+// see envflag),
 // and each default is stated once: in register, or as a constant of the
 // package that uses it (api.Default*, events.Default*).
 type config struct {
@@ -25,8 +26,6 @@ type config struct {
 
 	// httpAddr serves the API, the page and the ops endpoints.
 	httpAddr string
-	// maxWait expires a ticket this frontend follows that has no outcome.
-	maxWait time.Duration
 	// minFree is the fewest free rooms a region must report to take tickets.
 	minFree int
 	// h2Streams bounds the h2c streams of a connection; 0 turns h2c off.
@@ -58,7 +57,6 @@ func (c *config) register(fs *flag.FlagSet) {
 	// changed file in force within the same few seconds.
 	fs.DurationVar(&c.rulesReload, "rules-reload", rules.DefaultReload, "how often the rule set file is read again")
 	fs.StringVar(&c.httpAddr, "http-addr", ":3000", "address of the API, the page and the ops endpoints")
-	fs.DurationVar(&c.maxWait, "max-wait", 10*time.Minute, "a ticket this frontend follows is expired after this long without an outcome")
 	fs.IntVar(&c.minFree, "min-free-rooms", 1, "a region whose allocators report fewer free rooms refuses tickets with 503 (0: never refuse)")
 	fs.Float64Var(&c.api.RatePerSecond, "rate-limit", 20, "requests per second allowed to each client: the player when authenticated, else the address (0: no limit)")
 	fs.IntVar(&c.api.RateBurst, "rate-burst", 40, "requests a client may make at once")
@@ -68,6 +66,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.api.BodyTimeout, "body-timeout", api.DefaultBodyTimeout, "time allowed to send a request body (408 past it)")
 	c.auth.register(fs)
 	fs.DurationVar(&c.api.Heartbeat, "heartbeat", api.DefaultHeartbeat, "ping interval for waiting SSE and WebSocket clients")
+	fs.DurationVar(&c.api.WaitRefresh, "wait-refresh", api.DefaultWaitRefresh, "how often a queued ticket's SSE and /ws/events clients may be sent its expected wait again, when it moved by more than a quarter (negative: never)")
 	fs.StringVar(&c.api.WSRegion, "ws-region", api.DefaultWSRegion, "region of /ws clients that name none")
 	fs.IntVar(&c.api.WSSkill, "ws-skill", api.DefaultWSSkill, "skill of /ws clients that give none")
 	fs.IntVar(&c.h2Streams, "h2c-streams", 100, "HTTP/2 cleartext (h2c) streams per connection (each frame written looks at every stream of its connection, so keep it low); 0 turns h2c off (HTTP/1.1 only)")

@@ -40,12 +40,13 @@ func run(ctx context.Context, args []string) error {
 	if err := cfg.auth.apply(ctx, &cfg.api, env.Log); err != nil {
 		return err
 	}
-	if cfg.tickets.Rules, err = openRules(cfg.rules, cfg.maxWait, env.Log); err != nil {
+	if cfg.tickets.Rules, err = openRules(cfg.rules, env.Log); err != nil {
 		return err
 	}
 
 	var svc *tickets.Service
-	tracker := results.New(env.NC, env.Subjects, env.Log, env.Registry, cfg.maxWait, func(ctx context.Context, id string) { svc.Expire(ctx, id) })
+	waits := results.ModeWaits(cfg.tickets.Rules, expiryMargin)
+	tracker := results.New(env.NC, env.Subjects, env.Log, env.Registry, waits, func(ctx context.Context, id string) { svc.Expire(ctx, id) })
 	watcher, err := capacity.New(ctx, env.JS, env.Subjects, cfg.minFree, env.Log)
 	if err != nil {
 		return err
@@ -78,34 +79,22 @@ func run(ctx context.Context, args []string) error {
 	return errors.Join(err, g.Wait())
 }
 
+// expiryMargin is how long past its mode's max_wait a ticket this
+// frontend follows waits before the frontend expires it (results.ModeWaits):
+// the matcher holding it expires it at max_wait, within a sweep, and says
+// why; the frontend's expiry is the backstop for a ticket no matcher holds.
+const expiryMargin = 10 * time.Second
+
 // openRules reads the rule set file (none: rules.Default()). A file that
 // does not read or check stops the start: a frontend without the
 // matchers' rules would take tickets they dead-letter.
-func openRules(path string, maxWait time.Duration, log *slog.Logger) (*rules.Current, error) {
+func openRules(path string, log *slog.Logger) (*rules.Current, error) {
 	cur, err := rules.Open(path, log)
 	if err != nil {
 		return nil, err
 	}
 	log.Info("rule set in force", "path", path, "modes", cur.Get().Modes())
-	warnWaits(cur.Get(), maxWait, log)
-	cur.OnChange(func(s *rules.Set) { warnWaits(s, maxWait, log) })
 	return cur, nil
-}
-
-// warnWaits logs the modes whose max_wait is longer than -max-wait: the
-// frontend expires the tickets it follows at -max-wait, before the
-// matchers would, so those modes' tickets never wait their whole time.
-func warnWaits(s *rules.Set, maxWait time.Duration, log *slog.Logger) []string {
-	var longer []string
-	for _, name := range s.Modes() {
-		if m, _ := s.Mode(name); time.Duration(m.MaxWait) > maxWait {
-			longer = append(longer, name)
-		}
-	}
-	if len(longer) > 0 {
-		log.Warn("modes wait longer than -max-wait; this frontend expires their tickets at -max-wait", "modes", longer, "max_wait", maxWait)
-	}
-	return longer
 }
 
 // serve serves the API until ctx (the process) or parts (the parts behind

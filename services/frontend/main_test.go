@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 )
 
 // The frontend refuses to start without a way to tell callers apart
@@ -82,7 +80,7 @@ func TestRulesFlags(t *testing.T) {
 func TestOpenRules(t *testing.T) {
 	t.Parallel()
 	log := slog.New(slog.DiscardHandler)
-	cur, err := openRules("", 10*time.Minute, log)
+	cur, err := openRules("", log)
 	if err != nil || !slices.Equal(cur.Get().Modes(), []string{"1v1", "2v2", "5v5", "ffa"}) {
 		t.Fatalf("no file: %v %v", cur, err)
 	}
@@ -94,25 +92,21 @@ func TestOpenRules(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"modes":[{"name":"3v3","teams":1,"team_size":3,"max_wait":"5m"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if cur, err = openRules(good, 10*time.Minute, log); err != nil || !slices.Equal(cur.Get().Modes(), []string{"3v3"}) {
+	if cur, err = openRules(good, log); err != nil || !slices.Equal(cur.Get().Modes(), []string{"3v3"}) {
 		t.Fatalf("good file: %v", err)
 	}
 	for _, path := range []string{bad, filepath.Join(dir, "missing.json")} {
-		if _, err := openRules(path, 10*time.Minute, log); err == nil || !strings.Contains(err.Error(), path) {
+		if _, err := openRules(path, log); err == nil || !strings.Contains(err.Error(), path) {
 			t.Errorf("%s: %v, want an error naming the file", path, err)
 		}
 	}
 }
 
-// A mode that waits longer than -max-wait is named at start: the frontend
-// would expire its tickets first.
-func TestWarnWaits(t *testing.T) {
+// The rule set's max_wait is the only wait: the frontend has no
+// -max-wait of its own to disagree with it (results.ModeWaits).
+func TestNoMaxWaitFlag(t *testing.T) {
 	t.Parallel()
-	log := slog.New(slog.DiscardHandler)
-	if got := warnWaits(rules.Default(), 10*time.Minute, log); len(got) != 0 {
-		t.Fatalf("the default modes against the default -max-wait: %q", got)
-	}
-	if got := warnWaits(rules.Default(), 6*time.Minute, log); !slices.Equal(got, []string{"5v5"}) {
-		t.Fatalf("-max-wait 6m: %q, want [5v5]", got)
+	if _, err := parseConfig([]string{"-auth-insecure", "-max-wait", "10m"}); err == nil || !strings.Contains(err.Error(), "max-wait") {
+		t.Fatalf("-max-wait: %v, want it refused as not defined", err)
 	}
 }

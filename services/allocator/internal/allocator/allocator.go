@@ -23,9 +23,12 @@
 //   - failure.go: permanent failures and the give-up policy (failure): fail
 //     the players and dead-letter, or requeue the tickets.
 //   - capacity.go: free-room reports for the frontends.
-//   - backfill.go: running rooms' requests for players, published for
-//     the matcher (RequestBackfills), and the matches that fill them,
-//     sent to the room's server (assigner.handleBackfill).
+//   - backfill.go: what the allocator knows of running rooms (rooms),
+//     which request it takes from which server, and the matches that
+//     fill them, sent to the room's server (assigner.handleBackfill).
+//   - backfill_request.go: the requests game servers show, published for
+//     the matcher (RequestBackfills), each room at most every
+//     BackfillConfig.MinInterval.
 //   - promise.go: the seats promised, in a room's record, to the players
 //     sent to fill it, until their join tokens expire.
 package allocator

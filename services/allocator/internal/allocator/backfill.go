@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,14 +29,45 @@ import (
 // queued again with their wait: a player is never lost to a room that
 // ended.
 
+// What a game server shows is its own word, and a server may be hostile:
+// it may show any match id, any seats, and a new Ask on every poll. So a
+// request counts only from the server the room's allocation record names
+// (rooms.own: not another server's room, nor a room with no record), for
+// no more seats than the room has (within: its teams, each its team's
+// seats), and a room's new Ask is published at most once per
+// BackfillConfig.MinInterval (requester.poll; backfill_request.go). What
+// a server's requests cost is bounded per server, whatever it says of
+// itself: its backend shows at most MaxRoomsShown of them, one per room;
+// requester.poll looks up (a read of the room's records) at most
+// looksPerServer of them a poll, and passes over a server once it has
+// been refused refusedPerServer rooms within askAgain.
+
+// ShownBackfill is a room's request as a game server shows it, with the
+// server that shows it: only the server a room runs on may ask for it.
+type ShownBackfill struct {
+	play.Backfill
+	// Server is the game server that shows the request: its Name and
+	// Cluster, as an allocation of it says them (the rest may be unset).
+	Server Server
+}
+
+// MaxRoomsShown is the most requests a backend shows of one game server
+// (BackfillSource): the most rooms a server may host, 1000, Agones' limit
+// on a List and so on the rooms List, and the chart's maximum of
+// gameServers.roomsPerServer (deploy/helm values.schema.json). A server
+// that shows more says more than it can host; the rest are dropped.
+const MaxRoomsShown = 1000
+
 // BackfillSource lists the backfill requests of the rooms on a backend's
 // game servers.
 type BackfillSource interface {
 	// Backfills are the requests of the rooms asking for players, as of
-	// the backend's last look at its servers; known is false until it
-	// has looked once (no request is published, and no room counts as
-	// gone, on a view that does not exist yet).
-	Backfills() (reqs []play.Backfill, known bool)
+	// the backend's last look at its servers, each with the server that
+	// shows it, at most one per room a server hosts (as far as the
+	// backend knows) and at most MaxRoomsShown per server; known is
+	// false until it has looked once (no request is published, and no
+	// room counts as gone, on a view that does not exist yet).
+	Backfills() (reqs []ShownBackfill, known bool)
 }
 
 // errRoomGone: the room a backfill match fills is no longer there (no
@@ -47,6 +77,15 @@ var errRoomGone = errors.New("the room to fill is gone")
 
 // errRoomsUnknown is retried: the backend has not seen its servers yet.
 var errRoomsUnknown = errors.New("the game servers' rooms are not known yet")
+
+// errNotItsRoom: a server asks for a room that is not its own (the room's
+// allocation record names another server, or there is none). It is
+// refused for askAgain, whatever Ask the server shows for the room.
+var errNotItsRoom = errors.New("the server that asks does not run the room")
+
+// errOverShape: a request asks for more seats than its room has (more
+// teams, or more seats on a team than a team has). It is never filled.
+var errOverShape = errors.New("asks for seats its room does not have")
 
 // rooms reads what the allocator knows of a running room: the match
 // formed for it (the matches bucket, written by the matcher), the
@@ -74,8 +113,69 @@ func (rs *rooms) match(ctx context.Context, roomID string) (events.Match, error)
 	return m, nil
 }
 
-// asking is the request room roomID makes now, if it makes one.
-func (rs *rooms) asking(roomID string) (play.Backfill, error) {
+// hosts says whether r, room roomID's allocation record, names srv as
+// the room's server (errNotItsRoom when not). The record of a match that
+// fills a room (Until set) names the room's server, but is no room.
+func (r record) hosts(roomID string, srv Server) error {
+	switch {
+	case r.Server == nil:
+		return fmt.Errorf("room %s has no server: %w", roomID, errNotItsRoom)
+	case r.Until != 0:
+		return fmt.Errorf("%s fills a room, it is none: %w", roomID, errNotItsRoom)
+	case r.Server.Name != srv.Name || r.Server.Cluster != srv.Cluster:
+		return fmt.Errorf("room %s runs on %s/%s, not on %s/%s: %w", roomID, r.Server.Cluster, r.Server.Name, srv.Cluster, srv.Name, errNotItsRoom)
+	}
+	return nil
+}
+
+// own is room roomID's allocation record, when it names srv:
+// errNotItsRoom (wrapped) when it names another server or there is none.
+func (rs *rooms) own(ctx context.Context, roomID string, srv Server) (record, error) {
+	r, _, err := rs.records.room(ctx, roomID)
+	if errors.Is(err, errRoomGone) {
+		return record{}, fmt.Errorf("%w: %w", errNotItsRoom, err)
+	}
+	if err != nil {
+		return record{}, err
+	}
+	return r, r.hosts(roomID, srv)
+}
+
+// roomSeats is the seat, Team left out, of every player of the room m
+// opened (RoomOf, roomSeat): its teams, the seats of each (a room opened
+// early has more than its match's players: agones.Room.TeamSize), and
+// whether it accepts backfill.
+func roomSeats(m events.Match) (jointoken.Seat, error) {
+	room, err := RoomOf(m)
+	if err != nil {
+		return jointoken.Seat{}, fmt.Errorf("%w: %w", errRoomGone, err)
+	}
+	return roomSeat(room), nil
+}
+
+// within says whether seats, asked for by room m, fit it: no more teams
+// than it has, no more seats on a team than a team has (errOverShape).
+func within(m events.Match, seats []int) error {
+	shape, err := roomSeats(m)
+	if err != nil {
+		return err
+	}
+	teams, size := shape.Teams, shape.TeamSize
+	if len(seats) > teams {
+		return fmt.Errorf("room %s asks for %v, on %d teams; it has %d: %w", m.MatchID, seats, len(seats), teams, errOverShape)
+	}
+	for team, n := range seats {
+		if n > size {
+			return fmt.Errorf("room %s asks for %d seats on team %d; a team has %d: %w", m.MatchID, n, team, size, errOverShape)
+		}
+	}
+	return nil
+}
+
+// asking is the request room roomID makes now, if it makes one: as its
+// own server shows it (its allocation record names the server), within
+// its shape. Any other is errRoomGone: its fill is requeued.
+func (rs *rooms) asking(ctx context.Context, roomID string) (play.Backfill, error) {
 	if rs.src == nil {
 		return play.Backfill{}, fmt.Errorf("room %s: this backend shows no rooms: %w", roomID, errRoomGone)
 	}
@@ -83,30 +183,44 @@ func (rs *rooms) asking(roomID string) (play.Backfill, error) {
 	if !known {
 		return play.Backfill{}, errRoomsUnknown
 	}
+	r, _, err := rs.records.room(ctx, roomID)
+	if err != nil {
+		return play.Backfill{}, err
+	}
 	for _, b := range reqs {
-		if b.MatchID == roomID {
-			return b, nil
+		if b.MatchID != roomID || r.hosts(roomID, b.Server) != nil {
+			continue
 		}
+		m, err := rs.match(ctx, roomID)
+		if err != nil {
+			return play.Backfill{}, err
+		}
+		if err := within(m, b.Seats); err != nil {
+			return play.Backfill{}, fmt.Errorf("%w: %w", errRoomGone, err)
+		}
+		return b.Backfill, nil
 	}
 	return play.Backfill{}, fmt.Errorf("room %s asks for no one now: %w", roomID, errRoomGone)
 }
 
-// request is the events.Backfill of room request b, published at seen:
-// the room's match says the mode, the shard, the skill (the mean of its
-// players') and the attributes (its first ticket's) it is filled by. Its
-// seats are those the room asks for less those promised to players on
-// their way (errSeatsPromised, with when the first promise ends, when
-// none is left), and its players are the match's, then those promised a
-// seat or sent before.
-func (rs *rooms) request(ctx context.Context, b play.Backfill, seen time.Time) (events.Backfill, time.Time, error) {
+// request is the events.Backfill of room request b, published at seen,
+// if b is the room's own server's (errNotItsRoom) and within its shape
+// (errOverShape): the room's match says the mode, the shard, the skill
+// (the mean of its players') and the attributes (its first ticket's) it
+// is filled by. Its seats are those the room asks for less those
+// promised to players on their way (errSeatsPromised, with when the
+// first promise ends, when none is left), and its players are the
+// match's, then those promised a seat or sent before.
+func (rs *rooms) request(ctx context.Context, b ShownBackfill, seen time.Time) (events.Backfill, time.Time, error) {
+	room, err := rs.own(ctx, b.MatchID, b.Server)
+	if err != nil {
+		return events.Backfill{}, time.Time{}, err
+	}
 	m, err := rs.match(ctx, b.MatchID)
 	if err != nil {
 		return events.Backfill{}, time.Time{}, err
 	}
-	// A room with no allocation record asks in vain (its fill is
-	// requeued); published all the same, as it was before promises.
-	room, _, err := rs.records.room(ctx, b.MatchID)
-	if err != nil && !errors.Is(err, errRoomGone) {
+	if err := within(m, b.Seats); err != nil {
 		return events.Backfill{}, time.Time{}, err
 	}
 	room.expire(seen)
@@ -141,98 +255,6 @@ func roomPlayers(lists ...[]string) []string {
 		}
 	}
 	return out
-}
-
-// requester publishes the requests a BackfillSource shows.
-type requester struct {
-	rooms *rooms
-	pub   *events.Publisher
-	log   *slog.Logger
-	now   func() time.Time
-	// due is when each request showing now is looked at again: askAgain
-	// after it was published, or found one that cannot be filled (its
-	// room has no match record), or when the first promise of its room
-	// ends, if every seat it asks for is promised. A request is
-	// forgotten once it shows no more.
-	due map[string]time.Time
-}
-
-// askAgain is how long a request that still shows waits to be published
-// again: the duplicate window, after which the stream stores it again. A
-// matcher that holds the first copy acks the second; one that let it go
-// unfilled after its mode's max wait (nobody fitted) holds it anew, its
-// wait starting over, so a room that keeps asking is served by players
-// who queue later; one already filled meets the request's claim and lets
-// it go.
-const askAgain = events.DuplicateWindow
-
-// RequestBackfills publishes, every interval until ctx ends, the
-// backfill request of each room src shows asking for players, on the
-// backfills subject of the shard that formed the room's match: once when
-// it first shows, then every askAgain while it shows. Its id is its
-// message id, so it is stored once however many allocators publish it;
-// one whose publish fails is tried again at the next interval.
-func RequestBackfills(ctx context.Context, js jetstream.JetStream, subj events.Subjects, src BackfillSource, every time.Duration, log *slog.Logger) error {
-	kv, err := js.KeyValue(ctx, subj.MatchesBucket())
-	if err != nil {
-		return fmt.Errorf("matches bucket: %w", err)
-	}
-	allocs, err := js.KeyValue(ctx, subj.AllocationsBucket())
-	if err != nil {
-		return fmt.Errorf("allocations bucket: %w", err)
-	}
-	recs := &records{kv: allocs, log: log, now: time.Now}
-	rq := &requester{rooms: &rooms{matches: kv, src: src, records: recs}, pub: events.NewPublisher(js, subj), log: log, now: time.Now,
-		due: map[string]time.Time{}}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		rq.poll(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// poll publishes the requests that show now and are due.
-func (rq *requester) poll(ctx context.Context) {
-	reqs, known := rq.rooms.src.Backfills()
-	if !known {
-		return
-	}
-	now := rq.now()
-	showing := make(map[string]bool, len(reqs))
-	for _, b := range reqs {
-		id := play.BackfillID(b.MatchID, b.Ask)
-		showing[id] = true
-		if due, ok := rq.due[id]; ok && now.Before(due) {
-			continue
-		}
-		req, promised, err := rq.rooms.request(ctx, b, now)
-		if err == nil {
-			err = rq.pub.Backfill(ctx, req)
-		}
-		switch {
-		case err == nil:
-			rq.due[id] = now.Add(askAgain)
-			rq.log.Info("backfill requested", "backfill_id", id, "room", b.MatchID, "seats", req.Seats, "asked", b.Seats, "shard", req.Region+"."+req.Tier)
-		case errors.Is(err, errSeatsPromised):
-			rq.due[id] = promised
-			rq.log.Info("backfill request waits: its seats are promised to players on their way", "backfill_id", id, "until", promised)
-		case errors.Is(err, errRoomGone) || errors.Is(err, events.ErrInvalid):
-			rq.due[id] = now.Add(askAgain) // said once per askAgain
-			rq.log.Warn("backfill request cannot be filled", "backfill_id", id, "err", err)
-		case ctx.Err() == nil:
-			rq.log.Warn("backfill request; will retry", "backfill_id", id, "err", err)
-		}
-	}
-	for id := range rq.due {
-		if !showing[id] {
-			delete(rq.due, id)
-		}
-	}
 }
 
 // handleBackfill assigns a match that fills room m.Backfill.MatchID: no
@@ -285,28 +307,25 @@ func (as *assigner) handleBackfill(ctx context.Context, m events.Match) error {
 }
 
 // roomShape is the seat of room roomID with Team left out: its teams and
-// team size, and that it accepts backfill, as the room's match made it.
+// team size, and that it accepts backfill, as the room's match made it
+// (roomSeats: a room that started early has teams its match left empty).
 func (as *assigner) roomShape(ctx context.Context, roomID string) (jointoken.Seat, error) {
 	rm, err := as.rooms.match(ctx, roomID)
 	if err != nil {
 		return jointoken.Seat{}, err
 	}
-	room, err := RoomOf(rm)
-	if err != nil {
-		return jointoken.Seat{}, fmt.Errorf("%w: %w", errRoomGone, err)
-	}
-	return jointoken.Seat{Teams: len(room.Teams), TeamSize: len(room.Teams[0]), Backfill: room.Backfill}, nil
+	return roomSeats(rm)
 }
 
 // roomServer is the record of a match m that fills a room
 // (records.place's find): the room's server, from its allocation
 // record, and when the tokens of m's players expire. The room must
-// still make the request m fills, and ask for as many players on each
+// still make the request m fills (as its own server shows it), and ask for as many players on each
 // team as m brings there on top of those promised to other matches
 // (records.promise), which m's are then promised too.
 func (as *assigner) roomServer(ctx context.Context, m events.Match) (record, error) {
 	roomID := m.Backfill.MatchID
-	b, err := as.rooms.asking(roomID)
+	b, err := as.rooms.asking(ctx, roomID)
 	if err != nil {
 		return record{}, err
 	}

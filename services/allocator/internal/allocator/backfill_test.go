@@ -28,6 +28,7 @@ import (
 type gameServer struct {
 	mu       sync.Mutex
 	backfill []play.Backfill
+	full     bool // every room taken: no match is allocated here
 }
 
 func (g *gameServer) ask(b ...play.Backfill) {
@@ -39,33 +40,56 @@ func (g *gameServer) ask(b ...play.Backfill) {
 func (g *gameServer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	_ = json.NewEncoder(w).Encode(play.Status{Rooms: 1, MaxRooms: 4, Backfill: g.backfill})
+	st := play.Status{Rooms: 1, MaxRooms: 4, Backfill: g.backfill}
+	if g.full {
+		st.Rooms = st.MaxRooms
+	}
+	_ = json.NewEncoder(w).Encode(st)
 }
 
 // backfillEnv is an allocator on the local backend over one game server
-// (gs), with its poll and its backfill requester running.
+// (gs), with its poll and its backfill requester running, and the full
+// servers others, listed before it.
 type backfillEnv struct {
 	*env
 	gs      *gameServer
 	srv     *httptest.Server
 	backend *local.Backend
 	port    int
+	others  []*gameServer
 }
 
-func startBackfill(t *testing.T) *backfillEnv {
+// startBackfill starts the allocator; others names full game servers
+// listed before gs-1 (a match is allocated on gs-1, but a backend that
+// looks at its servers in order sees theirs first).
+func startBackfill(t *testing.T, others ...string) *backfillEnv {
 	t.Helper()
+	var targets []local.Target
+	var full []*gameServer
+	for _, name := range others {
+		g := &gameServer{full: true}
+		s := httptest.NewServer(g)
+		t.Cleanup(s.Close)
+		u, _ := url.Parse(s.URL)
+		p, _ := strconv.Atoi(u.Port())
+		targets = append(targets, local.Target{Server: allocator.Server{Name: name, Address: "127.0.0.1", Port: p}})
+		full = append(full, g)
+	}
 	gs := &gameServer{}
 	srv := httptest.NewServer(gs)
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
 	port, _ := strconv.Atoi(u.Port())
-	b := local.New([]local.Target{{Server: allocator.Server{Name: "gs-1", Address: "127.0.0.1", Port: port}}})
+	b := local.New(append(targets, local.Target{Server: allocator.Server{Name: "gs-1", Address: "127.0.0.1", Port: port}}))
 	testkit.Run(t, func(ctx context.Context) error { return b.Run(ctx, 20*time.Millisecond) })
+	// Polled once before any match: a match goes to gs-1, not to a
+	// server whose rooms are not known yet.
+	testkit.Eventually(t, 5*time.Second, func() bool { _, known := b.Capacity("eu"); return known }, "game servers never polled")
 	e := start(t, b, allocator.Config{RetryDeadline: 500 * time.Millisecond})
 	testkit.Run(t, func(ctx context.Context) error {
-		return allocator.RequestBackfills(ctx, e.js, e.subj, b, 20*time.Millisecond, testLog())
+		return allocator.RequestBackfills(ctx, e.js, e.subj, b, allocator.BackfillConfig{Every: 20 * time.Millisecond, MinInterval: 50 * time.Millisecond}, testLog())
 	})
-	return &backfillEnv{env: e, gs: gs, srv: srv, backend: b, port: port}
+	return &backfillEnv{env: e, gs: gs, srv: srv, backend: b, port: port, others: full}
 }
 
 // room is a running 2v2 room: its match (r1, alice and bob against
@@ -73,7 +97,13 @@ func startBackfill(t *testing.T) *backfillEnv {
 // matcher and allocated on gs-1, every player assigned.
 func (e *backfillEnv) room(t *testing.T) events.Match {
 	t.Helper()
-	m := teamMatch("r1", "2v2", false, []string{"alice", "bob"}, []string{"carol", "dave"})
+	return e.open(t, teamMatch("r1", "2v2", false, []string{"alice", "bob"}, []string{"carol", "dave"}))
+}
+
+// open runs match m's room as room does r1's: m accepts backfill, and
+// its players, all assigned, hold tokens that say so.
+func (e *backfillEnv) open(t *testing.T, m events.Match) events.Match {
+	t.Helper()
 	m.AcceptsBackfill = true
 	for i := range m.Tickets {
 		m.Tickets[i].Skill = 1600 + 20*i // mean 1630
@@ -91,11 +121,11 @@ func (e *backfillEnv) room(t *testing.T) events.Match {
 	if err := e.pub.Match(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) == 4 }, "the room's match was not assigned")
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) == len(m.Players()) }, "the room's match was not assigned")
 	for _, msg := range res() {
 		r, _ := events.DecodeResult(msg.Data)
 		g, err := joinKeys.Verify(r.Assignment.JoinToken, time.Now())
-		if err != nil || !g.Seat.Backfill {
+		if err != nil || !g.Seat.Backfill || r.Assignment.Server != "gs-1" {
 			t.Fatalf("%s's token in a room that accepts backfill: %+v %v", r.PlayerID, g, err)
 		}
 	}

@@ -47,7 +47,7 @@ func newPromiseEnv(t *testing.T) *promiseEnv {
 	}
 	e := &promiseEnv{js: js, subj: subj, matches: matches, now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
 	e.recs = &records{kv: allocs, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: e.clock}
-	data, _ := json.Marshal(record{Server: &Server{Name: "gs-1", Address: "127.0.0.1", Port: 7000}})
+	data, _ := json.Marshal(record{Server: &gs1})
 	if _, err := allocs.Put(t.Context(), "r1", data); err != nil {
 		t.Fatal(err)
 	}
@@ -172,8 +172,7 @@ func TestRequestLeavesOutPromisedSeats(t *testing.T) {
 	e := newPromiseEnv(t)
 	published := testkit.Collect(t, e.js.Conn(), e.subj.AllBackfills())
 	src := &showing{reqs: []play.Backfill{{MatchID: "r1", Ask: 2, Seats: []int{0, 2}}}}
-	rq := &requester{rooms: &rooms{matches: e.matches, src: src, records: e.recs}, pub: events.NewPublisher(e.js, e.subj),
-		log: e.recs.log, now: e.clock, due: map[string]time.Time{}}
+	rq := newRequester(&rooms{matches: e.matches, src: src, records: e.recs}, events.NewPublisher(e.js, e.subj), backfillDefaults.MinInterval, e.recs.log, e.clock)
 	erin, err := e.recs.promise(t.Context(), "r1", fillOf("f1", "erin"), []int{0, 1}, e.clock().Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
@@ -188,9 +187,7 @@ func TestRequestLeavesOutPromisedSeats(t *testing.T) {
 
 	// Erin joined; the room asks for the seat dave left. It is promised
 	// to erin until her token (and the margin) ends.
-	src.mu.Lock()
-	src.reqs = []play.Backfill{{MatchID: "r1", Ask: 3, Seats: []int{0, 1}}}
-	src.mu.Unlock()
+	src.set(play.Backfill{MatchID: "r1", Ask: 3, Seats: []int{0, 1}})
 	rq.poll(t.Context())
 	e.wait(time.Minute + promiseMargin - time.Millisecond)
 	rq.poll(t.Context())
@@ -198,8 +195,8 @@ func TestRequestLeavesOutPromisedSeats(t *testing.T) {
 	if n := len(published()); n != 1 {
 		t.Fatalf("%d requests published while every seat is promised", n)
 	}
-	if ends := time.UnixMilli(erin.Until).Add(promiseMargin); !rq.due["r1-b3"].Equal(ends) {
-		t.Fatalf("the request is due %s, want when erin's promise ends (%s)", rq.due["r1-b3"], ends)
+	if ends, due := time.UnixMilli(erin.Until).Add(promiseMargin), rq.due[requestKey{serverOf(gs1), "r1-b3"}]; !due.Equal(ends) {
+		t.Fatalf("the request is due %s, want when erin's promise ends (%s)", due, ends)
 	}
 	e.wait(time.Millisecond)
 	rq.poll(t.Context())

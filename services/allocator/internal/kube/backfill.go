@@ -13,39 +13,63 @@ var _ allocator.BackfillSource = (*Backend)(nil)
 // Backfills are the requests of the rooms live on the clusters'
 // GameServers, from the informers' caches (Watch): a room in a server's
 // rooms List whose backfill annotation (agones.BackfillAnnotation) holds
-// a request. Agones never removes an annotation, so the rooms List, not
-// the annotation, says whether the room is there; a room that asks for
-// no one any more set its annotation to "". known is false until every
-// cluster's cache has synced.
-func (b *Backend) Backfills() ([]play.Backfill, bool) {
-	var out []play.Backfill
+// a request, with the GameServer's name and its cluster's as the
+// server that shows it. Agones never removes an annotation, so the rooms
+// List, not the annotation, says whether the room is there; a room that
+// asks for no one any more set its annotation to "". known is false
+// until every cluster's cache has synced.
+//
+// A game server writes both its annotations and its rooms List through
+// the SDK: what they say is its word, checked by the allocator against
+// the room's allocation record. The List bounds its requests to one per
+// room it lists, at most allocator.MaxRoomsShown.
+func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
+	var out []allocator.ShownBackfill
 	known := true
 	for _, c := range b.clusters {
-		if c.synced == nil || !c.synced() {
+		servers, ok := c.servers()
+		if !ok {
 			known = false
 			continue
 		}
-		for _, o := range c.servers.List() {
+		for _, o := range servers {
 			if u, ok := o.(*unstructured.Unstructured); ok {
-				out = append(out, roomRequests(u)...)
+				srv := allocator.Server{Name: u.GetName(), Cluster: c.Name}
+				for _, r := range roomRequests(u) {
+					out = append(out, allocator.ShownBackfill{Backfill: r, Server: srv})
+				}
 			}
 		}
 	}
 	return out, known
 }
 
-// roomRequests are the requests of the live rooms of GameServer u. An
-// annotation that does not read, or names another room, is passed over:
-// it asks for nothing the allocator could serve.
+// roomRequests are the requests of the live rooms of GameServer u, one
+// per room however often the List names it, at most
+// allocator.MaxRoomsShown (Agones caps the List's capacity there; this
+// holds whatever the cache was given). An annotation that does not
+// read, or names another room, is passed over: it asks for nothing the
+// allocator could serve; so are the rooms of a server that is not
+// Allocated.
 func roomRequests(u *unstructured.Unstructured) []play.Backfill {
+	// Rooms live on an Allocated server; one Unhealthy or shutting down
+	// is going away with them, and no player should be sent there.
+	if state, _, _ := unstructured.NestedString(u.Object, "status", "state"); state != agones.StateAllocated {
+		return nil
+	}
 	live, _, _ := unstructured.NestedStringSlice(u.Object, "status", "lists", agones.ListRooms, "values")
 	ann := u.GetAnnotations()
 	var out []play.Backfill
+	seen := map[string]bool{}
 	for _, id := range live {
+		if len(out) >= allocator.MaxRoomsShown {
+			break
+		}
 		b, ok, err := agones.DecodeBackfill(ann[agones.BackfillAnnotation(id)])
-		if err != nil || !ok || b.MatchID != id {
+		if err != nil || !ok || b.MatchID != id || seen[id] {
 			continue
 		}
+		seen[id] = true
 		out = append(out, b)
 	}
 	return out

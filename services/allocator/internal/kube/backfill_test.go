@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/play"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
 )
 
 // gameServer is a GameServer as the informer caches it: its live rooms
@@ -30,16 +32,18 @@ func gameServer(name string, rooms []string, ann map[string]string) *unstructure
 }
 
 // TestBackfillsReadTheLiveRooms: only a live room (in the rooms List)
-// asks, with the request its annotation holds; a room that ended keeps
-// its annotation (Agones never removes one) and asks for no one, as does
-// a room whose annotation is "" (filled) or does not read.
+// asks, once however often the List names it, with the request its
+// annotation holds, shown by its GameServer in its cluster (whose
+// allocation record the allocator checks); a room that ended keeps its
+// annotation (Agones never removes one) and asks for no one, as does a
+// room whose annotation is "" (filled) or does not read.
 func TestBackfillsReadTheLiveRooms(t *testing.T) {
 	t.Parallel()
 	asks := play.Backfill{MatchID: "m1", Ask: 2, Seats: []int{0, 1}}
 	ended := play.Backfill{MatchID: "m0", Ask: 1, Seats: []int{1, 0}}
 	store := cache.NewStore(cache.MetaNamespaceKeyFunc)
 	for _, gs := range []*unstructured.Unstructured{
-		gameServer("gs-1", []string{"m1", "m2", "m3"}, map[string]string{
+		gameServer("gs-1", []string{"m1", "m2", "m3", "m1"}, map[string]string{
 			agones.BackfillAnnotation("m1"): agones.EncodeBackfill(asks),
 			agones.BackfillAnnotation("m0"): agones.EncodeBackfill(ended),
 			agones.BackfillAnnotation("m2"): "",
@@ -52,13 +56,33 @@ func TestBackfillsReadTheLiveRooms(t *testing.T) {
 		}
 	}
 	synced := false
-	b := &Backend{clusters: []*cluster{{servers: store, synced: func() bool { return synced }}}}
+	c := &cluster{Cluster: Cluster{Name: "eu-1"}}
+	c.informer.Store(&informer{servers: store, synced: func() bool { return synced }})
+	b := &Backend{clusters: []*cluster{c}}
 	if _, known := b.Backfills(); known {
 		t.Fatal("known before the cache synced")
 	}
 	synced = true
 	got, known := b.Backfills()
-	if !known || !reflect.DeepEqual(got, []play.Backfill{asks}) {
-		t.Fatalf("Backfills = %+v, %v; want only %+v", got, known, asks)
+	want := []allocator.ShownBackfill{{Backfill: asks, Server: allocator.Server{Name: "gs-1", Cluster: "eu-1"}}}
+	if !known || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Backfills = %+v, %v; want only %+v", got, known, want)
+	}
+}
+
+// TestBackfillsOfAServerAreBounded: a GameServer whose rooms List names
+// more rooms than a server may host (Agones caps a List at 1000; the
+// cache holds what the API server gave) shows allocator.MaxRoomsShown.
+func TestBackfillsOfAServerAreBounded(t *testing.T) {
+	t.Parallel()
+	var rooms []string
+	ann := map[string]string{}
+	for i := range 1200 {
+		id := fmt.Sprintf("m%d", i)
+		rooms = append(rooms, id)
+		ann[agones.BackfillAnnotation(id)] = agones.EncodeBackfill(play.Backfill{MatchID: id, Ask: 1, Seats: []int{0, 1}})
+	}
+	if got := roomRequests(gameServer("gs-1", rooms, ann)); len(got) != allocator.MaxRoomsShown {
+		t.Fatalf("%d requests shown, want %d", len(got), allocator.MaxRoomsShown)
 	}
 }

@@ -31,17 +31,33 @@ func (b *Backend) Watch(ctx context.Context) error {
 		f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 30*time.Second, c.Namespace, func(o *metav1.ListOptions) {
 			o.LabelSelector = "agones.dev/fleet=" + c.Fleet
 		})
-		inf := f.ForResource(gameServers)
-		c.servers = inf.Informer().GetStore()
-		c.synced = inf.Informer().HasSynced
+		inf := f.ForResource(gameServers).Informer()
+		c.informer.Store(&informer{servers: inf.GetStore(), synced: inf.HasSynced})
 		f.Start(ctx.Done())
 	}
 	for _, c := range b.clusters {
-		if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
+		if !cache.WaitForCacheSync(ctx.Done(), c.informer.Load().synced) {
 			return ctx.Err()
 		}
 	}
 	return nil
+}
+
+// informer is a cluster's GameServer informer: its cache and whether
+// the cache has synced.
+type informer struct {
+	servers cache.Store
+	synced  func() bool
+}
+
+// servers are the cluster's GameServers as its informer caches them, or
+// false until Watch made the informer and its cache synced.
+func (c *cluster) servers() ([]any, bool) {
+	inf := c.informer.Load()
+	if inf == nil || !inf.synced() {
+		return nil, false
+	}
+	return inf.servers.List(), true
 }
 
 var _ allocator.CapacitySource = (*Backend)(nil)
@@ -56,11 +72,12 @@ func (b *Backend) Capacity(region string) (events.Capacity, bool) {
 			continue
 		}
 		seen = true
-		if c.synced == nil || !c.synced() {
+		servers, ok := c.servers()
+		if !ok {
 			known = false
 			continue
 		}
-		for _, o := range c.servers.List() {
+		for _, o := range servers {
 			u, ok := o.(*unstructured.Unstructured)
 			if !ok {
 				continue

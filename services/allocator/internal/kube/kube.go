@@ -33,11 +33,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -67,9 +67,10 @@ type cluster struct {
 	hc   *http.Client
 	base string
 
-	// servers and synced are the GameServer informer's cache (Watch).
-	servers cache.Store
-	synced  func() bool
+	// informer is the GameServer informer's cache, once Watch made it:
+	// Watch runs beside the readers of the cache (Capacity, Backfills),
+	// so it is handed over atomically.
+	informer atomic.Pointer[informer]
 
 	mu        sync.Mutex
 	failures  int

@@ -65,6 +65,37 @@ func TestRequestAsksForListRoom(t *testing.T) {
 	}
 }
 
+// TestRequestOfARoomOpenedEarly: a match that started early asks for room for
+// its players, not for the room's seats (its free seats are filled
+// later, a player at a time, each added to the players List by the game
+// server), adds them alone, and writes the room's full shape, its empty
+// team as [].
+func TestRequestOfARoomOpenedEarly(t *testing.T) {
+	t.Parallel()
+	m := events.Match{SchemaVersion: events.SchemaVersion, MatchID: "m1", Mode: "ffa", Region: "eu", Tier: "gold", Teams: 4, TeamSize: 1, AcceptsBackfill: true}
+	for i, p := range []string{"a", "b", "c"} {
+		m.Tickets = append(m.Tickets, events.MatchTicket{TicketID: "t-" + p, Players: []string{p}, Team: i})
+	}
+	b := &Backend{cfg: Config{Mode: HighDensity}}
+	gsa, err := b.Request(Cluster{Namespace: "games", Fleet: "rps"}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fits := map[string]agones.ListSelector{agones.ListRooms: {MinAvailable: 1}, agones.ListPlayers: {MinAvailable: 3}}
+	for i, s := range gsa.Spec.Selectors {
+		if !reflect.DeepEqual(s.Lists, fits) {
+			t.Errorf("selector %d %+v", i, s.Lists)
+		}
+	}
+	if adds := gsa.Spec.Lists[agones.ListPlayers].AddValues; !reflect.DeepEqual(adds, []string{"a", "b", "c"}) {
+		t.Errorf("players added: %v", adds)
+	}
+	v := gsa.Spec.Metadata.Annotations[agones.MatchAnnotationPrefix+"m1"]
+	if v != `{"mode":"ffa","teams":[["a"],["b"],["c"],[]],"backfill":true,"team_size":1}` {
+		t.Errorf("room annotation %s", v)
+	}
+}
+
 // TestAllocateRefusesBeforeAnyCall: a mode no cluster hosts, and a match
 // no room can seat, fail as permanent without reaching a cluster (the
 // cluster here does not exist).

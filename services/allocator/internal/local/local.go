@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -88,8 +89,8 @@ type server struct {
 	// tried (it may well have room), a server that stopped answering is not.
 	known, up  bool
 	free, size int
-	// backfill are the requests of its rooms at the last poll.
-	backfill []play.Backfill
+	// backfill are the requests of its rooms at the last poll (shown).
+	backfill []allocator.ShownBackfill
 }
 
 var (
@@ -100,6 +101,12 @@ var (
 
 // rememberMatches bounds the match -> server memory.
 const rememberMatches = 100_000
+
+// maxStatusBytes bounds a /status body, the game server's word: one of a
+// server hosting allocator.MaxRoomsShown rooms, each asking for players
+// (a 64-byte match id and seats on up to play.MaxPlayers teams), is
+// about 520 KB. A larger one is not read: the server counts as down.
+const maxStatusBytes = 1 << 20
 
 // New returns a backend over servers.
 func New(targets []Target) *Backend {
@@ -173,12 +180,12 @@ func (b *Backend) Capacity(string) (events.Capacity, bool) {
 }
 
 // Backfills are the requests the servers' rooms made at the last poll
-// (each server's play.Status.Backfill); known once every server was
-// polled.
-func (b *Backend) Backfills() ([]play.Backfill, bool) {
+// (each server's play.Status.Backfill, shown), each with its server;
+// known once every server was polled.
+func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []play.Backfill
+	var out []allocator.ShownBackfill
 	known := true
 	for _, s := range b.servers {
 		known = known && s.known
@@ -212,10 +219,31 @@ func (b *Backend) poll(ctx context.Context) {
 		s.backfill = nil // a server that stopped answering asks for no one
 		if err == nil {
 			s.free, s.size = st.Free(), st.MaxRooms
-			s.backfill = st.Backfill
+			s.backfill = shown(s.Server, st)
 		}
 		b.mu.Unlock()
 	}
+}
+
+// shown are the requests of st, the /status of server srv: at most one
+// per room, the first it lists, and no more than the rooms it says it
+// has open, nor than a server may host (allocator.MaxRoomsShown: what
+// it says of its rooms is its own word too). The allocator refuses a
+// request for a room another server runs, but every request costs it a
+// look.
+func shown(srv allocator.Server, st play.Status) []allocator.ShownBackfill {
+	var out []allocator.ShownBackfill
+	seen := map[string]bool{}
+	for _, r := range st.Backfill {
+		if len(out) >= min(st.Rooms, st.MaxRooms, allocator.MaxRoomsShown) {
+			break
+		}
+		if !seen[r.MatchID] {
+			seen[r.MatchID] = true
+			out = append(out, allocator.ShownBackfill{Backfill: r, Server: srv})
+		}
+	}
+	return out
 }
 
 // status reads t's /status (the game server's play.Status).
@@ -237,8 +265,15 @@ func (b *Backend) status(ctx context.Context, t Target) (play.Status, error) {
 	if res.StatusCode != http.StatusOK {
 		return play.Status{}, fmt.Errorf("%s: %s", url, res.Status)
 	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxStatusBytes+1))
+	if err != nil {
+		return play.Status{}, fmt.Errorf("%s: %w", url, err)
+	}
+	if len(body) > maxStatusBytes {
+		return play.Status{}, fmt.Errorf("%s: /status larger than %d bytes, more than a server hosting %d rooms says", url, maxStatusBytes, allocator.MaxRoomsShown)
+	}
 	var st play.Status
-	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+	if err := json.Unmarshal(body, &st); err != nil {
 		return play.Status{}, fmt.Errorf("%s: %w", url, err)
 	}
 	return st, nil

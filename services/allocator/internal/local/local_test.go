@@ -2,16 +2,20 @@ package local
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
 )
 
@@ -83,5 +87,76 @@ func TestParse(t *testing.T) {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
 		}
+	}
+}
+
+// TestBackfillsAreShownByTheirServer: each request carries the server
+// whose /status lists it (the allocator takes a room's request only from
+// the server its record names), at most one per room, and no more than
+// the rooms the server says it has open: a server listing requests for
+// rooms it does not have costs the allocator nothing.
+func TestBackfillsAreShownByTheirServer(t *testing.T) {
+	t.Parallel()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(play.Status{Rooms: 2, MaxRooms: 4, Backfill: []play.Backfill{
+			{MatchID: "r1", Ask: 1, Seats: []int{0, 1}}, {MatchID: "r1", Ask: 9, Seats: []int{2, 2}},
+			{MatchID: "r2", Ask: 1, Seats: []int{1, 0}}, {MatchID: "r3", Ask: 1, Seats: []int{1, 0}},
+		}})
+	}))
+	t.Cleanup(hs.Close)
+	host, port, _ := net.SplitHostPort(hs.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	srv := allocator.Server{Name: "g1", Address: host, Port: p}
+	b := New([]Target{{Server: srv}})
+	b.poll(t.Context())
+	got, known := b.Backfills()
+	want := []allocator.ShownBackfill{
+		{Backfill: play.Backfill{MatchID: "r1", Ask: 1, Seats: []int{0, 1}}, Server: srv},
+		{Backfill: play.Backfill{MatchID: "r2", Ask: 1, Seats: []int{1, 0}}, Server: srv},
+	}
+	if !known || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Backfills = %+v, %v; want %+v", got, known, want)
+	}
+}
+
+// statusOf is a game server whose /status answers body.
+func statusOf(t *testing.T, body []byte) Target {
+	t.Helper()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) }))
+	t.Cleanup(hs.Close)
+	host, port, _ := net.SplitHostPort(hs.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	return Target{Server: allocator.Server{Name: "evil", Address: host, Port: p}}
+}
+
+// TestAHostileStatusIsBounded: a game server's /status is its own word,
+// Rooms and MaxRooms too. One that says it hosts 2^30 rooms and lists
+// 100,000 requests has no more shown than a server may host rooms
+// (allocator.MaxRoomsShown); one whose /status is larger than any honest
+// one (maxStatusBytes) is not read at all: it counts as down, asking for
+// no one.
+func TestAHostileStatusIsBounded(t *testing.T) {
+	t.Parallel()
+	st := play.Status{Rooms: 1 << 30, MaxRooms: 1 << 30}
+	for i := range 100_000 {
+		st.Backfill = append(st.Backfill, play.Backfill{MatchID: fmt.Sprintf("forged-%d", i), Ask: 1, Seats: []int{1, 1}})
+	}
+	if got := shown(allocator.Server{Name: "evil"}, st); len(got) != allocator.MaxRoomsShown {
+		t.Fatalf("a server that says it hosts 2^30 rooms had %d requests shown, want %d", len(got), allocator.MaxRoomsShown)
+	}
+	body, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New([]Target{statusOf(t, body)})
+	if _, err := b.status(t.Context(), b.servers[0].Target); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("a %d-byte /status: err %v, want it refused as too large", len(body), err)
+	}
+	b.poll(t.Context())
+	if reqs, known := b.Backfills(); !known || len(reqs) != 0 {
+		t.Fatalf("Backfills = %d requests, known %v; want none, known", len(reqs), known)
+	}
+	if c, _ := b.Capacity("eu"); c.Servers != 0 {
+		t.Fatalf("capacity %+v: the server counts as up", c)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/capacity"
@@ -41,14 +42,16 @@ type Tickets interface {
 	Cancel(ctx context.Context, caller identity.Caller, ticketID, reason string) (tickets.View, error)
 	RecordFor(ctx context.Context, caller identity.Caller, ticketID string) (tickets.Record, error)
 	View(ctx context.Context, rec tickets.Record) (tickets.View, error)
-	// Modes are the modes a ticket may ask for now, the list its
-	// validation reads. The find-a-match page offers them.
-	Modes() []string
+	// RuleSet is the rule set a ticket is checked against now; Regions
+	// are the regions it may name. The find-a-match page offers their
+	// modes, attributes and regions.
+	RuleSet() *rules.Set
+	Regions() events.Regions
 }
 
 // Results is what the API needs from the results tracker.
 type Results interface {
-	Track(ctx context.Context, ticketID, player string, created time.Time, creation *results.Creation) error
+	Track(ctx context.Context, t *events.Ticket, creation *results.Creation) error
 	Wait(ctx context.Context, ticketID string) (results.Waiting, error)
 }
 
@@ -94,6 +97,11 @@ type Config struct {
 	// Queue, if set, tells the expected wait a queued ticket's view
 	// carries (queue.Watcher); nil: views carry none.
 	Queue Queue
+	// WaitRefresh is how often a waiting SSE or /ws/events client is
+	// looked at for a new expected wait (refresher): at most one queued
+	// event per period, and only for a figure that moved. Default 10 s,
+	// negative: never (the first queued event's figure stays).
+	WaitRefresh time.Duration
 }
 
 // Defaults of Config: what New fills in for a zero field, and the
@@ -103,6 +111,7 @@ const (
 	DefaultWSRegion            = "eu"
 	DefaultBodyTimeout         = 10 * time.Second
 	DefaultMaxStreamsPerClient = 8
+	DefaultWaitRefresh         = 10 * time.Second
 )
 
 // DefaultWSSkill is the -ws-skill flag's default. New leaves a zero
@@ -113,6 +122,9 @@ const DefaultWSSkill = 1000
 func (c *Config) setDefaults() {
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.WaitRefresh == 0 {
+		c.WaitRefresh = DefaultWaitRefresh
 	}
 	if c.WSRegion == "" {
 		c.WSRegion = DefaultWSRegion
@@ -204,7 +216,7 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(openAPI)
 	})
-	mux.HandleFunc("GET /{$}", servePage(page, t.Modes))
+	mux.HandleFunc("GET /{$}", servePage(page, func() pageData { return newPageData(t.RuleSet(), t.Regions()) }))
 	ops.Register(mux, ready, reg)
 	return mux, nil
 }

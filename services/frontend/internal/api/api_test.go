@@ -52,7 +52,6 @@ type env struct {
 
 type options struct {
 	api     api.Config
-	maxWait time.Duration
 	minFree int
 	// insecure runs the frontend without identity (-auth-insecure), for
 	// tests of something else that key on the client's address.
@@ -61,6 +60,8 @@ type options struct {
 	before func(e *env)
 	// rules is the rule set in force; nil means testRuleSet.
 	rules *rules.Current
+	// regions the frontend serves; nil means events.DefaultRegions.
+	regions events.Regions
 }
 
 // testRuleSet is the frontend's rule set in these tests: two modes (not
@@ -120,23 +121,23 @@ func start(t *testing.T, o options) *env {
 // second to show that ticket state is not held by the instance.
 func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
 	t.Helper()
-	if o.maxWait == 0 {
-		o.maxWait = time.Hour
-	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
+	if o.rules == nil {
+		o.rules = fixedRules(t, testRuleSet)
+	}
 	var svc *tickets.Service
-	tracker := results.New(e.nc, e.subj, log, reg, o.maxWait, func(ctx context.Context, id string) { svc.Expire(ctx, id) })
+	tracker := results.New(e.nc, e.subj, log, reg, results.ModeWaits(o.rules, 0), func(ctx context.Context, id string) { svc.Expire(ctx, id) })
 	testkit.Run(t, tracker.Run)
 	watcher, err := capacity.New(t.Context(), e.js, e.subj, o.minFree, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testkit.Run(t, watcher.Run)
-	if o.rules == nil {
-		o.rules = fixedRules(t, testRuleSet)
+	if o.regions == nil {
+		o.regions = events.DefaultRegions
 	}
-	svc, err = tickets.New(t.Context(), tickets.Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Rules: o.rules}, e.js, e.subj, tracker, watcher, log)
+	svc, err = tickets.New(t.Context(), tickets.Config{Regions: o.regions, Tiers: events.DefaultTiers, Rules: o.rules}, e.js, e.subj, tracker, watcher, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,10 +477,16 @@ func TestCancelAfterFailedClaimSaysFailed(t *testing.T) {
 	}
 }
 
-func TestTicketExpiresAtMaxWait(t *testing.T) {
+// The frontend expires a ticket no matcher ended at its mode's max_wait
+// (the rule set's, the one truth, plus the frontend's margin, none here):
+// a 1v1 ticket at 500ms, while a 2v2 ticket of the same age, whose mode
+// waits an hour, is still queued.
+func TestTicketExpiresAtItsModesMaxWait(t *testing.T) {
 	t.Parallel()
-	e := start(t, options{maxWait: 500 * time.Millisecond})
-	_, body := e.post(t, `{"player_id":"lonely","skill":1650,"region":"eu"}`, "")
+	e := start(t, options{rules: fixedRules(t, `{"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":"500ms"},`+
+		`{"name":"2v2","teams":2,"team_size":2,"max_wait":"1h"}]}`)})
+	_, long := e.post(t, `{"player_id":"patient","mode":"2v2","skill":1650,"region":"eu"}`, "")
+	_, body := e.post(t, `{"player_id":"lonely","mode":"1v1","skill":1650,"region":"eu"}`, "")
 	id := body["ticket_id"].(string)
 	testkit.Eventually(t, 10*time.Second, func() bool {
 		_, b := e.get(t, "/v1/tickets/"+id)
@@ -487,6 +494,9 @@ func TestTicketExpiresAtMaxWait(t *testing.T) {
 	}, "ticket never expired")
 	if owner, _ := e.claims.Owner(t.Context(), id); owner != events.OwnerExpired {
 		t.Fatalf("claim = %q", owner)
+	}
+	if _, b := e.get(t, "/v1/tickets/"+long["ticket_id"].(string)); b["status"] != "queued" {
+		t.Fatalf("the 2v2 ticket, whose mode waits an hour: %v", b)
 	}
 }
 

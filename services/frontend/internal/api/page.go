@@ -6,15 +6,20 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 )
 
 // The find-a-match page is a template rendered for each request from the
-// modes of the ticket service (Tickets.Modes): the list that validates a
-// ticket's mode is the list the page offers, so the page can never offer
-// a mode this frontend refuses nor hide one it takes, and it follows a
-// reload of the rule set as the validation does.
+// rule set and regions of the ticket service (Tickets.RuleSet, Regions):
+// the lists that validate a ticket are the lists the page offers, so the
+// page can never offer a mode or region this frontend refuses nor hide
+// one it takes, it asks for every attribute the rule set declares (a
+// required one cannot be left out), and it follows a reload of the rule
+// set as the validation does.
 
 //go:embed page/index.html
 var pageFS embed.FS
@@ -36,23 +41,57 @@ type pageData struct {
 	// DefaultMode is preselected when offered: the mode a ticket that
 	// names none is given.
 	DefaultMode string
+	// Regions the page offers, the first preselected.
+	Regions []string
+	// Attributes the page asks for, by name.
+	Attributes []pageAttribute
 }
 
-// renderPage renders the find-a-match page offering modes.
-func renderPage(tmpl *template.Template, modes []string) ([]byte, error) {
+// pageAttribute is one declared attribute, as the page asks for it: a
+// string with allowed values as a choice, a set as a comma-separated
+// list, a number with its bounds, a tag as a checkbox.
+type pageAttribute struct {
+	Name     string
+	Kind     string
+	Values   []string
+	Required bool
+	Min, Max *float64
+	// Hint tells what a set takes.
+	Hint string
+}
+
+// newPageData is the page for rule set s and regions.
+func newPageData(s *rules.Set, regions events.Regions) pageData {
+	d := pageData{Modes: s.Modes(), DefaultMode: events.DefaultMode, Regions: slices.Clone(regions)}
+	for name, a := range s.Attributes() {
+		pa := pageAttribute{Name: name, Kind: a.Kind, Values: a.Values, Required: a.Required, Min: a.Min, Max: a.Max}
+		if a.Kind == rules.KindSet {
+			pa.Hint = "comma-separated"
+			if len(a.Values) > 0 {
+				pa.Hint += ": " + strings.Join(a.Values, ", ")
+			}
+		}
+		d.Attributes = append(d.Attributes, pa)
+	}
+	slices.SortFunc(d.Attributes, func(a, b pageAttribute) int { return strings.Compare(a.Name, b.Name) })
+	return d
+}
+
+// renderPage renders the find-a-match page.
+func renderPage(tmpl *template.Template, d pageData) ([]byte, error) {
 	var b bytes.Buffer
-	if err := tmpl.Execute(&b, pageData{Modes: modes, DefaultMode: events.DefaultMode}); err != nil {
+	if err := tmpl.Execute(&b, d); err != nil {
 		return nil, fmt.Errorf("render the page: %w", err)
 	}
 	return b.Bytes(), nil
 }
 
-// servePage answers with the page for the modes in force. Rendering a
+// servePage answers with the page for the rule set in force. Rendering a
 // page this small costs microseconds, less than keeping a copy per rule
 // set right.
-func servePage(tmpl *template.Template, modes func() []string) http.HandlerFunc {
+func servePage(tmpl *template.Template, data func() pageData) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
-		body, err := renderPage(tmpl, modes())
+		body, err := renderPage(tmpl, data())
 		if err != nil {
 			http.Error(w, "page unavailable", http.StatusInternalServerError)
 			return

@@ -5,14 +5,17 @@ import (
 	"testing"
 )
 
-// A mode is written into the page as text, whatever it holds.
+// A mode, a region and an attribute's name and values are written into
+// the page as text, whatever they hold.
 func TestPageEscapesModes(t *testing.T) {
 	t.Parallel()
 	tmpl, err := pageTemplate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := renderPage(tmpl, []string{`a"><script>x</script>`})
+	bad := `a"><script>x</script>`
+	b, err := renderPage(tmpl, pageData{Modes: []string{bad}, Regions: []string{bad}, Attributes: []pageAttribute{
+		{Name: bad, Kind: "string", Values: []string{bad}}, {Name: bad, Kind: "set", Hint: bad}}})
 	if err != nil {
 		t.Fatal(err)
 	}

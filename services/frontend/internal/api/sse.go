@@ -21,7 +21,13 @@ import (
 //	event: status
 //	data: <the ticket view, as GET /v1/tickets/{id} answers>
 //
-// A client that reconnects with Last-Event-ID gets only what is newer. The
+// While the ticket is queued, its queued event comes again, under the
+// same id 1, when its expected wait moves (refresher): the id is the
+// status's rank, so a refresh is no new status and Last-Event-ID keeps
+// its three values. A client that reconnects with Last-Event-ID gets only
+// what is newer: a client that has id 1 is not sent queued again on
+// reconnecting, only later refreshes (counted from the figure of its
+// reconnection) and the statuses after it. The
 // stream ends after the terminal status. Any frontend instance can serve
 // it: the frontend that created the ticket answers from its tracker alone;
 // another reads the current state from JetStream and then follows the
@@ -56,7 +62,7 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identi
 	a.met.open.WithLabelValues("sse").Inc()
 	defer a.met.open.WithLabelValues("sse").Dec()
 
-	sw := &sseWriter{w: w, flusher: flusher, last: last, wait: a.withWait}
+	sw := &sseWriter{w: w, flusher: flusher, last: last, ref: &refresher{a: a}}
 	if sw.send(view) || updates == nil {
 		return
 	}
@@ -101,6 +107,8 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, caller identity.Cal
 func (a *API) streamEvents(ctx context.Context, sw *sseWriter, caller identity.Caller, rec tickets.Record, updates <-chan events.Result) {
 	ping := time.NewTicker(a.cfg.Heartbeat)
 	defer ping.Stop()
+	refresh, stopRefresh := a.refreshTicks()
+	defer stopRefresh()
 	for {
 		select {
 		case res, ok := <-updates:
@@ -113,6 +121,10 @@ func (a *API) streamEvents(ctx context.Context, sw *sseWriter, caller identity.C
 				return
 			}
 			if sw.send(tickets.ViewOf(rec, &res)) {
+				return
+			}
+		case <-refresh:
+			if sw.refresh() {
 				return
 			}
 		case <-ping.C:
@@ -129,28 +141,55 @@ func (a *API) streamEvents(ctx context.Context, sw *sseWriter, caller identity.C
 }
 
 // sseWriter writes a ticket's status events: each status rank once, and
-// only ranks past the last one the client has (its Last-Event-ID).
+// only ranks past the last one the client has (its Last-Event-ID); and
+// the queued event again when its expected wait moves.
 type sseWriter struct {
 	w       http.ResponseWriter
 	flusher http.Flusher
 	last    int
-	// wait adds a queued ticket's expected wait (API.withWait).
-	wait func(tickets.View) tickets.View
+	// ref adds a queued ticket's expected wait (API.withWait) and keeps
+	// the figure the client has.
+	ref *refresher
 }
 
 // send writes v unless the client has it already; done is true once v is
 // terminal or the client is gone.
 func (s *sseWriter) send(v tickets.View) (done bool) {
 	rank := v.Status.Rank()
+	if rank < s.last {
+		return v.Status.Terminal()
+	}
+	v = s.ref.a.withWait(v)
 	if rank > s.last {
-		data, _ := json.Marshal(s.wait(v)) // a View always encodes
-		if _, err := fmt.Fprintf(s.w, "id: %d\nevent: status\ndata: %s\n\n", rank, data); err != nil {
+		if s.write(rank, v) != nil {
 			return true
 		}
-		s.flusher.Flush()
 		s.last = rank
 	}
+	// Sent now, or had before a reconnection: either way the figure of
+	// now is the one refreshes are measured from.
+	s.ref.saw(v)
 	return v.Status.Terminal()
+}
+
+// refresh writes the queued event again, id 1, when the client's latest
+// status is queued and its expected wait moved; done is true once the
+// client is gone.
+func (s *sseWriter) refresh() (done bool) {
+	if s.last != events.StatusQueued.Rank() {
+		return false
+	}
+	v, ok := s.ref.due()
+	return ok && s.write(s.last, v) != nil
+}
+
+func (s *sseWriter) write(id int, v tickets.View) error {
+	data, _ := json.Marshal(v) // a View always encodes
+	if _, err := fmt.Fprintf(s.w, "id: %d\nevent: status\ndata: %s\n\n", id, data); err != nil {
+		return err
+	}
+	s.flusher.Flush()
+	return nil
 }
 
 // followStored reads a ticket's state from JetStream and follows its
@@ -174,7 +213,7 @@ func (a *API) followStored(w http.ResponseWriter, r *http.Request, caller identi
 	}
 	// Follow the player's results first, then read the state again, so
 	// that a change between the two reads is not missed.
-	if err := a.results.Track(ctx, id, rec.Ticket.Players()[0], rec.Ticket.CreatedAt, nil); err != nil {
+	if err := a.results.Track(ctx, &rec.Ticket, nil); err != nil {
 		a.writeError(w, err)
 		return rec, view, nil, stop, false
 	}

@@ -41,17 +41,18 @@ func (a *API) demoWebSocket(w http.ResponseWriter, r *http.Request, caller ident
 }
 
 // eventsWebSocket is /ws for richer clients: every status change arrives as
-// a JSON text message (the ticket view), the last one terminal. A client
-// may send {"type":"cancel"} to cancel its ticket.
+// a JSON text message (the ticket view), the last one terminal; while
+// queued, the queued message comes again when its expected wait moves
+// (refresher). A client may send {"type":"cancel"} to cancel its ticket.
 func (a *API) eventsWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
 	a.serveWebSocket(w, r, caller, "ws_events", func(c *websocket.Conn, v tickets.View) error {
-		data, _ := json.Marshal(a.withWait(v)) // a View always encodes
+		data, _ := json.Marshal(v) // a View always encodes
 		return c.WriteMessage(websocket.TextMessage, data)
 	})
 }
 
-// emitFunc sends a ticket view to a WebSocket client in the endpoint's
-// own form.
+// emitFunc sends a ticket view, its expected wait added already
+// (API.withWait), to a WebSocket client in the endpoint's own form.
 type emitFunc func(*websocket.Conn, tickets.View) error
 
 // serveWebSocket queues the ticket a WebSocket client asks for (refusals
@@ -99,20 +100,27 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 		return
 	}
 	defer waiting.Stop()
+	ref := &refresher{a: a}
+	view = a.withWait(view)
 	if err := emit(conn, view); err != nil {
 		a.abandon(view.TicketID, "client connection failed")
 		return
 	}
-	a.followWebSocket(ctx, conn, caller, view.TicketID, waiting.Results, emit)
+	ref.saw(view)
+	a.followWebSocket(ctx, conn, caller, ref, waiting.Results, emit)
 }
 
 // followWebSocket sends a queued ticket's updates to its client until the
 // ticket ends, the client cancels or leaves (its ticket is then
-// cancelled) or the frontend shuts down.
-func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller identity.Caller, ticketID string, updates <-chan events.Result, emit emitFunc) {
+// cancelled) or the frontend shuts down; and its view again when its
+// expected wait moves while it is queued (ref holds what the client has).
+func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller identity.Caller, ref *refresher, updates <-chan events.Result, emit emitFunc) {
+	ticketID := ref.view.TicketID
 	gone, cancelAsked := readClient(conn)
 	ping := time.NewTicker(a.cfg.Heartbeat)
 	defer ping.Stop()
+	refresh, stopRefresh := a.refreshTicks()
+	defer stopRefresh()
 	rec, err := a.tickets.RecordFor(ctx, caller, ticketID)
 	if err != nil {
 		a.abandon(ticketID, "ticket record unreadable")
@@ -135,7 +143,14 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 				a.finish(conn, v, emit)
 				return
 			}
+			v = a.withWait(v)
 			if err := emit(conn, v); err != nil {
+				a.abandon(ticketID, "client connection failed")
+				return
+			}
+			ref.saw(v)
+		case <-refresh:
+			if v, ok := ref.due(); ok && emit(conn, v) != nil {
 				a.abandon(ticketID, "client connection failed")
 				return
 			}
@@ -191,7 +206,7 @@ func readClient(conn *websocket.Conn) (gone <-chan struct{}, cancelAsked <-chan 
 // finish sends the terminal state and closes: normally after an assignment,
 // with a code naming the outcome otherwise.
 func (a *API) finish(conn *websocket.Conn, v tickets.View, emit emitFunc) {
-	if err := emit(conn, v); err != nil {
+	if err := emit(conn, a.withWait(v)); err != nil {
 		return
 	}
 	code := websocket.CloseNormalClosure

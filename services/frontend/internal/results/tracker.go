@@ -7,7 +7,7 @@
 // dropped when the ticket ends. All subscriptions deliver into one channel
 // (ChanSubscribe), and one goroutine, Run, owns every tracked ticket: it
 // fans results out to waiters, records metrics, and expires tickets that
-// waited past the maximum. No goroutine and no JetStream consumer per
+// waited past their mode's max_wait (Waits). No goroutine and no JetStream consumer per
 // player: a waiting ticket costs a subscription and a small struct.
 package results
 
@@ -29,12 +29,12 @@ type Expirer func(ctx context.Context, ticketID string)
 
 // Tracker follows tickets. Create it with New and start Run.
 type Tracker struct {
-	nc      *nats.Conn
-	subj    events.Subjects
-	log     *slog.Logger
-	maxWait time.Duration
-	expire  Expirer
-	now     func() time.Time
+	nc     *nats.Conn
+	subj   events.Subjects
+	log    *slog.Logger
+	waits  Waits
+	expire Expirer
+	now    func() time.Time
 
 	msgs chan *nats.Msg
 	reqs chan request
@@ -60,9 +60,13 @@ type Creation struct {
 
 // ticket is a tracked ticket. Only Run touches it.
 type ticket struct {
-	id       string
-	player   string
-	created  time.Time
+	id      string
+	player  string
+	mode    string
+	created time.Time
+	// since is when its wait is counted from: created, then its last
+	// expiry (an expiry that lost to an outcome is not tried every tick).
+	since    time.Time
 	creation *Creation
 	last     *events.Result
 	waiters  map[chan events.Result]struct{}
@@ -72,6 +76,7 @@ type request struct {
 	kind     int
 	id       string
 	player   string
+	mode     string
 	created  time.Time
 	creation *Creation
 	waiter   chan events.Result
@@ -93,10 +98,10 @@ const (
 )
 
 // New returns a tracker. expire is called for a ticket still waiting after
-// maxWait.
-func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.Registerer, maxWait time.Duration, expire Expirer) *Tracker {
+// waits(its mode).
+func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.Registerer, waits Waits, expire Expirer) *Tracker {
 	t := &Tracker{
-		nc: nc, subj: subj, log: log, maxWait: maxWait, expire: expire, now: time.Now,
+		nc: nc, subj: subj, log: log, waits: waits, expire: expire, now: time.Now,
 		// Sized for bursts of results; when it is full nats.go drops
 		// messages for the subscriptions behind it (and reports a slow
 		// consumer): a waiter then still gets the result from the stream
@@ -124,8 +129,9 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 // registered with the server, so the ticket may be published after it.
 // creation is set by the caller that tracks a ticket before publishing it,
 // and nil otherwise. Tracking a ticket that is tracked already does nothing.
-func (t *Tracker) Track(ctx context.Context, ticketID, player string, created time.Time, creation *Creation) error {
-	r := t.call(ctx, request{kind: reqTrack, id: ticketID, player: player, created: created, creation: creation})
+func (t *Tracker) Track(ctx context.Context, tk *events.Ticket, creation *Creation) error {
+	ticketID, player := tk.TicketID, tk.Players()[0]
+	r := t.call(ctx, request{kind: reqTrack, id: ticketID, player: player, mode: tk.Mode, created: tk.CreatedAt, creation: creation})
 	if r.err != nil || !r.subscribed {
 		return r.err
 	}
@@ -252,11 +258,14 @@ func (t *Tracker) Run(ctx context.Context) error {
 			}
 		case now := <-tick.C:
 			for _, tk := range tickets {
-				if now.Sub(tk.created) >= t.maxWait {
+				// The mode's wait is read each tick: a reload of the rule
+				// set moves the expiry of waiting tickets, as it does in
+				// the matchers.
+				if now.Sub(tk.since) >= t.waits(tk.mode) {
 					// Expire outside the owner: it claims and publishes, and
 					// its expired result comes back here like any other.
 					go t.expire(context.WithoutCancel(ctx), tk.id)
-					tk.created = now // once per maxWait, not every tick
+					tk.since = now // once per wait, not every tick
 				}
 			}
 		}
@@ -278,7 +287,7 @@ func (t *Tracker) apply(r request, tickets map[string]*ticket, subs map[string]*
 			subs[r.player] = sub
 			rep.subscribed = true
 		}
-		tk := &ticket{id: r.id, player: r.player, created: r.created, creation: r.creation, waiters: map[chan events.Result]struct{}{}}
+		tk := &ticket{id: r.id, player: r.player, mode: r.mode, created: r.created, since: r.created, creation: r.creation, waiters: map[chan events.Result]struct{}{}}
 		tickets[r.id] = tk
 		if byPlayer[r.player] == nil {
 			byPlayer[r.player] = map[string]*ticket{}

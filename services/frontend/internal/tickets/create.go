@@ -73,7 +73,7 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 		_, err := s.kv.Put(ctx, t.TicketID, data)
 		stored <- err
 	}()
-	if err := s.tracker.Track(ctx, t.TicketID, t.Players()[0], t.CreatedAt, &results.Creation{Shard: shard, Mode: t.Mode, Players: t.Players()}); err != nil {
+	if err := s.tracker.Track(ctx, &t, &results.Creation{Shard: shard, Mode: t.Mode, Players: t.Players()}); err != nil {
 		<-stored
 		return View{}, err
 	}
@@ -139,7 +139,7 @@ func (s *Service) republish(ctx context.Context, rec Record) error {
 	if err != nil || owner != "" {
 		return err
 	}
-	if err := s.tracker.Track(ctx, rec.Ticket.TicketID, rec.Ticket.Players()[0], rec.Ticket.CreatedAt, nil); err != nil {
+	if err := s.tracker.Track(ctx, &rec.Ticket, nil); err != nil {
 		return err
 	}
 	if _, err := s.pub.Ticket(ctx, rec.Shard.Region, rec.Shard.Tier, rec.Ticket); err != nil {

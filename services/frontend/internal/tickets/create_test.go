@@ -58,9 +58,9 @@ func TestBuildRefusesWhatTheRuleSetRefuses(t *testing.T) {
 		{"undeclared attribute", `{"player_id":"a","skill":1,"region":"eu","attributes":{"strings":{"platform":"pc","colour":"red"}}}`, "attributes.strings.colour"},
 		{"wrong kind", `{"player_id":"a","skill":1,"region":"eu","attributes":{"strings":{"platform":"pc"},"numbers":{"maps":1}}}`, "attributes.numbers.maps"},
 		{"value not allowed", `{"player_id":"a","skill":1,"region":"eu","attributes":{"strings":{"platform":"switch"}}}`, "attributes.strings.platform"},
-		{"set member not allowed", `{"player_id":"a","skill":1,"region":"eu","attributes":{"strings":{"platform":"pc"},"sets":{"maps":["dust","inferno"]}}}`, "attributes.sets.maps"},
+		{"set member not allowed", `{"player_id":"a","skill":1,"region":"eu","attributes":{"strings":{"platform":"pc"},"sets":{"maps":["dust","inferno"]}}}`, "attributes.sets.maps[1]"},
 		{"number out of range", `{"player_id":"a","skill":1,"region":"eu","attributes":{"strings":{"platform":"pc"},"numbers":{"level":500}}}`, "attributes.numbers.level"},
-		{"undeclared tag", `{"player_id":"a","skill":1,"region":"eu","attributes":{"strings":{"platform":"pc"},"tags":["vip"]}}`, "attributes.tags.vip"},
+		{"undeclared tag", `{"player_id":"a","skill":1,"region":"eu","attributes":{"strings":{"platform":"pc"},"tags":["vip"]}}`, "attributes.tags[0]"},
 		{"required attribute missing", `{"player_id":"a","skill":1,"region":"eu"}`, "attributes.strings.platform"},
 		{"a bound of the contract", `{"player_id":"a","skill":1,"region":"eu","attributes":{"strings":{"platform":"pc"},"sets":{"maps":["dust","dust"]}}}`, "attributes.sets.maps[1]"},
 		{"contract and rule set at once", `{"player_id":"a.b","mode":"chess","skill":-1,"region":"eu",` + pc + `}`, "player_id,skill,mode"},
@@ -144,7 +144,7 @@ func TestBuildFollowsTheRuleSetInForce(t *testing.T) {
 	if _, _, err := s.build(req); err == nil {
 		t.Fatal("1v1 taken after the reload removed it")
 	}
-	if got := s.Modes(); !reflect.DeepEqual(got, []string{"3v3"}) {
+	if got := s.RuleSet().Modes(); !reflect.DeepEqual(got, []string{"3v3"}) {
 		t.Fatalf("modes %q after the reload, want [3v3]", got)
 	}
 }

@@ -130,7 +130,7 @@ func ViewOf(rec Record, r *events.Result) View {
 
 // Tracker follows tickets' results (results.Tracker).
 type Tracker interface {
-	Track(ctx context.Context, ticketID, player string, created time.Time, creation *results.Creation) error
+	Track(ctx context.Context, t *events.Ticket, creation *results.Creation) error
 	Untrack(ctx context.Context, ticketID string)
 }
 
@@ -167,10 +167,13 @@ type Service struct {
 	now      func() time.Time
 }
 
-// Modes are the modes of the rule set in force: the list Create checks a
-// ticket's mode against, so whoever offers modes to players (the
-// find-a-match page) offers these, and follows a reload as Create does.
-func (s *Service) Modes() []string { return s.cfg.Rules.Get().Modes() }
+// RuleSet is the rule set in force: the one Create checks a ticket
+// against, so whoever offers modes and attributes to players (the
+// find-a-match page) offers its, and follows a reload as Create does.
+func (s *Service) RuleSet() *rules.Set { return s.cfg.Rules.Get() }
+
+// Regions are the regions a ticket may name.
+func (s *Service) Regions() events.Regions { return s.cfg.Regions }
 
 // New binds to the provisioned buckets and stream.
 func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Subjects, tracker Tracker, capacity Capacity, log *slog.Logger) (*Service, error) {

@@ -12,7 +12,7 @@ import (
 // progress with the team's score.
 func TestLeaveAndJoinTeams(t *testing.T) {
 	t.Parallel()
-	g := New([][]string{{"a1", "a2"}, {"b1", "b2"}}, 5)
+	g := New([][]string{{"a1", "a2"}, {"b1", "b2"}}, 2, 5)
 	play(t, g, map[string]Move{"a1": Paper, "a2": Paper, "b1": Rock, "b2": Rock}) // a takes it
 	for _, p := range []string{"a1", "a2", "b1"} {
 		if _, err := g.Play(p, Rock); err != nil {
@@ -64,14 +64,14 @@ func TestLeaveAndJoinTeams(t *testing.T) {
 // or the last player of a 2v2 team.
 func TestLeaveThatEmptiesATeamForfeits(t *testing.T) {
 	t.Parallel()
-	g := New(oneVsOne, 3)
+	g := New(oneVsOne, 1, 3)
 	if r, err := g.Leave("a"); r != nil || err != nil {
 		t.Fatalf("Leave = %+v, %v", r, err)
 	}
 	if over, w := g.Over(); !over || !slices.Equal(w, []string{"b"}) {
 		t.Fatalf("1v1: over=%v winners=%v", over, w)
 	}
-	g = New([][]string{{"a1", "a2"}, {"b1", "b2"}}, 3)
+	g = New([][]string{{"a1", "a2"}, {"b1", "b2"}}, 2, 3)
 	if _, err := g.Leave("a1"); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestLeaveThatEmptiesATeamForfeits(t *testing.T) {
 // and plays the rounds left; the game still lasts best-of rounds.
 func TestLeaveAndJoinFreeForAll(t *testing.T) {
 	t.Parallel()
-	g := New([][]string{{"x"}, {"y"}, {"z"}}, 3)
+	g := New([][]string{{"x"}, {"y"}, {"z"}}, 1, 3)
 	play(t, g, map[string]Move{"x": Rock, "y": Scissors, "z": Rock}) // x 1, z 1
 	if r, err := g.Leave("z"); r != nil || err != nil {
 		t.Fatalf("Leave = %+v, %v", r, err)
@@ -124,7 +124,7 @@ func TestLeaveAndJoinFreeForAll(t *testing.T) {
 	}
 
 	// Two left: a leave is a forfeit; the one left wins.
-	g = New([][]string{{"x"}, {"y"}, {"z"}}, 3)
+	g = New([][]string{{"x"}, {"y"}, {"z"}}, 1, 3)
 	_, _ = g.Leave("z")
 	_, _ = g.Leave("y")
 	if over, w := g.Over(); !over || !slices.Equal(w, []string{"x"}) {
@@ -136,7 +136,7 @@ func TestLeaveAndJoinFreeForAll(t *testing.T) {
 // leave.
 func TestLeaveRefusals(t *testing.T) {
 	t.Parallel()
-	g := New([][]string{{"a1", "a2"}, {"b1", "b2"}}, 3)
+	g := New([][]string{{"a1", "a2"}, {"b1", "b2"}}, 2, 3)
 	if _, err := g.Leave("c"); !errors.Is(err, ErrNotPlayer) {
 		t.Fatalf("a stranger leaves: %v", err)
 	}

@@ -10,9 +10,10 @@
 //     whose players won the most duels takes the round; a tie for the
 //     most is a draw. The first team to take a majority of BestOf rounds
 //     wins; draws do not count, so a game may run past BestOf rounds.
-//   - Free-for-all (more than two teams, all of one player): exactly
-//     BestOf rounds are played; each player adds their points of every
-//     round; the highest total wins, and players tied for it share the win.
+//   - Free-for-all (more than two teams of one seat each, a seat maybe
+//     free): exactly BestOf rounds are played; each player
+//     adds their points of every round; the highest total wins, and
+//     players tied for it share the win.
 //
 // A forfeit ends the game at once: the forfeiting players' teams lose,
 // and among the other teams the one that took the most rounds
@@ -90,24 +91,19 @@ type Game struct {
 	over    bool
 }
 
-// FreeForAll says whether teams play a free-for-all: more than two teams,
-// each of one player.
-func FreeForAll(teams [][]string) bool {
-	if len(teams) <= 2 {
-		return false
-	}
-	for _, t := range teams {
-		if len(t) != 1 {
-			return false
-		}
-	}
-	return true
-}
+// FreeForAll says whether a room of teams teams of seats seats each
+// plays a free-for-all: more than two teams of one seat. The room's
+// shape says it, not who sits in it: a free-for-all that starts early
+// (or lost a player) has seats nobody holds yet, and a 2v2v2 that
+// restarts with one player a team is still played by teams.
+func FreeForAll(teams, seats int) bool { return teams > 2 && seats == 1 }
 
-// New starts a game between teams (at least two, each of at least one
-// player, no player twice: the room checks); bestOf is odd (1, 3, 5...).
-func New(teams [][]string, bestOf int) *Game {
-	g := &Game{teamOf: map[string]int{}, ffa: FreeForAll(teams), bestOf: max(bestOf, 1),
+// New starts a game between teams (at least two with a player, no
+// player twice: the room checks), each of seats seats (a team of a
+// match that starts early may be empty, and a player may join it later,
+// as backfill.go's Join); bestOf is odd (1, 3, 5...).
+func New(teams [][]string, seats, bestOf int) *Game {
+	g := &Game{teamOf: map[string]int{}, ffa: FreeForAll(len(teams), seats), bestOf: max(bestOf, 1),
 		taken: make([]int, len(teams)), points: map[string]int{}, moves: map[string]Move{}}
 	for i, t := range teams {
 		g.teams = append(g.teams, slices.Clone(t))

@@ -11,7 +11,7 @@ var oneVsOne = [][]string{{"a"}, {"b"}}
 
 func TestBestOfThree(t *testing.T) {
 	t.Parallel()
-	g := New(oneVsOne, 3)
+	g := New(oneVsOne, 1, 3)
 	steps := []struct {
 		player string
 		move   Move
@@ -44,7 +44,7 @@ func TestBestOfThree(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	t.Parallel()
-	g := New(oneVsOne, 1)
+	g := New(oneVsOne, 1, 1)
 	if _, err := g.Play("c", Rock); !errors.Is(err, ErrNotPlayer) {
 		t.Fatal(err)
 	}
@@ -87,8 +87,8 @@ func play(t *testing.T, g *Game, moves map[string]Move) *Round {
 // best-of rounds wins the game.
 func TestTeams(t *testing.T) {
 	t.Parallel()
-	g := New([][]string{{"a1", "a2"}, {"b1", "b2"}}, 3)
-	if FreeForAll([][]string{{"a1", "a2"}, {"b1", "b2"}}) {
+	g := New([][]string{{"a1", "a2"}, {"b1", "b2"}}, 2, 3)
+	if g.FreeForAll() || FreeForAll(2, 2) {
 		t.Fatal("2v2 taken for a free-for-all")
 	}
 	// a1 rock beats b1 and b2 (scissors, scissors); a2 paper loses to
@@ -122,7 +122,7 @@ func TestTeams(t *testing.T) {
 // Three teams of two: the team with the most duel wins takes the round.
 func TestThreeTeams(t *testing.T) {
 	t.Parallel()
-	g := New([][]string{{"a1", "a2"}, {"b1", "b2"}, {"c1", "c2"}}, 1)
+	g := New([][]string{{"a1", "a2"}, {"b1", "b2"}, {"c1", "c2"}}, 2, 1)
 	// a: rock rock beat c's scissors (4 duels); b: paper paper beat a's
 	// rocks (4 duels); c: scissors scissors beat b's papers (4): a draw.
 	r := play(t, g, map[string]Move{"a1": Rock, "a2": Rock, "b1": Paper, "b2": Paper, "c1": Scissors, "c2": Scissors})
@@ -144,10 +144,10 @@ func TestThreeTeams(t *testing.T) {
 func TestFreeForAll(t *testing.T) {
 	t.Parallel()
 	teams := [][]string{{"x"}, {"y"}, {"z"}}
-	if !FreeForAll(teams) || FreeForAll(oneVsOne) {
+	if !FreeForAll(3, 1) || FreeForAll(2, 1) || FreeForAll(3, 2) {
 		t.Fatal("FreeForAll")
 	}
-	g := New(teams, 3)
+	g := New(teams, 1, 3)
 	r := play(t, g, map[string]Move{"x": Rock, "y": Scissors, "z": Scissors}) // x 2
 	if r.Points["x"] != 2 || r.Points["y"] != 0 || len(r.Winners) != 0 || r.Winner != "" {
 		t.Fatalf("round %+v", r)
@@ -161,7 +161,7 @@ func TestFreeForAll(t *testing.T) {
 		t.Fatalf("over=%v winners=%v after round %d", over, w, r.Number)
 	}
 
-	tie := New(teams, 1)
+	tie := New(teams, 1, 1)
 	play(t, tie, map[string]Move{"x": Rock, "y": Paper, "z": Scissors})
 	if over, w := tie.Over(); !over || !slices.Equal(w, []string{"x", "y", "z"}) {
 		t.Fatalf("a three-way tie: over=%v winners=%v", over, w)
@@ -172,7 +172,7 @@ func TestFreeForAll(t *testing.T) {
 // leaders among the others win.
 func TestForfeit(t *testing.T) {
 	t.Parallel()
-	g := New([][]string{{"a1", "a2"}, {"b1", "b2"}}, 5)
+	g := New([][]string{{"a1", "a2"}, {"b1", "b2"}}, 2, 5)
 	play(t, g, map[string]Move{"a1": Paper, "a2": Paper, "b1": Rock, "b2": Rock}) // a takes it
 	_, _ = g.Play("b1", Rock)
 	if w := g.Waiting(); !slices.Equal(w, []string{"a1", "a2", "b2"}) {
@@ -183,13 +183,13 @@ func TestForfeit(t *testing.T) {
 		t.Fatalf("over=%v winners=%v: the team ahead forfeited", over, w)
 	}
 
-	ffa := New([][]string{{"x"}, {"y"}, {"z"}, {"w"}}, 3)
+	ffa := New([][]string{{"x"}, {"y"}, {"z"}, {"w"}}, 1, 3)
 	play(t, ffa, map[string]Move{"x": Rock, "y": Scissors, "z": Scissors, "w": Paper}) // x 2, y 1, z 1, w 1
 	ffa.Forfeit("x", "w")
 	if over, w := ffa.Over(); !over || !slices.Equal(w, []string{"y", "z"}) {
 		t.Fatalf("over=%v winners=%v", over, w)
 	}
-	all := New(oneVsOne, 3)
+	all := New(oneVsOne, 1, 3)
 	all.Forfeit("a", "b")
 	if over, w := all.Over(); !over || len(w) != 0 {
 		t.Fatalf("everyone forfeited: over=%v winners=%v", over, w)

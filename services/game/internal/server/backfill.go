@@ -12,20 +12,22 @@ import (
 // loses a player for good during its game (dropped, and not back within
 // ReconnectGrace) frees the seat instead of ending, while the rules let
 // the game go on (rps/backfill.go: a team keeps a player, a free-for-all
-// two), and asks for a player to fill it:
+// two), and asks for a player to fill it; the room of a match that
+// starts early (early.go) asks for the seats its match left free as its
+// game starts:
 //
 //   - The request (play.Backfill) is the room's free seats per team and
 //     an Ask that grows whenever they change, so (match id, Ask) names
 //     one request, filled at most once. A request open for
 //     BackfillReask, its seats unchanged, is made again under a new Ask
 //     (timers.go): the player sent for it may never have come. The room
-//     hands it, with who holds its seats, to the
-//     server (Server.seatsChanged): /status lists it, and under Agones
-//     the keeper writes it as the annotation agones.BackfillAnnotation
-//     ("" once the seats are filled or the room has ended: the SDK
-//     cannot delete an annotation) and keeps the players List to who
-//     holds the seats: a backfilled player is added, a gone one removed,
-//     the request always written before the removal.
+//     hands it, with who holds its seats, to the server
+//     (Server.seatsChanged): /status lists it, and under Agones the
+//     keeper writes it as the annotation agones.BackfillAnnotation ("" once
+//     the seats are filled or the room has ended: the SDK cannot delete
+//     an annotation) and keeps the players List to who holds the seats:
+//     a backfilled player is added, a gone one removed, the request
+//     always written before the removal.
 //   - A player with a join token for the room, on a team with a free
 //     seat, takes it (room.seat) and plays from the round in progress.
 //     Under Agones a player the allocation did not seat needs a backfill
@@ -37,23 +39,29 @@ import (
 //     draining server asks for nobody (Status, syncBackfill): its rooms
 //     may be ended at the drain's deadline.
 //
-// A restart in place loses the game (the room starts again when every
-// seat is taken), not the seats: the room reopens from what the last
-// process left on the GameServer (seating.reopened). An allocated
-// player no longer on the players List was let go, so their seat starts
-// free; the request that process left open goes on under its Ask (the
-// allocator may be filling it), BackfillReask counted from the
-// reopening; and the seats of players it had
-// backfilled, who are on the players List and named by no annotation,
-// are held for them for ReconnectGrace, as a dropped player's seat is,
-// before the room asks for those too, under an Ask above any the last
-// process used. A backfilled player comes back with their token, as the
-// match's own players do: it names the room and a team with a seat free.
-// Which room a player on the List belongs to is not written anywhere, so
-// during a hold every player the List held at the reopening stays on it
-// (a player of a room that ended meanwhile is given back after the
-// hold). A player the last process let go is not admitted again, as in
-// it.
+// A restart in place loses the game (the room starts again when the
+// players it starts with are seated: room.starts), not the seats: the
+// room reopens from what the last process left on the GameServer
+// (seating.reopened). An allocated player no longer on the players List
+// was let go, so their seat starts free; the request that process left
+// open goes on under its Ask (the allocator may be filling it),
+// BackfillReask counted from the reopening; and the seats of players it
+// had backfilled (every seat no allocated player holds and that request
+// does not name: a player let go's, or one the allocation of a match
+// that started early left empty), whose players are on the players List
+// and named by no annotation, are held for them for ReconnectGrace, as
+// a dropped player's seat is, before the room asks for those too, under
+// an Ask above any the last process used. A room that never asked (its
+// game had not started) holds nothing: the seats its allocation left
+// empty are free, and asked for once its game starts. A backfilled
+// player comes back with their token, as the match's own players do: it
+// names the room and a team with a seat free. Which room a player on
+// the List belongs to is not written anywhere, so during a hold every
+// player the List held at the reopening stays on it (a player of a room
+// that ended meanwhile is given back after the hold). A player the last
+// process let go is not admitted again, as in it. Without Agones
+// nothing is left: the room reopens from its players' tokens, whoever
+// comes back first (room.learnStarts).
 
 // backfillState is a room's side of backfill; only the room's goroutine
 // touches it.
@@ -100,16 +108,21 @@ func newBackfillState(st seating) backfillState {
 		// before it started.
 		b.ask = int(time.Now().UnixMilli())
 	}
+	// Held: the seats of each team no allocated player holds (let go,
+	// or left empty by a match that started early), less the free
+	// seats the last request named; the rest the last process filled.
 	b.held = make([]int, len(st.allocated))
 	for t, players := range st.allocated {
+		b.held[t] = st.capacity()
 		for _, p := range players {
-			if st.gone[p] {
-				b.held[t]++
+			if !st.gone[p] {
+				b.held[t]--
 			}
 		}
 		if t < len(st.prior.Seats) {
-			b.held[t] = max(0, b.held[t]-st.prior.Seats[t])
+			b.held[t] -= st.prior.Seats[t]
 		}
+		b.held[t] = max(0, b.held[t])
 	}
 	return b
 }
@@ -126,16 +139,20 @@ func (r *room) holdSeats() <-chan time.Time {
 	return r.backfill.hold.C
 }
 
-// releaseHeld gives the seats held for returning players to the request.
+// releaseHeld gives the seats held for returning players to the
+// request; a game that waited for them starts without them.
 func (r *room) releaseHeld() {
 	clear(r.backfill.held)
 	r.seatsChanged()
+	if r.game == nil && len(r.seats) > 0 && r.ready() {
+		r.start()
+	}
 }
 
 // free is how many seats team t has free for player: those nobody holds,
 // less the ones held for returning players unless player is one.
 func (r *room) free(player string, t int) int {
-	n := r.seating.capacity(t) - len(r.roster[t])
+	n := r.seating.capacity() - len(r.roster[t])
 	if t < len(r.backfill.held) && !r.backfill.returning[player] {
 		n -= r.backfill.held[t]
 	}
@@ -224,7 +241,7 @@ func (r *room) request() *play.Backfill {
 	}
 	seats := make([]int, len(r.roster))
 	for t := range r.roster {
-		seats[t] = r.seating.capacity(t) - len(r.roster[t])
+		seats[t] = r.seating.capacity() - len(r.roster[t])
 		if t < len(r.backfill.held) {
 			seats[t] = max(0, seats[t]-r.backfill.held[t])
 		}

@@ -26,10 +26,11 @@ type client struct {
 	// a seat it holds (with resume), never a new one.
 	resumeOnly bool
 	// team is the team its join token seats it on (seating.team; -1:
-	// the first with a free seat).
-	team int
-	conn *websocket.Conn
-	send chan []byte
+	// the first with a free seat), and starts the players its token says
+	// the game starts with (Seat.Starts; room.learnStarts).
+	team, starts int
+	conn         *websocket.Conn
+	send         chan []byte
 	// readDone is closed when readLoop returns: the client answered our
 	// close frame, or the connection is gone.
 	readDone chan struct{}

@@ -37,7 +37,7 @@ import (
 const annotationLimit = 256 << 10
 
 // largestRoomAnnotation is the most one allocation adds: the annotation
-// of a room of agones.MaxRoomPlayers players, each its own team (a
+// of a room of play.MaxPlayers players, each its own team (a
 // free-for-all: the most brackets), with the longest ids the contract
 // allows (64 bytes: events.CheckID, for players and modes) and the
 // longest match id, and the backfill request such a room may write
@@ -46,12 +46,12 @@ const annotationLimit = 256 << 10
 // the allocation that crosses it may be the one refused.
 var largestRoomAnnotation = func() int {
 	r := agones.Room{Mode: strings.Repeat("m", 64), Backfill: true}
-	for i := range agones.MaxRoomPlayers {
+	for i := range play.MaxPlayers {
 		id := strings.Repeat("p", 62) + string(rune('0'+i/10)) + string(rune('0'+i%10))
 		r.Teams = append(r.Teams, []string{id})
 	}
 	matchID := strings.Repeat("m", agones.MaxMatchIDLen)
-	req := play.Backfill{MatchID: matchID, Ask: math.MaxInt, Seats: make([]int, agones.MaxRoomPlayers)}
+	req := play.Backfill{MatchID: matchID, Ask: math.MaxInt, Seats: make([]int, play.MaxPlayers)}
 	for i := range req.Seats {
 		req.Seats[i] = 1
 	}

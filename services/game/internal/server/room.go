@@ -50,8 +50,10 @@ const outcomePanic = "panic"
 type room struct {
 	// matchID names the room: the match played in it.
 	matchID string
-	// seating says who may sit where (fixed; serveWS reads it too).
+	// seating says who may sit where (fixed; serveWS reads it too), and
+	// learned the Starts its tokens say when the first said none (early.go).
 	seating seating
+	learned int
 	cfg     Config
 	log     *slog.Logger
 	events  chan event
@@ -89,8 +91,8 @@ type room struct {
 
 func newRoom(matchID string, st seating, cfg Config, log *slog.Logger) *room {
 	return &room{
-		matchID: matchID, seating: st, cfg: cfg, log: log,
-		events: make(chan event), done: make(chan struct{}), teams: make([][]string, st.teams()),
+		matchID: matchID, seating: st, learned: st.shape.Starts, cfg: cfg, log: log,
+		events: make(chan event), done: make(chan struct{}), teams: noTeams(st.teams()),
 		clients: map[string]*client{}, seats: map[string]string{}, grace: map[string]graceTimer{}, expired: make(chan graceEnd, 2),
 		roster: st.roster(), backfill: newBackfillState(st), reasked: make(chan int),
 	}
@@ -196,8 +198,9 @@ func (r *room) handle(ev event) bool {
 
 // join seats c, or refuses it: a seated player comes back only with its
 // resume key (the only way in with an expired join token), and a team
-// takes its capacity of players. The last seat taken starts the game; a
-// player coming back during the game resumes it.
+// takes its capacity of players. The last of the players the game
+// starts with (early.go) starts it; a player coming back during the
+// game resumes it.
 func (r *room) join(c *client) {
 	if _, seated := r.seats[c.player]; c.resumeOnly && !seated {
 		c.fail("join refused: " + jointoken.ErrExpired.Error() + "; only a seated player may come back with it")
@@ -224,22 +227,23 @@ func (r *room) join(c *client) {
 	switch {
 	case r.game != nil:
 		r.broadcast(message{Type: "resume", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf, Score: r.game.Score(), FreeForAll: r.game.FreeForAll()})
-	case len(r.seats) == r.seating.seats():
+	case r.ready():
 		r.start()
 	default:
-		r.broadcast(message{Type: "waiting", Players: r.players(), Teams: r.teams, Seats: r.seating.seats()})
+		r.broadcast(message{Type: "waiting", Players: r.players(), Teams: r.teams, Seats: r.starts()})
 	}
 }
 
-// start starts the game once every seat is taken. A seated player who
-// dropped while the room waited gets the reconnect grace now, as one who
-// drops during the game does: the game does not wait IdleTimeout for
-// them.
+// start starts the game once the players it starts with are seated
+// (early.go).
+// A seated player who dropped while the room waited gets the reconnect
+// grace now, as one who drops during the game does: the game does not
+// wait IdleTimeout for them.
 func (r *room) start() {
 	if r.seating.allocated != nil {
 		r.teams = r.cloneRoster() // the allocation's order, then the players who filled free seats
 	}
-	r.game = rps.New(r.teams, r.cfg.BestOf)
+	r.game = rps.New(r.teams, r.seating.capacity(), r.cfg.BestOf)
 	r.broadcast(message{Type: "start", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf, FreeForAll: r.game.FreeForAll()})
 	r.log.Info("game started", "teams", r.teams)
 	for _, p := range r.players() {
@@ -257,6 +261,9 @@ func (r *room) start() {
 func (r *room) seat(c *client) (refusal string) {
 	if r.backfill.left[c.player] {
 		return "join refused: you left this game for good; your seat was given to another player"
+	}
+	if refusal := r.learnStarts(c.starts); refusal != "" {
+		return refusal
 	}
 	if len(r.seats) >= r.seating.seats() {
 		return "room is full"
@@ -286,13 +293,7 @@ func (r *room) seat(c *client) (refusal string) {
 }
 
 // players are the seated players, team by team.
-func (r *room) players() []string {
-	var ps []string
-	for _, t := range r.teams {
-		ps = append(ps, t...)
-	}
-	return ps
-}
+func (r *room) players() []string { return slices.Concat(r.teams...) }
 
 // move plays c's message of type msgType and move text; a bad one is
 // answered with an error. True means the move won the game.

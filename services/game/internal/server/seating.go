@@ -16,11 +16,18 @@ import (
 type seating struct {
 	// allocated, for a room Agones allocated here, are its players by
 	// team (the room annotation): exactly they are admitted, each on
-	// their team.
+	// their team, besides players sent to fill a free seat (backfill).
+	// size is the seats of each team (agones.Room.SeatsPerTeam): in the
+	// room of a match that starts early a team may be short or empty.
 	allocated [][]string
+	size      int
 	// shape, for a room without Agones, is the Seat of the token that
-	// opened it, Team left out: every token must carry the same Teams
-	// and TeamSize. Zero: a room of two players seated in order of
+	// opened it, Team left out: every token must carry the same Teams,
+	// TeamSize and Backfill, and the match's tokens the same Starts. A
+	// backfill token carries no Starts, nor does a match token of a full
+	// room that accepts backfill, and the two look alike: a room one of
+	// them opened learns its Starts from the first token that says one
+	// (room.learnStarts). Zero: a room of two players seated in order of
 	// arrival (tokens without a seat, as before seats).
 	shape jointoken.Seat
 	// backfill: the room accepts backfill (backfill.go): the room
@@ -40,7 +47,7 @@ type seating struct {
 
 // allocatedSeating seats the players of an allocated room.
 func allocatedSeating(r agones.Room) seating {
-	st := seating{backfill: r.Backfill}
+	st := seating{backfill: r.Backfill, size: r.SeatsPerTeam()}
 	for _, t := range r.Teams {
 		st.allocated = append(st.allocated, slices.Clone(t))
 	}
@@ -71,25 +78,19 @@ func (st seating) teams() int {
 	return st.shape.Teams
 }
 
-// capacity is how many players team may seat.
-func (st seating) capacity(team int) int {
+// capacity is how many players each team may seat.
+func (st seating) capacity() int {
 	switch {
 	case st.allocated != nil:
-		return len(st.allocated[team])
+		return st.size
 	case st.shape == jointoken.Seat{}:
 		return 1
 	}
 	return st.shape.TeamSize
 }
 
-// seats is how many players the room seats: its game starts when all are.
-func (st seating) seats() int {
-	n := 0
-	for t := range st.teams() {
-		n += st.capacity(t)
-	}
-	return n
-}
+// seats is how many players the room seats.
+func (st seating) seats() int { return st.teams() * st.capacity() }
 
 // players are the allocated players (nil without Agones).
 func (st seating) players() []string {
@@ -104,7 +105,7 @@ func (st seating) players() []string {
 // players but those gone (none without Agones: seats are taken in order
 // of arrival).
 func (st seating) roster() [][]string {
-	out := make([][]string, st.teams())
+	out := noTeams(st.teams())
 	for i, t := range st.allocated {
 		for _, p := range t {
 			if !st.gone[p] {
@@ -121,26 +122,35 @@ func (st seating) roster() [][]string {
 func (st seating) team(g jointoken.Grant) (int, error) {
 	if st.allocated != nil {
 		seat := g.Seat
-		seat.Backfill = false // the annotation says whether the room accepts backfill
+		// The annotation says whether the room accepts backfill, and
+		// names the players its game starts with.
+		seat.Backfill, seat.Starts = false, 0
 		for i, t := range st.allocated {
 			if !slices.Contains(t, g.PlayerID) {
 				continue
 			}
 			// A token without a seat is fine: the annotation seats it.
-			if seat != (jointoken.Seat{}) && seat != (jointoken.Seat{Team: i, Teams: len(st.allocated), TeamSize: len(t)}) {
+			if seat != (jointoken.Seat{}) && seat != (jointoken.Seat{Team: i, Teams: len(st.allocated), TeamSize: st.size}) {
 				return 0, fmt.Errorf("%w: team %d of %d (of %d), the room has team %d of %d (of %d)",
-					errSeatMismatch, g.Seat.Team, g.Seat.Teams, g.Seat.TeamSize, i, len(st.allocated), len(t))
+					errSeatMismatch, g.Seat.Team, g.Seat.Teams, g.Seat.TeamSize, i, len(st.allocated), st.size)
 			}
 			return i, nil
 		}
 		return st.backfillTeam(g)
 	}
-	if want := tokenSeating(g.Seat).shape; want != st.shape {
+	want := tokenSeating(g.Seat).shape
+	if want.Backfill && (want.Starts == 0 || st.shape.Starts == 0) {
+		// Starts is the match's tokens' to say (seating.shape): a token
+		// without it fits any room of its shape, and the room learns it
+		// from the first token with it (room.learnStarts).
+		want.Starts = st.shape.Starts
+	}
+	if want != st.shape {
 		if want.Backfill && !st.shape.Backfill {
 			return 0, errNoBackfill
 		}
-		return 0, fmt.Errorf("%w: %d teams of %d, the room has %d of %d (backfill %v, the room %v)",
-			errSeatMismatch, g.Seat.Teams, g.Seat.TeamSize, st.shape.Teams, st.shape.TeamSize, g.Seat.Backfill, st.shape.Backfill)
+		return 0, fmt.Errorf("%w: %d teams of %d starting with %d, the room has %d of %d starting with %d (backfill %v, the room %v)",
+			errSeatMismatch, g.Seat.Teams, g.Seat.TeamSize, g.Seat.Starts, st.shape.Teams, st.shape.TeamSize, st.shape.Starts, g.Seat.Backfill, st.shape.Backfill)
 	}
 	if st.shape == (jointoken.Seat{}) {
 		return -1, nil
@@ -151,18 +161,19 @@ func (st seating) team(g jointoken.Grant) (int, error) {
 // backfillTeam is the team of an allocated room that g, a player the
 // allocation did not seat, may take a free seat on: Agones never
 // rewrites the room annotation, so a player the allocator sent to fill a
-// free seat (a backfill token: Seat.Backfill, the room's shape) is known
-// by the token alone. Whether the team has a free seat is the room's to
-// say (room.seat).
+// free seat (a backfill token: Seat.Backfill, the room's full shape, its
+// seats per team whatever the allocation seated on them) is known by the
+// token alone. Whether the team has a free seat is the room's to say
+// (room.seat).
 func (st seating) backfillTeam(g jointoken.Grant) (int, error) {
 	switch {
 	case !g.Seat.Backfill:
 		return 0, errNotPlayer
 	case !st.backfill:
 		return 0, errNoBackfill
-	case g.Seat.Teams != len(st.allocated) || g.Seat.TeamSize != len(st.allocated[g.Seat.Team]):
+	case g.Seat.Teams != len(st.allocated) || g.Seat.TeamSize != st.size:
 		return 0, fmt.Errorf("%w: team %d of %d (of %d), the room has %d teams of %d",
-			errSeatMismatch, g.Seat.Team, g.Seat.Teams, g.Seat.TeamSize, len(st.allocated), len(st.allocated[min(g.Seat.Team, len(st.allocated)-1)]))
+			errSeatMismatch, g.Seat.Team, g.Seat.Teams, g.Seat.TeamSize, len(st.allocated), st.size)
 	}
 	return g.Seat.Team, nil
 }
@@ -195,4 +206,15 @@ func (st seating) reopened(gs sdk.GameServer, matchID string) seating {
 		}
 	}
 	return st
+}
+
+// noTeams is n teams without players, each [] on the wire, never null:
+// the page walks every team's players, and a room has empty teams while
+// it waits, or when its match started early.
+func noTeams(n int) [][]string {
+	out := make([][]string, n)
+	for i := range out {
+		out[i] = []string{}
+	}
+	return out
 }

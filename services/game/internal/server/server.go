@@ -229,7 +229,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newClient(grant.PlayerID, join.Resume, conn)
-	c.team, c.resumeOnly = team, resumeOnly
+	c.team, c.starts, c.resumeOnly = team, grant.Seat.Starts, resumeOnly
 	s.met.players.Inc()
 	defer s.met.players.Dec()
 	if !rm.send(event{kind: evJoin, client: c}) {
@@ -359,8 +359,8 @@ type message struct {
 	MatchID string `json:"room,omitempty"` // the welcome's room: its match id
 	You     string `json:"you,omitempty"`
 	// Players are the seated players, team by team (start, resume,
-	// waiting), and Teams the same by team; Seats how many the game
-	// needs (waiting).
+	// waiting), and Teams the same by team; Seats how many players the
+	// game starts with (waiting: room.starts).
 	Players []string   `json:"players,omitempty"`
 	Teams   [][]string `json:"teams,omitempty"`
 	Seats   int        `json:"seats,omitempty"`

@@ -58,35 +58,12 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	seq := meta.Sequence.Stream
-	if _, gone := r.ended[t.TicketID]; gone {
+	if r.ended.has(t.TicketID) {
 		r.acks.ack(msg.Reply()) // ended before it got here
 		return
 	}
-	if held, committing := r.inflight[t.TicketID]; committing {
-		if held != seq {
-			// Another message for a ticket being committed: a duplicate,
-			// or the ticket queued again by an allocator that already
-			// had its match. Which one shows once the commit settles: it
-			// comes back then, and is held or dropped like any other.
-			r.acks.nak(msg.Reply())
-		}
-		return // a redelivery of a ticket in a match being committed, which acks it
-	}
-	if e, admitting := r.admitting[t.TicketID]; admitting {
-		if e.Seq != seq {
-			r.acks.nak(msg.Reply()) // as for a ticket being committed
-			return
-		}
-		e.Ack = msg.Reply() // a redelivery of the ticket being taken in
-		return
-	}
 	p := r.pools[t.Mode]
-	if e, ok := p.Get(t.TicketID); ok {
-		if e.Seq != seq {
-			r.duplicate(msg, t.TicketID)
-			return
-		}
-		e.Ack = msg.Reply() // a redelivery of a ticket we hold
+	if r.holds(msg, p, t.TicketID, seq) {
 		return
 	}
 	now := r.now()
@@ -106,6 +83,42 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	r.admit(ctx, p, e, msg, t)
+}
+
+// holds answers a message of a ticket the shard holds already (being
+// committed, being taken in, or pooled), and reports whether it did.
+func (r *runner) holds(msg jetstream.Msg, p *pool.Pool, ticketID string, seq uint64) bool {
+	if held, committing := r.inflight[ticketID]; committing {
+		if held != seq {
+			// Another message for a ticket being committed: a duplicate,
+			// or the ticket queued again by an allocator that already
+			// had its match. Which one shows once the commit settles: it
+			// comes back then, and is held or dropped like any other.
+			r.acks.nak(msg.Reply())
+		}
+		return true // a redelivery of a ticket in a match being committed, which acks it
+	}
+	if e, admitting := r.admitting[ticketID]; admitting {
+		if e.Seq != seq {
+			r.acks.nak(msg.Reply()) // as for a ticket being committed
+			return true
+		}
+		e.Ack = msg.Reply() // a redelivery of the ticket being taken in
+		return true
+	}
+	if e, ok := p.Get(ticketID); ok {
+		if e.Seq != seq {
+			if r.copies.checkingCopy(ticketID) {
+				r.acks.nak(msg.Reply()) // it may be all that is left of the ticket then
+				return true
+			}
+			r.duplicate(msg, ticketID)
+			return true
+		}
+		e.Ack = msg.Reply() // a redelivery of a ticket we hold
+		return true
+	}
+	return false
 }
 
 // entry is ticket t as mode's pool keeps it. Every region it reported is
@@ -177,7 +190,7 @@ func (r *runner) settleAdmission(ctx context.Context, a admission, match bool) {
 	for _, old := range a.taken.Superseded {
 		r.dropEnded(old.TicketID)
 	}
-	_, gone := r.ended[e.TicketID]
+	gone := r.ended.has(e.TicketID)
 	_, inMatch := events.OwnerMatchID(a.taken.Owner)
 	switch {
 	case a.refused:
@@ -205,17 +218,23 @@ func (r *runner) settleAdmission(ctx context.Context, a admission, match bool) {
 	r.pool(ctx, a.p, e, r.now(), match)
 }
 
-// pool puts a ticket in its pool and, with match, matches around it.
+// pool puts a ticket in its pool and, with match, matches around it. A
+// ticket a matched notice named before it came waits unmatched until its
+// claim is read (checkNoted).
 func (r *runner) pool(ctx context.Context, p *pool.Pool, e *pool.Entry, now time.Time, match bool) {
 	p.Add(e)
 	r.met.tickets.WithLabelValues("pooled").Inc()
+	if r.checkNoted(ctx, p, e) {
+		return
+	}
 	if match {
 		r.tryMatch(ctx, p, e, now)
 	}
 }
 
 // duplicate acks a second message for a ticket the shard already holds (a
-// ticket id published twice): the first message stands for it.
+// ticket id published twice): the first message stands for it. Not while
+// a matched notice's claim read of the first is under way (add).
 func (r *runner) duplicate(msg jetstream.Msg, ticketID string) {
 	r.acks.ack(msg.Reply())
 	r.met.tickets.WithLabelValues("duplicate").Inc()
@@ -226,7 +245,7 @@ func (r *runner) duplicate(msg jetstream.Msg, ticketID string) {
 // cancelled or expired, or one a newer ticket of its players superseded.
 // Whoever sent the notice claimed the ticket and told its players first.
 func (r *runner) dropEnded(ticketID string) {
-	r.ended[ticketID] = r.now()
+	r.ended.put(ticketID, struct{}{}, r.now())
 	for _, p := range r.pools {
 		if e, ok := p.Remove(ticketID); ok {
 			r.acks.ack(e.Ack)

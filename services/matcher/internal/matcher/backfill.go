@@ -92,9 +92,11 @@ func (r *runner) addBackfill(ctx context.Context, msg jetstream.Msg) {
 	if now.Sub(req.CreatedAt) >= time.Duration(p.Mode().MaxWait) {
 		delete(r.backfills, req.MatchID)
 		r.acks.ack(h.ack)
+		r.met.backfills.WithLabelValues("expired").Inc()
 		r.log.Info("backfill request past its mode's max wait; dropped", "backfill_id", req.BackfillID)
 		return
 	}
+	r.met.backfills.WithLabelValues("held").Inc()
 	r.log.Info("backfill request held", "backfill_id", req.BackfillID, "room", req.MatchID, "seats", req.Seats)
 	r.fillBackfill(ctx, p, h, now)
 }
@@ -120,6 +122,7 @@ func (r *runner) holdLatest(req events.Backfill, ack string, seq uint64) *heldBa
 		return nil
 	default:
 		r.acks.ack(h.ack)
+		r.met.backfills.WithLabelValues("replaced").Inc()
 		r.log.Info("backfill request let go: its room asks anew", "backfill_id", h.req.BackfillID, "room", req.MatchID, "now", req.BackfillID)
 	}
 	h = &heldBackfill{req: req, ack: ack, seq: seq}
@@ -201,13 +204,18 @@ func (r *runner) fillBackfills(ctx context.Context, now time.Time) {
 			continue
 		}
 		p, ok := r.pools[h.req.Mode]
-		if !ok || !p.Mode().Backfill || now.Sub(h.req.CreatedAt) >= time.Duration(p.Mode().MaxWait) {
-			delete(r.backfills, room)
-			r.acks.ack(h.ack)
-			r.log.Info("backfill request let go unfilled: past its mode's max wait, or the mode takes none now", "backfill_id", h.req.BackfillID, "room", room)
-			continue
+		outcome := "dropped" // a reloaded rule set took its mode away or closed it to backfill
+		if ok && p.Mode().Backfill {
+			if now.Sub(h.req.CreatedAt) < time.Duration(p.Mode().MaxWait) {
+				r.fillBackfill(ctx, p, h, now)
+				continue
+			}
+			outcome = "expired"
 		}
-		r.fillBackfill(ctx, p, h, now)
+		delete(r.backfills, room)
+		r.acks.ack(h.ack)
+		r.met.backfills.WithLabelValues(outcome).Inc()
+		r.log.Info("backfill request let go unfilled", "backfill_id", h.req.BackfillID, "room", room, "outcome", outcome)
 	}
 }
 
@@ -253,6 +261,7 @@ func (r *runner) fillBackfill(ctx context.Context, p *pool.Pool, h *heldBackfill
 		}
 	}
 	match.MatchID = r.matchID(keys)
+	notices := r.matchedNotices(match.MatchID, all)
 	r.queue.matched(match.Mode, all, now) // a backfilled ticket's wait counts as any matched one's
 	ids := match.ClaimKeys()
 	h.filling = match.MatchID
@@ -264,7 +273,7 @@ func (r *runner) fillBackfill(ctx context.Context, p *pool.Pool, h *heldBackfill
 	r.committing++
 	commits, claims, rec := r.commits, r.commits.claims, r.commits.rec
 	go func() {
-		o := commits.commit(ctx, p, match, ids, all, now)
+		o := commits.commit(ctx, p, match, ids, all, notices, now)
 		fate := backfillOpen
 		if len(o.retry) == 0 {
 			// With tickets to retry, the commit could not decide the
@@ -327,6 +336,7 @@ func (r *runner) settleBackfill(o commitOutcome) {
 	if o.backfill.fate == backfillFilled {
 		delete(r.backfills, o.backfill.room)
 		r.acks.ack(h.ack)
+		r.met.backfills.WithLabelValues("filled").Inc()
 		r.log.Info("backfill request done", "backfill_id", o.backfill.id, "room", h.req.MatchID)
 	}
 }

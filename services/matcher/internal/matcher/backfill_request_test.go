@@ -40,7 +40,7 @@ func TestBackfillPublishedFillIsNotPublishedAgain(t *testing.T) {
 	if lost, err := e.claims(t).ClaimAll(t.Context(), m.ClaimKeys(), events.MatchOwner(m.MatchID)); err != nil || len(lost) > 0 {
 		t.Fatal(lost, err)
 	}
-	if _, err := r.commits.decisions.Decide(t.Context(), m.MatchID, events.DecisionPublished); err != nil {
+	if _, _, err := r.commits.decisions.Decide(t.Context(), m.MatchID, events.DecisionPublished); err != nil {
 		t.Fatal(err)
 	}
 	e.waiting(t, r, "tb", "b", 7, created)
@@ -88,7 +88,7 @@ func TestBackfillRequestFateFollowsTheDecision(t *testing.T) {
 			t.Fatal(lost, err)
 		}
 		if tc.decision != "" {
-			if _, err := c.decisions.Decide(t.Context(), tc.match, tc.decision); err != nil {
+			if _, _, err := c.decisions.Decide(t.Context(), tc.match, tc.decision); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -50,19 +50,23 @@ type commitOutcome struct {
 	backfill *backfillSettled
 }
 
-// unpublishedMatch is a match decided published whose publish failed.
+// unpublishedMatch is a match decided published whose publish failed,
+// with the matched notices to send once it is sent.
 type unpublishedMatch struct {
 	match   events.Match
 	entries []*pool.Entry
+	notices []events.MatchedNotice
 }
 
-// commit claims, publishes and acks one match. It runs outside the owner
-// goroutine and touches no runner state: what the runner must do comes
-// back in the outcome.
-func (c *committer) commit(ctx context.Context, p *pool.Pool, match events.Match, ids []string, all []*pool.Entry, now time.Time) commitOutcome {
+// commit claims, publishes and acks one match; once it is published, it
+// sends notices, the matched notices of its tickets that may have copies
+// elsewhere (runner.matchedNotices). It runs outside the owner goroutine
+// and touches no runner state: what the runner must do comes back in the
+// outcome.
+func (c *committer) commit(ctx context.Context, p *pool.Pool, match events.Match, ids []string, all []*pool.Entry, notices []events.MatchedNotice, now time.Time) commitOutcome {
 	out := commitOutcome{p: p, entries: all}
 	log := c.log.With("match_id", match.MatchID)
-	lost, stale, decision, err := c.claimAndDecide(ctx, match, ids)
+	lost, stale, decision, first, err := c.claimAndDecide(ctx, match, ids)
 	if err != nil {
 		log.Error("claim match tickets; tickets kept", "err", err)
 		out.retry = all
@@ -79,20 +83,28 @@ func (c *committer) commit(ctx context.Context, p *pool.Pool, match events.Match
 	if len(lost) > 0 {
 		return c.resolveLost(ctx, log, all, lost, out)
 	}
-	if err := c.publish(ctx, match); err != nil {
+	// Decided first here, the match was not sent yet; decided first by a
+	// recovering worker, it may have been, long ago: sendOnce reads
+	// whether.
+	if first {
+		err = c.send(ctx, match)
+	} else {
+		_, err = c.sendOnce(ctx, match)
+	}
+	if err != nil {
 		log.Error("publish match; will retry it as it is", "err", err)
-		out.unpublished = &unpublishedMatch{match: match, entries: all}
+		out.unpublished = &unpublishedMatch{match: match, entries: all, notices: notices}
 		return out
 	}
-	c.matched(match, all, now)
+	c.matched(match, all, notices, now)
 	return out
 }
 
 // claimAndDecide stores the match, then claims its tickets; lost are those other
 // owners hold. With every claim held, it checks that each ticket is still
 // its players' live ticket (stale are those that are not) and decides the
-// match.
-func (c *committer) claimAndDecide(ctx context.Context, match events.Match, ids []string) (lost, stale map[string]string, decision events.Decision, err error) {
+// match (first: this call made the decision).
+func (c *committer) claimAndDecide(ctx context.Context, match events.Match, ids []string) (lost, stale map[string]string, decision events.Decision, first bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	// The match is stored before its tickets are claimed: if this worker
@@ -100,10 +112,10 @@ func (c *committer) claimAndDecide(ctx context.Context, match events.Match, ids 
 	// the match behind the claims and decides it (recoverMatch).
 	data, _ := json.Marshal(match) // a Match always encodes
 	if _, err = c.matches.Put(cctx, match.MatchID, data); err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", false, err
 	}
 	if lost, err = c.claims.ClaimAll(cctx, ids, events.MatchOwner(match.MatchID)); err != nil || len(lost) > 0 {
-		return lost, nil, "", err
+		return lost, nil, "", false, err
 	}
 	if c.claimed != nil {
 		c.claimed(match.MatchID)
@@ -119,13 +131,13 @@ func (c *committer) claimAndDecide(ctx context.Context, match events.Match, ids 
 	// just published. The tickets wait in the pool; whoever meets the
 	// claims next (this match formed again, or recoverMatch) decides.
 	if stale, err = c.players.Stale(cctx, match.TicketPlayers()); err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", false, err
 	}
 	if c.checked != nil {
 		c.checked(match.MatchID)
 	}
-	decision, err = c.decisions.Decide(cctx, match.MatchID, wanted(stale))
-	return nil, stale, decision, err
+	decision, first, err = c.decisions.Decide(cctx, match.MatchID, wanted(stale))
+	return nil, stale, decision, first, err
 }
 
 // wanted is the decision a check of a match's tickets asks for: undone if
@@ -229,8 +241,10 @@ func (c *committer) dropStale(ctx context.Context, log *slog.Logger, match event
 	return out
 }
 
-// matched acks a published match's tickets and counts it.
-func (c *committer) matched(match events.Match, all []*pool.Entry, now time.Time) {
+// matched acks a published match's tickets, counts it, and sends
+// notices, asking the runners that may hold copies of its tickets to drop
+// them.
+func (c *committer) matched(match events.Match, all []*pool.Entry, notices []events.MatchedNotice, now time.Time) {
 	lo, hi := events.MaxSkill, events.MinSkill
 	for _, e := range all {
 		c.acks.ack(e.Ack)
@@ -241,6 +255,9 @@ func (c *committer) matched(match events.Match, all []*pool.Entry, now time.Time
 	c.met.tickets.WithLabelValues("matched").Add(float64(len(all)))
 	c.met.matches.WithLabelValues(match.Mode).Inc()
 	c.log.Info("match formed", "match_id", match.MatchID, "mode", match.Mode, "tickets", len(all), "skill_spread", hi-lo)
+	// Its own context: a retry of an unpublished match has none, and the
+	// notices only need the connection.
+	c.sendMatchedNotices(context.Background(), match, notices)
 }
 
 // matchState is where a formed match's state lives, shared by every
@@ -263,9 +280,31 @@ type matchState struct {
 	timeout time.Duration
 }
 
-// publish tells every player they are matched, then hands the match to
-// the allocator. The match id is the message id, so a retry is stored once.
-func (f *matchState) publish(ctx context.Context, match events.Match) error {
+// sendOnce sends a match decided published (send) unless it was sent
+// already (events.Decisions.Sent), and reports whether it sent it: a
+// retry, a recovery or a commit that follows another's decision may come
+// after the duplicate window, when a repeat would be stored and heard
+// again.
+func (f *matchState) sendOnce(ctx context.Context, match events.Match) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, f.timeout)
+	sent, err := f.decisions.Sent(cctx, match.MatchID)
+	cancel()
+	if err != nil || sent {
+		return false, err
+	}
+	if err := f.send(ctx, match); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// send tells every player they are matched, hands the match to the
+// allocator, and records that the match was sent (events.Decisions.MarkSent).
+// The match id is the message id, so a retry within the duplicate window
+// is stored once; after it, a retry finds the record and sends nothing
+// (sendOnce). A failed record counts as a failed send: its retry, soon,
+// is stored once and records it.
+func (f *matchState) send(ctx context.Context, match events.Match) error {
 	pctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	var rs []events.Result
@@ -279,5 +318,18 @@ func (f *matchState) publish(ctx context.Context, match events.Match) error {
 	if err := f.pub.Results(pctx, rs); err != nil {
 		return err
 	}
-	return f.pub.Match(pctx, match)
+	if err := f.pub.Match(pctx, match); err != nil {
+		return err
+	}
+	return f.decisions.MarkSent(pctx, match.MatchID)
+}
+
+// sendMatchedNotices sends the matched notices ns of match m's tickets
+// (events.MatchedNotice), on the cancels subject of m's shard, so that
+// the runners that may hold copies of them drop those. Core NATS: a
+// notice that fails only leaves a copy until it meets its claim.
+func (f *matchState) sendMatchedNotices(ctx context.Context, m events.Match, ns []events.MatchedNotice) {
+	for _, n := range ns {
+		_ = f.pub.MatchedNotice(ctx, m.Region, m.Tier, n)
+	}
 }

@@ -72,7 +72,7 @@ func (e *env) startSlowCommit(t *testing.T, step string) *slowCommit {
 		t.Fatalf("no step %q", step)
 	}
 	go func() {
-		s.outcome <- s.a.commits.commit(t.Context(), s.a.pools["1v1"], s.match, s.ids, all, time.Now())
+		s.outcome <- s.a.commits.commit(t.Context(), s.a.pools["1v1"], s.match, s.ids, all, nil, time.Now())
 	}()
 	select {
 	case <-held:

@@ -43,13 +43,16 @@
 // Parts: a Worker (worker.go; its Config in config.go, its metrics in
 // metrics.go) binds the buckets, owns shards through package shard,
 // reloads the rule set file and routes cancel notices to all its runners
-// (a ticket's visitor copies may wait in any of them); its intake
+// and matched notices to those that may hold a copy of the ticket (a
+// visitor, or a ticket offered across a tier bound); its intake
 // (intake.go) decodes, checks, takes in and dead-letters ticket messages,
 // for the shards and for the stray sweep (strays.go). A runner
 // (runner.go) owns one shard's pools on one goroutine: it puts a reloaded
 // rule set in force in its pools (reload.go), takes tickets in
-// (admit.go), forms matches and takes their commits' outcomes back
-// (match.go), offers tickets to other regions and neighbouring tiers
+// (admit.go), drops the copies of tickets matched elsewhere once their
+// claims name the match a matched notice names (copies.go; what a runner
+// remembers a while, in recent.go), forms matches and takes their
+// commits' outcomes back (match.go), offers tickets to other regions and neighbouring tiers
 // (offer.go; its queue by due time in offerqueue.go), ends expired ones
 // (end.go) and fills running rooms' backfill requests from its pools (backfill.go); it counts matched waits
 // and writes its shard's queue figures (stats.go); for a mode that names a
@@ -58,7 +61,10 @@
 // checks, decides and publishes one match off that goroutine; a recoverer
 // (recover.go) settles a match another matcher left behind its claims.
 // Both decide and follow a match with the same buckets (matchState, in
-// commit.go) and undo a match decided undone alike (undo.go). Pooled
+// commit.go) and undo a match decided undone alike (undo.go); both send
+// a match decided published once (sendOnce: its "sent" marker, not the
+// streams' duplicate window, keeps a copy met long after from sending it
+// again). Pooled
 // tickets are answered by their reply subject (ack.go). Each part holds
 // the clients and settings it uses, handed to it when it is made: the
 // intake and the matchState are the worker's (the intake made with it and

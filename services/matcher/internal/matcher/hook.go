@@ -129,6 +129,11 @@ func (r *runner) callFunction(ctx context.Context, p *pool.Pool, now time.Time) 
 		return // nothing to match; a failing function is asked anyway, to see it answer again
 	}
 	h.calling, h.sig, h.last = true, sig, now
+	// The mode's StartEarly is not sent and does not apply: a function
+	// proposes full matches only (matchfn has no word for a room opened
+	// early, and CheckReply refuses a proposal of fewer teams than
+	// Teams). A mode a function matches opens early only while the
+	// built-in rules stand in for it (builtIn: failing, falling back).
 	out := hookReply{mode: m.Name, service: mf.Service, p: p, sent: make(map[string]*pool.Entry, len(entries)),
 		req: matchfn.Request{Mode: matchfn.Mode{Name: m.Name, Teams: m.Teams, TeamSize: m.TeamSize},
 			Region: r.shard.Region, Tier: r.shard.Tier, Candidates: make([]matchfn.Candidate, len(entries))}}

@@ -34,7 +34,13 @@ func (r *runner) tryMatch(ctx context.Context, p *pool.Pool, anchor *pool.Entry,
 // own, and goes on: the owner goroutine does not wait for JetStream. When
 // maxInFlight commits are under way it first settles one.
 func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.Entry, now time.Time) {
-	match := events.Match{Mode: p.Mode().Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC(), AcceptsBackfill: p.Mode().Backfill}
+	mode := p.Mode()
+	match := events.Match{Mode: mode.Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC(), AcceptsBackfill: mode.Backfill}
+	if len(teams) < mode.Teams {
+		// Opened early (pool.MatchAround): the room has the mode's
+		// shape, its other teams' seats free from the start.
+		match.Teams, match.TeamSize = mode.Teams, mode.TeamSize
+	}
 	var ids, keys []string
 	var all []*pool.Entry
 	for team, entries := range teams {
@@ -47,6 +53,7 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 		}
 	}
 	match.MatchID = r.matchID(keys)
+	notices := r.matchedNotices(match.MatchID, all)
 	r.queue.matched(match.Mode, all, now)
 	for r.committing >= maxInFlight {
 		// Without rematching: tickets put back wait for the next arrival or
@@ -54,7 +61,7 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 		r.settleCommit(ctx, <-r.committed, false)
 	}
 	r.committing++
-	go func() { r.committed <- r.commits.commit(ctx, p, match, ids, all, now) }()
+	go func() { r.committed <- r.commits.commit(ctx, p, match, ids, all, notices, now) }()
 }
 
 // matchKey names e's message for events.MatchID, by the stream it came by.
@@ -70,7 +77,7 @@ func matchKey(e *pool.Entry) string {
 func (r *runner) matchID(keys []string) string {
 	id := events.MatchID(keys)
 	for {
-		if _, gone := r.undone[id]; !gone {
+		if !r.undone.has(id) {
 			return id
 		}
 		id = events.MatchIDAfter(id, keys)
@@ -91,25 +98,23 @@ func (r *runner) settleCommit(ctx context.Context, o commitOutcome, rematch bool
 		r.unpublished = append(r.unpublished, *o.unpublished)
 	}
 	if o.undone != "" {
-		r.undone[o.undone] = r.now()
+		r.undone.put(o.undone, struct{}{}, r.now())
 	}
 	for _, e := range o.retry {
-		o.p.Add(e)
+		r.putBack(ctx, o.p, e, false)
 	}
 	if !rematch {
 		// Without rematching (the owner is settling a commit to make
 		// room, or stopping): back in the pool as they are; a later
 		// commit's stale check still keeps a superseded one out.
 		for _, e := range o.again {
-			o.p.Add(e)
+			r.putBack(ctx, o.p, e, false)
 		}
 		return
 	}
-	now := r.now()
 	for _, e := range o.again {
 		if e.Visitor {
-			o.p.Add(e)
-			r.tryMatch(ctx, o.p, e, now)
+			r.putBack(ctx, o.p, e, true)
 			continue
 		}
 		// Its claim was given back (a partner was decided elsewhere). A
@@ -125,11 +130,11 @@ func (r *runner) settleCommit(ctx context.Context, o commitOutcome, rematch bool
 func (r *runner) retryUnpublished(ctx context.Context) {
 	keep := r.unpublished[:0]
 	for _, um := range r.unpublished {
-		if err := r.commits.publish(ctx, um.match); err != nil {
+		if _, err := r.commits.sendOnce(ctx, um.match); err != nil {
 			keep = append(keep, um)
 			continue
 		}
-		r.commits.matched(um.match, um.entries, r.now())
+		r.commits.matched(um.match, um.entries, um.notices, r.now())
 	}
 	r.unpublished = keep
 }

@@ -15,6 +15,10 @@ type metrics struct {
 	// and their proposals by verdict (hook.go).
 	functionCalls *prometheus.CounterVec
 	proposals     *prometheus.CounterVec
+	// backfills counts backfill requests by what became of them
+	// (backfill.go): a fill that keeps failing, or a request held long,
+	// shows as held without filled or expired.
+	backfills *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,6 +53,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.proposals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "quickmatch_matcher_function_proposals_total", Help: "Match function proposals: accepted, or the reason one was dropped.",
 	}, []string{"outcome"})
-	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards, m.strayReads, m.functionCalls, m.proposals)
+	m.backfills = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quickmatch_matcher_backfill_requests_total",
+		Help: "Backfill requests by outcome: held (taken in by a shard's owner), filled, expired (past the mode's max wait), " +
+			"replaced (by a later ask of its room), dropped (its mode gone or closed to backfill by a reload).",
+	}, []string{"outcome"})
+	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards, m.strayReads, m.functionCalls, m.proposals, m.backfills)
 	return m
 }

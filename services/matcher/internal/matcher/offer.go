@@ -187,6 +187,7 @@ func (o *offerer) plan(it *offerItem, mode *rules.Mode, now time.Time, batch []p
 			t = &tk
 		}
 		*done = true
+		e.Offered = true // for good: a publish that fails may be stored all the same
 		batch = append(batch, plannedOffer{t: *t, to: to, done: done, why: why})
 	}
 	budget := mode.LatencyMS.At(waited)

@@ -39,10 +39,12 @@ const staleClaim = 30 * time.Second
 // recoverMatch settles a match found owning a ticket's claim. The match
 // gets one decision (events.Decisions): it is read first, and made if
 // there is none yet (decide says how); whoever decides second follows the
-// first. Then the decision is followed: published, it is published (again:
-// the match id makes that idempotent for the allocator and the players),
-// or, with its claims partly gone (the allocator requeued it), the rest are
-// given back as before (followPublished); undone, its stale tickets' claims
+// first. Then the decision is followed: published, it is published unless
+// it was sent already (matchState.sendOnce: a copy of a ticket may meet the
+// claim long after the match went out, past the duplicate window that
+// would have stored a repeat once), or, with its claims partly gone (the
+// allocator requeued it), the rest are given back as before
+// (followPublished); undone, its stale tickets' claims
 // move to superseded and the others are given back (undoStale), and it
 // counts as released. A match with no record (formed before records were
 // kept, or expired) counts as decided.
@@ -131,7 +133,7 @@ func (rc *recoverer) decide(ctx context.Context, matchID string, m events.Match,
 		if err != nil {
 			return "", nil, err
 		}
-		decision, err := rc.decisions.Decide(ctx, matchID, wanted(stale))
+		decision, _, err := rc.decisions.Decide(ctx, matchID, wanted(stale))
 		return decision, stale, err
 	}
 	if rc.now().Sub(created) < staleClaim {
@@ -140,13 +142,15 @@ func (rc *recoverer) decide(ctx context.Context, matchID string, m events.Match,
 	// Partial claims of a matcher that died claiming: decided undone
 	// before they are given back, so that matcher, if it was only slow,
 	// follows instead of publishing.
-	decision, err := rc.decisions.Decide(ctx, matchID, events.DecisionUndone)
+	decision, _, err := rc.decisions.Decide(ctx, matchID, events.DecisionUndone)
 	return decision, nil, err
 }
 
-// followPublished publishes match matchID (m), decided published, again;
-// or, if it holds only some of its claims (all false), gives the rest
-// back.
+// followPublished publishes match matchID (m), decided published, unless
+// it was sent already; or, if it holds only some of its claims (all false),
+// gives the rest back. A match it sends, its matcher died before sending
+// (or stalls): the copies of its tickets are told to go, as that matcher
+// would have told them.
 func (rc *recoverer) followPublished(ctx context.Context, matchID string, m events.Match, created time.Time, all bool) recovery {
 	if !all {
 		// Published, then some of its claims given back: the allocator
@@ -162,9 +166,15 @@ func (rc *recoverer) followPublished(ctx context.Context, matchID string, m even
 		rc.log.Warn("claims of a requeued match released", "match_id", matchID)
 		return released
 	}
-	if err := rc.publish(ctx, m); err != nil {
+	sent, err := rc.sendOnce(ctx, m)
+	if err != nil {
 		return undecided
 	}
+	if !sent {
+		rc.log.Debug("match of another matcher found sent already", "match_id", matchID)
+		return recovered
+	}
+	rc.sendMatchedNotices(ctx, m, recoveredNotices(matchID, m))
 	rc.log.Info("match of another matcher published", "match_id", matchID)
 	return recovered
 }
@@ -194,4 +204,20 @@ func (rc *recoverer) undoStale(ctx context.Context, m events.Match, stale map[st
 	}
 	rc.undo.releaseFresh(cctx, m, stale)
 	return nil
+}
+
+// recoveredNotices are the matched notices of every ticket of match
+// matchID (m), sent by the worker that recovered it: it cannot tell
+// which tickets may have copies, so all are named. Each names its
+// ticket's own tier; its own region only for a ticket from a neighbouring
+// tier (offered within its region): another's may be a visitor from any.
+func recoveredNotices(matchID string, m events.Match) []events.MatchedNotice {
+	ns := make([]events.MatchedNotice, len(m.Tickets))
+	for i, t := range m.Tickets {
+		ns[i] = events.MatchedNotice{TicketID: t.TicketID, MatchID: matchID, HomeTier: m.Tier}
+		if t.Tier != "" {
+			ns[i].HomeRegion, ns[i].HomeTier = m.Region, t.Tier
+		}
+	}
+	return ns
 }

@@ -153,7 +153,7 @@ func (e *env) deadMatch(t *testing.T, t0 time.Time, decided, partial bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dec.Decide(t.Context(), m.MatchID, events.DecisionPublished); err != nil {
+	if _, _, err := dec.Decide(t.Context(), m.MatchID, events.DecisionPublished); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -57,12 +57,15 @@ type runner struct {
 	toOffer offerQueue
 	// ended remembers recent cancel notices (tickets cancelled, expired or
 	// superseded), for a ticket whose notice arrives before the ticket does.
-	ended map[string]time.Time
+	ended *recent[struct{}]
+	// copies drops the copies of tickets matched elsewhere that the
+	// pools hold, as matched notices name them (copies.go).
+	copies *copies
 	// undone remembers recent matches a commit found undone by another
 	// worker with none of their tickets stale (claims released as a dead
 	// matcher's): the same tickets matched together again get a new id
 	// (formMatch), since that match's decision stands for good.
-	undone map[string]time.Time
+	undone *recent[struct{}]
 
 	held atomic.Int64 // tickets in the pools at the last sweep
 
@@ -100,16 +103,18 @@ func newRunner(w *Worker, s events.Shard) *runner {
 	log := w.log.With("shard", s.String())
 	timeout := w.cfg.PublishTimeout
 	rec := &recoverer{matchState: w.state, now: w.clock, log: log}
+	offers := newOfferer(w, s, log)
 	r := &runner{
 		shard: s, log: log, js: w.js, subj: w.subj, sweepEvery: w.cfg.Sweep, anchors: w.cfg.SweepAnchors,
 		now: w.clock, acks: w.acks, met: w.met, in: w.in,
 		commits: &committer{matchState: w.state, rec: rec, acks: w.acks, met: w.met, log: log},
 		ends:    &ender{claims: w.state.claims, pub: w.pub, rec: rec, acks: w.acks, met: w.met, timeout: timeout, log: log},
-		offers:  newOfferer(w, s, log),
+		offers:  offers,
 		queue:   newQueueStats(s, w.js, w.subj, timeout, log),
-		pools:   map[string]*pool.Pool{}, ended: map[string]time.Time{}, undone: map[string]time.Time{},
+		pools:   map[string]*pool.Pool{}, ended: newRecent[struct{}](0), undone: newRecent[struct{}](0),
 		inflight: map[string]uint64{}, backfills: map[string]*heldBackfill{},
 		inbox: make(chan jetstream.Msg, 512), cancels: make(chan string, 256),
+		copies:    newCopies(),
 		committed: make(chan commitOutcome, maxInFlight),
 		admitting: map[string]*pool.Entry{}, admitted: make(chan admission, maxAdmitting), hooks: newHooks(),
 		stopC: make(chan struct{}), done: make(chan struct{}),
@@ -183,6 +188,10 @@ func (r *runner) run(ctx context.Context) {
 			r.add(ctx, msg)
 		case id := <-r.cancels:
 			r.dropEnded(id)
+		case n := <-r.copies.notices:
+			r.takeMatchedNotice(ctx, n)
+		case c := <-r.copies.checks:
+			r.settleCopyCheck(ctx, c, true)
 		case <-tick.C:
 			r.sweep(ctx, calls, r.now()) // the worker's one clock, not the ticker's
 		}
@@ -275,16 +284,10 @@ func (r *runner) release(ctx context.Context) {
 func (r *runner) sweep(ctx, calls context.Context, now time.Time) {
 	r.syncRules()
 	r.retryUnpublished(ctx)
-	for id, at := range r.ended {
-		if now.Sub(at) > time.Minute {
-			delete(r.ended, id)
-		}
-	}
-	for id, at := range r.undone {
-		if now.Sub(at) > time.Minute {
-			delete(r.undone, id) // if formed again, its commit learns it again
-		}
-	}
+	r.ended.prune(now)
+	r.copies.matched.prune(now)
+	r.undone.prune(now) // a match formed again after, its commit learns it again
+	r.checkCopiesAgain(ctx)
 	total := 0
 	defer func() { r.held.Store(int64(total)) }()
 	r.offerDue(ctx, now)

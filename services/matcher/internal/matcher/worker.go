@@ -142,7 +142,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sub, err := w.nc.Subscribe(w.subj.AllCancels(), w.routeCancel)
+	sub, err := w.nc.Subscribe(w.subj.AllCancels(), w.routeNotice)
 	if err != nil {
 		return fmt.Errorf("subscribe to cancels: %w", err)
 	}
@@ -181,27 +181,53 @@ func (w *Worker) Release(s events.Shard) {
 	}
 }
 
-// routeCancel hands a cancel notice to every runner of the worker: the
-// ticket waits in its own shard, and copies of it may wait as visitors
-// in other regions' shards of its tier and in its region's neighbouring
-// tiers (offer.go), any of which this worker may hold. The notice names
-// the ticket's own shard only, and a visitor copy that outlived it would
-// wait, unmatchable (its claim is taken), until it expires.
-func (w *Worker) routeCancel(msg *nats.Msg) {
-	c, err := events.DecodeCancel(msg.Data)
+// routeNotice hands what a cancels subject carries to the worker's
+// runners. A cancel notice goes to every runner: the ticket waits in its
+// own shard, and copies of it may wait as visitors in other regions'
+// shards of its tier and in its region's neighbouring tiers (offer.go),
+// any of which this worker may hold. The notice names the ticket's own
+// shard only, and a visitor copy that outlived it would wait,
+// unmatchable (its claim is taken), until it expires. A matched notice
+// (events.MatchedNotice) goes only to the runners of shards that may hold
+// a copy of its ticket (mayHoldCopy), which remember it a while for a
+// copy still to come.
+func (w *Worker) routeNotice(msg *nats.Msg) {
+	c, matched, err := events.DecodeNotice(msg.Data)
 	if err != nil {
-		w.log.Warn("bad cancel notice ignored", "subject", msg.Subject, "err", err)
+		w.log.Warn("bad notice ignored", "subject", msg.Subject, "err", err)
 		return
 	}
 	w.mu.Lock()
 	rs := make([]*runner, 0, len(w.runners))
-	for _, r := range w.runners {
-		rs = append(rs, r)
+	for s, r := range w.runners {
+		if matched == nil || w.mayHoldCopy(s, *matched) {
+			rs = append(rs, r)
+		}
 	}
 	w.mu.Unlock()
 	for _, r := range rs {
+		if matched != nil {
+			r.queueMatchedNotice(*matched)
+			continue
+		}
 		r.cancel(c.TicketID)
 	}
+}
+
+// mayHoldCopy reports whether shard s may hold a copy of n's ticket: s is
+// of the ticket's own tier (its home shard, or another region's, which it
+// was offered to), or of a neighbouring tier in its own region (which it
+// was offered to across the bound). What n leaves out (see
+// events.MatchedNotice) counts as any.
+func (w *Worker) mayHoldCopy(s events.Shard, n events.MatchedNotice) bool {
+	if n.HomeTier == "" || s.Tier == n.HomeTier {
+		return true
+	}
+	if n.HomeRegion != "" && s.Region != n.HomeRegion {
+		return false
+	}
+	below, above := neighbours(w.cfg.Tiers, n.HomeTier)
+	return s.Tier == below.tier || s.Tier == above.tier
 }
 
 // superseder ends a ticket a newer one of its players replaced.

@@ -28,6 +28,11 @@ type Entry struct {
 	// Tier is the tier of the ticket's own shard when it is a visitor
 	// from another tier; "" otherwise.
 	Tier string
+	// Offered marks a ticket its shard offered to another shard, from
+	// the moment the offer is planned (a publish that failed may have
+	// been stored all the same): copies of it may wait elsewhere, which a
+	// matched notice is to drop once it is matched.
+	Offered bool
 	// Latencies are the regions the ticket may also play in, by latency.
 	Latencies []RegionLatency
 	// Attrs are the ticket's attributes as canonical JSON (what

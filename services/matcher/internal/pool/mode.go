@@ -11,11 +11,11 @@ import (
 // the caller keeps pools by name). The waiting tickets are judged by m
 // from now on. When m compiles attributes as the old mode did (the same
 // rules over the same declarations: a reload that changed another mode,
-// or only this mode's max wait, windows, limits, drop_after or teams)
-// that is all. Otherwise every waiting ticket's Values are compiled again
-// from its Attrs and the index is rebuilt for m's rules: O(waiting
-// tickets) on the owner goroutine, about one decode per ticket with
-// attributes of its own (tickets with common attributes share one
+// or only this mode's max wait, windows, limits, drop_after, teams or
+// start_early) that is all. Otherwise every waiting ticket's Values are
+// compiled again from its Attrs and the index is rebuilt for m's rules:
+// O(waiting tickets) on the owner goroutine, about one decode per ticket
+// with attributes of its own (tickets with common attributes share one
 // compiled Values). BENCHMARKS.md measures it: about 0.25 s a million
 // tickets with common attributes, 1.7 s with all different. A change of
 // teams or team size applies to matches formed from now on; tickets whose
@@ -96,6 +96,7 @@ func compilesAlike(a, b *rules.Mode) bool {
 	x := *a
 	x.Name, x.Teams, x.TeamSize, x.MaxWait = b.Name, b.Teams, b.TeamSize, b.MaxWait
 	x.Skill, x.LatencyMS, x.Balance, x.Backfill, x.MatchFunction = b.Skill, b.LatencyMS, b.Balance, b.Backfill, b.MatchFunction
+	x.StartEarly = b.StartEarly
 	// A rule's expansions change how Values are judged, not what they
 	// are; but a distance limit's max is the width of the index's bands.
 	x.Rules = make([]rules.Rule, len(a.Rules))

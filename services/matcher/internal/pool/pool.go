@@ -32,6 +32,11 @@
 // and passes a class kept apart at the cost of one look. What is left: a
 // ticket whose neighbouring band is full of its class, none within its
 // limit, reads them (BENCHMARKS.md measures it).
+//
+// Opening early: a mode with start_early forms, once a match's anchor has
+// waited long enough and no full match can form, the largest match of
+// whole teams it can (early.go); a pool whose anchors have not waited
+// that long pays one comparison for it.
 package pool
 
 import (
@@ -114,7 +119,11 @@ func (p *Pool) Window(e *Entry, now time.Time) int { return p.mode.Skill.At(e.Wa
 
 // MatchAround tries to build a match around anchor at now, from the
 // tickets closest in skill that fit it (candidates). On success the
-// tickets are removed and returned by team; otherwise nothing changes.
+// tickets are removed and returned by team; otherwise nothing changes. A
+// full match has the mode's Teams; when the mode opens early (early.go)
+// and the anchor has waited its After, a match that forms when a full
+// one cannot has fewer: the teams returned are those that play, each of
+// TeamSize players.
 func (p *Pool) MatchAround(anchor *Entry, now time.Time) [][]*Entry {
 	m := p.mode
 	if len(anchor.Players) > m.TeamSize {
@@ -130,7 +139,11 @@ func (p *Pool) MatchAround(anchor *Entry, now time.Time) [][]*Entry {
 		room[i] = m.TeamSize
 	}
 	room[0] -= len(anchor.Players)
+	early := p.earlyPick(anchor, now)
 	for e := range p.candidates(anchor, now) {
+		if early != nil {
+			early.offer(e)
+		}
 		t := teamWithRoom(room, len(e.Players))
 		if t < 0 || sharesPlayer(chosen, e) {
 			continue
@@ -139,12 +152,15 @@ func (p *Pool) MatchAround(anchor *Entry, now time.Time) [][]*Entry {
 		chosen = append(chosen, e)
 		players += len(e.Players)
 		if players == need {
-			teams := p.assign(chosen)
+			teams := p.assign(chosen, m.Teams, nil)
 			for _, c := range chosen {
 				p.unlink(c)
 			}
 			return teams
 		}
+	}
+	if early != nil {
+		return p.openEarly(early)
 	}
 	return nil
 }

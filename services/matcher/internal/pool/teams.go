@@ -18,21 +18,31 @@ func teamWithRoom(room []int, n int) int {
 	return best
 }
 
-// assign splits the chosen tickets into teams by the mode's balance
-// objective. The chosen set is known to pack (MatchAround put each ticket
-// in the team with the most room, in the order chosen); when the
-// objective's order cannot pack it, that packing is kept.
-func (p *Pool) assign(chosen []*Entry) [][]*Entry {
+// assign splits the chosen tickets into n teams by the mode's balance
+// objective. The chosen set is known to pack: packing is its teams, or
+// nil for MatchAround's own (each ticket in the team with the most room,
+// in the order chosen, over all the mode's teams); when the objective's
+// order cannot pack it, that packing is kept.
+func (p *Pool) assign(chosen []*Entry, n int, packing [][]*Entry) [][]*Entry {
+	var teams [][]*Entry
 	if p.mode.Balance == rules.BalanceNone {
-		return p.arrivalOrder(chosen)
+		teams = p.arrivalOrder(chosen, n)
+	} else {
+		teams = p.balanced(chosen, n)
 	}
-	return p.balanced(chosen)
+	switch {
+	case teams != nil:
+		return teams
+	case packing != nil:
+		return packing
+	}
+	return p.packed(chosen)
 }
 
 // balanced evens the teams' summed skill: parties largest first, each to
-// the team with the most room and, among those, the lowest skill so far.
-func (p *Pool) balanced(chosen []*Entry) [][]*Entry {
-	m := p.mode
+// the team with the most room and, among those, the lowest skill so far;
+// nil when that order does not pack.
+func (p *Pool) balanced(chosen []*Entry, n int) [][]*Entry {
 	order := slices.Clone(chosen)
 	slices.SortStableFunc(order, func(a, b *Entry) int {
 		if c := cmp.Compare(len(b.Players), len(a.Players)); c != 0 {
@@ -40,8 +50,8 @@ func (p *Pool) balanced(chosen []*Entry) [][]*Entry {
 		}
 		return cmp.Compare(b.Skill, a.Skill)
 	})
-	teams, room := p.emptyTeams()
-	sum := make([]int, m.Teams)
+	teams, room := p.emptyTeams(n)
+	sum := make([]int, n)
 	for _, e := range order {
 		best := -1
 		for i := range teams {
@@ -53,7 +63,7 @@ func (p *Pool) balanced(chosen []*Entry) [][]*Entry {
 			}
 		}
 		if best < 0 {
-			return p.packed(chosen)
+			return nil
 		}
 		teams[best] = append(teams[best], e)
 		room[best] -= len(e.Players)
@@ -64,15 +74,16 @@ func (p *Pool) balanced(chosen []*Entry) [][]*Entry {
 
 // arrivalOrder fills the teams first-fit in the order the tickets were
 // created (rules.BalanceNone): the longest-waiting tickets fill the first
-// team, and a party goes to the first team with room for it.
-func (p *Pool) arrivalOrder(chosen []*Entry) [][]*Entry {
+// team, and a party goes to the first team with room for it; nil when that
+// order does not pack.
+func (p *Pool) arrivalOrder(chosen []*Entry, n int) [][]*Entry {
 	order := slices.Clone(chosen)
 	slices.SortStableFunc(order, func(a, b *Entry) int { return cmp.Compare(a.Created, b.Created) })
-	teams, room := p.emptyTeams()
+	teams, room := p.emptyTeams(n)
 	for _, e := range order {
 		t := slices.IndexFunc(room, func(r int) bool { return r >= len(e.Players) })
 		if t < 0 {
-			return p.packed(chosen)
+			return nil
 		}
 		teams[t] = append(teams[t], e)
 		room[t] -= len(e.Players)
@@ -82,7 +93,7 @@ func (p *Pool) arrivalOrder(chosen []*Entry) [][]*Entry {
 
 // packed is MatchAround's own packing of the chosen tickets.
 func (p *Pool) packed(chosen []*Entry) [][]*Entry {
-	teams, room := p.emptyTeams()
+	teams, room := p.emptyTeams(p.mode.Teams)
 	for _, e := range chosen {
 		t := teamWithRoom(room, len(e.Players))
 		teams[t] = append(teams[t], e)
@@ -91,9 +102,10 @@ func (p *Pool) packed(chosen []*Entry) [][]*Entry {
 	return teams
 }
 
-func (p *Pool) emptyTeams() ([][]*Entry, []int) {
-	teams := make([][]*Entry, p.mode.Teams)
-	room := make([]int, p.mode.Teams)
+// emptyTeams are n teams and the room each has: TeamSize.
+func (p *Pool) emptyTeams(n int) ([][]*Entry, []int) {
+	teams := make([][]*Entry, n)
+	room := make([]int, n)
 	for i := range room {
 		room[i] = p.mode.TeamSize
 	}

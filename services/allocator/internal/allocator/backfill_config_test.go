@@ -1,0 +1,56 @@
+package allocator
+
+import (
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
+)
+
+// TestBackfillMinIntervalFlag: -backfill-min-interval (env
+// BACKFILL_MIN_INTERVAL) sets MinInterval; unset, it is the default, and
+// a zero config gets the defaults too.
+func TestBackfillMinIntervalFlag(t *testing.T) {
+	parse := func(args ...string) BackfillConfig {
+		t.Helper()
+		var c BackfillConfig
+		fs := flag.NewFlagSet("allocator", flag.ContinueOnError)
+		c.RegisterFlags(fs)
+		if err := envflag.Parse(fs, args); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := parse(); c.MinInterval != 5*time.Second {
+		t.Fatalf("default %s, want 5s", c.MinInterval)
+	}
+	if c := parse("-backfill-min-interval=2s"); c.MinInterval != 2*time.Second {
+		t.Fatalf("flag: %s", c.MinInterval)
+	}
+	t.Setenv("BACKFILL_MIN_INTERVAL", "7s")
+	if c := parse(); c.MinInterval != 7*time.Second {
+		t.Fatalf("env: %s", c.MinInterval)
+	}
+	var c BackfillConfig
+	c.setDefaults()
+	if c != backfillDefaults {
+		t.Fatalf("zero config: %+v, want %+v", c, backfillDefaults)
+	}
+}
+
+// TestBackfillConfigValidate: the defaults are valid; an Every (the
+// allocator's -capacity-interval) or a MinInterval of zero or less is
+// refused, each named, both at once.
+func TestBackfillConfigValidate(t *testing.T) {
+	var c BackfillConfig
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	err := (&BackfillConfig{Every: 0, MinInterval: -time.Second}).Validate()
+	if err == nil || !strings.Contains(err.Error(), "-capacity-interval") || !strings.Contains(err.Error(), "-backfill-min-interval") {
+		t.Fatalf("Validate = %v, want both refused", err)
+	}
+}

@@ -1,0 +1,135 @@
+package pool
+
+import "time"
+
+// Opening early (rules.Mode.StartEarly): once a match's anchor has waited
+// After, MatchAround that cannot form a full match forms the largest
+// match of whole teams it can, at least MinTeams of them. Teams must be
+// whole (TeamSize players each: the room's other teams start empty, with
+// free seats) and a party stays on one team, so the tickets are packed
+// exactly, not spread over the teams with the most room as a full match
+// is: MatchAround's scan, when the anchor may open early, also hands each
+// candidate to an earlyPick, which keeps them by party size, and pack
+// fills the anchor's team and then one team after another.
+//
+// Cost: a pool whose anchors have not waited After (or whose mode does not
+// open early) pays one comparison per MatchAround. An anchor that has
+// waited pays for the candidates it keeps (at most as many of each party
+// size as a full match can hold) and a packing of at most play.MaxPlayers
+// players, on every try that forms no full match: a thin queue's sweep,
+// where the pool is small.
+//
+// The packing is greedy, team by team, largest parties first where
+// parties of several sizes fill a team: it can miss the most teams in some
+// mixes of parties (a team of 4 filled 3+1 when 2+2 and 3+1 were both
+// wanted), and then opens with fewer teams. Among parties of one size the
+// ones nearest the anchor in skill, by the scan's order, go first.
+
+// earlyPick gathers the candidates of a match that may open early.
+type earlyPick struct {
+	anchor *Entry
+	teams  int // the mode's
+	size   int // TeamSize
+	// bySize[n] are the candidates that are parties of n, in the scan's
+	// order; used[n] how many of them pack has placed.
+	bySize [][]*Entry
+	used   []int
+	kept   []*Entry // the anchor and every candidate kept: a player once
+}
+
+// earlyPick returns the picker for a match around anchor at now, or nil
+// when it may not open early: no StartEarly, or not waited long enough.
+func (p *Pool) earlyPick(anchor *Entry, now time.Time) *earlyPick {
+	se := p.mode.StartEarly
+	if se == nil || anchor.Waited(now) < time.Duration(se.After) {
+		return nil
+	}
+	return &earlyPick{anchor: anchor, teams: p.mode.Teams, size: p.mode.TeamSize,
+		bySize: make([][]*Entry, p.mode.TeamSize+1), used: make([]int, p.mode.TeamSize+1), kept: []*Entry{anchor}}
+}
+
+// offer keeps e, a candidate that fits the anchor, unless its party fits
+// no team, a full match could not place more parties of its size, or it
+// has a player of a ticket kept.
+func (k *earlyPick) offer(e *Entry) {
+	n := len(e.Players)
+	if n > k.size || len(k.bySize[n]) >= k.teams*(k.size/n) || sharesPlayer(k.kept, e) {
+		return
+	}
+	k.bySize[n] = append(k.bySize[n], e)
+	k.kept = append(k.kept, e)
+}
+
+// pack is the largest match of whole teams the kept candidates make with
+// the anchor, up to the mode's teams, by team; nil when it has fewer than
+// minTeams. The anchor is on team 0.
+func (k *earlyPick) pack(minTeams int) [][]*Entry {
+	first, ok := k.fill(k.size-len(k.anchor.Players), []*Entry{k.anchor})
+	if !ok {
+		return nil
+	}
+	teams := [][]*Entry{first}
+	for len(teams) < k.teams {
+		team, ok := k.fill(k.size, nil)
+		if !ok {
+			break // the next team has no more to choose from
+		}
+		teams = append(teams, team)
+	}
+	if len(teams) < minTeams {
+		return nil
+	}
+	return teams
+}
+
+// fill appends to team parties not yet placed whose players sum to
+// exactly r, the largest parties first where there is a choice, and marks
+// them placed; false, and nothing placed, when no such parties are left.
+func (k *earlyPick) fill(r int, team []*Entry) ([]*Entry, bool) {
+	// reach[n][x]: parties of sizes 1..n left sum to x.
+	reach := make([][]bool, k.size+1)
+	reach[0] = make([]bool, r+1)
+	reach[0][0] = true
+	for n := 1; n <= k.size; n++ {
+		reach[n] = make([]bool, r+1)
+		left := len(k.bySize[n]) - k.used[n]
+		for x := 0; x <= r; x++ {
+			for j := 0; j <= left && j*n <= x && !reach[n][x]; j++ {
+				reach[n][x] = reach[n-1][x-j*n]
+			}
+		}
+	}
+	if !reach[k.size][r] {
+		return team, false
+	}
+	for n, x := k.size, r; n >= 1; n-- {
+		j := min(len(k.bySize[n])-k.used[n], x/n)
+		for !reach[n-1][x-j*n] {
+			j--
+		}
+		team = append(team, k.bySize[n][k.used[n]:k.used[n]+j]...)
+		k.used[n] += j
+		x -= j * n
+	}
+	return team, true
+}
+
+// openEarly forms the match k packs, if any: its tickets leave the pool,
+// split into teams by the mode's balance objective over the teams that
+// play. A packing of every team is a full match (the greedy scan can miss
+// one that exact packing finds).
+func (p *Pool) openEarly(k *earlyPick) [][]*Entry {
+	packed := k.pack(p.mode.StartEarly.MinTeams)
+	if packed == nil {
+		return nil
+	}
+	var chosen []*Entry
+	for _, team := range packed {
+		chosen = append(chosen, team...)
+	}
+	teams := p.assign(chosen, len(packed), packed)
+	for _, c := range chosen {
+		p.unlink(c)
+	}
+	return teams
+}
