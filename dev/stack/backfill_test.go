@@ -187,7 +187,7 @@ func TestBackfillEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bf-5's join token: %v", err)
 	}
-	if seat := (jointoken.Seat{Team: team, Teams: 2, TeamSize: 2, Backfill: true}); g.MatchID != room || g.PlayerID != "bf-5" || g.Seat != seat {
+	if seat := (jointoken.Seat{Team: team, Teams: 2, TeamSize: 2, AcceptsBackfill: true}); g.MatchID != room || g.PlayerID != "bf-5" || g.Seat != seat {
 		t.Fatalf("bf-5's grant %+v, want room %s and seat %+v", g, room, seat)
 	}
 

@@ -65,7 +65,7 @@ func TestFreeForAllOpensEarly(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s's join token: %v", p, err)
 		}
-		if g.Seat.Teams != 4 || g.Seat.TeamSize != 1 || g.Seat.Starts != 3 || !g.Seat.Backfill {
+		if g.Seat.Teams != 4 || g.Seat.TeamSize != 1 || g.Seat.Starts != 3 || !g.Seat.AcceptsBackfill {
 			t.Fatalf("%s's seat %+v, want one of 4 teams of 1, starting with 3, accepting backfill", p, g.Seat)
 		}
 		teams[g.Seat.Team] = true
@@ -117,7 +117,7 @@ func TestFreeForAllOpensEarly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("early-4's join token: %v", err)
 	}
-	if seat := (jointoken.Seat{Team: free, Teams: 4, TeamSize: 1, Backfill: true}); g.MatchID != room || g.Seat != seat {
+	if seat := (jointoken.Seat{Team: free, Teams: 4, TeamSize: 1, AcceptsBackfill: true}); g.MatchID != room || g.Seat != seat {
 		t.Fatalf("early-4's grant %+v, want room %s and seat %+v", g, room, seat)
 	}
 	c := join(t, a.URL)

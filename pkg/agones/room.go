@@ -21,7 +21,7 @@ import (
 //   - The game server opens a room for every id in the rooms List, reads
 //     its players from the annotation, and when the room ends removes the
 //     id from the rooms List and its players from the players List.
-//   - A room that accepts backfill (Room.Backfill) and loses a player for
+//   - A room that accepts backfill (Room.AcceptsBackfill) and loses a player for
 //     good asks for another as the annotation BackfillAnnotation(id),
 //     which the game server sets through the SDK, and keeps the players
 //     List to who holds its seats: it removes the gone player and adds
@@ -63,12 +63,14 @@ const (
 type Room struct {
 	Mode  string     `json:"mode"`
 	Teams [][]string `json:"teams"`
-	// Backfill says the mode accepts backfill: a room that loses a player
-	// for good frees the seat and asks for another (BackfillAnnotation).
+	// AcceptsBackfill says the mode accepts backfill: a room that loses a
+	// player for good frees the seat and asks for another
+	// (BackfillAnnotation). `backfill` in JSON: annotations already
+	// written keep that key.
 	// The allocator writes it from the match. Teams stays the players of
 	// the allocation: Agones never rewrites the annotation, so a
 	// backfilled player is never in it.
-	Backfill bool `json:"backfill,omitempty"`
+	AcceptsBackfill bool `json:"backfill,omitempty"`
 	// TeamSize is the seats of each team when the room has more seats than
 	// the allocation seats: a match that starts early (events.Match.Teams,
 	// TeamSize) names players on fewer teams, or fewer players on a team,

@@ -48,14 +48,14 @@ func TestDecodeRoom(t *testing.T) {
 // not writes the room as before.
 func TestRoomBackfill(t *testing.T) {
 	t.Parallel()
-	r := Room{Mode: "2v2", Teams: [][]string{{"a", "b"}, {"c", "d"}}, Backfill: true}
+	r := Room{Mode: "2v2", Teams: [][]string{{"a", "b"}, {"c", "d"}}, AcceptsBackfill: true}
 	if v := EncodeRoom(r); v != `{"mode":"2v2","teams":[["a","b"],["c","d"]],"backfill":true}` {
 		t.Fatalf("EncodeRoom = %s", v)
 	}
 	if got, err := DecodeRoom(EncodeRoom(r)); err != nil || !reflect.DeepEqual(got, r) {
 		t.Fatalf("DecodeRoom = %+v, %v", got, err)
 	}
-	r.Backfill = false
+	r.AcceptsBackfill = false
 	if v := EncodeRoom(r); v != `{"mode":"2v2","teams":[["a","b"],["c","d"]]}` {
 		t.Fatalf("EncodeRoom without backfill = %s", v)
 	}
@@ -67,11 +67,11 @@ func TestRoomBackfill(t *testing.T) {
 // room's players are. A room without TeamSize reads as before.
 func TestRoomThatStartsEarly(t *testing.T) {
 	t.Parallel()
-	r := Room{Mode: "ffa", Teams: [][]string{{"a"}, {"b"}, {"c"}, nil}, Backfill: true, TeamSize: 1}
+	r := Room{Mode: "ffa", Teams: [][]string{{"a"}, {"b"}, {"c"}, nil}, AcceptsBackfill: true, TeamSize: 1}
 	if v := EncodeRoom(r); v != `{"mode":"ffa","teams":[["a"],["b"],["c"],[]],"backfill":true,"team_size":1}` {
 		t.Fatalf("EncodeRoom = %s", v)
 	}
-	want := Room{Mode: "ffa", Teams: [][]string{{"a"}, {"b"}, {"c"}, {}}, Backfill: true, TeamSize: 1}
+	want := Room{Mode: "ffa", Teams: [][]string{{"a"}, {"b"}, {"c"}, {}}, AcceptsBackfill: true, TeamSize: 1}
 	if got, err := DecodeRoom(EncodeRoom(r)); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("DecodeRoom = %+v, %v", got, err)
 	}

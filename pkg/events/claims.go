@@ -124,12 +124,16 @@ func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string)
 			lost[ticketIDs[i]] = a.cur
 		}
 	}
-	if firstErr != nil {
-		c.Release(ctx, made, owner)
-		return nil, firstErr
+	if firstErr != nil || len(lost) > 0 {
+		// A claim this cannot give back stays behind as a partial claim
+		// of a match that is not decided: whoever meets it follows the
+		// match, and, once it is old enough to count as a dead
+		// matcher's, undoes it (the matcher's recoverMatch). So the
+		// failure is not the caller's to handle.
+		_ = c.Release(ctx, made, owner)
 	}
-	if len(lost) > 0 {
-		c.Release(ctx, made, owner)
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	return lost, nil
 }
@@ -168,16 +172,46 @@ func (c *Claims) Supersede(ctx context.Context, ticketID, owner string) (bool, e
 	}
 }
 
-// Release deletes the claims of owner on ids, if they are still owner's
-// (a match that will not be published after all). A failed release leaves
-// a claim behind; the ticket then ends as that owner's outcome would say,
-// which is why a matcher only claims what it is about to publish.
-func (c *Claims) Release(ctx context.Context, ids []string, owner string) {
+// Release gives back the claims of owner on ids, those still owner's (a
+// match that will not be published after all, or one requeued). A claim
+// gone, or held by another owner, is left as it is. The error (each
+// failure, joined) says that a claim still owner's may not have been
+// given back: its key could not be read or deleted (a claim changed
+// under the delete is read again). Such a claim stays behind, and the
+// ticket ends as that owner's outcome would say: a caller that gives the
+// ticket a new life after the release (the allocator's requeue) must not
+// while it fails.
+func (c *Claims) Release(ctx context.Context, ids []string, owner string) error {
+	var errs []error
 	for _, id := range ids {
-		e, err := c.kv.Get(ctx, id)
-		if err != nil || string(e.Value()) != owner {
-			continue
+		if err := c.release(ctx, id, owner); err != nil {
+			errs = append(errs, err)
 		}
-		_ = c.kv.Delete(ctx, id, jetstream.LastRevision(e.Revision()))
 	}
+	return errors.Join(errs...)
+}
+
+// release gives back the claim of id if owner holds it (Release).
+func (c *Claims) release(ctx context.Context, id, owner string) error {
+	for range claimAttempts {
+		e, err := c.kv.Get(ctx, id)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("release claim of ticket %s: %w", id, err)
+		}
+		if string(e.Value()) != owner {
+			return nil
+		}
+		err = c.kv.Delete(ctx, id, jetstream.LastRevision(e.Revision()))
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue // written since it was read: whose is it now?
+		}
+		if err != nil {
+			return fmt.Errorf("release claim of ticket %s: %w", id, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("release claim of ticket %s: changed under each of %d deletes", id, claimAttempts)
 }

@@ -22,8 +22,8 @@ type Match struct {
 	Tickets   []MatchTicket `json:"tickets"`
 	CreatedAt time.Time     `json:"created_at"`
 	// AcceptsBackfill says the match's mode accepts backfill: its room
-	// asks for players when it loses one (agones.Room.Backfill,
-	// jointoken.Seat.Backfill say so to the game server).
+	// asks for players when it loses one (agones.Room.AcceptsBackfill,
+	// jointoken.Seat.AcceptsBackfill say so to the game server).
 	AcceptsBackfill bool `json:"accepts_backfill,omitempty"`
 	// Backfill is set on a match that fills a running room's request
 	// (see [Backfill]): its players join that room, on the room's teams

@@ -22,6 +22,13 @@ const (
 	// [Publisher.Offer]) with the region of the shard it was published
 	// to.
 	HeaderHome = "Quickmatch-Home"
+	// HeaderRules stamps a ticket with the version of the rule set it
+	// was checked under (rules.Set.Version; see
+	// [Publisher.TicketUnder]): a matcher whose own rule set refuses it
+	// and names another version waits a while for that set to reach it
+	// before it refuses the ticket for good. Only a hint: it can delay
+	// the refusal of its own ticket, never accept one.
+	HeaderRules = "Quickmatch-Rules"
 )
 
 // Meta is the context that travels with a ticket through every service.
@@ -108,13 +115,32 @@ func (p *Publisher) publish(ctx context.Context, subject, msgID string, payload 
 // Ticket publishes a ticket on its shard's subject. The ticket id is the
 // message id: a retried publish of the same ticket is stored once.
 func (p *Publisher) Ticket(ctx context.Context, region, tier string, t Ticket) (*jetstream.PubAck, error) {
+	return p.TicketUnder(ctx, region, tier, t, "")
+}
+
+// TicketUnder publishes a ticket as Ticket does, stamped with the version
+// of the rule set it was checked under (HeaderRules), unless that is
+// empty.
+func (p *Publisher) TicketUnder(ctx context.Context, region, tier string, t Ticket, rulesVersion string) (*jetstream.PubAck, error) {
 	if t.TicketID == "" {
 		return nil, fmt.Errorf("publish ticket: %w", &ValidationError{Kind: "ticket", Fields: []FieldError{{Field: "ticket_id", Reason: "required when publishing from code"}}})
 	}
 	if t.SchemaVersion == 0 {
 		t.SchemaVersion = SchemaVersion
 	}
-	return p.publish(ctx, p.subj.Ticket(region, tier), t.TicketID, t)
+	subject := p.subj.Ticket(region, tier)
+	msg, err := NewMsg(ctx, subject, t.TicketID, t)
+	if err != nil {
+		return nil, err
+	}
+	if rulesVersion != "" {
+		msg.Header.Set(HeaderRules, rulesVersion)
+	}
+	ack, err := p.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return ack, nil
 }
 
 // Match publishes an allocation request; the match id is the message id.

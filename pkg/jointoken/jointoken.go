@@ -77,11 +77,12 @@ type Grant struct {
 // zero Seat says nothing: a room of two players, as before seats.
 type Seat struct {
 	Team, Teams, TeamSize int
-	// Backfill says the room accepts backfill: it frees the seat of a
-	// player gone for good and admits another to it. A game server
+	// AcceptsBackfill says the room accepts backfill: it frees the seat of
+	// a player gone for good and admits another to it. A game server
 	// without Agones learns it from the tokens, as it learns the room's
-	// shape. Only a seated grant carries it.
-	Backfill bool
+	// shape. Only a seated grant carries it, as the field `backfill`
+	// (backfillField): tokens already issued keep that spelling.
+	AcceptsBackfill bool
 	// Starts, for a room that started early (events.Match.Teams), is how many
 	// players its game starts with: the match's players, fewer than the
 	// room's seats, whose other seats are free from the start. Zero: the
@@ -101,7 +102,7 @@ func (s Seat) valid() bool {
 
 const (
 	version = "v2"
-	// backfillField is the grant's seventh field for Seat.Backfill.
+	// backfillField is the grant's seventh field for Seat.AcceptsBackfill.
 	backfillField = "backfill"
 	// startsPrefix + Seat.Starts is the grant's last field for a room
 	// started early. Named, not a bare number: the fields after the seat
@@ -141,7 +142,7 @@ func (s *Signer) Sign(c Grant) (string, error) {
 	grant := c.MatchID + "|" + c.PlayerID + "|" + strconv.FormatInt(c.Expires.Unix(), 10)
 	if c.Seat != (Seat{}) {
 		grant += "|" + strconv.Itoa(c.Seat.Team) + "|" + strconv.Itoa(c.Seat.Teams) + "|" + strconv.Itoa(c.Seat.TeamSize)
-		if c.Seat.Backfill {
+		if c.Seat.AcceptsBackfill {
 			grant += "|" + backfillField
 		}
 		if c.Seat.Starts != 0 {
@@ -210,7 +211,7 @@ func seatOf(fields []string) (Seat, error) {
 	rest := fields[3:]
 	// The flag has one spelling too: present as written, or absent.
 	if len(rest) > 0 && rest[0] == backfillField {
-		s.Backfill, rest = true, rest[1:]
+		s.AcceptsBackfill, rest = true, rest[1:]
 	}
 	if len(rest) > 0 {
 		v, named := strings.CutPrefix(rest[0], startsPrefix)

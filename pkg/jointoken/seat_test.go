@@ -23,8 +23,8 @@ func TestSeatRoundTrip(t *testing.T) {
 		{Team: 1, Teams: 2, TeamSize: 2}, // 2v2
 		{Team: 2, Teams: 3, TeamSize: 1}, // free-for-all of 3
 		{Team: 0, Teams: 2, TeamSize: 50},
-		{Team: 1, Teams: 2, TeamSize: 2, Backfill: true}, // 2v2 that accepts backfill
-		{Team: 0, Teams: 3, TeamSize: 1, Backfill: true}, // free-for-all that accepts backfill
+		{Team: 1, Teams: 2, TeamSize: 2, AcceptsBackfill: true}, // 2v2 that accepts backfill
+		{Team: 0, Teams: 3, TeamSize: 1, AcceptsBackfill: true}, // free-for-all that accepts backfill
 	} {
 		tok, err := s.Sign(Grant{MatchID: "m1", PlayerID: "alice", Expires: now.Add(time.Minute), Seat: seat})
 		if err != nil {
@@ -36,7 +36,7 @@ func TestSeatRoundTrip(t *testing.T) {
 		}
 		raw, _ := enc.DecodeString(strings.Split(tok, ".")[2])
 		want := map[bool]int{true: 3, false: 6}[seat == Seat{}]
-		if seat.Backfill {
+		if seat.AcceptsBackfill {
 			want = 7
 		}
 		if fields := strings.Count(string(raw), "|") + 1; fields != want {
@@ -55,7 +55,7 @@ func TestSignRefusesSeatsNoRoomHas(t *testing.T) {
 		{Team: 0, Teams: 2, TeamSize: 0},  // empty teams
 		{Team: 0, Teams: 2, TeamSize: 51}, // 102 seats
 		{Team: 1},                         // a team of no room
-		{Backfill: true},                  // backfill in no room
+		{AcceptsBackfill: true},           // backfill in no room
 	} {
 		if _, err := s.Sign(Grant{MatchID: "m", PlayerID: "p", Expires: now.Add(time.Minute), Seat: seat}); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%+v: %v", seat, err)
@@ -123,7 +123,7 @@ func FuzzSeatedGrant(f *testing.F) {
 	})
 }
 
-// TestTokensBeforeBackfill: a token signed before Seat.Backfill existed
+// TestTokensBeforeBackfill: a token signed before Seat.AcceptsBackfill existed
 // (grants of 3 and 6 fields, pinned here as that Sign wrote them) still
 // verifies, as a seat that does not accept backfill.
 func TestTokensBeforeBackfill(t *testing.T) {
@@ -134,12 +134,12 @@ func TestTokensBeforeBackfill(t *testing.T) {
 		"m1|alice|1800000060|1|2|2": {Team: 1, Teams: 2, TeamSize: 2},
 	} {
 		g, err := keys.Verify(signGrant(grant), now)
-		if err != nil || g.Seat != want || g.Seat.Backfill {
+		if err != nil || g.Seat != want || g.Seat.AcceptsBackfill {
 			t.Errorf("%q: %+v, %v", grant, g, err)
 		}
 	}
 	g, err := keys.Verify(signGrant("m1|alice|1800000060|1|2|2|backfill"), now)
-	if err != nil || g.Seat != (Seat{Team: 1, Teams: 2, TeamSize: 2, Backfill: true}) {
+	if err != nil || g.Seat != (Seat{Team: 1, Teams: 2, TeamSize: 2, AcceptsBackfill: true}) {
 		t.Fatalf("a backfill seat: %+v, %v", g, err)
 	}
 }
@@ -152,12 +152,12 @@ func TestSeatStarts(t *testing.T) {
 	t.Parallel()
 	s, keys := signer(t, 0), NewKeys(pub(0))
 	for seat, grant := range map[Seat]string{
-		{Team: 2, Teams: 4, TeamSize: 1, Starts: 3}:                 "m1|alice|1800000060|2|4|1|starts=3",
-		{Team: 0, Teams: 4, TeamSize: 1, Backfill: true, Starts: 3}: "m1|alice|1800000060|0|4|1|backfill|starts=3",
-		{Team: 1, Teams: 3, TeamSize: 2, Starts: 4}:                 "m1|alice|1800000060|1|3|2|starts=4",
-		{Team: 0, Teams: 2, TeamSize: 50, Starts: 99}:               "m1|alice|1800000060|0|2|50|starts=99",
-		{Team: 0, Teams: 2, TeamSize: 2, Starts: 2}:                 "m1|alice|1800000060|0|2|2|starts=2",
-		{Team: 1, Teams: 2, TeamSize: 2, Backfill: true}:            "m1|alice|1800000060|1|2|2|backfill",
+		{Team: 2, Teams: 4, TeamSize: 1, Starts: 3}:                        "m1|alice|1800000060|2|4|1|starts=3",
+		{Team: 0, Teams: 4, TeamSize: 1, AcceptsBackfill: true, Starts: 3}: "m1|alice|1800000060|0|4|1|backfill|starts=3",
+		{Team: 1, Teams: 3, TeamSize: 2, Starts: 4}:                        "m1|alice|1800000060|1|3|2|starts=4",
+		{Team: 0, Teams: 2, TeamSize: 50, Starts: 99}:                      "m1|alice|1800000060|0|2|50|starts=99",
+		{Team: 0, Teams: 2, TeamSize: 2, Starts: 2}:                        "m1|alice|1800000060|0|2|2|starts=2",
+		{Team: 1, Teams: 2, TeamSize: 2, AcceptsBackfill: true}:            "m1|alice|1800000060|1|2|2|backfill",
 	} {
 		tok, err := s.Sign(Grant{MatchID: "m1", PlayerID: "alice", Expires: now.Add(time.Minute), Seat: seat})
 		if err != nil {

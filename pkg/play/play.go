@@ -57,7 +57,18 @@ type Status struct {
 	// from it. Under Agones the same requests are annotations
 	// (agones.BackfillAnnotation).
 	Backfill []Backfill `json:"backfill,omitempty"`
+	// Seated are the players holding a seat in the rooms Backfill lists,
+	// each once, at most MaxSeated, from the same moment as Backfill: a
+	// player the allocator sent to fill a seat holds it from when they
+	// are seated, not until their join token expires. Under Agones the
+	// players List of the GameServer says it (agones.ListPlayers).
+	Seated []string `json:"seated,omitempty"`
 }
+
+// MaxSeated bounds Status.Seated: as many players as the players List
+// of a GameServer holds at most (Agones caps a List at 1000 values). A
+// player left out is only not known to be seated yet.
+const MaxSeated = 1000
 
 // Backfill is a room asking for players: it has free seats and its mode
 // accepts backfill. A player admitted to a free seat holds a join token

@@ -30,14 +30,15 @@ func TestStatusJSON(t *testing.T) {
 }
 
 // TestBackfillJSON pins the requests a game server's /status carries (the
-// allocator's local backend reads them) and the id of a request.
+// allocator's local backend reads them), with who holds their seats,
+// and the id of a request.
 func TestBackfillJSON(t *testing.T) {
-	st := play.Status{Rooms: 1, MaxRooms: 2, Backfill: []play.Backfill{{MatchID: "m1", Ask: 2, Seats: []int{0, 1}}}}
+	st := play.Status{Rooms: 1, MaxRooms: 2, Backfill: []play.Backfill{{MatchID: "m1", Ask: 2, Seats: []int{0, 1}}}, Seated: []string{"alice"}}
 	b, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"rooms":1,"max_rooms":2,"backfill":[{"match_id":"m1","ask":2,"seats":[0,1]}]}`
+	const want = `{"rooms":1,"max_rooms":2,"backfill":[{"match_id":"m1","ask":2,"seats":[0,1]}],"seated":["alice"]}`
 	if string(b) != want {
 		t.Fatalf("status = %s, want %s", b, want)
 	}

@@ -12,8 +12,9 @@ import (
 
 // DefaultReload is how often the frontend and the matcher read the rule
 // set file again (their -rules-reload): a few seconds, so an edit reaches
-// both within the same few seconds (the README says what it means for a
-// rollout), at the cost of one small file read.
+// both within the same few seconds once their copies of the file have it
+// (a matcher waits that long for the rule set a ticket was checked under:
+// Set.Version), at the cost of one small file read.
 const DefaultReload = 5 * time.Second
 
 // Current is the rule set in force, read from a file and read again when
@@ -109,7 +110,7 @@ func (c *Current) Reload() bool {
 		return false
 	}
 	c.set.Store(s)
-	c.log.Info("rule set reloaded", "path", c.path, "modes", s.Modes())
+	c.log.Info("rule set reloaded", "path", c.path, "modes", s.Modes(), "version", s.Version())
 	if c.onChange != nil {
 		c.onChange(s)
 	}

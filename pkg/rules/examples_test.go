@@ -112,8 +112,8 @@ func TestExampleFreeForAll(t *testing.T) {
 		{"2v2v2", StartEarly{MinTeams: 2, After: Duration(45 * time.Second)}, 3},
 	} {
 		_, m := exampleMode(t, "free-for-all.json", tt.mode)
-		if m.StartEarly == nil || *m.StartEarly != tt.want || m.Teams != tt.teams || !m.Backfill {
-			t.Errorf("%s: teams %d, start_early %+v, backfill %v", tt.mode, m.Teams, m.StartEarly, m.Backfill)
+		if m.StartEarly == nil || *m.StartEarly != tt.want || m.Teams != tt.teams || !m.AcceptsBackfill {
+			t.Errorf("%s: teams %d, start_early %+v, backfill %v", tt.mode, m.Teams, m.StartEarly, m.AcceptsBackfill)
 		}
 	}
 }

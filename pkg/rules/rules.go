@@ -90,9 +90,10 @@ type Mode struct {
 	Rules []Rule `json:"rules,omitempty"`
 	// Balance is BalanceSkill (default) or BalanceNone.
 	Balance string `json:"balance,omitempty"`
-	// Backfill: a running room of this mode that loses a player asks for
-	// another.
-	Backfill bool `json:"backfill,omitempty"`
+	// AcceptsBackfill: a running room of this mode that loses a player
+	// asks for another. `backfill` in JSON: rule sets already deployed
+	// keep that key.
+	AcceptsBackfill bool `json:"backfill,omitempty"`
 	// MatchFunction, when set, proposes the mode's matches.
 	MatchFunction *MatchFunction `json:"match_function,omitempty"`
 	// StartEarly, when set, lets a match open its room before it is
@@ -185,6 +186,7 @@ type Set struct {
 	attributes map[string]Attribute
 	modes      map[string]*Mode
 	order      []string
+	version    string // Version, computed by build
 }
 
 // file is the rule set as written.
@@ -268,6 +270,7 @@ func build(f file) (*Set, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	s.version = versionOf(s)
 	return s, nil
 }
 

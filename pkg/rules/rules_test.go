@@ -62,7 +62,7 @@ func TestParseAccepts(t *testing.T) {
 		{name: "defaults filled", in: ruleSet("", `,"match_function":{"service":"mf"}`), check: func(t *testing.T, s *Set) {
 			m, _ := s.Mode("m")
 			want := MatchFunction{Service: "mf", Timeout: Duration(DefaultFunctionTimeout), OnFailure: OnFailureFallback, MaxCandidates: DefaultMaxCandidates}
-			if m.Skill != DefaultSkill || m.LatencyMS != DefaultLatency || m.Balance != BalanceSkill || m.Backfill || *m.MatchFunction != want {
+			if m.Skill != DefaultSkill || m.LatencyMS != DefaultLatency || m.Balance != BalanceSkill || m.AcceptsBackfill || *m.MatchFunction != want {
 				t.Errorf("mode = %+v, match function %+v", m, *m.MatchFunction)
 			}
 		}},
@@ -71,7 +71,7 @@ func TestParseAccepts(t *testing.T) {
 			check: func(t *testing.T, s *Set) {
 				m, _ := s.Mode("m")
 				want := MatchFunction{Service: "mf", Timeout: Duration(500 * time.Millisecond), OnFailure: OnFailureWait, MaxCandidates: 10}
-				if m.Skill != (Widening{10, 2, 50}) || m.LatencyMS != (Widening{30, 0, 30}) || m.Balance != BalanceNone || !m.Backfill || *m.MatchFunction != want {
+				if m.Skill != (Widening{10, 2, 50}) || m.LatencyMS != (Widening{30, 0, 30}) || m.Balance != BalanceNone || !m.AcceptsBackfill || *m.MatchFunction != want {
 					t.Errorf("mode = %+v, match function %+v", m, *m.MatchFunction)
 				}
 			}},
@@ -235,7 +235,7 @@ func TestDefault(t *testing.T) {
 			t.Fatalf("no mode %s", w.name)
 		}
 		if m.Teams != w.teams || m.TeamSize != w.size || time.Duration(m.MaxWait) != w.wait || m.Skill != DefaultSkill ||
-			m.LatencyMS != DefaultLatency || m.Balance != BalanceSkill || len(m.Rules) != 0 || m.MatchFunction != nil || m.Backfill {
+			m.LatencyMS != DefaultLatency || m.Balance != BalanceSkill || len(m.Rules) != 0 || m.MatchFunction != nil || m.AcceptsBackfill {
 			t.Errorf("mode %s = %+v", w.name, m)
 		}
 	}

@@ -35,9 +35,10 @@ type config struct {
 	// grace is the time in-flight requests get after SIGTERM.
 	grace time.Duration
 
-	// rules is the rule set file, the matchers' -rules; empty means
-	// rules.Default(). rulesReload is how often it is read again.
-	rules       string
+	// rulesFile is the rule set file, the matchers' -rules (their
+	// Config.RulesFile); empty means rules.Default(). rulesReload is how
+	// often it is read again.
+	rulesFile   string
 	rulesReload time.Duration
 
 	// proxies is the raw flag behind api.TrustedProxies, read by
@@ -52,7 +53,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	c.tickets.Tiers = append(events.Tiers(nil), events.DefaultTiers...)
 	fs.Var(&c.tickets.Regions, "regions", "regions served, comma-separated")
 	fs.Var(&c.tickets.Tiers, "tiers", "skill tiers as name:min_skill, increasing")
-	fs.StringVar(&c.rules, "rules", "", "rule set file, JSON (pkg/rules), the matchers' own: its modes, team sizes and attributes decide which tickets are taken and the page's modes (default: built-in 1v1, 2v2, 5v5, ffa); reloaded when it changes")
+	fs.StringVar(&c.rulesFile, "rules", "", "rule set file, JSON (pkg/rules), the matchers' own: its modes, team sizes and attributes decide which tickets are taken and the page's modes (default: built-in 1v1, 2v2, 5v5, ffa); reloaded when it changes")
 	// 5 s, as the matchers' -rules-reload: frontend and matchers put a
 	// changed file in force within the same few seconds.
 	fs.DurationVar(&c.rulesReload, "rules-reload", rules.DefaultReload, "how often the rule set file is read again")

@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string) error {
 	if err := cfg.auth.apply(ctx, &cfg.api, env.Log); err != nil {
 		return err
 	}
-	if cfg.tickets.Rules, err = openRules(cfg.rules, env.Log); err != nil {
+	if cfg.tickets.Rules, err = openRules(cfg.rulesFile, env.Log); err != nil {
 		return err
 	}
 

@@ -62,11 +62,11 @@ func TestRulesFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.rules != "/etc/quickmatch/rules.json" || c.rulesReload != 5*time.Second {
-		t.Fatalf("rules %q every %s, want RULES every 5s", c.rules, c.rulesReload)
+	if c.rulesFile != "/etc/quickmatch/rules.json" || c.rulesReload != 5*time.Second {
+		t.Fatalf("rules %q every %s, want RULES every 5s", c.rulesFile, c.rulesReload)
 	}
-	if c, err = parseConfig([]string{"-auth-insecure", "-rules=x.json", "-rules-reload=1s"}); err != nil || c.rules != "x.json" || c.rulesReload != time.Second {
-		t.Fatalf("flags: %q %s %v", c.rules, c.rulesReload, err)
+	if c, err = parseConfig([]string{"-auth-insecure", "-rules=x.json", "-rules-reload=1s"}); err != nil || c.rulesFile != "x.json" || c.rulesReload != time.Second {
+		t.Fatalf("flags: %q %s %v", c.rulesFile, c.rulesReload, err)
 	}
 	for _, args := range [][]string{{"-rules-reload=0"}, {"-modes=1v1"}, {"-max-party=5"}} {
 		if _, err := parseConfig(append([]string{"-auth-insecure"}, args...)); err == nil {

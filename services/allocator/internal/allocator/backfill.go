@@ -49,6 +49,12 @@ type ShownBackfill struct {
 	// Server is the game server that shows the request: its Name and
 	// Cluster, as an allocation of it says them (the rest may be unset).
 	Server Server
+	// Seated are players the server says hold a seat, as of the moment
+	// it shows the request (at most play.MaxSeated): those of the
+	// request's room, or of any room of the server (Agones' players
+	// List). A promise's seat is released once its player is seated
+	// (promise.held).
+	Seated []string
 }
 
 // MaxRoomsShown is the most requests a backend shows of one game server
@@ -175,17 +181,17 @@ func within(m events.Match, seats []int) error {
 // asking is the request room roomID makes now, if it makes one: as its
 // own server shows it (its allocation record names the server), within
 // its shape. Any other is errRoomGone: its fill is requeued.
-func (rs *rooms) asking(ctx context.Context, roomID string) (play.Backfill, error) {
+func (rs *rooms) asking(ctx context.Context, roomID string) (ShownBackfill, error) {
 	if rs.src == nil {
-		return play.Backfill{}, fmt.Errorf("room %s: this backend shows no rooms: %w", roomID, errRoomGone)
+		return ShownBackfill{}, fmt.Errorf("room %s: this backend shows no rooms: %w", roomID, errRoomGone)
 	}
 	reqs, known := rs.src.Backfills()
 	if !known {
-		return play.Backfill{}, errRoomsUnknown
+		return ShownBackfill{}, errRoomsUnknown
 	}
 	r, _, err := rs.records.room(ctx, roomID)
 	if err != nil {
-		return play.Backfill{}, err
+		return ShownBackfill{}, err
 	}
 	for _, b := range reqs {
 		if b.MatchID != roomID || r.hosts(roomID, b.Server) != nil {
@@ -193,14 +199,14 @@ func (rs *rooms) asking(ctx context.Context, roomID string) (play.Backfill, erro
 		}
 		m, err := rs.match(ctx, roomID)
 		if err != nil {
-			return play.Backfill{}, err
+			return ShownBackfill{}, err
 		}
 		if err := within(m, b.Seats); err != nil {
-			return play.Backfill{}, fmt.Errorf("%w: %w", errRoomGone, err)
+			return ShownBackfill{}, fmt.Errorf("%w: %w", errRoomGone, err)
 		}
-		return b.Backfill, nil
+		return b, nil
 	}
-	return play.Backfill{}, fmt.Errorf("room %s asks for no one now: %w", roomID, errRoomGone)
+	return ShownBackfill{}, fmt.Errorf("room %s asks for no one now: %w", roomID, errRoomGone)
 }
 
 // request is the events.Backfill of room request b, published at seen,
@@ -208,8 +214,9 @@ func (rs *rooms) asking(ctx context.Context, roomID string) (play.Backfill, erro
 // (errOverShape): the room's match says the mode, the shard, the skill
 // (the mean of its players') and the attributes (its first ticket's) it
 // is filled by. Its seats are those the room asks for less those
-// promised to players on their way (errSeatsPromised, with when the
-// first promise ends, when none is left), and its players are the
+// promised to players on their way and not seated yet (record.free;
+// errSeatsPromised, with when the first promise ends, when none is
+// left), and its players are the
 // match's, then those promised a seat or sent before.
 func (rs *rooms) request(ctx context.Context, b ShownBackfill, seen time.Time) (events.Backfill, time.Time, error) {
 	room, err := rs.own(ctx, b.MatchID, b.Server)
@@ -224,7 +231,7 @@ func (rs *rooms) request(ctx context.Context, b ShownBackfill, seen time.Time) (
 		return events.Backfill{}, time.Time{}, err
 	}
 	room.expire(seen)
-	seats := room.free(b.Seats)
+	seats := room.free(b)
 	if sum(seats) == 0 && len(room.Promised) > 0 {
 		return events.Backfill{}, room.until(), fmt.Errorf("room %s asks for %v: %w", b.MatchID, b.Seats, errSeatsPromised)
 	}
@@ -320,9 +327,10 @@ func (as *assigner) roomShape(ctx context.Context, roomID string) (jointoken.Sea
 // roomServer is the record of a match m that fills a room
 // (records.place's find): the room's server, from its allocation
 // record, and when the tokens of m's players expire. The room must
-// still make the request m fills (as its own server shows it), and ask for as many players on each
-// team as m brings there on top of those promised to other matches
-// (records.promise), which m's are then promised too.
+// still make the request m fills (as its own server shows it, with who
+// is seated there), and ask for as many players on each team as m
+// brings there on top of those promised to other matches and not
+// seated yet (records.promise), which m's are then promised too.
 func (as *assigner) roomServer(ctx context.Context, m events.Match) (record, error) {
 	roomID := m.Backfill.MatchID
 	b, err := as.rooms.asking(ctx, roomID)
@@ -336,5 +344,5 @@ func (as *assigner) roomServer(ctx context.Context, m events.Match) (record, err
 	if asks := play.BackfillID(roomID, b.Ask); m.Backfill.BackfillID != asks {
 		return record{}, fmt.Errorf("room %s now asks as %s, not %s: %w", roomID, asks, m.Backfill.BackfillID, errRoomGone)
 	}
-	return as.records.promise(ctx, roomID, m, b.Seats, as.now().Add(as.tokenTTL))
+	return as.records.promise(ctx, roomID, m, b, as.now().Add(as.tokenTTL))
 }

@@ -158,8 +158,8 @@ func TestBackfillOfARoomOpenedEarly(t *testing.T) {
 			t.Fatalf("%s told %+v", r.PlayerID, r)
 		}
 		g, err := joinKeys.Verify(r.Assignment.JoinToken, time.Now())
-		want := jointoken.Seat{Team: 2, Teams: 3, TeamSize: 2, Backfill: true}
-		if err != nil || g.Seat.Team != want.Team || g.Seat.Teams != want.Teams || g.Seat.TeamSize != want.TeamSize || !g.Seat.Backfill {
+		want := jointoken.Seat{Team: 2, Teams: 3, TeamSize: 2, AcceptsBackfill: true}
+		if err != nil || g.Seat.Team != want.Team || g.Seat.Teams != want.Teams || g.Seat.TeamSize != want.TeamSize || !g.Seat.AcceptsBackfill {
 			t.Fatalf("%s's seat %+v (%v), want %+v", r.PlayerID, g.Seat, err, want)
 		}
 	}

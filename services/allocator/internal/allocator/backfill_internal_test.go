@@ -23,6 +23,8 @@ type showing struct {
 	reqs []play.Backfill
 	// others are shown by other servers, before gs-1's.
 	others []ShownBackfill
+	// seated are the players gs-1 shows seated with its requests.
+	seated []string
 }
 
 // gs1 is the game server the tests' rooms run on.
@@ -33,7 +35,7 @@ func (s *showing) Backfills() ([]ShownBackfill, bool) {
 	defer s.mu.Unlock()
 	out := slices.Clone(s.others)
 	for _, b := range s.reqs {
-		out = append(out, ShownBackfill{Backfill: b, Server: Server{Name: gs1.Name}})
+		out = append(out, ShownBackfill{Backfill: b, Server: Server{Name: gs1.Name}, Seated: s.seated})
 	}
 	return out, true
 }
@@ -42,6 +44,13 @@ func (s *showing) Backfills() ([]ShownBackfill, bool) {
 func (s *showing) set(reqs ...play.Backfill) {
 	s.mu.Lock()
 	s.reqs = reqs
+	s.mu.Unlock()
+}
+
+// seat makes gs-1 show players seated.
+func (s *showing) seat(players ...string) {
+	s.mu.Lock()
+	s.seated = players
 	s.mu.Unlock()
 }
 

@@ -105,9 +105,10 @@ type requester struct {
 	// due is when each server's request showing now is looked at again:
 	// askAgain after it was published, or found one that cannot be
 	// filled (its room has no match record, it asks for seats the room
-	// does not have), or when the first promise of its room ends, if
-	// every seat it asks for is promised, or when its room's interval
-	// ends. A request is forgotten once it shows no more. It is kept
+	// does not have), or, if every seat it asks for is promised, when
+	// the first promise of its room ends or after minInterval, whichever
+	// is first (a promise's seat is released once its player is seen
+	// seated), or when its room's interval ends. A request is forgotten once it shows no more. It is kept
 	// per server, so that a server showing another's request delays
 	// nothing.
 	due map[requestKey]time.Time
@@ -283,8 +284,13 @@ func (rq *requester) record(ctx context.Context, b ShownBackfill, k requestKey, 
 		rq.log.Warn("backfill request refused: it asks for seats its room does not have", "backfill_id", id, "server", b.Server.Name, "err", err)
 	case errors.Is(err, errSeatsPromised):
 		// Not a look that paces the room: the request is published when
-		// the promise ends, not an interval after.
-		rq.due[k] = promised
+		// the promise ends, not an interval after; or sooner, once a
+		// player promised a seat is seen seated (the players List may
+		// show them after the request their join made).
+		rq.due[k] = now.Add(rq.minInterval)
+		if promised.Before(rq.due[k]) {
+			rq.due[k] = promised
+		}
 		rq.outcomes.WithLabelValues("waits_promised").Inc()
 		rq.log.Info("backfill request waits: its seats are promised to players on their way", "backfill_id", id, "until", promised)
 	case errors.Is(err, errRoomGone) || errors.Is(err, events.ErrInvalid):

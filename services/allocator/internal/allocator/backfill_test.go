@@ -125,7 +125,7 @@ func (e *backfillEnv) open(t *testing.T, m events.Match) events.Match {
 	for _, msg := range res() {
 		r, _ := events.DecodeResult(msg.Data)
 		g, err := joinKeys.Verify(r.Assignment.JoinToken, time.Now())
-		if err != nil || !g.Seat.Backfill || r.Assignment.Server != "gs-1" {
+		if err != nil || !g.Seat.AcceptsBackfill || r.Assignment.Server != "gs-1" {
 			t.Fatalf("%s's token in a room that accepts backfill: %+v %v", r.PlayerID, g, err)
 		}
 	}
@@ -183,7 +183,7 @@ func TestBackfillIsRequestedAndItsPlayersJoinTheRoom(t *testing.T) {
 		t.Fatalf("erin told %+v (%+v)", r, a)
 	}
 	g, err := joinKeys.Verify(a.JoinToken, time.Now())
-	want := jointoken.Seat{Team: 1, Teams: 2, TeamSize: 2, Backfill: true}
+	want := jointoken.Seat{Team: 1, Teams: 2, TeamSize: 2, AcceptsBackfill: true}
 	if err != nil || g.MatchID != "r1" || g.PlayerID != "erin" || g.Seat != want {
 		t.Fatalf("erin's token: %+v %v, want room r1 and seat %+v", g, err, want)
 	}

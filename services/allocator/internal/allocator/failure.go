@@ -37,13 +37,18 @@ func isPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
 type failure struct {
 	records *records
 	pub     *events.Publisher
-	claims  *events.Claims
+	claims  releaser
 	// requeue puts the tickets of a match with no server back in the
 	// queue (Config.Requeue) instead of failing it.
 	requeue bool
 	met     *metrics
 	log     *slog.Logger
 	now     func() time.Time
+}
+
+// releaser gives back a match's claims (events.Claims.Release).
+type releaser interface {
+	Release(ctx context.Context, ids []string, owner string) error
 }
 
 // giveUp ends a match that could not be allocated: players are told why,
@@ -147,12 +152,25 @@ func (f *failure) requeueBackfill(ctx context.Context, m events.Match, why error
 // for this match are released, their players hear they are queued again
 // and why, and each ticket is published anew (events.Publisher.Requeue)
 // so that it keeps its wait.
+//
+// A claim not given back is an error before anything is told or
+// published: a ticket published again while its claim stays the match's
+// would be taken, by a matcher that heard the match's matched notice, for
+// a copy of a matched ticket and dropped, its player told "queued". The
+// error nakks the match (giveUp), and its next delivery, finding no
+// server again, requeues it again (or, one free by then, assigns it: its
+// players heard nothing of the requeue): the claims given back the first
+// time are gone, which is no failure, and the results and tickets told
+// and published before a later step failed carry message ids, so a
+// repeat is stored once.
 func (f *failure) requeueMatch(ctx context.Context, m events.Match, why error) error {
 	ids := make([]string, len(m.Tickets))
 	for i, t := range m.Tickets {
 		ids[i] = t.TicketID
 	}
-	f.claims.Release(ctx, ids, events.MatchOwner(m.MatchID))
+	if err := f.claims.Release(ctx, ids, events.MatchOwner(m.MatchID)); err != nil {
+		return fmt.Errorf("give back the claims of match %s: %w", m.MatchID, err)
+	}
 	// Every player hears "queued" (in one round trip) before any ticket is
 	// published again.
 	var rs []events.Result

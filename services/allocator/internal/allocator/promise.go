@@ -26,12 +26,50 @@ import (
 // allocators promising the last seat, one wins, and the other's fill is
 // requeued as any fill that no longer fits.
 //
-// The price: a player who joined holds their seat both in the room (it
-// asks no more for it) and in the promise until their token would have
-// expired, so a seat freed meanwhile is offered later than it could be.
-// No player is lost to it: the request for it is published once the
-// promise ends (requester.poll), and a fill refused for it is requeued
-// with its wait.
+// A player who joined holds their seat in the room, which asks no more
+// for it, and would hold it in the promise too until their token
+// expired: a seat freed meanwhile (another player leaves) would be
+// offered only then. So a promise's seat is released as soon as its
+// player is seen seated (promise.held): the game server shows who holds
+// seats with its requests (ShownBackfill.Seated: /status on the local
+// backend, the GameServer's players List on Agones, where a backfilled
+// player is added once admitted). Released only when it is safe:
+//
+//   - The request shown must be a later one than the promise's (a higher
+//     Ask): the player's join changes the room's free seats, so its Ask,
+//     and the room shows them seated no sooner than the request that
+//     counts their seat taken (below); a player shown seated beside the
+//     request the promise filled is seated elsewhere (another room of the
+//     server, under Agones), and that request still counts the seat free.
+//   - A promise whose player was already seated on the room's server
+//     when promised (in another of its rooms: Agones' List is the
+//     server's) keeps its seats until it ends (Ask 0), as does one whose
+//     players were dropped from the record (encode) or one written
+//     before Ask was kept.
+//   - Nothing is written: each allocator releases by what it is shown,
+//     when it builds a request and when it promises, and the promise
+//     stays in the record until it ends. Two allocators shown different
+//     moments differ only in how soon they release: a fill sized on a
+//     release the other does not see yet is refused and requeued; a
+//     fill is promised only for the room's current Ask, by
+//     compare-and-set on the record's revision.
+//
+// Under Agones the List is written apart from the request, so the game
+// server's keeper (services/game/internal/server/keeper.go) writes a
+// room's request that reflects an admission (the seat taken, its new
+// Ask, or "" once no seat is free) before it adds the admitted player to
+// the List, as it does before a removal; a player admitted while it
+// writes waits for its next pass, and a write that fails keeps them off
+// the List until it succeeds. The GameServer is one object, its watch
+// events in order: a player the room admitted is never seen listed
+// beside a request that counts their seat free. One case is left, a
+// known limit: a player promised a seat who is allocated another room
+// of the same server before joining (a second ticket of theirs) is on
+// the List, which is the server's, and is taken as seated. No player is
+// lost to a promise: a request waiting for one is looked at again within
+// BackfillConfig.MinInterval and published once its seats are released
+// or the promise ends (requester.record), and a fill refused for it is
+// requeued with its wait.
 
 // promise is the seats match Match takes in a room.
 type promise struct {
@@ -40,9 +78,34 @@ type promise struct {
 	Teams []int `json:"teams"`
 	// Until is when the match's join tokens expire (Unix ms).
 	Until int64 `json:"until"`
-	// Players are the match's; dropped when the record would be too big
-	// (they only keep a room from being sent one of them again).
+	// Players are the match's, in the order of Teams; dropped when the
+	// record would be too big (they keep a room from being sent one of
+	// them again, and release a seat once seated).
 	Players []string `json:"players,omitempty"`
+	// Ask is the room's request the match fills; 0 when its seats are
+	// held until Until whoever is seen seated (one of its players was
+	// seated on the room's server already, or the record predates Ask).
+	Ask int `json:"ask,omitempty"`
+}
+
+// held are the teams of the seats p holds in a room that shows request
+// b: a seat whose player b shows seated is released, once b is a later
+// request than p's (a higher Ask) and p still names its players.
+func (p promise) held(b ShownBackfill) []int {
+	if p.Ask == 0 || b.Ask <= p.Ask || len(p.Players) != len(p.Teams) || len(b.Seated) == 0 {
+		return p.Teams
+	}
+	seated := make(map[string]bool, len(b.Seated))
+	for _, pl := range b.Seated {
+		seated[pl] = true
+	}
+	var out []int
+	for i, team := range p.Teams {
+		if !seated[p.Players[i]] {
+			out = append(out, team)
+		}
+	}
+	return out
 }
 
 // promiseMargin keeps a promise beyond its tokens' expiry: the room's
@@ -79,11 +142,12 @@ func (r *record) expire(now time.Time) {
 	})
 }
 
-// free is seats, the room's free seats per team, less those promised.
-func (r *record) free(seats []int) []int {
-	out := slices.Clone(seats)
+// free is the seats per team request b asks for, less those promised
+// and held (promise.held).
+func (r *record) free(b ShownBackfill) []int {
+	out := slices.Clone(b.Seats)
 	for _, p := range r.Promised {
-		for _, team := range p.Teams {
+		for _, team := range p.held(b) {
 			if team >= 0 && team < len(out) {
 				out[team] = max(out[team]-1, 0)
 			}
@@ -151,17 +215,22 @@ func (rs *records) room(ctx context.Context, roomID string) (record, uint64, err
 	return r, e.Revision(), nil
 }
 
-// promise promises match m the seats it takes in room roomID, which asks
-// for seats (free per team), until its join tokens expire (until), and
-// returns m's record: the room's server and until. The seats must be
-// free less those promised to other matches, or m gets none
-// (errRoomGone: its tickets are requeued). A match promised seats before
-// (a retry) keeps its promise.
-func (rs *records) promise(ctx context.Context, roomID string, m events.Match, seats []int, until time.Time) (record, error) {
+// promise promises match m the seats it takes in room roomID, which
+// makes request b (free seats per team, who is seated), until its join
+// tokens expire (until), and returns m's record: the room's server and
+// until. The seats must be free less those promised to other matches
+// and held (record.free), or m gets none (errRoomGone: its tickets are
+// requeued). A match promised seats before (a retry) keeps its promise.
+func (rs *records) promise(ctx context.Context, roomID string, m events.Match, b ShownBackfill, until time.Time) (record, error) {
+	seats := b.Seats
 	var teams []int
+	ask := b.Ask
 	for _, t := range m.Tickets {
-		for range t.Players {
+		for _, p := range t.Players {
 			teams = append(teams, t.Team)
+			if slices.Contains(b.Seated, p) {
+				ask = 0 // seated elsewhere on the server: never released early
+			}
 		}
 	}
 	var lastErr error
@@ -175,7 +244,7 @@ func (rs *records) promise(ctx context.Context, roomID string, m events.Match, s
 		if i := slices.IndexFunc(r.Promised, func(p promise) bool { return p.Match == m.MatchID }); i >= 0 {
 			return record{Server: r.Server, Until: r.Promised[i].Until}, nil
 		}
-		free := r.free(seats)
+		free := r.free(b)
 		promised := sum(seats) - sum(free)
 		for _, team := range teams {
 			if team < 0 || team >= len(free) || free[team] == 0 {
@@ -184,7 +253,7 @@ func (rs *records) promise(ctx context.Context, roomID string, m events.Match, s
 			}
 			free[team]--
 		}
-		r.Promised = append(r.Promised, promise{Match: m.MatchID, Teams: teams, Until: until.UnixMilli(), Players: m.Players()})
+		r.Promised = append(r.Promised, promise{Match: m.MatchID, Teams: teams, Until: until.UnixMilli(), Players: m.Players(), Ask: ask})
 		data, err := r.encode()
 		if err != nil {
 			return record{}, fmt.Errorf("room %s: %w", roomID, err)

@@ -82,6 +82,12 @@ func fillOf(id string, players ...string) events.Match {
 	return m
 }
 
+// asks is room r1's request Ask for seats, as gs-1 shows it, with the
+// players seated there.
+func asks(ask int, seats ...int) ShownBackfill {
+	return ShownBackfill{Backfill: play.Backfill{MatchID: "r1", Ask: ask, Seats: seats}, Server: gs1}
+}
+
 // TestPromisedSeatsAreNotGivenTwice: room r1 asks for one seat on team 1
 // and erin is promised it, until her token expires. The room, which
 // knows nothing of erin until she joins, then asks for two seats on team
@@ -95,7 +101,7 @@ func TestPromisedSeatsAreNotGivenTwice(t *testing.T) {
 	e := newPromiseEnv(t)
 	ttl := 10 * time.Minute
 	promise := func(m events.Match, seats ...int) (record, error) {
-		return e.recs.promise(t.Context(), "r1", m, seats, e.clock().Add(ttl))
+		return e.recs.promise(t.Context(), "r1", m, asks(1, seats...), e.clock().Add(ttl))
 	}
 	erin, err := promise(fillOf("f1", "erin"), 0, 1)
 	if err != nil || erin.Server == nil || erin.Server.Name != "gs-1" || erin.Until != e.clock().Add(ttl).UnixMilli() {
@@ -143,7 +149,7 @@ func TestTwoAllocatorsPromiseTheLastSeatOnce(t *testing.T) {
 		for i := range errs {
 			wg.Go(func() {
 				m := fillOf(fmt.Sprintf("f%d-%d", round, i), fmt.Sprintf("p%d-%d", round, i))
-				_, errs[i] = e.recs.promise(t.Context(), "r1", m, []int{0, 1}, e.clock().Add(time.Minute))
+				_, errs[i] = e.recs.promise(t.Context(), "r1", m, asks(1, 0, 1), e.clock().Add(time.Minute))
 			})
 		}
 		wg.Wait()
@@ -173,7 +179,7 @@ func TestRequestLeavesOutPromisedSeats(t *testing.T) {
 	published := testkit.Collect(t, e.js.Conn(), e.subj.AllBackfills())
 	src := &showing{reqs: []play.Backfill{{MatchID: "r1", Ask: 2, Seats: []int{0, 2}}}}
 	rq := newRequester(&rooms{matches: e.matches, src: src, records: e.recs}, events.NewPublisher(e.js, e.subj), backfillDefaults.MinInterval, e.recs.log, e.clock)
-	erin, err := e.recs.promise(t.Context(), "r1", fillOf("f1", "erin"), []int{0, 1}, e.clock().Add(time.Minute))
+	erin, err := e.recs.promise(t.Context(), "r1", fillOf("f1", "erin"), asks(1, 0, 1), e.clock().Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +191,9 @@ func TestRequestLeavesOutPromisedSeats(t *testing.T) {
 		t.Fatalf("request %+v %v: want one seat (the other promised to erin) and every player", req, err)
 	}
 
-	// Erin joined; the room asks for the seat dave left. It is promised
-	// to erin until her token (and the margin) ends.
+	// Erin joined, but gs-1 does not show her seated; the room asks for
+	// the seat dave left. It is promised to erin until her token (and
+	// the margin) ends.
 	src.set(play.Backfill{MatchID: "r1", Ask: 3, Seats: []int{0, 1}})
 	rq.poll(t.Context())
 	e.wait(time.Minute + promiseMargin - time.Millisecond)
@@ -221,7 +228,7 @@ func TestRoomRecordStaysWithinItsBucket(t *testing.T) {
 		if i%10 == 0 {
 			e.wait(time.Hour) // the promises so far end: their players are sent
 		}
-		_, err := e.recs.promise(t.Context(), "r1", fillOf(fmt.Sprintf("f%d", i), long(i)), seats, e.clock().Add(time.Minute))
+		_, err := e.recs.promise(t.Context(), "r1", fillOf(fmt.Sprintf("f%d", i), long(i)), asks(1, seats...), e.clock().Add(time.Minute))
 		if err != nil {
 			if !errors.Is(err, errRoomGone) {
 				t.Fatal(err)
@@ -248,7 +255,7 @@ func TestRoomRecordStaysWithinItsBucket(t *testing.T) {
 	e.wait(time.Hour)
 	kept := 0
 	for i := range 100 {
-		_, err := e.recs.promise(t.Context(), "r1", fillOf(fmt.Sprintf("g%d", i), long(i)), seats, e.clock().Add(time.Minute))
+		_, err := e.recs.promise(t.Context(), "r1", fillOf(fmt.Sprintf("g%d", i), long(i)), asks(1, seats...), e.clock().Add(time.Minute))
 		if err == nil {
 			kept++
 			continue

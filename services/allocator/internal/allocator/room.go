@@ -35,7 +35,7 @@ func RoomOf(m events.Match) (agones.Room, error) {
 	if err != nil {
 		return agones.Room{}, err
 	}
-	room := agones.Room{Mode: m.Mode, Teams: make([][]string, teams), Backfill: m.AcceptsBackfill, TeamSize: m.TeamSize}
+	room := agones.Room{Mode: m.Mode, Teams: make([][]string, teams), AcceptsBackfill: m.AcceptsBackfill, TeamSize: m.TeamSize}
 	for i := range room.Teams {
 		room.Teams[i] = []string{} // a team no ticket fills is [] in the annotation
 	}
@@ -88,7 +88,7 @@ func badRoom(m events.Match, format string, args ...any) error {
 // whether it accepts backfill. A player sent to fill a free seat gets it
 // too (with no Starts: that room's game has started).
 func roomSeat(room agones.Room) jointoken.Seat {
-	return jointoken.Seat{Teams: len(room.Teams), TeamSize: room.SeatsPerTeam(), Backfill: room.Backfill}
+	return jointoken.Seat{Teams: len(room.Teams), TeamSize: room.SeatsPerTeam(), AcceptsBackfill: room.AcceptsBackfill}
 }
 
 // seats gives each player of room (from RoomOf) their seat, as their

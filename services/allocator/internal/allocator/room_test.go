@@ -30,7 +30,7 @@ func early(id, mode string, teams, size int, players ...[]string) events.Match {
 func TestRoomOfAMatchThatStartsEarly(t *testing.T) {
 	t.Parallel()
 	room, err := allocator.RoomOf(early("m", "ffa", 4, 1, []string{"a"}, []string{"b"}, []string{"c"}))
-	want := agones.Room{Mode: "ffa", Teams: [][]string{{"a"}, {"b"}, {"c"}, {}}, Backfill: true, TeamSize: 1}
+	want := agones.Room{Mode: "ffa", Teams: [][]string{{"a"}, {"b"}, {"c"}, {}}, AcceptsBackfill: true, TeamSize: 1}
 	if err != nil || !reflect.DeepEqual(room, want) {
 		t.Fatalf("ffa of 4 opened with 3: %+v %v", room, err)
 	}
@@ -94,13 +94,13 @@ func TestTokensOfAMatchThatStartsEarly(t *testing.T) {
 	}
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) == 11 }, "no assignments")
 	ffa := func(team int) jointoken.Seat {
-		return jointoken.Seat{Team: team, Teams: 4, TeamSize: 1, Backfill: true, Starts: 3}
+		return jointoken.Seat{Team: team, Teams: 4, TeamSize: 1, AcceptsBackfill: true, Starts: 3}
 	}
 	threes := func(team int) jointoken.Seat {
-		return jointoken.Seat{Team: team, Teams: 3, TeamSize: 2, Backfill: true, Starts: 4}
+		return jointoken.Seat{Team: team, Teams: 3, TeamSize: 2, AcceptsBackfill: true, Starts: 4}
 	}
 	full := func(team int) jointoken.Seat {
-		return jointoken.Seat{Team: team, Teams: 2, TeamSize: 2, Backfill: true}
+		return jointoken.Seat{Team: team, Teams: 2, TeamSize: 2, AcceptsBackfill: true}
 	}
 	want := map[string]jointoken.Seat{
 		"a": ffa(0), "b": ffa(1), "c": ffa(2),

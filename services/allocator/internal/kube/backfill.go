@@ -1,6 +1,8 @@
 package kube
 
 import (
+	"slices"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
@@ -22,7 +24,9 @@ var _ allocator.BackfillSource = (*Backend)(nil)
 // A game server writes both its annotations and its rooms List through
 // the SDK: what they say is its word, checked by the allocator against
 // the room's allocation record. The List bounds its requests to one per
-// room it lists, at most allocator.MaxRoomsShown.
+// room it lists, at most allocator.MaxRoomsShown. Each carries the
+// players the server's players List holds (seatedOn): the allocator
+// releases a promised seat once its player is there.
 func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
 	var out []allocator.ShownBackfill
 	known := true
@@ -35,8 +39,13 @@ func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
 		for _, o := range servers {
 			if u, ok := o.(*unstructured.Unstructured); ok {
 				srv := allocator.Server{Name: u.GetName(), Cluster: c.Name}
-				for _, r := range roomRequests(u) {
-					out = append(out, allocator.ShownBackfill{Backfill: r, Server: srv})
+				reqs := roomRequests(u)
+				if len(reqs) == 0 {
+					continue
+				}
+				seated := seatedOn(u)
+				for _, r := range reqs {
+					out = append(out, allocator.ShownBackfill{Backfill: r, Server: srv, Seated: seated})
 				}
 			}
 		}
@@ -73,4 +82,14 @@ func roomRequests(u *unstructured.Unstructured) []play.Backfill {
 		out = append(out, b)
 	}
 	return out
+}
+
+// seatedOn are the players GameServer u's players List holds, at most
+// play.MaxSeated (Agones' cap on a List; this holds whatever the cache
+// was given): who holds a seat in one of its rooms, or was allocated
+// one. The game server adds a player sent to fill a seat once admitted.
+// A List that does not read seats no one.
+func seatedOn(u *unstructured.Unstructured) []string {
+	players, _, _ := unstructured.NestedStringSlice(u.Object, "status", "lists", agones.ListPlayers, "values")
+	return slices.Clip(players[:min(len(players), play.MaxSeated)])
 }

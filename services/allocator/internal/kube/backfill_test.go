@@ -31,25 +31,37 @@ func gameServer(name string, rooms []string, ann map[string]string) *unstructure
 	return u
 }
 
+// seating puts players on u's players List: who holds a seat on it.
+func seating(u *unstructured.Unstructured, players ...string) *unstructured.Unstructured {
+	values := []any{}
+	for _, p := range players {
+		values = append(values, p)
+	}
+	_ = unstructured.SetNestedField(u.Object, map[string]any{"capacity": int64(8), "values": values}, "status", "lists", agones.ListPlayers)
+	return u
+}
+
 // TestBackfillsReadTheLiveRooms: only a live room (in the rooms List)
 // asks, once however often the List names it, with the request its
 // annotation holds, shown by its GameServer in its cluster (whose
 // allocation record the allocator checks); a room that ended keeps its
 // annotation (Agones never removes one) and asks for no one, as does a
-// room whose annotation is "" (filled) or does not read.
+// room whose annotation is "" (filled) or does not read. Each request
+// carries who holds a seat on its server (the players List, where the
+// game server adds a player sent to fill a seat once admitted).
 func TestBackfillsReadTheLiveRooms(t *testing.T) {
 	t.Parallel()
 	asks := play.Backfill{MatchID: "m1", Ask: 2, Seats: []int{0, 1}}
 	ended := play.Backfill{MatchID: "m0", Ask: 1, Seats: []int{1, 0}}
 	store := cache.NewStore(cache.MetaNamespaceKeyFunc)
 	for _, gs := range []*unstructured.Unstructured{
-		gameServer("gs-1", []string{"m1", "m2", "m3", "m1"}, map[string]string{
+		seating(gameServer("gs-1", []string{"m1", "m2", "m3", "m1"}, map[string]string{
 			agones.BackfillAnnotation("m1"): agones.EncodeBackfill(asks),
 			agones.BackfillAnnotation("m0"): agones.EncodeBackfill(ended),
 			agones.BackfillAnnotation("m2"): "",
 			agones.BackfillAnnotation("m3"): "{not json",
-		}),
-		gameServer("gs-2", nil, nil),
+		}), "alice", "bob", "erin"),
+		seating(gameServer("gs-2", nil, nil), "zoe"),
 	} {
 		if err := store.Add(gs); err != nil {
 			t.Fatal(err)
@@ -64,7 +76,7 @@ func TestBackfillsReadTheLiveRooms(t *testing.T) {
 	}
 	synced = true
 	got, known := b.Backfills()
-	want := []allocator.ShownBackfill{{Backfill: asks, Server: allocator.Server{Name: "gs-1", Cluster: "eu-1"}}}
+	want := []allocator.ShownBackfill{{Backfill: asks, Server: allocator.Server{Name: "gs-1", Cluster: "eu-1"}, Seated: []string{"alice", "bob", "erin"}}}
 	if !known || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Backfills = %+v, %v; want only %+v", got, known, want)
 	}

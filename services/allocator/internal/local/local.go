@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,8 +105,9 @@ const rememberMatches = 100_000
 
 // maxStatusBytes bounds a /status body, the game server's word: one of a
 // server hosting allocator.MaxRoomsShown rooms, each asking for players
-// (a 64-byte match id and seats on up to play.MaxPlayers teams), is
-// about 520 KB. A larger one is not read: the server counts as down.
+// (a 64-byte match id and seats on up to play.MaxPlayers teams), with
+// play.MaxSeated 64-byte players seated, is about 590 KB. A larger one
+// is not read: the server counts as down.
 const maxStatusBytes = 1 << 20
 
 // New returns a backend over servers.
@@ -230,9 +232,12 @@ func (b *Backend) poll(ctx context.Context) {
 // has open, nor than a server may host (allocator.MaxRoomsShown: what
 // it says of its rooms is its own word too). The allocator refuses a
 // request for a room another server runs, but every request costs it a
-// look.
+// look. Each carries the players st says are seated (at most
+// play.MaxSeated, the rest not known to be seated yet), read from the
+// same moment as its requests.
 func shown(srv allocator.Server, st play.Status) []allocator.ShownBackfill {
 	var out []allocator.ShownBackfill
+	seated := slices.Clip(st.Seated[:min(len(st.Seated), play.MaxSeated)])
 	seen := map[string]bool{}
 	for _, r := range st.Backfill {
 		if len(out) >= min(st.Rooms, st.MaxRooms, allocator.MaxRoomsShown) {
@@ -240,7 +245,7 @@ func shown(srv allocator.Server, st play.Status) []allocator.ShownBackfill {
 		}
 		if !seen[r.MatchID] {
 			seen[r.MatchID] = true
-			out = append(out, allocator.ShownBackfill{Backfill: r, Server: srv})
+			out = append(out, allocator.ShownBackfill{Backfill: r, Server: srv, Seated: seated})
 		}
 	}
 	return out

@@ -94,14 +94,17 @@ func TestParse(t *testing.T) {
 // whose /status lists it (the allocator takes a room's request only from
 // the server its record names), at most one per room, and no more than
 // the rooms the server says it has open: a server listing requests for
-// rooms it does not have costs the allocator nothing.
+// rooms it does not have costs the allocator nothing. Each carries who
+// the server says holds seats, as of the same /status (a player sent to
+// fill a seat is seen seated there: their seat's promise is released).
 func TestBackfillsAreShownByTheirServer(t *testing.T) {
 	t.Parallel()
+	seated := []string{"alice", "bob", "erin"}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(play.Status{Rooms: 2, MaxRooms: 4, Backfill: []play.Backfill{
 			{MatchID: "r1", Ask: 1, Seats: []int{0, 1}}, {MatchID: "r1", Ask: 9, Seats: []int{2, 2}},
 			{MatchID: "r2", Ask: 1, Seats: []int{1, 0}}, {MatchID: "r3", Ask: 1, Seats: []int{1, 0}},
-		}})
+		}, Seated: seated})
 	}))
 	t.Cleanup(hs.Close)
 	host, port, _ := net.SplitHostPort(hs.Listener.Addr().String())
@@ -111,8 +114,8 @@ func TestBackfillsAreShownByTheirServer(t *testing.T) {
 	b.poll(t.Context())
 	got, known := b.Backfills()
 	want := []allocator.ShownBackfill{
-		{Backfill: play.Backfill{MatchID: "r1", Ask: 1, Seats: []int{0, 1}}, Server: srv},
-		{Backfill: play.Backfill{MatchID: "r2", Ask: 1, Seats: []int{1, 0}}, Server: srv},
+		{Backfill: play.Backfill{MatchID: "r1", Ask: 1, Seats: []int{0, 1}}, Server: srv, Seated: seated},
+		{Backfill: play.Backfill{MatchID: "r2", Ask: 1, Seats: []int{1, 0}}, Server: srv, Seated: seated},
 	}
 	if !known || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Backfills = %+v, %v; want %+v", got, known, want)
@@ -132,7 +135,8 @@ func statusOf(t *testing.T, body []byte) Target {
 // TestAHostileStatusIsBounded: a game server's /status is its own word,
 // Rooms and MaxRooms too. One that says it hosts 2^30 rooms and lists
 // 100,000 requests has no more shown than a server may host rooms
-// (allocator.MaxRoomsShown); one whose /status is larger than any honest
+// (allocator.MaxRoomsShown), nor more than play.MaxSeated players seated;
+// one whose /status is larger than any honest
 // one (maxStatusBytes) is not read at all: it counts as down, asking for
 // no one.
 func TestAHostileStatusIsBounded(t *testing.T) {
@@ -141,8 +145,15 @@ func TestAHostileStatusIsBounded(t *testing.T) {
 	for i := range 100_000 {
 		st.Backfill = append(st.Backfill, play.Backfill{MatchID: fmt.Sprintf("forged-%d", i), Ask: 1, Seats: []int{1, 1}})
 	}
-	if got := shown(allocator.Server{Name: "evil"}, st); len(got) != allocator.MaxRoomsShown {
+	for i := range 10 * play.MaxSeated {
+		st.Seated = append(st.Seated, fmt.Sprintf("p%d", i))
+	}
+	got := shown(allocator.Server{Name: "evil"}, st)
+	if len(got) != allocator.MaxRoomsShown {
 		t.Fatalf("a server that says it hosts 2^30 rooms had %d requests shown, want %d", len(got), allocator.MaxRoomsShown)
+	}
+	if n := len(got[0].Seated); n != play.MaxSeated {
+		t.Fatalf("%d players shown seated, want %d", n, play.MaxSeated)
 	}
 	body, err := json.Marshal(st)
 	if err != nil {

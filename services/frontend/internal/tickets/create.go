@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
@@ -33,7 +34,8 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 	if err := Authorize(caller, &req); err != nil {
 		return View{}, err
 	}
-	t, shard, err := s.build(req)
+	set := s.cfg.Rules.Get() // one set for the check and the stamp
+	t, shard, err := s.build(set, req)
 	if err != nil {
 		return View{}, err
 	}
@@ -81,7 +83,7 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
 		return View{}, fmt.Errorf("store ticket %s: %w", t.TicketID, err)
 	}
-	if _, err := s.pub.Ticket(ctx, shard.Region, shard.Tier, t); err != nil {
+	if _, err := s.pub.TicketUnder(ctx, shard.Region, shard.Tier, t, set.Version()); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
 		return View{}, fmt.Errorf("queue ticket %s: %w", t.TicketID, err)
 	}
@@ -142,19 +144,33 @@ func (s *Service) republish(ctx context.Context, rec Record) error {
 	if err := s.tracker.Track(ctx, &rec.Ticket, nil); err != nil {
 		return err
 	}
-	if _, err := s.pub.Ticket(ctx, rec.Shard.Region, rec.Shard.Tier, rec.Ticket); err != nil {
+	if _, err := s.pub.TicketUnder(ctx, rec.Shard.Region, rec.Shard.Tier, rec.Ticket, s.stampOf(rec.Ticket)); err != nil {
 		return fmt.Errorf("queue ticket %s: %w", rec.Ticket.TicketID, err)
 	}
 	return s.take(ctx, rec)
 }
 
+// stampOf is the rule set version a stored ticket is published again
+// under: the set in force, checked again as Create checks, since the one
+// it was created under may be gone; none if that set refuses it, so a
+// matcher judges it at once rather than wait for a set that never comes.
+func (s *Service) stampOf(t events.Ticket) string {
+	set := s.cfg.Rules.Get()
+	if set.Check(&t, s.cfg.Regions) != nil {
+		return ""
+	}
+	return set.Version()
+}
+
 // build turns a request into a ticket. It refuses, every problem at once
 // and each under its field, what the contract refuses (Ticket.Validate)
-// and what the rule set in force refuses (rules.Set.Check): the very check
-// the matchers make when they take a ticket in, so that nothing taken
-// here is dead-lettered there for breaking a rule. Only the region (the
-// subject the ticket goes to) is the frontend's to check.
-func (s *Service) build(req Request) (events.Ticket, events.Shard, error) {
+// and what set, the rule set in force, refuses (rules.Set.Check): the
+// very check the matchers make when they take a ticket in, so that nothing
+// taken here is dead-lettered there for breaking a rule (a matcher still
+// on an older set waits for this one: the ticket is stamped with its
+// version). Only the region (the subject the ticket goes to) is the
+// frontend's to check.
+func (s *Service) build(set *rules.Set, req Request) (events.Ticket, events.Shard, error) {
 	t := events.Ticket{
 		SchemaVersion: events.SchemaVersion,
 		TicketID:      req.TicketID,
@@ -175,7 +191,7 @@ func (s *Service) build(req Request) (events.Ticket, events.Shard, error) {
 		t.Skill = *req.Skill
 	}
 	fe.addAll(t.Validate())
-	fe.addAll(s.cfg.Rules.Get().Check(&t, s.cfg.Regions))
+	fe.addAll(set.Check(&t, s.cfg.Regions))
 	switch {
 	case req.Region == "":
 		fe.add(events.FieldError{Field: "region", Reason: "required"})

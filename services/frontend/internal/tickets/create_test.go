@@ -74,7 +74,7 @@ func TestBuildRefusesWhatTheRuleSetRefuses(t *testing.T) {
 			if err := events.DecodeStrict("request", []byte(tt.body), &req); err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			_, _, err := s.build(req)
+			_, _, err := s.build(s.RuleSet(), req)
 			var ve *events.ValidationError
 			if !errors.As(err, &ve) {
 				t.Fatalf("build: %v, want a validation error naming %s", err, tt.fields)
@@ -100,7 +100,7 @@ func TestBuildKeepsAttributes(t *testing.T) {
 	if err := events.DecodeStrict("request", []byte(body), &req); err != nil {
 		t.Fatal(err)
 	}
-	tk, shard, err := s.build(req)
+	tk, shard, err := s.build(s.RuleSet(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,18 +130,18 @@ func TestBuildFollowsTheRuleSetInForce(t *testing.T) {
 	s := &Service{cfg: Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Rules: cur}, now: time.Now}
 	skill := 1
 	req := Request{PlayerID: "a", Mode: "3v3", Skill: &skill, Region: "eu"}
-	if _, _, err := s.build(req); err == nil {
+	if _, _, err := s.build(s.RuleSet(), req); err == nil {
 		t.Fatal("3v3 taken before the rule set has it")
 	}
 	write(`{"name":"3v3","teams":2,"team_size":3,"max_wait":"5m"}`)
 	if !cur.Reload() {
 		t.Fatal("the changed rule set was not put in force")
 	}
-	if _, _, err := s.build(req); err != nil {
+	if _, _, err := s.build(s.RuleSet(), req); err != nil {
 		t.Fatalf("3v3 refused after the reload: %v", err)
 	}
 	req.Mode = "1v1"
-	if _, _, err := s.build(req); err == nil {
+	if _, _, err := s.build(s.RuleSet(), req); err == nil {
 		t.Fatal("1v1 taken after the reload removed it")
 	}
 	if got := s.RuleSet().Modes(); !reflect.DeepEqual(got, []string{"3v3"}) {

@@ -34,7 +34,7 @@ func FuzzRequest(f *testing.F) {
 			}
 			return
 		}
-		ticket, shard, err := s.build(req)
+		ticket, shard, err := s.build(s.RuleSet(), req)
 		region, tier := shard.Region, shard.Tier
 		if err != nil {
 			var ve *events.ValidationError

@@ -8,7 +8,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
-// Backfill. A room whose mode accepts backfill (seating.backfill) that
+// Backfill. A room whose mode accepts backfill (seating.acceptsBackfill) that
 // loses a player for good during its game (dropped, and not back within
 // ReconnectGrace) frees the seat instead of ending, while the rules let
 // the game go on (rps/backfill.go: a team keeps a player, a free-for-all
@@ -22,16 +22,17 @@ import (
 //     BackfillReask, its seats unchanged, is made again under a new Ask
 //     (timers.go): the player sent for it may never have come. The room
 //     hands it, with who holds its seats, to the server
-//     (Server.seatsChanged): /status lists it, and under Agones the
+//     (Server.seatsChanged): /status lists it, with who holds the seats
+//     of the rooms asking (play.Status.Seated), and under Agones the
 //     keeper writes it as the annotation agones.BackfillAnnotation ("" once
 //     the seats are filled or the room has ended: the SDK cannot delete
 //     an annotation) and keeps the players List to who holds the seats:
 //     a backfilled player is added, a gone one removed, the request
-//     always written before the removal.
+//     always written before the addition or the removal (keeper.go).
 //   - A player with a join token for the room, on a team with a free
 //     seat, takes it (room.seat) and plays from the round in progress.
 //     Under Agones a player the allocation did not seat needs a backfill
-//     token (Seat.Backfill, the room's shape: seating.backfillTeam):
+//     token (Seat.AcceptsBackfill, the room's shape: seating.backfillTeam):
 //     Agones never rewrites the room annotation, so it never names them.
 //     A player the room let go may not come back.
 //   - A room asks only while its game is on: before, its seats wait for
@@ -161,7 +162,7 @@ func (r *room) free(player string, t int) int {
 
 // startAsking: the game is on; a seat freed from now on is asked for.
 func (r *room) startAsking() {
-	r.backfill.asking = r.seating.backfill
+	r.backfill.asking = r.seating.acceptsBackfill
 	r.seatsChanged()
 }
 
@@ -180,7 +181,7 @@ func (r *room) seatTaken(player string, t int) {
 // without backfill. over says the game has ended, and how.
 func (r *room) gone(player string) (outcome string, over bool) {
 	delete(r.grace, player)
-	if !r.seating.backfill {
+	if !r.seating.acceptsBackfill {
 		r.game.Forfeit(player)
 		r.finish(player + " did not come back")
 		return "forfeit", true
@@ -256,7 +257,7 @@ func (r *room) request() *play.Backfill {
 // after anything that may have changed them; a change of the free seats
 // is a new Ask.
 func (r *room) seatsChanged() {
-	if !r.seating.backfill || r.backfill.publish == nil {
+	if !r.seating.acceptsBackfill || r.backfill.publish == nil {
 		return
 	}
 	req := r.request()
@@ -301,6 +302,25 @@ func (s *Server) seatsChanged(matchID string, req *play.Backfill, holders []stri
 	if s.cfg.SDK != nil {
 		s.nudge()
 	}
+}
+
+// shownBackfill is what /status shows of the rooms asking for players
+// (play.Status): their requests, by match id, and who holds their seats,
+// each once, at most play.MaxSeated; both as the rooms handed them over
+// last (seatsChanged), so that a request and its holders are of one
+// moment. s.mu is held.
+func (s *Server) shownBackfill() (reqs []play.Backfill, seated []string) {
+	listed := map[string]bool{}
+	for _, id := range slices.Sorted(maps.Keys(s.requests)) {
+		reqs = append(reqs, s.requests[id])
+		for _, p := range s.holders[id] {
+			if !listed[p] && len(seated) < play.MaxSeated {
+				listed[p] = true
+				seated = append(seated, p)
+			}
+		}
+	}
+	return reqs, seated
 }
 
 func sum(v []int) int {

@@ -198,7 +198,7 @@ func TestAgonesBackfillReask(t *testing.T) {
 	t.Parallel()
 	s, hs, fake := startAgones(t, Config{BestOf: 7, ReconnectGrace: 100 * time.Millisecond, IdleTimeout: time.Hour, Reuse: true, BackfillReask: testReask})
 	clock := useReaskClock(s)
-	allocateRoom(t, fake, "m1", agones.Room{Mode: "2v2", Teams: [][]string{{"a1", "a2"}, {"b1", "b2"}}, Backfill: true})
+	allocateRoom(t, fake, "m1", agones.Room{Mode: "2v2", Teams: [][]string{{"a1", "a2"}, {"b1", "b2"}}, AcceptsBackfill: true})
 	conns := map[string]*websocket.Conn{}
 	for i, p := range []string{"a1", "a2", "b1", "b2"} {
 		conns[p] = joinBackfill(t, hs, "m1", p, bfSeat(i/2, 2, 2))

@@ -19,7 +19,7 @@ import (
 // backfill, joins its players and waits for the start.
 func startBackfillRoom(t *testing.T, hs *httptest.Server, fake *sdktest.Server, match string, teams ...[]string) map[string]*websocket.Conn {
 	t.Helper()
-	allocateRoom(t, fake, match, agones.Room{Mode: "2v2", Teams: teams, Backfill: true})
+	allocateRoom(t, fake, match, agones.Room{Mode: "2v2", Teams: teams, AcceptsBackfill: true})
 	conns := map[string]*websocket.Conn{}
 	for i, team := range teams {
 		for _, p := range team {

@@ -23,7 +23,7 @@ import (
 // the allocator signs it for a match's players and for a player it sends
 // to fill a free seat.
 func bfSeat(team, teams, size int) jointoken.Seat {
-	return jointoken.Seat{Team: team, Teams: teams, TeamSize: size, Backfill: true}
+	return jointoken.Seat{Team: team, Teams: teams, TeamSize: size, AcceptsBackfill: true}
 }
 
 // statusOf reads the game server's /status.
@@ -55,6 +55,15 @@ func requestOf(t *testing.T, hs *httptest.Server, want []play.Backfill) {
 			t.Fatalf("/status backfill %+v, want %+v", got, want)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// seatedOf wants /status to say that exactly want hold the seats of the
+// rooms it lists as asking.
+func seatedOf(t *testing.T, hs *httptest.Server, want ...string) {
+	t.Helper()
+	if got := statusOf(t, hs).Seated; !slices.Equal(got, want) {
+		t.Fatalf("/status seated %v, want %v", got, want)
 	}
 }
 
@@ -106,6 +115,7 @@ func TestBackfillTwoVersusTwo(t *testing.T) {
 		t.Fatalf("player_gone %+v", gone)
 	}
 	requestOf(t, hs, []play.Backfill{{MatchID: "m1", Ask: 1, Seats: []int{0, 1}}})
+	seatedOf(t, hs, "a1", "a2", "b1")
 
 	// 2v1 plays on: three throws decide a round.
 	for p, mv := range map[string]string{"a1": "paper", "a2": "paper", "b1": "rock"} {
@@ -141,6 +151,9 @@ func TestBackfillTwoVersusTwo(t *testing.T) {
 	conns["b1"].Close()
 	next(t, conns["a1"], "player_gone")
 	requestOf(t, hs, []play.Backfill{{MatchID: "m1", Ask: 3, Seats: []int{0, 1}}})
+	// b3, sent to fill b2's seat, holds it: the allocator need not wait
+	// for b3's token to expire to offer b1's.
+	seatedOf(t, hs, "a1", "a2", "b3")
 	// b3 gone as well: team 2 is empty, a forfeit; the room ends and asks
 	// for nobody.
 	b3.Close()
@@ -216,7 +229,7 @@ func sortedPlayers(t *testing.T, fake *sdktest.Server, want ...string) {
 func TestAgonesBackfillTwoVersusTwo(t *testing.T) {
 	t.Parallel()
 	_, hs, fake := startAgones(t, Config{BestOf: 7, ReconnectGrace: 100 * time.Millisecond, IdleTimeout: time.Hour, Reuse: true})
-	allocateRoom(t, fake, "m1", agones.Room{Mode: "2v2", Teams: [][]string{{"a1", "a2"}, {"b1", "b2"}}, Backfill: true})
+	allocateRoom(t, fake, "m1", agones.Room{Mode: "2v2", Teams: [][]string{{"a1", "a2"}, {"b1", "b2"}}, AcceptsBackfill: true})
 	allocateRoom(t, fake, "m2", agones.Room{Mode: "1v1", Teams: [][]string{{"x"}, {"y"}}})
 	refusedWith(t, hs, "m2", seatedToken(t, "m2", "z", bfSeat(1, 2, 1), time.Now().Add(time.Minute)), "does not accept backfill")
 
@@ -269,7 +282,7 @@ func TestAgonesBackfillTwoVersusTwo(t *testing.T) {
 func TestAgonesBackfillFreeForAll(t *testing.T) {
 	t.Parallel()
 	_, hs, fake := startAgones(t, Config{BestOf: 3, ReconnectGrace: 100 * time.Millisecond, IdleTimeout: time.Hour, Reuse: true})
-	allocateRoom(t, fake, "f1", agones.Room{Mode: "ffa", Teams: [][]string{{"x"}, {"y"}, {"z"}}, Backfill: true})
+	allocateRoom(t, fake, "f1", agones.Room{Mode: "ffa", Teams: [][]string{{"x"}, {"y"}, {"z"}}, AcceptsBackfill: true})
 	conns := map[string]*websocket.Conn{}
 	for i, p := range []string{"x", "y", "z"} {
 		conns[p] = joinBackfill(t, hs, "f1", p, bfSeat(i, 3, 1))

@@ -26,7 +26,7 @@ func earlySeat(team int) jointoken.Seat {
 // earlyRoom is that free-for-all's room annotation: three players, the
 // fourth team empty.
 func earlyRoom(players ...string) agones.Room {
-	return agones.Room{Mode: "ffa4", Teams: [][]string{{players[0]}, {players[1]}, {players[2]}, {}}, TeamSize: 1, Backfill: true}
+	return agones.Room{Mode: "ffa4", Teams: [][]string{{players[0]}, {players[1]}, {players[2]}, {}}, TeamSize: 1, AcceptsBackfill: true}
 }
 
 // joinEarly joins the three players of an early free-for-all room, the
@@ -143,7 +143,7 @@ func TestEarlyTokenShapeIsTheRoomsShape(t *testing.T) {
 	_, hs := startServer(t, Config{BestOf: 3, IdleTimeout: time.Hour})
 	next(t, joinSeated(t, hs, "full", "a", jointoken.Seat{Team: 0, Teams: 4, TeamSize: 1}, time.Minute), "waiting")
 	early := earlySeat(1)
-	early.Backfill = false
+	early.AcceptsBackfill = false
 	refusedWith(t, hs, "full", seatedToken(t, "full", "b", early, time.Now().Add(time.Minute)), "seat")
 	next(t, joinSeated(t, hs, "early", "a", early, time.Minute), "waiting")
 	refusedWith(t, hs, "early", seatedToken(t, "early", "b", jointoken.Seat{Team: 1, Teams: 4, TeamSize: 1}, time.Now().Add(time.Minute)), "seat")

@@ -28,11 +28,13 @@ import (
 //     for good, a process that died halfway), then the id of every room
 //     that has ended here;
 //   - reads it again and puts back every player of a live room that the
-//     players List lacks: an allocation that seated a player while the
-//     pass was removing them (Agones drops an allocation's value that is
-//     in the List already, so the removal took the only copy); and dates
-//     the ended rooms that have left the rooms List, which alone may be
-//     forgotten (forget);
+//     players List lacks: a backfilled player, once the request that
+//     counts their seat taken is written (a player admitted since the
+//     requests were taken waits for the next pass), or an allocation that
+//     seated a player while the pass was removing them (Agones drops an
+//     allocation's value that is in the List already, so the removal took
+//     the only copy); and dates the ended rooms that have left the rooms
+//     List, which alone may be forgotten (forget);
 //   - once the Lists are right, sends an Allocated server with an empty
 //     rooms List and no open room back to Ready (or shuts it down: no
 //     Reuse, or retiring), and marks a Ready server with a live room
@@ -97,8 +99,12 @@ func (s *Server) pass(ctx context.Context) bool {
 	}
 	// Requests before removals: a process restarted in place takes an
 	// allocated player missing from the players List for one let go only
-	// if the room has asked (seating.reopened).
-	if !s.syncBackfill(ctx, gs) {
+	// if the room has asked (seating.reopened). And before additions
+	// (restore): the allocator releases a promise's seat once its player
+	// is listed beside a later request, which must then count their seat
+	// taken.
+	written, ok := s.syncBackfill(ctx, gs)
+	if !ok {
 		return false
 	}
 	removed := s.giveBack(ctx, gs)
@@ -106,7 +112,7 @@ func (s *Server) pass(ctx context.Context) bool {
 		s.log.Warn("agones: read game server; the keeper tries again", "err", err)
 		return false
 	}
-	clean := s.restore(ctx, gs) && removed
+	clean := s.restore(ctx, gs, written) && removed
 	return s.settle(ctx, gs, clean) && clean
 }
 
@@ -123,9 +129,14 @@ type holding struct {
 }
 
 func (s *Server) holding(gs sdk.GameServer) holding {
-	h := holding{seated: map[string]bool{}, backfilled: map[string]bool{}}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.holdingLocked(gs)
+}
+
+// holdingLocked is holding with s.mu held.
+func (s *Server) holdingLocked(gs sdk.GameServer) holding {
+	h := holding{seated: map[string]bool{}, backfilled: map[string]bool{}}
 	for _, id := range liveIDs(gs) {
 		if _, over := s.ended[id]; over {
 			h.ended = append(h.ended, id)
@@ -174,15 +185,23 @@ func (s *Server) remove(ctx context.Context, list, value string) bool {
 }
 
 // restore puts back on the players List every player of a live room it
-// lacks, and dates the ended rooms gs's rooms List no longer holds. True
-// if no ended room is left in the List and no put-back failed for a
-// reason that waiting may cure.
-func (s *Server) restore(ctx context.Context, gs sdk.GameServer) bool {
+// lacks, and dates the ended rooms gs's rooms List no longer holds. A
+// backfilled player is added only if written, what the rooms held when
+// their requests were written (syncBackfill), has them backfilled: one
+// admitted since waits for the next pass (their admission nudged it),
+// which writes the request that counts their seat taken first. True if
+// no ended room is left in the List, no player waits, and no put-back
+// failed for a reason that waiting may cure.
+func (s *Server) restore(ctx context.Context, gs sdk.GameServer, written holding) bool {
 	h := s.holding(gs)
 	ok := len(h.ended) == 0
 	players, declared := gs.Status.Lists[agones.ListPlayers]
 	for _, p := range slices.Sorted(maps.Keys(h.seated)) {
 		if !declared || slices.Contains(players.Values, p) {
+			continue
+		}
+		if h.backfilled[p] && !written.backfilled[p] {
+			ok = false
 			continue
 		}
 		_, err := s.cfg.SDK.AddListValue(ctx, agones.ListPlayers, p)
@@ -281,8 +300,10 @@ func (s *Server) isDraining() bool {
 // syncBackfill writes every room's backfill request to its annotation
 // (agones.BackfillAnnotation) where gs differs: the request of each
 // room asking now, and "" for every other room that has one (filled,
-// ended, or the server draining). True if every write succeeded.
-func (s *Server) syncBackfill(ctx context.Context, gs sdk.GameServer) bool {
+// ended, or the server draining). It returns what the rooms held as
+// their requests were taken (the rooms hand both over at once:
+// seatsChanged), and true if every write succeeded.
+func (s *Server) syncBackfill(ctx context.Context, gs sdk.GameServer) (holding, bool) {
 	want := map[string]string{}
 	prefix := agones.BackfillAnnotation("")
 	for key, v := range gs.ObjectMeta.Annotations {
@@ -296,6 +317,7 @@ func (s *Server) syncBackfill(ctx context.Context, gs sdk.GameServer) bool {
 			want[id] = agones.EncodeBackfill(req)
 		}
 	}
+	written := s.holdingLocked(gs)
 	s.mu.Unlock()
 	ok := true
 	for _, id := range slices.Sorted(maps.Keys(want)) {
@@ -307,5 +329,5 @@ func (s *Server) syncBackfill(ctx context.Context, gs sdk.GameServer) bool {
 			ok = false
 		}
 	}
-	return ok
+	return written, ok
 }

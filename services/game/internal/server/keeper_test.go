@@ -15,10 +15,11 @@ import (
 
 // faulty is a sidecar client that hiccups when a test says so: the next
 // fails[kind] calls of a kind ("gameserver", "ready", "shutdown",
-// "allocate", "remove", "add") fail, and hook, if set, runs before every
-// call with its name ("remove rooms m1", "ready", ...), so that a test
-// can make Agones act at one exact moment. Calls it does not name go to
-// the sidecar as they are.
+// "allocate", "remove", "add", "annotate") fail, and hook, if set, runs
+// before every call with its name ("remove rooms m1", "ready",
+// "annotate <key> <value>", ...), so that a test can make Agones act at
+// one exact moment. Calls it does not name go to the sidecar as they
+// are.
 type faulty struct {
 	*sdk.Client
 	mu    sync.Mutex
@@ -105,6 +106,13 @@ func (f *faulty) AddListValue(ctx context.Context, name, value string) (sdk.List
 		return sdk.List{}, err
 	}
 	return f.Client.AddListValue(ctx, name, value)
+}
+
+func (f *faulty) SetAnnotation(ctx context.Context, key, value string) error {
+	if err := f.call("annotate", "annotate "+key+" "+value); err != nil {
+		return err
+	}
+	return f.Client.SetAnnotation(ctx, key, value)
 }
 
 // startFaulty runs a game server whose sidecar client is faulty, once

@@ -45,7 +45,7 @@ const annotationLimit = 256 << 10
 // largest Ask). A threshold must leave at least this under the limit, or
 // the allocation that crosses it may be the one refused.
 var largestRoomAnnotation = func() int {
-	r := agones.Room{Mode: strings.Repeat("m", 64), Backfill: true}
+	r := agones.Room{Mode: strings.Repeat("m", 64), AcceptsBackfill: true}
 	for i := range play.MaxPlayers {
 		id := strings.Repeat("p", 62) + string(rune('0'+i/10)) + string(rune('0'+i%10))
 		r.Teams = append(r.Teams, []string{id})

@@ -130,7 +130,7 @@ func (r *room) run() (outcome string) {
 	idle := time.NewTimer(r.cfg.IdleTimeout)
 	defer idle.Stop()
 	held := r.holdSeats()
-	r.log.Info("room opened", "allocated", r.seating.allocated, "seats", r.seating.seats(), "backfill", r.seating.backfill)
+	r.log.Info("room opened", "allocated", r.seating.allocated, "seats", r.seating.seats(), "backfill", r.seating.acceptsBackfill)
 	for {
 		select {
 		case ev := <-r.events:

@@ -30,10 +30,10 @@ type seating struct {
 	// (room.learnStarts). Zero: a room of two players seated in order of
 	// arrival (tokens without a seat, as before seats).
 	shape jointoken.Seat
-	// backfill: the room accepts backfill (backfill.go): the room
-	// annotation's Backfill under Agones, the tokens' Seat.Backfill
-	// without.
-	backfill bool
+	// acceptsBackfill: the room accepts backfill (backfill.go): the room
+	// annotation's AcceptsBackfill under Agones, the tokens'
+	// Seat.AcceptsBackfill without.
+	acceptsBackfill bool
 	// gone, for an allocated room a process before this one hosted, are
 	// the allocated players that process let go for good (backfill): they
 	// have left the players List, so their seats start free. listed are
@@ -47,7 +47,7 @@ type seating struct {
 
 // allocatedSeating seats the players of an allocated room.
 func allocatedSeating(r agones.Room) seating {
-	st := seating{backfill: r.Backfill, size: r.SeatsPerTeam()}
+	st := seating{acceptsBackfill: r.AcceptsBackfill, size: r.SeatsPerTeam()}
 	for _, t := range r.Teams {
 		st.allocated = append(st.allocated, slices.Clone(t))
 	}
@@ -57,7 +57,7 @@ func allocatedSeating(r agones.Room) seating {
 // tokenSeating is the seating a first join's seat fixes.
 func tokenSeating(s jointoken.Seat) seating {
 	s.Team = 0
-	return seating{shape: s, backfill: s.Backfill}
+	return seating{shape: s, acceptsBackfill: s.AcceptsBackfill}
 }
 
 // Join refusals a seating gives (403).
@@ -124,7 +124,7 @@ func (st seating) team(g jointoken.Grant) (int, error) {
 		seat := g.Seat
 		// The annotation says whether the room accepts backfill, and
 		// names the players its game starts with.
-		seat.Backfill, seat.Starts = false, 0
+		seat.AcceptsBackfill, seat.Starts = false, 0
 		for i, t := range st.allocated {
 			if !slices.Contains(t, g.PlayerID) {
 				continue
@@ -139,18 +139,18 @@ func (st seating) team(g jointoken.Grant) (int, error) {
 		return st.backfillTeam(g)
 	}
 	want := tokenSeating(g.Seat).shape
-	if want.Backfill && (want.Starts == 0 || st.shape.Starts == 0) {
+	if want.AcceptsBackfill && (want.Starts == 0 || st.shape.Starts == 0) {
 		// Starts is the match's tokens' to say (seating.shape): a token
 		// without it fits any room of its shape, and the room learns it
 		// from the first token with it (room.learnStarts).
 		want.Starts = st.shape.Starts
 	}
 	if want != st.shape {
-		if want.Backfill && !st.shape.Backfill {
+		if want.AcceptsBackfill && !st.shape.AcceptsBackfill {
 			return 0, errNoBackfill
 		}
 		return 0, fmt.Errorf("%w: %d teams of %d starting with %d, the room has %d of %d starting with %d (backfill %v, the room %v)",
-			errSeatMismatch, g.Seat.Teams, g.Seat.TeamSize, g.Seat.Starts, st.shape.Teams, st.shape.TeamSize, st.shape.Starts, g.Seat.Backfill, st.shape.Backfill)
+			errSeatMismatch, g.Seat.Teams, g.Seat.TeamSize, g.Seat.Starts, st.shape.Teams, st.shape.TeamSize, st.shape.Starts, g.Seat.AcceptsBackfill, st.shape.AcceptsBackfill)
 	}
 	if st.shape == (jointoken.Seat{}) {
 		return -1, nil
@@ -161,15 +161,15 @@ func (st seating) team(g jointoken.Grant) (int, error) {
 // backfillTeam is the team of an allocated room that g, a player the
 // allocation did not seat, may take a free seat on: Agones never
 // rewrites the room annotation, so a player the allocator sent to fill a
-// free seat (a backfill token: Seat.Backfill, the room's full shape, its
+// free seat (a backfill token: Seat.AcceptsBackfill, the room's full shape, its
 // seats per team whatever the allocation seated on them) is known by the
 // token alone. Whether the team has a free seat is the room's to say
 // (room.seat).
 func (st seating) backfillTeam(g jointoken.Grant) (int, error) {
 	switch {
-	case !g.Seat.Backfill:
+	case !g.Seat.AcceptsBackfill:
 		return 0, errNotPlayer
-	case !st.backfill:
+	case !st.acceptsBackfill:
 		return 0, errNoBackfill
 	case g.Seat.Teams != len(st.allocated) || g.Seat.TeamSize != st.size:
 		return 0, fmt.Errorf("%w: team %d of %d (of %d), the room has %d teams of %d",
@@ -190,7 +190,7 @@ func (st seating) backfillTeam(g jointoken.Grant) (int, error) {
 func (st seating) reopened(gs sdk.GameServer, matchID string) seating {
 	v, asked := gs.ObjectMeta.Annotations[agones.BackfillAnnotation(matchID)]
 	players, listed := gs.Status.Lists[agones.ListPlayers]
-	if !st.backfill || !asked || !listed {
+	if !st.acceptsBackfill || !asked || !listed {
 		return st
 	}
 	if prior, ok, err := agones.DecodeBackfill(v); ok && err == nil && len(prior.Seats) == len(st.allocated) {

@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -179,9 +178,7 @@ func (s *Server) Status() play.Status {
 	defer s.mu.Unlock()
 	st := play.Status{Rooms: len(s.rooms), MaxRooms: s.cfg.MaxRooms}
 	if !s.draining {
-		for _, id := range slices.Sorted(maps.Keys(s.requests)) {
-			st.Backfill = append(st.Backfill, s.requests[id])
-		}
+		st.Backfill, st.Seated = s.shownBackfill()
 	}
 	return st
 }
@@ -297,7 +294,7 @@ func (s *Server) open(matchID string, st seating) (*room, error) {
 	}
 	rm := newRoom(matchID, st, s.cfg, s.log.With("room", matchID))
 	rm.onEvent = s.onEvent
-	if st.backfill {
+	if st.acceptsBackfill {
 		// Before the room runs: the keeper must never see it without
 		// its holders and take a seat's player for one the room let go.
 		rm.backfill.publish, rm.backfill.after = s.seatsChanged, s.after

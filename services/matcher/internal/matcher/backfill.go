@@ -154,7 +154,7 @@ func (r *runner) checkBackfill(data []byte) (events.Backfill, *pool.Pool, error)
 		return req, nil, backfillError("mode", fmt.Sprintf("unknown mode %q", req.Mode))
 	}
 	m := p.Mode()
-	if !m.Backfill {
+	if !m.AcceptsBackfill {
 		return req, nil, backfillError("mode", fmt.Sprintf("mode %q does not accept backfill", m.Name))
 	}
 	if len(req.Seats) != m.Teams {
@@ -205,7 +205,7 @@ func (r *runner) fillBackfills(ctx context.Context, now time.Time) {
 		}
 		p, ok := r.pools[h.req.Mode]
 		outcome := "dropped" // a reloaded rule set took its mode away or closed it to backfill
-		if ok && p.Mode().Backfill {
+		if ok && p.Mode().AcceptsBackfill {
 			if now.Sub(h.req.CreatedAt) < time.Duration(p.Mode().MaxWait) {
 				r.fillBackfill(ctx, p, h, now)
 				continue
@@ -262,7 +262,7 @@ func (r *runner) fillBackfill(ctx context.Context, p *pool.Pool, h *heldBackfill
 	}
 	match.MatchID = r.matchID(keys)
 	notices := r.matchedNotices(match.MatchID, all)
-	r.queue.matched(match.Mode, all, now) // a backfilled ticket's wait counts as any matched one's
+	r.stats.matched(match.Mode, all, now) // a backfilled ticket's wait counts as any matched one's
 	ids := match.ClaimKeys()
 	h.filling = match.MatchID
 	r.log.Info("backfill request filled from the pool", "backfill_id", h.req.BackfillID, "room", h.req.MatchID,

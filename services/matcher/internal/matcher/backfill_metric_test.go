@@ -30,7 +30,7 @@ func TestBackfillRequestsCounted(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
-	w := e.startWorker(t, Config{Rules: backfillRulesFile(t)})
+	w := e.startWorker(t, Config{RulesFile: backfillRulesFile(t)})
 	pub := events.NewPublisher(e.js, e.subj)
 	stored := func() uint64 { return testkit.StreamMsgs(t, e.js, e.subj.BackfillsStream()) }
 	old := roomRequest("r0-b1", time.Now().UTC().Add(-3*time.Minute))
@@ -68,7 +68,7 @@ func TestBackfillRequestsLetGoCounted(t *testing.T) {
 	r.fillBackfills(t.Context(), now)
 	p := r.pools["2v2"]
 	closed := *p.Mode()
-	closed.Backfill = false
+	closed.AcceptsBackfill = false
 	req := roomRequest("r2-b1", now)
 	req.MatchID = "r2"
 	hold(r, req, "r2")

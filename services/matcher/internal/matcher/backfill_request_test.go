@@ -137,7 +137,7 @@ func TestBackfillHoldsARoomsLatestAsk(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
-	e.startWorker(t, Config{Rules: backfillRulesFile(t)})
+	e.startWorker(t, Config{RulesFile: backfillRulesFile(t)})
 	pub := events.NewPublisher(e.js, e.subj)
 	ask := func(n int) {
 		t.Helper()

@@ -43,7 +43,7 @@ func backfillRulesFile(t *testing.T) string {
 func (e *env) backfillRunner(t *testing.T) *runner {
 	t.Helper()
 	js := testkit.JetStream(t, testkit.Connect(t, e.srv))
-	w, err := New(Config{Rules: backfillRulesFile(t)}, js, e.subj, slog.New(slog.NewTextHandler(testLog(), nil)), prometheus.NewRegistry())
+	w, err := New(Config{RulesFile: backfillRulesFile(t)}, js, e.subj, slog.New(slog.NewTextHandler(testLog(), nil)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestBackfillThroughTheStream(t *testing.T) {
 	e := newEnv(t)
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	dls := testkit.Collect(t, e.nc, e.subj.AllDeadLetters())
-	e.startWorker(t, Config{Rules: backfillRulesFile(t)})
+	e.startWorker(t, Config{RulesFile: backfillRulesFile(t)})
 	for _, tk := range []string{
 		`{"ticket_id":"tx","player_id":"x","mode":"2v2","skill":1650,"attributes":{"strings":{"platform":"xbox"}}}`,
 		`{"ticket_id":"tp","player_id":"p","mode":"2v2","skill":1700,"attributes":{"strings":{"platform":"pc"}}}`,

@@ -220,7 +220,11 @@ func (c *committer) resolveLost(ctx context.Context, log *slog.Logger, all []*po
 func (c *committer) dropStale(ctx context.Context, log *slog.Logger, match events.Match, all []*pool.Entry, stale map[string]string, out commitOutcome) commitOutcome {
 	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	c.undo.releaseFresh(cctx, match, stale)
+	// A fresh ticket whose claim stays the match's is matched again
+	// (out.again), and its next commit meets the claim and follows the
+	// match, undone, which gives it back then (recoverMatch): the failure
+	// costs it a try, not its life.
+	_ = c.undo.releaseFresh(cctx, match, stale)
 	for i, e := range all {
 		live, gone := stale[e.TicketID]
 		if !gone {
@@ -231,7 +235,10 @@ func (c *committer) dropStale(ctx context.Context, log *slog.Logger, match event
 			// Its message comes back; taken in again, it finds the newer
 			// ticket and is superseded then.
 			log.Error("supersede a ticket found no longer live; will retry", "ticket_id", e.TicketID, "err", err)
-			c.claims.Release(cctx, []string{e.TicketID}, events.MatchOwner(match.MatchID))
+			// Kept the match's, the claim leads the ticket's next try to
+			// the match, undone, which supersedes it then (recoverMatch):
+			// no need to know whether it was given back.
+			_ = c.claims.Release(cctx, []string{e.TicketID}, events.MatchOwner(match.MatchID))
 			c.acks.nak(e.Ack)
 			continue
 		}

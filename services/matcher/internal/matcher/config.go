@@ -20,10 +20,10 @@ type Config struct {
 	// Regions and Tiers a ticket's subject must name; they make the shards.
 	Regions events.Regions
 	Tiers   events.Tiers
-	// Rules is the rule set file (pkg/rules): the modes and the rules
+	// RulesFile is the rule set file (pkg/rules): the modes and the rules
 	// that judge a match in each; empty means rules.Default(). The
 	// frontend reads the same file, so both refuse the same tickets.
-	Rules string
+	RulesFile string
 	// RulesReload is how often the rule set file is read again; a
 	// changed, good file is put in force without a restart (a bad one is
 	// logged and the rules in force are kept). New modes are matched from
@@ -73,7 +73,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WorkerID, "worker-id", "", "name of this worker (default: host name and a random suffix)")
 	fs.Var(&c.Regions, "regions", "regions served, comma-separated")
 	fs.Var(&c.Tiers, "tiers", "skill tiers as name:min_skill, increasing")
-	fs.StringVar(&c.Rules, "rules", "", "rule set file, JSON (pkg/rules; default: built-in 1v1, 2v2, 5v5, ffa); reloaded when it changes")
+	fs.StringVar(&c.RulesFile, "rules", "", "rule set file, JSON (pkg/rules; default: built-in 1v1, 2v2, 5v5, ffa); reloaded when it changes")
 	fs.DurationVar(&c.RulesReload, "rules-reload", defaults.RulesReload, "how often the rule set file is read again")
 	fs.DurationVar(&c.Sweep, "sweep", defaults.Sweep, "how often waiting tickets are expired and retried with widened windows")
 	fs.IntVar(&c.SweepAnchors, "sweep-anchors", defaults.SweepAnchors, "oldest tickets retried per sweep per shard and mode")

@@ -2,6 +2,10 @@ package matcher
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
@@ -10,10 +14,10 @@ import (
 // copies is what a runner does with matched notices (events.MatchedNotice):
 // a ticket of which its pools may hold a copy (a visitor, or its home
 // message when a visitor was matched) is in a published match. The copy
-// is dropped once its claim is read held by that match (checkCopy): the
-// notice is a hint, and a ticket queued again after that match (its claim
-// given back) must stay. Only the runner's goroutine touches it, but for
-// notices, which the worker sends on.
+// is dropped once that match is read holding its claim and every other
+// (checkCopy): the notice is a hint, and a ticket queued again after that
+// match (its claims given back) must stay. Only the runner's goroutine
+// touches it, but for notices, which the worker sends on.
 type copies struct {
 	// matched remembers, by ticket, the match a recent notice named, for
 	// a copy that comes after its notice.
@@ -48,8 +52,8 @@ func newCopies() *copies {
 }
 
 // copyCheck is a read of a copy's claim: whether (matched) match, a
-// notice's, holds the claim of pooled ticket e; err when it could not be
-// read.
+// notice's, holds the claim of pooled ticket e and every other claim of
+// its own (holdsWhole); err when they could not be read.
 type copyCheck struct {
 	p       *pool.Pool
 	e       *pool.Entry
@@ -100,31 +104,62 @@ func (r *runner) checkNoted(ctx context.Context, p *pool.Pool, e *pool.Entry) bo
 }
 
 // checkCopy reads, off the owner goroutine, whether match holds the
-// claim of pooled ticket e; settleCopyCheck takes the answer back.
+// claim of pooled ticket e, and all its others (holdsWhole);
+// settleCopyCheck takes the answer back. Every read ends before the
+// runner stops (run settles those under way).
 func (r *runner) checkCopy(ctx context.Context, p *pool.Pool, e *pool.Entry, match string) {
 	for r.copies.underway >= maxCopyChecks {
 		r.settleCopyCheck(ctx, <-r.copies.checks, false) // without matching, as settleCommit makes room
 	}
 	r.copies.underway++
 	r.copies.checking[e.TicketID]++
-	id, claims, timeout, checks := e.TicketID, r.commits.claims, r.commits.timeout, r.copies.checks
+	id, rec, checks := e.TicketID, r.commits.rec, r.copies.checks
 	go func() {
-		cctx, cancel := context.WithTimeout(ctx, timeout)
+		cctx, cancel := context.WithTimeout(ctx, rec.timeout)
 		defer cancel()
-		owner, err := claims.Owner(cctx, id)
-		checks <- copyCheck{p: p, e: e, match: match, matched: err == nil && owner == events.MatchOwner(match), err: err}
+		whole, err := rec.holdsWhole(cctx, id, match)
+		checks <- copyCheck{p: p, e: e, match: match, matched: whole, err: err}
 	}()
 }
 
-// settleCopyCheck drops a copy whose claim its notice's match holds, if
-// it is still pooled: a message of the ticket pooled when the read
-// began, while the match held the claim, is of the ticket that match
-// decided (a message queued again comes only after its claim is given
-// back, and is not acked while the read is under way: checkingCopy). It
-// is acked, its players told nothing: the match told them. A copy that
-// left its pool meanwhile (into a commit, which meets the claim) is left
-// alone; one whose claim could not be read is read again at the next
-// sweep; one kept is matched, with rematch, as any other.
+// holdsWhole reports whether match matchID holds the claim of ticketID
+// and every other claim of its record (recoverer.allClaimed). A match
+// holding only some is being requeued by the allocator, which gives its
+// claims back before it publishes its tickets again: a message of
+// ticketID may be that ticket queued again, with a claim the allocator
+// is still to give back (or failed to, and gives back at its next try).
+// A match with no record, or one that does not decode, counts as whole,
+// as recoverMatch counts it decided: records live as long as the claims
+// (events.Topology), so it was formed before records were kept.
+func (rc *recoverer) holdsWhole(ctx context.Context, ticketID, matchID string) (bool, error) {
+	owner, err := rc.claims.Owner(ctx, ticketID)
+	if err != nil || owner != events.MatchOwner(matchID) {
+		return false, err
+	}
+	e, err := rc.matches.Get(ctx, matchID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var m events.Match
+	if json.Unmarshal(e.Value(), &m) != nil {
+		return true, nil
+	}
+	return rc.allClaimed(ctx, matchID, m)
+}
+
+// settleCopyCheck drops a copy whose notice's match holds its claim and
+// all its others (holdsWhole), if it is still pooled: a message of the
+// ticket pooled when the read began, while the match held every claim,
+// is of the ticket that match decided (a message queued again comes only
+// after the allocator began giving the claims back, and is not acked
+// while the read is under way: checkingCopy). It is acked, its players
+// told nothing: the match told them. A copy that left its pool meanwhile
+// (into a commit, which meets the claim) is left alone; one whose claims
+// could not be read is read again at the next sweep; one kept is
+// matched, with rematch, as any other.
 func (r *runner) settleCopyCheck(ctx context.Context, c copyCheck, rematch bool) {
 	r.copies.underway--
 	if r.copies.checking[c.e.TicketID]--; r.copies.checking[c.e.TicketID] <= 0 {

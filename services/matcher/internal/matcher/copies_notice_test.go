@@ -111,7 +111,7 @@ func TestNoticeOfATierOfferOutlivesANarrowedWindow(t *testing.T) {
 	e := newEnv(t)
 	clk := newTestClock()
 	mf := modesFile(t, neighbourRules)
-	w := e.startWorker(t, Config{Rules: mf, RulesReload: time.Hour}, clk.set)
+	w := e.startWorker(t, Config{RulesFile: mf, RulesReload: time.Hour}, clk.set)
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	e.pub(t, e.subj.Ticket("eu", "bronze"), `{"ticket_id":"lo","player_id":"lo","skill":1199}`)
 	testkit.Eventually(t, 10*time.Second, func() bool { return w.waiting() == 1 }, "lo not pooled")

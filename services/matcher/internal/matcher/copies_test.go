@@ -213,7 +213,7 @@ func TestMatchedNoticeDropsCopies(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			clk := newTestClock()
-			w := e.startWorker(t, Config{Rules: modesFile(t, neighbourRules)}, clk.set)
+			w := e.startWorker(t, Config{RulesFile: modesFile(t, neighbourRules)}, clk.set)
 			m := matchNeighbours(t, e, w, clk, c.tier, c.partner)
 			testkit.Eventually(t, 10*time.Second, func() bool {
 				return w.waiting() == 0 && testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0 &&
@@ -239,7 +239,7 @@ func TestLateCopyDoesNotTellPlayersTwice(t *testing.T) {
 	e := newEnv(t)
 	e.shortDuplicates(t, dupWindow)
 	clk := newTestClock()
-	w := e.startWorker(t, Config{Rules: modesFile(t, neighbourRules)}, clk.set)
+	w := e.startWorker(t, Config{RulesFile: modesFile(t, neighbourRules)}, clk.set)
 	m := matchNeighbours(t, e, w, clk, "silver", 1200) // lo's home message is left in bronze
 	time.Sleep(2 * dupWindow)
 	clk.add(time.Minute) // past the max wait: a copy left meets its claim
@@ -294,7 +294,7 @@ func TestTwoShardsDropEachOthersCopies(t *testing.T) {
 	clk := newTestClock()
 	mf := modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"20s","skill_window":{"initial":0,"per_second":20,"max":1000}}]`)
 	cfg := func(id string) Config {
-		return Config{WorkerID: id, Regions: events.Regions{"eu"}, Tiers: events.DefaultTiers[:2], Rules: mf}
+		return Config{WorkerID: id, Regions: events.Regions{"eu"}, Tiers: events.DefaultTiers[:2], RulesFile: mf}
 	}
 	ws := []*worker{e.startWorker(t, cfg("w0"), clk.set), e.startWorker(t, cfg("w1"), clk.set)}
 	testkit.Eventually(t, 15*time.Second, func() bool { return ws[0].held() == 1 && ws[1].held() == 1 },

@@ -62,7 +62,7 @@ func TestTierNeighboursMeetOnceTheirWindowsWiden(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	clk := newTestClock()
-	w := e.startWorker(t, Config{Rules: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m",
+	w := e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m",
 		"skill_window":{"initial":0,"per_second":10,"max":1000}}]`)}, clk.set)
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	offers := testkit.Collect(t, e.nc, e.subj.AllOffers())
@@ -141,7 +141,7 @@ func TestCrossTierOffersNeverMatchATicketTwice(t *testing.T) {
 	clk := newTestClock()
 	mf := modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"20s","skill_window":{"initial":0,"per_second":20,"max":1000}}]`)
 	cfg := func(id string) Config {
-		return Config{WorkerID: id, Regions: events.Regions{"eu"}, Tiers: events.DefaultTiers[:2], Rules: mf}
+		return Config{WorkerID: id, Regions: events.Regions{"eu"}, Tiers: events.DefaultTiers[:2], RulesFile: mf}
 	}
 	ws := []*worker{e.startWorker(t, cfg("w0"), clk.set), e.startWorker(t, cfg("w1"), clk.set)}
 	// The rendezvous hash gives eu.bronze to w1 and eu.silver to w0.
@@ -264,7 +264,7 @@ func TestCancelNoticeDropsVisitorCopies(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	clk := newTestClock()
-	w := e.startWorker(t, Config{Rules: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m",
+	w := e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m",
 		"skill_window":{"initial":0,"per_second":10,"max":1000}}]`)}, clk.set)
 	e.pub(t, e.subj.Ticket("eu", "bronze"), `{"ticket_id":"gone","player_id":"quitter","skill":1199}`)
 	testkit.Eventually(t, 10*time.Second, func() bool { return w.waiting() == 1 }, "ticket not pooled")
@@ -310,7 +310,7 @@ func TestClaimGivenBackBeforeReadIsRetried(t *testing.T) {
 func TestVisitorIsJudgedByItsAttributes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	w := e.startWorker(t, Config{Rules: writeRules(t, "", attrRules)})
+	w := e.startWorker(t, Config{RulesFile: writeRules(t, "", attrRules)})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	e.pub(t, e.subj.Ticket("eu", "silver"), `{"ticket_id":"xb","player_id":"xb","skill":1250,"attributes":{"strings":{"platform":"xbox"}}}`)
 	e.pub(t, e.subj.Ticket("eu", "bronze"), `{"ticket_id":"lo","player_id":"lo","skill":1199,"attributes":{"strings":{"platform":"pc"}}}`)

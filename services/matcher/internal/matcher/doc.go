@@ -57,7 +57,7 @@
 // (end.go) and fills running rooms' backfill requests from its pools (backfill.go); it counts matched waits
 // and writes its shard's queue figures (stats.go); for a mode that names a
 // match function it asks that function for the mode's matches and commits
-// the proposals that pass its checks (hook.go). A commit (commit.go) claims,
+// the proposals that pass its checks (function.go). A commit (commit.go) claims,
 // checks, decides and publishes one match off that goroutine; a recoverer
 // (recover.go) settles a match another matcher left behind its claims.
 // Both decide and follow a match with the same buckets (matchState, in

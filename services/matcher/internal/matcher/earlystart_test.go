@@ -27,7 +27,7 @@ func TestMatchOpensEarly(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	clk := newTestClock()
-	w := e.startWorker(t, Config{Rules: modesFile(t, `[{"name":"ffa","teams":8,"team_size":1,"max_wait":"1m","backfill":true,
+	w := e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"ffa","teams":8,"team_size":1,"max_wait":"1m","backfill":true,
 		"skill_window":{"initial":50,"max":50},"start_early":{"min_teams":4,"after":"10s"}}]`)}, clk.set)
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	for i := range 8 {
@@ -78,11 +78,11 @@ func TestProposalOfFewerTeamsIsRefused(t *testing.T) {
 	m, _ := set.Mode("2v2v2")
 	now := time.Unix(1_800_000_000, 0)
 	r := &runner{log: slog.New(slog.NewTextHandler(testLog(), nil)), met: newMetrics(prometheus.NewRegistry()),
-		now: func() time.Time { return now }, hooks: newHooks(), pools: map[string]*pool.Pool{}}
+		now: func() time.Time { return now }, functions: newFunctions(), pools: map[string]*pool.Pool{}}
 	p := pool.New(m)
 	r.pools[m.Name] = p
-	r.hooks.byMode[m.Name] = &hook{calling: true}
-	out := hookReply{mode: m.Name, service: "f", p: p, sent: map[string]*pool.Entry{},
+	r.functions.byMode[m.Name] = &function{calling: true}
+	out := functionReply{mode: m.Name, service: "f", p: p, sent: map[string]*pool.Entry{},
 		req:   matchfn.Request{Mode: matchfn.Mode{Name: m.Name, Teams: 3, TeamSize: 2}, Region: "eu", Tier: "gold"},
 		reply: matchfn.Reply{Matches: []matchfn.Proposal{{Teams: [][]string{{"a", "b"}, {"c", "d"}}}}}}
 	for _, id := range []string{"a", "b", "c", "d"} {

@@ -32,7 +32,31 @@ type intake struct {
 	timeout time.Duration
 	// rejecting counts the rejected tickets being dead-lettered.
 	rejecting sync.WaitGroup
+	// rulesRetry, if set, replaces the constant (tests).
+	rulesRetry time.Duration
 }
+
+// A ticket the rule set refuses although it was checked under another
+// (events.HeaderRules: a frontend whose copy of the rule set file changed
+// first) waits for that set: it is tried again every rulesRetry until it
+// is rulesWait old, by the time the stream stored it, and only then
+// refused.
+const (
+	// rulesWait covers a rollout of the rule set file: kubelet refreshes
+	// a ConfigMap volume in each pod on its own sync (its default
+	// syncFrequency, 1 minute, plus its cache's delay: about a minute
+	// apart at worst), a service reads the file within one -rules-reload
+	// (rules.DefaultReload, 5 s), and a runner puts it in force within a
+	// sweep. Two minutes is that with as much again to spare. A stamp
+	// that names rules never coming (a stale frontend, a hostile
+	// publisher) holds its own ticket's refusal back this long and no
+	// longer.
+	rulesWait = 2 * time.Minute
+	// rulesRetry is one reload interval, the soonest the matcher's set
+	// can change: about 24 tries of a waiting ticket in all, each one
+	// decode and one claim read.
+	rulesRetry = rules.DefaultReload
+)
 
 // decode checks a ticket message completely, against set, and names what
 // is wrong. When the ticket itself decoded but breaks a rule (wrong tier,
@@ -59,9 +83,9 @@ func (in *intake) decode(set *rules.Set, subject string, seq uint64, stored time
 	}
 	// The one statement of what the rule set refuses: the frontend calls
 	// it too, so a ticket it accepted is not refused here (but for a
-	// rule set changed in between).
+	// rule set changed in between: waitForRules).
 	if err := set.Check(&t, in.regions); err != nil {
-		return t, nil, err
+		return t, nil, &ruleSetRefusal{err: err, version: set.Version()}
 	}
 	mode, _ := set.Mode(t.Mode) // Check found it
 	// created_at is bounded by the time the stream stored the ticket (see
@@ -73,6 +97,17 @@ func (in *intake) decode(set *rules.Set, subject string, seq uint64, stored time
 	}
 	return t, mode, nil
 }
+
+// ruleSetRefusal is a rule set's refusal of a ticket (decode), with the
+// version of the set that refused it (waitForRules). It reads as the
+// refusal itself, so a dead letter and the players are told the same.
+type ruleSetRefusal struct {
+	err     error
+	version string
+}
+
+func (e *ruleSetRefusal) Error() string { return e.err.Error() }
+func (e *ruleSetRefusal) Unwrap() error { return e.err }
 
 // errOtherRules marks a visitor this worker's rule set refuses although
 // its home shard took it in: the two workers' rule sets differ, for the
@@ -176,6 +211,9 @@ func (in *intake) reject(ctx context.Context, log *slog.Logger, rec *recoverer, 
 	in.rejecting.Add(1)
 	go func() {
 		defer in.rejecting.Done()
+		if in.waitForRules(ctx, log, msg, meta, t.TicketID, cause) {
+			return
+		}
 		switch in.claimRefused(ctx, log, rec, t.TicketID) {
 		case refusedMatched:
 			_ = msg.Ack()
@@ -183,6 +221,18 @@ func (in *intake) reject(ctx context.Context, log *slog.Logger, rec *recoverer, 
 		case refuseLater:
 			_ = msg.NakWithDelay(time.Second)
 			return
+		case refusedDecided:
+			if underOtherRules(msg, cause) {
+				// A ticket the frontend took, refused here only for a
+				// rule set on its way, that its player cancelled (or
+				// the frontend ended) meanwhile: nothing wrong with the
+				// message, and its players were told. Any other refused
+				// message is a dead letter whoever decided its ticket.
+				in.met.tickets.WithLabelValues("decided_elsewhere").Inc()
+				log.Info("ticket waiting for a rule set decided elsewhere; dropped", "ticket_id", t.TicketID)
+				_ = msg.Ack()
+				return
+			}
 		}
 		if err := in.deadLetter(ctx, log, msg.Subject(), meta.Sequence.Stream, msg.Data(), t, cause, true); err != nil {
 			_ = msg.NakWithDelay(time.Second)
@@ -192,11 +242,56 @@ func (in *intake) reject(ctx context.Context, log *slog.Logger, rec *recoverer, 
 	}()
 }
 
+// waitForRules naks, to be tried again after a reload, a ticket this
+// matcher's rule set refused that was checked under another set
+// (events.HeaderRules) and is younger than rulesWait: that set is likely
+// on its way here. It reports whether it did. Only a free ticket waits:
+// one a match holds or one decided is settled at once, as any refused
+// ticket (claimRefused). A ticket without the stamp, or stamped with this
+// matcher's set, is judged at once. The stamp is the publisher's word,
+// so it buys no more than a wait: the ticket is read again, never
+// accepted, and it costs its own player rulesWait at most and the shard
+// one decode and one claim read per rulesRetry.
+func (in *intake) waitForRules(ctx context.Context, log *slog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, ticketID string, cause error) bool {
+	if !underOtherRules(msg, cause) || in.now().Sub(meta.Timestamp) >= rulesWait {
+		return false
+	}
+	if ticketID != "" {
+		cctx, cancel := context.WithTimeout(ctx, in.timeout)
+		owner, err := in.claims.Owner(cctx, ticketID)
+		cancel()
+		if err == nil && owner != "" {
+			return false
+		}
+		// Unread, the claim is read again at the next try.
+	}
+	if meta.NumDelivered == 1 {
+		log.Info("ticket refused by this matcher's rule set but checked under another; waiting for it",
+			"ticket_id", ticketID, "stamp", msg.Headers().Get(events.HeaderRules), "reason", cause, "for", rulesWait)
+	}
+	retry := rulesRetry
+	if in.rulesRetry > 0 {
+		retry = in.rulesRetry
+	}
+	_ = msg.NakWithDelay(retry)
+	return true
+}
+
+// underOtherRules reports whether cause is this matcher's rule set
+// refusing msg's ticket, which was checked under another set
+// (events.HeaderRules).
+func underOtherRules(msg jetstream.Msg, cause error) bool {
+	var refusal *ruleSetRefusal
+	stamp := msg.Headers().Get(events.HeaderRules)
+	return errors.As(cause, &refusal) && stamp != "" && stamp != refusal.version
+}
+
 // refusal is what claiming a refused ticket found (claimRefused).
 type refusal int
 
 const (
-	refuse         refusal = iota // claimed failed, or decided otherwise: dead-letter it
+	refuse         refusal = iota // claimed failed: dead-letter it
+	refusedDecided                // decided by another owner, not a match (cancelled, ...)
 	refusedMatched                // a match holds it and is out: its players were told
 	refuseLater                   // its match is undecided, or no claim could be made
 )
@@ -220,8 +315,11 @@ func (in *intake) claimRefused(ctx context.Context, log *slog.Logger, rec *recov
 			return refuseLater
 		}
 		id, isMatch := events.OwnerMatchID(cur)
-		if won || !isMatch {
+		switch {
+		case won:
 			return refuse
+		case !isMatch:
+			return refusedDecided
 		}
 		switch rec.recoverMatch(ctx, id) {
 		case recovered:

@@ -16,7 +16,7 @@ import (
 const maxInFlight = 64
 
 // tryMatch forms matches around anchor until none fits, unless a match
-// function forms p's matches (builtIn, hook.go).
+// function forms p's matches (builtIn, function.go).
 func (r *runner) tryMatch(ctx context.Context, p *pool.Pool, anchor *pool.Entry, now time.Time) {
 	if !r.builtIn(p) {
 		return
@@ -35,7 +35,7 @@ func (r *runner) tryMatch(ctx context.Context, p *pool.Pool, anchor *pool.Entry,
 // maxInFlight commits are under way it first settles one.
 func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.Entry, now time.Time) {
 	mode := p.Mode()
-	match := events.Match{Mode: mode.Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC(), AcceptsBackfill: mode.Backfill}
+	match := events.Match{Mode: mode.Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC(), AcceptsBackfill: mode.AcceptsBackfill}
 	if len(teams) < mode.Teams {
 		// Opened early (pool.MatchAround): the room has the mode's
 		// shape, its other teams' seats free from the start.
@@ -54,7 +54,7 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 	}
 	match.MatchID = r.matchID(keys)
 	notices := r.matchedNotices(match.MatchID, all)
-	r.queue.matched(match.Mode, all, now)
+	r.stats.matched(match.Mode, all, now)
 	for r.committing >= maxInFlight {
 		// Without rematching: tickets put back wait for the next arrival or
 		// sweep, so settling here never nests another formMatch.

@@ -251,7 +251,7 @@ func TestBadTicketsAreDeadLetteredAndMatchingGoesOn(t *testing.T) {
 func TestTicketExpires(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.startWorker(t, Config{Rules: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"300ms"}]`)})
+	e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"300ms"}]`)})
 	res := testkit.Collect(t, e.nc, e.subj.Result("lonely"))
 	e.pub(t, "matchmaking.us.platinum", `{"ticket_id":"t-lonely","player_id":"lonely","skill":2500}`)
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) == 1 }, "no expired result")
@@ -352,7 +352,7 @@ func TestRequeuedTicketsAreMatchedAgain(t *testing.T) {
 func TestSkillWindowWidens(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	w := e.startWorker(t, Config{Rules: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m","skill_window":{"initial":100,"per_second":100,"max":1000}}]`)})
+	w := e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m","skill_window":{"initial":100,"per_second":100,"max":1000}}]`)})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	e.pub(t, "matchmaking.eu.gold", `{"player_id":"low","skill":1600}`)
 	e.pub(t, "matchmaking.eu.gold", `{"player_id":"high","skill":1900}`)
@@ -370,7 +370,7 @@ func TestSkillWindowWidens(t *testing.T) {
 func TestLatencyBudgetOpensAnotherRegion(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.startWorker(t, Config{Rules: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m","latency_budget_ms":{"initial":50,"per_second":200,"max":300}}]`)})
+	e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m","latency_budget_ms":{"initial":50,"per_second":200,"max":300}}]`)})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"yank","player_id":"yank","skill":1650}`)
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"traveller","player_id":"traveller","skill":1650,"latencies_ms":{"eu":20,"us":120,"asia":400}}`)

@@ -12,7 +12,7 @@ type metrics struct {
 	// strayReads counts the messages the stray sweep reads: its cost.
 	strayReads prometheus.Counter
 	// functionCalls and proposals count match function calls by outcome
-	// and their proposals by verdict (hook.go).
+	// and their proposals by verdict (function.go).
 	functionCalls *prometheus.CounterVec
 	proposals     *prometheus.CounterVec
 	// backfills counts backfill requests by what became of them

@@ -88,7 +88,7 @@ func TestPlayerQueuedInTwoRegionsOnlyNewerIsMatched(t *testing.T) {
 func TestVisitorNeverMeetsItsOwnPlayer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.startWorker(t, Config{Rules: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m","latency_budget_ms":{"initial":200,"per_second":0,"max":200}}]`)})
+	e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m","latency_budget_ms":{"initial":200,"per_second":0,"max":200}}]`)})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"vic-eu","player_id":"vic","skill":1800,"latencies_ms":{"us":100}}`)
 	testkit.Eventually(t, 5*time.Second, func() bool { return testkit.StreamMsgs(t, e.js, e.subj.OffersStream()) == 1 }, "the eu ticket was not offered to us")

@@ -162,7 +162,12 @@ func (rc *recoverer) followPublished(ctx context.Context, matchID string, m even
 		}
 		rctx, cancel := context.WithTimeout(ctx, rc.timeout) // the first context served many round trips
 		defer cancel()
-		rc.claims.Release(rctx, m.ClaimKeys(), events.MatchOwner(matchID))
+		if err := rc.claims.Release(rctx, m.ClaimKeys(), events.MatchOwner(matchID)); err != nil {
+			// Not released: a caller told so would claim the ticket
+			// again, find it the match's still, and drop it as decided.
+			rc.log.Error("release the claims of a requeued match; will retry", "match_id", matchID, "err", err)
+			return undecided
+		}
 		rc.log.Warn("claims of a requeued match released", "match_id", matchID)
 		return released
 	}
@@ -202,8 +207,9 @@ func (rc *recoverer) undoStale(ctx context.Context, m events.Match, stale map[st
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	rc.undo.releaseFresh(cctx, m, stale)
-	return nil
+	// A claim not given back is not released: a caller told so would
+	// claim the ticket again, find it m's still, and drop it as decided.
+	return rc.undo.releaseFresh(cctx, m, stale)
 }
 
 // recoveredNotices are the matched notices of every ticket of match

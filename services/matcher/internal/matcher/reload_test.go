@@ -64,7 +64,7 @@ func TestTicketOfAnUnfinishedMatchOutlivesANewRuleSet(t *testing.T) {
 			if c.partial {
 				clock.add(2 * staleClaim) // its partial claims are a dead matcher's
 			}
-			e.startWorker(t, Config{Rules: writeRules(t, "", c.rules)}, clock.set)
+			e.startWorker(t, Config{RulesFile: writeRules(t, "", c.rules)}, clock.set)
 			e.pub(t, e.subj.Ticket("eu", "gold"), tk("ta", "a"))
 			e.pub(t, e.subj.Ticket("eu", "gold"), tk("tb", "b"))
 

@@ -88,7 +88,7 @@ func TestMatcherRefusesWhatTheRuleSetRefuses(t *testing.T) {
 		want[b] = ve.Fields
 	}
 	e := newEnv(t)
-	e.startWorker(t, Config{Rules: writeRules(t, "", attrRules)})
+	e.startWorker(t, Config{RulesFile: writeRules(t, "", attrRules)})
 	dls := testkit.Collect(t, e.nc, e.subj.AllDeadLetters())
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	told := testkit.Collect(t, e.nc, e.subj.Result("r5"))
@@ -142,7 +142,7 @@ func TestBadRuleSetRefusesTheStart(t *testing.T) {
 		"bad":     writeRules(t, "", `{"modes":[{"name":"1v1","teams":1,"team_size":1,"max_wait":"1m"}]}`),
 		"missing": filepath.Join(t.TempDir(), "none.json"),
 	} {
-		_, err := New(Config{Rules: path}, nil, events.Subjects{}, slog.New(slog.NewTextHandler(testLog(), nil)), prometheus.NewRegistry())
+		_, err := New(Config{RulesFile: path}, nil, events.Subjects{}, slog.New(slog.NewTextHandler(testLog(), nil)), prometheus.NewRegistry())
 		if err == nil || !strings.Contains(err.Error(), path) {
 			t.Errorf("%s rule set: New = %v, want an error naming %s", name, err, path)
 		}
@@ -163,7 +163,7 @@ func TestRuleSetReloadsWithoutRestart(t *testing.T) {
 	const duel = `{"name":"duel","teams":2,"team_size":1,"max_wait":"1m","skill_window":{"initial":50,"per_second":0,"max":50}}`
 	e := newEnv(t)
 	path := writeRules(t, "", `{"modes":[`+narrow+`]}`)
-	w := e.startWorker(t, Config{Rules: path, RulesReload: 20 * time.Millisecond})
+	w := e.startWorker(t, Config{RulesFile: path, RulesReload: 20 * time.Millisecond})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	dls := testkit.Collect(t, e.nc, e.subj.AllDeadLetters())
 	reload := func(body string, inForce func(*rules.Set) bool) {

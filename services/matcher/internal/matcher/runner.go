@@ -35,9 +35,9 @@ type runner struct {
 	commits *committer
 	ends    *ender
 	offers  *offerer
-	// queue counts matched waits and reports the shard's queue figures
-	// (stats.go).
-	queue *queueStats
+	// stats counts matched waits and reports the shard's expected-wait
+	// figures (events.QueueStats) to the queue bucket (stats.go).
+	stats *waitStats
 
 	// rules is the worker's rule set in force; set is the one the pools
 	// were last given (syncRules). pools has one pool per mode of set,
@@ -87,8 +87,8 @@ type runner struct {
 	admitted   chan admission
 	admissions int
 
-	// hooks are the calls to the modes' match functions (hook.go).
-	hooks *hooks
+	// functions are the calls to the modes' match functions (function.go).
+	functions *functions
 
 	inbox   chan jetstream.Msg
 	cancels chan string
@@ -110,13 +110,13 @@ func newRunner(w *Worker, s events.Shard) *runner {
 		commits: &committer{matchState: w.state, rec: rec, acks: w.acks, met: w.met, log: log},
 		ends:    &ender{claims: w.state.claims, pub: w.pub, rec: rec, acks: w.acks, met: w.met, timeout: timeout, log: log},
 		offers:  offers,
-		queue:   newQueueStats(s, w.js, w.subj, timeout, log),
+		stats:   newWaitStats(s, w.js, w.subj, timeout, log),
 		pools:   map[string]*pool.Pool{}, ended: newRecent[struct{}](0), undone: newRecent[struct{}](0),
 		inflight: map[string]uint64{}, backfills: map[string]*heldBackfill{},
 		inbox: make(chan jetstream.Msg, 512), cancels: make(chan string, 256),
 		copies:    newCopies(),
 		committed: make(chan commitOutcome, maxInFlight),
-		admitting: map[string]*pool.Entry{}, admitted: make(chan admission, maxAdmitting), hooks: newHooks(),
+		admitting: map[string]*pool.Entry{}, admitted: make(chan admission, maxAdmitting), functions: newFunctions(),
 		stopC: make(chan struct{}), done: make(chan struct{}),
 	}
 	r.rules = w.rules
@@ -150,8 +150,8 @@ func (r *runner) run(ctx context.Context) {
 	calls, endCalls := context.WithCancel(ctx)
 	defer func() {
 		endCalls()
-		r.hooks.calls.Wait()
-		r.queue.writing.Wait()
+		r.functions.calls.Wait()
+		r.stats.writing.Wait()
 	}()
 	ccs, err := r.start(ctx)
 	if err != nil {
@@ -172,13 +172,18 @@ func (r *runner) run(ctx context.Context) {
 			for r.committing > 0 {
 				r.settleCommit(ctx, <-r.committed, false)
 			}
+			// Last: a commit handed back may have begun a copy's read
+			// (putBack). Each is bounded by PublishTimeout.
+			for r.copies.underway > 0 {
+				r.settleCopyCheck(ctx, <-r.copies.checks, false)
+			}
 			r.release(ctx)
 			return
 		case o := <-r.committed:
 			r.settleCommit(ctx, o, true)
 		case a := <-r.admitted:
 			r.settleAdmission(ctx, a, true)
-		case c := <-r.hooks.replies:
+		case c := <-r.functions.replies:
 			r.settleCall(ctx, c)
 		case msg := <-r.inbox:
 			if r.isBackfill(msg) {
@@ -304,5 +309,5 @@ func (r *runner) sweep(ctx, calls context.Context, now time.Time) {
 		r.met.waiting.WithLabelValues(r.shard.String(), name).Set(float64(p.Len()))
 		total += p.Len()
 	}
-	r.queue.report(calls, r.pools, now)
+	r.stats.report(calls, r.pools, now)
 }

@@ -35,7 +35,7 @@ func TestStoppedRunnerLeavesNothingRunning(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	q := &stuckQueue{bucket: e.subj.QueueBucket(), putting: make(chan struct{}, 1)}
-	w := e.startWorker(t, Config{PublishTimeout: time.Minute, Rules: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"5m",
+	w := e.startWorker(t, Config{PublishTimeout: time.Minute, RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"5m",
 		"match_function":{"service":"mute","timeout":"1m","on_failure":"wait"}}]`)},
 		func(w *Worker) { q.JetStream = w.js; w.js = q })
 	e.pub(t, e.subj.Ticket("eu", "gold"), `{"ticket_id":"a","player_id":"alice","skill":1800}`)

@@ -161,10 +161,10 @@ func expectedWait(h *waitHistogram, oldest time.Duration, now time.Time) (ms int
 	return 0, 0
 }
 
-// queueStats is a runner's part that counts matched waits and reports its
+// waitStats is a runner's part that counts matched waits and reports its
 // shard's figures (see the comment at the top). Only the runner's
 // goroutine calls it; its writer works on a goroutine of its own.
-type queueStats struct {
+type waitStats struct {
 	shard  events.Shard
 	byMode map[string]*waitHistogram
 	// last is what was last handed to the writer, by mode.
@@ -177,8 +177,8 @@ type queueStats struct {
 	writing sync.WaitGroup
 }
 
-func newQueueStats(s events.Shard, js jetstream.JetStream, subj events.Subjects, timeout time.Duration, log *slog.Logger) *queueStats {
-	return &queueStats{
+func newWaitStats(s events.Shard, js jetstream.JetStream, subj events.Subjects, timeout time.Duration, log *slog.Logger) *waitStats {
+	return &waitStats{
 		shard: s, byMode: map[string]*waitHistogram{}, last: map[string]events.QueueStats{},
 		w: &queueWriter{js: js, subj: subj, timeout: timeout, log: log},
 	}
@@ -187,11 +187,11 @@ func newQueueStats(s events.Shard, js jetstream.JetStream, subj events.Subjects,
 // matched counts the waits of a match's tickets, formed at now in mode.
 // Counted when formed: a match whose claims are then lost to another
 // owner (rare) still counts, and a commit's few round trips do not.
-func (q *queueStats) matched(mode string, entries []*pool.Entry, now time.Time) {
-	h := q.byMode[mode]
+func (ws *waitStats) matched(mode string, entries []*pool.Entry, now time.Time) {
+	h := ws.byMode[mode]
 	if h == nil {
 		h = &waitHistogram{}
-		q.byMode[mode] = h
+		ws.byMode[mode] = h
 	}
 	for _, e := range entries {
 		if !e.Visitor {
@@ -202,39 +202,39 @@ func (q *queueStats) matched(mode string, entries []*pool.Entry, now time.Time) 
 
 // report hands the figures of every mode that changed (or is about to
 // expire) to the writer, at most every queueEvery, and never waits for it.
-func (q *queueStats) report(ctx context.Context, pools map[string]*pool.Pool, now time.Time) {
-	if now.Before(q.due) || q.w.busy.Load() {
+func (ws *waitStats) report(ctx context.Context, pools map[string]*pool.Pool, now time.Time) {
+	if now.Before(ws.due) || ws.w.busy.Load() {
 		return
 	}
-	if q.w.failed.Swap(false) {
-		clear(q.last) // not all written: write all again
+	if ws.w.failed.Swap(false) {
+		clear(ws.last) // not all written: write all again
 	}
 	var out []events.QueueStats
 	for _, p := range pools {
-		st := q.figures(p, now)
-		if last, ok := q.last[st.Mode]; worthWriting(last, ok, st) {
-			q.last[st.Mode] = st
+		st := ws.figures(p, now)
+		if last, ok := ws.last[st.Mode]; worthWriting(last, ok, st) {
+			ws.last[st.Mode] = st
 			out = append(out, st)
 		}
 	}
 	if len(out) == 0 {
 		return
 	}
-	q.due = now.Add(queueEvery)
-	q.w.busy.Store(true)
-	q.writing.Go(func() { q.w.write(ctx, out) })
+	ws.due = now.Add(queueEvery)
+	ws.w.busy.Store(true)
+	ws.writing.Go(func() { ws.w.write(ctx, out) })
 }
 
 // figures are the queue figures of one pool at now.
-func (q *queueStats) figures(p *pool.Pool, now time.Time) events.QueueStats {
+func (ws *waitStats) figures(p *pool.Pool, now time.Time) events.QueueStats {
 	mode := p.Mode().Name
-	st := events.QueueStats{SchemaVersion: events.SchemaVersion, Region: q.shard.Region, Tier: q.shard.Tier, Mode: mode,
+	st := events.QueueStats{SchemaVersion: events.SchemaVersion, Region: ws.shard.Region, Tier: ws.shard.Tier, Mode: mode,
 		Waiting: p.Len(), UpdatedAt: now.UTC()}
 	var oldest time.Duration
 	if o := p.Oldest(1); len(o) == 1 {
 		oldest = o[0].Waited(now)
 	}
-	st.ExpectedWaitMS, st.Matched = expectedWait(q.byMode[mode], oldest, now)
+	st.ExpectedWaitMS, st.Matched = expectedWait(ws.byMode[mode], oldest, now)
 	return st
 }
 

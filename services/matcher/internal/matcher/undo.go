@@ -29,12 +29,15 @@ func (u undoer) supersede(ctx context.Context, m events.Match, t events.MatchTic
 
 // releaseFresh gives back m's claims of its tickets that are not stale,
 // and of the backfill request it fills, if any: undone, it fills nothing.
-func (u undoer) releaseFresh(ctx context.Context, m events.Match, stale map[string]string) {
+// An error says a claim may be left m's (events.Claims.Release): whoever
+// meets it follows m's decision, undone, and gives it back then
+// (recoverMatch).
+func (u undoer) releaseFresh(ctx context.Context, m events.Match, stale map[string]string) error {
 	var keep []string
 	for _, key := range m.ClaimKeys() {
 		if _, gone := stale[key]; !gone {
 			keep = append(keep, key)
 		}
 	}
-	u.claims.Release(ctx, keep, events.MatchOwner(m.MatchID))
+	return u.claims.Release(ctx, keep, events.MatchOwner(m.MatchID))
 }

@@ -64,7 +64,7 @@ func New(cfg Config, js jetstream.JetStream, subj events.Subjects, log *slog.Log
 	// A rule set file that cannot be read or is bad refuses the start: a
 	// matcher must not run without its rules. Later, a bad edit is only
 	// logged, and the rules in force are kept (rules.Current).
-	cur, err := rules.Open(cfg.Rules, log)
+	cur, err := rules.Open(cfg.RulesFile, log)
 	if err != nil {
 		return nil, fmt.Errorf("matcher config: %w", err)
 	}

@@ -108,7 +108,7 @@ func TestKillOneWorkerMidLoad(t *testing.T) {
 		{"name":"2v2","teams":2,"team_size":2,"max_wait":"6s","skill_window":{"initial":3,"per_second":150,"max":400}}]`)
 	var ws []*worker
 	for i := range 3 {
-		ws = append(ws, e.startWorker(t, Config{WorkerID: fmt.Sprintf("w%d", i), Rules: mf}))
+		ws = append(ws, e.startWorker(t, Config{WorkerID: fmt.Sprintf("w%d", i), RulesFile: mf}))
 	}
 	testkit.Eventually(t, 15*time.Second, func() bool { return len(e.owners(t)) == 12 }, "shards not owned")
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())

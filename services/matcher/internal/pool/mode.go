@@ -95,7 +95,7 @@ func compilesAlike(a, b *rules.Mode) bool {
 	}
 	x := *a
 	x.Name, x.Teams, x.TeamSize, x.MaxWait = b.Name, b.Teams, b.TeamSize, b.MaxWait
-	x.Skill, x.LatencyMS, x.Balance, x.Backfill, x.MatchFunction = b.Skill, b.LatencyMS, b.Balance, b.Backfill, b.MatchFunction
+	x.Skill, x.LatencyMS, x.Balance, x.AcceptsBackfill, x.MatchFunction = b.Skill, b.LatencyMS, b.Balance, b.AcceptsBackfill, b.MatchFunction
 	x.StartEarly = b.StartEarly
 	// A rule's expansions change how Values are judged, not what they
 	// are; but a distance limit's max is the width of the index's bands.

@@ -99,7 +99,7 @@ func TestMatchFunctionEndToEnd(t *testing.T) {
 		}
 		return rep, nil
 	})
-	w := e.startWorker(t, Config{Rules: modesFile(t, `[{"name":"2v2","teams":2,"team_size":2,"max_wait":"1m",
+	w := e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"2v2","teams":2,"team_size":2,"max_wait":"1m",
 		"match_function":{"service":"closest","timeout":"2s","on_failure":"wait"}}]`)})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	res := testkit.Collect(t, e.nc, e.subj.AllResults())
@@ -195,7 +195,7 @@ func TestMisbehavingMatchFunction(t *testing.T) {
 		step.Add(1)
 		return matchfn.Reply{Matches: script[s]}, nil
 	})
-	w := e.startWorker(t, Config{Rules: modesFile(t, `[{"name":"2v2","teams":2,"team_size":2,"max_wait":"1m",
+	w := e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"2v2","teams":2,"team_size":2,"max_wait":"1m",
 		"match_function":{"service":"rogue","timeout":"2s","on_failure":"wait"}}]`)})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	for i, id := range ids {
@@ -231,7 +231,7 @@ func TestMatchFunctionTimeoutWaits(t *testing.T) {
 		rep := closest.Propose(req, closest.DefaultSpread)
 		return rep, nil
 	})
-	w := e.startWorker(t, Config{Rules: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"2s",
+	w := e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"2s",
 		"match_function":{"service":"slow","timeout":"100ms","on_failure":"wait"}}]`)})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	res := testkit.Collect(t, e.nc, e.subj.AllResults())
@@ -278,7 +278,7 @@ func TestMatchFunctionGarbageFallsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	w := e.startWorker(t, Config{Rules: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m",
+	w := e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m",
 		"match_function":{"service":"flaky","timeout":"1s","on_failure":"fallback"}}]`)})
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	calls := w.w.met.functionCalls

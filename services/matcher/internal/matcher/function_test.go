@@ -50,10 +50,10 @@ func TestBadProposalsAreDropped(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := &runner{log: slog.New(slog.NewTextHandler(testLog(), nil)), met: newMetrics(prometheus.NewRegistry()),
-				now: func() time.Time { return now }, hooks: newHooks(), pools: map[string]*pool.Pool{}}
+				now: func() time.Time { return now }, functions: newFunctions(), pools: map[string]*pool.Pool{}}
 			p := pool.New(m)
 			r.pools[m.Name] = p
-			r.hooks.byMode[m.Name] = &hook{calling: true}
+			r.functions.byMode[m.Name] = &function{calling: true}
 			entry := func(id string, skill int, players ...string) *pool.Entry {
 				if len(players) == 0 {
 					players = []string{"p" + id}
@@ -68,7 +68,7 @@ func TestBadProposalsAreDropped(t *testing.T) {
 			p.Remove("gone")
 			p.Remove("stale")
 			p.Add(&pool.Entry{TicketID: "stale", Players: []string{"pstale"}, Skill: 1650, Created: now.UnixNano(), Seq: 2})
-			out := hookReply{mode: m.Name, service: "f", p: p, sent: map[string]*pool.Entry{},
+			out := functionReply{mode: m.Name, service: "f", p: p, sent: map[string]*pool.Entry{},
 				req: matchfn.Request{Mode: matchfn.Mode{Name: m.Name, Teams: 2, TeamSize: 2}, Region: "eu", Tier: "gold"}}
 			for _, e := range sent {
 				out.sent[e.TicketID] = e
@@ -99,7 +99,7 @@ func TestBadProposalsAreDropped(t *testing.T) {
 					t.Errorf("%s left the pool", e.TicketID)
 				}
 			}
-			if r.hooks.byMode[m.Name].failing {
+			if r.functions.byMode[m.Name].failing {
 				t.Error("an answer with bad proposals marked the function failing")
 			}
 		})
@@ -117,12 +117,12 @@ func TestBuiltInOnlyWhenAFunctionFailsAndFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &runner{log: slog.New(slog.NewTextHandler(testLog(), nil)), met: newMetrics(prometheus.NewRegistry()), hooks: newHooks(), now: time.Now}
+	r := &runner{log: slog.New(slog.NewTextHandler(testLog(), nil)), met: newMetrics(prometheus.NewRegistry()), functions: newFunctions(), now: time.Now}
 	pools := map[string]*pool.Pool{}
 	for _, name := range set.Modes() {
 		m, _ := set.Mode(name)
 		pools[name] = pool.New(m)
-		r.hooks.byMode[name] = &hook{calling: true}
+		r.functions.byMode[name] = &function{calling: true}
 	}
 	check := func(when string, want map[string]bool) {
 		t.Helper()
@@ -134,15 +134,15 @@ func TestBuiltInOnlyWhenAFunctionFailsAndFallsBack(t *testing.T) {
 	}
 	check("answering", map[string]bool{"plain": true, "fallback": false, "wait": false})
 	for _, name := range []string{"fallback", "wait"} {
-		r.settleCall(t.Context(), hookReply{mode: name, service: "f", p: pools[name], err: &matchfn.Error{Code: "500", Description: "down"}})
+		r.settleCall(t.Context(), functionReply{mode: name, service: "f", p: pools[name], err: &matchfn.Error{Code: "500", Description: "down"}})
 	}
 	check("failing", map[string]bool{"plain": true, "fallback": true, "wait": false})
 	if got := testutil.ToFloat64(r.met.functionCalls.WithLabelValues("error")); got != 2 {
 		t.Errorf("%v failed calls counted, want 2", got)
 	}
 	for _, name := range []string{"fallback", "wait"} {
-		r.hooks.byMode[name].calling = true
-		r.settleCall(t.Context(), hookReply{mode: name, service: "f", p: pools[name]})
+		r.functions.byMode[name].calling = true
+		r.settleCall(t.Context(), functionReply{mode: name, service: "f", p: pools[name]})
 	}
 	check("answering again", map[string]bool{"plain": true, "fallback": false, "wait": false})
 }
@@ -177,10 +177,10 @@ func TestReplyForTeamsChangedByAReloadIsDropped(t *testing.T) {
 	m, _ := set.Mode("duel")
 	now := time.Unix(1_800_000_000, 0)
 	r := &runner{log: slog.New(slog.NewTextHandler(testLog(), nil)), met: newMetrics(prometheus.NewRegistry()),
-		now: func() time.Time { return now }, hooks: newHooks()}
-	r.hooks.byMode[m.Name] = &hook{calling: true}
+		now: func() time.Time { return now }, functions: newFunctions()}
+	r.functions.byMode[m.Name] = &function{calling: true}
 	p := pool.New(m)
-	out := hookReply{mode: m.Name, service: "f", p: p, sent: map[string]*pool.Entry{},
+	out := functionReply{mode: m.Name, service: "f", p: p, sent: map[string]*pool.Entry{},
 		req:   matchfn.Request{Mode: matchfn.Mode{Name: m.Name, Teams: 2, TeamSize: 1}}, // before the reload
 		reply: matchfn.Reply{Matches: []matchfn.Proposal{{Teams: [][]string{{"a"}, {"b"}}}}}}
 	for _, id := range []string{"a", "b"} {

@@ -15,7 +15,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
 )
 
-// Match functions (the hook): a mode whose rule set names a match
+// Match functions: a mode whose rule set names a match
 // function (rules.MatchFunction) has its matches proposed by that NATS
 // service (package matchfn) instead of formed by the built-in rules.
 //
@@ -24,7 +24,7 @@ import (
 // flight, the runner snapshots up to MaxCandidates of the oldest waiting
 // tickets (those in flight or being taken in are not in the pool) and
 // calls the function from a goroutine of its own, bounded by the mode's
-// Timeout; the outcome comes back on hooks.replies and is settled on the
+// Timeout; the outcome comes back on functions.replies and is settled on the
 // runner's goroutine. The tickets stay in the pool meanwhile: a call
 // holds none, so a runner that stops cuts the call short (and waits for
 // it), drops the outcome and hands its tickets back as always. At most
@@ -55,21 +55,21 @@ import (
 // and how often a failing function is tried again.
 const recallEvery = time.Second
 
-// hooks are a runner's calls to its modes' match functions.
-type hooks struct {
-	byMode  map[string]*hook
-	replies chan hookReply
+// functions are a runner's calls to its modes' match functions.
+type functions struct {
+	byMode  map[string]*function
+	replies chan functionReply
 	// calls are the calls under way; the runner waits for them to end
 	// (their context ends with it) before it counts as stopped.
 	calls sync.WaitGroup
 }
 
-func newHooks() *hooks {
-	return &hooks{byMode: map[string]*hook{}, replies: make(chan hookReply)}
+func newFunctions() *functions {
+	return &functions{byMode: map[string]*function{}, replies: make(chan functionReply)}
 }
 
-// hook is the state of one mode's function in one shard.
-type hook struct {
+// function is the state of one mode's match function in one shard.
+type function struct {
 	calling bool
 	// failing: the last call failed; the mode's on_failure applies.
 	failing bool
@@ -78,8 +78,8 @@ type hook struct {
 	last time.Time
 }
 
-// hookReply is a call's outcome.
-type hookReply struct {
+// functionReply is a call's outcome.
+type functionReply struct {
 	mode    string
 	service string
 	p       *pool.Pool
@@ -99,7 +99,7 @@ func (r *runner) builtIn(p *pool.Pool) bool {
 	if m.MatchFunction == nil {
 		return true
 	}
-	h := r.hooks.byMode[m.Name]
+	h := r.functions.byMode[m.Name]
 	return h != nil && h.failing && m.MatchFunction.OnFailure == rules.OnFailureFallback
 }
 
@@ -111,10 +111,10 @@ func (r *runner) callFunction(ctx context.Context, p *pool.Pool, now time.Time) 
 	if mf == nil {
 		return
 	}
-	h := r.hooks.byMode[m.Name]
+	h := r.functions.byMode[m.Name]
 	if h == nil {
-		h = &hook{}
-		r.hooks.byMode[m.Name] = h
+		h = &function{}
+		r.functions.byMode[m.Name] = h
 	}
 	if h.calling {
 		return
@@ -134,7 +134,7 @@ func (r *runner) callFunction(ctx context.Context, p *pool.Pool, now time.Time) 
 	// early, and CheckReply refuses a proposal of fewer teams than
 	// Teams). A mode a function matches opens early only while the
 	// built-in rules stand in for it (builtIn: failing, falling back).
-	out := hookReply{mode: m.Name, service: mf.Service, p: p, sent: make(map[string]*pool.Entry, len(entries)),
+	out := functionReply{mode: m.Name, service: mf.Service, p: p, sent: make(map[string]*pool.Entry, len(entries)),
 		req: matchfn.Request{Mode: matchfn.Mode{Name: m.Name, Teams: m.Teams, TeamSize: m.TeamSize},
 			Region: r.shard.Region, Tier: r.shard.Tier, Candidates: make([]matchfn.Candidate, len(entries))}}
 	attrs := make([]string, len(entries)) // decoded off this goroutine
@@ -145,7 +145,7 @@ func (r *runner) callFunction(ctx context.Context, p *pool.Pool, now time.Time) 
 	}
 	subject := r.subj.MatchFunction(mf.Service)
 	timeout := time.Duration(mf.Timeout)
-	r.hooks.calls.Go(func() {
+	r.functions.calls.Go(func() {
 		for i, a := range attrs {
 			// Attrs written by SetAttributes always decode; one that did
 			// not would go without (the pool still judges the rules).
@@ -155,7 +155,7 @@ func (r *runner) callFunction(ctx context.Context, p *pool.Pool, now time.Time) 
 		out.reply, out.err = matchfn.Call(cctx, r.js.Conn(), subject, &out.req)
 		cancel()
 		select {
-		case r.hooks.replies <- out:
+		case r.functions.replies <- out:
 		case <-r.stopC: // the runner hands its tickets back; nothing was taken
 		}
 	})
@@ -187,8 +187,8 @@ func signature(entries []*pool.Entry) uint64 {
 
 // settleCall takes a call's outcome back: on success its good proposals
 // are committed; on failure the mode is failing until a call succeeds.
-func (r *runner) settleCall(ctx context.Context, out hookReply) {
-	h := r.hooks.byMode[out.mode]
+func (r *runner) settleCall(ctx context.Context, out functionReply) {
+	h := r.functions.byMode[out.mode]
 	h.calling = false
 	log := r.log.With("mode", out.mode, "match_function", out.service)
 	if out.err != nil {
@@ -219,7 +219,7 @@ func (r *runner) settleCall(ctx context.Context, out hookReply) {
 }
 
 // propose commits the good proposals of a reply and drops the others.
-func (r *runner) propose(ctx context.Context, log *slog.Logger, out hookReply) {
+func (r *runner) propose(ctx context.Context, log *slog.Logger, out functionReply) {
 	verdicts := matchfn.CheckReply(&out.req, &out.reply)
 	now := r.now()
 	for i, prop := range out.reply.Matches {

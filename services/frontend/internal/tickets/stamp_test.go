@@ -1,0 +1,102 @@
+package tickets
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
+)
+
+type noTracker struct{}
+
+func (noTracker) Track(context.Context, *events.Ticket, *results.Creation) error { return nil }
+func (noTracker) Untrack(context.Context, string)                                {}
+
+type roomEverywhere struct{}
+
+func (roomEverywhere) Check(string) error { return nil }
+
+// TestCreateStampsTheRuleSetVersion: every ticket the frontend publishes
+// carries the version of the rule set it was checked under
+// (events.HeaderRules), the one in force when it was created: after a
+// reload, the new set's. A matcher still on the old set reads it to wait
+// for the new one rather than refuse the ticket (issue #18).
+func TestCreateStampsTheRuleSetVersion(t *testing.T) {
+	t.Parallel()
+	const (
+		oneMode  = `{"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m"}]}`
+		twoModes = `{"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m"},{"name":"duel","teams":2,"team_size":1,"max_wait":"1m"}]}`
+	)
+	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
+	subj := events.Subjects{}
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "rules.json")
+	write := func(body string) {
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(oneMode)
+	cur, err := rules.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	s, err := New(t.Context(), Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Rules: cur}, js, subj, noTracker{}, roomEverywhere{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(t.Context(), subj.TicketsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := func(player, mode string) string {
+		t.Helper()
+		skill := 1650
+		v, err := s.Create(t.Context(), identity.Caller{PlayerID: player}, Request{Mode: mode, Skill: &skill, Region: "eu"}, "")
+		if err != nil {
+			t.Fatalf("create %s: %v", mode, err)
+		}
+		raw, err := stream.GetLastMsgForSubject(t.Context(), subj.Ticket("eu", homeTier(t, skill)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk, err := events.DecodeTicket(raw.Data); err != nil || tk.TicketID != v.TicketID {
+			t.Fatalf("last ticket stored %s (%v), want %s", raw.Data, err, v.TicketID)
+		}
+		return raw.Header.Get(events.HeaderRules)
+	}
+	before := cur.Get().Version()
+	if got := stamp("a", "1v1"); got != before {
+		t.Fatalf("ticket stamped %q, want the rule set's version %q", got, before)
+	}
+	write(twoModes)
+	if !cur.Reload() {
+		t.Fatal("rule set not reloaded")
+	}
+	after := cur.Get().Version()
+	if after == before {
+		t.Fatal("two rule sets of one version")
+	}
+	if got := stamp("b", "duel"); got != after {
+		t.Fatalf("ticket of the new mode stamped %q, want the new version %q", got, after)
+	}
+}
+
+func homeTier(t *testing.T, skill int) string {
+	t.Helper()
+	tier, ok := events.DefaultTiers.For(skill)
+	if !ok {
+		t.Fatalf("no tier for %d", skill)
+	}
+	return tier
+}
