@@ -82,6 +82,31 @@ func readUntil(t *testing.T, c *websocket.Conn, typ string) roomMsg {
 	}
 }
 
+// awaitBackfillRequest waits until room, on the game server of
+// assignment URL u, asks for players (its /status), checks that it asks
+// for seats, and returns the server's base URL.
+func awaitBackfillRequest(t *testing.T, u, room string, seats []int) string {
+	t.Helper()
+	base, _, err := play.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req play.Backfill
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		for _, b := range gameStatus(t, base).Backfill {
+			if b.MatchID == room {
+				req = b
+				return true
+			}
+		}
+		return false
+	}, "room %s never asked for a player", room)
+	if !slices.Equal(req.Seats, seats) {
+		t.Fatalf("room %s asks for %v, want %v", room, req.Seats, seats)
+	}
+	return base
+}
+
 // gameStatus is a game server's /status.
 func gameStatus(t *testing.T, base string) play.Status {
 	t.Helper()
@@ -156,25 +181,9 @@ func TestBackfillEndToEnd(t *testing.T) {
 	if gone := readUntil(t, conns["bf-1"], "player_gone"); gone.Player != leaver {
 		t.Fatalf("player_gone names %q, want %s", gone.Player, leaver)
 	}
-	base, _, err := play.ParseURL(views["bf-1"].Assignment.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var req play.Backfill
-	testkit.Eventually(t, 10*time.Second, func() bool {
-		for _, b := range gameStatus(t, base).Backfill {
-			if b.MatchID == room {
-				req = b
-				return true
-			}
-		}
-		return false
-	}, "the room never asked for a player")
 	want := make([]int, 2)
 	want[team] = 1
-	if !slices.Equal(req.Seats, want) {
-		t.Fatalf("the room asks for %v, want %v", req.Seats, want)
-	}
+	base := awaitBackfillRequest(t, views["bf-1"].Assignment.URL, room, want)
 
 	// A player who queues now is sent to that room, on that seat.
 	id, tok := queue2v2(t, fe, "bf-5")

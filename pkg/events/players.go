@@ -95,7 +95,13 @@ func (t LiveTicket) olderThan(o LiveTicket) bool { return t.CreatedAt.Before(o.C
 // before it acks anything; if it dies first, the ticket's message comes
 // back, and Take, finding the claim superseded, tells them then (the
 // result's message id makes a repeat within the duplicate window one
-// result). So a superseded ticket's players are told at least once.
+// result). A superseder that fails between the claim and the telling
+// (NATS away) has not written the newer ticket either, so Take still finds
+// the old one live and does not look at its claim: the matcher that holds
+// it tells its players when a match or its expiry meets the claim
+// (matcher tellSuperseded; a chaos run lost such tickets before). So a
+// superseded ticket's players are told at least once; past the duplicate
+// window, the second telling is a second "cancelled".
 //
 // Ticket ids. The claims are keyed by ticket id, so Take first binds the
 // id to its ticket's players (a key "ticket.<id>" in the same bucket; a
@@ -148,9 +154,13 @@ type SupersededFunc func(ctx context.Context, old LiveTicket, newer string) erro
 // may be nil) and does not fail the call.
 func (p *Publisher) TellSuperseded(regions Regions, notice func(error)) SupersededFunc {
 	return func(ctx context.Context, old LiveTicket, newer string) error {
+		reason := "superseded by ticket " + newer
+		if newer == "" {
+			reason = "superseded by a newer ticket of its players"
+		}
 		rs := make([]Result, 0, len(old.Players))
 		for _, pl := range old.Players {
-			rs = append(rs, Result{TicketID: old.TicketID, PlayerID: pl, Status: StatusCancelled, Reason: "superseded by ticket " + newer})
+			rs = append(rs, Result{TicketID: old.TicketID, PlayerID: pl, Status: StatusCancelled, Reason: reason})
 		}
 		if err := p.Results(ctx, rs); err != nil {
 			return fmt.Errorf("tell the players of superseded ticket %s: %w", old.TicketID, err)

@@ -32,20 +32,19 @@ import (
 // offered only then. So a promise's seat is released as soon as its
 // player is seen seated (promise.held): the game server shows who holds
 // seats with its requests (ShownBackfill.Seated: /status on the local
-// backend, the GameServer's players List on Agones, where a backfilled
-// player is added once admitted). Released only when it is safe:
+// backend; under Agones no one, see below). Released only when it is
+// safe:
 //
 //   - The request shown must be a later one than the promise's (a higher
 //     Ask): the player's join changes the room's free seats, so its Ask,
 //     and the room shows them seated no sooner than the request that
-//     counts their seat taken (below); a player shown seated beside the
-//     request the promise filled is seated elsewhere (another room of the
-//     server, under Agones), and that request still counts the seat free.
+//     counts their seat taken; a player shown seated beside the request
+//     the promise filled is seated elsewhere (another room of the
+//     server), and that request still counts the seat free.
 //   - A promise whose player was already seated on the room's server
-//     when promised (in another of its rooms: Agones' List is the
-//     server's) keeps its seats until it ends (Ask 0), as does one whose
-//     players were dropped from the record (encode) or one written
-//     before Ask was kept.
+//     when promised (in another of its rooms) keeps its seats until it
+//     ends (Ask 0), as does one whose players were dropped from the
+//     record (encode) or one written before Ask was kept.
 //   - Nothing is written: each allocator releases by what it is shown,
 //     when it builds a request and when it promises, and the promise
 //     stays in the record until it ends. Two allocators shown different
@@ -54,18 +53,16 @@ import (
 //     fill is promised only for the room's current Ask, by
 //     compare-and-set on the record's revision.
 //
-// Under Agones the List is written apart from the request, so the game
-// server's keeper (services/game/internal/server/keeper.go) writes a
-// room's request that reflects an admission (the seat taken, its new
-// Ask, or "" once no seat is free) before it adds the admitted player to
-// the List, as it does before a removal; a player admitted while it
-// writes waits for its next pass, and a write that fails keeps them off
-// the List until it succeeds. The GameServer is one object, its watch
-// events in order: a player the room admitted is never seen listed
-// beside a request that counts their seat free. One case is left, a
-// known limit: a player promised a seat who is allocated another room
-// of the same server before joining (a second ticket of theirs) is on
-// the List, which is the server's, and is taken as seated. No player is
+// Under Agones no one is shown seated (kube.Backend.Backfills), so a
+// promise there holds its seats until it ends, as before: the SDK sidecar
+// writes a room's request (an annotation) and the players List as two
+// GameServer updates, each retried on its own after a conflict, so the
+// List may show an admitted player beside a request that still counts
+// their seat free (a review found it in Agones' sdkserver; the keeper
+// writes the request first, but the sidecar may apply them the other way
+// round). On the local backend /status shows both in one answer. A
+// known limit there: a player promised a seat who holds one in another
+// room of the same server that asks too is taken as seated. No player is
 // lost to a promise: a request waiting for one is looked at again within
 // BackfillConfig.MinInterval and published once its seats are released
 // or the promise ends (requester.record), and a fill refused for it is

@@ -1,8 +1,6 @@
 package kube
 
 import (
-	"slices"
-
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
@@ -24,9 +22,16 @@ var _ allocator.BackfillSource = (*Backend)(nil)
 // A game server writes both its annotations and its rooms List through
 // the SDK: what they say is its word, checked by the allocator against
 // the room's allocation record. The List bounds its requests to one per
-// room it lists, at most allocator.MaxRoomsShown. Each carries the
-// players the server's players List holds (seatedOn): the allocator
-// releases a promised seat once its player is there.
+// room it lists, at most allocator.MaxRoomsShown.
+//
+// Each shows no one seated (ShownBackfill.Seated), so a promise holds its
+// seat until it ends: the players List may not say who is seated in step
+// with the request. The SDK sidecar queues an annotation and a List
+// change as two GameServer updates, each retried on its own after a
+// conflict, so the List can show an admitted player while the request
+// still counts their seat free; releasing the promise then would promise
+// that seat twice. (The local backend's /status shows both in one
+// answer, and releases promises early.)
 func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
 	var out []allocator.ShownBackfill
 	known := true
@@ -43,9 +48,8 @@ func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
 				if len(reqs) == 0 {
 					continue
 				}
-				seated := seatedOn(u)
 				for _, r := range reqs {
-					out = append(out, allocator.ShownBackfill{Backfill: r, Server: srv, Seated: seated})
+					out = append(out, allocator.ShownBackfill{Backfill: r, Server: srv})
 				}
 			}
 		}
@@ -82,14 +86,4 @@ func roomRequests(u *unstructured.Unstructured) []play.Backfill {
 		out = append(out, b)
 	}
 	return out
-}
-
-// seatedOn are the players GameServer u's players List holds, at most
-// play.MaxSeated (Agones' cap on a List; this holds whatever the cache
-// was given): who holds a seat in one of its rooms, or was allocated
-// one. The game server adds a player sent to fill a seat once admitted.
-// A List that does not read seats no one.
-func seatedOn(u *unstructured.Unstructured) []string {
-	players, _, _ := unstructured.NestedStringSlice(u.Object, "status", "lists", agones.ListPlayers, "values")
-	return slices.Clip(players[:min(len(players), play.MaxSeated)])
 }

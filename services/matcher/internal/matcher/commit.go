@@ -81,7 +81,7 @@ func (c *committer) commit(ctx context.Context, p *pool.Pool, match events.Match
 		return c.followUndone(ctx, log, match, all, stale, out)
 	}
 	if len(lost) > 0 {
-		return c.resolveLost(ctx, log, all, lost, out)
+		return c.resolveLost(ctx, log, match, all, lost, out)
 	}
 	// Decided first here, the match was not sent yet; decided first by a
 	// recovering worker, it may have been, long ago: sendOnce reads
@@ -175,7 +175,7 @@ func (c *committer) followUndone(ctx context.Context, log *slog.Logger, match ev
 // resolveLost resolves the tickets of a match whose claims other owners
 // won (lost, by ticket): each is retried, handed back, dropped, or (not
 // lost) matched again.
-func (c *committer) resolveLost(ctx context.Context, log *slog.Logger, all []*pool.Entry, lost map[string]string, out commitOutcome) commitOutcome {
+func (c *committer) resolveLost(ctx context.Context, log *slog.Logger, match events.Match, all []*pool.Entry, lost map[string]string, out commitOutcome) commitOutcome {
 	for _, e := range all {
 		owner, gone := lost[e.TicketID]
 		if !gone {
@@ -194,12 +194,21 @@ func (c *committer) resolveLost(ctx context.Context, log *slog.Logger, all []*po
 			continue
 		}
 		if owner == events.OwnerSuperseded && !e.Visitor {
-			// Whoever superseded it may have died before telling its
-			// players: taken in again, Take tells them (at least
-			// once; the result's message id makes a repeat one). A
-			// visitor is not taken in: its home shard's copy is.
-			c.acks.nak(e.Ack)
-			log.Info("ticket superseded; handed back to be told", "ticket_id", e.TicketID)
+			// Whoever superseded it may have died, or failed, before
+			// telling its players, and before writing the newer ticket:
+			// taken in again, it would be found live and pooled again
+			// untold. They are told here (tellSuperseded). A visitor is
+			// its home shard's copy's to tell.
+			tctx, cancel := context.WithTimeout(ctx, c.timeout)
+			err := c.tellSuperseded(tctx, events.Shard{Region: match.Region, Tier: match.Tier}, match.Mode, e)
+			cancel()
+			if err != nil {
+				c.acks.nak(e.Ack)
+				log.Info("ticket superseded; handed back to be told", "ticket_id", e.TicketID, "err", err)
+				continue
+			}
+			c.acks.ack(e.Ack)
+			log.Info("superseded ticket told and dropped", "ticket_id", e.TicketID)
 			continue
 		}
 		// Decided elsewhere (cancelled, or matched by another

@@ -297,7 +297,7 @@ func TestClaimGivenBackBeforeReadIsRetried(t *testing.T) {
 	e := newEnv(t)
 	r := newRunner(e.boundWorker(t), events.Shard{Region: "eu", Tier: "silver"})
 	en := &pool.Entry{TicketID: "tc", Players: []string{"c"}, Skill: 1200, Created: time.Now().UnixNano(), Seq: 1}
-	out := r.commits.resolveLost(t.Context(), r.log, []*pool.Entry{en}, map[string]string{"tc": ""}, commitOutcome{})
+	out := r.commits.resolveLost(t.Context(), r.log, events.Match{Region: "eu", Tier: "silver", Mode: "1v1"}, []*pool.Entry{en}, map[string]string{"tc": ""}, commitOutcome{})
 	if len(out.retry) != 1 || out.retry[0] != en {
 		t.Fatalf("outcome %+v: the ticket is not retried", out)
 	}

@@ -16,14 +16,14 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
 )
 
-// TestMatchOpensEarly: a free-for-all of 8 that opens early with 4 after
+// TestMatchStartsEarly: a free-for-all of 8 that starts early with 4 after
 // 10 s. Five tickets wait, no more come: nothing forms while the clock
 // stands still; once 10 s have passed a sweep forms a match of the five,
 // one a team, whose events.Match carries the room's shape (8 teams of 1).
 // Eight tickets that arrive together (first) form a full match, without
 // a shape. The skill window stays within the tier: no copy of a ticket is
 // offered to another tier's shard, which could open a match of its own.
-func TestMatchOpensEarly(t *testing.T) {
+func TestMatchStartsEarly(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	clk := newTestClock()
@@ -65,7 +65,7 @@ func TestMatchOpensEarly(t *testing.T) {
 }
 
 // TestProposalOfFewerTeamsIsRefused: a match function proposes full
-// matches only, even in a mode that opens early and with tickets that
+// matches only, even in a mode that starts early and with tickets that
 // waited past its after: two teams of a 2v2v2 are refused (teams), and
 // every ticket still waits.
 func TestProposalOfFewerTeamsIsRefused(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 // ender ends tickets that leave a shard unmatched (expired ones): it
 // claims each for its outcome, tells its players and acks it.
 type ender struct {
+	shard   events.Shard
 	claims  *events.Claims
 	pub     *events.Publisher
 	rec     *recoverer
@@ -29,14 +30,14 @@ func (en *ender) expire(ctx context.Context, e *pool.Entry, mode *rules.Mode) {
 		en.acks.ack(e.Ack) // its home shard expires it and tells the players
 		return
 	}
-	en.end(ctx, e, events.StatusExpired, events.OwnerExpired, fmt.Sprintf("no match within %s", time.Duration(mode.MaxWait)))
+	en.end(ctx, e, mode.Name, events.StatusExpired, events.OwnerExpired, fmt.Sprintf("no match within %s", time.Duration(mode.MaxWait)))
 }
 
 // end claims a ticket for owner, tells its players and acks. A ticket whose
 // claim another owner holds is acked silently: that owner told the players.
 // If the claim or a result cannot be stored, the ticket is nakked, so the
 // next try (or the next owner) tells them.
-func (en *ender) end(ctx context.Context, e *pool.Entry, status events.Status, owner, reason string) {
+func (en *ender) end(ctx context.Context, e *pool.Entry, mode string, status events.Status, owner, reason string) {
 	pctx, cancel := context.WithTimeout(ctx, en.timeout)
 	defer cancel()
 	won, cur, err := en.claims.Claim(pctx, e.TicketID, owner)
@@ -61,6 +62,14 @@ func (en *ender) end(ctx context.Context, e *pool.Entry, status events.Status, o
 		// read: no one decided the ticket. Its redelivery decides.
 		en.acks.nak(e.Ack)
 		return
+	}
+	if !won && cur == events.OwnerSuperseded && !e.Visitor {
+		// Its superseder may have failed to tell its players (tellSuperseded).
+		if err := en.rec.tellSuperseded(pctx, en.shard, mode, e); err != nil {
+			en.log.Error("tell the players of a superseded ticket; will retry", "ticket_id", e.TicketID, "err", err)
+			en.acks.nak(e.Ack)
+			return
+		}
 	}
 	if !won {
 		en.acks.ack(e.Ack)

@@ -132,7 +132,7 @@ func (r *runner) callFunction(ctx context.Context, p *pool.Pool, now time.Time) 
 	// The mode's StartEarly is not sent and does not apply: a function
 	// proposes full matches only (matchfn has no word for a room opened
 	// early, and CheckReply refuses a proposal of fewer teams than
-	// Teams). A mode a function matches opens early only while the
+	// Teams). A mode a function matches starts early only while the
 	// built-in rules stand in for it (builtIn: failing, falling back).
 	out := functionReply{mode: m.Name, service: mf.Service, p: p, sent: make(map[string]*pool.Entry, len(entries)),
 		req: matchfn.Request{Mode: matchfn.Mode{Name: m.Name, Teams: m.Teams, TeamSize: m.TeamSize},

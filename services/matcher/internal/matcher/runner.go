@@ -108,7 +108,7 @@ func newRunner(w *Worker, s events.Shard) *runner {
 		shard: s, log: log, js: w.js, subj: w.subj, sweepEvery: w.cfg.Sweep, anchors: w.cfg.SweepAnchors,
 		now: w.clock, acks: w.acks, met: w.met, in: w.in,
 		commits: &committer{matchState: w.state, rec: rec, acks: w.acks, met: w.met, log: log},
-		ends:    &ender{claims: w.state.claims, pub: w.pub, rec: rec, acks: w.acks, met: w.met, timeout: timeout, log: log},
+		ends:    &ender{shard: s, claims: w.state.claims, pub: w.pub, rec: rec, acks: w.acks, met: w.met, timeout: timeout, log: log},
 		offers:  offers,
 		stats:   newWaitStats(s, w.js, w.subj, timeout, log),
 		pools:   map[string]*pool.Pool{}, ended: newRecent[struct{}](0), undone: newRecent[struct{}](0),

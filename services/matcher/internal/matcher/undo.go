@@ -1,9 +1,12 @@
 package matcher
 
 import (
+	"cmp"
 	"context"
+	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
 )
 
 // undoer undoes a match decided undone, for a commit (committer.dropStale)
@@ -40,4 +43,23 @@ func (u undoer) releaseFresh(ctx context.Context, m events.Match, stale map[stri
 		}
 	}
 	return u.claims.Release(ctx, keep, events.MatchOwner(m.MatchID))
+}
+
+// tellSuperseded tells the players of pooled ticket e (of shard s, mode
+// mode), found claimed superseded, that it ended. Whoever claimed it so
+// tells them before writing the newer ticket (events.Players.Take), but a
+// Take that fails between the claim and the telling (NATS away, its
+// request's context ended) writes nothing: e is still its players' live
+// ticket, so no later Take of e tells them either, and e waits, pooled,
+// until a match or its expiry meets the claim. Those tell them here (at
+// least once: the result's message id makes a repeat one result).
+func (f *matchState) tellSuperseded(ctx context.Context, s events.Shard, mode string, e *pool.Entry) error {
+	newer := ""
+	if len(e.Players) > 0 {
+		if live, err := f.players.Live(ctx, e.Players[0]); err == nil && live != e.TicketID {
+			newer = live
+		}
+	}
+	return f.undo.superseder.superseded(ctx, events.LiveTicket{TicketID: e.TicketID, Players: e.Players,
+		Region: s.Region, Tier: cmp.Or(e.Tier, s.Tier), Mode: mode, CreatedAt: time.Unix(0, e.Created).UTC()}, newer)
 }

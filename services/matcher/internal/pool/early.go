@@ -8,12 +8,12 @@ import "time"
 // whole (TeamSize players each: the room's other teams start empty, with
 // free seats) and a party stays on one team, so the tickets are packed
 // exactly, not spread over the teams with the most room as a full match
-// is: MatchAround's scan, when the anchor may open early, also hands each
+// is: MatchAround's scan, when the anchor may start early, also hands each
 // candidate to an earlyPick, which keeps them by party size, and pack
 // fills the anchor's team and then one team after another.
 //
 // Cost: a pool whose anchors have not waited After (or whose mode does not
-// open early) pays one comparison per MatchAround. An anchor that has
+// start early) pays one comparison per MatchAround. An anchor that has
 // waited pays for the candidates it keeps (at most as many of each party
 // size as a full match can hold) and a packing of at most play.MaxPlayers
 // players, on every try that forms no full match: a thin queue's sweep,
@@ -25,7 +25,7 @@ import "time"
 // wanted), and then opens with fewer teams. Among parties of one size the
 // ones nearest the anchor in skill, by the scan's order, go first.
 
-// earlyPick gathers the candidates of a match that may open early.
+// earlyPick gathers the candidates of a match that may start early.
 type earlyPick struct {
 	anchor *Entry
 	teams  int // the mode's
@@ -38,7 +38,7 @@ type earlyPick struct {
 }
 
 // earlyPick returns the picker for a match around anchor at now, or nil
-// when it may not open early: no StartEarly, or not waited long enough.
+// when it may not start early: no StartEarly, or not waited long enough.
 func (p *Pool) earlyPick(anchor *Entry, now time.Time) *earlyPick {
 	se := p.mode.StartEarly
 	if se == nil || anchor.Waited(now) < time.Duration(se.After) {

@@ -120,7 +120,7 @@ func (p *Pool) Window(e *Entry, now time.Time) int { return p.mode.Skill.At(e.Wa
 // MatchAround tries to build a match around anchor at now, from the
 // tickets closest in skill that fit it (candidates). On success the
 // tickets are removed and returned by team; otherwise nothing changes. A
-// full match has the mode's Teams; when the mode opens early (early.go)
+// full match has the mode's Teams; when the mode starts early (early.go)
 // and the anchor has waited its After, a match that forms when a full
 // one cannot has fewer: the teams returned are those that play, each of
 // TeamSize players.
