@@ -49,10 +49,10 @@ func TestMatchStartsEarly(t *testing.T) {
 	}
 
 	clk.add(11 * time.Second) // the tickets were stored after the clock started
-	testkit.Eventually(t, 10*time.Second, func() bool { return len(published(t, allocs())) == 2 }, "no match opened early")
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(published(t, allocs())) == 2 }, "no match started early")
 	m := published(t, allocs())[1]
 	if m.Teams != 8 || m.TeamSize != 1 || len(m.Tickets) != 5 || !m.AcceptsBackfill {
-		t.Fatalf("match opened early: teams %d of %d, %d tickets, accepts backfill %v: %+v", m.Teams, m.TeamSize, len(m.Tickets), m.AcceptsBackfill, m.Tickets)
+		t.Fatalf("match started early: teams %d of %d, %d tickets, accepts backfill %v: %+v", m.Teams, m.TeamSize, len(m.Tickets), m.AcceptsBackfill, m.Tickets)
 	}
 	var teams []int
 	for _, mt := range m.Tickets {

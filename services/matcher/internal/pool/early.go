@@ -2,7 +2,7 @@ package pool
 
 import "time"
 
-// Opening early (rules.Mode.StartEarly): once a match's anchor has waited
+// Starting early (rules.Mode.StartEarly): once a match's anchor has waited
 // After, MatchAround that cannot form a full match forms the largest
 // match of whole teams it can, at least MinTeams of them. Teams must be
 // whole (TeamSize players each: the room's other teams start empty, with
@@ -22,7 +22,7 @@ import "time"
 // The packing is greedy, team by team, largest parties first where
 // parties of several sizes fill a team: it can miss the most teams in some
 // mixes of parties (a team of 4 filled 3+1 when 2+2 and 3+1 were both
-// wanted), and then opens with fewer teams. Among parties of one size the
+// wanted), and then starts with fewer teams. Among parties of one size the
 // ones nearest the anchor in skill, by the scan's order, go first.
 
 // earlyPick gathers the candidates of a match that may start early.

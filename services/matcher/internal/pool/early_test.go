@@ -8,7 +8,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 )
 
-// earlyMode is mode(teams, size) opening early with minTeams after 10 s.
+// earlyMode is mode(teams, size) starting early with minTeams after 10 s.
 func earlyMode(teams, size, minTeams int) *rules.Mode {
 	m := mode(teams, size)
 	m.StartEarly = &rules.StartEarly{MinTeams: minTeams, After: rules.Duration(10 * time.Second)}

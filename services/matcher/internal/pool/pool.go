@@ -33,7 +33,7 @@
 // ticket whose neighbouring band is full of its class, none within its
 // limit, reads them (BENCHMARKS.md measures it).
 //
-// Opening early: a mode with start_early forms, once a match's anchor has
+// Starting early: a mode with start_early forms, once a match's anchor has
 // waited long enough and no full match can form, the largest match of
 // whole teams it can (early.go); a pool whose anchors have not waited
 // that long pays one comparison for it.
