@@ -85,16 +85,13 @@ type promise struct {
 	Ask int `json:"ask,omitempty"`
 }
 
-// held are the teams of the seats p holds in a room that shows request
-// b: a seat whose player b shows seated is released, once b is a later
-// request than p's (a higher Ask) and p still names its players.
-func (p promise) held(b ShownBackfill) []int {
-	if p.Ask == 0 || b.Ask <= p.Ask || len(p.Players) != len(p.Teams) || len(b.Seated) == 0 {
+// held are the teams of the seats p holds in a room that shows a request
+// of Ask ask with players seated (by id): a seat whose player is seated
+// is released, once the request is a later one than p's (a higher Ask)
+// and p still names its players.
+func (p promise) held(ask int, seated map[string]bool) []int {
+	if p.Ask == 0 || ask <= p.Ask || len(p.Players) != len(p.Teams) || len(seated) == 0 {
 		return p.Teams
-	}
-	seated := make(map[string]bool, len(b.Seated))
-	for _, pl := range b.Seated {
-		seated[pl] = true
 	}
 	var out []int
 	for i, team := range p.Teams {
@@ -143,8 +140,12 @@ func (r *record) expire(now time.Time) {
 // and held (promise.held).
 func (r *record) free(b ShownBackfill) []int {
 	out := slices.Clone(b.Seats)
+	seated := make(map[string]bool, len(b.Seated)) // once for every promise
+	for _, pl := range b.Seated {
+		seated[pl] = true
+	}
 	for _, p := range r.Promised {
-		for _, team := range p.held(b) {
+		for _, team := range p.held(b.Ask, seated) {
 			if team >= 0 && team < len(out) {
 				out[team] = max(out[team]-1, 0)
 			}

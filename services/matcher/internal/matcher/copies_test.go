@@ -3,7 +3,6 @@ package matcher
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -292,24 +291,11 @@ func TestTwoShardsDropEachOthersCopies(t *testing.T) {
 	e := newEnv(t)
 	e.shortDuplicates(t, dupWindow)
 	clk := newTestClock()
-	mf := modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"20s","skill_window":{"initial":0,"per_second":20,"max":1000}}]`)
-	cfg := func(id string) Config {
-		return Config{WorkerID: id, Regions: events.Regions{"eu"}, Tiers: events.DefaultTiers[:2], RulesFile: mf}
-	}
-	ws := []*worker{e.startWorker(t, cfg("w0"), clk.set), e.startWorker(t, cfg("w1"), clk.set)}
-	testkit.Eventually(t, 15*time.Second, func() bool { return ws[0].held() == 1 && ws[1].held() == 1 },
-		"want a shard each, held %d and %d", ws[0].held(), ws[1].held())
+	ws := e.twoTierWorkers(t, clk)
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	res := testkit.Collect(t, e.nc, e.subj.AllResults())
 	const n = 200
-	skills := rand.New(rand.NewPCG(21, 22)).Perm(n)
-	ids := make([]string, n)
-	for i := range ids {
-		skill := 1100 + skills[i]
-		ids[i] = fmt.Sprintf("t%03d", i)
-		e.pub(t, e.subj.Ticket("eu", homeTier(skill)), fmt.Sprintf(`{"ticket_id":%q,"player_id":"p%03d","skill":%d}`, ids[i], i, skill))
-	}
-	testkit.Eventually(t, 20*time.Second, func() bool { return ws[0].waiting() == n/2 && ws[1].waiting() == n/2 }, "tickets not taken in")
+	ids := e.pubAroundBound(t, ws, n, 21)
 	clk.add(15 * time.Second) // windows of 300: every ticket is offered, and fits every other
 	testkit.Eventually(t, 30*time.Second, func() bool { return inMatches(t, allocs) >= n-1 },
 		"tickets left unmatched: %d in matches", inMatches(t, allocs))

@@ -139,14 +139,8 @@ func TestCrossTierOffersNeverMatchATicketTwice(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	clk := newTestClock()
-	mf := modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"20s","skill_window":{"initial":0,"per_second":20,"max":1000}}]`)
-	cfg := func(id string) Config {
-		return Config{WorkerID: id, Regions: events.Regions{"eu"}, Tiers: events.DefaultTiers[:2], RulesFile: mf}
-	}
-	ws := []*worker{e.startWorker(t, cfg("w0"), clk.set), e.startWorker(t, cfg("w1"), clk.set)}
 	// The rendezvous hash gives eu.bronze to w1 and eu.silver to w0.
-	testkit.Eventually(t, 15*time.Second, func() bool { return ws[0].held() == 1 && ws[1].held() == 1 },
-		"want a shard each, held %d and %d", ws[0].held(), ws[1].held())
+	ws := e.twoTierWorkers(t, clk)
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	res := testkit.Collect(t, e.nc, e.subj.AllResults())
 	offers := testkit.Collect(t, e.nc, e.subj.AllOffers())
@@ -154,14 +148,7 @@ func TestCrossTierOffersNeverMatchATicketTwice(t *testing.T) {
 	// Distinct skills, 100 on each side of the bound, in random order:
 	// with windows of 0 nothing meets yet.
 	const n = 200
-	skills := rand.New(rand.NewPCG(11, 12)).Perm(n)
-	ids := make([]string, n)
-	for i := range ids {
-		skill := 1100 + skills[i]
-		ids[i] = fmt.Sprintf("t%03d", i)
-		e.pub(t, e.subj.Ticket("eu", homeTier(skill)), fmt.Sprintf(`{"ticket_id":%q,"player_id":"p%03d","skill":%d}`, ids[i], i, skill))
-	}
-	testkit.Eventually(t, 20*time.Second, func() bool { return ws[0].waiting() == n/2 && ws[1].waiting() == n/2 }, "tickets not taken in")
+	ids := e.pubAroundBound(t, ws, n, 11)
 	if len(offers()) != 0 || len(allocs()) != 0 {
 		t.Fatalf("windows of 0: %d offers, %d matches", len(offers()), len(allocs()))
 	}
@@ -336,4 +323,36 @@ func TestVisitorIsJudgedByItsAttributes(t *testing.T) {
 			t.Errorf("in a %s match: %+v (attributes %+v)", ms[0].Tier, mt, mt.Attributes)
 		}
 	}
+}
+
+// twoTierWorkers starts two workers of eu's bronze and silver shards, 1v1
+// with a skill window of 0 that widens by 20 a second on clk, and waits
+// until each holds a shard.
+func (e *env) twoTierWorkers(t *testing.T, clk *testClock) []*worker {
+	t.Helper()
+	mf := modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"20s","skill_window":{"initial":0,"per_second":20,"max":1000}}]`)
+	cfg := func(id string) Config {
+		return Config{WorkerID: id, Regions: events.Regions{"eu"}, Tiers: events.DefaultTiers[:2], RulesFile: mf}
+	}
+	ws := []*worker{e.startWorker(t, cfg("w0"), clk.set), e.startWorker(t, cfg("w1"), clk.set)}
+	testkit.Eventually(t, 15*time.Second, func() bool { return ws[0].held() == 1 && ws[1].held() == 1 },
+		"want a shard each, held %d and %d", ws[0].held(), ws[1].held())
+	return ws
+}
+
+// pubAroundBound publishes n tickets ("t000"...) of distinct skills from
+// 1100, n/2 on each side of the bronze-silver bound, in an order drawn
+// from seed, each on its tier's subject, and waits until each of the two
+// workers ws holds its half. It returns their ids.
+func (e *env) pubAroundBound(t *testing.T, ws []*worker, n int, seed uint64) []string {
+	t.Helper()
+	skills := rand.New(rand.NewPCG(seed, seed+1)).Perm(n)
+	ids := make([]string, n)
+	for i := range ids {
+		skill := 1100 + skills[i]
+		ids[i] = fmt.Sprintf("t%03d", i)
+		e.pub(t, e.subj.Ticket("eu", homeTier(skill)), fmt.Sprintf(`{"ticket_id":%q,"player_id":"p%03d","skill":%d}`, ids[i], i, skill))
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool { return ws[0].waiting() == n/2 && ws[1].waiting() == n/2 }, "tickets not taken in")
+	return ids
 }
