@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -117,9 +118,23 @@ func TestVisitorNeverMeetsItsOwnPlayer(t *testing.T) {
 func TestSupersedeRacesMatchCommit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.startWorker(t, Config{WorkerID: "w0"})
-	e.startWorker(t, Config{WorkerID: "w1"})
-	testkit.Eventually(t, 15*time.Second, func() bool { return len(e.owners(t)) == 12 }, "shards not owned")
+	ws := []*worker{e.startWorker(t, Config{WorkerID: "w0"}), e.startWorker(t, Config{WorkerID: "w1"})}
+	// The first worker may lease every shard before the other's first
+	// beat is seen, and shards then move to it (as in
+	// TestShardsSpreadAndMoveWhenAWorkerDies). A round published while
+	// the us shard moves waits for its new owner's consumer, so the older
+	// ticket is matched first in every round (a fresh-clone CI run saw 40
+	// of 40): the rounds start once the shards have spread over both
+	// workers and stayed put for a second.
+	var last map[string]string
+	var still time.Time
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		o := e.owners(t)
+		if !maps.Equal(o, last) {
+			last, still = o, time.Now()
+		}
+		return len(o) == 12 && ws[0].held() > 0 && ws[1].held() > 0 && ws[0].held()+ws[1].held() == 12 && time.Since(still) >= time.Second
+	}, "shards not owned by both workers and settled: %v", e.owners(t))
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	res := testkit.Collect(t, e.nc, e.subj.AllResults())
 	const rounds = 40
