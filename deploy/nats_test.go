@@ -82,12 +82,12 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 	s := startConfigured(t)
 	forbidden := map[string]struct{ pub, sub []string }{
 		"frontend": {
-			pub: []string{"allocations.eu", "offers.eu.gold", "deadletter.matcher", "$KV.capacity.eu", "$KV.leases.eu-gold", "$KV.queue.eu.gold.1v1",
+			pub: []string{"allocations.eu", "offers.eu.gold", "deadletter.matcher", "$KV.capacity.eu", "$KV.leases.eu-gold", "$KV.queue.eu.gold.1v1", "$KV.roommatches.m1",
 				"$JS.API.STREAM.DELETE.TICKETS", "$JS.API.STREAM.PURGE.RESULTS", "$JS.API.CONSUMER.DELETE.TICKETS.matcher"},
 			sub: []string{"matchmaking.>", "allocations.>", "offers.>", "_INBOX_matcher.x", "$KV.claims.>", ">"},
 		},
 		"matcher": {
-			pub: []string{"matchmaking.eu.gold", "deadletter.allocator", "$KV.capacity.eu", "$KV.tickets.t1",
+			pub: []string{"matchmaking.eu.gold", "deadletter.allocator", "$KV.capacity.eu", "$KV.tickets.t1", "$KV.roommatches.m1",
 				"$JS.API.STREAM.DELETE.OFFERS", "$JS.API.STREAM.PURGE.TICKETS",
 				// stored results carry join tokens: no get of RESULTS either
 				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_tickets.$KV.tickets.t1"},
@@ -411,6 +411,45 @@ func TestNATSServiceUsersKeepWhatTheyNeed(t *testing.T) {
 		}
 		if _, err := players.Put(t.Context(), "alice", []byte("v")); err != nil {
 			t.Errorf("put players (a new ticket supersedes the player's older one): %v", err)
+		}
+		quiet(t, errs)
+	})
+	// The allocator keeps an open room's records: it reads the room's
+	// match, copies it to the roommatches bucket and writes the copy again.
+	t.Run("allocator", func(t *testing.T) {
+		matches, err := op.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "matches"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := op.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "roommatches"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := matches.Put(t.Context(), "m1", []byte("match")); err != nil {
+			t.Fatal(err)
+		}
+		nc, errs := as(t, s, "allocator")
+		js := testkit.JetStream(t, nc)
+		mine, err := js.KeyValue(t.Context(), "matches")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := mine.Get(t.Context(), "m1")
+		if err != nil {
+			t.Fatalf("get a room's match: %v", err)
+		}
+		rooms, err := js.KeyValue(t.Context(), "roommatches")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev, err := rooms.Create(t.Context(), "m1", m.Value())
+		if err != nil {
+			t.Fatalf("copy a room's match: %v", err)
+		}
+		if _, err := rooms.Get(t.Context(), "m1"); err != nil {
+			t.Errorf("get a room's copy: %v", err)
+		}
+		if _, err := rooms.Update(t.Context(), "m1", m.Value(), rev); err != nil {
+			t.Errorf("write a room's copy again: %v", err)
 		}
 		quiet(t, errs)
 	})

@@ -3,21 +3,21 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 )
 
 // holdResult is what `load hold` reports (also as JSON with -json).
@@ -44,7 +44,7 @@ type holdResult struct {
 // so that tickets stay waiting, and with RATE_LIMIT=0: every client comes
 // from this one address.
 func hold(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("hold", flag.ContinueOnError)
+	fs := flagSet("hold", stdout)
 	base := fs.String("url", "http://127.0.0.1:3000", "frontend base URL")
 	clients := fs.Int("clients", 1000, "waiting clients to open")
 	kind := fs.String("kind", "sse", "how clients wait: sse (POST then GET .../events) or ws (/ws)")
@@ -58,10 +58,10 @@ func hold(ctx context.Context, args []string, stdout io.Writer) error {
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	h := &holder{}
 	h.tokens.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
-	if err := h.tokens.setup(); err != nil {
+	if err := h.tokens.setup(os.Stderr); err != nil {
 		return err
 	}
 	if *kind != "sse" && *kind != "ws" {
@@ -216,35 +216,4 @@ func (h *holder) client(ctx context.Context, i int, kind string, sources int) {
 			h.waiting.Add(1)
 		}
 	}
-}
-
-var sourceNext atomic.Uint32
-
-// dialer spreads connections over 127.0.0.1..n, so that more than one
-// address's worth of ephemeral ports is available.
-func dialer(n int) *net.Dialer {
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	if n > 1 {
-		ip := net.IPv4(127, 0, 0, byte(1+int(sourceNext.Add(1))%n))
-		d.LocalAddr = &net.TCPAddr{IP: ip}
-	}
-	return d
-}
-
-func client(h2c bool, sources, idle int) *http.Client {
-	t := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return dialer(sources).DialContext(ctx, network, addr)
-		},
-		MaxIdleConnsPerHost: idle,
-		MaxIdleConns:        idle,
-		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
-	}
-	if h2c {
-		var p http.Protocols
-		p.SetUnencryptedHTTP2(true)
-		t.Protocols = &p
-		t.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 1000}
-	}
-	return &http.Client{Transport: t}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/play"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 )
 
 type roomsResult struct {
@@ -36,14 +36,14 @@ type roomsResult struct {
 // Run it against a game server alone (bin/game with JOIN_PUBLIC_KEYS and
 // MAX_ROOMS set), each room costs the client two sockets.
 func rooms(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("rooms", flag.ContinueOnError)
+	fs := flagSet("rooms", stdout)
 	base := fs.String("url", "http://127.0.0.1:7000", "game server base URL")
 	n := fs.Int("rooms", 1000, "rooms to open (two players each)")
 	keyFile := fs.String("join-key-file", "", "PEM file of an Ed25519 private key whose public key is in the game server's -join-public-keys (required)")
 	rate := fs.Float64("rate", 500, "rooms opened per second")
 	settle := fs.Duration("settle", 3*time.Second, "pause before reading the server's memory")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
 	if *keyFile == "" {

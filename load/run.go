@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 )
 
 // runResult is what `load run` reports (also as JSON with -json).
@@ -52,7 +54,7 @@ type window struct {
 type runConfig struct {
 	base, recordPath                             string
 	rate                                         float64
-	duration, timeout, interval                  time.Duration
+	duration, timeout, interval, progress        time.Duration
 	regions, skills                              string
 	h2c, jsonOut                                 bool
 	sources                                      int
@@ -70,7 +72,7 @@ func (c *runConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.regions, "regions", "eu,us,asia", "regions to spread tickets over")
 	fs.StringVar(&c.skills, "skills", "1600-1999", "skill range of the tickets (one tier keeps every ticket a partner)")
 	fs.BoolVar(&c.h2c, "h2c", true, "speak HTTP/2 cleartext to the frontend (streams, not a socket per client)")
-	fs.IntVar(&c.sources, "source-ips", 1, "spread client sockets over 127.0.0.1..N")
+	fs.IntVar(&c.sources, "source-ips", 1, "send from 127.0.0.1..N in turn, a connection (h2c) or connections (HTTP/1.1) each: more ephemeral ports, and N clients to the per-address limits of an -auth-insecure frontend")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON")
 	fs.StringVar(&c.via, "via", "http", "how tickets arrive: http (POST and Server-Sent Events to -url) or nats (published on the shard's JetStream subject, outcome on the player's result subject, no frontend)")
 	fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server, with -via nats")
@@ -78,6 +80,7 @@ func (c *runConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.natsUser, "nats-user", "", "NATS user, with -via nats (it must publish tickets and subscribe to results)")
 	fs.StringVar(&c.natsPass, "nats-password", "", "NATS password, with -via nats")
 	fs.DurationVar(&c.interval, "interval", 0, "also report each interval of arrivals on its own (e.g. 10s): sent, assigned, latency")
+	fs.DurationVar(&c.progress, "progress", 5*time.Second, "print a progress line to standard error this often (elapsed, sent, assigned, errors, p50 so far); 0: none")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the load tool's own CPU profile to this file (it shares the machine with what it measures)")
 	c.tokens.register(fs)
 }
@@ -91,15 +94,18 @@ type ticketFunc func(ctx context.Context, i int, player, region string, skill in
 // for an earlier one). Each client queues a ticket and follows it over
 // Server-Sent Events until it is assigned, failed or expired. Time to
 // assignment goes into an HDR histogram.
-func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg runConfig
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs := flagSet("run", stdout)
 	cfg.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
-	if err := cfg.tokens.setup(); err != nil {
-		return err
+	// Over NATS no token is sent, so none is looked for.
+	if cfg.via != "nats" {
+		if err := cfg.tokens.setup(stderr); err != nil {
+			return err
+		}
 	}
 	if cfg.cpuProfile != "" {
 		stop, err := profileCPU(cfg.cpuProfile)
@@ -124,9 +130,11 @@ func runLoad(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer closeDriver()
 	st := newRunStats(cfg.duration, cfg.interval)
+	stopProgress := st.startProgress(stderr, cfg.progress)
 	arrivals := st.arrive(ctx, cfg.rate, cfg.duration, cfg.timeout, ticket, func(i int) (string, int) {
 		return regionList[i%len(regionList)], lo + rand.IntN(hi-lo+1)
 	})
+	stopProgress()
 	res := st.result(cfg.rate, arrivals, cfg.interval)
 	if cfg.jsonOut {
 		return printJSON(stdout, res)
@@ -308,8 +316,14 @@ func (res runResult) print(stdout io.Writer, via string) {
 	}
 	sort.Strings(kinds)
 	for _, k := range kinds {
-		fmt.Fprintf(stdout, "error       %s: %d\n", k, res.Errors[k])
+		fmt.Fprintf(stdout, "error       %s: %d%s\n", k, res.Errors[k], errorHints[k])
 	}
+}
+
+// errorHints say what the refusals a first run meets mean.
+var errorHints = map[string]string{
+	"post_401": "  (the frontend wants a token: -token-key, make run's is " + devIssuerKey + ", or -token)",
+	"post_429": "  (rate-limited per client: each player with -token-key, else the address; see the frontend's -rate-limit)",
 }
 
 // profileCPU writes a CPU profile of this process to path until stop.

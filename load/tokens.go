@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 )
@@ -23,16 +25,33 @@ type tokens struct {
 }
 
 func (t *tokens) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.keyFile, "token-key", "", "Ed25519 private key PEM file to mint each player's token with (make run: .data/identity/dev-issuer.pem)")
+	fs.StringVar(&t.keyFile, "token-key", "", "Ed25519 private key PEM file to mint each player's token with (default: "+devIssuerKey+", make run's, when that file is there and -token is not given)")
 	fs.StringVar(&t.fixed, "token", "", "one bearer token for every request (a server-role token), instead of -token-key")
 	fs.StringVar(&t.issuer, "issuer", identity.DevIssuerName, "iss of minted tokens (the frontend's -auth-issuer)")
 	fs.StringVar(&t.audience, "audience", identity.DevAudience, "aud of minted tokens (the frontend's -auth-audience)")
 }
 
-// setup reads the key; call it after parsing the flags.
-func (t *tokens) setup() error {
+// devIssuerKey is where `make run` keeps its development issuer's key,
+// seen from the repository's root.
+const devIssuerKey = identity.DevDataDir + "/" + identity.DevIssuerKeyFile
+
+// setup reads the key; call it after parsing the flags. Given neither
+// -token-key nor -token, it takes make run's development issuer key when
+// that file is there, and says so on note: make run's frontend refuses
+// every ticket without a token (401), and limits those refused clients by
+// address, so a first `load run` without one saw mostly 429s and took
+// them for the rate limit. A deployment that does not trust the key
+// refuses the tokens as it would no token; one without identity
+// (-auth-insecure) ignores them.
+func (t *tokens) setup(note io.Writer) error {
 	if t.keyFile != "" && t.fixed != "" {
 		return errors.New("-token-key and -token: give one")
+	}
+	if t.keyFile == "" && t.fixed == "" {
+		if _, err := os.Stat(devIssuerKey); err == nil {
+			t.keyFile = devIssuerKey
+			fmt.Fprintf(note, "load: each player's token is minted with %s, make run's development issuer (-token-key or -token to choose)\n", devIssuerKey)
+		}
 	}
 	if t.keyFile == "" {
 		return nil

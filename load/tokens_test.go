@@ -68,7 +68,7 @@ func TestRunMintsATokenPerPlayer(t *testing.T) {
 	}))
 	defer srv.Close()
 	var out strings.Builder
-	err = runLoad(context.Background(), []string{"-url", srv.URL, "-rate", "50", "-duration", "200ms", "-h2c=false", "-json", "-token-key", key}, &out)
+	err = runLoad(context.Background(), []string{"-url", srv.URL, "-rate", "50", "-duration", "200ms", "-h2c=false", "-json", "-token-key", key}, &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestRunMintsATokenPerPlayer(t *testing.T) {
 	}
 	// Without a key the same run is refused: the fake checks tokens.
 	out.Reset()
-	if err := runLoad(context.Background(), []string{"-url", srv.URL, "-rate", "20", "-duration", "100ms", "-h2c=false", "-json"}, &out); err != nil {
+	if err := runLoad(context.Background(), []string{"-url", srv.URL, "-rate", "20", "-duration", "100ms", "-h2c=false", "-json"}, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if refused.Load() == 0 {

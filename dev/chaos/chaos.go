@@ -1,7 +1,7 @@
 // Package chaos runs quickmatch as separate processes on a 3-node NATS
 // JetStream cluster, drives it with the load tool, kills, restarts and
-// pauses processes meanwhile, and hands the history to an independent
-// checker (Check). cmd/chaos is the long run; the package test is the
+// pauses processes and cuts connections (partition.go) meanwhile, and
+// hands the history to an independent checker (Check). cmd/chaos is the long run; the package test is the
 // short one in make test.
 package chaos
 
@@ -44,6 +44,14 @@ type Config struct {
 	// match to another allocator (events.AllocatorAckWait: a killed
 	// allocator's match waits that long), plus Slack.
 	MaxWait, Slack time.Duration
+	// Partitions makes a share of the faults (PartitionShare, 0: half)
+	// cuts (partition.go), the four kinds in turn: a NATS node from the
+	// other two, a service from NATS both ways, one way, and one route of
+	// the three (A reaches B and B reaches C, not A C). Each lasts
+	// between MaxCut/4 and MaxCut (0: 8 s).
+	Partitions     bool
+	PartitionShare float64
+	MaxCut         time.Duration
 	// Seed makes the choice of faults repeatable.
 	Seed uint64
 	// Logs receives every process's output, each line prefixed.
@@ -67,13 +75,23 @@ type Report struct {
 	// (reuser); ReuseErrors the ones refused or lost on the way, by path.
 	Reused      int            `json:"reused_player_tickets"`
 	ReuseErrors map[string]int `json:"reuse_errors,omitempty"`
+	// Takeovers are the shards of matchers on the cut side of each cut.
+	Takeovers []Takeover `json:"takeovers,omitempty"`
+	// Lost are the acknowledged tickets without an outcome, with what the
+	// claims bucket says of them.
+	Lost []Lost `json:"lost,omitempty"`
 }
 
 type system struct {
 	cfg    Config
 	nats   []*member
 	others []*member // game servers, matchers, allocators, frontends
-	urls   string
+	urls   string    // the nodes' client URLs, for the harness only
+	// net is the links in front of every route and service connection;
+	// clientPorts the nodes' client ports behind them.
+	net         *network
+	clientPorts []int
+	partitions  []partition // the cuts made, in order
 }
 
 // Run runs the system under load and faults, then checks the history.
@@ -83,6 +101,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.Slack == 0 {
 		cfg.Slack = 30 * time.Second
+	}
+	if cfg.MaxCut <= 0 {
+		cfg.MaxCut = 8 * time.Second
+	}
+	if cfg.PartitionShare <= 0 {
+		cfg.PartitionShare = 0.5
 	}
 	s := &system{cfg: cfg}
 	defer s.stop()
@@ -109,6 +133,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer nc.Close()
+	leases, err := watchLeases(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	defer leases.close()
 	reuse, err := s.prepareReuser(fronts, js)
 	if err != nil {
 		return nil, err
@@ -134,6 +163,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.Crashes = s.crashes()
+	rep.Takeovers = takeovers(s.partitions, leases.sorted())
 	return rep, ctx.Err()
 }
 
@@ -216,6 +246,7 @@ func (s *system) check(ctx context.Context, rep *Report, acked []Acked, hist *hi
 		return err
 	}
 	rep.Verdict = Check(acked, results, formed, time.Now(), deadline)
+	rep.Lost = lostTickets(ctx, js, acked, results)
 	return nil
 }
 
@@ -250,7 +281,8 @@ func (s *system) crashes() map[string]int {
 }
 
 // inject runs faults until the load's end: one at a time, each a SIGKILL
-// and restart of a service or of one NATS node, or a SIGSTOP and SIGCONT.
+// and restart of a service or of one NATS node, a SIGSTOP and SIGCONT, or
+// (Config.Partitions) a cut and its heal.
 func (s *system) inject(ctx context.Context, rep *Report, until time.Time) {
 	rng := mrand.New(mrand.NewPCG(s.cfg.Seed, 0x5eed))
 	t0 := time.Now()
@@ -268,6 +300,10 @@ func (s *system) inject(ctx context.Context, rep *Report, until time.Time) {
 		}
 		if time.Now().After(until) {
 			return
+		}
+		if s.cfg.Partitions && rng.Float64() < s.cfg.PartitionShare {
+			s.partitionOnce(rng, note)
+			continue
 		}
 		switch r := rng.IntN(10); {
 		case r < 4: // kill a service, restart it

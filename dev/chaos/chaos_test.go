@@ -13,7 +13,8 @@ import (
 
 // The short chaos run of make test: 30 s of load on 3 NATS nodes, 2
 // frontends, 3 matchers, 2 allocators and 2 game servers, with a fault
-// every 1.5 s or so, and no violation allowed. The long run is cmd/chaos.
+// every 1.5 s or so (half of them cuts of up to 6 s: long enough for a
+// takeover), and no violation allowed. The long run is cmd/chaos.
 func TestChaosShort(t *testing.T) {
 	bin := testkit.Env(t, "QUICKMATCH_BIN_DIR", "make test builds the services and the load tool and sets it")
 	server := testkit.Env(t, "QUICKMATCH_NATS_SERVER", "make test builds bin/nats-server and sets it")
@@ -35,10 +36,13 @@ func TestChaosShort(t *testing.T) {
 		}
 	})
 	logs := proc.NewKept(full, 200<<10)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d (cmd/chaos -seed repeats the choice of faults)", seed)
 	rep, err := Run(t.Context(), Config{
 		BinDir: bin, NATSServer: server, Dir: t.TempDir(),
 		Rate: 20, Duration: 30 * time.Second, FaultEvery: 1500 * time.Millisecond,
-		MaxWait: 15 * time.Second, Seed: uint64(time.Now().UnixNano()), Logs: logs,
+		MaxWait: 15 * time.Second, Partitions: true, MaxCut: 6 * time.Second,
+		Seed: seed, Logs: logs,
 	})
 	if err != nil {
 		t.Fatalf("%v\nlast process output:\n%s", err, logs.String())
@@ -47,6 +51,9 @@ func TestChaosShort(t *testing.T) {
 		rep.Tickets, rep.Outcomes, rep.Matches, rep.FaultCount, rep.Faults, rep.Load)
 	for _, f := range rep.FaultLog {
 		t.Log("fault", f)
+	}
+	for _, to := range rep.Takeovers {
+		t.Logf("takeover %+v", to)
 	}
 	if rep.Tickets < 150 || rep.FaultCount < 4 {
 		t.Errorf("too little happened: %d tickets, %d faults", rep.Tickets, rep.FaultCount)

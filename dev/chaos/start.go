@@ -6,6 +6,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -51,17 +52,23 @@ func (s *system) startNATS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var routes, urls []string
+	// Each node routes to the others through links (partition.go), and
+	// tells neither its peers nor its clients an address around them.
+	if s.net, err = newNetwork(ports[3:6]); err != nil {
+		return err
+	}
+	s.clientPorts = ports[:3]
+	var urls []string
 	for i := range 3 {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
 	}
 	for i := range 3 {
 		name := fmt.Sprintf("nats-%d", i+1)
 		m := newMember(name, "nats", s.cfg.NATSServer, s.cfg.Logs, []string{
 			"-n", name, "-a", "127.0.0.1", "-p", strconv.Itoa(ports[i]), "-m", strconv.Itoa(ports[6+i]),
-			"-js", "-sd", filepath.Join(s.cfg.Dir, name),
-			"--cluster_name", "chaos", "--cluster", routes[i], "--routes", strings.Join(routes, ","),
+			"-js", "-sd", filepath.Join(s.cfg.Dir, name), "--cluster_name", "chaos",
+			"--cluster", fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]), "--routes", s.net.routeURLs(i),
+			"--cluster_advertise", s.net.advertise(), "--no_advertise",
 		}, nil)
 		m.ready = fmt.Sprintf("http://127.0.0.1:%d/healthz?js-enabled-only=true", ports[6+i])
 		s.nats = append(s.nats, m)
@@ -129,9 +136,16 @@ func (s *system) startServices(ctx context.Context) error {
 	if err := s.provision(ctx, append(common, "RULES="+ruleSet)); err != nil {
 		return err
 	}
-	// Each binds port 0 and says where (launch).
+	// Each binds port 0 and says where (launch). Each reaches NATS through
+	// links of its own (later settings win: its NATS_URL, not common's).
+	var linkErr error
 	add := func(name, kind string, env ...string) *member {
 		env = append(append(append([]string(nil), common...), addrVar(kind)+"=127.0.0.1:0"), env...)
+		if kind != "game" {
+			url, err := s.net.clientURLs(name, s.clientPorts)
+			linkErr = errors.Join(linkErr, err)
+			env = append(env, "NATS_URL="+url)
+		}
 		m := newMember(name, kind, filepath.Join(s.cfg.BinDir, kind), s.cfg.Logs, nil, env)
 		s.others = append(s.others, m)
 		return m
@@ -157,6 +171,9 @@ func (s *system) startServices(ctx context.Context) error {
 		rest = append(rest, add(fmt.Sprintf("frontend-%d", i+1), "frontend",
 			"RATE_LIMIT=0", "MIN_FREE_ROOMS=0", "RULES="+ruleSet,
 			"AUTH_PUBLIC_KEYS="+tokenPub, "AUTH_ISSUER="+identity.DevIssuerName, "AUTH_AUDIENCE="+identity.DevAudience))
+	}
+	if linkErr != nil {
+		return linkErr
 	}
 	_, err = s.launch(ctx, rest)
 	return err
@@ -237,6 +254,9 @@ func (s *system) stop() {
 	wg.Wait()
 	for _, m := range s.nats {
 		_ = m.Stop(5 * time.Second)
+	}
+	if s.net != nil {
+		s.net.close()
 	}
 }
 

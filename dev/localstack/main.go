@@ -1,7 +1,7 @@
-// Command localstack runs the whole system on this machine: an embedded
-// NATS JetStream server (data kept in a local directory) and the frontend,
-// matcher, allocator and two game servers as child processes. It is what
-// `make run` starts. No Kubernetes, no Docker.
+// Command localstack runs the whole system on this machine, as `make run`
+// does: an embedded NATS JetStream server, and the frontend, matcher,
+// allocator and two game servers as child processes. NATS keeps its data
+// in a local directory. No Kubernetes, no Docker.
 //
 // It keeps the services running as Kubernetes would: one that exits is
 // started again after a backoff, the exit and the restart logged, so that
@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -21,23 +20,28 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/dev/stack"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 )
+
+// about says what localstack is: the first line of its -h
+// and of its package comment (TestHelp checks that they agree).
+const about = "localstack runs the whole system on this machine, as `make run` does: an embedded NATS JetStream server, and the frontend, matcher, allocator and two game servers as child processes."
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "localstack:", err)
-		os.Exit(1)
-	}
+	err := run(ctx, os.Args[1:])
+	stop()
+	// Not service.Main: "probe URL" means nothing here.
+	os.Exit(service.ExitCode(os.Stderr, "localstack", err))
 }
 
 func run(ctx context.Context, args []string) error {
 	cfg := stack.Config{Logs: os.Stdout, Supervise: true}
 	var games, matchers, services, extraEnv string
-	fs := flag.NewFlagSet("localstack", flag.ContinueOnError)
+	fs := envflag.NewFlagSet("localstack", about)
 	fs.StringVar(&cfg.BinDir, "bin-dir", "bin", "directory of the service binaries (make build)")
-	fs.StringVar(&cfg.DataDir, "data-dir", ".data", "directory of JetStream's files, kept between runs")
+	fs.StringVar(&cfg.DataDir, "data-dir", identity.DevDataDir, "directory of JetStream's files, kept between runs")
 	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "address every service listens on")
 	fs.IntVar(&cfg.NATSPort, "nats-port", 4222, "NATS client port (the nats CLI's default); NATS listens on 127.0.0.1 only")
 	fs.StringVar(&cfg.NATSConfig, "nats-config", "", "NATS server configuration with the services' users (default: deploy/nats/nats.conf of this repository); passwords are made each run")

@@ -154,7 +154,7 @@ func (s *Stack) waitReady(ctx context.Context, started []service) error {
 // ensureDevIssuer makes the development issuer's key once and keeps it
 // with the data, so tokens minted before a restart still verify after it.
 func (s *Stack) ensureDevIssuer() error {
-	s.devIssuerKey = filepath.Join(s.cfg.DataDir, "identity", "dev-issuer.pem")
+	s.devIssuerKey = filepath.Join(s.cfg.DataDir, filepath.FromSlash(identity.DevIssuerKeyFile))
 	s.devIssuerPub = filepath.Join(s.cfg.DataDir, "identity", "dev-issuer.pub.pem")
 	if err := identity.EnsureKeyPair(s.devIssuerKey, s.devIssuerPub); err != nil {
 		return fmt.Errorf("development issuer: %w", err)

@@ -1,7 +1,7 @@
 // Command matchfunction is an example match function: it proposes matches
-// of the closest skills with balanced teams (package closest), served to
-// the matcher over NATS with matchfn.Serve. A mode uses it when the rule
-// set names it:
+// of the closest skills with balanced teams, served to the matcher over
+// NATS. Package closest proposes the matches, matchfn.Serve serves them.
+// A mode uses it when the rule set names it:
 //
 //	{"name": "2v2", "teams": 2, "team_size": 2, "max_wait": "5m",
 //	 "match_function": {"service": "closest", "timeout": "2s", "on_failure": "fallback"}}
@@ -12,7 +12,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -25,13 +24,17 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 )
 
+// about says what this command is: the first line of its -h
+// and of its package comment (TestHelp checks that they agree).
+const about = "matchfunction is an example match function: it proposes matches of the closest skills with balanced teams, served to the matcher over NATS."
+
 func main() { service.Main("matchfunction", run) }
 
 func run(ctx context.Context, args []string) error {
 	var nc natsconn.Config
 	var name string
 	s := closest.DefaultSpread
-	fs := flag.NewFlagSet("matchfunction", flag.ContinueOnError)
+	fs := envflag.NewFlagSet("matchfunction", about)
 	nc.RegisterFlags(fs)
 	fs.StringVar(&name, "service", "closest", "the match function's name: the rule set's match_function.service")
 	fs.IntVar(&s.Initial, "spread", s.Initial, "largest skill spread of a match at first (default: the rule set's default skill window)")

@@ -20,6 +20,8 @@ import (
 // messages race or are redelivered.
 type Claims struct {
 	kv jetstream.KeyValue
+	// pub publishes the results Tell tells.
+	pub *Publisher
 }
 
 // Claim owners other than a match.
@@ -39,11 +41,11 @@ func OwnerMatchID(owner string) (string, bool) { return strings.CutPrefix(owner,
 
 // NewClaims binds to the provisioned claims bucket.
 func NewClaims(ctx context.Context, js jetstream.JetStream, subj Subjects) (*Claims, error) {
-	kv, err := js.KeyValue(ctx, subj.ClaimsBucket())
+	kv, err := BindLeaderGets(ctx, js, subj.ClaimsBucket())
 	if err != nil {
 		return nil, fmt.Errorf("claims bucket: %w", err)
 	}
-	return &Claims{kv: kv}, nil
+	return &Claims{kv: kv, pub: NewPublisher(js, subj)}, nil
 }
 
 // Claim records owner as the outcome of ticketID. It returns true if owner
@@ -55,7 +57,9 @@ func NewClaims(ctx context.Context, js jetstream.JetStream, subj Subjects) (*Cla
 // the claim is tried again rather than reported lost to nobody.
 func (c *Claims) Claim(ctx context.Context, ticketID, owner string) (bool, string, error) {
 	for range claimAttempts {
-		_, err := c.kv.Create(ctx, ticketID, []byte(owner))
+		cctx, cancel := context.WithTimeout(ctx, ClaimCallTimeout)
+		_, err := c.kv.Create(cctx, ticketID, []byte(owner))
+		cancel()
 		if err == nil {
 			return true, owner, nil
 		}
@@ -79,7 +83,7 @@ const claimAttempts = 3
 
 // Owner returns who holds the claim of ticketID, or "" if nobody does.
 func (c *Claims) Owner(ctx context.Context, ticketID string) (string, error) {
-	e, err := c.kv.Get(ctx, ticketID)
+	e, err := c.get(ctx, ticketID)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", nil
 	}
@@ -91,7 +95,8 @@ func (c *Claims) Owner(ctx context.Context, ticketID string) (string, error) {
 
 // ClaimAll claims every ticket for owner, or none: if another owner holds
 // any of them, the claims made by this call are given back and the tickets
-// lost are returned with their owners.
+// lost are returned with their owners. On an error with none lost, the
+// claims made stay owner's, undecided (see below).
 func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string) (map[string]string, error) {
 	// The claims go out together: one round trip for the match, not one
 	// per ticket.
@@ -124,7 +129,7 @@ func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string)
 			lost[ticketIDs[i]] = a.cur
 		}
 	}
-	if firstErr != nil || len(lost) > 0 {
+	if len(lost) > 0 {
 		// A claim this cannot give back stays behind as a partial claim
 		// of a match that is not decided: whoever meets it follows the
 		// match, and, once it is old enough to count as a dead
@@ -132,6 +137,12 @@ func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string)
 		// failure is not the caller's to handle.
 		_ = c.Release(ctx, made, owner)
 	}
+	// With a claim lost to another owner, the match can never be
+	// published, so the claims made are given back. With none lost but
+	// one that failed, they are not: a create that timed out may have
+	// been stored, and a worker that finds every claim the match's then
+	// publishes it (recoverMatch); freed, its tickets could be matched
+	// twice. They stay behind as above, for whoever meets them.
 	if firstErr != nil {
 		return nil, firstErr
 	}
@@ -146,7 +157,7 @@ func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string)
 // superseded now.
 func (c *Claims) Supersede(ctx context.Context, ticketID, owner string) (bool, error) {
 	for {
-		e, err := c.kv.Get(ctx, ticketID)
+		e, err := c.get(ctx, ticketID)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			won, _, err := c.Claim(ctx, ticketID, OwnerSuperseded)
 			return won, err
@@ -161,7 +172,9 @@ func (c *Claims) Supersede(ctx context.Context, ticketID, owner string) (bool, e
 		default:
 			return false, nil
 		}
-		_, err = c.kv.Update(ctx, ticketID, []byte(OwnerSuperseded), e.Revision())
+		cctx, cancel := context.WithTimeout(ctx, ClaimCallTimeout)
+		_, err = c.kv.Update(cctx, ticketID, []byte(OwnerSuperseded), e.Revision())
+		cancel()
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		}
@@ -182,19 +195,20 @@ func (c *Claims) Supersede(ctx context.Context, ticketID, owner string) (bool, e
 // ticket a new life after the release (the allocator's requeue) must not
 // while it fails.
 func (c *Claims) Release(ctx context.Context, ids []string, owner string) error {
-	var errs []error
-	for _, id := range ids {
-		if err := c.release(ctx, id, owner); err != nil {
-			errs = append(errs, err)
-		}
+	// Side by side, as ClaimAll: one slow claim delays no other.
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() { errs[i] = c.release(ctx, id, owner) })
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
 // release gives back the claim of id if owner holds it (Release).
 func (c *Claims) release(ctx context.Context, id, owner string) error {
 	for range claimAttempts {
-		e, err := c.kv.Get(ctx, id)
+		e, err := c.get(ctx, id)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return nil
 		}
@@ -204,7 +218,9 @@ func (c *Claims) release(ctx context.Context, id, owner string) error {
 		if string(e.Value()) != owner {
 			return nil
 		}
-		err = c.kv.Delete(ctx, id, jetstream.LastRevision(e.Revision()))
+		cctx, cancel := context.WithTimeout(ctx, ClaimCallTimeout)
+		err = c.kv.Delete(cctx, id, jetstream.LastRevision(e.Revision()))
+		cancel()
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue // written since it was read: whose is it now?
 		}
@@ -214,4 +230,118 @@ func (c *Claims) release(ctx context.Context, id, owner string) error {
 		return nil
 	}
 	return fmt.Errorf("release claim of ticket %s: changed under each of %d deletes", id, claimAttempts)
+}
+
+// get reads key, within ClaimCallTimeout.
+func (c *Claims) get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, ClaimCallTimeout)
+	defer cancel()
+	return c.kv.Get(ctx, key)
+}
+
+// toldKey is the key that records that the outcome of ticketID's claim
+// was told (Claims.MarkTold). A ticket id has no dot, and a backfill
+// request's claim key has its own prefix (backfillClaimPrefix), so it is
+// never a claim's key.
+func toldKey(ticketID string) string { return "told." + ticketID }
+
+// MarkTold records that the players of ticketID were told the outcome
+// of its claim owner, not a match's (their results are stored). Only
+// those claims are never given back or moved, so the mark stays true; a
+// match's results are the match's to record (Decisions.MarkSent). It
+// lives in the claims bucket, written after the claim, so it outlives it.
+func (c *Claims) MarkTold(ctx context.Context, ticketID, owner string) error {
+	cctx, cancel := context.WithTimeout(ctx, ClaimCallTimeout)
+	defer cancel()
+	if _, err := c.kv.Put(cctx, toldKey(ticketID), []byte(owner)); err != nil {
+		return fmt.Errorf("mark the outcome of ticket %s told: %w", ticketID, err)
+	}
+	return nil
+}
+
+// Told reports whether the outcome of ticketID's claim owner was told
+// (MarkTold).
+func (c *Claims) Told(ctx context.Context, ticketID, owner string) (bool, error) {
+	e, err := c.get(ctx, toldKey(ticketID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("whether the outcome of ticket %s was told: %w", ticketID, err)
+	}
+	return string(e.Value()) == owner, nil
+}
+
+// Telling is the outcome of one ticket's claim, to tell its players
+// (Claims.Tell).
+type Telling struct {
+	// Ticket is the ticket told: its id and players, and for a
+	// superseded one also its shard and mode (its cancel notices).
+	Ticket LiveTicket
+	// Owner holds the ticket's claim.
+	Owner string
+	// Reason, if set, is told instead of ClaimedResult's (not for a
+	// superseded ticket: see Newer).
+	Reason string
+	// Newer is the ticket that superseded it, if known: its reason names it.
+	Newer string
+}
+
+// results are the results that tell tl's players.
+func (tl Telling) results() []Result {
+	rs := make([]Result, len(tl.Ticket.Players))
+	for i, pl := range tl.Ticket.Players {
+		rs[i] = ClaimedResult(tl.Ticket.TicketID, pl, tl.Owner)
+		if tl.Owner == OwnerSuperseded {
+			rs[i].Reason = supersededReason(tl.Newer)
+		} else {
+			rs[i].Reason = cmp.Or(tl.Reason, rs[i].Reason)
+		}
+	}
+	return rs
+}
+
+// Tell tells the players of a ticket the outcome its claim owner decided
+// (cancelled, expired, superseded, failed), unless they were told
+// already (Told), and records that they were (MarkTold). It is the one
+// way every service tells an outcome that is not a match: callers call it
+// with whatever owner they found, and a match's (its results are its
+// deciders', Decisions) or none ("": given back, nothing decided) tells
+// nothing. A superseded ticket is told through superseded (its players,
+// and the cancel notices to its shards: Publisher.TellSuperseded), or
+// with its results alone if superseded is nil.
+//
+// An outcome claimed is always published: the claimer calls it, and so
+// does whoever meets the claim (a matcher's expiry or commit that lost
+// it, a Take, a frontend's cancel), for the claimer may have failed to
+// publish (NATS away) or died in between; until one of them succeeds,
+// the ticket's message is not acked, so someone meets the claim again. A
+// repeat within DuplicateWindow is stored once (ResultMsgID); the mark
+// keeps a later one from being heard twice, but for a teller that fails
+// to mark.
+func (c *Claims) Tell(ctx context.Context, tl Telling, superseded SupersededFunc) error {
+	id := tl.Ticket.TicketID
+	if _, isMatch := OwnerMatchID(tl.Owner); isMatch || tl.Owner == "" {
+		return nil
+	}
+	told, err := c.Told(ctx, id, tl.Owner)
+	if err != nil || told {
+		return err
+	}
+	// The publish has a deadline of its own, as each claim call does: a
+	// lost ack (a cut route) would otherwise hold the teller, and the
+	// ticket whose message waits on it, until its caller's context ends,
+	// which for a cancel or a Take is not before the connection heals.
+	// Failed, the telling is tried again by whoever meets the claim next.
+	pctx, cancel := context.WithTimeout(ctx, ClaimCallTimeout)
+	defer cancel()
+	if tl.Owner == OwnerSuperseded && superseded != nil {
+		err = superseded(pctx, tl.Ticket, tl.Newer)
+	} else {
+		err = c.pub.Results(pctx, tl.results())
+	}
+	if err != nil {
+		return fmt.Errorf("tell the players of ticket %s: %w", id, err)
+	}
+	return c.MarkTold(ctx, id, tl.Owner)
 }

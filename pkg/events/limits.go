@@ -42,18 +42,60 @@ const (
 
 	// WorkerTTL is how long a matcher worker counts as alive after its last
 	// heartbeat, and LeaseTTL how long a shard lease lasts unrenewed.
-	// Workers beat and renew every LeaseRenew, so a dead worker's shards
-	// move within about WorkerTTL + LeaseRenew.
+	// Workers beat and renew every LeaseRenew.
+	//
+	// The takeover bound, stated here and nowhere else: the shards of a
+	// worker that died (or was cut off) are taken by the others within
+	// WorkerTTL + LeaseRenew + 4 x LeaseCallTimeout (6 s) of its last beat;
+	// about WorkerTTL + LeaseRenew (4 s) when NATS answers in
+	// milliseconds. The first round of another worker that comes WorkerTTL
+	// after the last beat (rounds come every LeaseRenew) leaves the dead
+	// worker out, and finds its leases lapsed (LeaseTTL <= WorkerTTL); that
+	// round is four calls deep (list the workers, read their beats, read a
+	// lease, write it), each within LeaseCallTimeout. It holds while the
+	// leaders of the workers and leases streams are on the takers' side of
+	// a cut; otherwise a leader is elected first (see package shard). A
+	// worker cut from what it receives only has its last beat up to
+	// LeaseRenew after the cut (that round's writes land unanswered; then
+	// it goes quiet, package shard), so its shards are taken within
+	// LeaseRenew more of the cut.
 	WorkerTTL  = 3 * time.Second
 	LeaseTTL   = 3 * time.Second
 	LeaseRenew = time.Second
 
-	// AllocatorAckWait covers a slow allocation (Kubernetes API retries).
-	AllocatorAckWait = 30 * time.Second
+	// LeaseClockSkew is how far the clocks of two matcher workers may
+	// disagree: an owner that cannot renew a lease gives the shard up by
+	// the Until it last wrote less LeaseClockSkew, before a worker whose
+	// clock is ahead may take the lease over.
+	LeaseClockSkew = time.Second
 
-	// AllocatorMaxDeliver bounds retries of one match. The allocator
-	// dead-letters a match on its last delivery, so none is dropped silently.
-	AllocatorMaxDeliver = 10
+	// LeaseCallTimeout bounds each call a matcher worker makes to beat,
+	// read the others' beats and take, renew or give back a lease. A call
+	// held on a cut route then fails in time for the next round rather
+	// than after the client's 5 s default. The shards' lease calls run
+	// side by side, so one hung shard delays no other. A renewal that
+	// misses it is tried again (twice a round) until the lease's Until
+	// less LeaseClockSkew: one slow call does not give the shard up, and
+	// an owner cut off stops consuming before another takes over. Far
+	// above a healthy call (milliseconds).
+	LeaseCallTimeout = LeaseRenew / 2
+
+	// ClaimCallTimeout bounds each call to the claims bucket (a create,
+	// a read, a move or a delete of one claim). A call held on a cut
+	// route fails then rather than after the client's 5 s default, and
+	// its caller tries again (a ticket unacked comes back; a claim whose
+	// create timed out is read again, never taken as lost). Far above a
+	// healthy call, milliseconds even under load.
+	ClaimCallTimeout = 2 * time.Second
+
+	// AllocatorAckWait covers a slow allocation (Kubernetes API retries).
+	// The allocator consumer delivers a match without bound (MaxDeliver
+	// -1): each delivery is allocated, given up (its players told, the
+	// match dead-lettered, or its tickets queued again) and acked, or
+	// nakked when it is not settled (NATS not answering, another request
+	// allocating it, the allocator stopping, a give-up not stored), so a
+	// match is never dropped silently, however often it was nakked.
+	AllocatorAckWait = 30 * time.Second
 
 	// AllocatorMaxAckPending bounds matches in flight across allocators.
 	AllocatorMaxAckPending = 4096
@@ -64,6 +106,12 @@ const (
 	// ClaimMargin keeps a claim past the last possible redelivery of its
 	// ticket.
 	ClaimMargin = 30 * time.Minute
+
+	// RecordTTL is how long the per-match and per-ticket records live
+	// after their last write (claims, matches, allocation records,
+	// players, room matches): as long as a claim must, TicketMaxAge and
+	// ClaimMargin. An open room's are written again to outlive it.
+	RecordTTL = TicketMaxAge + ClaimMargin
 
 	// CapacityTTL drops the capacity report of an allocator that stopped
 	// reporting: a frontend then treats the region as unknown, not full.

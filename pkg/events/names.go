@@ -17,6 +17,7 @@ const (
 	bucketMatches     = "matches"
 	bucketPlayers     = "players"
 	bucketQueue       = "queue"
+	bucketRoomMatches = "roommatches"
 )
 
 // Consumer names. They live inside their stream, so they need no prefix.
@@ -95,6 +96,12 @@ func (s Subjects) AllocationsBucket() string { return s.streamName(bucketAllocat
 // each match's one decision ("<match id>.decided", see [Decisions]) and,
 // once it was sent, that it was ("<match id>.sent", [Decisions.MarkSent]).
 func (s Subjects) MatchesBucket() string { return s.streamName(bucketMatches) }
+
+// RoomMatchesBucket keeps the match of each open room that accepts
+// backfill (room id, its match id -> Match), copied from the matches
+// bucket by the allocators and written again while the room is open: a
+// room's backfill outlives its match's record (MatchesBucket).
+func (s Subjects) RoomMatchesBucket() string { return s.streamName(bucketRoomMatches) }
 
 // PlayersBucket maps each player id to that player's live ticket (see
 // [Players]): one ticket per player may wait to be matched, whatever its

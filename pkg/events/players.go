@@ -99,9 +99,13 @@ func (t LiveTicket) olderThan(o LiveTicket) bool { return t.CreatedAt.Before(o.C
 // (NATS away) has not written the newer ticket either, so Take still finds
 // the old one live and does not look at its claim: the matcher that holds
 // it tells its players when a match or its expiry meets the claim
-// (matcher tellSuperseded; a chaos run lost such tickets before). So a
-// superseded ticket's players are told at least once; past the duplicate
-// window, the second telling is a second "cancelled".
+// (matcher tellClaimed; a chaos run lost such tickets before). So a
+// superseded ticket's players are told at least once, all of them
+// through [Claims.Tell]: a telling is marked and whoever meets the claim
+// later tells only if it is not, so past the duplicate window a second
+// "cancelled" is heard only after a teller that could not mark. Any
+// other outcome but a match's that Take meets (an expiry, a cancel,
+// whose claimer's publish failed) is told the same way.
 //
 // Ticket ids. The claims are keyed by ticket id, so Take first binds the
 // id to its ticket's players (a key "ticket.<id>" in the same bucket; a
@@ -139,47 +143,19 @@ type Taken struct {
 }
 
 // SupersededFunc tells the players of old that their ticket is ended,
-// superseded by the ticket newer. Take calls it after winning old's claim
-// and before it moves on; an error stops Take, and a retry calls it again
-// (claiming is idempotent), so players are told at least once.
+// superseded by the ticket newer ("" if not known). Claims.Tell calls it
+// for a superseded ticket not told yet (Take, after winning old's claim
+// and before it moves on); an error stops Take, and a retry calls it
+// again (claiming is idempotent), so players are told at least once.
 type SupersededFunc func(ctx context.Context, old LiveTicket, newer string) error
 
-// TellSuperseded is the SupersededFunc of the services: it tells old's
-// players (a cancelled result naming the newer ticket, published before
-// it returns), then sends a cancel notice for old to the shard of its
-// tier in every region of regions: its home shard, and those it may be
-// visiting. The notices are hints on core NATS, as a frontend's cancel
-// is: the claim Take made before calling it is what keeps old out of
-// every match. A notice that cannot be sent is handed to notice (which
-// may be nil) and does not fail the call.
-func (p *Publisher) TellSuperseded(regions Regions, notice func(error)) SupersededFunc {
-	return func(ctx context.Context, old LiveTicket, newer string) error {
-		reason := "superseded by ticket " + newer
-		if newer == "" {
-			reason = "superseded by a newer ticket of its players"
-		}
-		rs := make([]Result, 0, len(old.Players))
-		for _, pl := range old.Players {
-			rs = append(rs, Result{TicketID: old.TicketID, PlayerID: pl, Status: StatusCancelled, Reason: reason})
-		}
-		if err := p.Results(ctx, rs); err != nil {
-			return fmt.Errorf("tell the players of superseded ticket %s: %w", old.TicketID, err)
-		}
-		for _, region := range regions {
-			if err := p.CancelNotice(ctx, region, old.Tier, old.TicketID, old.Mode); err != nil && notice != nil {
-				notice(fmt.Errorf("cancel notice for superseded ticket %s to %s: %w", old.TicketID, region, err))
-			}
-		}
-		return nil
-	}
-}
-
 // Take makes t the live ticket of each of its players, superseding the
-// ticket each had before (see [Players] for the protocol). told is called
-// for every ticket it ends, t itself included when t turns out older than
-// a player's live ticket. Take is idempotent: a redelivered or requeued t
-// that is already live changes nothing.
-func (p *Players) Take(ctx context.Context, t LiveTicket, told SupersededFunc) (Taken, error) {
+// ticket each had before (see [Players] for the protocol). tell tells
+// the players of every ticket it ends, t itself included when t turns
+// out older than a player's live ticket (through Claims.Tell). Take is
+// idempotent: a redelivered or requeued t that is already live changes
+// nothing.
+func (p *Players) Take(ctx context.Context, t LiveTicket, tell SupersededFunc) (Taken, error) {
 	var out Taken
 	value, err := json.Marshal(t)
 	if err != nil {
@@ -213,7 +189,7 @@ func (p *Players) Take(ctx context.Context, t LiveTicket, told SupersededFunc) (
 				break // live already (bound to these players; its entry is older)
 			}
 			if cur.TicketID != "" {
-				if decided, err := p.replace(ctx, t, cur, told, &out); err != nil || decided {
+				if decided, err := p.replace(ctx, t, cur, tell, &out); err != nil || decided {
 					return out, err
 				}
 			}
@@ -238,9 +214,9 @@ func (p *Players) Take(ctx context.Context, t LiveTicket, told SupersededFunc) (
 // replace ends cur so that t can take its place, or ends t if t is the
 // older one, or finds t decided already. decided reports that t will not
 // be live: out.Owner says why.
-func (p *Players) replace(ctx context.Context, t, cur LiveTicket, told SupersededFunc, out *Taken) (decided bool, err error) {
+func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell SupersededFunc, out *Taken) (decided bool, err error) {
 	if t.olderThan(cur) {
-		_, owner, err := p.supersede(ctx, t, cur, told)
+		_, owner, err := p.supersede(ctx, t, cur, tell)
 		if err != nil {
 			return false, err
 		}
@@ -253,18 +229,17 @@ func (p *Players) replace(ctx context.Context, t, cur LiveTicket, told Supersede
 	if err != nil {
 		return false, err
 	}
-	if own == OwnerSuperseded {
-		// Whoever superseded t may have died before telling its players
-		// (a commit's dropStale, a recovery): tell them now.
-		if err := told(ctx, t, cur.TicketID); err != nil {
+	if own != "" {
+		// Whoever decided t may have died, or failed, before telling its
+		// players (a commit's dropStale, a recovery, a frontend's expiry
+		// whose publish timed out): tell them now, unless they were.
+		if err := p.claims.Tell(ctx, Telling{Ticket: t, Owner: own, Newer: cur.TicketID}, tell); err != nil {
 			return false, err
 		}
-	}
-	if own != "" {
 		out.Owner = own
 		return true, nil
 	}
-	won, _, err := p.supersede(ctx, cur, t, told)
+	won, _, err := p.supersede(ctx, cur, t, tell)
 	if err != nil {
 		return false, err
 	}
@@ -276,13 +251,14 @@ func (p *Players) replace(ctx context.Context, t, cur LiveTicket, told Supersede
 
 // supersede claims old for [OwnerSuperseded] and, if the claim is won,
 // tells old's players that newer took its place. owner is old's claim
-// owner either way.
-func (p *Players) supersede(ctx context.Context, old, newer LiveTicket, told SupersededFunc) (won bool, owner string, err error) {
+// owner either way; a claim lost to another outcome than a match is
+// told too, if nobody did (Claims.Tell).
+func (p *Players) supersede(ctx context.Context, old, newer LiveTicket, tell SupersededFunc) (won bool, owner string, err error) {
 	won, owner, err = p.claims.Claim(ctx, old.TicketID, OwnerSuperseded)
-	if err != nil || !won {
+	if err != nil {
 		return won, owner, err
 	}
-	return won, owner, told(ctx, old, newer.TicketID)
+	return won, owner, p.claims.Tell(ctx, Telling{Ticket: old, Owner: owner, Newer: newer.TicketID}, tell)
 }
 
 // ticketKey is the key that binds a ticket id to its players. A player id

@@ -202,6 +202,30 @@ func (p *Publisher) Results(ctx context.Context, rs []Result) error {
 	return nil
 }
 
+// TellSuperseded is the SupersededFunc of the services (Claims.Tell
+// calls it): it tells old's players (a cancelled result naming the
+// newer ticket, worded as Claims.Tell words every outcome, published
+// before it returns), then sends a cancel notice for old to the shard
+// of its tier in every region of regions: its home shard, and those it
+// may be visiting. The notices are hints on core NATS, as a frontend's
+// cancel is: the claim made before calling it is what keeps old out of
+// every match. A notice that cannot be sent is handed to notice (which
+// may be nil) and does not fail the call.
+func (p *Publisher) TellSuperseded(regions Regions, notice func(error)) SupersededFunc {
+	return func(ctx context.Context, old LiveTicket, newer string) error {
+		rs := Telling{Ticket: old, Owner: OwnerSuperseded, Newer: newer}.results()
+		if err := p.Results(ctx, rs); err != nil {
+			return fmt.Errorf("tell the players of superseded ticket %s: %w", old.TicketID, err)
+		}
+		for _, region := range regions {
+			if err := p.CancelNotice(ctx, region, old.Tier, old.TicketID, old.Mode); err != nil && notice != nil {
+				notice(fmt.Errorf("cancel notice for superseded ticket %s to %s: %w", old.TicketID, region, err))
+			}
+		}
+		return nil
+	}
+}
+
 // ResultMsgID is the message id of a result: the same for a repeat of it
 // (a retried publish, a redelivered match), another for a ticket's next
 // match after it was queued again.

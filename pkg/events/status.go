@@ -43,7 +43,7 @@ func ClaimedResult(ticketID, playerID, owner string) Result {
 	case OwnerCancelled:
 		r.Reason = "cancelled"
 	case OwnerSuperseded:
-		r.Reason = "superseded by a newer ticket of the player"
+		r.Reason = supersededReason("")
 	case OwnerExpired:
 		r.Reason = "no match within the maximum wait"
 	case OwnerFailed:
@@ -52,4 +52,13 @@ func ClaimedResult(ticketID, playerID, owner string) Result {
 		r.MatchID, _ = OwnerMatchID(owner)
 	}
 	return r
+}
+
+// supersededReason is the reason told for a ticket superseded by the
+// ticket newer, or by one not known ("") to its teller.
+func supersededReason(newer string) string {
+	if newer == "" {
+		return "superseded by a newer ticket of the player"
+	}
+	return "superseded by ticket " + newer
 }

@@ -204,12 +204,19 @@ func (t *Ticket) CheckShard(region, tier string, regions Regions, tiers Tiers) e
 }
 
 // CreatedAtSlack is how much older than its mode's max wait a ticket's
-// created_at may be when it reaches the tickets stream. It covers a ticket
-// queued again by an allocator that found no game server: the ticket keeps
-// its created_at, and its match may have been held by allocators for up to
-// AllocatorMaxDeliver deliveries of AllocatorAckWait each (5 minutes)
-// before it came back.
-const CreatedAtSlack = AllocatorMaxDeliver * AllocatorAckWait
+// created_at may be when it reaches the tickets stream: how late a ticket
+// queued again by an allocator (no game server free, or the room it was
+// to fill gone) may come back with its created_at kept. Its match waited
+// in the matcher until it formed (at most the max wait) and then in the
+// allocator: retries within a delivery, a few nakked deliveries (another
+// request allocating it, NATS away for a moment), a pending record of a
+// dead allocator taken over after AllocatorAckWait. Five minutes covers
+// that many times over. A match held longer (the allocations stream cut
+// off for minutes: its deliveries are not bounded) brings its tickets
+// back past it: they are rejected and their players told "failed" (past
+// its max wait, a ticket would expire at once anyway); none is matched
+// with a window it never waited for.
+const CreatedAtSlack = 5 * time.Minute
 
 // BoundCreated checks a ticket's created_at against the time the tickets
 // stream stored its message (stored, the server's clock, which no client

@@ -143,9 +143,12 @@ func (t Topology) Consumers() []StreamConsumer {
 			DeliverGroup:   AllocatorDeliverGroup,
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        AllocatorAckWait,
-			MaxDeliver:     AllocatorMaxDeliver,
-			MaxAckPending:  AllocatorMaxAckPending,
-			DeliverPolicy:  jetstream.DeliverAllPolicy,
+			// Unbounded: a match is delivered until an allocator
+			// allocates it or gives it up, however often one died or
+			// was cut off meanwhile (AllocatorAckWait).
+			MaxDeliver:    -1,
+			MaxAckPending: AllocatorMaxAckPending,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
 		},
 	})
 }
@@ -173,8 +176,8 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 			TicketRecordTTL, MaxPayloadBytes),
 		// A claim must outlive every copy of its ticket (TicketMaxAge in
 		// the stream), or a late redelivery could be claimed again.
-		t.records(s.ClaimsBucket(), "the one outcome of each ticket: match:<id>, cancelled, expired, superseded",
-			TicketMaxAge+ClaimMargin, 256),
+		t.records(s.ClaimsBucket(), "the one outcome of each ticket (match:<id>, cancelled, expired, superseded, failed); told.<ticket id>: that outcome told; backfill.<id>: the match filling a backfill request",
+			RecordTTL, 256),
 		// Old entries of workers long gone are dropped; liveness itself is
 		// judged by the beat's time (WorkerTTL).
 		t.bucket(s.WorkersBucket(), "matcher worker heartbeats: worker id -> last beat", time.Hour, 1024),
@@ -182,16 +185,20 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		// Longer than any redelivery of an allocation request can come (the
 		// request stream keeps them TicketMaxAge).
 		t.records(s.AllocationsBucket(), "the game server of each allocated match: match id -> server",
-			TicketMaxAge+ClaimMargin, 4096),
+			RecordTTL, 4096),
 		// As long as the claims that point at them.
 		t.records(s.MatchesBucket(), "formed matches, written before their tickets are claimed",
-			TicketMaxAge+ClaimMargin, MaxPayloadBytes),
+			RecordTTL, MaxPayloadBytes),
+		// As long as the matches, but written again while the room is open
+		// (the allocators' refresher): a game may run for hours.
+		t.records(s.RoomMatchesBucket(), "the match of each open room that accepts backfill, written again while the room is open",
+			RecordTTL, MaxPayloadBytes),
 		// As long as the claims: an entry outlives every copy of the ticket
 		// it names (TicketMaxAge in the stream), so a late redelivery of a
 		// superseded ticket still finds the newer one. Per ticket taken,
 		// about one entry per player.
 		t.records(s.PlayersBucket(), "each player's live ticket: player id -> the one ticket of theirs that may be matched",
-			TicketMaxAge+ClaimMargin, 4096),
+			RecordTTL, 4096),
 		t.bucket(s.CapacityBucket(), "game-server capacity per region, from the allocators", CapacityTTL, 4096),
 		// History 1 and a short TTL: the latest figures only, gone a minute
 		// after their shard's owner stopped writing them.

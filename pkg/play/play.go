@@ -52,6 +52,11 @@ type Status struct {
 	Rooms int `json:"rooms"`
 	// MaxRooms is how many rooms may be open at once.
 	MaxRooms int `json:"max_rooms"`
+	// Open lists the rooms open now, by match id, sorted: the allocator
+	// keeps the records a room's backfill needs for as long as the room
+	// shows here, however long its game lasts. Under Agones the
+	// GameServer's rooms List says it (agones.ListRooms).
+	Open []string `json:"open,omitempty"`
 	// Backfill lists the requests of the rooms asking for players now, one
 	// per room, in no particular order; a room that asks no more is gone
 	// from it. Under Agones the same requests are annotations

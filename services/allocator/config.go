@@ -55,7 +55,7 @@ func (c *config) register(fs *flag.FlagSet) {
 // parse reads the command line and the environment, and the join key.
 func parse(args []string) (config, error) {
 	var c config
-	fs := flag.NewFlagSet("allocator", flag.ContinueOnError)
+	fs := envflag.NewFlagSet("allocator", about)
 	c.register(fs)
 	if err := envflag.Parse(fs, args); err != nil {
 		return c, err

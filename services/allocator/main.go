@@ -16,6 +16,10 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/autoscale"
 )
 
+// about says what the allocator is: the first line of its -h
+// and of its package comment (TestHelp checks that they agree).
+const about = "allocator finds a game server for every formed match and tells each player where to go."
+
 func main() { service.Main("allocator", run) }
 
 func run(ctx context.Context, args []string) error {

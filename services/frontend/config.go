@@ -79,7 +79,7 @@ func (c *config) register(fs *flag.FlagSet) {
 // and refuses impossible combinations before anything starts.
 func parseConfig(args []string) (config, error) {
 	var c config
-	fs := flag.NewFlagSet("frontend", flag.ContinueOnError)
+	fs := envflag.NewFlagSet("frontend", about)
 	c.register(fs)
 	if err := envflag.Parse(fs, args); err != nil {
 		return config{}, err

@@ -25,6 +25,10 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
 
+// about says what the frontend is: the first line of its -h
+// and of its package comment (TestHelp checks that they agree).
+const about = "frontend takes match requests from players over HTTP and tells them where to play."
+
 func main() { service.Main("frontend", run) }
 
 func run(ctx context.Context, args []string) error {

@@ -44,7 +44,7 @@ func (c *config) register(fs *flag.FlagSet) {
 // parse reads the command line and the environment.
 func parse(args []string) (config, error) {
 	var c config
-	fs := flag.NewFlagSet("game", flag.ContinueOnError)
+	fs := envflag.NewFlagSet("game", about)
 	c.register(fs)
 	return c, envflag.Parse(fs, args)
 }

@@ -18,6 +18,10 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/game/internal/server"
 )
 
+// about says what the game server is: the first line of its -h
+// and of its package comment (TestHelp checks that they agree).
+const about = "game is the rock-paper-scissors game server: many rooms per process, one per match, joined with the tokens the allocator signs."
+
 func main() { service.Main("game", run) }
 
 func run(ctx context.Context, args []string) error {

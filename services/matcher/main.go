@@ -1,4 +1,5 @@
-// Command matcher pools matchmaking tickets from JetStream and forms matches.
+// Command matcher pools matchmaking tickets from JetStream and forms
+// matches.
 package main
 
 import (
@@ -13,6 +14,10 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/matcher"
 )
+
+// about says what the matcher is: the first line of its -h
+// and of its package comment (TestHelp checks that they agree).
+const about = "matcher pools matchmaking tickets from JetStream and forms matches."
 
 func main() { service.Main("matcher", run) }
 
@@ -38,7 +43,7 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 
 func run(ctx context.Context, args []string) error {
 	var cfg config
-	fs := flag.NewFlagSet("matcher", flag.ContinueOnError)
+	fs := envflag.NewFlagSet("matcher", about)
 	cfg.registerFlags(fs)
 	if err := envflag.Parse(fs, args); err != nil {
 		return err

@@ -16,9 +16,10 @@ func EnvName(flagName string) string {
 }
 
 // Parse parses args into fs, then sets every flag that args did not set
-// from its environment variable, if that is set.
+// from its environment variable, if that is set. -h, -help and --help
+// print fs.Usage (see NewFlagSet) and return flag.ErrHelp.
 func Parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	set := map[string]bool{}

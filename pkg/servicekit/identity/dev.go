@@ -15,6 +15,16 @@ import (
 // ErrNotLoopback: the development issuer serves only this machine.
 var ErrNotLoopback = errors.New("the development issuer is loopback only")
 
+// Where `make run` keeps the development issuer's key: DevDataDir is
+// localstack's default -data-dir, relative to the repository's root, and
+// DevIssuerKeyFile the key's path under any data directory (dev/stack
+// makes it there). The load tool mints its tokens with that key when it
+// finds it, so the three must agree.
+const (
+	DevDataDir       = ".data"
+	DevIssuerKeyFile = "identity/dev-issuer.pem"
+)
+
 // DevIssuer is the development issuer: `POST /dev/token` hands any caller
 // on this machine a player token, so `make run`'s page and curl work with
 // identity on. It exists for development only: the frontend refuses to

@@ -40,6 +40,9 @@ func run(ctx context.Context) error {
 	flag.DurationVar(&cfg.Duration, "duration", 5*time.Minute, "how long the load and the faults last")
 	flag.DurationVar(&cfg.FaultEvery, "fault-every", 5*time.Second, "pause between two faults")
 	flag.DurationVar(&cfg.MaxWait, "max-wait", 20*time.Second, "max wait of the 1v1 mode (a ticket's deadline, plus slack)")
+	flag.BoolVar(&cfg.Partitions, "partitions", true, "make some faults cuts: a NATS node from the others, a service from NATS (both ways, one way), one route of three")
+	flag.Float64Var(&cfg.PartitionShare, "partition-share", 0.5, "the share of the faults that are cuts (the four kinds in turn)")
+	flag.DurationVar(&cfg.MaxCut, "max-cut", 20*time.Second, "the longest a cut lasts (each lasts a quarter of it at least)")
 	flag.Uint64Var(&cfg.Seed, "seed", uint64(time.Now().UnixNano()), "seed of the fault choices")
 	flag.StringVar(&logPath, "logs", "", "write every process's output to this file")
 	flag.Parse()
@@ -63,7 +66,7 @@ func run(ctx context.Context) error {
 			return err
 		}
 	}
-	fmt.Fprintf(os.Stderr, "chaos: %s of %.0f tickets/s, a fault every %s, seed %d\n", cfg.Duration, cfg.Rate, cfg.FaultEvery, cfg.Seed)
+	fmt.Fprintf(os.Stderr, "chaos: %s of %.0f tickets/s, a fault every %s, partitions %t, seed %d\n", cfg.Duration, cfg.Rate, cfg.FaultEvery, cfg.Partitions, cfg.Seed)
 	rep, err := chaos.Run(ctx, cfg)
 	if err != nil {
 		return err

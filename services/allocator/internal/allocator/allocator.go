@@ -11,8 +11,13 @@
 // (watermill's Retry middleware); a failure marked permanent (ErrPermanent:
 // a match that does not decode, or one that failed before) is not retried.
 // What still fails is given up: every player gets a "failed" result with
-// the reason, the match is dead-lettered, and the message is acked. So a
-// player always hears back.
+// the reason, the match is dead-lettered, and the message is acked (or,
+// with Config.Requeue and no server free, its tickets are queued again).
+// So a player always hears back. NATS not answering (a timeout, a cut
+// connection) is no reason to give a match up: it is nakked and comes
+// back, to this allocator or another; so is a give-up that cannot be
+// stored. The consumer delivers a match without bound, and each delivery
+// is acked or nakked when its handling ends, never held past it.
 //
 // The parts, one file each:
 //   - allocator.go: Config, the Backend interface, New.
@@ -24,8 +29,9 @@
 //     the players and dead-letter, or requeue the tickets.
 //   - capacity.go: free-room reports for the frontends.
 //   - backfill.go: what the allocator knows of running rooms (rooms),
-//     which request it takes from which server, and the matches that
-//     fill them, sent to the room's server (assigner.handleBackfill).
+//     which request it takes from which server, and the seats a match
+//     that fills one is given there (assigner.roomServer); handle.go
+//     sends it to the room's server (assigner.handleBackfill).
 //   - backfill_request.go: the requests game servers show, published for
 //     the matcher (RequestBackfills), each room at most every
 //     BackfillConfig.MinInterval.
@@ -86,14 +92,17 @@ type Config struct {
 	TokenTTL time.Duration
 	// Concurrency is how many matches are allocated at once.
 	Concurrency int
-	// RetryDeadline bounds retries of one match before it fails.
+	// RetryDeadline bounds retries of one delivery of a match before it
+	// is given up (or nakked, when NATS did not answer or another request
+	// is allocating it: those never fail a match).
 	RetryDeadline time.Duration
 	// CloseTimeout is how long in-flight matches may finish on shutdown.
 	CloseTimeout time.Duration
 	// NakDelay is when a match that was not settled (another request is
 	// allocating it, this allocator is stopping, NATS is away) comes back.
-	// Its deliveries (events.AllocatorMaxDeliver) must outlast a stale
-	// pending record (events.AllocatorAckWait).
+	// The consumer delivers a match without bound, so a match held by a
+	// stale pending record comes back until the record is taken over
+	// (events.AllocatorAckWait after it was written).
 	NakDelay time.Duration
 	// Requeue, when no game server can be found in time, puts the match's
 	// tickets back in the queue with their original wait, instead of
@@ -110,7 +119,7 @@ var defaults = Config{
 	// before the server would redeliver it.
 	RetryDeadline: 10 * time.Second,
 	CloseTimeout:  10 * time.Second, // matches in flight at SIGTERM finish
-	NakDelay:      5 * time.Second,  // several deliveries outlast a stale pending record
+	NakDelay:      5 * time.Second,  // an unsettled match comes back soon, at one delivery per 5 s while a cut lasts
 }
 
 func (c *Config) setDefaults() {
@@ -127,7 +136,7 @@ func (c *Config) setDefaults() {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.TokenTTL, "join-token-ttl", defaults.TokenTTL, "how long a join token admits its player")
 	fs.IntVar(&c.Concurrency, "concurrency", defaults.Concurrency, "matches allocated at once (each waits on a few JetStream round trips and the backend)")
-	fs.DurationVar(&c.RetryDeadline, "retry-deadline", defaults.RetryDeadline, "how long one match is retried before its players are told it failed")
+	fs.DurationVar(&c.RetryDeadline, "retry-deadline", defaults.RetryDeadline, "how long one delivery of a match is retried before it is given up (its players told it failed, or its tickets requeued); NATS not answering never fails a match: it is delivered again")
 	fs.DurationVar(&c.CloseTimeout, "shutdown-grace", defaults.CloseTimeout, "time for in-flight matches after SIGTERM")
 }
 

@@ -64,9 +64,21 @@ type ShownBackfill struct {
 // that shows more says more than it can host; the rest are dropped.
 const MaxRoomsShown = 1000
 
-// BackfillSource lists the backfill requests of the rooms on a backend's
-// game servers.
+// ShownRoom is a room a game server shows open, with the server that
+// shows it: its records are kept while it shows (keeper).
+type ShownRoom struct {
+	MatchID string
+	Server  Server
+}
+
+// BackfillSource lists the rooms on a backend's game servers and the
+// backfill requests of those asking for players.
 type BackfillSource interface {
+	// Rooms are the rooms open on the servers, each with the server that
+	// shows it, as of the backend's last look, at most MaxRoomsShown per
+	// server; known as for Backfills. A server's word too: the keeper
+	// keeps the records only of the rooms they name it the server of.
+	Rooms() (rooms []ShownRoom, known bool)
 	// Backfills are the requests of the rooms asking for players, as of
 	// the backend's last look at its servers, each with the server that
 	// shows it, at most one per room a server hosts (as far as the
@@ -98,22 +110,53 @@ var errOverShape = errors.New("asks for seats its room does not have")
 // requests of the backend's rooms, and its allocation record (records),
 // with the seats promised in it.
 type rooms struct {
-	matches jetstream.KeyValue
-	src     BackfillSource
-	records *records
+	// matches is the matchers' bucket; roomMatches the bucket where the
+	// refresher copies an open room's match to outlive it (nil in tests
+	// of rooms that never outlive it).
+	matches, roomMatches jetstream.KeyValue
+	src                  BackfillSource
+	records              *records
 }
 
-// match is the match room roomID was opened for.
+// openRooms opens the buckets of rooms, whose requests src shows.
+func openRooms(ctx context.Context, js jetstream.JetStream, subj events.Subjects, src BackfillSource, recs *records) (*rooms, error) {
+	matches, err := js.KeyValue(ctx, subj.MatchesBucket())
+	if err != nil {
+		return nil, fmt.Errorf("matches bucket: %w", err)
+	}
+	roomMatches, err := js.KeyValue(ctx, subj.RoomMatchesBucket())
+	if err != nil {
+		return nil, fmt.Errorf("room matches bucket: %w", err)
+	}
+	return &rooms{matches: matches, roomMatches: roomMatches, src: src, records: recs}, nil
+}
+
+// match is the match room roomID was opened for: its copy in the room
+// matches bucket (refresher), or, before it is copied, the matches
+// bucket's.
 func (rs *rooms) match(ctx context.Context, roomID string) (events.Match, error) {
-	e, err := rs.matches.Get(ctx, roomID)
+	var e jetstream.KeyValueEntry
+	var err error = jetstream.ErrKeyNotFound
+	if rs.roomMatches != nil {
+		e, err = rs.roomMatches.Get(ctx, roomID)
+	}
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		e, err = rs.matches.Get(ctx, roomID)
+	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return events.Match{}, fmt.Errorf("room %s: no match record: %w", roomID, errRoomGone)
 	}
 	if err != nil {
 		return events.Match{}, fmt.Errorf("room %s: match record: %w", roomID, err)
 	}
+	return decodeMatch(roomID, e.Value())
+}
+
+// decodeMatch reads data, room roomID's match record: errRoomGone when
+// it does not read as a match.
+func decodeMatch(roomID string, data []byte) (events.Match, error) {
 	var m events.Match
-	if err := json.Unmarshal(e.Value(), &m); err != nil || len(m.Tickets) == 0 {
+	if err := json.Unmarshal(data, &m); err != nil || len(m.Tickets) == 0 {
 		return events.Match{}, fmt.Errorf("room %s: unreadable match record: %w", roomID, errRoomGone)
 	}
 	return m, nil
@@ -262,66 +305,6 @@ func roomPlayers(lists ...[]string) []string {
 		}
 	}
 	return out
-}
-
-// handleBackfill assigns a match that fills room m.Backfill.MatchID: no
-// new server, but the room's (its allocation record), recorded as m's
-// own with the seats promised to m (roomServer), so that a repeat of m
-// gets the same; join tokens for the room, each seating its player on
-// the room's team the match gives it (MatchTicket.Team is the room's),
-// with the room's shape, expiring with the promise; and the "assigned"
-// results. A room that is gone, or has no seat free (and not promised)
-// on a team m fills, gets no one: m's tickets are queued again with
-// their wait.
-func (as *assigner) handleBackfill(ctx context.Context, m events.Match) error {
-	roomID := m.Backfill.MatchID
-	shape, err := as.roomShape(ctx, roomID)
-	var rec record
-	var reused bool
-	if err == nil {
-		rec, reused, err = as.records.place(ctx, m, as.roomServer)
-	}
-	if errors.Is(err, errRoomGone) {
-		if rerr := as.requeue(ctx, m, err); rerr != nil {
-			return fmt.Errorf("requeue after %w: %w", err, rerr)
-		}
-		as.met.outcomes.WithLabelValues("backfill_requeued").Inc()
-		as.log.Warn("room to fill is gone or its seats are taken; match's tickets requeued with their wait", "match_id", m.MatchID, "room", roomID, "err", err)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if reused {
-		as.met.outcomes.WithLabelValues("reused").Inc()
-	} else {
-		as.met.outcomes.WithLabelValues("backfilled").Inc()
-	}
-	srv := *rec.Server
-	rs, err := as.assign(m, roomID, srv, time.UnixMilli(rec.Until), func(t events.MatchTicket, _ string) jointoken.Seat {
-		s := shape
-		s.Team = t.Team
-		return s
-	})
-	if err != nil {
-		return Permanent(err) // a team the room does not have: no retry seats it
-	}
-	if err := as.pub.Results(ctx, rs); err != nil {
-		return fmt.Errorf("match %s: %w", m.MatchID, err)
-	}
-	as.log.Info("match assigned to a running room", "match_id", m.MatchID, "room", roomID, "server", srv.Name, "players", len(m.Players()))
-	return nil
-}
-
-// roomShape is the seat of room roomID with Team left out: its teams and
-// team size, and that it accepts backfill, as the room's match made it
-// (roomSeats: a room that started early has teams its match left empty).
-func (as *assigner) roomShape(ctx context.Context, roomID string) (jointoken.Seat, error) {
-	rm, err := as.rooms.match(ctx, roomID)
-	if err != nil {
-		return jointoken.Seat{}, err
-	}
-	return roomSeats(rm)
 }
 
 // roomServer is the record of a match m that fills a room

@@ -25,6 +25,8 @@ type showing struct {
 	others []ShownBackfill
 	// seated are the players gs-1 shows seated with its requests.
 	seated []string
+	// open are the rooms shown open, by any server.
+	open []ShownRoom
 }
 
 // gs1 is the game server the tests' rooms run on.
@@ -38,6 +40,12 @@ func (s *showing) Backfills() ([]ShownBackfill, bool) {
 		out = append(out, ShownBackfill{Backfill: b, Server: Server{Name: gs1.Name}, Seated: s.seated})
 	}
 	return out, true
+}
+
+func (s *showing) Rooms() ([]ShownRoom, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.open), true
 }
 
 // set makes the rooms show reqs.

@@ -161,32 +161,35 @@ const askAgain = events.DuplicateWindow
 // it first shows, then every askAgain while it shows; a room's new Ask
 // no sooner than cfg.MinInterval after its last. Its id is its message
 // id, so it is stored once however many allocators publish it; one whose
-// publish fails is tried again at the next interval. reg (may be nil)
-// receives its metric.
+// publish fails is tried again at the next interval. Meanwhile it keeps
+// the records of the rooms shown open (refresher). reg (may be nil)
+// receives its metrics.
 func RequestBackfills(ctx context.Context, js jetstream.JetStream, subj events.Subjects, src BackfillSource, cfg BackfillConfig, log *slog.Logger, reg ...prometheus.Registerer) error {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
-	}
-	kv, err := js.KeyValue(ctx, subj.MatchesBucket())
-	if err != nil {
-		return fmt.Errorf("matches bucket: %w", err)
 	}
 	allocs, err := js.KeyValue(ctx, subj.AllocationsBucket())
 	if err != nil {
 		return fmt.Errorf("allocations bucket: %w", err)
 	}
 	recs := &records{kv: allocs, log: log, now: time.Now}
-	rq := newRequester(&rooms{matches: kv, src: src, records: recs}, events.NewPublisher(js, subj), cfg.MinInterval, log, time.Now)
+	rs, err := openRooms(ctx, js, subj, src, recs)
+	if err != nil {
+		return err
+	}
+	rq := newRequester(rs, events.NewPublisher(js, subj), cfg.MinInterval, log, time.Now)
+	rf := newRefresher(rs.matches, rs.roomMatches, allocs, src, log, time.Now)
 	for _, r := range reg {
 		if r != nil {
-			r.MustRegister(rq.outcomes)
+			r.MustRegister(rq.outcomes, rf.refreshed)
 		}
 	}
 	t := time.NewTicker(cfg.Every)
 	defer t.Stop()
 	for {
 		rq.poll(ctx)
+		rf.pass(ctx)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -5,9 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -46,73 +52,128 @@ type failure struct {
 	now     func() time.Time
 }
 
-// releaser gives back a match's claims (events.Claims.Release).
+// releaser gives back a match's claims (events.Claims.Release) and
+// says who holds a claim (events.Claims.Owner).
 type releaser interface {
 	Release(ctx context.Context, ids []string, owner string) error
+	Owner(ctx context.Context, ticketID string) (string, error)
 }
 
 // giveUp ends a match that could not be allocated: players are told why,
 // the match is dead-lettered, and the message is acked. If even that cannot
 // be stored, the error is returned and the message is nakked for later.
+//
+// A match that is not settled (this allocator stopping, another request
+// allocating it) or that NATS did not answer for (unavailable: a timeout,
+// a connection cut) is not given up but nakked: it may still be
+// allocated, by this allocator or another, on a later delivery.
+//
+// Each delivery is decided here once, and nakked or acked: none is held
+// in the allocator past it. The consumer delivers a match without bound
+// (MaxDeliver -1), so a nakked match always comes back, however many
+// deliveries failed before. (Held past AckWait, a delivery's ack would be
+// discarded by the subscriber and the server would deliver the match
+// again meanwhile: two deliveries allocating at once.)
 func (f *failure) giveUp(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
 		if err == nil {
 			return out, nil
 		}
-		// Stopping, or another request is allocating this match: not a
-		// failure. The message is nakked and comes back.
-		if errors.Is(err, context.Canceled) || errors.Is(err, errInProgress) || msg.Context().Err() != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, errInProgress) || msg.Context().Err() != nil || unavailable(err) {
 			return nil, err
 		}
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), giveUpTimeout)
 		defer cancel()
-		// A match that does not decode has no record to mark and no player
-		// to tell: it is only dead-lettered.
-		m, derr := events.DecodeMatch(msg.Payload)
-		decoded := derr == nil
-		if decoded && f.requeue && errors.Is(err, ErrNoCapacity) {
-			if rerr := f.requeueMatch(ctx, m, errNoServerFree); rerr != nil {
-				return nil, fmt.Errorf("requeue after %w: %w", err, rerr)
-			}
-			f.met.outcomes.WithLabelValues("requeued").Inc()
-			f.log.Warn("no game server; match's tickets requeued with their wait", "match_id", m.MatchID, "tickets", len(m.Tickets))
-			return nil, nil
-		}
-		if decoded && m.Backfill != nil {
-			// Its players' tickets were fine; the room they were to
-			// join could not take them: they wait again.
-			if rerr := f.requeueBackfill(ctx, m, err); rerr != nil {
-				return nil, fmt.Errorf("requeue after %w: %w", err, rerr)
-			}
-			f.met.outcomes.WithLabelValues("backfill_requeued").Inc()
-			f.log.Warn("backfill match failed; its tickets requeued with their wait", "match_id", m.MatchID, "err", err)
-			return nil, nil
-		}
-		// Only a match nobody allocated may fail, and only once.
-		if decoded {
-			if ferr := f.records.markFailed(ctx, m.MatchID); ferr != nil {
-				return nil, fmt.Errorf("%w (not failed: %w)", err, ferr)
-			}
-		}
-		subject := msg.Metadata.Get(metaSubject)
-		if dlErr := f.deadLetter(ctx, subject, msg.Payload, err); dlErr != nil {
-			return nil, dlErr
-		}
-		if decoded {
-			if terr := f.tellFailed(ctx, m, err); terr != nil {
-				return nil, terr
-			}
-		}
-		f.log.Error("match failed; players told and match dead-lettered", "err", err, "subject", subject)
-		return nil, nil
+		return nil, f.end(ctx, msg, err)
 	}
 }
 
-// deadLetter counts and records the failed match.
-func (f *failure) deadLetter(ctx context.Context, subject string, payload []byte, err error) error {
+// giveUpTimeout bounds the storing of a give-up (record, dead letter,
+// results or requeue), a few JetStream round trips: it runs after the
+// delivery's own retries, so it has a deadline of its own, and one that
+// does not end in time is nakked and tried again on the next delivery.
+const giveUpTimeout = 5 * time.Second
+
+// unavailable says whether err is NATS not answering (a timeout, no
+// responders, a connection closed or away, JetStream unavailable)
+// rather than an answer: the match may still be allocated once NATS
+// answers, so it is retried, never failed for it. An error of the
+// Backend (backendError) is not NATS's, whatever it wraps.
+func unavailable(err error) bool {
+	if errors.As(err, new(*backendError)) {
+		return false
+	}
+	var api *jetstream.APIError
+	if errors.As(err, &api) && api.Code == http.StatusServiceUnavailable {
+		return true
+	}
+	for _, e := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders, nats.ErrConnectionClosed,
+		nats.ErrConnectionDraining, nats.ErrDisconnected, jetstream.ErrNoStreamResponse, jetstream.ErrAsyncPublishTimeout, jetstream.ErrConnectionClosed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// end gives up the match of msg, which failed with err: its tickets are
+// queued again (a match with no server, with Config.Requeue; one whose
+// record says a requeue began; one that was to fill a running room), or
+// it fails: its record is marked failed, the match dead-lettered and its
+// players told. An error says that this could not be stored: the
+// message is nakked.
+func (f *failure) end(ctx context.Context, msg *message.Message, err error) error {
+	// A match that does not decode has no record to mark and no player
+	// to tell: it is only dead-lettered.
+	m, derr := events.DecodeMatch(msg.Payload)
+	decoded := derr == nil
+	if decoded && m.Backfill == nil && (errors.Is(err, errRequeued) || f.requeue && errors.Is(err, ErrNoCapacity)) {
+		again, rerr := f.requeueNoServer(ctx, m)
+		if rerr != nil {
+			return fmt.Errorf("requeue after %w: %w", err, rerr)
+		}
+		if !again {
+			f.met.outcomes.WithLabelValues("requeued").Inc()
+			f.log.Warn("no game server; match's tickets requeued with their wait", "match_id", m.MatchID, "tickets", len(m.Tickets), "err", err)
+		}
+		return nil
+	}
+	if decoded && m.Backfill != nil {
+		// Its players' tickets were fine; the room they were to
+		// join could not take them: they wait again.
+		if rerr := f.requeueBackfill(ctx, m, err); rerr != nil {
+			return fmt.Errorf("requeue after %w: %w", err, rerr)
+		}
+		f.met.outcomes.WithLabelValues("backfill_requeued").Inc()
+		f.log.Warn("backfill match failed; its tickets requeued with their wait", "match_id", m.MatchID, "err", err)
+		return nil
+	}
+	// Only a match nobody allocated may fail, and only once.
+	if decoded {
+		if ferr := f.records.markFailed(ctx, m.MatchID); ferr != nil {
+			return fmt.Errorf("%w (not failed: %w)", err, ferr)
+		}
+	}
+	subject := msg.Metadata.Get(metaSubject)
+	seq, _ := strconv.ParseUint(msg.Metadata.Get(metaStreamSeq), 10, 64)
+	if dlErr := f.deadLetter(ctx, subject, seq, msg.Payload, err); dlErr != nil {
+		return dlErr
+	}
+	if decoded {
+		if terr := f.tellFailed(ctx, m, err); terr != nil {
+			return terr
+		}
+	}
+	f.log.Error("match failed; players told and match dead-lettered", "err", err, "subject", subject)
+	return nil
+}
+
+// deadLetter counts and records the failed match, the message of
+// stream sequence seq (0: unknown): a repeat of one is stored once.
+func (f *failure) deadLetter(ctx context.Context, subject string, seq uint64, payload []byte, err error) error {
 	f.met.outcomes.WithLabelValues("failed_" + failReason(err)).Inc()
-	dl := events.NewDeadLetter(Source, subject, 0, payload, err, f.now())
+	dl := events.NewDeadLetter(Source, subject, seq, payload, err, f.now())
 	if perr := f.pub.DeadLetter(ctx, dl); perr != nil {
 		return fmt.Errorf("dead-letter after %w: %w", err, perr)
 	}
@@ -137,6 +198,23 @@ func (f *failure) tellFailed(ctx context.Context, m events.Match, err error) err
 // server could be found.
 var errNoServerFree = errors.New("no game server was free")
 
+// requeueNoServer queues the tickets of a match with no server again,
+// once its record says so (markRequeueing, before any claim is given
+// back): from then on no delivery of it allocates it, and each finishes
+// the requeue instead (errRequeued), however far an earlier one got. The
+// record then says it is done (markRequeued), and a later delivery
+// stores nothing more. again says it was done before.
+func (f *failure) requeueNoServer(ctx context.Context, m events.Match) (again bool, err error) {
+	done, err := f.records.markRequeueing(ctx, m.MatchID)
+	if err != nil || done {
+		return done, err
+	}
+	if err := f.requeueMatch(ctx, m, errNoServerFree); err != nil {
+		return false, err
+	}
+	return false, f.records.markRequeued(ctx, m.MatchID)
+}
+
 // requeueBackfill queues the tickets of a match that was to fill a
 // running room again, once its record says it failed, so that no later
 // delivery of it assigns them to the room (a match with a server
@@ -157,24 +235,33 @@ func (f *failure) requeueBackfill(ctx context.Context, m events.Match, why error
 // published: a ticket published again while its claim stays the match's
 // would be taken, by a matcher that heard the match's matched notice, for
 // a copy of a matched ticket and dropped, its player told "queued". The
-// error nakks the match (giveUp), and its next delivery, finding no
-// server again, requeues it again (or, one free by then, assigns it: its
-// players heard nothing of the requeue): the claims given back the first
-// time are gone, which is no failure, and the results and tickets told
-// and published before a later step failed carry message ids, so a
-// repeat is stored once.
+// error nakks the match (giveUp), and its next delivery requeues it
+// again, never assigns it (its record says so first: requeueNoServer,
+// requeueBackfill), for a ticket whose claim was given back may be in
+// another match by then: the claims given back the first time are gone,
+// which is no failure, and the results and tickets told and published
+// before a later step failed carry message ids, so a repeat is stored
+// once. A ticket whose claim another owner holds once every claim is
+// given back (taken: another match, or an outcome) is that owner's to
+// tell: it is neither told "queued" nor published again.
 func (f *failure) requeueMatch(ctx context.Context, m events.Match, why error) error {
+	owner := events.MatchOwner(m.MatchID)
 	ids := make([]string, len(m.Tickets))
 	for i, t := range m.Tickets {
 		ids[i] = t.TicketID
 	}
-	if err := f.claims.Release(ctx, ids, events.MatchOwner(m.MatchID)); err != nil {
+	if err := f.claims.Release(ctx, ids, owner); err != nil {
 		return fmt.Errorf("give back the claims of match %s: %w", m.MatchID, err)
 	}
+	taken, err := f.taken(ctx, ids, owner)
+	if err != nil {
+		return fmt.Errorf("requeue match %s: %w", m.MatchID, err)
+	}
+	tickets := slices.DeleteFunc(slices.Clone(m.Tickets), func(t events.MatchTicket) bool { return taken[t.TicketID] })
 	// Every player hears "queued" (in one round trip) before any ticket is
 	// published again.
 	var rs []events.Result
-	for _, mt := range m.Tickets {
+	for _, mt := range tickets {
 		for _, p := range mt.Players {
 			rs = append(rs, events.Result{TicketID: mt.TicketID, PlayerID: p, Status: events.StatusQueued, Reason: why.Error() + "; queued again with the same wait"})
 		}
@@ -182,12 +269,39 @@ func (f *failure) requeueMatch(ctx context.Context, m events.Match, why error) e
 	if err := f.pub.Results(ctx, rs); err != nil {
 		return err
 	}
-	for _, mt := range m.Tickets {
+	for _, mt := range tickets {
 		if err := f.pub.Requeue(ctx, m, mt); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// taken are those of ids whose claims an owner other than owner holds
+// now, read side by side. It matters on a requeue resumed on a later
+// delivery (the claims given back by an earlier one may be taken since),
+// and it is read on every requeue, for a copy of a ticket can be claimed
+// in the moment after its claim is given back. That moment stays open
+// between this read and the requeue's results: its player may hear
+// "queued" just before the other match's result.
+func (f *failure) taken(ctx context.Context, ids []string, owner string) (map[string]bool, error) {
+	owners := make([]string, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() { owners[i], errs[i] = f.claims.Owner(ctx, id) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	taken := map[string]bool{}
+	for i, o := range owners {
+		if o != "" && o != owner {
+			taken[ids[i]] = true
+		}
+	}
+	return taken, nil
 }
 
 // failReason is the metric label of a failure. It names the cause, not

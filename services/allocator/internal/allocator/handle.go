@@ -2,6 +2,7 @@ package allocator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -104,4 +105,92 @@ func (as *assigner) assign(m events.Match, roomID string, srv Server, expires ti
 // playURL is the page a player opens; the game server serves it.
 func playURL(s Server, matchID, token string) string {
 	return play.URL("http://"+s.Address+":"+strconv.Itoa(s.Port), matchID, token)
+}
+
+// handleBackfill assigns a match that fills room m.Backfill.MatchID: no
+// new server, but the room's (its allocation record), recorded as m's
+// own with the seats promised to m (roomServer) and the room's shape,
+// so that a repeat of m gets the same; join tokens for the room, each
+// seating its player on the room's team the match gives it
+// (MatchTicket.Team is the room's), with the room's shape, expiring with
+// the promise; and the "assigned" results. A room that is gone, or has
+// no seat free (and not promised) on a team m fills, gets no one: m's
+// tickets are queued again with their wait.
+//
+// A repeat of m placed before (its results published, its ack lost) is
+// told the same again from its record when the room's match record is
+// gone since (the room closed): it cannot be queued again (its record
+// has a server: markFailed refuses), and would be nakked forever.
+func (as *assigner) handleBackfill(ctx context.Context, m events.Match) error {
+	roomID := m.Backfill.MatchID
+	shape, err := as.roomShape(ctx, roomID)
+	if errors.Is(err, errRoomGone) {
+		rec, placed, perr := as.records.placed(ctx, m.MatchID)
+		if perr != nil {
+			return perr
+		}
+		if placed && rec.Seat != nil {
+			as.met.outcomes.WithLabelValues("reused").Inc()
+			return as.tellFill(ctx, m, rec, *rec.Seat)
+		}
+	}
+	var rec record
+	var reused bool
+	if err == nil {
+		rec, reused, err = as.records.place(ctx, m, func(ctx context.Context, m events.Match) (record, error) {
+			r, err := as.roomServer(ctx, m)
+			r.Seat = &shape
+			return r, err
+		})
+	}
+	if errors.Is(err, errRoomGone) {
+		if rerr := as.requeue(ctx, m, err); rerr != nil {
+			return fmt.Errorf("requeue after %w: %w", err, rerr)
+		}
+		as.met.outcomes.WithLabelValues("backfill_requeued").Inc()
+		as.log.Warn("room to fill is gone or its seats are taken; match's tickets requeued with their wait", "match_id", m.MatchID, "room", roomID, "err", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if reused {
+		as.met.outcomes.WithLabelValues("reused").Inc()
+	} else {
+		as.met.outcomes.WithLabelValues("backfilled").Inc()
+	}
+	return as.tellFill(ctx, m, rec, shape)
+}
+
+// tellFill tells the players of m, which fills a room and has rec for
+// its record, where to go: the room's server, with join tokens for the
+// room in its shape, each on its ticket's team, expiring with the
+// promise of their seats (rec.Until).
+func (as *assigner) tellFill(ctx context.Context, m events.Match, rec record, shape jointoken.Seat) error {
+	roomID := m.Backfill.MatchID
+	srv := *rec.Server
+	rs, err := as.assign(m, roomID, srv, time.UnixMilli(rec.Until), func(t events.MatchTicket, _ string) jointoken.Seat {
+		s := shape
+		s.Team = t.Team
+		return s
+	})
+	if err != nil {
+		return Permanent(err) // a team the room does not have: no retry seats it
+	}
+	if err := as.pub.Results(ctx, rs); err != nil {
+		return fmt.Errorf("match %s: %w", m.MatchID, err)
+	}
+	as.log.Info("match assigned to a running room", "match_id", m.MatchID, "room", roomID, "server", srv.Name, "players", len(m.Players()))
+	return nil
+}
+
+// roomShape is the seat of room roomID with Team left out: its teams and
+// team size, and that it accepts backfill, as the room's match made it
+// (roomSeats: a room that started early has teams its match left empty).
+func (as *assigner) roomShape(ctx context.Context, roomID string) (jointoken.Seat, error) {
+	rm, err := as.rooms.match(ctx, roomID)
+	if err != nil {
+		return jointoken.Seat{}, err
+	}
+	return roomSeats(rm)
 }

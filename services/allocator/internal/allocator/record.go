@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 )
 
 // record is what the allocations bucket keeps per match: the server once
@@ -22,10 +23,21 @@ type record struct {
 	// match failed: from then on no request allocates it, so a match
 	// never ends both failed and assigned.
 	Failed bool `json:"failed,omitempty"`
+	// Requeue is set, by compare-and-set, before any claim of the match
+	// is given back for a requeue (requeueing), and once its tickets are
+	// queued again (requeued): from then on no request allocates it, for
+	// a ticket whose claim was given back may be in another match by
+	// then. A later delivery finishes the requeue instead.
+	Requeue string `json:"requeue,omitempty"`
 	// Until, in the record of a match that fills a running room, is when
 	// its players' join tokens expire (Unix ms), and with them the
 	// promise of their seats: a repeat of the match signs the same.
 	Until int64 `json:"until,omitempty"`
+	// Seat, in the record of a match that fills a running room, is the
+	// room's shape its players' join tokens carry (Team left out): a
+	// repeat of the match signs the same tokens even once the room's
+	// match record is gone (the room closed after the match was placed).
+	Seat *jointoken.Seat `json:"seat,omitempty"`
 	// Promised and Sent, in a running room's record, are the seats
 	// promised to the matches that fill it and the players sent before
 	// (promise.go).
@@ -39,6 +51,17 @@ type record struct {
 // letters carry ("invalid payload: this match failed before") and the
 // metric label failReason gives it ("invalid").
 var errFailedBefore = Permanent(fmt.Errorf("%w: this match failed before", events.ErrInvalid))
+
+// The requeue states of a record (record.Requeue).
+const (
+	requeueing = "requeueing"
+	requeued   = "requeued"
+)
+
+// errRequeued: the match's record says its tickets are (being) queued
+// again. It is permanent (no retry allocates the match): the give-up
+// finishes the requeue (failure.requeueMatch).
+var errRequeued = Permanent(errors.New("this match's tickets were queued again"))
 
 // errInProgress is retried: another request for the match is allocating.
 var errInProgress = errors.New("another request for this match is being allocated")
@@ -68,7 +91,10 @@ func (rs *records) stale(r record) bool {
 func (rs *records) allocate(ctx context.Context, m events.Match) (srv Server, reused bool, err error) {
 	r, reused, err := rs.place(ctx, m, func(ctx context.Context, m events.Match) (record, error) {
 		srv, err := rs.backend.Allocate(ctx, m)
-		return record{Server: &srv}, err
+		if err != nil {
+			return record{}, &backendError{err: err}
+		}
+		return record{Server: &srv}, nil
 	})
 	if err != nil {
 		return Server{}, false, err
@@ -138,6 +164,9 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 		if r.Failed {
 			return 0, nil, fmt.Errorf("match %s: %w", key, errFailedBefore)
 		}
+		if r.Requeue != "" {
+			return 0, nil, fmt.Errorf("match %s: %w", key, errRequeued)
+		}
 		if r.Server != nil {
 			rs.log.Info("match allocated before; same server", "match_id", key, "server", r.Server.Name)
 			return 0, &r, nil
@@ -152,17 +181,94 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 	}
 }
 
+// placed is the record of a match that was given a server before (a
+// repeat: an ack lost, a matcher's late retry), if it was: ok is false
+// for a match with no record, or one with no server.
+func (rs *records) placed(ctx context.Context, matchID string) (r record, ok bool, err error) {
+	e, err := rs.kv.Get(ctx, matchID)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return record{}, false, nil
+	case err != nil:
+		return record{}, false, fmt.Errorf("allocation record of %s: %w", matchID, err)
+	}
+	_ = json.Unmarshal(e.Value(), &r)
+	return r, r.Server != nil, nil
+}
+
 // markFailed records, by compare-and-set, that the match failed. It
-// refuses when a server was allocated for it (the retry will assign it)
-// or a request is allocating it now.
+// refuses when a server was allocated for it (the retry will assign it),
+// its tickets are being queued again, or a request is allocating it now.
 func (rs *records) markFailed(ctx context.Context, matchID string) error {
-	failed, _ := json.Marshal(record{Failed: true}) // always encodes
+	return rs.mark(ctx, matchID, record{Failed: true}, func(r record) (bool, error) {
+		switch {
+		case r.Failed:
+			return true, nil
+		case r.Requeue != "":
+			return false, fmt.Errorf("match %s: %w", matchID, errRequeued)
+		}
+		return false, rs.unsettled(matchID, r)
+	})
+}
+
+// markRequeueing records, by compare-and-set, that the match's tickets
+// are being queued again (record.Requeue), before any claim is given
+// back; done says they were queued again before. It refuses as
+// markFailed does, and for a match that failed.
+func (rs *records) markRequeueing(ctx context.Context, matchID string) (done bool, err error) {
+	err = rs.mark(ctx, matchID, record{Requeue: requeueing}, func(r record) (bool, error) {
+		switch {
+		case r.Requeue == requeued:
+			done = true
+			return true, nil
+		case r.Requeue == requeueing:
+			return true, nil
+		case r.Failed:
+			return false, fmt.Errorf("match %s: %w", matchID, errFailedBefore)
+		}
+		return false, rs.unsettled(matchID, r)
+	})
+	return done, err
+}
+
+// markRequeued records that the match's tickets are queued again: a
+// later delivery of it (an ack lost, a matcher's late retry) stores
+// nothing more.
+func (rs *records) markRequeued(ctx context.Context, matchID string) error {
+	return rs.mark(ctx, matchID, record{Requeue: requeued}, func(r record) (bool, error) {
+		switch r.Requeue {
+		case requeued:
+			return true, nil
+		case requeueing:
+			return false, nil
+		}
+		return false, fmt.Errorf("match %s: its record is no longer requeueing", matchID)
+	})
+}
+
+// unsettled is why a match's record cannot be marked given up: it holds
+// a server (the retry will assign it) or a request is allocating it.
+func (rs *records) unsettled(matchID string, r record) error {
+	switch {
+	case r.Server != nil:
+		return fmt.Errorf("match %s has a server (%s)", matchID, r.Server.Name)
+	case r.Pending != 0 && !rs.stale(r):
+		return fmt.Errorf("match %s: %w", matchID, errInProgress)
+	}
+	return nil
+}
+
+// mark writes next as the match's record, by compare-and-set, unless
+// decide, shown the record there, says it is marked already (true) or
+// must not be (an error). No record counts as one that may be marked.
+func (rs *records) mark(ctx context.Context, matchID string, next record, decide func(record) (bool, error)) error {
+	data, _ := json.Marshal(next) // always encodes
 	// Each pass loses only to a concurrent write of the record; a few
 	// passes, then the match is nakked and decided on its next delivery.
 	for range 5 {
 		e, err := rs.kv.Get(ctx, matchID)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			_, err = rs.kv.Create(ctx, matchID, failed)
+			_, err = rs.kv.Create(ctx, matchID, data)
 			if errors.Is(err, jetstream.ErrKeyExists) {
 				continue
 			}
@@ -173,17 +279,19 @@ func (rs *records) markFailed(ctx context.Context, matchID string) error {
 		}
 		var r record
 		_ = json.Unmarshal(e.Value(), &r)
-		switch {
-		case r.Failed:
-			return nil
-		case r.Server != nil:
-			return fmt.Errorf("match %s has a server (%s)", matchID, r.Server.Name)
-		case r.Pending != 0 && !rs.stale(r):
-			return fmt.Errorf("match %s: %w", matchID, errInProgress)
+		if already, err := decide(r); already || err != nil {
+			return err
 		}
-		if _, err := rs.kv.Update(ctx, matchID, failed, e.Revision()); err == nil {
+		if _, err := rs.kv.Update(ctx, matchID, data, e.Revision()); err == nil {
 			return nil
 		}
 	}
 	return fmt.Errorf("match %s: its allocation record kept changing", matchID)
 }
+
+// backendError is an error of the Backend: not NATS's (unavailable), so
+// the match is given up at RetryDeadline as before.
+type backendError struct{ err error }
+
+func (e *backendError) Error() string { return e.err.Error() }
+func (e *backendError) Unwrap() error { return e.err }

@@ -36,6 +36,10 @@ func (s *stuckRelease) Release(ctx context.Context, ids []string, owner string) 
 	return errors.New("release claim of ticket " + s.stuck + ": nats: timeout")
 }
 
+func (s *stuckRelease) Owner(ctx context.Context, ticketID string) (string, error) {
+	return s.claims.Owner(ctx, ticketID)
+}
+
 // TestRequeueWaitsUntilEveryClaimIsGivenBack: a match with no server is
 // requeued, and the claim of one of its tickets cannot be given back. The
 // requeue fails before any player is told or any ticket published (a
@@ -54,9 +58,14 @@ func TestRequeueWaitsUntilEveryClaimIsGivenBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	kv, err := js.KeyValue(t.Context(), subj.AllocationsBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rel := &stuckRelease{claims: claims, stuck: "lo", fails: 1}
-	f := &failure{pub: events.NewPublisher(js, subj), claims: rel, requeue: true, met: newMetrics(),
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now}
+	f := &failure{records: &records{kv: kv, log: log, now: time.Now}, pub: events.NewPublisher(js, subj), claims: rel, requeue: true, met: newMetrics(),
+		log: log, now: time.Now}
 	m := events.Match{SchemaVersion: events.SchemaVersion, MatchID: "m1", Mode: "1v1", Region: "eu", Tier: "gold", Tickets: []events.MatchTicket{
 		{TicketID: "lo", Players: []string{"lo"}, Skill: 1500, CreatedAt: time.Now().UTC()},
 		{TicketID: "pa", Players: []string{"pa"}, Skill: 1510, Team: 1, CreatedAt: time.Now().UTC()}}}
@@ -94,5 +103,51 @@ func TestRequeueWaitsUntilEveryClaimIsGivenBack(t *testing.T) {
 		if owner, err := claims.Owner(t.Context(), id); err != nil || owner != "" {
 			t.Fatalf("claim of %s = %q, %v after the requeue", id, owner, err)
 		}
+	}
+}
+
+// TestAResumedRequeueSkipsATicketTakenSince (R2-5): a requeue stops
+// after giving back pa's claim but not lo's; before the match's next
+// delivery another match takes pa (a copy of its ticket, and its player
+// told "assigned" there). The next delivery finishes the requeue for lo
+// alone: lo is told "queued" and published again, pa neither (it would
+// hear "queued" after its assignment, and its ticket be queued twice).
+func TestAResumedRequeueSkipsATicketTakenSince(t *testing.T) {
+	t.Parallel()
+	p := newPartitioned(t, true)
+	p.fail.claims = &stuckRelease{claims: p.claims, stuck: "lo", fails: 1}
+	m := pair("m-part")
+	if lost, err := p.claims.ClaimAll(t.Context(), []string{"lo", "pa"}, events.MatchOwner(m.MatchID)); err != nil || len(lost) > 0 {
+		t.Fatal(lost, err)
+	}
+	if err := p.deliver(m, 1); err == nil {
+		t.Fatal("requeue with lo's claim kept reported done: the match is acked")
+	}
+	other := events.MatchOwner("m-other")
+	if lost, err := p.claims.ClaimAll(t.Context(), []string{"pa"}, other); err != nil || len(lost) > 0 {
+		t.Fatalf("pa's claim, given back, not taken by another match: %v %v", lost, err)
+	}
+	if err := p.deliver(m, 2); err != nil {
+		t.Fatal(err)
+	}
+	var queued []string
+	for _, data := range storedMsgs(t, p.js, p.subj.ResultsStream()) {
+		if r, _ := events.DecodeResult(data); r.Status == events.StatusQueued {
+			queued = append(queued, r.PlayerID)
+		}
+	}
+	var published []string
+	for _, data := range storedMsgs(t, p.js, p.subj.TicketsStream()) {
+		tk, err := events.DecodeTicket(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		published = append(published, tk.TicketID)
+	}
+	if !slices.Equal(queued, []string{"lo"}) || !slices.Equal(published, []string{"lo"}) {
+		t.Fatalf("told queued: %v, published again: %v; want lo alone", queued, published)
+	}
+	if owner, err := p.claims.Owner(t.Context(), "pa"); err != nil || owner != other {
+		t.Fatalf("pa's claim = %q, %v; want the other match's", owner, err)
 	}
 }

@@ -3,6 +3,7 @@ package allocator
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -25,17 +26,17 @@ func (a *Allocator) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	matches, err := a.js.KeyValue(ctx, a.subj.MatchesBucket())
-	if err != nil {
-		return fmt.Errorf("matches bucket: %w", err)
-	}
 	pub := events.NewPublisher(a.js, a.subj)
 	recs := &records{kv: kv, backend: a.backend, log: a.log, now: time.Now}
 	fail := &failure{records: recs, pub: pub, claims: claims, requeue: a.cfg.Requeue, met: a.met, log: a.log, now: time.Now}
 	// A backend that shows its rooms' requests serves backfill; with one
 	// that does not, every room to fill counts as gone.
 	src, _ := a.backend.(BackfillSource)
-	as := &assigner{records: recs, rooms: &rooms{matches: matches, src: src, records: recs}, requeue: fail.requeueBackfill,
+	rs, err := openRooms(ctx, a.js, a.subj, src, recs)
+	if err != nil {
+		return err
+	}
+	as := &assigner{records: recs, rooms: rs, requeue: fail.requeueBackfill,
 		signer: a.signer, pub: pub, met: a.met, tokenTTL: a.cfg.TokenTTL, log: a.log, now: time.Now}
 
 	wlog := watermill.NewSlogLogger(a.log)
@@ -95,7 +96,13 @@ func (a *Allocator) subscriber(wlog watermill.LoggerAdapter) (*wmnats.Subscriber
 	}, wlog)
 }
 
-const metaSubject = "nats_subject"
+// The metadata the unmarshaler gives a match's message: its subject,
+// and, from its JetStream metadata, its stream sequence (its dead
+// letter's id).
+const (
+	metaSubject   = "nats_subject"
+	metaStreamSeq = "nats_stream_seq"
+)
 
 // unmarshaler turns any NATS message into a watermill message and never
 // fails: watermill-nats drops a message it cannot unmarshal without acking
@@ -115,5 +122,8 @@ func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 		}
 	}
 	msg.Metadata.Set(metaSubject, m.Subject)
+	if md, err := m.Metadata(); err == nil {
+		msg.Metadata.Set(metaStreamSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+	}
 	return msg, nil
 }

@@ -34,6 +34,29 @@ var _ allocator.BackfillSource = (*Backend)(nil)
 // answer, and releases promises early.)
 func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
 	var out []allocator.ShownBackfill
+	known := b.eachServer(func(u *unstructured.Unstructured, srv allocator.Server) {
+		for _, r := range roomRequests(u) {
+			out = append(out, allocator.ShownBackfill{Backfill: r, Server: srv})
+		}
+	})
+	return out, known
+}
+
+// Rooms are the rooms live on the clusters' Allocated GameServers (their
+// rooms Lists, liveRooms), each with its server; known as for Backfills.
+func (b *Backend) Rooms() ([]allocator.ShownRoom, bool) {
+	var out []allocator.ShownRoom
+	known := b.eachServer(func(u *unstructured.Unstructured, srv allocator.Server) {
+		for _, id := range liveRooms(u) {
+			out = append(out, allocator.ShownRoom{MatchID: id, Server: srv})
+		}
+	})
+	return out, known
+}
+
+// eachServer calls f with every GameServer in the informers' caches and
+// the server it is; known is false until every cluster's cache synced.
+func (b *Backend) eachServer(f func(u *unstructured.Unstructured, srv allocator.Server)) bool {
 	known := true
 	for _, c := range b.clusters {
 		servers, ok := c.servers()
@@ -43,18 +66,11 @@ func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
 		}
 		for _, o := range servers {
 			if u, ok := o.(*unstructured.Unstructured); ok {
-				srv := allocator.Server{Name: u.GetName(), Cluster: c.Name}
-				reqs := roomRequests(u)
-				if len(reqs) == 0 {
-					continue
-				}
-				for _, r := range reqs {
-					out = append(out, allocator.ShownBackfill{Backfill: r, Server: srv})
-				}
+				f(u, allocator.Server{Name: u.GetName(), Cluster: c.Name})
 			}
 		}
 	}
-	return out, known
+	return known
 }
 
 // roomRequests are the requests of the live rooms of GameServer u, one
@@ -65,25 +81,37 @@ func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
 // allocator could serve; so are the rooms of a server that is not
 // Allocated.
 func roomRequests(u *unstructured.Unstructured) []play.Backfill {
+	ann := u.GetAnnotations()
+	var out []play.Backfill
+	for _, id := range liveRooms(u) {
+		b, ok, err := agones.DecodeBackfill(ann[agones.BackfillAnnotation(id)])
+		if err != nil || !ok || b.MatchID != id {
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// liveRooms are the rooms GameServer u lists (agones.ListRooms), each
+// once, at most allocator.MaxRoomsShown; none unless it is Allocated.
+func liveRooms(u *unstructured.Unstructured) []string {
 	// Rooms live on an Allocated server; one Unhealthy or shutting down
 	// is going away with them, and no player should be sent there.
 	if state, _, _ := unstructured.NestedString(u.Object, "status", "state"); state != agones.StateAllocated {
 		return nil
 	}
-	live, _, _ := unstructured.NestedStringSlice(u.Object, "status", "lists", agones.ListRooms, "values")
-	ann := u.GetAnnotations()
-	var out []play.Backfill
+	listed, _, _ := unstructured.NestedStringSlice(u.Object, "status", "lists", agones.ListRooms, "values")
+	var out []string
 	seen := map[string]bool{}
-	for _, id := range live {
+	for _, id := range listed {
 		if len(out) >= allocator.MaxRoomsShown {
 			break
 		}
-		b, ok, err := agones.DecodeBackfill(ann[agones.BackfillAnnotation(id)])
-		if err != nil || !ok || b.MatchID != id || seen[id] {
-			continue
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
 		}
-		seen[id] = true
-		out = append(out, b)
 	}
 	return out
 }

@@ -98,3 +98,28 @@ func TestBackfillsOfAServerAreBounded(t *testing.T) {
 		t.Fatalf("%d requests shown, want %d", len(got), allocator.MaxRoomsShown)
 	}
 }
+
+// TestRoomsAreTheAllocatedServersLists: the rooms open are those in the
+// rooms Lists of Allocated GameServers, each once, with its server; a
+// server shutting down shows none (its rooms go with it, and their
+// records need not be kept).
+func TestRoomsAreTheAllocatedServersLists(t *testing.T) {
+	t.Parallel()
+	store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+	shutting := gameServer("gs-3", []string{"m9"}, nil)
+	_ = unstructured.SetNestedField(shutting.Object, "Shutdown", "status", "state")
+	for _, gs := range []*unstructured.Unstructured{gameServer("gs-1", []string{"m1", "m2", "m1"}, nil), gameServer("gs-2", nil, nil), shutting} {
+		if err := store.Add(gs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &cluster{Cluster: Cluster{Name: "eu-1"}}
+	c.informer.Store(&informer{servers: store, synced: func() bool { return true }})
+	b := &Backend{clusters: []*cluster{c}}
+	got, known := b.Rooms()
+	gs1 := allocator.Server{Name: "gs-1", Cluster: "eu-1"}
+	want := []allocator.ShownRoom{{MatchID: "m1", Server: gs1}, {MatchID: "m2", Server: gs1}}
+	if !known || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Rooms = %+v, %v; want %+v", got, known, want)
+	}
+}

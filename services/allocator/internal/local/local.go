@@ -90,8 +90,10 @@ type server struct {
 	// tried (it may well have room), a server that stopped answering is not.
 	known, up  bool
 	free, size int
-	// backfill are the requests of its rooms at the last poll (shown).
+	// backfill are the requests of its rooms at the last poll (shown),
+	// open its rooms then (opened).
 	backfill []allocator.ShownBackfill
+	open     []allocator.ShownRoom
 }
 
 var (
@@ -104,9 +106,10 @@ var (
 const rememberMatches = 100_000
 
 // maxStatusBytes bounds a /status body, the game server's word: one of a
-// server hosting allocator.MaxRoomsShown rooms, each asking for players
-// (a 64-byte match id and seats on up to play.MaxPlayers teams), with
-// play.MaxSeated 64-byte players seated, is about 590 KB. A larger one
+// server hosting allocator.MaxRoomsShown rooms, each open and asking for
+// players (a 64-byte match id, twice, and seats on up to
+// play.MaxPlayers teams), with play.MaxSeated 64-byte players seated, is
+// about 660 KB. A larger one
 // is not read: the server counts as down.
 const maxStatusBytes = 1 << 20
 
@@ -196,6 +199,21 @@ func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
 	return out, known
 }
 
+// Rooms are the rooms the servers showed open at the last poll (each
+// server's play.Status.Open, opened), each with its server; known once
+// every server was polled.
+func (b *Backend) Rooms() ([]allocator.ShownRoom, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []allocator.ShownRoom
+	known := true
+	for _, s := range b.servers {
+		known = known && s.known
+		out = append(out, s.open...)
+	}
+	return out, known
+}
+
 // Run polls every server's /status every interval until ctx ends.
 func (b *Backend) Run(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
@@ -218,10 +236,12 @@ func (b *Backend) poll(ctx context.Context) {
 		st, err := b.status(ctx, s.Target)
 		b.mu.Lock()
 		s.known, s.up = true, err == nil
-		s.backfill = nil // a server that stopped answering asks for no one
+		// A server that stopped answering asks for no one, and shows no
+		// room open: its rooms' records are kept no longer.
+		s.backfill, s.open = nil, nil
 		if err == nil {
 			s.free, s.size = st.Free(), st.MaxRooms
-			s.backfill = shown(s.Server, st)
+			s.backfill, s.open = shown(s.Server, st), opened(s.Server, st)
 		}
 		b.mu.Unlock()
 	}
@@ -246,6 +266,24 @@ func shown(srv allocator.Server, st play.Status) []allocator.ShownBackfill {
 		if !seen[r.MatchID] {
 			seen[r.MatchID] = true
 			out = append(out, allocator.ShownBackfill{Backfill: r, Server: srv, Seated: seated})
+		}
+	}
+	return out
+}
+
+// opened are the rooms st, the /status of server srv, shows open: each
+// once, no more than the rooms it says it has open, nor than a server
+// may host (as for shown).
+func opened(srv allocator.Server, st play.Status) []allocator.ShownRoom {
+	var out []allocator.ShownRoom
+	seen := map[string]bool{}
+	for _, id := range st.Open {
+		if len(out) >= min(st.Rooms, st.MaxRooms, allocator.MaxRoomsShown) {
+			break
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, allocator.ShownRoom{MatchID: id, Server: srv})
 		}
 	}
 	return out

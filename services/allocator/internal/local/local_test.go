@@ -104,7 +104,7 @@ func TestBackfillsAreShownByTheirServer(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(play.Status{Rooms: 2, MaxRooms: 4, Backfill: []play.Backfill{
 			{MatchID: "r1", Ask: 1, Seats: []int{0, 1}}, {MatchID: "r1", Ask: 9, Seats: []int{2, 2}},
 			{MatchID: "r2", Ask: 1, Seats: []int{1, 0}}, {MatchID: "r3", Ask: 1, Seats: []int{1, 0}},
-		}, Seated: seated})
+		}, Seated: seated, Open: []string{"r1", "r1", "r2", "r3"}})
 	}))
 	t.Cleanup(hs.Close)
 	host, port, _ := net.SplitHostPort(hs.Listener.Addr().String())
@@ -119,6 +119,12 @@ func TestBackfillsAreShownByTheirServer(t *testing.T) {
 	}
 	if !known || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Backfills = %+v, %v; want %+v", got, known, want)
+	}
+	// The rooms it shows open, likewise each once and no more than it
+	// says it has: their records are kept while they show.
+	open, known := b.Rooms()
+	if want := []allocator.ShownRoom{{MatchID: "r1", Server: srv}, {MatchID: "r2", Server: srv}}; !known || !reflect.DeepEqual(open, want) {
+		t.Fatalf("Rooms = %+v, %v; want %+v", open, known, want)
 	}
 }
 

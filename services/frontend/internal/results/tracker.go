@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,8 +25,18 @@ import (
 )
 
 // Expirer ends a ticket that waited too long (the frontend claims it as
-// expired and tells its players). It is called from its own goroutine.
+// expired and tells its players). It is called from its own goroutine,
+// with a deadline (expireTimeout), and tries once: the tracker calls it
+// again one wait later if the ticket still has no outcome, never while
+// a call for the ticket is in flight.
 type Expirer func(ctx context.Context, ticketID string)
+
+// expireTimeout bounds one expiry: a record read, a claim, a telling and
+// a view, each a round trip or two, each bounded (events.ClaimCallTimeout)
+// or under the client's default 5 s. An expiry cut off from NATS ends by
+// then and is tried again at the ticket's next wait; unbounded, each
+// waiting ticket would hold a goroutine on NATS until the heal.
+const expireTimeout = 30 * time.Second
 
 // Tracker follows tickets. Create it with New and start Run.
 type Tracker struct {
@@ -38,7 +49,9 @@ type Tracker struct {
 
 	msgs chan *nats.Msg
 	reqs chan request
-	met  metrics
+	// expired receives the id of a ticket whose expiry returned.
+	expired chan string
+	met     metrics
 }
 
 type metrics struct {
@@ -65,8 +78,11 @@ type ticket struct {
 	mode    string
 	created time.Time
 	// since is when its wait is counted from: created, then its last
-	// expiry (an expiry that lost to an outcome is not tried every tick).
-	since    time.Time
+	// expiry, jittered (an expiry that lost to an outcome is not tried
+	// every tick; see expireDue).
+	since time.Time
+	// expiring: an expiry of it is in flight (Run starts no other).
+	expiring bool
 	creation *Creation
 	last     *events.Result
 	waiters  map[chan events.Result]struct{}
@@ -106,8 +122,9 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 		// messages for the subscriptions behind it (and reports a slow
 		// consumer): a waiter then still gets the result from the stream
 		// on its next look, see Wait.
-		msgs: make(chan *nats.Msg, 1<<16),
-		reqs: make(chan request),
+		msgs:    make(chan *nats.Msg, 1<<16),
+		reqs:    make(chan request),
+		expired: make(chan string),
 		met: metrics{
 			tracked: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "quickmatch_frontend_waiting_tickets", Help: "Tickets this frontend follows that have no outcome yet.",
@@ -256,19 +273,49 @@ func (t *Tracker) Run(ctx context.Context) error {
 				}
 				drop(tk)
 			}
-		case now := <-tick.C:
-			for _, tk := range tickets {
-				// The mode's wait is read each tick: a reload of the rule
-				// set moves the expiry of waiting tickets, as it does in
-				// the matchers.
-				if now.Sub(tk.since) >= t.waits(tk.mode) {
-					// Expire outside the owner: it claims and publishes, and
-					// its expired result comes back here like any other.
-					go t.expire(context.WithoutCancel(ctx), tk.id)
-					tk.since = now // once per wait, not every tick
-				}
+		case id := <-t.expired:
+			if tk := tickets[id]; tk != nil {
+				tk.expiring = false
 			}
+		case now := <-tick.C:
+			t.expireDue(ctx, now, tickets)
 		}
+	}
+}
+
+// expireDue starts the expiry of each ticket that waited its mode's wait
+// since it was created or last expired, unless one is in flight.
+func (t *Tracker) expireDue(ctx context.Context, now time.Time, tickets map[string]*ticket) {
+	for _, tk := range tickets {
+		// The mode's wait is read each tick: a reload of the rule set
+		// moves the expiry of waiting tickets, as it does in the
+		// matchers.
+		wait := t.waits(tk.mode)
+		if tk.expiring || now.Sub(tk.since) < wait {
+			continue
+		}
+		tk.expiring = true
+		// The next try comes a wait later (an expiry that lost to an
+		// outcome, a matched ticket awaiting its server, is not tried
+		// every tick), give or take a jitter: expiries that failed
+		// together under a partition do not all come back at once.
+		tk.since = now
+		if j := int64(wait / 4); j > 0 {
+			tk.since = now.Add(time.Duration(rand.Int64N(j)))
+		}
+		// Expire outside the owner: it claims and publishes, and its
+		// expired result comes back here like any other. It outlives
+		// Run's ctx (a stopping frontend still ends what it claimed),
+		// within expireTimeout.
+		go func(id string) {
+			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), expireTimeout)
+			t.expire(ectx, id)
+			cancel()
+			select {
+			case t.expired <- id:
+			case <-ctx.Done():
+			}
+		}(tk.id)
 	}
 }
 

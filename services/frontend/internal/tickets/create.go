@@ -103,10 +103,7 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 // Over NATS there is no such moment: a ticket published there supersedes
 // when its shard's owner takes it in.
 func (s *Service) take(ctx context.Context, rec Record) error {
-	_, err := s.players.Take(ctx, events.LiveTicket{
-		TicketID: rec.Ticket.TicketID, Players: rec.Ticket.Players(), Region: rec.Shard.Region, Tier: rec.Shard.Tier,
-		Mode: rec.Ticket.Mode, CreatedAt: rec.Ticket.CreatedAt,
-	}, s.told)
+	_, err := s.players.Take(ctx, rec.live(), s.tellSuperseded)
 	if err != nil {
 		return fmt.Errorf("take ticket %s: %w", rec.Ticket.TicketID, err)
 	}

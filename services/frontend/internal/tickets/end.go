@@ -22,20 +22,32 @@ func (s *Service) Cancel(ctx context.Context, caller identity.Caller, ticketID, 
 }
 
 // Expire ends a ticket that waited past the frontend's maximum; it is the
-// results tracker's Expirer.
+// results tracker's Expirer, called on a goroutine of its own with a
+// deadline. It tries once: an expiry whose outcome could not be stored
+// (issue #19: claimed under a partition, its publish timed out) is tried
+// again by the tracker a wait later, as long as the ticket has no
+// outcome, and never while this one is in flight, so a partition costs
+// no goroutine per try. A matcher that meets the claim tells the players
+// too, if they were not (the frontend may die meanwhile): whichever
+// comes first, the other finds it told (events.Claims.Tell).
 func (s *Service) Expire(ctx context.Context, ticketID string) {
 	rec, err := s.Record(ctx, ticketID)
+	if errors.Is(err, ErrNotFound) {
+		return // nothing to end (its record aged out)
+	}
 	if err == nil {
 		_, err = s.end(ctx, rec, events.OwnerExpired, "no match within the frontend's maximum wait")
 	}
 	if err != nil && !errors.Is(err, ErrAlreadyDecided) {
-		s.log.Error("expire ticket", "ticket_id", ticketID, "err", err)
+		s.log.Error("expire ticket; tried again at its next wait", "ticket_id", ticketID, "err", err)
 	}
 }
 
 // end claims a ticket for owner and, if that wins, tells its players (the
 // status the claim decides, with reason) and its shard; a ticket another
-// owner holds gives ErrAlreadyDecided.
+// owner holds gives ErrAlreadyDecided, once its players were told what
+// that owner decided, if it is not a match (events.Claims.Tell: the owner
+// may have failed to tell them, or died before it did).
 func (s *Service) end(ctx context.Context, rec Record, owner, reason string) (View, error) {
 	ticketID := rec.Ticket.TicketID
 	won, cur, err := s.claims.Claim(ctx, ticketID, owner)
@@ -43,6 +55,9 @@ func (s *Service) end(ctx context.Context, rec Record, owner, reason string) (Vi
 		return View{}, err
 	}
 	if !won {
+		if err := s.claims.Tell(ctx, events.Telling{Ticket: rec.live(), Owner: cur}, s.tellSuperseded); err != nil {
+			return View{}, err
+		}
 		v, gerr := s.View(ctx, rec)
 		if gerr != nil {
 			return View{}, gerr
@@ -55,15 +70,12 @@ func (s *Service) end(ctx context.Context, rec Record, owner, reason string) (Vi
 		}
 		return v, fmt.Errorf("%w: %s", ErrAlreadyDecided, v.Status)
 	}
+	// Told once (events.Claims.Tell): a second try of a cancel or an
+	// expiry whose first telling was stored finds it marked.
+	if err := s.claims.Tell(ctx, events.Telling{Ticket: rec.live(), Owner: owner, Reason: reason}, s.tellSuperseded); err != nil {
+		return View{}, err
+	}
 	res := events.Result{TicketID: ticketID, Status: events.OwnerStatus(owner), Reason: reason}
-	players := rec.Ticket.Players()
-	rs := make([]events.Result, len(players))
-	for i, p := range players {
-		rs[i], rs[i].PlayerID = res, p
-	}
-	if err := s.pub.Results(ctx, rs); err != nil {
-		return View{}, fmt.Errorf("tell the players: %w", err)
-	}
 	// A hint for matchers to drop it now; the claim already rules it out.
 	if err := s.pub.CancelNotice(ctx, rec.Shard.Region, rec.Shard.Tier, ticketID, rec.Ticket.Mode); err != nil {
 		s.noticeNotSent(err, "ticket_id", ticketID)

@@ -89,6 +89,12 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// live is the ticket as the players bucket keeps it (events.Players).
+func (r Record) live() events.LiveTicket {
+	return events.LiveTicket{TicketID: r.Ticket.TicketID, Players: r.Ticket.Players(), Region: r.Shard.Region,
+		Tier: r.Shard.Tier, Mode: r.Ticket.Mode, CreatedAt: r.Ticket.CreatedAt}
+}
+
 // OwnedBy reports whether c may read, follow and cancel the ticket: one of
 // its players, or the server role.
 func (r Record) OwnedBy(c identity.Caller) bool { return Owns(c, r.Ticket.Players()) }
@@ -159,12 +165,13 @@ type Service struct {
 	players *events.Players
 	subj    events.Subjects
 	pub     *events.Publisher
-	// told tells the players of a ticket this frontend superseded.
-	told     events.SupersededFunc
-	tracker  Tracker
-	capacity Capacity
-	log      *slog.Logger
-	now      func() time.Time
+	// tellSuperseded tells the players of a superseded ticket this
+	// frontend ended or met (events.Claims.Tell).
+	tellSuperseded events.SupersededFunc
+	tracker        Tracker
+	capacity       Capacity
+	log            *slog.Logger
+	now            func() time.Time
 }
 
 // RuleSet is the rule set in force: the one Create checks a ticket
@@ -201,6 +208,6 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 		cfg: cfg, kv: kv, results: results, claims: claims, players: players, subj: subj,
 		pub: pub, tracker: tracker, capacity: capacity, log: log, now: time.Now,
 	}
-	s.told = pub.TellSuperseded(cfg.Regions, func(err error) { s.noticeNotSent(err) })
+	s.tellSuperseded = pub.TellSuperseded(cfg.Regions, func(err error) { s.noticeNotSent(err) })
 	return s, nil
 }

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -168,7 +169,7 @@ type metrics struct {
 	panics     prometheus.Counter
 }
 
-// Status reports the rooms open now, the most allowed and the backfill
+// Status reports the rooms open now (their count and match ids), the most allowed and the backfill
 // requests of the rooms asking for players (none while draining: a room
 // that may be ended at the drain's deadline takes nobody new), sorted by
 // match id: the body of /status, which the allocator's local backend
@@ -176,7 +177,7 @@ type metrics struct {
 func (s *Server) Status() play.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := play.Status{Rooms: len(s.rooms), MaxRooms: s.cfg.MaxRooms}
+	st := play.Status{Rooms: len(s.rooms), MaxRooms: s.cfg.MaxRooms, Open: slices.Sorted(maps.Keys(s.rooms))}
 	if !s.draining {
 		st.Backfill, st.Seated = s.shownBackfill()
 	}

@@ -315,7 +315,7 @@ func TestMaxRoomsAndStatus(t *testing.T) {
 	var st play.Status
 	_ = json.NewDecoder(res.Body).Decode(&st)
 	res.Body.Close()
-	if want := (play.Status{Rooms: 1, MaxRooms: 1}); !reflect.DeepEqual(st, want) || !reflect.DeepEqual(s.Status(), want) {
+	if want := (play.Status{Rooms: 1, MaxRooms: 1, Open: []string{"m1"}}); !reflect.DeepEqual(st, want) || !reflect.DeepEqual(s.Status(), want) {
 		t.Fatalf("status %+v", st)
 	}
 }

@@ -193,26 +193,20 @@ func (c *committer) resolveLost(ctx context.Context, log *slog.Logger, match eve
 			out.retry = append(out.retry, e)
 			continue
 		}
-		if owner == events.OwnerSuperseded && !e.Visitor {
-			// Whoever superseded it may have died, or failed, before
-			// telling its players, and before writing the newer ticket:
-			// taken in again, it would be found live and pooled again
-			// untold. They are told here (tellSuperseded). A visitor is
-			// its home shard's copy's to tell.
-			tctx, cancel := context.WithTimeout(ctx, c.timeout)
-			err := c.tellSuperseded(tctx, events.Shard{Region: match.Region, Tier: match.Tier}, match.Mode, e)
-			cancel()
-			if err != nil {
-				c.acks.nak(e.Ack)
-				log.Info("ticket superseded; handed back to be told", "ticket_id", e.TicketID, "err", err)
-				continue
-			}
-			c.acks.ack(e.Ack)
-			log.Info("superseded ticket told and dropped", "ticket_id", e.TicketID)
+		// Decided elsewhere. Whoever decided it may have died, or
+		// failed (NATS away), before telling its players; a superseder
+		// also before writing the newer ticket, so that, taken in again,
+		// it would be found live and pooled again untold. They are told
+		// here unless they were (tellClaimed); a match's claim was
+		// followed above.
+		tctx, cancel := context.WithTimeout(ctx, c.timeout)
+		err := c.tellClaimed(tctx, events.Shard{Region: match.Region, Tier: match.Tier}, match.Mode, e, owner, "")
+		cancel()
+		if err != nil {
+			c.acks.nak(e.Ack)
+			log.Info("ticket decided elsewhere; handed back to be told", "ticket_id", e.TicketID, "owner", owner, "err", err)
 			continue
 		}
-		// Decided elsewhere (cancelled, or matched by another
-		// owner): whoever won has told the players.
 		c.acks.ack(e.Ack)
 		c.met.tickets.WithLabelValues("decided_elsewhere").Inc()
 		log.Info("ticket already decided; dropped", "ticket_id", e.TicketID, "owner", owner)

@@ -57,12 +57,13 @@ type mutedClaim struct {
 	reads   atomic.Int64
 }
 
-func (c *mutedClaim) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
-	kv, err := c.JetStream.KeyValue(ctx, bucket)
-	if err != nil || bucket != c.bucket {
-		return kv, err
+// WrapKeyValue mutes the claims bucket, bound with its leader reads
+// (events.KeyValueWrapper).
+func (c *mutedClaim) WrapKeyValue(kv jetstream.KeyValue) jetstream.KeyValue {
+	if kv.Bucket() != c.bucket {
+		return kv
 	}
-	return mutedKV{KeyValue: kv, c: c}, nil
+	return mutedKV{KeyValue: kv, c: c}
 }
 
 type mutedKV struct {

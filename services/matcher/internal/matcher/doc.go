@@ -47,7 +47,9 @@
 // visitor, or a ticket offered across a tier bound); its intake
 // (intake.go) decodes, checks, takes in and dead-letters ticket messages,
 // for the shards and for the stray sweep (strays.go). A runner
-// (runner.go) owns one shard's pools on one goroutine: it puts a reloaded
+// (runner.go) owns one shard's pools on one goroutine, fed by its three
+// consumers (consume.go: reset after a leader change or a reconnect, and
+// drained and nakked when the runner stops): it puts a reloaded
 // rule set in force in its pools (reload.go), takes tickets in
 // (admit.go), drops the copies of tickets matched elsewhere once their
 // claims name the match a matched notice names (copies.go; what a runner

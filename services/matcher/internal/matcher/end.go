@@ -16,7 +16,6 @@ import (
 type ender struct {
 	shard   events.Shard
 	claims  *events.Claims
-	pub     *events.Publisher
 	rec     *recoverer
 	acks    acker
 	met     *metrics
@@ -34,7 +33,8 @@ func (en *ender) expire(ctx context.Context, e *pool.Entry, mode *rules.Mode) {
 }
 
 // end claims a ticket for owner, tells its players and acks. A ticket whose
-// claim another owner holds is acked silently: that owner told the players.
+// claim another owner holds is acked once its players were told what that
+// owner decided (tellClaimed: the owner may have failed to tell them).
 // If the claim or a result cannot be stored, the ticket is nakked, so the
 // next try (or the next owner) tells them.
 func (en *ender) end(ctx context.Context, e *pool.Entry, mode string, status events.Status, owner, reason string) {
@@ -63,24 +63,21 @@ func (en *ender) end(ctx context.Context, e *pool.Entry, mode string, status eve
 		en.acks.nak(e.Ack)
 		return
 	}
-	if !won && cur == events.OwnerSuperseded && !e.Visitor {
-		// Its superseder may have failed to tell its players (tellSuperseded).
-		if err := en.rec.tellSuperseded(pctx, en.shard, mode, e); err != nil {
-			en.log.Error("tell the players of a superseded ticket; will retry", "ticket_id", e.TicketID, "err", err)
+	if !won {
+		// Its claimer may have failed to tell its players, or died
+		// before it did (tellClaimed).
+		if err := en.rec.tellClaimed(pctx, en.shard, mode, e, cur, ""); err != nil {
+			en.log.Error("tell the players of a ticket decided elsewhere; will retry", "ticket_id", e.TicketID, "owner", cur, "err", err)
 			en.acks.nak(e.Ack)
 			return
 		}
-	}
-	if !won {
 		en.acks.ack(e.Ack)
 		en.log.Info("ticket already decided; dropped", "ticket_id", e.TicketID, "owner", cur)
 		return
 	}
-	rs := make([]events.Result, len(e.Players))
-	for i, pl := range e.Players {
-		rs[i] = events.Result{TicketID: e.TicketID, PlayerID: pl, Status: status, Reason: reason}
-	}
-	if err := en.pub.Results(pctx, rs); err != nil {
+	// Told once (events.Claims.Tell): a redelivery after a death past
+	// the publish finds the telling marked.
+	if err := en.rec.tellClaimed(pctx, en.shard, mode, e, owner, reason); err != nil {
 		en.log.Error("publish result; will retry", "ticket_id", e.TicketID, "err", err)
 		en.acks.nak(e.Ack)
 		return

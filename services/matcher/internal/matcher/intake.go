@@ -180,27 +180,38 @@ func (in *intake) deadLetter(ctx context.Context, log *slog.Logger, subject stri
 	if t.TicketID == "" {
 		return nil
 	}
-	won := true
-	if claim {
-		var err error
-		if won, _, err = in.claims.Claim(pctx, t.TicketID, events.OwnerFailed); err != nil {
-			log.Error("claim rejected ticket; will retry", "err", err)
-			return err
-		}
+	reason := "ticket rejected: " + cause.Error()
+	if !claim {
+		// Its id is another ticket's (or claims nothing): the claim and
+		// its told mark are that ticket's, so its players are told
+		// here, unmarked.
+		return in.pub.Results(pctx, rejected(t, reason))
+	}
+	won, owner, err := in.claims.Claim(pctx, t.TicketID, events.OwnerFailed)
+	if err != nil {
+		log.Error("claim rejected ticket; will retry", "err", err)
+		return err
 	}
 	if !won {
-		return nil
+		reason = "" // the outcome that won, told as its claimer would
 	}
-	players := t.Players()
-	rs := make([]events.Result, len(players))
-	for i, p := range players {
-		rs[i] = events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, Reason: "ticket rejected: " + cause.Error()}
-	}
-	if err := in.pub.Results(pctx, rs); err != nil {
-		log.Error("tell players of rejected ticket; will retry", "err", err)
+	// Told here whoever claimed it (its claimer may have failed to tell),
+	// but for a match (claimRefused followed it).
+	if err := in.tell(pctx, subject, t, owner, reason); err != nil {
+		log.Error("tell players of rejected ticket; will retry", "owner", owner, "err", err)
 		return err
 	}
 	return nil
+}
+
+// rejected are the "failed" results of ticket t, for reason.
+func rejected(t events.Ticket, reason string) []events.Result {
+	players := t.Players()
+	rs := make([]events.Result, len(players))
+	for i, p := range players {
+		rs[i] = events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, Reason: reason}
+	}
+	return rs
 }
 
 // reject dead-letters a ticket message off the shard's goroutine (it waits
@@ -228,6 +239,11 @@ func (in *intake) reject(ctx context.Context, log *slog.Logger, rec *recoverer, 
 				// the frontend ended) meanwhile: nothing wrong with the
 				// message, and its players were told. Any other refused
 				// message is a dead letter whoever decided its ticket.
+				if err := in.tellDecided(ctx, msg.Subject(), t); err != nil {
+					log.Error("tell players of a ticket decided elsewhere; will retry", "ticket_id", t.TicketID, "err", err)
+					_ = msg.NakWithDelay(time.Second)
+					return
+				}
 				in.met.tickets.WithLabelValues("decided_elsewhere").Inc()
 				log.Info("ticket waiting for a rule set decided elsewhere; dropped", "ticket_id", t.TicketID)
 				_ = msg.Ack()
@@ -240,6 +256,29 @@ func (in *intake) reject(ctx context.Context, log *slog.Logger, rec *recoverer, 
 		}
 		_ = msg.TermWithReason(cause.Error())
 	}()
+}
+
+// tellDecided tells the players of ticket t the outcome its claim holds,
+// if not a match's and not told yet (tell): whoever claimed it may have
+// failed to.
+func (in *intake) tellDecided(ctx context.Context, subject string, t events.Ticket) error {
+	cctx, cancel := context.WithTimeout(ctx, in.timeout)
+	defer cancel()
+	owner, err := in.claims.Owner(cctx, t.TicketID)
+	if err != nil {
+		return err
+	}
+	return in.tell(cctx, subject, t, owner, "")
+}
+
+// tell tells the players of ticket t, read from a message on subject,
+// the outcome of its claim, held by owner (events.Claims.Tell). The
+// subject names the shard a superseded ticket's cancel notices go to
+// (none for a stray's, which no shard consumes).
+func (in *intake) tell(ctx context.Context, subject string, t events.Ticket, owner, reason string) error {
+	region, tier, _ := in.subj.ParseTicket(subject)
+	lt := events.LiveTicket{TicketID: t.TicketID, Players: t.Players(), Region: region, Tier: tier, Mode: t.Mode, CreatedAt: t.CreatedAt}
+	return in.claims.Tell(ctx, events.Telling{Ticket: lt, Owner: owner, Reason: reason}, in.superseder.superseded)
 }
 
 // waitForRules naks, to be tried again after a reload, a ticket this

@@ -2,8 +2,6 @@ package matcher
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -90,6 +88,8 @@ type runner struct {
 	// functions are the calls to the modes' match functions (function.go).
 	functions *functions
 
+	// feed consumes the shard and hands its deliveries to inbox.
+	feed    *feed
 	inbox   chan jetstream.Msg
 	cancels chan string
 	stopC   chan struct{}
@@ -108,7 +108,7 @@ func newRunner(w *Worker, s events.Shard) *runner {
 		shard: s, log: log, js: w.js, subj: w.subj, sweepEvery: w.cfg.Sweep, anchors: w.cfg.SweepAnchors,
 		now: w.clock, acks: w.acks, met: w.met, in: w.in,
 		commits: &committer{matchState: w.state, rec: rec, acks: w.acks, met: w.met, log: log},
-		ends:    &ender{shard: s, claims: w.state.claims, pub: w.pub, rec: rec, acks: w.acks, met: w.met, timeout: timeout, log: log},
+		ends:    &ender{shard: s, claims: w.state.claims, rec: rec, acks: w.acks, met: w.met, timeout: timeout, log: log},
 		offers:  offers,
 		stats:   newWaitStats(s, w.js, w.subj, timeout, log),
 		pools:   map[string]*pool.Pool{}, ended: newRecent[struct{}](0), undone: newRecent[struct{}](0),
@@ -119,6 +119,7 @@ func newRunner(w *Worker, s events.Shard) *runner {
 		admitting: map[string]*pool.Entry{}, admitted: make(chan admission, maxAdmitting), functions: newFunctions(),
 		stopC: make(chan struct{}), done: make(chan struct{}),
 	}
+	r.feed = newFeed(r, w.nc, timeout)
 	r.rules = w.rules
 	r.syncRules()
 	return r
@@ -153,31 +154,36 @@ func (r *runner) run(ctx context.Context) {
 		r.functions.calls.Wait()
 		r.stats.writing.Wait()
 	}()
-	ccs, err := r.start(ctx)
-	if err != nil {
-		return // stopped before it could start
+	// live ends when the runner stops: no consumer is reset or started
+	// after (its next owner may be consuming already).
+	live, endLive := context.WithCancel(ctx)
+	defer endLive()
+	go func() {
+		select {
+		case <-r.stopC:
+			endLive()
+		case <-live.Done():
+		}
+	}()
+	if err := r.feed.start(live); err != nil {
+		r.feed.stop() // stopped before it could start
+		r.nakInbox()
+		return
 	}
+	go r.feed.watch(live)
 	tick := time.NewTicker(r.sweepEvery)
 	defer tick.Stop()
 	for {
+		// A stop comes first: a stopping runner takes nothing more in.
 		select {
 		case <-r.stopC:
-			for _, cc := range ccs {
-				cc.Stop()
-				<-cc.Closed()
-			}
-			for r.admissions > 0 {
-				r.settleAdmission(ctx, <-r.admitted, false)
-			}
-			for r.committing > 0 {
-				r.settleCommit(ctx, <-r.committed, false)
-			}
-			// Last: a commit handed back may have begun a copy's read
-			// (putBack). Each is bounded by PublishTimeout.
-			for r.copies.underway > 0 {
-				r.settleCopyCheck(ctx, <-r.copies.checks, false)
-			}
-			r.release(ctx)
+			r.handBack(ctx)
+			return
+		default:
+		}
+		select {
+		case <-r.stopC:
+			r.handBack(ctx)
 			return
 		case o := <-r.committed:
 			r.settleCommit(ctx, o, true)
@@ -203,62 +209,69 @@ func (r *runner) run(ctx context.Context) {
 	}
 }
 
-// start resets the shard's consumers (its tickets and its visitors), so
-// that what a previous owner held unacked comes back at once, and consumes
-// them. It retries every second until it works or the runner is stopped:
-// a held shard is never left unconsumed for good.
-func (r *runner) start(ctx context.Context) ([]jetstream.ConsumeContext, error) {
-	for {
-		var ccs []jetstream.ConsumeContext
-		var err error
-		for _, c := range []struct{ stream, name string }{
-			{r.subj.TicketsStream(), events.ShardConsumer(r.shard.Region, r.shard.Tier)},
-			{r.subj.OffersStream(), events.OfferConsumer(r.shard.Region, r.shard.Tier)},
-			{r.subj.BackfillsStream(), events.BackfillConsumer(r.shard.Region, r.shard.Tier)},
-		} {
-			var cc jetstream.ConsumeContext
-			if cc, err = r.consume(ctx, c.stream, c.name); err != nil {
-				break
-			}
-			ccs = append(ccs, cc)
-		}
-		if err == nil {
-			r.log.Info("consuming shard")
-			return ccs, nil
-		}
-		for _, cc := range ccs {
-			cc.Stop()
-		}
-		r.log.Warn("start shard; retrying", "err", err)
-		select {
-		case <-r.stopC:
-			return nil, errors.New("stopped")
-		case <-time.After(time.Second):
-		}
+// handBack hands the shard back once the runner is stopping: its
+// consumers end first, nakking what they buffered (feed.stop), then
+// what waits in its inbox is nakked, what is under way is settled and
+// every ticket held is released.
+func (r *runner) handBack(ctx context.Context) {
+	r.feed.stop()
+	r.nakInbox()
+	for r.admissions > 0 {
+		r.settleAdmission(ctx, <-r.admitted, false)
 	}
+	for r.committing > 0 {
+		r.settleCommit(ctx, <-r.committed, false)
+	}
+	// Last: a commit handed back may have begun a copy's read
+	// (putBack). Each is bounded by PublishTimeout.
+	for r.copies.underway > 0 {
+		r.settleCopyCheck(ctx, <-r.copies.checks, false)
+	}
+	r.release(ctx)
 }
 
-func (r *runner) consume(ctx context.Context, stream, name string) (jetstream.ConsumeContext, error) {
-	st, err := r.js.Stream(ctx, stream)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	if _, err := st.ResetConsumer(ctx, name); err != nil {
-		return nil, fmt.Errorf("reset %s: %w", name, err)
-	}
-	cons, err := st.Consumer(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("bind %s: %w", name, err)
-	}
-	return cons.Consume(func(msg jetstream.Msg) {
-		select {
-		case r.inbox <- msg:
-		case <-r.stopC:
-			_ = msg.Nak() // the next owner takes it
+// stop ends the consumers once the runner is stopping (stopC closed):
+// no reset after it (watch returned), and every message they buffered is
+// nakked (a drain hands each to handle, which naks it), within
+// drainWait. Then no delivery reaches the inbox any more: the runner
+// naks what is in it.
+func (f *feed) stop() {
+	<-f.watched
+	f.mu.Lock()
+	ccs := append([]jetstream.ConsumeContext(nil), f.ccs...)
+	f.mu.Unlock()
+	deadline := time.After(drainWait)
+	for _, cc := range ccs {
+		if cc != nil {
+			cc.Drain()
 		}
-	}, jetstream.PullMaxMessages(1024), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		r.log.Warn("shard consume", "consumer", name, "err", err)
-	}))
+	}
+	for _, cc := range ccs {
+		if cc == nil {
+			continue
+		}
+		select {
+		case <-cc.Closed():
+		case <-deadline:
+		}
+	}
+	f.gate.Lock()
+	f.closed = true
+	f.gate.Unlock()
+}
+
+// nakInbox naks the deliveries the runner has not taken in yet, so that
+// the next owner gets them at once, not after the pool's AckWait. No
+// delivery reaches the inbox once the feed is stopped.
+func (r *runner) nakInbox() {
+	for {
+		select {
+		case msg := <-r.inbox:
+			_ = msg.Nak()
+		default:
+			return
+		}
+	}
 }
 
 // release hands every held ticket back for the next owner, after one last

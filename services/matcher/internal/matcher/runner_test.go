@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
@@ -92,4 +94,83 @@ func (kv stuckKV) Put(ctx context.Context, _ string, _ []byte) (uint64, error) {
 	}
 	<-ctx.Done()
 	return 0, ctx.Err()
+}
+
+// blockedPlayers is a JetStream whose players bucket answers nothing: a
+// take waits until its context ends, so a runner taking tickets in
+// stalls with its inbox and its consumers' buffers full.
+type blockedPlayers struct {
+	jetstream.JetStream
+	bucket string
+}
+
+func (b blockedPlayers) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	kv, err := b.JetStream.KeyValue(ctx, bucket)
+	if err != nil || bucket != b.bucket {
+		return kv, err
+	}
+	return blockedKV{kv}, nil
+}
+
+type blockedKV struct{ jetstream.KeyValue }
+
+func (blockedKV) Get(ctx context.Context, _ string) (jetstream.KeyValueEntry, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (blockedKV) Create(ctx context.Context, _ string, _ []byte, _ ...jetstream.KVCreateOpt) (uint64, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+func (blockedKV) Update(ctx context.Context, _ string, _ []byte, _ uint64) (uint64, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// TestStoppingOwnerNaksEverythingItHolds: an owner whose shard is taken
+// over (a new owner reset the consumer already) stops while tickets wait
+// in its inbox and in its consumer's buffer, not yet taken in. Every one
+// is nakked, so the next owner gets them all at once, none left to the
+// pool's AckWait.
+func TestStoppingOwnerNaksEverythingItHolds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const n = 2000
+	w := e.shardOwner(t, testkit.Connect(t, e.srv), Config{PublishTimeout: time.Second},
+		func(w *Worker) { w.js = blockedPlayers{JetStream: w.js, bucket: e.subj.PlayersBucket()} })
+	for i := range n {
+		e.pub(t, e.subj.Ticket("eu", "gold"), fmt.Sprintf(`{"ticket_id":"t%d","player_id":"p%d","skill":1800}`, i, i))
+	}
+	cons, err := e.js.Consumer(t.Context(), e.subj.TicketsStream(), events.ShardConsumer("eu", "gold"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stalled: at least its inbox and a pull's worth delivered to it.
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		ci, err := cons.Info(t.Context())
+		return err == nil && ci.NumAckPending >= maxAdmitting+cap(w.runner(euGold).inbox)+512
+	}, "the owner never stalled")
+
+	w.Release(euGold)
+
+	// The next owner, which reset the consumer before this one stopped,
+	// consumes on: every ticket comes to it, within the naks' delay.
+	got := map[uint64]bool{}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got) < n && time.Now().Before(deadline) {
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			meta, _ := m.Metadata()
+			got[meta.Sequence.Stream] = true
+			_ = m.Ack()
+		}
+	}
+	if len(got) < n {
+		t.Fatalf("%d of %d tickets came back to the next owner; the others wait out the AckWait", len(got), n)
+	}
 }

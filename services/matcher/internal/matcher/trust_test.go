@@ -134,6 +134,10 @@ func TestReusedTicketIDIsDeadLetteredNotLive(t *testing.T) {
 	if own, err := e.claims(t).Owner(t.Context(), "X"); own != "" || err != nil {
 		t.Fatalf("victim's ticket X decided (%q, %v); victim heard %d results", own, err, len(vres()))
 	}
+	// Nor is X's outcome marked told: vic must still hear it.
+	if told, err := e.claims(t).Told(t.Context(), "X", events.OwnerFailed); told || err != nil {
+		t.Fatalf("victim's ticket X marked told %v (%v) by the copy's dead letter", told, err)
+	}
 	// att's result is published only after the dead letter is stored, so
 	// the dead letter can be seen first: wait for the result.
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(ares()) >= 1 }, "att was never told")

@@ -26,8 +26,8 @@ func (u undoer) supersede(ctx context.Context, m events.Match, t events.MatchTic
 	if err != nil || !superseded {
 		return err
 	}
-	return u.superseder.superseded(ctx, events.LiveTicket{TicketID: t.TicketID, Players: t.Players, Region: m.Region,
-		Tier: m.Tier, Mode: m.Mode, CreatedAt: t.CreatedAt}, live)
+	lt := events.LiveTicket{TicketID: t.TicketID, Players: t.Players, Region: m.Region, Tier: m.Tier, Mode: m.Mode, CreatedAt: t.CreatedAt}
+	return u.claims.Tell(ctx, events.Telling{Ticket: lt, Owner: events.OwnerSuperseded, Newer: live}, u.superseder.superseded)
 }
 
 // releaseFresh gives back m's claims of its tickets that are not stale,
@@ -45,21 +45,32 @@ func (u undoer) releaseFresh(ctx context.Context, m events.Match, stale map[stri
 	return u.claims.Release(ctx, keep, events.MatchOwner(m.MatchID))
 }
 
-// tellSuperseded tells the players of pooled ticket e (of shard s, mode
-// mode), found claimed superseded, that it ended. Whoever claimed it so
-// tells them before writing the newer ticket (events.Players.Take), but a
+// tellClaimed tells the players of pooled ticket e (of shard s, mode
+// mode) the outcome of its claim, held by owner (with reason, if set:
+// its claimer's own), unless they were told (events.Claims.Tell, which
+// tells nothing for a match's claim, followed elsewhere by recoverMatch,
+// or one given back). Its claimer may have failed to publish it (a
+// frontend's expiry whose publish timed out under a partition) or died
+// between the claim and the publish, and e's message, acked once this
+// returns nil, is what leads anyone to the claim. A superseder tells its
+// players before writing the newer ticket (events.Players.Take), but a
 // Take that fails between the claim and the telling (NATS away, its
 // request's context ended) writes nothing: e is still its players' live
 // ticket, so no later Take of e tells them either, and e waits, pooled,
-// until a match or its expiry meets the claim. Those tell them here (at
-// least once: the result's message id makes a repeat one result).
-func (f *matchState) tellSuperseded(ctx context.Context, s events.Shard, mode string, e *pool.Entry) error {
-	newer := ""
-	if len(e.Players) > 0 {
+// until a match or its expiry meets the claim and tells them here. A
+// superseded visitor is told by its home shard's copy.
+func (f *matchState) tellClaimed(ctx context.Context, s events.Shard, mode string, e *pool.Entry, owner, reason string) error {
+	if owner == events.OwnerSuperseded && e.Visitor {
+		return nil
+	}
+	tl := events.Telling{Owner: owner, Reason: reason, Ticket: events.LiveTicket{TicketID: e.TicketID, Players: e.Players,
+		Region: s.Region, Tier: cmp.Or(e.Tier, s.Tier), Mode: mode, CreatedAt: time.Unix(0, e.Created).UTC()}}
+	if owner == events.OwnerSuperseded && len(e.Players) > 0 {
+		// Named in the reason if it can be read; unread, the reason
+		// says "a newer ticket".
 		if live, err := f.players.Live(ctx, e.Players[0]); err == nil && live != e.TicketID {
-			newer = live
+			tl.Newer = live
 		}
 	}
-	return f.undo.superseder.superseded(ctx, events.LiveTicket{TicketID: e.TicketID, Players: e.Players,
-		Region: s.Region, Tier: cmp.Or(e.Tier, s.Tier), Mode: mode, CreatedAt: time.Unix(0, e.Created).UTC()}, newer)
+	return f.claims.Tell(ctx, tl, f.undo.superseder.superseded)
 }

@@ -1,0 +1,178 @@
+package shard
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// cutCluster is a 3-node JetStream cluster whose routes all pass through
+// links: links[i][j] carries node i's dials to node j.
+type cutCluster struct {
+	servers []*server.Server
+	links   [3][3]*testkit.Link
+}
+
+func runCutCluster(t *testing.T) *cutCluster {
+	t.Helper()
+	ports := make([]int, 3)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		_ = ln.Close()
+	}
+	c := &cutCluster{}
+	for i := range 3 {
+		for j := range 3 {
+			if i != j {
+				c.links[i][j] = testkit.NewLink(t, fmt.Sprintf("127.0.0.1:%d", ports[j]))
+			}
+		}
+	}
+	for i := range 3 {
+		opts := testkit.ServerOptions(t.TempDir())
+		opts.ServerName = fmt.Sprintf("n%d", i+1)
+		opts.Cluster = server.ClusterOpts{Name: "cut", Host: "127.0.0.1", Port: ports[i], NoAdvertise: true}
+		// A node gossiped to the others is dialled through a link too;
+		// through node 3's, so that a cut of node 3 holds them.
+		if i == 2 {
+			opts.Cluster.Advertise = c.links[0][2].Addr()
+		} else {
+			opts.Cluster.Advertise = c.links[2][i].Addr()
+		}
+		for j := range 3 {
+			if j != i {
+				opts.Routes = append(opts.Routes, server.RoutesFromStr("nats://"+c.links[i][j].Addr())...)
+			}
+		}
+		c.servers = append(c.servers, testkit.RunServerWith(t, opts))
+	}
+	return c
+}
+
+// cut holds every route of node k.
+func (c *cutCluster) cut(k int) {
+	for i := range 3 {
+		if i != k {
+			c.links[i][k].Cut(testkit.Both)
+			c.links[k][i].Cut(testkit.Both)
+		}
+	}
+}
+
+// leaderOff steps the leader of stream down until it is not node k.
+func leaderOff(t *testing.T, js jetstream.JetStream, nc *nats.Conn, stream string, k int) {
+	t.Helper()
+	name := fmt.Sprintf("n%d", k+1)
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		st, err := js.Stream(t.Context(), stream)
+		if err != nil {
+			return false
+		}
+		info, err := st.Info(t.Context())
+		if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
+			return false
+		}
+		if info.Cluster.Leader != name {
+			return true
+		}
+		_, _ = nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil, 2*time.Second)
+		return false
+	}, "leader of %s still on %s", stream, name)
+}
+
+// TestTakeoverWhenTheOwnersNodeIsCut: worker x is attached to node 3,
+// worker y to node 1; node 3 is cut from the others (its routes hold
+// bytes; x's connection to it stays up and says nothing). y takes x's
+// shards once x's beat is older than WorkerTTL and its leases lapsed. The
+// leaders of the workers and leases streams are kept off node 3 (a
+// leader there is elected again first, which no lease setting bounds).
+// x stops consuming before y starts (its renewals fail fast, before its
+// leases lapse). The test allows 20 s for the takeover and logs what it
+// measured; the stated bound is WorkerTTL + LeaseRenew and two lease
+// calls.
+func TestTakeoverWhenTheOwnersNodeIsCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 3-node cluster")
+	}
+	t.Parallel()
+	c := runCutCluster(t)
+	admin := testkit.ConnectURL(t, c.servers[0].ClientURL())
+	ajs := testkit.JetStream(t, admin)
+	subj := events.Subjects{}
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		return events.Provision(ctx, ajs, events.Topology{Subjects: subj, Replicas: 3}) == nil
+	}, "topology not provisioned on the cluster")
+	for _, b := range []string{subj.WorkersBucket(), subj.LeasesBucket()} {
+		leaderOff(t, ajs, admin, "KV_"+b, 2)
+	}
+	var shards []events.Shard
+	for i := range 6 {
+		shards = append(shards, events.Shard{Region: "eu", Tier: fmt.Sprintf("t%d", i)})
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	start := func(id string, node int) *owner {
+		nc := testkit.ConnectURL(t, c.servers[node].ClientURL(), nats.DontRandomize(), nats.NoReconnect())
+		o := newOwner()
+		m, err := New(t.Context(), testkit.JetStream(t, nc), subj, id, shards, o, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testkit.Run(t, m.Run)
+		return o
+	}
+	ox, oy := start("x", 2), start("y", 0)
+	var theirs []events.Shard
+	for _, s := range shards {
+		if Owns(s, "x", []string{"x", "y"}) {
+			theirs = append(theirs, s)
+		}
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		return len(theirs) > 0 && ox.holding(theirs...) == len(theirs) && oy.holding(shards...) == len(shards)-len(theirs)
+	}, "shards not spread: x holds %d of its %d, y %d", ox.holding(theirs...), len(theirs), oy.holding(shards...))
+	// Two owners at once are what the leases are for: y must not start on
+	// a shard x still consumes.
+	var omu sync.Mutex
+	var overlap []string
+	oy.mu.Lock()
+	oy.onAcquire = func() {
+		for _, s := range theirs {
+			if oy.holding(s) == 1 && ox.holding(s) == 1 {
+				omu.Lock()
+				overlap = append(overlap, s.String())
+				omu.Unlock()
+			}
+		}
+	}
+	oy.mu.Unlock()
+	cutAt := time.Now()
+	c.cut(2)
+	testkit.Eventually(t, 20*time.Second, func() bool { return oy.holding(shards...) == len(shards) },
+		"y holds %d of %d shards after node 3 was cut", oy.holding(shards...), len(shards))
+	t.Logf("x's %d shards taken over %s after node 3 was cut (bound %s + %s + 2 x %s)", len(theirs),
+		time.Since(cutAt).Round(100*time.Millisecond), events.WorkerTTL, events.LeaseRenew, events.LeaseCallTimeout)
+	testkit.Eventually(t, 10*time.Second, func() bool { return ox.holding(theirs...) == 0 }, "x still consumes behind the cut")
+	omu.Lock()
+	defer omu.Unlock()
+	if len(overlap) > 0 {
+		t.Errorf("y took shards x still consumed: %v", overlap)
+	}
+}
