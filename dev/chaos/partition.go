@@ -1,8 +1,8 @@
 package chaos
 
 // Partitions: every route between two NATS nodes and every service's
-// connection to each node goes through a link (proxy.go) the harness cuts
-// and heals. The harness's own connections (the results history, the
+// connection to each node goes through a link (a testkit.Link, which holds
+// bytes through a cut) the harness cuts and heals. The harness's own connections (the results history, the
 // leases watch, the reuser) go to the nodes directly: the observer is not
 // partitioned.
 //
@@ -21,20 +21,22 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // network is the links of a run.
 type network struct {
 	// routes[i][j] is the link node i dials to reach node j's cluster port.
-	routes  [3][3]*link
+	routes  [3][3]*testkit.Link
 	mu      sync.Mutex
-	clients map[string][]*link // by service: one link per node
+	clients map[string][]*testkit.Link // by service: one link per node
 	deadEnd net.Listener
 }
 
 // newNetwork makes the route links in front of the cluster ports.
 func newNetwork(clusterPorts []int) (*network, error) {
-	n := &network{clients: map[string][]*link{}}
+	n := &network{clients: map[string][]*testkit.Link{}}
 	var err error
 	if n.deadEnd, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, err
@@ -54,7 +56,7 @@ func newNetwork(clusterPorts []int) (*network, error) {
 				continue
 			}
 			target := fmt.Sprintf("127.0.0.1:%d", clusterPorts[j])
-			if n.routes[i][j], err = newLink(fmt.Sprintf("nats-%d>nats-%d", i+1, j+1), target); err != nil {
+			if n.routes[i][j], err = testkit.StartLink(target); err != nil {
 				n.close()
 				return nil, err
 			}
@@ -68,7 +70,7 @@ func (n *network) routeURLs(i int) string {
 	var out []string
 	for j := range 3 {
 		if j != i {
-			out = append(out, "nats://"+n.routes[i][j].addr())
+			out = append(out, "nats://"+n.routes[i][j].Addr())
 		}
 	}
 	return strings.Join(out, ",")
@@ -83,13 +85,13 @@ func (n *network) clientURLs(service string, clientPorts []int) (string, error) 
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var urls []string
-	for i, port := range clientPorts {
-		l, err := newLink(fmt.Sprintf("%s>nats-%d", service, i+1), fmt.Sprintf("127.0.0.1:%d", port))
+	for _, port := range clientPorts {
+		l, err := testkit.StartLink(fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			return "", err
 		}
 		n.clients[service] = append(n.clients[service], l)
-		urls = append(urls, "nats://"+l.addr())
+		urls = append(urls, l.URL())
 	}
 	return strings.Join(urls, ","), nil
 }
@@ -97,8 +99,8 @@ func (n *network) clientURLs(service string, clientPorts []int) (string, error) 
 // cutPair cuts the routes between nodes i and j, both ways (both nodes
 // dial each other; either may carry the route).
 func (n *network) cutPair(i, j int) {
-	n.routes[i][j].cut(both)
-	n.routes[j][i].cut(both)
+	n.routes[i][j].Cut(testkit.Both)
+	n.routes[j][i].Cut(testkit.Both)
 }
 
 // cutNode cuts node i from the other two; its clients still reach it.
@@ -112,11 +114,11 @@ func (n *network) cutNode(i int) {
 
 // cutService cuts a service's connections to every node in directions d
 // (up: what it sends).
-func (n *network) cutService(service string, d direction) {
+func (n *network) cutService(service string, d testkit.Direction) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, l := range n.clients[service] {
-		l.cut(d)
+		l.Cut(d)
 	}
 }
 
@@ -126,7 +128,7 @@ func (n *network) attached(service string) []int {
 	defer n.mu.Unlock()
 	var out []int
 	for i, l := range n.clients[service] {
-		if l.connected() > 0 {
+		if l.Connected() > 0 {
 			out = append(out, i)
 		}
 	}
@@ -136,14 +138,14 @@ func (n *network) attached(service string) []int {
 // heal resumes every link.
 func (n *network) heal() {
 	for _, l := range n.all() {
-		l.heal()
+		l.Heal()
 	}
 }
 
-func (n *network) all() []*link {
+func (n *network) all() []*testkit.Link {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var out []*link
+	var out []*testkit.Link
 	for i := range 3 {
 		for j := range 3 {
 			if n.routes[i][j] != nil {
@@ -160,7 +162,7 @@ func (n *network) all() []*link {
 func (n *network) close() {
 	n.deadEnd.Close()
 	for _, l := range n.all() {
-		l.close()
+		l.Close()
 	}
 }
 
@@ -193,11 +195,11 @@ func (s *system) partitionOnce(rng *mrand.Rand, note func(kind, format string, a
 	case "cut_service", "cut_service_oneway":
 		clients := s.natsClients()
 		m := clients[rng.IntN(len(clients))]
-		d, how := both, "both ways"
+		d, how := testkit.Both, "both ways"
 		if p.kind == "cut_service_oneway" {
-			d, how = up, "what it sends"
+			d, how = testkit.Up, "what it sends"
 			if rng.IntN(2) == 0 {
-				d, how = down, "what it receives"
+				d, how = testkit.Down, "what it receives"
 			}
 		}
 		if m.kind == "matcher" {

@@ -6,8 +6,15 @@ package testkit
 // nothing is forwarded and nothing is closed, as in a partition (a
 // half-open connection that says nothing until a ping or a write deadline
 // gives up on it), unlike a kill, which both ends see at once. A heal
-// resumes forwarding: what was held goes on, in order. Drop closes every
-// connection, losing what was held (the client sees a disconnect).
+// resumes forwarding: what was held goes on, in order (dropping the held
+// connections at the heal would tell both ends at once that something
+// happened, as a partition that heals before TCP gives up never does; an
+// end that gave up meanwhile gets the late bytes as a reset, as from a
+// real network). Drop closes every connection, losing what was held (the
+// client sees a disconnect).
+//
+// The chaos harness (dev/chaos) puts one in front of every route and
+// service connection of its NATS cluster; tests put one where they need.
 
 import (
 	"errors"
@@ -15,6 +22,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Direction of a link: Up is from the side that connects to the address
@@ -68,11 +76,18 @@ func (g *gate) wait(gone <-chan struct{}) bool {
 	}
 }
 
+// dialTimeout bounds a dial of the target, so that a target that does not
+// answer ends the connection made to the link instead of holding it for
+// the kernel's connect timeout (minutes).
+const dialTimeout = 2 * time.Second
+
 // Link forwards each connection it accepts to its target.
 type Link struct {
 	target string
 	ln     net.Listener
-	gates  [2]gate // [0] Up, [1] Down
+	gates  [2]gate       // [0] Up, [1] Down
+	done   chan struct{} // closed by Close: ends held refusals, refuses new pairs
+	closed sync.Once
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  map[*pair]struct{}
@@ -94,17 +109,26 @@ func (p *pair) close() {
 	})
 }
 
-// NewLink listens on a loopback port of its own and forwards to target
-// until the test ends.
+// StartLink listens on a loopback port of its own and forwards to target
+// until Close.
+func StartLink(target string) (*Link, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{target: target, ln: ln, done: make(chan struct{}), conns: map[*pair]struct{}{}}
+	l.wg.Go(l.accept)
+	return l, nil
+}
+
+// NewLink is StartLink until the test ends.
 func NewLink(tb testing.TB, target string) *Link {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := StartLink(target)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l := &Link{target: target, ln: ln, conns: map[*pair]struct{}{}}
-	l.wg.Go(l.accept)
-	tb.Cleanup(l.close)
+	tb.Cleanup(l.Close)
 	return l
 }
 
@@ -131,7 +155,8 @@ func (l *Link) Heal() {
 }
 
 // Drop closes every connection the link forwards, losing what a cut
-// holds. New connections are accepted (and held while cut).
+// holds. New connections are accepted (and held while cut). A held
+// refusal (see forward) is not a forwarded connection: it waits on.
 func (l *Link) Drop() {
 	l.mu.Lock()
 	ps := make([]*pair, 0, len(l.conns))
@@ -151,10 +176,14 @@ func (l *Link) Connected() int {
 	return len(l.conns)
 }
 
-// close stops accepting, drops every connection and waits for the pumps.
-func (l *Link) close() {
-	_ = l.ln.Close()
-	l.Drop()
+// Close stops accepting, closes every connection (held refusals too) and
+// waits for the pumps. A second Close only waits.
+func (l *Link) Close() {
+	l.closed.Do(func() {
+		close(l.done)
+		_ = l.ln.Close()
+		l.Drop()
+	})
 	l.wg.Wait()
 }
 
@@ -164,20 +193,29 @@ func (l *Link) accept() {
 		if err != nil {
 			return // closed
 		}
-		t, err := net.Dial("tcp", l.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p := &pair{c: c, t: t, gone: make(chan struct{})}
-		l.mu.Lock()
-		l.conns[p] = struct{}{}
-		l.mu.Unlock()
-		l.wg.Go(func() { l.forward(p) })
+		l.wg.Go(func() { l.forward(c) })
 	}
 }
 
-func (l *Link) forward(p *pair) {
+// forward connects c to the target (each in a goroutine of its own, so
+// that a slow dial holds no other connection). A connection made while the
+// link is cut is held like the others: its first bytes (NATS's INFO) wait,
+// and the client's connect timeout gives up as on a dropped SYN. A target
+// that cannot be dialled (the node is down) is refused to c as its port
+// would, but only once the cut lets the refusal through: behind a
+// partition, a node that is down looks like one that does not answer.
+func (l *Link) forward(c net.Conn) {
+	t, err := net.DialTimeout("tcp", l.target, dialTimeout)
+	if err != nil {
+		l.gates[1].wait(l.done)
+		_ = c.Close()
+		return
+	}
+	p := &pair{c: c, t: t, gone: make(chan struct{})}
+	if !l.track(p) {
+		p.close()
+		return
+	}
 	var pumps sync.WaitGroup
 	pumps.Go(func() { l.pump(p, p.c, p.t, &l.gates[0]) })
 	pumps.Go(func() { l.pump(p, p.t, p.c, &l.gates[1]) })
@@ -186,6 +224,20 @@ func (l *Link) forward(p *pair) {
 	l.mu.Lock()
 	delete(l.conns, p)
 	l.mu.Unlock()
+}
+
+// track registers p, or refuses it once Close has begun: a pair it
+// registered later would outlive Close's Drop and hold its wait forever.
+func (l *Link) track(p *pair) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	l.conns[p] = struct{}{}
+	return true
 }
 
 // pump copies src to dst, waiting at g before each write and before

@@ -2,7 +2,10 @@ package testkit_test
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -134,4 +137,168 @@ func TestLinkHoldsWhatACutCarriesAndForwardsItAtTheHeal(t *testing.T) {
 	}
 	l.Heal()
 	quiet(t, server)
+}
+
+// behind starts a listener of its own and a link in front of it, and
+// returns the link and the listener's side of each connection made
+// through it.
+func behind(t *testing.T) (*testkit.Link, <-chan net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			accepted <- c
+		}
+	}()
+	return testkit.NewLink(t, ln.Addr().String()), accepted
+}
+
+// dial connects through l and returns both ends.
+func dial(t *testing.T, l *testkit.Link, accepted <-chan net.Conn) (client, server net.Conn) {
+	t.Helper()
+	client, err := net.Dial("tcp", l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	select {
+	case server = <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the link did not connect to its target")
+	}
+	return client, server
+}
+
+func send(t *testing.T, c net.Conn, s string) {
+	t.Helper()
+	if _, err := c.Write([]byte(s)); err != nil {
+		t.Fatalf("write on a held connection failed (it must stay open): %v", err)
+	}
+}
+
+// expect reads exactly want from c.
+func expect(t *testing.T, c net.Conn, want string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("read %q: got %q, %v", want, got, err)
+	}
+	if string(got) != want {
+		t.Fatalf("read %q, want %q", got, want)
+	}
+}
+
+// held checks that nothing arrives on c for a moment and that c is still
+// open: the read ends by its deadline, not by an end of stream or a reset.
+func held(t *testing.T, c net.Conn) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	var b [64]byte
+	n, err := c.Read(b[:])
+	if n > 0 {
+		t.Fatalf("read %q through a cut", b[:n])
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a cut connection ended: %v", err)
+	}
+}
+
+// ended checks that c ends (the end of the stream) with nothing more.
+func ended(t *testing.T, c net.Conn) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 8)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("read %d bytes, %v; want the end of the stream", n, err)
+	}
+}
+
+// A cut of one direction holds that direction's bytes; the other's flow.
+func TestCutOneDirection(t *testing.T) {
+	t.Parallel()
+	for _, d := range []testkit.Direction{testkit.Up, testkit.Down} {
+		t.Run(map[testkit.Direction]string{testkit.Up: "up", testkit.Down: "down"}[d], func(t *testing.T) {
+			l, accepted := behind(t)
+			client, server := dial(t, l, accepted)
+			l.Cut(d)
+			from, to, other, otherTo := client, server, server, client
+			if d == testkit.Down {
+				from, to, other, otherTo = server, client, client, server
+			}
+			send(t, from, "held\r\n")
+			send(t, other, "flows\r\n")
+			expect(t, otherTo, "flows\r\n")
+			held(t, to)
+			l.Heal()
+			expect(t, to, "held\r\n")
+		})
+	}
+}
+
+// A close during a cut is held like the bytes before it: the other end
+// learns of it only at the heal, after those bytes.
+func TestCutHoldsAClose(t *testing.T) {
+	t.Parallel()
+	l, accepted := behind(t)
+	client, server := dial(t, l, accepted)
+	l.Cut(testkit.Both)
+	send(t, server, "-ERR 'Stale Connection'\r\n")
+	_ = server.Close()
+	held(t, client)
+	l.Heal()
+	expect(t, client, "-ERR 'Stale Connection'\r\n")
+	ended(t, client)
+}
+
+// A connection made during a cut is held from its first byte, as a
+// connection attempt across a partition gets no answer.
+func TestConnectionMadeDuringACutIsHeld(t *testing.T) {
+	t.Parallel()
+	l, accepted := behind(t)
+	l.Cut(testkit.Both)
+	client, server := dial(t, l, accepted)
+	send(t, server, "INFO {}\r\n")
+	held(t, client)
+	l.Heal()
+	expect(t, client, "INFO {}\r\n")
+}
+
+// A target that is down behind a cut looks like one that does not answer:
+// the refusal comes through only at the heal (or when the link closes).
+func TestCutHoldsARefusal(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	for _, end := range []string{"heal", "close"} {
+		t.Run(end, func(t *testing.T) {
+			l := testkit.NewLink(t, target)
+			l.Cut(testkit.Both)
+			client, err := net.Dial("tcp", l.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			held(t, client)
+			if end == "heal" {
+				l.Heal()
+			} else {
+				l.Close()
+			}
+			ended(t, client)
+		})
+	}
 }

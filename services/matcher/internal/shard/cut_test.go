@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -96,6 +97,40 @@ func leaderOff(t *testing.T, js jetstream.JetStream, nc *nats.Conn, stream strin
 	}, "leader of %s still on %s", stream, name)
 }
 
+// spread waits until worker x holds its share of shards (split between
+// workers x and y) and y the rest, and returns x's share and the shards y
+// has started on while x still consumed them: two owners at once are what
+// the leases are for, so a takeover test fails on any.
+func spread(t *testing.T, ox, oy *owner, shards []events.Shard) (theirs []events.Shard, overlap func() []string) {
+	t.Helper()
+	for _, s := range shards {
+		if Owns(s, "x", []string{"x", "y"}) {
+			theirs = append(theirs, s)
+		}
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		return len(theirs) > 0 && ox.holding(theirs...) == len(theirs) && oy.holding(shards...) == len(shards)-len(theirs)
+	}, "shards not spread: x holds %d of its %d, y %d", ox.holding(theirs...), len(theirs), oy.holding(shards...))
+	var mu sync.Mutex
+	var both []string
+	oy.mu.Lock()
+	oy.onAcquire = func() {
+		for _, s := range theirs {
+			if oy.holding(s) == 1 && ox.holding(s) == 1 {
+				mu.Lock()
+				both = append(both, s.String())
+				mu.Unlock()
+			}
+		}
+	}
+	oy.mu.Unlock()
+	return theirs, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(both)
+	}
+}
+
 // TestTakeoverWhenTheOwnersNodeIsCut: worker x is attached to node 3,
 // worker y to node 1; node 3 is cut from the others (its routes hold
 // bytes; x's connection to it stays up and says nothing). y takes x's
@@ -139,30 +174,7 @@ func TestTakeoverWhenTheOwnersNodeIsCut(t *testing.T) {
 		return o
 	}
 	ox, oy := start("x", 2), start("y", 0)
-	var theirs []events.Shard
-	for _, s := range shards {
-		if Owns(s, "x", []string{"x", "y"}) {
-			theirs = append(theirs, s)
-		}
-	}
-	testkit.Eventually(t, 20*time.Second, func() bool {
-		return len(theirs) > 0 && ox.holding(theirs...) == len(theirs) && oy.holding(shards...) == len(shards)-len(theirs)
-	}, "shards not spread: x holds %d of its %d, y %d", ox.holding(theirs...), len(theirs), oy.holding(shards...))
-	// Two owners at once are what the leases are for: y must not start on
-	// a shard x still consumes.
-	var omu sync.Mutex
-	var overlap []string
-	oy.mu.Lock()
-	oy.onAcquire = func() {
-		for _, s := range theirs {
-			if oy.holding(s) == 1 && ox.holding(s) == 1 {
-				omu.Lock()
-				overlap = append(overlap, s.String())
-				omu.Unlock()
-			}
-		}
-	}
-	oy.mu.Unlock()
+	theirs, overlap := spread(t, ox, oy, shards)
 	cutAt := time.Now()
 	c.cut(2)
 	testkit.Eventually(t, 20*time.Second, func() bool { return oy.holding(shards...) == len(shards) },
@@ -170,9 +182,7 @@ func TestTakeoverWhenTheOwnersNodeIsCut(t *testing.T) {
 	t.Logf("x's %d shards taken over %s after node 3 was cut (bound %s + %s + 2 x %s)", len(theirs),
 		time.Since(cutAt).Round(100*time.Millisecond), events.WorkerTTL, events.LeaseRenew, events.LeaseCallTimeout)
 	testkit.Eventually(t, 10*time.Second, func() bool { return ox.holding(theirs...) == 0 }, "x still consumes behind the cut")
-	omu.Lock()
-	defer omu.Unlock()
-	if len(overlap) > 0 {
-		t.Errorf("y took shards x still consumed: %v", overlap)
+	if o := overlap(); len(o) > 0 {
+		t.Errorf("y took shards x still consumed: %v", o)
 	}
 }

@@ -50,28 +50,7 @@ func TestTakeoverWhenTheOwnerCannotHear(t *testing.T) {
 	}
 	ox, oy := start("x", link.URL()), start("y", srv.ClientURL())
 	t.Cleanup(link.Heal) // before x's Run ends: its hand-back then goes through
-	var theirs []events.Shard
-	for _, s := range shards {
-		if Owns(s, "x", []string{"x", "y"}) {
-			theirs = append(theirs, s)
-		}
-	}
-	testkit.Eventually(t, 20*time.Second, func() bool {
-		return len(theirs) > 0 && ox.holding(theirs...) == len(theirs) && oy.holding(shards...) == len(shards)-len(theirs)
-	}, "shards not spread: x holds %d of its %d, y %d", ox.holding(theirs...), len(theirs), oy.holding(shards...))
-	var omu sync.Mutex
-	var overlap []string
-	oy.mu.Lock()
-	oy.onAcquire = func() {
-		for _, s := range theirs {
-			if oy.holding(s) == 1 && ox.holding(s) == 1 {
-				omu.Lock()
-				overlap = append(overlap, s.String())
-				omu.Unlock()
-			}
-		}
-	}
-	oy.mu.Unlock()
+	theirs, overlap := spread(t, ox, oy, shards)
 	cutAt := time.Now()
 	link.Cut(testkit.Down)
 	testkit.Eventually(t, 20*time.Second, func() bool { return oy.holding(shards...) == len(shards) },
@@ -81,10 +60,8 @@ func TestTakeoverWhenTheOwnerCannotHear(t *testing.T) {
 	if n := ox.holding(theirs...); n != 0 {
 		t.Errorf("x still consumes %d shards behind the cut", n)
 	}
-	omu.Lock()
-	defer omu.Unlock()
-	if len(overlap) > 0 {
-		t.Errorf("y took shards x still consumed: %v", overlap)
+	if o := overlap(); len(o) > 0 {
+		t.Errorf("y took shards x still consumed: %v", o)
 	}
 }
 
