@@ -162,7 +162,9 @@ func (s *system) startServices(ctx context.Context) error {
 	var rest []*member
 	for i := range 3 {
 		name := fmt.Sprintf("matcher-%d", i+1)
-		rest = append(rest, add(name, "matcher", "WORKER_ID="+name, "RULES="+ruleSet))
+		// At info, a matcher logs every ticket it drops and why: the
+		// trail a ticket left without an outcome is read from.
+		rest = append(rest, add(name, "matcher", "WORKER_ID="+name, "RULES="+ruleSet, "LOG_LEVEL=info"))
 	}
 	for i := range 2 {
 		rest = append(rest, add(fmt.Sprintf("allocator-%d", i+1), "allocator", "GAME_SERVERS="+strings.Join(gameServers, ","), "JOIN_KEY_FILE="+joinKey))

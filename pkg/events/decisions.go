@@ -46,7 +46,9 @@ type Decisions struct {
 
 // NewDecisions binds to the provisioned matches bucket.
 func NewDecisions(ctx context.Context, js jetstream.JetStream, subj Subjects) (*Decisions, error) {
-	kv, err := js.KeyValue(ctx, subj.MatchesBucket())
+	// Read from the leader, as the claims: a decision or a sent mark not
+	// found would be made again, or the match sent twice.
+	kv, err := BindLeaderGets(ctx, js, subj.MatchesBucket())
 	if err != nil {
 		return nil, fmt.Errorf("matches bucket: %w", err)
 	}

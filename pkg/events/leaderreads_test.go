@@ -102,3 +102,40 @@ func TestClaimsReadFromTheLeader(t *testing.T) {
 		t.Errorf("a claim's owner read with a direct get")
 	}
 }
+
+// TestDecisionsReadFromTheLeader: a match's decision is read from the
+// stream leader. One not found is made (a match decided twice, or sent
+// twice, if a replica behind a heal answered), so a replica must never
+// answer it.
+func TestDecisionsReadFromTheLeader(t *testing.T) {
+	t.Parallel()
+	nc := testkit.Connect(t, testkit.RunServer(t))
+	js := testkit.JetStream(t, nc)
+	ctx := t.Context()
+	subj := events.Subjects{Prefix: "dl"}
+	if err := events.Provision(ctx, js, events.Topology{Subjects: subj}); err != nil {
+		t.Fatal(err)
+	}
+	api := testkit.Collect(t, nc, "$JS.API.>")
+	stream := "KV_" + subj.MatchesBucket()
+	d, err := events.NewDecisions(ctx, js, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Decided(ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		for _, m := range api() {
+			if strings.HasPrefix(m.Subject, "$JS.API.STREAM.MSG.GET."+stream) {
+				return true
+			}
+		}
+		return false
+	}, "a match's decision not read from the leader")
+	for _, m := range api() {
+		if strings.HasPrefix(m.Subject, "$JS.API.DIRECT.GET."+stream) {
+			t.Fatalf("a match's decision read with a direct get: %s", m.Subject)
+		}
+	}
+}

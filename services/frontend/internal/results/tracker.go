@@ -15,7 +15,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,20 +23,6 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
 
-// Expirer ends a ticket that waited too long (the frontend claims it as
-// expired and tells its players). It is called from its own goroutine,
-// with a deadline (expireTimeout), and tries once: the tracker calls it
-// again one wait later if the ticket still has no outcome, never while
-// a call for the ticket is in flight.
-type Expirer func(ctx context.Context, ticketID string)
-
-// expireTimeout bounds one expiry: a record read, a claim, a telling and
-// a view, each a round trip or two, each bounded (events.ClaimCallTimeout)
-// or under the client's default 5 s. An expiry cut off from NATS ends by
-// then and is tried again at the ticket's next wait; unbounded, each
-// waiting ticket would hold a goroutine on NATS until the heal.
-const expireTimeout = 30 * time.Second
-
 // Tracker follows tickets. Create it with New and start Run.
 type Tracker struct {
 	nc     *nats.Conn
@@ -45,12 +30,15 @@ type Tracker struct {
 	log    *slog.Logger
 	waits  Waits
 	expire Expirer
-	now    func() time.Time
+	// now is the tracker's clock, and ticks what wakes its expiries (a
+	// ticker every second when nil): a test turns both by hand.
+	now   func() time.Time
+	ticks <-chan time.Time
 
 	msgs chan *nats.Msg
 	reqs chan request
-	// expired receives the id of a ticket whose expiry returned.
-	expired chan string
+	// expired receives each expiry that returned.
+	expired chan expiry
 	met     metrics
 }
 
@@ -83,6 +71,10 @@ type ticket struct {
 	since time.Time
 	// expiring: an expiry of it is in flight (Run starts no other).
 	expiring bool
+	// backoff is the last wait before a retry of an expiry cut off from
+	// NATS, zero once one ended; retryAt, if set, is when the next is due.
+	backoff  time.Duration
+	retryAt  time.Time
 	creation *Creation
 	last     *events.Result
 	waiters  map[chan events.Result]struct{}
@@ -124,7 +116,7 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 		// on its next look, see Wait.
 		msgs:    make(chan *nats.Msg, 1<<16),
 		reqs:    make(chan request),
-		expired: make(chan string),
+		expired: make(chan expiry),
 		met: metrics{
 			tracked: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "quickmatch_frontend_waiting_tickets", Help: "Tickets this frontend follows that have no outcome yet.",
@@ -218,8 +210,12 @@ func (t *Tracker) Run(ctx context.Context) error {
 	tickets := map[string]*ticket{}
 	subs := map[string]*nats.Subscription{} // player -> subscription
 	byPlayer := map[string]map[string]*ticket{}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	ticks := t.ticks
+	if ticks == nil {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		ticks = tick.C
+	}
 
 	drop := func(tk *ticket) {
 		delete(tickets, tk.id)
@@ -273,49 +269,13 @@ func (t *Tracker) Run(ctx context.Context) error {
 				}
 				drop(tk)
 			}
-		case id := <-t.expired:
-			if tk := tickets[id]; tk != nil {
-				tk.expiring = false
+		case e := <-t.expired:
+			if tk := tickets[e.id]; tk != nil {
+				t.expiryReturned(tk, e.soon)
 			}
-		case now := <-tick.C:
-			t.expireDue(ctx, now, tickets)
+		case <-ticks:
+			t.expireDue(ctx, t.now(), tickets)
 		}
-	}
-}
-
-// expireDue starts the expiry of each ticket that waited its mode's wait
-// since it was created or last expired, unless one is in flight.
-func (t *Tracker) expireDue(ctx context.Context, now time.Time, tickets map[string]*ticket) {
-	for _, tk := range tickets {
-		// The mode's wait is read each tick: a reload of the rule set
-		// moves the expiry of waiting tickets, as it does in the
-		// matchers.
-		wait := t.waits(tk.mode)
-		if tk.expiring || now.Sub(tk.since) < wait {
-			continue
-		}
-		tk.expiring = true
-		// The next try comes a wait later (an expiry that lost to an
-		// outcome, a matched ticket awaiting its server, is not tried
-		// every tick), give or take a jitter: expiries that failed
-		// together under a partition do not all come back at once.
-		tk.since = now
-		if j := int64(wait / 4); j > 0 {
-			tk.since = now.Add(time.Duration(rand.Int64N(j)))
-		}
-		// Expire outside the owner: it claims and publishes, and its
-		// expired result comes back here like any other. It outlives
-		// Run's ctx (a stopping frontend still ends what it claimed),
-		// within expireTimeout.
-		go func(id string) {
-			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), expireTimeout)
-			t.expire(ectx, id)
-			cancel()
-			select {
-			case t.expired <- id:
-			case <-ctx.Done():
-			}
-		}(tk.id)
 	}
 }
 

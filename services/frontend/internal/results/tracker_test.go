@@ -80,3 +80,108 @@ func TestExpiryInFlightIsNotFiredAgain(t *testing.T) {
 		t.Fatalf("%d expiries without a deadline", x.unbounded)
 	}
 }
+
+// clock is a tracker's clock turned by hand.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestExpiryCutOffIsRetriedSoon is the chaos run's backstop gap: an
+// expiry that NATS did not answer (a claim create that timed out, a read
+// that got "JetStream system temporarily unavailable") was tried again
+// only a full wait later (30 s and its jitter), so a ticket no matcher
+// held was not told within max wait + 60 s. One cut off is tried again
+// after a short backoff; one that ended (told, or lost to an outcome)
+// keeps the full wait before the next.
+func TestExpiryCutOffIsRetriedSoon(t *testing.T) {
+	t.Parallel()
+	nc := testkit.Connect(t, testkit.RunServer(t))
+	var (
+		mu    sync.Mutex
+		calls = map[string]int{}
+	)
+	expire := func(ctx context.Context, id string) {
+		mu.Lock()
+		calls[id]++
+		first := calls[id] == 1
+		mu.Unlock()
+		if first && id == "cut" {
+			RetrySoon(ctx)
+		}
+	}
+	count := func(id string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls[id]
+	}
+	const wait = 30 * time.Second
+	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(string) time.Duration { return wait }, expire)
+	clk := &clock{now: time.Unix(1_800_000_000, 0)}
+	ticks := make(chan time.Time)
+	tr.now, tr.ticks = clk.Now, ticks
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = tr.Run(ctx) }()
+	created := clk.Now().Add(-wait)
+	for _, tk := range []events.Ticket{{TicketID: "cut", PlayerID: "a", CreatedAt: created}, {TicketID: "ended", PlayerID: "b", CreatedAt: created}} {
+		if err := tr.Track(t.Context(), &tk, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick := func() { ticks <- clk.Now() }
+	testkit.Eventually(t, 10*time.Second, func() bool { tick(); return count("cut") == 1 && count("ended") == 1 }, "due tickets not expired")
+	// A few seconds on: past the first backoff, far short of a wait. The
+	// ticks go on until the cut expiry's return reached the tracker.
+	clk.add(3 * time.Second)
+	testkit.Eventually(t, 10*time.Second, func() bool { tick(); return count("cut") >= 2 }, "cut off expiry not tried again 3 s later")
+	for range 20 {
+		tick()
+	}
+	if n := count("ended"); n != 1 {
+		t.Fatalf("expiry that ended tried %d times within 3 s, want once a wait", n)
+	}
+	// Its second try ended: the next comes a wait later, not a backoff.
+	clk.add(10 * time.Second)
+	for range 20 {
+		tick()
+	}
+	if n := count("cut"); n != 2 {
+		t.Fatalf("cut expiry tried %d times, want 2: its second try ended", n)
+	}
+	clk.add(wait)
+	testkit.Eventually(t, 10*time.Second, func() bool { tick(); return count("cut") == 3 && count("ended") == 2 }, "expiries not tried again a wait later")
+}
+
+// TestExpiryBackoffDoublesToItsCap: the retries of a ticket cut off for
+// long come every retryMax at most, not every tick, and the backoff
+// starts over once an expiry ended.
+func TestExpiryBackoffDoublesToItsCap(t *testing.T) {
+	t.Parallel()
+	clk := &clock{now: time.Unix(1_800_000_000, 0)}
+	tr := &Tracker{now: clk.Now}
+	tk := &ticket{expiring: true}
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, retryMax, retryMax} {
+		tr.expiryReturned(tk, true)
+		if d := tk.retryAt.Sub(clk.Now()); tk.backoff != want || d < want || d > want+want/4 || tk.expiring {
+			t.Fatalf("retry %d: backoff %v, due in %v (expiring %v), want %v give or take a quarter", i, tk.backoff, d, tk.expiring, want)
+		}
+	}
+	tr.expiryReturned(tk, false)
+	tr.expiryReturned(tk, true)
+	if tk.backoff != retryFirst {
+		t.Fatalf("backoff %v after an expiry that ended, want %v", tk.backoff, retryFirst)
+	}
+}

@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
 
 // Cancel ends a ticket that has no outcome yet, for a caller that owns it
@@ -25,11 +30,14 @@ func (s *Service) Cancel(ctx context.Context, caller identity.Caller, ticketID, 
 // results tracker's Expirer, called on a goroutine of its own with a
 // deadline. It tries once: an expiry whose outcome could not be stored
 // (issue #19: claimed under a partition, its publish timed out) is tried
-// again by the tracker a wait later, as long as the ticket has no
-// outcome, and never while this one is in flight, so a partition costs
-// no goroutine per try. A matcher that meets the claim tells the players
-// too, if they were not (the frontend may die meanwhile): whichever
-// comes first, the other finds it told (events.Claims.Tell).
+// again by the tracker, as long as the ticket has no outcome, and never
+// while this one is in flight, so a partition costs no goroutine per try.
+// One that NATS did not answer says so (results.RetrySoon) and is tried
+// again after a short backoff: a wait later, a ticket no matcher holds
+// was told long past its maximum wait. A matcher that meets the claim
+// tells the players too, if they were not (the frontend may die
+// meanwhile): whichever comes first, the other finds it told
+// (events.Claims.Tell).
 func (s *Service) Expire(ctx context.Context, ticketID string) {
 	rec, err := s.Record(ctx, ticketID)
 	if errors.Is(err, ErrNotFound) {
@@ -38,9 +46,36 @@ func (s *Service) Expire(ctx context.Context, ticketID string) {
 	if err == nil {
 		_, err = s.end(ctx, rec, events.OwnerExpired, "no match within the frontend's maximum wait")
 	}
-	if err != nil && !errors.Is(err, ErrAlreadyDecided) {
+	switch {
+	case err == nil || errors.Is(err, ErrAlreadyDecided):
+	case unanswered(err):
+		results.RetrySoon(ctx)
+		s.log.Warn("expire ticket: NATS did not answer; tried again shortly", "ticket_id", ticketID, "err", err)
+	default:
 		s.log.Error("expire ticket; tried again at its next wait", "ticket_id", ticketID, "err", err)
 	}
+}
+
+// unanswered reports an error that says NATS did not answer, or not in
+// time, so that a try soon may work: a call that timed out, a request
+// nobody (or no JetStream) took, a connection down, or JetStream's 503
+// ("JetStream system temporarily unavailable", no leader yet). Any other
+// error (a record that does not decode, a permission) would fail again.
+func unanswered(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) && api.Code == http.StatusServiceUnavailable {
+		return true
+	}
+	for _, e := range []error{
+		context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
+		jetstream.ErrNoStreamResponse, nats.ErrConnectionReconnecting,
+		nats.ErrConnectionClosed, nats.ErrNoServers, nats.ErrDisconnected,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // end claims a ticket for owner and, if that wins, tells its players (the

@@ -88,15 +88,20 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 // holds answers a message of a ticket the shard holds already (being
 // committed, being taken in, or pooled), and reports whether it did.
 func (r *runner) holds(msg jetstream.Msg, p *pool.Pool, ticketID string, seq uint64) bool {
-	if held, committing := r.inflight[ticketID]; committing {
-		if held != seq {
-			// Another message for a ticket being committed: a duplicate,
-			// or the ticket queued again by an allocator that already
-			// had its match. Which one shows once the commit settles: it
-			// comes back then, and is held or dropped like any other.
-			r.acks.nak(msg.Reply())
-		}
-		return true // a redelivery of a ticket in a match being committed, which acks it
+	if _, committing := r.inflight[ticketID]; committing {
+		// Another message for a ticket being committed (a duplicate, or
+		// the ticket queued again by an allocator that already had its
+		// match), or its own message again: a consumer reset gave it
+		// anew. Either comes back once the commit settles, and is held
+		// or dropped like any other. Its own message must too: the
+		// commit answers the delivery it was matched from, which the
+		// server no longer honours for a nak (after a reset it counts
+		// delivery sequences from one again), so without this nak a
+		// ticket the commit hands back (retry, again, a stop) would
+		// wait out the pool's AckWait. An ack by the commit still
+		// counts, and ends this delivery too.
+		r.acks.nak(msg.Reply())
+		return true
 	}
 	if e, admitting := r.admitting[ticketID]; admitting {
 		if e.Seq != seq {

@@ -68,11 +68,15 @@ const (
 // retrying tickets in the runner, covers a lost delivery as well as a
 // lost nak, whichever part sent the nak.
 //
-// A reset costs: the server drops acks reaching it after the reset for
-// messages it gives again, which come back as first deliveries and are
-// admitted again (holds and claims absorb them). Hence none for a
-// heartbeat missed now and then, nor into a connection that does not
-// answer (resetConsumer), to reach the server at the heal.
+// A reset costs: everything unacked is delivered again (first
+// deliveries again: their delivery sequences start over), and the server
+// drops a nak on a delivery from before the reset, and an ack that
+// reaches it between the reset and the message's new delivery; holds
+// answers each new delivery (a ticket in a commit in flight is nakked,
+// to come back once the commit settles), and claims absorb what is taken
+// in twice. Hence no reset for a heartbeat missed now and then, nor one
+// into a connection that does not answer (resetConsumer), to reach the
+// server at the heal.
 type feed struct {
 	js      jetstream.JetStream
 	nc      *nats.Conn

@@ -165,12 +165,16 @@ func (r *runner) run(ctx context.Context) {
 		case <-live.Done():
 		}
 	}()
-	if err := r.feed.start(live); err != nil {
-		r.feed.stop() // stopped before it could start
-		r.nakInbox()
-		return
-	}
-	go r.feed.watch(live)
+	// The consumers start beside the loop, not before it: a start retries
+	// until each consumer is reset (one may have no leader for long), and
+	// what those started already deliver is served meanwhile, not left
+	// in an inbox nobody reads. The runner's state stays its own: start
+	// and watch touch only the consumers, and feed.stop waits for both.
+	go func() {
+		if r.feed.start(live) == nil {
+			r.feed.watch(live)
+		}
+	}()
 	tick := time.NewTicker(r.sweepEvery)
 	defer tick.Stop()
 	for {
@@ -231,7 +235,8 @@ func (r *runner) handBack(ctx context.Context) {
 }
 
 // stop ends the consumers once the runner is stopping (stopC closed):
-// no reset after it (watch returned), and every message they buffered is
+// no start or reset after it (start failed or watch returned: watched),
+// so it has every consumer started, and every message they buffered is
 // nakked (a drain hands each to handle, which naks it), within
 // drainWait. Then no delivery reaches the inbox any more: the runner
 // naks what is in it.

@@ -109,8 +109,10 @@ func (w *Worker) bind(ctx context.Context) error {
 		return err
 	}
 	// matches keeps formed matches for recovery (recoverer.recoverMatch);
-	// decisions, in the same bucket, each match's one decision.
-	matches, err := w.js.KeyValue(ctx, w.subj.MatchesBucket())
+	// decisions, in the same bucket, each match's one decision. Read from
+	// the leader: a match record not found counts as decided (expired),
+	// and a replica behind a heal would say so of one just written.
+	matches, err := events.BindLeaderGets(ctx, w.js, w.subj.MatchesBucket())
 	if err != nil {
 		return fmt.Errorf("matches bucket: %w", err)
 	}

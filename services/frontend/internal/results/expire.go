@@ -1,0 +1,112 @@
+package results
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+)
+
+// Expirer ends a ticket that waited too long (the frontend claims it as
+// expired and tells its players). It is called from its own goroutine,
+// with a deadline (expireTimeout), and tries once. If NATS did not answer
+// it calls RetrySoon(ctx) before it returns, and the tracker calls it
+// again after a short backoff (retryFirst, doubling up to retryMax);
+// else one wait later if the ticket still has no outcome. Never while a
+// call for the ticket is in flight.
+type Expirer func(ctx context.Context, ticketID string)
+
+// expireTimeout bounds one expiry: a record read, a claim, a telling and
+// a view, each a round trip or two, each bounded (events.ClaimCallTimeout)
+// or under the client's default 5 s. An expiry cut off from NATS ends by
+// then and is tried again after a backoff; unbounded, each
+// waiting ticket would hold a goroutine on NATS until the heal.
+const expireTimeout = 30 * time.Second
+
+// Backoff of an expiry cut off from NATS: short, so a ticket no matcher
+// holds is told soon after a partition heals (a wait later, it missed
+// max wait + 60 s in a chaos run), capped, so a long partition costs a
+// call per ticket every few seconds, not a tight loop.
+const (
+	retryFirst = time.Second
+	retryMax   = 10 * time.Second
+)
+
+// retrySoonKey marks the context of an expiry with the flag RetrySoon sets.
+type retrySoonKey struct{}
+
+// RetrySoon tells the tracker that the expiry running under ctx failed
+// because NATS did not answer, so it is tried again after a short backoff
+// rather than a wait later. Outside an expiry it does nothing. It rides on
+// ctx, not on a return value, so that an Expirer needs no result.
+func RetrySoon(ctx context.Context) {
+	if f, ok := ctx.Value(retrySoonKey{}).(*atomic.Bool); ok {
+		f.Store(true)
+	}
+}
+
+// WithRetrySoon returns ctx for an expiry, and soon, which reports
+// whether the expiry called RetrySoon under it.
+func WithRetrySoon(ctx context.Context) (_ context.Context, soon func() bool) {
+	f := new(atomic.Bool)
+	return context.WithValue(ctx, retrySoonKey{}, f), f.Load
+}
+
+// expiry is an expiry that returned; soon: cut off, to be tried again soon.
+type expiry struct {
+	id   string
+	soon bool
+}
+
+// expireDue starts the expiry of each ticket that waited its mode's wait
+// since it was created or last expired, or whose retry after an expiry
+// cut off from NATS is due, unless one is in flight.
+func (t *Tracker) expireDue(ctx context.Context, now time.Time, tickets map[string]*ticket) {
+	for _, tk := range tickets {
+		// The mode's wait is read each tick: a reload of the rule set
+		// moves the expiry of waiting tickets, as it does in the
+		// matchers.
+		wait := t.waits(tk.mode)
+		if tk.expiring || !tk.retryAt.IsZero() && now.Before(tk.retryAt) ||
+			tk.retryAt.IsZero() && now.Sub(tk.since) < wait {
+			continue
+		}
+		tk.expiring, tk.retryAt = true, time.Time{}
+		// The next try comes a wait later (an expiry that lost to an
+		// outcome, a matched ticket awaiting its server, is not tried
+		// every tick), give or take a jitter: expiries that failed
+		// together do not all come back at once. One cut off from NATS
+		// comes sooner (expiryReturned).
+		tk.since = now
+		if j := int64(wait / 4); j > 0 {
+			tk.since = now.Add(time.Duration(rand.Int64N(j)))
+		}
+		// Expire outside the owner: it claims and publishes, and its
+		// expired result comes back here like any other. It outlives
+		// Run's ctx (a stopping frontend still ends what it claimed),
+		// within expireTimeout.
+		go func(id string) {
+			ectx, soon := WithRetrySoon(context.WithoutCancel(ctx))
+			ectx, cancel := context.WithTimeout(ectx, expireTimeout)
+			t.expire(ectx, id)
+			cancel()
+			select {
+			case t.expired <- expiry{id: id, soon: soon()}:
+			case <-ctx.Done():
+			}
+		}(tk.id)
+	}
+}
+
+// expiryReturned lets a ticket's next expiry start: after a backoff if
+// its last was cut off from NATS (jittered, so that tickets cut off
+// together do not all come back at once), else a wait after it started.
+func (t *Tracker) expiryReturned(tk *ticket, soon bool) {
+	tk.expiring = false
+	if !soon {
+		tk.backoff = 0
+		return
+	}
+	tk.backoff = min(max(2*tk.backoff, retryFirst), retryMax)
+	tk.retryAt = t.now().Add(tk.backoff + time.Duration(rand.Int64N(int64(tk.backoff/4))))
+}
