@@ -188,28 +188,26 @@ func (b *Backend) Capacity(string) (events.Capacity, bool) {
 // (each server's play.Status.Backfill, shown), each with its server;
 // known once every server was polled.
 func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []allocator.ShownBackfill
-	known := true
-	for _, s := range b.servers {
-		known = known && s.known
-		out = append(out, s.backfill...)
-	}
-	return out, known
+	return gather(b, func(s *server) []allocator.ShownBackfill { return s.backfill })
 }
 
 // Rooms are the rooms the servers showed open at the last poll (each
 // server's play.Status.Open, opened), each with its server; known once
 // every server was polled.
 func (b *Backend) Rooms() ([]allocator.ShownRoom, bool) {
+	return gather(b, func(s *server) []allocator.ShownRoom { return s.open })
+}
+
+// gather joins what each server showed at the last poll (of); known once
+// every server was polled.
+func gather[T any](b *Backend, of func(*server) []T) ([]T, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []allocator.ShownRoom
+	var out []T
 	known := true
 	for _, s := range b.servers {
 		known = known && s.known
-		out = append(out, s.open...)
+		out = append(out, of(s)...)
 	}
 	return out, known
 }
