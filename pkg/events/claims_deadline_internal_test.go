@@ -61,14 +61,7 @@ func (kv *deadlineKV) Delete(ctx context.Context, key string, o ...jetstream.KVD
 // call after another.
 func TestEveryClaimCallIsBounded(t *testing.T) {
 	t.Parallel()
-	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
-	if err := Provision(t.Context(), js, Topology{}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewClaims(t.Context(), js, Subjects{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := provisionedClaims(t)
 	kv := &deadlineKV{KeyValue: c.kv}
 	c.kv = kv
 	ctx := context.Background()
@@ -93,4 +86,19 @@ func TestEveryClaimCallIsBounded(t *testing.T) {
 	if kv.calls < 8 || len(kv.unbound) > 0 {
 		t.Fatalf("%d calls, these without a deadline within %s: %v", kv.calls, ClaimCallTimeout, kv.unbound)
 	}
+}
+
+// provisionedClaims are the claims of a provisioned test server, for a
+// test to wrap their bucket.
+func provisionedClaims(t *testing.T) *Claims {
+	t.Helper()
+	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
+	if err := Provision(t.Context(), js, Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClaims(t.Context(), js, Subjects{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

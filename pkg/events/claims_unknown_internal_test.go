@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // storedButTimedOutKV stores the create of key, then answers it with a
@@ -31,14 +29,7 @@ func (kv *storedButTimedOutKV) Create(ctx context.Context, key string, v []byte,
 // second time. They stay the match's, undecided, for whoever meets them.
 func TestClaimAllKeepsItsClaimsWhenOneIsUnknown(t *testing.T) {
 	t.Parallel()
-	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
-	if err := Provision(t.Context(), js, Topology{}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewClaims(t.Context(), js, Subjects{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := provisionedClaims(t)
 	real := c.kv
 	c.kv = &storedButTimedOutKV{KeyValue: real, key: "t3"}
 	owner := MatchOwner("m1")

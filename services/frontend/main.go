@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string) error {
 
 	var svc *tickets.Service
 	waits := results.ModeWaits(cfg.tickets.Rules, expiryMargin)
-	tracker := results.New(env.NC, env.Subjects, env.Log, env.Registry, waits, func(ctx context.Context, id string) { svc.Expire(ctx, id) })
+	tracker := results.New(env.NC, env.Subjects, env.Log, env.Registry, waits, func(ctx context.Context, id string) bool { return svc.Expire(ctx, id) }) // svc is made after the tracker
 	watcher, err := capacity.New(ctx, env.JS, env.Subjects, cfg.minFree, env.Log)
 	if err != nil {
 		return err

@@ -127,7 +127,7 @@ func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
 		o.rules = fixedRules(t, testRuleSet)
 	}
 	var svc *tickets.Service
-	tracker := results.New(e.nc, e.subj, log, reg, results.ModeWaits(o.rules, 0), func(ctx context.Context, id string) { svc.Expire(ctx, id) })
+	tracker := results.New(e.nc, e.subj, log, reg, results.ModeWaits(o.rules, 0), func(ctx context.Context, id string) bool { return svc.Expire(ctx, id) }) // svc is made after the tracker
 	testkit.Run(t, tracker.Run)
 	watcher, err := capacity.New(t.Context(), e.js, e.subj, o.minFree, log)
 	if err != nil {

@@ -3,18 +3,17 @@ package results
 import (
 	"context"
 	"math/rand/v2"
-	"sync/atomic"
 	"time"
 )
 
 // Expirer ends a ticket that waited too long (the frontend claims it as
 // expired and tells its players). It is called from its own goroutine,
-// with a deadline (expireTimeout), and tries once. If NATS did not answer
-// it calls RetrySoon(ctx) before it returns, and the tracker calls it
-// again after a short backoff (retryFirst, doubling up to retryMax);
-// else one wait later if the ticket still has no outcome. Never while a
-// call for the ticket is in flight.
-type Expirer func(ctx context.Context, ticketID string)
+// with a deadline (expireTimeout), and tries once. It returns retrySoon
+// when NATS did not answer, and the tracker calls it again after a short
+// backoff (retryFirst, doubling up to retryMax); else one wait later if
+// the ticket still has no outcome. Never while a call for the ticket is
+// in flight.
+type Expirer func(ctx context.Context, ticketID string) (retrySoon bool)
 
 // expireTimeout bounds one expiry: a record read, a claim, a telling and
 // a view, each a round trip or two, each bounded (events.ClaimCallTimeout)
@@ -31,26 +30,6 @@ const (
 	retryFirst = time.Second
 	retryMax   = 10 * time.Second
 )
-
-// retrySoonKey marks the context of an expiry with the flag RetrySoon sets.
-type retrySoonKey struct{}
-
-// RetrySoon tells the tracker that the expiry running under ctx failed
-// because NATS did not answer, so it is tried again after a short backoff
-// rather than a wait later. Outside an expiry it does nothing. It rides on
-// ctx, not on a return value, so that an Expirer needs no result.
-func RetrySoon(ctx context.Context) {
-	if f, ok := ctx.Value(retrySoonKey{}).(*atomic.Bool); ok {
-		f.Store(true)
-	}
-}
-
-// WithRetrySoon returns ctx for an expiry, and soon, which reports
-// whether the expiry called RetrySoon under it.
-func WithRetrySoon(ctx context.Context) (_ context.Context, soon func() bool) {
-	f := new(atomic.Bool)
-	return context.WithValue(ctx, retrySoonKey{}, f), f.Load
-}
 
 // expiry is an expiry that returned; soon: cut off, to be tried again soon.
 type expiry struct {
@@ -86,12 +65,11 @@ func (t *Tracker) expireDue(ctx context.Context, now time.Time, tickets map[stri
 		// Run's ctx (a stopping frontend still ends what it claimed),
 		// within expireTimeout.
 		go func(id string) {
-			ectx, soon := WithRetrySoon(context.WithoutCancel(ctx))
-			ectx, cancel := context.WithTimeout(ectx, expireTimeout)
-			t.expire(ectx, id)
+			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), expireTimeout)
+			soon := t.expire(ectx, id)
 			cancel()
 			select {
-			case t.expired <- expiry{id: id, soon: soon()}:
+			case t.expired <- expiry{id: id, soon: soon}:
 			case <-ctx.Done():
 			}
 		}(tk.id)

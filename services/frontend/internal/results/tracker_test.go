@@ -24,7 +24,7 @@ type expiries struct {
 	unbounded int
 }
 
-func (x *expiries) expire(ctx context.Context, ticketID string) {
+func (x *expiries) expire(ctx context.Context, ticketID string) bool {
 	x.mu.Lock()
 	x.calls[ticketID]++
 	if _, ok := ctx.Deadline(); !ok {
@@ -37,6 +37,7 @@ func (x *expiries) expire(ctx context.Context, ticketID string) {
 		case <-ctx.Done():
 		}
 	}
+	return false
 }
 
 func (x *expiries) count(ticketID string) int {
@@ -113,14 +114,12 @@ func TestExpiryCutOffIsRetriedSoon(t *testing.T) {
 		mu    sync.Mutex
 		calls = map[string]int{}
 	)
-	expire := func(ctx context.Context, id string) {
+	expire := func(_ context.Context, id string) bool {
 		mu.Lock()
 		calls[id]++
 		first := calls[id] == 1
 		mu.Unlock()
-		if first && id == "cut" {
-			RetrySoon(ctx)
-		}
+		return first && id == "cut"
 	}
 	count := func(id string) int {
 		mu.Lock()

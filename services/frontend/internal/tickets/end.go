@@ -11,7 +11,6 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
-	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
 
 // Cancel ends a ticket that has no outcome yet, for a caller that owns it
@@ -32,16 +31,16 @@ func (s *Service) Cancel(ctx context.Context, caller identity.Caller, ticketID, 
 // (issue #19: claimed under a partition, its publish timed out) is tried
 // again by the tracker, as long as the ticket has no outcome, and never
 // while this one is in flight, so a partition costs no goroutine per try.
-// One that NATS did not answer says so (results.RetrySoon) and is tried
+// One that NATS did not answer says so (retrySoon) and is tried
 // again after a short backoff: a wait later, a ticket no matcher holds
 // was told long past its maximum wait. A matcher that meets the claim
 // tells the players too, if they were not (the frontend may die
 // meanwhile): whichever comes first, the other finds it told
 // (events.Claims.Tell).
-func (s *Service) Expire(ctx context.Context, ticketID string) {
+func (s *Service) Expire(ctx context.Context, ticketID string) (retrySoon bool) {
 	rec, err := s.Record(ctx, ticketID)
 	if errors.Is(err, ErrNotFound) {
-		return // nothing to end (its record aged out)
+		return false // nothing to end (its record aged out)
 	}
 	if err == nil {
 		_, err = s.end(ctx, rec, events.OwnerExpired, "no match within the frontend's maximum wait")
@@ -49,11 +48,12 @@ func (s *Service) Expire(ctx context.Context, ticketID string) {
 	switch {
 	case err == nil || errors.Is(err, ErrAlreadyDecided):
 	case unanswered(err):
-		results.RetrySoon(ctx)
+		retrySoon = true
 		s.log.Warn("expire ticket: NATS did not answer; tried again shortly", "ticket_id", ticketID, "err", err)
 	default:
 		s.log.Error("expire ticket; tried again at its next wait", "ticket_id", ticketID, "err", err)
 	}
+	return retrySoon
 }
 
 // unanswered reports an error that says NATS did not answer, or not in

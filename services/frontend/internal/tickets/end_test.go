@@ -10,21 +10,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
-	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
 
 // TestExpireAsksForASoonRetryOnlyWhenNATSDidNotAnswer: an expiry whose
 // publish found no stream (as one cut off by a partition) asks the
-// tracker to try again soon (results.RetrySoon), not a wait later; one
+// tracker to try again soon (it returns retrySoon), not a wait later; one
 // that told the players, or met an outcome already decided, does not.
 func TestExpireAsksForASoonRetryOnlyWhenNATSDidNotAnswer(t *testing.T) {
 	t.Parallel()
 	e := newToldEnv(t)
-	expire := func(id string) bool {
-		ctx, soon := results.WithRetrySoon(t.Context())
-		e.s.Expire(ctx, id)
-		return soon()
-	}
+	expire := func(id string) bool { return e.s.Expire(t.Context(), id) }
 	id := e.create(t, "pat")
 	e.resultsTo(t, "nowhere.>")
 	if !expire(id) {

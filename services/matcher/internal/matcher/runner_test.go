@@ -157,8 +157,16 @@ func TestStoppingOwnerNaksEverythingItHolds(t *testing.T) {
 
 	// The next owner, which reset the consumer before this one stopped,
 	// consumes on: every ticket comes to it, within the naks' delay.
+	comeBack(t, cons, n, 20*time.Second)
+}
+
+// comeBack fetches, as the next owner, until n tickets of cons came back
+// to it (each acked) or within has passed: the others wait out the
+// pool's AckWait.
+func comeBack(t *testing.T, cons jetstream.Consumer, n int, within time.Duration) {
+	t.Helper()
 	got := map[uint64]bool{}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(within)
 	for len(got) < n && time.Now().Before(deadline) {
 		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
 		if err != nil {

@@ -105,22 +105,7 @@ func TestStopWhileABackfillsConsumerCannotStart(t *testing.T) {
 
 	w.Release(euGold)
 	stuck.Store(false) // a start after the stop would reset it now
-	got := map[uint64]bool{}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(got) < n && time.Now().Before(deadline) {
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range batch.Messages() {
-			meta, _ := m.Metadata()
-			got[meta.Sequence.Stream] = true
-			_ = m.Ack()
-		}
-	}
-	if len(got) < n {
-		t.Fatalf("%d of %d tickets came back to the next owner; the others wait out the AckWait", len(got), n)
-	}
+	comeBack(t, cons, n, 10*time.Second)
 	if r := f.resets[2].Load(); r != 0 {
 		t.Fatalf("the backfills consumer was reset %d times after the stop", r)
 	}
