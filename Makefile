@@ -21,21 +21,23 @@ FUZZTIME ?= 20000x
 # input (about 0.4 s): its own, smaller budget.
 LIFECYCLE_FUZZTIME ?= 50x
 
-.PHONY: run build build-race test lint fmt fuzz bench tools kube vulncheck chaos clean
+.PHONY: run build build-race test lint fmt fuzz bench tools kube vulncheck chaos perf clean
 
 ## run: build, then start NATS, the four services and two game servers; open http://127.0.0.1:3000
 run: build
 	$(BIN)/localstack
 
-## build: the service binaries and the local stack into bin/
+## build: the service binaries, the local stack and the operator CLI (quickmatch) into bin/
 build:
 	@for s in $(SERVICES); do go build -o $(BIN)/$$s ./services/$$s; done
 	go build -o $(BIN)/localstack ./dev/localstack
+	go build -o $(BIN)/quickmatch ./cmd/quickmatch
 
-## build-race: the service binaries with the race detector, for the end-to-end test
+## build-race: the service binaries, the load tool and the operator CLI with the race detector, for the end-to-end tests
 build-race:
 	@for s in $(SERVICES); do go build -race -o $(BIN)/race/$$s ./services/$$s; done
 	go build -race -o $(BIN)/race/load ./load
+	go build -race -o $(BIN)/race/quickmatch ./cmd/quickmatch
 
 ## tools: the pinned nats CLI, nats-server (for the chaos harness's NATS cluster), govulncheck and staticcheck (tools/go.mod) into bin/
 tools: $(BIN)/nats $(BIN)/nats-server $(BIN)/govulncheck $(BIN)/staticcheck
@@ -93,9 +95,10 @@ fuzz:
 vulncheck: $(BIN)/govulncheck
 	tools/vulncheck.sh $(MODULES)
 
-## chaos: the long chaos run (5 minutes of load with a fault every 5 s; figures in BENCHMARKS.md)
+## chaos: the long chaos run (5 minutes of load with a fault every second, 80 % of them cuts of up to 8 s, about 11 of each kind; figures in BENCHMARKS.md)
 chaos: build-race $(BIN)/nats-server
-	go run ./dev/chaos/cmd/chaos -bin $(BIN)/race -nats-server $(BIN)/nats-server -duration 5m -rate 50 -fault-every 5s
+	go run ./dev/chaos/cmd/chaos -bin $(BIN)/race -nats-server $(BIN)/nats-server -duration 5m -rate 50 \
+		-fault-every 1s -max-cut 8s -partition-share 0.8
 
 ## bench: the Go benchmarks of the hot paths (figures in BENCHMARKS.md)
 bench:
@@ -103,6 +106,17 @@ bench:
 	cd services/matcher && go test -run '^$$' -bench 'Match1M' -benchtime 500000x -count 3 ./internal/pool/
 	cd services/matcher && go test -run '^$$' -bench 'PoolMemory' -benchtime 1x ./internal/pool/
 	cd services/game && go test -run '^$$' -bench 'RoomMemory' -benchtime 1x ./internal/server/
+
+# perf's defaults, per leg (make perf RATE=2000 DURATION=60s): rate ×
+# duration must be a multiple of 6 (an even count in each of 3 regions).
+RATE      ?= 500
+DURATION  ?= 30s
+PERF_JSON ?= $(BIN)/perf.json
+
+## perf: what a ticket costs, over HTTP then NATS, each leg on a fresh stack of production binaries: CPU seconds per 1,000 tickets of each process (from /proc), throughput, p50/p99, memory (RATE, DURATION per leg; JSON in PERF_JSON; method in BENCHMARKS.md)
+perf: build
+	go build -o $(BIN)/load ./load
+	go run ./dev/perf/cmd/perf -bin-dir $(BIN) -rate $(RATE) -duration $(DURATION) -json $(PERF_JSON)
 
 fmt:
 	gofmt -w $(GOFILES)

@@ -83,18 +83,19 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 	forbidden := map[string]struct{ pub, sub []string }{
 		"frontend": {
 			pub: []string{"allocations.eu", "offers.eu.gold", "deadletter.matcher", "$KV.capacity.eu", "$KV.leases.eu-gold", "$KV.queue.eu.gold.1v1", "$KV.roommatches.m1",
+				"$KV.drains.eu.gold", // only operators drain and resume shards
 				"$JS.API.STREAM.DELETE.TICKETS", "$JS.API.STREAM.PURGE.RESULTS", "$JS.API.CONSUMER.DELETE.TICKETS.matcher"},
 			sub: []string{"matchmaking.>", "allocations.>", "offers.>", "_INBOX_matcher.x", "$KV.claims.>", ">"},
 		},
 		"matcher": {
-			pub: []string{"matchmaking.eu.gold", "deadletter.allocator", "$KV.capacity.eu", "$KV.tickets.t1", "$KV.roommatches.m1",
+			pub: []string{"matchmaking.eu.gold", "deadletter.allocator", "$KV.capacity.eu", "$KV.tickets.t1", "$KV.roommatches.m1", "$KV.drains.eu.gold",
 				"$JS.API.STREAM.DELETE.OFFERS", "$JS.API.STREAM.PURGE.TICKETS",
 				// stored results carry join tokens: no get of RESULTS either
 				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_tickets.$KV.tickets.t1"},
 			sub: []string{"results.>", "allocations.>", "_INBOX_frontend.x", "deliver.allocator"},
 		},
 		"allocator": {
-			pub: []string{"allocations.eu", "offers.eu.gold", "cancels.eu.gold", "$KV.leases.x", "$KV.matches.m1", "$KV.tickets.t1", "$KV.queue.eu.gold.1v1",
+			pub: []string{"allocations.eu", "offers.eu.gold", "cancels.eu.gold", "$KV.leases.x", "$KV.matches.m1", "$KV.tickets.t1", "$KV.queue.eu.gold.1v1", "$KV.drains.eu.gold",
 				"$JS.API.STREAM.DELETE.ALLOCATIONS", "$JS.API.STREAM.PURGE.ALLOCATIONS",
 				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_players.$KV.players.alice"},
 			sub: []string{"results.>", "matchmaking.>", "cancels.>", "_INBOX_matcher.x"},
@@ -389,7 +390,7 @@ func TestNATSServiceUsersKeepWhatTheyNeed(t *testing.T) {
 	t.Run("frontend", func(t *testing.T) {
 		nc, errs := as(t, s, "frontend")
 		js := testkit.JetStream(t, nc)
-		for _, bucket := range []string{"capacity", "queue"} {
+		for _, bucket := range []string{"capacity", "queue", "drains"} {
 			kv, err := js.KeyValue(t.Context(), bucket)
 			if err != nil {
 				t.Fatal(err)
@@ -411,6 +412,25 @@ func TestNATSServiceUsersKeepWhatTheyNeed(t *testing.T) {
 		}
 		if _, err := players.Put(t.Context(), "alice", []byte("v")); err != nil {
 			t.Errorf("put players (a new ticket supersedes the player's older one): %v", err)
+		}
+		quiet(t, errs)
+	})
+	// An operator drains and resumes shards (events.Drains, the CLI).
+	t.Run("operator", func(t *testing.T) {
+		nc, errs := as(t, s, "operator")
+		drains, err := events.NewDrains(t.Context(), testkit.JetStream(t, nc), events.Subjects{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eu := events.Shard{Region: "eu", Tier: "gold"}
+		if _, err := drains.Drain(t.Context(), eu, "upgrade", "alice"); err != nil {
+			t.Errorf("drain: %v", err)
+		}
+		if l, err := drains.List(t.Context()); err != nil || len(l) != 1 {
+			t.Errorf("list drains: %v, %v", l, err)
+		}
+		if was, err := drains.Resume(t.Context(), eu); err != nil || !was {
+			t.Errorf("resume: %v, %v", was, err)
 		}
 		quiet(t, errs)
 	})

@@ -17,6 +17,10 @@ type Acked struct {
 	PlayerID   string    `json:"player_id"`
 	Frontend   string    `json:"frontend"`
 	AcceptedAt time.Time `json:"accepted_at"`
+	// Region and Skill let a checker tell which tickets could have been
+	// partners.
+	Region string `json:"region,omitempty"`
+	Skill  int    `json:"skill,omitempty"`
 }
 
 // recorder writes Acked lines from many goroutines.
@@ -64,7 +68,7 @@ func followTicket(ctx context.Context, hc *http.Client, toks *tokens, base, play
 		return fmt.Sprintf("post_%d", res.StatusCode)
 	}
 	*accepted = time.Now()
-	rec.add(Acked{TicketID: view.TicketID, PlayerID: player, Frontend: base, AcceptedAt: *accepted})
+	rec.add(Acked{TicketID: view.TicketID, PlayerID: player, Frontend: base, AcceptedAt: *accepted, Region: region, Skill: skill})
 	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/tickets/"+view.TicketID+"/events", nil)
 	if auth != "" {
 		req.Header.Set("Authorization", auth)

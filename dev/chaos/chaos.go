@@ -77,6 +77,10 @@ type Report struct {
 	ReuseErrors map[string]int `json:"reuse_errors,omitempty"`
 	// Takeovers are the shards of matchers on the cut side of each cut.
 	Takeovers []Takeover `json:"takeovers,omitempty"`
+	// TakeoverStats sum them up by kind of cut, against the stated bounds.
+	TakeoverStats []TakeoverStat `json:"takeover_stats,omitempty"`
+	// Timeliness counts the tickets that ended late or needlessly.
+	Timeliness Timely `json:"timeliness"`
 	// Lost are the acknowledged tickets without an outcome, with what the
 	// claims bucket says of them.
 	Lost []Lost `json:"lost,omitempty"`
@@ -164,6 +168,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Crashes = s.crashes()
 	rep.Takeovers = takeovers(s.partitions, leases.sorted())
+	rep.TakeoverStats = summarize(rep.Takeovers)
 	return rep, ctx.Err()
 }
 
@@ -246,6 +251,7 @@ func (s *system) check(ctx context.Context, rep *Report, acked []Acked, hist *hi
 		return err
 	}
 	rep.Verdict = Check(acked, results, formed, time.Now(), deadline)
+	rep.Timeliness = Timeliness(acked, results, s.cfg.MaxWait, time.Now())
 	rep.Lost = lostTickets(ctx, js, acked, results)
 	return nil
 }

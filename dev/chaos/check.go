@@ -20,6 +20,9 @@ type Acked struct {
 	// Via is how the ticket arrived: "http" (a frontend's 202; the
 	// default) or "nats" (JetStream's publish ack, no frontend).
 	Via string `json:"via,omitempty"`
+	// Region and Skill are what the ticket asked for (for Timeliness).
+	Region string `json:"region,omitempty"`
+	Skill  int    `json:"skill,omitempty"`
 }
 
 // viaNATS: the ticket was published on JetStream, not POSTed.

@@ -7,6 +7,7 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -27,6 +28,11 @@ type Lost struct {
 	// that its outcome was told, as "<stored time> <op> <value>"; empty:
 	// nobody claimed it.
 	Claim []string `json:"claim"`
+	// Stream is what the TICKETS stream (a work queue: a ticket acked is
+	// gone) and the ticket's shard consumer say of it: still stored and
+	// never acked (the consumer skipped it, or holds it), or gone (acked
+	// by a matcher, or never stored).
+	Stream string `json:"stream"`
 }
 
 // lostTickets lists the acknowledged tickets without a terminal result,
@@ -40,11 +46,20 @@ func lostTickets(ctx context.Context, js jetstream.JetStream, acked []Acked, res
 	}
 	var out []Lost
 	var kv jetstream.KeyValue
+	var stored map[string]storedTicket
 	for _, a := range acked {
 		if done[a.TicketID] {
 			continue
 		}
+		if stored == nil {
+			stored = storedTickets(ctx, js)
+		}
 		l := Lost{TicketID: a.TicketID, PlayerID: a.PlayerID, Frontend: a.Frontend, AcceptedAt: a.AcceptedAt}
+		if failed := stored[""].err; failed != nil {
+			l.Stream = "TICKETS not read: " + failed.Error()
+		} else {
+			l.Stream = stored[a.TicketID].describe(ctx, js)
+		}
 		if kv == nil {
 			var err error
 			if kv, err = js.KeyValue(ctx, events.Subjects{}.ClaimsBucket()); err != nil {
@@ -75,4 +90,68 @@ func claimHistory(ctx context.Context, kv jetstream.KeyValue, key string) []stri
 		out = append(out, fmt.Sprintf("%s %s %s %s", e.Created().UTC().Format("15:04:05.000"), key, op, e.Value()))
 	}
 	return out
+}
+
+// storedTicket is a ticket message still in the TICKETS stream.
+type storedTicket struct {
+	seq     uint64
+	subject string
+	err     error // the scan of the stream failed
+}
+
+// storedTickets reads every message left in the TICKETS stream, by its
+// ticket id (an "" key holds a failed scan's error).
+func storedTickets(ctx context.Context, js jetstream.JetStream) map[string]storedTicket {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out := map[string]storedTicket{}
+	st, err := js.Stream(ctx, events.Subjects{}.TicketsStream())
+	if err != nil {
+		out[""] = storedTicket{err: err}
+		return out
+	}
+	for seq := uint64(1); ; seq++ {
+		// next_by_subj: the first message at or after seq, skipping the
+		// acked (deleted) ones.
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(">"))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out
+		}
+		if err != nil {
+			out[""] = storedTicket{err: err}
+			return out
+		}
+		var t struct {
+			TicketID string `json:"ticket_id"`
+		}
+		if json.Unmarshal(m.Data, &t) == nil && t.TicketID != "" {
+			out[t.TicketID] = storedTicket{seq: m.Sequence, subject: m.Subject}
+		}
+		seq = m.Sequence
+	}
+}
+
+// describe says what the stream and the shard's consumer hold of a lost
+// ticket (the zero storedTicket: it is not in the stream).
+func (s storedTicket) describe(ctx context.Context, js jetstream.JetStream) string {
+	if s.seq == 0 {
+		return "not in TICKETS: acked by a matcher, or never stored"
+	}
+	out := fmt.Sprintf("in TICKETS at %d (%s), never acked", s.seq, s.subject)
+	parts := strings.Split(s.subject, ".")
+	if len(parts) != 3 {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, events.Subjects{}.TicketsStream(), events.ShardConsumer(parts[1], parts[2]))
+	if err != nil {
+		return out + "; consumer: " + err.Error()
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		return out + "; consumer: " + err.Error()
+	}
+	return out + fmt.Sprintf("; consumer %s: delivered up to %d, ack floor %d, %d acks pending, %d redelivered, %d not delivered",
+		ci.Name, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumAckPending, ci.NumRedelivered, ci.NumPending)
 }

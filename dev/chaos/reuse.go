@@ -101,7 +101,7 @@ func (u *reuser) queue(ctx context.Context, player, ticketID, region string, ski
 		return false
 	}
 	u.mu.Lock()
-	u.acked = append(u.acked, Acked{TicketID: ticketID, PlayerID: player, Frontend: via, AcceptedAt: time.Now(), Via: via})
+	u.acked = append(u.acked, Acked{TicketID: ticketID, PlayerID: player, Frontend: via, AcceptedAt: time.Now(), Via: via, Region: region, Skill: skill})
 	u.mu.Unlock()
 	return true
 }

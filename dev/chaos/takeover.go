@@ -76,17 +76,24 @@ func (l *leaseLog) sorted() []leaseChange {
 // get another owner after the cut began.
 type Takeover struct {
 	Partition string `json:"partition"`
+	Kind      string `json:"kind"`
 	Shard     string `json:"shard"`
 	From      string `json:"from"`
 	To        string `json:"to,omitempty"`
 	// Seconds from the cut to the new owner's lease; 0 with To empty: the
-	// shard did not move during the cut (nor up to 30 s after its heal).
+	// shard did not move during the cut (nor within healGrace of its heal).
 	Seconds float64 `json:"seconds,omitempty"`
-	// AfterHeal: it moved only once the cut was healed.
+	// AfterHeal: it moved within healGrace after the heal.
 	AfterHeal bool `json:"after_heal,omitempty"`
 	// CutSeconds is how long the cut lasted.
 	CutSeconds float64 `json:"cut_seconds"`
 }
+
+// healGrace is how long after a heal a move still counts as the cut's
+// takeover (a lease that lapsed during the cut, taken just after). A later
+// move is not the cut's: with a fault every second, it is another fault's,
+// or the owners rebalancing once the cut side is back.
+const healGrace = time.Second
 
 // takeovers lists, for each partition with matchers on the cut side, each
 // of their shards (owners at the cut) and when it moved.
@@ -104,15 +111,73 @@ func takeovers(parts []partition, changes []leaseChange) []Takeover {
 			if from == "" || !slices.Contains(p.workers, from) {
 				continue
 			}
-			t := Takeover{Partition: p.kind + " " + p.what, Shard: shard, From: from, CutSeconds: p.end.Sub(p.start).Seconds()}
+			t := Takeover{Partition: p.kind + " " + p.what, Kind: p.kind, Shard: shard, From: from, CutSeconds: p.end.Sub(p.start).Seconds()}
 			for _, c := range changes {
-				if c.shard == shard && c.at.After(p.start) && c.at.Before(p.end.Add(30*time.Second)) && c.owner != "" && c.owner != from {
+				if c.shard == shard && c.at.After(p.start) && c.at.Before(p.end.Add(healGrace)) && c.owner != "" && c.owner != from {
 					t.To, t.Seconds, t.AfterHeal = c.owner, c.at.Sub(p.start).Seconds(), c.at.After(p.end)
 					break
 				}
 			}
 			out = append(out, t)
 		}
+	}
+	return out
+}
+
+// TakeoverStat sums up the takeovers of one kind of cut.
+type TakeoverStat struct {
+	Kind string `json:"kind"`
+	// Shards on the cut side, and how many moved during their cut.
+	Shards int `json:"shards"`
+	Moved  int `json:"moved"`
+	// MedianSeconds and MaxSeconds of the moves.
+	MedianSeconds float64 `json:"median_seconds,omitempty"`
+	MaxSeconds    float64 `json:"max_seconds,omitempty"`
+	// BoundSeconds is the stated bound for this kind (none for an
+	// asymmetric split, where an owner that still reaches a majority
+	// rightly keeps its shards). OverBound counts the shards that moved
+	// later than it, or not at all though their cut outlasted it.
+	BoundSeconds float64 `json:"bound_seconds,omitempty"`
+	OverBound    int     `json:"over_bound"`
+}
+
+// takeoverBounds are the stated bounds by kind of cut: a node cut may take
+// a stream leader with it; a service cut one way has its last beat land
+// up to LeaseRenew after the cut (package events, WorkerTTL).
+var takeoverBounds = map[string]time.Duration{
+	"cut_nats":           events.TakeoverBoundElecting,
+	"cut_service":        events.TakeoverBound,
+	"cut_service_oneway": events.TakeoverBound + events.LeaseRenew,
+}
+
+// summarize sums up takeovers by kind of cut, in partitionKinds' order.
+func summarize(ts []Takeover) []TakeoverStat {
+	var out []TakeoverStat
+	for _, kind := range partitionKinds {
+		st := TakeoverStat{Kind: kind, BoundSeconds: takeoverBounds[kind].Seconds()}
+		var secs []float64
+		for _, t := range ts {
+			if t.Kind != kind {
+				continue
+			}
+			st.Shards++
+			if t.To != "" {
+				secs = append(secs, t.Seconds)
+			}
+			over := t.To != "" && t.Seconds > st.BoundSeconds || t.To == "" && t.CutSeconds > st.BoundSeconds
+			if st.BoundSeconds > 0 && over {
+				st.OverBound++
+			}
+		}
+		if st.Shards == 0 {
+			continue
+		}
+		slices.Sort(secs)
+		st.Moved = len(secs)
+		if len(secs) > 0 {
+			st.MedianSeconds, st.MaxSeconds = secs[len(secs)/2], secs[len(secs)-1]
+		}
+		out = append(out, st)
 	}
 	return out
 }

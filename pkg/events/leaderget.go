@@ -88,7 +88,7 @@ func (l *leaderGets) Get(ctx context.Context, key string) (jetstream.KeyValueEnt
 		return nil, jetstream.ErrKeyNotFound
 	}
 	if err != nil {
-		return nil, err
+		return nil, asJetStreamError(err)
 	}
 	if deleted(m.Header) {
 		return nil, jetstream.ErrKeyNotFound
@@ -124,3 +124,15 @@ func (e entry) Delta() uint64                   { return 0 }
 func (e entry) Operation() jetstream.KeyValueOp { return jetstream.KeyValuePut }
 
 var _ jetstream.KeyValueEntry = entry{}
+
+// asJetStreamError gives an API error of the older nats.go API (GetLastMsg's)
+// as the jetstream package's, which every caller of a KeyValue reads (a 503
+// "no leader" is one NATS may answer soon: the frontend's expiry tries it
+// again within seconds, not a wait later).
+func asJetStreamError(err error) error {
+	var old *nats.APIError
+	if !errors.As(err, &old) {
+		return err
+	}
+	return &jetstream.APIError{Code: old.Code, ErrorCode: jetstream.ErrorCode(old.ErrorCode), Description: old.Description}
+}

@@ -80,6 +80,23 @@ const (
 	// above a healthy call (milliseconds).
 	LeaseCallTimeout = LeaseRenew / 2
 
+	// TakeoverBound is the takeover bound stated at WorkerTTL, counted
+	// from a cut: WorkerTTL + LeaseRenew + 4 x LeaseCallTimeout.
+	TakeoverBound = WorkerTTL + LeaseRenew + 4*LeaseCallTimeout
+
+	// TakeoverBoundElecting is the bound when the cut took the leader of
+	// the workers or leases stream with it (a NATS node cut off): the
+	// other nodes elect a new leader after an election timeout, at most
+	// NATSElectionTimeout after the last heartbeat they heard, before any
+	// takeover round can be answered.
+	TakeoverBoundElecting = NATSElectionTimeout + TakeoverBound
+
+	// NATSElectionTimeout is the longest nats-server's raft waits without
+	// a leader's heartbeat before it calls an election (its
+	// maxElectionTimeoutDefault, 9 s; the shortest is 4 s). Not ours to
+	// set: stated here so that the bounds above say what they rest on.
+	NATSElectionTimeout = 9 * time.Second
+
 	// ClaimCallTimeout bounds each call to the claims bucket (a create,
 	// a read, a move or a delete of one claim). A call held on a cut
 	// route fails then rather than after the client's 5 s default, and

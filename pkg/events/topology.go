@@ -203,6 +203,8 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		// History 1 and a short TTL: the latest figures only, gone a minute
 		// after their shard's owner stopped writing them.
 		t.bucket(s.QueueBucket(), "queue figures per shard and mode (expected wait), from the matchers", QueueStatsTTL, 1024),
+		// No TTL: a drain holds until an operator resumes the shard.
+		t.bucket(s.DrainsBucket(), "drained shards: region.tier -> reason, who and when, from the operators", 0, drainValueSize),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/admission"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/api"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
@@ -61,10 +62,15 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.minFree, "min-free-rooms", 1, "a region whose allocators report fewer free rooms refuses tickets with 503 (0: never refuse)")
 	fs.Float64Var(&c.api.RatePerSecond, "rate-limit", 20, "requests per second allowed to each client: the player when authenticated, else the address (0: no limit)")
 	fs.IntVar(&c.api.RateBurst, "rate-burst", 40, "requests a client may make at once")
+	// Overload control (package admission): on by default, since a
+	// frontend past capacity without it makes every player wait.
+	fs.DurationVar(&c.api.Admission.Target, "overload-target", admission.DefaultTarget, "mean time of a ticket creation (its JetStream writes) above which the frontend lets fewer creations run at once; past that number a new ticket (POST, /ws, /ws/events) gets 503 overloaded with Retry-After (0: overload control off)")
+	fs.IntVar(&c.api.Admission.Min, "overload-min", admission.DefaultMin, "fewest ticket creations overload control lets run at once")
+	fs.IntVar(&c.api.Admission.Max, "overload-max", admission.DefaultMax, "most ticket creations overload control lets run at once")
 	fs.BoolVar(&c.api.TrustProxy, "trust-proxy", false, "take the client address from X-Forwarded-For, as written by -trusted-proxies (behind a load balancer)")
 	fs.StringVar(&c.proxies, "trusted-proxies", "", "with -trust-proxy: CIDRs of the proxies whose X-Forwarded-For is believed, comma-separated; the client is the rightmost address none of them wrote (default: loopback and the private ranges)")
 	fs.IntVar(&c.api.MaxStreamsPerClient, "max-streams-per-client", api.DefaultMaxStreamsPerClient, "open SSE streams and WebSockets allowed to one client at once, 429 past it (-1: no cap)")
-	fs.DurationVar(&c.api.BodyTimeout, "body-timeout", api.DefaultBodyTimeout, "time allowed to send a request body (408 past it)")
+	fs.DurationVar(&c.api.BodyTimeout, "body-timeout", api.DefaultBodyTimeout, "time allowed to send a request body (408 past it), and to take a WebSocket handshake's answer (the connection is closed past it)")
 	c.auth.register(fs)
 	fs.DurationVar(&c.api.Heartbeat, "heartbeat", api.DefaultHeartbeat, "ping interval for waiting SSE and WebSocket clients")
 	fs.DurationVar(&c.api.WaitRefresh, "wait-refresh", api.DefaultWaitRefresh, "how often a queued ticket's SSE and /ws/events clients may be sent its expected wait again, when it moved by more than a quarter (negative: never)")
@@ -91,6 +97,9 @@ func parseConfig(args []string) (config, error) {
 	var err error
 	if c.api.TrustedProxies, err = parsePrefixes(c.proxies); err != nil {
 		return config{}, err
+	}
+	if err := c.api.Admission.Validate(); err != nil {
+		return config{}, fmt.Errorf("overload control: %w", err)
 	}
 	if err := c.auth.check(c.httpAddr); err != nil {
 		return config{}, err

@@ -20,6 +20,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/api"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/capacity"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/drain"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/queue"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
@@ -55,6 +56,13 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The drains in force are read here, before the frontend is ready:
+	// without them (NATS silent) it does not start (drain.New).
+	drains, err := drain.New(ctx, env.JS, env.Subjects, env.Log)
+	if err != nil {
+		return err
+	}
+	cfg.tickets.Drains = drains
 	svc, err = tickets.New(ctx, cfg.tickets, env.JS, env.Subjects, tracker, watcher, env.Log)
 	if err != nil {
 		return err
@@ -76,6 +84,7 @@ func run(ctx context.Context, args []string) error {
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return tracker.Run(gctx) })
 	g.Go(func() error { return watcher.Run(gctx) })
+	g.Go(func() error { return drains.Run(gctx) })
 	g.Go(func() error { cfg.tickets.Rules.Watch(gctx, cfg.rulesReload); return nil })
 	g.Go(func() error { return queues.Run(gctx) })
 	err = serve(ctx, gctx, cfg, env, h, done)
@@ -85,9 +94,12 @@ func run(ctx context.Context, args []string) error {
 
 // expiryMargin is how long past its mode's max_wait a ticket this
 // frontend follows waits before the frontend expires it (results.ModeWaits):
-// the matcher holding it expires it at max_wait, within a sweep, and says
-// why; the frontend's expiry is the backstop for a ticket no matcher holds.
-const expiryMargin = 10 * time.Second
+// the matcher holding it expires it at max_wait, within a sweep (a
+// second), and says why; the frontend's expiry is the backstop for a
+// ticket no matcher holds (its owner cut off, its shard between owners),
+// and the claim makes either the only outcome. 10 s left such tickets
+// late by as much in the chaos runs; 3 s is three sweeps.
+const expiryMargin = 3 * time.Second
 
 // openRules reads the rule set file (none: rules.Default()). A file that
 // does not read or check stops the start: a frontend without the

@@ -7,7 +7,6 @@ package api
 import (
 	"context"
 	_ "embed" // the OpenAPI description
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -25,7 +23,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
-	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/capacity"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/admission"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/ratelimit"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
@@ -61,6 +59,14 @@ type ErrorBody struct {
 	Fields []events.FieldError `json:"fields,omitempty"`
 	// SuggestRegion is a region with free rooms, when this one is full.
 	SuggestRegion string `json:"suggest_region,omitempty"`
+	// Drained: the ticket's shard is drained by an operator.
+	Drained *DrainedBody `json:"drained,omitempty"`
+}
+
+// DrainedBody is the shard an operator drained, and why.
+type DrainedBody struct {
+	Shard  string `json:"shard"`
+	Reason string `json:"reason"`
 }
 
 // Config of the API.
@@ -85,7 +91,8 @@ type Config struct {
 	// DevIssuer, if set, serves POST /dev/token (the development issuer).
 	DevIssuer http.Handler
 	// BodyTimeout bounds reading a request body (a client that sends it
-	// slowly gets 408); default 10 s.
+	// slowly gets 408), and writing a WebSocket handshake's 101 (a client
+	// that does not take it is cut off); default 10 s.
 	BodyTimeout time.Duration
 	// MaxStreamsPerClient caps the SSE streams and WebSockets one client
 	// (as for the rate limit) holds open at once; 429 past it. Default 8,
@@ -102,6 +109,9 @@ type Config struct {
 	// event per period, and only for a figure that moved. Default 10 s,
 	// negative: never (the first queued event's figure stays).
 	WaitRefresh time.Duration
+	// Admission is the overload control of ticket creations (package
+	// admission); its zero value (no Target) turns it off.
+	Admission admission.Config
 }
 
 // Defaults of Config: what New fills in for a zero field, and the
@@ -158,6 +168,8 @@ type API struct {
 	streams  *streams
 	upgrader websocket.Upgrader
 	now      func() time.Time
+	// admission bounds the ticket creations in flight (overloaded).
+	admission *admission.Limiter
 	// done ends every waiting SSE and WebSocket client on shutdown.
 	done <-chan struct{}
 	met  apiMetrics
@@ -182,9 +194,11 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 	cfg.setDefaults()
 	a := &API{
 		cfg: cfg, tickets: t, results: r, log: log, now: time.Now, done: done,
-		limiter:  ratelimit.New(cfg.RatePerSecond, cfg.RateBurst),
-		streams:  &streams{max: cfg.MaxStreamsPerClient, open: map[string]int{}},
-		upgrader: websocket.Upgrader{ReadBufferSize: 512, WriteBufferSize: 1024},
+		limiter: ratelimit.New(cfg.RatePerSecond, cfg.RateBurst),
+		streams: &streams{max: cfg.MaxStreamsPerClient, open: map[string]int{}},
+		// The handshake's 101 holds a creation slot (serveWebSocket): a
+		// client that never reads it must not hold the slot for good.
+		upgrader: websocket.Upgrader{ReadBufferSize: 512, WriteBufferSize: 1024, HandshakeTimeout: cfg.BodyTimeout},
 		met: apiMetrics{
 			requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "quickmatch_frontend_ticket_requests_total", Help: "Ticket creations by outcome.",
@@ -197,14 +211,15 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 			}, []string{"kind"}),
 		},
 	}
-	reg.MustRegister(a.met.requests, a.met.rejections, a.met.open)
+	a.admission = admission.New(cfg.Admission)
+	reg.MustRegister(a.met.requests, a.met.rejections, a.met.open, a.admission)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/tickets", a.authenticate(true, a.createTicket))
+	mux.HandleFunc("POST /v1/tickets", a.admit(a.authenticate(true, a.createTicket)))
 	mux.HandleFunc("GET /v1/tickets/{id}", a.authenticate(false, a.getTicket))
 	mux.HandleFunc("DELETE /v1/tickets/{id}", a.authenticate(true, a.cancelTicket))
 	mux.HandleFunc("GET /v1/tickets/{id}/events", a.authenticate(false, a.ticketEvents))
-	mux.HandleFunc("GET /ws", a.authenticate(true, a.demoWebSocket))
-	mux.HandleFunc("GET /ws/events", a.authenticate(true, a.eventsWebSocket))
+	mux.HandleFunc("GET /ws", a.admit(a.authenticate(true, a.demoWebSocket)))
+	mux.HandleFunc("GET /ws/events", a.admit(a.authenticate(true, a.eventsWebSocket)))
 	if cfg.DevIssuer != nil {
 		mux.HandleFunc("POST /dev/token", func(w http.ResponseWriter, r *http.Request) {
 			rc := http.NewResponseController(w)
@@ -258,9 +273,15 @@ func (a *API) createTicket(w http.ResponseWriter, r *http.Request, caller identi
 	}
 	ctx, cid := requestMeta(r)
 	w.Header().Set("X-Correlation-Id", cid)
-	view, err := a.tickets.Create(ctx, caller, req, r.Header.Get("Idempotency-Key"))
+	slot, ok := a.admission.Acquire()
+	if !ok {
+		a.overloaded(w)
+		return
+	}
+	view, err := a.create(ctx, slot, caller, req, r.Header.Get("Idempotency-Key"))
 	if err != nil {
-		if outcome(err) == "unavailable" {
+		// A client that hung up is no fault of the broker's.
+		if outcome(err) == "unavailable" && ctx.Err() == nil {
 			a.log.Error("create ticket", "correlation_id", cid, "err", err)
 		}
 		a.writeError(w, err)
@@ -305,56 +326,4 @@ func (a *API) cancelTicket(w http.ResponseWriter, r *http.Request, caller identi
 		}
 		a.writeError(w, err)
 	}
-}
-
-// outcome names an error for metrics and decides what is logged.
-func outcome(err error) string {
-	switch {
-	case errors.Is(err, events.ErrInvalid):
-		return "invalid"
-	case errors.Is(err, tickets.ErrIdempotencyReuse):
-		return "idempotency_conflict"
-	case errors.Is(err, tickets.ErrNotFound):
-		return "not_found"
-	case errors.Is(err, tickets.ErrForbidden):
-		return "forbidden"
-	case errors.Is(err, capacity.ErrFull):
-		return "region_full"
-	default:
-		return "unavailable"
-	}
-}
-
-func (a *API) reject(w http.ResponseWriter, reason string, status int, body ErrorBody) {
-	a.met.rejections.WithLabelValues(reason).Inc()
-	writeJSON(w, status, body)
-}
-
-func (a *API) writeError(w http.ResponseWriter, err error) {
-	var ve *events.ValidationError
-	var full *capacity.FullError
-	switch {
-	case errors.As(err, &ve):
-		a.reject(w, "invalid", http.StatusBadRequest, ErrorBody{Error: ve.Error(), Fields: ve.Fields})
-	case errors.Is(err, tickets.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, ErrorBody{Error: tickets.ErrNotFound.Error()})
-	case errors.Is(err, tickets.ErrForbidden):
-		a.reject(w, "forbidden", http.StatusForbidden, ErrorBody{Error: err.Error()})
-	case errors.Is(err, tickets.ErrIdempotencyReuse):
-		a.reject(w, "idempotency_conflict", http.StatusConflict, ErrorBody{Error: err.Error()})
-	case errors.As(err, &full):
-		w.Header().Set("Retry-After", strconv.Itoa(int(full.RetryAfter/time.Second)))
-		a.reject(w, "region_full", http.StatusServiceUnavailable, ErrorBody{Error: full.Error(), SuggestRegion: full.Suggest})
-	default:
-		// The broker is unreachable or refused the ticket (stream full):
-		// nothing was queued, and the client may retry with the same key.
-		w.Header().Set("Retry-After", "1")
-		a.reject(w, "unavailable", http.StatusServiceUnavailable, ErrorBody{Error: "ticket service unavailable, retry with the same Idempotency-Key"})
-	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do
 }

@@ -6,14 +6,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	mrand "math/rand/v2" // jitter of Retry-After; crypto/rand is for ids
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/admission"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
 
@@ -69,8 +72,16 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 		return
 	}
 	defer release()
-	conn, err := a.upgrader.Upgrade(w, r, nil)
-	if err != nil {
+	// The slot is taken before the upgrade, so that a refusal is a plain
+	// 503 the client's handshake reports, and given back once Create ends.
+	slot, ok := a.admission.Acquire()
+	if !ok {
+		a.overloaded(w)
+		return
+	}
+	ctx, _ := requestMeta(r)
+	conn, view, err := a.startWebSocket(ctx, w, r, slot, caller, req)
+	if conn == nil {
 		// Upgrade has answered the client with the reason already.
 		a.met.rejections.WithLabelValues("bad_websocket").Inc()
 		return
@@ -78,16 +89,9 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 	defer conn.Close()
 	a.met.open.WithLabelValues(kind).Inc()
 	defer a.met.open.WithLabelValues(kind).Dec()
-
-	ctx, _ := requestMeta(r)
-	view, err := a.tickets.Create(ctx, caller, req, "")
 	if err != nil {
 		a.met.rejections.WithLabelValues(outcome(err)).Inc()
-		code := websocket.CloseTryAgainLater
-		if errors.Is(err, events.ErrInvalid) {
-			code = CloseInvalid
-		}
-		closeWith(conn, code, err.Error())
+		refuseWebSocket(conn, err)
 		return
 	}
 	a.met.requests.WithLabelValues("queued").Inc()
@@ -108,6 +112,48 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 	}
 	ref.saw(view)
 	a.followWebSocket(ctx, conn, caller, ref, waiting.Results, emit)
+}
+
+// startWebSocket upgrades the connection (nil if that failed) and creates
+// the ticket in slot, which it gives back on every path. The upgrade's
+// 101 is written within the upgrader's HandshakeTimeout, so a client
+// that never reads it holds the slot no longer than that.
+func (a *API) startWebSocket(ctx context.Context, w http.ResponseWriter, r *http.Request, slot admission.Slot, caller identity.Caller, req tickets.Request) (conn *websocket.Conn, view tickets.View, err error) {
+	conn, err = a.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		slot.Done(false)
+		return nil, view, err
+	}
+	defer func() {
+		// net/http recovers a handler's panic but leaves a hijacked
+		// connection open: close it, so the client is not left waiting.
+		if p := recover(); p != nil {
+			conn.Close()
+			panic(p)
+		}
+	}()
+	view, err = a.create(ctx, slot, caller, req, "")
+	return conn, view, err
+}
+
+// refuseWebSocket closes the connection of a ticket Create refused: 4400
+// for an invalid request, else 1013 try again later. A WebSocket client
+// cannot read the Retry-After header of a refusal after the upgrade, so
+// the reason starts with it: "retry after 30s: shard eu.gold is drained:
+// ...".
+func refuseWebSocket(conn *websocket.Conn, err error) {
+	if errors.Is(err, events.ErrInvalid) {
+		closeWith(conn, CloseInvalid, err.Error())
+		return
+	}
+	reason := err.Error()
+	if outcome(err) == "unavailable" {
+		reason = "ticket service unavailable" // the broker's error is the operators'
+	}
+	if d := retryAfter(err); d > 0 {
+		reason = "retry after " + seconds(d) + "s: " + reason
+	}
+	closeWith(conn, websocket.CloseTryAgainLater, reason)
 }
 
 // followWebSocket sends a queued ticket's updates to its client until the
@@ -173,6 +219,30 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 			}
 		}
 	}
+}
+
+// admit refuses a request that would create a ticket while the creations
+// in flight are at their limit, before its token or body is read: past
+// capacity the refusal must cost next to nothing (package admission).
+// Reads, event streams and cancels never pass here: a player already
+// queued is still told and may still leave. (It serves POST /v1/tickets
+// too; it sits here because api.go is at its size limit.)
+func (a *API) admit(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.admission.Full() {
+			a.overloaded(w)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// overloaded answers a creation refused by overload control. Retry-After
+// is 1 to 3 s at random, so that the clients refused in one moment do not
+// all come back in the same second.
+func (a *API) overloaded(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", strconv.Itoa(1+mrand.IntN(3)))
+	a.reject(w, "overloaded", http.StatusServiceUnavailable, ErrorBody{Error: "overloaded: too many tickets are being created, retry later"})
 }
 
 // readClient reads what a WebSocket client sends, in its own goroutine (a
@@ -290,9 +360,17 @@ func underField(field string, err error) error {
 	return out
 }
 
+// maxCloseReason is the most bytes of reason a close frame carries (125
+// bytes of payload less the code's 2).
+const maxCloseReason = 123
+
+// closeWith closes with code and reason, the reason cut to fit the frame
+// at a character's boundary: a reason that is not valid UTF-8 makes the
+// client fail the connection (RFC 6455), and it sees neither.
 func closeWith(conn *websocket.Conn, code int, reason string) {
-	if len(reason) > 120 { // a close frame carries at most 123 bytes of reason
-		reason = reason[:120]
+	for len(reason) > maxCloseReason {
+		_, n := utf8.DecodeLastRuneInString(reason)
+		reason = reason[:len(reason)-n]
 	}
 	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(5*time.Second))
 }

@@ -61,6 +61,13 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 			return View{}, err
 		}
 	}
+	// A drained shard takes no new ticket; a repeat (above) of one it
+	// took is no new ticket. Told before capacity: the operator's reason.
+	if s.cfg.Drains != nil {
+		if err := s.cfg.Drains.CheckShard(shard); err != nil {
+			return View{}, err
+		}
+	}
 	if err := s.capacity.Check(shard.Region); err != nil {
 		return View{}, err
 	}
@@ -138,6 +145,9 @@ func (s *Service) republish(ctx context.Context, rec Record) error {
 	if err != nil || owner != "" {
 		return err
 	}
+	if err := s.drainedUnqueued(ctx, rec); err != nil {
+		return err
+	}
 	if err := s.tracker.Track(ctx, &rec.Ticket, nil); err != nil {
 		return err
 	}
@@ -145,6 +155,30 @@ func (s *Service) republish(ctx context.Context, rec Record) error {
 		return fmt.Errorf("queue ticket %s: %w", rec.Ticket.TicketID, err)
 	}
 	return s.take(ctx, rec)
+}
+
+// drainedUnqueued refuses, as a new ticket, a repeat whose first attempt
+// stored the record but never queued the ticket (503 unavailable, which
+// invites the repeat), when its shard is drained: it would be queued now
+// for the first time. A ticket the first attempt queued is its players'
+// live ticket (take follows the publish), and its repeat is answered as
+// before the drain.
+func (s *Service) drainedUnqueued(ctx context.Context, rec Record) error {
+	if s.cfg.Drains == nil {
+		return nil
+	}
+	drained := s.cfg.Drains.CheckShard(rec.Shard)
+	if drained == nil {
+		return nil
+	}
+	live, err := s.players.Live(ctx, rec.Ticket.Players()[0])
+	if err != nil {
+		return fmt.Errorf("live ticket of %s: %w", rec.Ticket.TicketID, err)
+	}
+	if live == rec.Ticket.TicketID {
+		return nil
+	}
+	return drained
 }
 
 // stampOf is the rule set version a stored ticket is published again

@@ -154,6 +154,15 @@ type Config struct {
 	// (rules.Set.Check, the check the matchers make). Nil means
 	// rules.Default().
 	Rules *rules.Current
+	// Drains refuses the tickets of a shard an operator drained (the
+	// frontend's drain.Watcher, whose error carries the reason); nil:
+	// none is.
+	Drains ShardCheck
+}
+
+// ShardCheck refuses tickets for a shard that takes none now.
+type ShardCheck interface {
+	CheckShard(events.Shard) error
 }
 
 // Service creates, reports, cancels and expires tickets.

@@ -1,6 +1,11 @@
 package matcher
 
-import "github.com/nats-io/nats.go"
+import (
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
 
 // ackReply is the body of a JetStream acknowledgement. The pools keep a
 // ticket's reply subject, not its message, so the matcher answers by
@@ -19,14 +24,88 @@ const (
 	termForGood ackReply = "+TERM"
 )
 
+// nakConfirmWait bounds the wait for the consumer's leader to confirm a
+// nak: far above a healthy round trip, and well inside the pool's
+// AckWait, which a lost nak would otherwise leave its ticket to wait out.
+const nakConfirmWait = 2 * time.Second
+
 // acker answers JetStream messages by their reply subject.
-type acker struct{ nc *nats.Conn }
+//
+// A nak is the one answer whose loss strands a ticket: the server counts
+// the message delivered and gives it again only after the pool's AckWait
+// (an hour), and the runner that nakked it waits for it to come back (a
+// lost ack or term costs a late redelivery, which its claim settles).
+// Naks go out blind on a consumer with no leader (one being elected after
+// a partition heals), and the client hears of nothing. So a runner's
+// naks are sent as requests: the consumer's leader answers each, and one
+// it did not answer in nakConfirmWait is reported to lost, which resets
+// the consumer (feed.nakLost): a reset gives every unacked ticket again.
+type acker struct {
+	nc *nats.Conn
+	// lost, when set, hears of each nak no consumer leader confirmed.
+	lost func(reply string)
+	// confirm sends a nak and waits for its confirmation; nil: a
+	// request on nc. A test loses some.
+	confirm func(reply string, body []byte) error
+}
 
 func (a acker) send(reply string, r ackReply) { _ = a.nc.Publish(reply, []byte(r)) }
 
 func (a acker) ack(reply string)  { a.send(reply, ackDone) }
-func (a acker) nak(reply string)  { a.send(reply, nakSecond) }
 func (a acker) term(reply string) { a.send(reply, termForGood) }
+
+// nak asks for the message again; see acker for why it waits, aside,
+// for the confirmation.
+func (a acker) nak(reply string) {
+	if a.lost == nil {
+		a.send(reply, nakSecond)
+		return
+	}
+	go func() {
+		confirm := a.confirm
+		if confirm == nil {
+			confirm = func(reply string, body []byte) error {
+				_, err := a.nc.Request(reply, body, nakConfirmWait)
+				return err
+			}
+		}
+		if err := confirm(reply, []byte(nakSecond)); err != nil {
+			a.lost(reply)
+		}
+	}()
+}
 
 // flush sends the answers still buffered (before a shard is handed over).
 func (a acker) flush() { _ = a.nc.Flush() }
+
+// nakLost marks suspect the consumer of a nak its leader did not
+// confirm (acker): the nak may be lost, and its ticket would wait out the
+// pool's AckWait; the reset gives it again.
+func (f *feed) nakLost(reply string) {
+	name := ackConsumer(reply)
+	for i, sp := range f.specs {
+		if sp.name == name {
+			f.log.Warn("a nak was not confirmed; resetting the consumer", "consumer", name)
+			f.flag(1 << i)
+			return
+		}
+	}
+}
+
+// ackConsumer is the consumer a JetStream reply subject answers:
+// $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer
+// seq>.<time>.<pending>, or with a domain and an account hash after ACK
+// (and maybe a last token) in the newer form, as nats.go parses them;
+// "" if reply is neither.
+func ackConsumer(reply string) string {
+	t := strings.Split(reply, ".")
+	switch {
+	case len(t) < 9 || t[0] != "$JS" || t[1] != "ACK":
+		return ""
+	case len(t) == 9:
+		return t[3]
+	case len(t) == 11 || len(t) == 12:
+		return t[5]
+	}
+	return ""
+}

@@ -47,7 +47,9 @@ func (en *ender) end(ctx context.Context, e *pool.Entry, mode string, status eve
 			case released: // the dead match is undone: claim again
 				won, cur, err = en.claims.Claim(pctx, e.TicketID, owner)
 			case undecided:
-				en.acks.nak(e.Ack) // decide later, when the other match is out or undone
+				// Decide later, when the other match is out or undone.
+				en.log.Info("ticket held by a match not settled yet; nakked", "ticket_id", e.TicketID, "owner", cur)
+				en.acks.nak(e.Ack)
 				return
 			}
 		}

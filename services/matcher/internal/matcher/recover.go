@@ -33,8 +33,14 @@ const (
 )
 
 // staleClaim is how old a match's record must be before its partial claims
-// count as left by a dead matcher: a live ClaimAll takes milliseconds.
-const staleClaim = 30 * time.Second
+// count as left by a dead matcher (or a commit that gave up: NATS refused
+// one claim, with no leader). A live commit has ended by then: its claims
+// and decision are bounded by the publish timeout (5 s by default), and
+// were one still running, the decision arbitrates (events.Decisions), so
+// a look too early costs a needless undo, never a second outcome. Its
+// tickets wait this long for the claims to be undone: 30 s left a burst of
+// them past their max wait in the chaos runs.
+const staleClaim = 10 * time.Second
 
 // recoverMatch settles a match found owning a ticket's claim. The match
 // gets one decision (events.Decisions): it is read first, and made if

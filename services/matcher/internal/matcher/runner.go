@@ -104,11 +104,16 @@ func newRunner(w *Worker, s events.Shard) *runner {
 	timeout := w.cfg.PublishTimeout
 	rec := &recoverer{matchState: w.state, now: w.clock, log: log}
 	offers := newOfferer(w, s, log)
-	r := &runner{
+	// A nak no consumer leader confirmed resets this shard's consumer
+	// (acker says why).
+	var r *runner
+	acks := w.acks
+	acks.lost = func(reply string) { r.feed.nakLost(reply) }
+	r = &runner{
 		shard: s, log: log, js: w.js, subj: w.subj, sweepEvery: w.cfg.Sweep, anchors: w.cfg.SweepAnchors,
-		now: w.clock, acks: w.acks, met: w.met, in: w.in,
-		commits: &committer{matchState: w.state, rec: rec, acks: w.acks, met: w.met, log: log},
-		ends:    &ender{shard: s, claims: w.state.claims, rec: rec, acks: w.acks, met: w.met, timeout: timeout, log: log},
+		now: w.clock, acks: acks, met: w.met, in: w.in,
+		commits: &committer{matchState: w.state, rec: rec, acks: acks, met: w.met, log: log},
+		ends:    &ender{shard: s, claims: w.state.claims, rec: rec, acks: acks, met: w.met, timeout: timeout, log: log},
 		offers:  offers,
 		stats:   newWaitStats(s, w.js, w.subj, timeout, log),
 		pools:   map[string]*pool.Pool{}, ended: newRecent[struct{}](0), undone: newRecent[struct{}](0),

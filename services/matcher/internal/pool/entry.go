@@ -55,6 +55,9 @@ type Entry struct {
 	bprev, bnext *Entry // skill bucket and class, oldest first
 	aprev, anext *Entry // arrival order
 	band         band
+	// dueAt is its place among the tickets created in its second
+	// (Pool.due).
+	dueAt int32
 }
 
 // RegionLatency is one other region a ticket reported, and whether the

@@ -52,11 +52,23 @@ type Pool struct {
 	idx      index
 	arrival  list
 	byTicket map[string]*Entry
+	// due files every ticket by the second it was created, from dueFrom
+	// on, for Expired: arrival order is creation order but for tickets
+	// that come back later than younger ones (redelivered after a
+	// takeover, nakked during a commit, queued again, visitors), and an
+	// expiry that read the arrival list would leave those behind the
+	// younger ones until they expired too (a max wait late, in the chaos
+	// runs). Keeping the lists themselves in creation order instead costs
+	// a walk over every younger ticket per such ticket. A ticket that
+	// leaves the pool leaves its second's file (Entry.dueAt): no garbage
+	// is kept for a max wait.
+	due     map[int64][]*Entry
+	dueFrom int64
 }
 
 // New returns an empty pool for mode, which it shares and never changes.
 func New(mode *rules.Mode) *Pool {
-	return &Pool{mode: mode, idx: newIndex(mode), byTicket: map[string]*Entry{}}
+	return &Pool{mode: mode, idx: newIndex(mode), byTicket: map[string]*Entry{}, due: map[int64][]*Entry{}}
 }
 
 // Mode is the pool's mode.
@@ -86,6 +98,36 @@ func (p *Pool) Add(e *Entry) {
 	}
 	p.arrival.tail = e
 	p.byTicket[e.TicketID] = e
+	p.file(e)
+}
+
+// file puts e in the file of the second it was created.
+func (p *Pool) file(e *Entry) {
+	sec := e.Created / int64(time.Second)
+	e.dueAt = int32(len(p.due[sec]))
+	p.due[sec] = append(p.due[sec], e)
+	if len(p.due) == 1 || sec < p.dueFrom {
+		p.dueFrom = sec
+	}
+}
+
+// unfile takes e out of its second's file, if it is there (Expired takes
+// a whole second's out before it goes through it).
+func (p *Pool) unfile(e *Entry) {
+	sec := e.Created / int64(time.Second)
+	filed := p.due[sec]
+	last := len(filed) - 1
+	if int(e.dueAt) > last || filed[e.dueAt] != e {
+		return
+	}
+	filed[e.dueAt] = filed[last]
+	filed[e.dueAt].dueAt = e.dueAt
+	filed[last] = nil
+	if last == 0 {
+		delete(p.due, sec)
+		return
+	}
+	p.due[sec] = filed[:last]
 }
 
 // Remove takes a ticket out of the pool.
@@ -112,6 +154,7 @@ func (p *Pool) unlink(e *Entry) {
 	}
 	e.aprev, e.anext = nil, nil
 	delete(p.byTicket, e.TicketID)
+	p.unfile(e)
 }
 
 // Window is a ticket's skill window at now.
@@ -206,15 +249,26 @@ func (p *Pool) Oldest(n int) []*Entry {
 // Contains reports whether e is still waiting in the pool.
 func (p *Pool) Contains(e *Entry) bool { return p.byTicket[e.TicketID] == e }
 
-// Expired removes every ticket that waited maxWait or more at now, oldest
-// arrivals first, and calls f for each. Arrival order is creation order
-// but for redelivered tickets, so a ticket behind a younger one may expire
-// up to one sweep late.
+// Expired removes every ticket that waited maxWait or more at now, the
+// oldest second first, and calls f for each, however late it came.
 func (p *Pool) Expired(now time.Time, f func(*Entry)) {
 	limit := now.UnixNano() - int64(time.Duration(p.mode.MaxWait))
-	for e := p.arrival.head; e != nil && e.Created <= limit; e = p.arrival.head {
-		p.unlink(e)
-		f(e)
+	last := limit / int64(time.Second)
+	for sec := p.dueFrom; len(p.due) > 0 && sec <= last; sec++ {
+		// Out of the file first: f may add to the pool meanwhile.
+		filed := p.due[sec]
+		delete(p.due, sec)
+		for _, e := range filed {
+			switch {
+			case !p.Contains(e): // left the pool in an earlier f
+			case e.Created <= limit:
+				p.unlink(e)
+				f(e)
+			default: // in the last second, not yet due
+				p.file(e)
+			}
+		}
+		p.dueFrom = sec
 	}
 }
 

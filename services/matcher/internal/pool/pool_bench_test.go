@@ -92,3 +92,24 @@ func defaultMode(b *testing.B) *rules.Mode {
 	}
 	return m
 }
+
+// BenchmarkComeBackLate1M: a pool of 1,000,000 tickets created over the
+// last minute takes tickets back that were created earlier in that minute
+// (requeued, redelivered, visitors) and gives them up again: what such a
+// ticket costs to file for its expiry and to take out.
+func BenchmarkComeBackLate1M(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	p := New(defaultMode(b))
+	for i := range 1_000_000 {
+		p.Add(entry(i, 1600+rng.IntN(400), t0.Add(time.Duration(i)*60*time.Microsecond)))
+	}
+	late := make([]*Entry, b.N)
+	for i := range b.N {
+		late[i] = entry(2_000_000+i, 1600+rng.IntN(400), t0.Add(time.Duration(rng.IntN(60_000))*time.Millisecond))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		p.Add(late[i])
+		p.Remove(late[i].TicketID)
+	}
+}

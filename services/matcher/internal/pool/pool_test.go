@@ -120,6 +120,42 @@ func TestRemoveExpiredOldest(t *testing.T) {
 	}
 }
 
+// A ticket that comes back after younger ones (redelivered after a
+// takeover, queued again after its match was given up, a visitor) expires
+// at its own max wait, not when the younger ones ahead of it do: it
+// expired up to a max wait late in the chaos runs. And a ticket that left
+// the pool leaves Expired's file too (no garbage kept a max wait).
+func TestATicketThatComesBackLateExpiresOnTime(t *testing.T) {
+	t.Parallel()
+	p := New(mode(2, 1))
+	for i, w := range []time.Duration{10 * time.Second, 5 * time.Second} {
+		p.Add(tk(fmt.Sprint("young", i), 1500, w))
+	}
+	p.Add(tk("back", 1500, 2*time.Minute))
+	p.Add(tk("gone", 1500, 3*time.Minute))
+	p.Add(tk("newest", 1500, 0))
+	if _, ok := p.Remove("gone"); !ok {
+		t.Fatal("remove")
+	}
+	var gone []string
+	p.Expired(t0, func(e *Entry) { gone = append(gone, e.TicketID) })
+	if strings.Join(gone, ",") != "back" || p.Len() != 3 {
+		t.Fatalf("expired %v, left %d; want back alone", gone, p.Len())
+	}
+	filed := 0
+	for _, es := range p.due {
+		filed += len(es)
+	}
+	if filed != p.Len() {
+		t.Fatalf("%d tickets filed for expiry, %d waiting", filed, p.Len())
+	}
+	gone = gone[:0]
+	p.Expired(t0.Add(time.Minute-5*time.Second), func(e *Entry) { gone = append(gone, e.TicketID) })
+	if strings.Join(gone, ",") != "young0,young1" {
+		t.Fatalf("a minute later, expired %v; want young0,young1", gone)
+	}
+}
+
 // A reload that shrinks a mode's teams leaves a party taken in under the
 // larger ones waiting: it fits no team now, so it is never packed into a
 // match (packing it panicked the matcher), and it expires as usual.

@@ -76,10 +76,15 @@ func (c *cutCluster) cut(k int) {
 	}
 }
 
-// leaderOff steps the leader of stream down until it is not node k.
-func leaderOff(t *testing.T, js jetstream.JetStream, nc *nats.Conn, stream string, k int) {
+// placeLeader steps the leader of stream down until it is on node k (on)
+// or not (off).
+func placeLeader(t *testing.T, js jetstream.JetStream, nc *nats.Conn, stream string, k int, on bool) {
 	t.Helper()
 	name := fmt.Sprintf("n%d", k+1)
+	var ask []byte // any other node
+	if on {
+		ask = []byte(`{"placement":{"preferred":"` + name + `"}}`)
+	}
 	testkit.Eventually(t, 30*time.Second, func() bool {
 		st, err := js.Stream(t.Context(), stream)
 		if err != nil {
@@ -89,12 +94,12 @@ func leaderOff(t *testing.T, js jetstream.JetStream, nc *nats.Conn, stream strin
 		if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
 			return false
 		}
-		if info.Cluster.Leader != name {
+		if (info.Cluster.Leader == name) == on {
 			return true
 		}
-		_, _ = nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil, 2*time.Second)
+		_, _ = nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, ask, 2*time.Second)
 		return false
-	}, "leader of %s still on %s", stream, name)
+	}, "leader of %s: want on %s %v", stream, name, on)
 }
 
 // spread waits until worker x holds its share of shards (split between
@@ -135,13 +140,25 @@ func spread(t *testing.T, ox, oy *owner, shards []events.Shard) (theirs []events
 // worker y to node 1; node 3 is cut from the others (its routes hold
 // bytes; x's connection to it stays up and says nothing). y takes x's
 // shards once x's beat is older than WorkerTTL and its leases lapsed. The
-// leaders of the workers and leases streams are kept off node 3 (a
-// leader there is elected again first, which no lease setting bounds).
-// x stops consuming before y starts (its renewals fail fast, before its
-// leases lapse). The test allows 20 s for the takeover and logs what it
-// measured; the stated bound is WorkerTTL + LeaseRenew and two lease
-// calls.
+// leaders of the workers and leases streams are kept off node 3. x stops
+// consuming before y starts (its renewals fail fast, before its leases
+// lapse). The test allows 20 s for the takeover and logs what it
+// measured; the stated bound is events.TakeoverBound (6 s).
 func TestTakeoverWhenTheOwnersNodeIsCut(t *testing.T) {
+	takeoverAfterNodeCut(t, false, 20*time.Second)
+}
+
+// TestTakeoverWhenTheLeadersAreOnTheCutNode: as above, but the leaders
+// of the workers and leases streams are on node 3, with x. Nodes 1 and 2
+// elect new leaders first (NATS: an election timeout of 4-9 s after the
+// last heartbeat), then y takes over as above: the stated bound is
+// events.TakeoverBoundElecting (15 s). The test allows 40 s and logs what
+// it measured.
+func TestTakeoverWhenTheLeadersAreOnTheCutNode(t *testing.T) {
+	takeoverAfterNodeCut(t, true, 40*time.Second)
+}
+
+func takeoverAfterNodeCut(t *testing.T, leadersOnCutNode bool, allow time.Duration) {
 	if testing.Short() {
 		t.Skip("a 3-node cluster")
 	}
@@ -156,7 +173,7 @@ func TestTakeoverWhenTheOwnersNodeIsCut(t *testing.T) {
 		return events.Provision(ctx, ajs, events.Topology{Subjects: subj, Replicas: 3}) == nil
 	}, "topology not provisioned on the cluster")
 	for _, b := range []string{subj.WorkersBucket(), subj.LeasesBucket()} {
-		leaderOff(t, ajs, admin, "KV_"+b, 2)
+		placeLeader(t, ajs, admin, "KV_"+b, 2, leadersOnCutNode)
 	}
 	var shards []events.Shard
 	for i := range 6 {
@@ -177,10 +194,14 @@ func TestTakeoverWhenTheOwnersNodeIsCut(t *testing.T) {
 	theirs, overlap := spread(t, ox, oy, shards)
 	cutAt := time.Now()
 	c.cut(2)
-	testkit.Eventually(t, 20*time.Second, func() bool { return oy.holding(shards...) == len(shards) },
+	testkit.Eventually(t, allow, func() bool { return oy.holding(shards...) == len(shards) },
 		"y holds %d of %d shards after node 3 was cut", oy.holding(shards...), len(shards))
-	t.Logf("x's %d shards taken over %s after node 3 was cut (bound %s + %s + 2 x %s)", len(theirs),
-		time.Since(cutAt).Round(100*time.Millisecond), events.WorkerTTL, events.LeaseRenew, events.LeaseCallTimeout)
+	bound := events.TakeoverBound
+	if leadersOnCutNode {
+		bound = events.TakeoverBoundElecting
+	}
+	t.Logf("x's %d shards taken over %s after node 3 was cut (leaders on it: %v; bound %s)", len(theirs),
+		time.Since(cutAt).Round(100*time.Millisecond), leadersOnCutNode, bound)
 	testkit.Eventually(t, 10*time.Second, func() bool { return ox.holding(theirs...) == 0 }, "x still consumes behind the cut")
 	if o := overlap(); len(o) > 0 {
 		t.Errorf("y took shards x still consumed: %v", o)

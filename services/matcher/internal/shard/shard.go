@@ -284,11 +284,10 @@ func (m *Manager) hear(ctx context.Context) bool {
 // call, rather than no answer (a timeout, a connection lost), after
 // which a write may have landed or not.
 func answered(err error) bool {
-	var api *jetstream.APIError
-	var legacy *nats.APIError
+	var api *jetstream.APIError // leader reads' too (events.LeaderGets)
 	return err == nil || errors.Is(err, jetstream.ErrKeyNotFound) ||
 		errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.As(err, &api) || errors.As(err, &legacy)
+		errors.Is(err, nats.ErrNoResponders) || errors.As(err, &api)
 }
 
 // live returns the workers that beat within WorkerTTL, this one included.

@@ -1,0 +1,41 @@
+package chaos
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// TestLostTicketsSayWhatTheStreamHolds: a lost ticket still in the
+// TICKETS stream (never acked) is told apart from one that is not there.
+func TestLostTicketsSayWhatTheStreamHolds(t *testing.T) {
+	s := testkit.RunServer(t)
+	js := testkit.JetStream(t, testkit.Connect(t, s))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	subj := events.Subjects{}
+	if err := events.Provision(ctx, js, events.Topology{Subjects: subj, Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"other", "kept"} {
+		tk := events.Ticket{SchemaVersion: events.SchemaVersion, TicketID: id, PlayerID: "p-" + id, Mode: "1v1", Skill: 1700, CreatedAt: time.Now().UTC()}
+		if _, err := events.NewPublisher(js, subj).Ticket(ctx, "eu", "gold", tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acked := []Acked{{TicketID: "kept", PlayerID: "p-kept"}, {TicketID: "gone", PlayerID: "p-gone"}}
+	lost := lostTickets(ctx, js, acked, nil)
+	if len(lost) != 2 {
+		t.Fatalf("got %d lost, want 2: %+v", len(lost), lost)
+	}
+	if !strings.HasPrefix(lost[0].Stream, "in TICKETS at 2 (matchmaking.eu.gold), never acked; consumer tickets-eu-gold") {
+		t.Errorf("kept: %q", lost[0].Stream)
+	}
+	if !strings.HasPrefix(lost[1].Stream, "not in TICKETS") {
+		t.Errorf("gone: %q", lost[1].Stream)
+	}
+}

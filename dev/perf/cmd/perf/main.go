@@ -1,0 +1,105 @@
+// Command perf measures what a ticket costs: on a fresh local stack per
+// leg it drives the system with the load tool over HTTP, then over NATS,
+// and reports each process's CPU seconds per 1,000 tickets (from /proc),
+// throughput, p50/p99 and memory.
+//
+// `make perf` runs it on the binaries of `make build` (RATE and DURATION
+// per leg); BENCHMARKS.md, "The lean path (issue #20)", has the method.
+// The package dev/perf holds how it measures.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/dev/perf"
+	"github.com/quickmatch-dev/quickmatch/dev/stack"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
+)
+
+// about says what perf is: the first line of its -h and of its package
+// comment (TestHelp checks that they agree).
+const about = "perf measures what a ticket costs: on a fresh local stack per leg it drives the system with the load tool over HTTP, then over NATS, and reports each process's CPU seconds per 1,000 tickets (from /proc), throughput, p50/p99 and memory."
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(service.ExitCode(os.Stderr, "perf", err))
+}
+
+func run(ctx context.Context, args []string) error {
+	cfg := perf.Config{Stderr: os.Stderr}
+	var vias, serviceEnv, jsonPath, logPath string
+	fs := envflag.NewFlagSet("perf", about)
+	fs.StringVar(&cfg.BinDir, "bin-dir", "bin", "directory of the service binaries and the load tool (make build; go build -o bin/load ./load): production builds, not bin/race")
+	fs.Float64Var(&cfg.Rate, "rate", 500, "tickets per second, each leg (rate × duration: a multiple of twice the regions, so that every ticket has a partner)")
+	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long tickets arrive, each leg")
+	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "how long one ticket may wait for its assignment (the load tool's -timeout)")
+	fs.StringVar(&cfg.Skills, "skills", "1800-1810", "skill range of the tickets; the default keeps a partner always in range, as issue #20's targets are stated")
+	fs.StringVar(&cfg.Regions, "regions", "eu,us,asia", "regions the tickets are spread over, in turn")
+	fs.StringVar(&vias, "via", "http,nats", "the legs, in order: http (POST, then Server-Sent Events to the assignment, a token per player), nats (published on JetStream)")
+	fs.StringVar(&serviceEnv, "service-env", "", "extra KEY=VALUE settings for every service, comma-separated (LOG_LEVEL=warn is set)")
+	fs.IntVar(&cfg.ServiceProcs, "service-procs", stack.DefaultServiceProcs(), "GOMAXPROCS of each service process (as make run: a quarter of the cores, at least 1); the embedded NATS server keeps every core")
+	fs.DurationVar(&cfg.Idle, "idle", 5*time.Second, "measure each process's CPU this long on the stack at rest before the load (its idle share of the window); 0: not measured")
+	fs.DurationVar(&cfg.Progress, "progress", 5*time.Second, "the load tool's progress line to standard error this often; 0: none")
+	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
+	fs.StringVar(&logPath, "logs", "", "write every service's output to this file")
+	if err := envflag.Parse(fs, args); err != nil {
+		return err
+	}
+	cfg.Vias = strings.Split(vias, ",")
+	if serviceEnv != "" {
+		cfg.ServiceEnv = strings.Split(serviceEnv, ",")
+	}
+	var err error
+	if cfg.BinDir, err = filepath.Abs(cfg.BinDir); err != nil {
+		return err
+	}
+	if logPath != "" {
+		f, err := os.Create(logPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cfg.Logs = f
+	}
+	rep, runErr := perf.Run(ctx, cfg)
+	// The legs that ran are reported even when a later one failed.
+	if len(rep.Legs) > 0 {
+		perf.Print(os.Stdout, rep)
+		if jsonPath != "" {
+			if err := writeJSON(jsonPath, rep); err != nil {
+				return err
+			}
+		}
+	}
+	return runErr
+}
+
+// writeJSON writes rep to path, indented.
+func writeJSON(path string, rep perf.Report) (err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	enc := json.NewEncoder(f)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,35 @@
+// Package perf measures what a ticket costs the whole system, so that
+// every change to the per-ticket path is measured before and after in one
+// run (`make perf`, issue #20).
+//
+// Method. Each leg starts a fresh local stack (dev/stack: the production
+// binaries of `make build` as child processes, NATS embedded in this
+// process, as `make run` has it), drives it with the load tool (`load run`
+// at a fixed rate for a fixed time, open arrival) over one transport, and
+// stops it: first over HTTP (POST, then Server-Sent Events to the
+// assignment, player identity on with a token per player), then over NATS
+// (tickets published on JetStream, outcomes heard on the players' result
+// subjects). A fresh stack per leg keeps one leg's streams, records and
+// heap out of the next one's figures.
+//
+// Before the load, each process's CPU is read over a few seconds of the
+// stack at rest (Config.Idle): heartbeats, leases and sweeps cost that
+// whatever the rate, so it weighs more per ticket the lower the rate.
+//
+// The measured window runs from just before the load tool starts to just
+// after it exits, which it does once every ticket has its outcome: the
+// whole cost of every ticket of the leg falls inside it, and so does the
+// services' idle work (heartbeats, sweeps) for its length. At both ends
+// the CPU time (utime+stime of /proc/<pid>/stat, in clock ticks of 10 ms)
+// of every process of the system is read; at the end its resident memory
+// (VmRSS of /proc/<pid>/status) and its peak (VmHWM). The embedded NATS
+// server is this process: its figures are this process's, which also
+// relays the services' output (little at LOG_LEVEL=warn); its peak is
+// reset at the start of each leg (/proc/self/clear_refs). The load tool
+// is measured apart (its rusage once it exited) and left out of the
+// total: in a deployment it is the players.
+//
+// CPU per ticket divides each process's CPU seconds in the window by the
+// tickets assigned in the leg (not those sent): tickets refused or lost
+// cost something too, and the work a studio pays for is a player placed.
+package perf

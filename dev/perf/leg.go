@@ -1,0 +1,274 @@
+package perf
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/dev/stack"
+)
+
+// Config of a perf run.
+type Config struct {
+	// BinDir holds the service binaries (make build) and the load tool.
+	BinDir string
+	// Rate of arrivals, tickets per second, for Duration, each leg.
+	Rate     float64
+	Duration time.Duration
+	// Timeout is how long one ticket may wait for its assignment.
+	Timeout time.Duration
+	// Skills ("lo-hi") and Regions (comma-separated) of the tickets.
+	Skills, Regions string
+	// Vias are the legs, in order: http, nats.
+	Vias []string
+	// ServiceEnv adds settings to every service (after LOG_LEVEL=warn).
+	ServiceEnv []string
+	// ServiceProcs is GOMAXPROCS of each service (0: the stack's default).
+	ServiceProcs int
+	// Idle is how long each process's CPU is measured on the stack at
+	// rest, before the load (0: not measured): the share of the window's
+	// CPU that is heartbeats and sweeps, which weighs most at low rates.
+	Idle time.Duration
+	// Progress is how often the load tool prints a progress line to
+	// Stderr (0: never).
+	Progress time.Duration
+	// Logs receives every service's output (nil: discarded); Stderr the
+	// load tool's progress and what perf says as it goes.
+	Logs, Stderr io.Writer
+}
+
+// Validate reports every error of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Rate <= 0 || c.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("rate %g/s for %s: want both above zero", c.Rate, c.Duration))
+	}
+	// The load tool sends ticket i to region i mod len(regions). An odd
+	// count in a region leaves a ticket without a partner, which waits
+	// out the mode's max wait: the window would end with seconds of idle.
+	n, regions := int64(c.Rate*c.Duration.Seconds()), int64(len(strings.Split(c.Regions, ",")))
+	if n%(2*regions) != 0 {
+		errs = append(errs, fmt.Errorf("rate × duration = %d tickets: want a multiple of %d (an even count in each of %d regions), or one ticket waits for a partner until it expires", n, 2*regions, regions))
+	}
+	for _, via := range c.Vias {
+		if via != "http" && via != "nats" {
+			errs = append(errs, fmt.Errorf("via %q: want http or nats", via))
+		}
+	}
+	for _, b := range []string{"frontend", "matcher", "allocator", "game", "load"} {
+		if _, err := os.Stat(filepath.Join(c.BinDir, b)); err != nil {
+			errs = append(errs, fmt.Errorf("binary %s missing in %s (make build; go build -o bin/load ./load): %w", b, c.BinDir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run runs one leg per transport of cfg.Vias, each on a fresh stack, and
+// returns what each cost. A failed leg ends the run; the legs before it
+// are in the report.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	rep := Report{Started: time.Now().UTC(), Rate: cfg.Rate, Duration: cfg.Duration.Seconds(), Skills: cfg.Skills,
+		Regions: cfg.Regions, BinDir: cfg.BinDir, NATS: fmt.Sprintf("embedded in perf's own process (pid %d)", os.Getpid())}
+	if err := cfg.Validate(); err != nil {
+		return rep, err
+	}
+	if cfg.Logs == nil {
+		cfg.Logs = io.Discard
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = io.Discard
+	}
+	for _, via := range cfg.Vias {
+		leg, err := runLeg(ctx, cfg, via)
+		if err != nil {
+			return rep, fmt.Errorf("leg %s: %w", via, err)
+		}
+		rep.Legs = append(rep.Legs, leg)
+	}
+	return rep, nil
+}
+
+// runLeg starts a stack, measures one load run over via, and stops it.
+func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
+	dir, err := os.MkdirTemp("", "quickmatch-perf")
+	if err != nil {
+		return leg, err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Fprintf(cfg.Stderr, "perf: %s: starting a fresh stack\n", via)
+	s, err := stack.Start(ctx, stack.Config{
+		BinDir: cfg.BinDir, DataDir: dir, NATSPort: -1, Host: "127.0.0.1",
+		GamePorts: []int{0, 0}, MatcherOpsPorts: []int{0, 0}, GameMaxRooms: 100000,
+		Env: append([]string{"LOG_LEVEL=warn"}, cfg.ServiceEnv...), ServiceProcs: cfg.ServiceProcs, Logs: cfg.Logs,
+	})
+	if err != nil {
+		return leg, err
+	}
+	defer func() {
+		if stopErr := s.Stop(); stopErr != nil && err == nil {
+			err = fmt.Errorf("stop the stack: %w", stopErr)
+		}
+		if err != nil { // a service that died says why in its last lines
+			out := s.Output()
+			err = fmt.Errorf("%w\nthe stack's last output:\n%s", err, out[max(0, len(out)-4000):])
+		}
+	}()
+	pids := systemPids(s.Pids())
+	// The earlier leg's heap back to the OS, and the peak from here on:
+	// this process is the embedded NATS server.
+	debug.FreeOSMemory()
+	if err := ResetPeak(os.Getpid()); err != nil {
+		return leg, fmt.Errorf("reset this process's peak memory: %w", err)
+	}
+	rest, err := sampleAll(pids)
+	if err != nil {
+		return leg, err
+	}
+	if err := sleep(ctx, cfg.Idle); err != nil {
+		return leg, err
+	}
+	start, err := sampleAll(pids)
+	if err != nil {
+		return leg, err
+	}
+	t0 := time.Now()
+	out, loadTool, err := runLoad(ctx, cfg, s, via)
+	window := time.Since(t0)
+	end, sampleErr := sampleAll(pids)
+	if err = errors.Join(err, sampleErr); err != nil {
+		return leg, err
+	}
+	sum, err := ParseLoadSummary(out)
+	if err != nil {
+		return leg, err
+	}
+	leg = newLeg(via, window, sum, pids, start, end, loadTool)
+	setIdle(&leg, cfg.Idle, rest, start)
+	return leg, nil
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// setIdle sets each process's idle CPU from the samples taken idle apart
+// before the load, and their sum in the total.
+func setIdle(leg *Leg, idle time.Duration, rest, start []Sample) {
+	if idle <= 0 {
+		return
+	}
+	leg.IdleSeconds = idle.Seconds()
+	leg.Total.IdleCores = 0
+	for i := range leg.Processes {
+		leg.Processes[i].IdleCores = (start[i].CPU - rest[i].CPU).Seconds() / idle.Seconds()
+		leg.Total.IdleCores += leg.Processes[i].IdleCores
+	}
+}
+
+// named is a process of the system in the order a report lists it.
+type named struct {
+	name string
+	pid  int
+}
+
+// systemPids lists the embedded NATS server (this process) first, then
+// the services along a ticket's path.
+func systemPids(services map[string]int) []named {
+	rank := func(name string) int {
+		for i, p := range []string{"frontend", "matcher", "allocator", "game"} {
+			if strings.HasPrefix(name, p) {
+				return i
+			}
+		}
+		return 4
+	}
+	names := slices.SortedFunc(maps.Keys(services), func(a, b string) int {
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(a, b)
+	})
+	out := []named{{"nats (embedded)", os.Getpid()}}
+	for _, n := range names {
+		out = append(out, named{n, services[n]})
+	}
+	return out
+}
+
+func sampleAll(ps []named) ([]Sample, error) {
+	out := make([]Sample, len(ps))
+	for i, p := range ps {
+		var err error
+		if out[i], err = ReadSample(p.pid); err != nil {
+			return nil, fmt.Errorf("%s (pid %d): %w", p.name, p.pid, err)
+		}
+	}
+	return out, nil
+}
+
+// newLeg puts a leg's figures together.
+func newLeg(via string, window time.Duration, sum LoadSummary, ps []named, start, end []Sample, loadTool Usage) Leg {
+	leg := Leg{Via: via, WindowSeconds: window.Seconds(), Load: sum, Acknowledged: sum.Acknowledged(), LoadTool: loadTool}
+	if sum.Seconds > 0 {
+		leg.AckPerSecond = float64(leg.Acknowledged) / sum.Seconds
+		leg.AssignedPerSecond = float64(sum.Assigned) / sum.Seconds
+	}
+	for i, p := range ps {
+		leg.Processes = append(leg.Processes, NewUsage(p.name, p.pid, start[i], end[i], sum.Assigned))
+	}
+	leg.Total = Sum("total", leg.Processes, sum.Assigned)
+	leg.LoadTool.setCPU(loadTool.cpu, sum.Assigned)
+	return leg
+}
+
+// runLoad runs `load run` over via against s and returns its JSON summary
+// and what it used itself (its rusage, once it exited).
+func runLoad(ctx context.Context, cfg Config, s *stack.Stack, via string) ([]byte, Usage, error) {
+	args := []string{"run", "-via", via, "-rate", fmt.Sprint(cfg.Rate), "-duration", cfg.Duration.String(),
+		"-timeout", cfg.Timeout.String(), "-skills", cfg.Skills, "-regions", cfg.Regions,
+		"-progress", cfg.Progress.String(), "-json"}
+	// Only these settings: a stray one of the caller's shell (NATS_URL,
+	// RATE) would be a flag the command line did not give.
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	if via == "http" {
+		args = append(args, "-url", s.FrontendURL(), "-token-key", s.DevIssuerKeyFile())
+	} else {
+		// The password in the environment, not on a command line ps shows.
+		args = append(args, "-nats-url", s.NATSURL(), "-nats-user", "operator")
+		env = append(env, "NATS_PASSWORD="+s.NATSPassword("operator"))
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "load"), args...)
+	var stdout bytes.Buffer
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, &stdout, cfg.Stderr
+	fmt.Fprintf(cfg.Stderr, "perf: %s: load %s\n", via, strings.Join(args, " "))
+	err := cmd.Run()
+	if err != nil {
+		return nil, Usage{}, fmt.Errorf("load run: %w", err)
+	}
+	u := Usage{Name: "load tool (not in total)", Pid: cmd.Process.Pid}
+	u.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	u.CPUSeconds = u.cpu.Seconds()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		u.Peak = ru.Maxrss * 1024 // KiB on Linux
+	}
+	return stdout.Bytes(), u, nil
+}

@@ -1,0 +1,64 @@
+package perf
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// BinDirEnv points at built binaries with the load tool (make test sets
+// it to bin/race). Without it the real run is skipped: building every
+// binary here would make the test slow, and dev/stack's tests already
+// cover the stack and the load tool; this one covers perf's wiring.
+const BinDirEnv = "QUICKMATCH_BIN_DIR"
+
+// TestRunShort runs both legs briefly on real stacks: every ticket is
+// acknowledged and assigned, each leg has a fresh stack whose every
+// process is sampled (NATS in this process), and the total is the sum of
+// the processes, the load tool apart. The figures themselves are not
+// asserted: race builds on a shared machine say nothing of cost.
+func TestRunShort(t *testing.T) {
+	dir := os.Getenv(BinDirEnv)
+	if dir == "" {
+		t.Skipf("%s not set: no binaries to run (make test sets it)", BinDirEnv)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "load")); err != nil {
+		t.Skipf("no load tool in %s: %v", dir, err)
+	}
+	cfg := Config{BinDir: dir, Rate: 60, Duration: time.Second, Timeout: 20 * time.Second, Skills: "1800-1810",
+		Regions: "eu,us,asia", Vias: []string{"http", "nats"}, Idle: 300 * time.Millisecond, Stderr: io.Discard}
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Legs) != 2 || rep.Legs[0].Via != "http" || rep.Legs[1].Via != "nats" {
+		t.Fatalf("legs %+v", rep.Legs)
+	}
+	want := []string{"nats (embedded)", "frontend", "matcher-1", "matcher-2", "allocator", "game-1", "game-2"}
+	for i, leg := range rep.Legs {
+		if leg.Load.Sent != 60 || leg.Acknowledged != 60 || leg.Load.Assigned != 60 || len(leg.Load.Errors) != 0 {
+			t.Fatalf("%s: sent %d, acknowledged %d, assigned %d, errors %v", leg.Via, leg.Load.Sent, leg.Acknowledged, leg.Load.Assigned, leg.Load.Errors)
+		}
+		var names []string
+		var cpu time.Duration
+		for _, p := range leg.Processes {
+			names = append(names, p.Name)
+			cpu += p.cpu
+			if p.RSS <= 0 || p.Peak < p.RSS || p.PerThousand == nil {
+				t.Errorf("%s: %+v", leg.Via, p)
+			}
+		}
+		if !slices.Equal(names, want) || leg.Processes[0].Pid != os.Getpid() {
+			t.Fatalf("%s: processes %v (nats pid %d, this one %d), want %v", leg.Via, names, leg.Processes[0].Pid, os.Getpid(), want)
+		}
+		if leg.Total.cpu != cpu || cpu <= 0 || leg.LoadTool.CPUSeconds <= 0 || leg.LoadTool.Peak <= 0 || leg.IdleSeconds != 0.3 {
+			t.Fatalf("%s: total %+v of %s, load tool %+v", leg.Via, leg.Total, cpu, leg.LoadTool)
+		}
+		if i > 0 && leg.Processes[1].Pid == rep.Legs[0].Processes[1].Pid {
+			t.Fatalf("the frontend of both legs is pid %d: not a fresh stack", leg.Processes[1].Pid)
+		}
+	}
+}

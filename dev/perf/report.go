@@ -1,0 +1,179 @@
+package perf
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is a whole perf run: its settings and one Leg per transport.
+type Report struct {
+	Started  time.Time `json:"started"`
+	Rate     float64   `json:"rate_per_second"`
+	Duration float64   `json:"duration_seconds"` // of the arrivals, each leg
+	Skills   string    `json:"skills"`
+	Regions  string    `json:"regions"`
+	BinDir   string    `json:"bin_dir"`
+	// NATS says where the NATS server ran: embedded in perf's process.
+	NATS string `json:"nats"`
+	Legs []Leg  `json:"legs"`
+}
+
+// Leg is what one transport cost, on a fresh stack.
+type Leg struct {
+	Via string `json:"via"` // http or nats
+	// WindowSeconds is how long the measured window lasted: the load
+	// tool's whole run, arrivals and the wait for every outcome.
+	WindowSeconds float64 `json:"window_seconds"`
+	// IdleSeconds is how long the stack was measured at rest before the
+	// load (Usage.IdleCores); 0: not measured.
+	IdleSeconds float64     `json:"idle_seconds,omitempty"`
+	Load        LoadSummary `json:"load"`
+	// Acknowledged and assigned tickets, and each per second of arrivals.
+	Acknowledged      int64   `json:"acknowledged"`
+	AckPerSecond      float64 `json:"acknowledged_per_second"`
+	AssignedPerSecond float64 `json:"assigned_per_second"`
+	// Processes of the system, NATS first; Total is their sum.
+	Processes []Usage `json:"processes"`
+	Total     Usage   `json:"total"`
+	// LoadTool is the load generator, measured apart, not in Total.
+	LoadTool Usage `json:"load_tool"`
+}
+
+// Usage is what one process (or the sum of several) used in a leg's
+// window.
+type Usage struct {
+	Name string `json:"name"`
+	Pid  int    `json:"pid,omitempty"`
+	// CPUSeconds is user plus system CPU time in the window.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// PerThousand is CPUSeconds per 1,000 assigned tickets, Micros the
+	// same per ticket in µs; both absent when none was assigned.
+	PerThousand *float64 `json:"cpu_seconds_per_1000_assigned,omitempty"`
+	Micros      *float64 `json:"cpu_us_per_assigned,omitempty"`
+	// RSS at the end of the window, and the peak (for a sum: the sum of
+	// each one's peak, which need not have come at the same moment).
+	RSS  int64 `json:"rss_bytes"`
+	Peak int64 `json:"peak_rss_bytes"`
+	// IdleCores is the CPU it used at rest before the load, in CPU
+	// seconds per second: its idle work inside the window is about
+	// IdleCores × the window, whatever the rate.
+	IdleCores float64 `json:"idle_cpu_seconds_per_second"`
+
+	cpu time.Duration // CPUSeconds exactly, for Sum
+}
+
+// NewUsage is the usage of process name between samples start and end,
+// for the tickets assigned in the window.
+func NewUsage(name string, pid int, start, end Sample, assigned int64) Usage {
+	u := Usage{Name: name, Pid: pid, RSS: end.RSS, Peak: end.Peak}
+	u.setCPU(end.CPU-start.CPU, assigned)
+	return u
+}
+
+// setCPU sets the CPU time and its share per ticket.
+func (u *Usage) setCPU(cpu time.Duration, assigned int64) {
+	u.cpu, u.CPUSeconds = cpu, cpu.Seconds()
+	u.PerThousand, u.Micros = nil, nil
+	if assigned > 0 {
+		k := PerThousand(cpu, assigned)
+		us := MicrosPerTicket(cpu, assigned)
+		u.PerThousand, u.Micros = &k, &us
+	}
+}
+
+// PerThousand is CPU seconds per 1,000 of n tickets.
+func PerThousand(cpu time.Duration, n int64) float64 {
+	return cpu.Seconds() * 1000 / float64(n)
+}
+
+// MicrosPerTicket is CPU µs per ticket, of n tickets.
+func MicrosPerTicket(cpu time.Duration, n int64) float64 {
+	return float64(cpu.Microseconds()) / float64(n)
+}
+
+// Sum is the usage of every process of us together, named name.
+func Sum(name string, us []Usage, assigned int64) Usage {
+	total := Usage{Name: name}
+	var cpu time.Duration
+	for _, u := range us {
+		cpu += u.cpu
+		total.RSS += u.RSS
+		total.Peak += u.Peak
+	}
+	total.setCPU(cpu, assigned)
+	return total
+}
+
+// Print writes rep as tables, one per leg, then the totals side by side.
+func Print(w io.Writer, rep Report) {
+	fmt.Fprintf(w, "perf: %.0f tickets/s for %gs per leg, skills %s, regions %s, binaries %s\nNATS: %s\n",
+		rep.Rate, rep.Duration, rep.Skills, rep.Regions, rep.BinDir, rep.NATS)
+	for _, l := range rep.Legs {
+		printLeg(w, l)
+	}
+	if len(rep.Legs) > 1 {
+		fmt.Fprintln(w, "\ntotals (system, load tool excluded):")
+		for _, l := range rep.Legs {
+			fmt.Fprintf(w, "  %-5s %s µs/ticket, %s CPU s per 1,000, %.0f assigned/s, p99 %.1f ms, peak RSS %s MiB, idle %.1f%% CPU\n",
+				l.Via, orDash(l.Total.Micros, "%.0f"), orDash(l.Total.PerThousand, "%.3f"),
+				l.AssignedPerSecond, l.Load.Latency["p99"], mib(l.Total.Peak), l.Total.IdleCores*100)
+		}
+	}
+}
+
+func printLeg(w io.Writer, l Leg) {
+	sendTo := map[string]string{"http": "POST", "nats": "publish"}[l.Via]
+	fmt.Fprintf(w, "\n== %s: %d sent, %d acknowledged (%.1f/s), %d assigned (%.1f/s); window %.1f s\n",
+		l.Via, l.Load.Sent, l.Acknowledged, l.AckPerSecond, l.Load.Assigned, l.AssignedPerSecond, l.WindowSeconds)
+	fmt.Fprintf(w, "latency   p50 %.1f ms, p99 %.1f ms (%s to assignment); accepted p50 %.1f ms, p99 %.1f ms\n",
+		l.Load.Latency["p50"], l.Load.Latency["p99"], sendTo, l.Load.Accepted["p50"], l.Load.Accepted["p99"])
+	for _, kind := range slices.Sorted(maps.Keys(l.Load.Errors)) {
+		fmt.Fprintf(w, "error     %s: %d\n", kind, l.Load.Errors[kind])
+	}
+	// Numbers align right; names, padded to one width here, stay left.
+	width := len("process")
+	for _, u := range append(slices.Clone(l.Processes), l.Total, l.LoadTool) {
+		width = max(width, len(u.Name))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "%-*s\tpid\tCPU s\tCPU s/1000\tµs/ticket\tidle %%CPU\tRSS MiB\tpeak MiB\t\n", width, "process")
+	row := func(u Usage) {
+		pid := ""
+		if u.Pid > 0 {
+			pid = fmt.Sprint(u.Pid)
+		}
+		idle := "-"
+		if l.IdleSeconds > 0 && u.Name != l.LoadTool.Name {
+			idle = fmt.Sprintf("%.1f", u.IdleCores*100)
+		}
+		fmt.Fprintf(tw, "%-*s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", width, u.Name, pid, u.CPUSeconds,
+			orDash(u.PerThousand, "%.3f"), orDash(u.Micros, "%.0f"), idle, mib(u.RSS), mib(u.Peak))
+	}
+	for _, u := range l.Processes {
+		row(u)
+	}
+	row(l.Total)
+	row(l.LoadTool)
+	_ = tw.Flush() // w's own errors are the caller's (stdout)
+}
+
+// orDash formats *v, or "-" when there is none.
+func orDash(v *float64, format string) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+// mib formats bytes in MiB, "-" for none (the load tool's RSS: it has
+// exited when it is measured).
+func mib(b int64) string {
+	if b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", float64(b)/(1<<20))
+}

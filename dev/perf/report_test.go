@@ -1,0 +1,109 @@
+package perf
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sample(cpu time.Duration, rssMiB, peakMiB int64) Sample {
+	return Sample{CPU: cpu, RSS: rssMiB << 20, Peak: peakMiB << 20}
+}
+
+// TestPerTicket: 2.5 CPU s over 5,000 tickets is 0.5 s per 1,000 and
+// 500 µs a ticket; the sum adds CPU and memory and divides again; with
+// no ticket assigned there is nothing per ticket.
+func TestPerTicket(t *testing.T) {
+	a := NewUsage("frontend", 10, sample(1500*time.Millisecond, 0, 0), sample(4*time.Second, 40, 50), 5000)
+	if a.CPUSeconds != 2.5 || *a.PerThousand != 0.5 || *a.Micros != 500 || a.RSS != 40<<20 || a.Peak != 50<<20 {
+		t.Fatalf("usage %+v, per 1000 %v, µs %v", a, *a.PerThousand, *a.Micros)
+	}
+	b := NewUsage("nats", 11, sample(0, 0, 0), sample(1250*time.Millisecond, 100, 120), 5000)
+	total := Sum("total", []Usage{a, b}, 5000)
+	if total.CPUSeconds != 3.75 || *total.PerThousand != 0.75 || *total.Micros != 750 || total.RSS != 140<<20 || total.Peak != 170<<20 {
+		t.Fatalf("total %+v, per 1000 %v, µs %v", total, *total.PerThousand, *total.Micros)
+	}
+	if none := NewUsage("game-1", 12, sample(0, 0, 0), sample(time.Second, 1, 1), 0); none.PerThousand != nil || none.Micros != nil {
+		t.Fatalf("no ticket assigned, yet per ticket %v %v", none.PerThousand, none.Micros)
+	}
+}
+
+// TestNewLegAndPrint: throughput is per second of arrivals, the total
+// leaves the load tool out, idle CPU is per second at rest, and the table
+// shows each row's figures.
+func TestNewLegAndPrint(t *testing.T) {
+	sum := LoadSummary{Seconds: 10, Sent: 6000, Assigned: 5000, Errors: map[string]int64{"post_503": 900, "timeout": 100},
+		Latency: map[string]float64{"p50": 12.5, "p99": 80}, Accepted: map[string]float64{"p50": 1.5, "p99": 9}}
+	ps := []named{{"nats (embedded)", 1}, {"frontend", 2}}
+	start := []Sample{sample(time.Second, 0, 0), sample(0, 0, 0)}
+	end := []Sample{sample(3*time.Second, 100, 120), sample(time.Second, 40, 50)}
+	loadTool := Usage{Name: "load tool (not in total)", cpu: 5 * time.Second, Peak: 30 << 20}
+	leg := newLeg("http", 12*time.Second, sum, ps, start, end, loadTool)
+	// At rest for 2 s before the load, NATS used 0.1 s: 5% of a core.
+	setIdle(&leg, 2*time.Second, []Sample{sample(900*time.Millisecond, 0, 0), sample(0, 0, 0)}, start)
+	if leg.Acknowledged != 5100 || leg.AckPerSecond != 510 || leg.AssignedPerSecond != 500 {
+		t.Fatalf("leg %+v", leg)
+	}
+	if leg.Total.CPUSeconds != 3 || *leg.Total.Micros != 600 || *leg.LoadTool.Micros != 1000 {
+		t.Fatalf("total %+v (µs %v), load tool %+v", leg.Total, *leg.Total.Micros, leg.LoadTool)
+	}
+	var out strings.Builder
+	Print(&out, Report{Rate: 600, Duration: 10, Legs: []Leg{leg}})
+	for _, want := range []string{
+		"== http: 6000 sent, 5100 acknowledged (510.0/s), 5000 assigned (500.0/s); window 12.0 s",
+		"p50 12.5 ms, p99 80.0 ms (POST to assignment)",
+		"error post_503: 900",
+		"nats (embedded) 1 2.00 0.400 400 5.0 100.0 120.0",
+		"frontend 2 1.00 0.200 200 0.0 40.0 50.0",
+		"total 3.00 0.600 600 5.0 140.0 170.0",
+		"load tool (not in total) 5.00 1.000 1000 - - 30.0",
+	} {
+		// Columns are padded with spaces: compare one space for many.
+		if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestAcknowledged(t *testing.T) {
+	s := LoadSummary{Sent: 100, Errors: map[string]int64{
+		"post_503": 10, "post_error": 1, "publish_timeout": 2, "token_error": 1, // never acknowledged
+		"timeout": 3, "expired": 1, "events_closed": 4, // acknowledged, then lost or late
+	}}
+	if got := s.Acknowledged(); got != 86 {
+		t.Fatalf("acknowledged %d, want 86", got)
+	}
+	if _, err := ParseLoadSummary([]byte(`{"rate_per_second": 1}`)); err == nil {
+		t.Fatal("a summary without tickets passed")
+	}
+	got, err := ParseLoadSummary([]byte(`{"tickets_sent": 6, "assigned": 6, "seconds": 1, "errors_by_kind": {}, "latency_ms": {"p50": 3, "p99": 9}, "accepted_ms": {"p50": 1}}`))
+	if err != nil || got.Sent != 6 || got.Assigned != 6 || got.Latency["p99"] != 9 || got.Accepted["p50"] != 1 {
+		t.Fatalf("ParseLoadSummary = %+v, %v", got, err)
+	}
+}
+
+// TestValidate: a ticket count that leaves a region with an odd one is
+// refused (it would wait out its max wait inside the window), as are an
+// unknown leg and missing binaries; every error is reported at once.
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	for _, b := range []string{"frontend", "matcher", "allocator", "game", "load"} {
+		if err := os.WriteFile(filepath.Join(dir, b), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := Config{BinDir: dir, Rate: 200, Duration: 12 * time.Second, Regions: "eu,us,asia", Vias: []string{"http", "nats"}}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := ok
+	bad.Duration, bad.Vias, bad.BinDir = 10*time.Second, []string{"ws"}, t.TempDir()
+	err := bad.Validate()
+	for _, want := range []string{"2000 tickets: want a multiple of 6", `via "ws"`, "binary load missing"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want one with %q", err, want)
+		}
+	}
+}

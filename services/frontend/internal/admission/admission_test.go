@@ -1,0 +1,238 @@
+package admission_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/admission"
+)
+
+// clock is turned by hand: no test here reads the wall clock.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newLimiter(cfg admission.Config) (*admission.Limiter, *clock) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	cfg.Now = c.now
+	return admission.New(cfg), c
+}
+
+// measuredPerWindow is the package's minSamples: the fewest creations a
+// window averages before the limit moves.
+const measuredPerWindow = 8
+
+// round runs one window: inFlight creations admitted at once, all taking
+// latency; the last measuredPerWindow of them are measured (the rest end
+// unmeasured first, so the window closes exactly on the last one).
+func round(t *testing.T, l *admission.Limiter, c *clock, inFlight int, latency time.Duration) {
+	t.Helper()
+	if inFlight < measuredPerWindow {
+		t.Fatalf("a round needs %d in flight", measuredPerWindow)
+	}
+	slots := make([]admission.Slot, inFlight)
+	for i := range slots {
+		s, ok := l.Acquire()
+		if !ok {
+			t.Fatalf("creation %d of %d refused at limit %d", i+1, inFlight, l.Limit())
+		}
+		slots[i] = s
+	}
+	c.advance(latency)
+	for i, s := range slots {
+		s.Done(i >= inFlight-measuredPerWindow)
+	}
+}
+
+func TestRefusesAtTheLimitAndAdmitsAfterDone(t *testing.T) {
+	t.Parallel()
+	l, _ := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 3, Max: 3})
+	var slots []admission.Slot
+	for range 3 {
+		s, ok := l.Acquire()
+		if !ok {
+			t.Fatalf("refused under the limit: %d in flight", l.InFlight())
+		}
+		slots = append(slots, s)
+	}
+	if !l.Full() {
+		t.Fatal("not full at the limit")
+	}
+	if _, ok := l.Acquire(); ok {
+		t.Fatal("admitted past the limit")
+	}
+	if l.InFlight() != 3 || l.Limit() != 3 {
+		t.Fatalf("in flight %d, limit %d; want 3, 3 (a refusal takes nothing)", l.InFlight(), l.Limit())
+	}
+	slots[0].Done(true)
+	if l.Full() {
+		t.Fatal("still full after a creation ended")
+	}
+	if _, ok := l.Acquire(); !ok {
+		t.Fatal("refused after a creation ended")
+	}
+}
+
+func TestOffAdmitsEverythingAndCounts(t *testing.T) {
+	t.Parallel()
+	l, c := newLimiter(admission.Config{})
+	for range 5000 {
+		if _, ok := l.Acquire(); !ok || l.Full() {
+			t.Fatal("refused with overload control off")
+		}
+	}
+	c.advance(time.Hour)
+	if l.Limit() != 0 || l.InFlight() != 5000 {
+		t.Fatalf("limit %d, in flight %d; want 0 (off), 5000", l.Limit(), l.InFlight())
+	}
+}
+
+// Above the target the limit is cut by target/mean, by a tenth at least
+// and a half at most, down to Min.
+func TestCutByTargetOverMean(t *testing.T) {
+	t.Parallel()
+	l, c := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 10, Max: 1000, Initial: 100, Window: time.Millisecond})
+	steps := []struct {
+		latency time.Duration
+		want    int
+	}{
+		{200 * time.Millisecond, 50}, // twice the target: halved
+		{125 * time.Millisecond, 40}, // 0.8
+		{101 * time.Millisecond, 36}, // 0.99: at least a tenth, 0.9
+		{10 * time.Second, 18},       // 0.01: at most a half
+		{10 * time.Second, 10},       // 9, under Min
+		{10 * time.Second, 10},
+	}
+	for i, s := range steps {
+		round(t, l, c, measuredPerWindow, s.latency)
+		if got := l.Limit(); got != s.want {
+			t.Fatalf("step %d (%s): limit %d, want %d", i, s.latency, got, s.want)
+		}
+	}
+}
+
+// At or under the target the limit grows by its square root, up to Max,
+// but only when the window used half of it.
+func TestGrowsOnlyWhenUsed(t *testing.T) {
+	t.Parallel()
+	l, c := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 10, Max: 100, Initial: 64, Window: time.Millisecond})
+	round(t, l, c, 31, 10*time.Millisecond) // 31 of 64: not used enough
+	if got := l.Limit(); got != 64 {
+		t.Fatalf("limit %d after a window under half of it, want 64", got)
+	}
+	for i, want := range []int{72, 80, 89, 98, 100, 100} {
+		round(t, l, c, (l.Limit()+1)/2, 100*time.Millisecond) // at the target is not above it
+		if got := l.Limit(); got != want {
+			t.Fatalf("growth %d: limit %d, want %d", i, got, want)
+		}
+	}
+}
+
+// A window closes only when it is Window long and has minSamples
+// measured creations; unmeasured ones (refused before the broker, in
+// microseconds) never move the limit, however many.
+func TestWindowNeedsTimeAndMeasuredCreations(t *testing.T) {
+	t.Parallel()
+	l, c := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 10, Max: 1000, Initial: 64, Window: time.Second})
+	for i := range 99 {
+		round(t, l, c, 64, 10*time.Millisecond)
+		if got := l.Limit(); got != 64 {
+			t.Fatalf("limit %d after %d ms of a window of 1 s, want 64", got, 10*(i+1))
+		}
+	}
+	round(t, l, c, 64, 10*time.Millisecond)
+	if got := l.Limit(); got != 72 {
+		t.Fatalf("limit %d when the window of 1 s closed, want 72", got)
+	}
+
+	l, c = newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 10, Max: 1000, Initial: 64, Window: time.Second})
+	for range 1000 {
+		s, _ := l.Acquire()
+		s.Done(false)
+	}
+	c.advance(time.Hour)
+	for range measuredPerWindow - 1 {
+		s, _ := l.Acquire()
+		c.advance(time.Minute) // slow, but too few to say so
+		s.Done(true)
+	}
+	if got := l.Limit(); got != 64 {
+		t.Fatalf("limit %d after %d measured creations, want 64 (too few to move it)", got, measuredPerWindow-1)
+	}
+	s, _ := l.Acquire()
+	s.Done(true)
+	if got := l.Limit(); got != 32 {
+		t.Fatalf("limit %d after the %dth slow creation, want 32", got, measuredPerWindow)
+	}
+}
+
+// The limit comes back when the latency falls: from Min, with the
+// traffic at the limit, it is above where it started within ten windows.
+func TestRecoversWhenLatencyFalls(t *testing.T) {
+	t.Parallel()
+	l, c := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 16, Max: 1000, Initial: 64, Window: 100 * time.Millisecond})
+	for range 4 {
+		round(t, l, c, measuredPerWindow, 2*time.Second)
+	}
+	if got := l.Limit(); got != 16 {
+		t.Fatalf("limit %d after slow windows, want the floor 16", got)
+	}
+	prev := l.Limit()
+	for i := range 10 {
+		c.advance(100 * time.Millisecond) // a window long since the last one closed
+		round(t, l, c, l.Limit(), 5*time.Millisecond)
+		if got := l.Limit(); got <= prev {
+			t.Fatalf("window %d: limit %d did not grow from %d", i, got, prev)
+		}
+		prev = l.Limit()
+	}
+	if prev < 64 {
+		t.Fatalf("limit %d ten windows after the latency fell, want it back above 64", prev)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  admission.Config
+		want string // "" means valid
+	}{
+		{"zero: defaults", admission.Config{}, ""},
+		{"on", admission.Config{Target: time.Second, Min: 1, Max: 1}, ""},
+		{"negative min", admission.Config{Min: -1}, "min"},
+		{"max under min", admission.Config{Min: 10, Max: 5}, "max"},
+		{"max under the default min", admission.Config{Max: admission.DefaultMin - 1}, "max"},
+	}
+	for _, tt := range tests {
+		err := tt.cfg.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// The limit and what is in flight are gauges, read when scraped.
+func TestGauges(t *testing.T) {
+	t.Parallel()
+	l, _ := newLimiter(admission.Config{Target: time.Second, Min: 5, Max: 5})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(l)
+	l.Acquire()
+	l.Acquire()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+	}
+	if got["quickmatch_frontend_creation_limit"] != 5 || got["quickmatch_frontend_creations_in_flight"] != 2 {
+		t.Fatalf("gauges %v", got)
+	}
+}
