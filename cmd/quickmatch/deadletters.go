@@ -116,14 +116,20 @@ func deadLettersListCmd(fs *flag.FlagSet) runFunc {
 	}
 }
 
+// deadLetterAt reads the dead letter of sequence arg (checkArgs checked
+// it is one), for show and replay.
+func (s *session) deadLetterAt(ctx context.Context, arg string) (*deadLetter, error) {
+	seq, _ := strconv.ParseUint(arg, 10, 64)
+	stream, err := s.deadLetterStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.readDeadLetter(ctx, stream, seq, false)
+}
+
 func deadLettersShowCmd(*flag.FlagSet) runFunc {
 	return func(ctx context.Context, s *session, args []string) error {
-		seq, _ := strconv.ParseUint(args[0], 10, 64) // checkArgs checked it
-		stream, err := s.deadLetterStream(ctx)
-		if err != nil {
-			return err
-		}
-		d, err := s.readDeadLetter(ctx, stream, seq, false)
+		d, err := s.deadLetterAt(ctx, args[0])
 		if err != nil {
 			return err
 		}

@@ -92,12 +92,7 @@ func replayTicketID(d *deadLetter) string {
 
 func deadLettersReplayCmd(*flag.FlagSet) runFunc {
 	return func(ctx context.Context, s *session, args []string) error {
-		seq, _ := strconv.ParseUint(args[0], 10, 64) // checkArgs checked it
-		stream, err := s.deadLetterStream(ctx)
-		if err != nil {
-			return err
-		}
-		d, err := s.readDeadLetter(ctx, stream, seq, false)
+		d, err := s.deadLetterAt(ctx, args[0])
 		if err != nil {
 			return err
 		}
