@@ -22,33 +22,14 @@ import (
 	"github.com/quickmatch-dev/quickmatch/dev/stack/proc"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
-// freePorts are the NATS nodes' ports, probed free: unlike the services,
-// a node cannot be started on port 0 and asked where it went. Every node
-// is given the cluster's routes before any starts, and a killed node must
-// come back on the same ports (the services' NATS_URL lists them).
-func freePorts(n int) ([]int, error) {
-	var out []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
-}
-
 func (s *system) startNATS(ctx context.Context) error {
-	ports, err := freePorts(9)
+	// A node cannot be started on port 0 and asked where it went: every
+	// node is given the cluster's routes before any starts, and a killed
+	// node comes back on the same ports (the services' NATS_URL lists them).
+	ports, err := testkit.Ports(9)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package testkit
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"sync"
 	"testing"
@@ -113,10 +112,12 @@ func (c *Cluster) URLs() string {
 // streams) and waits until it has a JetStream meta leader.
 func RunCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
-	ports := make([]int, n)
+	ports, err := Ports(n)
+	if err != nil {
+		tb.Fatalf("cluster ports: %v", err)
+	}
 	routes := make([]*url.URL, n)
 	for i := range n {
-		ports[i] = freePort(tb)
 		routes[i] = &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])}
 	}
 	c := &Cluster{}
@@ -162,16 +163,6 @@ func RunCluster(tb testing.TB, n int) *Cluster {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Collect subscribes to subject (wildcards allowed) and returns a function

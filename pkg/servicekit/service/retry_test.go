@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,15 +23,15 @@ import (
 // points at a closed port until start runs it there again.
 func downServer(t *testing.T) (url string, start func() *server.Server) {
 	t.Helper()
-	opts := testkit.ServerOptions(t.TempDir())
-	s, err := testkit.StartServer(opts)
+	// A port outside the ephemeral range: while the server is down, the
+	// service's own redials could otherwise take it as their local port.
+	ports, err := testkit.Ports(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	url = s.ClientURL()
-	opts.Port = s.Addr().(*net.TCPAddr).Port
-	s.Shutdown()
-	s.WaitForShutdown()
+	opts := testkit.ServerOptions(t.TempDir())
+	opts.Port = ports[0]
+	url = fmt.Sprintf("nats://127.0.0.1:%d", ports[0])
 	return url, func() *server.Server { return testkit.RunServerWith(t, opts) }
 }
 

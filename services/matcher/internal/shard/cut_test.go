@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -28,14 +27,9 @@ type cutCluster struct {
 
 func runCutCluster(t *testing.T) *cutCluster {
 	t.Helper()
-	ports := make([]int, 3)
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
+	ports, err := testkit.Ports(3)
+	if err != nil {
+		t.Fatal(err)
 	}
 	c := &cutCluster{}
 	for i := range 3 {
