@@ -21,7 +21,7 @@ FUZZTIME ?= 20000x
 # input (about 0.4 s): its own, smaller budget.
 LIFECYCLE_FUZZTIME ?= 50x
 
-.PHONY: run build build-race test lint fmt fuzz bench tools kube vulncheck chaos perf clean
+.PHONY: run build build-race test lint fmt fuzz bench tools kube vulncheck chaos perf clean ts
 
 ## run: build, then start NATS, the four services and two game servers; open http://127.0.0.1:3000
 run: build
@@ -54,13 +54,17 @@ $(BIN)/staticcheck: tools/go.mod
 kube:
 	tools/kube/build.sh
 
-## test: lint, then every test of every module with -race (real NATS, real processes, real nats CLI, a real kube-apiserver)
-test: lint build-race $(BIN)/nats $(BIN)/nats-server $(BIN)/govulncheck kube
+## test: lint, the TypeScript client (ts), then every test of every module with -race (real NATS, real processes, real nats CLI, a real kube-apiserver)
+test: lint ts build-race $(BIN)/nats $(BIN)/nats-server $(BIN)/govulncheck kube
 	@for m in $(MODULES); do \
 	  echo "== go test -race $$m"; \
 	  (cd $$m && QUICKMATCH_NATS_CLI=$(BIN)/nats QUICKMATCH_NATS_SERVER=$(BIN)/nats-server QUICKMATCH_GOVULNCHECK=$(BIN)/govulncheck QUICKMATCH_BIN_DIR=$(BIN)/race KUBEBUILDER_ASSETS=$(BIN)/kube go test -race -count=1 -timeout 20m ./...); \
 	done
 	@$(MAKE) --no-print-directory fuzz
+
+## ts: the TypeScript client (clients/ts): npm ci from its lock file; fails if its types differ from openapi.yaml's or the page's bundle from its sources (npm run check); its tests in Node and headless Chromium. Its Go tests against a real frontend (services/frontend/internal/api/client_ts_test.go) run with the root module's.
+ts:
+	cd clients/ts && npm ci --no-audit --no-fund && npm run check && npm test
 
 ## lint: gofmt, go vet, staticcheck, a GOWORK=off build of every module (what container builds do), one version of each dependency across modules, and no file over 400 lines or function over 80 (tools/sizes)
 lint: $(BIN)/staticcheck

@@ -1,14 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
+
+	qmclient "github.com/quickmatch-dev/quickmatch/pkg/client"
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
 
 // Acked is one ticket a frontend acknowledged (202), as -record writes it.
@@ -38,70 +41,72 @@ func (r *recorder) add(a Acked) {
 	_ = r.enc.Encode(a)
 }
 
-// follow queues one ticket and waits for its outcome; it returns when the
-// frontend accepted it and "" when assigned, or the kind of what went
-// wrong.
-func follow(ctx context.Context, hc *http.Client, toks *tokens, base, player, region string, skill int, rec *recorder) (accepted time.Time, kind string) {
-	kind = followTicket(ctx, hc, toks, base, player, region, skill, rec, &accepted)
-	return accepted, kind
+// frontend is one -url of `load run`: the client of its HTTP path.
+type frontend struct {
+	base string
+	c    *qmclient.Client
 }
 
-func followTicket(ctx context.Context, hc *http.Client, toks *tokens, base, player, region string, skill int, rec *recorder, accepted *time.Time) string {
-	body := fmt.Sprintf(`{"player_id":%q,"skill":%d,"region":%q,"mode":"1v1"}`, player, skill, region)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/tickets", strings.NewReader(body))
+func newFrontend(base string, hc *http.Client) (frontend, error) {
+	c, err := qmclient.New(qmclient.Config{BaseURL: base, HTTPClient: hc})
+	return frontend{base: base, c: c}, err
+}
+
+// follow queues one ticket and waits for its outcome; it returns when the
+// frontend answered the POST (accepted it, or refused it: a refusal is
+// timed too; zero for no answer) and "" when assigned, or the kind of
+// what went wrong. A stream that breaks is resumed (pkg/client), as a
+// game's client does: what is counted is the ticket's outcome.
+func follow(ctx context.Context, fe frontend, toks *tokens, player, region string, skill int, rec *recorder) (answered time.Time, kind string) {
 	// One token per player, minted once: the POST and the stream are the
-	// same player's.
-	if err := toks.authorize(req.Header, player); err != nil {
+	// same player's. Asked again after a 401 it is the same, so the 401
+	// is not tried again.
+	tok, err := toks.forPlayer(player)
+	if err != nil {
+		return answered, "token_error"
+	}
+	c := fe.c
+	if tok != "" {
+		c = c.WithToken(func(context.Context, string) (string, error) { return tok, nil })
+	}
+	view, err := c.Create(ctx, ticketapi.Request{PlayerID: player, Skill: &skill, Region: region, Mode: "1v1"})
+	answered = time.Now()
+	if err != nil {
+		if !errors.As(err, new(*qmclient.Error)) {
+			answered = time.Time{} // no status came: nothing to time
+		}
+		return answered, failureKind("post", err)
+	}
+	rec.add(Acked{TicketID: view.TicketID, PlayerID: player, Frontend: fe.base, AcceptedAt: answered, Region: region, Skill: skill})
+	view, err = c.Follow(ctx, view.TicketID, nil)
+	switch {
+	case err != nil:
+		return answered, failureKind("events", err)
+	case view.Status != events.StatusAssigned:
+		return answered, string(view.Status)
+	}
+	return answered, ""
+}
+
+// failureKind names what went wrong in step (post, events) for the
+// run's errors: post_503, events_404, events_bad, timeout, ...
+func failureKind(step string, err error) string {
+	var refused *qmclient.Error
+	switch {
+	case errors.Is(err, qmclient.ErrToken):
 		return "token_error"
-	}
-	auth := req.Header.Get("Authorization")
-	res, err := hc.Do(req)
-	if err != nil {
-		return "post_error"
-	}
-	var view struct {
-		TicketID string `json:"ticket_id"`
-	}
-	err = json.NewDecoder(res.Body).Decode(&view)
-	res.Body.Close()
-	if res.StatusCode != http.StatusAccepted || err != nil {
-		return fmt.Sprintf("post_%d", res.StatusCode)
-	}
-	*accepted = time.Now()
-	rec.add(Acked{TicketID: view.TicketID, PlayerID: player, Frontend: base, AcceptedAt: *accepted, Region: region, Skill: skill})
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/tickets/"+view.TicketID+"/events", nil)
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	res, err = hc.Do(req)
-	if err != nil {
-		return "events_error"
-	}
-	defer res.Body.Close()
-	r := bufio.NewReader(res.Body)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			if ctx.Err() != nil {
-				return "timeout"
-			}
-			return "events_closed"
+	case errors.As(err, &refused):
+		return fmt.Sprintf("%s_%d", step, refused.Status)
+	case errors.Is(err, qmclient.ErrMalformed), errors.Is(err, qmclient.ErrTooLarge):
+		if step == "post" {
+			return "post_202" // accepted, but its answer unreadable
 		}
-		if !strings.HasPrefix(line, "data: ") {
-			continue
+		return "events_bad"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		if step == "post" {
+			return "post_error"
 		}
-		var v struct {
-			Status string `json:"status"`
-		}
-		if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &v) != nil {
-			return "events_bad"
-		}
-		switch v.Status {
-		case "assigned":
-			return ""
-		case "queued", "matched":
-		default:
-			return v.Status
-		}
+		return "timeout"
 	}
+	return step + "_error"
 }

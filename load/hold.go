@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
 
 // holdResult is what `load hold` reports (also as JSON with -json).
@@ -155,7 +156,9 @@ func (h *holder) client(ctx context.Context, i int, kind string, sources int) {
 		return
 	}
 	if kind == "ws" {
-		u := strings.Replace(h.base, "http", "ws", 1) + "/ws?" + url.Values{"player_id": {player}, "region": {h.region}, "skill": {fmt.Sprint(h.skill)}}.Encode()
+		skill := h.skill
+		q, _ := ticketapi.Request{PlayerID: player, Region: h.region, Skill: &skill}.WSQuery() // nothing a query cannot carry
+		u := strings.Replace(h.base, "http", "ws", 1) + ticketapi.PathWS + "?" + q.Encode()
 		d := websocket.Dialer{NetDialContext: dialer(sources).DialContext, HandshakeTimeout: 30 * time.Second}
 		c, _, err := d.DialContext(ctx, u, hdr)
 		if err != nil {
@@ -173,7 +176,7 @@ func (h *holder) client(ctx context.Context, i int, kind string, sources int) {
 		}
 	}
 	body := fmt.Sprintf(`{"player_id":%q,"skill":%d,"region":%q}`, player, h.skill, h.region)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.base+"/v1/tickets", strings.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.base+ticketapi.PathTickets, strings.NewReader(body))
 	maps.Copy(req.Header, hdr)
 	res, err := h.api.Do(req)
 	if err != nil {
@@ -190,7 +193,7 @@ func (h *holder) client(ctx context.Context, i int, kind string, sources int) {
 		h.fail(fmt.Errorf("POST: %d %s %v", res.StatusCode, view.Error, err))
 		return
 	}
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/v1/tickets/"+view.TicketID+"/events", nil)
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, h.base+ticketapi.EventsPath(url.PathEscape(view.TicketID)), nil)
 	maps.Copy(req.Header, hdr)
 	res, err = h.stream.Do(req)
 	if err != nil {

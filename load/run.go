@@ -37,6 +37,13 @@ type runResult struct {
 	// of the tickets that were then assigned: where Latency is long and
 	// this is too, the wait was before the ticket was even queued.
 	Accepted map[string]float64 `json:"accepted_ms"`
+	// Refused is how many POSTs were answered 503 (overload, a full
+	// region, a drain: admission refused, Retry-After given; also counted
+	// in Errors as post_503), RefusedLatency how long they took from the
+	// POST to the 503, as Accepted is timed: beyond capacity the excess
+	// must be refused at once, and the accepted keep their latency.
+	Refused        int64              `json:"refused"`
+	RefusedLatency map[string]float64 `json:"refused_ms,omitempty"`
 	// Windows splits the run by arrival time (-interval): whether the rate
 	// was sustained, and whether latency grew as the run went on.
 	Windows []window `json:"windows,omitempty"`
@@ -86,8 +93,9 @@ func (c *runConfig) register(fs *flag.FlagSet) {
 }
 
 // ticketFunc queues the i-th ticket and follows it to its outcome: when it
-// was accepted, and "" when assigned or the kind of what went wrong.
-type ticketFunc func(ctx context.Context, i int, player, region string, skill int) (accepted time.Time, kind string)
+// was accepted or refused (zero: no answer), and "" when assigned or the
+// kind of what went wrong.
+type ticketFunc func(ctx context.Context, i int, player, region string, skill int) (answered time.Time, kind string)
 
 // runLoad is the open-arrival load: tickets arrive at -rate per second for
 // -duration, whatever the system does with them (an arrival never waits
@@ -170,8 +178,16 @@ func (c *runConfig) driver(rec *recorder) (ticketFunc, func(), error) {
 			bases[i] = strings.TrimRight(strings.TrimSpace(bases[i]), "/")
 		}
 		hc := client(c.h2c, c.sources, 256)
+		fes := make([]frontend, len(bases))
+		for i, b := range bases {
+			fe, err := newFrontend(b, hc)
+			if err != nil {
+				return nil, nil, fmt.Errorf("-url: %w", err)
+			}
+			fes[i] = fe
+		}
 		return func(ctx context.Context, i int, player, region string, skill int) (time.Time, string) {
-			return follow(ctx, hc, &c.tokens, bases[i%len(bases)], player, region, skill, rec)
+			return follow(ctx, fes[i%len(fes)], &c.tokens, player, region, skill, rec)
 		}, func() {}, nil
 	case "nats":
 		d, err := newNATSDriver(c.natsURL, c.natsPrefix, c.natsUser, c.natsPass)
@@ -193,6 +209,7 @@ type runStats struct {
 	histMu     sync.Mutex
 	hist       *hdrhistogram.Histogram // POST to assignment
 	acceptHist *hdrhistogram.Histogram // POST to accepted
+	refuseHist *hdrhistogram.Histogram // POST to refused (refusedKind)
 	windows    []*hdrhistogram.Histogram
 	windowSent []int64
 	interval   time.Duration
@@ -206,7 +223,7 @@ func newHist() *hdrhistogram.Histogram {
 }
 
 func newRunStats(duration, interval time.Duration) *runStats {
-	st := &runStats{hist: newHist(), acceptHist: newHist(), interval: interval, errs: map[string]int64{}}
+	st := &runStats{hist: newHist(), acceptHist: newHist(), refuseHist: newHist(), interval: interval, errs: map[string]int64{}}
 	if interval > 0 {
 		k := int(math.Ceil(float64(duration) / float64(interval)))
 		st.windows, st.windowSent = make([]*hdrhistogram.Histogram, k), make([]int64, k)
@@ -247,8 +264,8 @@ func (st *runStats) arrive(ctx context.Context, rate float64, duration, timeout 
 			defer cancel()
 			t0 := time.Now()
 			region, skill := pick(i)
-			accepted, kind := ticket(cctx, i, fmt.Sprintf("run-%s-%d", run, i), region, skill)
-			st.record(w, t0, accepted, kind)
+			answered, kind := ticket(cctx, i, fmt.Sprintf("run-%s-%d", run, i), region, skill)
+			st.record(w, t0, answered, kind)
 		}()
 	}
 	arrivals := time.Since(start)
@@ -256,12 +273,22 @@ func (st *runStats) arrive(ctx context.Context, rate float64, duration, timeout 
 	return arrivals
 }
 
-// record is one ticket's outcome: sent at t0, in window w (-1: none).
-func (st *runStats) record(w int, t0, accepted time.Time, kind string) {
+// refusedKind is the error kind of a POST refused with 503: what
+// overload control answers beyond capacity.
+const refusedKind = "post_503"
+
+// record is one ticket's outcome: sent at t0, its POST answered at
+// answered, in window w (-1: none).
+func (st *runStats) record(w int, t0, answered time.Time, kind string) {
 	if kind != "" {
 		st.errMu.Lock()
 		st.errs[kind]++
 		st.errMu.Unlock()
+		if kind == refusedKind && !answered.IsZero() {
+			st.histMu.Lock()
+			_ = st.refuseHist.RecordValue(answered.Sub(t0).Microseconds())
+			st.histMu.Unlock()
+		}
 		return
 	}
 	st.assigned.Add(1)
@@ -271,7 +298,7 @@ func (st *runStats) record(w int, t0, accepted time.Time, kind string) {
 	st.histMu.Lock()
 	defer st.histMu.Unlock()
 	_ = st.hist.RecordValue(latency)
-	_ = st.acceptHist.RecordValue(accepted.Sub(t0).Microseconds())
+	_ = st.acceptHist.RecordValue(answered.Sub(t0).Microseconds())
 	if w >= 0 {
 		_ = st.windows[w].RecordValue(latency)
 	}
@@ -287,6 +314,9 @@ func (st *runStats) result(rate float64, arrivals, interval time.Duration) runRe
 	res := runResult{Rate: rate, Seconds: arrivals.Seconds(), Sent: st.sent.Load(), Assigned: st.assigned.Load(), Errors: st.errs}
 	res.Throughput = float64(res.Assigned) / arrivals.Seconds()
 	res.Latency, res.Accepted = quantiles(st.hist), quantiles(st.acceptHist)
+	if res.Refused = st.refuseHist.TotalCount(); res.Refused > 0 {
+		res.RefusedLatency = quantiles(st.refuseHist)
+	}
 	for j, h := range st.windows {
 		res.Windows = append(res.Windows, window{FromSeconds: (time.Duration(j) * interval).Seconds(), Sent: st.windowSent[j], Assigned: h.TotalCount(), Latency: quantiles(h)})
 	}
@@ -306,6 +336,10 @@ func (res runResult) print(stdout io.Writer, via string) {
 		res.Latency["p50"], res.Latency["p90"], res.Latency["p99"], res.Latency["p99.9"], res.Latency["max"], sendTo)
 	fmt.Fprintf(stdout, "accepted ms p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (%s to %s, of those)\n",
 		res.Accepted["p50"], res.Accepted["p90"], res.Accepted["p99"], res.Accepted["p99.9"], res.Accepted["max"], sendTo, ackBy)
+	if r := res.RefusedLatency; res.Refused > 0 {
+		fmt.Fprintf(stdout, "refused     %d  p50 %.1f  p99 %.1f  max %.1f ms  (POST to 503)\n",
+			res.Refused, r["p50"], r["p99"], r["max"])
+	}
 	for _, w := range res.Windows {
 		fmt.Fprintf(stdout, "from %5.0fs  sent %d  assigned %d  p50 %.1f  p99 %.1f  max %.1f ms\n",
 			w.FromSeconds, w.Sent, w.Assigned, w.Latency["p50"], w.Latency["p99"], w.Latency["max"])

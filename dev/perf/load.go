@@ -20,6 +20,12 @@ type LoadSummary struct {
 	// milliseconds: p50, p90, p99, p99.9, max.
 	Latency  map[string]float64 `json:"latency_ms"`
 	Accepted map[string]float64 `json:"accepted_ms"`
+	// Refused POSTs (503: overload control, a full region, a drain; also
+	// in Errors as post_503) and how long each took from the POST to its
+	// 503, in milliseconds (absent when none): the excess beyond capacity
+	// is to be refused at once (#20's target: within 50 ms).
+	Refused        int64              `json:"refused"`
+	RefusedLatency map[string]float64 `json:"refused_ms,omitempty"`
 }
 
 // ParseLoadSummary decodes the output of `load run -json`.
@@ -37,8 +43,9 @@ func ParseLoadSummary(out []byte) (LoadSummary, error) {
 // refusedBefore are the prefixes of the load tool's error kinds for a
 // ticket that was never acknowledged: its token could not be made, its
 // POST failed or was refused (post_error, post_503, ...), or its publish
-// was not stored. Every other kind (timeout, expired, events_closed, ...)
-// happened to a ticket the system had acknowledged.
+// was not stored. Every other kind (timeout, expired, events_404,
+// events_bad, events_error, ...) happened to a ticket the system had
+// acknowledged.
 var refusedBefore = []string{"token_", "post_", "publish_"}
 
 // Acknowledged is how many tickets the system acknowledged: the frontend

@@ -35,7 +35,8 @@ func TestPerTicket(t *testing.T) {
 // shows each row's figures.
 func TestNewLegAndPrint(t *testing.T) {
 	sum := LoadSummary{Seconds: 10, Sent: 6000, Assigned: 5000, Errors: map[string]int64{"post_503": 900, "timeout": 100},
-		Latency: map[string]float64{"p50": 12.5, "p99": 80}, Accepted: map[string]float64{"p50": 1.5, "p99": 9}}
+		Latency: map[string]float64{"p50": 12.5, "p99": 80}, Accepted: map[string]float64{"p50": 1.5, "p99": 9},
+		Refused: 900, RefusedLatency: map[string]float64{"p50": 2.5, "p99": 31, "max": 47.5}}
 	ps := []named{{"nats (embedded)", 1}, {"frontend", 2}}
 	start := []Sample{sample(time.Second, 0, 0), sample(0, 0, 0)}
 	end := []Sample{sample(3*time.Second, 100, 120), sample(time.Second, 40, 50)}
@@ -55,6 +56,7 @@ func TestNewLegAndPrint(t *testing.T) {
 		"== http: 6000 sent, 5100 acknowledged (510.0/s), 5000 assigned (500.0/s); window 12.0 s",
 		"p50 12.5 ms, p99 80.0 ms (POST to assignment)",
 		"error post_503: 900",
+		"refused 900 POSTs: p50 2.5 ms, p99 31.0 ms, max 47.5 ms (POST to 503)",
 		"nats (embedded) 1 2.00 0.400 400 5.0 100.0 120.0",
 		"frontend 2 1.00 0.200 200 0.0 40.0 50.0",
 		"total 3.00 0.600 600 5.0 140.0 170.0",
@@ -70,7 +72,7 @@ func TestNewLegAndPrint(t *testing.T) {
 func TestAcknowledged(t *testing.T) {
 	s := LoadSummary{Sent: 100, Errors: map[string]int64{
 		"post_503": 10, "post_error": 1, "publish_timeout": 2, "token_error": 1, // never acknowledged
-		"timeout": 3, "expired": 1, "events_closed": 4, // acknowledged, then lost or late
+		"timeout": 3, "expired": 1, "events_error": 4, // acknowledged, then lost or late
 	}}
 	if got := s.Acknowledged(); got != 86 {
 		t.Fatalf("acknowledged %d, want 86", got)
@@ -78,8 +80,9 @@ func TestAcknowledged(t *testing.T) {
 	if _, err := ParseLoadSummary([]byte(`{"rate_per_second": 1}`)); err == nil {
 		t.Fatal("a summary without tickets passed")
 	}
-	got, err := ParseLoadSummary([]byte(`{"tickets_sent": 6, "assigned": 6, "seconds": 1, "errors_by_kind": {}, "latency_ms": {"p50": 3, "p99": 9}, "accepted_ms": {"p50": 1}}`))
-	if err != nil || got.Sent != 6 || got.Assigned != 6 || got.Latency["p99"] != 9 || got.Accepted["p50"] != 1 {
+	got, err := ParseLoadSummary([]byte(`{"tickets_sent": 8, "assigned": 6, "seconds": 1, "errors_by_kind": {"post_503": 2}, "latency_ms": {"p50": 3, "p99": 9}, "accepted_ms": {"p50": 1},
+		"refused": 2, "refused_ms": {"p50": 4, "p99": 7, "max": 7}}`))
+	if err != nil || got.Sent != 8 || got.Assigned != 6 || got.Latency["p99"] != 9 || got.Accepted["p50"] != 1 || got.Refused != 2 || got.RefusedLatency["p99"] != 7 {
 		t.Fatalf("ParseLoadSummary = %+v, %v", got, err)
 	}
 }

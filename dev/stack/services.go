@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -94,8 +95,16 @@ func (s *Stack) commonEnv() []string {
 	if procs <= 0 {
 		procs = DefaultServiceProcs()
 	}
-	return append([]string{"NATS_URL=" + s.NATSURL(), "LOG_FORMAT=text", "SHUTDOWN_GRACE=5s",
-		"GOMAXPROCS=" + strconv.Itoa(procs)}, s.cfg.Env...)
+	env := []string{"NATS_URL=" + s.NATSURL(), "LOG_FORMAT=text", "SHUTDOWN_GRACE=5s",
+		"GOMAXPROCS=" + strconv.Itoa(procs)}
+	// The OpenTelemetry SDK's own settings pass through, so that
+	// `OTEL_EXPORTER_OTLP_ENDPOINT=... make run` traces the local stack.
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "OTEL_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, s.cfg.Env...)
 }
 
 // startService starts svc and, if it picks its port, waits until it

@@ -96,57 +96,20 @@ func (c *Claims) Owner(ctx context.Context, ticketID string) (string, error) {
 // ClaimAll claims every ticket for owner, or none: if another owner holds
 // any of them, the claims made by this call are given back and the tickets
 // lost are returned with their owners. On an error with none lost, the
-// claims made stay owner's, undecided (see below).
+// claims made stay owner's, undecided (settleGroup says why).
 func (c *Claims) ClaimAll(ctx context.Context, ticketIDs []string, owner string) (map[string]string, error) {
 	// The claims go out together: one round trip for the match, not one
 	// per ticket.
-	type answer struct {
-		won bool
-		cur string
-		err error
-	}
-	answers := make([]answer, len(ticketIDs))
+	answers := make([]claimAnswer, len(ticketIDs))
 	var wg sync.WaitGroup
 	for i, id := range ticketIDs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			won, cur, err := c.Claim(ctx, id, owner)
-			answers[i] = answer{won, cur, err}
-		}()
+			answers[i] = claimAnswer{won, cur, err}
+		})
 	}
 	wg.Wait()
-	lost := map[string]string{}
-	var made []string
-	var firstErr error
-	for i, a := range answers {
-		switch {
-		case a.err != nil:
-			firstErr = cmp.Or(firstErr, a.err)
-		case a.won:
-			made = append(made, ticketIDs[i])
-		default:
-			lost[ticketIDs[i]] = a.cur
-		}
-	}
-	if len(lost) > 0 {
-		// A claim this cannot give back stays behind as a partial claim
-		// of a match that is not decided: whoever meets it follows the
-		// match, and, once it is old enough to count as a dead
-		// matcher's, undoes it (the matcher's recoverMatch). So the
-		// failure is not the caller's to handle.
-		_ = c.Release(ctx, made, owner)
-	}
-	// With a claim lost to another owner, the match can never be
-	// published, so the claims made are given back. With none lost but
-	// one that failed, they are not: a create that timed out may have
-	// been stored, and a worker that finds every claim the match's then
-	// publishes it (recoverMatch); freed, its tickets could be matched
-	// twice. They stay behind as above, for whoever meets them.
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	return lost, nil
+	return c.settleGroup(ctx, ClaimGroup{IDs: ticketIDs, Owner: owner}, answers)
 }
 
 // Supersede moves the claim of ticketID from owner to OwnerSuperseded: a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,6 +16,7 @@ import (
 // rewrote the key with the same owner, came in between).
 type releaseKV struct {
 	jetstream.KeyValue
+	mu         sync.Mutex // Release reads and deletes side by side
 	owners     map[string]string
 	getErr     map[string]error
 	delErr     map[string]error
@@ -30,6 +32,8 @@ func (e releaseEntry) Value() []byte    { return []byte(e.value) }
 func (e releaseEntry) Revision() uint64 { return 1 }
 
 func (kv *releaseKV) Get(_ context.Context, key string) (jetstream.KeyValueEntry, error) {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
 	if err := kv.getErr[key]; err != nil {
 		return nil, err
 	}
@@ -41,6 +45,8 @@ func (kv *releaseKV) Get(_ context.Context, key string) (jetstream.KeyValueEntry
 }
 
 func (kv *releaseKV) Delete(_ context.Context, key string, _ ...jetstream.KVDeleteOpt) error {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
 	if err := kv.delErr[key]; err != nil {
 		return err
 	}

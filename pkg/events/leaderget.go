@@ -44,7 +44,7 @@ func LeaderGets(js jetstream.JetStream, kv jetstream.KeyValue) (jetstream.KeyVal
 	if err != nil {
 		return nil, fmt.Errorf("leader reads of bucket %s: %w", kv.Bucket(), err)
 	}
-	return &leaderGets{KeyValue: kv, js: legacy, stream: "KV_" + kv.Bucket(), pre: "$KV." + kv.Bucket() + "."}, nil
+	return &leaderGets{KeyValue: kv, js: legacy, async: js, stream: "KV_" + kv.Bucket(), pre: "$KV." + kv.Bucket() + "."}, nil
 }
 
 // BindLeaderGets binds to bucket, with LeaderGets. A js that wraps the
@@ -70,7 +70,9 @@ type KeyValueWrapper interface {
 
 type leaderGets struct {
 	jetstream.KeyValue
-	js     nats.JetStreamContext
+	js nats.JetStreamContext
+	// async writes the bucket's keys in batches (PutAll, CreateAll).
+	async  jetstream.JetStream
 	stream string
 	// pre is the subject prefix of the bucket's keys.
 	pre string

@@ -120,7 +120,12 @@ type Players struct {
 
 // NewPlayers binds to the provisioned players bucket.
 func NewPlayers(ctx context.Context, js jetstream.JetStream, subj Subjects, claims *Claims) (*Players, error) {
-	kv, err := js.KeyValue(ctx, subj.PlayersBucket())
+	// Leader reads: a replica behind would name a ticket its player has
+	// replaced since, and Stale would supersede the live one by it; and a
+	// direct get can be sent to a replica cut off, which never answers
+	// (Take's reads timed out that way). They cost the server more than
+	// direct gets (BENCHMARKS.md, "The lean path").
+	kv, err := BindLeaderGets(ctx, js, subj.PlayersBucket())
 	if err != nil {
 		return nil, fmt.Errorf("players bucket: %w", err)
 	}

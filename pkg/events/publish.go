@@ -50,12 +50,12 @@ func MetaFrom(ctx context.Context) Meta {
 	return m
 }
 
-// MetaFromHeader reads the Meta of a received message.
+// MetaFromHeader reads the Meta of a received message, Bounded.
 func MetaFromHeader(h nats.Header) Meta {
 	if h == nil {
 		return Meta{}
 	}
-	return Meta{CorrelationID: h.Get(HeaderCorrelationID), TraceParent: h.Get(HeaderTraceParent)}
+	return Meta{CorrelationID: h.Get(HeaderCorrelationID), TraceParent: h.Get(HeaderTraceParent)}.Bounded()
 }
 
 // NewCorrelationID returns a random id for a flow that arrives without one.
@@ -122,25 +122,36 @@ func (p *Publisher) Ticket(ctx context.Context, region, tier string, t Ticket) (
 // of the rule set it was checked under (HeaderRules), unless that is
 // empty.
 func (p *Publisher) TicketUnder(ctx context.Context, region, tier string, t Ticket, rulesVersion string) (*jetstream.PubAck, error) {
+	msg, err := TicketMsg(ctx, p.subj, region, tier, t, rulesVersion)
+	if err != nil {
+		return nil, err
+	}
+	ack, err := p.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", msg.Subject, err)
+	}
+	return ack, nil
+}
+
+// TicketMsg is the message TicketUnder publishes, for a caller that
+// publishes it its own way (the frontend, asynchronously, alongside the
+// ticket's record): the ticket id as the message id, the rule set's
+// version in HeaderRules unless empty.
+func TicketMsg(ctx context.Context, subj Subjects, region, tier string, t Ticket, rulesVersion string) (*nats.Msg, error) {
 	if t.TicketID == "" {
 		return nil, fmt.Errorf("publish ticket: %w", &ValidationError{Kind: "ticket", Fields: []FieldError{{Field: "ticket_id", Reason: "required when publishing from code"}}})
 	}
 	if t.SchemaVersion == 0 {
 		t.SchemaVersion = SchemaVersion
 	}
-	subject := p.subj.Ticket(region, tier)
-	msg, err := NewMsg(ctx, subject, t.TicketID, t)
+	msg, err := NewMsg(ctx, subj.Ticket(region, tier), t.TicketID, t)
 	if err != nil {
 		return nil, err
 	}
 	if rulesVersion != "" {
 		msg.Header.Set(HeaderRules, rulesVersion)
 	}
-	ack, err := p.js.PublishMsg(ctx, msg)
-	if err != nil {
-		return nil, fmt.Errorf("publish %s: %w", subject, err)
-	}
-	return ack, nil
+	return msg, nil
 }
 
 // Match publishes an allocation request; the match id is the message id.

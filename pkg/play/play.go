@@ -42,6 +42,11 @@ const (
 	// only): a join token admits once, and the welcome message gives the
 	// key that takes the seat again.
 	ParamResume = "resume"
+	// ParamTrace is the W3C traceparent of the allocation that sent the
+	// player (pkg/tracing), so the game server's join continues the
+	// match's trace. Only a hint for tracing: the server parses it as
+	// data and nothing else depends on it.
+	ParamTrace = "traceparent"
 )
 
 // Status is the body of StatusPath: the allocator's local backend reads it
@@ -109,13 +114,17 @@ type Join struct {
 	MatchID string // ParamRoom
 	Token   string // ParamToken
 	Resume  string // ParamResume; empty on a first join
+	Trace   string // ParamTrace; empty when the allocation was not traced
 }
 
-// Query is j as query parameters; Resume only when set.
+// Query is j as query parameters; Resume and Trace only when set.
 func (j Join) Query() url.Values {
 	q := url.Values{ParamRoom: {j.MatchID}, ParamToken: {j.Token}}
 	if j.Resume != "" {
 		q.Set(ParamResume, j.Resume)
+	}
+	if j.Trace != "" {
+		q.Set(ParamTrace, j.Trace)
 	}
 	return q
 }
@@ -123,14 +132,20 @@ func (j Join) Query() url.Values {
 // ParseJoin reads a Join from the query of a page or WebSocket request.
 // Missing parameters are empty: the token check refuses them.
 func ParseJoin(q url.Values) Join {
-	return Join{MatchID: q.Get(ParamRoom), Token: q.Get(ParamToken), Resume: q.Get(ParamResume)}
+	return Join{MatchID: q.Get(ParamRoom), Token: q.Get(ParamToken), Resume: q.Get(ParamResume), Trace: q.Get(ParamTrace)}
 }
 
 // URL is the play page of match matchID on the game server at base
 // ("http://host:port"), for the player whose join token is token:
 // base/play?room=<matchID>&token=<token>.
 func URL(base, matchID, token string) string {
-	return strings.TrimSuffix(base, "/") + PagePath + "?" + Join{MatchID: matchID, Token: token}.Query().Encode()
+	return Join{MatchID: matchID, Token: token}.PageURL(base)
+}
+
+// PageURL is the play page at base for j: base/play?<query of j>. The
+// allocator builds it with j.Trace set when the allocation is traced.
+func (j Join) PageURL(base string) string {
+	return strings.TrimSuffix(base, "/") + PagePath + "?" + j.Query().Encode()
 }
 
 // SocketURL is the WebSocket that joins j's room on the game server at base:

@@ -138,3 +138,21 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceTravels: the allocation's traceparent rides on the page URL and,
+// through ParseURL and SocketURL, reaches the game server's join.
+func TestTraceTravels(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	page := play.Join{MatchID: "m1", Token: "t", Trace: tp}.PageURL("http://h:7000")
+	base, j, err := play.ParseURL(page)
+	if err != nil || j.Trace != tp {
+		t.Fatalf("ParseURL(%s) = %+v %v, want the traceparent", page, j, err)
+	}
+	u, _ := url.Parse(play.SocketURL(base, j))
+	if got := play.ParseJoin(u.Query()); got.Trace != tp || got.MatchID != "m1" {
+		t.Fatalf("socket join %+v, want the traceparent", got)
+	}
+	if play.ParamTrace != "traceparent" {
+		t.Errorf("ParamTrace %q", play.ParamTrace)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
+	"github.com/quickmatch-dev/quickmatch/pkg/tracing"
 	"github.com/quickmatch-dev/quickmatch/services/game/internal/server"
 )
 
@@ -46,6 +47,7 @@ func parse(args []string) (config, error) {
 	var c config
 	fs := envflag.NewFlagSet("game", about)
 	c.register(fs)
+	tracing.Document(fs)
 	return c, envflag.Parse(fs, args)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/logging"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
+	"github.com/quickmatch-dev/quickmatch/pkg/tracing"
 	"github.com/quickmatch-dev/quickmatch/services/game/internal/server"
 )
 
@@ -33,6 +34,16 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := tracing.Setup(ctx, "game", log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// The last spans are exported within tracing.FlushBound.
+		if err := stopTracing(context.Background()); err != nil {
+			log.Warn("tracing flush", "err", err)
+		}
+	}()
 	srv, err := cfg.newServer(log)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
 
 // Errors callers branch on. Every verification failure wraps ErrUnauthorized.
@@ -310,5 +311,5 @@ func FromRequest(r *http.Request) string {
 		}
 		return ""
 	}
-	return r.URL.Query().Get("access_token")
+	return r.URL.Query().Get(ticketapi.QueryAccessToken) // the API contract's name
 }

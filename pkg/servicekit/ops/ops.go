@@ -40,7 +40,9 @@ func Register(mux *http.ServeMux, r *Readiness, reg prometheus.Gatherer) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// OpenMetrics when the scraper asks for it (Prometheus does): only
+	// that format carries exemplars, the trace ids on histograms.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 }
 
 // Serve runs srv on ln until ctx ends, then shuts it down within grace.

@@ -39,6 +39,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/logging"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
+	"github.com/quickmatch-dev/quickmatch/pkg/tracing"
 )
 
 // Options every NATS-backed service shares, from flags or environment.
@@ -71,6 +72,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.IntVar(&o.Replicas, "stream-replicas", 1, "replicas of the streams this service provisions (3 on a NATS cluster)")
 	fs.StringVar(&o.PprofAddr, "pprof-addr", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty: off")
+	tracing.Document(fs)
 	fs.BoolVar(&o.Provision, "provision", false, "provision the NATS topology (streams, consumers, buckets) and exit, instead of running; needs a NATS user allowed to (provisioner in deploy/nats/nats.conf)")
 }
 
@@ -97,6 +99,8 @@ type Env struct {
 	// Ready is false until the service says it takes work, and should be
 	// set false first thing on shutdown.
 	Ready ops.Readiness
+	// stopTracing flushes the spans still buffered (tracing.Setup).
+	stopTracing func(context.Context) error
 }
 
 // Start builds the logger, connects, and waits until the topology exists
@@ -116,18 +120,13 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 		}
 		exit(0)
 	}
-	nc, err := connect(ctx, o.NATS, name, log)
+	stopTracing, err := tracing.Setup(ctx, name, log)
 	if err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc)
+	nc, js, err := connectJS(ctx, o, name, log)
 	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	subj := events.Subjects{Prefix: o.NATS.SubjectPrefix}
-	if err := WaitForTopology(ctx, js, o.topology(), log); err != nil {
-		nc.Close()
+		_ = stopTracing(context.WithoutCancel(ctx)) // nothing was traced yet
 		return nil, err
 	}
 	if o.PprofAddr != "" {
@@ -139,7 +138,33 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Env{Log: log, NC: nc, JS: js, Subjects: subj, Registry: reg}, nil
+	subj := events.Subjects{Prefix: o.NATS.SubjectPrefix}
+	return &Env{Log: log, NC: nc, JS: js, Subjects: subj, Registry: reg, stopTracing: stopTracing}, nil
+}
+
+// publishAsyncTimeout ends an async publish's wait for its ack: well
+// past any commit's own deadline, so only an ack that was lost meets it.
+const publishAsyncTimeout = 30 * time.Second
+
+// connectJS connects as name and waits until the topology exists.
+func connectJS(ctx context.Context, o Options, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := connect(ctx, o.NATS, name, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	// An async publish (a matcher's batched commit, events.PublishAll)
+	// whose ack is lost while the connection stays up would otherwise
+	// stay pending in the client until a reconnect.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishAsyncTimeout))
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := WaitForTopology(ctx, js, o.topology(), log); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 // Provision connects as the provisioning step (client name
@@ -246,9 +271,17 @@ func (e *Env) OpsHandler() *http.ServeMux {
 	return mux
 }
 
-// Close drains the NATS connection: pending publishes and acks are flushed.
+// Close drains the NATS connection: pending publishes and acks are
+// flushed; then the spans still buffered are exported (within
+// tracing.FlushBound).
 func (e *Env) Close() {
 	if err := e.NC.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		e.Log.Warn("nats drain", "err", err)
+	}
+	if e.stopTracing == nil {
+		return
+	}
+	if err := e.stopTracing(context.Background()); err != nil {
+		e.Log.Warn("tracing flush", "err", err)
 	}
 }

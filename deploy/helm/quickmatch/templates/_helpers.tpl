@@ -61,6 +61,7 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ $v.logLevel | quote }}
 - name: REGIONS
   value: {{ join "," $v.regions | quote }}
+{{- include "quickmatch.tracingEnv" .root }}
 {{- if eq $v.nats.auth.type "password" }}
 - name: NATS_USER
   valueFrom:
@@ -80,6 +81,26 @@ app.kubernetes.io/component: {{ .component }}
   value: /etc/quickmatch/nats-tls/tls.crt
 - name: NATS_TLS_KEY
   value: /etc/quickmatch/nats-tls/tls.key
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The OpenTelemetry variables of every service and game server, when
+tracing.otlpEndpoint is set (off otherwise). tracing.env without it
+fails the render: it would be dropped, and tracing left off, without a
+word (an endpoint given in env alone is refused too: otlpEndpoint is the
+one switch). Takes the root context. */}}
+{{- define "quickmatch.tracingEnv" -}}
+{{- with .Values.tracing }}
+{{- if and .env (not .otlpEndpoint) }}
+{{- fail "tracing.env is set but tracing.otlpEndpoint is empty: set tracing.otlpEndpoint to turn tracing on (env only adds to it)" }}
+{{- end }}
+{{- if .otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .otlpEndpoint | quote }}
+{{- with .env }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end -}}

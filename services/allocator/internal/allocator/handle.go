@@ -10,11 +10,14 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/play"
+	"github.com/quickmatch-dev/quickmatch/pkg/tracing"
 )
 
 // assigner gives one match its server and tells its players where to go.
@@ -38,12 +41,18 @@ type assigner struct {
 // returned error is retried by the middleware unless it is permanent
 // (ErrPermanent: a match that does not decode or that no room can seat
 // (RoomOf), or one whose record says it failed before).
-func (as *assigner) handle(msg *message.Message) error {
+//
+// Each attempt is an "allocate" span, child of the match's (the
+// traceparent it was published with); its players' play URLs carry it
+// to the game server's join (play.ParamTrace).
+func (as *assigner) handle(msg *message.Message) (err error) {
 	m, err := events.DecodeMatch(msg.Payload)
 	if err != nil {
 		return Permanent(err)
 	}
-	ctx := events.WithMeta(msg.Context(), events.Meta{CorrelationID: middleware.MessageCorrelationID(msg), TraceParent: msg.Metadata.Get(events.HeaderTraceParent)})
+	ctx := events.WithMeta(msg.Context(), events.Meta{CorrelationID: middleware.MessageCorrelationID(msg), TraceParent: msg.Metadata.Get(events.HeaderTraceParent)}.Bounded())
+	ctx, span := tracing.Start(ctx, tracing.SpanAllocate, trace.WithAttributes(attribute.String(tracing.AttrMatchID, m.MatchID)))
+	defer func() { tracing.End(span, err) }()
 	if m.Backfill != nil {
 		return as.handleBackfill(ctx, m)
 	}
@@ -62,7 +71,7 @@ func (as *assigner) handle(msg *message.Message) error {
 	} else {
 		as.met.outcomes.WithLabelValues("assigned").Inc()
 	}
-	rs, err := as.assignments(m, room, srv)
+	rs, err := as.assignments(ctx, m, room, srv)
 	if err != nil {
 		return err
 	}
@@ -75,15 +84,16 @@ func (as *assigner) handle(msg *message.Message) error {
 
 // assignments are the "assigned" results of m's players on srv, each with
 // its own join token, which seats the player in room (m's, RoomOf).
-func (as *assigner) assignments(m events.Match, room agones.Room, srv Server) ([]events.Result, error) {
+func (as *assigner) assignments(ctx context.Context, m events.Match, room agones.Room, srv Server) ([]events.Result, error) {
 	seat := seats(room)
-	return as.assign(m, m.MatchID, srv, as.now().Add(as.tokenTTL), func(_ events.MatchTicket, p string) jointoken.Seat { return seat[p] })
+	return as.assign(ctx, m, m.MatchID, srv, as.now().Add(as.tokenTTL), func(_ events.MatchTicket, p string) jointoken.Seat { return seat[p] })
 }
 
 // assign is the "assigned" result of each player of m on srv, with a
 // join token for room roomID (m's own, or the room m fills) that seats
-// the player as seatOf says and expires at expires.
-func (as *assigner) assign(m events.Match, roomID string, srv Server, expires time.Time, seatOf func(t events.MatchTicket, player string) jointoken.Seat) ([]events.Result, error) {
+// the player as seatOf says and expires at expires. Its play URLs carry
+// the trace context of ctx (play.ParamTrace).
+func (as *assigner) assign(ctx context.Context, m events.Match, roomID string, srv Server, expires time.Time, seatOf func(t events.MatchTicket, player string) jointoken.Seat) ([]events.Result, error) {
 	var rs []events.Result
 	for _, t := range m.Tickets {
 		for _, p := range t.Players {
@@ -93,7 +103,7 @@ func (as *assigner) assign(m events.Match, roomID string, srv Server, expires ti
 			}
 			a := &events.Assignment{
 				Server: srv.Name, Address: srv.Address, Port: srv.Port,
-				URL:  playURL(srv, roomID, token),
+				URL:  playURL(srv, play.Join{MatchID: roomID, Token: token, Trace: events.MetaFrom(ctx).TraceParent}),
 				Room: roomID, JoinToken: token, MatchID: m.MatchID,
 			}
 			rs = append(rs, events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusAssigned, MatchID: m.MatchID, Assignment: a})
@@ -103,8 +113,8 @@ func (as *assigner) assign(m events.Match, roomID string, srv Server, expires ti
 }
 
 // playURL is the page a player opens; the game server serves it.
-func playURL(s Server, matchID, token string) string {
-	return play.URL("http://"+s.Address+":"+strconv.Itoa(s.Port), matchID, token)
+func playURL(s Server, j play.Join) string {
+	return j.PageURL("http://" + s.Address + ":" + strconv.Itoa(s.Port))
 }
 
 // handleBackfill assigns a match that fills room m.Backfill.MatchID: no
@@ -169,7 +179,7 @@ func (as *assigner) handleBackfill(ctx context.Context, m events.Match) error {
 func (as *assigner) tellFill(ctx context.Context, m events.Match, rec record, shape jointoken.Seat) error {
 	roomID := m.Backfill.MatchID
 	srv := *rec.Server
-	rs, err := as.assign(m, roomID, srv, time.UnixMilli(rec.Until), func(t events.MatchTicket, _ string) jointoken.Seat {
+	rs, err := as.assign(ctx, m, roomID, srv, time.UnixMilli(rec.Until), func(t events.MatchTicket, _ string) jointoken.Seat {
 		s := shape
 		s.Team = t.Team
 		return s

@@ -5,8 +5,8 @@
 //
 // What it measures is what the frontend sees: a creation is in flight from
 // its admission to its answer, and almost all of that time is spent waiting
-// for JetStream and KV acks (the ticket's record, the subscription to its
-// results, its publish, the take). Under load those waits are where the
+// for JetStream and KV acks (the ticket's record and its publish, written
+// together, and the take). Under load those waits are where the
 // queue is: the NATS server, the matchers and the allocator share the same
 // cores, and when they fall behind every ack comes later. Left alone, the
 // frontend takes every request, the creations in flight grow without

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/admission"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/capacity"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/drain"
@@ -105,16 +106,16 @@ func (a *API) writeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, tickets.ErrIdempotencyReuse):
 		a.reject(w, "idempotency_conflict", http.StatusConflict, ErrorBody{Error: err.Error()})
 	case errors.As(err, &full):
-		w.Header().Set("Retry-After", seconds(retryAfter(err)))
+		w.Header().Set(ticketapi.HeaderRetryAfter, seconds(retryAfter(err)))
 		a.reject(w, "region_full", http.StatusServiceUnavailable, ErrorBody{Error: full.Error(), SuggestRegion: full.Suggest})
 	case errors.As(err, &drained):
 		// The shard and the operator's reason, for a client to show.
-		w.Header().Set("Retry-After", seconds(retryAfter(err)))
+		w.Header().Set(ticketapi.HeaderRetryAfter, seconds(retryAfter(err)))
 		a.reject(w, "drained", http.StatusServiceUnavailable, ErrorBody{Error: drained.Error(), Drained: &DrainedBody{Shard: drained.Shard.String(), Reason: drained.Reason}})
 	default:
 		// The broker is unreachable or refused the ticket (stream full):
 		// nothing was queued, and the client may retry with the same key.
-		w.Header().Set("Retry-After", seconds(retryAfter(err)))
+		w.Header().Set(ticketapi.HeaderRetryAfter, seconds(retryAfter(err)))
 		a.reject(w, "unavailable", http.StatusServiceUnavailable, ErrorBody{Error: "ticket service unavailable, retry with the same Idempotency-Key"})
 	}
 }

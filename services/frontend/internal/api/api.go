@@ -23,6 +23,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/admission"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/ratelimit"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
@@ -53,21 +54,11 @@ type Results interface {
 	Wait(ctx context.Context, ticketID string) (results.Waiting, error)
 }
 
-// ErrorBody is every error answer.
-type ErrorBody struct {
-	Error  string              `json:"error"`
-	Fields []events.FieldError `json:"fields,omitempty"`
-	// SuggestRegion is a region with free rooms, when this one is full.
-	SuggestRegion string `json:"suggest_region,omitempty"`
-	// Drained: the ticket's shard is drained by an operator.
-	Drained *DrainedBody `json:"drained,omitempty"`
-}
+// ErrorBody is every error answer (the contract's, pkg/ticketapi).
+type ErrorBody = ticketapi.ErrorBody
 
 // DrainedBody is the shard an operator drained, and why.
-type DrainedBody struct {
-	Shard  string `json:"shard"`
-	Reason string `json:"reason"`
-}
+type DrainedBody = ticketapi.DrainedBody
 
 // Config of the API.
 type Config struct {
@@ -214,12 +205,12 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 	a.admission = admission.New(cfg.Admission)
 	reg.MustRegister(a.met.requests, a.met.rejections, a.met.open, a.admission)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/tickets", a.admit(a.authenticate(true, a.createTicket)))
-	mux.HandleFunc("GET /v1/tickets/{id}", a.authenticate(false, a.getTicket))
-	mux.HandleFunc("DELETE /v1/tickets/{id}", a.authenticate(true, a.cancelTicket))
-	mux.HandleFunc("GET /v1/tickets/{id}/events", a.authenticate(false, a.ticketEvents))
-	mux.HandleFunc("GET /ws", a.admit(a.authenticate(true, a.demoWebSocket)))
-	mux.HandleFunc("GET /ws/events", a.admit(a.authenticate(true, a.eventsWebSocket)))
+	mux.HandleFunc("POST "+ticketapi.PathTickets, a.admit(a.authenticate(true, a.createTicket)))
+	mux.HandleFunc("GET "+ticketapi.TicketPath("{id}"), a.authenticate(false, a.getTicket))
+	mux.HandleFunc("DELETE "+ticketapi.TicketPath("{id}"), a.authenticate(true, a.cancelTicket))
+	mux.HandleFunc("GET "+ticketapi.EventsPath("{id}"), a.authenticate(false, a.ticketEvents))
+	mux.HandleFunc("GET "+ticketapi.PathWS, a.admit(a.authenticate(true, a.demoWebSocket)))
+	mux.HandleFunc("GET "+ticketapi.PathWSEvents, a.admit(a.authenticate(true, a.eventsWebSocket)))
 	if cfg.DevIssuer != nil {
 		mux.HandleFunc("POST /dev/token", func(w http.ResponseWriter, r *http.Request) {
 			rc := http.NewResponseController(w)
@@ -239,11 +230,11 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 // requestMeta starts (or continues, from the client's header) the
 // correlation id that travels with the ticket through every service.
 func requestMeta(r *http.Request) (context.Context, string) {
-	cid := r.Header.Get("X-Correlation-Id")
-	if cid == "" || len(cid) > 128 {
-		cid = events.NewCorrelationID()
+	m := events.Meta{CorrelationID: r.Header.Get(ticketapi.HeaderCorrelationID), TraceParent: r.Header.Get(ticketapi.HeaderTraceParent)}.Bounded()
+	if m.CorrelationID == "" {
+		m.CorrelationID = events.NewCorrelationID()
 	}
-	return events.WithMeta(r.Context(), events.Meta{CorrelationID: cid, TraceParent: r.Header.Get("Traceparent")}), cid
+	return events.WithMeta(r.Context(), m), m.CorrelationID
 }
 
 func (a *API) createTicket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
@@ -272,13 +263,15 @@ func (a *API) createTicket(w http.ResponseWriter, r *http.Request, caller identi
 		return
 	}
 	ctx, cid := requestMeta(r)
-	w.Header().Set("X-Correlation-Id", cid)
+	w.Header().Set(ticketapi.HeaderCorrelationID, cid)
 	slot, ok := a.admission.Acquire()
 	if !ok {
 		a.overloaded(w)
 		return
 	}
-	view, err := a.create(ctx, slot, caller, req, r.Header.Get("Idempotency-Key"))
+	ctx, span := startCreate(ctx)
+	view, err := a.create(ctx, slot, caller, req, r.Header.Get(ticketapi.HeaderIdempotencyKey))
+	endCreate(span, view, err)
 	if err != nil {
 		// A client that hung up is no fault of the broker's.
 		if outcome(err) == "unavailable" && ctx.Err() == nil {
@@ -288,7 +281,7 @@ func (a *API) createTicket(w http.ResponseWriter, r *http.Request, caller identi
 		return
 	}
 	a.met.requests.WithLabelValues("queued").Inc()
-	w.Header().Set("Location", "/v1/tickets/"+view.TicketID)
+	w.Header().Set("Location", ticketapi.TicketPath(view.TicketID))
 	writeJSON(w, http.StatusAccepted, a.withWait(view))
 }
 
@@ -306,7 +299,7 @@ func (a *API) getTicket(w http.ResponseWriter, r *http.Request, caller identity.
 
 func (a *API) cancelTicket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
 	ctx, cid := requestMeta(r)
-	w.Header().Set("X-Correlation-Id", cid)
+	w.Header().Set(ticketapi.HeaderCorrelationID, cid)
 	view, err := a.tickets.Cancel(ctx, caller, r.PathValue("id"), "cancelled by the client")
 	switch {
 	case err == nil:

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
 
 // DefaultTrustedProxies are believed when TrustProxy is set and no
@@ -45,7 +46,7 @@ func (a *API) authenticate(limit bool, h authed) http.HandlerFunc {
 				challenge += `, error="invalid_token"`
 			}
 			w.Header().Set("WWW-Authenticate", challenge)
-			a.reject(w, "unauthorized", http.StatusUnauthorized, ErrorBody{Error: "a valid bearer token is required (Authorization: Bearer, or access_token for EventSource and WebSocket)"})
+			a.reject(w, "unauthorized", http.StatusUnauthorized, ErrorBody{Error: "a valid bearer token is required (" + ticketapi.HeaderAuthorization + ": Bearer, or " + ticketapi.QueryAccessToken + " for EventSource and WebSocket)"})
 			return
 		}
 		h(w, r, c)
@@ -72,7 +73,7 @@ func (a *API) clientKey(r *http.Request, c identity.Caller, authenticated bool) 
 func (a *API) allow(w http.ResponseWriter, r *http.Request, c identity.Caller, authenticated bool) bool {
 	ok, wait := a.limiter.Allow(a.clientKey(r, c, authenticated), a.now())
 	if !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		w.Header().Set(ticketapi.HeaderRetryAfter, strconv.Itoa(int(wait/time.Second)+1))
 		a.reject(w, "rate_limited", http.StatusTooManyRequests, ErrorBody{Error: "too many requests from this client"})
 	}
 	return ok
@@ -157,7 +158,7 @@ func (s *streams) acquire(key string) (release func(), ok bool) {
 func (a *API) holdStream(w http.ResponseWriter, r *http.Request, c identity.Caller) (release func(), ok bool) {
 	release, ok = a.streams.acquire(a.clientKey(r, c, true))
 	if !ok {
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set(ticketapi.HeaderRetryAfter, "5")
 		a.reject(w, "too_many_streams", http.StatusTooManyRequests, ErrorBody{Error: "too many open event streams and WebSockets for this client (at most " + strconv.Itoa(a.streams.max) + ")"})
 	}
 	return release, ok

@@ -316,3 +316,30 @@ func TestHostileSecondTicketSupersedesBeforeTheAnswer(t *testing.T) {
 		t.Fatalf("GET of the newer ticket: %d %v", code, b)
 	}
 }
+
+// A player's Traceparent and X-Correlation-Id travel with its ticket
+// (and the correlation id on to its match): what is not well formed is
+// not passed on, whatever its size (events.Meta.Bounded).
+func TestMalformedTraceContextIsNotPassedOn(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	hdr := map[string]string{
+		"Traceparent":      "00-" + strings.Repeat("a", 60<<10),
+		"X-Correlation-Id": "two\tparts",
+	}
+	code, body, _ := e.do(t, http.MethodPost, "/v1/tickets", `{"player_id":"alice","mode":"1v1","skill":1650,"region":"eu"}`, hdr)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST = %d %v", code, body)
+	}
+	st, _ := e.js.Stream(t.Context(), e.subj.TicketsStream())
+	raw, err := st.GetLastMsgForSubject(t.Context(), "matchmaking.eu.gold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp := raw.Header.Get(events.HeaderTraceParent); tp != "" {
+		t.Errorf("ticket published with a traceparent of %d bytes", len(tp))
+	}
+	if cid := raw.Header.Get(events.HeaderCorrelationID); cid == "" || strings.Contains(cid, "\t") {
+		t.Errorf("ticket published with correlation id %q, want the frontend's own", cid)
+	}
+}

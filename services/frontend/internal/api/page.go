@@ -19,14 +19,26 @@ import (
 // page can never offer a mode or region this frontend refuses nor hide
 // one it takes, it asks for every attribute the rule set declares (a
 // required one cannot be left out), and it follows a reload of the rule
-// set as the validation does.
+// set as the validation does. It queues, follows and cancels tickets
+// with the TypeScript client (clients/ts), whose build writes the bundle
+// page/quickmatch.js (committed, so go build needs no npm); the page
+// carries it inline, so it works from the one route the page has.
 
-//go:embed page/index.html
+//go:embed page/index.html page/quickmatch.js
 var pageFS embed.FS
 
 // pageTemplate is parsed once: a page that does not parse fails New.
+// Its function client gives the TypeScript client's bundle: an esbuild
+// IIFE (global quickmatch) built for browsers, which escapes "</script"
+// in strings, so it sits inside a script element as it is
+// (TestPageCarriesTheClient checks).
 func pageTemplate() (*template.Template, error) {
-	tmpl, err := template.ParseFS(pageFS, "page/index.html")
+	js, err := pageFS.ReadFile("page/quickmatch.js")
+	if err != nil {
+		return nil, fmt.Errorf("read the client's bundle: %w", err)
+	}
+	client := func() template.JS { return template.JS(js) } // our own build, checked against its sources by make test
+	tmpl, err := template.New("index.html").Funcs(template.FuncMap{"client": client}).ParseFS(pageFS, "page/index.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse the page: %w", err)
 	}

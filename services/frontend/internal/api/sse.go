@@ -11,6 +11,8 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
+	"github.com/quickmatch-dev/quickmatch/pkg/tracing"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
@@ -62,7 +64,7 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identi
 	a.met.open.WithLabelValues("sse").Inc()
 	defer a.met.open.WithLabelValues("sse").Dec()
 
-	sw := &sseWriter{w: w, flusher: flusher, last: last, ref: &refresher{a: a}}
+	sw := &sseWriter{ctx: r.Context(), w: w, flusher: flusher, last: last, ref: &refresher{a: a}}
 	if sw.send(view) || updates == nil {
 		return
 	}
@@ -72,13 +74,13 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identi
 // lastEventID reads the client's Last-Event-ID (0 without one); ok is
 // false if it answered 400 for one this endpoint never sends.
 func (a *API) lastEventID(w http.ResponseWriter, r *http.Request) (last int, ok bool) {
-	h := r.Header.Get("Last-Event-ID")
+	h := r.Header.Get(ticketapi.HeaderLastEventID)
 	if h == "" {
 		return 0, true
 	}
 	n, err := strconv.Atoi(h)
-	if err != nil || n < 0 || n > 3 {
-		a.reject(w, "invalid", http.StatusBadRequest, ErrorBody{Error: "Last-Event-ID must be an event id this endpoint sent (1, 2 or 3)", Fields: []events.FieldError{{Field: "Last-Event-ID", Reason: "not an event id"}}})
+	if err != nil || n < 0 || n > ticketapi.EventIDTerminal {
+		a.reject(w, "invalid", http.StatusBadRequest, ErrorBody{Error: fmt.Sprintf("%s must be an event id this endpoint sent (%d, %d or %d)", ticketapi.HeaderLastEventID, ticketapi.EventIDQueued, ticketapi.EventIDMatched, ticketapi.EventIDTerminal), Fields: []events.FieldError{{Field: ticketapi.HeaderLastEventID, Reason: "not an event id"}}})
 		return 0, false
 	}
 	return n, true
@@ -144,6 +146,7 @@ func (a *API) streamEvents(ctx context.Context, sw *sseWriter, caller identity.C
 // only ranks past the last one the client has (its Last-Event-ID); and
 // the queued event again when its expected wait moves.
 type sseWriter struct {
+	ctx     context.Context // the request's: the parent of deliver spans
 	w       http.ResponseWriter
 	flusher http.Flusher
 	last    int
@@ -161,7 +164,10 @@ func (s *sseWriter) send(v tickets.View) (done bool) {
 	}
 	v = s.ref.a.withWait(v)
 	if rank > s.last {
-		if s.write(rank, v) != nil {
+		span := deliver(s.ctx, v)
+		err := s.write(rank, v)
+		tracing.End(span, err)
+		if err != nil {
 			return true
 		}
 		s.last = rank
@@ -185,7 +191,7 @@ func (s *sseWriter) refresh() (done bool) {
 
 func (s *sseWriter) write(id int, v tickets.View) error {
 	data, _ := json.Marshal(v) // a View always encodes
-	if _, err := fmt.Fprintf(s.w, "id: %d\nevent: status\ndata: %s\n\n", id, data); err != nil {
+	if _, err := fmt.Fprintf(s.w, "id: %d\nevent: %s\ndata: %s\n\n", id, ticketapi.EventStatus, data); err != nil {
 		return err
 	}
 	s.flusher.Flush()

@@ -16,16 +16,19 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
+	"github.com/quickmatch-dev/quickmatch/pkg/tracing"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/admission"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
 
-// Close codes a waiting WebSocket client may see instead of an assignment.
+// Close codes a waiting WebSocket client may see instead of an
+// assignment: the contract's (pkg/ticketapi).
 const (
-	CloseExpired   = 4001
-	CloseFailed    = 4002
-	CloseCancelled = 4003
-	CloseInvalid   = 4400
+	CloseExpired   = ticketapi.CloseExpired
+	CloseFailed    = ticketapi.CloseFailed
+	CloseCancelled = ticketapi.CloseCancelled
+	CloseInvalid   = ticketapi.CloseInvalid
 )
 
 // demoWebSocket is compatible with the original demo's clients: connecting
@@ -80,7 +83,9 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 		return
 	}
 	ctx, _ := requestMeta(r)
+	ctx, span := startCreate(ctx)
 	conn, view, err := a.startWebSocket(ctx, w, r, slot, caller, req)
+	endCreate(span, view, err)
 	if conn == nil {
 		// Upgrade has answered the client with the reason already.
 		a.met.rejections.WithLabelValues("bad_websocket").Inc()
@@ -99,7 +104,7 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 	if err != nil {
 		// Already ended (an instant outcome): report what the stream says.
 		if v, gerr := a.tickets.Get(ctx, caller, view.TicketID); gerr == nil {
-			a.finish(conn, v, emit)
+			a.finish(ctx, conn, v, emit)
 		}
 		return
 	}
@@ -151,7 +156,7 @@ func refuseWebSocket(conn *websocket.Conn, err error) {
 		reason = "ticket service unavailable" // the broker's error is the operators'
 	}
 	if d := retryAfter(err); d > 0 {
-		reason = "retry after " + seconds(d) + "s: " + reason
+		reason = ticketapi.RetryAfterCloseReason(d, reason)
 	}
 	closeWith(conn, websocket.CloseTryAgainLater, reason)
 }
@@ -178,15 +183,15 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 		case res, ok := <-updates:
 			if !ok {
 				if v, err := a.tickets.View(ctx, rec); err == nil && v.Status.Terminal() {
-					a.finish(conn, v, emit)
+					a.finish(ctx, conn, v, emit)
 				} else {
-					closeWith(conn, websocket.CloseTryAgainLater, "lost track of the ticket; poll GET /v1/tickets/"+ticketID)
+					closeWith(conn, websocket.CloseTryAgainLater, "lost track of the ticket; poll GET "+ticketapi.TicketPath(ticketID))
 				}
 				return
 			}
 			v := tickets.ViewOf(rec, &res)
 			if v.Status.Terminal() {
-				a.finish(conn, v, emit)
+				a.finish(ctx, conn, v, emit)
 				return
 			}
 			v = a.withWait(v)
@@ -202,7 +207,7 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 			}
 		case <-cancelAsked:
 			if v, err := a.tickets.Cancel(context.WithoutCancel(ctx), caller, ticketID, "cancelled by the client"); err == nil {
-				a.finish(conn, v, emit)
+				a.finish(ctx, conn, v, emit)
 				return
 			}
 		case <-gone:
@@ -241,8 +246,8 @@ func (a *API) admit(h http.HandlerFunc) http.HandlerFunc {
 // is 1 to 3 s at random, so that the clients refused in one moment do not
 // all come back in the same second.
 func (a *API) overloaded(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", strconv.Itoa(1+mrand.IntN(3)))
-	a.reject(w, "overloaded", http.StatusServiceUnavailable, ErrorBody{Error: "overloaded: too many tickets are being created, retry later"})
+	w.Header().Set(ticketapi.HeaderRetryAfter, strconv.Itoa(1+mrand.IntN(3)))
+	a.reject(w, "overloaded", http.StatusServiceUnavailable, ErrorBody{Error: ticketapi.OverloadedError})
 }
 
 // readClient reads what a WebSocket client sends, in its own goroutine (a
@@ -259,10 +264,7 @@ func readClient(conn *websocket.Conn) (gone <-chan struct{}, cancelAsked <-chan 
 			if err != nil {
 				return
 			}
-			var m struct {
-				Type string `json:"type"`
-			}
-			if json.Unmarshal(data, &m) == nil && m.Type == "cancel" {
+			if ticketapi.IsCancel(data) {
 				select {
 				case cancelCh <- struct{}{}:
 				default:
@@ -274,9 +276,13 @@ func readClient(conn *websocket.Conn) (gone <-chan struct{}, cancelAsked <-chan 
 }
 
 // finish sends the terminal state and closes: normally after an assignment,
-// with a code naming the outcome otherwise.
-func (a *API) finish(conn *websocket.Conn, v tickets.View, emit emitFunc) {
-	if err := emit(conn, a.withWait(v)); err != nil {
+// with a code naming the outcome otherwise. The send is a "deliver" span
+// (see deliver), ctx's the ticket's create span.
+func (a *API) finish(ctx context.Context, conn *websocket.Conn, v tickets.View, emit emitFunc) {
+	span := deliver(ctx, v)
+	err := emit(conn, a.withWait(v))
+	tracing.End(span, err)
+	if err != nil {
 		return
 	}
 	code := websocket.CloseNormalClosure
@@ -300,12 +306,14 @@ func (a *API) abandon(ticketID, reason string) {
 	}
 }
 
-// wsRequest reads a ticket request from /ws query parameters. A player
-// caller queues for themself: a player_id parameter, if given, must be
-// theirs (checked here, before the upgrade, so the refusal is a plain 403).
+// wsRequest reads a ticket request from /ws query parameters
+// (ticketapi.RequestFromQuery). A player caller queues for themself: a
+// player_id parameter, if given, must be theirs (checked here, before the
+// upgrade, so the refusal is a plain 403).
 func (a *API) wsRequest(r *http.Request, caller identity.Caller) (tickets.Request, error) {
-	q := r.URL.Query()
-	req := tickets.Request{PlayerID: q.Get("player_id"), Region: q.Get("region"), Mode: q.Get("mode")}
+	// A malformed skill or attributes is told after the caller's right
+	// to the player (403 before 400).
+	req, malformed := ticketapi.RequestFromQuery(r.URL.Query())
 	switch {
 	case !caller.Server:
 		if err := tickets.Authorize(caller, &req); err != nil {
@@ -316,48 +324,20 @@ func (a *API) wsRequest(r *http.Request, caller identity.Caller) (tickets.Reques
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 		req.PlayerID = "ws-" + hex.EncodeToString(b[:])
 	}
+	if malformed != nil {
+		return req, malformed
+	}
 	if req.Region == "" {
 		req.Region = a.cfg.WSRegion
 	}
-	skill := a.cfg.WSSkill
-	if s := q.Get("skill"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return req, &events.ValidationError{Kind: "request", Fields: []events.FieldError{{Field: "skill", Reason: "must be an integer"}}}
-		}
-		skill = n
+	if req.Skill == nil {
+		skill := a.cfg.WSSkill
+		req.Skill = &skill
 	}
-	req.Skill = &skill
 	// Attributes are the JSON object a POST carries: a game whose rule
-	// set requires one can use /ws too. Malformed, it is refused here;
-	// what the rule set refuses, Create refuses.
-	if s := q.Get("attributes"); s != "" {
-		var attrs events.Attributes
-		if err := events.DecodeStrict("request", []byte(s), &attrs); err != nil {
-			return req, underField("attributes", err)
-		}
-		req.Attributes = &attrs
-	}
+	// set requires one can use /ws too. Malformed, RequestFromQuery
+	// refused them; what the rule set refuses, Create refuses.
 	return req, nil
-}
-
-// underField names the fields of a validation error of a value that is
-// field's, as a POST's body would have named them.
-func underField(field string, err error) error {
-	var ve *events.ValidationError
-	if !errors.As(err, &ve) {
-		return err
-	}
-	out := &events.ValidationError{Kind: ve.Kind, Fields: make([]events.FieldError, len(ve.Fields))}
-	for i, f := range ve.Fields {
-		if f.Field != "" {
-			f.Field = field + "." + f.Field
-		} else {
-			f.Field = field
-		}
-		out.Fields[i] = f
-	}
-	return out
 }
 
 // maxCloseReason is the most bytes of reason a close frame carries (125

@@ -17,10 +17,11 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
 
 // ErrFull is matched (errors.Is) by a *FullError.
-var ErrFull = errors.New("region is out of game-server capacity")
+var ErrFull = errors.New("region is " + ticketapi.RegionFullText)
 
 // FullError says a region is full and where there is room.
 type FullError struct {
@@ -31,11 +32,7 @@ type FullError struct {
 }
 
 func (e *FullError) Error() string {
-	msg := fmt.Sprintf("region %s is out of game-server capacity", e.Region)
-	if e.Suggest != "" {
-		msg += "; region " + e.Suggest + " has room"
-	}
-	return msg
+	return ticketapi.RegionFullError(e.Region, e.Suggest) // the contract's text
 }
 
 // Is makes errors.Is(err, ErrFull) true.

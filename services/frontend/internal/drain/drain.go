@@ -18,6 +18,7 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
 
 // ErrDrained is matched (errors.Is) by a *DrainedError.
@@ -37,7 +38,9 @@ type DrainedError struct {
 }
 
 func (e *DrainedError) Error() string {
-	return fmt.Sprintf("shard %s is drained: %s", e.Shard, e.Reason)
+	// The contract's text: a WebSocket client reads the shard and the
+	// reason back from it (ticketapi.ParseDrainedReason).
+	return ticketapi.DrainedReason(e.Shard.String(), e.Reason)
 }
 
 // Is makes errors.Is(err, ErrDrained) true.

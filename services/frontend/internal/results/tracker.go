@@ -1,20 +1,33 @@
 // Package results follows the tickets a frontend is responsible for and
 // hands their results to the clients waiting on them.
 //
-// Design: for every tracked ticket the frontend holds one core NATS
-// subscription on the first player's result subject (results.<player_id>),
-// made before the ticket is published so that no result can be missed, and
-// dropped when the ticket ends. All subscriptions deliver into one channel
+// Design: the frontend holds one core NATS subscription on every player's
+// results (results.>), made and flushed when Run starts, before Run
+// serves any Track: so a ticket tracked before it is published misses
+// none of its results, and no ticket costs a SUB or an UNSUB at the
+// server (issue #20). The subscription delivers into one channel
 // (ChanSubscribe), and one goroutine, Run, owns every tracked ticket: it
-// fans results out to waiters, records metrics, and expires tickets that
-// waited past their mode's max_wait (Waits). No goroutine and no JetStream consumer per
-// player: a waiting ticket costs a subscription and a small struct.
+// keeps the result of a tracked player (the subject names the player: a
+// map lookup, no decoding for anyone else's), fans it out to waiters,
+// records metrics, and expires tickets that waited past their mode's
+// max_wait (Waits). No goroutine, subscription or JetStream consumer per
+// player: a waiting ticket costs a small struct.
+//
+// What the subscription cannot hear is read back from the RESULTS stream
+// (catchup.go): the results published while the connection was down, and
+// those nats.go dropped when the channel was full (a slow consumer,
+// counted and logged). Run then asks the stream's leader where each
+// tracked ticket stands (its player's last result; the tickets service
+// for a ticket whose player has moved on), and treats what it reads like
+// what it heard: a status a ticket already has is ignored. No clock and
+// no time window: see catchup.go for why.
 package results
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,17 +48,31 @@ type Tracker struct {
 	now   func() time.Time
 	ticks <-chan time.Time
 
-	msgs chan *nats.Msg
-	reqs chan request
+	// prefix is what a result subject starts with before its player
+	// (results.), so Run reads the player without decoding.
+	prefix string
+	msgs   chan *nats.Msg
+	reqs   chan request
 	// expired receives each expiry that returned.
 	expired chan expiry
-	met     metrics
+	// caught receives the results a catch-up read from the stream, and
+	// caughtUp each catch-up that ended (catchup.go).
+	caught   chan caughtResult
+	caughtUp chan error
+	// outcomes reads a ticket its player's last result does not tell
+	// about (ReadOutcomesWith); nil: none.
+	outcomes atomic.Pointer[Outcomes]
+	met      metrics
 }
 
 type metrics struct {
 	tracked  prometheus.Gauge
 	outcomes *prometheus.CounterVec
 	toAssign prometheus.Histogram
+	// dropped counts results nats.go dropped (the channel was full);
+	// catchUps counts the reads of the stream, by reason.
+	dropped  prometheus.Counter
+	catchUps *prometheus.CounterVec
 }
 
 // Creation is what a ticket was created with. The tracker keeps it for a
@@ -78,6 +105,9 @@ type ticket struct {
 	creation *Creation
 	last     *events.Result
 	waiters  map[chan events.Result]struct{}
+	// trace is the trace id of the request that started following it
+	// (zero: none), the exemplar of its time to assignment.
+	trace traceID
 }
 
 type request struct {
@@ -87,15 +117,14 @@ type request struct {
 	mode     string
 	created  time.Time
 	creation *Creation
+	trace    traceID
 	waiter   chan events.Result
 	reply    chan reply
 }
 
 type reply struct {
-	err error
-	// subscribed: Track made a new subscription, which the caller flushes.
-	subscribed bool
-	creation   *Creation
+	err      error
+	creation *Creation
 }
 
 const (
@@ -110,13 +139,17 @@ const (
 func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.Registerer, waits Waits, expire Expirer) *Tracker {
 	t := &Tracker{
 		nc: nc, subj: subj, log: log, waits: waits, expire: expire, now: time.Now,
-		// Sized for bursts of results; when it is full nats.go drops
-		// messages for the subscriptions behind it (and reports a slow
-		// consumer): a waiter then still gets the result from the stream
-		// on its next look, see Wait.
-		msgs:    make(chan *nats.Msg, 1<<16),
-		reqs:    make(chan request),
-		expired: make(chan expiry),
+		prefix: subj.Result(""),
+		// Every player's results come through it: 65,536 is several
+		// seconds of them at 10,000 results/s, and Run spends well under
+		// a microsecond on one of a player it does not track. When it is
+		// full nats.go drops what comes (a slow consumer): Run counts
+		// the drops and reads them back from the stream (catchup.go).
+		msgs:     make(chan *nats.Msg, 1<<16),
+		reqs:     make(chan request),
+		expired:  make(chan expiry),
+		caught:   make(chan caughtResult, 256),
+		caughtUp: make(chan error, 1),
 		met: metrics{
 			tracked: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "quickmatch_frontend_waiting_tickets", Help: "Tickets this frontend follows that have no outcome yet.",
@@ -128,30 +161,30 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 				Name: "quickmatch_frontend_time_to_assignment_seconds", Help: "From ticket creation to assignment.",
 				Buckets: prometheus.ExponentialBuckets(0.001, 2, 20),
 			}),
+			dropped: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "quickmatch_frontend_results_dropped_total", Help: "Results the frontend's subscription dropped because it fell behind (each is read back from the RESULTS stream).",
+			}),
+			catchUps: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "quickmatch_frontend_result_catchups_total", Help: "Reads of the RESULTS stream for results the subscription missed, by reason (reconnect, dropped).",
+			}, []string{"reason"}),
 		},
 	}
-	reg.MustRegister(t.met.tracked, t.met.outcomes, t.met.toAssign)
+	reg.MustRegister(t.met.tracked, t.met.outcomes, t.met.toAssign, t.met.dropped, t.met.catchUps)
 	return t
 }
 
-// Track follows a ticket from now on. It returns once the subscription is
-// registered with the server, so the ticket may be published after it.
-// creation is set by the caller that tracks a ticket before publishing it,
-// and nil otherwise. Tracking a ticket that is tracked already does nothing.
+// Track follows a ticket from now on. It returns once Run holds it; Run
+// serves no Track before its subscription is registered with the server,
+// so the ticket may be published after it. No round trip: the
+// subscription is the frontend's, not the ticket's. creation is set by
+// the caller that tracks a ticket before publishing it, and nil
+// otherwise. The trace id of ctx's traceparent (events.Meta), if any, is
+// kept as the exemplar of the ticket's time to assignment. Tracking a
+// ticket that is tracked already does nothing.
 func (t *Tracker) Track(ctx context.Context, tk *events.Ticket, creation *Creation) error {
-	ticketID, player := tk.TicketID, tk.Players()[0]
-	r := t.call(ctx, request{kind: reqTrack, id: ticketID, player: player, mode: tk.Mode, created: tk.CreatedAt, creation: creation})
-	if r.err != nil || !r.subscribed {
-		return r.err
-	}
-	// Flush makes the server hold the subscription before the ticket is
-	// published, so even an instant result is seen. It is a round trip,
-	// so it is done here and not in Run: tracks flush side by side.
-	if err := t.nc.Flush(); err != nil {
-		t.Untrack(context.WithoutCancel(ctx), ticketID)
-		return fmt.Errorf("subscribe to results of %s: %w", player, err)
-	}
-	return nil
+	r := t.call(ctx, request{kind: reqTrack, id: tk.TicketID, player: tk.Players()[0], mode: tk.Mode,
+		created: tk.CreatedAt, creation: creation, trace: traceOf(events.MetaFrom(ctx))})
+	return r.err
 }
 
 // Untrack stops following a ticket (its publish failed).
@@ -203,125 +236,4 @@ func (t *Tracker) call(ctx context.Context, r request) reply {
 	case <-ctx.Done():
 		return reply{err: ctx.Err()}
 	}
-}
-
-// Run owns every tracked ticket until ctx ends.
-func (t *Tracker) Run(ctx context.Context) error {
-	tickets := map[string]*ticket{}
-	subs := map[string]*nats.Subscription{} // player -> subscription
-	byPlayer := map[string]map[string]*ticket{}
-	ticks := t.ticks
-	if ticks == nil {
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		ticks = tick.C
-	}
-
-	drop := func(tk *ticket) {
-		delete(tickets, tk.id)
-		ts := byPlayer[tk.player]
-		delete(ts, tk.id)
-		if len(ts) == 0 {
-			delete(byPlayer, tk.player)
-			if sub := subs[tk.player]; sub != nil {
-				_ = sub.Unsubscribe()
-				delete(subs, tk.player)
-			}
-		}
-		for w := range tk.waiters {
-			close(w)
-		}
-		t.met.tracked.Set(float64(len(tickets)))
-	}
-	defer func() {
-		for _, tk := range tickets {
-			drop(tk)
-		}
-	}()
-
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case r := <-t.reqs:
-			r.reply <- t.apply(r, tickets, subs, byPlayer, drop)
-		case m := <-t.msgs:
-			res, err := events.DecodeResult(m.Data)
-			if err != nil {
-				t.log.Warn("bad result ignored", "subject", m.Subject, "err", err)
-				continue
-			}
-			tk := byPlayer[res.PlayerID][res.TicketID]
-			if tk == nil || tk.last != nil && res.Status.Rank() <= tk.last.Status.Rank() {
-				continue // another ticket of the player, or an old status
-			}
-			tk.last = &res
-			for w := range tk.waiters {
-				select {
-				case w <- res:
-				default: // a waiter holds at most the last few results
-				}
-			}
-			if res.Status.Terminal() {
-				t.met.outcomes.WithLabelValues(string(res.Status)).Inc()
-				if res.Status == events.StatusAssigned {
-					t.met.toAssign.Observe(t.now().Sub(tk.created).Seconds())
-				}
-				drop(tk)
-			}
-		case e := <-t.expired:
-			if tk := tickets[e.id]; tk != nil {
-				t.expiryReturned(tk, e.soon)
-			}
-		case <-ticks:
-			t.expireDue(ctx, t.now(), tickets)
-		}
-	}
-}
-
-func (t *Tracker) apply(r request, tickets map[string]*ticket, subs map[string]*nats.Subscription, byPlayer map[string]map[string]*ticket, drop func(*ticket)) reply {
-	var rep reply
-	switch r.kind {
-	case reqTrack:
-		if _, ok := tickets[r.id]; ok {
-			return rep
-		}
-		if subs[r.player] == nil {
-			sub, err := t.nc.ChanSubscribe(t.subj.Result(r.player), t.msgs)
-			if err != nil {
-				return reply{err: fmt.Errorf("subscribe to results of %s: %w", r.player, err)}
-			}
-			subs[r.player] = sub
-			rep.subscribed = true
-		}
-		tk := &ticket{id: r.id, player: r.player, mode: r.mode, created: r.created, since: r.created, creation: r.creation, waiters: map[chan events.Result]struct{}{}}
-		tickets[r.id] = tk
-		if byPlayer[r.player] == nil {
-			byPlayer[r.player] = map[string]*ticket{}
-		}
-		byPlayer[r.player][r.id] = tk
-		t.met.tracked.Set(float64(len(tickets)))
-	case reqUntrack:
-		if tk, ok := tickets[r.id]; ok {
-			drop(tk)
-		}
-	case reqWait:
-		tk, ok := tickets[r.id]
-		if !ok {
-			return reply{err: ErrNotTracked}
-		}
-		rep.creation = tk.creation
-		tk.waiters[r.waiter] = struct{}{}
-		if tk.last != nil {
-			r.waiter <- *tk.last
-		}
-	case reqUnwait:
-		if tk, ok := tickets[r.id]; ok {
-			if _, waiting := tk.waiters[r.waiter]; waiting {
-				delete(tk.waiters, r.waiter)
-				close(r.waiter)
-			}
-		}
-	}
-	return rep
 }

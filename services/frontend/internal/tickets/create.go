@@ -16,8 +16,11 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
 
-// Create validates req, stores the ticket record, starts following the
-// player's results and then publishes the ticket. With an idempotency key
+// Create validates req, starts following the player's results, then
+// stores the ticket record and publishes the ticket, the two pipelined
+// (storeAndQueue; for a ticket its caller named, one after the other:
+// createKeyed), and makes it its players' live ticket (take) before it
+// answers. With an idempotency key
 // (or a client ticket id) a repeated request gets the same ticket back; the
 // publish is repeated too, which JetStream's duplicate window stores once,
 // so a request whose first attempt died between the record and the publish
@@ -39,7 +42,14 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 	if err != nil {
 		return View{}, err
 	}
-	hash := requestHash(req)
+	// Only a repeat compares the request's hash, and only a ticket named
+	// by its caller (a key, or a chosen id) can be repeated: a random id
+	// is never asked for again, so its record keeps no hash.
+	keyed := idempotencyKey != "" || req.TicketID != ""
+	var hash string
+	if keyed {
+		hash = requestHash(req)
+	}
 	switch {
 	case t.TicketID != "":
 	case idempotencyKey != "":
@@ -48,51 +58,28 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 		t.TicketID = newTicketID()
 	}
 	rec := Record{Ticket: t, Shard: shard, RequestHash: hash}
-	if idempotencyKey != "" || req.TicketID != "" {
-		if old, err := s.Record(ctx, t.TicketID); err == nil {
-			if old.RequestHash != hash {
-				return View{}, ErrIdempotencyReuse
+	if err := s.admit(shard); err != nil {
+		// A drained or full shard takes no new ticket; a repeat of one it
+		// took is no new ticket.
+		if keyed {
+			if v, found, rerr := s.repeat(ctx, rec); found || rerr != nil {
+				return v, rerr
 			}
-			if err := s.republish(ctx, old); err != nil {
-				return View{}, err
-			}
-			return s.View(ctx, old)
-		} else if !errors.Is(err, ErrNotFound) {
-			return View{}, err
 		}
-	}
-	// A drained shard takes no new ticket; a repeat (above) of one it
-	// took is no new ticket. Told before capacity: the operator's reason.
-	if s.cfg.Drains != nil {
-		if err := s.cfg.Drains.CheckShard(shard); err != nil {
-			return View{}, err
-		}
-	}
-	if err := s.capacity.Check(shard.Region); err != nil {
 		return View{}, err
 	}
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return View{}, fmt.Errorf("encode ticket record: %w", err)
+	if keyed {
+		return s.createKeyed(ctx, rec, set.Version())
 	}
-	// The record is stored while the tracker subscribes: two round trips
-	// side by side; the ticket is published once both are done.
-	stored := make(chan error, 1)
-	go func() {
-		_, err := s.kv.Put(ctx, t.TicketID, data)
-		stored <- err
-	}()
+	// Tracked before it is published, so that none of its results is
+	// missed. No round trip (the tracker's one subscription is the
+	// frontend's); the record and the ticket are written together after.
 	if err := s.tracker.Track(ctx, &t, &results.Creation{Shard: shard, Mode: t.Mode, Players: t.Players()}); err != nil {
-		<-stored
 		return View{}, err
 	}
-	if err := <-stored; err != nil {
+	if err := s.storeAndQueue(ctx, rec, set.Version()); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
-		return View{}, fmt.Errorf("store ticket %s: %w", t.TicketID, err)
-	}
-	if _, err := s.pub.TicketUnder(ctx, shard.Region, shard.Tier, t, set.Version()); err != nil {
-		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
-		return View{}, fmt.Errorf("queue ticket %s: %w", t.TicketID, err)
+		return View{}, err
 	}
 	if err := s.take(ctx, rec); err != nil {
 		// Queued, and its shard's owner takes it in all the same; the

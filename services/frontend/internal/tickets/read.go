@@ -33,33 +33,45 @@ func (s *Service) View(ctx context.Context, rec Record) (View, error) {
 }
 
 // outcome is the most advanced result of a ticket, read from JetStream.
-// Usually it is the newest result on its first player's subject. When
-// that one is about another ticket of the player (a newer one), the
-// ticket's claim says whether it has an outcome at all, and the player's
-// stored results (RESULTS keeps the last few per player) are read one by
-// one with a subject-filtered get for the ticket's own; if they are gone
-// too, the claim alone says what became of it.
+// Usually it is the newest result on its first player's subject; when
+// that one is about another ticket of the player (a newer one), or there
+// is none, OutcomeBehind says.
 func (s *Service) outcome(ctx context.Context, rec Record) (*events.Result, error) {
-	id := rec.Ticket.TicketID
-	subject := s.subj.Result(rec.Ticket.Players()[0])
-	raw, err := s.results.GetLastMsgForSubject(ctx, subject)
+	id, player := rec.Ticket.TicketID, rec.Ticket.Players()[0]
+	raw, err := s.results.GetLastMsgForSubject(ctx, s.subj.Result(player))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		raw, err = nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("result of ticket %s: %w", id, err)
 	}
+	var last uint64
 	if raw != nil {
 		if r, err := events.DecodeResult(raw.Data); err == nil && r.TicketID == id {
 			return &r, nil
 		}
+		last = raw.Sequence
 	}
+	return s.OutcomeBehind(ctx, id, player, last)
+}
+
+// OutcomeBehind is the most advanced result of a ticket whose first
+// player's last result, at stream sequence last (0: the player has
+// none), is another ticket's: nil while it has none. The ticket's claim
+// says whether it has an outcome at all, and the player's stored results
+// up to last (RESULTS keeps the last few per player) are read one by one
+// with a subject-filtered get for the ticket's own; if they are gone
+// too, the claim alone says what became of it. The results tracker's
+// catch-up asks it (results.Outcomes) for the tickets a player's last
+// result does not tell about.
+func (s *Service) OutcomeBehind(ctx context.Context, id, player string, last uint64) (*events.Result, error) {
 	owner, err := s.claims.Owner(ctx, id)
 	if err != nil || owner == "" {
 		return nil, err // no claim: it is still queued
 	}
+	subject := s.subj.Result(player)
 	var best *events.Result
-	for seq := uint64(1); raw != nil; {
+	for seq := uint64(1); last > 0; {
 		m, err := s.results.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
@@ -70,8 +82,8 @@ func (s *Service) outcome(ctx context.Context, rec Record) (*events.Result, erro
 		if r, err := events.DecodeResult(m.Data); err == nil && r.TicketID == id && (best == nil || r.Status.Rank() >= best.Status.Rank()) {
 			best = &r
 		}
-		if m.Sequence >= raw.Sequence {
-			break // the newest, read above
+		if m.Sequence >= last {
+			break // the newest, read by the caller
 		}
 		seq = m.Sequence + 1
 	}
@@ -79,7 +91,7 @@ func (s *Service) outcome(ctx context.Context, rec Record) (*events.Result, erro
 		return best, nil
 	}
 	// Gone from the stream (or not out yet): the claim alone says.
-	claimed := events.ClaimedResult(id, rec.Ticket.Players()[0], owner)
+	claimed := events.ClaimedResult(id, player, owner)
 	return &claimed, nil
 }
 

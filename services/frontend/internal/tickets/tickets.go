@@ -26,6 +26,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
 
@@ -40,19 +41,8 @@ var (
 	ErrForbidden = errors.New("a player may queue only for themself or a party they are in")
 )
 
-// Request is what a client asks for.
-type Request struct {
-	TicketID    string         `json:"ticket_id,omitempty"`
-	PlayerID    string         `json:"player_id,omitempty"`
-	Party       []string       `json:"party,omitempty"`
-	Mode        string         `json:"mode,omitempty"`
-	Skill       *int           `json:"skill"`
-	Region      string         `json:"region"`
-	LatenciesMS map[string]int `json:"latencies_ms,omitempty"`
-	// Attributes are the ticket's attributes (events.Attributes), which
-	// the rule set must declare.
-	Attributes *events.Attributes `json:"attributes,omitempty"`
-}
+// Request is what a client asks for (the contract's, pkg/ticketapi).
+type Request = ticketapi.Request
 
 // Record is what the tickets bucket keeps per ticket. Its owners are the
 // ticket's players (Ticket.Players): they, and the server role, may read,
@@ -109,21 +99,8 @@ func Owns(c identity.Caller, players []string) bool {
 var System = identity.Caller{Server: true, Subject: "frontend"}
 
 // View is a ticket as a client sees it: the API's wire shape, so its
-// shard is spelled out as region and tier (see openapi.yaml).
-type View struct {
-	TicketID   string             `json:"ticket_id"`
-	Status     events.Status      `json:"status"`
-	Region     string             `json:"region,omitempty"`
-	Tier       string             `json:"tier,omitempty"`
-	Mode       string             `json:"mode,omitempty"`
-	MatchID    string             `json:"match_id,omitempty"`
-	Reason     string             `json:"reason,omitempty"`
-	Assignment *events.Assignment `json:"assignment,omitempty"`
-	// ExpectedWaitMS is, while the ticket is queued, the expected wait
-	// of its shard and mode (events.QueueStats), filled in by the API;
-	// left out when unknown.
-	ExpectedWaitMS int64 `json:"expected_wait_ms,omitempty"`
-}
+// shard is spelled out as region and tier (the contract's, pkg/ticketapi).
+type View = ticketapi.View
 
 // ViewOf is the view of a record with a result applied.
 func ViewOf(rec Record, r *events.Result) View {
@@ -138,6 +115,8 @@ func ViewOf(rec Record, r *events.Result) View {
 type Tracker interface {
 	Track(ctx context.Context, t *events.Ticket, creation *results.Creation) error
 	Untrack(ctx context.Context, ticketID string)
+	// ReadOutcomesWith gives its catch-up the service's OutcomeBehind.
+	ReadOutcomesWith(results.Outcomes)
 }
 
 // Capacity refuses tickets for a region without free rooms (capacity.Watcher).
@@ -170,6 +149,8 @@ type Service struct {
 	cfg     Config
 	kv      jetstream.KeyValue
 	results jetstream.Stream
+	// js queues new tickets (storeAndQueue), pub everything else.
+	js      jetstream.JetStream
 	claims  *events.Claims
 	players *events.Players
 	subj    events.Subjects
@@ -214,9 +195,14 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 	}
 	pub := events.NewPublisher(js, subj)
 	s := &Service{
-		cfg: cfg, kv: kv, results: results, claims: claims, players: players, subj: subj,
+		cfg: cfg, kv: kv, results: results, js: js, claims: claims, players: players, subj: subj,
 		pub: pub, tracker: tracker, capacity: capacity, log: log, now: time.Now,
 	}
 	s.tellSuperseded = pub.TellSuperseded(cfg.Regions, func(err error) { s.noticeNotSent(err) })
+	if tracker != nil {
+		// Where a tracked ticket stands, for the tracker's catch-up, is
+		// read as Get reads it: one answer to the question, not two.
+		tracker.ReadOutcomesWith(s.OutcomeBehind)
+	}
 	return s, nil
 }

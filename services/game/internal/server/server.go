@@ -10,7 +10,8 @@
 // itself so that no allocation picks it, and shuts down after its last
 // room (retire.go). A room whose mode accepts backfill frees the seat of
 // a player gone for good during its game and asks for another
-// (backfill.go).
+// (backfill.go). A join (join.go) is a "join" span (pkg/tracing), child
+// of the allocation whose traceparent its URL carries.
 //
 // Concurrency: each room is owned by one goroutine (room.run) that holds
 // the game and the room's connections; WebSocket readers send it events,
@@ -182,63 +183,6 @@ func (s *Server) Status() play.Status {
 		st.Backfill, st.Seated = s.shownBackfill()
 	}
 	return st
-}
-
-func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	join := play.ParseJoin(r.URL.Query())
-	grant, err := s.cfg.JoinKeys.Verify(join.Token, s.now())
-	// An expired token is still signed for its room and player: with a
-	// resume key it may take back that player's seat in an open room (the
-	// room checks the key), so a game that outlasts the token's life can
-	// still be resumed. It opens no room and takes no new seat.
-	resumeOnly := errors.Is(err, jointoken.ErrExpired) && join.Resume != ""
-	if resumeOnly {
-		err = nil
-	}
-	switch {
-	case err != nil:
-		http.Error(w, "join refused: "+err.Error(), http.StatusForbidden)
-		return
-	case grant.MatchID != join.MatchID:
-		http.Error(w, "join refused: token is for another room", http.StatusForbidden)
-		return
-	}
-	rm, err := s.room(r.Context(), grant, resumeOnly)
-	switch {
-	case errors.Is(err, errFull) || errors.Is(err, errDraining):
-		http.Error(w, "join refused: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	case errors.Is(err, errNotAssigned) || errors.Is(err, jointoken.ErrExpired):
-		http.Error(w, "join refused: "+err.Error(), http.StatusForbidden)
-		return
-	case err != nil:
-		http.Error(w, "join refused: "+err.Error(), http.StatusGone)
-		return
-	}
-	team, err := rm.seating.team(grant)
-	if err != nil {
-		http.Error(w, "join refused: "+err.Error(), http.StatusForbidden)
-		return
-	}
-	conn, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		// Upgrade has answered the client already; nothing more to do.
-		s.log.Debug("websocket upgrade", "err", err)
-		return
-	}
-	c := newClient(grant.PlayerID, join.Resume, conn)
-	c.team, c.starts, c.resumeOnly = team, grant.Seat.Starts, resumeOnly
-	s.met.players.Inc()
-	defer s.met.players.Dec()
-	if !rm.send(event{kind: evJoin, client: c}) {
-		c.refuse("room has ended")
-		return
-	}
-	// The room has received c's join: from now on it alone closes c.send
-	// (it may have already, refusing c), and writeLoop drains what it
-	// queued there before the close.
-	go c.writeLoop()
-	c.readLoop(rm)
 }
 
 var (

@@ -73,6 +73,7 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		r.acks.term(msg.Reply())
 		return
 	}
+	e.Trace = ticketTrace(msg.Headers(), now)
 	if e.Waited(now) >= time.Duration(mode.MaxWait) {
 		r.ends.expire(ctx, e, mode)
 		return

@@ -267,13 +267,14 @@ func (r *runner) fillBackfill(ctx context.Context, p *pool.Pool, h *heldBackfill
 	h.filling = match.MatchID
 	r.log.Info("backfill request filled from the pool", "backfill_id", h.req.BackfillID, "room", h.req.MatchID,
 		"match_id", match.MatchID, "tickets", len(all))
-	for r.committing >= maxInFlight {
-		r.settleCommit(ctx, <-r.committed, false)
-	}
+	links := waitedAll(ctx, all, now)
+	r.makeRoom(ctx)
 	r.committing++
 	commits, claims, rec := r.commits, r.commits.claims, r.commits.rec
 	go func() {
-		o := commits.commit(ctx, p, match, ids, all, notices, now)
+		var o commitOutcome
+		commits.commitBatch(ctx, []formed{{p: p, match: match, ids: ids, all: all, notices: notices, now: now, links: links}}, nil,
+			func(out commitOutcome) { o = out })
 		fate := backfillOpen
 		if len(o.retry) == 0 {
 			// With tickets to retry, the commit could not decide the

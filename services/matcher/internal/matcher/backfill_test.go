@@ -234,6 +234,7 @@ func TestBackfillNeverPutsATicketInTwoMatches(t *testing.T) {
 	now := time.Now()
 	ra.fillBackfill(t.Context(), ra.pools["2v2"], h, now)
 	rb.formMatch(t.Context(), p, [][]*pool.Entry{four[:2], four[2:]}, now)
+	rb.commitFormed(t.Context()) // as the run loop does at the end of its turn
 	for _, r := range []*runner{ra, rb} {
 		select {
 		case o := <-r.committed:

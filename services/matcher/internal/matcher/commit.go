@@ -2,7 +2,6 @@ package matcher
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -12,9 +11,10 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
 )
 
-// committer claims, checks, decides and publishes formed matches (commit),
-// each off the runner's goroutine: it holds no shard state, and what the
-// runner must do comes back in a commitOutcome.
+// committer claims, checks, decides and publishes formed matches, a batch
+// at a time (commitBatch, batch.go), off the runner's goroutine: it holds
+// no shard state, and what the runner must do comes back in a
+// commitOutcome per match.
 type committer struct {
 	*matchState
 	rec  *recoverer
@@ -56,88 +56,8 @@ type unpublishedMatch struct {
 	match   events.Match
 	entries []*pool.Entry
 	notices []events.MatchedNotice
-}
-
-// commit claims, publishes and acks one match; once it is published, it
-// sends notices, the matched notices of its tickets that may have copies
-// elsewhere (runner.matchedNotices). It runs outside the owner goroutine
-// and touches no runner state: what the runner must do comes back in the
-// outcome.
-func (c *committer) commit(ctx context.Context, p *pool.Pool, match events.Match, ids []string, all []*pool.Entry, notices []events.MatchedNotice, now time.Time) commitOutcome {
-	out := commitOutcome{p: p, entries: all}
-	log := c.log.With("match_id", match.MatchID)
-	lost, stale, decision, first, err := c.claimAndDecide(ctx, match, ids)
-	if err != nil {
-		log.Error("claim match tickets; tickets kept", "err", err)
-		out.retry = all
-		return out
-	}
-	if decision == events.DecisionPublished && len(stale) > 0 {
-		// A worker recovering the match checked before the newer ticket
-		// was taken and published it: the match stands (events.Players).
-		log.Info("match published by a recovering worker; followed", "stale", len(stale))
-	}
-	if decision == events.DecisionUndone {
-		return c.followUndone(ctx, log, match, all, stale, out)
-	}
-	if len(lost) > 0 {
-		return c.resolveLost(ctx, log, match, all, lost, out)
-	}
-	// Decided first here, the match was not sent yet; decided first by a
-	// recovering worker, it may have been, long ago: sendOnce reads
-	// whether.
-	if first {
-		err = c.send(ctx, match)
-	} else {
-		_, err = c.sendOnce(ctx, match)
-	}
-	if err != nil {
-		log.Error("publish match; will retry it as it is", "err", err)
-		out.unpublished = &unpublishedMatch{match: match, entries: all, notices: notices}
-		return out
-	}
-	c.matched(match, all, notices, now)
-	return out
-}
-
-// claimAndDecide stores the match, then claims its tickets; lost are those other
-// owners hold. With every claim held, it checks that each ticket is still
-// its players' live ticket (stale are those that are not) and decides the
-// match (first: this call made the decision).
-func (c *committer) claimAndDecide(ctx context.Context, match events.Match, ids []string) (lost, stale map[string]string, decision events.Decision, first bool, err error) {
-	cctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	// The match is stored before its tickets are claimed: if this worker
-	// dies (or stalls) between the claims and the publish, another finds
-	// the match behind the claims and decides it (recoverMatch).
-	data, _ := json.Marshal(match) // a Match always encodes
-	if _, err = c.matches.Put(cctx, match.MatchID, data); err != nil {
-		return nil, nil, "", false, err
-	}
-	if lost, err = c.claims.ClaimAll(cctx, ids, events.MatchOwner(match.MatchID)); err != nil || len(lost) > 0 {
-		return lost, nil, "", false, err
-	}
-	if c.claimed != nil {
-		c.claimed(match.MatchID)
-	}
-	// With every claim held: is each ticket still its players' live
-	// ticket? (events.Players says why this check, after the claims,
-	// is what keeps a superseded ticket out of every match.) Then the
-	// match is decided, once: a worker recovering it may have checked
-	// at another moment and decided first (events.Decisions).
-	//
-	// On an error the claims stay the match's, undecided: given back,
-	// they could free the tickets of a match a recovering worker has
-	// just published. The tickets wait in the pool; whoever meets the
-	// claims next (this match formed again, or recoverMatch) decides.
-	if stale, err = c.players.Stale(cctx, match.TicketPlayers()); err != nil {
-		return nil, nil, "", false, err
-	}
-	if c.checked != nil {
-		c.checked(match.MatchID)
-	}
-	decision, first, err = c.decisions.Decide(cctx, match.MatchID, wanted(stale))
-	return nil, stale, decision, first, err
+	// meta is what its commit published it with (spans.go).
+	meta events.Meta
 }
 
 // wanted is the decision a check of a match's tickets asks for: undone if
@@ -254,7 +174,7 @@ func (c *committer) dropStale(ctx context.Context, log *slog.Logger, match event
 // matched acks a published match's tickets, counts it, and sends
 // notices, asking the runners that may hold copies of its tickets to drop
 // them.
-func (c *committer) matched(match events.Match, all []*pool.Entry, notices []events.MatchedNotice, now time.Time) {
+func (c *committer) matched(match events.Match, all []*pool.Entry, notices []events.MatchedNotice, meta events.Meta, now time.Time) {
 	lo, hi := events.MaxSkill, events.MinSkill
 	for _, e := range all {
 		c.acks.ack(e.Ack)
@@ -264,7 +184,8 @@ func (c *committer) matched(match events.Match, all []*pool.Entry, notices []eve
 	c.met.spread.Observe(float64(hi - lo))
 	c.met.tickets.WithLabelValues("matched").Add(float64(len(all)))
 	c.met.matches.WithLabelValues(match.Mode).Inc()
-	c.log.Info("match formed", "match_id", match.MatchID, "mode", match.Mode, "tickets", len(all), "skill_spread", hi-lo)
+	c.log.Info("match formed", "match_id", match.MatchID, "mode", match.Mode, "tickets", len(all), "skill_spread", hi-lo,
+		"correlation_id", meta.CorrelationID, "ticket_correlation_ids", correlationIDs(all))
 	// Its own context: a retry of an unpublished match has none, and the
 	// notices only need the connection.
 	c.sendMatchedNotices(context.Background(), match, notices)

@@ -59,8 +59,11 @@
 // (end.go) and fills running rooms' backfill requests from its pools (backfill.go); it counts matched waits
 // and writes its shard's queue figures (stats.go); for a mode that names a
 // match function it asks that function for the mode's matches and commits
-// the proposals that pass its checks (function.go). A commit (commit.go) claims,
-// checks, decides and publishes one match off that goroutine; a recoverer
+// the proposals that pass its checks (function.go). A commit (commit.go,
+// batch.go) claims, checks, decides and publishes off that goroutine the
+// matches formed in one turn of the runner's loop, as one batch whose
+// every phase's writes go out together; its spans (spans.go) follow each
+// ticket's wait and each match's commit (pkg/tracing); a recoverer
 // (recover.go) settles a match another matcher left behind its claims.
 // Both decide and follow a match with the same buckets (matchState, in
 // commit.go) and undo a match decided undone alike (undo.go); both send

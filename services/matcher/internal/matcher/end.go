@@ -21,6 +21,8 @@ type ender struct {
 	met     *metrics
 	timeout time.Duration
 	log     *slog.Logger
+	// now is the worker's clock (Worker.clock): a wait span's end.
+	now func() time.Time
 }
 
 // expire ends a ticket that waited its mode's max wait.
@@ -29,6 +31,7 @@ func (en *ender) expire(ctx context.Context, e *pool.Entry, mode *rules.Mode) {
 		en.acks.ack(e.Ack) // its home shard expires it and tells the players
 		return
 	}
+	waited(ctx, e, "expired", en.now())
 	en.end(ctx, e, mode.Name, events.StatusExpired, events.OwnerExpired, fmt.Sprintf("no match within %s", time.Duration(mode.MaxWait)))
 }
 

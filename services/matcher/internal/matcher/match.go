@@ -8,11 +8,11 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
 )
 
-// maxInFlight bounds the matches of one shard being committed at once. A
-// commit is a few JetStream round trips (record, claims, results, match);
-// with this many side by side a shard forms matches at this many times the
-// rate one at a time would allow, and the owner goroutine never waits on
-// the network to match.
+// maxInFlight bounds the matches of one shard formed and not yet settled
+// (in a batch being formed or committed). A batch's commit is a few
+// JetStream round trips (batch.go), whatever its size; the owner
+// goroutine never waits on the network to match, and the matches formed
+// while a batch commits go in the next one.
 const maxInFlight = 64
 
 // tryMatch forms matches around anchor until none fits, unless a match
@@ -30,9 +30,10 @@ func (r *runner) tryMatch(ctx context.Context, p *pool.Pool, anchor *pool.Entry,
 	}
 }
 
-// formMatch hands a match, its tickets out of the pool, to a commit of its
-// own, and goes on: the owner goroutine does not wait for JetStream. When
-// maxInFlight commits are under way it first settles one.
+// formMatch puts a match, its tickets out of the pool, in the batch the
+// runner commits next (commitFormed), and goes on: the owner goroutine
+// does not wait for JetStream. When maxInFlight matches are formed and
+// not settled it first commits the batch, or settles one.
 func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.Entry, now time.Time) {
 	mode := p.Mode()
 	match := events.Match{Mode: mode.Name, Region: r.shard.Region, Tier: r.shard.Tier, CreatedAt: now.UTC(), AcceptsBackfill: mode.AcceptsBackfill}
@@ -55,13 +56,49 @@ func (r *runner) formMatch(ctx context.Context, p *pool.Pool, teams [][]*pool.En
 	match.MatchID = r.matchID(keys)
 	notices := r.matchedNotices(match.MatchID, all)
 	r.stats.matched(match.Mode, all, now)
-	for r.committing >= maxInFlight {
+	links := waitedAll(ctx, all, now)
+	r.makeRoom(ctx)
+	r.forming = append(r.forming, formed{p: p, match: match, ids: ids, all: all, notices: notices, now: now, links: links})
+}
+
+// makeRoom makes room for one more match in flight: while maxInFlight
+// are formed and not settled, it commits the batch being formed, or
+// settles a commit.
+func (r *runner) makeRoom(ctx context.Context) {
+	for r.committing+len(r.forming) >= maxInFlight {
+		if len(r.forming) > 0 {
+			r.commitFormed(ctx)
+			continue
+		}
 		// Without rematching: tickets put back wait for the next arrival or
 		// sweep, so settling here never nests another formMatch.
 		r.settleCommit(ctx, <-r.committed, false)
 	}
-	r.committing++
-	go func() { r.committed <- r.commits.commit(ctx, p, match, ids, all, notices, now) }()
+}
+
+// commitFormed commits the matches formed since the last batch, as one
+// batch (committer.commitBatch) on a goroutine of its own; each match's
+// outcome comes back on committed.
+func (r *runner) commitFormed(ctx context.Context) {
+	if len(r.forming) == 0 {
+		return
+	}
+	batch := r.forming
+	r.forming = nil
+	r.committing += len(batch)
+	r.batches.Add(1)
+	go r.commits.commitBatch(ctx, batch, func() { r.batches.Add(-1) }, func(o commitOutcome) { r.committed <- o })
+}
+
+// commitTurn commits the matches formed in the turn of the loop that
+// ends, unless a batch is still in its phases: then they wait for the
+// next turn after it, and go with those formed meanwhile (a batch's
+// end wakes the loop with its outcomes; a sweep, at the latest, commits
+// them). So under load the batches grow, and a lone match goes at once.
+func (r *runner) commitTurn(ctx context.Context, sweep bool) {
+	if sweep || r.batches.Load() == 0 {
+		r.commitFormed(ctx)
+	}
 }
 
 // matchKey names e's message for events.MatchID, by the stream it came by.
@@ -130,11 +167,11 @@ func (r *runner) settleCommit(ctx context.Context, o commitOutcome, rematch bool
 func (r *runner) retryUnpublished(ctx context.Context) {
 	keep := r.unpublished[:0]
 	for _, um := range r.unpublished {
-		if _, err := r.commits.sendOnce(ctx, um.match); err != nil {
+		if _, err := r.commits.sendOnce(events.WithMeta(ctx, um.meta), um.match); err != nil {
 			keep = append(keep, um)
 			continue
 		}
-		r.commits.matched(um.match, um.entries, um.notices, r.now())
+		r.commits.matched(um.match, um.entries, um.notices, um.meta, r.now())
 	}
 	r.unpublished = keep
 }

@@ -28,7 +28,7 @@ type env struct {
 	subj events.Subjects
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	s := testkit.RunServer(t)
 	nc := testkit.Connect(t, s)

@@ -71,11 +71,16 @@ type runner struct {
 	// publishes are under way (commit): out of the pools, not yet settled;
 	// each with the stream sequence of its message.
 	inflight map[string]uint64
-	// committed receives each commit's outcome; committing counts the
-	// commits whose outcome the runner has not taken yet (at most
-	// maxInFlight, the channel's capacity, so a commit never blocks).
+	// forming are the matches formed and not yet committed: the next
+	// batch (commitFormed). committed receives each match's outcome;
+	// committing counts the matches committed whose outcome the runner
+	// has not taken yet (with forming at most maxInFlight, the channel's
+	// capacity, so a commit never blocks); batches counts the batches in
+	// their phases (commitTurn).
+	forming    []formed
 	committed  chan commitOutcome
 	committing int
+	batches    atomic.Int32
 
 	// admitting are the tickets being taken as their players' live
 	// ticket (events.Players: a few round trips, off this goroutine),
@@ -113,7 +118,7 @@ func newRunner(w *Worker, s events.Shard) *runner {
 		shard: s, log: log, js: w.js, subj: w.subj, sweepEvery: w.cfg.Sweep, anchors: w.cfg.SweepAnchors,
 		now: w.clock, acks: acks, met: w.met, in: w.in,
 		commits: &committer{matchState: w.state, rec: rec, acks: acks, met: w.met, log: log},
-		ends:    &ender{shard: s, claims: w.state.claims, rec: rec, acks: acks, met: w.met, timeout: timeout, log: log},
+		ends:    &ender{shard: s, claims: w.state.claims, rec: rec, acks: acks, met: w.met, timeout: timeout, log: log, now: w.clock},
 		offers:  offers,
 		stats:   newWaitStats(s, w.js, w.subj, timeout, log),
 		pools:   map[string]*pool.Pool{}, ended: newRecent[struct{}](0), undone: newRecent[struct{}](0),
@@ -203,9 +208,9 @@ func (r *runner) run(ctx context.Context) {
 		case msg := <-r.inbox:
 			if r.isBackfill(msg) {
 				r.addBackfill(ctx, msg)
-				continue
+			} else {
+				r.add(ctx, msg)
 			}
-			r.add(ctx, msg)
 		case id := <-r.cancels:
 			r.dropEnded(id)
 		case n := <-r.copies.notices:
@@ -214,7 +219,10 @@ func (r *runner) run(ctx context.Context) {
 			r.settleCopyCheck(ctx, c, true)
 		case <-tick.C:
 			r.sweep(ctx, calls, r.now()) // the worker's one clock, not the ticker's
+			r.commitTurn(ctx, true)
+			continue
 		}
+		r.commitTurn(ctx, false)
 	}
 }
 
@@ -228,6 +236,7 @@ func (r *runner) handBack(ctx context.Context) {
 	for r.admissions > 0 {
 		r.settleAdmission(ctx, <-r.admitted, false)
 	}
+	r.commitFormed(ctx) // what was formed is settled as any commit
 	for r.committing > 0 {
 		r.settleCommit(ctx, <-r.committed, false)
 	}

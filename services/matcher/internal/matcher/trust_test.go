@@ -17,7 +17,7 @@ import (
 
 // liveTicket records ticket id as player's live ticket in the players
 // bucket, as a Take would have.
-func (e *env) liveTicket(t *testing.T, player, id string, created time.Time) {
+func (e *env) liveTicket(t testing.TB, player, id string, created time.Time) {
 	t.Helper()
 	kv, err := e.js.KeyValue(t.Context(), e.subj.PlayersBucket())
 	if err != nil {

@@ -25,14 +25,15 @@ type Entry struct {
 	// Visitor marks a ticket whose home is another shard: another
 	// region's, or another tier's (Tier).
 	Visitor bool
-	// Tier is the tier of the ticket's own shard when it is a visitor
-	// from another tier; "" otherwise.
-	Tier string
 	// Offered marks a ticket its shard offered to another shard, from
 	// the moment the offer is planned (a publish that failed may have
 	// been stored all the same): copies of it may wait elsewhere, which a
-	// matched notice is to drop once it is matched.
+	// matched notice is to drop once it is matched. (Beside Visitor: two
+	// bools in one word.)
 	Offered bool
+	// Tier is the tier of the ticket's own shard when it is a visitor
+	// from another tier; "" otherwise.
+	Tier string
 	// Latencies are the regions the ticket may also play in, by latency.
 	Latencies []RegionLatency
 	// Attrs are the ticket's attributes as canonical JSON (what
@@ -48,6 +49,11 @@ type Entry struct {
 	// recompiled by Add and SetMode when the pool's mode is not the one
 	// they were compiled for. Never changed in place: entries may share.
 	Values rules.Values
+	// Trace is what the ticket's spans need, when it has any of it: nil
+	// for a ticket that came with no trace context nor correlation id
+	// while tracing is off. A pointer: 8 bytes per waiting ticket (which
+	// the Entry's size class had free), not the fields' 40.
+	Trace *Trace
 
 	// compiled is the mode Values and band were compiled for.
 	compiled     *rules.Mode
@@ -58,6 +64,15 @@ type Entry struct {
 	// dueAt is its place among the tickets created in its second
 	// (Pool.due).
 	dueAt int32
+}
+
+// Trace is a waiting ticket's trace context (its message's W3C
+// traceparent, "" if none), its correlation id ("" if none), and when it
+// entered the pool (Unix nanoseconds), where its "wait" span starts.
+type Trace struct {
+	Parent        string
+	CorrelationID string
+	Entered       int64
 }
 
 // RegionLatency is one other region a ticket reported, and whether the

@@ -10,91 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
-
-// cutCluster is a 3-node JetStream cluster whose routes all pass through
-// links: links[i][j] carries node i's dials to node j.
-type cutCluster struct {
-	servers []*server.Server
-	links   [3][3]*testkit.Link
-}
-
-func runCutCluster(t *testing.T) *cutCluster {
-	t.Helper()
-	ports, err := testkit.Ports(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cutCluster{}
-	for i := range 3 {
-		for j := range 3 {
-			if i != j {
-				c.links[i][j] = testkit.NewLink(t, fmt.Sprintf("127.0.0.1:%d", ports[j]))
-			}
-		}
-	}
-	for i := range 3 {
-		opts := testkit.ServerOptions(t.TempDir())
-		opts.ServerName = fmt.Sprintf("n%d", i+1)
-		opts.Cluster = server.ClusterOpts{Name: "cut", Host: "127.0.0.1", Port: ports[i], NoAdvertise: true}
-		// A node gossiped to the others is dialled through a link too;
-		// through node 3's, so that a cut of node 3 holds them.
-		if i == 2 {
-			opts.Cluster.Advertise = c.links[0][2].Addr()
-		} else {
-			opts.Cluster.Advertise = c.links[2][i].Addr()
-		}
-		for j := range 3 {
-			if j != i {
-				opts.Routes = append(opts.Routes, server.RoutesFromStr("nats://"+c.links[i][j].Addr())...)
-			}
-		}
-		c.servers = append(c.servers, testkit.RunServerWith(t, opts))
-	}
-	return c
-}
-
-// cut holds every route of node k.
-func (c *cutCluster) cut(k int) {
-	for i := range 3 {
-		if i != k {
-			c.links[i][k].Cut(testkit.Both)
-			c.links[k][i].Cut(testkit.Both)
-		}
-	}
-}
-
-// placeLeader steps the leader of stream down until it is on node k (on)
-// or not (off).
-func placeLeader(t *testing.T, js jetstream.JetStream, nc *nats.Conn, stream string, k int, on bool) {
-	t.Helper()
-	name := fmt.Sprintf("n%d", k+1)
-	var ask []byte // any other node
-	if on {
-		ask = []byte(`{"placement":{"preferred":"` + name + `"}}`)
-	}
-	testkit.Eventually(t, 30*time.Second, func() bool {
-		st, err := js.Stream(t.Context(), stream)
-		if err != nil {
-			return false
-		}
-		info, err := st.Info(t.Context())
-		if err != nil || info.Cluster == nil || info.Cluster.Leader == "" {
-			return false
-		}
-		if (info.Cluster.Leader == name) == on {
-			return true
-		}
-		_, _ = nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, ask, 2*time.Second)
-		return false
-	}, "leader of %s: want on %s %v", stream, name, on)
-}
 
 // spread waits until worker x holds its share of shards (split between
 // workers x and y) and y the rest, and returns x's share and the shards y
@@ -157,8 +77,8 @@ func takeoverAfterNodeCut(t *testing.T, leadersOnCutNode bool, allow time.Durati
 		t.Skip("a 3-node cluster")
 	}
 	t.Parallel()
-	c := runCutCluster(t)
-	admin := testkit.ConnectURL(t, c.servers[0].ClientURL())
+	c := testkit.RunLinkedCluster(t)
+	admin := testkit.ConnectURL(t, c.URLs(0))
 	ajs := testkit.JetStream(t, admin)
 	subj := events.Subjects{}
 	testkit.Eventually(t, 30*time.Second, func() bool {
@@ -167,7 +87,7 @@ func takeoverAfterNodeCut(t *testing.T, leadersOnCutNode bool, allow time.Durati
 		return events.Provision(ctx, ajs, events.Topology{Subjects: subj, Replicas: 3}) == nil
 	}, "topology not provisioned on the cluster")
 	for _, b := range []string{subj.WorkersBucket(), subj.LeasesBucket()} {
-		placeLeader(t, ajs, admin, "KV_"+b, 2, leadersOnCutNode)
+		testkit.PlaceLeader(t, ajs, admin, "KV_"+b, 2, leadersOnCutNode)
 	}
 	var shards []events.Shard
 	for i := range 6 {
@@ -175,7 +95,7 @@ func takeoverAfterNodeCut(t *testing.T, leadersOnCutNode bool, allow time.Durati
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	start := func(id string, node int) *owner {
-		nc := testkit.ConnectURL(t, c.servers[node].ClientURL(), nats.DontRandomize(), nats.NoReconnect())
+		nc := testkit.ConnectURL(t, c.URLs(node), nats.DontRandomize(), nats.NoReconnect())
 		o := newOwner()
 		m, err := New(t.Context(), testkit.JetStream(t, nc), subj, id, shards, o, log)
 		if err != nil {
@@ -187,7 +107,7 @@ func takeoverAfterNodeCut(t *testing.T, leadersOnCutNode bool, allow time.Durati
 	ox, oy := start("x", 2), start("y", 0)
 	theirs, overlap := spread(t, ox, oy, shards)
 	cutAt := time.Now()
-	c.cut(2)
+	c.Cut(2)
 	testkit.Eventually(t, allow, func() bool { return oy.holding(shards...) == len(shards) },
 		"y holds %d of %d shards after node 3 was cut", oy.holding(shards...), len(shards))
 	bound := events.TakeoverBound

@@ -1,0 +1,73 @@
+// The frontend's wire contract as this client speaks it, in one place:
+// paths, headers, event names and ids, close codes. pkg/ticketapi
+// declares the same values for Go (the frontend answers with those), and
+// the frontend's TestTypeScriptClientContract
+// (services/frontend/internal/api/client_ts_test.go) fails when the two
+// differ: a value cannot be changed on one side only.
+
+/** Paths of the API. */
+export const paths = {
+  tickets: "/v1/tickets",
+  wsEvents: "/ws/events",
+} as const;
+
+/** The path of one ticket (GET, DELETE). */
+export function ticketPath(id: string): string {
+  return `${paths.tickets}/${encodeURIComponent(id)}`;
+}
+
+/** The path of one ticket's Server-Sent Events. */
+export function eventsPath(id: string): string {
+  return `${ticketPath(id)}/events`;
+}
+
+/** Headers the API reads or writes. */
+export const headers = {
+  authorization: "Authorization",
+  idempotencyKey: "Idempotency-Key",
+  correlationId: "X-Correlation-Id",
+  traceParent: "traceparent",
+  lastEventId: "Last-Event-ID",
+  retryAfter: "Retry-After",
+} as const;
+
+/**
+ * Query parameters of /ws/events: the part of a ticket's request they
+ * carry, and the token where headers cannot go (a browser's WebSocket).
+ */
+export const query = {
+  region: "region",
+  mode: "mode",
+  skill: "skill",
+  playerId: "player_id",
+  attributes: "attributes",
+  accessToken: "access_token",
+} as const;
+
+/** The event name of every Server-Sent Event of a ticket. */
+export const eventStatus = "status";
+
+/** Event ids of the Server-Sent Events (a status's rank), the values Last-Event-ID may take. */
+export const eventIds = { queued: 1, matched: 2, terminal: 3 } as const;
+
+/** What a /ws/events client sends to cancel its ticket. */
+export const cancelMessage = `{"type":"cancel"}`;
+
+/**
+ * Close codes of /ws/events: a ticket that ended otherwise than assigned
+ * (1000), an invalid request, and a refusal to try again later.
+ */
+export const closeCodes = { expired: 4001, failed: 4002, cancelled: 4003, invalid: 4400, tryAgainLater: 1013 } as const;
+
+/**
+ * The start of a 1013 close reason that says how long to wait, as a
+ * POST's Retry-After does: "retry after 30s: shard eu.gold is drained: ...".
+ */
+export const retryAfterReason = "retry after ";
+
+/** Milliseconds a 1013 close reason asks to wait (its "retry after Ns: "), or undefined. */
+export function retryAfterOfReason(reason: string): number | undefined {
+  if (!reason.startsWith(retryAfterReason)) return undefined;
+  const m = /^(\d{1,6})s: /.exec(reason.slice(retryAfterReason.length));
+  return m ? Number(m[1]) * 1000 : undefined;
+}

@@ -1,0 +1,170 @@
+// The client in Node against the fake frontend (fake.mjs): creating,
+// following over Server-Sent Events with resumption, cancelling, and what
+// a broken or hostile server does to it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Client, ApiError, ConnectionError } from "../dist/quickmatch.js";
+import { startFake, assignment } from "./fake.mjs";
+
+const fast = { initialDelayMs: 10, maxDelayMs: 50, maxRetries: 3 };
+
+async function setup(t, opts = {}) {
+  const fake = await startFake({ token: "tok" });
+  t.after(() => fake.close());
+  const retries = [];
+  const client = new Client({ baseUrl: fake.url, token: () => "tok", ...opts, retry: { ...fast, onRetry: (i) => retries.push(i), ...opts.retry } });
+  return { fake, client, retries };
+}
+
+test("creates a ticket with the token and an Idempotency-Key, and follows it to its assignment", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t);
+  const created = await client.createTicket({ region: "eu", skill: 1650, mode: "1v1" });
+  assert.equal(created.status, "queued");
+  const post = fake.requests.find((r) => r.method === "POST");
+  assert.equal(post.headers.authorization, "Bearer tok");
+  assert.match(post.headers["idempotency-key"], /^[0-9a-f]{32}$/);
+
+  const seen = [];
+  const outcome = client.waitForOutcome(created.ticket_id, { onUpdate: (v) => seen.push(v.status) });
+  await fake.followed(created.ticket_id);
+  fake.set(created.ticket_id, { status: "matched", match_id: "m1" });
+  fake.set(created.ticket_id, { status: "assigned", match_id: "m1", assignment });
+  const t1 = await outcome;
+  assert.deepEqual(seen, ["queued", "matched", "assigned"]);
+  assert.equal(t1.assignment.url, assignment.url);
+  const ev = fake.requests.find((r) => r.path.endsWith("/events"));
+  assert.equal(ev.headers.authorization, "Bearer tok", "the token goes in the header, not the URL");
+  assert.equal(ev.search, "");
+});
+
+test("a dropped stream is resumed with Last-Event-ID and a fresh token, no status repeated", { timeout: 30_000 }, async (t) => {
+  let asked = 0;
+  const { fake, client, retries } = await setup(t, { token: () => (asked++, "tok") });
+  const { ticket_id: id } = await client.createTicket({ region: "eu", skill: 1650 });
+  let streams = 0;
+  fake.routes.set(`GET /v1/tickets/${id}/events`, (req, res) => {
+    if (++streams > 1) return false; // the fake's own stream from the second on
+    res.writeHead(200, { "Content-Type": "text/event-stream" });
+    res.end(`id: 1\nevent: status\ndata: ${JSON.stringify({ ticket_id: id, status: "queued" })}\n\n`);
+    return true;
+  });
+  const seen = [];
+  const outcome = client.waitForOutcome(id, { onUpdate: (v) => seen.push(v.status) });
+  await fake.followed(id);
+  fake.set(id, { status: "matched" });
+  fake.set(id, { status: "assigned", assignment });
+  await outcome;
+  assert.deepEqual(seen, ["queued", "matched", "assigned"]);
+  const evs = fake.requests.filter((r) => r.path.endsWith("/events"));
+  assert.equal(evs.length, 2);
+  assert.equal(evs[0].headers["last-event-id"], undefined);
+  assert.equal(evs[1].headers["last-event-id"], "1");
+  assert.equal(retries.length, 1);
+  assert.ok(retries[0].error instanceof ConnectionError, String(retries[0].error));
+  assert.equal(asked, 3, "the token is asked for before the POST and each connection");
+});
+
+test("follow resumes from a given lastEventId", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t);
+  const { ticket_id: id } = await client.createTicket({ region: "eu", skill: 1650 });
+  fake.set(id, { status: "matched" });
+  const seen = [];
+  const outcome = client.waitForOutcome(id, { lastEventId: 2, onUpdate: (v) => seen.push(v.status) });
+  await fake.followed(id);
+  fake.set(id, { status: "expired", reason: "no match within 5m" });
+  assert.equal((await outcome).status, "expired");
+  assert.deepEqual(seen, ["expired"], "matched was had already");
+});
+
+test("a 503 is retried after its Retry-After with the same Idempotency-Key; a longer one is waited as maxRetryAfterMs", { timeout: 30_000 }, async (t) => {
+  const { fake, client, retries } = await setup(t);
+  let posts = 0;
+  fake.routes.set("POST /v1/tickets", (req, res) => {
+    if (++posts > 1) return false;
+    res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "1" });
+    res.end(JSON.stringify({ error: "overloaded: too many tickets are being created, retry later" }));
+    return true;
+  });
+  const created = await client.createTicket({ region: "eu", skill: 1650 }, { idempotencyKey: "k1" });
+  assert.equal(created.status, "queued");
+  const keys = fake.requests.filter((r) => r.method === "POST").map((r) => r.headers["idempotency-key"]);
+  assert.deepEqual(keys, ["k1", "k1"], "a retry carries the same key");
+  assert.equal(retries.length, 1);
+  assert.ok(retries[0].delayMs >= 1000, `waited ${retries[0].delayMs} ms, Retry-After said 1 s`);
+
+  fake.routes.set("POST /v1/tickets", (req, res) => {
+    res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "30" });
+    res.end(JSON.stringify({ error: "shard eu.gold is drained: maintenance", drained: { shard: "eu.gold", reason: "maintenance" } }));
+    return true;
+  });
+  const capped = [];
+  const c = new Client({ baseUrl: fake.url, token: () => "tok", retry: { ...fast, maxRetryAfterMs: 100, onRetry: (i) => capped.push(i.delayMs) } });
+  const err = await c.createTicket({ region: "eu", skill: 1650 }).catch((e) => e);
+  assert.ok(err instanceof ApiError, String(err));
+  assert.equal(err.status, 503);
+  assert.equal(err.retryAfterMs, 30_000, "thrown, once the retries are spent, with what the server asked");
+  assert.equal(err.body.drained.shard, "eu.gold");
+  assert.deepEqual(capped, [100, 100, 100], "waited the cap, maxRetries times");
+});
+
+test("a refusal that cannot pass is thrown at once, with its fields", { timeout: 30_000 }, async (t) => {
+  const { fake, client, retries } = await setup(t);
+  fake.routes.set("POST /v1/tickets", (req, res) => {
+    res.writeHead(400, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ error: "invalid request", fields: [{ field: "skill", reason: "must be 0-10000" }] }));
+    return true;
+  });
+  const err = await client.createTicket({ region: "eu", skill: -1 }).catch((e) => e);
+  assert.ok(err instanceof ApiError);
+  assert.equal(err.status, 400);
+  assert.equal(err.body.fields[0].field, "skill");
+  assert.equal(retries.length, 0);
+  const unauth = await new Client({ baseUrl: fake.url, retry: fast }).getTicket("t-1").catch((e) => e);
+  assert.equal(unauth.status, 401, "no token provider: no token");
+});
+
+test("cancel: 200 with the cancelled ticket, 409 with the outcome it has", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t);
+  const a = await client.createTicket({ region: "eu", skill: 1650 });
+  const following = client.waitForOutcome(a.ticket_id);
+  await fake.followed(a.ticket_id);
+  const c = await client.cancelTicket(a.ticket_id);
+  assert.equal(c.status, "cancelled");
+  assert.equal((await following).status, "cancelled");
+  const b = await client.createTicket({ region: "eu", skill: 1650 });
+  fake.set(b.ticket_id, { status: "assigned", assignment });
+  const err = await client.cancelTicket(b.ticket_id).catch((e) => e);
+  assert.ok(err instanceof ApiError);
+  assert.equal(err.status, 409);
+  assert.equal(err.ticket.status, "assigned");
+});
+
+test("a 429 on the event stream (too many streams) is waited out", { timeout: 30_000 }, async (t) => {
+  const { fake, client, retries } = await setup(t);
+  const { ticket_id: id } = await client.createTicket({ region: "eu", skill: 1650 });
+  let refused = 0;
+  fake.routes.set(`GET /v1/tickets/${id}/events`, (req, res) => {
+    if (refused++ > 0) return false;
+    res.writeHead(429, { "Content-Type": "application/json", "Retry-After": "1" });
+    res.end(JSON.stringify({ error: "too many open event streams and WebSockets for this client (at most 8)" }));
+    return true;
+  });
+  const outcome = client.waitForOutcome(id);
+  await fake.followed(id);
+  fake.set(id, { status: "expired", reason: "no match" });
+  assert.equal((await outcome).status, "expired");
+  assert.equal(retries.length, 1);
+  assert.equal(retries[0].error.status, 429);
+  assert.ok(retries[0].delayMs >= 1000, `waited ${retries[0].delayMs} ms`);
+});
+
+test("a traceparent given to createTicket goes as the traceparent header", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t);
+  const traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  await client.createTicket({ region: "eu", skill: 1650 }, { traceParent, correlationId: "c-1" });
+  await client.createTicket({ region: "eu", skill: 1650 });
+  const [withTrace, without] = fake.requests.filter((r) => r.method === "POST");
+  assert.equal(withTrace.headers.traceparent, traceParent);
+  assert.equal(withTrace.headers["x-correlation-id"], "c-1");
+  assert.equal(without.headers.traceparent, undefined, "none made up when not given");
+});

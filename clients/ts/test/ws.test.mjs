@@ -1,0 +1,139 @@
+// Queuing over /ws/events in Node (the ws package as WebSocket) against
+// the fake frontend, which closes as ws.go does.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import WebSocket from "ws";
+import { Client, ApiError, ProtocolError } from "../dist/quickmatch.js";
+import { startFake, assignment } from "./fake.mjs";
+
+const fast = { initialDelayMs: 10, maxDelayMs: 50, maxRetries: 2 };
+
+async function setup(t, opts = {}) {
+  const fake = await startFake({ token: "tok" });
+  t.after(() => fake.close());
+  const retries = [];
+  const client = new Client({ baseUrl: fake.url, token: () => "tok", WebSocket, retry: { ...fast, onRetry: (i) => retries.push(i) }, ...opts });
+  return { fake, client, retries };
+}
+
+async function queued(q) {
+  while (!q.ticket) await new Promise((r) => setTimeout(r, 5));
+  return q.ticket.ticket_id;
+}
+
+test("queues over the WebSocket and follows the ticket to its assignment", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t);
+  const seen = [];
+  const q = client.queue({ region: "us", mode: "2v2", skill: 1650, attributes: { tags: ["newbie"] } }, { onUpdate: (v) => seen.push(v.status) });
+  const id = await queued(q);
+  fake.set(id, { status: "matched" });
+  fake.set(id, { status: "assigned", assignment });
+  const out = await q.outcome;
+  assert.equal(out.assignment.url, assignment.url);
+  assert.deepEqual(seen, ["queued", "matched", "assigned"]);
+  const ws = fake.requests.find((r) => r.method === "WS");
+  const params = new URLSearchParams(ws.search);
+  assert.equal(params.get("access_token"), "tok", "a browser's WebSocket cannot send headers");
+  assert.equal(params.get("region"), "us");
+  assert.equal(params.get("mode"), "2v2");
+  assert.equal(params.get("skill"), "1650");
+  assert.deepEqual(JSON.parse(params.get("attributes")), { tags: ["newbie"] });
+});
+
+test("cancel sends {type: cancel}; the outcome is cancelled", { timeout: 30_000 }, async (t) => {
+  const { client } = await setup(t);
+  const q = client.queue({});
+  await queued(q);
+  q.cancel();
+  const out = await q.outcome;
+  assert.equal(out.status, "cancelled");
+  assert.equal(out.reason, "cancelled by the client");
+});
+
+test("a refusal after the upgrade: 1013 is retried after its delay, 4400 is thrown", { timeout: 30_000 }, async (t) => {
+  const { fake, client, retries } = await setup(t);
+  let refusals = 1;
+  fake.wsRoutes.set("/ws/events", (ws) => {
+    if (refusals-- > 0) return ws.close(1013, "retry after 1s: overloaded: too many tickets");
+    fake.wsRoutes.delete("/ws/events");
+    ws.close(4400, "invalid request: skill: must be 0-10000");
+  });
+  const err = await client.queue({ skill: 99999 }).outcome.catch((e) => e);
+  assert.ok(err instanceof ApiError, String(err));
+  assert.equal(err.status, 400);
+  assert.match(err.body.error, /skill/);
+  assert.equal(retries.length, 1);
+  assert.ok(retries[0].delayMs >= 1000);
+
+  // Past maxRetryAfterMs, the wait is the cap: tried again, then thrown
+  // with what the server asked once the retries are spent.
+  fake.wsRoutes.set("/ws/events", (ws) => ws.close(1013, "retry after 30s: shard eu.gold is drained: maintenance"));
+  const capped = [];
+  const c = new Client({ baseUrl: fake.url, token: () => "tok", WebSocket, retry: { ...fast, maxRetryAfterMs: 100, onRetry: (i) => capped.push(i.delayMs) } });
+  const drained = await c.queue({}).outcome.catch((e) => e);
+  assert.equal(drained.status, 503);
+  assert.equal(drained.retryAfterMs, 30_000);
+  assert.deepEqual(capped, [100, 100], "waited the cap, maxRetries times");
+});
+
+test("a connection lost after queuing is not opened again: the ticket is followed over its event stream", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t);
+  const seen = [];
+  const q = client.queue({}, { onUpdate: (v) => seen.push(v.status) });
+  const id = await queued(q);
+  fake.set(id, { status: "matched" });
+  while (seen.length < 2) await new Promise((r) => setTimeout(r, 5));
+  // The connection breaks; the ticket (matched, so no longer cancelled
+  // for it) goes on and is assigned.
+  fake.wsRoutes.set("/ws/events", () => assert.fail("a second ticket queued"));
+  fake.drop();
+  await fake.followed(id);
+  fake.set(id, { status: "assigned", assignment });
+  const out = await q.outcome;
+  assert.equal(out.status, "assigned");
+  assert.deepEqual(seen, ["queued", "matched", "assigned"]);
+  const ev = fake.requests.find((r) => r.path === `/v1/tickets/${id}/events`);
+  assert.equal(ev.headers["last-event-id"], "2", "resumed after matched");
+  assert.equal(ev.headers.authorization, "Bearer tok");
+});
+
+test("a message that is too large, binary or not the ticket fails the connection", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t, { maxEventLength: 1024 });
+  const cases = [
+    [JSON.stringify({ ticket_id: "a", status: "queued", reason: "x".repeat(5000) }), /over 1024 characters/],
+    [Buffer.from("{}"), /binary/],
+    ['{"ticket_id":"a","status":"nope"}', /not the ticket/],
+    ["{", /not JSON/],
+  ];
+  for (const [message, want] of cases) {
+    let opened = 0;
+    fake.wsRoutes.set("/ws/events", (ws) => {
+      opened++;
+      ws.send(message);
+    });
+    const err = await client.queue({}).outcome.catch((e) => e);
+    assert.ok(err instanceof ProtocolError, String(err));
+    assert.match(err.message, want);
+    assert.equal(opened, 1, "malformed: not tried again (pkg/ticketapi's policy)");
+  }
+});
+
+test("an AbortSignal closes the WebSocket (and the frontend cancels the ticket)", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t);
+  const ac = new AbortController();
+  const q = client.queue({}, { signal: ac.signal });
+  const id = await queued(q);
+  ac.abort(new Error("player left"));
+  await assert.rejects(q.outcome, /player left/);
+  while (fake.tickets.get(id).view.status !== "cancelled") await new Promise((r) => setTimeout(r, 5));
+  assert.equal(fake.tickets.get(id).view.reason, "client disconnected before its assignment");
+});
+
+test("no WebSocket to use is said plainly", { timeout: 30_000 }, async (t) => {
+  const { fake } = await setup(t);
+  const c = new Client({ baseUrl: fake.url, WebSocket: undefined });
+  const had = globalThis.WebSocket;
+  globalThis.WebSocket = undefined;
+  t.after(() => (globalThis.WebSocket = had));
+  await assert.rejects(c.queue({}).outcome, /no WebSocket here/);
+});

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// frontendStub answers a POST with a queued ticket and its event stream
+// with queued, matched and assigned, as the frontend does.
+func frontendStub() *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/tickets", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"ticket_id":"t1","status":"queued","region":"eu","tier":"gold","mode":"1v1"}`+"\n")
+	})
+	mux.HandleFunc("GET /v1/tickets/{id}/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i, st := range []string{"queued", "matched", "assigned"} {
+			var assignment string
+			if st == "assigned" {
+				assignment = `,"assignment":{"url":"ws://game/room"}`
+			}
+			fmt.Fprintf(w, "id: %d\nevent: status\ndata: {\"ticket_id\":%q,\"status\":%q,\"region\":\"eu\",\"tier\":\"gold\",\"mode\":\"1v1\"%s}\n\n", i+1, r.PathValue("id"), st, assignment)
+		}
+	})
+	return httptest.NewServer(mux)
+}
+
+// BenchmarkFollow is what one ticket of `load run` -via http costs the
+// load tool (and the stub, in the same process): the POST and its event
+// stream.
+func BenchmarkFollow(b *testing.B) {
+	srv := frontendStub()
+	defer srv.Close()
+	fe, err := newFrontend(srv.URL, client(false, 1, 256))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		// Each ticket has its -timeout, as arrive gives it.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, kind := follow(ctx, fe, &tokens{}, "p1", "eu", 1650, nil)
+		cancel()
+		if kind != "" {
+			b.Fatal(kind)
+		}
+	}
+}
+
+// TestFollowKinds: what `load run` counts for each way a ticket goes.
+// A stream cut while the ticket waits is resumed (Last-Event-ID) and the
+// ticket counted by its outcome, not as lost; a 401 is not sent again
+// with the same player's token.
+func TestFollowKinds(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		post  int
+		sse   func(n int, w http.ResponseWriter, r *http.Request)
+		want  string
+		posts int32
+	}{
+		{"assigned", 202, nil, "", 1},
+		{"refused", 503, nil, "post_503", 1},
+		{"unauthorized", 401, nil, "post_401", 1},
+		{"expired", 202, func(_ int, w http.ResponseWriter, _ *http.Request) {
+			io.WriteString(w, "id: 3\nevent: status\ndata: {\"ticket_id\":\"t1\",\"status\":\"expired\"}\n\n")
+		}, "expired", 1},
+		{"stream cut, then resumed", 202, func(n int, w http.ResponseWriter, r *http.Request) {
+			if n == 1 {
+				io.WriteString(w, "id: 1\nevent: status\ndata: {\"ticket_id\":\"t1\",\"status\":\"queued\"}\n\n")
+				w.(http.Flusher).Flush()
+				panic(http.ErrAbortHandler)
+			}
+			if r.Header.Get("Last-Event-ID") == "1" {
+				io.WriteString(w, "id: 3\nevent: status\ndata: {\"ticket_id\":\"t1\",\"status\":\"assigned\",\"assignment\":{\"url\":\"ws://game/room\"}}\n\n")
+			}
+		}, "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var posts, streams atomic.Int32
+			mux := http.NewServeMux()
+			mux.HandleFunc("POST /v1/tickets", func(w http.ResponseWriter, _ *http.Request) {
+				posts.Add(1)
+				w.WriteHeader(tc.post)
+				io.WriteString(w, `{"ticket_id":"t1","status":"queued","error":"no"}`)
+			})
+			mux.HandleFunc("GET /v1/tickets/{id}/events", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				if tc.sse == nil {
+					io.WriteString(w, "id: 3\nevent: status\ndata: {\"ticket_id\":\"t1\",\"status\":\"assigned\",\"assignment\":{\"url\":\"ws://game/room\"}}\n\n")
+					return
+				}
+				tc.sse(int(streams.Add(1)), w, r)
+			})
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			fe, err := newFrontend(srv.URL, client(false, 1, 8))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if _, kind := follow(ctx, fe, &tokens{fixed: "tok"}, "p1", "eu", 1650, nil); kind != tc.want || posts.Load() != tc.posts {
+				t.Fatalf("kind %q after %d POSTs, want %q after %d", kind, posts.Load(), tc.want, tc.posts)
+			}
+		})
+	}
+}

@@ -1,0 +1,164 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
+)
+
+// ErrConnectionLost: a WebSocket ended before the frontend said which
+// ticket it queued. It is not opened again, which would queue a second
+// ticket.
+var ErrConnectionLost = errors.New("websocket closed before the ticket's outcome")
+
+// Queue queues a ticket and follows it on one WebSocket (/ws/events),
+// returning its terminal view; fn, if not nil, is called with every
+// status, the terminal one included. The request travels as query
+// parameters (ticketapi.Request.WSQuery), which carry region, mode,
+// skill, player_id and attributes only (a party, latencies or a ticket id
+// need Create). To cancel, end ctx or call Cancel with the ticket id fn
+// was given. The frontend cancels the ticket of a client that leaves,
+// unless it was matched meanwhile; so a connection lost once the ticket
+// is queued is not opened again (that would queue a second ticket): the
+// ticket's event stream (Follow) says how it ended. A refusal is an
+// *Error: before
+// the upgrade as for Create, after it (a drain, a full region: close
+// 1013) with status 503 and the Retry-After its close reason names;
+// 4400 (invalid) with status 400.
+func (c *Client) Queue(ctx context.Context, req ticketapi.Request, fn func(ticketapi.View)) (ticketapi.View, error) {
+	u, err := c.wsURL(req)
+	if err != nil {
+		return ticketapi.View{}, err
+	}
+	conn, err := c.dial(ctx, u)
+	if err != nil {
+		return ticketapi.View{}, fmt.Errorf("quickmatch queue: %w", err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() }) // unblocks the read
+	defer stop()
+	conn.SetReadLimit(int64(c.cfg.MaxEventBytes))
+	// The frontend pings every 15 s; silence past IdleTimeout is a dead
+	// connection.
+	_ = conn.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+	conn.SetPingHandler(func(data string) error {
+		_ = conn.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+		return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(5*time.Second))
+	})
+	var last ticketapi.View
+	for {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ticketapi.View{}, fmt.Errorf("quickmatch queue: %w", ctx.Err())
+			}
+			err = closeError(err)
+			if errors.Is(err, ErrConnectionLost) && last.TicketID != "" {
+				// Queued, then cut off: the frontend cancels the ticket of
+				// a client that left, unless it was matched meanwhile. Its
+				// event stream tells which (connecting again would queue a
+				// second ticket).
+				return c.follow(ctx, last.TicketID, last.Status.Rank(), fn)
+			}
+			return ticketapi.View{}, fmt.Errorf("quickmatch queue: %w", err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+		var v ticketapi.View
+		if err := json.Unmarshal(data, &v); err != nil {
+			return ticketapi.View{}, fmt.Errorf("quickmatch queue: a status message: %w", ErrMalformed)
+		}
+		// Every message is of the ticket the first one named.
+		if err := checkView(v, last.TicketID); err != nil {
+			return ticketapi.View{}, fmt.Errorf("quickmatch queue: %w", err)
+		}
+		if fn != nil {
+			fn(v)
+		}
+		if v.Status.Terminal() {
+			return v, nil
+		}
+		last = v
+	}
+}
+
+// wsURL is /ws/events with req as its query.
+func (c *Client) wsURL(req ticketapi.Request) (string, error) {
+	q, err := req.WSQuery()
+	switch {
+	case errors.Is(err, ticketapi.ErrNotInQuery):
+		return "", fmt.Errorf("quickmatch queue: %w: %w", ErrInvalid, err)
+	case err != nil:
+		return "", fmt.Errorf("quickmatch queue: %w", err)
+	}
+	return "ws" + strings.TrimPrefix(c.base, "http") + ticketapi.PathWSEvents + "?" + q.Encode(), nil
+}
+
+// dial opens the WebSocket with the caller's token; a 401 asks the token
+// source once more, as for HTTP requests.
+func (c *Client) dial(ctx context.Context, u string) (*websocket.Conn, error) {
+	d := c.cfg.Dialer
+	if d == nil {
+		d = &websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: 30 * time.Second}
+	}
+	tok, err := c.token(ctx, "")
+	for retried := false; err == nil; retried = true {
+		h := http.Header{}
+		if tok != "" {
+			h.Set(ticketapi.HeaderAuthorization, "Bearer "+tok)
+		}
+		conn, res, derr := d.DialContext(ctx, u, h)
+		if derr == nil {
+			return conn, nil
+		}
+		if res == nil {
+			return nil, derr
+		}
+		refused := readError(res, int64(c.cfg.MaxEventBytes))
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized || retried || c.cfg.Token == nil {
+			return nil, refused
+		}
+		var fresh string
+		if fresh, err = c.token(ctx, tok); err == nil && fresh == tok {
+			return nil, refused
+		}
+		tok = fresh
+	}
+	return nil, err
+}
+
+// closeError is what a connection's end means: a refusal after the
+// upgrade as an *Error, a message over the bound as ErrTooLarge, else
+// ErrConnectionLost.
+func closeError(err error) error {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		return fmt.Errorf("a message over the bound: %w", ErrTooLarge)
+	}
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) {
+		return fmt.Errorf("%w: %w", ErrConnectionLost, err)
+	}
+	switch ce.Code {
+	case ticketapi.CloseInvalid:
+		return &Error{Status: http.StatusBadRequest, Body: ticketapi.ErrorBody{Error: ce.Text}}
+	case websocket.CloseTryAgainLater:
+		e := &Error{Status: http.StatusServiceUnavailable, Body: ticketapi.ErrorBody{Error: ce.Text}}
+		// "retry after 30s: shard eu.gold is drained: <reason>"
+		if d, text, ok := ticketapi.ParseRetryAfterCloseReason(ce.Text); ok {
+			e.RetryAfter, e.Body.Error = d, text
+		}
+		if d, ok := ticketapi.ParseDrainedReason(e.Body.Error); ok {
+			e.Body.Drained = &d
+		}
+		return e
+	}
+	return fmt.Errorf("%w: %w", ErrConnectionLost, err)
+}

@@ -1,0 +1,160 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/client"
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
+)
+
+// wsServer upgrades /ws/events and hands the connection to serve.
+func wsServer(serve func(*websocket.Conn, *http.Request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ws/events" {
+			http.NotFound(w, r)
+			return
+		}
+		conn, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		serve(conn, r)
+	}
+}
+
+// statusMessage is a message of ticket t1 (assigned to a room, if
+// assigned).
+func statusMessage(status string) []byte {
+	if status == "assigned" {
+		return []byte(`{"ticket_id":"t1","status":"assigned","assignment":{"url":"ws://game/room"}}`)
+	}
+	return fmt.Appendf(nil, `{"ticket_id":"t1","status":%q}`, status)
+}
+
+// Queue sends the request as the query and the token as the header, and
+// follows every status to the terminal one.
+func TestQueueFollowsToTheOutcome(t *testing.T) {
+	t.Parallel()
+	var query, auth string
+	c := newClient(t, wsServer(func(conn *websocket.Conn, r *http.Request) {
+		query, auth = r.URL.RawQuery, r.Header.Get("Authorization")
+		for _, st := range []string{"queued", "matched", "assigned"} {
+			_ = conn.WriteMessage(websocket.TextMessage, statusMessage(st))
+		}
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "assigned"), time.Now().Add(time.Second))
+	}), func(cfg *client.Config) {
+		cfg.Token = func(context.Context, string) (string, error) { return "tok", nil }
+	})
+	skill := 1650
+	var seen []events.Status
+	v, err := c.Queue(t.Context(), ticketapi.Request{Region: "eu", Mode: "1v1", Skill: &skill}, func(v ticketapi.View) { seen = append(seen, v.Status) })
+	if err != nil || v.Status != events.StatusAssigned || fmt.Sprint(seen) != "[queued matched assigned]" {
+		t.Fatalf("queue: %+v %v, saw %v", v, err, seen)
+	}
+	if query != "mode=1v1&region=eu&skill=1650" || auth != "Bearer tok" {
+		t.Fatalf("sent query %q, Authorization %q", query, auth)
+	}
+}
+
+// Refusals over the WebSocket are typed as over HTTP: before the upgrade
+// from the answer, after it from the close.
+func TestQueueRefusals(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		h     http.HandlerFunc
+		want  error
+		check func(*client.Error) bool
+	}{
+		{"overloaded before the upgrade", answer(503, "2", errorBody(ticketapi.ErrorBody{Error: ticketapi.OverloadedError})), client.ErrOverloaded,
+			func(e *client.Error) bool { return e.RetryAfter == 2*time.Second }},
+		{"drained after the upgrade", wsServer(func(conn *websocket.Conn, _ *http.Request) {
+			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseTryAgainLater, ticketapi.RetryAfterCloseReason(30*time.Second, ticketapi.DrainedReason("eu.gold", "upgrade"))), time.Now().Add(time.Second))
+		}), client.ErrDrained, func(e *client.Error) bool {
+			return e.RetryAfter == 30*time.Second && e.Body.Drained != nil && e.Body.Drained.Shard == "eu.gold" && e.Body.Drained.Reason == "upgrade"
+		}},
+		{"invalid after the upgrade", wsServer(func(conn *websocket.Conn, _ *http.Request) {
+			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ticketapi.CloseInvalid, "attributes.strings.platform: not allowed"), time.Now().Add(time.Second))
+		}), client.ErrInvalid, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := newClient(t, tc.h)
+			_, err := c.Queue(t.Context(), ticketapi.Request{Region: "eu"}, nil)
+			var e *client.Error
+			if !errors.Is(err, tc.want) || !errors.As(err, &e) || tc.check != nil && !tc.check(e) {
+				t.Fatalf("got %v (%+v), want %v", err, e, tc.want)
+			}
+		})
+	}
+}
+
+// What a hostile server sends over the WebSocket is bounded too, and the
+// caller's context ends a Queue on a server that sends nothing.
+func TestQueueHostileServer(t *testing.T) {
+	t.Parallel()
+	big := newClient(t, wsServer(func(conn *websocket.Conn, _ *http.Request) {
+		_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"status":"queued","reason":"`+strings.Repeat("x", 8192)+`"}`))
+	}), func(cfg *client.Config) { cfg.MaxEventBytes = 1024 })
+	if _, err := big.Queue(t.Context(), ticketapi.Request{Region: "eu"}, nil); !errors.Is(err, client.ErrTooLarge) {
+		t.Fatalf("a message over the bound: %v", err)
+	}
+	dropped := newClient(t, wsServer(func(conn *websocket.Conn, _ *http.Request) {
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
+	}))
+	if _, err := dropped.Queue(t.Context(), ticketapi.Request{Region: "eu"}, nil); !errors.Is(err, client.ErrConnectionLost) {
+		t.Fatalf("a connection dropped before queuing: %v", err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	silent := newClient(t, wsServer(func(*websocket.Conn, *http.Request) { <-release }))
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := silent.Queue(ctx, ticketapi.Request{Region: "eu"}, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a silent server: %v", err)
+	}
+	if _, err := silent.Queue(t.Context(), ticketapi.Request{Region: "eu", Party: []string{"a", "b"}}, nil); !errors.Is(err, client.ErrInvalid) {
+		t.Fatalf("a party over the WebSocket: %v", err)
+	}
+}
+
+// A WebSocket cut once its ticket is queued is not opened again (that
+// would queue a second ticket): the ticket's event stream, from after
+// the statuses seen, says how it ended.
+func TestQueueLostAfterQueuingFollowsTheTicket(t *testing.T) {
+	t.Parallel()
+	var dials, streams int
+	var lastID string
+	ws := wsServer(func(conn *websocket.Conn, _ *http.Request) {
+		dials++
+		_ = conn.WriteMessage(websocket.TextMessage, statusMessage("queued"))
+	})
+	c := newClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/tickets/t1/events" {
+			ws(w, r)
+			return
+		}
+		streams++
+		lastID = r.Header.Get("Last-Event-ID")
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "id: 3\nevent: status\ndata: {\"ticket_id\":\"t1\",\"status\":\"cancelled\"}\n\n")
+	}))
+	var seen []events.Status
+	v, err := c.Queue(t.Context(), ticketapi.Request{Region: "eu"}, func(v ticketapi.View) { seen = append(seen, v.Status) })
+	if err != nil || v.Status != events.StatusCancelled || fmt.Sprint(seen) != "[queued cancelled]" {
+		t.Fatalf("queue: %+v %v, saw %v", v, err, seen)
+	}
+	if dials != 1 || streams != 1 || lastID != "1" {
+		t.Fatalf("%d WebSockets, %d event streams from Last-Event-ID %q", dials, streams, lastID)
+	}
+}

@@ -1,0 +1,658 @@
+// Code generated from clients/ts by `npm run build`; DO NOT EDIT.
+"use strict";
+var quickmatch = (() => {
+  var __defProp = Object.defineProperty;
+  var __getOwnPropDesc = Object.getOwnPropertyDescriptor;
+  var __getOwnPropNames = Object.getOwnPropertyNames;
+  var __hasOwnProp = Object.prototype.hasOwnProperty;
+  var __defNormalProp = (obj, key, value) => key in obj ? __defProp(obj, key, { enumerable: true, configurable: true, writable: true, value }) : obj[key] = value;
+  var __export = (target, all) => {
+    for (var name in all)
+      __defProp(target, name, { get: all[name], enumerable: true });
+  };
+  var __copyProps = (to, from, except, desc) => {
+    if (from && typeof from === "object" || typeof from === "function") {
+      for (let key of __getOwnPropNames(from))
+        if (!__hasOwnProp.call(to, key) && key !== except)
+          __defProp(to, key, { get: () => from[key], enumerable: !(desc = __getOwnPropDesc(from, key)) || desc.enumerable });
+    }
+    return to;
+  };
+  var __toCommonJS = (mod) => __copyProps(__defProp({}, "__esModule", { value: true }), mod);
+  var __publicField = (obj, key, value) => __defNormalProp(obj, typeof key !== "symbol" ? key + "" : key, value);
+
+  // src/index.ts
+  var index_exports = {};
+  __export(index_exports, {
+    ApiError: () => ApiError,
+    Client: () => Client,
+    ConnectionError: () => ConnectionError,
+    ProtocolError: () => ProtocolError,
+    contract: () => contract_exports,
+    isTerminal: () => isTerminal
+  });
+
+  // src/contract.ts
+  var contract_exports = {};
+  __export(contract_exports, {
+    cancelMessage: () => cancelMessage,
+    closeCodes: () => closeCodes,
+    eventIds: () => eventIds,
+    eventStatus: () => eventStatus,
+    eventsPath: () => eventsPath,
+    headers: () => headers,
+    paths: () => paths,
+    query: () => query,
+    retryAfterOfReason: () => retryAfterOfReason,
+    retryAfterReason: () => retryAfterReason,
+    ticketPath: () => ticketPath
+  });
+  var paths = {
+    tickets: "/v1/tickets",
+    wsEvents: "/ws/events"
+  };
+  function ticketPath(id) {
+    return `${paths.tickets}/${encodeURIComponent(id)}`;
+  }
+  function eventsPath(id) {
+    return `${ticketPath(id)}/events`;
+  }
+  var headers = {
+    authorization: "Authorization",
+    idempotencyKey: "Idempotency-Key",
+    correlationId: "X-Correlation-Id",
+    traceParent: "traceparent",
+    lastEventId: "Last-Event-ID",
+    retryAfter: "Retry-After"
+  };
+  var query = {
+    region: "region",
+    mode: "mode",
+    skill: "skill",
+    playerId: "player_id",
+    attributes: "attributes",
+    accessToken: "access_token"
+  };
+  var eventStatus = "status";
+  var eventIds = { queued: 1, matched: 2, terminal: 3 };
+  var cancelMessage = `{"type":"cancel"}`;
+  var closeCodes = { expired: 4001, failed: 4002, cancelled: 4003, invalid: 4400, tryAgainLater: 1013 };
+  var retryAfterReason = "retry after ";
+  function retryAfterOfReason(reason) {
+    if (!reason.startsWith(retryAfterReason)) return void 0;
+    const m = /^(\d{1,6})s: /.exec(reason.slice(retryAfterReason.length));
+    return m ? Number(m[1]) * 1e3 : void 0;
+  }
+
+  // src/errors.ts
+  var ApiError = class extends Error {
+    constructor(status, body, retryAfterMs, ticket) {
+      super(body?.error ? `${status}: ${body.error}` : `HTTP ${status}`);
+      __publicField(this, "name", "ApiError");
+      /** The HTTP status (a WebSocket's refusal is given the status a POST would have had: 400, 503). */
+      __publicField(this, "status");
+      /** The error body, when the server sent one this client could read. */
+      __publicField(this, "body");
+      /** What Retry-After asked for, in milliseconds. */
+      __publicField(this, "retryAfterMs");
+      /** On a cancel that came too late (409): the ticket, with its outcome. */
+      __publicField(this, "ticket");
+      this.status = status;
+      this.body = body;
+      this.retryAfterMs = retryAfterMs;
+      this.ticket = ticket;
+    }
+    /** Whether the same request may succeed later (overload, rate limit, outage). */
+    get retryable() {
+      return [408, 429, 500, 502, 503, 504].includes(this.status);
+    }
+  };
+  var ProtocolError = class extends Error {
+    constructor() {
+      super(...arguments);
+      __publicField(this, "name", "ProtocolError");
+    }
+  };
+  var ConnectionError = class extends Error {
+    constructor() {
+      super(...arguments);
+      __publicField(this, "name", "ConnectionError");
+    }
+  };
+  function isRetryable(err) {
+    if (err instanceof ApiError) return err.retryable;
+    if (err instanceof ConnectionError) return true;
+    return err instanceof TypeError;
+  }
+
+  // src/retry.ts
+  function retryDefaults(o = {}) {
+    return {
+      initialDelayMs: o.initialDelayMs ?? 500,
+      maxDelayMs: o.maxDelayMs ?? 15e3,
+      maxRetries: o.maxRetries ?? 8,
+      maxRetryAfterMs: o.maxRetryAfterMs ?? 6e4,
+      onRetry: o.onRetry
+    };
+  }
+  function backoff(r, attempt, random = Math.random) {
+    const full = Math.min(r.maxDelayMs, r.initialDelayMs * 2 ** Math.min(attempt - 1, 30));
+    return Math.round(full / 2 + random() * full / 2);
+  }
+  function parseRetryAfter(h, now = Date.now()) {
+    if (h == null) return void 0;
+    const s = h.trim();
+    if (/^\d{1,9}$/.test(s)) return Number(s) * 1e3;
+    const at = Date.parse(s);
+    if (Number.isNaN(at)) return void 0;
+    return Math.max(0, at - now);
+  }
+  function abortReason(signal) {
+    return signal.reason ?? new DOMException("This operation was aborted", "AbortError");
+  }
+  function sleep(ms, signal) {
+    return new Promise((resolve2, reject) => {
+      if (signal?.aborted) {
+        reject(abortReason(signal));
+        return;
+      }
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(abortReason(signal));
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve2();
+      }, ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+  function linked(parent) {
+    const ctrl = new AbortController();
+    if (!parent) return { ctrl, release: () => {
+    } };
+    if (parent.aborted) {
+      ctrl.abort(abortReason(parent));
+      return { ctrl, release: () => {
+      } };
+    }
+    const onAbort = () => ctrl.abort(abortReason(parent));
+    parent.addEventListener("abort", onAbort, { once: true });
+    return { ctrl, release: () => parent.removeEventListener("abort", onAbort) };
+  }
+  function retryDelay(r, failures, err, serverMs) {
+    if (!isRetryable(err) || failures > r.maxRetries) return void 0;
+    const after = err instanceof ApiError ? Math.min(err.retryAfterMs ?? 0, r.maxRetryAfterMs) : 0;
+    return Math.max(backoff(r, failures), after, Math.min(serverMs ?? 0, r.maxDelayMs));
+  }
+  async function withRetry(r, signal, fn) {
+    for (let failures = 1; ; failures++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (signal?.aborted) throw abortReason(signal);
+        const delayMs = retryDelay(r, failures, err);
+        if (delayMs === void 0) throw err;
+        r.onRetry?.({ attempt: failures, delayMs, error: err });
+        await sleep(delayMs, signal);
+      }
+    }
+  }
+
+  // src/http.ts
+  async function tokenOf(token, signal) {
+    if (!token) return void 0;
+    signal?.throwIfAborted();
+    if (!signal) return await token() || void 0;
+    let onAbort = () => {
+    };
+    const aborted = new Promise((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([token(), aborted]) || void 0;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+  async function authHeaders(token, signal) {
+    const t = await tokenOf(token, signal);
+    return t ? { [headers.authorization]: `Bearer ${t}` } : {};
+  }
+  function resolve(base, path) {
+    const origin = base ?? globalThis.location?.href;
+    if (!origin) throw new TypeError("quickmatch: give baseUrl (there is no page to take it from)");
+    return new URL(path, origin);
+  }
+  async function readText(res, max) {
+    if (!res.body) return "";
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    try {
+      for (; ; ) {
+        const { done, value } = await reader.read();
+        if (done) return text + decoder.decode();
+        text += decoder.decode(value, { stream: true });
+        if (text.length > max) throw new ProtocolError(`response body over ${max} characters`);
+      }
+    } finally {
+      reader.cancel().catch(() => {
+      });
+    }
+  }
+  async function readJSON(res, max) {
+    const text = await readText(res, max);
+    try {
+      return JSON.parse(text);
+    } catch {
+      return void 0;
+    }
+  }
+  async function apiError(res, max, ticket) {
+    let body;
+    try {
+      body = await readJSON(res, max);
+    } catch {
+      body = void 0;
+    }
+    const eb = typeof body === "object" && body !== null && typeof body.error === "string" ? body : void 0;
+    return new ApiError(res.status, eb, parseRetryAfter(res.headers.get(headers.retryAfter)), ticket?.(body));
+  }
+  function newKey() {
+    const b = new Uint8Array(16);
+    if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(b);
+    else for (let i = 0; i < b.length; i++) b[i] = Math.floor(Math.random() * 256);
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+
+  // src/sse.ts
+  var SSEParser = class {
+    constructor(maxLength) {
+      __publicField(this, "maxLength", maxLength);
+      __publicField(this, "line", "");
+      __publicField(this, "data", []);
+      __publicField(this, "dataLength", 0);
+      __publicField(this, "type", "");
+      /** The stream's last event id, as a reconnection sends it back. */
+      __publicField(this, "lastEventId", "");
+      /** The reconnection time the server asked for (`retry:`), in ms. */
+      __publicField(this, "retryMs");
+      // A chunk that ended in CR: a LF starting the next one is its pair.
+      __publicField(this, "afterCR", false);
+    }
+    /** Feeds decoded text; returns the events it completed. */
+    push(chunk) {
+      const out = [];
+      let i = 0;
+      if (this.afterCR && chunk.startsWith("\n")) i = 1;
+      this.afterCR = false;
+      while (i < chunk.length) {
+        const cr = chunk.indexOf("\r", i);
+        const lf = chunk.indexOf("\n", i);
+        let end = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
+        if (end < 0) {
+          this.append(chunk.slice(i));
+          break;
+        }
+        this.append(chunk.slice(i, end));
+        const ev = this.endLine();
+        if (ev) out.push(ev);
+        if (chunk[end] === "\r") {
+          if (end + 1 === chunk.length) this.afterCR = true;
+          else if (chunk[end + 1] === "\n") end++;
+        }
+        i = end + 1;
+      }
+      return out;
+    }
+    append(s) {
+      if (this.line.length + s.length + this.dataLength > this.maxLength) {
+        throw new ProtocolError(`event stream: an event over ${this.maxLength} characters`);
+      }
+      this.line += s;
+    }
+    endLine() {
+      const line = this.line;
+      this.line = "";
+      if (line === "") return this.dispatch();
+      if (line.startsWith(":")) return void 0;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? "" : line.slice(colon + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      switch (field) {
+        case "data":
+          this.data.push(value);
+          this.dataLength += value.length + 1;
+          break;
+        case "event":
+          this.type = value;
+          break;
+        case "id":
+          if (!value.includes("\0")) this.lastEventId = value;
+          break;
+        case "retry":
+          if (/^\d{1,9}$/.test(value)) this.retryMs = Number(value);
+          break;
+      }
+      return void 0;
+    }
+    dispatch() {
+      const data = this.data;
+      const type = this.type || "message";
+      this.data = [];
+      this.dataLength = 0;
+      this.type = "";
+      if (data.length === 0) return void 0;
+      return { type, data: data.join("\n"), lastEventId: this.lastEventId };
+    }
+  };
+  async function* readEvents(body, parser, alive) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    try {
+      for (; ; ) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        alive();
+        yield* parser.push(decoder.decode(value, { stream: true }));
+      }
+    } finally {
+      reader.cancel().catch(() => {
+      });
+    }
+  }
+
+  // src/types.ts
+  var statuses = ["queued", "matched", "assigned", "cancelled", "expired", "failed"];
+  function isTerminal(s) {
+    return s !== "queued" && s !== "matched";
+  }
+  function rank(s) {
+    return s === "queued" ? eventIds.queued : s === "matched" ? eventIds.matched : eventIds.terminal;
+  }
+  function toTicket(data, id) {
+    if (typeof data !== "object" || data === null || Array.isArray(data)) return void 0;
+    const t = data;
+    if (typeof t.ticket_id !== "string" || id !== void 0 && t.ticket_id !== id) return void 0;
+    if (!statuses.includes(t.status)) return void 0;
+    if (t.status === "assigned") {
+      const a = t.assignment;
+      if (typeof a !== "object" || a === null || !isWebURL(a.url)) return void 0;
+    }
+    return data;
+  }
+  function isWebURL(u) {
+    if (typeof u !== "string") return false;
+    try {
+      const p = new URL(u).protocol;
+      return p === "http:" || p === "https:";
+    } catch {
+      return false;
+    }
+  }
+
+  // src/ws.ts
+  var OPEN = 1;
+  function queueOverWebSocket(c, req, o) {
+    const { ctrl, release } = linked(o.signal);
+    const s = { current: void 0, socket: void 0, cancelAsked: false };
+    const onUpdate = (t) => {
+      s.current = t;
+      o.onUpdate?.(t);
+    };
+    const outcome = (async () => {
+      if (!c.WebSocket) throw new TypeError("quickmatch: no WebSocket here; give one as options.WebSocket (in Node before 22: the ws package)");
+      for (let failures = 1; ; failures++) {
+        const end = await connect(c, c.WebSocket, await wsURL(c, req, ctrl.signal), ctrl.signal, s, onUpdate);
+        switch (end.kind) {
+          case "outcome":
+            return end.ticket;
+          case "aborted":
+            throw abortReason(ctrl.signal);
+          case "lost":
+            return c.follow(end.ticket.ticket_id, { signal: ctrl.signal, onUpdate, lastEventId: rank(end.ticket.status) });
+        }
+        const delayMs = retryDelay(c.retry, failures, end.err);
+        if (delayMs === void 0) throw end.err;
+        c.retry.onRetry?.({ attempt: failures, delayMs, error: end.err });
+        await sleep(delayMs, ctrl.signal);
+      }
+    })().finally(release);
+    return {
+      outcome,
+      get ticket() {
+        return s.current;
+      },
+      cancel() {
+        s.cancelAsked = true;
+        if (s.socket?.readyState === OPEN) s.socket.send(cancelMessage);
+        else if (s.current) c.cancel(s.current.ticket_id).catch(() => {
+        });
+        else ctrl.abort(new DOMException("cancelled before the ticket was queued", "AbortError"));
+      }
+    };
+  }
+  async function wsURL(c, req, signal) {
+    const u = c.url(paths.wsEvents);
+    u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+    const q = u.searchParams;
+    if (req.region !== void 0) q.set(query.region, req.region);
+    if (req.mode !== void 0) q.set(query.mode, req.mode);
+    if (req.skill !== void 0) q.set(query.skill, String(req.skill));
+    if (req.player_id !== void 0) q.set(query.playerId, req.player_id);
+    if (req.attributes !== void 0) q.set(query.attributes, JSON.stringify(req.attributes));
+    const token = await tokenOf(c.token, signal);
+    if (token) q.set(query.accessToken, token);
+    return u.toString();
+  }
+  function connect(c, WS, url, signal, s, onUpdate) {
+    return new Promise((resolve2) => {
+      let outcome;
+      let bad;
+      if (signal.aborted) return resolve2({ kind: "aborted" });
+      const ws = new WS(url);
+      s.socket = ws;
+      const leave = () => ws.close(1e3, "client left");
+      signal.addEventListener("abort", leave, { once: true });
+      const fail = (e) => {
+        bad = e;
+        ws.close(1e3, "protocol error");
+      };
+      ws.onopen = () => {
+        if (s.cancelAsked) ws.send(cancelMessage);
+      };
+      ws.onmessage = (ev) => {
+        if (bad || outcome) return;
+        if (typeof ev.data !== "string") return fail(new ProtocolError("websocket: a binary message"));
+        if (ev.data.length > c.max) return fail(new ProtocolError(`websocket: a message over ${c.max} characters`));
+        let v;
+        try {
+          v = JSON.parse(ev.data);
+        } catch {
+          return fail(new ProtocolError("websocket: a message that is not JSON"));
+        }
+        const t = toTicket(v, s.current?.ticket_id);
+        if (!t) return fail(new ProtocolError("websocket: a message that is not the ticket"));
+        onUpdate(t);
+        if (isTerminal(t.status)) outcome = t;
+      };
+      ws.onerror = () => {
+      };
+      ws.onclose = (ev) => {
+        signal.removeEventListener("abort", leave);
+        s.socket = void 0;
+        resolve2(ending(ev.code, ev.reason, signal, outcome, bad, s.current));
+      };
+    });
+  }
+  function ending(code, reason, signal, outcome, bad, current) {
+    if (outcome) return { kind: "outcome", ticket: outcome };
+    if (signal.aborted) return { kind: "aborted" };
+    if (bad) return { kind: "refused", err: bad };
+    if (current) return { kind: "lost", ticket: current };
+    if (code === closeCodes.invalid) return { kind: "refused", err: new ApiError(400, { error: reason }) };
+    if (code === closeCodes.tryAgainLater) return { kind: "refused", err: new ApiError(503, { error: reason }, retryAfterOfReason(reason)) };
+    return { kind: "refused", err: new TypeError(`websocket closed before the ticket was queued: ${code} ${reason}`) };
+  }
+
+  // src/client.ts
+  var Client = class {
+    constructor(opts = {}) {
+      __publicField(this, "opts", opts);
+      __publicField(this, "fetch");
+      __publicField(this, "retry");
+      __publicField(this, "max");
+      __publicField(this, "idleMs");
+      this.fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+      this.retry = retryDefaults(opts.retry);
+      this.max = opts.maxEventLength ?? 65536;
+      this.idleMs = opts.idleTimeoutMs ?? 45e3;
+    }
+    /**
+     * Queues a ticket (POST /v1/tickets) and gives the 202's ticket. An
+     * overload, rate limit or outage is retried with the same
+     * Idempotency-Key; any other refusal is an ApiError (400 names the
+     * fields, 503 with suggest_region or drained says why).
+     */
+    createTicket(req, o = {}) {
+      const key = o.idempotencyKey ?? newKey();
+      return withRetry(this.retry, o.signal, async () => {
+        const headers2 = { "Content-Type": "application/json", [headers.idempotencyKey]: key, ...await authHeaders(this.opts.token, o.signal) };
+        if (o.correlationId) headers2[headers.correlationId] = o.correlationId;
+        if (o.traceParent) headers2[headers.traceParent] = o.traceParent;
+        const res = await this.fetch(this.url(paths.tickets), { method: "POST", headers: headers2, body: JSON.stringify(req), signal: o.signal });
+        if (res.status !== 202) throw await apiError(res, this.max);
+        return this.ticketOf(res);
+      });
+    }
+    /** Where a ticket stands now (GET /v1/tickets/{id}). */
+    getTicket(id, o = {}) {
+      return withRetry(this.retry, o.signal, async () => {
+        const res = await this.fetch(this.url(ticketPath(id)), { headers: await authHeaders(this.opts.token, o.signal), signal: o.signal });
+        if (!res.ok) throw await apiError(res, this.max);
+        return this.ticketOf(res, id);
+      });
+    }
+    /**
+     * Cancels a ticket (DELETE). Gives the cancelled ticket (also when it
+     * was cancelled before); too late, an ApiError 409 whose ticket
+     * carries the outcome it has.
+     */
+    cancelTicket(id, o = {}) {
+      return withRetry(this.retry, o.signal, async () => {
+        const res = await this.fetch(this.url(ticketPath(id)), { method: "DELETE", headers: await authHeaders(this.opts.token, o.signal), signal: o.signal });
+        if (!res.ok) throw await apiError(res, this.max, (b) => res.status === 409 ? toTicket(b, id) : void 0);
+        return this.ticketOf(res, id);
+      });
+    }
+    /**
+     * Every status of a ticket, from its event stream, up to its outcome
+     * (assigned, cancelled, expired or failed), after which it ends. A
+     * dropped or silent stream is opened again with Last-Event-ID, so no
+     * status is missed nor repeated (the queued one comes again only when
+     * its expected wait moves). Uses fetch, not EventSource, so that the
+     * token goes in the Authorization header.
+     */
+    async *follow(id, o = {}) {
+      let last = o.lastEventId ? String(o.lastEventId) : "";
+      let serverMs;
+      for (let failures = 1; ; failures++) {
+        const { ctrl, release } = linked(o.signal);
+        let idle;
+        const alive = () => {
+          clearTimeout(idle);
+          idle = setTimeout(() => ctrl.abort(new ConnectionError(`event stream silent for ${this.idleMs} ms`)), this.idleMs);
+        };
+        let err;
+        try {
+          const headers2 = { Accept: "text/event-stream", ...await authHeaders(this.opts.token, ctrl.signal) };
+          if (last) headers2[headers.lastEventId] = last;
+          alive();
+          const res = await this.fetch(this.url(eventsPath(id)), { headers: headers2, signal: ctrl.signal });
+          if (!res.ok) throw await apiError(res, this.max);
+          if (!res.body || !(res.headers.get("Content-Type") ?? "").startsWith("text/event-stream")) {
+            throw new ProtocolError(`not an event stream: ${res.headers.get("Content-Type")}`);
+          }
+          const parser = new SSEParser(this.max);
+          for await (const ev of readEvents(res.body, parser, alive)) {
+            serverMs = parser.retryMs;
+            if (ev.type !== eventStatus) continue;
+            const t = parseTicket(ev.data, id);
+            if (Object.values(eventIds).map(String).includes(ev.lastEventId)) last = ev.lastEventId;
+            failures = 1;
+            clearTimeout(idle);
+            yield t;
+            if (isTerminal(t.status)) return;
+            alive();
+          }
+          throw new ConnectionError("event stream ended before the ticket's outcome");
+        } catch (e) {
+          const why = ctrl.signal.reason;
+          err = why instanceof ConnectionError && !o.signal?.aborted ? why : e;
+        } finally {
+          clearTimeout(idle);
+          release();
+          ctrl.abort();
+        }
+        if (o.signal?.aborted) throw abortReason(o.signal);
+        const delayMs = retryDelay(this.retry, failures, err, serverMs);
+        if (delayMs === void 0) throw err;
+        this.retry.onRetry?.({ attempt: failures, delayMs, error: err });
+        await sleep(delayMs, o.signal);
+      }
+    }
+    /** Follows a ticket (follow) and gives its outcome; onUpdate hears every status. */
+    async waitForOutcome(id, o = {}) {
+      let last;
+      for await (const t of this.follow(id, o)) {
+        last = t;
+        o.onUpdate?.(t);
+      }
+      if (!last) throw new ProtocolError("no status before the end");
+      return last;
+    }
+    /**
+     * Queues a ticket over the /ws/events WebSocket and follows it there:
+     * see QueuedTicket. The token goes as access_token in the URL (a
+     * browser's WebSocket cannot set headers).
+     */
+    queue(req, o = {}) {
+      return queueOverWebSocket(
+        {
+          url: (path) => this.url(path),
+          token: this.opts.token,
+          WebSocket: this.opts.WebSocket ?? globalThis.WebSocket,
+          retry: this.retry,
+          max: this.max,
+          follow: (id, fo) => this.waitForOutcome(id, fo),
+          cancel: (id) => this.cancelTicket(id)
+        },
+        req,
+        o
+      );
+    }
+    url(path) {
+      return resolve(this.opts.baseUrl, path);
+    }
+    async ticketOf(res, id) {
+      const t = toTicket(await readJSON(res, this.max), id);
+      if (!t) throw new ProtocolError(`HTTP ${res.status}: not a ticket${id ? ` ${id}` : ""}`);
+      return t;
+    }
+  };
+  function parseTicket(data, id) {
+    let v;
+    try {
+      v = JSON.parse(data);
+    } catch {
+      throw new ProtocolError("event stream: a status event that is not JSON");
+    }
+    const t = toTicket(v, id);
+    if (!t) throw new ProtocolError(`event stream: a status event that is not ticket ${id}`);
+    return t;
+  }
+  return __toCommonJS(index_exports);
+})();

@@ -1,0 +1,196 @@
+package results
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// state is what Run owns: the tracked tickets and what it knows of its
+// subscription. Only Run's goroutine touches it.
+type state struct {
+	tickets  map[string]*ticket
+	byPlayer map[string]map[string]*ticket // first player -> ticket id -> ticket
+	// down: the connection went down, and a catch-up is owed once it is
+	// back (catchup.go).
+	down bool
+	// dropped is the subscription's drop count at the last tick.
+	dropped int
+	// catching: a catch-up is in flight; due, if set, is the reason of
+	// the next one, started at the next tick (asked for during one, or
+	// after one that failed).
+	catching bool
+	due      string
+}
+
+// Run owns every tracked ticket until ctx ends. It subscribes first and
+// serves no Track before the server holds the subscription; it returns
+// an error only if it cannot subscribe.
+func (t *Tracker) Run(ctx context.Context) error {
+	// Listened to before subscribing, so no status change is missed.
+	status := t.nc.StatusChanged(nats.RECONNECTING, nats.DISCONNECTED, nats.CONNECTED)
+	defer t.nc.RemoveStatusListener(status)
+	sub, err := t.subscribe(ctx)
+	if err != nil || sub == nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	s := &state{tickets: map[string]*ticket{}, byPlayer: map[string]map[string]*ticket{}}
+	defer func() {
+		for _, tk := range s.tickets {
+			t.forget(s, tk)
+		}
+	}()
+	ticks := t.ticks
+	if ticks == nil {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		ticks = tick.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-t.reqs:
+			r.reply <- t.apply(s, r)
+		case st := <-status:
+			t.statusChanged(ctx, s, st)
+		case m := <-t.msgs:
+			t.result(s, m)
+		case c := <-t.caught:
+			t.deliver(s, c.player, c.res)
+		case err := <-t.caughtUp:
+			t.caughtUpEnded(s, err)
+		case e := <-t.expired:
+			if tk := s.tickets[e.id]; tk != nil {
+				t.expiryReturned(tk, e.soon)
+			}
+		case <-ticks:
+			t.checkDropped(ctx, s, sub)
+			t.expireDue(ctx, t.now(), s.tickets)
+		}
+	}
+}
+
+// subscribe makes the one subscription and waits until the server holds
+// it, trying again while NATS does not answer (nats.go keeps the
+// subscription and sends it again on reconnecting). nil, nil: ctx ended.
+func (t *Tracker) subscribe(ctx context.Context) (*nats.Subscription, error) {
+	sub, err := t.nc.ChanSubscribe(t.subj.AllResults(), t.msgs)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to results: %w", err)
+	}
+	for {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := t.nc.FlushWithContext(fctx)
+		cancel()
+		if err == nil {
+			return sub, nil
+		}
+		if ctx.Err() != nil {
+			_ = sub.Unsubscribe()
+			return nil, nil
+		}
+		t.log.Warn("results subscription not confirmed by NATS; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// result takes a result heard: only one of a tracked player is decoded.
+func (t *Tracker) result(s *state, m *nats.Msg) {
+	player, ok := strings.CutPrefix(m.Subject, t.prefix)
+	if !ok || s.byPlayer[player] == nil {
+		return // a player another frontend follows, or nobody
+	}
+	res, err := events.DecodeResult(m.Data)
+	if err != nil {
+		t.log.Warn("bad result ignored", "subject", m.Subject, "err", err)
+		return
+	}
+	t.deliver(s, player, res)
+}
+
+// deliver hands a result of player, heard or read back, to its ticket's
+// waiters, if the ticket is tracked and the result is news.
+func (t *Tracker) deliver(s *state, player string, res events.Result) {
+	tk := s.byPlayer[player][res.TicketID]
+	if tk == nil || tk.last != nil && res.Status.Rank() <= tk.last.Status.Rank() {
+		return // another ticket of the player, or a status it had (a catch-up reads some twice)
+	}
+	tk.last = &res
+	for w := range tk.waiters {
+		select {
+		case w <- res:
+		default: // a waiter holds at most the last few results
+		}
+	}
+	if res.Status.Terminal() {
+		t.met.outcomes.WithLabelValues(string(res.Status)).Inc()
+		if res.Status == events.StatusAssigned {
+			tk.trace.observe(t.met.toAssign, t.now().Sub(tk.created).Seconds())
+		}
+		t.forget(s, tk)
+	}
+}
+
+// forget stops following a ticket (untracked, or with an outcome).
+func (t *Tracker) forget(s *state, tk *ticket) {
+	delete(s.tickets, tk.id)
+	ts := s.byPlayer[tk.player]
+	delete(ts, tk.id)
+	if len(ts) == 0 {
+		delete(s.byPlayer, tk.player)
+	}
+	for w := range tk.waiters {
+		close(w)
+	}
+	t.met.tracked.Set(float64(len(s.tickets)))
+}
+
+func (t *Tracker) apply(s *state, r request) reply {
+	var rep reply
+	switch r.kind {
+	case reqTrack:
+		if _, ok := s.tickets[r.id]; ok {
+			return rep
+		}
+		tk := &ticket{id: r.id, player: r.player, mode: r.mode, created: r.created, since: r.created, creation: r.creation,
+			trace: r.trace, waiters: map[chan events.Result]struct{}{}}
+		s.tickets[r.id] = tk
+		if s.byPlayer[r.player] == nil {
+			s.byPlayer[r.player] = map[string]*ticket{}
+		}
+		s.byPlayer[r.player][r.id] = tk
+		t.met.tracked.Set(float64(len(s.tickets)))
+	case reqUntrack:
+		if tk, ok := s.tickets[r.id]; ok {
+			t.forget(s, tk)
+		}
+	case reqWait:
+		tk, ok := s.tickets[r.id]
+		if !ok {
+			return reply{err: ErrNotTracked}
+		}
+		rep.creation = tk.creation
+		tk.waiters[r.waiter] = struct{}{}
+		if tk.last != nil {
+			r.waiter <- *tk.last
+		}
+	case reqUnwait:
+		if tk, ok := s.tickets[r.id]; ok {
+			if _, waiting := tk.waiters[r.waiter]; waiting {
+				delete(tk.waiters, r.waiter)
+				close(r.waiter)
+			}
+		}
+	}
+	return rep
+}

@@ -1,0 +1,86 @@
+package tickets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
+)
+
+// createKeyed creates a ticket its caller named (an Idempotency-Key, which
+// every browser sends, or a server's chosen id) that may be a repeat. The
+// record is created only if the key has none (kv.Create): so the first
+// attempt reads nothing before it writes (one JetStream read less per
+// creation than a look-up first), and an attempt that finds the record
+// is a repeat, answered from it (repeat). The record is stored before
+// the ticket is published and tracked, not beside them: a repeat's
+// request may differ (refused, ErrIdempotencyReuse), and its ticket must
+// never have been queued under the first attempt's id; and only the
+// attempt that created the record tracks the ticket, so a repeat running
+// beside the first attempt cannot untrack it.
+func (s *Service) createKeyed(ctx context.Context, rec Record, rulesVersion string) (View, error) {
+	t := rec.Ticket
+	msg, data, err := encode(ctx, s.subj, rec, rulesVersion)
+	if err != nil {
+		return View{}, err
+	}
+	if _, err := s.kv.Create(ctx, t.TicketID, data); errors.Is(err, jetstream.ErrKeyExists) {
+		v, found, err := s.repeat(ctx, rec)
+		if err == nil && !found {
+			// Stored and gone before the read (its TTL ended between):
+			// unavailable, and a retry creates it anew.
+			err = fmt.Errorf("ticket %s: record gone while read", t.TicketID)
+		}
+		return v, err
+	} else if err != nil {
+		return View{}, fmt.Errorf("store ticket %s: %w", t.TicketID, err)
+	}
+	if err := s.tracker.Track(ctx, &t, &results.Creation{Shard: rec.Shard, Mode: t.Mode, Players: t.Players()}); err != nil {
+		return View{}, err
+	}
+	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
+		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
+		return View{}, fmt.Errorf("queue ticket %s: publish %s: %w", t.TicketID, msg.Subject, err)
+	}
+	if err := s.take(ctx, rec); err != nil {
+		return View{}, err
+	}
+	return ViewOf(rec, nil), nil
+}
+
+// repeat answers a repeated creation from the record its first attempt
+// stored: found is false when there is none. A repeat of another request
+// under the same key is refused; one of the same request gets its ticket
+// queued (republish) and its view.
+func (s *Service) repeat(ctx context.Context, rec Record) (v View, found bool, err error) {
+	old, err := s.Record(ctx, rec.Ticket.TicketID)
+	if errors.Is(err, ErrNotFound) {
+		return View{}, false, nil
+	}
+	if err != nil {
+		return View{}, false, err
+	}
+	if old.RequestHash != rec.RequestHash {
+		return View{}, true, ErrIdempotencyReuse
+	}
+	if err := s.republish(ctx, old); err != nil {
+		return View{}, true, err
+	}
+	v, err = s.View(ctx, old)
+	return v, true, err
+}
+
+// admit refuses a new ticket for a shard that takes none now: drained
+// (told first: the operator's reason), or a region without free rooms.
+func (s *Service) admit(shard events.Shard) error {
+	if s.cfg.Drains != nil {
+		if err := s.cfg.Drains.CheckShard(shard); err != nil {
+			return err
+		}
+	}
+	return s.capacity.Check(shard.Region)
+}
