@@ -26,7 +26,7 @@ func frontendStub() *httptest.Server {
 		for i, st := range []string{"queued", "matched", "assigned"} {
 			var assignment string
 			if st == "assigned" {
-				assignment = `,"assignment":{"url":"ws://game/room"}`
+				assignment = `,"assignment":{"url":"http://game/play?room=r"}`
 			}
 			fmt.Fprintf(w, "id: %d\nevent: status\ndata: {\"ticket_id\":%q,\"status\":%q,\"region\":\"eu\",\"tier\":\"gold\",\"mode\":\"1v1\"%s}\n\n", i+1, r.PathValue("id"), st, assignment)
 		}
@@ -82,7 +82,7 @@ func TestFollowKinds(t *testing.T) {
 				panic(http.ErrAbortHandler)
 			}
 			if r.Header.Get("Last-Event-ID") == "1" {
-				io.WriteString(w, "id: 3\nevent: status\ndata: {\"ticket_id\":\"t1\",\"status\":\"assigned\",\"assignment\":{\"url\":\"ws://game/room\"}}\n\n")
+				io.WriteString(w, "id: 3\nevent: status\ndata: {\"ticket_id\":\"t1\",\"status\":\"assigned\",\"assignment\":{\"url\":\"http://game/play?room=r\"}}\n\n")
 			}
 		}, "", 1},
 	} {
@@ -98,7 +98,7 @@ func TestFollowKinds(t *testing.T) {
 			mux.HandleFunc("GET /v1/tickets/{id}/events", func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/event-stream")
 				if tc.sse == nil {
-					io.WriteString(w, "id: 3\nevent: status\ndata: {\"ticket_id\":\"t1\",\"status\":\"assigned\",\"assignment\":{\"url\":\"ws://game/room\"}}\n\n")
+					io.WriteString(w, "id: 3\nevent: status\ndata: {\"ticket_id\":\"t1\",\"status\":\"assigned\",\"assignment\":{\"url\":\"http://game/play?room=r\"}}\n\n")
 					return
 				}
 				tc.sse(int(streams.Add(1)), w, r)

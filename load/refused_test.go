@@ -35,7 +35,7 @@ func refusingStub(delay time.Duration) *httptest.Server {
 	})
 	mux.HandleFunc("GET /v1/tickets/{id}/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprintf(w, "id: 1\nevent: status\ndata: {\"ticket_id\":%q,\"status\":\"assigned\",\"assignment\":{\"url\":\"ws://game/room\"}}\n\n", r.PathValue("id"))
+		fmt.Fprintf(w, "id: 1\nevent: status\ndata: {\"ticket_id\":%q,\"status\":\"assigned\",\"assignment\":{\"url\":\"http://game/play?room=r\"}}\n\n", r.PathValue("id"))
 	})
 	return httptest.NewServer(mux)
 }

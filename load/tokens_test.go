@@ -63,7 +63,7 @@ func TestRunMintsATokenPerPlayer(t *testing.T) {
 			}
 			streams.Add(1)
 			w.Header().Set("Content-Type", "text/event-stream")
-			fmt.Fprintf(w, "id: 3\nevent: status\ndata: {\"ticket_id\":%q,\"status\":\"assigned\",\"assignment\":{\"url\":\"ws://game/room\"}}\n\n", id)
+			fmt.Fprintf(w, "id: 3\nevent: status\ndata: {\"ticket_id\":%q,\"status\":\"assigned\",\"assignment\":{\"url\":\"http://game/play?room=r\"}}\n\n", id)
 		}
 	}))
 	defer srv.Close()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -45,11 +46,12 @@ func (s *session) readDeadLetter(ctx context.Context, stream jetstream.Stream, s
 	if err != nil {
 		return nil, fmt.Errorf("dead letter %d: %w", seq, err)
 	}
-	d := &deadLetter{Seq: raw.Sequence, meta: events.MetaFromHeader(raw.Header)}
-	d.CorrelationID = d.meta.CorrelationID
+	d := &deadLetter{Seq: raw.Sequence}
 	if err := json.Unmarshal(raw.Data, &d.Record); err != nil {
 		return nil, fmt.Errorf("dead letter %d: not a dead-letter record: %w", raw.Sequence, err)
 	}
+	d.meta = flowOf(d.Record, raw.Header)
+	d.CorrelationID = d.meta.CorrelationID
 	var who struct {
 		TicketID any      `json:"ticket_id"`
 		PlayerID any      `json:"player_id"`
@@ -72,6 +74,19 @@ func (s *session) readDeadLetter(ctx context.Context, stream jetstream.Stream, s
 		d.WhyNot = whyNot.Error()
 	}
 	return d, nil
+}
+
+// flowOf is the flow a dead letter belongs to: the correlation id and
+// traceparent its record kept of the refused message; when the record
+// kept none (one written before records kept them, or the allocator's),
+// the dead letter's own message's, which its writer may have sent with
+// the flow it was handling. Never a mix of the two: a traceparent of
+// one flow under the correlation id of another would mislead.
+func flowOf(r events.DeadLetter, h nats.Header) events.Meta {
+	if m := r.Meta(); m != (events.Meta{}) {
+		return m
+	}
+	return events.MetaFromHeader(h)
 }
 
 func (s *session) deadLetterStream(ctx context.Context) (jetstream.Stream, error) {

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -34,8 +35,10 @@ import (
 //     has left any trace of the first that replayCheck would find.
 //   - The payload as stored, but for ticket_id: its created_at, if it
 //     had one, still bounds it (a ticket older than its mode's max wait
-//     plus events.CreatedAtSlack is refused again); without one, its
-//     wait starts at the replay.
+//     plus events.CreatedAtSlack is refused again); without one, it gets
+//     the time of the check, so that a ticket of its players created
+//     after the check is the newer one (replaycheck.go) and its wait
+//     starts at the replay.
 //   - The dead letter's correlation id and trace context, so the replay
 //     is logged as the same flow. No rule-set stamp (the record does not
 //     keep it): the ticket is judged at once by the rules in force.
@@ -110,18 +113,37 @@ func deadLettersReplayCmd(*flag.FlagSet) runFunc {
 	}
 }
 
-// replay publishes d's ticket again (see the top of this file).
+// replay publishes d's ticket again (see the top of this file), if
+// replayCheck lets it through.
 func (s *session) replay(ctx context.Context, d *deadLetter) (*replayed, error) {
-	whyNot, err := s.replayCheck(ctx, d, time.Now())
+	checked := time.Now()
+	whyNot, err := s.replayCheck(ctx, d, checked)
 	if err != nil {
 		return nil, err
 	}
 	if whyNot != nil {
 		return nil, fmt.Errorf("dead letter %d cannot be replayed: %w", d.Seq, whyNot)
 	}
-	fields, _ := s.replayable(d) // replayCheck checked it
+	return s.publishReplay(ctx, d, checked)
+}
+
+// publishReplay publishes d's ticket again, as replayCheck let it
+// through at checked (see the top of this file).
+func (s *session) publishReplay(ctx context.Context, d *deadLetter, checked time.Time) (*replayed, error) {
+	fields, err := s.replayable(d)
+	if err != nil {
+		return nil, fmt.Errorf("dead letter %d cannot be replayed: %w", d.Seq, err)
+	}
 	id := replayTicketID(d)
 	fields["ticket_id"], _ = json.Marshal(id) // a string always encodes
+	if !hasCreatedAt(d.Record.Payload) {
+		for k := range fields {
+			if strings.EqualFold(k, "created_at") { // null or zero; one key, in any case
+				delete(fields, k)
+			}
+		}
+		fields["created_at"], _ = json.Marshal(checked.UTC()) // a time in range always encodes
+	}
 	msg, err := events.NewMsg(events.WithMeta(ctx, d.meta), d.Record.Subject, id, fields)
 	if err != nil {
 		return nil, err
@@ -135,4 +157,18 @@ func (s *session) replay(ctx context.Context, d *deadLetter) (*replayed, error) 
 	}
 	return &replayed{DeadLetter: d.Seq, Subject: d.Record.Subject, TicketID: id, Original: d.TicketID,
 		Players: d.Players, Stream: ack.Stream, StreamSeq: ack.Sequence}, nil
+}
+
+// hasCreatedAt reports whether a ticket's payload gives it a created_at,
+// as the matcher reads it (encoding/json, field names in any case; null
+// or the zero time is none). One that does not decode counts as given:
+// the matcher refuses it again, as it did.
+func hasCreatedAt(payload []byte) bool {
+	var t struct {
+		CreatedAt *time.Time `json:"created_at"`
+	}
+	if json.Unmarshal(payload, &t) != nil {
+		return true
+	}
+	return t.CreatedAt != nil && !t.CreatedAt.IsZero()
 }

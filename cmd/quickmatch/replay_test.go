@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -65,6 +66,72 @@ func TestReplayable(t *testing.T) {
 			t.Errorf("%s: %v %v, want replayable", tc.name, fields, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestReplayCarriesTheFlow: a replay sends its ticket with the
+// correlation id and traceparent its dead letter kept of the refused
+// message (events.DeadLetter.Headers), so a replayed ticket can still be
+// followed; a record that kept none (written before records kept them)
+// falls back on the dead letter's own message's; show names the
+// correlation id.
+func TestReplayCarriesTheFlow(t *testing.T) {
+	t.Parallel()
+	kept := events.Meta{CorrelationID: "c-replayed", TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	sent := events.Meta{CorrelationID: "c-sent", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	for _, tc := range []struct {
+		name       string
+		kept, sent events.Meta
+		want       events.Meta
+	}{
+		{"kept in the record", kept, events.Meta{}, kept},
+		{"kept, and another sent", kept, sent, kept},
+		{"only sent", events.Meta{}, sent, sent},
+		{"neither", events.Meta{}, events.Meta{}, events.Meta{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			d := f.deadLetterOf(t, events.Ticket{TicketID: "t-dead", PlayerID: "p1", Mode: "duel", Skill: 1650}, time.Now(), tc.kept, tc.sent)
+			f.claim(t, d.TicketID, events.OwnerFailed)
+			if d.CorrelationID != tc.want.CorrelationID {
+				t.Errorf("the dead letter shows correlation id %q, want %q", d.CorrelationID, tc.want.CorrelationID)
+			}
+			out, err := f.s.replay(t.Context(), d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := f.js.Stream(t.Context(), f.s.subj.TicketsStream())
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := st.GetMsg(t.Context(), out.StreamSeq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := events.MetaFromHeader(raw.Header); got != tc.want {
+				t.Fatalf("the replayed ticket carries %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestHasCreatedAt: a replay is dated at its check only when the matcher
+// would find no created_at in its payload (any case of the name; null
+// and the zero time are none), never over one it would read.
+func TestHasCreatedAt(t *testing.T) {
+	t.Parallel()
+	for payload, want := range map[string]bool{
+		`{"created_at":"2026-12-02T14:00:00Z"}`: true,
+		`{"Created_At":"2026-12-02T14:00:00Z"}`: true,
+		`{"created_at":"yesterday"}`:            true, // refused again by the matcher
+		`{"player_id":"p1"}`:                    false,
+		`{"created_at":null}`:                   false,
+		`{"created_at":"0001-01-01T00:00:00Z"}`: false,
+	} {
+		if got := hasCreatedAt([]byte(payload)); got != want {
+			t.Errorf("%s: %v, want %v", payload, got, want)
 		}
 	}
 }

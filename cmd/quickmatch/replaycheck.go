@@ -21,12 +21,15 @@ import (
 //     player's ticket id: the claim is that ticket's, and the refused one
 //     was told failed without one).
 //   - Supersede a player's current ticket. A replay without created_at
-//     waits from the replay, so it is its players' newest ticket and
-//     events.Players.Take would cancel the one they have now. A player
-//     whose live ticket is undecided is refused; an operator who means it
-//     cancels that ticket first. (One made between this check and the
-//     publish is superseded still: the check narrows that, it cannot
-//     close it.)
+//     is dated at this check (replay.go), so it is newer than the ticket
+//     they have now and events.Players.Take would cancel that one. A
+//     player whose live ticket is undecided is refused; an operator who
+//     means it cancels that ticket first. A ticket of theirs created
+//     after this check needs no more: Take orders a player's tickets by
+//     created_at, and the replay's is its original's or this check's
+//     time, so the new ticket wins in whichever order the two reach Take.
+//     (One created just before the check but taken after it, or dated by
+//     a clock behind the CLI's, is the older and loses.)
 //   - Happen twice. The stream's duplicate window (events.DuplicateWindow)
 //     remembers the replay's message id for two minutes only; past it, a
 //     replay is known by its traces: a claim of its ticket id, its

@@ -48,12 +48,20 @@ func newFixture(t *testing.T) *fixture {
 // and reads it back as the CLI does.
 func (f *fixture) deadLetter(t *testing.T, tk events.Ticket, at time.Time) *deadLetter {
 	t.Helper()
+	return f.deadLetterOf(t, tk, at, events.Meta{}, events.Meta{})
+}
+
+// deadLetterOf is deadLetter whose record kept the meta of the ticket's
+// message, published with the meta sent.
+func (f *fixture) deadLetterOf(t *testing.T, tk events.Ticket, at time.Time, kept, sent events.Meta) *deadLetter {
+	t.Helper()
 	payload, err := json.Marshal(tk)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dl := events.NewDeadLetter("matcher", "matchmaking.eu.gold", 7, payload, errors.New(`unknown mode "duel"`), at)
-	if err := f.pub.DeadLetter(t.Context(), dl); err != nil {
+	dl.KeepMeta(kept)
+	if err := f.pub.DeadLetter(events.WithMeta(t.Context(), sent), dl); err != nil {
 		t.Fatal(err)
 	}
 	stream, err := f.s.deadLetterStream(t.Context())

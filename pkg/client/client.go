@@ -188,7 +188,7 @@ func (c *Client) view(res *http.Response, want int, id string) (ticketapi.View, 
 	if err := decodeJSON(res.Body, c.cfg.MaxEventBytes, &v); err != nil {
 		return ticketapi.View{}, err
 	}
-	if err := checkView(v, id); err != nil {
+	if err := checkView(&v, id); err != nil {
 		return ticketapi.View{}, fmt.Errorf("quickmatch: %w", err)
 	}
 	return v, nil

@@ -38,7 +38,7 @@ func event(id int, data string) string {
 // caller looks at every event.
 func TestAnswersOfAnotherTicketOrWithoutAssignmentAreMalformed(t *testing.T) {
 	t.Parallel()
-	assigned := `"status":"assigned","assignment":{"url":"ws://game/room"}`
+	assigned := `"status":"assigned","assignment":{"url":"http://game/play?room=r"}`
 	for _, tc := range []struct {
 		name string
 		h    http.HandlerFunc
@@ -83,7 +83,7 @@ func TestQueueRefusesAnotherTicketsMessage(t *testing.T) {
 	t.Parallel()
 	c := newClient(t, wsServer(func(conn *websocket.Conn, _ *http.Request) {
 		_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"ticket_id":"t1","status":"queued"}`))
-		_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"ticket_id":"t2","status":"assigned","assignment":{"url":"ws://game/room"}}`))
+		_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"ticket_id":"t2","status":"assigned","assignment":{"url":"http://game/play?room=r"}}`))
 		time.Sleep(100 * time.Millisecond) // let the client read both before the close
 	}))
 	if v, err := c.Queue(t.Context(), ticketapi.Request{Region: "eu"}, nil); !errors.Is(err, client.ErrMalformed) {
@@ -138,4 +138,100 @@ func TestCreateSendsTraceParent(t *testing.T) {
 	if _, err := c.Create(t.Context(), ticketapi.Request{Region: "eu"}, client.TraceParent(tp)); err != nil || got.Load() != tp {
 		t.Fatalf("sent traceparent %v, %v", got.Load(), err)
 	}
+}
+
+// An assignment whose URL is not an absolute http(s) URL is refused as
+// the TypeScript client refuses it (toTicket): a game client opens that
+// URL, and a hostile or broken server must not send it to javascript:,
+// file: or data:. The refusal matches ErrAssignmentURL and ErrMalformed
+// (never retried), over Follow, Get and Queue alike.
+func TestAssignmentURLMustBeHTTP(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"http://10.0.0.7:7654/play?room=r&token=x", true},
+		{"HTTPS://game.example/play?room=r", true},
+		{"javascript:alert(1)", false},
+		{"JavaScript:alert(1)", false},
+		{"file:///etc/passwd", false},
+		{"data:text/html,<script>alert(1)</script>", false},
+		{"ws://game/room", false},
+		{"//game.example/play", false},
+		{"/play?room=r", false},
+		{"http:///play", false},
+		{" javascript:alert(1)", false},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			t.Parallel()
+			view := fmt.Sprintf(`{"ticket_id":"MINE","status":"assigned","assignment":{"url":%q}}`, tc.url)
+			check := func(call string, v ticketapi.View, err error) {
+				t.Helper()
+				switch {
+				case tc.ok && (err != nil || v.Assignment == nil || v.Assignment.URL != tc.url):
+					t.Errorf("%s: %+v, %v; want the assignment", call, v, err)
+				case !tc.ok && (!errors.Is(err, client.ErrAssignmentURL) || !errors.Is(err, client.ErrMalformed)):
+					t.Errorf("%s: %+v, %v; want ErrAssignmentURL and ErrMalformed", call, v, err)
+				}
+			}
+			for _, withFn := range []bool{false, true} {
+				var fn func(ticketapi.View)
+				if withFn {
+					fn = func(ticketapi.View) {}
+				}
+				v, err := newClient(t, sse(event(3, view))).Follow(t.Context(), "MINE", fn)
+				check(fmt.Sprintf("follow, callback %v", withFn), v, err)
+			}
+			v, err := newClient(t, answer(200, "", view)).Get(t.Context(), "MINE")
+			check("get", v, err)
+			v, err = newClient(t, wsServer(func(conn *websocket.Conn, _ *http.Request) {
+				_ = conn.WriteMessage(websocket.TextMessage, []byte(view))
+				_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "assigned"), time.Now().Add(time.Second))
+			})).Queue(t.Context(), ticketapi.Request{Region: "eu"}, nil)
+			check("queue", v, err)
+		})
+	}
+}
+
+// An assignment on a view that is not "assigned" (a broken or hostile
+// server's: the frontend sends one only with "assigned") is dropped, its
+// URL unchecked, as the TypeScript client does not refuse such a view
+// either: a game client that reads Assignment without looking at the
+// status never finds one it should not open. Over Follow (every event
+// and the outcome), Get and Queue alike.
+func TestAssignmentOfANotAssignedViewIsDropped(t *testing.T) {
+	t.Parallel()
+	bad := `"assignment":{"url":"javascript:alert(1)"}`
+	view := func(status string) string { return `{"ticket_id":"MINE","status":"` + status + `",` + bad + `}` }
+	var seen []ticketapi.View
+	check := func(call string, v ticketapi.View, err error) {
+		t.Helper()
+		if err != nil || v.Status != "failed" || v.Assignment != nil {
+			t.Errorf("%s: %+v, %v; want failed without an assignment", call, v, err)
+		}
+		for _, s := range seen {
+			if s.Assignment != nil {
+				t.Errorf("%s: the callback saw %+v, want no assignment", call, s)
+			}
+		}
+		seen = nil
+	}
+	collect := func(v ticketapi.View) { seen = append(seen, v) }
+	v, err := newClient(t, sse(event(1, view("queued")), event(2, view("matched")), event(3, view("failed")))).Follow(t.Context(), "MINE", collect)
+	check("follow", v, err)
+	for _, status := range []string{"queued", "matched"} {
+		v, err = newClient(t, answer(200, "", view(status))).Get(t.Context(), "MINE")
+		if err != nil || v.Assignment != nil {
+			t.Errorf("get %s: %+v, %v; want no assignment", status, v, err)
+		}
+	}
+	v, err = newClient(t, answer(200, "", view("failed"))).Get(t.Context(), "MINE")
+	check("get", v, err)
+	v, err = newClient(t, wsServer(func(conn *websocket.Conn, _ *http.Request) {
+		_ = conn.WriteMessage(websocket.TextMessage, []byte(view("queued")))
+		_ = conn.WriteMessage(websocket.TextMessage, []byte(view("failed")))
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "failed"), time.Now().Add(time.Second))
+	})).Queue(t.Context(), ticketapi.Request{Region: "eu"}, collect)
+	check("queue", v, err)
 }

@@ -49,6 +49,11 @@ var (
 	// "assigned" without its assignment. Never retried (package
 	// ticketapi states the policy both clients follow).
 	ErrMalformed = errors.New("malformed answer from the server")
+	// ErrAssignmentURL: an assignment whose URL is not an absolute
+	// http(s) URL (javascript:, file:, data:, ws:, relative, ...), which
+	// a game client must never open; it is ErrMalformed too (never
+	// retried), as the TypeScript client refuses it.
+	ErrAssignmentURL = errors.New("assignment URL is not http(s)")
 )
 
 // Error is the frontend's refusal: the HTTP status, the error body and

@@ -149,7 +149,7 @@ func decodeEvent(data []byte, whole bool, id string) (v ticketapi.View, err erro
 	if err != nil {
 		return v, fmt.Errorf("quickmatch events: a status event: %w: %w", ErrMalformed, err)
 	}
-	if err := checkView(v, id); err != nil {
+	if err := checkView(&v, id); err != nil {
 		return v, fmt.Errorf("quickmatch events: %w", err)
 	}
 	return v, nil
@@ -158,17 +158,39 @@ func decodeEvent(data []byte, whole bool, id string) (v ticketapi.View, err erro
 // checkView is ErrMalformed for a view that breaks the contract (package
 // ticketapi's policy): a status no view has, another ticket than id (any
 // ticket's id, not empty, when id is ""), "assigned" without the URL
-// of its assignment.
-func checkView(v ticketapi.View, id string) error {
+// of its assignment, or with one that is not http(s) (ErrAssignmentURL
+// too). It drops the assignment of a view that is not "assigned", so
+// that no view handed back carries an assignment unchecked (the
+// TypeScript client does not refuse such a view either).
+func checkView(v *ticketapi.View, id string) error {
 	switch {
 	case v.Status.Rank() == 0:
 		return fmt.Errorf("a status %.40q: %w", v.Status, ErrMalformed)
 	case v.TicketID == "" || id != "" && v.TicketID != id:
 		return fmt.Errorf("ticket %.80q, not %q: %w", v.TicketID, id, ErrMalformed)
-	case v.Status == events.StatusAssigned && (v.Assignment == nil || v.Assignment.URL == ""):
+	case v.Status != events.StatusAssigned:
+		v.Assignment = nil
+		return nil
+	case v.Assignment == nil || v.Assignment.URL == "":
 		return fmt.Errorf("assigned without its assignment: %w", ErrMalformed)
+	case !webURL(v.Assignment.URL):
+		return fmt.Errorf("assignment URL %.80q: %w: %w", v.Assignment.URL, ErrAssignmentURL, ErrMalformed)
 	}
 	return nil
+}
+
+// webURL: u is an absolute http or https URL with a host. A game client
+// opens the assignment's URL (a browser goes there), so a hostile or
+// broken server must not hand it javascript:, file: or data:; the
+// TypeScript client (clients/ts/src/types.ts, isWebURL) refuses the
+// same, and the allocator only ever sends its play page's http URL.
+func webURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	s := strings.ToLower(p.Scheme)
+	return (s == "http" || s == "https") && p.Host != ""
 }
 
 // backoff is the wait before reconnection attempt n (0 first): doubling

@@ -52,7 +52,7 @@ func eventStream(w http.ResponseWriter) {
 func statusEvent(id int, status string) string {
 	var assignment string
 	if status == "assigned" {
-		assignment = `,"assignment":{"url":"ws://game/room"}`
+		assignment = `,"assignment":{"url":"http://game/play?room=r"}`
 	}
 	return fmt.Sprintf("id: %d\nevent: status\ndata: {\"ticket_id\":\"t1\",\"status\":%q%s}\n\n", id, status, assignment)
 }

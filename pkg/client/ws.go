@@ -76,7 +76,7 @@ func (c *Client) Queue(ctx context.Context, req ticketapi.Request, fn func(ticke
 			return ticketapi.View{}, fmt.Errorf("quickmatch queue: a status message: %w", ErrMalformed)
 		}
 		// Every message is of the ticket the first one named.
-		if err := checkView(v, last.TicketID); err != nil {
+		if err := checkView(&v, last.TicketID); err != nil {
 			return ticketapi.View{}, fmt.Errorf("quickmatch queue: %w", err)
 		}
 		if fn != nil {

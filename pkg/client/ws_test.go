@@ -36,7 +36,7 @@ func wsServer(serve func(*websocket.Conn, *http.Request)) http.HandlerFunc {
 // assigned).
 func statusMessage(status string) []byte {
 	if status == "assigned" {
-		return []byte(`{"ticket_id":"t1","status":"assigned","assignment":{"url":"ws://game/room"}}`)
+		return []byte(`{"ticket_id":"t1","status":"assigned","assignment":{"url":"http://game/play?room=r"}}`)
 	}
 	return fmt.Appendf(nil, `{"ticket_id":"t1","status":%q}`, status)
 }

@@ -29,7 +29,11 @@ type DeadLetter struct {
 	StreamSeq uint64 `json:"stream_seq,omitempty"`
 	Reason    string `json:"reason"`
 	// Fields lists the offending fields when the reason is a validation error.
-	Fields  []FieldError      `json:"fields,omitempty"`
+	Fields []FieldError `json:"fields,omitempty"`
+	// Headers are the message's correlation id and traceparent, under
+	// HeaderCorrelationID and HeaderTraceParent, when well formed
+	// (KeepMeta): a replay sends them again, so it is the same flow in
+	// every log and trace. Read them with Meta.
 	Headers map[string]string `json:"headers,omitempty"`
 	// Payload is the rejected message, or its first MaxPayloadBytes when
 	// it was larger, or less when the record would not fit the dead-letter
@@ -83,8 +87,8 @@ const (
 // stream takes it (a dead letter refused is a ticket retried for ever).
 // A record is cut only when it must be, least needed first: Text (a copy
 // of Payload for people), then the reason and field errors (a field name
-// may be as long as the payload), then Payload (PayloadBytes keeps its
-// whole size).
+// may be as long as the payload) and Headers to their well-formed meta,
+// then Payload (PayloadBytes keeps its whole size).
 func (d *DeadLetter) fit() {
 	if d.size() <= MaxDeadLetterBytes {
 		return
@@ -103,7 +107,9 @@ func (d *DeadLetter) fit() {
 		fields = nil
 	}
 	d.Fields = fields
-	d.Headers = nil
+	// Only the well-formed meta: a few hundred bytes at most, worth
+	// more to whoever follows the ticket than as many bytes of payload.
+	d.Headers = d.Meta().headers()
 	for n := d.size(); n > MaxDeadLetterBytes && len(d.Payload) > 0; n = d.size() {
 		if d.PayloadBytes == 0 {
 			d.PayloadBytes = len(d.Payload)
@@ -112,6 +118,36 @@ func (d *DeadLetter) fit() {
 		over := (n-MaxDeadLetterBytes)*3/4 + 3
 		d.Payload = d.Payload[:max(len(d.Payload)-over, 0)]
 	}
+}
+
+// KeepMeta records in d.Headers the correlation id and traceparent of m
+// that are well formed (Meta.Bounded), and nothing else of a message's
+// headers: they come from players and publishers. The record is cut
+// again to fit (fit), should they not.
+func (d *DeadLetter) KeepMeta(m Meta) {
+	d.Headers = m.Bounded().headers()
+	d.fit()
+}
+
+// Meta is the correlation id and traceparent d.Headers keep, Bounded: a
+// record read back is outside input like any message.
+func (d DeadLetter) Meta() Meta {
+	return Meta{CorrelationID: d.Headers[HeaderCorrelationID], TraceParent: d.Headers[HeaderTraceParent]}.Bounded()
+}
+
+// headers are m's non-empty fields by the names they travel under; nil
+// for none.
+func (m Meta) headers() map[string]string {
+	var h map[string]string
+	for k, v := range map[string]string{HeaderCorrelationID: m.CorrelationID, HeaderTraceParent: m.TraceParent} {
+		if v != "" {
+			if h == nil {
+				h = map[string]string{}
+			}
+			h[k] = v
+		}
+	}
+	return h
 }
 
 // size is the length of d's encoding.

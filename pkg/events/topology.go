@@ -165,6 +165,8 @@ func held(name, description, filter string) jetstream.ConsumerConfig {
 		MaxDeliver:    -1,
 		MaxAckPending: PoolMaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// A pull made before a cut stops delivering within this.
+		MaxRequestExpires: PoolMaxPullExpiry,
 	}
 }
 

@@ -706,8 +706,9 @@ export interface components {
          * @description Overloaded: the frontend has as many tickets being created as it lets
          *     run at once, a number it moves with how long creations take (overload
          *     control, -overload-target); nothing was queued. Refused at once,
-         *     before the token or the body is read, so that past capacity the
-         *     tickets taken keep their latency and the rest hear at once. `error`
+         *     before the token is verified or the body decoded, so that past
+         *     capacity the tickets taken keep their latency and the rest hear at
+         *     once. `error`
          *     starts with "overloaded"; Retry-After is 1 to 3 s, at random so that
          *     refused clients do not all come back together. Reads, event streams
          *     and cancels are never refused for overload.

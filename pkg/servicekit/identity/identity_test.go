@@ -354,8 +354,10 @@ func TestFromRequest(t *testing.T) {
 	}
 }
 
-// BenchmarkVerify is the cost of checking one token, which every ticket
-// request pays once (go test -run '^$' -bench Verify ./identity).
+// BenchmarkVerify is the cost of checking one token again and again:
+// "full" checks it in full each time (the cache off), "cached" takes it
+// from the cache after the first (go test -run '^$' -bench Verify
+// ./identity).
 func BenchmarkVerify(b *testing.B) {
 	for _, alg := range []struct {
 		name string
@@ -366,19 +368,24 @@ func BenchmarkVerify(b *testing.B) {
 		{"RS256", jwt.SigningMethodRS256, rsaKey(b)},
 		{"ES256", jwt.SigningMethodES256, ecKey(b)},
 	} {
-		b.Run(alg.name, func(b *testing.B) {
-			id, _ := identity.KeyID(alg.key.Public())
-			v, err := identity.New(context.Background(), identity.Config{Issuer: iss, Audience: aud, Keys: []identity.StaticKey{{ID: id, Key: alg.key.Public()}}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			tok := sign(b, alg.m, alg.key, id, jwt.MapClaims{"sub": "alice"})
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := v.Verify(context.Background(), tok); err != nil {
+		for _, cache := range []struct {
+			name string
+			size int
+		}{{"full", -1}, {"cached", 0}} {
+			b.Run(alg.name+"/"+cache.name, func(b *testing.B) {
+				id, _ := identity.KeyID(alg.key.Public())
+				v, err := identity.New(context.Background(), identity.Config{Issuer: iss, Audience: aud, TokenCacheSize: cache.size, Keys: []identity.StaticKey{{ID: id, Key: alg.key.Public()}}})
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
+				tok := sign(b, alg.m, alg.key, id, jwt.MapClaims{"sub": "alice"})
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := v.Verify(context.Background(), tok); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -6,7 +6,10 @@
 // What it measures is what the frontend sees: a creation is in flight from
 // its admission to its answer, and almost all of that time is spent waiting
 // for JetStream and KV acks (the ticket's record and its publish, written
-// together, and the take). Under load those waits are where the
+// together, and the take); it is admitted before its token is verified
+// (the API's admit.go), so that a refusal costs no signature check, and
+// a frontend whose own CPU is the bottleneck sees it in the latency too.
+// Under load those waits are where the
 // queue is: the NATS server, the matchers and the allocator share the same
 // cores, and when they fall behind every ack comes later. Left alone, the
 // frontend takes every request, the creations in flight grow without

@@ -14,18 +14,17 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
-	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/admission"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/capacity"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/drain"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
 
-// create makes the ticket of an admitted creation, giving slot back on
-// every path, a panic in Create too: a slot never given back is taken
-// for good, and enough of them refuse every creation.
-func (a *API) create(ctx context.Context, slot admission.Slot, caller identity.Caller, req tickets.Request, key string) (tickets.View, error) {
+// create makes the ticket of an admitted creation, giving sl back as
+// soon as Create ends, on every path, a panic in Create too: a slot never
+// given back is taken for good, and enough of them refuse every creation.
+func (a *API) create(ctx context.Context, sl *slot, caller identity.Caller, req tickets.Request, key string) (tickets.View, error) {
 	measured := false
-	defer func() { slot.Done(measured) }()
+	defer func() { sl.release(measured) }()
 	view, err := a.tickets.Create(ctx, caller, req, key)
 	measured = brokerAnswered(ctx, err)
 	return view, err

@@ -8,12 +8,9 @@ import (
 	"context"
 	_ "embed" // the OpenAPI description
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -169,6 +166,9 @@ type API struct {
 type apiMetrics struct {
 	requests   *prometheus.CounterVec
 	rejections *prometheus.CounterVec
+	// overloaded is rejections' "overloaded": looked up once, as the
+	// refusal past capacity is the one answered most.
+	overloaded prometheus.Counter
 	open       *prometheus.GaugeVec
 }
 
@@ -202,15 +202,16 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 			}, []string{"kind"}),
 		},
 	}
+	a.met.overloaded = a.met.rejections.WithLabelValues("overloaded")
 	a.admission = admission.New(cfg.Admission)
 	reg.MustRegister(a.met.requests, a.met.rejections, a.met.open, a.admission)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+ticketapi.PathTickets, a.admit(a.authenticate(true, a.createTicket)))
+	mux.HandleFunc("POST "+ticketapi.PathTickets, a.postTicket)
 	mux.HandleFunc("GET "+ticketapi.TicketPath("{id}"), a.authenticate(false, a.getTicket))
 	mux.HandleFunc("DELETE "+ticketapi.TicketPath("{id}"), a.authenticate(true, a.cancelTicket))
 	mux.HandleFunc("GET "+ticketapi.EventsPath("{id}"), a.authenticate(false, a.ticketEvents))
-	mux.HandleFunc("GET "+ticketapi.PathWS, a.admit(a.authenticate(true, a.demoWebSocket)))
-	mux.HandleFunc("GET "+ticketapi.PathWSEvents, a.admit(a.authenticate(true, a.eventsWebSocket)))
+	mux.HandleFunc("GET "+ticketapi.PathWS, a.admit(a.demoWebSocket))
+	mux.HandleFunc("GET "+ticketapi.PathWSEvents, a.admit(a.eventsWebSocket))
 	if cfg.DevIssuer != nil {
 		mux.HandleFunc("POST /dev/token", func(w http.ResponseWriter, r *http.Request) {
 			rc := http.NewResponseController(w)
@@ -237,26 +238,8 @@ func requestMeta(r *http.Request) (context.Context, string) {
 	return events.WithMeta(r.Context(), m), m.CorrelationID
 }
 
-func (a *API) createTicket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
-	// The server has no whole-request read deadline (it would cut event
-	// streams), so the body's read is bounded here.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(a.cfg.BodyTimeout))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, events.MaxPayloadBytes))
-	_ = rc.SetReadDeadline(time.Time{})
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		a.reject(w, "too_large", http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("request body over %d bytes", events.MaxPayloadBytes)})
-		return
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		w.Header().Set("Connection", "close")
-		a.reject(w, "slow_body", http.StatusRequestTimeout, ErrorBody{Error: fmt.Sprintf("request body not received within %s", a.cfg.BodyTimeout)})
-		return
-	case err != nil:
-		a.reject(w, "bad_body", http.StatusBadRequest, ErrorBody{Error: "request body unreadable"})
-		return
-	}
+// createTicket creates the ticket of a POST, admitted in sl (postTicket).
+func (a *API) createTicket(w http.ResponseWriter, r *http.Request, caller identity.Caller, sl *slot, body []byte) {
 	var req tickets.Request
 	if err := events.DecodeStrict("request", body, &req); err != nil {
 		a.writeError(w, err)
@@ -264,13 +247,8 @@ func (a *API) createTicket(w http.ResponseWriter, r *http.Request, caller identi
 	}
 	ctx, cid := requestMeta(r)
 	w.Header().Set(ticketapi.HeaderCorrelationID, cid)
-	slot, ok := a.admission.Acquire()
-	if !ok {
-		a.overloaded(w)
-		return
-	}
 	ctx, span := startCreate(ctx)
-	view, err := a.create(ctx, slot, caller, req, r.Header.Get(ticketapi.HeaderIdempotencyKey))
+	view, err := a.create(ctx, sl, caller, req, r.Header.Get(ticketapi.HeaderIdempotencyKey))
 	endCreate(span, view, err)
 	if err != nil {
 		// A client that hung up is no fault of the broker's.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -36,28 +37,36 @@ type authed func(w http.ResponseWriter, r *http.Request, c identity.Caller)
 // address otherwise, so a flood of bad tokens is limited too).
 func (a *API) authenticate(limit bool, h authed) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := a.caller(r)
-		if limit && !a.allow(w, r, c, err == nil) {
-			return
+		if c, ok := a.identify(r.Context(), w, r, limit); ok {
+			h(w, r, c)
 		}
-		if err != nil {
-			challenge := `Bearer realm="quickmatch"`
-			if !errors.Is(err, identity.ErrNoToken) {
-				challenge += `, error="invalid_token"`
-			}
-			w.Header().Set("WWW-Authenticate", challenge)
-			a.reject(w, "unauthorized", http.StatusUnauthorized, ErrorBody{Error: "a valid bearer token is required (" + ticketapi.HeaderAuthorization + ": Bearer, or " + ticketapi.QueryAccessToken + " for EventSource and WebSocket)"})
-			return
-		}
-		h(w, r, c)
 	}
 }
 
-func (a *API) caller(r *http.Request) (identity.Caller, error) {
+// identify finds the caller of r, its token verified within ctx, and
+// with limit applies the rate limit; ok false means it answered 401 or 429.
+func (a *API) identify(ctx context.Context, w http.ResponseWriter, r *http.Request, limit bool) (identity.Caller, bool) {
+	c, err := a.caller(ctx, r)
+	if limit && !a.allow(w, r, c, err == nil) {
+		return c, false
+	}
+	if err != nil {
+		challenge := `Bearer realm="quickmatch"`
+		if !errors.Is(err, identity.ErrNoToken) {
+			challenge += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+		a.reject(w, "unauthorized", http.StatusUnauthorized, ErrorBody{Error: "a valid bearer token is required (" + ticketapi.HeaderAuthorization + ": Bearer, or " + ticketapi.QueryAccessToken + " for EventSource and WebSocket)"})
+		return c, false
+	}
+	return c, true
+}
+
+func (a *API) caller(ctx context.Context, r *http.Request) (identity.Caller, error) {
 	if a.cfg.Insecure {
 		return insecureCaller, nil
 	}
-	return a.cfg.Auth.Verify(r.Context(), identity.FromRequest(r))
+	return a.cfg.Auth.Verify(ctx, identity.FromRequest(r))
 }
 
 // clientKey names the client for its rate limit and connection cap: the

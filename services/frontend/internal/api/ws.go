@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	mrand "math/rand/v2" // jitter of Retry-After; crypto/rand is for ids
 	"net/http"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 	"github.com/quickmatch-dev/quickmatch/pkg/tracing"
-	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/admission"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
 
@@ -37,8 +34,8 @@ const (
 // server's URL, then closes. A ticket that ends otherwise closes the
 // connection with a code and a reason; a client that goes away before its
 // assignment has its ticket cancelled.
-func (a *API) demoWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
-	a.serveWebSocket(w, r, caller, "ws", func(c *websocket.Conn, v tickets.View) error {
+func (a *API) demoWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller, sl *slot) {
+	a.serveWebSocket(w, r, caller, sl, "ws", func(c *websocket.Conn, v tickets.View) error {
 		if v.Status != events.StatusAssigned {
 			return nil
 		}
@@ -50,8 +47,8 @@ func (a *API) demoWebSocket(w http.ResponseWriter, r *http.Request, caller ident
 // a JSON text message (the ticket view), the last one terminal; while
 // queued, the queued message comes again when its expected wait moves
 // (refresher). A client may send {"type":"cancel"} to cancel its ticket.
-func (a *API) eventsWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller) {
-	a.serveWebSocket(w, r, caller, "ws_events", func(c *websocket.Conn, v tickets.View) error {
+func (a *API) eventsWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller, sl *slot) {
+	a.serveWebSocket(w, r, caller, sl, "ws_events", func(c *websocket.Conn, v tickets.View) error {
 		data, _ := json.Marshal(v) // a View always encodes
 		return c.WriteMessage(websocket.TextMessage, data)
 	})
@@ -63,8 +60,10 @@ type emitFunc func(*websocket.Conn, tickets.View) error
 
 // serveWebSocket queues the ticket a WebSocket client asks for (refusals
 // before the upgrade are plain HTTP answers) and follows it for the
-// client until it ends.
-func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller, kind string, emit emitFunc) {
+// client until it ends. The slot (admit) is taken before the upgrade, so
+// that a refusal is a plain 503 the client's handshake reports, and
+// given back once Create ends.
+func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller, sl *slot, kind string, emit emitFunc) {
 	req, err := a.wsRequest(r, caller)
 	if err != nil {
 		a.writeError(w, err)
@@ -75,16 +74,9 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 		return
 	}
 	defer release()
-	// The slot is taken before the upgrade, so that a refusal is a plain
-	// 503 the client's handshake reports, and given back once Create ends.
-	slot, ok := a.admission.Acquire()
-	if !ok {
-		a.overloaded(w)
-		return
-	}
 	ctx, _ := requestMeta(r)
 	ctx, span := startCreate(ctx)
-	conn, view, err := a.startWebSocket(ctx, w, r, slot, caller, req)
+	conn, view, err := a.startWebSocket(ctx, w, r, sl, caller, req)
 	endCreate(span, view, err)
 	if conn == nil {
 		// Upgrade has answered the client with the reason already.
@@ -120,13 +112,14 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 }
 
 // startWebSocket upgrades the connection (nil if that failed) and creates
-// the ticket in slot, which it gives back on every path. The upgrade's
+// the ticket in sl, which it gives back on every path. The upgrade's
 // 101 is written within the upgrader's HandshakeTimeout, so a client
-// that never reads it holds the slot no longer than that.
-func (a *API) startWebSocket(ctx context.Context, w http.ResponseWriter, r *http.Request, slot admission.Slot, caller identity.Caller, req tickets.Request) (conn *websocket.Conn, view tickets.View, err error) {
+// that never reads it holds the slot no longer than that (see admit.go:
+// the slot comes before the token's verification, so before the 101).
+func (a *API) startWebSocket(ctx context.Context, w http.ResponseWriter, r *http.Request, sl *slot, caller identity.Caller, req tickets.Request) (conn *websocket.Conn, view tickets.View, err error) {
 	conn, err = a.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		slot.Done(false)
+		sl.release(false)
 		return nil, view, err
 	}
 	defer func() {
@@ -137,7 +130,7 @@ func (a *API) startWebSocket(ctx context.Context, w http.ResponseWriter, r *http
 			panic(p)
 		}
 	}()
-	view, err = a.create(ctx, slot, caller, req, "")
+	view, err = a.create(ctx, sl, caller, req, "")
 	return conn, view, err
 }
 
@@ -224,30 +217,6 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 			}
 		}
 	}
-}
-
-// admit refuses a request that would create a ticket while the creations
-// in flight are at their limit, before its token or body is read: past
-// capacity the refusal must cost next to nothing (package admission).
-// Reads, event streams and cancels never pass here: a player already
-// queued is still told and may still leave. (It serves POST /v1/tickets
-// too; it sits here because api.go is at its size limit.)
-func (a *API) admit(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if a.admission.Full() {
-			a.overloaded(w)
-			return
-		}
-		h(w, r)
-	}
-}
-
-// overloaded answers a creation refused by overload control. Retry-After
-// is 1 to 3 s at random, so that the clients refused in one moment do not
-// all come back in the same second.
-func (a *API) overloaded(w http.ResponseWriter) {
-	w.Header().Set(ticketapi.HeaderRetryAfter, strconv.Itoa(1+mrand.IntN(3)))
-	a.reject(w, "overloaded", http.StatusServiceUnavailable, ErrorBody{Error: ticketapi.OverloadedError})
 }
 
 // readClient reads what a WebSocket client sends, in its own goroutine (a

@@ -128,8 +128,13 @@ func (l *logBuffer) String() string {
 func TestOneSubscriptionForEveryTicket(t *testing.T) {
 	t.Parallel()
 	st := newStack(t, false, nil)
-	// The publisher's first result makes its reply subscription.
+	// The publisher's first result makes its reply subscription, and Run
+	// its one subscription (on a loaded machine, after the test began).
 	st.tell(t, "warm", "up", events.StatusQueued)
+	testkit.Eventually(t, 10*time.Second, func() bool { return st.nc.NumSubscriptions() == 1 }, "the tracker never subscribed")
+	if err := st.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	before, err := st.srv.Subsz(nil)
 	if err != nil {
 		t.Fatal(err)

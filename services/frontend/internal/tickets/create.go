@@ -82,8 +82,14 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 		return View{}, err
 	}
 	if err := s.take(ctx, rec); err != nil {
-		// Queued, and its shard's owner takes it in all the same; the
-		// client may retry with the same key to hear it was taken.
+		// Stored and queued, and its shard's owner would take it in all
+		// the same; but without a key its client never asks for it again,
+		// so it is withdrawn: an error means no live ticket (storeAndQueue).
+		// One a matcher put in a match first is answered, still tracked.
+		if v, inMatch := s.withdraw(ctx, rec, err); inMatch {
+			return v, nil
+		}
+		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
 		return View{}, err
 	}
 	return ViewOf(rec, nil), nil

@@ -3,9 +3,13 @@ package tickets
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -17,13 +21,15 @@ import (
 // write and read them in fewer system calls. It returns nil only when
 // both are stored: a 202 still means the ticket is stored and queued.
 //
-// What the order gave up: a record that fails beside a ticket that is
-// stored leaves a queued ticket no record names (the client hears the
-// error, as when the publish fails after the record). That is the case
-// take already has (queued, then not taken): a repeat with the same
-// Idempotency-Key names the same ticket, stores its record and queues it
-// again (one message: its id is the message id); a repeat without one
-// is a newer ticket of the player and supersedes it when taken.
+// What the order gave up: the ticket may be queued while its record
+// fails (a tickets-bucket leader change, a deadline). Its client hears an
+// error and, without an Idempotency-Key, never asks for this ticket again,
+// so a matcher would put it in a match nobody follows (a no-show in
+// someone's room). So the put, which is idempotent, is tried again
+// (store), and a ticket that may be queued when storeAndQueue fails is
+// withdrawn before the error is answered: an error means no live ticket.
+// A withdrawal that finds the ticket in a match already cannot undo it:
+// the ticket is answered instead, its record put once more if need be.
 //
 // The ticket is encoded once: the record carries the message's bytes.
 func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion string) error {
@@ -36,7 +42,7 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	if err != nil {
 		return fmt.Errorf("queue ticket %s: publish %s: %w", id, msg.Subject, err)
 	}
-	_, storeErr := s.kv.Put(ctx, id, data)
+	storeErr := s.store(ctx, id, data)
 	var queueErr error
 	select {
 	case <-fut.Ok():
@@ -48,11 +54,124 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	}
 	switch {
 	case storeErr != nil:
-		return fmt.Errorf("store ticket %s: %w", id, storeErr)
+		err = fmt.Errorf("store ticket %s: %w", id, storeErr)
 	case queueErr != nil:
-		return fmt.Errorf("queue ticket %s: publish %s: %w", id, msg.Subject, queueErr)
+		err = fmt.Errorf("queue ticket %s: publish %s: %w", id, msg.Subject, queueErr)
+	default:
+		return nil
+	}
+	if !mayBeQueued(queueErr) {
+		return err
+	}
+	if _, inMatch := s.withdraw(ctx, rec, err); !inMatch {
+		return err
+	}
+	// Queued after all, and a matcher put it in a match before the
+	// withdrawal: an error now would make it a no-show. With its record
+	// stored, it is created (nil: Create goes on to take it).
+	if storeErr == nil {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), events.ClaimCallTimeout)
+	defer cancel()
+	if _, perr := s.kv.Put(pctx, id, data); perr != nil {
+		s.log.Error("ticket in a match but its record not stored; its client is told an error: a no-show",
+			"ticket_id", id, "cause", err, "err", perr)
+		return err
 	}
 	return nil
+}
+
+// putBackoff is how long store waits before each try of a record's put.
+// Only quick refusals are tried again (refusedNow): a tickets-bucket
+// leader change is over within a few hundred milliseconds.
+var putBackoff = [...]time.Duration{0, 50 * time.Millisecond, 200 * time.Millisecond}
+
+// store puts a ticket's record (a put of the same value under the same
+// key is idempotent), trying again after a quick refusal. All tries share
+// one deadline, events.ClaimCallTimeout: a put that timed out is not
+// tried again, so a partitioned bucket costs a creation (and its
+// admission slot) one call's bound, not one per try.
+func (s *Service) store(ctx context.Context, id string, data []byte) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
+	defer cancel()
+	for _, wait := range putBackoff {
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(wait):
+			}
+		}
+		if _, err = s.kv.Put(ctx, id, data); err == nil || !refusedNow(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// refusedNow reports an error that came back at once and says "not now":
+// JetStream's 503 (no leader yet) or nobody to answer the request. A
+// timeout is not one: it already cost a whole call.
+func refusedNow(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.Code == http.StatusServiceUnavailable ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
+}
+
+// mayBeQueued reports whether a ticket whose publish ended in queueErr
+// may be in the stream: acked, or not answered (a timeout, a lost
+// connection). Only the stream's own refusal (an API error in the ack)
+// or no stream at all says it is not.
+func mayBeQueued(queueErr error) bool {
+	var refused *jetstream.APIError
+	return queueErr == nil || !errors.As(queueErr, &refused) &&
+		!errors.Is(queueErr, jetstream.ErrNoStreamResponse) && !errors.Is(queueErr, nats.ErrNoResponders)
+}
+
+// withdrawTimeout bounds withdraw's claim, telling and notice, which run
+// after the creation's own context may have ended (the deadline that
+// failed it, a client that hung up).
+const withdrawTimeout = 2 * events.ClaimCallTimeout
+
+// withdraw takes off a ticket that may be queued while its creation
+// answers cause: it is claimed cancelled, its players are told and its
+// shard is sent a cancel notice (end, as a DELETE does), so no matcher
+// puts it in a match. inMatch reports that it came too late: a matcher
+// claimed the ticket first (v says matched or assigned), so the creation
+// must not answer an error (its client would never follow a ticket that
+// is in a match). A withdrawal that fails (NATS away) is logged.
+func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (v View, inMatch bool) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
+	defer cancel()
+	id := rec.Ticket.TicketID
+	v, err := s.end(wctx, rec, events.OwnerCancelled, "withdrawn: the frontend could not finish creating it")
+	switch {
+	case err == nil:
+		s.log.Warn("ticket withdrawn: its creation failed", "ticket_id", id, "cause", cause)
+	case errors.Is(err, ErrAlreadyDecided) && (v.Status == events.StatusMatched || v.Status == events.StatusAssigned):
+		s.log.Warn("ticket not withdrawn: a matcher put it in a match first; its creation answers it",
+			"ticket_id", id, "cause", cause, "status", v.Status)
+		return v, true
+	case errors.Is(err, ErrAlreadyDecided):
+		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "err", err)
+	default:
+		s.withdrawFailed(wctx, id, cause, err)
+	}
+	return View{}, false
+}
+
+// withdrawFailed logs a withdrawal that returned err. A claim that won
+// before the telling or its publish failed keeps the ticket out of every
+// match all the same; only one that did not win leaves it matchable.
+func (s *Service) withdrawFailed(ctx context.Context, id string, cause, err error) {
+	if owner, oerr := s.claims.Owner(ctx, id); oerr == nil && owner == events.OwnerCancelled {
+		s.log.Warn("ticket withdrawn (claimed cancelled) but its players may not be told",
+			"ticket_id", id, "cause", cause, "err", err)
+		return
+	}
+	s.log.Error("ticket not withdrawn after its creation failed; it may be matched with nobody following it",
+		"ticket_id", id, "cause", cause, "err", err)
 }
 
 // encode returns the message that queues rec's ticket and rec as the

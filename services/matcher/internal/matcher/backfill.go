@@ -184,6 +184,7 @@ func (r *runner) rejectBackfill(ctx context.Context, msg jetstream.Msg, meta *je
 		pctx, cancel := context.WithTimeout(ctx, r.in.timeout)
 		defer cancel()
 		dl := events.NewDeadLetter(Source, msg.Subject(), meta.Sequence.Stream, msg.Data(), cause, r.now())
+		dl.KeepMeta(events.MetaFromHeader(msg.Headers()))
 		if err := r.in.pub.DeadLetter(pctx, dl); err != nil {
 			log.Error("dead-letter a backfill request; will retry", "reason", cause, "err", err)
 			_ = msg.NakWithDelay(time.Second)

@@ -26,8 +26,9 @@ const (
 	// cut (the owner renewed up to LeaseRenew before it): one second, the
 	// least nats.go takes. Idle heartbeats come every half of it, so a
 	// consumer whose leader is gone is heard of within a second. An idle
-	// shard costs a pull request per consumer a second.
-	pullExpiry = time.Second
+	// shard costs a pull request per consumer a second. The consumers
+	// refuse longer pulls (events.PoolMaxPullExpiry).
+	pullExpiry = events.PoolPullExpiry
 	// resetGap is the least time between two resets of one consumer:
 	// each redelivers everything the shard holds unacked (answered as
 	// holds), so a leader that keeps changing costs a round per gap.

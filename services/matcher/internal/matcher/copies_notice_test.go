@@ -38,11 +38,7 @@ func TestRequeuedTicketOutlivesAMatchedNoticeCheck(t *testing.T) {
 	}
 	next := func() jetstream.Msg {
 		t.Helper()
-		b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range b.Messages() {
+		if m := fetchOne(t, cons); m != nil {
 			return m
 		}
 		t.Fatal("no message: lo is lost")
@@ -184,11 +180,7 @@ func pooledLo(t *testing.T, e *env, r *runner) (*pool.Pool, *pool.Entry) {
 		t.Fatal(err)
 	}
 	e.pub(t, e.subj.Ticket("eu", "bronze"), `{"ticket_id":"lo","player_id":"lo","skill":1100}`)
-	b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for m := range b.Messages() {
+	if m := fetchOne(t, cons); m != nil {
 		r.add(t.Context(), m)
 	}
 	r.settleAdmission(t.Context(), <-r.admitted, false)
@@ -258,4 +250,23 @@ func TestCopyWhoseClaimReadFailedIsReadAgain(t *testing.T) {
 	if p.Contains(lo) {
 		t.Fatal("lo, matched in M, kept")
 	}
+}
+
+// fetchOne pulls one message of a shard consumer, for up to 5 s in pulls
+// the consumer takes (events.PoolMaxPullExpiry): nil if none came.
+func fetchOne(t *testing.T, cons jetstream.Consumer) jetstream.Msg {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+		b, err := cons.Fetch(1, jetstream.FetchMaxWait(events.PoolPullExpiry))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range b.Messages() {
+			return m
+		}
+		if err := b.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nil
 }

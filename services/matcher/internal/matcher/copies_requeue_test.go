@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
 
@@ -74,14 +72,7 @@ func TestCopyOfATicketRequeuedWithAClaimLeftBehindIsKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var requeued jetstream.Msg
-	for msg := range b.Messages() {
-		requeued = msg
-	}
+	requeued := fetchOne(t, cons)
 	if requeued == nil {
 		t.Fatal("setup: requeued lo not delivered")
 	}

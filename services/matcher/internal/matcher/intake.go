@@ -171,6 +171,7 @@ func (in *intake) deadLetter(ctx context.Context, log *slog.Logger, subject stri
 	pctx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
 	dl := events.NewDeadLetter(Source, subject, seq, data, cause, in.now())
+	dl.KeepMeta(events.MetaFrom(ctx)) // the message's (every caller's ctx carries it): a replay follows the same flow
 	if err := in.pub.DeadLetter(pctx, dl); err != nil {
 		log.Error("publish dead letter; ticket will be retried", "reason", cause, "err", err)
 		return err

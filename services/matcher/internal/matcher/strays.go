@@ -116,7 +116,8 @@ func (w *Worker) sweepStray(ctx context.Context, st jetstream.Stream, filter str
 		if cause == nil {
 			cause = fieldError("subject", "no shard of this deployment consumes "+subject)
 		}
-		if err := w.in.deadLetter(ctx, log, subject, raw.Sequence, raw.Data, t, cause, true); err != nil {
+		mctx := events.WithMeta(ctx, events.MetaFromHeader(raw.Header)) // kept in the dead letter
+		if err := w.in.deadLetter(mctx, log, subject, raw.Sequence, raw.Data, t, cause, true); err != nil {
 			return err
 		}
 		if err := st.DeleteMsg(ctx, raw.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {

@@ -85,44 +85,57 @@ func (m *Manager) acquire(ctx context.Context, s events.Shard, now time.Time) {
 // gone.
 var errTaken = errors.New("lease taken by another owner or deleted")
 
-// renewAttempts bounds the renewals of one step: two calls of
-// LeaseCallTimeout fit in a LeaseRenew.
-const renewAttempts = 2
-
 // renew writes s's lease again. It gives s up (stops consuming it) when
 // the lease names another owner, or when it could not renew in time: by
 // the Until it last wrote, less events.LeaseClockSkew, since from then a
 // worker whose clock is ahead may take the lease over. A renewal that
 // fails otherwise (a call timed out: NATS slow, or cut off) keeps s and
-// is tried again while there is time, in this step and the next: giving
-// s up at once would, under load, stop its runner (every ticket nakked),
-// take s again the next step and admit every ticket again, over and over.
+// is tried again every LeaseCallTimeout until then: giving s up at once
+// would, under load, stop its runner (every ticket nakked), take s again
+// the next step and admit every ticket again, over and over.
+//
+// It keeps at it itself, rather than leaving what is left to the next
+// step: that step skips s while this renewal still runs (Manager.step),
+// and the one after may come as late as the lease lapses, when another
+// worker takes s over. So it returns only with the lease renewed or s
+// given up, unless ctx ended (Run hands s back) or m.now says there is
+// time left when the timers say there is none (a test's clock).
 func (m *Manager) renew(ctx context.Context, s events.Shard) {
 	m.mu.Lock()
 	held := m.held[s]
 	m.mu.Unlock()
 	giveUp := held.until.Add(-events.LeaseClockSkew)
+	// The attempts are timed by this machine's timers, up to giveUp by
+	// m.now, the clock the leases are written in.
+	end := time.Now().Add(giveUp.Sub(m.now()))
 	err := fmt.Errorf("not renewed by %s", giveUp.Format(time.RFC3339Nano))
-	for range renewAttempts {
-		left := giveUp.Sub(m.now())
-		if left <= 0 {
-			break
-		}
+	for left := time.Until(end); left > 0 && ctx.Err() == nil; left = time.Until(end) {
+		slot := min(m.timeout, left)
+		pace := time.NewTimer(slot)
 		var next ourLease
-		next, err = m.renewOnce(ctx, s, held, min(m.timeout, left))
+		next, err = m.renewOnce(ctx, s, held, slot)
 		if err == nil {
+			pace.Stop()
 			m.mu.Lock()
 			m.held[s] = next
 			m.mu.Unlock()
 			return
 		}
 		if errors.Is(err, errTaken) {
+			pace.Stop()
 			break
 		}
 		m.log.Debug("lease not renewed; trying again", "shard", s.String(), "err", err)
+		// A call that failed at once (no responders) is tried again at
+		// the end of its slot, not in a busy loop.
+		select {
+		case <-ctx.Done():
+		case <-pace.C:
+		}
+		pace.Stop()
 	}
-	if !errors.Is(err, errTaken) && m.now().Before(giveUp) {
-		return // the next step tries again
+	if !errors.Is(err, errTaken) && (ctx.Err() != nil || m.now().Before(giveUp)) {
+		return
 	}
 	m.mu.Lock()
 	delete(m.held, s)

@@ -133,6 +133,36 @@ func TestUnrenewableLeaseIsGivenUpBeforeItLapses(t *testing.T) {
 	}
 }
 
+// TestUnrenewableLeaseIsGivenUpWithoutAnotherStep: a renewal that
+// cannot get through keeps trying until the Until it last wrote less
+// LeaseClockSkew, and gives the shard up then, however far off that is:
+// it returns having renewed the lease or given the shard up. Before, it
+// tried twice (one LeaseRenew) and left the rest to the next step, which
+// skips a shard whose renewal is still running: a cut owner that went
+// quiet before the cut gave its shards up a LeaseRenew late, as its
+// leases lapsed, while another worker took them over (CI, 1 run in 12).
+func TestUnrenewableLeaseIsGivenUpWithoutAnotherStep(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := newOwner()
+	s := abc[0]
+	m := heldShard(t, e, s, o)
+	m.mu.Lock()
+	l := m.held[s]
+	// More than a round of attempts before giveUp.
+	l.until = time.Now().Add(events.LeaseClockSkew + events.LeaseRenew + events.LeaseCallTimeout/2)
+	m.held[s] = l
+	m.mu.Unlock()
+	m.leases = &lostUpdates{KeyValue: m.leases, n: 1 << 30}
+	m.renew(t.Context(), s)
+	if !o.releasedOnce(s) {
+		t.Fatal("renewal returned with the lease neither renewed nor given up")
+	}
+	if _, ok := m.holds(s); ok {
+		t.Fatal("lease still held")
+	}
+}
+
 // TestRenewalFindsAnotherOwner: a renewal that finds the lease written by
 // another worker gives the shard up at once, however much time is left.
 func TestRenewalFindsAnotherOwner(t *testing.T) {

@@ -342,3 +342,48 @@ func TestOwnershipReadsGoToTheLeader(t *testing.T) {
 		}
 	}
 }
+
+// stuckLists lists no key and keeps the listing's channel open until
+// keys is closed: nats.go closes it only once the ordered consumer behind
+// the listing is deleted, a request that does not take the call's
+// deadline, held for seconds on a cut route.
+type stuckLists struct {
+	jetstream.KeyValue
+	keys chan string
+}
+
+func (k *stuckLists) ListKeys(context.Context, ...jetstream.WatchOpt) (jetstream.KeyLister, error) {
+	return stuckLister{k.keys}, nil
+}
+
+type stuckLister struct{ keys chan string }
+
+func (l stuckLister) Keys() <-chan string { return l.keys }
+func (l stuckLister) Stop() error         { return nil }
+
+// TestWorkerListingEndsAtItsDeadline: a listing whose channel stays open
+// past the call's deadline is given up then. Before, the step waited for
+// the channel to close: a cut that came during a listing held the step,
+// so no renewal started and nothing gave the shards up while their
+// leases lapsed and another worker took them over (CI, 1 run in 12).
+func TestWorkerListingEndsAtItsDeadline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	m := e.manager(t, "me", abc, newOwner())
+	keys := make(chan string)
+	t.Cleanup(func() { close(keys) })
+	m.workers = &stuckLists{KeyValue: m.workers, keys: keys}
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.list(t.Context())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a listing cut short by its deadline taken as complete")
+		}
+	case <-time.After(20 * m.timeout):
+		t.Fatal("the worker listing outlived its deadline")
+	}
+}

@@ -1,0 +1,210 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2" // which Retry-After; crypto/rand is for ids
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/admission"
+)
+
+// Overload control at the edge (package admission). Past capacity most
+// requests that would create a ticket are refused, so a refusal must cost
+// next to nothing, and above all no signature check (~50 µs of Ed25519
+// per token, where the whole refusal is under a microsecond). So the
+// creation's slot is taken first, before the token is verified and the
+// body decoded: a request that finds none is refused at once.
+//
+// Checking the limit first and taking the slot after the token, as
+// before, let every request that came while the admitted ones were being
+// verified pass the check (the slots were still free), pay its signature
+// and its decoding, and then be refused; under a busy CPU a verification
+// takes long, and many pass.
+//
+// Why admitting before authenticating opens no hole: a slot is held by
+// work the frontend does on its own CPU (the verification, the decoding,
+// the creation's broker round trips) and by no wait the client paces,
+// but one bounded: a WebSocket's 101, written while its slot is held
+// (the slot must be taken before the token is verified, so it cannot
+// wait for the upgrade), may block on a client that does not read for
+// up to the upgrader's HandshakeTimeout, and only for a verified caller
+// within its rate limit and stream cap. So a POST's body is read before
+// its slot is taken (a client sending it slowly holds its connection, as
+// before, but no slot), and a bad token holds a slot for its verification
+// alone. The price, accepted: a POST with a bad token, or past its rate
+// limit, has its body read (up to events.MaxPayloadBytes, BodyTimeout)
+// before its 401 or 429, so 413, 408 or 400 may come first. The
+// slot is given back on every path (slot.release, deferred by whoever
+// took it): a refused token, the rate limit, a bad body, a client that
+// left, a panic. A refusal for overload takes no rate limit token: the
+// limit counts what the frontend works on. What a verification may wait
+// for (a JWKS read) while it holds the slot is bounded (verifyWaitMax).
+
+// slot is an admitted creation's admission slot, given back once: by the
+// creation when it ends (API.create), or when its handler returns before
+// (a refusal, a client that left, a panic). A WebSocket's handler lives
+// on after its creation, so the creation cannot wait for the handler's
+// return. Only the request's goroutine uses it.
+type slot struct {
+	adm  admission.Slot
+	done bool
+}
+
+// release gives the slot back, the first time only; measured is
+// admission.Slot.Done's.
+func (s *slot) release(measured bool) {
+	if !s.done {
+		s.done = true
+		s.adm.Done(measured)
+	}
+}
+
+// creation is the handler of a request that creates a ticket, admitted
+// in its slot and authenticated.
+type creation func(w http.ResponseWriter, r *http.Request, c identity.Caller, sl *slot)
+
+// admit serves a request that creates a ticket (a WebSocket's): see
+// enter. Reads, event streams and cancels never pass here: a player
+// already queued is still told and may still leave.
+func (a *API) admit(h creation) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sl, c, ok := a.enter(w, r)
+		if !ok {
+			return
+		}
+		defer sl.release(false)
+		h(w, r, c, sl)
+	}
+}
+
+// postTicket serves POST /v1/tickets: refused before anything is read
+// while the creations in flight are at their limit already
+// (admission.Limiter.Full); else its body is read before its slot is
+// taken (enter), a wait the client paces.
+func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
+	if a.admission.Full() {
+		closeUnread(w, r)
+		a.overloaded(w)
+		return
+	}
+	if !a.cfg.Insecure && identity.FromRequest(r) == "" {
+		// No token at all: 401 (or 429) at once, its body never read.
+		closeUnread(w, r)
+		a.identify(r.Context(), w, r, true)
+		return
+	}
+	body, ok := a.readBody(w, r)
+	if !ok {
+		return
+	}
+	sl, c, ok := a.enter(w, r)
+	if !ok {
+		return
+	}
+	defer sl.release(false)
+	a.createTicket(w, r, c, sl, body)
+}
+
+// closeUnread lets an answer that leaves the request's body unread go out
+// at once. Over HTTP/1.1, net/http reads up to 256 KiB of an unread body
+// before it writes the answer, to reuse the connection, and the server
+// has no read deadline: a client sending its body slowly would hold the
+// answer (and a goroutine) as long as it liked. "Connection: close"
+// skips that read. HTTP/2 needs none: Go's server answers at once and
+// resets the request's stream (RST_STREAM NO_ERROR), while the header
+// would make it send GOAWAY to the whole connection.
+func closeUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// enter takes a creation's slot, then finds its caller (the rate limit
+// applies). ok false: it answered why (overloaded, 401, 429) and holds
+// nothing; else the caller gives sl back (deferred release).
+func (a *API) enter(w http.ResponseWriter, r *http.Request) (sl *slot, c identity.Caller, ok bool) {
+	adm, taken := a.admission.Acquire()
+	if !taken {
+		a.overloaded(w)
+		return nil, c, false
+	}
+	sl = &slot{adm: adm}
+	defer func() {
+		if !ok { // refused, or a panic in the verifier
+			sl.release(false)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(r.Context(), verifyWaitMax)
+	defer cancel()
+	c, ok = a.identify(ctx, w, r, true)
+	return sl, c, ok
+}
+
+// verifyWaitMax bounds what a creation's token verification may wait for
+// (not its CPU work, which no context stops): the read of a JWKS for a
+// key id the verifier does not know, and the wait for its rate limiter
+// (identity.Config.UnknownKIDEvery). Its slot is held meanwhile, and
+// anyone can send a token naming an unknown key id: without the bound,
+// such tokens would hold every slot for the verifier's HTTP timeout (10 s
+// by default) and refuse every creation. A token of a key just rotated
+// in whose JWKS read takes longer is refused (401) and its client asks
+// again; the JWKS is also read on its refresh interval.
+const verifyWaitMax = time.Second
+
+// readBody reads a creation's body, bounded in size and in time; false
+// means it answered why not.
+func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	// The server has no whole-request read deadline (it would cut event
+	// streams), so the body's read is bounded here.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(a.cfg.BodyTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, events.MaxPayloadBytes))
+	_ = rc.SetReadDeadline(time.Time{})
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		a.reject(w, "too_large", http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("request body over %d bytes", events.MaxPayloadBytes)})
+		return nil, false
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.Header().Set("Connection", "close")
+		a.reject(w, "slow_body", http.StatusRequestTimeout, ErrorBody{Error: fmt.Sprintf("request body not received within %s", a.cfg.BodyTimeout)})
+		return nil, false
+	case err != nil:
+		a.reject(w, "bad_body", http.StatusBadRequest, ErrorBody{Error: "request body unreadable"})
+		return nil, false
+	}
+	return body, true
+}
+
+// overloadedBody is the body of every overload refusal, encoded once.
+var overloadedBody = func() []byte {
+	b, _ := json.Marshal(ErrorBody{Error: ticketapi.OverloadedError}) // an ErrorBody always encodes
+	return append(b, '\n')
+}()
+
+// retryAfterValues are the Retry-After values of an overload refusal, 1
+// to 3 s, at random, so that the clients refused in one moment do not all
+// come back in the same second. Shared between answers, never written.
+var retryAfterValues = [...][]string{{"1"}, {"2"}, {"3"}}
+
+var jsonType = []string{"application/json"}
+
+// overloaded answers a creation refused by overload control, with as
+// little work as an answer takes: no encoding, no label look-up.
+func (a *API) overloaded(w http.ResponseWriter) {
+	a.met.overloaded.Inc()
+	h := w.Header()
+	h[ticketapi.HeaderRetryAfter] = retryAfterValues[rand.IntN(len(retryAfterValues))]
+	h["Content-Type"] = jsonType
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write(overloadedBody) // the client may be gone; nothing to do
+}

@@ -1,0 +1,74 @@
+package api_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/api"
+)
+
+// The refusals that leave a POST's body unread (overload before the body,
+// no token) reach a client whose body is slow at once, not after the
+// body: net/http would read the body before writing the answer, without
+// bound (review s5-r3 F3, after its TestR3EarlyRefusalWaitsForTheBody).
+// Raw TCP: the client sends 9 of its 100 body bytes and waits for the
+// status line. The wait is bounded by a read deadline only so that a
+// broken server fails the test instead of hanging it; nothing is timed.
+func TestEarlyRefusalsDoNotWaitForTheBody(t *testing.T) {
+	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{})}
+	t.Cleanup(func() { close(h.release) })
+	auth := &countingAuth{entered: make(chan struct{}, 8), held: make(chan struct{})}
+	// A body timeout far past the read deadline: a refusal that waited
+	// for the body would come as a 408 after it, or not at all.
+	hs := authedFrontend(t, h, auth, api.Config{Admission: twoAtOnce, BodyTimeout: time.Minute})
+	for _, tt := range []struct {
+		name, token, want string
+	}{
+		{"no token", "", "401"},
+		{"overloaded", "p:full", "503"},
+	} {
+		if tt.token == "p:full" {
+			for i := range 2 { // fill both slots
+				go sendAs(t.Context(), http.MethodPost, hs.URL+"/v1/tickets", fmt.Sprintf("p:h%d", i), eu)
+				<-h.entered
+			}
+		}
+		t.Run(tt.name, func(t *testing.T) {
+			line := slowBodyPost(t, strings.TrimPrefix(hs.URL, "http://"), tt.token)
+			if !strings.HasPrefix(line, "HTTP/1.1 "+tt.want+" ") {
+				t.Fatalf("status line %q, want %s before the body is sent", line, tt.want)
+			}
+		})
+	}
+}
+
+// slowBodyPost sends a POST /v1/tickets that announces 100 body bytes and
+// sends 9, and returns the status line it reads back ("" if none came
+// within 10 s).
+func slowBodyPost(t *testing.T, addr, token string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hdr := "POST /v1/tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
+	if token != "" {
+		hdr += "Authorization: Bearer " + token + "\r\n"
+	}
+	if _, err := io.WriteString(c, hdr+"\r\n{\"skill\":"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Logf("no answer: %v", err)
+	}
+	return strings.TrimSpace(line)
+}

@@ -1,0 +1,146 @@
+package tickets
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// flakyPut is the tickets bucket with its first fails puts refused at
+// once, as JetStream does through a bucket leader change (review R2,
+// finding 2). It keeps each try's deadline.
+type flakyPut struct {
+	jetstream.KeyValue
+	fails     int32
+	puts      atomic.Int32
+	mu        sync.Mutex
+	deadlines []time.Time
+}
+
+func (f *flakyPut) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	d, _ := ctx.Deadline()
+	f.mu.Lock()
+	f.deadlines = append(f.deadlines, d)
+	f.mu.Unlock()
+	if f.puts.Add(1) <= f.fails {
+		return 0, &jetstream.APIError{Code: http.StatusServiceUnavailable, Description: "test: KV leader lost"}
+	}
+	return f.KeyValue.Put(ctx, key, value)
+}
+
+// queuedTicket is the one ticket in TICKETS, or "" if none is.
+func (e *toldEnv) queuedTicket(t *testing.T) string {
+	t.Helper()
+	switch n := testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()); n {
+	case 0:
+		return ""
+	case 1:
+	default:
+		t.Fatalf("%d tickets queued, want at most 1", n)
+	}
+	st, err := e.js.Stream(t.Context(), e.subj.TicketsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := st.GetMsg(t.Context(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tk events.Ticket
+	if err := json.Unmarshal(msg.Data, &tk); err != nil {
+		t.Fatal(err)
+	}
+	return tk.TicketID
+}
+
+// checkWithdrawn fails unless the ticket Create answered an error for is
+// not live: never queued, or claimed cancelled with its player told and
+// its shard sent a cancel notice (what a DELETE does), so no matcher
+// puts it in a match nobody follows.
+func checkWithdrawn(t *testing.T, e *toldEnv, createErr error, notices func() int) {
+	t.Helper()
+	if createErr == nil {
+		t.Fatal("Create answered success")
+	}
+	id := e.queuedTicket(t)
+	if id == "" {
+		return
+	}
+	owner, err := e.s.claims.Owner(t.Context(), id)
+	if err != nil || owner != events.OwnerCancelled {
+		t.Fatalf("Create failed (%v) but ticket %s is queued and claimed %q (%v): a matcher will match a ticket nobody follows", createErr, id, owner, err)
+	}
+	if r := e.stored(t, "pat"); r == nil || r.TicketID != id || r.Status != events.StatusCancelled {
+		t.Fatalf("the player was told %+v, want cancelled of %s", r, id)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return notices() > 0 }, "no cancel notice for the withdrawn ticket")
+}
+
+func (e *toldEnv) createPat(t *testing.T) error {
+	t.Helper()
+	skill := 1650
+	_, err := e.s.Create(t.Context(), identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, "")
+	return err
+}
+
+func (e *toldEnv) cancelNotices(t *testing.T) func() int {
+	t.Helper()
+	tier, _ := events.DefaultTiers.For(1650)
+	got := testkit.Collect(t, e.nc, e.subj.Cancel("eu", tier))
+	return func() int { return len(got()) }
+}
+
+// A record whose put keeps failing while the ticket's publish is acked:
+// Create answers an error, and the ticket it queued is withdrawn before.
+func TestFailedStoreWithdrawsTheQueuedTicket(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	kv := &flakyPut{KeyValue: e.s.kv, fails: 1 << 30}
+	e.s.kv = kv
+	notices := e.cancelNotices(t)
+	checkWithdrawn(t, e, e.createPat(t), notices)
+	if n := kv.puts.Load(); n < 2 {
+		t.Fatalf("the record's put was tried %d times, want it tried again", n)
+	}
+}
+
+// A put that fails once is tried again (it is idempotent): the ticket
+// is created, stored and queued, and nothing is claimed.
+func TestStoreRetriesAFailedPut(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	e.s.kv = &flakyPut{KeyValue: e.s.kv, fails: 1}
+	if err := e.createPat(t); err != nil {
+		t.Fatalf("Create after one failed put: %v", err)
+	}
+	id := e.queuedTicket(t)
+	if _, err := e.s.Record(t.Context(), id); err != nil {
+		t.Fatalf("record of %s: %v", id, err)
+	}
+	if owner, err := e.s.claims.Owner(t.Context(), id); err != nil || owner != "" {
+		t.Fatalf("claim %q %v, want none", owner, err)
+	}
+}
+
+// A ticket stored and queued that could not be made its player's live
+// ticket (take failed: here the players bucket is gone) is withdrawn
+// too: without an Idempotency-Key nobody can ask for it again.
+func TestFailedTakeWithdrawsTheQueuedTicket(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	if err := e.js.DeleteKeyValue(t.Context(), e.subj.PlayersBucket()); err != nil {
+		t.Fatal(err)
+	}
+	notices := e.cancelNotices(t)
+	checkWithdrawn(t, e, e.createPat(t), notices)
+}
