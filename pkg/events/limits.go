@@ -41,14 +41,15 @@ const (
 	PoolMaxAckPending = 1 << 20
 
 	// PoolPullExpiry is how long a shard owner's pull requests live at the
-	// server (package matcher says why one second), and PoolMaxPullExpiry
+	// server: a cut owner stops receiving within it, before the soonest
+	// takeover; one second, the least nats.go takes. PoolMaxPullExpiry is
 	// the longest a shard consumer takes (its MaxRequestExpires): a pull
 	// asking for longer (an older matcher's, a tool's) is refused by the
 	// server, so that no process cut off keeps taking a shard's tickets on
-	// a pull made before the cut past the soonest takeover (LeaseTTL -
-	// LeaseRenew after it).
+	// a pull made before the cut past the soonest takeover, LeaseTTL -
+	// LeaseRenew after it.
 	PoolPullExpiry    = time.Second
-	PoolMaxPullExpiry = 2 * PoolPullExpiry
+	PoolMaxPullExpiry = LeaseTTL - LeaseRenew
 
 	// WorkerTTL is how long a matcher worker counts as alive after its last
 	// heartbeat, and LeaseTTL how long a shard lease lasts unrenewed.

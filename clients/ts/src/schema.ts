@@ -705,8 +705,9 @@ export interface components {
         /**
          * @description Overloaded: the frontend has as many tickets being created as it lets
          *     run at once, a number it moves with how long creations take (overload
-         *     control, -overload-target); nothing was queued. Refused at once,
-         *     before the token is verified or the body decoded, so that past
+         *     control, -overload-target); nothing was queued. Refused before the
+         *     token is verified or the body decoded (at once when the limit is
+         *     full as the request comes; else once its body is in), so that past
          *     capacity the tickets taken keep their latency and the rest hear at
          *     once. `error`
          *     starts with "overloaded"; Retry-After is 1 to 3 s, at random so that

@@ -20,8 +20,9 @@
 // Verified tokens are remembered (Config.TokenCacheSize, a bounded cache
 // keyed by the SHA-256 of the whole token), so that a ticket's second
 // check of its token skips the signature: the time window is still judged
-// on every use, an entry lives at most TokenCacheMaxAge, and any change to
-// the JWKS retires every entry. cache.go says why each of these holds.
+// on every use, an entry lives at most TokenCacheMaxAge, and every read of
+// the JWKS (changed or not) retires every entry. cache.go says why each of
+// these holds.
 //
 // Key ids. A key from a PEM file or a Minter is known by KeyID, a digest of
 // its public key (SHA-256 of its PKIX encoding, base64url, 22 characters),

@@ -102,7 +102,12 @@ func TestBadMatchIsDeadLettered(t *testing.T) {
 	t.Parallel()
 	e := start(t, local.New([]local.Target{{Server: allocator.Server{Name: "gs", Address: "127.0.0.1", Port: 7000}}}), allocator.Config{})
 	dls := testkit.Collect(t, e.nc, e.subj.AllDeadLetters())
-	if _, err := e.js.Publish(t.Context(), e.subj.Allocation("eu"), []byte(`{"match_id":"x"`)); err != nil {
+	bad := nats.NewMsg(e.subj.Allocation("eu"))
+	bad.Data = []byte(`{"match_id":"x"`)
+	trace := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	bad.Header.Set(events.HeaderCorrelationID, "corr-bad")
+	bad.Header.Set(events.HeaderTraceParent, trace)
+	if _, err := e.js.PublishMsg(t.Context(), bad); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(dls()) == 1 && testkit.StreamMsgs(t, e.js, e.subj.AllocationsStream()) == 0 }, "no dead letter")
@@ -112,6 +117,10 @@ func TestBadMatchIsDeadLettered(t *testing.T) {
 	}
 	if d.Source != allocator.Source || d.Subject != "allocations.eu" || !strings.Contains(d.Reason, "invalid match") {
 		t.Fatalf("dead letter %+v", d)
+	}
+	// It keeps the flow it came with, as the matcher's do.
+	if m := d.Meta(); m.CorrelationID != "corr-bad" || m.TraceParent != trace {
+		t.Fatalf("dead letter's flow %+v", m)
 	}
 }
 

@@ -157,7 +157,7 @@ func (f *failure) end(ctx context.Context, msg *message.Message, err error) erro
 	}
 	subject := msg.Metadata.Get(metaSubject)
 	seq, _ := strconv.ParseUint(msg.Metadata.Get(metaStreamSeq), 10, 64)
-	if dlErr := f.deadLetter(ctx, subject, seq, msg.Payload, err); dlErr != nil {
+	if dlErr := f.deadLetter(ctx, subject, seq, msg.Payload, metaOf(msg), err); dlErr != nil {
 		return dlErr
 	}
 	if decoded {
@@ -170,10 +170,12 @@ func (f *failure) end(ctx context.Context, msg *message.Message, err error) erro
 }
 
 // deadLetter counts and records the failed match, the message of
-// stream sequence seq (0: unknown): a repeat of one is stored once.
-func (f *failure) deadLetter(ctx context.Context, subject string, seq uint64, payload []byte, err error) error {
+// stream sequence seq (0: unknown) that came with flow meta: a repeat of
+// one is stored once.
+func (f *failure) deadLetter(ctx context.Context, subject string, seq uint64, payload []byte, meta events.Meta, err error) error {
 	f.met.outcomes.WithLabelValues("failed_" + failReason(err)).Inc()
 	dl := events.NewDeadLetter(Source, subject, seq, payload, err, f.now())
+	dl.KeepMeta(meta)
 	if perr := f.pub.DeadLetter(ctx, dl); perr != nil {
 		return fmt.Errorf("dead-letter after %w: %w", err, perr)
 	}

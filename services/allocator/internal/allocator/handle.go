@@ -50,7 +50,7 @@ func (as *assigner) handle(msg *message.Message) (err error) {
 	if err != nil {
 		return Permanent(err)
 	}
-	ctx := events.WithMeta(msg.Context(), events.Meta{CorrelationID: middleware.MessageCorrelationID(msg), TraceParent: msg.Metadata.Get(events.HeaderTraceParent)}.Bounded())
+	ctx := events.WithMeta(msg.Context(), metaOf(msg))
 	ctx, span := tracing.Start(ctx, tracing.SpanAllocate, trace.WithAttributes(attribute.String(tracing.AttrMatchID, m.MatchID)))
 	defer func() { tracing.End(span, err) }()
 	if m.Backfill != nil {
@@ -203,4 +203,10 @@ func (as *assigner) roomShape(ctx context.Context, roomID string) (jointoken.Sea
 		return jointoken.Seat{}, err
 	}
 	return roomSeats(rm)
+}
+
+// metaOf is the flow msg came with (its correlation id and trace
+// context), well formed only.
+func metaOf(msg *message.Message) events.Meta {
+	return events.Meta{CorrelationID: middleware.MessageCorrelationID(msg), TraceParent: msg.Metadata.Get(events.HeaderTraceParent)}.Bounded()
 }
