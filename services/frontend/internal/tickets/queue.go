@@ -110,23 +110,25 @@ func (s *Service) store(ctx context.Context, id string, data []byte) (err error)
 	return err
 }
 
-// refusedNow reports an error that came back at once and says "not now":
-// JetStream's 503 (no leader yet) or nobody to answer the request. A
-// timeout is not one: it already cost a whole call.
+// refusedNow reports a refusal (refused) that says "not now": any but
+// an API error other than JetStream's 503 (no leader yet). A timeout is
+// not one: it already cost a whole call.
 func refusedNow(err error) bool {
 	var api *jetstream.APIError
-	return errors.As(err, &api) && api.Code == http.StatusServiceUnavailable ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
+	return refused(err) && (!errors.As(err, &api) || api.Code == http.StatusServiceUnavailable)
 }
 
 // mayBeQueued reports whether a ticket whose publish ended in queueErr
 // may be in the stream: acked, or not answered (a timeout, a lost
-// connection). Only the stream's own refusal (an API error in the ack)
-// or no stream at all says it is not.
-func mayBeQueued(queueErr error) bool {
-	var refused *jetstream.APIError
-	return queueErr == nil || !errors.As(queueErr, &refused) &&
-		!errors.Is(queueErr, jetstream.ErrNoStreamResponse) && !errors.Is(queueErr, nats.ErrNoResponders)
+// connection), as opposed to refused.
+func mayBeQueued(queueErr error) bool { return queueErr == nil || !refused(queueErr) }
+
+// refused reports an error that came back at once and says the write did
+// not happen: the stream's or bucket's own refusal (an API error) or no
+// stream at all to answer.
+func refused(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
 }
 
 // withdrawTimeout bounds withdraw's claim, telling and notice, which run
