@@ -94,6 +94,7 @@ func hold(ctx context.Context, args []string, stdout io.Writer) error {
 	})
 	awaitAll(ctx, func() bool { return h.waiting.Load()+h.failed.count() >= int64(*clients) })
 	res.RampSeconds = time.Since(start).Seconds()
+	awaitCounted(ctx, metricsURL, h.waiting.Load)
 	time.Sleep(*settle)
 	after, err := scrape(ctx, metricsURL)
 	if err != nil {
@@ -101,7 +102,7 @@ func hold(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	res.Waiting, res.Failed = h.waiting.Load(), h.failed.count()
 	res.after(after)
-	res.ServerOpen = after[`quickmatch_frontend_open_connections{kind="sse"}`] + after[`quickmatch_frontend_open_connections{kind="ws"}`]
+	res.ServerOpen = openOf(after)
 	res.ServerWaiting = after["quickmatch_frontend_waiting_tickets"]
 	res.RSSPerClient, res.HeapPerClient = res.per(float64(res.Waiting))
 	// Clients that stop waiting while nothing happens are the server
@@ -219,4 +220,20 @@ func (h *holder) client(ctx context.Context, i int, kind string, sources int) {
 			h.waiting.Add(1)
 		}
 	}
+}
+
+// awaitCounted waits until the frontend counts every waiting client open
+// (at most awaitAll's bound). A WebSocket client counts itself waiting at
+// its handshake, the server only once its ticket is created after it:
+// the figures per client are taken of clients the server has set up.
+func awaitCounted(ctx context.Context, metricsURL string, waiting func() int64) {
+	awaitAll(ctx, func() bool {
+		m, err := scrape(ctx, metricsURL)
+		return err == nil && openOf(m) >= float64(waiting())
+	})
+}
+
+// openOf is the frontend's open connections, of both kinds, in a scrape.
+func openOf(m map[string]float64) float64 {
+	return m[`quickmatch_frontend_open_connections{kind="sse"}`] + m[`quickmatch_frontend_open_connections{kind="ws"}`]
 }

@@ -43,6 +43,15 @@ type Config struct {
 	// Progress is how often the load tool prints a progress line to
 	// Stderr (0: never).
 	Progress time.Duration
+	// PprofBasePort, when set, serves Go's profiles during each leg: the
+	// embedded NATS server's on this port, each service's on the next
+	// ones (the ports are printed to Logs). 0 is off. Profiles are taken
+	// by hand (go tool pprof URL), so that what they cost is chosen.
+	PprofBasePort int
+	// RSSEvery, when set, samples each process's resident memory this
+	// often through the window (Leg.RSSSeries): whether memory stays
+	// flat over a long run, which the end and peak figures cannot tell.
+	RSSEvery time.Duration
 	// Logs receives every service's output (nil: discarded); Stderr the
 	// load tool's progress and what perf says as it goes.
 	Logs, Stderr io.Writer
@@ -111,6 +120,7 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 		BinDir: cfg.BinDir, DataDir: dir, NATSPort: -1, Host: "127.0.0.1",
 		GamePorts: []int{0, 0}, MatcherOpsPorts: []int{0, 0}, GameMaxRooms: 100000,
 		Env: append([]string{"LOG_LEVEL=warn"}, cfg.ServiceEnv...), ServiceProcs: cfg.ServiceProcs, Logs: cfg.Logs,
+		PprofBasePort: cfg.PprofBasePort,
 	})
 	if err != nil {
 		return leg, err
@@ -142,11 +152,18 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 	if err != nil {
 		return leg, err
 	}
+	countStart, err := s.NATSCounts()
+	if err != nil {
+		return leg, err
+	}
 	t0 := time.Now()
+	series := sampleRSS(ctx, pids, t0, cfg.RSSEvery)
 	out, loadTool, err := runLoad(ctx, cfg, s, via)
 	window := time.Since(t0)
+	rssSeries := series()
 	end, sampleErr := sampleAll(pids)
-	if err = errors.Join(err, sampleErr); err != nil {
+	countEnd, countErr := s.NATSCounts()
+	if err = errors.Join(err, sampleErr, countErr); err != nil {
 		return leg, err
 	}
 	sum, err := ParseLoadSummary(out)
@@ -154,8 +171,46 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 		return leg, err
 	}
 	leg = newLeg(via, window, sum, pids, start, end, loadTool)
+	leg.Messages = NewMessages(countStart, countEnd, sum.Assigned)
+	leg.RSSSeries = rssSeries
 	setIdle(&leg, cfg.Idle, rest, start)
 	return leg, nil
+}
+
+// sampleRSS samples the resident memory of ps every interval from t0
+// until the function it returns is called, which returns the samples
+// (none when every is 0). A process that cannot be read is left out of
+// that sample.
+func sampleRSS(ctx context.Context, ps []named, t0 time.Time, every time.Duration) func() []RSSPoint {
+	if every <= 0 {
+		return func() []RSSPoint { return nil }
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan []RSSPoint, 1)
+	go func() {
+		var points []RSSPoint
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				done <- points
+				return
+			case now := <-t.C:
+				p := RSSPoint{Seconds: now.Sub(t0).Seconds(), RSS: map[string]int64{}}
+				for _, n := range ps {
+					if smp, err := ReadSample(n.pid); err == nil {
+						p.RSS[n.name] = smp.RSS
+					}
+				}
+				points = append(points, p)
+			}
+		}
+	}()
+	return func() []RSSPoint {
+		cancel()
+		return <-done
+	}
 }
 
 // sleep waits d or until ctx ends.

@@ -29,7 +29,7 @@ func TestRunShort(t *testing.T) {
 		t.Skipf("no load tool in %s: %v", dir, err)
 	}
 	cfg := Config{BinDir: dir, Rate: 60, Duration: time.Second, Timeout: 20 * time.Second, Skills: "1800-1810",
-		Regions: "eu,us,asia", Vias: []string{"http", "nats"}, Idle: 300 * time.Millisecond, Stderr: io.Discard}
+		Regions: "eu,us,asia", Vias: []string{"http", "nats"}, Idle: 300 * time.Millisecond, RSSEvery: 100 * time.Millisecond, Stderr: io.Discard}
 	rep, err := Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +56,14 @@ func TestRunShort(t *testing.T) {
 		}
 		if leg.Total.cpu != cpu || cpu <= 0 || leg.LoadTool.CPUSeconds <= 0 || leg.LoadTool.Peak <= 0 || leg.IdleSeconds != 0.3 {
 			t.Fatalf("%s: total %+v of %s, load tool %+v", leg.Via, leg.Total, cpu, leg.LoadTool)
+		}
+		// Each ticket is stored once in its stream, and taken for its
+		// player (two players' bucket entries: the ticket's, the player's).
+		if m := leg.Messages; m == nil || m.Stored["TICKETS"] < 1 || m.Stored["KV_players"] < 2 || m.In <= 0 || m.Out <= 0 || m.API <= 0 {
+			t.Fatalf("%s: messages per ticket %+v", leg.Via, leg.Messages)
+		}
+		if len(leg.RSSSeries) == 0 || leg.RSSSeries[0].RSS["frontend"] <= 0 {
+			t.Fatalf("%s: RSS series %+v", leg.Via, leg.RSSSeries)
 		}
 		if i > 0 && leg.Processes[1].Pid == rep.Legs[0].Processes[1].Pid {
 			t.Fatalf("the frontend of both legs is pid %d: not a fresh stack", leg.Processes[1].Pid)

@@ -1,12 +1,16 @@
 package perf
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/dev/stack"
 )
 
 // Report is a whole perf run: its settings and one Leg per transport.
@@ -41,6 +45,70 @@ type Leg struct {
 	Total     Usage   `json:"total"`
 	// LoadTool is the load generator, measured apart, not in Total.
 	LoadTool Usage `json:"load_tool"`
+	// Messages is what the NATS server carried and stored in the window,
+	// per assigned ticket: the count the lean path's design reasons with.
+	Messages *Messages `json:"nats_messages_per_assigned,omitempty"`
+	// RSSSeries is each process's resident memory through the window,
+	// sampled every Config.RSSEvery (none when that is 0).
+	RSSSeries []RSSPoint `json:"rss_series,omitempty"`
+}
+
+// RSSPoint is one sample of RSSSeries: seconds into the window, and the
+// resident memory of each process by name, in bytes.
+type RSSPoint struct {
+	Seconds float64          `json:"at_seconds"`
+	RSS     map[string]int64 `json:"rss_bytes"`
+}
+
+// Messages are the embedded NATS server's counts over a leg's window,
+// each divided by the tickets assigned (stack.NATSCounts says what each
+// counts).
+type Messages struct {
+	In  float64 `json:"in"`
+	Out float64 `json:"out"`
+	API float64 `json:"jetstream_api_requests"`
+	// Stored is by stream: the messages written to it (KV buckets'
+	// streams are KV_<bucket>); StoredTotal their sum.
+	Stored      map[string]float64 `json:"stored"`
+	StoredTotal float64            `json:"stored_total"`
+	// ByClient is by connection name (stack.NATSCounts.ByClient): what
+	// each service sent the server and was sent.
+	ByClient map[string]InOut `json:"by_client"`
+}
+
+// InOut are messages per ticket into and out of the server.
+type InOut struct {
+	In  float64 `json:"in"`
+	Out float64 `json:"out"`
+}
+
+// NewMessages is the difference of two readings, per ticket of assigned
+// (nil when none was assigned).
+func NewMessages(start, end stack.NATSCounts, assigned int64) *Messages {
+	if assigned <= 0 {
+		return nil
+	}
+	n := float64(assigned)
+	m := &Messages{In: float64(end.In-start.In) / n, Out: float64(end.Out-start.Out) / n,
+		API: float64(end.API-start.API) / n, Stored: map[string]float64{}, ByClient: map[string]InOut{}}
+	// A counter can only grow, but a closed connection may drop off the
+	// server's list (it keeps the last 10,000): a name whose sum fell
+	// counts 0, an undercount perf's few connections never reach.
+	grew := func(from, to uint64) float64 { return float64(to-min(from, to)) / n }
+	for name, last := range end.Stored {
+		// A stream made inside the window started from nothing.
+		if d := grew(start.Stored[name], last); d > 0 {
+			m.Stored[name] = d
+			m.StoredTotal += d
+		}
+	}
+	for name, e := range end.ByClient {
+		s := start.ByClient[name]
+		if io := (InOut{In: grew(s.In, e.In), Out: grew(s.Out, e.Out)}); io.In > 0 || io.Out > 0 {
+			m.ByClient[name] = io
+		}
+	}
+	return m
 }
 
 // Usage is what one process (or the sum of several) used in a leg's
@@ -163,6 +231,37 @@ func printLeg(w io.Writer, l Leg) {
 	row(l.Total)
 	row(l.LoadTool)
 	_ = tw.Flush() // w's own errors are the caller's (stdout)
+	if m := l.Messages; m != nil {
+		fmt.Fprintf(w, "nats per ticket: %.1f messages in, %.1f out, %.1f JetStream API requests, %.1f stored:",
+			m.In, m.Out, m.API, m.StoredTotal)
+		for _, name := range slices.SortedFunc(maps.Keys(m.Stored), func(a, b string) int {
+			return cmp.Or(cmp.Compare(m.Stored[b], m.Stored[a]), strings.Compare(a, b))
+		}) {
+			fmt.Fprintf(w, " %s %.2f", name, m.Stored[name])
+		}
+		fmt.Fprint(w, "\nnats per ticket by connection (in/out):")
+		for _, name := range slices.Sorted(maps.Keys(m.ByClient)) {
+			fmt.Fprintf(w, " %s %.1f/%.1f", cmp.Or(name, "(unnamed)"), m.ByClient[name].In, m.ByClient[name].Out)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(l.RSSSeries) > 0 {
+		fmt.Fprintln(w, "RSS MiB through the window:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "at s\t")
+		for _, u := range l.Processes {
+			fmt.Fprintf(tw, "%s\t", u.Name)
+		}
+		fmt.Fprintln(tw)
+		for _, p := range l.RSSSeries {
+			fmt.Fprintf(tw, "%.0f\t", p.Seconds)
+			for _, u := range l.Processes {
+				fmt.Fprintf(tw, "%s\t", mib(p.RSS[u.Name]))
+			}
+			fmt.Fprintln(tw)
+		}
+		_ = tw.Flush()
+	}
 }
 
 // orDash formats *v, or "-" when there is none.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/dev/stack"
 )
 
 func sample(cpu time.Duration, rssMiB, peakMiB int64) Sample {
@@ -42,6 +44,15 @@ func TestNewLegAndPrint(t *testing.T) {
 	end := []Sample{sample(3*time.Second, 100, 120), sample(time.Second, 40, 50)}
 	loadTool := Usage{Name: "load tool (not in total)", cpu: 5 * time.Second, Peak: 30 << 20}
 	leg := newLeg("http", 12*time.Second, sum, ps, start, end, loadTool)
+	// KV_players made inside the window: all of its messages count.
+	leg.Messages = NewMessages(
+		stack.NATSCounts{In: 1000, Out: 2000, API: 10, Stored: map[string]uint64{"TICKETS": 500},
+			ByClient: map[string]stack.InOut{"frontend": {In: 100, Out: 100}, "gone": {In: 900, Out: 900}}},
+		stack.NATSCounts{In: 61000, Out: 77000, API: 15010, Stored: map[string]uint64{"TICKETS": 5500, "KV_players": 10000, "EMPTY": 0},
+			ByClient: map[string]stack.InOut{"frontend": {In: 25100, Out: 10100}, "": {In: 5000}, "gone": {In: 900, Out: 900}}},
+		5000)
+	leg.RSSSeries = []RSSPoint{{Seconds: 30, RSS: map[string]int64{"nats (embedded)": 100 << 20, "frontend": 40 << 20}},
+		{Seconds: 60, RSS: map[string]int64{"nats (embedded)": 110 << 20}}}
 	// At rest for 2 s before the load, NATS used 0.1 s: 5% of a core.
 	setIdle(&leg, 2*time.Second, []Sample{sample(900*time.Millisecond, 0, 0), sample(0, 0, 0)}, start)
 	if leg.Acknowledged != 5100 || leg.AckPerSecond != 510 || leg.AssignedPerSecond != 500 {
@@ -61,11 +72,19 @@ func TestNewLegAndPrint(t *testing.T) {
 		"frontend 2 1.00 0.200 200 0.0 40.0 50.0",
 		"total 3.00 0.600 600 5.0 140.0 170.0",
 		"load tool (not in total) 5.00 1.000 1000 - - 30.0",
+		"nats per ticket: 12.0 messages in, 15.0 out, 3.0 JetStream API requests, 3.0 stored: KV_players 2.00 TICKETS 1.00 nats per ticket by connection (in/out): (unnamed) 1.0/0.0 frontend 5.0/2.0",
+		"RSS MiB through the window: at s nats (embedded) frontend 30 100.0 40.0 60 110.0 -",
 	} {
 		// Columns are padded with spaces: compare one space for many.
 		if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestNewMessagesWithNoneAssigned(t *testing.T) {
+	if m := NewMessages(stack.NATSCounts{}, stack.NATSCounts{In: 5}, 0); m != nil {
+		t.Fatalf("messages per ticket of no ticket: %+v", m)
 	}
 }
 

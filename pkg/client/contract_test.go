@@ -140,11 +140,11 @@ func TestCreateSendsTraceParent(t *testing.T) {
 	}
 }
 
-// An assignment whose URL is not an absolute http(s) URL is refused as
-// the TypeScript client refuses it (toTicket): a game client opens that
-// URL, and a hostile or broken server must not send it to javascript:,
-// file: or data:. The refusal matches ErrAssignmentURL and ErrMalformed
-// (never retried), over Follow, Get and Queue alike.
+// An assignment whose URL ticketapi.ValidAssignmentURL refuses (its
+// test holds the cases of the rule) is refused as the TypeScript client
+// refuses it (toTicket). The refusal matches ErrAssignmentURL and
+// ErrMalformed (never retried), over Follow, Get and Queue alike; a few
+// URLs of each kind show that the client applies the rule.
 func TestAssignmentURLMustBeHTTP(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -154,14 +154,7 @@ func TestAssignmentURLMustBeHTTP(t *testing.T) {
 		{"http://10.0.0.7:7654/play?room=r&token=x", true},
 		{"HTTPS://game.example/play?room=r", true},
 		{"javascript:alert(1)", false},
-		{"JavaScript:alert(1)", false},
-		{"file:///etc/passwd", false},
-		{"data:text/html,<script>alert(1)</script>", false},
-		{"ws://game/room", false},
-		{"//game.example/play", false},
 		{"/play?room=r", false},
-		{"http:///play", false},
-		{" javascript:alert(1)", false},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			t.Parallel()

@@ -18,9 +18,10 @@
 // What a server sends is bounded: an event or a JSON answer above
 // Config.MaxEventBytes ends the call with ErrTooLarge, a malformed answer
 // (another ticket's, "assigned" without its assignment or with an
-// assignment URL that is not http(s), which is ErrAssignmentURL too,
-// ...) with ErrMalformed (neither is retried: the server would send the same
-// again; package ticketapi states this policy for every client), and a
+// assignment URL that is not http(s), ticketapi.ValidAssignmentURL,
+// which is ErrAssignmentURL too, ...) with ErrMalformed (neither is
+// retried: the server would send the same again; package ticketapi
+// states this policy for every client), and a
 // stream silent for Config.IdleTimeout (no event, no heartbeat) is
 // dropped and resumed. Every call returns once its context ends,
 // whatever the server does. A view's Assignment is set only when its

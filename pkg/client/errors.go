@@ -50,9 +50,10 @@ var (
 	// ticketapi states the policy both clients follow).
 	ErrMalformed = errors.New("malformed answer from the server")
 	// ErrAssignmentURL: an assignment whose URL is not an absolute
-	// http(s) URL (javascript:, file:, data:, ws:, relative, ...), which
-	// a game client must never open; it is ErrMalformed too (never
-	// retried), as the TypeScript client refuses it.
+	// http(s) URL (javascript:, file:, data:, ws:, relative, ...:
+	// ticketapi.ValidAssignmentURL), which a game client must never
+	// open; it is ErrMalformed too (never retried), as the TypeScript
+	// client refuses it.
 	ErrAssignmentURL = errors.New("assignment URL is not http(s)")
 )
 

@@ -158,8 +158,8 @@ func decodeEvent(data []byte, whole bool, id string) (v ticketapi.View, err erro
 // checkView is ErrMalformed for a view that breaks the contract (package
 // ticketapi's policy): a status no view has, another ticket than id (any
 // ticket's id, not empty, when id is ""), "assigned" without the URL
-// of its assignment, or with one that is not http(s) (ErrAssignmentURL
-// too). It drops the assignment of a view that is not "assigned", so
+// of its assignment, or with one that ticketapi.ValidAssignmentURL
+// refuses (ErrAssignmentURL too). It drops the assignment of a view that is not "assigned", so
 // that no view handed back carries an assignment unchecked (the
 // TypeScript client does not refuse such a view either).
 func checkView(v *ticketapi.View, id string) error {
@@ -173,24 +173,10 @@ func checkView(v *ticketapi.View, id string) error {
 		return nil
 	case v.Assignment == nil || v.Assignment.URL == "":
 		return fmt.Errorf("assigned without its assignment: %w", ErrMalformed)
-	case !webURL(v.Assignment.URL):
+	case !ticketapi.ValidAssignmentURL(v.Assignment.URL):
 		return fmt.Errorf("assignment URL %.80q: %w: %w", v.Assignment.URL, ErrAssignmentURL, ErrMalformed)
 	}
 	return nil
-}
-
-// webURL: u is an absolute http or https URL with a host. A game client
-// opens the assignment's URL (a browser goes there), so a hostile or
-// broken server must not hand it javascript:, file: or data:; the
-// TypeScript client (clients/ts/src/types.ts, isWebURL) refuses the
-// same, and the allocator only ever sends its play page's http URL.
-func webURL(u string) bool {
-	p, err := url.Parse(u)
-	if err != nil {
-		return false
-	}
-	s := strings.ToLower(p.Scheme)
-	return (s == "http" || s == "https") && p.Host != ""
 }
 
 // backoff is the wait before reconnection attempt n (0 first): doubling

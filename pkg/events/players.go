@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -161,6 +162,11 @@ type SupersededFunc func(ctx context.Context, old LiveTicket, newer string) erro
 // idempotent: a redelivered or requeued t that is already live changes
 // nothing.
 func (p *Players) Take(ctx context.Context, t LiveTicket, tell SupersededFunc) (Taken, error) {
+	return p.take(ctx, t, tell, false)
+}
+
+// take is Take; keepUndecided is TakeFirst's.
+func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, keepUndecided bool) (Taken, error) {
 	var out Taken
 	value, err := json.Marshal(t)
 	if err != nil {
@@ -194,7 +200,7 @@ func (p *Players) Take(ctx context.Context, t LiveTicket, tell SupersededFunc) (
 				break // live already (bound to these players; its entry is older)
 			}
 			if cur.TicketID != "" {
-				if decided, err := p.replace(ctx, t, cur, tell, &out); err != nil || decided {
+				if decided, err := p.replace(ctx, t, cur, tell, &out, keepUndecided); err != nil || decided {
 					return out, err
 				}
 			}
@@ -218,8 +224,9 @@ func (p *Players) Take(ctx context.Context, t LiveTicket, tell SupersededFunc) (
 
 // replace ends cur so that t can take its place, or ends t if t is the
 // older one, or finds t decided already. decided reports that t will not
-// be live: out.Owner says why.
-func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell SupersededFunc, out *Taken) (decided bool, err error) {
+// be live: out.Owner says why. keepUndecided: an undecided cur is not
+// ended but ErrWouldSupersede (TakeFirst).
+func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell SupersededFunc, out *Taken, keepUndecided bool) (decided bool, err error) {
 	if t.olderThan(cur) {
 		_, owner, err := p.supersede(ctx, t, cur, tell)
 		if err != nil {
@@ -243,6 +250,11 @@ func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell Supersede
 		}
 		out.Owner = own
 		return true, nil
+	}
+	if keepUndecided {
+		if own, err := p.claims.Owner(ctx, cur.TicketID); err != nil || own == "" {
+			return false, cmp.Or(err, fmt.Errorf("ticket %s: %w", cur.TicketID, ErrWouldSupersede))
+		}
 	}
 	won, _, err := p.supersede(ctx, cur, t, tell)
 	if err != nil {

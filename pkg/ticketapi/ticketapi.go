@@ -20,7 +20,8 @@
 //
 //   - An answer that breaks this contract is malformed: not JSON, a
 //     status no View has, an event of another ticket than the one asked
-//     for, "assigned" without its assignment. It ends the call and is
+//     for, "assigned" without its assignment or with an assignment URL
+//     that ValidAssignmentURL refuses. It ends the call and is
 //     never retried: the same server would send the same again, and a
 //     client that retries it hides the fault. (A connection that breaks,
 //     ends before the outcome or goes silent is no malformed answer: an
@@ -39,6 +40,7 @@ package ticketapi
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -76,6 +78,23 @@ type View struct {
 	// of its shard and mode (events.QueueStats), filled in by the API;
 	// left out when unknown.
 	ExpectedWaitMS int64 `json:"expected_wait_ms,omitempty"`
+}
+
+// ValidAssignmentURL reports whether u may be an assignment's URL: an
+// absolute http or https URL with a host. A game client opens that URL
+// (a browser goes there), so a hostile or broken server must not hand it
+// javascript:, file: or data:; a client refuses an "assigned" view whose
+// URL this refuses as malformed (the policy above). The one declaration
+// of the rule: pkg/client calls it, and the TypeScript client's isWebURL
+// (clients/ts/src/types.ts) follows it. The allocator's play page URLs
+// (http://address:port/play?...) pass.
+func ValidAssignmentURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	s := strings.ToLower(p.Scheme)
+	return (s == "http" || s == "https") && p.Host != ""
 }
 
 // ErrorBody is every error answer.

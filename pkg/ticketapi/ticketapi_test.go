@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
 
@@ -75,5 +76,38 @@ func TestEventIDsAreRanks(t *testing.T) {
 	}
 	if !ticketapi.IsCancel([]byte(ticketapi.CancelMessage)) || !ticketapi.IsCancel([]byte(` { "type" : "cancel" } `)) || ticketapi.IsCancel([]byte(`{"type":"cancelled"}`)) {
 		t.Error("IsCancel does not read CancelMessage alone")
+	}
+}
+
+// An assignment's URL is an absolute http(s) URL with a host, or the
+// clients refuse the view: a game client opens it, and a hostile or
+// broken server must not send it to javascript:, file: or data:. The
+// page the allocator builds (play.Join.PageURL on http://address:port)
+// passes.
+func TestValidAssignmentURL(t *testing.T) {
+	t.Parallel()
+	allocated := play.Join{MatchID: "m1", Token: "x", Trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}.PageURL("http://10.0.0.7:7654")
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{allocated, true},
+		{"http://10.0.0.7:7654/play?room=r&token=x", true},
+		{"HTTPS://game.example/play?room=r", true},
+		{"", false},
+		{"javascript:alert(1)", false},
+		{"JavaScript:alert(1)", false},
+		{"file:///etc/passwd", false},
+		{"data:text/html,<script>alert(1)</script>", false},
+		{"ws://game/room", false},
+		{"//game.example/play", false},
+		{"/play?room=r", false},
+		{"http:///play", false},
+		{" javascript:alert(1)", false},
+		{"http://[::1", false},
+	} {
+		if got := ticketapi.ValidAssignmentURL(tc.url); got != tc.ok {
+			t.Errorf("ValidAssignmentURL(%q) = %v, want %v", tc.url, got, tc.ok)
+		}
 	}
 }

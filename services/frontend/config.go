@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/admission"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/api"
@@ -67,6 +69,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.api.Admission.Target, "overload-target", admission.DefaultTarget, "mean time of a ticket creation (its JetStream writes) above which the frontend lets fewer creations run at once; past that number a new ticket (POST, /ws, /ws/events) gets 503 overloaded with Retry-After (0: overload control off)")
 	fs.IntVar(&c.api.Admission.Min, "overload-min", admission.DefaultMin, "fewest ticket creations overload control lets run at once")
 	fs.IntVar(&c.api.Admission.Max, "overload-max", admission.DefaultMax, "most ticket creations overload control lets run at once")
+	fs.DurationVar(&c.api.VerifyWait, "verify-wait", api.DefaultVerifyWait, "longest a ticket creation's token verification may wait for a read of the JWKS (a key id it does not know) while it holds its overload control slot; a token still unverified then gets 401")
 	fs.BoolVar(&c.api.TrustProxy, "trust-proxy", false, "take the client address from X-Forwarded-For, as written by -trusted-proxies (behind a load balancer)")
 	fs.StringVar(&c.proxies, "trusted-proxies", "", "with -trust-proxy: CIDRs of the proxies whose X-Forwarded-For is believed, comma-separated; the client is the rightmost address none of them wrote (default: loopback and the private ranges)")
 	fs.IntVar(&c.api.MaxStreamsPerClient, "max-streams-per-client", api.DefaultMaxStreamsPerClient, "open SSE streams and WebSockets allowed to one client at once, 429 past it (-1: no cap)")
@@ -97,6 +100,17 @@ func parseConfig(args []string) (config, error) {
 	var err error
 	if c.api.TrustedProxies, err = parsePrefixes(c.proxies); err != nil {
 		return config{}, err
+	}
+	if c.api.VerifyWait <= 0 {
+		return config{}, fmt.Errorf("-verify-wait %s: want above 0", c.api.VerifyWait)
+	}
+	if c.auth.tokenCacheSize == 0 {
+		// identity.Config takes 0 for its default: refused rather than
+		// read as "no cache".
+		return config{}, errors.New("-auth-token-cache-size 0: want above 0, or negative for no cache")
+	}
+	if c.auth.tokenCacheSize > identity.MaxTokenCacheSize {
+		return config{}, fmt.Errorf("-auth-token-cache-size %d: want at most %d", c.auth.tokenCacheSize, identity.MaxTokenCacheSize)
 	}
 	if err := c.api.Admission.Validate(); err != nil {
 		return config{}, fmt.Errorf("overload control: %w", err)

@@ -47,7 +47,11 @@ export function toTicket(data: unknown, id?: string): Ticket | undefined {
   return data as Ticket;
 }
 
-/** Whether u is an absolute http or https URL. */
+/**
+ * Whether u is an absolute http or https URL: the assignment URL rule,
+ * declared once in Go (pkg/ticketapi, ValidAssignmentURL), which this
+ * follows.
+ */
 function isWebURL(u: unknown): boolean {
   if (typeof u !== "string") return false;
   try {

@@ -58,6 +58,10 @@ const (
 	// (its POST, then its event stream), and 16,384 entries of about
 	// 200 bytes (3 MiB) cover well over a second of 10,000 new tokens/s.
 	DefaultTokenCacheSize = 16384
+	// MaxTokenCacheSize bounds a configured cache: its ring of keys is
+	// allocated whole at start (32 bytes an entry, 128 MiB here), so a
+	// mistyped size fails at the flag, not as an out-of-memory crash.
+	MaxTokenCacheSize = 1 << 22
 	// DefaultTokenCacheMaxAge is the longest a verified token is taken
 	// from the cache before it is checked in full again.
 	DefaultTokenCacheMaxAge = time.Minute

@@ -51,6 +51,8 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.ServiceProcs, "service-procs", stack.DefaultServiceProcs(), "GOMAXPROCS of each service process (as make run: a quarter of the cores, at least 1); the embedded NATS server keeps every core")
 	fs.DurationVar(&cfg.Idle, "idle", 5*time.Second, "measure each process's CPU this long on the stack at rest before the load (its idle share of the window); 0: not measured")
 	fs.DurationVar(&cfg.Progress, "progress", 5*time.Second, "the load tool's progress line to standard error this often; 0: none")
+	fs.IntVar(&cfg.PprofBasePort, "pprof-base-port", 0, "serve Go's profiles on 127.0.0.1: the embedded NATS server's on this port, each service's on the next ones (listed in -logs); 0: off")
+	fs.DurationVar(&cfg.RSSEvery, "rss-every", 0, "sample each process's resident memory this often through the window and print the series (a long run's memory trend); 0: end and peak only")
 	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&logPath, "logs", "", "write every service's output to this file")
 	if err := envflag.Parse(fs, args); err != nil {

@@ -47,7 +47,7 @@ import (
 // took it): a refused token, the rate limit, a bad body, a client that
 // left, a panic. A refusal for overload takes no rate limit token: the
 // limit counts what the frontend works on. What a verification may wait
-// for (a JWKS read) while it holds the slot is bounded (verifyWaitMax).
+// for (a JWKS read) while it holds the slot is bounded (Config.VerifyWait).
 
 // slot is an admitted creation's admission slot, given back once: by the
 // creation when it ends (API.create), or when its handler returns before
@@ -143,13 +143,14 @@ func (a *API) enter(w http.ResponseWriter, r *http.Request) (sl *slot, c identit
 			sl.release(false)
 		}
 	}()
-	ctx, cancel := context.WithTimeout(r.Context(), verifyWaitMax)
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.VerifyWait)
 	defer cancel()
 	c, ok = a.identify(ctx, w, r, true)
 	return sl, c, ok
 }
 
-// verifyWaitMax bounds what a creation's token verification may wait for
+// DefaultVerifyWait is Config.VerifyWait's default (the -verify-wait
+// flag's). It bounds what a creation's token verification may wait for
 // (not its CPU work, which no context stops): the read of a JWKS for a
 // key id the verifier does not know, and the wait for its rate limiter
 // (identity.Config.UnknownKIDEvery). Its slot is held meanwhile, and
@@ -157,8 +158,10 @@ func (a *API) enter(w http.ResponseWriter, r *http.Request) (sl *slot, c identit
 // such tokens would hold every slot for the verifier's HTTP timeout (10 s
 // by default) and refuse every creation. A token of a key just rotated
 // in whose JWKS read takes longer is refused (401) and its client asks
-// again; the JWKS is also read on its refresh interval.
-const verifyWaitMax = time.Second
+// again; the JWKS is also read on its refresh interval. A longer wait
+// lets such a read finish on a slow identity provider, at the price of
+// slots held that long by tokens that name unknown key ids.
+const DefaultVerifyWait = time.Second
 
 // readBody reads a creation's body, bounded in size and in time; false
 // means it answered why not.

@@ -100,6 +100,10 @@ type Config struct {
 	// Admission is the overload control of ticket creations (package
 	// admission); its zero value (no Target) turns it off.
 	Admission admission.Config
+	// VerifyWait bounds what a creation's token verification may wait
+	// for while it holds its admission slot (DefaultVerifyWait says why);
+	// default DefaultVerifyWait.
+	VerifyWait time.Duration
 }
 
 // Defaults of Config: what New fills in for a zero field, and the
@@ -135,6 +139,9 @@ func (c *Config) setDefaults() {
 	}
 	if len(c.TrustedProxies) == 0 {
 		c.TrustedProxies = DefaultTrustedProxies
+	}
+	if c.VerifyWait <= 0 {
+		c.VerifyWait = DefaultVerifyWait
 	}
 }
 

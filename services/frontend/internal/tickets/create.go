@@ -16,11 +16,13 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
 
-// Create validates req, starts following the player's results, then
-// stores the ticket record and publishes the ticket, the two pipelined
-// (storeAndQueue; for a ticket its caller named, one after the other:
-// createKeyed), and makes it its players' live ticket (take) before it
-// answers. With an idempotency key
+// Create validates req, starts following the player's results, makes the
+// ticket its players' live ticket unless that would end a ticket of
+// theirs still waiting (TakeFirst), then stores the ticket record and
+// publishes the ticket, the two pipelined (storeAndQueue), and, if it was
+// not taken first, takes it (queueThenTake; a ticket its caller named is
+// stored, published and taken one after the other: createKeyed), all
+// before it answers. With an idempotency key
 // (or a client ticket id) a repeated request gets the same ticket back; the
 // publish is repeated too, which JetStream's duplicate window stores once,
 // so a request whose first attempt died between the record and the publish
@@ -71,14 +73,42 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 	if keyed {
 		return s.createKeyed(ctx, rec, set.Version())
 	}
-	// Tracked before it is published, so that none of its results is
-	// missed. No round trip (the tracker's one subscription is the
-	// frontend's); the record and the ticket are written together after.
+	// Tracked before anything is written for it, so that none of its
+	// results is missed (its take may tell its players). No round trip:
+	// the tracker's one subscription is the frontend's.
 	if err := s.tracker.Track(ctx, &t, &results.Creation{Shard: shard, Mode: t.Mode, Players: t.Players()}); err != nil {
 		return View{}, err
 	}
+	// Taken before it is queued when that ends no waiting ticket
+	// (events.Players.TakeFirst): its shard's owner then finds it live
+	// already (one read per player), instead of racing this take with its
+	// own, which cost both sides writes and reads again (BENCHMARKS.md,
+	// "Fourth round"). A take that fails has queued nothing. An entry it
+	// made names a ticket that may never be queued; the player's next
+	// ticket replaces it, and it ended nothing of theirs.
+	_, err = s.players.TakeFirst(ctx, rec.live(), s.tellSuperseded)
+	switch {
+	case errors.Is(err, events.ErrWouldSupersede):
+		return s.queueThenTake(ctx, rec, set.Version())
+	case err != nil:
+		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
+		return View{}, fmt.Errorf("take ticket %s: %w", t.TicketID, err)
+	}
 	if err := s.storeAndQueue(ctx, rec, set.Version()); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
+		return View{}, err
+	}
+	return ViewOf(rec, nil), nil
+}
+
+// queueThenTake creates a ticket that replaces a player's waiting one:
+// stored and queued first, then taken (superseding the waiting one), so
+// that a creation that fails before it is queued leaves the waiting
+// ticket as it was.
+func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion string) (View, error) {
+	id := rec.Ticket.TicketID
+	if err := s.storeAndQueue(ctx, rec, rulesVersion); err != nil {
+		s.tracker.Untrack(context.WithoutCancel(ctx), id)
 		return View{}, err
 	}
 	if err := s.take(ctx, rec); err != nil {
@@ -89,7 +119,7 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 		if v, inMatch := s.withdraw(ctx, rec, err); inMatch {
 			return v, nil
 		}
-		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
+		s.tracker.Untrack(context.WithoutCancel(ctx), id)
 		return View{}, err
 	}
 	return ViewOf(rec, nil), nil

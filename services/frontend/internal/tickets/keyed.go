@@ -22,6 +22,10 @@ import (
 // never have been queued under the first attempt's id; and only the
 // attempt that created the record tracks the ticket, so a repeat running
 // beside the first attempt cannot untrack it.
+//
+// It queues before it takes, unlike Create's TakeFirst: a repeat reads
+// the live ticket to learn whether the first attempt got as far as
+// queuing (drainedUnqueued: "live" means "queued" only in this order).
 func (s *Service) createKeyed(ctx context.Context, rec Record, rulesVersion string) (View, error) {
 	t := rec.Ticket
 	msg, data, err := encode(ctx, s.subj, rec, rulesVersion)

@@ -27,7 +27,8 @@ import (
 // so a matcher would put it in a match nobody follows (a no-show in
 // someone's room). So the put, which is idempotent, is tried again
 // (store), and a ticket that may be queued when storeAndQueue fails is
-// withdrawn before the error is answered: an error means no live ticket.
+// withdrawn before the error is answered: an error means no ticket that
+// can be matched.
 // A withdrawal that finds the ticket in a match already cannot undo it:
 // the ticket is answered instead, its record put once more if need be.
 //
@@ -68,7 +69,7 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	}
 	// Queued after all, and a matcher put it in a match before the
 	// withdrawal: an error now would make it a no-show. With its record
-	// stored, it is created (nil: Create goes on to take it).
+	// stored, it is created (nil: Create answers it).
 	if storeErr == nil {
 		return nil
 	}

@@ -35,6 +35,15 @@ func TestCreateWritesRecordAndTicketTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(link.Heal)
+	// The take comes first and is not what this test holds: it goes
+	// around the link.
+	claims, err := events.NewClaims(t.Context(), djs, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.players, err = events.NewPlayers(t.Context(), djs, subj, claims); err != nil {
+		t.Fatal(err)
+	}
 
 	link.Cut(testkit.Down)
 	skill := 1650

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -132,15 +133,114 @@ func TestStoreRetriesAFailedPut(t *testing.T) {
 	}
 }
 
-// A ticket stored and queued that could not be made its player's live
-// ticket (take failed: here the players bucket is gone) is withdrawn
-// too: without an Idempotency-Key nobody can ask for it again.
-func TestFailedTakeWithdrawsTheQueuedTicket(t *testing.T) {
+// A ticket is made its player's live ticket before it is queued: a
+// take that fails (here the players bucket is gone) answers an error and
+// queues nothing, so no matcher is handed a ticket nobody follows.
+func TestFailedTakeQueuesNothing(t *testing.T) {
 	t.Parallel()
 	e := newToldEnv(t)
 	if err := e.js.DeleteKeyValue(t.Context(), e.subj.PlayersBucket()); err != nil {
 		t.Fatal(err)
 	}
-	notices := e.cancelNotices(t)
-	checkWithdrawn(t, e, e.createPat(t), notices)
+	if err := e.createPat(t); err == nil {
+		t.Fatal("Create answered success without a players bucket")
+	}
+	if id := e.queuedTicket(t); id != "" {
+		t.Fatalf("Create failed to take ticket %s but queued it", id)
+	}
+}
+
+// When its shard's owner receives a frontend's ticket, the ticket is its
+// player's live ticket already: the owner's take reads it and writes
+// nothing, instead of racing the frontend's take with a take of its own
+// (BENCHMARKS.md, "Fourth round": that race cost writes and reads again).
+func TestQueuedTicketIsLiveAlready(t *testing.T) {
+	t.Parallel()
+	checkLiveWhenQueued(t, newToldEnv(t))
+}
+
+// checkLiveWhenQueued creates a ticket for pat and checks that when it
+// is heard on its shard's subject, it is pat's live ticket already.
+func checkLiveWhenQueued(t *testing.T, e *toldEnv) {
+	t.Helper()
+	type seen struct{ queued, live string }
+	got := make(chan seen, 1)
+	tier, _ := events.DefaultTiers.For(1650)
+	sub, err := e.nc.Subscribe(e.subj.Ticket("eu", tier), func(m *nats.Msg) {
+		var tk events.Ticket
+		_ = json.Unmarshal(m.Data, &tk)
+		live, err := e.s.players.Live(context.Background(), "pat")
+		if err != nil {
+			live = "error: " + err.Error()
+		}
+		got <- seen{tk.TicketID, live}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.createPat(t); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s.queued == "" || s.live != s.queued {
+			t.Fatalf("ticket %q queued while pat's live ticket was %q", s.queued, s.live)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the ticket was not heard on its subject")
+	}
+}
+
+// A creation that replaces a player's waiting ticket and then fails
+// leaves the waiting ticket as it was: live and unclaimed (review R1 of
+// the take-first order, which superseded it before the new ticket was
+// queued, and so left the player with neither when the queue failed).
+func TestAFailedCreationKeepsTheWaitingTicket(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		fault func(t *testing.T, e *toldEnv)
+	}{
+		{"its queue refused", func(t *testing.T, e *toldEnv) {
+			if err := e.js.DeleteStream(t.Context(), e.subj.TicketsStream()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"its record refused while it was queued", func(t *testing.T, e *toldEnv) {
+			e.s.kv = &flakyPut{KeyValue: e.s.kv, fails: 1 << 30}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newToldEnv(t)
+			waiting := e.create(t, "pat")
+			tt.fault(t, e)
+			if err := e.createPat(t); err == nil {
+				t.Fatal("Create succeeded")
+			}
+			owner, err := e.s.claims.Owner(t.Context(), waiting)
+			if err != nil || owner != "" {
+				t.Fatalf("the waiting ticket %s is claimed %q (%v) after a failed replacement: pat has lost it", waiting, owner, err)
+			}
+			if live, err := e.s.players.Live(t.Context(), "pat"); err != nil || live != waiting {
+				t.Fatalf("pat's live ticket %q (%v), want the waiting %s", live, err, waiting)
+			}
+		})
+	}
+}
+
+// A player whose last ticket is decided (here cancelled) gets the next
+// one taken before it is queued too: only a waiting ticket sends a
+// creation the long way (queueThenTake).
+func TestNextTicketAfterADecidedOneIsLiveWhenQueued(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	first := e.create(t, "pat")
+	if _, err := e.s.Cancel(t.Context(), identity.Caller{PlayerID: "pat"}, first, "test"); err != nil {
+		t.Fatal(err)
+	}
+	checkLiveWhenQueued(t, e)
 }

@@ -1,0 +1,62 @@
+package stack
+
+import (
+	"fmt"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// NATSCounts are the embedded NATS server's running totals: what a load
+// run's two readings subtract to count the messages a ticket costs.
+type NATSCounts struct {
+	// In and Out are the messages the server received and delivered, as
+	// its /varz counts them: on client, route and leaf connections (a
+	// message its own JetStream publishes internally is not "in").
+	In, Out uint64
+	// API is the JetStream API requests served (stream and consumer
+	// calls, message gets: the leader reads of pkg/events among them).
+	API uint64
+	// Stored is, by stream, the last sequence: a stream's messages
+	// written so far (KV puts, deletes and purges are messages too).
+	Stored map[string]uint64
+	// ByClient is, by connection name (the services name theirs; "" for
+	// the unnamed), what client connections sent the server (In) and
+	// were sent (Out), closed connections the server still lists
+	// included.
+	ByClient map[string]InOut
+}
+
+// InOut are messages into and out of the server on some connections.
+type InOut struct{ In, Out uint64 }
+
+// NATSCounts reads the embedded server's totals (Varz, Jsz).
+func (s *Stack) NATSCounts() (NATSCounts, error) {
+	v, err := s.nats.Varz(nil)
+	if err != nil {
+		return NATSCounts{}, fmt.Errorf("nats varz: %w", err)
+	}
+	js, err := s.nats.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+	if err != nil {
+		return NATSCounts{}, fmt.Errorf("nats jsz: %w", err)
+	}
+	// Every connection, open or closed, so that one that ended in the
+	// window keeps its count (the server lists the last 10,000 closed).
+	conns, err := s.nats.Connz(&server.ConnzOptions{State: server.ConnAll, Limit: 1 << 20})
+	if err != nil {
+		return NATSCounts{}, fmt.Errorf("nats connz: %w", err)
+	}
+	c := NATSCounts{In: uint64(v.InMsgs), Out: uint64(v.OutMsgs), API: js.API.Total,
+		Stored: map[string]uint64{}, ByClient: map[string]InOut{}}
+	for _, a := range js.AccountDetails {
+		for _, st := range a.Streams {
+			c.Stored[st.Name] += st.State.LastSeq
+		}
+	}
+	for _, ci := range conns.Conns {
+		io := c.ByClient[ci.Name]
+		io.In += uint64(ci.InMsgs)
+		io.Out += uint64(ci.OutMsgs)
+		c.ByClient[ci.Name] = io
+	}
+	return c, nil
+}
