@@ -252,7 +252,9 @@ func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell Supersede
 		return true, nil
 	}
 	if keepUndecided {
-		if own, err := p.claims.Owner(ctx, cur.TicketID); err != nil || own == "" {
+		// One read more than Take, for a player whose last ticket is
+		// decided (a returning player): what tells it from a waiting one.
+		if curOwner, err := p.claims.Owner(ctx, cur.TicketID); err != nil || curOwner == "" {
 			return false, cmp.Or(err, fmt.Errorf("ticket %s: %w", cur.TicketID, ErrWouldSupersede))
 		}
 	}
