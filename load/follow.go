@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,15 +42,17 @@ func (r *recorder) add(a Acked) {
 	_ = r.enc.Encode(a)
 }
 
-// frontend is one -url of `load run`: the client of its HTTP path.
+// frontend is one -url of `load run`: the client of its HTTP path. keyed
+// sends every POST an Idempotency-Key of its own (-idempotency-keys).
 type frontend struct {
-	base string
-	c    *qmclient.Client
+	base  string
+	c     *qmclient.Client
+	keyed bool
 }
 
-func newFrontend(base string, hc *http.Client) (frontend, error) {
+func newFrontend(base string, hc *http.Client, keyed bool) (frontend, error) {
 	c, err := qmclient.New(qmclient.Config{BaseURL: base, HTTPClient: hc})
-	return frontend{base: base, c: c}, err
+	return frontend{base: base, c: c, keyed: keyed}, err
 }
 
 // follow queues one ticket and waits for its outcome; it returns when the
@@ -69,7 +72,11 @@ func follow(ctx context.Context, fe frontend, toks *tokens, player, region strin
 	if tok != "" {
 		c = c.WithToken(func(context.Context, string) (string, error) { return tok, nil })
 	}
-	view, err := c.Create(ctx, ticketapi.Request{PlayerID: player, Skill: &skill, Region: region, Mode: "1v1"})
+	var opts []qmclient.CreateOption
+	if fe.keyed {
+		opts = append(opts, qmclient.IdempotencyKey(rand.Text()))
+	}
+	view, err := c.Create(ctx, ticketapi.Request{PlayerID: player, Skill: &skill, Region: region, Mode: "1v1"}, opts...)
 	answered = time.Now()
 	if err != nil {
 		if !errors.As(err, new(*qmclient.Error)) {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
 
 // frontendStub answers a POST with a queued ticket and its event stream
@@ -40,7 +42,7 @@ func frontendStub() *httptest.Server {
 func BenchmarkFollow(b *testing.B) {
 	srv := frontendStub()
 	defer srv.Close()
-	fe, err := newFrontend(srv.URL, client(false, 1, 256))
+	fe, err := newFrontend(srv.URL, client(false, 1, 256), false)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func TestFollowKinds(t *testing.T) {
 			})
 			srv := httptest.NewServer(mux)
 			defer srv.Close()
-			fe, err := newFrontend(srv.URL, client(false, 1, 8))
+			fe, err := newFrontend(srv.URL, client(false, 1, 8), false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,6 +115,42 @@ func TestFollowKinds(t *testing.T) {
 			defer cancel()
 			if _, kind := follow(ctx, fe, &tokens{fixed: "tok"}, "p1", "eu", 1650, nil); kind != tc.want || posts.Load() != tc.posts {
 				t.Fatalf("kind %q after %d POSTs, want %q after %d", kind, posts.Load(), tc.want, tc.posts)
+			}
+		})
+	}
+}
+
+// With -idempotency-keys every POST carries a key of its own, as a
+// browser's does; without, none (the unkeyed creation path).
+func TestFollowSendsIdempotencyKeys(t *testing.T) {
+	t.Parallel()
+	for _, keyed := range []bool{false, true} {
+		t.Run(fmt.Sprint("keyed=", keyed), func(t *testing.T) {
+			t.Parallel()
+			keys := make(chan string, 3)
+			srv := frontendStub()
+			defer srv.Close()
+			wrapped := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost {
+					keys <- r.Header.Get(ticketapi.HeaderIdempotencyKey)
+				}
+				srv.Config.Handler.ServeHTTP(w, r)
+			}))
+			defer wrapped.Close()
+			fe, err := newFrontend(wrapped.URL, client(false, 1, 8), keyed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for range 3 {
+				if _, kind := follow(t.Context(), fe, &tokens{}, "p1", "eu", 1650, nil); kind != "" {
+					t.Fatal(kind)
+				}
+				k := <-keys
+				if (k != "") != keyed || seen[k] && keyed {
+					t.Fatalf("POST sent Idempotency-Key %q (keyed %v, seen %v)", k, keyed, seen)
+				}
+				seen[k] = true
 			}
 		})
 	}

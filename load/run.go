@@ -63,7 +63,7 @@ type runConfig struct {
 	rate                                         float64
 	duration, timeout, interval, progress        time.Duration
 	regions, skills                              string
-	h2c, jsonOut                                 bool
+	h2c, jsonOut, keyed                          bool
 	sources                                      int
 	via, natsURL, natsPrefix, natsUser, natsPass string
 	cpuProfile                                   string
@@ -79,6 +79,7 @@ func (c *runConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.regions, "regions", "eu,us,asia", "regions to spread tickets over")
 	fs.StringVar(&c.skills, "skills", "1600-1999", "skill range of the tickets (one tier keeps every ticket a partner)")
 	fs.BoolVar(&c.h2c, "h2c", true, "speak HTTP/2 cleartext to the frontend (streams, not a socket per client)")
+	fs.BoolVar(&c.keyed, "idempotency-keys", false, "send a new Idempotency-Key with every POST, as the TypeScript client (every browser) does: the frontend's keyed creation path, not the unkeyed one")
 	fs.IntVar(&c.sources, "source-ips", 1, "send from 127.0.0.1..N in turn, a connection (h2c) or connections (HTTP/1.1) each: more ephemeral ports, and N clients to the per-address limits of an -auth-insecure frontend")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON")
 	fs.StringVar(&c.via, "via", "http", "how tickets arrive: http (POST and Server-Sent Events to -url) or nats (published on the shard's JetStream subject, outcome on the player's result subject, no frontend)")
@@ -180,7 +181,7 @@ func (c *runConfig) driver(rec *recorder) (ticketFunc, func(), error) {
 		hc := client(c.h2c, c.sources, 256)
 		fes := make([]frontend, len(bases))
 		for i, b := range bases {
-			fe, err := newFrontend(b, hc)
+			fe, err := newFrontend(b, hc, c.keyed)
 			if err != nil {
 				return nil, nil, fmt.Errorf("-url: %w", err)
 			}

@@ -32,6 +32,9 @@ type Config struct {
 	Skills, Regions string
 	// Vias are the legs, in order: http, nats.
 	Vias []string
+	// Keyed sends every POST of the http leg an Idempotency-Key, as every
+	// browser does: the frontend's keyed creation path.
+	Keyed bool
 	// ServiceEnv adds settings to every service (after LOG_LEVEL=warn).
 	ServiceEnv []string
 	// ServiceProcs is GOMAXPROCS of each service (0: the stack's default).
@@ -306,6 +309,9 @@ func runLoad(ctx context.Context, cfg Config, s *stack.Stack, via string) ([]byt
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	if via == "http" {
 		args = append(args, "-url", s.FrontendURL(), "-token-key", s.DevIssuerKeyFile())
+		if cfg.Keyed {
+			args = append(args, "-idempotency-keys")
+		}
 	} else {
 		// The password in the environment, not on a command line ps shows.
 		args = append(args, "-nats-url", s.NATSURL(), "-nats-user", "operator")

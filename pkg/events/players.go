@@ -1,7 +1,6 @@
 package events
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -117,6 +116,9 @@ func (t LiveTicket) olderThan(o LiveTicket) bool { return t.CreatedAt.Before(o.C
 type Players struct {
 	kv     jetstream.KeyValue
 	claims *Claims
+	// decisions tell TakeFirst whether a match that claimed a player's
+	// last ticket stands (see ended).
+	decisions *Decisions
 }
 
 // NewPlayers binds to the provisioned players bucket.
@@ -130,7 +132,11 @@ func NewPlayers(ctx context.Context, js jetstream.JetStream, subj Subjects, clai
 	if err != nil {
 		return nil, fmt.Errorf("players bucket: %w", err)
 	}
-	return &Players{kv: kv, claims: claims}, nil
+	decisions, err := NewDecisions(ctx, js, subj)
+	if err != nil {
+		return nil, err
+	}
+	return &Players{kv: kv, claims: claims, decisions: decisions}, nil
 }
 
 // ErrTicketIDTaken: the ticket's id is bound to a ticket of other players.
@@ -252,10 +258,8 @@ func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell Supersede
 		return true, nil
 	}
 	if keepUndecided {
-		// One read more than Take, for a player whose last ticket is
-		// decided (a returning player): what tells it from a waiting one.
-		if curOwner, err := p.claims.Owner(ctx, cur.TicketID); err != nil || curOwner == "" {
-			return false, cmp.Or(err, fmt.Errorf("ticket %s: %w", cur.TicketID, ErrWouldSupersede))
+		if err := p.ended(ctx, cur); err != nil {
+			return false, err
 		}
 	}
 	won, _, err := p.supersede(ctx, cur, t, tell)

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // ErrWouldSupersede: TakeFirst met a player's undecided ticket, which
@@ -12,13 +13,57 @@ var ErrWouldSupersede = errors.New("a player's undecided ticket would be superse
 // TakeFirst is Take for a ticket not queued yet, made live before it is
 // so that its shard's owner, taking it in, finds it live already instead
 // of racing this take with its own (the frontend's creations). It ends
-// no undecided ticket: superseding one ends it for good, and a ticket
-// not queued yet may still fail to be, which would leave a player who
-// had a ticket waiting with none. On meeting one it stops with
-// ErrWouldSupersede; its caller then queues the ticket first and Takes
-// it after, as every other path does. What it wrote before it stopped
-// (the id bound, another player of a party made live) is what that Take
-// writes too.
+// no ticket that has not ended already (see ended): superseding one ends
+// it for good, and a ticket not queued yet may still fail to be, which
+// would leave a player who had a ticket waiting with none. On meeting
+// one it stops with ErrWouldSupersede; its caller then queues the ticket
+// first and Takes it after, as every other path does. What it wrote
+// before it stopped (the id bound, another player of a party made live)
+// is what that Take writes too, if the queue succeeds; if it fails, those
+// players' entries name a ticket never queued, which ended nothing of
+// theirs, until their next ticket replaces it.
 func (p *Players) TakeFirst(ctx context.Context, t LiveTicket, tell SupersededFunc) (Taken, error) {
 	return p.take(ctx, t, tell, true)
+}
+
+// ended returns nil if cur, a player's live ticket, has an outcome that
+// no newer ticket can change, and ErrWouldSupersede if making another
+// ticket live could still end it: unclaimed (waiting), or claimed by a
+// match not decided published (being committed, its matcher dead
+// mid-commit, or undone and about to give cur back). Such a match's
+// check, finding cur no longer live, would undo it and supersede cur by
+// a ticket whose creation may yet fail (review R1 of the keyed take
+// first). A decision it cannot read is ErrWouldSupersede too (with the
+// read's error): the caller then queues first, which needs no decision,
+// rather than fail a returning player's creation while the matches
+// bucket is away. Cost: a returning player's TakeFirst reads cur's claim
+// (one read more than Take), and after a match its decision (one more).
+//
+// Not covered: the tickets of a published match can still be given back
+// to wait (the allocator requeues a match it cannot place, a backfill
+// whose room is gone; a recovery gives back the rest of a published
+// match's claims once the allocator requeued part of it). If that happens
+// to cur after a TakeFirst whose
+// ticket then failed to queue, a matcher taking cur in again finds the
+// newer ticket live and supersedes cur by it: cur's players are told
+// "superseded" and must ask again (review R2).
+func (p *Players) ended(ctx context.Context, cur LiveTicket) error {
+	owner, err := p.claims.Owner(ctx, cur.TicketID)
+	if err != nil {
+		return err
+	}
+	match, byMatch := OwnerMatchID(owner)
+	if byMatch {
+		d, err := p.decisions.Decided(ctx, match)
+		if err != nil {
+			return fmt.Errorf("ticket %s (%q): %w (%w)", cur.TicketID, owner, ErrWouldSupersede, err)
+		}
+		if d == DecisionPublished {
+			return nil
+		}
+	}
+	if owner == "" || byMatch {
+		return fmt.Errorf("ticket %s (%q): %w", cur.TicketID, owner, ErrWouldSupersede)
+	}
+	return nil
 }

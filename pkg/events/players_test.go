@@ -10,10 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
 
 type playersEnv struct {
+	js      jetstream.JetStream
 	claims  *events.Claims
 	players *events.Players
 	mu      sync.Mutex
@@ -31,7 +34,7 @@ func newPlayers(t *testing.T) *playersEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &playersEnv{claims: c, players: p, told: map[string][]string{}}
+	return &playersEnv{js: js, claims: c, players: p, told: map[string][]string{}}
 }
 
 func (e *playersEnv) tell(_ context.Context, old events.LiveTicket, newer string) error {

@@ -17,12 +17,12 @@ import (
 )
 
 // Create validates req, starts following the player's results, makes the
-// ticket its players' live ticket unless that would end a ticket of
+// ticket its players' live ticket unless that could end a ticket of
 // theirs still waiting (TakeFirst), then stores the ticket record and
 // publishes the ticket, the two pipelined (storeAndQueue), and, if it was
 // not taken first, takes it (queueThenTake; a ticket its caller named is
-// stored, published and taken one after the other: createKeyed), all
-// before it answers. With an idempotency key
+// stored first, then taken and published in the same order: createKeyed),
+// all before it answers. With an idempotency key
 // (or a client ticket id) a repeated request gets the same ticket back; the
 // publish is repeated too, which JetStream's duplicate window stores once,
 // so a request whose first attempt died between the record and the publish
@@ -168,7 +168,7 @@ func (s *Service) republish(ctx context.Context, rec Record) error {
 	if err != nil || owner != "" {
 		return err
 	}
-	if err := s.drainedUnqueued(ctx, rec); err != nil {
+	if err := s.drainedUntaken(ctx, rec); err != nil {
 		return err
 	}
 	if err := s.tracker.Track(ctx, &rec.Ticket, nil); err != nil {
@@ -180,13 +180,21 @@ func (s *Service) republish(ctx context.Context, rec Record) error {
 	return s.take(ctx, rec)
 }
 
-// drainedUnqueued refuses, as a new ticket, a repeat whose first attempt
-// stored the record but never queued the ticket (503 unavailable, which
-// invites the repeat), when its shard is drained: it would be queued now
-// for the first time. A ticket the first attempt queued is its players'
-// live ticket (take follows the publish), and its repeat is answered as
-// before the drain.
-func (s *Service) drainedUnqueued(ctx context.Context, rec Record) error {
+// drainedUntaken refuses, as a new ticket, a repeat whose first attempt
+// stored the record but did not make the ticket the live ticket of every
+// one of its players (503 unavailable, which invites the repeat), when
+// its shard is drained: that attempt stopped before the ticket could be
+// queued, or queued it first (a player had a waiting ticket) and failed
+// there. A ticket the first attempt made live was admitted before the
+// drain, whether or not its queue then failed (createKeyed takes before
+// it queues), and its repeat is answered, and the ticket queued, as
+// before the drain: a drain stops new tickets, and the frontends see it
+// a moment late anyway. In the queue-first order, a first attempt whose
+// publish timed out, or whose take failed after the publish (part of a
+// party's entries written), may have queued the ticket all the same; its
+// repeat is refused, and the queued ticket is a waiting one nobody
+// follows until it expires, as a new ticket refused late would be.
+func (s *Service) drainedUntaken(ctx context.Context, rec Record) error {
 	if s.cfg.Drains == nil {
 		return nil
 	}
@@ -194,14 +202,18 @@ func (s *Service) drainedUnqueued(ctx context.Context, rec Record) error {
 	if drained == nil {
 		return nil
 	}
-	live, err := s.players.Live(ctx, rec.Ticket.Players()[0])
-	if err != nil {
-		return fmt.Errorf("live ticket of %s: %w", rec.Ticket.TicketID, err)
+	// Every player: TakeFirst writes a party's entries one by one and
+	// may stop at the second (a waiting ticket), then queues first.
+	for _, player := range rec.Ticket.Players() {
+		live, err := s.players.Live(ctx, player)
+		if err != nil {
+			return fmt.Errorf("live ticket of %s: %w", rec.Ticket.TicketID, err)
+		}
+		if live != rec.Ticket.TicketID {
+			return drained
+		}
 	}
-	if live == rec.Ticket.TicketID {
-		return nil
-	}
-	return drained
+	return nil
 }
 
 // stampOf is the rule set version a stored ticket is published again

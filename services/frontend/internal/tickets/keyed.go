@@ -20,12 +20,17 @@ import (
 // the ticket is published and tracked, not beside them: a repeat's
 // request may differ (refused, ErrIdempotencyReuse), and its ticket must
 // never have been queued under the first attempt's id; and only the
-// attempt that created the record tracks the ticket, so a repeat running
-// beside the first attempt cannot untrack it.
+// attempt that created the record untracks the ticket when it fails, so a
+// repeat cannot untrack it under a first attempt still running. (A repeat
+// that tracked it beside a first attempt that then fails loses that
+// tracking; the ticket's event stream tracks it again when opened.)
 //
-// It queues before it takes, unlike Create's TakeFirst: a repeat reads
-// the live ticket to learn whether the first attempt got as far as
-// queuing (drainedUnqueued: "live" means "queued" only in this order).
+// Like Create's, the ticket is taken before it is queued unless that
+// could end a ticket of its players still waiting or in a match not
+// decided published (TakeFirst; then it is queued first and taken after). So a
+// ticket the first attempt made live may not be queued yet, and its
+// repeat queues it even into a shard drained since (drainedUntaken: it
+// was admitted before the drain).
 func (s *Service) createKeyed(ctx context.Context, rec Record, rulesVersion string) (View, error) {
 	t := rec.Ticket
 	msg, data, err := encode(ctx, s.subj, rec, rulesVersion)
@@ -46,12 +51,22 @@ func (s *Service) createKeyed(ctx context.Context, rec Record, rulesVersion stri
 	if err := s.tracker.Track(ctx, &t, &results.Creation{Shard: rec.Shard, Mode: t.Mode, Players: t.Players()}); err != nil {
 		return View{}, err
 	}
+	_, err = s.players.TakeFirst(ctx, rec.live(), s.tellSuperseded)
+	takeFirst := err == nil
+	switch {
+	case errors.Is(err, events.ErrWouldSupersede):
+	case err != nil:
+		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
+		return View{}, fmt.Errorf("take ticket %s: %w", t.TicketID, err)
+	}
 	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
 		return View{}, fmt.Errorf("queue ticket %s: publish %s: %w", t.TicketID, msg.Subject, err)
 	}
-	if err := s.take(ctx, rec); err != nil {
-		return View{}, err
+	if !takeFirst {
+		if err := s.take(ctx, rec); err != nil {
+			return View{}, err
+		}
 	}
 	return ViewOf(rec, nil), nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
@@ -63,5 +64,71 @@ func TestKeyedCreationReadsNothingFirst(t *testing.T) {
 	other := 1700
 	if _, err := s.Create(t.Context(), a, Request{Skill: &other, Region: "eu"}, "k1"); !errors.Is(err, ErrIdempotencyReuse) {
 		t.Fatalf("another request under the key: %v, want %v", err, ErrIdempotencyReuse)
+	}
+}
+
+// drainAll drains every shard once on, refusing with errDrainedAll.
+type drainAll struct{ on bool }
+
+var errDrainedAll = errors.New("test: drained")
+
+func (d *drainAll) CheckShard(s events.Shard) error {
+	if d.on {
+		return errDrainedAll
+	}
+	return nil
+}
+
+// A party [a, b]: a has no ticket, b has one waiting. TakeFirst makes the
+// party's ticket a's live ticket and stops at b (ErrWouldSupersede); the
+// publish fails (503), and the shard is drained. The repeat is refused as
+// a solo player's in b's place would be: the first attempt never made the
+// ticket b's live ticket (review R1: drainedUntaken read a's entry only).
+func TestDrainRefusesTheRepeatOfAPartlyTakenParty(t *testing.T) {
+	t.Parallel()
+	nc := testkit.Connect(t, testkit.RunServer(t))
+	js := testkit.JetStream(t, nc)
+	subj := events.Subjects{}
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Parse([]byte(`{"modes":[{"name":"2v2","teams":2,"team_size":2,"max_wait":"1m"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &drainAll{}
+	s, err := New(t.Context(), Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Rules: rules.Fixed(set), Drains: d},
+		js, subj, noTracker{}, roomEverywhere{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	skill := 1650
+	wb, err := s.Create(t.Context(), identity.Caller{PlayerID: "b"}, Request{Mode: "2v2", Skill: &skill, Region: "eu", Party: []string{"b", "c"}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(t.Context(), subj.TicketsStream()); err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Mode: "2v2", Skill: &skill, Region: "eu", Party: []string{"a", "b"}}
+	if _, err := s.Create(t.Context(), identity.Caller{PlayerID: "a"}, req, "k"); err == nil {
+		t.Fatal("first attempt succeeded without a tickets stream")
+	}
+	// The premise: a's entry names the party's ticket, b's the waiting one.
+	la, err := s.players.Live(t.Context(), "a")
+	if err != nil || la == "" || la == wb.TicketID {
+		t.Fatalf("a's live ticket %q (%v), want the party's", la, err)
+	}
+	if live, _ := s.players.Live(t.Context(), "b"); live != wb.TicketID {
+		t.Fatalf("b's live %s, want waiting %s", live, wb.TicketID)
+	}
+	if err := events.Provision(t.Context(), js, events.Topology{Subjects: subj}); err != nil {
+		t.Fatal(err)
+	}
+	d.on = true
+	v, err := s.Create(t.Context(), identity.Caller{PlayerID: "a"}, req, "k")
+	lb, _ := s.players.Live(t.Context(), "b")
+	if n := testkit.StreamMsgs(t, js, subj.TicketsStream()); !errors.Is(err, errDrainedAll) || n != 0 || lb != wb.TicketID {
+		t.Fatalf("repeat of a ticket never made b's live ticket into a drained shard: %+v, %v (%d queued, b's live %s): want the drain's refusal, nothing queued, b's waiting %s live", v, err, n, lb, wb.TicketID)
 	}
 }

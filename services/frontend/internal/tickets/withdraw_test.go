@@ -89,10 +89,22 @@ func checkWithdrawn(t *testing.T, e *toldEnv, createErr error, notices func() in
 
 func (e *toldEnv) createPat(t *testing.T) error {
 	t.Helper()
+	return e.createPatKeyed(t, "")
+}
+
+// createPatKeyed is createPat with an Idempotency-Key, as a browser
+// sends it ("": none): the keyed creation path (createKeyed).
+func (e *toldEnv) createPatKeyed(t *testing.T, key string) error {
+	t.Helper()
 	skill := 1650
-	_, err := e.s.Create(t.Context(), identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, "")
+	_, err := e.s.Create(t.Context(), identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, key)
 	return err
 }
+
+// creationPaths are Create's two paths, each test of the take-first order
+// run on both: without a key (as the load tool) and with one (as every
+// browser).
+var creationPaths = []struct{ name, key string }{{"unkeyed", ""}, {"keyed", "k-pat"}}
 
 func (e *toldEnv) cancelNotices(t *testing.T) func() int {
 	t.Helper()
@@ -138,15 +150,20 @@ func TestStoreRetriesAFailedPut(t *testing.T) {
 // queues nothing, so no matcher is handed a ticket nobody follows.
 func TestFailedTakeQueuesNothing(t *testing.T) {
 	t.Parallel()
-	e := newToldEnv(t)
-	if err := e.js.DeleteKeyValue(t.Context(), e.subj.PlayersBucket()); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.createPat(t); err == nil {
-		t.Fatal("Create answered success without a players bucket")
-	}
-	if id := e.queuedTicket(t); id != "" {
-		t.Fatalf("Create failed to take ticket %s but queued it", id)
+	for _, p := range creationPaths {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			e := newToldEnv(t)
+			if err := e.js.DeleteKeyValue(t.Context(), e.subj.PlayersBucket()); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.createPatKeyed(t, p.key); err == nil {
+				t.Fatal("Create answered success without a players bucket")
+			}
+			if id := e.queuedTicket(t); id != "" {
+				t.Fatalf("Create failed to take ticket %s but queued it", id)
+			}
+		})
 	}
 }
 
@@ -156,12 +173,18 @@ func TestFailedTakeQueuesNothing(t *testing.T) {
 // (BENCHMARKS.md, "Fourth round": that race cost writes and reads again).
 func TestQueuedTicketIsLiveAlready(t *testing.T) {
 	t.Parallel()
-	checkLiveWhenQueued(t, newToldEnv(t))
+	for _, p := range creationPaths {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			checkLiveWhenQueued(t, newToldEnv(t), p.key)
+		})
+	}
 }
 
-// checkLiveWhenQueued creates a ticket for pat and checks that when it
-// is heard on its shard's subject, it is pat's live ticket already.
-func checkLiveWhenQueued(t *testing.T, e *toldEnv) {
+// checkLiveWhenQueued creates a ticket for pat (under key, if any) and
+// checks that when it is heard on its shard's subject, it is pat's live
+// ticket already.
+func checkLiveWhenQueued(t *testing.T, e *toldEnv, key string) {
 	t.Helper()
 	type seen struct{ queued, live string }
 	got := make(chan seen, 1)
@@ -182,7 +205,7 @@ func checkLiveWhenQueued(t *testing.T, e *toldEnv) {
 	if err := e.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.createPat(t); err != nil {
+	if err := e.createPatKeyed(t, key); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -213,22 +236,27 @@ func TestAFailedCreationKeepsTheWaitingTicket(t *testing.T) {
 			e.s.kv = &flakyPut{KeyValue: e.s.kv, fails: 1 << 30}
 		}},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			e := newToldEnv(t)
-			waiting := e.create(t, "pat")
-			tt.fault(t, e)
-			if err := e.createPat(t); err == nil {
-				t.Fatal("Create succeeded")
+		for _, p := range creationPaths {
+			if p.key != "" && tt.name == "its record refused while it was queued" {
+				continue // a keyed creation stores its record before anything else
 			}
-			owner, err := e.s.claims.Owner(t.Context(), waiting)
-			if err != nil || owner != "" {
-				t.Fatalf("the waiting ticket %s is claimed %q (%v) after a failed replacement: pat has lost it", waiting, owner, err)
-			}
-			if live, err := e.s.players.Live(t.Context(), "pat"); err != nil || live != waiting {
-				t.Fatalf("pat's live ticket %q (%v), want the waiting %s", live, err, waiting)
-			}
-		})
+			t.Run(tt.name+"/"+p.name, func(t *testing.T) {
+				t.Parallel()
+				e := newToldEnv(t)
+				waiting := e.create(t, "pat")
+				tt.fault(t, e)
+				if err := e.createPatKeyed(t, p.key); err == nil {
+					t.Fatal("Create succeeded")
+				}
+				owner, err := e.s.claims.Owner(t.Context(), waiting)
+				if err != nil || owner != "" {
+					t.Fatalf("the waiting ticket %s is claimed %q (%v) after a failed replacement: pat has lost it", waiting, owner, err)
+				}
+				if live, err := e.s.players.Live(t.Context(), "pat"); err != nil || live != waiting {
+					t.Fatalf("pat's live ticket %q (%v), want the waiting %s", live, err, waiting)
+				}
+			})
+		}
 	}
 }
 
@@ -242,5 +270,39 @@ func TestNextTicketAfterADecidedOneIsLiveWhenQueued(t *testing.T) {
 	if _, err := e.s.Cancel(t.Context(), identity.Caller{PlayerID: "pat"}, first, "test"); err != nil {
 		t.Fatal(err)
 	}
-	checkLiveWhenQueued(t, e)
+	checkLiveWhenQueued(t, e, "")
+}
+
+// pat's waiting ticket W is claimed by a match being committed (its
+// claims made, its check not read yet, or a dead matcher's partial match
+// awaiting recovery), and pat's new creation fails to queue. The match's
+// check must still find W live: finding the new ticket, it would undo the
+// match and supersede W by a ticket that was never queued (review R1 of
+// the keyed take first: TakeFirst counted a claimed W as decided).
+func TestAFailedCreationKeepsTheTicketAMatchIsCommitting(t *testing.T) {
+	t.Parallel()
+	for _, p := range creationPaths {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			e := newToldEnv(t)
+			waiting := e.create(t, "pat")
+			if won, _, err := e.s.claims.Claim(t.Context(), waiting, events.MatchOwner("m1")); err != nil || !won {
+				t.Fatalf("claim for match: %v %v", won, err)
+			}
+			if err := e.js.DeleteStream(t.Context(), e.subj.TicketsStream()); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.createPatKeyed(t, p.key); err == nil {
+				t.Fatal("Create succeeded without a tickets stream")
+			}
+			// What the match's commit (or its recovery) reads next.
+			stale, err := e.s.players.Stale(t.Context(), map[string][]string{waiting: {"pat"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(stale) > 0 {
+				t.Fatalf("after a failed creation, the match of pat's waiting ticket %s finds it stale (live %s): the match is undone and %s superseded by a ticket never queued", waiting, stale[waiting], waiting)
+			}
+		})
+	}
 }
