@@ -43,10 +43,9 @@ func (p *Players) TakeFirst(ctx context.Context, t LiveTicket, tell SupersededFu
 // to wait (the allocator requeues a match it cannot place, a backfill
 // whose room is gone; a recovery gives back the rest of a published
 // match's claims once the allocator requeued part of it). If that happens
-// to cur after a TakeFirst whose
-// ticket then failed to queue, a matcher taking cur in again finds the
-// newer ticket live and supersedes cur by it: cur's players are told
-// "superseded" and must ask again (review R2).
+// to cur after a TakeFirst whose ticket then failed to queue, a matcher
+// taking cur in again finds the newer ticket live and supersedes cur by
+// it: cur's players are told "superseded" and must ask again (review R2).
 func (p *Players) ended(ctx context.Context, cur LiveTicket) error {
 	owner, err := p.claims.Owner(ctx, cur.TicketID)
 	if err != nil {

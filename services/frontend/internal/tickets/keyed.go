@@ -27,10 +27,10 @@ import (
 //
 // Like Create's, the ticket is taken before it is queued unless that
 // could end a ticket of its players still waiting or in a match not
-// decided published (TakeFirst; then it is queued first and taken after). So a
-// ticket the first attempt made live may not be queued yet, and its
-// repeat queues it even into a shard drained since (drainedUntaken: it
-// was admitted before the drain).
+// decided published (TakeFirst; then it is queued first and taken
+// after). So a ticket the first attempt made live may not be queued yet,
+// and its repeat queues it even into a shard drained since
+// (drainedUntaken: it was admitted before the drain).
 func (s *Service) createKeyed(ctx context.Context, rec Record, rulesVersion string) (View, error) {
 	t := rec.Ticket
 	msg, data, err := encode(ctx, s.subj, rec, rulesVersion)
