@@ -60,11 +60,11 @@ func newFrontend(base string, hc *http.Client, keyed bool) (frontend, error) {
 // timed too; zero for no answer) and "" when assigned, or the kind of
 // what went wrong. A stream that breaks is resumed (pkg/client), as a
 // game's client does: what is counted is the ticket's outcome.
-func follow(ctx context.Context, fe frontend, toks *tokens, player, region string, skill int, rec *recorder) (answered time.Time, kind string) {
+func follow(ctx context.Context, fe frontend, toks *tokens, i int, player, region string, skill int, rec *recorder) (answered time.Time, kind string) {
 	// One token per player, minted once: the POST and the stream are the
 	// same player's. Asked again after a 401 it is the same, so the 401
 	// is not tried again.
-	tok, err := toks.forPlayer(player)
+	tok, err := toks.forArrival(i, player)
 	if err != nil {
 		return answered, "token_error"
 	}

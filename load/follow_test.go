@@ -50,7 +50,7 @@ func BenchmarkFollow(b *testing.B) {
 	for b.Loop() {
 		// Each ticket has its -timeout, as arrive gives it.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		_, kind := follow(ctx, fe, &tokens{}, "p1", "eu", 1650, nil)
+		_, kind := follow(ctx, fe, &tokens{}, 0, "p1", "eu", 1650, nil)
 		cancel()
 		if kind != "" {
 			b.Fatal(kind)
@@ -113,7 +113,7 @@ func TestFollowKinds(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			if _, kind := follow(ctx, fe, &tokens{fixed: "tok"}, "p1", "eu", 1650, nil); kind != tc.want || posts.Load() != tc.posts {
+			if _, kind := follow(ctx, fe, &tokens{fixed: "tok"}, 0, "p1", "eu", 1650, nil); kind != tc.want || posts.Load() != tc.posts {
 				t.Fatalf("kind %q after %d POSTs, want %q after %d", kind, posts.Load(), tc.want, tc.posts)
 			}
 		})
@@ -143,7 +143,7 @@ func TestFollowSendsIdempotencyKeys(t *testing.T) {
 			}
 			seen := map[string]bool{}
 			for range 3 {
-				if _, kind := follow(t.Context(), fe, &tokens{}, "p1", "eu", 1650, nil); kind != "" {
+				if _, kind := follow(t.Context(), fe, &tokens{}, 0, "p1", "eu", 1650, nil); kind != "" {
 					t.Fatal(kind)
 				}
 				k := <-keys

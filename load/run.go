@@ -138,9 +138,17 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer closeDriver()
+	run := runID()
+	player := func(i int) string { return fmt.Sprintf("run-%s-%d", run, i) }
+	n := int(cfg.rate * cfg.duration.Seconds())
+	if cfg.via != "nats" {
+		if err := cfg.tokens.mintAhead(ctx, n, cfg.duration+cfg.timeout, player, stderr); err != nil {
+			return fmt.Errorf("mint tokens: %w", err)
+		}
+	}
 	st := newRunStats(cfg.duration, cfg.interval)
 	stopProgress := st.startProgress(stderr, cfg.progress)
-	arrivals := st.arrive(ctx, cfg.rate, cfg.duration, cfg.timeout, ticket, func(i int) (string, int) {
+	arrivals := st.arrive(ctx, n, cfg.rate, cfg.timeout, ticket, player, func(i int) (string, int) {
 		return regionList[i%len(regionList)], lo + rand.IntN(hi-lo+1)
 	})
 	stopProgress()
@@ -188,7 +196,7 @@ func (c *runConfig) driver(rec *recorder) (ticketFunc, func(), error) {
 			fes[i] = fe
 		}
 		return func(ctx context.Context, i int, player, region string, skill int) (time.Time, string) {
-			return follow(ctx, fes[i%len(fes)], &c.tokens, player, region, skill, rec)
+			return follow(ctx, fes[i%len(fes)], &c.tokens, i, player, region, skill, rec)
 		}, func() {}, nil
 	case "nats":
 		d, err := newNATSDriver(c.natsURL, c.natsPrefix, c.natsUser, c.natsPass)
@@ -235,15 +243,14 @@ func newRunStats(duration, interval time.Duration) *runStats {
 	return st
 }
 
-// arrive sends exactly rate × duration tickets, the i-th at i/rate
-// seconds to the region and with the skill pick gives it, each in its own
-// goroutine so that a slow one never holds back the next; it returns how
-// long the arrivals took, once every ticket has its outcome.
-func (st *runStats) arrive(ctx context.Context, rate float64, duration, timeout time.Duration, ticket ticketFunc, pick func(i int) (region string, skill int)) time.Duration {
-	run := runID()
+// arrive sends n tickets (rate × duration), the i-th at i/rate seconds,
+// for the player named player(i), to the region and with the skill pick
+// gives it, each in its own goroutine so that a slow one never holds
+// back the next; it returns how long the arrivals took, once every
+// ticket has its outcome.
+func (st *runStats) arrive(ctx context.Context, n int, rate float64, timeout time.Duration, ticket ticketFunc, player func(i int) string, pick func(i int) (region string, skill int)) time.Duration {
 	var wg sync.WaitGroup
 	start := time.Now()
-	n := int(rate * duration.Seconds())
 	for i := range n {
 		if ctx.Err() != nil {
 			break
@@ -265,7 +272,7 @@ func (st *runStats) arrive(ctx context.Context, rate float64, duration, timeout 
 			defer cancel()
 			t0 := time.Now()
 			region, skill := pick(i)
-			answered, kind := ticket(cctx, i, fmt.Sprintf("run-%s-%d", run, i), region, skill)
+			answered, kind := ticket(cctx, i, player(i), region, skill)
 			st.record(w, t0, answered, kind)
 		}()
 	}

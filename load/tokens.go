@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"runtime"
+	"sync"
+	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 )
@@ -22,6 +26,9 @@ import (
 type tokens struct {
 	keyFile, fixed, issuer, audience string
 	minter                           *identity.Minter
+	// ahead are the tokens mintAhead minted, by arrival index; read-only
+	// after.
+	ahead []string
 }
 
 func (t *tokens) register(fs *flag.FlagSet) {
@@ -62,6 +69,64 @@ func (t *tokens) setup(note io.Writer) error {
 	}
 	t.minter = m
 	return nil
+}
+
+// maxAhead bounds mintAhead: past it a run's tokens are minted as its
+// players arrive, as before. Each costs about 350 bytes kept (a ~300
+// character JWT and its string header): 350 MB at the bound.
+const maxAhead = 1_000_000
+
+// mintAhead mints the tokens of the n players name gives (by arrival
+// index) before the first of them arrives, on every core, and says so
+// on note; or why not, and then they are minted as they arrive: more
+// than maxAhead, or a run of span (the arrivals and the last one's
+// timeout) whose last token would be within 10 minutes of its expiry. A
+// real client has its token before it asks for a match (from the
+// studio's login), so its minting is no part of what the load measures;
+// minted on arrival, it cost the load tool a sixth of its CPU at 2,400
+// POSTs a second (about 34 µs each), on the cores the system under test
+// shares with it (BENCHMARKS.md, #20's sixth round).
+func (t *tokens) mintAhead(ctx context.Context, n int, span time.Duration, name func(i int) string, note io.Writer) error {
+	switch {
+	case t.minter == nil:
+		return nil
+	case n > maxAhead:
+		fmt.Fprintf(note, "load: %d players are more than %d: each token is minted as its player arrives\n", n, maxAhead)
+		return nil
+	case span > t.minter.TTL-10*time.Minute:
+		fmt.Fprintf(note, "load: a %s run outlives a token minted ahead (%s): each is minted as its player arrives\n", span, t.minter.TTL)
+		return nil
+	}
+	start := time.Now()
+	toks := make([]string, n)
+	workers := runtime.GOMAXPROCS(0)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n && ctx.Err() == nil; i += workers {
+				if toks[i], errs[w] = t.minter.Player(name(i)); errs[w] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+		return err
+	}
+	t.ahead = toks
+	fmt.Fprintf(note, "load: %d tokens minted ahead in %s\n", n, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// forArrival is the token of the i-th arrival, player: minted ahead, or
+// now (forPlayer).
+func (t *tokens) forArrival(i int, player string) (string, error) {
+	if i < len(t.ahead) {
+		return t.ahead[i], nil
+	}
+	return t.forPlayer(player)
 }
 
 // forPlayer is the token of player, "" without identity.

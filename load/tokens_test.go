@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 )
@@ -86,5 +87,60 @@ func TestRunMintsATokenPerPlayer(t *testing.T) {
 	}
 	if refused.Load() == 0 {
 		t.Fatal("requests without a token were not refused")
+	}
+}
+
+// load run mints every player's token before the first arrival (a real
+// client has its token before it asks for a match): forArrival then
+// hands out the token minted ahead, the same each time, where minting on
+// arrival makes a new one (a new jti) on every call. Past the bounds
+// (too many players, a run whose last token would be near its expiry)
+// nothing is minted ahead, and the note says why.
+func TestMintAhead(t *testing.T) {
+	t.Parallel()
+	key, err := identity.LoadOrCreatePrivateKey(filepath.Join(t.TempDir(), "dev.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	minter, err := identity.NewMinter(key, identity.DevIssuerName, identity.DevAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := identity.New(t.Context(), identity.Config{Issuer: identity.DevIssuerName, Audience: identity.DevAudience, Keys: []identity.StaticKey{minter.Public()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := func(i int) string { return fmt.Sprintf("p-%d", i) }
+	toks := &tokens{minter: minter}
+	a, _ := toks.forArrival(3, "p-3")
+	b, _ := toks.forArrival(3, "p-3")
+	if a == b {
+		t.Fatal("minting on arrival gave the same token twice: the test cannot tell minted ahead")
+	}
+	var note strings.Builder
+	if err := toks.mintAhead(t.Context(), 100, time.Minute, name, &note); err != nil || len(toks.ahead) != 100 || !strings.Contains(note.String(), "100 tokens minted ahead") {
+		t.Fatalf("mintAhead: %d tokens, %v, note %q", len(toks.ahead), err, note.String())
+	}
+	for _, i := range []int{0, 3, 99} {
+		a, _ := toks.forArrival(i, name(i))
+		b, _ := toks.forArrival(i, name(i))
+		c, err := v.Verify(t.Context(), a)
+		if a == "" || a != b || err != nil || c.PlayerID != name(i) {
+			t.Fatalf("arrival %d: not its player's token minted ahead (%+v, %v)", i, c, err)
+		}
+	}
+	if tok, _ := toks.forArrival(100, "p-100"); tok == "" { // past the run: minted as before
+		t.Fatal("an arrival not minted ahead got no token")
+	}
+	for _, tc := range []struct {
+		n    int
+		span time.Duration
+		why  string
+	}{{maxAhead + 1, time.Minute, "more than"}, {10, 51 * time.Minute, "outlives"}} {
+		toks := &tokens{minter: minter}
+		var note strings.Builder
+		if err := toks.mintAhead(t.Context(), tc.n, tc.span, name, &note); err != nil || toks.ahead != nil || !strings.Contains(note.String(), tc.why) {
+			t.Fatalf("%d players, span %s: minted ahead (%v), note %q", tc.n, tc.span, err, note.String())
+		}
 	}
 }

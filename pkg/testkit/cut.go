@@ -154,6 +154,20 @@ func (l *Link) Heal() {
 	}
 }
 
+// CutUntil cuts every direction now and heals once heal is closed (a
+// LogWatch's Seen: the code under test said it met the cut), or not at
+// all if the test ends first.
+func (l *Link) CutUntil(tb testing.TB, heal <-chan struct{}) {
+	l.Cut(Both)
+	go func() {
+		select {
+		case <-heal:
+			l.Heal()
+		case <-tb.Context().Done():
+		}
+	}()
+}
+
 // Drop closes every connection the link forwards, losing what a cut
 // holds. New connections are accepted (and held while cut). A held
 // refusal (see forward) is not a forwarded connection: it waits on.

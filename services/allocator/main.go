@@ -62,6 +62,11 @@ func run(ctx context.Context, args []string) error {
 		return allocator.RequestBackfills(gctx, env.JS, env.Subjects, backend, cfg.backfill, env.Log, env.Registry)
 	})
 	g.Go(func() error {
+		// Ready once bound: an allocator still waiting for NATS
+		// allocates nothing.
+		if err := a.Bind(gctx); err != nil {
+			return err
+		}
 		env.Ready.Set(true)
 		defer env.Ready.Set(false)
 		return a.Run(gctx)

@@ -52,26 +52,12 @@ func run(ctx context.Context, args []string) error {
 	var svc *tickets.Service
 	waits := results.ModeWaits(cfg.tickets.Rules, expiryMargin)
 	tracker := results.New(env.NC, env.Subjects, env.Log, env.Registry, waits, func(ctx context.Context, id string) bool { return svc.Expire(ctx, id) }) // svc is made after the tracker
-	watcher, err := capacity.New(ctx, env.JS, env.Subjects, cfg.minFree, env.Log)
+	p, err := bind(ctx, env, &cfg, tracker)
 	if err != nil {
 		return err
 	}
-	// The drains in force are read here, before the frontend is ready:
-	// without them (NATS silent) it does not start (drain.New).
-	drains, err := drain.New(ctx, env.JS, env.Subjects, env.Log)
-	if err != nil {
-		return err
-	}
-	cfg.tickets.Drains = drains
-	svc, err = tickets.New(ctx, cfg.tickets, env.JS, env.Subjects, tracker, watcher, env.Log)
-	if err != nil {
-		return err
-	}
-	queues, err := queue.New(ctx, env.JS, env.Subjects, env.Log)
-	if err != nil {
-		return err
-	}
-	cfg.api.Queue = queues
+	svc = p.tickets
+	cfg.api.Queue = p.queues
 	done := make(chan struct{})
 	h, err := api.New(cfg.api, svc, tracker, env.Log, &env.Ready, env.Registry, done)
 	if err != nil {
@@ -83,13 +69,46 @@ func run(ctx context.Context, args []string) error {
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return tracker.Run(gctx) })
-	g.Go(func() error { return watcher.Run(gctx) })
-	g.Go(func() error { return drains.Run(gctx) })
+	g.Go(func() error { return p.capacity.Run(gctx) })
+	g.Go(func() error { return p.drains.Run(gctx) })
 	g.Go(func() error { cfg.tickets.Rules.Watch(gctx, cfg.rulesReload); return nil })
-	g.Go(func() error { return queues.Run(gctx) })
+	g.Go(func() error { return p.queues.Run(gctx) })
 	err = serve(ctx, gctx, cfg, env, h, done)
 	stopRun()
 	return errors.Join(err, g.Wait())
+}
+
+// boundParts are what the frontend binds before it is ready.
+type boundParts struct {
+	capacity *capacity.Watcher
+	drains   *drain.Watcher
+	tickets  *tickets.Service
+	queues   *queue.Watcher
+}
+
+// bind binds the frontend's buckets and reads the drains in force, before
+// the frontend is ready: without the drains it would admit tickets into
+// drained shards (drain.New). NATS silent meanwhile (a restart during a
+// partition) is waited out, not ended (service.Retry). It sets
+// cfg.tickets.Drains.
+func bind(ctx context.Context, env *service.Env, cfg *config, tracker *results.Tracker) (boundParts, error) {
+	var p boundParts
+	err := service.Retry(ctx, env.Log, "bind the buckets and read the drains in force", func(ctx context.Context) error {
+		var err error
+		if p.capacity, err = capacity.New(ctx, env.JS, env.Subjects, cfg.minFree, env.Log); err != nil {
+			return err
+		}
+		if p.drains, err = drain.New(ctx, env.JS, env.Subjects, env.Log); err != nil {
+			return err
+		}
+		cfg.tickets.Drains = p.drains
+		if p.tickets, err = tickets.New(ctx, cfg.tickets, env.JS, env.Subjects, tracker, p.capacity, env.Log); err != nil {
+			return err
+		}
+		p.queues, err = queue.New(ctx, env.JS, env.Subjects, env.Log)
+		return err
+	})
+	return p, err
 }
 
 // expiryMargin is how long past its mode's max_wait a ticket this

@@ -66,6 +66,11 @@ func run(ctx context.Context, args []string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(gctx, ops.NewServer(env.OpsHandler()), ln, cfg.grace) })
 	g.Go(func() error {
+		// Ready once bound: a worker still waiting for NATS takes no
+		// shard, and a rolling update must not count it as one that does.
+		if err := m.Bind(gctx); err != nil {
+			return err
+		}
 		env.Ready.Set(true)
 		defer env.Ready.Set(false)
 		return m.Run(gctx)

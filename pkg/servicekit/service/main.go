@@ -19,11 +19,21 @@ import (
 func Main(name string, run func(ctx context.Context, args []string) error) {
 	ops.MaybeProbe(os.Args[1:])
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:])
+	err := stopped(ctx, run(ctx, os.Args[1:]))
 	stop()
 	if code := ExitCode(os.Stderr, name, err); code != 0 {
 		os.Exit(code)
 	}
+}
+
+// stopped is err, or nil when err only says that ctx ended: the process
+// was asked to stop while it waited (for NATS, the topology, its
+// buckets: Start, Retry), which is no failure.
+func stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // ExitCode is the exit status of a command whose run returned err: 0 for

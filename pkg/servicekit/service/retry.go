@@ -144,3 +144,22 @@ func unreachable(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.As(err, &netErr)
 }
+
+// Retry calls try as Start waits for NATS and the topology: until it
+// returns nil or an error no waiting fixes (see isPermanent), or ctx
+// ends, with the same backoff, logging each failure as what. A service
+// binds its buckets and reads what it must know before it is ready (the
+// drains in force) through it. A restart during a NATS partition or a
+// stream's leader election meets a bucket that does not answer for
+// seconds after the topology was found; ending the process for that
+// hands the same wait to whatever restarts processes, whose backoff
+// (Kubernetes' crash loop) outlasts the outage. A permission the NATS
+// user lacks shows here as a timeout (the server refuses it apart, and
+// the connection's error handler logs that), so it is retried, the
+// service not ready, until the permission is given.
+func Retry(ctx context.Context, log *slog.Logger, what string, try func(context.Context) error) error {
+	return retry(ctx, log, what, what+": "+RetryNote, try)
+}
+
+// RetryNote ends the message Retry logs for each failed attempt.
+const RetryNote = "failed; retrying"

@@ -152,8 +152,9 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Allocator runs the request router. Its parts (assigner, records,
-// failure) are built by Run, once the buckets they use are bound.
+// Allocator runs the request router. Bind binds the buckets and builds
+// the records and rooms on them; Run builds the rest of its parts
+// (assigner, failure) on those.
 type Allocator struct {
 	cfg     Config
 	nc      *nats.Conn
@@ -163,6 +164,8 @@ type Allocator struct {
 	log     *slog.Logger
 	met     *metrics
 	signer  *jointoken.Signer
+	// bound is what Bind built (nil before).
+	bound *boundParts
 }
 
 type metrics struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/play"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 )
 
 // BackfillConfig configures RequestBackfills.
@@ -169,13 +170,23 @@ func RequestBackfills(ctx context.Context, js jetstream.JetStream, subj events.S
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	allocs, err := js.KeyValue(ctx, subj.AllocationsBucket())
+	// NATS silent at start-up is waited out, as Allocator.Bind does.
+	var (
+		allocs jetstream.KeyValue
+		rs     *rooms
+	)
+	err := service.Retry(ctx, log, "bind the buckets of backfill", func(ctx context.Context) error {
+		var err error
+		if allocs, err = js.KeyValue(ctx, subj.AllocationsBucket()); err != nil {
+			return fmt.Errorf("allocations bucket: %w", err)
+		}
+		rs, err = openRooms(ctx, js, subj, src, &records{kv: allocs, log: log, now: time.Now})
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("allocations bucket: %w", err)
-	}
-	recs := &records{kv: allocs, log: log, now: time.Now}
-	rs, err := openRooms(ctx, js, subj, src, recs)
-	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting, as at any other time
+		}
 		return err
 	}
 	rq := newRequester(rs, events.NewPublisher(js, subj), cfg.MinInterval, log, time.Now)

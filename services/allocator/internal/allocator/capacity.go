@@ -3,13 +3,13 @@ package allocator
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 )
 
 // CapacitySource reports the rooms a backend can still give out in a
@@ -25,9 +25,18 @@ type CapacitySource interface {
 // the next interval: the bucket's TTL makes a silent allocator's old report
 // vanish rather than mislead.
 func ReportCapacity(ctx context.Context, js jetstream.JetStream, subj events.Subjects, regions []string, src CapacitySource, every time.Duration, log *slog.Logger) error {
-	kv, err := js.KeyValue(ctx, subj.CapacityBucket())
+	var kv jetstream.KeyValue
+	// NATS silent at start-up is waited out, as Allocator.Bind does.
+	err := service.Retry(ctx, log, "bind the capacity bucket", func(ctx context.Context) error {
+		var err error
+		kv, err = js.KeyValue(ctx, subj.CapacityBucket())
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("capacity bucket: %w", err)
+		if ctx.Err() != nil {
+			return nil // stopped while waiting, as at any other time
+		}
+		return err
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()

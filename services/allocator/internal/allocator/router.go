@@ -14,28 +14,60 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 )
 
-// Run serves allocation requests until ctx ends.
-func (a *Allocator) Run(ctx context.Context) error {
-	kv, err := a.js.KeyValue(ctx, a.subj.AllocationsBucket())
-	if err != nil {
-		return fmt.Errorf("allocations bucket: %w", err)
+// boundParts are the parts Bind builds on the buckets it binds: the
+// allocations records, the claims and the rooms.
+type boundParts struct {
+	recs   *records
+	claims *events.Claims
+	rooms  *rooms
+}
+
+// Bind binds the allocator to its buckets, and checks its consumer is
+// there to subscribe to, waiting out NATS silent meanwhile (a restart
+// during a partition: service.Retry) instead of ending. The process says
+// it is ready once Bind returns; Run calls it if it was not called.
+// (Run's subscription looks the consumer up again: NATS lost in the
+// moment between still ends Run, and the process.)
+func (a *Allocator) Bind(ctx context.Context) error {
+	if a.bound != nil {
+		return nil
 	}
-	claims, err := events.NewClaims(ctx, a.js, a.subj)
-	if err != nil {
-		return err
-	}
-	pub := events.NewPublisher(a.js, a.subj)
-	recs := &records{kv: kv, backend: a.backend, log: a.log, now: time.Now}
-	fail := &failure{records: recs, pub: pub, claims: claims, requeue: a.cfg.Requeue, met: a.met, log: a.log, now: time.Now}
 	// A backend that shows its rooms' requests serves backfill; with one
 	// that does not, every room to fill counts as gone.
 	src, _ := a.backend.(BackfillSource)
-	rs, err := openRooms(ctx, a.js, a.subj, src, recs)
-	if err != nil {
+	return service.Retry(ctx, a.log, "bind the buckets", func(ctx context.Context) error {
+		kv, err := a.js.KeyValue(ctx, a.subj.AllocationsBucket())
+		if err != nil {
+			return fmt.Errorf("allocations bucket: %w", err)
+		}
+		claims, err := events.NewClaims(ctx, a.js, a.subj)
+		if err != nil {
+			return err
+		}
+		recs := &records{kv: kv, backend: a.backend, log: a.log, now: time.Now}
+		rs, err := openRooms(ctx, a.js, a.subj, src, recs)
+		if err != nil {
+			return err
+		}
+		if _, err := a.js.PushConsumer(ctx, a.subj.AllocationsStream(), events.ConsumerAllocator); err != nil {
+			return fmt.Errorf("consumer %s: %w", events.ConsumerAllocator, err)
+		}
+		a.bound = &boundParts{recs: recs, claims: claims, rooms: rs}
+		return nil
+	})
+}
+
+// Run serves allocation requests until ctx ends.
+func (a *Allocator) Run(ctx context.Context) error {
+	if err := a.Bind(ctx); err != nil {
 		return err
 	}
+	recs, claims, rs := a.bound.recs, a.bound.claims, a.bound.rooms
+	pub := events.NewPublisher(a.js, a.subj)
+	fail := &failure{records: recs, pub: pub, claims: claims, requeue: a.cfg.Requeue, met: a.met, log: a.log, now: time.Now}
 	as := &assigner{records: recs, rooms: rs, requeue: fail.requeueBackfill,
 		signer: a.signer, pub: pub, met: a.met, tokenTTL: a.cfg.TokenTTL, log: a.log, now: time.Now}
 

@@ -65,11 +65,11 @@ const LoadTimeout = 5 * time.Second
 // returns, so that a frontend refuses drained shards from its first
 // request (Run's watch then replays them, which changes nothing). If
 // NATS does not answer within LoadTimeout (or ctx ends first), New fails
-// and the frontend does not start: it exits with the error, never having
-// been ready, and is started again. Starting without the drains would
-// admit tickets into drained shards until the watch caught up, and a
-// frontend that cannot read a bucket within seconds could not create a
-// ticket either. A bad entry is logged and ignored, as Run does.
+// and the frontend, not ready yet, tries again (service.Retry): starting
+// without the drains would admit tickets into drained shards until the
+// watch caught up, and a frontend that cannot read a bucket within
+// seconds could not create a ticket either. A bad entry is logged and
+// ignored, as Run does.
 func New(ctx context.Context, js jetstream.JetStream, subj events.Subjects, log *slog.Logger) (*Watcher, error) {
 	ctx, cancel := context.WithTimeout(ctx, LoadTimeout)
 	defer cancel()

@@ -121,7 +121,8 @@ func TestWatcherFollowsTheDrainsBucket(t *testing.T) {
 
 // A frontend whose NATS does not answer does not start believing nothing
 // is drained: New fails (within its LoadTimeout) instead of returning a
-// watcher that admits every shard.
+// watcher that admits every shard, and the frontend, not ready, tries
+// again (its bind).
 func TestNewFailsWithoutTheDrains(t *testing.T) {
 	t.Parallel()
 	s := testkit.RunServer(t)

@@ -86,19 +86,36 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 	// "Fourth round"). A take that fails has queued nothing. An entry it
 	// made names a ticket that may never be queued; the player's next
 	// ticket replaces it, and it ended nothing of theirs.
-	_, err = s.players.TakeFirst(ctx, rec.live(), s.tellSuperseded)
-	switch {
-	case errors.Is(err, events.ErrWouldSupersede):
+	first, err := s.takeFirst(ctx, rec)
+	if err != nil {
+		return View{}, err
+	}
+	if !first {
 		return s.queueThenTake(ctx, rec, set.Version())
-	case err != nil:
-		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
-		return View{}, fmt.Errorf("take ticket %s: %w", t.TicketID, err)
 	}
 	if err := s.storeAndQueue(ctx, rec, set.Version()); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
 		return View{}, err
 	}
 	return ViewOf(rec, nil), nil
+}
+
+// takeFirst makes rec its players' live ticket before it is queued,
+// unless that could end a ticket of theirs not ended yet (waiting, or in
+// a match not decided published: events.Players.TakeFirst's
+// ErrWouldSupersede). Then first is false, no ticket of theirs was ended,
+// and the caller queues the ticket and takes it after. A take that
+// fails untracks the ticket.
+func (s *Service) takeFirst(ctx context.Context, rec Record) (first bool, err error) {
+	_, err = s.players.TakeFirst(ctx, rec.live(), s.tellSuperseded)
+	switch {
+	case errors.Is(err, events.ErrWouldSupersede):
+		return false, nil
+	case err != nil:
+		s.tracker.Untrack(context.WithoutCancel(ctx), rec.Ticket.TicketID)
+		return false, fmt.Errorf("take ticket %s: %w", rec.Ticket.TicketID, err)
+	}
+	return true, nil
 }
 
 // queueThenTake creates a ticket that replaces a player's waiting one:

@@ -51,19 +51,15 @@ func (s *Service) createKeyed(ctx context.Context, rec Record, rulesVersion stri
 	if err := s.tracker.Track(ctx, &t, &results.Creation{Shard: rec.Shard, Mode: t.Mode, Players: t.Players()}); err != nil {
 		return View{}, err
 	}
-	_, err = s.players.TakeFirst(ctx, rec.live(), s.tellSuperseded)
-	takeFirst := err == nil
-	switch {
-	case errors.Is(err, events.ErrWouldSupersede):
-	case err != nil:
-		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
-		return View{}, fmt.Errorf("take ticket %s: %w", t.TicketID, err)
+	first, err := s.takeFirst(ctx, rec)
+	if err != nil {
+		return View{}, err
 	}
 	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
 		return View{}, fmt.Errorf("queue ticket %s: publish %s: %w", t.TicketID, msg.Subject, err)
 	}
-	if !takeFirst {
+	if !first {
 		if err := s.take(ctx, rec); err != nil {
 			return View{}, err
 		}

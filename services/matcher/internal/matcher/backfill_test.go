@@ -47,7 +47,7 @@ func (e *env) backfillRunner(t *testing.T) *runner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.bind(t.Context()); err != nil {
+	if err := w.bindState(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	return newRunner(w, events.Shard{Region: "eu", Tier: "gold"})

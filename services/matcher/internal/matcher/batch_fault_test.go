@@ -23,7 +23,7 @@ func (e *env) faultWorker(t *testing.T, js jetstream.JetStream, publishTimeout t
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.bind(t.Context()); err != nil {
+	if err := w.bindState(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	return w

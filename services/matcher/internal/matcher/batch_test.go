@@ -48,7 +48,7 @@ func (e *env) countedWorker(t testing.TB, d *countingDialer) *Worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.bind(t.Context()); err != nil {
+	if err := w.bindState(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	return w

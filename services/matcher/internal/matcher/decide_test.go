@@ -21,7 +21,7 @@ func (e *env) boundWorker(t *testing.T) *Worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.bind(t.Context()); err != nil {
+	if err := w.bindState(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	return w

@@ -30,7 +30,7 @@ func (e *env) shardOwner(t *testing.T, nc *nats.Conn, cfg Config, opts ...func(*
 	for _, o := range opts {
 		o(w)
 	}
-	if err := w.bind(t.Context()); err != nil {
+	if err := w.bindState(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	w.Acquire(context.Background(), euGold)

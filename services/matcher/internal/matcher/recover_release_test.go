@@ -30,7 +30,7 @@ func TestRequeuedMatchWhoseClaimCannotBeGivenBackIsNotReleased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.bind(t.Context()); err != nil {
+	if err := w.bindState(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	r := newRunner(w, events.Shard{Region: "eu", Tier: "gold"})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/rules"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/shard"
 )
 
@@ -40,10 +41,12 @@ type Worker struct {
 	// in decodes, checks, takes in and dead-letters ticket messages, for
 	// the shards and the stray sweep; state is what the commits and
 	// recoveries of every shard decide and follow matches with. All the
-	// worker's runners share both. New makes the intake and bind gives
-	// it its buckets; bind makes the state.
+	// worker's runners share both. New makes the intake and bindState gives
+	// it its buckets; bindState makes the state.
 	in    *intake
 	state *matchState
+	// mgr leases the shards (Bind makes it).
+	mgr *shard.Manager
 
 	// shardSubjects are the ticket subjects the shards consume.
 	shardSubjects map[string]bool
@@ -95,10 +98,10 @@ func (w *Worker) Shards() []events.Shard {
 	return events.Topology{Regions: w.cfg.Regions, Tiers: w.cfg.Tiers}.Shards()
 }
 
-// bind binds the worker to the buckets it keeps its decisions in: it
+// bindState binds the worker to the buckets it keeps its decisions in: it
 // gives them to the intake and makes the match state, both shared by
 // every runner.
-func (w *Worker) bind(ctx context.Context) error {
+func (w *Worker) bindState(ctx context.Context) error {
 	claims, err := events.NewClaims(ctx, w.js, w.subj)
 	if err != nil {
 		return err
@@ -134,16 +137,31 @@ func (w *Worker) bind(ctx context.Context) error {
 	return nil
 }
 
+// Bind binds the worker to its buckets and makes its shard manager,
+// waiting out NATS silent meanwhile (a restart during a partition:
+// service.Retry) instead of ending. The process says it is ready once
+// Bind returns; Run calls it if it was not called.
+func (w *Worker) Bind(ctx context.Context) error {
+	if w.mgr != nil {
+		return nil
+	}
+	return service.Retry(ctx, w.log, "bind the buckets", func(ctx context.Context) error {
+		if err := w.bindState(ctx); err != nil {
+			return err
+		}
+		var err error
+		w.mgr, err = shard.New(ctx, w.js, w.subj, w.cfg.WorkerID, w.Shards(), w, w.log)
+		return err
+	})
+}
+
 // Run takes tickets in and owns shards until ctx ends; then it hands its
 // shards back (their tickets are redelivered to the next owner at once).
 func (w *Worker) Run(ctx context.Context) error {
-	if err := w.bind(ctx); err != nil {
+	if err := w.Bind(ctx); err != nil {
 		return err
 	}
-	mgr, err := shard.New(ctx, w.js, w.subj, w.cfg.WorkerID, w.Shards(), w, w.log)
-	if err != nil {
-		return err
-	}
+	mgr := w.mgr
 	sub, err := w.nc.Subscribe(w.subj.AllCancels(), w.routeNotice)
 	if err != nil {
 		return fmt.Errorf("subscribe to cancels: %w", err)
