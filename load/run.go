@@ -38,7 +38,8 @@ type runResult struct {
 	// this is too, the wait was before the ticket was even queued.
 	Accepted map[string]float64 `json:"accepted_ms"`
 	// Refused is how many POSTs were answered 503 (overload, a full
-	// region, a drain: admission refused, Retry-After given; also counted
+	// region, a drain: admission refused, Retry-After given; or a frontend
+	// still starting, which chaos's restarts meet; also counted
 	// in Errors as post_503), RefusedLatency how long they took from the
 	// POST to the 503, as Accepted is timed: beyond capacity the excess
 	// must be refused at once, and the accepted keep their latency.
@@ -282,7 +283,8 @@ func (st *runStats) arrive(ctx context.Context, n int, rate float64, timeout tim
 }
 
 // refusedKind is the error kind of a POST refused with 503: what
-// overload control answers beyond capacity.
+// overload control answers beyond capacity (and a full region, a drain,
+// a frontend still starting).
 const refusedKind = "post_503"
 
 // record is one ticket's outcome: sent at t0, its POST answered at

@@ -35,6 +35,10 @@ type Config struct {
 	// Keyed sends every POST of the http leg an Idempotency-Key, as every
 	// browser does: the frontend's keyed creation path.
 	Keyed bool
+	// Connections is how many HTTP/2 connections the http leg's load
+	// tool spreads its requests over (its -source-ips; 0 or 1: one), as
+	// a load balancer or many players' own connections would.
+	Connections int
 	// ServiceEnv adds settings to every service (after LOG_LEVEL=warn).
 	ServiceEnv []string
 	// ServiceProcs is GOMAXPROCS of each service (0: the stack's default).
@@ -311,6 +315,9 @@ func runLoad(ctx context.Context, cfg Config, s *stack.Stack, via string) ([]byt
 		args = append(args, "-url", s.FrontendURL(), "-token-key", s.DevIssuerKeyFile())
 		if cfg.Keyed {
 			args = append(args, "-idempotency-keys")
+		}
+		if cfg.Connections > 1 {
+			args = append(args, "-source-ips", fmt.Sprint(cfg.Connections))
 		}
 	} else {
 		// The password in the environment, not on a command line ps shows.

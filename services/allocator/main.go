@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 
 	"golang.org/x/sync/errgroup"
 
@@ -33,21 +34,20 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	env, err := service.Start(ctx, "allocator", cfg.service)
+	env, err := service.New(ctx, "allocator", cfg.service)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
 	backend.register(env.Registry)
-	a, err := allocator.New(cfg.alloc, env.NC, env.JS, env.Subjects, backend, env.Log, env.Registry)
-	if err != nil {
-		return err
-	}
-	// The ops server also answers Agones' FleetAutoscaler webhook.
+	// The ops server answers its probes from here on, while NATS is
+	// waited for (Connect), and Agones' FleetAutoscaler webhook: 503
+	// until connected (Agones keeps the fleet as it is on an error). Bound
+	// before anything else may block: whoever started this process on
+	// port 0 reads the address from the line Listen logs.
 	mux := env.OpsHandler()
-	mux.Handle("POST /autoscale", autoscale.New(cfg.scale, autoscale.StreamDemand{JS: env.JS, Subj: env.Subjects}, env.Log))
-	// Bound before anything else may block: whoever started this process
-	// on port 0 reads the address from the line Listen logs.
+	scale := ops.NewSwitch(http.HandlerFunc(notConnected))
+	mux.Handle("POST /autoscale", scale)
 	ln, err := ops.Listen(env.Log, ops.NameOps, cfg.opsAddr)
 	if err != nil {
 		return err
@@ -56,20 +56,42 @@ func run(ctx context.Context, args []string) error {
 	g.Go(func() error { return ops.Serve(gctx, ops.NewServer(mux), ln, cfg.alloc.CloseTimeout) })
 	g.Go(func() error { return backend.run(gctx) })
 	g.Go(func() error {
-		return allocator.ReportCapacity(gctx, env.JS, env.Subjects, cfg.service.Regions, backend, cfg.pollEvery, env.Log)
-	})
-	g.Go(func() error {
-		return allocator.RequestBackfills(gctx, env.JS, env.Subjects, backend, cfg.backfill, env.Log, env.Registry)
-	})
-	g.Go(func() error {
-		// Ready once bound: an allocator still waiting for NATS
-		// allocates nothing.
+		if err := env.Connect(gctx); err != nil {
+			return err
+		}
+		a, err := allocator.New(cfg.alloc, env.NC, env.JS, env.Subjects, backend, env.Log, env.Registry)
+		if err != nil {
+			return err
+		}
+		scale.Set(autoscale.New(cfg.scale, autoscale.StreamDemand{JS: env.JS, Subj: env.Subjects}, env.Log))
+		g.Go(func() error {
+			return allocator.ReportCapacity(gctx, env.JS, env.Subjects, cfg.service.Regions, backend, cfg.pollEvery, env.Log)
+		})
+		g.Go(func() error {
+			return allocator.RequestBackfills(gctx, env.JS, env.Subjects, backend, cfg.backfill, env.Log, env.Registry)
+		})
 		if err := a.Bind(gctx); err != nil {
 			return err
 		}
-		env.Ready.Set(true)
-		defer env.Ready.Set(false)
+		g.Go(func() error {
+			// Ready once routing (not once bound: its router may still
+			// be waiting for NATS), not ready first thing at a stop.
+			select {
+			case <-a.Routing():
+				env.Ready.Set(true)
+			case <-gctx.Done():
+				return nil
+			}
+			<-gctx.Done()
+			env.Ready.Set(false)
+			return nil
+		})
 		return a.Run(gctx)
 	})
 	return g.Wait()
+}
+
+// notConnected answers the autoscaler webhook before NATS is reached.
+func notConnected(w http.ResponseWriter, _ *http.Request) {
+	http.Error(w, "not connected to NATS yet", http.StatusServiceUnavailable)
 }

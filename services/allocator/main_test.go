@@ -1,12 +1,16 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service/servicetest"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // TestJoinKeyFileRequired: the allocator does not start without a private
@@ -48,4 +52,72 @@ func TestBackfillPacingIsValidated(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "backfill-min-interval") || !strings.Contains(err.Error(), "capacity-interval") {
 		t.Fatalf("parse = %v, want both refused", err)
 	}
+}
+
+// An allocator (re)started while NATS is away answers /healthz (so that
+// a Kubernetes startup or liveness probe does not restart it into a
+// crash loop) and says not ready until it is bound; it used to listen
+// only once connected. Once ready, it answers the autoscaler webhook.
+func TestProbesWhileWaitingForNATS(t *testing.T) {
+	t.Parallel()
+	priv := joinKeyFile(t)
+	servicetest.CheckProbesWhileWaiting(t, run, func(opsAddr string) []string {
+		return []string{"-ops-addr", opsAddr, "-join-key-file", priv}
+	}, func(addr string) {
+		// The autoscaler webhook is served once connected (503 before):
+		// an empty review is refused as such, not as not found.
+		res, err := http.Post("http://"+addr+"/autoscale", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusNotFound || res.StatusCode == http.StatusServiceUnavailable {
+			t.Fatalf("POST /autoscale once ready: %d", res.StatusCode)
+		}
+	})
+}
+
+// A configuration the allocator refuses (a retry deadline past the
+// consumer's AckWait) ends it at once, NATS or not; waiting for NATS
+// first hid it behind a healthy probe.
+func TestBadConfigEndsWithoutNATS(t *testing.T) {
+	t.Parallel()
+	priv := joinKeyFile(t)
+	servicetest.CheckRefusedWithoutNATS(t, run, func(opsAddr string) []string {
+		return []string{"-ops-addr", opsAddr, "-join-key-file", priv, "-retry-deadline", "60s"}
+	}, "retry deadline")
+}
+
+// Until connected, the autoscaler webhook answers 503 (Agones keeps the
+// fleet as it is on an error), not 404, which reads as a wrong path.
+func TestAutoscaleWhileWaitingForNATS(t *testing.T) {
+	t.Parallel()
+	priv := joinKeyFile(t)
+	addr := servicetest.StartWithoutNATS(t, run, func(opsAddr string) []string {
+		return []string{"-ops-addr", opsAddr, "-join-key-file", priv}
+	}).Addr
+	var code int
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		res, err := http.Post("http://"+addr+"/autoscale", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		code = res.StatusCode
+		return true
+	}, "the ops address does not answer while the allocator waits for NATS")
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("POST /autoscale while waiting for NATS: %d, want 503", code)
+	}
+}
+
+// joinKeyFile is a fresh join key pair's private key file.
+func joinKeyFile(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	priv := filepath.Join(dir, "join.key")
+	if err := jointoken.EnsureKeyPair(priv, filepath.Join(dir, "join.pub")); err != nil {
+		t.Fatal(err)
+	}
+	return priv
 }

@@ -37,45 +37,87 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	env, err := service.Start(ctx, "frontend", cfg.service)
+	env, err := service.New(ctx, "frontend", cfg.service)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-	if err := cfg.auth.apply(ctx, &cfg.api, env.Log); err != nil {
-		return err
-	}
-	if cfg.tickets.Rules, err = openRules(cfg.rulesFile, env.Log); err != nil {
-		return err
-	}
-
-	var svc *tickets.Service
-	waits := results.ModeWaits(cfg.tickets.Rules, expiryMargin)
-	tracker := results.New(env.NC, env.Subjects, env.Log, env.Registry, waits, func(ctx context.Context, id string) bool { return svc.Expire(ctx, id) }) // svc is made after the tracker
-	p, err := bind(ctx, env, &cfg, tracker)
+	// The API's address answers from here on: its probes, and 503 to
+	// every other request until the frontend is bound (api.Starting),
+	// while NATS is waited for (Connect). The bound address is logged
+	// (port 0 picks one): whoever started the frontend reads it from
+	// that line, and waits for /readyz.
+	ln, err := ops.Listen(env.Log, ops.NameHTTP, cfg.httpAddr)
 	if err != nil {
 		return err
 	}
-	svc = p.tickets
-	cfg.api.Queue = p.queues
-	done := make(chan struct{})
-	h, err := api.New(cfg.api, svc, tracker, env.Log, &env.Ready, env.Registry, done)
-	if err != nil {
-		return err
+	var serveOpts []ops.Option
+	if cfg.h2Streams > 0 {
+		serveOpts = append(serveOpts, ops.WithCleartextHTTP2(cfg.h2Streams))
 	}
+	sw := ops.NewSwitch(api.Starting(env.OpsHandler()))
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	served := make(chan error, 1)
+	go func() { served <- ops.Serve(serveCtx, ops.NewServer(sw, serveOpts...), ln, cfg.grace) }()
 
+	f, err := build(ctx, env, &cfg)
+	if err != nil {
+		stopServing()
+		return errors.Join(err, <-served)
+	}
 	// The tracker and the watchers outlive the HTTP server, which
 	// still cancels the tickets of clients it lets go.
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	g, gctx := errgroup.WithContext(runCtx)
-	g.Go(func() error { return tracker.Run(gctx) })
-	g.Go(func() error { return p.capacity.Run(gctx) })
-	g.Go(func() error { return p.drains.Run(gctx) })
+	g.Go(func() error { return f.tracker.Run(gctx) })
+	g.Go(func() error { return f.parts.capacity.Run(gctx) })
+	g.Go(func() error { return f.parts.drains.Run(gctx) })
 	g.Go(func() error { cfg.tickets.Rules.Watch(gctx, cfg.rulesReload); return nil })
-	g.Go(func() error { return p.queues.Run(gctx) })
-	err = serve(ctx, gctx, cfg, env, h, done)
+	g.Go(func() error { return f.parts.queues.Run(gctx) })
+	sw.Set(f.api)
+	err = serve(ctx, gctx, cfg, env, f.done, stopServing, served)
 	stopRun()
 	return errors.Join(err, g.Wait())
+}
+
+// built is the frontend once connected and bound: its API, the tracker
+// that follows its players' results, the parts bound, and done, which
+// closes to let waiting clients go at shutdown.
+type built struct {
+	api     http.Handler
+	tracker *results.Tracker
+	parts   boundParts
+	done    chan struct{}
+}
+
+// build connects the frontend and builds its parts. It sets
+// cfg.api.Queue and cfg.tickets.Rules (and Drains, bind).
+func build(ctx context.Context, env *service.Env, cfg *config) (built, error) {
+	var f built
+	// What needs no NATS first: a key or rule set file that does not
+	// read ends the process at once, not behind a healthy probe.
+	if err := cfg.auth.apply(ctx, &cfg.api, env.Log); err != nil {
+		return f, err
+	}
+	var err error
+	if cfg.tickets.Rules, err = openRules(cfg.rulesFile, env.Log); err != nil {
+		return f, err
+	}
+	if err := env.Connect(ctx); err != nil {
+		return f, err
+	}
+	var svc *tickets.Service
+	waits := results.ModeWaits(cfg.tickets.Rules, expiryMargin)
+	f.tracker = results.New(env.NC, env.Subjects, env.Log, env.Registry, waits, func(ctx context.Context, id string) bool { return svc.Expire(ctx, id) }) // svc is made after the tracker
+	if f.parts, err = bind(ctx, env, cfg, f.tracker); err != nil {
+		return f, err
+	}
+	svc = f.parts.tickets
+	cfg.api.Queue = f.parts.queues
+	f.done = make(chan struct{})
+	f.api, err = api.New(cfg.api, svc, f.tracker, env.Log, &env.Ready, env.Registry, f.done)
+	return f, err
 }
 
 // boundParts are what the frontend binds before it is ready.
@@ -132,26 +174,16 @@ func openRules(path string, log *slog.Logger) (*rules.Current, error) {
 	return cur, nil
 }
 
-// serve serves the API until ctx (the process) or parts (the parts behind
-// it) end. Shutdown: fail readiness, wait for load balancers to notice,
-// let waiting clients go (closing done; their tickets are cancelled),
-// then stop taking requests and finish the ones in flight.
-func serve(ctx, parts context.Context, cfg config, env *service.Env, h http.Handler, done chan<- struct{}) error {
-	var serveOpts []ops.Option
-	if cfg.h2Streams > 0 {
-		serveOpts = append(serveOpts, ops.WithCleartextHTTP2(cfg.h2Streams))
-	}
-	// The bound address is logged (port 0 picks one): whoever started the
-	// frontend reads it from that line.
-	ln, err := ops.Listen(env.Log, ops.NameHTTP, cfg.httpAddr)
-	if err != nil {
-		return err
-	}
+// serve says the frontend is ready and serves the API (already
+// listening: served ends with the server) until ctx (the process) or
+// parts (the parts behind it) end. Shutdown: fail readiness, wait for
+// load balancers to notice, let waiting clients go (closing done; their
+// tickets are cancelled), then stop taking requests (stopServing) and
+// finish the ones in flight.
+func serve(ctx, parts context.Context, cfg config, env *service.Env, done chan<- struct{}, stopServing func(), served <-chan error) error {
 	// Ready before the shutdown watcher starts, so that a signal that has
 	// already come fails readiness after this and not before.
 	env.Ready.Set(true)
-	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopServing()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -162,5 +194,5 @@ func serve(ctx, parts context.Context, cfg config, env *service.Env, h http.Hand
 		close(done)
 		stopServing()
 	}()
-	return ops.Serve(serveCtx, ops.NewServer(h, serveOpts...), ln, cfg.grace)
+	return <-served
 }

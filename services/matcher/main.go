@@ -50,15 +50,16 @@ func run(ctx context.Context, args []string) error {
 	}
 	// The shards whose consumers -provision creates are the worker's.
 	cfg.service.Regions, cfg.service.Tiers = cfg.worker.Regions, cfg.worker.Tiers
-	env, err := service.Start(ctx, "matcher", cfg.service)
+	// Refused before NATS is waited for, not behind a healthy probe.
+	if err := cfg.worker.Validate(); err != nil {
+		return err
+	}
+	env, err := service.New(ctx, "matcher", cfg.service)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-	m, err := matcher.New(cfg.worker, env.JS, env.Subjects, env.Log, env.Registry)
-	if err != nil {
-		return err
-	}
+	// Probes answered from here on, while NATS is waited for (Connect).
 	ln, err := ops.Listen(env.Log, ops.NameOps, cfg.opsAddr)
 	if err != nil {
 		return err
@@ -66,6 +67,13 @@ func run(ctx context.Context, args []string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ops.Serve(gctx, ops.NewServer(env.OpsHandler()), ln, cfg.grace) })
 	g.Go(func() error {
+		if err := env.Connect(gctx); err != nil {
+			return err
+		}
+		m, err := matcher.New(cfg.worker, env.JS, env.Subjects, env.Log, env.Registry)
+		if err != nil {
+			return err
+		}
 		// Ready once bound: a worker still waiting for NATS takes no
 		// shard, and a rolling update must not count it as one that does.
 		if err := m.Bind(gctx); err != nil {

@@ -203,6 +203,7 @@ export interface paths {
                 401: components["responses"]["Unauthorized"];
                 404: components["responses"]["NotFound"];
                 429: components["responses"]["TooManyStreams"];
+                503: components["responses"]["Starting"];
             };
         };
         put?: never;
@@ -692,13 +693,28 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The ticket service is unavailable (the broker); retry after Retry-After */
+        /** @description The ticket service is unavailable (the broker), or the frontend is still starting (see Starting); retry after Retry-After */
         Unavailable: {
             headers: {
                 "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The frontend is still starting (connecting to NATS, binding); nothing was done; retry after Retry-After. Any path but the probes may answer it. */
+        Starting: {
+            headers: {
+                "Retry-After"?: 1;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "starting: not ready yet, retry later"
+                 *     }
+                 */
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -735,7 +751,8 @@ export interface components {
          *     operator's reason; Retry-After 30), the frontend is overloaded
          *     (`error` starts with "overloaded"; see the Overloaded response), or
          *     the ticket service is unavailable (retry with the same
-         *     Idempotency-Key; Retry-After 1).
+         *     Idempotency-Key; Retry-After 1), or the frontend is still starting
+         *     (see the Starting response; Retry-After 1).
          */
         NotQueued: {
             headers: {

@@ -1,6 +1,6 @@
 // Package ops serves what operators and Kubernetes probe: /healthz
-// (liveness: the process answers), /readyz (readiness: the service takes
-// work) and /metrics (Prometheus).
+// (liveness: the process answers, from before it connects to NATS),
+// /readyz (readiness: the service takes work) and /metrics (Prometheus).
 package ops
 
 import (
@@ -44,6 +44,26 @@ func Register(mux *http.ServeMux, r *Readiness, reg prometheus.Gatherer) {
 	// that format carries exemplars, the trace ids on histograms.
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 }
+
+// Switch serves one handler until Set hands it another: a service
+// listens from the start, so that Kubernetes sees the process alive while
+// it waits for NATS, and serves what needs NATS once connected or bound
+// (the frontend's API after its probes alone, the allocator's autoscaler
+// webhook after a 503).
+type Switch struct{ h atomic.Pointer[http.Handler] }
+
+// NewSwitch serves h until Set.
+func NewSwitch(h http.Handler) *Switch {
+	s := &Switch{}
+	s.Set(h)
+	return s
+}
+
+// Set serves h from now on.
+func (s *Switch) Set(h http.Handler) { s.h.Store(&h) }
+
+// ServeHTTP serves r with the handler set last.
+func (s *Switch) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
 
 // Serve runs srv on ln until ctx ends, then shuts it down within grace.
 // http.ErrServerClosed is success.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -52,5 +53,32 @@ func TestServeProfiling(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("stop: %v", err)
+	}
+}
+
+// A Switch serves its first handler until Set, then the one set, to
+// requests in flight on a live server as well.
+func TestSwitch(t *testing.T) {
+	text := func(s string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, s) })
+	}
+	sw := NewSwitch(text("probes"))
+	srv := httptest.NewServer(sw)
+	defer srv.Close()
+	get := func() string {
+		res, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	if got := get(); got != "probes" {
+		t.Fatalf("before Set: %q", got)
+	}
+	sw.Set(text("api"))
+	if got := get(); got != "api" {
+		t.Fatalf("after Set: %q", got)
 	}
 }

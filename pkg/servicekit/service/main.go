@@ -28,7 +28,7 @@ func Main(name string, run func(ctx context.Context, args []string) error) {
 
 // stopped is err, or nil when err only says that ctx ended: the process
 // was asked to stop while it waited (for NATS, the topology, its
-// buckets: Start, Retry), which is no failure.
+// buckets: Connect, Retry), which is no failure.
 func stopped(ctx context.Context, err error) error {
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return nil

@@ -28,7 +28,7 @@ const (
 )
 
 // ErrPermanent marks a start-up error that retrying cannot fix (see
-// isPermanent): Start and Provision return it at once instead of retrying.
+// isPermanent): Connect and Provision return it at once instead of retrying.
 var ErrPermanent = errors.New("not retried")
 
 // retry calls try until it returns nil or a permanent error, or ctx ends,
@@ -117,15 +117,42 @@ func refusedConfig(e *jetstream.APIError) bool {
 // PEM) is the configuration's, and ends start-up at once.
 func connect(ctx context.Context, c natsconn.Config, name string, log *slog.Logger) (*nats.Conn, error) {
 	var nc *nats.Conn
-	err := retry(ctx, log, "", "cannot reach NATS yet; retrying", func(context.Context) error {
+	err := retry(ctx, log, "", "cannot reach NATS yet; retrying", func(ctx context.Context) error {
 		var err error
-		nc, err = natsconn.Connect(c, name, log)
-		if err != nil && !unreachable(err) {
+		nc, err = dial(ctx, c, name, log)
+		if err != nil && !unreachable(err) && ctx.Err() == nil {
 			return fmt.Errorf("%w (%w)", err, ErrPermanent)
 		}
 		return err
 	})
 	return nc, err
+}
+
+// dial is natsconn.Connect, given up when ctx ends: nats.Connect takes
+// no context, and a server that accepts and never answers holds it for
+// its whole timeout (10 s) per URL, past a pod's grace at a stop. A
+// connection that comes after ctx ended is closed.
+func dial(ctx context.Context, c natsconn.Config, name string, log *slog.Logger) (*nats.Conn, error) {
+	type dialed struct {
+		nc  *nats.Conn
+		err error
+	}
+	out := make(chan dialed, 1)
+	go func() {
+		nc, err := natsconn.Connect(c, name, log)
+		out <- dialed{nc, err}
+	}()
+	select {
+	case d := <-out:
+		return d.nc, d.err
+	case <-ctx.Done():
+		go func() {
+			if d := <-out; d.nc != nil {
+				d.nc.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // unreachable reports a connect error that says no server answered (yet):
@@ -145,7 +172,7 @@ func unreachable(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.As(err, &netErr)
 }
 
-// Retry calls try as Start waits for NATS and the topology: until it
+// Retry calls try as Connect waits for NATS and the topology: until it
 // returns nil or an error no waiting fixes (see isPermanent), or ctx
 // ends, with the same backoff, logging each failure as what. A service
 // binds its buckets and reads what it must know before it is ready (the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -167,5 +168,49 @@ func TestProvisionFailsFastOnATopologyTheServerRefuses(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Provision still retrying a change the server refuses")
+	}
+}
+
+// A stop while the dial waits for a server that accepts and never
+// answers (a NATS node hung, a cut the network holds) ends start-up
+// then, not after the dial's 10 s timeout for each URL, past a pod's
+// grace: the dial took no context.
+func TestStopWhileDialing(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // held, never answered
+		}
+	}()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := start(ctx, "frontend", options("nats://"+ln.Addr().String(), ""))
+		done <- err
+	}()
+	select {
+	case c := <-accepted:
+		defer c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("no dial reached the listener")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("start at a stop: %v, want canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("start still dialing 5 s after its stop")
 	}
 }

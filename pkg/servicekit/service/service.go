@@ -1,7 +1,8 @@
 // Package service starts what every NATS-backed quickmatch service needs
 // before it does its own work: the logger, the NATS connection, JetStream,
 // the provisioned topology, a metrics registry and a readiness flag. Each
-// main calls Start once and Close at the end; nothing else is shared.
+// main calls New, starts answering its probes, then Connect, and Close
+// at the end; nothing else is shared.
 //
 // Services do not create the topology (streams, consumers, buckets): their
 // NATS users may not (deploy/nats/nats.conf), so that no service can edit
@@ -47,7 +48,7 @@ type Options struct {
 	NATS      natsconn.Config
 	LogFormat string
 	LogLevel  string
-	// Replicas of the streams Start provisions: 1 on one server, 3 on a cluster.
+	// Replicas of the streams the provisioning step makes: 1 on one server, 3 on a cluster.
 	Replicas int
 	// Regions and Tiers make the shards whose consumers -provision
 	// creates; nil means the defaults. Mains that take them as flags
@@ -56,7 +57,7 @@ type Options struct {
 	Tiers   events.Tiers
 	// PprofAddr serves Go's profiles there when set (see ops.ServeProfiling).
 	PprofAddr string
-	// Provision makes Start provision the topology (create what is missing,
+	// Provision makes New provision the topology (create what is missing,
 	// update what differs) and end the process with status 0 instead of
 	// running the service: the provisioning step of an install or upgrade,
 	// run with a NATS user allowed to manage streams (the provisioner of
@@ -89,7 +90,8 @@ func (o Options) topology() events.Topology {
 	return events.Topology{Subjects: events.Subjects{Prefix: o.NATS.SubjectPrefix}, Replicas: o.Replicas, Regions: o.Regions, Tiers: o.Tiers}
 }
 
-// Env is a started service's shared equipment.
+// Env is a service's shared equipment: New builds it, Connect adds
+// NATS (NC, JS).
 type Env struct {
 	Log      *slog.Logger
 	NC       *nats.Conn
@@ -101,12 +103,17 @@ type Env struct {
 	Ready ops.Readiness
 	// stopTracing flushes the spans still buffered (tracing.Setup).
 	stopTracing func(context.Context) error
+	// name and opts are New's, for Connect.
+	name string
+	opts Options
 }
 
-// Start builds the logger, connects, and waits until the topology exists
-// (see WaitForTopology). With o.Provision it provisions the topology
-// instead and ends the process.
-func Start(ctx context.Context, name string, o Options) (*Env, error) {
+// New builds what a service has before NATS: the logger, the metrics
+// registry, the readiness flag (not ready) and, with o.PprofAddr, the
+// profiling endpoint, so that its main can answer its probes while
+// Connect waits (see Connect). With o.Provision it is the provisioning
+// step instead: it provisions the topology and ends the process.
+func New(ctx context.Context, name string, o Options) (*Env, error) {
 	if err := errors.Join(o.NATS.Validate(), events.ValidatePrefix(o.NATS.SubjectPrefix)); err != nil {
 		return nil, err
 	}
@@ -120,16 +127,7 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 		}
 		exit(0)
 	}
-	stopTracing, err := tracing.Setup(ctx, name, log)
-	if err != nil {
-		return nil, err
-	}
-	nc, js, err := connectJS(ctx, o, name, log)
-	if err != nil {
-		_ = stopTracing(context.WithoutCancel(ctx)) // nothing was traced yet
-		return nil, err
-	}
-	if o.PprofAddr != "" {
+	if o.PprofAddr != "" { // profiles of the wait for NATS too
 		go func() {
 			if err := ops.ServeProfiling(ctx, log, o.PprofAddr); err != nil {
 				log.Warn("profiling endpoint", "err", err)
@@ -138,8 +136,30 @@ func Start(ctx context.Context, name string, o Options) (*Env, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	subj := events.Subjects{Prefix: o.NATS.SubjectPrefix}
-	return &Env{Log: log, NC: nc, JS: js, Subjects: subj, Registry: reg, stopTracing: stopTracing}, nil
+	return &Env{Log: log, Subjects: events.Subjects{Prefix: o.NATS.SubjectPrefix}, Registry: reg, name: name, opts: o}, nil
+}
+
+// Connect connects to NATS and waits until the topology exists (see
+// WaitForTopology), retrying until ctx ends or an error no waiting fixes
+// (retry.go); it sets NC and JS.
+//
+// Its main serves /healthz meanwhile (New, then Connect): a wait for
+// NATS is no reason for Kubernetes to restart the process (its startup
+// and liveness probes read /healthz), since a restart only waits again,
+// and the crash loop's backoff then outlasts the outage. /readyz says
+// ready only once the service is bound.
+func (e *Env) Connect(ctx context.Context) error {
+	stopTracing, err := tracing.Setup(ctx, e.name, e.Log)
+	if err != nil {
+		return err
+	}
+	nc, js, err := connectJS(ctx, e.opts, e.name, e.Log)
+	if err != nil {
+		_ = stopTracing(context.WithoutCancel(ctx)) // nothing was traced yet
+		return err
+	}
+	e.NC, e.JS, e.stopTracing = nc, js, stopTracing
+	return nil
 }
 
 // publishAsyncTimeout ends an async publish's wait for its ack: well
@@ -275,6 +295,9 @@ func (e *Env) OpsHandler() *http.ServeMux {
 // flushed; then the spans still buffered are exported (within
 // tracing.FlushBound).
 func (e *Env) Close() {
+	if e.NC == nil { // never connected
+		return
+	}
 	if err := e.NC.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		e.Log.Warn("nats drain", "err", err)
 	}

@@ -34,13 +34,25 @@ type started struct {
 	err error
 }
 
-// startAsync runs Start in the background; the test ends it.
+// start is New then Connect: a service started.
+func start(ctx context.Context, name string, o Options) (*Env, error) {
+	env, err := New(ctx, name, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := env.Connect(ctx); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// startAsync runs start in the background; the test ends it.
 func startAsync(t *testing.T, name string, o Options) <-chan started {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan started, 1)
 	go func() {
-		env, err := Start(ctx, name, o)
+		env, err := start(ctx, name, o)
 		done <- started{env, err}
 	}()
 	t.Cleanup(cancel)
@@ -142,8 +154,8 @@ func TestProvisionFlagProvisionsAndExits(t *testing.T) {
 	o.Provision, o.Regions = true, events.Regions{"eu"}
 	code := func() (code exited) {
 		defer func() { code = recover().(exited) }()
-		env, err := Start(t.Context(), "matcher", o)
-		t.Fatalf("Start returned %v, %v instead of exiting", env, err)
+		env, err := New(t.Context(), "matcher", o)
+		t.Fatalf("New returned %v, %v instead of exiting", env, err)
 		return -1
 	}()
 	if code != 0 {

@@ -154,6 +154,11 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
+{{/* Probes of a service's ops endpoints. /healthz answers from the
+moment the process listens, before it reaches NATS (service.New, then
+Connect): a service waiting out a NATS outage is alive, and restarting it
+would only wait again, behind a crash loop's backoff. /readyz says ready
+once the service is connected and bound. */}}
 {{- define "quickmatch.opsProbes" -}}
 startupProbe:
   httpGet: { path: /healthz, port: {{ .port }} }

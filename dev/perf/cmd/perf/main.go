@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Regions, "regions", "eu,us,asia", "regions the tickets are spread over, in turn")
 	fs.StringVar(&vias, "via", "http,nats", "the legs, in order: http (POST, then Server-Sent Events to the assignment, a token per player), nats (published on JetStream)")
 	fs.BoolVar(&cfg.Keyed, "idempotency-keys", false, "send an Idempotency-Key with every POST of the http leg, as every browser does (the frontend's keyed creation path)")
+	fs.IntVar(&cfg.Connections, "connections", 1, "HTTP/2 connections the http leg's load tool spreads its requests over (its -source-ips), as a load balancer or many players would; 1: one connection carries every request")
 	fs.StringVar(&serviceEnv, "service-env", "", "extra KEY=VALUE settings for every service, comma-separated (LOG_LEVEL=warn is set)")
 	fs.IntVar(&cfg.ServiceProcs, "service-procs", stack.DefaultServiceProcs(), "GOMAXPROCS of each service process (as make run: a quarter of the cores, at least 1); the embedded NATS server keeps every core")
 	fs.DurationVar(&cfg.Idle, "idle", 5*time.Second, "measure each process's CPU this long on the stack at rest before the load (its idle share of the window); 0: not measured")

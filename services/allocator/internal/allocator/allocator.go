@@ -46,6 +46,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -166,6 +167,9 @@ type Allocator struct {
 	signer  *jointoken.Signer
 	// bound is what Bind built (nil before).
 	bound *boundParts
+	// routing is closed (once: routed) when Run's router runs (Routing).
+	routing chan struct{}
+	routed  sync.Once
 }
 
 type metrics struct {
@@ -204,5 +208,5 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, subj events.Subjects
 		r.MustRegister(met.latency, met.outcomes, met.retries)
 	}
 	log.Info("join tokens signed with key", "key_id", signer.KeyID())
-	return &Allocator{cfg: cfg, nc: nc, js: js, subj: subj, backend: backend, log: log, met: met, signer: signer}, nil
+	return &Allocator{cfg: cfg, nc: nc, js: js, subj: subj, backend: backend, log: log, met: met, signer: signer, routing: make(chan struct{})}, nil
 }

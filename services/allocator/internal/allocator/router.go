@@ -2,7 +2,9 @@ package allocator
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -29,8 +31,6 @@ type boundParts struct {
 // there to subscribe to, waiting out NATS silent meanwhile (a restart
 // during a partition: service.Retry) instead of ending. The process says
 // it is ready once Bind returns; Run calls it if it was not called.
-// (Run's subscription looks the consumer up again: NATS lost in the
-// moment between still ends Run, and the process.)
 func (a *Allocator) Bind(ctx context.Context) error {
 	if a.bound != nil {
 		return nil
@@ -60,7 +60,8 @@ func (a *Allocator) Bind(ctx context.Context) error {
 	})
 }
 
-// Run serves allocation requests until ctx ends.
+// Run serves allocation requests until ctx ends; Routing is closed once
+// it takes them.
 func (a *Allocator) Run(ctx context.Context) error {
 	if err := a.Bind(ctx); err != nil {
 		return err
@@ -71,6 +72,41 @@ func (a *Allocator) Run(ctx context.Context) error {
 	as := &assigner{records: recs, rooms: rs, requeue: fail.requeueBackfill,
 		signer: a.signer, pub: pub, met: a.met, tokenTTL: a.cfg.TokenTTL, log: a.log, now: time.Now}
 
+	// The router's subscriptions look the consumer up again, a moment
+	// after Bind found it: NATS lost in between fails the router's start,
+	// which is waited out as Bind's wait is. Any other failure (a
+	// consumer whose deliver group is not the allocators') ends Run: no
+	// wait mends it. A router once started is not restarted: it returns
+	// only when ctx ends.
+	return service.Retry(ctx, a.log, "subscribe to the allocation requests", func(ctx context.Context) error {
+		err := a.route(ctx, as, fail)
+		if err != nil && !unavailable(err) && !legacyUnavailable(err) {
+			return fmt.Errorf("%w (%w)", err, service.ErrPermanent)
+		}
+		return err
+	})
+}
+
+// legacyUnavailable is unavailable's JetStream 503 as nats.go's older
+// API (watermill-nats's) gives it.
+func legacyUnavailable(err error) bool {
+	var api *nats.APIError
+	return errors.As(err, &api) && api.Code == http.StatusServiceUnavailable
+}
+
+// Routing is closed once Run's router takes allocation requests: the
+// allocator is ready then, not when bound (Bind).
+func (a *Allocator) Routing() <-chan struct{} { return a.routing }
+
+// route runs a router of the allocation requests until ctx ends,
+// handling each with as and giving up, after its retries, through fail;
+// Routing is closed once it runs. Its context is its own, ended when its
+// start fails, so that the subscriptions made before the failure let go
+// of their messages (closing its subscriber instead would drain the
+// allocator's one NATS connection).
+func (a *Allocator) route(ctx context.Context, as *assigner, fail *failure) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	wlog := watermill.NewSlogLogger(a.log)
 	sub, err := a.subscriber(wlog)
 	if err != nil {
@@ -95,7 +131,19 @@ func (a *Allocator) Run(ctx context.Context) error {
 	// and a dead letter, so the router only ever acks.
 	router.AddMiddleware(middleware.CorrelationID, fail.giveUp, retry.Middleware, middleware.Recoverer)
 	router.AddConsumerHandler("allocate", a.subj.AllAllocations(), sub, as.handle)
-	return router.Run(ctx)
+	go func() {
+		select {
+		case <-router.Running():
+			a.routed.Do(func() { close(a.routing) })
+		case <-ctx.Done():
+		}
+	}()
+	if err := router.Run(ctx); err != nil {
+		// Wrapped: watermill's errors print their stack with %+v, as
+		// slog's text format writes them; a wrapping does not.
+		return fmt.Errorf("subscribe to consumer %s: %w", events.ConsumerAllocator, err)
+	}
+	return nil
 }
 
 // subscriber binds to the provisioned allocator consumer.

@@ -3,9 +3,12 @@ package allocator_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -14,6 +17,21 @@ import (
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/local"
 )
+
+// behindLink runs a NATS server with the topology provisioned, and
+// returns an admin connection to it and its JetStream, a link to it, and
+// a connection through the link (the allocator's, for a test to cut).
+func behindLink(t *testing.T) (admin *nats.Conn, js jetstream.JetStream, link *testkit.Link, nc *nats.Conn) {
+	t.Helper()
+	s := testkit.RunServer(t)
+	admin = testkit.Connect(t, s)
+	js = testkit.JetStream(t, admin)
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	link = testkit.NewLink(t, s.Addr().String())
+	return admin, js, link, testkit.ConnectURL(t, link.URL())
+}
 
 // An allocator (re)started while NATS is cut off from it, after the
 // process found the topology, waits for NATS and then allocates,
@@ -24,15 +42,8 @@ import (
 // says it is retrying, so the test shows the retries.
 func TestStartWaitsOutACut(t *testing.T) {
 	t.Parallel()
-	s := testkit.RunServer(t)
-	admin := testkit.Connect(t, s)
-	js := testkit.JetStream(t, admin)
+	admin, js, link, nc := behindLink(t)
 	subj := events.Subjects{}
-	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
-		t.Fatal(err)
-	}
-	link := testkit.NewLink(t, s.Addr().String())
-	nc := testkit.ConnectURL(t, link.URL())
 	cut := testkit.JetStream(t, nc)
 	// Healed once all three have failed once: a request the cut holds is
 	// sent at the heal, and one still within its timeout then would pass
@@ -99,5 +110,113 @@ func TestStartWaitsOutACut(t *testing.T) {
 			t.Fatalf("30 s on: %d of the match's 2 players assigned, capacity reported %v", assigned(), reported())
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// NATS lost in the moment between Bind and the router's subscriptions
+// (which look the consumer up again) is waited out too: the router's
+// start is retried, and the match is allocated after the heal. Run used
+// to return the subscription's error, and the process ended.
+func TestRouterStartWaitsOutACut(t *testing.T) {
+	t.Parallel()
+	admin, js, link, nc := behindLink(t)
+	subj := events.Subjects{}
+	watch := testkit.WatchLog("subscribe to the allocation requests: " + service.RetryNote)
+	backend := local.New([]local.Target{{Server: allocator.Server{Name: "gs-1", Address: "127.0.0.1", Port: 7000}}})
+	a, err := allocator.New(allocator.Config{JoinKey: joinKey}, nc, testkit.JetStream(t, nc), subj, backend, watch.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Bind(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	link.CutUntil(t, watch.Seen())
+	// Ended 30 s on whatever happens (no heal then).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer time.AfterFunc(30*time.Second, cancel).Stop()
+	var ranErr error
+	ran := make(chan struct{})
+	go func() { ranErr = a.Run(ctx); close(ran) }()
+	defer func() {
+		cancel()
+		<-ran
+		if ranErr != nil {
+			t.Errorf("Run at its stop: %v", ranErr)
+		}
+	}()
+
+	res := testkit.Collect(t, admin, subj.AllResults())
+	if err := events.NewPublisher(js, subj).Match(t.Context(), match("m1", "alice", "bob")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		select {
+		case <-ran:
+			t.Fatalf("Run ended at a cut NATS heals from: %v", ranErr)
+		default:
+		}
+		n := 0
+		for _, m := range res() {
+			if r, err := events.DecodeResult(m.Data); err == nil && r.Status == events.StatusAssigned {
+				n++
+			}
+		}
+		return n == 2
+	}, "the match's players not assigned after the heal")
+	select {
+	case <-a.Routing():
+	default:
+		t.Fatal("allocating, yet not routing (the process would not say ready)")
+	}
+}
+
+// A router that cannot start for a reason no wait mends (here a consumer
+// whose deliver group is not the allocators': watermill's queue
+// subscription refuses it, though Bind found the consumer) ends Run, and
+// the process, saying why; retried as NATS lost is, it would stay ready
+// and allocate nothing, quietly.
+func TestRouterStartRefusedEndsRun(t *testing.T) {
+	t.Parallel()
+	s := testkit.RunServer(t)
+	nc := testkit.Connect(t, s)
+	js := testkit.JetStream(t, nc)
+	subj := events.Subjects{}
+	topo := events.Topology{}
+	if err := events.Provision(t.Context(), js, topo); err != nil {
+		t.Fatal(err)
+	}
+	// The allocators' consumer, made again with another deliver group.
+	for _, c := range topo.Consumers() {
+		if c.Config.Durable != events.ConsumerAllocator {
+			continue
+		}
+		if err := js.DeleteConsumer(t.Context(), c.Stream, c.Config.Durable); err != nil {
+			t.Fatal(err)
+		}
+		cfg := c.Config
+		cfg.DeliverGroup = "other"
+		if _, err := js.CreateOrUpdatePushConsumer(t.Context(), c.Stream, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backend := local.New([]local.Target{{Server: allocator.Server{Name: "gs-1", Address: "127.0.0.1", Port: 7000}}})
+	a, err := allocator.New(allocator.Config{JoinKey: joinKey}, nc, js, subj, backend, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(t.Context()) }()
+	select {
+	case err := <-ran:
+		if !errors.Is(err, service.ErrPermanent) {
+			t.Fatalf("Run = %v, want an error no wait mends", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run still retrying 20 s on a router no wait lets start")
+	}
+	select {
+	case <-a.Routing():
+		t.Fatal("routing, though its router never ran")
+	default:
 	}
 }

@@ -211,3 +211,25 @@ func (a *API) overloaded(w http.ResponseWriter) {
 	w.WriteHeader(http.StatusServiceUnavailable)
 	_, _ = w.Write(overloadedBody) // the client may be gone; nothing to do
 }
+
+// startingBody is the body of every answer Starting refuses.
+var startingBody = func() []byte {
+	b, _ := json.Marshal(ErrorBody{Error: ticketapi.StartingError}) // an ErrorBody always encodes
+	return append(b, '\n')
+}()
+
+// Starting is the frontend's handler while it connects and binds: probes
+// (/healthz, /readyz, /metrics) from probes, to which it adds "/": 503
+// with Retry-After to everything else (ticketapi.StartingError), where a
+// plain mux would say 404 to a POST /tickets that will work in a moment.
+// Not counted in the API's rejections: those are made with the API.
+func Starting(probes *http.ServeMux) http.Handler {
+	probes.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h[ticketapi.HeaderRetryAfter] = retryAfterValues[0]
+		h["Content-Type"] = jsonType
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write(startingBody)
+	})
+	return probes
+}

@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -58,18 +59,34 @@ type Worker struct {
 	runners map[events.Shard]*runner
 }
 
+// Validate reports what New would refuse in cfg before any NATS: tiers
+// that do not validate, a rule set file that does not read or check. A
+// main calls it before it waits for NATS, so that a bad configuration
+// ends the process at once instead of waiting behind a healthy probe.
+func (cfg Config) Validate() error {
+	cfg.setDefaults()
+	_, err := cfg.open(nil)
+	return err
+}
+
+// open checks cfg's tiers and opens its rule set, reporting both at
+// once. A rule set file that cannot be read or is bad refuses the start:
+// a matcher must not run without its rules. Later, a bad edit is only
+// logged, and the rules in force are kept (rules.Current).
+func (cfg Config) open(log *slog.Logger) (*rules.Current, error) {
+	cur, err := rules.Open(cfg.RulesFile, log)
+	if err = errors.Join(cfg.Tiers.Validate(), err); err != nil {
+		return nil, fmt.Errorf("matcher config: %w", err)
+	}
+	return cur, nil
+}
+
 // New returns a worker. reg receives its metrics.
 func New(cfg Config, js jetstream.JetStream, subj events.Subjects, log *slog.Logger, reg prometheus.Registerer) (*Worker, error) {
 	cfg.setDefaults()
-	if err := cfg.Tiers.Validate(); err != nil {
-		return nil, fmt.Errorf("matcher config: %w", err)
-	}
-	// A rule set file that cannot be read or is bad refuses the start: a
-	// matcher must not run without its rules. Later, a bad edit is only
-	// logged, and the rules in force are kept (rules.Current).
-	cur, err := rules.Open(cfg.RulesFile, log)
+	cur, err := cfg.open(log)
 	if err != nil {
-		return nil, fmt.Errorf("matcher config: %w", err)
+		return nil, err
 	}
 	w := &Worker{
 		cfg: cfg, rules: cur, js: js, nc: js.Conn(), subj: subj, log: log.With("worker", cfg.WorkerID),

@@ -1,0 +1,27 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service/servicetest"
+)
+
+// A matcher (re)started while NATS is away answers /healthz (so that a
+// Kubernetes startup or liveness probe does not restart it into a crash
+// loop) and says not ready until it is bound; it used to listen only
+// once connected.
+func TestProbesWhileWaitingForNATS(t *testing.T) {
+	t.Parallel()
+	servicetest.CheckProbesWhileWaiting(t, run, func(opsAddr string) []string {
+		return []string{"-ops-addr", opsAddr, "-worker-id", "w1"}
+	}, nil)
+}
+
+// A rule set file that does not read ends the matcher at once, NATS or
+// not: waiting for NATS first hid it behind a healthy probe.
+func TestBadRulesEndWithoutNATS(t *testing.T) {
+	t.Parallel()
+	servicetest.CheckRefusedWithoutNATS(t, run, func(opsAddr string) []string {
+		return []string{"-ops-addr", opsAddr, "-worker-id", "w1", "-rules", "/nonexistent/rules.json"}
+	}, "/nonexistent/rules.json")
+}
