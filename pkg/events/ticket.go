@@ -230,8 +230,8 @@ const CreatedAtSlack = 5 * time.Minute
 //   - after stored by more than MaxClockSkew: rejected (a *ValidationError
 //     on created_at; the matcher dead-letters it and tells its players);
 //   - before stored by more than maxWait + CreatedAtSlack: rejected alike,
-//     rather than expired at once or matched with a window it never
-//     waited for;
+//     rather than expired at the first sweep or matched with a window
+//     it never waited for;
 //   - otherwise it is kept as it is: a ticket queued again keeps its wait.
 //
 // stored is the same on every redelivery of a message, so a ticket is

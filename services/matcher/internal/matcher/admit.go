@@ -24,6 +24,9 @@ type admission struct {
 	// again: the ticket was taken in before, and given back by a commit
 	// (its offers are queued already).
 	again bool
+	// late: the ticket came past its max wait, and was taken only if
+	// that ended no other ticket of its players (TakeFirst).
+	late bool
 }
 
 // maxAdmitting bounds the tickets of one shard being taken in at once.
@@ -74,7 +77,18 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	e.Trace = ticketTrace(msg.Headers(), now)
-	if e.Waited(now) >= time.Duration(mode.MaxWait) {
+	// A ticket that comes past its max wait (delivered late: a shard
+	// moved, a consumer reset, a cluster without quorum for a while) is
+	// pooled like any other, and the next sweep expires it unless a
+	// match takes it first, as it does a ticket that reached its max
+	// wait in the pool. Expired here at once, the tickets of such a
+	// burst were each told "expired" beside partners that came in the
+	// same second (chaos seed 30: 36 in one second). But not a visitor
+	// (its home shard has expired it, or will before a match commits),
+	// nor one whose take would end a player's other ticket still
+	// waiting (late: taken with TakeFirst, expired if it would).
+	late := e.Waited(now) >= time.Duration(mode.MaxWait)
+	if late && visitor {
 		r.ends.expire(ctx, e, mode)
 		return
 	}
@@ -83,7 +97,7 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		r.pool(ctx, p, e, now, true)
 		return
 	}
-	r.admit(ctx, p, e, msg, t)
+	r.admit(ctx, p, e, msg, t, late)
 }
 
 // holds answers a message of a ticket the shard holds already (being
@@ -172,7 +186,7 @@ func matchTicketOf(e *pool.Entry, team int) events.MatchTicket {
 // each ticket is still live (events.Players says why both are needed).
 // msg is nil for a ticket taken in again after a commit gave its claim
 // back: its id is bound to its players already.
-func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jetstream.Msg, t events.Ticket) {
+func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jetstream.Msg, t events.Ticket, late bool) {
 	for r.admissions >= maxAdmitting {
 		r.settleAdmission(ctx, <-r.admitted, true)
 	}
@@ -181,8 +195,8 @@ func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jet
 	lt := events.LiveTicket{TicketID: e.TicketID, Players: e.Players, Region: r.shard.Region, Tier: r.shard.Tier,
 		Mode: p.Mode().Name, CreatedAt: time.Unix(0, e.Created).UTC()}
 	go func() {
-		taken, refused, err := r.in.take(ctx, r.log, lt, msg, e.Seq, t)
-		r.admitted <- admission{p: p, e: e, taken: taken, err: err, refused: refused, again: msg == nil}
+		taken, refused, err := r.in.take(ctx, r.log, lt, msg, e.Seq, t, late)
+		r.admitted <- admission{p: p, e: e, taken: taken, err: err, refused: refused, again: msg == nil, late: late}
 	}()
 }
 
@@ -201,6 +215,11 @@ func (r *runner) settleAdmission(ctx context.Context, a admission, match bool) {
 	switch {
 	case a.refused:
 		r.acks.term(e.Ack)
+		return
+	case a.late && errors.Is(a.err, events.ErrWouldSupersede):
+		// Expired as it came, as before: a late ticket is no reason to
+		// end a player's other ticket still waiting.
+		r.ends.expire(ctx, e, a.p.Mode())
 		return
 	case a.err != nil:
 		r.log.Warn("take ticket in as its players' live ticket; will retry", "ticket_id", e.TicketID, "err", a.err)

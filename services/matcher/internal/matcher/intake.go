@@ -139,14 +139,20 @@ func fieldError(field, reason string) error {
 }
 
 // take takes lt in as the live ticket of its players (events.Players),
-// superseding their earlier undecided ticket. msg is lt's message, nil
-// for a ticket taken in again after a commit gave its claim back (its id
-// is bound to its players already). refused: lt's id is another player's
-// ticket's; lt was dead-lettered and is to be terminated.
-func (in *intake) take(ctx context.Context, log *slog.Logger, lt events.LiveTicket, msg jetstream.Msg, seq uint64, t events.Ticket) (taken events.Taken, refused bool, err error) {
+// superseding their earlier undecided ticket, or, with first, stopping
+// at one with events.ErrWouldSupersede (TakeFirst: a ticket that came
+// late). msg is lt's message, nil for a ticket taken in again after a
+// commit gave its claim back (its id is bound to its players already).
+// refused: lt's id is another player's ticket's; lt was dead-lettered
+// and is to be terminated.
+func (in *intake) take(ctx context.Context, log *slog.Logger, lt events.LiveTicket, msg jetstream.Msg, seq uint64, t events.Ticket, first bool) (taken events.Taken, refused bool, err error) {
 	tctx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
-	taken, err = in.players.Take(tctx, lt, in.superseder.superseded)
+	if first {
+		taken, err = in.players.TakeFirst(tctx, lt, in.superseder.superseded)
+	} else {
+		taken, err = in.players.Take(tctx, lt, in.superseder.superseded)
+	}
 	if errors.Is(err, events.ErrTicketIDTaken) && msg != nil {
 		// Its id is another player's ticket's (a publisher reusing
 		// it): this is not that ticket, so it is dead-lettered

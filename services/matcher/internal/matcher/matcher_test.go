@@ -502,3 +502,57 @@ func testLog() io.Writer {
 	}
 	return io.Discard
 }
+
+// Tickets that come past their max wait (delivered late, after a shard
+// moved or a cluster lost quorum) are matched if a partner comes with
+// them before the next sweep, and only a ticket left alone expires. Each
+// used to be expired as it came, beside the partner behind it.
+func TestLateTicketsMatchBeforeTheyExpire(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// A sweep far apart: the two partners come between two sweeps.
+	e.startWorker(t, Config{Sweep: 5 * time.Second, RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"2s"}]`)})
+	res := testkit.Collect(t, e.nc, e.subj.Result("late-alone"))
+	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
+	created := time.Now().Add(-3 * time.Second).UTC().Format(time.RFC3339Nano)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"late-a","player_id":"late-a","skill":1800,"created_at":"`+created+`"}`)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"late-b","player_id":"late-b","skill":1800,"created_at":"`+created+`"}`)
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 1 }, "the two late partners were not matched")
+	if m := matches(t, allocs())[0]; len(m.Tickets) != 2 {
+		t.Fatalf("match %+v", m)
+	}
+	e.pub(t, "matchmaking.eu.platinum", `{"ticket_id":"late-alone","player_id":"late-alone","skill":2500,"created_at":"`+created+`"}`)
+	testkit.Eventually(t, 15*time.Second, func() bool { return len(res()) == 1 }, "a late ticket left alone did not expire")
+	if r := results(t, res())["late-alone"][0]; r.Status != events.StatusExpired {
+		t.Fatalf("late ticket alone: %+v", r)
+	}
+}
+
+// A late ticket ends no other ticket of its players still waiting: here
+// a player's ticket in a mode with a long max wait, and a newer one in a
+// mode with a short one, delivered past it. The late ticket expires as
+// it came; the waiting one stays live and untold. Taken as any ticket
+// is, the late one superseded it ("cancelled") and then expired itself.
+func TestLateTicketEndsNoWaitingTicket(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"2s"},{"name":"long","teams":2,"team_size":1,"max_wait":"60s"}]`)})
+	res := testkit.Collect(t, e.nc, e.subj.Result("keeper"))
+	ago := func(d time.Duration) string { return time.Now().Add(-d).UTC().Format(time.RFC3339Nano) }
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"keep","player_id":"keeper","mode":"long","skill":1800,"created_at":"`+ago(30*time.Second)+`"}`)
+	testkit.Eventually(t, 5*time.Second, func() bool { return w.waiting() == 1 }, "the waiting ticket not pooled")
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"late","player_id":"keeper","mode":"1v1","skill":1800,"created_at":"`+ago(3*time.Second)+`"}`)
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) >= 1 }, "the late ticket did not end")
+	time.Sleep(500 * time.Millisecond) // a second result, if any, comes with the first
+	got := results(t, res())["keeper"]
+	if len(got) != 1 || got[0].TicketID != "late" || got[0].Status != events.StatusExpired {
+		t.Fatalf("results %+v, want only the late ticket's expiry", got)
+	}
+	players, err := events.NewPlayers(t.Context(), e.js, e.subj, e.claims(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live, err := players.Live(t.Context(), "keeper"); err != nil || live != "keep" {
+		t.Fatalf("the player's live ticket: %q, %v; want keep", live, err)
+	}
+}

@@ -16,13 +16,14 @@ import (
 // pat-us) claims pat-eu superseded, then cannot tell pat (NATS away, the
 // request's context ends): Take returns the error before it writes pat-us
 // as live, and pat-us itself never gets taken (its POST failed; its
-// message, late, is expired on arrival). So pat-eu's claim is superseded,
-// nobody told pat, and pat-eu is still the live ticket in the players
-// bucket. A partner comes: the match loses pat-eu's claim and hands it
-// back "to be told" (resolveLost), but Take finds pat-eu live already and
-// pools it again without reading its claim; at its max wait the expiry
-// loses the claim to "superseded" and acks it silently (ender.end). pat
-// must still hear one terminal outcome for pat-eu.
+// message, if it comes late, expires at the next sweep). So pat-eu's
+// claim is superseded, nobody told pat, and pat-eu is still the live
+// ticket in the players bucket. A partner comes: the match loses pat-eu's
+// claim and hands it back "to be told" (resolveLost), but Take finds
+// pat-eu live already and pools it again without reading its claim; at
+// its max wait the expiry loses the claim to "superseded" and acks it
+// silently (ender.end). pat must still hear one terminal outcome for
+// pat-eu.
 func TestSupersedeThatFailedToTellStillEndsTheOldTicket(t *testing.T) {
 	t.Parallel()
 	t.Run("matched", func(t *testing.T) { t.Parallel(); supersedeUntold(t, true) })
