@@ -124,16 +124,24 @@ func TestQueueFiguresWorthWriting(t *testing.T) {
 func TestRunnerWritesQueueFigures(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.startWorker(t, Config{})
+	// Skill windows that stay inside gold: with the default ones, tickets
+	// 20 s old are offered to silver and platinum, and a sweep between
+	// alice's take and bob's leaves a copy there a moment, whose figure
+	// the runner writes (CI saw eu.silver.1v1 written so, once).
+	narrow := `"skill_window":{"initial":100,"per_second":0,"max":100}`
+	e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"5m",`+narrow+`},`+
+		`{"name":"2v2","teams":2,"team_size":2,"max_wait":"5m",`+narrow+`},`+
+		`{"name":"5v5","teams":2,"team_size":5,"max_wait":"5m",`+narrow+`},`+
+		`{"name":"ffa","teams":8,"team_size":1,"max_wait":"5m",`+narrow+`}]`)})
 	kv, err := e.js.KeyValue(t.Context(), e.subj.QueueBucket())
 	if err != nil {
 		t.Fatal(err)
 	}
 	at := func(ago time.Duration) string { return time.Now().UTC().Add(-ago).Format(time.RFC3339Nano) }
 	for _, p := range []string{"alice", "bob"} {
-		e.pub(t, e.subj.Ticket("eu", "gold"), fmt.Sprintf(`{"player_id":%q,"skill":1650,"mode":"1v1","created_at":%q}`, p, at(20*time.Second)))
+		e.pub(t, e.subj.Ticket("eu", "gold"), fmt.Sprintf(`{"player_id":%q,"skill":1800,"mode":"1v1","created_at":%q}`, p, at(20*time.Second)))
 	}
-	e.pub(t, e.subj.Ticket("eu", "gold"), fmt.Sprintf(`{"player_id":"carol","skill":1650,"mode":"2v2","created_at":%q}`, at(40*time.Second)))
+	e.pub(t, e.subj.Ticket("eu", "gold"), fmt.Sprintf(`{"player_id":"carol","skill":1800,"mode":"2v2","created_at":%q}`, at(40*time.Second)))
 
 	read := func(key string) (events.QueueStats, bool) {
 		entry, err := kv.Get(t.Context(), key)
