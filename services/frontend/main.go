@@ -135,7 +135,7 @@ type boundParts struct {
 // cfg.tickets.Drains.
 func bind(ctx context.Context, env *service.Env, cfg *config, tracker *results.Tracker) (boundParts, error) {
 	var p boundParts
-	err := service.Retry(ctx, env.Log, "bind the buckets and read the drains in force", func(ctx context.Context) error {
+	err := service.Retry(ctx, env.NC, env.Log, "bind the buckets and read the drains in force", func(ctx context.Context) error {
 		var err error
 		if p.capacity, err = capacity.New(ctx, env.JS, env.Subjects, cfg.minFree, env.Log); err != nil {
 			return err

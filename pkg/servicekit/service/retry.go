@@ -37,15 +37,26 @@ var ErrPermanent = errors.New("not retried")
 // not empty. NATS starting after the service (docker compose, a rolling
 // restart, a cluster still electing its JetStream leader) is normal; ending the process for it only hands the same retry
 // to whatever restarts processes, with less said about why.
-func retry(ctx context.Context, log *slog.Logger, what, msg string, try func(context.Context) error) error {
+//
+// nc, when not nil, is the connection try's requests go over. A request
+// the server refuses for want of a permission gets no answer: the server
+// says why apart, on the connection (its last error), and the request
+// times out. An attempt during which the connection was told so fails
+// permanently, with what the server said, instead of being retried as a
+// timeout while the service never becomes ready.
+func retry(ctx context.Context, nc *nats.Conn, log *slog.Logger, what, msg string, try func(context.Context) error) error {
 	if what != "" {
 		what += ": "
 	}
 	wait := retryMin
 	for attempt := 1; ; attempt++ {
+		before := lastError(nc)
 		err := try(ctx)
 		if err == nil {
 			return nil
+		}
+		if last := lastError(nc); last != before && errors.Is(last, nats.ErrPermissionViolation) {
+			err = fmt.Errorf("%w; the server said: %w", err, last)
 		}
 		if isPermanent(err) {
 			if errors.Is(err, ErrPermanent) {
@@ -117,7 +128,7 @@ func refusedConfig(e *jetstream.APIError) bool {
 // PEM) is the configuration's, and ends start-up at once.
 func connect(ctx context.Context, c natsconn.Config, name string, log *slog.Logger) (*nats.Conn, error) {
 	var nc *nats.Conn
-	err := retry(ctx, log, "", "cannot reach NATS yet; retrying", func(ctx context.Context) error {
+	err := retry(ctx, nil, log, "", "cannot reach NATS yet; retrying", func(ctx context.Context) error {
 		var err error
 		nc, err = dial(ctx, c, name, log)
 		if err != nil && !unreachable(err) && ctx.Err() == nil {
@@ -181,11 +192,20 @@ func unreachable(err error) bool {
 // seconds after the topology was found; ending the process for that
 // hands the same wait to whatever restarts processes, whose backoff
 // (Kubernetes' crash loop) outlasts the outage. A permission the NATS
-// user lacks shows here as a timeout (the server refuses it apart, and
-// the connection's error handler logs that), so it is retried, the
-// service not ready, until the permission is given.
-func Retry(ctx context.Context, log *slog.Logger, what string, try func(context.Context) error) error {
-	return retry(ctx, log, what, what+": "+RetryNote, try)
+// user lacks is not waited out: an attempt during which the server
+// refused one on nc (try's connection) ends start-up, saying which.
+func Retry(ctx context.Context, nc *nats.Conn, log *slog.Logger, what string, try func(context.Context) error) error {
+	return retry(ctx, nc, log, what, what+": "+RetryNote, try)
+}
+
+// lastError is nc's last error, nil without a connection. Each error the
+// server sends is a new value, so two readings differ when one came in
+// between, even if it says the same.
+func lastError(nc *nats.Conn) error {
+	if nc == nil {
+		return nil
+	}
+	return nc.LastError()
 }
 
 // RetryNote ends the message Retry logs for each failed attempt.

@@ -214,3 +214,85 @@ func TestStopWhileDialing(t *testing.T) {
 		t.Fatal("start still dialing 5 s after its stop")
 	}
 }
+
+// deniedServer runs a server with two users: "admin", who may do
+// anything, and "service", who may not ask for the KV_x bucket's stream
+// (a permission missing from a service's NATS user). It returns the
+// service's connection, and x's bucket made by the admin.
+func deniedServer(t *testing.T) *nats.Conn {
+	t.Helper()
+	opts := testkit.ServerOptions(t.TempDir())
+	opts.Users = []*server.User{
+		{Username: "admin", Password: "admin"},
+		{Username: "service", Password: "service", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.STREAM.INFO.KV_x", "denied"}},
+		}},
+	}
+	s := testkit.RunServerWith(t, opts)
+	admin := testkit.JetStream(t, testkit.Connect(t, s, nats.UserInfo("admin", "admin")))
+	if _, err := admin.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	return testkit.Connect(t, s, nats.UserInfo("service", "service"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+}
+
+// bindX is a try that binds bucket x, each attempt bounded as a bind
+// under a cut would be.
+func bindX(js jetstream.JetStream) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		_, err := js.KeyValue(ctx, "x")
+		return err
+	}
+}
+
+// A permission the service's NATS user lacks is a wrong configuration:
+// Retry ends saying what the server refused, instead of waiting out
+// what looks like a timeout while the service is never ready (it did
+// until the context ended).
+func TestRetryEndsOnAPermissionRefused(t *testing.T) {
+	t.Parallel()
+	nc := deniedServer(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	err = Retry(ctx, nc, quiet, "bind x", bindX(js))
+	if !errors.Is(err, ErrPermanent) || !errors.Is(err, nats.ErrPermissionViolation) {
+		t.Fatalf("Retry = %v, want a permanent permissions violation", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Retry ended with its context: %v", err)
+	}
+}
+
+// A violation the connection was told of before an attempt (another
+// request, long ago) does not make that attempt's timeout permanent:
+// the attempt is retried, and a later one that succeeds ends Retry.
+func TestRetryIgnoresAnEarlierViolation(t *testing.T) {
+	t.Parallel()
+	nc := deniedServer(t)
+	if err := nc.Publish("denied", nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !errors.Is(nc.LastError(), nats.ErrPermissionViolation) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never refused the publish")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	attempts := 0
+	err := Retry(t.Context(), nc, quiet, "flaky", func(context.Context) error {
+		if attempts++; attempts < 3 {
+			return context.DeadlineExceeded
+		}
+		return nil
+	})
+	if err != nil || attempts != 3 {
+		t.Fatalf("Retry = %v after %d attempts, want nil after 3", err, attempts)
+	}
+}

@@ -208,14 +208,8 @@ func Provision(ctx context.Context, o Options, log *slog.Logger) error {
 	t := o.topology()
 	start := time.Now()
 	what := fmt.Sprintf("provision (as NATS user %q; it must be allowed to manage streams, e.g. provisioner)", o.NATS.User)
-	err = retry(ctx, log, what, "provisioning the NATS topology failed; retrying", func(ctx context.Context) error {
-		err := events.Provision(ctx, js, t)
-		// A JetStream request the user may not make times out; the
-		// server said why on the connection.
-		if last := nc.LastError(); err != nil && errors.Is(last, nats.ErrPermissionViolation) {
-			return errors.Join(err, last)
-		}
-		return err
+	err = retry(ctx, nc, log, what, "provisioning the NATS topology failed; retrying", func(ctx context.Context) error {
+		return events.Provision(ctx, js, t)
 	})
 	if err != nil {
 		return err
@@ -236,7 +230,7 @@ var ErrTopologyMissing = errors.New("not provisioned")
 // run it checks again, with backoff, saying what is missing, until ctx
 // ends.
 func WaitForTopology(ctx context.Context, js jetstream.JetStream, t events.Topology, log *slog.Logger) error {
-	return retry(ctx, log, "wait for the topology",
+	return retry(ctx, js.Conn(), log, "wait for the topology",
 		"waiting for the NATS topology; run the provisioning step (matcher -provision, as the NATS user provisioner)",
 		func(ctx context.Context) error { return missing(ctx, js, t) })
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -202,6 +203,16 @@ func TestProvisionerThenServicesWithTheRealUsers(t *testing.T) {
 	}
 	if err := Provision(t.Context(), options(s.ClientURL(), "provisioner"), quiet); err != nil {
 		t.Fatal(err)
+	}
+	// A service given another's user (a secret mounted wrong) ends,
+	// saying what the server refused, instead of waiting unready: the
+	// frontend's user may not read the matcher's replies.
+	// No deadline on the context, as a service's: each request has
+	// the client's own timeout.
+	wrongCtx, cancelWrong := context.WithCancel(t.Context())
+	defer time.AfterFunc(20*time.Second, cancelWrong).Stop()
+	if _, err := start(wrongCtx, "matcher", options(s.ClientURL(), "frontend")); !errors.Is(err, ErrPermanent) || !errors.Is(err, nats.ErrPermissionViolation) {
+		t.Fatalf("the matcher as the frontend's user: %v, want a permanent permissions violation", err)
 	}
 	for _, svc := range []string{"matcher", "allocator"} {
 		r := <-startAsync(t, svc, options(s.ClientURL(), svc))

@@ -175,7 +175,7 @@ func RequestBackfills(ctx context.Context, js jetstream.JetStream, subj events.S
 		allocs jetstream.KeyValue
 		rs     *rooms
 	)
-	err := service.Retry(ctx, log, "bind the buckets of backfill", func(ctx context.Context) error {
+	err := service.Retry(ctx, js.Conn(), log, "bind the buckets of backfill", func(ctx context.Context) error {
 		var err error
 		if allocs, err = js.KeyValue(ctx, subj.AllocationsBucket()); err != nil {
 			return fmt.Errorf("allocations bucket: %w", err)

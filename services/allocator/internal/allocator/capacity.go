@@ -27,7 +27,7 @@ type CapacitySource interface {
 func ReportCapacity(ctx context.Context, js jetstream.JetStream, subj events.Subjects, regions []string, src CapacitySource, every time.Duration, log *slog.Logger) error {
 	var kv jetstream.KeyValue
 	// NATS silent at start-up is waited out, as Allocator.Bind does.
-	err := service.Retry(ctx, log, "bind the capacity bucket", func(ctx context.Context) error {
+	err := service.Retry(ctx, js.Conn(), log, "bind the capacity bucket", func(ctx context.Context) error {
 		var err error
 		kv, err = js.KeyValue(ctx, subj.CapacityBucket())
 		return err

@@ -5,17 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
 )
 
 // ErrPermanent is matched (errors.Is) by a failure that no retry can fix
@@ -95,26 +93,12 @@ func (f *failure) giveUp(h message.HandlerFunc) message.HandlerFunc {
 // does not end in time is nakked and tried again on the next delivery.
 const giveUpTimeout = 5 * time.Second
 
-// unavailable says whether err is NATS not answering (a timeout, no
-// responders, a connection closed or away, JetStream unavailable)
-// rather than an answer: the match may still be allocated once NATS
-// answers, so it is retried, never failed for it. An error of the
-// Backend (backendError) is not NATS's, whatever it wraps.
+// unavailable says whether err is NATS not answering
+// (natsconn.Unanswered) rather than an answer: the match may still be
+// allocated once NATS answers, so it is retried, never failed for it. An
+// error of the Backend (backendError) is not NATS's, whatever it wraps.
 func unavailable(err error) bool {
-	if errors.As(err, new(*backendError)) {
-		return false
-	}
-	var api *jetstream.APIError
-	if errors.As(err, &api) && api.Code == http.StatusServiceUnavailable {
-		return true
-	}
-	for _, e := range []error{context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders, nats.ErrConnectionClosed,
-		nats.ErrConnectionDraining, nats.ErrDisconnected, jetstream.ErrNoStreamResponse, jetstream.ErrAsyncPublishTimeout, jetstream.ErrConnectionClosed} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
+	return !errors.As(err, new(*backendError)) && natsconn.Unanswered(err)
 }
 
 // end gives up the match of msg, which failed with err: its tickets are

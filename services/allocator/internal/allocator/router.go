@@ -2,9 +2,7 @@ package allocator
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -38,7 +36,7 @@ func (a *Allocator) Bind(ctx context.Context) error {
 	// A backend that shows its rooms' requests serves backfill; with one
 	// that does not, every room to fill counts as gone.
 	src, _ := a.backend.(BackfillSource)
-	return service.Retry(ctx, a.log, "bind the buckets", func(ctx context.Context) error {
+	return service.Retry(ctx, a.js.Conn(), a.log, "bind the buckets", func(ctx context.Context) error {
 		kv, err := a.js.KeyValue(ctx, a.subj.AllocationsBucket())
 		if err != nil {
 			return fmt.Errorf("allocations bucket: %w", err)
@@ -78,20 +76,13 @@ func (a *Allocator) Run(ctx context.Context) error {
 	// consumer whose deliver group is not the allocators') ends Run: no
 	// wait mends it. A router once started is not restarted: it returns
 	// only when ctx ends.
-	return service.Retry(ctx, a.log, "subscribe to the allocation requests", func(ctx context.Context) error {
+	return service.Retry(ctx, a.js.Conn(), a.log, "subscribe to the allocation requests", func(ctx context.Context) error {
 		err := a.route(ctx, as, fail)
-		if err != nil && !unavailable(err) && !legacyUnavailable(err) {
+		if err != nil && !unavailable(err) {
 			return fmt.Errorf("%w (%w)", err, service.ErrPermanent)
 		}
 		return err
 	})
-}
-
-// legacyUnavailable is unavailable's JetStream 503 as nats.go's older
-// API (watermill-nats's) gives it.
-func legacyUnavailable(err error) bool {
-	var api *nats.APIError
-	return errors.As(err, &api) && api.Code == http.StatusServiceUnavailable
 }
 
 // Routing is closed once Run's router takes allocation requests: the
@@ -100,10 +91,10 @@ func (a *Allocator) Routing() <-chan struct{} { return a.routing }
 
 // route runs a router of the allocation requests until ctx ends,
 // handling each with as and giving up, after its retries, through fail;
-// Routing is closed once it runs. Its context is its own, ended when its
-// start fails, so that the subscriptions made before the failure let go
-// of their messages (closing its subscriber instead would drain the
-// allocator's one NATS connection).
+// Routing is closed once it runs. Its context is its own, ended when it
+// returns, which ends its subscription: one made in part before a
+// failure unsubscribes what it made (the messages those were pushed come
+// back after AckWait).
 func (a *Allocator) route(ctx context.Context, as *assigner, fail *failure) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -111,6 +102,18 @@ func (a *Allocator) route(ctx context.Context, as *assigner, fail *failure) erro
 	sub, err := a.subscriber(wlog)
 	if err != nil {
 		return fmt.Errorf("allocation subscriber: %w", err)
+	}
+	// Subscribed here, not by the router: a router whose subscribe
+	// fails leaves a goroutine waiting for its handler for good (watermill
+	// counts the handler before it subscribes), one per failed attempt;
+	// and a router that stops closes the subscriber it was given, which
+	// drains the allocator's one NATS connection. The subscription ends
+	// with ctx.
+	msgs, err := sub.Subscribe(ctx, a.subj.AllAllocations())
+	if err != nil {
+		// Wrapped: watermill's errors print their stack with %+v, as
+		// slog's text format writes them; a wrapping does not.
+		return fmt.Errorf("subscribe to consumer %s: %w", events.ConsumerAllocator, err)
 	}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: a.cfg.CloseTimeout}, wlog)
 	if err != nil {
@@ -130,7 +133,7 @@ func (a *Allocator) route(ctx context.Context, as *assigner, fail *failure) erro
 	// ones; giveUp turns a failure that survived every retry into results
 	// and a dead letter, so the router only ever acks.
 	router.AddMiddleware(middleware.CorrelationID, fail.giveUp, retry.Middleware, middleware.Recoverer)
-	router.AddConsumerHandler("allocate", a.subj.AllAllocations(), sub, as.handle)
+	router.AddConsumerHandler("allocate", a.subj.AllAllocations(), subscribed(msgs), as.handle)
 	go func() {
 		select {
 		case <-router.Running():
@@ -139,12 +142,20 @@ func (a *Allocator) route(ctx context.Context, as *assigner, fail *failure) erro
 		}
 	}()
 	if err := router.Run(ctx); err != nil {
-		// Wrapped: watermill's errors print their stack with %+v, as
-		// slog's text format writes them; a wrapping does not.
-		return fmt.Errorf("subscribe to consumer %s: %w", events.ConsumerAllocator, err)
+		return fmt.Errorf("route allocation requests: %w", err) // wrapped, as above
 	}
 	return nil
 }
+
+// subscribed is a subscription made already, as the router's subscriber:
+// it hands the router the subscription's messages, and leaves closing it
+// to the context it was made with.
+type subscribed <-chan *message.Message
+
+func (s subscribed) Subscribe(context.Context, string) (<-chan *message.Message, error) {
+	return s, nil
+}
+func (subscribed) Close() error { return nil }
 
 // subscriber binds to the provisioned allocator consumer.
 func (a *Allocator) subscriber(wlog watermill.LoggerAdapter) (*wmnats.Subscriber, error) {

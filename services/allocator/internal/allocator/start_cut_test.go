@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,6 +179,54 @@ func TestRouterStartWaitsOutACut(t *testing.T) {
 // and allocate nothing, quietly.
 func TestRouterStartRefusedEndsRun(t *testing.T) {
 	t.Parallel()
+	a := refusedAllocator(t)
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(t.Context()) }()
+	select {
+	case err := <-ran:
+		if !errors.Is(err, service.ErrPermanent) {
+			t.Fatalf("Run = %v, want an error no wait mends", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run still retrying 20 s on a router no wait lets start")
+	}
+	select {
+	case <-a.Routing():
+		t.Fatal("routing, though its router never ran")
+	default:
+	}
+}
+
+// A router start that fails leaves nothing running: watermill's router,
+// subscribing for itself, left a goroutine waiting for its handler for
+// good, one per failed attempt (review R2). Not parallel: it counts the
+// goroutines of the whole test binary, which parallel tests would move.
+func TestFailedRouterStartLeavesNoGoroutine(t *testing.T) {
+	a := refusedAllocator(t)
+	if err := a.Bind(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() int {
+		buf := make([]byte, 1<<22)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "watchAllHandlersStopped")
+	}
+	before := waiting()
+	if err := a.Run(t.Context()); !errors.Is(err, service.ErrPermanent) {
+		t.Fatalf("Run = %v, want an error no wait mends", err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for waiting() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d router goroutines left waiting after the failed start (%d before)", waiting(), before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// refusedAllocator is an allocator whose consumer was made again with
+// another deliver group: its router can never start.
+func refusedAllocator(t *testing.T) *allocator.Allocator {
+	t.Helper()
 	s := testkit.RunServer(t)
 	nc := testkit.Connect(t, s)
 	js := testkit.JetStream(t, nc)
@@ -204,19 +254,5 @@ func TestRouterStartRefusedEndsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ran := make(chan error, 1)
-	go func() { ran <- a.Run(t.Context()) }()
-	select {
-	case err := <-ran:
-		if !errors.Is(err, service.ErrPermanent) {
-			t.Fatalf("Run = %v, want an error no wait mends", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run still retrying 20 s on a router no wait lets start")
-	}
-	select {
-	case <-a.Routing():
-		t.Fatal("routing, though its router never ran")
-	default:
-	}
+	return a
 }

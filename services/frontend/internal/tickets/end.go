@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
 )
 
 // Cancel ends a ticket that has no outcome yet, for a caller that owns it
@@ -47,35 +44,13 @@ func (s *Service) Expire(ctx context.Context, ticketID string) (retrySoon bool) 
 	}
 	switch {
 	case err == nil || errors.Is(err, ErrAlreadyDecided):
-	case unanswered(err):
+	case natsconn.Unanswered(err):
 		retrySoon = true
 		s.log.Warn("expire ticket: NATS did not answer; tried again shortly", "ticket_id", ticketID, "err", err)
 	default:
 		s.log.Error("expire ticket; tried again at its next wait", "ticket_id", ticketID, "err", err)
 	}
 	return retrySoon
-}
-
-// unanswered reports an error that says NATS did not answer, or not in
-// time, so that a try soon may work: a call that timed out, a request
-// nobody (or no JetStream) took, a connection down, or JetStream's 503
-// ("JetStream system temporarily unavailable", no leader yet). Any other
-// error (a record that does not decode, a permission) would fail again.
-func unanswered(err error) bool {
-	var api *jetstream.APIError
-	if errors.As(err, &api) && api.Code == http.StatusServiceUnavailable {
-		return true
-	}
-	for _, e := range []error{
-		context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
-		jetstream.ErrNoStreamResponse, nats.ErrConnectionReconnecting,
-		nats.ErrConnectionClosed, nats.ErrNoServers, nats.ErrDisconnected,
-	} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // end claims a ticket for owner and, if that wins, tells its players (the

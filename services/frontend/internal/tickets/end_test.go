@@ -1,13 +1,7 @@
 package tickets
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"testing"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -41,30 +35,5 @@ func TestExpireAsksForASoonRetryOnlyWhenNATSDidNotAnswer(t *testing.T) {
 	}
 	if expire(other) {
 		t.Fatal("expiry that lost to a cancel asked for a soon retry")
-	}
-}
-
-// TestUnanswered sorts the errors of an expiry: those that say NATS did
-// not answer are worth a try soon, the others not.
-func TestUnanswered(t *testing.T) {
-	t.Parallel()
-	unavailable := &jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}
-	tests := []struct {
-		err  error
-		want bool
-	}{
-		{fmt.Errorf("claim ticket x: %w", context.DeadlineExceeded), true},
-		{fmt.Errorf("claim of ticket x: %w", unavailable), true},
-		{fmt.Errorf("read: %w", nats.ErrTimeout), true},
-		{fmt.Errorf("publish: %w", jetstream.ErrNoStreamResponse), true},
-		{fmt.Errorf("read: %w", nats.ErrConnectionReconnecting), true},
-		{fmt.Errorf("%w: expired", ErrAlreadyDecided), false},
-		{fmt.Errorf("claim: %w", &jetstream.APIError{Code: 400, ErrorCode: 10071, Description: "wrong last sequence"}), false},
-		{errors.New("decode record: unexpected end of JSON input"), false},
-	}
-	for _, tt := range tests {
-		if got := unanswered(tt.err); got != tt.want {
-			t.Errorf("unanswered(%v) = %v, want %v", tt.err, got, tt.want)
-		}
 	}
 }

@@ -85,8 +85,10 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 	// burst were each told "expired" beside partners that came in the
 	// same second (chaos seed 30: 36 in one second). But not a visitor
 	// (its home shard has expired it, or will before a match commits),
-	// nor one whose take would end a player's other ticket still
-	// waiting (late: taken with TakeFirst, expired if it would).
+	// nor one decided while on its way, one whose take would end a
+	// player's other ticket still waiting, or one whose take fails
+	// (late: intake.take reads its claim and takes with TakeFirst;
+	// settleAdmission expires those).
 	late := e.Waited(now) >= time.Duration(mode.MaxWait)
 	if late && visitor {
 		r.ends.expire(ctx, e, mode)
@@ -216,9 +218,14 @@ func (r *runner) settleAdmission(ctx context.Context, a admission, match bool) {
 	case a.refused:
 		r.acks.term(e.Ack)
 		return
-	case a.late && errors.Is(a.err, events.ErrWouldSupersede):
-		// Expired as it came, as before: a late ticket is no reason to
-		// end a player's other ticket still waiting.
+	case a.late && a.err != nil && !errors.Is(a.err, events.ErrTicketIDTaken):
+		// Ended as it came, as before late tickets were pooled: one
+		// with an outcome already (told as its claimer decided), one
+		// that would end a player's other ticket still waiting (a late
+		// ticket is no reason to), and one whose take NATS did not
+		// answer (the players bucket without a leader, while a nak
+		// would bring it back later still). Not one whose id another
+		// player's ticket holds: its claim is that ticket's.
 		r.ends.expire(ctx, e, a.p.Mode())
 		return
 	case a.err != nil:

@@ -138,18 +138,33 @@ func fieldError(field, reason string) error {
 	return &events.ValidationError{Kind: "ticket", Fields: []events.FieldError{{Field: field, Reason: reason}}}
 }
 
+// errLateDecided: a ticket that came late has an outcome already.
+var errLateDecided = errors.New("came late with an outcome already")
+
 // take takes lt in as the live ticket of its players (events.Players),
-// superseding their earlier undecided ticket, or, with first, stopping
-// at one with events.ErrWouldSupersede (TakeFirst: a ticket that came
-// late). msg is lt's message, nil for a ticket taken in again after a
-// commit gave its claim back (its id is bound to its players already).
-// refused: lt's id is another player's ticket's; lt was dead-lettered
-// and is to be terminated.
-func (in *intake) take(ctx context.Context, log *slog.Logger, lt events.LiveTicket, msg jetstream.Msg, seq uint64, t events.Ticket, first bool) (taken events.Taken, refused bool, err error) {
+// superseding their earlier undecided ticket. With late (a ticket that
+// came past its max wait) it reads lt's claim first and stops at one
+// (errLateDecided), and takes with TakeFirst, stopping at a player's
+// other undecided ticket (events.ErrWouldSupersede). msg is lt's message,
+// nil for a ticket taken in again after a commit gave its claim back
+// (its id is bound to its players already). refused: lt's id is another
+// player's ticket's; lt was dead-lettered and is to be terminated.
+func (in *intake) take(ctx context.Context, log *slog.Logger, lt events.LiveTicket, msg jetstream.Msg, seq uint64, t events.Ticket, late bool) (taken events.Taken, refused bool, err error) {
 	tctx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
-	if first {
-		taken, err = in.players.TakeFirst(tctx, lt, in.superseder.superseded)
+	if late {
+		// Decided while it was on its way (its frontend expired or
+		// cancelled it, another owner matched it): Take would say it
+		// is live while its players' entry still names it, without
+		// reading its claim, and pool it, for a match around it to
+		// fail at that claim.
+		var owner string
+		if owner, err = in.claims.Owner(tctx, lt.TicketID); err == nil && owner != "" {
+			err = fmt.Errorf("%w (%s)", errLateDecided, owner)
+		}
+		if err == nil {
+			taken, err = in.players.TakeFirst(tctx, lt, in.superseder.superseded)
+		}
 	} else {
 		taken, err = in.players.Take(tctx, lt, in.superseder.superseded)
 	}

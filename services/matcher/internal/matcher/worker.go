@@ -162,7 +162,7 @@ func (w *Worker) Bind(ctx context.Context) error {
 	if w.mgr != nil {
 		return nil
 	}
-	return service.Retry(ctx, w.log, "bind the buckets", func(ctx context.Context) error {
+	return service.Retry(ctx, w.js.Conn(), w.log, "bind the buckets", func(ctx context.Context) error {
 		if err := w.bindState(ctx); err != nil {
 			return err
 		}

@@ -1,0 +1,39 @@
+package natsconn
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Unanswered reports an error that says NATS did not answer, or not in
+// time, rather than answering no: a call that timed out, a request nobody
+// (or no JetStream) took, a connection down, draining or closed, or
+// JetStream's 503 ("JetStream system temporarily unavailable", no leader
+// yet) in either of nats.go's APIs. What was asked may still be done once
+// NATS answers, so the caller tries again (soon, or on the next delivery)
+// and never fails it for this. Any other error (a record that does not
+// decode, a key that exists, a permission) would come again.
+func Unanswered(err error) bool {
+	var (
+		api    *jetstream.APIError
+		legacy *nats.APIError // nats.go's older API, watermill-nats's
+	)
+	if (errors.As(err, &api) && api.Code == http.StatusServiceUnavailable) ||
+		(errors.As(err, &legacy) && legacy.Code == http.StatusServiceUnavailable) {
+		return true
+	}
+	for _, e := range []error{
+		context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders, nats.ErrNoServers,
+		nats.ErrConnectionReconnecting, nats.ErrDisconnected, nats.ErrConnectionDraining, nats.ErrConnectionClosed,
+		jetstream.ErrNoStreamResponse, jetstream.ErrAsyncPublishTimeout, jetstream.ErrConnectionClosed,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
