@@ -33,6 +33,12 @@ type Lost struct {
 	// never acked (the consumer skipped it, or holds it), or gone (acked
 	// by a matcher, or never stored).
 	Stream string `json:"stream"`
+	// Match, when its claim names a match, is that match's keys in the
+	// matches bucket (its record, decision and sent mark) and in the
+	// allocations bucket, as the claim's lines are, and the last result
+	// stored for the player: whether the match was decided, sent, and
+	// taken by an allocator tells where its outcome stopped.
+	Match []string `json:"match,omitempty"`
 }
 
 // lostTickets lists the acknowledged tickets without a terminal result,
@@ -69,7 +75,59 @@ func lostTickets(ctx context.Context, js jetstream.JetStream, acked []Acked, res
 			}
 		}
 		l.Claim = append(claimHistory(ctx, kv, a.TicketID), claimHistory(ctx, kv, "told."+a.TicketID)...)
+		l.Match = matchHistory(ctx, js, kv, a)
 		out = append(out, l)
+	}
+	return out
+}
+
+// matchHistory is what the stores say of the match a's claim names (nil
+// if it names none): its keys' histories, and the last result stored for
+// a's player.
+func matchHistory(ctx context.Context, js jetstream.JetStream, claims jetstream.KeyValue, a Acked) []string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	e, err := claims.Get(ctx, a.TicketID)
+	if err != nil {
+		return nil
+	}
+	id, isMatch := events.OwnerMatchID(string(e.Value()))
+	if !isMatch {
+		return nil
+	}
+	subj := events.Subjects{}
+	var out []string
+	for _, b := range []struct {
+		bucket string
+		keys   []string
+	}{
+		{subj.MatchesBucket(), events.MatchKeys(id)},
+		{subj.AllocationsBucket(), []string{id}},
+	} {
+		kv, err := js.KeyValue(ctx, b.bucket)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: %v", b.bucket, err))
+			continue
+		}
+		for _, k := range b.keys {
+			h := claimHistory(ctx, kv, k)
+			if h == nil {
+				h = []string{k + " none"}
+			}
+			for _, line := range h {
+				out = append(out, b.bucket+": "+line)
+			}
+		}
+	}
+	st, err := js.Stream(ctx, subj.ResultsStream())
+	if err == nil {
+		var m *jetstream.RawStreamMsg
+		if m, err = st.GetLastMsgForSubject(ctx, subj.Result(a.PlayerID)); err == nil {
+			out = append(out, fmt.Sprintf("%s last result %s", m.Time.UTC().Format("15:04:05.000"), m.Data))
+		}
+	}
+	if err != nil {
+		out = append(out, "last result: "+err.Error())
 	}
 	return out
 }

@@ -27,6 +27,21 @@ func TestLostTicketsSayWhatTheStreamHolds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// "gone" was claimed by match m1, decided published and never sent.
+	claims, err := events.NewClaims(ctx, js, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if won, _, err := claims.Claim(ctx, "gone", events.MatchOwner("m1")); err != nil || !won {
+		t.Fatalf("claim: %v %v", won, err)
+	}
+	decisions, err := events.NewDecisions(ctx, js, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := decisions.Decide(ctx, "m1", events.DecisionPublished); err != nil {
+		t.Fatal(err)
+	}
 	acked := []Acked{{TicketID: "kept", PlayerID: "p-kept"}, {TicketID: "gone", PlayerID: "p-gone"}}
 	lost := lostTickets(ctx, js, acked, nil)
 	if len(lost) != 2 {
@@ -37,5 +52,16 @@ func TestLostTicketsSayWhatTheStreamHolds(t *testing.T) {
 	}
 	if !strings.HasPrefix(lost[1].Stream, "not in TICKETS") {
 		t.Errorf("gone: %q", lost[1].Stream)
+	}
+	// What became of its match: decided, not sent, no allocation record,
+	// no result for its player.
+	match := strings.Join(lost[1].Match, "\n")
+	for _, want := range []string{"matches: m1 none", "m1.decided PutOp published", "matches: m1.sent none", "allocations: m1 none", "last result: "} {
+		if !strings.Contains(match, want) {
+			t.Errorf("gone's match %q: no %q", match, want)
+		}
+	}
+	if lost[0].Match != nil {
+		t.Errorf("kept, claimed by nobody: match %q", lost[0].Match)
 	}
 }

@@ -102,6 +102,13 @@ func (d *Decisions) Decided(ctx context.Context, matchID string) (Decision, erro
 // no dot, so it is never a record's or a decision's key.
 func sentKey(matchID string) string { return matchID + ".sent" }
 
+// MatchKeys are the keys a match has in the matches bucket: its record,
+// its decision and its sent mark (for tools that read what became of a
+// match, such as the chaos harness's report of a lost ticket).
+func MatchKeys(matchID string) []string {
+	return []string{matchID, decisionKey(matchID), sentKey(matchID)}
+}
+
 // sentValue is what the sent marker holds (its presence is what counts).
 const sentValue = "sent"
 

@@ -296,3 +296,34 @@ func TestRetryIgnoresAnEarlierViolation(t *testing.T) {
 		t.Fatalf("Retry = %v after %d attempts, want nil after 3", err, attempts)
 	}
 }
+
+// A violation another goroutine met on the connection during the attempt
+// (a publish the user may not make, as a capacity report's to a key it
+// may not write) does not make the attempt's timeout permanent: only a
+// refused JetStream request or reply inbox would leave its request
+// unanswered (review R4's M2).
+func TestRetryIgnoresAnotherPublishRefused(t *testing.T) {
+	t.Parallel()
+	nc := deniedServer(t)
+	attempts := 0
+	err := Retry(t.Context(), nc, quiet, "flaky", func(context.Context) error {
+		if attempts++; attempts >= 3 {
+			return nil
+		}
+		before := nc.LastError()
+		if err := nc.Publish("denied", nil); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for nc.LastError() == before {
+			if time.Now().After(deadline) {
+				return errors.New("the server never refused the publish")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return context.DeadlineExceeded
+	})
+	if err != nil || attempts != 3 {
+		t.Fatalf("Retry = %v after %d attempts, want nil after 3", err, attempts)
+	}
+}

@@ -153,17 +153,18 @@ func (in *intake) take(ctx context.Context, log *slog.Logger, lt events.LiveTick
 	tctx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
 	if late {
-		// Decided while it was on its way (its frontend expired or
-		// cancelled it, another owner matched it): Take would say it
-		// is live while its players' entry still names it, without
-		// reading its claim, and pool it, for a match around it to
-		// fail at that claim.
-		var owner string
-		if owner, err = in.claims.Owner(tctx, lt.TicketID); err == nil && owner != "" {
-			err = fmt.Errorf("%w (%s)", errLateDecided, owner)
-		}
-		if err == nil {
-			taken, err = in.players.TakeFirst(tctx, lt, in.superseder.superseded)
+		taken, err = in.players.TakeFirst(tctx, lt, in.superseder.superseded)
+		if err == nil && taken.Live {
+			// Decided while on its way (expired or cancelled by its
+			// frontend, matched by another owner): Take says live while
+			// its players' entry names it, without reading its claim,
+			// and a match around it would fail at that claim. Read after
+			// the take checked that the id is its players'
+			// (ErrTicketIDTaken): another ticket's claim is not its own.
+			var owner string
+			if owner, err = in.claims.Owner(tctx, lt.TicketID); err == nil && owner != "" {
+				err = fmt.Errorf("%w (%s)", errLateDecided, owner)
+			}
 		}
 	} else {
 		taken, err = in.players.Take(tctx, lt, in.superseder.superseded)
@@ -176,8 +177,12 @@ func (in *intake) take(ctx context.Context, log *slog.Logger, lt events.LiveTick
 		meta := events.MetaFromHeader(msg.Headers())
 		log := log.With("subject", msg.Subject(), "seq", seq, "ticket_id", lt.TicketID, "correlation_id", meta.CorrelationID)
 		cause := fieldError("ticket_id", "already the id of a ticket of other players")
-		err = in.deadLetter(events.WithMeta(ctx, meta), log, msg.Subject(), seq, msg.Data(), t, cause, false)
-		refused = err == nil
+		if dlErr := in.deadLetter(events.WithMeta(ctx, meta), log, msg.Subject(), seq, msg.Data(), t, cause, false); dlErr != nil {
+			// Still ErrTicketIDTaken, so that no caller ends the
+			// ticket by its id: the id's claim is the other ticket's.
+			return taken, false, fmt.Errorf("%w; dead letter: %w", err, dlErr)
+		}
+		refused = true
 	}
 	return taken, refused, err
 }

@@ -588,6 +588,57 @@ func TestLateTicketExpiresWhenItsTakeFails(t *testing.T) {
 	}
 }
 
+// A late ticket whose id is another player's ticket's (a publisher
+// reusing it) never ends that ticket, even when its dead letter cannot be
+// stored: it waits to be dead-lettered. Its take's error lost
+// ErrTicketIDTaken to the dead letter's, and the late branch expired it
+// by its id, winning the other ticket's claim (review R4's H1).
+func TestLateImpostorEndsNoTicket(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"2s"},{"name":"long","teams":2,"team_size":1,"max_wait":"60s"}]`)})
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"shared","player_id":"owner","mode":"long","skill":1800}`)
+	testkit.Eventually(t, 5*time.Second, func() bool { return w.waiting() >= 1 }, "the owner's ticket not pooled")
+	if err := e.js.DeleteStream(t.Context(), e.subj.DeadLetterStream()); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now().Add(-3 * time.Second).UTC().Format(time.RFC3339Nano)
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"shared","player_id":"impostor","mode":"1v1","skill":1800,"created_at":"`+created+`"}`)
+	time.Sleep(3 * time.Second) // an expiry by the id came within a second
+	if owner, err := e.claims(t).Owner(t.Context(), "shared"); err != nil || owner != "" {
+		t.Fatalf("the owner's ticket claimed %q (%v) by a late impostor", owner, err)
+	}
+}
+
+// A late ticket whose id is another player's decided ticket's is that
+// ticket's impostor, not it: it is dead-lettered and its players told so
+// ("failed"), never told the other ticket's outcome as their own (its
+// claim was read before the take checked the id: review R4's M1).
+func TestLateImpostorOfADecidedTicket(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startWorker(t, Config{RulesFile: modesFile(t, `[{"name":"1v1","teams":2,"team_size":1,"max_wait":"2s"}]`)})
+	claims := e.claims(t)
+	players, err := events.NewPlayers(t.Context(), e.js, e.subj, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now().Add(-3 * time.Second)
+	lt := events.LiveTicket{TicketID: "taken-id", Players: []string{"real"}, Region: "eu", Tier: "gold", Mode: "1v1", CreatedAt: created.UTC()}
+	if _, err := players.Take(t.Context(), lt, func(context.Context, events.LiveTicket, string) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if won, _, err := claims.Claim(t.Context(), "taken-id", events.OwnerCancelled); err != nil || !won {
+		t.Fatalf("claim: %v %v", won, err)
+	}
+	res := testkit.Collect(t, e.nc, e.subj.Result("impostor"))
+	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"taken-id","player_id":"impostor","skill":1800,"created_at":"`+created.UTC().Format(time.RFC3339Nano)+`"}`)
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(res()) >= 1 }, "the impostor's player not told")
+	if r := results(t, res())["impostor"][0]; r.Status != events.StatusFailed {
+		t.Fatalf("the impostor's player told %+v, want failed", r)
+	}
+}
+
 // A late ticket ends no other ticket of its players still waiting: here
 // a player's ticket in a mode with a long max wait, and a newer one in a
 // mode with a short one, delivered past it. The late ticket expires as
