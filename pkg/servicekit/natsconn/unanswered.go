@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,4 +37,14 @@ func Unanswered(err error) bool {
 		}
 	}
 	return false
+}
+
+// SubscriptionRefused reports whether err, a connection's last error
+// read after a flush that followed a subscribe, is the server refusing
+// that subscription to subject for want of a permission. nats.go's
+// subscribe returns before the server has looked, and the refusal comes
+// apart (the connection's error handler logs it): without this check a
+// service whose user lacks the permission is ready, and idle for good.
+func SubscriptionRefused(err error, subject string) bool {
+	return errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `Subscription to "`+subject+`"`)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service"
 )
 
@@ -109,11 +110,21 @@ func (a *Allocator) route(ctx context.Context, as *assigner, fail *failure) erro
 	// and a router that stops closes the subscriber it was given, which
 	// drains the allocator's one NATS connection. The subscription ends
 	// with ctx.
+	before := a.nc.LastError()
 	msgs, err := sub.Subscribe(ctx, a.subj.AllAllocations())
 	if err != nil {
 		// Wrapped: watermill's errors print their stack with %+v, as
 		// slog's text format writes them; a wrapping does not.
 		return fmt.Errorf("subscribe to consumer %s: %w", events.ConsumerAllocator, err)
+	}
+	// The server answers a subscription it refuses before the flush: an
+	// allocator whose user may not take the requests would be ready and
+	// allocate nothing. Permanent (not NATS lost): Run ends.
+	if err := a.nc.FlushTimeout(flushWait); err != nil {
+		return fmt.Errorf("subscribe to consumer %s: %w", events.ConsumerAllocator, err)
+	}
+	if last := a.nc.LastError(); last != before && natsconn.SubscriptionRefused(last, a.subj.AllocatorDeliverSubject()) {
+		return fmt.Errorf("subscribe to consumer %s: %w", events.ConsumerAllocator, last)
 	}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: a.cfg.CloseTimeout}, wlog)
 	if err != nil {
@@ -146,6 +157,11 @@ func (a *Allocator) route(ctx context.Context, as *assigner, fail *failure) erro
 	}
 	return nil
 }
+
+// flushWait bounds the flush that asks the server whether it took the
+// router's subscription; past it, NATS did not answer, and the start is
+// tried again.
+const flushWait = 5 * time.Second
 
 // subscribed is a subscription made already, as the router's subscriber:
 // it hands the router the subscription's messages, and leaves closing it

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
@@ -255,4 +256,43 @@ func refusedAllocator(t *testing.T) *allocator.Allocator {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// An allocator whose NATS user may not take the allocation requests (no
+// permission to subscribe to the consumer's deliver subject) ends Run,
+// saying so, instead of going ready and allocating nothing: the server
+// refuses the subscription apart, and nats.go's subscribe returned nil
+// (review R4's L2).
+func TestRouterSubscriptionRefusedEndsRun(t *testing.T) {
+	t.Parallel()
+	subj := events.Subjects{}
+	opts := testkit.ServerOptions(t.TempDir())
+	opts.Users = []*server.User{
+		{Username: "admin", Password: "admin"},
+		{Username: "allocator", Password: "allocator", Permissions: &server.Permissions{
+			Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{subj.AllocatorDeliverSubject()}},
+		}},
+	}
+	s := testkit.RunServerWith(t, opts)
+	if err := events.Provision(t.Context(), testkit.JetStream(t, testkit.Connect(t, s, nats.UserInfo("admin", "admin"))), events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	nc := testkit.Connect(t, s, nats.UserInfo("allocator", "allocator"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	backend := local.New([]local.Target{{Server: allocator.Server{Name: "gs-1", Address: "127.0.0.1", Port: 7000}}})
+	a, err := allocator.New(allocator.Config{JoinKey: joinKey}, nc, testkit.JetStream(t, nc), subj, backend, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(t.Context()) }()
+	select {
+	case err := <-ran:
+		if !errors.Is(err, service.ErrPermanent) || !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Fatalf("Run = %v, want a permanent permissions violation", err)
+		}
+	case <-a.Routing():
+		t.Fatal("routing, with a subscription the server refused")
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run still running 20 s on a subscription the server refused")
+	}
 }

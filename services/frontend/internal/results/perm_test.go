@@ -1,13 +1,20 @@
 package results
 
 import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
@@ -34,4 +41,37 @@ func TestCatchUpWithTheFrontendsPermissions(t *testing.T) {
 	frontend := []nats.Option{nats.UserInfo("frontend", "frontend-pw"), nats.CustomInboxPrefix("_INBOX_frontend")}
 	operator := []nats.Option{nats.UserInfo("operator", "operator-pw")}
 	missedWhileDisconnected(t, newStackOn(t, testkit.RunServerWith(t, opts), frontend, operator, true, nil))
+}
+
+// A frontend whose NATS user may not hear results ends its tracker's Run
+// (and so the process) saying so, instead of taking tickets and telling
+// no player of them: the server refuses the subscription apart, and
+// nats.go's subscribe returned nil (review R4's L2).
+func TestResultsSubscriptionRefusedEndsRun(t *testing.T) {
+	t.Parallel()
+	opts := testkit.ServerOptions(t.TempDir())
+	opts.Users = []*server.User{
+		{Username: "admin", Password: "admin"},
+		{Username: "deaf", Password: "deaf", Permissions: &server.Permissions{
+			Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{events.Subjects{}.AllResults()}},
+		}},
+	}
+	srv := testkit.RunServerWith(t, opts)
+	js := testkit.JetStream(t, testkit.Connect(t, srv, nats.UserInfo("admin", "admin")))
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	nc := testkit.Connect(t, srv, nats.UserInfo("deaf", "deaf"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	tr := New(nc, events.Subjects{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+	ran := make(chan error, 1)
+	go func() { ran <- tr.Run(t.Context()) }()
+	select {
+	case err := <-ran:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Fatalf("Run = %v, want a permissions violation", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running on a subscription the server refused")
+	}
 }

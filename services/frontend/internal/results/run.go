@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
 )
 
 // state is what Run owns: the tracked tickets and what it knows of its
@@ -81,6 +82,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 // it, trying again while NATS does not answer (nats.go keeps the
 // subscription and sends it again on reconnecting). nil, nil: ctx ended.
 func (t *Tracker) subscribe(ctx context.Context) (*nats.Subscription, error) {
+	before := t.nc.LastError()
 	sub, err := t.nc.ChanSubscribe(t.subj.AllResults(), t.msgs)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to results: %w", err)
@@ -89,6 +91,13 @@ func (t *Tracker) subscribe(ctx context.Context) (*nats.Subscription, error) {
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := t.nc.FlushWithContext(fctx)
 		cancel()
+		// The server answers a subscription it refuses before the
+		// flush: a frontend that may not hear results would take
+		// tickets and tell no player of them.
+		if last := t.nc.LastError(); last != before && natsconn.SubscriptionRefused(last, t.subj.AllResults()) {
+			_ = sub.Unsubscribe()
+			return nil, fmt.Errorf("subscribe to results: %w", last)
+		}
 		if err == nil {
 			return sub, nil
 		}
