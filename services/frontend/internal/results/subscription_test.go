@@ -186,12 +186,14 @@ func TestResultsOfUntrackedPlayersAreNotDecoded(t *testing.T) {
 	if r := await(t, w, "matched"); r.TicketID != "mine" || r.Status != events.StatusMatched {
 		t.Fatalf("got %+v, want mine matched", r)
 	}
-	logs := st.log.String()
-	if strings.Contains(logs, "subject=results.stranger") {
+	// The garbled results came on another connection than "matched", so
+	// they may come after it (they failed this check 2 runs in 100). The
+	// stranger's came before me's on one connection: once me's is
+	// noticed, the stranger's was heard.
+	testkit.Eventually(t, 5*time.Second, func() bool { return strings.Contains(st.log.String(), "subject=results.me") },
+		"a garbled result of a tracked player was not noticed:\n%s", st.log.String())
+	if logs := st.log.String(); strings.Contains(logs, "subject=results.stranger") {
 		t.Fatalf("a result of an untracked player was decoded:\n%s", logs)
-	}
-	if !strings.Contains(logs, "subject=results.me") {
-		t.Fatalf("a garbled result of a tracked player was not noticed:\n%s", logs)
 	}
 }
 
