@@ -46,5 +46,21 @@ func Unanswered(err error) bool {
 // apart (the connection's error handler logs it): without this check a
 // service whose user lacks the permission is ready, and idle for good.
 func SubscriptionRefused(err error, subject string) bool {
-	return errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `Subscription to "`+subject+`"`)
+	return refused(err, `Subscription to "`+subject+`"`)
+}
+
+// RequestRefused reports whether err, a connection's last error, is the
+// server refusing a request for want of a permission: a JetStream API
+// request the user may not publish, or a reply inbox it may not
+// subscribe to. The request then gets no answer and times out. Not any
+// violation: a refused publish of another kind (a bucket's key the user
+// may not write) says nothing of a request's timeout.
+func RequestRefused(err error) bool {
+	return refused(err, `Publish to "$JS.API.`) || refused(err, `Subscription to "_INBOX`)
+}
+
+// refused reports a permissions violation whose text (the server's, as
+// nats.go keeps it) holds what.
+func refused(err error, what string) bool {
+	return errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), what)
 }

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"strings"
 	"syscall"
 	"time"
 
@@ -56,7 +55,7 @@ func retry(ctx context.Context, nc *nats.Conn, log *slog.Logger, what, msg strin
 		if err == nil {
 			return nil
 		}
-		if last := lastError(nc); last != before && refusedRequest(last) {
+		if last := lastError(nc); last != before && natsconn.RequestRefused(last) {
 			err = fmt.Errorf("%w; the server said: %w", err, last)
 		}
 		if isPermanent(err) {
@@ -197,20 +196,6 @@ func unreachable(err error) bool {
 // refused one on nc (try's connection) ends start-up, saying which.
 func Retry(ctx context.Context, nc *nats.Conn, log *slog.Logger, what string, try func(context.Context) error) error {
 	return retry(ctx, nc, log, what, what+": "+RetryNote, try)
-}
-
-// refusedRequest reports a permissions violation that leaves a request
-// unanswered: a JetStream API request the user may not publish, or a
-// reply inbox it may not subscribe to. Not any violation: other
-// goroutines share the connection (the allocator's capacity reports run
-// beside its binding), and a publish of theirs refused (a bucket's key
-// the user may not write) says nothing of this attempt's timeout.
-func refusedRequest(err error) bool {
-	if !errors.Is(err, nats.ErrPermissionViolation) {
-		return false
-	}
-	s := err.Error()
-	return strings.Contains(s, `Publish to "$JS.API.`) || strings.Contains(s, `Subscription to "_INBOX`)
 }
 
 // lastError is nc's last error, nil without a connection. Each error the
