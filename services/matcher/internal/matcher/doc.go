@@ -69,8 +69,10 @@
 // commit.go) and undo a match decided undone alike (undo.go); both send
 // a match decided published once (sendOnce: its "sent" marker, not the
 // streams' duplicate window, keeps a copy met long after from sending it
-// again). Pooled
-// tickets are answered by their reply subject (ack.go). Each part holds
+// again); a match decided published that a runner could not send before
+// it handed its shard back goes to the worker's outbox (outbox.go), which
+// sends it once NATS answers, whether or not its tickets come back to
+// anyone. Pooled tickets are answered by their reply subject (ack.go). Each part holds
 // the clients and settings it uses, handed to it when it is made: the
 // intake and the matchState are the worker's (the intake made with it and
 // given the buckets when it binds them, the matchState made then) and

@@ -47,8 +47,10 @@ type runner struct {
 	// room's latest ask only (backfill.go).
 	backfills map[string]*heldBackfill
 	// unpublished are matches whose tickets are claimed but whose publish
-	// failed: they are retried as they are, with the same id.
+	// failed: they are retried as they are, with the same id, and handed
+	// to outbox if the shard is handed back first.
 	unpublished []unpublishedMatch
+	outbox      *outbox
 	// toOffer are the waiting tickets that still have another shard to
 	// be offered to, by when the next offer is due (offer.go), so the
 	// sweep looks at those due and not at the whole pool.
@@ -127,7 +129,7 @@ func newRunner(w *Worker, s events.Shard) *runner {
 		copies:    newCopies(),
 		committed: make(chan commitOutcome, maxInFlight),
 		admitting: map[string]*pool.Entry{}, admitted: make(chan admission, maxAdmitting), functions: newFunctions(),
-		stopC: make(chan struct{}), done: make(chan struct{}),
+		stopC: make(chan struct{}), done: make(chan struct{}), outbox: w.outbox,
 	}
 	r.feed = newFeed(r, w.nc, timeout)
 	r.rules = w.rules
@@ -294,16 +296,20 @@ func (r *runner) nakInbox() {
 }
 
 // release hands every held ticket back for the next owner, after one last
-// try at publishing unpublished matches.
+// try at publishing unpublished matches; those still unsent go on to the
+// worker's outbox, which keeps trying.
 func (r *runner) release(ctx context.Context) {
 	r.retryUnpublished(ctx)
 	for _, um := range r.unpublished {
 		// The match is decided published: its claims stay its own, and
-		// the next owner, meeting them, publishes it (recoverMatch).
+		// the next owner, meeting them, publishes it (recoverMatch), as
+		// the outbox does if the tickets never come back to anyone.
 		for _, e := range um.entries {
 			r.acks.nak(e.Ack)
 		}
 	}
+	r.outbox.hold(r.unpublished)
+	r.unpublished = nil
 	n := 0
 	for name, p := range r.pools {
 		p.Each(func(e *pool.Entry) { r.acks.nak(e.Ack); n++ })

@@ -46,6 +46,9 @@ type Worker struct {
 	// it its buckets; bindState makes the state.
 	in    *intake
 	state *matchState
+	// outbox sends the matches a runner could not send before it
+	// handed its shard back (bindState makes it, Run runs it).
+	outbox *outbox
 	// mgr leases the shards (Bind makes it).
 	mgr *shard.Manager
 
@@ -151,6 +154,7 @@ func (w *Worker) bindState(ctx context.Context) error {
 		matches: matches, decisions: decisions, claims: claims, players: players,
 		undo: undoer{claims: claims, superseder: w.in.superseder}, pub: w.pub, timeout: w.cfg.PublishTimeout,
 	}
+	w.outbox = &outbox{state: w.state, met: w.met, log: w.log, nc: w.nc}
 	return nil
 }
 
@@ -189,6 +193,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	g.Go(func() error { return w.strays(gctx) })
 	g.Go(func() error { w.rules.Watch(gctx, w.cfg.RulesReload); return nil })
 	g.Go(func() error { return mgr.Run(gctx) })
+	g.Go(func() error { w.outbox.run(gctx); return nil })
 	err = g.Wait()
 	w.in.rejecting.Wait() // every rejected ticket dead-lettered or naked
 	return err

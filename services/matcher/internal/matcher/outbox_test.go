@@ -1,0 +1,143 @@
+package matcher
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// mutedResults is a JetStream that, while on, refuses every publish of
+// a result: a match's claims and decision are stored, its send fails.
+type mutedResults struct {
+	jetstream.JetStream
+	prefix string
+	on     atomic.Bool
+}
+
+var errMuted = errors.New("nats: timeout")
+
+func (m *mutedResults) muted(subject string) bool {
+	return m.on.Load() && strings.HasPrefix(subject, m.prefix)
+}
+
+func (m *mutedResults) PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if m.muted(msg.Subject) {
+		return nil, errMuted
+	}
+	return m.JetStream.PublishMsg(ctx, msg, opts...)
+}
+
+func (m *mutedResults) PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if m.muted(msg.Subject) {
+		return nil, errMuted
+	}
+	return m.JetStream.PublishMsgAsync(msg, opts...)
+}
+
+// TestMatchUnsentAtHandBackIsSentWithoutItsTickets: a match is decided
+// published and its send fails; the shard is handed back before a retry
+// gets through (runner.release's last try fails too). Its tickets are
+// not in the stream (as in the chaos run of seed 31, where they were
+// gone by a cause not found), so no next owner ever meets its claims to
+// send it (recoverMatch). The worker that decided it sends it once NATS
+// takes results again (outbox): the match stored once, each player told
+// "matched" once, its sent mark written. Before, release dropped it and
+// the players waited for good behind its claims.
+func TestMatchUnsentAtHandBackIsSentWithoutItsTickets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w, js, m := e.unsentAtHandBack(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go w.outbox.run(ctx)
+	js.on.Store(false)
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		sent, err := w.state.decisions.Sent(t.Context(), m.MatchID)
+		return err == nil && sent
+	}, "match %s decided published never sent after its shard was handed back", m.MatchID)
+	time.Sleep(2 * outboxRetry) // a second send would be stored by now
+	e.sentOnce(t, m)
+	if n := testutil.ToFloat64(w.met.matches.WithLabelValues(m.Mode)); n != 1 {
+		t.Errorf("matches formed counted %v, want 1", n)
+	}
+}
+
+// TestMatchUnsentAtHandBackSentByAnotherIsNotSentAgain: the next owner
+// meets the claims of the match the outbox holds and sends it first
+// (recoverMatch). The outbox finds it sent: the match is stored once,
+// each player told once, and the outbox does not count it as formed.
+func TestMatchUnsentAtHandBackSentByAnotherIsNotSentAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w, js, m := e.unsentAtHandBack(t)
+	js.on.Store(false)
+	next := newRunner(e.boundWorker(t), euGold)
+	if got := next.commits.rec.recoverMatch(t.Context(), m.MatchID); got != recovered {
+		t.Fatalf("the next owner's recoverMatch = %v, want recovered", got)
+	}
+	w.outbox.try(t.Context())
+	w.outbox.mu.Lock()
+	left := len(w.outbox.matches)
+	w.outbox.mu.Unlock()
+	if left != 0 {
+		t.Errorf("outbox still holds %d matches after finding its match sent", left)
+	}
+	e.sentOnce(t, m)
+	if n := testutil.ToFloat64(w.met.matches.WithLabelValues(m.Mode)); n != 0 {
+		t.Errorf("the outbox counted a match another sent: %v formed, want 0", n)
+	}
+}
+
+// unsentAtHandBack is a worker whose runner committed a match m, decided
+// published, while js refused results (so its send failed), then handed
+// its shard back with the results still refused: m is in the worker's
+// outbox. m's tickets were never in the stream.
+func (e *env) unsentAtHandBack(t *testing.T) (*Worker, *mutedResults, events.Match) {
+	t.Helper()
+	js := &mutedResults{JetStream: testkit.JetStream(t, testkit.Connect(t, e.srv)), prefix: e.subj.Result("")}
+	js.on.Store(true)
+	w := e.faultWorker(t, js, time.Second)
+	r := newRunner(w, euGold)
+	batch := e.formedMatches(t, r, "u", 1)
+	m := batch[0].match
+	o := commitAll(t, r, batch)[m.MatchID]
+	if o.unpublished == nil {
+		t.Fatalf("commit with results refused: %+v, want the match unpublished", o)
+	}
+	if d, err := r.commits.decisions.Decided(t.Context(), m.MatchID); err != nil || d != events.DecisionPublished {
+		t.Fatalf("setup: decision %q, %v; want published", d, err)
+	}
+	r.settleCommit(t.Context(), o, true)
+	r.release(t.Context())
+	if len(r.unpublished) != 0 {
+		t.Fatalf("release kept %d unpublished matches on a stopped runner", len(r.unpublished))
+	}
+	return w, js, m
+}
+
+// sentOnce checks that m is stored once, the only match, and each of its
+// players told "matched" once.
+func (e *env) sentOnce(t *testing.T, m events.Match) {
+	t.Helper()
+	told, ms := toldMatched(t, e)
+	if ms[m.MatchID] != 1 || len(ms) != 1 {
+		t.Errorf("matches stored: %v, want %s once", ms, m.MatchID)
+	}
+	for _, tk := range m.Tickets {
+		for _, pl := range tk.Players {
+			if told[pl] != 1 {
+				t.Errorf("player %s told matched %d times, want once", pl, told[pl])
+			}
+		}
+	}
+}
