@@ -413,6 +413,23 @@ func TestNATSServiceUsersKeepWhatTheyNeed(t *testing.T) {
 		if _, err := players.Put(t.Context(), "alice", []byte("v")); err != nil {
 			t.Errorf("put players (a new ticket supersedes the player's older one): %v", err)
 		}
+		// An expiry that meets a match's claim reads whether the match
+		// was sent and, if not, queues the ticket again
+		// (tickets.Service.Expire).
+		if _, err := op.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "matches"}); err != nil {
+			t.Fatal(err)
+		}
+		dec, err := events.NewDecisions(t.Context(), js, events.Subjects{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent, err := dec.Sent(t.Context(), "m1"); err != nil || sent {
+			t.Errorf("read a match's sent mark: %v, %v", sent, err)
+		}
+		tk := events.Ticket{TicketID: "t1", PlayerID: "alice", Skill: 1650, Mode: "1v1", CreatedAt: time.Now().UTC()}
+		if err := events.NewPublisher(js, events.Subjects{}).TicketAgain(t.Context(), "eu", "gold", tk, "", "m1"); err != nil {
+			t.Errorf("queue a ticket again: %v", err)
+		}
 		quiet(t, errs)
 	})
 	// An operator drains and resumes shards (events.Drains, the CLI).

@@ -42,6 +42,9 @@ func (s *Service) Expire(ctx context.Context, ticketID string) (retrySoon bool) 
 	if err == nil {
 		_, err = s.end(ctx, rec, events.OwnerExpired, "no match within the frontend's maximum wait")
 	}
+	if errors.Is(err, ErrAlreadyDecided) {
+		err = s.resendUnsent(ctx, rec)
+	}
 	switch {
 	case err == nil || errors.Is(err, ErrAlreadyDecided):
 	case natsconn.Unanswered(err):
@@ -51,6 +54,41 @@ func (s *Service) Expire(ctx context.Context, ticketID string) (retrySoon bool) 
 		s.log.Error("expire ticket; tried again at its next wait", "ticket_id", ticketID, "err", err)
 	}
 	return retrySoon
+}
+
+// resendUnsent publishes rec's ticket again when its claim is a match's
+// that was never sent (events.Decisions.Sent), so that its shard's owner
+// meets the claim and settles the match (recoverMatch: sends it, decides
+// it, or undoes a dead matcher's partial claims). The expiry of a ticket
+// held by a match stops at the claim, and only a ticket's message
+// meeting the claim leads a matcher to a match its worker could not send
+// and did not hold (it died, or its outbox was lost with it): with the
+// ticket's message gone from the stream (as in chaos seed 31's run a,
+// by a cause not found), its players would wait behind the claim for
+// good. The tracker expires a ticket every wait until it has an outcome,
+// so this is tried again until the match is sent or undone; a match
+// being sent this moment is found sent by the matcher, or its send and
+// this one are stored once by their message ids.
+func (s *Service) resendUnsent(ctx context.Context, rec Record) error {
+	id := rec.Ticket.TicketID
+	owner, err := s.claims.Owner(ctx, id)
+	if err != nil {
+		return err
+	}
+	matchID, isMatch := events.OwnerMatchID(owner)
+	if !isMatch {
+		return nil
+	}
+	sent, err := s.decisions.Sent(ctx, matchID)
+	if err != nil || sent {
+		return err
+	}
+	if err := s.pub.TicketAgain(ctx, rec.Shard.Region, rec.Shard.Tier, rec.Ticket, s.stampOf(rec.Ticket), matchID); err != nil {
+		return fmt.Errorf("queue ticket %s again for its unsent match %s: %w", id, matchID, err)
+	}
+	s.log.Warn("ticket past its wait held by a match never sent; queued again for its shard's owner to settle the match",
+		"ticket_id", id, "match_id", matchID)
+	return nil
 }
 
 // end claims a ticket for owner and, if that wins, tells its players (the

@@ -153,8 +153,11 @@ type Service struct {
 	js      jetstream.JetStream
 	claims  *events.Claims
 	players *events.Players
-	subj    events.Subjects
-	pub     *events.Publisher
+	// decisions reads whether the match a ticket's claim names was
+	// sent (resendUnsent).
+	decisions *events.Decisions
+	subj      events.Subjects
+	pub       *events.Publisher
 	// tellSuperseded tells the players of a superseded ticket this
 	// frontend ended or met (events.Claims.Tell).
 	tellSuperseded events.SupersededFunc
@@ -190,12 +193,16 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 	if err != nil {
 		return nil, err
 	}
+	decisions, err := events.NewDecisions(ctx, js, subj)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Rules == nil {
 		cfg.Rules = rules.Fixed(rules.Default())
 	}
 	pub := events.NewPublisher(js, subj)
 	s := &Service{
-		cfg: cfg, kv: kv, results: results, js: js, claims: claims, players: players, subj: subj,
+		cfg: cfg, kv: kv, results: results, js: js, claims: claims, players: players, decisions: decisions, subj: subj,
 		pub: pub, tracker: tracker, capacity: capacity, log: log, now: time.Now,
 	}
 	s.tellSuperseded = pub.TellSuperseded(cfg.Regions, func(err error) { s.noticeNotSent(err) })

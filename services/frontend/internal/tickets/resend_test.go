@@ -1,0 +1,97 @@
+package tickets
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// TestExpiryQueuesAgainATicketOfAnUnsentMatch: a ticket past its wait
+// is held by match m1's claim, m1 was never sent (no sent mark), and the
+// ticket's message is gone from TICKETS (as in chaos seed 31's run a).
+// Its expiry stops at the claim, as before, and now queues the ticket
+// again, under a message id of its own and the match's (a second expiry
+// within the duplicate window stores nothing more), so that its shard's
+// owner meets the claim and settles m1. Once m1 is sent, an expiry
+// queues nothing; nor does one that meets a claim that is not a match's.
+func TestExpiryQueuesAgainATicketOfAnUnsentMatch(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	ctx := t.Context()
+	id := e.create(t, "ann")
+	st, err := e.js.Stream(ctx, e.subj.TicketsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctx); err != nil { // the ticket's message is gone
+		t.Fatal(err)
+	}
+	if won, _, err := e.s.claims.Claim(ctx, id, events.MatchOwner("m1")); err != nil || !won {
+		t.Fatalf("setup: claim for m1: %v %v", won, err)
+	}
+
+	for range 2 {
+		if soon := e.s.Expire(ctx, id); soon {
+			t.Fatal("expiry asks to be tried again soon; NATS answered")
+		}
+	}
+	n, msg := queued(t, st)
+	if n != 1 {
+		t.Fatalf("%d tickets queued after two expiries, want %s queued again once", n, id)
+	}
+	if tk, err := events.DecodeTicket(msg.Data); err != nil || tk.TicketID != id {
+		t.Fatalf("queued %+v (%v), want %s", tk, err, id)
+	}
+	if tier, _ := events.DefaultTiers.For(1650); msg.Subject != e.subj.Ticket("eu", tier) {
+		t.Errorf("queued again on %s, want its own shard's subject", msg.Subject)
+	}
+	if got, want := msg.Header.Get(jetstream.MsgIDHeader), id+":again:m1"; got != want {
+		t.Errorf("message id %q, want %q", got, want)
+	}
+
+	dec, err := events.NewDecisions(ctx, e.js, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.MarkSent(ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.s.Expire(ctx, id)
+	if n, _ := queued(t, st); n != 0 {
+		t.Errorf("%d tickets queued again though the match was sent", n)
+	}
+
+	other := e.create(t, "bob")
+	if err := st.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if won, _, err := e.s.claims.Claim(ctx, other, events.OwnerCancelled); err != nil || !won {
+		t.Fatalf("setup: claim cancelled: %v %v", won, err)
+	}
+	e.s.Expire(ctx, other)
+	if n, _ := queued(t, st); n != 0 {
+		t.Errorf("%d tickets queued again for a claim that is not a match's", n)
+	}
+}
+
+// queued is how many messages st holds, and its last one.
+func queued(t *testing.T, st jetstream.Stream) (uint64, *jetstream.RawStreamMsg) {
+	t.Helper()
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs == 0 {
+		return 0, nil
+	}
+	msg, err := st.GetMsg(t.Context(), info.State.LastSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs, msg
+}
