@@ -141,6 +141,15 @@ const (
 	// ClaimMargin. An open room's are written again to outlive it.
 	RecordTTL = TicketMaxAge + ClaimMargin
 
+	// UnsentGrace is how long a match may stay decided and unsent after
+	// its record was written before a frontend's expiry that meets its
+	// claim publishes the ticket again (Publisher.TicketForUnsent). A
+	// live matcher sends its own within seconds of NATS answering (its
+	// sweep, or its outbox after a move), so a copy before then is work
+	// for nothing; past it, the matcher that decided it is gone or cut
+	// off, and its tickets may be too.
+	UnsentGrace = 30 * time.Second
+
 	// CapacityTTL drops the capacity report of an allocator that stopped
 	// reporting: a frontend then treats the region as unknown, not full.
 	CapacityTTL = time.Minute

@@ -133,25 +133,6 @@ func (p *Publisher) TicketUnder(ctx context.Context, region, tier string, t Tick
 	return ack, nil
 }
 
-// TicketAgain publishes t again, as TicketUnder does, for match matchID
-// that its claim names and that was never sent (the frontend's expiry
-// finds it so: tickets.Service.Expire), so that its shard's owner meets
-// the claim and settles the match (recoverMatch) even if t's first
-// message is gone from the stream. Its message id is t's and the
-// match's: one message per ticket and match within the duplicate
-// window, however many frontends find it so.
-func (p *Publisher) TicketAgain(ctx context.Context, region, tier string, t Ticket, rulesVersion, matchID string) error {
-	msg, err := TicketMsg(ctx, p.subj, region, tier, t, rulesVersion)
-	if err != nil {
-		return err
-	}
-	msg.Header.Set(jetstream.MsgIDHeader, t.TicketID+":again:"+matchID)
-	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish %s: %w", msg.Subject, err)
-	}
-	return nil
-}
-
 // TicketMsg is the message TicketUnder publishes, for a caller that
 // publishes it its own way (the frontend, asynchronously, alongside the
 // ticket's record): the ticket id as the message id, the rule set's

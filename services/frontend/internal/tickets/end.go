@@ -33,7 +33,9 @@ func (s *Service) Cancel(ctx context.Context, caller identity.Caller, ticketID, 
 // was told long past its maximum wait. A matcher that meets the claim
 // tells the players too, if they were not (the frontend may die
 // meanwhile): whichever comes first, the other finds it told
-// (events.Claims.Tell).
+// (events.Claims.Tell). A ticket a match holds is not expired; if the
+// match is unsent past events.UnsentGrace, the ticket is published again
+// (publishForUnsent).
 func (s *Service) Expire(ctx context.Context, ticketID string) (retrySoon bool) {
 	rec, err := s.Record(ctx, ticketID)
 	if errors.Is(err, ErrNotFound) {
@@ -43,7 +45,7 @@ func (s *Service) Expire(ctx context.Context, ticketID string) (retrySoon bool) 
 		_, err = s.end(ctx, rec, events.OwnerExpired, "no match within the frontend's maximum wait")
 	}
 	if errors.Is(err, ErrAlreadyDecided) {
-		err = s.resendUnsent(ctx, rec)
+		s.publishForUnsent(ctx, rec)
 	}
 	switch {
 	case err == nil || errors.Is(err, ErrAlreadyDecided):
@@ -56,39 +58,40 @@ func (s *Service) Expire(ctx context.Context, ticketID string) (retrySoon bool) 
 	return retrySoon
 }
 
-// resendUnsent publishes rec's ticket again when its claim is a match's
-// that was never sent (events.Decisions.Sent), so that its shard's owner
-// meets the claim and settles the match (recoverMatch: sends it, decides
-// it, or undoes a dead matcher's partial claims). The expiry of a ticket
-// held by a match stops at the claim, and only a ticket's message
-// meeting the claim leads a matcher to a match its worker could not send
-// and did not hold (it died, or its outbox was lost with it): with the
-// ticket's message gone from the stream (as in chaos seed 31's run a,
-// by a cause not found), its players would wait behind the claim for
-// good. The tracker expires a ticket every wait until it has an outcome,
-// so this is tried again until the match is sent or undone; a match
-// being sent this moment is found sent by the matcher, or its send and
-// this one are stored once by their message ids.
-func (s *Service) resendUnsent(ctx context.Context, rec Record) error {
+// publishForUnsent publishes rec's ticket again when its claim is a
+// match's that is unsent past events.UnsentGrace, so that its shard's
+// owner meets the claim and settles the match (recoverMatch: sends it,
+// decides it, or undoes a dead matcher's partial claims). Only a ticket's
+// message meeting the claim leads a matcher to a match that the worker
+// which decided it did not send: it died (its outbox with it) or is cut
+// off. With the ticket's message gone from the stream as well (chaos
+// seed 31's run a, by a cause not found), its players would wait behind
+// the claim for good. The tracker expires a ticket every wait until it
+// has an outcome, so this comes again, once per duplicate window at
+// most, until the match is sent or undone. It only logs what fails: a
+// matches bucket away must not turn every matched ticket's expiry into
+// the short retries of one NATS did not answer.
+func (s *Service) publishForUnsent(ctx context.Context, rec Record) {
 	id := rec.Ticket.TicketID
 	owner, err := s.claims.Owner(ctx, id)
-	if err != nil {
-		return err
-	}
 	matchID, isMatch := events.OwnerMatchID(owner)
-	if !isMatch {
-		return nil
+	if err == nil && !isMatch {
+		return
 	}
-	sent, err := s.decisions.Sent(ctx, matchID)
-	if err != nil || sent {
-		return err
+	unsent := false
+	if err == nil {
+		unsent, err = s.decisions.UnsentPast(ctx, matchID, s.now())
 	}
-	if err := s.pub.TicketAgain(ctx, rec.Shard.Region, rec.Shard.Tier, rec.Ticket, s.stampOf(rec.Ticket), matchID); err != nil {
-		return fmt.Errorf("queue ticket %s again for its unsent match %s: %w", id, matchID, err)
+	if err == nil && unsent {
+		err = s.pub.TicketForUnsent(ctx, rec.Shard.Region, rec.Shard.Tier, rec.Ticket, s.stampOf(rec.Ticket), matchID)
+		if err == nil {
+			s.log.Warn("ticket past its wait held by a match unsent; published again for its shard's owner to settle the match",
+				"ticket_id", id, "match_id", matchID)
+		}
 	}
-	s.log.Warn("ticket past its wait held by a match never sent; queued again for its shard's owner to settle the match",
-		"ticket_id", id, "match_id", matchID)
-	return nil
+	if err != nil {
+		s.log.Warn("publish a ticket held by an unsent match again; tried at its next wait", "ticket_id", id, "match_id", matchID, "err", err)
+	}
 }
 
 // end claims a ticket for owner and, if that wins, tells its players (the

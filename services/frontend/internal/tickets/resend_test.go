@@ -2,21 +2,24 @@ package tickets
 
 import (
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
 
-// TestExpiryQueuesAgainATicketOfAnUnsentMatch: a ticket past its wait
-// is held by match m1's claim, m1 was never sent (no sent mark), and the
-// ticket's message is gone from TICKETS (as in chaos seed 31's run a).
-// Its expiry stops at the claim, as before, and now queues the ticket
-// again, under a message id of its own and the match's (a second expiry
-// within the duplicate window stores nothing more), so that its shard's
-// owner meets the claim and settles m1. Once m1 is sent, an expiry
-// queues nothing; nor does one that meets a claim that is not a match's.
-func TestExpiryQueuesAgainATicketOfAnUnsentMatch(t *testing.T) {
+// TestExpiryPublishesAgainATicketOfAnUnsentMatch: a ticket past its
+// wait is held by match m1's claim, m1 was never sent (no sent mark), and
+// the ticket's message is gone from TICKETS (as in chaos seed 31's run
+// a). Its expiry stops at the claim, as before; once m1's record is older
+// than events.UnsentGrace, it also publishes the ticket again, under a
+// message id of its own and the match's (a second expiry within the
+// duplicate window stores nothing more), so that its shard's owner meets
+// the claim and settles m1. Within the grace (a live matcher still
+// sending it), once m1 is sent, or with a claim that is not a match's, an
+// expiry publishes nothing.
+func TestExpiryPublishesAgainATicketOfAnUnsentMatch(t *testing.T) {
 	t.Parallel()
 	e := newToldEnv(t)
 	ctx := t.Context()
@@ -28,10 +31,24 @@ func TestExpiryQueuesAgainATicketOfAnUnsentMatch(t *testing.T) {
 	if err := st.Purge(ctx); err != nil { // the ticket's message is gone
 		t.Fatal(err)
 	}
+	matches, err := e.js.KeyValue(ctx, e.subj.MatchesBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := matches.Put(ctx, "m1", []byte(`{}`)); err != nil { // its record: only its time is read
+		t.Fatal(err)
+	}
 	if won, _, err := e.s.claims.Claim(ctx, id, events.MatchOwner("m1")); err != nil || !won {
 		t.Fatalf("setup: claim for m1: %v %v", won, err)
 	}
 
+	if soon := e.s.Expire(ctx, id); soon {
+		t.Fatal("expiry asks to be tried again soon; NATS answered")
+	}
+	if n, _ := queued(t, st); n != 0 {
+		t.Fatalf("%d tickets published again within the grace of m1's record", n)
+	}
+	e.s.now = func() time.Time { return time.Now().Add(events.UnsentGrace + time.Second) }
 	for range 2 {
 		if soon := e.s.Expire(ctx, id); soon {
 			t.Fatal("expiry asks to be tried again soon; NATS answered")
@@ -39,15 +56,15 @@ func TestExpiryQueuesAgainATicketOfAnUnsentMatch(t *testing.T) {
 	}
 	n, msg := queued(t, st)
 	if n != 1 {
-		t.Fatalf("%d tickets queued after two expiries, want %s queued again once", n, id)
+		t.Fatalf("%d tickets published after two expiries, want %s published again once", n, id)
 	}
 	if tk, err := events.DecodeTicket(msg.Data); err != nil || tk.TicketID != id {
-		t.Fatalf("queued %+v (%v), want %s", tk, err, id)
+		t.Fatalf("published %+v (%v), want %s", tk, err, id)
 	}
 	if tier, _ := events.DefaultTiers.For(1650); msg.Subject != e.subj.Ticket("eu", tier) {
-		t.Errorf("queued again on %s, want its own shard's subject", msg.Subject)
+		t.Errorf("published again on %s, want its own shard's subject", msg.Subject)
 	}
-	if got, want := msg.Header.Get(jetstream.MsgIDHeader), id+":again:m1"; got != want {
+	if got, want := msg.Header.Get(jetstream.MsgIDHeader), events.UnsentMsgID(id, "m1"); got != want {
 		t.Errorf("message id %q, want %q", got, want)
 	}
 
@@ -63,7 +80,7 @@ func TestExpiryQueuesAgainATicketOfAnUnsentMatch(t *testing.T) {
 	}
 	e.s.Expire(ctx, id)
 	if n, _ := queued(t, st); n != 0 {
-		t.Errorf("%d tickets queued again though the match was sent", n)
+		t.Errorf("%d tickets published again though the match was sent", n)
 	}
 
 	other := e.create(t, "bob")
@@ -75,7 +92,7 @@ func TestExpiryQueuesAgainATicketOfAnUnsentMatch(t *testing.T) {
 	}
 	e.s.Expire(ctx, other)
 	if n, _ := queued(t, st); n != 0 {
-		t.Errorf("%d tickets queued again for a claim that is not a match's", n)
+		t.Errorf("%d tickets published again for a claim that is not a match's", n)
 	}
 }
 

@@ -226,6 +226,7 @@ func (r *runner) settleAdmission(ctx context.Context, a admission, match bool) {
 		// answer (the players bucket without a leader, while a nak
 		// would bring it back later still). Not one whose id another
 		// player's ticket holds: its claim is that ticket's.
+		r.log.Info("late ticket not taken in; expired as it came", "ticket_id", e.TicketID, "err", a.err)
 		r.ends.expire(ctx, e, a.p.Mode())
 		return
 	case a.err != nil:

@@ -72,7 +72,8 @@
 // again); a match decided published that a runner could not send before
 // it handed its shard back goes to the worker's outbox (outbox.go), which
 // sends it once NATS answers, whether or not its tickets come back to
-// anyone. Pooled tickets are answered by their reply subject (ack.go). Each part holds
+// anyone (a frontend's expiry leads the owner to one no worker keeps:
+// events.Publisher.TicketForUnsent). Pooled tickets are answered by their reply subject (ack.go). Each part holds
 // the clients and settings it uses, handed to it when it is made: the
 // intake and the matchState are the worker's (the intake made with it and
 // given the buckets when it binds them, the matchState made then) and

@@ -56,7 +56,9 @@ func (e *env) startWorker(t *testing.T, cfg Config, opts ...func(*Worker)) *work
 	t.Helper()
 	nc := testkit.Connect(t, e.srv)
 	js := testkit.JetStream(t, nc)
-	cfg.Sweep = 50 * time.Millisecond
+	if cfg.Sweep == 0 {
+		cfg.Sweep = 50 * time.Millisecond
+	}
 	if cfg.StraySweep == 0 {
 		cfg.StraySweep = 100 * time.Millisecond
 	}

@@ -24,13 +24,13 @@ const outboxRetry = time.Second
 // (recoverMatch). That holds only while the tickets are in the stream. A
 // chaos run (BENCHMARKS.md, "Chaos, seed 31") lost four matches whose
 // tickets were gone from it, by a cause not found: nobody sent them, and
-// their players waited for good, held by the claims (the frontend's
-// expiry stops at a match's claim). The worker that decided a match
-// knows it whatever the stream says, so it sends it itself once NATS
-// answers again. Sending twice is safe: sendOnce reads the match's sent
-// mark, and a send racing the next owner's recovery is stored once by
-// the match's message ids. What a worker that dies holds is left to the
-// tickets, as before.
+// their players waited behind the claims. The worker that decided a
+// match knows it whatever the stream says, so it sends it itself once
+// NATS answers again. Sending twice is safe: sendOnce reads the match's
+// sent mark, and a send racing the next owner's recovery is stored once
+// by the match's message ids. A match the worker could not send before
+// it stopped, or held by a worker that died, is found by a frontend's
+// expiry (events.Publisher.TicketForUnsent).
 type outbox struct {
 	state *matchState
 	met   *metrics
@@ -38,16 +38,24 @@ type outbox struct {
 	// nc is the worker's connection: a try waits for it to be connected,
 	// so a long cut does not spend a publish timeout per match per try.
 	nc *nats.Conn
+	// now is the worker's clock (Worker.clock).
+	now func() time.Time
 
-	mu      sync.Mutex
-	matches []unpublishedMatch
+	mu sync.Mutex
+	// matches are the matches kept, by id: a match handed over twice (a
+	// shard taken back and handed back again) is kept once.
+	matches map[string]unpublishedMatch
 	// stopped: run has returned (the worker is stopping); what a runner
 	// hands over then is only logged.
 	stopped bool
 }
 
-// hold takes ums, a stopping runner's unsent matches, to be sent.
-func (o *outbox) hold(ums []unpublishedMatch) {
+func newOutbox(state *matchState, met *metrics, log *slog.Logger, nc *nats.Conn, now func() time.Time) *outbox {
+	return &outbox{state: state, met: met, log: log, nc: nc, now: now, matches: map[string]unpublishedMatch{}}
+}
+
+// add keeps ums, a stopping runner's unsent matches, to be sent.
+func (o *outbox) add(ums []unpublishedMatch) {
 	if len(ums) == 0 {
 		return
 	}
@@ -57,31 +65,39 @@ func (o *outbox) hold(ums []unpublishedMatch) {
 		o.leave(ums)
 		return
 	}
-	o.matches = append(o.matches, ums...)
-	o.log.Warn("matches decided published and not sent kept, to send after their shard was handed back", "matches", len(ums), "held", len(o.matches))
+	for _, um := range ums {
+		o.matches[um.match.MatchID] = um
+	}
+	o.log.Warn("matches decided published and unsent kept, to send after their shard was handed back", "matches", len(ums), "kept", len(o.matches))
 }
 
 // leave logs ums, left unsent as the worker stops.
 func (o *outbox) leave(ums []unpublishedMatch) {
 	for _, um := range ums {
-		o.log.Warn("match decided published left unsent at stop; its tickets' next owner sends it", "match_id", um.match.MatchID)
+		o.log.Error("match decided published left unsent at stop; a frontend's expiry of its tickets finds it", "match_id", um.match.MatchID)
 	}
 }
 
-// run tries the held matches every outboxRetry until ctx ends; what it
-// holds then, or is handed later, is logged and left to the tickets'
-// next owner.
+// run tries the kept matches every outboxRetry until ctx ends, then once
+// more within the publish timeout (the worker's shards are handed back by
+// then: Worker.Run ends it after them); what is still unsent, or is
+// handed over later, is logged.
 func (o *outbox) run(ctx context.Context) {
 	tick := time.NewTicker(outboxRetry)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.state.timeout)
+			o.try(last)
+			cancel()
 			o.mu.Lock()
 			defer o.mu.Unlock()
 			o.stopped = true
-			o.leave(o.matches)
-			o.matches = nil
+			for _, um := range o.matches {
+				o.leave([]unpublishedMatch{um})
+			}
+			clear(o.matches)
 			return
 		case <-tick.C:
 			o.try(ctx)
@@ -89,35 +105,43 @@ func (o *outbox) run(ctx context.Context) {
 	}
 }
 
-// try sends each held match once; those that fail are kept.
+// try sends each kept match once; those that fail stay, unless they are
+// older than a ticket can live (events.TicketMaxAge): their claims and
+// sent marks expire soon after, and a send then could be a second one.
 func (o *outbox) try(ctx context.Context) {
 	if !o.nc.IsConnected() {
 		return
 	}
 	o.mu.Lock()
-	ums := o.matches
-	o.matches = nil
+	ums := make([]unpublishedMatch, 0, len(o.matches))
+	for _, um := range o.matches {
+		ums = append(ums, um)
+	}
 	o.mu.Unlock()
-	var keep []unpublishedMatch
 	for _, um := range ums {
+		if ctx.Err() != nil {
+			return
+		}
 		sent, err := o.state.sendOnce(events.WithMeta(ctx, um.meta), um.match)
-		if err != nil {
-			keep = append(keep, um)
+		if err != nil && o.now().Sub(um.match.CreatedAt) < events.TicketMaxAge {
 			continue
 		}
-		if !sent {
+		o.mu.Lock()
+		delete(o.matches, um.match.MatchID)
+		o.mu.Unlock()
+		switch {
+		case err != nil:
+			o.log.Error("match decided published never sent; given up", "match_id", um.match.MatchID, "err", err)
+		case !sent:
 			// Sent meanwhile by another: the next owner, meeting its
 			// claims (recoverMatch). Not counted as formed here.
-			o.log.Info("match held unsent found sent by another", "match_id", um.match.MatchID)
-			continue
+			o.log.Info("match kept unsent found sent by another", "match_id", um.match.MatchID)
+		default:
+			o.met.tickets.WithLabelValues("matched").Add(float64(len(um.entries)))
+			o.met.matches.WithLabelValues(um.match.Mode).Inc()
+			o.log.Info("match formed, sent after its shard was handed back", "match_id", um.match.MatchID, "mode", um.match.Mode,
+				"tickets", len(um.entries), "correlation_id", um.meta.CorrelationID)
+			o.state.sendMatchedNotices(ctx, um.match, um.notices)
 		}
-		o.met.tickets.WithLabelValues("matched").Add(float64(len(um.entries)))
-		o.met.matches.WithLabelValues(um.match.Mode).Inc()
-		o.log.Info("match formed, sent after its shard was handed back", "match_id", um.match.MatchID, "mode", um.match.Mode,
-			"tickets", len(um.entries), "correlation_id", um.meta.CorrelationID)
-		o.state.sendMatchedNotices(ctx, um.match, um.notices)
 	}
-	o.mu.Lock()
-	o.matches = append(keep, o.matches...)
-	o.mu.Unlock()
 }

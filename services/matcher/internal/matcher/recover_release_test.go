@@ -94,3 +94,50 @@ func (kv undeletableKV) Delete(ctx context.Context, key string, opts ...jetstrea
 	}
 	return kv.KeyValue.Delete(ctx, key, opts...)
 }
+
+// TestTicketPublishedForUnsentSettlesItsMatch: the contract the
+// frontend's backstop rests on, for a match whose worker died unsent
+// (its outbox with it) and whose tickets' messages are gone. The
+// frontend's expiry, meeting the match's claim unsent past its grace,
+// publishes one of the tickets again (events.Publisher.TicketForUnsent;
+// tickets.Service.Expire). Its shard's owner takes it in late, meets the
+// claim and settles the match: sent once, decided or not, each player
+// told "matched" once, and the ticket published again acked. (The
+// matcher's late path is older than the frontend's backstop: this test
+// keeps it from changing under it.)
+func TestTicketPublishedForUnsentSettlesItsMatch(t *testing.T) {
+	t.Parallel()
+	for _, decided := range []bool{true, false} {
+		t.Run(map[bool]string{true: "decided", false: "undecided"}[decided], func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
+			told := testkit.Collect(t, e.nc, e.subj.AllResults())
+			t0 := time.Now().UTC().Add(-2 * time.Minute) // past casual's max wait
+			e.deadMatch(t, t0, decided, false)
+			e.liveTicket(t, "a", "ta", t0)
+			e.liveTicket(t, "b", "tb", t0)
+			e.startWorker(t, Config{RulesFile: writeRules(t, "", `{"modes":[{"name":"casual","teams":2,"team_size":1,"max_wait":"1m"}]}`)})
+			ta := events.Ticket{TicketID: "ta", PlayerID: "a", Skill: 1650, Mode: "casual", CreatedAt: t0}
+			if err := events.NewPublisher(e.js, e.subj).TicketForUnsent(t.Context(), "eu", "gold", ta, "", "m-dead"); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, 10*time.Second, func() bool {
+				res := results(t, told())
+				return len(res["a"]) > 0 && len(res["b"]) > 0
+			}, "a and b never told: m-dead not settled by ta published again")
+			testkit.Eventually(t, 5*time.Second, func() bool {
+				return testkit.StreamMsgs(t, e.js, e.subj.TicketsStream()) == 0
+			}, "ta published again never acked")
+			time.Sleep(300 * time.Millisecond) // anything else they would be told
+			for p, rs := range results(t, told()) {
+				if len(rs) != 1 || rs[0].Status != events.StatusMatched || rs[0].MatchID != "m-dead" {
+					t.Errorf("%s told %+v, want matched (m-dead) once", p, rs)
+				}
+			}
+			if ms := published(t, allocs()); len(ms) != 1 || ms[0].MatchID != "m-dead" {
+				t.Errorf("published %+v, want m-dead once", ms)
+			}
+		})
+	}
+}

@@ -308,7 +308,7 @@ func (r *runner) release(ctx context.Context) {
 			r.acks.nak(e.Ack)
 		}
 	}
-	r.outbox.hold(r.unpublished)
+	r.outbox.add(r.unpublished)
 	r.unpublished = nil
 	n := 0
 	for name, p := range r.pools {

@@ -154,7 +154,7 @@ func (w *Worker) bindState(ctx context.Context) error {
 		matches: matches, decisions: decisions, claims: claims, players: players,
 		undo: undoer{claims: claims, superseder: w.in.superseder}, pub: w.pub, timeout: w.cfg.PublishTimeout,
 	}
-	w.outbox = &outbox{state: w.state, met: w.met, log: w.log, nc: w.nc}
+	w.outbox = newOutbox(w.state, w.met, w.log, w.nc, w.clock)
 	return nil
 }
 
@@ -189,12 +189,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	w.log.Info("matcher worker running", "regions", w.cfg.Regions.String(), "tiers", w.cfg.Tiers.String())
+	// The outbox ends after the shards are handed back, so that its last
+	// try covers what their runners handed it then.
+	octx, stopOutbox := context.WithCancel(context.WithoutCancel(ctx))
+	outboxDone := make(chan struct{})
+	go func() { w.outbox.run(octx); close(outboxDone) }()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.strays(gctx) })
 	g.Go(func() error { w.rules.Watch(gctx, w.cfg.RulesReload); return nil })
 	g.Go(func() error { return mgr.Run(gctx) })
-	g.Go(func() error { w.outbox.run(gctx); return nil })
 	err = g.Wait()
+	stopOutbox()
+	<-outboxDone
 	w.in.rejecting.Wait() // every rejected ticket dead-lettered or naked
 	return err
 }
