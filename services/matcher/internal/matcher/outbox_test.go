@@ -89,10 +89,7 @@ func TestMatchUnsentAtHandBackSentByAnotherIsNotSentAgain(t *testing.T) {
 	}
 	time.Sleep(dupWindow) // its send is past the window: a second would be stored
 	w.outbox.try(t.Context())
-	w.outbox.mu.Lock()
-	left := len(w.outbox.matches)
-	w.outbox.mu.Unlock()
-	if left != 0 {
+	if left := w.outbox.kept(); left != 0 {
 		t.Errorf("outbox still holds %d matches after finding its match sent", left)
 	}
 	e.sentOnce(t, m)
@@ -118,10 +115,7 @@ func TestOutboxTriesOnceMoreAtStop(t *testing.T) {
 	}
 	e.sentOnce(t, m)
 	w.outbox.add([]unpublishedMatch{{match: m}})
-	w.outbox.mu.Lock()
-	kept := len(w.outbox.matches)
-	w.outbox.mu.Unlock()
-	if kept != 0 {
+	if kept := w.outbox.kept(); kept != 0 {
 		t.Errorf("a stopped outbox keeps %d matches", kept)
 	}
 }
@@ -134,20 +128,22 @@ func TestOutboxGivesUpAMatchOlderThanATicketLives(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	w, _, m := e.unsentAtHandBack(t) // results still refused
-	kept := func() int {
-		w.outbox.mu.Lock()
-		defer w.outbox.mu.Unlock()
-		return len(w.outbox.matches)
-	}
 	w.outbox.try(t.Context())
-	if kept() != 1 {
+	if w.outbox.kept() != 1 {
 		t.Fatalf("a young match that failed left the outbox")
 	}
 	w.outbox.now = func() time.Time { return m.CreatedAt.Add(events.TicketMaxAge + time.Minute) }
 	w.outbox.try(t.Context())
-	if kept() != 0 {
+	if w.outbox.kept() != 0 {
 		t.Errorf("a match older than a ticket lives is still kept")
 	}
+}
+
+// kept is how many matches o keeps.
+func (o *outbox) kept() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.matches)
 }
 
 // unsentAtHandBack is a worker whose runner committed a match m, decided
