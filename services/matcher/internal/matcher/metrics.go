@@ -9,6 +9,8 @@ type metrics struct {
 	waitTime prometheus.Histogram
 	spread   prometheus.Histogram
 	shards   prometheus.Gauge
+	// outbox is how many matches the outbox keeps unsent (outbox.go).
+	outbox prometheus.Gauge
 	// strayReads counts the messages the stray sweep reads: its cost.
 	strayReads prometheus.Counter
 	// functionCalls and proposals count match function calls by outcome
@@ -43,6 +45,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		shards: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "quickmatch_matcher_owned_shards", Help: "Shards this worker owns.",
 		}),
+		outbox: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "quickmatch_matcher_outbox_matches",
+			Help: "Matches decided published that this worker keeps to send after their shard was handed back; above 0 for long: NATS refuses their sends.",
+		}),
 		strayReads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quickmatch_matcher_stray_sweep_reads_total", Help: "Messages of the tickets stream read looking for stray tickets.",
 		}),
@@ -58,6 +64,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Backfill requests by outcome: held (taken in by a shard's owner), filled, expired (past the mode's max wait), " +
 			"replaced (by a later ask of its room), dropped (its mode gone or closed to backfill by a reload).",
 	}, []string{"outcome"})
-	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards, m.strayReads, m.functionCalls, m.proposals, m.backfills)
+	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards, m.outbox, m.strayReads, m.functionCalls, m.proposals, m.backfills)
 	return m
 }

@@ -68,6 +68,7 @@ func (o *outbox) add(ums []unpublishedMatch) {
 	for _, um := range ums {
 		o.matches[um.match.MatchID] = um
 	}
+	o.met.outbox.Set(float64(len(o.matches)))
 	o.log.Warn("matches decided published and unsent kept, to send after their shard was handed back", "matches", len(ums), "kept", len(o.matches))
 }
 
@@ -98,6 +99,7 @@ func (o *outbox) run(ctx context.Context) {
 				o.leave([]unpublishedMatch{um})
 			}
 			clear(o.matches)
+			o.met.outbox.Set(0)
 			return
 		case <-tick.C:
 			o.try(ctx)
@@ -128,6 +130,7 @@ func (o *outbox) try(ctx context.Context) {
 		}
 		o.mu.Lock()
 		delete(o.matches, um.match.MatchID)
+		o.met.outbox.Set(float64(len(o.matches)))
 		o.mu.Unlock()
 		switch {
 		case err != nil:

@@ -68,6 +68,9 @@ func TestMatchUnsentAtHandBackIsSentWithoutItsTickets(t *testing.T) {
 	}, "match %s decided published never sent after its shard was handed back", m.MatchID)
 	time.Sleep(dupWindow + 2*outboxRetry) // a second send, past the window, would be stored by now
 	e.sentOnce(t, m)
+	if n := testutil.ToFloat64(w.met.outbox); n != 0 {
+		t.Errorf("outbox gauge %v once its match is sent, want 0", n)
+	}
 	if n := testutil.ToFloat64(w.met.matches.WithLabelValues(m.Mode)); n != 1 {
 		t.Errorf("matches formed counted %v, want 1", n)
 	}
@@ -169,6 +172,9 @@ func (e *env) unsentAtHandBack(t *testing.T) (*Worker, *mutedResults, events.Mat
 	r.release(t.Context())
 	if len(r.unpublished) != 0 {
 		t.Fatalf("release kept %d unpublished matches on a stopped runner", len(r.unpublished))
+	}
+	if n := testutil.ToFloat64(w.met.outbox); n != 1 {
+		t.Fatalf("outbox gauge %v with the match kept, want 1", n)
 	}
 	return w, js, m
 }
