@@ -19,7 +19,8 @@ func (s *Service) Cancel(ctx context.Context, caller identity.Caller, ticketID, 
 	if err != nil {
 		return View{}, err
 	}
-	return s.end(ctx, rec, events.OwnerCancelled, reason)
+	v, _, err := s.end(ctx, rec, events.OwnerCancelled, reason)
+	return v, err
 }
 
 // Expire ends a ticket that waited past the frontend's maximum; it is the
@@ -41,11 +42,12 @@ func (s *Service) Expire(ctx context.Context, ticketID string) (retrySoon bool) 
 	if errors.Is(err, ErrNotFound) {
 		return false // nothing to end (its record aged out)
 	}
+	var owner string
 	if err == nil {
-		_, err = s.end(ctx, rec, events.OwnerExpired, "no match within the frontend's maximum wait")
+		_, owner, err = s.end(ctx, rec, events.OwnerExpired, "no match within the frontend's maximum wait")
 	}
-	if errors.Is(err, ErrAlreadyDecided) {
-		s.publishForUnsent(ctx, rec)
+	if matchID, isMatch := events.OwnerMatchID(owner); isMatch && errors.Is(err, ErrAlreadyDecided) {
+		s.publishForUnsent(ctx, rec, matchID)
 	}
 	switch {
 	case err == nil || errors.Is(err, ErrAlreadyDecided):
@@ -58,30 +60,22 @@ func (s *Service) Expire(ctx context.Context, ticketID string) (retrySoon bool) 
 	return retrySoon
 }
 
-// publishForUnsent publishes rec's ticket again when its claim is a
-// match's that is unsent past events.UnsentGrace, so that its shard's
-// owner meets the claim and settles the match (recoverMatch: sends it,
-// decides it, or undoes a dead matcher's partial claims). Only a ticket's
-// message meeting the claim leads a matcher to a match that the worker
-// which decided it did not send: it died (its outbox with it) or is cut
-// off. With the ticket's message gone from the stream as well (chaos
-// seed 31's run a, by a cause not found), its players would wait behind
-// the claim for good. The tracker expires a ticket every wait until it
-// has an outcome, so this comes again, once per duplicate window at
-// most, until the match is sent or undone. It only logs what fails: a
-// matches bucket away must not turn every matched ticket's expiry into
-// the short retries of one NATS did not answer.
-func (s *Service) publishForUnsent(ctx context.Context, rec Record) {
+// publishForUnsent publishes rec's ticket again when matchID, the match
+// whose claim holds it, is unsent past events.UnsentGrace, so that its
+// shard's owner meets the claim and settles the match (recoverMatch:
+// sends it, decides it, or undoes a dead matcher's partial claims). Only
+// a ticket's message meeting the claim leads a matcher to a match that
+// the worker which decided it did not send: it died (its outbox with it)
+// or is cut off. With the ticket's message gone from the stream as well
+// (chaos seed 31's run a, by a cause not found), its players would wait
+// behind the claim for good. The tracker expires a ticket every wait
+// until it has an outcome, so this comes again, once per duplicate
+// window at most, until the match is sent or undone. It only logs what
+// fails: a matches bucket away must not turn every matched ticket's
+// expiry into the short retries of one NATS did not answer.
+func (s *Service) publishForUnsent(ctx context.Context, rec Record, matchID string) {
 	id := rec.Ticket.TicketID
-	owner, err := s.claims.Owner(ctx, id)
-	matchID, isMatch := events.OwnerMatchID(owner)
-	if err == nil && !isMatch {
-		return
-	}
-	unsent := false
-	if err == nil {
-		unsent, err = s.decisions.UnsentPast(ctx, matchID, s.now())
-	}
+	unsent, err := s.decisions.UnsentPast(ctx, matchID, s.now())
 	if err == nil && unsent {
 		err = s.pub.TicketForUnsent(ctx, rec.Shard.Region, rec.Shard.Tier, rec.Ticket, s.stampOf(rec.Ticket), matchID)
 		if err == nil {
@@ -98,20 +92,22 @@ func (s *Service) publishForUnsent(ctx context.Context, rec Record) {
 // status the claim decides, with reason) and its shard; a ticket another
 // owner holds gives ErrAlreadyDecided, once its players were told what
 // that owner decided, if it is not a match (events.Claims.Tell: the owner
-// may have failed to tell them, or died before it did).
-func (s *Service) end(ctx context.Context, rec Record, owner, reason string) (View, error) {
+// may have failed to tell them, or died before it did). It returns the
+// claim's owner as it stands: owner if it won, the other otherwise
+// (an expiry follows a match's: Expire).
+func (s *Service) end(ctx context.Context, rec Record, owner, reason string) (View, string, error) {
 	ticketID := rec.Ticket.TicketID
 	won, cur, err := s.claims.Claim(ctx, ticketID, owner)
 	if err != nil {
-		return View{}, err
+		return View{}, "", err
 	}
 	if !won {
 		if err := s.claims.Tell(ctx, events.Telling{Ticket: rec.live(), Owner: cur}, s.tellSuperseded); err != nil {
-			return View{}, err
+			return View{}, cur, err
 		}
 		v, gerr := s.View(ctx, rec)
 		if gerr != nil {
-			return View{}, gerr
+			return View{}, cur, gerr
 		}
 		if v.Status == events.StatusQueued {
 			// The claim is decided but the newest result still says queued
@@ -119,19 +115,19 @@ func (s *Service) end(ctx context.Context, rec Record, owner, reason string) (Vi
 			// and the claim is a later failure): say what the claim says.
 			v.Status = events.OwnerStatus(cur)
 		}
-		return v, fmt.Errorf("%w: %s", ErrAlreadyDecided, v.Status)
+		return v, cur, fmt.Errorf("%w: %s", ErrAlreadyDecided, v.Status)
 	}
 	// Told once (events.Claims.Tell): a second try of a cancel or an
 	// expiry whose first telling was stored finds it marked.
 	if err := s.claims.Tell(ctx, events.Telling{Ticket: rec.live(), Owner: owner, Reason: reason}, s.tellSuperseded); err != nil {
-		return View{}, err
+		return View{}, owner, err
 	}
 	res := events.Result{TicketID: ticketID, Status: events.OwnerStatus(owner), Reason: reason}
 	// A hint for matchers to drop it now; the claim already rules it out.
 	if err := s.pub.CancelNotice(ctx, rec.Shard.Region, rec.Shard.Tier, ticketID, rec.Ticket.Mode); err != nil {
 		s.noticeNotSent(err, "ticket_id", ticketID)
 	}
-	return ViewOf(rec, &res), nil
+	return ViewOf(rec, &res), owner, nil
 }
 
 // noticeNotSent logs a cancel notice that could not be sent, for a ticket

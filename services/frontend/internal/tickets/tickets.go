@@ -153,8 +153,8 @@ type Service struct {
 	js      jetstream.JetStream
 	claims  *events.Claims
 	players *events.Players
-	// decisions reads whether the match a ticket's claim names was
-	// sent (resendUnsent).
+	// decisions reads whether the match a ticket's claim names is
+	// unsent (publishForUnsent).
 	decisions *events.Decisions
 	subj      events.Subjects
 	pub       *events.Publisher

@@ -73,8 +73,9 @@
 // it handed its shard back goes to the worker's outbox (outbox.go), which
 // sends it once NATS answers, whether or not its tickets come back to
 // anyone (a frontend's expiry leads the owner to one no worker keeps:
-// events.Publisher.TicketForUnsent). Pooled tickets are answered by their reply subject (ack.go). Each part holds
-// the clients and settings it uses, handed to it when it is made: the
+// events.Publisher.TicketForUnsent). Pooled tickets are answered by
+// their reply subject (ack.go). Each part holds the clients and settings
+// it uses, handed to it when it is made: the
 // intake and the matchState are the worker's (the intake made with it and
 // given the buckets when it binds them, the matchState made then) and
 // shared by all its runners; the other parts are made with each runner.

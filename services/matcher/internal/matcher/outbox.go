@@ -62,7 +62,9 @@ func (o *outbox) add(ums []unpublishedMatch) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.stopped {
-		o.leave(ums)
+		for _, um := range ums {
+			o.leave(um)
+		}
 		return
 	}
 	for _, um := range ums {
@@ -72,11 +74,9 @@ func (o *outbox) add(ums []unpublishedMatch) {
 	o.log.Warn("matches decided published and unsent kept, to send after their shard was handed back", "matches", len(ums), "kept", len(o.matches))
 }
 
-// leave logs ums, left unsent as the worker stops.
-func (o *outbox) leave(ums []unpublishedMatch) {
-	for _, um := range ums {
-		o.log.Error("match decided published left unsent at stop; a frontend's expiry of its tickets finds it", "match_id", um.match.MatchID)
-	}
+// leave logs um, left unsent as the worker stops.
+func (o *outbox) leave(um unpublishedMatch) {
+	o.log.Error("match decided published left unsent at stop; a frontend's expiry of its tickets finds it", "match_id", um.match.MatchID)
 }
 
 // run tries the kept matches every outboxRetry until ctx ends, then once
@@ -96,7 +96,7 @@ func (o *outbox) run(ctx context.Context) {
 			defer o.mu.Unlock()
 			o.stopped = true
 			for _, um := range o.matches {
-				o.leave([]unpublishedMatch{um})
+				o.leave(um)
 			}
 			clear(o.matches)
 			o.met.outbox.Set(0)
