@@ -44,7 +44,8 @@ func LeaderGets(js jetstream.JetStream, kv jetstream.KeyValue) (jetstream.KeyVal
 	if err != nil {
 		return nil, fmt.Errorf("leader reads of bucket %s: %w", kv.Bucket(), err)
 	}
-	return &leaderGets{KeyValue: kv, js: legacy, async: js, stream: "KV_" + kv.Bucket(), pre: "$KV." + kv.Bucket() + "."}, nil
+	return &leaderGets{KeyValue: kv, js: legacy, async: js, reader: NewLeaderReader(js.Conn()),
+		stream: "KV_" + kv.Bucket(), pre: "$KV." + kv.Bucket() + "."}, nil
 }
 
 // BindLeaderGets binds to bucket, with LeaderGets. A js that wraps the
@@ -72,7 +73,9 @@ type leaderGets struct {
 	jetstream.KeyValue
 	js nats.JetStreamContext
 	// async writes the bucket's keys in batches (PutAll, CreateAll).
-	async  jetstream.JetStream
+	async jetstream.JetStream
+	// reader reads many keys from the leader together (StaleBatch).
+	reader *LeaderReader
 	stream string
 	// pre is the subject prefix of the bucket's keys.
 	pre string

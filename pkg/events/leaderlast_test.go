@@ -1,7 +1,14 @@
 package events_test
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
@@ -51,5 +58,165 @@ func TestLeaderLasts(t *testing.T) {
 	_, errs = events.LeaderLasts(t.Context(), nc, "NO_SUCH_STREAM", subjects[:1])
 	if errs[0] == nil {
 		t.Fatal("a stream that does not exist read as a subject with no message")
+	}
+}
+
+// TestLeaderReaderKeepsOneSubscription: reads through one reader, one
+// after another and side by side, share one subscription, made at the
+// first read (a subscription per read cost the server a SUB and an UNSUB
+// each, and each walked its subject cache), and each read gets its own
+// answers, not another's.
+func TestLeaderReaderKeepsOneSubscription(t *testing.T) {
+	t.Parallel()
+	nc := testkit.Connect(t, testkit.RunServer(t))
+	js := testkit.JetStream(t, nc)
+	subj := events.Subjects{}
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	pub := events.NewPublisher(js, subj)
+	const players = 40
+	for i := range players {
+		p := fmt.Sprintf("p%d", i)
+		if err := pub.Result(t.Context(), events.Result{TicketID: "t-" + p, PlayerID: p, Status: events.StatusQueued}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := events.NewLeaderReader(nc)
+	defer r.Close()
+	base := nc.NumSubscriptions()
+	read := func(i int) error {
+		p := fmt.Sprintf("p%d", i)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		msgs, errs := r.Lasts(ctx, subj.ResultsStream(), []string{subj.Result(p), subj.Result("nobody")})
+		if errs[0] != nil || errs[1] != nil {
+			return fmt.Errorf("%s: %v, %v", p, errs[0], errs[1])
+		}
+		if msgs[1] != nil {
+			return fmt.Errorf("%s: a result for nobody: %s", p, msgs[1].Data)
+		}
+		res, err := events.DecodeResult(msgs[0].Data)
+		if err != nil || res.TicketID != "t-"+p {
+			return fmt.Errorf("%s: read %+v (%v), want its own result", p, res, err)
+		}
+		return nil
+	}
+	for i := range 3 {
+		if err := read(i); err != nil {
+			t.Fatal(err)
+		}
+		if got := nc.NumSubscriptions(); got != base+1 {
+			t.Fatalf("after read %d: %d subscriptions, want %d (one kept)", i, got, base+1)
+		}
+	}
+	var g errgroup.Group
+	for i := range players {
+		g.Go(func() error { return read(i) })
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got := nc.NumSubscriptions(); got != base+1 {
+		t.Fatalf("after reads side by side: %d subscriptions, want %d", got, base+1)
+	}
+	r.Close()
+	if got := nc.NumSubscriptions(); got != base {
+		t.Fatalf("after Close: %d subscriptions, want %d", got, base)
+	}
+	if err := read(0); err != nil {
+		t.Fatalf("a read after Close: %v", err)
+	}
+}
+
+// TestLeaderReaderAfterACancelledRead: a read given up before its answers
+// came leaves nothing that a later read takes for its own.
+func TestLeaderReaderAfterACancelledRead(t *testing.T) {
+	t.Parallel()
+	nc := testkit.Connect(t, testkit.RunServer(t))
+	js := testkit.JetStream(t, nc)
+	subj := events.Subjects{}
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	pub := events.NewPublisher(js, subj)
+	for _, p := range []string{"a", "b"} {
+		if err := pub.Result(t.Context(), events.Result{TicketID: "t-" + p, PlayerID: p, Status: events.StatusQueued}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := events.NewLeaderReader(nc)
+	defer r.Close()
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, errs := r.Lasts(gone, subj.ResultsStream(), []string{subj.Result("a")}); errs[0] == nil {
+		t.Fatal("a read given up before it was sent came back without an error")
+	}
+	for range 5 {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		msgs, errs := r.Lasts(ctx, subj.ResultsStream(), []string{subj.Result("b")})
+		cancel()
+		if errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+		if res, err := events.DecodeResult(msgs[0].Data); err != nil || res.PlayerID != "b" {
+			t.Fatalf("read b, got %+v (%v)", res, err)
+		}
+	}
+}
+
+// TestLeaderReaderAfterAReconnect: the kept subscription outlives the
+// connection's loss of its server: reads after a reconnect are answered
+// (nats.go subscribes again), not left to time out.
+func TestLeaderReaderAfterAReconnect(t *testing.T) {
+	t.Parallel()
+	opts := testkit.ServerOptions(t.TempDir())
+	s, err := testkit.StartServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Port = s.Addr().(*net.TCPAddr).Port
+	reconnected := make(chan struct{}, 1)
+	nc := testkit.Connect(t, s, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond),
+		nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }))
+	js := testkit.JetStream(t, nc)
+	subj := events.Subjects{}
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := events.NewPublisher(js, subj).Result(t.Context(), events.Result{TicketID: "t-a", PlayerID: "a", Status: events.StatusQueued}); err != nil {
+		t.Fatal(err)
+	}
+	r := events.NewLeaderReader(nc)
+	defer r.Close()
+	read := func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		msgs, errs := r.Lasts(ctx, subj.ResultsStream(), []string{subj.Result("a")})
+		if errs[0] != nil {
+			return errs[0]
+		}
+		if msgs[0] == nil {
+			return fmt.Errorf("no result for a")
+		}
+		return nil
+	}
+	if err := read(); err != nil {
+		t.Fatal(err)
+	}
+	s.Shutdown()
+	s.WaitForShutdown()
+	s, err = testkit.StartServer(opts) // the same port and store
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	select {
+	case <-reconnected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not reconnected")
+	}
+	if err := read(); err != nil {
+		t.Fatalf("a read after the reconnect: %v", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -20,7 +19,7 @@ import (
 // ticket would be decided "superseded" by the ticket it replaced.
 func (p *Players) StaleBatch(ctx context.Context, groups []map[string][]string) (stale []map[string]string, errs []error) {
 	stale, errs = make([]map[string]string, len(groups)), make([]error, len(groups))
-	nc, stream, ok := p.leaderReads()
+	reader, stream, ok := p.leaderReads()
 	if !ok {
 		var wg sync.WaitGroup
 		for i, g := range groups {
@@ -41,7 +40,7 @@ func (p *Players) StaleBatch(ctx context.Context, groups []map[string][]string) 
 			}
 		}
 	}
-	msgs, readErrs := leaderLastsInChunks(ctx, nc, stream, subjects)
+	msgs, readErrs := leaderLastsInChunks(ctx, reader, stream, subjects)
 	for i, g := range groups {
 		stale[i] = map[string]string{}
 		for id, players := range g {
@@ -71,20 +70,20 @@ func (p *Players) StaleBatch(ctx context.Context, groups []map[string][]string) 
 const leaderReadChunk = 512
 
 // leaderLastsInChunks is LeaderLasts, leaderReadChunk subjects at a time.
-func leaderLastsInChunks(ctx context.Context, nc *nats.Conn, stream string, subjects []string) ([]*StoredMsg, []error) {
+func leaderLastsInChunks(ctx context.Context, reader *LeaderReader, stream string, subjects []string) ([]*StoredMsg, []error) {
 	msgs, errs := make([]*StoredMsg, 0, len(subjects)), make([]error, 0, len(subjects))
 	for lo := 0; lo < len(subjects); lo += leaderReadChunk {
-		m, e := LeaderLasts(ctx, nc, stream, subjects[lo:min(lo+leaderReadChunk, len(subjects))])
+		m, e := reader.Lasts(ctx, stream, subjects[lo:min(lo+leaderReadChunk, len(subjects))])
 		msgs, errs = append(msgs, m...), append(errs, e...)
 	}
 	return msgs, errs
 }
 
-// leaderReads returns the connection and the stream to read p's bucket
-// from its leader with reads sent together: only for the bucket as
+// leaderReads returns the reader and the stream to read p's bucket from
+// its leader with reads sent together: only for the bucket as
 // NewPlayers binds it (BindLeaderGets; a test's wrapped KeyValue sees
 // its reads through Stale) on the default API prefix.
-func (p *Players) leaderReads() (*nats.Conn, string, bool) {
+func (p *Players) leaderReads() (*LeaderReader, string, bool) {
 	lg, ok := p.kv.(*leaderGets)
 	if !ok || lg.async == nil {
 		return nil, "", false
@@ -93,7 +92,7 @@ func (p *Players) leaderReads() (*nats.Conn, string, bool) {
 	if o.Domain != "" || (o.APIPrefix != "" && o.APIPrefix != jetstream.DefaultAPIPrefix) {
 		return nil, "", false
 	}
-	return lg.async.Conn(), lg.stream, true
+	return lg.reader, lg.stream, true
 }
 
 // liveTicketOf is the ticket id a players key's last message names, ""

@@ -42,7 +42,7 @@ import (
 // catchUpBatch at a time, all of a batch sent before any answer is
 // awaited.
 //
-// Why the leader: the reads are message gets (events.LeaderLasts), which
+// Why the leader: the reads are message gets (events.LeaderReader), which
 // only the stream leader answers. A direct get is answered by any
 // replica, and the replica of the node the frontend reconnected to may
 // not have the results stored while it was cut off: it answers "nothing
@@ -170,7 +170,7 @@ func (t *Tracker) readTracked(ctx context.Context, tracked map[string][]string) 
 			subjects[i] = t.subj.Result(p)
 		}
 		cctx, cancel := context.WithTimeout(ctx, catchUpCall)
-		lasts, errs := events.LeaderLasts(cctx, t.nc, t.subj.ResultsStream(), subjects)
+		lasts, errs := t.leader.Lasts(cctx, t.subj.ResultsStream(), subjects)
 		cancel()
 		for i, p := range batch {
 			err := errs[i]
