@@ -377,6 +377,19 @@ func TestNATSServiceUsersKeepWhatTheyNeed(t *testing.T) {
 			for range keys.Keys() {
 			}
 		}
+		// A commit reads its players' live tickets from the leader, the
+		// answers on a subscription kept across reads
+		// (events.LeaderReader, Players.StaleBatch).
+		leader := events.NewLeaderReader(nc)
+		for range 2 {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			msgs, lerrs := leader.Lasts(lctx, "KV_players", []string{"$KV.players.k1"})
+			cancel()
+			if lerrs[0] != nil || msgs[0] == nil || string(msgs[0].Data) != "v" {
+				t.Errorf("leader read of players: %+v, %v", msgs[0], lerrs[0])
+			}
+		}
+		leader.Close()
 		// Each shard's queue figures: written, never read back.
 		queue, err := js.KeyValue(ctx, "queue")
 		if err != nil {
@@ -412,6 +425,16 @@ func TestNATSServiceUsersKeepWhatTheyNeed(t *testing.T) {
 		}
 		if _, err := players.Put(t.Context(), "alice", []byte("v")); err != nil {
 			t.Errorf("put players (a new ticket supersedes the player's older one): %v", err)
+		}
+		// A catch-up reads its players' last results from the leader
+		// (results.Tracker, events.LeaderReader).
+		leader := events.NewLeaderReader(nc)
+		lctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		msgs, lerrs := leader.Lasts(lctx, events.Subjects{}.ResultsStream(), []string{events.Subjects{}.Result("alice")})
+		cancel()
+		leader.Close()
+		if lerrs[0] != nil || msgs[0] != nil {
+			t.Errorf("leader read of a player's results (none yet): %+v, %v", msgs[0], lerrs[0])
 		}
 		// An expiry that meets a match's claim reads whether the match
 		// is unsent past its grace and, if so, publishes the ticket again

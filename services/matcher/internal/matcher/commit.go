@@ -175,16 +175,11 @@ func (c *committer) dropStale(ctx context.Context, log *slog.Logger, match event
 // notices, asking the runners that may hold copies of its tickets to drop
 // them.
 func (c *committer) matched(match events.Match, all []*pool.Entry, notices []events.MatchedNotice, meta events.Meta, now time.Time) {
-	lo, hi := events.MaxSkill, events.MinSkill
 	for _, e := range all {
 		c.acks.ack(e.Ack)
-		c.met.waitTime.Observe(now.Sub(time.Unix(0, e.Created)).Seconds())
-		lo, hi = min(lo, e.Skill), max(hi, e.Skill)
 	}
-	c.met.spread.Observe(float64(hi - lo))
-	c.met.tickets.WithLabelValues("matched").Add(float64(len(all)))
-	c.met.matches.WithLabelValues(match.Mode).Inc()
-	c.log.Info("match formed", "match_id", match.MatchID, "mode", match.Mode, "tickets", len(all), "skill_spread", hi-lo,
+	spread := c.met.formed(match.Mode, all, now)
+	c.log.Info("match formed", "match_id", match.MatchID, "mode", match.Mode, "tickets", len(all), "skill_spread", spread,
 		"correlation_id", meta.CorrelationID, "ticket_correlation_ids", correlationIDs(all))
 	// Its own context: a retry of an unpublished match has none, and the
 	// notices only need the connection.

@@ -140,10 +140,9 @@ func (o *outbox) try(ctx context.Context) {
 			// claims (recoverMatch). Not counted as formed here.
 			o.log.Info("match kept unsent found sent by another", "match_id", um.match.MatchID)
 		default:
-			o.met.tickets.WithLabelValues("matched").Add(float64(len(um.entries)))
-			o.met.matches.WithLabelValues(um.match.Mode).Inc()
+			spread := o.met.formed(um.match.Mode, um.entries, o.now())
 			o.log.Info("match formed, sent after its shard was handed back", "match_id", um.match.MatchID, "mode", um.match.Mode,
-				"tickets", len(um.entries), "correlation_id", um.meta.CorrelationID)
+				"tickets", len(um.entries), "skill_spread", spread, "correlation_id", um.meta.CorrelationID)
 			o.state.sendMatchedNotices(ctx, um.match, um.notices)
 		}
 	}

@@ -10,7 +10,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
@@ -74,6 +76,20 @@ func TestMatchUnsentAtHandBackIsSentWithoutItsTickets(t *testing.T) {
 	if n := testutil.ToFloat64(w.met.matches.WithLabelValues(m.Mode)); n != 1 {
 		t.Errorf("matches formed counted %v, want 1", n)
 	}
+	// Its wait and spread count as a commit's would (review R5's L3).
+	if waits, spreads := samples(t, w.met.waitTime), samples(t, w.met.spread); waits != uint64(len(m.Tickets)) || spreads != 1 {
+		t.Errorf("histograms took %d waits and %d spreads, want %d and 1", waits, spreads, len(m.Tickets))
+	}
+}
+
+// samples is how many observations h has taken.
+func samples(t *testing.T, h prometheus.Histogram) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }
 
 // TestMatchUnsentAtHandBackSentByAnotherIsNotSentAgain: the next owner
