@@ -67,6 +67,8 @@ type Messages struct {
 	In  float64 `json:"in"`
 	Out float64 `json:"out"`
 	API float64 `json:"jetstream_api_requests"`
+	// Subscribed is the subscriptions made (stack.NATSCounts.Subscribed).
+	Subscribed float64 `json:"subscriptions_made"`
 	// Stored is by stream: the messages written to it (KV buckets'
 	// streams are KV_<bucket>); StoredTotal their sum.
 	Stored      map[string]float64 `json:"stored"`
@@ -90,7 +92,7 @@ func NewMessages(start, end stack.NATSCounts, assigned int64) *Messages {
 	}
 	n := float64(assigned)
 	m := &Messages{In: float64(end.In-start.In) / n, Out: float64(end.Out-start.Out) / n,
-		API: float64(end.API-start.API) / n, Stored: map[string]float64{}, ByClient: map[string]InOut{}}
+		API: float64(end.API-start.API) / n, Subscribed: float64(end.Subscribed-start.Subscribed) / n, Stored: map[string]float64{}, ByClient: map[string]InOut{}}
 	// A counter can only grow, but a closed connection may drop off the
 	// server's list (it keeps the last 10,000): a name whose sum fell
 	// counts 0, an undercount perf's few connections never reach.
@@ -232,8 +234,8 @@ func printLeg(w io.Writer, l Leg) {
 	row(l.LoadTool)
 	_ = tw.Flush() // w's own errors are the caller's (stdout)
 	if m := l.Messages; m != nil {
-		fmt.Fprintf(w, "nats per ticket: %.1f messages in, %.1f out, %.1f JetStream API requests, %.1f stored:",
-			m.In, m.Out, m.API, m.StoredTotal)
+		fmt.Fprintf(w, "nats per ticket: %.1f messages in, %.1f out, %.1f JetStream API requests, %.3f subscriptions made, %.1f stored:",
+			m.In, m.Out, m.API, m.Subscribed, m.StoredTotal)
 		for _, name := range slices.SortedFunc(maps.Keys(m.Stored), func(a, b string) int {
 			return cmp.Or(cmp.Compare(m.Stored[b], m.Stored[a]), strings.Compare(a, b))
 		}) {

@@ -16,6 +16,11 @@ type NATSCounts struct {
 	// API is the JetStream API requests served (stream and consumer
 	// calls, message gets: the leader reads of pkg/events among them).
 	API uint64
+	// Subscribed is the subscriptions made (every account's sublist
+	// inserts, the server's own included): a client that subscribes per
+	// request shows here, and each wildcard subscription walks the
+	// server's cache of subjects (BENCHMARKS.md, "Eighth round").
+	Subscribed uint64
 	// Stored is, by stream, the last sequence: a stream's messages
 	// written so far (KV puts, deletes and purges are messages too).
 	Stored map[string]uint64
@@ -45,7 +50,11 @@ func (s *Stack) NATSCounts() (NATSCounts, error) {
 	if err != nil {
 		return NATSCounts{}, fmt.Errorf("nats connz: %w", err)
 	}
-	c := NATSCounts{In: uint64(v.InMsgs), Out: uint64(v.OutMsgs), API: js.API.Total,
+	subs, err := s.nats.Subsz(nil)
+	if err != nil {
+		return NATSCounts{}, fmt.Errorf("nats subsz: %w", err)
+	}
+	c := NATSCounts{In: uint64(v.InMsgs), Out: uint64(v.OutMsgs), API: js.API.Total, Subscribed: subs.NumInserts,
 		Stored: map[string]uint64{}, ByClient: map[string]InOut{}}
 	for _, a := range js.AccountDetails {
 		for _, st := range a.Streams {
