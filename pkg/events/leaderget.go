@@ -74,7 +74,9 @@ type leaderGets struct {
 	js nats.JetStreamContext
 	// async writes the bucket's keys in batches (PutAll, CreateAll).
 	async jetstream.JetStream
-	// reader reads many keys from the leader together (StaleBatch).
+	// reader reads many keys from the leader together: the players
+	// bucket's StaleBatch. It subscribes at its first read, so the
+	// buckets that never read this way cost nothing.
 	reader *LeaderReader
 	stream string
 	// pre is the subject prefix of the bucket's keys.

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // StoredMsg is a message as a stream's leader holds it (its headers are
@@ -30,21 +32,40 @@ type StoredMsg struct {
 // embedded server's CPU at 402 tickets/s, for the matchers' one read per
 // commit batch (BENCHMARKS.md, "Eighth round"). nats.go's own requests
 // share one subscription per connection for the same reason.
+//
+// A read that hears nothing before its deadline retires the subscription:
+// the next read makes another. The server may have refused or dropped it
+// (a permission reloaded away and back, the connection's subscription
+// limit) while nats.go still holds it valid, and only a reconnect would
+// send it again; a subscription per read healed at the next read, and so
+// does this. Its use is safe from many goroutines.
 type LeaderReader struct {
 	nc *nats.Conn
 
 	mu sync.Mutex
-	// sub takes every answer, on prefix.<call>.<i>; nil until the first
-	// read, and made again after the connection lost it.
+	// cur takes the answers of new reads; nil until the first read and
+	// after it is retired.
+	cur *inbox
+	// reads are the reads waiting for answers, by the token in their
+	// reply subjects.
+	reads map[string]chan *nats.Msg
+}
+
+// inbox is one subscription of a LeaderReader, on <prefix>.<token>.<i>:
+// token names the read (random, so that no one who saw one reply subject
+// can tell the next), i the request within it.
+type inbox struct {
 	sub    *nats.Subscription
 	prefix string
-	last   uint64
-	calls  map[uint64]chan *nats.Msg
+	// reading counts the reads whose answers come here; a retired inbox
+	// is unsubscribed when the last of them ends.
+	reading int
+	retired bool
 }
 
 // NewLeaderReader reads through nc. It subscribes at its first read.
 func NewLeaderReader(nc *nats.Conn) *LeaderReader {
-	return &LeaderReader{nc: nc, calls: map[uint64]chan *nats.Msg{}}
+	return &LeaderReader{nc: nc, reads: map[string]chan *nats.Msg{}}
 }
 
 // LeaderLasts reads the last messages of subjects once, through a reader of
@@ -56,21 +77,20 @@ func LeaderLasts(ctx context.Context, nc *nats.Conn, stream string, subjects []s
 	return r.Lasts(ctx, stream, subjects)
 }
 
-// Close gives the subscription up; a read after it subscribes again.
+// Close gives the subscription up once the reads under way end; a read
+// after it subscribes again.
 func (r *LeaderReader) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.sub != nil {
-		_ = r.sub.Unsubscribe()
-		r.sub = nil
-	}
+	r.retire(r.cur)
 }
 
 // Lasts reads the last message of each of subjects in stream from the
 // stream's leader, all requests sent before any answer is awaited, their
 // answers taken on an inbox of nc (its own prefix: a user may subscribe to
 // its own inbox only). msgs[i] is nil when subjects[i] has no message. A
-// subject must name one subject, no wildcard.
+// subject must name one subject, no wildcard. ctx must end: an answer
+// lost on the way is waited for until it does.
 //
 // It is a message get "last by subject" ($JS.API.STREAM.MSG.GET.<stream>),
 // which only the leader answers, not a direct get: any replica answers a
@@ -84,14 +104,13 @@ func (r *LeaderReader) Lasts(ctx context.Context, stream string, subjects []stri
 		return msgs, errs
 	}
 	answers := make(chan *nats.Msg, len(subjects)) // never full: one answer per request
-	inbox, done, err := r.open(answers)
+	reply, done, err := r.open(answers)
 	if err != nil {
 		for i := range errs {
 			errs[i] = err
 		}
 		return msgs, errs
 	}
-	defer done()
 	api := jetstream.DefaultAPIPrefix + "STREAM.MSG.GET." + stream
 	waiting := map[int]bool{}
 	for i, s := range subjects {
@@ -103,7 +122,7 @@ func (r *LeaderReader) Lasts(ctx context.Context, stream string, subjects []stri
 			LastFor string `json:"last_by_subj"`
 		}{s})
 		if err == nil {
-			err = r.nc.PublishRequest(api, inbox+strconv.Itoa(i), req)
+			err = r.nc.PublishRequest(api, reply+strconv.Itoa(i), req)
 		}
 		if err != nil {
 			errs[i] = err
@@ -111,17 +130,16 @@ func (r *LeaderReader) Lasts(ctx context.Context, stream string, subjects []stri
 		}
 		waiting[i] = true
 	}
-	for len(waiting) > 0 {
-		if ctx.Err() != nil {
-			break // given up: answers still to come are dropped (route)
-		}
+	sent, heard := len(waiting), 0
+	for len(waiting) > 0 && ctx.Err() == nil {
 		select {
 		case m := <-answers:
-			i, err := strconv.Atoi(strings.TrimPrefix(m.Subject, inbox))
+			i, err := strconv.Atoi(strings.TrimPrefix(m.Subject, reply))
 			if err != nil || !waiting[i] {
 				continue
 			}
 			delete(waiting, i)
+			heard++
 			msgs[i], errs[i] = leaderAnswer(m)
 		case <-ctx.Done():
 		}
@@ -129,44 +147,71 @@ func (r *LeaderReader) Lasts(ctx context.Context, stream string, subjects []stri
 	for i := range waiting {
 		errs[i] = ctx.Err()
 	}
+	// Nothing heard in all the time given: the subscription may be deaf
+	// (see LeaderReader). A read given up (cancelled) says nothing of it.
+	done(sent > 0 && heard == 0 && errors.Is(ctx.Err(), context.DeadlineExceeded))
 	return msgs, errs
 }
 
 // open registers a read whose answers go to answers: it returns the
 // prefix of their reply subjects (the request's index follows it) and
-// the call that ends the read.
-func (r *LeaderReader) open(answers chan *nats.Msg) (string, func(), error) {
+// the call that ends the read, deaf if it heard nothing in its time.
+func (r *LeaderReader) open(answers chan *nats.Msg) (string, func(deaf bool), error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.sub == nil || !r.sub.IsValid() {
+	if r.cur != nil && !r.cur.sub.IsValid() {
+		r.retire(r.cur) // closed with its connection
+	}
+	if r.cur == nil {
 		prefix := r.nc.NewInbox()
 		sub, err := r.nc.Subscribe(prefix+".*.*", r.route(prefix))
 		if err != nil {
 			return "", nil, err
 		}
-		r.sub, r.prefix = sub, prefix
+		r.cur = &inbox{sub: sub, prefix: prefix}
 	}
-	r.last++
-	call := r.last
-	r.calls[call] = answers
-	done := func() {
+	in, token := r.cur, nuid.Next()
+	in.reading++
+	r.reads[token] = answers
+	done := func(deaf bool) {
 		r.mu.Lock()
-		delete(r.calls, call)
-		r.mu.Unlock()
+		defer r.mu.Unlock()
+		delete(r.reads, token)
+		in.reading--
+		if deaf {
+			r.retire(in)
+		}
+		if in.retired && in.reading == 0 {
+			_ = in.sub.Unsubscribe()
+		}
 	}
-	return r.prefix + "." + strconv.FormatUint(call, 10) + ".", done, nil
+	return in.prefix + "." + token + ".", done, nil
 }
 
-// route hands an answer on prefix.<call>.<i> to its read, if still waiting.
+// retire takes in out of use: new reads make another inbox, and in is
+// unsubscribed once no read waits on it. r.mu is held.
+func (r *LeaderReader) retire(in *inbox) {
+	if in == nil || in.retired {
+		return
+	}
+	in.retired = true
+	if r.cur == in {
+		r.cur = nil
+	}
+	if in.reading == 0 {
+		_ = in.sub.Unsubscribe()
+	}
+}
+
+// route hands an answer on prefix.<token>.<i> to its read, if still waiting.
 func (r *LeaderReader) route(prefix string) nats.MsgHandler {
 	return func(m *nats.Msg) {
-		call, _, ok := strings.Cut(strings.TrimPrefix(m.Subject, prefix+"."), ".")
-		id, err := strconv.ParseUint(call, 10, 64)
-		if !ok || err != nil {
+		token, _, ok := strings.Cut(strings.TrimPrefix(m.Subject, prefix+"."), ".")
+		if !ok {
 			return
 		}
 		r.mu.Lock()
-		answers := r.calls[id]
+		answers := r.reads[token]
 		r.mu.Unlock()
 		select {
 		case answers <- m: // nil once the read ended: not taken

@@ -220,3 +220,56 @@ func TestLeaderReaderAfterAReconnect(t *testing.T) {
 		t.Fatalf("a read after the reconnect: %v", err)
 	}
 }
+
+// TestLeaderReaderSubscribesAgainAfterADeafRead: a subscription the
+// server refused (here the connection's subscription limit; a permission
+// reloaded away alike) is held valid by nats.go, and a reader that kept
+// it would hear nothing until a reconnect. A read that hears nothing by
+// its deadline retires it, and the next read, once the server takes
+// subscriptions again, is answered (review R6's M1).
+func TestLeaderReaderSubscribesAgainAfterADeafRead(t *testing.T) {
+	t.Parallel()
+	opts := testkit.ServerOptions(t.TempDir())
+	opts.MaxSubs = 2
+	s := testkit.RunServerWith(t, opts)
+	setup := testkit.Connect(t, s)
+	js := testkit.JetStream(t, setup)
+	subj := events.Subjects{}
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := events.NewPublisher(js, subj).Result(t.Context(), events.Result{TicketID: "t-a", PlayerID: "a", Status: events.StatusQueued}); err != nil {
+		t.Fatal(err)
+	}
+	nc := testkit.Connect(t, s, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	full, err := nc.SubscribeSync("x.a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.SubscribeSync("x.b"); err != nil {
+		t.Fatal(err)
+	}
+	r := events.NewLeaderReader(nc)
+	defer r.Close()
+	read := func(wait time.Duration) error {
+		ctx, cancel := context.WithTimeout(t.Context(), wait)
+		defer cancel()
+		msgs, errs := r.Lasts(ctx, subj.ResultsStream(), []string{subj.Result("a")})
+		if errs[0] != nil {
+			return errs[0]
+		}
+		if msgs[0] == nil {
+			return fmt.Errorf("no result for a")
+		}
+		return nil
+	}
+	if err := read(time.Second); err == nil {
+		t.Fatal("a read whose subscription the server refused was answered")
+	}
+	if err := full.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := read(5 * time.Second); err != nil {
+		t.Fatalf("a read after the server takes subscriptions again: %v", err)
+	}
+}

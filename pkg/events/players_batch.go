@@ -14,7 +14,7 @@ import (
 // the batch, where Stale makes a request per player. stale[i] and
 // errs[i] are groups[i]'s; a group one of whose players could not be
 // read has that error, as Stale would. The reads are the stream leader's
-// (LeaderLasts), as Stale's are: a replica behind the leader would
+// (LeaderReader), as Stale's are: a replica behind the leader would
 // answer with a ticket its player has replaced since, and the live
 // ticket would be decided "superseded" by the ticket it replaced.
 func (p *Players) StaleBatch(ctx context.Context, groups []map[string][]string) (stale []map[string]string, errs []error) {
@@ -69,7 +69,7 @@ func (p *Players) StaleBatch(ctx context.Context, groups []map[string][]string) 
 // batch of 64 matches of 100 players would send 6,400 at once.
 const leaderReadChunk = 512
 
-// leaderLastsInChunks is LeaderLasts, leaderReadChunk subjects at a time.
+// leaderLastsInChunks is reader.Lasts, leaderReadChunk subjects at a time.
 func leaderLastsInChunks(ctx context.Context, reader *LeaderReader, stream string, subjects []string) ([]*StoredMsg, []error) {
 	msgs, errs := make([]*StoredMsg, 0, len(subjects)), make([]error, 0, len(subjects))
 	for lo := 0; lo < len(subjects); lo += leaderReadChunk {

@@ -170,7 +170,7 @@ func (t *Tracker) readTracked(ctx context.Context, tracked map[string][]string) 
 			subjects[i] = t.subj.Result(p)
 		}
 		cctx, cancel := context.WithTimeout(ctx, catchUpCall)
-		lasts, errs := t.leader.Lasts(cctx, t.subj.ResultsStream(), subjects)
+		lasts, errs := t.reader.Lasts(cctx, t.subj.ResultsStream(), subjects)
 		cancel()
 		for i, p := range batch {
 			err := errs[i]

@@ -39,8 +39,9 @@ import (
 // Tracker follows tickets. Create it with New and start Run.
 type Tracker struct {
 	nc *nats.Conn
-	// leader reads the results of tickets it must catch up on.
-	leader *events.LeaderReader
+	// reader reads, from the stream's leader, the last results of the
+	// players whose tickets a catch-up looks at.
+	reader *events.LeaderReader
 	subj   events.Subjects
 	log    *slog.Logger
 	waits  Waits
@@ -140,7 +141,7 @@ const (
 // waits(its mode).
 func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.Registerer, waits Waits, expire Expirer) *Tracker {
 	t := &Tracker{
-		nc: nc, leader: events.NewLeaderReader(nc), subj: subj, log: log, waits: waits, expire: expire, now: time.Now,
+		nc: nc, reader: events.NewLeaderReader(nc), subj: subj, log: log, waits: waits, expire: expire, now: time.Now,
 		prefix: subj.Result(""),
 		// Every player's results come through it: 65,536 is several
 		// seconds of them at 10,000 results/s, and Run spends well under
