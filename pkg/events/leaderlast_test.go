@@ -61,6 +61,41 @@ func TestLeaderLasts(t *testing.T) {
 	}
 }
 
+// queuedResults provisions the topology through nc and publishes a
+// "queued" result of ticket t-<p> for each player p.
+func queuedResults(t *testing.T, nc *nats.Conn, players ...string) {
+	t.Helper()
+	js := testkit.JetStream(t, nc)
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	pub := events.NewPublisher(js, events.Subjects{})
+	for _, p := range players {
+		if err := pub.Result(t.Context(), events.Result{TicketID: "t-" + p, PlayerID: p, Status: events.StatusQueued}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// readQueued reads player's last result through r within wait: an error
+// unless it is queuedResults' own, t-<player>.
+func readQueued(t *testing.T, r *events.LeaderReader, player string, wait time.Duration) error {
+	subj := events.Subjects{}
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	msgs, errs := r.Lasts(ctx, subj.ResultsStream(), []string{subj.Result(player)})
+	if errs[0] != nil {
+		return fmt.Errorf("%s: %w", player, errs[0])
+	}
+	if msgs[0] == nil {
+		return fmt.Errorf("%s: no result", player)
+	}
+	if res, err := events.DecodeResult(msgs[0].Data); err != nil || res.TicketID != "t-"+player {
+		return fmt.Errorf("%s: read %+v (%v), want its own result", player, res, err)
+	}
+	return nil
+}
+
 // TestLeaderReaderKeepsOneSubscription: reads through one reader, one
 // after another and side by side, share one subscription, made at the
 // first read (a subscription per read cost the server a SUB and an UNSUB
@@ -69,41 +104,16 @@ func TestLeaderLasts(t *testing.T) {
 func TestLeaderReaderKeepsOneSubscription(t *testing.T) {
 	t.Parallel()
 	nc := testkit.Connect(t, testkit.RunServer(t))
-	js := testkit.JetStream(t, nc)
-	subj := events.Subjects{}
-	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
-		t.Fatal(err)
-	}
-	pub := events.NewPublisher(js, subj)
-	const players = 40
+	players := make([]string, 40)
 	for i := range players {
-		p := fmt.Sprintf("p%d", i)
-		if err := pub.Result(t.Context(), events.Result{TicketID: "t-" + p, PlayerID: p, Status: events.StatusQueued}); err != nil {
-			t.Fatal(err)
-		}
+		players[i] = fmt.Sprintf("p%d", i)
 	}
+	queuedResults(t, nc, players...)
 	r := events.NewLeaderReader(nc)
 	defer r.Close()
 	base := nc.NumSubscriptions()
-	read := func(i int) error {
-		p := fmt.Sprintf("p%d", i)
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		defer cancel()
-		msgs, errs := r.Lasts(ctx, subj.ResultsStream(), []string{subj.Result(p), subj.Result("nobody")})
-		if errs[0] != nil || errs[1] != nil {
-			return fmt.Errorf("%s: %v, %v", p, errs[0], errs[1])
-		}
-		if msgs[1] != nil {
-			return fmt.Errorf("%s: a result for nobody: %s", p, msgs[1].Data)
-		}
-		res, err := events.DecodeResult(msgs[0].Data)
-		if err != nil || res.TicketID != "t-"+p {
-			return fmt.Errorf("%s: read %+v (%v), want its own result", p, res, err)
-		}
-		return nil
-	}
 	for i := range 3 {
-		if err := read(i); err != nil {
+		if err := readQueued(t, r, players[i], 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if got := nc.NumSubscriptions(); got != base+1 {
@@ -111,8 +121,8 @@ func TestLeaderReaderKeepsOneSubscription(t *testing.T) {
 		}
 	}
 	var g errgroup.Group
-	for i := range players {
-		g.Go(func() error { return read(i) })
+	for _, p := range players {
+		g.Go(func() error { return readQueued(t, r, p, 10*time.Second) })
 	}
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
@@ -124,7 +134,7 @@ func TestLeaderReaderKeepsOneSubscription(t *testing.T) {
 	if got := nc.NumSubscriptions(); got != base {
 		t.Fatalf("after Close: %d subscriptions, want %d", got, base)
 	}
-	if err := read(0); err != nil {
+	if err := readQueued(t, r, players[0], 10*time.Second); err != nil {
 		t.Fatalf("a read after Close: %v", err)
 	}
 }
@@ -134,33 +144,18 @@ func TestLeaderReaderKeepsOneSubscription(t *testing.T) {
 func TestLeaderReaderAfterACancelledRead(t *testing.T) {
 	t.Parallel()
 	nc := testkit.Connect(t, testkit.RunServer(t))
-	js := testkit.JetStream(t, nc)
-	subj := events.Subjects{}
-	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
-		t.Fatal(err)
-	}
-	pub := events.NewPublisher(js, subj)
-	for _, p := range []string{"a", "b"} {
-		if err := pub.Result(t.Context(), events.Result{TicketID: "t-" + p, PlayerID: p, Status: events.StatusQueued}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	queuedResults(t, nc, "a", "b")
 	r := events.NewLeaderReader(nc)
 	defer r.Close()
 	gone, cancel := context.WithCancel(t.Context())
 	cancel()
+	subj := events.Subjects{}
 	if _, errs := r.Lasts(gone, subj.ResultsStream(), []string{subj.Result("a")}); errs[0] == nil {
 		t.Fatal("a read given up before it was sent came back without an error")
 	}
 	for range 5 {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		msgs, errs := r.Lasts(ctx, subj.ResultsStream(), []string{subj.Result("b")})
-		cancel()
-		if errs[0] != nil {
-			t.Fatal(errs[0])
-		}
-		if res, err := events.DecodeResult(msgs[0].Data); err != nil || res.PlayerID != "b" {
-			t.Fatalf("read b, got %+v (%v)", res, err)
+		if err := readQueued(t, r, "b", 10*time.Second); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -179,29 +174,10 @@ func TestLeaderReaderAfterAReconnect(t *testing.T) {
 	reconnected := make(chan struct{}, 1)
 	nc := testkit.Connect(t, s, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond),
 		nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }))
-	js := testkit.JetStream(t, nc)
-	subj := events.Subjects{}
-	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := events.NewPublisher(js, subj).Result(t.Context(), events.Result{TicketID: "t-a", PlayerID: "a", Status: events.StatusQueued}); err != nil {
-		t.Fatal(err)
-	}
+	queuedResults(t, nc, "a")
 	r := events.NewLeaderReader(nc)
 	defer r.Close()
-	read := func() error {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		defer cancel()
-		msgs, errs := r.Lasts(ctx, subj.ResultsStream(), []string{subj.Result("a")})
-		if errs[0] != nil {
-			return errs[0]
-		}
-		if msgs[0] == nil {
-			return fmt.Errorf("no result for a")
-		}
-		return nil
-	}
-	if err := read(); err != nil {
+	if err := readQueued(t, r, "a", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	s.Shutdown()
@@ -216,7 +192,7 @@ func TestLeaderReaderAfterAReconnect(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("not reconnected")
 	}
-	if err := read(); err != nil {
+	if err := readQueued(t, r, "a", 10*time.Second); err != nil {
 		t.Fatalf("a read after the reconnect: %v", err)
 	}
 }
@@ -232,15 +208,7 @@ func TestLeaderReaderSubscribesAgainAfterADeafRead(t *testing.T) {
 	opts := testkit.ServerOptions(t.TempDir())
 	opts.MaxSubs = 2
 	s := testkit.RunServerWith(t, opts)
-	setup := testkit.Connect(t, s)
-	js := testkit.JetStream(t, setup)
-	subj := events.Subjects{}
-	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := events.NewPublisher(js, subj).Result(t.Context(), events.Result{TicketID: "t-a", PlayerID: "a", Status: events.StatusQueued}); err != nil {
-		t.Fatal(err)
-	}
+	queuedResults(t, testkit.Connect(t, s), "a")
 	nc := testkit.Connect(t, s, nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	full, err := nc.SubscribeSync("x.a")
 	if err != nil {
@@ -251,25 +219,13 @@ func TestLeaderReaderSubscribesAgainAfterADeafRead(t *testing.T) {
 	}
 	r := events.NewLeaderReader(nc)
 	defer r.Close()
-	read := func(wait time.Duration) error {
-		ctx, cancel := context.WithTimeout(t.Context(), wait)
-		defer cancel()
-		msgs, errs := r.Lasts(ctx, subj.ResultsStream(), []string{subj.Result("a")})
-		if errs[0] != nil {
-			return errs[0]
-		}
-		if msgs[0] == nil {
-			return fmt.Errorf("no result for a")
-		}
-		return nil
-	}
-	if err := read(time.Second); err == nil {
+	if err := readQueued(t, r, "a", time.Second); err == nil {
 		t.Fatal("a read whose subscription the server refused was answered")
 	}
 	if err := full.Unsubscribe(); err != nil {
 		t.Fatal(err)
 	}
-	if err := read(5 * time.Second); err != nil {
+	if err := readQueued(t, r, "a", 5*time.Second); err != nil {
 		t.Fatalf("a read after the server takes subscriptions again: %v", err)
 	}
 }
