@@ -68,15 +68,6 @@ func NewLeaderReader(nc *nats.Conn) *LeaderReader {
 	return &LeaderReader{nc: nc, reads: map[string]chan *nats.Msg{}}
 }
 
-// LeaderLasts reads the last messages of subjects once, through a reader of
-// its own: for a caller that reads once (a test, a tool). A caller that
-// reads again keeps a LeaderReader.
-func LeaderLasts(ctx context.Context, nc *nats.Conn, stream string, subjects []string) (msgs []*StoredMsg, errs []error) {
-	r := NewLeaderReader(nc)
-	defer r.Close()
-	return r.Lasts(ctx, stream, subjects)
-}
-
 // Close gives the subscription up once the reads under way end; a read
 // after it subscribes again.
 func (r *LeaderReader) Close() {

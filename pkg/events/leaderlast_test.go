@@ -14,10 +14,10 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
-// TestLeaderLasts: the last message of each subject, nil for a subject
+// TestLeaderReaderLasts: the last message of each subject, nil for a subject
 // with none, an error for a wildcard or a stream that does not exist
 // (not taken for "no message": both are 404s).
-func TestLeaderLasts(t *testing.T) {
+func TestLeaderReaderLasts(t *testing.T) {
 	t.Parallel()
 	nc := testkit.Connect(t, testkit.RunServer(t))
 	js := testkit.JetStream(t, nc)
@@ -36,7 +36,9 @@ func TestLeaderLasts(t *testing.T) {
 		}
 	}
 	subjects := []string{subj.Result("p1"), subj.Result("nobody"), subj.Result("p2"), subj.AllResults()}
-	msgs, errs := events.LeaderLasts(t.Context(), nc, subj.ResultsStream(), subjects)
+	r := events.NewLeaderReader(nc)
+	defer r.Close()
+	msgs, errs := r.Lasts(t.Context(), subj.ResultsStream(), subjects)
 	for i, want := range []events.Status{events.StatusCancelled, "", events.StatusQueued} {
 		if errs[i] != nil {
 			t.Fatalf("%s: %v", subjects[i], errs[i])
@@ -55,7 +57,7 @@ func TestLeaderLasts(t *testing.T) {
 	if errs[3] == nil {
 		t.Fatalf("a wildcard read as one subject: %+v", msgs[3])
 	}
-	_, errs = events.LeaderLasts(t.Context(), nc, "NO_SUCH_STREAM", subjects[:1])
+	_, errs = r.Lasts(t.Context(), "NO_SUCH_STREAM", subjects[:1])
 	if errs[0] == nil {
 		t.Fatal("a stream that does not exist read as a subject with no message")
 	}
