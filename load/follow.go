@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -60,11 +61,11 @@ func newFrontend(base string, hc *http.Client, keyed bool) (frontend, error) {
 // timed too; zero for no answer) and "" when assigned, or the kind of
 // what went wrong. A stream that breaks is resumed (pkg/client), as a
 // game's client does: what is counted is the ticket's outcome.
-func follow(ctx context.Context, fe frontend, toks *tokens, i int, player, region string, skill int, rec *recorder) (answered time.Time, kind string) {
+func follow(ctx context.Context, fe frontend, toks *tokens, p int, player, region string, skill int, rec *recorder) (answered time.Time, kind string) {
 	// One token per player, minted once: the POST and the stream are the
 	// same player's. Asked again after a 401 it is the same, so the 401
 	// is not tried again.
-	tok, err := toks.forArrival(i, player)
+	tok, err := toks.forPlayerAt(p, player)
 	if err != nil {
 		return answered, "token_error"
 	}
@@ -116,4 +117,21 @@ func failureKind(step string, err error) string {
 		return "timeout"
 	}
 	return step + "_error"
+}
+
+// openRecord opens the -record file (none without a path); close reports
+// an error on stderr, as the run's result is already out by then.
+func openRecord(path string) (rec *recorder, close func(), err error) {
+	if path == "" {
+		return nil, func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &recorder{enc: json.NewEncoder(f)}, func() {
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "record:", err)
+		}
+	}, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -65,7 +64,7 @@ type runConfig struct {
 	duration, timeout, interval, progress        time.Duration
 	regions, skills                              string
 	h2c, jsonOut, keyed                          bool
-	sources                                      int
+	sources, players                             int
 	via, natsURL, natsPrefix, natsUser, natsPass string
 	cpuProfile                                   string
 	tokens                                       tokens
@@ -82,6 +81,7 @@ func (c *runConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.h2c, "h2c", true, "speak HTTP/2 cleartext to the frontend (streams, not a socket per client)")
 	fs.BoolVar(&c.keyed, "idempotency-keys", false, "send a new Idempotency-Key with every POST, as the TypeScript client (every browser) does: the frontend's keyed creation path, not the unkeyed one")
 	fs.IntVar(&c.sources, "source-ips", 1, "send from 127.0.0.1..N in turn, a connection (h2c) or connections (HTTP/1.1) each: more ephemeral ports, and N clients to the per-address limits of an -auth-insecure frontend")
+	fs.IntVar(&c.players, "players", 0, "how many players send the tickets: 0, a new player for each; N, N players, each asking again as soon as their last ticket has its outcome (a returning player, whose creation reads and replaces their live ticket), and a new player for an arrival that finds all N waiting")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON")
 	fs.StringVar(&c.via, "via", "http", "how tickets arrive: http (POST and Server-Sent Events to -url) or nats (published on the shard's JetStream subject, outcome on the player's result subject, no frontend)")
 	fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server, with -via nats")
@@ -94,10 +94,10 @@ func (c *runConfig) register(fs *flag.FlagSet) {
 	c.tokens.register(fs)
 }
 
-// ticketFunc queues the i-th ticket and follows it to its outcome: when it
-// was accepted or refused (zero: no answer), and "" when assigned or the
-// kind of what went wrong.
-type ticketFunc func(ctx context.Context, i int, player, region string, skill int) (answered time.Time, kind string)
+// ticketFunc queues the i-th ticket, the p-th player's, and follows it to
+// its outcome: when it was accepted or refused (zero: no answer), and ""
+// when assigned or the kind of what went wrong.
+type ticketFunc func(ctx context.Context, i, p int, player, region string, skill int) (answered time.Time, kind string)
 
 // runLoad is the open-arrival load: tickets arrive at -rate per second for
 // -duration, whatever the system does with them (an arrival never waits
@@ -142,40 +142,34 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	run := runID()
 	player := func(i int) string { return fmt.Sprintf("run-%s-%d", run, i) }
 	n := int(cfg.rate * cfg.duration.Seconds())
+	if cfg.players < 0 {
+		return fmt.Errorf("-players %d: want 0 or more", cfg.players)
+	}
+	players := newCast(cfg.players)
 	if cfg.via != "nats" {
-		if err := cfg.tokens.mintAhead(ctx, n, cfg.duration+cfg.timeout, player, stderr); err != nil {
+		ahead := n
+		if cfg.players > 0 {
+			ahead = cfg.players
+		}
+		if err := cfg.tokens.mintAhead(ctx, ahead, cfg.duration+cfg.timeout, player, stderr); err != nil {
 			return fmt.Errorf("mint tokens: %w", err)
 		}
 	}
 	st := newRunStats(cfg.duration, cfg.interval)
 	stopProgress := st.startProgress(stderr, cfg.progress)
-	arrivals := st.arrive(ctx, n, cfg.rate, cfg.timeout, ticket, player, func(i int) (string, int) {
+	arrivals := st.arrive(ctx, n, cfg.rate, cfg.timeout, ticket, players, player, func(i int) (string, int) {
 		return regionList[i%len(regionList)], lo + rand.IntN(hi-lo+1)
 	})
 	stopProgress()
+	if cfg.players > 0 {
+		fmt.Fprintf(stderr, "load: %d of %d tickets sent by returning players (-players %d)\n", players.returning.Load(), st.sent.Load(), cfg.players)
+	}
 	res := st.result(cfg.rate, arrivals, cfg.interval)
 	if cfg.jsonOut {
 		return printJSON(stdout, res)
 	}
 	res.print(stdout, cfg.via)
 	return nil
-}
-
-// openRecord opens the -record file (none without a path); close reports
-// an error on stderr, as the run's result is already out by then.
-func openRecord(path string) (rec *recorder, close func(), err error) {
-	if path == "" {
-		return nil, func() {}, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &recorder{enc: json.NewEncoder(f)}, func() {
-		if err := f.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "record:", err)
-		}
-	}, nil
 }
 
 // driver is how tickets arrive (-via): POSTed to the frontends in turn and
@@ -196,15 +190,15 @@ func (c *runConfig) driver(rec *recorder) (ticketFunc, func(), error) {
 			}
 			fes[i] = fe
 		}
-		return func(ctx context.Context, i int, player, region string, skill int) (time.Time, string) {
-			return follow(ctx, fes[i%len(fes)], &c.tokens, i, player, region, skill, rec)
+		return func(ctx context.Context, i, p int, player, region string, skill int) (time.Time, string) {
+			return follow(ctx, fes[i%len(fes)], &c.tokens, p, player, region, skill, rec)
 		}, func() {}, nil
 	case "nats":
 		d, err := newNATSDriver(c.natsURL, c.natsPrefix, c.natsUser, c.natsPass)
 		if err != nil {
 			return nil, nil, err
 		}
-		return func(ctx context.Context, _ int, player, region string, skill int) (time.Time, string) {
+		return func(ctx context.Context, _, _ int, player, region string, skill int) (time.Time, string) {
 			return d.follow(ctx, player, region, skill)
 		}, d.close, nil
 	default:
@@ -245,11 +239,11 @@ func newRunStats(duration, interval time.Duration) *runStats {
 }
 
 // arrive sends n tickets (rate × duration), the i-th at i/rate seconds,
-// for the player named player(i), to the region and with the skill pick
-// gives it, each in its own goroutine so that a slow one never holds
+// for the player players gives it (named by player), to the region and
+// with the skill pick gives it, each in its own goroutine so that a slow one never holds
 // back the next; it returns how long the arrivals took, once every
 // ticket has its outcome.
-func (st *runStats) arrive(ctx context.Context, n int, rate float64, timeout time.Duration, ticket ticketFunc, player func(i int) string, pick func(i int) (region string, skill int)) time.Duration {
+func (st *runStats) arrive(ctx context.Context, n int, rate float64, timeout time.Duration, ticket ticketFunc, players *cast, player func(i int) string, pick func(i int) (region string, skill int)) time.Duration {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range n {
@@ -267,13 +261,15 @@ func (st *runStats) arrive(ctx context.Context, n int, rate float64, timeout tim
 			w = min(int(at.Sub(start)/st.interval), len(st.windows)-1)
 			st.windowSent[w]++
 		}
+		p := players.take()
 		go func() {
 			defer wg.Done()
+			defer players.give(p)
 			cctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			t0 := time.Now()
 			region, skill := pick(i)
-			answered, kind := ticket(cctx, i, player(i), region, skill)
+			answered, kind := ticket(cctx, i, p, player(p), region, skill)
 			st.record(w, t0, answered, kind)
 		}()
 	}

@@ -26,7 +26,7 @@ import (
 type tokens struct {
 	keyFile, fixed, issuer, audience string
 	minter                           *identity.Minter
-	// ahead are the tokens mintAhead minted, by arrival index; read-only
+	// ahead are the tokens mintAhead minted, by player index; read-only
 	// after.
 	ahead []string
 }
@@ -76,7 +76,7 @@ func (t *tokens) setup(note io.Writer) error {
 // character JWT and its string header): 350 MB at the bound.
 const maxAhead = 1_000_000
 
-// mintAhead mints the tokens of the n players name gives (by arrival
+// mintAhead mints the tokens of the n players name gives (by player
 // index) before the first of them arrives, on every core, and says so
 // on note; or why not, and then they are minted as they arrive: more
 // than maxAhead, or a run of span (the arrivals and the last one's
@@ -120,11 +120,11 @@ func (t *tokens) mintAhead(ctx context.Context, n int, span time.Duration, name 
 	return nil
 }
 
-// forArrival is the token of the i-th arrival, player: minted ahead, or
-// now (forPlayer).
-func (t *tokens) forArrival(i int, player string) (string, error) {
-	if i < len(t.ahead) {
-		return t.ahead[i], nil
+// forPlayerAt is the token of the p-th player, named player: minted
+// ahead, or now (forPlayer).
+func (t *tokens) forPlayerAt(p int, player string) (string, error) {
+	if p < len(t.ahead) {
+		return t.ahead[p], nil
 	}
 	return t.forPlayer(player)
 }

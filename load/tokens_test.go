@@ -91,7 +91,7 @@ func TestRunMintsATokenPerPlayer(t *testing.T) {
 }
 
 // load run mints every player's token before the first arrival (a real
-// client has its token before it asks for a match): forArrival then
+// client has its token before it asks for a match): forPlayerAt then
 // hands out the token minted ahead, the same each time, where minting on
 // arrival makes a new one (a new jti) on every call. Past the bounds
 // (too many players, a run whose last token would be near its expiry)
@@ -112,8 +112,8 @@ func TestMintAhead(t *testing.T) {
 	}
 	name := func(i int) string { return fmt.Sprintf("p-%d", i) }
 	toks := &tokens{minter: minter}
-	a, _ := toks.forArrival(3, "p-3")
-	b, _ := toks.forArrival(3, "p-3")
+	a, _ := toks.forPlayerAt(3, "p-3")
+	b, _ := toks.forPlayerAt(3, "p-3")
 	if a == b {
 		t.Fatal("minting on arrival gave the same token twice: the test cannot tell minted ahead")
 	}
@@ -122,14 +122,14 @@ func TestMintAhead(t *testing.T) {
 		t.Fatalf("mintAhead: %d tokens, %v, note %q", len(toks.ahead), err, note.String())
 	}
 	for _, i := range []int{0, 3, 99} {
-		a, _ := toks.forArrival(i, name(i))
-		b, _ := toks.forArrival(i, name(i))
+		a, _ := toks.forPlayerAt(i, name(i))
+		b, _ := toks.forPlayerAt(i, name(i))
 		c, err := v.Verify(t.Context(), a)
 		if a == "" || a != b || err != nil || c.PlayerID != name(i) {
 			t.Fatalf("arrival %d: not its player's token minted ahead (%+v, %v)", i, c, err)
 		}
 	}
-	if tok, _ := toks.forArrival(100, "p-100"); tok == "" { // past the run: minted as before
+	if tok, _ := toks.forPlayerAt(100, "p-100"); tok == "" { // past the run: minted as before
 		t.Fatal("an arrival not minted ahead got no token")
 	}
 	for _, tc := range []struct {

@@ -30,6 +30,10 @@ type Config struct {
 	Timeout time.Duration
 	// Skills ("lo-hi") and Regions (comma-separated) of the tickets.
 	Skills, Regions string
+	// Players is the load tool's -players: 0, a new player for every
+	// ticket; N, N players who ask again once their ticket has its
+	// outcome (a returning player's creation replaces a live ticket).
+	Players int
 	// Vias are the legs, in order: http, nats.
 	Vias []string
 	// Keyed sends every POST of the http leg an Idempotency-Key, as every
@@ -77,6 +81,9 @@ func (c Config) Validate() error {
 	if n%(2*regions) != 0 {
 		errs = append(errs, fmt.Errorf("rate × duration = %d tickets: want a multiple of %d (an even count in each of %d regions), or one ticket waits for a partner until it expires", n, 2*regions, regions))
 	}
+	if c.Players < 0 {
+		errs = append(errs, fmt.Errorf("players %d: want 0 or more", c.Players))
+	}
 	for _, via := range c.Vias {
 		if via != "http" && via != "nats" {
 			errs = append(errs, fmt.Errorf("via %q: want http or nats", via))
@@ -95,7 +102,7 @@ func (c Config) Validate() error {
 // are in the report.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep := Report{Started: time.Now().UTC(), Rate: cfg.Rate, Duration: cfg.Duration.Seconds(), Skills: cfg.Skills,
-		Regions: cfg.Regions, BinDir: cfg.BinDir, NATS: fmt.Sprintf("embedded in perf's own process (pid %d)", os.Getpid())}
+		Regions: cfg.Regions, Players: cfg.Players, BinDir: cfg.BinDir, NATS: fmt.Sprintf("embedded in perf's own process (pid %d)", os.Getpid())}
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
@@ -308,6 +315,9 @@ func runLoad(ctx context.Context, cfg Config, s *stack.Stack, via string) ([]byt
 	args := []string{"run", "-via", via, "-rate", fmt.Sprint(cfg.Rate), "-duration", cfg.Duration.String(),
 		"-timeout", cfg.Timeout.String(), "-skills", cfg.Skills, "-regions", cfg.Regions,
 		"-progress", cfg.Progress.String(), "-json"}
+	if cfg.Players > 0 {
+		args = append(args, "-players", fmt.Sprint(cfg.Players))
+	}
 	// Only these settings: a stray one of the caller's shell (NATS_URL,
 	// RATE) would be a flag the command line did not give.
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -168,11 +167,21 @@ type SupersededFunc func(ctx context.Context, old LiveTicket, newer string) erro
 // idempotent: a redelivered or requeued t that is already live changes
 // nothing.
 func (p *Players) Take(ctx context.Context, t LiveTicket, tell SupersededFunc) (Taken, error) {
-	return p.take(ctx, t, tell, false)
+	return p.take(ctx, t, tell, takeMode{})
 }
 
-// take is Take; keepUndecided is TakeFirst's.
-func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, keepUndecided bool) (Taken, error) {
+// takeMode is what a take keeps and what it may take for granted.
+type takeMode struct {
+	// keepUndecided: end no ticket not ended already (TakeFirst), and
+	// write a player's entry before reading it (createFirst).
+	keepUndecided bool
+	// newID: t's id was made at random just now and is published
+	// nowhere yet, so no claim of it can exist to be read (TakeNew).
+	newID bool
+}
+
+// take is Take, TakeFirst and TakeNew, as mode says.
+func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, mode takeMode) (Taken, error) {
 	var out Taken
 	value, err := json.Marshal(t)
 	if err != nil {
@@ -191,6 +200,15 @@ func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, k
 		return p.bind(ctx, t)
 	}
 	for _, player := range t.Players {
+		if mode.keepUndecided {
+			written, err := p.createFirst(ctx, player, value, bind)
+			if err != nil {
+				return out, err
+			}
+			if written {
+				continue
+			}
+		}
 		for {
 			cur, rev, err := p.live(ctx, player)
 			if err != nil {
@@ -206,7 +224,7 @@ func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, k
 				break // live already (bound to these players; its entry is older)
 			}
 			if cur.TicketID != "" {
-				if decided, err := p.replace(ctx, t, cur, tell, &out, keepUndecided); err != nil || decided {
+				if decided, err := p.replace(ctx, t, cur, tell, &out, mode); err != nil || decided {
 					return out, err
 				}
 			}
@@ -230,9 +248,9 @@ func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, k
 
 // replace ends cur so that t can take its place, or ends t if t is the
 // older one, or finds t decided already. decided reports that t will not
-// be live: out.Owner says why. keepUndecided: an undecided cur is not
+// be live: out.Owner says why. mode.keepUndecided: an undecided cur is not
 // ended but ErrWouldSupersede (TakeFirst).
-func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell SupersededFunc, out *Taken, keepUndecided bool) (decided bool, err error) {
+func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell SupersededFunc, out *Taken, mode takeMode) (decided bool, err error) {
 	if t.olderThan(cur) {
 		_, owner, err := p.supersede(ctx, t, cur, tell)
 		if err != nil {
@@ -242,10 +260,13 @@ func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell Supersede
 		return true, nil
 	}
 	// A ticket superseded (or otherwise decided) while one of its
-	// messages was still out must not come back to life.
-	own, err := p.claims.Owner(ctx, t.TicketID)
-	if err != nil {
-		return false, err
+	// messages was still out must not come back to life. A new id has
+	// had no message out.
+	var own string
+	if !mode.newID {
+		if own, err = p.claims.Owner(ctx, t.TicketID); err != nil {
+			return false, err
+		}
 	}
 	if own != "" {
 		// Whoever decided t may have died, or failed, before telling its
@@ -257,9 +278,19 @@ func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell Supersede
 		out.Owner = own
 		return true, nil
 	}
-	if keepUndecided {
-		if err := p.ended(ctx, cur); err != nil {
+	if mode.keepUndecided {
+		owner, err := p.ended(ctx, cur)
+		if err != nil {
 			return false, err
+		}
+		if _, byMatch := OwnerMatchID(owner); byMatch {
+			// Its match is published: its claim stays the match's, so
+			// superseding it would lose to the match (a refused create
+			// and a read more, on every returning player's creation)
+			// and tell nobody (Claims.Tell tells no match's ticket). A
+			// claim the allocator gives back meanwhile leaves cur to be
+			// taken in again, which finds t live and supersedes cur.
+			return false, nil
 		}
 	}
 	won, _, err := p.supersede(ctx, cur, t, tell)
@@ -342,45 +373,6 @@ func (p *Players) live(ctx context.Context, player string) (LiveTicket, uint64, 
 		return LiveTicket{}, e.Revision(), nil
 	}
 	return t, e.Revision(), nil
-}
-
-// Stale returns, of tickets (ticket id -> its players), those that are no
-// longer the live ticket of every one of their players, each with the
-// ticket that replaced it. A match's deciders ask after claiming its
-// tickets and before deciding it (see [Players]). A player with no live
-// ticket recorded (none for longer than the bucket's TTL) does not make a
-// ticket stale.
-func (p *Players) Stale(ctx context.Context, tickets map[string][]string) (map[string]string, error) {
-	type answer struct {
-		ticket, live string
-		err          error
-	}
-	var answers []answer
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for id, players := range tickets {
-		for _, player := range players {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				cur, _, err := p.live(ctx, player)
-				mu.Lock()
-				answers = append(answers, answer{id, cur.TicketID, err})
-				mu.Unlock()
-			}()
-		}
-	}
-	wg.Wait()
-	stale := map[string]string{}
-	for _, a := range answers {
-		if a.err != nil {
-			return nil, a.err
-		}
-		if a.live != "" && a.live != a.ticket {
-			stale[a.ticket] = a.live
-		}
-	}
-	return stale, nil
 }
 
 // Live returns a player's live ticket id, or "" (for tests and operators).

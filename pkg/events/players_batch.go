@@ -9,6 +9,45 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// Stale returns, of tickets (ticket id -> its players), those that are no
+// longer the live ticket of every one of their players, each with the
+// ticket that replaced it. A match's deciders ask after claiming its
+// tickets and before deciding it (see [Players]). A player with no live
+// ticket recorded (none for longer than the bucket's TTL) does not make a
+// ticket stale.
+func (p *Players) Stale(ctx context.Context, tickets map[string][]string) (map[string]string, error) {
+	type answer struct {
+		ticket, live string
+		err          error
+	}
+	var answers []answer
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id, players := range tickets {
+		for _, player := range players {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cur, _, err := p.live(ctx, player)
+				mu.Lock()
+				answers = append(answers, answer{id, cur.TicketID, err})
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	stale := map[string]string{}
+	for _, a := range answers {
+		if a.err != nil {
+			return nil, a.err
+		}
+		if a.live != "" && a.live != a.ticket {
+			stale[a.ticket] = a.live
+		}
+	}
+	return stale, nil
+}
+
 // StaleBatch is Stale for each of groups (ticket id -> its players), the
 // live tickets of all their players read together: one round trip for
 // the batch, where Stale makes a request per player. stale[i] and

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ErrWouldSupersede: TakeFirst met a player's undecided ticket, which
@@ -23,11 +25,22 @@ var ErrWouldSupersede = errors.New("a player's undecided ticket would be superse
 // players' entries name a ticket never queued, which ended nothing of
 // theirs, until their next ticket replaces it.
 func (p *Players) TakeFirst(ctx context.Context, t LiveTicket, tell SupersededFunc) (Taken, error) {
-	return p.take(ctx, t, tell, true)
+	return p.take(ctx, t, tell, takeMode{keepUndecided: true})
 }
 
-// ended returns nil if cur, a player's live ticket, has an outcome that
-// no newer ticket can change, and ErrWouldSupersede if making another
+// TakeNew is TakeFirst for a ticket whose id was made at random just now
+// and is published nowhere yet (the frontend's creations without a key or
+// a chosen id): no claim of that id can exist, so a returning player's
+// creation does not read one (a leader read less: BENCHMARKS.md, "Ninth
+// round"). An id a client chose, or derived from a key, may be one a
+// ticket had before, whose claim still stands: TakeFirst reads it.
+func (p *Players) TakeNew(ctx context.Context, t LiveTicket, tell SupersededFunc) (Taken, error) {
+	return p.take(ctx, t, tell, takeMode{keepUndecided: true, newID: true})
+}
+
+// ended returns the owner of cur's claim if cur, a player's live ticket,
+// has an outcome that no newer ticket can change, and ErrWouldSupersede
+// if making another
 // ticket live could still end it: unclaimed (waiting), or claimed by a
 // match not decided published (being committed, its matcher dead
 // mid-commit, or undone and about to give cur back). Such a match's
@@ -37,7 +50,9 @@ func (p *Players) TakeFirst(ctx context.Context, t LiveTicket, tell SupersededFu
 // read's error): the caller then queues first, which needs no decision,
 // rather than fail a returning player's creation while the matches
 // bucket is away. Cost: a returning player's TakeFirst reads cur's claim
-// (one read more than Take), and after a match its decision (one more).
+// (one read more than Take), and after a match its decision (one more),
+// but then does not try to supersede cur, which its match's claim would
+// refuse (replace).
 //
 // Not covered: the tickets of a published match can still be given back
 // to wait (the allocator requeues a match it cannot place, a backfill
@@ -46,23 +61,48 @@ func (p *Players) TakeFirst(ctx context.Context, t LiveTicket, tell SupersededFu
 // to cur after a TakeFirst whose ticket then failed to queue, a matcher
 // taking cur in again finds the newer ticket live and supersedes cur by
 // it: cur's players are told "superseded" and must ask again (review R2).
-func (p *Players) ended(ctx context.Context, cur LiveTicket) error {
-	owner, err := p.claims.Owner(ctx, cur.TicketID)
+func (p *Players) ended(ctx context.Context, cur LiveTicket) (owner string, err error) {
+	owner, err = p.claims.Owner(ctx, cur.TicketID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	match, byMatch := OwnerMatchID(owner)
 	if byMatch {
 		d, err := p.decisions.Decided(ctx, match)
 		if err != nil {
-			return fmt.Errorf("ticket %s (%q): %w (%w)", cur.TicketID, owner, ErrWouldSupersede, err)
+			return "", fmt.Errorf("ticket %s (%q): %w (%w)", cur.TicketID, owner, ErrWouldSupersede, err)
 		}
 		if d == DecisionPublished {
-			return nil
+			return owner, nil
 		}
 	}
 	if owner == "" || byMatch {
-		return fmt.Errorf("ticket %s (%q): %w", cur.TicketID, owner, ErrWouldSupersede)
+		return "", fmt.Errorf("ticket %s (%q): %w", cur.TicketID, owner, ErrWouldSupersede)
 	}
-	return nil
+	return owner, nil
+}
+
+// createFirst writes value as player's entry if the player has none (no
+// message on the key, not even a delete marker), binding t's id first as
+// take does: the write take makes after reading no entry, without the
+// read. written is false, with no error, if the key has a message: take
+// reads it then, as it always did. TakeFirst's creations are a new
+// ticket's, whose player is often new too (every player on a game's
+// first day): each such creation saves a leader read, a JetStream API
+// request, where a returning player's costs a refused write more
+// (BENCHMARKS.md, "Ninth round").
+func (p *Players) createFirst(ctx context.Context, player string, value []byte, bind func() error) (written bool, err error) {
+	if err := bind(); err != nil {
+		return false, err
+	}
+	// Update at revision 0, not Create: Create reads the key again
+	// (a direct get) to learn whether a delete marker is all it holds.
+	_, err = p.kv.Update(ctx, player, value, 0)
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("record live ticket of %s: %w", player, err)
+	}
+	return true, nil
 }

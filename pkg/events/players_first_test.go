@@ -2,10 +2,12 @@ package events_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // TakeFirst makes a ticket live where that ends nothing waiting (no live
@@ -121,5 +123,148 @@ func TestTakeFirstWithoutDecisionsQueuesFirst(t *testing.T) {
 	}
 	if _, err := e.players.TakeFirst(ctx, live("a2", t0.Add(time.Second), "ann"), e.tell); !errors.Is(err, events.ErrWouldSupersede) {
 		t.Fatalf("TakeFirst with the matches bucket away: %v, want ErrWouldSupersede", err)
+	}
+}
+
+// TestTakeFirstOfANewPlayerReadsNothing: a player with no entry is made
+// live by a write at revision 0, with no read of their key (a leader
+// read is a JetStream API request: BENCHMARKS.md, "Ninth round"); a key
+// with any message (a live ticket, a delete marker) is read first, as
+// before, and ends as Take would leave it.
+func TestTakeFirstOfANewPlayerReadsNothing(t *testing.T) {
+	t.Parallel()
+	e := newPlayers(t)
+	ctx := t.Context()
+	nc := e.js.Conn()
+	api := testkit.Collect(t, nc, "$JS.API.>")
+	reads := func(from int) (n int) {
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		stream := "KV_" + events.Subjects{}.PlayersBucket()
+		for _, m := range api()[from:] {
+			if strings.Contains(m.Subject, ".GET."+stream) {
+				n++
+			}
+		}
+		return n
+	}
+	t0 := time.Now()
+	if got, err := e.players.TakeFirst(ctx, live("a1", t0, "ann", "amy"), e.tell); err != nil || !got.Live {
+		t.Fatalf("a new party's ticket: %+v, %v", got, err)
+	}
+	if n := reads(0); n != 0 {
+		t.Errorf("TakeFirst of new players read their keys %d times, want 0", n)
+	}
+	for _, pl := range []string{"ann", "amy"} {
+		if cur, err := e.players.Live(ctx, pl); err != nil || cur != "a1" {
+			t.Fatalf("%s's live ticket %q (%v), want a1", pl, cur, err)
+		}
+	}
+	// A returning player whose ticket was decided: read, then replaced.
+	if won, _, err := e.claims.Claim(ctx, "a1", events.OwnerCancelled); err != nil || !won {
+		t.Fatalf("cancel a1: %v %v", won, err)
+	}
+	from := len(api())
+	if got, err := e.players.TakeFirst(ctx, live("a2", t0.Add(time.Second), "ann"), e.tell); err != nil || !got.Live {
+		t.Fatalf("a returning player's ticket: %+v, %v", got, err)
+	}
+	if n := reads(from); n == 0 {
+		t.Errorf("TakeFirst over a decided ticket read nothing")
+	}
+	// A key whose last message is a delete marker holds no live ticket.
+	kv, err := e.js.KeyValue(ctx, events.Subjects{}.PlayersBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "amy"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.players.TakeFirst(ctx, live("a3", t0.Add(2*time.Second), "amy"), e.tell); err != nil || !got.Live {
+		t.Fatalf("over a delete marker: %+v, %v", got, err)
+	}
+	if cur, err := e.players.Live(ctx, "amy"); err != nil || cur != "a3" {
+		t.Fatalf("amy's live ticket %q (%v), want a3", cur, err)
+	}
+	// The id stays bound to its first players.
+	if _, err := e.players.TakeFirst(ctx, live("a3", t0.Add(3*time.Second), "eve"), e.tell); !errors.Is(err, events.ErrTicketIDTaken) {
+		t.Fatalf("a3 for eve: %v, want ErrTicketIDTaken", err)
+	}
+	if cur, err := e.players.Live(ctx, "eve"); err != nil || cur != "" {
+		t.Fatalf("eve's live ticket %q (%v), want none", cur, err)
+	}
+}
+
+// TestTakeFirstAfterAPublishedMatchClaimsNothing: a returning player's
+// last ticket is its published match's; TakeFirst makes the new ticket
+// live without trying to supersede the old one, a claim the match's
+// would refuse (a refused create and a read, on every returning player's
+// creation), and the old claim stays the match's, its players untold.
+// TakeNew does the same without reading the new ticket's own claim.
+func TestTakeFirstAfterAPublishedMatchClaimsNothing(t *testing.T) {
+	t.Parallel()
+	e := newPlayers(t)
+	ctx := t.Context()
+	decisions, err := events.NewDecisions(ctx, e.js, events.Subjects{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if _, err := e.players.TakeFirst(ctx, live("a1", t0, "ann"), e.tell); err != nil {
+		t.Fatal(err)
+	}
+	if won, _, err := e.claims.Claim(ctx, "a1", events.MatchOwner("m1")); err != nil || !won {
+		t.Fatalf("claim a1 for m1: %v %v", won, err)
+	}
+	if _, _, err := decisions.Decide(ctx, "m1", events.DecisionPublished); err != nil {
+		t.Fatal(err)
+	}
+	nc := e.js.Conn()
+	claims := "$KV." + events.Subjects{}.ClaimsBucket() + "."
+	claimWrites := testkit.Collect(t, nc, claims+"a1")
+	api := testkit.Collect(t, nc, "$JS.API.>")
+	readsOf := func(from int, key string) (n int) {
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range api()[from:] {
+			if strings.Contains(string(m.Data), `"`+claims+key+`"`) {
+				n++
+			}
+		}
+		return n
+	}
+	if got, err := e.players.TakeFirst(ctx, live("a2", t0.Add(time.Second), "ann"), e.tell); err != nil || !got.Live || len(got.Superseded) != 0 {
+		t.Fatalf("TakeFirst after a1's published match: %+v, %v", got, err)
+	}
+	if n := len(claimWrites()); n != 0 {
+		t.Errorf("%d writes to a1's claim, want none", n)
+	}
+	if own, err := e.claims.Owner(ctx, "a1"); err != nil || own != events.MatchOwner("m1") || len(e.told["a1"]) != 0 {
+		t.Fatalf("a1 claimed %q (%v), told %v; want m1's, untold", own, err, e.told["a1"])
+	}
+	if cur, err := e.players.Live(ctx, "ann"); err != nil || cur != "a2" {
+		t.Fatalf("ann's live ticket %q (%v), want a2", cur, err)
+	}
+	// TakeFirst read a2's own claim (its id may have been a ticket's
+	// before); TakeNew, for an id made just now, reads none of its own.
+	if n := readsOf(0, "a2"); n == 0 {
+		t.Errorf("TakeFirst did not read a2's own claim")
+	}
+	if won, _, err := e.claims.Claim(ctx, "a2", events.MatchOwner("m2")); err != nil || !won {
+		t.Fatalf("claim a2 for m2: %v %v", won, err)
+	}
+	if _, _, err := decisions.Decide(ctx, "m2", events.DecisionPublished); err != nil {
+		t.Fatal(err)
+	}
+	from := len(api())
+	if got, err := e.players.TakeNew(ctx, live("a3", t0.Add(2*time.Second), "ann"), e.tell); err != nil || !got.Live {
+		t.Fatalf("TakeNew after a2's published match: %+v, %v", got, err)
+	}
+	if n := readsOf(from, "a3"); n != 0 {
+		t.Errorf("TakeNew read a3's own claim %d times, want 0", n)
+	}
+	if n := readsOf(from, "a2"); n == 0 {
+		t.Errorf("TakeNew did not read a2's claim (whether a2 has ended)")
 	}
 }

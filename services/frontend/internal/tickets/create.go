@@ -86,7 +86,7 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 	// "Fourth round"). A take that fails has queued nothing. An entry it
 	// made names a ticket that may never be queued; the player's next
 	// ticket replaces it, and it ended nothing of theirs.
-	first, err := s.takeFirst(ctx, rec)
+	first, err := s.takeFirst(ctx, rec, s.players.TakeNew) // its id is newTicketID's
 	if err != nil {
 		return View{}, err
 	}
@@ -105,9 +105,10 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 // a match not decided published: events.Players.TakeFirst's
 // ErrWouldSupersede). Then first is false, no ticket of theirs was ended,
 // and the caller queues the ticket and takes it after. A take that
-// fails untracks the ticket.
-func (s *Service) takeFirst(ctx context.Context, rec Record) (first bool, err error) {
-	_, err = s.players.TakeFirst(ctx, rec.live(), s.tellSuperseded)
+// fails untracks the ticket. take is events.Players.TakeFirst, or TakeNew
+// for an id the frontend just made.
+func (s *Service) takeFirst(ctx context.Context, rec Record, take takeFunc) (first bool, err error) {
+	_, err = take(ctx, rec.live(), s.tellSuperseded)
 	switch {
 	case errors.Is(err, events.ErrWouldSupersede):
 		return false, nil
@@ -117,6 +118,9 @@ func (s *Service) takeFirst(ctx context.Context, rec Record) (first bool, err er
 	}
 	return true, nil
 }
+
+// takeFunc is a way to take a ticket first (events.Players).
+type takeFunc func(context.Context, events.LiveTicket, events.SupersededFunc) (events.Taken, error)
 
 // queueThenTake creates a ticket that replaces a player's waiting one:
 // stored and queued first, then taken (superseding the waiting one), so
