@@ -13,8 +13,11 @@ type NATSCounts struct {
 	// its /varz counts them: on client, route and leaf connections (a
 	// message its own JetStream publishes internally is not "in").
 	In, Out uint64
-	// API is the JetStream API requests served (stream and consumer
-	// calls, message gets: the leader reads of pkg/events among them).
+	// API is the JetStream API requests the server took in (stream and
+	// consumer calls, message gets: the leader reads of pkg/events among
+	// them), counted where they all arrive, the system account's
+	// $JS.API.> subscription (APIRequests). Direct gets go to the
+	// streams' own subscriptions and are not counted.
 	API uint64
 	// Subscribed is the subscriptions made (every account's sublist
 	// inserts, the server's own included): a client that subscribes per
@@ -54,7 +57,11 @@ func (s *Stack) NATSCounts() (NATSCounts, error) {
 	if err != nil {
 		return NATSCounts{}, fmt.Errorf("nats subsz: %w", err)
 	}
-	c := NATSCounts{In: uint64(v.InMsgs), Out: uint64(v.OutMsgs), API: js.API.Total, Subscribed: subs.NumInserts,
+	api, err := APIRequests(s.nats)
+	if err != nil {
+		return NATSCounts{}, err
+	}
+	c := NATSCounts{In: uint64(v.InMsgs), Out: uint64(v.OutMsgs), API: api, Subscribed: subs.NumInserts,
 		Stored: map[string]uint64{}, ByClient: map[string]InOut{}}
 	for _, a := range js.AccountDetails {
 		for _, st := range a.Streams {
@@ -68,4 +75,28 @@ func (s *Stack) NATSCounts() (NATSCounts, error) {
 		c.ByClient[ci.Name] = io
 	}
 	return c, nil
+}
+
+// APIRequests is how many JetStream API requests s took in: the messages
+// its system account's $JS.API.> subscription received, which every
+// account's requests reach. The server's own API total (/jsz api.total)
+// counts the answers its API layer sends, and a message get that finds
+// its message answers past that layer: a leader read of a key that
+// exists is not in it (BENCHMARKS.md, #20's ninth round).
+func APIRequests(s *server.Server) (uint64, error) {
+	sys := s.SystemAccount()
+	if sys == nil {
+		return 0, fmt.Errorf("nats: no system account")
+	}
+	sz, err := s.Subsz(&server.SubszOptions{Subscriptions: true, Account: sys.Name, Test: "$JS.API.INFO", Limit: 1 << 20})
+	if err != nil {
+		return 0, fmt.Errorf("nats subsz: %w", err)
+	}
+	var n uint64
+	for _, d := range sz.Subs {
+		if d.Subject == "$JS.API.>" {
+			n += uint64(d.Msgs)
+		}
+	}
+	return n, nil
 }

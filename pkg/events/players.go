@@ -36,7 +36,8 @@ func (t LiveTicket) olderThan(o LiveTicket) bool { return t.CreatedAt.Before(o.C
 // Protocol. Take: a ticket B becomes a player's live ticket by a
 // compare-and-set of the player's key on the revision it read (at time w).
 // Before writing, it tries to claim the ticket A it replaces for
-// [OwnerSuperseded] (at c_s < w). A match commit claims its tickets
+// [OwnerSuperseded] (at c_s < w); TakeFirst does not when A's claim is
+// its match's, decided published, which would refuse it. A match commit claims its tickets
 // (ClaimAll, at c_m), then reads their players' live tickets (Stale, at
 // r > c_m) and decides the match ([Decisions]): undone if a ticket is no
 // longer its players' live ticket, published otherwise. A worker that
@@ -172,15 +173,19 @@ func (p *Players) Take(ctx context.Context, t LiveTicket, tell SupersededFunc) (
 
 // takeMode is what a take keeps and what it may take for granted.
 type takeMode struct {
-	// keepUndecided: end no ticket not ended already (TakeFirst), and
-	// write a player's entry before reading it (createFirst).
+	// keepUndecided: end no ticket not ended already (TakeFirst,
+	// TakeFirstFresh, TakeLate).
 	keepUndecided bool
-	// newID: t's id was made at random just now and is published
-	// nowhere yet, so no claim of it can exist to be read (TakeNew).
-	newID bool
+	// writeFirst: t is a new ticket, whose players are often new too:
+	// write each player's entry before reading it (createFirst).
+	writeFirst bool
+	// fresh: t's id was made at random just now and is published
+	// nowhere yet, so no claim of it can exist to be read
+	// (TakeFirstFresh), until an entry names it.
+	fresh bool
 }
 
-// take is Take, TakeFirst and TakeNew, as mode says.
+// take is Take, TakeFirst, TakeFirstFresh and TakeLate, as mode says.
 func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, mode takeMode) (Taken, error) {
 	var out Taken
 	value, err := json.Marshal(t)
@@ -199,8 +204,13 @@ func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, m
 		bound = true
 		return p.bind(ctx, t)
 	}
-	for _, player := range t.Players {
-		if mode.keepUndecided {
+	for i, player := range t.Players {
+		if i > 0 {
+			// An entry names t now: a newer ticket of that player
+			// may have superseded it since, through that entry.
+			mode.fresh = false
+		}
+		if mode.writeFirst {
 			written, err := p.createFirst(ctx, player, value, bind)
 			if err != nil {
 				return out, err
@@ -263,7 +273,7 @@ func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell Supersede
 	// messages was still out must not come back to life. A new id has
 	// had no message out.
 	var own string
-	if !mode.newID {
+	if !mode.fresh {
 		if own, err = p.claims.Owner(ctx, t.TicketID); err != nil {
 			return false, err
 		}

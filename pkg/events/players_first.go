@@ -23,26 +23,36 @@ var ErrWouldSupersede = errors.New("a player's undecided ticket would be superse
 // before it stopped (the id bound, another player of a party made live)
 // is what that Take writes too, if the queue succeeds; if it fails, those
 // players' entries name a ticket never queued, which ended nothing of
-// theirs, until their next ticket replaces it.
+// theirs, until their next ticket replaces it. Each player's entry is
+// written before it is read (createFirst): a new player's costs no read.
 func (p *Players) TakeFirst(ctx context.Context, t LiveTicket, tell SupersededFunc) (Taken, error) {
-	return p.take(ctx, t, tell, takeMode{keepUndecided: true})
+	return p.take(ctx, t, tell, takeMode{keepUndecided: true, writeFirst: true})
 }
 
-// TakeNew is TakeFirst for a ticket whose id was made at random just now
-// and is published nowhere yet (the frontend's creations without a key or
-// a chosen id): no claim of that id can exist, so a returning player's
-// creation does not read one (a leader read less: BENCHMARKS.md, "Ninth
-// round"). An id a client chose, or derived from a key, may be one a
-// ticket had before, whose claim still stands: TakeFirst reads it.
-func (p *Players) TakeNew(ctx context.Context, t LiveTicket, tell SupersededFunc) (Taken, error) {
-	return p.take(ctx, t, tell, takeMode{keepUndecided: true, newID: true})
+// TakeFirstFresh is TakeFirst for a ticket whose id was made at random
+// just now and is published nowhere yet (the frontend's creations without
+// a key or a chosen id): no claim of that id can exist before an entry
+// names it, so a returning player's creation does not read one (a leader
+// read less: BENCHMARKS.md, "Ninth round"). An id a client chose, or
+// derived from a key, may be one a ticket had before, whose claim still
+// stands: TakeFirst reads it.
+func (p *Players) TakeFirstFresh(ctx context.Context, t LiveTicket, tell SupersededFunc) (Taken, error) {
+	return p.take(ctx, t, tell, takeMode{keepUndecided: true, writeFirst: true, fresh: true})
+}
+
+// TakeLate is TakeFirst for a queued ticket that came past its max wait
+// (the matcher's late tickets): it ends no ticket not ended already
+// either, but reads each player's entry first, as Take does, for such a
+// ticket is usually live already (its frontend took it first): writing
+// first would cost it a refused bind and a refused write per player.
+func (p *Players) TakeLate(ctx context.Context, t LiveTicket, tell SupersededFunc) (Taken, error) {
+	return p.take(ctx, t, tell, takeMode{keepUndecided: true})
 }
 
 // ended returns the owner of cur's claim if cur, a player's live ticket,
 // has an outcome that no newer ticket can change, and ErrWouldSupersede
-// if making another
-// ticket live could still end it: unclaimed (waiting), or claimed by a
-// match not decided published (being committed, its matcher dead
+// if making another ticket live could still end it: unclaimed (waiting),
+// or claimed by a match not decided published (being committed, its matcher dead
 // mid-commit, or undone and about to give cur back). Such a match's
 // check, finding cur no longer live, would undo it and supersede cur by
 // a ticket whose creation may yet fail (review R1 of the keyed take
@@ -86,16 +96,16 @@ func (p *Players) ended(ctx context.Context, cur LiveTicket) (owner string, err 
 // message on the key, not even a delete marker), binding t's id first as
 // take does: the write take makes after reading no entry, without the
 // read. written is false, with no error, if the key has a message: take
-// reads it then, as it always did. TakeFirst's creations are a new
-// ticket's, whose player is often new too (every player on a game's
-// first day): each such creation saves a leader read, a JetStream API
-// request, where a returning player's costs a refused write more
-// (BENCHMARKS.md, "Ninth round").
+// reads it then, as it always did. For the frontend's creations
+// (TakeFirst, TakeFirstFresh): a new ticket, whose player is often new
+// too (every player on a game's first day), saves a leader read, a
+// JetStream API request, where a returning player's costs a refused
+// write more (BENCHMARKS.md, "Ninth round").
 func (p *Players) createFirst(ctx context.Context, player string, value []byte, bind func() error) (written bool, err error) {
 	if err := bind(); err != nil {
 		return false, err
 	}
-	// Update at revision 0, not Create: Create reads the key again
+	// Update at revision 0, not Create: a Create refused reads the key
 	// (a direct get) to learn whether a delete marker is all it holds.
 	_, err = p.kv.Update(ctx, player, value, 0)
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {

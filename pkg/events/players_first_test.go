@@ -136,14 +136,11 @@ func TestTakeFirstOfANewPlayerReadsNothing(t *testing.T) {
 	e := newPlayers(t)
 	ctx := t.Context()
 	nc := e.js.Conn()
-	api := testkit.Collect(t, nc, "$JS.API.>")
+	see := testkit.Collect(t, nc, ">")
 	reads := func(from int) (n int) {
-		if err := nc.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		stream := "KV_" + events.Subjects{}.PlayersBucket()
-		for _, m := range api()[from:] {
-			if strings.Contains(m.Subject, ".GET."+stream) {
+		stream := "$JS.API.STREAM.MSG.GET.KV_" + events.Subjects{}.PlayersBucket()
+		for _, m := range seen(t, nc, see)[from:] {
+			if strings.HasPrefix(m.Subject, stream) {
 				n++
 			}
 		}
@@ -165,7 +162,7 @@ func TestTakeFirstOfANewPlayerReadsNothing(t *testing.T) {
 	if won, _, err := e.claims.Claim(ctx, "a1", events.OwnerCancelled); err != nil || !won {
 		t.Fatalf("cancel a1: %v %v", won, err)
 	}
-	from := len(api())
+	from := len(seen(t, nc, see))
 	if got, err := e.players.TakeFirst(ctx, live("a2", t0.Add(time.Second), "ann"), e.tell); err != nil || !got.Live {
 		t.Fatalf("a returning player's ticket: %+v, %v", got, err)
 	}
@@ -200,7 +197,7 @@ func TestTakeFirstOfANewPlayerReadsNothing(t *testing.T) {
 // live without trying to supersede the old one, a claim the match's
 // would refuse (a refused create and a read, on every returning player's
 // creation), and the old claim stays the match's, its players untold.
-// TakeNew does the same without reading the new ticket's own claim.
+// TakeFirstFresh does the same without reading the new ticket's own claim.
 func TestTakeFirstAfterAPublishedMatchClaimsNothing(t *testing.T) {
 	t.Parallel()
 	e := newPlayers(t)
@@ -221,14 +218,18 @@ func TestTakeFirstAfterAPublishedMatchClaimsNothing(t *testing.T) {
 	}
 	nc := e.js.Conn()
 	claims := "$KV." + events.Subjects{}.ClaimsBucket() + "."
-	claimWrites := testkit.Collect(t, nc, claims+"a1")
-	api := testkit.Collect(t, nc, "$JS.API.>")
+	see := testkit.Collect(t, nc, ">")
 	readsOf := func(from int, key string) (n int) {
-		if err := nc.Flush(); err != nil {
-			t.Fatal(err)
+		for _, m := range seen(t, nc, see)[from:] {
+			if strings.HasPrefix(m.Subject, "$JS.API.") && strings.Contains(string(m.Data), `"`+claims+key+`"`) {
+				n++
+			}
 		}
-		for _, m := range api()[from:] {
-			if strings.Contains(string(m.Data), `"`+claims+key+`"`) {
+		return n
+	}
+	claimWrites := func() (n int) {
+		for _, m := range seen(t, nc, see) {
+			if m.Subject == claims+"a1" {
 				n++
 			}
 		}
@@ -237,7 +238,7 @@ func TestTakeFirstAfterAPublishedMatchClaimsNothing(t *testing.T) {
 	if got, err := e.players.TakeFirst(ctx, live("a2", t0.Add(time.Second), "ann"), e.tell); err != nil || !got.Live || len(got.Superseded) != 0 {
 		t.Fatalf("TakeFirst after a1's published match: %+v, %v", got, err)
 	}
-	if n := len(claimWrites()); n != 0 {
+	if n := claimWrites(); n != 0 {
 		t.Errorf("%d writes to a1's claim, want none", n)
 	}
 	if own, err := e.claims.Owner(ctx, "a1"); err != nil || own != events.MatchOwner("m1") || len(e.told["a1"]) != 0 {
@@ -247,7 +248,7 @@ func TestTakeFirstAfterAPublishedMatchClaimsNothing(t *testing.T) {
 		t.Fatalf("ann's live ticket %q (%v), want a2", cur, err)
 	}
 	// TakeFirst read a2's own claim (its id may have been a ticket's
-	// before); TakeNew, for an id made just now, reads none of its own.
+	// before); TakeFirstFresh, for an id made just now, reads none of its own.
 	if n := readsOf(0, "a2"); n == 0 {
 		t.Errorf("TakeFirst did not read a2's own claim")
 	}
@@ -257,14 +258,14 @@ func TestTakeFirstAfterAPublishedMatchClaimsNothing(t *testing.T) {
 	if _, _, err := decisions.Decide(ctx, "m2", events.DecisionPublished); err != nil {
 		t.Fatal(err)
 	}
-	from := len(api())
-	if got, err := e.players.TakeNew(ctx, live("a3", t0.Add(2*time.Second), "ann"), e.tell); err != nil || !got.Live {
-		t.Fatalf("TakeNew after a2's published match: %+v, %v", got, err)
+	from := len(seen(t, nc, see))
+	if got, err := e.players.TakeFirstFresh(ctx, live("a3", t0.Add(2*time.Second), "ann"), e.tell); err != nil || !got.Live {
+		t.Fatalf("TakeFirstFresh after a2's published match: %+v, %v", got, err)
 	}
 	if n := readsOf(from, "a3"); n != 0 {
-		t.Errorf("TakeNew read a3's own claim %d times, want 0", n)
+		t.Errorf("TakeFirstFresh read a3's own claim %d times, want 0", n)
 	}
 	if n := readsOf(from, "a2"); n == 0 {
-		t.Errorf("TakeNew did not read a2's claim (whether a2 has ended)")
+		t.Errorf("TakeFirstFresh did not read a2's claim (whether a2 has ended)")
 	}
 }

@@ -86,7 +86,7 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 	// "Fourth round"). A take that fails has queued nothing. An entry it
 	// made names a ticket that may never be queued; the player's next
 	// ticket replaces it, and it ended nothing of theirs.
-	first, err := s.takeFirst(ctx, rec, s.players.TakeNew) // its id is newTicketID's
+	first, err := s.takeFirst(ctx, rec, s.players.TakeFirstFresh) // its id is newTicketID's
 	if err != nil {
 		return View{}, err
 	}
@@ -105,10 +105,10 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 // a match not decided published: events.Players.TakeFirst's
 // ErrWouldSupersede). Then first is false, no ticket of theirs was ended,
 // and the caller queues the ticket and takes it after. A take that
-// fails untracks the ticket. take is events.Players.TakeFirst, or TakeNew
-// for an id the frontend just made.
-func (s *Service) takeFirst(ctx context.Context, rec Record, take takeFunc) (first bool, err error) {
-	_, err = take(ctx, rec.live(), s.tellSuperseded)
+// fails untracks the ticket. takeWith is events.Players.TakeFirst, or
+// TakeFirstFresh for an id the frontend just made.
+func (s *Service) takeFirst(ctx context.Context, rec Record, takeWith takeFunc) (first bool, err error) {
+	_, err = takeWith(ctx, rec.live(), s.tellSuperseded)
 	switch {
 	case errors.Is(err, events.ErrWouldSupersede):
 		return false, nil

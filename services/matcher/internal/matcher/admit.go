@@ -25,7 +25,7 @@ type admission struct {
 	// (its offers are queued already).
 	again bool
 	// late: the ticket came past its max wait, and was taken only if
-	// that ended no other ticket of its players (TakeFirst).
+	// that ended no other ticket of its players (TakeLate).
 	late bool
 }
 
@@ -87,7 +87,7 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 	// (its home shard has expired it, or will before a match commits),
 	// nor one decided while on its way, one whose take would end a
 	// player's other ticket still waiting, or one whose take fails
-	// (late: intake.take reads its claim and takes with TakeFirst;
+	// (late: intake.take reads its claim and takes with TakeLate;
 	// settleAdmission expires those).
 	late := e.Waited(now) >= time.Duration(mode.MaxWait)
 	if late && visitor {

@@ -144,7 +144,7 @@ var errLateDecided = errors.New("came late with an outcome already")
 // take takes lt in as the live ticket of its players (events.Players),
 // superseding their earlier undecided ticket. With late (a ticket that
 // came past its max wait) it reads lt's claim first and stops at one
-// (errLateDecided), and takes with TakeFirst, stopping at a player's
+// (errLateDecided), and takes with TakeLate, stopping at a player's
 // other undecided ticket (events.ErrWouldSupersede). msg is lt's message,
 // nil for a ticket taken in again after a commit gave its claim back
 // (its id is bound to its players already). refused: lt's id is another
@@ -153,7 +153,7 @@ func (in *intake) take(ctx context.Context, log *slog.Logger, lt events.LiveTick
 	tctx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
 	if late {
-		taken, err = in.players.TakeFirst(tctx, lt, in.superseder.superseded)
+		taken, err = in.players.TakeLate(tctx, lt, in.superseder.superseded)
 		if err == nil && taken.Live {
 			// Decided while on its way (expired or cancelled by its
 			// frontend, matched by another owner): Take says live while
