@@ -28,9 +28,7 @@ func TestTakeFirstEndsNoWaitingTicket(t *testing.T) {
 	if own, err := e.claims.Owner(ctx, "a1"); err != nil || own != "" || len(e.told["a1"]) != 0 {
 		t.Fatalf("a1 claimed %q (%v), told %v: TakeFirst ended a waiting ticket", own, err, e.told["a1"])
 	}
-	if cur, err := e.players.Live(ctx, "ann"); err != nil || cur != "a1" {
-		t.Fatalf("ann's live ticket %q (%v), want a1", cur, err)
-	}
+	e.wantLive(t, "ann", "a1")
 	// Once a1 is decided, the next ticket is taken first.
 	if won, _, err := e.claims.Claim(ctx, "a1", events.OwnerCancelled); err != nil || !won {
 		t.Fatalf("cancel a1: %v %v", won, err)
@@ -53,17 +51,9 @@ func TestTakeFirstEndsNoTicketOfAMatchNotPublished(t *testing.T) {
 	t.Parallel()
 	e := newPlayers(t)
 	ctx := t.Context()
-	decisions, err := events.NewDecisions(ctx, e.js, events.Subjects{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	decisions := e.decisions(t)
 	t0 := time.Now()
-	if _, err := e.players.TakeFirst(ctx, live("a1", t0, "ann"), e.tell); err != nil {
-		t.Fatal(err)
-	}
-	if won, _, err := e.claims.Claim(ctx, "a1", events.MatchOwner("m1")); err != nil || !won {
-		t.Fatalf("claim a1 for m1: %v %v", won, err)
-	}
+	e.claimedFor(t, live("a1", t0, "ann"), events.MatchOwner("m1"))
 	check := func(step string, want error) {
 		t.Helper()
 		_, err := e.players.TakeFirst(ctx, live("a2", t0.Add(time.Second), "ann"), e.tell)
@@ -87,21 +77,14 @@ func TestTakeFirstEndsNoTicketOfAMatchNotPublished(t *testing.T) {
 	// A match decided undone (another of its tickets was stale) gives its
 	// fresh tickets back to wait: not ended (review R2: the test above
 	// passed on a TakeFirst that counted any decision as ended).
-	if _, err := e.players.TakeFirst(ctx, live("b1", t0, "bob"), e.tell); err != nil {
-		t.Fatal(err)
-	}
-	if won, _, err := e.claims.Claim(ctx, "b1", events.MatchOwner("m2")); err != nil || !won {
-		t.Fatalf("claim b1 for m2: %v %v", won, err)
-	}
+	e.claimedFor(t, live("b1", t0, "bob"), events.MatchOwner("m2"))
 	if _, _, err := decisions.Decide(ctx, "m2", events.DecisionUndone); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.players.TakeFirst(ctx, live("b2", t0.Add(time.Second), "bob"), e.tell); !errors.Is(err, events.ErrWouldSupersede) {
 		t.Fatalf("TakeFirst over b1 of an undone match: %v, want ErrWouldSupersede", err)
 	}
-	if cur, err := e.players.Live(ctx, "bob"); err != nil || cur != "b1" {
-		t.Fatalf("bob's live ticket %q (%v), want b1", cur, err)
-	}
+	e.wantLive(t, "bob", "b1")
 }
 
 // A decision that cannot be read (the matches bucket away) does not fail
@@ -112,12 +95,7 @@ func TestTakeFirstWithoutDecisionsQueuesFirst(t *testing.T) {
 	e := newPlayers(t)
 	ctx := t.Context()
 	t0 := time.Now()
-	if _, err := e.players.TakeFirst(ctx, live("a1", t0, "ann"), e.tell); err != nil {
-		t.Fatal(err)
-	}
-	if won, _, err := e.claims.Claim(ctx, "a1", events.MatchOwner("m1")); err != nil || !won {
-		t.Fatalf("claim a1 for m1: %v %v", won, err)
-	}
+	e.claimedFor(t, live("a1", t0, "ann"), events.MatchOwner("m1"))
 	if err := e.js.DeleteKeyValue(ctx, events.Subjects{}.MatchesBucket()); err != nil {
 		t.Fatal(err)
 	}
@@ -153,11 +131,8 @@ func TestTakeFirstOfANewPlayerReadsNothing(t *testing.T) {
 	if n := reads(0); n != 0 {
 		t.Errorf("TakeFirst of new players read their keys %d times, want 0", n)
 	}
-	for _, pl := range []string{"ann", "amy"} {
-		if cur, err := e.players.Live(ctx, pl); err != nil || cur != "a1" {
-			t.Fatalf("%s's live ticket %q (%v), want a1", pl, cur, err)
-		}
-	}
+	e.wantLive(t, "ann", "a1")
+	e.wantLive(t, "amy", "a1")
 	// A returning player whose ticket was decided: read, then replaced.
 	if won, _, err := e.claims.Claim(ctx, "a1", events.OwnerCancelled); err != nil || !won {
 		t.Fatalf("cancel a1: %v %v", won, err)
@@ -180,16 +155,12 @@ func TestTakeFirstOfANewPlayerReadsNothing(t *testing.T) {
 	if got, err := e.players.TakeFirst(ctx, live("a3", t0.Add(2*time.Second), "amy"), e.tell); err != nil || !got.Live {
 		t.Fatalf("over a delete marker: %+v, %v", got, err)
 	}
-	if cur, err := e.players.Live(ctx, "amy"); err != nil || cur != "a3" {
-		t.Fatalf("amy's live ticket %q (%v), want a3", cur, err)
-	}
+	e.wantLive(t, "amy", "a3")
 	// The id stays bound to its first players.
 	if _, err := e.players.TakeFirst(ctx, live("a3", t0.Add(3*time.Second), "eve"), e.tell); !errors.Is(err, events.ErrTicketIDTaken) {
 		t.Fatalf("a3 for eve: %v, want ErrTicketIDTaken", err)
 	}
-	if cur, err := e.players.Live(ctx, "eve"); err != nil || cur != "" {
-		t.Fatalf("eve's live ticket %q (%v), want none", cur, err)
-	}
+	e.wantLive(t, "eve", "")
 }
 
 // TestTakeFirstAfterAPublishedMatchClaimsNothing: a returning player's
@@ -202,17 +173,9 @@ func TestTakeFirstAfterAPublishedMatchClaimsNothing(t *testing.T) {
 	t.Parallel()
 	e := newPlayers(t)
 	ctx := t.Context()
-	decisions, err := events.NewDecisions(ctx, e.js, events.Subjects{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	decisions := e.decisions(t)
 	t0 := time.Now()
-	if _, err := e.players.TakeFirst(ctx, live("a1", t0, "ann"), e.tell); err != nil {
-		t.Fatal(err)
-	}
-	if won, _, err := e.claims.Claim(ctx, "a1", events.MatchOwner("m1")); err != nil || !won {
-		t.Fatalf("claim a1 for m1: %v %v", won, err)
-	}
+	e.claimedFor(t, live("a1", t0, "ann"), events.MatchOwner("m1"))
 	if _, _, err := decisions.Decide(ctx, "m1", events.DecisionPublished); err != nil {
 		t.Fatal(err)
 	}
@@ -244,9 +207,7 @@ func TestTakeFirstAfterAPublishedMatchClaimsNothing(t *testing.T) {
 	if own, err := e.claims.Owner(ctx, "a1"); err != nil || own != events.MatchOwner("m1") || len(e.told["a1"]) != 0 {
 		t.Fatalf("a1 claimed %q (%v), told %v; want m1's, untold", own, err, e.told["a1"])
 	}
-	if cur, err := e.players.Live(ctx, "ann"); err != nil || cur != "a2" {
-		t.Fatalf("ann's live ticket %q (%v), want a2", cur, err)
-	}
+	e.wantLive(t, "ann", "a2")
 	// TakeFirst read a2's own claim (its id may have been a ticket's
 	// before); TakeFirstFresh, for an id made just now, reads none of its own.
 	if n := readsOf(0, "a2"); n == 0 {

@@ -55,6 +55,36 @@ func TestTakeLateOfALiveTicketOnlyReads(t *testing.T) {
 // never came would pass for that alone. Once a marker published last is
 // handled, so is every message before it: a subscription handles its
 // messages in order.
+// claimedFor makes lt its players' live ticket and claims it for owner,
+// as a match, a cancel or an expiry would.
+func (e *playersEnv) claimedFor(t *testing.T, lt events.LiveTicket, owner string) {
+	t.Helper()
+	if _, err := e.players.Take(t.Context(), lt, e.tell); err != nil {
+		t.Fatal(err)
+	}
+	if won, _, err := e.claims.Claim(t.Context(), lt.TicketID, owner); err != nil || !won {
+		t.Fatalf("claim %s for %s: %v %v", lt.TicketID, owner, won, err)
+	}
+}
+
+// wantLive fails t unless player's live ticket is ticket ("": none).
+func (e *playersEnv) wantLive(t *testing.T, player, ticket string) {
+	t.Helper()
+	if cur, err := e.players.Live(t.Context(), player); err != nil || cur != ticket {
+		t.Fatalf("%s's live ticket %q (%v), want %q", player, cur, err, ticket)
+	}
+}
+
+// decisions binds the matches' decisions, to decide a match by hand.
+func (e *playersEnv) decisions(t *testing.T) *events.Decisions {
+	t.Helper()
+	d, err := events.NewDecisions(t.Context(), e.js, events.Subjects{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 func seen(t *testing.T, nc *nats.Conn, see func() []*nats.Msg) []*nats.Msg {
 	t.Helper()
 	marker := "test.seen." + nuid.Next()
@@ -80,19 +110,10 @@ func TestTakeFirstOverAPublishedMatchThenRequeued(t *testing.T) {
 			t.Parallel()
 			e := newPlayers(t)
 			ctx := t.Context()
-			decisions, err := events.NewDecisions(ctx, e.js, events.Subjects{})
-			if err != nil {
-				t.Fatal(err)
-			}
 			t0 := time.Now()
 			a1 := live("a1", t0, "ann")
-			if _, err := e.players.TakeFirstFresh(ctx, a1, e.tell); err != nil {
-				t.Fatal(err)
-			}
-			if won, _, err := e.claims.Claim(ctx, "a1", events.MatchOwner("m1")); err != nil || !won {
-				t.Fatalf("claim a1 for m1: %v %v", won, err)
-			}
-			if _, _, err := decisions.Decide(ctx, "m1", events.DecisionPublished); err != nil {
+			e.claimedFor(t, a1, events.MatchOwner("m1"))
+			if _, _, err := e.decisions(t).Decide(ctx, "m1", events.DecisionPublished); err != nil {
 				t.Fatal(err)
 			}
 			if got, err := e.players.TakeFirstFresh(ctx, live("a2", t0.Add(time.Second), "ann"), e.tell); err != nil || !got.Live {
@@ -112,9 +133,7 @@ func TestTakeFirstOverAPublishedMatchThenRequeued(t *testing.T) {
 			if own, err := e.claims.Owner(ctx, "a1"); err != nil || own != events.OwnerSuperseded || !slices.Equal(e.told["a1"], []string{"a2"}) {
 				t.Fatalf("a1 claimed %q (%v), told %v; want superseded by a2, told once", own, err, e.told["a1"])
 			}
-			if cur, err := e.players.Live(ctx, "ann"); err != nil || cur != "a2" {
-				t.Fatalf("ann's live ticket %q (%v), want a2", cur, err)
-			}
+			e.wantLive(t, "ann", "a2")
 		})
 	}
 }
@@ -130,12 +149,7 @@ func TestTakeFirstFreshReadsItsClaimOnceAnEntryNamesIt(t *testing.T) {
 	e := newPlayers(t)
 	ctx := t.Context()
 	t0 := time.Now()
-	if _, err := e.players.Take(ctx, live("b1", t0, "bob"), e.tell); err != nil {
-		t.Fatal(err)
-	}
-	if won, _, err := e.claims.Claim(ctx, "b1", events.OwnerCancelled); err != nil || !won {
-		t.Fatalf("cancel b1: %v %v", won, err)
-	}
+	e.claimedFor(t, live("b1", t0, "bob"), events.OwnerCancelled)
 	// p1 made live for ann, then superseded through ann's entry.
 	if won, _, err := e.claims.Claim(ctx, "p1", events.OwnerSuperseded); err != nil || !won {
 		t.Fatalf("supersede p1: %v %v", won, err)
@@ -144,7 +158,5 @@ func TestTakeFirstFreshReadsItsClaimOnceAnEntryNamesIt(t *testing.T) {
 	if err != nil || got.Live || got.Owner != events.OwnerSuperseded {
 		t.Fatalf("TakeFirstFresh of a superseded party ticket: %+v, %v; want not live, superseded", got, err)
 	}
-	if cur, err := e.players.Live(ctx, "bob"); err != nil || cur != "b1" {
-		t.Fatalf("bob's live ticket %q (%v), want b1", cur, err)
-	}
+	e.wantLive(t, "bob", "b1")
 }
