@@ -36,29 +36,29 @@ func (t LiveTicket) olderThan(o LiveTicket) bool { return t.CreatedAt.Before(o.C
 // Protocol. Take: a ticket B becomes a player's live ticket by a
 // compare-and-set of the player's key on the revision it read (at time w).
 // Before writing, it tries to claim the ticket A it replaces for
-// [OwnerSuperseded] (at c_s < w); TakeFirst does not when A's claim is
-// its match's, decided published, which would refuse it. A match commit claims its tickets
-// (ClaimAll, at c_m), then reads their players' live tickets (Stale, at
-// r > c_m) and decides the match ([Decisions]): undone if a ticket is no
-// longer its players' live ticket, published otherwise. A worker that
-// finds the match behind its claims (the matcher's recoverMatch: the
-// matcher died, timed out, or is only slow) checks the same way, with
-// every claim the match's, at a moment of its own. Two checks of one
-// match may disagree (one reads before w, the other after), so the match
-// is decided once: the first decision stored stands, and every decider,
-// first or not, follows it. Published: the match is published (again, by
-// a follower: its id makes that one match) and its claims stay its own.
-// Undone: it is never published; its stale tickets' claims move from the
-// match to superseded ([Claims.Supersede]), their players are told, and
-// its other claims are given back. Nothing else gives a match's claims
-// back without "undone": a worker releasing a dead matcher's partial
-// claims decides it undone first (so that matcher, if it was only slow,
-// follows instead of publishing), and a commit that cannot check or
-// decide keeps its claims for whoever decides next. The exceptions hold
-// no decided match: a ClaimAll that lost a ticket gives back what it
-// claimed (another owner holds that ticket, so no check of the match
-// passes with every claim its own), and the allocator gives back the
-// claims of a published match when it requeues its tickets.
+// [OwnerSuperseded] (at c_s < w); TakeFirst does not when A's claim is its
+// match's, decided published, which would refuse it. A match commit claims
+// its tickets (ClaimAll, at c_m), then reads their players' live tickets
+// (Stale, at r > c_m) and decides the match ([Decisions]): undone if a
+// ticket is no longer its players' live ticket, published otherwise. A
+// worker that finds the match behind its claims (the matcher's
+// recoverMatch: the matcher died, timed out, or is only slow) checks the
+// same way, with every claim the match's, at a moment of its own. Two
+// checks of one match may disagree (one reads before w, the other after),
+// so the match is decided once: the first decision stored stands, and
+// every decider, first or not, follows it. Published: the match is
+// published (again, by a follower: its id makes that one match) and its
+// claims stay its own. Undone: it is never published; its stale tickets'
+// claims move from the match to superseded ([Claims.Supersede]), their
+// players are told, and its other claims are given back. Nothing else
+// gives a match's claims back without "undone": a worker releasing a dead
+// matcher's partial claims decides it undone first (so that matcher, if it
+// was only slow, follows instead of publishing), and a commit that cannot
+// check or decide keeps its claims for whoever decides next. The
+// exceptions hold no decided match: a ClaimAll that lost a ticket gives
+// back what it claimed (another owner holds that ticket, so no check of
+// the match passes with every claim its own), and the allocator gives back
+// the claims of a published match when it requeues its tickets.
 //
 // Why a commit never publishes a ticket that stopped being live. Take A's
 // commit, racing B's supersede:

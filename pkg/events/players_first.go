@@ -50,19 +50,19 @@ func (p *Players) TakeLate(ctx context.Context, t LiveTicket, tell SupersededFun
 }
 
 // ended returns the owner of cur's claim if cur, a player's live ticket,
-// has an outcome that no newer ticket can change, and ErrWouldSupersede
-// if making another ticket live could still end it: unclaimed (waiting),
-// or claimed by a match not decided published (being committed, its matcher dead
-// mid-commit, or undone and about to give cur back). Such a match's
-// check, finding cur no longer live, would undo it and supersede cur by
-// a ticket whose creation may yet fail (review R1 of the keyed take
-// first). A decision it cannot read is ErrWouldSupersede too (with the
-// read's error): the caller then queues first, which needs no decision,
-// rather than fail a returning player's creation while the matches
-// bucket is away. Cost: a returning player's TakeFirst reads cur's claim
-// (one read more than Take), and after a match its decision (one more),
-// but then does not try to supersede cur, which its match's claim would
-// refuse (replace).
+// has an outcome that no newer ticket can change, and ErrWouldSupersede if
+// making another ticket live could still end it: unclaimed (waiting), or
+// claimed by a match not decided published (being committed, its matcher
+// dead mid-commit, or undone and about to give cur back). Such a match's
+// check, finding cur no longer live, would undo it and supersede cur by a
+// ticket whose creation may yet fail (review R1 of the keyed take first).
+// A decision it cannot read is ErrWouldSupersede too (with the read's
+// error): the caller then queues first, which needs no decision, rather
+// than fail a returning player's creation while the matches bucket is
+// away. Cost: a returning player's TakeFirst reads cur's claim (one read
+// more than Take), and after a match its decision (one more), but then
+// does not try to supersede cur, which its match's claim would refuse
+// (replace).
 //
 // Not covered: the tickets of a published match can still be given back
 // to wait (the allocator requeues a match it cannot place, a backfill
