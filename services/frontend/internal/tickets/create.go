@@ -80,7 +80,8 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 		return View{}, err
 	}
 	// Taken before it is queued when that ends no waiting ticket
-	// (events.Players.TakeFirst): its shard's owner then finds it live
+	// (events.Players.TakeFirstFresh: TakeFirst for an id made just now,
+	// so its claim is not read): its shard's owner then finds it live
 	// already (one read per player), instead of racing this take with its
 	// own, which cost both sides writes and reads again (BENCHMARKS.md,
 	// "Fourth round"). A take that fails has queued nothing. An entry it
