@@ -15,9 +15,9 @@ type NATSCounts struct {
 	In, Out uint64
 	// API is the JetStream API requests the server took in (stream and
 	// consumer calls, message gets: the leader reads of pkg/events among
-	// them), counted where they all arrive, the system account's
-	// $JS.API.> subscription (APIRequests). Direct gets go to the
-	// streams' own subscriptions and are not counted.
+	// them), counted where they arrive, the system account's $JS.API.>
+	// subscription (APIRequests). Direct gets and pull requests go to
+	// the streams' and consumers' own subscriptions and are not counted.
 	API uint64
 	// Subscribed is the subscriptions made (every account's sublist
 	// inserts, the server's own included): a client that subscribes per
@@ -79,7 +79,9 @@ func (s *Stack) NATSCounts() (NATSCounts, error) {
 
 // APIRequests is how many JetStream API requests s took in: the messages
 // its system account's $JS.API.> subscription received, which every
-// account's requests reach. The server's own API total (/jsz api.total)
+// account's requests to the API layer reach. Direct gets
+// ($JS.API.DIRECT.GET) and pull requests ($JS.API.CONSUMER.MSG.NEXT) go
+// to the streams' and consumers' own subscriptions and are not counted. The server's own API total (/jsz api.total)
 // counts the answers its API layer sends, and a message get that finds
 // its message answers past that layer: a leader read of a key that
 // exists is not in it (BENCHMARKS.md, #20's ninth round).

@@ -36,7 +36,8 @@ func (t LiveTicket) olderThan(o LiveTicket) bool { return t.CreatedAt.Before(o.C
 // Protocol. Take: a ticket B becomes a player's live ticket by a
 // compare-and-set of the player's key on the revision it read (at time w).
 // Before writing, it tries to claim the ticket A it replaces for
-// [OwnerSuperseded] (at c_s < w); TakeFirst does not when A's claim is its
+// [OwnerSuperseded] (at c_s < w); TakeFirst (and TakeFirstFresh,
+// TakeLate) does not when A's claim is its
 // match's, decided published, which would refuse it. A match commit claims
 // its tickets (ClaimAll, at c_m), then reads their players' live tickets
 // (Stale, at r > c_m) and decides the match ([Decisions]): undone if a
@@ -259,7 +260,7 @@ func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, m
 // replace ends cur so that t can take its place, or ends t if t is the
 // older one, or finds t decided already. decided reports that t will not
 // be live: out.Owner says why. mode.keepUndecided: an undecided cur is not
-// ended but ErrWouldSupersede (TakeFirst).
+// ended but ErrWouldSupersede (TakeFirst, TakeFirstFresh, TakeLate).
 func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell SupersededFunc, out *Taken, mode takeMode) (decided bool, err error) {
 	if t.olderThan(cur) {
 		_, owner, err := p.supersede(ctx, t, cur, tell)
@@ -270,8 +271,8 @@ func (p *Players) replace(ctx context.Context, t, cur LiveTicket, tell Supersede
 		return true, nil
 	}
 	// A ticket superseded (or otherwise decided) while one of its
-	// messages was still out must not come back to life. A new id has
-	// had no message out.
+	// messages was still out must not come back to life. A fresh id
+	// (mode.fresh) has had no message out.
 	var own string
 	if !mode.fresh {
 		if own, err = p.claims.Owner(ctx, t.TicketID); err != nil {

@@ -8,8 +8,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ErrWouldSupersede: TakeFirst met a player's undecided ticket, which
-// making the ticket live would end.
+// ErrWouldSupersede: TakeFirst (TakeFirstFresh, TakeLate) met a player's
+// undecided ticket, which making the ticket live would end.
 var ErrWouldSupersede = errors.New("a player's undecided ticket would be superseded")
 
 // TakeFirst is Take for a ticket not queued yet, made live before it is

@@ -49,12 +49,6 @@ func TestTakeLateOfALiveTicketOnlyReads(t *testing.T) {
 	}
 }
 
-// seen is what see (a testkit.Collect of ">" on nc) has gathered, once it
-// has handled every message sent before the call: nc.Flush returns
-// before the subscription's handler has run, and a check that a message
-// never came would pass for that alone. Once a marker published last is
-// handled, so is every message before it: a subscription handles its
-// messages in order.
 // claimedFor makes lt its players' live ticket and claims it for owner,
 // as a match, a cancel or an expiry would.
 func (e *playersEnv) claimedFor(t *testing.T, lt events.LiveTicket, owner string) {
@@ -85,6 +79,12 @@ func (e *playersEnv) decisions(t *testing.T) *events.Decisions {
 	return d
 }
 
+// seen is what see (a testkit.Collect of ">" on nc) has gathered, once it
+// has handled every message sent before the call: nc.Flush returns
+// before the subscription's handler has run, and a check that a message
+// never came would pass for that alone. Once a marker published last is
+// handled, so is every message before it: a subscription handles its
+// messages in order.
 func seen(t *testing.T, nc *nats.Conn, see func() []*nats.Msg) []*nats.Msg {
 	t.Helper()
 	marker := "test.seen." + nuid.Next()
