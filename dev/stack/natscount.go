@@ -81,10 +81,11 @@ func (s *Stack) NATSCounts() (NATSCounts, error) {
 // its system account's $JS.API.> subscription received, which every
 // account's requests to the API layer reach. Direct gets
 // ($JS.API.DIRECT.GET) and pull requests ($JS.API.CONSUMER.MSG.NEXT) go
-// to the streams' and consumers' own subscriptions and are not counted. The server's own API total (/jsz api.total)
-// counts the answers its API layer sends, and a message get that finds
-// its message answers past that layer: a leader read of a key that
-// exists is not in it (BENCHMARKS.md, #20's ninth round).
+// to the streams' and consumers' own subscriptions and are not counted.
+// The server's own API total (/jsz api.total) counts the answers its API
+// layer sends, and a message get that finds its message answers past
+// that layer: a leader read of a key that exists is not in it
+// (BENCHMARKS.md, #20's ninth round).
 func APIRequests(s *server.Server) (uint64, error) {
 	sys := s.SystemAccount()
 	if sys == nil {
