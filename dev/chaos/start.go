@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/dev/stack/proc"
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
@@ -104,6 +105,12 @@ func (s *system) startServices(ctx context.Context) error {
 	if err := jointoken.EnsureKeyPair(joinKey, joinPub); err != nil {
 		return err
 	}
+	// The seal key of the frontends and the matchers: a ticket taken
+	// first is taken in without a read (events.HeaderTaken).
+	sealKey := filepath.Join(s.cfg.Dir, "seal.keys")
+	if err := events.EnsureSealKeyFile(sealKey); err != nil {
+		return err
+	}
 	// Identity on, as in a deployment: the frontends trust the public half
 	// of a key the load tool mints each player's token with.
 	tokenPub, err := ensureTokenKey(s.cfg.Dir)
@@ -145,14 +152,14 @@ func (s *system) startServices(ctx context.Context) error {
 		name := fmt.Sprintf("matcher-%d", i+1)
 		// At info, a matcher logs every ticket it drops and why: the
 		// trail a ticket left without an outcome is read from.
-		rest = append(rest, add(name, "matcher", "WORKER_ID="+name, "RULES="+ruleSet, "LOG_LEVEL=info"))
+		rest = append(rest, add(name, "matcher", "WORKER_ID="+name, "RULES="+ruleSet, "LOG_LEVEL=info", "SEAL_KEY_FILE="+sealKey))
 	}
 	for i := range 2 {
 		rest = append(rest, add(fmt.Sprintf("allocator-%d", i+1), "allocator", "GAME_SERVERS="+strings.Join(gameServers, ","), "JOIN_KEY_FILE="+joinKey))
 	}
 	for i := range 2 {
 		rest = append(rest, add(fmt.Sprintf("frontend-%d", i+1), "frontend",
-			"RATE_LIMIT=0", "MIN_FREE_ROOMS=0", "RULES="+ruleSet,
+			"RATE_LIMIT=0", "MIN_FREE_ROOMS=0", "RULES="+ruleSet, "SEAL_KEY_FILE="+sealKey,
 			"AUTH_PUBLIC_KEYS="+tokenPub, "AUTH_ISSUER="+identity.DevIssuerName, "AUTH_AUDIENCE="+identity.DevAudience))
 	}
 	if linkErr != nil {

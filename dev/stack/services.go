@@ -65,7 +65,8 @@ func (s *Stack) startServices(ctx context.Context) error {
 			break
 		}
 		name := fmt.Sprintf("matcher-%d", i+1)
-		if err := start(service{name, "matcher", append(slices.Clone(common), "WORKER_ID="+name), "OPS_ADDR", &s.cfg.MatcherOpsPorts[i], "/readyz", nil}); err != nil {
+		env := append(slices.Clone(common), "WORKER_ID="+name, "SEAL_KEY_FILE="+s.sealKey)
+		if err := start(service{name, "matcher", env, "OPS_ADDR", &s.cfg.MatcherOpsPorts[i], "/readyz", nil}); err != nil {
 			return err
 		}
 	}
@@ -76,7 +77,8 @@ func (s *Stack) startServices(ctx context.Context) error {
 		}
 	}
 	if s.want("frontend") {
-		if err := start(service{"frontend", "frontend", s.identityEnv(common), "HTTP_ADDR", &s.cfg.FrontendPort, "/readyz", nil}); err != nil {
+		env := append(s.identityEnv(common), "SEAL_KEY_FILE="+s.sealKey)
+		if err := start(service{"frontend", "frontend", env, "HTTP_ADDR", &s.cfg.FrontendPort, "/readyz", nil}); err != nil {
 			return err
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/quickmatch-dev/quickmatch/dev/stack/proc"
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 )
 
@@ -103,6 +104,9 @@ type Stack struct {
 	// allocator signs with the private key, game servers verify with the
 	// public one.
 	joinKey, joinPub string
+	// sealKey is the seal key file of the frontend and the matchers
+	// (events.HeaderTaken).
+	sealKey string
 	// devIssuerKey is the development issuer's private key (player
 	// tokens), devIssuerPub its public key.
 	devIssuerKey, devIssuerPub string
@@ -171,11 +175,15 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	// caller's slices stay as they were.
 	cfg.GamePorts, cfg.MatcherOpsPorts = slices.Clone(cfg.GamePorts), slices.Clone(cfg.MatcherOpsPorts)
 	s := &Stack{cfg: cfg, passwords: map[string]string{}, kept: proc.NewKept(cfg.Logs, keptBytes),
-		joinKey: filepath.Join(cfg.DataDir, "join", "join.key"), joinPub: filepath.Join(cfg.DataDir, "join", "join.pub")}
+		joinKey: filepath.Join(cfg.DataDir, "join", "join.key"), joinPub: filepath.Join(cfg.DataDir, "join", "join.pub"),
+		sealKey: filepath.Join(cfg.DataDir, "seal", "seal.keys")}
 	s.logs = s.kept
 	// Made once and kept with the data: tokens handed out before a restart
 	// still admit after it.
 	if err := jointoken.EnsureKeyPair(s.joinKey, s.joinPub); err != nil {
+		return nil, err
+	}
+	if err := events.EnsureSealKeyFile(s.sealKey); err != nil {
 		return nil, err
 	}
 	if err := s.ensureDevIssuer(); err != nil {

@@ -117,7 +117,7 @@ func TestTakeFirstOfANewPlayerReadsNothing(t *testing.T) {
 	see := testkit.Collect(t, nc, ">")
 	reads := func(from int) (n int) {
 		stream := "$JS.API.STREAM.MSG.GET.KV_" + events.Subjects{}.PlayersBucket()
-		for _, m := range seen(t, nc, see)[from:] {
+		for _, m := range testkit.Seen(t, nc, see)[from:] {
 			if strings.HasPrefix(m.Subject, stream) {
 				n++
 			}
@@ -137,7 +137,7 @@ func TestTakeFirstOfANewPlayerReadsNothing(t *testing.T) {
 	if won, _, err := e.claims.Claim(ctx, "a1", events.OwnerCancelled); err != nil || !won {
 		t.Fatalf("cancel a1: %v %v", won, err)
 	}
-	from := len(seen(t, nc, see))
+	from := len(testkit.Seen(t, nc, see))
 	if got, err := e.players.TakeFirst(ctx, live("a2", t0.Add(time.Second), "ann"), e.tell); err != nil || !got.Live {
 		t.Fatalf("a returning player's ticket: %+v, %v", got, err)
 	}
@@ -183,7 +183,7 @@ func TestTakeFirstAfterAPublishedMatchClaimsNothing(t *testing.T) {
 	claims := "$KV." + events.Subjects{}.ClaimsBucket() + "."
 	see := testkit.Collect(t, nc, ">")
 	readsOf := func(from int, key string) (n int) {
-		for _, m := range seen(t, nc, see)[from:] {
+		for _, m := range testkit.Seen(t, nc, see)[from:] {
 			if strings.HasPrefix(m.Subject, "$JS.API.") && strings.Contains(string(m.Data), `"`+claims+key+`"`) {
 				n++
 			}
@@ -191,7 +191,7 @@ func TestTakeFirstAfterAPublishedMatchClaimsNothing(t *testing.T) {
 		return n
 	}
 	claimWrites := func() (n int) {
-		for _, m := range seen(t, nc, see) {
+		for _, m := range testkit.Seen(t, nc, see) {
 			if m.Subject == claims+"a1" {
 				n++
 			}
@@ -219,7 +219,7 @@ func TestTakeFirstAfterAPublishedMatchClaimsNothing(t *testing.T) {
 	if _, _, err := decisions.Decide(ctx, "m2", events.DecisionPublished); err != nil {
 		t.Fatal(err)
 	}
-	from := len(seen(t, nc, see))
+	from := len(testkit.Seen(t, nc, see))
 	if got, err := e.players.TakeFirstFresh(ctx, live("a3", t0.Add(2*time.Second), "ann"), e.tell); err != nil || !got.Live {
 		t.Fatalf("TakeFirstFresh after a2's published match: %+v, %v", got, err)
 	}

@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
-
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
@@ -28,12 +25,12 @@ func TestTakeLateOfALiveTicketOnlyReads(t *testing.T) {
 	}
 	nc := e.js.Conn()
 	see := testkit.Collect(t, nc, ">")
-	from := len(seen(t, nc, see))
+	from := len(testkit.Seen(t, nc, see))
 	if got, err := e.players.TakeLate(ctx, live("a1", t0, "ann", "amy"), e.tell); err != nil || !got.Live {
 		t.Fatalf("TakeLate of a live ticket: %+v, %v", got, err)
 	}
 	var writes, api int
-	for _, m := range seen(t, nc, see)[from:] {
+	for _, m := range testkit.Seen(t, nc, see)[from:] {
 		switch {
 		case strings.HasPrefix(m.Subject, "$KV."):
 			writes++
@@ -77,24 +74,6 @@ func (e *playersEnv) decisions(t *testing.T) *events.Decisions {
 		t.Fatal(err)
 	}
 	return d
-}
-
-// seen is what see (a testkit.Collect of ">" on nc) has gathered, once it
-// has handled every message sent before the call: nc.Flush returns
-// before the subscription's handler has run, and a check that a message
-// never came would pass for that alone. Once a marker published last is
-// handled, so is every message before it: a subscription handles its
-// messages in order.
-func seen(t *testing.T, nc *nats.Conn, see func() []*nats.Msg) []*nats.Msg {
-	t.Helper()
-	marker := "test.seen." + nuid.Next()
-	if err := nc.Publish(marker, nil); err != nil {
-		t.Fatal(err)
-	}
-	testkit.Eventually(t, 5*time.Second, func() bool {
-		return slices.ContainsFunc(see(), func(m *nats.Msg) bool { return m.Subject == marker })
-	}, "marker %s not seen", marker)
-	return see()
 }
 
 // TestTakeFirstOverAPublishedMatchThenRequeued: TakeFirst leaves a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // ServerOptions are the options of an embedded JetStream server: loopback,
@@ -188,6 +190,24 @@ func Collect(tb testing.TB, nc *nats.Conn, subject string) func() []*nats.Msg {
 		defer mu.Unlock()
 		return append([]*nats.Msg(nil), got...)
 	}
+}
+
+// Seen is what see (a Collect of ">" on nc) has gathered, once it has
+// handled every message sent before the call: nc.Flush returns before
+// the subscription's handler has run, and a check that a message never
+// came would pass for that alone. Once a marker published last is
+// handled, so is every message before it: a subscription handles its
+// messages in order.
+func Seen(tb testing.TB, nc *nats.Conn, see func() []*nats.Msg) []*nats.Msg {
+	tb.Helper()
+	marker := "testkit.seen." + nuid.Next()
+	if err := nc.Publish(marker, nil); err != nil {
+		tb.Fatal(err)
+	}
+	Eventually(tb, 5*time.Second, func() bool {
+		return slices.ContainsFunc(see(), func(m *nats.Msg) bool { return m.Subject == marker })
+	}, "marker %s not seen", marker)
+	return see()
 }
 
 // StreamMsgs is the number of messages stream holds now.

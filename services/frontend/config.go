@@ -47,6 +47,9 @@ type config struct {
 	// proxies is the raw flag behind api.TrustedProxies, read by
 	// parseConfig.
 	proxies string
+	// sealKeyFile holds the keys behind tickets.Config.Seals, read by
+	// parseConfig: the matchers' -seal-key-file.
+	sealKeyFile string
 }
 
 // register adds every flag of the frontend to fs, each writing into c.
@@ -60,6 +63,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	// 5 s, as the matchers' -rules-reload: frontend and matchers put a
 	// changed file in force within the same few seconds.
 	fs.DurationVar(&c.rulesReload, "rules-reload", rules.DefaultReload, "how often the rule set file is read again")
+	fs.StringVar(&c.sealKeyFile, "seal-key-file", "", "file of the keys that seal each ticket taken first, the matchers' -seal-key-file (one base64 key of 32 bytes or more per line, the first sealing: openssl rand -base64 32); a sealed ticket spares its matcher a read of its players (default: none, nothing sealed)")
 	fs.StringVar(&c.httpAddr, "http-addr", ":3000", "address of the API, the page and the ops endpoints")
 	fs.IntVar(&c.minFree, "min-free-rooms", 1, "a region whose allocators report fewer free rooms refuses tickets with 503 (0: never refuse)")
 	fs.Float64Var(&c.api.RatePerSecond, "rate-limit", 20, "requests per second allowed to each client: the player when authenticated, else the address (0: no limit)")
@@ -117,6 +121,11 @@ func parseConfig(args []string) (config, error) {
 	}
 	if err := c.auth.check(c.httpAddr); err != nil {
 		return config{}, err
+	}
+	if c.sealKeyFile != "" {
+		if c.tickets.Seals, err = events.LoadSeals(c.sealKeyFile); err != nil {
+			return config{}, err
+		}
 	}
 	return c, nil
 }

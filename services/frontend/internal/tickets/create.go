@@ -94,7 +94,7 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 	if !first {
 		return s.queueThenTake(ctx, rec, set.Version())
 	}
-	if err := s.storeAndQueue(ctx, rec, set.Version()); err != nil {
+	if err := s.storeAndQueue(ctx, rec, set.Version(), true); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
 		return View{}, err
 	}
@@ -129,7 +129,7 @@ type takeFunc func(context.Context, events.LiveTicket, events.SupersededFunc) (e
 // ticket as it was.
 func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion string) (View, error) {
 	id := rec.Ticket.TicketID
-	if err := s.storeAndQueue(ctx, rec, rulesVersion); err != nil {
+	if err := s.storeAndQueue(ctx, rec, rulesVersion, false); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), id)
 		return View{}, err
 	}

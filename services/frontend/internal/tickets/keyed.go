@@ -55,6 +55,9 @@ func (s *Service) createKeyed(ctx context.Context, rec Record, rulesVersion stri
 	if err != nil {
 		return View{}, err
 	}
+	if first {
+		s.seal(msg)
+	}
 	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
 		return View{}, fmt.Errorf("queue ticket %s: publish %s: %w", t.TicketID, msg.Subject, err)

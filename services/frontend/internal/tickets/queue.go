@@ -33,11 +33,15 @@ import (
 // the ticket is answered instead, its record put once more if need be.
 //
 // The ticket is encoded once: the record carries the message's bytes.
-func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion string) error {
+// taken: the ticket was taken first, and its message is sealed so.
+func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion string, taken bool) error {
 	id := rec.Ticket.TicketID
 	msg, data, err := encode(ctx, s.subj, rec, rulesVersion)
 	if err != nil {
 		return err
+	}
+	if taken {
+		s.seal(msg)
 	}
 	fut, err := s.js.PublishMsgAsync(msg)
 	if err != nil {
@@ -189,6 +193,15 @@ func encode(ctx context.Context, subj events.Subjects, rec Record, rulesVersion 
 		return nil, nil, fmt.Errorf("encode ticket record: %w", err)
 	}
 	return msg, data, nil
+}
+
+// seal marks msg, the message of a ticket taken first, as such for its
+// shard's owner (events.HeaderTaken), if the frontend has seal keys. Only
+// after the take: the seal says its players' entries name the ticket.
+func (s *Service) seal(msg *nats.Msg) {
+	if s.cfg.Seals != nil {
+		msg.Header.Set(events.HeaderTaken, s.cfg.Seals.Seal(msg.Subject, msg.Data))
+	}
 }
 
 // encodedRecord is storedRecord with its ticket encoded already (the

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
@@ -62,19 +64,7 @@ func TestCreateStampsTheRuleSetVersion(t *testing.T) {
 	}
 	stamp := func(player, mode string) string {
 		t.Helper()
-		skill := 1650
-		v, err := s.Create(t.Context(), identity.Caller{PlayerID: player}, Request{Mode: mode, Skill: &skill, Region: "eu"}, "")
-		if err != nil {
-			t.Fatalf("create %s: %v", mode, err)
-		}
-		raw, err := stream.GetLastMsgForSubject(t.Context(), subj.Ticket("eu", homeTier(t, skill)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tk, err := events.DecodeTicket(raw.Data); err != nil || tk.TicketID != v.TicketID {
-			t.Fatalf("last ticket stored %s (%v), want %s", raw.Data, err, v.TicketID)
-		}
-		return raw.Header.Get(events.HeaderRules)
+		return createQueued(t, s, stream, player, mode, "").Header.Get(events.HeaderRules)
 	}
 	before := cur.Get().Version()
 	if got := stamp("a", "1v1"); got != before {
@@ -100,4 +90,82 @@ func homeTier(t *testing.T, skill int) string {
 		t.Fatalf("no tier for %d", skill)
 	}
 	return tier
+}
+
+// TestCreateSealsATicketTakenFirst: a ticket the frontend took first is
+// queued sealed (events.HeaderTaken, verifiable with the matchers' keys),
+// keyed or not, so that its shard's owner takes it in without a read;
+// one queued before it is taken (its player's earlier ticket still
+// waiting: the take after may find anything) carries no seal, and
+// neither does any ticket of a frontend without keys.
+func TestCreateSealsATicketTakenFirst(t *testing.T) {
+	t.Parallel()
+	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
+	subj := events.Subjects{}
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	seals, err := events.NewSeals([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(t.Context(), subj.TicketsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	sealing, err := New(t.Context(), Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers, Seals: seals}, js, subj, noTracker{}, roomEverywhere{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := New(t.Context(), Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers}, js, subj, noTracker{}, roomEverywhere{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sealed creates a ticket for player with s and reports whether its
+	// message carries a seal, failing on one that does not verify.
+	sealed := func(s *Service, player, key string) bool {
+		t.Helper()
+		raw := createQueued(t, s, stream, player, "1v1", key)
+		seal := raw.Header.Get(events.HeaderTaken)
+		if seal != "" && !seals.Verify(raw.Subject, raw.Data, seal) {
+			t.Fatalf("%s's ticket: seal %q does not verify", player, seal)
+		}
+		return seal != ""
+	}
+	if !sealed(sealing, "ann", "") {
+		t.Error("a new player's ticket, taken first: not sealed")
+	}
+	if sealed(sealing, "ann", "") {
+		t.Error("a ticket queued before its take (ann's first still waiting): sealed")
+	}
+	if !sealed(sealing, "bob", "k1") {
+		t.Error("a keyed ticket taken first: not sealed")
+	}
+	if sealed(sealing, "bob", "k2") {
+		t.Error("a keyed ticket queued before its take: sealed")
+	}
+	if sealed(plain, "cid", "") {
+		t.Error("a frontend without seal keys sealed a ticket")
+	}
+}
+
+// createQueued creates a ticket of mode for player with s (under
+// Idempotency-Key key, unless empty) and returns its message, the last
+// one stream holds on its shard's subject.
+func createQueued(t *testing.T, s *Service, stream jetstream.Stream, player, mode, key string) *jetstream.RawStreamMsg {
+	t.Helper()
+	skill := 1650
+	v, err := s.Create(t.Context(), identity.Caller{PlayerID: player}, Request{Mode: mode, Skill: &skill, Region: "eu"}, key)
+	if err != nil {
+		t.Fatalf("create %s for %s: %v", mode, player, err)
+	}
+	raw, err := stream.GetLastMsgForSubject(t.Context(), s.subj.Ticket("eu", homeTier(t, skill)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk, err := events.DecodeTicket(raw.Data); err != nil || tk.TicketID != v.TicketID {
+		t.Fatalf("last ticket stored %s (%v), want %s", raw.Data, err, v.TicketID)
+	}
+	return raw
 }

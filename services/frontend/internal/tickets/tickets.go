@@ -137,6 +137,10 @@ type Config struct {
 	// frontend's drain.Watcher, whose error carries the reason); nil:
 	// none is.
 	Drains ShardCheck
+	// Seals seals each ticket taken first before it is queued
+	// (events.HeaderTaken), with the matchers' keys: its shard's owner
+	// then takes it in without a read. Nil: no ticket is sealed.
+	Seals *events.Seals
 }
 
 // ShardCheck refuses tickets for a shard that takes none now.

@@ -186,9 +186,23 @@ func matchTicketOf(e *pool.Entry, team int) events.MatchTicket {
 // the owner goroutine (intake.take); the ticket is pooled when it comes
 // back live (settleAdmission). A commit checks again, after claiming, that
 // each ticket is still live (events.Players says why both are needed).
-// msg is nil for a ticket taken in again after a commit gave its claim
-// back: its id is bound to its players already.
+// A ticket sealed by the frontend that took it first (intake.takenFirst)
+// is pooled at once, without a read. msg is nil for a ticket taken in
+// again after a commit gave its claim back: its id is bound to its
+// players already.
 func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jetstream.Msg, t events.Ticket, late bool) {
+	if msg != nil && !late && r.in.takenFirst(msg) {
+		// Its frontend took it first and sealed it: live, as a read of
+		// its players' entries would find (events.HeaderTaken), or
+		// superseded since, which the cancel notice or the commit's
+		// check finds, as after a read. Not a late ticket: its take
+		// reads its claim.
+		r.met.tickets.WithLabelValues("sealed").Inc()
+		r.admitting[e.TicketID] = e
+		r.admissions++
+		r.settleAdmission(ctx, admission{p: p, e: e, taken: events.Taken{Live: true}}, true)
+		return
+	}
 	for r.admissions >= maxAdmitting {
 		r.settleAdmission(ctx, <-r.admitted, true)
 	}
@@ -200,6 +214,14 @@ func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jet
 		taken, refused, err := r.in.take(ctx, r.log, lt, msg, e.Seq, t, late)
 		r.admitted <- admission{p: p, e: e, taken: taken, err: err, refused: refused, again: msg == nil, late: late}
 	}()
+}
+
+// takenFirst reports whether msg carries the seal of a frontend that took
+// its ticket first (events.HeaderTaken): its id bound to its players and
+// each player's entry naming it, which is all intake.take would find.
+func (in *intake) takenFirst(msg jetstream.Msg) bool {
+	seal := msg.Headers().Get(events.HeaderTaken)
+	return seal != "" && in.seals.Verify(msg.Subject(), msg.Data(), seal)
 }
 
 // settleAdmission takes an admission's outcome back into the runner: the

@@ -30,6 +30,11 @@ type Config struct {
 	// then on; a removed mode's waiting tickets keep waiting under its
 	// old rules until matched or expired (runner.syncRules).
 	RulesReload time.Duration
+	// SealKeyFile holds the keys that seal the tickets a frontend took
+	// first (events.HeaderTaken, events.LoadSeals), the frontends' own
+	// file: a ticket whose seal verifies is taken in without reading its
+	// players' entries. Empty: every ticket is read, as one with no seal.
+	SealKeyFile string
 	// Sweep is how often each shard expires tickets, retries the oldest
 	// ones with their widened windows and offers tickets to other shards.
 	Sweep time.Duration
@@ -75,6 +80,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Tiers, "tiers", "skill tiers as name:min_skill, increasing")
 	fs.StringVar(&c.RulesFile, "rules", "", "rule set file, JSON (pkg/rules; default: built-in 1v1, 2v2, 5v5, ffa); reloaded when it changes")
 	fs.DurationVar(&c.RulesReload, "rules-reload", defaults.RulesReload, "how often the rule set file is read again")
+	fs.StringVar(&c.SealKeyFile, "seal-key-file", "", "file of the keys that seal tickets the frontend took first, the frontends' -seal-key-file (one base64 key of 32 bytes or more per line: openssl rand -base64 32); a sealed ticket is taken in without a read of its players (default: none, every ticket is read)")
 	fs.DurationVar(&c.Sweep, "sweep", defaults.Sweep, "how often waiting tickets are expired and retried with widened windows")
 	fs.IntVar(&c.SweepAnchors, "sweep-anchors", defaults.SweepAnchors, "oldest tickets retried per sweep per shard and mode")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", defaults.PublishTimeout, "bound on each publish to JetStream")

@@ -91,3 +91,13 @@ func (en *ender) end(ctx context.Context, e *pool.Entry, mode string, status eve
 	en.met.tickets.WithLabelValues(string(status)).Inc()
 	en.log.Info("ticket ended", "ticket_id", e.TicketID, "status", status, "reason", reason)
 }
+
+// rejected are the "failed" results of ticket t, for reason.
+func rejected(t events.Ticket, reason string) []events.Result {
+	players := t.Players()
+	rs := make([]events.Result, len(players))
+	for i, p := range players {
+		rs[i] = events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, Reason: reason}
+	}
+	return rs
+}

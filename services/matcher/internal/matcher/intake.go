@@ -26,6 +26,7 @@ type intake struct {
 	claims     *events.Claims
 	players    *events.Players
 	superseder superseder
+	seals      *events.Seals // the seals of tickets taken first (takenFirst); nil: none trusted
 	met        *metrics
 	// now is the worker's clock (Worker.clock).
 	now     func() time.Time
@@ -229,16 +230,6 @@ func (in *intake) deadLetter(ctx context.Context, log *slog.Logger, subject stri
 		return err
 	}
 	return nil
-}
-
-// rejected are the "failed" results of ticket t, for reason.
-func rejected(t events.Ticket, reason string) []events.Result {
-	players := t.Players()
-	rs := make([]events.Result, len(players))
-	for i, p := range players {
-		rs[i] = events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, Reason: reason}
-	}
-	return rs
 }
 
 // reject dead-letters a ticket message off the shard's goroutine (it waits

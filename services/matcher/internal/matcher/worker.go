@@ -68,26 +68,32 @@ type Worker struct {
 // ends the process at once instead of waiting behind a healthy probe.
 func (cfg Config) Validate() error {
 	cfg.setDefaults()
-	_, err := cfg.open(nil)
+	_, _, err := cfg.open(nil)
 	return err
 }
 
-// open checks cfg's tiers and opens its rule set, reporting both at
-// once. A rule set file that cannot be read or is bad refuses the start:
-// a matcher must not run without its rules. Later, a bad edit is only
-// logged, and the rules in force are kept (rules.Current).
-func (cfg Config) open(log *slog.Logger) (*rules.Current, error) {
+// open checks cfg's tiers, opens its rule set and reads its seal keys
+// (nil without a file), reporting every fault at once. A rule set file
+// that cannot be read or is bad refuses the start: a matcher must not
+// run without its rules. Later, a bad edit is only logged, and the rules
+// in force are kept (rules.Current). A seal key file is read once.
+func (cfg Config) open(log *slog.Logger) (*rules.Current, *events.Seals, error) {
 	cur, err := rules.Open(cfg.RulesFile, log)
-	if err = errors.Join(cfg.Tiers.Validate(), err); err != nil {
-		return nil, fmt.Errorf("matcher config: %w", err)
+	var seals *events.Seals
+	var sealErr error
+	if cfg.SealKeyFile != "" {
+		seals, sealErr = events.LoadSeals(cfg.SealKeyFile)
 	}
-	return cur, nil
+	if err = errors.Join(cfg.Tiers.Validate(), err, sealErr); err != nil {
+		return nil, nil, fmt.Errorf("matcher config: %w", err)
+	}
+	return cur, seals, nil
 }
 
 // New returns a worker. reg receives its metrics.
 func New(cfg Config, js jetstream.JetStream, subj events.Subjects, log *slog.Logger, reg prometheus.Registerer) (*Worker, error) {
 	cfg.setDefaults()
-	cur, err := cfg.open(log)
+	cur, seals, err := cfg.open(log)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +104,7 @@ func New(cfg Config, js jetstream.JetStream, subj events.Subjects, log *slog.Log
 	}
 	w.in = &intake{
 		subj: subj, regions: cfg.Regions, tiers: cfg.Tiers,
-		pub: w.pub, met: w.met, now: w.clock, timeout: cfg.PublishTimeout,
+		pub: w.pub, met: w.met, now: w.clock, timeout: cfg.PublishTimeout, seals: seals,
 	}
 	for _, s := range w.Shards() {
 		w.shardSubjects[subj.Ticket(s.Region, s.Tier)] = true

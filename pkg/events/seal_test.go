@@ -1,0 +1,118 @@
+package events_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+func sealKey(b byte) []byte { return bytes.Repeat([]byte{b}, events.MinSealKey) }
+
+// A seal verifies for its own subject and data under any key of the set,
+// and for nothing else: another subject, other data (one byte), another
+// key, a cut or padded seal, an empty one; a nil Seals verifies nothing.
+func TestSealVerifiesOnlyItsOwnMessage(t *testing.T) {
+	t.Parallel()
+	old, _ := events.NewSeals(sealKey(1))
+	rolled, _ := events.NewSeals(sealKey(2), sealKey(1)) // a new key first, the old one still verifying
+	other, _ := events.NewSeals(sealKey(3))
+	subj, data := "matchmaking.eu.gold", []byte(`{"ticket_id":"t1","player_id":"ann"}`)
+	seal := old.Seal(subj, data)
+	if !old.Verify(subj, data, seal) || !rolled.Verify(subj, data, seal) {
+		t.Fatal("a seal does not verify under its own key")
+	}
+	if old.Verify(subj, data, rolled.Seal(subj, data)) {
+		// The rolled set seals with its first key, which old lacks.
+		t.Fatal("a seal under a key old does not hold verifies")
+	}
+	tampered := bytes.Replace(data, []byte("ann"), []byte("bob"), 1)
+	for name, ok := range map[string]bool{
+		"other subject":  old.Verify("matchmaking.us.gold", data, seal),
+		"other data":     old.Verify(subj, tampered, seal),
+		"other key":      other.Verify(subj, data, seal),
+		"cut":            old.Verify(subj, data, seal[:len(seal)-2]),
+		"padded":         old.Verify(subj, data, seal+"AA"),
+		"empty":          old.Verify(subj, data, ""),
+		"not base64":     old.Verify(subj, data, strings.Repeat("!", len(seal))),
+		"nil seals":      (*events.Seals)(nil).Verify(subj, data, seal),
+		"subject joined": old.Verify("matchmaking.eu", append([]byte(".gold"), data...), seal),
+	} {
+		if ok {
+			t.Errorf("%s: verified", name)
+		}
+	}
+}
+
+// A key file holds one base64 key per line, the first sealing; comments
+// and blank lines are skipped; a short key, bad base64 or no key at all
+// is refused.
+func TestLoadSeals(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	k1, k2 := base64.StdEncoding.EncodeToString(sealKey(1)), base64.StdEncoding.EncodeToString(sealKey(2))
+	s, err := events.LoadSeals(write("two", "# rolled on Monday\n"+k2+"\n\n"+k1+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := events.NewSeals(sealKey(1))
+	if !s.Verify("s", nil, old.Seal("s", nil)) {
+		t.Error("the second key does not verify")
+	}
+	if old.Verify("s", nil, s.Seal("s", nil)) {
+		t.Error("the file's seal is not its first key's")
+	}
+	for name, content := range map[string]string{
+		"short":    base64.StdEncoding.EncodeToString(sealKey(1)[:events.MinSealKey-1]),
+		"bad":      "not base64 at all\n",
+		"empty":    "# nothing\n\n",
+		"one good": k1 + "\n" + "c2hvcnQ=\n",
+	} {
+		if _, err := events.LoadSeals(write(name, content)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := events.LoadSeals(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing file: accepted")
+	}
+}
+
+// EnsureSealKeyFile makes a key file once and keeps it after.
+func TestEnsureSealKeyFile(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "seal", "seal.keys")
+	if err := events.EnsureSealKeyFile(p); err != nil {
+		t.Fatal(err)
+	}
+	first, err := events.LoadSeals(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.EnsureSealKeyFile(p); err != nil {
+		t.Fatal(err)
+	}
+	again, err := events.LoadSeals(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Verify("s", nil, first.Seal("s", nil)) {
+		t.Error("a second call replaced the key")
+	}
+	if err := os.WriteFile(p, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := events.EnsureSealKeyFile(p); err == nil {
+		t.Error("a bad key file was kept without an error")
+	}
+}
