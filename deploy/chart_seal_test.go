@@ -1,6 +1,9 @@
 package deploy
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,9 +19,10 @@ import (
 // made (nil if none), and, for the frontend and the matcher, SEAL_KEY_FILE
 // and the Secret their pods mount at its directory.
 type sealRender struct {
-	secret  *corev1.Secret
-	file    map[string]string
-	mounted map[string]string
+	secret   *corev1.Secret
+	file     map[string]string
+	mounted  map[string]string
+	checksum map[string]string // the pods' checksum/seal-keys
 }
 
 func renderSeal(t *testing.T, vals map[string]any) sealRender {
@@ -27,7 +31,7 @@ func renderSeal(t *testing.T, vals map[string]any) sealRender {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := sealRender{file: map[string]string{}, mounted: map[string]string{}}
+	r := sealRender{file: map[string]string{}, mounted: map[string]string{}, checksum: map[string]string{}}
 	for _, o := range objects {
 		v, err := deploytest.Typed(o)
 		if err != nil {
@@ -41,6 +45,9 @@ func renderSeal(t *testing.T, vals map[string]any) sealRender {
 		case *appsv1.Deployment:
 			if v.Name != "qm-frontend" && v.Name != "qm-matcher" {
 				continue
+			}
+			if sum, ok := v.Spec.Template.Annotations["checksum/seal-keys"]; ok {
+				r.checksum[v.Name] = sum
 			}
 			pod := v.Spec.Template.Spec
 			for _, e := range pod.Containers[0].Env {
@@ -80,13 +87,25 @@ func TestChartSealKeysReachFrontendAndMatcher(t *testing.T) {
 	if _, err := events.LoadSeals(p); err != nil {
 		t.Fatalf("the chart's key file: %v", err)
 	}
+	// The pods roll with the key (a render that makes a new one: helm
+	// template, a Secret made anew), so that frontends and matchers
+	// never keep different keys.
+	sum := fmt.Sprintf("%x", sha256.Sum256([]byte(base64.StdEncoding.EncodeToString(r.secret.Data["seal.keys"]))))
 	for _, d := range []string{"qm-frontend", "qm-matcher"} {
 		if r.file[d] != "/etc/quickmatch/seal/seal.keys" || r.mounted[d] != "qm-seal-keys" {
 			t.Errorf("%s: SEAL_KEY_FILE %q from Secret %q", d, r.file[d], r.mounted[d])
 		}
+		if r.checksum[d] != sum {
+			t.Errorf("%s: checksum/seal-keys %q, want the Secret's %q", d, r.checksum[d], sum)
+		}
+	}
+	// A release upgraded with --reuse-values from before sealKeys existed
+	// has no such value (review R9): the defaults hold.
+	if r := renderSeal(t, base.With(t, map[string]any{"sealKeys": nil})); r.secret == nil || r.mounted["qm-matcher"] != "qm-seal-keys" {
+		t.Errorf("without sealKeys: Secret %v, mounted %v", r.secret != nil, r.mounted)
 	}
 	r = renderSeal(t, base.With(t, map[string]any{"sealKeys": map[string]any{"existingSecret": "studio-seal"}}))
-	if r.secret != nil || r.mounted["qm-frontend"] != "studio-seal" || r.mounted["qm-matcher"] != "studio-seal" {
+	if r.secret != nil || r.mounted["qm-frontend"] != "studio-seal" || r.mounted["qm-matcher"] != "studio-seal" || len(r.checksum) != 0 {
 		t.Errorf("existingSecret: chart's Secret %v, mounted %v", r.secret != nil, r.mounted)
 	}
 	r = renderSeal(t, base.With(t, map[string]any{"sealKeys": map[string]any{"enabled": false}}))

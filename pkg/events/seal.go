@@ -19,18 +19,21 @@ import (
 // and every player's entry naming it) before it published it: an
 // HMAC-SHA256 of the message's subject and data under a key the
 // frontends and the matchers share (Seals). The shard's owner takes a
-// ticket whose seal it verifies as live without reading the players
-// bucket: that read only confirmed what the take first wrote, and cost
-// a leader read per player (BENCHMARKS.md, "Tenth round"). Anything
-// else (no seal, a seal it cannot verify, a late ticket) is taken in as
+// freshly sealed ticket in as live without reading the players bucket:
+// that read only confirmed what the take first wrote, and cost a leader
+// read per player (BENCHMARKS.md, "Tenth round"). Anything else (no seal,
+// a seal it cannot verify, a redelivery, a late ticket) is taken in as
 // before. Any NATS publisher can set a header, so the header alone
 // proves nothing: what a publisher without the key can do is make its
-// ticket read, as every ticket was.
+// ticket read, as every ticket was. An exact copy of a sealed message
+// verifies (the seal covers the subject and data, not the headers); it
+// is the same ticket, with the same players, and its claim decides it,
+// as the read's "live already" left it to.
 //
 // What the seal takes for granted is only what the read found: that an
-// entry named the ticket once. A ticket superseded since is pooled, and
-// its commit's check (Players.Stale) finds it stale, as it finds a
-// ticket superseded after the read.
+// entry named the ticket once. A ticket superseded since is pooled until
+// a match's claim (claimed superseded already) or its commit's check
+// (Players.Stale) meets it, as one superseded just after the read was.
 const HeaderTaken = "Quickmatch-Taken"
 
 // MinSealKey is the shortest seal key accepted, in bytes: HMAC-SHA256's
@@ -59,8 +62,9 @@ func NewSeals(keys ...[]byte) (*Seals, error) {
 }
 
 // LoadSeals reads a seal key file: one key per line, base64 (standard,
-// padded: openssl rand -base64 32); blank lines and lines starting with
-// '#' are skipped.
+// padded: openssl rand -base64 32; for keys above 48 bytes add -A, which
+// keeps the key on one line); blank lines and lines starting with '#' are
+// skipped.
 func LoadSeals(path string) (*Seals, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -91,7 +95,8 @@ func LoadSeals(path string) (*Seals, error) {
 
 // EnsureSealKeyFile makes a seal key file of one random key at path
 // unless one is there (a local stack's: kept with its data, so that a
-// restart keeps the key its tickets were sealed with), and reads it.
+// restart keeps the key its tickets were sealed with); a file there that
+// does not read as a key file is an error.
 func EnsureSealKeyFile(path string) error {
 	_, err := LoadSeals(path)
 	if !errors.Is(err, fs.ErrNotExist) {

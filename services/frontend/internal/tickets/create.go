@@ -87,14 +87,14 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 	// "Fourth round"). A take that fails has queued nothing. An entry it
 	// made names a ticket that may never be queued; the player's next
 	// ticket replaces it, and it ended nothing of theirs.
-	first, err := s.takeFirst(ctx, rec, s.players.TakeFirstFresh) // its id is newTicketID's
+	first, live, err := s.takeFirst(ctx, rec, s.players.TakeFirstFresh) // its id is newTicketID's
 	if err != nil {
 		return View{}, err
 	}
 	if !first {
 		return s.queueThenTake(ctx, rec, set.Version())
 	}
-	if err := s.storeAndQueue(ctx, rec, set.Version(), true); err != nil {
+	if err := s.storeAndQueue(ctx, rec, set.Version(), live); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
 		return View{}, err
 	}
@@ -108,16 +108,22 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 // and the caller queues the ticket and takes it after. A take that
 // fails untracks the ticket. takeWith is events.Players.TakeFirst, or
 // TakeFirstFresh for an id the frontend just made.
-func (s *Service) takeFirst(ctx context.Context, rec Record, takeWith takeFunc) (first bool, err error) {
-	_, err = takeWith(ctx, rec.live(), s.tellSuperseded)
+//
+// live is whether the take made the ticket its players' live ticket: it
+// may end the ticket itself instead (older than a player's live ticket,
+// by created_at: another frontend's clock ahead of this one's), and
+// then the ticket is queued unsealed, so that its shard's owner reads it
+// and drops it (review R9). Its client still hears "queued", as before.
+func (s *Service) takeFirst(ctx context.Context, rec Record, takeWith takeFunc) (first, live bool, err error) {
+	taken, err := takeWith(ctx, rec.live(), s.tellSuperseded)
 	switch {
 	case errors.Is(err, events.ErrWouldSupersede):
-		return false, nil
+		return false, false, nil
 	case err != nil:
 		s.tracker.Untrack(context.WithoutCancel(ctx), rec.Ticket.TicketID)
-		return false, fmt.Errorf("take ticket %s: %w", rec.Ticket.TicketID, err)
+		return false, false, fmt.Errorf("take ticket %s: %w", rec.Ticket.TicketID, err)
 	}
-	return true, nil
+	return true, taken.Live, nil
 }
 
 // takeFunc is a way to take a ticket first (events.Players).

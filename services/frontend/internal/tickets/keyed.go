@@ -51,11 +51,11 @@ func (s *Service) createKeyed(ctx context.Context, rec Record, rulesVersion stri
 	if err := s.tracker.Track(ctx, &t, &results.Creation{Shard: rec.Shard, Mode: t.Mode, Players: t.Players()}); err != nil {
 		return View{}, err
 	}
-	first, err := s.takeFirst(ctx, rec, s.players.TakeFirst) // a chosen or derived id may have been a ticket's before
+	first, live, err := s.takeFirst(ctx, rec, s.players.TakeFirst) // a chosen or derived id may have been a ticket's before
 	if err != nil {
 		return View{}, err
 	}
-	if first {
+	if live {
 		s.seal(msg)
 	}
 	if _, err := s.js.PublishMsg(ctx, msg); err != nil {

@@ -33,14 +33,15 @@ import (
 // the ticket is answered instead, its record put once more if need be.
 //
 // The ticket is encoded once: the record carries the message's bytes.
-// taken: the ticket was taken first, and its message is sealed so.
-func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion string, taken bool) error {
+// live: the ticket's take first made it its players' live ticket, and
+// its message is sealed so.
+func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion string, live bool) error {
 	id := rec.Ticket.TicketID
 	msg, data, err := encode(ctx, s.subj, rec, rulesVersion)
 	if err != nil {
 		return err
 	}
-	if taken {
+	if live {
 		s.seal(msg)
 	}
 	fut, err := s.js.PublishMsgAsync(msg)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -96,8 +97,10 @@ func homeTier(t *testing.T, skill int) string {
 // queued sealed (events.HeaderTaken, verifiable with the matchers' keys),
 // keyed or not, so that its shard's owner takes it in without a read;
 // one queued before it is taken (its player's earlier ticket still
-// waiting: the take after may find anything) carries no seal, and
-// neither does any ticket of a frontend without keys.
+// waiting: the take after may find anything) carries no seal, nor does
+// a party's whose take first stopped at its second player, nor one its
+// take first ended (review R9), nor any ticket of a frontend without
+// keys.
 func TestCreateSealsATicketTakenFirst(t *testing.T) {
 	t.Parallel()
 	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
@@ -124,9 +127,13 @@ func TestCreateSealsATicketTakenFirst(t *testing.T) {
 	}
 	// sealed creates a ticket for player with s and reports whether its
 	// message carries a seal, failing on one that does not verify.
-	sealed := func(s *Service, player, key string) bool {
+	sealed := func(s *Service, player, key string, party ...string) bool {
 		t.Helper()
-		raw := createQueued(t, s, stream, player, "1v1", key)
+		mode := "1v1"
+		if party != nil {
+			mode = "2v2"
+		}
+		raw := createQueued(t, s, stream, player, mode, key, party...)
 		seal := raw.Header.Get(events.HeaderTaken)
 		if seal != "" && !seals.Verify(raw.Subject, raw.Data, seal) {
 			t.Fatalf("%s's ticket: seal %q does not verify", player, seal)
@@ -145,20 +152,38 @@ func TestCreateSealsATicketTakenFirst(t *testing.T) {
 	if sealed(sealing, "bob", "k2") {
 		t.Error("a keyed ticket queued before its take: sealed")
 	}
+	// A party of a new player and one whose ticket waits: the new
+	// player's entry is written, then the take first stops at the
+	// waiting ticket, and the party's ticket is queued first (R8's L4).
+	if sealed(sealing, "dan", "", "dan", "ann") {
+		t.Error("a party's ticket queued before its take (ann's ticket waiting): sealed")
+	}
+	// A ticket its own take first ends: older, by created_at, than the
+	// player's live ticket (made by a frontend whose clock is ahead).
+	ahead := events.LiveTicket{TicketID: "eve-ahead", Players: []string{"eve"}, Region: "eu", Tier: "gold", Mode: "1v1", CreatedAt: time.Now().Add(time.Hour)}
+	nobody := func(context.Context, events.LiveTicket, string) error { return nil }
+	if got, err := sealing.players.TakeFirst(t.Context(), ahead, nobody); err != nil || !got.Live {
+		t.Fatalf("eve's ticket from a clock ahead: %+v, %v", got, err)
+	}
+	if sealed(sealing, "eve", "") {
+		t.Error("a ticket its take first superseded (older than eve's live one): sealed")
+	}
 	if sealed(plain, "cid", "") {
 		t.Error("a frontend without seal keys sealed a ticket")
 	}
 }
 
-// createQueued creates a ticket of mode for player with s (under
-// Idempotency-Key key, unless empty) and returns its message, the last
-// one stream holds on its shard's subject.
-func createQueued(t *testing.T, s *Service, stream jetstream.Stream, player, mode, key string) *jetstream.RawStreamMsg {
+// createQueued creates a ticket of mode for player, or for party if
+// given (player first in it), with s (under Idempotency-Key key, unless
+// empty) and returns its message, the last one stream holds on its
+// shard's subject.
+func createQueued(t *testing.T, s *Service, stream jetstream.Stream, player, mode, key string, party ...string) *jetstream.RawStreamMsg {
 	t.Helper()
 	skill := 1650
-	v, err := s.Create(t.Context(), identity.Caller{PlayerID: player}, Request{Mode: mode, Skill: &skill, Region: "eu"}, key)
+	req := Request{Mode: mode, Skill: &skill, Region: "eu", Party: party}
+	v, err := s.Create(t.Context(), identity.Caller{PlayerID: player}, req, key)
 	if err != nil {
-		t.Fatalf("create %s for %s: %v", mode, player, err)
+		t.Fatalf("create %s for %s %v: %v", mode, player, party, err)
 	}
 	raw, err := stream.GetLastMsgForSubject(t.Context(), s.subj.Ticket("eu", homeTier(t, skill)))
 	if err != nil {

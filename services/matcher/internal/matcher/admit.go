@@ -3,6 +3,7 @@ package matcher
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -191,13 +192,12 @@ func matchTicketOf(e *pool.Entry, team int) events.MatchTicket {
 // again after a commit gave its claim back: its id is bound to its
 // players already.
 func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jetstream.Msg, t events.Ticket, late bool) {
-	if msg != nil && !late && r.in.takenFirst(msg) {
-		// Its frontend took it first and sealed it: live, as a read of
-		// its players' entries would find (events.HeaderTaken), or
-		// superseded since, which the cancel notice or the commit's
-		// check finds, as after a read. Not a late ticket: its take
-		// reads its claim.
-		r.met.tickets.WithLabelValues("sealed").Inc()
+	if msg != nil && !late && r.in.takenFirst(r.log, msg) {
+		// Its frontend took it first and sealed it a moment ago: live,
+		// as a read of its players' entries would find, or superseded
+		// since, which the cancel notice, or a match's claim or check,
+		// finds, as after a read. Counted as admitting for
+		// settleAdmission, which undoes it at once.
 		r.admitting[e.TicketID] = e
 		r.admissions++
 		r.settleAdmission(ctx, admission{p: p, e: e, taken: events.Taken{Live: true}}, true)
@@ -216,12 +216,45 @@ func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jet
 	}()
 }
 
+// sealFresh is how long after JetStream stored a sealed ticket its seal
+// is trusted, on its first delivery only. A first delivery follows the
+// frontend's take by milliseconds; a redelivery (past AckWait, or after
+// a consumer reset when its shard moved) may come after the ticket was
+// superseded, which the read drops at once and a trusted seal would pool
+// and offer until a match's claim met it (review R9). It also keeps a
+// trusted ticket far inside its entries' life (events.RecordTTL, 1.5 h,
+// against a max wait of at most events.TicketMaxAge): Stale counts a
+// player with no entry as live, so a sealed ticket must never outlive
+// the entries its take first wrote.
+const sealFresh = 5 * time.Second
+
 // takenFirst reports whether msg carries the seal of a frontend that took
-// its ticket first (events.HeaderTaken): its id bound to its players and
-// each player's entry naming it, which is all intake.take would find.
-func (in *intake) takenFirst(msg jetstream.Msg) bool {
+// its ticket first (events.HeaderTaken: its id bound to its players and
+// each player's entry naming it) and is its first delivery, fresh
+// (sealFresh); then the ticket is taken in without a read. A seal that
+// does not verify is counted and, the first time, logged: frontends and
+// matchers with different keys read every ticket.
+func (in *intake) takenFirst(log *slog.Logger, msg jetstream.Msg) bool {
 	seal := msg.Headers().Get(events.HeaderTaken)
-	return seal != "" && in.seals.Verify(msg.Subject(), msg.Data(), seal)
+	if seal == "" {
+		return false
+	}
+	if !in.seals.Verify(msg.Subject(), msg.Data(), seal) {
+		in.met.seals.WithLabelValues("unverified").Inc()
+		in.unverified.Do(func() {
+			log.Warn("a ticket's seal does not verify with this matcher's -seal-key-file: the frontend's keys differ, "+
+				"or a publisher without them set it; such tickets are read (logged once, counted in quickmatch_matcher_seals_total)",
+				"subject", msg.Subject())
+		})
+		return false
+	}
+	meta, err := msg.Metadata()
+	if err != nil || meta.NumDelivered != 1 || in.now().Sub(meta.Timestamp) > sealFresh {
+		in.met.seals.WithLabelValues("old").Inc()
+		return false
+	}
+	in.met.seals.WithLabelValues("trusted").Inc()
+	return true
 }
 
 // settleAdmission takes an admission's outcome back into the runner: the

@@ -26,7 +26,8 @@ type intake struct {
 	claims     *events.Claims
 	players    *events.Players
 	superseder superseder
-	seals      *events.Seals // the seals of tickets taken first (takenFirst); nil: none trusted
+	seals      *events.Seals // of tickets taken first (takenFirst); nil: none trusted
+	unverified sync.Once     // logs the first seal that does not verify
 	met        *metrics
 	// now is the worker's clock (Worker.clock).
 	now     func() time.Time

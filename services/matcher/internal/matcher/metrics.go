@@ -18,6 +18,9 @@ type metrics struct {
 	shards   prometheus.Gauge
 	// outbox is how many matches the outbox keeps unsent (outbox.go).
 	outbox prometheus.Gauge
+	// seals counts the sealed tickets taken in (admit.go, takenFirst):
+	// trusted, old (redelivered or late: read) or unverified (read).
+	seals *prometheus.CounterVec
 	// strayReads counts the messages the stray sweep reads: its cost.
 	strayReads prometheus.Counter
 	// functionCalls and proposals count match function calls by outcome
@@ -60,6 +63,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "quickmatch_matcher_stray_sweep_reads_total", Help: "Messages of the tickets stream read looking for stray tickets.",
 		}),
 	}
+	m.seals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quickmatch_matcher_seals_total",
+		Help: "Sealed tickets taken in, by what the seal did: trusted (no read), old (redelivered or past 5 s: read), " +
+			"unverified (not this matcher's keys: read; frontends and matchers with different seal keys show here).",
+	}, []string{"result"})
 	m.functionCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "quickmatch_matcher_function_calls_total", Help: "Match function calls by outcome: answered, timeout, error, malformed, unavailable, failed.",
 	}, []string{"outcome"})
@@ -71,7 +79,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Backfill requests by outcome: held (taken in by a shard's owner), filled, expired (past the mode's max wait), " +
 			"replaced (by a later ask of its room), dropped (its mode gone or closed to backfill by a reload).",
 	}, []string{"outcome"})
-	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards, m.outbox, m.strayReads, m.functionCalls, m.proposals, m.backfills)
+	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards, m.outbox, m.seals, m.strayReads, m.functionCalls, m.proposals, m.backfills)
 	return m
 }
 

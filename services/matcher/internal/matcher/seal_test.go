@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
@@ -96,6 +99,15 @@ func TestSealedTicketIsTakenInWithoutARead(t *testing.T) {
 	if n := playerReads(testkit.Seen(t, e.nc, see), e.subj, "ann"); n != 0 {
 		t.Fatalf("the sealed ticket's player was read %d times, want 0", n)
 	}
+	// A party's: none of its players read either.
+	party := events.Ticket{TicketID: "dan-eve", Party: []string{"dan", "eve"}, Skill: 1800, Mode: "2v2", CreatedAt: time.Now().UTC()}
+	e.takeFirst(t, party, "eu", "gold")
+	e.pubSealed(t, "eu", "gold", party, seals)
+	testkit.Eventually(t, 5*time.Second, func() bool { return w.waiting() == 2 }, "the sealed party was not pooled")
+	seenNow := testkit.Seen(t, e.nc, see)
+	if n := playerReads(seenNow, e.subj, "dan") + playerReads(seenNow, e.subj, "eve"); n != 0 {
+		t.Fatalf("the sealed party's players were read %d times, want 0", n)
+	}
 
 	bob := events.Ticket{TicketID: "bob-1", PlayerID: "bob", Skill: 1800, Mode: "1v1", CreatedAt: time.Now().UTC()}
 	e.pubSealed(t, "eu", "gold", bob, forged)
@@ -110,6 +122,33 @@ func TestSealedTicketIsTakenInWithoutARead(t *testing.T) {
 	}
 	if live, err := players.Live(t.Context(), "bob"); err != nil || live != "bob-1" {
 		t.Fatalf("bob's live ticket %q (%v): a forged seal was trusted, want bob-1 taken in", live, err)
+	}
+	counted := w.w.met.seals
+	if tr, un := testutil.ToFloat64(counted.WithLabelValues("trusted")), testutil.ToFloat64(counted.WithLabelValues("unverified")); tr != 2 || un != 1 {
+		t.Errorf("seals counted trusted %v, unverified %v; want 2 and 1", tr, un)
+	}
+}
+
+// TestOldSealIsRead: a sealed ticket that reaches its shard's owner more
+// than sealFresh after JetStream stored it (a backlog, a redelivery, a
+// consumer reset after its shard moved: its player may have queued again
+// since) is read as an unsealed one is (review R9, M3).
+func TestOldSealIsRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	file, seals := sealKeys(t, bytes.Repeat([]byte{7}, events.MinSealKey))
+	ahead := func(w *Worker) { w.now = func() time.Time { return time.Now().Add(2 * sealFresh) } }
+	w := e.startWorker(t, Config{SealKeyFile: file}, ahead)
+	see := testkit.Collect(t, e.nc, ">")
+	ann := events.Ticket{TicketID: "ann-1", PlayerID: "ann", Skill: 1800, Mode: "1v1", CreatedAt: time.Now().UTC()}
+	e.takeFirst(t, ann, "eu", "gold")
+	e.pubSealed(t, "eu", "gold", ann, seals)
+	testkit.Eventually(t, 5*time.Second, func() bool { return w.waiting() == 1 }, "the ticket was not pooled")
+	if n := playerReads(testkit.Seen(t, e.nc, see), e.subj, "ann"); n == 0 {
+		t.Fatal("an old seal was trusted: the ticket's player was not read")
+	}
+	if old := testutil.ToFloat64(w.w.met.seals.WithLabelValues("old")); old != 1 {
+		t.Errorf("seals counted old %v, want 1", old)
 	}
 }
 
@@ -151,5 +190,22 @@ func TestSealedTicketSupersededBeforeItCameIsNotMatched(t *testing.T) {
 	owner, err := e.claims(t).Owner(t.Context(), "ann-old")
 	if err != nil || owner != events.OwnerSuperseded {
 		t.Fatalf("ann-old's claim %q (%v), want superseded", owner, err)
+	}
+}
+
+// A trusted seal leaves a ticket's players' entries as its take first
+// wrote them, and Stale counts a player with no entry as live: so a
+// sealed ticket must never be pooled past its entries' life. It is
+// trusted within sealFresh of being stored and waits at most its mode's
+// max wait, which no rule set may set above events.TicketMaxAge; the
+// entries live events.RecordTTL from that write (review R9, L1).
+func TestSealedTicketsNeverOutliveTheirEntries(t *testing.T) {
+	t.Parallel()
+	if events.RecordTTL <= events.TicketMaxAge+sealFresh {
+		t.Fatalf("players' entries live %s, a sealed ticket up to %s", events.RecordTTL, events.TicketMaxAge+sealFresh)
+	}
+	longer := fmt.Sprintf(`{"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":%q}]}`, (events.TicketMaxAge + time.Second).String())
+	if _, err := rules.Parse([]byte(longer)); err == nil {
+		t.Fatalf("a rule set with a max wait above %s was accepted", events.TicketMaxAge)
 	}
 }
