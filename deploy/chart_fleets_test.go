@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -208,8 +207,8 @@ func TestChartRulesReachFrontendAndMatcher(t *testing.T) {
 	}
 	for _, d := range []*appsv1.Deployment{r.frontendDeploy, r.matcherDeploy} {
 		for k := range d.Spec.Template.Annotations {
-			if strings.Contains(k, "rules") {
-				t.Errorf("%s: pod annotation %s would restart it on a rule change it reloads by itself", d.Name, k)
+			if k != "checksum/seal-keys" && k != "checksum/auth-public-keys" {
+				t.Errorf("%s: pod annotation %s may restart it on a rule change it reloads by itself", d.Name, k)
 			}
 		}
 		var mounted bool

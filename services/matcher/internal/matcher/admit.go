@@ -192,7 +192,7 @@ func matchTicketOf(e *pool.Entry, team int) events.MatchTicket {
 // again after a commit gave its claim back: its id is bound to its
 // players already.
 func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jetstream.Msg, t events.Ticket, late bool) {
-	if msg != nil && !late && r.in.takenFirst(r.log, msg) {
+	if msg != nil && !late && r.in.takenFirst(r.log, msg, r.feed.sealFloor.Load()) {
 		// Its frontend took it first and sealed it a moment ago: live,
 		// as a read of its players' entries would find, or superseded
 		// since, which the cancel notice, or a match's claim or check,
@@ -217,24 +217,28 @@ func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jet
 }
 
 // sealFresh is how long after JetStream stored a sealed ticket its seal
-// is trusted, on its first delivery only. A first delivery follows the
-// frontend's take by milliseconds; a redelivery (past AckWait, or after
-// a consumer reset when its shard moved) may come after the ticket was
+// is trusted. A first delivery follows the frontend's take by
+// milliseconds; a later one (a backlog) may come after the ticket was
 // superseded, which the read drops at once and a trusted seal would pool
 // and offer until a match's claim met it (review R9). It also keeps a
 // trusted ticket far inside its entries' life (events.RecordTTL, 1.5 h,
 // against a max wait of at most events.TicketMaxAge): Stale counts a
 // player with no entry as live, so a sealed ticket must never outlive
-// the entries its take first wrote.
+// the entries its take first wrote. Only a cost rides on the clocks: a
+// matcher behind the NATS server trusts older seals, one ahead fewer.
 const sealFresh = 5 * time.Second
 
 // takenFirst reports whether msg carries the seal of a frontend that took
 // its ticket first (events.HeaderTaken: its id bound to its players and
-// each player's entry naming it) and is its first delivery, fresh
-// (sealFresh); then the ticket is taken in without a read. A seal that
-// does not verify is counted and, the first time, logged: frontends and
-// matchers with different keys read every ticket.
-func (in *intake) takenFirst(log *slog.Logger, msg jetstream.Msg) bool {
+// each player's entry naming it) and was never delivered before: its
+// first delivery since the shard's tickets consumer was last reset, and
+// stored after that reset (above floor, feed.sealFloor: a reset counts
+// deliveries from one again, so a previous owner's ticket comes back as
+// a first delivery, review R10), and fresh (sealFresh). Then the ticket
+// is taken in without a read. A seal that does not verify is counted
+// and, the first time, logged: frontends and matchers with different
+// keys read every ticket.
+func (in *intake) takenFirst(log *slog.Logger, msg jetstream.Msg, floor uint64) bool {
 	seal := msg.Headers().Get(events.HeaderTaken)
 	if seal == "" {
 		return false
@@ -249,7 +253,7 @@ func (in *intake) takenFirst(log *slog.Logger, msg jetstream.Msg) bool {
 		return false
 	}
 	meta, err := msg.Metadata()
-	if err != nil || meta.NumDelivered != 1 || in.now().Sub(meta.Timestamp) > sealFresh {
+	if err != nil || meta.NumDelivered != 1 || meta.Sequence.Stream <= floor || in.now().Sub(meta.Timestamp) > sealFresh {
 		in.met.seals.WithLabelValues("old").Inc()
 		return false
 	}

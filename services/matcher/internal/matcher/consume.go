@@ -101,6 +101,11 @@ type feed struct {
 	tries   atomic.Int64
 	resets  [3]atomic.Int64
 	watched chan struct{} // closed when watch returns, or start fails
+	// sealFloor is the tickets stream's last sequence when the shard's
+	// tickets consumer was last reset: a ticket at or below it may have
+	// been delivered before (to a previous owner; a reset counts
+	// deliveries from one again), so its seal is not trusted (takenFirst).
+	sealFloor atomic.Uint64
 
 	// gate, closed, stops the consume callbacks handing messages to the
 	// inbox: once the runner stopped, they nak what they get.
@@ -190,6 +195,9 @@ func (f *feed) consume(ctx context.Context, i int) (jetstream.ConsumeContext, er
 	st, err := f.js.Stream(cctx, c.stream)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", c.stream, err)
+	}
+	if i == 0 { // the tickets consumer (newFeed)
+		f.sealFloor.Store(max(f.sealFloor.Load(), st.CachedInfo().State.LastSeq))
 	}
 	if _, err := st.ResetConsumer(cctx, c.name); err != nil {
 		return nil, fmt.Errorf("reset %s: %w", c.name, err)

@@ -19,7 +19,8 @@ type metrics struct {
 	// outbox is how many matches the outbox keeps unsent (outbox.go).
 	outbox prometheus.Gauge
 	// seals counts the sealed tickets taken in (admit.go, takenFirst):
-	// trusted, old (redelivered or late: read) or unverified (read).
+	// trusted, old (delivered before, or stored more than sealFresh ago:
+	// read) or unverified (read).
 	seals *prometheus.CounterVec
 	// strayReads counts the messages the stray sweep reads: its cost.
 	strayReads prometheus.Counter
@@ -65,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.seals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "quickmatch_matcher_seals_total",
-		Help: "Sealed tickets taken in, by what the seal did: trusted (no read), old (redelivered or past 5 s: read), " +
+		Help: "Sealed tickets taken in, by what the seal did: trusted (no read), old (delivered before, or stored more than 5 s ago: read), " +
 			"unverified (not this matcher's keys: read; frontends and matchers with different seal keys show here).",
 	}, []string{"result"})
 	m.functionCalls = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -65,6 +65,19 @@ func (e *env) pubSealed(t *testing.T, region, tier string, tk events.Ticket, sea
 	}
 }
 
+// consuming waits until w consumes shard eu.gold's tickets: its first
+// reset is done, so that a ticket published after is above its seal
+// floor (feed.sealFloor).
+func (h *worker) consuming(t *testing.T) {
+	t.Helper()
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		h.w.mu.Lock()
+		r := h.w.runners[events.Shard{Region: "eu", Tier: "gold"}]
+		h.w.mu.Unlock()
+		return r != nil && r.feed.resets[0].Load() >= 1
+	}, "shard eu.gold not consumed")
+}
+
 // playerReads counts the reads of player's entry among msgs (the
 // JetStream API requests a testkit.Collect of ">" saw).
 func playerReads(msgs []*nats.Msg, subj events.Subjects, player string) (n int) {
@@ -89,6 +102,7 @@ func TestSealedTicketIsTakenInWithoutARead(t *testing.T) {
 	file, seals := sealKeys(t, bytes.Repeat([]byte{7}, events.MinSealKey))
 	_, forged := sealKeys(t, bytes.Repeat([]byte{8}, events.MinSealKey))
 	w := e.startWorker(t, Config{SealKeyFile: file})
+	w.consuming(t)
 	see := testkit.Collect(t, e.nc, ">")
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 
@@ -139,6 +153,7 @@ func TestOldSealIsRead(t *testing.T) {
 	file, seals := sealKeys(t, bytes.Repeat([]byte{7}, events.MinSealKey))
 	ahead := func(w *Worker) { w.now = func() time.Time { return time.Now().Add(2 * sealFresh) } }
 	w := e.startWorker(t, Config{SealKeyFile: file}, ahead)
+	w.consuming(t)
 	see := testkit.Collect(t, e.nc, ">")
 	ann := events.Ticket{TicketID: "ann-1", PlayerID: "ann", Skill: 1800, Mode: "1v1", CreatedAt: time.Now().UTC()}
 	e.takeFirst(t, ann, "eu", "gold")
@@ -162,6 +177,7 @@ func TestSealedTicketSupersededBeforeItCameIsNotMatched(t *testing.T) {
 	e := newEnv(t)
 	file, seals := sealKeys(t, bytes.Repeat([]byte{7}, events.MinSealKey))
 	w := e.startWorker(t, Config{SealKeyFile: file})
+	w.consuming(t)
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 
 	t0 := time.Now().UTC()
@@ -207,5 +223,25 @@ func TestSealedTicketsNeverOutliveTheirEntries(t *testing.T) {
 	longer := fmt.Sprintf(`{"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":%q}]}`, (events.TicketMaxAge + time.Second).String())
 	if _, err := rules.Parse([]byte(longer)); err == nil {
 		t.Fatalf("a rule set with a max wait above %s was accepted", events.TicketMaxAge)
+	}
+}
+
+// TestSealStoredBeforeAResetIsRead: a sealed ticket stored before its
+// shard's owner reset the shard's consumer (a start, a takeover: a
+// previous owner may have had it, and its player queued again since)
+// comes back as a first delivery, within seconds, and is read all the
+// same (review R10).
+func TestSealStoredBeforeAResetIsRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	file, seals := sealKeys(t, bytes.Repeat([]byte{7}, events.MinSealKey))
+	see := testkit.Collect(t, e.nc, ">")
+	ann := events.Ticket{TicketID: "ann-1", PlayerID: "ann", Skill: 1800, Mode: "1v1", CreatedAt: time.Now().UTC()}
+	e.takeFirst(t, ann, "eu", "gold")
+	e.pubSealed(t, "eu", "gold", ann, seals)
+	w := e.startWorker(t, Config{SealKeyFile: file})
+	testkit.Eventually(t, 5*time.Second, func() bool { return w.waiting() == 1 }, "the ticket was not pooled")
+	if n := playerReads(testkit.Seen(t, e.nc, see), e.subj, "ann"); n == 0 {
+		t.Fatal("a seal stored before the consumer's reset was trusted: the ticket's player was not read")
 	}
 }
