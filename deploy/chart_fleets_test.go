@@ -28,6 +28,8 @@ type rendered struct {
 	// rules is the rules ConfigMap's rules.json, "" without one.
 	rules                         string
 	frontendDeploy, matcherDeploy *appsv1.Deployment
+	// sealKeys is the seal keys Secret the chart made, nil if none.
+	sealKeys *corev1.Secret
 }
 
 // clusterEntry is one entry of the allocator's clusters file, as the
@@ -77,6 +79,10 @@ func render(t *testing.T, vals map[string]any) rendered {
 				r.frontend, r.frontendDeploy = envOf(v.Spec.Template.Spec), v
 			case "qm-matcher":
 				r.matcher, r.matcherDeploy = envOf(v.Spec.Template.Spec), v
+			}
+		case *corev1.Secret:
+			if v.Name == "qm-seal-keys" {
+				r.sealKeys = v
 			}
 		case *corev1.ConfigMap:
 			if v.Name == "qm-rules" {

@@ -100,7 +100,7 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 		r.pool(ctx, p, e, now, true)
 		return
 	}
-	r.admit(ctx, p, e, msg, t, late)
+	r.admit(ctx, p, e, msg, meta, t, late)
 }
 
 // holds answers a message of a ticket the shard holds already (being
@@ -190,9 +190,9 @@ func matchTicketOf(e *pool.Entry, team int) events.MatchTicket {
 // A ticket sealed by the frontend that took it first (intake.takenFirst)
 // is pooled at once, without a read. msg is nil for a ticket taken in
 // again after a commit gave its claim back: its id is bound to its
-// players already.
-func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jetstream.Msg, t events.Ticket, late bool) {
-	if msg != nil && !late && r.in.takenFirst(r.log, msg, r.feed.sealFloor.Load()) {
+// players already (and meta, its message's metadata, nil).
+func (r *runner) admit(ctx context.Context, p *pool.Pool, e *pool.Entry, msg jetstream.Msg, meta *jetstream.MsgMetadata, t events.Ticket, late bool) {
+	if msg != nil && !late && r.in.takenFirst(r.log, msg, meta, r.feed.sealFloor.Load()) {
 		// Its frontend took it first and sealed it a moment ago: live,
 		// as a read of its players' entries would find, or superseded
 		// since, which the cancel notice, or a match's claim or check,
@@ -238,7 +238,7 @@ const sealFresh = 5 * time.Second
 // is taken in without a read. A seal that does not verify is counted
 // and, the first time, logged: frontends and matchers with different
 // keys read every ticket.
-func (in *intake) takenFirst(log *slog.Logger, msg jetstream.Msg, floor uint64) bool {
+func (in *intake) takenFirst(log *slog.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, floor uint64) bool {
 	seal := msg.Headers().Get(events.HeaderTaken)
 	if seal == "" {
 		return false
@@ -252,8 +252,7 @@ func (in *intake) takenFirst(log *slog.Logger, msg jetstream.Msg, floor uint64) 
 		})
 		return false
 	}
-	meta, err := msg.Metadata()
-	if err != nil || meta.NumDelivered != 1 || meta.Sequence.Stream <= floor || in.now().Sub(meta.Timestamp) > sealFresh {
+	if meta.NumDelivered != 1 || meta.Sequence.Stream <= floor || in.now().Sub(meta.Timestamp) > sealFresh {
 		in.met.seals.WithLabelValues("old").Inc()
 		return false
 	}

@@ -159,7 +159,7 @@ func (r *runner) settleCommit(ctx context.Context, o commitOutcome, rematch bool
 		// supersede losing to this match's claim: taken in again, it is
 		// superseded now (and its players told) instead of waiting, not
 		// live, until a partner or its expiry finds it.
-		r.admit(ctx, o.p, e, nil, events.Ticket{}, false)
+		r.admit(ctx, o.p, e, nil, nil, events.Ticket{}, false)
 	}
 }
 
