@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
 
 // The frontend refuses to start without a way to tell callers apart
@@ -108,5 +111,31 @@ func TestNoMaxWaitFlag(t *testing.T) {
 	t.Parallel()
 	if _, err := parseConfig([]string{"-auth-insecure", "-max-wait", "10m"}); err == nil || !strings.Contains(err.Error(), "max-wait") {
 		t.Fatalf("-max-wait: %v, want it refused as not defined", err)
+	}
+}
+
+// -seal-key-file (or SEAL_KEY_FILE) gives the frontend its seal keys; a
+// file that does not read as one (missing, not base64, a short key) is
+// refused, naming the file, and no flag means no seals.
+func TestSealKeyFlag(t *testing.T) {
+	dir := t.TempDir()
+	good, short := filepath.Join(dir, "good"), filepath.Join(dir, "short")
+	if err := os.WriteFile(good, []byte(base64.StdEncoding.EncodeToString(make([]byte, events.MinSealKey))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(short, []byte("c2hvcnQ=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := parseConfig([]string{"-auth-insecure"}); err != nil || c.tickets.Seals != nil {
+		t.Fatalf("no flag: seals %v, %v", c.tickets.Seals, err)
+	}
+	t.Setenv("SEAL_KEY_FILE", good)
+	if c, err := parseConfig([]string{"-auth-insecure"}); err != nil || c.tickets.Seals == nil {
+		t.Fatalf("SEAL_KEY_FILE: seals %v, %v", c.tickets.Seals, err)
+	}
+	for _, f := range []string{short, filepath.Join(dir, "missing")} {
+		if _, err := parseConfig([]string{"-auth-insecure", "-seal-key-file", f}); err == nil || !strings.Contains(err.Error(), f) {
+			t.Errorf("%s: %v, want an error naming it", f, err)
+		}
 	}
 }

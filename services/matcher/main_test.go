@@ -25,3 +25,12 @@ func TestBadRulesEndWithoutNATS(t *testing.T) {
 		return []string{"-ops-addr", opsAddr, "-worker-id", "w1", "-rules", "/nonexistent/rules.json"}
 	}, "/nonexistent/rules.json")
 }
+
+// A seal key file that does not read (missing, a short key) ends the
+// matcher at once, naming the file, NATS or not.
+func TestBadSealKeysEndWithoutNATS(t *testing.T) {
+	t.Parallel()
+	servicetest.CheckRefusedWithoutNATS(t, run, func(opsAddr string) []string {
+		return []string{"-ops-addr", opsAddr, "-worker-id", "w1", "-seal-key-file", "/nonexistent/seal.keys"}
+	}, "/nonexistent/seal.keys")
+}
