@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -76,5 +77,39 @@ func TestChartSealKeysReachFrontendAndMatcher(t *testing.T) {
 		if file, secret, checksum := sealOf(d); r.sealKeys != nil || file != "" || secret != "" || checksum != "" {
 			t.Errorf("disabled: Secret %v; %s file %q, mounts %q, checksum %q", r.sealKeys != nil, d.Name, file, secret, checksum)
 		}
+	}
+}
+
+// A release that runs the frontends without the matchers, or the
+// matchers without the frontends, and makes its own seal key is told in
+// its notes that the other release's key differs (every seal would fail,
+// and every ticket be read); with an existing Secret, or with both kinds
+// of pod, nothing is said.
+func TestChartNotesWarnOfASplitReleasesKey(t *testing.T) {
+	base := deploytest.ValueSets()[0]
+	ch := deploytest.Load(t)
+	notes := func(extra map[string]any) string {
+		t.Helper()
+		_, _, n, err := deploytest.Render(ch, "quickmatch", base.With(t, extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	warned := func(n string) bool { return strings.Contains(n, "sealKeys.existingSecret in both releases") }
+	for name, extra := range map[string]map[string]any{
+		"frontends alone": {"matcher": map[string]any{"enabled": false}},
+		"matchers alone":  {"frontend": map[string]any{"enabled": false}},
+	} {
+		if n := notes(extra); !warned(n) {
+			t.Errorf("%s: no warning of the split key; notes:\n%s", name, n)
+		}
+		extra["sealKeys"] = map[string]any{"existingSecret": "studio-seal"}
+		if n := notes(extra); warned(n) {
+			t.Errorf("%s with an existing Secret: warned; notes:\n%s", name, n)
+		}
+	}
+	if n := notes(nil); warned(n) {
+		t.Errorf("one release of both: warned; notes:\n%s", n)
 	}
 }

@@ -116,3 +116,69 @@ func TestEnsureSealKeyFile(t *testing.T) {
 		t.Error("a bad key file was kept without an error")
 	}
 }
+
+// FuzzSealVerify: a seal from anywhere (a NATS publisher's header) never
+// panics Verify, and verifies only if it decodes to the message's own MAC
+// under one of the keys: what Seal gives, and nothing a publisher
+// without the key can make from another message's seal.
+func FuzzSealVerify(f *testing.F) {
+	s, err := events.NewSeals(sealKey(1), sealKey(2))
+	if err != nil {
+		f.Fatal(err)
+	}
+	subj := "matchmaking.eu.gold"
+	data := []byte(`{"ticket_id":"t1"}`)
+	good := s.Seal(subj, data)
+	f.Add(subj, data, good)
+	f.Add(subj+"x", data, good)
+	f.Add(subj, []byte(`{"ticket_id":"t2"}`), good)
+	f.Add(subj, data, good[:len(good)-1])
+	f.Add(subj, data, good+"=")
+	f.Add(subj, data, "")
+	f.Add("", []byte{}, strings.Repeat("A", 43))
+	f.Fuzz(func(t *testing.T, subject string, data []byte, seal string) {
+		if !s.Verify(subject, data, seal) {
+			return
+		}
+		got, err := base64.RawURLEncoding.DecodeString(seal)
+		if err != nil {
+			t.Fatalf("verified a seal %q that does not decode: %v", seal, err)
+		}
+		own, _ := base64.RawURLEncoding.DecodeString(s.Seal(subject, data))
+		other, _ := events.NewSeals(sealKey(2))
+		second, _ := base64.RawURLEncoding.DecodeString(other.Seal(subject, data))
+		if !bytes.Equal(got, own) && !bytes.Equal(got, second) {
+			t.Fatalf("verified %q for %q, %q: not its MAC under any key", seal, subject, data)
+		}
+	})
+}
+
+// FuzzLoadSeals: a seal key file of any content (a mounted Secret edited
+// by hand) never panics LoadSeals; one it accepts has keys of
+// MinSealKey bytes at least, and seals what it verifies.
+func FuzzLoadSeals(f *testing.F) {
+	key := base64.StdEncoding.EncodeToString(sealKey(3))
+	f.Add([]byte(key + "\n"))
+	f.Add([]byte("# comment\n\n  " + key + "  \r\n" + key))
+	f.Add([]byte(key[:20] + "\n"))
+	f.Add([]byte("not base64!\n"))
+	f.Add([]byte(""))
+	f.Add([]byte(strings.Repeat("A", 70000)))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, content []byte) {
+		p := filepath.Join(dir, "seal.keys")
+		if err := os.WriteFile(p, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := events.LoadSeals(p)
+		if err != nil {
+			if s != nil {
+				t.Fatal("an error with seals")
+			}
+			return
+		}
+		if !s.Verify("a.b", content, s.Seal("a.b", content)) {
+			t.Fatal("accepted keys do not verify their own seal")
+		}
+	})
+}

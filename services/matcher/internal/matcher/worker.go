@@ -76,7 +76,9 @@ func (cfg Config) Validate() error {
 // (nil without a file), reporting every fault at once. A rule set file
 // that cannot be read or is bad refuses the start: a matcher must not
 // run without its rules. Later, a bad edit is only logged, and the rules
-// in force are kept (rules.Current). A seal key file is read once.
+// in force are kept (rules.Current). Validate reads both files before
+// NATS and New again, as it is given them: a file changed in between
+// is what the worker runs with, and was checked as it was read.
 func (cfg Config) open(log *slog.Logger) (*rules.Current, *events.Seals, error) {
 	cur, err := rules.Open(cfg.RulesFile, log)
 	var seals *events.Seals
