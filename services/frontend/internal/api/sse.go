@@ -189,12 +189,18 @@ func (s *sseWriter) refresh() (done bool) {
 	return ok && s.write(s.last, v) != nil
 }
 
+// write writes v's event, flushed unless v is terminal: the handler
+// returns after a terminal event, and the stream's end carries it (over
+// HTTP/2 one DATA frame with END_STREAM, where a flush first made two,
+// each a write system call at both ends).
 func (s *sseWriter) write(id int, v tickets.View) error {
 	data, _ := json.Marshal(v) // a View always encodes
 	if _, err := fmt.Fprintf(s.w, "id: %d\nevent: %s\ndata: %s\n\n", id, ticketapi.EventStatus, data); err != nil {
 		return err
 	}
-	s.flusher.Flush()
+	if !v.Status.Terminal() {
+		s.flusher.Flush()
+	}
 	return nil
 }
 
