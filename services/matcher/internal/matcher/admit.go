@@ -252,7 +252,7 @@ func (in *intake) takenFirst(log *slog.Logger, msg jetstream.Msg, meta *jetstrea
 		})
 		return false
 	}
-	if meta.NumDelivered != 1 || meta.Sequence.Stream <= floor || in.now().Sub(meta.Timestamp) > sealFresh {
+	if meta.NumDelivered != 1 || meta.Sequence.Stream <= floor || in.now().Sub(meta.Timestamp) > in.fresh {
 		in.met.seals.WithLabelValues("old").Inc()
 		return false
 	}

@@ -27,6 +27,7 @@ type intake struct {
 	players    *events.Players
 	superseder superseder
 	seals      *events.Seals // of tickets taken first (takenFirst); nil: none trusted
+	fresh      time.Duration // how long a seal is trusted after its storing: sealFresh
 	unverified sync.Once     // logs the first seal that does not verify
 	met        *metrics
 	// now is the worker's clock (Worker.clock).

@@ -106,7 +106,7 @@ func New(cfg Config, js jetstream.JetStream, subj events.Subjects, log *slog.Log
 	}
 	w.in = &intake{
 		subj: subj, regions: cfg.Regions, tiers: cfg.Tiers,
-		pub: w.pub, met: w.met, now: w.clock, timeout: cfg.PublishTimeout, seals: seals,
+		pub: w.pub, met: w.met, now: w.clock, timeout: cfg.PublishTimeout, seals: seals, fresh: sealFresh,
 	}
 	for _, s := range w.Shards() {
 		w.shardSubjects[subj.Ticket(s.Region, s.Tier)] = true
