@@ -2,29 +2,29 @@ package ops
 
 import (
 	"net"
-	"sync"
+	"sync/atomic"
 )
 
-// ReadBuffered wraps ln so that the small reads of a cleartext HTTP/2
-// connection are served from a buffer filled by one read of the socket.
-// Go's HTTP/2 server reads its frames straight from the connection, a
-// 9-byte header and then the payload, so that over cleartext HTTP/2
-// (WithCleartextHTTP2: no TLS layer buffering beneath it) every frame
-// cost two read system calls, about seven a ticket over `make perf`'s
-// HTTP leg (BENCHMARKS.md, "Eleventh round"); HTTP/1.1 and TLS buffer
-// their reads already.
+// ReadBuffered wraps ln, a plain TCP listener (under a TLS one net/http
+// would no longer see its *tls.Conn), so that the small reads of a
+// cleartext HTTP/2 connection are served from a buffer filled by one
+// read of the socket. Go's HTTP/2 server reads its frames straight from
+// the connection, a 9-byte header and then the payload, so that over
+// cleartext HTTP/2 (WithCleartextHTTP2: no TLS layer buffering beneath
+// it) every frame cost two read system calls, about seven a ticket over
+// `make perf`'s HTTP leg (BENCHMARKS.md, "Eleventh round"); HTTP/1.1 and
+// TLS buffer their reads already.
 //
-// Only a connection that opens with HTTP/2's preface is buffered, and it
-// holds its buffer only while a read waits or bytes are left in it: an
-// HTTP/1.1 client, waiting on a stream or idle, costs no buffer, nor
-// does a connection that sends nothing.
+// Only a connection that opens with HTTP/2's preface gets a buffer, of
+// its own, for as long as it is open (its server always has a read
+// waiting): 4 KiB per HTTP/2 connection, which carries many streams, as
+// net/http holds for each HTTP/1.1 one. An HTTP/1.1 connection, and one
+// that sends nothing or only part of the preface, gets none.
 func ReadBuffered(ln net.Listener) net.Listener { return bufListener{ln} }
 
 // readBufSize is the buffer's size: net/http's own per-connection read
 // buffer.
 const readBufSize = 4 << 10
-
-var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
 type bufListener struct{ net.Listener }
 
@@ -36,56 +36,60 @@ func (l bufListener) Accept() (net.Conn, error) {
 	return &bufConn{Conn: c}, nil
 }
 
-// bufConn is a connection whose reads go through a pooled buffer. Its
-// reads are one goroutine's at a time, as net.Conn's callers make them.
+// bufConn is a connection whose reads, once it opened with HTTP/2's
+// preface, go through its buffer. Its reads must not overlap, as neither
+// net/http's nor its HTTP/2 server's do; Close may come at any time.
 type bufConn struct {
 	net.Conn
 	// seen counts the bytes read of HTTP/2's preface, up to its length
 	// once all of it was (then the connection is buffered); -1 once it
 	// opened otherwise.
-	seen int
-	buf  *[]byte // nil while nothing is buffered
-	r, w int     // the buffered bytes are (*buf)[r:w]
-	err  error   // the socket's error, returned once the buffer is drained
+	seen   int
+	buf    []byte // made at the first buffered read
+	r, w   int    // the buffered bytes are buf[r:w]
+	err    error  // the socket's error, returned once the buffer is drained
+	closed atomic.Bool
 }
 
 // h2Preface opens every HTTP/2 connection with prior knowledge.
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 func (c *bufConn) Read(p []byte) (int, error) {
-	if c.seen < len(h2Preface) {
+	switch {
+	case c.closed.Load():
+		// Nothing buffered is handed on once closed: HTTP/2's server
+		// reads on after it closed a connection (a write failed) until a
+		// read fails, and would act on frames its client never hears of.
+		return 0, net.ErrClosed
+	case len(p) == 0:
+		return 0, nil
+	case c.seen < len(h2Preface):
 		n, err := c.Conn.Read(p)
 		c.watch(p[:n])
 		return n, err
-	}
-	if c.buf != nil {
-		n := copy(p, (*c.buf)[c.r:c.w])
+	case c.r < c.w:
+		n := copy(p, c.buf[c.r:c.w])
 		c.r += n
-		if c.r == c.w {
-			readBufs.Put(c.buf)
-			c.buf = nil
-		}
 		return n, nil
-	}
-	if c.err != nil {
+	case c.err != nil:
 		err := c.err
 		c.err = nil
 		return 0, err
-	}
-	if len(p) >= readBufSize {
+	case len(p) >= readBufSize:
 		return c.Conn.Read(p)
 	}
-	b := readBufs.Get().(*[]byte)
-	n, err := c.Conn.Read(*b)
-	m := copy(p, (*b)[:n])
-	if m == n {
-		readBufs.Put(b)
-		return m, err
+	if c.buf == nil {
+		c.buf = make([]byte, readBufSize)
 	}
-	// More came than asked for: kept for the next reads, and an error
-	// the socket gave with it (EOF) after them.
-	c.buf, c.r, c.w, c.err = b, m, n, err
-	return m, nil
+	n, err := c.Conn.Read(c.buf)
+	m := copy(p, c.buf[:n])
+	if m < n {
+		// More came than asked for: kept for the next reads, and any
+		// error the socket gave with it after them.
+		c.r, c.w, c.err = m, n, err
+		return m, nil
+	}
+	return m, err
 }
 
 // watch follows the connection's first bytes, read: HTTP/2's preface,
@@ -101,6 +105,11 @@ func (c *bufConn) watch(read []byte) {
 		return
 	}
 	c.seen += k
+}
+
+func (c *bufConn) Close() error {
+	c.closed.Store(true)
+	return c.Conn.Close()
 }
 
 // CloseWrite half-closes the connection where it can, as net/http does

@@ -77,7 +77,35 @@ func TestReadBufferedReadsABurstOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n, _ := c.Read(make([]byte, readBufSize)); n != readBufSize || c.buf != nil {
-		t.Fatalf("a full-size read: %d bytes, buffered %v; want it straight from the socket", n, c.buf != nil)
+		t.Fatalf("a full-size read: %d bytes, buffer made %v; want it straight from the socket", n, c.buf != nil)
+	}
+	before := sock.reads
+	if n, err := c.Read(nil); n != 0 || err != nil || sock.reads != before {
+		t.Fatalf("an empty read: %d, %v, the socket read %d times; want 0, nil at once", n, err, sock.reads-before)
+	}
+}
+
+// Once closed, a connection hands on none of the bytes it buffered:
+// Go's HTTP/2 server reads on after it closed a connection, until a read
+// fails, and would act on frames whose client never hears back (review
+// R11).
+func TestReadBufferedGivesNothingAfterClose(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	c := &bufConn{Conn: server}
+	go func() { _, _ = client.Write([]byte(h2Preface + "0123456789abcdefghij")) }()
+	if _, err := io.ReadFull(c, make([]byte, len(h2Preface))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 9)); err != nil {
+		t.Fatal(err)
+	}
+	if c.r == c.w {
+		t.Fatal("nothing left buffered: the test tests nothing")
+	}
+	c.Close()
+	if n, err := c.Read(make([]byte, 9)); n != 0 || err == nil {
+		t.Fatalf("after Close: %d bytes, %v; want none and an error", n, err)
 	}
 }
 

@@ -46,7 +46,11 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identi
 	if !ok {
 		return
 	}
-	defer stop()
+	// Stopped aside: a terminal event is sent when the handler returns
+	// (sseWriter.write), and the stop is a call to the tracker's one
+	// goroutine, which a burst of results or a stopped tracker (5 s)
+	// would hold the player's outcome behind (review R11).
+	defer func() { go stop() }()
 	release, ok := a.holdStream(w, r, caller)
 	if !ok {
 		return
@@ -190,9 +194,10 @@ func (s *sseWriter) refresh() (done bool) {
 }
 
 // write writes v's event, flushed unless v is terminal: the handler
-// returns after a terminal event, and the stream's end carries it (over
-// HTTP/2 one DATA frame with END_STREAM, where a flush first made two,
-// each a write system call at both ends).
+// returns after a terminal event, and the response's end carries it
+// (over HTTP/2 one DATA frame with END_STREAM, where a flush first made
+// two, each a write system call at both ends). So a terminal event's
+// deliver span ends when it is written, before it is sent.
 func (s *sseWriter) write(id int, v tickets.View) error {
 	data, _ := json.Marshal(v) // a View always encodes
 	if _, err := fmt.Fprintf(s.w, "id: %d\nevent: %s\ndata: %s\n\n", id, ticketapi.EventStatus, data); err != nil {

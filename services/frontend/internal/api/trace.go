@@ -35,6 +35,9 @@ func endCreate(span trace.Span, v tickets.View, err error) {
 // ticket's is a child of the allocation that assigned it (the
 // traceparent its play URL carries, play.ParamTrace), linked to ctx's
 // span (its create span, on a WebSocket); any other is a child of ctx's.
+// On a WebSocket it ends once the frame is written; over SSE once the
+// event is in the response, which the handler's return sends
+// (sseWriter.write).
 func deliver(ctx context.Context, v tickets.View) trace.Span {
 	if !v.Status.Terminal() || !tracing.Enabled() {
 		return trace.SpanFromContext(context.Background()) // a no-op
