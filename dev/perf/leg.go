@@ -306,6 +306,7 @@ func newLeg(via string, window time.Duration, sum LoadSummary, ps []named, start
 	}
 	leg.Total = Sum("total", leg.Processes, sum.Assigned)
 	leg.LoadTool.setCPU(loadTool.cpu, sum.Assigned)
+	leg.LoadTool.setWakes(loadTool.Wakes, sum.Assigned)
 	return leg
 }
 
@@ -346,7 +347,8 @@ func runLoad(ctx context.Context, cfg Config, s *stack.Stack, via string) ([]byt
 	u.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	u.CPUSeconds = u.cpu.Seconds()
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		u.Peak = ru.Maxrss * 1024 // KiB on Linux
+		u.Peak = ru.Maxrss * 1024  // KiB on Linux
+		u.Wakes = uint64(ru.Nvcsw) // voluntary context switches, every thread's
 	}
 	return stdout.Bytes(), u, nil
 }

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -24,6 +26,13 @@ type Sample struct {
 	// RSS is the resident memory (VmRSS), Peak its high-water mark
 	// (VmHWM), both in bytes.
 	RSS, Peak int64
+	// Wakes is how often the process's threads went to sleep to wait (on
+	// a socket, a lock, a timer) and were woken after: the sum of each
+	// thread's voluntary_ctxt_switches. On this machine a wake costs
+	// more CPU than most messages' own work (BENCHMARKS.md, "Twelfth
+	// round"). A thread that exited takes its count with it (Go's rarely
+	// do).
+	Wakes uint64
 }
 
 // ReadSample reads pid's Sample from /proc. A process that has exited
@@ -45,7 +54,50 @@ func ReadSample(pid int) (Sample, error) {
 	if err != nil {
 		return Sample{}, fmt.Errorf("/proc/%d/status: %w", pid, err)
 	}
-	return Sample{CPU: TicksToDuration(ticks), RSS: rss, Peak: peak}, nil
+	wakes, err := readWakes(pid)
+	if err != nil {
+		return Sample{}, err
+	}
+	return Sample{CPU: TicksToDuration(ticks), RSS: rss, Peak: peak, Wakes: wakes}, nil
+}
+
+// readWakes sums voluntary_ctxt_switches over pid's threads
+// (/proc/<pid>/task/*/status). A thread gone between the listing and
+// its read is left out.
+func readWakes(pid int) (uint64, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var sum uint64
+	for _, t := range tasks {
+		text, err := os.ReadFile(dir + "/" + t.Name() + "/status")
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		n, err := ParseWakes(string(text))
+		if err != nil {
+			return 0, fmt.Errorf("%s/%s/status: %w", dir, t.Name(), err)
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// ParseWakes returns voluntary_ctxt_switches from the text of a thread's
+// /proc status file.
+func ParseWakes(text string) (uint64, error) {
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		if value, ok := strings.CutPrefix(sc.Text(), "voluntary_ctxt_switches:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(value), 10, 64)
+		}
+	}
+	return 0, errors.New("no voluntary_ctxt_switches")
 }
 
 // TicksToDuration converts clock ticks to time.

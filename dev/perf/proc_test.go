@@ -106,3 +106,39 @@ func TestReadSampleAndResetPeak(t *testing.T) {
 		t.Fatal("a pid that does not exist gave a sample")
 	}
 }
+
+// TestWakesCountEveryThreadsSleeps: a goroutine on a thread of its own
+// that sleeps 50 times adds at least 50 wakes to the process's count,
+// though its thread is not the main one (whose status alone the
+// process's /proc/<pid>/status shows).
+func TestWakesCountEveryThreadsSleeps(t *testing.T) {
+	if _, err := ParseWakes("Name:\tx\nvoluntary_ctxt_switches:\t\t42\nnonvoluntary_ctxt_switches:\t7\n"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := ParseWakes("voluntary_ctxt_switches:\t\t42\n"); n != 42 {
+		t.Fatalf("parsed %d, want 42", n)
+	}
+	if _, err := ParseWakes("Name:\tx\n"); err == nil {
+		t.Fatal("a status without the count parsed")
+	}
+	before, err := ReadSample(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // a thread of its own, not the main one
+		for range 50 {
+			time.Sleep(time.Millisecond)
+		}
+		close(done)
+	}()
+	<-done
+	after, err := ReadSample(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Wakes < before.Wakes+50 {
+		t.Fatalf("wakes %d, then %d: want at least 50 more", before.Wakes, after.Wakes)
+	}
+}

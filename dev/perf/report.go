@@ -135,6 +135,11 @@ type Usage struct {
 	// seconds per second: its idle work inside the window is about
 	// IdleCores × the window, whatever the rate.
 	IdleCores float64 `json:"idle_cpu_seconds_per_second"`
+	// Wakes is how often its threads slept to wait and were woken, in
+	// the window (Sample.Wakes); WakesPerTicket the same per assigned
+	// ticket, absent when none was.
+	Wakes          uint64   `json:"wakes"`
+	WakesPerTicket *float64 `json:"wakes_per_assigned,omitempty"`
 
 	cpu time.Duration // CPUSeconds exactly, for Sum
 }
@@ -144,7 +149,17 @@ type Usage struct {
 func NewUsage(name string, pid int, start, end Sample, assigned int64) Usage {
 	u := Usage{Name: name, Pid: pid, RSS: end.RSS, Peak: end.Peak}
 	u.setCPU(end.CPU-start.CPU, assigned)
+	u.setWakes(end.Wakes-start.Wakes, assigned)
 	return u
+}
+
+// setWakes sets the wakes and their number per ticket.
+func (u *Usage) setWakes(wakes uint64, assigned int64) {
+	u.Wakes, u.WakesPerTicket = wakes, nil
+	if assigned > 0 {
+		w := float64(wakes) / float64(assigned)
+		u.WakesPerTicket = &w
+	}
 }
 
 // setCPU sets the CPU time and its share per ticket.
@@ -172,12 +187,15 @@ func MicrosPerTicket(cpu time.Duration, n int64) float64 {
 func Sum(name string, us []Usage, assigned int64) Usage {
 	total := Usage{Name: name}
 	var cpu time.Duration
+	var wakes uint64
 	for _, u := range us {
 		cpu += u.cpu
+		wakes += u.Wakes
 		total.RSS += u.RSS
 		total.Peak += u.Peak
 	}
 	total.setCPU(cpu, assigned)
+	total.setWakes(wakes, assigned)
 	return total
 }
 
@@ -220,7 +238,7 @@ func printLeg(w io.Writer, l Leg) {
 		width = max(width, len(u.Name))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%-*s\tpid\tCPU s\tCPU s/1000\tµs/ticket\tidle %%CPU\tRSS MiB\tpeak MiB\t\n", width, "process")
+	fmt.Fprintf(tw, "%-*s\tpid\tCPU s\tCPU s/1000\tµs/ticket\twakes/ticket\tidle %%CPU\tRSS MiB\tpeak MiB\t\n", width, "process")
 	row := func(u Usage) {
 		pid := ""
 		if u.Pid > 0 {
@@ -230,8 +248,8 @@ func printLeg(w io.Writer, l Leg) {
 		if l.IdleSeconds > 0 && u.Name != l.LoadTool.Name {
 			idle = fmt.Sprintf("%.1f", u.IdleCores*100)
 		}
-		fmt.Fprintf(tw, "%-*s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", width, u.Name, pid, u.CPUSeconds,
-			orDash(u.PerThousand, "%.3f"), orDash(u.Micros, "%.0f"), idle, mib(u.RSS), mib(u.Peak))
+		fmt.Fprintf(tw, "%-*s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", width, u.Name, pid, u.CPUSeconds,
+			orDash(u.PerThousand, "%.3f"), orDash(u.Micros, "%.0f"), orDash(u.WakesPerTicket, "%.1f"), idle, mib(u.RSS), mib(u.Peak))
 	}
 	for _, u := range l.Processes {
 		row(u)

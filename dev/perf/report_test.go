@@ -33,8 +33,8 @@ func TestPerTicket(t *testing.T) {
 }
 
 // TestNewLegAndPrint: throughput is per second of arrivals, the total
-// leaves the load tool out, idle CPU is per second at rest, and the table
-// shows each row's figures.
+// leaves the load tool out, idle CPU is per second at rest, wakes are
+// per ticket, and the table shows each row's figures.
 func TestNewLegAndPrint(t *testing.T) {
 	sum := LoadSummary{Seconds: 10, Sent: 6000, Assigned: 5000, Errors: map[string]int64{"post_503": 900, "timeout": 100},
 		Latency: map[string]float64{"p50": 12.5, "p99": 80}, Accepted: map[string]float64{"p50": 1.5, "p99": 9},
@@ -42,7 +42,10 @@ func TestNewLegAndPrint(t *testing.T) {
 	ps := []named{{"nats (embedded)", 1}, {"frontend", 2}}
 	start := []Sample{sample(time.Second, 0, 0), sample(0, 0, 0)}
 	end := []Sample{sample(3*time.Second, 100, 120), sample(time.Second, 40, 50)}
-	loadTool := Usage{Name: "load tool (not in total)", cpu: 5 * time.Second, Peak: 30 << 20}
+	// Wakes: NATS 40,000 in the window, the frontend 15,000, the load
+	// tool 25,000 (8, 3 and 5 a ticket).
+	start[0].Wakes, end[0].Wakes, end[1].Wakes = 1000, 41000, 15000
+	loadTool := Usage{Name: "load tool (not in total)", cpu: 5 * time.Second, Peak: 30 << 20, Wakes: 25000}
 	leg := newLeg("http", 12*time.Second, sum, ps, start, end, loadTool)
 	// KV_players made inside the window: all of its messages count.
 	leg.Messages = NewMessages(
@@ -68,10 +71,10 @@ func TestNewLegAndPrint(t *testing.T) {
 		"p50 12.5 ms, p99 80.0 ms (POST to assignment)",
 		"error post_503: 900",
 		"refused 900 POSTs: p50 2.5 ms, p99 31.0 ms, max 47.5 ms (POST to 503)",
-		"nats (embedded) 1 2.00 0.400 400 5.0 100.0 120.0",
-		"frontend 2 1.00 0.200 200 0.0 40.0 50.0",
-		"total 3.00 0.600 600 5.0 140.0 170.0",
-		"load tool (not in total) 5.00 1.000 1000 - - 30.0",
+		"nats (embedded) 1 2.00 0.400 400 8.0 5.0 100.0 120.0",
+		"frontend 2 1.00 0.200 200 3.0 0.0 40.0 50.0",
+		"total 3.00 0.600 600 11.0 5.0 140.0 170.0",
+		"load tool (not in total) 5.00 1.000 1000 5.0 - - 30.0",
 		"nats per ticket: 12.0 messages in, 15.0 out, 3.0 JetStream API requests, 0.050 subscriptions made, 3.0 stored: KV_players 2.00 TICKETS 1.00 nats per ticket by connection (in/out): (unnamed) 1.0/0.0 frontend 5.0/2.0",
 		"RSS MiB through the window: at s nats (embedded) frontend 30 100.0 40.0 60 110.0 -",
 	} {

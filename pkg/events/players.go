@@ -113,7 +113,9 @@ func (t LiveTicket) olderThan(o LiveTicket) bool { return t.CreatedAt.Before(o.C
 // player id has no dot). A ticket with an id already bound to other
 // players (a publisher reusing another player's id) is refused with
 // ErrTicketIDTaken: it never becomes live, so no later ticket of its
-// players supersedes, through that id, a ticket they do not own.
+// players supersedes, through that id, a ticket they do not own. An id
+// the frontend made at random just now (TakeFirstFresh) cannot be bound
+// before, so its bind is sent beside its first entry (createFresh).
 type Players struct {
 	kv     jetstream.KeyValue
 	claims *Claims
@@ -193,7 +195,8 @@ func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, m
 	if err != nil {
 		return out, fmt.Errorf("encode live ticket %s: %w", t.TicketID, err)
 	}
-	// The id is bound to its players before anything is written for it,
+	// The id is bound to its players before anything is written for it
+	// (a fresh id's bind goes out beside its first entry: createFresh),
 	// but only then: a ticket already live for these very players (the
 	// matcher taking in a ticket its frontend took, a redelivery) was
 	// bound before it was written, and costs one read per player.
@@ -212,7 +215,13 @@ func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, m
 			mode.fresh = false
 		}
 		if mode.writeFirst {
-			written, err := p.createFirst(ctx, player, value, bind)
+			var written bool
+			if mode.fresh && !bound {
+				written, err = p.createFresh(ctx, t, player, value)
+				bound = err == nil
+			} else {
+				written, err = p.createFirst(ctx, player, value, bind)
+			}
 			if err != nil {
 				return out, err
 			}
@@ -324,44 +333,6 @@ func (p *Players) supersede(ctx context.Context, old, newer LiveTicket, tell Sup
 		return won, owner, err
 	}
 	return won, owner, p.claims.Tell(ctx, Telling{Ticket: old, Owner: owner, Newer: newer.TicketID}, tell)
-}
-
-// ticketKey is the key that binds a ticket id to its players. A player id
-// is a token (letters, digits, '-', '_'), so it is never a player's key.
-func ticketKey(ticketID string) string { return "ticket." + ticketID }
-
-// bind records t's players as those of its id, or checks that they are
-// (in any order); ErrTicketIDTaken if the id is bound to other players.
-func (p *Players) bind(ctx context.Context, t LiveTicket) error {
-	players := slices.Sorted(slices.Values(t.Players))
-	value, err := json.Marshal(players)
-	if err != nil {
-		return fmt.Errorf("encode players of ticket %s: %w", t.TicketID, err)
-	}
-	key := ticketKey(t.TicketID)
-	for {
-		_, err := p.kv.Create(ctx, key, value)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return fmt.Errorf("bind ticket %s to its players: %w", t.TicketID, err)
-		}
-		e, err := p.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // gone in between (aged out): bind it again
-		}
-		if err != nil {
-			return fmt.Errorf("players of ticket %s: %w", t.TicketID, err)
-		}
-		var bound []string
-		if json.Unmarshal(e.Value(), &bound) != nil || !slices.Equal(bound, players) {
-			// The players it is bound to are not named: the error may
-			// reach the publisher's players.
-			return fmt.Errorf("ticket %s: %w", t.TicketID, ErrTicketIDTaken)
-		}
-		return nil
-	}
 }
 
 // samePlayers reports whether a and b name the same players, in any order.

@@ -116,3 +116,59 @@ func (p *Players) createFirst(ctx context.Context, player string, value []byte, 
 	}
 	return true, nil
 }
+
+// createFresh is createFirst for a fresh id (TakeFirstFresh): the id's
+// bind and the player's entry are sent together and awaited together
+// (CreateAll), one round trip where createFirst makes two, one after the
+// other. On this machine a round trip costs the server and the frontend
+// more in wakes than in work (BENCHMARKS.md, "Twelfth round").
+//
+// Binding first keeps a ticket whose id is bound to other players (an id
+// a client chose, or one it repeats) from ever being named by an entry.
+// A fresh id was made at random just now and is published nowhere, so no
+// bind of it can come before this one, and the entry need not wait for
+// the bind. A bind that fails (NATS away) beside an entry stored leaves
+// the entry naming a ticket never queued (the creation fails), as a
+// queue that fails after a take does (TakeFirst), and its id, known to
+// no one, bound to nobody. A bind refused (the id bound already: never,
+// for an id made at random) is checked as bind checks it, and an id
+// bound to other players takes back the entry written beside it, which
+// was the player's first (created where no message was).
+func (p *Players) createFresh(ctx context.Context, t LiveTicket, player string, value []byte) (written bool, err error) {
+	bound, err := boundValue(t)
+	if err != nil {
+		return false, err
+	}
+	errs := CreateAll(ctx, p.kv, []KVWrite{{Key: ticketKey(t.TicketID), Value: bound}, {Key: player, Value: value}})
+	switch {
+	case errors.Is(errs[0], jetstream.ErrKeyExists):
+		if err := p.bind(ctx, t); err != nil {
+			if errs[1] == nil {
+				p.unname(context.WithoutCancel(ctx), player, t.TicketID)
+			}
+			return false, err
+		}
+	case errs[0] != nil:
+		return false, fmt.Errorf("bind ticket %s to its players: %w", t.TicketID, errs[0])
+	}
+	switch {
+	case errors.Is(errs[1], jetstream.ErrKeyExists):
+		return false, nil
+	case errs[1] != nil:
+		return false, fmt.Errorf("record live ticket of %s: %w", player, errs[1])
+	}
+	return true, nil
+}
+
+// unname deletes player's entry if it names ticketID, at the revision
+// read: a newer entry written since stays. Best effort: an entry left
+// names a ticket never queued, which the player's next ticket replaces.
+func (p *Players) unname(ctx context.Context, player, ticketID string) {
+	ctx, cancel := context.WithTimeout(ctx, ClaimCallTimeout)
+	defer cancel()
+	cur, rev, err := p.live(ctx, player)
+	if err != nil || rev == 0 || cur.TicketID != ticketID {
+		return
+	}
+	_ = p.kv.Delete(ctx, player, jetstream.LastRevision(rev))
+}

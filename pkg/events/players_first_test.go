@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -228,5 +229,60 @@ func TestTakeFirstAfterAPublishedMatchClaimsNothing(t *testing.T) {
 	}
 	if n := readsOf(from, "a2"); n == 0 {
 		t.Errorf("TakeFirstFresh did not read a2's claim (whether a2 has ended)")
+	}
+}
+
+// TestTakeFirstFreshSendsTheEntryWithTheBind: a fresh id's bind and its
+// player's entry go out together, one round trip (createFresh). With
+// the answers held back (the link cut from the server to the client),
+// the entry is stored all the same: sent one after the other, it waits
+// for the bind's answer and is never sent. An id bound already (never,
+// for a fresh one) is still checked: a party's other ticket with that id
+// is refused.
+func TestTakeFirstFreshSendsTheEntryWithTheBind(t *testing.T) {
+	t.Parallel()
+	s := testkit.RunServer(t)
+	js := testkit.JetStream(t, testkit.Connect(t, s))
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	link := testkit.NewLink(t, s.Addr().String())
+	cjs := testkit.JetStream(t, testkit.ConnectURL(t, link.URL()))
+	claims, err := events.NewClaims(t.Context(), cjs, events.Subjects{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	players, err := events.NewPlayers(t.Context(), cjs, events.Subjects{}, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(t.Context(), events.Subjects{}.PlayersBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	link.Cut(testkit.Down)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := players.TakeFirstFresh(ctx, live("f1", time.Now(), "fay"), func(context.Context, events.LiveTicket, string) error { return nil })
+		done <- err
+	}()
+	testkit.Eventually(t, 2*time.Second, func() bool {
+		_, err := kv.Get(t.Context(), "fay")
+		return err == nil
+	}, "fay's entry not stored while the bind's answer was held back")
+	if _, err := kv.Get(t.Context(), "ticket.f1"); err != nil {
+		t.Fatalf("f1's bind: %v", err)
+	}
+	link.Heal()
+	<-done
+	// Bound to fay: the same id for another player is refused, and the
+	// entry sent beside the bind is taken back.
+	if _, err := players.TakeFirstFresh(t.Context(), live("f1", time.Now(), "gus"), nil); !errors.Is(err, events.ErrTicketIDTaken) {
+		t.Fatalf("f1 for gus: %v, want ErrTicketIDTaken", err)
+	}
+	if cur, err := players.Live(t.Context(), "gus"); err != nil || cur != "" {
+		t.Fatalf("gus's live ticket %q (%v), want none", cur, err)
 	}
 }
