@@ -248,14 +248,7 @@ func TestTakeFirstFreshSendsTheEntryWithTheBind(t *testing.T) {
 	}
 	link := testkit.NewLink(t, s.Addr().String())
 	cjs := testkit.JetStream(t, testkit.ConnectURL(t, link.URL()))
-	claims, err := events.NewClaims(t.Context(), cjs, events.Subjects{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	players, err := events.NewPlayers(t.Context(), cjs, events.Subjects{}, claims)
-	if err != nil {
-		t.Fatal(err)
-	}
+	players := bindPlayers(t, cjs, events.Subjects{})
 	kv, err := js.KeyValue(t.Context(), events.Subjects{}.PlayersBucket())
 	if err != nil {
 		t.Fatal(err)
