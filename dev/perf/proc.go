@@ -61,6 +61,15 @@ func ReadSample(pid int) (Sample, error) {
 	return Sample{CPU: TicksToDuration(ticks), RSS: rss, Peak: peak, Wakes: wakes}, nil
 }
 
+// WakesBetween is the wakes from sample a to the later sample b: none
+// if b counts fewer (a thread that exited took its count with it).
+func WakesBetween(a, b Sample) uint64 {
+	if b.Wakes < a.Wakes {
+		return 0
+	}
+	return b.Wakes - a.Wakes
+}
+
 // readWakes sums voluntary_ctxt_switches over pid's threads
 // (/proc/<pid>/task/*/status). A thread gone between the listing and
 // its read is left out.

@@ -127,7 +127,8 @@ func TestWakesCountEveryThreadsSleeps(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() {
-		runtime.LockOSThread() // a thread of its own, not the main one
+		runtime.LockOSThread()         // a thread of its own, not the main one
+		defer runtime.UnlockOSThread() // kept, not ended with its count
 		for range 50 {
 			time.Sleep(time.Millisecond)
 		}
@@ -140,5 +141,8 @@ func TestWakesCountEveryThreadsSleeps(t *testing.T) {
 	}
 	if after.Wakes < before.Wakes+50 {
 		t.Fatalf("wakes %d, then %d: want at least 50 more", before.Wakes, after.Wakes)
+	}
+	if n := WakesBetween(after, before); n != 0 {
+		t.Fatalf("wakes between a later and an earlier sample: %d, want 0", n)
 	}
 }

@@ -149,7 +149,7 @@ type Usage struct {
 func NewUsage(name string, pid int, start, end Sample, assigned int64) Usage {
 	u := Usage{Name: name, Pid: pid, RSS: end.RSS, Peak: end.Peak}
 	u.setCPU(end.CPU-start.CPU, assigned)
-	u.setWakes(end.Wakes-start.Wakes, assigned)
+	u.setWakes(WakesBetween(start, end), assigned)
 	return u
 }
 

@@ -127,13 +127,16 @@ func (p *Players) createFirst(ctx context.Context, player string, value []byte, 
 // a client chose, or one it repeats) from ever being named by an entry.
 // A fresh id was made at random just now and is published nowhere, so no
 // bind of it can come before this one, and the entry need not wait for
-// the bind. A bind that fails (NATS away) beside an entry stored leaves
-// the entry naming a ticket never queued (the creation fails), as a
-// queue that fails after a take does (TakeFirst), and its id, known to
-// no one, bound to nobody. A bind refused (the id bound already: never,
-// for an id made at random) is checked as bind checks it, and an id
-// bound to other players takes back the entry written beside it, which
-// was the player's first (created where no message was).
+// the bind. A bind that fails (NATS away, or never sent: a send that
+// fails does not stop the next) beside an entry stored takes the entry
+// back, so that an entry names an id bound to its players or none at
+// all; if that fails too (best effort), the entry names a ticket never
+// queued and bound to nobody, its id known to no one, until the
+// player's next ticket replaces it. A bind refused (the id bound
+// already: never, for an id made at random) is checked as bind checks
+// it, and an id bound to other players takes back the entry written
+// beside it, which was the player's first (created where no message
+// was).
 func (p *Players) createFresh(ctx context.Context, t LiveTicket, player string, value []byte) (written bool, err error) {
 	bound, err := boundValue(t)
 	if err != nil {
@@ -149,6 +152,13 @@ func (p *Players) createFresh(ctx context.Context, t LiveTicket, player string, 
 			return false, err
 		}
 	case errs[0] != nil:
+		// The entry may be stored all the same (the bind lost on the way,
+		// or never sent): take it back, so that every entry names an id
+		// bound to its players, as take's shortcut for a ticket live
+		// already assumes (review R12).
+		if errs[1] == nil {
+			p.unname(context.WithoutCancel(ctx), player, t.TicketID)
+		}
 		return false, fmt.Errorf("bind ticket %s to its players: %w", t.TicketID, errs[0])
 	}
 	switch {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
@@ -278,4 +280,42 @@ func TestTakeFirstFreshSendsTheEntryWithTheBind(t *testing.T) {
 	if cur, err := players.Live(t.Context(), "gus"); err != nil || cur != "" {
 		t.Fatalf("gus's live ticket %q (%v), want none", cur, err)
 	}
+}
+
+// TestTakeFirstFreshTakesBackTheEntryOfAFailedBind: a bind lost on the
+// way beside an entry stored (the bucket fails every bind here) fails
+// the take and takes the entry back: no entry names an id bound to
+// nobody, which a publisher could then bind to players of its own
+// (review R12's M1).
+func TestTakeFirstFreshTakesBackTheEntryOfAFailedBind(t *testing.T) {
+	t.Parallel()
+	js := provisioned(t, events.Topology{})
+	players := bindPlayers(t, failedBinds{js}, events.Subjects{})
+	if _, err := players.TakeFirstFresh(t.Context(), live("b1", time.Now(), "pat"), nil); err == nil {
+		t.Fatal("a take whose bind failed succeeded")
+	}
+	if cur, err := players.Live(t.Context(), "pat"); err != nil || cur != "" {
+		t.Fatalf("pat's live ticket %q (%v) after a failed bind, want none", cur, err)
+	}
+}
+
+// failedBinds is a JetStream whose players bucket fails every bind (a
+// create of a "ticket." key), as a bind lost on the way
+// (events.KeyValueWrapper).
+type failedBinds struct{ jetstream.JetStream }
+
+func (f failedBinds) WrapKeyValue(kv jetstream.KeyValue) jetstream.KeyValue {
+	if kv.Bucket() != (events.Subjects{}).PlayersBucket() {
+		return kv
+	}
+	return failedBindKV{kv}
+}
+
+type failedBindKV struct{ jetstream.KeyValue }
+
+func (kv failedBindKV) Create(ctx context.Context, key string, v []byte, o ...jetstream.KVCreateOpt) (uint64, error) {
+	if strings.HasPrefix(key, "ticket.") {
+		return 0, errors.New("bind lost on the way")
+	}
+	return kv.KeyValue.Create(ctx, key, v, o...)
 }
