@@ -143,20 +143,23 @@ func (p *Players) createFresh(ctx context.Context, t LiveTicket, player string, 
 		return false, err
 	}
 	errs := CreateAll(ctx, p.kv, []KVWrite{{Key: ticketKey(t.TicketID), Value: bound}, {Key: player, Value: value}})
+	// The entry may be stored unless it was refused: an error of another
+	// kind (a timeout) may have come after the server stored it.
+	mayBeStored := !errors.Is(errs[1], jetstream.ErrKeyExists)
 	switch {
 	case errors.Is(errs[0], jetstream.ErrKeyExists):
 		if err := p.bind(ctx, t); err != nil {
-			if errs[1] == nil {
+			if mayBeStored {
 				p.unname(context.WithoutCancel(ctx), player, t.TicketID)
 			}
 			return false, err
 		}
 	case errs[0] != nil:
-		// The entry may be stored all the same (the bind lost on the way,
-		// or never sent): take it back, so that every entry names an id
+		// The bind lost on the way, or never sent, beside an entry that
+		// may be stored: take it back, so that every entry names an id
 		// bound to its players, as take's shortcut for a ticket live
 		// already assumes (review R12).
-		if errs[1] == nil {
+		if mayBeStored {
 			p.unname(context.WithoutCancel(ctx), player, t.TicketID)
 		}
 		return false, fmt.Errorf("bind ticket %s to its players: %w", t.TicketID, errs[0])

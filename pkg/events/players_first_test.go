@@ -297,11 +297,23 @@ func TestTakeFirstFreshTakesBackTheEntryOfAFailedBind(t *testing.T) {
 	if cur, err := players.Live(t.Context(), "pat"); err != nil || cur != "" {
 		t.Fatalf("pat's live ticket %q (%v) after a failed bind, want none", cur, err)
 	}
+	// tim's entry is stored but its answer lost (a timeout): taken back
+	// all the same.
+	if _, err := players.TakeFirstFresh(t.Context(), live("b2", time.Now(), lostAnswer), nil); err == nil {
+		t.Fatal("a take whose bind failed succeeded")
+	}
+	if cur, err := players.Live(t.Context(), lostAnswer); err != nil || cur != "" {
+		t.Fatalf("%s's live ticket %q (%v) after a failed bind, want none", lostAnswer, cur, err)
+	}
 }
 
+// lostAnswer is the player whose entry failedBinds stores and then
+// answers with a timeout.
+const lostAnswer = "tim"
+
 // failedBinds is a JetStream whose players bucket fails every bind (a
-// create of a "ticket." key), as a bind lost on the way
-// (events.KeyValueWrapper).
+// create of a "ticket." key), as a bind lost on the way, and answers
+// lostAnswer's stored entry with a timeout (events.KeyValueWrapper).
 type failedBinds struct{ jetstream.JetStream }
 
 func (f failedBinds) WrapKeyValue(kv jetstream.KeyValue) jetstream.KeyValue {
@@ -317,5 +329,9 @@ func (kv failedBindKV) Create(ctx context.Context, key string, v []byte, o ...je
 	if strings.HasPrefix(key, "ticket.") {
 		return 0, errors.New("bind lost on the way")
 	}
-	return kv.KeyValue.Create(ctx, key, v, o...)
+	rev, err := kv.KeyValue.Create(ctx, key, v, o...)
+	if key == lostAnswer && err == nil {
+		return 0, context.DeadlineExceeded
+	}
+	return rev, err
 }
