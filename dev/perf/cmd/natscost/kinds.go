@@ -69,7 +69,14 @@ func pickKinds(s string) ([]string, error) {
 // newKind sets kind name up on nc, on a stream or bucket made anew.
 func newKind(ctx context.Context, name string, nc *nats.Conn, size int) (*kind, error) {
 	data := make([]byte, size)
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(inFlight))
+	// An async publish refused (a nak, a stream full) is answered, but
+	// not stored: the run fails rather than count it (review R12).
+	var refused atomic.Pointer[error]
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(inFlight),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			err = fmt.Errorf("publish %s: %w", m.Subject, err)
+			refused.CompareAndSwap(nil, &err)
+		}))
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +105,9 @@ func newKind(ctx context.Context, name string, nc *nats.Conn, size int) (*kind, 
 			wait: func(ctx context.Context) error {
 				select {
 				case <-js.PublishAsyncComplete():
+					if err := refused.Load(); err != nil {
+						return *err
+					}
 					return nil
 				case <-ctx.Done():
 					return ctx.Err()

@@ -85,3 +85,26 @@ func TestEveryKindSendsAndIsAnswered(t *testing.T) {
 		})
 	}
 }
+
+// TestARefusedPublishFailsTheRun: an async publish the server does not
+// store (its stream gone here) fails the wait, rather than counting as
+// answered.
+func TestARefusedPublishFailsTheRun(t *testing.T) {
+	s := testkit.RunServer(t)
+	nc := testkit.Connect(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	k, err := newKind(ctx, "js-file", nc, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testkit.JetStream(t, nc).DeleteStream(ctx, storedIn["js-file"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.send(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := answered(ctx, k); err == nil {
+		t.Fatal("a publish to no stream counted as answered")
+	}
+}
