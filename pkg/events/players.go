@@ -216,7 +216,7 @@ func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, m
 		}
 		if mode.writeFirst {
 			var written bool
-			if mode.fresh && !bound {
+			if mode.fresh { // the first player's: the id is not bound yet
 				written, err = p.createFresh(ctx, t, player, value)
 				bound = err == nil
 			} else {

@@ -218,7 +218,9 @@ func paced(ctx context.Context, k *kind, rate float64, burst int, d time.Duratio
 	record := func(err error) {
 		if err != nil {
 			mu.Lock()
-			first = cmp(first, err)
+			if first == nil {
+				first = err
+			}
 			mu.Unlock()
 		}
 	}
@@ -293,13 +295,6 @@ func answered(ctx context.Context, k *kind) error {
 // answerWait bounds the wait for a run's answers: far above a healthy
 // server's milliseconds.
 const answerWait = 30 * time.Second
-
-func cmp(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
-}
 
 // freePort is a TCP port nothing listens on now.
 func freePort() (int, error) {
