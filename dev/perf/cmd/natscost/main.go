@@ -11,11 +11,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,7 +76,22 @@ func run(ctx context.Context, args []string) error {
 	if cfg.bursts, err = numbers(bursts, func(s string, _ int) (int, error) { return strconv.Atoi(s) }); err != nil {
 		return fmt.Errorf("-bursts: %w", err)
 	}
+	if err := cfg.check(); err != nil {
+		return err
+	}
 	return measure(ctx, cfg)
+}
+
+// check refuses settings that would never end a run (a burst of none) or
+// divide by nothing (no time to measure in).
+func (c config) check() error {
+	switch {
+	case slices.Contains(c.bursts, 0):
+		return errors.New("-bursts: each must be at least 1")
+	case c.duration <= 0 || c.idle <= 0:
+		return errors.New("-duration and -idle must be above 0")
+	}
+	return nil
 }
 
 // numbers parses a comma-separated list with parse.

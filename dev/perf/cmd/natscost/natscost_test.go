@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -106,5 +107,23 @@ func TestARefusedPublishFailsTheRun(t *testing.T) {
 	}
 	if err := answered(ctx, k); err == nil {
 		t.Fatal("a publish to no stream counted as answered")
+	}
+}
+
+// TestSettingsThatWouldNeverEndAreRefused: a burst of none (a run that
+// never ends) and no time to measure in are refused before a server is
+// started.
+func TestSettingsThatWouldNeverEndAreRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"-bursts", "1,0", "-nats-server", "/nonexistent"},
+		{"-duration", "0s", "-nats-server", "/nonexistent"},
+		{"-idle", "0s", "-nats-server", "/nonexistent"},
+		{"-rates", "-5", "-nats-server", "/nonexistent"},
+		{"-kinds", "core,>", "-nats-server", "/nonexistent"},
+	} {
+		err := run(context.Background(), args)
+		if err == nil || strings.Contains(err.Error(), "nonexistent") {
+			t.Errorf("natscost %v: %v, want the setting refused before starting", args, err)
+		}
 	}
 }
