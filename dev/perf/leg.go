@@ -34,6 +34,10 @@ type Config struct {
 	// ticket; N, N players who ask again once their ticket has its
 	// outcome (a returning player's creation replaces a live ticket).
 	Players int
+	// Burst is the load tool's -burst: tickets arrive this many at one
+	// instant, at the same mean rate (0 or 1: one at a time), to measure
+	// what a stage that gathers arrivals could save.
+	Burst int
 	// Vias are the legs, in order: http, nats.
 	Vias []string
 	// Keyed sends every POST of the http leg an Idempotency-Key, as every
@@ -81,6 +85,9 @@ func (c Config) Validate() error {
 	if n%(2*regions) != 0 {
 		errs = append(errs, fmt.Errorf("rate × duration = %d tickets: want a multiple of %d (an even count in each of %d regions), or one ticket waits for a partner until it expires", n, 2*regions, regions))
 	}
+	if c.Burst < 0 {
+		errs = append(errs, fmt.Errorf("burst %d: want 0 or more", c.Burst))
+	}
 	if c.Players < 0 {
 		errs = append(errs, fmt.Errorf("players %d: want 0 or more", c.Players))
 	}
@@ -102,7 +109,7 @@ func (c Config) Validate() error {
 // are in the report.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep := Report{Started: time.Now().UTC(), Rate: cfg.Rate, Duration: cfg.Duration.Seconds(), Skills: cfg.Skills,
-		Regions: cfg.Regions, Players: cfg.Players, BinDir: cfg.BinDir, NATS: fmt.Sprintf("embedded in perf's own process (pid %d)", os.Getpid())}
+		Regions: cfg.Regions, Players: cfg.Players, Burst: cfg.Burst, BinDir: cfg.BinDir, NATS: fmt.Sprintf("embedded in perf's own process (pid %d)", os.Getpid())}
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
@@ -318,6 +325,9 @@ func runLoad(ctx context.Context, cfg Config, s *stack.Stack, via string) ([]byt
 		"-progress", cfg.Progress.String(), "-json"}
 	if cfg.Players > 0 {
 		args = append(args, "-players", fmt.Sprint(cfg.Players))
+	}
+	if cfg.Burst > 1 {
+		args = append(args, "-burst", fmt.Sprint(cfg.Burst))
 	}
 	// Only these settings: a stray one of the caller's shell (NATS_URL,
 	// RATE) would be a flag the command line did not give.

@@ -1,12 +1,14 @@
 package perf
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // BinDirEnv points at built binaries with the load tool (make test sets
@@ -33,12 +35,18 @@ func TestRunShort(t *testing.T) {
 	// a few of the 60 (make test once saw 9 POSTs refused with 503, most
 	// likely that: not reproduced alone or under load), and how much load
 	// the stack takes is not what this test covers.
+	// In bursts of 6: the load tool is told so (its command line, in
+	// what perf says as it goes).
+	var said testkit.SyncBuffer
 	cfg := Config{BinDir: dir, Rate: 60, Duration: time.Second, Timeout: 20 * time.Second, Skills: "1800-1810",
-		Regions: "eu,us,asia", Vias: []string{"http", "nats"}, Idle: 300 * time.Millisecond, RSSEvery: 100 * time.Millisecond, Stderr: io.Discard,
-		ServiceEnv: []string{"OVERLOAD_TARGET=0"}}
+		Regions: "eu,us,asia", Vias: []string{"http", "nats"}, Idle: 300 * time.Millisecond, RSSEvery: 100 * time.Millisecond, Stderr: &said,
+		ServiceEnv: []string{"OVERLOAD_TARGET=0"}, Burst: 6}
 	rep, err := Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := strings.Count(said.String(), " -burst 6 "); n != 2 || rep.Burst != 6 {
+		t.Fatalf("-burst 6 given to %d load runs of 2, report's burst %d:\n%s", n, rep.Burst, said.String())
 	}
 	if len(rep.Legs) != 2 || rep.Legs[0].Via != "http" || rep.Legs[1].Via != "nats" {
 		t.Fatalf("legs %+v", rep.Legs)

@@ -22,8 +22,10 @@ type Report struct {
 	Regions  string    `json:"regions"`
 	// Players: 0, every ticket a new player's; else how many players
 	// sent them, asking again once their ticket had its outcome.
-	Players int    `json:"players,omitempty"`
-	BinDir  string `json:"bin_dir"`
+	Players int `json:"players,omitempty"`
+	// Burst: tickets arrived this many at one instant (0: one at a time).
+	Burst  int    `json:"burst,omitempty"`
+	BinDir string `json:"bin_dir"`
 	// NATS says where the NATS server ran: embedded in perf's process.
 	NATS string `json:"nats"`
 	Legs []Leg  `json:"legs"`
@@ -203,6 +205,9 @@ func Sum(name string, us []Usage, assigned int64) Usage {
 func Print(w io.Writer, rep Report) {
 	fmt.Fprintf(w, "perf: %.0f tickets/s for %gs per leg, skills %s, regions %s, binaries %s\nNATS: %s\n",
 		rep.Rate, rep.Duration, rep.Skills, rep.Regions, rep.BinDir, rep.NATS)
+	if rep.Burst > 1 {
+		fmt.Fprintf(w, "arrivals in bursts of %d at the same mean rate\n", rep.Burst)
+	}
 	if rep.Players > 0 {
 		fmt.Fprintf(w, "players: %d, each asking again once their ticket has its outcome\n", rep.Players)
 	}

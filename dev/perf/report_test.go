@@ -124,9 +124,9 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := ok
-	bad.Duration, bad.Vias, bad.BinDir = 10*time.Second, []string{"ws"}, t.TempDir()
+	bad.Duration, bad.Vias, bad.BinDir, bad.Burst = 10*time.Second, []string{"ws"}, t.TempDir(), -1
 	err := bad.Validate()
-	for _, want := range []string{"2000 tickets: want a multiple of 6", `via "ws"`, "binary load missing"} {
+	for _, want := range []string{"2000 tickets: want a multiple of 6", `via "ws"`, "binary load missing", "burst -1"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want one with %q", err, want)
 		}
