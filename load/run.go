@@ -75,7 +75,7 @@ func (c *runConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.recordPath, "record", "", "write every acknowledged ticket (JSON lines: ticket_id, player_id, frontend, accepted_at, region, skill) to this file, for a checker")
 	fs.Float64Var(&c.rate, "rate", 200, "tickets per second")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "how long tickets arrive")
-	fs.IntVar(&c.burst, "burst", 1, "tickets arrive this many at one instant, the groups at the same mean rate (-rate): arrivals as a stage that gathers a few milliseconds of them would hand them on, to measure what such gathering can save; 1: one at a time")
+	fs.IntVar(&c.burst, "burst", 1, "tickets arrive this many at one instant, at the same mean rate: what arriving together saves (1: one at a time)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "how long one ticket may wait for its assignment")
 	fs.StringVar(&c.regions, "regions", "eu,us,asia", "regions to spread tickets over")
 	fs.StringVar(&c.skills, "skills", "1600-1999", "skill range of the tickets (one tier keeps every ticket a partner)")
@@ -112,6 +112,14 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
 	}
+	// Refused before anything is set up (a token read, -record truncated,
+	// NATS dialled).
+	if cfg.players < 0 {
+		return fmt.Errorf("-players %d: want 0 or more", cfg.players)
+	}
+	if cfg.burst < 1 {
+		return fmt.Errorf("-burst %d: want 1 or more", cfg.burst)
+	}
 	// Over NATS no token is sent, so none is looked for.
 	if cfg.via != "nats" {
 		if err := cfg.tokens.setup(stderr); err != nil {
@@ -143,12 +151,6 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	run := runID()
 	player := func(i int) string { return fmt.Sprintf("run-%s-%d", run, i) }
 	n := int(cfg.rate * cfg.duration.Seconds())
-	if cfg.players < 0 {
-		return fmt.Errorf("-players %d: want 0 or more", cfg.players)
-	}
-	if cfg.burst < 1 {
-		return fmt.Errorf("-burst %d: want 1 or more", cfg.burst)
-	}
 	players := newCast(cfg.players)
 	if cfg.via != "nats" {
 		ahead := n
@@ -164,6 +166,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	arrivals := st.arrive(ctx, n, arrivalAt(cfg.rate, cfg.burst), cfg.timeout, ticket, players, player, func(i int) (string, int) {
 		return regionList[i%len(regionList)], lo + rand.IntN(hi-lo+1)
 	})
+	// The last group stands for burst arrivals: its share of the window
+	// counts, or the rates per second would grow with the burst.
+	arrivals += time.Duration(float64(cfg.burst-1) / cfg.rate * float64(time.Second))
 	stopProgress()
 	if cfg.players > 0 {
 		fmt.Fprintf(stderr, "load: %d of %d tickets sent by returning players (-players %d)\n", players.returning.Load(), st.sent.Load(), cfg.players)
@@ -240,55 +245,6 @@ func newRunStats(duration, interval time.Duration) *runStats {
 		}
 	}
 	return st
-}
-
-// arrivalAt is when the i-th ticket arrives after the start, at rate per
-// second in groups of burst: the group of ticket i at i/burst × burst/rate
-// seconds, so the mean rate is rate whatever the burst.
-func arrivalAt(rate float64, burst int) func(i int) time.Duration {
-	return func(i int) time.Duration {
-		return time.Duration(float64(i/burst*burst) / rate * float64(time.Second))
-	}
-}
-
-// arrive sends n tickets (rate × duration), the i-th at at(i) after the
-// start, for the player players gives it (named by player), to the region and
-// with the skill pick gives it, each in its own goroutine so that a slow one never holds
-// back the next; it returns how long the arrivals took, once every
-// ticket has its outcome.
-func (st *runStats) arrive(ctx context.Context, n int, at func(i int) time.Duration, timeout time.Duration, ticket ticketFunc, players *cast, player func(i int) string, pick func(i int) (region string, skill int)) time.Duration {
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range n {
-		if ctx.Err() != nil {
-			break
-		}
-		due := start.Add(at(i))
-		if d := time.Until(due); d > 0 {
-			time.Sleep(d)
-		}
-		wg.Add(1)
-		st.sent.Add(1)
-		w := -1
-		if st.windows != nil {
-			w = min(int(due.Sub(start)/st.interval), len(st.windows)-1)
-			st.windowSent[w]++
-		}
-		p := players.take()
-		go func() {
-			defer wg.Done()
-			defer players.give(p)
-			cctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			t0 := time.Now()
-			region, skill := pick(i)
-			answered, kind := ticket(cctx, i, p, player(p), region, skill)
-			st.record(w, t0, answered, kind)
-		}()
-	}
-	arrivals := time.Since(start)
-	wg.Wait()
-	return arrivals
 }
 
 // refusedKind is the error kind of a POST refused with 503: what

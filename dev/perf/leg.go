@@ -109,7 +109,10 @@ func (c Config) Validate() error {
 // are in the report.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep := Report{Started: time.Now().UTC(), Rate: cfg.Rate, Duration: cfg.Duration.Seconds(), Skills: cfg.Skills,
-		Regions: cfg.Regions, Players: cfg.Players, Burst: cfg.Burst, BinDir: cfg.BinDir, NATS: fmt.Sprintf("embedded in perf's own process (pid %d)", os.Getpid())}
+		Regions: cfg.Regions, Players: cfg.Players, BinDir: cfg.BinDir, NATS: fmt.Sprintf("embedded in perf's own process (pid %d)", os.Getpid())}
+	if cfg.Burst > 1 {
+		rep.Burst = cfg.Burst // 0 or 1 is one at a time: reported as none
+	}
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}

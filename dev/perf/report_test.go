@@ -65,8 +65,9 @@ func TestNewLegAndPrint(t *testing.T) {
 		t.Fatalf("total %+v (µs %v), load tool %+v", leg.Total, *leg.Total.Micros, leg.LoadTool)
 	}
 	var out strings.Builder
-	Print(&out, Report{Rate: 600, Duration: 10, Legs: []Leg{leg}})
+	Print(&out, Report{Rate: 600, Duration: 10, Burst: 40, Legs: []Leg{leg}})
 	for _, want := range []string{
+		"arrivals in bursts of 40 at the same mean rate",
 		"== http: 6000 sent, 5100 acknowledged (510.0/s), 5000 assigned (500.0/s); window 12.0 s",
 		"p50 12.5 ms, p99 80.0 ms (POST to assignment)",
 		"error post_503: 900",

@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "how long one ticket may wait for its assignment (the load tool's -timeout)")
 	fs.StringVar(&cfg.Skills, "skills", "1800-1810", "skill range of the tickets; the default keeps a partner always in range, as issue #20's targets are stated")
 	fs.IntVar(&cfg.Players, "players", 0, "players who send the tickets, each asking again once their ticket has its outcome (the load tool's -players); 0: a new player for every ticket")
-	fs.IntVar(&cfg.Burst, "burst", 1, "tickets arrive this many at one instant, at the same mean rate (the load tool's -burst): what a stage that gathered a few milliseconds of arrivals could save; 1: one at a time")
+	fs.IntVar(&cfg.Burst, "burst", 0, "tickets arrive this many at one instant, at the same mean rate (the load tool's -burst): what arriving together saves (0 or 1: one at a time)")
 	fs.StringVar(&cfg.Regions, "regions", "eu,us,asia", "regions the tickets are spread over, in turn")
 	fs.StringVar(&vias, "via", "http,nats", "the legs, in order: http (POST, then Server-Sent Events to the assignment, a token per player), nats (published on JetStream)")
 	fs.BoolVar(&cfg.Keyed, "idempotency-keys", false, "send an Idempotency-Key with every POST of the http leg, as every browser does (the frontend's keyed creation path)")
