@@ -96,19 +96,25 @@ func TestBurstsArriveTogether(t *testing.T) {
 }
 
 // TestBurstOfNoneIsRefused: a burst below 1 would send nothing or divide
-// by nothing; it is refused before anything is set up (over NATS, before
-// a server is dialled: none listens here).
+// by nothing, and so would a rate or a duration of none (the window is
+// stretched by a burst over the rate); each is refused before anything
+// is set up (over NATS, before a server is dialled: none listens here).
 func TestBurstOfNoneIsRefused(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{
-		{"-url", "http://127.0.0.1:1", "-token", "tok", "-burst", "0"},
-		{"-url", "http://127.0.0.1:1", "-token", "tok", "-burst", "-2"},
-		{"-via", "nats", "-nats-url", "nats://127.0.0.1:1", "-burst", "0"},
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-url", "http://127.0.0.1:1", "-token", "tok", "-burst", "0"}, "-burst"},
+		{[]string{"-url", "http://127.0.0.1:1", "-token", "tok", "-burst", "-2"}, "-burst"},
+		{[]string{"-via", "nats", "-nats-url", "nats://127.0.0.1:1", "-burst", "0"}, "-burst"},
+		{[]string{"-via", "nats", "-nats-url", "nats://127.0.0.1:1", "-rate", "0", "-burst", "5"}, "-rate"},
+		{[]string{"-via", "nats", "-nats-url", "nats://127.0.0.1:1", "-duration", "0s"}, "-duration"},
 	} {
 		var out, stderr strings.Builder
-		err := runLoad(t.Context(), append(args, "-progress", "0"), &out, &stderr)
-		if err == nil || !strings.Contains(err.Error(), "-burst") {
-			t.Errorf("%v: %v, want the burst refused", args, err)
+		err := runLoad(t.Context(), append(tc.args, "-progress", "0"), &out, &stderr)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want it refused for %s", tc.args, err, tc.want)
 		}
 	}
 }

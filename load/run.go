@@ -114,6 +114,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	// Refused before anything is set up (a token read, -record truncated,
 	// NATS dialled).
+	if cfg.rate <= 0 || cfg.duration <= 0 {
+		return fmt.Errorf("-rate %g for -duration %s: want both above zero", cfg.rate, cfg.duration)
+	}
 	if cfg.players < 0 {
 		return fmt.Errorf("-players %d: want 0 or more", cfg.players)
 	}
