@@ -40,19 +40,16 @@ func TestArrivalAtGroupsTickets(t *testing.T) {
 	}
 }
 
-// TestBurstsArriveTogether: `load run -burst 5` at 5/s sends its first
-// five POSTs at once and the next five a second after its start, and
-// says it sent 5 a second, as one at a time would (its window is the
-// last group's share longer than its last send). One at a time, the
-// first five would span 800 ms.
-func TestBurstsArriveTogether(t *testing.T) {
-	t.Parallel()
+// postTimes is a frontend that accepts every POST at once and assigns
+// its ticket, and the times the POSTs came (read after the run).
+func postTimes(t *testing.T) (url string, posts func() []time.Time) {
+	t.Helper()
 	var mu sync.Mutex
-	var posts []time.Time
+	var times []time.Time
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/tickets", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		posts = append(posts, time.Now())
+		times = append(times, time.Now())
 		mu.Unlock()
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -64,10 +61,20 @@ func TestBurstsArriveTogether(t *testing.T) {
 		fmt.Fprintf(w, "id: 3\nevent: status\ndata: {\"ticket_id\":%q,\"status\":\"assigned\",\"assignment\":{\"url\":\"http://game/play?room=r\"}}\n\n", r.PathValue("id"))
 	})
 	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	args := []string{"-url", srv.URL, "-h2c=false", "-token", "tok", "-rate", "5", "-duration", "2s", "-burst", "5", "-timeout", "10s", "-progress", "0", "-json"}
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.SortedFunc(slices.Values(times), func(a, b time.Time) int { return a.Compare(b) })
+	}
+}
+
+// runBurst runs 10 tickets at 5/s (2 s) in bursts of burst against url
+// and returns the seconds of arrivals and the tickets sent it reports.
+func runBurst(t *testing.T, url, burst string) (seconds float64, sent int64) {
+	t.Helper()
+	args := []string{"-url", url, "-h2c=false", "-token", "tok", "-rate", "5", "-duration", "2s", "-burst", burst, "-timeout", "10s", "-progress", "0", "-json"}
 	var out, stderr strings.Builder
-	start := time.Now() // before the load tool's own start: its groups come later, never sooner
 	if err := runLoad(t.Context(), args, &out, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
@@ -78,26 +85,56 @@ func TestBurstsArriveTogether(t *testing.T) {
 	if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
 		t.Fatalf("%v: %s", err, out.String())
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(posts) != 10 || res.Sent != 10 {
-		t.Fatalf("%d POSTs, %d sent, want 10", len(posts), res.Sent)
+	return res.Seconds, res.Sent
+}
+
+// TestBurstsArriveTogether: `load run -burst 5` at 5/s sends its first
+// five POSTs at once and the next five a second after its start, and
+// counts the window one at a time would have (its tenth ticket at 1.8
+// s), not the second its sends took: the rates per second do not grow
+// with the burst. One at a time, the first five would span 800 ms.
+func TestBurstsArriveTogether(t *testing.T) {
+	t.Parallel()
+	url, posts := postTimes(t)
+	start := time.Now() // before the load tool's own start: its groups come later, never sooner
+	seconds, sent := runBurst(t, url, "5")
+	ps := posts()
+	if len(ps) != 10 || sent != 10 {
+		t.Fatalf("%d POSTs, %d sent, want 10", len(ps), sent)
 	}
-	slices.SortFunc(posts, func(a, b time.Time) int { return a.Compare(b) })
-	if span := posts[4].Sub(posts[0]); span > 400*time.Millisecond {
+	if span := ps[4].Sub(ps[0]); span > 400*time.Millisecond {
 		t.Errorf("the first five POSTs spanned %v, want them together", span)
 	}
-	if second := posts[5].Sub(start); second < time.Second {
+	if second := ps[5].Sub(start); second < time.Second {
 		t.Errorf("the second burst came %v after the start, want a second or more", second)
 	}
-	if res.Seconds < 1.79 {
-		t.Errorf("arrivals over %.2f s, want the 2 s that 10 tickets at 5/s take", res.Seconds)
+	if seconds < 1.79 || seconds > 2.5 {
+		t.Errorf("arrivals over %.2f s, want the 1.8 s in which 10 tickets at 5/s come", seconds)
+	}
+}
+
+// TestBurstLargerThanTheRun: a burst of 50 in a run of 10 tickets sends
+// them all at once, over the same window as one at a time: not the ten
+// seconds 50 tickets at 5/s would take.
+func TestBurstLargerThanTheRun(t *testing.T) {
+	t.Parallel()
+	url, posts := postTimes(t)
+	seconds, sent := runBurst(t, url, "50")
+	ps := posts()
+	if len(ps) != 10 || sent != 10 {
+		t.Fatalf("%d POSTs, %d sent, want 10", len(ps), sent)
+	}
+	if span := ps[9].Sub(ps[0]); span > 400*time.Millisecond {
+		t.Errorf("the POSTs spanned %v, want them together", span)
+	}
+	if seconds < 1.79 || seconds > 2.5 {
+		t.Errorf("arrivals over %.2f s, want the 1.8 s in which 10 tickets at 5/s come", seconds)
 	}
 }
 
 // TestBurstOfNoneIsRefused: a burst below 1 would send nothing or divide
-// by nothing, and so would a rate or a duration of none (the window is
-// stretched by a burst over the rate); each is refused before anything
+// by nothing, and so would a rate or a duration of none (the schedule
+// and the window divide by the rate); each is refused before anything
 // is set up (over NATS, before a server is dialled: none listens here).
 func TestBurstOfNoneIsRefused(t *testing.T) {
 	t.Parallel()

@@ -169,9 +169,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	arrivals := st.arrive(ctx, n, arrivalAt(cfg.rate, cfg.burst), cfg.timeout, ticket, players, player, func(i int) (string, int) {
 		return regionList[i%len(regionList)], lo + rand.IntN(hi-lo+1)
 	})
-	// The last group stands for burst arrivals: its share of the window
-	// counts, or the rates per second would grow with the burst.
-	arrivals += time.Duration(float64(cfg.burst-1) / cfg.rate * float64(time.Second))
+	// Bursts end their sends early: the window is at least what the
+	// tickets sent take one at a time, or the rates per second would
+	// grow with the burst.
+	arrivals = max(arrivals, arrivalAt(cfg.rate, 1)(int(st.sent.Load())-1))
 	stopProgress()
 	if cfg.players > 0 {
 		fmt.Fprintf(stderr, "load: %d of %d tickets sent by returning players (-players %d)\n", players.returning.Load(), st.sent.Load(), cfg.players)
