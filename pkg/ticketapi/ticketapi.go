@@ -81,20 +81,21 @@ type View struct {
 }
 
 // ValidAssignmentURL reports whether u may be an assignment's URL: an
-// absolute http or https URL with a host. A game client opens that URL
-// (a browser goes there), so a hostile or broken server must not hand it
-// javascript:, file: or data:; a client refuses an "assigned" view whose
-// URL this refuses as malformed (the policy above). The one declaration
-// of the rule: pkg/client calls it, and the TypeScript client's isWebURL
-// (clients/ts/src/types.ts) follows it. The allocator's play page URLs
-// (http://address:port/play?...) pass.
+// absolute http or https URL, written with "//", with a host name. A
+// game client opens that URL (a browser goes there), so a hostile or
+// broken server must not hand it javascript:, file: or data:; a client
+// refuses an "assigned" view whose URL this refuses as malformed (the
+// policy above). The one declaration of the rule: pkg/client calls it,
+// and the TypeScript client's isWebURL (clients/ts/src/types.ts) follows
+// it, tested on the same cases (testdata/assignment_urls.json). The
+// allocator's play page URLs (http://address:port/play?...) pass.
 func ValidAssignmentURL(u string) bool {
 	p, err := url.Parse(u)
 	if err != nil {
 		return false
 	}
 	s := strings.ToLower(p.Scheme)
-	return (s == "http" || s == "https") && p.Host != ""
+	return (s == "http" || s == "https") && p.Hostname() != ""
 }
 
 // ErrorBody is every error answer.

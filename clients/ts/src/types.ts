@@ -48,15 +48,18 @@ export function toTicket(data: unknown, id?: string): Ticket | undefined {
 }
 
 /**
- * Whether u is an absolute http or https URL: the assignment URL rule,
- * declared once in Go (pkg/ticketapi, ValidAssignmentURL), which this
- * follows.
+ * Whether u is an absolute http or https URL, written with "//", with a
+ * host name: the assignment URL rule, declared once in Go (pkg/ticketapi,
+ * ValidAssignmentURL), which this follows on the same cases
+ * (pkg/ticketapi/testdata/assignment_urls.json).
  */
 function isWebURL(u: unknown): boolean {
-  if (typeof u !== "string") return false;
+  // The WHATWG parser takes more than Go's url.Parse (a missing "//",
+  // backslashes, spaces around, tabs and newlines within), so the text's
+  // shape is checked first, as the Go rule reads it.
+  if (typeof u !== "string" || !/^https?:\/\/[^/\\?#]/i.test(u) || /[\u0000-\u001f\u007f]/.test(u)) return false;
   try {
-    const p = new URL(u).protocol;
-    return p === "http:" || p === "https:";
+    return new URL(u).hostname !== "";
   } catch {
     return false;
   }

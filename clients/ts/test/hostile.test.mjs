@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client, ProtocolError } from "../dist/quickmatch.js";
+import { readFileSync } from "node:fs";
 import WebSocket from "ws";
 import { startFake } from "./fake.mjs";
 
@@ -84,6 +85,24 @@ test("an assignment whose url is not http or https is refused: a page must never
   const { fake, client, id } = await setup(t);
   fake.set(id, { status: "assigned", assignment: { url: "https://game.example/play?room=m1" } });
   assert.equal((await client.waitForOutcome(id)).assignment.url, "https://game.example/play?room=m1");
+});
+
+// The assignment URL rule's cases, the Go rule's too
+// (pkg/ticketapi, ValidAssignmentURL): the two checks must agree.
+const urlCases = JSON.parse(readFileSync(new URL("../../../pkg/ticketapi/testdata/assignment_urls.json", import.meta.url), "utf8"));
+
+test("an assignment's url is taken or refused as the Go rule's cases say", { timeout: 30_000 }, async (t) => {
+  const { fake, client, id } = await setup(t);
+  assert.ok(urlCases.length > 10, "the cases were read");
+  for (const { url, ok } of urlCases) {
+    fake.set(id, { status: "assigned", assignment: { url } });
+    const got = await client.getTicket(id).catch((e) => e);
+    if (ok) {
+      assert.equal(got.assignment?.url, url, `${JSON.stringify(url)}: refused, want taken (${got})`);
+    } else {
+      assert.ok(got instanceof ProtocolError, `${JSON.stringify(url)}: taken, want refused`);
+    }
+  }
 });
 
 test("events of other types, comments, CR line ends and odd ids are taken as the format says", { timeout: 30_000 }, async (t) => {

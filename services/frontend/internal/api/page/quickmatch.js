@@ -385,10 +385,9 @@ var quickmatch = (() => {
     return data;
   }
   function isWebURL(u) {
-    if (typeof u !== "string") return false;
+    if (typeof u !== "string" || !/^https?:\/\/[^/\\?#]/i.test(u) || /[\u0000-\u001f\u007f]/.test(u)) return false;
     try {
-      const p = new URL(u).protocol;
-      return p === "http:" || p === "https:";
+      return new URL(u).hostname !== "";
     } catch {
       return false;
     }
