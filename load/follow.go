@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	qmclient "github.com/quickmatch-dev/quickmatch/pkg/client"
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
@@ -43,7 +45,8 @@ func (r *recorder) add(a Acked) {
 	_ = r.enc.Encode(a)
 }
 
-// frontend is one -url of `load run`: the client of its HTTP path. keyed
+// frontend is one -url of `load run`: the client of its HTTP path and
+// its WebSockets (-via ws; nil for HTTP alone: the client's own). keyed
 // sends every POST an Idempotency-Key of its own (-idempotency-keys).
 type frontend struct {
 	base  string
@@ -51,8 +54,8 @@ type frontend struct {
 	keyed bool
 }
 
-func newFrontend(base string, hc *http.Client, keyed bool) (frontend, error) {
-	c, err := qmclient.New(qmclient.Config{BaseURL: base, HTTPClient: hc})
+func newFrontend(base string, hc *http.Client, wd *websocket.Dialer, keyed bool) (frontend, error) {
+	c, err := qmclient.New(qmclient.Config{BaseURL: base, HTTPClient: hc, Dialer: wd})
 	return frontend{base: base, c: c, keyed: keyed}, err
 }
 

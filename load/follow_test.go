@@ -42,7 +42,7 @@ func frontendStub() *httptest.Server {
 func BenchmarkFollow(b *testing.B) {
 	srv := frontendStub()
 	defer srv.Close()
-	fe, err := newFrontend(srv.URL, client(false, 1, 256), false)
+	fe, err := newFrontend(srv.URL, client(false, 1, 256), nil, false)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestFollowKinds(t *testing.T) {
 			})
 			srv := httptest.NewServer(mux)
 			defer srv.Close()
-			fe, err := newFrontend(srv.URL, client(false, 1, 8), false)
+			fe, err := newFrontend(srv.URL, client(false, 1, 8), nil, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -137,7 +137,7 @@ func TestFollowSendsIdempotencyKeys(t *testing.T) {
 				srv.Config.Handler.ServeHTTP(w, r)
 			}))
 			defer wrapped.Close()
-			fe, err := newFrontend(wrapped.URL, client(false, 1, 8), keyed)
+			fe, err := newFrontend(wrapped.URL, client(false, 1, 8), nil, keyed)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gorilla/websocket"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
 )
@@ -84,7 +86,7 @@ func (c *runConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.sources, "source-ips", 1, "send from 127.0.0.1..N in turn, a connection (h2c) or connections (HTTP/1.1) each: more ephemeral ports, and N clients to the per-address limits of an -auth-insecure frontend")
 	fs.IntVar(&c.players, "players", 0, "how many players send the tickets: 0, a new player for each; N, N players, each asking again as soon as their last ticket has its outcome (a returning player, whose creation reads and replaces their live ticket), and a new player for an arrival that finds all N waiting")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON")
-	fs.StringVar(&c.via, "via", "http", "how tickets arrive: http (POST and Server-Sent Events to -url) or nats (published on the shard's JetStream subject, outcome on the player's result subject, no frontend)")
+	fs.StringVar(&c.via, "via", "http", "how tickets arrive: http (POST and Server-Sent Events to -url), ws (a WebSocket per ticket, /ws/events at -url: queued and followed on it; its refusals count as refused POSTs) or nats (published on the shard's JetStream subject, outcome on the player's result subject, no frontend)")
 	fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server, with -via nats")
 	fs.StringVar(&c.natsPrefix, "subject-prefix", "", "subject prefix of the deployment, with -via nats")
 	fs.StringVar(&c.natsUser, "nats-user", "", "NATS user, with -via nats (it must publish tickets and subscribe to results)")
@@ -114,14 +116,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	// Refused before anything is set up (a token read, -record truncated,
 	// NATS dialled).
-	if cfg.rate <= 0 || cfg.duration <= 0 {
-		return fmt.Errorf("-rate %g for -duration %s: want both above zero", cfg.rate, cfg.duration)
-	}
-	if cfg.players < 0 {
-		return fmt.Errorf("-players %d: want 0 or more", cfg.players)
-	}
-	if cfg.burst < 1 {
-		return fmt.Errorf("-burst %d: want 1 or more", cfg.burst)
+	if err := cfg.check(); err != nil {
+		return err
 	}
 	// Over NATS no token is sent, so none is looked for.
 	if cfg.via != "nats" {
@@ -185,26 +181,50 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
+// check refuses settings no run can use.
+func (c *runConfig) check() error {
+	switch {
+	case c.rate <= 0 || c.duration <= 0:
+		return fmt.Errorf("-rate %g for -duration %s: want both above zero", c.rate, c.duration)
+	case c.players < 0:
+		return fmt.Errorf("-players %d: want 0 or more", c.players)
+	case c.burst < 1:
+		return fmt.Errorf("-burst %d: want 1 or more", c.burst)
+	case c.via == "ws" && c.keyed:
+		return errors.New("-idempotency-keys with -via ws: a WebSocket's ticket has no key (its socket is its one attempt)")
+	}
+	return nil
+}
+
 // driver is how tickets arrive (-via): POSTed to the frontends in turn and
-// followed over Server-Sent Events, or published on JetStream.
+// followed over Server-Sent Events, queued and followed on a WebSocket
+// each, or published on JetStream.
 func (c *runConfig) driver(rec *recorder) (ticketFunc, func(), error) {
 	switch c.via {
-	case "http":
+	case "http", "ws":
 		bases := strings.Split(c.base, ",")
 		for i := range bases {
 			bases[i] = strings.TrimRight(strings.TrimSpace(bases[i]), "/")
 		}
 		hc := client(c.h2c, c.sources, 256)
+		var wd *websocket.Dialer
+		if c.via == "ws" {
+			wd = wsDialer(c.sources)
+		}
 		fes := make([]frontend, len(bases))
 		for i, b := range bases {
-			fe, err := newFrontend(b, hc, c.keyed)
+			fe, err := newFrontend(b, hc, wd, c.keyed)
 			if err != nil {
 				return nil, nil, fmt.Errorf("-url: %w", err)
 			}
 			fes[i] = fe
 		}
+		each := follow
+		if c.via == "ws" {
+			each = followWS
+		}
 		return func(ctx context.Context, i, p int, player, region string, skill int) (time.Time, string) {
-			return follow(ctx, fes[i%len(fes)], &c.tokens, p, player, region, skill, rec)
+			return each(ctx, fes[i%len(fes)], &c.tokens, p, player, region, skill, rec)
 		}, func() {}, nil
 	case "nats":
 		d, err := newNATSDriver(c.natsURL, c.natsPrefix, c.natsUser, c.natsPass)
@@ -215,7 +235,7 @@ func (c *runConfig) driver(rec *recorder) (ticketFunc, func(), error) {
 			return d.follow(ctx, player, region, skill)
 		}, d.close, nil
 	default:
-		return nil, nil, fmt.Errorf("-via %q: want http or nats", c.via)
+		return nil, nil, fmt.Errorf("-via %q: want http, ws or nats", c.via)
 	}
 }
 

@@ -6,10 +6,11 @@
 // binaries of `make build` as child processes, NATS embedded in this
 // process, as `make run` has it), drives it with the load tool (`load run`
 // at a fixed rate for a fixed time, open arrival) over one transport, and
-// stops it: first over HTTP (POST, then Server-Sent Events to the
-// assignment, player identity on with a token per player), then over NATS
-// (tickets published on JetStream, outcomes heard on the players' result
-// subjects). A fresh stack per leg keeps one leg's streams, records and
+// stops it: by default first over HTTP (POST, then Server-Sent Events to
+// the assignment, player identity on with a token per player), then over
+// NATS (tickets published on JetStream, outcomes heard on the players'
+// result subjects); on request over WebSocket too (a socket per ticket,
+// /ws/events, queued and followed on it, a token per player). A fresh stack per leg keeps one leg's streams, records and
 // heap out of the next one's figures.
 //
 // Before the load, each process's CPU is read over a few seconds of the

@@ -38,14 +38,15 @@ type Config struct {
 	// instant, at the same mean rate (0 or 1: one at a time), to measure
 	// what a stage that gathers arrivals could save.
 	Burst int
-	// Vias are the legs, in order: http, nats.
+	// Vias are the legs, in order: http, ws, nats.
 	Vias []string
 	// Keyed sends every POST of the http leg an Idempotency-Key, as every
 	// browser does: the frontend's keyed creation path.
 	Keyed bool
 	// Connections is how many HTTP/2 connections the http leg's load
 	// tool spreads its requests over (its -source-ips; 0 or 1: one), as
-	// a load balancer or many players' own connections would.
+	// a load balancer or many players' own connections would; the ws
+	// leg's sockets come from as many addresses.
 	Connections int
 	// ServiceEnv adds settings to every service (after LOG_LEVEL=warn).
 	ServiceEnv []string
@@ -92,8 +93,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("players %d: want 0 or more", c.Players))
 	}
 	for _, via := range c.Vias {
-		if via != "http" && via != "nats" {
-			errs = append(errs, fmt.Errorf("via %q: want http or nats", via))
+		if via != "http" && via != "ws" && via != "nats" {
+			errs = append(errs, fmt.Errorf("via %q: want http, ws or nats", via))
 		}
 	}
 	for _, b := range []string{"frontend", "matcher", "allocator", "game", "load"} {
@@ -335,9 +336,9 @@ func runLoad(ctx context.Context, cfg Config, s *stack.Stack, via string) ([]byt
 	// Only these settings: a stray one of the caller's shell (NATS_URL,
 	// RATE) would be a flag the command line did not give.
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	if via == "http" {
+	if via == "http" || via == "ws" {
 		args = append(args, "-url", s.FrontendURL(), "-token-key", s.DevIssuerKeyFile())
-		if cfg.Keyed {
+		if cfg.Keyed && via == "http" { // a WebSocket's ticket has no key
 			args = append(args, "-idempotency-keys")
 		}
 		if cfg.Connections > 1 {

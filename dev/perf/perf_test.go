@@ -39,16 +39,16 @@ func TestRunShort(t *testing.T) {
 	// what perf says as it goes).
 	var said testkit.SyncBuffer
 	cfg := Config{BinDir: dir, Rate: 60, Duration: time.Second, Timeout: 20 * time.Second, Skills: "1800-1810",
-		Regions: "eu,us,asia", Vias: []string{"http", "nats"}, Idle: 300 * time.Millisecond, RSSEvery: 100 * time.Millisecond, Stderr: &said,
+		Regions: "eu,us,asia", Vias: []string{"http", "ws", "nats"}, Idle: 300 * time.Millisecond, RSSEvery: 100 * time.Millisecond, Stderr: &said,
 		ServiceEnv: []string{"OVERLOAD_TARGET=0"}, Burst: 6}
 	rep, err := Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(said.String(), " -burst 6 "); n != 2 || rep.Burst != 6 {
-		t.Fatalf("-burst 6 given to %d load runs of 2, report's burst %d:\n%s", n, rep.Burst, said.String())
+	if n := strings.Count(said.String(), " -burst 6 "); n != 3 || rep.Burst != 6 {
+		t.Fatalf("-burst 6 given to %d load runs of 3, report's burst %d:\n%s", n, rep.Burst, said.String())
 	}
-	if len(rep.Legs) != 2 || rep.Legs[0].Via != "http" || rep.Legs[1].Via != "nats" {
+	if len(rep.Legs) != 3 || rep.Legs[0].Via != "http" || rep.Legs[1].Via != "ws" || rep.Legs[2].Via != "nats" {
 		t.Fatalf("legs %+v", rep.Legs)
 	}
 	want := []string{"nats (embedded)", "frontend", "matcher-1", "matcher-2", "allocator", "game-1", "game-2"}

@@ -33,7 +33,7 @@ type Report struct {
 
 // Leg is what one transport cost, on a fresh stack.
 type Leg struct {
-	Via string `json:"via"` // http or nats
+	Via string `json:"via"` // http, ws or nats
 	// WindowSeconds is how long the measured window lasted: the load
 	// tool's whole run, arrivals and the wait for every outcome.
 	WindowSeconds float64 `json:"window_seconds"`
@@ -225,7 +225,7 @@ func Print(w io.Writer, rep Report) {
 }
 
 func printLeg(w io.Writer, l Leg) {
-	sendTo := map[string]string{"http": "POST", "nats": "publish"}[l.Via]
+	sendTo := map[string]string{"http": "POST", "ws": "connect", "nats": "publish"}[l.Via]
 	fmt.Fprintf(w, "\n== %s: %d sent, %d acknowledged (%.1f/s), %d assigned (%.1f/s); window %.1f s\n",
 		l.Via, l.Load.Sent, l.Acknowledged, l.AckPerSecond, l.Load.Assigned, l.AssignedPerSecond, l.WindowSeconds)
 	fmt.Fprintf(w, "latency   p50 %.1f ms, p99 %.1f ms (%s to assignment); accepted p50 %.1f ms, p99 %.1f ms\n",

@@ -120,14 +120,14 @@ func TestValidate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ok := Config{BinDir: dir, Rate: 200, Duration: 12 * time.Second, Regions: "eu,us,asia", Vias: []string{"http", "nats"}}
+	ok := Config{BinDir: dir, Rate: 200, Duration: 12 * time.Second, Regions: "eu,us,asia", Vias: []string{"http", "ws", "nats"}}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	bad := ok
-	bad.Duration, bad.Vias, bad.BinDir, bad.Burst = 10*time.Second, []string{"ws"}, t.TempDir(), -1
+	bad.Duration, bad.Vias, bad.BinDir, bad.Burst = 10*time.Second, []string{"sse"}, t.TempDir(), -1
 	err := bad.Validate()
-	for _, want := range []string{"2000 tickets: want a multiple of 6", `via "ws"`, "binary load missing", "burst -1"} {
+	for _, want := range []string{"2000 tickets: want a multiple of 6", `via "sse"`, "binary load missing", "burst -1"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want one with %q", err, want)
 		}

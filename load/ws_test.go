@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
+)
+
+// TestFollowWSKinds: what `load run -via ws` counts for each way a
+// ticket on a WebSocket goes. Its first message is its acceptance (timed
+// and recorded, as a 202); a refusal before the upgrade or after it is a
+// refused POST, timed as one; a socket cut once the ticket is queued is
+// followed on the ticket's event stream, as the client does, and the
+// ticket counted by its outcome.
+func TestFollowWSKinds(t *testing.T) {
+	t.Parallel()
+	view := func(status string) string {
+		v := `{"ticket_id":"t1","status":"` + status + `","region":"eu","tier":"gold","mode":"1v1"`
+		if status == "assigned" {
+			v += `,"assignment":{"url":"http://game/play?room=r"}`
+		}
+		return v + "}"
+	}
+	for _, tc := range []struct {
+		name     string
+		refuse   int      // an HTTP status before the upgrade, 0: none
+		send     []string // statuses sent on the socket
+		close    int      // a close code after them, 0: the socket is cut
+		want     string
+		accepted bool // timed as accepted (else as refused, when want is post_503)
+	}{
+		{"assigned", 0, []string{"queued", "matched", "assigned"}, websocket.CloseNormalClosure, "", true},
+		{"expired", 0, []string{"queued", "expired"}, websocket.CloseNormalClosure, "expired", true},
+		{"refused before the upgrade", http.StatusServiceUnavailable, nil, 0, refusedKind, false},
+		{"refused after the upgrade", 0, nil, websocket.CloseTryAgainLater, refusedKind, false},
+		{"cut once queued, then followed", 0, []string{"queued"}, 0, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET "+ticketapi.PathWSEvents, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Query().Get("region") != "eu" || r.Header.Get(ticketapi.HeaderAuthorization) != "Bearer tok" {
+					http.Error(w, "want region eu and the player's token", http.StatusBadRequest)
+					return
+				}
+				if tc.refuse != 0 {
+					http.Error(w, `{"error":"busy"}`, tc.refuse)
+					return
+				}
+				c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				for _, st := range tc.send {
+					_ = c.WriteMessage(websocket.TextMessage, []byte(view(st)))
+				}
+				if tc.close != 0 {
+					_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(tc.close, ticketapi.RetryAfterCloseReason(time.Second, "busy")))
+				}
+			})
+			mux.HandleFunc("GET /v1/tickets/{id}/events", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				io.WriteString(w, "id: 3\nevent: status\ndata: "+view("assigned")+"\n\n")
+			})
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+			fe, err := newFrontend(srv.URL, client(false, 1, 8), wsDialer(1), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			rec := &recorder{enc: json.NewEncoder(&out)}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			answered, kind := followWS(ctx, fe, &tokens{fixed: "tok"}, 0, "p1", "eu", 1650, rec)
+			if kind != tc.want {
+				t.Fatalf("kind %q, want %q", kind, tc.want)
+			}
+			if answered.Before(start) {
+				t.Fatalf("answered %v: not timed", answered)
+			}
+			var a Acked
+			if recorded := json.Unmarshal(out.Bytes(), &a) == nil && a.TicketID == "t1" && a.AcceptedAt.Equal(answered); recorded != tc.accepted {
+				t.Fatalf("recorded %q as accepted: %v, want %v", out.String(), recorded, tc.accepted)
+			}
+		})
+	}
+}
+
+// TestWSWithKeysIsRefused: a WebSocket's ticket has no Idempotency-Key,
+// so -idempotency-keys with -via ws is refused, not ignored.
+func TestWSWithKeysIsRefused(t *testing.T) {
+	t.Parallel()
+	err := runLoad(t.Context(), []string{"-via", "ws", "-idempotency-keys", "-token", "x", "-rate", "1", "-duration", "1s"}, io.Discard, io.Discard)
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("-idempotency-keys")) {
+		t.Fatalf("%v, want -idempotency-keys refused", err)
+	}
+}
