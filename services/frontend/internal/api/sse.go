@@ -98,13 +98,23 @@ func (a *API) lastEventID(w http.ResponseWriter, r *http.Request) (last int, ok 
 func (a *API) follow(w http.ResponseWriter, r *http.Request, caller identity.Caller, id string) (rec tickets.Record, view tickets.View, updates <-chan events.Result, stop func(), ok bool) {
 	wt, err := a.results.Wait(r.Context(), id)
 	if err == nil && wt.Creation != nil && tickets.Owns(caller, wt.Creation.Players) {
-		rec = tickets.Record{Ticket: events.Ticket{TicketID: id, Mode: wt.Creation.Mode}, Shard: wt.Creation.Shard}
+		rec, _ = trackedRecord(id, wt)
 		return rec, tickets.ViewOf(rec, nil), wt.Results, wt.Stop, true
 	}
 	if err == nil {
 		wt.Stop()
 	}
 	return a.followStored(w, r, caller, id)
+}
+
+// trackedRecord is what a ticket's views are made of (ViewOf: its id,
+// mode and shard), from its creation, without a read of its record; ok
+// is false for a ticket not tracked since before it was published.
+func trackedRecord(id string, wt results.Waiting) (rec tickets.Record, ok bool) {
+	if wt.Creation == nil {
+		return rec, false
+	}
+	return tickets.Record{Ticket: events.Ticket{TicketID: id, Mode: wt.Creation.Mode}, Shard: wt.Creation.Shard}, true
 }
 
 // streamEvents sends a ticket's updates until its terminal status, the

@@ -101,6 +101,16 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 		return
 	}
 	defer waiting.Stop()
+	rec, ok := trackedRecord(view.TicketID, waiting)
+	if !ok {
+		// Not tracked since its creation (a repeat of a chosen id):
+		// its record says what its results are read against.
+		if rec, err = a.tickets.RecordFor(ctx, caller, view.TicketID); err != nil {
+			a.abandon(view.TicketID, "ticket record unreadable")
+			closeWith(conn, websocket.CloseInternalServerErr, "ticket record unreadable")
+			return
+		}
+	}
 	ref := &refresher{a: a}
 	view = a.withWait(view)
 	if err := emit(conn, view); err != nil {
@@ -108,7 +118,7 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 		return
 	}
 	ref.saw(view)
-	a.followWebSocket(ctx, conn, caller, ref, waiting.Results, emit)
+	a.followWebSocket(ctx, conn, caller, rec, ref, waiting.Results, emit)
 }
 
 // startWebSocket upgrades the connection (nil if that failed) and creates
@@ -158,24 +168,20 @@ func refuseWebSocket(conn *websocket.Conn, err error) {
 // ticket ends, the client cancels or leaves (its ticket is then
 // cancelled) or the frontend shuts down; and its view again when its
 // expected wait moves while it is queued (ref holds what the client has).
-func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller identity.Caller, ref *refresher, updates <-chan events.Result, emit emitFunc) {
-	ticketID := ref.view.TicketID
+func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller identity.Caller, rec tickets.Record, ref *refresher, updates <-chan events.Result, emit emitFunc) {
+	ticketID := rec.Ticket.TicketID
 	gone, cancelAsked := readClient(conn)
 	ping := time.NewTicker(a.cfg.Heartbeat)
 	defer ping.Stop()
 	refresh, stopRefresh := a.refreshTicks()
 	defer stopRefresh()
-	rec, err := a.tickets.RecordFor(ctx, caller, ticketID)
-	if err != nil {
-		a.abandon(ticketID, "ticket record unreadable")
-		closeWith(conn, websocket.CloseInternalServerErr, "ticket record unreadable")
-		return
-	}
 	for {
 		select {
 		case res, ok := <-updates:
 			if !ok {
-				if v, err := a.tickets.View(ctx, rec); err == nil && v.Status.Terminal() {
+				// No longer tracked without a terminal result here (a
+				// slow subscription dropped it): the stream has the truth.
+				if v, err := a.tickets.Get(ctx, caller, ticketID); err == nil && v.Status.Terminal() {
 					a.finish(ctx, conn, v, emit)
 				} else {
 					closeWith(conn, websocket.CloseTryAgainLater, "lost track of the ticket; poll GET "+ticketapi.TicketPath(ticketID))

@@ -1,0 +1,44 @@
+package api_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// TestWebSocketReadsNoRecord: a /ws/events ticket, created and followed
+// on one connection, is followed from its creation, as its event stream
+// is on the frontend that created it (follow): its record is not read
+// back from the tickets bucket. Before, every WebSocket ticket cost a
+// read of the record it had just written (a JetStream API request, #20's
+// seventeenth round).
+func TestWebSocketReadsNoRecord(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	// ">" on the frontend's own connection: Seen's marker is heard after
+	// every request the frontend sent before it.
+	heard := testkit.Collect(t, e.nc, ">")
+	_, read := dialEvents(t, e, "player_id=wren&skill=1650&region=eu")
+	first := read()
+	id, _ := first["ticket_id"].(string)
+	if first["status"] != "queued" || id == "" {
+		t.Fatalf("first %v", first)
+	}
+	e.allocate(t, id, "wren")
+	for v := read(); v["status"] != "assigned"; v = read() {
+		if v["status"] != "queued" && v["status"] != "matched" {
+			t.Fatalf("then %v", v)
+		}
+	}
+	bucket := "KV_" + e.subj.TicketsBucket()
+	var reads []string
+	for _, m := range testkit.Seen(t, e.nc, heard) {
+		if strings.HasPrefix(m.Subject, "$JS.API.DIRECT.GET."+bucket) || strings.HasPrefix(m.Subject, "$JS.API.STREAM.MSG.GET."+bucket) {
+			reads = append(reads, m.Subject)
+		}
+	}
+	if len(reads) != 0 {
+		t.Fatalf("the ticket's record read back %d times: %v", len(reads), reads)
+	}
+}
