@@ -40,6 +40,10 @@ type Config struct {
 	Burst int
 	// Vias are the legs, in order: http, ws, nats.
 	Vias []string
+	// HTTP1: the http leg speaks HTTP/1.1 (the load tool's -h2c=false:
+	// a connection per request in flight, its event streams each
+	// holding one), as clients behind a proxy that does not speak h2c.
+	HTTP1 bool
 	// Keyed sends every POST of the http leg an Idempotency-Key, as every
 	// browser does: the frontend's keyed creation path.
 	Keyed bool
@@ -114,6 +118,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Burst > 1 {
 		rep.Burst = cfg.Burst // 0 or 1 is one at a time: reported as none
 	}
+	rep.HTTP1 = cfg.HTTP1
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
@@ -338,6 +343,9 @@ func runLoad(ctx context.Context, cfg Config, s *stack.Stack, via string) ([]byt
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	if via == "http" || via == "ws" {
 		args = append(args, "-url", s.FrontendURL(), "-token-key", s.DevIssuerKeyFile())
+		if cfg.HTTP1 && via == "http" { // a WebSocket's upgrade is HTTP/1.1 anyway
+			args = append(args, "-h2c=false")
+		}
 		if cfg.Keyed && via == "http" { // a WebSocket's ticket has no key
 			args = append(args, "-idempotency-keys")
 		}

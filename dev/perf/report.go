@@ -24,7 +24,9 @@ type Report struct {
 	// sent them, asking again once their ticket had its outcome.
 	Players int `json:"players,omitempty"`
 	// Burst: tickets arrived this many at one instant (0: one at a time).
-	Burst  int    `json:"burst,omitempty"`
+	Burst int `json:"burst,omitempty"`
+	// HTTP1: the http leg spoke HTTP/1.1, not h2c.
+	HTTP1  bool   `json:"http1,omitempty"`
 	BinDir string `json:"bin_dir"`
 	// NATS says where the NATS server ran: embedded in perf's process.
 	NATS string `json:"nats"`
@@ -207,6 +209,9 @@ func Print(w io.Writer, rep Report) {
 		rep.Rate, rep.Duration, rep.Skills, rep.Regions, rep.BinDir, rep.NATS)
 	if rep.Burst > 1 {
 		fmt.Fprintf(w, "arrivals in bursts of %d at the same mean rate\n", rep.Burst)
+	}
+	if rep.HTTP1 {
+		fmt.Fprintln(w, "the http leg over HTTP/1.1")
 	}
 	if rep.Players > 0 {
 		fmt.Fprintf(w, "players: %d, each asking again once their ticket has its outcome\n", rep.Players)

@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Burst, "burst", 0, "tickets arrive this many at one instant, at the same mean rate (the load tool's -burst): what arriving together saves (0 or 1: one at a time)")
 	fs.StringVar(&cfg.Regions, "regions", "eu,us,asia", "regions the tickets are spread over, in turn")
 	fs.StringVar(&vias, "via", "http,nats", "the legs, in order: http (POST, then Server-Sent Events to the assignment, a token per player), ws (a WebSocket per ticket, /ws/events: queued and followed on it, a token per player), nats (published on JetStream)")
+	fs.BoolVar(&cfg.HTTP1, "http1", false, "the http leg speaks HTTP/1.1 (the load tool's -h2c=false), as clients behind a proxy that does not speak h2c: a connection per request in flight")
 	fs.BoolVar(&cfg.Keyed, "idempotency-keys", false, "send an Idempotency-Key with every POST of the http leg, as every browser does (the frontend's keyed creation path)")
 	fs.IntVar(&cfg.Connections, "connections", 1, "HTTP/2 connections the http leg's load tool spreads its requests over (its -source-ips), as a load balancer or many players would; 1: one connection carries every request. The ws leg's sockets come from this many addresses")
 	fs.StringVar(&serviceEnv, "service-env", "", "extra KEY=VALUE settings for every service, comma-separated (LOG_LEVEL=warn is set)")
