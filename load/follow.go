@@ -46,7 +46,7 @@ func (r *recorder) add(a Acked) {
 }
 
 // frontend is one -url of `load run`: the client of its HTTP path and
-// its WebSockets (-via ws; nil for HTTP alone: the client's own). keyed
+// of its WebSockets (-via ws). keyed
 // sends every POST an Idempotency-Key of its own (-idempotency-keys).
 type frontend struct {
 	base  string
@@ -54,9 +54,28 @@ type frontend struct {
 	keyed bool
 }
 
+// newFrontend makes the client of base: its requests go through hc,
+// its WebSockets through wd (nil: the client's default dialer).
 func newFrontend(base string, hc *http.Client, wd *websocket.Dialer, keyed bool) (frontend, error) {
 	c, err := qmclient.New(qmclient.Config{BaseURL: base, HTTPClient: hc, Dialer: wd})
 	return frontend{base: base, c: c, keyed: keyed}, err
+}
+
+// as is fe's client speaking for the p-th player: one token per player,
+// minted once, so that its POST and its stream (or its WebSocket) are the
+// same player's. Asked again after a 401 it is the same, so the 401 is
+// not tried again.
+func (fe frontend) as(toks *tokens, p int, player string) (*qmclient.Client, error) {
+	tok, err := toks.forPlayerAt(p, player)
+	if err != nil || tok == "" {
+		return fe.c, err
+	}
+	return fe.c.WithToken(func(context.Context, string) (string, error) { return tok, nil }), nil
+}
+
+// ticketRequest is every ticket of a run: a player's, 1v1.
+func ticketRequest(player, region string, skill int) ticketapi.Request {
+	return ticketapi.Request{PlayerID: player, Skill: &skill, Region: region, Mode: "1v1"}
 }
 
 // follow queues one ticket and waits for its outcome; it returns when the
@@ -65,22 +84,15 @@ func newFrontend(base string, hc *http.Client, wd *websocket.Dialer, keyed bool)
 // what went wrong. A stream that breaks is resumed (pkg/client), as a
 // game's client does: what is counted is the ticket's outcome.
 func follow(ctx context.Context, fe frontend, toks *tokens, p int, player, region string, skill int, rec *recorder) (answered time.Time, kind string) {
-	// One token per player, minted once: the POST and the stream are the
-	// same player's. Asked again after a 401 it is the same, so the 401
-	// is not tried again.
-	tok, err := toks.forPlayerAt(p, player)
+	c, err := fe.as(toks, p, player)
 	if err != nil {
 		return answered, "token_error"
-	}
-	c := fe.c
-	if tok != "" {
-		c = c.WithToken(func(context.Context, string) (string, error) { return tok, nil })
 	}
 	var opts []qmclient.CreateOption
 	if fe.keyed {
 		opts = append(opts, qmclient.IdempotencyKey(rand.Text()))
 	}
-	view, err := c.Create(ctx, ticketapi.Request{PlayerID: player, Skill: &skill, Region: region, Mode: "1v1"}, opts...)
+	view, err := c.Create(ctx, ticketRequest(player, region, skill), opts...)
 	answered = time.Now()
 	if err != nil {
 		if !errors.As(err, new(*qmclient.Error)) {

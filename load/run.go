@@ -328,7 +328,10 @@ func (res runResult) print(stdout io.Writer, via string) {
 	fmt.Fprintf(stdout, "arrivals    %d tickets at %.0f/s over %.1fs\n", res.Sent, res.Rate, res.Seconds)
 	fmt.Fprintf(stdout, "assigned    %d (%.0f/s)\n", res.Assigned, res.Throughput)
 	sendTo, ackBy := "POST", "202"
-	if via == "nats" {
+	switch via {
+	case "ws":
+		sendTo, ackBy = "connect", "queued"
+	case "nats":
 		sendTo, ackBy = "publish", "stored"
 	}
 	fmt.Fprintf(stdout, "latency ms  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (%s to assignment)\n",
@@ -336,8 +339,8 @@ func (res runResult) print(stdout io.Writer, via string) {
 	fmt.Fprintf(stdout, "accepted ms p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (%s to %s, of those)\n",
 		res.Accepted["p50"], res.Accepted["p90"], res.Accepted["p99"], res.Accepted["p99.9"], res.Accepted["max"], sendTo, ackBy)
 	if r := res.RefusedLatency; res.Refused > 0 {
-		fmt.Fprintf(stdout, "refused     %d  p50 %.1f  p99 %.1f  max %.1f ms  (POST to 503)\n",
-			res.Refused, r["p50"], r["p99"], r["max"])
+		fmt.Fprintf(stdout, "refused     %d  p50 %.1f  p99 %.1f  max %.1f ms  (%s to 503)\n",
+			res.Refused, r["p50"], r["p99"], r["max"], sendTo)
 	}
 	for _, w := range res.Windows {
 		fmt.Fprintf(stdout, "from %5.0fs  sent %d  assigned %d  p50 %.1f  p99 %.1f  max %.1f ms\n",

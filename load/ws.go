@@ -32,15 +32,11 @@ func wsDialer(sources int) *websocket.Dialer {
 // the run's refusal figures read the same over either path. It returns
 // as follow does.
 func followWS(ctx context.Context, fe frontend, toks *tokens, p int, player, region string, skill int, rec *recorder) (answered time.Time, kind string) {
-	tok, err := toks.forPlayerAt(p, player)
+	c, err := fe.as(toks, p, player)
 	if err != nil {
 		return answered, "token_error"
 	}
-	c := fe.c
-	if tok != "" {
-		c = c.WithToken(func(context.Context, string) (string, error) { return tok, nil })
-	}
-	view, err := c.Queue(ctx, ticketapi.Request{PlayerID: player, Skill: &skill, Region: region, Mode: "1v1"}, func(v ticketapi.View) {
+	view, err := c.Queue(ctx, ticketRequest(player, region, skill), func(v ticketapi.View) {
 		if answered.IsZero() {
 			answered = time.Now()
 			rec.add(Acked{TicketID: v.TicketID, PlayerID: player, Frontend: fe.base, AcceptedAt: answered, Region: region, Skill: skill})

@@ -30,6 +30,7 @@ func TestFollowWSKinds(t *testing.T) {
 		}
 		return v + "}"
 	}
+	const silent = -1 // close: none, the socket stays open and says nothing
 	for _, tc := range []struct {
 		name     string
 		refuse   int      // an HTTP status before the upgrade, 0: none
@@ -40,9 +41,12 @@ func TestFollowWSKinds(t *testing.T) {
 	}{
 		{"assigned", 0, []string{"queued", "matched", "assigned"}, websocket.CloseNormalClosure, "", true},
 		{"expired", 0, []string{"queued", "expired"}, websocket.CloseNormalClosure, "expired", true},
+		{"cancelled", 0, []string{"queued", "cancelled"}, websocket.CloseNormalClosure, "cancelled", true},
 		{"refused before the upgrade", http.StatusServiceUnavailable, nil, 0, refusedKind, false},
 		{"refused after the upgrade", 0, nil, websocket.CloseTryAgainLater, refusedKind, false},
+		{"refused once queued", 0, []string{"queued"}, websocket.CloseTryAgainLater, "events_503", true},
 		{"cut once queued, then followed", 0, []string{"queued"}, 0, "", true},
+		{"silent once queued", 0, []string{"queued"}, silent, "timeout", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -64,7 +68,15 @@ func TestFollowWSKinds(t *testing.T) {
 				for _, st := range tc.send {
 					_ = c.WriteMessage(websocket.TextMessage, []byte(view(st)))
 				}
-				if tc.close != 0 {
+				switch tc.close {
+				case silent: // until the client gives up and closes
+					for {
+						if _, _, err := c.ReadMessage(); err != nil {
+							break
+						}
+					}
+				case 0:
+				default:
 					_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(tc.close, ticketapi.RetryAfterCloseReason(time.Second, "busy")))
 				}
 			})
@@ -80,7 +92,11 @@ func TestFollowWSKinds(t *testing.T) {
 			}
 			var out bytes.Buffer
 			rec := &recorder{enc: json.NewEncoder(&out)}
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			wait := 10 * time.Second
+			if tc.close == silent {
+				wait = time.Second // the ticket's -timeout
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), wait)
 			defer cancel()
 			start := time.Now()
 			answered, kind := followWS(ctx, fe, &tokens{fixed: "tok"}, 0, "p1", "eu", 1650, rec)

@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Burst > 1 {
 		rep.Burst = cfg.Burst // 0 or 1 is one at a time: reported as none
 	}
-	rep.HTTP1 = cfg.HTTP1
+	rep.HTTP1 = cfg.HTTP1 && slices.Contains(cfg.Vias, "http")
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
@@ -326,10 +326,18 @@ func newLeg(via string, window time.Duration, sum LoadSummary, ps []named, start
 	return leg
 }
 
-// runLoad runs `load run` over via against s and returns its JSON summary
-// and what it used itself (its rusage, once it exited).
-func runLoad(ctx context.Context, cfg Config, s *stack.Stack, via string) ([]byte, Usage, error) {
-	args := []string{"run", "-via", via, "-rate", fmt.Sprint(cfg.Rate), "-duration", cfg.Duration.String(),
+// loadTarget is where a leg's load tool sends its tickets: a stack.
+type loadTarget interface {
+	FrontendURL() string
+	DevIssuerKeyFile() string
+	NATSURL() string
+	NATSPassword(user string) string
+}
+
+// loadArgs is the command line and the environment of a leg's `load run`
+// over via against s.
+func loadArgs(cfg Config, s loadTarget, via string) (args, env []string) {
+	args = []string{"run", "-via", via, "-rate", fmt.Sprint(cfg.Rate), "-duration", cfg.Duration.String(),
 		"-timeout", cfg.Timeout.String(), "-skills", cfg.Skills, "-regions", cfg.Regions,
 		"-progress", cfg.Progress.String(), "-json"}
 	if cfg.Players > 0 {
@@ -340,23 +348,29 @@ func runLoad(ctx context.Context, cfg Config, s *stack.Stack, via string) ([]byt
 	}
 	// Only these settings: a stray one of the caller's shell (NATS_URL,
 	// RATE) would be a flag the command line did not give.
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	if via == "http" || via == "ws" {
-		args = append(args, "-url", s.FrontendURL(), "-token-key", s.DevIssuerKeyFile())
-		if cfg.HTTP1 && via == "http" { // a WebSocket's upgrade is HTTP/1.1 anyway
-			args = append(args, "-h2c=false")
-		}
-		if cfg.Keyed && via == "http" { // a WebSocket's ticket has no key
-			args = append(args, "-idempotency-keys")
-		}
-		if cfg.Connections > 1 {
-			args = append(args, "-source-ips", fmt.Sprint(cfg.Connections))
-		}
-	} else {
+	env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	if via == "nats" {
 		// The password in the environment, not on a command line ps shows.
 		args = append(args, "-nats-url", s.NATSURL(), "-nats-user", "operator")
-		env = append(env, "NATS_PASSWORD="+s.NATSPassword("operator"))
+		return args, append(env, "NATS_PASSWORD="+s.NATSPassword("operator"))
 	}
+	args = append(args, "-url", s.FrontendURL(), "-token-key", s.DevIssuerKeyFile())
+	if cfg.HTTP1 && via == "http" { // a WebSocket's upgrade is HTTP/1.1 anyway
+		args = append(args, "-h2c=false")
+	}
+	if cfg.Keyed && via == "http" { // a WebSocket's ticket has no key
+		args = append(args, "-idempotency-keys")
+	}
+	if cfg.Connections > 1 {
+		args = append(args, "-source-ips", fmt.Sprint(cfg.Connections))
+	}
+	return args, env
+}
+
+// runLoad runs `load run` over via against s and returns its JSON summary
+// and what it used itself (its rusage, once it exited).
+func runLoad(ctx context.Context, cfg Config, s *stack.Stack, via string) ([]byte, Usage, error) {
+	args, env := loadArgs(cfg, s, via)
 	cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "load"), args...)
 	var stdout bytes.Buffer
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, &stdout, cfg.Stderr

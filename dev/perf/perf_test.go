@@ -35,22 +35,18 @@ func TestRunShort(t *testing.T) {
 	// a few of the 60 (make test once saw 9 POSTs refused with 503, most
 	// likely that: not reproduced alone or under load), and how much load
 	// the stack takes is not what this test covers.
-	// In bursts of 6, the http leg over HTTP/1.1: the load tool is told
-	// so (its command line, in what perf says as it goes).
+	// In bursts of 6: the load tool is told so (its command line, in
+	// what perf says as it goes).
 	var said testkit.SyncBuffer
 	cfg := Config{BinDir: dir, Rate: 60, Duration: time.Second, Timeout: 20 * time.Second, Skills: "1800-1810",
 		Regions: "eu,us,asia", Vias: []string{"http", "ws", "nats"}, Idle: 300 * time.Millisecond, RSSEvery: 100 * time.Millisecond, Stderr: &said,
-		ServiceEnv: []string{"OVERLOAD_TARGET=0"}, Burst: 6, HTTP1: true}
+		ServiceEnv: []string{"OVERLOAD_TARGET=0"}, Burst: 6}
 	rep, err := Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := strings.Count(said.String(), " -burst 6 "); n != 3 || rep.Burst != 6 {
 		t.Fatalf("-burst 6 given to %d load runs of 3, report's burst %d:\n%s", n, rep.Burst, said.String())
-	}
-	// HTTP/1.1 for the http leg alone (a WebSocket's upgrade is one).
-	if n := strings.Count(said.String(), " -h2c=false"); n != 1 || !rep.HTTP1 {
-		t.Fatalf("-h2c=false given to %d load runs, want the http leg's; report's http1 %v:\n%s", n, rep.HTTP1, said.String())
 	}
 	if len(rep.Legs) != 3 || rep.Legs[0].Via != "http" || rep.Legs[1].Via != "ws" || rep.Legs[2].Via != "nats" {
 		t.Fatalf("legs %+v", rep.Legs)

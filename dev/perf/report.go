@@ -236,8 +236,8 @@ func printLeg(w io.Writer, l Leg) {
 	fmt.Fprintf(w, "latency   p50 %.1f ms, p99 %.1f ms (%s to assignment); accepted p50 %.1f ms, p99 %.1f ms\n",
 		l.Load.Latency["p50"], l.Load.Latency["p99"], sendTo, l.Load.Accepted["p50"], l.Load.Accepted["p99"])
 	if r := l.Load.RefusedLatency; l.Load.Refused > 0 {
-		fmt.Fprintf(w, "refused   %d POSTs: p50 %.1f ms, p99 %.1f ms, max %.1f ms (POST to 503)\n",
-			l.Load.Refused, r["p50"], r["p99"], r["max"])
+		fmt.Fprintf(w, "refused   %d: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%s to 503)\n",
+			l.Load.Refused, r["p50"], r["p99"], r["max"], sendTo)
 	}
 	for _, kind := range slices.Sorted(maps.Keys(l.Load.Errors)) {
 		fmt.Fprintf(w, "error     %s: %d\n", kind, l.Load.Errors[kind])

@@ -71,7 +71,7 @@ func TestNewLegAndPrint(t *testing.T) {
 		"== http: 6000 sent, 5100 acknowledged (510.0/s), 5000 assigned (500.0/s); window 12.0 s",
 		"p50 12.5 ms, p99 80.0 ms (POST to assignment)",
 		"error post_503: 900",
-		"refused 900 POSTs: p50 2.5 ms, p99 31.0 ms, max 47.5 ms (POST to 503)",
+		"refused 900: p50 2.5 ms, p99 31.0 ms, max 47.5 ms (POST to 503)",
 		"nats (embedded) 1 2.00 0.400 400 8.0 5.0 100.0 120.0",
 		"frontend 2 1.00 0.200 200 3.0 0.0 40.0 50.0",
 		"total 3.00 0.600 600 11.0 5.0 140.0 170.0",

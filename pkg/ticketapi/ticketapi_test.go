@@ -93,18 +93,16 @@ func TestValidAssignmentURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cases []struct {
+	type urlCase struct {
 		URL string `json:"url"`
 		OK  bool   `json:"ok"`
 	}
+	var cases []urlCase
 	if err := json.Unmarshal(data, &cases); err != nil {
 		t.Fatal(err)
 	}
 	allocated := play.Join{MatchID: "m1", Token: "x", Trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}.PageURL("http://10.0.0.7:7654")
-	cases = append(cases, struct {
-		URL string `json:"url"`
-		OK  bool   `json:"ok"`
-	}{allocated, true})
+	cases = append(cases, urlCase{allocated, true})
 	for _, tc := range cases {
 		if got := ticketapi.ValidAssignmentURL(tc.URL); got != tc.OK {
 			t.Errorf("ValidAssignmentURL(%q) = %v, want %v", tc.URL, got, tc.OK)

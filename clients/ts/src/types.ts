@@ -55,9 +55,14 @@ export function toTicket(data: unknown, id?: string): Ticket | undefined {
  */
 function isWebURL(u: unknown): boolean {
   // The WHATWG parser takes more than Go's url.Parse (a missing "//",
-  // backslashes, spaces around, tabs and newlines within), so the text's
-  // shape is checked first, as the Go rule reads it.
-  if (typeof u !== "string" || !/^https?:\/\/[^/\\?#]/i.test(u) || /[\u0000-\u001f\u007f]/.test(u)) return false;
+  // backslashes, spaces, control characters, percent-escapes in the host
+  // or broken ones anywhere, braces and backticks in the host), so the
+  // text's shape is checked first, as the Go rule reads it; where the two
+  // still differ, this one refuses more.
+  if (typeof u !== "string" || !/^https?:\/\/[^/\\?#]/i.test(u)) return false;
+  if (/[\s\u0000-\u001f\u007f]/.test(u) || /%(?![0-9a-f]{2})/i.test(u)) return false;
+  const authority = u.slice(u.indexOf("//") + 2).split(/[/?#]/, 1)[0] ?? "";
+  if (/[%{}`\\]/.test(authority)) return false;
   try {
     return new URL(u).hostname !== "";
   } catch {

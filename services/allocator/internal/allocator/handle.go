@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"time"
 
@@ -112,9 +113,11 @@ func (as *assigner) assign(ctx context.Context, m events.Match, roomID string, s
 	return rs, nil
 }
 
-// playURL is the page a player opens; the game server serves it.
+// playURL is the page a player opens; the game server serves it. An
+// IPv6 address goes in brackets (JoinHostPort): written bare, the URL is
+// no URL, and every client refuses it (ticketapi.ValidAssignmentURL).
 func playURL(s Server, j play.Join) string {
-	return j.PageURL("http://" + s.Address + ":" + strconv.Itoa(s.Port))
+	return j.PageURL("http://" + net.JoinHostPort(s.Address, strconv.Itoa(s.Port)))
 }
 
 // handleBackfill assigns a match that fills room m.Backfill.MatchID: no

@@ -46,6 +46,9 @@ type env struct {
 	// its key (unless the test runs it insecure).
 	minter *identity.Minter
 
+	// tracker is the first frontend's results tracker.
+	tracker *results.Tracker
+
 	mu     sync.Mutex
 	owners map[string]string // ticket id -> the player that queued it
 }
@@ -129,6 +132,9 @@ func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
 	var svc *tickets.Service
 	tracker := results.New(e.nc, e.subj, log, reg, results.ModeWaits(o.rules, 0), func(ctx context.Context, id string) bool { return svc.Expire(ctx, id) }) // svc is made after the tracker
 	testkit.Run(t, tracker.Run)
+	if e.tracker == nil {
+		e.tracker = tracker
+	}
 	watcher, err := capacity.New(t.Context(), e.js, e.subj, o.minFree, log)
 	if err != nil {
 		t.Fatal(err)

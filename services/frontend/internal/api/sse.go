@@ -107,14 +107,23 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, caller identity.Cal
 	return a.followStored(w, r, caller, id)
 }
 
-// trackedRecord is what a ticket's views are made of (ViewOf: its id,
-// mode and shard), from its creation, without a read of its record; ok
-// is false for a ticket not tracked since before it was published.
+// trackedRecord is a ticket's record as its creation tells it, without a
+// read of the stored one: its id, mode, shard and players, what its
+// views are made of (ViewOf) and its outcome is read by
+// (tickets.Service.View); ok is false for a ticket not tracked since
+// before it was published.
 func trackedRecord(id string, wt results.Waiting) (rec tickets.Record, ok bool) {
-	if wt.Creation == nil {
+	c := wt.Creation
+	if c == nil {
 		return rec, false
 	}
-	return tickets.Record{Ticket: events.Ticket{TicketID: id, Mode: wt.Creation.Mode}, Shard: wt.Creation.Shard}, true
+	t := events.Ticket{TicketID: id, Mode: c.Mode}
+	if len(c.Players) == 1 {
+		t.PlayerID = c.Players[0]
+	} else {
+		t.Party = c.Players
+	}
+	return tickets.Record{Ticket: t, Shard: c.Shard}, true
 }
 
 // streamEvents sends a ticket's updates until its terminal status, the
@@ -129,8 +138,8 @@ func (a *API) streamEvents(ctx context.Context, sw *sseWriter, caller identity.C
 		select {
 		case res, ok := <-updates:
 			if !ok {
-				// No longer tracked without a terminal result here (a slow
-				// subscription dropped it): the stream has the truth.
+				// Let go of without a terminal result (Untrack, or the
+				// tracker's Run ended): the stream has the truth.
 				if v, err := a.tickets.Get(ctx, caller, rec.Ticket.TicketID); err == nil {
 					sw.send(v)
 				}

@@ -103,8 +103,9 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 	defer waiting.Stop()
 	rec, ok := trackedRecord(view.TicketID, waiting)
 	if !ok {
-		// Not tracked since its creation (a repeat of a chosen id):
-		// its record says what its results are read against.
+		// Never for a WebSocket's ticket today (it names no id and has no
+		// key, so Create tracks it from its creation); should that change,
+		// its stored record is what its views are made of.
 		if rec, err = a.tickets.RecordFor(ctx, caller, view.TicketID); err != nil {
 			a.abandon(view.TicketID, "ticket record unreadable")
 			closeWith(conn, websocket.CloseInternalServerErr, "ticket record unreadable")
@@ -179,8 +180,8 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 		select {
 		case res, ok := <-updates:
 			if !ok {
-				// No longer tracked without a terminal result here (a
-				// slow subscription dropped it): the stream has the truth.
+				// Let go of without a terminal result (Untrack, or the
+				// tracker's Run ended): the stream has the truth.
 				if v, err := a.tickets.Get(ctx, caller, ticketID); err == nil && v.Status.Terminal() {
 					a.finish(ctx, conn, v, emit)
 				} else {

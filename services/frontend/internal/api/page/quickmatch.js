@@ -385,7 +385,10 @@ var quickmatch = (() => {
     return data;
   }
   function isWebURL(u) {
-    if (typeof u !== "string" || !/^https?:\/\/[^/\\?#]/i.test(u) || /[\u0000-\u001f\u007f]/.test(u)) return false;
+    if (typeof u !== "string" || !/^https?:\/\/[^/\\?#]/i.test(u)) return false;
+    if (/[\s\u0000-\u001f\u007f]/.test(u) || /%(?![0-9a-f]{2})/i.test(u)) return false;
+    const authority = u.slice(u.indexOf("//") + 2).split(/[/?#]/, 1)[0] ?? "";
+    if (/[%{}`\\]/.test(authority)) return false;
     try {
       return new URL(u).hostname !== "";
     } catch {
