@@ -207,9 +207,9 @@ func (c *runConfig) driver(rec *recorder) (ticketFunc, func(), error) {
 			bases[i] = strings.TrimRight(strings.TrimSpace(bases[i]), "/")
 		}
 		hc := client(c.h2c, c.sources, 256)
-		var wd *websocket.Dialer
+		each, wd := follow, (*websocket.Dialer)(nil)
 		if c.via == "ws" {
-			wd = wsDialer(c.sources)
+			each, wd = followWS, wsDialer(c.sources)
 		}
 		fes := make([]frontend, len(bases))
 		for i, b := range bases {
@@ -218,10 +218,6 @@ func (c *runConfig) driver(rec *recorder) (ticketFunc, func(), error) {
 				return nil, nil, fmt.Errorf("-url: %w", err)
 			}
 			fes[i] = fe
-		}
-		each := follow
-		if c.via == "ws" {
-			each = followWS
 		}
 		return func(ctx context.Context, i, p int, player, region string, skill int) (time.Time, string) {
 			return each(ctx, fes[i%len(fes)], &c.tokens, p, player, region, skill, rec)

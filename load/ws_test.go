@@ -113,13 +113,3 @@ func TestFollowWSKinds(t *testing.T) {
 		})
 	}
 }
-
-// TestWSWithKeysIsRefused: a WebSocket's ticket has no Idempotency-Key,
-// so -idempotency-keys with -via ws is refused, not ignored.
-func TestWSWithKeysIsRefused(t *testing.T) {
-	t.Parallel()
-	err := runLoad(t.Context(), []string{"-via", "ws", "-idempotency-keys", "-token", "x", "-rate", "1", "-duration", "1s"}, io.Discard, io.Discard)
-	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("-idempotency-keys")) {
-		t.Fatalf("%v, want -idempotency-keys refused", err)
-	}
-}

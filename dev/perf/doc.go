@@ -10,8 +10,9 @@
 // the assignment, player identity on with a token per player), then over
 // NATS (tickets published on JetStream, outcomes heard on the players'
 // result subjects); on request over WebSocket too (a socket per ticket,
-// /ws/events, queued and followed on it, a token per player). A fresh stack per leg keeps one leg's streams, records and
-// heap out of the next one's figures.
+// /ws/events, queued and followed on it, a token per player). A fresh
+// stack per leg keeps one leg's streams, records and heap out of the
+// next one's figures.
 //
 // Before the load, each process's CPU is read over a few seconds of the
 // stack at rest (Config.Idle): heartbeats, leases and sweeps cost that
