@@ -72,8 +72,9 @@ func TestRunShort(t *testing.T) {
 			t.Fatalf("%s: total %+v of %s, load tool %+v", leg.Via, leg.Total, cpu, leg.LoadTool)
 		}
 		// Each ticket is stored once in its stream, and taken for its
-		// player (two players' bucket entries: the ticket's, the player's).
-		if m := leg.Messages; m == nil || m.Stored["TICKETS"] < 1 || m.Stored["KV_players"] < 2 || m.In <= 0 || m.Out <= 0 || m.API <= 0 {
+		// player (two players' bucket entries: the ticket's, the player's),
+		// keys that outlive the run; it has its one claim.
+		if m := leg.Messages; m == nil || m.Stored["TICKETS"] < 1 || m.Stored["KV_players"] < 2 || m.Keys["KV_players"] < 2 || m.Keys["KV_claims"] < 1 || m.In <= 0 || m.Out <= 0 || m.API <= 0 {
 			t.Fatalf("%s: messages per ticket %+v", leg.Via, leg.Messages)
 		}
 		if len(leg.RSSSeries) == 0 || leg.RSSSeries[0].RSS["frontend"] <= 0 {

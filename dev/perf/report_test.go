@@ -47,11 +47,14 @@ func TestNewLegAndPrint(t *testing.T) {
 	start[0].Wakes, end[0].Wakes, end[1].Wakes = 1000, 41000, 15000
 	loadTool := Usage{Name: "load tool (not in total)", cpu: 5 * time.Second, Peak: 30 << 20, Wakes: 25000}
 	leg := newLeg("http", 12*time.Second, sum, ps, start, end, loadTool)
-	// KV_players made inside the window: all of its messages count.
+	// KV_players made inside the window: all of its messages and keys
+	// count. TICKETS, a work queue, holds fewer subjects at the end.
 	leg.Messages = NewMessages(
 		stack.NATSCounts{In: 1000, Out: 2000, API: 10, Subscribed: 40, Stored: map[string]uint64{"TICKETS": 500},
+			Keys: map[string]uint64{"TICKETS": 3, "KV_claims": 100},
 			ByClient: map[string]stack.InOut{"frontend": {In: 100, Out: 100}, "gone": {In: 900, Out: 900}}},
 		stack.NATSCounts{In: 61000, Out: 77000, API: 15010, Subscribed: 290, Stored: map[string]uint64{"TICKETS": 5500, "KV_players": 10000, "EMPTY": 0},
+			Keys: map[string]uint64{"TICKETS": 1, "KV_claims": 100, "KV_players": 7500},
 			ByClient: map[string]stack.InOut{"frontend": {In: 25100, Out: 10100}, "": {In: 5000}, "gone": {In: 900, Out: 900}}},
 		5000)
 	leg.RSSSeries = []RSSPoint{{Seconds: 30, RSS: map[string]int64{"nats (embedded)": 100 << 20, "frontend": 40 << 20}},
@@ -76,7 +79,7 @@ func TestNewLegAndPrint(t *testing.T) {
 		"frontend 2 1.00 0.200 200 3.0 0.0 40.0 50.0",
 		"total 3.00 0.600 600 11.0 5.0 140.0 170.0",
 		"load tool (not in total) 5.00 1.000 1000 5.0 - - 30.0",
-		"nats per ticket: 12.0 messages in, 15.0 out, 3.0 JetStream API requests, 0.050 subscriptions made, 3.0 stored: KV_players 2.00 TICKETS 1.00 nats per ticket by connection (in/out): (unnamed) 1.0/0.0 frontend 5.0/2.0",
+		"nats per ticket: 12.0 messages in, 15.0 out, 3.0 JetStream API requests, 0.050 subscriptions made, 3.0 stored: KV_players 2.00 TICKETS 1.00 nats keys added per ticket (kept while their messages live): 1.50: KV_players 1.50 nats per ticket by connection (in/out): (unnamed) 1.0/0.0 frontend 5.0/2.0",
 		"RSS MiB through the window: at s nats (embedded) frontend 30 100.0 40.0 60 110.0 -",
 	} {
 		// Columns are padded with spaces: compare one space for many.

@@ -27,6 +27,11 @@ type NATSCounts struct {
 	// Stored is, by stream, the last sequence: a stream's messages
 	// written so far (KV puts, deletes and purges are messages too).
 	Stored map[string]uint64
+	// Keys is, by stream, the subjects holding a message now (a KV
+	// bucket's live keys and delete markers): what the server keeps an
+	// index entry for in memory until the message goes (BENCHMARKS.md,
+	// "Eleventh round": about 1.1 KiB a ticket, with a ticket's keys).
+	Keys map[string]uint64
 	// ByClient is, by connection name (the services name theirs; "" for
 	// the unnamed), what client connections sent the server (In) and
 	// were sent (Out), closed connections the server still lists
@@ -62,10 +67,11 @@ func (s *Stack) NATSCounts() (NATSCounts, error) {
 		return NATSCounts{}, err
 	}
 	c := NATSCounts{In: uint64(v.InMsgs), Out: uint64(v.OutMsgs), API: api, Subscribed: subs.NumInserts,
-		Stored: map[string]uint64{}, ByClient: map[string]InOut{}}
+		Stored: map[string]uint64{}, Keys: map[string]uint64{}, ByClient: map[string]InOut{}}
 	for _, a := range js.AccountDetails {
 		for _, st := range a.Streams {
 			c.Stored[st.Name] += st.State.LastSeq
+			c.Keys[st.Name] += uint64(st.State.NumSubjects)
 		}
 	}
 	for _, ci := range conns.Conns {

@@ -30,12 +30,14 @@ import (
 //     in full. Static keys never change.
 //   - Memory is bounded: each shard holds at most its share of the size,
 //     evicting in insertion order (a ring of keys), so a client presenting
-//     many distinct valid tokens only pushes older entries out.
+//     many distinct valid tokens only pushes older entries out; and its
+//     map is made anew at every turn of its ring (compact), so the room
+//     of evicted entries does not pile up in it.
 //
 // Concurrency: 16 shards, picked by the key's first byte, each a map and
-// a ring under one mutex held for a lookup or an insert, never during a
-// check in full. Two goroutines missing on the same token both check it
-// and the second insert replaces the first.
+// a ring under one mutex held for a lookup or an insert (and a turn's
+// compaction), never during a check in full. Two goroutines missing on
+// the same token both check it and the second insert replaces the first.
 const cacheShards = 16
 
 // window is when a verified token stays acceptable from the cache, in
@@ -112,6 +114,9 @@ func (c *tokenCache) put(k *cacheKey, e entry) {
 	}
 	slot := s.next
 	s.next = (s.next + 1) % len(s.ring)
+	if s.next == 0 {
+		s.compact()
+	}
 	// The slot's key may have been dropped, or dropped and put again in
 	// another slot: then it is not this slot's to evict.
 	if old, ok := s.entries[s.ring[slot]]; ok && int(old.slot) == slot {
@@ -120,6 +125,19 @@ func (c *tokenCache) put(k *cacheKey, e entry) {
 	s.ring[slot] = *k
 	e.slot = int32(slot)
 	s.entries[*k] = e
+}
+
+// compact moves a shard's entries to a map of their size, once per turn
+// of its ring (one copy per put, spread over the turn). A Go map keeps
+// the room of every entry deleted from it: one that evicts an entry per
+// insert, as a full shard does, grows to several times what it holds
+// (BenchmarkTokenCacheChurn).
+func (s *cacheShard) compact() {
+	m := make(map[cacheKey]entry, len(s.ring))
+	for k, e := range s.entries {
+		m[k] = e
+	}
+	s.entries = m
 }
 
 // len is how many entries are held.

@@ -23,7 +23,7 @@ func TestWebSocketReadsNoRecord(t *testing.T) {
 	// ">" on the frontend's own connection: Seen's marker is heard after
 	// every request the frontend sent before it.
 	heard := testkit.Collect(t, e.nc, ">")
-	_, read := dialEvents(t, e, "player_id=wren&skill=1650&region=eu")
+	c, read := dialEvents(t, e, "player_id=wren&skill=1650&region=eu")
 	first := read()
 	id, _ := first["ticket_id"].(string)
 	if first["status"] != "queued" || id == "" {
@@ -34,6 +34,13 @@ func TestWebSocketReadsNoRecord(t *testing.T) {
 		if v["status"] != "queued" && v["status"] != "matched" {
 			t.Fatalf("then %v", v)
 		}
+	}
+	// The close frame is the handler's last word: a read it made after
+	// the outcome was sent came before it, and so before the marker.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var ce *websocket.CloseError
+	if _, _, err := c.ReadMessage(); !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+		t.Fatalf("after the assignment: %v, want close 1000", err)
 	}
 	bucket := "KV_" + e.subj.TicketsBucket()
 	var reads []string
