@@ -51,10 +51,10 @@ func TestNewLegAndPrint(t *testing.T) {
 	// count. TICKETS, a work queue, holds fewer subjects at the end.
 	leg.Messages = NewMessages(
 		stack.NATSCounts{In: 1000, Out: 2000, API: 10, Subscribed: 40, Stored: map[string]uint64{"TICKETS": 500},
-			Keys: map[string]uint64{"TICKETS": 3, "KV_claims": 100},
+			Keys:     map[string]uint64{"TICKETS": 3, "KV_claims": 100},
 			ByClient: map[string]stack.InOut{"frontend": {In: 100, Out: 100}, "gone": {In: 900, Out: 900}}},
 		stack.NATSCounts{In: 61000, Out: 77000, API: 15010, Subscribed: 290, Stored: map[string]uint64{"TICKETS": 5500, "KV_players": 10000, "EMPTY": 0},
-			Keys: map[string]uint64{"TICKETS": 1, "KV_claims": 100, "KV_players": 7500},
+			Keys:     map[string]uint64{"TICKETS": 1, "KV_claims": 100, "KV_players": 7500},
 			ByClient: map[string]stack.InOut{"frontend": {In: 25100, Out: 10100}, "": {In: 5000}, "gone": {In: 900, Out: 900}}},
 		5000)
 	leg.RSSSeries = []RSSPoint{{Seconds: 30, RSS: map[string]int64{"nats (embedded)": 100 << 20, "frontend": 40 << 20}},

@@ -24,17 +24,22 @@ import (
 
 // cutKV is an allocations bucket whose next creates and gets time out,
 // as they do for an allocator whose traffic to NATS is cut, until the
-// heal.
+// heal; and whose next lostCreates are stored, but their answers time
+// out on the way back.
 type cutKV struct {
 	jetstream.KeyValue
-	creates, gets atomic.Int32
+	creates, gets, lostCreates atomic.Int32
 }
 
 func (c *cutKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
 	if c.creates.Add(-1) >= 0 {
 		return 0, context.DeadlineExceeded
 	}
-	return c.KeyValue.Create(ctx, key, value, opts...)
+	rev, err := c.KeyValue.Create(ctx, key, value, opts...)
+	if err == nil && c.lostCreates.Add(-1) >= 0 {
+		return 0, context.DeadlineExceeded
+	}
+	return rev, err
 }
 
 func (c *cutKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
@@ -103,10 +108,17 @@ func newPartitioned(t *testing.T, requeue bool) *partitioned {
 // deliver hands m to the handler as its n-th delivery (n only names
 // it: every delivery is handled alike).
 func (p *partitioned) deliver(m events.Match, n int) error {
+	_, err := p.handler(delivery(m, n))
+	return err
+}
+
+// delivery is m's n-th delivery, a token of its own in its metadata, as
+// the router's unmarshaler gives it; handled again, it is a retry.
+func delivery(m events.Match, n int) *message.Message {
 	data, _ := json.Marshal(m)
 	msg := message.NewMessage(fmt.Sprintf("%s-%d", m.MatchID, n), data)
-	_, err := p.handler(msg)
-	return err
+	newDelivery(msg)
+	return msg
 }
 
 // told counts the results stored, by status. They are stored before the
@@ -185,6 +197,53 @@ func TestNATSTimeoutIsNotAFailure(t *testing.T) {
 	}
 	if n, d := p.told(t), p.deadLetters(t); n[events.StatusAssigned] != 2 || len(n) != 1 || d != 0 {
 		t.Fatalf("after the heal: results %v, %d dead letters", n, d)
+	}
+}
+
+// TestALostReservationIsTheDeliverysOwn: a delivery's reservation of
+// its match's record is stored, but its answer is lost (NATS slow, or
+// cut just then). Another delivery of the match (another allocator's)
+// finds the record held and allocates nothing; the delivery's own retry,
+// a moment later, finds the record its own and assigns the match, one
+// server for it. Before, the retry found it held too, as another
+// request's, until it was stale (30 s): the players heard their
+// assignment that much later (14 matches of #20's chaos run s).
+func TestALostReservationIsTheDeliverysOwn(t *testing.T) {
+	t.Parallel()
+	p := newPartitioned(t, false)
+	p.backend.free.Store(1)
+	p.kv.lostCreates.Store(1)
+	m := pair("m-lost")
+	first := delivery(m, 1)
+	if _, err := p.handler(first); err == nil {
+		t.Fatal("a match whose reservation went unanswered was acked")
+	}
+	if err := p.deliver(m, 2); !errors.Is(err, errInProgress) {
+		t.Fatalf("another delivery while the first holds the record: %v, want %v", err, errInProgress)
+	}
+	if _, err := p.handler(first); err != nil {
+		t.Fatalf("the first delivery's retry: %v", err)
+	}
+	if n, c := p.told(t), p.backend.calls.Load(); n[events.StatusAssigned] != 2 || len(n) != 1 || c != 1 {
+		t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
+	}
+}
+
+// TestEachDeliveryHasItsOwnToken: the router's unmarshaler gives every
+// NATS delivery a token of its own, the same message delivered again
+// (another allocator's, or after a nak) another one, so no delivery takes
+// another's reservation as its own.
+func TestEachDeliveryHasItsOwnToken(t *testing.T) {
+	t.Parallel()
+	in := &nats.Msg{Subject: "allocations.eu", Data: []byte("{}"), Header: nats.Header{jetstream.MsgIDHeader: []string{"m-1"}}}
+	a, _ := unmarshaler{}.Unmarshal(in)
+	b, _ := unmarshaler{}.Unmarshal(in)
+	ta, tb := a.Metadata.Get(metaDelivery), b.Metadata.Get(metaDelivery)
+	if ta == "" || tb == "" || ta == tb {
+		t.Fatalf("delivery tokens %q and %q: want two, distinct", ta, tb)
+	}
+	if deliveryOf(withDelivery(t.Context(), ta)) != ta || deliveryOf(t.Context()) != "" {
+		t.Fatal("a context does not carry its delivery's token")
 	}
 }
 

@@ -19,6 +19,10 @@ import (
 type record struct {
 	Server  *Server `json:"server,omitempty"`
 	Pending int64   `json:"pending,omitempty"` // Unix ms
+	// Delivery is the token of the delivery whose request reserved a
+	// pending record (newDelivery; none from an allocator before it):
+	// a retry of that delivery finds the record its own (reserve).
+	Delivery string `json:"delivery,omitempty"`
 	// Failed is set, by compare-and-set, before the players are told the
 	// match failed: from then on no request allocates it, so a match
 	// never ends both failed and assigned.
@@ -86,8 +90,9 @@ func (rs *records) stale(r record) bool {
 // (created as pending, compare-and-set), so a concurrent request waits and
 // then reuses the server; the server is written into the record right
 // after the backend gives it. A pending record older than the consumer's
-// AckWait belongs to an allocator that died, and is taken over. reused is
-// true when the record already held a server.
+// AckWait belongs to an allocator that died, and is taken over; one this
+// same delivery reserved is its own (reserve). reused is true when the
+// record already held a server.
 func (rs *records) allocate(ctx context.Context, m events.Match) (srv Server, reused bool, err error) {
 	r, reused, err := rs.place(ctx, m, func(ctx context.Context, m events.Match) (record, error) {
 		srv, err := rs.backend.Allocate(ctx, m)
@@ -137,9 +142,22 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 
 // reserve takes the match's record as pending and returns its revision,
 // or the record, when it already holds a server.
+//
+// A pending record of ctx's own delivery (withDelivery) is taken again
+// at once: an earlier try of this very request wrote it, its answer lost
+// (NATS slow or cut) or its give-back not stored. No other request can
+// be allocating the match then: every other one finds the record held,
+// and a takeover of it as stale writes its own token. So the delivery
+// goes on as soon as NATS answers, where it used to wait, as for another
+// request's, until the record was stale (events.AllocatorAckWait: 30 s),
+// and its players heard their assignment that much later (chaos run s of
+// #20's fourteenth round: 14 matches). Its earlier try may have asked the
+// backend already; a Backend is idempotent per match, and the tries of
+// one delivery never overlap.
 func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, error) {
+	delivery := deliveryOf(ctx)
 	pending := func() []byte {
-		b, _ := json.Marshal(record{Pending: rs.now().UnixMilli()}) // always encodes
+		b, _ := json.Marshal(record{Pending: rs.now().UnixMilli(), Delivery: delivery}) // always encodes
 		return b
 	}
 	for {
@@ -171,7 +189,7 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 			rs.log.Info("match allocated before; same server", "match_id", key, "server", r.Server.Name)
 			return 0, &r, nil
 		}
-		if !rs.stale(r) {
+		if !rs.stale(r) && (delivery == "" || r.Delivery != delivery) {
 			return 0, nil, fmt.Errorf("match %s: %w", key, errInProgress)
 		}
 		if rev, err := rs.kv.Update(ctx, key, pending(), e.Revision()); err == nil {
@@ -179,6 +197,22 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 		}
 		// Someone else took the stale pending record over: read it again.
 	}
+}
+
+// deliveryKey holds, in a context, the token of the delivery being
+// handled (newDelivery).
+type deliveryKey struct{}
+
+// withDelivery is ctx carrying the token of the delivery it handles
+// ("" for none: no record is then taken as this delivery's own).
+func withDelivery(ctx context.Context, token string) context.Context {
+	return context.WithValue(ctx, deliveryKey{}, token)
+}
+
+// deliveryOf is the token withDelivery gave ctx, or "".
+func deliveryOf(ctx context.Context) string {
+	s, _ := ctx.Value(deliveryKey{}).(string)
+	return s
 }
 
 // placed is the record of a match that was given a server before (a
