@@ -34,6 +34,13 @@ type Timely struct {
 	LateByOutcome  map[string]int `json:"late_by_outcome,omitempty"`
 	LateMaxSeconds float64        `json:"late_max_seconds,omitempty"`
 	LateTickets    []string       `json:"late_tickets,omitempty"`
+	// LateAfterMatch: of the late, those told "matched" in time (within
+	// the max wait and lateGrace): their match waited for its game server
+	// (the allocators' side), not they for a partner (the matchers').
+	// LateAfterMatchMaxSeconds is the longest a match of theirs waited,
+	// from "matched" to the outcome.
+	LateAfterMatch           int     `json:"late_after_match"`
+	LateAfterMatchMaxSeconds float64 `json:"late_after_match_max_seconds,omitempty"`
 	// Needless: told "expired" or "failed" while a partner (another
 	// player's ticket of the same region and tier) waited beside it for
 	// partnerOverlap and a game server was given to some match meanwhile.
@@ -51,6 +58,7 @@ type waitSpan struct {
 	from, to   time.Time
 	outcome    events.Status // its first terminal status; "" if none
 	terminalAt time.Time
+	matchedAt  time.Time // its first "matched"; zero if none
 }
 
 // Timeliness counts, over the whole history, the tickets that ended late
@@ -80,6 +88,10 @@ func Timeliness(acked []Acked, results []events.Result, maxWait time.Duration, e
 			t.LateByOutcome[string(s.outcome)]++
 			t.LateMaxSeconds = max(t.LateMaxSeconds, took.Seconds())
 			t.LateTickets = keep(t.LateTickets, s.a.TicketID)
+			if !s.matchedAt.IsZero() && s.matchedAt.Sub(s.a.AcceptedAt) <= maxWait+lateGrace {
+				t.LateAfterMatch++
+				t.LateAfterMatchMaxSeconds = max(t.LateAfterMatchMaxSeconds, s.terminalAt.Sub(s.matchedAt).Seconds())
+			}
 		}
 		if s.outcome != events.StatusExpired && s.outcome != events.StatusFailed {
 			continue
@@ -112,6 +124,9 @@ func waitSpans(acked []Acked, results []events.Result, end time.Time) []waitSpan
 		for _, r := range byTicket[a.TicketID] {
 			if r.Status != events.StatusQueued && r.At.Before(s.to) {
 				s.to = r.At
+			}
+			if r.Status == events.StatusMatched && (s.matchedAt.IsZero() || r.At.Before(s.matchedAt)) {
+				s.matchedAt = r.At
 			}
 			if terminal[r.Status] && (s.outcome == "" || r.At.Before(s.terminalAt)) {
 				s.outcome, s.terminalAt = r.Status, r.At

@@ -48,6 +48,19 @@ func TestTimelinessCountsLateAndNeedlessOutcomes(t *testing.T) {
 			[]Acked{ticket("x", "px", "eu", 0)},
 			[]events.Result{result("x", events.StatusAssigned, maxWait+lateGrace-time.Second)}, 0, 0, 0},
 	}
+	// Of the late, those matched in time waited for their game server.
+	t.Run("late after a match in time", func(t *testing.T) {
+		acked := []Acked{ticket("x", "px", "us", 0), ticket("y", "py", "us", 0), ticket("z", "pz", "us", 0)}
+		results := []events.Result{
+			result("x", events.StatusMatched, 3*time.Second), result("x", events.StatusAssigned, 33*time.Second), // late after its match, 30 s
+			result("y", events.StatusMatched, maxWait+lateGrace+time.Second), result("y", events.StatusAssigned, maxWait+lateGrace+2*time.Second), // matched late
+			result("z", events.StatusMatched, 2*time.Second), result("z", events.StatusAssigned, 4*time.Second), // in time
+		}
+		got := Timeliness(acked, results, maxWait, at(time.Minute))
+		if got.Late != 2 || got.LateAfterMatch != 1 || got.LateAfterMatchMaxSeconds != 30 {
+			t.Fatalf("late %d, after a match in time %d (longest %.1f s); want 2, 1 (30 s)", got.Late, got.LateAfterMatch, got.LateAfterMatchMaxSeconds)
+		}
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got := Timeliness(append(base[:2:2], c.acked...), append(served[:2:2], c.results...), maxWait, at(time.Minute))

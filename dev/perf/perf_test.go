@@ -74,7 +74,7 @@ func TestRunShort(t *testing.T) {
 		// Each ticket is stored once in its stream, and taken for its
 		// player (two players' bucket entries: the ticket's, the player's),
 		// keys that outlive the run; it has its one claim.
-		if m := leg.Messages; m == nil || m.Stored["TICKETS"] < 1 || m.Stored["KV_players"] < 2 || m.Keys["KV_players"] < 2 || m.Keys["KV_claims"] < 1 || m.In <= 0 || m.Out <= 0 || m.API <= 0 {
+		if m := leg.Messages; m == nil || m.Stored["TICKETS"] < 1 || m.Stored["KV_players"] < 2 || m.KeysAdded["KV_players"] < 2 || m.KeysAdded["KV_claims"] < 1 || m.In <= 0 || m.Out <= 0 || m.API <= 0 {
 			t.Fatalf("%s: messages per ticket %+v", leg.Via, leg.Messages)
 		}
 		if len(leg.RSSSeries) == 0 || leg.RSSSeries[0].RSS["frontend"] <= 0 {

@@ -81,12 +81,14 @@ type Messages struct {
 	// streams are KV_<bucket>); StoredTotal their sum.
 	Stored      map[string]float64 `json:"stored"`
 	StoredTotal float64            `json:"stored_total"`
-	// Keys is by stream: the subjects holding a message that the window
-	// added (stack.NATSCounts.Keys; fewer where it removed some, as a
-	// work queue does); KeysTotal their sum. Each stays in the server's
-	// memory as long as its message lives (a record bucket's TTL).
-	Keys      map[string]float64 `json:"keys_added"`
-	KeysTotal float64            `json:"keys_added_total"`
+	// KeysAdded is by stream: the subjects holding a message at the
+	// window's end less those at its start (stack.NATSCounts.Keys),
+	// which is the keys the window added as long as it is shorter than
+	// their lives (fewer where it removed some, as a work queue does);
+	// KeysAddedTotal their sum. Each stays in the server's memory as long
+	// as its message lives (a record bucket's TTL).
+	KeysAdded      map[string]float64 `json:"keys_added"`
+	KeysAddedTotal float64            `json:"keys_added_total"`
 	// ByClient is by connection name (stack.NATSCounts.ByClient): what
 	// each service sent the server and was sent.
 	ByClient map[string]InOut `json:"by_client"`
@@ -106,7 +108,7 @@ func NewMessages(start, end stack.NATSCounts, assigned int64) *Messages {
 	}
 	n := float64(assigned)
 	m := &Messages{In: float64(end.In-start.In) / n, Out: float64(end.Out-start.Out) / n,
-		API: float64(end.API-start.API) / n, Subscribed: float64(end.Subscribed-start.Subscribed) / n, Stored: map[string]float64{}, Keys: map[string]float64{}, ByClient: map[string]InOut{}}
+		API: float64(end.API-start.API) / n, Subscribed: float64(end.Subscribed-start.Subscribed) / n, Stored: map[string]float64{}, KeysAdded: map[string]float64{}, ByClient: map[string]InOut{}}
 	// A counter can only grow, but a closed connection may drop off the
 	// server's list (it keeps the last 10,000): a name whose sum fell
 	// counts 0, an undercount perf's few connections never reach.
@@ -120,8 +122,8 @@ func NewMessages(start, end stack.NATSCounts, assigned int64) *Messages {
 	}
 	for name, last := range end.Keys {
 		if d := (float64(last) - float64(start.Keys[name])) / n; d != 0 {
-			m.Keys[name] = d
-			m.KeysTotal += d
+			m.KeysAdded[name] = d
+			m.KeysAddedTotal += d
 		}
 	}
 	for name, e := range end.ByClient {
@@ -288,12 +290,12 @@ func printLeg(w io.Writer, l Leg) {
 		}) {
 			fmt.Fprintf(w, " %s %.2f", name, m.Stored[name])
 		}
-		fmt.Fprintf(w, "\nnats keys added per ticket (kept while their messages live): %.2f:", m.KeysTotal)
-		for _, name := range slices.SortedFunc(maps.Keys(m.Keys), func(a, b string) int {
-			return cmp.Or(cmp.Compare(m.Keys[b], m.Keys[a]), strings.Compare(a, b))
+		fmt.Fprintf(w, "\nnats keys added per ticket (kept while their messages live): %.2f:", m.KeysAddedTotal)
+		for _, name := range slices.SortedFunc(maps.Keys(m.KeysAdded), func(a, b string) int {
+			return cmp.Or(cmp.Compare(m.KeysAdded[b], m.KeysAdded[a]), strings.Compare(a, b))
 		}) {
-			if math.Abs(m.Keys[name]) >= 0.005 { // a work queue's few left at rest
-				fmt.Fprintf(w, " %s %.2f", name, m.Keys[name])
+			if math.Abs(m.KeysAdded[name]) >= 0.005 { // a work queue's few left at rest
+				fmt.Fprintf(w, " %s %.2f", name, m.KeysAdded[name])
 			}
 		}
 		fmt.Fprint(w, "\nnats per ticket by connection (in/out):")

@@ -34,7 +34,7 @@ func (f *authFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.playerClaim, "auth-player-claim", identity.DefaultPlayerClaim, "claim holding the player id")
 	fs.StringVar(&f.serverScope, "auth-server-scope", identity.DefaultServerScope, "a token whose space-separated scope claim holds this is the server role: it may queue, read and cancel for any player")
 	fs.StringVar(&f.devKey, "auth-dev-issuer-key", "", "development only: Ed25519 private key PEM file (created if missing) of a built-in issuer at POST /dev/token, for loopback clients; the frontend then must listen on a loopback address")
-	fs.IntVar(&f.tokenCacheSize, "auth-token-cache-size", identity.DefaultTokenCacheSize, "verified tokens remembered (about 200 bytes each), so that a token presented again within a minute skips its signature check (negative: no cache)")
+	fs.IntVar(&f.tokenCacheSize, "auth-token-cache-size", identity.DefaultTokenCacheSize, "verified tokens remembered (about 270 bytes each), so that a token presented again within a minute skips its signature check (negative: no cache)")
 	fs.BoolVar(&f.insecure, "auth-insecure", false, "no identity at all: every caller may queue, read and cancel for any player (tests and trusted networks only)")
 }
 

@@ -34,11 +34,19 @@ import (
 //     map is made anew at every turn of its ring (compact), so the room
 //     of evicted entries does not pile up in it.
 //
-// Concurrency: 16 shards, picked by the key's first byte, each a map and
+// Concurrency: 16 shards (more for a cache of over 262,144 entries: see
+// maxShardEntries), picked by the key's first byte, each a map and
 // a ring under one mutex held for a lookup or an insert (and a turn's
 // compaction), never during a check in full. Two goroutines missing on
 // the same token both check it and the second insert replaces the first.
 const cacheShards = 16
+
+// maxShardEntries is the most entries a shard holds: a larger cache has
+// more shards (up to 256, one per value of the key's first byte), so
+// that a shard's compaction, a copy of its map under its lock, stays
+// short (16,384 entries: a few milliseconds), whatever size is
+// configured.
+const maxShardEntries = 16384
 
 // window is when a verified token stays acceptable from the cache, in
 // Unix nanoseconds: accepted while from <= now < until.
@@ -68,16 +76,27 @@ type cacheShard struct {
 
 // newTokenCache holds at most size entries (size > 0).
 func newTokenCache(size int) *tokenCache {
-	n := cacheShards
-	for n > 1 && n > size {
-		n /= 2
-	}
+	n := shardsFor(size)
 	c := &tokenCache{shards: make([]cacheShard, n)}
 	for i := range c.shards {
 		c.shards[i].entries = map[cacheKey]entry{}
 		c.shards[i].ring = make([]cacheKey, size/n)
 	}
 	return c
+}
+
+// shardsFor is the shards of a cache of size entries: cacheShards, fewer
+// for a cache smaller than that, more for one whose shards would hold
+// more than maxShardEntries each.
+func shardsFor(size int) int {
+	n := cacheShards
+	for n > 1 && n > size {
+		n /= 2
+	}
+	for n < 256 && size/n > maxShardEntries {
+		n *= 2
+	}
+	return n
 }
 
 func (c *tokenCache) shard(k *cacheKey) *cacheShard {
@@ -128,7 +147,8 @@ func (c *tokenCache) put(k *cacheKey, e entry) {
 }
 
 // compact moves a shard's entries to a map of their size, once per turn
-// of its ring (one copy per put, spread over the turn). A Go map keeps
+// of its ring: one entry copied per put on average, though all at once,
+// under the shard's lock (at most maxShardEntries). A Go map keeps
 // the room of every entry deleted from it: one that evicts an entry per
 // insert, as a full shard does, grows to several times what it holds
 // (BenchmarkTokenCacheChurn).
