@@ -34,11 +34,12 @@ type Timely struct {
 	LateByOutcome  map[string]int `json:"late_by_outcome,omitempty"`
 	LateMaxSeconds float64        `json:"late_max_seconds,omitempty"`
 	LateTickets    []string       `json:"late_tickets,omitempty"`
-	// LateAfterMatch: of the late, those told "matched" in time (within
-	// the max wait and lateGrace): their match waited for its game server
-	// (the allocators' side), not they for a partner (the matchers').
-	// LateAfterMatchMaxSeconds is the longest a match of theirs waited,
-	// from "matched" to the outcome.
+	// LateAfterMatch: of the late, those first told "matched" in time
+	// (within the max wait and lateGrace): what made them late came after
+	// a match was formed for them: its allocation request sent again by
+	// its matcher, its delivery to an allocator, the allocation, or its
+	// tickets given back and matched again. LateAfterMatchMaxSeconds is
+	// the longest from such a first "matched" to the outcome.
 	LateAfterMatch           int     `json:"late_after_match"`
 	LateAfterMatchMaxSeconds float64 `json:"late_after_match_max_seconds,omitempty"`
 	// Needless: told "expired" or "failed" while a partner (another

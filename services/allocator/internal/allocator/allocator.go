@@ -25,6 +25,8 @@
 //   - handle.go: one match's assignment (assigner): server, join tokens, results.
 //   - record.go: the allocations bucket's per-match record (records), the
 //     compare-and-set that gives a match one server, or marks it failed.
+//   - delivery.go: what the retries of one delivery share (its token, and
+//     whether it asked the backend), so a retry knows its own reservation.
 //   - failure.go: permanent failures and the give-up policy (failure): fail
 //     the players and dead-letter, or requeue the tickets.
 //   - capacity.go: free-room reports for the frontends.

@@ -51,7 +51,7 @@ func (as *assigner) handle(msg *message.Message) (err error) {
 	if err != nil {
 		return Permanent(err)
 	}
-	ctx := withDelivery(events.WithMeta(msg.Context(), metaOf(msg)), msg.Metadata.Get(metaDelivery))
+	ctx := withDelivery(events.WithMeta(msg.Context(), metaOf(msg)), msg)
 	ctx, span := tracing.Start(ctx, tracing.SpanAllocate, trace.WithAttributes(attribute.String(tracing.AttrMatchID, m.MatchID)))
 	defer func() { tracing.End(span, err) }()
 	if m.Backfill != nil {

@@ -24,11 +24,18 @@ import (
 
 // cutKV is an allocations bucket whose next creates and gets time out,
 // as they do for an allocator whose traffic to NATS is cut, until the
-// heal; and whose next lostCreates are stored, but their answers time
-// out on the way back.
+// heal; whose next lostCreates are stored, but their answers time out
+// on the way back; and whose next updates time out.
 type cutKV struct {
 	jetstream.KeyValue
-	creates, gets, lostCreates atomic.Int32
+	creates, gets, lostCreates, updates atomic.Int32
+}
+
+func (c *cutKV) Update(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
+	if c.updates.Add(-1) >= 0 {
+		return 0, context.DeadlineExceeded
+	}
+	return c.KeyValue.Update(ctx, key, value, last)
 }
 
 func (c *cutKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
@@ -108,13 +115,13 @@ func newPartitioned(t *testing.T, requeue bool) *partitioned {
 // deliver hands m to the handler as its n-th delivery (n only names
 // it: every delivery is handled alike).
 func (p *partitioned) deliver(m events.Match, n int) error {
-	_, err := p.handler(delivery(m, n))
+	_, err := p.handler(nthDelivery(m, n))
 	return err
 }
 
-// delivery is m's n-th delivery, a token of its own in its metadata, as
+// nthDelivery is m's n-th delivery, a token of its own in its metadata, as
 // the router's unmarshaler gives it; handled again, it is a retry.
-func delivery(m events.Match, n int) *message.Message {
+func nthDelivery(m events.Match, n int) *message.Message {
 	data, _ := json.Marshal(m)
 	msg := message.NewMessage(fmt.Sprintf("%s-%d", m.MatchID, n), data)
 	newDelivery(msg)
@@ -214,7 +221,7 @@ func TestALostReservationIsTheDeliverysOwn(t *testing.T) {
 	p.backend.free.Store(1)
 	p.kv.lostCreates.Store(1)
 	m := pair("m-lost")
-	first := delivery(m, 1)
+	first := nthDelivery(m, 1)
 	if _, err := p.handler(first); err == nil {
 		t.Fatal("a match whose reservation went unanswered was acked")
 	}
@@ -232,18 +239,49 @@ func TestALostReservationIsTheDeliverysOwn(t *testing.T) {
 // TestEachDeliveryHasItsOwnToken: the router's unmarshaler gives every
 // NATS delivery a token of its own, the same message delivered again
 // (another allocator's, or after a nak) another one, so no delivery takes
-// another's reservation as its own.
+// another's reservation as its own; and no header names it (a request
+// published with the metadata's names as headers is a forgery).
 func TestEachDeliveryHasItsOwnToken(t *testing.T) {
 	t.Parallel()
-	in := &nats.Msg{Subject: "allocations.eu", Data: []byte("{}"), Header: nats.Header{jetstream.MsgIDHeader: []string{"m-1"}}}
+	in := &nats.Msg{Subject: "allocations.eu", Data: []byte("{}"), Header: nats.Header{
+		jetstream.MsgIDHeader: []string{"m-1"}, metaDelivery: []string{"forged"}, metaAsked: []string{"forged"}}}
 	a, _ := unmarshaler{}.Unmarshal(in)
 	b, _ := unmarshaler{}.Unmarshal(in)
-	ta, tb := a.Metadata.Get(metaDelivery), b.Metadata.Get(metaDelivery)
-	if ta == "" || tb == "" || ta == tb {
-		t.Fatalf("delivery tokens %q and %q: want two, distinct", ta, tb)
+	da, db := deliveryFrom(withDelivery(t.Context(), a)), deliveryFrom(withDelivery(t.Context(), b))
+	if da.token() == "" || da.token() == db.token() || da.token() == "forged" {
+		t.Fatalf("delivery tokens %q and %q: want two, distinct, made here", da.token(), db.token())
 	}
-	if deliveryOf(withDelivery(t.Context(), ta)) != ta || deliveryOf(t.Context()) != "" {
-		t.Fatal("a context does not carry its delivery's token")
+	mine := record{Pending: 1, Delivery: da.token()}
+	if !da.owns(mine) || db.owns(mine) || deliveryFrom(t.Context()).owns(record{Pending: 1}) {
+		t.Fatal("a pending record is owned by a delivery other than the one that wrote it")
+	}
+	da.asking()
+	if da.owns(mine) {
+		t.Fatal("a delivery that asked the backend takes its record again")
+	}
+}
+
+// TestADeliveryThatAskedTheBackendWaits: a delivery's try was given a
+// server by the backend, but its record of it was not stored (NATS timed
+// out). Its retry does not ask again at once: the kube backend allocates
+// anew on every call, so it waits, as every request does, for the record
+// to go stale (review R16: taking its own record back, the first version
+// asked the backend twice within a second).
+func TestADeliveryThatAskedTheBackendWaits(t *testing.T) {
+	t.Parallel()
+	p := newPartitioned(t, false)
+	p.backend.free.Store(1)
+	p.kv.updates.Store(5) // every write of the server into the record
+	m := pair("m-asked")
+	first := nthDelivery(m, 1)
+	if _, err := p.handler(first); err == nil {
+		t.Fatal("a match whose server was not recorded was acked")
+	}
+	if _, err := p.handler(first); !errors.Is(err, errInProgress) {
+		t.Fatalf("the retry of a delivery that asked the backend: %v, want %v", err, errInProgress)
+	}
+	if c := p.backend.calls.Load(); c != 1 {
+		t.Fatalf("%d backend calls, want 1", c)
 	}
 }
 

@@ -120,6 +120,7 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 	case held != nil:
 		return *held, true, nil
 	}
+	deliveryFrom(ctx).asking() // before: a find cut short may have asked
 	r, err = find(ctx, m)
 	if err != nil {
 		// Delete the pending record so the retry can allocate.
@@ -143,21 +144,22 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 // reserve takes the match's record as pending and returns its revision,
 // or the record, when it already holds a server.
 //
-// A pending record of ctx's own delivery (withDelivery) is taken again
-// at once: an earlier try of this very request wrote it, its answer lost
-// (NATS slow or cut) or its give-back not stored. No other request can
-// be allocating the match then: every other one finds the record held,
-// and a takeover of it as stale writes its own token. So the delivery
-// goes on as soon as NATS answers, where it used to wait, as for another
-// request's, until the record was stale (events.AllocatorAckWait: 30 s),
-// and its players heard their assignment that much later (chaos run s of
-// #20's fourteenth round: 14 matches). Its earlier try may have asked the
-// backend already; a Backend is idempotent per match, and the tries of
-// one delivery never overlap.
+// A pending record of ctx's own delivery (deliveryFrom) that no try of
+// it took to the backend is taken again at once: an earlier try wrote
+// it and lost the answer (NATS slow or cut). No other request can be
+// allocating the match then: every other one finds the record held, a
+// takeover of it as stale writes its own token, and the tries of one
+// delivery never overlap. So the delivery goes on as soon as NATS
+// answers, where it used to wait, as for another request's, until the
+// record was stale (events.AllocatorAckWait: 30 s), and its players heard
+// their assignment that much later (chaos run s of #20's fourteenth
+// round: 14 matches). A delivery that asked the backend still waits, as
+// before: the kube backend allocates anew on every call, so a second
+// call comes no sooner than a stale record's takeover would make it.
 func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, error) {
-	delivery := deliveryOf(ctx)
+	d := deliveryFrom(ctx)
 	pending := func() []byte {
-		b, _ := json.Marshal(record{Pending: rs.now().UnixMilli(), Delivery: delivery}) // always encodes
+		b, _ := json.Marshal(record{Pending: rs.now().UnixMilli(), Delivery: d.token()}) // always encodes
 		return b
 	}
 	for {
@@ -189,7 +191,7 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 			rs.log.Info("match allocated before; same server", "match_id", key, "server", r.Server.Name)
 			return 0, &r, nil
 		}
-		if !rs.stale(r) && (delivery == "" || r.Delivery != delivery) {
+		if !rs.stale(r) && !d.owns(r) {
 			return 0, nil, fmt.Errorf("match %s: %w", key, errInProgress)
 		}
 		if rev, err := rs.kv.Update(ctx, key, pending(), e.Revision()); err == nil {
@@ -197,22 +199,6 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 		}
 		// Someone else took the stale pending record over: read it again.
 	}
-}
-
-// deliveryKey holds, in a context, the token of the delivery being
-// handled (newDelivery).
-type deliveryKey struct{}
-
-// withDelivery is ctx carrying the token of the delivery it handles
-// ("" for none: no record is then taken as this delivery's own).
-func withDelivery(ctx context.Context, token string) context.Context {
-	return context.WithValue(ctx, deliveryKey{}, token)
-}
-
-// deliveryOf is the token withDelivery gave ctx, or "".
-func deliveryOf(ctx context.Context) string {
-	s, _ := ctx.Value(deliveryKey{}).(string)
-	return s
 }
 
 // placed is the record of a match that was given a server before (a

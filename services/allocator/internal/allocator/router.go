@@ -203,21 +203,14 @@ func (a *Allocator) subscriber(wlog watermill.LoggerAdapter) (*wmnats.Subscriber
 	}, wlog)
 }
 
-// The metadata the unmarshaler gives a match's message: its subject;
-// from its JetStream metadata, its stream sequence (its dead letter's
-// id); and a token of this delivery's own (newDelivery), which every
-// retry of the delivery carries and no other delivery does.
+// The metadata the unmarshaler gives a match's message: its subject,
+// and, from its JetStream metadata, its stream sequence (its dead
+// letter's id); and it marks the message a delivery of its own
+// (newDelivery, delivery.go).
 const (
 	metaSubject   = "nats_subject"
 	metaStreamSeq = "nats_stream_seq"
-	metaDelivery  = "quickmatch_delivery"
 )
-
-// newDelivery marks msg as a delivery of its own: the token its
-// reservation of the match's record carries (record.Delivery).
-func newDelivery(msg *message.Message) {
-	msg.Metadata.Set(metaDelivery, watermill.NewUUID())
-}
 
 // unmarshaler turns any NATS message into a watermill message and never
 // fails: watermill-nats drops a message it cannot unmarshal without acking
@@ -237,7 +230,7 @@ func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 		}
 	}
 	msg.Metadata.Set(metaSubject, m.Subject)
-	newDelivery(msg)
+	newDelivery(msg) // after the headers: none of them names the delivery
 	if md, err := m.Metadata(); err == nil {
 		msg.Metadata.Set(metaStreamSeq, strconv.FormatUint(md.Sequence.Stream, 10))
 	}

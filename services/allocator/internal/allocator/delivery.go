@@ -1,0 +1,60 @@
+package allocator
+
+import (
+	"context"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// A delivery is one NATS delivery of a match's request, as the handler's
+// retries of it share it: its message's metadata. It holds a token of
+// its own, which its reservation of the match's record carries
+// (record.Delivery), and whether a try of it asked the backend. Every
+// delivery's token is new, so no two requests share one.
+type delivery struct{ meta message.Metadata }
+
+// The metadata a delivery keeps (set by the allocator, after the
+// message's headers are copied in, so a header cannot name it).
+const (
+	metaDelivery = "quickmatch_delivery"
+	metaAsked    = "quickmatch_delivery_asked"
+)
+
+// newDelivery marks msg as a delivery of its own (the router's
+// unmarshaler, for every message NATS delivers).
+func newDelivery(msg *message.Message) {
+	msg.Metadata.Set(metaDelivery, watermill.NewUUID())
+	msg.Metadata.Set(metaAsked, "")
+}
+
+// token is the delivery's token ("" for none: a message not marked).
+func (d delivery) token() string { return d.meta.Get(metaDelivery) }
+
+// asking records that a try of the delivery is about to ask the backend.
+func (d delivery) asking() {
+	if d.meta != nil {
+		d.meta.Set(metaAsked, "yes")
+	}
+}
+
+// owns says whether r is a pending record of this delivery that no try
+// of it took to the backend: one the delivery may take again at once
+// (records.reserve).
+func (d delivery) owns(r record) bool {
+	return d.token() != "" && r.Delivery == d.token() && d.meta.Get(metaAsked) == ""
+}
+
+type deliveryKey struct{}
+
+// withDelivery is ctx carrying the delivery msg is.
+func withDelivery(ctx context.Context, msg *message.Message) context.Context {
+	return context.WithValue(ctx, deliveryKey{}, delivery{meta: msg.Metadata})
+}
+
+// deliveryFrom is the delivery withDelivery gave ctx, or none (its
+// records are no one's own).
+func deliveryFrom(ctx context.Context) delivery {
+	d, _ := ctx.Value(deliveryKey{}).(delivery)
+	return d
+}
