@@ -285,15 +285,11 @@ func printLeg(w io.Writer, l Leg) {
 	if m := l.Messages; m != nil {
 		fmt.Fprintf(w, "nats per ticket: %.1f messages in, %.1f out, %.1f JetStream API requests, %.3f subscriptions made, %.1f stored:",
 			m.In, m.Out, m.API, m.Subscribed, m.StoredTotal)
-		for _, name := range slices.SortedFunc(maps.Keys(m.Stored), func(a, b string) int {
-			return cmp.Or(cmp.Compare(m.Stored[b], m.Stored[a]), strings.Compare(a, b))
-		}) {
+		for _, name := range largestFirst(m.Stored) {
 			fmt.Fprintf(w, " %s %.2f", name, m.Stored[name])
 		}
 		fmt.Fprintf(w, "\nnats keys added per ticket (kept while their messages live): %.2f:", m.KeysAddedTotal)
-		for _, name := range slices.SortedFunc(maps.Keys(m.KeysAdded), func(a, b string) int {
-			return cmp.Or(cmp.Compare(m.KeysAdded[b], m.KeysAdded[a]), strings.Compare(a, b))
-		}) {
+		for _, name := range largestFirst(m.KeysAdded) {
 			if math.Abs(m.KeysAdded[name]) >= 0.005 { // a work queue's few left at rest
 				fmt.Fprintf(w, " %s %.2f", name, m.KeysAdded[name])
 			}
@@ -338,4 +334,12 @@ func mib(b int64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f", float64(b)/(1<<20))
+}
+
+// largestFirst is the names of byName, the largest figure first (by
+// name among equals).
+func largestFirst(byName map[string]float64) []string {
+	return slices.SortedFunc(maps.Keys(byName), func(a, b string) int {
+		return cmp.Or(cmp.Compare(byName[b], byName[a]), strings.Compare(a, b))
+	})
 }

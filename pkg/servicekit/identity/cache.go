@@ -133,9 +133,6 @@ func (c *tokenCache) put(k *cacheKey, e entry) {
 	}
 	slot := s.next
 	s.next = (s.next + 1) % len(s.ring)
-	if s.next == 0 {
-		s.compact()
-	}
 	// The slot's key may have been dropped, or dropped and put again in
 	// another slot: then it is not this slot's to evict.
 	if old, ok := s.entries[s.ring[slot]]; ok && int(old.slot) == slot {
@@ -144,6 +141,9 @@ func (c *tokenCache) put(k *cacheKey, e entry) {
 	s.ring[slot] = *k
 	e.slot = int32(slot)
 	s.entries[*k] = e
+	if s.next == 0 { // a turn ended: compact what is held now
+		s.compact()
+	}
 }
 
 // compact moves a shard's entries to a map of their size, once per turn
