@@ -91,14 +91,17 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 			pub: []string{"matchmaking.eu.gold", "deadletter.allocator", "$KV.capacity.eu", "$KV.tickets.t1", "$KV.roommatches.m1", "$KV.drains.eu.gold",
 				"$JS.API.STREAM.DELETE.OFFERS", "$JS.API.STREAM.PURGE.TICKETS",
 				// stored results carry join tokens: no get of RESULTS either
-				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_tickets.$KV.tickets.t1"},
-			sub: []string{"results.>", "allocations.>", "_INBOX_frontend.x", "deliver.allocator"},
+				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_tickets.$KV.tickets.t1",
+				"$JS.API.CONSUMER.MSG.NEXT.ALLOCATIONS.allocator"}, // only allocators take matches
+			sub: []string{"results.>", "allocations.>", "_INBOX_frontend.x"},
 		},
 		"allocator": {
 			pub: []string{"allocations.eu", "offers.eu.gold", "cancels.eu.gold", "$KV.leases.x", "$KV.matches.m1", "$KV.tickets.t1", "$KV.queue.eu.gold.1v1", "$KV.drains.eu.gold",
 				"$JS.API.STREAM.DELETE.ALLOCATIONS", "$JS.API.STREAM.PURGE.ALLOCATIONS",
-				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_players.$KV.players.alice"},
-			sub: []string{"results.>", "matchmaking.>", "cancels.>", "_INBOX_matcher.x"},
+				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_players.$KV.players.alice",
+				// it pulls its own matches, no shard's tickets
+				"$JS.API.CONSUMER.MSG.NEXT.TICKETS.eu-gold", "$JS.API.CONSUMER.MSG.NEXT.ALLOCATIONS.other"},
+			sub: []string{"results.>", "matchmaking.>", "cancels.>", "_INBOX_matcher.x", "deliver.allocator"},
 		},
 		"operator": {
 			pub: []string{"$JS.API.STREAM.DELETE.TICKETS", "$JS.API.STREAM.PURGE.TICKETS"},
@@ -137,7 +140,7 @@ func TestNATSPermissionsAllowTheirOwn(t *testing.T) {
 	allowed := map[string]struct{ pub, sub []string }{
 		"frontend":  {pub: []string{"matchmaking.eu.gold", "cancels.eu.gold", "results.alice", "deadletter.frontend"}, sub: []string{"results.>", "_INBOX_frontend.r1"}},
 		"matcher":   {pub: []string{"offers.eu.gold", "allocations.eu", "results.alice", "deadletter.matcher", "cancels.eu.gold", "matchfunctions.mmf"}, sub: []string{"cancels.>", "_INBOX_matcher.r1"}},
-		"allocator": {pub: []string{"results.alice", "deadletter.allocator", "matchmaking.eu.gold"}, sub: []string{"deliver.allocator", "_INBOX_allocator.r1"}},
+		"allocator": {pub: []string{"results.alice", "deadletter.allocator", "matchmaking.eu.gold", "$JS.API.CONSUMER.MSG.NEXT.ALLOCATIONS.allocator"}, sub: []string{"_INBOX_allocator.r1"}},
 	}
 	for user, a := range allowed {
 		t.Run(user, func(t *testing.T) {
@@ -210,6 +213,35 @@ func provisioned(t *testing.T, s *server.Server, user string) jetstream.JetStrea
 	}
 	op, _ := as(t, s, "operator")
 	return testkit.JetStream(t, op)
+}
+
+// An upgrade's provisioning step, as the provisioner user, makes the
+// allocators' push consumer of earlier versions a pull consumer: the
+// server changes no consumer's kind in place, so it deletes it first,
+// which the provisioner was not allowed (review R17's H1: the step ended
+// refused, and the upgrade with it).
+func TestProvisionerMakesTheAllocatorsPushConsumerAPullConsumer(t *testing.T) {
+	s := startConfigured(t)
+	op := provisioned(t, s, "provisioner")
+	for _, c := range (events.Topology{}).Consumers() {
+		if c.Config.Durable != events.ConsumerAllocator {
+			continue
+		}
+		if err := op.DeleteConsumer(t.Context(), c.Stream, c.Config.Durable); err != nil {
+			t.Fatal(err)
+		}
+		old := c.Config
+		old.DeliverSubject, old.DeliverGroup, old.MaxRequestExpires = "deliver.allocator", "allocator", 0
+		if _, err := op.CreatePushConsumer(t.Context(), c.Stream, old); err != nil {
+			t.Fatal(err)
+		}
+		provisioned(t, s, "provisioner")
+		if _, err := op.Consumer(t.Context(), c.Stream, c.Config.Durable); err != nil {
+			t.Fatalf("the allocators' consumer after the upgrade's provisioning: %v", err)
+		}
+		return
+	}
+	t.Fatal("no allocators' consumer in the topology")
 }
 
 // No service's user can create, update, delete or purge a stream, nor

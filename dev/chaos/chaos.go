@@ -40,9 +40,10 @@ type Config struct {
 	// FaultEvery is the pause between two faults.
 	FaultEvery time.Duration
 	// MaxWait is the 1v1 mode's max wait: a ticket nobody matches expires
-	// after it. A ticket's deadline is MaxWait, plus one redelivery of its
-	// match to another allocator (events.AllocatorAckWait: a killed
-	// allocator's match waits that long), plus Slack.
+	// after it. A ticket's deadline is MaxWait, plus one takeover of its
+	// match by another allocator (events.AllocatorReservationStale: the
+	// match of an allocator killed while it allocated it waits that
+	// long), plus Slack.
 	MaxWait, Slack time.Duration
 	// Partitions makes a share of the faults (PartitionShare, 0: half)
 	// cuts (partition.go), the four kinds in turn: a NATS node from the
@@ -173,9 +174,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // deadline is how long an acknowledged ticket may take to its outcome:
-// the mode's max wait, one redelivery of its match to another allocator,
+// the mode's max wait, one takeover of its match by another allocator,
 // and the slack.
-func (c Config) deadline() time.Duration { return c.MaxWait + events.AllocatorAckWait + c.Slack }
+func (c Config) deadline() time.Duration {
+	return c.MaxWait + events.AllocatorReservationStale + c.Slack
+}
 
 // frontends are the frontends' base URLs, where tickets are queued.
 func (s *system) frontends() []string {

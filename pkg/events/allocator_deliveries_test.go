@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
@@ -24,34 +25,104 @@ func TestAMatchIsDeliveredPastItsLastDelivery(t *testing.T) {
 	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
 		t.Fatal(err)
 	}
-	most := make(chan uint64, 100)
-	sub, err := nc.QueueSubscribe(subj.AllocatorDeliverSubject(), events.AllocatorDeliverGroup, func(m *nats.Msg) {
-		md, err := m.Metadata()
-		if err != nil {
-			return
-		}
-		most <- md.NumDelivered
-		_ = m.Nak() // every allocator that takes it dies before it ends
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	m := events.Match{MatchID: "m1", Mode: "1v1", Region: "eu", Tier: "gold", Tickets: []events.MatchTicket{
 		{TicketID: "t1", Players: []string{"a"}}, {TicketID: "t2", Players: []string{"b"}, Team: 1}}}
 	if err := events.NewPublisher(js, subj).Match(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
+	cons, err := js.Consumer(t.Context(), subj.AllocationsStream(), events.ConsumerAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
 	const pastBound = 10
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case n := <-most:
-			if n > pastBound {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(events.AllocatorPullExpiry))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for msg := range batch.Messages() {
+			md, err := msg.Metadata()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if md.NumDelivered > pastBound {
 				return
 			}
-		case <-deadline:
-			t.Fatalf("no delivery after the %dth", pastBound)
+			_ = msg.Nak() // every allocator that takes it dies before it ends
 		}
+	}
+	t.Fatalf("no delivery after the %dth", pastBound)
+}
+
+// TestAPushConsumerOfAnOlderTopologyIsMadeAPullConsumer: the allocators'
+// consumer was a push consumer before #20's sixteenth round, and the
+// server changes no consumer's kind in place. Provisioning deletes it
+// and makes it again as a pull consumer, and a match it had delivered
+// and not seen acked (its allocator stopped for the upgrade) is
+// delivered by the new one: the stream is a work queue, so nothing it
+// held is lost.
+func TestAPushConsumerOfAnOlderTopologyIsMadeAPullConsumer(t *testing.T) {
+	t.Parallel()
+	nc := testkit.Connect(t, testkit.RunServer(t))
+	js := testkit.JetStream(t, nc)
+	subj := events.Subjects{}
+	topo := events.Topology{}
+	if err := events.Provision(t.Context(), js, topo); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range topo.Consumers() {
+		if c.Config.Durable != events.ConsumerAllocator {
+			continue
+		}
+		if err := js.DeleteConsumer(t.Context(), c.Stream, c.Config.Durable); err != nil {
+			t.Fatal(err)
+		}
+		old := c.Config
+		old.DeliverSubject, old.DeliverGroup, old.MaxRequestExpires, old.AckWait = "deliver.allocator", "allocator", 0, 30*time.Second
+		if _, err := js.CreatePushConsumer(t.Context(), c.Stream, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The old allocators' queue subscription takes the match and stops
+	// before it acks it.
+	pushed := make(chan struct{}, 1)
+	sub, err := nc.QueueSubscribe("deliver.allocator", "allocator", func(*nats.Msg) { pushed <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := events.Match{MatchID: "m1", Mode: "1v1", Region: "eu", Tier: "gold", Tickets: []events.MatchTicket{
+		{TicketID: "t1", Players: []string{"a"}}, {TicketID: "t2", Players: []string{"b"}, Team: 1}}}
+	if err := events.NewPublisher(js, subj).Match(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-pushed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the push consumer never delivered the match")
+	}
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := events.Provision(t.Context(), js, topo); err != nil {
+		t.Fatalf("provisioning over the push consumer: %v", err)
+	}
+	cons, err := js.Consumer(t.Context(), subj.AllocationsStream(), events.ConsumerAllocator)
+	if err != nil {
+		t.Fatalf("the allocators' consumer after provisioning: %v", err)
+	}
+	if c := cons.CachedInfo().Config; c.AckWait != events.AllocatorAckWait || c.MaxRequestExpires != events.AllocatorPullExpiry {
+		t.Fatalf("consumer made again as %+v", c)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(events.AllocatorPullExpiry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, ok := <-batch.Messages()
+	if !ok {
+		t.Fatalf("the match the push consumer held was not delivered by the pull consumer (%v)", batch.Error())
+	}
+	if got := msg.Headers().Get(jetstream.MsgIDHeader); got != "m1" {
+		t.Fatalf("pulled %q, want the match m1", got)
 	}
 }

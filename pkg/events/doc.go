@@ -30,6 +30,6 @@
 // configurations with the live ones and updates only what drifted.
 // Services create none of them: they wait until the topology exists, then
 // only bind to it. A subscriber that creates its own consumer also deletes
-// it when it closes (see the watermill-nats notes), which silently starves
-// every other instance.
+// it when it closes (as watermill-nats' did, which the allocators once
+// used), which silently starves every other instance.
 package events

@@ -116,14 +116,46 @@ const (
 	// healthy call, milliseconds even under load.
 	ClaimCallTimeout = 2 * time.Second
 
-	// AllocatorAckWait covers a slow allocation (Kubernetes API retries).
-	// The allocator consumer delivers a match without bound (MaxDeliver
-	// -1): each delivery is allocated, given up (its players told, the
-	// match dead-lettered, or its tickets queued again) and acked, or
-	// nakked when it is not settled (NATS not answering, another request
+	// AllocatorAckWait is how long a match delivered to an allocator
+	// stays that allocator's without word from it. An allocator pulls
+	// only the matches it has room to work on (Config.Concurrency), and
+	// says it is still working on each every AllocatorProgressEvery
+	// (up to AllocatorReservationStale), so a slow allocation (Kubernetes
+	// API retries) keeps its match; one delivered to an allocator that
+	// died or was cut off comes back to another after this. The push
+	// consumer it replaced held such a match 30 s (#20's fifteenth round:
+	// nearly every late ticket of the chaos runs).
+	//
+	// The consumer delivers a match without bound (MaxDeliver -1): each
+	// delivery is allocated, given up (its players told, the match
+	// dead-lettered, or its tickets queued again) and acked, or nakked
+	// when it is not settled (NATS not answering, another request
 	// allocating it, the allocator stopping, a give-up not stored), so a
 	// match is never dropped silently, however often it was nakked.
-	AllocatorAckWait = 30 * time.Second
+	AllocatorAckWait = 5 * time.Second
+
+	// AllocatorProgressEvery is how often an allocator tells the server it
+	// is still working on a match: three times within AllocatorAckWait,
+	// so one lost word does not hand the match to another.
+	AllocatorProgressEvery = AllocatorAckWait / 3
+
+	// AllocatorPullExpiry is how long an allocator's pull waits at the
+	// server for matches, and the longest the consumer takes
+	// (MaxRequestExpires): a pull made before a cut is delivered to for
+	// at most this, each match it takes then coming back AllocatorAckWait
+	// later.
+	AllocatorPullExpiry = 2 * time.Second
+
+	// AllocatorReservationStale is when a match's reservation (its
+	// allocations record written pending, before the backend is asked)
+	// is taken as its allocator's that died or was cut off, and another
+	// request takes it over. An allocator's retries of one delivery stop
+	// before (its Config.RetryDeadline must be shorter), and it stops
+	// telling the server it works on a delivery then, so two requests ask
+	// the backend for one match at once only when one backend call
+	// outlasts it (the kube backend's timeout is the operator's to keep
+	// below it).
+	AllocatorReservationStale = 30 * time.Second
 
 	// AllocatorMaxAckPending bounds matches in flight across allocators.
 	AllocatorMaxAckPending = 4096

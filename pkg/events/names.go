@@ -29,8 +29,8 @@ const (
 	// it, since a work-queue stream refuses consumers whose subjects
 	// overlap.
 	legacyIntakeConsumer = "matcher"
-	// ConsumerAllocator is the allocators' push consumer (with a deliver
-	// group, so that watermill-nats can bind to it) on the allocations stream.
+	// ConsumerAllocator is the allocators' pull consumer on the
+	// allocations stream, which they share.
 	ConsumerAllocator = "allocator"
 )
 
@@ -113,9 +113,3 @@ func (s Subjects) CapacityBucket() string { return s.streamName(bucketCapacity) 
 
 // QueueBucket holds the latest [QueueStats] per shard and mode ([QueueKey]).
 func (s Subjects) QueueBucket() string { return s.streamName(bucketQueue) }
-
-// AllocatorDeliverSubject is where the allocator push consumer delivers.
-func (s Subjects) AllocatorDeliverSubject() string { return s.deliver(ConsumerAllocator) }
-
-// AllocatorDeliverGroup is the queue group the allocators subscribe with.
-const AllocatorDeliverGroup = "allocator"

@@ -93,21 +93,23 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 
 // ensureConsumer creates or updates a pull consumer, or a push consumer
 // when the declaration has a deliver subject: nats.go keeps the two apart.
+// A consumer of the other kind is deleted and made again, since the
+// server changes none in place: the allocators' consumer was a push
+// consumer before #20's sixteenth round. Its stream is a work queue, so
+// what it had not acked stays in the stream and the new one delivers it;
+// on a stream of another retention, the new consumer would start again
+// from its DeliverPolicy.
 func ensureConsumer(ctx context.Context, js jetstream.JetStream, c StreamConsumer) error {
 	push := c.Config.DeliverSubject != ""
 	have, created, err := getOrCreate(func() (*jetstream.ConsumerInfo, error) {
-		if push {
-			pc, err := js.PushConsumer(ctx, c.Stream, c.Config.Durable)
-			if err != nil {
-				return nil, err
-			}
-			return pc.CachedInfo(), nil
+		info, err := consumerInfo(ctx, js, c, push)
+		if !errors.Is(err, jetstream.ErrNotPullConsumer) && !errors.Is(err, jetstream.ErrNotPushConsumer) {
+			return info, err
 		}
-		pc, err := js.Consumer(ctx, c.Stream, c.Config.Durable)
-		if err != nil {
-			return nil, err
+		if err := js.DeleteConsumer(ctx, c.Stream, c.Config.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("delete consumer %s of the other kind: %w", c.Config.Durable, err)
 		}
-		return pc.CachedInfo(), nil
+		return nil, jetstream.ErrConsumerNotFound // made again below
 	}, func() (err error) {
 		if push {
 			_, err = js.CreatePushConsumer(ctx, c.Stream, c.Config)
@@ -128,6 +130,22 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, c StreamConsume
 		_, err = js.UpdateConsumer(ctx, c.Stream, c.Config)
 	}
 	return err
+}
+
+// consumerInfo reads c's consumer as the kind declared (push or pull).
+func consumerInfo(ctx context.Context, js jetstream.JetStream, c StreamConsumer, push bool) (*jetstream.ConsumerInfo, error) {
+	if push {
+		pc, err := js.PushConsumer(ctx, c.Stream, c.Config.Durable)
+		if err != nil {
+			return nil, err
+		}
+		return pc.CachedInfo(), nil
+	}
+	pc, err := js.Consumer(ctx, c.Stream, c.Config.Durable)
+	if err != nil {
+		return nil, err
+	}
+	return pc.CachedInfo(), nil
 }
 
 func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) error {

@@ -12,7 +12,6 @@ const (
 	rootAllocations = "allocations"
 	rootResults     = "results"
 	rootDeadLetter  = "deadletter"
-	rootDeliver     = "deliver"
 	rootCancels     = "cancels"
 	rootOffers      = "offers"
 	rootBackfills   = "backfills"
@@ -153,9 +152,6 @@ func CoveringFilter(subject string) string {
 	}
 	return strings.Join(toks, ".")
 }
-
-// deliver is the subject a push consumer delivers on.
-func (s Subjects) deliver(consumer string) string { return s.join(rootDeliver, consumer) }
 
 // streamName turns a base stream name into the name for this deployment.
 func (s Subjects) streamName(base string) string {

@@ -210,7 +210,7 @@ func (t *Ticket) CheckShard(region, tier string, regions Regions, tiers Tiers) e
 // in the matcher until it formed (at most the max wait) and then in the
 // allocator: retries within a delivery, a few nakked deliveries (another
 // request allocating it, NATS away for a moment), a pending record of a
-// dead allocator taken over after AllocatorAckWait. Five minutes covers
+// dead allocator taken over after AllocatorReservationStale. Five minutes covers
 // that many times over. A match held longer (the allocations stream cut
 // off for minutes: its deliveries are not bounded) brings its tickets
 // back past it: they are rejected and their players told "failed" (past

@@ -137,18 +137,17 @@ func (t Topology) Consumers() []StreamConsumer {
 			Durable:       ConsumerAllocator,
 			Description:   "allocators find game servers for matches from here",
 			FilterSubject: s.AllAllocations(),
-			// A push consumer with a deliver group: watermill-nats binds
-			// to it with a queue subscription, so allocators share it.
-			DeliverSubject: s.AllocatorDeliverSubject(),
-			DeliverGroup:   AllocatorDeliverGroup,
-			AckPolicy:      jetstream.AckExplicitPolicy,
-			AckWait:        AllocatorAckWait,
+			// A pull consumer: each allocator pulls what it has room
+			// for, so none holds matches it is not working on.
+			AckPolicy: jetstream.AckExplicitPolicy,
+			AckWait:   AllocatorAckWait,
 			// Unbounded: a match is delivered until an allocator
 			// allocates it or gives it up, however often one died or
 			// was cut off meanwhile (AllocatorAckWait).
-			MaxDeliver:    -1,
-			MaxAckPending: AllocatorMaxAckPending,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
+			MaxDeliver:        -1,
+			MaxAckPending:     AllocatorMaxAckPending,
+			DeliverPolicy:     jetstream.DeliverAllPolicy,
+			MaxRequestExpires: AllocatorPullExpiry,
 		},
 	})
 }

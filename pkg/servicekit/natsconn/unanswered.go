@@ -21,7 +21,7 @@ import (
 func Unanswered(err error) bool {
 	var (
 		api    *jetstream.APIError
-		legacy *nats.APIError // nats.go's older API, watermill-nats's
+		legacy *nats.APIError // nats.go's older API
 	)
 	if (errors.As(err, &api) && api.Code == http.StatusServiceUnavailable) ||
 		(errors.As(err, &legacy) && legacy.Code == http.StatusServiceUnavailable) {

@@ -263,6 +263,10 @@ func missing(ctx context.Context, js jetstream.JetStream, t events.Topology) err
 		}
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("consumer %s on %s: %w", c.Config.Durable, c.Stream, ErrTopologyMissing)
+		} else if errors.Is(err, jetstream.ErrNotPullConsumer) || errors.Is(err, jetstream.ErrNotPushConsumer) {
+			// An older topology's (the allocators' was a push consumer):
+			// the provisioning step makes it again as declared.
+			return fmt.Errorf("consumer %s on %s is of the other kind: %w", c.Config.Durable, c.Stream, ErrTopologyMissing)
 		} else if err != nil {
 			return fmt.Errorf("consumer %s on %s: %w", c.Config.Durable, c.Stream, err)
 		}

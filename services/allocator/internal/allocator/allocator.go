@@ -1,9 +1,11 @@
 // Package allocator turns formed matches into game-server assignments.
 //
-// Requests arrive through a watermill router bound, with watermill-nats, to
-// the allocator push consumer that events.Provision created. The subscriber
-// never creates or deletes a consumer, acks explicitly (ManualAck), and each
-// of its SubscribersCount subscriptions handles one match at a time.
+// Requests arrive through a watermill router, fed by a puller (pull.go)
+// from the allocators' pull consumer that events.Provision created. The
+// puller never creates or deletes a consumer; it pulls only as many
+// matches as there is room for (Config.Concurrency), tells the server it
+// is working on each while the router works on it, and acks or naks each
+// as the router settles it.
 //
 // For each match the handler asks the Backend for a server, signs a join
 // token per player and publishes each player's assignment on their result
@@ -21,7 +23,8 @@
 //
 // The parts, one file each:
 //   - allocator.go: Config, the Backend interface, New.
-//   - router.go: the watermill subscriber, router and middleware order (Run).
+//   - router.go: the router and its middleware order (Run).
+//   - pull.go: the puller, which feeds the router and settles its matches.
 //   - handle.go: one match's assignment (assigner): server, join tokens, results.
 //   - record.go: the allocations bucket's per-match record (records), the
 //     compare-and-set that gives a match one server, or marks it failed.
@@ -105,7 +108,7 @@ type Config struct {
 	// allocating it, this allocator is stopping, NATS is away) comes back.
 	// The consumer delivers a match without bound, so a match held by a
 	// stale pending record comes back until the record is taken over
-	// (events.AllocatorAckWait after it was written).
+	// (events.AllocatorReservationStale after it was written).
 	NakDelay time.Duration
 	// Requeue, when no game server can be found in time, puts the match's
 	// tickets back in the queue with their original wait, instead of
@@ -118,8 +121,8 @@ type Config struct {
 var defaults = Config{
 	TokenTTL:    10 * time.Minute, // a player opens the game within minutes of the match
 	Concurrency: 64,               // each match waits on a few JetStream round trips and the backend
-	// Below events.AllocatorAckWait (Validate), so a match is decided
-	// before the server would redeliver it.
+	// Below events.AllocatorReservationStale (Validate), so a delivery
+	// is decided before another request may take its reservation over.
 	RetryDeadline: 10 * time.Second,
 	CloseTimeout:  10 * time.Second, // matches in flight at SIGTERM finish
 	NakDelay:      5 * time.Second,  // an unsettled match comes back soon, at one delivery per 5 s while a cut lasts
@@ -149,8 +152,8 @@ func (c *Config) Validate() error {
 	if len(c.JoinKey) != ed25519.PrivateKeySize {
 		errs = append(errs, fmt.Errorf("join key is %d bytes, want an Ed25519 private key (%d)", len(c.JoinKey), ed25519.PrivateKeySize))
 	}
-	if c.RetryDeadline >= events.AllocatorAckWait {
-		errs = append(errs, fmt.Errorf("retry deadline %s must be below the consumer's AckWait %s", c.RetryDeadline, events.AllocatorAckWait))
+	if c.RetryDeadline >= events.AllocatorReservationStale {
+		errs = append(errs, fmt.Errorf("retry deadline %s must be below a reservation's life %s", c.RetryDeadline, events.AllocatorReservationStale))
 	}
 	return errors.Join(errs...)
 }

@@ -69,9 +69,10 @@ type releaser interface {
 // Each delivery is decided here once, and nakked or acked: none is held
 // in the allocator past it. The consumer delivers a match without bound
 // (MaxDeliver -1), so a nakked match always comes back, however many
-// deliveries failed before. (Held past AckWait, a delivery's ack would be
-// discarded by the subscriber and the server would deliver the match
-// again meanwhile: two deliveries allocating at once.)
+// deliveries failed before. (The puller keeps a delivery its allocator's
+// while it is handled, up to a reservation's life; held past that, the
+// server would deliver the match again meanwhile: two deliveries
+// allocating at once.)
 func (f *failure) giveUp(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)

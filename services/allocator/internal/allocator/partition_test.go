@@ -243,10 +243,8 @@ func TestALostReservationIsTheDeliverysOwn(t *testing.T) {
 // published with the metadata's names as headers is a forgery).
 func TestEachDeliveryHasItsOwnToken(t *testing.T) {
 	t.Parallel()
-	in := &nats.Msg{Subject: "allocations.eu", Data: []byte("{}"), Header: nats.Header{
-		jetstream.MsgIDHeader: []string{"m-1"}, metaDelivery: []string{"forged"}, metaAsked: []string{"forged"}}}
-	a, _ := unmarshaler{}.Unmarshal(in)
-	b, _ := unmarshaler{}.Unmarshal(in)
+	in := forgedDelivery{nats.Header{jetstream.MsgIDHeader: []string{"m-1"}, metaDelivery: []string{"forged"}, metaAsked: []string{"forged"}}}
+	a, b := unmarshal(in), unmarshal(in)
 	da, db := deliveryFrom(withDelivery(t.Context(), a)), deliveryFrom(withDelivery(t.Context(), b))
 	if da.token() == "" || da.token() == db.token() || da.token() == "forged" {
 		t.Fatalf("delivery tokens %q and %q: want two, distinct, made here", da.token(), db.token())
@@ -260,6 +258,24 @@ func TestEachDeliveryHasItsOwnToken(t *testing.T) {
 		t.Fatal("a delivery that asked the backend takes its record again")
 	}
 }
+
+// forgedDelivery is a delivery of a match with headers of its sender's choosing.
+type forgedDelivery struct{ header nats.Header }
+
+func (f forgedDelivery) Headers() nats.Header { return f.header }
+func (forgedDelivery) Data() []byte           { return []byte("{}") }
+func (forgedDelivery) Subject() string        { return "allocations.eu" }
+func (forgedDelivery) Reply() string          { return "" }
+func (forgedDelivery) Metadata() (*jetstream.MsgMetadata, error) {
+	return nil, jetstream.ErrNotJSMessage
+}
+func (forgedDelivery) Ack() error                       { return nil }
+func (forgedDelivery) DoubleAck(context.Context) error  { return nil }
+func (forgedDelivery) Nak() error                       { return nil }
+func (forgedDelivery) NakWithDelay(time.Duration) error { return nil }
+func (forgedDelivery) InProgress() error                { return nil }
+func (forgedDelivery) Term() error                      { return nil }
+func (forgedDelivery) TermWithReason(string) error      { return nil }
 
 // TestADeliveryThatAskedTheBackendWaits: a delivery's try was given a
 // server by the backend, but its record of it was not stored (NATS timed

@@ -80,17 +80,19 @@ type records struct {
 }
 
 // stale says whether a pending record's owner is gone: it was written
-// longer than the consumer's AckWait ago, so its allocator died.
+// longer than a reservation lives ago, so its allocator died or is cut
+// off.
 func (rs *records) stale(r record) bool {
-	return rs.now().Sub(time.UnixMilli(r.Pending)) >= events.AllocatorAckWait
+	return rs.now().Sub(time.UnixMilli(r.Pending)) >= events.AllocatorReservationStale
 }
 
 // allocate gives a match one game server however often, and however
 // concurrently, its request comes. The match's record is reserved first
 // (created as pending, compare-and-set), so a concurrent request waits and
 // then reuses the server; the server is written into the record right
-// after the backend gives it. A pending record older than the consumer's
-// AckWait belongs to an allocator that died, and is taken over; one this
+// after the backend gives it. A pending record older than a reservation
+// lives (events.AllocatorReservationStale) belongs to an allocator that
+// died or is cut off, and is taken over; one this
 // same delivery reserved is its own (reserve). reused is true when the
 // record already held a server.
 func (rs *records) allocate(ctx context.Context, m events.Match) (srv Server, reused bool, err error) {
@@ -151,7 +153,7 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 // takeover of it as stale writes its own token, and the tries of one
 // delivery never overlap. So the delivery goes on as soon as NATS
 // answers, where it used to wait, as for another request's, until the
-// record was stale (events.AllocatorAckWait: 30 s), and its players heard
+// record was stale (events.AllocatorReservationStale: 30 s), and its players heard
 // their assignment that much later (chaos run s of #20's fourteenth
 // round: 14 matches). A delivery that asked the backend still waits, as
 // before: the kube backend allocates anew on every call, so a second

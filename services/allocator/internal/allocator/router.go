@@ -2,15 +2,14 @@ package allocator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -27,7 +26,7 @@ type boundParts struct {
 }
 
 // Bind binds the allocator to its buckets, and checks its consumer is
-// there to subscribe to, waiting out NATS silent meanwhile (a restart
+// there to pull from, waiting out NATS silent meanwhile (a restart
 // during a partition: service.Retry) instead of ending. The process says
 // it is ready once Bind returns; Run calls it if it was not called.
 func (a *Allocator) Bind(ctx context.Context) error {
@@ -51,7 +50,7 @@ func (a *Allocator) Bind(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := a.js.PushConsumer(ctx, a.subj.AllocationsStream(), events.ConsumerAllocator); err != nil {
+		if _, err := a.js.Consumer(ctx, a.subj.AllocationsStream(), events.ConsumerAllocator); err != nil {
 			return fmt.Errorf("consumer %s: %w", events.ConsumerAllocator, err)
 		}
 		a.bound = &boundParts{recs: recs, claims: claims, rooms: rs}
@@ -71,15 +70,17 @@ func (a *Allocator) Run(ctx context.Context) error {
 	as := &assigner{records: recs, rooms: rs, requeue: fail.requeueBackfill,
 		signer: a.signer, pub: pub, met: a.met, tokenTTL: a.cfg.TokenTTL, log: a.log, now: time.Now}
 
-	// The router's subscriptions look the consumer up again, a moment
-	// after Bind found it: NATS lost in between fails the router's start,
+	// The router's start looks the consumer up again, a moment after
+	// Bind found it, and pulls: NATS lost in between fails the start,
 	// which is waited out as Bind's wait is. Any other failure (a
-	// consumer whose deliver group is not the allocators') ends Run: no
+	// consumer that is no pull consumer, a pull refused) ends Run: no
 	// wait mends it. A router once started is not restarted: it returns
 	// only when ctx ends.
-	return service.Retry(ctx, a.js.Conn(), a.log, "subscribe to the allocation requests", func(ctx context.Context) error {
+	return service.Retry(ctx, a.js.Conn(), a.log, "pull the allocation requests", func(ctx context.Context) error {
 		err := a.route(ctx, as, fail)
-		if err != nil && !unavailable(err) {
+		// The consumer gone (deleted, to be made again by provisioning)
+		// is waited out as NATS lost is; and a stop is no failure.
+		if err != nil && ctx.Err() == nil && !unavailable(err) && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("%w (%w)", err, service.ErrPermanent)
 		}
 		return err
@@ -93,42 +94,73 @@ func (a *Allocator) Routing() <-chan struct{} { return a.routing }
 // route runs a router of the allocation requests until ctx ends,
 // handling each with as and giving up, after its retries, through fail;
 // Routing is closed once it runs. Its context is its own, ended when it
-// returns, which ends its subscription: one made in part before a
-// failure unsubscribes what it made (the messages those were pushed come
-// back after AckWait).
+// returns, which ends its pulls (the matches pulled and not settled come
+// back after the consumer's AckWait).
 func (a *Allocator) route(ctx context.Context, as *assigner, fail *failure) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wlog := watermill.NewSlogLogger(a.log)
-	sub, err := a.subscriber(wlog)
+	cons, err := a.js.Consumer(ctx, a.subj.AllocationsStream(), events.ConsumerAllocator)
 	if err != nil {
-		return fmt.Errorf("allocation subscriber: %w", err)
+		// A consumer made as a push consumer (an older topology's) is
+		// no pull consumer: permanent (Run), as no wait mends it.
+		return fmt.Errorf("consumer %s: %w", events.ConsumerAllocator, err)
 	}
-	// Subscribed here, not by the router: a router whose subscribe
-	// fails leaves a goroutine waiting for its handler for good (watermill
-	// counts the handler before it subscribes), one per failed attempt;
-	// and a router that stops closes the subscriber it was given, which
-	// drains the allocator's one NATS connection. The subscription ends
-	// with ctx.
+	p := newPuller(cons, a.nc, a.cfg, a.log)
+	router, err := a.router(as, fail, p.out)
+	if err != nil {
+		return err
+	}
+	// The server drops a pull the allocator's user may not make, and says
+	// so apart: an allocator whose user may not take the requests would
+	// be ready and allocate nothing. The first pull is made here and the
+	// connection flushed, so the refusal, if any, has come. Permanent
+	// (not NATS lost): Run ends.
 	before := a.nc.LastError()
-	msgs, err := sub.Subscribe(ctx, a.subj.AllAllocations())
+	first, held, end, err := p.pull(ctx)
+	if err != nil {
+		return fmt.Errorf("pull from consumer %s: %w", events.ConsumerAllocator, err)
+	}
+	err = a.nc.FlushTimeout(flushWait)
+	if last := a.nc.LastError(); err == nil && last != before && natsconn.RequestRefused(last) {
+		err = last
+	}
+	if err != nil {
+		// What the first pull brings meanwhile is nakked, to go to
+		// another allocator at once.
+		cancel()
+		go p.run(ctx, first, held, end)
+		return fmt.Errorf("pull from consumer %s: %w", events.ConsumerAllocator, err)
+	}
+	pulled := make(chan struct{})
+	go func() {
+		defer close(pulled)
+		p.run(ctx, first, held, end)
+	}()
+	go func() {
+		select {
+		case <-router.Running():
+			a.routed.Do(func() { close(a.routing) })
+		case <-ctx.Done():
+		}
+	}()
+	err = router.Run(ctx)
+	cancel()
+	<-pulled // every match pulled settled, or left to come back
 	if err != nil {
 		// Wrapped: watermill's errors print their stack with %+v, as
 		// slog's text format writes them; a wrapping does not.
-		return fmt.Errorf("subscribe to consumer %s: %w", events.ConsumerAllocator, err)
+		return fmt.Errorf("route allocation requests: %w", err)
 	}
-	// The server answers a subscription it refuses before the flush: an
-	// allocator whose user may not take the requests would be ready and
-	// allocate nothing. Permanent (not NATS lost): Run ends.
-	if err := a.nc.FlushTimeout(flushWait); err != nil {
-		return fmt.Errorf("subscribe to consumer %s: %w", events.ConsumerAllocator, err)
-	}
-	if last := a.nc.LastError(); last != before && natsconn.SubscriptionRefused(last, a.subj.AllocatorDeliverSubject()) {
-		return fmt.Errorf("subscribe to consumer %s: %w", events.ConsumerAllocator, last)
-	}
+	return nil
+}
+
+// router is the router of the matches in, each handled by as and given
+// up, after its retries, through fail.
+func (a *Allocator) router(as *assigner, fail *failure, in <-chan *message.Message) (*message.Router, error) {
+	wlog := watermill.NewSlogLogger(a.log)
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: a.cfg.CloseTimeout}, wlog)
 	if err != nil {
-		return fmt.Errorf("router: %w", err)
+		return nil, fmt.Errorf("router: %w", err)
 	}
 	retry := middleware.Retry{
 		MaxRetries:      20,
@@ -144,28 +176,17 @@ func (a *Allocator) route(ctx context.Context, as *assigner, fail *failure) erro
 	// ones; giveUp turns a failure that survived every retry into results
 	// and a dead letter, so the router only ever acks.
 	router.AddMiddleware(middleware.CorrelationID, fail.giveUp, retry.Middleware, middleware.Recoverer)
-	router.AddConsumerHandler("allocate", a.subj.AllAllocations(), subscribed(msgs), as.handle)
-	go func() {
-		select {
-		case <-router.Running():
-			a.routed.Do(func() { close(a.routing) })
-		case <-ctx.Done():
-		}
-	}()
-	if err := router.Run(ctx); err != nil {
-		return fmt.Errorf("route allocation requests: %w", err) // wrapped, as above
-	}
-	return nil
+	router.AddConsumerHandler("allocate", a.subj.AllAllocations(), subscribed(in), as.handle)
+	return router, nil
 }
 
 // flushWait bounds the flush that asks the server whether it took the
-// router's subscription; past it, NATS did not answer, and the start is
-// tried again.
+// first pull; past it, NATS did not answer, and the start is tried again.
 const flushWait = 5 * time.Second
 
-// subscribed is a subscription made already, as the router's subscriber:
-// it hands the router the subscription's messages, and leaves closing it
-// to the context it was made with.
+// subscribed is the puller's channel, as the router's subscriber: it
+// hands the router the matches pulled, and leaves ending the pulls to the
+// context they were made with.
 type subscribed <-chan *message.Message
 
 func (s subscribed) Subscribe(context.Context, string) (<-chan *message.Message, error) {
@@ -173,66 +194,33 @@ func (s subscribed) Subscribe(context.Context, string) (<-chan *message.Message,
 }
 func (subscribed) Close() error { return nil }
 
-// subscriber binds to the provisioned allocator consumer.
-func (a *Allocator) subscriber(wlog watermill.LoggerAdapter) (*wmnats.Subscriber, error) {
-	return wmnats.NewSubscriberWithNatsConn(a.nc, wmnats.SubscriberSubscriptionConfig{
-		Unmarshaler:      unmarshaler{},
-		SubscribersCount: a.cfg.Concurrency,
-		QueueGroupPrefix: events.AllocatorDeliverGroup,
-		// The handler retries within RetryDeadline; past AckWait the
-		// server would redeliver anyway.
-		AckWaitTimeout: events.AllocatorAckWait,
-		NakDelay:       wmnats.NewStaticDelay(a.cfg.NakDelay),
-		CloseTimeout:   a.cfg.CloseTimeout,
-		JetStream: wmnats.JetStreamConfig{
-			// Bind to the provisioned consumer; never create (and so never
-			// delete) one. ManualAck stops nats.go from acking on receipt.
-			SubscribeOptions: []nats.SubOpt{
-				nats.Bind(a.subj.AllocationsStream(), events.ConsumerAllocator),
-				nats.ManualAck(),
-			},
-			DurablePrefix: events.ConsumerAllocator,
-			// The ack goes without waiting for the server's answer: by
-			// then the match's record and results are stored, so an ack
-			// lost on the way only brings the match back after AckWait,
-			// and its record makes that delivery repeat the same results
-			// (the same message ids: stored once). A waited ack held one
-			// of the Concurrency subscribers for a round trip per match.
-			AckAsync: true,
-		},
-	}, wlog)
-}
-
-// The metadata the unmarshaler gives a match's message: its subject,
-// and, from its JetStream metadata, its stream sequence (its dead
-// letter's id); and it marks the message a delivery of its own
-// (newDelivery, delivery.go).
+// The metadata unmarshal gives a match's message: its subject, and, from
+// its JetStream metadata, its stream sequence (its dead letter's id); and
+// it marks the message a delivery of its own (newDelivery, delivery.go).
 const (
 	metaSubject   = "nats_subject"
 	metaStreamSeq = "nats_stream_seq"
 )
 
-// unmarshaler turns any NATS message into a watermill message and never
-// fails: watermill-nats drops a message it cannot unmarshal without acking
-// it, which would redeliver a poison message forever. Validation happens in
-// the handler, where a bad match is dead-lettered with its reason.
-type unmarshaler struct{}
-
-func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
-	id := m.Header.Get(jetstream.MsgIDHeader)
+// unmarshal turns a delivery into a watermill message, and never fails:
+// validation happens in the handler, where a bad match is dead-lettered
+// with its reason (a message dropped unacked instead would come back
+// forever).
+func unmarshal(m jetstream.Msg) *message.Message {
+	id := m.Headers().Get(jetstream.MsgIDHeader)
 	if id == "" {
 		id = watermill.NewUUID()
 	}
-	msg := message.NewMessage(id, m.Data)
-	for k, v := range m.Header {
+	msg := message.NewMessage(id, m.Data())
+	for k, v := range m.Headers() {
 		if len(v) > 0 {
 			msg.Metadata.Set(k, v[0])
 		}
 	}
-	msg.Metadata.Set(metaSubject, m.Subject)
+	msg.Metadata.Set(metaSubject, m.Subject())
 	newDelivery(msg) // after the headers: none of them names the delivery
 	if md, err := m.Metadata(); err == nil {
 		msg.Metadata.Set(metaStreamSeq, strconv.FormatUint(md.Sequence.Stream, 10))
 	}
-	return msg, nil
+	return msg
 }

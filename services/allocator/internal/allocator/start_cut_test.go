@@ -116,15 +116,15 @@ func TestStartWaitsOutACut(t *testing.T) {
 	}
 }
 
-// NATS lost in the moment between Bind and the router's subscriptions
-// (which look the consumer up again) is waited out too: the router's
+// NATS lost in the moment between Bind and the router's first pull
+// (which looks the consumer up again) is waited out too: the router's
 // start is retried, and the match is allocated after the heal. Run used
 // to return the subscription's error, and the process ended.
 func TestRouterStartWaitsOutACut(t *testing.T) {
 	t.Parallel()
 	admin, js, link, nc := behindLink(t)
 	subj := events.Subjects{}
-	watch := testkit.WatchLog("subscribe to the allocation requests: " + service.RetryNote)
+	watch := testkit.WatchLog("pull the allocation requests: " + service.RetryNote)
 	backend := local.New([]local.Target{{Server: allocator.Server{Name: "gs-1", Address: "127.0.0.1", Port: 7000}}})
 	a, err := allocator.New(allocator.Config{JoinKey: joinKey}, nc, testkit.JetStream(t, nc), subj, backend, watch.Logger())
 	if err != nil {
@@ -173,11 +173,11 @@ func TestRouterStartWaitsOutACut(t *testing.T) {
 	}
 }
 
-// A router that cannot start for a reason no wait mends (here a consumer
-// whose deliver group is not the allocators': watermill's queue
-// subscription refuses it, though Bind found the consumer) ends Run, and
-// the process, saying why; retried as NATS lost is, it would stay ready
-// and allocate nothing, quietly.
+// A router that cannot start for a reason no wait mends (here the
+// allocators' consumer made again, after Bind found it, as the push
+// consumer of an older topology: there is nothing to pull from) ends
+// Run, and the process, saying why; retried as NATS lost is, it would
+// stay ready and allocate nothing, quietly.
 func TestRouterStartRefusedEndsRun(t *testing.T) {
 	t.Parallel()
 	a := refusedAllocator(t)
@@ -185,7 +185,7 @@ func TestRouterStartRefusedEndsRun(t *testing.T) {
 	go func() { ran <- a.Run(t.Context()) }()
 	select {
 	case err := <-ran:
-		if !errors.Is(err, service.ErrPermanent) {
+		if !errors.Is(err, service.ErrPermanent) || !errors.Is(err, jetstream.ErrNotPullConsumer) {
 			t.Fatalf("Run = %v, want an error no wait mends", err)
 		}
 	case <-time.After(20 * time.Second):
@@ -204,9 +204,6 @@ func TestRouterStartRefusedEndsRun(t *testing.T) {
 // goroutines of the whole test binary, which parallel tests would move.
 func TestFailedRouterStartLeavesNoGoroutine(t *testing.T) {
 	a := refusedAllocator(t)
-	if err := a.Bind(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	waiting := func() int {
 		buf := make([]byte, 1<<22)
 		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "watchAllHandlersStopped")
@@ -224,8 +221,9 @@ func TestFailedRouterStartLeavesNoGoroutine(t *testing.T) {
 	}
 }
 
-// refusedAllocator is an allocator whose consumer was made again with
-// another deliver group: its router can never start.
+// refusedAllocator is a bound allocator whose consumer was then made
+// again as a push consumer (an older topology's): its router can never
+// start.
 func refusedAllocator(t *testing.T) *allocator.Allocator {
 	t.Helper()
 	s := testkit.RunServer(t)
@@ -236,7 +234,14 @@ func refusedAllocator(t *testing.T) *allocator.Allocator {
 	if err := events.Provision(t.Context(), js, topo); err != nil {
 		t.Fatal(err)
 	}
-	// The allocators' consumer, made again with another deliver group.
+	backend := local.New([]local.Target{{Server: allocator.Server{Name: "gs-1", Address: "127.0.0.1", Port: 7000}}})
+	a, err := allocator.New(allocator.Config{JoinKey: joinKey}, nc, js, subj, backend, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Bind(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range topo.Consumers() {
 		if c.Config.Durable != events.ConsumerAllocator {
 			continue
@@ -245,24 +250,19 @@ func refusedAllocator(t *testing.T) *allocator.Allocator {
 			t.Fatal(err)
 		}
 		cfg := c.Config
-		cfg.DeliverGroup = "other"
+		cfg.DeliverSubject, cfg.MaxRequestExpires = "deliver.allocator", 0
 		if _, err := js.CreateOrUpdatePushConsumer(t.Context(), c.Stream, cfg); err != nil {
 			t.Fatal(err)
 		}
-	}
-	backend := local.New([]local.Target{{Server: allocator.Server{Name: "gs-1", Address: "127.0.0.1", Port: 7000}}})
-	a, err := allocator.New(allocator.Config{JoinKey: joinKey}, nc, js, subj, backend, testLog())
-	if err != nil {
-		t.Fatal(err)
 	}
 	return a
 }
 
 // An allocator whose NATS user may not take the allocation requests (no
-// permission to subscribe to the consumer's deliver subject) ends Run,
-// saying so, instead of going ready and allocating nothing: the server
-// refuses the subscription apart, and nats.go's subscribe returned nil
-// (review R4's L2).
+// permission to pull from the consumer) ends Run, saying so, instead of
+// going ready and allocating nothing: the server drops the pull and says
+// so apart, and the pull itself only waits out its expiry (review R4's
+// L2, of the push consumer's subscription then).
 func TestRouterSubscriptionRefusedEndsRun(t *testing.T) {
 	t.Parallel()
 	subj := events.Subjects{}
@@ -270,7 +270,7 @@ func TestRouterSubscriptionRefusedEndsRun(t *testing.T) {
 	opts.Users = []*server.User{
 		{Username: "admin", Password: "admin"},
 		{Username: "allocator", Password: "allocator", Permissions: &server.Permissions{
-			Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{subj.AllocatorDeliverSubject()}},
+			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.CONSUMER.MSG.NEXT.>"}},
 		}},
 	}
 	s := testkit.RunServerWith(t, opts)
@@ -291,8 +291,8 @@ func TestRouterSubscriptionRefusedEndsRun(t *testing.T) {
 			t.Fatalf("Run = %v, want a permanent permissions violation", err)
 		}
 	case <-a.Routing():
-		t.Fatal("routing, with a subscription the server refused")
+		t.Fatal("routing, with pulls the server refused")
 	case <-time.After(20 * time.Second):
-		t.Fatal("Run still running 20 s on a subscription the server refused")
+		t.Fatal("Run still running 20 s on pulls the server refused")
 	}
 }

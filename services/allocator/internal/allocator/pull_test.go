@@ -1,0 +1,114 @@
+package allocator_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/local"
+)
+
+// A match delivered to an allocator that is cut off from NATS before it
+// can even see it goes to another allocator once the consumer's AckWait
+// (5 s) has passed. With the push consumer the allocators shared before
+// (#20's sixteenth round), it waited 30 s: nearly every late ticket of
+// the fifteenth round's chaos runs was one of these. The match is
+// delivered to the cut allocator's pull, which the server holds from
+// before the cut; the other allocator starts only after that delivery.
+func TestAMatchDeliveredToACutAllocatorGoesToAnotherAfterAckWait(t *testing.T) {
+	t.Parallel()
+	admin, js, link, nc := behindLink(t)
+	subj := events.Subjects{}
+	backend := func() allocator.Backend {
+		return local.New([]local.Target{{Server: allocator.Server{Name: "gs-1", Address: "127.0.0.1", Port: 7000}}})
+	}
+	cut, err := allocator.New(allocator.Config{JoinKey: joinKey}, nc, testkit.JetStream(t, nc), subj, backend(), testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Run(t, cut.Run)
+	select {
+	case <-cut.Routing():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first allocator never routed")
+	}
+	cons, err := js.Consumer(t.Context(), subj.AllocationsStream(), events.ConsumerAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := func() *jetstream.ConsumerInfo {
+		i, err := cons.Info(t.Context())
+		if err != nil {
+			return &jetstream.ConsumerInfo{}
+		}
+		return i
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return info().NumWaiting > 0 }, "the allocator's pull never reached the server")
+	link.Cut(testkit.Both)
+	t.Cleanup(link.Drop)
+	res := testkit.Collect(t, admin, subj.AllResults())
+	if err := events.NewPublisher(js, subj).Match(t.Context(), match("m1", "alice", "bob")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool { return info().NumAckPending == 1 }, "the match never went to the cut allocator's pull")
+	delivered := time.Now()
+
+	other := testkit.ConnectURL(t, admin.ConnectedUrl())
+	a, err := allocator.New(allocator.Config{JoinKey: joinKey}, other, testkit.JetStream(t, other), subj, backend(), testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Run(t, a.Run)
+	// AckWait (5 s), a pull's expiry (2 s), and room for a busy machine:
+	// half the 30 s the push consumer held it. A literal, not the
+	// constants' sum: an AckWait made long again fails here.
+	const bound = 15 * time.Second
+	testkit.Eventually(t, bound, func() bool { return len(res()) >= 2 }, "the match never reached the other allocator")
+	t.Logf("assigned %s after its delivery to the cut allocator", time.Since(delivered).Round(time.Millisecond))
+}
+
+// slow takes longer than the consumer's AckWait to give a server.
+type slow struct{ counting }
+
+func (s *slow) Allocate(ctx context.Context, m events.Match) (allocator.Server, error) {
+	select {
+	case <-time.After(events.AllocatorAckWait + 2*time.Second):
+	case <-ctx.Done():
+		return allocator.Server{}, ctx.Err()
+	}
+	return s.counting.Allocate(ctx, m)
+}
+
+// A match whose allocation outlasts the consumer's AckWait (a slow
+// Kubernetes API) stays with its allocator: the puller tells the server
+// it is in progress meanwhile, so the server does not deliver it again
+// (to this allocator or another) while it is being allocated.
+func TestASlowAllocationKeepsItsDelivery(t *testing.T) {
+	t.Parallel()
+	b := &slow{}
+	e := start(t, b, allocator.Config{})
+	res := testkit.Collect(t, e.nc, e.subj.AllResults())
+	if err := e.pub.Match(t.Context(), match("m-slow", "alice", "bob")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool { return len(res()) >= 2 }, "never assigned")
+	cons, err := e.js.Consumer(t.Context(), e.subj.AllocationsStream(), events.ConsumerAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.Delivered.Consumer; n != 1 {
+		t.Fatalf("delivered %d times while one delivery allocated it", n)
+	}
+	if n := b.calls.Load(); n != 1 {
+		t.Fatalf("backend asked %d times", n)
+	}
+}
