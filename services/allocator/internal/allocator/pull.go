@@ -3,7 +3,9 @@ package allocator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
-	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
 )
 
 // puller takes matches from the allocators' pull consumer for the router,
@@ -31,7 +32,6 @@ import (
 type puller struct {
 	cons     jetstream.Consumer
 	nc       *nats.Conn // the consumer's connection, whose last error says a pull was refused
-	refusal  error      // the refusal last logged
 	out      chan *message.Message
 	slots    chan struct{} // one per match being worked on; its size is Concurrency
 	nakDelay time.Duration
@@ -50,8 +50,16 @@ func newPuller(cons jetstream.Consumer, nc *nats.Conn, cfg Config, log *slog.Log
 // waits for a slot), and returns the batch, how many slots it holds for
 // it, and what ends it early. Its context, not only its expiry, bounds
 // it: ending it unsubscribes the pull's inbox, and the server drops a
-// pull no one hears, so a stopping allocator's pull takes no more.
+// pull no one hears (without leaf nodes or gateways, which deploy/nats
+// has none of: through them the server takes a pull under 2 s old as
+// heard), so a stopping allocator's pull takes almost no more (one the
+// server meets before the unsubscribe comes back after AckWait).
+// Without a connection it asks nothing: nats.go would keep the request
+// for the reconnect, when its inbox is long gone.
 func (p *puller) pull(ctx context.Context) (jetstream.MessageBatch, int, context.CancelFunc, error) {
+	if !p.nc.IsConnected() {
+		return nil, 0, nil, fmt.Errorf("pull: %w", nats.ErrDisconnected)
+	}
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -105,6 +113,7 @@ func (p *puller) run(ctx context.Context, first jetstream.MessageBatch, held int
 	pause := pullPause
 	for {
 		var err error
+		before := p.nc.LastError()
 		if batch == nil {
 			batch, held, end, err = p.pull(ctx)
 		}
@@ -124,8 +133,14 @@ func (p *puller) run(ctx context.Context, first jetstream.MessageBatch, held int
 		if ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, context.DeadlineExceeded) && p.nc.IsConnected() {
 			err = nil // the pull's own deadline: it expired, as pulls do when idle
+		}
+		// A pull the server refused for want of a permission gets no
+		// answer: it expires, with no error, and the server says why
+		// apart, on the connection.
+		if last := p.nc.LastError(); err == nil && last != before && pullRefused(last) {
+			err = last
 		}
 		failing = p.note(err, failing)
 		if err == nil {
@@ -143,6 +158,13 @@ func (p *puller) run(ctx context.Context, first jetstream.MessageBatch, held int
 	}
 }
 
+// pullRefused says err is the server refusing a pull for want of a
+// permission (a permission taken away by a configuration reload: at
+// start-up, route makes such a refusal end Run).
+func pullRefused(err error) bool {
+	return errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), "$JS.API.CONSUMER.MSG.NEXT.")
+}
+
 // pullPause is the first wait after a failed pull; it doubles while they
 // fail, up to a pull's expiry.
 const pullPause = 100 * time.Millisecond
@@ -150,14 +172,8 @@ const pullPause = 100 * time.Millisecond
 // note logs a failed pull, once when they begin to fail and once every
 // 10 s while they go on (NATS away for a while fails one every pull),
 // and says when they began to fail; a pull that did not fail ends that.
-// A pull the server refused for want of a permission gets no answer (it
-// expires, no error), so the connection's last error is looked at too.
 func (p *puller) note(err error, failing time.Time) time.Time {
 	if err == nil {
-		if last := p.nc.LastError(); last != p.refusal && natsconn.RequestRefused(last) {
-			p.refusal = last
-			p.log.Error("pull allocation requests: refused; this allocator takes no match until its NATS user may pull them", "err", last)
-		}
 		if !failing.IsZero() {
 			p.log.Info("pulling allocation requests again", "failed_for", time.Since(failing).Round(time.Millisecond))
 		}

@@ -101,8 +101,10 @@ func (a *Allocator) route(ctx context.Context, as *assigner, fail *failure) erro
 	defer cancel()
 	cons, err := a.js.Consumer(ctx, a.subj.AllocationsStream(), events.ConsumerAllocator)
 	if err != nil {
-		// A consumer made as a push consumer (an older topology's) is
-		// no pull consumer: permanent (Run), as no wait mends it.
+		// A push consumer (an older topology's, until the upgrade's
+		// provisioning remakes it) is no pull consumer: Run ends, and
+		// the process restarted waits for the provisioning
+		// (service.WaitForTopology counts it missing).
 		return fmt.Errorf("consumer %s: %w", events.ConsumerAllocator, err)
 	}
 	p := newPuller(cons, a.nc, a.cfg, a.log)
