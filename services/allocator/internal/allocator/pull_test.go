@@ -2,6 +2,7 @@ package allocator_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -117,5 +118,53 @@ func TestASlowAllocationKeepsItsDelivery(t *testing.T) {
 	}
 	if n := b.calls.Load(); n != 1 {
 		t.Fatalf("backend asked %d times", n)
+	}
+}
+
+// paced takes a while to give each server, as a busy Kubernetes API does.
+type paced struct {
+	counting
+	wait time.Duration
+}
+
+func (p *paced) Allocate(ctx context.Context, m events.Match) (allocator.Server, error) {
+	select {
+	case <-time.After(p.wait):
+	case <-ctx.Done():
+		return allocator.Server{}, ctx.Err()
+	}
+	return p.counting.Allocate(ctx, m)
+}
+
+// Matches that wait for room in an allocator (more of them than it
+// allocates at once, for longer than the consumer's AckWait) wait in the
+// stream, not in the allocator: each is delivered once. The push
+// consumer pushed up to its limit at once, and those waiting in the
+// allocator's buffers, never started and so never said in progress,
+// came back after AckWait (the partitions' third round: with a 3 s
+// AckWait, 150 matches were delivered 316 times).
+func TestMatchesWaitingForRoomAreDeliveredOnce(t *testing.T) {
+	t.Parallel()
+	const matches = 60
+	b := &paced{wait: 400 * time.Millisecond}
+	// 60 matches, 4 at a time, 0.4 s each: 6 s, past the 5 s AckWait.
+	e := start(t, b, allocator.Config{Concurrency: 4})
+	res := testkit.Collect(t, e.nc, e.subj.AllResults())
+	for i := range matches {
+		if err := e.pub.Match(t.Context(), match(fmt.Sprintf("m%d", i), fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 60*time.Second, func() bool { return len(res()) >= 2*matches }, "not every match assigned")
+	cons, err := e.js.Consumer(t.Context(), e.subj.AllocationsStream(), events.ConsumerAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.Delivered.Consumer; n != matches {
+		t.Fatalf("%d deliveries of %d matches", n, matches)
 	}
 }
