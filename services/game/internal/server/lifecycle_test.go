@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,14 +156,46 @@ type lifecycle struct {
 
 var lifecyclePlayers = []string{"p0", "p1", "p2", "p3"}
 
+// restart crashes the process and starts another, and returns once the
+// new one has started: Run has got past Ready (or stayed Allocated) and
+// watches the GameServer. Its state alone would not say so: the crashed
+// process left it Ready or Allocated already. A restart that returned
+// before the start would hand the next op's faults to the start-up,
+// which retries every 500 ms (ready, agones.go: a sidecar that is not
+// up yet) rather than on every change, so ten failing reads would hold
+// a room allocated meanwhile for 5 s: a fault counted in calls, not an
+// outage, that the server cannot tell from a sidecar still starting.
 func (l *lifecycle) restart() {
 	if l.crash != nil {
 		l.crash()
 	}
+	started := make(chan struct{})
 	l.s, _, l.crash = runOnSDK(l.t, l.fake, Config{Reuse: true, EndedMemory: time.Nanosecond, IdleTimeout: time.Hour},
-		func(c *sdk.Client) SDK { l.sidecar = newFaulty(c); return l.sidecar })
+		func(c *sdk.Client) SDK {
+			l.sidecar = newFaulty(c)
+			return &watching{faulty: l.sidecar, started: started}
+		})
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		l.t.Fatal("the restarted process never watched the GameServer")
+	}
 	waitFor(l.t, func() bool { st := l.fake.GameServer().Status.State; return st == "Ready" || st == "Allocated" }, "never started")
 }
+
+// watching is a faulty sidecar client that closes started when the
+// process first watches the GameServer: Run does once Ready is done.
+type watching struct {
+	*faulty
+	once    sync.Once
+	started chan struct{}
+}
+
+func (w *watching) Watch(ctx context.Context, f func(sdk.GameServer)) error {
+	w.once.Do(func() { close(w.started) })
+	return w.faulty.Watch(ctx, f)
+}
+
 func (l *lifecycle) step(i int, op byte) {
 	switch op {
 	case 0, 1: // allocate a match of two players, maybe one of a live room
