@@ -224,25 +224,17 @@ func provisioned(t *testing.T, s *server.Server, user string) jetstream.JetStrea
 func TestProvisionerMakesTheAllocatorsPushConsumerAPullConsumer(t *testing.T) {
 	s := startConfigured(t)
 	op := provisioned(t, s, "provisioner")
-	for _, c := range (events.Topology{}).Consumers() {
-		if c.Config.Durable != events.ConsumerAllocator {
-			continue
-		}
-		if err := op.DeleteConsumer(t.Context(), c.Stream, c.Config.Durable); err != nil {
-			t.Fatal(err)
-		}
-		old := c.Config
-		old.DeliverSubject, old.DeliverGroup, old.MaxRequestExpires = "deliver.allocator", "allocator", 0
-		if _, err := op.CreatePushConsumer(t.Context(), c.Stream, old); err != nil {
-			t.Fatal(err)
-		}
-		provisioned(t, s, "provisioner")
-		if _, err := op.Consumer(t.Context(), c.Stream, c.Config.Durable); err != nil {
-			t.Fatalf("the allocators' consumer after the upgrade's provisioning: %v", err)
-		}
-		return
+	old := events.Topology{}.PushAllocatorConsumer()
+	if err := op.DeleteConsumer(t.Context(), old.Stream, old.Config.Durable); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no allocators' consumer in the topology")
+	if _, err := op.CreatePushConsumer(t.Context(), old.Stream, old.Config); err != nil {
+		t.Fatal(err)
+	}
+	provisioned(t, s, "provisioner")
+	if _, err := op.Consumer(t.Context(), old.Stream, old.Config.Durable); err != nil {
+		t.Fatalf("the allocators' consumer after the upgrade's provisioning: %v", err)
+	}
 }
 
 // No service's user can create, update, delete or purge a stream, nor

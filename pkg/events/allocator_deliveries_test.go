@@ -71,23 +71,17 @@ func TestAPushConsumerOfAnOlderTopologyIsMadeAPullConsumer(t *testing.T) {
 	if err := events.Provision(t.Context(), js, topo); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range topo.Consumers() {
-		if c.Config.Durable != events.ConsumerAllocator {
-			continue
-		}
-		if err := js.DeleteConsumer(t.Context(), c.Stream, c.Config.Durable); err != nil {
-			t.Fatal(err)
-		}
-		old := c.Config
-		old.DeliverSubject, old.DeliverGroup, old.MaxRequestExpires, old.AckWait = "deliver.allocator", "allocator", 0, 30*time.Second
-		if _, err := js.CreatePushConsumer(t.Context(), c.Stream, old); err != nil {
-			t.Fatal(err)
-		}
+	old := topo.PushAllocatorConsumer()
+	if err := js.DeleteConsumer(t.Context(), old.Stream, old.Config.Durable); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreatePushConsumer(t.Context(), old.Stream, old.Config); err != nil {
+		t.Fatal(err)
 	}
 	// The old allocators' queue subscription takes the match and stops
 	// before it acks it.
 	pushed := make(chan struct{}, 1)
-	sub, err := nc.QueueSubscribe("deliver.allocator", "allocator", func(*nats.Msg) { pushed <- struct{}{} })
+	sub, err := nc.QueueSubscribe(old.Config.DeliverSubject, old.Config.DeliverGroup, func(*nats.Msg) { pushed <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}

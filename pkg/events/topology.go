@@ -131,7 +131,25 @@ func (t Topology) Consumers() []StreamConsumer {
 				"the backfill requests of shard "+sh.String()+", consumed by its owner only", s.Backfill(sh.Region, sh.Tier))},
 		)
 	}
-	return append(out, StreamConsumer{
+	return append(out, t.allocatorConsumer())
+}
+
+// PushAllocatorConsumer is the allocators' consumer as the versions
+// before #20's sixteenth round declared it: a push consumer delivering on
+// deliver.allocator to the queue group "allocator", AckWait 30 s. An
+// upgrade's provisioning finds it and makes it again as the pull consumer
+// (ensureConsumer); the tests of that upgrade make it with this.
+func (t Topology) PushAllocatorConsumer() StreamConsumer {
+	c := t.allocatorConsumer()
+	c.Config.DeliverSubject, c.Config.DeliverGroup = t.Subjects.join("deliver", ConsumerAllocator), "allocator"
+	c.Config.AckWait, c.Config.MaxRequestExpires = 30*time.Second, 0
+	return c
+}
+
+// allocatorConsumer is the allocators' pull consumer, which they share.
+func (t Topology) allocatorConsumer() StreamConsumer {
+	s := t.Subjects
+	return StreamConsumer{
 		Stream: s.AllocationsStream(),
 		Config: jetstream.ConsumerConfig{
 			Durable:       ConsumerAllocator,
@@ -149,7 +167,7 @@ func (t Topology) Consumers() []StreamConsumer {
 			DeliverPolicy:     jetstream.DeliverAllPolicy,
 			MaxRequestExpires: AllocatorPullExpiry,
 		},
-	})
+	}
 }
 
 // held is the consumer of a shard's tickets or visitors: its owner holds

@@ -80,47 +80,6 @@ func TestAMatchDeliveredToACutAllocatorGoesToAnotherAfterAckWait(t *testing.T) {
 	t.Logf("assigned %s after its delivery to the cut allocator", time.Since(delivered).Round(time.Millisecond))
 }
 
-// slow takes longer than the consumer's AckWait to give a server.
-type slow struct{ counting }
-
-func (s *slow) Allocate(ctx context.Context, m events.Match) (allocator.Server, error) {
-	select {
-	case <-time.After(events.AllocatorAckWait + 2*time.Second):
-	case <-ctx.Done():
-		return allocator.Server{}, ctx.Err()
-	}
-	return s.counting.Allocate(ctx, m)
-}
-
-// A match whose allocation outlasts the consumer's AckWait (a slow
-// Kubernetes API) stays with its allocator: the puller tells the server
-// it is in progress meanwhile, so the server does not deliver it again
-// (to this allocator or another) while it is being allocated.
-func TestASlowAllocationKeepsItsDelivery(t *testing.T) {
-	t.Parallel()
-	b := &slow{}
-	e := start(t, b, allocator.Config{})
-	res := testkit.Collect(t, e.nc, e.subj.AllResults())
-	if err := e.pub.Match(t.Context(), match("m-slow", "alice", "bob")); err != nil {
-		t.Fatal(err)
-	}
-	testkit.Eventually(t, 20*time.Second, func() bool { return len(res()) >= 2 }, "never assigned")
-	cons, err := e.js.Consumer(t.Context(), e.subj.AllocationsStream(), events.ConsumerAllocator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := cons.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := info.Delivered.Consumer; n != 1 {
-		t.Fatalf("delivered %d times while one delivery allocated it", n)
-	}
-	if n := b.calls.Load(); n != 1 {
-		t.Fatalf("backend asked %d times", n)
-	}
-}
-
 // paced takes a while to give each server, as a busy Kubernetes API does.
 type paced struct {
 	counting
@@ -134,6 +93,27 @@ func (p *paced) Allocate(ctx context.Context, m events.Match) (allocator.Server,
 		return allocator.Server{}, ctx.Err()
 	}
 	return p.counting.Allocate(ctx, m)
+}
+
+// A match whose allocation outlasts the consumer's AckWait (a slow
+// Kubernetes API) stays with its allocator: the puller tells the server
+// it is in progress meanwhile, so the server does not deliver it again
+// (to this allocator or another) while it is being allocated.
+func TestASlowAllocationKeepsItsDelivery(t *testing.T) {
+	t.Parallel()
+	b := &paced{wait: events.AllocatorAckWait + 2*time.Second}
+	e := start(t, b, allocator.Config{})
+	res := testkit.Collect(t, e.nc, e.subj.AllResults())
+	if err := e.pub.Match(t.Context(), match("m-slow", "alice", "bob")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool { return len(res()) >= 2 }, "never assigned")
+	if n := deliveries(t, e); n != 1 {
+		t.Fatalf("delivered %d times while one delivery allocated it", n)
+	}
+	if n := b.calls.Load(); n != 1 {
+		t.Fatalf("backend asked %d times", n)
+	}
 }
 
 // Matches that wait for room in an allocator (more of them than it
@@ -156,6 +136,15 @@ func TestMatchesWaitingForRoomAreDeliveredOnce(t *testing.T) {
 		}
 	}
 	testkit.Eventually(t, 60*time.Second, func() bool { return len(res()) >= 2*matches }, "not every match assigned")
+	if n := deliveries(t, e); n != matches {
+		t.Fatalf("%d deliveries of %d matches", n, matches)
+	}
+}
+
+// deliveries counts the deliveries of the allocators' consumer, the
+// first of each match and every one after: its delivery sequence.
+func deliveries(t *testing.T, e *env) uint64 {
+	t.Helper()
 	cons, err := e.js.Consumer(t.Context(), e.subj.AllocationsStream(), events.ConsumerAllocator)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +153,5 @@ func TestMatchesWaitingForRoomAreDeliveredOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := info.Delivered.Consumer; n != matches {
-		t.Fatalf("%d deliveries of %d matches", n, matches)
-	}
+	return info.Delivered.Consumer
 }

@@ -242,18 +242,12 @@ func refusedAllocator(t *testing.T) *allocator.Allocator {
 	if err := a.Bind(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range topo.Consumers() {
-		if c.Config.Durable != events.ConsumerAllocator {
-			continue
-		}
-		if err := js.DeleteConsumer(t.Context(), c.Stream, c.Config.Durable); err != nil {
-			t.Fatal(err)
-		}
-		cfg := c.Config
-		cfg.DeliverSubject, cfg.MaxRequestExpires = "deliver.allocator", 0
-		if _, err := js.CreateOrUpdatePushConsumer(t.Context(), c.Stream, cfg); err != nil {
-			t.Fatal(err)
-		}
+	old := topo.PushAllocatorConsumer()
+	if err := js.DeleteConsumer(t.Context(), old.Stream, old.Config.Durable); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreatePushConsumer(t.Context(), old.Stream, old.Config); err != nil {
+		t.Fatal(err)
 	}
 	return a
 }
