@@ -124,7 +124,8 @@ const (
 	// API retries) keeps its match; one delivered to an allocator that
 	// died or was cut off comes back to another after this. The push
 	// consumer it replaced held such a match 30 s (#20's fifteenth round:
-	// nearly every late ticket of the chaos runs).
+	// the chaos runs' late tickets waited between their match and its
+	// game server, and one run's logs pointed at this wait).
 	//
 	// The consumer delivers a match without bound (MaxDeliver -1): each
 	// delivery is allocated, given up (its players told, the match

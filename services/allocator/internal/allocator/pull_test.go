@@ -17,8 +17,8 @@ import (
 // A match delivered to an allocator that is cut off from NATS before it
 // can even see it goes to another allocator once the consumer's AckWait
 // (5 s) has passed. With the push consumer the allocators shared before
-// (#20's sixteenth round), it waited 30 s: nearly every late ticket of
-// the fifteenth round's chaos runs was one of these. The match is
+// (#20's sixteenth round), it waited 30 s, the wait the fifteenth
+// round's chaos logs pointed at for its late tickets. The match is
 // delivered to the cut allocator's pull, which the server holds from
 // before the cut; the other allocator starts only after that delivery.
 func TestAMatchDeliveredToACutAllocatorGoesToAnotherAfterAckWait(t *testing.T) {
