@@ -116,6 +116,14 @@ const (
 	// healthy call, milliseconds even under load.
 	ClaimCallTimeout = 2 * time.Second
 
+	// ResultsCallTimeout bounds an allocator's wait for its results'
+	// acks. A publish or ack lost in a cut would otherwise hold the
+	// delivery until the client's async publish timeout (30 s): in #20's
+	// sixteenth round, two matches' players heard their assignment 35 s
+	// late so. Past it the delivery tries again (the results carry their
+	// message ids: stored once).
+	ResultsCallTimeout = 3 * time.Second
+
 	// AllocatorAckWait is how long a match delivered to an allocator
 	// stays that allocator's without word from it. An allocator pulls
 	// only the matches it has room to work on (Config.Concurrency), and

@@ -175,7 +175,7 @@ func (f *failure) tellFailed(ctx context.Context, m events.Match, err error) err
 			rs = append(rs, events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, MatchID: m.MatchID, Reason: err.Error()})
 		}
 	}
-	if perr := f.pub.Results(ctx, rs); perr != nil {
+	if perr := publishResults(ctx, f.pub, rs); perr != nil {
 		return fmt.Errorf("tell players after %w: %w", err, perr)
 	}
 	return nil
@@ -253,7 +253,7 @@ func (f *failure) requeueMatch(ctx context.Context, m events.Match, why error) e
 			rs = append(rs, events.Result{TicketID: mt.TicketID, PlayerID: p, Status: events.StatusQueued, Reason: why.Error() + "; queued again with the same wait"})
 		}
 	}
-	if err := f.pub.Results(ctx, rs); err != nil {
+	if err := publishResults(ctx, f.pub, rs); err != nil {
 		return err
 	}
 	for _, mt := range tickets {

@@ -76,11 +76,19 @@ func (as *assigner) handle(msg *message.Message) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := as.pub.Results(ctx, rs); err != nil { // all at once: one round trip
+	if err := publishResults(ctx, as.pub, rs); err != nil { // all at once: one round trip
 		return fmt.Errorf("match %s: %w", m.MatchID, err)
 	}
 	as.log.Info("match assigned", "match_id", m.MatchID, "server", srv.Name, "players", len(m.Players()), "correlation_id", middleware.MessageCorrelationID(msg))
 	return nil
+}
+
+// publishResults publishes rs with pub, waiting for their acks at most
+// events.ResultsCallTimeout: an assignment's, a failure's and a fill's.
+func publishResults(ctx context.Context, pub *events.Publisher, rs []events.Result) error {
+	ctx, cancel := context.WithTimeout(ctx, events.ResultsCallTimeout)
+	defer cancel()
+	return pub.Results(ctx, rs)
 }
 
 // assignments are the "assigned" results of m's players on srv, each with
@@ -190,7 +198,7 @@ func (as *assigner) tellFill(ctx context.Context, m events.Match, rec record, sh
 	if err != nil {
 		return Permanent(err) // a team the room does not have: no retry seats it
 	}
-	if err := as.pub.Results(ctx, rs); err != nil {
+	if err := publishResults(ctx, as.pub, rs); err != nil {
 		return fmt.Errorf("match %s: %w", m.MatchID, err)
 	}
 	as.log.Info("match assigned to a running room", "match_id", m.MatchID, "room", roomID, "server", srv.Name, "players", len(m.Players()))

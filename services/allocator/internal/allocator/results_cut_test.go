@@ -1,0 +1,66 @@
+package allocator
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// lossyJS loses the next async publishes it is given (lost counts them
+// down): none is stored and none is ever answered, as a cut that holds
+// the route drops them.
+type lossyJS struct {
+	jetstream.JetStream
+	lost atomic.Int32
+}
+
+func (l *lossyJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if l.lost.Add(-1) >= 0 {
+		return lostFuture{m}, nil
+	}
+	return l.JetStream.PublishMsgAsync(m, opts...)
+}
+
+// lostFuture is the future of a publish that is never answered.
+type lostFuture struct{ msg *nats.Msg }
+
+func (lostFuture) Ok() <-chan *jetstream.PubAck { return nil }
+func (lostFuture) Err() <-chan error            { return nil }
+func (f lostFuture) Msg() *nats.Msg             { return f.msg }
+
+// TestLostResultsAreSentAgainSoon: a match assigned whose results are
+// lost in a cut (never stored, never acked) is not held until the
+// client's async publish timeout (30 s): the wait ends after
+// events.ResultsCallTimeout, the delivery is nakked, and its next
+// delivery tells the players, from the server its record keeps (chaos
+// run A1 of #20's sixteenth round: two matches' players heard 35 s late).
+func TestLostResultsAreSentAgainSoon(t *testing.T) {
+	t.Parallel()
+	p := newPartitioned(t, false)
+	p.backend.free.Store(1)
+	lossy := &lossyJS{JetStream: p.js}
+	lossy.lost.Store(2) // both players' results
+	p.as.pub = events.NewPublisher(lossy, p.subj)
+	m := pair("m-lost-results")
+	done := make(chan error, 1)
+	go func() { done <- p.deliver(m, 1) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a delivery whose results were lost was acked")
+		}
+	case <-time.After(2 * events.ResultsCallTimeout):
+		t.Fatalf("a delivery whose results were lost still waits %s on", 2*events.ResultsCallTimeout)
+	}
+	if err := p.deliver(m, 2); err != nil {
+		t.Fatal(err)
+	}
+	if n, c := p.told(t), p.backend.calls.Load(); n[events.StatusAssigned] != 2 || len(n) != 1 || c != 1 {
+		t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
+	}
+}
