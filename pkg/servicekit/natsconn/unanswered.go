@@ -12,7 +12,9 @@ import (
 
 // Unanswered reports an error that says NATS did not answer, or not in
 // time, rather than answering no: a call that timed out, a request nobody
-// (or no JetStream) took, a connection down, draining or closed, or
+// (or no JetStream) took, async publishes stalled for want of acks (the
+// client's limit of pending ones reached), a connection down, draining
+// or closed, or
 // JetStream's 503 ("JetStream system temporarily unavailable", no leader
 // yet) in either of nats.go's APIs. What was asked may still be done once
 // NATS answers, so the caller tries again (soon, or on the next delivery)
@@ -30,7 +32,7 @@ func Unanswered(err error) bool {
 	for _, e := range []error{
 		context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders, nats.ErrNoServers,
 		nats.ErrConnectionReconnecting, nats.ErrDisconnected, nats.ErrConnectionDraining, nats.ErrConnectionClosed,
-		jetstream.ErrNoStreamResponse, jetstream.ErrAsyncPublishTimeout, jetstream.ErrConnectionClosed,
+		jetstream.ErrNoStreamResponse, jetstream.ErrAsyncPublishTimeout, jetstream.ErrTooManyStalledMsgs, jetstream.ErrConnectionClosed,
 	} {
 		if errors.Is(err, e) {
 			return true

@@ -22,6 +22,7 @@ func TestUnanswered(t *testing.T) {
 		{fmt.Errorf("read: %w", nats.ErrTimeout), true},
 		{fmt.Errorf("publish: %w", jetstream.ErrNoStreamResponse), true},
 		{fmt.Errorf("read: %w", nats.ErrConnectionReconnecting), true},
+		{fmt.Errorf("publish: %w", jetstream.ErrTooManyStalledMsgs), true},
 		{fmt.Errorf("claim: %w", &jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}), true},
 		{fmt.Errorf("subscribe: %w", &nats.APIError{Code: 503, ErrorCode: 10008}), true},
 		{jetstream.ErrKeyExists, false},
