@@ -102,7 +102,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 func ensureConsumer(ctx context.Context, js jetstream.JetStream, c StreamConsumer) error {
 	push := c.Config.DeliverSubject != ""
 	have, created, err := getOrCreate(func() (*jetstream.ConsumerInfo, error) {
-		info, err := consumerInfo(ctx, js, c, push)
+		info, err := c.Info(ctx, js)
 		if !errors.Is(err, jetstream.ErrNotPullConsumer) && !errors.Is(err, jetstream.ErrNotPushConsumer) {
 			return info, err
 		}
@@ -132,9 +132,11 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, c StreamConsume
 	return err
 }
 
-// consumerInfo reads c's consumer as the kind declared (push or pull).
-func consumerInfo(ctx context.Context, js jetstream.JetStream, c StreamConsumer, push bool) (*jetstream.ConsumerInfo, error) {
-	if push {
+// Info reads c's consumer as the kind declared (push, with a deliver
+// subject, or pull): one of the other kind is jetstream.ErrNotPushConsumer
+// or ErrNotPullConsumer.
+func (c StreamConsumer) Info(ctx context.Context, js jetstream.JetStream) (*jetstream.ConsumerInfo, error) {
+	if c.Config.DeliverSubject != "" {
 		pc, err := js.PushConsumer(ctx, c.Stream, c.Config.Durable)
 		if err != nil {
 			return nil, err

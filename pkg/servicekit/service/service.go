@@ -255,12 +255,7 @@ func missing(ctx context.Context, js jetstream.JetStream, t events.Topology) err
 		if shards[c.Config.Durable] {
 			continue
 		}
-		var err error
-		if c.Config.DeliverSubject != "" {
-			_, err = js.PushConsumer(ctx, c.Stream, c.Config.Durable)
-		} else {
-			_, err = js.Consumer(ctx, c.Stream, c.Config.Durable)
-		}
+		_, err := c.Info(ctx, js)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("consumer %s on %s: %w", c.Config.Durable, c.Stream, ErrTopologyMissing)
 		} else if errors.Is(err, jetstream.ErrNotPullConsumer) || errors.Is(err, jetstream.ErrNotPushConsumer) {

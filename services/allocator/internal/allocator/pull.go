@@ -194,23 +194,24 @@ func (p *puller) note(err error, failing time.Time) time.Time {
 // work hands one match to the router and settles it as the router does,
 // telling the server it is in progress meanwhile; it frees its slot once
 // done. A match the router never took (ctx ended) is nakked, to come
-// back at once to another allocator (this one's pull is gone: pull); one the router did not settle
-// within the grace once ctx ended is left to come back after AckWait.
+// back at once to another allocator (this one's pull is gone: pull); one
+// the router did not settle within the grace once ctx ended is left to
+// come back after AckWait.
 func (p *puller) work(ctx context.Context, in jetstream.Msg) {
 	defer p.working.Done()
 	defer p.release(1)
 	msg := unmarshal(in)
 	msg.SetContext(ctx)
-	if ctx.Err() != nil { // the select below may pick either once both are ready
-		p.sending.Done()
-		_ = in.Nak()
-		return
+	sent := false
+	if ctx.Err() == nil { // once ctx ended, the select would pick either
+		select {
+		case p.out <- msg:
+			sent = true
+		case <-ctx.Done():
+		}
 	}
-	select {
-	case p.out <- msg:
-		p.sending.Done()
-	case <-ctx.Done():
-		p.sending.Done()
+	p.sending.Done()
+	if !sent {
 		_ = in.Nak()
 		return
 	}
