@@ -19,6 +19,7 @@ type delivery struct{ meta message.Metadata }
 const (
 	metaDelivery = "quickmatch_delivery"
 	metaAsked    = "quickmatch_delivery_asked"
+	metaCounted  = "quickmatch_delivery_counted"
 )
 
 // newDelivery marks msg as a delivery of its own (the router's
@@ -26,6 +27,7 @@ const (
 func newDelivery(msg *message.Message) {
 	msg.Metadata.Set(metaDelivery, watermill.NewUUID())
 	msg.Metadata.Set(metaAsked, "")
+	msg.Metadata.Set(metaCounted, "")
 }
 
 // token is the delivery's token ("" for none: a message not marked).
@@ -36,6 +38,20 @@ func (d delivery) asking() {
 	if d.meta != nil {
 		d.meta.Set(metaAsked, "yes")
 	}
+}
+
+// counting says whether the delivery's outcome is still to be counted,
+// and marks it counted: a retry of a try that allocated (its results
+// lost) finds the same server, which is no second allocation.
+func (d delivery) counting() bool {
+	if d.meta == nil {
+		return true
+	}
+	if d.meta.Get(metaCounted) != "" {
+		return false
+	}
+	d.meta.Set(metaCounted, "yes")
+	return true
 }
 
 // owns says whether r is a pending record of this delivery that no try

@@ -134,11 +134,18 @@ func (f *failure) end(ctx context.Context, msg *message.Message, err error) erro
 		f.log.Warn("backfill match failed; its tickets requeued with their wait", "match_id", m.MatchID, "err", err)
 		return nil
 	}
-	// Only a match nobody allocated may fail, and only once.
+	// Only a match nobody allocated may fail, and only once: a repeat of
+	// one that failed before (err is its record's failedBefore) tells
+	// and dead-letters it again, uncounted.
+	before := false
 	if decoded {
-		if ferr := f.records.markFailed(ctx, m.MatchID); ferr != nil {
+		var ferr error
+		if before, ferr = f.records.markFailed(ctx, m.MatchID, err.Error()); ferr != nil {
 			return fmt.Errorf("%w (not failed: %w)", err, ferr)
 		}
+	}
+	if !before {
+		f.met.outcomes.WithLabelValues("failed_" + failReason(err)).Inc()
 	}
 	subject := msg.Metadata.Get(metaSubject)
 	seq, _ := strconv.ParseUint(msg.Metadata.Get(metaStreamSeq), 10, 64)
@@ -154,11 +161,10 @@ func (f *failure) end(ctx context.Context, msg *message.Message, err error) erro
 	return nil
 }
 
-// deadLetter counts and records the failed match, the message of
-// stream sequence seq (0: unknown) that came with flow meta: a repeat of
-// one is stored once.
+// deadLetter records the failed match, the message of stream sequence
+// seq (0: unknown) that came with flow meta: a repeat of one is stored
+// once.
 func (f *failure) deadLetter(ctx context.Context, subject string, seq uint64, payload []byte, meta events.Meta, err error) error {
-	f.met.outcomes.WithLabelValues("failed_" + failReason(err)).Inc()
 	dl := events.NewDeadLetter(Source, subject, seq, payload, err, f.now())
 	dl.KeepMeta(meta)
 	if perr := f.pub.DeadLetter(ctx, dl); perr != nil {
@@ -207,7 +213,7 @@ func (f *failure) requeueNoServer(ctx context.Context, m events.Match) (again bo
 // delivery of it assigns them to the room (a match with a server
 // recorded is refused: it is assigned, and its next delivery says so).
 func (f *failure) requeueBackfill(ctx context.Context, m events.Match, why error) error {
-	if err := f.records.markFailed(ctx, m.MatchID); err != nil {
+	if _, err := f.records.markFailed(ctx, m.MatchID, why.Error()); err != nil {
 		return err
 	}
 	return f.requeueMatch(ctx, m, why)

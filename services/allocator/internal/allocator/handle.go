@@ -66,11 +66,13 @@ func (as *assigner) handle(msg *message.Message) (err error) {
 	if err != nil {
 		return err
 	}
-	as.met.latency.Observe(as.now().Sub(start).Seconds())
-	if reused {
-		as.met.outcomes.WithLabelValues("reused").Inc()
-	} else {
-		as.met.outcomes.WithLabelValues("assigned").Inc()
+	if deliveryFrom(ctx).counting() {
+		as.met.latency.Observe(as.now().Sub(start).Seconds())
+		if reused {
+			as.met.outcomes.WithLabelValues("reused").Inc()
+		} else {
+			as.met.outcomes.WithLabelValues("assigned").Inc()
+		}
 	}
 	rs, err := as.assignments(ctx, m, room, srv)
 	if err != nil {
@@ -151,7 +153,7 @@ func (as *assigner) handleBackfill(ctx context.Context, m events.Match) error {
 			return perr
 		}
 		if placed && rec.Seat != nil {
-			as.met.outcomes.WithLabelValues("reused").Inc()
+			as.count(ctx, "reused")
 			return as.tellFill(ctx, m, rec, *rec.Seat)
 		}
 	}
@@ -176,11 +178,18 @@ func (as *assigner) handleBackfill(ctx context.Context, m events.Match) error {
 		return err
 	}
 	if reused {
-		as.met.outcomes.WithLabelValues("reused").Inc()
+		as.count(ctx, "reused")
 	} else {
-		as.met.outcomes.WithLabelValues("backfilled").Inc()
+		as.count(ctx, "backfilled")
 	}
 	return as.tellFill(ctx, m, rec, shape)
+}
+
+// count counts outcome once per delivery (delivery.counting).
+func (as *assigner) count(ctx context.Context, outcome string) {
+	if deliveryFrom(ctx).counting() {
+		as.met.outcomes.WithLabelValues(outcome).Inc()
+	}
 }
 
 // tellFill tells the players of m, which fills a room and has rec for

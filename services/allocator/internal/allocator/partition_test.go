@@ -243,7 +243,7 @@ func TestALostReservationIsTheDeliverysOwn(t *testing.T) {
 // published with the metadata's names as headers is a forgery).
 func TestEachDeliveryHasItsOwnToken(t *testing.T) {
 	t.Parallel()
-	in := forgedDelivery{nats.Header{jetstream.MsgIDHeader: []string{"m-1"}, metaDelivery: []string{"forged"}, metaAsked: []string{"forged"}}}
+	in := forgedDelivery{nats.Header{jetstream.MsgIDHeader: []string{"m-1"}, metaDelivery: []string{"forged"}, metaAsked: []string{"forged"}, metaCounted: []string{"forged"}}}
 	a, b := unmarshal(in), unmarshal(in)
 	da, db := deliveryFrom(withDelivery(t.Context(), a)), deliveryFrom(withDelivery(t.Context(), b))
 	if da.token() == "" || da.token() == db.token() || da.token() == "forged" {
@@ -256,6 +256,9 @@ func TestEachDeliveryHasItsOwnToken(t *testing.T) {
 	da.asking()
 	if da.owns(mine) {
 		t.Fatal("a delivery that asked the backend takes its record again")
+	}
+	if !db.counting() || db.counting() {
+		t.Fatal("a delivery's outcome is not counted once (a header may not say it was)")
 	}
 }
 

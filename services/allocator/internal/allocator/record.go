@@ -27,6 +27,10 @@ type record struct {
 	// match failed: from then on no request allocates it, so a match
 	// never ends both failed and assigned.
 	Failed bool `json:"failed,omitempty"`
+	// Reason, in a failed record, is what its players were told: a later
+	// delivery of the match (their results lost, its ack lost) tells them
+	// the same, not that it failed before.
+	Reason string `json:"reason,omitempty"`
 	// Requeue is set, by compare-and-set, before any claim of the match
 	// is given back for a requeue (requeueing), and once its tickets are
 	// queued again (requeued): from then on no request allocates it, for
@@ -49,12 +53,31 @@ type record struct {
 	Sent     []string  `json:"sent,omitempty"`
 }
 
-// errFailedBefore: the match's record says it failed; its players were
-// (or are being) told so. It is permanent (no retry can unfail a match)
-// and wraps events.ErrInvalid, which gives it the text players and dead
-// letters carry ("invalid payload: this match failed before") and the
-// metric label failReason gives it ("invalid").
-var errFailedBefore = Permanent(fmt.Errorf("%w: this match failed before", events.ErrInvalid))
+// failedBefore: the match's record says it failed; its players were (or
+// are being) told so, and why (record.Reason). It is permanent (no retry
+// can unfail a match) and its text is that reason, which a later
+// delivery tells the players and dead-letters again (the same message
+// ids: stored once). A record from before reasons were kept gives the
+// old text, which wraps events.ErrInvalid ("invalid payload: this match
+// failed before").
+type failedBefore struct{ reason string }
+
+func (e *failedBefore) Error() string {
+	if e.reason == "" {
+		return errUnknownFailure.Error()
+	}
+	return e.reason
+}
+
+func (e *failedBefore) Is(target error) bool {
+	return target == ErrPermanent || e.reason == "" && target == events.ErrInvalid
+}
+
+// errUnknownFailure is the text of a failed record with no reason.
+var errUnknownFailure = fmt.Errorf("%w: this match failed before", events.ErrInvalid)
+
+// failedAs is the failure a failed record r says the match had.
+func failedAs(r record) error { return &failedBefore{reason: r.Reason} }
 
 // The requeue states of a record (record.Requeue).
 const (
@@ -184,7 +207,7 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 		var r record
 		_ = json.Unmarshal(e.Value(), &r)
 		if r.Failed {
-			return 0, nil, fmt.Errorf("match %s: %w", key, errFailedBefore)
+			return 0, nil, failedAs(r)
 		}
 		if r.Requeue != "" {
 			return 0, nil, fmt.Errorf("match %s: %w", key, errRequeued)
@@ -218,19 +241,23 @@ func (rs *records) placed(ctx context.Context, matchID string) (r record, ok boo
 	return r, r.Server != nil, nil
 }
 
-// markFailed records, by compare-and-set, that the match failed. It
-// refuses when a server was allocated for it (the retry will assign it),
-// its tickets are being queued again, or a request is allocating it now.
-func (rs *records) markFailed(ctx context.Context, matchID string) error {
-	return rs.mark(ctx, matchID, record{Failed: true}, func(r record) (bool, error) {
+// markFailed records, by compare-and-set, that the match failed, and
+// why (reason: what its players are told). It refuses when a server was
+// allocated for it (the retry will assign it), its tickets are being
+// queued again, or a request is allocating it now. before says its
+// record said so already.
+func (rs *records) markFailed(ctx context.Context, matchID, reason string) (before bool, err error) {
+	err = rs.mark(ctx, matchID, record{Failed: true, Reason: reason}, func(r record) (bool, error) {
 		switch {
 		case r.Failed:
+			before = true
 			return true, nil
 		case r.Requeue != "":
 			return false, fmt.Errorf("match %s: %w", matchID, errRequeued)
 		}
 		return false, rs.unsettled(matchID, r)
 	})
+	return before, err
 }
 
 // markRequeueing records, by compare-and-set, that the match's tickets
@@ -246,7 +273,7 @@ func (rs *records) markRequeueing(ctx context.Context, matchID string) (done boo
 		case r.Requeue == requeueing:
 			return true, nil
 		case r.Failed:
-			return false, fmt.Errorf("match %s: %w", matchID, errFailedBefore)
+			return false, failedAs(r)
 		}
 		return false, rs.unsettled(matchID, r)
 	})
