@@ -179,8 +179,10 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 // record was stale (events.AllocatorReservationStale: 30 s), and its players heard
 // their assignment that much later (chaos run s of #20's fourteenth
 // round: 14 matches). A delivery that asked the backend still waits, as
-// before: the kube backend allocates anew on every call, so a second
-// call comes no sooner than a stale record's takeover would make it.
+// before: the kube backend finds a match's server only once its
+// GameServer informer has seen it (kube.Backend.allocatedTo), so a
+// second call comes no sooner than a stale record's takeover would make
+// it, by when the first call's server is found, not allocated again.
 func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, error) {
 	d := deliveryFrom(ctx)
 	pending := func() []byte {

@@ -53,7 +53,7 @@ func TestBackfillsReadTheLiveRooms(t *testing.T) {
 	t.Parallel()
 	asks := play.Backfill{MatchID: "m1", Ask: 2, Seats: []int{0, 1}}
 	ended := play.Backfill{MatchID: "m0", Ask: 1, Seats: []int{1, 0}}
-	store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+	store := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{roomIndex: roomsOf})
 	for _, gs := range []*unstructured.Unstructured{
 		seating(gameServer("gs-1", []string{"m1", "m2", "m3", "m1"}, map[string]string{
 			agones.BackfillAnnotation("m1"): agones.EncodeBackfill(asks),
@@ -105,7 +105,7 @@ func TestBackfillsOfAServerAreBounded(t *testing.T) {
 // records need not be kept).
 func TestRoomsAreTheAllocatedServersLists(t *testing.T) {
 	t.Parallel()
-	store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+	store := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{roomIndex: roomsOf})
 	shutting := gameServer("gs-3", []string{"m9"}, nil)
 	_ = unstructured.SetNestedField(shutting.Object, "Shutdown", "status", "state")
 	for _, gs := range []*unstructured.Unstructured{gameServer("gs-1", []string{"m1", "m2", "m1"}, nil), gameServer("gs-2", nil, nil), shutting} {

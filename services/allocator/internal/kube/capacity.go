@@ -32,7 +32,10 @@ func (b *Backend) Watch(ctx context.Context) error {
 			o.LabelSelector = "agones.dev/fleet=" + c.Fleet
 		})
 		inf := f.ForResource(gameServers).Informer()
-		c.informer.Store(&informer{servers: inf.GetStore(), synced: inf.HasSynced})
+		if err := inf.AddIndexers(cache.Indexers{roomIndex: roomsOf}); err != nil {
+			return fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
+		c.informer.Store(&informer{servers: inf.GetIndexer(), synced: inf.HasSynced})
 		f.Start(ctx.Done())
 	}
 	for _, c := range b.clusters {
@@ -43,11 +46,57 @@ func (b *Backend) Watch(ctx context.Context) error {
 	return nil
 }
 
-// informer is a cluster's GameServer informer: its cache and whether
-// the cache has synced.
+// informer is a cluster's GameServer informer: its cache, indexed by
+// the rooms each server holds (roomIndex), and whether the cache has
+// synced.
 type informer struct {
-	servers cache.Store
+	servers cache.Indexer
 	synced  func() bool
+}
+
+// roomIndex indexes GameServers by the match ids in their rooms List.
+const roomIndex = "room"
+
+func roomsOf(obj any) ([]string, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, nil
+	}
+	rooms, _, _ := unstructured.NestedStringSlice(u.Object, "status", "lists", agones.ListRooms, "values")
+	return rooms, nil
+}
+
+// allocatedTo is the Allocated server whose rooms List holds matchID, as
+// the cluster's informer has it: the server an earlier call for the
+// match was given, though its caller did not hear the answer (a
+// timeout: Agones finishes an allocation its caller gave up on).
+func (c *cluster) allocatedTo(matchID string) (allocator.Server, bool) {
+	inf := c.informer.Load()
+	if inf == nil || !inf.synced() {
+		return allocator.Server{}, false
+	}
+	found, _ := inf.servers.ByIndex(roomIndex, matchID)
+	for _, o := range found {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok || u.GetDeletionTimestamp() != nil {
+			continue
+		}
+		if state, _, _ := unstructured.NestedString(u.Object, "status", "state"); state != agones.StateAllocated {
+			continue
+		}
+		srv := allocator.Server{Name: u.GetName(), Cluster: c.Name}
+		srv.Address, _, _ = unstructured.NestedString(u.Object, "status", "address")
+		if ports, _, _ := unstructured.NestedSlice(u.Object, "status", "ports"); len(ports) > 0 {
+			if p, ok := ports[0].(map[string]any); ok {
+				port, _, _ := unstructured.NestedInt64(p, "port")
+				srv.Port = int(port)
+			}
+		}
+		if srv.Address != "" && srv.Port > 0 && srv.Port <= 65535 {
+			return srv, true
+		}
+	}
+	return allocator.Server{}, false
 }
 
 // servers are the cluster's GameServers as its informer caches them, or

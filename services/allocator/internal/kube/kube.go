@@ -16,7 +16,8 @@
 // it returns the error, and the request handler retries with backoff.
 //
 // kube.go allocates; config.go holds Config, its flag and the clusters
-// (LoadClusters); capacity.go watches the GameServers for capacity reports.
+// (LoadClusters); capacity.go watches the GameServers: capacity reports,
+// and the server a match was given before (allocatedTo).
 package kube
 
 import (
@@ -190,6 +191,9 @@ func (b *Backend) Allocate(ctx context.Context, m events.Match) (allocator.Serve
 	if _, err := allocator.RoomOf(m); err != nil {
 		return allocator.Server{}, err // permanent: asking each cluster would not change it
 	}
+	if srv, ok := b.allocatedTo(m); ok {
+		return srv, nil
+	}
 	var errs []error
 	noRoom := 0
 	tried := 0
@@ -222,6 +226,26 @@ func (b *Backend) Allocate(ctx context.Context, m events.Match) (allocator.Serve
 		return allocator.Server{}, errors.Join(retry...)
 	}
 	return allocator.Server{}, errors.Join(errs...)
+}
+
+// allocatedTo is the server a cluster hosting m's mode gave m before, if
+// its informer has seen one: a call asked again for a match (the answer
+// to the first lost: a timeout, a cut, the allocator gone before it
+// recorded it) returns it rather than allocate a second server, as
+// allocator.Backend requires. What the informers have not seen yet (an
+// allocation Agones finishes after this look) is not found: each look
+// before it allocates anew, as every call did before.
+func (b *Backend) allocatedTo(m events.Match) (allocator.Server, bool) {
+	for _, c := range b.clusters {
+		if !c.hosts(m.Mode) {
+			continue
+		}
+		if srv, ok := c.allocatedTo(m.MatchID); ok {
+			b.log.Info("match allocated before; same game server", "match_id", m.MatchID, "cluster", c.Name, "server", srv.Name)
+			return srv, true
+		}
+	}
+	return allocator.Server{}, false
 }
 
 // order lists the healthy clusters that host mode: those of region first,

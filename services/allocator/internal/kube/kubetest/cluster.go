@@ -63,10 +63,16 @@ type Cluster struct {
 // status instead of allocating, wait before allocating, or have the
 // apiserver refuse the call's first Conflicts GameServer updates (409,
 // as when a server changed between Agones' read and its write).
+//
+// A call whose caller stops waiting during its Delay is dropped, unless
+// Finish: then it allocates all the same, as Agones does (its batch
+// allocator updates the GameServer under its own context, not the
+// request's), and its answer reaches no one.
 type Fault struct {
 	Status    int
 	Delay     time.Duration
 	Conflicts int
+	Finish    bool
 }
 
 // Start runs a cluster for the test. It needs KUBEBUILDER_ASSETS (bin/kube,

@@ -35,14 +35,18 @@ func (c *Cluster) serveAllocation(w http.ResponseWriter, r *http.Request, ns str
 		http.Error(w, fmt.Sprintf(`{"kind":"Status","code":%d}`, f.Status), f.Status)
 		return
 	}
+	body, _ := io.ReadAll(r.Body) // before a delay: a Finish outlives the caller's connection
 	if f.Delay > 0 {
+		left := r.Context().Done()
+		if f.Finish {
+			left = nil
+		}
 		select {
 		case <-time.After(f.Delay):
-		case <-r.Context().Done():
+		case <-left:
 			return
 		}
 	}
-	body, _ := io.ReadAll(r.Body)
 	var gsa agones.GameServerAllocation
 	if err := json.Unmarshal(body, &gsa); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -59,7 +63,11 @@ func (c *Cluster) serveAllocation(w http.ResponseWriter, r *http.Request, ns str
 	if f.Conflicts > 0 {
 		api = &conflicting{ResourceInterface: api, left: f.Conflicts}
 	}
-	out, err := allocate(r.Context(), api, gsa)
+	ctx := r.Context()
+	if f.Finish {
+		ctx = context.WithoutCancel(ctx)
+	}
+	out, err := allocate(ctx, api, gsa)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
