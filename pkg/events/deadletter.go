@@ -97,11 +97,11 @@ func (d *DeadLetter) fit() {
 	if d.size() <= MaxDeadLetterBytes {
 		return
 	}
-	d.Reason = cutText(d.Reason, deadLetterTextBytes)
+	d.Reason = CutText(d.Reason, deadLetterTextBytes)
 	// A copy: the fields are the error's too.
 	fields := make([]FieldError, 0, min(len(d.Fields), deadLetterFields))
 	for _, f := range d.Fields[:min(len(d.Fields), deadLetterFields)] {
-		fields = append(fields, FieldError{Field: cutText(f.Field, deadLetterTextBytes), Reason: cutText(f.Reason, deadLetterTextBytes)})
+		fields = append(fields, FieldError{Field: CutText(f.Field, deadLetterTextBytes), Reason: CutText(f.Reason, deadLetterTextBytes)})
 	}
 	if len(fields) == 0 {
 		fields = nil
@@ -156,8 +156,9 @@ func (d *DeadLetter) size() int {
 	return len(b)
 }
 
-// cutText returns s, or its first n bytes (whole characters) and "…".
-func cutText(s string, n int) string {
+// CutText returns s, or its first n bytes (whole characters) and "…":
+// a text of unbounded length (an error's, a peer's) kept or sent on.
+func CutText(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

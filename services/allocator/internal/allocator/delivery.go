@@ -10,8 +10,9 @@ import (
 // A delivery is one NATS delivery of a match's request, as the handler's
 // retries of it share it: its message's metadata. It holds a token of
 // its own, which its reservation of the match's record carries
-// (record.Delivery), and whether a try of it asked the backend. Every
-// delivery's token is new, so no two requests share one.
+// (record.Delivery), whether a try of it asked the backend, and whether
+// its outcome was counted (countOnce). Every delivery's token is new, so
+// no two requests share one.
 type delivery struct{ meta message.Metadata }
 
 // The metadata a delivery keeps (set by the allocator, after the
@@ -40,10 +41,10 @@ func (d delivery) asking() {
 	}
 }
 
-// counting says whether the delivery's outcome is still to be counted,
+// countOnce says whether the delivery's outcome is still to be counted,
 // and marks it counted: a retry of a try that allocated (its results
 // lost) finds the same server, which is no second allocation.
-func (d delivery) counting() bool {
+func (d delivery) countOnce() bool {
 	if d.meta == nil {
 		return true
 	}

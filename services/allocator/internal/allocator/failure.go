@@ -115,14 +115,20 @@ func (f *failure) end(ctx context.Context, msg *message.Message, err error) erro
 	decoded := derr == nil
 	if decoded && m.Backfill == nil && (errors.Is(err, errRequeued) || f.requeue && errors.Is(err, ErrNoCapacity)) {
 		again, rerr := f.requeueNoServer(ctx, m)
-		if rerr != nil {
+		switch {
+		case errors.As(rerr, new(*failedBefore)):
+			// Failed before (its players told, or to be told, why): it
+			// cannot be queued again, so it is told again below.
+			err = rerr
+		case rerr != nil:
 			return fmt.Errorf("requeue after %w: %w", err, rerr)
+		default:
+			if !again {
+				f.met.outcomes.WithLabelValues("requeued").Inc()
+				f.log.Warn("no game server; match's tickets requeued with their wait", "match_id", m.MatchID, "tickets", len(m.Tickets), "err", err)
+			}
+			return nil
 		}
-		if !again {
-			f.met.outcomes.WithLabelValues("requeued").Inc()
-			f.log.Warn("no game server; match's tickets requeued with their wait", "match_id", m.MatchID, "tickets", len(m.Tickets), "err", err)
-		}
-		return nil
 	}
 	if decoded && m.Backfill != nil {
 		// Its players' tickets were fine; the room they were to
@@ -134,13 +140,22 @@ func (f *failure) end(ctx context.Context, msg *message.Message, err error) erro
 		f.log.Warn("backfill match failed; its tickets requeued with their wait", "match_id", m.MatchID, "err", err)
 		return nil
 	}
-	// Only a match nobody allocated may fail, and only once: a repeat of
-	// one that failed before (err is its record's failedBefore) tells
-	// and dead-letters it again, uncounted.
-	before := false
+	return f.fail(ctx, msg, m, decoded, err)
+}
+
+// fail fails the match of msg (m, if it decoded), which failed with err:
+// its record is marked failed, by compare-and-set, with what its players
+// are told (toldReason), and they are told that; the match is
+// dead-lettered with err itself, for the operator. Only a match nobody
+// allocated may fail, and only once: a repeat of one that failed before
+// tells its players what they were told then, and is not counted again.
+// (A mark stored whose answer was lost is counted by no delivery: the
+// next finds it marked.)
+func (f *failure) fail(ctx context.Context, msg *message.Message, m events.Match, decoded bool, err error) error {
+	told, before := toldReason(err), false
 	if decoded {
 		var ferr error
-		if before, ferr = f.records.markFailed(ctx, m.MatchID, err.Error()); ferr != nil {
+		if told, before, ferr = f.records.markFailed(ctx, m.MatchID, told); ferr != nil {
 			return fmt.Errorf("%w (not failed: %w)", err, ferr)
 		}
 	}
@@ -153,8 +168,8 @@ func (f *failure) end(ctx context.Context, msg *message.Message, err error) erro
 		return dlErr
 	}
 	if decoded {
-		if terr := f.tellFailed(ctx, m, err); terr != nil {
-			return terr
+		if terr := f.tellFailed(ctx, m, told); terr != nil {
+			return fmt.Errorf("after %w: %w", err, terr)
 		}
 	}
 	f.log.Error("match failed; players told and match dead-lettered", "err", err, "subject", subject)
@@ -173,19 +188,47 @@ func (f *failure) deadLetter(ctx context.Context, subject string, seq uint64, pa
 	return nil
 }
 
-// tellFailed gives every player of m a "failed" result with the reason.
-func (f *failure) tellFailed(ctx context.Context, m events.Match, err error) error {
+// tellFailed gives every player of m a "failed" result with reason.
+func (f *failure) tellFailed(ctx context.Context, m events.Match, reason string) error {
 	var rs []events.Result
 	for _, t := range m.Tickets {
 		for _, p := range t.Players {
-			rs = append(rs, events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, MatchID: m.MatchID, Reason: err.Error()})
+			rs = append(rs, events.Result{TicketID: t.TicketID, PlayerID: p, Status: events.StatusFailed, MatchID: m.MatchID, Reason: reason})
 		}
 	}
 	if perr := publishResults(ctx, f.pub, rs); perr != nil {
-		return fmt.Errorf("tell players after %w: %w", err, perr)
+		return fmt.Errorf("tell players: %w", perr)
 	}
 	return nil
 }
+
+// toldReason is what the players of a match that failed with err are
+// told: its kind's own words, never a backend's text (a Kubernetes API's
+// answer, cluster names and addresses: the dead letter and the logs
+// keep those), and short enough to keep in the match's record. A match
+// that no room can seat is told why, in words of our own; one that
+// failed before, what it was told then.
+func toldReason(err error) string {
+	if fb := new(failedBefore); errors.As(err, &fb) {
+		return fb.Error()
+	}
+	switch failReason(err) {
+	case "no_capacity":
+		return ErrNoCapacity.Error()
+	case "mode_not_hosted":
+		return ErrModeNotHosted.Error()
+	case "invalid":
+		return events.CutText(err.Error(), maxToldReason)
+	}
+	return errNotAllocated.Error()
+}
+
+// maxToldReason bounds the reason a failed match's players are told.
+const maxToldReason = 200
+
+// errNotAllocated is what players are told of a match that failed for
+// any reason toldReason has no words of its own for.
+var errNotAllocated = errors.New("no game server could be allocated")
 
 // errNoServerFree is why a match's tickets are queued again when no game
 // server could be found.
@@ -213,7 +256,7 @@ func (f *failure) requeueNoServer(ctx context.Context, m events.Match) (again bo
 // delivery of it assigns them to the room (a match with a server
 // recorded is refused: it is assigned, and its next delivery says so).
 func (f *failure) requeueBackfill(ctx context.Context, m events.Match, why error) error {
-	if _, err := f.records.markFailed(ctx, m.MatchID, why.Error()); err != nil {
+	if _, _, err := f.records.markFailed(ctx, m.MatchID, toldReason(why)); err != nil {
 		return err
 	}
 	return f.requeueMatch(ctx, m, why)
@@ -299,7 +342,7 @@ func (f *failure) taken(ctx context.Context, ids []string, owner string) (map[st
 
 // failReason is the metric label of a failure. It names the cause, not
 // the retry policy (ErrPermanent): "invalid" is events.ErrInvalid, which
-// a match that does not decode and a match that failed before both wrap.
+// a match that does not decode and one that no room can seat wrap.
 func failReason(err error) string {
 	switch {
 	case errors.Is(err, ErrNoCapacity):

@@ -66,7 +66,7 @@ func (as *assigner) handle(msg *message.Message) (err error) {
 	if err != nil {
 		return err
 	}
-	if deliveryFrom(ctx).counting() {
+	if deliveryFrom(ctx).countOnce() {
 		as.met.latency.Observe(as.now().Sub(start).Seconds())
 		if reused {
 			as.met.outcomes.WithLabelValues("reused").Inc()
@@ -187,7 +187,7 @@ func (as *assigner) handleBackfill(ctx context.Context, m events.Match) error {
 
 // count counts outcome once per delivery (delivery.counting).
 func (as *assigner) count(ctx context.Context, outcome string) {
-	if deliveryFrom(ctx).counting() {
+	if deliveryFrom(ctx).countOnce() {
 		as.met.outcomes.WithLabelValues(outcome).Inc()
 	}
 }

@@ -257,7 +257,7 @@ func TestEachDeliveryHasItsOwnToken(t *testing.T) {
 	if da.owns(mine) {
 		t.Fatal("a delivery that asked the backend takes its record again")
 	}
-	if !db.counting() || db.counting() {
+	if !db.countOnce() || db.countOnce() {
 		t.Fatal("a delivery's outcome is not counted once (a header may not say it was)")
 	}
 }

@@ -27,9 +27,10 @@ type record struct {
 	// match failed: from then on no request allocates it, so a match
 	// never ends both failed and assigned.
 	Failed bool `json:"failed,omitempty"`
-	// Reason, in a failed record, is what its players were told: a later
-	// delivery of the match (their results lost, its ack lost) tells them
-	// the same, not that it failed before.
+	// Reason, in a failed record, is what its players were told
+	// (toldReason; for a match that was to fill a room, why it could not):
+	// a later delivery of the match (their results lost, its ack lost)
+	// tells them the same, not that it failed before.
 	Reason string `json:"reason,omitempty"`
 	// Requeue is set, by compare-and-set, before any claim of the match
 	// is given back for a requeue (requeueing), and once its tickets are
@@ -179,10 +180,9 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 // record was stale (events.AllocatorReservationStale: 30 s), and its players heard
 // their assignment that much later (chaos run s of #20's fourteenth
 // round: 14 matches). A delivery that asked the backend still waits, as
-// before: the kube backend finds a match's server only once its
-// GameServer informer has seen it (kube.Backend.allocatedTo), so a
-// second call comes no sooner than a stale record's takeover would make
-// it, by when the first call's server is found, not allocated again.
+// before, for the record to go stale: a second call sooner could come
+// before the kube backend sees the first call's server (its informers),
+// and allocate another.
 func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, error) {
 	d := deliveryFrom(ctx)
 	pending := func() []byte {
@@ -247,19 +247,21 @@ func (rs *records) placed(ctx context.Context, matchID string) (r record, ok boo
 // why (reason: what its players are told). It refuses when a server was
 // allocated for it (the retry will assign it), its tickets are being
 // queued again, or a request is allocating it now. before says its
-// record said so already.
-func (rs *records) markFailed(ctx context.Context, matchID, reason string) (before bool, err error) {
+// record said so already; told is the reason the record keeps (the one
+// it had then).
+func (rs *records) markFailed(ctx context.Context, matchID, reason string) (told string, before bool, err error) {
+	told = reason
 	err = rs.mark(ctx, matchID, record{Failed: true, Reason: reason}, func(r record) (bool, error) {
 		switch {
 		case r.Failed:
-			before = true
+			told, before = failedAs(r).Error(), true
 			return true, nil
 		case r.Requeue != "":
 			return false, fmt.Errorf("match %s: %w", matchID, errRequeued)
 		}
 		return false, rs.unsettled(matchID, r)
 	})
-	return before, err
+	return told, before, err
 }
 
 // markRequeueing records, by compare-and-set, that the match's tickets

@@ -1,7 +1,11 @@
 package allocator
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -95,5 +99,58 @@ func TestAFailureToldLateKeepsItsReason(t *testing.T) {
 	met := p.fail.met
 	if n, inv := testutil.ToFloat64(met.outcomes.WithLabelValues("failed_no_capacity")), testutil.ToFloat64(met.outcomes.WithLabelValues("failed_invalid")); n != 1 || inv != 0 {
 		t.Fatalf("failures counted: no_capacity %v, invalid %v; want 1 and 0", n, inv)
+	}
+}
+
+// refusing is a backend whose every answer is a permanent refusal with
+// text (a Kubernetes API's body, say), counting its calls.
+type refusing struct {
+	text  string
+	calls atomic.Int32
+}
+
+func (r *refusing) Allocate(context.Context, events.Match) (Server, error) {
+	r.calls.Add(1)
+	return Server{}, Permanent(errors.New(r.text))
+}
+
+// TestPlayersAreToldNoBackendText: a backend refuses a match with a long
+// text of its own (four clusters' Kubernetes answers, each with its
+// cluster's name and address, run to kilobytes, and JSON escapes '<' six
+// bytes long). The players are told the failure in our words, short,
+// which the match's record keeps; the dead letter keeps the backend's
+// text for the operator. (With the text itself as the reason, the
+// record outgrew the allocations bucket's largest value: the match was
+// nakked, asked of the backend again on every delivery, and never told.)
+func TestPlayersAreToldNoBackendText(t *testing.T) {
+	t.Parallel()
+	p := newPartitioned(t, false)
+	backend := &refusing{text: "cluster eu-1 at https://10.1.2.3:6443 refused: " + strings.Repeat("<", 4096)}
+	p.as.records.backend = backend
+	m := pair("m-refused")
+	if err := p.deliver(m, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.deliver(m, 2); err != nil { // a repeat: its ack lost
+		t.Fatal(err)
+	}
+	if c := backend.calls.Load(); c != 1 {
+		t.Fatalf("the backend was asked %d times for one match", c)
+	}
+	for _, data := range storedMsgs(t, p.js, p.subj.ResultsStream()) {
+		r, err := events.DecodeResult(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != events.StatusFailed || r.Reason != errNotAllocated.Error() {
+			t.Fatalf("a player told %s %q, want failed %q", r.Status, r.Reason, errNotAllocated)
+		}
+	}
+	if d := p.deadLetters(t); d < 1 { // one a delivery here: the handler's deliveries carry no stream sequence to dedupe by
+		t.Fatalf("%d dead letters", d)
+	}
+	var dl events.DeadLetter
+	if err := json.Unmarshal(storedMsgs(t, p.js, p.subj.DeadLetterStream())[0], &dl); err != nil || !strings.Contains(dl.Reason, "10.1.2.3") {
+		t.Fatalf("dead letter %q (%v): want the backend's text", dl.Reason, err)
 	}
 }

@@ -54,59 +54,24 @@ type informer struct {
 	synced  func() bool
 }
 
-// roomIndex indexes GameServers by the match ids in their rooms List.
-const roomIndex = "room"
-
-func roomsOf(obj any) ([]string, error) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return nil, nil
-	}
-	rooms, _, _ := unstructured.NestedStringSlice(u.Object, "status", "lists", agones.ListRooms, "values")
-	return rooms, nil
-}
-
-// allocatedTo is the Allocated server whose rooms List holds matchID, as
-// the cluster's informer has it: the server an earlier call for the
-// match was given, though its caller did not hear the answer (a
-// timeout: Agones finishes an allocation its caller gave up on).
-func (c *cluster) allocatedTo(matchID string) (allocator.Server, bool) {
-	inf := c.informer.Load()
-	if inf == nil || !inf.synced() {
-		return allocator.Server{}, false
-	}
-	found, _ := inf.servers.ByIndex(roomIndex, matchID)
-	for _, o := range found {
-		u, ok := o.(*unstructured.Unstructured)
-		if !ok || u.GetDeletionTimestamp() != nil {
-			continue
-		}
-		if state, _, _ := unstructured.NestedString(u.Object, "status", "state"); state != agones.StateAllocated {
-			continue
-		}
-		srv := allocator.Server{Name: u.GetName(), Cluster: c.Name}
-		srv.Address, _, _ = unstructured.NestedString(u.Object, "status", "address")
-		if ports, _, _ := unstructured.NestedSlice(u.Object, "status", "ports"); len(ports) > 0 {
-			if p, ok := ports[0].(map[string]any); ok {
-				port, _, _ := unstructured.NestedInt64(p, "port")
-				srv.Port = int(port)
-			}
-		}
-		if srv.Address != "" && srv.Port > 0 && srv.Port <= 65535 {
-			return srv, true
-		}
-	}
-	return allocator.Server{}, false
-}
-
 // servers are the cluster's GameServers as its informer caches them, or
 // false until Watch made the informer and its cache synced.
 func (c *cluster) servers() ([]any, bool) {
+	idx, ok := c.cache()
+	if !ok {
+		return nil, false
+	}
+	return idx.List(), true
+}
+
+// cache is the cluster's informer cache, or false until Watch made the
+// informer and its cache synced.
+func (c *cluster) cache() (cache.Indexer, bool) {
 	inf := c.informer.Load()
 	if inf == nil || !inf.synced() {
 		return nil, false
 	}
-	return inf.servers.List(), true
+	return inf.servers, true
 }
 
 var _ allocator.CapacitySource = (*Backend)(nil)

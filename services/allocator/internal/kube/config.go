@@ -20,6 +20,10 @@ type Config struct {
 	Mode Mode
 	// Timeout bounds one allocation call.
 	Timeout time.Duration
+	// Settle is how long a call that got no clear answer (a timeout, a
+	// connection lost, a 5xx) watches for the server Agones may still
+	// give the match: Agones finishes an allocation its caller gave up on.
+	Settle time.Duration
 	// FailuresToUnhealthy and Cooldown rule a failing cluster out for a while.
 	FailuresToUnhealthy int
 	Cooldown            time.Duration
@@ -30,6 +34,7 @@ type Config struct {
 var defaults = Config{
 	Mode:                HighDensity,
 	Timeout:             5 * time.Second,  // one allocation call; the handler retries within its deadline
+	Settle:              3 * time.Second,  // after a call with no clear answer; with Timeout, within the handler's retry deadline (10 s)
 	FailuresToUnhealthy: 3,                // in a row, so one blip does not rule a cluster out
 	Cooldown:            10 * time.Second, // then the cluster is tried again
 }
@@ -37,6 +42,7 @@ var defaults = Config{
 func (c *Config) setDefaults() {
 	c.Mode = cmp.Or(c.Mode, defaults.Mode)
 	envflag.OrDefault(&c.Timeout, defaults.Timeout)
+	envflag.OrDefault(&c.Settle, defaults.Settle)
 	envflag.OrDefault(&c.FailuresToUnhealthy, defaults.FailuresToUnhealthy)
 	envflag.OrDefault(&c.Cooldown, defaults.Cooldown)
 }

@@ -16,8 +16,8 @@
 // it returns the error, and the request handler retries with backoff.
 //
 // kube.go allocates; config.go holds Config, its flag and the clusters
-// (LoadClusters); capacity.go watches the GameServers: capacity reports,
-// and the server a match was given before (allocatedTo).
+// (LoadClusters); capacity.go watches the GameServers for capacity
+// reports; found.go finds in them the server a match was given before.
 package kube
 
 import (
@@ -216,6 +216,11 @@ func (b *Backend) Allocate(ctx context.Context, m events.Match) (allocator.Serve
 	if tried == 0 {
 		return allocator.Server{}, fmt.Errorf("%w: every cluster hosting mode %q is unhealthy", ErrAPI, m.Mode)
 	}
+	if slices.ContainsFunc(errs, func(err error) bool { return errors.Is(err, errUnclear) }) {
+		if srv, ok := b.settle(ctx, m); ok {
+			return srv, nil
+		}
+	}
 	if noRoom == tried {
 		return allocator.Server{}, allocator.ErrNoCapacity
 	}
@@ -226,26 +231,6 @@ func (b *Backend) Allocate(ctx context.Context, m events.Match) (allocator.Serve
 		return allocator.Server{}, errors.Join(retry...)
 	}
 	return allocator.Server{}, errors.Join(errs...)
-}
-
-// allocatedTo is the server a cluster hosting m's mode gave m before, if
-// its informer has seen one: a call asked again for a match (the answer
-// to the first lost: a timeout, a cut, the allocator gone before it
-// recorded it) returns it rather than allocate a second server, as
-// allocator.Backend requires. What the informers have not seen yet (an
-// allocation Agones finishes after this look) is not found: each look
-// before it allocates anew, as every call did before.
-func (b *Backend) allocatedTo(m events.Match) (allocator.Server, bool) {
-	for _, c := range b.clusters {
-		if !c.hosts(m.Mode) {
-			continue
-		}
-		if srv, ok := c.allocatedTo(m.MatchID); ok {
-			b.log.Info("match allocated before; same game server", "match_id", m.MatchID, "cluster", c.Name, "server", srv.Name)
-			return srv, true
-		}
-	}
-	return allocator.Server{}, false
 }
 
 // order lists the healthy clusters that host mode: those of region first,
@@ -308,7 +293,7 @@ func (b *Backend) allocateIn(ctx context.Context, c *cluster, m events.Match) (a
 	res, err := c.hc.Do(req)
 	if err != nil {
 		c.failed(b, err)
-		return allocator.Server{}, fmt.Errorf("%w: cluster %s: %w", ErrAPI, c.Name, err)
+		return allocator.Server{}, fmt.Errorf("%w: cluster %s: %w (%w)", ErrAPI, c.Name, err, errUnclear)
 	}
 	defer res.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
@@ -319,6 +304,9 @@ func (b *Backend) allocateIn(ctx context.Context, c *cluster, m events.Match) (a
 	}
 	if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
 		err := fmt.Errorf("%w: cluster %s: %s: %.200s", ErrAPI, c.Name, res.Status, data)
+		if res.StatusCode >= 500 { // a gateway's timeout among them: Agones may be at it still
+			err = fmt.Errorf("%w (%w)", err, errUnclear)
+		}
 		c.failed(b, err)
 		return allocator.Server{}, err
 	}
@@ -334,6 +322,8 @@ func (b *Backend) allocateIn(ctx context.Context, c *cluster, m events.Match) (a
 var (
 	errBadAnswer = errors.New("bad answer")
 	errRefused   = errors.New("allocation request refused")
+	// errUnclear: the call may have allocated (Backend.settle).
+	errUnclear = errors.New("no clear answer")
 )
 
 // ServerOf reads the apiserver's answer to a GameServerAllocation: the
@@ -352,7 +342,7 @@ func ServerOf(data []byte, cluster string) (allocator.Server, error) {
 		if len(out.Status.Ports) > 0 {
 			srv.Port = int(out.Status.Ports[0].Port)
 		}
-		if srv.Name == "" || srv.Address == "" || srv.Port <= 0 || srv.Port > 65535 {
+		if !reachable(srv) {
 			return allocator.Server{}, fmt.Errorf("cluster %s: %w: Allocated without a server name, address or port: %+v", cluster, errBadAnswer, out.Status)
 		}
 		return srv, nil
@@ -361,6 +351,12 @@ func ServerOf(data []byte, cluster string) (allocator.Server, error) {
 	default: // Contention: another allocation raced us; worth a retry
 		return allocator.Server{}, fmt.Errorf("%w: cluster %s: allocation state %q", ErrAPI, cluster, out.Status.State)
 	}
+}
+
+// reachable says srv names a server players can be sent to: never
+// nowhere.
+func reachable(srv allocator.Server) bool {
+	return srv.Name != "" && srv.Address != "" && srv.Port > 0 && srv.Port <= 65535
 }
 
 func (c *cluster) failed(b *Backend, err error) {

@@ -11,52 +11,67 @@ import (
 // TestAnAllocationItsCallerGaveUpOnIsFoundAgain: Agones finishes an
 // allocation whose caller stopped waiting (its batch allocator updates
 // the GameServer under its own context), as a slow API makes the
-// backend's call time out. The request handler's retry asks again for
-// the same match: the backend answers with the server Agones gave it,
-// not a second one (allocator.Backend: asked again for the same match,
-// the same server). Before, every retry allocated anew, so the slower
-// Agones was, the more servers each match took.
+// backend's call time out. A call with no clear answer watches for that
+// server a while (Config.Settle) and answers with it; one that finished
+// later still is found by the next call for the match. Either way the
+// match gets one server (allocator.Backend: asked again for the same
+// match, the same server). Before, every retry allocated anew, so the
+// slower Agones was, the more servers each match took.
 func TestAnAllocationItsCallerGaveUpOnIsFoundAgain(t *testing.T) {
-	c := Start(t)
-	for _, name := range []string{"gs-1", "gs-2"} {
-		c.Create(t, "default", GameServer{Name: name, Fleet: "rps", RoomsCap: 1, PlayersCap: 2})
-	}
-	b := backend(t, kube.Config{Mode: kube.OnePerServer, Timeout: 300 * time.Millisecond},
-		kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps", Region: "eu"})
-	if err := b.Watch(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	c.Inject(Fault{Delay: time.Second, Finish: true})
-	m := match("m-slow", "a", "b")
-	if _, err := b.Allocate(t.Context(), m); !errors.Is(err, kube.ErrAPI) {
-		t.Fatalf("a call that outlived its timeout: %v, want an API error", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for { // Agones finishes it, and the backend's informer sees it
-		if eu, _ := b.Capacity("eu"); eu.AllocatedServers == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the abandoned allocation was not made")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	first := ""
-	for _, name := range []string{"gs-1", "gs-2"} {
-		if g := c.Get(t, "default", name); g.State == "Allocated" {
-			first = name
-		}
-	}
-	srv, err := b.Allocate(t.Context(), m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if srv.Name != first || srv.Address == "" || srv.Port == 0 || srv.Cluster != "one" || c.Calls() != 1 {
-		t.Fatalf("asked again: %+v after %d allocation calls; want %s, from one call", srv, c.Calls(), first)
-	}
-	for _, name := range []string{"gs-1", "gs-2"} {
-		if g := c.Get(t, "default", name); name != first && g.State != "Ready" {
-			t.Fatalf("%s is %s: a second server for one match", name, g.State)
-		}
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration // Agones' answer, past the call's 300 ms
+		found bool          // by the call itself, within its settle
+	}{
+		{"finished while the call settles", 800 * time.Millisecond, true},
+		{"finished after", 3 * time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Start(t)
+			for _, name := range []string{"gs-1", "gs-2"} {
+				c.Create(t, "default", GameServer{Name: name, Fleet: "rps", RoomsCap: 1, PlayersCap: 2})
+			}
+			b := backend(t, kube.Config{Mode: kube.OnePerServer, Timeout: 300 * time.Millisecond, Settle: 1500 * time.Millisecond},
+				kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps", Region: "eu"})
+			if err := b.Watch(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			c.Inject(Fault{Delay: tc.delay, Finish: true})
+			m := match("m-slow", "a", "b")
+			srv, err := b.Allocate(t.Context(), m)
+			if tc.found != (err == nil) {
+				t.Fatalf("a call Agones answered after %s: %+v, %v", tc.delay, srv, err)
+			}
+			if err != nil {
+				if !errors.Is(err, kube.ErrAPI) {
+					t.Fatalf("%v, want an API error", err)
+				}
+				deadline := time.Now().Add(10 * time.Second)
+				for { // Agones finishes it, and the backend's informer sees it
+					if eu, _ := b.Capacity("eu"); eu.AllocatedServers == 1 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("the abandoned allocation was not made")
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				if srv, err = b.Allocate(t.Context(), m); err != nil { // the retry
+					t.Fatal(err)
+				}
+			}
+			allocated := 0
+			for _, name := range []string{"gs-1", "gs-2"} {
+				if g := c.Get(t, "default", name); g.State == "Allocated" {
+					allocated++
+					if srv.Name != name {
+						t.Fatalf("answered %+v, Agones gave %s", srv, name)
+					}
+				}
+			}
+			if allocated != 1 || srv.Address == "" || srv.Port == 0 || srv.Cluster != "one" || c.Calls() != 1 {
+				t.Fatalf("%+v: %d servers allocated, %d allocation calls; want one of each", srv, allocated, c.Calls())
+			}
+		})
 	}
 }

@@ -88,7 +88,8 @@ func TestUnAllocatedThenScaleUp(t *testing.T) {
 func TestAPIFaultsAreErrorsAndMarkTheClusterUnhealthy(t *testing.T) {
 	c := Start(t)
 	c.Create(t, "default", GameServer{Name: "gs-1", Fleet: "rps", RoomsCap: 4, PlayersCap: 8})
-	b := backend(t, kube.Config{Mode: kube.HighDensity, Timeout: 300 * time.Millisecond, FailuresToUnhealthy: 3, Cooldown: 500 * time.Millisecond},
+	// Settle short: the cool-down is timed from the third failure.
+	b := backend(t, kube.Config{Mode: kube.HighDensity, Timeout: 300 * time.Millisecond, Settle: time.Millisecond, FailuresToUnhealthy: 3, Cooldown: 500 * time.Millisecond},
 		kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps"})
 	c.Inject(Fault{Status: http.StatusTooManyRequests}, Fault{Status: http.StatusInternalServerError}, Fault{Delay: 2 * time.Second})
 	for i, want := range []string{"429", "500", "Timeout"} {

@@ -1,0 +1,97 @@
+package kube
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/allocator"
+)
+
+// allocatedTo is the server a cluster hosting m's mode gave m before, if
+// its informer has seen one. A call whose answer was lost (a timeout:
+// Agones finishes an allocation its caller gave up on; a cut; an
+// allocator gone before it recorded the server) is followed by another
+// for the same match, which gets that server rather than a second one,
+// as allocator.Backend requires. A call with no clear answer watches for
+// it a while itself (settle); what Agones finishes later than that and
+// before the next call's look is not found, and a second server is
+// taken then.
+func (b *Backend) allocatedTo(m events.Match) (allocator.Server, bool) {
+	for _, c := range b.clusters {
+		if !c.hosts(m.Mode) {
+			continue
+		}
+		if srv, ok := c.allocatedTo(m.MatchID); ok {
+			b.log.Info("match allocated before; same game server", "match_id", m.MatchID, "cluster", c.Name, "server", srv.Name)
+			return srv, true
+		}
+	}
+	return allocator.Server{}, false
+}
+
+// settle watches, for up to Config.Settle, for the server Agones may
+// still give m after a call that got no clear answer: the retry would
+// otherwise ask for a second one at once.
+func (b *Backend) settle(ctx context.Context, m events.Match) (allocator.Server, bool) {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Settle)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if srv, ok := b.allocatedTo(m); ok {
+			return srv, true
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return allocator.Server{}, false
+		}
+	}
+}
+
+// roomIndex indexes GameServers by the match ids in their rooms List.
+const roomIndex = "room"
+
+func roomsOf(obj any) ([]string, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, nil
+	}
+	rooms, _, _ := unstructured.NestedStringSlice(u.Object, "status", "lists", agones.ListRooms, "values")
+	return rooms, nil
+}
+
+// allocatedTo is the Allocated server whose rooms List holds matchID, as
+// the cluster's informer has it (Backend.allocatedTo says why).
+func (c *cluster) allocatedTo(matchID string) (allocator.Server, bool) {
+	idx, ok := c.cache()
+	if !ok {
+		return allocator.Server{}, false
+	}
+	found, _ := idx.ByIndex(roomIndex, matchID)
+	for _, o := range found {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok || u.GetDeletionTimestamp() != nil {
+			continue
+		}
+		if state, _, _ := unstructured.NestedString(u.Object, "status", "state"); state != agones.StateAllocated {
+			continue
+		}
+		srv := allocator.Server{Name: u.GetName(), Cluster: c.Name}
+		srv.Address, _, _ = unstructured.NestedString(u.Object, "status", "address")
+		if ports, _, _ := unstructured.NestedSlice(u.Object, "status", "ports"); len(ports) > 0 {
+			if p, ok := ports[0].(map[string]any); ok {
+				port, _, _ := unstructured.NestedInt64(p, "port")
+				srv.Port = int(port)
+			}
+		}
+		if reachable(srv) {
+			return srv, true
+		}
+	}
+	return allocator.Server{}, false
+}
