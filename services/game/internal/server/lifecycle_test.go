@@ -75,6 +75,10 @@ func TestReuseAfterTheEndedRoomMemory(t *testing.T) {
 		playOneRound(t, a, b)
 		next(t, a, "over")
 		waitFor(t, func() bool { r, _ := lists(fake); return len(r) == 0 && len(s.openIDs()) == 0 }, m+" not given back")
+		// Dated by the keeper once it reads the List without it, which
+		// may come a read after the List was written: EndedMemory runs
+		// from then.
+		waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return !s.ended[m].IsZero() }, m+" not dated")
 	}
 	playAllocated("m1")
 	time.Sleep(100 * time.Millisecond) // past EndedMemory
@@ -147,7 +151,7 @@ type lifecycle struct {
 	t       *testing.T
 	fake    *sdktest.Server
 	s       *Server
-	sidecar *faulty
+	sidecar *watching
 	crash   func()
 	live    map[string][]string // match id -> players, of rooms not ended
 	ever    map[string]bool     // every match id allocated
@@ -158,42 +162,59 @@ var lifecyclePlayers = []string{"p0", "p1", "p2", "p3"}
 
 // restart crashes the process and starts another, and returns once the
 // new one has started: Run has got past Ready (or stayed Allocated) and
-// watches the GameServer. Its state alone would not say so: the crashed
-// process left it Ready or Allocated already. A restart that returned
-// before the start would hand the next op's faults to the start-up,
-// which retries every 500 ms (ready, agones.go: a sidecar that is not
-// up yet) rather than on every change, so ten failing reads would hold
-// a room allocated meanwhile for 5 s: a fault counted in calls, not an
-// outage, that the server cannot tell from a sidecar still starting.
+// its watch has handled the GameServer as it is now. Its state alone
+// would not say so: the crashed process left it Ready or Allocated
+// already. A restart that returned before the start would hand the
+// next op's faults to the start-up, which retries every 500 ms (ready,
+// agones.go: a sidecar that is not up yet) rather than on every change,
+// so ten failing reads would hold a room allocated meanwhile for 5 s: a
+// fault counted in calls, not an outage, that the server cannot tell
+// from a sidecar still starting. Why the watch must have handled its
+// first GameServer, not merely have asked for it: see check.
 func (l *lifecycle) restart() {
 	if l.crash != nil {
 		l.crash()
 	}
-	started := make(chan struct{})
 	l.s, _, l.crash = runOnSDK(l.t, l.fake, Config{Reuse: true, EndedMemory: time.Nanosecond, IdleTimeout: time.Hour},
-		func(c *sdk.Client) SDK {
-			l.sidecar = newFaulty(c)
-			return &watching{faulty: l.sidecar, started: started}
-		})
-	select {
-	case <-started:
-	case <-time.After(5 * time.Second):
-		l.t.Fatal("the restarted process never watched the GameServer")
-	}
+		func(c *sdk.Client) SDK { l.sidecar = &watching{faulty: newFaulty(c)}; return l.sidecar })
+	waitFor(l.t, func() bool { return l.sidecar.caughtUp(l.fake.GameServer()) }, "the restarted process never watched the GameServer")
 	waitFor(l.t, func() bool { st := l.fake.GameServer().Status.State; return st == "Ready" || st == "Allocated" }, "never started")
 }
 
-// watching is a faulty sidecar client that closes started when the
-// process first watches the GameServer: Run does once Ready is done.
+// watching is a faulty sidecar client that remembers the last
+// GameServer the process's watch has handled: its callback (opening the
+// rooms listed, nudging the keeper) has returned.
 type watching struct {
 	*faulty
-	once    sync.Once
-	started chan struct{}
+	mu      sync.Mutex
+	handled *sdk.GameServer
 }
 
 func (w *watching) Watch(ctx context.Context, f func(sdk.GameServer)) error {
-	w.once.Do(func() { close(w.started) })
-	return w.faulty.Watch(ctx, f)
+	return w.faulty.Watch(ctx, func(gs sdk.GameServer) {
+		f(gs)
+		w.mu.Lock()
+		w.handled = &gs
+		w.mu.Unlock()
+	})
+}
+
+// caughtUp says whether the watch has handled gs, the fake's GameServer
+// now, and so every GameServer the fake streamed before it (in order).
+// The fake streams on a change of state, labels or annotations only
+// (not on a List write), and every allocation writes a new
+// last-allocated time, so those three tell the streamed GameServers
+// apart. The exception, left as it is: the keeper flipping the state
+// back (Allocated, Ready, Allocated again: an allocation raced its
+// Ready) looks like no change; to do harm two allocations would have
+// to race one Ready and its GameServers stay in flight through two
+// more ops' ends.
+func (w *watching) caughtUp(gs sdk.GameServer) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h := w.handled
+	return h != nil && h.Status.State == gs.Status.State &&
+		maps.Equal(h.ObjectMeta.Labels, gs.ObjectMeta.Labels) && maps.Equal(h.ObjectMeta.Annotations, gs.ObjectMeta.Annotations)
 }
 
 func (l *lifecycle) step(i int, op byte) {
@@ -232,6 +253,15 @@ func (l *lifecycle) step(i int, op byte) {
 // check waits until the server has settled, then checks that the Lists
 // hold exactly the rooms open on the server and their players, as the
 // test allocated and ended them, and that an empty server is Ready.
+//
+// Settled includes the watch having handled the GameServer as it is
+// now (caughtUp). At EndedMemory 1ns the server forgets a room once it
+// has left the rooms List and another room ends; a GameServer the watch
+// streamed before the room left the List but handles only after that
+// lists it live, and the server opens it again for good (forget,
+// server.go: in production the memory, an hour, outlasts the watch's
+// lag). An open room does not say the watch is done: the keeper, which
+// reads the GameServer afresh, often opens an allocated room first.
 func (l *lifecycle) check(at string) {
 	l.t.Helper()
 	want := slices.Sorted(maps.Keys(l.live))
@@ -243,13 +273,15 @@ func (l *lifecycle) check(at string) {
 	}
 	var open, rooms, players, seated []string
 	var state string
+	var watched bool
 	settled := func() bool {
 		open, seated = l.s.openIDs(), l.s.seatedPlayers()
 		gs := l.fake.GameServer()
+		watched = l.sidecar.caughtUp(gs)
 		state = gs.Status.State
 		rooms = slices.Sorted(slices.Values(gs.Status.Lists[agones.ListRooms].Values))
 		players = slices.Sorted(slices.Values(gs.Status.Lists[agones.ListPlayers].Values))
-		return slices.Equal(rooms, open) && slices.Equal(players, seated) &&
+		return watched && slices.Equal(rooms, open) && slices.Equal(players, seated) &&
 			slices.Equal(open, want) && slices.Equal(seated, slices.Sorted(maps.Keys(wantPlayers))) &&
 			(len(want) > 0 || state == "Ready")
 	}
@@ -258,8 +290,8 @@ func (l *lifecycle) check(at string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if !settled() {
-		l.t.Fatalf("%s: open %v seating %v, rooms List %v, players List %v, state %s; want rooms %v, players %v",
-			at, open, seated, rooms, players, state, want, slices.Sorted(maps.Keys(wantPlayers)))
+		l.t.Fatalf("%s: open %v seating %v, rooms List %v, players List %v, state %s, watch caught up %t; want rooms %v, players %v",
+			at, open, seated, rooms, players, state, watched, want, slices.Sorted(maps.Keys(wantPlayers)))
 	}
 	for _, id := range open {
 		if !l.ever[id] {

@@ -286,7 +286,11 @@ func (s *Server) roomEnded(rm *room, outcome string) {
 
 // forget drops the ended rooms older than EndedMemory (s.mu held): their
 // tokens have expired. An id still in Agones' rooms List then would open
-// again, which is why a room is dated only once it has left that List.
+// again, which is why a room is dated only once it has left that List,
+// as the keeper read it. A GameServer the watch streamed before that
+// read and handles after the memory still lists the id, so the memory
+// must also outlast the watch's lag: an hour against milliseconds
+// (FuzzRoomLifecycle, at 1ns, waits for its watch instead).
 func (s *Server) forget(now time.Time) {
 	for old, at := range s.ended {
 		if !at.IsZero() && now.Sub(at) > s.cfg.EndedMemory {
