@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -75,16 +76,25 @@ func run(ctx context.Context, args []string) error {
 		}
 		g.Go(func() error {
 			// Ready once routing (not once bound: its router may still
-			// be waiting for NATS), not ready first thing at a stop.
+			// be waiting for NATS), and while its pulls are not refused
+			// (a permission reloaded away: it allocates nothing); not
+			// ready first thing at a stop.
 			select {
 			case <-a.Routing():
-				env.Ready.Set(true)
 			case <-gctx.Done():
 				return nil
 			}
-			<-gctx.Done()
-			env.Ready.Set(false)
-			return nil
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				env.Ready.Set(!a.Refused())
+				select {
+				case <-tick.C:
+				case <-gctx.Done():
+					env.Ready.Set(false)
+					return nil
+				}
+			}
 		})
 		return a.Run(gctx)
 	})

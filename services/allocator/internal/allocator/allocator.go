@@ -52,6 +52,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -175,6 +176,9 @@ type Allocator struct {
 	// routing is closed (once: routed) when Run's router runs (Routing).
 	routing chan struct{}
 	routed  sync.Once
+	// refused: the last pulls were refused for want of a permission
+	// (Refused).
+	refused atomic.Bool
 }
 
 type metrics struct {

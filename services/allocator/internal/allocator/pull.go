@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -37,13 +38,14 @@ type puller struct {
 	nakDelay time.Duration
 	grace    time.Duration // how long a match in the router may finish once ctx ends
 	log      *slog.Logger
+	refused  *atomic.Bool   // the last pulls were refused (pullRefused) since one was not (Allocator.Refused)
 	sending  sync.WaitGroup // matches not yet handed to the router (or nakked)
 	working  sync.WaitGroup // matches not yet settled
 }
 
 func newPuller(cons jetstream.Consumer, nc *nats.Conn, cfg Config, log *slog.Logger) *puller {
 	return &puller{cons: cons, nc: nc, out: make(chan *message.Message), slots: make(chan struct{}, cfg.Concurrency),
-		nakDelay: cfg.NakDelay, grace: cfg.CloseTimeout, log: log}
+		nakDelay: cfg.NakDelay, grace: cfg.CloseTimeout, log: log, refused: new(atomic.Bool)}
 }
 
 // pull asks for as many matches as there is room for (at least one: it
@@ -141,6 +143,12 @@ func (p *puller) run(ctx context.Context, first jetstream.MessageBatch, held int
 		// apart, on the connection.
 		if last := p.nc.LastError(); err == nil && last != before && pullRefused(last) {
 			err = last
+		}
+		switch {
+		case err == nil:
+			p.refused.Store(false)
+		case pullRefused(err):
+			p.refused.Store(true)
 		}
 		failing = p.note(err, failing)
 		if err == nil {

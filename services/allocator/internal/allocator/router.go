@@ -91,6 +91,12 @@ func (a *Allocator) Run(ctx context.Context) error {
 // allocator is ready then, not when bound (Bind).
 func (a *Allocator) Routing() <-chan struct{} { return a.routing }
 
+// Refused says whether the server refuses the allocator's pulls, for
+// want of a permission (a configuration reloaded without it), since the
+// last pull it took: the allocator allocates nothing then, and is not
+// ready. At start-up such a refusal ends Run instead.
+func (a *Allocator) Refused() bool { return a.refused.Load() }
+
 // route runs a router of the allocation requests until ctx ends,
 // handling each with as and giving up, after its retries, through fail;
 // Routing is closed once it runs. Its context is its own, ended when it
@@ -108,6 +114,7 @@ func (a *Allocator) route(ctx context.Context, as *assigner, fail *failure) erro
 		return fmt.Errorf("consumer %s: %w", events.ConsumerAllocator, err)
 	}
 	p := newPuller(cons, a.nc, a.cfg, a.log)
+	p.refused = &a.refused
 	router, err := a.router(as, fail, p.out)
 	if err != nil {
 		return err
