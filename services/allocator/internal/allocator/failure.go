@@ -119,7 +119,7 @@ func (f *failure) end(ctx context.Context, msg *message.Message, err error) erro
 		case errors.As(rerr, new(*failedBefore)):
 			// Failed before (its players told, or to be told, why): it
 			// cannot be queued again, so it is told again below.
-			err = rerr
+			err = fmt.Errorf("%w (after %w)", rerr, err)
 		case rerr != nil:
 			return fmt.Errorf("requeue after %w: %w", err, rerr)
 		default:
@@ -133,10 +133,13 @@ func (f *failure) end(ctx context.Context, msg *message.Message, err error) erro
 	if decoded && m.Backfill != nil {
 		// Its players' tickets were fine; the room they were to
 		// join could not take them: they wait again.
-		if rerr := f.requeueBackfill(ctx, m, err); rerr != nil {
+		again, rerr := f.requeueBackfill(ctx, m, err)
+		if rerr != nil {
 			return fmt.Errorf("requeue after %w: %w", err, rerr)
 		}
-		f.met.outcomes.WithLabelValues("backfill_requeued").Inc()
+		if !again {
+			f.met.outcomes.WithLabelValues("backfill_requeued").Inc()
+		}
 		f.log.Warn("backfill match failed; its tickets requeued with their wait", "match_id", m.MatchID, "err", err)
 		return nil
 	}
@@ -212,16 +215,19 @@ func toldReason(err error) string {
 	if fb := new(failedBefore); errors.As(err, &fb) {
 		return fb.Error()
 	}
-	switch failReason(err) {
-	case "no_capacity":
-		return ErrNoCapacity.Error()
-	case "mode_not_hosted":
-		return ErrModeNotHosted.Error()
-	case "invalid":
+	for _, kind := range toldKinds {
+		if errors.Is(err, kind) {
+			return kind.Error()
+		}
+	}
+	if errors.Is(err, events.ErrInvalid) {
 		return events.CutText(err.Error(), maxToldReason)
 	}
 	return errNotAllocated.Error()
 }
+
+// toldKinds are the failures players are told in their own words.
+var toldKinds = []error{ErrNoCapacity, ErrModeNotHosted, errNoServerFree, errRoomGone, errSeatsPromised, errOverShape}
 
 // maxToldReason bounds the reason a failed match's players are told.
 const maxToldReason = 200
@@ -245,7 +251,7 @@ func (f *failure) requeueNoServer(ctx context.Context, m events.Match) (again bo
 	if err != nil || done {
 		return done, err
 	}
-	if err := f.requeueMatch(ctx, m, errNoServerFree); err != nil {
+	if err := f.requeueMatch(ctx, m, errNoServerFree.Error()); err != nil {
 		return false, err
 	}
 	return false, f.records.markRequeued(ctx, m.MatchID)
@@ -255,17 +261,19 @@ func (f *failure) requeueNoServer(ctx context.Context, m events.Match) (again bo
 // running room again, once its record says it failed, so that no later
 // delivery of it assigns them to the room (a match with a server
 // recorded is refused: it is assigned, and its next delivery says so).
-func (f *failure) requeueBackfill(ctx context.Context, m events.Match, why error) error {
-	if _, _, err := f.records.markFailed(ctx, m.MatchID, toldReason(why)); err != nil {
-		return err
+// again says its record said so before (a repeat: counted then).
+func (f *failure) requeueBackfill(ctx context.Context, m events.Match, why error) (again bool, err error) {
+	told, again, err := f.records.markFailed(ctx, m.MatchID, toldReason(why))
+	if err != nil {
+		return again, err
 	}
-	return f.requeueMatch(ctx, m, why)
+	return again, f.requeueMatch(ctx, m, told)
 }
 
 // requeueMatch gives the match's tickets back to the queue: their claims
 // for this match are released, their players hear they are queued again
-// and why, and each ticket is published anew (events.Publisher.Requeue)
-// so that it keeps its wait.
+// and why (in toldReason's words), and each ticket is published anew
+// (events.Publisher.Requeue) so that it keeps its wait.
 //
 // A claim not given back is an error before anything is told or
 // published: a ticket published again while its claim stays the match's
@@ -280,7 +288,7 @@ func (f *failure) requeueBackfill(ctx context.Context, m events.Match, why error
 // once. A ticket whose claim another owner holds once every claim is
 // given back (taken: another match, or an outcome) is that owner's to
 // tell: it is neither told "queued" nor published again.
-func (f *failure) requeueMatch(ctx context.Context, m events.Match, why error) error {
+func (f *failure) requeueMatch(ctx context.Context, m events.Match, why string) error {
 	owner := events.MatchOwner(m.MatchID)
 	ids := make([]string, len(m.Tickets))
 	for i, t := range m.Tickets {
@@ -299,7 +307,7 @@ func (f *failure) requeueMatch(ctx context.Context, m events.Match, why error) e
 	var rs []events.Result
 	for _, mt := range tickets {
 		for _, p := range mt.Players {
-			rs = append(rs, events.Result{TicketID: mt.TicketID, PlayerID: p, Status: events.StatusQueued, Reason: why.Error() + "; queued again with the same wait"})
+			rs = append(rs, events.Result{TicketID: mt.TicketID, PlayerID: p, Status: events.StatusQueued, Reason: why + "; queued again with the same wait"})
 		}
 	}
 	if err := publishResults(ctx, f.pub, rs); err != nil {

@@ -147,10 +147,20 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 		return *held, true, nil
 	}
 	deliveryFrom(ctx).asking() // before: a find cut short may have asked
-	r, err = find(ctx, m)
+	fctx, cancel := context.WithTimeout(ctx, maxBackendCall)
+	r, err = find(fctx, m)
+	cut := fctx.Err() != nil
+	cancel()
 	if err != nil {
-		// Delete the pending record so the retry can allocate.
-		_ = rs.kv.Delete(context.WithoutCancel(ctx), key, jetstream.LastRevision(rev))
+		// Delete the pending record so the retry can allocate, unless
+		// the call was cut short (this allocator stopping, or the
+		// bound): the backend may have allocated then, and the
+		// reservation is left to go stale, by when the next request
+		// finds that server (the kube backend's informers), where one
+		// sooner would take another.
+		if !cut {
+			_ = rs.kv.Delete(context.WithoutCancel(ctx), key, jetstream.LastRevision(rev))
+		}
 		return record{}, false, fmt.Errorf("allocate match %s: %w", key, err)
 	}
 	data, _ := json.Marshal(r) // always encodes
@@ -166,6 +176,13 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 	}
 	return r, false, nil
 }
+
+// maxBackendCall bounds one backend call (the kube backend's calls to
+// each cluster, and its settle): it ends well before its reservation
+// goes stale (events.AllocatorReservationStale), so no takeover of the
+// match asks the backend while this call may still allocate, and the
+// backend has seen what it allocated by then.
+const maxBackendCall = 12 * time.Second
 
 // reserve takes the match's record as pending and returns its revision,
 // or the record, when it already holds a server.

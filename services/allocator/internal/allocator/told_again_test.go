@@ -137,7 +137,11 @@ func TestPlayersAreToldNoBackendText(t *testing.T) {
 	if c := backend.calls.Load(); c != 1 {
 		t.Fatalf("the backend was asked %d times for one match", c)
 	}
-	for _, data := range storedMsgs(t, p.js, p.subj.ResultsStream()) {
+	stored := storedMsgs(t, p.js, p.subj.ResultsStream())
+	if len(stored) != 2 {
+		t.Fatalf("%d results stored, want each player's one", len(stored))
+	}
+	for _, data := range stored {
 		r, err := events.DecodeResult(data)
 		if err != nil {
 			t.Fatal(err)
@@ -152,5 +156,43 @@ func TestPlayersAreToldNoBackendText(t *testing.T) {
 	var dl events.DeadLetter
 	if err := json.Unmarshal(storedMsgs(t, p.js, p.subj.DeadLetterStream())[0], &dl); err != nil || !strings.Contains(dl.Reason, "10.1.2.3") {
 		t.Fatalf("dead letter %q (%v): want the backend's text", dl.Reason, err)
+	}
+}
+
+// failingMeanwhile is a backend with no capacity, during whose call
+// another request for the match fails it (its record marked failed).
+type failingMeanwhile struct {
+	records *records
+	reason  string
+}
+
+func (f *failingMeanwhile) Allocate(ctx context.Context, m events.Match) (Server, error) {
+	data, _ := json.Marshal(record{Failed: true, Reason: f.reason})
+	if _, err := f.records.kv.Put(ctx, m.MatchID, data); err != nil {
+		return Server{}, err
+	}
+	return Server{}, ErrNoCapacity
+}
+
+// TestARequeueMeetingAFailedRecordTellsIt: with requeues on, a match
+// with no server is to be queued again, but another request failed it
+// meanwhile (its record says so, and why). It cannot be queued again:
+// its players are told it failed, in the words its record keeps, at
+// once (it used to be nakked, and told only on its next delivery).
+func TestARequeueMeetingAFailedRecordTellsIt(t *testing.T) {
+	t.Parallel()
+	p := newPartitioned(t, true)
+	p.as.records.backend = &failingMeanwhile{records: p.as.records, reason: ErrModeNotHosted.Error()}
+	if err := p.deliver(pair("m-failed-meanwhile"), 1); err != nil {
+		t.Fatalf("a match failed meanwhile: %v, want it told and acked", err)
+	}
+	n := p.told(t)
+	for _, data := range storedMsgs(t, p.js, p.subj.ResultsStream()) {
+		if r, _ := events.DecodeResult(data); r.Reason != ErrModeNotHosted.Error() {
+			t.Fatalf("a player told %q, want the record's %q", r.Reason, ErrModeNotHosted)
+		}
+	}
+	if n[events.StatusFailed] != 2 || len(n) != 1 {
+		t.Fatalf("results %v, want 2 failed", n)
 	}
 }

@@ -93,12 +93,18 @@ func roomRequests(u *unstructured.Unstructured) []play.Backfill {
 	return out
 }
 
+// serving says whether players may be sent to GameServer u's rooms:
+// rooms live on an Allocated server; one Unhealthy, shutting down or
+// being deleted is going away with them.
+func serving(u *unstructured.Unstructured) bool {
+	state, _, _ := unstructured.NestedString(u.Object, "status", "state")
+	return state == agones.StateAllocated && u.GetDeletionTimestamp() == nil
+}
+
 // liveRooms are the rooms GameServer u lists (agones.ListRooms), each
 // once, at most allocator.MaxRoomsShown; none unless it is Allocated.
 func liveRooms(u *unstructured.Unstructured) []string {
-	// Rooms live on an Allocated server; one Unhealthy or shutting down
-	// is going away with them, and no player should be sent there.
-	if state, _, _ := unstructured.NestedString(u.Object, "status", "state"); state != agones.StateAllocated {
+	if !serving(u) {
 		return nil
 	}
 	listed, _, _ := unstructured.NestedStringSlice(u.Object, "status", "lists", agones.ListRooms, "values")

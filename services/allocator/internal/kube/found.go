@@ -2,6 +2,8 @@ package kube
 
 import (
 	"context"
+	"errors"
+	"net"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -17,9 +19,9 @@ import (
 // allocator gone before it recorded the server) is followed by another
 // for the same match, which gets that server rather than a second one,
 // as allocator.Backend requires. A call with no clear answer watches for
-// it a while itself (settle); what Agones finishes later than that and
-// before the next call's look is not found, and a second server is
-// taken then.
+// it a while itself, before it asks another cluster or fails (settle);
+// what Agones finishes later than that and before the next call's look
+// is not found, and a second server is taken then.
 func (b *Backend) allocatedTo(m events.Match) (allocator.Server, bool) {
 	for _, c := range b.clusters {
 		if !c.hosts(m.Mode) {
@@ -33,16 +35,19 @@ func (b *Backend) allocatedTo(m events.Match) (allocator.Server, bool) {
 	return allocator.Server{}, false
 }
 
-// settle watches, for up to Config.Settle, for the server Agones may
-// still give m after a call that got no clear answer: the retry would
-// otherwise ask for a second one at once.
-func (b *Backend) settle(ctx context.Context, m events.Match) (allocator.Server, bool) {
+// settle watches c, for up to Config.Settle, for the server Agones may
+// still give m after a call to c that got no clear answer. A stopping
+// allocator does not wait (ctx ended): it leaves the match's
+// reservation to go stale, and the next request for the match finds
+// the server then (allocator.records.place).
+func (b *Backend) settle(ctx context.Context, c *cluster, m events.Match) (allocator.Server, bool) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Settle)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if srv, ok := b.allocatedTo(m); ok {
+		if srv, ok := c.allocatedTo(m.MatchID); ok {
+			b.log.Info("allocation answered late; its server found", "match_id", m.MatchID, "cluster", c.Name, "server", srv.Name)
 			return srv, true
 		}
 		select {
@@ -75,10 +80,7 @@ func (c *cluster) allocatedTo(matchID string) (allocator.Server, bool) {
 	found, _ := idx.ByIndex(roomIndex, matchID)
 	for _, o := range found {
 		u, ok := o.(*unstructured.Unstructured)
-		if !ok || u.GetDeletionTimestamp() != nil {
-			continue
-		}
-		if state, _, _ := unstructured.NestedString(u.Object, "status", "state"); state != agones.StateAllocated {
+		if !ok || !serving(u) {
 			continue
 		}
 		srv := allocator.Server{Name: u.GetName(), Cluster: c.Name}
@@ -94,4 +96,17 @@ func (c *cluster) allocatedTo(matchID string) (allocator.Server, bool) {
 		}
 	}
 	return allocator.Server{}, false
+}
+
+// sent says whether the request of a call that failed with err may
+// have reached the cluster: not when its connection was never made.
+func sent(err error) bool {
+	var op *net.OpError
+	return !errors.As(err, &op) || op.Op != "dial"
+}
+
+// reachable says srv names a server players can be sent to: never
+// nowhere.
+func reachable(srv allocator.Server) bool {
+	return srv.Name != "" && srv.Address != "" && srv.Port > 0 && srv.Port <= 65535
 }

@@ -200,6 +200,14 @@ func (b *Backend) Allocate(ctx context.Context, m events.Match) (allocator.Serve
 	for _, c := range b.order(m.Mode, m.Region) {
 		tried++
 		srv, err := b.allocateIn(ctx, c, m)
+		if errors.Is(err, errUnclear) {
+			// Agones may be at it still: asking the next cluster, or
+			// failing for the retry to ask again, would take a second
+			// server.
+			if found, ok := b.settle(ctx, c, m); ok {
+				srv, err = found, nil
+			}
+		}
 		switch {
 		case err == nil:
 			if tried > 1 {
@@ -215,11 +223,6 @@ func (b *Backend) Allocate(ctx context.Context, m events.Match) (allocator.Serve
 	}
 	if tried == 0 {
 		return allocator.Server{}, fmt.Errorf("%w: every cluster hosting mode %q is unhealthy", ErrAPI, m.Mode)
-	}
-	if slices.ContainsFunc(errs, func(err error) bool { return errors.Is(err, errUnclear) }) {
-		if srv, ok := b.settle(ctx, m); ok {
-			return srv, nil
-		}
 	}
 	if noRoom == tried {
 		return allocator.Server{}, allocator.ErrNoCapacity
@@ -292,11 +295,18 @@ func (b *Backend) allocateIn(ctx context.Context, c *cluster, m events.Match) (a
 	req.Header.Set("Content-Type", "application/json")
 	res, err := c.hc.Do(req)
 	if err != nil {
+		err = fmt.Errorf("%w: cluster %s: %w", ErrAPI, c.Name, err)
+		if ctx.Err() != nil { // this allocator stopping: the cluster is not at fault
+			return allocator.Server{}, fmt.Errorf("%w (%w)", err, errUnclear)
+		}
 		c.failed(b, err)
-		return allocator.Server{}, fmt.Errorf("%w: cluster %s: %w (%w)", ErrAPI, c.Name, err, errUnclear)
+		if !sent(err) {
+			return allocator.Server{}, err
+		}
+		return allocator.Server{}, fmt.Errorf("%w (%w)", err, errUnclear)
 	}
 	defer res.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	data, rerr := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	if res.StatusCode == http.StatusUnprocessableEntity {
 		// Agones refused the request itself (its Validate): the cluster is
 		// healthy, and asking again cannot change the answer.
@@ -304,16 +314,25 @@ func (b *Backend) allocateIn(ctx context.Context, c *cluster, m events.Match) (a
 	}
 	if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusOK {
 		err := fmt.Errorf("%w: cluster %s: %s: %.200s", ErrAPI, c.Name, res.Status, data)
-		if res.StatusCode >= 500 { // a gateway's timeout among them: Agones may be at it still
+		switch res.StatusCode {
+		case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+			// Agones may be at it still (a gateway's timeout, Agones
+			// failing after it allocated); a 503 is the aggregator
+			// finding no Agones to ask.
 			err = fmt.Errorf("%w (%w)", err, errUnclear)
 		}
 		c.failed(b, err)
 		return allocator.Server{}, err
 	}
 	srv, err := ServerOf(data, c.Name)
+	if rerr != nil {
+		err = fmt.Errorf("cluster %s: %w: %w", c.Name, errBadAnswer, rerr)
+	}
 	if errors.Is(err, errBadAnswer) {
+		// Agones answered, so it may have allocated: the answer cut
+		// short, or a server players cannot be sent to.
 		c.failed(b, err)
-		return allocator.Server{}, fmt.Errorf("%w: %w", ErrAPI, err)
+		return allocator.Server{}, fmt.Errorf("%w: %w (%w)", ErrAPI, err, errUnclear)
 	}
 	c.ok()
 	return srv, err
@@ -351,12 +370,6 @@ func ServerOf(data []byte, cluster string) (allocator.Server, error) {
 	default: // Contention: another allocation raced us; worth a retry
 		return allocator.Server{}, fmt.Errorf("%w: cluster %s: allocation state %q", ErrAPI, cluster, out.Status.State)
 	}
-}
-
-// reachable says srv names a server players can be sent to: never
-// nowhere.
-func reachable(srv allocator.Server) bool {
-	return srv.Name != "" && srv.Address != "" && srv.Port > 0 && srv.Port <= 65535
 }
 
 func (c *cluster) failed(b *Backend, err error) {

@@ -2,6 +2,7 @@ package kubetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,27 +13,34 @@ import (
 // allocation whose caller stopped waiting (its batch allocator updates
 // the GameServer under its own context), as a slow API makes the
 // backend's call time out. A call with no clear answer watches for that
-// server a while (Config.Settle) and answers with it; one that finished
-// later still is found by the next call for the match. Either way the
+// server a while (Config.Settle) and answers with it, before it asks
+// another cluster; one that finished later still is found by the next
+// call for the match. Either way the
 // match gets one server (allocator.Backend: asked again for the same
 // match, the same server). Before, every retry allocated anew, so the
 // slower Agones was, the more servers each match took.
 func TestAnAllocationItsCallerGaveUpOnIsFoundAgain(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		delay time.Duration // Agones' answer, past the call's 300 ms
-		found bool          // by the call itself, within its settle
+		name     string
+		delay    time.Duration // Agones' answer, past the call's 300 ms
+		settle   time.Duration
+		clusters int  // of one fleet: a call past its settle tries the next
+		found    bool // by the call itself, within its settle
 	}{
-		{"finished while the call settles", 800 * time.Millisecond, true},
-		{"finished after", 3 * time.Second, false},
+		{"finished while the call settles", 800 * time.Millisecond, 5 * time.Second, 1, true},
+		{"finished after", 3 * time.Second, time.Second, 1, false},
+		{"no other cluster asked meanwhile", 800 * time.Millisecond, 5 * time.Second, 2, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Start(t)
 			for _, name := range []string{"gs-1", "gs-2"} {
 				c.Create(t, "default", GameServer{Name: name, Fleet: "rps", RoomsCap: 1, PlayersCap: 2})
 			}
-			b := backend(t, kube.Config{Mode: kube.OnePerServer, Timeout: 300 * time.Millisecond, Settle: 1500 * time.Millisecond},
-				kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps", Region: "eu"})
+			var clusters []kube.Cluster
+			for i := range tc.clusters {
+				clusters = append(clusters, kube.Cluster{Name: fmt.Sprint("c", i), Priority: i, Config: c.Config, Namespace: "default", Fleet: "rps", Region: "eu"})
+			}
+			b := backend(t, kube.Config{Mode: kube.OnePerServer, Timeout: 300 * time.Millisecond, Settle: tc.settle}, clusters...)
 			if err := b.Watch(t.Context()); err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +77,7 @@ func TestAnAllocationItsCallerGaveUpOnIsFoundAgain(t *testing.T) {
 					}
 				}
 			}
-			if allocated != 1 || srv.Address == "" || srv.Port == 0 || srv.Cluster != "one" || c.Calls() != 1 {
+			if allocated != 1 || srv.Address == "" || srv.Port == 0 || srv.Cluster != "c0" || c.Calls() != 1 {
 				t.Fatalf("%+v: %d servers allocated, %d allocation calls; want one of each", srv, allocated, c.Calls())
 			}
 		})
