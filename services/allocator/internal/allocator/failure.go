@@ -133,12 +133,8 @@ func (f *failure) end(ctx context.Context, msg *message.Message, err error) erro
 	if decoded && m.Backfill != nil {
 		// Its players' tickets were fine; the room they were to
 		// join could not take them: they wait again.
-		again, rerr := f.requeueBackfill(ctx, m, err)
-		if rerr != nil {
+		if rerr := f.requeueBackfill(ctx, m, err); rerr != nil {
 			return fmt.Errorf("requeue after %w: %w", err, rerr)
-		}
-		if !again {
-			f.met.outcomes.WithLabelValues("backfill_requeued").Inc()
 		}
 		f.log.Warn("backfill match failed; its tickets requeued with their wait", "match_id", m.MatchID, "err", err)
 		return nil
@@ -227,7 +223,8 @@ func toldReason(err error) string {
 }
 
 // toldKinds are the failures players are told in their own words.
-var toldKinds = []error{ErrNoCapacity, ErrModeNotHosted, errNoServerFree, errRoomGone, errSeatsPromised, errOverShape}
+// The first found is told: errOverShape comes wrapped in errRoomGone.
+var toldKinds = []error{ErrNoCapacity, ErrModeNotHosted, errNoServerFree, errOverShape, errSeatsPromised, errRoomGone}
 
 // maxToldReason bounds the reason a failed match's players are told.
 const maxToldReason = 200
@@ -261,13 +258,16 @@ func (f *failure) requeueNoServer(ctx context.Context, m events.Match) (again bo
 // running room again, once its record says it failed, so that no later
 // delivery of it assigns them to the room (a match with a server
 // recorded is refused: it is assigned, and its next delivery says so).
-// again says its record said so before (a repeat: counted then).
-func (f *failure) requeueBackfill(ctx context.Context, m events.Match, why error) (again bool, err error) {
+// It is counted once, by the delivery that marks the record.
+func (f *failure) requeueBackfill(ctx context.Context, m events.Match, why error) error {
 	told, again, err := f.records.markFailed(ctx, m.MatchID, toldReason(why))
 	if err != nil {
-		return again, err
+		return err
 	}
-	return again, f.requeueMatch(ctx, m, told)
+	if !again {
+		f.met.outcomes.WithLabelValues("backfill_requeued").Inc()
+	}
+	return f.requeueMatch(ctx, m, told)
 }
 
 // requeueMatch gives the match's tickets back to the queue: their claims

@@ -28,7 +28,7 @@ type assigner struct {
 	// (backfill.go): the room's match and requests, and the requeue of
 	// its tickets when the room is gone.
 	rooms    *rooms
-	requeue  func(ctx context.Context, m events.Match, reason error) (again bool, err error)
+	requeue  func(ctx context.Context, m events.Match, reason error) error
 	signer   *jointoken.Signer
 	pub      *events.Publisher
 	met      *metrics
@@ -167,12 +167,8 @@ func (as *assigner) handleBackfill(ctx context.Context, m events.Match) error {
 		})
 	}
 	if errors.Is(err, errRoomGone) {
-		again, rerr := as.requeue(ctx, m, err)
-		if rerr != nil {
+		if rerr := as.requeue(ctx, m, err); rerr != nil {
 			return fmt.Errorf("requeue after %w: %w", err, rerr)
-		}
-		if !again {
-			as.met.outcomes.WithLabelValues("backfill_requeued").Inc()
 		}
 		as.log.Warn("room to fill is gone or its seats are taken; match's tickets requeued with their wait", "match_id", m.MatchID, "room", roomID, "err", err)
 		return nil

@@ -119,8 +119,8 @@ func (p *puller) run(ctx context.Context, first jetstream.MessageBatch, held int
 		if batch == nil {
 			batch, held, end, err = p.pull(ctx)
 		}
+		got := 0
 		if batch != nil {
-			got := 0
 			for msg := range batch.Messages() {
 				got++
 				p.sending.Add(1)
@@ -135,6 +135,10 @@ func (p *puller) run(ctx context.Context, first jetstream.MessageBatch, held int
 		if ctx.Err() != nil {
 			return
 		}
+		// The server answered the pull: matches, or its expiry's 408.
+		// A refused pull gets neither, whatever else the connection
+		// hears meanwhile (another subject refused).
+		answered := got > 0 || err == nil
 		if errors.Is(err, context.DeadlineExceeded) && p.nc.IsConnected() {
 			err = nil // the pull's own deadline: it expired, as pulls do when idle
 		}
@@ -145,7 +149,7 @@ func (p *puller) run(ctx context.Context, first jetstream.MessageBatch, held int
 			err = last
 		}
 		switch {
-		case err == nil:
+		case answered:
 			p.refused.Store(false)
 		case pullRefused(err):
 			p.refused.Store(true)

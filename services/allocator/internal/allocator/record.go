@@ -101,6 +101,7 @@ type records struct {
 	backend Backend
 	log     *slog.Logger
 	now     func() time.Time
+	bound   time.Duration // of a backend call; 0: maxBackendCall
 }
 
 // stale says whether a pending record's owner is gone: it was written
@@ -147,17 +148,18 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 		return *held, true, nil
 	}
 	deliveryFrom(ctx).asking() // before: a find cut short may have asked
-	fctx, cancel := context.WithTimeout(ctx, maxBackendCall)
+	// A stopping allocator lets the call finish (ctx's end does not cut
+	// it), within its bound: cut short, the backend may have allocated.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rs.callBound())
 	r, err = find(fctx, m)
-	cut := fctx.Err() != nil
+	cut := fctx.Err() != nil && errors.Is(err, context.DeadlineExceeded)
 	cancel()
 	if err != nil {
 		// Delete the pending record so the retry can allocate, unless
-		// the call was cut short (this allocator stopping, or the
-		// bound): the backend may have allocated then, and the
-		// reservation is left to go stale, by when the next request
-		// finds that server (the kube backend's informers), where one
-		// sooner would take another.
+		// the call was cut short by its bound: the backend may have
+		// allocated then, and the reservation is left to go stale, by
+		// when the next request finds that server (the kube backend's
+		// informers), where one sooner would take another.
 		if !cut {
 			_ = rs.kv.Delete(context.WithoutCancel(ctx), key, jetstream.LastRevision(rev))
 		}
@@ -165,8 +167,10 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 	}
 	data, _ := json.Marshal(r) // always encodes
 	var perr error
-	for i := range 5 { // the server is ours now: try hard to remember it
-		if _, perr = rs.kv.Update(ctx, key, data, rev); perr == nil {
+	// The server is ours now: try hard to remember it, stopping or not.
+	wctx := context.WithoutCancel(ctx)
+	for i := range 5 {
+		if _, perr = rs.kv.Update(wctx, key, data, rev); perr == nil {
 			break
 		}
 		time.Sleep(time.Duration(50<<i) * time.Millisecond)
@@ -183,6 +187,14 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 // match asks the backend while this call may still allocate, and the
 // backend has seen what it allocated by then.
 const maxBackendCall = 12 * time.Second
+
+// callBound is maxBackendCall, or the test's bound.
+func (rs *records) callBound() time.Duration {
+	if rs.bound > 0 {
+		return rs.bound
+	}
+	return maxBackendCall
+}
 
 // reserve takes the match's record as pending and returns its revision,
 // or the record, when it already holds a server.

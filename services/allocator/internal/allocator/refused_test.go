@@ -19,13 +19,14 @@ import (
 // mistake in nats.conf). Its pulls are refused from then on, and it
 // allocates nothing, so it says so (Refused: the service is not ready,
 // and a rollout of that configuration or of a release that needs
-// another stops there), until a reload gives the permission back.
+// another stops there), whatever else its connection is refused
+// meanwhile, until a reload gives the permission back.
 func TestAnAllocatorWhosePullsAreRefusedSaysSo(t *testing.T) {
 	t.Parallel()
 	users := func(pull bool) []*server.User {
 		perm := &server.SubjectPermission{Allow: []string{">"}}
 		if !pull {
-			perm.Deny = []string{"$JS.API.CONSUMER.MSG.NEXT.>"}
+			perm.Deny = []string{"$JS.API.CONSUMER.MSG.NEXT.>", "other.>"}
 		}
 		return []*server.User{
 			{Username: "admin", Password: "admin"},
@@ -60,6 +61,15 @@ func TestAnAllocatorWhosePullsAreRefusedSaysSo(t *testing.T) {
 	}
 	reload(false)
 	testkit.Eventually(t, 10*time.Second, a.Refused, "pulls refused, and the allocator does not say so")
+	// Another publish of its connection refused meanwhile (the last
+	// error the connection heard is then not the pull's): still refused.
+	for range 15 {
+		_ = nc.Publish("other.x", nil)
+		time.Sleep(200 * time.Millisecond)
+		if !a.Refused() {
+			t.Fatal("refused pulls taken for answered ones once another publish was refused")
+		}
+	}
 	reload(true)
 	testkit.Eventually(t, 10*time.Second, func() bool { return !a.Refused() }, "pulls allowed again, and the allocator still says they are refused")
 }

@@ -2,8 +2,6 @@ package kube
 
 import (
 	"context"
-	"errors"
-	"net"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -96,13 +94,6 @@ func (c *cluster) allocatedTo(matchID string) (allocator.Server, bool) {
 		}
 	}
 	return allocator.Server{}, false
-}
-
-// sent says whether the request of a call that failed with err may
-// have reached the cluster: not when its connection was never made.
-func sent(err error) bool {
-	var op *net.OpError
-	return !errors.As(err, &op) || op.Op != "dial"
 }
 
 // reachable says srv names a server players can be sent to: never

@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strings"
@@ -198,6 +199,11 @@ func (b *Backend) Allocate(ctx context.Context, m events.Match) (allocator.Serve
 	noRoom := 0
 	tried := 0
 	for _, c := range b.order(m.Mode, m.Region) {
+		if dl, ok := ctx.Deadline(); ok && tried > 0 && time.Until(dl) < b.cfg.Timeout+b.cfg.Settle {
+			// A call cut short leaves unclear whether it allocated: fail clearly.
+			errs = append(errs, fmt.Errorf("%w: no time left to ask cluster %s", ErrAPI, c.Name))
+			break
+		}
 		tried++
 		srv, err := b.allocateIn(ctx, c, m)
 		if errors.Is(err, errUnclear) {
@@ -293,14 +299,17 @@ func (b *Backend) allocateIn(ctx context.Context, c *cluster, m events.Match) (a
 		return allocator.Server{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	var wrote atomic.Bool // the request went out: Agones may have it
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	}))
 	res, err := c.hc.Do(req)
 	if err != nil {
 		err = fmt.Errorf("%w: cluster %s: %w", ErrAPI, c.Name, err)
-		if ctx.Err() != nil { // this allocator stopping: the cluster is not at fault
-			return allocator.Server{}, fmt.Errorf("%w (%w)", err, errUnclear)
+		if ctx.Err() == nil { // cut short by its caller, the cluster is not at fault
+			c.failed(b, err)
 		}
-		c.failed(b, err)
-		if !sent(err) {
+		if !wrote.Load() { // a connection never made, a TLS handshake or proxy that failed
 			return allocator.Server{}, err
 		}
 		return allocator.Server{}, fmt.Errorf("%w (%w)", err, errUnclear)

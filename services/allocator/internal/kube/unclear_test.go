@@ -17,8 +17,9 @@ import (
 // Agones allocated (errUnclear: settled before anything else is asked)
 // is one that may have reached Agones without its answer coming back:
 // a timeout, a gateway's 502 or 504, a 500, a 2xx that cannot be read.
-// One that surely did not (no connection made, a 429, a 503: no Agones
-// behind the aggregator) is not settled, so it costs no wait.
+// One that surely did not (its request never written: no connection
+// made; a 429; a 503: no Agones behind the aggregator) is not settled,
+// so it costs no wait.
 func TestWhichAnswersAreUnclear(t *testing.T) {
 	t.Parallel()
 	answer := func(status int, body string, delay time.Duration) string {
@@ -54,6 +55,7 @@ func TestWhichAnswersAreUnclear(t *testing.T) {
 		{"429", answer(http.StatusTooManyRequests, "", 0), false},
 		{"503", answer(http.StatusServiceUnavailable, "", 0), false},
 		{"connection refused", refused, false},
+		{"connection never made (a dial timed out, or unreachable)", "http://10.255.255.1:81", false},
 	} {
 		b, err := New(Config{Mode: OnePerServer, Timeout: 200 * time.Millisecond}, []Cluster{{Name: "one", Config: &rest.Config{Host: tt.url}, Namespace: "default", Fleet: "rps"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
