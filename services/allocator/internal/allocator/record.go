@@ -149,7 +149,10 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 	}
 	deliveryFrom(ctx).asking() // before: a find cut short may have asked
 	// A stopping allocator lets the call finish (ctx's end does not cut
-	// it), within its bound: cut short, the backend may have allocated.
+	// it), within its bound and the shutdown grace (Config.CloseTimeout,
+	// 10 s: a call to one cluster takes 8 s at most; one the process
+	// exits under leaves its reservation to go stale, as a cut does).
+	// Cut short, the backend may have allocated.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rs.callBound())
 	r, err = find(fctx, m)
 	cut := fctx.Err() != nil && errors.Is(err, context.DeadlineExceeded)

@@ -34,10 +34,9 @@ func (b *Backend) allocatedTo(m events.Match) (allocator.Server, bool) {
 }
 
 // settle watches c, for up to Config.Settle, for the server Agones may
-// still give m after a call to c that got no clear answer. A stopping
-// allocator does not wait (ctx ended): it leaves the match's
-// reservation to go stale, and the next request for the match finds
-// the server then (allocator.records.place).
+// still give m after a call to c that got no clear answer, within the
+// call's bound (ctx: a stopping allocator's stop does not end it,
+// allocator.records.place).
 func (b *Backend) settle(ctx context.Context, c *cluster, m events.Match) (allocator.Server, bool) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Settle)
 	defer cancel()
