@@ -66,13 +66,12 @@ func (as *assigner) handle(msg *message.Message) (err error) {
 	if err != nil {
 		return err
 	}
-	if deliveryFrom(ctx).countOnce() {
+	outcome := "assigned"
+	if reused {
+		outcome = "reused"
+	}
+	if as.count(ctx, outcome) {
 		as.met.latency.Observe(as.now().Sub(start).Seconds())
-		if reused {
-			as.met.outcomes.WithLabelValues("reused").Inc()
-		} else {
-			as.met.outcomes.WithLabelValues("assigned").Inc()
-		}
 	}
 	rs, err := as.assignments(ctx, m, room, srv)
 	if err != nil {
@@ -184,11 +183,14 @@ func (as *assigner) handleBackfill(ctx context.Context, m events.Match) error {
 	return as.tellFill(ctx, m, rec, shape)
 }
 
-// count counts outcome once per delivery (delivery.counting).
-func (as *assigner) count(ctx context.Context, outcome string) {
-	if deliveryFrom(ctx).countOnce() {
-		as.met.outcomes.WithLabelValues(outcome).Inc()
+// count counts outcome once per delivery (delivery.countOnce), and says
+// whether it did.
+func (as *assigner) count(ctx context.Context, outcome string) bool {
+	if !deliveryFrom(ctx).countOnce() {
+		return false
 	}
+	as.met.outcomes.WithLabelValues(outcome).Inc()
+	return true
 }
 
 // tellFill tells the players of m, which fills a room and has rec for
