@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/lint/support"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/deploy/deploytest"
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
 
 // helm lint --strict, on every value set.
@@ -125,6 +127,10 @@ func checkPod(t *testing.T, name string, pod corev1.PodSpec, env map[string]map[
 		vars[e.Name] = e.Value
 	}
 	need := secondsOf(t, vars["SHUTDOWN_GRACE"]) + secondsOf(t, vars["READINESS_DRAIN"])
+	// What the allocator refuses at start, the chart does not render.
+	if g := time.Duration(secondsOf(t, vars["SHUTDOWN_GRACE"])) * time.Second; vars["BACKEND"] == "kube" && g < events.AllocatorStopGrace {
+		t.Errorf("%s: allocator shutdown grace %s below %s", name, g, events.AllocatorStopGrace)
+	}
 	if pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds < int64(need)+5 {
 		t.Errorf("%s: terminationGracePeriodSeconds %v does not cover shutdown %ds + 5", name, pod.TerminationGracePeriodSeconds, need)
 	}
@@ -207,6 +213,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"unknown policy", map[string]any{"gameServers": map[string]any{"autoscaler": map[string]any{"policy": "Magic"}}}, "at '/gameServers/autoscaler/policy': value must be one of 'Buffer', 'List', 'Webhook', 'Counter'"},
 		{"bad auth type", map[string]any{"nats": map[string]any{"auth": map[string]any{"type": "token"}}}, "at '/nats/auth/type': value must be one of 'none', 'password', 'creds'"},
 		{"kube backend without game servers", map[string]any{"gameServers": map[string]any{"enabled": false}}, "allocator.backend is kube but there are no game servers: enable gameServers or list allocator.clusters"},
+		{"kube backend with a short shutdown grace", map[string]any{"allocator": map[string]any{"shutdownGraceSeconds": 14}}, "allocator.shutdownGraceSeconds 14: the kube backend needs at least 15"},
 		{"local backend without servers", map[string]any{"allocator": map[string]any{"backend": "local"}}, "allocator.backend is local: set allocator.localGameServers"},
 		// What Agones' FleetAutoscaler validation refuses (ValidateListPolicy,
 		// ValidateBufferPolicy) is refused at render, not left to fail at install.

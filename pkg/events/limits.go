@@ -168,6 +168,22 @@ const (
 	// below it).
 	AllocatorReservationStale = 30 * time.Second
 
+	// AllocatorBackendCall bounds one call of an allocator to its
+	// backend for a match (the kube backend's calls to each cluster and
+	// its settle): it ends well before the match's reservation goes
+	// stale (AllocatorReservationStale), so no takeover of the match asks
+	// the backend while the call may still allocate, and the backend has
+	// seen what it allocated by then.
+	AllocatorBackendCall = 12 * time.Second
+
+	// AllocatorStopGrace is the least shutdown grace an allocator whose
+	// backend calls may take their whole bound is given (the kube
+	// backend's): a call in flight at the stop finishes (AllocatorBackendCall)
+	// and its server is recorded and told (a few writes, retried for
+	// up to 1.6 s). One the process exits under keeps its match waiting
+	// until its reservation goes stale.
+	AllocatorStopGrace = AllocatorBackendCall + 3*time.Second
+
 	// AllocatorMaxAckPending bounds matches in flight across allocators.
 	AllocatorMaxAckPending = 4096
 

@@ -78,8 +78,21 @@ func parse(args []string) (config, error) {
 	c.backfill.Every = c.pollEvery
 	// Refused here, before NATS is waited for, not behind a healthy
 	// probe (allocator.New checks the same again).
-	if err := errors.Join(c.backfill.Validate(), c.alloc.Validate()); err != nil {
+	if err := errors.Join(c.backfill.Validate(), c.alloc.Validate(), c.stopGrace()); err != nil {
 		return c, err
 	}
 	return c, nil
+}
+
+// stopGrace refuses a shutdown grace shorter than a kube backend's call
+// may take (events.AllocatorStopGrace): a rollout would exit under calls
+// in flight, and each of their matches would wait for its reservation to
+// go stale (events.AllocatorReservationStale) before it is allocated. The
+// local backend answers at once.
+func (c *config) stopGrace() error {
+	if c.backend.kind != "kube" || c.alloc.CloseTimeout >= events.AllocatorStopGrace {
+		return nil
+	}
+	return fmt.Errorf("shutdown-grace %s is shorter than a kube backend call and its record may take (%s): a match in flight at a stop would wait %s",
+		c.alloc.CloseTimeout, events.AllocatorStopGrace, events.AllocatorReservationStale)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service/servicetest"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
@@ -120,4 +121,29 @@ func joinKeyFile(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return priv
+}
+
+// A kube allocator given a shutdown grace its backend calls may outlast
+// is refused at start: a rollout would exit under a call in flight, and
+// its match would wait for the reservation to go stale. The local
+// backend answers at once, so any grace does.
+func TestAKubeAllocatorsGraceCoversItsCalls(t *testing.T) {
+	dir := t.TempDir()
+	priv := filepath.Join(dir, "join.key")
+	if err := jointoken.EnsureKeyPair(priv, filepath.Join(dir, "join.pub")); err != nil {
+		t.Fatal(err)
+	}
+	short := "-shutdown-grace=" + (events.AllocatorStopGrace - time.Second).String()
+	_, err := parse([]string{"-join-key-file", priv, "-backend", "kube", short})
+	if err == nil || !strings.Contains(err.Error(), "shorter than a kube backend call") {
+		t.Fatalf("kube with %s: %v", short, err)
+	}
+	for _, args := range [][]string{
+		{"-backend", "kube"},
+		{"-backend", "local", "-shutdown-grace=2s"},
+	} {
+		if _, err := parse(append([]string{"-join-key-file", priv}, args...)); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
 }

@@ -103,7 +103,9 @@ type Config struct {
 	// is given up (or nakked, when NATS did not answer or another request
 	// is allocating it: those never fail a match).
 	RetryDeadline time.Duration
-	// CloseTimeout is how long in-flight matches may finish on shutdown.
+	// CloseTimeout is how long in-flight matches may finish on shutdown:
+	// a backend call that may take its whole bound needs
+	// events.AllocatorStopGrace.
 	CloseTimeout time.Duration
 	// NakDelay is when a match that was not settled (another request is
 	// allocating it, this allocator is stopping, NATS is away) comes back.
@@ -125,8 +127,10 @@ var defaults = Config{
 	// Below events.AllocatorReservationStale (Validate), so a delivery
 	// is decided before another request may take its reservation over.
 	RetryDeadline: 10 * time.Second,
-	CloseTimeout:  10 * time.Second, // matches in flight at SIGTERM finish
-	NakDelay:      5 * time.Second,  // an unsettled match comes back soon, at one delivery per 5 s while a cut lasts
+	// Matches in flight at SIGTERM finish, their backend calls included
+	// (parse refuses less with the kube backend).
+	CloseTimeout: events.AllocatorStopGrace,
+	NakDelay:     5 * time.Second, // an unsettled match comes back soon, at one delivery per 5 s while a cut lasts
 }
 
 func (c *Config) setDefaults() {

@@ -101,7 +101,7 @@ type records struct {
 	backend Backend
 	log     *slog.Logger
 	now     func() time.Time
-	bound   time.Duration // of a backend call; 0: maxBackendCall
+	bound   time.Duration // of a backend call; 0: events.AllocatorBackendCall
 }
 
 // stale says whether a pending record's owner is gone: it was written
@@ -149,10 +149,11 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 	}
 	deliveryFrom(ctx).asking() // before: a find cut short may have asked
 	// A stopping allocator lets the call finish (ctx's end does not cut
-	// it), within its bound and the shutdown grace (Config.CloseTimeout,
-	// 10 s: a call to one cluster takes 8 s at most; one the process
-	// exits under leaves its reservation to go stale, as a cut does).
-	// Cut short, the backend may have allocated.
+	// it), within its bound, which the shutdown grace covers
+	// (Config.CloseTimeout, at least events.AllocatorStopGrace with the
+	// kube backend; one the process exits under leaves its reservation
+	// to go stale, as a cut does). Cut short, the backend may have
+	// allocated.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rs.callBound())
 	r, err = find(fctx, m)
 	cut := fctx.Err() != nil && errors.Is(err, context.DeadlineExceeded)
@@ -184,19 +185,12 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 	return r, false, nil
 }
 
-// maxBackendCall bounds one backend call (the kube backend's calls to
-// each cluster, and its settle): it ends well before its reservation
-// goes stale (events.AllocatorReservationStale), so no takeover of the
-// match asks the backend while this call may still allocate, and the
-// backend has seen what it allocated by then.
-const maxBackendCall = 12 * time.Second
-
-// callBound is maxBackendCall, or the test's bound.
+// callBound is events.AllocatorBackendCall, or the test's bound.
 func (rs *records) callBound() time.Duration {
 	if rs.bound > 0 {
 		return rs.bound
 	}
-	return maxBackendCall
+	return events.AllocatorBackendCall
 }
 
 // reserve takes the match's record as pending and returns its revision,

@@ -34,7 +34,7 @@ type Config struct {
 var defaults = Config{
 	Mode:                HighDensity,
 	Timeout:             5 * time.Second,  // one allocation call; the handler retries within its deadline
-	Settle:              3 * time.Second,  // after a call with no clear answer; the whole call is bounded at 12 s (allocator's maxBackendCall)
+	Settle:              3 * time.Second,  // after a call with no clear answer; the whole call is bounded at 12 s (events.AllocatorBackendCall)
 	FailuresToUnhealthy: 3,                // in a row, so one blip does not rule a cluster out
 	Cooldown:            10 * time.Second, // then the cluster is tried again
 }
