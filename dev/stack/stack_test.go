@@ -185,6 +185,19 @@ func devToken(t *testing.T, fe, player string) string {
 	return tok.Token
 }
 
+// devServerToken is a server token (a game backend's) from the frontend's
+// development issuer.
+func devServerToken(t *testing.T, fe string) string {
+	t.Helper()
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if code := httpJSON(t, "", http.MethodPost, fe+"/dev/token", `{"server":true}`, &tok); code != http.StatusOK || tok.Token == "" {
+		t.Fatalf("POST /dev/token for a server token: %d %+v", code, tok)
+	}
+	return tok.Token
+}
+
 // matchPair queues two players of one shard over HTTP, each with its own
 // token, and waits until both are assigned.
 func matchPair(t *testing.T, fe, p1, p2 string) []ticketView {

@@ -501,7 +501,7 @@ export interface components {
             ticket_id?: string;
             /** @description With a player token: the token's player (the default when neither player_id nor party is given); another id is a 403 */
             player_id?: string;
-            /** @description With a player token it must include the token's player (403 otherwise) */
+            /** @description Server tokens only for a party of several players (the game's party service): a player token may name only itself (403 otherwise) */
             party?: string[];
             /**
              * @description A mode of the rule set in force (the matchers' rule set file, -rules; the find-a-match page offers its modes). A party may be at most the mode's team size.
@@ -655,7 +655,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description A player token asked for a ticket of another player, or a party without itself */
+        /** @description A player token asked for a ticket of another player, or of a party of several players */
         Forbidden: {
             headers: {
                 [name: string]: unknown;

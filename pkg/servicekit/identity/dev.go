@@ -55,6 +55,9 @@ func (d *DevIssuer) Public() StaticKey { return d.minter.Public() }
 type DevTokenRequest struct {
 	// PlayerID to issue the token to; a random "dev-<hex>" if empty.
 	PlayerID string `json:"player_id,omitempty"`
+	// Server asks for a server-role token (a game backend's, named
+	// "dev-backend") instead: what queues a party.
+	Server bool `json:"server,omitempty"`
 }
 
 // DevToken is the answer of POST /dev/token.
@@ -81,6 +84,10 @@ func (d *DevIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if req.Server {
+		d.issue(w, DevToken{}, func() (string, error) { return d.minter.Server("dev-backend", "") })
+		return
+	}
 	if req.PlayerID == "" {
 		var b [6]byte
 		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
@@ -90,14 +97,20 @@ func (d *DevIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	tok, err := d.minter.Player(req.PlayerID)
+	d.issue(w, DevToken{PlayerID: req.PlayerID}, func() (string, error) { return d.minter.Player(req.PlayerID) })
+}
+
+// issue answers with answer and the token mint signs.
+func (d *DevIssuer) issue(w http.ResponseWriter, answer DevToken, mint func() (string, error)) {
+	tok, err := mint()
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	answer.Token = tok
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(DevToken{Token: tok, PlayerID: req.PlayerID})
+	_ = json.NewEncoder(w).Encode(answer)
 }
 
 func writeErr(w http.ResponseWriter, status int, msg string) {

@@ -322,6 +322,14 @@ func TestDevIssuer(t *testing.T) {
 	if code, tok := call("[::1]:5555", ""); code != 200 || !strings.HasPrefix(tok.PlayerID, "dev-") {
 		t.Fatalf("random player: %d %+v", code, tok)
 	}
+	// A game backend's token, to queue a party with under make run.
+	code, tok = call("127.0.0.1:5555", `{"server":true}`)
+	if c, err := v.Verify(t.Context(), tok.Token); code != 200 || err != nil || !c.Server || tok.PlayerID != "" {
+		t.Fatalf("dev server token: %d %+v %v", code, c, err)
+	}
+	if code, _ := call("10.1.2.3:5555", `{"server":true}`); code != http.StatusForbidden {
+		t.Fatalf("a server token for another machine: %d", code)
+	}
 	if code, _ := call("10.1.2.3:5555", ""); code != http.StatusForbidden {
 		t.Fatalf("from another machine: %d", code)
 	}

@@ -37,7 +37,7 @@ type Tickets interface {
 	Get(ctx context.Context, caller identity.Caller, ticketID string) (tickets.View, error)
 	Cancel(ctx context.Context, caller identity.Caller, ticketID, reason string) (tickets.View, error)
 	RecordFor(ctx context.Context, caller identity.Caller, ticketID string) (tickets.Record, error)
-	View(ctx context.Context, rec tickets.Record) (tickets.View, error)
+	View(ctx context.Context, rec tickets.Record, player string) (tickets.View, error)
 	// RuleSet is the rule set a ticket is checked against now; Regions
 	// are the regions it may name. The find-a-match page offers their
 	// modes, attributes and regions.
@@ -48,7 +48,7 @@ type Tickets interface {
 // Results is what the API needs from the results tracker.
 type Results interface {
 	Track(ctx context.Context, t *events.Ticket, creation *results.Creation) error
-	Wait(ctx context.Context, ticketID string) (results.Waiting, error)
+	Wait(ctx context.Context, ticketID, player string) (results.Waiting, error)
 }
 
 // ErrorBody is every error answer (the contract's, pkg/ticketapi).

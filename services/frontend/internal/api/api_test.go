@@ -196,8 +196,9 @@ func (e *env) bearer(t *testing.T, player string) map[string]string {
 }
 
 // callerOf picks who a test request speaks for when it names nobody: the
-// body's player (or the party's first), else the player that queued the
-// ticket of the path, else a game backend (server role).
+// body's player (or a party of one's), else the player that queued the
+// ticket of the path, else a game backend (server role: it queues a party
+// of several players, and reads and follows its tickets).
 func (e *env) callerOf(path, body string) string {
 	var b struct {
 		PlayerID string   `json:"player_id"`
@@ -207,8 +208,11 @@ func (e *env) callerOf(path, body string) string {
 		if b.PlayerID != "" {
 			return b.PlayerID
 		}
-		if len(b.Party) > 0 {
+		if len(b.Party) == 1 {
 			return b.Party[0]
+		}
+		if len(b.Party) > 1 {
+			return ""
 		}
 	}
 	if id, ok := strings.CutPrefix(path, "/v1/tickets/"); ok {

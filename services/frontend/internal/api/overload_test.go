@@ -73,7 +73,7 @@ func (h *heldTickets) RecordFor(context.Context, identity.Caller, string) (ticke
 	return tickets.Record{}, tickets.ErrNotFound
 }
 
-func (h *heldTickets) View(context.Context, tickets.Record) (tickets.View, error) {
+func (h *heldTickets) View(context.Context, tickets.Record, string) (tickets.View, error) {
 	return tickets.View{}, tickets.ErrNotFound
 }
 
@@ -85,7 +85,7 @@ type followed struct{}
 
 func (followed) Track(context.Context, *events.Ticket, *results.Creation) error { return nil }
 
-func (followed) Wait(context.Context, string) (results.Waiting, error) {
+func (followed) Wait(context.Context, string, string) (results.Waiting, error) {
 	return results.Waiting{
 		Results:  make(chan events.Result),
 		Creation: &results.Creation{Shard: events.Shard{Region: "eu", Tier: "gold"}, Mode: "1v1"},

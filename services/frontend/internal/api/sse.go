@@ -96,7 +96,7 @@ func (a *API) lastEventID(w http.ResponseWriter, r *http.Request) (last int, ok 
 // is read from JetStream (followStored). ok is false if it answered with
 // an error; stop ends the following.
 func (a *API) follow(w http.ResponseWriter, r *http.Request, caller identity.Caller, id string) (rec tickets.Record, view tickets.View, updates <-chan events.Result, stop func(), ok bool) {
-	wt, err := a.results.Wait(r.Context(), id)
+	wt, err := a.results.Wait(r.Context(), id, tickets.Follower(caller))
 	if err == nil && wt.Creation != nil && tickets.Owns(caller, wt.Creation.Players) {
 		rec, _ = trackedRecord(id, wt)
 		return rec, tickets.ViewOf(rec, nil), wt.Results, wt.Stop, true
@@ -239,7 +239,7 @@ func (a *API) followStored(w http.ResponseWriter, r *http.Request, caller identi
 		a.writeError(w, err)
 		return rec, view, nil, stop, false
 	}
-	view, err = a.tickets.View(ctx, rec)
+	view, err = a.tickets.View(ctx, rec, tickets.Follower(caller))
 	if err != nil {
 		a.writeError(w, err)
 		return rec, view, nil, stop, false
@@ -253,7 +253,7 @@ func (a *API) followStored(w http.ResponseWriter, r *http.Request, caller identi
 		a.writeError(w, err)
 		return rec, view, nil, stop, false
 	}
-	wt, err := a.results.Wait(ctx, id)
+	wt, err := a.results.Wait(ctx, id, tickets.Follower(caller))
 	switch {
 	case errors.Is(err, results.ErrNotTracked): // it just ended
 	case err != nil:
@@ -262,7 +262,7 @@ func (a *API) followStored(w http.ResponseWriter, r *http.Request, caller identi
 	default:
 		stop, updates = wt.Stop, wt.Results
 	}
-	if view, err = a.tickets.View(ctx, rec); err != nil {
+	if view, err = a.tickets.View(ctx, rec, tickets.Follower(caller)); err != nil {
 		stop()
 		a.writeError(w, err)
 		return rec, view, nil, func() {}, false

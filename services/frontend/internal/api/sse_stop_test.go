@@ -26,7 +26,7 @@ type assignedSlowStop struct{ stopped chan struct{} }
 
 func (assignedSlowStop) Track(context.Context, *events.Ticket, *results.Creation) error { return nil }
 
-func (s assignedSlowStop) Wait(_ context.Context, id string) (results.Waiting, error) {
+func (s assignedSlowStop) Wait(_ context.Context, id, _ string) (results.Waiting, error) {
 	ch := make(chan events.Result, 1)
 	ch <- events.Result{TicketID: id, Status: events.StatusAssigned, Assignment: &events.Assignment{Server: "gs-1"}}
 	return results.Waiting{

@@ -92,7 +92,7 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 		return
 	}
 	a.met.requests.WithLabelValues("queued").Inc()
-	waiting, err := a.results.Wait(ctx, view.TicketID)
+	waiting, err := a.results.Wait(ctx, view.TicketID, tickets.Follower(caller))
 	if err != nil {
 		// Already ended (an instant outcome): report what the stream says.
 		if v, gerr := a.tickets.Get(ctx, caller, view.TicketID); gerr == nil {

@@ -1,6 +1,7 @@
 package results
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -73,7 +74,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 			}
 		case <-ticks:
 			t.checkDropped(ctx, s, sub)
-			t.expireDue(ctx, t.now(), s.tickets)
+			now := t.now()
+			t.forgetStragglers(s, now)
+			t.expireDue(ctx, now, s.tickets)
 		}
 	}
 }
@@ -128,35 +131,54 @@ func (t *Tracker) result(s *state, m *nats.Msg) {
 }
 
 // deliver hands a result of player, heard or read back, to its ticket's
-// waiters, if the ticket is tracked and the result is news.
+// waiters that follow player, if the ticket is tracked and the result is
+// news for player. The first player's terminal result counts the
+// ticket's outcome; the ticket is forgotten once every player's came.
 func (t *Tracker) deliver(s *state, player string, res events.Result) {
 	tk := s.byPlayer[player][res.TicketID]
-	if tk == nil || tk.last != nil && res.Status.Rank() <= tk.last.Status.Rank() {
-		return // another ticket of the player, or a status it had (a catch-up reads some twice)
+	if tk == nil {
+		return // another ticket of the player
 	}
-	tk.last = &res
-	for w := range tk.waiters {
+	if last := tk.lastOf(player); last != nil && res.Status.Rank() <= last.Status.Rank() {
+		return // a status it had (a catch-up reads some twice)
+	}
+	tk.setLast(player, &res)
+	terminal := res.Status.Terminal()
+	for w, p := range tk.waiters {
+		if p != player {
+			continue
+		}
 		select {
 		case w <- res:
 		default: // a waiter holds at most the last few results
 		}
+		if terminal {
+			delete(tk.waiters, w)
+			close(w)
+		}
 	}
-	if res.Status.Terminal() {
+	if !terminal {
+		return
+	}
+	if player == tk.player {
 		t.met.outcomes.WithLabelValues(string(res.Status)).Inc()
 		if res.Status == events.StatusAssigned {
 			tk.trace.observe(t.met.toAssign, t.now().Sub(tk.created).Seconds())
 		}
+		tk.ended = t.now()
+	}
+	if tk.allEnded() {
 		t.forget(s, tk)
 	}
 }
 
-// forget stops following a ticket (untracked, or with an outcome).
+// forget stops following a ticket (untracked, with its outcome, or its
+// other players' results overdue).
 func (t *Tracker) forget(s *state, tk *ticket) {
 	delete(s.tickets, tk.id)
-	ts := s.byPlayer[tk.player]
-	delete(ts, tk.id)
-	if len(ts) == 0 {
-		delete(s.byPlayer, tk.player)
+	s.unindex(tk.player, tk.id)
+	for p := range tk.others {
+		s.unindex(p, tk.id)
 	}
 	for w := range tk.waiters {
 		close(w)
@@ -172,12 +194,18 @@ func (t *Tracker) apply(s *state, r request) reply {
 			return rep
 		}
 		tk := &ticket{id: r.id, player: r.player, mode: r.mode, created: r.created, since: r.created, creation: r.creation,
-			trace: r.trace, waiters: map[chan events.Result]struct{}{}}
-		s.tickets[r.id] = tk
-		if s.byPlayer[r.player] == nil {
-			s.byPlayer[r.player] = map[string]*ticket{}
+			trace: r.trace, waiters: map[chan events.Result]string{}}
+		if len(r.others) > 0 {
+			tk.others = make(map[string]*events.Result, len(r.others))
+			for _, p := range r.others {
+				tk.others[p] = nil
+			}
 		}
-		s.byPlayer[r.player][r.id] = tk
+		s.tickets[r.id] = tk
+		s.index(r.player, tk)
+		for p := range tk.others {
+			s.index(p, tk)
+		}
 		t.met.tracked.Set(float64(len(s.tickets)))
 	case reqUntrack:
 		if tk, ok := s.tickets[r.id]; ok {
@@ -188,10 +216,15 @@ func (t *Tracker) apply(s *state, r request) reply {
 		if !ok {
 			return reply{err: ErrNotTracked}
 		}
+		player := cmp.Or(r.player, tk.player)
+		last := tk.lastOf(player)
+		if !tk.follows(player) || last != nil && last.Status.Terminal() {
+			return reply{err: ErrNotTracked}
+		}
 		rep.creation = tk.creation
-		tk.waiters[r.waiter] = struct{}{}
-		if tk.last != nil {
-			r.waiter <- *tk.last
+		tk.waiters[r.waiter] = player
+		if last != nil {
+			r.waiter <- *last
 		}
 	case reqUnwait:
 		if tk, ok := s.tickets[r.id]; ok {

@@ -70,7 +70,7 @@ func (st *stack) track(t *testing.T, ctx context.Context, id, player string) Wai
 	if err := st.tr.Track(ctx, &tk, &Creation{Mode: tk.Mode, Players: tk.Players()}); err != nil {
 		t.Fatal(err)
 	}
-	w, err := st.tr.Wait(t.Context(), id)
+	w, err := st.tr.Wait(t.Context(), id, "")
 	if err != nil {
 		t.Fatal(err)
 	}

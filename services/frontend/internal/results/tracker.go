@@ -91,7 +91,10 @@ type Creation struct {
 
 // ticket is a tracked ticket. Only Run touches it.
 type ticket struct {
-	id      string
+	id string
+	// player is its first player, whose results count its outcome and
+	// whose waiting ends in its expiry; its other players' results
+	// (others) are followed for their own waiters (members.go).
 	player  string
 	mode    string
 	created time.Time
@@ -106,8 +109,15 @@ type ticket struct {
 	backoff  time.Duration
 	retryAt  time.Time
 	creation *Creation
-	last     *events.Result
-	waiters  map[chan events.Result]struct{}
+	last     *events.Result // the first player's
+	// others holds the last result of each of a party's other players
+	// (nil for one player): each player's join token is on its own.
+	others map[string]*events.Result
+	// ended is when the first player's terminal result came, while some
+	// other player's has not (it is forgotten memberStraggle after).
+	ended time.Time
+	// waiters are its waiters, each with the player it follows.
+	waiters map[chan events.Result]string
 	// trace is the trace id of the request that started following it
 	// (zero: none), the exemplar of its time to assignment.
 	trace traceID
@@ -116,7 +126,8 @@ type ticket struct {
 type request struct {
 	kind     int
 	id       string
-	player   string
+	player   string   // Track: the first player; Wait, Unwait: the player followed ("": the first)
+	others   []string // Track: the other players (a party's)
 	mode     string
 	created  time.Time
 	creation *Creation
@@ -185,7 +196,8 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 // kept as the exemplar of the ticket's time to assignment. Tracking a
 // ticket that is tracked already does nothing.
 func (t *Tracker) Track(ctx context.Context, tk *events.Ticket, creation *Creation) error {
-	r := t.call(ctx, request{kind: reqTrack, id: tk.TicketID, player: tk.Players()[0], mode: tk.Mode,
+	players := tk.Players()
+	r := t.call(ctx, request{kind: reqTrack, id: tk.TicketID, player: players[0], others: players[1:], mode: tk.Mode,
 		created: tk.CreatedAt, creation: creation, trace: traceOf(events.MetaFrom(ctx))})
 	return r.err
 }
@@ -208,10 +220,13 @@ type Waiting struct {
 	Stop func()
 }
 
-// Wait starts waiting on a tracked ticket's results.
-func (t *Tracker) Wait(ctx context.Context, ticketID string) (Waiting, error) {
+// Wait starts waiting on a tracked ticket's results as player, one of
+// its players, gets them ("": the first player; tickets.Follower). A
+// ticket not tracked, or whose results for player ended, or that player
+// is not of, is ErrNotTracked.
+func (t *Tracker) Wait(ctx context.Context, ticketID, player string) (Waiting, error) {
 	ch := make(chan events.Result, 4)
-	r := t.call(ctx, request{kind: reqWait, id: ticketID, waiter: ch})
+	r := t.call(ctx, request{kind: reqWait, id: ticketID, player: player, waiter: ch})
 	if r.err != nil {
 		return Waiting{}, r.err
 	}

@@ -28,8 +28,8 @@ import (
 // so a request whose first attempt died between the record and the publish
 // still gets its ticket queued.
 //
-// Who may ask for what: a player caller queues for themself (a request
-// naming no player gets the caller's id) or a party they are in, and may
+// Who may ask for what: a player caller queues for themself alone (a
+// request naming no player gets the caller's id; Authorize), and may
 // not choose the ticket id (a chosen id names a ticket for everyone, so a
 // player who guessed or saw one could otherwise replay it); the server
 // role may do all of it. An idempotency key is scoped to its caller: the
@@ -184,6 +184,12 @@ func Authorize(c identity.Caller, req *Request) error {
 		return fmt.Errorf("%w: player_id is not the caller's", ErrForbidden)
 	case req.Party != nil && !slices.Contains(req.Party, c.PlayerID):
 		return fmt.Errorf("%w: the caller is not in the party", ErrForbidden)
+	case len(req.Party) > 1:
+		// A player speaks for itself alone: a party it named would
+		// supersede its other players' waiting tickets and put them in a
+		// match they never asked for. Who is in a party is the game's to
+		// say (its party service, with a server token).
+		return fmt.Errorf("%w: a party of several players is queued with a server token (the game's party service)", ErrForbidden)
 	}
 	return nil
 }

@@ -105,7 +105,7 @@ func (s *Service) end(ctx context.Context, rec Record, owner, reason string) (Vi
 		if err := s.claims.Tell(ctx, events.Telling{Ticket: rec.live(), Owner: cur}, s.tellSuperseded); err != nil {
 			return View{}, cur, err
 		}
-		v, gerr := s.View(ctx, rec)
+		v, gerr := s.View(ctx, rec, "")
 		if gerr != nil {
 			return View{}, cur, gerr
 		}

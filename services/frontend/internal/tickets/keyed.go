@@ -88,7 +88,7 @@ func (s *Service) repeat(ctx context.Context, rec Record) (v View, found bool, e
 	if err := s.republish(ctx, old); err != nil {
 		return View{}, true, err
 	}
-	v, err = s.View(ctx, old)
+	v, err = s.View(ctx, old, "") // a player token queues only its own player (Authorize)
 	return v, true, err
 }
 

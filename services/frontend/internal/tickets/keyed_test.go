@@ -103,7 +103,8 @@ func TestDrainRefusesTheRepeatOfAPartlyTakenParty(t *testing.T) {
 		t.Fatal(err)
 	}
 	skill := 1650
-	wb, err := s.Create(t.Context(), identity.Caller{PlayerID: "b"}, Request{Mode: "2v2", Skill: &skill, Region: "eu", Party: []string{"b", "c"}}, "")
+	backend := identity.Caller{Server: true, Subject: "party-service"} // who queues a party
+	wb, err := s.Create(t.Context(), backend, Request{Mode: "2v2", Skill: &skill, Region: "eu", Party: []string{"b", "c"}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestDrainRefusesTheRepeatOfAPartlyTakenParty(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := Request{Mode: "2v2", Skill: &skill, Region: "eu", Party: []string{"a", "b"}}
-	if _, err := s.Create(t.Context(), identity.Caller{PlayerID: "a"}, req, "k"); err == nil {
+	if _, err := s.Create(t.Context(), backend, req, "k"); err == nil {
 		t.Fatal("first attempt succeeded without a tickets stream")
 	}
 	// The premise: a's entry names the party's ticket, b's the waiting one.
@@ -126,7 +127,7 @@ func TestDrainRefusesTheRepeatOfAPartlyTakenParty(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.on = true
-	v, err := s.Create(t.Context(), identity.Caller{PlayerID: "a"}, req, "k")
+	v, err := s.Create(t.Context(), backend, req, "k")
 	lb, _ := s.players.Live(t.Context(), "b")
 	if n := testkit.StreamMsgs(t, js, subj.TicketsStream()); !errors.Is(err, errDrainedAll) || n != 0 || lb != wb.TicketID {
 		t.Fatalf("repeat of a ticket never made b's live ticket into a drained shard: %+v, %v (%d queued, b's live %s): want the drain's refusal, nothing queued, b's waiting %s live", v, err, n, lb, wb.TicketID)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -13,31 +14,51 @@ import (
 )
 
 // Get reports where a ticket stands, for a caller that owns it (anyone
-// else gets ErrNotFound, as for an unknown id).
+// else gets ErrNotFound, as for an unknown id), as its Follower sees it.
 func (s *Service) Get(ctx context.Context, caller identity.Caller, ticketID string) (View, error) {
 	rec, err := s.RecordFor(ctx, caller, ticketID)
 	if err != nil {
 		return View{}, err
 	}
-	return s.View(ctx, rec)
+	return s.View(ctx, rec, Follower(caller))
 }
 
-// View is a stored record with its outcome so far: Get for a caller that
-// already holds the ticket's record (read once, ownership checked).
-func (s *Service) View(ctx context.Context, rec Record) (View, error) {
-	r, err := s.outcome(ctx, rec)
+// Follower is the player whose results of a ticket caller c sees: a
+// player its own, for each player of a party has a join token of its own
+// (the allocator signs one per player, and one admits its player alone);
+// the server role ("") the first player's.
+func Follower(c identity.Caller) string {
+	if c.Server {
+		return ""
+	}
+	return c.PlayerID
+}
+
+// View is a stored record with its outcome so far as player sees it (""
+// the first player; one not of the ticket gets ErrNotFound): Get for a
+// caller that already holds the ticket's record (read once, ownership
+// checked).
+func (s *Service) View(ctx context.Context, rec Record, player string) (View, error) {
+	players := rec.Ticket.Players()
+	switch {
+	case player == "":
+		player = players[0]
+	case !slices.Contains(players, player):
+		return View{}, ErrNotFound
+	}
+	r, err := s.outcome(ctx, rec, player)
 	if err != nil {
 		return View{}, err
 	}
 	return ViewOf(rec, r), nil
 }
 
-// outcome is the most advanced result of a ticket, read from JetStream.
-// Usually it is the newest result on its first player's subject; when
-// that one is about another ticket of the player (a newer one), or there
-// is none, OutcomeBehind says.
-func (s *Service) outcome(ctx context.Context, rec Record) (*events.Result, error) {
-	id, player := rec.Ticket.TicketID, rec.Ticket.Players()[0]
+// outcome is the most advanced result of a ticket for one of its players,
+// read from JetStream. Usually it is the newest result on the player's
+// subject; when that one is about another ticket of the player (a newer
+// one), or there is none, OutcomeBehind says.
+func (s *Service) outcome(ctx context.Context, rec Record, player string) (*events.Result, error) {
+	id := rec.Ticket.TicketID
 	raw, err := s.results.GetLastMsgForSubject(ctx, s.subj.Result(player))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		raw, err = nil, nil
@@ -55,7 +76,7 @@ func (s *Service) outcome(ctx context.Context, rec Record) (*events.Result, erro
 	return s.OutcomeBehind(ctx, id, player, last)
 }
 
-// OutcomeBehind is the most advanced result of a ticket whose first
+// OutcomeBehind is the most advanced result of a ticket whose
 // player's last result, at stream sequence last (0: the player has
 // none), is another ticket's: nil while it has none. The ticket's claim
 // says whether it has an outcome at all, and the player's stored results

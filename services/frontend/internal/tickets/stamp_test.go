@@ -181,7 +181,11 @@ func createQueued(t *testing.T, s *Service, stream jetstream.Stream, player, mod
 	t.Helper()
 	skill := 1650
 	req := Request{Mode: mode, Skill: &skill, Region: "eu", Party: party}
-	v, err := s.Create(t.Context(), identity.Caller{PlayerID: player}, req, key)
+	caller := identity.Caller{PlayerID: player}
+	if len(party) > 1 {
+		caller = identity.Caller{Server: true, Subject: "party-service"} // who queues a party
+	}
+	v, err := s.Create(t.Context(), caller, req, key)
 	if err != nil {
 		t.Fatalf("create %s for %s %v: %v", mode, player, party, err)
 	}

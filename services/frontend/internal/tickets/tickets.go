@@ -38,7 +38,7 @@ var (
 	ErrIdempotencyReuse = errors.New("idempotency key was used for a different request")
 	ErrAlreadyDecided   = errors.New("ticket already has an outcome")
 	// ErrForbidden: a player asked for a ticket of players they are not.
-	ErrForbidden = errors.New("a player may queue only for themself or a party they are in")
+	ErrForbidden = errors.New("a player may queue only for themself")
 )
 
 // Request is what a client asks for (the contract's, pkg/ticketapi).

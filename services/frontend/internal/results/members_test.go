@@ -1,0 +1,143 @@
+package results
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// trackParty tracks the party ticket id of players as Create does and
+// waits on it as each of them.
+func (st *stack) trackParty(t *testing.T, id string, created time.Time, players ...string) map[string]Waiting {
+	t.Helper()
+	tk := events.Ticket{TicketID: id, Party: players, Mode: "2v2", CreatedAt: created}
+	if err := st.tr.Track(t.Context(), &tk, &Creation{Mode: tk.Mode, Players: tk.Players()}); err != nil {
+		t.Fatal(err)
+	}
+	ws := map[string]Waiting{}
+	for _, p := range players {
+		w, err := st.tr.Wait(t.Context(), id, p)
+		if err != nil {
+			t.Fatalf("wait as %s: %v", p, err)
+		}
+		t.Cleanup(w.Stop)
+		ws[p] = w
+	}
+	return ws
+}
+
+// silent fails if w gets anything (a result, or its end) within a moment.
+func silent(t *testing.T, w Waiting, what string) {
+	t.Helper()
+	select {
+	case r, ok := <-w.Results:
+		t.Fatalf("%s: got %+v (open %v), want nothing yet", what, r, ok)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// ended fails unless w's channel is closed with nothing more on it.
+func ended(t *testing.T, w Waiting, what string) {
+	t.Helper()
+	select {
+	case r, ok := <-w.Results:
+		if ok {
+			t.Fatalf("%s: got %+v, want the wait ended", what, r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: the wait did not end", what)
+	}
+}
+
+// Each player of a party is told on its own subject, with its own join
+// token; the tracker followed the first player's alone, so the others'
+// waiters got the first player's results. Each waiter now gets its own
+// player's; the first player's outcome ends the ticket's expiry, and the
+// ticket is let go once every player's outcome came, or memberStraggle
+// after the first's.
+func TestAPartysPlayersAreFollowedEachOnItsOwnSubject(t *testing.T) {
+	t.Parallel()
+	ticks := make(chan time.Time)
+	clk := &clock{now: time.Now()}
+	expiries := make(chan string, 10)
+	st := newStack(t, false, func(tr *Tracker) {
+		tr.now, tr.ticks = clk.Now, ticks
+		tr.waits = func(string) time.Duration { return time.Second }
+		tr.expire = func(_ context.Context, id string) bool { expiries <- id; return false }
+	})
+	tick := func() { ticks <- clk.Now() }
+	ws := st.trackParty(t, "p", clk.Now(), "ann", "ben", "cat")
+	if _, err := st.tr.Wait(t.Context(), "p", "dan"); !errors.Is(err, ErrNotTracked) {
+		t.Fatalf("a wait as a player not of the ticket: %v, want ErrNotTracked", err)
+	}
+	st.tell(t, "p", "ben", events.StatusMatched)
+	if r := await(t, ws["ben"], "ben's matched"); r.PlayerID != "ben" || r.Status != events.StatusMatched {
+		t.Fatalf("ben's waiter got %+v", r)
+	}
+	silent(t, ws["ann"], "ann's waiter after ben's result")
+	// Ann's (the first player's) outcome: her wait ends, the others' not.
+	st.tell(t, "p", "ann", events.StatusAssigned)
+	if r := await(t, ws["ann"], "ann's assigned"); r.PlayerID != "ann" || r.Status != events.StatusAssigned {
+		t.Fatalf("ann's waiter got %+v", r)
+	}
+	ended(t, ws["ann"], "ann's wait after her outcome")
+	silent(t, ws["ben"], "ben's waiter after ann's outcome")
+	if _, err := st.tr.Wait(t.Context(), "p", "ann"); !errors.Is(err, ErrNotTracked) {
+		t.Fatalf("a wait as ann after her outcome: %v, want ErrNotTracked (read it)", err)
+	}
+	// Past the ticket's wait, short of memberStraggle: no expiry of a
+	// ticket whose outcome came, and the others still followed.
+	clk.add(memberStraggle / 2)
+	tick()
+	tick()
+	select {
+	case id := <-expiries:
+		t.Fatalf("ticket %s expired with its outcome", id)
+	case <-time.After(200 * time.Millisecond):
+	}
+	st.tell(t, "p", "ben", events.StatusAssigned)
+	if r := await(t, ws["ben"], "ben's assigned"); r.PlayerID != "ben" || r.Status != events.StatusAssigned {
+		t.Fatalf("ben's waiter got %+v", r)
+	}
+	ended(t, ws["ben"], "ben's wait after his outcome")
+	// Cat's never comes: she is let go memberStraggle after ann's.
+	silent(t, ws["cat"], "cat's waiter")
+	clk.add(memberStraggle / 2)
+	tick()
+	ended(t, ws["cat"], "cat's wait, memberStraggle after the ticket's outcome")
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		_, err := st.tr.Wait(t.Context(), "p", "cat")
+		return errors.Is(err, ErrNotTracked)
+	}, "the ticket still tracked")
+}
+
+// Every player's outcome let go of the ticket at once, and a party
+// player's result missed while cut off is read back from its own subject.
+func TestAPartyPlayersMissedResultIsReadBack(t *testing.T) {
+	t.Parallel()
+	ticks := make(chan time.Time)
+	st := newStack(t, true, func(tr *Tracker) { tr.ticks = ticks })
+	ws := st.trackParty(t, "q", time.Now(), "ann", "ben")
+	st.tell(t, "q", "ann", events.StatusAssigned)
+	if r := await(t, ws["ann"], "ann's assigned"); r.Status != events.StatusAssigned {
+		t.Fatal(r.Status)
+	}
+	st.link.Cut(testkit.Down)
+	st.tell(t, "q", "ben", events.StatusAssigned)
+	reconnects := st.nc.Stats().Reconnects
+	st.link.Drop()
+	st.link.Heal()
+	testkit.Eventually(t, 15*time.Second, func() bool { return st.nc.Stats().Reconnects > reconnects && st.nc.IsConnected() }, "not reconnected")
+	go tickEvery(t, ticks, 100*time.Millisecond)
+	if r := await(t, ws["ben"], "ben's assigned, read back"); r.PlayerID != "ben" || r.Status != events.StatusAssigned {
+		t.Fatalf("ben's waiter got %+v", r)
+	}
+	ended(t, ws["ben"], "ben's wait")
+	if _, err := st.tr.Wait(t.Context(), "q", "ben"); !errors.Is(err, ErrNotTracked) {
+		t.Fatalf("the ticket still tracked after every player's outcome: %v", err)
+	}
+}
