@@ -77,6 +77,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.api.TrustProxy, "trust-proxy", false, "take the client address from X-Forwarded-For, as written by -trusted-proxies (behind a load balancer)")
 	fs.StringVar(&c.proxies, "trusted-proxies", "", "with -trust-proxy: CIDRs of the proxies whose X-Forwarded-For is believed, comma-separated; the client is the rightmost address none of them wrote (default: loopback and the private ranges)")
 	fs.IntVar(&c.api.MaxStreamsPerClient, "max-streams-per-client", api.DefaultMaxStreamsPerClient, "open SSE streams and WebSockets allowed to one client at once, 429 past it (-1: no cap)")
+	fs.DurationVar(&c.api.WriteTimeout, "write-timeout", api.DefaultWriteTimeout, "time allowed from a request's start to write its answer, and to write each event of an SSE stream or WebSocket: a client that stops reading is cut off past it")
 	fs.DurationVar(&c.api.BodyTimeout, "body-timeout", api.DefaultBodyTimeout, "time allowed to send a request body (408 past it), and to take a WebSocket handshake's answer (the connection is closed past it)")
 	c.auth.register(fs)
 	fs.DurationVar(&c.api.Heartbeat, "heartbeat", api.DefaultHeartbeat, "ping interval for waiting SSE and WebSocket clients")

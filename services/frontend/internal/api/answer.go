@@ -127,3 +127,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v) // the client may be gone; nothing to do
 }
+
+// writeBounded arms each request's write deadline, Config.WriteTimeout
+// from its start, before its handler runs: a client that stops reading
+// (pipelined requests whose answers it never takes, a flow-control window
+// it never opens) is cut off once its answer cannot be written by then,
+// where without a deadline the handler, its goroutine and the connection
+// waited for good. The deadline covers the handler's work too, which NATS
+// calls bound (a few seconds each). Event streams re-arm it before each
+// write (sseWriter, boundedEmit).
+func (a *API) writeBounded(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(a.cfg.WriteTimeout))
+		h.ServeHTTP(w, r)
+	})
+}

@@ -82,6 +82,11 @@ type Config struct {
 	// slowly gets 408), and writing a WebSocket handshake's 101 (a client
 	// that does not take it is cut off); default 10 s.
 	BodyTimeout time.Duration
+	// WriteTimeout bounds writing each answer, and each event of an SSE
+	// stream or WebSocket (re-armed before it): a client that stops
+	// reading is cut off, instead of holding its connection and handler
+	// for good; default 30 s.
+	WriteTimeout time.Duration
 	// MaxStreamsPerClient caps the SSE streams and WebSockets one client
 	// (as for the rate limit) holds open at once; 429 past it. Default 8,
 	// negative means no cap.
@@ -112,6 +117,7 @@ const (
 	DefaultHeartbeat           = 15 * time.Second
 	DefaultWSRegion            = "eu"
 	DefaultBodyTimeout         = 10 * time.Second
+	DefaultWriteTimeout        = 30 * time.Second
 	DefaultMaxStreamsPerClient = 8
 	DefaultWaitRefresh         = 10 * time.Second
 )
@@ -130,6 +136,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WSRegion == "" {
 		c.WSRegion = DefaultWSRegion
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.BodyTimeout <= 0 {
 		c.BodyTimeout = DefaultBodyTimeout
@@ -232,7 +241,7 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 	})
 	mux.HandleFunc("GET /{$}", servePage(page, func() pageData { return newPageData(t.RuleSet(), t.Regions()) }))
 	ops.Register(mux, ready, reg)
-	return mux, nil
+	return a.writeBounded(mux), nil
 }
 
 // requestMeta starts (or continues, from the client's header) the

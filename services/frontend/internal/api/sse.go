@@ -68,7 +68,7 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identi
 	a.met.open.WithLabelValues("sse").Inc()
 	defer a.met.open.WithLabelValues("sse").Dec()
 
-	sw := &sseWriter{ctx: r.Context(), w: w, flusher: flusher, last: last, ref: &refresher{a: a}}
+	sw := &sseWriter{ctx: r.Context(), w: w, flusher: flusher, rc: http.NewResponseController(w), timeout: a.cfg.WriteTimeout, last: last, ref: &refresher{a: a}}
 	if sw.send(view) || updates == nil {
 		return
 	}
@@ -153,6 +153,7 @@ func (a *API) streamEvents(ctx context.Context, sw *sseWriter, caller identity.C
 				return
 			}
 		case <-ping.C:
+			sw.arm()
 			if _, err := fmt.Fprint(sw.w, ": ping\n\n"); err != nil {
 				return
 			}
@@ -176,7 +177,14 @@ type sseWriter struct {
 	// ref adds a queued ticket's expected wait (API.withWait) and keeps
 	// the figure the client has.
 	ref *refresher
+	// rc re-arms the write deadline, timeout from now, before each write
+	// (Config.WriteTimeout): a client that stops reading is cut off.
+	rc      *http.ResponseController
+	timeout time.Duration
 }
+
+// arm gives the next write its deadline.
+func (s *sseWriter) arm() { _ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout)) }
 
 // send writes v unless the client has it already; done is true once v is
 // terminal or the client is gone.
@@ -219,6 +227,7 @@ func (s *sseWriter) refresh() (done bool) {
 // deliver span ends when it is written, before it is sent.
 func (s *sseWriter) write(id int, v tickets.View) error {
 	data, _ := json.Marshal(v) // a View always encodes
+	s.arm()
 	if _, err := fmt.Fprintf(s.w, "id: %d\nevent: %s\ndata: %s\n\n", id, ticketapi.EventStatus, data); err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
@@ -23,7 +25,7 @@ func (f *flushCounter) Flush() { f.flushes++ }
 // instead of two frames and two writes (BENCHMARKS.md, "Eleventh round").
 func TestSSETerminalEventRidesTheStreamsEnd(t *testing.T) {
 	w := &flushCounter{ResponseRecorder: httptest.NewRecorder()}
-	sw := &sseWriter{ctx: t.Context(), w: w, flusher: w, ref: &refresher{a: &API{}}}
+	sw := &sseWriter{ctx: t.Context(), w: w, flusher: w, rc: http.NewResponseController(w), timeout: time.Second, ref: &refresher{a: &API{}}}
 	view := tickets.View{TicketID: "t1", Status: events.StatusQueued}
 	for i, st := range []events.Status{events.StatusQueued, events.StatusMatched} {
 		view.Status = st

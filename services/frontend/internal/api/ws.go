@@ -54,6 +54,16 @@ func (a *API) eventsWebSocket(w http.ResponseWriter, r *http.Request, caller ide
 	})
 }
 
+// boundedEmit is emit with a write deadline, Config.WriteTimeout from
+// each call: a client that stops reading is cut off (gorilla/websocket
+// writes without one otherwise; pings and close frames carry their own).
+func (a *API) boundedEmit(emit emitFunc) emitFunc {
+	return func(c *websocket.Conn, v tickets.View) error {
+		_ = c.SetWriteDeadline(time.Now().Add(a.cfg.WriteTimeout))
+		return emit(c, v)
+	}
+}
+
 // emitFunc sends a ticket view, its expected wait added already
 // (API.withWait), to a WebSocket client in the endpoint's own form.
 type emitFunc func(*websocket.Conn, tickets.View) error
@@ -64,6 +74,7 @@ type emitFunc func(*websocket.Conn, tickets.View) error
 // that a refusal is a plain 503 the client's handshake reports, and
 // given back once Create ends.
 func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller, sl *slot, kind string, emit emitFunc) {
+	emit = a.boundedEmit(emit)
 	req, err := a.wsRequest(r, caller)
 	if err != nil {
 		a.writeError(w, err)
