@@ -132,7 +132,7 @@ export interface paths {
                 };
                 401: components["responses"]["Unauthorized"];
                 404: components["responses"]["NotFound"];
-                /** @description Too late, the ticket has another outcome (matched, assigned, expired, failed); the body carries its status */
+                /** @description Too late, the ticket has another outcome (matched, assigned, expired, failed); the body is the ticket as the caller sees it (its own assignment, for a player of a party) */
                 409: {
                     headers: {
                         [name: string]: unknown;

@@ -96,6 +96,13 @@ func TestEachPartyPlayerSeesItsOwnJoinToken(t *testing.T) {
 	e.http.Close()
 	e.http = newFrontend(t, e, options{})
 	check("another frontend")
+	// A cancel of the decided ticket answers 409 with the view: the
+	// caller's own (it was the first player's, join token and all).
+	for _, p := range []string{"ann", "ben"} {
+		if code, v, _ := e.do(t, http.MethodDelete, "/v1/tickets/"+id, "", e.bearer(t, p)); code != http.StatusConflict || tokenOf(v) != "token-of-"+p {
+			t.Errorf("%s's DELETE: %d %v, want 409 with its own token", p, code, v)
+		}
+	}
 }
 
 // sseStream is a ticket's event stream as one caller reads it.

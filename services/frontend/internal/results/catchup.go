@@ -21,10 +21,11 @@ import (
 //
 // A catch-up asks, for every tracked ticket, where it stands now, not
 // what was published since a point in time: RESULTS keeps each player's
-// results on the player's own subject, and a ticket's newest result is
-// the last message on its first player's subject, unless the player has
-// a newer ticket since. So the catch-up reads the last result of every
-// tracked player ("last by subject"), and for a ticket whose player's
+// results on the player's own subject, and a ticket's newest result for
+// one of its players is the last message on that player's subject,
+// unless the player has a newer ticket since. So the catch-up reads the
+// last result of every tracked player, each player of a party's ticket
+// (members.go) on its own ("last by subject"), and for a ticket whose player's
 // last result is another ticket's, asks the tickets service (Outcomes:
 // the ticket's claim and the player's stored results, tickets/read.go).
 // What it reads is handed to Run like what it hears: a status a ticket
@@ -63,8 +64,8 @@ const (
 	catchUpCall = 5 * time.Second
 )
 
-// Outcomes reads the most advanced result of a ticket whose first
-// player's last result (at stream sequence last, 0 if none) belongs to
+// Outcomes reads the most advanced result of a ticket for a player of it
+// whose last result (at stream sequence last, 0 if none) belongs to
 // another ticket: nil if it has none. The tickets service's
 // OutcomeBehind.
 type Outcomes func(ctx context.Context, ticketID, player string, last uint64) (*events.Result, error)

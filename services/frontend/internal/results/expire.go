@@ -46,7 +46,10 @@ func (t *Tracker) expireDue(ctx context.Context, now time.Time, tickets map[stri
 		// moves the expiry of waiting tickets, as it does in the
 		// matchers.
 		wait := t.waits(tk.mode)
-		if tk.expiring || !tk.ended.IsZero() || // its outcome came; another player's result is awaited (members.go) !tk.retryAt.IsZero() && now.Before(tk.retryAt) ||
+		// A ticket whose outcome came (ended) waits only for its other
+		// players' results (members.go).
+		if tk.expiring || !tk.ended.IsZero() ||
+			!tk.retryAt.IsZero() && now.Before(tk.retryAt) ||
 			tk.retryAt.IsZero() && now.Sub(tk.since) < wait {
 			continue
 		}

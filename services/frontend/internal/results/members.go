@@ -9,12 +9,13 @@ import (
 // A party's ticket is followed on each of its players' subjects: every
 // player is told on its own (the allocator signs each a join token that
 // admits that player alone), so each player's waiters get that player's
-// results, and the first player's stand for the ticket (its outcome's
-// count, its expiry). The players' results are published together, so
-// the others' terminal results follow the first's within moments; one
-// that has not come memberStraggle after is read from the stream by
-// whoever follows the ticket again (the ticket is forgotten: its waiters
-// see their channel closed and read the stored outcome).
+// results. The first terminal result, whichever player's, is the
+// ticket's outcome: it is counted then, and ends its expiries. The
+// ticket is let go once no wait on it is left: the players' results are
+// published together, so the others' follow within moments; a wait whose
+// player's has not come memberStraggle after the outcome is ended (its
+// waiter reads the stored view; a stream whose player's result is not
+// stored yet ends, and its client follows the ticket again).
 const memberStraggle = 30 * time.Second
 
 // index files tk under player, one of its players, whose results it
@@ -61,22 +62,8 @@ func (tk *ticket) setLast(player string, res *events.Result) {
 	tk.others[player] = res
 }
 
-// allEnded reports whether every player of the ticket has its terminal
-// result.
-func (tk *ticket) allEnded() bool {
-	if tk.last == nil || !tk.last.Status.Terminal() {
-		return false
-	}
-	for _, r := range tk.others {
-		if r == nil || !r.Status.Terminal() {
-			return false
-		}
-	}
-	return true
-}
-
-// forgetStragglers forgets the tickets whose first player's outcome came
-// memberStraggle before now while another player's has not.
+// forgetStragglers forgets the tickets whose outcome came memberStraggle
+// before now and that some wait is still on.
 func (t *Tracker) forgetStragglers(s *state, now time.Time) {
 	for _, tk := range s.tickets {
 		if !tk.ended.IsZero() && now.Sub(tk.ended) >= memberStraggle {

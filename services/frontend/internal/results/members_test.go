@@ -141,3 +141,48 @@ func TestAPartyPlayersMissedResultIsReadBack(t *testing.T) {
 		t.Fatalf("the ticket still tracked after every player's outcome: %v", err)
 	}
 }
+
+// A party's ticket followed again after its first player's outcome was
+// out (another player's event stream on another frontend, or after the
+// ticket was let go here): the first player's outcome is never heard
+// again. The ticket was kept for good, expired every wait (review of
+// 3b64f04); its other player's outcome now ends it.
+func TestAPartyFollowedAfterItsFirstOutcomeIsLetGo(t *testing.T) {
+	t.Parallel()
+	ticks := make(chan time.Time)
+	clk := &clock{now: time.Now()}
+	expiries := make(chan string, 10)
+	st := newStack(t, false, func(tr *Tracker) {
+		tr.now, tr.ticks = clk.Now, ticks
+		tr.waits = func(string) time.Duration { return time.Second }
+		tr.expire = func(_ context.Context, id string) bool { expiries <- id; return false }
+	})
+	st.tell(t, "r", "ann", events.StatusAssigned) // out before anyone here follows it
+	tk := events.Ticket{TicketID: "r", Party: []string{"ann", "ben"}, Mode: "2v2", CreatedAt: clk.Now()}
+	if err := st.tr.Track(t.Context(), &tk, nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := st.tr.Wait(t.Context(), "r", "ben")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	st.tell(t, "r", "ben", events.StatusAssigned)
+	if r := await(t, w, "ben's assigned"); r.PlayerID != "ben" {
+		t.Fatalf("ben's waiter got %+v", r)
+	}
+	ended(t, w, "ben's wait")
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		_, err := st.tr.Wait(t.Context(), "r", "ann")
+		return errors.Is(err, ErrNotTracked)
+	}, "the ticket still tracked after its outcome, with no wait on it")
+	clk.add(time.Minute)
+	tick := func() { ticks <- clk.Now() }
+	tick()
+	tick()
+	select {
+	case id := <-expiries:
+		t.Fatalf("ticket %s expired after its outcome", id)
+	case <-time.After(200 * time.Millisecond):
+	}
+}

@@ -17,7 +17,7 @@ import (
 // subscription. Only Run's goroutine touches it.
 type state struct {
 	tickets  map[string]*ticket
-	byPlayer map[string]map[string]*ticket // first player -> ticket id -> ticket
+	byPlayer map[string]map[string]*ticket // each player of a ticket -> ticket id -> ticket
 	// down: the connection went down, and a catch-up is owed once it is
 	// back (catchup.go).
 	down bool
@@ -132,8 +132,9 @@ func (t *Tracker) result(s *state, m *nats.Msg) {
 
 // deliver hands a result of player, heard or read back, to its ticket's
 // waiters that follow player, if the ticket is tracked and the result is
-// news for player. The first player's terminal result counts the
-// ticket's outcome; the ticket is forgotten once every player's came.
+// news for player. A terminal result ends the waits on its player; the
+// ticket's first one counts its outcome and ends its expiries, and the
+// ticket is forgotten once no wait on it is left (members.go).
 func (t *Tracker) deliver(s *state, player string, res events.Result) {
 	tk := s.byPlayer[player][res.TicketID]
 	if tk == nil {
@@ -160,20 +161,20 @@ func (t *Tracker) deliver(s *state, player string, res events.Result) {
 	if !terminal {
 		return
 	}
-	if player == tk.player {
+	if tk.ended.IsZero() {
 		t.met.outcomes.WithLabelValues(string(res.Status)).Inc()
 		if res.Status == events.StatusAssigned {
 			tk.trace.observe(t.met.toAssign, t.now().Sub(tk.created).Seconds())
 		}
 		tk.ended = t.now()
 	}
-	if tk.allEnded() {
+	if len(tk.waiters) == 0 {
 		t.forget(s, tk)
 	}
 }
 
-// forget stops following a ticket (untracked, with its outcome, or its
-// other players' results overdue).
+// forget stops following a ticket (untracked, with its outcome and no
+// wait left on it, or its other players' results overdue).
 func (t *Tracker) forget(s *state, tk *ticket) {
 	delete(s.tickets, tk.id)
 	s.unindex(tk.player, tk.id)

@@ -92,9 +92,9 @@ type Creation struct {
 // ticket is a tracked ticket. Only Run touches it.
 type ticket struct {
 	id string
-	// player is its first player, whose results count its outcome and
-	// whose waiting ends in its expiry; its other players' results
-	// (others) are followed for their own waiters (members.go).
+	// player is its first player, whose results a waiter that names none
+	// gets; its other players' (others) are followed for their own
+	// waiters (members.go).
 	player  string
 	mode    string
 	created time.Time
@@ -113,8 +113,8 @@ type ticket struct {
 	// others holds the last result of each of a party's other players
 	// (nil for one player): each player's join token is on its own.
 	others map[string]*events.Result
-	// ended is when the first player's terminal result came, while some
-	// other player's has not (it is forgotten memberStraggle after).
+	// ended is when its first terminal result came, whichever player's:
+	// its outcome (it is forgotten memberStraggle after at the latest).
 	ended time.Time
 	// waiters are its waiters, each with the player it follows.
 	waiters map[chan events.Result]string
@@ -166,7 +166,7 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 		caughtUp: make(chan error, 1),
 		met: metrics{
 			tracked: prometheus.NewGauge(prometheus.GaugeOpts{
-				Name: "quickmatch_frontend_waiting_tickets", Help: "Tickets this frontend follows that have no outcome yet.",
+				Name: "quickmatch_frontend_waiting_tickets", Help: "Tickets this frontend follows that have no outcome yet (or whose outcome a party player's own result is awaited for, 30 s at most).",
 			}),
 			outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "quickmatch_frontend_ticket_outcomes_total", Help: "Outcomes of the tickets this frontend followed.",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,5 +183,38 @@ func TestExpiryBackoffDoublesToItsCap(t *testing.T) {
 	tr.expiryReturned(tk, true)
 	if tk.backoff != retryFirst {
 		t.Fatalf("backoff %v after an expiry that ended, want %v", tk.backoff, retryFirst)
+	}
+}
+
+// An expiry cut off from NATS is tried again after its backoff, not at
+// every tick before it: a condition lost to a comment in the middle of a
+// line once made every overdue ticket cost a call a second through a
+// partition (review of 3b64f04).
+func TestExpiryCutOffWaitsOutItsBackoff(t *testing.T) {
+	t.Parallel()
+	nc := testkit.Connect(t, testkit.RunServer(t))
+	var calls atomic.Int32
+	returned := make(chan struct{}, 100)
+	expire := func(context.Context, string) bool { calls.Add(1); returned <- struct{}{}; return true } // always cut off
+	const wait = 30 * time.Second
+	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(string) time.Duration { return wait }, expire)
+	clk := &clock{now: time.Unix(1_800_000_000, 0)}
+	ticks := make(chan time.Time)
+	tr.now, tr.ticks = clk.Now, ticks
+	testkit.Run(t, tr.Run)
+	tk := events.Ticket{TicketID: "cut", PlayerID: "a", CreatedAt: clk.Now().Add(-wait)}
+	if err := tr.Track(t.Context(), &tk, nil); err != nil {
+		t.Fatal(err)
+	}
+	ticks <- clk.Now()
+	<-returned
+	// The clock stands still: its retry is due retryFirst later at the
+	// earliest. Each tick goes after the expiry's return reached Run.
+	for range 20 {
+		ticks <- clk.Now()
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("an expiry cut off from NATS tried %d times before its backoff ran out, want 1", n)
 	}
 }

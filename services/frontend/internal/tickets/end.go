@@ -19,7 +19,7 @@ func (s *Service) Cancel(ctx context.Context, caller identity.Caller, ticketID, 
 	if err != nil {
 		return View{}, err
 	}
-	v, _, err := s.end(ctx, rec, events.OwnerCancelled, reason)
+	v, _, err := s.end(ctx, rec, Follower(caller), events.OwnerCancelled, reason)
 	return v, err
 }
 
@@ -44,7 +44,7 @@ func (s *Service) Expire(ctx context.Context, ticketID string) (retrySoon bool) 
 	}
 	var owner string
 	if err == nil {
-		_, owner, err = s.end(ctx, rec, events.OwnerExpired, "no match within the frontend's maximum wait")
+		_, owner, err = s.end(ctx, rec, "", events.OwnerExpired, "no match within the frontend's maximum wait")
 	}
 	if matchID, isMatch := events.OwnerMatchID(owner); isMatch && errors.Is(err, ErrAlreadyDecided) {
 		s.publishForUnsent(ctx, rec, matchID)
@@ -94,8 +94,9 @@ func (s *Service) publishForUnsent(ctx context.Context, rec Record, matchID stri
 // that owner decided, if it is not a match (events.Claims.Tell: the owner
 // may have failed to tell them, or died before it did). It returns the
 // claim's owner as it stands: owner if it won, the other otherwise
-// (an expiry follows a match's: Expire).
-func (s *Service) end(ctx context.Context, rec Record, owner, reason string) (View, string, error) {
+// (an expiry follows a match's: Expire). The view is as player sees the
+// ticket ("": the first player; View): a cancel's caller's own.
+func (s *Service) end(ctx context.Context, rec Record, player, owner, reason string) (View, string, error) {
 	ticketID := rec.Ticket.TicketID
 	won, cur, err := s.claims.Claim(ctx, ticketID, owner)
 	if err != nil {
@@ -105,7 +106,7 @@ func (s *Service) end(ctx context.Context, rec Record, owner, reason string) (Vi
 		if err := s.claims.Tell(ctx, events.Telling{Ticket: rec.live(), Owner: cur}, s.tellSuperseded); err != nil {
 			return View{}, cur, err
 		}
-		v, gerr := s.View(ctx, rec, "")
+		v, gerr := s.View(ctx, rec, player)
 		if gerr != nil {
 			return View{}, cur, gerr
 		}

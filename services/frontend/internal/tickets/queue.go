@@ -153,7 +153,7 @@ func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (v View
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
 	defer cancel()
 	id := rec.Ticket.TicketID
-	v, _, err := s.end(wctx, rec, events.OwnerCancelled, "withdrawn: the frontend could not finish creating it")
+	v, _, err := s.end(wctx, rec, "", events.OwnerCancelled, "withdrawn: the frontend could not finish creating it")
 	switch {
 	case err == nil:
 		s.log.Warn("ticket withdrawn: its creation failed", "ticket_id", id, "cause", cause)
