@@ -190,15 +190,34 @@ func (s *Server) unplayable(id string, why error) {
 	}
 }
 
+// notHereFor is how long a read of the GameServer that did not find a
+// match answers the joins of that match with no read of their own: a
+// player replaying a token of a match not here (another server's, or an
+// ended room's after a restart) made a sidecar read of the whole
+// GameServer per request, tens of KiB to decode, as fast as it could
+// ask. A join that beat the watch to its allocation waits for the watch
+// (which opens the room) or this long at most.
+const notHereFor = time.Second
+
 // allocatedRoom reads the GameServer for live match matchID and its
-// room's seating: a player's join can beat the watch to it.
+// room's seating: a player's join can beat the watch to it. Joins
+// reading at once share one read.
 func (s *Server) allocatedRoom(ctx context.Context, matchID string) (seating, bool) {
-	gs, err := s.gameServer(ctx)
+	now := s.now()
+	s.mu.Lock()
+	at, absent := s.notHere[matchID]
+	s.mu.Unlock()
+	if absent && now.Sub(at) < notHereFor {
+		return seating{}, false
+	}
+	v, err, _ := s.reads.Do("gameserver", func() (any, error) { return s.gameServer(ctx) })
 	if err != nil {
 		s.log.Warn("agones: read game server", "err", err)
 		return seating{}, false
 	}
+	gs := v.(sdk.GameServer)
 	if !slices.Contains(liveIDs(gs), matchID) {
+		s.markNotHere(matchID, now)
 		return seating{}, false
 	}
 	room, err := roomOf(gs, matchID)
@@ -207,6 +226,22 @@ func (s *Server) allocatedRoom(ctx context.Context, matchID string) (seating, bo
 		return seating{}, false
 	}
 	return allocatedSeating(room).reopened(gs, matchID), true
+}
+
+// markNotHere remembers that match matchID was not found allocated here
+// at now, forgetting the memories past notHereFor once there are many
+// (a player holds the tokens of a few matches at most).
+func (s *Server) markNotHere(matchID string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.notHere) >= 1024 {
+		for id, at := range s.notHere {
+			if now.Sub(at) >= notHereFor {
+				delete(s.notHere, id)
+			}
+		}
+	}
+	s.notHere[matchID] = now
 }
 
 // retry calls the sidecar with f until it succeeds, at most five times

@@ -5,10 +5,18 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 )
 
 const (
 	maxMessageBytes = 512
+	// messagesPerSecond and messageBurst bound what one connection hands
+	// its room: a game needs a move a round, and a client sending faster
+	// had each message answered with an error (and, unread, logged) by
+	// the room's one goroutine, as fast as it could send. Past them a
+	// message is dropped unanswered.
+	messagesPerSecond = 10
+	messageBurst      = 20
 	writeWait       = 5 * time.Second
 	pongWait        = 30 * time.Second
 	pingEvery       = pongWait * 9 / 10
@@ -34,6 +42,9 @@ type client struct {
 	// readDone is closed when readLoop returns: the client answered our
 	// close frame, or the connection is gone.
 	readDone chan struct{}
+	// unread: a message to it was dropped (it does not read), logged once
+	// a connection; only its room's goroutine touches it (room.push).
+	unread bool
 }
 
 func newClient(player, resume string, conn *websocket.Conn) *client {
@@ -80,12 +91,16 @@ func (c *client) readLoop(rm *room) {
 	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(pongWait)) })
 	defer close(c.readDone)
 	defer rm.send(event{kind: evLeave, client: c})
+	lim := rate.NewLimiter(messagesPerSecond, messageBurst)
 	for {
 		kind, data, err := c.conn.ReadMessage()
 		if err != nil {
 			return
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+		if !lim.Allow() {
+			continue
+		}
 		if !rm.send(clientEvent(c, kind, data)) {
 			return
 		}

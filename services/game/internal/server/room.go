@@ -333,12 +333,16 @@ func (r *room) move(c *client, msgType, text string) bool {
 func (r *room) reply(c *client, text string) { r.push(c, message{Type: "error", Error: text}) }
 
 // push queues m for c without ever blocking the room: a client that does
-// not read loses messages, and the other player keeps playing.
+// not read loses messages, and the other player keeps playing. The first
+// lost on a connection is logged, not each.
 func (r *room) push(c *client, m message) {
 	select {
 	case c.send <- encode(m):
 	default:
-		r.log.Warn("player not reading; message dropped", "player", c.player, "type", m.Type)
+		if !c.unread {
+			c.unread = true
+			r.log.Warn("player not reading; messages dropped", "player", c.player, "type", m.Type)
+		}
 	}
 }
 

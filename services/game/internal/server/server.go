@@ -38,6 +38,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -88,6 +89,11 @@ type Server struct {
 	// (seatsChanged; backfill.go).
 	requests map[string]play.Backfill
 	holders  map[string][]string
+	// notHere: matches a join's read of the GameServer did not find
+	// allocated here, and when (notHereFor); reads collapses the reads
+	// under way into one (agones.go).
+	notHere map[string]time.Time
+	reads   singleflight.Group
 
 	// kick wakes the keeper (keeper.go): a room ended, or the watch saw
 	// the GameServer change. Capacity 1: kicks while it works make one
@@ -131,7 +137,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	return &Server{
 		cfg: cfg, log: log, pageFS: sub, now: time.Now, after: realAfter, reg: reg, met: met, retryWait: 100 * time.Millisecond,
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
-		rooms:    map[string]*room{}, ended: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		rooms:    map[string]*room{}, ended: map[string]time.Time{}, notHere: map[string]time.Time{}, kick: make(chan struct{}, 1),
 		requests: map[string]play.Backfill{}, holders: map[string][]string{},
 	}, nil
 }
