@@ -17,9 +17,9 @@ const (
 	// message is dropped unanswered.
 	messagesPerSecond = 10
 	messageBurst      = 20
-	writeWait       = 5 * time.Second
-	pongWait        = 30 * time.Second
-	pingEvery       = pongWait * 9 / 10
+	writeWait         = 5 * time.Second
+	pongWait          = 30 * time.Second
+	pingEvery         = pongWait * 9 / 10
 )
 
 // client is one player's connection. Its send channel is closed only by the

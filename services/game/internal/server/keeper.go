@@ -21,7 +21,8 @@ import (
 //
 //   - reads the GameServer, opens any live room the watch has not,
 //     writes the backfill request of every room (backfill.go; "" for a
-//     room that asks for nobody, or has ended), and removes what no live
+//     room that asks for nobody, or has ended) and its kept seats
+//     (resume.go), and removes what no live
 //     room holds: every player no live room seats (its annotation, or
 //     for a room that accepts backfill who holds its seats now: a
 //     give-back that failed, an unreadable room's players, a player gone
@@ -107,12 +108,13 @@ func (s *Server) pass(ctx context.Context) bool {
 	if !ok {
 		return false
 	}
+	kept := s.syncSeats(ctx, gs)
 	removed := s.giveBack(ctx, gs)
 	if gs, err = s.gameServer(ctx); err != nil {
 		s.log.Warn("agones: read game server; the keeper tries again", "err", err)
 		return false
 	}
-	clean := s.restore(ctx, gs, written) && removed
+	clean := s.restore(ctx, gs, written) && removed && kept
 	return s.settle(ctx, gs, clean) && clean
 }
 

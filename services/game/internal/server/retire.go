@@ -40,9 +40,9 @@ const annotationLimit = 256 << 10
 // of a room of play.MaxPlayers players, each its own team (a
 // free-for-all: the most brackets), with the longest ids the contract
 // allows (64 bytes: events.CheckID, for players and modes) and the
-// longest match id, and the backfill request such a room may write
-// later (agones.BackfillAnnotation: a seat free on every team, the
-// largest Ask). A threshold must leave at least this under the limit, or
+// longest match id, the backfill request such a room may write later
+// (agones.BackfillAnnotation: a seat free on every team, the largest
+// Ask), and its kept seats (agones.SeatsAnnotation). A threshold must leave at least this under the limit, or
 // the allocation that crosses it may be the one refused.
 var largestRoomAnnotation = func() int {
 	r := agones.Room{Mode: strings.Repeat("m", 64), AcceptsBackfill: true}
@@ -55,8 +55,13 @@ var largestRoomAnnotation = func() int {
 	for i := range req.Seats {
 		req.Seats[i] = 1
 	}
+	seats := map[string]string{}
+	for _, p := range r.Players() {
+		seats[p] = strings.Repeat("0", agones.KeyDigestLen)
+	}
 	return len(agones.MatchAnnotationPrefix+matchID) + len(agones.EncodeRoom(r)) +
-		len(agones.BackfillAnnotation(matchID)) + len(agones.EncodeBackfill(req))
+		len(agones.BackfillAnnotation(matchID)) + len(agones.EncodeBackfill(req)) +
+		len(agones.SeatsAnnotation(matchID)) + len(agones.EncodeSeats(seats))
 }()
 
 // annotationBytes is the size of annotations as Kubernetes counts it

@@ -21,6 +21,18 @@ func roomBytes(id string, teams ...[]string) int {
 	return len(agones.MatchAnnotationPrefix+id) + len(agones.EncodeRoom(agones.Room{Mode: "test", Teams: teams}))
 }
 
+// playedRoomBytes is roomBytes with the seats the room keeps once its
+// players joined (resume.go).
+func playedRoomBytes(id string, teams ...[]string) int {
+	seats := map[string]string{}
+	for _, t := range teams {
+		for _, p := range t {
+			seats[p] = strings.Repeat("0", agones.KeyDigestLen)
+		}
+	}
+	return roomBytes(id, teams...) + len(agones.SeatsAnnotation(id)) + len(agones.EncodeSeats(seats))
+}
+
 // lastAllocatedMax is the most Agones' last-allocated annotation takes
 // (its value is an RFC 3339 time, of varying length).
 var lastAllocatedMax = len(sdktest.LastAllocatedAnnotation) + len(time.RFC3339Nano)
@@ -70,7 +82,7 @@ func TestRetiresAtTheAnnotationThreshold(t *testing.T) {
 func TestBelowTheRetireThresholdReadyAgain(t *testing.T) {
 	t.Parallel()
 	m1 := [][]string{{"a"}, {"b"}}
-	s, hs, fake := startAgones(t, Config{BestOf: 1, Reuse: true, RetireAnnotationBytes: lastAllocatedMax + roomBytes("m1", m1...) + 1})
+	s, hs, fake := startAgones(t, Config{BestOf: 1, Reuse: true, RetireAnnotationBytes: lastAllocatedMax + playedRoomBytes("m1", m1...) + 1})
 	allocate(t, fake, "m1", m1...)
 	a, b := startGame(t, hs, "m1", "a", "b")
 	playOneRound(t, a, b)
@@ -183,7 +195,7 @@ func TestRetireThresholdLeavesRoomForTheLargestRoom(t *testing.T) {
 			t.Errorf("RetireAnnotationBytes %d: %v", c.bytes, err)
 		}
 	}
-	if largestRoomAnnotation < 6000 || largestRoomAnnotation > 8000 {
-		t.Errorf("largest room annotation %d bytes: 100 players of 64-byte ids take about 7 KB", largestRoomAnnotation)
+	if largestRoomAnnotation < 15000 || largestRoomAnnotation > 19000 {
+		t.Errorf("largest room annotation %d bytes: 100 players of 64-byte ids take about 7 KB, and their kept seats 10 KB", largestRoomAnnotation)
 	}
 }

@@ -1,11 +1,9 @@
 package server
 
 import (
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -60,10 +58,13 @@ type room struct {
 	done    chan struct{}
 
 	clients map[string]*client // player -> live connection
-	// seats holds each seated player's resume key: a join token admits
-	// once; coming back takes the key the welcome message gave, so a
-	// token copied from a URL or a log cannot take the seat over.
-	seats map[string]string
+	// seats holds the digest of each seated player's resume key: a join
+	// token admits once; coming back takes the key the welcome message
+	// gave, so a token copied from a URL or a log cannot take the seat
+	// over. kept are the digests a process before this one kept, of
+	// players not back yet, and keep hands them over (resume.go).
+	seats, kept map[string]string
+	keep        func(matchID, seats string)
 	// teams are the seated players by team, in order of first join (the
 	// game's teams once it started).
 	teams [][]string
@@ -93,15 +94,9 @@ func newRoom(matchID string, st seating, cfg Config, log *slog.Logger) *room {
 	return &room{
 		matchID: matchID, seating: st, learned: st.shape.Starts, cfg: cfg, log: log,
 		events: make(chan event), done: make(chan struct{}), teams: noTeams(st.teams()),
-		clients: map[string]*client{}, seats: map[string]string{}, grace: map[string]graceTimer{}, expired: make(chan graceEnd, 2),
+		clients: map[string]*client{}, seats: map[string]string{}, kept: maps.Clone(st.kept), grace: map[string]graceTimer{}, expired: make(chan graceEnd, 2),
 		roster: st.roster(), backfill: newBackfillState(st), reasked: make(chan int),
 	}
-}
-
-func newResumeKey() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b[:])
 }
 
 // send hands ev to the room; false once the room has ended.
@@ -202,11 +197,15 @@ func (r *room) handle(ev event) bool {
 // starts with (early.go) starts it; a player coming back during the
 // game resumes it.
 func (r *room) join(c *client) {
-	if _, seated := r.seats[c.player]; c.resumeOnly && !seated {
+	digest, seated := r.seats[c.player]
+	if !seated {
+		digest, seated = r.kept[c.player] // seated before a restart
+	}
+	if c.resumeOnly && !seated {
 		c.fail("join refused: " + jointoken.ErrExpired.Error() + "; only a seated player may come back with it")
 		return
 	}
-	if key, seated := r.seats[c.player]; seated && subtle.ConstantTimeCompare([]byte(c.resume), []byte(key)) != 1 {
+	if seated && !keyMatches(c.resume, digest) {
 		c.fail("join refused: this join token was used already; come back with the resume key of your first connection")
 		return
 	}
@@ -223,7 +222,7 @@ func (r *room) join(c *client) {
 		g.timer.Stop()
 		delete(r.grace, c.player)
 	}
-	r.push(c, message{Type: "welcome", MatchID: r.matchID, You: c.player, BestOf: r.cfg.BestOf, Resume: r.seats[c.player]})
+	r.push(c, message{Type: "welcome", MatchID: r.matchID, You: c.player, BestOf: r.cfg.BestOf, Resume: c.resume})
 	switch {
 	case r.game != nil:
 		r.broadcast(message{Type: "resume", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf, Score: r.game.Score(), FreeForAll: r.game.FreeForAll()})
@@ -287,7 +286,7 @@ func (r *room) seat(c *client) (refusal string) {
 		defer r.seatTaken(c.player, t)
 	}
 	r.teams[t] = append(r.teams[t], c.player)
-	r.seats[c.player] = newResumeKey()
+	r.giveKey(c)
 	r.progressed = true
 	return ""
 }

@@ -86,7 +86,7 @@ func FuzzRoomMessages(f *testing.F) {
 		ended := false
 		for i := range 8 { // the same messages, over and over
 			if i == 4 && !ended { // the first player comes back on a new connection
-				resumed := conn(fr.players[0], r.seats[fr.players[0]], fr.team[0])
+				resumed := conn(fr.players[0], senders[0].c.resume, fr.team[0]) // the key its welcome gave
 				r.handle(event{kind: evJoin, client: resumed})
 				senders = append(senders, sender{resumed, a})
 			}

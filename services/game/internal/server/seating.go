@@ -43,6 +43,9 @@ type seating struct {
 	gone   map[string]bool
 	listed map[string]bool
 	prior  play.Backfill
+	// kept, for a live room a process before this one hosted, are the
+	// digests of its seated players' resume keys it kept (resume.go).
+	kept map[string]string
 }
 
 // allocatedSeating seats the players of an allocated room.
@@ -188,6 +191,7 @@ func (st seating) backfillTeam(g jointoken.Grant) (int, error) {
 // alone, as before backfill: a List that lacks a player for another
 // reason (a list Agones cut at its capacity) does not free their seat.
 func (st seating) reopened(gs sdk.GameServer, matchID string) seating {
+	st.kept = keptSeats(gs, matchID)
 	v, asked := gs.ObjectMeta.Annotations[agones.BackfillAnnotation(matchID)]
 	players, listed := gs.Status.Lists[agones.ListPlayers]
 	if !st.acceptsBackfill || !asked || !listed {

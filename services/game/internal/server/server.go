@@ -38,10 +38,11 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/singleflight"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
@@ -94,6 +95,9 @@ type Server struct {
 	// under way into one (agones.go).
 	notHere map[string]time.Time
 	reads   singleflight.Group
+	// seats are the kept seats of each open room (agones.EncodeSeats),
+	// as its room handed them over; the keeper writes them (resume.go).
+	seats map[string]string
 
 	// kick wakes the keeper (keeper.go): a room ended, or the watch saw
 	// the GameServer change. Capacity 1: kicks while it works make one
@@ -137,7 +141,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	return &Server{
 		cfg: cfg, log: log, pageFS: sub, now: time.Now, after: realAfter, reg: reg, met: met, retryWait: 100 * time.Millisecond,
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
-		rooms:    map[string]*room{}, ended: map[string]time.Time{}, notHere: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		rooms:    map[string]*room{}, ended: map[string]time.Time{}, notHere: map[string]time.Time{}, seats: map[string]string{}, kick: make(chan struct{}, 1),
 		requests: map[string]play.Backfill{}, holders: map[string][]string{},
 	}, nil
 }
@@ -245,6 +249,12 @@ func (s *Server) open(matchID string, st seating) (*room, error) {
 	}
 	rm := newRoom(matchID, st, s.cfg, s.log.With("room", matchID))
 	rm.onEvent = s.onEvent
+	if s.cfg.SDK != nil {
+		// Kept from the start: the keeper must not clear what a process
+		// before this one kept before its players are back.
+		rm.keep = s.keysChanged
+		s.seats[matchID] = agones.EncodeSeats(st.kept)
+	}
 	if st.acceptsBackfill {
 		// Before the room runs: the keeper must never see it without
 		// its holders and take a seat's player for one the room let go.
@@ -280,6 +290,7 @@ func (s *Server) roomEnded(rm *room, outcome string) {
 	delete(s.rooms, rm.matchID)
 	delete(s.requests, rm.matchID)
 	delete(s.holders, rm.matchID)
+	delete(s.seats, rm.matchID)
 	now := s.now()
 	s.forget(now)
 	if s.cfg.SDK == nil {

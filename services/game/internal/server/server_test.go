@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,11 +100,19 @@ func next(t *testing.T, c *websocket.Conn, typ string) message {
 		if err := json.Unmarshal(data, &m); err != nil {
 			t.Fatalf("server sent non-JSON %q", data)
 		}
+		if m.Type == "welcome" && m.Resume != "" {
+			resumeKeys.Store(t.Name()+"/"+m.MatchID+"/"+m.You, m.Resume)
+		}
 		if m.Type == typ {
 			return m
 		}
 	}
 }
+
+// resumeKeys are the resume keys the welcome messages a test read gave
+// (next), by test, match and player: joinSeated comes back with them, as
+// a client does (the play page keeps its key for the tab).
+var resumeKeys sync.Map
 
 func move(t *testing.T, c *websocket.Conn, mv string) {
 	t.Helper()

@@ -93,7 +93,9 @@ func TestDropBeforeTheStartGetsTheGrace(t *testing.T) {
 // expires after ttl.
 func joinSeated(t *testing.T, hs *httptest.Server, matchID, player string, seat jointoken.Seat, ttl time.Duration) *websocket.Conn {
 	t.Helper()
-	c, _, err := dial(t, hs, matchID, seatedToken(t, matchID, player, seat, time.Now().Add(ttl)))
+	key, _ := resumeKeys.Load(t.Name() + "/" + matchID + "/" + player) // a seat it took before: its key
+	resume, _ := key.(string)
+	c, _, err := dialResume(t, hs, matchID, seatedToken(t, matchID, player, seat, time.Now().Add(ttl)), resume)
 	if err != nil {
 		t.Fatalf("%s joins %s: %v", player, matchID, err)
 	}
@@ -126,7 +128,7 @@ func TestStaleGraceDoesNotForfeit(t *testing.T) {
 	r.handle(event{kind: evJoin, client: bob})
 	r.handle(event{kind: evLeave, client: alice})
 	waitFor(t, func() bool { return len(r.expired) == 1 }, "alice's grace never ran out")
-	back := conn("alice", r.seats["alice"])
+	back := conn("alice", alice.resume)         // the key her welcome gave
 	r.handle(event{kind: evJoin, client: back}) // back in time: the room has not seen the expiry
 	r.cfg.ReconnectGrace = time.Hour
 	r.handle(event{kind: evLeave, client: back}) // gone again, with an hour's grace

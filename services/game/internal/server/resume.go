@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk"
+)
+
+// Resume keys (pkg/agones/seats.go says why they are kept). A room holds
+// the digest of each seated player's key (room.seats), never the key:
+// the player holds it, and it is the digest the GameServer keeps. A room
+// a process restarted in place reopens starts with the digests the last
+// one kept (room.kept): a player so kept is admitted with its key only,
+// even with an expired token, and then takes its seat again as any
+// player does, with the same key.
+
+func newResumeKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// keyDigest is the digest of resume key key.
+func keyDigest(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])[:agones.KeyDigestLen]
+}
+
+// keyMatches reports whether key's digest is digest, in constant time.
+func keyMatches(key, digest string) bool {
+	return subtle.ConstantTimeCompare([]byte(keyDigest(key)), []byte(digest)) == 1
+}
+
+// giveKey seats c's player under a resume key: the one it came back with
+// when the room kept its seat from before a restart, else a new one,
+// which c carries to its welcome.
+func (r *room) giveKey(c *client) {
+	if _, kept := r.kept[c.player]; kept {
+		delete(r.kept, c.player) // c.resume matched it (join)
+	} else {
+		c.resume = newResumeKey()
+	}
+	r.seats[c.player] = keyDigest(c.resume)
+	r.keysChanged()
+}
+
+// keysChanged hands the room's key digests to the server to keep (with
+// Agones), those kept from before a restart and not taken back yet
+// included: a second restart must not lose them.
+func (r *room) keysChanged() {
+	if r.keep == nil {
+		return
+	}
+	all := maps.Clone(r.kept)
+	if all == nil {
+		all = map[string]string{}
+	}
+	maps.Copy(all, r.seats)
+	r.keep(r.matchID, agones.EncodeSeats(all))
+}
+
+// keysChanged records room matchID's seats as its room handed them over
+// (agones.EncodeSeats); the keeper writes them to the GameServer.
+func (s *Server) keysChanged(matchID, seats string) {
+	s.mu.Lock()
+	s.seats[matchID] = seats
+	s.mu.Unlock()
+	s.nudge()
+}
+
+// syncSeats writes every open room's seats to its annotation
+// (agones.SeatsAnnotation) where gs differs, and "" for every room that
+// has one and has ended (here, or is off the rooms List); a live room not
+// opened here yet keeps what it has. True if every write succeeded.
+func (s *Server) syncSeats(ctx context.Context, gs sdk.GameServer) bool {
+	want := map[string]string{}
+	prefix := agones.SeatsAnnotation("")
+	live := liveIDs(gs)
+	s.mu.Lock()
+	for key, v := range gs.ObjectMeta.Annotations {
+		if id, ok := strings.CutPrefix(key, prefix); ok && v != "" {
+			if _, ended := s.ended[id]; ended || !slices.Contains(live, id) {
+				want[id] = ""
+			}
+		}
+	}
+	for id, v := range s.seats {
+		want[id] = v
+	}
+	s.mu.Unlock()
+	ok := true
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		if v, set := gs.ObjectMeta.Annotations[agones.SeatsAnnotation(id)]; set && v == want[id] || !set && want[id] == "" {
+			continue
+		}
+		if err := s.cfg.SDK.SetAnnotation(ctx, agones.SeatsKey(id), want[id]); err != nil {
+			s.log.Warn("agones: keep a room's seats; the keeper tries again", "room", id, "err", err)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// keptSeats are the seats a process before this one kept for room
+// matchID on gs (none if it kept none, or they cannot be read).
+func keptSeats(gs sdk.GameServer, matchID string) map[string]string {
+	seats, err := agones.DecodeSeats(gs.ObjectMeta.Annotations[agones.SeatsAnnotation(matchID)])
+	if err != nil {
+		return nil
+	}
+	return seats
+}
