@@ -199,6 +199,9 @@ func (s *Server) unplayable(id string, why error) {
 // (which opens the room) or this long at most.
 const notHereFor = time.Second
 
+// readTimeout bounds a join's read of the GameServer.
+const readTimeout = 5 * time.Second
+
 // allocatedRoom reads the GameServer for live match matchID and its
 // room's seating: a player's join can beat the watch to it. Joins
 // reading at once share one read.
@@ -210,9 +213,20 @@ func (s *Server) allocatedRoom(ctx context.Context, matchID string) (seating, bo
 	if absent && now.Sub(at) < notHereFor {
 		return seating{}, false
 	}
-	v, err, _ := s.reads.Do("gameserver", func() (any, error) { return s.gameServer(ctx) })
+	// Not on the first caller's context: one that hangs up must not fail
+	// the read the others share, nor leave its match unremembered. A
+	// failed read is remembered as an answer too (and logged once).
+	v, err, _ := s.reads.Do("gameserver", func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
+		defer cancel()
+		gs, err := s.gameServer(rctx)
+		if err != nil {
+			s.log.Warn("agones: read game server for a join", "err", err)
+		}
+		return gs, err
+	})
 	if err != nil {
-		s.log.Warn("agones: read game server", "err", err)
+		s.markNotHere(matchID, now)
 		return seating{}, false
 	}
 	gs := v.(sdk.GameServer)

@@ -144,6 +144,7 @@ func (r *room) holdSeats() <-chan time.Time {
 // request; a game that waited for them starts without them.
 func (r *room) releaseHeld() {
 	clear(r.backfill.held)
+	r.forgetKept() // a returning player not back holds no seat now
 	r.seatsChanged()
 	if r.game == nil && len(r.seats) > 0 && r.ready() {
 		r.start()
@@ -217,7 +218,9 @@ func (r *room) letGo(player string) {
 	drop(r.roster)
 	drop(r.teams)
 	delete(r.seats, player)
+	delete(r.kept, player)
 	r.backfill.left[player] = true
+	r.keysChanged() // its key admits nobody now, across a restart too
 }
 
 // cloneRoster is the roster, a copy the room may change apart from it.

@@ -66,9 +66,10 @@ var defaults = Config{
 	MaxRooms:       100,
 	HealthEvery:    2 * time.Second, // well inside Agones' default health failure window
 	EndedMemory:    time.Hour,       // above any join-token-ttl in use
-	// 64 KiB below the limit: room for the annotations of about nine of
-	// the largest rooms (100 players, about 7 KB each) allocated before
-	// the retiring label reaches the allocator, and for Agones' own.
+	// 64 KiB below the limit: room for the annotations of about three of
+	// the largest rooms (100 players, about 17.7 KB each with their kept
+	// seats; hundreds of 1v1s) allocated before the retiring label
+	// reaches the allocator, and for Agones' own.
 	RetireAnnotationBytes: 192 << 10,
 	// The allocator's default join-token-ttl (see BackfillReask): raise
 	// it with that flag.

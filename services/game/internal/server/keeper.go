@@ -104,11 +104,11 @@ func (s *Server) pass(ctx context.Context) bool {
 	// (restore): the allocator releases a promise's seat once its player
 	// is listed beside a later request, which must then count their seat
 	// taken.
+	kept := s.syncSeats(ctx, gs) // first: a failed backfill write must not hold it back
 	written, ok := s.syncBackfill(ctx, gs)
 	if !ok {
 		return false
 	}
-	kept := s.syncSeats(ctx, gs)
 	removed := s.giveBack(ctx, gs)
 	if gs, err = s.gameServer(ctx); err != nil {
 		s.log.Warn("agones: read game server; the keeper tries again", "err", err)

@@ -52,6 +52,20 @@ func (r *room) giveKey(c *client) {
 	r.keysChanged()
 }
 
+// forgetKept drops the kept seats of the players the room does not seat
+// (off its roster: players the last process had backfilled) when the
+// seats held for them are released (releaseHeld): they hold none now,
+// and a kept seat nobody takes back must not outlive the room's seats.
+func (r *room) forgetKept() {
+	n := len(r.kept)
+	maps.DeleteFunc(r.kept, func(p, _ string) bool {
+		return !slices.ContainsFunc(r.roster, func(t []string) bool { return slices.Contains(t, p) })
+	})
+	if len(r.kept) != n {
+		r.keysChanged()
+	}
+}
+
 // keysChanged hands the room's key digests to the server to keep (with
 // Agones), those kept from before a restart and not taken back yet
 // included: a second restart must not lose them.
@@ -110,11 +124,16 @@ func (s *Server) syncSeats(ctx context.Context, gs sdk.GameServer) bool {
 }
 
 // keptSeats are the seats a process before this one kept for room
-// matchID on gs (none if it kept none, or they cannot be read).
-func keptSeats(gs sdk.GameServer, matchID string) map[string]string {
+// matchID on gs, of the players the players List still holds (a player
+// let go, or whose held seat was released, holds none), or why they
+// cannot be read.
+func keptSeats(gs sdk.GameServer, matchID string) (map[string]string, error) {
 	seats, err := agones.DecodeSeats(gs.ObjectMeta.Annotations[agones.SeatsAnnotation(matchID)])
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	return seats
+	if players, listed := gs.Status.Lists[agones.ListPlayers]; listed {
+		maps.DeleteFunc(seats, func(p, _ string) bool { return !slices.Contains(players.Values, p) })
+	}
+	return seats, nil
 }

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"fmt"
+	"maps"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
 // A game server restarted in place (a crash, an OOM kill: Agones
@@ -57,10 +61,14 @@ func TestResumeKeysOutliveARestartInPlace(t *testing.T) {
 	// A second restart before bob is back keeps his seat too; he comes
 	// back with his key and an expired token.
 	crash2()
+	// At once: before the keeper reopens the room, his join reads the
+	// GameServer and opens it (an expired token was refused then).
 	third, hs3, _ := runOn(t, fake, cfg)
-	waitFor(t, func() bool { return len(third.openIDs()) == 1 }, "not reopened again")
 	if m := next(t, mustDial(t, hs3, "m1", bobTok, bobKey), "welcome"); m.You != "bob" || m.Resume != bobKey {
 		t.Fatalf("bob with his key and an expired token after two restarts: %+v", m)
+	}
+	if ids := third.openIDs(); len(ids) != 1 {
+		t.Fatalf("rooms open after the second restart: %v", ids)
 	}
 	// A wrong key is no key.
 	if m := next(t, mustDial(t, hs3, "m1", aliceTok, strings.Repeat("0", 32)), "error"); !strings.Contains(m.Error, "used already") {
@@ -92,4 +100,93 @@ func TestAnEndedRoomsSeatsAreCleared(t *testing.T) {
 		v, set := fake.GameServer().ObjectMeta.Annotations[agones.SeatsAnnotation("m1")]
 		return set && v == "" && s.Rooms() == 0
 	}, "an ended room's seats still kept")
+}
+
+// A backfilled player let go for good stayed among the kept seats, and
+// after a restart came back with its key and an expired token to a seat
+// the allocator was filling (review of d9caf52). Its key admits nobody
+// now.
+func TestALetGoPlayersKeyAdmitsNobodyAfterARestart(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	cfg := Config{BestOf: 7, ReconnectGrace: 100 * time.Millisecond, IdleTimeout: time.Hour, Reuse: true}
+	_, hs, crash := runOn(t, fake, cfg)
+	waitFor(t, func() bool { return fake.GameServer().Status.State == "Ready" }, "never Ready")
+	conns := startBackfillRoom(t, hs, fake, "m1", []string{"a1", "a2"}, []string{"b1", "b2"})
+	conns["b2"].Close()
+	next(t, conns["a1"], "player_gone")
+	backfillAnnotation(t, fake, "m1", `{"match_id":"m1","ask":1,"seats":[0,1]}`)
+	b3 := joinBackfill(t, hs, "m1", "b3", bfSeat(1, 2, 2))
+	next(t, b3, "resume")
+	k, _ := resumeKeys.Load(t.Name() + "/m1/b3")
+	key, _ := k.(string)
+	b3.Close()
+	if m := next(t, conns["a1"], "player_gone"); m.Player != "b3" {
+		t.Fatalf("want b3 gone: %+v", m)
+	}
+	waitFor(t, func() bool {
+		seats, err := agones.DecodeSeats(fake.GameServer().ObjectMeta.Annotations[agones.SeatsAnnotation("m1")])
+		_, kept := seats["b3"]
+		return err == nil && len(seats) == 3 && !kept
+	}, "b3, let go, still among the kept seats")
+	crash()
+
+	second, hs2, _ := runOn(t, fake, cfg)
+	waitFor(t, func() bool { return len(second.openIDs()) == 1 }, "not reopened")
+	expired := seatedToken(t, "m1", "b3", bfSeat(1, 2, 2), time.Now().Add(-time.Minute))
+	if m := next(t, mustDial(t, hs2, "m1", expired, key), "error"); !strings.Contains(m.Error, "expired") {
+		t.Fatalf("b3, let go before the restart, with its key and an expired token: %+v, want refused", m)
+	}
+}
+
+// The kept seats of a room whose backfilled player did not come back
+// after a restart grew by one a restart: the player who filled the seat
+// was kept beside the one who left it (review of d9caf52; at 101 a
+// free-for-all's seats would not read back, and every key would be
+// lost). The seats of players not back when their hold ends are dropped.
+func TestKeptSeatsStayWithinTheRoom(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	cfg := Config{BestOf: 7, ReconnectGrace: 200 * time.Millisecond, IdleTimeout: time.Hour, Reuse: true}
+	_, hs, crash := runOn(t, fake, cfg)
+	waitFor(t, func() bool { return fake.GameServer().Status.State == "Ready" }, "never Ready")
+	conns := startBackfillRoom(t, hs, fake, "m1", []string{"a1", "a2"}, []string{"b1", "b2"})
+	conns["b2"].Close()
+	next(t, conns["a1"], "player_gone")
+	backfillAnnotation(t, fake, "m1", `{"match_id":"m1","ask":1,"seats":[0,1]}`)
+	next(t, joinBackfill(t, hs, "m1", "x0", bfSeat(1, 2, 2)), "resume")
+	backfillAnnotation(t, fake, "m1", "")
+	kept := func() map[string]string {
+		seats, err := agones.DecodeSeats(fake.GameServer().ObjectMeta.Annotations[agones.SeatsAnnotation("m1")])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seats
+	}
+	waitFor(t, func() bool { _, ok := kept()["x0"]; return ok }, "x0 not kept")
+	for cycle := 1; cycle <= 3; cycle++ {
+		crash()
+		var s *Server
+		s, hs, crash = runOn(t, fake, cfg)
+		waitFor(t, func() bool { return len(s.openIDs()) == 1 }, "not reopened")
+		for i, p := range []string{"a1", "a2", "b1"} {
+			next(t, joinBackfill(t, hs, "m1", p, bfSeat(i/2, 2, 2)), "welcome")
+		}
+		// The last cycle's backfilled player never comes back: once its
+		// hold runs out the seat is asked for, and filled.
+		var req play.Backfill
+		waitFor(t, func() bool {
+			for _, b := range statusOf(t, hs).Backfill {
+				req = b
+			}
+			return req.MatchID != ""
+		}, "never asked after the hold")
+		backfillAnnotation(t, fake, "m1", agones.EncodeBackfill(req))
+		p := fmt.Sprint("x", cycle)
+		next(t, joinBackfill(t, hs, "m1", p, bfSeat(1, 2, 2)), "welcome")
+		waitFor(t, func() bool { _, ok := kept()[p]; return ok }, p+" not kept")
+		if seats := kept(); len(seats) > 4 {
+			t.Fatalf("restart %d: a room of 4 seats keeps %d: %v", cycle, len(seats), slices.Sorted(maps.Keys(seats)))
+		}
+	}
 }

@@ -44,8 +44,10 @@ type seating struct {
 	listed map[string]bool
 	prior  play.Backfill
 	// kept, for a live room a process before this one hosted, are the
-	// digests of its seated players' resume keys it kept (resume.go).
-	kept map[string]string
+	// digests of its seated players' resume keys it kept (resume.go),
+	// and keptErr why they could not be read (the room opens without).
+	kept    map[string]string
+	keptErr error
 }
 
 // allocatedSeating seats the players of an allocated room.
@@ -191,7 +193,7 @@ func (st seating) backfillTeam(g jointoken.Grant) (int, error) {
 // alone, as before backfill: a List that lacks a player for another
 // reason (a list Agones cut at its capacity) does not free their seat.
 func (st seating) reopened(gs sdk.GameServer, matchID string) seating {
-	st.kept = keptSeats(gs, matchID)
+	st.kept, st.keptErr = keptSeats(gs, matchID)
 	v, asked := gs.ObjectMeta.Annotations[agones.BackfillAnnotation(matchID)]
 	players, listed := gs.Status.Lists[agones.ListPlayers]
 	if !st.acceptsBackfill || !asked || !listed {

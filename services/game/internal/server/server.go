@@ -217,14 +217,19 @@ func (s *Server) room(ctx context.Context, g jointoken.Grant, resumeOnly bool) (
 		return rm, nil
 	case ended:
 		return nil, errRoomEnded
-	case resumeOnly:
+	case resumeOnly && s.cfg.SDK == nil:
 		return nil, jointoken.ErrExpired
 	case s.cfg.SDK == nil:
 		return s.open(g.MatchID, tokenSeating(g.Seat))
 	}
-	// The join beat the watch to the allocation.
+	// The join beat the watch to the allocation, or to a room a process
+	// restarted in place reopens (a player coming back with its resume
+	// key and an expired token; the room says whether it may).
 	st, ok := s.allocatedRoom(ctx, g.MatchID)
-	if !ok {
+	switch {
+	case !ok && resumeOnly:
+		return nil, jointoken.ErrExpired
+	case !ok:
 		return nil, errNotAssigned
 	}
 	return s.open(g.MatchID, st)
@@ -249,6 +254,9 @@ func (s *Server) open(matchID string, st seating) (*room, error) {
 	}
 	rm := newRoom(matchID, st, s.cfg, s.log.With("room", matchID))
 	rm.onEvent = s.onEvent
+	if st.keptErr != nil {
+		s.log.Warn("agones: the room's kept seats cannot be read; its players come back with their tokens", "room", matchID, "err", st.keptErr)
+	}
 	if s.cfg.SDK != nil {
 		// Kept from the start: the keeper must not clear what a process
 		// before this one kept before its players are back.
