@@ -153,6 +153,7 @@ func (s *Server) watch(ctx context.Context) {
 // life, so an annotation alone may be a room that ended long ago, before
 // a restart or the ended-room memory.
 func (s *Server) liveRooms(gs sdk.GameServer) {
+	defer s.reopenedAll.Store(true)
 	for _, id := range liveIDs(gs) {
 		s.mu.Lock()
 		_, open := s.rooms[id]
@@ -225,13 +226,14 @@ func (s *Server) allocatedRoom(ctx context.Context, matchID string) (seating, bo
 		}
 		return gs, err
 	})
+	// Remembered from the answer, not the ask: a read may take seconds.
 	if err != nil {
-		s.markNotHere(matchID, now)
+		s.markNotHere(matchID, s.now())
 		return seating{}, false
 	}
 	gs := v.(sdk.GameServer)
 	if !slices.Contains(liveIDs(gs), matchID) {
-		s.markNotHere(matchID, now)
+		s.markNotHere(matchID, s.now())
 		return seating{}, false
 	}
 	room, err := roomOf(gs, matchID)

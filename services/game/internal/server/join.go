@@ -50,7 +50,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) (rm *room, c *clie
 	// resume key it may take back that player's seat in an open room (the
 	// room checks the key), so a game that outlasts the token's life can
 	// still be resumed. It opens no room and takes no new seat.
-	resumeOnly := errors.Is(err, jointoken.ErrExpired) && join.Resume != ""
+	resumeOnly := errors.Is(err, jointoken.ErrExpired) && isResumeKey(join.Resume)
 	if resumeOnly {
 		err = nil
 	}

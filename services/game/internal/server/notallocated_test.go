@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk"
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 )
 
 // readCounter counts the reads of the whole GameServer.
@@ -100,5 +101,30 @@ func TestJoinsThatHangUpShareTheirReadToo(t *testing.T) {
 	// few of the keeper's and the watch's own.
 	if reads, most := rc.reads.Load()-before, 2*int64(time.Since(start)/notHereFor)+6; reads > most {
 		t.Fatalf("%d joins that hung up made %d reads of the GameServer in %s, want %d at most", n, reads, time.Since(start).Round(time.Millisecond), most)
+	}
+}
+
+// Expired tokens with anything as a resume key made a read of the
+// GameServer each for a room not open here (review of c065cce), where
+// they only need one before the process has opened the rooms the last
+// one left. Once it has, they cost no read; nor does a resume key of no
+// key's form, ever.
+func TestExpiredTokensReadNothingOnceTheRoomsAreOpen(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	var rc *readCounter
+	s, hs, _ := runOnSDK(t, fake, Config{}, func(c *sdk.Client) SDK { rc = &readCounter{Client: c}; return rc })
+	waitFor(t, func() bool { return fake.GameServer().Status.State == "Ready" && s.reopenedAll.Load() }, "never Ready")
+	key := strings.Repeat("ab", 16)
+	before := rc.reads.Load()
+	for i := range 100 {
+		match := fmt.Sprint("gone", i) // each a match of its own: no notHere memory helps
+		_, res, err := dialResume(t, hs, match, seatedToken(t, match, "mallory", jointoken.Seat{}, time.Now().Add(-time.Minute)), key)
+		if err == nil || res == nil || res.StatusCode != http.StatusForbidden {
+			t.Fatalf("an expired token of a match not here: %v, want 403", err)
+		}
+	}
+	if reads := rc.reads.Load() - before; reads > 2 {
+		t.Fatalf("100 expired tokens of matches not here made %d reads of the GameServer", reads)
 	}
 }

@@ -28,6 +28,12 @@ func newResumeKey() string {
 	return hex.EncodeToString(b[:])
 }
 
+// isResumeKey reports whether key has a resume key's form (newResumeKey),
+// whichever room gave it: what lets an expired token in at all.
+func isResumeKey(key string) bool {
+	return len(key) == 32 && strings.Trim(key, "0123456789abcdef") == ""
+}
+
 // keyDigest is the digest of resume key key.
 func keyDigest(key string) string {
 	sum := sha256.Sum256([]byte(key))

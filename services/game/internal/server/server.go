@@ -34,6 +34,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -95,6 +96,9 @@ type Server struct {
 	// under way into one (agones.go).
 	notHere map[string]time.Time
 	reads   singleflight.Group
+	// reopenedAll: the live rooms of the GameServer as first read were
+	// opened (liveRooms), so an expired token no longer reads it (room).
+	reopenedAll atomic.Bool
 	// seats are the kept seats of each open room (agones.EncodeSeats),
 	// as its room handed them over; the keeper writes them (resume.go).
 	seats map[string]string
@@ -217,7 +221,9 @@ func (s *Server) room(ctx context.Context, g jointoken.Grant, resumeOnly bool) (
 		return rm, nil
 	case ended:
 		return nil, errRoomEnded
-	case resumeOnly && s.cfg.SDK == nil:
+	case resumeOnly && (s.cfg.SDK == nil || s.reopenedAll.Load()):
+		// Once the rooms the last process left are open here, a room
+		// that is not is ended or not here: no read for an expired token.
 		return nil, jointoken.ErrExpired
 	case s.cfg.SDK == nil:
 		return s.open(g.MatchID, tokenSeating(g.Seat))
