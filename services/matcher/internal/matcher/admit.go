@@ -64,6 +64,9 @@ func (r *runner) add(ctx context.Context, msg jetstream.Msg) {
 	seq := meta.Sequence.Stream
 	if r.ended.has(t.TicketID) {
 		r.acks.ack(msg.Reply()) // ended before it got here
+		// Logged: a chaos run lost a ticket with no trace past a nak
+		// (BENCHMARKS, "Eighteenth round"); every ack leaves one now.
+		r.log.Info("ended ticket dropped as it came", "ticket_id", t.TicketID, "seq", seq)
 		return
 	}
 	p := r.pools[t.Mode]
@@ -293,6 +296,7 @@ func (r *runner) settleAdmission(ctx context.Context, a admission, match bool) {
 		return
 	case gone:
 		r.acks.ack(e.Ack) // ended (cancelled, expired, superseded) while it was taken in
+		r.log.Info("ticket ended while taken in; dropped", "ticket_id", e.TicketID)
 		return
 	case !a.taken.Live && !inMatch:
 		// Superseded by a newer ticket of a player (whoever did it told

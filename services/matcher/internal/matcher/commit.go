@@ -180,7 +180,7 @@ func (c *committer) matched(match events.Match, all []*pool.Entry, notices []eve
 	}
 	spread := c.met.formed(match.Mode, all, now)
 	c.log.Info("match formed", "match_id", match.MatchID, "mode", match.Mode, "tickets", len(all), "skill_spread", spread,
-		"correlation_id", meta.CorrelationID, "ticket_correlation_ids", correlationIDs(all))
+		"ticket_ids", ticketIDs(all), "correlation_id", meta.CorrelationID, "ticket_correlation_ids", correlationIDs(all))
 	// Its own context: a retry of an unpublished match has none, and the
 	// notices only need the connection.
 	c.sendMatchedNotices(context.Background(), match, notices)

@@ -142,7 +142,7 @@ func (o *outbox) try(ctx context.Context) {
 		default:
 			spread := o.met.formed(um.match.Mode, um.entries, o.now())
 			o.log.Info("match formed, sent after its shard was handed back", "match_id", um.match.MatchID, "mode", um.match.Mode,
-				"tickets", len(um.entries), "skill_spread", spread, "correlation_id", um.meta.CorrelationID)
+				"tickets", len(um.entries), "skill_spread", spread, "ticket_ids", ticketIDs(um.entries), "correlation_id", um.meta.CorrelationID)
 			o.state.sendMatchedNotices(ctx, um.match, um.notices)
 		}
 	}

@@ -98,6 +98,18 @@ func (c correlationIDs) LogValue() slog.Value {
 	return slog.AnyValue(ids)
 }
 
+// ticketIDs are a match's ticket ids, for its log line, listed only if
+// the line is written: what traces a ticket to its match in the logs.
+type ticketIDs []*pool.Entry
+
+func (t ticketIDs) LogValue() slog.Value {
+	ids := make([]string, len(t))
+	for i, e := range t {
+		ids[i] = e.TicketID
+	}
+	return slog.AnyValue(ids)
+}
+
 // startCommit starts the commit span of f, linked to its tickets' wait
 // spans, in a ctx whose Meta carries f's correlation id and (tracing on)
 // the span's traceparent.
