@@ -53,22 +53,28 @@ func ended(t *testing.T, w Waiting, what string) {
 	}
 }
 
-// Each player of a party is told on its own subject, with its own join
-// token; the tracker followed the first player's alone, so the others'
-// waiters got the first player's results. Each waiter now gets its own
-// player's; the first player's outcome ends the ticket's expiry, and the
-// ticket is let go once every player's outcome came, or memberStraggle
-// after the first's.
-func TestAPartysPlayersAreFollowedEachOnItsOwnSubject(t *testing.T) {
-	t.Parallel()
-	ticks := make(chan time.Time)
-	clk := &clock{now: time.Now()}
-	expiries := make(chan string, 10)
-	st := newStack(t, false, func(tr *Tracker) {
+// newHandStack is newStack with its tracker's clock and ticks turned by
+// hand, a wait of 1 s, and each expiry it starts reported on expiries.
+func newHandStack(t *testing.T) (st *stack, clk *clock, ticks chan time.Time, expiries chan string) {
+	t.Helper()
+	ticks, clk, expiries = make(chan time.Time), &clock{now: time.Now()}, make(chan string, 10)
+	st = newStack(t, false, func(tr *Tracker) {
 		tr.now, tr.ticks = clk.Now, ticks
 		tr.waits = func(string) time.Duration { return time.Second }
 		tr.expire = func(_ context.Context, id string) bool { expiries <- id; return false }
 	})
+	return st, clk, ticks, expiries
+}
+
+// Each player of a party is told on its own subject, with its own join
+// token; the tracker followed the first player's alone, so the others'
+// waiters got the first player's results. Each waiter now gets its own
+// player's; the ticket's first outcome ends its expiries, and the ticket
+// is let go once no wait is left on it, or memberStraggle after its
+// outcome.
+func TestAPartysPlayersAreFollowedEachOnItsOwnSubject(t *testing.T) {
+	t.Parallel()
+	st, clk, ticks, expiries := newHandStack(t)
 	tick := func() { ticks <- clk.Now() }
 	ws := st.trackParty(t, "p", clk.Now(), "ann", "ben", "cat")
 	if _, err := st.tr.Wait(t.Context(), "p", "dan"); !errors.Is(err, ErrNotTracked) {
@@ -149,14 +155,7 @@ func TestAPartyPlayersMissedResultIsReadBack(t *testing.T) {
 // 3b64f04); its other player's outcome now ends it.
 func TestAPartyFollowedAfterItsFirstOutcomeIsLetGo(t *testing.T) {
 	t.Parallel()
-	ticks := make(chan time.Time)
-	clk := &clock{now: time.Now()}
-	expiries := make(chan string, 10)
-	st := newStack(t, false, func(tr *Tracker) {
-		tr.now, tr.ticks = clk.Now, ticks
-		tr.waits = func(string) time.Duration { return time.Second }
-		tr.expire = func(_ context.Context, id string) bool { expiries <- id; return false }
-	})
+	st, clk, ticks, expiries := newHandStack(t)
 	st.tell(t, "r", "ann", events.StatusAssigned) // out before anyone here follows it
 	tk := events.Ticket{TicketID: "r", Party: []string{"ann", "ben"}, Mode: "2v2", CreatedAt: clk.Now()}
 	if err := st.tr.Track(t.Context(), &tk, nil); err != nil {

@@ -17,6 +17,18 @@ import (
 
 // startBackfillRoom allocates match to teams (of two) as accepting
 // backfill, joins its players and waits for the start.
+// roomAskingForB2 is a 2v2 "m1" that accepts backfill, a1 and a2 against
+// b1 and b2, whose b2 left for good and whose request for b2's seat the
+// allocator has read (its annotation).
+func roomAskingForB2(t *testing.T, hs *httptest.Server, fake *sdktest.Server) map[string]*websocket.Conn {
+	t.Helper()
+	conns := startBackfillRoom(t, hs, fake, "m1", []string{"a1", "a2"}, []string{"b1", "b2"})
+	conns["b2"].Close()
+	next(t, conns["a1"], "player_gone")
+	backfillAnnotation(t, fake, "m1", `{"match_id":"m1","ask":1,"seats":[0,1]}`)
+	return conns
+}
+
 func startBackfillRoom(t *testing.T, hs *httptest.Server, fake *sdktest.Server, match string, teams ...[]string) map[string]*websocket.Conn {
 	t.Helper()
 	allocateRoom(t, fake, match, agones.Room{Mode: "2v2", Teams: teams, AcceptsBackfill: true})

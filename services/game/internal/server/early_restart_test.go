@@ -135,10 +135,7 @@ func TestAgonesRestartedRoomStartsWithoutTheSeatItAskedFor(t *testing.T) {
 	cfg := Config{BestOf: 3, ReconnectGrace: 100 * time.Millisecond, IdleTimeout: time.Hour, Reuse: true}
 	_, hs, crash := runOn(t, fake, cfg)
 	waitFor(t, func() bool { return fake.GameServer().Status.State == "Ready" }, "never Ready")
-	conns := startBackfillRoom(t, hs, fake, "m1", []string{"a1", "a2"}, []string{"b1", "b2"})
-	conns["b2"].Close()
-	next(t, conns["a1"], "player_gone")
-	backfillAnnotation(t, fake, "m1", `{"match_id":"m1","ask":1,"seats":[0,1]}`)
+	roomAskingForB2(t, hs, fake)
 	sortedPlayers(t, fake, "a1", "a2", "b1")
 	crash()
 

@@ -112,10 +112,7 @@ func TestALetGoPlayersKeyAdmitsNobodyAfterARestart(t *testing.T) {
 	cfg := Config{BestOf: 7, ReconnectGrace: 100 * time.Millisecond, IdleTimeout: time.Hour, Reuse: true}
 	_, hs, crash := runOn(t, fake, cfg)
 	waitFor(t, func() bool { return fake.GameServer().Status.State == "Ready" }, "never Ready")
-	conns := startBackfillRoom(t, hs, fake, "m1", []string{"a1", "a2"}, []string{"b1", "b2"})
-	conns["b2"].Close()
-	next(t, conns["a1"], "player_gone")
-	backfillAnnotation(t, fake, "m1", `{"match_id":"m1","ask":1,"seats":[0,1]}`)
+	conns := roomAskingForB2(t, hs, fake)
 	b3 := joinBackfill(t, hs, "m1", "b3", bfSeat(1, 2, 2))
 	next(t, b3, "resume")
 	k, _ := resumeKeys.Load(t.Name() + "/m1/b3")
@@ -150,10 +147,7 @@ func TestKeptSeatsStayWithinTheRoom(t *testing.T) {
 	cfg := Config{BestOf: 7, ReconnectGrace: 200 * time.Millisecond, IdleTimeout: time.Hour, Reuse: true}
 	_, hs, crash := runOn(t, fake, cfg)
 	waitFor(t, func() bool { return fake.GameServer().Status.State == "Ready" }, "never Ready")
-	conns := startBackfillRoom(t, hs, fake, "m1", []string{"a1", "a2"}, []string{"b1", "b2"})
-	conns["b2"].Close()
-	next(t, conns["a1"], "player_gone")
-	backfillAnnotation(t, fake, "m1", `{"match_id":"m1","ask":1,"seats":[0,1]}`)
+	roomAskingForB2(t, hs, fake)
 	next(t, joinBackfill(t, hs, "m1", "x0", bfSeat(1, 2, 2)), "resume")
 	backfillAnnotation(t, fake, "m1", "")
 	kept := func() map[string]string {
