@@ -124,7 +124,9 @@ func TestExpiredTokensReadNothingOnceTheRoomsAreOpen(t *testing.T) {
 			t.Fatalf("an expired token of a match not here: %v, want 403", err)
 		}
 	}
-	if reads := rc.reads.Load() - before; reads > 2 {
+	// A few are the keeper's and the watch's own (a CI run under -race
+	// saw 3); each token reading it would make 100.
+	if reads := rc.reads.Load() - before; reads > 10 {
 		t.Fatalf("100 expired tokens of matches not here made %d reads of the GameServer", reads)
 	}
 }

@@ -30,7 +30,8 @@ func TestResumeKeysOutliveARestartInPlace(t *testing.T) {
 	allocate(t, fake, "m1", []string{"alice"}, []string{"bob"})
 	waitFor(t, func() bool { return len(first.openIDs()) == 1 }, "not opened")
 	// Bob's token expires during the game; alice's URL is copied.
-	aliceTok, bobTok := token(t, "m1", "alice", time.Minute), token(t, "m1", "bob", 1500*time.Millisecond)
+	bobExpires := time.Now().Add(3 * time.Second) // a little over his joins, under -race too
+	aliceTok, bobTok := token(t, "m1", "alice", time.Minute), token(t, "m1", "bob", time.Until(bobExpires))
 	a, _, err := dial(t, hs, "m1", aliceTok)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +46,7 @@ func TestResumeKeysOutliveARestartInPlace(t *testing.T) {
 		seats, err := agones.DecodeSeats(fake.GameServer().ObjectMeta.Annotations[agones.SeatsAnnotation("m1")])
 		return err == nil && len(seats) == 2
 	}, "the room's seats not kept on the GameServer")
-	time.Sleep(1600 * time.Millisecond) // bob's token has expired
+	time.Sleep(time.Until(bobExpires) + 100*time.Millisecond) // bob's token has expired
 	crash()
 
 	second, hs2, crash2 := runOn(t, fake, cfg)
