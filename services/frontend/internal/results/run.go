@@ -145,6 +145,15 @@ func (t *Tracker) deliver(s *state, player string, res events.Result) {
 	}
 	tk.setLast(player, &res)
 	terminal := res.Status.Terminal()
+	if terminal && tk.ended.IsZero() {
+		// Counted before its waiters hear it: one that has heard it
+		// finds it counted.
+		t.met.outcomes.WithLabelValues(string(res.Status)).Inc()
+		if res.Status == events.StatusAssigned {
+			tk.trace.observe(t.met.toAssign, t.now().Sub(tk.created).Seconds())
+		}
+		tk.ended = t.now()
+	}
 	for w, p := range tk.waiters {
 		if p != player {
 			continue
@@ -158,17 +167,7 @@ func (t *Tracker) deliver(s *state, player string, res events.Result) {
 			close(w)
 		}
 	}
-	if !terminal {
-		return
-	}
-	if tk.ended.IsZero() {
-		t.met.outcomes.WithLabelValues(string(res.Status)).Inc()
-		if res.Status == events.StatusAssigned {
-			tk.trace.observe(t.met.toAssign, t.now().Sub(tk.created).Seconds())
-		}
-		tk.ended = t.now()
-	}
-	if len(tk.waiters) == 0 {
+	if terminal && len(tk.waiters) == 0 {
 		t.forget(s, tk)
 	}
 }
