@@ -52,6 +52,13 @@ const (
 	// there anyway, and what the drain delivers later is nakked all the
 	// same (feed.handle).
 	drainWait = time.Second
+	// quietWait bounds how long a reset waits for the consumer's pull
+	// requests to end (quiet): every one made before the feed stopped
+	// its consume has expired by then (pullExpiry), with a margin for the
+	// stop to reach the consumer's leader. What still waits is another
+	// client's, which no wait ends. quietPoll is how often it asks.
+	quietWait = pullExpiry + 500*time.Millisecond
+	quietPoll = 50 * time.Millisecond
 )
 
 // feed is a runner's three consumers of its shard (its tickets, its
@@ -78,6 +85,18 @@ const (
 // in twice. Hence no reset for a heartbeat missed now and then, nor one
 // into a connection that does not answer (resetConsumer), to reach the
 // server at the heal.
+//
+// And no reset while a pull request of the consumer waits at its leader
+// (quiet). nats-server 2.15 applies a reset of a replicated consumer
+// once its Raft group commits it, and goes on delivering from the old
+// position meanwhile: a delivery in that window leaves the consumer's
+// stored state claiming delivered every message below it, and what the
+// reset then gives again is not counted pending. At the consumer's next
+// leader change the server takes those messages for acked and removes
+// them from the work-queue stream: tickets lost without an ack, a trace
+// or an outcome (chaos run C2, BENCHMARKS "Nineteenth round";
+// TestAResetAmidDeliveriesLosesNoTicket). With no pull request waiting,
+// nothing is delivered until the reset is applied and answered.
 type feed struct {
 	js      jetstream.JetStream
 	nc      *nats.Conn
@@ -187,8 +206,12 @@ func (f *feed) stopped() bool {
 	}
 }
 
-// consume resets consumer i and consumes it.
+// consume resets consumer i, once no pull request waits on it (quiet),
+// and consumes it. Its last consume, if any, is stopped.
 func (f *feed) consume(ctx context.Context, i int) (jetstream.ConsumeContext, error) {
+	if err := f.quiet(ctx, i); err != nil {
+		return nil, err
+	}
 	c := f.specs[i]
 	cctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -277,123 +300,4 @@ func (f *feed) handle(msg jetstream.Msg) {
 	case <-f.stopC:
 		_ = msg.Nak()
 	}
-}
-
-// flag marks the consumers of mask suspect and wakes watch.
-func (f *feed) flag(mask uint32) {
-	f.suspect.Or(mask)
-	select {
-	case f.wake <- struct{}{}:
-	default:
-	}
-}
-
-// watch resets each suspect consumer (resetSuspects) until the runner
-// stops: at once the first time, then no more often than resetGap,
-// retrying every retryGap while it fails. A reconnect makes every
-// consumer suspect (what the old connection held is lost). A reset that
-// succeeded was answered by the consumer's leader and came after every
-// ack sent before it on this connection, so what was lost before it is
-// delivered again.
-func (f *feed) watch(ctx context.Context) {
-	defer close(f.watched)
-	status := f.nc.StatusChanged(nats.RECONNECTING, nats.CONNECTED)
-	defer f.nc.RemoveStatusListener(status)
-	away := false
-	var last time.Time
-	for {
-		select {
-		case <-f.stopC:
-			return
-		case s := <-status:
-			if s == nats.RECONNECTING {
-				away = true
-				continue
-			}
-			if !away {
-				continue
-			}
-			away = false
-			f.log.Warn("reconnected; resetting the shard's consumers")
-			f.suspect.Or(1<<len(f.specs) - 1)
-		case <-f.wake:
-		}
-		for f.suspect.Load() != 0 {
-			if !f.sleep(time.Until(last.Add(resetGap))) {
-				return
-			}
-			mask := f.suspect.Swap(0)
-			if f.resetSuspects(ctx, mask) {
-				last = time.Now()
-			}
-			if f.suspect.Load() != 0 && !f.sleep(retryGap) {
-				return
-			}
-		}
-	}
-}
-
-// resetSuspects resets the consumers of mask, marking again those that
-// failed, and reports whether one was reset.
-func (f *feed) resetSuspects(ctx context.Context, mask uint32) bool {
-	done := false
-	for i := range f.specs {
-		if mask&(1<<i) == 0 {
-			continue
-		}
-		f.tries.Add(1)
-		if err := f.resetConsumer(ctx, i); err != nil {
-			f.log.Warn("reset shard consumer; retrying", "consumer", f.specs[i].name, "err", err)
-			f.suspect.Or(1 << i)
-			continue
-		}
-		done = true
-		f.log.Info("shard consumer reset", "consumer", f.specs[i].name)
-	}
-	return done
-}
-
-// sleep waits d, and reports false if the runner stopped meanwhile.
-func (f *feed) sleep(d time.Duration) bool {
-	select {
-	case <-f.stopC:
-		return false
-	case <-time.After(max(d, 0)):
-		return !f.stopped()
-	}
-}
-
-// resetConsumer resets consumer i; one that stopped on an error of its
-// own (its consumer deleted, a bad request) is consumed anew. The reset
-// goes only once the consumer's leader answered a question (its info)
-// on this connection: a connection that hangs holds questions, not
-// resets, to hand the server at the heal, when the shard may be another
-// owner's (its stop ends ctx, but not what the connection holds).
-func (f *feed) resetConsumer(ctx context.Context, i int) error {
-	f.mu.Lock()
-	cc := f.ccs[i]
-	f.mu.Unlock()
-	select {
-	case <-cc.Closed():
-		ncc, err := f.consume(ctx, i) // asks the stream's info first
-		if err != nil {
-			return err
-		}
-		f.mu.Lock()
-		f.ccs[i] = ncc
-		f.mu.Unlock()
-		return nil
-	default:
-	}
-	rctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	c := f.specs[i]
-	if _, err := f.js.Consumer(rctx, c.stream, c.name); err != nil {
-		return fmt.Errorf("ask %s: %w", c.name, err)
-	}
-	if _, err := f.js.ResetConsumer(rctx, c.stream, c.name); err != nil {
-		return err
-	}
-	f.resets[i].Add(1)
-	return nil
 }
