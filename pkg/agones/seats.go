@@ -39,8 +39,15 @@ func SeatsAnnotation(matchID string) string {
 }
 
 // KeyDigestLen is the length of a resume key's digest in the annotation
-// (hex).
+// (hex), and of a resume key.
 const KeyDigestLen = 32
+
+// WellFormedKey reports whether s has the form of a resume key, and of a
+// key's digest in the annotation: KeyDigestLen lowercase hexadecimal
+// digits.
+func WellFormedKey(s string) bool {
+	return len(s) == KeyDigestLen && strings.Trim(s, "0123456789abcdef") == ""
+}
 
 // EncodeSeats is the annotation value of seats, player id to the digest
 // of its resume key: a JSON object ("" for none).
@@ -70,7 +77,7 @@ func DecodeSeats(v string) (map[string]string, error) {
 		return nil, fmt.Errorf("seats annotation: %d seats, a room has %d at most", len(seats), play.MaxPlayers)
 	}
 	for _, p := range slices.Sorted(maps.Keys(seats)) {
-		if d := seats[p]; p == "" || len(d) != KeyDigestLen || strings.Trim(d, "0123456789abcdef") != "" {
+		if d := seats[p]; p == "" || !WellFormedKey(d) {
 			return nil, fmt.Errorf("seats annotation: player %q with digest %q", p, d)
 		}
 	}

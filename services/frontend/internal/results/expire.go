@@ -39,16 +39,22 @@ type expiry struct {
 
 // expireDue starts the expiry of each ticket that waited its mode's wait
 // since it was created or last expired, or whose retry after an expiry
-// cut off from NATS is due, unless one is in flight.
-func (t *Tracker) expireDue(ctx context.Context, now time.Time, tickets map[string]*ticket) {
-	for _, tk := range tickets {
+// cut off from NATS is due, unless one is in flight. A ticket whose
+// outcome came (ended) waits only for its other players' results
+// (members.go), and is forgotten memberStraggle after its outcome.
+func (t *Tracker) expireDue(ctx context.Context, s *state, now time.Time) {
+	for _, tk := range s.tickets {
+		if !tk.ended.IsZero() {
+			if now.Sub(tk.ended) >= memberStraggle {
+				t.forget(s, tk)
+			}
+			continue
+		}
 		// The mode's wait is read each tick: a reload of the rule set
 		// moves the expiry of waiting tickets, as it does in the
 		// matchers.
 		wait := t.waits(tk.mode)
-		// A ticket whose outcome came (ended) waits only for its other
-		// players' results (members.go).
-		if tk.expiring || !tk.ended.IsZero() ||
+		if tk.expiring ||
 			!tk.retryAt.IsZero() && now.Before(tk.retryAt) ||
 			tk.retryAt.IsZero() && now.Sub(tk.since) < wait {
 			continue

@@ -61,13 +61,3 @@ func (tk *ticket) setLast(player string, res *events.Result) {
 	}
 	tk.others[player] = res
 }
-
-// forgetStragglers forgets the tickets whose outcome came memberStraggle
-// before now and that some wait is still on.
-func (t *Tracker) forgetStragglers(s *state, now time.Time) {
-	for _, tk := range s.tickets {
-		if !tk.ended.IsZero() && now.Sub(tk.ended) >= memberStraggle {
-			t.forget(s, tk)
-		}
-	}
-}

@@ -74,9 +74,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 			}
 		case <-ticks:
 			t.checkDropped(ctx, s, sub)
-			now := t.now()
-			t.forgetStragglers(s, now)
-			t.expireDue(ctx, now, s.tickets)
+			t.expireDue(ctx, s, t.now())
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/play"
 	"github.com/quickmatch-dev/quickmatch/pkg/tracing"
@@ -50,7 +51,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) (rm *room, c *clie
 	// resume key it may take back that player's seat in an open room (the
 	// room checks the key), so a game that outlasts the token's life can
 	// still be resumed. It opens no room and takes no new seat.
-	resumeOnly := errors.Is(err, jointoken.ErrExpired) && isResumeKey(join.Resume)
+	resumeOnly := errors.Is(err, jointoken.ErrExpired) && agones.WellFormedKey(join.Resume) // whichever room gave it
 	if resumeOnly {
 		err = nil
 	}

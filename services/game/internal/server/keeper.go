@@ -321,15 +321,24 @@ func (s *Server) syncBackfill(ctx context.Context, gs sdk.GameServer) (holding, 
 	}
 	written := s.holdingLocked(gs)
 	s.mu.Unlock()
+	return written, s.setAnnotations(ctx, gs, want, agones.BackfillKey, agones.BackfillAnnotation, "a backfill request")
+}
+
+// setAnnotations writes each room's value of want that gs does not hold
+// already ("" clears one), as the SDK takes it (key) and the GameServer
+// holds it (annotation), and reports whether every write went through;
+// what names the values in the log.
+func (s *Server) setAnnotations(ctx context.Context, gs sdk.GameServer, want map[string]string,
+	key, annotation func(matchID string) string, what string) bool {
 	ok := true
 	for _, id := range slices.Sorted(maps.Keys(want)) {
-		if v, set := gs.ObjectMeta.Annotations[agones.BackfillAnnotation(id)]; set && v == want[id] {
+		if v, set := gs.ObjectMeta.Annotations[annotation(id)]; set && v == want[id] || !set && want[id] == "" {
 			continue
 		}
-		if err := s.cfg.SDK.SetAnnotation(ctx, agones.BackfillKey(id), want[id]); err != nil {
-			s.log.Warn("agones: write a backfill request; the keeper tries again", "room", id, "err", err)
+		if err := s.cfg.SDK.SetAnnotation(ctx, key(id), want[id]); err != nil {
+			s.log.Warn("agones: write "+what+"; the keeper tries again", "room", id, "err", err)
 			ok = false
 		}
 	}
-	return written, ok
+	return ok
 }

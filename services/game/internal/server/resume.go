@@ -22,16 +22,12 @@ import (
 // even with an expired token, and then takes its seat again as any
 // player does, with the same key.
 
+// newResumeKey is a fresh resume key: agones.KeyDigestLen hexadecimal
+// digits (agones.WellFormedKey).
 func newResumeKey() string {
-	var b [16]byte
+	var b [agones.KeyDigestLen / 2]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
-}
-
-// isResumeKey reports whether key has a resume key's form (newResumeKey),
-// whichever room gave it: what lets an expired token in at all.
-func isResumeKey(key string) bool {
-	return len(key) == 32 && strings.Trim(key, "0123456789abcdef") == ""
 }
 
 // keyDigest is the digest of resume key key.
@@ -116,17 +112,7 @@ func (s *Server) syncSeats(ctx context.Context, gs sdk.GameServer) bool {
 		want[id] = v
 	}
 	s.mu.Unlock()
-	ok := true
-	for _, id := range slices.Sorted(maps.Keys(want)) {
-		if v, set := gs.ObjectMeta.Annotations[agones.SeatsAnnotation(id)]; set && v == want[id] || !set && want[id] == "" {
-			continue
-		}
-		if err := s.cfg.SDK.SetAnnotation(ctx, agones.SeatsKey(id), want[id]); err != nil {
-			s.log.Warn("agones: keep a room's seats; the keeper tries again", "room", id, "err", err)
-			ok = false
-		}
-	}
-	return ok
+	return s.setAnnotations(ctx, gs, want, agones.SeatsKey, agones.SeatsAnnotation, "a room's kept seats")
 }
 
 // keptSeats are the seats a process before this one kept for room
