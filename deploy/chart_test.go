@@ -81,6 +81,14 @@ func TestChartRendersStrictTypedObjects(t *testing.T) {
 					if l := v.Spec.Policy.List; l != nil && l.Key != agones.ListRooms {
 						t.Errorf("%s: List policy on %q, want %q", o, l.Key, agones.ListRooms)
 					}
+				case *deploytest.Monitor:
+					// The game servers' metrics are on their ops port
+					// (checkFleet), not the one players reach.
+					for _, ep := range v.Spec.PodMetricsEndpoints {
+						if ep.Port != "ops" {
+							t.Errorf("%s: scrapes port %q, want the game server's ops port", o, ep.Port)
+						}
+					}
 				case *corev1.Pod:
 					if len(v.Spec.Containers) != 1 || v.Spec.Containers[0].Args[0] != "probe" {
 						t.Errorf("%s: test pod does not run the probe: %+v", o, v.Spec.Containers)
@@ -177,8 +185,12 @@ func checkFleet(t *testing.T, f *deploytest.Fleet, regionLabel string, env map[s
 	if g := secondsOf(t, vars["SHUTDOWN_GRACE"]); pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds <= int64(g) {
 		t.Errorf("fleet: terminationGracePeriodSeconds %v does not cover shutdown grace %ds", pod.TerminationGracePeriodSeconds, g)
 	}
-	if gs.Ports[0].ContainerPort != 7000 {
-		t.Errorf("fleet: port %+v", gs.Ports)
+	if len(gs.Ports) != 1 || gs.Ports[0].ContainerPort != 7000 {
+		t.Errorf("fleet: ports %+v, want the players' 7000 alone", gs.Ports)
+	}
+	// /status and /metrics on a port of the pod's own, not the players'.
+	if vars["OPS_ADDR"] != ":9104" || len(c.Ports) != 1 || c.Ports[0].ContainerPort != 9104 || c.Ports[0].Name != "ops" {
+		t.Errorf("fleet: OPS_ADDR %q, container ports %+v: want :9104, named ops", vars["OPS_ADDR"], c.Ports)
 	}
 }
 

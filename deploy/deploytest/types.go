@@ -89,10 +89,12 @@ type Monitor struct {
 			Path     string `json:"path"`
 			Interval string `json:"interval"`
 		} `json:"endpoints,omitempty"`
+		// Port names a container port of the pod (the game server's
+		// ops port is none of its GameServer's ports).
 		PodMetricsEndpoints []struct {
-			TargetPort int    `json:"targetPort"`
-			Path       string `json:"path"`
-			Interval   string `json:"interval"`
+			Port     string `json:"port"`
+			Path     string `json:"path"`
+			Interval string `json:"interval"`
 		} `json:"podMetricsEndpoints,omitempty"`
 	} `json:"spec"`
 }

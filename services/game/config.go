@@ -21,10 +21,12 @@ type config struct {
 	// server is the game's; its JoinKeys come from joinKeys, its SDK from
 	// sdkURL.
 	server server.Config
-	// httpAddr serves the play page, the WebSocket, /status and /metrics.
-	httpAddr string
-	joinKeys jointoken.KeysConfig
-	sdkURL   string
+	// httpAddr serves the play page and the WebSocket, and opsAddr
+	// /healthz, /metrics and /status; opsAddr empty: httpAddr serves them
+	// all.
+	httpAddr, opsAddr string
+	joinKeys          jointoken.KeysConfig
+	sdkURL            string
 	// grace is how long running rooms may finish after SIGTERM.
 	grace     time.Duration
 	logFormat string
@@ -32,7 +34,8 @@ type config struct {
 }
 
 func (c *config) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.httpAddr, "http-addr", ":7000", "address of the play page, the WebSocket, /status and /metrics")
+	fs.StringVar(&c.httpAddr, "http-addr", ":7000", "address of the play page and the WebSocket (and of -ops-addr's paths when it is empty)")
+	fs.StringVar(&c.opsAddr, "ops-addr", "", "address of /healthz, /metrics and /status (open match ids, seated player ids: keep it off the players' network; the Helm chart does); empty: served on -http-addr")
 	fs.StringVar(&c.joinKeys.Path, "join-public-keys", "", "PEM file, or directory of PEM files, of the Ed25519 public keys that verify join tokens (the allocator signs with the private keys); re-read when it changes, so keys rotate with no restart (required)")
 	fs.DurationVar(&c.joinKeys.Reload, "join-public-keys-reload", jointoken.DefaultReload, "how often -join-public-keys is read again (a token of an unknown key also reads it, at most once a second)")
 	fs.StringVar(&c.sdkURL, "agones-sdk", "auto", "Agones SDK sidecar URL; auto: http://localhost:$AGONES_SDK_HTTP_PORT when Agones set it, else none; none: run without Agones")

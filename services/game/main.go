@@ -7,8 +7,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -54,20 +56,34 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, srv, ln, cfg.grace)
+	handlers := []http.Handler{srv.Handler()}
+	lns := []net.Listener{ln}
+	if cfg.opsAddr != "" {
+		opsLn, err := ops.Listen(log, ops.NameOps, cfg.opsAddr)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		handlers = []http.Handler{srv.PlayersHandler(), srv.OpsHandler()}
+		lns = append(lns, opsLn)
+	}
+	return serve(ctx, srv, lns, handlers, cfg.grace)
 }
 
-// serve runs the game server on ln until ctx ends (SIGTERM), then drains:
-// no new rooms, the running ones may finish within grace.
-func serve(ctx context.Context, srv *server.Server, ln net.Listener, grace time.Duration) error {
-	// The HTTP server and the Agones lifecycle outlive the signal: running
+// serve runs the game server, handlers[i] on lns[i], until ctx ends
+// (SIGTERM), then drains: no new rooms, the running ones may finish
+// within grace.
+func serve(ctx context.Context, srv *server.Server, lns []net.Listener, handlers []http.Handler, grace time.Duration) error {
+	// The HTTP servers and the Agones lifecycle outlive the signal: running
 	// rooms keep being served (and players may reconnect) while they drain.
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
-	httpErr := make(chan error, 1)
-	go func() {
-		httpErr <- ops.Serve(runCtx, ops.NewServer(srv.Handler()), ln, 5*time.Second)
-	}()
+	httpErr := make(chan error, len(lns))
+	for i, ln := range lns {
+		go func() {
+			httpErr <- ops.Serve(runCtx, ops.NewServer(handlers[i]), ln, 5*time.Second)
+		}()
+	}
 	lifeErr := make(chan error, 1)
 	go func() { lifeErr <- srv.Run(runCtx) }() // Ready: the listener is up
 	select {
@@ -83,5 +99,9 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, grace time.
 	defer cancel()
 	srv.Drain(drainCtx)
 	stopRun()
-	return <-httpErr
+	var errs []error
+	for range lns {
+		errs = append(errs, <-httpErr)
+	}
+	return errors.Join(errs...)
 }

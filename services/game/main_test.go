@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk/sdktest"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
+	"github.com/quickmatch-dev/quickmatch/pkg/play"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/ops"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
@@ -195,6 +197,14 @@ func TestJoinKeyRotation(t *testing.T) {
 // is the caller's (cleanup, or its own signal).
 func startGame(t *testing.T, env ...string) (*exec.Cmd, string) {
 	t.Helper()
+	cmd, addrs := startGameOn(t, []string{ops.NameHTTP}, env...)
+	return cmd, addrs[ops.NameHTTP]
+}
+
+// startGameOn is startGame, returning the address of each listener names
+// has (ops.NameHTTP, ops.NameOps) once it said where it listens.
+func startGameOn(t *testing.T, names []string, env ...string) (*exec.Cmd, map[string]string) {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "game")
 	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -207,41 +217,46 @@ func startGame(t *testing.T, env ...string) (*exec.Cmd, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = w.Close() })
-	addrs := make(chan string, 1)
+	found := make(chan map[string]string, 1)
 	go func() {
+		addrs := map[string]string{}
 		sc := bufio.NewScanner(lines)
 		for sc.Scan() {
-			if addr, ok := listening(sc.Text()); ok {
-				select {
-				case addrs <- addr:
-				default:
+			if name, addr, ok := listening(sc.Text()); ok && slices.Contains(names, name) {
+				addrs[name] = addr
+				if len(addrs) == len(names) {
+					found <- addrs
+					break
 				}
 			}
 		}
-		_, _ = io.Copy(io.Discard, lines) // a line too long for the scanner
+		_, _ = io.Copy(io.Discard, lines) // the rest, or a line too long for the scanner
 	}()
 	select {
-	case addr := <-addrs:
-		return cmd, addr
+	case addrs := <-found:
+		return cmd, addrs
 	case <-time.After(30 * time.Second):
-		t.Fatal("the game server never said where it listens")
-		return nil, ""
+		t.Fatalf("the game server never said where its listeners %v are", names)
+		return nil, nil
 	}
 }
 
-// listening is the address of the line ops.Listen logs (text format) for
-// the HTTP listener.
-func listening(line string) (string, bool) {
+// listening is the listener's name and address of the line ops.Listen
+// logs (text format).
+func listening(line string) (name, addr string, ok bool) {
 	f := strings.Fields(line)
-	if !slices.Contains(f, "msg="+ops.ListeningMsg) || !slices.Contains(f, "name="+ops.NameHTTP) {
-		return "", false
+	if !slices.Contains(f, "msg="+ops.ListeningMsg) {
+		return "", "", false
 	}
 	for _, kv := range f {
-		if addr, ok := strings.CutPrefix(kv, "addr="); ok {
-			return addr, true
+		if v, found := strings.CutPrefix(kv, "addr="); found {
+			addr = v
+		}
+		if v, found := strings.CutPrefix(kv, "name="); found {
+			name = v
 		}
 	}
-	return "", false
+	return name, addr, name != "" && addr != ""
 }
 
 // keyPair makes the join key pair name in dir: the signer of its private
@@ -261,4 +276,33 @@ func keyPair(t *testing.T, dir, name string) (*jointoken.Signer, string) {
 		t.Fatal(err)
 	}
 	return signer, pubPath
+}
+
+// TestOpsPathsAreOffThePlayersPort: with -ops-addr set, the port players
+// reach serves the play page and the WebSocket only: /status (the open
+// match ids, the ids of players seated in rooms asking for backfill) and
+// /metrics answer on the ops port alone. Unset, one port serves all.
+func TestOpsPathsAreOffThePlayersPort(t *testing.T) {
+	dir := t.TempDir()
+	_, pubPath := keyPair(t, dir, "join")
+	cmd, addrs := startGameOn(t, []string{ops.NameHTTP, ops.NameOps},
+		"JOIN_PUBLIC_KEYS="+pubPath, "AGONES_SDK=none", "OPS_ADDR=127.0.0.1:0")
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	get := func(addr, path string) int {
+		t.Helper()
+		res, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for path, want := range map[string][2]int{
+		play.StatusPath: {404, 200}, "/metrics": {404, 200}, "/healthz": {404, 200},
+		play.PagePath: {200, 404},
+	} {
+		if got := [2]int{get(addrs[ops.NameHTTP], path), get(addrs[ops.NameOps], path)}; got != want {
+			t.Errorf("GET %s: %d on the players' port and %d on the ops port, want %v", path, got[0], got[1], want)
+		}
+	}
 }

@@ -31,7 +31,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -40,7 +39,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
@@ -148,26 +146,6 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		rooms:    map[string]*room{}, ended: map[string]time.Time{}, notHere: map[string]time.Time{}, seats: map[string]string{}, kick: make(chan struct{}, 1),
 		requests: map[string]play.Backfill{}, holders: map[string][]string{},
 	}, nil
-}
-
-// Handler serves the play page, the WebSocket, /status (the paths of
-// pkg/play), /metrics and /healthz.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+play.PagePath, func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFileFS(w, r, s.pageFS, "play.html")
-	})
-	mux.HandleFunc("GET "+play.SocketPath, s.serveWS)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET "+play.StatusPath, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(s.Status())
-	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("quickmatch game server: open the URL of your assignment\n"))
-	})
-	return mux
 }
 
 // Rooms is the number of rooms open now.
