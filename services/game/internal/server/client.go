@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -15,6 +16,9 @@ const (
 	// had each message answered with an error (and, unread, logged) by
 	// the room's one goroutine, as fast as it could send. Past them a
 	// message is dropped unanswered.
+	// They are a player's (allowances), not a connection's: a player
+	// reconnecting got a fresh burst each time, and each of its joins,
+	// which the room tells the others, spends one too.
 	messagesPerSecond = 10
 	messageBurst      = 20
 	writeWait         = 5 * time.Second
@@ -45,10 +49,37 @@ type client struct {
 	// unread: a message to it was dropped (it does not read), logged once
 	// a connection; only its room's goroutine touches it (room.push).
 	unread bool
+	// allowed is its player's allowance of messages (allowances).
+	allowed *rate.Limiter
+}
+
+// allowances are a room's players' allowances of messages, each shared
+// by all of a player's connections; the join handlers read them, off the
+// room's goroutine. Only players whose join token vouched for them have
+// one, so they are as many as the room's players.
+type allowances struct {
+	mu     sync.Mutex
+	limits map[string]*rate.Limiter
+}
+
+// of is player's allowance, made at its first join.
+func (a *allowances) of(player string) *rate.Limiter {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.limits == nil {
+		a.limits = map[string]*rate.Limiter{}
+	}
+	lim, ok := a.limits[player]
+	if !ok {
+		lim = rate.NewLimiter(messagesPerSecond, messageBurst)
+		a.limits[player] = lim
+	}
+	return lim
 }
 
 func newClient(player, resume string, conn *websocket.Conn) *client {
-	return &client{player: player, resume: resume, team: -1, conn: conn, send: make(chan []byte, 16), readDone: make(chan struct{})}
+	return &client{player: player, resume: resume, team: -1, conn: conn, send: make(chan []byte, 16), readDone: make(chan struct{}),
+		allowed: rate.NewLimiter(messagesPerSecond, messageBurst)}
 }
 
 // writeLoop writes queued messages and pings until send is closed.
@@ -91,14 +122,13 @@ func (c *client) readLoop(rm *room) {
 	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(pongWait)) })
 	defer close(c.readDone)
 	defer rm.send(event{kind: evLeave, client: c})
-	lim := rate.NewLimiter(messagesPerSecond, messageBurst)
 	for {
 		kind, data, err := c.conn.ReadMessage()
 		if err != nil {
 			return
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
-		if !lim.Allow() {
+		if !c.allowed.Allow() {
 			continue
 		}
 		if !rm.send(clientEvent(c, kind, data)) {
@@ -132,4 +162,34 @@ func clientEvent(c *client, kind int, data []byte) event {
 		return event{kind: evBad, client: c, text: `messages are JSON text like {"type":"move","move":"rock"}`}
 	}
 	return event{kind: evMove, client: c, text: m.Move, msgType: m.Type}
+}
+
+func (r *room) reply(c *client, text string) { r.push(c, message{Type: "error", Error: text}) }
+
+// push queues m for c without ever blocking the room: a client that does
+// not read loses messages, and the other player keeps playing. The first
+// lost on a connection is logged, not each.
+func (r *room) push(c *client, m message) {
+	select {
+	case c.send <- encode(m):
+	default:
+		if !c.unread {
+			c.unread = true
+			r.log.Warn("player not reading; messages dropped", "player", c.player, "type", m.Type)
+		}
+	}
+}
+
+func (r *room) broadcast(m message) {
+	for _, c := range r.clients {
+		r.push(c, m)
+	}
+}
+
+// hangUp lets c go: out of clients, then its send channel closed, so that
+// no later push can reach the closed channel, even after a panic between
+// the two.
+func (r *room) hangUp(c *client) {
+	delete(r.clients, c.player)
+	close(c.send)
 }

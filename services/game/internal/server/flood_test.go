@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
@@ -63,5 +64,51 @@ func TestAPlayerFloodingItsRoomIsHeldBack(t *testing.T) {
 	}
 	if n := logs.n.Load(); n > 1 {
 		t.Fatalf("%d Warn lines for one connection that does not read", n)
+	}
+}
+
+// A player's allowance was its connection's: one reconnecting with its
+// resume key got a fresh burst of 20 messages each time, and each join
+// made the room tell the others (review of 2026-12-05). Its joins and
+// messages, over all its connections, now spend one allowance.
+func TestAPlayerReconnectingGetsNoFreshAllowance(t *testing.T) {
+	t.Parallel()
+	s, err := New(Config{JoinKeys: keys}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled atomic.Int64
+	s.onEvent = func(_ string, ev event) {
+		if ev.kind == evBad || ev.kind == evMove || ev.kind == evJoin {
+			handled.Add(1)
+		}
+	}
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	next(t, join(t, hs, "m1", "mallory"), "welcome")
+	_ = join(t, hs, "m1", "bob")
+	key, _ := resumeKeys.Load(t.Name() + "/m1/mallory")
+	tok := token(t, "m1", "mallory", time.Minute)
+	start := time.Now()
+	joins, refused := 0, 0
+	for time.Since(start) < time.Second {
+		c, res, err := dialResume(t, hs, "m1", tok, key.(string))
+		if err != nil {
+			if res == nil || res.StatusCode != http.StatusTooManyRequests {
+				t.Fatalf("rejoin %d: %v (%v)", joins, err, res)
+			}
+			refused++
+			continue
+		}
+		joins++
+		for range messageBurst {
+			_ = c.WriteMessage(websocket.TextMessage, []byte("x"))
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	most := int64(2 + messageBurst + messagesPerSecond*time.Since(start).Seconds() + 1) // bob's and mallory's first joins, then hers
+	if n := handled.Load(); n > most || refused == 0 {
+		t.Fatalf("%d rejoins (%d refused) in a second, each sending %d messages: the room handled %d joins and messages, want %d at most",
+			joins, refused, messageBurst, n, most)
 	}
 }

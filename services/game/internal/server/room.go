@@ -58,6 +58,7 @@ type room struct {
 	done    chan struct{}
 
 	clients map[string]*client // player -> live connection
+	allowed allowances         // each player's, for all its connections
 	// seats holds the digest of each seated player's resume key: a join
 	// token admits once; coming back takes the key the welcome message
 	// gave, so a token copied from a URL or a log cannot take the seat
@@ -329,22 +330,6 @@ func (r *room) move(c *client, msgType, text string) bool {
 	return false
 }
 
-func (r *room) reply(c *client, text string) { r.push(c, message{Type: "error", Error: text}) }
-
-// push queues m for c without ever blocking the room: a client that does
-// not read loses messages, and the other player keeps playing. The first
-// lost on a connection is logged, not each.
-func (r *room) push(c *client, m message) {
-	select {
-	case c.send <- encode(m):
-	default:
-		if !c.unread {
-			c.unread = true
-			r.log.Warn("player not reading; messages dropped", "player", c.player, "type", m.Type)
-		}
-	}
-}
-
 func (r *room) finish(reason string) {
 	_, winners := r.game.Over()
 	m := message{Type: "over", Winners: winners, Score: r.game.Score(), Reason: reason}
@@ -353,20 +338,6 @@ func (r *room) finish(reason string) {
 	}
 	r.broadcast(m)
 	r.log.Info("game over", "winners", winners, "reason", reason)
-}
-
-func (r *room) broadcast(m message) {
-	for _, c := range r.clients {
-		r.push(c, m)
-	}
-}
-
-// hangUp lets c go: out of clients, then its send channel closed, so that
-// no later push can reach the closed channel, even after a panic between
-// the two.
-func (r *room) hangUp(c *client) {
-	delete(r.clients, c.player)
-	close(c.send)
 }
 
 // close ends every connection and timer of the room.
