@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ackReply is the body of a JetStream acknowledgement. The pools keep a
@@ -16,13 +17,23 @@ type ackReply string
 const (
 	// ackDone: the message is handled; it is not delivered again.
 	ackDone ackReply = "+ACK"
-	// nakSecond asks for redelivery after a second (the delay is in
-	// nanoseconds), so a ticket that cannot be ended now (NATS away) does
-	// not spin.
-	nakSecond ackReply = `-NAK {"delay": 1000000000}`
+	// nakNow asks for redelivery at once; the matcher waits nakDelay
+	// before it sends one (acker.nak, nakLater).
+	nakNow ackReply = "-NAK"
 	// termForGood ends a message for good: it is never redelivered.
 	termForGood ackReply = "+TERM"
 )
+
+// nakDelay is how long a ticket handed back waits before it is asked for
+// again, so that one that cannot be ended now (NATS away) does not spin.
+// The matcher waits it out itself, then naks with no delay: a nak with a
+// delay is a proposal of the consumer's Raft group (the message's new
+// delivery time), and one that lands between a reset's proposal and its
+// commit loses tickets as a delivery there does (feed;
+// TestAResetAmidDeliveriesLosesNoTicket). A plain nak proposes nothing.
+// Meanwhile the message stays delivered to this owner: a reset or the
+// next owner's start gives it again if the nak never goes.
+const nakDelay = time.Second
 
 // nakConfirmWait bounds the wait for the consumer's leader to confirm a
 // nak: far above a healthy round trip, and well inside the pool's
@@ -54,14 +65,14 @@ func (a acker) send(reply string, r ackReply) { _ = a.nc.Publish(reply, []byte(r
 func (a acker) ack(reply string)  { a.send(reply, ackDone) }
 func (a acker) term(reply string) { a.send(reply, termForGood) }
 
-// nak asks for the message again; see acker for why it waits, aside,
-// for the confirmation.
+// nak asks for the message again, nakDelay from now; see acker for why
+// it waits, aside, for the confirmation.
 func (a acker) nak(reply string) {
-	if a.lost == nil {
-		a.send(reply, nakSecond)
-		return
-	}
-	go func() {
+	time.AfterFunc(nakDelay, func() {
+		if a.lost == nil {
+			a.send(reply, nakNow)
+			return
+		}
 		confirm := a.confirm
 		if confirm == nil {
 			confirm = func(reply string, body []byte) error {
@@ -69,10 +80,16 @@ func (a acker) nak(reply string) {
 				return err
 			}
 		}
-		if err := confirm(reply, []byte(nakSecond)); err != nil {
+		if err := confirm(reply, []byte(nakNow)); err != nil {
 			a.lost(reply)
 		}
-	}()
+	})
+}
+
+// nakLater naks msg (a delivery the runner does not keep) d from now,
+// with no delay of the server's (nakDelay says why).
+func nakLater(msg jetstream.Msg, d time.Duration) {
+	time.AfterFunc(d, func() { _ = msg.Nak() })
 }
 
 // flush sends the answers still buffered (before a shard is handed over).

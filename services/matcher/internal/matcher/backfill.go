@@ -187,7 +187,7 @@ func (r *runner) rejectBackfill(ctx context.Context, msg jetstream.Msg, meta *je
 		dl.KeepMeta(events.MetaFromHeader(msg.Headers()))
 		if err := r.in.pub.DeadLetter(pctx, dl); err != nil {
 			log.Error("dead-letter a backfill request; will retry", "reason", cause, "err", err)
-			_ = msg.NakWithDelay(time.Second)
+			nakLater(msg, nakDelay)
 			return
 		}
 		log.Warn("backfill request dead-lettered", "reason", cause)

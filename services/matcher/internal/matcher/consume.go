@@ -88,15 +88,19 @@ const (
 //
 // And no reset while a pull request of the consumer waits at its leader
 // (quiet). nats-server 2.15 applies a reset of a replicated consumer
-// once its Raft group commits it, and goes on delivering from the old
-// position meanwhile: a delivery in that window leaves the consumer's
+// once its Raft group commits it, and goes on from the old position
+// meanwhile: a delivery in that window, or a nak with a delay (a new
+// delivery time, proposed as a delivery is), leaves the consumer's
 // stored state claiming delivered every message below it, and what the
 // reset then gives again is not counted pending. At the consumer's next
-// leader change the server takes those messages for acked and removes
-// them from the work-queue stream: tickets lost without an ack, a trace
-// or an outcome (chaos run C2, BENCHMARKS "Nineteenth round";
-// TestAResetAmidDeliveriesLosesNoTicket). With no pull request waiting,
-// nothing is delivered until the reset is applied and answered.
+// leader change, or its replicas' periodic check, the server takes those
+// messages for acked and removes them from the work-queue stream:
+// tickets lost without an ack, a trace or an outcome (chaos run C2,
+// BENCHMARKS "Nineteenth round"; TestAResetAmidDeliveriesLosesNoTicket).
+// With no pull request waiting nothing is delivered until the reset is
+// applied and answered, and the matcher's naks carry no delay (nakDelay).
+// Acks, terms and plain naks propose nothing that moves the delivered
+// position.
 type feed struct {
 	js      jetstream.JetStream
 	nc      *nats.Conn

@@ -250,7 +250,7 @@ func (in *intake) reject(ctx context.Context, log *slog.Logger, rec *recoverer, 
 			_ = msg.Ack()
 			return
 		case refuseLater:
-			_ = msg.NakWithDelay(time.Second)
+			nakLater(msg, nakDelay)
 			return
 		case refusedDecided:
 			if underOtherRules(msg, cause) {
@@ -261,7 +261,7 @@ func (in *intake) reject(ctx context.Context, log *slog.Logger, rec *recoverer, 
 				// message is a dead letter whoever decided its ticket.
 				if err := in.tellDecided(ctx, msg.Subject(), t); err != nil {
 					log.Error("tell players of a ticket decided elsewhere; will retry", "ticket_id", t.TicketID, "err", err)
-					_ = msg.NakWithDelay(time.Second)
+					nakLater(msg, nakDelay)
 					return
 				}
 				in.met.tickets.WithLabelValues("decided_elsewhere").Inc()
@@ -271,7 +271,7 @@ func (in *intake) reject(ctx context.Context, log *slog.Logger, rec *recoverer, 
 			}
 		}
 		if err := in.deadLetter(ctx, log, msg.Subject(), meta.Sequence.Stream, msg.Data(), t, cause, true); err != nil {
-			_ = msg.NakWithDelay(time.Second)
+			nakLater(msg, nakDelay)
 			return
 		}
 		_ = msg.TermWithReason(cause.Error())
@@ -332,7 +332,7 @@ func (in *intake) waitForRules(ctx context.Context, log *slog.Logger, msg jetstr
 	if in.rulesRetry > 0 {
 		retry = in.rulesRetry
 	}
-	_ = msg.NakWithDelay(retry)
+	nakLater(msg, retry)
 	return true
 }
 

@@ -114,8 +114,14 @@ func (f *feed) resetConsumer(ctx context.Context, i int) error {
 // quiet stops consumer i's consume, if any, and waits until no pull
 // request waits on the consumer, as its leader answers (a consumer's info
 // drops the requests that expired or that nobody listens to any more),
-// for at most quietWait. It fails if the leader does not answer: a
-// connection that hangs holds no reset (resetConsumer).
+// for at most quietWait. Its own requests need only the stop: the leader
+// checks that a request has a listener before each delivery, and the
+// unsubscribe reaches it before the reset, on the same connection. The
+// wait is for another client's (a previous owner's whose connection
+// hangs): those it cannot end, and waiting longer would strand what the
+// consumer holds for the pool's AckWait, so it resets anyway, logged as
+// an error (the loss above may follow). It fails if the leader does not
+// answer: a connection that hangs holds no reset (resetConsumer).
 func (f *feed) quiet(ctx context.Context, i int) error {
 	f.mu.Lock()
 	cc := f.ccs[i]
@@ -125,6 +131,8 @@ func (f *feed) quiet(ctx context.Context, i int) error {
 		select {
 		case <-cc.Closed(): // unsubscribed: its requests have no listener
 		case <-time.After(f.timeout):
+		case <-f.stopC:
+			return errStopped
 		}
 	}
 	c := f.specs[i]
@@ -140,7 +148,7 @@ func (f *feed) quiet(ctx context.Context, i int) error {
 			return nil
 		}
 		if time.Now().After(end) {
-			f.log.Warn("pull requests of another client wait on the shard consumer; resetting it anyway",
+			f.log.Error("pull requests of another client wait on the shard consumer; resetting it anyway, which may drop unacked tickets",
 				"consumer", c.name, "waiting", waiting)
 			return nil
 		}
