@@ -38,5 +38,7 @@ ENTRYPOINT ["/usr/local/bin/allocator"]
 
 FROM runtime AS game
 COPY --from=build /out/game /usr/local/bin/game
-EXPOSE 7000
+# 7000: players; 9104: /healthz, /metrics and /status with -ops-addr :9104
+# (the Helm chart's fleets).
+EXPOSE 7000 9104
 ENTRYPOINT ["/usr/local/bin/game"]

@@ -11,6 +11,7 @@ import (
 	"helm.sh/helm/v3/pkg/lint/support"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/quickmatch-dev/quickmatch/deploy/deploytest"
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
@@ -81,6 +82,8 @@ func TestChartRendersStrictTypedObjects(t *testing.T) {
 					if l := v.Spec.Policy.List; l != nil && l.Key != agones.ListRooms {
 						t.Errorf("%s: List policy on %q, want %q", o, l.Key, agones.ListRooms)
 					}
+				case *networkingv1.NetworkPolicy:
+					checkGamePolicy(t, o.String(), v)
 				case *deploytest.Monitor:
 					// The game servers' metrics are on their ops port
 					// (checkFleet), not the one players reach.
@@ -98,7 +101,7 @@ func TestChartRendersStrictTypedObjects(t *testing.T) {
 			t.Logf("%s: %v", vs.Name, kinds)
 			switch vs.Name {
 			case "defaults":
-				want := map[string]int{"Deployment": 3, "Fleet": 1, "FleetAutoscaler": 1, "HorizontalPodAutoscaler": 1, "Role": 1, "RoleBinding": 1, "NetworkPolicy": 3, "PodDisruptionBudget": 3, "Secret": 2, "Pod": 2} // Secrets: the join key, the seal keys
+				want := map[string]int{"Deployment": 3, "Fleet": 1, "FleetAutoscaler": 1, "HorizontalPodAutoscaler": 1, "Role": 1, "RoleBinding": 1, "NetworkPolicy": 4, "PodDisruptionBudget": 3, "Secret": 2, "Pod": 2} // Secrets: the join key, the seal keys
 				for k, n := range want {
 					if kinds[k] != n {
 						t.Errorf("%d %s, want %d", kinds[k], k, n)
@@ -191,6 +194,25 @@ func checkFleet(t *testing.T, f *deploytest.Fleet, regionLabel string, env map[s
 	// /status and /metrics on a port of the pod's own, not the players'.
 	if vars["OPS_ADDR"] != ":9104" || len(c.Ports) != 1 || c.Ports[0].ContainerPort != 9104 || c.Ports[0].Name != "ops" {
 		t.Errorf("fleet: OPS_ADDR %q, container ports %+v: want :9104, named ops", vars["OPS_ADDR"], c.Ports)
+	}
+}
+
+// checkGamePolicy: the game servers' players' port is open to anyone,
+// their ops port (/status: open match ids, seated player ids) only to
+// the listed sources.
+func checkGamePolicy(t *testing.T, name string, p *networkingv1.NetworkPolicy) {
+	t.Helper()
+	if p.Spec.PodSelector.MatchLabels["app.kubernetes.io/component"] != "game" {
+		return
+	}
+	open := map[int32]bool{}
+	for _, rule := range p.Spec.Ingress {
+		for _, port := range rule.Ports {
+			open[port.Port.IntVal] = len(rule.From) == 0
+		}
+	}
+	if len(open) != 2 || !open[7000] || open[9104] {
+		t.Errorf("%s: open to anyone by port %v, want 7000 alone, and 9104 from listed sources", name, open)
 	}
 }
 

@@ -38,6 +38,7 @@ type roomsResult struct {
 func rooms(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flagSet("rooms", stdout)
 	base := fs.String("url", "http://127.0.0.1:7000", "game server base URL")
+	metrics := fs.String("metrics-url", "", "the game server's /metrics URL, on its -ops-addr when set (default: -url's)")
 	n := fs.Int("rooms", 1000, "rooms to open (two players each)")
 	keyFile := fs.String("join-key-file", "", "PEM file of an Ed25519 private key whose public key is in the game server's -join-public-keys (required)")
 	rate := fs.Float64("rate", 500, "rooms opened per second")
@@ -57,7 +58,10 @@ func rooms(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	metricsURL := strings.TrimRight(*base, "/") + "/metrics"
+	metricsURL := *metrics
+	if metricsURL == "" {
+		metricsURL = strings.TrimRight(*base, "/") + "/metrics"
+	}
 	before, err := scrape(ctx, metricsURL)
 	if err != nil {
 		return err

@@ -281,7 +281,7 @@ func keyPair(t *testing.T, dir, name string) (*jointoken.Signer, string) {
 // TestOpsPathsAreOffThePlayersPort: with -ops-addr set, the port players
 // reach serves the play page and the WebSocket only: /status (the open
 // match ids, the ids of players seated in rooms asking for backfill) and
-// /metrics answer on the ops port alone. Unset, one port serves all.
+// /metrics answer on the ops port alone.
 func TestOpsPathsAreOffThePlayersPort(t *testing.T) {
 	dir := t.TempDir()
 	_, pubPath := keyPair(t, dir, "join")

@@ -2,7 +2,7 @@ package server
 
 import (
 	"encoding/json"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -49,37 +49,29 @@ type client struct {
 	// unread: a message to it was dropped (it does not read), logged once
 	// a connection; only its room's goroutine touches it (room.push).
 	unread bool
-	// allowed is its player's allowance of messages (allowances).
-	allowed *rate.Limiter
+	// allowed is its allowance of messages: its connection's own until
+	// its room admits it, then its player's (room.allowance), which the
+	// room puts here; readLoop spends it.
+	allowed atomic.Pointer[rate.Limiter]
 }
 
-// allowances are a room's players' allowances of messages, each shared
-// by all of a player's connections; the join handlers read them, off the
-// room's goroutine. Only players whose join token vouched for them have
-// one, so they are as many as the room's players.
-type allowances struct {
-	mu     sync.Mutex
-	limits map[string]*rate.Limiter
-}
-
-// of is player's allowance, made at its first join.
-func (a *allowances) of(player string) *rate.Limiter {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.limits == nil {
-		a.limits = map[string]*rate.Limiter{}
-	}
-	lim, ok := a.limits[player]
+// allowance is player's allowance of messages in the room, shared by all
+// its connections, made at its first admitted join. Only the room's
+// goroutine touches it, and only for a player admitted (its key checked),
+// so a token copied from a URL spends nothing of its player's.
+func (r *room) allowance(player string) *rate.Limiter {
+	lim, ok := r.allowed[player]
 	if !ok {
 		lim = rate.NewLimiter(messagesPerSecond, messageBurst)
-		a.limits[player] = lim
+		r.allowed[player] = lim
 	}
 	return lim
 }
 
 func newClient(player, resume string, conn *websocket.Conn) *client {
-	return &client{player: player, resume: resume, team: -1, conn: conn, send: make(chan []byte, 16), readDone: make(chan struct{}),
-		allowed: rate.NewLimiter(messagesPerSecond, messageBurst)}
+	c := &client{player: player, resume: resume, team: -1, conn: conn, send: make(chan []byte, 16), readDone: make(chan struct{})}
+	c.allowed.Store(rate.NewLimiter(messagesPerSecond, messageBurst))
+	return c
 }
 
 // writeLoop writes queued messages and pings until send is closed.
@@ -128,7 +120,7 @@ func (c *client) readLoop(rm *room) {
 			return
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
-		if !c.allowed.Allow() {
+		if !c.allowed.Load().Allow() {
 			continue
 		}
 		if !rm.send(clientEvent(c, kind, data)) {

@@ -83,11 +83,6 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) (rm *room, c *clie
 		refuse(http.StatusForbidden, err)
 		return nil, nil, false
 	}
-	allowed := rm.allowed.of(grant.PlayerID)
-	if !allowed.Allow() { // a join makes the room tell the others
-		refuse(http.StatusTooManyRequests, errors.New("too many joins: come back in a few seconds"))
-		return nil, nil, false
-	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// Upgrade has answered the client already; nothing more to do.
@@ -96,7 +91,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) (rm *room, c *clie
 		return nil, nil, false
 	}
 	c = newClient(grant.PlayerID, join.Resume, conn)
-	c.team, c.starts, c.resumeOnly, c.allowed = team, grant.Seat.Starts, resumeOnly, allowed
+	c.team, c.starts, c.resumeOnly = team, grant.Seat.Starts, resumeOnly
 	s.met.players.Inc()
 	if !rm.send(event{kind: evJoin, client: c}) {
 		s.met.players.Dec()

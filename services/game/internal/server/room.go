@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/services/game/internal/rps"
 )
@@ -57,8 +59,8 @@ type room struct {
 	events  chan event
 	done    chan struct{}
 
-	clients map[string]*client // player -> live connection
-	allowed allowances         // each player's, for all its connections
+	clients map[string]*client       // player -> live connection
+	allowed map[string]*rate.Limiter // player -> its allowance (allowance)
 	// seats holds the digest of each seated player's resume key: a join
 	// token admits once; coming back takes the key the welcome message
 	// gave, so a token copied from a URL or a log cannot take the seat
@@ -95,7 +97,7 @@ func newRoom(matchID string, st seating, cfg Config, log *slog.Logger) *room {
 	return &room{
 		matchID: matchID, seating: st, learned: st.shape.Starts, cfg: cfg, log: log,
 		events: make(chan event), done: make(chan struct{}), teams: noTeams(st.teams()),
-		clients: map[string]*client{}, seats: map[string]string{}, kept: maps.Clone(st.kept), grace: map[string]graceTimer{}, expired: make(chan graceEnd, 2),
+		clients: map[string]*client{}, allowed: map[string]*rate.Limiter{}, seats: map[string]string{}, kept: maps.Clone(st.kept), grace: map[string]graceTimer{}, expired: make(chan graceEnd, 2),
 		roster: st.roster(), backfill: newBackfillState(st), reasked: make(chan int),
 	}
 }
@@ -210,6 +212,12 @@ func (r *room) join(c *client) {
 		c.fail("join refused: this join token was used already; come back with the resume key of your first connection")
 		return
 	}
+	allowed := r.allowance(c.player)
+	if !allowed.Allow() { // a join makes the room tell the others
+		c.fail("join refused: too many joins; come back in a few seconds")
+		return
+	}
+	c.allowed.Store(allowed)
 	if old, ok := r.clients[c.player]; ok {
 		r.hangUp(old) // the same player on a new connection wins
 	} else if _, seated := r.seats[c.player]; !seated {
