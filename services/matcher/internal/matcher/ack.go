@@ -31,8 +31,13 @@ const (
 // delivery time), and one that lands between a reset's proposal and its
 // commit loses tickets as a delivery there does (feed;
 // TestAResetAmidDeliveriesLosesNoTicket). A plain nak proposes nothing.
-// Meanwhile the message stays delivered to this owner: a reset or the
-// next owner's start gives it again if the nak never goes.
+// Nor may any matcher code call InProgress or NakWithDelay, which propose
+// the same (TestNoAnswerMovesTheDeliveredPosition). Meanwhile the message
+// stays delivered to this owner: a reset or the next owner's start gives
+// it again if the nak never goes. A nak that reaches the server after a
+// reset counts against the message's new delivery (the server checks
+// the delivery sequence's range, which a reset starts again, and not
+// which delivery it was): one delivery more, which holds answers.
 const nakDelay = time.Second
 
 // nakConfirmWait bounds the wait for the consumer's leader to confirm a
@@ -85,6 +90,13 @@ func (a acker) nak(reply string) {
 		}
 	})
 }
+
+// handBack naks a message at once, unconfirmed: what a stopping runner
+// holds goes to the shard's next owner, whose start resets the consumer
+// and gives it again in any case (a plain nak proposes nothing, nakDelay).
+// A nak sent nakDelay later would most often never go (the worker exits)
+// or, confirmed on a closed connection, log a reset of a stopped feed.
+func (a acker) handBack(reply string) { a.send(reply, nakNow) }
 
 // nakLater naks msg (a delivery the runner does not keep) d from now,
 // with no delay of the server's (nakDelay says why).

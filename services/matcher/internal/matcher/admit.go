@@ -116,7 +116,7 @@ func (r *runner) holds(msg jetstream.Msg, p *pool.Pool, ticketID string, seq uin
 		// anew. Either comes back once the commit settles, and is held
 		// or dropped like any other. Its own message must too: the
 		// commit answers the delivery it was matched from, which the
-		// server no longer honours for a nak (after a reset it counts
+		// server may no longer honour for a nak (after a reset it counts
 		// delivery sequences from one again), so without this nak a
 		// ticket the commit hands back (retry, again, a stop) would
 		// wait out the pool's AckWait. An ack by the commit still

@@ -347,7 +347,7 @@ func (r *runner) settleBackfill(o commitOutcome) {
 // owner (the runner is stopping, its commits settled).
 func (r *runner) releaseBackfills() {
 	for room, h := range r.backfills {
-		r.acks.nak(h.ack)
+		r.acks.handBack(h.ack)
 		delete(r.backfills, room)
 	}
 }

@@ -78,8 +78,10 @@ const (
 //
 // A reset costs: everything unacked is delivered again (first
 // deliveries again: their delivery sequences start over), and the server
-// drops a nak on a delivery from before the reset, and an ack that
-// reaches it between the reset and the message's new delivery; holds
+// drops an ack that reaches it between the reset and the message's new
+// delivery, and a nak on a delivery from before the reset whose delivery
+// sequence the new ones have not reached yet (one they have reached
+// counts against the new delivery: one delivery more); holds
 // answers each new delivery (a ticket in a commit in flight is nakked,
 // to come back once the commit settles), and claims absorb what is taken
 // in twice. Hence no reset for a heartbeat missed now and then, nor one

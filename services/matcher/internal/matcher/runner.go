@@ -305,14 +305,14 @@ func (r *runner) release(ctx context.Context) {
 		// the next owner, meeting them, publishes it (recoverMatch), as
 		// the outbox does if the tickets never come back to anyone.
 		for _, e := range um.entries {
-			r.acks.nak(e.Ack)
+			r.acks.handBack(e.Ack)
 		}
 	}
 	r.outbox.add(r.unpublished)
 	r.unpublished = nil
 	n := 0
 	for name, p := range r.pools {
-		p.Each(func(e *pool.Entry) { r.acks.nak(e.Ack); n++ })
+		p.Each(func(e *pool.Entry) { r.acks.handBack(e.Ack); n++ })
 		r.met.waiting.DeleteLabelValues(r.shard.String(), name)
 	}
 	r.releaseBackfills()
