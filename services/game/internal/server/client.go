@@ -37,6 +37,8 @@ type client struct {
 	// resumeOnly: its join token has expired, so it may only take back
 	// a seat it holds (with resume), never a new one.
 	resumeOnly bool
+	// expires is when its join token expires (room.tokensUntil).
+	expires time.Time
 	// team is the team its join token seats it on (seating.team; -1:
 	// the first with a free seat), and starts the players its token says
 	// the game starts with (Seat.Starts; room.learnStarts).

@@ -32,12 +32,13 @@ type Config struct {
 	Reuse bool
 	// HealthEvery is the Agones health ping interval.
 	HealthEvery time.Duration
-	// EndedMemory is how long a finished room's match id is refused. It
-	// must outlast the join tokens (the allocator's join-token-ttl); after
-	// it a token for that room has expired anyway, and forgetting the id
-	// keeps a long-lived server's memory flat. Under Agones a forgotten
-	// room stays closed because its id has left the rooms List, not
-	// because of this memory.
+	// EndedMemory is how long a finished room's match id is refused, at
+	// least: without Agones, for as long as a join token the room admitted
+	// is valid too (the allocator's join-token-ttl has no bound), so that
+	// no token opens it afresh; forgetting the id after keeps a
+	// long-lived server's memory flat. Under Agones a forgotten room
+	// stays closed because its id has left the rooms List, not because of
+	// this memory.
 	EndedMemory time.Duration
 	// RetireAnnotationBytes is the size of the GameServer's annotations
 	// (keys plus values, as Kubernetes counts them against the 256 KiB

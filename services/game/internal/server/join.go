@@ -91,7 +91,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) (rm *room, c *clie
 		return nil, nil, false
 	}
 	c = newClient(grant.PlayerID, join.Resume, conn)
-	c.team, c.starts, c.resumeOnly = team, grant.Seat.Starts, resumeOnly
+	c.team, c.starts, c.resumeOnly, c.expires = team, grant.Seat.Starts, resumeOnly, grant.Expires
 	s.met.players.Inc()
 	if !rm.send(event{kind: evJoin, client: c}) {
 		s.met.players.Dec()

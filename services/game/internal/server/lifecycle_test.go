@@ -317,3 +317,24 @@ func (s *Server) seatedPlayers() []string {
 	}
 	return slices.Sorted(maps.Keys(seated))
 }
+
+// Without Agones an ended room's id was refused for EndedMemory only: a
+// join token living longer (-join-token-ttl has no bound) then opened
+// the room afresh, a new game of an old match. It is refused for as long
+// as a token the room admitted is valid.
+func TestATokenOutlivingTheEndedMemoryReopensNothing(t *testing.T) {
+	t.Parallel()
+	s, hs := startServer(t, Config{BestOf: 1, EndedMemory: 50 * time.Millisecond})
+	a, b := startGame(t, hs, "m1", "alice", "bob")
+	playOneRound(t, a, b)
+	next(t, a, "over")
+	waitFor(t, func() bool { return len(s.openIDs()) == 0 }, "m1 never ended")
+	time.Sleep(100 * time.Millisecond) // past EndedMemory
+	c, d := startGame(t, hs, "m2", "carol", "dave")
+	playOneRound(t, c, d) // its end forgets what is past its memory
+	next(t, c, "over")
+	waitFor(t, func() bool { return len(s.openIDs()) == 0 }, "m2 never ended")
+	if _, res, err := dial(t, hs, "m1", token(t, "m1", "mallory", time.Minute)); err == nil || res.StatusCode != http.StatusGone {
+		t.Fatalf("a join to m1, ended, with a token still valid: %v (%v)", err, res)
+	}
+}

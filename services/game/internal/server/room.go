@@ -61,6 +61,10 @@ type room struct {
 
 	clients map[string]*client       // player -> live connection
 	allowed map[string]*rate.Limiter // player -> its allowance (allowance)
+	// tokensUntil is when the last join token this room admitted
+	// expires: without Agones the room's id is refused until then at
+	// least (Server.roomEnded).
+	tokensUntil time.Time
 	// seats holds the digest of each seated player's resume key: a join
 	// token admits once; coming back takes the key the welcome message
 	// gave, so a token copied from a URL or a log cannot take the seat
@@ -218,6 +222,9 @@ func (r *room) join(c *client) {
 		return
 	}
 	c.allowed.Store(allowed)
+	if c.expires.After(r.tokensUntil) {
+		r.tokensUntil = c.expires
+	}
 	if old, ok := r.clients[c.player]; ok {
 		r.hangUp(old) // the same player on a new connection wins
 	} else if _, seated := r.seats[c.player]; !seated {

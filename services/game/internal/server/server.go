@@ -286,7 +286,14 @@ func (s *Server) roomEnded(rm *room, outcome string) {
 	now := s.now()
 	s.forget(now)
 	if s.cfg.SDK == nil {
+		// Refused for EndedMemory, and for as long as a token it
+		// admitted is valid: without Agones nothing else keeps that
+		// token from opening the room afresh (-join-token-ttl has no
+		// bound). The room has stopped: its fields are this goroutine's.
 		s.ended[rm.matchID] = now
+		if at := rm.tokensUntil.Add(-s.cfg.EndedMemory); at.After(now) {
+			s.ended[rm.matchID] = at
+		}
 		return
 	}
 	s.ended[rm.matchID] = time.Time{}

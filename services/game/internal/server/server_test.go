@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,12 +284,27 @@ func TestPlayPageIsServed(t *testing.T) {
 	}
 }
 
+// An ended room's id is forgotten once EndedMemory, and the life of the
+// tokens it admitted, are over: a long-lived server's memory stays flat.
 func TestEndedRoomsAreForgottenAfterEndedMemory(t *testing.T) {
 	t.Parallel()
-	s, hs := startServer(t, Config{BestOf: 1, EndedMemory: 50 * time.Millisecond})
-	play := func(matchID string) {
-		a := join(t, hs, matchID, "a")
-		b := join(t, hs, matchID, "b")
+	s, err := New(Config{JoinKeys: keys, BestOf: 1, EndedMemory: 50 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skew atomic.Int64 // how far the server's clock is ahead
+	s.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	play := func(matchID string, ttl time.Duration) {
+		join := func(player string) *websocket.Conn {
+			c, _, err := dial(t, hs, matchID, token(t, matchID, player, ttl))
+			if err != nil {
+				t.Fatalf("%s joins %s: %v", player, matchID, err)
+			}
+			return c
+		}
+		a, b := join("a"), join("b")
 		next(t, a, "start")
 		next(t, b, "start")
 		move(t, a, "rock")
@@ -299,9 +315,9 @@ func TestEndedRoomsAreForgottenAfterEndedMemory(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	play("m1")
-	time.Sleep(100 * time.Millisecond)
-	play("m2")
+	play("m1", time.Minute)
+	skew.Store(int64(2 * time.Minute)) // past its memory and its tokens' life
+	play("m2", 5*time.Minute)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.ended["m1"]; ok || len(s.ended) != 1 {
