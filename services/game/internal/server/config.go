@@ -36,9 +36,11 @@ type Config struct {
 	// least: without Agones, for as long as a join token the room admitted
 	// is valid too (the allocator's join-token-ttl has no bound), so that
 	// no token opens it afresh; forgetting the id after keeps a
-	// long-lived server's memory flat. Under Agones a forgotten room
-	// stays closed because its id has left the rooms List, not because of
-	// this memory.
+	// long-lived server's memory flat. A backfill token the room never
+	// saw (issued for a seat nobody took before the room ended) is not
+	// counted: without Agones, EndedMemory must outlast -join-token-ttl
+	// for those. Under Agones a forgotten room stays closed because its
+	// id has left the rooms List, not because of this memory.
 	EndedMemory time.Duration
 	// RetireAnnotationBytes is the size of the GameServer's annotations
 	// (keys plus values, as Kubernetes counts them against the 256 KiB

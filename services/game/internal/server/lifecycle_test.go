@@ -334,7 +334,7 @@ func TestATokenOutlivingTheEndedMemoryReopensNothing(t *testing.T) {
 	playOneRound(t, c, d) // its end forgets what is past its memory
 	next(t, c, "over")
 	waitFor(t, func() bool { return len(s.openIDs()) == 0 }, "m2 never ended")
-	if _, res, err := dial(t, hs, "m1", token(t, "m1", "mallory", time.Minute)); err == nil || res.StatusCode != http.StatusGone {
+	if _, res, err := dial(t, hs, "m1", token(t, "m1", "mallory", time.Minute)); err == nil || res == nil || res.StatusCode != http.StatusGone {
 		t.Fatalf("a join to m1, ended, with a token still valid: %v (%v)", err, res)
 	}
 }

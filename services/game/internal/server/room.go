@@ -61,9 +61,9 @@ type room struct {
 
 	clients map[string]*client       // player -> live connection
 	allowed map[string]*rate.Limiter // player -> its allowance (allowance)
-	// tokensUntil is when the last join token this room admitted
-	// expires: without Agones the room's id is refused until then at
-	// least (Server.roomEnded).
+	// tokensUntil is when the last join token this room let past its
+	// key check expires: without Agones the room's id is refused until
+	// then at least (Server.roomEnded).
 	tokensUntil time.Time
 	// seats holds the digest of each seated player's resume key: a join
 	// token admits once; coming back takes the key the welcome message

@@ -17,8 +17,9 @@ type ackReply string
 const (
 	// ackDone: the message is handled; it is not delivered again.
 	ackDone ackReply = "+ACK"
-	// nakNow asks for redelivery at once; the matcher waits nakDelay
-	// before it sends one (acker.nak, nakLater).
+	// nakNow asks for redelivery at once; a runner keeping its shard
+	// waits nakDelay before it sends one (acker.nak, nakLater), one
+	// handing it over does not (handBack, nakInbox, feed.handle).
 	nakNow ackReply = "-NAK"
 	// termForGood ends a message for good: it is never redelivered.
 	termForGood ackReply = "+TERM"
