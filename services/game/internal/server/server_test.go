@@ -39,6 +39,22 @@ func startServer(t *testing.T, cfg Config) (*Server, *httptest.Server) {
 	return s, hs
 }
 
+// startSkewed is startServer with the server's clock ahead of the
+// test's by what skew holds (0 at first).
+func startSkewed(t *testing.T, cfg Config) (*Server, *atomic.Int64, *httptest.Server) {
+	t.Helper()
+	cfg.JoinKeys = keys
+	s, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	skew := &atomic.Int64{}
+	s.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	return s, skew, hs
+}
+
 func token(t *testing.T, matchID, player string, ttl time.Duration) string {
 	t.Helper()
 	tok, err := signer.Sign(jointoken.Grant{MatchID: matchID, PlayerID: player, Expires: time.Now().Add(ttl)})
@@ -288,14 +304,7 @@ func TestPlayPageIsServed(t *testing.T) {
 // tokens it admitted, are over: a long-lived server's memory stays flat.
 func TestEndedRoomsAreForgottenAfterEndedMemory(t *testing.T) {
 	t.Parallel()
-	s, err := New(Config{JoinKeys: keys, BestOf: 1, EndedMemory: 50 * time.Millisecond}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var skew atomic.Int64 // how far the server's clock is ahead
-	s.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	hs := httptest.NewServer(s.Handler())
-	t.Cleanup(hs.Close)
+	s, skew, hs := startSkewed(t, Config{BestOf: 1, EndedMemory: 50 * time.Millisecond})
 	play := func(matchID string, ttl time.Duration) {
 		join := func(player string) *websocket.Conn {
 			c, _, err := dial(t, hs, matchID, token(t, matchID, player, ttl))

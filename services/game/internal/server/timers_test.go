@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,14 +145,7 @@ func TestStaleGraceDoesNotForfeit(t *testing.T) {
 // opens no room and takes no free seat.
 func TestExpiredTokenResumesASeat(t *testing.T) {
 	t.Parallel()
-	s, err := New(Config{JoinKeys: keys, ReconnectGrace: 5 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var skew atomic.Int64 // how far the server's clock is ahead
-	s.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	hs := httptest.NewServer(s.Handler())
-	t.Cleanup(hs.Close)
+	_, skew, hs := startSkewed(t, Config{ReconnectGrace: 5 * time.Second})
 	seat := func(team int) jointoken.Seat { return jointoken.Seat{Team: team, Teams: 2, TeamSize: 2} }
 	tokens, resume := map[string]string{}, map[string]string{}
 	for i, p := range []string{"a", "b", "c"} {

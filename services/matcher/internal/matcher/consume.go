@@ -215,27 +215,24 @@ func (f *feed) stopped() bool {
 // consume resets consumer i, once no pull request waits on it (quiet),
 // and consumes it. Its last consume, if any, is stopped.
 func (f *feed) consume(ctx context.Context, i int) (jetstream.ConsumeContext, error) {
-	if err := f.quiet(ctx, i); err != nil {
+	cons, err := f.quiet(ctx, i)
+	if err != nil {
 		return nil, err
 	}
 	c := f.specs[i]
 	cctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	st, err := f.js.Stream(cctx, c.stream)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", c.stream, err)
-	}
 	if i == 0 { // the tickets consumer (newFeed)
+		st, err := f.js.Stream(cctx, c.stream)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", c.stream, err)
+		}
 		f.sealFloor.Store(max(f.sealFloor.Load(), st.CachedInfo().State.LastSeq))
 	}
-	if _, err := st.ResetConsumer(cctx, c.name); err != nil {
+	if _, err := f.js.ResetConsumer(cctx, c.stream, c.name); err != nil {
 		return nil, fmt.Errorf("reset %s: %w", c.name, err)
 	}
 	f.resets[i].Add(1)
-	cons, err := st.Consumer(cctx, c.name)
-	if err != nil {
-		return nil, fmt.Errorf("bind %s: %w", c.name, err)
-	}
 	return cons.Consume(func(msg jetstream.Msg) { f.heard(i); f.handle(msg) },
 		jetstream.PullMaxMessages(1024), jetstream.PullExpiry(pullExpiry),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { f.consumeErr(i, err) }))

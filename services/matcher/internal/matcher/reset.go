@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The feed's resets of its consumers (feed says when and why).
@@ -121,8 +122,9 @@ func (f *feed) resetConsumer(ctx context.Context, i int) error {
 // hangs): those it cannot end, and waiting longer would strand what the
 // consumer holds for the pool's AckWait, so it resets anyway, logged as
 // an error (the loss above may follow). It fails if the leader does not
-// answer: a connection that hangs holds no reset (resetConsumer).
-func (f *feed) quiet(ctx context.Context, i int) error {
+// answer: a connection that hangs holds no reset (resetConsumer). The
+// consumer it asked is the one consume then consumes.
+func (f *feed) quiet(ctx context.Context, i int) (jetstream.Consumer, error) {
 	f.mu.Lock()
 	cc := f.ccs[i]
 	f.mu.Unlock()
@@ -132,7 +134,7 @@ func (f *feed) quiet(ctx context.Context, i int) error {
 		case <-cc.Closed(): // unsubscribed: its requests have no listener
 		case <-time.After(f.timeout):
 		case <-f.stopC:
-			return errStopped
+			return nil, errStopped
 		}
 	}
 	c := f.specs[i]
@@ -141,19 +143,19 @@ func (f *feed) quiet(ctx context.Context, i int) error {
 		cons, err := f.js.Consumer(qctx, c.stream, c.name)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("ask %s: %w", c.name, err)
+			return nil, fmt.Errorf("ask %s: %w", c.name, err)
 		}
 		waiting := cons.CachedInfo().NumWaiting
 		if waiting == 0 {
-			return nil
+			return cons, nil
 		}
 		if time.Now().After(end) {
 			f.log.Error("pull requests of another client wait on the shard consumer; resetting it anyway, which may drop unacked tickets",
 				"consumer", c.name, "waiting", waiting)
-			return nil
+			return cons, nil
 		}
 		if !f.sleep(quietPoll) {
-			return errStopped
+			return nil, errStopped
 		}
 	}
 }

@@ -21,24 +21,11 @@ type stuckReset struct {
 	stuck  *atomic.Bool
 }
 
-func (s stuckReset) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
-	st, err := s.JetStream.Stream(ctx, name)
-	if err != nil || name != s.stream {
-		return st, err
-	}
-	return stuckResetStream{Stream: st, stuck: s.stuck}, nil
-}
-
-type stuckResetStream struct {
-	jetstream.Stream
-	stuck *atomic.Bool
-}
-
-func (s stuckResetStream) ResetConsumer(ctx context.Context, name string) (*jetstream.ConsumerResetResponse, error) {
-	if s.stuck.Load() {
+func (s stuckReset) ResetConsumer(ctx context.Context, stream, name string) (*jetstream.ConsumerResetResponse, error) {
+	if stream == s.stream && s.stuck.Load() {
 		return nil, context.DeadlineExceeded
 	}
-	return s.Stream.ResetConsumer(ctx, name)
+	return s.JetStream.ResetConsumer(ctx, stream, name)
 }
 
 // backfillsStuck is a shard owner of eu.gold whose backfills consumer
