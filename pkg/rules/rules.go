@@ -123,32 +123,6 @@ type StartEarly struct {
 // Players is the number of players in a full match.
 func (m *Mode) Players() int { return m.Teams * m.TeamSize }
 
-// Widening is a limit that grows with waiting time: Initial at first, then
-// PerSecond more for every second waited, up to Max.
-type Widening struct {
-	Initial   int `json:"initial"`
-	PerSecond int `json:"per_second"`
-	Max       int `json:"max"`
-}
-
-// At is the limit after waiting waited.
-func (w Widening) At(waited time.Duration) int {
-	// In floating point: Initial plus PerSecond times the wait can
-	// overflow an int, and a wrapped sum would read as Initial.
-	v := float64(w.Initial) + float64(w.PerSecond)*max(waited.Seconds(), 0)
-	if v >= float64(w.Max) {
-		return w.Max
-	}
-	return max(int(v), w.Initial)
-}
-
-func (w Widening) check(field string) error {
-	if w.Initial < 0 || w.PerSecond < 0 || w.Max < w.Initial {
-		return fmt.Errorf("%s %+v: want 0 <= initial <= max and per_second >= 0", field, w)
-	}
-	return nil
-}
-
 // Duration is a time.Duration written as "90s" in JSON.
 type Duration time.Duration
 
@@ -341,7 +315,7 @@ func (s *Set) checkMode(m *Mode) error {
 	if m.MaxWait <= 0 || time.Duration(m.MaxWait) > events.TicketMaxAge {
 		errs = append(errs, fmt.Errorf("max_wait %s: want above 0 and at most %s", time.Duration(m.MaxWait), events.TicketMaxAge))
 	}
-	errs = append(errs, m.Skill.check("skill_window"), m.LatencyMS.check("latency_budget_ms"))
+	errs = append(errs, m.Skill.checkWithin("skill_window", events.MaxSkill-events.MinSkill), m.LatencyMS.checkWithin("latency_budget_ms", events.MaxLatencyMS))
 	if m.Balance != BalanceSkill && m.Balance != BalanceNone {
 		errs = append(errs, fmt.Errorf("balance %q: want %q or %q", m.Balance, BalanceSkill, BalanceNone))
 	}

@@ -246,8 +246,9 @@ func (p *Pool) candidates(anchor *Entry, now time.Time) iter.Seq[*Entry] {
 	return func(yield func(*Entry) bool) {
 		sc := scan{p: p, anchor: anchor, now: now, wa: anchor.Waited(now)}
 		sc.aw = p.mode.Skill.At(sc.wa)
-		// The widest any window can be bounds the search.
-		reach := max(sc.aw, p.mode.Skill.Max)
+		// The widest any window can be bounds the search, and so does
+		// the skill range: past its last bucket a step finds nothing.
+		reach := min(max(sc.aw, p.mode.Skill.Max), events.MaxSkill-events.MinSkill)
 		ab := int(bucketOf(anchor.Skill))
 		for d := 0; d*BucketWidth <= reach+BucketWidth; d++ {
 			// The closest skill a bucket d away can hold, from the anchor.

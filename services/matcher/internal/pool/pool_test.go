@@ -2,6 +2,7 @@ package pool
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,12 @@ var t0 = time.Unix(1_800_000_000, 0)
 func mode(teams, size int) *rules.Mode {
 	return &rules.Mode{Name: "m", Teams: teams, TeamSize: size, MaxWait: rules.Duration(time.Minute),
 		Skill: rules.Widening{Initial: 100, PerSecond: 50, Max: 1000}, Balance: rules.BalanceSkill}
+}
+
+// wide is m with the widest skill window an int holds.
+func wide(m *rules.Mode) *rules.Mode {
+	m.Skill = rules.Widening{Initial: 100, PerSecond: 50, Max: math.MaxInt}
+	return m
 }
 
 // tk is a ticket created waited before t0.
@@ -59,6 +66,11 @@ func TestMatchAround(t *testing.T) {
 		{"the waiter's wider window admits", mode(2, 1), []*Entry{tk("patient", 1700, 4*time.Second)}, tk("a", 1500, 0), "a | patient"},
 		{"the anchor's wider window admits", mode(2, 1), []*Entry{tk("x", 1700, 0)}, tk("a", 1500, 4*time.Second), "a | x"},
 		{"window stops at max", mode(2, 1), []*Entry{tk("x", 2600, time.Hour)}, tk("a", 1500, time.Hour), "none"},
+		// A window past the skill range (a mode made without its rule
+		// set's check) searches the range: Max+BucketWidth wrapped, and
+		// the search ran not once.
+		{"the widest window", wide(mode(2, 1)), []*Entry{tk("x", 1500, 0)}, tk("a", 1500, 0), "a | x"},
+		{"the widest window reaches every skill", wide(mode(2, 1)), []*Entry{tk("x", 10000, time.Hour)}, tk("a", 0, time.Hour), "a | x"},
 		{"2v2 keeps a party together", mode(2, 2), []*Entry{tk("duo", 1500, 0, "d1", "d2"), tk("s1", 1510, 0), tk("s2", 1490, 0)}, tk("a", 1500, 0), "a+s1 | duo"},
 		{"party too big for the room left is skipped", mode(2, 2), []*Entry{tk("d1", 1500, 0, "x1", "x2"), tk("d2", 1500, 0, "y1", "y2"), tk("s", 1500, 0)}, tk("a", 1500, 0, "a1", "a2"), "a | d1"},
 		{"not enough players", mode(2, 2), []*Entry{tk("s1", 1500, 0)}, tk("a", 1500, 0), "none"},
