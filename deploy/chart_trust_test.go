@@ -137,9 +137,9 @@ func TestChartFrontendIdentity(t *testing.T) {
 		want map[string]string
 	}{
 		{"jwks", map[string]any{"jwksURL": "https://id.example.com/jwks.json", "issuer": "https://id.example.com", "audience": "quickmatch",
-			"playerClaim": "uid", "serverScope": "mm:server"},
+			"playerClaim": "uid", "serverScope": "mm:server", "ticketClaim": "qm"},
 			map[string]string{"AUTH_JWKS_URL": "https://id.example.com/jwks.json", "AUTH_ISSUER": "https://id.example.com", "AUTH_AUDIENCE": "quickmatch",
-				"AUTH_PLAYER_CLAIM": "uid", "AUTH_SERVER_SCOPE": "mm:server"}},
+				"AUTH_PLAYER_CLAIM": "uid", "AUTH_SERVER_SCOPE": "mm:server", "AUTH_TICKET_CLAIM": "qm"}},
 		{"public keys", map[string]any{"jwksURL": "", "issuer": "studio", "publicKeys": []any{"-----BEGIN PUBLIC KEY-----\nA\n-----END PUBLIC KEY-----\n", "-----BEGIN PUBLIC KEY-----\nB\n-----END PUBLIC KEY-----\n"}},
 			map[string]string{"AUTH_PUBLIC_KEYS": "/etc/quickmatch/auth/key-0.pem,/etc/quickmatch/auth/key-1.pem", "AUTH_ISSUER": "studio"}},
 		{"insecure", map[string]any{"jwksURL": "", "issuer": "", "insecure": true}, map[string]string{"AUTH_INSECURE": "true"}},

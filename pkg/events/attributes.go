@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -79,6 +80,38 @@ func (a *Attributes) UnmarshalJSON(data []byte) error {
 // Empty reports whether a carries nothing (nil counts as empty).
 func (a *Attributes) Empty() bool {
 	return a == nil || len(a.Strings) == 0 && len(a.Sets) == 0 && len(a.Numbers) == 0 && len(a.Tags) == 0
+}
+
+// Same reports whether a and b say the same: the same names with the same
+// values, a set's members and the tags in any order (nil and empty are
+// the same).
+func (a *Attributes) Same(b *Attributes) bool {
+	if a.Empty() || b.Empty() {
+		return a.Empty() && b.Empty()
+	}
+	sameSet := func(x, y []string) bool {
+		x, y = slices.Clone(x), slices.Clone(y)
+		slices.Sort(x)
+		slices.Sort(y)
+		return slices.Equal(x, y)
+	}
+	return maps.Equal(a.Strings, b.Strings) && maps.Equal(a.Numbers, b.Numbers) &&
+		maps.EqualFunc(a.Sets, b.Sets, sameSet) && sameSet(a.Tags, b.Tags)
+}
+
+// Clone is a deep copy of a (nil for nil).
+func (a *Attributes) Clone() *Attributes {
+	if a == nil {
+		return nil
+	}
+	c := &Attributes{Strings: maps.Clone(a.Strings), Numbers: maps.Clone(a.Numbers), Tags: slices.Clone(a.Tags)}
+	if a.Sets != nil {
+		c.Sets = make(map[string][]string, len(a.Sets))
+		for k, v := range a.Sets {
+			c.Sets[k] = slices.Clone(v)
+		}
+	}
+	return c
 }
 
 // HasTag reports whether a carries tag.

@@ -280,3 +280,30 @@ func TestDecodeTicketRefusesANullNumber(t *testing.T) {
 		t.Fatalf("a real 0: %+v, %v", tk.Attributes, err)
 	}
 }
+
+func TestAttributesSame(t *testing.T) {
+	t.Parallel()
+	a := &Attributes{Strings: map[string]string{"platform": "pc"}, Sets: map[string][]string{"maps": {"dust", "nuke"}}, Numbers: map[string]float64{"level": 3}, Tags: []string{"x", "y"}}
+	if !a.Same(&Attributes{Strings: map[string]string{"platform": "pc"}, Sets: map[string][]string{"maps": {"nuke", "dust"}}, Numbers: map[string]float64{"level": 3}, Tags: []string{"y", "x"}}) {
+		t.Error("the same in another order")
+	}
+	for name, b := range map[string]*Attributes{
+		"nil":           nil,
+		"a string":      {Strings: map[string]string{"platform": "console"}, Sets: a.Sets, Numbers: a.Numbers, Tags: a.Tags},
+		"a set member":  {Strings: a.Strings, Sets: map[string][]string{"maps": {"dust"}}, Numbers: a.Numbers, Tags: a.Tags},
+		"a number":      {Strings: a.Strings, Sets: a.Sets, Numbers: map[string]float64{"level": 4}, Tags: a.Tags},
+		"a tag missing": {Strings: a.Strings, Sets: a.Sets, Numbers: a.Numbers, Tags: []string{"x"}},
+	} {
+		if a.Same(b) || b.Same(a) {
+			t.Errorf("%s: same", name)
+		}
+	}
+	if !(*Attributes)(nil).Same(&Attributes{}) {
+		t.Error("nil and empty differ")
+	}
+	c := a.Clone()
+	c.Sets["maps"][0], c.Tags[0] = "inferno", "z"
+	if a.Sets["maps"][0] != "dust" || a.Tags[0] != "x" {
+		t.Error("a clone shares its slices")
+	}
+}

@@ -21,6 +21,7 @@ var ErrNoIdentity = errors.New("no identity provider: give -auth-jwks-url, -auth
 type authFlags struct {
 	issuer, audience, jwksURL, publicKeys string
 	playerClaim, serverScope, devKey      string
+	ticketClaim                           string
 	insecure                              bool
 	// tokenCacheSize is identity.Config.TokenCacheSize.
 	tokenCacheSize int
@@ -32,6 +33,7 @@ func (f *authFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.jwksURL, "auth-jwks-url", "", "URL of the identity provider's JSON Web Key Set (read at start, refreshed every 5 min, and at most every 30 s when a token names an unknown kid)")
 	fs.StringVar(&f.publicKeys, "auth-public-keys", "", "PEM files of trusted public keys (RSA, P-256, Ed25519), comma-separated")
 	fs.StringVar(&f.playerClaim, "auth-player-claim", identity.DefaultPlayerClaim, "claim holding the player id")
+	fs.StringVar(&f.ticketClaim, "auth-ticket-claim", "", `claim every player token must hold with the player's skill and attributes, {"skill":1850,"attributes":{...}}: a player's requests may repeat them, not change them (empty: a player says its own)`)
 	fs.StringVar(&f.serverScope, "auth-server-scope", identity.DefaultServerScope, "a token whose space-separated scope claim holds this is the server role: it may queue, read and cancel for any player")
 	fs.StringVar(&f.devKey, "auth-dev-issuer-key", "", "development only: Ed25519 private key PEM file (created if missing) of a built-in issuer at POST /dev/token, for loopback clients; the frontend then must listen on a loopback address")
 	fs.IntVar(&f.tokenCacheSize, "auth-token-cache-size", identity.DefaultTokenCacheSize, "verified tokens remembered (about 270 bytes each), so that a token presented again within a minute skips its signature check (negative: no cache)")
@@ -68,7 +70,7 @@ func (f *authFlags) apply(ctx context.Context, cfg *api.Config, log *slog.Logger
 	}
 	vc := identity.Config{
 		Issuer: f.issuer, Audience: f.audience, JWKSURL: f.jwksURL,
-		PlayerClaim: f.playerClaim, ServerScope: f.serverScope, Log: log,
+		PlayerClaim: f.playerClaim, TicketClaim: f.ticketClaim, ServerScope: f.serverScope, Log: log,
 		TokenCacheSize: f.tokenCacheSize,
 	}
 	if vc.Issuer == "" {

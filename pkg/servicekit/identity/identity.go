@@ -89,6 +89,11 @@ type Config struct {
 	Keys []StaticKey
 	// PlayerClaim names the claim holding the player id; default "sub".
 	PlayerClaim string
+	// TicketClaim, if set, names a claim every player token must hold:
+	// the player's skill and attributes as the identity provider says
+	// them (TicketClaim's JSON), which the player's own requests may
+	// repeat but not change. Empty: a player says its own.
+	TicketClaim string
 	// ServerScope in the "scope" claim makes the server role; default
 	// "matchmaking:server".
 	ServerScope string
@@ -167,6 +172,9 @@ type Caller struct {
 	Server bool
 	// Subject is the token's "sub", naming a server credential.
 	Subject string
+	// Ticket is a player token's ticket claim (Config.TicketClaim); nil
+	// for a server token and when no such claim is configured.
+	Ticket *TicketClaim
 }
 
 // Key names the caller for per-caller state (idempotency keys, rate
@@ -324,6 +332,13 @@ func (v *Verifier) caller(claims jwt.MapClaims) (Caller, error) {
 		return Caller{}, fmt.Errorf("%w: claim %q: %w", ErrInvalidToken, v.cfg.PlayerClaim, err)
 	}
 	c.PlayerID = id
+	if v.cfg.TicketClaim != "" {
+		tc, err := ticketClaim(claims, v.cfg.TicketClaim)
+		if err != nil {
+			return Caller{}, err
+		}
+		c.Ticket = tc
+	}
 	return c, nil
 }
 

@@ -397,3 +397,40 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestTicketClaim: with a ticket claim configured, a player token carries
+// its player's skill and attributes, and one without it, or with anything
+// else in it, is refused; a server token needs none.
+func TestTicketClaim(t *testing.T) {
+	t.Parallel()
+	key := edKey(t)
+	v := newVerifier(t, identity.Config{Keys: []identity.StaticKey{{ID: "k", Key: key.Public()}}, TicketClaim: "qm"})
+	tok := func(claims jwt.MapClaims) string { return sign(t, jwt.SigningMethodEdDSA, key, "k", claims) }
+	c, err := v.Verify(t.Context(), tok(jwt.MapClaims{"sub": "ann", "qm": map[string]any{"skill": 1850, "attributes": map[string]any{"strings": map[string]any{"platform": "pc"}}}}))
+	if err != nil || c.Ticket == nil || *c.Ticket.Skill != 1850 || c.Ticket.Attributes.Strings["platform"] != "pc" {
+		t.Fatalf("a player token with its ticket claim: %+v %v", c, err)
+	}
+	for name, claim := range map[string]any{
+		"no claim":      nil,
+		"no skill":      map[string]any{"attributes": map[string]any{"tags": []string{"x"}}},
+		"unknown field": map[string]any{"skill": 1, "rank": "gold"},
+		"not an object": "1850",
+		"bad attribute": map[string]any{"skill": 1, "attributes": map[string]any{"numbers": map[string]any{"level": nil}}},
+	} {
+		claims := jwt.MapClaims{"sub": "ann"}
+		if claim != nil {
+			claims["qm"] = claim
+		}
+		if _, err := v.Verify(t.Context(), tok(claims)); !errors.Is(err, identity.ErrInvalidToken) {
+			t.Errorf("%s: %v, want an invalid token", name, err)
+		}
+	}
+	if c, err := v.Verify(t.Context(), tok(jwt.MapClaims{"sub": "backend", "scope": identity.DefaultServerScope})); err != nil || !c.Server || c.Ticket != nil {
+		t.Fatalf("a server token: %+v %v", c, err)
+	}
+	// Without the setting, a claim of that name is no one's business.
+	plain := newVerifier(t, identity.Config{Keys: []identity.StaticKey{{ID: "k", Key: key.Public()}}})
+	if c, err := plain.Verify(t.Context(), tok(jwt.MapClaims{"sub": "ann", "qm": "anything"})); err != nil || c.Ticket != nil {
+		t.Fatalf("no ticket claim configured: %+v %v", c, err)
+	}
+}

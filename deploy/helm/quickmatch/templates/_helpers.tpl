@@ -215,6 +215,10 @@ issuer, or insecure together with a provider. */}}
 {{- end }}
 - name: AUTH_PLAYER_CLAIM
   value: {{ $a.playerClaim | quote }}
+{{- with $a.ticketClaim }}
+- name: AUTH_TICKET_CLAIM
+  value: {{ . | quote }}
+{{- end }}
 - name: AUTH_SERVER_SCOPE
   value: {{ $a.serverScope | quote }}
 {{- end -}}

@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -341,5 +343,57 @@ func TestMalformedTraceContextIsNotPassedOn(t *testing.T) {
 	}
 	if cid := raw.Header.Get(events.HeaderCorrelationID); cid == "" || strings.Contains(cid, "\t") {
 		t.Errorf("ticket published with correlation id %q, want the frontend's own", cid)
+	}
+}
+
+// A player named its own skill and attributes, and so played wherever it
+// liked (a console player in the pc pool, a veteran among newcomers).
+// With a ticket claim configured they are its token's: a request may
+// repeat them, not change them, over POST and /ws alike.
+func TestHostileSkillAndAttributesComeFromTheToken(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	v, err := identity.New(t.Context(), identity.Config{Issuer: identity.DevIssuerName, Audience: identity.DevAudience,
+		Keys: []identity.StaticKey{e.minter.Public()}, TicketClaim: "qm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.http = newFrontend(t, e, options{api: api.Config{Auth: v}})
+	tok, err := e.minter.Sign(jwt.MapClaims{"sub": "ann", "qm": map[string]any{
+		"skill": 1650, "attributes": map[string]any{"strings": map[string]any{"platform": "console"}, "tags": []string{"newbie"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := map[string]string{"Authorization": "Bearer " + tok}
+	for name, body := range map[string]string{
+		"another skill":      `{"skill":2900,"region":"eu"}`,
+		"another platform":   `{"region":"eu","attributes":{"strings":{"platform":"pc"},"tags":["newbie"]}}`,
+		"no longer a newbie": `{"region":"eu","attributes":{"strings":{"platform":"console"}}}`,
+	} {
+		if code, out, _ := e.do(t, http.MethodPost, "/v1/tickets", body, hdr); code != http.StatusForbidden {
+			t.Errorf("%s: %d %v", name, code, out)
+		}
+	}
+	u := "ws" + strings.TrimPrefix(e.http.URL, "http") + "/ws?region=eu&skill=2900&access_token=" + url.QueryEscape(tok)
+	if _, resp, err := websocket.DefaultDialer.Dial(u, nil); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("/ws with another skill: %v %v", resp, err)
+	}
+	if n := e.queued(t); n != 0 {
+		t.Fatalf("%d tickets queued with what the token does not say", n)
+	}
+	// Left out, or repeated (tags in any order), they are the token's.
+	for _, body := range []string{`{"region":"eu"}`, `{"skill":1650,"region":"eu","attributes":{"tags":["newbie"],"strings":{"platform":"console"}}}`} {
+		if code, out, _ := e.do(t, http.MethodPost, "/v1/tickets", body, hdr); code != http.StatusAccepted {
+			t.Fatalf("%s: %d %v", body, code, out)
+		}
+		st, _ := e.js.Stream(t.Context(), e.subj.TicketsStream())
+		raw, err := st.GetLastMsgForSubject(t.Context(), "matchmaking.eu.gold")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := events.DecodeTicket(raw.Data)
+		if err != nil || tk.PlayerID != "ann" || tk.Skill != 1650 || tk.Attributes.Strings["platform"] != "console" || !tk.Attributes.HasTag("newbie") {
+			t.Fatalf("queued %s: %v", raw.Data, err)
+		}
 	}
 }

@@ -191,6 +191,25 @@ func Authorize(c identity.Caller, req *Request) error {
 		// say (its party service, with a server token).
 		return fmt.Errorf("%w: a party of several players is queued with a server token (the game's party service)", ErrForbidden)
 	}
+	if c.Ticket != nil {
+		return fromClaim(c.Ticket, req)
+	}
+	return nil
+}
+
+// fromClaim gives req a player's skill and attributes as its token's
+// ticket claim says them (identity.Config.TicketClaim), refusing a
+// request that says otherwise: a player who could name its own rating,
+// platform or level could play wherever it liked.
+func fromClaim(tc *identity.TicketClaim, req *Request) error {
+	if req.Skill != nil && *req.Skill != *tc.Skill {
+		return fmt.Errorf("%w: skill is the identity provider's to say (the token's ticket claim)", ErrForbidden)
+	}
+	if req.Attributes != nil && !req.Attributes.Same(tc.Attributes) {
+		return fmt.Errorf("%w: attributes are the identity provider's to say (the token's ticket claim)", ErrForbidden)
+	}
+	skill := *tc.Skill
+	req.Skill, req.Attributes = &skill, tc.Attributes.Clone() // the claim is shared by every request of the token
 	return nil
 }
 
