@@ -187,8 +187,14 @@ const (
 	// AllocatorMaxAckPending bounds matches in flight across allocators.
 	AllocatorMaxAckPending = 4096
 
-	// TicketRecordTTL is how long a ticket record stays in the tickets bucket.
-	TicketRecordTTL = 2 * time.Hour
+	// TicketRecordTTL is how long a ticket record stays in the tickets
+	// bucket: a quarter of an hour less than its claim (RecordTTL), which
+	// is written when the ticket is decided, after the record (or, its
+	// put retried, within seconds before it). A record that outlived its
+	// claim read as a ticket still queued: a decided ticket's event
+	// stream expired it again, and a repeat of its keyed POST queued it
+	// again, a second outcome for its players.
+	TicketRecordTTL = TicketMaxAge + ClaimMargin/2
 
 	// ClaimMargin keeps a claim past the last possible redelivery of its
 	// ticket.
@@ -217,10 +223,10 @@ const (
 // recordsUncapped is the byte limit of the buckets that keep one record per
 // ticket or match for a fixed time (ticket records, claims, match records,
 // allocation records, live tickets by player): none. Their size follows
-// the rate: about 6.5 MB per sustained ticket a second (315 B of ticket
-// record for 2 h, 157 B of claim, 252 B of match record, 96 B of
+// the rate: about 5.6 MB per sustained ticket a second (315 B of ticket
+// record for 75 minutes, 157 B of claim, 252 B of match record, 96 B of
 // allocation record and 271 B of live ticket per player for 1.5 h,
-// measured), so about 13 GB at 2,000 tickets/s. A byte cap below that
+// measured), so about 11 GB at 2,000 tickets/s. A byte cap below that
 // stops the system after a while at a steady rate: a full bucket refuses
 // writes, and with the 1 GiB cap they had, the match records would fill
 // in about 35 minutes at 2,000 tickets/s, after which no match can be

@@ -357,3 +357,31 @@ func TestProvisionPutsBackAFieldNoOneListed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestATicketRecordNeverOutlivesItsClaim: a ticket's record is written
+// when it is created, its claim when it is decided (or a few hundred
+// milliseconds before the record, when the record's put is retried), so
+// the record must live shorter than the claim by more than that. A
+// record that outlived its claim (2 h against 1.5 h) made a decided
+// ticket read "queued" (no claim), an event stream on it expire it again,
+// and a repeat of its keyed POST queue it again: a second outcome.
+func TestATicketRecordNeverOutlivesItsClaim(t *testing.T) {
+	t.Parallel()
+	topo := events.Topology{}
+	js := provisioned(t, topo)
+	ttl := func(bucket string) time.Duration {
+		kv, err := js.KeyValue(t.Context(), bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.TTL()
+	}
+	records, claims := ttl(topo.Subjects.TicketsBucket()), ttl(topo.Subjects.ClaimsBucket())
+	if records <= 0 || records+time.Minute > claims {
+		t.Fatalf("ticket records live %s, claims %s: a record must go at least a minute before its claim", records, claims)
+	}
+}
