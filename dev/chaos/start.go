@@ -159,7 +159,7 @@ func (s *system) startServices(ctx context.Context) error {
 	}
 	for i := range 2 {
 		rest = append(rest, add(fmt.Sprintf("frontend-%d", i+1), "frontend",
-			"RATE_LIMIT=0", "MIN_FREE_ROOMS=0", "RULES="+ruleSet, "SEAL_KEY_FILE="+sealKey,
+			"RATE_LIMIT=0", "CREATE_RATE_LIMIT=0", "MIN_FREE_ROOMS=0", "RULES="+ruleSet, "SEAL_KEY_FILE="+sealKey,
 			"AUTH_PUBLIC_KEYS="+tokenPub, "AUTH_ISSUER="+identity.DevIssuerName, "AUTH_AUDIENCE="+identity.DevAudience))
 	}
 	if linkErr != nil {

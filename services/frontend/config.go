@@ -68,6 +68,8 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.minFree, "min-free-rooms", 1, "a region whose allocators report fewer free rooms refuses tickets with 503 (0: never refuse)")
 	fs.Float64Var(&c.api.RatePerSecond, "rate-limit", 20, "requests per second allowed to each client: the player when authenticated, else the address (0: no limit)")
 	fs.IntVar(&c.api.RateBurst, "rate-burst", 40, "requests a client may make at once")
+	fs.Float64Var(&c.api.CreateRatePerSecond, "create-rate-limit", 1, "ticket creations per second allowed to each player, besides -rate-limit (a ticket's records live over an hour whatever becomes of it); server credentials are not limited by it (0: no limit)")
+	fs.IntVar(&c.api.CreateRateBurst, "create-rate-burst", 5, "ticket creations a player may make at once")
 	// Overload control (package admission): on by default, since a
 	// frontend past capacity without it makes every player wait.
 	fs.DurationVar(&c.api.Admission.Target, "overload-target", admission.DefaultTarget, "mean time of a ticket creation (its JetStream writes) above which the frontend lets fewer creations run at once; past that number a new ticket (POST, /ws, /ws/events) gets 503 overloaded with Retry-After (0: overload control off)")

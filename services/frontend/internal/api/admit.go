@@ -129,7 +129,7 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 }
 
 // enter takes a creation's slot, then finds its caller (the rate limit
-// applies). ok false: it answered why (overloaded, 401, 429) and holds
+// applies, and a player's limit of creations). ok false: it answered why (overloaded, 401, 429) and holds
 // nothing; else the caller gives sl back (deferred release).
 func (a *API) enter(w http.ResponseWriter, r *http.Request) (sl *slot, c identity.Caller, ok bool) {
 	adm, taken := a.admission.Acquire()
@@ -146,6 +146,7 @@ func (a *API) enter(w http.ResponseWriter, r *http.Request) (sl *slot, c identit
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.VerifyWait)
 	defer cancel()
 	c, ok = a.identify(ctx, w, r, true)
+	ok = ok && a.allowCreation(w, c)
 	return sl, c, ok
 }
 

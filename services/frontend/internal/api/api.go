@@ -63,6 +63,14 @@ type Config struct {
 	// credential) when authenticated, else the address. 0: no limit.
 	RatePerSecond float64
 	RateBurst     int
+	// CreateRatePerSecond and CreateRateBurst limit each player's
+	// creations besides: a ticket leaves records that live over an hour
+	// (events.TicketRecordTTL, RecordTTL) whatever becomes of it, so at
+	// the request limit one player could keep hundreds of thousands of
+	// keys in NATS. A server credential (a game backend queueing for its
+	// players) is not limited by it. 0: no limit.
+	CreateRatePerSecond float64
+	CreateRateBurst     int
 	// TrustProxy takes the client address from X-Forwarded-For, as
 	// written by TrustedProxies (default DefaultTrustedProxies).
 	TrustProxy bool
@@ -164,14 +172,16 @@ type Authenticator interface {
 
 // API serves HTTP.
 type API struct {
-	cfg      Config
-	tickets  Tickets
-	results  Results
-	log      *slog.Logger
-	limiter  *ratelimit.Limiter
-	streams  *streams
-	upgrader websocket.Upgrader
-	now      func() time.Time
+	cfg     Config
+	tickets Tickets
+	results Results
+	log     *slog.Logger
+	limiter *ratelimit.Limiter
+	// creations is each player's limit of creations (Config.CreateRatePerSecond).
+	creations *ratelimit.Limiter
+	streams   *streams
+	upgrader  websocket.Upgrader
+	now       func() time.Time
 	// admission bounds the ticket creations in flight (overloaded).
 	admission *admission.Limiter
 	// done ends every waiting SSE and WebSocket client on shutdown.
@@ -201,8 +211,9 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 	cfg.setDefaults()
 	a := &API{
 		cfg: cfg, tickets: t, results: r, log: log, now: time.Now, done: done,
-		limiter: ratelimit.New(cfg.RatePerSecond, cfg.RateBurst),
-		streams: &streams{max: cfg.MaxStreamsPerClient, open: map[string]int{}},
+		limiter:   ratelimit.New(cfg.RatePerSecond, cfg.RateBurst),
+		creations: ratelimit.New(cfg.CreateRatePerSecond, cfg.CreateRateBurst),
+		streams:   &streams{max: cfg.MaxStreamsPerClient, open: map[string]int{}},
 		// The handshake's 101 holds a creation slot (serveWebSocket): a
 		// client that never reads it must not hold the slot for good.
 		upgrader: websocket.Upgrader{ReadBufferSize: 512, WriteBufferSize: 1024, HandshakeTimeout: cfg.BodyTimeout},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/ratelimit"
 )
 
 // DefaultTrustedProxies are believed when TrustProxy is set and no
@@ -80,10 +81,25 @@ func (a *API) clientKey(r *http.Request, c identity.Caller, authenticated bool) 
 
 // allow applies the rate limit; false means it answered 429.
 func (a *API) allow(w http.ResponseWriter, r *http.Request, c identity.Caller, authenticated bool) bool {
-	ok, wait := a.limiter.Allow(a.clientKey(r, c, authenticated), a.now())
+	return a.within(w, a.limiter, a.clientKey(r, c, authenticated), "too many requests from this client")
+}
+
+// allowCreation applies a player's limit of creations; false means it
+// answered 429. A server credential, or no identity, has none.
+func (a *API) allowCreation(w http.ResponseWriter, c identity.Caller) bool {
+	if c.Server || a.cfg.Insecure {
+		return true
+	}
+	return a.within(w, a.creations, c.Key(), "too many tickets from this player")
+}
+
+// within takes a request of key from lim; false means it answered 429,
+// with when to ask again.
+func (a *API) within(w http.ResponseWriter, lim *ratelimit.Limiter, key, why string) bool {
+	ok, wait := lim.Allow(key, a.now())
 	if !ok {
 		w.Header().Set(ticketapi.HeaderRetryAfter, strconv.Itoa(int(wait/time.Second)+1))
-		a.reject(w, "rate_limited", http.StatusTooManyRequests, ErrorBody{Error: "too many requests from this client"})
+		a.reject(w, "rate_limited", http.StatusTooManyRequests, ErrorBody{Error: why})
 	}
 	return ok
 }

@@ -251,6 +251,19 @@ func TestHostileStreamsPerClientAreCapped(t *testing.T) {
 	if code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" {
 		t.Fatalf("third stream of one client: %d %v", code, out)
 	}
+	// Refused before anything is read or followed: a stream past the
+	// cap read the ticket's record and results (and tracked it) first.
+	// Tickets this frontend does not follow, whose reads go to NATS.
+	before := e.natsIn(t)
+	for i := range 20 {
+		path := fmt.Sprintf("/v1/tickets/r%024d/events", i)
+		if code, _, _ := e.do(t, http.MethodGet, path, "", e.bearer(t, "alice")); code != http.StatusTooManyRequests {
+			t.Fatalf("a stream past the cap: %d", code)
+		}
+	}
+	if n := e.natsIn(t) - before; n >= 20 {
+		t.Errorf("20 streams refused past the cap sent NATS %d messages", n)
+	}
 	if _, res, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws/events?player_id=alice&skill=1650&region=eu"), nil); err == nil || res.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("a WebSocket past the cap: %v %v", err, res)
 	}
@@ -395,5 +408,77 @@ func TestHostileSkillAndAttributesComeFromTheToken(t *testing.T) {
 		if err != nil || tk.PlayerID != "ann" || tk.Skill != 1650 || tk.Attributes.Strings["platform"] != "console" || !tk.Attributes.HasTag("newbie") {
 			t.Fatalf("queued %s: %v", raw.Data, err)
 		}
+	}
+}
+
+// A player could create tickets at the request limit (20 a second), and
+// each leaves records in NATS for over an hour whatever becomes of it:
+// some 500,000 keys a player. A player's creations have a limit of their
+// own, over POST and WebSocket alike; a game backend's do not.
+func TestHostilePlayerCreationsAreLimited(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{api: api.Config{CreateRatePerSecond: 0.01, CreateRateBurst: 3}})
+	hdr := e.bearer(t, "mallory")
+	for i := range 3 {
+		if code, out, _ := e.do(t, http.MethodPost, "/v1/tickets", `{"skill":1650,"region":"eu"}`, hdr); code != http.StatusAccepted {
+			t.Fatalf("creation %d: %d %v", i, code, out)
+		}
+	}
+	code, out, h := e.do(t, http.MethodPost, "/v1/tickets", `{"skill":1650,"region":"eu"}`, hdr)
+	if code != http.StatusTooManyRequests || h.Get("Retry-After") == "" {
+		t.Fatalf("a fourth creation at once: %d %v %v", code, out, h)
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws?region=eu&skill=1650&player_id=mallory"), nil); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a creation over /ws past the limit: %v %v", resp, err)
+	}
+	// Reads are not creations, and another player has a limit of its own.
+	if code, _, _ := e.do(t, http.MethodGet, "/v1/tickets/nope", "", hdr); code != http.StatusNotFound {
+		t.Fatalf("a read past the creation limit: %d", code)
+	}
+	if code, out, _ := e.do(t, http.MethodPost, "/v1/tickets", `{"skill":1650,"region":"eu"}`, e.bearer(t, "alice")); code != http.StatusAccepted {
+		t.Fatalf("another player: %d %v", code, out)
+	}
+	for i := range 10 {
+		if code, out, _ := e.do(t, http.MethodPost, "/v1/tickets", fmt.Sprintf(`{"player_id":"p%d","skill":1650,"region":"eu"}`, i), e.bearer(t, "")); code != http.StatusAccepted {
+			t.Fatalf("a game backend's creation %d: %d %v", i, code, out)
+		}
+	}
+}
+
+// natsIn is how many messages e's NATS server has taken in.
+func (e *env) natsIn(t *testing.T) int64 {
+	t.Helper()
+	v, err := e.srv.Varz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.InMsgs
+}
+
+// A WebSocket client whose ticket a match holds (its cancel cannot end
+// it) sent {"type":"cancel"} frames back to back, each a cancel of 4-6
+// JetStream requests, at no limit. Now one a second a socket.
+func TestHostileCancelFramesArePaced(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	c, read := dialEvents(t, e, "player_id=mallory&skill=1650&region=eu&mode=1v1")
+	first := read()
+	id, _ := first["ticket_id"].(string)
+	if won, _, err := e.claims.Claim(t.Context(), id, events.MatchOwner("m0123456789abcdef01234567")); err != nil || !won {
+		t.Fatalf("claim %s for a match: %v %v", id, won, err)
+	}
+	before := e.natsIn(t)
+	// A frame every 2 ms for half a second: frames that come while a
+	// cancel is under way count as one, so a flood is paced by the
+	// cancel's round trips, not by the frames.
+	for range 250 {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"cancel"}`)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the last frames read and handled
+	if n := e.natsIn(t) - before; n > 100 {
+		t.Fatalf("250 cancel frames in half a second sent NATS %d messages", n)
 	}
 }

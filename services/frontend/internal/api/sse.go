@@ -42,6 +42,15 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identi
 	if !ok {
 		return
 	}
+	// The stream is held before anything is read or followed: a client
+	// at its cap of streams costs no JetStream reads and starts no
+	// tracking (which, for a ticket its record alone knows, expires it
+	// at its max wait).
+	release, ok := a.holdStream(w, r, caller)
+	if !ok {
+		return
+	}
+	defer release()
 	rec, view, updates, stop, ok := a.follow(w, r, caller, id)
 	if !ok {
 		return
@@ -51,11 +60,6 @@ func (a *API) ticketEvents(w http.ResponseWriter, r *http.Request, caller identi
 	// goroutine, which a burst of results or a stopped tracker (5 s)
 	// would hold the player's outcome behind (review R11).
 	defer func() { go stop() }()
-	release, ok := a.holdStream(w, r, caller)
-	if !ok {
-		return
-	}
-	defer release()
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: "streaming unsupported"})

@@ -187,6 +187,7 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 	defer ping.Stop()
 	refresh, stopRefresh := a.refreshTicks()
 	defer stopRefresh()
+	var lastCancel time.Time
 	for {
 		select {
 		case res, ok := <-updates:
@@ -217,6 +218,15 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 				return
 			}
 		case <-cancelAsked:
+			// One a second at most: a cancel that cannot end the ticket
+			// (matched, not yet assigned) leaves the loop, and a client
+			// asking again at once cost 4-6 JetStream requests a time, at
+			// no limit (a DELETE is under the request limit).
+			now := a.now()
+			if now.Sub(lastCancel) < time.Second {
+				continue
+			}
+			lastCancel = now
 			if v, err := a.tickets.Cancel(context.WithoutCancel(ctx), caller, ticketID, "cancelled by the client"); err == nil {
 				a.finish(ctx, conn, v, emit)
 				return
