@@ -66,7 +66,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.sealKeyFile, "seal-key-file", "", "file of the keys that seal each ticket taken first, the matchers' -seal-key-file (one base64 key of 32 bytes or more per line, the first sealing: openssl rand -base64 32); a sealed ticket spares its matcher a read of its players (default: none, nothing sealed)")
 	fs.StringVar(&c.httpAddr, "http-addr", ":3000", "address of the API, the page and the ops endpoints")
 	fs.IntVar(&c.minFree, "min-free-rooms", 1, "a region whose allocators report fewer free rooms refuses tickets with 503 (0: never refuse)")
-	fs.Float64Var(&c.api.RatePerSecond, "rate-limit", 20, "requests per second allowed to each client: the player when authenticated, else the address (0: no limit)")
+	fs.Float64Var(&c.api.RatePerSecond, "rate-limit", 20, "requests per second allowed to each client: the player when authenticated, else the address; a server credential is not limited (0: no limit)")
 	fs.IntVar(&c.api.RateBurst, "rate-burst", 40, "requests a client may make at once")
 	fs.Float64Var(&c.api.CreateRatePerSecond, "create-rate-limit", 1, "ticket creations per second allowed to each player, besides -rate-limit (a ticket's records live over an hour whatever becomes of it); server credentials are not limited by it (0: no limit)")
 	fs.IntVar(&c.api.CreateRateBurst, "create-rate-burst", 5, "ticket creations a player may make at once")

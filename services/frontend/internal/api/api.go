@@ -59,8 +59,9 @@ type DrainedBody = ticketapi.DrainedBody
 
 // Config of the API.
 type Config struct {
-	// RatePerSecond and RateBurst limit each client: the player (or server
-	// credential) when authenticated, else the address. 0: no limit.
+	// RatePerSecond and RateBurst limit each client: the player when
+	// authenticated, else the address (a server credential has none:
+	// allow). 0: no limit.
 	RatePerSecond float64
 	RateBurst     int
 	// CreateRatePerSecond and CreateRateBurst limit each player's

@@ -213,6 +213,13 @@ func TestRateLimitKeysOnThePlayer(t *testing.T) {
 	if code, _, _ := e.do(t, http.MethodPost, "/v1/tickets", `{"skill":1650,"region":"eu"}`, e.bearer(t, "alice")); code != http.StatusTooManyRequests {
 		t.Fatalf("alice's third request: %d", code)
 	}
+	// A game backend queueing for its players is not held to a player's
+	// budget: it refused a party service's 21st request in a second.
+	for i := range 10 {
+		if code, out, _ := e.do(t, http.MethodPost, "/v1/tickets", fmt.Sprintf(`{"player_id":"p%d","skill":1650,"region":"eu"}`, i), e.bearer(t, "")); code != 202 {
+			t.Fatalf("a game backend's request %d: %d %v", i, code, out)
+		}
+	}
 }
 
 // A slow request body held its handler and connection without limit.
