@@ -162,6 +162,10 @@ func TestComposeFile(t *testing.T) {
 			}
 		} else if s.HealthCheck == nil || len(s.HealthCheck.Test) < 3 || s.HealthCheck.Test[2] != "probe" {
 			t.Errorf("%s: healthcheck %+v does not run the service's probe", name, s.HealthCheck)
+		} else if ops := env(s, "OPS_ADDR"); service == "game" && (ops == "" || !strings.Contains(strings.Join(s.HealthCheck.Test, " "), ops+"/healthz")) {
+			// /status names the open matches and seated players: off the
+			// players' port, as the chart has it, and probed where it is.
+			t.Errorf("%s: OPS_ADDR %q, healthcheck %v", name, ops, s.HealthCheck.Test)
 		}
 		if user := env(s, "NATS_USER"); user != "" {
 			if !strings.Contains(string(natsConf), "user: "+user+"\n") {

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strings"
 )
 
 // ErrNotLoopback: the development issuer serves only this machine.
@@ -68,7 +70,7 @@ type DevToken struct {
 
 // ServeHTTP answers POST /dev/token for loopback clients.
 func (d *DevIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !loopbackRemote(r.RemoteAddr) {
+	if !loopbackRemote(r.RemoteAddr) || !loopbackName(r.Host) || r.Header.Get("X-Forwarded-For") != "" || !loopbackOrigin(r.Header.Get("Origin")) {
 		writeErr(w, http.StatusForbidden, ErrNotLoopback.Error())
 		return
 	}
@@ -124,6 +126,35 @@ func writeErr(w http.ResponseWriter, status int, msg string) {
 func loopbackRemote(remote string) bool {
 	ap, err := netip.ParseAddrPort(remote)
 	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// loopbackName reports whether a request's Host names this machine. A
+// page of another site whose name it made resolve to 127.0.0.1 (DNS
+// rebinding) reaches the issuer from the developer's own browser, a
+// loopback peer, but under its own name: the issuer would hand it
+// tokens, a server token among them. A proxy on this machine forwarding
+// others' requests says X-Forwarded-For (refused too).
+func loopbackName(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// loopbackOrigin reports whether a browser's Origin (none: not a
+// browser's cross-site request) is a page of this machine.
+func loopbackOrigin(origin string) bool {
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && loopbackName(u.Host)
 }
 
 // CheckLoopbackListen refuses a listen address that is not loopback only

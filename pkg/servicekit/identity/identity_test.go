@@ -307,7 +307,7 @@ func TestDevIssuer(t *testing.T) {
 	}
 	v := newVerifier(t, identity.Config{Issuer: identity.DevIssuerName, Audience: identity.DevAudience, Keys: []identity.StaticKey{d.Public()}})
 	call := func(remote, body string) (int, identity.DevToken) {
-		r := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/dev/token", strings.NewReader(body))
+		r := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "http://localhost:3000/dev/token", strings.NewReader(body))
 		r.RemoteAddr = remote
 		w := httptest.NewRecorder()
 		d.ServeHTTP(w, r)
@@ -335,6 +335,40 @@ func TestDevIssuer(t *testing.T) {
 	}
 	if code, _ := call("127.0.0.1:5555", `{"player_id":"a.>"}`); code != http.StatusBadRequest {
 		t.Fatalf("bad player id: %d", code)
+	}
+	// A page of another site whose name it made resolve to 127.0.0.1 (DNS
+	// rebinding) reaches the issuer from a loopback peer, under its own
+	// name; so does a proxy on this machine forwarding others.
+	for name, hdr := range map[string]map[string]string{
+		"a rebound name":        {"Host": "evil.example:3000"},
+		"another site's page":   {"Host": "localhost:3000", "Origin": "http://evil.example:3000"},
+		"a forwarded request":   {"Host": "localhost:3000", "X-Forwarded-For": "203.0.113.9"},
+		"a page of no http url": {"Host": "localhost:3000", "Origin": "null"},
+	} {
+		r := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/dev/token", strings.NewReader(`{"server":true}`))
+		r.RemoteAddr = "127.0.0.1:5555"
+		for k, v := range hdr {
+			if k == "Host" {
+				r.Host = v
+			} else {
+				r.Header.Set(k, v)
+			}
+		}
+		w := httptest.NewRecorder()
+		d.ServeHTTP(w, r)
+		if w.Code != http.StatusForbidden {
+			t.Errorf("%s: %d", name, w.Code)
+		}
+	}
+	for _, host := range []string{"localhost:3000", "127.0.0.1:3000", "[::1]:3000", "LOCALHOST"} {
+		r := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/dev/token", nil)
+		r.RemoteAddr, r.Host = "127.0.0.1:5555", host
+		r.Header.Set("Origin", "http://"+host)
+		w := httptest.NewRecorder()
+		d.ServeHTTP(w, r)
+		if w.Code != 200 {
+			t.Errorf("the page of %s: %d", host, w.Code)
+		}
 	}
 	for addr, ok := range map[string]bool{"127.0.0.1:3000": true, "localhost:3000": true, "[::1]:3000": true, ":3000": false, "0.0.0.0:3000": false, "10.0.0.1:3000": false} {
 		if err := identity.CheckLoopbackListen(addr); (err == nil) != ok {
