@@ -38,7 +38,8 @@ type Config struct {
 	// Sweep is how often each shard expires tickets, retries the oldest
 	// ones with their widened windows and offers tickets to other shards.
 	Sweep time.Duration
-	// SweepAnchors bounds the oldest tickets retried per sweep per mode.
+	// SweepAnchors bounds the tickets retried per sweep per mode: half
+	// the oldest, half the others in turn (pool.Sweep).
 	SweepAnchors int
 	// PublishTimeout bounds each publish and claim.
 	PublishTimeout time.Duration
@@ -82,7 +83,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RulesReload, "rules-reload", defaults.RulesReload, "how often the rule set file is read again")
 	fs.StringVar(&c.SealKeyFile, "seal-key-file", "", "file of the keys that seal tickets the frontend took first, the frontends' -seal-key-file (one base64 key of 32 bytes or more per line: openssl rand -base64 32); a sealed ticket is taken in without a read of its players (default: none, every ticket is read)")
 	fs.DurationVar(&c.Sweep, "sweep", defaults.Sweep, "how often waiting tickets are expired and retried with widened windows")
-	fs.IntVar(&c.SweepAnchors, "sweep-anchors", defaults.SweepAnchors, "oldest tickets retried per sweep per shard and mode")
+	fs.IntVar(&c.SweepAnchors, "sweep-anchors", defaults.SweepAnchors, "tickets retried per sweep per shard and mode: half the oldest, half the others in turn")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", defaults.PublishTimeout, "bound on each publish to JetStream")
 	fs.DurationVar(&c.StraySweep, "stray-sweep", defaults.StraySweep, "how often tickets on subjects no shard serves are dead-lettered")
 }

@@ -321,7 +321,7 @@ func (r *runner) release(ctx context.Context) {
 }
 
 // sweep puts a reloaded rule set in force, expires, retries the oldest
-// tickets with their widened windows, offers tickets to other shards,
+// tickets and others in turn with their widened windows (pool.Sweep), offers tickets to other shards,
 // and retries unpublished matches. What it leaves running (match-function
 // calls, queue-figure writes) runs on calls, which ends with the runner.
 func (r *runner) sweep(ctx, calls context.Context, now time.Time) {
@@ -338,7 +338,7 @@ func (r *runner) sweep(ctx, calls context.Context, now time.Time) {
 	for name, p := range r.pools {
 		mode := p.Mode()
 		p.Expired(now, func(e *pool.Entry) { r.ends.expire(ctx, e, mode) })
-		for _, a := range p.Oldest(r.anchors) {
+		for _, a := range p.Sweep(r.anchors) {
 			if p.Contains(a) {
 				r.tryMatch(ctx, p, a, now)
 			}

@@ -64,6 +64,9 @@ type Pool struct {
 	// is kept for a max wait.
 	due     map[int64][]*Entry
 	dueFrom int64
+	// turn is where Sweep's turn round the pool goes on: the next ticket
+	// it retries past the oldest (nil: the first one past them).
+	turn *Entry
 }
 
 // New returns an empty pool for mode, which it shares and never changes.
@@ -141,6 +144,9 @@ func (p *Pool) Remove(ticketID string) (*Entry, bool) {
 }
 
 func (p *Pool) unlink(e *Entry) {
+	if p.turn == e {
+		p.turn = e.anext
+	}
 	p.idx.unlink(e)
 	if e.aprev != nil {
 		e.aprev.anext = e.anext
@@ -243,6 +249,41 @@ func (p *Pool) Oldest(n int) []*Entry {
 	for e := p.arrival.head; e != nil && len(out) < n; e = e.anext {
 		out = append(out, e)
 	}
+	return out
+}
+
+// Sweep returns up to n waiting tickets for a sweep to retry: the n/2
+// oldest arrivals, nearest their max wait, then as many more in turn
+// round the rest of the pool, from where the last sweep's turn stopped.
+// The oldest alone kept every ticket behind them from any retry while
+// those waited on unmatched (tickets of a build no one else plays): two
+// tickets behind them that fit only each other met only on arrival, at
+// their narrowest windows, and expired. Each ticket past the oldest is
+// now retried once every (Len - n/2) / (n - n/2) sweeps. Matching some
+// may remove others: check Contains before using one.
+func (p *Pool) Sweep(n int) []*Entry {
+	if n >= len(p.byTicket) {
+		return p.Oldest(n)
+	}
+	out := p.Oldest(n / 2)
+	past := p.arrival.head // the first ticket past the oldest
+	if len(out) > 0 {
+		past = out[len(out)-1].anext
+	}
+	e := p.turn
+	if e == nil || slices.Contains(out, e) {
+		e = past
+	}
+	// Fewer are wanted than wait past the oldest (n < Len), so the turn
+	// takes none twice, and wrapping past the tail finds one.
+	for range n - len(out) {
+		if e == nil {
+			e = past
+		}
+		out = append(out, e)
+		e = e.anext
+	}
+	p.turn = e
 	return out
 }
 

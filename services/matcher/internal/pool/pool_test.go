@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 )
 
@@ -183,5 +184,84 @@ func TestPartyLargerThanReloadedTeamsIsNeverMatched(t *testing.T) {
 	}
 	if p.Len() != 3 {
 		t.Fatalf("%d tickets wait, want 3", p.Len())
+	}
+}
+
+// TestSweepGoesRoundThePool: a sweep retried only the oldest tickets, so
+// with that many waiting unmatched ahead (each of a build no one else
+// plays) two tickets behind them that fit each other once their windows
+// widen (300 apart: 8 s) were never retried, and expired. The sweep's
+// other half goes round the rest of the pool.
+func TestSweepGoesRoundThePool(t *testing.T) {
+	t.Parallel()
+	set, err := rules.Parse([]byte(`{"attributes": {"build": {"kind": "string", "required": true}},
+		"modes": [{"name": "m", "teams": 2, "team_size": 1, "max_wait": "5m", "rules": [{"kind": "equal", "attribute": "build"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := set.Mode("m")
+	p := New(m)
+	add := func(i, skill int, build string, created time.Time) *Entry {
+		e := entry(i, skill, created)
+		if err := e.SetAttributes(m, &events.Attributes{Strings: map[string]string{"build": build}}); err != nil {
+			t.Fatal(err)
+		}
+		p.Add(e)
+		return e
+	}
+	const anchors = 100
+	for i := range anchors {
+		add(i, 1150, fmt.Sprintf("old-%d", i), t0)
+	}
+	at := t0.Add(time.Second)
+	for _, e := range []*Entry{add(1001, 100, "1.4.2", at), add(1002, 400, "1.4.2", at)} {
+		if p.MatchAround(e, at) != nil {
+			t.Fatal("matched on arrival, 300 apart")
+		}
+	}
+	for s := 1; s <= 60*4; s++ { // a minute of sweeps, every 250 ms
+		now := at.Add(time.Duration(s) * 250 * time.Millisecond)
+		for _, a := range p.Sweep(anchors) {
+			if p.Contains(a) && p.MatchAround(a, now) != nil {
+				if waited := now.Sub(at); waited > 10*time.Second {
+					t.Fatalf("the pair behind the oldest matched after %s, fitting after 8 s", waited)
+				}
+				return
+			}
+		}
+	}
+	t.Fatal("the pair behind the oldest was never retried")
+}
+
+// TestSweepTakesEachTicketInTurn: past the oldest half, each sweep goes on
+// where the last stopped, wrapping at the newest, and a ticket it would
+// have taken next that leaves the pool leaves the turn with it.
+func TestSweepTakesEachTicketInTurn(t *testing.T) {
+	t.Parallel()
+	p := New(mode(2, 1))
+	var es []*Entry
+	for i := range 10 {
+		e := tk(fmt.Sprintf("t%d", i), i*1000, time.Duration(10-i)*time.Second)
+		p.Add(e)
+		es = append(es, e)
+	}
+	names := func(es []*Entry) string {
+		var s []string
+		for _, e := range es {
+			s = append(s, e.TicketID)
+		}
+		return strings.Join(s, " ")
+	}
+	for i, want := range []string{"t0 t1 t2 t3", "t0 t1 t4 t5", "t0 t1 t6 t7", "t0 t1 t8 t9", "t0 t1 t2 t3"} {
+		if got := names(p.Sweep(4)); got != want {
+			t.Fatalf("sweep %d: %s, want %s", i, got, want)
+		}
+	}
+	p.Remove(es[4].TicketID) // next in turn
+	if got := names(p.Sweep(4)); got != "t0 t1 t5 t6" {
+		t.Fatalf("after the next in turn left: %s", got)
+	}
+	if got := names(p.Sweep(20)); got != "t0 t1 t2 t3 t5 t6 t7 t8 t9" {
+		t.Fatalf("more wanted than wait: %s", got)
 	}
 }
