@@ -2,19 +2,20 @@ package pool
 
 import "time"
 
-// Starting early (rules.Mode.StartEarly): once a match's anchor has waited
-// After, MatchAround that cannot form a full match forms the largest
-// match of whole teams it can, at least MinTeams of them. Teams must be
-// whole (TeamSize players each: the room's other teams start empty, with
-// free seats) and a party stays on one team, so the tickets are packed
-// exactly, not spread over the teams with the most room as a full match
-// is: MatchAround's scan, when the anchor may start early, also hands each
+// Exact packing. In a mode of teams of two or more, MatchAround that
+// cannot form a full match by its scan (which places each candidate on
+// the team with most room and never takes one back) packs the candidates
+// it met exactly, and forms the full match that makes, if any. Starting
+// early (rules.Mode.StartEarly): once a match's anchor has waited After,
+// it forms the largest match of whole teams it can, at least MinTeams of
+// them. Teams must be whole (TeamSize players each: the room's other
+// teams start empty, with free seats) and a party stays on one team, so
+// the tickets are packed exactly: MatchAround's scan also hands each
 // candidate to an earlyPick, which keeps them by party size, and pack
 // fills the anchor's team and then one team after another.
 //
-// Cost: a pool whose anchors have not waited After (or whose mode does not
-// start early) pays one comparison per MatchAround. An anchor that has
-// waited pays for the candidates it keeps (at most as many of each party
+// Cost: a mode of teams of one pays one comparison per MatchAround. Any
+// other pays for the candidates it keeps (at most as many of each party
 // size as a full match can hold) and a packing of at most play.MaxPlayers
 // players, on every try that forms no full match: a thin queue's sweep,
 // where the pool is small.
@@ -22,7 +23,7 @@ import "time"
 // The packing is greedy, team by team, largest parties first where
 // parties of several sizes fill a team: it can miss the most teams in some
 // mixes of parties (a team of 4 filled 3+1 when 2+2 and 3+1 were both
-// wanted), and then starts with fewer teams. Among parties of one size the
+// wanted), and then forms no match, or starts with fewer teams. Among parties of one size the
 // ones nearest the anchor in skill, by the scan's order, go first.
 
 // earlyPick gathers the candidates of a match that may start early.
@@ -37,15 +38,23 @@ type earlyPick struct {
 	kept   []*Entry // the anchor and every candidate kept: a player once
 }
 
-// earlyPick returns the picker for a match around anchor at now, or nil
-// when it may not start early: no StartEarly, or not waited long enough.
-func (p *Pool) earlyPick(anchor *Entry, now time.Time) *earlyPick {
+// earlyPick returns the picker for a match around anchor at now, and the
+// fewest teams it may start with: the mode's MinTeams once the anchor has
+// waited After; else all of them, when parties can make the greedy scan
+// miss a full match (teams of two or more: a 4v4 whose first candidate is
+// a party of 3 fills 3+2 and finds no 1, where four parties of 2 made
+// 2+2 against 2+2); else nil.
+func (p *Pool) earlyPick(anchor *Entry, now time.Time) (*earlyPick, int) {
 	se := p.mode.StartEarly
-	if se == nil || anchor.Waited(now) < time.Duration(se.After) {
-		return nil
+	minTeams := p.mode.Teams
+	switch {
+	case se != nil && anchor.Waited(now) >= time.Duration(se.After):
+		minTeams = se.MinTeams
+	case p.mode.TeamSize == 1:
+		return nil, 0
 	}
 	return &earlyPick{anchor: anchor, teams: p.mode.Teams, size: p.mode.TeamSize,
-		bySize: make([][]*Entry, p.mode.TeamSize+1), used: make([]int, p.mode.TeamSize+1), kept: []*Entry{anchor}}
+		bySize: make([][]*Entry, p.mode.TeamSize+1), used: make([]int, p.mode.TeamSize+1), kept: []*Entry{anchor}}, minTeams
 }
 
 // offer keeps e, a candidate that fits the anchor, unless its party fits
@@ -114,12 +123,12 @@ func (k *earlyPick) fill(r int, team []*Entry) ([]*Entry, bool) {
 	return team, true
 }
 
-// openEarly forms the match k packs, if any: its tickets leave the pool,
-// split into teams by the mode's balance objective over the teams that
-// play. A packing of every team is a full match (the greedy scan can miss
-// one that exact packing finds).
-func (p *Pool) openEarly(k *earlyPick) [][]*Entry {
-	packed := k.pack(p.mode.StartEarly.MinTeams)
+// openEarly forms the match k packs, of minTeams teams or more, if any:
+// its tickets leave the pool, split into teams by the mode's balance
+// objective over the teams that play. A packing of every team is a full
+// match (the greedy scan can miss one that exact packing finds).
+func (p *Pool) openEarly(k *earlyPick, minTeams int) [][]*Entry {
+	packed := k.pack(minTeams)
 	if packed == nil {
 		return nil
 	}

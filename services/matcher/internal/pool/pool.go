@@ -188,7 +188,7 @@ func (p *Pool) MatchAround(anchor *Entry, now time.Time) [][]*Entry {
 		room[i] = m.TeamSize
 	}
 	room[0] -= len(anchor.Players)
-	early := p.earlyPick(anchor, now)
+	early, minTeams := p.earlyPick(anchor, now)
 	for e := range p.candidates(anchor, now) {
 		if early != nil {
 			early.offer(e)
@@ -209,7 +209,7 @@ func (p *Pool) MatchAround(anchor *Entry, now time.Time) [][]*Entry {
 		}
 	}
 	if early != nil {
-		return p.openEarly(early)
+		return p.openEarly(early, minTeams)
 	}
 	return nil
 }

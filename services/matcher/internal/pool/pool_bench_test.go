@@ -113,3 +113,44 @@ func BenchmarkComeBackLate1M(b *testing.B) {
 		p.Remove(late[i].TicketID)
 	}
 }
+
+// BenchmarkMatch5v5 is BenchmarkMatch1M's work in a 5v5 mode, solo
+// players and parties of 2 in a pool of 100,000: each iteration adds ten
+// tickets and matches around the last (the scan, and with teams of two or
+// more the candidates kept for an exact packing).
+func BenchmarkMatch5v5(b *testing.B) {
+	m, ok := rules.Default().Mode("5v5")
+	if !ok {
+		b.Fatal("no default 5v5")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	p := New(m)
+	id := 0
+	add := func() *Entry {
+		id++
+		players := []string{fmt.Sprintf("p%d", id)}
+		if id%4 == 0 {
+			players = append(players, fmt.Sprintf("q%d", id))
+		}
+		e := &Entry{TicketID: fmt.Sprintf("t%d", id), Players: players, Skill: 1600 + rng.IntN(400), Created: t0.UnixNano()}
+		p.Add(e)
+		return e
+	}
+	for range 100_000 {
+		add()
+	}
+	now := t0.Add(time.Second)
+	b.ResetTimer()
+	matched := 0
+	for range b.N {
+		var last *Entry
+		for range 10 {
+			last = add()
+		}
+		if p.MatchAround(last, now) != nil {
+			matched++
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(matched)/float64(b.N), "matched/op")
+}

@@ -265,3 +265,26 @@ func TestSweepTakesEachTicketInTurn(t *testing.T) {
 		t.Fatalf("more wanted than wait: %s", got)
 	}
 }
+
+// TestAFullMatchIsPackedWhereTheScanMissesIt: the scan places each
+// candidate on the team with most room, first come first placed, and
+// never takes one back: in a 4v4, a party of 3 taken first left room for
+// a 1 that no one had, and four parties of 2 waited out their max wait
+// around it, though they made 2+2 against 2+2.
+func TestAFullMatchIsPackedWhereTheScanMissesIt(t *testing.T) {
+	t.Parallel()
+	p := New(mode(2, 4))
+	p.Add(tk("trio", 1500, 3*time.Second, "t1", "t2", "t3"))
+	for i := range 3 {
+		p.Add(tk(fmt.Sprintf("duo%d", i), 1500+i, 2*time.Second, fmt.Sprintf("d%da", i), fmt.Sprintf("d%db", i)))
+	}
+	anchor := tk("anchor", 1500, time.Second, "a1", "a2")
+	p.Add(anchor)
+	teams := p.MatchAround(anchor, t0)
+	if got := ids(teams); teams == nil || strings.Contains(got, "trio") || len(teams) != 2 || len(teams[0]) != 2 || len(teams[1]) != 2 {
+		t.Fatalf("match %s, want the four parties of 2, two a team", got)
+	}
+	if p.Len() != 1 {
+		t.Fatalf("%d left waiting, want the trio alone", p.Len())
+	}
+}
