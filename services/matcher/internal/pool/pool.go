@@ -67,6 +67,8 @@ type Pool struct {
 	// turn is where Sweep's turn round the pool goes on: the next ticket
 	// it retries past the oldest (nil: the first one past them).
 	turn *Entry
+	// parties[n] counts the tickets of parties of n (parties.go).
+	parties []int
 }
 
 // New returns an empty pool for mode, which it shares and never changes.
@@ -102,6 +104,7 @@ func (p *Pool) Add(e *Entry) {
 	p.arrival.tail = e
 	p.byTicket[e.TicketID] = e
 	p.file(e)
+	p.count(e, 1)
 }
 
 // file puts e in the file of the second it was created.
@@ -161,6 +164,7 @@ func (p *Pool) unlink(e *Entry) {
 	e.aprev, e.anext = nil, nil
 	delete(p.byTicket, e.TicketID)
 	p.unfile(e)
+	p.count(e, -1)
 }
 
 // Window is a ticket's skill window at now.
@@ -178,6 +182,9 @@ func (p *Pool) MatchAround(anchor *Entry, now time.Time) [][]*Entry {
 	if len(anchor.Players) > m.TeamSize {
 		// A party taken in under a reloaded mode's larger teams: it fits
 		// no team now, so it waits (and expires) rather than being packed.
+		return nil
+	}
+	if !p.packable(anchor) {
 		return nil
 	}
 	need := m.Players()

@@ -154,3 +154,25 @@ func BenchmarkMatch5v5(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(matched)/float64(b.N), "matched/op")
 }
+
+// BenchmarkUnpackable: a 5v5 whose pool holds 10,000 parties of 4 and no
+// one alone, every one in reach: a try around one of them forms nothing.
+func BenchmarkUnpackable(b *testing.B) {
+	m, ok := rules.Default().Mode("5v5")
+	if !ok {
+		b.Fatal("no default 5v5")
+	}
+	p := New(m)
+	for i := range 10_000 {
+		id := fmt.Sprintf("t%d", i)
+		p.Add(&Entry{TicketID: id, Players: []string{id + "a", id + "b", id + "c", id + "d"}, Skill: 1600 + i%400, Created: t0.UnixNano()})
+	}
+	anchor, _ := p.Get("t0")
+	now := t0.Add(40 * time.Second) // windows at their widest
+	b.ResetTimer()
+	for range b.N {
+		if p.MatchAround(anchor, now) != nil {
+			b.Fatal("matched")
+		}
+	}
+}
