@@ -12,6 +12,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/quickmatch-dev/quickmatch/deploy/deploytest"
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
@@ -84,6 +86,7 @@ func TestChartRendersStrictTypedObjects(t *testing.T) {
 					}
 				case *networkingv1.NetworkPolicy:
 					checkGamePolicy(t, o.String(), v)
+					checkNoGameServerPeer(t, o.String(), v)
 				case *deploytest.Monitor:
 					// The game servers' metrics are on their ops port
 					// (checkFleet), not the one players reach.
@@ -213,6 +216,29 @@ func checkGamePolicy(t *testing.T, name string, p *networkingv1.NetworkPolicy) {
 	}
 	if len(open) != 2 || !open[7000] || open[9104] {
 		t.Errorf("%s: open to anyone by port %v, want 7000 alone, and 9104 from listed sources", name, open)
+	}
+}
+
+// checkNoGameServerPeer: no ops port is open to a game server, which runs
+// players' traffic and may be compromised (another's /status names its
+// open matches and seated players; the allocator's /autoscale costs
+// stream reads a call). The release's pods were let in by their
+// instance label, which game servers carry too.
+func checkNoGameServerPeer(t *testing.T, name string, p *networkingv1.NetworkPolicy) {
+	t.Helper()
+	game := labels.Set{"app.kubernetes.io/name": "quickmatch", "app.kubernetes.io/instance": "qm", "app.kubernetes.io/component": "game"}
+	for _, rule := range p.Spec.Ingress {
+		for _, peer := range rule.From {
+			if peer.PodSelector == nil || peer.NamespaceSelector != nil {
+				continue
+			}
+			sel, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			} else if sel.Matches(game) {
+				t.Errorf("%s: ports %v open to game servers (%s)", name, rule.Ports, sel)
+			}
+		}
 	}
 }
 
