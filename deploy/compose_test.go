@@ -212,8 +212,15 @@ func TestComposeFile(t *testing.T) {
 		if published[pubPort] != name {
 			t.Errorf("game server %q: host port %s is published by %q", item, pubPort, published[pubPort])
 		}
-		if !strings.HasSuffix(env(game, "HTTP_ADDR"), ":"+statusPort) {
-			t.Errorf("%s listens on %q, the allocator reads :%s", name, env(game, "HTTP_ADDR"), statusPort)
+		// /status is on the ops port once OPS_ADDR is set (the players'
+		// port answers 404 there: every server looked down, and no match
+		// could be placed).
+		serves := env(game, "HTTP_ADDR")
+		if ops := env(game, "OPS_ADDR"); ops != "" {
+			serves = ops
+		}
+		if !strings.HasSuffix(serves, ":"+statusPort) {
+			t.Errorf("%s serves /status on %q, the allocator reads :%s", name, serves, statusPort)
 		}
 		// The game server verifies with the public key only; the private
 		// key is the allocator's alone.
