@@ -315,7 +315,8 @@ func (s *Set) checkMode(m *Mode) error {
 	if m.MaxWait <= 0 || time.Duration(m.MaxWait) > events.TicketMaxAge {
 		errs = append(errs, fmt.Errorf("max_wait %s: want above 0 and at most %s", time.Duration(m.MaxWait), events.TicketMaxAge))
 	}
-	errs = append(errs, m.Skill.checkWithin("skill_window", events.MaxSkill-events.MinSkill), m.LatencyMS.checkWithin("latency_budget_ms", events.MaxLatencyMS))
+	errs = append(errs, m.Skill.check("skill_window"), m.LatencyMS.check("latency_budget_ms"))
+	m.Skill, m.LatencyMS = m.Skill.within(events.MaxSkill-events.MinSkill), m.LatencyMS.within(events.MaxLatencyMS)
 	if m.Balance != BalanceSkill && m.Balance != BalanceNone {
 		errs = append(errs, fmt.Errorf("balance %q: want %q or %q", m.Balance, BalanceSkill, BalanceNone))
 	}

@@ -292,3 +292,25 @@ func TestDurationJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestWideWindowsAreTakenAtTheRange: a skill window or latency budget past
+// the range (99999 for "no limit") loads as it did and means the range:
+// it already reaches every ticket. Refused, it stopped the services of a
+// deployment whose rule set said so; kept as written, the matcher's
+// search went bucket by bucket out to it.
+func TestWideWindowsAreTakenAtTheRange(t *testing.T) {
+	t.Parallel()
+	s, err := Parse([]byte(`{"modes":[{"name":"m","teams":2,"team_size":1,"max_wait":"1m",
+		"skill_window":{"initial":20000,"per_second":5,"max":9223372036854775807},
+		"latency_budget_ms":{"initial":60,"max":99999}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := s.Mode("m")
+	if want := (Widening{Initial: 10000, PerSecond: 5, Max: 10000}); m.Skill != want {
+		t.Errorf("skill window %+v, want %+v", m.Skill, want)
+	}
+	if want := (Widening{Initial: 60, Max: 10000}); m.LatencyMS != want {
+		t.Errorf("latency budget %+v, want %+v", m.LatencyMS, want)
+	}
+}
