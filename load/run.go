@@ -355,7 +355,7 @@ func (res runResult) print(stdout io.Writer, via string) {
 // errorHints say what the refusals a first run meets mean.
 var errorHints = map[string]string{
 	"post_401": "  (the frontend wants a token: -token-key, make run's is " + devIssuerKey + ", or -token)",
-	"post_429": "  (rate-limited per client: each player with -token-key, else the address; see the frontend's -rate-limit)",
+	"post_429": "  (rate-limited per client: each player with -token-key, else the address, and each player's creations; see the frontend's -rate-limit and -create-rate-limit)",
 }
 
 // profileCPU writes a CPU profile of this process to path until stop.

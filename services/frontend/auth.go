@@ -36,7 +36,7 @@ func (f *authFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ticketClaim, "auth-ticket-claim", "", `claim every player token must hold with the player's skill and attributes, {"skill":1850,"attributes":{...}}: a player's requests may repeat them, not change them (empty: a player says its own)`)
 	fs.StringVar(&f.serverScope, "auth-server-scope", identity.DefaultServerScope, "a token whose space-separated scope claim holds this is the server role: it may queue, read and cancel for any player")
 	fs.StringVar(&f.devKey, "auth-dev-issuer-key", "", "development only: Ed25519 private key PEM file (created if missing) of a built-in issuer at POST /dev/token, for loopback clients; the frontend then must listen on a loopback address")
-	fs.IntVar(&f.tokenCacheSize, "auth-token-cache-size", identity.DefaultTokenCacheSize, "verified tokens remembered (about 270 bytes each), so that a token presented again within a minute skips its signature check (negative: no cache)")
+	fs.IntVar(&f.tokenCacheSize, "auth-token-cache-size", identity.DefaultTokenCacheSize, "verified tokens remembered (about 270 bytes each, more with a ticket claim's attributes), so that a token presented again within a minute skips its signature check (negative: no cache)")
 	fs.BoolVar(&f.insecure, "auth-insecure", false, "no identity at all: every caller may queue, read and cancel for any player (tests and trusted networks only)")
 }
 
@@ -49,6 +49,12 @@ func (f *authFlags) check(httpAddr string) error {
 	}
 	if !f.insecure && !external && f.devKey == "" {
 		errs = append(errs, ErrNoIdentity)
+	}
+	// A claim no token can carry refuses every player (the development
+	// issuer's tokens have none), and without identity it would be
+	// ignored: either is a mistake to say at start, not at each request.
+	if f.ticketClaim != "" && (f.insecure || f.devKey != "") {
+		errs = append(errs, errors.New("-auth-ticket-claim needs an identity provider that puts it in tokens: not with -auth-insecure or -auth-dev-issuer-key"))
 	}
 	if external && f.issuer == "" {
 		errs = append(errs, errors.New("-auth-issuer is required with -auth-jwks-url or -auth-public-keys"))

@@ -34,6 +34,9 @@ func TestAuthFlagsCheck(t *testing.T) {
 		{"dev issuer on every interface", authFlags{devKey: "dev.pem"}, ":3000", "loopback"},
 		{"dev issuer on a public address", authFlags{devKey: "dev.pem"}, "192.0.2.1:3000", "loopback"},
 		{"insecure and keys", authFlags{insecure: true, publicKeys: "a.pem", issuer: "x"}, ":3000", "choose one"},
+		{"ticket claim", authFlags{publicKeys: "a.pem", issuer: "x", ticketClaim: "qm"}, ":3000", ""},
+		{"ticket claim with no identity", authFlags{insecure: true, ticketClaim: "qm"}, ":3000", "-auth-ticket-claim"},
+		{"ticket claim with the dev issuer", authFlags{devKey: "dev.pem", ticketClaim: "qm"}, "127.0.0.1:3000", "-auth-ticket-claim"},
 	}
 	for _, tt := range tests {
 		err := tt.f.check(tt.addr)

@@ -508,6 +508,7 @@ export interface components {
              * @default 1v1
              */
             mode: string;
+            /** @description Required, unless the frontend takes a player's skill and attributes from its token (-auth-ticket-claim): then a player token may leave both out or repeat the token's, and anything else is a 403 */
             skill: number;
             /**
              * @example eu
@@ -655,7 +656,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description A player token asked for a ticket of another player, or of a party of several players */
+        /** @description A player token asked for a ticket of another player, or of a party of several players, or with a skill or attributes its token's ticket claim does not say (-auth-ticket-claim) */
         Forbidden: {
             headers: {
                 [name: string]: unknown;
@@ -683,7 +684,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description Too many requests from this client (the player when authenticated, else the address) */
+        /** @description Too many requests from this client (the player when authenticated, else the address; a server credential is not limited), or too many ticket creations from this player (-create-rate-limit, 1 a second with bursts of 5) */
         RateLimited: {
             headers: {
                 "Retry-After"?: number;

@@ -56,8 +56,9 @@ const (
 	// DefaultTokenCacheSize is how many verified tokens a Verifier
 	// remembers: a ticket's token is checked twice within milliseconds
 	// (its POST, then its event stream), and 16,384 entries of about
-	// 270 bytes with their maps (4.3 MiB, BenchmarkTokenCacheChurn) cover
-	// well over a second of 10,000 new tokens/s.
+	// 270 bytes with their maps (4.3 MiB, BenchmarkTokenCacheChurn; a
+	// ticket claim's attributes add theirs) cover well over a second of
+	// 10,000 new tokens/s.
 	DefaultTokenCacheSize = 16384
 	// MaxTokenCacheSize bounds a configured cache: its ring of keys is
 	// allocated whole at start (32 bytes an entry, 128 MiB here), so a

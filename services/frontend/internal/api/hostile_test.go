@@ -471,7 +471,8 @@ func TestHostileCancelFramesArePaced(t *testing.T) {
 	c, read := dialEvents(t, e, "player_id=mallory&skill=1650&region=eu&mode=1v1")
 	first := read()
 	id, _ := first["ticket_id"].(string)
-	if won, _, err := e.claims.Claim(t.Context(), id, events.MatchOwner("m0123456789abcdef01234567")); err != nil || !won {
+	owner := events.MatchOwner("m0123456789abcdef01234567")
+	if won, _, err := e.claims.Claim(t.Context(), id, owner); err != nil || !won {
 		t.Fatalf("claim %s for a match: %v %v", id, won, err)
 	}
 	before := e.natsIn(t)
@@ -487,5 +488,16 @@ func TestHostileCancelFramesArePaced(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // the last frames read and handled
 	if n := e.natsIn(t) - before; n > 100 {
 		t.Fatalf("250 cancel frames in half a second sent NATS %d messages", n)
+	}
+	// The match fails and gives the ticket back; a cancel asked within
+	// the second of the last is tried once it is over, not dropped.
+	if err := e.claims.Release(t.Context(), []string{id}, owner); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"cancel"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if v := read(); v["status"] != "cancelled" {
+		t.Fatalf("after a cancel asked too soon: %v", v)
 	}
 }

@@ -187,7 +187,7 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 	defer ping.Stop()
 	refresh, stopRefresh := a.refreshTicks()
 	defer stopRefresh()
-	var lastCancel time.Time
+	var pace cancels
 	for {
 		select {
 		case res, ok := <-updates:
@@ -218,17 +218,12 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 				return
 			}
 		case <-cancelAsked:
-			// One a second at most: a cancel that cannot end the ticket
-			// (matched, not yet assigned) leaves the loop, and a client
-			// asking again at once cost 4-6 JetStream requests a time, at
-			// no limit (a DELETE is under the request limit).
-			now := a.now()
-			if now.Sub(lastCancel) < time.Second {
-				continue
+			if pace.due(a.now()) && a.cancelled(ctx, conn, caller, ticketID, emit) {
+				return
 			}
-			lastCancel = now
-			if v, err := a.tickets.Cancel(context.WithoutCancel(ctx), caller, ticketID, "cancelled by the client"); err == nil {
-				a.finish(ctx, conn, v, emit)
+		case <-pace.later:
+			pace.later = nil
+			if pace.due(a.now()) && a.cancelled(ctx, conn, caller, ticketID, emit) {
 				return
 			}
 		case <-gone:
@@ -245,6 +240,41 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 			}
 		}
 	}
+}
+
+// cancels paces a WebSocket client's cancels, one a second at most: a
+// cancel that cannot end the ticket (matched, not yet assigned) leaves the
+// loop, and a client asking again at once cost 4-6 JetStream requests a
+// time, at no limit (a DELETE is under the request limit). One asked
+// within the second is tried once it is over, not dropped: the match may
+// fail and the ticket wait again meanwhile.
+type cancels struct {
+	last  time.Time
+	later <-chan time.Time // armed for a cancel asked too soon
+}
+
+// due reports whether a cancel asked at now may be tried now; if not, it
+// arms later for when it may.
+func (c *cancels) due(now time.Time) bool {
+	if wait := c.last.Add(time.Second).Sub(now); wait > 0 {
+		if c.later == nil {
+			c.later = time.After(wait)
+		}
+		return false
+	}
+	c.last, c.later = now, nil
+	return true
+}
+
+// cancelled cancels the ticket for its client and, if that ended it, sends
+// the client the end.
+func (a *API) cancelled(ctx context.Context, conn *websocket.Conn, caller identity.Caller, ticketID string, emit emitFunc) bool {
+	v, err := a.tickets.Cancel(context.WithoutCancel(ctx), caller, ticketID, "cancelled by the client")
+	if err != nil {
+		return false
+	}
+	a.finish(ctx, conn, v, emit)
+	return true
 }
 
 // readClient reads what a WebSocket client sends, in its own goroutine (a
