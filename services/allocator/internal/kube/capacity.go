@@ -118,6 +118,13 @@ func (b *Backend) Capacity(region string) (events.Capacity, bool) {
 					count = 1
 				}
 			}
+			// At most its Fleet's: the status is the game server's to
+			// write (its SDK may raise a List's capacity to 1,000), and a
+			// compromised one raised its region's free rooms so that
+			// frontends admitted players to a full region.
+			if most, ok, _ := unstructured.NestedInt64(u.Object, "spec", "lists", agones.ListRooms, "capacity"); ok {
+				capacity = min(capacity, most)
+			}
 			out.FreeRooms += int(max(0, capacity-count))
 			out.TotalRooms += int(capacity)
 			out.Servers++

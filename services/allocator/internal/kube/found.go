@@ -67,8 +67,14 @@ func roomsOf(obj any) ([]string, error) {
 	return rooms, nil
 }
 
-// allocatedTo is the Allocated server whose rooms List holds matchID, as
-// the cluster's informer has it (Backend.allocatedTo says why).
+// allocatedTo is the Allocated server whose rooms List holds matchID and
+// that an allocation for matchID made, as the cluster's informer has it
+// (Backend.allocatedTo says why). The List alone is the game server's
+// word (its SDK adds to it): a compromised one that listed a match id its
+// player had heard ("matched") was given the match, every player's join
+// token with it. The match's room annotation (agones.MatchAnnotationPrefix)
+// is written by the allocation's metadata patch only: the SDK writes
+// annotations under agones.dev/sdk- alone.
 func (c *cluster) allocatedTo(matchID string) (allocator.Server, bool) {
 	idx, ok := c.cache()
 	if !ok {
@@ -79,6 +85,9 @@ func (c *cluster) allocatedTo(matchID string) (allocator.Server, bool) {
 		u, ok := o.(*unstructured.Unstructured)
 		if !ok || !serving(u) {
 			continue
+		}
+		if _, err := agones.DecodeRoom(u.GetAnnotations()[agones.MatchAnnotationPrefix+matchID]); err != nil {
+			continue // listed by the server, not allocated for the match
 		}
 		srv := allocator.Server{Name: u.GetName(), Cluster: c.Name}
 		srv.Address, _, _ = unstructured.NestedString(u.Object, "status", "address")

@@ -83,3 +83,27 @@ func TestAnAllocationItsCallerGaveUpOnIsFoundAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestAServerListingAMatchItWasNotGivenGetsNothing: a match found again
+// was any Allocated server whose rooms List held its id, and the List is
+// the game server's to write (its SDK). A compromised server that listed
+// the id of a match its player had heard ("matched") got the match, and
+// every player's join token. Only the server an allocation for the match
+// annotated is the match's.
+func TestAServerListingAMatchItWasNotGivenGetsNothing(t *testing.T) {
+	c := Start(t)
+	c.Create(t, "default", GameServer{Name: "evil", Fleet: "rps", State: "Allocated", Rooms: []string{"m-heard"}, RoomsCap: 1, PlayersCap: 2})
+	c.Create(t, "default", GameServer{Name: "gs-1", Fleet: "rps", RoomsCap: 1, PlayersCap: 2})
+	b := backend(t, kube.Config{Mode: kube.OnePerServer}, kube.Cluster{Name: "c0", Config: c.Config, Namespace: "default", Fleet: "rps", Region: "eu"})
+	if err := b.Watch(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := b.Allocate(t.Context(), match("m-heard", "a", "b"))
+	if err != nil || srv.Name != "gs-1" || c.Calls() != 1 {
+		t.Fatalf("the match went to %+v (%v) after %d allocation calls, want gs-1 from one", srv, err, c.Calls())
+	}
+	// Asked again, the server the allocation annotated is found, no call.
+	if again, err := b.Allocate(t.Context(), match("m-heard", "a", "b")); err != nil || again.Name != "gs-1" || c.Calls() != 1 {
+		t.Fatalf("asked again: %+v (%v) after %d calls", again, err, c.Calls())
+	}
+}

@@ -151,9 +151,12 @@ type GameServer struct {
 	Labels             map[string]string
 	Rooms              []string
 	RoomsCap           int64
-	Players            []string
-	PlayersCap         int64
-	Port               int64
+	// StatusRoomsCap, if set, is the rooms List's capacity in the status
+	// (a game server's SDK may change it); RoomsCap is the spec's.
+	StatusRoomsCap int64
+	Players        []string
+	PlayersCap     int64
+	Port           int64
 }
 
 // Create makes a GameServer object with its status, as Agones' controller
@@ -169,6 +172,9 @@ func (c *Cluster) Create(t *testing.T, ns string, g GameServer) {
 	}
 	if g.Port == 0 {
 		g.Port = 7000
+	}
+	if g.StatusRoomsCap == 0 {
+		g.StatusRoomsCap = g.RoomsCap
 	}
 	values := func(vs []string) []any {
 		out := []any{}
@@ -191,7 +197,7 @@ func (c *Cluster) Create(t *testing.T, ns string, g GameServer) {
 		"status": map[string]any{
 			"state": g.State, "address": "10.0.0." + fmt.Sprint(len(g.Name)), "ports": []any{map[string]any{"name": "default", "port": g.Port}},
 			"lists": map[string]any{
-				agones.ListRooms:   map[string]any{"capacity": g.RoomsCap, "values": values(g.Rooms)},
+				agones.ListRooms:   map[string]any{"capacity": g.StatusRoomsCap, "values": values(g.Rooms)},
 				agones.ListPlayers: map[string]any{"capacity": g.PlayersCap, "values": values(g.Players)},
 			},
 		},

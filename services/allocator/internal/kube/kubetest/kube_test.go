@@ -210,3 +210,20 @@ func TestCapacityFromInformers(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestCapacityTrustsNoServerPastItsFleet: a game server's SDK may raise
+// its rooms List's capacity (to 1,000); a compromised one raised its
+// region's free rooms, and frontends admitted players to a full region.
+// No server counts for more rooms than its Fleet gave it.
+func TestCapacityTrustsNoServerPastItsFleet(t *testing.T) {
+	c := Start(t)
+	c.Create(t, "default", GameServer{Name: "gs-1", Fleet: "rps", RoomsCap: 2, PlayersCap: 4})
+	c.Create(t, "default", GameServer{Name: "evil", Fleet: "rps", RoomsCap: 2, StatusRoomsCap: 1000, PlayersCap: 4, State: "Allocated", Rooms: []string{"x"}})
+	b := backend(t, kube.Config{Mode: kube.HighDensity}, kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps", Region: "eu"})
+	if err := b.Watch(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if eu, known := b.Capacity("eu"); !known || eu.FreeRooms != 3 || eu.TotalRooms != 4 {
+		t.Fatalf("eu: %+v known=%v, want 3 free of 4", eu, known)
+	}
+}
