@@ -11,11 +11,18 @@ import (
 // admits that player alone), so each player's waiters get that player's
 // results. The first terminal result, whichever player's, is the
 // ticket's outcome: it is counted then, and ends its expiries. The
-// ticket is let go once no wait on it is left: the players' results are
-// published together, so the others' follow within moments; a wait whose
-// player's has not come memberStraggle after the outcome is ended (its
-// waiter reads the stored view; a stream whose player's result is not
-// stored yet ends, and its client follows the ticket again).
+// ticket is let go once no wait on it is left, the players' results
+// being published together (the others' follow within moments): once
+// the waits it had ended, or, if it never had one, once every player's
+// outcome is in. A ticket tracked and not waited on yet is how every
+// stream starts (it tracks, then waits): let go at another player's
+// outcome then, a player's stream opened between two players' results
+// found the ticket ended and its own result not stored, and heard
+// nothing more (TestAPartyFollowedAfterItsFirstOutcomeIsLetGo failed one
+// run in four so). A wait whose player's result has not come
+// memberStraggle after the outcome is ended, and the ticket forgotten
+// (its waiter reads the stored view; a stream whose player's result is
+// not stored yet ends, and its client follows the ticket again).
 const memberStraggle = 30 * time.Second
 
 // index files tk under player, one of its players, whose results it
@@ -43,6 +50,19 @@ func (tk *ticket) follows(player string) bool {
 	}
 	_, ok := tk.others[player]
 	return ok
+}
+
+// allIn reports whether every player's outcome is in.
+func (tk *ticket) allIn() bool {
+	if tk.last == nil || !tk.last.Status.Terminal() {
+		return false
+	}
+	for _, r := range tk.others {
+		if r == nil || !r.Status.Terminal() {
+			return false
+		}
+	}
+	return true
 }
 
 // lastOf is the last result of player on the ticket (nil: none yet).

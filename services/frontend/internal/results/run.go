@@ -132,7 +132,8 @@ func (t *Tracker) result(s *state, m *nats.Msg) {
 // waiters that follow player, if the ticket is tracked and the result is
 // news for player. A terminal result ends the waits on its player; the
 // ticket's first one counts its outcome and ends its expiries, and the
-// ticket is forgotten once no wait on it is left (members.go).
+// ticket is forgotten once no wait on it is left, if it had one or every
+// player's outcome is in (members.go).
 func (t *Tracker) deliver(s *state, player string, res events.Result) {
 	tk := s.byPlayer[player][res.TicketID]
 	if tk == nil {
@@ -165,7 +166,7 @@ func (t *Tracker) deliver(s *state, player string, res events.Result) {
 			close(w)
 		}
 	}
-	if terminal && len(tk.waiters) == 0 {
+	if terminal && len(tk.waiters) == 0 && (tk.waited || tk.allIn()) {
 		t.forget(s, tk)
 	}
 }
@@ -221,6 +222,7 @@ func (t *Tracker) apply(s *state, r request) reply {
 		}
 		rep.creation = tk.creation
 		tk.waiters[r.waiter] = player
+		tk.waited = true
 		if last != nil {
 			r.waiter <- *last
 		}

@@ -116,8 +116,10 @@ type ticket struct {
 	// ended is when its first terminal result came, whichever player's:
 	// its outcome (it is forgotten memberStraggle after at the latest).
 	ended time.Time
-	// waiters are its waiters, each with the player it follows.
+	// waiters are its waiters, each with the player it follows; waited,
+	// whether it ever had one (members.go: let go once none is left).
 	waiters map[chan events.Result]string
+	waited  bool
 	// trace is the trace id of the request that started following it
 	// (zero: none), the exemplar of its time to assignment.
 	trace traceID
