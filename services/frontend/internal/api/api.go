@@ -47,8 +47,8 @@ type Tickets interface {
 
 // Results is what the API needs from the results tracker.
 type Results interface {
-	Track(ctx context.Context, t *events.Ticket, creation *results.Creation) error
 	Wait(ctx context.Context, ticketID, player string) (results.Waiting, error)
+	Follow(ctx context.Context, t *events.Ticket, player string) (results.Waiting, error)
 }
 
 // ErrorBody is every error answer (the contract's, pkg/ticketapi).

@@ -83,7 +83,9 @@ func (h *heldTickets) Regions() events.Regions { return events.DefaultRegions }
 // followed is a results tracker that follows every ticket, none ending.
 type followed struct{}
 
-func (followed) Track(context.Context, *events.Ticket, *results.Creation) error { return nil }
+func (f followed) Follow(ctx context.Context, t *events.Ticket, player string) (results.Waiting, error) {
+	return f.Wait(ctx, t.TicketID, player)
+}
 
 func (followed) Wait(context.Context, string, string) (results.Waiting, error) {
 	return results.Waiting{

@@ -262,11 +262,7 @@ func (a *API) followStored(w http.ResponseWriter, r *http.Request, caller identi
 	}
 	// Follow the player's results first, then read the state again, so
 	// that a change between the two reads is not missed.
-	if err := a.results.Track(ctx, &rec.Ticket, nil); err != nil {
-		a.writeError(w, err)
-		return rec, view, nil, stop, false
-	}
-	wt, err := a.results.Wait(ctx, id, tickets.Follower(caller))
+	wt, err := a.results.Follow(ctx, &rec.Ticket, tickets.Follower(caller))
 	switch {
 	case errors.Is(err, results.ErrNotTracked): // it just ended
 	case err != nil:

@@ -24,7 +24,9 @@ import (
 // behind a burst of results, or stopped (its calls wait 5 s).
 type assignedSlowStop struct{ stopped chan struct{} }
 
-func (assignedSlowStop) Track(context.Context, *events.Ticket, *results.Creation) error { return nil }
+func (s assignedSlowStop) Follow(ctx context.Context, t *events.Ticket, player string) (results.Waiting, error) {
+	return s.Wait(ctx, t.TicketID, player)
+}
 
 func (s assignedSlowStop) Wait(_ context.Context, id, _ string) (results.Waiting, error) {
 	ch := make(chan events.Result, 1)

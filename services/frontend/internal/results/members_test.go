@@ -3,8 +3,11 @@ package results
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
@@ -183,5 +186,44 @@ func TestAPartyFollowedAfterItsFirstOutcomeIsLetGo(t *testing.T) {
 	case id := <-expiries:
 		t.Fatalf("ticket %s expired after its outcome", id)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestAStreamFollowsAPartyTicketWithNoGap: a party player's stream
+// tracked the ticket, then waited on it, two calls to Run; another
+// player's outcome between them let go of the ticket (its waits over),
+// and the wait found it not tracked while the player's own result was
+// not stored yet: the stream heard nothing more. Follow is one call.
+func TestAStreamFollowsAPartyTicketWithNoGap(t *testing.T) {
+	t.Parallel()
+	tr := New(nil, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+	s := &state{tickets: map[string]*ticket{}, byPlayer: map[string]map[string]*ticket{}}
+	tk := events.Ticket{TicketID: "r", Party: []string{"ann", "ben"}, Mode: "2v2", CreatedAt: time.Now()}
+	track := request{kind: reqTrack, id: "r", player: "ann", others: []string{"ben"}, mode: tk.Mode, created: tk.CreatedAt}
+	annWaits := make(chan events.Result, 4)
+	tr.apply(s, track)
+	if rep := s.wait("r", "ann", annWaits); rep.err != nil {
+		t.Fatal(rep.err)
+	}
+	assigned := func(p string) events.Result {
+		return events.Result{TicketID: "r", PlayerID: p, Status: events.StatusAssigned}
+	}
+	// Two calls, ann's outcome between: the hazard.
+	tr.apply(s, track)
+	tr.deliver(s, "ann", assigned("ann"))
+	if rep := s.wait("r", "ben", make(chan events.Result, 4)); !errors.Is(rep.err, ErrNotTracked) {
+		t.Fatalf("waited after the gap: %v (the hazard Follow closes is gone?)", rep.err)
+	}
+	// One call: the ticket followed again, and ben hears his own.
+	benWaits := make(chan events.Result, 4)
+	follow := track
+	follow.kind, follow.follower, follow.waiter = reqFollow, "ben", benWaits
+	if rep := tr.apply(s, follow); rep.err != nil {
+		t.Fatalf("follow: %v", rep.err)
+	}
+	tr.deliver(s, "ben", assigned("ben"))
+	if r := <-benWaits; r.PlayerID != "ben" || r.Status != events.StatusAssigned {
+		t.Fatalf("ben heard %+v", r)
 	}
 }

@@ -186,46 +186,21 @@ func (t *Tracker) forget(s *state, tk *ticket) {
 }
 
 func (t *Tracker) apply(s *state, r request) reply {
-	var rep reply
 	switch r.kind {
 	case reqTrack:
-		if _, ok := s.tickets[r.id]; ok {
-			return rep
-		}
-		tk := &ticket{id: r.id, player: r.player, mode: r.mode, created: r.created, since: r.created, creation: r.creation,
-			trace: r.trace, waiters: map[chan events.Result]string{}}
-		if len(r.others) > 0 {
-			tk.others = make(map[string]*events.Result, len(r.others))
-			for _, p := range r.others {
-				tk.others[p] = nil
-			}
-		}
-		s.tickets[r.id] = tk
-		s.index(r.player, tk)
-		for p := range tk.others {
-			s.index(p, tk)
-		}
-		t.met.tracked.Set(float64(len(s.tickets)))
+		t.track(s, r)
 	case reqUntrack:
 		if tk, ok := s.tickets[r.id]; ok {
 			t.forget(s, tk)
 		}
 	case reqWait:
-		tk, ok := s.tickets[r.id]
-		if !ok {
-			return reply{err: ErrNotTracked}
-		}
-		player := cmp.Or(r.player, tk.player)
-		last := tk.lastOf(player)
-		if !tk.follows(player) || last != nil && last.Status.Terminal() {
-			return reply{err: ErrNotTracked}
-		}
-		rep.creation = tk.creation
-		tk.waiters[r.waiter] = player
-		tk.waited = true
-		if last != nil {
-			r.waiter <- *last
-		}
+		return s.wait(r.id, r.player, r.waiter)
+	case reqFollow:
+		// One request: no result comes between the two (followed, a
+		// party's ticket could be let go at another player's outcome
+		// after the track and before the wait).
+		t.track(s, r)
+		return s.wait(r.id, r.follower, r.waiter)
 	case reqUnwait:
 		if tk, ok := s.tickets[r.id]; ok {
 			if _, waiting := tk.waiters[r.waiter]; waiting {
@@ -234,5 +209,46 @@ func (t *Tracker) apply(s *state, r request) reply {
 			}
 		}
 	}
-	return rep
+	return reply{}
+}
+
+// track follows ticket r.id, unless it is followed already.
+func (t *Tracker) track(s *state, r request) {
+	if _, ok := s.tickets[r.id]; ok {
+		return
+	}
+	tk := &ticket{id: r.id, player: r.player, mode: r.mode, created: r.created, since: r.created, creation: r.creation,
+		trace: r.trace, waiters: map[chan events.Result]string{}}
+	if len(r.others) > 0 {
+		tk.others = make(map[string]*events.Result, len(r.others))
+		for _, p := range r.others {
+			tk.others[p] = nil
+		}
+	}
+	s.tickets[r.id] = tk
+	s.index(r.player, tk)
+	for p := range tk.others {
+		s.index(p, tk)
+	}
+	t.met.tracked.Set(float64(len(s.tickets)))
+}
+
+// wait makes waiter a waiter on ticket id as player ("": its first),
+// handing it the player's last result at once, if any.
+func (s *state) wait(id, player string, waiter chan events.Result) reply {
+	tk, ok := s.tickets[id]
+	if !ok {
+		return reply{err: ErrNotTracked}
+	}
+	player = cmp.Or(player, tk.player)
+	last := tk.lastOf(player)
+	if !tk.follows(player) || last != nil && last.Status.Terminal() {
+		return reply{err: ErrNotTracked}
+	}
+	tk.waiters[waiter] = player
+	tk.waited = true
+	if last != nil {
+		waiter <- *last
+	}
+	return reply{creation: tk.creation}
 }

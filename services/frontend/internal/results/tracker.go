@@ -128,7 +128,8 @@ type ticket struct {
 type request struct {
 	kind     int
 	id       string
-	player   string   // Track: the first player; Wait, Unwait: the player followed ("": the first)
+	player   string   // Track, Follow: the first player; Wait, Unwait: the player followed ("": the first)
+	follower string   // Follow: the player followed ("": the first)
 	others   []string // Track: the other players (a party's)
 	mode     string
 	created  time.Time
@@ -148,6 +149,7 @@ const (
 	reqUntrack
 	reqWait
 	reqUnwait
+	reqFollow
 )
 
 // New returns a tracker. expire is called for a ticket still waiting after
@@ -227,17 +229,34 @@ type Waiting struct {
 // ticket not tracked, or whose results for player ended, or that player
 // is not of, is ErrNotTracked.
 func (t *Tracker) Wait(ctx context.Context, ticketID, player string) (Waiting, error) {
+	return t.waiting(ctx, request{kind: reqWait, id: ticketID, player: player})
+}
+
+// Follow is Track and then Wait as player, with no result heard between
+// them: a party's ticket tracked already could otherwise be let go at
+// another player's outcome in between (its waits over), and the wait
+// find it not tracked while player's own result was not stored yet.
+func (t *Tracker) Follow(ctx context.Context, tk *events.Ticket, player string) (Waiting, error) {
+	players := tk.Players()
+	return t.waiting(ctx, request{kind: reqFollow, id: tk.TicketID, player: players[0], others: players[1:], follower: player,
+		mode: tk.Mode, created: tk.CreatedAt, trace: traceOf(events.MetaFrom(ctx))})
+}
+
+// waiting makes the waiter of r, a Wait or a Follow.
+func (t *Tracker) waiting(ctx context.Context, r request) (Waiting, error) {
 	ch := make(chan events.Result, 4)
-	r := t.call(ctx, request{kind: reqWait, id: ticketID, player: player, waiter: ch})
-	if r.err != nil {
-		return Waiting{}, r.err
+	r.waiter = ch
+	rep := t.call(ctx, r)
+	if rep.err != nil {
+		return Waiting{}, rep.err
 	}
+	ticketID := r.id
 	stop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = t.call(ctx, request{kind: reqUnwait, id: ticketID, waiter: ch})
 	}
-	return Waiting{Results: ch, Creation: r.creation, Stop: stop}, nil
+	return Waiting{Results: ch, Creation: rep.creation, Stop: stop}, nil
 }
 
 // ErrNotTracked is returned by Wait for a ticket that is not tracked.
