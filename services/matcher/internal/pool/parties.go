@@ -20,24 +20,25 @@ func (p *Pool) count(e *Entry, d int) {
 }
 
 // packable reports whether the parties waiting besides anchor could fill
-// the rest of its team, and a whole team. False means no match can form
-// around anchor now; true says nothing more (it weighs party sizes alone,
-// not skills or rules).
+// the rest of its team, a whole team, and both at once (the two are
+// different parties: a sum of their sizes). False means no match can
+// form around anchor now; true says nothing more (it weighs party sizes
+// alone, not skills, rules or how the sums split).
 func (p *Pool) packable(anchor *Entry) bool {
 	size := p.mode.TeamSize
-	if size == 1 || size > 63 {
+	if size == 1 || size > 31 {
 		return true // any one player fills a seat; or more sums than a word
 	}
+	rest := size - len(anchor.Players)
 	sums := uint64(1) // bit x: some parties waiting have x players in all
 	for n := 1; n <= size && n < len(p.parties); n++ {
 		k := p.parties[n]
 		if n == len(anchor.Players) && p.Contains(anchor) {
 			k--
 		}
-		for range min(k, size/n) {
+		for range min(k, (rest+size)/n) {
 			sums |= sums << n
 		}
 	}
-	rest := size - len(anchor.Players)
-	return sums&(1<<rest) != 0 && sums&(1<<size) != 0
+	return sums&(1<<rest) != 0 && sums&(1<<size) != 0 && sums&(1<<(rest+size)) != 0
 }

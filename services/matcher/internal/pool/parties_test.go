@@ -27,9 +27,8 @@ func TestPackable(t *testing.T) {
 		want    bool
 	}{
 		{"5v5 of fours: the anchor's team lacks its one", 2, 5, []int{4, 4, 4, 4}, 4, false},
-		// Each sum alone is there; that one player cannot be on both teams
-		// is not weighed (the scan finds no match).
-		{"5v5 of fours and one alone", 2, 5, []int{4, 4, 1}, 4, true},
+		// Each sum alone is there, not both: one player for both teams.
+		{"5v5 of fours and one alone", 2, 5, []int{4, 4, 1}, 4, false},
 		{"5v5 of fours and two alone", 2, 5, []int{4, 4, 1, 1}, 4, true},
 		{"one alone among fours: no team of five", 2, 5, []int{4, 4, 4}, 1, false},
 		{"4v4 of twos around a two", 2, 4, []int{2, 2, 2}, 2, true},

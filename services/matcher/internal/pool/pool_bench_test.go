@@ -155,8 +155,9 @@ func BenchmarkMatch5v5(b *testing.B) {
 	b.ReportMetric(float64(matched)/float64(b.N), "matched/op")
 }
 
-// BenchmarkUnpackable: a 5v5 whose pool holds 10,000 parties of 4 and no
-// one alone, every one in reach: a try around one of them forms nothing.
+// BenchmarkUnpackable: a 5v5 whose pool holds 10,000 parties of 4 and one
+// player alone, every one in reach: a try around one of them forms nothing
+// (the one player could fill either team, not both).
 func BenchmarkUnpackable(b *testing.B) {
 	m, ok := rules.Default().Mode("5v5")
 	if !ok {
@@ -167,6 +168,7 @@ func BenchmarkUnpackable(b *testing.B) {
 		id := fmt.Sprintf("t%d", i)
 		p.Add(&Entry{TicketID: id, Players: []string{id + "a", id + "b", id + "c", id + "d"}, Skill: 1600 + i%400, Created: t0.UnixNano()})
 	}
+	p.Add(&Entry{TicketID: "solo", Players: []string{"solo"}, Skill: 1800, Created: t0.UnixNano()})
 	anchor, _ := p.Get("t0")
 	now := t0.Add(40 * time.Second) // windows at their widest
 	b.ResetTimer()
