@@ -198,6 +198,7 @@ func TestChartRefusesFrontendWithoutIdentity(t *testing.T) {
 			"frontend.auth.jwksURL: set it (your identity provider's JWKS URL) or frontend.auth.publicKeys (PEM public keys), with frontend.auth.issuer; or set frontend.auth.insecure: true"},
 		{"no issuer", map[string]any{"issuer": ""}, "frontend.auth.issuer: required with frontend.auth.jwksURL or frontend.auth.publicKeys"},
 		{"insecure and a provider", map[string]any{"insecure": true}, "frontend.auth.insecure is true but frontend.auth.jwksURL or frontend.auth.publicKeys is set too: choose one"},
+		{"insecure and a ticket claim", map[string]any{"insecure": true, "jwksURL": "", "ticketClaim": "qm"}, "frontend.auth.ticketClaim needs an identity provider"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, _, err := deploytest.Render(ch, "quickmatch", base.With(t, map[string]any{"frontend": map[string]any{"auth": tt.auth}}))

@@ -177,7 +177,8 @@ readinessProbe:
 {{/* The frontend's identity flags (services/frontend: -auth-*), failing
 the render the way the frontend would fail to start: no identity provider
 (neither jwksURL nor publicKeys) without insecure, a provider without
-issuer, or insecure together with a provider. */}}
+issuer, insecure together with a provider, or a ticket claim with
+insecure. */}}
 {{- define "quickmatch.frontendAuthEnv" -}}
 {{- $a := .Values.frontend.auth -}}
 {{- $provider := or $a.jwksURL $a.publicKeys -}}
@@ -186,6 +187,9 @@ issuer, or insecure together with a provider. */}}
 {{- end -}}
 {{- if not (or $provider $a.insecure) -}}
 {{- fail "frontend.auth.jwksURL: set it (your identity provider's JWKS URL) or frontend.auth.publicKeys (PEM public keys), with frontend.auth.issuer; or set frontend.auth.insecure: true to trust every caller's player id (tests and trusted networks only)" -}}
+{{- end -}}
+{{- if and $a.insecure $a.ticketClaim -}}
+{{- fail "frontend.auth.ticketClaim needs an identity provider that puts it in tokens: not with frontend.auth.insecure" -}}
 {{- end -}}
 {{- if and $provider (not $a.issuer) -}}
 {{- fail "frontend.auth.issuer: required with frontend.auth.jwksURL or frontend.auth.publicKeys (the iss every token must carry)" -}}

@@ -86,7 +86,10 @@ func (c *cluster) allocatedTo(matchID string) (allocator.Server, bool) {
 		if !ok || !serving(u) {
 			continue
 		}
-		if _, err := agones.DecodeRoom(u.GetAnnotations()[agones.MatchAnnotationPrefix+matchID]); err != nil {
+		// Its presence is the proof, not its decoding: a room a newer
+		// allocator annotated in a shape this one's check refuses (a
+		// rollout) is still the match's.
+		if _, ok := u.GetAnnotations()[agones.MatchAnnotationPrefix+matchID]; !ok {
 			continue // listed by the server, not allocated for the match
 		}
 		srv := allocator.Server{Name: u.GetName(), Cluster: c.Name}
