@@ -51,6 +51,13 @@ const (
 	// refreshCallTimeout bounds each read or write of a look; a pass
 	// ends at its first failed look (NATS away: the rest would fail too).
 	refreshCallTimeout = 2 * time.Second
+	// rememberedPerServer bounds the rooms remembered for one server
+	// (each for askAgain after it last showed): a server shows at most
+	// MaxRoomsShown at once, and one that showed 1,000 new ids a second
+	// (a compromised one) left 121,000 in each map; past the bound a
+	// server's new rooms are not looked at until its old ones are
+	// forgotten.
+	rememberedPerServer = 4 * MaxRoomsShown
 )
 
 // refresher writes again the records of the rooms a BackfillSource shows
@@ -72,12 +79,14 @@ type refresher struct {
 	// missing from a poll or two (a server that did not answer) keeps
 	// its due time for askAgain.
 	due, shown map[roomKey]time.Time
+	// remembered counts shown's rooms by server (rememberedPerServer).
+	remembered map[serverKey]int
 	refreshed  *prometheus.CounterVec
 }
 
 func newRefresher(matches, roomMatches, allocs jetstream.KeyValue, src BackfillSource, log *slog.Logger, now func() time.Time) *refresher {
 	return &refresher{matches: matches, roomMatches: roomMatches, allocs: allocs, src: src, log: log, now: now, after: refreshAfter,
-		due: map[roomKey]time.Time{}, shown: map[roomKey]time.Time{},
+		due: map[roomKey]time.Time{}, shown: map[roomKey]time.Time{}, remembered: map[serverKey]int{},
 		refreshed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quickmatch_allocator_room_records_refreshed_total",
 			Help: "Open rooms whose records were looked at, by outcome: refreshed (written again), fresh (written recently), not_refreshed (no backfill, not the showing server's, or no record), failed (NATS; tried again later).",
@@ -98,6 +107,12 @@ func (f *refresher) pass(ctx context.Context) {
 		room := roomKey{srv, r.MatchID}
 		if events.CheckID(r.MatchID) != nil {
 			continue
+		}
+		if _, ok := f.shown[room]; !ok {
+			if f.remembered[srv] >= rememberedPerServer {
+				continue
+			}
+			f.remembered[srv]++
 		}
 		f.shown[room] = now
 		due, ok := f.due[room]
@@ -129,6 +144,9 @@ func (f *refresher) pass(ctx context.Context) {
 		if now.Sub(at) > askAgain {
 			delete(f.shown, room)
 			delete(f.due, room)
+			if f.remembered[room.server]--; f.remembered[room.server] <= 0 {
+				delete(f.remembered, room.server)
+			}
 		}
 	}
 }

@@ -195,3 +195,41 @@ func TestRefreshPassEndsAtNATSNotAnswering(t *testing.T) {
 		t.Fatalf("%d reads in a pass with NATS not answering, want 1: it ends at its first failed look", n)
 	}
 }
+
+// TestAServerShowingNewRoomsEverySecondIsBounded: the rooms a server
+// showed were each remembered for askAgain; one that showed 1,000 new
+// ids a second (a compromised one) left 121,000 in each of the
+// refresher's maps. Each server's are bounded, and forgotten as before.
+func TestAServerShowingNewRoomsEverySecondIsBounded(t *testing.T) {
+	t.Parallel()
+	hung := &hungKV{}
+	src := &showing{}
+	now := time.Now()
+	f := newRefresher(hung, hung, hung, src, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return now })
+	for pass := range 10 {
+		src.open = src.open[:0]
+		for i := range MaxRoomsShown {
+			src.open = append(src.open, ShownRoom{MatchID: fmt.Sprintf("r%d-%d", pass, i), Server: Server{Name: "evil"}})
+		}
+		f.pass(t.Context())
+		now = now.Add(time.Second)
+	}
+	if len(f.shown) > rememberedPerServer || len(f.due) > rememberedPerServer {
+		t.Fatalf("%d rooms shown and %d due remembered for one server, bound %d", len(f.shown), len(f.due), rememberedPerServer)
+	}
+	// Another server's rooms are its own to count.
+	src.open = []ShownRoom{{MatchID: "honest", Server: Server{Name: "gs-1"}}}
+	f.pass(t.Context())
+	if _, ok := f.shown[roomKey{serverKey{"", "gs-1"}, "honest"}]; !ok {
+		t.Fatal("another server's room not remembered")
+	}
+	// Once forgotten (at the end of a pass), the server's new rooms count
+	// again.
+	now = now.Add(2 * askAgain)
+	src.open = []ShownRoom{{MatchID: "later", Server: Server{Name: "evil"}}}
+	f.pass(t.Context())
+	f.pass(t.Context())
+	if n := f.remembered[serverKey{"", "evil"}]; n != 1 {
+		t.Fatalf("%d of evil's rooms remembered after the old ones went, want 1", n)
+	}
+}
