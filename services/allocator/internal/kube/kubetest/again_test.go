@@ -102,7 +102,18 @@ func TestAServerListingAMatchItWasNotGivenGetsNothing(t *testing.T) {
 	if err != nil || srv.Name != "gs-1" || c.Calls() != 1 {
 		t.Fatalf("the match went to %+v (%v) after %d allocation calls, want gs-1 from one", srv, err, c.Calls())
 	}
-	// Asked again, the server the allocation annotated is found, no call.
+	// Asked again once the informer has seen the allocation, the server
+	// the allocation annotated is found, no call.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if eu, _ := b.Capacity("eu"); eu.AllocatedServers == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the informer did not see the allocation")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if again, err := b.Allocate(t.Context(), match("m-heard", "a", "b")); err != nil || again.Name != "gs-1" || c.Calls() != 1 {
 		t.Fatalf("asked again: %+v (%v) after %d calls", again, err, c.Calls())
 	}
