@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -32,10 +31,8 @@ func ticketClaim(claims jwt.MapClaims, name string) (*TicketClaim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: claim %q: %w", ErrInvalidToken, name, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var tc TicketClaim
-	if err := dec.Decode(&tc); err != nil {
+	if err := events.DecodeStrict("ticket claim", b, &tc); err != nil {
 		return nil, fmt.Errorf("%w: claim %q: %w", ErrInvalidToken, name, err)
 	}
 	if tc.Skill == nil {

@@ -139,7 +139,12 @@ func loopbackName(hostport string) bool {
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
 	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return loopbackHost(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+}
+
+// loopbackHost reports whether host (no port, no brackets) is this
+// machine: localhost or a loopback address.
+func loopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
@@ -164,11 +169,7 @@ func CheckLoopbackListen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("listen address %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil || !ip.Unmap().IsLoopback() {
+	if !loopbackHost(host) {
 		return fmt.Errorf("%w: listen address %q is not a loopback address", ErrNotLoopback, addr)
 	}
 	return nil

@@ -129,8 +129,9 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 }
 
 // enter takes a creation's slot, then finds its caller (the rate limit
-// applies, and a player's limit of creations). ok false: it answered why (overloaded, 401, 429) and holds
-// nothing; else the caller gives sl back (deferred release).
+// applies, and a player's limit of creations). ok false: it answered why
+// (overloaded, 401, 429) and holds nothing; else the caller gives sl back
+// (deferred release).
 func (a *API) enter(w http.ResponseWriter, r *http.Request) (sl *slot, c identity.Caller, ok bool) {
 	adm, taken := a.admission.Acquire()
 	if !taken {

@@ -196,9 +196,7 @@ func (o *offerer) plan(it *offerItem, mode *rules.Mode, now time.Time, batch []p
 			add(events.Shard{Region: l.Region, Tier: o.shard.Tier}, &l.Offered, "latency budget reaches the region")
 		}
 	}
-	// At most the skill range: a window past it reaches every tier, and
-	// a wider one would wrap Skill+window.
-	window := min(mode.Skill.At(waited), events.MaxSkill-events.MinSkill)
+	window := mode.Skill.At(waited) // at most the skill range (rules.Widening.within)
 	if !it.belowDone && e.Skill-window < o.below.bound {
 		add(events.Shard{Region: o.shard.Region, Tier: o.below.tier}, &it.belowDone, "skill window crosses the tier's bound")
 	}

@@ -321,8 +321,8 @@ func (r *runner) release(ctx context.Context) {
 }
 
 // sweep puts a reloaded rule set in force, expires, retries the oldest
-// tickets and others in turn with their widened windows (pool.Sweep), offers tickets to other shards,
-// and retries unpublished matches. What it leaves running (match-function
+// tickets and others in turn with their widened windows (pool.Sweep),
+// offers tickets to other shards, and retries unpublished matches. What it leaves running (match-function
 // calls, queue-figure writes) runs on calls, which ends with the runner.
 func (r *runner) sweep(ctx, calls context.Context, now time.Time) {
 	r.syncRules()

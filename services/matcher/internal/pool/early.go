@@ -11,7 +11,7 @@ import "time"
 // them. Teams must be whole (TeamSize players each: the room's other
 // teams start empty, with free seats) and a party stays on one team, so
 // the tickets are packed exactly: MatchAround's scan also hands each
-// candidate to an earlyPick, which keeps them by party size, and pack
+// candidate to a packing, which keeps them by party size, and pack
 // fills the anchor's team and then one team after another.
 //
 // Cost: a mode of teams of one pays one comparison per MatchAround. Any
@@ -23,11 +23,13 @@ import "time"
 // The packing is greedy, team by team, largest parties first where
 // parties of several sizes fill a team: it can miss the most teams in some
 // mixes of parties (a team of 4 filled 3+1 when 2+2 and 3+1 were both
-// wanted), and then forms no match, or starts with fewer teams. Among parties of one size the
-// ones nearest the anchor in skill, by the scan's order, go first.
+// wanted), and then forms no match, or starts with fewer teams. Among
+// parties of one size the ones nearest the anchor in skill, by the scan's
+// order, go first.
 
-// earlyPick gathers the candidates of a match that may start early.
-type earlyPick struct {
+// packing gathers the candidates of a match packed exactly (a full one
+// the scan missed, or one that starts early).
+type packing struct {
 	anchor *Entry
 	teams  int // the mode's
 	size   int // TeamSize
@@ -38,13 +40,13 @@ type earlyPick struct {
 	kept   []*Entry // the anchor and every candidate kept: a player once
 }
 
-// earlyPick returns the picker for a match around anchor at now, and the
+// packing returns the picker for a match around anchor at now, and the
 // fewest teams it may start with: the mode's MinTeams once the anchor has
 // waited After; else all of them, when parties can make the greedy scan
 // miss a full match (teams of two or more: a 4v4 whose first candidate is
 // a party of 3 fills 3+2 and finds no 1, where four parties of 2 made
 // 2+2 against 2+2); else nil.
-func (p *Pool) earlyPick(anchor *Entry, now time.Time) (*earlyPick, int) {
+func (p *Pool) packing(anchor *Entry, now time.Time) (*packing, int) {
 	se := p.mode.StartEarly
 	minTeams := p.mode.Teams
 	switch {
@@ -53,14 +55,14 @@ func (p *Pool) earlyPick(anchor *Entry, now time.Time) (*earlyPick, int) {
 	case p.mode.TeamSize == 1:
 		return nil, 0
 	}
-	return &earlyPick{anchor: anchor, teams: p.mode.Teams, size: p.mode.TeamSize,
+	return &packing{anchor: anchor, teams: p.mode.Teams, size: p.mode.TeamSize,
 		bySize: make([][]*Entry, p.mode.TeamSize+1), used: make([]int, p.mode.TeamSize+1), kept: []*Entry{anchor}}, minTeams
 }
 
 // offer keeps e, a candidate that fits the anchor, unless its party fits
 // no team, a full match could not place more parties of its size, or it
 // has a player of a ticket kept.
-func (k *earlyPick) offer(e *Entry) {
+func (k *packing) offer(e *Entry) {
 	n := len(e.Players)
 	if n > k.size || len(k.bySize[n]) >= k.teams*(k.size/n) || sharesPlayer(k.kept, e) {
 		return
@@ -72,7 +74,7 @@ func (k *earlyPick) offer(e *Entry) {
 // pack is the largest match of whole teams the kept candidates make with
 // the anchor, up to the mode's teams, by team; nil when it has fewer than
 // minTeams. The anchor is on team 0.
-func (k *earlyPick) pack(minTeams int) [][]*Entry {
+func (k *packing) pack(minTeams int) [][]*Entry {
 	first, ok := k.fill(k.size-len(k.anchor.Players), []*Entry{k.anchor})
 	if !ok {
 		return nil
@@ -94,7 +96,7 @@ func (k *earlyPick) pack(minTeams int) [][]*Entry {
 // fill appends to team parties not yet placed whose players sum to
 // exactly r, the largest parties first where there is a choice, and marks
 // them placed; false, and nothing placed, when no such parties are left.
-func (k *earlyPick) fill(r int, team []*Entry) ([]*Entry, bool) {
+func (k *packing) fill(r int, team []*Entry) ([]*Entry, bool) {
 	// reach[n][x]: parties of sizes 1..n left sum to x.
 	reach := make([][]bool, k.size+1)
 	reach[0] = make([]bool, r+1)
@@ -123,11 +125,11 @@ func (k *earlyPick) fill(r int, team []*Entry) ([]*Entry, bool) {
 	return team, true
 }
 
-// openEarly forms the match k packs, of minTeams teams or more, if any:
+// openPacked forms the match k packs, of minTeams teams or more, if any:
 // its tickets leave the pool, split into teams by the mode's balance
 // objective over the teams that play. A packing of every team is a full
 // match (the greedy scan can miss one that exact packing finds).
-func (p *Pool) openEarly(k *earlyPick, minTeams int) [][]*Entry {
+func (p *Pool) openPacked(k *packing, minTeams int) [][]*Entry {
 	packed := k.pack(minTeams)
 	if packed == nil {
 		return nil

@@ -72,7 +72,7 @@ func TestPackableNeverRefusesAMatch(t *testing.T) {
 			continue
 		}
 		refused++
-		k, _ := p.earlyPick(a, t0)
+		k, _ := p.packing(a, t0)
 		for _, e := range all {
 			k.offer(e)
 		}

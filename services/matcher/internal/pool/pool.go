@@ -33,10 +33,11 @@
 // ticket whose neighbouring band is full of its class, none within its
 // limit, reads them (BENCHMARKS.md measures it).
 //
-// Starting early: a mode with start_early forms, once a match's anchor has
-// waited long enough and no full match can form, the largest match of
-// whole teams it can (early.go); a pool whose anchors have not waited
-// that long pays one comparison for it.
+// Exact packing and starting early (early.go): with teams of two or
+// more, a full match the scan misses is packed exactly from the
+// candidates it met; a mode with start_early forms, once a match's anchor
+// has waited long enough and no full match can form, the largest match of
+// whole teams it can. A mode of teams of one pays one comparison for it.
 package pool
 
 import (
@@ -195,10 +196,10 @@ func (p *Pool) MatchAround(anchor *Entry, now time.Time) [][]*Entry {
 		room[i] = m.TeamSize
 	}
 	room[0] -= len(anchor.Players)
-	early, minTeams := p.earlyPick(anchor, now)
+	pick, minTeams := p.packing(anchor, now)
 	for e := range p.candidates(anchor, now) {
-		if early != nil {
-			early.offer(e)
+		if pick != nil {
+			pick.offer(e)
 		}
 		t := teamWithRoom(room, len(e.Players))
 		if t < 0 || sharesPlayer(chosen, e) {
@@ -215,8 +216,8 @@ func (p *Pool) MatchAround(anchor *Entry, now time.Time) [][]*Entry {
 			return teams
 		}
 	}
-	if early != nil {
-		return p.openEarly(early, minTeams)
+	if pick != nil {
+		return p.openPacked(pick, minTeams)
 	}
 	return nil
 }
