@@ -76,6 +76,7 @@ func parse(args []string) (config, error) {
 	}
 	c.alloc.JoinKey = key
 	c.backfill.Every = c.pollEvery
+	c.alloc.Turnover = c.backfill.Turnover
 	// Refused here, before NATS is waited for, not behind a healthy
 	// probe (allocator.New checks the same again).
 	if err := errors.Join(c.backfill.Validate(), c.alloc.Validate(), c.stopGrace()); err != nil {

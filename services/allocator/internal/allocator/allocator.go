@@ -117,6 +117,9 @@ type Config struct {
 	// tickets back in the queue with their original wait, instead of
 	// telling the players it failed.
 	Requeue bool
+	// Turnover is BackfillConfig.Turnover, which the caller gives both:
+	// a fill past it is refused (turnover.go).
+	Turnover int
 }
 
 // defaults are the one statement of the defaults: New fills a zero field
@@ -139,6 +142,7 @@ func (c *Config) setDefaults() {
 	envflag.OrDefault(&c.Concurrency, defaults.Concurrency)
 	envflag.OrDefault(&c.RetryDeadline, defaults.RetryDeadline)
 	envflag.OrDefault(&c.CloseTimeout, defaults.CloseTimeout)
+	envflag.OrDefault(&c.Turnover, backfillDefaults.Turnover)
 }
 
 // RegisterFlags registers the allocator's flags on fs, with the defaults

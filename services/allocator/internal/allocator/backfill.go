@@ -116,10 +116,13 @@ type rooms struct {
 	matches, roomMatches jetstream.KeyValue
 	src                  BackfillSource
 	records              *records
+	// turnover is BackfillConfig.Turnover: a room is sent at most this
+	// many times its seats over its life (rooms.limit).
+	turnover int
 }
 
 // openRooms opens the buckets of rooms, whose requests src shows.
-func openRooms(ctx context.Context, js jetstream.JetStream, subj events.Subjects, src BackfillSource, recs *records) (*rooms, error) {
+func openRooms(ctx context.Context, js jetstream.JetStream, subj events.Subjects, src BackfillSource, recs *records, turnover int) (*rooms, error) {
 	matches, err := js.KeyValue(ctx, subj.MatchesBucket())
 	if err != nil {
 		return nil, fmt.Errorf("matches bucket: %w", err)
@@ -128,7 +131,7 @@ func openRooms(ctx context.Context, js jetstream.JetStream, subj events.Subjects
 	if err != nil {
 		return nil, fmt.Errorf("room matches bucket: %w", err)
 	}
-	return &rooms{matches: matches, roomMatches: roomMatches, src: src, records: recs}, nil
+	return &rooms{matches: matches, roomMatches: roomMatches, src: src, records: recs, turnover: turnover}, nil
 }
 
 // match is the match room roomID was opened for: its copy in the room
@@ -223,18 +226,19 @@ func within(m events.Match, seats []int) error {
 
 // asking is the request room roomID makes now, if it makes one: as its
 // own server shows it (its allocation record names the server), within
-// its shape. Any other is errRoomGone: its fill is requeued.
-func (rs *rooms) asking(ctx context.Context, roomID string) (ShownBackfill, error) {
+// its shape, and the most players the room is sent over its life
+// (rooms.limit). Any other is errRoomGone: its fill is requeued.
+func (rs *rooms) asking(ctx context.Context, roomID string) (ShownBackfill, int, error) {
 	if rs.src == nil {
-		return ShownBackfill{}, fmt.Errorf("room %s: this backend shows no rooms: %w", roomID, errRoomGone)
+		return ShownBackfill{}, 0, fmt.Errorf("room %s: this backend shows no rooms: %w", roomID, errRoomGone)
 	}
 	reqs, known := rs.src.Backfills()
 	if !known {
-		return ShownBackfill{}, errRoomsUnknown
+		return ShownBackfill{}, 0, errRoomsUnknown
 	}
 	r, _, err := rs.records.room(ctx, roomID)
 	if err != nil {
-		return ShownBackfill{}, err
+		return ShownBackfill{}, 0, err
 	}
 	for _, b := range reqs {
 		if b.MatchID != roomID || r.hosts(roomID, b.Server) != nil {
@@ -242,14 +246,15 @@ func (rs *rooms) asking(ctx context.Context, roomID string) (ShownBackfill, erro
 		}
 		m, err := rs.match(ctx, roomID)
 		if err != nil {
-			return ShownBackfill{}, err
+			return ShownBackfill{}, 0, err
 		}
 		if err := within(m, b.Seats); err != nil {
-			return ShownBackfill{}, fmt.Errorf("%w: %w", errRoomGone, err)
+			return ShownBackfill{}, 0, fmt.Errorf("%w: %w", errRoomGone, err)
 		}
-		return b, nil
+		limit, err := rs.limit(m)
+		return b, limit, err
 	}
-	return ShownBackfill{}, fmt.Errorf("room %s asks for no one now: %w", roomID, errRoomGone)
+	return ShownBackfill{}, 0, fmt.Errorf("room %s asks for no one now: %w", roomID, errRoomGone)
 }
 
 // request is the events.Backfill of room request b, published at seen,
@@ -259,8 +264,9 @@ func (rs *rooms) asking(ctx context.Context, roomID string) (ShownBackfill, erro
 // is filled by. Its seats are those the room asks for less those
 // promised to players on their way and not seated yet (record.free;
 // errSeatsPromised, with when the first promise ends, when none is
-// left), and its players are the
-// match's, then those promised a seat or sent before.
+// left), and no more than the room may still be sent (errRoomSpent when
+// none: rooms.limit); its players are the match's, then those promised
+// a seat or sent before.
 func (rs *rooms) request(ctx context.Context, b ShownBackfill, seen time.Time) (events.Backfill, time.Time, error) {
 	room, err := rs.own(ctx, b.MatchID, b.Server)
 	if err != nil {
@@ -273,10 +279,17 @@ func (rs *rooms) request(ctx context.Context, b ShownBackfill, seen time.Time) (
 	if err := within(m, b.Seats); err != nil {
 		return events.Backfill{}, time.Time{}, err
 	}
+	limit, err := rs.limit(m)
+	if err != nil {
+		return events.Backfill{}, time.Time{}, err
+	}
 	room.expire(seen)
 	seats := room.free(b)
 	if sum(seats) == 0 && len(room.Promised) > 0 {
 		return events.Backfill{}, room.until(), fmt.Errorf("room %s asks for %v: %w", b.MatchID, b.Seats, errSeatsPromised)
+	}
+	if seats, err = room.spare(b.MatchID, seats, limit); err != nil {
+		return events.Backfill{}, time.Time{}, err
 	}
 	skill, n := 0, 0
 	for _, t := range m.Tickets {
@@ -316,7 +329,7 @@ func roomPlayers(lists ...[]string) []string {
 // seated yet (records.promise), which m's are then promised too.
 func (as *assigner) roomServer(ctx context.Context, m events.Match) (record, error) {
 	roomID := m.Backfill.MatchID
-	b, err := as.rooms.asking(ctx, roomID)
+	b, limit, err := as.rooms.asking(ctx, roomID)
 	if err != nil {
 		return record{}, err
 	}
@@ -327,5 +340,5 @@ func (as *assigner) roomServer(ctx context.Context, m events.Match) (record, err
 	if asks := play.BackfillID(roomID, b.Ask); m.Backfill.BackfillID != asks {
 		return record{}, fmt.Errorf("room %s now asks as %s, not %s: %w", roomID, asks, m.Backfill.BackfillID, errRoomGone)
 	}
-	return as.records.promise(ctx, roomID, m, b, as.now().Add(as.tokenTTL))
+	return as.records.promise(ctx, roomID, m, b, limit, as.now().Add(as.tokenTTL))
 }

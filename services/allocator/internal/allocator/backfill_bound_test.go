@@ -36,7 +36,7 @@ func TestAHostileServerCostsABoundedLook(t *testing.T) {
 	e := newPromiseEnv(t)
 	published := testkit.Collect(t, e.js.Conn(), e.subj.AllBackfills())
 	src := &showing{reqs: []play.Backfill{{MatchID: "r1", Ask: 1, Seats: []int{0, 1}}}}
-	rq := newRequester(&rooms{matches: e.matches, src: src, records: e.recs}, events.NewPublisher(e.js, e.subj), 5*time.Second, e.recs.log, e.clock)
+	rq := newRequester(&rooms{matches: e.matches, src: src, records: e.recs, turnover: backfillDefaults.Turnover}, events.NewPublisher(e.js, e.subj), 5*time.Second, e.recs.log, e.clock)
 	refused := rq.outcomes.WithLabelValues("refused_server")
 	if 20*looksPerServer < refusedPerServer {
 		t.Fatal("20 polls do not reach refusedPerServer")
@@ -85,7 +85,7 @@ func TestRefusalsAreBoundedInAll(t *testing.T) {
 	for _, id := range []string{"a.>", strings.Repeat("x", 65)} {
 		src.others = append(src.others, ShownBackfill{Backfill: play.Backfill{MatchID: id, Ask: 1, Seats: []int{1, 1}}, Server: Server{Name: "gs-2"}})
 	}
-	rq := newRequester(&rooms{matches: e.matches, src: src, records: e.recs}, events.NewPublisher(e.js, e.subj), 5*time.Second, e.recs.log, e.clock)
+	rq := newRequester(&rooms{matches: e.matches, src: src, records: e.recs, turnover: backfillDefaults.Turnover}, events.NewPublisher(e.js, e.subj), 5*time.Second, e.recs.log, e.clock)
 	rq.refusedAll = 3
 	refused := rq.outcomes.WithLabelValues("refused_server")
 	for poll, want := range []float64{4, 5, 6} {

@@ -10,8 +10,8 @@ import (
 )
 
 // TestBackfillMinIntervalFlag: -backfill-min-interval (env
-// BACKFILL_MIN_INTERVAL) sets MinInterval; unset, it is the default, and
-// a zero config gets the defaults too.
+// BACKFILL_MIN_INTERVAL) sets MinInterval, -backfill-turnover Turnover;
+// unset, each is its default, and a zero config gets the defaults too.
 func TestBackfillMinIntervalFlag(t *testing.T) {
 	parse := func(args ...string) BackfillConfig {
 		t.Helper()
@@ -33,6 +33,12 @@ func TestBackfillMinIntervalFlag(t *testing.T) {
 	if c := parse(); c.MinInterval != 7*time.Second {
 		t.Fatalf("env: %s", c.MinInterval)
 	}
+	if c := parse(); c.Turnover != 4 {
+		t.Fatalf("default turnover %d, want 4", c.Turnover)
+	}
+	if c := parse("-backfill-turnover=10"); c.Turnover != 10 {
+		t.Fatalf("turnover flag: %d", c.Turnover)
+	}
 	var c BackfillConfig
 	c.setDefaults()
 	if c != backfillDefaults {
@@ -41,8 +47,8 @@ func TestBackfillMinIntervalFlag(t *testing.T) {
 }
 
 // TestBackfillConfigValidate: the defaults are valid; an Every (the
-// allocator's -capacity-interval) or a MinInterval of zero or less is
-// refused, each named, both at once.
+// allocator's -capacity-interval), a MinInterval or a Turnover of zero
+// or less is refused, each named, all at once.
 func TestBackfillConfigValidate(t *testing.T) {
 	var c BackfillConfig
 	c.setDefaults()
@@ -50,7 +56,8 @@ func TestBackfillConfigValidate(t *testing.T) {
 		t.Fatalf("defaults: %v", err)
 	}
 	err := (&BackfillConfig{Every: 0, MinInterval: -time.Second}).Validate()
-	if err == nil || !strings.Contains(err.Error(), "-capacity-interval") || !strings.Contains(err.Error(), "-backfill-min-interval") {
+	if err == nil || !strings.Contains(err.Error(), "-capacity-interval") || !strings.Contains(err.Error(), "-backfill-min-interval") ||
+		!strings.Contains(err.Error(), "-backfill-turnover") {
 		t.Fatalf("Validate = %v, want both refused", err)
 	}
 }

@@ -97,7 +97,7 @@ func TestRequestsAreAskedAgainWhileTheyShow(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	recs := &records{kv: allocs, log: log, now: func() time.Time { return now }}
-	rq := newRequester(&rooms{matches: kv, src: src, records: recs}, events.NewPublisher(js, subj), time.Second, log, func() time.Time { return now })
+	rq := newRequester(&rooms{matches: kv, src: src, records: recs, turnover: backfillDefaults.Turnover}, events.NewPublisher(js, subj), time.Second, log, func() time.Time { return now })
 	created := func(i int) time.Time {
 		t.Helper()
 		testkit.Eventually(t, 5*time.Second, func() bool { return len(published()) > i }, "publish %d never came", i+1)
@@ -147,7 +147,7 @@ func TestARoomsNewAskWaitsForItsInterval(t *testing.T) {
 	e := newPromiseEnv(t)
 	published := testkit.Collect(t, e.js.Conn(), e.subj.AllBackfills())
 	src := &showing{}
-	rq := newRequester(&rooms{matches: e.matches, src: src, records: e.recs}, events.NewPublisher(e.js, e.subj), 5*time.Second, e.recs.log, e.clock)
+	rq := newRequester(&rooms{matches: e.matches, src: src, records: e.recs, turnover: backfillDefaults.Turnover}, events.NewPublisher(e.js, e.subj), 5*time.Second, e.recs.log, e.clock)
 	var want []string
 	for ask := 1; ask <= 12; ask++ {
 		src.mu.Lock()
@@ -191,7 +191,7 @@ func TestARoomThatFlipsItsAskIsLookedAtOncePerInterval(t *testing.T) {
 	t.Parallel()
 	e := newPromiseEnv(t)
 	src := &showing{}
-	rq := newRequester(&rooms{matches: e.matches, src: src, records: e.recs}, events.NewPublisher(e.js, e.subj), 5*time.Second, e.recs.log, e.clock)
+	rq := newRequester(&rooms{matches: e.matches, src: src, records: e.recs, turnover: backfillDefaults.Turnover}, events.NewPublisher(e.js, e.subj), 5*time.Second, e.recs.log, e.clock)
 	for i := range 10 {
 		src.set(play.Backfill{MatchID: "r1", Ask: 1 + i%2, Seats: []int{0, 1}})
 		rq.poll(t.Context())

@@ -31,6 +31,11 @@ type BackfillConfig struct {
 	// not, costs the allocator and the matcher. Each allocator keeps its
 	// own pace.
 	MinInterval time.Duration
+	// Turnover is how many times its seats a room is sent over its life
+	// (turnover.go): a game server that says its seats are free after
+	// every promise ends takes no more. The allocator's main gives the
+	// assigner the same (Config.Turnover).
+	Turnover int
 }
 
 // backfillDefaults are the one statement of BackfillConfig's defaults.
@@ -39,6 +44,10 @@ var backfillDefaults = BackfillConfig{
 	// A room's seats change as its players leave, seconds apart at the
 	// fastest; a request is filled from the pool within a matcher tick.
 	MinInterval: 5 * time.Second,
+	// Each seat changes hands three times over a room's life; a
+	// compromised server takes four rooms' worth of players for each it
+	// is allocated.
+	Turnover: 4,
 }
 
 // RegisterFlags registers MinInterval's flag on fs; Every is the
@@ -46,6 +55,8 @@ var backfillDefaults = BackfillConfig{
 func (c *BackfillConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MinInterval, "backfill-min-interval", backfillDefaults.MinInterval,
 		"shortest time between two requests of one room published for the matcher; a room that asks again sooner waits")
+	fs.IntVar(&c.Turnover, "backfill-turnover", backfillDefaults.Turnover,
+		"most players one room is sent by backfill over its life, in multiples of its seats (a game server that says its seats are free after every promise ends takes no more)")
 }
 
 // setDefaults fills what is unset (zero) of a config built in code; a
@@ -54,6 +65,7 @@ func (c *BackfillConfig) RegisterFlags(fs *flag.FlagSet) {
 func (c *BackfillConfig) setDefaults() {
 	envflag.OrDefault(&c.Every, backfillDefaults.Every)
 	envflag.OrDefault(&c.MinInterval, backfillDefaults.MinInterval)
+	envflag.OrDefault(&c.Turnover, backfillDefaults.Turnover)
 }
 
 // Validate reports every setting that cannot pace the requests: a
@@ -66,6 +78,9 @@ func (c *BackfillConfig) Validate() error {
 	}
 	if c.MinInterval <= 0 {
 		errs = append(errs, fmt.Errorf("-backfill-min-interval %s: must be positive", c.MinInterval))
+	}
+	if c.Turnover <= 0 {
+		errs = append(errs, fmt.Errorf("-backfill-turnover %d: must be positive (a room sent no one asks in vain)", c.Turnover))
 	}
 	return errors.Join(errs...)
 }
@@ -180,7 +195,7 @@ func RequestBackfills(ctx context.Context, js jetstream.JetStream, subj events.S
 		if allocs, err = js.KeyValue(ctx, subj.AllocationsBucket()); err != nil {
 			return fmt.Errorf("allocations bucket: %w", err)
 		}
-		rs, err = openRooms(ctx, js, subj, src, &records{kv: allocs, log: log, now: time.Now})
+		rs, err = openRooms(ctx, js, subj, src, &records{kv: allocs, log: log, now: time.Now}, cfg.Turnover)
 		return err
 	})
 	if err != nil {
@@ -213,7 +228,7 @@ func newRequester(rs *rooms, pub *events.Publisher, minInterval time.Duration, l
 	return &requester{rooms: rs, pub: pub, log: log, now: now, minInterval: minInterval,
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quickmatch_allocator_backfill_requests_total",
-			Help: "Rooms' backfill requests looked at, by outcome: published, waits_interval (the room asked again within -backfill-min-interval), waits_promised (every seat asked for is promised), refused_server (a server asked for a room that is not its own), refused_seats (more seats than the room has), unfillable (no match record of the room, or invalid).",
+			Help: "Rooms' backfill requests looked at, by outcome: published, waits_interval (the room asked again within -backfill-min-interval), waits_promised (every seat asked for is promised), refused_server (a server asked for a room that is not its own), refused_seats (more seats than the room has), refused_spent (the room was sent -backfill-turnover times its seats), unfillable (no match record of the room, or invalid).",
 		}, []string{"outcome"}),
 		due: map[requestKey]time.Time{}, refused: map[roomKey]time.Time{}, refusedBy: map[serverKey]int{}, refusedAll: refusedInAll,
 		last: map[string]time.Time{}}
@@ -307,6 +322,9 @@ func (rq *requester) record(ctx context.Context, b ShownBackfill, k requestKey, 
 		}
 		rq.outcomes.WithLabelValues("waits_promised").Inc()
 		rq.log.Info("backfill request waits: its seats are promised to players on their way", "backfill_id", id, "until", promised)
+	case errors.Is(err, errRoomSpent):
+		rq.lookedAt(b.MatchID, k, now, "refused_spent")
+		rq.log.Warn("backfill request refused: its room was sent as many players as it may be (-backfill-turnover)", "backfill_id", id, "server", b.Server.Name, "err", err)
 	case errors.Is(err, errRoomGone) || errors.Is(err, events.ErrInvalid):
 		rq.lookedAt(b.MatchID, k, now, "unfillable") // said once per askAgain
 		rq.log.Warn("backfill request cannot be filled", "backfill_id", id, "err", err)

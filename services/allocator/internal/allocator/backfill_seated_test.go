@@ -29,12 +29,12 @@ func newSeatedEnv(t *testing.T) *seatedEnv {
 	t.Helper()
 	e := &seatedEnv{promiseEnv: newPromiseEnv(t), src: &showing{}}
 	e.published = testkit.Collect(t, e.js.Conn(), e.subj.AllBackfills())
-	rs := &rooms{matches: e.matches, src: e.src, records: e.recs}
+	rs := &rooms{matches: e.matches, src: e.src, records: e.recs, turnover: backfillDefaults.Turnover}
 	e.rq = newRequester(rs, events.NewPublisher(e.js, e.subj), backfillDefaults.MinInterval, e.recs.log, e.clock)
 	e.fill = func(m events.Match) error {
-		b, err := rs.asking(t.Context(), "r1")
+		b, limit, err := rs.asking(t.Context(), "r1")
 		if err == nil {
-			_, err = e.recs.promise(t.Context(), "r1", m, b, e.clock().Add(10*time.Minute))
+			_, err = e.recs.promise(t.Context(), "r1", m, b, limit, e.clock().Add(10*time.Minute))
 		}
 		return err
 	}
@@ -133,16 +133,16 @@ func TestAFillSeatedBeforeItsPromiseHoldsItsSeat(t *testing.T) {
 	e := newSeatedEnv(t)
 	b := asks(1, 0, 1)
 	b.Seated = []string{"alice", "bob", "carol", "hank"}
-	if _, err := e.recs.promise(t.Context(), "r1", fillOf("f1", "hank"), b, e.clock().Add(time.Minute)); err != nil {
+	if _, err := e.recs.promise(t.Context(), "r1", fillOf("f1", "hank"), b, noLimit, e.clock().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	later := asks(5, 0, 1)
 	later.Seated = b.Seated
-	if _, err := e.recs.promise(t.Context(), "r1", fillOf("f2", "ivy"), later, e.clock().Add(time.Minute)); !errors.Is(err, errRoomGone) {
+	if _, err := e.recs.promise(t.Context(), "r1", fillOf("f2", "ivy"), later, noLimit, e.clock().Add(time.Minute)); !errors.Is(err, errRoomGone) {
 		t.Fatalf("ivy promised hank's seat: %v", err)
 	}
 	e.wait(time.Minute + promiseMargin)
-	if _, err := e.recs.promise(t.Context(), "r1", fillOf("f2", "ivy"), later, e.clock().Add(time.Minute)); err != nil {
+	if _, err := e.recs.promise(t.Context(), "r1", fillOf("f2", "ivy"), later, noLimit, e.clock().Add(time.Minute)); err != nil {
 		t.Fatalf("ivy once hank's promise ended: %v", err)
 	}
 }

@@ -411,7 +411,7 @@ func TestAPlacedFillIsToldAgainOnceItsRoomIsGone(t *testing.T) {
 	if _, err := p.kv.Put(t.Context(), "r1", rec); err != nil {
 		t.Fatal(err)
 	}
-	p.as.rooms = &rooms{matches: matches, src: &showing{reqs: []play.Backfill{{MatchID: "r1", Ask: 1, Seats: []int{0, 1}}}}, records: p.as.records}
+	p.as.rooms = &rooms{matches: matches, src: &showing{reqs: []play.Backfill{{MatchID: "r1", Ask: 1, Seats: []int{0, 1}}}}, records: p.as.records, turnover: backfillDefaults.Turnover}
 	fill := events.Match{SchemaVersion: events.SchemaVersion, MatchID: "f1", Mode: "2v2", Region: "eu", Tier: "gold",
 		Tickets:  []events.MatchTicket{{TicketID: "t-erin", Players: []string{"erin"}, Skill: 1640, Team: 1, CreatedAt: time.Now().UTC()}},
 		Backfill: &events.MatchBackfill{BackfillID: play.BackfillID("r1", 1), MatchID: "r1"}}

@@ -217,9 +217,11 @@ func (rs *records) room(ctx context.Context, roomID string) (record, uint64, err
 // makes request b (free seats per team, who is seated), until its join
 // tokens expire (until), and returns m's record: the room's server and
 // until. The seats must be free less those promised to other matches
-// and held (record.free), or m gets none (errRoomGone: its tickets are
-// requeued). A match promised seats before (a retry) keeps its promise.
-func (rs *records) promise(ctx context.Context, roomID string, m events.Match, b ShownBackfill, until time.Time) (record, error) {
+// and held (record.free), and the room sent no more than limit players
+// over its life with m's (errRoomSpent), or m gets none (errRoomGone:
+// its tickets are requeued). A match promised seats before (a retry)
+// keeps its promise.
+func (rs *records) promise(ctx context.Context, roomID string, m events.Match, b ShownBackfill, limit int, until time.Time) (record, error) {
 	seats := b.Seats
 	var teams []int
 	ask := b.Ask
@@ -242,6 +244,9 @@ func (rs *records) promise(ctx context.Context, roomID string, m events.Match, b
 		if i := slices.IndexFunc(r.Promised, func(p promise) bool { return p.Match == m.MatchID }); i >= 0 {
 			return record{Server: r.Server, Until: r.Promised[i].Until}, nil
 		}
+		if r.Backfilled+len(teams) > limit {
+			return record{}, fmt.Errorf("room %s: match %s brings %d: %w", roomID, m.MatchID, len(teams), r.spent(limit))
+		}
 		free := r.free(b)
 		promised := sum(seats) - sum(free)
 		for _, team := range teams {
@@ -252,6 +257,7 @@ func (rs *records) promise(ctx context.Context, roomID string, m events.Match, b
 			free[team]--
 		}
 		r.Promised = append(r.Promised, promise{Match: m.MatchID, Teams: teams, Until: until.UnixMilli(), Players: m.Players(), Ask: ask})
+		r.Backfilled += len(teams)
 		data, err := r.encode()
 		if err != nil {
 			return record{}, fmt.Errorf("room %s: %w", roomID, err)

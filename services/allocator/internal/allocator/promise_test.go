@@ -73,6 +73,10 @@ func (e *promiseEnv) wait(d time.Duration) {
 	e.mu.Unlock()
 }
 
+// noLimit is a limit on the players sent to a room (turnover.go) no
+// test of promises reaches.
+const noLimit = 1 << 20
+
 // fillOf is match id filling room r1 with these players on team 1.
 func fillOf(id string, players ...string) events.Match {
 	m := events.Match{MatchID: id, Mode: "2v2", Region: "eu", Tier: "gold", Backfill: &events.MatchBackfill{BackfillID: "r1-b1", MatchID: "r1"}}
@@ -101,7 +105,7 @@ func TestPromisedSeatsAreNotGivenTwice(t *testing.T) {
 	e := newPromiseEnv(t)
 	ttl := 10 * time.Minute
 	promise := func(m events.Match, seats ...int) (record, error) {
-		return e.recs.promise(t.Context(), "r1", m, asks(1, seats...), e.clock().Add(ttl))
+		return e.recs.promise(t.Context(), "r1", m, asks(1, seats...), noLimit, e.clock().Add(ttl))
 	}
 	erin, err := promise(fillOf("f1", "erin"), 0, 1)
 	if err != nil || erin.Server == nil || erin.Server.Name != "gs-1" || erin.Until != e.clock().Add(ttl).UnixMilli() {
@@ -149,7 +153,7 @@ func TestTwoAllocatorsPromiseTheLastSeatOnce(t *testing.T) {
 		for i := range errs {
 			wg.Go(func() {
 				m := fillOf(fmt.Sprintf("f%d-%d", round, i), fmt.Sprintf("p%d-%d", round, i))
-				_, errs[i] = e.recs.promise(t.Context(), "r1", m, asks(1, 0, 1), e.clock().Add(time.Minute))
+				_, errs[i] = e.recs.promise(t.Context(), "r1", m, asks(1, 0, 1), noLimit, e.clock().Add(time.Minute))
 			})
 		}
 		wg.Wait()
@@ -178,8 +182,8 @@ func TestRequestLeavesOutPromisedSeats(t *testing.T) {
 	e := newPromiseEnv(t)
 	published := testkit.Collect(t, e.js.Conn(), e.subj.AllBackfills())
 	src := &showing{reqs: []play.Backfill{{MatchID: "r1", Ask: 2, Seats: []int{0, 2}}}}
-	rq := newRequester(&rooms{matches: e.matches, src: src, records: e.recs}, events.NewPublisher(e.js, e.subj), backfillDefaults.MinInterval, e.recs.log, e.clock)
-	erin, err := e.recs.promise(t.Context(), "r1", fillOf("f1", "erin"), asks(1, 0, 1), e.clock().Add(time.Minute))
+	rq := newRequester(&rooms{matches: e.matches, src: src, records: e.recs, turnover: backfillDefaults.Turnover}, events.NewPublisher(e.js, e.subj), backfillDefaults.MinInterval, e.recs.log, e.clock)
+	erin, err := e.recs.promise(t.Context(), "r1", fillOf("f1", "erin"), asks(1, 0, 1), noLimit, e.clock().Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +232,7 @@ func TestRoomRecordStaysWithinItsBucket(t *testing.T) {
 		if i%10 == 0 {
 			e.wait(time.Hour) // the promises so far end: their players are sent
 		}
-		_, err := e.recs.promise(t.Context(), "r1", fillOf(fmt.Sprintf("f%d", i), long(i)), asks(1, seats...), e.clock().Add(time.Minute))
+		_, err := e.recs.promise(t.Context(), "r1", fillOf(fmt.Sprintf("f%d", i), long(i)), asks(1, seats...), noLimit, e.clock().Add(time.Minute))
 		if err != nil {
 			if !errors.Is(err, errRoomGone) {
 				t.Fatal(err)
@@ -255,7 +259,7 @@ func TestRoomRecordStaysWithinItsBucket(t *testing.T) {
 	e.wait(time.Hour)
 	kept := 0
 	for i := range 100 {
-		_, err := e.recs.promise(t.Context(), "r1", fillOf(fmt.Sprintf("g%d", i), long(i)), asks(1, seats...), e.clock().Add(time.Minute))
+		_, err := e.recs.promise(t.Context(), "r1", fillOf(fmt.Sprintf("g%d", i), long(i)), asks(1, seats...), noLimit, e.clock().Add(time.Minute))
 		if err == nil {
 			kept++
 			continue

@@ -52,6 +52,9 @@ type record struct {
 	// (promise.go).
 	Promised []promise `json:"promised,omitempty"`
 	Sent     []string  `json:"sent,omitempty"`
+	// Backfilled, in a running room's record, counts the players ever
+	// promised a seat in it (turnover.go).
+	Backfilled int `json:"backfilled,omitempty"`
 }
 
 // failedBefore: the match's record says it failed; its players were (or
