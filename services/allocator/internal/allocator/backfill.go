@@ -86,6 +86,10 @@ type BackfillSource interface {
 	// false until it has looked once (no request is published, and no
 	// room counts as gone, on a view that does not exist yet).
 	Backfills() (reqs []ShownBackfill, known bool)
+	// RoomBackfills are the requests for room roomID among Backfills
+	// (from every server that shows one): what a fill of the room is
+	// checked against, without reading every server's.
+	RoomBackfills(roomID string) (reqs []ShownBackfill, known bool)
 }
 
 // errRoomGone: the room a backfill match fills is no longer there (no
@@ -232,7 +236,7 @@ func (rs *rooms) asking(ctx context.Context, roomID string) (ShownBackfill, int,
 	if rs.src == nil {
 		return ShownBackfill{}, 0, fmt.Errorf("room %s: this backend shows no rooms: %w", roomID, errRoomGone)
 	}
-	reqs, known := rs.src.Backfills()
+	reqs, known := rs.src.RoomBackfills(roomID)
 	if !known {
 		return ShownBackfill{}, 0, errRoomsUnknown
 	}

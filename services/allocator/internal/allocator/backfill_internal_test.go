@@ -42,6 +42,11 @@ func (s *showing) Backfills() ([]ShownBackfill, bool) {
 	return out, true
 }
 
+func (s *showing) RoomBackfills(roomID string) ([]ShownBackfill, bool) {
+	all, known := s.Backfills()
+	return slices.DeleteFunc(all, func(b ShownBackfill) bool { return b.MatchID != roomID }), known
+}
+
 func (s *showing) Rooms() ([]ShownRoom, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,6 +1,9 @@
 package kube
 
 import (
+	"slices"
+	"sync"
+
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
@@ -32,13 +35,80 @@ var _ allocator.BackfillSource = (*Backend)(nil)
 // still counts their seat free; releasing the promise then would promise
 // that seat twice. (The local backend's /status shows both in one
 // answer, and releases promises early.)
+//
+// A server's requests are decoded once per resourceVersion of its
+// GameServer (decoded): each poll reads them all, and a server may show
+// a thousand.
 func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
-	var out []allocator.ShownBackfill
+	b.decoded.mu.Lock()
+	defer b.decoded.mu.Unlock()
+	next := make(map[serverKey]decodedRequests, len(b.decoded.of))
+	var shown []decodedRequests
+	n := 0
 	known := b.eachServer(func(u *unstructured.Unstructured, srv allocator.Server) {
-		for _, r := range roomRequests(u) {
-			out = append(out, allocator.ShownBackfill{Backfill: r, Server: srv})
+		k := serverKey{srv.Cluster, u.GetNamespace(), u.GetName()}
+		d, ok := b.decoded.of[k]
+		if v := u.GetResourceVersion(); !ok || v == "" || d.version != v {
+			d = decodedRequests{version: v, reqs: roomRequests(u)}
+		}
+		next[k] = d
+		if len(d.reqs) > 0 {
+			d.server = srv
+			shown, n = append(shown, d), n+len(d.reqs)
 		}
 	})
+	b.decoded.of = next // the servers gone are forgotten
+	out := make([]allocator.ShownBackfill, 0, n)
+	for _, d := range shown {
+		for _, r := range d.reqs {
+			out = append(out, allocator.ShownBackfill{Backfill: r, Server: d.server})
+		}
+	}
+	return out, known
+}
+
+// decoded keeps each GameServer's requests (roomRequests) as of its
+// resourceVersion, which changes with any change of the object; only
+// Backfills, which reads every server, uses it. Its requests are read,
+// never written, by Backfills' callers.
+type decoded struct {
+	mu sync.Mutex
+	of map[serverKey]decodedRequests
+}
+
+type serverKey struct{ cluster, namespace, name string }
+
+type decodedRequests struct {
+	version string
+	reqs    []play.Backfill
+	server  allocator.Server // as this poll shows it
+}
+
+// RoomBackfills are the requests for room roomID, as Backfills shows
+// them, of each server whose rooms List names it (the informers' room
+// index): only that room's annotation is decoded.
+func (b *Backend) RoomBackfills(roomID string) ([]allocator.ShownBackfill, bool) {
+	var out []allocator.ShownBackfill
+	known := true
+	for _, c := range b.clusters {
+		idx, ok := c.cache()
+		if !ok {
+			known = false
+			continue
+		}
+		found, _ := idx.ByIndex(roomIndex, roomID)
+		for _, o := range found {
+			u, ok := o.(*unstructured.Unstructured)
+			if !ok || !listsLive(u, roomID) {
+				continue
+			}
+			// The one annotation, not a copy of them all.
+			ann, _, _ := unstructured.NestedString(u.Object, "metadata", "annotations", agones.BackfillAnnotation(roomID))
+			if r, ok := roomRequest(ann, roomID); ok {
+				out = append(out, allocator.ShownBackfill{Backfill: r, Server: allocator.Server{Name: u.GetName(), Cluster: c.Name}})
+			}
+		}
+	}
 	return out, known
 }
 
@@ -81,16 +151,21 @@ func (b *Backend) eachServer(f func(u *unstructured.Unstructured, srv allocator.
 // allocator could serve; so are the rooms of a server that is not
 // Allocated.
 func roomRequests(u *unstructured.Unstructured) []play.Backfill {
-	ann := u.GetAnnotations()
+	ann := u.GetAnnotations() // a copy: once for every room
 	var out []play.Backfill
 	for _, id := range liveRooms(u) {
-		b, ok, err := agones.DecodeBackfill(ann[agones.BackfillAnnotation(id)])
-		if err != nil || !ok || b.MatchID != id {
-			continue
+		if b, ok := roomRequest(ann[agones.BackfillAnnotation(id)], id); ok {
+			out = append(out, b)
 		}
-		out = append(out, b)
 	}
 	return out
+}
+
+// roomRequest is the request ann, room id's backfill annotation on its
+// GameServer, holds, if it holds one that reads and names the room.
+func roomRequest(ann string, id string) (play.Backfill, bool) {
+	b, ok, err := agones.DecodeBackfill(ann)
+	return b, err == nil && ok && b.MatchID == id
 }
 
 // serving says whether players may be sent to GameServer u's rooms:
@@ -99,6 +174,23 @@ func roomRequests(u *unstructured.Unstructured) []play.Backfill {
 func serving(u *unstructured.Unstructured) bool {
 	state, _, _ := unstructured.NestedString(u.Object, "status", "state")
 	return state == agones.StateAllocated && u.GetDeletionTimestamp() == nil
+}
+
+// listsLive says whether room id is among GameServer u's liveRooms,
+// without building them when it is listed within the first
+// allocator.MaxRoomsShown (its place among them is no later).
+func listsLive(u *unstructured.Unstructured, id string) bool {
+	if !serving(u) {
+		return false
+	}
+	listed, _, _ := unstructured.NestedStringSlice(u.Object, "status", "lists", agones.ListRooms, "values")
+	switch i := slices.Index(listed, id); {
+	case i < 0:
+		return false
+	case i < allocator.MaxRoomsShown:
+		return true
+	}
+	return slices.Contains(liveRooms(u), id)
 }
 
 // liveRooms are the rooms GameServer u lists (agones.ListRooms), each

@@ -3,6 +3,7 @@ package kube
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -121,5 +122,141 @@ func TestRoomsAreTheAllocatedServersLists(t *testing.T) {
 	want := []allocator.ShownRoom{{MatchID: "m1", Server: gs1}, {MatchID: "m2", Server: gs1}}
 	if !known || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Rooms = %+v, %v; want %+v", got, known, want)
+	}
+}
+
+// TestRoomBackfillsReadOnlyTheRoom: a room's requests are those of the
+// servers that list it live, its own and any other that shows it (the
+// allocator checks which one its record names), as Backfills shows
+// them; a room one lists and does not ask for, or lists past
+// allocator.MaxRoomsShown, or one on a server that is not Allocated,
+// has none.
+func TestRoomBackfillsReadOnlyTheRoom(t *testing.T) {
+	t.Parallel()
+	ask := func(id string) string {
+		return agones.EncodeBackfill(play.Backfill{MatchID: id, Ask: 1, Seats: []int{0, 1}})
+	}
+	var many []string
+	for i := range allocator.MaxRoomsShown {
+		many = append(many, fmt.Sprintf("x%d", i))
+	}
+	shutting := gameServer("gs-4", []string{"m1"}, map[string]string{agones.BackfillAnnotation("m1"): ask("m1")})
+	_ = unstructured.SetNestedField(shutting.Object, "Shutdown", "status", "state")
+	store := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{roomIndex: roomsOf})
+	for _, gs := range []*unstructured.Unstructured{
+		gameServer("gs-1", []string{"m1", "m2"}, map[string]string{agones.BackfillAnnotation("m1"): ask("m1")}),
+		gameServer("gs-2", []string{"m1"}, map[string]string{agones.BackfillAnnotation("m1"): ask("m1")}),
+		gameServer("gs-3", append(many, "m1"), map[string]string{agones.BackfillAnnotation("m1"): ask("m1")}),
+		shutting,
+	} {
+		if err := store.Add(gs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &cluster{Cluster: Cluster{Name: "eu-1"}}
+	c.informer.Store(&informer{servers: store, synced: func() bool { return true }})
+	b := &Backend{clusters: []*cluster{c}}
+	got, known := b.RoomBackfills("m1")
+	names := []string{}
+	for _, r := range got {
+		names = append(names, r.Server.Name)
+	}
+	slices.Sort(names)
+	if !known || !slices.Equal(names, []string{"gs-1", "gs-2"}) {
+		t.Fatalf("m1's requests from %v (known %v), want gs-1's and gs-2's", names, known)
+	}
+	if got, _ := b.RoomBackfills("m2"); len(got) != 0 {
+		t.Fatalf("m2, which asks for no one: %+v", got)
+	}
+}
+
+// TestBackfillsAreDecodedOncePerVersion: a GameServer's requests are
+// read again when its resourceVersion changes, not on every poll.
+func TestBackfillsAreDecodedOncePerVersion(t *testing.T) {
+	t.Parallel()
+	gs := gameServer("gs-1", []string{"m1"}, map[string]string{
+		agones.BackfillAnnotation("m1"): agones.EncodeBackfill(play.Backfill{MatchID: "m1", Ask: 1, Seats: []int{0, 1}})})
+	gs.SetResourceVersion("10")
+	store := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{roomIndex: roomsOf})
+	if err := store.Add(gs); err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{Cluster: Cluster{Name: "eu-1"}}
+	c.informer.Store(&informer{servers: store, synced: func() bool { return true }})
+	b := &Backend{clusters: []*cluster{c}}
+	ask := func() int {
+		t.Helper()
+		got, _ := b.Backfills()
+		if len(got) != 1 {
+			t.Fatalf("requests %+v", got)
+		}
+		return got[0].Ask
+	}
+	if a := ask(); a != 1 {
+		t.Fatalf("ask %d", a)
+	}
+	// The same version with other annotations: what was read holds (the
+	// API server never does this; the test does, to see the read kept).
+	changed := gs.DeepCopy()
+	changed.SetAnnotations(map[string]string{
+		agones.BackfillAnnotation("m1"): agones.EncodeBackfill(play.Backfill{MatchID: "m1", Ask: 2, Seats: []int{0, 1}})})
+	if err := store.Update(changed); err != nil {
+		t.Fatal(err)
+	}
+	if a := ask(); a != 1 {
+		t.Fatalf("ask %d at the same version, want the one read", a)
+	}
+	changed.SetResourceVersion("11")
+	if err := store.Update(changed); err != nil {
+		t.Fatal(err)
+	}
+	if a := ask(); a != 2 {
+		t.Fatalf("ask %d at a new version, want 2", a)
+	}
+}
+
+// crowded is a backend over 20 Allocated servers each showing a
+// thousand rooms asking for players (the most a server shows), at
+// resourceVersion "1".
+func crowded(tb testing.TB) *Backend {
+	store := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{roomIndex: roomsOf})
+	for s := range 20 {
+		var rooms []string
+		ann := map[string]string{}
+		for i := range allocator.MaxRoomsShown {
+			id := fmt.Sprintf("s%d-m%d", s, i)
+			rooms = append(rooms, id)
+			ann[agones.BackfillAnnotation(id)] = agones.EncodeBackfill(play.Backfill{MatchID: id, Ask: 1, Seats: []int{0, 1}})
+		}
+		gs := gameServer(fmt.Sprintf("gs-%d", s), rooms, ann)
+		gs.SetResourceVersion("1")
+		if err := store.Add(gs); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	c := &cluster{Cluster: Cluster{Name: "eu-1"}}
+	c.informer.Store(&informer{servers: store, synced: func() bool { return true }})
+	return &Backend{clusters: []*cluster{c}}
+}
+
+// BenchmarkBackfills: a poll of the crowded servers, unchanged since the
+// last poll.
+func BenchmarkBackfills(b *testing.B) {
+	be := crowded(b)
+	for b.Loop() {
+		if got, _ := be.Backfills(); len(got) != 20*allocator.MaxRoomsShown {
+			b.Fatalf("%d requests", len(got))
+		}
+	}
+}
+
+// BenchmarkRoomBackfills: a fill's check of its room among the crowded
+// servers.
+func BenchmarkRoomBackfills(b *testing.B) {
+	be := crowded(b)
+	for b.Loop() {
+		if got, _ := be.RoomBackfills("s7-m500"); len(got) != 1 {
+			b.Fatalf("%d requests", len(got))
+		}
 	}
 }

@@ -2,6 +2,8 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -111,4 +113,31 @@ func (c *cluster) allocatedTo(matchID string) (allocator.Server, bool) {
 // nowhere.
 func reachable(srv allocator.Server) bool {
 	return srv.Name != "" && srv.Address != "" && srv.Port > 0 && srv.Port <= 65535
+}
+
+// ServerOf reads the apiserver's answer to a GameServerAllocation: the
+// server when Allocated, allocator.ErrNoCapacity when UnAllocated, ErrAPI
+// on Contention (worth a retry), and errBadAnswer for anything that is not
+// a usable allocation, such as an Allocated server without an address or
+// a port: players must never be sent nowhere.
+func ServerOf(data []byte, cluster string) (allocator.Server, error) {
+	var out agones.GameServerAllocation
+	if err := json.Unmarshal(data, &out); err != nil {
+		return allocator.Server{}, fmt.Errorf("cluster %s: %w: %w", cluster, errBadAnswer, err)
+	}
+	switch out.Status.State {
+	case agones.StateAllocated:
+		srv := allocator.Server{Name: out.Status.GameServerName, Address: out.Status.Address, Cluster: cluster}
+		if len(out.Status.Ports) > 0 {
+			srv.Port = int(out.Status.Ports[0].Port)
+		}
+		if !reachable(srv) {
+			return allocator.Server{}, fmt.Errorf("cluster %s: %w: Allocated without a server name, address or port: %+v", cluster, errBadAnswer, out.Status)
+		}
+		return srv, nil
+	case agones.StateUnAllocated:
+		return allocator.Server{}, fmt.Errorf("cluster %s: %w", cluster, allocator.ErrNoCapacity)
+	default: // Contention: another allocation raced us; worth a retry
+		return allocator.Server{}, fmt.Errorf("%w: cluster %s: allocation state %q", ErrAPI, cluster, out.Status.State)
+	}
 }

@@ -191,6 +191,12 @@ func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
 	return gather(b, func(s *server) []allocator.ShownBackfill { return s.backfill })
 }
 
+// RoomBackfills are the requests for room roomID among Backfills.
+func (b *Backend) RoomBackfills(roomID string) ([]allocator.ShownBackfill, bool) {
+	all, known := b.Backfills()
+	return slices.DeleteFunc(all, func(r allocator.ShownBackfill) bool { return r.MatchID != roomID }), known
+}
+
 // Rooms are the rooms the servers showed open at the last poll (each
 // server's play.Status.Open, opened), each with its server; known once
 // every server was polled.
