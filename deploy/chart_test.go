@@ -176,6 +176,9 @@ func checkFleet(t *testing.T, f *deploytest.Fleet, regionLabel string, env map[s
 	if f.Labels[regionLabel] == "" {
 		t.Errorf("fleet %s: no %s label: %v", f.Name, regionLabel, f.Labels)
 	}
+	if got := f.Labels[agones.RoomsPerServerLabel]; got != fmt.Sprint(*rooms.Capacity) {
+		t.Errorf("fleet %s: %s label %q, want its rooms capacity %d", f.Name, agones.RoomsPerServerLabel, got, *rooms.Capacity)
+	}
 	pod := gs.Template.Spec
 	c := pod.Containers[0]
 	vars := map[string]string{}

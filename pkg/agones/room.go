@@ -46,6 +46,11 @@ const (
 	// RegionLabel is the label naming a Fleet's region by default; the
 	// FleetAutoscaler webhook sizes each fleet from its region's demand.
 	RegionLabel = "quickmatch.dev/region"
+	// RoomsPerServerLabel on a Fleet is its rooms List's capacity in its
+	// spec: the most rooms the FleetAutoscaler webhook counts a server
+	// for. The Fleet's status sums what its servers' SDKs set, and a
+	// compromised server may raise its List's capacity.
+	RoomsPerServerLabel = "quickmatch.dev/rooms-per-server"
 	// RetiringLabel is set (through the SDK, hence the prefix) by a game
 	// server that takes no more rooms: its allocation annotations, which
 	// Agones never removes, near the 256 KiB an object's annotations may

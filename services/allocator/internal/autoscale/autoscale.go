@@ -6,6 +6,12 @@
 //
 // Rooms are the Fleet's aggregated rooms List (agones.ListRooms): its
 // count is the live rooms, its capacity the rooms the servers can host.
+// Agones sums the List from what each server's SDK set, and a server may
+// be compromised: one that raised its List's capacity would make its
+// fleet look free, and the fleet would not grow. So no server counts for
+// more rooms than its Fleet's spec gives it: the Fleet's
+// agones.RoomsPerServerLabel (the chart sets it), else
+// Config.RoomsPerServer.
 //
 // Agones posts a FleetAutoscaleReview every sync period (30 s by default).
 // The answer keeps every server in use (allocated or reserved) and adds
@@ -14,6 +20,7 @@
 //
 //	rooms needed   = ceil(waiting players / players per room)
 //	rooms short    = max(0, rooms needed - free rooms on allocated servers)
+//	                 (a server counted for its spec's rooms at most)
 //	ready wanted   = ceil(rooms short / rooms per server) + buffer
 //	replicas       = allocated + reserved + ready wanted, within [min, max]
 package autoscale
@@ -27,6 +34,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -44,7 +52,10 @@ type Demand interface {
 type Config struct {
 	// PlayersPerRoom is the players of one match (2 for 1v1).
 	PlayersPerRoom int
-	// RoomsPerServer is used when the fleet reports no rooms List.
+	// RoomsPerServer is a server's rooms (its rooms List's capacity in
+	// the Fleet's spec) for a Fleet without agones.RoomsPerServerLabel:
+	// the rooms a server counts for when the fleet reports no rooms
+	// List, and the most when it does.
 	RoomsPerServer int
 	// Buffer is the Ready servers kept beyond the demand.
 	Buffer int
@@ -80,21 +91,24 @@ func (c *Config) setDefaults() {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Buffer, "autoscale-buffer", defaults.Buffer, "FleetAutoscaler webhook: Ready servers kept beyond the demand")
 	fs.IntVar(&c.PlayersPerRoom, "autoscale-players-per-room", defaults.PlayersPerRoom, "FleetAutoscaler webhook: players of one match")
-	fs.IntVar(&c.RoomsPerServer, "autoscale-rooms-per-server", defaults.RoomsPerServer, "FleetAutoscaler webhook: rooms per server when the fleet has no rooms List")
+	fs.IntVar(&c.RoomsPerServer, "autoscale-rooms-per-server", defaults.RoomsPerServer, "FleetAutoscaler webhook: rooms per server (the rooms List capacity of the Fleet's spec) of a Fleet without the "+agones.RoomsPerServerLabel+" label: used when the fleet has no rooms List, and the most a server counts for when it has (its SDK may raise the capacity)")
 	fs.StringVar(&c.RegionLabel, "autoscale-region-label", defaults.RegionLabel, "FleetAutoscaler webhook: the Fleet label naming its region, whose waiting tickets size it")
 	fs.StringVar(&c.DefaultRegion, "autoscale-default-region", defaults.DefaultRegion, "FleetAutoscaler webhook: the region of a Fleet without the region label")
 }
 
-// Desired is the replica count for a fleet with status st when waiting
-// players wait in its region.
-func (c Config) Desired(st agones.FleetStatus, waiting int) int32 {
+// Desired is the replica count for a fleet with status st, whose
+// servers host at most spec rooms each (0: Config.RoomsPerServer), when
+// waiting players wait in its region.
+func (c Config) Desired(st agones.FleetStatus, spec, waiting int) int32 {
 	c.setDefaults()
-	perServer := int64(c.RoomsPerServer)
+	most := int64(cmp.Or(spec, c.RoomsPerServer))
+	perServer := most
 	freeOnAllocated := int64(0)
 	if rooms, ok := st.Lists[agones.ListRooms]; ok {
-		freeOnAllocated = max(0, rooms.AllocatedCapacity-rooms.AllocatedCount)
+		capacity := min(rooms.AllocatedCapacity, int64(st.AllocatedReplicas)*most)
+		freeOnAllocated = max(0, capacity-rooms.AllocatedCount)
 		if st.Replicas > 0 && rooms.Capacity > 0 {
-			perServer = max(1, rooms.Capacity/int64(st.Replicas))
+			perServer = min(max(1, rooms.Capacity/int64(st.Replicas)), most)
 		}
 	}
 	needed := (int64(waiting) + int64(c.PlayersPerRoom) - 1) / int64(c.PlayersPerRoom)
@@ -159,7 +173,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := &agones.FleetAutoscaleResponse{UID: req.UID, Replicas: req.Status.Replicas}
 	if waiting >= 0 {
-		resp.Replicas = h.cfg.Desired(req.Status, waiting)
+		resp.Replicas = h.cfg.Desired(req.Status, h.roomsPerServer(req), waiting)
 		resp.Scale = resp.Replicas != req.Status.Replicas
 	}
 	h.log.Info("autoscale", "fleet", req.Name, "region", region, "waiting_players", waiting,
@@ -169,6 +183,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		review.APIVersion, review.Kind = "autoscaling.agones.dev/v1", "FleetAutoscaleReview"
 	}
 	writeJSON(w, http.StatusOK, review)
+}
+
+// roomsPerServer is the rooms a server of req's Fleet hosts, as its
+// agones.RoomsPerServerLabel says (written by whoever deploys the Fleet,
+// never by a game server); 0 (Config.RoomsPerServer) without one that
+// reads as a positive count, which is said.
+func (h *Handler) roomsPerServer(req *agones.FleetAutoscaleRequest) int {
+	v, ok := req.FleetLabels()[agones.RoomsPerServerLabel]
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		h.log.Warn("autoscale: fleet's rooms-per-server label is no positive count; -autoscale-rooms-per-server used", "fleet", req.Name,
+			"label", agones.RoomsPerServerLabel, "value", v)
+		return 0
+	}
+	return n
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -27,21 +27,29 @@ func TestDesired(t *testing.T) {
 		name    string
 		cfg     Config
 		st      agones.FleetStatus
+		spec    int // the Fleet's rooms-per-server label
 		waiting int
 		want    int32
 	}{
-		{"idle fleet keeps the buffer", Config{Buffer: 2}, agones.FleetStatus{Replicas: 5, ReadyReplicas: 5}, 0, 2},
+		{"idle fleet keeps the buffer", Config{Buffer: 2}, agones.FleetStatus{Replicas: 5, ReadyReplicas: 5}, 0, 0, 2},
 		{"demand beyond free rooms adds servers", Config{Buffer: 1},
-			agones.FleetStatus{Replicas: 5, ReadyReplicas: 2, AllocatedReplicas: 3, Lists: rooms(28, 30, 50)}, 40, 6},
+			agones.FleetStatus{Replicas: 5, ReadyReplicas: 2, AllocatedReplicas: 3, Lists: rooms(28, 30, 50)}, 0, 40, 6},
 		{"free rooms on allocated servers absorb demand", Config{Buffer: 1},
-			agones.FleetStatus{Replicas: 4, ReadyReplicas: 1, AllocatedReplicas: 3, Lists: rooms(10, 30, 40)}, 30, 4},
-		{"reserved servers are kept", Config{}, agones.FleetStatus{Replicas: 3, ReservedReplicas: 2, AllocatedReplicas: 1}, 0, 3},
-		{"no rooms list uses rooms per server", Config{RoomsPerServer: 4}, agones.FleetStatus{Replicas: 1, ReadyReplicas: 1}, 20, 3},
-		{"bounded by max", Config{MaxReplicas: 10}, agones.FleetStatus{Replicas: 1}, 10000, 10},
-		{"bounded by min", Config{MinReplicas: 3}, agones.FleetStatus{}, 0, 3},
+			agones.FleetStatus{Replicas: 4, ReadyReplicas: 1, AllocatedReplicas: 3, Lists: rooms(10, 30, 40)}, 0, 30, 4},
+		{"reserved servers are kept", Config{}, agones.FleetStatus{Replicas: 3, ReservedReplicas: 2, AllocatedReplicas: 1}, 0, 0, 3},
+		{"no rooms list uses rooms per server", Config{RoomsPerServer: 4}, agones.FleetStatus{Replicas: 1, ReadyReplicas: 1}, 0, 20, 3},
+		{"bounded by max", Config{MaxReplicas: 10}, agones.FleetStatus{Replicas: 1}, 0, 10000, 10},
+		{"bounded by min", Config{MinReplicas: 3}, agones.FleetStatus{}, 0, 0, 3},
+		// Four full servers whose SDKs raised their rooms List to 1000:
+		// counted for their spec's 10 rooms (-autoscale-rooms-per-server),
+		// or the 20 of their Fleet's label, not for 4,000 free rooms.
+		{"a raised List capacity hides no demand", Config{Buffer: 1, RoomsPerServer: 10},
+			agones.FleetStatus{Replicas: 4, AllocatedReplicas: 4, Lists: rooms(40, 4000, 4000)}, 0, 40, 7},
+		{"the Fleet's label bounds a server", Config{Buffer: 1, RoomsPerServer: 10},
+			agones.FleetStatus{Replicas: 4, AllocatedReplicas: 4, Lists: rooms(80, 4000, 4000)}, 20, 40, 6},
 	}
 	for _, tt := range tests {
-		if got := tt.cfg.Desired(tt.st, tt.waiting); got != tt.want {
+		if got := tt.cfg.Desired(tt.st, tt.spec, tt.waiting); got != tt.want {
 			t.Errorf("%s: got %d, want %d", tt.name, got, tt.want)
 		}
 	}
@@ -194,5 +202,22 @@ func TestRegionFlags(t *testing.T) {
 		if out.Response == nil || out.Response.Replicas != tt.want {
 			t.Errorf("labels %s: %s, want %d", tt.labels, raw, tt.want)
 		}
+	}
+}
+
+// TestRoomsPerServerFromTheFleetLabel: the Fleet's rooms-per-server label
+// bounds its servers; one that does not read as a positive count is
+// passed over for -autoscale-rooms-per-server.
+func TestRoomsPerServerFromTheFleetLabel(t *testing.T) {
+	t.Parallel()
+	h := New(Config{}, fixedDemand{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for v, want := range map[string]int{"20": 20, "0": 0, "-3": 0, "many": 0, "": 0} {
+		req := &agones.FleetAutoscaleRequest{Labels: map[string]string{agones.RoomsPerServerLabel: v}}
+		if got := h.roomsPerServer(req); got != want {
+			t.Errorf("label %q: %d rooms per server, want %d", v, got, want)
+		}
+	}
+	if got := h.roomsPerServer(&agones.FleetAutoscaleRequest{}); got != 0 {
+		t.Errorf("no label: %d", got)
 	}
 }
