@@ -51,6 +51,9 @@ const (
 	// for. The Fleet's status sums what its servers' SDKs set, and a
 	// compromised server may raise its List's capacity.
 	RoomsPerServerLabel = "quickmatch.dev/rooms-per-server"
+	// MaxListCapacity is Agones' limit on a List's capacity (and so on
+	// its values): the most rooms a server may host.
+	MaxListCapacity = 1000
 	// RetiringLabel is set (through the SDK, hence the prefix) by a game
 	// server that takes no more rooms: its allocation annotations, which
 	// Agones never removes, near the 256 KiB an object's annotations may

@@ -30,11 +30,9 @@ type config struct {
 	onNoCapacity string
 	backend      backendConfig
 	// pollEvery is how often game-server capacity is read and reported,
-	// and the rooms' backfill requests looked at (backfill.Every).
+	// and the rooms' backfill requests looked at (alloc.Backfill.Every).
 	pollEvery time.Duration
 	scale     autoscale.Config
-	// backfill paces the rooms' backfill requests.
-	backfill allocator.BackfillConfig
 }
 
 func (c *config) register(fs *flag.FlagSet) {
@@ -48,7 +46,6 @@ func (c *config) register(fs *flag.FlagSet) {
 	c.scale.RegisterFlags(fs)
 	fs.StringVar(&c.joinKeyFile, "join-key-file", "", "PEM file of the Ed25519 private key that signs join tokens (openssl genpkey -algorithm ed25519); game servers verify with its public key (required)")
 	c.alloc.RegisterFlags(fs)
-	c.backfill.RegisterFlags(fs)
 	fs.StringVar(&c.onNoCapacity, "on-no-capacity", "fail", "when no game server is found in time: fail (tell the players) or requeue (queue their tickets again, keeping their wait)")
 }
 
@@ -75,11 +72,10 @@ func parse(args []string) (config, error) {
 		return c, err
 	}
 	c.alloc.JoinKey = key
-	c.backfill.Every = c.pollEvery
-	c.alloc.Turnover = c.backfill.Turnover
+	c.alloc.Backfill.Every = c.pollEvery
 	// Refused here, before NATS is waited for, not behind a healthy
 	// probe (allocator.New checks the same again).
-	if err := errors.Join(c.backfill.Validate(), c.alloc.Validate(), c.stopGrace()); err != nil {
+	if err := errors.Join(c.alloc.Validate(), c.stopGrace()); err != nil {
 		return c, err
 	}
 	return c, nil

@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string) error {
 			return allocator.ReportCapacity(gctx, env.JS, env.Subjects, cfg.service.Regions, backend, cfg.pollEvery, env.Log)
 		})
 		g.Go(func() error {
-			return allocator.RequestBackfills(gctx, env.JS, env.Subjects, backend, cfg.backfill, env.Log, env.Registry)
+			return allocator.RequestBackfills(gctx, env.JS, env.Subjects, backend, cfg.alloc.Backfill, env.Log, env.Registry)
 		})
 		if err := a.Bind(gctx); err != nil {
 			return err

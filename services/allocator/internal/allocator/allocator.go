@@ -117,9 +117,10 @@ type Config struct {
 	// tickets back in the queue with their original wait, instead of
 	// telling the players it failed.
 	Requeue bool
-	// Turnover is BackfillConfig.Turnover, which the caller gives both:
-	// a fill past it is refused (turnover.go).
-	Turnover int
+	// Backfill paces the rooms' requests (RequestBackfills, given it by
+	// the caller) and bounds what a room is sent (its Turnover, which
+	// the fills of Run's assigner are held to as well).
+	Backfill BackfillConfig
 }
 
 // defaults are the one statement of the defaults: New fills a zero field
@@ -142,7 +143,7 @@ func (c *Config) setDefaults() {
 	envflag.OrDefault(&c.Concurrency, defaults.Concurrency)
 	envflag.OrDefault(&c.RetryDeadline, defaults.RetryDeadline)
 	envflag.OrDefault(&c.CloseTimeout, defaults.CloseTimeout)
-	envflag.OrDefault(&c.Turnover, backfillDefaults.Turnover)
+	c.Backfill.setDefaults()
 }
 
 // RegisterFlags registers the allocator's flags on fs, with the defaults
@@ -153,6 +154,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Concurrency, "concurrency", defaults.Concurrency, "matches allocated at once (each waits on a few JetStream round trips and the backend)")
 	fs.DurationVar(&c.RetryDeadline, "retry-deadline", defaults.RetryDeadline, "how long one delivery of a match is retried before it is given up (its players told it failed, or its tickets requeued); NATS not answering never fails a match: it is delivered again")
 	fs.DurationVar(&c.CloseTimeout, "shutdown-grace", defaults.CloseTimeout, "time for in-flight matches after SIGTERM")
+	c.Backfill.RegisterFlags(fs)
 }
 
 // Validate reports every problem at once.
@@ -160,6 +162,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if len(c.JoinKey) != ed25519.PrivateKeySize {
 		errs = append(errs, fmt.Errorf("join key is %d bytes, want an Ed25519 private key (%d)", len(c.JoinKey), ed25519.PrivateKeySize))
+	}
+	if err := c.Backfill.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.RetryDeadline >= events.AllocatorReservationStale {
 		errs = append(errs, fmt.Errorf("retry deadline %s must be below a reservation's life %s", c.RetryDeadline, events.AllocatorReservationStale))

@@ -366,7 +366,8 @@ func TestAMatchAnotherRequestIsAllocatingNeverFails(t *testing.T) {
 }
 
 // TestConfigNeedsAJoinKey: without an Ed25519 private key the allocator
-// cannot sign join tokens, and says so with the other problems.
+// cannot sign join tokens, and says so with the other problems (its
+// Backfill's among them).
 func TestConfigNeedsAJoinKey(t *testing.T) {
 	t.Parallel()
 	for name, cfg := range map[string]allocator.Config{
@@ -378,7 +379,13 @@ func TestConfigNeedsAJoinKey(t *testing.T) {
 			t.Errorf("%s: Validate = %v", name, err)
 		}
 	}
-	if err := (&allocator.Config{JoinKey: joinKey}).Validate(); err != nil {
+	backfill := allocator.BackfillConfig{Every: time.Second, MinInterval: time.Second, Turnover: 4}
+	if err := (&allocator.Config{JoinKey: joinKey, Backfill: backfill}).Validate(); err != nil {
 		t.Fatalf("a valid config: %v", err)
+	}
+	// The assigner's fills are held to the turnover: none is refused.
+	backfill.Turnover = -1
+	if err := (&allocator.Config{JoinKey: joinKey, Backfill: backfill}).Validate(); err == nil || !strings.Contains(err.Error(), "-backfill-turnover") {
+		t.Fatalf("a negative turnover: %v", err)
 	}
 }

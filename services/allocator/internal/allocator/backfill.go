@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/play"
@@ -58,11 +59,11 @@ type ShownBackfill struct {
 }
 
 // MaxRoomsShown is the most requests a backend shows of one game server
-// (BackfillSource): the most rooms a server may host, 1000, Agones' limit
-// on a List and so on the rooms List, and the chart's maximum of
+// (BackfillSource): the most rooms a server may host, Agones' limit on a
+// List and so on the rooms List, and the chart's maximum of
 // gameServers.roomsPerServer (deploy/helm values.schema.json). A server
 // that shows more says more than it can host; the rest are dropped.
-const MaxRoomsShown = 1000
+const MaxRoomsShown = agones.MaxListCapacity
 
 // ShownRoom is a room a game server shows open, with the server that
 // shows it: its records are kept while it shows (keeper).
@@ -89,6 +90,9 @@ type BackfillSource interface {
 	// RoomBackfills are the requests for room roomID among Backfills
 	// (from every server that shows one): what a fill of the room is
 	// checked against, without reading every server's.
+	//
+	// Both are read, never written: a backend may hand the same Seats to
+	// every call.
 	RoomBackfills(roomID string) (reqs []ShownBackfill, known bool)
 }
 
@@ -268,8 +272,8 @@ func (rs *rooms) asking(ctx context.Context, roomID string) (ShownBackfill, int,
 // is filled by. Its seats are those the room asks for less those
 // promised to players on their way and not seated yet (record.free;
 // errSeatsPromised, with when the first promise ends, when none is
-// left), and no more than the room may still be sent (errRoomSpent when
-// none: rooms.limit); its players are the match's, then those promised
+// left), and no more than the room may still be backfilled with
+// (errRoomSpent when none: rooms.limit); its players are the match's, then those promised
 // a seat or sent before.
 func (rs *rooms) request(ctx context.Context, b ShownBackfill, seen time.Time) (events.Backfill, time.Time, error) {
 	room, err := rs.own(ctx, b.MatchID, b.Server)

@@ -31,10 +31,10 @@ type BackfillConfig struct {
 	// not, costs the allocator and the matcher. Each allocator keeps its
 	// own pace.
 	MinInterval time.Duration
-	// Turnover is how many times its seats a room is sent over its life
-	// (turnover.go): a game server that says its seats are free after
-	// every promise ends takes no more. The allocator's main gives the
-	// assigner the same (Config.Turnover).
+	// Turnover is how many times its seats a room is sent by backfill
+	// over its life (turnover.go): a game server that says its seats are
+	// free after every promise ends takes no more. The allocator's fills
+	// are held to its Config.Backfill's.
 	Turnover int
 }
 
@@ -44,9 +44,11 @@ var backfillDefaults = BackfillConfig{
 	// A room's seats change as its players leave, seconds apart at the
 	// fastest; a request is filled from the pool within a matcher tick.
 	MinInterval: 5 * time.Second,
-	// Each seat changes hands three times over a room's life; a
-	// compromised server takes four rooms' worth of players for each it
-	// is allocated.
+	// Each seat is filled again four times over a room's life: a 5v5
+	// that loses a player every four minutes is served for about two
+	// and a half hours, and a compromised server takes four rooms'
+	// worth of players for each it is allocated. Rooms that run for
+	// hours with players dropping in want more.
 	Turnover: 4,
 }
 
@@ -56,7 +58,7 @@ func (c *BackfillConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MinInterval, "backfill-min-interval", backfillDefaults.MinInterval,
 		"shortest time between two requests of one room published for the matcher; a room that asks again sooner waits")
 	fs.IntVar(&c.Turnover, "backfill-turnover", backfillDefaults.Turnover,
-		"most players one room is sent by backfill over its life, in multiples of its seats (a game server that says its seats are free after every promise ends takes no more)")
+		"most players one room is sent by backfill over its life, in multiples of its seats (a game server that says its seats are free after every promise ends takes no more); raise it for rooms that run for hours")
 }
 
 // setDefaults fills what is unset (zero) of a config built in code; a
@@ -80,7 +82,7 @@ func (c *BackfillConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("-backfill-min-interval %s: must be positive", c.MinInterval))
 	}
 	if c.Turnover <= 0 {
-		errs = append(errs, fmt.Errorf("-backfill-turnover %d: must be positive (a room sent no one asks in vain)", c.Turnover))
+		errs = append(errs, fmt.Errorf("-backfill-turnover %d: must be positive (a room backfilled with no one asks in vain)", c.Turnover))
 	}
 	return errors.Join(errs...)
 }
@@ -228,7 +230,7 @@ func newRequester(rs *rooms, pub *events.Publisher, minInterval time.Duration, l
 	return &requester{rooms: rs, pub: pub, log: log, now: now, minInterval: minInterval,
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quickmatch_allocator_backfill_requests_total",
-			Help: "Rooms' backfill requests looked at, by outcome: published, waits_interval (the room asked again within -backfill-min-interval), waits_promised (every seat asked for is promised), refused_server (a server asked for a room that is not its own), refused_seats (more seats than the room has), refused_spent (the room was sent -backfill-turnover times its seats), unfillable (no match record of the room, or invalid).",
+			Help: "Rooms' backfill requests looked at, by outcome: published, waits_interval (the room asked again within -backfill-min-interval), waits_promised (every seat asked for is promised), refused_server (a server asked for a room that is not its own), refused_seats (more seats than the room has), refused_spent (the room was backfilled with -backfill-turnover times its seats), unfillable (no match record of the room, or invalid).",
 		}, []string{"outcome"}),
 		due: map[requestKey]time.Time{}, refused: map[roomKey]time.Time{}, refusedBy: map[serverKey]int{}, refusedAll: refusedInAll,
 		last: map[string]time.Time{}}
@@ -324,7 +326,7 @@ func (rq *requester) record(ctx context.Context, b ShownBackfill, k requestKey, 
 		rq.log.Info("backfill request waits: its seats are promised to players on their way", "backfill_id", id, "until", promised)
 	case errors.Is(err, errRoomSpent):
 		rq.lookedAt(b.MatchID, k, now, "refused_spent")
-		rq.log.Warn("backfill request refused: its room was sent as many players as it may be (-backfill-turnover)", "backfill_id", id, "server", b.Server.Name, "err", err)
+		rq.log.Warn("backfill request refused: its room was backfilled with as many players as it may be (-backfill-turnover)", "backfill_id", id, "server", b.Server.Name, "err", err)
 	case errors.Is(err, errRoomGone) || errors.Is(err, events.ErrInvalid):
 		rq.lookedAt(b.MatchID, k, now, "unfillable") // said once per askAgain
 		rq.log.Warn("backfill request cannot be filled", "backfill_id", id, "err", err)

@@ -53,7 +53,8 @@ type record struct {
 	Promised []promise `json:"promised,omitempty"`
 	Sent     []string  `json:"sent,omitempty"`
 	// Backfilled, in a running room's record, counts the players ever
-	// promised a seat in it (turnover.go).
+	// promised a seat in it: it is backfilled with no more than its
+	// Turnover allows (turnover.go).
 	Backfilled int `json:"backfilled,omitempty"`
 }
 

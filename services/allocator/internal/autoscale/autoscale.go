@@ -72,7 +72,7 @@ type Config struct {
 // choice), and RegisterFlags shows them as the flags' defaults.
 var defaults = Config{
 	PlayersPerRoom: 2,  // 1v1
-	RoomsPerServer: 10, // a guess, used only when a fleet reports no rooms List
+	RoomsPerServer: 10, // a guess: the chart sets it, and labels its Fleets
 	Buffer:         1,  // one Ready server for the next match's burst
 	MaxReplicas:    1000,
 	RegionLabel:    agones.RegionLabel, // the chart labels each Fleet with it
@@ -188,15 +188,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // roomsPerServer is the rooms a server of req's Fleet hosts, as its
 // agones.RoomsPerServerLabel says (written by whoever deploys the Fleet,
 // never by a game server); 0 (Config.RoomsPerServer) without one that
-// reads as a positive count, which is said.
+// reads as a count a List may hold, which is said. A Fleet without the
+// label whose servers say they hold more than Config.RoomsPerServer is
+// said too: it is sized as if they held no more.
 func (h *Handler) roomsPerServer(req *agones.FleetAutoscaleRequest) int {
 	v, ok := req.FleetLabels()[agones.RoomsPerServerLabel]
 	if !ok {
+		if rooms, ok := req.Status.Lists[agones.ListRooms]; ok && req.Status.Replicas > 0 && rooms.Capacity/int64(req.Status.Replicas) > int64(h.cfg.RoomsPerServer) {
+			h.log.Warn("autoscale: fleet's servers say they hold more rooms than -autoscale-rooms-per-server, and it has no rooms-per-server label; sized for no more",
+				"fleet", req.Name, "label", agones.RoomsPerServerLabel, "rooms_per_server", h.cfg.RoomsPerServer, "rooms", rooms.Capacity, "replicas", req.Status.Replicas)
+		}
 		return 0
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		h.log.Warn("autoscale: fleet's rooms-per-server label is no positive count; -autoscale-rooms-per-server used", "fleet", req.Name,
+	if err != nil || n <= 0 || n > agones.MaxListCapacity {
+		h.log.Warn("autoscale: fleet's rooms-per-server label is no count a List may hold; -autoscale-rooms-per-server used", "fleet", req.Name,
 			"label", agones.RoomsPerServerLabel, "value", v)
 		return 0
 	}

@@ -211,7 +211,7 @@ func TestRegionFlags(t *testing.T) {
 func TestRoomsPerServerFromTheFleetLabel(t *testing.T) {
 	t.Parallel()
 	h := New(Config{}, fixedDemand{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	for v, want := range map[string]int{"20": 20, "0": 0, "-3": 0, "many": 0, "": 0} {
+	for v, want := range map[string]int{"20": 20, "1000": 1000, "1001": 0, "9223372036854775807": 0, "0": 0, "-3": 0, "many": 0, "": 0} {
 		req := &agones.FleetAutoscaleRequest{Labels: map[string]string{agones.RoomsPerServerLabel: v}}
 		if got := h.roomsPerServer(req); got != want {
 			t.Errorf("label %q: %d rooms per server, want %d", v, got, want)
@@ -219,5 +219,27 @@ func TestRoomsPerServerFromTheFleetLabel(t *testing.T) {
 	}
 	if got := h.roomsPerServer(&agones.FleetAutoscaleRequest{}); got != 0 {
 		t.Errorf("no label: %d", got)
+	}
+}
+
+// TestAnUnlabelledFleetBeyondTheCapIsSaid: a Fleet without the
+// rooms-per-server label whose servers say they hold more rooms than
+// -autoscale-rooms-per-server is sized for no more, and the webhook says
+// so (an operator's own Fleet, labelled by no chart).
+func TestAnUnlabelledFleetBeyondTheCapIsSaid(t *testing.T) {
+	t.Parallel()
+	var logs strings.Builder
+	h := New(Config{RoomsPerServer: 5}, fixedDemand{"us": 40}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if code, _, raw := post(t, h, http.MethodPost, review); code != 200 { // 50 rooms on 5 servers
+		t.Fatalf("%d %s", code, raw)
+	}
+	if !strings.Contains(logs.String(), "sized for no more") {
+		t.Fatalf("nothing said of a fleet counted for fewer rooms than it shows: %s", logs.String())
+	}
+	logs.Reset()
+	h = New(Config{RoomsPerServer: 10}, fixedDemand{"us": 40}, slog.New(slog.NewTextHandler(&logs, nil)))
+	post(t, h, http.MethodPost, review)
+	if strings.Contains(logs.String(), "sized for no more") {
+		t.Fatalf("said of a fleet within the cap: %s", logs.String())
 	}
 }
