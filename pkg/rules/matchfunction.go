@@ -35,7 +35,12 @@ type MatchFunction struct {
 // Defaults and bounds of a match function.
 const (
 	DefaultFunctionTimeout = 2 * time.Second
-	DefaultMaxCandidates   = 1000
+	// MaxFunctionTimeout bounds a call (and so does half the mode's
+	// max_wait, within): one call per mode and shard is in flight, and
+	// a function that hangs holds off both its mode's matches and the
+	// fallback for as long as the call may take.
+	MaxFunctionTimeout   = 10 * time.Second
+	DefaultMaxCandidates = 1000
 	// MaxFunctionCandidates bounds max_candidates: what one request may
 	// carry (pkg/matchfn reads requests by the same bound).
 	MaxFunctionCandidates = 10000
@@ -75,4 +80,19 @@ func (mf *MatchFunction) check() []error {
 		errs = append(errs, fmt.Errorf("match_function.on_failure %q: want %q or %q", mf.OnFailure, OnFailureFallback, OnFailureWait))
 	}
 	return errs
+}
+
+// within is mf taken within what mode m can use, as checkMode finds it
+// (a rule set that loaded before still loads): a timeout past
+// MaxFunctionTimeout or half m's max_wait is taken at the lesser, and
+// max_candidates below one match's players (which no proposal could
+// fill, so the mode would never match) at one match's players.
+func (mf *MatchFunction) within(m *Mode) *MatchFunction {
+	if mf == nil {
+		return nil
+	}
+	c := *mf
+	c.Timeout = min(c.Timeout, Duration(MaxFunctionTimeout), max(m.MaxWait/2, 1))
+	c.MaxCandidates = max(c.MaxCandidates, m.Teams*m.TeamSize)
+	return &c
 }

@@ -346,6 +346,7 @@ func (s *Set) checkMode(m *Mode) error {
 		}
 	}
 	errs = append(errs, m.MatchFunction.check()...)
+	m.MatchFunction = m.MatchFunction.within(m)
 	errs = append(errs, m.StartEarly.check(m)...)
 	return named(fmt.Sprintf("mode %q", m.Name), errs)
 }

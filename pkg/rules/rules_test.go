@@ -75,6 +75,22 @@ func TestParseAccepts(t *testing.T) {
 					t.Errorf("mode = %+v, match function %+v", m, *m.MatchFunction)
 				}
 			}},
+		// A call that may hang past half a ticket's wait holds off the
+		// fallback; a function shown fewer tickets than a match never
+		// proposes one: each is taken within what the mode can use.
+		{name: "a match function within its mode", in: `{"modes":[` +
+			`{"name":"long","teams":2,"team_size":5,"max_wait":"1h","match_function":{"service":"mf","timeout":"24h","max_candidates":1}},` +
+			`{"name":"short","teams":2,"team_size":1,"max_wait":"4s","match_function":{"service":"mf","timeout":"1h"}}]}`,
+			check: func(t *testing.T, s *Set) {
+				long, _ := s.Mode("long")
+				short, _ := s.Mode("short")
+				if long.MatchFunction.Timeout != Duration(MaxFunctionTimeout) || long.MatchFunction.MaxCandidates != 10 {
+					t.Errorf("long: %+v, want a 10s timeout and 10 candidates", *long.MatchFunction)
+				}
+				if short.MatchFunction.Timeout != Duration(2*time.Second) || short.MatchFunction.MaxCandidates != DefaultMaxCandidates {
+					t.Errorf("short: %+v, want half its max wait", *short.MatchFunction)
+				}
+			}},
 		{name: "start early kept", in: ruleSet("", `,"teams":8,"start_early":{"min_teams":4,"after":"10s"}`), check: func(t *testing.T, s *Set) {
 			m, _ := s.Mode("m")
 			if m.StartEarly == nil || *m.StartEarly != (StartEarly{MinTeams: 4, After: Duration(10 * time.Second)}) {

@@ -22,7 +22,8 @@ import (
 // Concurrency: as for commits, the runner's goroutine owns all state and
 // the network is off it. At a sweep, for each such mode with no call in
 // flight, the runner snapshots up to MaxCandidates of the oldest waiting
-// tickets (those in flight or being taken in are not in the pool) and
+// tickets, or once every recallEvery half of them and the rest in turn
+// round the pool (those in flight or being taken in are not in it), and
 // calls the function from a goroutine of its own, bounded by the mode's
 // Timeout; the outcome comes back on functions.replies and is settled on the
 // runner's goroutine. The tickets stay in the pool meanwhile: a call
@@ -42,9 +43,11 @@ import (
 // Tickets leave the pool only into a commit, or by the usual expiry and
 // cancel notices.
 //
-// Failure: an error reply, a timeout, no function serving, or a reply
-// that cannot be read marks the mode failing until a call is answered
-// again. A failing mode with on_failure "fallback" forms its matches by
+// Failure: an error reply, a timeout, no function serving, a reply that
+// cannot be read, or one whose every proposal is refused for anything
+// but a ticket gone meanwhile (a function that misbehaves: player ids
+// for ticket ids, teams of the wrong size) marks the mode failing until
+// a call is answered again with none such. A failing mode with on_failure "fallback" forms its matches by
 // the built-in rules (builtIn, asked by tryMatch); with "wait" it forms
 // none, and its tickets wait and expire as usual. A failing function is
 // called again every recallEvery, even with no candidates, so that the
@@ -119,9 +122,16 @@ func (r *runner) callFunction(ctx context.Context, p *pool.Pool, now time.Time) 
 	if h.calling {
 		return
 	}
-	entries := p.Oldest(mf.MaxCandidates)
-	sig := signature(entries)
+	// The oldest, as the pool changes; once every recallEvery the oldest
+	// half and the rest in turn (pool.Sweep): a function that will not
+	// match the oldest (a build no one else plays) kept every ticket
+	// behind them from its sight until they expired.
 	due := now.Sub(h.last) >= recallEvery
+	entries := p.Oldest(mf.MaxCandidates)
+	if due {
+		entries = p.Sweep(mf.MaxCandidates)
+	}
+	sig := signature(entries)
 	switch {
 	case !due && (h.failing || sig == h.sig):
 		return // nothing new to ask, or too soon to try a failing function again
@@ -194,34 +204,60 @@ func (r *runner) settleCall(ctx context.Context, out functionReply) {
 	if out.err != nil {
 		kind := failureKind(out.err)
 		r.met.functionCalls.WithLabelValues(kind).Inc()
-		then := "the mode waits"
-		if mf := out.p.Mode().MatchFunction; mf == nil || mf.OnFailure == rules.OnFailureFallback {
-			then = "the built-in rules match the mode"
-		}
 		level := slog.LevelWarn
 		if h.failing {
 			level = slog.LevelDebug // told when it began; the metric counts every one
 		}
-		log.Log(ctx, level, "match function failed; "+then+" until it answers", "failure", kind, "err", out.err, "candidates", len(out.req.Candidates))
+		log.Log(ctx, level, "match function failed; "+then(out.p)+" until it answers", "failure", kind, "err", out.err, "candidates", len(out.req.Candidates))
 		h.failing = true
 		return
 	}
 	r.met.functionCalls.WithLabelValues("answered").Inc()
+	misbehaves := false
+	if m := out.p.Mode(); m.Teams != out.req.Mode.Teams || m.TeamSize != out.req.Mode.TeamSize {
+		log.Info("mode's teams changed by a reload during the call; its proposals dropped")
+	} else {
+		misbehaves = r.propose(ctx, log, out)
+	}
+	if misbehaves {
+		if !h.failing {
+			log.Warn("match function proposes only matches that are refused; " + then(out.p) + " until it proposes one that is not")
+		}
+		h.failing = true
+		return
+	}
 	if h.failing {
 		log.Info("match function answers again")
 		h.failing = false
 	}
-	if m := out.p.Mode(); m.Teams != out.req.Mode.Teams || m.TeamSize != out.req.Mode.TeamSize {
-		log.Info("mode's teams changed by a reload during the call; its proposals dropped")
-		return
-	}
-	r.propose(ctx, log, out)
 }
 
-// propose commits the good proposals of a reply and drops the others.
-func (r *runner) propose(ctx context.Context, log *slog.Logger, out functionReply) {
+// then is what a failing function's mode does, as said in the logs.
+func then(p *pool.Pool) string {
+	if mf := p.Mode().MatchFunction; mf == nil || mf.OnFailure == rules.OnFailureFallback {
+		return "the built-in rules match the mode"
+	}
+	return "the mode waits"
+}
+
+// loggedProposals is the most proposals of one reply logged as dropped:
+// the metric counts every one, and a reply may hold
+// matchfn.MaxMatches.
+const loggedProposals = 5
+
+// propose commits the good proposals of a reply and drops the others;
+// misbehaves says the reply proposed something and every proposal was
+// refused for anything but a ticket that left the pool during the call
+// (a race, not the function's fault).
+func (r *runner) propose(ctx context.Context, log *slog.Logger, out functionReply) (misbehaves bool) {
 	verdicts := matchfn.CheckReply(&out.req, &out.reply)
 	now := r.now()
+	accepted, faults := 0, 0
+	defer func() {
+		if dropped := len(out.reply.Matches) - accepted; dropped > loggedProposals {
+			log.Warn("match function proposals dropped", "dropped", dropped, "logged", loggedProposals, "proposals", len(out.reply.Matches))
+		}
+	}()
 	for i, prop := range out.reply.Matches {
 		err := verdicts[i]
 		var teams [][]*pool.Entry
@@ -237,12 +273,19 @@ func (r *runner) propose(ctx context.Context, log *slog.Logger, out functionRepl
 		if err != nil {
 			reason := proposalReason(err)
 			r.met.proposals.WithLabelValues(string(reason)).Inc()
-			log.Warn("match function proposal dropped", "reason", reason, "err", err, "proposal", prop.String())
+			if reason != matchfn.ReasonNotWaiting {
+				faults++
+			}
+			if i-accepted < loggedProposals {
+				log.Warn("match function proposal dropped", "reason", reason, "err", err, "proposal", prop.String())
+			}
 			continue
 		}
+		accepted++
 		r.met.proposals.WithLabelValues("accepted").Inc()
 		r.formMatch(ctx, out.p, teams, now)
 	}
+	return accepted == 0 && faults > 0
 }
 
 // proposalReason is why a proposal was refused, for the metric's label.

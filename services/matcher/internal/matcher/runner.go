@@ -338,9 +338,11 @@ func (r *runner) sweep(ctx, calls context.Context, now time.Time) {
 	for name, p := range r.pools {
 		mode := p.Mode()
 		p.Expired(now, func(e *pool.Entry) { r.ends.expire(ctx, e, mode) })
-		for _, a := range p.Sweep(r.anchors) {
-			if p.Contains(a) {
-				r.tryMatch(ctx, p, a, now)
+		if r.builtIn(p) { // else the match function's call takes its turn (callFunction)
+			for _, a := range p.Sweep(r.anchors) {
+				if p.Contains(a) {
+					r.tryMatch(ctx, p, a, now)
+				}
 			}
 		}
 		r.callFunction(calls, p, now)
