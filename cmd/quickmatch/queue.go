@@ -151,7 +151,7 @@ func (s *session) matchedWaits(ctx context.Context, from time.Time, max int, add
 	// A match record's key is its id, which has no dot; decisions and sent
 	// marks ("<id>.decided") have one, so "*" takes the records alone.
 	// The stream and subject names are JetStream's for a bucket.
-	cons, err := s.js.OrderedConsumer(ctx, "KV_"+bucket, jetstream.OrderedConsumerConfig{
+	cons, err := s.js.OrderedConsumer(ctx, events.BucketStream(bucket), jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{"$KV." + bucket + ".*"},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
 	})

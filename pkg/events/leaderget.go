@@ -45,7 +45,7 @@ func LeaderGets(js jetstream.JetStream, kv jetstream.KeyValue) (jetstream.KeyVal
 		return nil, fmt.Errorf("leader reads of bucket %s: %w", kv.Bucket(), err)
 	}
 	return &leaderGets{KeyValue: kv, js: legacy, async: js, reader: NewLeaderReader(js.Conn()),
-		stream: "KV_" + kv.Bucket(), pre: "$KV." + kv.Bucket() + "."}, nil
+		stream: BucketStream(kv.Bucket()), pre: "$KV." + kv.Bucket() + "."}, nil
 }
 
 // BindLeaderGets binds to bucket, with LeaderGets. A js that wraps the

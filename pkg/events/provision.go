@@ -155,18 +155,50 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.Ke
 		func() (jetstream.KeyValue, error) { return js.KeyValue(ctx, want.Bucket) },
 		func() error { _, err := js.CreateKeyValue(ctx, want); return err },
 		jetstream.ErrBucketNotFound, jetstream.ErrBucketExists)
-	if err != nil || created {
-		return err
-	}
-	// A bucket is a stream: its status reads the bucket's settings back
-	// from what the stream's became.
-	st, err := kv.Status(ctx)
 	if err != nil {
 		return err
 	}
-	if diff, err := differs(st.Config(), want, bucketRules); err != nil || !diff {
+	if !created {
+		// A bucket is a stream: its status reads the bucket's settings
+		// back from what the stream's became.
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return err
+		}
+		diff, err := differs(st.Config(), want, bucketRules)
+		if err != nil {
+			return err
+		}
+		if diff {
+			if _, err := js.UpdateKeyValue(ctx, want); err != nil {
+				return err
+			}
+		}
+	}
+	return denyRollups(ctx, js, want.Bucket)
+}
+
+// denyRollups turns rollups off on bucket's stream, which nats.go makes
+// with them on (for KeyValue.Purge, which nothing here calls): a rollup
+// needs no more than the right to write one key, and a message with
+// "Nats-Rollup: all" on any key emptied the whole bucket, so any service
+// could wipe what it may write (the frontend every claim, the matcher
+// every lease), a purge the NATS permissions deny. Creating or updating
+// the bucket turns them on again, so this follows both.
+func denyRollups(ctx context.Context, js jetstream.JetStream, bucket string) error {
+	st, err := js.Stream(ctx, BucketStream(bucket))
+	if err != nil {
 		return err
 	}
-	_, err = js.UpdateKeyValue(ctx, want)
+	cfg := st.CachedInfo().Config
+	if !cfg.AllowRollup {
+		return nil
+	}
+	cfg.AllowRollup = false
+	_, err = js.UpdateStream(ctx, cfg)
 	return err
 }
+
+// BucketStream is the name of the stream that holds bucket (nats.go's
+// "KV_" + name).
+func BucketStream(bucket string) string { return "KV_" + bucket }

@@ -385,3 +385,44 @@ func TestATicketRecordNeverOutlivesItsClaim(t *testing.T) {
 		t.Fatalf("ticket records live %s, claims %s: a record must go at least a minute before its claim", records, claims)
 	}
 }
+
+// TestNoServiceCanEmptyABucket: a bucket's stream takes no rollup. nats.go
+// makes buckets with rollups on, and one message to any key with
+// "Nats-Rollup: all" emptied the bucket: a service allowed to write one
+// claim, or one lease, could wipe them all, which the NATS permissions
+// (no purge) were meant to stop. Provisioning again, and a bucket's
+// update, leave them off.
+func TestNoServiceCanEmptyABucket(t *testing.T) {
+	t.Parallel()
+	topo := events.Topology{}
+	js := provisioned(t, topo)
+	ctx := t.Context()
+	cfg := topo.Buckets()[0]
+	cfg.Description = "drifted" // the next provisioning updates the bucket
+	if _, err := js.UpdateKeyValue(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := events.Provision(ctx, js, topo); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range topo.Buckets() {
+		kv, err := js.KeyValue(ctx, b.Bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"a", "b", "c"} {
+			if _, err := kv.Put(ctx, k, []byte("1")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		msg := nats.NewMsg("$KV." + b.Bucket + ".x")
+		msg.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupAll)
+		msg.Data = []byte("0")
+		if _, err := js.PublishMsg(ctx, msg); err == nil {
+			t.Errorf("bucket %s took a rollup", b.Bucket)
+		}
+		if _, err := kv.Get(ctx, "a"); err != nil {
+			t.Errorf("bucket %s: a key gone after a rollup: %v", b.Bucket, err)
+		}
+	}
+}
