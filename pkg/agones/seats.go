@@ -22,6 +22,12 @@ import (
 // each seated player's key to the GameServer (SeatsAnnotation; "" once
 // the room ended, as the SDK cannot delete an annotation), and a process
 // restarted in place admits a player so kept with that key alone.
+//
+// The same annotation names the players the room let go for good
+// (backfill), with the digest LetGo: they may not come back, and their
+// seats are another's. The players List cannot say it: it is every
+// room's, and a player let go here may be seated by another room of the
+// same server since.
 
 // seatsKeyPrefix + match id is the key the game server gives
 // SetAnnotation for its room's kept seats.
@@ -49,8 +55,21 @@ func WellFormedKey(s string) bool {
 	return len(s) == KeyDigestLen && strings.Trim(s, "0123456789abcdef") == ""
 }
 
+// LetGo is the digest the kept seats give a player the room let go for
+// good. No resume key has it (a key's digest is the first 128 bits of
+// its SHA-256, and LetGo's are all zero), so an older game server,
+// which reads it as a kept seat, admits nobody with it.
+const LetGo = "00000000000000000000000000000000"
+
+// MaxLetGo bounds the players the kept seats name as let go, besides the
+// seated ones: as many as a room seats (an allocation seats that many at
+// most, and each of them may be let go in turn as backfilled players
+// take their seats).
+const MaxLetGo = play.MaxPlayers
+
 // EncodeSeats is the annotation value of seats, player id to the digest
-// of its resume key: a JSON object ("" for none).
+// of its resume key (LetGo for a player let go): a JSON object ("" for
+// none).
 func EncodeSeats(seats map[string]string) string {
 	if len(seats) == 0 {
 		return ""
@@ -60,7 +79,8 @@ func EncodeSeats(seats map[string]string) string {
 }
 
 // DecodeSeats reads the value of a SeatsAnnotation: "" is none; more
-// players than a room seats, or a digest that is not one, is an error.
+// players seated than a room seats, more let go than MaxLetGo, or a
+// digest that is not one, is an error.
 func DecodeSeats(v string) (map[string]string, error) {
 	if v == "" {
 		return nil, nil
@@ -73,8 +93,15 @@ func DecodeSeats(v string) (map[string]string, error) {
 	if dec.More() {
 		return nil, errors.New("seats annotation: data after the seats")
 	}
-	if len(seats) > play.MaxPlayers {
-		return nil, fmt.Errorf("seats annotation: %d seats, a room has %d at most", len(seats), play.MaxPlayers)
+	letGo := 0
+	for _, d := range seats {
+		if d == LetGo {
+			letGo++
+		}
+	}
+	if len(seats)-letGo > play.MaxPlayers || letGo > MaxLetGo {
+		return nil, fmt.Errorf("seats annotation: %d seats and %d let go, a room has %d seats at most and lets %d go",
+			len(seats)-letGo, letGo, play.MaxPlayers, MaxLetGo)
 	}
 	for _, p := range slices.Sorted(maps.Keys(seats)) {
 		if d := seats[p]; p == "" || !WellFormedKey(d) {

@@ -36,6 +36,20 @@ func TestSeatsAnnotation(t *testing.T) {
 	for i := range play.MaxPlayers + 1 {
 		many[fmt.Sprint("p", i)] = digest
 	}
+	// A full room that let as many go reads back; one more let go
+	// does not.
+	full := map[string]string{}
+	for i := range play.MaxPlayers {
+		full[fmt.Sprint("p", i)] = digest
+		full[fmt.Sprint("gone", i)] = agones.LetGo
+	}
+	if got, err := agones.DecodeSeats(agones.EncodeSeats(full)); err != nil || !maps.Equal(got, full) {
+		t.Fatalf("a full room that let %d players go: %v", agones.MaxLetGo, err)
+	}
+	if !agones.WellFormedKey(agones.LetGo) {
+		t.Error("LetGo is not a digest: an older game server would refuse the annotation")
+	}
+	full["one more"] = agones.LetGo
 	for name, v := range map[string]string{
 		"not JSON":      "alice",
 		"a short key":   `{"alice":"0a0a"}`,
@@ -43,6 +57,7 @@ func TestSeatsAnnotation(t *testing.T) {
 		"no player":     `{"":"` + digest + `"}`,
 		"data after":    agones.EncodeSeats(seats) + `{}`,
 		"too many":      agones.EncodeSeats(many),
+		"too many gone": agones.EncodeSeats(full),
 		"not an object": `["` + digest + `"]`,
 	} {
 		if got, err := agones.DecodeSeats(v); err == nil {

@@ -43,8 +43,10 @@ import (
 // A restart in place loses the game (the room starts again when the
 // players it starts with are seated: room.starts), not the seats: the
 // room reopens from what the last process left on the GameServer
-// (seating.reopened). An allocated player no longer on the players List
-// was let go, so their seat starts free; the request that process left
+// (seating.reopened). A player its kept seats name as let go
+// (agones.LetGo: the players List is every room's, and another room may
+// list them again), or an allocated player no longer on the List, was
+// let go, so their seat starts free; the request that process left
 // open goes on under its Ask (the allocator may be filling it),
 // BackfillReask counted from the reopening; and the seats of players it
 // had backfilled (every seat no allocated player holds and that request
@@ -67,7 +69,8 @@ import (
 // backfillState is a room's side of backfill; only the room's goroutine
 // touches it.
 type backfillState struct {
-	// left are the players this room let go for good.
+	// left are the players this room let go for good, and those the
+	// last process let go (its kept seats name them: keptValue).
 	left map[string]bool
 	// ask is the Ask of the last change of the free seats, and asked
 	// the free seats it named (nil: no request).

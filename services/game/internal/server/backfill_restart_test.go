@@ -138,3 +138,38 @@ func TestDrainingServerAsksForNobody(t *testing.T) {
 	endRooms(s)
 	<-drained
 }
+
+// A player the room let go for good stays gone across a restart in
+// place even when another room of the server has them on the players
+// List: b2, let go by m1 (b3 took the seat), is allocated to m2 here
+// before the restart. The List is every room's, so it cannot say whom
+// m1 let go: its kept seats do. Before, the next process took b2 for
+// one of m1's seated players: b2 was admitted again, and b3, who held
+// the seat, was refused (team 2 is full) and taken off the List.
+func TestAgonesLetGoStaysGoneWhileAnotherRoomListsThem(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	cfg := Config{BestOf: 7, ReconnectGrace: 100 * time.Millisecond, IdleTimeout: time.Hour, Reuse: true}
+	_, hs, crash := runOn(t, fake, cfg)
+	waitFor(t, func() bool { return fake.GameServer().Status.State == "Ready" }, "never Ready")
+	conns := roomAskingForB2(t, hs, fake)
+	next(t, joinBackfill(t, hs, "m1", "b3", bfSeat(1, 2, 2)), "resume")
+	backfillAnnotation(t, fake, "m1", "")
+	sortedPlayers(t, fake, "a1", "a2", "b1", "b3")
+	allocate(t, fake, "m2", []string{"b2"}, []string{"x"}) // b2 queued again
+	sortedPlayers(t, fake, "a1", "a2", "b1", "b2", "b3", "x")
+	for _, c := range conns {
+		c.Close()
+	}
+	crash()
+
+	cfg.ReconnectGrace = 2 * time.Second
+	_, hs2, _ := runOn(t, fake, cfg)
+	if m := first(t, joinBackfill(t, hs2, "m1", "b3", bfSeat(1, 2, 2))); m.Type != "welcome" {
+		t.Fatalf("b3, who held b2's seat: %+v", m)
+	}
+	if m := first(t, joinBackfill(t, hs2, "m1", "b2", bfSeat(1, 2, 2))); !strings.Contains(m.Error, "left this game") {
+		t.Fatalf("b2, let go by m1 before the restart: %+v", m)
+	}
+	sortedPlayers(t, fake, "a1", "a2", "b1", "b2", "b3", "x")
+}

@@ -163,20 +163,32 @@ func (r *room) reply(c *client, text string) { r.push(c, message{Type: "error", 
 // push queues m for c without ever blocking the room: a client that does
 // not read loses messages, and the other player keeps playing. The first
 // lost on a connection is logged, not each.
-func (r *room) push(c *client, m message) {
+func (r *room) push(c *client, m message) { r.pushEncoded(c, m.Type, encode(m)) }
+
+// pushEncoded is push of a message of type typ, encoded as data.
+func (r *room) pushEncoded(c *client, typ string, data []byte) {
 	select {
-	case c.send <- encode(m):
+	case c.send <- data:
 	default:
 		if !c.unread {
 			c.unread = true
-			r.log.Warn("player not reading; messages dropped", "player", c.player, "type", m.Type)
+			r.log.Warn("player not reading; messages dropped", "player", c.player, "type", typ)
 		}
 	}
 }
 
-func (r *room) broadcast(m message) {
+// broadcast pushes m to every connection of the room.
+func (r *room) broadcast(m message) { r.broadcastBut(nil, m) }
+
+// broadcastBut pushes m to every connection but skip, encoded once for
+// all: a room of many players encoded it for each (the writers only
+// read the bytes).
+func (r *room) broadcastBut(skip *client, m message) {
+	data := encode(m)
 	for _, c := range r.clients {
-		r.push(c, m)
+		if c != skip {
+			r.pushEncoded(c, m.Type, data)
+		}
 	}
 }
 

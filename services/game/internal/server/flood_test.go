@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 )
 
 // warnCounter counts the log lines at Warn and above.
@@ -160,4 +164,99 @@ func first(t *testing.T, c *websocket.Conn) message {
 		t.Fatalf("first message: %v", err)
 	}
 	return m
+}
+
+// A player coming back made the room send every other player its whole
+// state (players, teams, score): a player looping reconnects with its
+// resume key, within its allowance, cost a room of n players n times
+// that state each time, O(n²) bytes (review of 2026-12-05: 2 teams of
+// 50, 35 reconnects in 3 s, 25.8 MB). The player back gets the state;
+// the others, a line that they are back, as long before the game starts
+// (none) as during it.
+func TestAPlayerComingBackCostsTheOthersALine(t *testing.T) {
+	t.Parallel()
+	_, hs := startServer(t, Config{BestOf: 7, ReconnectGrace: time.Minute, IdleTimeout: time.Hour})
+	const size, back = 10, 8 // players a team; times mallory comes back
+	seat := func(team int) jointoken.Seat { return jointoken.Seat{Team: team, Teams: 2, TeamSize: size} }
+	conns := map[string]*websocket.Conn{}
+	comeBack := func() {
+		t.Helper()
+		for range back {
+			c := joinSeated(t, hs, "m1", "mallory", seat(0), time.Minute)
+			next(t, c, "welcome")
+			want := "waiting"
+			if len(conns) == 2*size {
+				want = "resume"
+			}
+			if m := first(t, c); m.Type != want || len(m.Players) != len(conns) {
+				t.Fatalf("mallory back: %+v, want %s naming the %d players", m, want, len(conns))
+			}
+		}
+	}
+	// bob hears nothing while the room waits, and a line a time once
+	// the game is on; then his own move, the last thing the room said.
+	heard := func(wantEach int) {
+		t.Helper()
+		move(t, conns["bob"], "rock")
+		var n, bytes int
+		_ = conns["bob"].SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			_, data, err := conns["bob"].ReadMessage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m message
+			_ = json.Unmarshal(data, &m)
+			if m.Type == "moved" || m.Type == "error" && strings.Contains(m.Error, "not started") {
+				break
+			}
+			n, bytes = n+1, bytes+len(data)
+		}
+		if n > wantEach*back || bytes > wantEach*back*48 {
+			t.Fatalf("bob heard %d messages, %d bytes, of mallory's %d returns; want %d a return, of 48 bytes at most",
+				n, bytes, back, wantEach)
+		}
+	}
+	players := []string{"mallory", "bob"}
+	for i := len(players); i < 2*size; i++ {
+		players = append(players, fmt.Sprint("p", i))
+	}
+	for i, p := range players {
+		conns[p] = joinSeated(t, hs, "m1", p, seat(i%2), time.Minute)
+		next(t, conns[p], "welcome")
+		if p == "bob" {
+			next(t, conns["bob"], "waiting")
+			comeBack()
+			heard(0)
+		}
+	}
+	next(t, conns["bob"], "start")
+	comeBack()
+	heard(1)
+}
+
+// A broadcast was encoded for each player it went to: a room of n
+// players encoded each round, score and all, n times. It is encoded
+// once. (Not parallel: AllocsPerRun counts the process's allocations.)
+func TestBroadcastEncodesOnce(t *testing.T) {
+	r := newRoom("m1", seating{}, Config{BestOf: 3}, slog.New(slog.DiscardHandler))
+	const players = 50
+	score := map[string]int{}
+	for i := range players {
+		p := fmt.Sprint("p", i)
+		c := newClient(p, "", nil)
+		c.send = make(chan []byte, 1)
+		r.clients[p], score[p] = c, i
+	}
+	m := message{Type: "round", Score: score}
+	once := testing.AllocsPerRun(20, func() { encode(m) })
+	allocs := testing.AllocsPerRun(20, func() {
+		r.broadcast(m)
+		for _, c := range r.clients {
+			<-c.send
+		}
+	})
+	if allocs > 2*once {
+		t.Fatalf("a broadcast to %d players made %.0f allocations, an encoding %.0f: encoded for each", players, allocs, once)
+	}
 }

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -30,22 +32,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 // join checks a player's join token and seats them in the room: ok is
 // false if it refused them (answered with the reason) or the room had
-// ended. It is the "join" span, child of the allocation that sent the
-// player (the page URL's traceparent, play.ParamTrace), from the
-// request to the room receiving the player: not the game that follows.
-// The span names the room by its match id (tracing.AttrMatchID) only
-// once the token has vouched for it, and from the grant: what an
-// unauthenticated request sent is never copied into a span.
+// ended. It is the "join" span (joinSpan), from the request to the room
+// receiving the player: not the game that follows. The span names the
+// room by its match id (tracing.AttrMatchID) only once the token has
+// vouched for it, and from the grant: what an unauthenticated request
+// sent is never copied into a span.
 func (s *Server) join(w http.ResponseWriter, r *http.Request) (rm *room, c *client, ok bool) {
+	began := time.Now()
 	join := play.ParseJoin(r.URL.Query())
-	ctx, span := tracing.Start(tracing.Remote(r.Context(), join.Trace), tracing.SpanJoin,
-		trace.WithSpanKind(trace.SpanKindServer))
-	var refused error
-	defer func() { tracing.End(span, refused) }()
-	refuse := func(code int, err error) {
-		refused = err
-		http.Error(w, "join refused: "+err.Error(), code)
-	}
 	grant, err := s.cfg.JoinKeys.Verify(join.Token, s.now())
 	// An expired token is still signed for its room and player: with a
 	// resume key it may take back that player's seat in an open room (the
@@ -55,12 +49,18 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) (rm *room, c *clie
 	if resumeOnly {
 		err = nil
 	}
-	switch {
-	case err != nil:
+	if err == nil && grant.MatchID != join.MatchID {
+		err = errors.New("token is for another room")
+	}
+	ctx, span := joinSpan(r.Context(), join.Trace, began, err == nil)
+	var refused error
+	defer func() { tracing.End(span, refused) }()
+	refuse := func(code int, err error) {
+		refused = err
+		http.Error(w, "join refused: "+err.Error(), code)
+	}
+	if err != nil {
 		refuse(http.StatusForbidden, err)
-		return nil, nil, false
-	case grant.MatchID != join.MatchID:
-		refuse(http.StatusForbidden, errors.New("token is for another room"))
 		return nil, nil, false
 	}
 	if span.IsRecording() {
@@ -100,4 +100,22 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) (rm *room, c *clie
 		return nil, nil, false
 	}
 	return rm, c, true
+}
+
+// joinSpan starts the "join" span at began. A join whose token vouched
+// for it (vouched) is a child of the allocation that sent the player,
+// the span its URL's traceparent names (play.ParamTrace). Any other
+// starts a trace of its own, linked to the span it named: anyone may
+// send any traceparent, and a span that took it for its parent before
+// the token was checked let anyone hang spans on any trace and, under a
+// parent-based sampler, have them sampled or not.
+func joinSpan(ctx context.Context, traceparent string, began time.Time, vouched bool) (context.Context, trace.Span) {
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(began)}
+	if vouched {
+		return tracing.Start(tracing.Remote(ctx, traceparent), tracing.SpanJoin, opts...)
+	}
+	if link, ok := tracing.Link(traceparent); ok {
+		opts = append(opts, trace.WithLinks(link))
+	}
+	return tracing.Start(ctx, tracing.SpanJoin, append(opts, trace.WithNewRoot())...)
 }

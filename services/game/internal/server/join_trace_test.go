@@ -22,10 +22,15 @@ import (
 // the allocation's span, naming its room by the match id the token
 // grants; a refused join is one too, marked failed, and copies nothing
 // the unauthenticated request sent (its match id may be a megabyte).
+// Nor does it take the traceparent it sent for its parent: anyone could
+// hang spans on any trace, and under a parent-based sampler have it
+// sampled or not. It starts a trace of its own, linked to the one it
+// named, and sampled as any new trace is.
 func TestJoinContinuesAllocationTrace(t *testing.T) {
 	rec := tracingtest.Record(t)
 
 	const alloc = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	const unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
 	_, hs := startServer(t, Config{MaxRooms: 4})
 	base := "ws" + strings.TrimPrefix(hs.URL, "http")
 	ok := play.SocketURL(base, play.Join{MatchID: "traced", Token: token(t, "traced", "p1", time.Minute), Trace: alloc})
@@ -34,21 +39,17 @@ func TestJoinContinuesAllocationTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	bad := play.SocketURL(base, play.Join{MatchID: strings.Repeat("m", 64<<10), Token: "forged", Trace: alloc})
-	if c2, _, err := websocket.DefaultDialer.Dial(bad, nil); err == nil {
-		c2.Close()
-		t.Fatal("a forged token joined")
-	}
-
-	spans := joinSpans(t, rec, 2)
-	for _, s := range spans {
-		if s.Parent().TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || s.Parent().SpanID().String() != "00f067aa0ba902b7" {
-			t.Errorf("join span's parent %v, want the allocation's span", s.Parent())
+	next(t, c, "welcome")
+	for _, tp := range []string{alloc, unsampled} {
+		bad := play.SocketURL(base, play.Join{MatchID: strings.Repeat("m", 64<<10), Token: "forged", Trace: tp})
+		if c2, _, err := websocket.DefaultDialer.Dial(bad, nil); err == nil {
+			c2.Close()
+			t.Fatal("a forged token joined")
 		}
 	}
-	if spans[0].Status().Code == spans[1].Status().Code {
-		t.Errorf("the seated and the refused join have the same status %v", spans[0].Status())
-	}
+
+	spans := joinSpans(t, rec, 3)
+	var seated int
 	for _, s := range spans {
 		var matchID string
 		for _, a := range s.Attributes() {
@@ -59,10 +60,23 @@ func TestJoinContinuesAllocationTrace(t *testing.T) {
 				matchID = a.Value.AsString()
 			}
 		}
-		seated := s.Status().Code != codes.Error
-		if seated && matchID != "traced" || !seated && matchID != "" {
-			t.Errorf("join span (seated %v) has %s %.40q, want the granted match id on the seated one only", seated, tracing.AttrMatchID, matchID)
+		parent := s.Parent()
+		if s.Status().Code != codes.Error {
+			seated++
+			if matchID != "traced" || parent.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || parent.SpanID().String() != "00f067aa0ba902b7" {
+				t.Errorf("seated join span: %s %q, parent %v; want the granted match id, the allocation's span", tracing.AttrMatchID, matchID, parent)
+			}
+			continue
 		}
+		if matchID != "" || parent.IsValid() || s.SpanContext().TraceID().String() == "4bf92f3577b34da6a3ce929d0e0e4736" {
+			t.Errorf("refused join span: %s %.40q, parent %v; want no match id, a trace of its own", tracing.AttrMatchID, matchID, parent)
+		}
+		if links := s.Links(); len(links) != 1 || links[0].SpanContext.SpanID().String() != "00f067aa0ba902b7" {
+			t.Errorf("refused join span's links %v, want the span its request named", links)
+		}
+	}
+	if seated != 1 {
+		t.Errorf("%d seated join spans of 3, want 1", seated)
 	}
 }
 

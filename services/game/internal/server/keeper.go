@@ -22,12 +22,12 @@ import (
 //   - reads the GameServer, opens any live room the watch has not,
 //     writes the backfill request of every room (backfill.go; "" for a
 //     room that asks for nobody, or has ended) and its kept seats
-//     (resume.go), and removes what no live
-//     room holds: every player no live room seats (its annotation, or
-//     for a room that accepts backfill who holds its seats now: a
-//     give-back that failed, an unreadable room's players, a player gone
-//     for good, a process that died halfway), then the id of every room
-//     that has ended here;
+//     (resume.go: who it let go, too), and, once both are written,
+//     removes what no live room holds: every player no live room seats
+//     (its annotation, or for a room that accepts backfill who holds its
+//     seats now: a give-back that failed, an unreadable room's players, a
+//     player gone for good, a process that died halfway), then the id of
+//     every room that has ended here;
 //   - reads it again and puts back every player of a live room that the
 //     players List lacks: a backfilled player, once the request that
 //     counts their seat taken is written (a player admitted since the
@@ -98,15 +98,16 @@ func (s *Server) pass(ctx context.Context) bool {
 	if !s.isDraining() {
 		s.liveRooms(gs) // an allocation whose watch event was missed
 	}
-	// Requests before removals: a process restarted in place takes an
-	// allocated player missing from the players List for one let go only
-	// if the room has asked (seating.reopened). And before additions
-	// (restore): the allocator releases a promise's seat once its player
-	// is listed beside a later request, which must then count their seat
-	// taken.
+	// Requests and kept seats before removals: a process restarted in
+	// place takes an allocated player missing from the players List for
+	// one let go only if the room has asked, and one another room lists
+	// again only if the kept seats name them (seating.reopened). And
+	// requests before additions (restore): the allocator releases a
+	// promise's seat once its player is listed beside a later request,
+	// which must then count their seat taken.
 	kept := s.syncSeats(ctx, gs) // first: a failed backfill write must not hold it back
 	written, ok := s.syncBackfill(ctx, gs)
-	if !ok {
+	if !ok || !kept {
 		return false
 	}
 	removed := s.giveBack(ctx, gs)
@@ -114,7 +115,7 @@ func (s *Server) pass(ctx context.Context) bool {
 		s.log.Warn("agones: read game server; the keeper tries again", "err", err)
 		return false
 	}
-	clean := s.restore(ctx, gs, written) && removed && kept
+	clean := s.restore(ctx, gs, written) && removed
 	return s.settle(ctx, gs, clean) && clean
 }
 

@@ -1,8 +1,11 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,4 +114,60 @@ func TestAgonesBackfillAdditionAcrossARestart(t *testing.T) {
 	next(t, joinBackfill(t, hs2, "m1", "b3", bfSeat(1, 2, 2)), "welcome")
 	backfillAnnotation(t, fake, "m1", "")
 	sortedPlayers(t, fake, "a1", "a2", "b1", "b3")
+}
+
+// The keeper takes a player the room let go off the players List only
+// once the room's kept seats name them (agones.LetGo), even when that
+// write fails first: the List is every room's, and once another room
+// lists the player again, only the kept seats tell a process restarted
+// in place that this room let them go (seating.reopened).
+func TestAgonesLetGoWrittenBeforeTheListForgetsThem(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t)
+	var f *refusingLetGo
+	_, hs, _ := runOnSDK(t, fake, Config{BestOf: 7, ReconnectGrace: 100 * time.Millisecond, IdleTimeout: time.Hour, Reuse: true},
+		func(c *sdk.Client) SDK { f = &refusingLetGo{faulty: newFaulty(c)}; return f })
+	waitFor(t, func() bool { return fake.GameServer().Status.State == "Ready" }, "never Ready")
+	conns := startBackfillRoom(t, hs, fake, "m1", []string{"a1", "a2"}, []string{"b1", "b2"})
+
+	var mu sync.Mutex
+	var shown []string // m1's kept seats on the GameServer as b2 is removed
+	f.setHook(func(call string) {
+		if call == "remove "+agones.ListPlayers+" b2" {
+			mu.Lock()
+			defer mu.Unlock()
+			shown = append(shown, fake.GameServer().ObjectMeta.Annotations[agones.SeatsAnnotation("m1")])
+		}
+	})
+	f.refusals.Store(5)
+	conns["b2"].Close()
+	next(t, conns["a1"], "player_gone")
+	sortedPlayers(t, fake, "a1", "a2", "b1")
+	mu.Lock()
+	defer mu.Unlock()
+	for _, v := range shown {
+		if seats, err := agones.DecodeSeats(v); err != nil || seats["b2"] != agones.LetGo {
+			t.Fatalf("b2 removed from the players List beside kept seats %s (%v), which do not name them let go", v, err)
+		}
+	}
+	if len(shown) == 0 {
+		t.Fatal("b2 never removed by the keeper")
+	}
+	if n := f.refusals.Load(); n > 0 {
+		t.Fatalf("%d injected failures left: the test did not exercise them", n)
+	}
+}
+
+// refusingLetGo is a faulty sidecar client that refuses its next
+// refusals writes of kept seats naming a player let go.
+type refusingLetGo struct {
+	*faulty
+	refusals atomic.Int32
+}
+
+func (f *refusingLetGo) SetAnnotation(ctx context.Context, key, value string) error {
+	if strings.Contains(value, `":"`+agones.LetGo+`"`) && f.refusals.Add(-1) >= 0 {
+		return errors.New("injected failure: the kept seats of a room that let a player go")
+	}
+	return f.faulty.SetAnnotation(ctx, key, value)
 }

@@ -54,6 +54,33 @@ func (r *room) giveKey(c *client) {
 	r.keysChanged()
 }
 
+// cameBack follows the return of c's player, seated here already, on a
+// new connection: c is told where the room stands, and the others only
+// that the player is back (nothing before the game: nobody was told they
+// had gone). Their state has not changed, and the whole of it, sent to
+// every player at each return, let a player looping reconnects within
+// its allowance cost a room of n players O(n²) bytes.
+func (r *room) cameBack(c *client) {
+	if r.game == nil {
+		r.push(c, r.waiting())
+		return
+	}
+	r.push(c, r.resumed())
+	r.broadcastBut(c, message{Type: "player_back", Player: c.player})
+}
+
+// resumed is the state of the game: its players, teams and score.
+func (r *room) resumed() message {
+	return message{Type: "resume", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf,
+		Score: r.game.Score(), FreeForAll: r.game.FreeForAll()}
+}
+
+// waiting is the state of a room whose game has not started: who is
+// seated, and how many it starts with.
+func (r *room) waiting() message {
+	return message{Type: "waiting", Players: r.players(), Teams: r.teams, Seats: r.starts()}
+}
+
 // forgetKept drops the kept seats of the players the room does not seat
 // (off its roster: players the last process had backfilled) when the
 // seats held for them are released (releaseHeld): they hold none now,
@@ -68,19 +95,39 @@ func (r *room) forgetKept() {
 	}
 }
 
-// keysChanged hands the room's key digests to the server to keep (with
-// Agones), those kept from before a restart and not taken back yet
-// included: a second restart must not lose them.
+// keysChanged hands what the room keeps across a restart to the server
+// (with Agones; keptValue).
 func (r *room) keysChanged() {
 	if r.keep == nil {
 		return
 	}
+	r.keep(r.matchID, r.keptValue())
+}
+
+// keptValue is what the room keeps across a restart in place
+// (agones.EncodeSeats): the digests of its seated players' keys, those
+// kept from before a restart and not taken back yet included (a second
+// restart must not lose them), and the players it let go for good
+// (agones.LetGo). Every one of the allocation's it let go is named: the
+// next process frees their seats by it (seating.reopened); then the
+// backfilled ones up to agones.MaxLetGo in all (one left out may come
+// back after a restart while their token lasts).
+func (r *room) keptValue() string {
 	all := maps.Clone(r.kept)
 	if all == nil {
 		all = map[string]string{}
 	}
 	maps.Copy(all, r.seats)
-	r.keep(r.matchID, agones.EncodeSeats(all))
+	allocated, n := r.seating.players(), 0
+	for _, ofAllocation := range []bool{true, false} {
+		for _, p := range slices.Sorted(maps.Keys(r.backfill.left)) {
+			if slices.Contains(allocated, p) == ofAllocation && n < agones.MaxLetGo {
+				all[p] = agones.LetGo
+				n++
+			}
+		}
+	}
+	return agones.EncodeSeats(all)
 }
 
 // keysChanged records room matchID's seats as its room handed them over
@@ -115,17 +162,23 @@ func (s *Server) syncSeats(ctx context.Context, gs sdk.GameServer) bool {
 	return s.setAnnotations(ctx, gs, want, agones.SeatsKey, agones.SeatsAnnotation, "a room's kept seats")
 }
 
-// keptSeats are the seats a process before this one kept for room
-// matchID on gs, of the players the players List still holds (a player
-// let go, or whose held seat was released, holds none), or why they
-// cannot be read.
-func keptSeats(gs sdk.GameServer, matchID string) (map[string]string, error) {
-	seats, err := agones.DecodeSeats(gs.ObjectMeta.Annotations[agones.SeatsAnnotation(matchID)])
+// keptSeats is what a process before this one kept for room matchID on
+// gs: the seats of the players the players List still holds (a player
+// whose held seat was released holds none), and the players it let go
+// for good (never nil); or why it cannot be read.
+func keptSeats(gs sdk.GameServer, matchID string) (kept map[string]string, letGo map[string]bool, err error) {
+	kept, err = agones.DecodeSeats(gs.ObjectMeta.Annotations[agones.SeatsAnnotation(matchID)])
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if players, listed := gs.Status.Lists[agones.ListPlayers]; listed {
-		maps.DeleteFunc(seats, func(p, _ string) bool { return !slices.Contains(players.Values, p) })
-	}
-	return seats, nil
+	players, listed := gs.Status.Lists[agones.ListPlayers]
+	letGo = map[string]bool{}
+	maps.DeleteFunc(kept, func(p, digest string) bool {
+		if digest == agones.LetGo {
+			letGo[p] = true
+			return true
+		}
+		return listed && !slices.Contains(players.Values, p)
+	})
+	return kept, letGo, nil
 }

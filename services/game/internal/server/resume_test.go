@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
+	"github.com/quickmatch-dev/quickmatch/pkg/agones/sdk/sdktest"
 	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
 
@@ -77,6 +78,24 @@ func TestResumeKeysOutliveARestartInPlace(t *testing.T) {
 	}
 }
 
+// keptOn is what room matchID keeps on the fake's GameServer: the
+// digests of its seated players' keys, and the players it let go.
+func keptOn(t *testing.T, fake *sdktest.Server, matchID string) (seats map[string]string, letGo []string) {
+	t.Helper()
+	seats, err := agones.DecodeSeats(fake.GameServer().ObjectMeta.Annotations[agones.SeatsAnnotation(matchID)])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, d := range seats {
+		if d == agones.LetGo {
+			letGo = append(letGo, p)
+			delete(seats, p)
+		}
+	}
+	slices.Sort(letGo)
+	return seats, letGo
+}
+
 // mustDial dials room matchID with tok and resume key ("": none).
 func mustDial(t *testing.T, hs *httptest.Server, matchID, tok, resume string) *websocket.Conn {
 	t.Helper()
@@ -123,9 +142,9 @@ func TestALetGoPlayersKeyAdmitsNobodyAfterARestart(t *testing.T) {
 		t.Fatalf("want b3 gone: %+v", m)
 	}
 	waitFor(t, func() bool {
-		seats, err := agones.DecodeSeats(fake.GameServer().ObjectMeta.Annotations[agones.SeatsAnnotation("m1")])
+		seats, letGo := keptOn(t, fake, "m1")
 		_, kept := seats["b3"]
-		return err == nil && len(seats) == 3 && !kept
+		return len(seats) == 3 && !kept && slices.Equal(letGo, []string{"b2", "b3"})
 	}, "b3, let go, still among the kept seats")
 	crash()
 
@@ -152,9 +171,9 @@ func TestKeptSeatsStayWithinTheRoom(t *testing.T) {
 	next(t, joinBackfill(t, hs, "m1", "x0", bfSeat(1, 2, 2)), "resume")
 	backfillAnnotation(t, fake, "m1", "")
 	kept := func() map[string]string {
-		seats, err := agones.DecodeSeats(fake.GameServer().ObjectMeta.Annotations[agones.SeatsAnnotation("m1")])
-		if err != nil {
-			t.Fatal(err)
+		seats, letGo := keptOn(t, fake, "m1")
+		if !slices.Equal(letGo, []string{"b2"}) {
+			t.Fatalf("the players let go kept as %v, want b2", letGo)
 		}
 		return seats
 	}

@@ -42,8 +42,9 @@ const annotationLimit = 256 << 10
 // allows (64 bytes: events.CheckID, for players and modes) and the
 // longest match id, the backfill request such a room may write later
 // (agones.BackfillAnnotation: a seat free on every team, the largest
-// Ask), and its kept seats (agones.SeatsAnnotation). A threshold must leave at least this under the limit, or
-// the allocation that crosses it may be the one refused.
+// Ask), and its kept seats (agones.SeatsAnnotation: every player seated,
+// and as many let go). A threshold must leave at least this under the
+// limit, or the allocation that crosses it may be the one refused.
 var largestRoomAnnotation = func() int {
 	r := agones.Room{Mode: strings.Repeat("m", 64), AcceptsBackfill: true}
 	for i := range play.MaxPlayers {
@@ -57,7 +58,8 @@ var largestRoomAnnotation = func() int {
 	}
 	seats := map[string]string{}
 	for _, p := range r.Players() {
-		seats[p] = strings.Repeat("0", agones.KeyDigestLen)
+		seats[p] = strings.Repeat("f", agones.KeyDigestLen)
+		seats[strings.Replace(p, "p", "g", 1)] = agones.LetGo
 	}
 	return len(agones.MatchAnnotationPrefix+matchID) + len(agones.EncodeRoom(r)) +
 		len(agones.BackfillAnnotation(matchID)) + len(agones.EncodeBackfill(req)) +

@@ -195,7 +195,7 @@ func TestRetireThresholdLeavesRoomForTheLargestRoom(t *testing.T) {
 			t.Errorf("RetireAnnotationBytes %d: %v", c.bytes, err)
 		}
 	}
-	if largestRoomAnnotation < 15000 || largestRoomAnnotation > 19000 {
-		t.Errorf("largest room annotation %d bytes: 100 players of 64-byte ids take about 7 KB, and their kept seats 10 KB", largestRoomAnnotation)
+	if largestRoomAnnotation < 25000 || largestRoomAnnotation > 29000 {
+		t.Errorf("largest room annotation %d bytes: 100 players of 64-byte ids take about 7 KB, their kept seats 10 KB, and as many let go 10 KB more", largestRoomAnnotation)
 	}
 }

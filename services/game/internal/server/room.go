@@ -225,9 +225,10 @@ func (r *room) join(c *client) {
 	if c.expires.After(r.tokensUntil) {
 		r.tokensUntil = c.expires
 	}
+	_, back := r.seats[c.player] // seated here already: the teams stay as they are
 	if old, ok := r.clients[c.player]; ok {
 		r.hangUp(old) // the same player on a new connection wins
-	} else if _, seated := r.seats[c.player]; !seated {
+	} else if !back {
 		if reason := r.seat(c); reason != "" {
 			c.fail(reason)
 			return
@@ -240,12 +241,14 @@ func (r *room) join(c *client) {
 	}
 	r.push(c, message{Type: "welcome", MatchID: r.matchID, You: c.player, BestOf: r.cfg.BestOf, Resume: c.resume})
 	switch {
+	case back:
+		r.cameBack(c)
 	case r.game != nil:
-		r.broadcast(message{Type: "resume", Players: r.players(), Teams: r.teams, BestOf: r.cfg.BestOf, Score: r.game.Score(), FreeForAll: r.game.FreeForAll()})
+		r.broadcast(r.resumed()) // a player took a free seat: new teams
 	case r.ready():
 		r.start()
 	default:
-		r.broadcast(message{Type: "waiting", Players: r.players(), Teams: r.teams, Seats: r.starts()})
+		r.broadcast(r.waiting())
 	}
 }
 

@@ -56,7 +56,7 @@ func FuzzRoomMessages(f *testing.F) {
 		f.Add([]byte(`{"type":"move","move":"paper"}`), []byte(`{"type":"move","move":"paper"}`), true, shape)
 	}
 	known := map[string]bool{"welcome": true, "waiting": true, "start": true, "resume": true, "moved": true, "round": true,
-		"player_left": true, "over": true, "error": true}
+		"player_left": true, "player_back": true, "over": true, "error": true}
 	f.Fuzz(func(t *testing.T, a, b []byte, text bool, shape uint8) {
 		fr := fuzzRooms[int(shape)%len(fuzzRooms)]
 		r := newRoom("m1", fr.seating, Config{BestOf: 3}, slog.New(slog.NewTextHandler(io.Discard, nil)))

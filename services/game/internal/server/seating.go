@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
@@ -35,11 +36,12 @@ type seating struct {
 	// Seat.AcceptsBackfill without.
 	acceptsBackfill bool
 	// gone, for an allocated room a process before this one hosted, are
-	// the allocated players that process let go for good (backfill): they
-	// have left the players List, so their seats start free. listed are
-	// the players the List held then, prior the request that process
-	// left ("" read as none). All are read from the GameServer when the
-	// room opens (reopened); gone is nil for a room that never asked.
+	// the players that process let go for good (backfill): its kept
+	// seats name them, and an allocated player off the players List is
+	// one too, so their seats start free. listed are the players the
+	// List held then, prior the request that process left ("" read as
+	// none). All are read from the GameServer when the room opens
+	// (reopened); gone is nil for a room that never asked.
 	gone   map[string]bool
 	listed map[string]bool
 	prior  play.Backfill
@@ -184,25 +186,29 @@ func (st seating) backfillTeam(g jointoken.Grant) (int, error) {
 }
 
 // reopened completes st, the seating of live room matchID, with what a
-// process before this one left on gs: the players it let go for good and
-// the Ask its request reached. A room that accepts backfill and has
-// asked (its backfill annotation exists) lost a player, and the players
-// List then holds only who still held a seat (the keeper removes a gone
-// player, after writing the request): an allocated player missing from
-// it is gone. A room that never asked is seated from its annotation
-// alone, as before backfill: a List that lacks a player for another
-// reason (a list Agones cut at its capacity) does not free their seat.
+// process before this one left on gs: the players it let go for good
+// and the Ask its request reached. A room that accepts backfill and has
+// asked (its backfill annotation exists) or let a player go lost a
+// player. Its kept seats name whom it let go: the players List is every
+// room's, and a player let go here may be seated by another room since.
+// An allocated player missing from the List is gone too: a process
+// older than the names left only that. A room that never
+// asked is seated from its annotation alone, as before backfill: a List
+// that lacks a player for another reason (a list Agones cut at its
+// capacity) does not free their seat.
 func (st seating) reopened(gs sdk.GameServer, matchID string) seating {
-	st.kept, st.keptErr = keptSeats(gs, matchID)
+	var letGo map[string]bool
+	st.kept, letGo, st.keptErr = keptSeats(gs, matchID)
 	v, asked := gs.ObjectMeta.Annotations[agones.BackfillAnnotation(matchID)]
 	players, listed := gs.Status.Lists[agones.ListPlayers]
-	if !st.acceptsBackfill || !asked || !listed {
+	if !st.acceptsBackfill || !listed || !asked && len(letGo) == 0 {
 		return st
 	}
 	if prior, ok, err := agones.DecodeBackfill(v); ok && err == nil && len(prior.Seats) == len(st.allocated) {
 		st.prior = prior
 	}
 	st.gone, st.listed = map[string]bool{}, map[string]bool{}
+	maps.Copy(st.gone, letGo)
 	for _, p := range players.Values {
 		st.listed[p] = true
 	}

@@ -11,7 +11,8 @@
 // room (retire.go). A room whose mode accepts backfill frees the seat of
 // a player gone for good during its game and asks for another
 // (backfill.go). A join (join.go) is a "join" span (pkg/tracing), child
-// of the allocation whose traceparent its URL carries.
+// of the allocation whose traceparent its URL carries once its token is
+// checked (a refused one is only linked to it).
 //
 // Concurrency: each room is owned by one goroutine (room.run) that holds
 // the game and the room's connections; WebSocket readers send it events,
@@ -41,7 +42,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/quickmatch-dev/quickmatch/pkg/agones"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
 	"github.com/quickmatch-dev/quickmatch/pkg/play"
 )
@@ -243,9 +243,10 @@ func (s *Server) open(matchID string, st seating) (*room, error) {
 	}
 	if s.cfg.SDK != nil {
 		// Kept from the start: the keeper must not clear what a process
-		// before this one kept before its players are back.
+		// before this one kept (seats, players let go) before its
+		// players are back.
 		rm.keep = s.keysChanged
-		s.seats[matchID] = agones.EncodeSeats(st.kept)
+		s.seats[matchID] = rm.keptValue()
 	}
 	if st.acceptsBackfill {
 		// Before the room runs: the keeper must never see it without
@@ -326,8 +327,9 @@ type message struct {
 	Players []string   `json:"players,omitempty"`
 	Teams   [][]string `json:"teams,omitempty"`
 	Seats   int        `json:"seats,omitempty"`
-	// Player is who moved (moved), dropped (player_left) or is gone for
-	// good, their seat freed for backfill (player_gone).
+	// Player is who moved (moved), dropped (player_left), is back on a
+	// new connection (player_back) or is gone for good, their seat freed
+	// for backfill (player_gone).
 	Player string `json:"player,omitempty"`
 	BestOf int    `json:"best_of,omitempty"`
 	Round  any    `json:"round,omitempty"`
