@@ -169,3 +169,15 @@ func TestConnectCredentialsFile(t *testing.T) {
 		t.Error("connected without credentials")
 	}
 }
+
+// TestNoPasswordInTheLogs: a URL may carry its user's password (NATS
+// takes user:password@host); a connection that fails says which servers
+// it could not reach, without it. (A reconnection's log line takes
+// nats.go's ConnectedUrlRedacted.)
+func TestNoPasswordInTheLogs(t *testing.T) {
+	t.Parallel()
+	_, err := Connect(Config{URL: "nats://frontend:s3cret-pw@127.0.0.1:1, nats://127.0.0.1:2"}, "frontend", quiet)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("connect error %v: want the servers named and no password", err)
+	}
+}
