@@ -40,9 +40,15 @@ type cancelled struct {
 // nobody told them (an earlier cancel that failed to publish).
 func cancelCmd(fs *flag.FlagSet) runFunc {
 	reason := fs.String("reason", "cancelled by an operator", "the reason its players are told")
-	regions := events.DefaultRegions
-	fs.Var(&regions, "regions", "regions of the deployment, comma-separated: a superseded ticket found untold gets a cancel notice in each, as the services send")
+	var regions events.Regions
+	fs.Var(&regions, "regions", "regions a superseded ticket found untold gets a cancel notice in, as the services send, comma-separated (default: the deployment's, read from NATS)")
 	return func(ctx context.Context, s *session, args []string) error {
+		if len(regions) == 0 {
+			var err error
+			if regions, err = s.servedRegions(ctx); err != nil {
+				return err
+			}
+		}
 		info, err := s.lookupTicket(ctx, args[0])
 		if err != nil {
 			return err

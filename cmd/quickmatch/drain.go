@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -20,44 +21,17 @@ type drained struct {
 	At     time.Time `json:"at"`
 }
 
-// shardFlags are the deployment's regions and tiers, which a shard named
-// on the command line must be one of: a drain of "eu.gld" would drain
-// nothing real and say nothing.
-type shardFlags struct {
-	regions events.Regions
-	tiers   events.Tiers
-}
-
-func addShardFlags(fs *flag.FlagSet) *shardFlags {
-	f := &shardFlags{regions: events.DefaultRegions, tiers: events.DefaultTiers}
-	fs.Var(&f.regions, "regions", "regions of the deployment, comma-separated: the shard's region must be one")
-	fs.Var(&f.tiers, "tiers", "tiers of the deployment (name:min,...): the shard's tier must be one")
-	return f
-}
-
-func (f *shardFlags) shard(arg string) (events.Shard, error) {
-	s, err := events.ParseShard(arg)
-	if err != nil {
-		return events.Shard{}, err
-	}
-	if !f.regions.Has(s.Region) || !f.tiers.Has(s.Tier) {
-		return events.Shard{}, fmt.Errorf("shard %s is not one of the deployment's (regions %s, tiers %s; see -regions, -tiers)", arg, f.regions, f.tiers)
-	}
-	return s, nil
-}
-
 // drainCmd makes a shard stop admitting tickets: the frontends refuse its
 // new tickets with 503 and the reason, and its waiting tickets are still
 // matched (events.Drains).
 func drainCmd(fs *flag.FlagSet) runFunc {
 	reason := fs.String("reason", "", "what clients are told (required)")
 	by := fs.String("by", cmp.Or(os.Getenv("USER"), "operator"), "who drains it, kept with the drain")
-	shards := addShardFlags(fs)
 	return func(ctx context.Context, s *session, args []string) error {
 		if *reason == "" {
 			return fmt.Errorf("drain: -reason is required: it is what the refused clients read")
 		}
-		shard, err := shards.shard(args[0])
+		shard, err := s.servedShard(ctx, args[0])
 		if err != nil {
 			return err
 		}
@@ -73,17 +47,26 @@ func drainCmd(fs *flag.FlagSet) runFunc {
 	}
 }
 
-// resumeCmd makes a drained shard admit tickets again.
-func resumeCmd(fs *flag.FlagSet) runFunc {
-	shards := addShardFlags(fs)
+// resumeCmd makes a drained shard admit tickets again: one the
+// deployment serves, or one drained that it no longer serves (a region
+// removed since), so that its drain can be cleared.
+func resumeCmd(*flag.FlagSet) runFunc {
 	return func(ctx context.Context, s *session, args []string) error {
-		shard, err := shards.shard(args[0])
-		if err != nil {
+		shard, err := s.servedShard(ctx, args[0])
+		notServed := errors.Is(err, errNotServed)
+		if err != nil && !notServed {
 			return err
 		}
 		d, err := events.NewDrains(ctx, s.js, s.subj)
 		if err != nil {
 			return err
+		}
+		if notServed {
+			all, _ := d.List(ctx) // a drain that does not read is not this one
+			if _, drained := all[shard]; !drained {
+				_, err := s.servedShard(ctx, args[0])
+				return err
+			}
 		}
 		was, err := d.Resume(ctx, shard)
 		if err != nil {
