@@ -86,7 +86,7 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 				"$KV.drains.eu.gold", // only operators drain and resume shards
 				"$JS.API.STREAM.DELETE.TICKETS", "$JS.API.STREAM.PURGE.RESULTS", "$JS.API.CONSUMER.DELETE.TICKETS.matcher",
 				// it reads the messages of its own buckets and the results, no other stream's
-				"$JS.API.STREAM.MSG.GET.DEADLETTER", "$JS.API.DIRECT.GET.KV_leases.$KV.leases.eu-gold", "$JS.API.DIRECT.GET.KV_matches",
+				"$JS.API.STREAM.MSG.GET.DEADLETTER", "$JS.API.DIRECT.GET.KV_leases.$KV.leases.eu-gold", "$JS.API.DIRECT.GET.KV_workers",
 				"$JS.API.STREAM.MSG.GET.KV_allocations", "$JS.API.DIRECT.GET.KV_roommatches.$KV.roommatches.m1", "$JS.API.DIRECT.GET.TICKETS"},
 			sub: []string{"matchmaking.>", "allocations.>", "offers.>", "_INBOX_matcher.x", "$KV.claims.>", ">"},
 		},
