@@ -69,8 +69,8 @@ func TestComposeRequiresPasswords(t *testing.T) {
 }
 
 // Every port docker-compose.yml publishes is on 127.0.0.1: NATS (whose
-// results.> carries join tokens), its monitoring, the frontend and the
-// game servers are not reachable from other machines.
+// results.> carries join tokens), the frontend and the game servers are
+// not reachable from other machines (NATS monitoring is not published).
 func TestComposePublishesOnLoopbackOnly(t *testing.T) {
 	p := loadCompose(t)
 	n := 0

@@ -62,8 +62,11 @@ func resumeCmd(*flag.FlagSet) runFunc {
 			return err
 		}
 		if notServed {
-			all, _ := d.List(ctx) // a drain that does not read is not this one
+			all, err := d.List(ctx) // a drain that does not read (err) is not this one
 			if _, drained := all[shard]; !drained {
+				if err != nil {
+					return err
+				}
 				_, err := s.servedShard(ctx, args[0])
 				return err
 			}

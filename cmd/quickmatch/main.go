@@ -287,7 +287,7 @@ func connect(ctx context.Context, c commonFlags, stdout, stderr io.Writer) (*ses
 				r.nc.Close()
 			}
 		}()
-		return nil, fmt.Errorf("connect to nats %s: %w", c.nats.URL, ctx.Err())
+		return nil, fmt.Errorf("connect to nats %s: %w", natsconn.Redacted(c.nats.URL), ctx.Err())
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -19,6 +19,8 @@ import (
 
 // servedShard reads arg, a shard the deployment serves: a typo, or a
 // shard of another deployment, is refused rather than acted on silently.
+// (Provisioning keeps the consumers of a region it no longer declares:
+// such a shard counts as served until they are deleted.)
 func (s *session) servedShard(ctx context.Context, arg string) (events.Shard, error) {
 	shard, err := events.ParseShard(arg)
 	if err != nil {

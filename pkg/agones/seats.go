@@ -58,7 +58,10 @@ func WellFormedKey(s string) bool {
 // LetGo is the digest the kept seats give a player the room let go for
 // good. No resume key has it (a key's digest is the first 128 bits of
 // its SHA-256, and LetGo's are all zero), so an older game server,
-// which reads it as a kept seat, admits nobody with it.
+// which reads it as a kept seat, admits nobody with it. (One that finds
+// more than play.MaxPlayers entries, a room of over 50 seats that let
+// players go, reads no kept seats: their players come back with their
+// tokens while these last.)
 const LetGo = "00000000000000000000000000000000"
 
 // MaxLetGo bounds the players the kept seats name as let go, besides the

@@ -104,18 +104,22 @@ func Connect(c Config, name string, log *slog.Logger) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(c.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", redacted(c.URL), err)
+		return nil, fmt.Errorf("connect to nats %s: %w", Redacted(c.URL), err)
 	}
 	return nc, nil
 }
 
-// redacted is urls (comma-separated) with any password replaced: NATS
-// takes user:password@host, and the error says which server it could
-// not reach.
-func redacted(urls string) string {
+// Redacted is urls (comma-separated, as -nats-url takes them) with any
+// password replaced, to be said in an error or a log: NATS takes
+// user:password@host, with or without a scheme.
+func Redacted(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+		p = strings.TrimSpace(p)
+		if !strings.Contains(p, "://") {
+			p = "nats://" + p // as nats.go reads one without a scheme
+		}
+		if u, err := url.Parse(p); err == nil {
 			parts[i] = u.Redacted()
 		} else if strings.Contains(p, "@") {
 			parts[i] = "(a URL that does not parse)"

@@ -180,4 +180,10 @@ func TestNoPasswordInTheLogs(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1:1") {
 		t.Fatalf("connect error %v: want the servers named and no password", err)
 	}
+	// nats.go takes a URL without a scheme; url.Parse reads its user as one.
+	for _, u := range []string{"frontend:s3cret-pw@127.0.0.1:4222", "tls://frontend:s3cret-pw@nats:4222,nats://a:s3cret@b:1"} {
+		if got := Redacted(u); strings.Contains(got, "s3cret") || !strings.Contains(got, "frontend") {
+			t.Errorf("Redacted(%q) = %q", u, got)
+		}
+	}
 }

@@ -31,7 +31,7 @@ type BackfillConfig struct {
 	// not, costs the allocator and the matcher. Each allocator keeps its
 	// own pace.
 	MinInterval time.Duration
-	// Turnover is how many times its seats a room is sent by backfill
+	// Turnover is how many times its seats a room is backfilled with
 	// over its life (turnover.go): a game server that says its seats are
 	// free after every promise ends takes no more. The allocator's fills
 	// are held to its Config.Backfill's.
@@ -58,7 +58,7 @@ func (c *BackfillConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MinInterval, "backfill-min-interval", backfillDefaults.MinInterval,
 		"shortest time between two requests of one room published for the matcher; a room that asks again sooner waits")
 	fs.IntVar(&c.Turnover, "backfill-turnover", backfillDefaults.Turnover,
-		"most players one room is sent by backfill over its life, in multiples of its seats (a game server that says its seats are free after every promise ends takes no more); raise it for rooms that run for hours")
+		"most players one room is backfilled with over its life, in multiples of its seats (a game server that says its seats are free after every promise ends takes no more); raise it for rooms that run for hours")
 }
 
 // setDefaults fills what is unset (zero) of a config built in code; a

@@ -76,9 +76,10 @@ type function struct {
 	calling bool
 	// failing: the last call failed; the mode's on_failure applies.
 	failing bool
-	// sig and last are the candidates and time of the last call.
-	sig  uint64
-	last time.Time
+	// sig is the oldest candidates of the last call, and recalled when
+	// the last call of every recallEvery went out (callFunction).
+	sig      uint64
+	recalled time.Time
 }
 
 // functionReply is a call's outcome.
@@ -122,23 +123,11 @@ func (r *runner) callFunction(ctx context.Context, p *pool.Pool, now time.Time) 
 	if h.calling {
 		return
 	}
-	// The oldest, as the pool changes; once every recallEvery the oldest
-	// half and the rest in turn (pool.Sweep): a function that will not
-	// match the oldest (a build no one else plays) kept every ticket
-	// behind them from its sight until they expired.
-	due := now.Sub(h.last) >= recallEvery
-	entries := p.Oldest(mf.MaxCandidates)
-	if due {
-		entries = p.Sweep(mf.MaxCandidates)
+	entries := r.candidates(p, h, now)
+	if entries == nil {
+		return
 	}
-	sig := signature(entries)
-	switch {
-	case !due && (h.failing || sig == h.sig):
-		return // nothing new to ask, or too soon to try a failing function again
-	case len(entries) < 2 && !h.failing:
-		return // nothing to match; a failing function is asked anyway, to see it answer again
-	}
-	h.calling, h.sig, h.last = true, sig, now
+	h.calling = true
 	// The mode's StartEarly is not sent and does not apply: a function
 	// proposes full matches only (matchfn has no word for a room opened
 	// early, and CheckReply refuses a proposal of fewer teams than
@@ -169,6 +158,37 @@ func (r *runner) callFunction(ctx context.Context, p *pool.Pool, now time.Time) 
 		case <-r.stopC: // the runner hands its tickets back; nothing was taken
 		}
 	})
+}
+
+// candidates are the tickets of p to call its mode's function with now
+// (h its state), or nil when no call is due. They are the oldest,
+// whenever they change; and every recallEvery, whatever else was called
+// meanwhile, the oldest half and the rest in turn (pool.Sweep): a
+// function that will not match the oldest (a build no one else plays)
+// kept every ticket behind them from its sight until they expired, and
+// in a busy pool, whose oldest change at every sweep, the turn must not
+// wait for a second without a call. While the built-in rules stand in
+// for the function (builtIn) their anchors take the turn, and the call
+// that sees whether it answers again shows the oldest.
+func (r *runner) candidates(p *pool.Pool, h *function, now time.Time) []*pool.Entry {
+	n := p.Mode().MatchFunction.MaxCandidates
+	due := now.Sub(h.recalled) >= recallEvery
+	entries := p.Oldest(n)
+	sig := signature(entries)
+	switch {
+	case !due && (h.failing || sig == h.sig):
+		return nil // nothing new to ask, or too soon to try a failing function again
+	case len(entries) < 2 && !h.failing:
+		return nil // nothing to match; a failing function is asked anyway, to see it answer again
+	}
+	h.sig = sig // the oldest's, even for a turn's call: it makes them no news
+	if due {
+		h.recalled = now
+		if !r.builtIn(p) {
+			entries = p.Sweep(n)
+		}
+	}
+	return entries
 }
 
 // candidateOf is e as a function sees it, but for its attributes.
@@ -213,24 +233,38 @@ func (r *runner) settleCall(ctx context.Context, out functionReply) {
 		return
 	}
 	r.met.functionCalls.WithLabelValues("answered").Inc()
-	misbehaves := false
+	v := answered
 	if m := out.p.Mode(); m.Teams != out.req.Mode.Teams || m.TeamSize != out.req.Mode.TeamSize {
 		log.Info("mode's teams changed by a reload during the call; its proposals dropped")
 	} else {
-		misbehaves = r.propose(ctx, log, out)
+		v = r.propose(ctx, log, out, h.failing)
 	}
-	if misbehaves {
+	switch {
+	case v == misbehaved:
 		if !h.failing {
 			log.Warn("match function proposes only matches that are refused; " + then(out.p) + " until it proposes one that is not")
 		}
 		h.failing = true
-		return
-	}
-	if h.failing {
+	case v == answered && h.failing:
 		log.Info("match function answers again")
 		h.failing = false
 	}
 }
+
+// verdict is what a reply says of its function (propose).
+type verdict int
+
+const (
+	// answered: a proposal was accepted, or none was made.
+	answered verdict = iota
+	// misbehaved: every proposal was refused, one at least for the
+	// function's fault (not a ticket gone meanwhile).
+	misbehaved
+	// raced: every proposal was refused for tickets that left the pool
+	// during the call (matched meanwhile, by the built-in rules while
+	// they stand in): it says nothing of the function.
+	raced
+)
 
 // then is what a failing function's mode does, as said in the logs.
 func then(p *pool.Pool) string {
@@ -245,17 +279,21 @@ func then(p *pool.Pool) string {
 // matchfn.MaxMatches.
 const loggedProposals = 5
 
-// propose commits the good proposals of a reply and drops the others;
-// misbehaves says the reply proposed something and every proposal was
-// refused for anything but a ticket that left the pool during the call
-// (a race, not the function's fault).
-func (r *runner) propose(ctx context.Context, log *slog.Logger, out functionReply) (misbehaves bool) {
+// propose commits the good proposals of a reply and drops the others,
+// logged (at Debug while the function is failing already: the metric
+// counts them, and it was said when it began), and says what the reply
+// says of its function.
+func (r *runner) propose(ctx context.Context, log *slog.Logger, out functionReply, failing bool) verdict {
 	verdicts := matchfn.CheckReply(&out.req, &out.reply)
 	now := r.now()
+	level := slog.LevelWarn
+	if failing {
+		level = slog.LevelDebug
+	}
 	accepted, faults := 0, 0
 	defer func() {
 		if dropped := len(out.reply.Matches) - accepted; dropped > loggedProposals {
-			log.Warn("match function proposals dropped", "dropped", dropped, "logged", loggedProposals, "proposals", len(out.reply.Matches))
+			log.Log(ctx, level, "match function proposals dropped", "dropped", dropped, "logged", loggedProposals, "proposals", len(out.reply.Matches))
 		}
 	}()
 	for i, prop := range out.reply.Matches {
@@ -277,7 +315,7 @@ func (r *runner) propose(ctx context.Context, log *slog.Logger, out functionRepl
 				faults++
 			}
 			if i-accepted < loggedProposals {
-				log.Warn("match function proposal dropped", "reason", reason, "err", err, "proposal", prop.String())
+				log.Log(ctx, level, "match function proposal dropped", "reason", reason, "err", err, "proposal", prop.String())
 			}
 			continue
 		}
@@ -285,7 +323,13 @@ func (r *runner) propose(ctx context.Context, log *slog.Logger, out functionRepl
 		r.met.proposals.WithLabelValues("accepted").Inc()
 		r.formMatch(ctx, out.p, teams, now)
 	}
-	return accepted == 0 && faults > 0
+	switch {
+	case accepted > 0 || len(out.reply.Matches) == 0:
+		return answered
+	case faults > 0:
+		return misbehaved
+	}
+	return raced
 }
 
 // proposalReason is why a proposal was refused, for the metric's label.

@@ -3,6 +3,7 @@ package matcher
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +107,104 @@ func TestManyBadProposalsAreLoggedOnce(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(r.met.proposals.WithLabelValues(string(matchfn.ReasonUnknownTicket))); got != 1000 {
 		t.Fatalf("%v counted", got)
+	}
+}
+
+// TestATurnEverySecondInABusyPool: in a pool whose oldest tickets
+// change twice a second, the calls that follow each change still leave
+// a turn round the pool every second. The turn was tied to the last call
+// of any kind, so a busy pool never had one, and a function that would
+// not match the oldest never saw the tickets behind them until they were
+// among the oldest. In a still pool, a call a second, no more.
+func TestATurnEverySecondInABusyPool(t *testing.T) {
+	t.Parallel()
+	set, err := rules.Parse([]byte(`{"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m",
+		"match_function":{"service":"f","max_candidates":8}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := set.Mode("1v1")
+	start := time.Unix(1_800_000_000, 0)
+	r := &runner{functions: newFunctions()}
+	p := pool.New(m)
+	for i := range 40 {
+		p.Add(&pool.Entry{TicketID: fmt.Sprintf("t%02d", i), Players: []string{fmt.Sprintf("p%02d", i)}, Skill: 1000 + 10*i, Created: start.UnixNano(), Seq: 1})
+	}
+	h := &function{}
+	turns, gone := 0, 0
+	for tick := range 16 { // four seconds of sweeps, an oldest ticket leaving at every other
+		now := start.Add(time.Duration(tick) * 250 * time.Millisecond)
+		oldest := p.Oldest(8)
+		entries := r.candidates(p, h, now)
+		if entries != nil && slices.ContainsFunc(entries, func(e *pool.Entry) bool { return !slices.Contains(oldest, e) }) {
+			turns++
+		}
+		if tick%2 == 1 {
+			p.Remove(fmt.Sprintf("t%02d", gone))
+			gone++
+		}
+	}
+	if turns < 3 {
+		t.Fatalf("%d calls in four seconds showed tickets past the oldest, want one a second", turns)
+	}
+
+	// A still pool: a call when the turn is due, none between.
+	calls := 0
+	for tick := range 8 {
+		if r.candidates(p, h, start.Add(10*time.Second+time.Duration(tick)*250*time.Millisecond)) != nil {
+			calls++
+		}
+	}
+	if calls != 2 {
+		t.Fatalf("%d calls in two seconds of a still pool, want 2", calls)
+	}
+}
+
+// TestARaceSaysNothingOfTheFunction: while the built-in rules stand in
+// for a failing function, a reply whose proposals are refused only
+// because those rules matched their tickets meanwhile neither clears
+// the failure (it flapped: the fallback paused for a call) nor is a
+// fault; a reply proposing nothing clears it, as one accepted does
+// (TestMatchFunctionGarbageFallsBack).
+func TestARaceSaysNothingOfTheFunction(t *testing.T) {
+	t.Parallel()
+	set, err := rules.Parse([]byte(`{"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":"1m",
+		"match_function":{"service":"f","on_failure":"fallback"}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := set.Mode("1v1")
+	now := time.Unix(1_800_000_000, 0)
+	r := &runner{log: slog.New(slog.NewTextHandler(testLog(), nil)), met: newMetrics(prometheus.NewRegistry()),
+		now: func() time.Time { return now }, functions: newFunctions(), pools: map[string]*pool.Pool{}}
+	p := pool.New(m)
+	r.pools[m.Name] = p
+	h := &function{calling: true, failing: true}
+	r.functions.byMode[m.Name] = h
+	sent := map[string]*pool.Entry{}
+	req := matchfn.Request{Mode: matchfn.Mode{Name: m.Name, Teams: 2, TeamSize: 1}, Region: "eu", Tier: "gold"}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		e := &pool.Entry{TicketID: id, Players: []string{"p" + id}, Skill: 1800, Created: now.Add(-time.Second).UnixNano(), Seq: 1}
+		p.Add(e)
+		sent[id] = e
+		req.Candidates = append(req.Candidates, candidateOf(e, now))
+	}
+	p.Remove("a") // matched by the built-in rules during the call
+	p.Remove("b")
+	reply := func(pairs ...[2]string) functionReply {
+		out := functionReply{mode: m.Name, service: "f", p: p, sent: sent, req: req}
+		for _, pr := range pairs {
+			out.reply.Matches = append(out.reply.Matches, matchfn.Proposal{Teams: [][]string{{pr[0]}, {pr[1]}}})
+		}
+		return out
+	}
+	r.settleCall(t.Context(), reply([2]string{"a", "b"}))
+	if !h.failing {
+		t.Fatal("a reply refused only for tickets matched meanwhile cleared the failure")
+	}
+	h.calling = true
+	r.settleCall(t.Context(), reply())
+	if h.failing {
+		t.Fatal("a reply proposing nothing (the function answers) did not clear the failure")
 	}
 }
