@@ -88,11 +88,17 @@ func TestChartRendersStrictTypedObjects(t *testing.T) {
 					checkGamePolicy(t, o.String(), v)
 					checkNoGameServerPeer(t, o.String(), v)
 				case *deploytest.Monitor:
-					// The game servers' metrics are on their ops port
-					// (checkFleet), not the one players reach.
+					// The game servers' and the frontends' metrics are on
+					// their ops port (checkFleet, checkEnv), not the one
+					// players reach.
 					for _, ep := range v.Spec.PodMetricsEndpoints {
 						if ep.Port != "ops" {
-							t.Errorf("%s: scrapes port %q, want the game server's ops port", o, ep.Port)
+							t.Errorf("%s: scrapes port %q, want the pods' ops port", o, ep.Port)
+						}
+					}
+					for _, ep := range v.Spec.Endpoints {
+						if ep.Port != "ops" {
+							t.Errorf("%s: scrapes port %q, want the ops port", o, ep.Port)
 						}
 					}
 				case *corev1.Pod:

@@ -27,8 +27,9 @@ type config struct {
 	tickets tickets.Config
 	auth    authFlags
 
-	// httpAddr serves the API, the page and the ops endpoints.
-	httpAddr string
+	// httpAddr serves the API, the page and the probes, and /metrics
+	// unless opsAddr does.
+	httpAddr, opsAddr string
 	// minFree is the fewest free rooms a region must report to take tickets.
 	minFree int
 	// h2Streams bounds the h2c streams of a connection; 0 turns h2c off.
@@ -64,7 +65,8 @@ func (c *config) register(fs *flag.FlagSet) {
 	// changed file in force within the same few seconds.
 	fs.DurationVar(&c.rulesReload, "rules-reload", rules.DefaultReload, "how often the rule set file is read again")
 	fs.StringVar(&c.sealKeyFile, "seal-key-file", "", "file of the keys that seal each ticket taken first, the matchers' -seal-key-file (one base64 key of 32 bytes or more per line, the first sealing: openssl rand -base64 32); a sealed ticket spares its matcher a read of its players (default: none, nothing sealed)")
-	fs.StringVar(&c.httpAddr, "http-addr", ":3000", "address of the API, the page and the ops endpoints")
+	fs.StringVar(&c.httpAddr, "http-addr", ":3000", "address of the API, the page, /healthz and /readyz (and /metrics, unless -ops-addr)")
+	fs.StringVar(&c.opsAddr, "ops-addr", "", "address of /healthz, /readyz and /metrics, off the players' port (the Helm chart sets it); empty: /metrics is served on -http-addr")
 	fs.IntVar(&c.minFree, "min-free-rooms", 1, "a region whose allocators report fewer free rooms refuses tickets with 503 (0: never refuse)")
 	fs.Float64Var(&c.api.RatePerSecond, "rate-limit", 20, "requests per second allowed to each client: the player when authenticated, else the address; a server credential is not limited (0: no limit)")
 	fs.IntVar(&c.api.RateBurst, "rate-burst", 40, "requests a client may make at once")
@@ -101,6 +103,7 @@ func parseConfig(args []string) (config, error) {
 		return config{}, err
 	}
 	c.service.Regions, c.service.Tiers = c.tickets.Regions, c.tickets.Tiers
+	c.api.MetricsApart = c.opsAddr != ""
 	if c.rulesReload <= 0 {
 		return config{}, fmt.Errorf("-rules-reload %s: want above 0", c.rulesReload)
 	}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -56,11 +57,27 @@ func run(ctx context.Context, args []string) error {
 		serveOpts = append(serveOpts, ops.WithCleartextHTTP2(cfg.h2Streams))
 		ln = ops.ReadBuffered(ln) // HTTP/2's frames read without a system call each
 	}
-	sw := ops.NewSwitch(api.Starting(env.OpsHandler()))
+	probes := env.OpsHandler()
+	var opsLn net.Listener
+	if cfg.opsAddr != "" {
+		if opsLn, err = ops.Listen(env.Log, ops.NameOps, cfg.opsAddr); err != nil {
+			_ = ln.Close()
+			return err
+		}
+		probes = env.ProbesHandler()
+	}
+	sw := ops.NewSwitch(api.Starting(probes))
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServing()
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- ops.Serve(serveCtx, ops.NewServer(sw, serveOpts...), ln, cfg.grace) }()
+	if opsLn != nil { // ends with the API's server (serve's wait for served takes the first)
+		go func() {
+			if err := ops.Serve(serveCtx, ops.NewServer(env.OpsHandler()), opsLn, cfg.grace); err != nil {
+				served <- err
+			}
+		}()
+	}
 
 	f, err := build(ctx, env, &cfg)
 	if err != nil {

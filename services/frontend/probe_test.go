@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,4 +81,40 @@ func TestBadFilesEndWithoutNATS(t *testing.T) {
 			}, "/nonexistent/")
 		})
 	}
+}
+
+// With -ops-addr (the Helm chart sets it), /metrics is served there and
+// not on the API's address, which is the players' and keeps its probes:
+// the metrics (traffic, refusals, the trace ids of exemplars) were
+// anyone's who reached the frontend.
+func TestMetricsOffThePlayersPort(t *testing.T) {
+	t.Parallel()
+	ports, err := testkit.Ports(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opsAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
+	servicetest.CheckProbesWhileWaiting(t, run, func(addr string) []string {
+		return []string{"-http-addr", addr, "-ops-addr", opsAddr, "-auth-insecure"}
+	}, func(addr string) {
+		get := func(url string) int {
+			res, err := http.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			return res.StatusCode
+		}
+		if code := get("http://" + addr + "/metrics"); code == http.StatusOK {
+			t.Fatalf("/metrics on the API's address: %d", code)
+		}
+		for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+			if code := get("http://" + opsAddr + path); code != http.StatusOK {
+				t.Fatalf("%s on the ops address: %d", path, code)
+			}
+		}
+		if code := get("http://" + addr + "/readyz"); code != http.StatusOK {
+			t.Fatalf("/readyz on the API's address: %d", code)
+		}
+	})
 }

@@ -465,7 +465,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics */
+        /** Prometheus metrics (served on -ops-addr instead when it is set) */
         get: {
             parameters: {
                 query?: never;
@@ -477,6 +477,13 @@ export interface paths {
             responses: {
                 /** @description metrics */
                 200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description served on the ops address */
+                404: {
                     headers: {
                         [name: string]: unknown;
                     };

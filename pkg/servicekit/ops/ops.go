@@ -30,6 +30,15 @@ func (r *Readiness) Ready() bool { return r.ready.Load() }
 
 // Register adds /healthz, /readyz and /metrics (from reg) to mux.
 func Register(mux *http.ServeMux, r *Readiness, reg prometheus.Gatherer) {
+	RegisterProbes(mux, r)
+	// OpenMetrics when the scraper asks for it (Prometheus does): only
+	// that format carries exemplars, the trace ids on histograms.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+}
+
+// RegisterProbes adds /healthz and /readyz to mux: what a load balancer
+// in front of a public port asks, where /metrics has no business.
+func RegisterProbes(mux *http.ServeMux, r *Readiness) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
@@ -40,9 +49,6 @@ func Register(mux *http.ServeMux, r *Readiness, reg prometheus.Gatherer) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	// OpenMetrics when the scraper asks for it (Prometheus does): only
-	// that format carries exemplars, the trace ids on histograms.
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 }
 
 // Switch serves one handler until Set hands it another: a service

@@ -284,6 +284,14 @@ func (e *Env) OpsHandler() *http.ServeMux {
 	return mux
 }
 
+// ProbesHandler serves /healthz and /readyz of this service alone: a
+// public port's, whose /metrics is served elsewhere.
+func (e *Env) ProbesHandler() *http.ServeMux {
+	mux := http.NewServeMux()
+	ops.RegisterProbes(mux, &e.Ready)
+	return mux
+}
+
 // Close drains the NATS connection: pending publishes and acks are
 // flushed; then the spans still buffered are exported (within
 // tracing.FlushBound).

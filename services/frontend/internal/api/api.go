@@ -87,6 +87,10 @@ type Config struct {
 	Insecure bool
 	// DevIssuer, if set, serves POST /dev/token (the development issuer).
 	DevIssuer http.Handler
+	// MetricsApart: /metrics is served on the frontend's ops address
+	// (-ops-addr), and the API's serves the probes alone: the API's port
+	// is the players', and the metrics are the operator's.
+	MetricsApart bool
 	// BodyTimeout bounds reading a request body (a client that sends it
 	// slowly gets 408), and writing a WebSocket handshake's 101 (a client
 	// that does not take it is cut off); default 10 s.
@@ -252,7 +256,11 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 		_, _ = w.Write(openAPI)
 	})
 	mux.HandleFunc("GET /{$}", servePage(page, func() pageData { return newPageData(t.RuleSet(), t.Regions()) }))
-	ops.Register(mux, ready, reg)
+	if cfg.MetricsApart {
+		ops.RegisterProbes(mux, ready)
+	} else {
+		ops.Register(mux, ready, reg)
+	}
 	return a.writeBounded(mux), nil
 }
 
