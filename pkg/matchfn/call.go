@@ -41,8 +41,15 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req *Request) (Rep
 }
 
 // encodeFitting encodes req, leaving out its youngest candidates until it
-// fits in limit bytes.
+// fits in limit bytes. The candidates that cannot fit are left out
+// before the request is encoded (fitting): ten thousand with their
+// attributes, encoded whole to keep seven hundred, cost 80-100 ms a
+// call.
 func encodeFitting(req *Request, limit int) ([]byte, error) {
+	if n := fitting(req.Candidates, limit); n < len(req.Candidates) {
+		clear(req.Candidates[n:])
+		req.Candidates = req.Candidates[:n]
+	}
 	for {
 		data, err := json.Marshal(req)
 		if err != nil {
@@ -61,4 +68,22 @@ func encodeFitting(req *Request, limit int) ([]byte, error) {
 		clear(req.Candidates[keep:])
 		req.Candidates = req.Candidates[:keep]
 	}
+}
+
+// fitting is how many of the first candidates fit in limit bytes, as
+// far as their own encodings go (a comma each): the request's other
+// fields are left to encodeFitting's loop. One that does not encode is
+// kept, for the request's encoding to say why.
+func fitting(cs []Candidate, limit int) int {
+	total := 0
+	for i := range cs {
+		b, err := json.Marshal(&cs[i])
+		if err != nil {
+			return len(cs)
+		}
+		if total += len(b) + 1; total > limit {
+			return i
+		}
+	}
+	return len(cs)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -228,4 +229,24 @@ func FuzzDecodeReply(f *testing.F) {
 			t.Fatalf("%d verdicts for %d proposals", len(errs), len(r.Matches))
 		}
 	})
+}
+
+// BenchmarkEncodeFitting: a call of the most candidates a mode may ask
+// for (MaxFunctionCandidates), each with sixteen 64-byte strings, of
+// which about 700 fit a message.
+func BenchmarkEncodeFitting(b *testing.B) {
+	attrs := &events.Attributes{Strings: map[string]string{}}
+	for i := range 16 {
+		attrs.Strings[fmt.Sprintf("attribute%02d", i)] = strings.Repeat("v", 64)
+	}
+	all := make([]Candidate, 10000)
+	for i := range all {
+		all[i] = Candidate{TicketID: fmt.Sprintf("t%05d", i), Players: []string{fmt.Sprintf("p%05d", i)}, Skill: i, Attributes: attrs}
+	}
+	for b.Loop() {
+		req := &Request{SchemaVersion: 1, Mode: Mode{Name: "1v1", Teams: 2, TeamSize: 1}, Region: "eu", Tier: "gold", Candidates: slices.Clone(all)}
+		if _, err := encodeFitting(req, MaxMessageBytes); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -145,7 +145,16 @@ func (r *runner) callFunction(ctx context.Context, p *pool.Pool, now time.Time) 
 	subject := r.subj.MatchFunction(mf.Service)
 	timeout := time.Duration(mf.Timeout)
 	r.functions.calls.Go(func() {
+		// Only the candidates whose attributes (as stored, about as long
+		// as sent) may fit a request are decoded: matchfn.Call leaves out
+		// the rest, and decoding ten thousand to send seven hundred
+		// was most of a call's cost.
+		size := 0
 		for i, a := range attrs {
+			if size += len(a) + len(out.req.Candidates[i].TicketID); size > matchfn.MaxMessageBytes {
+				out.req.Candidates = out.req.Candidates[:i]
+				break
+			}
 			// Attrs written by SetAttributes always decode; one that did
 			// not would go without (the pool still judges the rules).
 			out.req.Candidates[i].Attributes, _ = (&pool.Entry{Attrs: a}).Attributes()
