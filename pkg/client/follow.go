@@ -53,7 +53,12 @@ func (c *Client) follow(ctx context.Context, ticketID string, last int, fn func(
 		wait := c.backoff(attempt)
 		attempt++
 		if isRefusal {
-			wait = max(wait, min(refused.RetryAfter, c.cfg.MaxRetryAfter))
+			if asked := min(refused.RetryAfter, c.cfg.MaxRetryAfter); asked > wait {
+				// Up to half again: every client of a frontend that
+				// restarts is told the same, and waiting it exactly
+				// brought them all back in one moment.
+				wait = asked + rand.N(asked/2+1)
+			}
 		}
 		if err := c.sleep(ctx, wait); err != nil {
 			return ticketapi.View{}, fmt.Errorf("quickmatch follow %s: %w", ticketID, err)

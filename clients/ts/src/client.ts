@@ -150,7 +150,15 @@ export class Client {
           throw new ProtocolError(`not an event stream: ${res.headers.get("Content-Type")}`);
         }
         const parser = new SSEParser(this.max);
-        for await (const ev of readEvents(res.body, parser, alive)) {
+        // Anything heard (a ping too) makes the next cut the first
+        // failure again: a stream open for minutes while its ticket
+        // waits hears no status, and eight cuts by a proxy that ends
+        // long answers gave up on a ticket still queued.
+        const heard = () => {
+          failures = 1;
+          alive();
+        };
+        for await (const ev of readEvents(res.body, parser, heard)) {
           serverMs = parser.retryMs;
           if (ev.type !== eventStatus) continue;
           const t = parseTicket(ev.data, id);

@@ -22,8 +22,14 @@ export class ApiError extends Error {
     this.ticket = ticket;
   }
 
-  /** Whether the same request may succeed later (overload, rate limit, outage). */
+  /**
+   * Whether the same request may succeed later (overload, rate limit,
+   * outage). A 503 that names a region with free rooms (suggest_region)
+   * or a drained shard (drained) says why, for the caller to act on: the
+   * same POST would be refused the same for minutes.
+   */
   get retryable(): boolean {
+    if (this.status === 503 && (this.body?.suggest_region || this.body?.drained)) return false;
     return [408, 429, 500, 502, 503, 504].includes(this.status);
   }
 }

@@ -107,14 +107,19 @@ export function linked(parent?: AbortSignal): { ctrl: AbortController; release: 
 /**
  * The wait before retrying after the failures-th failure in a row with
  * err, or undefined to give up: err is not one that may pass, or the
- * retries are spent. It is at least the backoff, the server's
- * Retry-After (up to maxRetryAfterMs), and its event stream's `retry:`
- * (serverMs, up to maxDelayMs).
+ * retries are spent. It is the backoff, or when the server asked for
+ * longer (its Retry-After, up to maxRetryAfterMs, or its event stream's
+ * `retry:`, serverMs, up to maxDelayMs) that, and up to half of it again
+ * at random: every client of a frontend that restarts is told the same
+ * Retry-After, and waiting it exactly brought them all back in one
+ * moment.
  */
-export function retryDelay(r: Retry, failures: number, err: unknown, serverMs?: number): number | undefined {
+export function retryDelay(r: Retry, failures: number, err: unknown, serverMs?: number, random: () => number = Math.random): number | undefined {
   if (!isRetryable(err) || failures > r.maxRetries) return undefined;
   const after = err instanceof ApiError ? Math.min(err.retryAfterMs ?? 0, r.maxRetryAfterMs) : 0;
-  return Math.max(backoff(r, failures), after, Math.min(serverMs ?? 0, r.maxDelayMs));
+  const asked = Math.max(after, Math.min(serverMs ?? 0, r.maxDelayMs));
+  const b = backoff(r, failures, random);
+  return b >= asked ? b : Math.round(asked + (random() * asked) / 2);
 }
 
 /** Runs fn until it succeeds, retrying what may pass (retryDelay), until signal aborts. */

@@ -94,7 +94,7 @@ test("a 503 is retried after its Retry-After with the same Idempotency-Key; a lo
 
   fake.routes.set("POST /v1/tickets", (req, res) => {
     res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "30" });
-    res.end(JSON.stringify({ error: "shard eu.gold is drained: maintenance", drained: { shard: "eu.gold", reason: "maintenance" } }));
+    res.end(JSON.stringify({ error: "overloaded: too many tickets are being created, retry later" }));
     return true;
   });
   const capped = [];
@@ -103,8 +103,46 @@ test("a 503 is retried after its Retry-After with the same Idempotency-Key; a lo
   assert.ok(err instanceof ApiError, String(err));
   assert.equal(err.status, 503);
   assert.equal(err.retryAfterMs, 30_000, "thrown, once the retries are spent, with what the server asked");
-  assert.equal(err.body.drained.shard, "eu.gold");
-  assert.deepEqual(capped, [100, 100, 100], "waited the cap, maxRetries times");
+  // The cap, and up to half of it again: every client of a restarted
+  // frontend hears the same Retry-After, and must not all come back at once.
+  assert.equal(capped.length, 3, "maxRetries waits");
+  for (const d of capped) assert.ok(d >= 100 && d <= 150, `waited ${d} ms, want the cap and up to half again`);
+});
+
+test("a 503 that says why (a drained shard, a region with free rooms) is thrown at once", { timeout: 30_000 }, async (t) => {
+  const { fake, client, retries } = await setup(t);
+  for (const body of [
+    { error: "shard eu.gold is drained: maintenance", drained: { shard: "eu.gold", reason: "maintenance" } },
+    { error: "no free game servers in eu", suggest_region: "us" },
+  ]) {
+    fake.routes.set("POST /v1/tickets", (req, res) => {
+      res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "30" });
+      res.end(JSON.stringify(body));
+      return true;
+    });
+    const err = await client.createTicket({ region: "eu", skill: 1650 }).catch((e) => e);
+    assert.ok(err instanceof ApiError && err.status === 503, String(err));
+    assert.deepEqual(err.body, body);
+  }
+  assert.equal(retries.length, 0, "the same POST would be refused the same for minutes: the caller acts on why");
+});
+
+test("a stream cut again and again while its ticket waits, pings heard each time, is not given up", { timeout: 30_000 }, async (t) => {
+  const { fake, client, retries } = await setup(t);
+  const { ticket_id: id } = await client.createTicket({ region: "eu", skill: 1650 });
+  let streams = 0;
+  fake.routes.set(`GET /v1/tickets/${id}/events`, (req, res) => {
+    if (++streams > 6) return false; // then the fake's own stream, which tells the outcome
+    res.writeHead(200, { "Content-Type": "text/event-stream" });
+    const queued = streams === 1 ? `id: 1\nevent: status\ndata: ${JSON.stringify({ ticket_id: id, status: "queued" })}\n\n` : "";
+    res.end(queued + ": ping\n\n"); // a proxy that ends long answers
+    return true;
+  });
+  const outcome = client.waitForOutcome(id);
+  await Promise.race([fake.followed(id), outcome]); // a follow that gave up ends the test, not its timeout
+  fake.set(id, { status: "expired", reason: "no match" });
+  assert.equal((await outcome).status, "expired", "six cuts, more than maxRetries (3), of streams that worked");
+  assert.ok(retries.every((r) => r.attempt === 1), `each cut counted as a first failure: ${retries.map((r) => r.attempt)}`);
 });
 
 test("a refusal that cannot pass is thrown at once, with its fields", { timeout: 30_000 }, async (t) => {

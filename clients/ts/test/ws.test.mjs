@@ -65,15 +65,17 @@ test("a refusal after the upgrade: 1013 is retried after its delay, 4400 is thro
   assert.equal(retries.length, 1);
   assert.ok(retries[0].delayMs >= 1000);
 
-  // Past maxRetryAfterMs, the wait is the cap: tried again, then thrown
-  // with what the server asked once the retries are spent.
+  // Past maxRetryAfterMs, the wait is the cap (and up to half again, so
+  // that clients told alike do not all come back at once): tried again,
+  // then thrown with what the server asked once the retries are spent.
   fake.wsRoutes.set("/ws/events", (ws) => ws.close(1013, "retry after 30s: shard eu.gold is drained: maintenance"));
   const capped = [];
   const c = new Client({ baseUrl: fake.url, token: () => "tok", WebSocket, retry: { ...fast, maxRetryAfterMs: 100, onRetry: (i) => capped.push(i.delayMs) } });
   const drained = await c.queue({}).outcome.catch((e) => e);
   assert.equal(drained.status, 503);
   assert.equal(drained.retryAfterMs, 30_000);
-  assert.deepEqual(capped, [100, 100], "waited the cap, maxRetries times");
+  assert.equal(capped.length, 2, "maxRetries waits");
+  for (const d of capped) assert.ok(d >= 100 && d <= 150, `waited ${d} ms, want the cap and up to half again`);
 });
 
 test("a connection lost after queuing is not opened again: the ticket is followed over its event stream", { timeout: 30_000 }, async (t) => {

@@ -102,8 +102,14 @@ var quickmatch = (() => {
       this.retryAfterMs = retryAfterMs;
       this.ticket = ticket;
     }
-    /** Whether the same request may succeed later (overload, rate limit, outage). */
+    /**
+     * Whether the same request may succeed later (overload, rate limit,
+     * outage). A 503 that names a region with free rooms (suggest_region)
+     * or a drained shard (drained) says why, for the caller to act on: the
+     * same POST would be refused the same for minutes.
+     */
     get retryable() {
+      if (this.status === 503 && (this.body?.suggest_region || this.body?.drained)) return false;
       return [408, 429, 500, 502, 503, 504].includes(this.status);
     }
   };
@@ -180,10 +186,12 @@ var quickmatch = (() => {
     parent.addEventListener("abort", onAbort, { once: true });
     return { ctrl, release: () => parent.removeEventListener("abort", onAbort) };
   }
-  function retryDelay(r, failures, err, serverMs) {
+  function retryDelay(r, failures, err, serverMs, random = Math.random) {
     if (!isRetryable(err) || failures > r.maxRetries) return void 0;
     const after = err instanceof ApiError ? Math.min(err.retryAfterMs ?? 0, r.maxRetryAfterMs) : 0;
-    return Math.max(backoff(r, failures), after, Math.min(serverMs ?? 0, r.maxDelayMs));
+    const asked = Math.max(after, Math.min(serverMs ?? 0, r.maxDelayMs));
+    const b = backoff(r, failures, random);
+    return b >= asked ? b : Math.round(asked + random() * asked / 2);
   }
   async function withRetry(r, signal, fn) {
     for (let failures = 1; ; failures++) {
@@ -579,7 +587,11 @@ var quickmatch = (() => {
             throw new ProtocolError(`not an event stream: ${res.headers.get("Content-Type")}`);
           }
           const parser = new SSEParser(this.max);
-          for await (const ev of readEvents(res.body, parser, alive)) {
+          const heard = () => {
+            failures = 1;
+            alive();
+          };
+          for await (const ev of readEvents(res.body, parser, heard)) {
             serverMs = parser.retryMs;
             if (ev.type !== eventStatus) continue;
             const t = parseTicket(ev.data, id);
