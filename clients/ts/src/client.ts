@@ -75,7 +75,7 @@ export class Client {
   private readonly idleMs: number;
 
   constructor(private readonly opts: ClientOptions = {}) {
-    this.fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    this.fetch = noRedirects(opts.fetch ?? globalThis.fetch.bind(globalThis));
     this.retry = retryDefaults(opts.retry);
     this.max = opts.maxEventLength ?? 65_536;
     this.idleMs = opts.idleTimeoutMs ?? 45_000;
@@ -243,3 +243,19 @@ function parseTicket(data: string, id: string): Ticket {
   return t;
 }
 
+
+/**
+ * f, refusing a redirect (ProtocolError, never retried): the frontend
+ * sends none, and one followed took the request body and its
+ * Idempotency-Key to another origin (the Go client refuses them too).
+ */
+function noRedirects(f: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    const res = await f(input, { ...init, redirect: "manual" });
+    if (res.type === "opaqueredirect" || (res.status >= 300 && res.status < 400)) {
+      res.body?.cancel().catch(() => {});
+      throw new ProtocolError(`redirected (${res.status}): the frontend sends no redirect`);
+    }
+    return res;
+  };
+}

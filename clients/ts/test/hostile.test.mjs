@@ -221,3 +221,19 @@ test("a token provider that never answers does not hold a call its signal ended"
     await assert.rejects(p, /gave up on the login/);
   }
 });
+
+test("a redirect is refused, not followed with the request's body and key", { timeout: 30_000 }, async (t) => {
+  const { fake, client, id } = await setup(t);
+  const elsewhere = await startFake();
+  t.after(() => elsewhere.close());
+  for (const route of ["POST /v1/tickets", `GET /v1/tickets/${id}`]) {
+    fake.routes.set(route, (req, res) => {
+      res.writeHead(route.startsWith("POST") ? 307 : 302, { Location: elsewhere.url + req.url });
+      res.end();
+      return true;
+    });
+  }
+  await assert.rejects(client.createTicket({ region: "eu", skill: 1650 }, { idempotencyKey: "k-redirected" }), ProtocolError);
+  await assert.rejects(client.getTicket(id), ProtocolError);
+  assert.equal(elsewhere.requests.length, 0, "the other origin heard nothing");
+});

@@ -516,7 +516,7 @@ var quickmatch = (() => {
       __publicField(this, "retry");
       __publicField(this, "max");
       __publicField(this, "idleMs");
-      this.fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+      this.fetch = noRedirects(opts.fetch ?? globalThis.fetch.bind(globalThis));
       this.retry = retryDefaults(opts.retry);
       this.max = opts.maxEventLength ?? 65536;
       this.idleMs = opts.idleTimeoutMs ?? 45e3;
@@ -667,6 +667,17 @@ var quickmatch = (() => {
     const t = toTicket(v, id);
     if (!t) throw new ProtocolError(`event stream: a status event that is not ticket ${id}`);
     return t;
+  }
+  function noRedirects(f) {
+    return async (input, init) => {
+      const res = await f(input, { ...init, redirect: "manual" });
+      if (res.type === "opaqueredirect" || res.status >= 300 && res.status < 400) {
+        res.body?.cancel().catch(() => {
+        });
+        throw new ProtocolError(`redirected (${res.status}): the frontend sends no redirect`);
+      }
+      return res;
+    };
   }
   return __toCommonJS(index_exports);
 })();
