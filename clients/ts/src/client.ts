@@ -1,7 +1,7 @@
 // The client: a ticket's creation, reading, cancelling and following.
 import { eventIds, eventsPath, eventStatus, headers as h, paths, ticketPath } from "./contract.js";
 import { ConnectionError, ProtocolError } from "./errors.js";
-import { apiError, authHeaders, newKey, readJSON, resolve, type TokenProvider } from "./http.js";
+import { apiError, newKey, readJSON, resolve, sendAuthed, type TokenProvider } from "./http.js";
 import { abortReason, linked, retryDefaults, retryDelay, sleep, withRetry, type Retry, type RetryOptions } from "./retry.js";
 import { readEvents, SSEParser } from "./sse.js";
 import { isTerminal, toTicket, type Ticket, type TicketRequest } from "./types.js";
@@ -90,10 +90,12 @@ export class Client {
   createTicket(req: TicketRequest, o: CreateOptions = {}): Promise<Ticket> {
     const key = o.idempotencyKey ?? newKey();
     return withRetry(this.retry, o.signal, async () => {
-      const headers: Record<string, string> = { "Content-Type": "application/json", [h.idempotencyKey]: key, ...(await authHeaders(this.opts.token, o.signal)) };
+      const headers: Record<string, string> = { "Content-Type": "application/json", [h.idempotencyKey]: key };
       if (o.correlationId) headers[h.correlationId] = o.correlationId;
       if (o.traceParent) headers[h.traceParent] = o.traceParent;
-      const res = await this.fetch(this.url(paths.tickets), { method: "POST", headers, body: JSON.stringify(req), signal: o.signal });
+      const res = await sendAuthed(this.opts.token, o.signal, (auth) =>
+        this.fetch(this.url(paths.tickets), { method: "POST", headers: { ...headers, ...auth }, body: JSON.stringify(req), signal: o.signal }),
+      );
       if (res.status !== 202) throw await apiError(res, this.max);
       return this.ticketOf(res);
     });
@@ -102,7 +104,7 @@ export class Client {
   /** Where a ticket stands now (GET /v1/tickets/{id}). */
   getTicket(id: string, o: CallOptions = {}): Promise<Ticket> {
     return withRetry(this.retry, o.signal, async () => {
-      const res = await this.fetch(this.url(ticketPath(id)), { headers: await authHeaders(this.opts.token, o.signal), signal: o.signal });
+      const res = await sendAuthed(this.opts.token, o.signal, (auth) => this.fetch(this.url(ticketPath(id)), { headers: auth, signal: o.signal }));
       if (!res.ok) throw await apiError(res, this.max);
       return this.ticketOf(res, id);
     });
@@ -115,7 +117,9 @@ export class Client {
    */
   cancelTicket(id: string, o: CallOptions = {}): Promise<Ticket> {
     return withRetry(this.retry, o.signal, async () => {
-      const res = await this.fetch(this.url(ticketPath(id)), { method: "DELETE", headers: await authHeaders(this.opts.token, o.signal), signal: o.signal });
+      const res = await sendAuthed(this.opts.token, o.signal, (auth) =>
+        this.fetch(this.url(ticketPath(id)), { method: "DELETE", headers: auth, signal: o.signal }),
+      );
       if (!res.ok) throw await apiError(res, this.max, (b) => (res.status === 409 ? toTicket(b, id) : undefined));
       return this.ticketOf(res, id);
     });
@@ -141,10 +145,12 @@ export class Client {
       };
       let err: unknown;
       try {
-        const headers: Record<string, string> = { Accept: "text/event-stream", ...(await authHeaders(this.opts.token, ctrl.signal)) };
+        const headers: Record<string, string> = { Accept: "text/event-stream" };
         if (last) headers[h.lastEventId] = last;
         alive();
-        const res = await this.fetch(this.url(eventsPath(id)), { headers, signal: ctrl.signal });
+        const res = await sendAuthed(this.opts.token, ctrl.signal, (auth) =>
+          this.fetch(this.url(eventsPath(id)), { headers: { ...headers, ...auth }, signal: ctrl.signal }),
+        );
         if (!res.ok) throw await apiError(res, this.max);
         if (!res.body || !(res.headers.get("Content-Type") ?? "").startsWith("text/event-stream")) {
           throw new ProtocolError(`not an event stream: ${res.headers.get("Content-Type")}`);

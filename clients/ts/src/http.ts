@@ -9,33 +9,57 @@ import type { ErrorBody } from "./types.js";
  * Gives the player's (or the game backend's) identity token, called
  * before every request and every reconnection, so a token refreshed
  * meanwhile is the one sent; nothing (undefined, null, "") sends none.
+ * After a 401 it is called once more with the token refused (as the Go
+ * client's TokenSource is): a provider that caches tokens hands out a
+ * fresh one, and the request is sent again once with it; the same one
+ * again gives the 401 up.
  */
-export type TokenProvider = () => string | null | undefined | Promise<string | null | undefined>;
+export type TokenProvider = (refused?: string) => string | null | undefined | Promise<string | null | undefined>;
 
 /**
- * The provider's token, if any. A provider that never answers does not
- * hold the call: signal still ends it.
+ * The provider's token, if any (refused: the one a 401 refused). A
+ * provider that never answers does not hold the call: signal still ends
+ * it.
  */
-export async function tokenOf(token: TokenProvider | undefined, signal: AbortSignal | undefined): Promise<string | undefined> {
+export async function tokenOf(token: TokenProvider | undefined, signal: AbortSignal | undefined, refused?: string): Promise<string | undefined> {
   if (!token) return undefined;
   signal?.throwIfAborted();
-  if (!signal) return (await token()) || undefined;
+  if (!signal) return (await token(refused)) || undefined;
   let onAbort = () => {};
   const aborted = new Promise<never>((_, reject) => {
     onAbort = () => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
   });
   try {
-    return (await Promise.race([token(), aborted])) || undefined;
+    return (await Promise.race([token(refused), aborted])) || undefined;
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
 }
 
-/** The Authorization header for the provider's token, if any. */
-export async function authHeaders(token: TokenProvider | undefined, signal: AbortSignal | undefined): Promise<Record<string, string>> {
-  const t = await tokenOf(token, signal);
+/** The Authorization header of token t, if any. */
+export function bearer(t: string | undefined): Record<string, string> {
   return t ? { [headers.authorization]: `Bearer ${t}` } : {};
+}
+
+/**
+ * send's response, sent with the provider's token; a 401 asks the
+ * provider once more, naming the token refused, and sends again once
+ * with a fresh one (a token that expired while its player waited, or a
+ * clock behind the provider's). The same token again keeps the 401.
+ */
+export async function sendAuthed(
+  token: TokenProvider | undefined,
+  signal: AbortSignal | undefined,
+  send: (auth: Record<string, string>) => Promise<Response>,
+): Promise<Response> {
+  const t = await tokenOf(token, signal);
+  const res = await send(bearer(t));
+  if (res.status !== 401 || !t) return res;
+  const fresh = await tokenOf(token, signal, t);
+  if (!fresh || fresh === t) return res;
+  res.body?.cancel().catch(() => {});
+  return send(bearer(fresh));
 }
 
 /** Resolves path against the client's base URL (the page's origin in a browser). */

@@ -206,3 +206,29 @@ test("a traceparent given to createTicket goes as the traceparent header", { tim
   assert.equal(withTrace.headers["x-correlation-id"], "c-1");
   assert.equal(without.headers.traceparent, undefined, "none made up when not given");
 });
+
+test("a 401 asks the token provider once more, naming the token refused, and sends again with a fresh one", { timeout: 30_000 }, async (t) => {
+  const asked = [];
+  // A provider that handed out a token the frontend no longer takes (it
+  // expired while its player waited), and refreshes once told so.
+  let current = "stale";
+  const token = (refused) => {
+    asked.push(refused ?? "");
+    if (refused === current) current = "tok";
+    return current;
+  };
+  const { fake, client } = await setup(t, { token });
+  const created = await client.createTicket({ region: "eu", skill: 1650 });
+  assert.equal(created.status, "queued");
+  assert.deepEqual(asked, ["", "stale"], "asked, then asked again naming the refused token");
+  current = "stale"; // expired again while it waits
+  const outcome = client.waitForOutcome(created.ticket_id);
+  await Promise.race([fake.followed(created.ticket_id), outcome]);
+  fake.set(created.ticket_id, { status: "expired", reason: "no match" });
+  assert.equal((await outcome).status, "expired");
+
+  // A provider with nothing fresher gives the 401 up: thrown, not looped.
+  const stuck = new Client({ baseUrl: fake.url, token: () => "stale", retry: fast });
+  const err = await stuck.getTicket(created.ticket_id).catch((e) => e);
+  assert.ok(err instanceof ApiError && err.status === 401, String(err));
+});

@@ -208,10 +208,10 @@ var quickmatch = (() => {
   }
 
   // src/http.ts
-  async function tokenOf(token, signal) {
+  async function tokenOf(token, signal, refused) {
     if (!token) return void 0;
     signal?.throwIfAborted();
-    if (!signal) return await token() || void 0;
+    if (!signal) return await token(refused) || void 0;
     let onAbort = () => {
     };
     const aborted = new Promise((_, reject) => {
@@ -219,14 +219,23 @@ var quickmatch = (() => {
       signal.addEventListener("abort", onAbort, { once: true });
     });
     try {
-      return await Promise.race([token(), aborted]) || void 0;
+      return await Promise.race([token(refused), aborted]) || void 0;
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
   }
-  async function authHeaders(token, signal) {
-    const t = await tokenOf(token, signal);
+  function bearer(t) {
     return t ? { [headers.authorization]: `Bearer ${t}` } : {};
+  }
+  async function sendAuthed(token, signal, send) {
+    const t = await tokenOf(token, signal);
+    const res = await send(bearer(t));
+    if (res.status !== 401 || !t) return res;
+    const fresh = await tokenOf(token, signal, t);
+    if (!fresh || fresh === t) return res;
+    res.body?.cancel().catch(() => {
+    });
+    return send(bearer(fresh));
   }
   function resolve(base, path) {
     const origin = base ?? globalThis.location?.href;
@@ -530,10 +539,14 @@ var quickmatch = (() => {
     createTicket(req, o = {}) {
       const key = o.idempotencyKey ?? newKey();
       return withRetry(this.retry, o.signal, async () => {
-        const headers2 = { "Content-Type": "application/json", [headers.idempotencyKey]: key, ...await authHeaders(this.opts.token, o.signal) };
+        const headers2 = { "Content-Type": "application/json", [headers.idempotencyKey]: key };
         if (o.correlationId) headers2[headers.correlationId] = o.correlationId;
         if (o.traceParent) headers2[headers.traceParent] = o.traceParent;
-        const res = await this.fetch(this.url(paths.tickets), { method: "POST", headers: headers2, body: JSON.stringify(req), signal: o.signal });
+        const res = await sendAuthed(
+          this.opts.token,
+          o.signal,
+          (auth) => this.fetch(this.url(paths.tickets), { method: "POST", headers: { ...headers2, ...auth }, body: JSON.stringify(req), signal: o.signal })
+        );
         if (res.status !== 202) throw await apiError(res, this.max);
         return this.ticketOf(res);
       });
@@ -541,7 +554,7 @@ var quickmatch = (() => {
     /** Where a ticket stands now (GET /v1/tickets/{id}). */
     getTicket(id, o = {}) {
       return withRetry(this.retry, o.signal, async () => {
-        const res = await this.fetch(this.url(ticketPath(id)), { headers: await authHeaders(this.opts.token, o.signal), signal: o.signal });
+        const res = await sendAuthed(this.opts.token, o.signal, (auth) => this.fetch(this.url(ticketPath(id)), { headers: auth, signal: o.signal }));
         if (!res.ok) throw await apiError(res, this.max);
         return this.ticketOf(res, id);
       });
@@ -553,7 +566,11 @@ var quickmatch = (() => {
      */
     cancelTicket(id, o = {}) {
       return withRetry(this.retry, o.signal, async () => {
-        const res = await this.fetch(this.url(ticketPath(id)), { method: "DELETE", headers: await authHeaders(this.opts.token, o.signal), signal: o.signal });
+        const res = await sendAuthed(
+          this.opts.token,
+          o.signal,
+          (auth) => this.fetch(this.url(ticketPath(id)), { method: "DELETE", headers: auth, signal: o.signal })
+        );
         if (!res.ok) throw await apiError(res, this.max, (b) => res.status === 409 ? toTicket(b, id) : void 0);
         return this.ticketOf(res, id);
       });
@@ -578,10 +595,14 @@ var quickmatch = (() => {
         };
         let err;
         try {
-          const headers2 = { Accept: "text/event-stream", ...await authHeaders(this.opts.token, ctrl.signal) };
+          const headers2 = { Accept: "text/event-stream" };
           if (last) headers2[headers.lastEventId] = last;
           alive();
-          const res = await this.fetch(this.url(eventsPath(id)), { headers: headers2, signal: ctrl.signal });
+          const res = await sendAuthed(
+            this.opts.token,
+            ctrl.signal,
+            (auth) => this.fetch(this.url(eventsPath(id)), { headers: { ...headers2, ...auth }, signal: ctrl.signal })
+          );
           if (!res.ok) throw await apiError(res, this.max);
           if (!res.body || !(res.headers.get("Content-Type") ?? "").startsWith("text/event-stream")) {
             throw new ProtocolError(`not an event stream: ${res.headers.get("Content-Type")}`);
