@@ -20,6 +20,10 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		// Figures read from a 404 were zeros, said as measured.
+		return nil, fmt.Errorf("scrape %s: %s (a frontend with -ops-addr serves /metrics there)", url, res.Status)
+	}
 	out := map[string]float64{}
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)

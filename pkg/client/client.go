@@ -48,7 +48,8 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the wait before a reconnection
 	// (doubling, with jitter); defaults 250 ms and 10 s.
 	MinBackoff, MaxBackoff time.Duration
-	// MaxRetryAfter caps a server's Retry-After; default 1 minute.
+	// MaxRetryAfter caps a server's Retry-After (then waited and up to
+	// half again, as every one is); default 1 minute.
 	MaxRetryAfter time.Duration
 	// Dialer opens Queue's WebSockets; nil: websocket.DefaultDialer's
 	// settings.

@@ -46,9 +46,13 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req *Request) (Rep
 // attributes, encoded whole to keep seven hundred, cost 80-100 ms a
 // call.
 func encodeFitting(req *Request, limit int) ([]byte, error) {
-	if n := fitting(req.Candidates, limit); n < len(req.Candidates) {
-		clear(req.Candidates[n:])
-		req.Candidates = req.Candidates[:n]
+	all := req.Candidates
+	req.Candidates = nil
+	base, _ := json.Marshal(req) // the request's own fields; fails as the loop's would, said there
+	req.Candidates = all
+	if n := fitting(all, limit-len(base)); n < len(all) {
+		clear(all[n:])
+		req.Candidates = all[:n]
 	}
 	for {
 		data, err := json.Marshal(req)

@@ -69,15 +69,10 @@ func run(ctx context.Context, args []string) error {
 	sw := ops.NewSwitch(api.Starting(probes))
 	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServing()
-	served := make(chan error, 2)
+	served := make(chan error, 1)
 	go func() { served <- ops.Serve(serveCtx, ops.NewServer(sw, serveOpts...), ln, cfg.grace) }()
-	if opsLn != nil { // ends with the API's server (serve's wait for served takes the first)
-		go func() {
-			if err := ops.Serve(serveCtx, ops.NewServer(env.OpsHandler()), opsLn, cfg.grace); err != nil {
-				served <- err
-			}
-		}()
-	}
+	opsServed := serveOps(serveCtx, env, opsLn, cfg.grace)
+	defer func() { stopServing(); <-opsServed }() // it ends with the API's server
 
 	f, err := build(ctx, env, &cfg)
 	if err != nil {
@@ -97,6 +92,25 @@ func run(ctx context.Context, args []string) error {
 	err = serve(ctx, gctx, cfg, env, f.done, stopServing, served)
 	stopRun()
 	return errors.Join(err, g.Wait())
+}
+
+// serveOps serves /healthz, /readyz and /metrics on ln (-ops-addr; nil:
+// none) until ctx ends; the channel closes when it has stopped. A
+// failure is logged, not the frontend's end: its players are served on
+// the API's address, and its drain must not be skipped for metrics.
+func serveOps(ctx context.Context, env *service.Env, ln net.Listener, grace time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	if ln == nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		if err := ops.Serve(ctx, ops.NewServer(env.OpsHandler()), ln, grace); err != nil {
+			env.Log.Error("ops server stopped: /metrics is not served", "err", err)
+		}
+	}()
+	return done
 }
 
 // built is the frontend once connected and bound: its API, the tracker

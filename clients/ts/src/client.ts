@@ -136,6 +136,7 @@ export class Client {
   async *follow(id: string, o: FollowOptions = {}): AsyncGenerator<Ticket, void, undefined> {
     let last = o.lastEventId ? String(o.lastEventId) : "";
     let serverMs: number | undefined;
+    let opened: number | undefined; // when the last stream was opened
     for (let failures = 1; ; failures++) {
       const { ctrl, release } = linked(o.signal);
       let idle: ReturnType<typeof setTimeout> | undefined;
@@ -156,15 +157,8 @@ export class Client {
           throw new ProtocolError(`not an event stream: ${res.headers.get("Content-Type")}`);
         }
         const parser = new SSEParser(this.max);
-        // Anything heard (a ping too) makes the next cut the first
-        // failure again: a stream open for minutes while its ticket
-        // waits hears no status, and eight cuts by a proxy that ends
-        // long answers gave up on a ticket still queued.
-        const heard = () => {
-          failures = 1;
-          alive();
-        };
-        for await (const ev of readEvents(res.body, parser, heard)) {
+        opened = Date.now();
+        for await (const ev of readEvents(res.body, parser, alive)) {
           serverMs = parser.retryMs;
           if (ev.type !== eventStatus) continue;
           const t = parseTicket(ev.data, id);
@@ -187,6 +181,13 @@ export class Client {
         ctrl.abort();
       }
       if (o.signal?.aborted) throw abortReason(o.signal);
+      // A stream that lasted the longest backoff worked, status or not:
+      // its cut is the first failure again. A stream open for minutes
+      // while its ticket waits hears no status, and eight cuts by a
+      // proxy that ends long answers gave up on a ticket still queued;
+      // one that a broken server ends at once still backs off.
+      if (opened !== undefined && Date.now() - opened >= this.retry.maxDelayMs) failures = 1;
+      opened = undefined;
       const delayMs = retryDelay(this.retry, failures, err, serverMs);
       if (delayMs === undefined) throw err;
       this.retry.onRetry?.({ attempt: failures, delayMs, error: err });

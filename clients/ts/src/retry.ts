@@ -11,9 +11,10 @@ export interface RetryOptions {
   /** Failures in a row before giving up with the last error (default 8). */
   maxRetries?: number;
   /**
-   * The longest Retry-After the client waits (default 60 s, as the Go
-   * client's MaxRetryAfter). A server that asks for longer is waited this
-   * long, so that a hostile figure cannot park the client for good; the
+   * The longest Retry-After the client takes (default 60 s, as the Go
+   * client's MaxRetryAfter), before the up to half again every wait the
+   * server asks for gets (retryDelay). A server that asks for longer is
+   * waited this long, so that a hostile figure cannot park the client for good; the
    * error thrown once the retries are spent carries what it asked
    * (retryAfterMs). The frontend asks for 30 s at most (a drained shard).
    */

@@ -127,7 +127,7 @@ test("a 503 that says why (a drained shard, a region with free rooms) is thrown 
   assert.equal(retries.length, 0, "the same POST would be refused the same for minutes: the caller acts on why");
 });
 
-test("a stream cut again and again while its ticket waits, pings heard each time, is not given up", { timeout: 30_000 }, async (t) => {
+test("a stream cut again and again while its ticket waits, each after a while, is not given up; one cut at once backs off", { timeout: 30_000 }, async (t) => {
   const { fake, client, retries } = await setup(t);
   const { ticket_id: id } = await client.createTicket({ region: "eu", skill: 1650 });
   let streams = 0;
@@ -135,7 +135,8 @@ test("a stream cut again and again while its ticket waits, pings heard each time
     if (++streams > 6) return false; // then the fake's own stream, which tells the outcome
     res.writeHead(200, { "Content-Type": "text/event-stream" });
     const queued = streams === 1 ? `id: 1\nevent: status\ndata: ${JSON.stringify({ ticket_id: id, status: "queued" })}\n\n` : "";
-    res.end(queued + ": ping\n\n"); // a proxy that ends long answers
+    res.write(queued + ": ping\n\n");
+    setTimeout(() => res.end(), 80); // a proxy that ends long answers (80 ms: past the longest backoff here, 50)
     return true;
   });
   const outcome = client.waitForOutcome(id);
@@ -143,6 +144,19 @@ test("a stream cut again and again while its ticket waits, pings heard each time
   fake.set(id, { status: "expired", reason: "no match" });
   assert.equal((await outcome).status, "expired", "six cuts, more than maxRetries (3), of streams that worked");
   assert.ok(retries.every((r) => r.attempt === 1), `each cut counted as a first failure: ${retries.map((r) => r.attempt)}`);
+
+  // A broken server that answers, pings and hangs up at once: backed off, then given up.
+  const { ticket_id: id2 } = await client.createTicket({ region: "eu", skill: 1650 });
+  let opened = 0;
+  fake.routes.set(`GET /v1/tickets/${id2}/events`, (req, res) => {
+    opened++;
+    res.writeHead(200, { "Content-Type": "text/event-stream" });
+    res.end(": ping\n\n");
+    return true;
+  });
+  const err = await client.waitForOutcome(id2).catch((e) => e);
+  assert.ok(err instanceof ConnectionError, String(err));
+  assert.equal(opened, 4, "maxRetries (3) reconnections, then given up");
 });
 
 test("a refusal that cannot pass is thrown at once, with its fields", { timeout: 30_000 }, async (t) => {

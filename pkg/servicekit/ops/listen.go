@@ -20,8 +20,10 @@ const (
 	// NameHTTP is a service's public HTTP listener (frontend API and page,
 	// game server).
 	NameHTTP = "http"
-	// NameOps is the ops endpoints (/healthz, /readyz, /metrics) of a
-	// service without a public listener (matcher, allocator).
+	// NameOps is the ops endpoints (/healthz, /readyz, /metrics) on a
+	// listener of their own: a service's without a public listener
+	// (matcher, allocator), or one kept off the players' (frontend and
+	// game server with -ops-addr).
 	NameOps = "ops"
 	// NamePprof is the profiling endpoint (ServeProfiling).
 	NamePprof = "pprof"

@@ -221,7 +221,8 @@ var startingBody = func() []byte {
 }()
 
 // Starting is the frontend's handler while it connects and binds: probes
-// (/healthz, /readyz, /metrics) from probes, to which it adds "/": 503
+// (/healthz, /readyz, and /metrics unless -ops-addr serves it) from
+// probes, to which it adds "/": 503
 // with Retry-After to everything else (ticketapi.StartingError), where a
 // plain mux would say 404 to a POST /tickets that will work in a moment.
 // Not counted in the API's rejections: those are made with the API.

@@ -586,6 +586,7 @@ var quickmatch = (() => {
     async *follow(id, o = {}) {
       let last = o.lastEventId ? String(o.lastEventId) : "";
       let serverMs;
+      let opened;
       for (let failures = 1; ; failures++) {
         const { ctrl, release } = linked(o.signal);
         let idle;
@@ -608,11 +609,8 @@ var quickmatch = (() => {
             throw new ProtocolError(`not an event stream: ${res.headers.get("Content-Type")}`);
           }
           const parser = new SSEParser(this.max);
-          const heard = () => {
-            failures = 1;
-            alive();
-          };
-          for await (const ev of readEvents(res.body, parser, heard)) {
+          opened = Date.now();
+          for await (const ev of readEvents(res.body, parser, alive)) {
             serverMs = parser.retryMs;
             if (ev.type !== eventStatus) continue;
             const t = parseTicket(ev.data, id);
@@ -633,6 +631,8 @@ var quickmatch = (() => {
           ctrl.abort();
         }
         if (o.signal?.aborted) throw abortReason(o.signal);
+        if (opened !== void 0 && Date.now() - opened >= this.retry.maxDelayMs) failures = 1;
+        opened = void 0;
         const delayMs = retryDelay(this.retry, failures, err, serverMs);
         if (delayMs === void 0) throw err;
         this.retry.onRetry?.({ attempt: failures, delayMs, error: err });
