@@ -43,26 +43,24 @@ func (b *Backend) Backfills() ([]allocator.ShownBackfill, bool) {
 	b.decoded.mu.Lock()
 	defer b.decoded.mu.Unlock()
 	next := make(map[serverKey]decodedRequests, len(b.decoded.of))
-	var shown []decodedRequests
+	var shown [][]allocator.ShownBackfill
 	n := 0
 	known := b.eachServer(func(u *unstructured.Unstructured, srv allocator.Server) {
 		k := serverKey{srv.Cluster, u.GetNamespace(), u.GetName()}
 		d, ok := b.decoded.of[k]
 		if v := u.GetResourceVersion(); !ok || v == "" || d.version != v {
-			d = decodedRequests{version: v, reqs: roomRequests(u)}
+			d = decodedRequests{version: v}
+			for _, r := range roomRequests(u) {
+				d.shown = append(d.shown, allocator.ShownBackfill{Backfill: r, Server: srv})
+			}
 		}
 		next[k] = d
-		if len(d.reqs) > 0 {
-			d.server = srv
-			shown, n = append(shown, d), n+len(d.reqs)
-		}
+		shown, n = append(shown, d.shown), n+len(d.shown)
 	})
 	b.decoded.of = next // the servers gone are forgotten
 	out := make([]allocator.ShownBackfill, 0, n)
-	for _, d := range shown {
-		for _, r := range d.reqs {
-			out = append(out, allocator.ShownBackfill{Backfill: r, Server: d.server})
-		}
+	for _, s := range shown {
+		out = append(out, s...)
 	}
 	return out, known
 }
@@ -78,10 +76,11 @@ type decoded struct {
 
 type serverKey struct{ cluster, namespace, name string }
 
+// decodedRequests are a server's requests as shown (its name and
+// cluster are its key's) at resourceVersion version.
 type decodedRequests struct {
 	version string
-	reqs    []play.Backfill
-	server  allocator.Server // as this poll shows it
+	shown   []allocator.ShownBackfill
 }
 
 // RoomBackfills are the requests for room roomID, as Backfills shows
