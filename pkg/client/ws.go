@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,8 +28,10 @@ var ErrConnectionLost = errors.New("websocket closed before the ticket's outcome
 // need Create). To cancel, end ctx or call Cancel with the ticket id fn
 // was given. The frontend cancels the ticket of a client that leaves,
 // unless it was matched meanwhile; so a connection lost once the ticket
-// is queued is not opened again (that would queue a second ticket): the
-// ticket's event stream (Follow) says how it ended. A refusal is an
+// is queued, or closed by a frontend that shuts down (1012: it keeps the
+// ticket), is not opened again (that would queue a second ticket): the
+// ticket's event stream (Follow) says how it ended. A status sent again
+// (the frontend's heartbeat) is given to fn once. A refusal is an
 // *Error: before
 // the upgrade as for Create, after it (a drain, a full region: close
 // 1013) with status 503 and the Retry-After its close reason names;
@@ -54,6 +57,7 @@ func (c *Client) Queue(ctx context.Context, req ticketapi.Request, fn func(ticke
 		return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(5*time.Second))
 	})
 	var last ticketapi.View
+	var lastData []byte // the frontend's heartbeat sends it again
 	for {
 		_, data, err := conn.ReadMessage()
 		if err != nil {
@@ -71,6 +75,10 @@ func (c *Client) Queue(ctx context.Context, req ticketapi.Request, fn func(ticke
 			return ticketapi.View{}, fmt.Errorf("quickmatch queue: %w", err)
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+		if bytes.Equal(data, lastData) {
+			continue
+		}
+		lastData = data
 		var v ticketapi.View
 		if err := json.Unmarshal(data, &v); err != nil {
 			return ticketapi.View{}, fmt.Errorf("quickmatch queue: a status message: %w", ErrMalformed)
@@ -158,6 +166,7 @@ func closeError(err error) error {
 		if d, ok := ticketapi.ParseDrainedReason(e.Body.Error); ok {
 			e.Body.Drained = &d
 		}
+		e.Body.SuggestRegion = ticketapi.ParseSuggestedRegion(e.Body.Error)
 		return e
 	}
 	return fmt.Errorf("%w: %w", ErrConnectionLost, err)

@@ -42,13 +42,15 @@ func statusMessage(status string) []byte {
 }
 
 // Queue sends the request as the query and the token as the header, and
-// follows every status to the terminal one.
+// follows every status to the terminal one, each once.
 func TestQueueFollowsToTheOutcome(t *testing.T) {
 	t.Parallel()
 	var query, auth string
 	c := newClient(t, wsServer(func(conn *websocket.Conn, r *http.Request) {
 		query, auth = r.URL.RawQuery, r.Header.Get("Authorization")
-		for _, st := range []string{"queued", "matched", "assigned"} {
+		// Each status but the last twice, as the frontend's heartbeat
+		// sends it again: fn hears it once.
+		for _, st := range []string{"queued", "queued", "matched", "matched", "assigned"} {
 			_ = conn.WriteMessage(websocket.TextMessage, statusMessage(st))
 		}
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "assigned"), time.Now().Add(time.Second))
@@ -83,6 +85,9 @@ func TestQueueRefusals(t *testing.T) {
 		}), client.ErrDrained, func(e *client.Error) bool {
 			return e.RetryAfter == 30*time.Second && e.Body.Drained != nil && e.Body.Drained.Shard == "eu.gold" && e.Body.Drained.Reason == "upgrade"
 		}},
+		{"full after the upgrade, suggesting another", wsServer(func(conn *websocket.Conn, _ *http.Request) {
+			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseTryAgainLater, ticketapi.RetryAfterCloseReason(5*time.Second, ticketapi.RegionFullError("eu", "us"))), time.Now().Add(time.Second))
+		}), client.ErrRegionFull, func(e *client.Error) bool { return e.RetryAfter == 5*time.Second && e.Body.SuggestRegion == "us" }},
 		{"invalid after the upgrade", wsServer(func(conn *websocket.Conn, _ *http.Request) {
 			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ticketapi.CloseInvalid, "attributes.strings.platform: not allowed"), time.Now().Add(time.Second))
 		}), client.ErrInvalid, nil},

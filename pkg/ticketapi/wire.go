@@ -19,9 +19,30 @@ import (
 func RegionFullError(region, suggest string) string {
 	msg := "region " + region + " is " + RegionFullText
 	if suggest != "" {
-		msg += "; region " + suggest + " has room"
+		msg += suggestMid + suggest + suggestEnd
 	}
 	return msg
+}
+
+// suggestMid and suggestEnd frame the region RegionFullError suggests.
+const (
+	suggestMid = "; region "
+	suggestEnd = " has room"
+)
+
+// ParseSuggestedRegion is the region a RegionFullError suggests, "" for
+// any other text. A WebSocket refused after its upgrade gets the error as
+// its close reason, with no body to carry ErrorBody.SuggestRegion.
+func ParseSuggestedRegion(text string) string {
+	if !strings.Contains(text, RegionFullText) {
+		return ""
+	}
+	_, rest, ok := strings.Cut(text, RegionFullText+suggestMid)
+	region, ok2 := strings.CutSuffix(rest, suggestEnd)
+	if !ok || !ok2 || region == "" || strings.Contains(region, " ") {
+		return ""
+	}
+	return region
 }
 
 // drainedMid separates a drained shard from the operator's reason.
@@ -47,6 +68,14 @@ func ParseDrainedReason(text string) (d DrainedBody, ok bool) {
 		return DrainedBody{}, false
 	}
 	return d, true
+}
+
+// RestartReason is the reason of the 1012 close (service restart) a
+// /ws/events client gets from a frontend that shuts down: its ticket is
+// kept, to be followed on its event stream (EventsPath), which any
+// frontend serves.
+func RestartReason(ticketID string) string {
+	return "frontend restarting; ticket kept: follow " + EventsPath(ticketID)
 }
 
 // maxRetryDigits bounds the seconds of a 1013 close reason: 6 digits (11

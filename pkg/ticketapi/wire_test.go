@@ -24,6 +24,14 @@ func TestTextsRoundTrip(t *testing.T) {
 	if !ok || drained != (ticketapi.DrainedBody{Shard: "eu.gold", Reason: "upgrade: back at 5"}) {
 		t.Fatalf("drained: %+v %v from %q", drained, ok, text)
 	}
+	if got := ticketapi.ParseSuggestedRegion(ticketapi.RegionFullError("eu", "us-east")); got != "us-east" {
+		t.Fatalf("suggested region: %q", got)
+	}
+	for _, text := range []string{ticketapi.RegionFullError("eu", ""), "region eu has room", ticketapi.RegionFullError("eu", "us") + " now", ticketapi.RegionFullError("eu", "us east"), ticketapi.DrainedReason("eu.gold", "region us has room")} {
+		if got := ticketapi.ParseSuggestedRegion(text); got != "" {
+			t.Errorf("%q: suggests %q", text, got)
+		}
+	}
 	for _, tc := range []struct {
 		name                   string
 		body                   ticketapi.ErrorBody

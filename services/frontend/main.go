@@ -209,8 +209,9 @@ func openRules(path string, log *slog.Logger) (*rules.Current, error) {
 // serve says the frontend is ready and serves the API (already
 // listening: served ends with the server) until ctx (the process) or
 // parts (the parts behind it) end. Shutdown: fail readiness, wait for
-// load balancers to notice, let waiting clients go (closing done; their
-// tickets are cancelled), then stop taking requests (stopServing) and
+// load balancers to notice, let waiting clients go (closing done: a
+// /ws/events client's ticket is kept for it to follow elsewhere, a /ws
+// client's cancelled), then stop taking requests (stopServing) and
 // finish the ones in flight.
 func serve(ctx, parts context.Context, cfg config, env *service.Env, done chan<- struct{}, stopServing func(), served <-chan error) error {
 	// Ready before the shutdown watcher starts, so that a signal that has

@@ -27,9 +27,20 @@ export interface ClientOptions {
   maxEventLength?: number;
   /**
    * An event stream silent this long is taken for dead and opened again
-   * (default 45 s: the frontend sends a comment every 15 s).
+   * (default 45 s: the frontend sends a comment every 15 s); a queue's
+   * WebSocket silent this long is taken for lost, and its ticket
+   * followed over its event stream (the frontend sends the ticket again
+   * after 15 s without a message).
    */
   idleTimeoutMs?: number;
+  /**
+   * How long createTicket, getTicket and cancelTicket wait for one
+   * answer (default 30 s) before they try again, as after a network
+   * failure: a frontend or proxy that accepts the connection and never
+   * answers held the call for good. A creation tried again sends the
+   * same Idempotency-Key, so it queues no second ticket.
+   */
+  requestTimeoutMs?: number;
 }
 
 /** Options of one call. */
@@ -73,12 +84,14 @@ export class Client {
   private readonly retry: Retry;
   private readonly max: number;
   private readonly idleMs: number;
+  private readonly requestMs: number;
 
   constructor(private readonly opts: ClientOptions = {}) {
     this.fetch = noRedirects(opts.fetch ?? globalThis.fetch.bind(globalThis));
     this.retry = retryDefaults(opts.retry);
     this.max = opts.maxEventLength ?? 65_536;
     this.idleMs = opts.idleTimeoutMs ?? 45_000;
+    this.requestMs = opts.requestTimeoutMs ?? 30_000;
   }
 
   /**
@@ -89,25 +102,29 @@ export class Client {
    */
   createTicket(req: TicketRequest, o: CreateOptions = {}): Promise<Ticket> {
     const key = o.idempotencyKey ?? newKey();
-    return withRetry(this.retry, o.signal, async () => {
-      const headers: Record<string, string> = { "Content-Type": "application/json", [h.idempotencyKey]: key };
-      if (o.correlationId) headers[h.correlationId] = o.correlationId;
-      if (o.traceParent) headers[h.traceParent] = o.traceParent;
-      const res = await sendAuthed(this.opts.token, o.signal, (auth) =>
-        this.fetch(this.url(paths.tickets), { method: "POST", headers: { ...headers, ...auth }, body: JSON.stringify(req), signal: o.signal }),
-      );
-      if (res.status !== 202) throw await apiError(res, this.max);
-      return this.ticketOf(res);
-    });
+    return withRetry(this.retry, o.signal, () =>
+      this.timed(o.signal, async (signal) => {
+        const headers: Record<string, string> = { "Content-Type": "application/json", [h.idempotencyKey]: key };
+        if (o.correlationId) headers[h.correlationId] = o.correlationId;
+        if (o.traceParent) headers[h.traceParent] = o.traceParent;
+        const res = await sendAuthed(this.opts.token, signal, (auth) =>
+          this.fetch(this.url(paths.tickets), { method: "POST", headers: { ...headers, ...auth }, body: JSON.stringify(req), signal }),
+        );
+        if (res.status !== 202) throw await apiError(res, this.max);
+        return this.ticketOf(res);
+      }),
+    );
   }
 
   /** Where a ticket stands now (GET /v1/tickets/{id}). */
   getTicket(id: string, o: CallOptions = {}): Promise<Ticket> {
-    return withRetry(this.retry, o.signal, async () => {
-      const res = await sendAuthed(this.opts.token, o.signal, (auth) => this.fetch(this.url(ticketPath(id)), { headers: auth, signal: o.signal }));
-      if (!res.ok) throw await apiError(res, this.max);
-      return this.ticketOf(res, id);
-    });
+    return withRetry(this.retry, o.signal, () =>
+      this.timed(o.signal, async (signal) => {
+        const res = await sendAuthed(this.opts.token, signal, (auth) => this.fetch(this.url(ticketPath(id)), { headers: auth, signal }));
+        if (!res.ok) throw await apiError(res, this.max);
+        return this.ticketOf(res, id);
+      }),
+    );
   }
 
   /**
@@ -116,13 +133,13 @@ export class Client {
    * carries the outcome it has.
    */
   cancelTicket(id: string, o: CallOptions = {}): Promise<Ticket> {
-    return withRetry(this.retry, o.signal, async () => {
-      const res = await sendAuthed(this.opts.token, o.signal, (auth) =>
-        this.fetch(this.url(ticketPath(id)), { method: "DELETE", headers: auth, signal: o.signal }),
-      );
-      if (!res.ok) throw await apiError(res, this.max, (b) => (res.status === 409 ? toTicket(b, id) : undefined));
-      return this.ticketOf(res, id);
-    });
+    return withRetry(this.retry, o.signal, () =>
+      this.timed(o.signal, async (signal) => {
+        const res = await sendAuthed(this.opts.token, signal, (auth) => this.fetch(this.url(ticketPath(id)), { method: "DELETE", headers: auth, signal }));
+        if (!res.ok) throw await apiError(res, this.max, (b) => (res.status === 409 ? toTicket(b, id) : undefined));
+        return this.ticketOf(res, id);
+      }),
+    );
   }
 
   /**
@@ -219,12 +236,32 @@ export class Client {
         WebSocket: this.opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket,
         retry: this.retry,
         max: this.max,
+        idleMs: this.idleMs,
         follow: (id, fo) => this.waitForOutcome(id, fo),
         cancel: (id) => this.cancelTicket(id),
       },
       req,
       o,
     );
+  }
+
+  /**
+   * fn with a signal that also ends after requestTimeoutMs: its answer,
+   * or a ConnectionError (retried, as a network failure is) once the
+   * time is out; the caller's signal's reason when that ends it.
+   */
+  private async timed<T>(parent: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const { ctrl, release } = linked(parent);
+    const timer = setTimeout(() => ctrl.abort(new ConnectionError(`no answer within ${this.requestMs} ms`)), this.requestMs);
+    try {
+      return await fn(ctrl.signal);
+    } catch (e) {
+      const why = ctrl.signal.reason;
+      throw why instanceof ConnectionError && !parent?.aborted ? why : e;
+    } finally {
+      clearTimeout(timer);
+      release();
+    }
   }
 
   private url(path: string): URL {

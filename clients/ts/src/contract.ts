@@ -4,6 +4,7 @@
 // the frontend's TestTypeScriptClientContract
 // (services/frontend/internal/api/client_ts_test.go) fails when the two
 // differ: a value cannot be changed on one side only.
+import type { ErrorBody } from "./types.js";
 
 /** Paths of the API. */
 export const paths = {
@@ -67,7 +68,30 @@ export const retryAfterReason = "retry after ";
 
 /** Milliseconds a 1013 close reason asks to wait (its "retry after Ns: "), or undefined. */
 export function retryAfterOfReason(reason: string): number | undefined {
-  if (!reason.startsWith(retryAfterReason)) return undefined;
-  const m = /^(\d{1,6})s: /.exec(reason.slice(retryAfterReason.length));
-  return m ? Number(m[1]) * 1000 : undefined;
+  return refusalOfReason(reason).retryAfterMs;
 }
+
+/**
+ * A 1013 close reason as the 503 a POST would have had: the wait its
+ * "retry after Ns: " asks for, and the error body its text stands for
+ * (drained, suggest_region), as pkg/ticketapi's ParseRetryAfterCloseReason,
+ * ParseDrainedReason and ParseSuggestedRegion read them.
+ */
+export function refusalOfReason(reason: string): { retryAfterMs: number | undefined; body: ErrorBody } {
+  let retryAfterMs: number | undefined;
+  let text = reason;
+  const m = reason.startsWith(retryAfterReason) ? /^(\d{1,6})s: /.exec(reason.slice(retryAfterReason.length)) : null;
+  if (m) {
+    retryAfterMs = Number(m[1]) * 1000;
+    text = reason.slice(retryAfterReason.length + m[0].length);
+  }
+  const body: ErrorBody = { error: text };
+  const d = /^shard ([^ ]+) is drained: (.*)$/s.exec(text);
+  if (d) body.drained = { shard: d[1]!, reason: d[2]! };
+  const r = text.includes(regionFullText) ? new RegExp(`${regionFullText}; region ([^ ]+) has room$`).exec(text) : null;
+  if (r) body.suggest_region = r[1];
+  return { retryAfterMs, body };
+}
+
+/** In the error of a creation refused for a region out of game-server capacity. */
+export const regionFullText = "out of game-server capacity";

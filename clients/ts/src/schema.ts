@@ -288,7 +288,12 @@ export interface paths {
          * WebSocket streaming every status change as Ticket JSON
          * @description Same query parameters and closes as /ws, access_token included. The client may
          *     send {"type":"cancel"}. While the ticket is queued, a queued message
-         *     comes again when its `expected_wait_ms` moves, as on the event stream.
+         *     comes again when its `expected_wait_ms` moves, as on the event stream;
+         *     and the last message comes again after a heartbeat (15 s) without one,
+         *     so that a page, which hears no ping, can tell a dead connection. A
+         *     frontend that shuts down keeps the ticket and closes with 1012
+         *     ("frontend restarting; ticket kept: follow /v1/tickets/{id}/events"):
+         *     follow it there, on any frontend.
          */
         get: {
             parameters: {

@@ -2,8 +2,11 @@
 // life. The frontend cancels the ticket of a client that leaves, so a
 // connection lost after queuing is not opened again (that would queue a
 // second ticket): the ticket is followed over its event stream instead,
-// which tells how it ended.
-import { cancelMessage, closeCodes, paths, query, retryAfterOfReason } from "./contract.js";
+// which tells how it ended. So is one a frontend that shuts down closes
+// (1012: it keeps the ticket), and one silent past idleTimeoutMs (the
+// frontend sends the ticket again after 15 s without a message; a page
+// hears no ping, and a connection a network cut dead stays open).
+import { cancelMessage, closeCodes, paths, query, refusalOfReason } from "./contract.js";
 import { ApiError, ProtocolError } from "./errors.js";
 import { tokenOf, type TokenProvider } from "./http.js";
 import { abortReason, linked, retryDelay, sleep, type Retry } from "./retry.js";
@@ -52,6 +55,7 @@ export interface Conn {
   WebSocket: WebSocketConstructor | undefined;
   retry: Retry;
   max: number;
+  idleMs: number;
   follow(id: string, o: FollowOptions): Promise<Ticket>;
   cancel(id: string): Promise<Ticket>;
 }
@@ -61,7 +65,7 @@ const OPEN = 1;
 type Ending =
   | { kind: "outcome"; ticket: Ticket }
   | { kind: "lost"; ticket: Ticket }
-  | { kind: "refused"; err: unknown }
+  | { kind: "refused"; err: unknown; handshake?: boolean }
   | { kind: "aborted" };
 
 export function queueOverWebSocket(c: Conn, req: WebSocketRequest, o: FollowOptions): QueuedTicket {
@@ -73,8 +77,14 @@ export function queueOverWebSocket(c: Conn, req: WebSocketRequest, o: FollowOpti
   };
   const outcome = (async () => {
     if (!c.WebSocket) throw new TypeError("quickmatch: no WebSocket here; give one as options.WebSocket (in Node before 22: the ws package)");
+    let refused: string | undefined; // the token of a handshake that failed
     for (let failures = 1; ; failures++) {
-      const end = await connect(c, c.WebSocket, await wsURL(c, req, ctrl.signal), ctrl.signal, s, onUpdate);
+      const token = await tokenOf(c.token, ctrl.signal, refused);
+      const end = await connect(c, c.WebSocket, wsURL(c, req, token), ctrl.signal, s, onUpdate);
+      // A browser hides a refused handshake's status: it may be a 401 of
+      // a token that expired, so the provider is asked for a fresh one
+      // (as after a 401 over HTTP) before the next try.
+      refused = end.kind === "refused" && end.handshake ? token : undefined;
       switch (end.kind) {
         case "outcome":
           return end.ticket;
@@ -110,7 +120,7 @@ interface Session {
   cancelAsked: boolean;
 }
 
-async function wsURL(c: Conn, req: WebSocketRequest, signal: AbortSignal): Promise<string> {
+function wsURL(c: Conn, req: WebSocketRequest, token: string | undefined): string {
   const u = c.url(paths.wsEvents);
   u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
   const q = u.searchParams;
@@ -119,7 +129,6 @@ async function wsURL(c: Conn, req: WebSocketRequest, signal: AbortSignal): Promi
   if (req.skill !== undefined) q.set(query.skill, String(req.skill));
   if (req.player_id !== undefined) q.set(query.playerId, req.player_id);
   if (req.attributes !== undefined) q.set(query.attributes, JSON.stringify(req.attributes));
-  const token = await tokenOf(c.token, signal);
   if (token) q.set(query.accessToken, token);
   return u.toString();
 }
@@ -129,9 +138,31 @@ function connect(c: Conn, WS: WebSocketConstructor, url: string, signal: AbortSi
   return new Promise((resolve) => {
     let outcome: Ticket | undefined;
     let bad: ProtocolError | undefined;
+    let opened = false;
+    let last = ""; // the last message: a heartbeat sends it again
     if (signal.aborted) return resolve({ kind: "aborted" });
     const ws = new WS(url);
     s.socket = ws;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    let ended = false;
+    const end = (code: number, reason: string) => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(idle);
+      signal.removeEventListener("abort", leave);
+      s.socket = undefined;
+      resolve(ending(code, reason, signal, outcome, bad, s.current, opened));
+    };
+    // Silent: taken for lost at once (a browser may wait long for the
+    // close of a dead connection to complete).
+    const alive = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        ws.close(1000, "silent");
+        end(1006, `silent for ${c.idleMs} ms`);
+      }, c.idleMs);
+    };
+    alive();
     const leave = () => ws.close(1000, "client left");
     signal.addEventListener("abort", leave, { once: true });
     const fail = (e: ProtocolError) => {
@@ -139,12 +170,15 @@ function connect(c: Conn, WS: WebSocketConstructor, url: string, signal: AbortSi
       ws.close(1000, "protocol error");
     };
     ws.onopen = () => {
+      opened = true;
       if (s.cancelAsked) ws.send(cancelMessage);
     };
     ws.onmessage = (ev: { data: unknown }) => {
-      if (bad || outcome) return;
+      if (bad || outcome || ended) return;
+      alive();
       if (typeof ev.data !== "string") return fail(new ProtocolError("websocket: a binary message"));
       if (ev.data.length > c.max) return fail(new ProtocolError(`websocket: a message over ${c.max} characters`));
+      if (ev.data === last) return;
       let v: unknown;
       try {
         v = JSON.parse(ev.data);
@@ -153,31 +187,35 @@ function connect(c: Conn, WS: WebSocketConstructor, url: string, signal: AbortSi
       }
       const t = toTicket(v, s.current?.ticket_id);
       if (!t) return fail(new ProtocolError("websocket: a message that is not the ticket"));
+      last = ev.data;
       onUpdate(t);
       if (isTerminal(t.status)) outcome = t;
     };
     ws.onerror = () => {}; // a close follows, with its code
-    ws.onclose = (ev: { code: number; reason: string }) => {
-      signal.removeEventListener("abort", leave);
-      s.socket = undefined;
-      resolve(ending(ev.code, ev.reason, signal, outcome, bad, s.current));
-    };
+    ws.onclose = (ev: { code: number; reason: string }) => end(ev.code, ev.reason);
   });
 }
 
 /** What a close means, from its code and what came before it. */
-function ending(code: number, reason: string, signal: AbortSignal, outcome: Ticket | undefined, bad: ProtocolError | undefined, current: Ticket | undefined): Ending {
+function ending(code: number, reason: string, signal: AbortSignal, outcome: Ticket | undefined, bad: ProtocolError | undefined, current: Ticket | undefined, opened: boolean): Ending {
   if (outcome) return { kind: "outcome", ticket: outcome };
   if (signal.aborted) return { kind: "aborted" };
   // A malformed message ends the call, queued or not: it is not retried
   // (pkg/ticketapi's policy), and the frontend cancels the ticket of the
   // connection this client closed.
   if (bad) return { kind: "refused", err: bad };
+  // Cut off, silent, or its frontend shutting down (1012): the ticket's
+  // event stream, on any frontend, tells the rest.
   if (current) return { kind: "lost", ticket: current };
   if (code === closeCodes.invalid) return { kind: "refused", err: new ApiError(400, { error: reason }) };
-  // "retry after 30s: shard eu.gold is drained: ...": what a POST's Retry-After would say.
-  if (code === closeCodes.tryAgainLater) return { kind: "refused", err: new ApiError(503, { error: reason }, retryAfterOfReason(reason)) };
+  // "retry after 30s: shard eu.gold is drained: ...": what a POST's
+  // Retry-After and body would say (a drained shard or a suggested
+  // region is then not retried, as for a POST).
+  if (code === closeCodes.tryAgainLater) {
+    const { retryAfterMs, body } = refusalOfReason(reason);
+    return { kind: "refused", err: new ApiError(503, body, retryAfterMs) };
+  }
   // The handshake failed (a browser hides its HTTP status) or the
   // connection broke before the ticket was queued.
-  return { kind: "refused", err: new TypeError(`websocket closed before the ticket was queued: ${code} ${reason}`) };
+  return { kind: "refused", err: new TypeError(`websocket closed before the ticket was queued: ${code} ${reason}`), handshake: !opened };
 }

@@ -1,7 +1,9 @@
 // A fake frontend for the client's tests: it speaks the ticket API as
 // services/frontend/internal/api does (sse.go: ids 1 queued, 2 matched,
 // 3 terminal, Last-Event-ID, ": ping" comments; ws.go: /ws/events with
-// its close codes and {"type":"cancel"}), with tickets the test moves
+// its close codes, {"type":"cancel"}, the ticket sent again after a
+// heartbeat without a message (wsHeartbeatMs, 0: never), a 401 before
+// the upgrade, and 1012 on shutdown (restart)), with tickets the test moves
 // along (set). A test may put its own handler in front of any route
 // (routes) to play a broken or hostile server.
 import http from "node:http";
@@ -11,7 +13,7 @@ const rank = (s) => (s === "queued" ? 1 : s === "matched" ? 2 : 3);
 const terminal = (s) => rank(s) === 3;
 const closeCode = { assigned: 1000, expired: 4001, failed: 4002, cancelled: 4003 };
 
-export async function startFake({ token } = {}) {
+export async function startFake({ token, wsHeartbeatMs = 50 } = {}) {
   const tickets = new Map(); // id -> { view, listeners: Set<fn> }
   const requests = []; // every request: { method, path, headers }
   const routes = new Map(); // "METHOD /path" -> handler(req, res) returning true if it answered
@@ -92,28 +94,42 @@ export async function startFake({ token } = {}) {
 
   const wss = new WebSocketServer({ noServer: true });
   const wsRoutes = new Map();
+  let restarting = false;
   server.on("upgrade", (req, socket, head) => {
     const url = new URL(req.url, "http://x");
     requests.push({ method: "WS", path: url.pathname, search: url.search, headers: req.headers });
+    if (!wsRoutes.has(url.pathname) && !authorized(req, url)) {
+      socket.end("HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const own = wsRoutes.get(url.pathname);
       if (own) return own(ws, url);
-      if (url.pathname !== "/ws/events" || !authorized(req, url)) return ws.close(1008, "refused");
+      if (url.pathname !== "/ws/events") return ws.close(1008, "refused");
       const view = create({ region: url.searchParams.get("region") ?? undefined, mode: url.searchParams.get("mode") ?? undefined });
       const t = tickets.get(view.ticket_id);
+      let sent = false;
       const send = (v) => {
         ws.send(JSON.stringify(v));
+        sent = true;
         if (terminal(v.status)) ws.close(closeCode[v.status], `${v.status} ${v.reason ?? ""}`);
       };
+      const heartbeat = wsHeartbeatMs
+        ? setInterval(() => {
+            if (!sent && !terminal(t.view.status)) ws.send(JSON.stringify(t.view));
+            sent = false;
+          }, wsHeartbeatMs)
+        : undefined;
       t.listeners.add(send);
       ws.on("message", (data) => {
         if (JSON.parse(String(data)).type === "cancel" && !terminal(t.view.status)) set(view.ticket_id, { status: "cancelled", reason: "cancelled by the client" });
       });
       ws.on("close", () => {
+        clearInterval(heartbeat);
         t.listeners.delete(send);
         // The frontend cancels the ticket of a client that leaves (too
-        // late once matched: it is claimed).
-        if (t.view.status === "queued") set(view.ticket_id, { status: "cancelled", reason: "client disconnected before its assignment" });
+        // late once matched: it is claimed), not of one it let go.
+        if (t.view.status === "queued" && !restarting) set(view.ticket_id, { status: "cancelled", reason: "client disconnected before its assignment" });
       });
       send(view);
     });
@@ -131,6 +147,11 @@ export async function startFake({ token } = {}) {
     /** Resolves once the ticket has a follower (an event stream or a WebSocket). */
     async followed(id, n = 1) {
       while (!(tickets.get(id)?.listeners.size >= n)) await new Promise((r) => setTimeout(r, 5));
+    },
+    /** Closes every WebSocket as a frontend that shuts down does: 1012, the tickets kept. */
+    restart() {
+      restarting = true;
+      for (const c of wss.clients) c.close(1012, "frontend restarting; ticket kept");
     },
     /** Cuts every WebSocket without a close frame. */
     drop() {

@@ -2,7 +2,7 @@
 // malformed events, silence, and an AbortSignal that always ends it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client, ProtocolError } from "../dist/quickmatch.js";
+import { Client, ConnectionError, ProtocolError } from "../dist/quickmatch.js";
 import { readFileSync } from "node:fs";
 import WebSocket from "ws";
 import { startFake } from "./fake.mjs";
@@ -236,4 +236,34 @@ test("a redirect is refused, not followed with the request's body and key", { ti
   await assert.rejects(client.createTicket({ region: "eu", skill: 1650 }, { idempotencyKey: "k-redirected" }), ProtocolError);
   await assert.rejects(client.getTicket(id), ProtocolError);
   assert.equal(elsewhere.requests.length, 0, "the other origin heard nothing");
+});
+
+test("a create, get or cancel no one answers is tried again after requestTimeoutMs, the creation with the same key", { timeout: 30_000 }, async (t) => {
+  const fake = await startFake({ token: "tok" });
+  t.after(() => fake.close());
+  const retries = [];
+  const client = new Client({ baseUrl: fake.url, token: () => "tok", requestTimeoutMs: 200, retry: { initialDelayMs: 10, maxDelayMs: 50, maxRetries: 3, onRetry: (i) => retries.push(i) } });
+  const held = [];
+  // The first request accepted and never answered, the next one answered.
+  const hangOnce = () => {
+    let n = 0;
+    return (req, res) => n++ === 0 && held.push(res) > 0;
+  };
+  t.after(() => held.forEach((res) => res.destroy()));
+  fake.routes.set("POST /v1/tickets", hangOnce());
+  const created = await client.createTicket({ region: "eu", skill: 1650 });
+  const posts = fake.requests.filter((r) => r.method === "POST");
+  assert.equal(posts.length, 2);
+  assert.equal(posts[0].headers["idempotency-key"], posts[1].headers["idempotency-key"]);
+  assert.ok(retries[0].error instanceof ConnectionError, String(retries[0].error));
+  fake.routes.set(`GET /v1/tickets/${created.ticket_id}`, hangOnce());
+  assert.equal((await client.getTicket(created.ticket_id)).status, "queued");
+  fake.routes.set(`DELETE /v1/tickets/${created.ticket_id}`, hangOnce());
+  assert.equal((await client.cancelTicket(created.ticket_id)).status, "cancelled");
+  assert.equal(retries.length, 3);
+  // The caller's signal still ends a call at once, with its reason.
+  fake.routes.set("GET /v1/tickets/x", (req, res) => (held.push(res), true));
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(new Error("player left")), 50);
+  await assert.rejects(client.getTicket("x", { signal: ac.signal }), /player left/);
 });

@@ -8,8 +8,8 @@ import { startFake, assignment } from "./fake.mjs";
 
 const fast = { initialDelayMs: 10, maxDelayMs: 50, maxRetries: 2 };
 
-async function setup(t, opts = {}) {
-  const fake = await startFake({ token: "tok" });
+async function setup(t, opts = {}, fakeOpts = {}) {
+  const fake = await startFake({ token: "tok", ...fakeOpts });
   t.after(() => fake.close());
   const retries = [];
   const client = new Client({ baseUrl: fake.url, token: () => "tok", WebSocket, retry: { ...fast, onRetry: (i) => retries.push(i) }, ...opts });
@@ -68,14 +68,78 @@ test("a refusal after the upgrade: 1013 is retried after its delay, 4400 is thro
   // Past maxRetryAfterMs, the wait is the cap (and up to half again, so
   // that clients told alike do not all come back at once): tried again,
   // then thrown with what the server asked once the retries are spent.
-  fake.wsRoutes.set("/ws/events", (ws) => ws.close(1013, "retry after 30s: shard eu.gold is drained: maintenance"));
+  fake.wsRoutes.set("/ws/events", (ws) => ws.close(1013, "retry after 30s: overloaded: too many tickets"));
   const capped = [];
   const c = new Client({ baseUrl: fake.url, token: () => "tok", WebSocket, retry: { ...fast, maxRetryAfterMs: 100, onRetry: (i) => capped.push(i.delayMs) } });
-  const drained = await c.queue({}).outcome.catch((e) => e);
-  assert.equal(drained.status, 503);
-  assert.equal(drained.retryAfterMs, 30_000);
+  const overloaded = await c.queue({}).outcome.catch((e) => e);
+  assert.equal(overloaded.status, 503);
+  assert.equal(overloaded.retryAfterMs, 30_000);
+  assert.equal(overloaded.body.error, "overloaded: too many tickets");
   assert.equal(capped.length, 2, "maxRetries waits");
   for (const d of capped) assert.ok(d >= 100 && d <= 150, `waited ${d} ms, want the cap and up to half again`);
+});
+
+test("a 1013 that says why (a drained shard, a region with room) is thrown at once, as a POST's 503 is", { timeout: 30_000 }, async (t) => {
+  const { fake, client, retries } = await setup(t);
+  fake.wsRoutes.set("/ws/events", (ws) => ws.close(1013, "retry after 30s: shard eu.gold is drained: maintenance"));
+  const drained = await client.queue({}).outcome.catch((e) => e);
+  assert.ok(drained instanceof ApiError, String(drained));
+  assert.deepEqual(drained.body, { error: "shard eu.gold is drained: maintenance", drained: { shard: "eu.gold", reason: "maintenance" } });
+  assert.equal(drained.retryAfterMs, 30_000);
+  fake.wsRoutes.set("/ws/events", (ws) => ws.close(1013, "retry after 5s: region eu is out of game-server capacity; region us has room"));
+  const full = await client.queue({}).outcome.catch((e) => e);
+  assert.equal(full.body.suggest_region, "us");
+  assert.equal(full.retryable, false);
+  assert.equal(retries.length, 0, "neither tried again");
+});
+
+test("the ticket sent again (the frontend's heartbeat) is not an update", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t);
+  const seen = [];
+  const q = client.queue({}, { onUpdate: (v) => seen.push(v.status) });
+  const id = await queued(q);
+  await new Promise((r) => setTimeout(r, 300)); // heartbeats every 50 ms
+  fake.set(id, { status: "matched" });
+  await new Promise((r) => setTimeout(r, 300));
+  fake.set(id, { status: "assigned", assignment });
+  await q.outcome;
+  assert.deepEqual(seen, ["queued", "matched", "assigned"]);
+});
+
+test("a WebSocket silent past idleTimeoutMs is taken for lost: the ticket is followed over its event stream", { timeout: 30_000 }, async (t) => {
+  // A network cut leaves a browser's WebSocket open and silent: it hears
+  // no ping. The frontend's heartbeat is off here, as it is for a socket
+  // that the cut keeps it from reaching.
+  const { fake, client } = await setup(t, { idleTimeoutMs: 300 }, { wsHeartbeatMs: 0 });
+  const q = client.queue({});
+  const id = await queued(q);
+  fake.set(id, { status: "matched" }); // so that the fake does not cancel it when the client closes
+  while (!fake.requests.some((r) => r.path === `/v1/tickets/${id}/events`)) await new Promise((r) => setTimeout(r, 10));
+  await fake.followed(id);
+  fake.set(id, { status: "assigned", assignment });
+  assert.equal((await q.outcome).status, "assigned");
+});
+
+test("a frontend that shuts down (1012) keeps the ticket: it is followed over its event stream", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t);
+  const q = client.queue({});
+  const id = await queued(q);
+  fake.wsRoutes.set("/ws/events", () => assert.fail("a second ticket queued"));
+  fake.restart();
+  await fake.followed(id);
+  fake.set(id, { status: "assigned", assignment });
+  assert.equal((await q.outcome).status, "assigned");
+});
+
+test("a refused handshake (a 401 a browser cannot see) asks the token provider for a fresh token", { timeout: 30_000 }, async (t) => {
+  const { fake } = await setup(t);
+  const asked = [];
+  const c = new Client({ baseUrl: fake.url, WebSocket, retry: fast, token: (refused) => (asked.push(refused), refused ? "tok" : "stale") });
+  const q = c.queue({});
+  const id = await queued(q);
+  assert.deepEqual(asked, [undefined, "stale"]);
+  fake.set(id, { status: "assigned", assignment });
+  assert.equal((await q.outcome).status, "assigned");
 });
 
 test("a connection lost after queuing is not opened again: the ticket is followed over its event stream", { timeout: 30_000 }, async (t) => {

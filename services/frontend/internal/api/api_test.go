@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +49,9 @@ type env struct {
 
 	// tracker is the first frontend's results tracker.
 	tracker *results.Tracker
+	// shutdown starts the latest frontend's shutdown (closes its done:
+	// waiting SSE and WebSocket clients are let go); idempotent.
+	shutdown func()
 
 	mu     sync.Mutex
 	owners map[string]string // ticket id -> the player that queued it
@@ -165,8 +169,10 @@ func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(h)
+	stop := sync.OnceFunc(func() { close(done) })
+	e.shutdown = stop
 	t.Cleanup(func() {
-		close(done)
+		stop()
 		hs.Close()
 	})
 	return hs
@@ -671,7 +677,8 @@ func TestWebSocketBadInput(t *testing.T) {
 }
 
 // dialEvents opens /ws/events with query and returns the socket (closed
-// at the test's end) and a reader of its next JSON message.
+// at the test's end) and a reader of its next JSON message that is not
+// the last one again (a heartbeat's, TestEventsWebSocketSaysItLives).
 func dialEvents(t *testing.T, e *env, query string) (*websocket.Conn, func() map[string]any) {
 	t.Helper()
 	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws/events?"+query), nil)
@@ -679,13 +686,19 @@ func dialEvents(t *testing.T, e *env, query string) (*websocket.Conn, func() map
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	var last map[string]any
 	return c, func() map[string]any {
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		var v map[string]any
-		if err := c.ReadJSON(&v); err != nil {
-			t.Fatal(err)
+		for {
+			var v map[string]any
+			if err := c.ReadJSON(&v); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(v, last) {
+				last = v
+				return v
+			}
 		}
-		return v
 	}
 }
 

@@ -64,9 +64,11 @@ func TestTypeScriptClientContract(t *testing.T) {
 	node := needClient(t, "ws")
 	const script = `import("./dist/quickmatch.js").then(({ contract: c }) => console.log(JSON.stringify({
   ...c, ticketPath: c.ticketPath("t-1"), eventsPath: c.eventsPath("t-1"), retryAfterMs: c.retryAfterOfReason(process.argv[1]),
+  drained: c.refusalOfReason(process.argv[1]).body, full: c.refusalOfReason(process.argv[2]).body,
 })));`
-	reason := ticketapi.RetryAfterCloseReason(30*time.Second, "shard eu.gold is drained: maintenance")
-	cmd := exec.CommandContext(t.Context(), node, "--input-type=module", "-e", script, reason)
+	reason := ticketapi.RetryAfterCloseReason(30*time.Second, ticketapi.DrainedReason("eu.gold", "maintenance"))
+	full := ticketapi.RetryAfterCloseReason(5*time.Second, ticketapi.RegionFullError("eu", "us-east"))
+	cmd := exec.CommandContext(t.Context(), node, "--input-type=module", "-e", script, reason, full)
 	cmd.Dir = tsClient
 	out, err := cmd.Output()
 	if err != nil {
@@ -94,6 +96,10 @@ func TestTypeScriptClientContract(t *testing.T) {
 		"cancelMessage":    ticketapi.CancelMessage,
 		"retryAfterReason": ticketapi.RetryAfterReason,
 		"retryAfterMs":     float64(30_000),
+		"regionFullText":   ticketapi.RegionFullText,
+		// A 1013's reason read as the 503's body a POST would have had.
+		"drained": map[string]any{"error": ticketapi.DrainedReason("eu.gold", "maintenance"), "drained": map[string]any{"shard": "eu.gold", "reason": "maintenance"}},
+		"full":    map[string]any{"error": ticketapi.RegionFullError("eu", "us-east"), "suggest_region": "us-east"},
 		"closeCodes": map[string]any{
 			"expired": float64(ticketapi.CloseExpired), "failed": float64(ticketapi.CloseFailed),
 			"cancelled": float64(ticketapi.CloseCancelled), "invalid": float64(ticketapi.CloseInvalid),

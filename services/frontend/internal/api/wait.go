@@ -57,6 +57,14 @@ func (r *refresher) saw(v tickets.View) {
 	r.view = v
 }
 
+// again is what the client has: the ticket's latest view with the
+// expected wait it was sent (a figure that moved is due's to send).
+func (r *refresher) again() tickets.View {
+	v := r.view
+	v.ExpectedWaitMS = r.sent
+	return v
+}
+
 // due is the ticket's view with a new expected wait when the client is
 // due it: the ticket is still queued and its figure moved enough.
 func (r *refresher) due() (tickets.View, bool) {

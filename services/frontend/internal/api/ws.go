@@ -15,7 +15,6 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
-	"github.com/quickmatch-dev/quickmatch/pkg/tracing"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/tickets"
 )
 
@@ -35,23 +34,37 @@ const (
 // connection with a code and a reason; a client that goes away before its
 // assignment has its ticket cancelled.
 func (a *API) demoWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller, sl *slot) {
-	a.serveWebSocket(w, r, caller, sl, "ws", func(c *websocket.Conn, v tickets.View) error {
+	a.serveWebSocket(w, r, caller, sl, endpoint{kind: "ws", emit: func(c *websocket.Conn, v tickets.View) error {
 		if v.Status != events.StatusAssigned {
 			return nil
 		}
 		return c.WriteMessage(websocket.TextMessage, []byte(v.Assignment.URL))
-	})
+	}})
 }
 
 // eventsWebSocket is /ws for richer clients: every status change arrives as
 // a JSON text message (the ticket view), the last one terminal; while
 // queued, the queued message comes again when its expected wait moves
-// (refresher). A client may send {"type":"cancel"} to cancel its ticket.
+// (refresher), and the latest view after a heartbeat without a message
+// (a page cannot see pings). A client may send {"type":"cancel"} to
+// cancel its ticket. On shutdown its ticket is kept (handsOver).
 func (a *API) eventsWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller, sl *slot) {
-	a.serveWebSocket(w, r, caller, sl, "ws_events", func(c *websocket.Conn, v tickets.View) error {
+	a.serveWebSocket(w, r, caller, sl, endpoint{kind: "ws_events", handsOver: true, emit: func(c *websocket.Conn, v tickets.View) error {
 		data, _ := json.Marshal(v) // a View always encodes
 		return c.WriteMessage(websocket.TextMessage, data)
-	})
+	}})
+}
+
+// endpoint is what differs between the two WebSocket paths.
+type endpoint struct {
+	kind string // the metrics' label
+	emit emitFunc
+	// handsOver: on shutdown the ticket is kept and its client told to
+	// follow it on its event stream, on any other frontend (close 1012,
+	// ticketapi.RestartReason): it has been told the ticket's id. The
+	// demo's client has not, so its ticket is cancelled, as when it
+	// leaves: kept, it would be matched without its player.
+	handsOver bool
 }
 
 // boundedEmit is emit with a write deadline, Config.WriteTimeout from
@@ -73,8 +86,9 @@ type emitFunc func(*websocket.Conn, tickets.View) error
 // client until it ends. The slot (admit) is taken before the upgrade, so
 // that a refusal is a plain 503 the client's handshake reports, and
 // given back once Create ends.
-func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller, sl *slot, kind string, emit emitFunc) {
-	emit = a.boundedEmit(emit)
+func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller identity.Caller, sl *slot, ep endpoint) {
+	ep.emit = a.boundedEmit(ep.emit)
+	emit, kind := ep.emit, ep.kind
 	req, err := a.wsRequest(r, caller)
 	if err != nil {
 		a.writeError(w, err)
@@ -130,7 +144,7 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 		return
 	}
 	ref.saw(view)
-	a.followWebSocket(ctx, conn, caller, rec, ref, waiting.Results, emit)
+	a.followWebSocket(ctx, conn, caller, rec, ref, waiting.Results, ep)
 }
 
 // startWebSocket upgrades the connection (nil if that failed) and creates
@@ -174,163 +188,6 @@ func refuseWebSocket(conn *websocket.Conn, err error) {
 		reason = ticketapi.RetryAfterCloseReason(d, reason)
 	}
 	closeWith(conn, websocket.CloseTryAgainLater, reason)
-}
-
-// followWebSocket sends a queued ticket's updates to its client until the
-// ticket ends, the client cancels or leaves (its ticket is then
-// cancelled) or the frontend shuts down; and its view again when its
-// expected wait moves while it is queued (ref holds what the client has).
-func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller identity.Caller, rec tickets.Record, ref *refresher, updates <-chan events.Result, emit emitFunc) {
-	ticketID := rec.Ticket.TicketID
-	gone, cancelAsked := readClient(conn)
-	ping := time.NewTicker(a.cfg.Heartbeat)
-	defer ping.Stop()
-	refresh, stopRefresh := a.refreshTicks()
-	defer stopRefresh()
-	var pace cancels
-	for {
-		select {
-		case res, ok := <-updates:
-			if !ok {
-				// Let go of without a terminal result (Untrack, or the
-				// tracker's Run ended): the stream has the truth.
-				if v, err := a.tickets.Get(ctx, caller, ticketID); err == nil && v.Status.Terminal() {
-					a.finish(ctx, conn, v, emit)
-				} else {
-					closeWith(conn, websocket.CloseTryAgainLater, "lost track of the ticket; poll GET "+ticketapi.TicketPath(ticketID))
-				}
-				return
-			}
-			v := tickets.ViewOf(rec, &res)
-			if v.Status.Terminal() {
-				a.finish(ctx, conn, v, emit)
-				return
-			}
-			v = a.withWait(v)
-			if err := emit(conn, v); err != nil {
-				a.abandon(ticketID, "client connection failed")
-				return
-			}
-			ref.saw(v)
-		case <-refresh:
-			if v, ok := ref.due(); ok && emit(conn, v) != nil {
-				a.abandon(ticketID, "client connection failed")
-				return
-			}
-		case <-cancelAsked:
-			if pace.due(a.now()) && a.cancelled(ctx, conn, caller, ticketID, emit) {
-				return
-			}
-		case <-pace.later:
-			pace.later = nil
-			if pace.due(a.now()) && a.cancelled(ctx, conn, caller, ticketID, emit) {
-				return
-			}
-		case <-gone:
-			a.abandon(ticketID, "client disconnected before its assignment")
-			return
-		case <-a.done:
-			a.abandon(ticketID, "frontend shutting down")
-			closeWith(conn, websocket.CloseGoingAway, "frontend shutting down; ticket cancelled")
-			return
-		case <-ping.C:
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
-				a.abandon(ticketID, "client stopped answering")
-				return
-			}
-		}
-	}
-}
-
-// cancels paces a WebSocket client's cancels, one a second at most: a
-// cancel that cannot end the ticket (matched, not yet assigned) leaves the
-// loop, and a client asking again at once cost 4-6 JetStream requests a
-// time, at no limit (a DELETE is under the request limit). One asked
-// within the second is tried once it is over, not dropped: the match may
-// fail and the ticket wait again meanwhile.
-type cancels struct {
-	last  time.Time
-	later <-chan time.Time // armed for a cancel asked too soon
-}
-
-// due reports whether a cancel asked at now may be tried now; if not, it
-// arms later for when it may.
-func (c *cancels) due(now time.Time) bool {
-	if wait := c.last.Add(time.Second).Sub(now); wait > 0 {
-		if c.later == nil {
-			c.later = time.After(wait)
-		}
-		return false
-	}
-	c.last, c.later = now, nil
-	return true
-}
-
-// cancelled cancels the ticket for its client and, if that ended it, sends
-// the client the end.
-func (a *API) cancelled(ctx context.Context, conn *websocket.Conn, caller identity.Caller, ticketID string, emit emitFunc) bool {
-	v, err := a.tickets.Cancel(context.WithoutCancel(ctx), caller, ticketID, "cancelled by the client")
-	if err != nil {
-		return false
-	}
-	a.finish(ctx, conn, v, emit)
-	return true
-}
-
-// readClient reads what a WebSocket client sends, in its own goroutine (a
-// connection has one reader): gone is closed when the client goes away,
-// and cancelAsked receives when it sends {"type":"cancel"}.
-func readClient(conn *websocket.Conn) (gone <-chan struct{}, cancelAsked <-chan struct{}) {
-	goneCh := make(chan struct{})
-	cancelCh := make(chan struct{}, 1)
-	go func() {
-		defer close(goneCh)
-		conn.SetReadLimit(512)
-		for {
-			_, data, err := conn.ReadMessage()
-			if err != nil {
-				return
-			}
-			if ticketapi.IsCancel(data) {
-				select {
-				case cancelCh <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}()
-	return goneCh, cancelCh
-}
-
-// finish sends the terminal state and closes: normally after an assignment,
-// with a code naming the outcome otherwise. The send is a "deliver" span
-// (see deliver), ctx's the ticket's create span.
-func (a *API) finish(ctx context.Context, conn *websocket.Conn, v tickets.View, emit emitFunc) {
-	span := deliver(ctx, v)
-	err := emit(conn, a.withWait(v))
-	tracing.End(span, err)
-	if err != nil {
-		return
-	}
-	code := websocket.CloseNormalClosure
-	switch v.Status {
-	case events.StatusExpired:
-		code = CloseExpired
-	case events.StatusFailed:
-		code = CloseFailed
-	case events.StatusCancelled:
-		code = CloseCancelled
-	}
-	closeWith(conn, code, string(v.Status)+" "+v.Reason)
-}
-
-// abandon cancels the ticket of a client that is gone.
-func (a *API) abandon(ticketID, reason string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := a.tickets.Cancel(ctx, tickets.System, ticketID, reason); err != nil && !errors.Is(err, tickets.ErrAlreadyDecided) {
-		a.log.Warn("cancel abandoned ticket", "ticket_id", ticketID, "err", err)
-	}
 }
 
 // wsRequest reads a ticket request from /ws query parameters

@@ -43,6 +43,8 @@ var quickmatch = (() => {
     headers: () => headers,
     paths: () => paths,
     query: () => query,
+    refusalOfReason: () => refusalOfReason,
+    regionFullText: () => regionFullText,
     retryAfterOfReason: () => retryAfterOfReason,
     retryAfterReason: () => retryAfterReason,
     ticketPath: () => ticketPath
@@ -79,10 +81,24 @@ var quickmatch = (() => {
   var closeCodes = { expired: 4001, failed: 4002, cancelled: 4003, invalid: 4400, tryAgainLater: 1013 };
   var retryAfterReason = "retry after ";
   function retryAfterOfReason(reason) {
-    if (!reason.startsWith(retryAfterReason)) return void 0;
-    const m = /^(\d{1,6})s: /.exec(reason.slice(retryAfterReason.length));
-    return m ? Number(m[1]) * 1e3 : void 0;
+    return refusalOfReason(reason).retryAfterMs;
   }
+  function refusalOfReason(reason) {
+    let retryAfterMs;
+    let text = reason;
+    const m = reason.startsWith(retryAfterReason) ? /^(\d{1,6})s: /.exec(reason.slice(retryAfterReason.length)) : null;
+    if (m) {
+      retryAfterMs = Number(m[1]) * 1e3;
+      text = reason.slice(retryAfterReason.length + m[0].length);
+    }
+    const body = { error: text };
+    const d = /^shard ([^ ]+) is drained: (.*)$/s.exec(text);
+    if (d) body.drained = { shard: d[1], reason: d[2] };
+    const r = text.includes(regionFullText) ? new RegExp(`${regionFullText}; region ([^ ]+) has room$`).exec(text) : null;
+    if (r) body.suggest_region = r[1];
+    return { retryAfterMs, body };
+  }
+  var regionFullText = "out of game-server capacity";
 
   // src/errors.ts
   var ApiError = class extends Error {
@@ -424,8 +440,11 @@ var quickmatch = (() => {
     };
     const outcome = (async () => {
       if (!c.WebSocket) throw new TypeError("quickmatch: no WebSocket here; give one as options.WebSocket (in Node before 22: the ws package)");
+      let refused;
       for (let failures = 1; ; failures++) {
-        const end = await connect(c, c.WebSocket, await wsURL(c, req, ctrl.signal), ctrl.signal, s, onUpdate);
+        const token = await tokenOf(c.token, ctrl.signal, refused);
+        const end = await connect(c, c.WebSocket, wsURL(c, req, token), ctrl.signal, s, onUpdate);
+        refused = end.kind === "refused" && end.handshake ? token : void 0;
         switch (end.kind) {
           case "outcome":
             return end.ticket;
@@ -454,7 +473,7 @@ var quickmatch = (() => {
       }
     };
   }
-  async function wsURL(c, req, signal) {
+  function wsURL(c, req, token) {
     const u = c.url(paths.wsEvents);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
     const q = u.searchParams;
@@ -463,7 +482,6 @@ var quickmatch = (() => {
     if (req.skill !== void 0) q.set(query.skill, String(req.skill));
     if (req.player_id !== void 0) q.set(query.playerId, req.player_id);
     if (req.attributes !== void 0) q.set(query.attributes, JSON.stringify(req.attributes));
-    const token = await tokenOf(c.token, signal);
     if (token) q.set(query.accessToken, token);
     return u.toString();
   }
@@ -471,9 +489,29 @@ var quickmatch = (() => {
     return new Promise((resolve2) => {
       let outcome;
       let bad;
+      let opened = false;
+      let last = "";
       if (signal.aborted) return resolve2({ kind: "aborted" });
       const ws = new WS(url);
       s.socket = ws;
+      let idle;
+      let ended = false;
+      const end = (code, reason) => {
+        if (ended) return;
+        ended = true;
+        clearTimeout(idle);
+        signal.removeEventListener("abort", leave);
+        s.socket = void 0;
+        resolve2(ending(code, reason, signal, outcome, bad, s.current, opened));
+      };
+      const alive = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => {
+          ws.close(1e3, "silent");
+          end(1006, `silent for ${c.idleMs} ms`);
+        }, c.idleMs);
+      };
+      alive();
       const leave = () => ws.close(1e3, "client left");
       signal.addEventListener("abort", leave, { once: true });
       const fail = (e) => {
@@ -481,12 +519,15 @@ var quickmatch = (() => {
         ws.close(1e3, "protocol error");
       };
       ws.onopen = () => {
+        opened = true;
         if (s.cancelAsked) ws.send(cancelMessage);
       };
       ws.onmessage = (ev) => {
-        if (bad || outcome) return;
+        if (bad || outcome || ended) return;
+        alive();
         if (typeof ev.data !== "string") return fail(new ProtocolError("websocket: a binary message"));
         if (ev.data.length > c.max) return fail(new ProtocolError(`websocket: a message over ${c.max} characters`));
+        if (ev.data === last) return;
         let v;
         try {
           v = JSON.parse(ev.data);
@@ -495,26 +536,26 @@ var quickmatch = (() => {
         }
         const t = toTicket(v, s.current?.ticket_id);
         if (!t) return fail(new ProtocolError("websocket: a message that is not the ticket"));
+        last = ev.data;
         onUpdate(t);
         if (isTerminal(t.status)) outcome = t;
       };
       ws.onerror = () => {
       };
-      ws.onclose = (ev) => {
-        signal.removeEventListener("abort", leave);
-        s.socket = void 0;
-        resolve2(ending(ev.code, ev.reason, signal, outcome, bad, s.current));
-      };
+      ws.onclose = (ev) => end(ev.code, ev.reason);
     });
   }
-  function ending(code, reason, signal, outcome, bad, current) {
+  function ending(code, reason, signal, outcome, bad, current, opened) {
     if (outcome) return { kind: "outcome", ticket: outcome };
     if (signal.aborted) return { kind: "aborted" };
     if (bad) return { kind: "refused", err: bad };
     if (current) return { kind: "lost", ticket: current };
     if (code === closeCodes.invalid) return { kind: "refused", err: new ApiError(400, { error: reason }) };
-    if (code === closeCodes.tryAgainLater) return { kind: "refused", err: new ApiError(503, { error: reason }, retryAfterOfReason(reason)) };
-    return { kind: "refused", err: new TypeError(`websocket closed before the ticket was queued: ${code} ${reason}`) };
+    if (code === closeCodes.tryAgainLater) {
+      const { retryAfterMs, body } = refusalOfReason(reason);
+      return { kind: "refused", err: new ApiError(503, body, retryAfterMs) };
+    }
+    return { kind: "refused", err: new TypeError(`websocket closed before the ticket was queued: ${code} ${reason}`), handshake: !opened };
   }
 
   // src/client.ts
@@ -525,10 +566,12 @@ var quickmatch = (() => {
       __publicField(this, "retry");
       __publicField(this, "max");
       __publicField(this, "idleMs");
+      __publicField(this, "requestMs");
       this.fetch = noRedirects(opts.fetch ?? globalThis.fetch.bind(globalThis));
       this.retry = retryDefaults(opts.retry);
       this.max = opts.maxEventLength ?? 65536;
       this.idleMs = opts.idleTimeoutMs ?? 45e3;
+      this.requestMs = opts.requestTimeoutMs ?? 3e4;
     }
     /**
      * Queues a ticket (POST /v1/tickets) and gives the 202's ticket. An
@@ -538,26 +581,34 @@ var quickmatch = (() => {
      */
     createTicket(req, o = {}) {
       const key = o.idempotencyKey ?? newKey();
-      return withRetry(this.retry, o.signal, async () => {
-        const headers2 = { "Content-Type": "application/json", [headers.idempotencyKey]: key };
-        if (o.correlationId) headers2[headers.correlationId] = o.correlationId;
-        if (o.traceParent) headers2[headers.traceParent] = o.traceParent;
-        const res = await sendAuthed(
-          this.opts.token,
-          o.signal,
-          (auth) => this.fetch(this.url(paths.tickets), { method: "POST", headers: { ...headers2, ...auth }, body: JSON.stringify(req), signal: o.signal })
-        );
-        if (res.status !== 202) throw await apiError(res, this.max);
-        return this.ticketOf(res);
-      });
+      return withRetry(
+        this.retry,
+        o.signal,
+        () => this.timed(o.signal, async (signal) => {
+          const headers2 = { "Content-Type": "application/json", [headers.idempotencyKey]: key };
+          if (o.correlationId) headers2[headers.correlationId] = o.correlationId;
+          if (o.traceParent) headers2[headers.traceParent] = o.traceParent;
+          const res = await sendAuthed(
+            this.opts.token,
+            signal,
+            (auth) => this.fetch(this.url(paths.tickets), { method: "POST", headers: { ...headers2, ...auth }, body: JSON.stringify(req), signal })
+          );
+          if (res.status !== 202) throw await apiError(res, this.max);
+          return this.ticketOf(res);
+        })
+      );
     }
     /** Where a ticket stands now (GET /v1/tickets/{id}). */
     getTicket(id, o = {}) {
-      return withRetry(this.retry, o.signal, async () => {
-        const res = await sendAuthed(this.opts.token, o.signal, (auth) => this.fetch(this.url(ticketPath(id)), { headers: auth, signal: o.signal }));
-        if (!res.ok) throw await apiError(res, this.max);
-        return this.ticketOf(res, id);
-      });
+      return withRetry(
+        this.retry,
+        o.signal,
+        () => this.timed(o.signal, async (signal) => {
+          const res = await sendAuthed(this.opts.token, signal, (auth) => this.fetch(this.url(ticketPath(id)), { headers: auth, signal }));
+          if (!res.ok) throw await apiError(res, this.max);
+          return this.ticketOf(res, id);
+        })
+      );
     }
     /**
      * Cancels a ticket (DELETE). Gives the cancelled ticket (also when it
@@ -565,15 +616,15 @@ var quickmatch = (() => {
      * carries the outcome it has.
      */
     cancelTicket(id, o = {}) {
-      return withRetry(this.retry, o.signal, async () => {
-        const res = await sendAuthed(
-          this.opts.token,
-          o.signal,
-          (auth) => this.fetch(this.url(ticketPath(id)), { method: "DELETE", headers: auth, signal: o.signal })
-        );
-        if (!res.ok) throw await apiError(res, this.max, (b) => res.status === 409 ? toTicket(b, id) : void 0);
-        return this.ticketOf(res, id);
-      });
+      return withRetry(
+        this.retry,
+        o.signal,
+        () => this.timed(o.signal, async (signal) => {
+          const res = await sendAuthed(this.opts.token, signal, (auth) => this.fetch(this.url(ticketPath(id)), { method: "DELETE", headers: auth, signal }));
+          if (!res.ok) throw await apiError(res, this.max, (b) => res.status === 409 ? toTicket(b, id) : void 0);
+          return this.ticketOf(res, id);
+        })
+      );
     }
     /**
      * Every status of a ticket, from its event stream, up to its outcome
@@ -662,12 +713,31 @@ var quickmatch = (() => {
           WebSocket: this.opts.WebSocket ?? globalThis.WebSocket,
           retry: this.retry,
           max: this.max,
+          idleMs: this.idleMs,
           follow: (id, fo) => this.waitForOutcome(id, fo),
           cancel: (id) => this.cancelTicket(id)
         },
         req,
         o
       );
+    }
+    /**
+     * fn with a signal that also ends after requestTimeoutMs: its answer,
+     * or a ConnectionError (retried, as a network failure is) once the
+     * time is out; the caller's signal's reason when that ends it.
+     */
+    async timed(parent, fn) {
+      const { ctrl, release } = linked(parent);
+      const timer = setTimeout(() => ctrl.abort(new ConnectionError(`no answer within ${this.requestMs} ms`)), this.requestMs);
+      try {
+        return await fn(ctrl.signal);
+      } catch (e) {
+        const why = ctrl.signal.reason;
+        throw why instanceof ConnectionError && !parent?.aborted ? why : e;
+      } finally {
+        clearTimeout(timer);
+        release();
+      }
     }
     url(path) {
       return resolve(this.opts.baseUrl, path);
