@@ -44,7 +44,9 @@ func TestFollowWSKinds(t *testing.T) {
 		{"cancelled", 0, []string{"queued", "cancelled"}, websocket.CloseNormalClosure, "cancelled", true},
 		{"refused before the upgrade", http.StatusServiceUnavailable, nil, 0, refusedKind, false},
 		{"refused after the upgrade", 0, nil, websocket.CloseTryAgainLater, refusedKind, false},
-		{"refused once queued", 0, []string{"queued"}, websocket.CloseTryAgainLater, "events_503", true},
+		// Once queued, a 1013 (the frontend lost track of the ticket) is
+		// followed on the ticket's event stream, as a cut is.
+		{"closed 1013 once queued, then followed", 0, []string{"queued"}, websocket.CloseTryAgainLater, "", true},
 		{"cut once queued, then followed", 0, []string{"queued"}, 0, "", true},
 		{"silent once queued", 0, []string{"queued"}, silent, "timeout", true},
 	} {

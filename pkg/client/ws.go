@@ -26,10 +26,11 @@ var ErrConnectionLost = errors.New("websocket closed before the ticket's outcome
 // parameters (ticketapi.Request.WSQuery), which carry region, mode,
 // skill, player_id and attributes only (a party, latencies or a ticket id
 // need Create). To cancel, end ctx or call Cancel with the ticket id fn
-// was given. The frontend cancels the ticket of a client that leaves,
-// unless it was matched meanwhile; so a connection lost once the ticket
-// is queued, or closed by a frontend that shuts down (1012: it keeps the
-// ticket), is not opened again (that would queue a second ticket): the
+// was given: ending ctx once the ticket is queued cancels it (a close
+// frame, and a DELETE within 5 s), unless it was matched meanwhile. The
+// frontend keeps the ticket of a connection cut, or closed by a frontend
+// that shuts down (1012); so a connection lost once the ticket is queued
+// is not opened again (that would queue a second ticket): the
 // ticket's event stream (Follow) says how it ended. A status sent again
 // (the frontend's heartbeat) is given to fn once. A refusal is an
 // *Error: before
@@ -46,7 +47,13 @@ func (c *Client) Queue(ctx context.Context, req ticketapi.Request, fn func(ticke
 		return ticketapi.View{}, fmt.Errorf("quickmatch queue: %w", err)
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() }) // unblocks the read
+	stop := context.AfterFunc(ctx, func() {
+		// A close frame says the client leaves (its ticket cancelled); a
+		// connection cut without one keeps the ticket, for its client to
+		// follow elsewhere. Then unblock the read.
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "client left"), time.Now().Add(time.Second))
+		conn.Close()
+	})
 	defer stop()
 	conn.SetReadLimit(int64(c.cfg.MaxEventBytes))
 	// The frontend pings every 15 s; silence past IdleTimeout is a dead
@@ -62,15 +69,20 @@ func (c *Client) Queue(ctx context.Context, req ticketapi.Request, fn func(ticke
 		_, data, err := conn.ReadMessage()
 		if err != nil {
 			if ctx.Err() != nil {
+				c.leave(ctx, last.TicketID)
 				return ticketapi.View{}, fmt.Errorf("quickmatch queue: %w", ctx.Err())
 			}
 			err = closeError(err)
-			if errors.Is(err, ErrConnectionLost) && last.TicketID != "" {
-				// Queued, then cut off: the frontend cancels the ticket of
-				// a client that left, unless it was matched meanwhile. Its
-				// event stream tells which (connecting again would queue a
+			if last.TicketID != "" && !errors.Is(err, ErrTooLarge) {
+				// Queued, then cut off, let go by a frontend that shuts
+				// down (1012) or told to poll (1013): the ticket's event
+				// stream tells how it ends (connecting again would queue a
 				// second ticket).
-				return c.follow(ctx, last.TicketID, last.Status.Rank(), fn)
+				v, err := c.follow(ctx, last.TicketID, last.Status.Rank(), fn)
+				if err != nil && ctx.Err() != nil {
+					c.leave(ctx, last.TicketID)
+				}
+				return v, err
 			}
 			return ticketapi.View{}, fmt.Errorf("quickmatch queue: %w", err)
 		}
@@ -95,6 +107,19 @@ func (c *Client) Queue(ctx context.Context, req ticketapi.Request, fn func(ticke
 		}
 		last = v
 	}
+}
+
+// leave cancels the ticket Queue queued ("": none yet) for a caller that
+// ended ctx, within 5 s: the close frame that says so reaches no frontend
+// once the socket is lost or let go, and the frontend keeps the ticket
+// of a socket cut. Too late (matched) changes nothing.
+func (c *Client) leave(ctx context.Context, ticketID string) {
+	if ticketID == "" {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = c.Cancel(cctx, ticketID)
 }
 
 // wsURL is /ws/events with req as its query.

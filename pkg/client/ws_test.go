@@ -120,13 +120,20 @@ func TestQueueHostileServer(t *testing.T) {
 	if _, err := dropped.Queue(t.Context(), ticketapi.Request{Region: "eu"}, nil); !errors.Is(err, client.ErrConnectionLost) {
 		t.Fatalf("a connection dropped before queuing: %v", err)
 	}
-	release := make(chan struct{})
-	defer close(release)
-	silent := newClient(t, wsServer(func(*websocket.Conn, *http.Request) { <-release }))
+	// Ended by its context, the client closes with a close frame: the
+	// frontend keeps the ticket of a socket cut without one.
+	heard := make(chan error, 1)
+	silent := newClient(t, wsServer(func(conn *websocket.Conn, _ *http.Request) {
+		_, _, err := conn.ReadMessage()
+		heard <- err
+	}))
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	if _, err := silent.Queue(ctx, ticketapi.Request{Region: "eu"}, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a silent server: %v", err)
+	}
+	if err := <-heard; !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("the server heard %v, want a close frame (1000)", err)
 	}
 	if _, err := silent.Queue(t.Context(), ticketapi.Request{Region: "eu", Party: []string{"a", "b"}}, nil); !errors.Is(err, client.ErrInvalid) {
 		t.Fatalf("a party over the WebSocket: %v", err)
@@ -161,5 +168,53 @@ func TestQueueLostAfterQueuingFollowsTheTicket(t *testing.T) {
 	}
 	if dials != 1 || streams != 1 || lastID != "1" {
 		t.Fatalf("%d WebSockets, %d event streams from Last-Event-ID %q", dials, streams, lastID)
+	}
+}
+
+// Once queued, a close that is not an outcome (1013: the frontend lost
+// track of the ticket; 1012: it shuts down) is followed on the ticket's
+// event stream, not returned as a refusal; and a caller that ends its
+// context then has the ticket cancelled (a DELETE): no frontend hears the
+// socket's close frame any more.
+func TestQueueFollowsAfterAnyCloseAndCancelsOnLeaving(t *testing.T) {
+	t.Parallel()
+	for _, code := range []int{websocket.CloseTryAgainLater, websocket.CloseServiceRestart} {
+		deleted := make(chan string, 1)
+		opened := make(chan struct{}, 1)
+		ws := wsServer(func(conn *websocket.Conn, _ *http.Request) {
+			_ = conn.WriteMessage(websocket.TextMessage, statusMessage("queued"))
+			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, "lost track of the ticket"), time.Now().Add(time.Second))
+		})
+		c := newClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.Method == http.MethodDelete:
+				deleted <- r.URL.Path
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, `{"ticket_id":"t1","status":"cancelled"}`)
+			case r.URL.Path == "/v1/tickets/t1/events":
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.(http.Flusher).Flush()
+				opened <- struct{}{}
+				<-r.Context().Done()
+			default:
+				ws(w, r)
+			}
+		}))
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() {
+			<-opened
+			cancel()
+		}()
+		if _, err := c.Queue(ctx, ticketapi.Request{Region: "eu"}, nil); !errors.Is(err, context.Canceled) {
+			t.Fatalf("close %d: %v, want the follow ended by the caller", code, err)
+		}
+		select {
+		case path := <-deleted:
+			if path != "/v1/tickets/t1" {
+				t.Fatalf("close %d: DELETE %s", code, path)
+			}
+		default:
+			t.Fatalf("close %d: the ticket was not cancelled", code)
+		}
 	}
 }

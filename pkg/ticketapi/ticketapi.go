@@ -211,6 +211,11 @@ const (
 	CloseFailed    = 4002
 	CloseCancelled = 4003
 	CloseInvalid   = 4400
+	// CloseFollowing is what a /ws/events client closes with when it
+	// goes on following its ticket elsewhere (its event stream): the
+	// ticket is kept, as for a connection cut. Any other close is a
+	// client that leaves, and its ticket is cancelled.
+	CloseFollowing = 4000
 )
 
 // RetryAfterReason is the start of a 1013 close reason that says how long

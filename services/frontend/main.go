@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string) error {
 		return errors.Join(err, <-served)
 	}
 	// The tracker and the watchers outlive the HTTP server, which
-	// still cancels the tickets of clients it lets go.
+	// still cancels the tickets of the demo's /ws clients it lets go.
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return f.tracker.Run(gctx) })

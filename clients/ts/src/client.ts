@@ -35,7 +35,7 @@ export interface ClientOptions {
   idleTimeoutMs?: number;
   /**
    * How long createTicket, getTicket and cancelTicket wait for one
-   * answer (default 30 s) before they try again, as after a network
+   * answer, their token's included (default 30 s), before they try again, as after a network
    * failure: a frontend or proxy that accepts the connection and never
    * answers held the call for good. A creation tried again sends the
    * same Idempotency-Key, so it queues no second ticket.

@@ -56,9 +56,11 @@ export const cancelMessage = `{"type":"cancel"}`;
 
 /**
  * Close codes of /ws/events: a ticket that ended otherwise than assigned
- * (1000), an invalid request, and a refusal to try again later.
+ * (1000), an invalid request, and a refusal to try again later; and the
+ * one a client closes with to follow its ticket elsewhere (kept, where
+ * any other close cancels it).
  */
-export const closeCodes = { expired: 4001, failed: 4002, cancelled: 4003, invalid: 4400, tryAgainLater: 1013 } as const;
+export const closeCodes = { expired: 4001, failed: 4002, cancelled: 4003, invalid: 4400, tryAgainLater: 1013, following: 4000 } as const;
 
 /**
  * The start of a 1013 close reason that says how long to wait, as a

@@ -13,8 +13,9 @@ import type { ErrorBody } from "./types.js";
  * client's TokenSource is): a provider that caches tokens hands out a
  * fresh one, and the request is sent again once with it; the same one
  * again gives the 401 up. A WebSocket (queue) cannot see its 401 (the
- * platform says only that it closed): a handshake that fails asks the
- * provider once more with the token it sent, before the next try.
+ * platform says only that it closed): a handshake that fails, for
+ * whatever reason, asks the provider once more with the token it sent
+ * before the next try, once per token.
  */
 export type TokenProvider = (refused?: string) => string | null | undefined | Promise<string | null | undefined>;
 

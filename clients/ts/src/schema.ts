@@ -227,7 +227,9 @@ export interface paths {
          *     the game server URL of the assignment, then closes normally. Otherwise
          *     it closes with 4001 expired, 4002 failed, 4003 cancelled, 4400 invalid
          *     request or 1013 try again later, with a reason. A client that
-         *     disconnects before its assignment has its ticket cancelled. When the
+         *     disconnects before its assignment has its ticket cancelled, as does a
+         *     frontend that shuts down (1001; a ticket a match took meanwhile is
+         *     sent its end instead). When the
          *     frontend is overloaded the handshake itself is refused: 503 with
          *     Retry-After, before the upgrade. A ticket refused after the upgrade
          *     (its shard drained by an operator, its region out of capacity, the
@@ -290,10 +292,14 @@ export interface paths {
          *     send {"type":"cancel"}. While the ticket is queued, a queued message
          *     comes again when its `expected_wait_ms` moves, as on the event stream;
          *     and the last message comes again after a heartbeat (15 s) without one,
-         *     so that a page, which hears no ping, can tell a dead connection. A
-         *     frontend that shuts down keeps the ticket and closes with 1012
-         *     ("frontend restarting; ticket kept: follow /v1/tickets/{id}/events"):
-         *     follow it there, on any frontend.
+         *     so that a page, which hears no ping, can tell a dead connection. Only
+         *     a client that closes the connection leaves (its ticket cancelled),
+         *     unless it closes with 4000 (it follows the ticket elsewhere); one whose
+         *     connection is cut keeps its ticket, as does one let go by a frontend
+         *     that shuts down (1012, "frontend restarting; ticket kept: follow
+         *     /v1/tickets/{id}/events") or that lost track of it (1013, "lost track
+         *     of the ticket; poll GET /v1/tickets/{id}"): follow it on its event
+         *     stream, on any frontend, and DELETE it to leave.
          */
         get: {
             parameters: {

@@ -1,11 +1,12 @@
-// Queuing over the /ws/events WebSocket: the connection is the ticket's
-// life. The frontend cancels the ticket of a client that leaves, so a
-// connection lost after queuing is not opened again (that would queue a
-// second ticket): the ticket is followed over its event stream instead,
-// which tells how it ended. So is one a frontend that shuts down closes
-// (1012: it keeps the ticket), and one silent past idleTimeoutMs (the
-// frontend sends the ticket again after 15 s without a message; a page
-// hears no ping, and a connection a network cut dead stays open).
+// Queuing over the /ws/events WebSocket. The frontend cancels the ticket
+// of a client that closes its socket (unless with 4000: it follows the
+// ticket elsewhere) and keeps the ticket of a socket cut, or let go as it
+// shuts down (1012). So a connection lost after queuing is not opened
+// again (that would queue a second ticket): the ticket is followed over
+// its event stream instead, which tells how it ended; so is one silent
+// past idleTimeoutMs (the frontend sends the ticket again after 15 s
+// without a message; a page hears no ping, and a connection a network
+// cut dead stays open), closed with 4000.
 import { cancelMessage, closeCodes, paths, query, refusalOfReason } from "./contract.js";
 import { ApiError, ProtocolError } from "./errors.js";
 import { tokenOf, type TokenProvider } from "./http.js";
@@ -78,20 +79,39 @@ export function queueOverWebSocket(c: Conn, req: WebSocketRequest, o: FollowOpti
   const outcome = (async () => {
     if (!c.WebSocket) throw new TypeError("quickmatch: no WebSocket here; give one as options.WebSocket (in Node before 22: the ws package)");
     let refused: string | undefined; // the token of a handshake that failed
+    let asked: string | undefined; // the last token the provider was asked to replace
     for (let failures = 1; ; failures++) {
       const token = await tokenOf(c.token, ctrl.signal, refused);
+      if (refused) asked = refused;
       const end = await connect(c, c.WebSocket, wsURL(c, req, token), ctrl.signal, s, onUpdate);
       // A browser hides a refused handshake's status: it may be a 401 of
       // a token that expired, so the provider is asked for a fresh one
-      // (as after a 401 over HTTP) before the next try.
-      refused = end.kind === "refused" && end.handshake ? token : undefined;
+      // (as after a 401 over HTTP) before the next try, once per token:
+      // a refusal for overload must not refresh every client's token.
+      refused = end.kind === "refused" && end.handshake && token !== asked ? token : undefined;
       switch (end.kind) {
         case "outcome":
           return end.ticket;
         case "aborted":
+          // The close frame that says the client leaves reaches no
+          // frontend from a dead socket, and the frontend keeps the
+          // ticket of a socket cut: cancelled over HTTP too.
+          if (s.current) c.cancel(s.current.ticket_id).catch(() => {});
           throw abortReason(ctrl.signal);
-        case "lost":
-          return c.follow(end.ticket.ticket_id, { signal: ctrl.signal, onUpdate, lastEventId: rank(end.ticket.status) });
+        case "lost": {
+          // Cut off, silent, or let go by a frontend that shuts down: the
+          // ticket is kept, and its event stream tells the rest. A cancel
+          // asked as the socket went (sent on it, maybe never read) and a
+          // caller that leaves meanwhile are sent as a DELETE.
+          const id = end.ticket.ticket_id;
+          if (s.cancelAsked) c.cancel(id).catch(() => {});
+          try {
+            return await c.follow(id, { signal: ctrl.signal, onUpdate, lastEventId: rank(end.ticket.status) });
+          } catch (e) {
+            if (ctrl.signal.aborted) c.cancel(id).catch(() => {});
+            throw e;
+          }
+        }
       }
       // Refused before a ticket was queued: trying again queues none twice.
       const delayMs = retryDelay(c.retry, failures, end.err);
@@ -158,12 +178,17 @@ function connect(c: Conn, WS: WebSocketConstructor, url: string, signal: AbortSi
     const alive = () => {
       clearTimeout(idle);
       idle = setTimeout(() => {
-        ws.close(1000, "silent");
+        ws.close(closeCodes.following, "silent"); // the ticket kept, should it reach the frontend
         end(1006, `silent for ${c.idleMs} ms`);
       }, c.idleMs);
     };
     alive();
-    const leave = () => ws.close(1000, "client left");
+    // Left: at once, not when the close completes (a dead socket's may
+    // not for long).
+    const leave = () => {
+      ws.close(1000, "client left");
+      end(1000, "client left");
+    };
     signal.addEventListener("abort", leave, { once: true });
     const fail = (e: ProtocolError) => {
       bad = e;

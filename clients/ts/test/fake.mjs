@@ -3,7 +3,8 @@
 // 3 terminal, Last-Event-ID, ": ping" comments; ws.go: /ws/events with
 // its close codes, {"type":"cancel"}, the ticket sent again after a
 // heartbeat without a message (wsHeartbeatMs, 0: never), a 401 before
-// the upgrade, and 1012 on shutdown (restart)), with tickets the test moves
+// the upgrade, 1012 on shutdown (restart), and the ticket cancelled only
+// for a client that closes, not to follow elsewhere), with tickets the test moves
 // along (set). A test may put its own handler in front of any route
 // (routes) to play a broken or hostile server.
 import http from "node:http";
@@ -98,8 +99,9 @@ export async function startFake({ token, wsHeartbeatMs = 50 } = {}) {
   server.on("upgrade", (req, socket, head) => {
     const url = new URL(req.url, "http://x");
     requests.push({ method: "WS", path: url.pathname, search: url.search, headers: req.headers });
-    if (!wsRoutes.has(url.pathname) && !authorized(req, url)) {
-      socket.end("HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    const status = !wsRoutes.has(url.pathname) && !authorized(req, url) ? "401 Unauthorized" : fake.handshake?.(url);
+    if (status) {
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -122,14 +124,17 @@ export async function startFake({ token, wsHeartbeatMs = 50 } = {}) {
         : undefined;
       t.listeners.add(send);
       ws.on("message", (data) => {
+        if (restarting) return; // the frontend reads no more once it lets the client go
         if (JSON.parse(String(data)).type === "cancel" && !terminal(t.view.status)) set(view.ticket_id, { status: "cancelled", reason: "cancelled by the client" });
       });
-      ws.on("close", () => {
+      ws.on("close", (code) => {
         clearInterval(heartbeat);
         t.listeners.delete(send);
         // The frontend cancels the ticket of a client that leaves (too
-        // late once matched: it is claimed), not of one it let go.
-        if (t.view.status === "queued" && !restarting) set(view.ticket_id, { status: "cancelled", reason: "client disconnected before its assignment" });
+        // late once matched: it is claimed): one that closed, but not to
+        // follow elsewhere (4000), not one cut (1006) nor one it let go.
+        const left = code !== 1006 && code !== 4000 && !restarting;
+        if (t.view.status === "queued" && left) set(view.ticket_id, { status: "cancelled", reason: "client disconnected before its assignment" });
       });
       send(view);
     });
@@ -137,7 +142,9 @@ export async function startFake({ token, wsHeartbeatMs = 50 } = {}) {
 
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   const url = `http://127.0.0.1:${server.address().port}`;
-  return {
+  const fake = {
+    /** If set, the status line ("503 Service Unavailable") a /ws/events handshake is refused with. */
+    handshake: undefined,
     url,
     requests,
     routes,
@@ -163,6 +170,7 @@ export async function startFake({ token, wsHeartbeatMs = 50 } = {}) {
       await new Promise((r) => server.close(r));
     },
   };
+  return fake;
 }
 
 export const assignment = { server: "gs-1", address: "127.0.0.1", port: 7000, url: "http://127.0.0.1:7000/play?room=m1", room: "m1", join_token: "jt", match_id: "m1" };

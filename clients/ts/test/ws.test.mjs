@@ -113,9 +113,10 @@ test("a WebSocket silent past idleTimeoutMs is taken for lost: the ticket is fol
   const { fake, client } = await setup(t, { idleTimeoutMs: 300 }, { wsHeartbeatMs: 0 });
   const q = client.queue({});
   const id = await queued(q);
-  fake.set(id, { status: "matched" }); // so that the fake does not cancel it when the client closes
   while (!fake.requests.some((r) => r.path === `/v1/tickets/${id}/events`)) await new Promise((r) => setTimeout(r, 10));
   await fake.followed(id);
+  // Its close, had it reached the frontend, said it follows elsewhere.
+  assert.equal(fake.tickets.get(id).view.status, "queued");
   fake.set(id, { status: "assigned", assignment });
   assert.equal((await q.outcome).status, "assigned");
 });
@@ -149,8 +150,7 @@ test("a connection lost after queuing is not opened again: the ticket is followe
   const id = await queued(q);
   fake.set(id, { status: "matched" });
   while (seen.length < 2) await new Promise((r) => setTimeout(r, 5));
-  // The connection breaks; the ticket (matched, so no longer cancelled
-  // for it) goes on and is assigned.
+  // The connection breaks; the ticket goes on and is assigned.
   fake.wsRoutes.set("/ws/events", () => assert.fail("a second ticket queued"));
   fake.drop();
   await fake.followed(id);
@@ -191,8 +191,53 @@ test("an AbortSignal closes the WebSocket (and the frontend cancels the ticket)"
   const id = await queued(q);
   ac.abort(new Error("player left"));
   await assert.rejects(q.outcome, /player left/);
+  // By its close frame, or the DELETE sent in case it reached no one.
   while (fake.tickets.get(id).view.status !== "cancelled") await new Promise((r) => setTimeout(r, 5));
-  assert.equal(fake.tickets.get(id).view.reason, "client disconnected before its assignment");
+});
+
+test("an AbortSignal on a dead socket ends the call at once, and cancels the ticket over HTTP", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t);
+  const ac = new AbortController();
+  // A socket whose peer reads nothing more: its close never completes.
+  fake.wsRoutes.set("/ws/events", (ws) => {
+    ws.send(JSON.stringify({ ticket_id: "t-dead", status: "queued", region: "eu", tier: "gold", mode: "1v1" }));
+    ws._socket.pause();
+  });
+  const q = client.queue({}, { signal: ac.signal });
+  await queued(q);
+  const started = Date.now();
+  ac.abort(new Error("player left"));
+  await assert.rejects(q.outcome, /player left/);
+  assert.ok(Date.now() - started < 5_000, `settled after ${Date.now() - started} ms, not at once`);
+  while (!fake.requests.some((r) => r.method === "DELETE" && r.path === "/v1/tickets/t-dead")) await new Promise((r) => setTimeout(r, 5));
+});
+
+test("let go by a frontend that shuts down, a cancel asked as it went and a caller that leaves are sent as a DELETE", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t);
+  const q = client.queue({});
+  const id = await queued(q);
+  fake.restart();
+  q.cancel(); // sent on the socket, which the frontend no longer reads
+  assert.equal((await q.outcome).status, "cancelled");
+
+  const ac = new AbortController();
+  const q2 = client.queue({}, { signal: ac.signal });
+  const id2 = await queued(q2);
+  assert.notEqual(id2, id);
+  fake.restart();
+  await fake.followed(id2);
+  ac.abort(new Error("player left"));
+  await assert.rejects(q2.outcome, /player left/);
+  while (fake.tickets.get(id2).view.status !== "cancelled") await new Promise((r) => setTimeout(r, 5));
+});
+
+test("handshakes refused again and again (a 503) ask the token provider once per token, not each time", { timeout: 30_000 }, async (t) => {
+  const { fake } = await setup(t);
+  fake.handshake = () => "503 Service Unavailable";
+  const asked = [];
+  const c = new Client({ baseUrl: fake.url, WebSocket, retry: { ...fast, maxRetries: 4 }, token: (refused) => (asked.push(refused ?? null), "tok") });
+  await assert.rejects(c.queue({}).outcome);
+  assert.deepEqual(asked, [null, "tok", null, null, null], "the same token back: asked once");
 });
 
 test("no WebSocket to use is said plainly", { timeout: 30_000 }, async (t) => {

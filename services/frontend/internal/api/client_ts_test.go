@@ -103,7 +103,7 @@ func TestTypeScriptClientContract(t *testing.T) {
 		"closeCodes": map[string]any{
 			"expired": float64(ticketapi.CloseExpired), "failed": float64(ticketapi.CloseFailed),
 			"cancelled": float64(ticketapi.CloseCancelled), "invalid": float64(ticketapi.CloseInvalid),
-			"tryAgainLater": float64(websocket.CloseTryAgainLater),
+			"tryAgainLater": float64(websocket.CloseTryAgainLater), "following": float64(ticketapi.CloseFollowing),
 		},
 	}
 	for k, w := range want {

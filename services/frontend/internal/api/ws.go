@@ -59,11 +59,13 @@ func (a *API) eventsWebSocket(w http.ResponseWriter, r *http.Request, caller ide
 type endpoint struct {
 	kind string // the metrics' label
 	emit emitFunc
-	// handsOver: on shutdown the ticket is kept and its client told to
-	// follow it on its event stream, on any other frontend (close 1012,
-	// ticketapi.RestartReason): it has been told the ticket's id. The
-	// demo's client has not, so its ticket is cancelled, as when it
-	// leaves: kept, it would be matched without its player.
+	// handsOver: its client has been told the ticket's id, so it can
+	// follow it on its event stream, on any frontend: on shutdown the
+	// ticket is kept and the client told so (close 1012,
+	// ticketapi.RestartReason), and a connection cut keeps it too (lost);
+	// only a client that closes (leaves) has it cancelled. The demo's
+	// client knows no id: its ticket is cancelled whenever its socket
+	// ends, else it would be matched without its player.
 	handsOver bool
 }
 

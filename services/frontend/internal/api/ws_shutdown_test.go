@@ -153,3 +153,75 @@ func TestGoClientQueuesThroughARollingDeploy(t *testing.T) {
 		t.Fatal("no outcome")
 	}
 }
+
+// TestEventsWebSocketLostIsNotLeft: a /ws/events client whose connection
+// is cut (no close frame: a phone that changed networks, a proxy that
+// died) keeps its ticket, which both clients then follow on its event
+// stream; one that closes (a page unloaded, a client that left) has it
+// cancelled, unless it closes with ticketapi.CloseFollowing (the
+// TypeScript client's, for a socket silent too long). Before, a cut
+// cancelled the ticket once the frontend noticed, and the client,
+// following, heard "cancelled" for a wait a network blip ended.
+func TestEventsWebSocketLostIsNotLeft(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{}) // heartbeat 100 ms: a write to the cut socket fails soon
+	for _, tc := range []struct {
+		name      string
+		end       func(*websocket.Conn)
+		cancelled bool
+	}{
+		{"cut", func(c *websocket.Conn) { _ = c.NetConn().Close() }, false},
+		{"closed", func(c *websocket.Conn) {
+			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
+		}, true},
+		{"closed to follow elsewhere", func(c *websocket.Conn) {
+			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ticketapi.CloseFollowing, "silent"), time.Now().Add(time.Second))
+		}, false},
+	} {
+		player := strings.ReplaceAll(tc.name, " ", "-")
+		c, read := dialEvents(t, e, "player_id="+player+"&skill=1650&region=eu")
+		id, _ := read()["ticket_id"].(string)
+		tc.end(c)
+		if tc.cancelled {
+			testkit.Eventually(t, 5*time.Second, func() bool {
+				owner, _ := e.claims.Owner(t.Context(), id)
+				return owner == events.OwnerCancelled
+			}, "%s: the ticket was not cancelled", tc.name)
+			continue
+		}
+		time.Sleep(500 * time.Millisecond) // five heartbeats: the frontend has written to the socket
+		if owner, _ := e.claims.Owner(t.Context(), id); owner == events.OwnerCancelled {
+			t.Errorf("%s: the ticket was cancelled", tc.name)
+		}
+		if code, v := e.get(t, ticketapi.TicketPath(id)); code != 200 || v["status"] != "queued" {
+			t.Errorf("%s: %d %v, want queued", tc.name, code, v)
+		}
+	}
+}
+
+// TestShutdownTellsADemoClientItsMatch: a demo client's ticket that a
+// match took as the shutdown came cannot be cancelled; its close no
+// longer says it was (it said "ticket cancelled" of a ticket in a match).
+func TestShutdownTellsADemoClientItsMatch(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{})
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws?player_id=matched&skill=100&region=us"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	testkit.Eventually(t, 5*time.Second, func() bool { return e.queued(t) == 1 }, "no ticket")
+	st, _ := e.js.Stream(t.Context(), e.subj.TicketsStream())
+	raw, _ := st.GetLastMsgForSubject(t.Context(), "matchmaking.us.bronze")
+	tk, _ := events.DecodeTicket(raw.Data)
+	if won, _, err := e.claims.Claim(t.Context(), tk.TicketID, events.MatchOwner("m1")); !won || err != nil {
+		t.Fatalf("claim: %v %v", won, err)
+	}
+	e.shutdown()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway || strings.Contains(ce.Text, "cancelled") {
+		t.Fatalf("on shutdown: %v, want 1001 not saying cancelled", err)
+	}
+}

@@ -18,17 +18,17 @@ import (
 // ticket ends, the client cancels or leaves (its ticket is then
 // cancelled) or the frontend shuts down (ep.handsOver); its view again
 // when its expected wait moves while it is queued (ref holds what the
-// client has), and after a heartbeat in which it was sent nothing.
+// client has), and a ping and its last message again after a heartbeat
+// in which it was sent nothing (a page hears no ping).
 func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller identity.Caller, rec tickets.Record, ref *refresher, updates <-chan events.Result, ep endpoint) {
 	ticketID := rec.Ticket.TicketID
 	emit := ep.emit
-	gone, cancelAsked := readClient(conn)
-	ping := time.NewTicker(a.cfg.Heartbeat)
-	defer ping.Stop()
+	gone, cancelAsked, end := readClient(conn)
+	quiet := time.NewTimer(a.cfg.Heartbeat) // reset by every message sent
+	defer quiet.Stop()
 	refresh, stopRefresh := a.refreshTicks()
 	defer stopRefresh()
 	var pace cancels
-	sent := false // since the last heartbeat
 	for {
 		select {
 		case res, ok := <-updates:
@@ -49,18 +49,18 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 			}
 			v = a.withWait(v)
 			if err := emit(conn, v); err != nil {
-				a.abandon(ticketID, "client connection failed")
+				a.lost(ep, ticketID, "client connection failed")
 				return
 			}
 			ref.saw(v)
-			sent = true
+			quiet.Reset(a.cfg.Heartbeat)
 		case <-refresh:
 			if v, ok := ref.due(); ok {
 				if emit(conn, v) != nil {
-					a.abandon(ticketID, "client connection failed")
+					a.lost(ep, ticketID, "client connection failed")
 					return
 				}
-				sent = true
+				quiet.Reset(a.cfg.Heartbeat)
 			}
 		case <-cancelAsked:
 			if pace.due(a.now()) && a.cancelled(ctx, conn, caller, ticketID, emit) {
@@ -72,28 +72,30 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 				return
 			}
 		case <-gone:
-			a.abandon(ticketID, "client disconnected before its assignment")
+			if end.left {
+				a.abandon(ticketID, "client disconnected before its assignment")
+			} else {
+				a.lost(ep, ticketID, "client connection lost")
+			}
 			return
 		case <-a.done:
 			if ep.handsOver {
 				closeWith(conn, websocket.CloseServiceRestart, ticketapi.RestartReason(ticketID))
 				return
 			}
-			a.abandon(ticketID, "frontend shutting down")
-			closeWith(conn, websocket.CloseGoingAway, "frontend shutting down; ticket cancelled")
+			a.shutDown(ctx, conn, caller, ticketID, emit)
 			return
-		case <-ping.C:
+		case <-quiet.C:
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
-				a.abandon(ticketID, "client stopped answering")
+				a.lost(ep, ticketID, "client stopped answering")
 				return
 			}
-			// A browser's page hears no ping: the view again tells it the
-			// connection lives (the demo's emit sends nothing but the URL).
-			if !sent && emit(conn, ref.again()) != nil {
-				a.abandon(ticketID, "client stopped answering")
+			// The demo's emit sends nothing but the URL.
+			if emit(conn, ref.again()) != nil {
+				a.lost(ep, ticketID, "client stopped answering")
 				return
 			}
-			sent = false
+			quiet.Reset(a.cfg.Heartbeat)
 		}
 	}
 }
@@ -134,17 +136,22 @@ func (a *API) cancelled(ctx context.Context, conn *websocket.Conn, caller identi
 }
 
 // readClient reads what a WebSocket client sends, in its own goroutine (a
-// connection has one reader): gone is closed when the client goes away,
-// and cancelAsked receives when it sends {"type":"cancel"}.
-func readClient(conn *websocket.Conn) (gone <-chan struct{}, cancelAsked <-chan struct{}) {
+// connection has one reader): cancelAsked receives when it sends
+// {"type":"cancel"}, and gone is closed when the client goes away, end
+// then saying how.
+func readClient(conn *websocket.Conn) (gone <-chan struct{}, cancelAsked <-chan struct{}, end *clientEnd) {
 	goneCh := make(chan struct{})
 	cancelCh := make(chan struct{}, 1)
+	end = &clientEnd{}
 	go func() {
 		defer close(goneCh)
 		conn.SetReadLimit(512)
 		for {
 			_, data, err := conn.ReadMessage()
 			if err != nil {
+				// A cut reads as 1006 (abnormal closure), never sent.
+				var ce *websocket.CloseError
+				end.left = errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure && ce.Code != ticketapi.CloseFollowing
 				return
 			}
 			if ticketapi.IsCancel(data) {
@@ -155,7 +162,15 @@ func readClient(conn *websocket.Conn) (gone <-chan struct{}, cancelAsked <-chan 
 			}
 		}
 	}()
-	return goneCh, cancelCh
+	return goneCh, cancelCh, end
+}
+
+// clientEnd is how a WebSocket client went away, read once gone is
+// closed: left if it closed the connection (a page unloaded, a client
+// that gave up), not if the connection was cut or it closed with
+// ticketapi.CloseFollowing (it follows the ticket elsewhere).
+type clientEnd struct {
+	left bool
 }
 
 // finish sends the terminal state and closes: normally after an assignment,
@@ -178,6 +193,41 @@ func (a *API) finish(ctx context.Context, conn *websocket.Conn, v tickets.View, 
 		code = CloseCancelled
 	}
 	closeWith(conn, code, string(v.Status)+" "+v.Reason)
+}
+
+// shutDown lets the demo's client go as its frontend shuts down: its
+// ticket cancelled, or, if it was decided meanwhile (assigned the moment
+// the shutdown came), its end sent.
+func (a *API) shutDown(ctx context.Context, conn *websocket.Conn, caller identity.Caller, ticketID string, emit emitFunc) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err := a.tickets.Cancel(cctx, tickets.System, ticketID, "frontend shutting down")
+	switch {
+	case err == nil:
+		closeWith(conn, websocket.CloseGoingAway, "frontend shutting down; ticket cancelled")
+		return
+	case errors.Is(err, tickets.ErrAlreadyDecided):
+		if v, gerr := a.tickets.Get(cctx, caller, ticketID); gerr == nil && v.Status.Terminal() {
+			a.finish(ctx, conn, v, emit)
+			return
+		}
+	default:
+		a.log.Warn("cancel ticket on shutdown", "ticket_id", ticketID, "err", err)
+	}
+	closeWith(conn, websocket.CloseGoingAway, "frontend shutting down")
+}
+
+// lost ends the following of a ticket whose client's connection was cut
+// (or stopped taking what is sent): a /ws/events client, which has been
+// told the ticket's id, follows it on its event stream (both clients
+// do), so its ticket is kept, as a POST's is when its event stream is
+// cut; the demo's is cancelled (abandon), its client knowing no id.
+func (a *API) lost(ep endpoint, ticketID, reason string) {
+	if !ep.handsOver {
+		a.abandon(ticketID, reason)
+		return
+	}
+	a.log.Debug("websocket lost; ticket kept for its client to follow", "ticket_id", ticketID, "reason", reason)
 }
 
 // abandon cancels the ticket of a client that is gone.

@@ -78,7 +78,7 @@ var quickmatch = (() => {
   var eventStatus = "status";
   var eventIds = { queued: 1, matched: 2, terminal: 3 };
   var cancelMessage = `{"type":"cancel"}`;
-  var closeCodes = { expired: 4001, failed: 4002, cancelled: 4003, invalid: 4400, tryAgainLater: 1013 };
+  var closeCodes = { expired: 4001, failed: 4002, cancelled: 4003, invalid: 4400, tryAgainLater: 1013, following: 4e3 };
   var retryAfterReason = "retry after ";
   function retryAfterOfReason(reason) {
     return refusalOfReason(reason).retryAfterMs;
@@ -441,17 +441,31 @@ var quickmatch = (() => {
     const outcome = (async () => {
       if (!c.WebSocket) throw new TypeError("quickmatch: no WebSocket here; give one as options.WebSocket (in Node before 22: the ws package)");
       let refused;
+      let asked;
       for (let failures = 1; ; failures++) {
         const token = await tokenOf(c.token, ctrl.signal, refused);
+        if (refused) asked = refused;
         const end = await connect(c, c.WebSocket, wsURL(c, req, token), ctrl.signal, s, onUpdate);
-        refused = end.kind === "refused" && end.handshake ? token : void 0;
+        refused = end.kind === "refused" && end.handshake && token !== asked ? token : void 0;
         switch (end.kind) {
           case "outcome":
             return end.ticket;
           case "aborted":
+            if (s.current) c.cancel(s.current.ticket_id).catch(() => {
+            });
             throw abortReason(ctrl.signal);
-          case "lost":
-            return c.follow(end.ticket.ticket_id, { signal: ctrl.signal, onUpdate, lastEventId: rank(end.ticket.status) });
+          case "lost": {
+            const id = end.ticket.ticket_id;
+            if (s.cancelAsked) c.cancel(id).catch(() => {
+            });
+            try {
+              return await c.follow(id, { signal: ctrl.signal, onUpdate, lastEventId: rank(end.ticket.status) });
+            } catch (e) {
+              if (ctrl.signal.aborted) c.cancel(id).catch(() => {
+              });
+              throw e;
+            }
+          }
         }
         const delayMs = retryDelay(c.retry, failures, end.err);
         if (delayMs === void 0) throw end.err;
@@ -507,12 +521,15 @@ var quickmatch = (() => {
       const alive = () => {
         clearTimeout(idle);
         idle = setTimeout(() => {
-          ws.close(1e3, "silent");
+          ws.close(closeCodes.following, "silent");
           end(1006, `silent for ${c.idleMs} ms`);
         }, c.idleMs);
       };
       alive();
-      const leave = () => ws.close(1e3, "client left");
+      const leave = () => {
+        ws.close(1e3, "client left");
+        end(1e3, "client left");
+      };
       signal.addEventListener("abort", leave, { once: true });
       const fail = (e) => {
         bad = e;
