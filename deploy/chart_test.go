@@ -284,6 +284,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"kube backend without game servers", map[string]any{"gameServers": map[string]any{"enabled": false}}, "allocator.backend is kube but there are no game servers: enable gameServers or list allocator.clusters"},
 		{"kube backend with a short shutdown grace", map[string]any{"allocator": map[string]any{"shutdownGraceSeconds": 14}}, "allocator.shutdownGraceSeconds 14: the kube backend needs at least 15"},
 		{"local backend without servers", map[string]any{"allocator": map[string]any{"backend": "local"}}, "allocator.backend is local: set allocator.localGameServers"},
+		{"a refill that is not a duration", map[string]any{"allocator": map[string]any{"backfillRefill": "hourly"}}, schemaPattern("/allocator/backfillRefill", "hourly")},
 		// What Agones' FleetAutoscaler validation refuses (ValidateListPolicy,
 		// ValidateBufferPolicy) is refused at render, not left to fail at install.
 		{"list bufferSize above minCapacity", listPolicy(50, 40, 2000), "gameServers.autoscaler.list.minCapacity 40 is below gameServers.autoscaler.list.bufferSize 50: Agones refuses it"},

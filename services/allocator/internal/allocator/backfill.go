@@ -124,13 +124,14 @@ type rooms struct {
 	matches, roomMatches jetstream.KeyValue
 	src                  BackfillSource
 	records              *records
-	// turnover is BackfillConfig.Turnover: a room is sent at most this
-	// many times its seats over its life (rooms.limit).
+	// turnover and refill are BackfillConfig's: what a room may be sent
+	// (rooms.budget).
 	turnover int
+	refill   time.Duration
 }
 
 // openRooms opens the buckets of rooms, whose requests src shows.
-func openRooms(ctx context.Context, js jetstream.JetStream, subj events.Subjects, src BackfillSource, recs *records, turnover int) (*rooms, error) {
+func openRooms(ctx context.Context, js jetstream.JetStream, subj events.Subjects, src BackfillSource, recs *records, cfg BackfillConfig) (*rooms, error) {
 	matches, err := js.KeyValue(ctx, subj.MatchesBucket())
 	if err != nil {
 		return nil, fmt.Errorf("matches bucket: %w", err)
@@ -139,7 +140,7 @@ func openRooms(ctx context.Context, js jetstream.JetStream, subj events.Subjects
 	if err != nil {
 		return nil, fmt.Errorf("room matches bucket: %w", err)
 	}
-	return &rooms{matches: matches, roomMatches: roomMatches, src: src, records: recs, turnover: turnover}, nil
+	return &rooms{matches: matches, roomMatches: roomMatches, src: src, records: recs, turnover: cfg.Turnover, refill: cfg.Refill}, nil
 }
 
 // match is the match room roomID was opened for: its copy in the room
@@ -234,19 +235,19 @@ func within(m events.Match, seats []int) error {
 
 // asking is the request room roomID makes now, if it makes one: as its
 // own server shows it (its allocation record names the server), within
-// its shape, and the most players the room is sent over its life
-// (rooms.limit). Any other is errRoomGone: its fill is requeued.
-func (rs *rooms) asking(ctx context.Context, roomID string) (ShownBackfill, int, error) {
+// its shape, and what the room may be sent (rooms.budget). Any other is
+// errRoomGone: its fill is requeued.
+func (rs *rooms) asking(ctx context.Context, roomID string) (ShownBackfill, budget, error) {
 	if rs.src == nil {
-		return ShownBackfill{}, 0, fmt.Errorf("room %s: this backend shows no rooms: %w", roomID, errRoomGone)
+		return ShownBackfill{}, budget{}, fmt.Errorf("room %s: this backend shows no rooms: %w", roomID, errRoomGone)
 	}
 	reqs, known := rs.src.RoomBackfills(roomID)
 	if !known {
-		return ShownBackfill{}, 0, errRoomsUnknown
+		return ShownBackfill{}, budget{}, errRoomsUnknown
 	}
 	r, _, err := rs.records.room(ctx, roomID)
 	if err != nil {
-		return ShownBackfill{}, 0, err
+		return ShownBackfill{}, budget{}, err
 	}
 	for _, b := range reqs {
 		if b.MatchID != roomID || r.hosts(roomID, b.Server) != nil {
@@ -254,15 +255,15 @@ func (rs *rooms) asking(ctx context.Context, roomID string) (ShownBackfill, int,
 		}
 		m, err := rs.match(ctx, roomID)
 		if err != nil {
-			return ShownBackfill{}, 0, err
+			return ShownBackfill{}, budget{}, err
 		}
 		if err := within(m, b.Seats); err != nil {
-			return ShownBackfill{}, 0, fmt.Errorf("%w: %w", errRoomGone, err)
+			return ShownBackfill{}, budget{}, fmt.Errorf("%w: %w", errRoomGone, err)
 		}
-		limit, err := rs.limit(m)
+		limit, err := rs.budget(m)
 		return b, limit, err
 	}
-	return ShownBackfill{}, 0, fmt.Errorf("room %s asks for no one now: %w", roomID, errRoomGone)
+	return ShownBackfill{}, budget{}, fmt.Errorf("room %s asks for no one now: %w", roomID, errRoomGone)
 }
 
 // request is the events.Backfill of room request b, published at seen,
@@ -273,7 +274,7 @@ func (rs *rooms) asking(ctx context.Context, roomID string) (ShownBackfill, int,
 // promised to players on their way and not seated yet (record.free;
 // errSeatsPromised, with when the first promise ends, when none is
 // left), and no more than the room may still be backfilled with
-// (errRoomSpent when none: rooms.limit); its players are the match's, then those promised
+// (errRoomSpent when none: rooms.budget); its players are the match's, then those promised
 // a seat or sent before.
 func (rs *rooms) request(ctx context.Context, b ShownBackfill, seen time.Time) (events.Backfill, time.Time, error) {
 	room, err := rs.own(ctx, b.MatchID, b.Server)
@@ -287,11 +288,12 @@ func (rs *rooms) request(ctx context.Context, b ShownBackfill, seen time.Time) (
 	if err := within(m, b.Seats); err != nil {
 		return events.Backfill{}, time.Time{}, err
 	}
-	limit, err := rs.limit(m)
+	limit, err := rs.budget(m)
 	if err != nil {
 		return events.Backfill{}, time.Time{}, err
 	}
 	room.expire(seen)
+	room.refill(seen, limit)
 	seats := room.free(b)
 	if sum(seats) == 0 && len(room.Promised) > 0 {
 		return events.Backfill{}, room.until(), fmt.Errorf("room %s asks for %v: %w", b.MatchID, b.Seats, errSeatsPromised)

@@ -31,11 +31,16 @@ type BackfillConfig struct {
 	// not, costs the allocator and the matcher. Each allocator keeps its
 	// own pace.
 	MinInterval time.Duration
-	// Turnover is how many times its seats a room is backfilled with
-	// over its life (turnover.go): a game server that says its seats are
+	// Turnover is how many times its seats a room may be backfilled
+	// with at once (turnover.go): a game server that says its seats are
 	// free after every promise ends takes no more. The allocator's fills
 	// are held to its Config.Backfill's.
 	Turnover int
+	// Refill is how long a room takes to be given one room's seats back
+	// of its Turnover, a player at a time (0: never, a bound on its
+	// life): a room that runs for hours with players dropping in is
+	// served for as long as it loses no more than its seats each Refill.
+	Refill time.Duration
 }
 
 // backfillDefaults are the one statement of BackfillConfig's defaults.
@@ -44,12 +49,13 @@ var backfillDefaults = BackfillConfig{
 	// A room's seats change as its players leave, seconds apart at the
 	// fastest; a request is filled from the pool within a matcher tick.
 	MinInterval: 5 * time.Second,
-	// Each seat is filled again four times over a room's life: a 5v5
-	// that loses a player every four minutes is served for about two
-	// and a half hours, and a compromised server takes four rooms'
-	// worth of players for each it is allocated. Rooms that run for
-	// hours with players dropping in want more.
+	// Each seat is filled again four times at once, and once more an
+	// hour: a 5v5 that loses a player every six minutes is served for
+	// good, one that loses one every four for about eight hours, and a
+	// compromised server takes four rooms' worth of players for each it
+	// is allocated, then a room's worth an hour.
 	Turnover: 4,
+	Refill:   time.Hour,
 }
 
 // RegisterFlags registers MinInterval's flag on fs; Every is the
@@ -58,7 +64,9 @@ func (c *BackfillConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MinInterval, "backfill-min-interval", backfillDefaults.MinInterval,
 		"shortest time between two requests of one room published for the matcher; a room that asks again sooner waits")
 	fs.IntVar(&c.Turnover, "backfill-turnover", backfillDefaults.Turnover,
-		"most players one room is backfilled with over its life, in multiples of its seats (a game server that says its seats are free after every promise ends takes no more); raise it for rooms that run for hours")
+		"most players one room is backfilled with, in multiples of its seats, given back a room's seats each -backfill-refill (a game server that says its seats are free after every promise ends takes no more)")
+	fs.DurationVar(&c.Refill, "backfill-refill", backfillDefaults.Refill,
+		"how long a room takes to be given back one room's seats of its -backfill-turnover, a player at a time (0: never, a bound on the room's life); shorten it for rooms that run for hours with players dropping in")
 }
 
 // setDefaults fills what is unset (zero) of a config built in code; a
@@ -83,6 +91,9 @@ func (c *BackfillConfig) Validate() error {
 	}
 	if c.Turnover <= 0 {
 		errs = append(errs, fmt.Errorf("-backfill-turnover %d: must be positive (a room backfilled with no one asks in vain)", c.Turnover))
+	}
+	if c.Refill < 0 {
+		errs = append(errs, fmt.Errorf("-backfill-refill %s: must be 0 (never) or positive", c.Refill))
 	}
 	return errors.Join(errs...)
 }
@@ -197,7 +208,7 @@ func RequestBackfills(ctx context.Context, js jetstream.JetStream, subj events.S
 		if allocs, err = js.KeyValue(ctx, subj.AllocationsBucket()); err != nil {
 			return fmt.Errorf("allocations bucket: %w", err)
 		}
-		rs, err = openRooms(ctx, js, subj, src, &records{kv: allocs, log: log, now: time.Now}, cfg.Turnover)
+		rs, err = openRooms(ctx, js, subj, src, &records{kv: allocs, log: log, now: time.Now}, cfg)
 		return err
 	})
 	if err != nil {

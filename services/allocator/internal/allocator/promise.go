@@ -221,7 +221,7 @@ func (rs *records) room(ctx context.Context, roomID string) (record, uint64, err
 // over its life with m's (errRoomSpent), or m gets none (errRoomGone:
 // its tickets are requeued). A match promised seats before (a retry)
 // keeps its promise.
-func (rs *records) promise(ctx context.Context, roomID string, m events.Match, b ShownBackfill, limit int, until time.Time) (record, error) {
+func (rs *records) promise(ctx context.Context, roomID string, m events.Match, b ShownBackfill, limit budget, until time.Time) (record, error) {
 	seats := b.Seats
 	var teams []int
 	ask := b.Ask
@@ -244,7 +244,8 @@ func (rs *records) promise(ctx context.Context, roomID string, m events.Match, b
 		if i := slices.IndexFunc(r.Promised, func(p promise) bool { return p.Match == m.MatchID }); i >= 0 {
 			return record{Server: r.Server, Until: r.Promised[i].Until}, nil
 		}
-		if r.Backfilled+len(teams) > limit {
+		r.refill(rs.now(), limit)
+		if r.Backfilled+len(teams) > limit.most {
 			return record{}, fmt.Errorf("room %s: match %s brings %d: %w", roomID, m.MatchID, len(teams), r.spent(limit))
 		}
 		free := r.free(b)

@@ -52,10 +52,12 @@ type record struct {
 	// (promise.go).
 	Promised []promise `json:"promised,omitempty"`
 	Sent     []string  `json:"sent,omitempty"`
-	// Backfilled, in a running room's record, counts the players ever
-	// promised a seat in it: it is backfilled with no more than its
-	// Turnover allows (turnover.go).
-	Backfilled int `json:"backfilled,omitempty"`
+	// Backfilled, in a running room's record, counts the players
+	// promised a seat in it, less those given back since (refill): it is
+	// backfilled with no more than its Turnover allows (turnover.go).
+	// BackfilledAt is when that count was last given back to (Unix ms).
+	Backfilled   int   `json:"backfilled,omitempty"`
+	BackfilledAt int64 `json:"backfilled_at,omitempty"`
 }
 
 // failedBefore: the match's record says it failed; its players were (or

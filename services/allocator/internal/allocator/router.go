@@ -46,7 +46,7 @@ func (a *Allocator) Bind(ctx context.Context) error {
 			return err
 		}
 		recs := &records{kv: kv, backend: a.backend, log: a.log, now: time.Now}
-		rs, err := openRooms(ctx, a.js, a.subj, src, recs, a.cfg.Backfill.Turnover)
+		rs, err := openRooms(ctx, a.js, a.subj, src, recs, a.cfg.Backfill)
 		if err != nil {
 			return err
 		}

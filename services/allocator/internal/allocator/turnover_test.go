@@ -76,8 +76,67 @@ func TestHostileRoomAskingForEverySeatAgainIsBounded(t *testing.T) {
 func TestTurnoverIsOfTheRoomsSeats(t *testing.T) {
 	m := events.Match{MatchID: "r2", Mode: "3v3", Teams: 2, TeamSize: 3, Tickets: []events.MatchTicket{
 		{TicketID: "ta", Players: []string{"a"}}, {TicketID: "tb", Players: []string{"b"}, Team: 1}}}
-	rs := &rooms{turnover: 4}
-	if n, err := rs.limit(m); err != nil || n != 24 {
-		t.Fatalf("limit %d %v, want 24", n, err)
+	rs := &rooms{turnover: 4, refill: time.Hour}
+	if b, err := rs.budget(m); err != nil || b != (budget{most: 24, per: 10 * time.Minute}) {
+		t.Fatalf("budget %+v %v, want 24 at once, one back each 10 minutes", b, err)
+	}
+}
+
+// TestARoomIsGivenBackItsSeatsEachRefill: a room that was sent all it
+// may be is given back a player at a time, its seats each refill, what is
+// not yet a whole player kept for the next time; so a room that runs for
+// hours with players dropping in is served for as long as it loses no
+// more than its seats an hour. Before, the bound was on the room's life:
+// a 5v5 losing a player every four minutes was refused after 2.5 h.
+func TestARoomIsGivenBackItsSeatsEachRefill(t *testing.T) {
+	t.Parallel()
+	b := budget{most: 8, per: 15 * time.Minute} // a 2v2, turnover 2, refill 1 h
+	t0 := time.Date(2026, 12, 5, 20, 0, 0, 0, time.UTC)
+	r := record{Backfilled: 8, BackfilledAt: t0.UnixMilli()}
+	for _, step := range []struct {
+		at   time.Duration
+		want int
+	}{{14 * time.Minute, 8}, {15 * time.Minute, 7}, {50 * time.Minute, 5}, {61 * time.Minute, 4}, {10 * time.Hour, 0}} {
+		r.refill(t0.Add(step.at), b)
+		if r.Backfilled != step.want {
+			t.Fatalf("after %s: %d counted, want %d", step.at, r.Backfilled, step.want)
+		}
+	}
+	if seats, err := (&record{Backfilled: 7}).spare("r1", []int{2, 2}, b); err != nil || !slices.Equal(seats, []int{1, 0}) {
+		t.Fatalf("spare %v %v, want the one seat given back", seats, err)
+	}
+	never := record{Backfilled: 8, BackfilledAt: t0.UnixMilli()}
+	never.refill(t0.Add(100*time.Hour), budget{most: 8})
+	if never.Backfilled != 8 {
+		t.Fatalf("no refill: %d counted after 100 h, want 8", never.Backfilled)
+	}
+}
+
+// TestASpentRoomIsFilledAgainOnceGivenBack: the hostile test's room,
+// spent, is sent a player again once a quarter of an hour gave one back
+// (2v2, refill 1 h), its request and its fill.
+func TestASpentRoomIsFilledAgainOnceGivenBack(t *testing.T) {
+	t.Parallel()
+	e := newSeatedEnv(t)
+	e.rq.rooms.turnover, e.rq.rooms.refill = 1, time.Hour
+	e.src.set(play.Backfill{MatchID: "r1", Ask: 1, Seats: []int{2, 2}})
+	e.rq.poll(t.Context())
+	if err := e.fill(fillSeats("f0", e.request(t, 1).Seats)); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(10*time.Minute + promiseMargin) // the promise ends: spent, nothing given back yet
+	e.src.set(play.Backfill{MatchID: "r1", Ask: 2, Seats: []int{2, 2}})
+	e.rq.poll(t.Context())
+	if err := e.fill(fillSeats("f1", []int{1, 0})); !errors.Is(err, errRoomSpent) {
+		t.Fatalf("a fill of the spent room: %v, want it refused", err)
+	}
+	e.wait(5 * time.Minute) // 15 minutes since the promise: one player back
+	e.src.set(play.Backfill{MatchID: "r1", Ask: 3, Seats: []int{2, 2}})
+	e.rq.poll(t.Context())
+	if req := e.request(t, 2); !slices.Equal(req.Seats, []int{1, 0}) { // Ask 2 was not published
+		t.Fatalf("request once given back: %v, want one seat", req.Seats)
+	}
+	if err := e.fill(fillSeats("f2", []int{1, 0})); err != nil {
+		t.Fatalf("a fill once given back: %v", err)
 	}
 }
