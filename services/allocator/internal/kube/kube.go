@@ -23,6 +23,8 @@ package kube
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +41,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/agones"
@@ -61,8 +64,22 @@ const (
 	OnePerServer Mode = "one-per-server"
 )
 
-// LabelMode is the label a label-locked server carries.
+// LabelMode is the label a label-locked server carries: its mode's
+// ModeLabel.
 const LabelMode = "quickmatch.dev/mode"
+
+// ModeLabel is mode as a label value: itself when Kubernetes takes it
+// (at most 63 characters, a letter or digit at each end), else "h-" and
+// the first 16 hex digits of its SHA-256. A mode may be 64 characters
+// and start or end with "-" or "_" (pkg/events), and Agones refused the
+// allocation of every match of such a mode (422).
+func ModeLabel(mode string) string {
+	if len(validation.IsValidLabelValue(mode)) == 0 {
+		return mode
+	}
+	sum := sha256.Sum256([]byte(mode))
+	return "h-" + hex.EncodeToString(sum[:8])
+}
 
 type cluster struct {
 	Cluster
@@ -168,13 +185,13 @@ func (b *Backend) Request(c Cluster, m events.Match) (agones.GameServerAllocatio
 		}
 		gsa.Spec.Priorities = fullest
 	case LabelLocking:
-		locked := map[string]string{"agones.dev/fleet": c.Fleet, LabelMode: m.Mode}
+		locked := map[string]string{"agones.dev/fleet": c.Fleet, LabelMode: ModeLabel(m.Mode)}
 		gsa.Spec.Selectors = []agones.GameServerSelector{
 			{MatchLabels: locked, MatchExpressions: notRetiring, GameServerState: agones.StateAllocated, Lists: fits},
 			{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: agones.StateReady, Lists: fits},
 		}
 		gsa.Spec.Priorities = fullest
-		meta.Labels = map[string]string{LabelMode: m.Mode}
+		meta.Labels = map[string]string{LabelMode: ModeLabel(m.Mode)}
 	case OnePerServer:
 		gsa.Spec.Selectors = []agones.GameServerSelector{{MatchLabels: fleet, MatchExpressions: notRetiring, GameServerState: agones.StateReady, Lists: fits}}
 	}
@@ -331,6 +348,12 @@ func (b *Backend) allocateIn(ctx context.Context, c *cluster, m events.Match) (a
 			// failing after it allocated); a 503 is the aggregator
 			// finding no Agones to ask.
 			err = fmt.Errorf("%w (%w)", err, errUnclear)
+		case http.StatusTooManyRequests:
+			// The API server's priority and fairness holding this client
+			// back: a busy cluster, not a failing one. Counted as a
+			// failure, three in a row skipped the cluster for the
+			// cooldown, and with one cluster every match failed then.
+			return allocator.Server{}, err
 		}
 		c.failed(b, err)
 		return allocator.Server{}, err

@@ -67,3 +67,27 @@ func TestWhichAnswersAreUnclear(t *testing.T) {
 		}
 	}
 }
+
+// TestATooManyRequestsIsNoClusterFailure: a 429 (the API server's
+// priority and fairness) is a busy cluster: three in a row skipped the
+// cluster for its cooldown, and with one cluster every match failed.
+func TestATooManyRequestsIsNoClusterFailure(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	t.Cleanup(srv.Close)
+	b, err := New(Config{Mode: OnePerServer, Timeout: time.Second}, []Cluster{{Name: "one", Config: &rest.Config{Host: srv.URL}, Namespace: "default", Fleet: "rps"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range b.cfg.FailuresToUnhealthy + 2 {
+		if _, err := b.allocateIn(t.Context(), b.clusters[0], twoVtwo()); !errors.Is(err, ErrAPI) {
+			t.Fatalf("a 429: %v, want a retryable API error", err)
+		}
+	}
+	if !b.clusters[0].skipUntil.IsZero() {
+		t.Fatalf("the cluster is skipped until %v after 429s", b.clusters[0].skipUntil)
+	}
+}

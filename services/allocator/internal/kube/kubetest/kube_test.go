@@ -82,17 +82,19 @@ func TestUnAllocatedThenScaleUp(t *testing.T) {
 	}
 }
 
-// TestAPIFaultsAreErrorsAndMarkTheClusterUnhealthy: 429, 500 and a
-// timeout each fail one call with a retryable error; three in a row rule
-// the cluster out for the cool-down; afterwards it allocates again.
+// TestAPIFaultsAreErrorsAndMarkTheClusterUnhealthy: 429, 503, 500 and a
+// timeout each fail one call with a retryable error; three failures in a
+// row rule the cluster out for the cool-down, a 429 (the API server's
+// priority and fairness: busy, not failing) not counted among them;
+// afterwards it allocates again.
 func TestAPIFaultsAreErrorsAndMarkTheClusterUnhealthy(t *testing.T) {
 	c := Start(t)
 	c.Create(t, "default", GameServer{Name: "gs-1", Fleet: "rps", RoomsCap: 4, PlayersCap: 8})
 	// Settle short: the cool-down is timed from the third failure.
 	b := backend(t, kube.Config{Mode: kube.HighDensity, Timeout: 300 * time.Millisecond, Settle: time.Millisecond, FailuresToUnhealthy: 3, Cooldown: 500 * time.Millisecond},
 		kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps"})
-	c.Inject(Fault{Status: http.StatusTooManyRequests}, Fault{Status: http.StatusInternalServerError}, Fault{Delay: 2 * time.Second})
-	for i, want := range []string{"429", "500", "Timeout"} {
+	c.Inject(Fault{Status: http.StatusTooManyRequests}, Fault{Status: http.StatusServiceUnavailable}, Fault{Status: http.StatusInternalServerError}, Fault{Delay: 2 * time.Second})
+	for i, want := range []string{"429", "503", "500", "Timeout"} {
 		_, err := b.Allocate(t.Context(), match("m1", "a", "b"))
 		if !errors.Is(err, kube.ErrAPI) || !strings.Contains(err.Error(), want) {
 			t.Fatalf("fault %d: %v, want an API error with %q", i, err, want)
