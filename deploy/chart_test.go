@@ -284,6 +284,8 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"kube backend without game servers", map[string]any{"gameServers": map[string]any{"enabled": false}}, "allocator.backend is kube but there are no game servers: enable gameServers or list allocator.clusters"},
 		{"kube backend with a short shutdown grace", map[string]any{"allocator": map[string]any{"shutdownGraceSeconds": 14}}, "allocator.shutdownGraceSeconds 14: the kube backend needs at least 15"},
 		{"local backend without servers", map[string]any{"allocator": map[string]any{"backend": "local"}}, "allocator.backend is local: set allocator.localGameServers"},
+		// Its volume is kubeconfig-<name>, a name Kubernetes holds to 63.
+		{"a cluster name too long for its volume", map[string]any{"allocator": map[string]any{"clusters": []any{map[string]any{"name": strings.Repeat("c", 53), "region": "us", "namespace": "games", "fleet": "rps", "kubeconfigSecret": "k"}}}}, "at '/allocator/clusters/0/name': maxLength: got 53, want 52"},
 		{"a refill that is not a duration", map[string]any{"allocator": map[string]any{"backfillRefill": "hourly"}}, schemaPattern("/allocator/backfillRefill", "hourly")},
 		// What Agones' FleetAutoscaler validation refuses (ValidateListPolicy,
 		// ValidateBufferPolicy) is refused at render, not left to fail at install.

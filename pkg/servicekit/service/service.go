@@ -121,6 +121,7 @@ func New(ctx context.Context, name string, o Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	setMemoryLimit(log)
 	if o.Provision {
 		if err := Provision(ctx, o, log); err != nil {
 			return nil, err

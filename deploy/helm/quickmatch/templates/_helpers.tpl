@@ -158,7 +158,12 @@ imagePullSecrets:
 moment the process listens, before it reaches NATS (service.New, then
 Connect): a service waiting out a NATS outage is alive, and restarting it
 would only wait again, behind a crash loop's backoff. /readyz says ready
-once the service is connected and bound. */}}
+once the service is connected and bound. Readiness is asked on readyPort
+(default port): the frontend's on the players' port, which it is ready to
+serve, its liveness on its ops port, so that a frontend slow under load at
+peak is taken out of the load balancer, not restarted with every socket
+on it. One failed readiness takes it out (a drain relies on it), so a
+probe gets two seconds. */}}
 {{- define "quickmatch.opsProbes" -}}
 startupProbe:
   httpGet: { path: /healthz, port: {{ .port }} }
@@ -169,8 +174,9 @@ livenessProbe:
   periodSeconds: 10
   failureThreshold: 3
 readinessProbe:
-  httpGet: { path: /readyz, port: {{ .port }} }
+  httpGet: { path: /readyz, port: {{ .readyPort | default .port }} }
   periodSeconds: 2
+  timeoutSeconds: 2
   failureThreshold: 1
 {{- end -}}
 
