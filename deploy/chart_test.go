@@ -109,6 +109,19 @@ func TestChartRendersStrictTypedObjects(t *testing.T) {
 			}
 			t.Logf("%s: %v", vs.Name, kinds)
 			switch vs.Name {
+			case "buffer-autoscaler-no-netpol":
+				// The frontend's autoscaler owns its count: a replicas in
+				// the Deployment would be set back by every upgrade.
+				for _, o := range objects {
+					if v, err := deploytest.Typed(o); err == nil {
+						if d, ok := v.(*appsv1.Deployment); ok && strings.HasSuffix(d.Name, "frontend") && d.Spec.Replicas != nil {
+							t.Errorf("frontend Deployment with its autoscaler says replicas %d", *d.Spec.Replicas)
+						}
+					}
+				}
+				if kinds["HorizontalPodAutoscaler"] != 1 {
+					t.Errorf("%d autoscalers, want the frontend's", kinds["HorizontalPodAutoscaler"])
+				}
 			case "defaults":
 				want := map[string]int{"Deployment": 3, "Fleet": 1, "FleetAutoscaler": 1, "HorizontalPodAutoscaler": 1, "Role": 1, "RoleBinding": 1, "NetworkPolicy": 4, "PodDisruptionBudget": 3, "Secret": 2, "Pod": 2} // Secrets: the join key, the seal keys
 				for k, n := range want {

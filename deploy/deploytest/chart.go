@@ -182,7 +182,9 @@ func ValueSets() []ValueSet {
 			"gameServers":   map[string]any{"autoscaler": map[string]any{"policy": "Buffer"}},
 			"networkPolicy": map[string]any{"enabled": false},
 			"matcher":       map[string]any{"autoscaling": map[string]any{"enabled": false}},
-			"rules":         `{"attributes":{"platform":{"kind":"string","values":["pc","console"]}},"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":"2m","rules":[{"kind":"equal","attribute":"platform","drop_after":"1m"}]}]}`,
+			"frontend": map[string]any{"auth": join["frontend"].(map[string]any)["auth"],
+				"autoscaling": map[string]any{"enabled": true, "minReplicas": 3, "maxReplicas": 30, "targetCPUUtilizationPercentage": 60}},
+			"rules": `{"attributes":{"platform":{"kind":"string","values":["pc","console"]}},"modes":[{"name":"1v1","teams":2,"team_size":1,"max_wait":"2m","rules":[{"kind":"equal","attribute":"platform","drop_after":"1m"}]}]}`,
 		})},
 		// Fleets per region and per set of modes, a fleet of another
 		// cluster, a region label of the user's, and per-fleet settings.

@@ -35,6 +35,9 @@ func (b *Backend) Watch(ctx context.Context) error {
 		if err := inf.AddIndexers(cache.Indexers{roomIndex: roomsOf}); err != nil {
 			return fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
+		if err := inf.SetTransform(slim); err != nil {
+			return fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
 		c.informer.Store(&informer{servers: inf.GetIndexer(), synced: inf.HasSynced})
 		f.Start(ctx.Done())
 	}
