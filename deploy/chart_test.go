@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -109,13 +110,24 @@ func TestChartRendersStrictTypedObjects(t *testing.T) {
 			}
 			t.Logf("%s: %v", vs.Name, kinds)
 			switch vs.Name {
-			case "buffer-autoscaler-no-netpol":
-				// The frontend's autoscaler owns its count: a replicas in
-				// the Deployment would be set back by every upgrade.
+			case "fleets-per-region-and-mode":
+				// A budget of 0 (no voluntary eviction) is 0, not the default.
 				for _, o := range objects {
 					if v, err := deploytest.Typed(o); err == nil {
-						if d, ok := v.(*appsv1.Deployment); ok && strings.HasSuffix(d.Name, "frontend") && d.Spec.Replicas != nil {
-							t.Errorf("frontend Deployment with its autoscaler says replicas %d", *d.Spec.Replicas)
+						if p, ok := v.(*policyv1.PodDisruptionBudget); ok && strings.HasSuffix(p.Name, "frontend") && (p.Spec.MaxUnavailable == nil || p.Spec.MaxUnavailable.IntValue() != 0) {
+							t.Errorf("frontend pdb maxUnavailable %v, want 0", p.Spec.MaxUnavailable)
+						}
+					}
+				}
+			case "buffer-autoscaler-no-netpol":
+				// The frontend's autoscaler owns its count: the Deployment
+				// says the count it runs (lookup; at install, with no
+				// cluster to read, minReplicas), not frontend.replicas,
+				// which every upgrade would set it back to.
+				for _, o := range objects {
+					if v, err := deploytest.Typed(o); err == nil {
+						if d, ok := v.(*appsv1.Deployment); ok && strings.HasSuffix(d.Name, "frontend") && (d.Spec.Replicas == nil || *d.Spec.Replicas != 3) {
+							t.Errorf("frontend Deployment with its autoscaler says replicas %v, want minReplicas 3", d.Spec.Replicas)
 						}
 					}
 				}

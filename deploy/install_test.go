@@ -10,6 +10,7 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/utils/ptr"
 
 	"github.com/quickmatch-dev/quickmatch/deploy/deploytest"
 )
@@ -77,6 +78,32 @@ func TestHelmInstallWait(t *testing.T) {
 	}
 	if !provisioned {
 		t.Error("the provisioning Job did not run before install")
+	}
+	upgradeToAutoscaling(t, cp, &cfg, ns)
+}
+
+// upgradeToAutoscaling: an upgrade that turns the matcher's autoscaler on
+// keeps the replicas it runs (3 here, from an upgrade that turned it off).
+// Left out of the manifest, the field was removed by the upgrade's patch
+// and Kubernetes set the Deployment to one replica.
+func upgradeToAutoscaling(t *testing.T, cp *deploytest.ControlPlane, cfg *action.Configuration, ns string) {
+	vs := deploytest.ValueSets()[0]
+	for _, m := range []map[string]any{
+		{"enabled": false},
+		{"enabled": true, "minReplicas": 2, "maxReplicas": 10, "targetCPUUtilizationPercentage": 70},
+	} {
+		up := action.NewUpgrade(cfg)
+		up.Namespace, up.Timeout = ns, 90*time.Second
+		if _, err := up.Run("qm", deploytest.Load(t), vs.With(t, map[string]any{"matcher": map[string]any{"replicas": 3, "autoscaling": m}})); err != nil {
+			t.Fatalf("helm upgrade (matcher autoscaling %v): %v", m["enabled"], err)
+		}
+	}
+	d, err := cp.Client.AppsV1().Deployments(ns).Get(t.Context(), "qm-matcher", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
+		t.Errorf("matcher replicas %d after the upgrade that turned its autoscaler on, want the 3 it ran", ptr.Deref(d.Spec.Replicas, -1))
 	}
 }
 

@@ -189,7 +189,8 @@ func ValueSets() []ValueSet {
 		// Fleets per region and per set of modes, a fleet of another
 		// cluster, a region label of the user's, and per-fleet settings.
 		{Name: "fleets-per-region-and-mode", Set: with(map[string]any{
-			"regions": []any{"eu", "us"},
+			"regions":  []any{"eu", "us"},
+			"frontend": map[string]any{"auth": join["frontend"].(map[string]any)["auth"], "pdb": map[string]any{"maxUnavailable": 0}},
 			"gameServers": map[string]any{
 				"regionLabel": "example.com/zone",
 				"fleets": []any{

@@ -93,10 +93,12 @@ func (c *Client) Queue(ctx context.Context, req ticketapi.Request, fn func(ticke
 		lastData = data
 		var v ticketapi.View
 		if err := json.Unmarshal(data, &v); err != nil {
+			refuse(conn)
 			return ticketapi.View{}, fmt.Errorf("quickmatch queue: a status message: %w", ErrMalformed)
 		}
 		// Every message is of the ticket the first one named.
 		if err := checkView(&v, last.TicketID); err != nil {
+			refuse(conn)
 			return ticketapi.View{}, fmt.Errorf("quickmatch queue: %w", err)
 		}
 		if fn != nil {
@@ -107,6 +109,14 @@ func (c *Client) Queue(ctx context.Context, req ticketapi.Request, fn func(ticke
 		}
 		last = v
 	}
+}
+
+// refuse closes a connection whose message broke the contract with a
+// close frame (1002, protocol error): the client gives its ticket up, and
+// the frontend keeps the ticket of a connection cut without one, which
+// no one could then name or cancel.
+func refuse(conn *websocket.Conn) {
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseProtocolError, "a message that breaks the contract"), time.Now().Add(time.Second))
 }
 
 // leave cancels the ticket Queue queued ("": none yet) for a caller that

@@ -218,3 +218,25 @@ func TestQueueFollowsAfterAnyCloseAndCancelsOnLeaving(t *testing.T) {
 		}
 	}
 }
+
+// A message that breaks the contract (malformed, or another ticket's)
+// ends Queue with a close frame, so the frontend cancels the ticket: a
+// connection cut without one keeps it, and no one could name it.
+func TestQueueRefusesABadMessageWithAClose(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []string{"{", `{"ticket_id":"t2","status":"queued"}`} {
+		heard := make(chan error, 1)
+		c := newClient(t, wsServer(func(conn *websocket.Conn, _ *http.Request) {
+			_ = conn.WriteMessage(websocket.TextMessage, statusMessage("queued"))
+			_ = conn.WriteMessage(websocket.TextMessage, []byte(bad))
+			_, _, err := conn.ReadMessage()
+			heard <- err
+		}))
+		if _, err := c.Queue(t.Context(), ticketapi.Request{Region: "eu"}, nil); err == nil {
+			t.Fatalf("%s: no error", bad)
+		}
+		if err := <-heard; !websocket.IsCloseError(err, websocket.CloseProtocolError) {
+			t.Fatalf("%s: the server heard %v, want a close frame (1002)", bad, err)
+		}
+	}
+}

@@ -23,6 +23,6 @@ func setMemoryLimit(log *slog.Logger) {
 	case err != nil:
 		log.Debug("no memory limit read from the cgroup; GOMEMLIMIT left as it is", "err", err)
 	case limit < math.MaxInt64:
-		log.Info("heap held under the container's memory limit", "gomemlimit_bytes", limit, "share", memoryShare)
+		log.Info("heap held under a memory limit (GOMEMLIMIT, or a share of the cgroup's: AUTOMEMLIMIT, default 0.9)", "gomemlimit_bytes", limit)
 	}
 }

@@ -232,3 +232,18 @@ insecure. */}}
 - name: AUTH_SERVER_SCOPE
   value: {{ $a.serverScope | quote }}
 {{- end -}}
+
+{{/* The replica count of an autoscaled Deployment (dict "c" the component's
+dict, "autoscaling" its values): the count it runs now, read from the
+cluster, or minReplicas at install. Left out, a helm upgrade that turned
+the autoscaler on removed the field, and Kubernetes set the Deployment to
+one replica until the autoscaler caught up (launch day's frontends down to
+one); rendered from the values, every upgrade set an autoscaled count back. */}}
+{{- define "quickmatch.autoscaledReplicas" -}}
+{{- $live := lookup "apps/v1" "Deployment" .c.root.Release.Namespace (include "quickmatch.name" .c) -}}
+{{- if and $live $live.spec $live.spec.replicas -}}
+{{- $live.spec.replicas -}}
+{{- else -}}
+{{- .autoscaling.minReplicas -}}
+{{- end -}}
+{{- end -}}

@@ -293,6 +293,9 @@ func (rs *rooms) request(ctx context.Context, b ShownBackfill, seen time.Time) (
 		return events.Backfill{}, time.Time{}, err
 	}
 	room.expire(seen)
+	if limit.per > 0 && room.BackfilledAt <= 0 && room.Backfilled > 0 {
+		rs.records.startRefill(ctx, b.MatchID, seen)
+	}
 	room.refill(seen, limit)
 	seats := room.free(b)
 	if sum(seats) == 0 && len(room.Promised) > 0 {

@@ -1,6 +1,7 @@
 package allocator
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -60,11 +61,14 @@ func (rs *rooms) budget(m events.Match) (budget, error) {
 // zero starts the clock again.
 func (r *record) refill(now time.Time, b budget) {
 	at := now.UnixMilli()
-	if b.per <= 0 {
+	if b.per <= 0 || r.BackfilledAt > at {
+		// Nothing given back, and the clock left as it is, by an
+		// allocator whose clock is behind the one that wrote it: reset,
+		// an allocator ahead would give the difference back again.
 		return
 	}
-	if r.Backfilled <= 0 || r.BackfilledAt <= 0 || r.BackfilledAt > at {
-		r.BackfilledAt = at // from before refills, or a clock that went back
+	if r.Backfilled <= 0 || r.BackfilledAt <= 0 {
+		r.BackfilledAt = at // nothing to give back, or a count from before refills
 		return
 	}
 	per := b.per.Milliseconds()
@@ -75,6 +79,28 @@ func (r *record) refill(now time.Time, b budget) {
 	}
 	r.Backfilled -= int(back)
 	r.BackfilledAt += back * per
+}
+
+// startRefill writes now as room roomID's refill clock in its record
+// if none is there while it counts players (a count written before
+// refills, or by an allocator of an earlier version during a rollout):
+// a promise starts the clock, and a room full then is given no promise,
+// so it stayed full for good.
+func (rs *records) startRefill(ctx context.Context, roomID string, now time.Time) {
+	for range 3 {
+		r, rev, err := rs.room(ctx, roomID)
+		if err != nil || r.BackfilledAt > 0 || r.Backfilled <= 0 {
+			return
+		}
+		r.BackfilledAt = now.UnixMilli()
+		data, err := r.encode()
+		if err != nil {
+			return
+		}
+		if _, err = rs.kv.Update(ctx, roomID, data, rev); err == nil {
+			return
+		}
+	}
 }
 
 // spent is errRoomSpent with the room's count.

@@ -140,3 +140,56 @@ func TestASpentRoomIsFilledAgainOnceGivenBack(t *testing.T) {
 		t.Fatalf("a fill once given back: %v", err)
 	}
 }
+
+// TestARoomFullBeforeRefillsStartsItsClock: a room whose record counts
+// players but no refill clock (written before refills, or by an
+// allocator of the earlier version during a rollout) and is full gets no
+// promise to start the clock: its request starts it, and a quarter of an
+// hour later it is sent a player again. Before, it stayed full for good.
+func TestARoomFullBeforeRefillsStartsItsClock(t *testing.T) {
+	t.Parallel()
+	e := newSeatedEnv(t)
+	e.rq.rooms.turnover, e.rq.rooms.refill = 1, time.Hour
+	e.src.set(play.Backfill{MatchID: "r1", Ask: 1, Seats: []int{2, 2}})
+	e.rq.poll(t.Context())
+	if err := e.fill(fillSeats("f0", e.request(t, 1).Seats)); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := e.recs.room(t.Context(), "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.BackfilledAt = 0 // as an earlier version writes it
+	data, _ := r.encode()
+	if _, err := e.recs.kv.Put(t.Context(), "r1", data); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(5 * time.Hour) // the promise long over; nothing given back without a clock
+	e.src.set(play.Backfill{MatchID: "r1", Ask: 2, Seats: []int{2, 2}})
+	e.rq.poll(t.Context())
+	e.wait(15 * time.Minute)
+	e.src.set(play.Backfill{MatchID: "r1", Ask: 3, Seats: []int{2, 2}})
+	e.rq.poll(t.Context())
+	if req := e.request(t, 2); !slices.Equal(req.Seats, []int{1, 0}) {
+		t.Fatalf("request a quarter of an hour after the clock started: %v, want one seat", req.Seats)
+	}
+}
+
+// TestAClockBehindGivesNothingBack: an allocator whose clock is behind
+// the one that wrote the refill clock gives nothing back and leaves the
+// clock as it is (reset, an allocator ahead gave the difference back
+// again: 20 players promised where 10 were left).
+func TestAClockBehindGivesNothingBack(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 5, 20, 0, 0, 0, time.UTC)
+	b := budget{most: 10, per: 6 * time.Minute}
+	r := record{Backfilled: 10, BackfilledAt: t0.UnixMilli()}
+	r.refill(t0.Add(-30*time.Minute), b)
+	if r.Backfilled != 10 || r.BackfilledAt != t0.UnixMilli() {
+		t.Fatalf("behind: %+v", r)
+	}
+	r.refill(t0.Add(6*time.Minute), b)
+	if r.Backfilled != 9 {
+		t.Fatalf("ahead by one period: %d counted, want 9", r.Backfilled)
+	}
+}

@@ -174,6 +174,10 @@ func TestEventsWebSocketLostIsNotLeft(t *testing.T) {
 		{"closed", func(c *websocket.Conn) {
 			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
 		}, true},
+		{"sent more than it may", func(c *websocket.Conn) {
+			_ = c.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 600)))
+			_ = c.NetConn().Close()
+		}, true},
 		{"closed to follow elsewhere", func(c *websocket.Conn) {
 			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ticketapi.CloseFollowing, "silent"), time.Now().Add(time.Second))
 		}, false},

@@ -149,9 +149,12 @@ func readClient(conn *websocket.Conn) (gone <-chan struct{}, cancelAsked <-chan 
 		for {
 			_, data, err := conn.ReadMessage()
 			if err != nil {
-				// A cut reads as 1006 (abnormal closure), never sent.
+				// A cut reads as 1006 (abnormal closure), never sent; a
+				// client that sent more than it may broke the contract, and
+				// leaves as one that closes does.
 				var ce *websocket.CloseError
-				end.left = errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure && ce.Code != ticketapi.CloseFollowing
+				end.left = errors.Is(err, websocket.ErrReadLimit) ||
+					errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure && ce.Code != ticketapi.CloseFollowing
 				return
 			}
 			if ticketapi.IsCancel(data) {
