@@ -76,6 +76,7 @@ func TestChartRendersStrictTypedObjects(t *testing.T) {
 				switch v := v.(type) {
 				case *appsv1.Deployment:
 					checkPod(t, o.String(), v.Spec.Template.Spec, env)
+					checkSpread(t, o.String(), v)
 				case *deploytest.Fleet:
 					checkFleet(t, v, regionLabel, env)
 				case *agones.FleetAutoscaler:
@@ -376,5 +377,23 @@ func TestChartRendersAutoscalersAgonesAccepts(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// checkSpread: a service's pods spread over nodes and zones where the
+// scheduler can (a drain or a lost node took most of a component), each
+// constraint selecting the Deployment's own pods.
+func checkSpread(t *testing.T, name string, d *appsv1.Deployment) {
+	t.Helper()
+	keys := map[string]bool{}
+	for _, c := range d.Spec.Template.Spec.TopologySpreadConstraints {
+		sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
+		if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) || c.WhenUnsatisfiable != corev1.ScheduleAnyway {
+			t.Errorf("%s: spread over %s does not select its pods softly: %+v", name, c.TopologyKey, c)
+		}
+		keys[c.TopologyKey] = true
+	}
+	if !keys["kubernetes.io/hostname"] || !keys["topology.kubernetes.io/zone"] {
+		t.Errorf("%s: spread over %v, want nodes and zones", name, keys)
 	}
 }
