@@ -45,6 +45,7 @@ type clusterEntry struct {
 	Modes      []string `json:"modes"`
 	Priority   int      `json:"priority"`
 	Weight     int      `json:"weight"`
+	Scheduling string   `json:"scheduling"`
 }
 
 func render(t *testing.T, vals map[string]any) rendered {
@@ -132,7 +133,7 @@ func TestChartFleetsCarryRegionsAndModes(t *testing.T) {
 	}{
 		{"defaults", agones.RegionLabel,
 			map[string]fleet{"rps": {"eu", 20, 200, 2, "List", 40, 2000, 20}},
-			[]clusterEntry{{Name: "local-rps", Namespace: "quickmatch", Fleet: "rps", Region: "eu", Modes: []string{}, Weight: 1}}},
+			[]clusterEntry{{Name: "local-rps", Namespace: "quickmatch", Fleet: "rps", Region: "eu", Modes: []string{}, Weight: 1, Scheduling: "Packed"}}},
 		// Two fleets in one region: each keeps its own free rooms (List);
 		// the Webhook policy sizes one fleet per region.
 		{"single-cluster", agones.RegionLabel,
@@ -141,8 +142,8 @@ func TestChartFleetsCarryRegionsAndModes(t *testing.T) {
 				"rps-teams": {"eu", 20, 200, 4, "List", 40, 2000, 20},
 			},
 			[]clusterEntry{
-				{Name: "local-rps", Namespace: "quickmatch", Fleet: "rps", Region: "eu", Modes: []string{"1v1"}, Weight: 1},
-				{Name: "local-rps-teams", Namespace: "quickmatch", Fleet: "rps-teams", Region: "eu", Modes: []string{"2v2", "5v5", "ffa"}, Weight: 1},
+				{Name: "local-rps", Namespace: "quickmatch", Fleet: "rps", Region: "eu", Modes: []string{"1v1"}, Weight: 1, Scheduling: "Packed"},
+				{Name: "local-rps-teams", Namespace: "quickmatch", Fleet: "rps-teams", Region: "eu", Modes: []string{"2v2", "5v5", "ffa"}, Weight: 1, Scheduling: "Packed"},
 			}},
 		{"fleets-per-region-and-mode", "example.com/zone",
 			map[string]fleet{
@@ -150,9 +151,9 @@ func TestChartFleetsCarryRegionsAndModes(t *testing.T) {
 				"teams-us": {"us", 20, 200, 0, "Buffer", 0, 0, 0},
 			},
 			[]clusterEntry{
-				{Name: "local-duels-eu", Namespace: "quickmatch", Fleet: "duels-eu", Region: "eu", Modes: []string{"1v1"}, Weight: 1},
-				{Name: "local-teams-us", Namespace: "quickmatch", Fleet: "teams-us", Region: "us", Modes: []string{"2v2", "5v5"}, Weight: 1},
-				{Name: "far-us", Kubeconfig: "/etc/quickmatch/kubeconfigs/far-us/kubeconfig", Namespace: "games", Fleet: "rps", Region: "us", Modes: []string{"ffa"}, Weight: 1},
+				{Name: "local-duels-eu", Namespace: "quickmatch", Fleet: "duels-eu", Region: "eu", Modes: []string{"1v1"}, Weight: 1, Scheduling: "Packed"},
+				{Name: "local-teams-us", Namespace: "quickmatch", Fleet: "teams-us", Region: "us", Modes: []string{"2v2", "5v5"}, Weight: 1, Scheduling: "Distributed"},
+				{Name: "far-us", Kubeconfig: "/etc/quickmatch/kubeconfigs/far-us/kubeconfig", Namespace: "games", Fleet: "rps", Region: "us", Modes: []string{"ffa"}, Weight: 1, Scheduling: "Packed"},
 			}},
 	} {
 		t.Run(tt.set, func(t *testing.T) {

@@ -195,7 +195,7 @@ func ValueSets() []ValueSet {
 				"regionLabel": "example.com/zone",
 				"fleets": []any{
 					map[string]any{"name": "duels-eu", "region": "eu", "modes": []any{"1v1"}, "roomsPerServer": 100, "seatsPerRoom": 2},
-					map[string]any{"name": "teams-us", "region": "us", "modes": []any{"2v2", "5v5"}, "replicas": 0,
+					map[string]any{"name": "teams-us", "region": "us", "modes": []any{"2v2", "5v5"}, "replicas": 0, "scheduling": "Distributed",
 						"autoscaler": map[string]any{"policy": "Buffer", "buffer": map[string]any{"bufferSize": 1, "minReplicas": 0, "maxReplicas": 10}}},
 				},
 			},

@@ -241,7 +241,7 @@ allocator reports capacity. */}}
 {{- range $f := $fl.fleets -}}
 {{- $name := printf "local-%s" $f.name -}}
 {{- $_ := set $seen $name (printf "gameServers.fleets[%d]" (int $f.index)) -}}
-{{- $list = append $list (dict "name" $name "kubeconfig" "" "context" "" "namespace" $.Release.Namespace "fleet" $f.name "region" $f.region "modes" (default (list) $f.modes) "priority" 0 "weight" 1) -}}
+{{- $list = append $list (dict "name" $name "kubeconfig" "" "context" "" "namespace" $.Release.Namespace "fleet" $f.name "region" $f.region "modes" (default (list) $f.modes) "priority" 0 "weight" 1 "scheduling" $f.scheduling) -}}
 {{- end -}}
 {{- end -}}
 {{- range $i, $c := $v.allocator.clusters -}}
@@ -258,7 +258,7 @@ allocator reports capacity. */}}
 {{- fail (printf "%s.modes: %q is none of %s (%s)" $path $m $modes.source (join ", " $modes.names)) -}}
 {{- end -}}
 {{- end -}}
-{{- $list = append $list (dict "name" $c.name "kubeconfig" (printf "/etc/quickmatch/kubeconfigs/%s/kubeconfig" $c.name) "context" (default "" $c.context) "namespace" $c.namespace "fleet" $c.fleet "region" $c.region "modes" (default (list) $c.modes) "priority" (int (default 0 $c.priority)) "weight" (int (default 1 $c.weight))) -}}
+{{- $list = append $list (dict "name" $c.name "kubeconfig" (printf "/etc/quickmatch/kubeconfigs/%s/kubeconfig" $c.name) "context" (default "" $c.context) "namespace" $c.namespace "fleet" $c.fleet "region" $c.region "modes" (default (list) $c.modes) "priority" (int (default 0 $c.priority)) "weight" (int (default 1 $c.weight)) "scheduling" (default "Packed" $c.scheduling)) -}}
 {{- end -}}
 {{- toJson $list -}}
 {{- end -}}

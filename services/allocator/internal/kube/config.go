@@ -72,6 +72,24 @@ type Cluster struct {
 	// Modes the fleet hosts; empty: every mode. A match goes only to a
 	// cluster whose fleet hosts its mode.
 	Modes []string
+	// Scheduling is the fleet's: Packed ("", the default) or
+	// Distributed, asked of Agones with each allocation (an allocation
+	// Packed on a Distributed fleet undid what its operator chose).
+	Scheduling string
+}
+
+// Allocation scheduling strategies (Agones' Packed and Distributed).
+const (
+	Packed      = "Packed"
+	Distributed = "Distributed"
+)
+
+// scheduling is c's strategy, Packed unless it says Distributed.
+func (c *Cluster) scheduling() string {
+	if c.Scheduling == Distributed {
+		return Distributed
+	}
+	return Packed
 }
 
 func (c *Cluster) hosts(mode string) bool { return len(c.Modes) == 0 || slices.Contains(c.Modes, mode) }
@@ -107,6 +125,8 @@ type clusterFile struct {
 	Weight     int    `json:"weight"`
 	// Modes the fleet hosts ("1v1", "2v2"); absent or empty: every mode.
 	Modes []string `json:"modes"`
+	// Scheduling is the fleet's, Packed (absent) or Distributed.
+	Scheduling string `json:"scheduling"`
 }
 
 // LoadClusters reads the clusters file (a JSON list), or, with no file,
@@ -134,11 +154,14 @@ func LoadClusters(path, namespace, fleet, region string) ([]Cluster, error) {
 				return nil, fmt.Errorf("clusters file %s: cluster %s: mode %q: %w", path, c.Name, mode, err)
 			}
 		}
+		if c.Scheduling != "" && c.Scheduling != Packed && c.Scheduling != Distributed {
+			return nil, fmt.Errorf("clusters file %s: cluster %s: scheduling %q: want %s or %s", path, c.Name, c.Scheduling, Packed, Distributed)
+		}
 		cfg, err := load(c.Kubeconfig, c.Context)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
-		out = append(out, Cluster{Name: c.Name, Config: cfg, Namespace: c.Namespace, Fleet: c.Fleet, Region: c.Region, Priority: c.Priority, Weight: c.Weight, Modes: c.Modes})
+		out = append(out, Cluster{Name: c.Name, Config: cfg, Namespace: c.Namespace, Fleet: c.Fleet, Region: c.Region, Priority: c.Priority, Weight: c.Weight, Modes: c.Modes, Scheduling: c.Scheduling})
 	}
 	return out, nil
 }

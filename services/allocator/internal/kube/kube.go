@@ -168,7 +168,7 @@ func (b *Backend) Request(c Cluster, m events.Match) (agones.GameServerAllocatio
 	gsa := agones.GameServerAllocation{
 		TypeMeta:   agones.TypeMeta{APIVersion: "allocation.agones.dev/v1", Kind: "GameServerAllocation"},
 		ObjectMeta: agones.ObjectMeta{Namespace: c.Namespace},
-		Spec:       agones.GameServerAllocationSpec{Scheduling: "Packed", Metadata: meta, Lists: lists},
+		Spec:       agones.GameServerAllocationSpec{Scheduling: c.scheduling(), Metadata: meta, Lists: lists},
 	}
 	fits := agones.RoomFits(room)
 	// A retiring server takes no more rooms (agones.RetiringLabel).

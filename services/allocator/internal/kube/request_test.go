@@ -147,6 +147,27 @@ current-context: ctx
 	if _, err := LoadClusters(write(`[{"name":"bad","kubeconfig":"`+kubeconfig+`","fleet":"rps","modes":["1v1","a.b"]}]`), "", "", ""); err == nil || !strings.Contains(err.Error(), `"a.b"`) {
 		t.Fatalf("bad mode: %v", err)
 	}
+	// A fleet's scheduling is asked of Agones with its allocations: an
+	// allocation Packed on a Distributed fleet undid its operator's choice.
+	got, err = LoadClusters(write(`[{"name":"spread","kubeconfig":"`+kubeconfig+`","fleet":"rps","region":"eu","scheduling":"Distributed"}]`), "", "", "")
+	if err != nil || got[0].Scheduling != Distributed {
+		t.Fatalf("%+v %v", got, err)
+	}
+	b, err := New(Config{Mode: HighDensity}, got, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		c    Cluster
+		want string
+	}{{got[0], Distributed}, {Cluster{Name: "p", Fleet: "rps"}, Packed}} {
+		if gsa, err := b.Request(tc.c, twoVtwo()); err != nil || gsa.Spec.Scheduling != tc.want {
+			t.Fatalf("%s: scheduling %q %v, want %s", tc.c.Name, gsa.Spec.Scheduling, err, tc.want)
+		}
+	}
+	if _, err := LoadClusters(write(`[{"name":"bad","kubeconfig":"`+kubeconfig+`","fleet":"rps","scheduling":"Spread"}]`), "", "", ""); err == nil || !strings.Contains(err.Error(), `"Spread"`) {
+		t.Fatalf("bad scheduling: %v", err)
+	}
 }
 
 // TestOrderPrefersTheMatchRegion: clusters of the match's region come
