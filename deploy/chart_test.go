@@ -65,6 +65,19 @@ func TestChartRendersStrictTypedObjects(t *testing.T) {
 			if len(objects) == 0 || !strings.Contains(notes, "helm test qm") {
 				t.Fatalf("%d objects; notes:\n%s", len(objects), notes)
 			}
+			// The defaults' regions are eu, us and asia, their one fleet
+			// eu's: the notes say the others are served from eu. A layout
+			// whose regions all have fleets is told nothing.
+			switch bare := strings.Contains(notes, "WARNING: no fleet serves region"); vs.Name {
+			case "defaults":
+				if !strings.Contains(notes, "no fleet serves region us, asia") {
+					t.Errorf("defaults: notes do not say us and asia have no fleet:\n%s", notes)
+				}
+			case "fleets-per-region-and-mode":
+				if bare {
+					t.Errorf("%s: notes warn of a region with no fleet:\n%s", vs.Name, notes)
+				}
+			}
 			kinds := map[string]int{}
 			for _, o := range append(objects, hooks...) {
 				v, err := deploytest.Typed(o)
