@@ -120,6 +120,9 @@ const (
 	StateUnAllocated = "UnAllocated"
 	StateContention  = "Contention"
 	StateReady       = "Ready"
+	// StateRequestReady: the game server asked to be Ready and Agones has
+	// not yet made it so.
+	StateRequestReady = "RequestReady"
 )
 
 // GameServerPort is a named port of an allocated server.

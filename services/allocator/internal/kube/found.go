@@ -69,6 +69,20 @@ func roomsOf(obj any) ([]string, error) {
 	return rooms, nil
 }
 
+// holding says whether GameServer u may hold the room an allocation
+// gave it: Allocated, or for a moment Ready or RequestReady again with
+// the room still listed (the SDK sidecar retries a Ready queued before
+// the allocation landed over it on a conflict, and the game server's
+// keeper sets it back: a look in that moment took a second server for
+// the match); not one going away.
+func holding(u *unstructured.Unstructured) bool {
+	switch state, _, _ := unstructured.NestedString(u.Object, "status", "state"); state {
+	case agones.StateAllocated, agones.StateReady, agones.StateRequestReady:
+		return u.GetDeletionTimestamp() == nil
+	}
+	return false
+}
+
 // allocatedTo is the Allocated server whose rooms List holds matchID and
 // that an allocation for matchID made, as the cluster's informer has it
 // (Backend.allocatedTo says why). The List alone is the game server's
@@ -85,7 +99,7 @@ func (c *cluster) allocatedTo(matchID string) (allocator.Server, bool) {
 	found, _ := idx.ByIndex(roomIndex, matchID)
 	for _, o := range found {
 		u, ok := o.(*unstructured.Unstructured)
-		if !ok || !serving(u) {
+		if !ok || !holding(u) {
 			continue
 		}
 		// Its presence is the proof, not its decoding: a room a newer

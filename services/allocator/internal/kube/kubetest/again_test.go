@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/quickmatch-dev/quickmatch/services/allocator/internal/kube"
 )
 
@@ -116,5 +119,55 @@ func TestAServerListingAMatchItWasNotGivenGetsNothing(t *testing.T) {
 	}
 	if again, err := b.Allocate(t.Context(), match("m-heard", "a", "b")); err != nil || again.Name != "gs-1" || c.Calls() != 1 {
 		t.Fatalf("asked again: %+v (%v) after %d calls", again, err, c.Calls())
+	}
+}
+
+// TestAMatchOnAServerReadyForAMomentIsFoundAgain: the SDK sidecar retries
+// a Ready queued before an allocation landed over it (a conflict), and
+// the server reads Ready or RequestReady, its room still listed, until
+// its keeper sets it back. A call for the match in that moment (a retry
+// after an unclear answer) finds the server the match was given, not a
+// second one.
+func TestAMatchOnAServerReadyForAMomentIsFoundAgain(t *testing.T) {
+	for _, state := range []string{"Ready", "RequestReady"} {
+		t.Run(state, func(t *testing.T) {
+			c := Start(t)
+			for _, name := range []string{"gs-1", "gs-2"} {
+				c.Create(t, "default", GameServer{Name: name, Fleet: "rps", RoomsCap: 1, PlayersCap: 2})
+			}
+			b := backend(t, kube.Config{Mode: kube.OnePerServer}, kube.Cluster{Name: "c0", Config: c.Config, Namespace: "default", Fleet: "rps", Region: "eu"})
+			if err := b.Watch(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			m := match("m-back", "a", "b")
+			first, err := b.Allocate(t.Context(), m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gs, err := c.Dyn.Resource(GameServers).Namespace("default").Get(t.Context(), first.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := unstructured.SetNestedField(gs.Object, state, "status", "state"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Dyn.Resource(GameServers).Namespace("default").Update(t.Context(), gs, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for { // the informer sees it
+				if eu, _ := b.Capacity("eu"); eu.AllocatedServers == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the informer did not see the server leave Allocated")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			again, err := b.Allocate(t.Context(), m)
+			if err != nil || again.Name != first.Name || c.Calls() != 1 {
+				t.Fatalf("asked again: %+v %v after %d calls, want %s and no second allocation", again, err, c.Calls(), first.Name)
+			}
+		})
 	}
 }
