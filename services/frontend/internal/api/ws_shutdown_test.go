@@ -63,15 +63,7 @@ func TestShutdownHandsOverEventsWebSockets(t *testing.T) {
 func TestShutdownCancelsDemoWebSockets(t *testing.T) {
 	t.Parallel()
 	e := start(t, options{})
-	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws?player_id=demo&skill=100&region=us"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	testkit.Eventually(t, 5*time.Second, func() bool { return e.queued(t) == 1 }, "no ticket")
-	st, _ := e.js.Stream(t.Context(), e.subj.TicketsStream())
-	raw, _ := st.GetLastMsgForSubject(t.Context(), "matchmaking.us.bronze")
-	tk, _ := events.DecodeTicket(raw.Data)
+	c, tk := demoTicket(t, e, "demo")
 	e.shutdown()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
@@ -209,23 +201,31 @@ func TestEventsWebSocketLostIsNotLeft(t *testing.T) {
 func TestShutdownTellsADemoClientItsMatch(t *testing.T) {
 	t.Parallel()
 	e := start(t, options{})
-	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws?player_id=matched&skill=100&region=us"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	testkit.Eventually(t, 5*time.Second, func() bool { return e.queued(t) == 1 }, "no ticket")
-	st, _ := e.js.Stream(t.Context(), e.subj.TicketsStream())
-	raw, _ := st.GetLastMsgForSubject(t.Context(), "matchmaking.us.bronze")
-	tk, _ := events.DecodeTicket(raw.Data)
+	c, tk := demoTicket(t, e, "matched")
 	if won, _, err := e.claims.Claim(t.Context(), tk.TicketID, events.MatchOwner("m1")); !won || err != nil {
 		t.Fatalf("claim: %v %v", won, err)
 	}
 	e.shutdown()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, _, err = c.ReadMessage()
+	_, _, err := c.ReadMessage()
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway || strings.Contains(ce.Text, "cancelled") {
 		t.Fatalf("on shutdown: %v, want 1001 not saying cancelled", err)
 	}
+}
+
+// demoTicket queues player's ticket over the demo's /ws (us, bronze) on
+// e's frontend: its socket (closed at the test's end) and its ticket.
+func demoTicket(t *testing.T, e *env, player string) (*websocket.Conn, events.Ticket) {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws?player_id="+player+"&skill=100&region=us"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	testkit.Eventually(t, 5*time.Second, func() bool { return e.queued(t) == 1 }, "no ticket")
+	st, _ := e.js.Stream(t.Context(), e.subj.TicketsStream())
+	raw, _ := st.GetLastMsgForSubject(t.Context(), "matchmaking.us.bronze")
+	tk, _ := events.DecodeTicket(raw.Data)
+	return c, tk
 }
