@@ -246,17 +246,18 @@ insecure. */}}
   value: {{ $a.serverScope | quote }}
 {{- end -}}
 
-{{/* The replica count of an autoscaled Deployment (dict "c" the component's
-dict, "autoscaling" its values): the count it runs now, read from the
-cluster, or minReplicas at install. Left out, a helm upgrade that turned
-the autoscaler on removed the field, and Kubernetes set the Deployment to
-one replica until the autoscaler caught up (launch day's frontends down to
-one); rendered from the values, every upgrade set an autoscaled count back. */}}
+{{/* The replicas line of an autoscaled Deployment (dict "c" the
+component's dict): the count it runs now, read from the cluster, or no
+line where there is none to read (an install, or a render without the
+cluster: helm template, Argo CD), the autoscaler's to set. Left out on an
+upgrade, the upgrade that turned the autoscaler on removed the field, and
+Kubernetes set the Deployment to one replica until the autoscaler caught
+up (launch day's frontends down to one); rendered from the values, every
+upgrade set an autoscaled count back, and so would a render without the
+cluster that wrote minReplicas, on every sync. */}}
 {{- define "quickmatch.autoscaledReplicas" -}}
 {{- $live := lookup "apps/v1" "Deployment" .c.root.Release.Namespace (include "quickmatch.name" .c) -}}
-{{- if and $live $live.spec $live.spec.replicas -}}
-{{- $live.spec.replicas -}}
-{{- else -}}
-{{- .autoscaling.minReplicas -}}
+{{- if and $live $live.spec $live.spec.replicas }}
+replicas: {{ $live.spec.replicas }}
 {{- end -}}
 {{- end -}}
