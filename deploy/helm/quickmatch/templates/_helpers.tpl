@@ -148,18 +148,19 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- /* A service's pods (.c, its component) spread over nodes and zones
-where the scheduler can: a node drained or lost takes one, not most. */}}
+{{- /* A service's pods (.c, its component) spread over nodes where the
+scheduler can: a node drained or lost takes one, not most. Nodes only:
+the scheduler scores a node that lacks any constraint's key as none, so
+a zone constraint on a cluster without zone labels (kind, bare metal)
+turned the spreading off altogether. */}}
 {{- with .c }}
 topologySpreadConstraints:
-  {{- range list "kubernetes.io/hostname" "topology.kubernetes.io/zone" }}
   - maxSkew: 1
-    topologyKey: {{ . }}
+    topologyKey: kubernetes.io/hostname
     whenUnsatisfiable: ScheduleAnyway
     labelSelector:
       matchLabels:
         {{- include "quickmatch.selector" $.c | nindent 8 }}
-  {{- end }}
 {{- end }}
 {{- with .root.Values.imagePullSecrets }}
 imagePullSecrets:

@@ -61,10 +61,18 @@ func (rs *rooms) budget(m events.Match) (budget, error) {
 // zero starts the clock again.
 func (r *record) refill(now time.Time, b budget) {
 	at := now.UnixMilli()
-	if b.per <= 0 || r.BackfilledAt > at {
-		// Nothing given back, and the clock left as it is, by an
-		// allocator whose clock is behind the one that wrote it: reset,
-		// an allocator ahead would give the difference back again.
+	if b.per <= 0 {
+		return
+	}
+	if ahead := r.BackfilledAt - at; ahead > 0 {
+		// Written by an allocator whose clock is ahead of this one's:
+		// nothing given back, and the clock left as it is (reset, the one
+		// ahead would give the difference back again); unless it is
+		// further ahead than the whole budget takes to come back, a
+		// clock that was wrong, which would keep the room spent for good.
+		if ahead > b.per.Milliseconds()*int64(b.most) {
+			r.BackfilledAt = at
+		}
 		return
 	}
 	if r.Backfilled <= 0 || r.BackfilledAt <= 0 {

@@ -192,4 +192,13 @@ func TestAClockBehindGivesNothingBack(t *testing.T) {
 	if r.Backfilled != 9 {
 		t.Fatalf("ahead by one period: %d counted, want 9", r.Backfilled)
 	}
+	// A clock written further ahead than the whole budget takes to come
+	// back (an hour here) was wrong: taken as now, or the room stayed
+	// spent for as long as the clock was ahead.
+	wrong := record{Backfilled: 10, BackfilledAt: t0.Add(3 * time.Hour).UnixMilli()}
+	wrong.refill(t0, b)
+	wrong.refill(t0.Add(6*time.Minute), b)
+	if wrong.Backfilled != 9 {
+		t.Fatalf("a clock 3 h ahead: %d counted 6 minutes on, want 9", wrong.Backfilled)
+	}
 }
