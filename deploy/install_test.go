@@ -9,6 +9,8 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/utils/ptr"
 
@@ -85,9 +87,23 @@ func TestHelmInstallWait(t *testing.T) {
 // upgradeToAutoscaling: an upgrade that turns the matcher's autoscaler on
 // keeps the replicas it runs (3 here, from an upgrade that turned it off).
 // Left out of the manifest, the field was removed by the upgrade's patch
-// and Kubernetes set the Deployment to one replica.
+// and Kubernetes set the Deployment to one replica. And upgrades leave an
+// autoscaled fleet at the size its autoscaler gave it (7 here): Helm
+// patches a custom resource from the chart's last manifest to its new one
+// alone, so a size the values did not change is left as it is.
 func upgradeToAutoscaling(t *testing.T, cp *deploytest.ControlPlane, cfg *action.Configuration, ns string) {
 	vs := deploytest.ValueSets()[0]
+	fleets := cp.Dyn.Resource(schema.GroupVersionResource{Group: "agones.dev", Version: "v1", Resource: "fleets"}).Namespace(ns)
+	fleet, err := fleets.Get(t.Context(), "rps", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedField(fleet.Object, int64(7), "spec", "replicas"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fleets.Update(t.Context(), fleet, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range []map[string]any{
 		{"enabled": false},
 		{"enabled": true, "minReplicas": 2, "maxReplicas": 10, "targetCPUUtilizationPercentage": 70},
@@ -104,6 +120,34 @@ func upgradeToAutoscaling(t *testing.T, cp *deploytest.ControlPlane, cfg *action
 	}
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
 		t.Errorf("matcher replicas %d after the upgrade that turned its autoscaler on, want the 3 it ran", ptr.Deref(d.Spec.Replicas, -1))
+	}
+	// Grown by its autoscaler, an upgrade leaves it so (Helm patches a
+	// Deployment three ways, against what runs: a count in the manifest
+	// would be set again).
+	scale, err := cp.Client.AppsV1().Deployments(ns).GetScale(t.Context(), "qm-matcher", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale.Spec.Replicas = 5
+	if _, err := cp.Client.AppsV1().Deployments(ns).UpdateScale(t.Context(), "qm-matcher", scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	up := action.NewUpgrade(cfg)
+	up.Namespace, up.Timeout = ns, 90*time.Second
+	if _, err := up.Run("qm", deploytest.Load(t), vs.With(t, map[string]any{"matcher": map[string]any{"replicas": 3}})); err != nil {
+		t.Fatalf("helm upgrade: %v", err)
+	}
+	if d, err = cp.Client.AppsV1().Deployments(ns).Get(t.Context(), "qm-matcher", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 5 {
+		t.Errorf("matcher replicas %d after an upgrade, want the 5 its autoscaler gave it", ptr.Deref(d.Spec.Replicas, -1))
+	}
+	if fleet, err = fleets.Get(t.Context(), "rps", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := unstructured.NestedInt64(fleet.Object, "spec", "replicas"); n != 7 {
+		t.Errorf("fleet replicas %d after upgrades, want the 7 its autoscaler gave it", n)
 	}
 }
 

@@ -257,8 +257,15 @@ up (launch day's frontends down to one); rendered from the values, every
 upgrade set an autoscaled count back, and so would a render without the
 cluster that wrote minReplicas, on every sync. */}}
 {{- define "quickmatch.autoscaledReplicas" -}}
-{{- $live := lookup "apps/v1" "Deployment" .c.root.Release.Namespace (include "quickmatch.name" .c) -}}
-{{- if and $live $live.spec $live.spec.replicas }}
+{{- include "quickmatch.liveReplicas" (dict "root" .c.root "apiVersion" "apps/v1" "kind" "Deployment" "name" (include "quickmatch.name" .c)) -}}
+{{- end -}}
+
+{{/* The replicas line of an object an autoscaler sizes (dict "root",
+"apiVersion", "kind", "name"): the count it has now, read from the
+cluster, or no line (quickmatch.autoscaledReplicas says why). */}}
+{{- define "quickmatch.liveReplicas" -}}
+{{- $live := lookup .apiVersion .kind .root.Release.Namespace .name -}}
+{{- if and $live $live.spec (hasKey $live.spec "replicas") }}
 replicas: {{ $live.spec.replicas }}
 {{- end -}}
 {{- end -}}
