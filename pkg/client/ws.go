@@ -51,7 +51,7 @@ func (c *Client) Queue(ctx context.Context, req ticketapi.Request, fn func(ticke
 		// A close frame says the client leaves (its ticket cancelled); a
 		// connection cut without one keeps the ticket, for its client to
 		// follow elsewhere. Then unblock the read.
-		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "client left"), time.Now().Add(time.Second))
+		closeFrame(conn, websocket.CloseNormalClosure, "client left")
 		conn.Close()
 	})
 	defer stop()
@@ -93,12 +93,12 @@ func (c *Client) Queue(ctx context.Context, req ticketapi.Request, fn func(ticke
 		lastData = data
 		var v ticketapi.View
 		if err := json.Unmarshal(data, &v); err != nil {
-			refuse(conn)
+			closeFrame(conn, websocket.CloseProtocolError, contractBroken)
 			return ticketapi.View{}, fmt.Errorf("quickmatch queue: a status message: %w", ErrMalformed)
 		}
 		// Every message is of the ticket the first one named.
 		if err := checkView(&v, last.TicketID); err != nil {
-			refuse(conn)
+			closeFrame(conn, websocket.CloseProtocolError, contractBroken)
 			return ticketapi.View{}, fmt.Errorf("quickmatch queue: %w", err)
 		}
 		if fn != nil {
@@ -111,13 +111,17 @@ func (c *Client) Queue(ctx context.Context, req ticketapi.Request, fn func(ticke
 	}
 }
 
-// refuse closes a connection whose message broke the contract with a
-// close frame (1002, protocol error): the client gives its ticket up, and
-// the frontend keeps the ticket of a connection cut without one, which
-// no one could then name or cancel.
-func refuse(conn *websocket.Conn) {
-	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseProtocolError, "a message that breaks the contract"), time.Now().Add(time.Second))
+// closeFrame sends a close frame: the frontend cancels the ticket of a
+// client that closes, and keeps that of a connection cut without one,
+// which no one could then name or cancel when the client gives its
+// ticket up (its caller left; contractBroken, 1002).
+func closeFrame(conn *websocket.Conn, code int, reason string) {
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
 }
+
+// contractBroken is the reason of the close of a message that breaks the
+// contract.
+const contractBroken = "a message that breaks the contract"
 
 // leave cancels the ticket Queue queued ("": none yet) for a caller that
 // ended ctx, within 5 s: the close frame that says so reaches no frontend

@@ -293,7 +293,7 @@ func (rs *rooms) request(ctx context.Context, b ShownBackfill, seen time.Time) (
 		return events.Backfill{}, time.Time{}, err
 	}
 	room.expire(seen)
-	if limit.per > 0 && room.BackfilledAt <= 0 && room.Backfilled > 0 {
+	if limit.per > 0 && room.clockless() {
 		rs.records.startRefill(ctx, b.MatchID, seen)
 	}
 	room.refill(seen, limit)

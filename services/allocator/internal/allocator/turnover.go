@@ -97,7 +97,7 @@ func (r *record) refill(now time.Time, b budget) {
 func (rs *records) startRefill(ctx context.Context, roomID string, now time.Time) {
 	for range 3 {
 		r, rev, err := rs.room(ctx, roomID)
-		if err != nil || r.BackfilledAt > 0 || r.Backfilled <= 0 {
+		if err != nil || !r.clockless() {
 			return
 		}
 		r.BackfilledAt = now.UnixMilli()
@@ -110,6 +110,9 @@ func (rs *records) startRefill(ctx context.Context, roomID string, now time.Time
 		}
 	}
 }
+
+// clockless: r counts players but has no refill clock (startRefill).
+func (r *record) clockless() bool { return r.Backfilled > 0 && r.BackfilledAt <= 0 }
 
 // spent is errRoomSpent with the room's count.
 func (r *record) spent(b budget) error {

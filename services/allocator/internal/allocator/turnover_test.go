@@ -117,13 +117,7 @@ func TestARoomIsGivenBackItsSeatsEachRefill(t *testing.T) {
 // (2v2, refill 1 h), its request and its fill.
 func TestASpentRoomIsFilledAgainOnceGivenBack(t *testing.T) {
 	t.Parallel()
-	e := newSeatedEnv(t)
-	e.rq.rooms.turnover, e.rq.rooms.refill = 1, time.Hour
-	e.src.set(play.Backfill{MatchID: "r1", Ask: 1, Seats: []int{2, 2}})
-	e.rq.poll(t.Context())
-	if err := e.fill(fillSeats("f0", e.request(t, 1).Seats)); err != nil {
-		t.Fatal(err)
-	}
+	e := spentRoom(t)
 	e.wait(10*time.Minute + promiseMargin) // the promise ends: spent, nothing given back yet
 	e.src.set(play.Backfill{MatchID: "r1", Ask: 2, Seats: []int{2, 2}})
 	e.rq.poll(t.Context())
@@ -148,13 +142,7 @@ func TestASpentRoomIsFilledAgainOnceGivenBack(t *testing.T) {
 // hour later it is sent a player again. Before, it stayed full for good.
 func TestARoomFullBeforeRefillsStartsItsClock(t *testing.T) {
 	t.Parallel()
-	e := newSeatedEnv(t)
-	e.rq.rooms.turnover, e.rq.rooms.refill = 1, time.Hour
-	e.src.set(play.Backfill{MatchID: "r1", Ask: 1, Seats: []int{2, 2}})
-	e.rq.poll(t.Context())
-	if err := e.fill(fillSeats("f0", e.request(t, 1).Seats)); err != nil {
-		t.Fatal(err)
-	}
+	e := spentRoom(t)
 	r, _, err := e.recs.room(t.Context(), "r1")
 	if err != nil {
 		t.Fatal(err)
@@ -201,4 +189,18 @@ func TestAClockBehindGivesNothingBack(t *testing.T) {
 	if wrong.Backfilled != 9 {
 		t.Fatalf("a clock 3 h ahead: %d counted 6 minutes on, want 9", wrong.Backfilled)
 	}
+}
+
+// spentRoom is room r1 (a 2v2) with a turnover of 1 and a refill of an
+// hour, sent its four players by its first request's fill: spent.
+func spentRoom(t *testing.T) *seatedEnv {
+	t.Helper()
+	e := newSeatedEnv(t)
+	e.rq.rooms.turnover, e.rq.rooms.refill = 1, time.Hour
+	e.src.set(play.Backfill{MatchID: "r1", Ask: 1, Seats: []int{2, 2}})
+	e.rq.poll(t.Context())
+	if err := e.fill(fillSeats("f0", e.request(t, 1).Seats)); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

@@ -202,20 +202,15 @@ func (a *API) finish(ctx context.Context, conn *websocket.Conn, v tickets.View, 
 // ticket cancelled, or, if it was decided meanwhile (assigned the moment
 // the shutdown came), its end sent.
 func (a *API) shutDown(ctx context.Context, conn *websocket.Conn, caller identity.Caller, ticketID string, emit emitFunc) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_, err := a.tickets.Cancel(cctx, tickets.System, ticketID, "frontend shutting down")
-	switch {
+	switch err := a.abandon(ticketID, "frontend shutting down"); {
 	case err == nil:
 		closeWith(conn, websocket.CloseGoingAway, "frontend shutting down; ticket cancelled")
 		return
 	case errors.Is(err, tickets.ErrAlreadyDecided):
-		if v, gerr := a.tickets.Get(cctx, caller, ticketID); gerr == nil && v.Status.Terminal() {
+		if v, gerr := a.tickets.Get(context.WithoutCancel(ctx), caller, ticketID); gerr == nil && v.Status.Terminal() {
 			a.finish(ctx, conn, v, emit)
 			return
 		}
-	default:
-		a.log.Warn("cancel ticket on shutdown", "ticket_id", ticketID, "err", err)
 	}
 	closeWith(conn, websocket.CloseGoingAway, "frontend shutting down")
 }
@@ -234,10 +229,14 @@ func (a *API) lost(ep endpoint, ticketID, reason string) {
 }
 
 // abandon cancels the ticket of a client that is gone.
-func (a *API) abandon(ticketID, reason string) {
+// It says why it could not: ErrAlreadyDecided (too late, not logged),
+// or a failure (logged).
+func (a *API) abandon(ticketID, reason string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := a.tickets.Cancel(ctx, tickets.System, ticketID, reason); err != nil && !errors.Is(err, tickets.ErrAlreadyDecided) {
+	_, err := a.tickets.Cancel(ctx, tickets.System, ticketID, reason)
+	if err != nil && !errors.Is(err, tickets.ErrAlreadyDecided) {
 		a.log.Warn("cancel abandoned ticket", "ticket_id", ticketID, "err", err)
 	}
+	return err
 }
