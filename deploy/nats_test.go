@@ -95,8 +95,9 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 				"$JS.API.STREAM.DELETE.OFFERS", "$JS.API.STREAM.PURGE.TICKETS",
 				// stored results carry join tokens: no get of RESULTS either
 				"$JS.API.DIRECT.GET.RESULTS.results.alice", "$JS.API.STREAM.MSG.GET.RESULTS", "$JS.API.DIRECT.GET.KV_tickets.$KV.tickets.t1",
-				"$JS.API.CONSUMER.MSG.NEXT.ALLOCATIONS.allocator"}, // only allocators take matches
-			sub: []string{"results.>", "allocations.>", "_INBOX_frontend.x"},
+				"$JS.API.CONSUMER.MSG.NEXT.ALLOCATIONS.allocator", // only allocators take matches
+				"follows.t1", "_INBOX_frontend.x"}, // only frontends ask and answer who follows a ticket
+			sub: []string{"results.>", "allocations.>", "_INBOX_frontend.x", "follows.*"},
 		},
 		"allocator": {
 			pub: []string{"allocations.eu", "offers.eu.gold", "cancels.eu.gold", "$KV.leases.x", "$KV.matches.m1", "$KV.tickets.t1", "$KV.queue.eu.gold.1v1", "$KV.drains.eu.gold",
@@ -112,7 +113,7 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 		// A match function answers requests and does nothing else.
 		"matchfunction": {
 			pub: []string{"matchmaking.eu.gold", "allocations.eu", "results.alice", "matchfunctions.other", "_INBOX_matcher.x",
-				"$KV.claims.t1", "$JS.API.INFO"},
+				"$KV.claims.t1", "$JS.API.INFO", "follows.t1"},
 			sub: []string{"results.>", "matchmaking.>", "_INBOX_matcher.x", "cancels.>"},
 		},
 	}
@@ -141,7 +142,8 @@ func TestNATSPermissionsAllowTheirOwn(t *testing.T) {
 	s := startConfigured(t)
 	op, _ := as(t, s, "operator")
 	allowed := map[string]struct{ pub, sub []string }{
-		"frontend": {pub: []string{"matchmaking.eu.gold", "cancels.eu.gold", "results.alice", "deadletter.frontend"}, sub: []string{"results.>", "_INBOX_frontend.r1"}},
+		"frontend": {pub: []string{"matchmaking.eu.gold", "cancels.eu.gold", "results.alice", "deadletter.frontend", "follows.t1", "_INBOX_frontend.r1"},
+			sub: []string{"results.>", "_INBOX_frontend.r1", "follows.*"}},
 		"matcher":  {pub: []string{"offers.eu.gold", "allocations.eu", "results.alice", "deadletter.matcher", "cancels.eu.gold", "matchfunctions.mmf"}, sub: []string{"cancels.>", "_INBOX_matcher.r1"}},
 		"allocator": {pub: []string{"results.alice", "deadletter.allocator", "matchmaking.eu.gold", "$JS.API.CONSUMER.MSG.NEXT.ALLOCATIONS.allocator"},
 			sub: []string{"_INBOX_allocator.r1", "deliver.allocator"}}, // the push consumer's, for one release (nats.conf)

@@ -299,7 +299,10 @@ export interface paths {
          *     that shuts down (1012, "frontend restarting; ticket kept: follow
          *     /v1/tickets/{id}/events") or that lost track of it (1013, "lost track
          *     of the ticket; poll GET /v1/tickets/{id}"): follow it on its event
-         *     stream, on any frontend, and DELETE it to leave.
+         *     stream, on any frontend, and DELETE it to leave. A ticket whose
+         *     connection was cut, or closed with 4000, that no one follows on an
+         *     event stream or WebSocket 30-45 s later (the frontend's -lost-grace) is
+         *     cancelled: the player went away.
          */
         get: {
             parameters: {

@@ -49,6 +49,9 @@ type Tickets interface {
 type Results interface {
 	Wait(ctx context.Context, ticketID, player string) (results.Waiting, error)
 	Follow(ctx context.Context, t *events.Ticket, player string) (results.Waiting, error)
+	// Followed asks every frontend whether a client follows the ticket
+	// (results.Tracker.Followed).
+	Followed(ctx context.Context, ticketID string) (followed, answered bool, err error)
 }
 
 // ErrorBody is every error answer (the contract's, pkg/ticketapi).
@@ -118,6 +121,13 @@ type Config struct {
 	// Admission is the overload control of ticket creations (package
 	// admission); its zero value (no Target) turns it off.
 	Admission admission.Config
+	// LostGrace is how long the ticket of a /ws/events client whose
+	// connection was lost is kept for it to follow again (its event
+	// stream, on any frontend) before it is cancelled: a player who went
+	// away is otherwise matched, and a partner sent to a game it never
+	// joins, until its mode's max_wait. Up to half again (lostGrace).
+	// Default DefaultLostGrace, negative: kept until then.
+	LostGrace time.Duration
 	// VerifyWait bounds what a creation's token verification may wait
 	// for while it holds its admission slot (DefaultVerifyWait says why);
 	// default DefaultVerifyWait.
@@ -133,6 +143,7 @@ const (
 	DefaultWriteTimeout        = 30 * time.Second
 	DefaultMaxStreamsPerClient = 8
 	DefaultWaitRefresh         = 10 * time.Second
+	DefaultLostGrace           = 30 * time.Second
 )
 
 // DefaultWSSkill is the -ws-skill flag's default. New leaves a zero
@@ -146,6 +157,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WaitRefresh == 0 {
 		c.WaitRefresh = DefaultWaitRefresh
+	}
+	if c.LostGrace == 0 {
+		c.LostGrace = DefaultLostGrace
 	}
 	if c.WSRegion == "" {
 		c.WSRegion = DefaultWSRegion

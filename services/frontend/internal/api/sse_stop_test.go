@@ -28,6 +28,8 @@ func (s assignedSlowStop) Follow(ctx context.Context, t *events.Ticket, player s
 	return s.Wait(ctx, t.TicketID, player)
 }
 
+func (assignedSlowStop) Followed(context.Context, string) (bool, bool, error) { return true, true, nil }
+
 func (s assignedSlowStop) Wait(_ context.Context, id, _ string) (results.Waiting, error) {
 	ch := make(chan events.Result, 1)
 	ch <- events.Result{TicketID: id, Status: events.StatusAssigned, Assignment: &events.Assignment{Server: "gs-1"}}

@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -218,14 +220,60 @@ func (a *API) shutDown(ctx context.Context, conn *websocket.Conn, caller identit
 // lost ends the following of a ticket whose client's connection was cut
 // (or stopped taking what is sent): a /ws/events client, which has been
 // told the ticket's id, follows it on its event stream (both clients
-// do), so its ticket is kept, as a POST's is when its event stream is
-// cut; the demo's is cancelled (abandon), its client knowing no id.
+// do), so its ticket is kept for it, Config.LostGrace (a phone that
+// changed networks), then cancelled unless someone follows it (comeBack);
+// the demo's is cancelled at once (abandon), its client knowing no id.
 func (a *API) lost(ep endpoint, ticketID, reason string) {
 	if !ep.handsOver {
 		a.abandon(ticketID, reason)
 		return
 	}
 	a.log.Debug("websocket lost; ticket kept for its client to follow", "ticket_id", ticketID, "reason", reason)
+	if a.cfg.LostGrace > 0 {
+		time.AfterFunc(a.lostGrace(), func() { a.comeBack(ticketID, 1) })
+	}
+}
+
+// lostGrace is Config.LostGrace and up to half again: the clients a
+// network blip cut off at once are asked about over a spell, not in one
+// burst of questions that every frontend answers.
+func (a *API) lostGrace() time.Duration {
+	return a.cfg.LostGrace + rand.N(a.cfg.LostGrace/2+1)
+}
+
+// lostAsks is how many times a lost client's ticket is asked about
+// (comeBack) while no frontend answers: then it is kept, as before the
+// question, until its mode's max_wait.
+const lostAsks = 3
+
+// comeBack cancels the ticket of a lost /ws/events client that no
+// frontend's client follows a grace after: the player went away (a page
+// closed, a phone off), and would otherwise be matched until its mode's
+// max_wait, its partner sent to a game it never joins. Unanswered (NATS
+// cut off, or not letting the frontends ask), it asks again a grace
+// later, lostAsks times in all. A frontend that shuts down meanwhile
+// keeps the ticket.
+func (a *API) comeBack(ticketID string, ask int) {
+	select {
+	case <-a.done:
+		return
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	followed, answered, err := a.results.Followed(ctx, ticketID)
+	switch {
+	case followed:
+		return
+	case !answered:
+		if ask < lostAsks {
+			time.AfterFunc(a.lostGrace(), func() { a.comeBack(ticketID, ask+1) })
+			return
+		}
+		a.log.Warn("no frontend answered whether a lost client's ticket is followed; kept until its mode's max_wait", "ticket_id", ticketID, "err", err)
+		return
+	}
+	_ = a.abandon(ticketID, fmt.Sprintf("its client's connection was lost and it was not followed again within %s", a.cfg.LostGrace))
 }
 
 // abandon cancels the ticket of a client that is gone.

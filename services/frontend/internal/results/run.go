@@ -42,6 +42,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	if fsub := t.subscribeFollows(ctx); fsub != nil {
+		defer func() { _ = fsub.Unsubscribe() }()
+	}
 	s := &state{tickets: map[string]*ticket{}, byPlayer: map[string]map[string]*ticket{}}
 	defer func() {
 		for _, tk := range s.tickets {
@@ -64,6 +67,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 			t.statusChanged(ctx, s, st)
 		case m := <-t.msgs:
 			t.result(s, m)
+		case m := <-t.questions:
+			t.answer(s, m)
 		case c := <-t.caught:
 			t.deliver(s, c.player, c.res)
 		case err := <-t.caughtUp:

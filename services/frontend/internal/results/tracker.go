@@ -55,7 +55,11 @@ type Tracker struct {
 	// (results.), so Run reads the player without decoding.
 	prefix string
 	msgs   chan *nats.Msg
-	reqs   chan request
+	// followsPrefix is what a question of who follows a ticket starts
+	// with before the ticket's id; questions receives them (follows.go).
+	followsPrefix string
+	questions     chan *nats.Msg
+	reqs          chan request
 	// expired receives each expiry that returned.
 	expired chan expiry
 	// caught receives the results a catch-up read from the stream, and
@@ -163,11 +167,13 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 		// a microsecond on one of a player it does not track. When it is
 		// full nats.go drops what comes (a slow consumer): Run counts
 		// the drops and reads them back from the stream (catchup.go).
-		msgs:     make(chan *nats.Msg, 1<<16),
-		reqs:     make(chan request),
-		expired:  make(chan expiry),
-		caught:   make(chan caughtResult, 256),
-		caughtUp: make(chan error, 1),
+		msgs:          make(chan *nats.Msg, 1<<16),
+		followsPrefix: subj.Follows(""),
+		questions:     make(chan *nats.Msg, questionsBuffer),
+		reqs:          make(chan request),
+		expired:       make(chan expiry),
+		caught:        make(chan caughtResult, 256),
+		caughtUp:      make(chan error, 1),
 		met: metrics{
 			tracked: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "quickmatch_frontend_waiting_tickets", Help: "Tickets this frontend follows that have no outcome yet (or whose outcome a party player's own result is awaited for, 30 s at most).",
