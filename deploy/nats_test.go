@@ -144,7 +144,7 @@ func TestNATSPermissionsAllowTheirOwn(t *testing.T) {
 	allowed := map[string]struct{ pub, sub []string }{
 		"frontend": {pub: []string{"matchmaking.eu.gold", "cancels.eu.gold", "results.alice", "deadletter.frontend", "follows.t1", "_INBOX_frontend.r1"},
 			sub: []string{"results.>", "_INBOX_frontend.r1", "follows.*"}},
-		"matcher":  {pub: []string{"offers.eu.gold", "allocations.eu", "results.alice", "deadletter.matcher", "cancels.eu.gold", "matchfunctions.mmf"}, sub: []string{"cancels.>", "_INBOX_matcher.r1"}},
+		"matcher": {pub: []string{"offers.eu.gold", "allocations.eu", "results.alice", "deadletter.matcher", "cancels.eu.gold", "matchfunctions.mmf"}, sub: []string{"cancels.>", "_INBOX_matcher.r1"}},
 		"allocator": {pub: []string{"results.alice", "deadletter.allocator", "matchmaking.eu.gold", "$JS.API.CONSUMER.MSG.NEXT.ALLOCATIONS.allocator"},
 			sub: []string{"_INBOX_allocator.r1", "deliver.allocator"}}, // the push consumer's, for one release (nats.conf)
 	}

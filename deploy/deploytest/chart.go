@@ -203,6 +203,15 @@ func ValueSets() []ValueSet {
 				map[string]any{"name": "far-us", "region": "us", "namespace": "games", "fleet": "rps", "modes": []any{"ffa"}, "kubeconfigSecret": "far-us-kubeconfig"},
 			}},
 		})},
+		// The frontend behind an Ingress of the cluster's default class,
+		// on a NodePort Service (GKE without NEGs, an ALB in instance
+		// mode), a wildcard host among its hosts.
+		{Name: "ingress-nodeport", Set: with(map[string]any{
+			"frontend": map[string]any{"auth": join["frontend"].(map[string]any)["auth"],
+				"service": map[string]any{"type": "NodePort"},
+				"ingress": map[string]any{"enabled": true, "hosts": []any{"*.play.example.com", "play.example.com"},
+					"tls": []any{map[string]any{"secretName": "play-tls", "hosts": []any{"*.play.example.com", "play.example.com"}}}}},
+		})},
 		{Name: "local-backend-tls-mtls", Set: with(map[string]any{
 			"allocator":   map[string]any{"backend": "local", "localGameServers": "gs-1=203.0.113.7:7000"},
 			"gameServers": map[string]any{"enabled": false},

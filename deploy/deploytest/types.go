@@ -124,6 +124,8 @@ func Typed(o Object) (any, error) {
 		v = &autoscalingv2.HorizontalPodAutoscaler{}
 	case "networking.k8s.io/v1 NetworkPolicy":
 		v = &networkingv1.NetworkPolicy{}
+	case "networking.k8s.io/v1 Ingress":
+		v = &networkingv1.Ingress{}
 	case "rbac.authorization.k8s.io/v1 Role":
 		v = &rbacv1.Role{}
 	case "rbac.authorization.k8s.io/v1 RoleBinding":
