@@ -42,6 +42,7 @@ func TestChartRefusesFleetValues(t *testing.T) {
 		{"fleet name not a DNS label", fleets(map[string]any{"name": "RPS"}), "at '/gameServers/fleets/0/name': 'RPS' does not match pattern"},
 		{"negative replicas", fleets(map[string]any{"name": "rps", "replicas": -1}), "at '/gameServers/fleets/0/replicas': minimum: got -1, want 0"},
 		{"unknown scheduling", gs("scheduling", "Spread"), "at '/gameServers/scheduling': value must be one of 'Packed', 'Distributed'"},
+		{"unknown eviction", fleets(map[string]any{"name": "rps", "eviction": "Sometimes"}), "at '/gameServers/fleets/0/eviction': value must be one of '', 'Never', 'OnUpgrade', 'Always'"},
 		{"region no label value", gs("region", "-eu"), "at '/gameServers/region': '-eu' does not match pattern"},
 		{"region label no label key", gs("regionLabel", "quickmatch.dev/"), "at '/gameServers/regionLabel': 'quickmatch.dev/' does not match pattern"},
 		{"no fleets", gs("fleets", []any{}), "at '/gameServers/fleets': minItems: got 0, want 1"},

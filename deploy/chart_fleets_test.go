@@ -123,7 +123,8 @@ func TestChartFleetsCarryRegionsAndModes(t *testing.T) {
 		rooms, players  int64
 		replicas        int32
 		policy          string
-		min, max, buffr int64 // List policy settings, in rooms
+		min, max, buffr int64  // List policy settings, in rooms
+		eviction        string // "": none rendered (Agones' default)
 	}
 	for _, tt := range []struct {
 		set      string
@@ -132,14 +133,14 @@ func TestChartFleetsCarryRegionsAndModes(t *testing.T) {
 		clusters []clusterEntry
 	}{
 		{"defaults", agones.RegionLabel,
-			map[string]fleet{"rps": {"eu", 20, 200, 2, "List", 40, 2000, 20}},
+			map[string]fleet{"rps": {"eu", 20, 200, 2, "List", 40, 2000, 20, ""}},
 			[]clusterEntry{{Name: "local-rps", Namespace: "quickmatch", Fleet: "rps", Region: "eu", Modes: []string{}, Weight: 1, Scheduling: "Packed"}}},
 		// Two fleets in one region: each keeps its own free rooms (List);
 		// the Webhook policy sizes one fleet per region.
 		{"single-cluster", agones.RegionLabel,
 			map[string]fleet{
-				"rps":       {"eu", 50, 100, 4, "List", 100, 5000, 50},
-				"rps-teams": {"eu", 20, 200, 4, "List", 40, 2000, 20},
+				"rps":       {"eu", 50, 100, 4, "List", 100, 5000, 50, ""},
+				"rps-teams": {"eu", 20, 200, 4, "List", 40, 2000, 20, ""},
 			},
 			[]clusterEntry{
 				{Name: "local-rps", Namespace: "quickmatch", Fleet: "rps", Region: "eu", Modes: []string{"1v1"}, Weight: 1, Scheduling: "Packed"},
@@ -147,8 +148,8 @@ func TestChartFleetsCarryRegionsAndModes(t *testing.T) {
 			}},
 		{"fleets-per-region-and-mode", "example.com/zone",
 			map[string]fleet{
-				"duels-eu": {"eu", 100, 200, 2, "List", 40, 2000, 20},
-				"teams-us": {"us", 20, 200, 0, "Buffer", 0, 0, 0},
+				"duels-eu": {"eu", 100, 200, 2, "List", 40, 2000, 20, "OnUpgrade"}, // gameServers.eviction
+				"teams-us": {"us", 20, 200, 0, "Buffer", 0, 0, 0, "Never"},         // its own
 			},
 			[]clusterEntry{
 				{Name: "local-duels-eu", Namespace: "quickmatch", Fleet: "duels-eu", Region: "eu", Modes: []string{"1v1"}, Weight: 1, Scheduling: "Packed"},
@@ -167,7 +168,10 @@ func TestChartFleetsCarryRegionsAndModes(t *testing.T) {
 					t.Fatalf("fleet %s: %v, autoscaler %v", name, f, as)
 				}
 				lists := f.Spec.Template.Spec.Lists
-				got := fleet{f.Labels[tt.label], *lists[agones.ListRooms].Capacity, *lists[agones.ListPlayers].Capacity, f.Spec.Replicas, as.Spec.Policy.Type, 0, 0, 0}
+				got := fleet{f.Labels[tt.label], *lists[agones.ListRooms].Capacity, *lists[agones.ListPlayers].Capacity, f.Spec.Replicas, as.Spec.Policy.Type, 0, 0, 0, ""}
+				if e := f.Spec.Template.Spec.Eviction; e != nil {
+					got.eviction = e.Safe
+				}
 				if l := as.Spec.Policy.List; l != nil {
 					got.min, got.max, got.buffr = l.MinCapacity, l.MaxCapacity, l.BufferSize.Int
 				}

@@ -193,9 +193,12 @@ func ValueSets() []ValueSet {
 			"frontend": map[string]any{"auth": join["frontend"].(map[string]any)["auth"], "pdb": map[string]any{"maxUnavailable": 0}},
 			"gameServers": map[string]any{
 				"regionLabel": "example.com/zone",
+				// Node upgrades may evict the duels (a game of minutes);
+				// the teams' servers run to completion.
+				"eviction": "OnUpgrade",
 				"fleets": []any{
 					map[string]any{"name": "duels-eu", "region": "eu", "modes": []any{"1v1"}, "roomsPerServer": 100, "seatsPerRoom": 2},
-					map[string]any{"name": "teams-us", "region": "us", "modes": []any{"2v2", "5v5"}, "replicas": 0, "scheduling": "Distributed",
+					map[string]any{"name": "teams-us", "region": "us", "modes": []any{"2v2", "5v5"}, "replicas": 0, "scheduling": "Distributed", "eviction": "Never",
 						"autoscaler": map[string]any{"policy": "Buffer", "buffer": map[string]any{"bufferSize": 1, "minReplicas": 0, "maxReplicas": 10}}},
 				},
 			},

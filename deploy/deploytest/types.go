@@ -43,9 +43,15 @@ type GameServerTemplate struct {
 type GameServerSpec struct {
 	Ports    []GameServerPort       `json:"ports"`
 	Health   GameServerHealth       `json:"health"`
+	Eviction *Eviction              `json:"eviction,omitempty"`
 	Counters map[string]CounterSpec `json:"counters"`
 	Lists    map[string]ListSpec    `json:"lists"`
 	Template corev1.PodTemplateSpec `json:"template"`
+}
+
+// Eviction is a GameServer's eviction tolerance.
+type Eviction struct {
+	Safe string `json:"safe"`
 }
 
 // GameServerPort is one port of a GameServer.
