@@ -87,7 +87,9 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 				"$JS.API.STREAM.DELETE.TICKETS", "$JS.API.STREAM.PURGE.RESULTS", "$JS.API.CONSUMER.DELETE.TICKETS.matcher",
 				// it reads the messages of its own buckets and the results, no other stream's
 				"$JS.API.STREAM.MSG.GET.DEADLETTER", "$JS.API.DIRECT.GET.KV_leases.$KV.leases.eu-gold", "$JS.API.DIRECT.GET.KV_workers",
-				"$JS.API.STREAM.MSG.GET.KV_allocations", "$JS.API.DIRECT.GET.KV_roommatches.$KV.roommatches.m1", "$JS.API.DIRECT.GET.TICKETS"},
+				"$JS.API.STREAM.MSG.GET.KV_allocations", "$JS.API.DIRECT.GET.KV_roommatches.$KV.roommatches.m1", "$JS.API.DIRECT.GET.TICKETS",
+				// it answers questions it was asked (allow_responses), no other inbox
+				"_INBOX_frontend.x", "_INBOX_matcher.x"},
 			sub: []string{"matchmaking.>", "allocations.>", "offers.>", "_INBOX_matcher.x", "$KV.claims.>", ">"},
 		},
 		"matcher": {
@@ -142,7 +144,7 @@ func TestNATSPermissionsAllowTheirOwn(t *testing.T) {
 	s := startConfigured(t)
 	op, _ := as(t, s, "operator")
 	allowed := map[string]struct{ pub, sub []string }{
-		"frontend": {pub: []string{"matchmaking.eu.gold", "cancels.eu.gold", "results.alice", "deadletter.frontend", "follows.t1", "_INBOX_frontend.r1"},
+		"frontend": {pub: []string{"matchmaking.eu.gold", "cancels.eu.gold", "results.alice", "deadletter.frontend", "follows.t1", "follows._frontends"},
 			sub: []string{"results.>", "_INBOX_frontend.r1", "follows.*"}},
 		"matcher": {pub: []string{"offers.eu.gold", "allocations.eu", "results.alice", "deadletter.matcher", "cancels.eu.gold", "matchfunctions.mmf"}, sub: []string{"cancels.>", "_INBOX_matcher.r1"}},
 		"allocator": {pub: []string{"results.alice", "deadletter.allocator", "matchmaking.eu.gold", "$JS.API.CONSUMER.MSG.NEXT.ALLOCATIONS.allocator"},

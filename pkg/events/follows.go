@@ -2,29 +2,54 @@ package events
 
 import "time"
 
-// rootFollows is the root of the followers' questions (Subjects.Follows).
+// rootFollows is the root of the frontends' questions of who follows a
+// ticket (Subjects.Follows).
 const rootFollows = "follows"
 
+// rollCall is the token of Subjects.FollowsRollCall: no ticket id a
+// frontend makes (FollowsRollCall says why that matters).
+const rollCall = "_frontends"
+
 // Follows is where a frontend asks every frontend whether one of its
-// clients follows a ticket (core NATS, request and replies, no stream):
-// `follows.<ticket_id>`. It asks of a ticket whose client's WebSocket
-// was lost: kept for the client to follow again, it is cancelled when no
-// frontend answers FollowedHere within FollowsAnswerWait, so a player
-// who went away is not matched for the rest of its mode's wait. Every
-// frontend answers, the asker included (its answer shows the question
-// went round): FollowedHere or NotFollowedHere.
+// clients follows a ticket (core NATS, a request, every frontend
+// answering with a FollowsAnswer; no stream): `follows.<ticket_id>`. It
+// asks of a ticket whose client's WebSocket was lost: kept for the
+// client to follow again, it is cancelled once every frontend answered
+// that none of its clients follows it, so a player who went away is not
+// matched for the rest of its mode's wait.
 func (s Subjects) Follows(ticketID string) string { return s.join(rootFollows, ticketID) }
 
-// AllFollows matches the questions about every ticket.
+// FollowsRollCall is where every frontend says it is there, every
+// FollowsRollCallEvery (a FollowsAnswer naming it): the asker waits for
+// an answer from each frontend heard within FollowsRollCallLife, so a
+// frontend that cannot answer (cut off from NATS, or refused the
+// subscription) leaves the question unanswered rather than answered
+// "not followed". `follows._frontends`, under AllFollows: the frontends
+// hear it on the one subscription; a frontend asks of no ticket of its
+// name, for it asks only of ticket ids it made.
+func (s Subjects) FollowsRollCall() string { return s.join(rootFollows, rollCall) }
+
+// AllFollows matches the questions about every ticket, and the roll call.
 func (s Subjects) AllFollows() string { return s.join(rootFollows, "*") }
 
-// The answers to a Follows question.
-var (
-	FollowedHere    = []byte("followed")
-	NotFollowedHere = []byte("not followed")
-)
+// FollowsAnswer is a frontend's answer to a Follows question (whether
+// one of its clients follows the ticket), and its roll call.
+type FollowsAnswer struct {
+	// Frontend is the answering frontend's instance, unique to its process.
+	Frontend string `json:"frontend"`
+	Followed bool   `json:"followed,omitempty"`
+}
 
-// FollowsAnswerWait is how long a Follows question waits for answers:
-// a frontend answers from its tracker's loop, well within it even under
-// load, and the question is asked only of a lost client's ticket.
-const FollowsAnswerWait = time.Second
+// Timing of the questions.
+const (
+	// FollowsAnswerWait is how long a Follows question waits for every
+	// frontend's answer: a frontend answers from its tracker's loop, well
+	// within it even under load, and the question is asked only of a
+	// lost client's ticket.
+	FollowsAnswerWait = time.Second
+	// FollowsRollCallEvery is how often a frontend says it is there.
+	FollowsRollCallEvery = 10 * time.Second
+	// FollowsRollCallLife is how long a frontend heard once is expected
+	// to answer: three roll calls, so one lost does not drop it.
+	FollowsRollCallLife = 3 * FollowsRollCallEvery
+)

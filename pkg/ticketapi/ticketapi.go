@@ -44,6 +44,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -217,6 +218,18 @@ const (
 	// client that leaves, and its ticket is cancelled.
 	CloseFollowing = 4000
 )
+
+// LostReason starts the reason of a ticket cancelled because its
+// /ws/events client's connection was cut and no client followed the
+// ticket again within the frontend's grace (-lost-grace): the player was
+// taken for gone. A client that finds its ticket so may queue again.
+const LostReason = "client lost: "
+
+// LostCancelReason is the reason such a ticket is cancelled with, after
+// grace.
+func LostCancelReason(grace time.Duration) string {
+	return LostReason + "no client followed the ticket within " + grace.String() + " of its WebSocket's cut"
+}
 
 // RetryAfterReason is the start of a 1013 close reason that says how long
 // to wait, as a POST's Retry-After does: "retry after 30s: ..."

@@ -95,5 +95,12 @@ export function refusalOfReason(reason: string): { retryAfterMs: number | undefi
   return { retryAfterMs, body };
 }
 
+/**
+ * The start of the reason of a ticket cancelled because its /ws/events
+ * socket was cut and no client followed it again within the frontend's
+ * grace (-lost-grace): the player was taken for gone, and may queue again.
+ */
+export const lostReason = "client lost: ";
+
 /** In the error of a creation refused for a region out of game-server capacity. */
 export const regionFullText = "out of game-server capacity";

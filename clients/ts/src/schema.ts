@@ -301,8 +301,9 @@ export interface paths {
          *     of the ticket; poll GET /v1/tickets/{id}"): follow it on its event
          *     stream, on any frontend, and DELETE it to leave. A ticket whose
          *     connection was cut, or closed with 4000, that no one follows on an
-         *     event stream or WebSocket 30-45 s later (the frontend's -lost-grace) is
-         *     cancelled: the player went away.
+         *     event stream 60-90 s later (the frontend's -lost-grace), or later
+         *     on, is cancelled, its reason starting "client lost: ": the player
+         *     went away.
          */
         get: {
             parameters: {

@@ -49,9 +49,9 @@ type Tickets interface {
 type Results interface {
 	Wait(ctx context.Context, ticketID, player string) (results.Waiting, error)
 	Follow(ctx context.Context, t *events.Ticket, player string) (results.Waiting, error)
-	// Followed asks every frontend whether a client follows the ticket
-	// (results.Tracker.Followed).
-	Followed(ctx context.Context, ticketID string) (followed, answered bool, err error)
+	// AskFollowed asks every frontend whether a client follows the
+	// ticket (results.Tracker.AskFollowed).
+	AskFollowed(ctx context.Context, ticketID string) (followed, complete bool, err error)
 }
 
 // ErrorBody is every error answer (the contract's, pkg/ticketapi).
@@ -123,7 +123,8 @@ type Config struct {
 	Admission admission.Config
 	// LostGrace is how long the ticket of a /ws/events client whose
 	// connection was lost is kept for it to follow again (its event
-	// stream, on any frontend) before it is cancelled: a player who went
+	// stream, on any frontend) before it is cancelled, and how often it
+	// is asked about again while someone follows it: a player who went
 	// away is otherwise matched, and a partner sent to a game it never
 	// joins, until its mode's max_wait. Up to half again (lostGrace).
 	// Default DefaultLostGrace, negative: kept until then.
@@ -143,7 +144,11 @@ const (
 	DefaultWriteTimeout        = 30 * time.Second
 	DefaultMaxStreamsPerClient = 8
 	DefaultWaitRefresh         = 10 * time.Second
-	DefaultLostGrace           = 30 * time.Second
+	// DefaultLostGrace is above the clients' idle timeout (45 s,
+	// pkg/client and clients/ts): a client whose frontend saw the socket
+	// cut while the client did not (a proxy or NAT reset toward the
+	// frontend) notices only after it, then follows the ticket.
+	DefaultLostGrace = 60 * time.Second
 )
 
 // DefaultWSSkill is the -ws-skill flag's default. New leaves a zero

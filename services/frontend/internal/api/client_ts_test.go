@@ -97,6 +97,7 @@ func TestTypeScriptClientContract(t *testing.T) {
 		"retryAfterReason": ticketapi.RetryAfterReason,
 		"retryAfterMs":     float64(30_000),
 		"regionFullText":   ticketapi.RegionFullText,
+		"lostReason":       ticketapi.LostReason,
 		// A 1013's reason read as the 503's body a POST would have had.
 		"drained": map[string]any{"error": ticketapi.DrainedReason("eu.gold", "maintenance"), "drained": map[string]any{"shard": "eu.gold", "reason": "maintenance"}},
 		"full":    map[string]any{"error": ticketapi.RegionFullError("eu", "us-east"), "suggest_region": "us-east"},

@@ -87,7 +87,7 @@ func (f followed) Follow(ctx context.Context, t *events.Ticket, player string) (
 	return f.Wait(ctx, t.TicketID, player)
 }
 
-func (followed) Followed(context.Context, string) (bool, bool, error) { return true, true, nil }
+func (followed) AskFollowed(context.Context, string) (bool, bool, error) { return true, true, nil }
 
 func (followed) Wait(context.Context, string, string) (results.Waiting, error) {
 	return results.Waiting{

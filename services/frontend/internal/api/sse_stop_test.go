@@ -28,7 +28,9 @@ func (s assignedSlowStop) Follow(ctx context.Context, t *events.Ticket, player s
 	return s.Wait(ctx, t.TicketID, player)
 }
 
-func (assignedSlowStop) Followed(context.Context, string) (bool, bool, error) { return true, true, nil }
+func (assignedSlowStop) AskFollowed(context.Context, string) (bool, bool, error) {
+	return true, true, nil
+}
 
 func (s assignedSlowStop) Wait(_ context.Context, id, _ string) (results.Waiting, error) {
 	ch := make(chan events.Result, 1)

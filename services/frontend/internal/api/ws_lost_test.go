@@ -2,10 +2,13 @@ package api_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
@@ -16,58 +19,56 @@ import (
 // TestALostClientsTicketIsCancelledUnlessFollowed: the ticket of a
 // /ws/events client whose connection was cut is kept for it to follow
 // again, on any frontend, for -lost-grace; one no frontend's client
-// follows then is cancelled, saying why. Before, it was kept until its
-// mode's max_wait (5 minutes here): a player who went away was matched
-// and its partner sent to a game it never joined.
+// follows then is cancelled, saying why, and so is one whose follower
+// left by the next question. Before, it was kept until its mode's
+// max_wait (5 minutes here): a player who went away was matched and its
+// partner sent to a game it never joined.
 func TestALostClientsTicketIsCancelledUnlessFollowed(t *testing.T) {
 	t.Parallel()
 	const grace = 300 * time.Millisecond
 	o := options{api: api.Config{LostGrace: grace}}
 	e := start(t, o)
 	other := newFrontend(t, e, o)
-	asked, err := e.nc.SubscribeSync(e.subj.AllFollows())
-	if err != nil {
-		t.Fatal(err)
-	}
+	asked := questions(t, e)
 	for _, tc := range []struct {
 		name string
-		// follow follows the ticket of player after its socket was cut
-		// (nil: no one does).
-		follow    func(t *testing.T, id, player string)
+		// follow follows the ticket of player after its socket was cut,
+		// until the first question (nil: no one does), and leaves then
+		// if leaves is set.
+		follow    func(t *testing.T, id, player string) (leave func())
+		leaves    bool
 		cancelled bool
 	}{
-		{"gone", nil, true},
-		{"followed again on its frontend", func(t *testing.T, id, player string) { follow(t, e, e.http.URL, id, player) }, false},
-		{"followed on another frontend", func(t *testing.T, id, player string) { follow(t, e, other.URL, id, player) }, false},
+		{"gone", nil, false, true},
+		{"followed again on its frontend", func(t *testing.T, id, player string) func() { return follow(t, e, e.http.URL, id, player) }, false, false},
+		{"followed on another frontend", func(t *testing.T, id, player string) func() { return follow(t, e, other.URL, id, player) }, false, false},
+		{"followed, then left", func(t *testing.T, id, player string) func() { return follow(t, e, other.URL, id, player) }, true, true},
 	} {
 		player := strings.ReplaceAll(tc.name, " ", "-")
+		player = strings.ReplaceAll(player, ",", "")
 		c, read := dialEvents(t, e, "player_id="+player+"&skill=1650&region=eu")
 		id, _ := read()["ticket_id"].(string)
 		_ = c.NetConn().Close()
 		if tc.follow != nil {
-			tc.follow(t, id, player)
+			leave := tc.follow(t, id, player)
+			asked.next(t, id)
+			if tc.leaves {
+				leave()
+			}
 		}
 		if tc.cancelled {
-			testkit.Eventually(t, 5*time.Second, func() bool {
+			testkit.Eventually(t, 10*time.Second, func() bool {
 				owner, _ := e.claims.Owner(t.Context(), id)
 				return owner == events.OwnerCancelled
 			}, "%s: the ticket was not cancelled", tc.name)
 			code, v, _ := e.do(t, http.MethodGet, ticketapi.TicketPath(id), "", map[string]string{"Authorization": "Bearer " + e.token(t, player)})
-			if code != 200 || v["status"] != "cancelled" || !strings.Contains(v["reason"].(string), "not followed again") {
-				t.Errorf("%s: %d %v, want cancelled, not followed again", tc.name, code, v)
+			if reason, _ := v["reason"].(string); code != 200 || v["status"] != "cancelled" || !strings.HasPrefix(reason, ticketapi.LostReason) {
+				t.Errorf("%s: %d %v, want cancelled, %q", tc.name, code, v, ticketapi.LostReason)
 			}
 			continue
 		}
-		// Asked after the grace, and answered within the answers' wait.
-		for {
-			m, err := asked.NextMsg(5 * time.Second)
-			if err != nil {
-				t.Fatalf("%s: no one asked who follows the ticket: %v", tc.name, err)
-			}
-			if m.Subject == e.subj.Follows(id) {
-				break
-			}
-		}
+		// Asked (again), and answered within the answers' wait.
+		asked.next(t, id)
 		time.Sleep(events.FollowsAnswerWait + 2*time.Second) // and a cancel
 		if owner, _ := e.claims.Owner(t.Context(), id); owner == events.OwnerCancelled {
 			t.Errorf("%s: the ticket was cancelled", tc.name)
@@ -75,10 +76,76 @@ func TestALostClientsTicketIsCancelledUnlessFollowed(t *testing.T) {
 	}
 }
 
+// TestALostClientsTicketIsKeptWhileAFrontendDoesNotAnswer: a frontend
+// heard at the roll call that does not answer (cut off from NATS, its
+// client may follow the ticket there) leaves each question incomplete,
+// and the ticket is kept, asked about again up to three times in a row,
+// then no more.
+func TestALostClientsTicketIsKeptWhileAFrontendDoesNotAnswer(t *testing.T) {
+	t.Parallel()
+	const grace = 200 * time.Millisecond
+	e := start(t, options{api: api.Config{LostGrace: grace}})
+	asked := questions(t, e)
+	// A frontend that calls the roll and never answers.
+	roll, _ := json.Marshal(events.FollowsAnswer{Frontend: "silent"})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			_ = e.nc.Publish(e.subj.FollowsRollCall(), roll)
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // heard
+	c, read := dialEvents(t, e, "player_id=roaming&skill=1650&region=eu")
+	id, _ := read()["ticket_id"].(string)
+	_ = c.NetConn().Close()
+	for range 3 {
+		asked.next(t, id)
+	}
+	time.Sleep(events.FollowsAnswerWait + 3*grace/2 + time.Second)
+	if owner, _ := e.claims.Owner(t.Context(), id); owner == events.OwnerCancelled {
+		t.Fatal("the ticket was cancelled though a frontend did not answer")
+	}
+	if m, err := asked.sub.NextMsg(0); err == nil && m.Subject == e.subj.Follows(id) {
+		t.Fatal("asked a fourth time")
+	}
+}
+
+// questionsSeen are the questions of who follows a ticket, as heard.
+type questionsSeen struct{ sub *nats.Subscription }
+
+func questions(t *testing.T, e *env) questionsSeen {
+	t.Helper()
+	sub, err := e.nc.SubscribeSync(e.subj.AllFollows())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return questionsSeen{sub}
+}
+
+// next waits for the next question about ticket id.
+func (q questionsSeen) next(t *testing.T, id string) {
+	t.Helper()
+	for {
+		m, err := q.sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("no one asked who follows %s: %v", id, err)
+		}
+		if m.Subject == (events.Subjects{}).Follows(id) {
+			return
+		}
+	}
+}
+
 // follow opens player's event stream of ticket id on the frontend at
 // base and reads its first event: the stream is followed when it
-// returns, until the test ends.
-func follow(t *testing.T, e *env, base, id, player string) {
+// returns, until leave is called or the test ends.
+func follow(t *testing.T, e *env, base, id, player string) (leave func()) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+ticketapi.EventsPath(id), nil)
 	req.Header.Set("Authorization", "Bearer "+e.token(t, player))
@@ -86,8 +153,10 @@ func follow(t *testing.T, e *env, base, id, player string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { res.Body.Close() })
+	leave = func() { res.Body.Close() }
+	t.Cleanup(leave)
 	if got := readSSE(t, bufio.NewReader(res.Body), 1); got[0].status != "queued" {
 		t.Fatalf("%s's events: %v", player, got)
 	}
+	return leave
 }

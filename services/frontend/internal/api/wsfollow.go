@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -221,8 +220,9 @@ func (a *API) shutDown(ctx context.Context, conn *websocket.Conn, caller identit
 // (or stopped taking what is sent): a /ws/events client, which has been
 // told the ticket's id, follows it on its event stream (both clients
 // do), so its ticket is kept for it, Config.LostGrace (a phone that
-// changed networks), then cancelled unless someone follows it (comeBack);
-// the demo's is cancelled at once (abandon), its client knowing no id.
+// changed networks), then cancelled unless someone follows it
+// (askWhoFollows); the demo's is cancelled at once (abandon), its client
+// knowing no id.
 func (a *API) lost(ep endpoint, ticketID, reason string) {
 	if !ep.handsOver {
 		a.abandon(ticketID, reason)
@@ -230,7 +230,7 @@ func (a *API) lost(ep endpoint, ticketID, reason string) {
 	}
 	a.log.Debug("websocket lost; ticket kept for its client to follow", "ticket_id", ticketID, "reason", reason)
 	if a.cfg.LostGrace > 0 {
-		time.AfterFunc(a.lostGrace(), func() { a.comeBack(ticketID, 1) })
+		time.AfterFunc(a.lostGrace(), func() { a.askWhoFollows(ticketID, 0) })
 	}
 }
 
@@ -241,19 +241,22 @@ func (a *API) lostGrace() time.Duration {
 	return a.cfg.LostGrace + rand.N(a.cfg.LostGrace/2+1)
 }
 
-// lostAsks is how many times a lost client's ticket is asked about
-// (comeBack) while no frontend answers: then it is kept, as before the
-// question, until its mode's max_wait.
+// lostAsks is how many questions in a row may go unanswered (incomplete)
+// before a lost client's ticket is no longer asked about: it is then
+// kept, as before the question, until its mode's max_wait.
 const lostAsks = 3
 
-// comeBack cancels the ticket of a lost /ws/events client that no
-// frontend's client follows a grace after: the player went away (a page
-// closed, a phone off), and would otherwise be matched until its mode's
-// max_wait, its partner sent to a game it never joins. Unanswered (NATS
-// cut off, or not letting the frontends ask), it asks again a grace
-// later, lostAsks times in all. A frontend that shuts down meanwhile
-// keeps the ticket.
-func (a *API) comeBack(ticketID string, ask int) {
+// askWhoFollows asks every frontend whether a client follows the ticket
+// of a lost /ws/events client, and cancels it when every one answered
+// that none does: the player went away (a page closed, a phone off), and
+// would otherwise be matched until its mode's max_wait, its partner sent
+// to a game it never joins. A ticket someone follows is asked about
+// again a grace later, until it is decided (its follower may leave in
+// turn); one whose question went unanswered by some frontend (cut off
+// from NATS, say: its client may follow it there) is asked about again,
+// unanswered lostAsks times in a row at most. A frontend that shuts down
+// asks no more: its lost clients' tickets are kept.
+func (a *API) askWhoFollows(ticketID string, unanswered int) {
 	select {
 	case <-a.done:
 		return
@@ -261,19 +264,23 @@ func (a *API) comeBack(ticketID string, ask int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	followed, answered, err := a.results.Followed(ctx, ticketID)
-	switch {
-	case followed:
-		return
-	case !answered:
-		if ask < lostAsks {
-			time.AfterFunc(a.lostGrace(), func() { a.comeBack(ticketID, ask+1) })
-			return
-		}
-		a.log.Warn("no frontend answered whether a lost client's ticket is followed; kept until its mode's max_wait", "ticket_id", ticketID, "err", err)
+	if v, err := a.tickets.Get(ctx, tickets.System, ticketID); err == nil && v.Status.Terminal() {
 		return
 	}
-	_ = a.abandon(ticketID, fmt.Sprintf("its client's connection was lost and it was not followed again within %s", a.cfg.LostGrace))
+	again := func(unanswered int) {
+		time.AfterFunc(a.lostGrace(), func() { a.askWhoFollows(ticketID, unanswered) })
+	}
+	followed, complete, err := a.results.AskFollowed(ctx, ticketID)
+	switch {
+	case followed:
+		again(0)
+	case !complete && unanswered+1 < lostAsks:
+		again(unanswered + 1)
+	case !complete:
+		a.log.Warn("no answer from every frontend whether a lost client's ticket is followed; kept until its mode's max_wait", "ticket_id", ticketID, "err", err)
+	default:
+		_ = a.abandon(ticketID, ticketapi.LostCancelReason(a.cfg.LostGrace))
+	}
 }
 
 // abandon cancels the ticket of a client that is gone.

@@ -3,8 +3,6 @@ package results
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,104 +15,152 @@ import (
 )
 
 // runTracker starts a tracker on a connection of its own to srv, as
-// opts says, until the test ends.
-func runTracker(t *testing.T, srv *server.Server, opts ...nats.Option) *Tracker {
+// opts says, calling the roll every rollEvery (0: the default), until
+// the test ends.
+func runTracker(t *testing.T, srv *server.Server, rollEvery time.Duration, opts ...nats.Option) (*Tracker, *nats.Conn) {
 	t.Helper()
 	nc := testkit.Connect(t, srv, opts...)
 	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
 		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+	if rollEvery > 0 {
+		tr.fol.every = rollEvery
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
 	go func() { _ = tr.Run(ctx) }()
-	return tr
+	return tr, nc
+}
+
+// follow makes a client of tr's frontend follow ticket id.
+func follow(t *testing.T, tr *Tracker, id string) Waiting {
+	t.Helper()
+	w, err := tr.Follow(t.Context(), &events.Ticket{TicketID: id, PlayerID: "p-" + id, CreatedAt: time.Now()}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// ask is b's question of who follows id.
+func ask(t *testing.T, b *Tracker, id string) (followed, complete bool) {
+	t.Helper()
+	followed, complete, err := b.AskFollowed(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return followed, complete
+}
+
+// knows waits until b has heard a's roll call.
+func knows(t *testing.T, b, a *Tracker) {
+	t.Helper()
+	testkit.Eventually(t, 10*time.Second, func() bool { return b.roster()[a.fol.instance] }, "a's roll call never heard")
 }
 
 // whoFollows: a ticket one frontend's client waits on is followed, asked
 // of from another frontend; one tracked with no waiter, or whose waiter
-// stopped, is not, and the question was answered.
+// stopped, is not, every frontend having answered.
 func whoFollows(t *testing.T, a, b *Tracker) {
 	t.Helper()
-	ask := func(id string) (bool, bool) {
-		t.Helper()
-		followed, answered, err := b.Followed(t.Context(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return followed, answered
+	knows(t, b, a)
+	w := follow(t, a, "t1")
+	if followed, complete := ask(t, b, "t1"); !followed || !complete {
+		t.Fatalf("a ticket a client follows: followed %v, complete %v", followed, complete)
 	}
-	// Run serves no Track before its subscriptions are held: the asker's
-	// own answer shows its question went round once it has tracked one.
-	for _, tr := range []*Tracker{a, b} {
-		if err := tr.Track(t.Context(), &events.Ticket{TicketID: "warm", PlayerID: "w"}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tk := events.Ticket{TicketID: "t1", PlayerID: "alice", CreatedAt: time.Now()}
-	w, err := a.Follow(t.Context(), &tk, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if followed, answered := ask("t1"); !followed || !answered {
-		t.Fatalf("a ticket a client follows: followed %v, answered %v", followed, answered)
-	}
-	if followed, answered := ask("t2"); followed || !answered {
-		t.Fatalf("a ticket no one tracks: followed %v, answered %v", followed, answered)
+	if followed, complete := ask(t, b, "t2"); followed || !complete {
+		t.Fatalf("a ticket no one tracks: followed %v, complete %v", followed, complete)
 	}
 	w.Stop()
-	if followed, answered := ask("t1"); followed || !answered {
-		t.Fatalf("a ticket whose client stopped following: followed %v, answered %v", followed, answered)
+	if followed, complete := ask(t, b, "t1"); followed || !complete {
+		t.Fatalf("a ticket whose client stopped following: followed %v, complete %v", followed, complete)
 	}
 }
 
 func TestWhoFollowsATicket(t *testing.T) {
 	t.Parallel()
 	srv := testkit.RunServer(t)
-	whoFollows(t, runTracker(t, srv), runTracker(t, srv))
+	a, _ := runTracker(t, srv, 100*time.Millisecond)
+	b, _ := runTracker(t, srv, 100*time.Millisecond)
+	whoFollows(t, a, b)
 }
 
-// TestWhoFollowsATicketWithTheFrontendsPermissions: frontends ask and
-// answer with what deploy/nats/nats.conf lets their user do. Not
-// parallel: the configuration reads its passwords from the environment.
+// TestWhoFollowsATicketWithTheFrontendsPermissions: frontends ask, call
+// the roll and answer with what deploy/nats/nats.conf lets their user
+// do (answers: allow_responses). Not parallel: configuredServer.
 func TestWhoFollowsATicketWithTheFrontendsPermissions(t *testing.T) {
-	for _, u := range []string{"frontend", "matcher", "allocator", "matchfunction", "provisioner", "operator"} {
-		t.Setenv(strings.ToUpper(u)+"_PASSWORD", u+"-pw")
-	}
-	t.Setenv("SERVER_NAME", "follows-test")
-	root, err := testkit.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := server.ProcessConfigFile(filepath.Join(root, "deploy", "nats", "nats.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Host, opts.Port, opts.HTTPPort, opts.NoSigs, opts.NoLog = "127.0.0.1", -1, 0, true, true
-	opts.StoreDir = t.TempDir()
-	srv := testkit.RunServerWith(t, opts)
-	frontend := []nats.Option{nats.UserInfo("frontend", "frontend-pw"), nats.CustomInboxPrefix("_INBOX_frontend")}
-	whoFollows(t, runTracker(t, srv, frontend...), runTracker(t, srv, frontend...))
+	srv := configuredServer(t)
+	a, _ := runTracker(t, srv, 100*time.Millisecond, frontendUser...)
+	b, _ := runTracker(t, srv, 100*time.Millisecond, frontendUser...)
+	whoFollows(t, a, b)
 }
 
-// TestWhoFollowsUnansweredWhereNATSForbidsIt: a frontend whose NATS user
-// may not ask or answer (a configuration from before the question) runs
-// on, and its question reads as unanswered, not as "no one follows": a
-// lost client's ticket is then kept, as before.
-func TestWhoFollowsUnansweredWhereNATSForbidsIt(t *testing.T) {
+// TestAFrontendThatCannotAnswerLeavesTheQuestionIncomplete: a frontend
+// heard at the roll call that does not answer (here cut off from NATS,
+// its client following the ticket there) leaves the question incomplete,
+// which cancels nothing. Before the roll call, the asker's own answer
+// made it complete, and the ticket was cancelled under its follower.
+func TestAFrontendThatCannotAnswerLeavesTheQuestionIncomplete(t *testing.T) {
 	t.Parallel()
-	opts := testkit.ServerOptions(t.TempDir())
-	follows := events.Subjects{}.AllFollows()
-	opts.Users = []*server.User{{Username: "old", Password: "old", Permissions: &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{">"}, Deny: []string{follows}},
-		Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{follows}},
-	}}}
+	srv := testkit.RunServer(t)
+	a, anc := runTracker(t, srv, 100*time.Millisecond)
+	b, _ := runTracker(t, srv, 100*time.Millisecond)
+	knows(t, b, a)
+	follow(t, a, "t1")
+	anc.Close()
+	if followed, complete := ask(t, b, "t1"); followed || complete {
+		t.Fatalf("followed %v, complete %v; want incomplete", followed, complete)
+	}
+}
+
+// TestWhoFollowsIncompleteWhereNATSForbidsIt: a frontend whose NATS user
+// may not ask or answer (a configuration from before the questions) runs
+// on, and its question is incomplete, not "no one follows": a lost
+// client's ticket is then kept, as before.
+func TestWhoFollowsIncompleteWhereNATSForbidsIt(t *testing.T) {
+	t.Parallel()
+	srv := testkit.RunServerWith(t, forbidding(t, true))
+	a, _ := runTracker(t, srv, 100*time.Millisecond, nats.UserInfo("fe", "fe"))
+	follow(t, a, "t1") // Run serves it once its subscriptions were made
+	if followed, complete := ask(t, a, "t1"); followed || complete {
+		t.Fatalf("followed %v, complete %v; want incomplete", followed, complete)
+	}
+}
+
+// TestARefusedSubscriptionIsMadeAgain: a frontend started before NATS's
+// configuration allowed the questions answers them once it does (its
+// subscription made again at a roll call), rather than never: the
+// frontends started after the reload then asked, and the older ones,
+// whose roll calls now went through, were heard and never answered.
+func TestARefusedSubscriptionIsMadeAgain(t *testing.T) {
+	t.Parallel()
+	opts := forbidding(t, true)
 	srv := testkit.RunServerWith(t, opts)
-	a := runTracker(t, srv, nats.UserInfo("old", "old"))
-	tk := events.Ticket{TicketID: "t1", PlayerID: "alice", CreatedAt: time.Now()}
-	if _, err := a.Follow(t.Context(), &tk, ""); err != nil {
-		t.Fatalf("the tracker does not run: %v", err)
+	a, _ := runTracker(t, srv, 100*time.Millisecond, nats.UserInfo("fe", "fe"))
+	follow(t, a, "t1")
+	time.Sleep(300 * time.Millisecond) // a's subscription refused, and dropped
+	allowed := opts.Clone()
+	allowed.Users = forbidding(t, false).Users
+	if err := srv.ReloadOptions(allowed); err != nil {
+		t.Fatal(err)
 	}
-	followed, answered, err := a.Followed(t.Context(), "t1")
-	if followed || answered || err != nil {
-		t.Fatalf("followed %v, answered %v, err %v; want unanswered", followed, answered, err)
+	b, _ := runTracker(t, srv, 100*time.Millisecond, nats.UserInfo("fe", "fe"))
+	knows(t, b, a)
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		followed, _ := ask(t, b, "t1")
+		return followed
+	}, "a never answered after the reload")
+}
+
+// forbidding is server options with one user, fe/fe, that may do
+// anything but (if deny) publish or subscribe to the questions.
+func forbidding(t *testing.T, deny bool) *server.Options {
+	t.Helper()
+	opts := testkit.ServerOptions(t.TempDir())
+	perms := &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}}, Subscribe: &server.SubjectPermission{Allow: []string{">"}}}
+	if deny {
+		follows := events.Subjects{}.AllFollows()
+		perms.Publish.Deny, perms.Subscribe.Deny = []string{follows}, []string{follows}
 	}
+	opts.Users = []*server.User{{Username: "fe", Password: "fe", Permissions: perms}}
+	return opts
 }

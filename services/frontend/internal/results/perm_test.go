@@ -24,6 +24,15 @@ import (
 // Not parallel: the configuration reads its passwords from the
 // environment.
 func TestCatchUpWithTheFrontendsPermissions(t *testing.T) {
+	operator := []nats.Option{nats.UserInfo("operator", "operator-pw")}
+	missedWhileDisconnected(t, newStackOn(t, configuredServer(t), frontendUser, operator, true, nil))
+}
+
+// configuredServer runs a server with deploy/nats/nats.conf, each user's
+// password its name and "-pw". Its test may not be parallel: the
+// configuration reads the passwords from the environment.
+func configuredServer(t *testing.T) *server.Server {
+	t.Helper()
 	for _, u := range []string{"frontend", "matcher", "allocator", "matchfunction", "provisioner", "operator"} {
 		t.Setenv(strings.ToUpper(u)+"_PASSWORD", u+"-pw")
 	}
@@ -38,10 +47,11 @@ func TestCatchUpWithTheFrontendsPermissions(t *testing.T) {
 	}
 	opts.Host, opts.Port, opts.HTTPPort, opts.NoSigs, opts.NoLog = "127.0.0.1", -1, 0, true, true
 	opts.StoreDir = t.TempDir()
-	frontend := []nats.Option{nats.UserInfo("frontend", "frontend-pw"), nats.CustomInboxPrefix("_INBOX_frontend")}
-	operator := []nats.Option{nats.UserInfo("operator", "operator-pw")}
-	missedWhileDisconnected(t, newStackOn(t, testkit.RunServerWith(t, opts), frontend, operator, true, nil))
+	return testkit.RunServerWith(t, opts)
 }
+
+// frontendUser connects as nats.conf's frontend user.
+var frontendUser = []nats.Option{nats.UserInfo("frontend", "frontend-pw"), nats.CustomInboxPrefix("_INBOX_frontend")}
 
 // A frontend whose NATS user may not hear results ends its tracker's Run
 // (and so the process) saying so, instead of taking tickets and telling

@@ -42,9 +42,13 @@ func (t *Tracker) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if fsub := t.subscribeFollows(ctx); fsub != nil {
-		defer func() { _ = fsub.Unsubscribe() }()
-	}
+	var fsub *nats.Subscription // the questions' (follows.go)
+	defer func() {
+		if fsub != nil {
+			_ = fsub.Unsubscribe()
+		}
+	}()
+	t.callRoll(ctx, &fsub)
 	s := &state{tickets: map[string]*ticket{}, byPlayer: map[string]map[string]*ticket{}}
 	defer func() {
 		for _, tk := range s.tickets {
@@ -67,7 +71,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 			t.statusChanged(ctx, s, st)
 		case m := <-t.msgs:
 			t.result(s, m)
-		case m := <-t.questions:
+		case m := <-t.fol.questions:
 			t.answer(s, m)
 		case c := <-t.caught:
 			t.deliver(s, c.player, c.res)
@@ -80,6 +84,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 		case <-ticks:
 			t.checkDropped(ctx, s, sub)
 			t.expireDue(ctx, s, t.now())
+			t.callRoll(ctx, &fsub)
 		}
 	}
 }

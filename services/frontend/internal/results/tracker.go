@@ -11,7 +11,9 @@
 // map lookup, no decoding for anyone else's), fans it out to waiters,
 // records metrics, and expires tickets that waited past their mode's
 // max_wait (Waits). No goroutine, subscription or JetStream consumer per
-// player: a waiting ticket costs a small struct.
+// player: a waiting ticket costs a small struct. A second subscription,
+// also one per frontend, answers the frontends' questions of who follows
+// a ticket (follows.go).
 //
 // What the subscription cannot hear is read back from the RESULTS stream
 // (catchup.go): the results published while the connection was down, and
@@ -31,6 +33,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -55,11 +58,9 @@ type Tracker struct {
 	// (results.), so Run reads the player without decoding.
 	prefix string
 	msgs   chan *nats.Msg
-	// followsPrefix is what a question of who follows a ticket starts
-	// with before the ticket's id; questions receives them (follows.go).
-	followsPrefix string
-	questions     chan *nats.Msg
-	reqs          chan request
+	// fol answers and asks who follows a ticket (follows.go).
+	fol  follows
+	reqs chan request
 	// expired receives each expiry that returned.
 	expired chan expiry
 	// caught receives the results a catch-up read from the stream, and
@@ -167,13 +168,13 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 		// a microsecond on one of a player it does not track. When it is
 		// full nats.go drops what comes (a slow consumer): Run counts
 		// the drops and reads them back from the stream (catchup.go).
-		msgs:          make(chan *nats.Msg, 1<<16),
-		followsPrefix: subj.Follows(""),
-		questions:     make(chan *nats.Msg, questionsBuffer),
-		reqs:          make(chan request),
-		expired:       make(chan expiry),
-		caught:        make(chan caughtResult, 256),
-		caughtUp:      make(chan error, 1),
+		msgs: make(chan *nats.Msg, 1<<16),
+		fol: follows{instance: nuid.Next(), prefix: subj.Follows(""), rollCall: subj.FollowsRollCall(),
+			questions: make(chan *nats.Msg, questionsBuffer), every: events.FollowsRollCallEvery, heard: map[string]time.Time{}},
+		reqs:     make(chan request),
+		expired:  make(chan expiry),
+		caught:   make(chan caughtResult, 256),
+		caughtUp: make(chan error, 1),
 		met: metrics{
 			tracked: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "quickmatch_frontend_waiting_tickets", Help: "Tickets this frontend follows that have no outcome yet (or whose outcome a party player's own result is awaited for, 30 s at most).",

@@ -41,6 +41,7 @@ var quickmatch = (() => {
     eventStatus: () => eventStatus,
     eventsPath: () => eventsPath,
     headers: () => headers,
+    lostReason: () => lostReason,
     paths: () => paths,
     query: () => query,
     refusalOfReason: () => refusalOfReason,
@@ -98,6 +99,7 @@ var quickmatch = (() => {
     if (r) body.suggest_region = r[1];
     return { retryAfterMs, body };
   }
+  var lostReason = "client lost: ";
   var regionFullText = "out of game-server capacity";
 
   // src/errors.ts
