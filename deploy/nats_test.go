@@ -88,8 +88,9 @@ func TestNATSPermissionsRefuseWhatIsNotTheirs(t *testing.T) {
 				// it reads the messages of its own buckets and the results, no other stream's
 				"$JS.API.STREAM.MSG.GET.DEADLETTER", "$JS.API.DIRECT.GET.KV_leases.$KV.leases.eu-gold", "$JS.API.DIRECT.GET.KV_workers",
 				"$JS.API.STREAM.MSG.GET.KV_allocations", "$JS.API.DIRECT.GET.KV_roommatches.$KV.roommatches.m1", "$JS.API.DIRECT.GET.TICKETS",
-				// it answers questions it was asked (allow_responses), no other inbox
-				"_INBOX_frontend.x", "_INBOX_matcher.x"},
+				// it answers the frontends' questions, no other service's inbox
+				// (a result's PubAck: no allow_responses)
+				"_INBOX_matcher.x", "_INBOX_allocator.x"},
 			sub: []string{"matchmaking.>", "allocations.>", "offers.>", "_INBOX_matcher.x", "$KV.claims.>", ">"},
 		},
 		"matcher": {
@@ -144,7 +145,7 @@ func TestNATSPermissionsAllowTheirOwn(t *testing.T) {
 	s := startConfigured(t)
 	op, _ := as(t, s, "operator")
 	allowed := map[string]struct{ pub, sub []string }{
-		"frontend": {pub: []string{"matchmaking.eu.gold", "cancels.eu.gold", "results.alice", "deadletter.frontend", "follows.t1", "follows._frontends"},
+		"frontend": {pub: []string{"matchmaking.eu.gold", "cancels.eu.gold", "results.alice", "deadletter.frontend", "follows.t1", "follows._frontends", "_INBOX_frontend.r1"},
 			sub: []string{"results.>", "_INBOX_frontend.r1", "follows.*"}},
 		"matcher": {pub: []string{"offers.eu.gold", "allocations.eu", "results.alice", "deadletter.matcher", "cancels.eu.gold", "matchfunctions.mmf"}, sub: []string{"cancels.>", "_INBOX_matcher.r1"}},
 		"allocator": {pub: []string{"results.alice", "deadletter.allocator", "matchmaking.eu.gold", "$JS.API.CONSUMER.MSG.NEXT.ALLOCATIONS.allocator"},

@@ -20,24 +20,31 @@ const rollCall = "_frontends"
 func (s Subjects) Follows(ticketID string) string { return s.join(rootFollows, ticketID) }
 
 // FollowsRollCall is where every frontend says it is there, every
-// FollowsRollCallEvery (a FollowsAnswer naming it): the asker waits for
-// an answer from each frontend heard within FollowsRollCallLife, so a
-// frontend that cannot answer (cut off from NATS, or refused the
-// subscription) leaves the question unanswered rather than answered
-// "not followed". `follows._frontends`, under AllFollows: the frontends
-// hear it on the one subscription; a frontend asks of no ticket of its
-// name, for it asks only of ticket ids it made.
+// FollowsRollCallEvery, and that it leaves when it stops (a
+// RollCall): the asker waits for an answer from each frontend heard and
+// not gone, so a frontend that cannot answer (cut off from NATS, its
+// subscription refused) leaves the question incomplete rather than
+// answered "not followed". `follows._frontends`, under AllFollows: the
+// frontends hear it on the one subscription; a frontend asks of no ticket
+// of that name, for it asks only of ticket ids it made.
 func (s Subjects) FollowsRollCall() string { return s.join(rootFollows, rollCall) }
 
 // AllFollows matches the questions about every ticket, and the roll call.
 func (s Subjects) AllFollows() string { return s.join(rootFollows, "*") }
 
-// FollowsAnswer is a frontend's answer to a Follows question (whether
-// one of its clients follows the ticket), and its roll call.
+// FollowsAnswer is a frontend's answer to a Follows question: whether
+// one of its clients follows the ticket.
 type FollowsAnswer struct {
 	// Frontend is the answering frontend's instance, unique to its process.
 	Frontend string `json:"frontend"`
 	Followed bool   `json:"followed,omitempty"`
+}
+
+// RollCall is a frontend's word on FollowsRollCall: it is there, or
+// (Leaving) it stops and is to be asked no more.
+type RollCall struct {
+	Frontend string `json:"frontend"`
+	Leaving  bool   `json:"leaving,omitempty"`
 }
 
 // Timing of the questions.
@@ -50,6 +57,14 @@ const (
 	// FollowsRollCallEvery is how often a frontend says it is there.
 	FollowsRollCallEvery = 10 * time.Second
 	// FollowsRollCallLife is how long a frontend heard once is expected
-	// to answer: three roll calls, so one lost does not drop it.
-	FollowsRollCallLife = 3 * FollowsRollCallEvery
+	// to answer, unless it said it leaves: far past a cut of minutes, for
+	// a frontend cut off from NATS may have a client that follows the
+	// ticket, and forgotten, the question would be complete without it.
+	// A frontend that crashed keeps questions incomplete (their tickets
+	// kept) that long.
+	FollowsRollCallLife = 5 * time.Minute
+	// FollowsListenFirst is how long a frontend listens to the roll call
+	// (after it starts, or reconnects to NATS) before its questions can
+	// be complete: two roll calls of every frontend there.
+	FollowsListenFirst = 2*FollowsRollCallEvery + time.Second
 )

@@ -225,10 +225,10 @@ const (
 // taken for gone. A client that finds its ticket so may queue again.
 const LostReason = "client lost: "
 
-// LostCancelReason is the reason such a ticket is cancelled with, after
-// grace.
+// LostCancelReason is the reason such a ticket is cancelled with, asked
+// about every grace.
 func LostCancelReason(grace time.Duration) string {
-	return LostReason + "no client followed the ticket within " + grace.String() + " of its WebSocket's cut"
+	return LostReason + "its WebSocket was cut and no client followed the ticket (asked every " + grace.String() + ")"
 }
 
 // RetryAfterReason is the start of a 1013 close reason that says how long

@@ -85,7 +85,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.api.BodyTimeout, "body-timeout", api.DefaultBodyTimeout, "time allowed to send a request body (408 past it), and to take a WebSocket handshake's answer (the connection is closed past it)")
 	c.auth.register(fs)
 	fs.DurationVar(&c.api.Heartbeat, "heartbeat", api.DefaultHeartbeat, "ping interval for waiting SSE and WebSocket clients")
-	fs.DurationVar(&c.api.LostGrace, "lost-grace", api.DefaultLostGrace, "how long (and up to half again) the ticket of a /ws/events client whose connection was lost is kept for it to follow again, on any frontend, before it is cancelled (negative: kept until its mode's max_wait)")
+	fs.DurationVar(&c.api.LostGrace, "lost-grace", api.DefaultLostGrace, "how long (and up to half again) the ticket of a /ws/events client whose connection was lost is kept for it to follow again, on any frontend, before it is cancelled, and how often it is asked about while followed; keep it above the clients' idle timeout (45 s in pkg/client and clients/ts) (negative: kept until its mode's max_wait)")
 	fs.DurationVar(&c.api.WaitRefresh, "wait-refresh", api.DefaultWaitRefresh, "how often a queued ticket's SSE and /ws/events clients may be sent its expected wait again, when it moved by more than a quarter (negative: never)")
 	fs.StringVar(&c.api.WSRegion, "ws-region", api.DefaultWSRegion, "region of /ws clients that name none")
 	fs.IntVar(&c.api.WSSkill, "ws-skill", api.DefaultWSSkill, "skill of /ws clients that give none")

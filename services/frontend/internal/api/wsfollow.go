@@ -230,7 +230,7 @@ func (a *API) lost(ep endpoint, ticketID, reason string) {
 	}
 	a.log.Debug("websocket lost; ticket kept for its client to follow", "ticket_id", ticketID, "reason", reason)
 	if a.cfg.LostGrace > 0 {
-		time.AfterFunc(a.lostGrace(), func() { a.askWhoFollows(ticketID, 0) })
+		time.AfterFunc(a.lostGrace(), func() { a.askWhoFollows(ticketID, asked{}) })
 	}
 }
 
@@ -241,10 +241,21 @@ func (a *API) lostGrace() time.Duration {
 	return a.cfg.LostGrace + rand.N(a.cfg.LostGrace/2+1)
 }
 
-// lostAsks is how many questions in a row may go unanswered (incomplete)
-// before a lost client's ticket is no longer asked about: it is then
-// kept, as before the question, until its mode's max_wait.
+// lostAsks is how many questions in a row may go incomplete before a
+// lost client's ticket is no longer asked about: it is then kept, as
+// before the question, until its mode's max_wait.
 const lostAsks = 3
+
+// asked is what the questions about a lost client's ticket said so far.
+type asked struct {
+	// incomplete counts the incomplete questions in a row.
+	incomplete int
+	// followed: one said a client followed it; no, that the last said
+	// none does (after one that said followed, two in a row cancel it:
+	// its client may have been between two event streams, or on a
+	// frontend that shut down, at the one).
+	followed, no bool
+}
 
 // askWhoFollows asks every frontend whether a client follows the ticket
 // of a lost /ws/events client, and cancels it when every one answered
@@ -252,11 +263,11 @@ const lostAsks = 3
 // would otherwise be matched until its mode's max_wait, its partner sent
 // to a game it never joins. A ticket someone follows is asked about
 // again a grace later, until it is decided (its follower may leave in
-// turn); one whose question went unanswered by some frontend (cut off
-// from NATS, say: its client may follow it there) is asked about again,
-// unanswered lostAsks times in a row at most. A frontend that shuts down
-// asks no more: its lost clients' tickets are kept.
-func (a *API) askWhoFollows(ticketID string, unanswered int) {
+// turn); one a frontend did not answer for (cut off from NATS: its client
+// may follow it there) is asked about again, lostAsks times in a row at
+// most. A frontend that shuts down asks no more: its lost clients'
+// tickets are kept.
+func (a *API) askWhoFollows(ticketID string, was asked) {
 	select {
 	case <-a.done:
 		return
@@ -267,17 +278,19 @@ func (a *API) askWhoFollows(ticketID string, unanswered int) {
 	if v, err := a.tickets.Get(ctx, tickets.System, ticketID); err == nil && v.Status.Terminal() {
 		return
 	}
-	again := func(unanswered int) {
-		time.AfterFunc(a.lostGrace(), func() { a.askWhoFollows(ticketID, unanswered) })
+	again := func(now asked) {
+		time.AfterFunc(a.lostGrace(), func() { a.askWhoFollows(ticketID, now) })
 	}
 	followed, complete, err := a.results.AskFollowed(ctx, ticketID)
 	switch {
 	case followed:
-		again(0)
-	case !complete && unanswered+1 < lostAsks:
-		again(unanswered + 1)
+		again(asked{followed: true})
+	case !complete && was.incomplete+1 < lostAsks:
+		again(asked{incomplete: was.incomplete + 1, followed: was.followed, no: was.no})
 	case !complete:
-		a.log.Warn("no answer from every frontend whether a lost client's ticket is followed; kept until its mode's max_wait", "ticket_id", ticketID, "err", err)
+		a.log.Warn("not every frontend answered whether a lost client's ticket is followed; kept until its mode's max_wait", "ticket_id", ticketID, "err", err)
+	case was.followed && !was.no:
+		again(asked{followed: true, no: true})
 	default:
 		_ = a.abandon(ticketID, ticketapi.LostCancelReason(a.cfg.LostGrace))
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
-	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
 )
 
 // Who follows a ticket (events.Follows): every frontend's tracker
@@ -25,11 +24,14 @@ import (
 //
 // "No one follows it" cancels the ticket, so it is said only when every
 // frontend answered: each says it is there every
-// events.FollowsRollCallEvery (the roll call), and the asker waits for
-// each frontend heard within events.FollowsRollCallLife, itself
-// included. A frontend that follows the ticket and cannot answer (cut
-// off from NATS, its subscription refused) leaves the question
-// unanswered, not answered "no".
+// events.FollowsRollCallEvery (the roll call) and that it leaves when it
+// stops, and the asker waits for each frontend heard within
+// events.FollowsRollCallLife that did not leave, itself included, once it
+// has listened to the roll call long enough to have heard them all
+// (events.FollowsListenFirst, after it starts or reconnects). A frontend
+// that follows the ticket and cannot answer (cut off from NATS for
+// minutes, its subscription refused) leaves the question incomplete, not
+// answered "no".
 
 // follows is a tracker's side of the questions. The roster is written by
 // Run and read by AskFollowed.
@@ -41,15 +43,20 @@ type follows struct {
 	prefix, rollCall string
 	// questions receives the questions and the roll calls.
 	questions chan *nats.Msg
-	// every is how often Run calls the roll and, while the subscription
-	// is missing, subscribes again (events.FollowsRollCallEvery; tests
-	// shorten it); last is when it last did, subscribed when it last
-	// subscribed, and self when it last heard its own roll call.
-	every                  time.Duration
+	// every is how often Run calls the roll and, while it does not hear
+	// itself, subscribes again (events.FollowsRollCallEvery); listen is
+	// how long it listens before its questions can be complete
+	// (events.FollowsListenFirst; tests shorten both). last is when Run
+	// last called the roll, subscribed when it last subscribed, self when
+	// it last heard its own roll call; deaf, whether it said it hears
+	// itself no more.
+	every, listen          time.Duration
 	last, subscribed, self time.Time
+	deaf                   bool
 
-	mu    sync.Mutex
-	heard map[string]time.Time // frontends by instance, when last heard
+	mu        sync.Mutex
+	heard     map[string]time.Time // frontends by instance, when last heard
+	listening time.Time            // since when it hears the roll call
 }
 
 // questionsBuffer bounds the questions waiting for Run: past it nats.go
@@ -63,15 +70,7 @@ const questionsBuffer = 1 << 14
 // this frontend follows the ticket), or notes a frontend's roll call.
 func (t *Tracker) answer(s *state, m *nats.Msg) {
 	if m.Subject == t.fol.rollCall {
-		var a events.FollowsAnswer
-		if json.Unmarshal(m.Data, &a) == nil && a.Frontend != "" {
-			if a.Frontend == t.fol.instance {
-				t.fol.self = t.now()
-			}
-			t.fol.mu.Lock()
-			t.fol.heard[a.Frontend] = t.now()
-			t.fol.mu.Unlock()
-		}
+		t.rollCalled(m.Data)
 		return
 	}
 	id, ok := strings.CutPrefix(m.Subject, t.fol.prefix)
@@ -83,17 +82,45 @@ func (t *Tracker) answer(s *state, m *nats.Msg) {
 		a.Followed = true
 	}
 	data, _ := json.Marshal(a) // always encodes
-	_ = m.Respond(data)        // a lost answer leaves the question unanswered
+	_ = m.Respond(data)        // a lost answer leaves the question incomplete
+}
+
+// rollCalled notes a frontend's roll call: there, or gone.
+func (t *Tracker) rollCalled(data []byte) {
+	var rc events.RollCall
+	if json.Unmarshal(data, &rc) != nil || rc.Frontend == "" {
+		return
+	}
+	now := t.now()
+	if rc.Frontend == t.fol.instance {
+		t.fol.self = now
+	}
+	t.fol.mu.Lock()
+	defer t.fol.mu.Unlock()
+	if rc.Leaving {
+		delete(t.fol.heard, rc.Frontend)
+		return
+	}
+	t.fol.heard[rc.Frontend] = now
+}
+
+// listenAgain restarts the wait before a question can be complete: from
+// Run, when it subscribes, and when the connection is made again (the
+// roll calls of the time it was down were not heard).
+func (t *Tracker) listenAgain() {
+	t.fol.mu.Lock()
+	t.fol.listening = t.now()
+	t.fol.mu.Unlock()
 }
 
 // AskFollowed asks every frontend, this one included, whether one of its
 // clients follows the ticket, waiting events.FollowsAnswerWait for their
 // answers (less when one follows it, or all have answered). complete is
-// true when every frontend heard at the roll call answered, this one
-// included: only then does "not followed" hold. An incomplete question
+// true when every frontend on the roster answered, this one included, and
+// the roster is known: only then does "not followed" hold. An incomplete question
 // (NATS cut off, a frontend that cannot answer) says nothing.
 func (t *Tracker) AskFollowed(ctx context.Context, ticketID string) (followed, complete bool, err error) {
-	expect := t.roster()
+	expect, known := t.roster()
 	inbox := t.nc.NewInbox()
 	sub, err := t.nc.SubscribeSync(inbox)
 	if err != nil {
@@ -105,7 +132,7 @@ func (t *Tracker) AskFollowed(ctx context.Context, ticketID string) (followed, c
 	}
 	ctx, cancel := context.WithTimeout(ctx, events.FollowsAnswerWait)
 	defer cancel()
-	for len(expect) > 0 {
+	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		switch {
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
@@ -121,17 +148,21 @@ func (t *Tracker) AskFollowed(ctx context.Context, ticketID string) (followed, c
 			return true, true, nil
 		}
 		delete(expect, a.Frontend)
+		if len(expect) == 0 && known {
+			return false, true, nil
+		}
 	}
-	return false, true, nil
 }
 
 // roster is the frontends expected to answer: each heard at the roll
-// call within events.FollowsRollCallLife, and this one.
-func (t *Tracker) roster() map[string]bool {
+// call within events.FollowsRollCallLife that did not leave, and this
+// one. known is false while this frontend has not listened to the roll
+// call long enough to have heard every one (events.FollowsListenFirst).
+func (t *Tracker) roster() (r map[string]bool, known bool) {
 	now := t.now()
 	t.fol.mu.Lock()
 	defer t.fol.mu.Unlock()
-	r := map[string]bool{t.fol.instance: true}
+	r = map[string]bool{t.fol.instance: true}
 	for f, at := range t.fol.heard {
 		if now.Sub(at) < events.FollowsRollCallLife {
 			r[f] = true
@@ -139,7 +170,7 @@ func (t *Tracker) roster() map[string]bool {
 			delete(t.fol.heard, f)
 		}
 	}
-	return r
+	return r, now.Sub(t.fol.listening) >= t.fol.listen
 }
 
 // callRoll says this frontend is there (events.FollowsRollCall), and
@@ -148,46 +179,45 @@ func (t *Tracker) roster() map[string]bool {
 // before the questions, since reloaded: nats.go keeps a refused
 // subscription as it was, and sends it again only on reconnecting).
 // From Run, every tick, acting every follows.every.
-func (t *Tracker) callRoll(ctx context.Context, sub **nats.Subscription) {
+func (t *Tracker) callRoll(sub **nats.Subscription) {
 	now := t.now()
 	if now.Sub(t.fol.last) < t.fol.every {
 		return
 	}
 	t.fol.last = now
 	deaf := now.Sub(t.fol.self) > 2*t.fol.every && now.Sub(t.fol.subscribed) > 2*t.fol.every
+	switch {
+	case deaf && !t.fol.deaf:
+		t.log.Warn("not hearing its own roll call on who follows a ticket (NATS unreachable, or its configuration refusing follows.*: deploy/nats/nats.conf); a lost WebSocket client's ticket is kept until its mode's max_wait meanwhile")
+	case !deaf && t.fol.deaf:
+		t.log.Info("hearing its own roll call again on who follows a ticket")
+	}
+	t.fol.deaf = deaf
 	if *sub != nil && deaf {
 		_ = (*sub).Unsubscribe()
 		*sub = nil
 	}
-	if *sub == nil || !(*sub).IsValid() {
-		*sub, t.fol.subscribed = t.subscribeFollows(ctx), now
+	if *sub == nil {
+		var err error
+		if *sub, err = t.nc.ChanSubscribe(t.subj.AllFollows(), t.fol.questions); err != nil {
+			t.log.Warn("cannot answer who follows a ticket", "err", err)
+		}
+		t.fol.subscribed = now
+		t.listenAgain()
 	}
-	data, _ := json.Marshal(events.FollowsAnswer{Frontend: t.fol.instance}) // always encodes
-	_ = t.nc.Publish(t.fol.rollCall, data)                                  // one lost: two more within its life
+	t.publishRollCall(false)
 }
 
-// subscribeFollows makes the subscription to the questions and the roll
-// call, after the results' (whose refusal Run must see), and logs in the
-// background a refusal of it: Run serves tickets without waiting. While
-// the server refuses it (a NATS configuration from before the questions)
-// this frontend answers nothing, so no question is complete and a lost
-// client's ticket is kept, as before; callRoll makes it again.
-func (t *Tracker) subscribeFollows(ctx context.Context) *nats.Subscription {
-	before := t.nc.LastError()
-	sub, err := t.nc.ChanSubscribe(t.subj.AllFollows(), t.fol.questions)
-	if err != nil {
-		t.log.Warn("cannot answer who follows a ticket", "err", err)
-		return nil
-	}
-	go func() {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if t.nc.FlushWithContext(fctx) != nil {
-			return // unconfirmed: nats.go sends it again on reconnecting
-		}
-		if last := t.nc.LastError(); last != before && natsconn.SubscriptionRefused(last, t.subj.AllFollows()) {
-			t.log.Warn("NATS refuses the frontend's answers to who follows a ticket: a lost WebSocket client's ticket is kept until its mode's max_wait (deploy/nats/nats.conf, follows.*)", "err", last)
-		}
-	}()
-	return sub
+// publishRollCall says this frontend is there, or leaves.
+func (t *Tracker) publishRollCall(leaving bool) {
+	data, _ := json.Marshal(events.RollCall{Frontend: t.fol.instance, Leaving: leaving}) // always encodes
+	_ = t.nc.Publish(t.fol.rollCall, data)                                               // one lost: more within its life
+}
+
+// SetRollCall sets how often the tracker calls the roll and how long it
+// listens before its questions can be complete
+// (events.FollowsRollCallEvery, events.FollowsListenFirst), before Run:
+// for tests. Run acts on its ticks, a second apart, at most.
+func (t *Tracker) SetRollCall(every, listen time.Duration) {
+	t.fol.every, t.fol.listen = every, listen
 }

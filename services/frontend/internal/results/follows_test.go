@@ -15,20 +15,27 @@ import (
 )
 
 // runTracker starts a tracker on a connection of its own to srv, as
-// opts says, calling the roll every rollEvery (0: the default), until
-// the test ends.
-func runTracker(t *testing.T, srv *server.Server, rollEvery time.Duration, opts ...nats.Option) (*Tracker, *nats.Conn) {
+// opts says, calling the roll every second (each tick) and listening for
+// listen before its questions can be complete, until the test ends or
+// stop is called.
+func runTracker(t *testing.T, srv *server.Server, listen time.Duration, opts ...nats.Option) (tr *Tracker, nc *nats.Conn, stop func()) {
 	t.Helper()
-	nc := testkit.Connect(t, srv, opts...)
-	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
+	nc = testkit.Connect(t, srv, opts...)
+	tr = New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
 		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
-	if rollEvery > 0 {
-		tr.fol.every = rollEvery
-	}
+	tr.SetRollCall(time.Second, listen)
 	ctx, cancel := context.WithCancel(t.Context())
-	t.Cleanup(cancel)
-	go func() { _ = tr.Run(ctx) }()
-	return tr, nc
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		_ = tr.Run(ctx)
+	}()
+	stop = func() {
+		cancel()
+		<-ran
+	}
+	t.Cleanup(stop)
+	return tr, nc, stop
 }
 
 // follow makes a client of tr's frontend follow ticket id.
@@ -54,7 +61,10 @@ func ask(t *testing.T, b *Tracker, id string) (followed, complete bool) {
 // knows waits until b has heard a's roll call.
 func knows(t *testing.T, b, a *Tracker) {
 	t.Helper()
-	testkit.Eventually(t, 10*time.Second, func() bool { return b.roster()[a.fol.instance] }, "a's roll call never heard")
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		r, _ := b.roster()
+		return r[a.fol.instance]
+	}, "a's roll call never heard")
 }
 
 // whoFollows: a ticket one frontend's client waits on is followed, asked
@@ -79,18 +89,18 @@ func whoFollows(t *testing.T, a, b *Tracker) {
 func TestWhoFollowsATicket(t *testing.T) {
 	t.Parallel()
 	srv := testkit.RunServer(t)
-	a, _ := runTracker(t, srv, 100*time.Millisecond)
-	b, _ := runTracker(t, srv, 100*time.Millisecond)
+	a, _, _ := runTracker(t, srv, 0)
+	b, _, _ := runTracker(t, srv, 0)
 	whoFollows(t, a, b)
 }
 
 // TestWhoFollowsATicketWithTheFrontendsPermissions: frontends ask, call
 // the roll and answer with what deploy/nats/nats.conf lets their user
-// do (answers: allow_responses). Not parallel: configuredServer.
+// do (answers to its own inbox prefix). Not parallel: configuredServer.
 func TestWhoFollowsATicketWithTheFrontendsPermissions(t *testing.T) {
 	srv := configuredServer(t)
-	a, _ := runTracker(t, srv, 100*time.Millisecond, frontendUser...)
-	b, _ := runTracker(t, srv, 100*time.Millisecond, frontendUser...)
+	a, _, _ := runTracker(t, srv, 0, frontendUser...)
+	b, _, _ := runTracker(t, srv, 0, frontendUser...)
 	whoFollows(t, a, b)
 }
 
@@ -102,8 +112,8 @@ func TestWhoFollowsATicketWithTheFrontendsPermissions(t *testing.T) {
 func TestAFrontendThatCannotAnswerLeavesTheQuestionIncomplete(t *testing.T) {
 	t.Parallel()
 	srv := testkit.RunServer(t)
-	a, anc := runTracker(t, srv, 100*time.Millisecond)
-	b, _ := runTracker(t, srv, 100*time.Millisecond)
+	a, anc, _ := runTracker(t, srv, 0)
+	b, _, _ := runTracker(t, srv, 0)
 	knows(t, b, a)
 	follow(t, a, "t1")
 	anc.Close()
@@ -119,7 +129,7 @@ func TestAFrontendThatCannotAnswerLeavesTheQuestionIncomplete(t *testing.T) {
 func TestWhoFollowsIncompleteWhereNATSForbidsIt(t *testing.T) {
 	t.Parallel()
 	srv := testkit.RunServerWith(t, forbidding(t, true))
-	a, _ := runTracker(t, srv, 100*time.Millisecond, nats.UserInfo("fe", "fe"))
+	a, _, _ := runTracker(t, srv, 0, nats.UserInfo("fe", "fe"))
 	follow(t, a, "t1") // Run serves it once its subscriptions were made
 	if followed, complete := ask(t, a, "t1"); followed || complete {
 		t.Fatalf("followed %v, complete %v; want incomplete", followed, complete)
@@ -135,15 +145,15 @@ func TestARefusedSubscriptionIsMadeAgain(t *testing.T) {
 	t.Parallel()
 	opts := forbidding(t, true)
 	srv := testkit.RunServerWith(t, opts)
-	a, _ := runTracker(t, srv, 100*time.Millisecond, nats.UserInfo("fe", "fe"))
+	a, _, _ := runTracker(t, srv, 0, nats.UserInfo("fe", "fe"))
 	follow(t, a, "t1")
-	time.Sleep(300 * time.Millisecond) // a's subscription refused, and dropped
+	time.Sleep(300 * time.Millisecond) // a's subscription refused
 	allowed := opts.Clone()
 	allowed.Users = forbidding(t, false).Users
 	if err := srv.ReloadOptions(allowed); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := runTracker(t, srv, 100*time.Millisecond, nats.UserInfo("fe", "fe"))
+	b, _, _ := runTracker(t, srv, 0, nats.UserInfo("fe", "fe"))
 	knows(t, b, a)
 	testkit.Eventually(t, 10*time.Second, func() bool {
 		followed, _ := ask(t, b, "t1")
@@ -163,4 +173,45 @@ func forbidding(t *testing.T, deny bool) *server.Options {
 	}
 	opts.Users = []*server.User{{Username: "fe", Password: "fe", Permissions: perms}}
 	return opts
+}
+
+// TestALeavingFrontendIsNotAwaited: a frontend that stops says so at the
+// roll call, and questions are complete without it at once, where one
+// heard and silent keeps them incomplete for events.FollowsRollCallLife.
+func TestALeavingFrontendIsNotAwaited(t *testing.T) {
+	t.Parallel()
+	srv := testkit.RunServer(t)
+	a, _, stopA := runTracker(t, srv, 0)
+	b, _, _ := runTracker(t, srv, 0)
+	knows(t, b, a)
+	stopA()
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		r, _ := b.roster()
+		return !r[a.fol.instance]
+	}, "a still on the roster after it left")
+	if followed, complete := ask(t, b, "t1"); followed || !complete {
+		t.Fatalf("followed %v, complete %v; want complete", followed, complete)
+	}
+}
+
+// TestAQuestionIsIncompleteUntilTheRollCallWasHeard: a frontend that has
+// not listened to the roll call long enough (it started, or reconnected,
+// moments ago) does not know every frontend, and its questions are
+// incomplete: one asked at once, before another's roll call came, was
+// answered by itself alone, "not followed", while the other's client
+// followed the ticket.
+func TestAQuestionIsIncompleteUntilTheRollCallWasHeard(t *testing.T) {
+	t.Parallel()
+	srv := testkit.RunServer(t)
+	b, _, _ := runTracker(t, srv, 2*time.Second)
+	if err := b.Track(t.Context(), &events.Ticket{TicketID: "warm", PlayerID: "w"}, nil); err != nil {
+		t.Fatal(err) // Run has subscribed
+	}
+	if followed, complete := ask(t, b, "t1"); followed || complete {
+		t.Fatalf("asked at once: followed %v, complete %v; want incomplete", followed, complete)
+	}
+	time.Sleep(2 * time.Second)
+	if followed, complete := ask(t, b, "t1"); followed || !complete {
+		t.Fatalf("asked after listening: followed %v, complete %v; want complete", followed, complete)
+	}
 }

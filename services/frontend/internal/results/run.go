@@ -45,10 +45,11 @@ func (t *Tracker) Run(ctx context.Context) error {
 	var fsub *nats.Subscription // the questions' (follows.go)
 	defer func() {
 		if fsub != nil {
+			t.publishRollCall(true)
 			_ = fsub.Unsubscribe()
 		}
 	}()
-	t.callRoll(ctx, &fsub)
+	t.callRoll(&fsub)
 	s := &state{tickets: map[string]*ticket{}, byPlayer: map[string]map[string]*ticket{}}
 	defer func() {
 		for _, tk := range s.tickets {
@@ -69,6 +70,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 			r.reply <- t.apply(s, r)
 		case st := <-status:
 			t.statusChanged(ctx, s, st)
+			if st == nats.CONNECTED {
+				t.listenAgain()
+			}
 		case m := <-t.msgs:
 			t.result(s, m)
 		case m := <-t.fol.questions:
@@ -84,7 +88,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 		case <-ticks:
 			t.checkDropped(ctx, s, sub)
 			t.expireDue(ctx, s, t.now())
-			t.callRoll(ctx, &fsub)
+			t.callRoll(&fsub)
 		}
 	}
 }

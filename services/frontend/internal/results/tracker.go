@@ -170,7 +170,8 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 		// the drops and reads them back from the stream (catchup.go).
 		msgs: make(chan *nats.Msg, 1<<16),
 		fol: follows{instance: nuid.Next(), prefix: subj.Follows(""), rollCall: subj.FollowsRollCall(),
-			questions: make(chan *nats.Msg, questionsBuffer), every: events.FollowsRollCallEvery, heard: map[string]time.Time{}},
+			questions: make(chan *nats.Msg, questionsBuffer), every: events.FollowsRollCallEvery, listen: events.FollowsListenFirst,
+			heard: map[string]time.Time{}},
 		reqs:     make(chan request),
 		expired:  make(chan expiry),
 		caught:   make(chan caughtResult, 256),
