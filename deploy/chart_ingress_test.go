@@ -178,8 +178,8 @@ func TestChartIngressRoutesToFrontend(t *testing.T) {
 			if !slices.Equal(hosts, tt.hosts) {
 				t.Errorf("hosts %v, want %v", hosts, tt.hosts)
 			}
-			if e.trustProxy != "true" {
-				t.Errorf("TRUST_PROXY %q behind the Ingress with a ClusterIP Service, want true", e.trustProxy)
+			if e.trustProxy != "false" {
+				t.Errorf("TRUST_PROXY %q behind the Ingress, not asked for: want false (the chart does not know whether the controller replaces the header or appends to it)", e.trustProxy)
 			}
 		})
 	}
@@ -260,10 +260,12 @@ func ptrValue(s *string) string {
 	return *s
 }
 
-// Behind the Ingress the frontend reads the client's address from
-// X-Forwarded-For, unless a client could reach it around the
-// controller (a NodePort or LoadBalancer Service) or the values say
-// otherwise; the notes say when it does not, and why that matters.
+// The frontend reads the client's address from X-Forwarded-For only when
+// the values say so: behind a controller that appends to the client's
+// own header while its peer is a node's private address, the client's
+// entry would pick its rate-limit key (review of c45e88b, which turned it
+// on for any ClusterIP Service behind the Ingress). The notes say when it
+// does not behind the Ingress, and why that matters.
 func TestChartIngressTrustProxy(t *testing.T) {
 	on := map[string]any{"enabled": true, "hosts": []any{"play.example.com"}, "tls": []any{map[string]any{"secretName": "play-tls", "hosts": []any{"play.example.com"}}}}
 	off := map[string]any{"enabled": false}
@@ -273,13 +275,15 @@ func TestChartIngressTrustProxy(t *testing.T) {
 		want     string
 		warnings []string // in the notes; none when empty
 	}{
-		{"ingress, ClusterIP", ingressValues(on, nil), "true", nil},
+		{"ingress, ClusterIP", ingressValues(on, nil), "false",
+			[]string{"does not read X-Forwarded-For (frontend.trustProxy is false)", "Set frontend.trustProxy: true if the controller writes"}},
 		{"ingress, NodePort", ingressValues(on, map[string]any{"service": map[string]any{"type": "NodePort"}}), "false",
-			[]string{"does not read X-Forwarded-For", "this one is NodePort", "set frontend.trustProxy: true"}},
+			[]string{"does not read X-Forwarded-For"}},
 		{"ingress, LoadBalancer", ingressValues(on, map[string]any{"service": map[string]any{"type": "LoadBalancer"}}), "false",
-			[]string{"does not read X-Forwarded-For", "this one is LoadBalancer"}},
+			[]string{"does not read X-Forwarded-For"}},
 		{"ingress, said false", ingressValues(on, map[string]any{"trustProxy": false}), "false",
 			[]string{"does not read X-Forwarded-For (frontend.trustProxy is false)", "requests without a valid token share one rate limit"}},
+		{"ingress, said true", ingressValues(on, map[string]any{"trustProxy": true}), "true", nil},
 		{"ingress, LoadBalancer, said true", ingressValues(on, map[string]any{"trustProxy": true, "service": map[string]any{"type": "LoadBalancer"}}), "true", nil},
 		{"no ingress, said true", ingressValues(off, map[string]any{"trustProxy": true}), "true", nil},
 		{"no ingress", ingressValues(off, nil), "false", nil},

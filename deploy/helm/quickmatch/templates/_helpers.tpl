@@ -270,32 +270,12 @@ replicas: {{ $live.spec.replicas }}
 {{- end -}}
 {{- end -}}
 
-{{/* Whether the frontend takes client addresses from X-Forwarded-For
-(TRUST_PROXY), "true" or "false": frontend.trustProxy when set; unset, on
-exactly when players reach the frontend through frontend.ingress alone
-(the ingress on and a ClusterIP Service). Behind the ingress every request
-comes from the controller's address, so without it the requests without a
-valid token (all of them with auth.insecure) share one rate limit; and the
-header may be believed only when no client reaches the pods but through a
-proxy: a NodePort or LoadBalancer Service lets one in from a node's
-address (private, so trusted) with a header of its own choosing. */}}
-{{- define "quickmatch.frontendTrustProxy" -}}
-{{- $f := .Values.frontend -}}
-{{- if and (hasKey $f "trustProxy") (kindIs "bool" $f.trustProxy) -}}
-{{- $f.trustProxy -}}
-{{- else if and ($f.ingress | default dict).enabled (eq $f.service.type "ClusterIP") -}}
-true
-{{- else -}}
-false
-{{- end -}}
-{{- end -}}
-
 {{/* The hosts of frontend.ingress.hosts that no frontend.ingress.tls
 entry names (an exact name, or a wildcard "*.example.com" for one label
 more), comma-separated; an entry without hosts covers every host (the
 controller's default certificate). Empty when TLS covers them all. */}}
 {{- define "quickmatch.ingressHostsWithoutTLS" -}}
-{{- $ing := .Values.frontend.ingress -}}
+{{- $ing := .Values.frontend.ingress | default dict -}}
 {{- $bare := list -}}
 {{- range $h := $ing.hosts -}}
 {{- $covered := false -}}
