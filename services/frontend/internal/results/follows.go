@@ -185,7 +185,7 @@ func (t *Tracker) callRoll(sub **nats.Subscription) {
 		return
 	}
 	t.fol.last = now
-	deaf := now.Sub(t.fol.self) > 2*t.fol.every && now.Sub(t.fol.subscribed) > 2*t.fol.every
+	deaf := *sub != nil && now.Sub(t.fol.self) > 2*t.fol.every && now.Sub(t.fol.subscribed) > 2*t.fol.every
 	switch {
 	case deaf && !t.fol.deaf:
 		t.log.Warn("not hearing its own roll call on who follows a ticket (NATS unreachable, or its configuration refusing follows.*: deploy/nats/nats.conf); a lost WebSocket client's ticket is kept until its mode's max_wait meanwhile")

@@ -3,6 +3,7 @@ package results
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,5 +214,28 @@ func TestAQuestionIsIncompleteUntilTheRollCallWasHeard(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if followed, complete := ask(t, b, "t1"); followed || !complete {
 		t.Fatalf("asked after listening: followed %v, complete %v; want complete", followed, complete)
+	}
+}
+
+// TestAStartingFrontendDoesNotSayItIsDeaf: a frontend that has just
+// subscribed hears its own roll call and says nothing of it; before, its
+// first roll call, with no subscription made yet, warned that it did not
+// hear itself (every frontend, at every start, in chaos run S43).
+func TestAStartingFrontendDoesNotSayItIsDeaf(t *testing.T) {
+	t.Parallel()
+	srv := testkit.RunServer(t)
+	var logs logBuffer
+	nc := testkit.Connect(t, srv)
+	tr := New(nc, events.Subjects{}, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry(),
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+	tr.SetRollCall(time.Second, 0)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = tr.Run(ctx) }()
+	other, _, _ := runTracker(t, srv, 0)
+	knows(t, other, tr)
+	time.Sleep(2500 * time.Millisecond) // two more roll calls
+	if strings.Contains(logs.String(), "not hearing its own roll call") {
+		t.Fatalf("a starting frontend said it was deaf:\n%s", logs.String())
 	}
 }
