@@ -24,8 +24,17 @@ import (
 // message not acked when ctx ends has ctx's error, and may have been
 // stored all the same, as with a PublishMsg that timed out: publish with
 // message ids where a retry must be stored once. A message not yet sent
-// when ctx ends is not sent, and has ctx's error too.
+// when ctx ends is not sent, and has ctx's error too. A ctx without a
+// deadline waits js's default timeout, as a PublishMsg would: not the
+// async publish timeout (the services': 30 s), which a caller holding a
+// slot (the frontend's creation, its admission slot) must not wait out
+// each time a cut loses its acks.
 func PublishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) []error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, js.Options().DefaultTimeout)
+		defer cancel()
+	}
 	errs := make([]error, len(msgs))
 	futs := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {

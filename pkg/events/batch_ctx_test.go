@@ -143,3 +143,35 @@ func TestStaleBatchOfManyPlayers(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishAllWithoutDeadlineEndsAtTheDefaultTimeout: a ctx without a
+// deadline (the frontend's creation: its request's) waits for the acks
+// as long as a PublishMsg would, the JetStream's default timeout, not
+// the async publish timeout. Before, a creation whose acks a cut lost
+// (a stream leader cut off) waited the services' 30 s async timeout,
+// holding its admission slot: one 6 s cut of a NATS node had every
+// frontend refuse every ticket for 25 s (TestChaosShort, CI).
+func TestPublishAllWithoutDeadlineEndsAtTheDefaultTimeout(t *testing.T) {
+	t.Parallel()
+	nc := testkit.Connect(t, testkit.RunServer(t))
+	if _, err := nc.Subscribe("silent.>", func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	// As the services make theirs (servicekit), with a short default.
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(200*time.Millisecond), jetstream.WithPublishAsyncTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []error, 1)
+	go func() {
+		done <- events.PublishAll(context.Background(), js, []*nats.Msg{{Subject: "silent.1", Data: []byte("x")}})
+	}()
+	select {
+	case errs := <-done:
+		if !errors.Is(errs[0], context.DeadlineExceeded) {
+			t.Errorf("PublishAll: %v, want the default timeout's context.DeadlineExceeded", errs[0])
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("PublishAll without a deadline still waiting after 10 s (the default timeout is 200 ms)")
+	}
+}
