@@ -357,6 +357,8 @@ func TestChartRefusesBadIngressValues(t *testing.T) {
 		{"enabled without hosts", map[string]any{"enabled": true}, "at '/frontend/ingress/hosts': minItems: got 0, want 1"},
 		{"a URL as a host", map[string]any{"enabled": true, "hosts": []any{"https://play.example.com"}}, "at '/frontend/ingress/hosts/0': 'https://play.example.com' does not match pattern"},
 		{"a host with a capital", map[string]any{"enabled": true, "hosts": []any{"Play.example.com"}}, "at '/frontend/ingress/hosts/0': 'Play.example.com' does not match pattern"},
+		// The API server refuses an IP address as a rule's host.
+		{"an IP address as a host", map[string]any{"enabled": true, "hosts": []any{"203.0.113.7"}}, "at '/frontend/ingress/hosts/0': 'not' failed"},
 		{"a host twice", map[string]any{"enabled": true, "hosts": []any{"play.example.com", "play.example.com"}}, "at '/frontend/ingress/hosts': items at 0 and 1 are equal"},
 		// Annotations are strings: a number (--set ...=3600) would be
 		// refused by the apiserver at install, or not rendered as meant.
@@ -403,6 +405,28 @@ func TestChartExamplesExposeFrontendOverTLS(t *testing.T) {
 			}
 			if strings.Contains(e.notes, "WARNING: no frontend.ingress.tls") || strings.Contains(e.notes, "X-Forwarded-For") {
 				t.Errorf("notes warn:\n%s", e.notes)
+			}
+		})
+	}
+}
+
+// The notes say where to play at a host a browser opens: the first that
+// is a name, or, when every host is a wildcard, the first with a
+// placeholder for the name it stands for, never "https://*.".
+func TestChartIngressNotesPlayAtAName(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		hosts []any
+		want  string
+	}{
+		{"a name after a wildcard", []any{"*.eu.example.com", "play.example.com"}, "https://play.example.com/"},
+		{"wildcards alone", []any{"*.eu.example.com", "*.us.example.com"}, "https://<name>.eu.example.com/"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ing := map[string]any{"enabled": true, "hosts": tt.hosts, "tls": []any{map[string]any{"secretName": "s", "hosts": tt.hosts}}}
+			e := renderExposure(t, deploytest.ValueSets()[0].With(t, ingressValues(ing, nil)))
+			if !strings.Contains(e.notes, tt.want) || strings.Contains(e.notes, "https://*") {
+				t.Errorf("notes do not say to play at %s (or name a wildcard):\n%s", tt.want, e.notes)
 			}
 		})
 	}
