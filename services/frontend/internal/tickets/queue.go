@@ -44,6 +44,12 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	if live {
 		s.seal(msg)
 	}
+	// The two writes share one deadline, a call's: the ticket's ack is
+	// awaited no longer than the record's put may take. A request's ctx
+	// has none, and a lost ack (a cut) was awaited until the async
+	// publish timeout, 30 s, the creation holding its admission slot.
+	ctx, cancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
+	defer cancel()
 	fut, err := s.js.PublishMsgAsync(msg)
 	if err != nil {
 		return fmt.Errorf("queue ticket %s: publish %s: %w", id, msg.Subject, err)

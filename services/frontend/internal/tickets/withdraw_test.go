@@ -306,3 +306,42 @@ func TestAFailedCreationKeepsTheTicketAMatchIsCommitting(t *testing.T) {
 		})
 	}
 }
+
+// lostAcks is a JetStream whose async publishes are sent and stored but
+// whose acks never come back: a cut that loses them, with the services'
+// async publish timeout (30 s) not yet run out.
+type lostAcks struct{ jetstream.JetStream }
+
+func (l lostAcks) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if _, err := l.JetStream.PublishMsg(context.Background(), m); err != nil {
+		return nil, err
+	}
+	return lostAck{m}, nil
+}
+
+type lostAck struct{ m *nats.Msg }
+
+func (lostAck) Ok() <-chan *jetstream.PubAck { return nil }
+func (lostAck) Err() <-chan error            { return nil }
+func (a lostAck) Msg() *nats.Msg             { return a.m }
+
+// A ticket whose queue ack is lost, for a caller whose context has no
+// deadline (a request's), fails within a call's bound and is withdrawn.
+// Before, Create waited for the ack until the async publish timeout, 30
+// s, holding its admission slot: chaos S43 counted 17 such creations.
+// The unkeyed path's: the keyed one publishes with PublishMsg, bound by
+// the JetStream's default timeout.
+func TestALostQueueAckEndsTheCreationWithinACallsBound(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	e.s.js = lostAcks{e.s.js}
+	notices := e.cancelNotices(t)
+	done := make(chan error, 1)
+	go func() { done <- e.createPat(t) }()
+	select {
+	case err := <-done:
+		checkWithdrawn(t, e, err, notices)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Create still waiting for a lost ack after 10 s")
+	}
+}
