@@ -175,3 +175,33 @@ func TestPublishAllWithoutDeadlineEndsAtTheDefaultTimeout(t *testing.T) {
 		t.Fatal("PublishAll without a deadline still waiting after 10 s (the default timeout is 200 ms)")
 	}
 }
+
+// TestResultsWithoutDeadlineEndAtTheDefaultTimeout: Results, as
+// PublishAll, waits for lost acks no longer than the JetStream's default
+// timeout when its ctx has none (a frontend's take telling a superseded
+// ticket's players, under a request's ctx). Before, it waited until the
+// async publish timeout, 30 s.
+func TestResultsWithoutDeadlineEndAtTheDefaultTimeout(t *testing.T) {
+	t.Parallel()
+	nc := testkit.Connect(t, testkit.RunServer(t))
+	subj := events.Subjects{}
+	if _, err := nc.Subscribe(subj.AllResults(), func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(200*time.Millisecond), jetstream.WithPublishAsyncTimeout(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- events.NewPublisher(js, subj).Results(context.Background(), []events.Result{{TicketID: "t1", PlayerID: "alice", Status: events.StatusCancelled}})
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Results: %v, want the default timeout's context.DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Results without a deadline still waiting after 10 s (the default timeout is 200 ms)")
+	}
+}

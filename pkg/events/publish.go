@@ -184,30 +184,23 @@ func (p *Publisher) resultMsg(ctx context.Context, r Result) (*nats.Msg, error) 
 	return NewMsg(ctx, p.subj.Result(r.PlayerID), ResultMsgID(r), r)
 }
 
-// Results publishes several results at once: every publish is sent
-// before any ack is awaited, so they cost one round trip, not one each.
-// It returns the first error; the results that were stored stay stored
-// (a retry of all of them is deduplicated by message id).
+// Results publishes several results at once (PublishAll: every publish
+// sent before any ack is awaited, one round trip, and a ctx without a
+// deadline bound by the JetStream's default timeout). It returns the
+// first error; the results that were stored stay stored (a retry of all
+// of them is deduplicated by message id).
 func (p *Publisher) Results(ctx context.Context, rs []Result) error {
-	futs := make([]jetstream.PubAckFuture, 0, len(rs))
+	msgs := make([]*nats.Msg, 0, len(rs))
 	for _, r := range rs {
 		msg, err := p.resultMsg(ctx, r)
 		if err != nil {
 			return err
 		}
-		fut, err := p.js.PublishMsgAsync(msg)
-		if err != nil {
-			return fmt.Errorf("publish %s: %w", msg.Subject, err)
-		}
-		futs = append(futs, fut)
+		msgs = append(msgs, msg)
 	}
-	for _, fut := range futs {
-		select {
-		case <-fut.Ok():
-		case err := <-fut.Err():
-			return fmt.Errorf("publish %s: %w", fut.Msg().Subject, err)
-		case <-ctx.Done():
-			return fmt.Errorf("publish %s: %w", fut.Msg().Subject, ctx.Err())
+	for _, err := range PublishAll(ctx, p.js, msgs) {
+		if err != nil {
+			return err
 		}
 	}
 	return nil
