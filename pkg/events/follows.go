@@ -29,7 +29,39 @@ func (s Subjects) Follows(ticketID string) string { return s.join(rootFollows, t
 // of that name, for it asks only of ticket ids it made.
 func (s Subjects) FollowsRollCall() string { return s.join(rootFollows, rollCall) }
 
-// AllFollows matches the questions about every ticket, and the roll call.
+// handover is the token of Subjects.FollowsHandover (as rollCall, no
+// ticket id a frontend makes).
+const handover = "_handover"
+
+// FollowsHandover is where a frontend that stops hands the tickets it
+// would have asked about (its lost clients', and those of the clients
+// it let go with 1012 to follow elsewhere) to one other frontend (a
+// Handover, core NATS, the queue group FollowsHandoverQueue), which asks
+// about them in its stead: a stopped frontend asks no more, and the
+// tickets of clients that did not come back would be matched until their
+// mode's max_wait. `follows._handover`, under AllFollows: every
+// frontend's questions' subscription hears it too, and answers nothing
+// (no reply subject). None subscribed (the last frontend stopping, an
+// older version's): the tickets are kept, as before the handover.
+func (s Subjects) FollowsHandover() string { return s.join(rootFollows, handover) }
+
+// FollowsHandoverQueue is the frontends' queue group on FollowsHandover:
+// one frontend takes each Handover.
+const FollowsHandoverQueue = "frontends"
+
+// Handover is a stopping frontend's tickets to ask about (FollowsHandover),
+// at most MaxHandoverTickets a message.
+type Handover struct {
+	Frontend string   `json:"frontend"`
+	Tickets  []string `json:"tickets"`
+}
+
+// MaxHandoverTickets bounds a Handover's tickets: 1,000 ids of at most 64
+// bytes, about 67 kB, far within NATS's default max payload (1 MB).
+const MaxHandoverTickets = 1000
+
+// AllFollows matches the questions about every ticket, the roll call and
+// the handovers.
 func (s Subjects) AllFollows() string { return s.join(rootFollows, "*") }
 
 // FollowsAnswer is a frontend's answer to a Follows question: whether

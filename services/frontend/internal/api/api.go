@@ -52,6 +52,9 @@ type Results interface {
 	// AskFollowed asks every frontend whether a client follows the
 	// ticket (results.Tracker.AskFollowed).
 	AskFollowed(ctx context.Context, ticketID string) (followed, complete bool, err error)
+	// SetHandover takes the tickets other frontends hand over, and hands
+	// over this one's at the end (results.Tracker.SetHandover).
+	SetHandover(take func(ticketIDs []string), pending func() []string)
 }
 
 // ErrorBody is every error answer (the contract's, pkg/ticketapi).
@@ -210,7 +213,10 @@ type API struct {
 	admission *admission.Limiter
 	// done ends every waiting SSE and WebSocket client on shutdown.
 	done <-chan struct{}
-	met  apiMetrics
+	// ask is what this frontend would ask about, handed over when it
+	// stops (handover.go).
+	ask asking
+	met apiMetrics
 }
 
 type apiMetrics struct {
@@ -252,6 +258,10 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 				Name: "quickmatch_frontend_open_connections", Help: "Clients waiting on a connection, by kind.",
 			}, []string{"kind"}),
 		},
+	}
+	a.ask.tickets = map[string]int{}
+	if cfg.LostGrace > 0 {
+		r.SetHandover(a.takeOver, a.toHandOver)
 	}
 	a.met.overloaded = a.met.rejections.WithLabelValues("overloaded")
 	a.admission = admission.New(cfg.Admission)

@@ -50,8 +50,10 @@ type env struct {
 	// tracker is the first frontend's results tracker.
 	tracker *results.Tracker
 	// shutdown starts the latest frontend's shutdown (closes its done:
-	// waiting SSE and WebSocket clients are let go); idempotent.
-	shutdown func()
+	// waiting SSE and WebSocket clients are let go); idempotent. stop
+	// ends it, as main does after its server: its tracker's Run ends
+	// too (it hands over what its API would ask about).
+	shutdown, stop func()
 
 	mu     sync.Mutex
 	owners map[string]string // ticket id -> the player that queued it
@@ -136,7 +138,6 @@ func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
 	var svc *tickets.Service
 	tracker := results.New(e.nc, e.subj, log, reg, results.ModeWaits(o.rules, 0), func(ctx context.Context, id string) bool { return svc.Expire(ctx, id) }) // svc is made after the tracker
 	tracker.SetRollCall(time.Second, 0)                                                                                                                     // questions complete once each frontend's roll call was heard
-	testkit.Run(t, tracker.Run)
 	if e.tracker == nil {
 		e.tracker = tracker
 	}
@@ -169,12 +170,25 @@ func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tracker runs once the API has given it its handover (as in
+	// main), and ends after the shutdown (stop).
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- tracker.Run(ctx) }()
 	hs := httptest.NewServer(h)
-	stop := sync.OnceFunc(func() { close(done) })
-	e.shutdown = stop
+	shutdown := sync.OnceFunc(func() { close(done) })
+	stop := sync.OnceFunc(func() {
+		shutdown()
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("tracker Run: %v", err)
+		}
+	})
+	e.shutdown, e.stop = shutdown, stop
 	t.Cleanup(func() {
-		stop()
+		shutdown()
 		hs.Close()
+		stop()
 	})
 	return hs
 }
@@ -595,7 +609,13 @@ func TestServerSentEventsAndResume(t *testing.T) {
 // path's player_id parameter (a browser cannot set headers on WebSockets).
 func wsURL(t *testing.T, e *env, path string) string {
 	t.Helper()
-	u, err := url.Parse("ws" + strings.TrimPrefix(e.http.URL, "http") + path)
+	return wsURLAt(t, e, e.http.URL, path)
+}
+
+// wsURLAt is wsURL on the frontend at base.
+func wsURLAt(t *testing.T, e *env, base, path string) string {
+	t.Helper()
+	u, err := url.Parse("ws" + strings.TrimPrefix(base, "http") + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -682,7 +702,13 @@ func TestWebSocketBadInput(t *testing.T) {
 // the last one again (a heartbeat's, TestEventsWebSocketSaysItLives).
 func dialEvents(t *testing.T, e *env, query string) (*websocket.Conn, func() map[string]any) {
 	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial(wsURL(t, e, "/ws/events?"+query), nil)
+	return dialEventsAt(t, e, e.http.URL, query)
+}
+
+// dialEventsAt is dialEvents on the frontend at base.
+func dialEventsAt(t *testing.T, e *env, base, query string) (*websocket.Conn, func() map[string]any) {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(wsURLAt(t, e, base, "/ws/events?"+query), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

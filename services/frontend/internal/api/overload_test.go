@@ -89,6 +89,8 @@ func (f followed) Follow(ctx context.Context, t *events.Ticket, player string) (
 
 func (followed) AskFollowed(context.Context, string) (bool, bool, error) { return true, true, nil }
 
+func (followed) SetHandover(func([]string), func() []string) {}
+
 func (followed) Wait(context.Context, string, string) (results.Waiting, error) {
 	return results.Waiting{
 		Results:  make(chan events.Result),

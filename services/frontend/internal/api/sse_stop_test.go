@@ -32,6 +32,8 @@ func (assignedSlowStop) AskFollowed(context.Context, string) (bool, bool, error)
 	return true, true, nil
 }
 
+func (assignedSlowStop) SetHandover(func([]string), func() []string) {}
+
 func (s assignedSlowStop) Wait(_ context.Context, id, _ string) (results.Waiting, error) {
 	ch := make(chan events.Result, 1)
 	ch <- events.Result{TicketID: id, Status: events.StatusAssigned, Assignment: &events.Assignment{Server: "gs-1"}}

@@ -3,11 +3,13 @@ package api_test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -184,4 +186,60 @@ func follow(t *testing.T, e *env, base, id, player string) (leave func()) {
 		t.Fatalf("%s's events: %v", player, got)
 	}
 	return leave
+}
+
+// TestAStoppingFrontendHandsOverWhatItWouldAsk: a frontend that stops
+// hands another the tickets it would still ask about: those of the
+// /ws/events clients it let go with 1012 (a rolling deploy), and of one
+// it lost just before. The other asks about them a grace later, cancels
+// those of the clients that did not come back, and keeps that of one who
+// follows it again. Before, a stopped frontend asked no more, and those
+// tickets were kept until their mode's max_wait (5 minutes here).
+func TestAStoppingFrontendHandsOverWhatItWouldAsk(t *testing.T) {
+	t.Parallel()
+	const grace = 300 * time.Millisecond
+	o := options{api: api.Config{LostGrace: grace}}
+	e := start(t, o)
+	stopping := newFrontend(t, e, o) // e.shutdown and e.stop are its
+	asked := questions(t, e)
+	ids := map[string]string{}
+	conns := map[string]*websocket.Conn{}
+	for _, player := range []string{"gone", "back", "lost"} {
+		c, read := dialEventsAt(t, e, stopping.URL, "player_id="+player+"&skill=1650&region=eu")
+		ids[player], _ = read()["ticket_id"].(string)
+		conns[player] = c
+	}
+	_ = conns["lost"].NetConn().Close()
+	e.shutdown()
+	for _, player := range []string{"gone", "back"} {
+		_ = conns[player].SetReadDeadline(time.Now().Add(5 * time.Second))
+		var ce *websocket.CloseError
+		for {
+			_, _, err := conns[player].ReadMessage()
+			if err != nil {
+				if !errors.As(err, &ce) || ce.Code != websocket.CloseServiceRestart {
+					t.Fatalf("%s: %v, want a close with 1012", player, err)
+				}
+				break
+			}
+		}
+	}
+	follow(t, e, e.http.URL, ids["back"], "back")
+	e.stop()
+	for _, player := range []string{"gone", "lost"} {
+		testkit.Eventually(t, 10*time.Second, func() bool {
+			owner, _ := e.claims.Owner(t.Context(), ids[player])
+			return owner == events.OwnerCancelled
+		}, "%s's ticket, handed over, was not cancelled", player)
+		code, v, _ := e.do(t, http.MethodGet, ticketapi.TicketPath(ids[player]), "", map[string]string{"Authorization": "Bearer " + e.token(t, player)})
+		if reason, _ := v["reason"].(string); code != 200 || v["status"] != "cancelled" || !strings.HasPrefix(reason, ticketapi.LostReason) {
+			t.Errorf("%s: %d %v, want cancelled, %q", player, code, v, ticketapi.LostReason)
+		}
+	}
+	asked.next(t, ids["back"])
+	asked.next(t, ids["back"])
+	time.Sleep(events.FollowsAnswerWait + time.Second)
+	if owner, _ := e.claims.Owner(t.Context(), ids["back"]); owner == events.OwnerCancelled {
+		t.Error("the ticket of a client that follows it again was cancelled")
+	}
 }

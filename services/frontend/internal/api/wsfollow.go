@@ -22,6 +22,8 @@ import (
 // client has), and a ping and its last message again after a heartbeat
 // in which it was sent nothing (a page hears no ping).
 func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller identity.Caller, rec tickets.Record, ref *refresher, updates <-chan events.Result, ep endpoint) {
+	a.ask.following.Add(1)
+	defer a.ask.following.Add(-1)
 	ticketID := rec.Ticket.TicketID
 	emit := ep.emit
 	gone, cancelAsked, end := readClient(conn)
@@ -80,11 +82,7 @@ func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller 
 			}
 			return
 		case <-a.done:
-			if ep.handsOver {
-				closeWith(conn, websocket.CloseServiceRestart, ticketapi.RestartReason(ticketID))
-				return
-			}
-			a.shutDown(ctx, conn, caller, ticketID, emit)
+			a.letGo(ctx, conn, caller, ticketID, ep)
 			return
 		case <-quiet.C:
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
@@ -199,6 +197,21 @@ func (a *API) finish(ctx context.Context, conn *websocket.Conn, v tickets.View, 
 	closeWith(conn, code, string(v.Status)+" "+v.Reason)
 }
 
+// letGo lets a client go as its frontend shuts down: a /ws/events
+// client with 1012, to follow its ticket on another frontend, the ticket
+// noted to be handed over and asked about there (its client may not come
+// back: handover.go); the demo's as shutDown does.
+func (a *API) letGo(ctx context.Context, conn *websocket.Conn, caller identity.Caller, ticketID string, ep endpoint) {
+	if !ep.handsOver {
+		a.shutDown(ctx, conn, caller, ticketID, ep.emit)
+		return
+	}
+	if a.cfg.LostGrace > 0 {
+		a.willAsk(ticketID)
+	}
+	closeWith(conn, websocket.CloseServiceRestart, ticketapi.RestartReason(ticketID))
+}
+
 // shutDown lets the demo's client go as its frontend shuts down: its
 // ticket cancelled, or, if it was decided meanwhile (assigned the moment
 // the shutdown came), its end sent.
@@ -230,6 +243,7 @@ func (a *API) lost(ep endpoint, ticketID, reason string) {
 	}
 	a.log.Debug("websocket lost; ticket kept for its client to follow", "ticket_id", ticketID, "reason", reason)
 	if a.cfg.LostGrace > 0 {
+		a.willAsk(ticketID)
 		time.AfterFunc(a.lostGrace(), func() { a.askWhoFollows(ticketID, asked{}) })
 	}
 }
@@ -265,17 +279,18 @@ type asked struct {
 // again a grace later, until it is decided (its follower may leave in
 // turn); one a frontend did not answer for (cut off from NATS: its client
 // may follow it there) is asked about again, lostAsks times in a row at
-// most. A frontend that shuts down asks no more: its lost clients'
-// tickets are kept.
+// most. A frontend that shuts down asks no more: it hands the ticket
+// over to another, which asks in its stead (handover.go).
 func (a *API) askWhoFollows(ticketID string, was asked) {
 	select {
 	case <-a.done:
-		return
+		return // still noted: handed over
 	default:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if v, err := a.tickets.Get(ctx, tickets.System, ticketID); err == nil && v.Status.Terminal() {
+		a.doneAsking(ticketID)
 		return
 	}
 	again := func(now asked) {
@@ -288,10 +303,12 @@ func (a *API) askWhoFollows(ticketID string, was asked) {
 	case !complete && was.incomplete+1 < lostAsks:
 		again(asked{incomplete: was.incomplete + 1, followed: was.followed, no: was.no})
 	case !complete:
+		a.doneAsking(ticketID)
 		a.log.Warn("not every frontend answered whether a lost client's ticket is followed; kept until its mode's max_wait", "ticket_id", ticketID, "err", err)
 	case was.followed && !was.no:
 		again(asked{followed: true, no: true})
 	default:
+		a.doneAsking(ticketID)
 		_ = a.abandon(ticketID, ticketapi.LostCancelReason(a.cfg.LostGrace))
 	}
 }

@@ -50,6 +50,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 		}
 	}()
 	t.callRoll(&fsub)
+	hsub := t.subscribeHandovers()
+	defer func() { t.handOver(hsub) }() // before the leaving roll call
 	s := &state{tickets: map[string]*ticket{}, byPlayer: map[string]map[string]*ticket{}}
 	defer func() {
 		for _, tk := range s.tickets {
@@ -77,6 +79,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 			t.result(s, m)
 		case m := <-t.fol.questions:
 			t.answer(s, m)
+		case m := <-t.handing.msgs:
+			t.tookOver(m)
 		case c := <-t.caught:
 			t.deliver(s, c.player, c.res)
 		case err := <-t.caughtUp:

@@ -58,9 +58,11 @@ type Tracker struct {
 	// (results.), so Run reads the player without decoding.
 	prefix string
 	msgs   chan *nats.Msg
-	// fol answers and asks who follows a ticket (follows.go).
-	fol  follows
-	reqs chan request
+	// fol answers and asks who follows a ticket (follows.go), and
+	// handing takes and gives the tickets to ask about (handover.go).
+	fol     follows
+	handing handovers
+	reqs    chan request
 	// expired receives each expiry that returned.
 	expired chan expiry
 	// caught receives the results a catch-up read from the stream, and
@@ -172,6 +174,7 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 		fol: follows{instance: nuid.Next(), prefix: subj.Follows(""), rollCall: subj.FollowsRollCall(),
 			questions: make(chan *nats.Msg, questionsBuffer), every: events.FollowsRollCallEvery, listen: events.FollowsListenFirst,
 			heard: map[string]time.Time{}},
+		handing:  handovers{msgs: make(chan *nats.Msg, 64)},
 		reqs:     make(chan request),
 		expired:  make(chan expiry),
 		caught:   make(chan caughtResult, 256),

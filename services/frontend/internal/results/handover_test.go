@@ -1,0 +1,120 @@
+package results
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// handingTracker runs a tracker that hands over pending at its end and
+// sends what it takes to took.
+func handingTracker(t *testing.T, srv *server.Server, pending []string, opts ...nats.Option) (took <-chan []string, stop func()) {
+	t.Helper()
+	nc := testkit.Connect(t, srv, opts...)
+	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+	tr.SetRollCall(time.Second, 0)
+	ch := make(chan []string, 16)
+	tr.SetHandover(func(ids []string) { ch <- ids }, func() []string { return pending })
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		_ = tr.Run(ctx)
+	}()
+	stop = func() {
+		cancel()
+		<-ran
+	}
+	t.Cleanup(stop)
+	return ch, stop
+}
+
+// tookAll gathers what the trackers took until want tickets came, 5 s at
+// most, and then for a moment more (a ticket taken twice).
+func tookAll(t *testing.T, want int, took ...<-chan []string) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	n := 0
+	deadline := time.After(5 * time.Second)
+	var settle <-chan time.Time
+	for {
+		var ids []string
+		select {
+		case ids = <-took[0]:
+		case ids = <-took[len(took)-1]:
+		case <-settle:
+			return got
+		case <-deadline:
+			t.Fatalf("took %d tickets of %d", n, want)
+		}
+		for _, id := range ids {
+			got[id]++
+			n++
+		}
+		if n >= want && settle == nil {
+			settle = time.After(300 * time.Millisecond)
+		}
+	}
+}
+
+// TestAStoppingFrontendHandsOverToOneOther: with the frontends' NATS
+// user (deploy/nats/nats.conf), a frontend that stops hands the tickets
+// its API would ask about to one of the others (a queue group), each
+// ticket once, in messages of at most events.MaxHandoverTickets; it
+// takes none of its own.
+func TestAStoppingFrontendHandsOverToOneOther(t *testing.T) {
+	srv := configuredServer(t)
+	pending := make([]string, events.MaxHandoverTickets+5)
+	for i := range pending {
+		pending[i] = fmt.Sprintf("t%d", i)
+	}
+	a, stopA := handingTracker(t, srv, pending, frontendUser...)
+	b, _ := handingTracker(t, srv, nil, frontendUser...)
+	c, _ := handingTracker(t, srv, nil, frontendUser...)
+	time.Sleep(300 * time.Millisecond) // every queue subscription made
+	stopA()
+	got := tookAll(t, len(pending), b, c)
+	for _, id := range pending {
+		if got[id] != 1 {
+			t.Errorf("ticket %s taken %d times, want once", id, got[id])
+		}
+	}
+	if len(got) != len(pending) {
+		t.Errorf("took %d tickets, want %d", len(got), len(pending))
+	}
+	select {
+	case ids := <-a:
+		t.Errorf("the stopping frontend took %d of its own tickets", len(ids))
+	default:
+	}
+}
+
+// TestAHandoverTakesTicketIDsOnly: what is no ticket id (a subject's
+// wildcard or separator, which would make a question about other
+// tickets) is dropped from a handover.
+func TestAHandoverTakesTicketIDsOnly(t *testing.T) {
+	t.Parallel()
+	srv := testkit.RunServer(t)
+	b, _ := handingTracker(t, srv, nil)
+	time.Sleep(300 * time.Millisecond) // its queue subscription made
+	nc := testkit.Connect(t, srv)
+	data, _ := json.Marshal(events.Handover{Frontend: "x", Tickets: []string{"ok1", "a.b", "*", ">", ""}})
+	if err := nc.Publish(events.Subjects{}.FollowsHandover(), data); err != nil {
+		t.Fatal(err)
+	}
+	got := tookAll(t, 1, b)
+	if len(got) != 1 || got["ok1"] != 1 {
+		t.Fatalf("took %v, want ok1 alone", got)
+	}
+}
