@@ -179,8 +179,8 @@ const (
 	// AllocatorStopGrace is the least shutdown grace an allocator whose
 	// backend calls may take their whole bound is given (the kube
 	// backend's): a call in flight at the stop finishes (AllocatorBackendCall)
-	// and its server is recorded and told (a few writes, retried for
-	// up to 1.6 s). One the process exits under keeps its match waiting
+	// and its server is recorded and told (a few writes, the record's
+	// tries within ClaimCallTimeout). One the process exits under keeps its match waiting
 	// until its reservation goes stale.
 	AllocatorStopGrace = AllocatorBackendCall + 3*time.Second
 

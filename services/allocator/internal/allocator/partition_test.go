@@ -463,3 +463,43 @@ func TestUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// hangingUpdates is an allocations bucket whose updates go unanswered (a
+// cut between the backend's answer and the record's write): each waits
+// for its ctx's end, or jetstream's default 5 s when ctx has none.
+type hangingUpdates struct{ jetstream.KeyValue }
+
+func (h hangingUpdates) Update(ctx context.Context, _ string, _ []byte, _ uint64) (uint64, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// TestTheServersRecordIsTriedWithinItsBound: once the backend gave a
+// server, its record is written within events.ClaimCallTimeout, tries
+// and waits included, as events.AllocatorStopGrace counts on. Before,
+// each of five tries waited its own 5 s: 26.5 s with the waits, past
+// the shutdown grace and near a reservation's life.
+func TestTheServersRecordIsTriedWithinItsBound(t *testing.T) {
+	t.Parallel()
+	p := newPartitioned(t, false)
+	p.backend.free.Store(1)
+	rs := &records{kv: hangingUpdates{p.kv.KeyValue}, backend: p.backend, log: slog.New(slog.DiscardHandler), now: time.Now}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := rs.allocate(context.Background(), pair("m-hang"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("allocate succeeded with its record unwritten")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server's record still being tried after 10 s")
+	}
+}
