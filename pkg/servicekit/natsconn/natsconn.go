@@ -63,10 +63,26 @@ func (c *Config) Validate() error {
 // InboxPrefix is where a service's request replies arrive: _INBOX_<name>.
 func InboxPrefix(name string) string { return "_INBOX_" + name }
 
+// A connection whose server stopped answering without closing it (a
+// host lost, a partition, a frozen VM: no reset ever comes) is found
+// stale after PingInterval times MaxPingsOut and one more without an
+// answer, and made again, to another server where there is one: 15-20 s,
+// past the cuts a network heals by itself in place (the chaos runs'
+// 8 s), where nats.go's defaults (2 minutes, 2) took 4-6 minutes, every
+// bound of the services' contracts (seconds) run out meanwhile: a
+// frontend Ready and failing every creation, an allocator pulling
+// nothing.
+const (
+	PingInterval = 5 * time.Second
+	MaxPingsOut  = 3
+)
+
 // Connect opens the connection. It waits up to 10 s for the first connect,
 // then reconnects forever: a service outlives a NATS restart.
 func Connect(c Config, name string, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
+		nats.PingInterval(PingInterval),
+		nats.MaxPingsOutstanding(MaxPingsOut),
 		nats.Name(name),
 		// Each service's replies arrive under its own prefix, which the
 		// server configuration lets only that service's user read

@@ -187,3 +187,22 @@ func TestNoPasswordInTheLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestASilentServerIsLeft: a connection whose every byte is held both
+// ways (no reset: a host lost, a partition) is found stale and left
+// within seconds (PingInterval, MaxPingsOut), not the 4-6 minutes of
+// nats.go's defaults, during which a service stayed Ready and every call
+// of its ran out its bound.
+func TestASilentServerIsLeft(t *testing.T) {
+	t.Parallel()
+	srv := testkit.RunServer(t)
+	link := testkit.NewLink(t, strings.TrimPrefix(srv.ClientURL(), "nats://"))
+	nc, err := Connect(Config{URL: link.URL()}, "svc", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	link.Cut(testkit.Both)
+	bound := PingInterval*(MaxPingsOut+1) + 5*time.Second
+	testkit.Eventually(t, bound, func() bool { return !nc.IsConnected() }, "still connected to a server silent for %s", bound)
+}
