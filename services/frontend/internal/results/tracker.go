@@ -273,7 +273,19 @@ func (t *Tracker) waiting(ctx context.Context, r request) (Waiting, error) {
 // ErrNotTracked is returned by Wait for a ticket that is not tracked.
 var ErrNotTracked = fmt.Errorf("ticket is not tracked")
 
+// callWait bounds a call whose ctx has none (a request's, or one
+// detached from it to undo a creation): Run answers within microseconds
+// while it runs, and not at all before it has subscribed (NATS stalled
+// at the start) or once it has ended, when a creation waited for it
+// holding its admission slot, and an Untrack for good.
+const callWait = 2 * time.Second
+
 func (t *Tracker) call(ctx context.Context, r request) reply {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, callWait)
+		defer cancel()
+	}
 	r.reply = make(chan reply, 1)
 	select {
 	case t.reqs <- r:

@@ -218,3 +218,27 @@ func TestExpiryCutOffWaitsOutItsBackoff(t *testing.T) {
 		t.Fatalf("an expiry cut off from NATS tried %d times before its backoff ran out, want 1", n)
 	}
 }
+
+// TestACallEndsWhenRunDoesNotServe: a call without a deadline (a
+// creation's Track under its request's ctx, an Untrack detached from it)
+// ends within callWait when Run does not serve (not started yet: NATS
+// stalled at the start; or ended), instead of waiting for good.
+func TestACallEndsWhenRunDoesNotServe(t *testing.T) {
+	t.Parallel()
+	nc := testkit.Connect(t, testkit.RunServer(t))
+	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+	done := make(chan error, 1)
+	go func() {
+		tr.Untrack(context.Background(), "t1")
+		done <- tr.Track(context.Background(), &events.Ticket{TicketID: "t2", PlayerID: "p"}, nil)
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Track succeeded with no Run to serve it")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a call still waiting for Run after 10 s")
+	}
+}
