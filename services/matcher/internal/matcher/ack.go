@@ -105,8 +105,15 @@ func nakLater(msg jetstream.Msg, d time.Duration) {
 	time.AfterFunc(d, func() { _ = msg.Nak() })
 }
 
-// flush sends the answers still buffered (before a shard is handed over).
-func (a acker) flush() { _ = a.nc.Flush() }
+// flush sends the answers still buffered (before a shard is handed
+// over), waiting flushWait at most for the server's word that they came:
+// nats.go's own wait, 10 s, held a stopping matcher's hand-back that
+// long on a cut connection, past its pod's grace, and a nak that does
+// not go is given again by the next owner's reset all the same.
+func (a acker) flush() { _ = a.nc.FlushTimeout(flushWait) }
+
+// flushWait bounds flush.
+const flushWait = time.Second
 
 // nakLost marks suspect the consumer of a nak its leader did not
 // confirm (acker): the nak may be lost, and its ticket would wait out the
