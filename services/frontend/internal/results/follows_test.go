@@ -21,10 +21,17 @@ import (
 // stop is called.
 func runTracker(t *testing.T, srv *server.Server, listen time.Duration, opts ...nats.Option) (tr *Tracker, nc *nats.Conn, stop func()) {
 	t.Helper()
+	return runTrackerWith(t, srv, listen, func(*Tracker) {}, opts...)
+}
+
+// runTrackerWith is runTracker with set called before Run.
+func runTrackerWith(t *testing.T, srv *server.Server, listen time.Duration, set func(*Tracker), opts ...nats.Option) (tr *Tracker, nc *nats.Conn, stop func()) {
+	t.Helper()
 	nc = testkit.Connect(t, srv, opts...)
 	tr = New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
 		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
 	tr.SetRollCall(time.Second, listen)
+	set(tr)
 	ctx, cancel := context.WithCancel(t.Context())
 	ran := make(chan struct{})
 	go func() {

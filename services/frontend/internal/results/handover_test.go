@@ -1,16 +1,13 @@
 package results
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
@@ -20,23 +17,10 @@ import (
 // sends what it takes to took.
 func handingTracker(t *testing.T, srv *server.Server, pending []string, opts ...nats.Option) (took <-chan []string, stop func()) {
 	t.Helper()
-	nc := testkit.Connect(t, srv, opts...)
-	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
-		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
-	tr.SetRollCall(time.Second, 0)
 	ch := make(chan []string, 16)
-	tr.SetHandover(func(ids []string) { ch <- ids }, func() []string { return pending })
-	ctx, cancel := context.WithCancel(t.Context())
-	ran := make(chan struct{})
-	go func() {
-		defer close(ran)
-		_ = tr.Run(ctx)
-	}()
-	stop = func() {
-		cancel()
-		<-ran
-	}
-	t.Cleanup(stop)
+	_, _, stop = runTrackerWith(t, srv, 0, func(tr *Tracker) {
+		tr.SetHandover(func(ids []string) { ch <- ids }, func() []string { return pending })
+	}, opts...)
 	return ch, stop
 }
 
