@@ -31,8 +31,9 @@ var ErrConnectionLost = errors.New("websocket closed before the ticket's outcome
 // frontend keeps the ticket of a connection cut, or closed by a frontend
 // that shuts down (1012); so a connection lost once the ticket is queued
 // is not opened again (that would queue a second ticket): the
-// ticket's event stream (Follow) says how it ended; a cut ticket no one
-// follows 60-90 s later (the frontend's -lost-grace, above IdleTimeout),
+// ticket's event stream (Follow) says how it ended; a cut ticket (or one
+// let go with 1012) no one follows 60-90 s later (the frontend's
+// -lost-grace, above IdleTimeout),
 // or later once no one follows it, is cancelled (reason
 // ticketapi.LostReason), so a client that cannot reach a frontend for
 // longer finds it so. A status sent again

@@ -50,11 +50,20 @@ func (s Subjects) FollowsHandover() string { return s.join(rootFollows, handover
 const FollowsHandoverQueue = "frontends"
 
 // Handover is a stopping frontend's tickets to ask about (FollowsHandover),
-// at most MaxHandoverTickets a message.
+// at most MaxHandoverTickets a message, and the frontends it heard at the
+// roll call (Roster: by instance, how many milliseconds ago, at most
+// MaxHandoverRoster): a taker that started during a cut never heard a
+// frontend cut off then, whose client may follow a ticket handed over,
+// and would find its question complete without it.
 type Handover struct {
-	Frontend string   `json:"frontend"`
-	Tickets  []string `json:"tickets"`
+	Frontend string           `json:"frontend"`
+	Tickets  []string         `json:"tickets"`
+	Roster   map[string]int64 `json:"roster,omitempty"`
 }
+
+// MaxHandoverRoster bounds a Handover's roster taken in: far more
+// frontends than one deployment runs.
+const MaxHandoverRoster = 1000
 
 // MaxHandoverTickets bounds a Handover's tickets: 1,000 ids of at most 64
 // bytes, about 67 kB, far within NATS's default max payload (1 MB).

@@ -300,10 +300,10 @@ export interface paths {
          *     /v1/tickets/{id}/events") or that lost track of it (1013, "lost track
          *     of the ticket; poll GET /v1/tickets/{id}"): follow it on its event
          *     stream, on any frontend, and DELETE it to leave. A ticket whose
-         *     connection was cut, or closed with 4000, that no one follows on an
-         *     event stream 60-90 s later (the frontend's -lost-grace), or later
-         *     on, is cancelled, its reason starting "client lost: ": the player
-         *     went away.
+         *     connection was cut, or closed with 4000 or 1012, that no one follows
+         *     on an event stream 60-90 s later (the frontend's -lost-grace), or
+         *     later on, is cancelled, its reason starting "client lost: ": the
+         *     player went away.
          */
         get: {
             parameters: {

@@ -3,7 +3,6 @@ package api
 import (
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -17,19 +16,12 @@ import (
 // their mode's max_wait.
 
 // asking is what this frontend would ask about: by ticket, how many
-// chains of questions of it are pending (a client lost twice has two);
-// following counts the WebSocket handlers running, waited for before the
-// handover so that those let go at shutdown have noted their tickets.
+// chains of questions of it are pending (a client lost twice has two),
+// and the tickets of the /ws/events sockets it serves (noteWhileServed).
 type asking struct {
-	mu        sync.Mutex
-	tickets   map[string]int
-	following atomic.Int64
+	mu      sync.Mutex
+	tickets map[string]int
 }
-
-// followersWait bounds the wait for the WebSocket handlers at the
-// handover: each notes its ticket and closes its socket at once on
-// shutdown, but a hijacked connection is not waited for by the server.
-const followersWait = 2 * time.Second
 
 // willAsk notes a chain of questions of ticketID to come.
 func (a *API) willAsk(ticketID string) {
@@ -48,9 +40,30 @@ func (a *API) doneAsking(ticketID string) {
 	}
 }
 
+// noteWhileServed notes the ticket of a /ws/events socket from its
+// creation on, and returns what forgets it when the socket's handler
+// ends, unless the frontend is stopping: then it is handed over (the
+// socket closed with 1012, or still on its way: a handler in its first
+// write when the handover is made, which waits for no handler). The
+// demo's /ws tickets are cancelled with their sockets: none is noted.
+func (a *API) noteWhileServed(ep endpoint, ticketID string) (forget func()) {
+	if !ep.handsOver || a.cfg.LostGrace <= 0 {
+		return func() {}
+	}
+	a.willAsk(ticketID)
+	return func() {
+		select {
+		case <-a.done:
+		default:
+			a.doneAsking(ticketID)
+		}
+	}
+}
+
 // takeOver asks, a grace from now, about the tickets a stopping frontend
-// handed over, but those this one asks about already (from the tracker's
-// loop: it does not block).
+// handed over, but those this one asks about already (from a NATS
+// callback: it does not block). Their earlier answers are not known
+// (asked.handedOver).
 func (a *API) takeOver(ticketIDs []string) {
 	for _, id := range ticketIDs {
 		a.ask.mu.Lock()
@@ -60,18 +73,14 @@ func (a *API) takeOver(ticketIDs []string) {
 		}
 		a.ask.mu.Unlock()
 		if !mine {
-			time.AfterFunc(a.lostGrace(), func() { a.askWhoFollows(id, asked{}) })
+			time.AfterFunc(a.lostGrace(), func() { a.askWhoFollows(id, asked{followed: true, handedOver: true}) })
 		}
 	}
 }
 
-// toHandOver is what this frontend would still ask about, once its
-// WebSocket handlers have ended (followersWait at most): the tracker hands
-// it over at its end.
+// toHandOver is what this frontend would still ask about: the tracker
+// hands it over at its end.
 func (a *API) toHandOver() []string {
-	for deadline := time.Now().Add(followersWait); a.ask.following.Load() > 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
 	a.ask.mu.Lock()
 	defer a.ask.mu.Unlock()
 	ids := make([]string, 0, len(a.ask.tickets))

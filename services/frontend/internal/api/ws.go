@@ -119,6 +119,7 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 		return
 	}
 	a.met.requests.WithLabelValues("queued").Inc()
+	defer a.noteWhileServed(ep, view.TicketID)()
 	waiting, err := a.results.Wait(ctx, view.TicketID, tickets.Follower(caller))
 	if err != nil {
 		// Already ended (an instant outcome): report what the stream says.

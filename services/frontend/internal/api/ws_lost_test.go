@@ -236,10 +236,39 @@ func TestAStoppingFrontendHandsOverWhatItWouldAsk(t *testing.T) {
 			t.Errorf("%s: %d %v, want cancelled, %q", player, code, v, ticketapi.LostReason)
 		}
 	}
+	// Followed: asked about no more (its player is back on an event
+	// stream, as a POST's), and kept.
 	asked.next(t, ids["back"])
-	asked.next(t, ids["back"])
-	time.Sleep(events.FollowsAnswerWait + time.Second)
+	if n := asked.count(ids["back"], events.FollowsAnswerWait+2*grace); n > 0 {
+		t.Errorf("a handed-over ticket found followed asked about %d times more", n)
+	}
 	if owner, _ := e.claims.Owner(t.Context(), ids["back"]); owner == events.OwnerCancelled {
 		t.Error("the ticket of a client that follows it again was cancelled")
+	}
+}
+
+// TestAHandedOverTicketIsCancelledAtTwoNos: a ticket handed over is
+// cancelled only after two questions in a row found no one following it,
+// as one whose earlier question said "followed": its taker does not know
+// what the earlier ones said, and a rolling deploy moves followers
+// between frontends (one between two streams at the taker's first
+// question, here). Before, the first "no" cancelled it.
+func TestAHandedOverTicketIsCancelledAtTwoNos(t *testing.T) {
+	t.Parallel()
+	const grace = 300 * time.Millisecond
+	o := options{api: api.Config{LostGrace: grace}}
+	e := start(t, o)
+	stopping := newFrontend(t, e, o)
+	asked := questions(t, e)
+	c, read := dialEventsAt(t, e, stopping.URL, "player_id=between&skill=1650&region=eu")
+	id, _ := read()["ticket_id"].(string)
+	_ = c.NetConn().Close()
+	e.stop()
+	asked.next(t, id) // no one follows it
+	follow(t, e, e.http.URL, id, "between")
+	asked.next(t, id)
+	time.Sleep(events.FollowsAnswerWait + time.Second)
+	if owner, _ := e.claims.Owner(t.Context(), id); owner == events.OwnerCancelled {
+		t.Fatal("a handed-over ticket was cancelled at the first question that found no one")
 	}
 }

@@ -22,8 +22,6 @@ import (
 // client has), and a ping and its last message again after a heartbeat
 // in which it was sent nothing (a page hears no ping).
 func (a *API) followWebSocket(ctx context.Context, conn *websocket.Conn, caller identity.Caller, rec tickets.Record, ref *refresher, updates <-chan events.Result, ep endpoint) {
-	a.ask.following.Add(1)
-	defer a.ask.following.Add(-1)
 	ticketID := rec.Ticket.TicketID
 	emit := ep.emit
 	gone, cancelAsked, end := readClient(conn)
@@ -198,16 +196,14 @@ func (a *API) finish(ctx context.Context, conn *websocket.Conn, v tickets.View, 
 }
 
 // letGo lets a client go as its frontend shuts down: a /ws/events
-// client with 1012, to follow its ticket on another frontend, the ticket
-// noted to be handed over and asked about there (its client may not come
-// back: handover.go); the demo's as shutDown does.
+// client with 1012, to follow its ticket on another frontend (its ticket,
+// noted while its socket is served, is handed over to be asked about
+// there: its client may not come back, handover.go); the demo's as
+// shutDown does.
 func (a *API) letGo(ctx context.Context, conn *websocket.Conn, caller identity.Caller, ticketID string, ep endpoint) {
 	if !ep.handsOver {
 		a.shutDown(ctx, conn, caller, ticketID, ep.emit)
 		return
-	}
-	if a.cfg.LostGrace > 0 {
-		a.willAsk(ticketID)
 	}
 	closeWith(conn, websocket.CloseServiceRestart, ticketapi.RestartReason(ticketID))
 }
@@ -269,6 +265,14 @@ type asked struct {
 	// its client may have been between two event streams, or on a
 	// frontend that shut down, at the one).
 	followed, no bool
+	// handedOver: a stopping frontend handed it over (takeOver). Its
+	// earlier answers are not known, so it starts as followed (two
+	// "no"s cancel it: a rolling deploy moves followers between
+	// frontends), and a "followed" ends the questions: its player is
+	// back on an event stream, as a POST's is, whom no one asks about
+	// (every ticket a rolling deploy closed with 1012 would otherwise
+	// be asked about each grace until decided).
+	handedOver bool
 }
 
 // askWhoFollows asks every frontend whether a client follows the ticket
@@ -298,15 +302,18 @@ func (a *API) askWhoFollows(ticketID string, was asked) {
 	}
 	followed, complete, err := a.results.AskFollowed(ctx, ticketID)
 	switch {
+	case followed && was.handedOver:
+		a.doneAsking(ticketID)
 	case followed:
 		again(asked{followed: true})
 	case !complete && was.incomplete+1 < lostAsks:
-		again(asked{incomplete: was.incomplete + 1, followed: was.followed, no: was.no})
+		was.incomplete++
+		again(was)
 	case !complete:
 		a.doneAsking(ticketID)
 		a.log.Warn("not every frontend answered whether a lost client's ticket is followed; kept until its mode's max_wait", "ticket_id", ticketID, "err", err)
 	case was.followed && !was.no:
-		again(asked{followed: true, no: true})
+		again(asked{followed: true, no: true, handedOver: was.handedOver})
 	default:
 		a.doneAsking(ticketID)
 		_ = a.abandon(ticketID, ticketapi.LostCancelReason(a.cfg.LostGrace))

@@ -1,8 +1,8 @@
 package results
 
 import (
-	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,38 +17,42 @@ import (
 // came back, and of those it lost just before, would be matched until
 // their mode's max_wait. So at Run's end the tracker hands the API's
 // pending tickets to one other frontend (a queue group), whose API asks
-// in its stead; and while it runs it takes those of others.
+// in its stead, with the roster it heard; and while it runs it takes
+// those of others.
 
-// handovers is a tracker's side of the handovers, set by SetHandover.
+// handovers is a tracker's side of the handovers, set by SetHandover:
+// take is given the tickets another frontend handed over; pending
+// returns those to hand over (both the API's).
 type handovers struct {
-	msgs chan *nats.Msg
-	// take is given the tickets another frontend handed over; pending
-	// returns those to hand over (both the API's).
 	take    func(tickets []string)
 	pending func() []string
 }
 
-// handoverWait bounds the flush of the handovers at Run's end: the
-// frontend is stopping, and a handover that cannot be sent leaves the
-// tickets kept, as before there were handovers.
+// handoverWait bounds each wait of the handover at Run's end (the
+// subscription's drain, the flush): the frontend is stopping, and a
+// handover that cannot be sent leaves the tickets kept, as before there
+// were handovers.
 const handoverWait = 2 * time.Second
 
 // SetHandover makes Run take the tickets other frontends hand over (take
-// is called from Run's loop: it must not block) and, at its end, hand
-// over those pending returns. Call it before Run; without it the tracker
-// neither takes nor hands over (-lost-grace off).
+// is called from a NATS callback: it must not block) and, at its end,
+// hand over those pending returns. Call it before Run; without it the
+// tracker neither takes nor hands over (-lost-grace off).
 func (t *Tracker) SetHandover(take func(tickets []string), pending func() []string) {
 	t.handing.take, t.handing.pending = take, pending
 }
 
 // subscribeHandovers joins the frontends' queue group on the handovers,
 // or returns nil (no SetHandover, or NATS refused: the tickets handed
-// over go to another frontend, or are kept).
+// over go to another frontend, or are kept). A callback, not Run's loop:
+// a few frontends stopping at once hand over tens of messages of a
+// thousand tickets each, which a channel's buffer dropped, and taking
+// them needs nothing of Run's state.
 func (t *Tracker) subscribeHandovers() *nats.Subscription {
 	if t.handing.take == nil {
 		return nil
 	}
-	sub, err := t.nc.ChanQueueSubscribe(t.subj.FollowsHandover(), events.FollowsHandoverQueue, t.handing.msgs)
+	sub, err := t.nc.QueueSubscribe(t.subj.FollowsHandover(), events.FollowsHandoverQueue, t.tookOver)
 	if err != nil {
 		t.log.Warn("cannot take the tickets a stopping frontend hands over", "err", err)
 		return nil
@@ -56,18 +60,19 @@ func (t *Tracker) subscribeHandovers() *nats.Subscription {
 	return sub
 }
 
-// tookOver gives the API the tickets of a handover (from Run). Only a
-// frontend publishes there (deploy/nats/nats.conf); ids that are no
-// ticket id are dropped all the same, as a question's subject is made of
-// them.
+// tookOver gives the API the tickets of a handover, and notes the
+// frontends its sender heard that this one did not. Only a frontend
+// publishes there (deploy/nats/nats.conf); ids that are no ticket id are
+// dropped all the same, as a question's subject is made of them.
 func (t *Tracker) tookOver(m *nats.Msg) {
 	var h events.Handover
 	if json.Unmarshal(m.Data, &h) != nil || h.Frontend == t.fol.instance {
 		return
 	}
+	t.heardOf(h.Roster)
 	ids := make([]string, 0, min(len(h.Tickets), events.MaxHandoverTickets))
 	for _, id := range h.Tickets[:min(len(h.Tickets), events.MaxHandoverTickets)] {
-		if events.CheckToken(id) == nil {
+		if events.CheckToken(id) == nil && !strings.HasPrefix(id, "_") { // "_": the roll call's, the handover's
 			ids = append(ids, id)
 		}
 	}
@@ -77,35 +82,69 @@ func (t *Tracker) tookOver(m *nats.Msg) {
 	}
 }
 
-// handOver, at Run's end, stops taking handovers (those already heard go
-// to the API, to be handed over with its own) and hands over the API's
-// pending tickets.
+// heardOf notes the frontends of a handover's roster as heard when its
+// sender last heard them, unless this one heard them since (or they are
+// past events.FollowsRollCallLife, or it is this one).
+func (t *Tracker) heardOf(roster map[string]int64) {
+	if len(roster) > events.MaxHandoverRoster {
+		return
+	}
+	now := t.now()
+	t.fol.mu.Lock()
+	defer t.fol.mu.Unlock()
+	for f, ms := range roster {
+		ago := time.Duration(ms) * time.Millisecond
+		if f == t.fol.instance || f == "" || ms < 0 || ago >= events.FollowsRollCallLife {
+			continue
+		}
+		if at := now.Add(-ago); at.After(t.fol.heard[f]) {
+			t.fol.heard[f] = at
+		}
+	}
+}
+
+// rosterAges is the roster this frontend heard, by instance, how many
+// milliseconds ago, itself left out (it leaves).
+func (t *Tracker) rosterAges() map[string]int64 {
+	now := t.now()
+	t.fol.mu.Lock()
+	defer t.fol.mu.Unlock()
+	r := make(map[string]int64, len(t.fol.heard))
+	for f, at := range t.fol.heard {
+		if f != t.fol.instance && now.Sub(at) < events.FollowsRollCallLife {
+			r[f] = now.Sub(at).Milliseconds()
+		}
+	}
+	return r
+}
+
+// handOver, at Run's end, stops taking handovers (those already routed
+// here are taken: the subscription is drained, not dropped) and hands
+// over the API's pending tickets, with the roster.
 func (t *Tracker) handOver(sub *nats.Subscription) {
 	if t.handing.pending == nil {
 		return
 	}
-	if sub != nil {
-		_ = sub.Unsubscribe()
-	}
-	for len(t.handing.msgs) > 0 {
-		t.tookOver(<-t.handing.msgs)
+	if sub != nil && sub.Drain() == nil {
+		for end := time.Now().Add(handoverWait); sub.IsValid() && time.Now().Before(end); {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	tickets := t.handing.pending()
 	if len(tickets) == 0 {
 		return
 	}
+	roster := t.rosterAges()
 	for lo := 0; lo < len(tickets); lo += events.MaxHandoverTickets {
-		data, _ := json.Marshal(events.Handover{Frontend: t.fol.instance, Tickets: tickets[lo:min(lo+events.MaxHandoverTickets, len(tickets))]}) // always encodes
+		data, _ := json.Marshal(events.Handover{Frontend: t.fol.instance, Tickets: tickets[lo:min(lo+events.MaxHandoverTickets, len(tickets))], Roster: roster}) // always encodes
 		if err := t.nc.Publish(t.subj.FollowsHandover(), data); err != nil {
 			t.log.Warn("tickets to ask about not handed over; kept until their mode's max_wait", "tickets", len(tickets)-lo, "err", err)
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), handoverWait)
-	defer cancel()
-	if err := t.nc.FlushWithContext(ctx); err != nil {
+	if err := t.nc.FlushTimeout(handoverWait); err != nil {
 		t.log.Warn("tickets to ask about maybe not handed over; kept until their mode's max_wait", "tickets", len(tickets), "err", err)
 		return
 	}
-	t.log.Info("handed over the tickets of lost clients to ask about", "tickets", len(tickets))
+	t.log.Info("handed over the tickets of lost clients to ask about (to no one if no other frontend of this version runs)", "tickets", len(tickets))
 }

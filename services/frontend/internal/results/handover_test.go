@@ -3,6 +3,7 @@ package results
 import (
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,7 +94,7 @@ func TestAHandoverTakesTicketIDsOnly(t *testing.T) {
 	b, _ := handingTracker(t, srv, nil)
 	time.Sleep(300 * time.Millisecond) // its queue subscription made
 	nc := testkit.Connect(t, srv)
-	data, _ := json.Marshal(events.Handover{Frontend: "x", Tickets: []string{"ok1", "a.b", "*", ">", ""}})
+	data, _ := json.Marshal(events.Handover{Frontend: "x", Tickets: []string{"ok1", "a.b", "*", ">", "", "_frontends", "_handover"}})
 	if err := nc.Publish(events.Subjects{}.FollowsHandover(), data); err != nil {
 		t.Fatal(err)
 	}
@@ -101,4 +102,72 @@ func TestAHandoverTakesTicketIDsOnly(t *testing.T) {
 	if len(got) != 1 || got["ok1"] != 1 {
 		t.Fatalf("took %v, want ok1 alone", got)
 	}
+}
+
+// TestAHandoverCarriesTheRoster: a frontend that took a handover waits,
+// in its questions, for the frontends its sender heard and it did not (a
+// frontend cut off from NATS when the taker started: its client may
+// follow a ticket handed over), instead of finding its question complete
+// without them and cancelling the ticket.
+func TestAHandoverCarriesTheRoster(t *testing.T) {
+	t.Parallel()
+	srv := testkit.RunServer(t)
+	a, _, stopA := runTrackerWith(t, srv, 0, func(tr *Tracker) {
+		tr.SetHandover(func([]string) {}, func() []string { return []string{"t1"} })
+	})
+	// A frontend a hears that then goes silent (cut off).
+	nc := testkit.Connect(t, srv)
+	roll, _ := json.Marshal(events.RollCall{Frontend: "cut-off"})
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		_ = nc.Publish(events.Subjects{}.FollowsRollCall(), roll)
+		r, _ := a.roster()
+		return r["cut-off"]
+	}, "a never heard the cut-off frontend")
+	var b *Tracker
+	took := make(chan []string, 1)
+	b, _, _ = runTrackerWith(t, srv, 0, func(tr *Tracker) {
+		tr.SetHandover(func(ids []string) { took <- ids }, func() []string { return nil })
+	})
+	time.Sleep(300 * time.Millisecond) // b's queue subscription made
+	stopA()
+	select {
+	case <-took:
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing handed over")
+	}
+	if followed, complete := ask(t, b, "t1"); followed || complete {
+		t.Fatalf("followed %v, complete %v: want incomplete, the cut-off frontend unanswered", followed, complete)
+	}
+}
+
+// TestHandoversInABurstAreAllTaken: the handovers of frontends stopping
+// together (tens of messages of a thousand tickets) are all taken. A
+// channel of 64 messages read by Run's loop dropped a third of them.
+func TestHandoversInABurstAreAllTaken(t *testing.T) {
+	t.Parallel()
+	srv := testkit.RunServer(t)
+	var n atomic.Int64
+	runTrackerWith(t, srv, 0, func(tr *Tracker) {
+		tr.SetHandover(func(ids []string) {
+			for range ids { // as the API's: a timer each
+				time.AfterFunc(time.Hour, func() {}).Stop()
+				n.Add(1)
+			}
+		}, func() []string { return nil })
+	})
+	time.Sleep(300 * time.Millisecond) // its queue subscription made
+	nc := testkit.Connect(t, srv)
+	ids := make([]string, events.MaxHandoverTickets)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("t%d", i)
+	}
+	const msgs = 150
+	for i := range msgs {
+		data, _ := json.Marshal(events.Handover{Frontend: fmt.Sprintf("f%d", i%3), Tickets: ids})
+		if err := nc.Publish(events.Subjects{}.FollowsHandover(), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool { return n.Load() == msgs*events.MaxHandoverTickets },
+		"not every ticket of %d taken", msgs*events.MaxHandoverTickets)
 }

@@ -42,6 +42,11 @@ func (t *Tracker) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	// The handover (handover.go) after the leaving roll call: its flush
+	// sends both, and a frontend stopped between the two is not awaited
+	// on every roster for events.FollowsRollCallLife.
+	var hsub *nats.Subscription
+	defer func() { t.handOver(hsub) }()
 	var fsub *nats.Subscription // the questions' (follows.go)
 	defer func() {
 		if fsub != nil {
@@ -50,8 +55,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 		}
 	}()
 	t.callRoll(&fsub)
-	hsub := t.subscribeHandovers()
-	defer func() { t.handOver(hsub) }() // before the leaving roll call
+	hsub = t.subscribeHandovers()
 	s := &state{tickets: map[string]*ticket{}, byPlayer: map[string]map[string]*ticket{}}
 	defer func() {
 		for _, tk := range s.tickets {
@@ -79,8 +83,6 @@ func (t *Tracker) Run(ctx context.Context) error {
 			t.result(s, m)
 		case m := <-t.fol.questions:
 			t.answer(s, m)
-		case m := <-t.handing.msgs:
-			t.tookOver(m)
 		case c := <-t.caught:
 			t.deliver(s, c.player, c.res)
 		case err := <-t.caughtUp:

@@ -174,7 +174,6 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 		fol: follows{instance: nuid.Next(), prefix: subj.Follows(""), rollCall: subj.FollowsRollCall(),
 			questions: make(chan *nats.Msg, questionsBuffer), every: events.FollowsRollCallEvery, listen: events.FollowsListenFirst,
 			heard: map[string]time.Time{}},
-		handing:  handovers{msgs: make(chan *nats.Msg, 64)},
 		reqs:     make(chan request),
 		expired:  make(chan expiry),
 		caught:   make(chan caughtResult, 256),
