@@ -36,28 +36,29 @@ const handoverWait = 2 * time.Second
 
 // SetHandover makes Run take the tickets other frontends hand over (take
 // is called from a NATS callback: it must not block) and, at its end,
-// hand over those pending returns. Call it before Run; without it the
-// tracker neither takes nor hands over (-lost-grace off).
+// hand over those pending returns. Before Run or while it runs (it
+// subscribes at its next tick); without it the tracker neither takes nor
+// hands over (-lost-grace off).
 func (t *Tracker) SetHandover(take func(tickets []string), pending func() []string) {
-	t.handing.take, t.handing.pending = take, pending
+	t.handing.Store(&handovers{take: take, pending: pending})
 }
 
-// subscribeHandovers joins the frontends' queue group on the handovers,
-// or returns nil (no SetHandover, or NATS refused: the tickets handed
-// over go to another frontend, or are kept). A callback, not Run's loop:
-// a few frontends stopping at once hand over tens of messages of a
-// thousand tickets each, which a channel's buffer dropped, and taking
-// them needs nothing of Run's state.
-func (t *Tracker) subscribeHandovers() *nats.Subscription {
-	if t.handing.take == nil {
-		return nil
+// subscribeHandovers joins the frontends' queue group on the handovers
+// once SetHandover was called: tried says it was (sub nil: NATS refused,
+// and the tickets handed over go to another frontend, or are kept). A
+// callback, not Run's loop: a few frontends stopping at once hand over
+// tens of messages of a thousand tickets each, which a channel's buffer
+// dropped, and taking them needs nothing of Run's state.
+func (t *Tracker) subscribeHandovers() (sub *nats.Subscription, tried bool) {
+	if t.handing.Load() == nil {
+		return nil, false
 	}
 	sub, err := t.nc.QueueSubscribe(t.subj.FollowsHandover(), events.FollowsHandoverQueue, t.tookOver)
 	if err != nil {
 		t.log.Warn("cannot take the tickets a stopping frontend hands over", "err", err)
-		return nil
+		return nil, true
 	}
-	return sub
+	return sub, true
 }
 
 // tookOver gives the API the tickets of a handover, and notes the
@@ -78,7 +79,7 @@ func (t *Tracker) tookOver(m *nats.Msg) {
 	}
 	if len(ids) > 0 {
 		t.log.Debug("took over the tickets a stopping frontend would have asked about", "from", h.Frontend, "tickets", len(ids))
-		t.handing.take(ids)
+		t.handing.Load().take(ids) // set: it subscribed
 	}
 }
 
@@ -122,7 +123,8 @@ func (t *Tracker) rosterAges() map[string]int64 {
 // here are taken: the subscription is drained, not dropped) and hands
 // over the API's pending tickets, with the roster.
 func (t *Tracker) handOver(sub *nats.Subscription) {
-	if t.handing.pending == nil {
+	h := t.handing.Load()
+	if h == nil {
 		return
 	}
 	if sub != nil && sub.Drain() == nil {
@@ -130,7 +132,7 @@ func (t *Tracker) handOver(sub *nats.Subscription) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	tickets := t.handing.pending()
+	tickets := h.pending()
 	if len(tickets) == 0 {
 		return
 	}

@@ -55,7 +55,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 		}
 	}()
 	t.callRoll(&fsub)
-	hsub = t.subscribeHandovers()
+	hsub, handing := t.subscribeHandovers()
 	s := &state{tickets: map[string]*ticket{}, byPlayer: map[string]map[string]*ticket{}}
 	defer func() {
 		for _, tk := range s.tickets {
@@ -95,6 +95,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 			t.checkDropped(ctx, s, sub)
 			t.expireDue(ctx, s, t.now())
 			t.callRoll(&fsub)
+			if !handing {
+				hsub, handing = t.subscribeHandovers()
+			}
 		}
 	}
 }

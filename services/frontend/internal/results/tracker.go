@@ -61,7 +61,7 @@ type Tracker struct {
 	// fol answers and asks who follows a ticket (follows.go), and
 	// handing takes and gives the tickets to ask about (handover.go).
 	fol     follows
-	handing handovers
+	handing atomic.Pointer[handovers]
 	reqs    chan request
 	// expired receives each expiry that returned.
 	expired chan expiry
