@@ -255,7 +255,7 @@ func TestAStoppingFrontendHandsOverWhatItWouldAsk(t *testing.T) {
 // question, here). Before, the first "no" cancelled it.
 func TestAHandedOverTicketIsCancelledAtTwoNos(t *testing.T) {
 	t.Parallel()
-	const grace = 300 * time.Millisecond
+	const grace = time.Second // the follow made between two questions
 	o := options{api: api.Config{LostGrace: grace}}
 	e := start(t, o)
 	stopping := newFrontend(t, e, o)

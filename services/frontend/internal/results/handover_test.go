@@ -19,10 +19,24 @@ import (
 func handingTracker(t *testing.T, srv *server.Server, pending []string, opts ...nats.Option) (took <-chan []string, stop func()) {
 	t.Helper()
 	ch := make(chan []string, 16)
-	_, _, stop = runTrackerWith(t, srv, 0, func(tr *Tracker) {
+	tr, nc, stop := runTrackerWith(t, srv, 0, func(tr *Tracker) {
 		tr.SetHandover(func(ids []string) { ch <- ids }, func() []string { return pending })
 	}, opts...)
+	subscribed(t, tr, nc)
 	return ch, stop
+}
+
+// subscribed waits until tr's Run has made its subscriptions and the
+// server holds them: Run serves a Track once it made them, and a flush
+// after is answered once the server has them.
+func subscribed(t *testing.T, tr *Tracker, nc *nats.Conn) {
+	t.Helper()
+	if err := tr.Track(t.Context(), &events.Ticket{TicketID: "warm", PlayerID: "warm"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // tookAll gathers what the trackers took until want tickets came, 5 s at
@@ -67,7 +81,6 @@ func TestAStoppingFrontendHandsOverToOneOther(t *testing.T) {
 	a, stopA := handingTracker(t, srv, pending, frontendUser...)
 	b, _ := handingTracker(t, srv, nil, frontendUser...)
 	c, _ := handingTracker(t, srv, nil, frontendUser...)
-	time.Sleep(300 * time.Millisecond) // every queue subscription made
 	stopA()
 	got := tookAll(t, len(pending), b, c)
 	for _, id := range pending {
@@ -92,7 +105,6 @@ func TestAHandoverTakesTicketIDsOnly(t *testing.T) {
 	t.Parallel()
 	srv := testkit.RunServer(t)
 	b, _ := handingTracker(t, srv, nil)
-	time.Sleep(300 * time.Millisecond) // its queue subscription made
 	nc := testkit.Connect(t, srv)
 	data, _ := json.Marshal(events.Handover{Frontend: "x", Tickets: []string{"ok1", "a.b", "*", ">", "", "_frontends", "_handover"}})
 	if err := nc.Publish(events.Subjects{}.FollowsHandover(), data); err != nil {
@@ -123,12 +135,11 @@ func TestAHandoverCarriesTheRoster(t *testing.T) {
 		r, _ := a.roster()
 		return r["cut-off"]
 	}, "a never heard the cut-off frontend")
-	var b *Tracker
 	took := make(chan []string, 1)
-	b, _, _ = runTrackerWith(t, srv, 0, func(tr *Tracker) {
+	b, bnc, _ := runTrackerWith(t, srv, 0, func(tr *Tracker) {
 		tr.SetHandover(func(ids []string) { took <- ids }, func() []string { return nil })
 	})
-	time.Sleep(300 * time.Millisecond) // b's queue subscription made
+	subscribed(t, b, bnc)
 	stopA()
 	select {
 	case <-took:
@@ -147,7 +158,7 @@ func TestHandoversInABurstAreAllTaken(t *testing.T) {
 	t.Parallel()
 	srv := testkit.RunServer(t)
 	var n atomic.Int64
-	runTrackerWith(t, srv, 0, func(tr *Tracker) {
+	tr, trnc, _ := runTrackerWith(t, srv, 0, func(tr *Tracker) {
 		tr.SetHandover(func(ids []string) {
 			for range ids { // as the API's: a timer each
 				time.AfterFunc(time.Hour, func() {}).Stop()
@@ -155,7 +166,7 @@ func TestHandoversInABurstAreAllTaken(t *testing.T) {
 			}
 		}, func() []string { return nil })
 	})
-	time.Sleep(300 * time.Millisecond) // its queue subscription made
+	subscribed(t, tr, trnc)
 	nc := testkit.Connect(t, srv)
 	ids := make([]string, events.MaxHandoverTickets)
 	for i := range ids {
