@@ -182,3 +182,36 @@ func TestHandoversInABurstAreAllTaken(t *testing.T) {
 	testkit.Eventually(t, 20*time.Second, func() bool { return n.Load() == msgs*events.MaxHandoverTickets },
 		"not every ticket of %d taken", msgs*events.MaxHandoverTickets)
 }
+
+// TestABadHandoverIsDropped: what is no handover (not JSON), and a
+// roster past events.MaxHandoverRoster or with an age below zero, is
+// dropped without harm: the tracker runs on and takes the next handover,
+// and no frontend of those rosters is awaited by its questions.
+func TestABadHandoverIsDropped(t *testing.T) {
+	t.Parallel()
+	srv := testkit.RunServer(t)
+	took := make(chan []string, 4)
+	b, bnc, _ := runTrackerWith(t, srv, 0, func(tr *Tracker) {
+		tr.SetHandover(func(ids []string) { took <- ids }, func() []string { return nil })
+	})
+	subscribed(t, b, bnc)
+	nc := testkit.Connect(t, srv)
+	huge := map[string]int64{}
+	for i := range events.MaxHandoverRoster + 1 {
+		huge[fmt.Sprintf("f%d", i)] = 10
+	}
+	bad, _ := json.Marshal(events.Handover{Frontend: "x", Roster: huge})
+	future, _ := json.Marshal(events.Handover{Frontend: "y", Roster: map[string]int64{"ahead": -5}})
+	good, _ := json.Marshal(events.Handover{Frontend: "z", Tickets: []string{"ok1"}})
+	for _, data := range [][]byte{[]byte("{not json"), bad, future, good} {
+		if err := nc.Publish(events.Subjects{}.FollowsHandover(), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := tookAll(t, 1, took); len(got) != 1 || got["ok1"] != 1 {
+		t.Fatalf("took %v, want ok1 alone", got)
+	}
+	if r, _ := b.roster(); len(r) != 1 {
+		t.Fatalf("roster of %d frontends: want this frontend alone", len(r))
+	}
+}
