@@ -14,7 +14,7 @@ import (
 
 // boundWorker is a worker bound to its buckets but not running: a test
 // drives its runners' pieces (commit, recoverMatch) by hand.
-func (e *env) boundWorker(t *testing.T) *Worker {
+func (e *env) boundWorker(t testing.TB) *Worker {
 	t.Helper()
 	js := testkit.JetStream(t, testkit.Connect(t, e.srv))
 	w, err := New(Config{}, js, e.subj, slog.New(slog.NewTextHandler(testLog(), nil)), prometheus.NewRegistry())

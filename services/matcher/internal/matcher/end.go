@@ -1,9 +1,12 @@
 package matcher
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -23,24 +26,65 @@ type ender struct {
 	log     *slog.Logger
 	// now is the worker's clock (Worker.clock): a wait span's end.
 	now func() time.Time
+	// parallel is how many expiries of one sweep run at once
+	// (expireAll); 0: expiryParallel.
+	parallel int
 }
 
-// expire ends a ticket that waited its mode's max wait.
-func (en *ender) expire(ctx context.Context, e *pool.Entry, mode *rules.Mode) {
+// expiryParallel is how many expiries of one sweep run at once. Each
+// takes four round trips (the claim, the told mark's read, the results,
+// the mark); one after another, a sweep that found a thousand due (a
+// mode no one else queued for, or the tickets a partition kept from
+// matching) held the shard's loop, and every match of it, for seconds.
+const expiryParallel = 32
+
+// expireAll ends the tickets of one sweep that waited their mode's max
+// wait, expiryParallel at once, and returns when each has its answer.
+// Once one finds JetStream failing (a cut, a bucket without a leader),
+// the ones not started yet are nakked untried: each would wait out the
+// same bound, and the shard would match nothing meanwhile (before, a
+// sweep of K due tickets under a cut held the loop K bounds). They come
+// back after nakDelay and are expired at a later sweep.
+func (en *ender) expireAll(ctx context.Context, due []*pool.Entry, mode *rules.Mode) {
+	n := cmp.Or(en.parallel, expiryParallel)
+	slots := make(chan struct{}, n)
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for _, e := range due {
+		slots <- struct{}{}
+		if failed.Load() {
+			<-slots
+			en.acks.nak(e.Ack)
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if !en.expire(ctx, e, mode) {
+				failed.Store(true)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// expire ends a ticket that waited its mode's max wait. It reports
+// whether JetStream answered (end).
+func (en *ender) expire(ctx context.Context, e *pool.Entry, mode *rules.Mode) bool {
 	if e.Visitor {
 		en.acks.ack(e.Ack) // its home shard expires it and tells the players
-		return
+		return true
 	}
 	waited(ctx, e, "expired", en.now())
-	en.end(ctx, e, mode.Name, events.StatusExpired, events.OwnerExpired, fmt.Sprintf("no match within %s", time.Duration(mode.MaxWait)))
+	return en.end(ctx, e, mode.Name, events.StatusExpired, events.OwnerExpired, fmt.Sprintf("no match within %s", time.Duration(mode.MaxWait)))
 }
 
 // end claims a ticket for owner, tells its players and acks. A ticket whose
 // claim another owner holds is acked once its players were told what that
 // owner decided (tellClaimed: the owner may have failed to tell them).
 // If the claim or a result cannot be stored, the ticket is nakked, so the
-// next try (or the next owner) tells them.
-func (en *ender) end(ctx context.Context, e *pool.Entry, mode string, status events.Status, owner, reason string) {
+// next try (or the next owner) tells them, and end reports false: JetStream
+// did not answer. Other naks (a match not settled yet) report true.
+func (en *ender) end(ctx context.Context, e *pool.Entry, mode string, status events.Status, owner, reason string) bool {
 	pctx, cancel := context.WithTimeout(ctx, en.timeout)
 	defer cancel()
 	won, cur, err := en.claims.Claim(pctx, e.TicketID, owner)
@@ -53,20 +97,20 @@ func (en *ender) end(ctx context.Context, e *pool.Entry, mode string, status eve
 				// Decide later, when the other match is out or undone.
 				en.log.Info("ticket held by a match not settled yet; nakked", "ticket_id", e.TicketID, "owner", cur)
 				en.acks.nak(e.Ack)
-				return
+				return true
 			}
 		}
 	}
 	if err != nil {
 		en.log.Error("claim ticket; will retry", "ticket_id", e.TicketID, "err", err)
 		en.acks.nak(e.Ack)
-		return
+		return false
 	}
 	if !won && cur == "" {
 		// Held by a match that gave it back before the holder could be
 		// read: no one decided the ticket. Its redelivery decides.
 		en.acks.nak(e.Ack)
-		return
+		return true
 	}
 	if !won {
 		// Its claimer may have failed to tell its players, or died
@@ -74,22 +118,23 @@ func (en *ender) end(ctx context.Context, e *pool.Entry, mode string, status eve
 		if err := en.rec.tellClaimed(pctx, en.shard, mode, e, cur, ""); err != nil {
 			en.log.Error("tell the players of a ticket decided elsewhere; will retry", "ticket_id", e.TicketID, "owner", cur, "err", err)
 			en.acks.nak(e.Ack)
-			return
+			return false
 		}
 		en.acks.ack(e.Ack)
 		en.log.Info("ticket already decided; dropped", "ticket_id", e.TicketID, "owner", cur)
-		return
+		return true
 	}
 	// Told once (events.Claims.Tell): a redelivery after a death past
 	// the publish finds the telling marked.
 	if err := en.rec.tellClaimed(pctx, en.shard, mode, e, owner, reason); err != nil {
 		en.log.Error("publish result; will retry", "ticket_id", e.TicketID, "err", err)
 		en.acks.nak(e.Ack)
-		return
+		return false
 	}
 	en.acks.ack(e.Ack)
 	en.met.tickets.WithLabelValues(string(status)).Inc()
 	en.log.Info("ticket ended", "ticket_id", e.TicketID, "status", status, "reason", reason)
+	return true
 }
 
 // rejected are the "failed" results of ticket t, for reason.

@@ -164,11 +164,20 @@ func (r *runner) settleCommit(ctx context.Context, o commitOutcome, rematch bool
 }
 
 // retryUnpublished publishes again the matches whose publish failed.
+// Once one fails, the rest wait for the next sweep untried: each would
+// wait out the same bound on a JetStream that does not answer, one after
+// another, and the shard would match nothing meanwhile.
 func (r *runner) retryUnpublished(ctx context.Context) {
 	keep := r.unpublished[:0]
+	failed := false
 	for _, um := range r.unpublished {
+		if failed {
+			keep = append(keep, um)
+			continue
+		}
 		if _, err := r.commits.sendOnce(events.WithMeta(ctx, um.meta), um.match); err != nil {
 			keep = append(keep, um)
+			failed = true
 			continue
 		}
 		r.commits.matched(um.match, um.entries, um.notices, um.meta, r.now())

@@ -337,7 +337,9 @@ func (r *runner) sweep(ctx, calls context.Context, now time.Time) {
 	r.fillBackfills(ctx, now)
 	for name, p := range r.pools {
 		mode := p.Mode()
-		p.Expired(now, func(e *pool.Entry) { r.ends.expire(ctx, e, mode) })
+		var due []*pool.Entry
+		p.Expired(now, func(e *pool.Entry) { due = append(due, e) })
+		r.ends.expireAll(ctx, due, mode)
 		if r.builtIn(p) { // else the match function's call takes its turn (callFunction)
 			for _, a := range p.Sweep(r.anchors) {
 				if p.Contains(a) {

@@ -1,0 +1,176 @@
+package matcher
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
+)
+
+// due pools n tickets of prefix in r's 1v1 pool, each past its max wait
+// by an hour, its message answered on ack.<id>; it returns their ids.
+func due(t testing.TB, r *runner, prefix string, n int) []string {
+	t.Helper()
+	p := r.pools["1v1"]
+	created := time.Now().Add(-time.Duration(p.Mode().MaxWait) - time.Hour)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%d", prefix, i)
+		// Skills far apart: no two are a match, so the sweep only
+		// expires them.
+		en := &pool.Entry{TicketID: ids[i], Players: []string{"p" + ids[i]}, Skill: 1000 + 1000*i, Created: created.UnixNano(), Seq: uint64(i + 1), Ack: "ack." + ids[i]}
+		if err := en.SetAttributes(p.Mode(), nil); err != nil {
+			t.Fatal(err)
+		}
+		p.Add(en)
+	}
+	return ids
+}
+
+// answers collects the answer to each ticket's message (ack.<id>) on nc:
+// the last one heard, by ticket id.
+func answers(t *testing.T, nc *nats.Conn) func() map[string]string {
+	t.Helper()
+	var mu sync.Mutex
+	got := map[string]string{}
+	sub, err := nc.Subscribe("ack.>", func(m *nats.Msg) {
+		mu.Lock()
+		got[strings.TrimPrefix(m.Subject, "ack.")] = string(m.Data)
+		mu.Unlock()
+		_ = m.Respond(nil) // a nak is confirmed (acker)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return func() map[string]string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := make(map[string]string, len(got))
+		for k, v := range got {
+			out[k] = v
+		}
+		return out
+	}
+}
+
+// TestASweepUnderACutWaitsOutOneBound: a sweep finds 40 tickets past
+// their max wait while its connection to NATS is cut. Before, it tried
+// each expiry in turn, each waiting out the publish timeout: the shard's
+// loop, and every match of it, held 40 timeouts (12 s here). Now the
+// expiries run expiryParallel at once (4 here), and once one finds
+// JetStream failing the rest are nakked untried; each ticket is nakked,
+// none acked, to be expired at a later sweep.
+func TestASweepUnderACutWaitsOutOneBound(t *testing.T) {
+	t.Parallel()
+	const timeout = 300 * time.Millisecond
+	e := newEnv(t)
+	link := testkit.NewLink(t, strings.TrimPrefix(e.srv.ClientURL(), "nats://"))
+	js := testkit.JetStream(t, testkit.ConnectURL(t, link.URL()))
+	r := newRunner(e.faultWorker(t, js, timeout), euGold)
+	r.ends.parallel = 4
+	ids := due(t, r, "cut", 40)
+	heard := answers(t, e.nc)
+	link.Cut(testkit.Both)
+	start := time.Now()
+	r.sweep(t.Context(), t.Context(), r.now())
+	took := time.Since(start)
+	link.Heal()
+	// One wave of four waits out the bound; the serial sweep took 40
+	// bounds, and the parallel one without the cut-off ten waves.
+	if took > 4*timeout {
+		t.Errorf("the sweep under a cut took %s, want about one publish timeout (%s)", took, timeout)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(heard()) == len(ids) }, "not every due ticket was answered")
+	for id, a := range heard() {
+		if a != string(nakNow) {
+			t.Errorf("ticket %s answered %q under the cut, want %q", id, a, nakNow)
+		}
+	}
+	if n := r.pools["1v1"].Len(); n != 0 {
+		t.Errorf("%d due tickets left in the pool", n)
+	}
+}
+
+// TestASweepExpiresEveryDueTicketOnce: the expiries of one sweep run
+// together; each of 100 due tickets is claimed expired, its player told
+// once, and its message acked.
+func TestASweepExpiresEveryDueTicketOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := newRunner(e.boundWorker(t), euGold)
+	ids := due(t, r, "due", 100)
+	heard := answers(t, e.nc)
+	told := testkit.Collect(t, e.nc, e.subj.AllResults())
+	r.sweep(t.Context(), t.Context(), r.now())
+	claims := e.claims(t)
+	for _, id := range ids {
+		if own, err := claims.Owner(t.Context(), id); err != nil || own != events.OwnerExpired {
+			t.Errorf("claim of %s: %q (%v), want %q", id, own, err, events.OwnerExpired)
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(told()) >= len(ids) && len(heard()) == len(ids) }, "not every due ticket was told and answered")
+	byPlayer := results(t, told())
+	for _, id := range ids {
+		rs := byPlayer["p"+id]
+		if len(rs) != 1 || rs[0].Status != events.StatusExpired || rs[0].TicketID != id {
+			t.Errorf("player of %s told %+v, want expired once", id, rs)
+		}
+		if a := heard()[id]; a != string(ackDone) {
+			t.Errorf("ticket %s answered %q, want %q", id, a, ackDone)
+		}
+	}
+}
+
+// BenchmarkSweepExpiries: a sweep that finds 1,000 tickets past their
+// max wait, against an embedded NATS server in this process; ns/op is
+// the sweep's wall time, how long the shard's loop matches nothing.
+func BenchmarkSweepExpiries(b *testing.B) {
+	e := newEnv(b)
+	r := newRunner(e.boundWorker(b), euGold)
+	for i := range b.N {
+		b.StopTimer()
+		due(b, r, fmt.Sprintf("b%d", i), 1000)
+		b.StartTimer()
+		r.sweep(b.Context(), b.Context(), r.now())
+	}
+}
+
+// TestASweepUnderACutRetriesOneUnpublishedMatch: a runner keeps ten
+// matches whose publish failed, and its sweep retries them while its
+// connection is cut. Before, each retry waited out the publish timeout
+// in turn (3 s here); now the first failure leaves the rest for the next
+// sweep, untried, and every one is kept.
+func TestASweepUnderACutRetriesOneUnpublishedMatch(t *testing.T) {
+	t.Parallel()
+	const timeout = 300 * time.Millisecond
+	e := newEnv(t)
+	link := testkit.NewLink(t, strings.TrimPrefix(e.srv.ClientURL(), "nats://"))
+	js := testkit.JetStream(t, testkit.ConnectURL(t, link.URL()))
+	r := newRunner(e.faultWorker(t, js, timeout), euGold)
+	for i := range 10 {
+		id := fmt.Sprintf("unsent-%d", i)
+		r.unpublished = append(r.unpublished, unpublishedMatch{match: events.Match{MatchID: id, Region: "eu", Tier: "gold", Mode: "1v1"}})
+	}
+	link.Cut(testkit.Both)
+	start := time.Now()
+	r.sweep(t.Context(), t.Context(), r.now())
+	took := time.Since(start)
+	link.Heal()
+	if took > 4*timeout {
+		t.Errorf("the sweep under a cut took %s, want about one publish timeout (%s)", took, timeout)
+	}
+	if len(r.unpublished) != 10 {
+		t.Errorf("%d unpublished matches kept after a sweep under a cut, want 10", len(r.unpublished))
+	}
+}
