@@ -39,10 +39,13 @@ const handover = "_handover"
 // Handover, core NATS, the queue group FollowsHandoverQueue), which asks
 // about them in its stead: a stopped frontend asks no more, and the
 // tickets of clients that did not come back would be matched until their
-// mode's max_wait. `follows._handover`, under AllFollows: every
-// frontend's questions' subscription hears it too, and answers nothing
-// (no reply subject). None subscribed (the last frontend stopping, an
-// older version's): the tickets are kept, as before the handover.
+// mode's max_wait. Each is a request its taker answers
+// (HeaderHandoverTaken), so that the sender can say whether it was
+// taken. `follows._handover`, under AllFollows: every frontend's
+// questions' subscription hears it too, and answers nothing (an id
+// starting with "_" is no ticket's). None took it (the last frontend
+// stopping, an older version's): the tickets are kept, as before the
+// handover.
 func (s Subjects) FollowsHandover() string { return s.join(rootFollows, handover) }
 
 // FollowsHandoverQueue is the frontends' queue group on FollowsHandover:
@@ -60,6 +63,12 @@ type Handover struct {
 	Tickets  []string         `json:"tickets"`
 	Roster   map[string]int64 `json:"roster,omitempty"`
 }
+
+// HeaderHandoverTaken is on a taker's answer to a Handover (sent as a
+// request): how many of its ticket ids it took. The sender waits for an
+// answer with it, as a frontend's question handler answers every request
+// under AllFollows (an older version's, the "_handover" ticket too).
+const HeaderHandoverTaken = "Quickmatch-Handover-Taken"
 
 // MaxHandoverRoster bounds a Handover's roster taken in: far more
 // frontends than one deployment runs.

@@ -74,7 +74,7 @@ func (t *Tracker) answer(s *state, m *nats.Msg) {
 		return
 	}
 	id, ok := strings.CutPrefix(m.Subject, t.fol.prefix)
-	if !ok || m.Reply == "" {
+	if !ok || m.Reply == "" || strings.HasPrefix(id, "_") { // "_": a handover's, its taker answers
 		return
 	}
 	a := events.FollowsAnswer{Frontend: t.fol.instance}

@@ -1,7 +1,10 @@
 package results
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,7 +32,7 @@ type handovers struct {
 }
 
 // handoverWait bounds each wait of the handover at Run's end (the
-// subscription's drain, the flush): the frontend is stopping, and a
+// subscription's drain, the takers' answers): the frontend is stopping, and a
 // handover that cannot be sent leaves the tickets kept, as before there
 // were handovers.
 const handoverWait = 2 * time.Second
@@ -81,6 +84,11 @@ func (t *Tracker) tookOver(m *nats.Msg) {
 		t.log.Debug("took over the tickets a stopping frontend would have asked about", "from", h.Frontend, "tickets", len(ids))
 		t.handing.Load().take(ids) // set: it subscribed
 	}
+	if m.Reply != "" { // taken: its sender logs so
+		a := nats.NewMsg(m.Reply)
+		a.Header.Set(events.HeaderHandoverTaken, strconv.Itoa(len(ids)))
+		_ = t.nc.PublishMsg(a)
+	}
 }
 
 // heardOf notes the frontends of a handover's roster as heard when its
@@ -121,7 +129,11 @@ func (t *Tracker) rosterAges() map[string]int64 {
 
 // handOver, at Run's end, stops taking handovers (those already routed
 // here are taken: the subscription is drained, not dropped) and hands
-// over the API's pending tickets, with the roster.
+// over the API's pending tickets, with the roster. Each message is a
+// request its taker answers once it took it, so the log says what was
+// taken: core NATS tells a publisher nothing, and the handover of the
+// last frontend, or of a frontend whose version's others do not take
+// handovers, went nowhere while it logged "handed over".
 func (t *Tracker) handOver(sub *nats.Subscription) {
 	h := t.handing.Load()
 	if h == nil {
@@ -136,17 +148,53 @@ func (t *Tracker) handOver(sub *nats.Subscription) {
 	if len(tickets) == 0 {
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), handoverWait)
+	defer cancel()
 	roster := t.rosterAges()
-	for lo := 0; lo < len(tickets); lo += events.MaxHandoverTickets {
-		data, _ := json.Marshal(events.Handover{Frontend: t.fol.instance, Tickets: tickets[lo:min(lo+events.MaxHandoverTickets, len(tickets))], Roster: roster}) // always encodes
-		if err := t.nc.Publish(t.subj.FollowsHandover(), data); err != nil {
-			t.log.Warn("tickets to ask about not handed over; kept until their mode's max_wait", "tickets", len(tickets)-lo, "err", err)
-			return
+	taken := 0
+	var err error
+	for lo := 0; lo < len(tickets) && err == nil; lo += events.MaxHandoverTickets {
+		chunk := tickets[lo:min(lo+events.MaxHandoverTickets, len(tickets))]
+		data, _ := json.Marshal(events.Handover{Frontend: t.fol.instance, Tickets: chunk, Roster: roster}) // always encodes
+		if err = t.handOverOne(ctx, data); err == nil {
+			taken += len(chunk)
 		}
 	}
-	if err := t.nc.FlushTimeout(handoverWait); err != nil {
-		t.log.Warn("tickets to ask about maybe not handed over; kept until their mode's max_wait", "tickets", len(tickets), "err", err)
-		return
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		t.log.Warn("no other frontend takes handovers (none runs, or none of this version): tickets of lost clients kept until their mode's max_wait",
+			"tickets", len(tickets)-taken, "handed_over", taken)
+	case err != nil:
+		t.log.Warn("tickets of lost clients not handed over, or their taking not confirmed: kept until their mode's max_wait",
+			"tickets", len(tickets)-taken, "handed_over", taken, "err", err)
+	default:
+		t.log.Info("handed over the tickets of lost clients to ask about", "tickets", taken)
 	}
-	t.log.Info("handed over the tickets of lost clients to ask about (to no one if no other frontend of this version runs)", "tickets", len(tickets))
+}
+
+// handOverOne sends one Handover as a request and waits, until ctx ends,
+// for its taker's answer: not the first answer, which may be an older
+// frontend's question handler's (it answers every request under
+// AllFollows). nats.ErrNoResponders: no frontend subscribed at all.
+func (t *Tracker) handOverOne(ctx context.Context, data []byte) error {
+	inbox := t.nc.NewInbox()
+	sub, err := t.nc.SubscribeSync(inbox)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := t.nc.PublishMsg(&nats.Msg{Subject: t.subj.FollowsHandover(), Reply: inbox, Data: data}); err != nil {
+		return err
+	}
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		switch {
+		case err != nil:
+			return err
+		case m.Header.Get(events.HeaderHandoverTaken) != "":
+			return nil
+		case m.Header.Get("Status") == "503" && len(m.Data) == 0:
+			return nats.ErrNoResponders // the server's answer: no one subscribed
+		}
+	}
 }

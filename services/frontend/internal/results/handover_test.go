@@ -3,6 +3,8 @@ package results
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,15 +17,17 @@ import (
 )
 
 // handingTracker runs a tracker that hands over pending at its end and
-// sends what it takes to took.
-func handingTracker(t *testing.T, srv *server.Server, pending []string, opts ...nats.Option) (took <-chan []string, stop func()) {
+// sends what it takes to took; log is what it logs.
+func handingTracker(t *testing.T, srv *server.Server, pending []string, opts ...nats.Option) (took <-chan []string, stop func(), log *testkit.SyncBuffer) {
 	t.Helper()
 	ch := make(chan []string, 16)
+	log = &testkit.SyncBuffer{}
 	tr, nc, stop := runTrackerWith(t, srv, 0, func(tr *Tracker) {
+		tr.log = slog.New(slog.NewTextHandler(log, nil))
 		tr.SetHandover(func(ids []string) { ch <- ids }, func() []string { return pending })
 	}, opts...)
 	subscribed(t, tr, nc)
-	return ch, stop
+	return ch, stop, log
 }
 
 // subscribed waits until tr's Run has made its subscriptions and the
@@ -78,10 +82,13 @@ func TestAStoppingFrontendHandsOverToOneOther(t *testing.T) {
 	for i := range pending {
 		pending[i] = fmt.Sprintf("t%d", i)
 	}
-	a, stopA := handingTracker(t, srv, pending, frontendUser...)
-	b, _ := handingTracker(t, srv, nil, frontendUser...)
-	c, _ := handingTracker(t, srv, nil, frontendUser...)
+	a, stopA, aLog := handingTracker(t, srv, pending, frontendUser...)
+	b, _, _ := handingTracker(t, srv, nil, frontendUser...)
+	c, _, _ := handingTracker(t, srv, nil, frontendUser...)
 	stopA()
+	if l := aLog.String(); !strings.Contains(l, "handed over the tickets of lost clients") || !strings.Contains(l, fmt.Sprintf("tickets=%d", len(pending))) {
+		t.Errorf("the stopping frontend logged %q, want every ticket handed over", l)
+	}
 	got := tookAll(t, len(pending), b, c)
 	for _, id := range pending {
 		if got[id] != 1 {
@@ -98,13 +105,58 @@ func TestAStoppingFrontendHandsOverToOneOther(t *testing.T) {
 	}
 }
 
+// TestAHandoverNoOneTakesIsLoggedSo: the handover of the last frontend
+// (no other to take it), or of one whose others do not answer (a version
+// before handovers were answered, in a mixed rollout, whose question
+// handler answers the handover as a question), says that its tickets
+// were not handed over. Before, a publish that went nowhere logged
+// "handed over"; the first answer to a request would be the question
+// handler's.
+func TestAHandoverNoOneTakesIsLoggedSo(t *testing.T) {
+	t.Parallel()
+	pending := []string{"t1", "t2", "t3"}
+	t.Run("no other frontend", func(t *testing.T) {
+		t.Parallel()
+		srv := testkit.RunServer(t)
+		_, stop, log := handingTracker(t, srv, pending)
+		stop()
+		if l := log.String(); !strings.Contains(l, "no other frontend takes handovers") || !strings.Contains(l, "tickets=3") {
+			t.Errorf("logged %q, want the 3 tickets not handed over", l)
+		}
+	})
+	t.Run("an older frontend", func(t *testing.T) {
+		t.Parallel()
+		srv := testkit.RunServer(t)
+		old := testkit.Connect(t, srv)
+		// It takes handovers without answering, and its question
+		// handler answers every request under follows.*.
+		if _, err := old.QueueSubscribe(events.Subjects{}.FollowsHandover(), events.FollowsHandoverQueue, func(*nats.Msg) {}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.Subscribe(events.Subjects{}.AllFollows(), func(m *nats.Msg) {
+			data, _ := json.Marshal(events.FollowsAnswer{Frontend: "old"})
+			_ = m.Respond(data)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		_, stop, log := handingTracker(t, srv, pending)
+		stop()
+		if l := log.String(); !strings.Contains(l, "not confirmed") || !strings.Contains(l, "tickets=3") {
+			t.Errorf("logged %q, want the 3 tickets' handover not confirmed", l)
+		}
+	})
+}
+
 // TestAHandoverTakesTicketIDsOnly: what is no ticket id (a subject's
 // wildcard or separator, which would make a question about other
 // tickets) is dropped from a handover.
 func TestAHandoverTakesTicketIDsOnly(t *testing.T) {
 	t.Parallel()
 	srv := testkit.RunServer(t)
-	b, _ := handingTracker(t, srv, nil)
+	b, _, _ := handingTracker(t, srv, nil)
 	nc := testkit.Connect(t, srv)
 	data, _ := json.Marshal(events.Handover{Frontend: "x", Tickets: []string{"ok1", "a.b", "*", ">", "", "_frontends", "_handover"}})
 	if err := nc.Publish(events.Subjects{}.FollowsHandover(), data); err != nil {
