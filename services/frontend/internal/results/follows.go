@@ -47,12 +47,13 @@ type follows struct {
 	// itself, subscribes again (events.FollowsRollCallEvery); listen is
 	// how long it listens before its questions can be complete
 	// (events.FollowsListenFirst; tests shorten both). last is when Run
-	// last called the roll, subscribed when it last subscribed, self when
-	// it last heard its own roll call; deaf, whether it said it hears
-	// itself no more.
-	every, listen          time.Duration
-	last, subscribed, self time.Time
-	deaf                   bool
+	// last called the roll; unheard, how many of its roll calls since it
+	// subscribed it has not heard since it last heard one; deaf, whether
+	// it said it hears itself no more.
+	every, listen time.Duration
+	last          time.Time
+	unheard       int
+	deaf          bool
 
 	mu        sync.Mutex
 	heard     map[string]time.Time // frontends by instance, when last heard
@@ -93,7 +94,7 @@ func (t *Tracker) rollCalled(data []byte) {
 	}
 	now := t.now()
 	if rc.Frontend == t.fol.instance {
-		t.fol.self = now
+		t.fol.unheard = 0
 	}
 	t.fol.mu.Lock()
 	defer t.fol.mu.Unlock()
@@ -185,7 +186,12 @@ func (t *Tracker) callRoll(sub **nats.Subscription) {
 		return
 	}
 	t.fol.last = now
-	deaf := *sub != nil && now.Sub(t.fol.self) > 2*t.fol.every && now.Sub(t.fol.subscribed) > 2*t.fol.every
+	// Deaf when its last two roll calls went unheard: counted, not
+	// timed, for a Run behind on a loaded machine acts late on its ticks
+	// (one roll call in two of them, its last one heard more than two
+	// periods before), and its own roll calls may wait, unread, among
+	// the questions.
+	deaf := *sub != nil && len(t.fol.questions) == 0 && t.fol.unheard >= 2
 	switch {
 	case deaf && !t.fol.deaf:
 		t.log.Warn("not hearing its own roll call on who follows a ticket (NATS unreachable, or its configuration refusing follows.*: deploy/nats/nats.conf); a lost WebSocket client's ticket is kept until its mode's max_wait meanwhile")
@@ -202,10 +208,11 @@ func (t *Tracker) callRoll(sub **nats.Subscription) {
 		if *sub, err = t.nc.ChanSubscribe(t.subj.AllFollows(), t.fol.questions); err != nil {
 			t.log.Warn("cannot answer who follows a ticket", "err", err)
 		}
-		t.fol.subscribed = now
+		t.fol.unheard = 0
 		t.listenAgain()
 	}
 	t.publishRollCall(false)
+	t.fol.unheard++
 }
 
 // publishRollCall says this frontend is there, or leaves.

@@ -246,3 +246,49 @@ func TestAStartingFrontendDoesNotSayItIsDeaf(t *testing.T) {
 		t.Fatalf("a starting frontend said it was deaf:\n%s", logs.String())
 	}
 }
+
+// TestARunBehindIsNotDeaf: a Run behind (a loaded machine) does not say
+// it is deaf, nor drop its subscription: not when it acts late on its
+// ticks (its last roll call, heard, was more than two periods ago), nor
+// while its own roll calls wait, unread, among the questions. Once two
+// roll calls went unheard with nothing left to read, it does. Before, it
+// judged by the clock alone (CI failed
+// TestAStartingFrontendDoesNotSayItIsDeaf so, under load).
+func TestARunBehindIsNotDeaf(t *testing.T) {
+	t.Parallel()
+	srv := testkit.RunServer(t)
+	var logs logBuffer
+	nc := testkit.Connect(t, srv)
+	tr := New(nc, events.Subjects{}, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry(),
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+	tr.SetRollCall(time.Second, 0)
+	now := time.Now()
+	tr.now = func() time.Time { return now }
+	sub, err := nc.SubscribeSync("unused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := sub
+	deaf := func() bool { return strings.Contains(logs.String(), "not hearing its own roll call") }
+	// Its last roll call heard, its next tick acted on 2.5 periods later.
+	tr.rollCalled([]byte(`{"frontend":"` + tr.fol.instance + `"}`))
+	now = now.Add(2500 * time.Millisecond)
+	tr.callRoll(&held)
+	if deaf() || held != sub {
+		t.Fatalf("a Run late on its tick said it was deaf, or subscribed again:\n%s", logs.String())
+	}
+	// Two roll calls unheard, but questions wait.
+	tr.fol.unheard = 2
+	tr.fol.questions <- &nats.Msg{Subject: events.Subjects{}.FollowsRollCall()}
+	now = now.Add(time.Second)
+	tr.callRoll(&held)
+	if deaf() || held != sub {
+		t.Fatalf("a Run behind its questions said it was deaf, or subscribed again:\n%s", logs.String())
+	}
+	<-tr.fol.questions // read: not its own
+	now = now.Add(time.Second)
+	tr.callRoll(&held)
+	if !deaf() {
+		t.Fatalf("a Run that read its questions and heard none of its last roll calls did not say so:\n%s", logs.String())
+	}
+}
