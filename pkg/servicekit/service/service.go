@@ -293,15 +293,34 @@ func (e *Env) ProbesHandler() *http.ServeMux {
 	return mux
 }
 
-// Close drains the NATS connection: pending publishes and acks are
-// flushed; then the spans still buffered are exported (within
+// drainWait bounds Close's wait for the drain: NATS away, it would wait
+// nats.go's 30 s, past a pod's grace.
+const drainWait = 2 * time.Second
+
+// Close drains the NATS connection: the messages its subscriptions
+// were given are handled, and pending publishes and acks flushed, within
+// drainWait; then the spans still buffered are exported (within
 // tracing.FlushBound).
 func (e *Env) Close() {
 	if e.NC == nil { // never connected
 		return
 	}
-	if err := e.NC.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+	closed := e.NC.StatusChanged(nats.CLOSED)
+	defer e.NC.RemoveStatusListener(closed)
+	err := e.NC.Drain()
+	switch {
+	case err != nil && !errors.Is(err, nats.ErrConnectionClosed):
 		e.Log.Warn("nats drain", "err", err)
+	case err == nil && !e.NC.IsClosed():
+		// Drain returns at once and drains in the background: a process
+		// that returned then exited with a handler's message half
+		// handled and its publishes in the buffer.
+		select {
+		case <-closed:
+		case <-time.After(drainWait):
+			e.Log.Warn("nats drain not done; closing", "waited", drainWait)
+			e.NC.Close()
+		}
 	}
 	if e.stopTracing == nil {
 		return
