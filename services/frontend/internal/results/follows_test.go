@@ -219,9 +219,16 @@ func TestAQuestionIsIncompleteUntilTheRollCallWasHeard(t *testing.T) {
 		t.Fatalf("asked at once: followed %v, complete %v; want incomplete", followed, complete)
 	}
 	time.Sleep(2 * time.Second)
-	if followed, complete := ask(t, b, "t1"); followed || !complete {
-		t.Fatalf("asked after listening: followed %v, complete %v; want complete", followed, complete)
-	}
+	// Complete once its own answer comes within the question's wait: on
+	// a loaded machine (CI beside other tests) it once came later, and
+	// the question was rightly incomplete; asked again, as the API does.
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		followed, complete := ask(t, b, "t1")
+		if followed {
+			t.Fatal("asked after listening: followed, want not followed")
+		}
+		return complete
+	}, "asked after listening: never complete")
 }
 
 // TestAStartingFrontendDoesNotSayItIsDeaf: a frontend that has just
