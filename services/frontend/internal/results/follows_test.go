@@ -240,9 +240,7 @@ func TestAStartingFrontendDoesNotSayItIsDeaf(t *testing.T) {
 	srv := testkit.RunServer(t)
 	var logs logBuffer
 	nc := testkit.Connect(t, srv)
-	tr := New(nc, events.Subjects{}, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry(),
-		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
-	tr.SetRollCall(time.Second, 0)
+	tr := loggedTracker(nc, &logs)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go func() { _ = tr.Run(ctx) }()
@@ -252,6 +250,15 @@ func TestAStartingFrontendDoesNotSayItIsDeaf(t *testing.T) {
 	if strings.Contains(logs.String(), "not hearing its own roll call") {
 		t.Fatalf("a starting frontend said it was deaf:\n%s", logs.String())
 	}
+}
+
+// loggedTracker is a tracker on nc, not running, logging to logs, that
+// calls the roll every second.
+func loggedTracker(nc *nats.Conn, logs *logBuffer) *Tracker {
+	tr := New(nc, events.Subjects{}, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry(),
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+	tr.SetRollCall(time.Second, 0)
+	return tr
 }
 
 // TestARunBehindIsNotDeaf: a Run behind (a loaded machine) does not say
@@ -266,9 +273,7 @@ func TestARunBehindIsNotDeaf(t *testing.T) {
 	srv := testkit.RunServer(t)
 	var logs logBuffer
 	nc := testkit.Connect(t, srv)
-	tr := New(nc, events.Subjects{}, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry(),
-		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
-	tr.SetRollCall(time.Second, 0)
+	tr := loggedTracker(nc, &logs)
 	now := time.Now()
 	tr.now = func() time.Time { return now }
 	sub, err := nc.SubscribeSync("unused")

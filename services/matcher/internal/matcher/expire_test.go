@@ -34,6 +34,15 @@ func due(t testing.TB, r *runner, prefix string, n int) []string {
 	return ids
 }
 
+// linkedRunner is a runner of shard eu.gold whose connection goes
+// through link, with publishTimeout.
+func (e *env) linkedRunner(t *testing.T, publishTimeout time.Duration) (*runner, *testkit.Link) {
+	t.Helper()
+	link := testkit.NewLink(t, strings.TrimPrefix(e.srv.ClientURL(), "nats://"))
+	js := testkit.JetStream(t, testkit.ConnectURL(t, link.URL()))
+	return newRunner(e.faultWorker(t, js, publishTimeout), euGold), link
+}
+
 // answers collects the answer to each ticket's message (ack.<id>) on nc:
 // the last one heard, by ticket id.
 func answers(t *testing.T, nc *nats.Conn) func() map[string]string {
@@ -75,9 +84,7 @@ func TestASweepUnderACutWaitsOutOneBound(t *testing.T) {
 	t.Parallel()
 	const timeout = 300 * time.Millisecond
 	e := newEnv(t)
-	link := testkit.NewLink(t, strings.TrimPrefix(e.srv.ClientURL(), "nats://"))
-	js := testkit.JetStream(t, testkit.ConnectURL(t, link.URL()))
-	r := newRunner(e.faultWorker(t, js, timeout), euGold)
+	r, link := e.linkedRunner(t, timeout)
 	r.ends.parallel = 4
 	ids := due(t, r, "cut", 40)
 	heard := answers(t, e.nc)
@@ -155,9 +162,7 @@ func TestASweepUnderACutRetriesOneUnpublishedMatch(t *testing.T) {
 	t.Parallel()
 	const timeout = 300 * time.Millisecond
 	e := newEnv(t)
-	link := testkit.NewLink(t, strings.TrimPrefix(e.srv.ClientURL(), "nats://"))
-	js := testkit.JetStream(t, testkit.ConnectURL(t, link.URL()))
-	r := newRunner(e.faultWorker(t, js, timeout), euGold)
+	r, link := e.linkedRunner(t, timeout)
 	for i := range 10 {
 		id := fmt.Sprintf("unsent-%d", i)
 		r.unpublished = append(r.unpublished, unpublishedMatch{match: events.Match{MatchID: id, Region: "eu", Tier: "gold", Mode: "1v1"}})
