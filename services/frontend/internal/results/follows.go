@@ -191,14 +191,18 @@ func (t *Tracker) callRoll(sub **nats.Subscription) {
 	// (one roll call in two of them, its last one heard more than two
 	// periods before), and its own roll calls may wait, unread, among
 	// the questions.
+	// It hears again once it heard its last roll call, not merely when
+	// it is not deaf: subscribed again, it has not had two roll calls
+	// yet to miss.
 	deaf := *sub != nil && len(t.fol.questions) == 0 && t.fol.unheard >= 2
 	switch {
 	case deaf && !t.fol.deaf:
 		t.log.Warn("not hearing its own roll call on who follows a ticket (NATS unreachable, or its configuration refusing follows.*: deploy/nats/nats.conf); a lost WebSocket client's ticket is kept until its mode's max_wait meanwhile")
-	case !deaf && t.fol.deaf:
+		t.fol.deaf = true
+	case t.fol.unheard == 0 && t.fol.deaf:
 		t.log.Info("hearing its own roll call again on who follows a ticket")
+		t.fol.deaf = false
 	}
-	t.fol.deaf = deaf
 	if *sub != nil && deaf {
 		_ = (*sub).Unsubscribe()
 		*sub = nil

@@ -304,3 +304,48 @@ func TestARunBehindIsNotDeaf(t *testing.T) {
 		t.Fatalf("a Run that read its questions and heard none of its last roll calls did not say so:\n%s", logs.String())
 	}
 }
+
+// TestATrulyDeafFrontendSaysSoOnce: a frontend that may not subscribe to
+// the questions says once that it does not hear itself, and that it
+// hears again only once it does (the server's configuration reloaded).
+// Before, every subscription made again, with no roll call of it missed
+// yet, logged "hearing again" at the next roll call.
+func TestATrulyDeafFrontendSaysSoOnce(t *testing.T) {
+	t.Parallel()
+	opts := forbidding(t, true)
+	srv := testkit.RunServerWith(t, opts)
+	nc := testkit.Connect(t, srv, nats.UserInfo("fe", "fe"))
+	var logs logBuffer
+	tr := loggedTracker(nc, &logs)
+	now := time.Now()
+	tr.now = func() time.Time { return now }
+	var sub *nats.Subscription
+	// rounds calls the roll n times a second apart, hearing what came
+	// (its own roll calls, once it may).
+	rounds := func(n int) {
+		for range n {
+			tr.callRoll(&sub)
+			_ = nc.Flush() // what the server sends it comes before the flush's answer
+			for len(tr.fol.questions) > 0 {
+				if m := <-tr.fol.questions; m.Subject == tr.fol.rollCall {
+					tr.rollCalled(m.Data)
+				}
+			}
+			now = now.Add(time.Second)
+		}
+	}
+	count := func(text string) int { return strings.Count(logs.String(), text) }
+	rounds(8)
+	if d, h := count("not hearing its own roll call"), count("hearing its own roll call again"); d != 1 || h != 0 {
+		t.Fatalf("refused: said deaf %d times, hearing again %d times; want once, never:\n%s", d, h, logs.String())
+	}
+	allowed := opts.Clone()
+	allowed.Users = forbidding(t, false).Users
+	if err := srv.ReloadOptions(allowed); err != nil {
+		t.Fatal(err)
+	}
+	rounds(4)
+	if d, h := count("not hearing its own roll call"), count("hearing its own roll call again"); d != 1 || h != 1 {
+		t.Fatalf("allowed: said deaf %d times, hearing again %d times; want once each:\n%s", d, h, logs.String())
+	}
+}

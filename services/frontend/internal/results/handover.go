@@ -148,18 +148,7 @@ func (t *Tracker) handOver(sub *nats.Subscription) {
 	if len(tickets) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), handoverWait)
-	defer cancel()
-	roster := t.rosterAges()
-	taken := 0
-	var err error
-	for lo := 0; lo < len(tickets) && err == nil; lo += events.MaxHandoverTickets {
-		chunk := tickets[lo:min(lo+events.MaxHandoverTickets, len(tickets))]
-		data, _ := json.Marshal(events.Handover{Frontend: t.fol.instance, Tickets: chunk, Roster: roster}) // always encodes
-		if err = t.handOverOne(ctx, data); err == nil {
-			taken += len(chunk)
-		}
-	}
+	taken, err := t.handOverAll(tickets)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		t.log.Warn("no other frontend takes handovers (none runs, or none of this version): tickets of lost clients kept until their mode's max_wait",
@@ -172,29 +161,42 @@ func (t *Tracker) handOver(sub *nats.Subscription) {
 	}
 }
 
-// handOverOne sends one Handover as a request and waits, until ctx ends,
-// for its taker's answer: not the first answer, which may be an older
-// frontend's question handler's (it answers every request under
-// AllFollows). nats.ErrNoResponders: no frontend subscribed at all.
-func (t *Tracker) handOverOne(ctx context.Context, data []byte) error {
+// handOverAll sends tickets as Handovers, requests that share one inbox,
+// every one before it waits (a taker that does not answer, of an older
+// version, would otherwise keep the ones after from being sent), and
+// counts what the takers said they took until each answered or
+// handoverWait passed. It awaits the takers' answers
+// (HeaderHandoverTaken), not the first ones: an older frontend's question
+// handler answers every request under AllFollows. nats.ErrNoResponders:
+// no frontend subscribed at all.
+func (t *Tracker) handOverAll(tickets []string) (taken int, err error) {
 	inbox := t.nc.NewInbox()
 	sub, err := t.nc.SubscribeSync(inbox)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := t.nc.PublishMsg(&nats.Msg{Subject: t.subj.FollowsHandover(), Reply: inbox, Data: data}); err != nil {
-		return err
+	roster := t.rosterAges()
+	sent := 0
+	for lo := 0; lo < len(tickets); lo += events.MaxHandoverTickets {
+		chunk := tickets[lo:min(lo+events.MaxHandoverTickets, len(tickets))]
+		data, _ := json.Marshal(events.Handover{Frontend: t.fol.instance, Tickets: chunk, Roster: roster}) // always encodes
+		if err := t.nc.PublishMsg(&nats.Msg{Subject: t.subj.FollowsHandover(), Reply: inbox, Data: data}); err != nil {
+			return 0, err
+		}
+		sent++
 	}
-	for {
+	ctx, cancel := context.WithTimeout(context.Background(), handoverWait)
+	defer cancel()
+	for answered := 0; answered < sent; {
 		m, err := sub.NextMsgWithContext(ctx)
-		switch {
-		case err != nil:
-			return err
-		case m.Header.Get(events.HeaderHandoverTaken) != "":
-			return nil
-		case m.Header.Get("Status") == "503" && len(m.Data) == 0:
-			return nats.ErrNoResponders // the server's answer: no one subscribed
+		if err != nil {
+			return taken, err // nats.ErrNoResponders for the server's 503
+		}
+		if n, err := strconv.Atoi(m.Header.Get(events.HeaderHandoverTaken)); err == nil {
+			taken += n
+			answered++
 		}
 	}
+	return taken, nil
 }

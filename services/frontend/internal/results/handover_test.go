@@ -150,6 +150,36 @@ func TestAHandoverNoOneTakesIsLoggedSo(t *testing.T) {
 	})
 }
 
+// TestAnOlderTakerIsHandedEveryMessage: a handover of several messages
+// to a frontend of an older version, which takes them without answering:
+// every message is sent. Before, the first one's unanswered wait ended
+// the handover, and the tickets after it were never sent.
+func TestAnOlderTakerIsHandedEveryMessage(t *testing.T) {
+	t.Parallel()
+	srv := testkit.RunServer(t)
+	old := testkit.Connect(t, srv)
+	var got atomic.Int64
+	if _, err := old.QueueSubscribe(events.Subjects{}.FollowsHandover(), events.FollowsHandoverQueue, func(m *nats.Msg) {
+		var h events.Handover
+		if json.Unmarshal(m.Data, &h) == nil {
+			got.Add(int64(len(h.Tickets)))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	pending := make([]string, 2*events.MaxHandoverTickets+500)
+	for i := range pending {
+		pending[i] = fmt.Sprintf("t%d", i)
+	}
+	_, stop, _ := handingTracker(t, srv, pending)
+	stop()
+	testkit.Eventually(t, 5*time.Second, func() bool { return got.Load() == int64(len(pending)) },
+		"the older taker was not handed every one of %d tickets", len(pending))
+}
+
 // TestAHandoverTakesTicketIDsOnly: what is no ticket id (a subject's
 // wildcard or separator, which would make a question about other
 // tickets) is dropped from a handover.

@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -177,5 +178,54 @@ func TestASweepUnderACutRetriesOneUnpublishedMatch(t *testing.T) {
 	}
 	if len(r.unpublished) != 10 {
 		t.Errorf("%d unpublished matches kept after a sweep under a cut, want 10", len(r.unpublished))
+	}
+}
+
+// TestExpiriesOfOneMatchRecoverItOnce: the four due tickets of a sweep
+// are held by one match, decided published and not sent (its matcher
+// died between the two). Their expiries, run together, share its
+// recovery: the match is sent once and each player told "matched" once.
+// Before, each expiry sent it, and each player heard "matched" up to four
+// times (the streams stored one copy).
+func TestExpiriesOfOneMatchRecoverItOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	w := e.boundWorker(t)
+	r := newRunner(w, euGold)
+	ids := due(t, r, "held", 4)
+	ctx := t.Context()
+	const matchID = "m-held"
+	m := events.Match{SchemaVersion: events.SchemaVersion, MatchID: matchID, Mode: "1v1", Region: "eu", Tier: "gold", CreatedAt: time.Now().UTC()}
+	claims := e.claims(t)
+	for i, id := range ids {
+		m.Tickets = append(m.Tickets, events.MatchTicket{TicketID: id, Players: []string{"p" + id}, Skill: 1000, Team: i % 2, CreatedAt: time.Now().UTC()})
+		if won, _, err := claims.Claim(ctx, id, events.MatchOwner(matchID)); err != nil || !won {
+			t.Fatalf("claim %s: %v %v", id, won, err)
+		}
+	}
+	data, _ := json.Marshal(m)
+	if _, err := w.state.matches.Put(ctx, matchID, data); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.state.decisions.Decide(ctx, matchID, events.DecisionPublished); err != nil {
+		t.Fatal(err)
+	}
+	heard := answers(t, e.nc)
+	told := testkit.Collect(t, e.nc, e.subj.AllResults())
+	sent := testkit.Collect(t, e.nc, e.subj.AllAllocations())
+	r.sweep(ctx, ctx, r.now())
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(heard()) == len(ids) && len(sent()) > 0 }, "the held tickets were not answered, or the match not sent")
+	time.Sleep(300 * time.Millisecond) // a second send, if any
+	if n := len(sent()); n != 1 {
+		t.Errorf("match sent %d times, want once", n)
+	}
+	byPlayer := results(t, told())
+	for _, id := range ids {
+		if rs := byPlayer["p"+id]; len(rs) != 1 || rs[0].Status != events.StatusMatched {
+			t.Errorf("player of %s told %+v, want matched once", id, rs)
+		}
+		if a := heard()[id]; a != string(ackDone) {
+			t.Errorf("ticket %s answered %q, want %q", id, a, ackDone)
+		}
 	}
 }

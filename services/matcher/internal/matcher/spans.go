@@ -42,7 +42,8 @@ func ticketTrace(h nats.Header, now time.Time) *pool.Trace {
 // (matched, expired), as a "wait" span, and returns a link to it; ok
 // false with tracing off. Its next stint, if it comes back to the pool
 // (a commit that failed), starts at now. Only the runner's goroutine
-// calls it, while it holds e.
+// calls it, or one of its sweep's expiries (ender.expireAll), while it
+// holds e.
 func waited(ctx context.Context, e *pool.Entry, outcome string, now time.Time) (trace.Link, bool) {
 	if !tracing.Enabled() || e.Trace == nil {
 		return trace.Link{}, false
