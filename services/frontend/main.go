@@ -88,6 +88,15 @@ func run(ctx context.Context, args []string) error {
 	g.Go(func() error { return f.parts.drains.Run(gctx) })
 	g.Go(func() error { cfg.tickets.Rules.Watch(gctx, cfg.rulesReload); return nil })
 	g.Go(func() error { return f.parts.queues.Run(gctx) })
+	// The API, and readiness, once the tracker hears results: before, a
+	// frontend whose subscription NATS had not confirmed (a cut just
+	// after the bind) said it was ready, and each creation waited for the
+	// tracker 2 s and failed.
+	select {
+	case <-f.tracker.Subscribed():
+	case <-gctx.Done():
+	case <-ctx.Done():
+	}
 	sw.Set(f.api)
 	err = serve(ctx, gctx, cfg, env, f.done, stopServing, served)
 	stopRun()
@@ -215,8 +224,11 @@ func openRules(path string, log *slog.Logger) (*rules.Current, error) {
 // finish the ones in flight.
 func serve(ctx, parts context.Context, cfg config, env *service.Env, done chan<- struct{}, stopServing func(), served <-chan error) error {
 	// Ready before the shutdown watcher starts, so that a signal that has
-	// already come fails readiness after this and not before.
-	env.Ready.Set(true)
+	// already come fails readiness after this and not before; not at all
+	// if it came while the tracker subscribed.
+	if ctx.Err() == nil && parts.Err() == nil {
+		env.Ready.Set(true)
+	}
 	go func() {
 		select {
 		case <-ctx.Done():

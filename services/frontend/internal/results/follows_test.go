@@ -28,6 +28,13 @@ func runTracker(t *testing.T, srv *server.Server, listen time.Duration, opts ...
 func runTrackerWith(t *testing.T, srv *server.Server, listen time.Duration, set func(*Tracker), opts ...nats.Option) (tr *Tracker, nc *nats.Conn, stop func()) {
 	t.Helper()
 	nc = testkit.Connect(t, srv, opts...)
+	tr, stop = runTrackerOn(t, nc, listen, set)
+	return tr, nc, stop
+}
+
+// runTrackerOn is runTrackerWith on connection nc.
+func runTrackerOn(t *testing.T, nc *nats.Conn, listen time.Duration, set func(*Tracker)) (tr *Tracker, stop func()) {
+	t.Helper()
 	tr = New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
 		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
 	tr.SetRollCall(time.Second, listen)
@@ -43,7 +50,7 @@ func runTrackerWith(t *testing.T, srv *server.Server, listen time.Duration, set 
 		<-ran
 	}
 	t.Cleanup(stop)
-	return tr, nc, stop
+	return tr, stop
 }
 
 // follow makes a client of tr's frontend follow ticket id.

@@ -41,6 +41,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 	if err != nil || sub == nil {
 		return err
 	}
+	t.subscribedOnce.Do(func() { close(t.subscribed) })
 	defer func() { _ = sub.Unsubscribe() }()
 	// The handover (handover.go) after the leaving roll call: its flush
 	// sends both, and a frontend stopped between the two is not awaited
@@ -136,6 +137,13 @@ func (t *Tracker) subscribe(ctx context.Context) (*nats.Subscription, error) {
 		}
 	}
 }
+
+// Subscribed is closed once Run hears every player's results: the
+// server confirmed its subscription. Before, the frontend has no player's
+// results to tell, and a creation's Track waits for Run (up to its
+// call's bound) and fails: the frontend is ready only after it
+// (services/frontend).
+func (t *Tracker) Subscribed() <-chan struct{} { return t.subscribed }
 
 // result takes a result heard: only one of a tracked player is decoded.
 func (t *Tracker) result(s *state, m *nats.Msg) {

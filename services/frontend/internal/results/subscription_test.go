@@ -249,3 +249,27 @@ func missedWhileDisconnected(t *testing.T, st *stack) {
 		t.Fatalf("%v catch-ups after a reconnection, want at least 1", n)
 	}
 }
+
+// TestSubscribedOnceTheServerConfirms: Subscribed closes once the server
+// confirmed Run's results subscription, not when Run starts: a frontend
+// is ready only then (services/frontend), for before it no player's
+// result is heard and each creation's Track waits for Run and fails.
+func TestSubscribedOnceTheServerConfirms(t *testing.T) {
+	t.Parallel()
+	srv := testkit.RunServer(t)
+	link := testkit.NewLink(t, strings.TrimPrefix(srv.ClientURL(), "nats://"))
+	nc := testkit.ConnectURL(t, link.URL())
+	link.Cut(testkit.Both)
+	tr, _ := runTrackerOn(t, nc, 0, func(*Tracker) {})
+	select {
+	case <-tr.Subscribed():
+		t.Fatal("subscribed while the server could not have confirmed it")
+	case <-time.After(time.Second):
+	}
+	link.Heal()
+	select {
+	case <-tr.Subscribed():
+	case <-time.After(15 * time.Second):
+		t.Fatal("not subscribed after the link healed")
+	}
+}

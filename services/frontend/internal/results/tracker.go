@@ -29,6 +29,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,10 @@ type Tracker struct {
 	prefix string
 	msgs   chan *nats.Msg
 	// fol answers and asks who follows a ticket (follows.go), and
+	// subscribed closes once Run's results subscription is confirmed
+	// (Subscribed).
+	subscribed     chan struct{}
+	subscribedOnce sync.Once
 	// handing takes and gives the tickets to ask about (handover.go).
 	fol     follows
 	handing atomic.Pointer[handovers]
@@ -174,10 +179,11 @@ func New(nc *nats.Conn, subj events.Subjects, log *slog.Logger, reg prometheus.R
 		fol: follows{instance: nuid.Next(), prefix: subj.Follows(""), rollCall: subj.FollowsRollCall(),
 			questions: make(chan *nats.Msg, questionsBuffer), every: events.FollowsRollCallEvery, listen: events.FollowsListenFirst,
 			heard: map[string]time.Time{}},
-		reqs:     make(chan request),
-		expired:  make(chan expiry),
-		caught:   make(chan caughtResult, 256),
-		caughtUp: make(chan error, 1),
+		reqs:       make(chan request),
+		expired:    make(chan expiry),
+		caught:     make(chan caughtResult, 256),
+		caughtUp:   make(chan error, 1),
+		subscribed: make(chan struct{}),
 		met: metrics{
 			tracked: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "quickmatch_frontend_waiting_tickets", Help: "Tickets this frontend follows that have no outcome yet (or whose outcome a party player's own result is awaited for, 30 s at most).",
