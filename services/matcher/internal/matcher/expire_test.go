@@ -44,6 +44,18 @@ func (e *env) linkedRunner(t *testing.T, publishTimeout time.Duration) (*runner,
 	return newRunner(e.faultWorker(t, js, publishTimeout), euGold), link
 }
 
+// sweepUnderCut runs one sweep of r while link is cut, heals it, and
+// returns how long the sweep took.
+func sweepUnderCut(t *testing.T, r *runner, link *testkit.Link) time.Duration {
+	t.Helper()
+	link.Cut(testkit.Both)
+	start := time.Now()
+	r.sweep(t.Context(), t.Context(), r.now())
+	took := time.Since(start)
+	link.Heal()
+	return took
+}
+
 // answers collects the answer to each ticket's message (ack.<id>) on nc:
 // the last one heard, by ticket id.
 func answers(t *testing.T, nc *nats.Conn) func() map[string]string {
@@ -89,11 +101,7 @@ func TestASweepUnderACutWaitsOutOneBound(t *testing.T) {
 	r.ends.parallel = 4
 	ids := due(t, r, "cut", 40)
 	heard := answers(t, e.nc)
-	link.Cut(testkit.Both)
-	start := time.Now()
-	r.sweep(t.Context(), t.Context(), r.now())
-	took := time.Since(start)
-	link.Heal()
+	took := sweepUnderCut(t, r, link)
 	// One wave of four waits out the bound; the serial sweep took 40
 	// bounds, and the parallel one without the cut-off ten waves.
 	if took > 4*timeout {
@@ -168,11 +176,7 @@ func TestASweepUnderACutRetriesOneUnpublishedMatch(t *testing.T) {
 		id := fmt.Sprintf("unsent-%d", i)
 		r.unpublished = append(r.unpublished, unpublishedMatch{match: events.Match{MatchID: id, Region: "eu", Tier: "gold", Mode: "1v1"}})
 	}
-	link.Cut(testkit.Both)
-	start := time.Now()
-	r.sweep(t.Context(), t.Context(), r.now())
-	took := time.Since(start)
-	link.Heal()
+	took := sweepUnderCut(t, r, link)
 	if took > 4*timeout {
 		t.Errorf("the sweep under a cut took %s, want about one publish timeout (%s)", took, timeout)
 	}
