@@ -159,7 +159,7 @@ func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (v View
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
 	defer cancel()
 	id := rec.Ticket.TicketID
-	v, _, err := s.end(wctx, rec, "", events.OwnerCancelled, "withdrawn: the frontend could not finish creating it")
+	v, _, err := s.end(wctx, rec, "", events.OwnerCancelled, withdrawnReason)
 	switch {
 	case err == nil:
 		s.log.Warn("ticket withdrawn: its creation failed", "ticket_id", id, "cause", cause)
@@ -170,22 +170,25 @@ func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (v View
 	case errors.Is(err, ErrAlreadyDecided):
 		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "err", err)
 	default:
-		s.withdrawFailed(wctx, id, cause, err)
+		s.withdrawFailed(wctx, rec, cause, err)
 	}
 	return View{}, false
 }
 
 // withdrawFailed logs a withdrawal that returned err. A claim that won
 // before the telling or its publish failed keeps the ticket out of every
-// match all the same; only one that did not win leaves it matchable.
-func (s *Service) withdrawFailed(ctx context.Context, id string, cause, err error) {
+// match all the same; only one that did not win leaves it matchable, and
+// is tried again in the background (withdrawLater).
+func (s *Service) withdrawFailed(ctx context.Context, rec Record, cause, err error) {
+	id := rec.Ticket.TicketID
 	if owner, oerr := s.claims.Owner(ctx, id); oerr == nil && owner == events.OwnerCancelled {
 		s.log.Warn("ticket withdrawn (claimed cancelled) but its players may not be told",
 			"ticket_id", id, "cause", cause, "err", err)
 		return
 	}
-	s.log.Error("ticket not withdrawn after its creation failed; it may be matched with nobody following it",
+	s.log.Error("ticket not withdrawn after its creation failed; tried again in the background, until then it may be matched with nobody following it",
 		"ticket_id", id, "cause", cause, "err", err)
+	s.withdrawLater(rec)
 }
 
 // encode returns the message that queues rec's ticket and rec as the

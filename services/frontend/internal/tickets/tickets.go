@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -169,6 +170,8 @@ type Service struct {
 	capacity       Capacity
 	log            *slog.Logger
 	now            func() time.Time
+	// withdrawing counts the withdrawals tried again (withdrawLater).
+	withdrawing atomic.Int64
 }
 
 // RuleSet is the rule set in force: the one Create checks a ticket

@@ -345,3 +345,63 @@ func TestALostQueueAckEndsTheCreationWithinACallsBound(t *testing.T) {
 		t.Fatal("Create still waiting for a lost ack after 10 s")
 	}
 }
+
+// failingCreates is a bucket whose first fails creates (claims) are
+// refused at once, as JetStream does while the bucket has no leader.
+type failingCreates struct {
+	jetstream.KeyValue
+	fails *atomic.Int32
+}
+
+func (f failingCreates) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	if f.fails.Add(-1) >= 0 {
+		return 0, &jetstream.APIError{Code: http.StatusServiceUnavailable, Description: "test: JetStream system temporarily unavailable"}
+	}
+	return f.KeyValue.Create(ctx, key, value, opts...)
+}
+
+// failingClaims is a JetStream whose claims bucket, bound with
+// events.BindLeaderGets, is failingCreates.
+type failingClaims struct {
+	jetstream.JetStream
+	fails *atomic.Int32
+}
+
+func (f failingClaims) WrapKeyValue(kv jetstream.KeyValue) jetstream.KeyValue {
+	return failingCreates{KeyValue: kv, fails: f.fails}
+}
+
+// A creation that fails (its queue ack lost) while the claims bucket
+// refuses every claim has its withdrawal refused too; it is tried again
+// in the background, and the ticket is withdrawn once the bucket answers.
+// Before, it was left queued, to be matched with nobody following it
+// (chaos S48: 77 such tickets in a 39 s claims outage).
+func TestAWithdrawalRefusedIsTriedAgain(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	e.s.js = lostAcks{e.s.js}
+	var fails atomic.Int32
+	fails.Store(2) // the withdrawal's, and the first later try's
+	claims, err := events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.claims = claims
+	notices := e.cancelNotices(t)
+	err = e.createPat(t)
+	if err == nil {
+		t.Fatal("Create answered success")
+	}
+	id := e.queuedTicket(t)
+	if id == "" {
+		t.Fatal("nothing queued: the test's lost ack did not queue the ticket")
+	}
+	if owner, _ := e.s.claims.Owner(t.Context(), id); owner != "" {
+		t.Fatalf("claimed %q at once, want the withdrawal refused", owner)
+	}
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		owner, _ := e.s.claims.Owner(t.Context(), id)
+		return owner == events.OwnerCancelled
+	}, "the ticket whose withdrawal was refused was never withdrawn")
+	checkWithdrawn(t, e, err, notices)
+}
