@@ -94,10 +94,10 @@ func run(ctx context.Context, args []string) error {
 	// tracker 2 s and failed.
 	select {
 	case <-f.tracker.Subscribed():
+		sw.Set(f.api)
 	case <-gctx.Done():
 	case <-ctx.Done():
 	}
-	sw.Set(f.api)
 	err = serve(ctx, gctx, cfg, env, f.done, stopServing, served)
 	stopRun()
 	return errors.Join(err, g.Wait())
@@ -226,7 +226,8 @@ func serve(ctx, parts context.Context, cfg config, env *service.Env, done chan<-
 	// Ready before the shutdown watcher starts, so that a signal that has
 	// already come fails readiness after this and not before; not at all
 	// if it came while the tracker subscribed.
-	if ctx.Err() == nil && parts.Err() == nil {
+	ready := ctx.Err() == nil && parts.Err() == nil
+	if ready {
 		env.Ready.Set(true)
 	}
 	go func() {
@@ -235,7 +236,9 @@ func serve(ctx, parts context.Context, cfg config, env *service.Env, done chan<-
 		case <-parts.Done():
 		}
 		env.Ready.Set(false)
-		time.Sleep(cfg.drainWait)
+		if ready { // else no load balancer sent it anyone
+			time.Sleep(cfg.drainWait)
+		}
 		close(done)
 		stopServing()
 	}()

@@ -3,6 +3,7 @@ package tickets
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -41,22 +42,33 @@ func (s *Service) withdrawLater(rec Record) {
 	try = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
 		defer cancel()
-		_, _, err := s.end(ctx, rec, "", events.OwnerCancelled, withdrawnReason)
+		v, _, err := s.end(ctx, rec, "", events.OwnerCancelled, withdrawnReason)
+		next := min(2*delay, withdrawRetryMax)
 		switch {
 		case err == nil:
 			s.log.Warn("ticket withdrawn on a later try: its creation had failed", "ticket_id", id)
+		case errors.Is(err, ErrAlreadyDecided) && (v.Status == events.StatusMatched || v.Status == events.StatusAssigned):
+			s.log.Error("ticket put in a match before its withdrawal went through: its creation had failed, and its player may never come",
+				"ticket_id", id, "status", v.Status)
 		case errors.Is(err, ErrAlreadyDecided):
 			s.log.Info("ticket decided before its withdrawal went through", "ticket_id", id, "err", err)
-		case s.now().Add(delay).After(until):
+		case s.now().Add(next).After(until):
 			s.log.Error("ticket not withdrawn within its max wait; it may be matched with nobody following it", "ticket_id", id, "err", err)
 		default:
-			delay = min(2*delay, withdrawRetryMax)
-			time.AfterFunc(delay, try)
+			delay = next
+			time.AfterFunc(jittered(delay), try)
 			return
 		}
 		s.withdrawing.Add(-1)
 	}
-	time.AfterFunc(delay, try)
+	time.AfterFunc(jittered(delay), try)
+}
+
+// jittered is d give or take a quarter: the withdrawals an outage left
+// do not all come back to the claims bucket at the same instant as it
+// recovers.
+func jittered(d time.Duration) time.Duration {
+	return d - d/4 + rand.N(d/2+1)
 }
 
 // maxWait is mode's max_wait in the rule set in force, or
