@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // lossyJS loses the next async publishes it is given (lost counts them
@@ -23,17 +24,10 @@ type lossyJS struct {
 
 func (l *lossyJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
 	if l.lost.Add(-1) >= 0 {
-		return lostFuture{m}, nil
+		return testkit.LostAck(m), nil
 	}
 	return l.JetStream.PublishMsgAsync(m, opts...)
 }
-
-// lostFuture is the future of a publish that is never answered.
-type lostFuture struct{ msg *nats.Msg }
-
-func (lostFuture) Ok() <-chan *jetstream.PubAck { return nil }
-func (lostFuture) Err() <-chan error            { return nil }
-func (f lostFuture) Msg() *nats.Msg             { return f.msg }
 
 // TestLostResultsAreSentAgainSoon: a match assigned whose results are
 // lost in a cut (never stored, never acked) is not held until the

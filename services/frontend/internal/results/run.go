@@ -43,9 +43,10 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}
 	t.subscribedOnce.Do(func() { close(t.subscribed) })
 	defer func() { _ = sub.Unsubscribe() }()
-	// The handover (handover.go) after the leaving roll call: its flush
-	// sends both, and a frontend stopped between the two is not awaited
-	// on every roster for events.FollowsRollCallLife.
+	// The handover (handover.go) after the leaving roll call, on the
+	// same connection: its takers' answers say both reached the server,
+	// and a frontend stopped between the two is not awaited on every
+	// roster for events.FollowsRollCallLife.
 	var hsub *nats.Subscription
 	defer func() { t.handOver(hsub) }()
 	var fsub *nats.Subscription // the questions' (follows.go)

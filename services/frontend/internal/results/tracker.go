@@ -59,15 +59,15 @@ type Tracker struct {
 	// (results.), so Run reads the player without decoding.
 	prefix string
 	msgs   chan *nats.Msg
-	// fol answers and asks who follows a ticket (follows.go), and
+	// fol answers and asks who follows a ticket (follows.go).
+	fol follows
+	// handing takes and gives the tickets to ask about (handover.go).
+	handing atomic.Pointer[handovers]
 	// subscribed closes once Run's results subscription is confirmed
 	// (Subscribed).
 	subscribed     chan struct{}
 	subscribedOnce sync.Once
-	// handing takes and gives the tickets to ask about (handover.go).
-	fol     follows
-	handing atomic.Pointer[handovers]
-	reqs    chan request
+	reqs           chan request
 	// expired receives each expiry that returned.
 	expired chan expiry
 	// caught receives the results a catch-up read from the stream, and

@@ -316,14 +316,8 @@ func (l lostAcks) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (je
 	if _, err := l.JetStream.PublishMsg(context.Background(), m); err != nil {
 		return nil, err
 	}
-	return lostAck{m}, nil
+	return testkit.LostAck(m), nil
 }
-
-type lostAck struct{ m *nats.Msg }
-
-func (lostAck) Ok() <-chan *jetstream.PubAck { return nil }
-func (lostAck) Err() <-chan error            { return nil }
-func (a lostAck) Msg() *nats.Msg             { return a.m }
 
 // A ticket whose queue ack is lost, for a caller whose context has no
 // deadline (a request's), fails within a call's bound and is withdrawn.
