@@ -99,6 +99,7 @@ func run(ctx context.Context, args []string) error {
 	case <-ctx.Done():
 	}
 	err = serve(ctx, gctx, cfg, env, f.done, stopServing, served)
+	f.parts.tickets.Stop() // the API takes no more creations: say what their withdrawals leave
 	stopRun()
 	return errors.Join(err, g.Wait())
 }
@@ -155,6 +156,7 @@ func build(ctx context.Context, env *service.Env, cfg *config) (built, error) {
 		return f, err
 	}
 	svc = f.parts.tickets
+	env.Registry.MustRegister(svc.Metrics()...)
 	cfg.api.Queue = f.parts.queues
 	f.done = make(chan struct{})
 	f.api, err = api.New(cfg.api, svc, f.tracker, env.Log, &env.Ready, env.Registry, f.done)

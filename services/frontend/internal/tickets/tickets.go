@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -170,8 +169,8 @@ type Service struct {
 	capacity       Capacity
 	log            *slog.Logger
 	now            func() time.Time
-	// withdrawing counts the withdrawals tried again (withdrawLater).
-	withdrawing atomic.Int64
+	// withdrawals are those tried again (withdrawLater).
+	withdrawals *withdrawals
 }
 
 // RuleSet is the rule set in force: the one Create checks a ticket
@@ -210,7 +209,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 	pub := events.NewPublisher(js, subj)
 	s := &Service{
 		cfg: cfg, kv: kv, results: results, js: js, claims: claims, players: players, decisions: decisions, subj: subj,
-		pub: pub, tracker: tracker, capacity: capacity, log: log, now: time.Now,
+		pub: pub, tracker: tracker, capacity: capacity, log: log, now: time.Now, withdrawals: newWithdrawals(),
 	}
 	s.tellSuperseded = pub.TellSuperseded(cfg.Regions, func(err error) { s.noticeNotSent(err) })
 	if tracker != nil {

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -21,6 +25,77 @@ const (
 	maxWithdrawing     = 10000
 )
 
+// How a withdrawal tried again ended (the outcome label of
+// quickmatch_frontend_withdrawals_tried_again_total).
+const (
+	withdrawnLater    = "withdrawn"
+	matchedFirst      = "matched"  // in a match before it went through: its player may never come
+	decidedFirst      = "decided"  // cancelled, expired or superseded first: nothing left to do
+	pastMaxWait       = "max_wait" // given up: its matcher expires it
+	tooManyWithdrawn  = "too_many" // never tried: maxWithdrawing were pending
+	stoppedWithdrawal = "stopped"  // pending when the frontend stopped
+)
+
+// withdrawals are the withdrawals tried again in the background: which
+// tickets wait for their next try (each its timer), and how the ended
+// ones ended. A frontend that stops drops its timers and says which
+// tickets it leaves (Stop): each may be matched with nobody following it.
+type withdrawals struct {
+	mu      sync.Mutex
+	pending map[string]*time.Timer // by ticket id
+	stopped bool
+	ended   *prometheus.CounterVec
+	waiting prometheus.GaugeFunc
+}
+
+func newWithdrawals() *withdrawals {
+	w := &withdrawals{pending: map[string]*time.Timer{}}
+	w.ended = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quickmatch_frontend_withdrawals_tried_again_total",
+		Help: "Withdrawals of failed creations that NATS refused and the frontend tried again in the background, by how they ended (withdrawn, matched: its player may never come, decided, max_wait, too_many, stopped).",
+	}, []string{"outcome"})
+	w.waiting = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "quickmatch_frontend_withdrawals_pending",
+		Help: "Tickets of failed creations whose withdrawal NATS refused, waiting to be tried again: each may be matched with nobody following it meanwhile.",
+	}, func() float64 {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return float64(len(w.pending))
+	})
+	return w
+}
+
+// Metrics are the collectors of the withdrawals tried again, for the
+// frontend's registry.
+func (s *Service) Metrics() []prometheus.Collector {
+	return []prometheus.Collector{s.withdrawals.ended, s.withdrawals.waiting}
+}
+
+// schedule sets id's next try after d, unless the frontend stopped or
+// maxWithdrawing others wait (first: id's first try). It returns ""
+// when the try was set, else why not: stoppedWithdrawal or
+// tooManyWithdrawn.
+func (w *withdrawals) schedule(id string, d time.Duration, first bool, try func()) (refused string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.stopped:
+		return stoppedWithdrawal
+	case first && len(w.pending) >= maxWithdrawing:
+		return tooManyWithdrawn
+	}
+	w.pending[id] = time.AfterFunc(d, try)
+	return ""
+}
+
+// end counts id's withdrawal as ended with outcome.
+func (w *withdrawals) end(id, outcome string) {
+	w.mu.Lock()
+	delete(w.pending, id)
+	w.mu.Unlock()
+	w.ended.WithLabelValues(outcome).Inc()
+}
+
 // withdrawLater tries again, in the background, to withdraw a ticket
 // whose creation failed and whose withdrawal failed too (the claims
 // bucket without a leader), until it is withdrawn or decided otherwise,
@@ -31,11 +106,6 @@ const (
 // entry names it), and the next try finds it decided.
 func (s *Service) withdrawLater(rec Record) {
 	id := rec.Ticket.TicketID
-	if s.withdrawing.Add(1) > maxWithdrawing {
-		s.withdrawing.Add(-1)
-		s.log.Error("too many withdrawals tried again at once; ticket left queued", "ticket_id", id, "pending", maxWithdrawing)
-		return
-	}
 	until := rec.Ticket.CreatedAt.Add(s.maxWait(rec.Ticket.Mode))
 	delay := withdrawRetryFirst
 	var try func()
@@ -44,24 +114,73 @@ func (s *Service) withdrawLater(rec Record) {
 		defer cancel()
 		v, _, err := s.end(ctx, rec, "", events.OwnerCancelled, withdrawnReason)
 		next := min(2*delay, withdrawRetryMax)
+		outcome := ""
 		switch {
 		case err == nil:
 			s.log.Warn("ticket withdrawn on a later try: its creation had failed", "ticket_id", id)
+			outcome = withdrawnLater
 		case errors.Is(err, ErrAlreadyDecided) && (v.Status == events.StatusMatched || v.Status == events.StatusAssigned):
 			s.log.Error("ticket put in a match before its withdrawal went through: its creation had failed, and its player may never come",
 				"ticket_id", id, "status", v.Status)
+			outcome = matchedFirst
 		case errors.Is(err, ErrAlreadyDecided):
 			s.log.Info("ticket decided before its withdrawal went through", "ticket_id", id, "err", err)
+			outcome = decidedFirst
 		case s.now().Add(next).After(until):
 			s.log.Error("ticket not withdrawn within its max wait; it may be matched with nobody following it", "ticket_id", id, "err", err)
+			outcome = pastMaxWait
 		default:
 			delay = next
-			time.AfterFunc(jittered(delay), try)
+			s.notTriedAgain(id, s.withdrawals.schedule(id, jittered(delay), false, try))
 			return
 		}
-		s.withdrawing.Add(-1)
+		s.withdrawals.end(id, outcome)
 	}
-	time.AfterFunc(jittered(delay), try)
+	s.notTriedAgain(id, s.withdrawals.schedule(id, jittered(delay), true, try))
+}
+
+// notTriedAgain ends id's withdrawal that schedule refused (refused: its
+// answer; "": it did not).
+func (s *Service) notTriedAgain(id, refused string) {
+	switch refused {
+	case "":
+		return
+	case stoppedWithdrawal:
+		s.log.Error("frontend stopping: ticket not withdrawn; it may be matched with nobody following it", "ticket_id", id)
+	default:
+		s.log.Error("too many withdrawals tried again at once; ticket left queued", "ticket_id", id, "pending", maxWithdrawing)
+	}
+	s.withdrawals.end(id, refused)
+}
+
+// stopLogged is how many of the tickets a stop leaves its log names.
+const stopLogged = 20
+
+// Stop ends the withdrawals tried again: no try starts after it (one
+// under way finishes), and the tickets still waiting for one are logged,
+// as the frontend leaves them queued. Call it once the API serves no
+// more creations.
+func (s *Service) Stop() {
+	w := s.withdrawals
+	w.mu.Lock()
+	w.stopped = true
+	left := make([]string, 0, len(w.pending))
+	for id, timer := range w.pending {
+		if timer.Stop() {
+			left = append(left, id)
+		}
+	}
+	for _, id := range left {
+		delete(w.pending, id)
+	}
+	w.mu.Unlock()
+	if len(left) == 0 {
+		return
+	}
+	w.ended.WithLabelValues(stoppedWithdrawal).Add(float64(len(left)))
+	slices.Sort(left)
+	s.log.Error("frontend stopping with withdrawals not tried again: these tickets may be matched with nobody following them",
+		"tickets", len(left), "ticket_ids", left[:min(len(left), stopLogged)])
 }
 
 // jittered is d give or take a quarter: the withdrawals an outage left

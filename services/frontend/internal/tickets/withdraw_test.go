@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
@@ -398,4 +400,51 @@ func TestAWithdrawalRefusedIsTriedAgain(t *testing.T) {
 		return owner == events.OwnerCancelled
 	}, "the ticket whose withdrawal was refused was never withdrawn")
 	checkWithdrawn(t, e, err, notices)
+	checkWithdrawals(t, e.s, withdrawnLater, 1, 0)
+}
+
+// checkWithdrawals fails unless s counts n withdrawals tried again that
+// ended with outcome, and pending still waiting for a try.
+func checkWithdrawals(t *testing.T, s *Service, outcome string, n, pending float64) {
+	t.Helper()
+	if got := testutil.ToFloat64(s.withdrawals.ended.WithLabelValues(outcome)); got != n {
+		t.Errorf("%v withdrawals tried again ended %s, want %v", got, outcome, n)
+	}
+	if got := testutil.ToFloat64(s.withdrawals.waiting); got != pending {
+		t.Errorf("%v withdrawals pending, want %v", got, pending)
+	}
+}
+
+// A frontend that stops with a withdrawal still to try again says which
+// ticket it leaves queued, counts it, and tries it no more (its timer
+// stopped: no claim on a closing connection). Before, such withdrawals
+// were dropped without a word.
+func TestAWithdrawalLeftAtTheStopIsSaid(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	e.s.js = lostAcks{e.s.js}
+	var fails atomic.Int32
+	fails.Store(1 << 30)
+	claims, err := events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.claims = claims
+	if err := e.createPat(t); err == nil {
+		t.Fatal("Create answered success")
+	}
+	id := e.queuedTicket(t)
+	checkWithdrawals(t, e.s, stoppedWithdrawal, 0, 1)
+	e.s.Stop()
+	tried := fails.Load()
+	checkWithdrawals(t, e.s, stoppedWithdrawal, 1, 0)
+	if logs := e.logs.String(); !strings.Contains(logs, "frontend stopping with withdrawals not tried again") || !strings.Contains(logs, id) {
+		t.Fatalf("the stop did not say it left %s:\n%s", id, logs)
+	}
+	time.Sleep(2 * withdrawRetryFirst) // past the first try's latest start
+	if fails.Load() != tried {
+		t.Fatal("a withdrawal was tried after the stop")
+	}
+	e.s.withdrawLater(Record{Ticket: events.Ticket{TicketID: "t-late", Mode: "1v1"}})
+	checkWithdrawals(t, e.s, stoppedWithdrawal, 2, 0)
 }
