@@ -26,9 +26,10 @@ import (
 // error and, without an Idempotency-Key, never asks for this ticket again,
 // so a matcher would put it in a match nobody follows (a no-show in
 // someone's room). So the put, which is idempotent, is tried again
-// (store), and a ticket that may be queued when storeAndQueue fails is
-// withdrawn before the error is answered: an error means no ticket that
-// can be matched.
+// (store); a ticket that may be queued has what is left of its writes
+// tried again for a few seconds more (finish), and is withdrawn before
+// the error is answered if they fail: an error means no ticket that can
+// be matched.
 // A withdrawal that finds the ticket in a match already cannot undo it:
 // the ticket is answered instead, its record put once more if need be.
 //
@@ -48,22 +49,14 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	// awaited no longer than the record's put may take. A request's ctx
 	// has none, and a lost ack (a cut) was awaited until the async
 	// publish timeout, 30 s, the creation holding its admission slot.
-	ctx, cancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
+	wctx, cancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
 	defer cancel()
 	fut, err := s.js.PublishMsgAsync(msg)
 	if err != nil {
 		return fmt.Errorf("queue ticket %s: publish %s: %w", id, msg.Subject, err)
 	}
-	storeErr := s.store(ctx, id, data)
-	var queueErr error
-	select {
-	case <-fut.Ok():
-	case err := <-fut.Err():
-		queueErr = err
-	case <-ctx.Done():
-		// Maybe queued all the same, as a PublishMsg that timed out.
-		queueErr = ctx.Err()
-	}
+	storeErr := s.store(wctx, id, data)
+	queueErr := awaitAck(wctx, fut)
 	switch {
 	case storeErr != nil:
 		err = fmt.Errorf("store ticket %s: %w", id, storeErr)
@@ -75,17 +68,22 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	if !mayBeQueued(queueErr) {
 		return err
 	}
-	if _, inMatch := s.withdraw(ctx, rec, err); !inMatch {
+	stored, queued := s.finish(ctx, id, msg, data, storeErr == nil, queueErr == nil)
+	if stored && queued {
+		s.log.Info("ticket created on a later try of its writes", "ticket_id", id, "cause", err)
+		return nil
+	}
+	if _, inMatch := s.withdraw(wctx, rec, err); !inMatch {
 		return err
 	}
 	// Queued after all, and a matcher put it in a match before the
 	// withdrawal: an error now would make it a no-show. With its record
 	// stored, it is created (nil: Create answers it).
-	if storeErr == nil {
+	if stored {
 		return nil
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), events.ClaimCallTimeout)
-	defer cancel()
+	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), events.ClaimCallTimeout)
+	defer pcancel()
 	if _, perr := s.kv.Put(pctx, id, data); perr != nil {
 		s.log.Error("ticket in a match but its record not stored; its client is told an error: a no-show",
 			"ticket_id", id, "cause", err, "err", perr)
@@ -93,6 +91,64 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	}
 	return nil
 }
+
+// awaitAck is fut's answer: nil once the ticket is stored, ctx's error
+// when none came in time (maybe queued all the same, as a PublishMsg
+// that timed out).
+func awaitAck(ctx context.Context, fut jetstream.PubAckFuture) error {
+	select {
+	case <-fut.Ok():
+		return nil
+	case err := <-fut.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// finishWithin bounds finish: past it, the creation withdraws its ticket
+// and answers an error. A few calls' bounds: a cut of a few seconds
+// (a NATS server's link, a leader's election) heals within it.
+const finishWithin = 3 * events.ClaimCallTimeout
+
+// finish tries again, until finishWithin passed or the request ended,
+// what a creation's pipelined writes left undone while its ticket may be
+// queued (stored, queued: what is done already): the record's put
+// (idempotent), and the ticket's publish unless acked, which its
+// message id makes the first one's (JetStream's duplicate window answers
+// a second publish of a stored ticket with its ack). It returns what is
+// done then: both, and the ticket is created. Withdrawn instead, a ticket
+// queued and live was often put in a match first, its client told an
+// error: a no-show in its partners' game (chaos S49: 136 such tickets in
+// five minutes, most of them with their publish acked and their record's
+// put cut off or refused).
+func (s *Service) finish(ctx context.Context, id string, msg *nats.Msg, data []byte, stored, queued bool) (bool, bool) {
+	ctx, cancel := context.WithTimeout(ctx, finishWithin)
+	defer cancel()
+	for wait := finishBackoff; !stored || !queued; wait = min(2*wait, events.ClaimCallTimeout) {
+		select {
+		case <-ctx.Done():
+			return stored, queued
+		case <-time.After(wait):
+		}
+		cctx, ccancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
+		var fut jetstream.PubAckFuture
+		if !queued {
+			fut, _ = s.js.PublishMsgAsync(msg) // an error: not sent, tried again
+		}
+		if !stored {
+			stored = s.store(cctx, id, data) == nil
+		}
+		if fut != nil {
+			queued = awaitAck(cctx, fut) == nil
+		}
+		ccancel()
+	}
+	return stored, queued
+}
+
+// finishBackoff is finish's first wait; each next one doubles it.
+const finishBackoff = 250 * time.Millisecond
 
 // putBackoff is how long store waits before each try of a record's put.
 // Only quick refusals are tried again (refusedNow): a tickets-bucket
