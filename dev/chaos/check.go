@@ -38,7 +38,18 @@ type Verdict struct {
 	// NATS, or was never acknowledged (its POST failed after the ticket
 	// was queued), before the first match was formed: allowed (see Check).
 	Races int `json:"races,omitempty"`
+	// NoShows counts tickets given a game server whose creation no
+	// client was told of (its POST answered an error, or nothing, after
+	// the ticket was queued): a player who may never come, its partners
+	// waiting for it in the game. Counted, not a violation: a creation
+	// cut off cannot always know its ticket was queued. NoShowTickets
+	// names the first few.
+	NoShows       int      `json:"no_shows,omitempty"`
+	NoShowTickets []string `json:"no_show_tickets,omitempty"`
 }
+
+// noShowsNamed is how many no-shows the verdict names.
+const noShowsNamed = 10
 
 // terminal statuses: a ticket ends in exactly one of them.
 var terminal = map[events.Status]bool{
@@ -81,6 +92,7 @@ func Check(acked []Acked, results []events.Result, formed map[string]time.Time, 
 	c.noPlayerTwiceInAMatch()
 	c.oneLiveTicketPerPlayer()
 	c.oneServerPerMatch()
+	c.noShows()
 	c.v.Matches = len(c.matchServers)
 	sort.Strings(c.v.Violations)
 	return c.v
@@ -249,6 +261,22 @@ func (c *checker) oneLiveTicketPerPlayer() {
 				c.fail("player %s is in %d matches: %v (ticket %s was acknowledged at %s, before match %s was formed at %s, and still matched)",
 					player, len(matches), keys(matches), a.TicketID, a.AcceptedAt.Format(time.RFC3339Nano), prev, c.formedAt[prev].Format(time.RFC3339Nano))
 			}
+		}
+	}
+}
+
+// noShows counts the tickets assigned that no client acknowledged.
+func (c *checker) noShows() {
+	for _, ticket := range slices.Sorted(maps.Keys(c.byTicket)) {
+		if _, known := c.ackedByID[ticket]; known {
+			continue
+		}
+		if !slices.ContainsFunc(c.byTicket[ticket], func(r events.Result) bool { return r.Status == events.StatusAssigned }) {
+			continue
+		}
+		c.v.NoShows++
+		if len(c.v.NoShowTickets) < noShowsNamed {
+			c.v.NoShowTickets = append(c.v.NoShowTickets, ticket)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,9 @@ func TestCheckerFindsViolations(t *testing.T) {
 			}
 		})
 	}
+	if v := Check(acked, clean, nil, end, 30*time.Second); v.NoShows != 0 {
+		t.Fatalf("clean history: %d no-shows", v.NoShows)
+	}
 	// Not stuck yet: within its deadline a ticket may have no outcome.
 	young := append(acked[:2:2], Acked{TicketID: "t3", PlayerID: "p3", AcceptedAt: end.Add(-time.Second)})
 	if v := Check(young, clean, nil, end, 30*time.Second); len(v.Violations) != 0 || v.Outcomes["pending"] != 1 {
@@ -96,6 +100,10 @@ func TestCheckerOneLiveTicketPerPlayer(t *testing.T) {
 			}
 			if v.Races != tt.races {
 				t.Fatalf("races %d, want %d", v.Races, tt.races)
+			}
+			// A ticket assigned that no client was told of is a no-show.
+			if noShow := tt.second == nil; (v.NoShows == 1) != noShow || (noShow && !slices.Equal(v.NoShowTickets, []string{"a2"})) {
+				t.Fatalf("no-shows %d %v, want a2 only if it was never acknowledged", v.NoShows, v.NoShowTickets)
 			}
 		})
 	}
