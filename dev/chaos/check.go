@@ -40,10 +40,11 @@ type Verdict struct {
 	Races int `json:"races,omitempty"`
 	// NoShows counts tickets given a game server whose creation no
 	// client was told of (its POST answered an error, or nothing, after
-	// the ticket was queued): a player who may never come, its partners
-	// waiting for it in the game. Counted, not a violation: a creation
-	// cut off cannot always know its ticket was queued. NoShowTickets
-	// names the first few.
+	// the ticket was queued; or its NATS publish went unacked, stored
+	// all the same): a player who may never come, its partners waiting
+	// for it in the game. Counted, not a violation: a creation cut off
+	// cannot always know its ticket was queued. NoShowTickets names the
+	// first few.
 	NoShows       int      `json:"no_shows,omitempty"`
 	NoShowTickets []string `json:"no_show_tickets,omitempty"`
 }

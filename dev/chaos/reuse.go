@@ -42,10 +42,16 @@ type reuser struct {
 	errs  map[string]int
 }
 
+// reuserTimeout bounds a reuser's request: the TypeScript client's
+// default (requestTimeoutMs). A creation under a cut may take seconds
+// (its writes tried again, then its withdrawal), and a client that hangs
+// up first ends those tries, its ticket withdrawn or left a no-show.
+const reuserTimeout = 30 * time.Second
+
 func newReuser(run string, fronts []string, js jetstream.JetStream, token func(string) (string, error), seed uint64) *reuser {
 	return &reuser{
 		run: run, fronts: fronts, js: js, token: token, regions: []string{"eu", "us", "asia"},
-		rng: mrand.New(mrand.NewPCG(seed, 0x2e05e)), hc: &http.Client{Timeout: 5 * time.Second},
+		rng: mrand.New(mrand.NewPCG(seed, 0x2e05e)), hc: &http.Client{Timeout: reuserTimeout},
 		errs: map[string]int{},
 	}
 }

@@ -98,8 +98,12 @@ func run(ctx context.Context, args []string) error {
 	case <-gctx.Done():
 	case <-ctx.Done():
 	}
+	// The withdrawals tried again stop, and the creations still trying
+	// their writes give up, as the server's shutdown begins: those under
+	// way then end within its grace (tickets.Service.Stop).
+	go func() { <-f.done; f.parts.tickets.Stop() }()
 	err = serve(ctx, gctx, cfg, env, f.done, stopServing, served)
-	f.parts.tickets.Stop() // the API takes no more creations: say what their withdrawals leave
+	f.parts.tickets.Stop() // if the server ended first
 	stopRun()
 	return errors.Join(err, g.Wait())
 }

@@ -1,11 +1,16 @@
 package tickets
 
 import (
+	"context"
+	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // checkCreated fails unless pat's one ticket is created as a 202 says:
@@ -43,31 +48,102 @@ func TestARecordRefusedAtFirstIsStoredOnALaterTry(t *testing.T) {
 	}
 }
 
-// firstAckLost is a JetStream whose first async publish is stored but
-// never answered (a cut that held the ack); later ones are answered.
-type firstAckLost struct {
+// asyncAcksLost is a JetStream whose async publishes are stored but
+// never answered (a cut that held their acks), and that counts them;
+// a PublishMsg is answered.
+type asyncAcksLost struct {
 	jetstream.JetStream
 	calls atomic.Int32
 }
 
-func (f *firstAckLost) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
-	if f.calls.Add(1) == 1 {
-		return lostAcks{f.JetStream}.PublishMsgAsync(m, opts...)
-	}
-	return f.JetStream.PublishMsgAsync(m, opts...)
+func (f *asyncAcksLost) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	f.calls.Add(1)
+	return lostAcks{f.JetStream}.PublishMsgAsync(m, opts...)
 }
 
 // A ticket whose queue ack was lost is published again, and its message
 // id makes the second publish the first one's: the server acks it as a
 // duplicate, one ticket is queued (checkCreated), and the ticket is
-// created. Before, it was withdrawn.
+// created. Before, it was withdrawn. The second publish is awaited, not
+// left in the client's table of async acks (review: under a cut each
+// creation's tries filled it four times as fast, and past its 4,000
+// every creation failed).
 func TestALostQueueAckIsAskedForAgain(t *testing.T) {
 	t.Parallel()
 	e := newToldEnv(t)
-	js := &firstAckLost{JetStream: e.s.js}
+	js := &asyncAcksLost{JetStream: e.s.js}
 	e.s.js = js
 	checkCreated(t, e, e.createPat(t))
-	if n := js.calls.Load(); n != 2 {
-		t.Fatalf("%d publishes, want 2", n)
+	if n := js.calls.Load(); n != 1 {
+		t.Fatalf("%d async publishes, want 1: the later tries are awaited", n)
 	}
 }
+
+// refusingPut is a tickets bucket that refuses every put for good (a
+// full bucket): not a refusal that passes.
+type refusingPut struct {
+	jetstream.KeyValue
+	puts atomic.Int32
+}
+
+func (f *refusingPut) Put(context.Context, string, []byte) (uint64, error) {
+	f.puts.Add(1)
+	return 0, &jetstream.APIError{Code: http.StatusBadRequest, Description: "test: maximum bytes exceeded"}
+}
+
+// A refusal that will not pass ends the later tries at once: the ticket
+// is withdrawn, not left queued and live for finishWithin more.
+func TestALastingRefusalIsNotTriedFor6s(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	kv := &refusingPut{KeyValue: e.s.kv}
+	e.s.kv = kv
+	notices := e.cancelNotices(t)
+	checkWithdrawn(t, e, e.createPat(t), notices)
+	if n := kv.puts.Load(); n != 2 {
+		t.Fatalf("%d puts, want the store's one and one later try", n)
+	}
+}
+
+// A frontend that stops ends the later tries of a creation under way:
+// it withdraws its ticket and answers at once, within the shutdown's
+// grace, where it would have tried for finishWithin more.
+func TestAStopEndsACreationsLaterTries(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	kv := &timingOutPut{KeyValue: e.s.kv}
+	e.s.kv = kv
+	done := make(chan error, 1)
+	go func() { done <- e.createPat(t) }()
+	testkit.Eventually(t, 5*time.Second, func() bool { return kv.puts.Load() >= 2 }, "no later try of the put")
+	e.s.Stop()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Create answered success with no record stored")
+		}
+	case <-time.After(finishWithin - time.Second):
+		t.Fatal("the creation kept trying its writes after the stop")
+	}
+}
+
+// An ack already come counts even when the deadline passed too (a put
+// that took the whole call's bound): a select over both picked at random
+// (review: 97 of 200).
+func TestAnAckComeCountsPastTheDeadline(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for range 200 {
+		ok := make(chan *jetstream.PubAck, 1)
+		ok <- &jetstream.PubAck{Stream: "TICKETS", Sequence: 1}
+		if err := awaitAck(ctx, readyAck{ok}); err != nil {
+			t.Fatalf("an ack that had come was read as %v", err)
+		}
+	}
+}
+
+type readyAck struct{ ok chan *jetstream.PubAck }
+
+func (r readyAck) Ok() <-chan *jetstream.PubAck { return r.ok }
+func (readyAck) Err() <-chan error              { return nil }
+func (readyAck) Msg() *nats.Msg                 { return nil }

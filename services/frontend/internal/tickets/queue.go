@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -73,7 +74,7 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 		s.log.Info("ticket created on a later try of its writes", "ticket_id", id, "cause", err)
 		return nil
 	}
-	if _, inMatch := s.withdraw(wctx, rec, err); !inMatch {
+	if _, inMatch := s.withdraw(ctx, rec, err); !inMatch {
 		return err
 	}
 	// Queued after all, and a matcher put it in a match before the
@@ -94,7 +95,8 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 
 // awaitAck is fut's answer: nil once the ticket is stored, ctx's error
 // when none came in time (maybe queued all the same, as a PublishMsg
-// that timed out).
+// that timed out). An answer already come counts even once ctx is done
+// (a put that took the whole deadline): select picks at random.
 func awaitAck(ctx context.Context, fut jetstream.PubAckFuture) error {
 	select {
 	case <-fut.Ok():
@@ -102,26 +104,44 @@ func awaitAck(ctx context.Context, fut jetstream.PubAckFuture) error {
 	case err := <-fut.Err():
 		return err
 	case <-ctx.Done():
+	}
+	select {
+	case <-fut.Ok():
+		return nil
+	case err := <-fut.Err():
+		return err
+	default:
 		return ctx.Err()
 	}
 }
 
 // finishWithin bounds finish: past it, the creation withdraws its ticket
 // and answers an error. A few calls' bounds: a cut of a few seconds
-// (a NATS server's link, a leader's election) heals within it.
+// (a NATS server's link, a leader's election) heals within it. With the
+// writes' own bound before and the withdrawal after, a creation ends
+// within 12 s: inside the frontend's shutdown grace once Stop has ended
+// its finish.
 const finishWithin = 3 * events.ClaimCallTimeout
 
-// finish tries again, until finishWithin passed or the request ended,
-// what a creation's pipelined writes left undone while its ticket may be
-// queued (stored, queued: what is done already): the record's put
-// (idempotent), and the ticket's publish unless acked, which its
-// message id makes the first one's (JetStream's duplicate window answers
-// a second publish of a stored ticket with its ack). It returns what is
-// done then: both, and the ticket is created. Withdrawn instead, a ticket
-// queued and live was often put in a match first, its client told an
-// error: a no-show in its partners' game (chaos S49: 136 such tickets in
-// five minutes, most of them with their publish acked and their record's
-// put cut off or refused).
+// finishBackoff is finish's first wait; each next one doubles it.
+const finishBackoff = 250 * time.Millisecond
+
+// finish tries again, until finishWithin passed, the request ended or
+// the frontend stops (Stop), what a creation's pipelined writes left
+// undone while its ticket may be queued (stored, queued: what is done
+// already): the record's put (idempotent), and the ticket's publish
+// unless acked, which its message id makes the first one's (JetStream's
+// duplicate window answers a second publish of a stored ticket with its
+// ack). The publish is awaited (PublishMsg), not left in the client's
+// table of async acks, which a cut would fill with the tries of every
+// creation. A refusal that will not pass (refused, not refusedNow: a
+// full bucket, a permission) ends it. It returns what is done then: both,
+// and the ticket is created.
+//
+// Withdrawn instead, a ticket queued and live was often put in a match
+// first, its client told an error: a no-show in its partners' game
+// (chaos S49: 136 such tickets in five minutes, most of them with their
+// publish acked and their record's put cut off or refused).
 func (s *Service) finish(ctx context.Context, id string, msg *nats.Msg, data []byte, stored, queued bool) (bool, bool) {
 	ctx, cancel := context.WithTimeout(ctx, finishWithin)
 	defer cancel()
@@ -129,26 +149,34 @@ func (s *Service) finish(ctx context.Context, id string, msg *nats.Msg, data []b
 		select {
 		case <-ctx.Done():
 			return stored, queued
+		case <-s.withdrawals.stopping:
+			return stored, queued
 		case <-time.After(wait):
 		}
-		cctx, ccancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
-		var fut jetstream.PubAckFuture
+		var queueErr, storeErr error
+		var wg sync.WaitGroup
 		if !queued {
-			fut, _ = s.js.PublishMsgAsync(msg) // an error: not sent, tried again
+			wg.Go(func() {
+				qctx, qcancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
+				defer qcancel()
+				_, queueErr = s.js.PublishMsg(qctx, msg)
+			})
 		}
 		if !stored {
-			stored = s.store(cctx, id, data) == nil
+			storeErr = s.store(ctx, id, data)
 		}
-		if fut != nil {
-			queued = awaitAck(cctx, fut) == nil
+		wg.Wait()
+		stored, queued = stored || storeErr == nil, queued || queueErr == nil
+		if lasting(storeErr) || lasting(queueErr) {
+			return stored, queued
 		}
-		ccancel()
 	}
 	return stored, queued
 }
 
-// finishBackoff is finish's first wait; each next one doubles it.
-const finishBackoff = 250 * time.Millisecond
+// lasting reports a refusal that trying again within seconds will not
+// change: refused, but not "not now" (refusedNow).
+func lasting(err error) bool { return err != nil && refused(err) && !refusedNow(err) }
 
 // putBackoff is how long store waits before each try of a record's put.
 // Only quick refusals are tried again (refusedNow): a tickets-bucket

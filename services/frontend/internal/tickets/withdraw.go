@@ -25,73 +25,77 @@ const (
 	maxWithdrawing     = 10000
 )
 
-// How a withdrawal tried again ended (the outcome label of
-// quickmatch_frontend_withdrawals_tried_again_total).
+// How a withdrawal NATS refused ended (the outcome label of
+// quickmatch_frontend_refused_withdrawals_total).
 const (
 	withdrawnLater    = "withdrawn"
 	matchedFirst      = "matched"  // in a match before it went through: its player may never come
 	decidedFirst      = "decided"  // cancelled, expired or superseded first: nothing left to do
 	pastMaxWait       = "max_wait" // given up: its matcher expires it
-	tooManyWithdrawn  = "too_many" // never tried: maxWithdrawing were pending
-	stoppedWithdrawal = "stopped"  // pending when the frontend stopped
+	tooManyWithdrawn  = "too_many" // never tried again: maxWithdrawing were waiting
+	stoppedWithdrawal = "stopped"  // left when the frontend stopped
 )
 
-// withdrawals are the withdrawals tried again in the background: which
-// tickets wait for their next try (each its timer), and how the ended
-// ones ended. A frontend that stops drops its timers and says which
-// tickets it leaves (Stop): each may be matched with nobody following it.
+// withdrawals are the withdrawals NATS refused, tried again in the
+// background: which tickets wait for their next try (each its timer),
+// and how the others ended. A frontend that stops drops its timers and
+// says which tickets it leaves (Stop): each may be matched with nobody
+// following it.
 type withdrawals struct {
 	mu      sync.Mutex
-	pending map[string]*time.Timer // by ticket id
+	waiting map[string]*time.Timer // by ticket id; a try under way keeps its ticket here
 	stopped bool
-	ended   *prometheus.CounterVec
-	waiting prometheus.GaugeFunc
+	// stopping is closed by Stop: a creation still trying its writes
+	// (finish) gives up at once.
+	stopping chan struct{}
+	ended    *prometheus.CounterVec
+	gauge    prometheus.GaugeFunc
 }
 
 func newWithdrawals() *withdrawals {
-	w := &withdrawals{pending: map[string]*time.Timer{}}
+	w := &withdrawals{waiting: map[string]*time.Timer{}, stopping: make(chan struct{})}
 	w.ended = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "quickmatch_frontend_withdrawals_tried_again_total",
-		Help: "Withdrawals of failed creations that NATS refused and the frontend tried again in the background, by how they ended (withdrawn, matched: its player may never come, decided, max_wait, too_many, stopped).",
+		Name: "quickmatch_frontend_refused_withdrawals_total",
+		Help: "Withdrawals of failed creations that NATS refused, by how they ended once tried again in the background (withdrawn; matched: its player may never come; decided; max_wait) or why they were not (too_many, stopped).",
 	}, []string{"outcome"})
-	w.waiting = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "quickmatch_frontend_withdrawals_pending",
+	w.gauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "quickmatch_frontend_refused_withdrawals_waiting",
 		Help: "Tickets of failed creations whose withdrawal NATS refused, waiting to be tried again: each may be matched with nobody following it meanwhile.",
 	}, func() float64 {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		return float64(len(w.pending))
+		return float64(len(w.waiting))
 	})
 	return w
 }
 
-// Metrics are the collectors of the withdrawals tried again, for the
+// Metrics are the collectors of the withdrawals NATS refused, for the
 // frontend's registry.
 func (s *Service) Metrics() []prometheus.Collector {
-	return []prometheus.Collector{s.withdrawals.ended, s.withdrawals.waiting}
+	return []prometheus.Collector{s.withdrawals.ended, s.withdrawals.gauge}
 }
 
 // schedule sets id's next try after d, unless the frontend stopped or
 // maxWithdrawing others wait (first: id's first try). It returns ""
 // when the try was set, else why not: stoppedWithdrawal or
 // tooManyWithdrawn.
-func (w *withdrawals) schedule(id string, d time.Duration, first bool, try func()) (refused string) {
+func (w *withdrawals) schedule(id string, d time.Duration, first bool, try func()) (why string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
 	case w.stopped:
 		return stoppedWithdrawal
-	case first && len(w.pending) >= maxWithdrawing:
+	case first && len(w.waiting) >= maxWithdrawing:
 		return tooManyWithdrawn
 	}
-	w.pending[id] = time.AfterFunc(d, try)
+	w.waiting[id] = time.AfterFunc(d, try)
 	return ""
 }
 
-// end counts id's withdrawal as ended with outcome.
-func (w *withdrawals) end(id, outcome string) {
+// count counts id's withdrawal as ended with outcome.
+func (w *withdrawals) count(id, outcome string) {
 	w.mu.Lock()
-	delete(w.pending, id)
+	delete(w.waiting, id)
 	w.mu.Unlock()
 	w.ended.WithLabelValues(outcome).Inc()
 }
@@ -134,44 +138,52 @@ func (s *Service) withdrawLater(rec Record) {
 			s.notTriedAgain(id, s.withdrawals.schedule(id, jittered(delay), false, try))
 			return
 		}
-		s.withdrawals.end(id, outcome)
+		s.withdrawals.count(id, outcome)
 	}
 	s.notTriedAgain(id, s.withdrawals.schedule(id, jittered(delay), true, try))
 }
 
-// notTriedAgain ends id's withdrawal that schedule refused (refused: its
-// answer; "": it did not).
-func (s *Service) notTriedAgain(id, refused string) {
-	switch refused {
+// notTriedAgain counts id's withdrawal that schedule did not set (why:
+// its answer; "": it did).
+func (s *Service) notTriedAgain(id, why string) {
+	switch why {
 	case "":
 		return
 	case stoppedWithdrawal:
 		s.log.Error("frontend stopping: ticket not withdrawn; it may be matched with nobody following it", "ticket_id", id)
 	default:
-		s.log.Error("too many withdrawals tried again at once; ticket left queued", "ticket_id", id, "pending", maxWithdrawing)
+		s.log.Error("too many withdrawals tried again at once; ticket left queued", "ticket_id", id, "waiting", maxWithdrawing)
 	}
-	s.withdrawals.end(id, refused)
+	s.withdrawals.count(id, why)
 }
 
 // stopLogged is how many of the tickets a stop leaves its log names.
 const stopLogged = 20
 
-// Stop ends the withdrawals tried again: no try starts after it (one
-// under way finishes), and the tickets still waiting for one are logged,
-// as the frontend leaves them queued. Call it once the API serves no
-// more creations.
+// Stop ends the withdrawals tried again, once the frontend stops: no try
+// starts after it, the tickets still waiting for one are logged as left
+// queued, and a creation still trying its writes gives up (finish) and
+// withdraws its ticket at once. A try under way finishes within its
+// bound (withdrawTimeout), and logs its ticket as left if it would try
+// again. Call it as the shutdown begins: the creations and tries under
+// way then end within the server's grace. Later calls do nothing.
 func (s *Service) Stop() {
 	w := s.withdrawals
 	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
 	w.stopped = true
-	left := make([]string, 0, len(w.pending))
-	for id, timer := range w.pending {
-		if timer.Stop() {
+	close(w.stopping)
+	left := make([]string, 0, len(w.waiting))
+	for id, timer := range w.waiting {
+		if timer.Stop() { // else its try is under way
 			left = append(left, id)
 		}
 	}
 	for _, id := range left {
-		delete(w.pending, id)
+		delete(w.waiting, id)
 	}
 	w.mu.Unlock()
 	if len(left) == 0 {

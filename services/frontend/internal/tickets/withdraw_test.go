@@ -312,6 +312,9 @@ func TestAFailedCreationKeepsTheTicketAMatchIsCommitting(t *testing.T) {
 // lostAcks is a JetStream whose async publishes are sent and stored but
 // whose acks never come back: a cut that loses them, with the services'
 // async publish timeout (30 s) not yet run out.
+// lostAcks is a JetStream whose ticket publishes are stored but never
+// answered (a cut that holds the acks): an async one's future never
+// answers, and a PublishMsg waits out its context.
 type lostAcks struct{ jetstream.JetStream }
 
 func (l lostAcks) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
@@ -319,6 +322,14 @@ func (l lostAcks) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (je
 		return nil, err
 	}
 	return testkit.LostAck(m), nil
+}
+
+func (l lostAcks) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if _, err := l.JetStream.PublishMsg(context.Background(), m); err != nil {
+		return nil, err
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
 }
 
 // A ticket whose queue acks are all lost, for a caller whose context has
@@ -405,14 +416,14 @@ func TestAWithdrawalRefusedIsTriedAgain(t *testing.T) {
 }
 
 // checkWithdrawals fails unless s counts n withdrawals tried again that
-// ended with outcome, and pending still waiting for a try.
-func checkWithdrawals(t *testing.T, s *Service, outcome string, n, pending float64) {
+// ended with outcome, and waiting still waiting for a try.
+func checkWithdrawals(t *testing.T, s *Service, outcome string, n, waiting float64) {
 	t.Helper()
 	if got := testutil.ToFloat64(s.withdrawals.ended.WithLabelValues(outcome)); got != n {
 		t.Errorf("%v withdrawals tried again ended %s, want %v", got, outcome, n)
 	}
-	if got := testutil.ToFloat64(s.withdrawals.waiting); got != pending {
-		t.Errorf("%v withdrawals pending, want %v", got, pending)
+	if got := testutil.ToFloat64(s.withdrawals.gauge); got != waiting {
+		t.Errorf("%v withdrawals waiting, want %v", got, waiting)
 	}
 }
 
@@ -448,4 +459,48 @@ func TestAWithdrawalLeftAtTheStopIsSaid(t *testing.T) {
 	}
 	e.s.withdrawLater(Record{Ticket: events.Ticket{TicketID: "t-late", Mode: "1v1"}})
 	checkWithdrawals(t, e.s, stoppedWithdrawal, 2, 0)
+}
+
+// hangingCreates is a claims bucket cut off: every claim and read waits
+// out its context.
+type hangingCreates struct{ jetstream.KeyValue }
+
+func (hangingCreates) Create(ctx context.Context, _ string, _ []byte, _ ...jetstream.KVCreateOpt) (uint64, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+func (hangingCreates) Get(ctx context.Context, _ string) (jetstream.KeyValueEntry, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+type hangingClaims struct{ jetstream.JetStream }
+
+func (hangingClaims) WrapKeyValue(kv jetstream.KeyValue) jetstream.KeyValue {
+	return hangingCreates{kv}
+}
+
+// A stop that comes while a try is under way leaves that try to finish
+// within its bound; the try, refused its next one, names its ticket as
+// left and counts it (review: Stop named only the tickets whose timers
+// it stopped, and the gauge kept this one).
+func TestAStopDuringATryNamesItsTicket(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	claims, err := events.NewClaims(t.Context(), hangingClaims{e.js}, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.claims = claims
+	e.s.withdrawLater(Record{Ticket: events.Ticket{TicketID: "t-busy", Mode: "1v1", CreatedAt: time.Now()}})
+	time.Sleep(withdrawRetryFirst * 3 / 2) // past the first try's latest start, within its bound
+	e.s.Stop()
+	testkit.Eventually(t, withdrawTimeout+2*time.Second, func() bool {
+		return testutil.ToFloat64(e.s.withdrawals.gauge) == 0
+	}, "the try under way never ended")
+	checkWithdrawals(t, e.s, stoppedWithdrawal, 1, 0)
+	if logs := e.logs.String(); !strings.Contains(logs, "frontend stopping: ticket not withdrawn") || !strings.Contains(logs, "t-busy") {
+		t.Fatalf("the stop's log does not name t-busy:\n%s", logs)
+	}
 }
