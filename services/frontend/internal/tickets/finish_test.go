@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -147,3 +148,28 @@ type readyAck struct{ ok chan *jetstream.PubAck }
 func (r readyAck) Ok() <-chan *jetstream.PubAck { return r.ok }
 func (readyAck) Err() <-chan error              { return nil }
 func (readyAck) Msg() *nats.Msg                 { return nil }
+
+// staleGets is a tickets bucket read from a replica behind the others: a
+// direct get does not find what the leader stored.
+type staleGets struct{ jetstream.KeyValue }
+
+func (staleGets) Get(context.Context, string) (jetstream.KeyValueEntry, error) {
+	return nil, jetstream.ErrKeyNotFound
+}
+
+// A record a replica behind has not got yet is read from the leader: the
+// client that follows its ticket right after the 202 finds it. Before,
+// it heard 404 (chaos S49e: 3 clients, after creations whose put was
+// acked by two replicas while the third was cut off).
+func TestARecordAReplicaHasNotGotIsReadFromTheLeader(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	id := e.create(t, "pat")
+	e.s.kv = staleGets{e.s.kv}
+	if _, err := e.s.Record(t.Context(), id); err != nil {
+		t.Fatalf("record of %s: %v", id, err)
+	}
+	if _, err := e.s.Record(t.Context(), "r-nobody"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("record of a ticket never made: %v, want ErrNotFound", err)
+	}
+}

@@ -150,8 +150,12 @@ type ShardCheck interface {
 
 // Service creates, reports, cancels and expires tickets.
 type Service struct {
-	cfg     Config
-	kv      jetstream.KeyValue
+	cfg Config
+	kv  jetstream.KeyValue
+	// leader is kv read from its stream's leader: a record a direct get
+	// did not find is asked for again there (Record), as a replica behind
+	// a cut answers a get without the put a 202 waited for.
+	leader  jetstream.KeyValue
 	results jetstream.Stream
 	// js queues new tickets (storeAndQueue), pub everything else.
 	js      jetstream.JetStream
@@ -187,6 +191,10 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 	if err != nil {
 		return nil, fmt.Errorf("tickets bucket: %w", err)
 	}
+	leader, err := events.LeaderGets(js, kv)
+	if err != nil {
+		return nil, err
+	}
 	results, err := js.Stream(ctx, subj.ResultsStream())
 	if err != nil {
 		return nil, fmt.Errorf("results stream: %w", err)
@@ -208,7 +216,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 	}
 	pub := events.NewPublisher(js, subj)
 	s := &Service{
-		cfg: cfg, kv: kv, results: results, js: js, claims: claims, players: players, decisions: decisions, subj: subj,
+		cfg: cfg, kv: kv, leader: leader, results: results, js: js, claims: claims, players: players, decisions: decisions, subj: subj,
 		pub: pub, tracker: tracker, capacity: capacity, log: log, now: time.Now, withdrawals: newWithdrawals(),
 	}
 	s.tellSuperseded = pub.TellSuperseded(cfg.Regions, func(err error) { s.noticeNotSent(err) })
