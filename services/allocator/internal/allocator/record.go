@@ -108,6 +108,9 @@ type records struct {
 	log     *slog.Logger
 	now     func() time.Time
 	bound   time.Duration // of a backend call; 0: events.AllocatorBackendCall
+	// unrecorded are the servers given whose record's write failed (nil:
+	// none is kept).
+	unrecorded *unrecorded
 }
 
 // stale says whether a pending record's owner is gone: it was written
@@ -146,6 +149,11 @@ func (rs *records) allocate(ctx context.Context, m events.Match) (srv Server, re
 // keep, with its Server set.
 func (rs *records) place(ctx context.Context, m events.Match, find func(context.Context, events.Match) (record, error)) (r record, reused bool, err error) {
 	key := m.MatchID
+	if g, ok := rs.unrecorded.take(key, rs.now()); ok {
+		if r, done, err := rs.recordGiven(ctx, key, g); done || err != nil {
+			return r, false, err
+		}
+	}
 	rev, held, err := rs.reserve(ctx, key)
 	switch {
 	case err != nil:
@@ -175,29 +183,9 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 		}
 		return record{}, false, fmt.Errorf("allocate match %s: %w", key, err)
 	}
-	data, _ := json.Marshal(r) // always encodes
-	var perr error
-	// The server is ours now: try hard to remember it, stopping or not,
-	// within one call's bound for every try and wait together (what
-	// events.AllocatorStopGrace leaves after the backend's call): each
-	// try waited its own 5 s before, 26.5 s in all when NATS did not
-	// answer.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), events.ClaimCallTimeout)
-	defer cancel()
-	for i := range 5 {
-		if _, perr = rs.kv.Update(wctx, key, data, rev); perr == nil || i == 4 {
-			break
-		}
-		select {
-		case <-wctx.Done():
-		case <-time.After(time.Duration(50<<i) * time.Millisecond):
-		}
-		if wctx.Err() != nil {
-			break
-		}
-	}
-	if perr != nil {
-		return record{}, false, fmt.Errorf("record allocation of %s: %w", key, perr)
+	if err := rs.recordServer(ctx, key, r, rev); err != nil {
+		rs.unrecorded.keep(key, given{token: deliveryFrom(ctx).token(), rec: r, at: rs.now()})
+		return record{}, false, err
 	}
 	return r, false, nil
 }

@@ -45,7 +45,7 @@ func (a *Allocator) Bind(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		recs := &records{kv: kv, backend: a.backend, log: a.log, now: time.Now}
+		recs := &records{kv: kv, backend: a.backend, log: a.log, now: time.Now, unrecorded: &unrecorded{}}
 		rs, err := openRooms(ctx, a.js, a.subj, src, recs, a.cfg.Backfill)
 		if err != nil {
 			return err
