@@ -282,51 +282,6 @@ func (forgedDelivery) InProgress() error                { return nil }
 func (forgedDelivery) Term() error                      { return nil }
 func (forgedDelivery) TermWithReason(string) error      { return nil }
 
-// TestAServerGivenAndNotRecordedIsRecordedOnTheNextTry: a delivery's
-// try was given a server by the backend, but its record of it was not
-// stored (NATS timed out). The next request for the match in this
-// process, a retry of the delivery or its redelivery, writes that server
-// into the reservation and assigns the match, the backend asked once.
-// Before, each waited, as for another request's reservation, until the
-// record was stale (30 s: chaos S49e, 12 tickets 27-41 s late). A request
-// in another process, which cannot know the server, still waits and does
-// not ask the backend (review R16: the kube backend allocates anew on
-// every call).
-func TestAServerGivenAndNotRecordedIsRecordedOnTheNextTry(t *testing.T) {
-	t.Parallel()
-	for _, next := range []string{"retry", "redelivery"} {
-		t.Run(next, func(t *testing.T) {
-			t.Parallel()
-			p := newPartitioned(t, false)
-			p.backend.free.Store(2)
-			p.kv.updates.Store(5) // every write of the server into the record
-			m := pair("m-asked")
-			first := nthDelivery(m, 1)
-			if _, err := p.handler(first); err == nil {
-				t.Fatal("a match whose server was not recorded was acked")
-			}
-			kept := p.recs.unrecorded
-			p.recs.unrecorded = &unrecorded{} // another process
-			if err := p.deliver(m, 2); !errors.Is(err, errInProgress) {
-				t.Fatalf("a delivery in another process: %v, want %v", err, errInProgress)
-			}
-			p.recs.unrecorded = kept
-			var err error
-			if next == "retry" {
-				_, err = p.handler(first)
-			} else {
-				err = p.deliver(m, 3)
-			}
-			if err != nil {
-				t.Fatalf("the %s in this process: %v", next, err)
-			}
-			if n, c := p.told(t), p.backend.calls.Load(); n[events.StatusAssigned] != 2 || len(n) != 1 || c != 1 {
-				t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
-			}
-		})
-	}
-}
-
 // TestAGiveUpIsNakkedUntilItIsStored (#19): no server is free, and the
 // give-up cannot be stored (its record reads time out) on a dozen
 // deliveries in a row: each is nakked, past the ten the consumer once

@@ -149,9 +149,9 @@ func (rs *records) allocate(ctx context.Context, m events.Match) (srv Server, re
 // keep, with its Server set.
 func (rs *records) place(ctx context.Context, m events.Match, find func(context.Context, events.Match) (record, error)) (r record, reused bool, err error) {
 	key := m.MatchID
-	if g, ok := rs.unrecorded.take(key, rs.now()); ok {
-		if r, done, err := rs.recordGiven(ctx, key, g); done || err != nil {
-			return r, false, err
+	if u, ok := rs.unrecorded.recall(key); ok {
+		if r, done, reused, err := rs.recordGiven(ctx, key, u); done || err != nil {
+			return r, reused, err
 		}
 	}
 	rev, held, err := rs.reserve(ctx, key)
@@ -184,7 +184,7 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 		return record{}, false, fmt.Errorf("allocate match %s: %w", key, err)
 	}
 	if err := rs.recordServer(ctx, key, r, rev); err != nil {
-		rs.unrecorded.keep(key, given{token: deliveryFrom(ctx).token(), rec: r, at: rs.now()})
+		rs.unrecorded.remember(key, unrecordedServer{token: deliveryFrom(ctx).token(), rec: r, at: rs.now()}, rs.log)
 		return record{}, false, err
 	}
 	return r, false, nil

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -25,49 +27,63 @@ import (
 // still waits: it cannot know what the backend gave.
 type unrecorded struct {
 	mu sync.Mutex
-	m  map[string]given
+	m  map[string]unrecordedServer
 }
 
-// given is a server given for a match and not recorded: the record to
-// write, under the reservation of token, and when it was given.
-type given struct {
+// unrecordedServer is a server given for a match and not recorded: the
+// record to write, under the reservation of token, and when it was
+// given.
+type unrecordedServer struct {
 	token string
 	rec   record
 	at    time.Time
 }
 
-// maxUnrecorded bounds the servers kept: a match's at most, in flight.
-const maxUnrecorded = events.AllocatorMaxAckPending
+// The servers remembered: at most maxUnrecorded, each forgotten once its
+// reservation has surely gone stale and been taken over (another request
+// then asks the backend, which finds the server: the kube backend by its
+// rooms List), or once a request for its match recalled it. Its match's
+// redelivery may go to another allocator, or never come (a room gone).
+const (
+	maxUnrecorded    = events.AllocatorMaxAckPending
+	unrecordedForget = 2 * events.AllocatorReservationStale
+)
 
-// keep remembers g for matchID (nil: nothing is kept, as in the tests
-// that make records of their own).
-func (u *unrecorded) keep(matchID string, g given) {
-	if u == nil || g.token == "" {
+// remember keeps u for matchID (nil: nothing is kept, as in the tests
+// that make records of their own). Full, it first forgets the servers
+// past unrecordedForget; still full, it keeps nothing and says so.
+func (ur *unrecorded) remember(matchID string, u unrecordedServer, log *slog.Logger) {
+	if ur == nil || u.token == "" {
 		return
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.m == nil {
-		u.m = map[string]given{}
+	ur.mu.Lock()
+	defer ur.mu.Unlock()
+	if ur.m == nil {
+		ur.m = map[string]unrecordedServer{}
 	}
-	if len(u.m) < maxUnrecorded {
-		u.m[matchID] = g
+	if len(ur.m) >= maxUnrecorded {
+		maps.DeleteFunc(ur.m, func(_ string, old unrecordedServer) bool { return u.at.Sub(old.at) >= unrecordedForget })
 	}
+	if len(ur.m) >= maxUnrecorded {
+		log.Warn("too many servers not recorded; this one's match waits for its reservation to go stale", "match_id", matchID, "kept", len(ur.m))
+		return
+	}
+	ur.m[matchID] = u
 }
 
-// take hands over and forgets what is kept for matchID. One given before
-// its reservation could go stale is not handed over: another request
-// may have taken the record over since, and the record says whose server
-// the match has.
-func (u *unrecorded) take(matchID string, now time.Time) (given, bool) {
-	if u == nil {
-		return given{}, false
+// recall hands over and forgets the server remembered for matchID.
+// Whatever its age: the record, read before it is written
+// (recordGiven), says whether the reservation is still the one it was
+// given under.
+func (ur *unrecorded) recall(matchID string) (unrecordedServer, bool) {
+	if ur == nil {
+		return unrecordedServer{}, false
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	g, ok := u.m[matchID]
-	delete(u.m, matchID)
-	return g, ok && now.Sub(g.at) < events.AllocatorReservationStale
+	ur.mu.Lock()
+	defer ur.mu.Unlock()
+	u, ok := ur.m[matchID]
+	delete(ur.m, matchID)
+	return u, ok
 }
 
 // recordServer writes r, the server the backend just gave, into the
@@ -100,37 +116,38 @@ func (rs *records) recordServer(ctx context.Context, key string, r record, rev u
 	return nil
 }
 
-// recordGiven writes g's server into the match's record if the record is
-// still the pending reservation g was given under (compare-and-set on
-// its revision). done: the record holds a server now, g's or one a write
-// whose answer was lost stored before; not done: the record is no longer
-// g's reservation (given back, failed, requeued, taken over), and the
-// request goes the usual way. A write that fails keeps g for the next
-// try.
-func (rs *records) recordGiven(ctx context.Context, key string, g given) (r record, done bool, err error) {
+// recordGiven writes u's server into the match's record if the record
+// is still the pending reservation u was given under (compare-and-set
+// on its revision). done: the record holds a server now, u's or, when a
+// write whose answer was lost stored it, or another request took the
+// reservation over, the record's (reused: not u's); not done: the record
+// is no longer u's reservation (given back, failed, requeued, taken
+// over), and the request goes the usual way. A write that fails
+// remembers u for the next try.
+func (rs *records) recordGiven(ctx context.Context, key string, u unrecordedServer) (r record, done, reused bool, err error) {
 	e, err := rs.kv.Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return record{}, false, nil
+		return record{}, false, false, nil
 	case err != nil:
-		rs.unrecorded.keep(key, g)
-		return record{}, false, fmt.Errorf("allocation record of %s: %w", key, err)
+		rs.unrecorded.remember(key, u, rs.log)
+		return record{}, false, false, fmt.Errorf("allocation record of %s: %w", key, err)
 	}
 	var cur record
 	_ = json.Unmarshal(e.Value(), &cur)
 	switch {
 	case cur.Server != nil:
-		return cur, true, nil
-	case cur.Pending == 0 || cur.Delivery != g.token || cur.Failed || cur.Requeue != "":
-		return record{}, false, nil
+		return cur, true, u.rec.Server == nil || *cur.Server != *u.rec.Server, nil
+	case cur.Pending == 0 || cur.Delivery != u.token || cur.Failed || cur.Requeue != "":
+		return record{}, false, false, nil
 	}
-	data, _ := json.Marshal(g.rec) // always encodes
+	data, _ := json.Marshal(u.rec) // always encodes
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), events.ClaimCallTimeout)
 	defer cancel()
 	if _, err := rs.kv.Update(wctx, key, data, e.Revision()); err != nil {
-		rs.unrecorded.keep(key, g)
-		return record{}, false, fmt.Errorf("record allocation of %s: %w", key, err)
+		rs.unrecorded.remember(key, u, rs.log)
+		return record{}, false, false, fmt.Errorf("record allocation of %s: %w", key, err)
 	}
 	rs.log.Info("match's server recorded on a later try", "match_id", key)
-	return g.rec, true, nil
+	return u.rec, true, false, nil
 }

@@ -72,6 +72,7 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	stored, queued := s.finish(ctx, id, msg, data, storeErr == nil, queueErr == nil)
 	if stored && queued {
 		s.log.Info("ticket created on a later try of its writes", "ticket_id", id, "cause", err)
+		s.lateWrites.add(id, s.now())
 		return nil
 	}
 	if _, inMatch := s.withdraw(ctx, rec, err); !inMatch {
@@ -81,6 +82,7 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	// withdrawal: an error now would make it a no-show. With its record
 	// stored, it is created (nil: Create answers it).
 	if stored {
+		s.lateWrites.add(id, s.now())
 		return nil
 	}
 	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), events.ClaimCallTimeout)
@@ -90,6 +92,7 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 			"ticket_id", id, "cause", err, "err", perr)
 		return err
 	}
+	s.lateWrites.add(id, s.now())
 	return nil
 }
 

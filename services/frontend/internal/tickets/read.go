@@ -135,12 +135,15 @@ func (s *Service) Record(ctx context.Context, ticketID string) (Record, error) {
 		return Record{}, ErrNotFound
 	}
 	entry, err := s.kv.Get(ctx, ticketID)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		// A direct get, answered by any replica: one behind (a cut, a
-		// put acked by the other two) has not got a record a 202 named
-		// yet, and its client following at once heard 404 (chaos S49e).
-		// The leader has every put acked.
-		entry, err = s.leader.Get(ctx, ticketID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) && s.lateWrites.has(ticketID, s.now()) {
+		// A direct get, answered by any replica: one behind a cut has
+		// not got a record whose put the other two acked, and its client
+		// following at once heard 404. The leader has every put acked;
+		// not reached, the error (a 503) is the client's to retry, not a
+		// 404, which ends its ticket for it.
+		lctx, cancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
+		entry, err = s.leader.Get(lctx, ticketID)
+		cancel()
 	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return Record{}, ErrNotFound

@@ -152,11 +152,12 @@ type ShardCheck interface {
 type Service struct {
 	cfg Config
 	kv  jetstream.KeyValue
-	// leader is kv read from its stream's leader: a record a direct get
-	// did not find is asked for again there (Record), as a replica behind
-	// a cut answers a get without the put a 202 waited for.
-	leader  jetstream.KeyValue
-	results jetstream.Stream
+	// leader is kv read from its stream's leader: the record of a ticket
+	// whose writes went through late (lateWrites) that a direct get did
+	// not find is asked for again there (Record).
+	leader     jetstream.KeyValue
+	lateWrites lateWrites
+	results    jetstream.Stream
 	// js queues new tickets (storeAndQueue), pub everything else.
 	js      jetstream.JetStream
 	claims  *events.Claims
@@ -193,7 +194,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 	}
 	leader, err := events.LeaderGets(js, kv)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("tickets bucket: %w", err)
 	}
 	results, err := js.Stream(ctx, subj.ResultsStream())
 	if err != nil {

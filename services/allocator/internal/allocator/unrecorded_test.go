@@ -1,0 +1,74 @@
+package allocator
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// TestAServerGivenAndNotRecordedIsRecordedOnTheNextTry: a delivery's
+// try was given a server by the backend, but its record of it was not
+// stored (NATS timed out). The next request for the match in this
+// process, a retry of the delivery or its redelivery, writes that server
+// into the reservation and assigns the match, the backend asked once.
+// Before, each waited, as for another request's reservation, until the
+// record was stale (30 s: chaos S49e, 12 tickets 27-41 s late). A request
+// in another process, which cannot know the server, still waits and does
+// not ask the backend (review R16: the kube backend allocates anew on
+// every call).
+func TestAServerGivenAndNotRecordedIsRecordedOnTheNextTry(t *testing.T) {
+	t.Parallel()
+	for _, next := range []string{"retry", "redelivery"} {
+		t.Run(next, func(t *testing.T) {
+			t.Parallel()
+			p := newPartitioned(t, false)
+			p.backend.free.Store(2)
+			p.kv.updates.Store(5) // every write of the server into the record
+			m := pair("m-asked")
+			first := nthDelivery(m, 1)
+			if _, err := p.handler(first); err == nil {
+				t.Fatal("a match whose server was not recorded was acked")
+			}
+			kept := p.recs.unrecorded
+			p.recs.unrecorded = &unrecorded{} // another process
+			if err := p.deliver(m, 2); !errors.Is(err, errInProgress) {
+				t.Fatalf("a delivery in another process: %v, want %v", err, errInProgress)
+			}
+			p.recs.unrecorded = kept
+			var err error
+			if next == "retry" {
+				_, err = p.handler(first)
+			} else {
+				err = p.deliver(m, 3)
+			}
+			if err != nil {
+				t.Fatalf("the %s in this process: %v", next, err)
+			}
+			if n, c := p.told(t), p.backend.calls.Load(); n[events.StatusAssigned] != 2 || len(n) != 1 || c != 1 {
+				t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
+			}
+		})
+	}
+}
+
+// A full map of servers remembered forgets those past unrecordedForget
+// before it refuses a new one (review: matches whose redelivery went to
+// another allocator filled it for good, and every later one waited 30 s).
+func TestServersRememberedLongAgoAreForgottenWhenFull(t *testing.T) {
+	ur := &unrecorded{}
+	t0 := time.Now()
+	for i := range maxUnrecorded {
+		ur.remember(fmt.Sprintf("m-old-%d", i), unrecordedServer{token: "t", at: t0}, slog.New(slog.DiscardHandler))
+	}
+	ur.remember("m-new", unrecordedServer{token: "t", at: t0.Add(unrecordedForget)}, slog.New(slog.DiscardHandler))
+	if _, ok := ur.recall("m-new"); !ok {
+		t.Fatal("a full map of old servers refused a new one")
+	}
+	if _, ok := ur.recall("m-old-0"); ok {
+		t.Fatal("a server past unrecordedForget was kept")
+	}
+}
