@@ -111,6 +111,10 @@ type records struct {
 	// unrecorded are the servers given whose record's write failed (nil:
 	// none is kept).
 	unrecorded *unrecorded
+	// leader is kv read from its stream's leader (nil: kv), for
+	// recordGiven: a replica behind the cut that lost the write answers
+	// a direct get without the reservation.
+	leader jetstream.KeyValue
 }
 
 // stale says whether a pending record's owner is gone: it was written

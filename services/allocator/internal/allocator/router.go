@@ -45,7 +45,11 @@ func (a *Allocator) Bind(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		recs := &records{kv: kv, backend: a.backend, log: a.log, now: time.Now, unrecorded: &unrecorded{}}
+		leader, err := events.LeaderGets(a.js, kv)
+		if err != nil {
+			return err
+		}
+		recs := &records{kv: kv, leader: leader, backend: a.backend, log: a.log, now: time.Now, unrecorded: &unrecorded{}}
 		rs, err := openRooms(ctx, a.js, a.subj, src, recs, a.cfg.Backfill)
 		if err != nil {
 			return err

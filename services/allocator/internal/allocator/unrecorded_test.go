@@ -1,11 +1,14 @@
 package allocator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -70,5 +73,40 @@ func TestServersRememberedLongAgoAreForgottenWhenFull(t *testing.T) {
 	}
 	if _, ok := ur.recall("m-old-0"); ok {
 		t.Fatal("a server past unrecordedForget was kept")
+	}
+}
+
+// behindReplica is an allocations bucket whose direct gets are answered
+// by a replica behind the cut: no record at all.
+type behindReplica struct{ jetstream.KeyValue }
+
+func (behindReplica) Get(context.Context, string) (jetstream.KeyValueEntry, error) {
+	return nil, jetstream.ErrKeyNotFound
+}
+
+// The record a remembered server is written into is read from the
+// bucket's leader: a replica behind, answering that there is no record,
+// made the retry drop the server and wait 30 s for the reservation (found
+// rereading the change).
+func TestARememberedServerIsRecordedPastAReplicaBehind(t *testing.T) {
+	t.Parallel()
+	p := newPartitioned(t, false)
+	p.backend.free.Store(1)
+	p.kv.updates.Store(5) // every write of the server into the record
+	m := pair("m-behind")
+	first := nthDelivery(m, 1)
+	if _, err := p.handler(first); err == nil {
+		t.Fatal("a match whose server was not recorded was acked")
+	}
+	leader, err := events.LeaderGets(p.js, p.recs.kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.recs.kv, p.recs.leader = behindReplica{p.recs.kv}, leader
+	if _, err := p.handler(first); err != nil {
+		t.Fatalf("the retry past a replica behind: %v", err)
+	}
+	if n, c := p.told(t), p.backend.calls.Load(); n[events.StatusAssigned] != 2 || c != 1 {
+		t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
 	}
 }
