@@ -111,8 +111,8 @@ type records struct {
 	// unrecorded are the servers given whose record's write failed (nil:
 	// none is kept).
 	unrecorded *unrecorded
-	// leader is kv read from its stream's leader (nil: kv), for
-	// recordGiven: a replica behind the cut that lost the write answers
+	// leader is kv read from its stream's leader (nil: kv), for reserve
+	// and recordGiven: a replica behind the cut that lost a write answers
 	// a direct get without the reservation.
 	leader jetstream.KeyValue
 }
@@ -194,6 +194,15 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 	return r, false, nil
 }
 
+// reader is the bucket read from its stream's leader, where one was
+// set, for reads that must see what a write the leader took just said.
+func (rs *records) reader() jetstream.KeyValue {
+	if rs.leader != nil {
+		return rs.leader
+	}
+	return rs.kv
+}
+
 // callBound is events.AllocatorBackendCall, or the test's bound.
 func (rs *records) callBound() time.Duration {
 	if rs.bound > 0 {
@@ -234,7 +243,10 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return 0, nil, fmt.Errorf("allocation record of %s: %w", key, err)
 		}
-		e, err := rs.kv.Get(ctx, key)
+		// Read from the leader, which refused the create: a replica behind
+		// (a cut just healed) answers that there is no record, and the
+		// loop would spin creates and gets until it caught up.
+		e, err := rs.reader().Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			continue // given back just now: create it again

@@ -125,11 +125,7 @@ func (rs *records) recordServer(ctx context.Context, key string, r record, rev u
 // over), and the request goes the usual way. A write that fails
 // remembers u for the next try.
 func (rs *records) recordGiven(ctx context.Context, key string, u unrecordedServer) (r record, done, reused bool, err error) {
-	read := rs.kv
-	if rs.leader != nil {
-		read = rs.leader
-	}
-	e, err := read.Get(ctx, key)
+	e, err := rs.reader().Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return record{}, false, false, nil

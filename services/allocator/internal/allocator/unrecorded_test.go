@@ -110,3 +110,30 @@ func TestARememberedServerIsRecordedPastAReplicaBehind(t *testing.T) {
 		t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
 	}
 }
+
+// A reservation held by another delivery is read from the bucket's
+// leader, which refused the create: a replica behind the cut, answering
+// that there is no record, made reserve spin creates and gets, without a
+// wait, until it caught up (found rereading the change; older than it).
+func TestAHeldReservationIsReadPastAReplicaBehind(t *testing.T) {
+	t.Parallel()
+	p := newPartitioned(t, false)
+	p.backend.free.Store(1)
+	p.kv.lostCreates.Store(1)
+	m := pair("m-held-behind")
+	if err := p.deliver(m, 1); err == nil {
+		t.Fatal("a match whose reservation went unanswered was acked")
+	}
+	leader, err := events.LeaderGets(p.js, p.recs.kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.recs.kv, p.recs.leader = behindReplica{p.recs.kv}, leader
+	second := nthDelivery(m, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	second.SetContext(ctx)
+	if _, err := p.handler(second); !errors.Is(err, errInProgress) {
+		t.Fatalf("another delivery past a replica behind: %v, want %v", err, errInProgress)
+	}
+}
