@@ -21,6 +21,7 @@ const (
 	metaDelivery = "quickmatch_delivery"
 	metaAsked    = "quickmatch_delivery_asked"
 	metaCounted  = "quickmatch_delivery_counted"
+	metaReserved = "quickmatch_delivery_reserved"
 )
 
 // newDelivery marks msg as a delivery of its own (the router's
@@ -29,6 +30,7 @@ func newDelivery(msg *message.Message) {
 	msg.Metadata.Set(metaDelivery, watermill.NewUUID())
 	msg.Metadata.Set(metaAsked, "")
 	msg.Metadata.Set(metaCounted, "")
+	msg.Metadata.Set(metaReserved, "")
 }
 
 // token is the delivery's token ("" for none: a message not marked).
@@ -40,6 +42,21 @@ func (d delivery) asking() {
 		d.meta.Set(metaAsked, "yes")
 	}
 }
+
+// asked says whether a try of the delivery asked the backend.
+func (d delivery) asked() bool { return d.meta.Get(metaAsked) != "" }
+
+// reserving records that a try of the delivery is about to write key's
+// reservation (its answer may be lost while it is stored).
+func (d delivery) reserving(key string) {
+	if d.meta != nil {
+		d.meta.Set(metaReserved, key)
+	}
+}
+
+// reserved is the key of the record a try of the delivery reserved, or
+// tried to ("" for none).
+func (d delivery) reserved() string { return d.meta.Get(metaReserved) }
 
 // countOnce says whether the delivery's outcome is still to be counted,
 // and marks it counted: a retry of a try that allocated (its results
@@ -59,7 +76,7 @@ func (d delivery) countOnce() bool {
 // of it took to the backend: one the delivery may take again at once
 // (records.reserve).
 func (d delivery) owns(r record) bool {
-	return d.token() != "" && r.Delivery == d.token() && d.meta.Get(metaAsked) == ""
+	return d.token() != "" && r.Delivery == d.token() && !d.asked()
 }
 
 type deliveryKey struct{}

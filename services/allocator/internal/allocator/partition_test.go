@@ -245,7 +245,7 @@ func TestALostReservationIsTheDeliverysOwn(t *testing.T) {
 // published with the metadata's names as headers is a forgery).
 func TestEachDeliveryHasItsOwnToken(t *testing.T) {
 	t.Parallel()
-	in := forgedDelivery{nats.Header{jetstream.MsgIDHeader: []string{"m-1"}, metaDelivery: []string{"forged"}, metaAsked: []string{"forged"}, metaCounted: []string{"forged"}}}
+	in := forgedDelivery{nats.Header{jetstream.MsgIDHeader: []string{"m-1"}, metaDelivery: []string{"forged"}, metaAsked: []string{"forged"}, metaCounted: []string{"forged"}, metaReserved: []string{"forged"}}}
 	a, b := unmarshal(in), unmarshal(in)
 	da, db := deliveryFrom(withDelivery(t.Context(), a)), deliveryFrom(withDelivery(t.Context(), b))
 	if da.token() == "" || da.token() == db.token() || da.token() == "forged" {
@@ -254,6 +254,9 @@ func TestEachDeliveryHasItsOwnToken(t *testing.T) {
 	mine := record{Pending: 1, Delivery: da.token()}
 	if !da.owns(mine) || db.owns(mine) || deliveryFrom(t.Context()).owns(record{Pending: 1}) {
 		t.Fatal("a pending record is owned by a delivery other than the one that wrote it")
+	}
+	if da.reserved() != "" || da.asked() {
+		t.Fatal("a header says the delivery reserved a record, or asked the backend")
 	}
 	da.asking()
 	if da.owns(mine) {

@@ -111,6 +111,9 @@ type records struct {
 	// unrecorded are the servers given whose record's write failed (nil:
 	// none is kept).
 	unrecorded *unrecorded
+	// left are the reservations this process's deliveries left unasked
+	// (nil: none is kept).
+	left *left
 	// leader is kv read from its stream's leader (nil: kv), for reserve
 	// and recordGiven: a replica behind the cut that lost a write answers
 	// a direct get without the reservation.
@@ -194,85 +197,12 @@ func (rs *records) place(ctx context.Context, m events.Match, find func(context.
 	return r, false, nil
 }
 
-// reader is the bucket read from its stream's leader, where one was
-// set, for reads that must see what a write the leader took just said.
-func (rs *records) reader() jetstream.KeyValue {
-	if rs.leader != nil {
-		return rs.leader
-	}
-	return rs.kv
-}
-
 // callBound is events.AllocatorBackendCall, or the test's bound.
 func (rs *records) callBound() time.Duration {
 	if rs.bound > 0 {
 		return rs.bound
 	}
 	return events.AllocatorBackendCall
-}
-
-// reserve takes the match's record as pending and returns its revision,
-// or the record, when it already holds a server.
-//
-// A pending record of ctx's own delivery (deliveryFrom) that no try of
-// it took to the backend is taken again at once: an earlier try wrote
-// it and lost the answer (NATS slow or cut). No other request can be
-// allocating the match then: every other one finds the record held, a
-// takeover of it as stale writes its own token, and the tries of one
-// delivery never overlap. So the delivery goes on as soon as NATS
-// answers, where it used to wait, as for another request's, until the
-// record was stale (events.AllocatorReservationStale: 30 s), and its players heard
-// their assignment that much later (chaos run s of #20's fourteenth
-// round: 14 matches). A delivery that asked the backend still waits, as
-// before, for the record to go stale: a second call sooner could come
-// before the kube backend sees the first call's server (its informers),
-// and allocate another.
-func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, error) {
-	d := deliveryFrom(ctx)
-	pending := func() []byte {
-		b, _ := json.Marshal(record{Pending: rs.now().UnixMilli(), Delivery: d.token()}) // always encodes
-		return b
-	}
-	for {
-		// Create first: a match's first request (nearly all of them) takes
-		// the record in one round trip; only a repeat reads it.
-		rev, err := rs.kv.Create(ctx, key, pending())
-		if err == nil {
-			return rev, nil, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return 0, nil, fmt.Errorf("allocation record of %s: %w", key, err)
-		}
-		// Read from the leader, which refused the create: a replica behind
-		// (a cut just healed) answers that there is no record, and the
-		// loop would spin creates and gets until it caught up.
-		e, err := rs.reader().Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			continue // given back just now: create it again
-		case err != nil:
-			return 0, nil, fmt.Errorf("allocation record of %s: %w", key, err)
-		}
-		var r record
-		_ = json.Unmarshal(e.Value(), &r)
-		if r.Failed {
-			return 0, nil, failedAs(r)
-		}
-		if r.Requeue != "" {
-			return 0, nil, fmt.Errorf("match %s: %w", key, errRequeued)
-		}
-		if r.Server != nil {
-			rs.log.Info("match allocated before; same server", "match_id", key, "server", r.Server.Name)
-			return 0, &r, nil
-		}
-		if !rs.stale(r) && !d.owns(r) {
-			return 0, nil, fmt.Errorf("match %s: %w", key, errInProgress)
-		}
-		if rev, err := rs.kv.Update(ctx, key, pending(), e.Revision()); err == nil {
-			return rev, nil, nil
-		}
-		// Someone else took the stale pending record over: read it again.
-	}
 }
 
 // placed is the record of a match that was given a server before (a

@@ -49,7 +49,7 @@ func (a *Allocator) Bind(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		recs := &records{kv: kv, leader: leader, backend: a.backend, log: a.log, now: time.Now, unrecorded: &unrecorded{}}
+		recs := &records{kv: kv, leader: leader, backend: a.backend, log: a.log, now: time.Now, unrecorded: &unrecorded{}, left: &left{}}
 		rs, err := openRooms(ctx, a.js, a.subj, src, recs, a.cfg.Backfill)
 		if err != nil {
 			return err
@@ -187,8 +187,9 @@ func (a *Allocator) router(as *assigner, fail *failure, in <-chan *message.Messa
 	}
 	// Order: the outermost middleware sees what is left after the inner
 	// ones; giveUp turns a failure that survived every retry into results
-	// and a dead letter, so the router only ever acks.
-	router.AddMiddleware(middleware.CorrelationID, fail.giveUp, retry.Middleware, middleware.Recoverer)
+	// and a dead letter, so the router only ever acks; leaveUnasked sees a
+	// delivery whose every try ended.
+	router.AddMiddleware(middleware.CorrelationID, fail.giveUp, as.records.leaveUnasked, retry.Middleware, middleware.Recoverer)
 	router.AddConsumerHandler("allocate", a.subj.AllAllocations(), subscribed(in), as.handle)
 	return router, nil
 }

@@ -1,0 +1,98 @@
+package allocator
+
+import (
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// left are the reservations this allocator's deliveries left when every
+// try of theirs failed without asking the backend, by the delivery's
+// token: the match and when the delivery ended. A reservation's create can be
+// stored while its answer is lost (NATS slow, or cut off just then); the
+// delivery's own retries take it again (delivery.owns), but once they
+// are over the match's redelivery, a delivery of its own, found the
+// record held by another request and waited for it to go stale
+// (events.AllocatorReservationStale, 30 s): chaos S51 had 4 tickets
+// 39 s late so. No try of an ended delivery runs any more, and none
+// asked the backend, so nothing can be allocating under its reservation:
+// the next request for the match in this process takes it over at once
+// (reserve). A request in another process still waits: it cannot know
+// that the delivery ended.
+type left struct {
+	mu sync.Mutex
+	m  map[string]leftReservation
+}
+
+// leftReservation is the match of a reservation left, and when.
+type leftReservation struct {
+	matchID string
+	at      time.Time
+}
+
+// At most maxLeft reservations are kept; full, those past their
+// reservation's life are forgotten (the record is stale by then, and
+// taken over anyway), and still full, nothing more is kept: that match
+// waits, as before.
+const maxLeft = 4 * events.AllocatorMaxAckPending
+
+// leave keeps the reservation of token for matchID (nil: nothing is
+// kept, as in the tests that make records of their own).
+func (l *left) leave(matchID, token string, at time.Time) {
+	if l == nil || token == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]leftReservation{}
+	}
+	if len(l.m) >= maxLeft {
+		maps.DeleteFunc(l.m, func(_ string, old leftReservation) bool {
+			return at.Sub(old.at) >= events.AllocatorReservationStale
+		})
+	}
+	if len(l.m) < maxLeft {
+		l.m[token] = leftReservation{matchID: matchID, at: at}
+	}
+}
+
+// has says whether the reservation of token for matchID was left by a
+// delivery of this process that ended.
+func (l *left) has(matchID, token string) bool {
+	if l == nil || token == "" {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m[token].matchID == matchID
+}
+
+// forget drops the reservation of token: its record is taken.
+func (l *left) forget(token string) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.m, token)
+}
+
+// leaveUnasked is the middleware that sees each delivery once all its
+// tries ended (outside the retries): one that failed after reserving its
+// match's record (delivery.reserving) and without asking the backend
+// leaves the reservation to the match's next request here.
+func (rs *records) leaveUnasked(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		d := delivery{meta: msg.Metadata}
+		if key := d.reserved(); err != nil && key != "" && !d.asked() {
+			rs.left.leave(key, d.token(), rs.now())
+		}
+		return out, err
+	}
+}
