@@ -69,30 +69,41 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	if !mayBeQueued(queueErr) {
 		return err
 	}
-	stored, queued := s.finish(ctx, id, msg, data, storeErr == nil, queueErr == nil)
+	if err := s.createLate(ctx, rec, msg, data, storeErr == nil, queueErr == nil, err); err != nil {
+		return err
+	}
+	// A replica of the bucket may not have the record yet: a read of it
+	// that finds nothing asks the leader for a while (Record).
+	s.lateWrites.add(id, s.now())
+	return nil
+}
+
+// createLate tries again what is left of a ticket's writes that failed
+// with cause while it may be queued (finish), and withdraws it if they
+// fail. nil: the ticket is created after all, its writes late.
+func (s *Service) createLate(ctx context.Context, rec Record, msg *nats.Msg, data []byte, stored, queued bool, cause error) error {
+	id := rec.Ticket.TicketID
+	stored, queued = s.finish(ctx, id, msg, data, stored, queued)
 	if stored && queued {
-		s.log.Info("ticket created on a later try of its writes", "ticket_id", id, "cause", err)
-		s.lateWrites.add(id, s.now())
+		s.log.Info("ticket created on a later try of its writes", "ticket_id", id, "cause", cause)
 		return nil
 	}
-	if _, inMatch := s.withdraw(ctx, rec, err); !inMatch {
-		return err
+	if _, inMatch := s.withdraw(ctx, rec, cause); !inMatch {
+		return cause
 	}
 	// Queued after all, and a matcher put it in a match before the
 	// withdrawal: an error now would make it a no-show. With its record
 	// stored, it is created (nil: Create answers it).
 	if stored {
-		s.lateWrites.add(id, s.now())
 		return nil
 	}
 	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), events.ClaimCallTimeout)
 	defer pcancel()
 	if _, perr := s.kv.Put(pctx, id, data); perr != nil {
 		s.log.Error("ticket in a match but its record not stored; its client is told an error: a no-show",
-			"ticket_id", id, "cause", err, "err", perr)
-		return err
+			"ticket_id", id, "cause", cause, "err", perr)
+		return cause
 	}
-	s.lateWrites.add(id, s.now())
 	return nil
 }
 
