@@ -21,8 +21,9 @@ import (
 // 39 s late so. No try of an ended delivery runs any more, and none
 // asked the backend, so nothing can be allocating under its reservation:
 // the next request for the match in this process takes it over at once
-// (reserve). A request in another process still waits: it cannot know
-// that the delivery ended.
+// (reserve). A request in another process cannot know that the delivery
+// ended: this one gives the reservation back once NATS answers it
+// (settle), and that request reserves the match then.
 type left struct {
 	mu sync.Mutex
 	m  map[string]leftReservation
@@ -70,6 +71,16 @@ func (l *left) has(matchID, token string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.m[token].matchID == matchID
+}
+
+// all is every reservation kept, by token.
+func (l *left) all() map[string]leftReservation {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.m)
 }
 
 // forget drops the reservation of token: its record is taken.

@@ -69,6 +69,7 @@ func (a *Allocator) Run(ctx context.Context) error {
 		return err
 	}
 	recs, claims, rs := a.bound.recs, a.bound.claims, a.bound.rooms
+	go recs.settle(ctx)
 	pub := events.NewPublisher(a.js, a.subj)
 	fail := &failure{records: recs, pub: pub, claims: claims, requeue: a.cfg.Requeue, met: a.met, log: a.log, now: time.Now}
 	as := &assigner{records: recs, rooms: rs, requeue: fail.requeueBackfill,

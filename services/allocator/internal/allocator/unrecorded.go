@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,7 +25,8 @@ import (
 // waited, as every request does for a reservation it did not write, for
 // the record to go stale (events.AllocatorReservationStale, 30 s): chaos
 // S49e had 12 tickets 27-41 s late so. A request in another process
-// still waits: it cannot know what the backend gave.
+// cannot know what the backend gave: this one writes the server in
+// anyway once NATS answers it (settle), and that request finds it.
 type unrecorded struct {
 	mu sync.Mutex
 	m  map[string]unrecordedServer
@@ -84,6 +86,16 @@ func (ur *unrecorded) recall(matchID string) (unrecordedServer, bool) {
 	u, ok := ur.m[matchID]
 	delete(ur.m, matchID)
 	return u, ok
+}
+
+// keys are the matches whose server is remembered.
+func (ur *unrecorded) keys() []string {
+	if ur == nil {
+		return nil
+	}
+	ur.mu.Lock()
+	defer ur.mu.Unlock()
+	return slices.Collect(maps.Keys(ur.m))
 }
 
 // recordServer writes r, the server the backend just gave, into the
