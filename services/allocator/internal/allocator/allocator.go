@@ -198,6 +198,9 @@ type metrics struct {
 	latency  prometheus.Histogram
 	outcomes *prometheus.CounterVec
 	retries  prometheus.Counter
+	// settled counts the records left unsettled that were settled before
+	// they went stale, by how (records.settledBy).
+	settled *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -212,6 +215,9 @@ func newMetrics() *metrics {
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quickmatch_allocator_retries_total", Help: "Retries of allocations after an error.",
 		}),
+		settled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quickmatch_allocator_reservations_settled_total", Help: "Match reservations left unsettled by a cut and settled before they went stale, by how: server_recorded (a server given and not recorded, written in on a later try), taken_over (left by an ended delivery that did not ask the backend, taken by the next request) or given_back (the same, deleted for a request in another allocator).",
+		}, []string{"how"}),
 	}
 }
 
@@ -227,7 +233,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, subj events.Subjects
 		return nil, fmt.Errorf("allocator config: %w", err)
 	}
 	for _, r := range reg {
-		r.MustRegister(met.latency, met.outcomes, met.retries)
+		r.MustRegister(met.latency, met.outcomes, met.retries, met.settled)
 	}
 	log.Info("join tokens signed with key", "key_id", signer.KeyID())
 	return &Allocator{cfg: cfg, nc: nc, js: js, subj: subj, backend: backend, log: log, met: met, signer: signer, routing: make(chan struct{})}, nil

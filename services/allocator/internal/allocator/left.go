@@ -1,6 +1,7 @@
 package allocator
 
 import (
+	"errors"
 	"maps"
 	"sync"
 	"time"
@@ -101,7 +102,9 @@ func (rs *records) leaveUnasked(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
 		d := delivery{meta: msg.Metadata}
-		if key := d.reserved(); err != nil && key != "" && !d.asked() {
+		// One whose last try found another's reservation holds none: its
+		// create was refused.
+		if key := d.reserved(); err != nil && key != "" && !d.asked() && !errors.Is(err, errInProgress) {
 			rs.left.leave(key, d.token(), rs.now())
 		}
 		return out, err

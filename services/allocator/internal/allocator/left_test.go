@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -25,7 +26,7 @@ func (p *partitioned) ended() message.HandlerFunc {
 func TestAReservationLeftByAnEndedDeliveryIsTakenOver(t *testing.T) {
 	t.Parallel()
 	p := newPartitioned(t, false)
-	p.recs.left = &left{}
+	p.recs.left, p.recs.settled = &left{}, newMetrics().settled
 	p.backend.free.Store(1)
 	p.kv.lostCreates.Store(1)
 	m := pair("m-left")
@@ -37,6 +38,9 @@ func TestAReservationLeftByAnEndedDeliveryIsTakenOver(t *testing.T) {
 	}
 	if n, c := p.told(t), p.backend.calls.Load(); n[events.StatusAssigned] != 2 || len(n) != 1 || c != 1 {
 		t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
+	}
+	if n := testutil.ToFloat64(p.recs.settled.WithLabelValues("taken_over")); n != 1 {
+		t.Fatalf("%v reservations counted taken over; want 1", n)
 	}
 }
 

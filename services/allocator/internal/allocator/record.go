@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
@@ -114,10 +115,19 @@ type records struct {
 	// left are the reservations this process's deliveries left unasked
 	// (nil: none is kept).
 	left *left
+	// settled counts the reservations settled, by how (nil: uncounted).
+	settled *prometheus.CounterVec
 	// leader is kv read from its stream's leader (nil: kv), for reserve
 	// and recordGiven: a replica behind the cut that lost a write answers
 	// a direct get without the reservation.
 	leader jetstream.KeyValue
+}
+
+// settledBy counts a reservation left unsettled and settled, by how.
+func (rs *records) settledBy(how string) {
+	if rs.settled != nil {
+		rs.settled.WithLabelValues(how).Inc()
+	}
 }
 
 // stale says whether a pending record's owner is gone: it was written

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -34,7 +35,7 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 		return b
 	}
 	d.reserving(key)
-	for {
+	for deleted := 0; ; {
 		// Create first: a match's first request (nearly all of them) takes
 		// the record in one round trip; only a repeat reads it.
 		rev, err := rs.kv.Create(ctx, key, pending())
@@ -50,7 +51,20 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 		e, err := rs.reader().Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			continue // given back just now: create it again
+			// Given back just now: create it again. nats.go's create of a
+			// deleted key reads the key with a direct get, which a replica
+			// behind may answer with the record still there: ErrKeyExists
+			// again until it catches up. So a few tries, spaced, and then
+			// the delivery's retries, spaced further (review R1).
+			if deleted++; deleted > reserveDeletedTries {
+				return 0, nil, fmt.Errorf("match %s: record deleted at the leader, held at a replica: %w", key, errInProgress)
+			}
+			select {
+			case <-ctx.Done():
+				return 0, nil, fmt.Errorf("allocation record of %s: %w", key, ctx.Err())
+			case <-time.After(time.Duration(deleted) * reserveDeletedWait):
+			}
+			continue
 		case err != nil:
 			return 0, nil, fmt.Errorf("allocation record of %s: %w", key, err)
 		}
@@ -74,12 +88,21 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 			if left {
 				rs.left.forget(r.Delivery)
 				rs.log.Info("match's reservation left by an ended delivery; taken over", "match_id", key)
+				rs.settledBy("taken_over")
 			}
 			return rev, nil, nil
 		}
 		// Someone else took the stale pending record over: read it again.
 	}
 }
+
+// A record read as deleted at the leader after a create found it is
+// created again reserveDeletedTries times at most, reserveDeletedWait
+// more apart each time.
+const (
+	reserveDeletedTries = 3
+	reserveDeletedWait  = 50 * time.Millisecond
+)
 
 // reader is the bucket read from its stream's leader, where one was
 // set, for reads that must see what a write the leader took just said.

@@ -49,7 +49,7 @@ func (a *Allocator) Bind(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		recs := &records{kv: kv, leader: leader, backend: a.backend, log: a.log, now: time.Now, unrecorded: &unrecorded{}, left: &left{}}
+		recs := &records{kv: kv, leader: leader, backend: a.backend, log: a.log, now: time.Now, unrecorded: &unrecorded{}, left: &left{}, settled: a.met.settled}
 		rs, err := openRooms(ctx, a.js, a.subj, src, recs, a.cfg.Backfill)
 		if err != nil {
 			return err

@@ -48,7 +48,7 @@ func (rs *records) settleOnce(ctx context.Context) {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
-		_, _, _, _ = rs.recordGiven(cctx, key, u) // remembers u again when its write fails
+		_, _, _, _ = rs.recordGiven(cctx, key, u) // puts u back when its write fails
 		cancel()
 	}
 	for token, l := range rs.left.all() {
@@ -81,5 +81,6 @@ func (rs *records) giveBack(ctx context.Context, token, matchID string) (done bo
 		return false
 	}
 	rs.log.Info("match's reservation left by an ended delivery; given back", "match_id", matchID)
+	rs.settledBy("given_back")
 	return true
 }

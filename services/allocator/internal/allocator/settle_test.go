@@ -1,9 +1,15 @@
 package allocator
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -16,6 +22,7 @@ import (
 func TestAServerNotRecordedIsFoundByAnotherAllocator(t *testing.T) {
 	t.Parallel()
 	p := newPartitioned(t, false)
+	p.recs.settled = newMetrics().settled
 	p.backend.free.Store(1)
 	p.kv.updates.Store(5) // every write of the server into the record
 	m := pair("m-settle")
@@ -31,6 +38,9 @@ func TestAServerNotRecordedIsFoundByAnotherAllocator(t *testing.T) {
 	if n, c := p.told(t), p.backend.calls.Load(); n[events.StatusAssigned] != 2 || len(n) != 1 || c != 1 {
 		t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
 	}
+	if n := testutil.ToFloat64(p.recs.settled.WithLabelValues("server_recorded")); n != 1 {
+		t.Fatalf("%v servers counted recorded late; want 1", n)
+	}
 }
 
 // A reservation a delivery left without asking the backend is given back
@@ -41,7 +51,7 @@ func TestAServerNotRecordedIsFoundByAnotherAllocator(t *testing.T) {
 func TestAReservationLeftIsGivenBackForAnotherAllocator(t *testing.T) {
 	t.Parallel()
 	p := newPartitioned(t, false)
-	p.recs.left = &left{}
+	p.recs.left, p.recs.settled = &left{}, newMetrics().settled
 	p.backend.free.Store(1)
 	p.kv.lostCreates.Store(1)
 	m := pair("m-giveback")
@@ -60,6 +70,9 @@ func TestAReservationLeftIsGivenBackForAnotherAllocator(t *testing.T) {
 	if len(kept.all()) != 0 {
 		t.Fatalf("reservations still kept after their give-back: %v", kept.all())
 	}
+	if n := testutil.ToFloat64(p.recs.settled.WithLabelValues("given_back")); n != 1 {
+		t.Fatalf("%v reservations counted given back; want 1", n)
+	}
 	p.recs.left = kept
 	held, _ := json.Marshal(record{Pending: time.Now().UnixMilli(), Delivery: "allocating"})
 	if _, err := p.kv.Create(t.Context(), "m-held", held); err != nil {
@@ -76,5 +89,91 @@ func TestAReservationLeftIsGivenBackForAnotherAllocator(t *testing.T) {
 	}
 	if len(kept.all()) != 0 {
 		t.Fatalf("reservations that are not the records' still kept: %v", kept.all())
+	}
+}
+
+// replicaBehind is nats.go's create while the bucket's leader holds the
+// key deleted and the replica that answers direct gets still holds the
+// record: the create at revision 0 is refused at the leader, and the
+// read that follows finds the record, so it says the key exists.
+type replicaBehind struct {
+	jetstream.KeyValue
+	creates atomic.Int64
+}
+
+func (r *replicaBehind) Create(ctx context.Context, key string, value []byte, _ ...jetstream.KVCreateOpt) (uint64, error) {
+	r.creates.Add(1)
+	if rev, err := r.Update(ctx, key, value, 0); err == nil {
+		return rev, nil
+	}
+	return 0, jetstream.ErrKeyExists
+}
+
+// A reservation given back while a replica behind still holds it is
+// created again a few times, spaced, and then left to the delivery's
+// retries: reserve spun creates and leader reads with no wait until the
+// replica caught up (review R1: 2,745 creates in 500 ms).
+func TestAGivenBackReservationHeldAtAReplicaIsNotSpunOn(t *testing.T) {
+	t.Parallel()
+	p := newPartitioned(t, false)
+	p.recs.left = &left{}
+	p.backend.free.Store(1)
+	p.kv.lostCreates.Store(1)
+	m := pair("m-spin")
+	if _, err := p.ended()(nthDelivery(m, 1)); err == nil {
+		t.Fatal("a match whose reservation went unanswered was acked")
+	}
+	p.recs.settleOnce(t.Context()) // given back: deleted at the leader
+	leader, err := events.LeaderGets(p.js, p.kv.KeyValue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	behind := &replicaBehind{KeyValue: p.kv.KeyValue}
+	p.recs.kv, p.recs.leader, p.recs.left = behind, leader, &left{} // another allocator's request
+	msg := nthDelivery(m, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	msg.SetContext(ctx)
+	if _, err := p.handler(msg); !errors.Is(err, errInProgress) || behind.creates.Load() > reserveDeletedTries+1 {
+		t.Fatalf("a request past a replica behind: %v after %d creates; want %v after %d at most",
+			err, behind.creates.Load(), errInProgress, reserveDeletedTries+1)
+	}
+}
+
+// failFirstGet runs before on its first Get, which then times out.
+type failFirstGet struct {
+	jetstream.KeyValue
+	before func()
+	n      atomic.Int32
+}
+
+func (f *failFirstGet) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if f.n.Add(1) == 1 {
+		f.before()
+		return nil, context.DeadlineExceeded
+	}
+	return f.KeyValue.Get(ctx, key)
+}
+
+// A server settle could not record is put back only if no other was
+// remembered for its match meanwhile: a request's newer server, given
+// under the reservation the record holds, was overwritten by the older
+// one, lost, and its match waited 30 s (review R2).
+func TestASettleKeepsAServerRememberedMeanwhile(t *testing.T) {
+	t.Parallel()
+	p := newPartitioned(t, false)
+	m := pair("m-newer")
+	held, _ := json.Marshal(record{Pending: time.Now().UnixMilli(), Delivery: "t3"})
+	if _, err := p.kv.Create(t.Context(), m.MatchID, held); err != nil {
+		t.Fatal(err)
+	}
+	s1, s3 := Server{Name: "s1"}, Server{Name: "s3"}
+	p.recs.unrecorded.remember(m.MatchID, unrecordedServer{token: "t1", rec: record{Server: &s1}, at: time.Now()}, p.recs.log)
+	p.recs.leader = &failFirstGet{KeyValue: p.kv.KeyValue, before: func() {
+		p.recs.unrecorded.remember(m.MatchID, unrecordedServer{token: "t3", rec: record{Server: &s3}, at: time.Now()}, p.recs.log)
+	}}
+	p.recs.settleOnce(t.Context())
+	if u, _ := p.recs.unrecorded.recall(m.MatchID); u.token != "t3" {
+		t.Fatalf("remembered %q's server; want t3's, the record's", u.token)
 	}
 }

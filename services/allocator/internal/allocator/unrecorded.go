@@ -55,6 +55,19 @@ const (
 // that make records of their own). Full, it first forgets the servers
 // past unrecordedForget; still full, it keeps nothing and says so.
 func (ur *unrecorded) remember(matchID string, u unrecordedServer, log *slog.Logger) {
+	ur.keep(matchID, u, log, true)
+}
+
+// putBack keeps u again for matchID after a try to record it failed,
+// unless a server was remembered for the match meanwhile: that one was
+// given under a later reservation, and u's, taken over, is not the
+// record's any more (review R2).
+func (ur *unrecorded) putBack(matchID string, u unrecordedServer, log *slog.Logger) {
+	ur.keep(matchID, u, log, false)
+}
+
+// keep is remember, or putBack when it does not replace.
+func (ur *unrecorded) keep(matchID string, u unrecordedServer, log *slog.Logger, replace bool) {
 	if ur == nil || u.token == "" {
 		return
 	}
@@ -62,6 +75,9 @@ func (ur *unrecorded) remember(matchID string, u unrecordedServer, log *slog.Log
 	defer ur.mu.Unlock()
 	if ur.m == nil {
 		ur.m = map[string]unrecordedServer{}
+	}
+	if _, ok := ur.m[matchID]; ok && !replace {
+		return
 	}
 	if len(ur.m) >= maxUnrecorded {
 		maps.DeleteFunc(ur.m, func(_ string, old unrecordedServer) bool { return u.at.Sub(old.at) >= unrecordedForget })
@@ -135,14 +151,14 @@ func (rs *records) recordServer(ctx context.Context, key string, r record, rev u
 // reservation over, the record's (reused: not u's); not done: the record
 // is no longer u's reservation (given back, failed, requeued, taken
 // over), and the request goes the usual way. A write that fails
-// remembers u for the next try.
+// puts u back for the next try.
 func (rs *records) recordGiven(ctx context.Context, key string, u unrecordedServer) (r record, done, reused bool, err error) {
 	e, err := rs.reader().Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return record{}, false, false, nil
 	case err != nil:
-		rs.unrecorded.remember(key, u, rs.log)
+		rs.unrecorded.putBack(key, u, rs.log)
 		return record{}, false, false, fmt.Errorf("allocation record of %s: %w", key, err)
 	}
 	var cur record
@@ -157,9 +173,10 @@ func (rs *records) recordGiven(ctx context.Context, key string, u unrecordedServ
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), events.ClaimCallTimeout)
 	defer cancel()
 	if _, err := rs.kv.Update(wctx, key, data, e.Revision()); err != nil {
-		rs.unrecorded.remember(key, u, rs.log)
+		rs.unrecorded.putBack(key, u, rs.log)
 		return record{}, false, false, fmt.Errorf("record allocation of %s: %w", key, err)
 	}
 	rs.log.Info("match's server recorded on a later try", "match_id", key)
+	rs.settledBy("server_recorded")
 	return u.rec, true, false, nil
 }
