@@ -112,14 +112,36 @@ func (u *reuser) queue(ctx context.Context, player, ticketID, region string, ski
 	return true
 }
 
+// publish sends the ticket on NATS as a careful client does: a publish
+// whose ack did not come (NATS slow, or cut off) is sent again with the
+// same ticket id, its message id, until reuserTimeout. JetStream's
+// duplicate window answers the second publish with the first one's ack,
+// so the ticket is queued once and the client learns that it was. One
+// given up at the first timeout could be queued all the same, with no
+// client that knew of it: a no-show (chaos S49e to S51b: 5 of 13).
 func (u *reuser) publish(ctx context.Context, player, ticketID, region string, skill int) error {
 	t := events.Ticket{SchemaVersion: events.SchemaVersion, TicketID: ticketID, PlayerID: player, Mode: "1v1", Skill: skill, CreatedAt: time.Now().UTC()}
 	tier, _ := events.Tiers(events.DefaultTiers).For(skill)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, reuserTimeout)
 	defer cancel()
-	_, err := events.NewPublisher(u.js, events.Subjects{}).Ticket(pctx, region, tier, t)
-	return err
+	pub := events.NewPublisher(u.js, events.Subjects{})
+	for wait := publishRetryWait; ; wait = min(2*wait, 8*publishRetryWait) {
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := pub.Ticket(pctx, region, tier, t)
+		pcancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
+
+// publishRetryWait is the first wait before a publish is sent again.
+const publishRetryWait = 250 * time.Millisecond
 
 func (u *reuser) post(ctx context.Context, base, player, region string, skill int) (string, error) {
 	body, _ := json.Marshal(map[string]any{"player_id": player, "skill": skill, "region": region, "mode": "1v1"})

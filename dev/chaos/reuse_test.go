@@ -1,0 +1,55 @@
+package chaos
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// lostAck is JetStream whose first publish is stored but its ack lost.
+type lostAck struct {
+	jetstream.JetStream
+	publishes int
+}
+
+func (l *lostAck) PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	l.publishes++
+	ack, err := l.JetStream.PublishMsg(ctx, msg, opts...)
+	if err == nil && l.publishes == 1 {
+		return nil, context.DeadlineExceeded
+	}
+	return ack, err
+}
+
+// A reuser whose ticket's publish was stored but its ack lost publishes
+// it again with the same id, and counts it acknowledged, queued once.
+// It gave up at once before, its ticket queued with no client that knew
+// of it: a no-show.
+func TestAReusersLostAckIsAskedForAgain(t *testing.T) {
+	t.Parallel()
+	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	lost := &lostAck{JetStream: js}
+	u := newReuser("run", nil, lost, nil, 1)
+	if !u.queue(t.Context(), "p", "p-1", "eu", 1700, viaNATS, 0) {
+		t.Fatalf("a ticket stored with its ack lost was not acknowledged (errors %v)", u.errs)
+	}
+	s, err := js.Stream(t.Context(), events.Subjects{}.TicketsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 || lost.publishes != 2 {
+		t.Fatalf("%d tickets stored after %d publishes; want 1 after 2", info.State.Msgs, lost.publishes)
+	}
+}
