@@ -141,6 +141,9 @@ func (u *reuser) publish(ctx context.Context, player, ticketID, region string, s
 }
 
 // publishRetryWait is the first wait before a publish is sent again.
+// The tries end within reuserTimeout, well inside JetStream's duplicate
+// window (events.DuplicateWindow, 2 minutes), past which a second
+// publish would queue a second ticket.
 const publishRetryWait = 250 * time.Millisecond
 
 func (u *reuser) post(ctx context.Context, base, player, region string, skill int) (string, error) {

@@ -53,3 +53,11 @@ func TestAReusersLostAckIsAskedForAgain(t *testing.T) {
 		t.Fatalf("%d tickets stored after %d publishes; want 1 after 2", info.State.Msgs, lost.publishes)
 	}
 }
+
+// A reuser's tries of one publish end inside JetStream's duplicate
+// window: past it, a publish sent again would queue a second ticket.
+func TestAReusersTriesEndInsideTheDuplicateWindow(t *testing.T) {
+	if reuserTimeout >= events.DuplicateWindow {
+		t.Fatalf("a reuser tries a publish for %v, past the duplicate window of %v", reuserTimeout, events.DuplicateWindow)
+	}
+}

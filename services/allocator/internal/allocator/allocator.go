@@ -27,9 +27,16 @@
 //   - pull.go: the puller, which feeds the router and settles its matches.
 //   - handle.go: one match's assignment (assigner): server, join tokens, results.
 //   - record.go: the allocations bucket's per-match record (records), the
-//     compare-and-set that gives a match one server, or marks it failed.
-//   - delivery.go: what the retries of one delivery share (its token, and
-//     whether it asked the backend), so a retry knows its own reservation.
+//     compare-and-set that gives a match one server, or marks it failed;
+//     reserve.go: its reservation, the first step of that.
+//   - delivery.go: what the retries of one delivery share (its token, the
+//     record it reserved, and whether it asked the backend), so a retry
+//     knows its own reservation.
+//   - unrecorded.go, unasked.go: what a cut left in the middle of an
+//     allocation and this process remembers (a server given and not
+//     recorded; a reservation whose delivery asked nothing), for the
+//     match's next request here; reconcile.go writes it into the records
+//     every second, for a request in another allocator.
 //   - failure.go: permanent failures and the give-up policy (failure): fail
 //     the players and dead-letter, or requeue the tickets.
 //   - capacity.go: free-room reports for the frontends.
@@ -198,9 +205,9 @@ type metrics struct {
 	latency  prometheus.Histogram
 	outcomes *prometheus.CounterVec
 	retries  prometheus.Counter
-	// settled counts the records left unsettled that were settled before
-	// they went stale, by how (records.settledBy).
-	settled *prometheus.CounterVec
+	// reconciled counts the records left in the middle of an allocation
+	// and reconciled before they went stale, by how (records.reconciledBy).
+	reconciled *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -215,8 +222,8 @@ func newMetrics() *metrics {
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quickmatch_allocator_retries_total", Help: "Retries of allocations after an error.",
 		}),
-		settled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "quickmatch_allocator_reservations_settled_total", Help: "Match reservations left unsettled by a cut and settled before they went stale, by how: server_recorded (a server given and not recorded, written in on a later try), taken_over (left by an ended delivery that did not ask the backend, taken by the next request) or given_back (the same, deleted for a request in another allocator).",
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quickmatch_allocator_records_reconciled_total", Help: "Match records a cut left in the middle of an allocation and reconciled before they went stale (30 s), by how: server_recorded (a server given and not recorded, written in on a later try), unasked_taken (a reservation left by a delivery that asked the backend nothing, taken by the match's next request here) or unasked_deleted (the same, deleted for a request in another allocator).",
 		}, []string{"how"}),
 	}
 }
@@ -233,7 +240,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, subj events.Subjects
 		return nil, fmt.Errorf("allocator config: %w", err)
 	}
 	for _, r := range reg {
-		r.MustRegister(met.latency, met.outcomes, met.retries, met.settled)
+		r.MustRegister(met.latency, met.outcomes, met.retries, met.reconciled)
 	}
 	log.Info("join tokens signed with key", "key_id", signer.KeyID())
 	return &Allocator{cfg: cfg, nc: nc, js: js, subj: subj, backend: backend, log: log, met: met, signer: signer, routing: make(chan struct{})}, nil

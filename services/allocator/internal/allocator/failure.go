@@ -79,7 +79,7 @@ func (f *failure) giveUp(h message.HandlerFunc) message.HandlerFunc {
 		if err == nil {
 			return out, nil
 		}
-		if errors.Is(err, context.Canceled) || errors.Is(err, errInProgress) || msg.Context().Err() != nil || unavailable(err) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, errInProgress) || errors.Is(err, errReplicaBehind) || msg.Context().Err() != nil || unavailable(err) {
 			return nil, err
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(msg.Context()), giveUpTimeout)

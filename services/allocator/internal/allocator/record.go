@@ -101,6 +101,12 @@ var errRequeued = Permanent(errors.New("this match's tickets were queued again")
 // errInProgress is retried: another request for the match is allocating.
 var errInProgress = errors.New("another request for this match is being allocated")
 
+// errReplicaBehind is retried as errInProgress is: the match's record is
+// deleted at the bucket's leader, and the replica that answers the
+// create's read still holds it (reserve). The request holds no
+// reservation then either.
+var errReplicaBehind = errors.New("the record is deleted at the leader and still held at a replica behind")
+
 // records keeps the allocations bucket's record of each match, and so
 // decides, by compare-and-set, whether a match gets a server or fails.
 type records struct {
@@ -112,21 +118,22 @@ type records struct {
 	// unrecorded are the servers given whose record's write failed (nil:
 	// none is kept).
 	unrecorded *unrecorded
-	// left are the reservations this process's deliveries left unasked
-	// (nil: none is kept).
-	left *left
-	// settled counts the reservations settled, by how (nil: uncounted).
-	settled *prometheus.CounterVec
+	// unasked are the reservations this process's deliveries left without
+	// asking the backend (nil: none is kept).
+	unasked *unasked
+	// reconciled counts the records reconciled, by how (nil: uncounted).
+	reconciled *prometheus.CounterVec
 	// leader is kv read from its stream's leader (nil: kv), for reserve
 	// and recordGiven: a replica behind the cut that lost a write answers
 	// a direct get without the reservation.
 	leader jetstream.KeyValue
 }
 
-// settledBy counts a reservation left unsettled and settled, by how.
-func (rs *records) settledBy(how string) {
-	if rs.settled != nil {
-		rs.settled.WithLabelValues(how).Inc()
+// reconciledBy counts a record left in the middle of an allocation and
+// reconciled, by how.
+func (rs *records) reconciledBy(how string) {
+	if rs.reconciled != nil {
+		rs.reconciled.WithLabelValues(how).Inc()
 	}
 }
 

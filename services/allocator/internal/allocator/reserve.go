@@ -27,7 +27,7 @@ import (
 // before the kube backend sees the first call's server (its informers),
 // and allocate another. A reservation that a delivery of this process
 // left when all its tries ended, none of them asking the backend
-// (left.go), is taken over at once by the next request for the match.
+// (unasked.go), is taken over at once by the next request for the match.
 func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, error) {
 	d := deliveryFrom(ctx)
 	pending := func() []byte {
@@ -51,13 +51,13 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 		e, err := rs.reader().Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			// Given back just now: create it again. nats.go's create of a
+			// Deleted just now: create it again. But nats.go's create of a
 			// deleted key reads the key with a direct get, which a replica
-			// behind may answer with the record still there: ErrKeyExists
-			// again until it catches up. So a few tries, spaced, and then
-			// the delivery's retries, spaced further (review R1).
+			// behind may still answer with the old record: ErrKeyExists
+			// until it catches up. So a few tries, spaced, and then the
+			// delivery's own backoff: never a loop without a wait.
 			if deleted++; deleted > reserveDeletedTries {
-				return 0, nil, fmt.Errorf("match %s: record deleted at the leader, held at a replica: %w", key, errInProgress)
+				return 0, nil, fmt.Errorf("match %s: %w", key, errReplicaBehind)
 			}
 			select {
 			case <-ctx.Done():
@@ -80,15 +80,15 @@ func (rs *records) reserve(ctx context.Context, key string) (uint64, *record, er
 			rs.log.Info("match allocated before; same server", "match_id", key, "server", r.Server.Name)
 			return 0, &r, nil
 		}
-		left := rs.left.has(key, r.Delivery)
-		if !rs.stale(r) && !d.owns(r) && !left {
+		unasked := rs.unasked.has(key, r.Delivery)
+		if !rs.stale(r) && !d.owns(r) && !unasked {
 			return 0, nil, fmt.Errorf("match %s: %w", key, errInProgress)
 		}
 		if rev, err := rs.kv.Update(ctx, key, pending(), e.Revision()); err == nil {
-			if left {
-				rs.left.forget(r.Delivery)
-				rs.log.Info("match's reservation left by an ended delivery; taken over", "match_id", key)
-				rs.settledBy("taken_over")
+			if unasked {
+				rs.unasked.forget(r.Delivery)
+				rs.log.Info("match's reservation left by a delivery that asked nothing; taken over", "match_id", key)
+				rs.reconciledBy("unasked_taken")
 			}
 			return rev, nil, nil
 		}

@@ -49,7 +49,7 @@ func (a *Allocator) Bind(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		recs := &records{kv: kv, leader: leader, backend: a.backend, log: a.log, now: time.Now, unrecorded: &unrecorded{}, left: &left{}, settled: a.met.settled}
+		recs := &records{kv: kv, leader: leader, backend: a.backend, log: a.log, now: time.Now, unrecorded: &unrecorded{}, unasked: &unasked{}, reconciled: a.met.reconciled}
 		rs, err := openRooms(ctx, a.js, a.subj, src, recs, a.cfg.Backfill)
 		if err != nil {
 			return err
@@ -69,7 +69,17 @@ func (a *Allocator) Run(ctx context.Context) error {
 		return err
 	}
 	recs, claims, rs := a.bound.recs, a.bound.claims, a.bound.rooms
-	go recs.settle(ctx)
+	// The records' reconciling lives as long as Run, which waits for it.
+	ctx, cancel := context.WithCancel(ctx)
+	reconciled := make(chan struct{})
+	go func() {
+		defer close(reconciled)
+		recs.reconcile(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-reconciled
+	}()
 	pub := events.NewPublisher(a.js, a.subj)
 	fail := &failure{records: recs, pub: pub, claims: claims, requeue: a.cfg.Requeue, met: a.met, log: a.log, now: time.Now}
 	as := &assigner{records: recs, rooms: rs, requeue: fail.requeueBackfill,

@@ -26,7 +26,7 @@ import (
 // the record to go stale (events.AllocatorReservationStale, 30 s): chaos
 // S49e had 12 tickets 27-41 s late so. A request in another process
 // cannot know what the backend gave: this one writes the server in
-// anyway once NATS answers it (settle), and that request finds it.
+// anyway once NATS answers it (reconcile), and that request finds it.
 type unrecorded struct {
 	mu sync.Mutex
 	m  map[string]unrecordedServer
@@ -61,7 +61,8 @@ func (ur *unrecorded) remember(matchID string, u unrecordedServer, log *slog.Log
 // putBack keeps u again for matchID after a try to record it failed,
 // unless a server was remembered for the match meanwhile: that one was
 // given under a later reservation, and u's, taken over, is not the
-// record's any more (review R2).
+// record's any more: putting u back over it would lose that server, and
+// the match would wait 30 s for its reservation.
 func (ur *unrecorded) putBack(matchID string, u unrecordedServer, log *slog.Logger) {
 	ur.keep(matchID, u, log, false)
 }
@@ -114,6 +115,17 @@ func (ur *unrecorded) keys() []string {
 	return slices.Collect(maps.Keys(ur.m))
 }
 
+// unused says that u's server, given for the match and never recorded,
+// will not be used: the record went another way (another request's
+// server, a failure, a requeue, or no record). Its room waits for
+// players who never come, until its idle timeout ends it (the game
+// server's -idle-timeout, 2 min by default).
+func (rs *records) unused(key string, u unrecordedServer) {
+	if u.rec.Server != nil {
+		rs.log.Warn("server given and not used: the match's record went another way", "match_id", key, "server", u.rec.Server.Name)
+	}
+}
+
 // recordServer writes r, the server the backend just gave, into the
 // match's reservation (revision rev). The server is ours now: try hard
 // to remember it, stopping or not, within one call's bound for every try
@@ -156,6 +168,7 @@ func (rs *records) recordGiven(ctx context.Context, key string, u unrecordedServ
 	e, err := rs.reader().Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
+		rs.unused(key, u)
 		return record{}, false, false, nil
 	case err != nil:
 		rs.unrecorded.putBack(key, u, rs.log)
@@ -165,8 +178,13 @@ func (rs *records) recordGiven(ctx context.Context, key string, u unrecordedServ
 	_ = json.Unmarshal(e.Value(), &cur)
 	switch {
 	case cur.Server != nil:
-		return cur, true, u.rec.Server == nil || *cur.Server != *u.rec.Server, nil
+		reused = u.rec.Server == nil || *cur.Server != *u.rec.Server
+		if reused {
+			rs.unused(key, u)
+		}
+		return cur, true, reused, nil
 	case cur.Pending == 0 || cur.Delivery != u.token || cur.Failed || cur.Requeue != "":
+		rs.unused(key, u)
 		return record{}, false, false, nil
 	}
 	data, _ := json.Marshal(u.rec) // always encodes
@@ -177,6 +195,6 @@ func (rs *records) recordGiven(ctx context.Context, key string, u unrecordedServ
 		return record{}, false, false, fmt.Errorf("record allocation of %s: %w", key, err)
 	}
 	rs.log.Info("match's server recorded on a later try", "match_id", key)
-	rs.settledBy("server_recorded")
+	rs.reconciledBy("server_recorded")
 	return u.rec, true, false, nil
 }

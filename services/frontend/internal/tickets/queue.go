@@ -69,7 +69,7 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	if !mayBeQueued(queueErr) {
 		return err
 	}
-	if err := s.createLate(ctx, rec, msg, data, storeErr == nil, queueErr == nil, err); err != nil {
+	if err := s.finishOrWithdraw(ctx, rec, msg, data, storeErr == nil, queueErr == nil, err); err != nil {
 		return err
 	}
 	// A replica of the bucket may not have the record yet: a read of it
@@ -78,10 +78,10 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	return nil
 }
 
-// createLate tries again what is left of a ticket's writes that failed
+// finishOrWithdraw tries again what is left of a ticket's writes that failed
 // with cause while it may be queued (finish), and withdraws it if they
 // fail. nil: the ticket is created after all, its writes late.
-func (s *Service) createLate(ctx context.Context, rec Record, msg *nats.Msg, data []byte, stored, queued bool, cause error) error {
+func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Msg, data []byte, stored, queued bool, cause error) error {
 	id := rec.Ticket.TicketID
 	stored, queued = s.finish(ctx, id, msg, data, stored, queued)
 	if stored && queued {

@@ -8,8 +8,13 @@
 // player was told in the RESULTS stream.
 //
 // Files: tickets.go holds the types and New; create.go turns a request
-// into a queued ticket (Create, Authorize); read.go reads records and
-// outcomes (Get, View, Record); end.go cancels and expires (Cancel, Expire).
+// into a queued ticket (Create, Authorize), keyed.go one with an
+// Idempotency-Key, and queue.go stores and queues it, trying its writes
+// again under a cut (finish) and withdrawing it when they fail
+// (withdraw.go tries again the withdrawals NATS refused); late.go remembers the tickets whose writes went through
+// late, whose records read.go asks the leader for; read.go reads records
+// and outcomes (Get, View, Record); end.go cancels and expires (Cancel,
+// Expire).
 package tickets
 
 import (

@@ -11,9 +11,9 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
 
-// left are the reservations this allocator's deliveries left when every
-// try of theirs failed without asking the backend, by the delivery's
-// token: the match and when the delivery ended. A reservation's create can be
+// unasked are the reservations this allocator's deliveries left when
+// every try of theirs failed without asking the backend, by the
+// delivery's id (its token): the match and when the delivery ended. A reservation's create can be
 // stored while its answer is lost (NATS slow, or cut off just then); the
 // delivery's own retries take it again (delivery.owns), but once they
 // are over the match's redelivery, a delivery of its own, found the
@@ -23,49 +23,64 @@ import (
 // asked the backend, so nothing can be allocating under its reservation:
 // the next request for the match in this process takes it over at once
 // (reserve). A request in another process cannot know that the delivery
-// ended: this one gives the reservation back once NATS answers it
-// (settle), and that request reserves the match then.
-type left struct {
+// ended: this one deletes the reservation once NATS answers it
+// (reconcile), and that request reserves the match then.
+type unasked struct {
 	mu sync.Mutex
-	m  map[string]leftReservation
+	m  map[string]unaskedReservation
 }
 
-// leftReservation is the match of a reservation left, and when.
-type leftReservation struct {
+// unaskedReservation is the match of a reservation left, and when.
+type unaskedReservation struct {
 	matchID string
 	at      time.Time
 }
 
-// At most maxLeft reservations are kept; full, those past their
+// At most maxUnasked reservations are kept; full, those past their
 // reservation's life are forgotten (the record is stale by then, and
 // taken over anyway), and still full, nothing more is kept: that match
 // waits, as before.
-const maxLeft = 4 * events.AllocatorMaxAckPending
+const maxUnasked = 4 * events.AllocatorMaxAckPending
 
 // leave keeps the reservation of token for matchID (nil: nothing is
 // kept, as in the tests that make records of their own).
-func (l *left) leave(matchID, token string, at time.Time) {
+func (l *unasked) leave(matchID, token string, at time.Time) {
 	if l == nil || token == "" {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
-		l.m = map[string]leftReservation{}
+		l.m = map[string]unaskedReservation{}
 	}
-	if len(l.m) >= maxLeft {
-		maps.DeleteFunc(l.m, func(_ string, old leftReservation) bool {
-			return at.Sub(old.at) >= events.AllocatorReservationStale
-		})
+	if len(l.m) >= maxUnasked {
+		l.forgetStaleLocked(at)
 	}
-	if len(l.m) < maxLeft {
-		l.m[token] = leftReservation{matchID: matchID, at: at}
+	if len(l.m) < maxUnasked {
+		l.m[token] = unaskedReservation{matchID: matchID, at: at}
 	}
+}
+
+// forgetStale drops the reservations past their life at now: any
+// request takes them over as stale.
+func (l *unasked) forgetStale(now time.Time) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.forgetStaleLocked(now)
+}
+
+func (l *unasked) forgetStaleLocked(now time.Time) {
+	maps.DeleteFunc(l.m, func(_ string, old unaskedReservation) bool {
+		return now.Sub(old.at) >= events.AllocatorReservationStale
+	})
 }
 
 // has says whether the reservation of token for matchID was left by a
 // delivery of this process that ended.
-func (l *left) has(matchID, token string) bool {
+func (l *unasked) has(matchID, token string) bool {
 	if l == nil || token == "" {
 		return false
 	}
@@ -75,7 +90,7 @@ func (l *left) has(matchID, token string) bool {
 }
 
 // all is every reservation kept, by token.
-func (l *left) all() map[string]leftReservation {
+func (l *unasked) all() map[string]unaskedReservation {
 	if l == nil {
 		return nil
 	}
@@ -85,7 +100,7 @@ func (l *left) all() map[string]leftReservation {
 }
 
 // forget drops the reservation of token: its record is taken.
-func (l *left) forget(token string) {
+func (l *unasked) forget(token string) {
 	if l == nil {
 		return
 	}
@@ -102,10 +117,10 @@ func (rs *records) leaveUnasked(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
 		d := delivery{meta: msg.Metadata}
-		// One whose last try found another's reservation holds none: its
-		// create was refused.
-		if key := d.reserved(); err != nil && key != "" && !d.asked() && !errors.Is(err, errInProgress) {
-			rs.left.leave(key, d.token(), rs.now())
+		// One whose last try found another's reservation, or none, holds
+		// none: its create was refused.
+		if key := d.reserved(); err != nil && key != "" && !d.asked() && !errors.Is(err, errInProgress) && !errors.Is(err, errReplicaBehind) {
+			rs.unasked.leave(key, d.token(), rs.now())
 		}
 		return out, err
 	}

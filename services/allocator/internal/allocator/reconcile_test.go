@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,15 +23,15 @@ import (
 func TestAServerNotRecordedIsFoundByAnotherAllocator(t *testing.T) {
 	t.Parallel()
 	p := newPartitioned(t, false)
-	p.recs.settled = newMetrics().settled
+	p.recs.reconciled = newMetrics().reconciled
 	p.backend.free.Store(1)
 	p.kv.updates.Store(5) // every write of the server into the record
-	m := pair("m-settle")
+	m := pair("m-reconcile")
 	if _, err := p.ended()(nthDelivery(m, 1)); err == nil {
 		t.Fatal("a match whose server was not recorded was acked")
 	}
 	p.kv.updates.Store(0) // the heal
-	p.recs.settleOnce(t.Context())
+	p.recs.reconcileOnce(t.Context())
 	p.recs.unrecorded = &unrecorded{} // another allocator's request
 	if err := p.deliver(m, 2); err != nil {
 		t.Fatalf("a request in another allocator: %v", err)
@@ -38,29 +39,29 @@ func TestAServerNotRecordedIsFoundByAnotherAllocator(t *testing.T) {
 	if n, c := p.told(t), p.backend.calls.Load(); n[events.StatusAssigned] != 2 || len(n) != 1 || c != 1 {
 		t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
 	}
-	if n := testutil.ToFloat64(p.recs.settled.WithLabelValues("server_recorded")); n != 1 {
+	if n := testutil.ToFloat64(p.recs.reconciled.WithLabelValues("server_recorded")); n != 1 {
 		t.Fatalf("%v servers counted recorded late; want 1", n)
 	}
 }
 
-// A reservation a delivery left without asking the backend is given back
+// A reservation a delivery left without asking the backend is deleted
 // by its allocator once NATS answers again: a request in another
 // allocator reserves the match at once, where it waited for the
 // reservation to go stale (30 s; chaos S51b). A record that is no longer
 // that reservation is left alone.
-func TestAReservationLeftIsGivenBackForAnotherAllocator(t *testing.T) {
+func TestAnUnaskedReservationIsDeletedForAnotherAllocator(t *testing.T) {
 	t.Parallel()
 	p := newPartitioned(t, false)
-	p.recs.left, p.recs.settled = &left{}, newMetrics().settled
+	p.recs.unasked, p.recs.reconciled = &unasked{}, newMetrics().reconciled
 	p.backend.free.Store(1)
 	p.kv.lostCreates.Store(1)
 	m := pair("m-giveback")
 	if _, err := p.ended()(nthDelivery(m, 1)); err == nil {
 		t.Fatal("a match whose reservation went unanswered was acked")
 	}
-	p.recs.settleOnce(t.Context())
-	kept := p.recs.left
-	p.recs.left = &left{} // another allocator's request
+	p.recs.reconcileOnce(t.Context())
+	kept := p.recs.unasked
+	p.recs.unasked = &unasked{} // another allocator's request
 	if err := p.deliver(m, 2); err != nil {
 		t.Fatalf("a request in another allocator: %v", err)
 	}
@@ -68,24 +69,24 @@ func TestAReservationLeftIsGivenBackForAnotherAllocator(t *testing.T) {
 		t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
 	}
 	if len(kept.all()) != 0 {
-		t.Fatalf("reservations still kept after their give-back: %v", kept.all())
+		t.Fatalf("reservations still kept after their delete: %v", kept.all())
 	}
-	if n := testutil.ToFloat64(p.recs.settled.WithLabelValues("given_back")); n != 1 {
-		t.Fatalf("%v reservations counted given back; want 1", n)
+	if n := testutil.ToFloat64(p.recs.reconciled.WithLabelValues("unasked_deleted")); n != 1 {
+		t.Fatalf("%v reservations counted deleted; want 1", n)
 	}
-	p.recs.left = kept
+	p.recs.unasked = kept
 	held, _ := json.Marshal(record{Pending: time.Now().UnixMilli(), Delivery: "allocating"})
 	if _, err := p.kv.Create(t.Context(), "m-held", held); err != nil {
 		t.Fatal(err)
 	}
 	kept.leave("m-held", "another", time.Now())
 	kept.leave(m.MatchID, "yet-another", time.Now())
-	p.recs.settleOnce(t.Context())
+	p.recs.reconcileOnce(t.Context())
 	if r, ok, err := p.recs.placed(t.Context(), m.MatchID); err != nil || !ok {
-		t.Fatalf("the match's record after a give-back of another delivery's: %+v, %v, %v", r, ok, err)
+		t.Fatalf("the match's record after a delete of another delivery's: %+v, %v, %v", r, ok, err)
 	}
 	if e, err := p.kv.Get(t.Context(), "m-held"); err != nil || string(e.Value()) != string(held) {
-		t.Fatalf("a reservation being allocated after a give-back of another delivery's: %v", err)
+		t.Fatalf("a reservation being allocated after a delete of another delivery's: %v", err)
 	}
 	if len(kept.all()) != 0 {
 		t.Fatalf("reservations that are not the records' still kept: %v", kept.all())
@@ -109,34 +110,34 @@ func (r *replicaBehind) Create(ctx context.Context, key string, value []byte, _ 
 	return 0, jetstream.ErrKeyExists
 }
 
-// A reservation given back while a replica behind still holds it is
+// A reservation deleted while a replica behind still holds it is
 // created again a few times, spaced, and then left to the delivery's
 // retries: reserve spun creates and leader reads with no wait until the
 // replica caught up (review R1: 2,745 creates in 500 ms).
-func TestAGivenBackReservationHeldAtAReplicaIsNotSpunOn(t *testing.T) {
+func TestADeletedReservationHeldAtAReplicaIsNotSpunOn(t *testing.T) {
 	t.Parallel()
 	p := newPartitioned(t, false)
-	p.recs.left = &left{}
+	p.recs.unasked = &unasked{}
 	p.backend.free.Store(1)
 	p.kv.lostCreates.Store(1)
 	m := pair("m-spin")
 	if _, err := p.ended()(nthDelivery(m, 1)); err == nil {
 		t.Fatal("a match whose reservation went unanswered was acked")
 	}
-	p.recs.settleOnce(t.Context()) // given back: deleted at the leader
+	p.recs.reconcileOnce(t.Context()) // deleted at the leader
 	leader, err := events.LeaderGets(p.js, p.kv.KeyValue)
 	if err != nil {
 		t.Fatal(err)
 	}
 	behind := &replicaBehind{KeyValue: p.kv.KeyValue}
-	p.recs.kv, p.recs.leader, p.recs.left = behind, leader, &left{} // another allocator's request
+	p.recs.kv, p.recs.leader, p.recs.unasked = behind, leader, &unasked{} // another allocator's request
 	msg := nthDelivery(m, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	msg.SetContext(ctx)
-	if _, err := p.handler(msg); !errors.Is(err, errInProgress) || behind.creates.Load() > reserveDeletedTries+1 {
+	if _, err := p.handler(msg); !errors.Is(err, errReplicaBehind) || behind.creates.Load() > reserveDeletedTries+1 {
 		t.Fatalf("a request past a replica behind: %v after %d creates; want %v after %d at most",
-			err, behind.creates.Load(), errInProgress, reserveDeletedTries+1)
+			err, behind.creates.Load(), errReplicaBehind, reserveDeletedTries+1)
 	}
 }
 
@@ -155,11 +156,11 @@ func (f *failFirstGet) Get(ctx context.Context, key string) (jetstream.KeyValueE
 	return f.KeyValue.Get(ctx, key)
 }
 
-// A server settle could not record is put back only if no other was
+// A server reconcile could not record is put back only if no other was
 // remembered for its match meanwhile: a request's newer server, given
 // under the reservation the record holds, was overwritten by the older
 // one, lost, and its match waited 30 s (review R2).
-func TestASettleKeepsAServerRememberedMeanwhile(t *testing.T) {
+func TestAReconcileKeepsAServerRememberedMeanwhile(t *testing.T) {
 	t.Parallel()
 	p := newPartitioned(t, false)
 	m := pair("m-newer")
@@ -172,8 +173,38 @@ func TestASettleKeepsAServerRememberedMeanwhile(t *testing.T) {
 	p.recs.leader = &failFirstGet{KeyValue: p.kv.KeyValue, before: func() {
 		p.recs.unrecorded.remember(m.MatchID, unrecordedServer{token: "t3", rec: record{Server: &s3}, at: time.Now()}, p.recs.log)
 	}}
-	p.recs.settleOnce(t.Context())
+	p.recs.reconcileOnce(t.Context())
 	if u, _ := p.recs.unrecorded.recall(m.MatchID); u.token != "t3" {
 		t.Fatalf("remembered %q's server; want t3's, the record's", u.token)
+	}
+}
+
+// timedOutGets is a bucket whose every read times out, counted.
+type timedOutGets struct {
+	jetstream.KeyValue
+	gets atomic.Int32
+}
+
+func (g *timedOutGets) Get(context.Context, string) (jetstream.KeyValueEntry, error) {
+	g.gets.Add(1)
+	return nil, context.DeadlineExceeded
+}
+
+// A pass under a cut ends at the first record NATS does not answer,
+// and forgets, unread, the reservations past their life: one call's
+// bound a pass, not one per record kept (up to 20,480 of them).
+func TestAReconcilePassEndsAtTheFirstUnanswered(t *testing.T) {
+	t.Parallel()
+	p := newPartitioned(t, false)
+	cut := &timedOutGets{KeyValue: p.kv.KeyValue}
+	p.recs.unasked, p.recs.leader = &unasked{}, cut
+	now := time.Now()
+	for i := range 10 {
+		p.recs.unasked.leave(fmt.Sprintf("m-%d", i), fmt.Sprintf("d-%d", i), now)
+	}
+	p.recs.unasked.leave("m-old", "d-old", now.Add(-events.AllocatorReservationStale))
+	p.recs.reconcileOnce(t.Context())
+	if n, kept := cut.gets.Load(), len(p.recs.unasked.all()); n != 1 || kept != 10 {
+		t.Fatalf("%d reads in a pass, %d reservations kept; want 1 read, the 10 fresh ones kept", n, kept)
 	}
 }

@@ -26,7 +26,7 @@ func (p *partitioned) ended() message.HandlerFunc {
 func TestAReservationLeftByAnEndedDeliveryIsTakenOver(t *testing.T) {
 	t.Parallel()
 	p := newPartitioned(t, false)
-	p.recs.left, p.recs.settled = &left{}, newMetrics().settled
+	p.recs.unasked, p.recs.reconciled = &unasked{}, newMetrics().reconciled
 	p.backend.free.Store(1)
 	p.kv.lostCreates.Store(1)
 	m := pair("m-left")
@@ -39,7 +39,7 @@ func TestAReservationLeftByAnEndedDeliveryIsTakenOver(t *testing.T) {
 	if n, c := p.told(t), p.backend.calls.Load(); n[events.StatusAssigned] != 2 || len(n) != 1 || c != 1 {
 		t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
 	}
-	if n := testutil.ToFloat64(p.recs.settled.WithLabelValues("taken_over")); n != 1 {
+	if n := testutil.ToFloat64(p.recs.reconciled.WithLabelValues("unasked_taken")); n != 1 {
 		t.Fatalf("%v reservations counted taken over; want 1", n)
 	}
 }
@@ -65,15 +65,15 @@ func TestAReservationLeftAfterAskingIsNotTakenOver(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p := newPartitioned(t, false)
-			p.recs.left = &left{}
+			p.recs.unasked = &unasked{}
 			p.backend.free.Store(1)
 			tc.setup(p)
 			m := pair("m-" + tc.name)
 			if _, err := p.ended()(nthDelivery(m, 1)); err == nil {
-				t.Fatal("a match whose record was not settled was acked")
+				t.Fatal("a match whose record was not reconciled was acked")
 			}
 			if tc.name == "elsewhere" { // another allocator
-				p.recs.left = &left{}
+				p.recs.unasked = &unasked{}
 			}
 			if err := p.deliver(m, 2); !errors.Is(err, errInProgress) {
 				t.Fatalf("the redelivery: %v, want %v", err, errInProgress)
