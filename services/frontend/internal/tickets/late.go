@@ -17,10 +17,9 @@ import (
 // generations, each lateWritesFor long, so that an id is kept between
 // one and two of them.
 //
-// This frontend's creations only: a client that follows its ticket
-// through another frontend (a load balancer, a new connection) may still
-// hear 404 while the replica is behind. Clients that keep their
-// connection (HTTP/2, the TypeScript client) follow where they posted.
+// This frontend's creations only: a client whose next request reaches
+// another frontend (a load balancer's choice) may still hear 404 while
+// the replica is behind.
 type lateWrites struct {
 	mu        sync.Mutex
 	cur, prev map[string]struct{}
