@@ -130,6 +130,15 @@ func nthDelivery(m events.Match, n int) *message.Message {
 	return msg
 }
 
+// assignedOnce fails t unless the pair's two players were told they
+// were assigned, and nothing else, after one call to the backend.
+func (p *partitioned) assignedOnce(t *testing.T) {
+	t.Helper()
+	if n, c := p.told(t), p.backend.calls.Load(); n[events.StatusAssigned] != 2 || len(n) != 1 || c != 1 {
+		t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
+	}
+}
+
 // told counts the results stored, by status. They are stored before the
 // handler returns (the publish waits for the stream's ack), so they are
 // read from the stream, with nothing to wait for.
@@ -233,9 +242,7 @@ func TestALostReservationIsTheDeliverysOwn(t *testing.T) {
 	if _, err := p.handler(first); err != nil {
 		t.Fatalf("the first delivery's retry: %v", err)
 	}
-	if n, c := p.told(t), p.backend.calls.Load(); n[events.StatusAssigned] != 2 || len(n) != 1 || c != 1 {
-		t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
-	}
+	p.assignedOnce(t)
 }
 
 // TestEachDeliveryHasItsOwnToken: the router's unmarshaler gives every
