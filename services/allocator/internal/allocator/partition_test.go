@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/jointoken"
@@ -136,6 +137,14 @@ func (p *partitioned) assignedOnce(t *testing.T) {
 	t.Helper()
 	if n, c := p.told(t), p.backend.calls.Load(); n[events.StatusAssigned] != 2 || len(n) != 1 || c != 1 {
 		t.Fatalf("results %v, %d backend calls; want 2 assigned, 1 call", n, c)
+	}
+}
+
+// reconciledOnce fails t unless one record was counted reconciled, how.
+func (p *partitioned) reconciledOnce(t *testing.T, how string) {
+	t.Helper()
+	if n := testutil.ToFloat64(p.recs.reconciled.WithLabelValues(how)); n != 1 {
+		t.Fatalf("%v records counted reconciled %s; want 1", n, how)
 	}
 }
 

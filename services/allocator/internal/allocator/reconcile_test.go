@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -37,9 +36,7 @@ func TestAServerNotRecordedIsFoundByAnotherAllocator(t *testing.T) {
 		t.Fatalf("a request in another allocator: %v", err)
 	}
 	p.assignedOnce(t)
-	if n := testutil.ToFloat64(p.recs.reconciled.WithLabelValues("server_recorded")); n != 1 {
-		t.Fatalf("%v servers counted recorded late; want 1", n)
-	}
+	p.reconciledOnce(t, "server_recorded")
 }
 
 // A reservation a delivery left without asking the backend is deleted
@@ -67,9 +64,7 @@ func TestAnUnaskedReservationIsDeletedForAnotherAllocator(t *testing.T) {
 	if len(kept.all()) != 0 {
 		t.Fatalf("reservations still kept after their delete: %v", kept.all())
 	}
-	if n := testutil.ToFloat64(p.recs.reconciled.WithLabelValues("unasked_deleted")); n != 1 {
-		t.Fatalf("%v reservations counted deleted; want 1", n)
-	}
+	p.reconciledOnce(t, "unasked_deleted")
 	p.recs.unasked = kept
 	held, _ := json.Marshal(record{Pending: time.Now().UnixMilli(), Delivery: "allocating"})
 	if _, err := p.kv.Create(t.Context(), "m-held", held); err != nil {
