@@ -257,7 +257,7 @@ func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (v View
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
 	defer cancel()
 	id := rec.Ticket.TicketID
-	v, _, err := s.end(wctx, rec, "", events.OwnerCancelled, withdrawnReason)
+	v, cur, err := s.end(wctx, rec, "", events.OwnerCancelled, withdrawnReason)
 	switch {
 	case err == nil:
 		s.log.Warn("ticket withdrawn: its creation failed", "ticket_id", id, "cause", cause)
@@ -268,25 +268,48 @@ func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (v View
 	case errors.Is(err, ErrAlreadyDecided):
 		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "err", err)
 	default:
-		s.withdrawFailed(wctx, rec, cause, err)
+		if owner := s.withdrawFailed(wctx, rec, cause, err, cur); isMatch(owner) {
+			claimed := events.ClaimedResult(id, "", owner)
+			return ViewOf(rec, &claimed), true
+		}
 	}
 	return View{}, false
 }
 
-// withdrawFailed logs a withdrawal that returned err. A claim that won
-// before the telling or its publish failed keeps the ticket out of every
-// match all the same; only one that did not win leaves it matchable, and
-// is tried again in the background (withdrawLater).
-func (s *Service) withdrawFailed(ctx context.Context, rec Record, cause, err error) {
+// isMatch says whether owner is a match's claim.
+func isMatch(owner string) bool {
+	_, ok := events.OwnerMatchID(owner)
+	return ok
+}
+
+// withdrawFailed logs a withdrawal that returned err, and returns the
+// ticket's claim: cur, the one the withdrawal's claim lost to, or, when
+// it did not get that far, the one read now. A claim that won before the
+// telling or its publish failed keeps the ticket out of every match all
+// the same. A match's claim means the withdrawal came too late: the
+// ticket is in a match, and its creation must answer it, though reading
+// its status failed (the claims bucket without a leader, RESULTS cut
+// off), or the client is told an error for a ticket a game waits for (a
+// no-show; review R3). Only a ticket claimed by no one is left matchable,
+// and is tried again in the background (withdrawLater).
+func (s *Service) withdrawFailed(ctx context.Context, rec Record, cause, err error, cur string) string {
 	id := rec.Ticket.TicketID
-	if owner, oerr := s.claims.Owner(ctx, id); oerr == nil && owner == events.OwnerCancelled {
+	if cur == "" {
+		cur, _ = s.claims.Owner(ctx, id)
+	}
+	switch {
+	case cur == events.OwnerCancelled:
 		s.log.Warn("ticket withdrawn (claimed cancelled) but its players may not be told",
 			"ticket_id", id, "cause", cause, "err", err)
-		return
+	case isMatch(cur):
+		s.log.Warn("ticket not withdrawn: a matcher put it in a match first; its creation answers it",
+			"ticket_id", id, "cause", cause, "owner", cur, "err", err)
+	default:
+		s.log.Error("ticket not withdrawn after its creation failed; tried again in the background, until then it may be matched with nobody following it",
+			"ticket_id", id, "cause", cause, "err", err)
+		s.withdrawLater(rec)
 	}
-	s.log.Error("ticket not withdrawn after its creation failed; tried again in the background, until then it may be matched with nobody following it",
-		"ticket_id", id, "cause", cause, "err", err)
-	s.withdrawLater(rec)
+	return cur
 }
 
 // encode returns the message that queues rec's ticket and rec as the
