@@ -80,7 +80,7 @@ func (rs *records) deleteUnasked(ctx context.Context, id, matchID string) (done 
 	}
 	var r record
 	_ = json.Unmarshal(e.Value(), &r)
-	if r.Pending == 0 || r.Delivery != id || r.Server != nil || r.Failed || r.Requeue != "" {
+	if !r.reservedBy(id) {
 		return true, nil
 	}
 	// Changed meanwhile (taken over), the delete is refused, and the

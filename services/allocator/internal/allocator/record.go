@@ -137,6 +137,12 @@ func (rs *records) reconciledBy(how string) {
 	}
 }
 
+// reservedBy says whether r is still the pending reservation the
+// delivery id wrote: no server, no failure, no requeue since.
+func (r record) reservedBy(id string) bool {
+	return r.Pending != 0 && r.Delivery == id && r.Server == nil && !r.Failed && r.Requeue == ""
+}
+
 // stale says whether a pending record's owner is gone: it was written
 // longer than a reservation lives ago, so its allocator died or is cut
 // off.

@@ -183,7 +183,7 @@ func (rs *records) recordGiven(ctx context.Context, key string, u unrecordedServ
 			rs.unused(key, u)
 		}
 		return cur, true, reused, nil
-	case cur.Pending == 0 || cur.Delivery != u.token || cur.Failed || cur.Requeue != "":
+	case !cur.reservedBy(u.token):
 		rs.unused(key, u)
 		return record{}, false, false, nil
 	}
