@@ -50,14 +50,14 @@ func TestALostClientsTicketIsCancelledUnlessFollowed(t *testing.T) {
 		}, false},
 		{"followed, then left", func(t *testing.T, id, player string) {
 			leave := follow(t, e, other.URL, id, player)
-			asked.next(t, id)
+			asked.answered(t, id, 2, true)
 			leave()
 		}, true},
 		{"between two streams at a question", func(t *testing.T, id, player string) {
 			leave := follow(t, e, other.URL, id, player)
-			asked.next(t, id)
+			asked.answered(t, id, 2, true)
 			leave()
-			asked.next(t, id) // no one follows it then
+			asked.answered(t, id, 2, false) // no one follows it then
 			follow(t, e, e.http.URL, id, player)
 			asked.next(t, id)
 		}, false},
@@ -127,8 +127,10 @@ func TestALostClientsTicketIsKeptWhileAFrontendDoesNotAnswer(t *testing.T) {
 	}
 }
 
-// questionsSeen are the questions of who follows a ticket, as heard.
-type questionsSeen struct{ sub *nats.Subscription }
+// questionsSeen are the questions of who follows a ticket, and their
+// answers (the frontends share e.nc, whose inboxes are nats.InboxPrefix's),
+// as heard.
+type questionsSeen struct{ sub, answers *nats.Subscription }
 
 func questions(t *testing.T, e *env) questionsSeen {
 	t.Helper()
@@ -136,12 +138,19 @@ func questions(t *testing.T, e *env) questionsSeen {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return questionsSeen{sub}
+	answers, err := e.nc.SubscribeSync(nats.InboxPrefix + ">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return questionsSeen{sub, answers}
 }
 
 // next waits, 5 s at most, for the next question about ticket id (the
 // roll calls come between).
-func (q questionsSeen) next(t *testing.T, id string) {
+func (q questionsSeen) next(t *testing.T, id string) *nats.Msg {
 	t.Helper()
 	for end := time.Now().Add(5 * time.Second); ; {
 		m, err := q.sub.NextMsg(max(time.Until(end), time.Millisecond))
@@ -149,8 +158,39 @@ func (q questionsSeen) next(t *testing.T, id string) {
 			t.Fatalf("no one asked who follows %s: %v", id, err)
 		}
 		if m.Subject == (events.Subjects{}).Follows(id) {
+			return m
+		}
+	}
+}
+
+// answered waits, 5 s at most, for the next question about ticket id
+// and for its answers, until one says a client follows it or each of
+// frontends said none does, and fails unless that is followed: a
+// follower that comes or leaves after that, not at the question, which
+// its frontend may hear later than this test (CI saw a follower leave
+// before its frontend answered, and the ticket cancelled at once).
+func (q questionsSeen) answered(t *testing.T, id string, frontends int, followed bool) {
+	t.Helper()
+	question := q.next(t, id)
+	for no, end := 0, time.Now().Add(5*time.Second); no < frontends; {
+		m, err := q.answers.NextMsg(max(time.Until(end), time.Millisecond))
+		if err != nil {
+			t.Fatalf("%d of %d frontends answered who follows %s: %v", no, frontends, id, err)
+		}
+		var a events.FollowsAnswer
+		if m.Subject != question.Reply || json.Unmarshal(m.Data, &a) != nil {
+			continue
+		}
+		if a.Followed {
+			if !followed {
+				t.Fatalf("%s was answered followed", id)
+			}
 			return
 		}
+		no++
+	}
+	if followed {
+		t.Fatalf("no frontend answered that %s is followed", id)
 	}
 }
 
@@ -273,7 +313,7 @@ func TestAHandedOverTicketIsCancelledAtTwoNos(t *testing.T) {
 	id, _ := read()["ticket_id"].(string)
 	_ = c.NetConn().Close()
 	e.stop()
-	asked.next(t, id) // no one follows it
+	asked.answered(t, id, 1, false) // no one follows it (the stopped one asks and answers no more)
 	follow(t, e, e.http.URL, id, "between")
 	asked.next(t, id)
 	time.Sleep(events.FollowsAnswerWait + time.Second)
