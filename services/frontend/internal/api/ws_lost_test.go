@@ -72,10 +72,7 @@ func TestALostClientsTicketIsCancelledUnlessFollowed(t *testing.T) {
 				owner, _ := e.claims.Owner(t.Context(), id)
 				return owner == events.OwnerCancelled
 			}, "%s: the ticket was not cancelled", tc.name)
-			code, v, _ := e.do(t, http.MethodGet, ticketapi.TicketPath(id), "", map[string]string{"Authorization": "Bearer " + e.token(t, player)})
-			if reason, _ := v["reason"].(string); code != 200 || v["status"] != "cancelled" || !strings.HasPrefix(reason, ticketapi.LostReason) {
-				t.Errorf("%s: %d %v, want cancelled, %q", tc.name, code, v, ticketapi.LostReason)
-			}
+			toldLost(t, e, id, player)
 			continue
 		}
 		// Asked twice more, and answered within the answers' wait.
@@ -271,25 +268,23 @@ func TestAStoppingFrontendHandsOverWhatItWouldAsk(t *testing.T) {
 			owner, _ := e.claims.Owner(t.Context(), ids[player])
 			return owner == events.OwnerCancelled
 		}, "%s's ticket, handed over, was not cancelled", player)
-		// The claim is written before the result that gives the reason:
-		// a GET between the two reads the claim's plain "cancelled".
-		for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			code, v, _ := e.do(t, http.MethodGet, ticketapi.TicketPath(ids[player]), "", map[string]string{"Authorization": "Bearer " + e.token(t, player)})
-			reason, _ := v["reason"].(string)
-			if code == 200 && v["status"] == "cancelled" && strings.HasPrefix(reason, ticketapi.LostReason) {
-				break
-			}
-			if time.Now().After(end) {
-				t.Errorf("%s: %d %v, want cancelled, %q", player, code, v, ticketapi.LostReason)
-				break
-			}
-		}
+		toldLost(t, e, ids[player], player)
 	}
 	// Followed: asked about no more (its player is back on an event
-	// stream, as a POST's), and kept.
+	// stream, as a POST's), and kept. A question an answer reached later
+	// than events.FollowsAnswerWait (a loaded machine: a Run loop behind)
+	// is incomplete and asked again, three times in a row at most; the
+	// first found followed ends them. Counted until a spell with none.
 	asked.next(t, ids["back"])
-	if n := asked.count(ids["back"], events.FollowsAnswerWait+2*grace); n > 0 {
-		t.Errorf("a handed-over ticket found followed asked about %d times more", n)
+	more := 0
+	for range 3 {
+		n := asked.count(ids["back"], events.FollowsAnswerWait+2*grace)
+		if more += n; n == 0 {
+			break
+		}
+	}
+	if more > 2 {
+		t.Errorf("a handed-over ticket found followed asked about %d times more", more)
 	}
 	if owner, _ := e.claims.Owner(t.Context(), ids["back"]); owner == events.OwnerCancelled {
 		t.Error("the ticket of a client that follows it again was cancelled")
@@ -319,5 +314,24 @@ func TestAHandedOverTicketIsCancelledAtTwoNos(t *testing.T) {
 	time.Sleep(events.FollowsAnswerWait + time.Second)
 	if owner, _ := e.claims.Owner(t.Context(), id); owner == events.OwnerCancelled {
 		t.Fatal("a handed-over ticket was cancelled at the first question that found no one")
+	}
+}
+
+// toldLost waits, 5 s at most, until a GET of ticket id, whose claim
+// was seen cancelled, tells the lost reason: the claim is written before
+// the result that gives the reason, and a GET between the two reads the
+// claim's plain "cancelled" (CI failed on it).
+func toldLost(t *testing.T, e *env, id, player string) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, v, _ := e.do(t, http.MethodGet, ticketapi.TicketPath(id), "", map[string]string{"Authorization": "Bearer " + e.token(t, player)})
+		reason, _ := v["reason"].(string)
+		if code == 200 && v["status"] == "cancelled" && strings.HasPrefix(reason, ticketapi.LostReason) {
+			return
+		}
+		if time.Now().After(end) {
+			t.Errorf("%s: %d %v, want cancelled, %q", player, code, v, ticketapi.LostReason)
+			return
+		}
 	}
 }

@@ -407,9 +407,11 @@ func TestAWithdrawalRefusedIsTriedAgain(t *testing.T) {
 	if owner, _ := e.s.claims.Owner(t.Context(), id); owner != "" {
 		t.Fatalf("claimed %q at once, want the withdrawal refused", owner)
 	}
+	// Awaited by what the later try does last (it counts its outcome once
+	// its claim, its player's result and its notice are out): the claim,
+	// written first, was seen before the result was stored.
 	testkit.Eventually(t, 15*time.Second, func() bool {
-		owner, _ := e.s.claims.Owner(t.Context(), id)
-		return owner == events.OwnerCancelled
+		return testutil.ToFloat64(e.s.withdrawals.ended.WithLabelValues(withdrawnLater)) == 1
 	}, "the ticket whose withdrawal was refused was never withdrawn")
 	checkWithdrawn(t, e, err, notices)
 	checkWithdrawals(t, e.s, withdrawnLater, 1, 0)
