@@ -16,7 +16,8 @@ import (
 )
 
 // due pools n tickets of prefix in r's 1v1 pool, each past its max wait
-// by an hour, its message answered on ack.<id>; it returns their ids.
+// by an hour, that fit no match, its message answered on ack.<id>; it
+// returns their ids.
 func due(t testing.TB, r *runner, prefix string, n int) []string {
 	t.Helper()
 	p := r.pools["1v1"]
@@ -24,9 +25,11 @@ func due(t testing.TB, r *runner, prefix string, n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%s-%d", prefix, i)
-		// Skills far apart: no two are a match, so the sweep only
-		// expires them.
-		en := &pool.Entry{TicketID: ids[i], Players: []string{"p" + ids[i]}, Skill: 1000 + 1000*i, Created: created.UnixNano(), Seq: uint64(i + 1), Ack: "ack." + ids[i]}
+		// A party of two in a mode of teams of one fits no match
+		// (pool.MatchAround), so the sweep only expires them: skills
+		// apart would not do, as a sweep tries a due ticket once more
+		// at its widest window (runner.matchDue).
+		en := &pool.Entry{TicketID: ids[i], Players: []string{"p" + ids[i], "mate-" + ids[i]}, Skill: 1000 + 1000*i, Created: created.UnixNano(), Seq: uint64(i + 1), Ack: "ack." + ids[i]}
 		if err := en.SetAttributes(p.Mode(), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -231,5 +234,49 @@ func TestExpiriesOfOneMatchRecoverItOnce(t *testing.T) {
 		if a := heard()[id]; a != string(ackDone) {
 			t.Errorf("ticket %s answered %q, want %q", id, a, ackDone)
 		}
+	}
+}
+
+// TestDueTicketsThatFitEachOtherAreMatchedNotExpired: two tickets that
+// fit each other wait past their max wait (the claims went unanswered
+// while their wait ran out: chaos S51c and S54, after a NATS server's
+// restart met a cut), beside one that fits neither. The sweep matches
+// the two and expires the third. Before, it expired all three first,
+// and the two were told "expired" beside each other.
+func TestDueTicketsThatFitEachOtherAreMatchedNotExpired(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := newRunner(e.boundWorker(t), euGold)
+	p := r.pools["1v1"]
+	created := time.Now().Add(-time.Duration(p.Mode().MaxWait) - 3*time.Second)
+	fit := []string{"fit-a", "fit-b"}
+	for i, id := range fit {
+		e.liveTicket(t, "p"+id, id, created)
+		en := &pool.Entry{TicketID: id, Players: []string{"p" + id}, Skill: 1700 + i, Created: created.UnixNano(), Seq: uint64(10 + i), Ack: "ack." + id}
+		if err := en.SetAttributes(p.Mode(), nil); err != nil {
+			t.Fatal(err)
+		}
+		p.Add(en)
+	}
+	lonely := due(t, r, "lonely", 1)[0]
+	r.sweep(t.Context(), t.Context(), r.now())
+	r.commitFormed(t.Context()) // as the run loop does at the end of a sweep's turn
+	if r.committing > 0 {
+		select {
+		case o := <-r.committed:
+			r.settleCommit(t.Context(), o, false)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the commit did not return")
+		}
+	}
+	claims := e.claims(t)
+	for _, id := range fit {
+		own, err := claims.Owner(t.Context(), id)
+		if _, isMatch := events.OwnerMatchID(own); err != nil || !isMatch {
+			t.Errorf("claim of %s: %q (%v), want a match's", id, own, err)
+		}
+	}
+	if own, err := claims.Owner(t.Context(), lonely); err != nil || own != events.OwnerExpired {
+		t.Errorf("claim of %s: %q (%v), want %q", lonely, own, err, events.OwnerExpired)
 	}
 }

@@ -320,6 +320,26 @@ func (r *runner) release(ctx context.Context) {
 	r.log.Info("shard released", "tickets_handed_back", n)
 }
 
+// matchDue tries once more to match each ticket of p that waited its
+// max wait, before the sweep expires those left. One whose partner waits
+// beside it was kept from a match by something else: its commits found
+// the claims unanswered while its wait ran out (chaos S51c and S54: a
+// NATS server's restart met a cut, and the claims went unanswered for
+// 10-25 s), or it came late. Expired first, it was told "expired"
+// beside that partner. Not a visitor (its home shard expires it, and
+// took no match for it), nor a match function's pool (its call takes
+// the turn, callFunction).
+func (r *runner) matchDue(ctx context.Context, p *pool.Pool, now time.Time) {
+	if !r.builtIn(p) {
+		return
+	}
+	for _, e := range p.Due(now) {
+		if !e.Visitor && p.Contains(e) {
+			r.tryMatch(ctx, p, e, now)
+		}
+	}
+}
+
 // sweep puts a reloaded rule set in force, expires, retries the oldest
 // tickets and others in turn with their widened windows (pool.Sweep),
 // offers tickets to other shards, and retries unpublished matches. What it leaves running (match-function
@@ -337,6 +357,7 @@ func (r *runner) sweep(ctx, calls context.Context, now time.Time) {
 	r.fillBackfills(ctx, now)
 	for name, p := range r.pools {
 		mode := p.Mode()
+		r.matchDue(ctx, p, now)
 		var due []*pool.Entry
 		p.Expired(now, func(e *pool.Entry) { due = append(due, e) })
 		r.ends.expireAll(ctx, due, mode)

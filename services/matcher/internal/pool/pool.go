@@ -298,11 +298,32 @@ func (p *Pool) Sweep(n int) []*Entry {
 // Contains reports whether e is still waiting in the pool.
 func (p *Pool) Contains(e *Entry) bool { return p.byTicket[e.TicketID] == e }
 
+// Due returns the tickets that waited maxWait or more at now, the oldest
+// second first, and leaves them in the pool (Expired takes them out).
+func (p *Pool) Due(now time.Time) []*Entry {
+	limit, last := p.dueBy(now)
+	var out []*Entry
+	for sec := p.dueFrom; len(p.due) > 0 && sec <= last; sec++ {
+		for _, e := range p.due[sec] {
+			if p.Contains(e) && e.Created <= limit {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// dueBy is what a ticket due at now was created by: limit in Unix
+// nanoseconds, last its second.
+func (p *Pool) dueBy(now time.Time) (limit, last int64) {
+	limit = now.UnixNano() - int64(time.Duration(p.mode.MaxWait))
+	return limit, limit / int64(time.Second)
+}
+
 // Expired removes every ticket that waited maxWait or more at now, the
 // oldest second first, and calls f for each, however late it came.
 func (p *Pool) Expired(now time.Time, f func(*Entry)) {
-	limit := now.UnixNano() - int64(time.Duration(p.mode.MaxWait))
-	last := limit / int64(time.Second)
+	limit, last := p.dueBy(now)
 	for sec := p.dueFrom; len(p.due) > 0 && sec <= last; sec++ {
 		// Out of the file first: f may add to the pool meanwhile.
 		filed := p.due[sec]

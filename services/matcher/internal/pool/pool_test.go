@@ -133,6 +133,34 @@ func TestRemoveExpiredOldest(t *testing.T) {
 	}
 }
 
+// Due names the tickets Expired would take, in its order, and leaves
+// them waiting (a sweep tries each once more for a match first).
+func TestDueLeavesTheDueWaiting(t *testing.T) {
+	t.Parallel()
+	p := New(mode(2, 1))
+	for i, w := range []time.Duration{90 * time.Second, 2 * time.Minute, 10 * time.Second, 3 * time.Minute} {
+		p.Add(tk(fmt.Sprint(i), 1500+i*300, w))
+	}
+	if _, ok := p.Remove("3"); !ok {
+		t.Fatal("remove")
+	}
+	var due []string
+	for _, e := range p.Due(t0) {
+		due = append(due, e.TicketID)
+	}
+	if strings.Join(due, ",") != "1,0" || p.Len() != 3 {
+		t.Fatalf("due %v, left %d; want 1,0 and all three waiting", due, p.Len())
+	}
+	var gone []string
+	p.Expired(t0, func(e *Entry) { gone = append(gone, e.TicketID) })
+	if strings.Join(gone, ",") != strings.Join(due, ",") {
+		t.Fatalf("expired %v, due said %v", gone, due)
+	}
+	if d := p.Due(t0); len(d) != 0 {
+		t.Fatalf("due after the expiry: %d", len(d))
+	}
+}
+
 // A ticket that comes back after younger ones (redelivered after a
 // takeover, queued again after its match was given up, a visitor) expires
 // at its own max wait, not when the younger ones ahead of it do: it
