@@ -155,9 +155,8 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("nats CLI tickets and a bad one", func(t *testing.T) {
-		results := testkit.StartCLI(t, s.OperatorURL(), "sub", "results.>")
-		deadLetters := testkit.StartCLI(t, s.OperatorURL(), "sub", "deadletter.>")
-		time.Sleep(300 * time.Millisecond) // let both subscriptions register
+		results := testkit.StartSub(t, s.OperatorURL(), "results.>")
+		deadLetters := testkit.StartSub(t, s.OperatorURL(), "deadletter.>")
 		testkit.CLI(t, s.OperatorURL(), "pub", "matchmaking.eu.gold", "this is not a ticket")
 		testkit.CLI(t, s.OperatorURL(), "pub", "matchmaking.eu.gold", `{"player_id":"carol","mode":"1v1","skill":1650}`)
 		testkit.CLI(t, s.OperatorURL(), "pub", "matchmaking.eu.gold", `{"player_id":"dave","mode":"1v1","skill":1700}`)
@@ -517,8 +516,7 @@ func TestEndToEndWithNATSPermissions(t *testing.T) {
 
 	u, _ := url.Parse(s.NATSURL())
 	u.User = url.UserPassword("operator", s.NATSPassword("operator"))
-	results := testkit.StartCLI(t, u.String(), "sub", "results.>")
-	time.Sleep(300 * time.Millisecond)
+	results := testkit.StartSub(t, u.String(), "results.>")
 	testkit.CLI(t, u.String(), "pub", "matchmaking.eu.gold", `{"player_id":"gina","mode":"1v1","skill":1650}`)
 	testkit.CLI(t, u.String(), "pub", "matchmaking.eu.gold", `{"player_id":"hank","mode":"1v1","skill":1700}`)
 	testkit.Eventually(t, 15*time.Second, func() bool {

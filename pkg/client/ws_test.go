@@ -122,13 +122,32 @@ func TestQueueHostileServer(t *testing.T) {
 	}
 	// Ended by its context, the client closes with a close frame: the
 	// frontend keeps the ticket of a socket cut without one.
+	// The context ends once the client reads the socket (it answered a
+	// ping, as it does the frontend's heartbeat): ended during the dial
+	// (a fixed 50 ms did, on a loaded machine), the client has no socket
+	// to close and the server may never hear of it.
 	heard := make(chan error, 1)
+	reading := make(chan struct{}, 1)
 	silent := newClient(t, wsServer(func(conn *websocket.Conn, _ *http.Request) {
+		conn.SetPongHandler(func(string) error {
+			select {
+			case reading <- struct{}{}:
+			default:
+			}
+			return nil
+		})
+		_ = conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second))
 		_, _, err := conn.ReadMessage()
 		heard <- err
 	}))
 	ctx, cancel := context.WithCancel(t.Context())
-	time.AfterFunc(50*time.Millisecond, cancel)
+	go func() {
+		select {
+		case <-reading:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if _, err := silent.Queue(ctx, ticketapi.Request{Region: "eu"}, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a silent server: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,6 +134,28 @@ func StartCLI(tb testing.TB, url string, args ...string) *SyncBuffer {
 		}
 	})
 	return buf
+}
+
+// StartSub starts `nats sub` on subjects (StartCLI) and returns once the
+// server has its subscriptions: StartCLI returns as the process starts,
+// and a message published before the CLI has connected and subscribed
+// (a loaded machine, a slow process start) is never shown. The CLI is
+// also given a marker subject of its own, last: it subscribes to its
+// subjects in order on one connection, so once a marker published here
+// comes through, so does everything published on subjects after.
+func StartSub(tb testing.TB, url string, subjects ...string) *SyncBuffer {
+	tb.Helper()
+	marker := "testkit.sub." + strconv.FormatInt(time.Now().UnixNano(), 36)
+	out := StartCLI(tb, url, append(append([]string{"sub"}, subjects...), marker)...)
+	nc := ConnectURL(tb, url)
+	Eventually(tb, 30*time.Second, func() bool {
+		if err := nc.Publish(marker, nil); err != nil {
+			tb.Fatalf("publish %s: %v", marker, err)
+		}
+		return strings.Contains(out.String(), "Received on "+strconv.Quote(marker))
+	}, "nats sub %v never subscribed", subjects)
+	nc.Close()
+	return out
 }
 
 // SyncBuffer is a bytes.Buffer safe for one writer and many readers.

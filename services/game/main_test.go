@@ -33,7 +33,7 @@ func TestSIGTERMDrainsRunningRooms(t *testing.T) {
 	fake := sdktest.New(t, sdktest.Options{Lists: map[string]int64{agones.ListRooms: 4, agones.ListPlayers: 8}})
 	dir := t.TempDir()
 	signer, pubPath := keyPair(t, dir, "join")
-	cmd, addr := startGame(t, "JOIN_PUBLIC_KEYS="+pubPath, "AGONES_SDK="+fake.URL,
+	cmd, addr, log := startGame(t, "JOIN_PUBLIC_KEYS="+pubPath, "AGONES_SDK="+fake.URL,
 		"BEST_OF=1", "SHUTDOWN_GRACE=20s", "HEALTH_INTERVAL=100ms")
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -74,7 +74,9 @@ func TestSIGTERMDrainsRunningRooms(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// New rooms are refused once it says it drains: a fixed 300 ms was
+	// not always enough for the signal to be handled on a loaded machine.
+	wait(func() bool { return strings.Contains(log.String(), "draining: no new rooms") }, "never said it drains after SIGTERM")
 	select {
 	case err := <-exited:
 		t.Fatalf("exited with a game running: %v", err)
@@ -148,7 +150,7 @@ func TestJoinKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	place("old")
-	cmd, addr := startGame(t, "JOIN_PUBLIC_KEYS="+keysDir, "JOIN_PUBLIC_KEYS_RELOAD=50ms", "AGONES_SDK=none")
+	cmd, addr, _ := startGame(t, "JOIN_PUBLIC_KEYS="+keysDir, "JOIN_PUBLIC_KEYS_RELOAD=50ms", "AGONES_SDK=none")
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	room := 0
 	// joins says whether a token of key name admits, to a room of its own.
@@ -193,17 +195,18 @@ func TestJoinKeyRotation(t *testing.T) {
 
 // startGame builds the game server and starts it with env (on top of the
 // test's environment) on port 0, logging text to the test's stderr; it
-// returns the process and the address it said it listens on. Killing it
-// is the caller's (cleanup, or its own signal).
-func startGame(t *testing.T, env ...string) (*exec.Cmd, string) {
+// returns the process, the address it said it listens on and what it
+// logs (so far, at each read). Killing it is the caller's (cleanup, or
+// its own signal).
+func startGame(t *testing.T, env ...string) (*exec.Cmd, string, *testkit.SyncBuffer) {
 	t.Helper()
-	cmd, addrs := startGameOn(t, []string{ops.NameHTTP}, env...)
-	return cmd, addrs[ops.NameHTTP]
+	cmd, addrs, log := startGameOn(t, []string{ops.NameHTTP}, env...)
+	return cmd, addrs[ops.NameHTTP], log
 }
 
 // startGameOn is startGame, returning the address of each listener names
 // has (ops.NameHTTP, ops.NameOps) once it said where it listens.
-func startGameOn(t *testing.T, names []string, env ...string) (*exec.Cmd, map[string]string) {
+func startGameOn(t *testing.T, names []string, env ...string) (*exec.Cmd, map[string]string, *testkit.SyncBuffer) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "game")
 	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -218,26 +221,27 @@ func startGameOn(t *testing.T, names []string, env ...string) (*exec.Cmd, map[st
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = w.Close() })
 	found := make(chan map[string]string, 1)
+	log := &testkit.SyncBuffer{}
 	go func() {
 		addrs := map[string]string{}
 		sc := bufio.NewScanner(lines)
 		for sc.Scan() {
-			if name, addr, ok := listening(sc.Text()); ok && slices.Contains(names, name) {
+			if name, addr, ok := listening(sc.Text()); ok && slices.Contains(names, name) && len(addrs) < len(names) {
 				addrs[name] = addr
 				if len(addrs) == len(names) {
 					found <- addrs
-					break
 				}
 			}
+			fmt.Fprintln(log, sc.Text())
 		}
-		_, _ = io.Copy(io.Discard, lines) // the rest, or a line too long for the scanner
+		_, _ = io.Copy(log, lines) // the rest, after a line too long for the scanner
 	}()
 	select {
 	case addrs := <-found:
-		return cmd, addrs
+		return cmd, addrs, log
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the game server never said where its listeners %v are", names)
-		return nil, nil
+		return nil, nil, nil
 	}
 }
 
@@ -285,7 +289,7 @@ func keyPair(t *testing.T, dir, name string) (*jointoken.Signer, string) {
 func TestOpsPathsAreOffThePlayersPort(t *testing.T) {
 	dir := t.TempDir()
 	_, pubPath := keyPair(t, dir, "join")
-	cmd, addrs := startGameOn(t, []string{ops.NameHTTP, ops.NameOps},
+	cmd, addrs, _ := startGameOn(t, []string{ops.NameHTTP, ops.NameOps},
 		"JOIN_PUBLIC_KEYS="+pubPath, "AGONES_SDK=none", "OPS_ADDR=127.0.0.1:0")
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	get := func(addr, path string) int {

@@ -90,10 +90,13 @@ func TestUnAllocatedThenScaleUp(t *testing.T) {
 func TestAPIFaultsAreErrorsAndMarkTheClusterUnhealthy(t *testing.T) {
 	c := Start(t)
 	c.Create(t, "default", GameServer{Name: "gs-1", Fleet: "rps", RoomsCap: 4, PlayersCap: 8})
-	// Settle short: the cool-down is timed from the third failure.
-	b := backend(t, kube.Config{Mode: kube.HighDensity, Timeout: 300 * time.Millisecond, Settle: time.Millisecond, FailuresToUnhealthy: 3, Cooldown: 500 * time.Millisecond},
+	// Settle short: the cool-down is timed from the third failure. The
+	// call's Timeout is what the allocation after the cool-down, a real
+	// one (a list and an update on the apiserver), has: 300 ms was close
+	// on a loaded machine. The delayed fault outlasts it.
+	b := backend(t, kube.Config{Mode: kube.HighDensity, Timeout: 2 * time.Second, Settle: time.Millisecond, FailuresToUnhealthy: 3, Cooldown: 500 * time.Millisecond},
 		kube.Cluster{Name: "one", Config: c.Config, Namespace: "default", Fleet: "rps"})
-	c.Inject(Fault{Status: http.StatusTooManyRequests}, Fault{Status: http.StatusServiceUnavailable}, Fault{Status: http.StatusInternalServerError}, Fault{Delay: 2 * time.Second})
+	c.Inject(Fault{Status: http.StatusTooManyRequests}, Fault{Status: http.StatusServiceUnavailable}, Fault{Status: http.StatusInternalServerError}, Fault{Delay: time.Minute})
 	for i, want := range []string{"429", "503", "500", "Timeout"} {
 		_, err := b.Allocate(t.Context(), match("m1", "a", "b"))
 		if !errors.Is(err, kube.ErrAPI) || !strings.Contains(err.Error(), want) {
