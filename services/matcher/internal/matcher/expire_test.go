@@ -205,7 +205,7 @@ func TestExpiriesOfOneMatchRecoverItOnce(t *testing.T) {
 	m := events.Match{SchemaVersion: events.SchemaVersion, MatchID: matchID, Mode: "1v1", Region: "eu", Tier: "gold", CreatedAt: time.Now().UTC()}
 	claims := e.claims(t)
 	for i, id := range ids {
-		m.Tickets = append(m.Tickets, events.MatchTicket{TicketID: id, Players: []string{"p" + id}, Skill: 1000, Team: i % 2, CreatedAt: time.Now().UTC()})
+		m.Tickets = append(m.Tickets, events.MatchTicket{TicketID: id, Players: []string{"p" + id, "mate-" + id}, Skill: 1000, Team: i % 2, CreatedAt: time.Now().UTC()})
 		if won, _, err := claims.Claim(ctx, id, events.MatchOwner(matchID)); err != nil || !won {
 			t.Fatalf("claim %s: %v %v", id, won, err)
 		}
@@ -233,6 +233,65 @@ func TestExpiriesOfOneMatchRecoverItOnce(t *testing.T) {
 		}
 		if a := heard()[id]; a != string(ackDone) {
 			t.Errorf("ticket %s answered %q, want %q", id, a, ackDone)
+		}
+	}
+}
+
+// dueFitting pools n tickets of prefix in r's 1v1 pool that all fit each
+// other, each past its max wait by past, its message answered on
+// ack.<id>; it returns their ids.
+func dueFitting(t testing.TB, r *runner, prefix string, n int, past time.Duration) []string {
+	t.Helper()
+	p := r.pools["1v1"]
+	created := time.Now().Add(-time.Duration(p.Mode().MaxWait) - past)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%d", prefix, i)
+		en := &pool.Entry{TicketID: ids[i], Players: []string{"p" + ids[i]}, Skill: 1700, Created: created.UnixNano(), Seq: uint64(1000 + i), Ack: "ack." + ids[i]}
+		if err := en.SetAttributes(p.Mode(), nil); err != nil {
+			t.Fatal(err)
+		}
+		p.Add(en)
+	}
+	return ids
+}
+
+// TestASweepUnderACutWaitsOutOneBoundForDueTicketsThatFit: as
+// TestASweepUnderACutWaitsOutOneBound, for 1,000 due tickets that fit
+// each other. The sweep tries them for matches first (matchDue); under a cut
+// each commit's outcome waits out the bound, and before, the sweep waited
+// for room among the matches in flight once per 64 matches (review: five
+// bounds for 600). Now it forms no more than there is room for, and
+// expires the rest as before.
+func TestASweepUnderACutWaitsOutOneBoundForDueTicketsThatFit(t *testing.T) {
+	t.Parallel()
+	const timeout = 300 * time.Millisecond
+	e := newEnv(t)
+	r, link := e.linkedRunner(t, timeout)
+	dueFitting(t, r, "fit", 1000, time.Second)
+	if took := sweepUnderCut(t, r, link); took > 4*timeout {
+		t.Errorf("the sweep under a cut took %s, want about one publish timeout (%s)", took, timeout)
+	}
+}
+
+// TestTicketsLongPastTheirMaxWaitAreNotTriedAgain: two due tickets that
+// fit each other, waiting dueMatchFor and more past their max wait, are
+// expired by the sweep, not matched: a due ticket whose commits keep
+// failing (the matches bucket without a leader, the claims answering)
+// was tried at every sweep, and never expired (review).
+func TestTicketsLongPastTheirMaxWaitAreNotTriedAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := newRunner(e.boundWorker(t), euGold)
+	ids := dueFitting(t, r, "long", 2, dueMatchFor+time.Second)
+	r.sweep(t.Context(), t.Context(), r.now())
+	if len(r.forming) > 0 || r.committing > 0 {
+		t.Fatalf("%d matches formed, %d committing; want none", len(r.forming), r.committing)
+	}
+	claims := e.claims(t)
+	for _, id := range ids {
+		if own, err := claims.Owner(t.Context(), id); err != nil || own != events.OwnerExpired {
+			t.Errorf("claim of %s: %q (%v), want %q", id, own, err, events.OwnerExpired)
 		}
 	}
 }

@@ -100,7 +100,7 @@ func (r *runner) offerDue(ctx context.Context, now time.Time) {
 		}
 		mode := it.p.Mode()
 		if it.e.Waited(now) >= time.Duration(mode.MaxWait) {
-			continue // this sweep expires it
+			continue // this sweep matches it (matchDue) or expires it
 		}
 		batch = r.offers.plan(it, mode, now, batch)
 		offered = append(offered, it)

@@ -320,28 +320,45 @@ func (r *runner) release(ctx context.Context) {
 	r.log.Info("shard released", "tickets_handed_back", n)
 }
 
-// matchDue tries once more to match each ticket of p that waited its
-// max wait, before the sweep expires those left. One whose partner waits
-// beside it was kept from a match by something else: its commits found
-// the claims unanswered while its wait ran out (chaos S51c and S54: a
-// NATS server's restart met a cut, and the claims went unanswered for
-// 10-25 s), or it came late. Expired first, it was told "expired"
-// beside that partner. Not a visitor (its home shard expires it, and
-// took no match for it), nor a match function's pool (its call takes
-// the turn, callFunction).
+// matchDue tries each ticket of p that waited its max wait, and no more
+// than dueMatchFor past it, for a match before the sweep expires those
+// left. One whose partner waits beside it was kept from a match by
+// something else: its commits found the claims unanswered while its
+// wait ran out (chaos S51c and S54: a NATS server's restart met a cut,
+// and the claims went unanswered for 10-25 s), or it came late. Expired
+// first, it was told "expired" beside that partner. A due ticket whose
+// commits keep failing is tried at each sweep, and expired once
+// dueMatchFor has passed (the matches bucket without a leader, the
+// claims answering: its expiry needs only those). It never waits for
+// room among the matches in flight: a commit's outcome waits out a
+// bound under a cut, and the sweep would hold the shard's loop one per
+// 64 matches (review: 600 due tickets that fit, five bounds), so the
+// ones left are expired as before. Not a visitor as the anchor (its home
+// shard expires it), nor a match function's pool (its call takes the
+// turn, callFunction).
 func (r *runner) matchDue(ctx context.Context, p *pool.Pool, now time.Time) {
 	if !r.builtIn(p) {
 		return
 	}
+	tooLate := time.Duration(p.Mode().MaxWait) + dueMatchFor
 	for _, e := range p.Due(now) {
-		if !e.Visitor && p.Contains(e) {
+		if r.committing+len(r.forming) >= maxInFlight {
+			return
+		}
+		if !e.Visitor && p.Contains(e) && e.Waited(now) < tooLate {
 			r.tryMatch(ctx, p, e, now)
 		}
 	}
 }
 
-// sweep puts a reloaded rule set in force, expires, retries the oldest
-// tickets and others in turn with their widened windows (pool.Sweep),
+// dueMatchFor is how long past its max wait a ticket is still tried for
+// a match before the sweep expires it (matchDue): above the claims
+// outages the chaos runs saw after a NATS server's restart (10-25 s).
+const dueMatchFor = 30 * time.Second
+
+// sweep puts a reloaded rule set in force, tries the tickets due to
+// expire once more for a match (matchDue) and expires the rest, retries
+// the oldest tickets and others in turn with their widened windows (pool.Sweep),
 // offers tickets to other shards, and retries unpublished matches. What it leaves running (match-function
 // calls, queue-figure writes) runs on calls, which ends with the runner.
 func (r *runner) sweep(ctx, calls context.Context, now time.Time) {

@@ -54,7 +54,7 @@ type Pool struct {
 	arrival  list
 	byTicket map[string]*Entry
 	// due files every ticket by the second it was created, from dueFrom
-	// on, for Expired: arrival order is creation order but for tickets
+	// on, for Due and Expired: arrival order is creation order but for tickets
 	// that come back later than younger ones (redelivered after a
 	// takeover, nakked during a commit, queued again, visitors), and an
 	// expiry that read the arrival list would leave those behind the
@@ -305,7 +305,7 @@ func (p *Pool) Due(now time.Time) []*Entry {
 	var out []*Entry
 	for sec := p.dueFrom; len(p.due) > 0 && sec <= last; sec++ {
 		for _, e := range p.due[sec] {
-			if p.Contains(e) && e.Created <= limit {
+			if e.Created <= limit && p.Contains(e) {
 				out = append(out, e)
 			}
 		}
