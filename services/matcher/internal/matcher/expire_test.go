@@ -16,20 +16,22 @@ import (
 )
 
 // due pools n tickets of prefix in r's 1v1 pool, each past its max wait
-// by an hour, that fit no match, its message answered on ack.<id>; it
-// returns their ids.
-func due(t testing.TB, r *runner, prefix string, n int) []string {
+// by past, its message answered on ack.<id>; it returns their ids. With
+// fit they all fit each other (one skill); else none fits a match: each
+// a party of two in a mode of teams of one (pool.MatchAround), since
+// skills apart would not do, a sweep trying a due ticket once more at
+// its widest window (runner.matchDue).
+func due(t testing.TB, r *runner, prefix string, n int, past time.Duration, fit bool) []string {
 	t.Helper()
 	p := r.pools["1v1"]
-	created := time.Now().Add(-time.Duration(p.Mode().MaxWait) - time.Hour)
+	created := time.Now().Add(-time.Duration(p.Mode().MaxWait) - past)
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%s-%d", prefix, i)
-		// A party of two in a mode of teams of one fits no match
-		// (pool.MatchAround), so the sweep only expires them: skills
-		// apart would not do, as a sweep tries a due ticket once more
-		// at its widest window (runner.matchDue).
 		en := &pool.Entry{TicketID: ids[i], Players: []string{"p" + ids[i], "mate-" + ids[i]}, Skill: 1000 + 1000*i, Created: created.UnixNano(), Seq: uint64(i + 1), Ack: "ack." + ids[i]}
+		if fit {
+			en.Players, en.Skill = en.Players[:1], 1700
+		}
 		if err := en.SetAttributes(p.Mode(), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +104,7 @@ func TestASweepUnderACutWaitsOutOneBound(t *testing.T) {
 	e := newEnv(t)
 	r, link := e.linkedRunner(t, timeout)
 	r.ends.parallel = 4
-	ids := due(t, r, "cut", 40)
+	ids := due(t, r, "cut", 40, time.Hour, false)
 	heard := answers(t, e.nc)
 	took := sweepUnderCut(t, r, link)
 	// One wave of four waits out the bound; the serial sweep took 40
@@ -128,7 +130,7 @@ func TestASweepExpiresEveryDueTicketOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	r := newRunner(e.boundWorker(t), euGold)
-	ids := due(t, r, "due", 100)
+	ids := due(t, r, "due", 100, time.Hour, false)
 	heard := answers(t, e.nc)
 	told := testkit.Collect(t, e.nc, e.subj.AllResults())
 	r.sweep(t.Context(), t.Context(), r.now())
@@ -159,7 +161,7 @@ func BenchmarkSweepExpiries(b *testing.B) {
 	r := newRunner(e.boundWorker(b), euGold)
 	for i := range b.N {
 		b.StopTimer()
-		due(b, r, fmt.Sprintf("b%d", i), 1000)
+		due(b, r, fmt.Sprintf("b%d", i), 1000, time.Hour, false)
 		b.StartTimer()
 		r.sweep(b.Context(), b.Context(), r.now())
 	}
@@ -199,7 +201,7 @@ func TestExpiriesOfOneMatchRecoverItOnce(t *testing.T) {
 	e := newEnv(t)
 	w := e.boundWorker(t)
 	r := newRunner(w, euGold)
-	ids := due(t, r, "held", 4)
+	ids := due(t, r, "held", 4, time.Hour, false)
 	ctx := t.Context()
 	const matchID = "m-held"
 	m := events.Match{SchemaVersion: events.SchemaVersion, MatchID: matchID, Mode: "1v1", Region: "eu", Tier: "gold", CreatedAt: time.Now().UTC()}
@@ -237,25 +239,6 @@ func TestExpiriesOfOneMatchRecoverItOnce(t *testing.T) {
 	}
 }
 
-// dueFitting pools n tickets of prefix in r's 1v1 pool that all fit each
-// other, each past its max wait by past, its message answered on
-// ack.<id>; it returns their ids.
-func dueFitting(t testing.TB, r *runner, prefix string, n int, past time.Duration) []string {
-	t.Helper()
-	p := r.pools["1v1"]
-	created := time.Now().Add(-time.Duration(p.Mode().MaxWait) - past)
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%s-%d", prefix, i)
-		en := &pool.Entry{TicketID: ids[i], Players: []string{"p" + ids[i]}, Skill: 1700, Created: created.UnixNano(), Seq: uint64(1000 + i), Ack: "ack." + ids[i]}
-		if err := en.SetAttributes(p.Mode(), nil); err != nil {
-			t.Fatal(err)
-		}
-		p.Add(en)
-	}
-	return ids
-}
-
 // TestASweepUnderACutWaitsOutOneBoundForDueTicketsThatFit: as
 // TestASweepUnderACutWaitsOutOneBound, for 1,000 due tickets that fit
 // each other. The sweep tries them for matches first (matchDue); under a cut
@@ -268,7 +251,7 @@ func TestASweepUnderACutWaitsOutOneBoundForDueTicketsThatFit(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	e := newEnv(t)
 	r, link := e.linkedRunner(t, timeout)
-	dueFitting(t, r, "fit", 1000, time.Second)
+	due(t, r, "fit", 1000, time.Second, true)
 	if took := sweepUnderCut(t, r, link); took > 4*timeout {
 		t.Errorf("the sweep under a cut took %s, want about one publish timeout (%s)", took, timeout)
 	}
@@ -283,7 +266,7 @@ func TestTicketsLongPastTheirMaxWaitAreNotTriedAgain(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	r := newRunner(e.boundWorker(t), euGold)
-	ids := dueFitting(t, r, "long", 2, dueMatchFor+time.Second)
+	ids := due(t, r, "long", 2, dueMatchFor+time.Second, true)
 	r.sweep(t.Context(), t.Context(), r.now())
 	if len(r.forming) > 0 || r.committing > 0 {
 		t.Fatalf("%d matches formed, %d committing; want none", len(r.forming), r.committing)
@@ -317,7 +300,7 @@ func TestDueTicketsThatFitEachOtherAreMatchedNotExpired(t *testing.T) {
 		}
 		p.Add(en)
 	}
-	lonely := due(t, r, "lonely", 1)[0]
+	lonely := due(t, r, "lonely", 1, time.Hour, false)[0]
 	r.sweep(t.Context(), t.Context(), r.now())
 	r.commitFormed(t.Context()) // as the run loop does at the end of a sweep's turn
 	if r.committing > 0 {
