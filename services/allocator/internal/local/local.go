@@ -77,6 +77,9 @@ func Parse(list string) ([]Target, error) {
 // always gets the same server while this process lives.
 type Backend struct {
 	client *http.Client
+	// startGrace is how long a server that never answered stays unknown
+	// (tried, not counted) before it counts as down.
+	startGrace time.Duration
 
 	mu      sync.Mutex
 	servers []*server
@@ -86,10 +89,14 @@ type Backend struct {
 
 type server struct {
 	Target
-	// known is false until the first /status answer; an unknown server is
-	// tried (it may well have room), a server that stopped answering is not.
-	known, up  bool
-	free, size int
+	// known is false until the first /status answer, or until it has not
+	// answered for startGrace; an unknown server is tried (it may well
+	// have room), a known server that does not answer is not.
+	known, up bool
+	// unansweredSince is when a server not known yet first failed to
+	// answer (Backend.startGrace).
+	unansweredSince time.Time
+	free, size      int
 	// backfill are the requests of its rooms at the last poll (shown),
 	// open its rooms then (opened).
 	backfill []allocator.ShownBackfill
@@ -113,9 +120,15 @@ const rememberMatches = 100_000
 // is not read: the server counts as down.
 const maxStatusBytes = 1 << 20
 
+// startGrace is Backend.startGrace: the local stack and compose start the
+// game servers beside the allocator, and one may not listen yet at its
+// first poll. Counted down at once, it made the capacity report say no
+// room, and the frontends refused every ticket until the next poll.
+const startGrace = 10 * time.Second
+
 // New returns a backend over servers.
 func New(targets []Target) *Backend {
-	b := &Backend{client: &http.Client{Timeout: 2 * time.Second}, given: map[string]allocator.Server{}}
+	b := &Backend{client: &http.Client{Timeout: 2 * time.Second}, startGrace: startGrace, given: map[string]allocator.Server{}}
 	for _, t := range targets {
 		b.servers = append(b.servers, &server{Target: t})
 	}
@@ -239,6 +252,16 @@ func (b *Backend) poll(ctx context.Context) {
 	for _, s := range servers {
 		st, err := b.status(ctx, s.Target)
 		b.mu.Lock()
+		if err != nil && !s.known {
+			// Never answered: maybe not listening yet (startGrace).
+			if s.unansweredSince.IsZero() {
+				s.unansweredSince = time.Now()
+			}
+			if time.Since(s.unansweredSince) < b.startGrace {
+				b.mu.Unlock()
+				continue
+			}
+		}
 		s.known, s.up = true, err == nil
 		// A server that stopped answering asks for no one, and shows no
 		// room open: its rooms' records are kept no longer.

@@ -49,6 +49,7 @@ func TestAllocatePrefersRoomAndSkipsFullAndDown(t *testing.T) {
 	gb.StatusAddr = net.JoinHostPort(gb.Address, strconv.Itoa(gb.Port))
 	gb.Address, gb.Port = "players.example", 7001
 	b := New([]Target{fakeGame(t, "a", &aRooms, &aMax), gb, down})
+	b.startGrace = 0 // "down" never answers: down from its first poll
 	ctx := context.Background()
 	if _, known := b.Capacity("eu"); known {
 		t.Fatal("capacity known before any poll")
@@ -73,6 +74,44 @@ func TestAllocatePrefersRoomAndSkipsFullAndDown(t *testing.T) {
 	b.poll(ctx)
 	if _, err := b.Allocate(ctx, events.Match{MatchID: "m3"}); !errors.Is(err, allocator.ErrNoCapacity) {
 		t.Fatalf("all full: %v", err)
+	}
+}
+
+// A game server not listening yet when the allocator first polls it (the
+// local stack and compose start them side by side) is not yet down: a
+// report of no room, read by the frontends, refused every ticket until
+// the next poll. Past its start grace, one that never answered is down.
+func TestAServerThatNeverAnsweredIsNotDownAtOnce(t *testing.T) {
+	t.Parallel()
+	var rooms, maxRooms atomic.Int32
+	maxRooms.Store(10)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // not listening yet
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	late := Target{Server: allocator.Server{Name: "late", Address: host, Port: p}}
+	b := New([]Target{fakeGame(t, "up", &rooms, &maxRooms), late})
+	ctx := t.Context()
+	b.poll(ctx)
+	if c, known := b.Capacity("eu"); known {
+		t.Fatalf("capacity %+v reported while a server had not answered yet", c)
+	}
+	if s, err := b.Allocate(ctx, events.Match{MatchID: "m1"}); err != nil || s.Name != "up" {
+		t.Fatalf("m1 went to %+v (%v), want the server known to have room", s, err)
+	}
+	b.startGrace = 0 // its grace over: it never answered, and is down
+	b.poll(ctx)
+	if c, known := b.Capacity("eu"); !known || c.Servers != 1 || c.FreeRooms != 10 {
+		t.Fatalf("capacity %+v (known %v), want the one server up, 10 rooms free", c, known)
+	}
+	rooms.Store(10) // full: the down server is not tried
+	b.poll(ctx)
+	if s, err := b.Allocate(ctx, events.Match{MatchID: "m2"}); !errors.Is(err, allocator.ErrNoCapacity) {
+		t.Fatalf("m2 went to %+v (%v), want no capacity", s, err)
 	}
 }
 
@@ -166,6 +205,7 @@ func TestAHostileStatusIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := New([]Target{statusOf(t, body)})
+	b.startGrace = 0 // down from its first answer refused, not after the grace
 	if _, err := b.status(t.Context(), b.servers[0].Target); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("a %d-byte /status: err %v, want it refused as too large", len(body), err)
 	}
