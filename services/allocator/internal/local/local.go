@@ -78,7 +78,7 @@ func Parse(list string) ([]Target, error) {
 type Backend struct {
 	client *http.Client
 	// startGrace is how long a server that never answered stays unknown
-	// (tried, not counted) before it counts as down.
+	// (not counted, so no capacity is reported) before it counts as down.
 	startGrace time.Duration
 
 	mu      sync.Mutex
@@ -90,8 +90,8 @@ type Backend struct {
 type server struct {
 	Target
 	// known is false until the first /status answer, or until it has not
-	// answered for startGrace; an unknown server is tried (it may well
-	// have room), a known server that does not answer is not.
+	// answered for startGrace; a server not polled yet is tried (it may
+	// well have room), one that did not answer is not, known or not.
 	known, up bool
 	// unansweredSince is when a server not known yet first failed to
 	// answer (Backend.startGrace).
@@ -144,11 +144,15 @@ func (b *Backend) Allocate(_ context.Context, m events.Match) (allocator.Server,
 		return s, nil
 	}
 	// The most free rooms wins; a server not polled yet scores below any
-	// server known to have room, and a down or full server is skipped.
+	// server known to have room, and a down or full server, or one that
+	// has not answered yet, is skipped.
 	var best *server
 	bestScore := -2
 	for _, s := range b.servers {
 		score := -1
+		if !s.known && !s.unansweredSince.IsZero() {
+			continue // it did not answer: not tried, only not counted down yet
+		}
 		if s.known {
 			if !s.up || s.free <= 0 {
 				continue

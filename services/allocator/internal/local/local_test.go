@@ -103,6 +103,12 @@ func TestAServerThatNeverAnsweredIsNotDownAtOnce(t *testing.T) {
 	if s, err := b.Allocate(ctx, events.Match{MatchID: "m1"}); err != nil || s.Name != "up" {
 		t.Fatalf("m1 went to %+v (%v), want the server known to have room", s, err)
 	}
+	rooms.Store(10) // full: a server that did not answer is not tried, grace or not
+	b.poll(ctx)
+	if s, err := b.Allocate(ctx, events.Match{MatchID: "m2"}); !errors.Is(err, allocator.ErrNoCapacity) {
+		t.Fatalf("m2 went to %+v (%v), want no capacity", s, err)
+	}
+	rooms.Store(0)
 	b.startGrace = 0 // its grace over: it never answered, and is down
 	b.poll(ctx)
 	if c, known := b.Capacity("eu"); !known || c.Servers != 1 || c.FreeRooms != 10 {
@@ -110,8 +116,8 @@ func TestAServerThatNeverAnsweredIsNotDownAtOnce(t *testing.T) {
 	}
 	rooms.Store(10) // full: the down server is not tried
 	b.poll(ctx)
-	if s, err := b.Allocate(ctx, events.Match{MatchID: "m2"}); !errors.Is(err, allocator.ErrNoCapacity) {
-		t.Fatalf("m2 went to %+v (%v), want no capacity", s, err)
+	if s, err := b.Allocate(ctx, events.Match{MatchID: "m3"}); !errors.Is(err, allocator.ErrNoCapacity) {
+		t.Fatalf("m3 went to %+v (%v), want no capacity", s, err)
 	}
 }
 
