@@ -160,12 +160,8 @@ func (s *Service) finish(ctx context.Context, id string, msg *nats.Msg, data []b
 	ctx, cancel := context.WithTimeout(ctx, finishWithin)
 	defer cancel()
 	for wait := finishBackoff; !stored || !queued; wait = min(2*wait, events.ClaimCallTimeout) {
-		select {
-		case <-ctx.Done():
+		if !s.withdrawals.pause(ctx, wait) {
 			return stored, queued
-		case <-s.withdrawals.stopping:
-			return stored, queued
-		case <-time.After(wait):
 		}
 		var queueErr, storeErr error
 		var wg sync.WaitGroup
@@ -246,6 +242,14 @@ func refused(err error) bool {
 // failed it, a client that hung up).
 const withdrawTimeout = 2 * events.ClaimCallTimeout
 
+// withdrawBackoff is the wait before a withdrawal's claim refused at once
+// is tried again, doubled each time up to withdrawBackoffMax: a leader's
+// election is over within a second or two.
+const (
+	withdrawBackoff    = 50 * time.Millisecond
+	withdrawBackoffMax = 400 * time.Millisecond
+)
+
 // withdraw takes off a ticket that may be queued while its creation
 // answers cause: it is claimed cancelled, its players are told and its
 // shard is sent a cancel notice (end, as a DELETE does), so no matcher
@@ -258,6 +262,20 @@ func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (v View
 	defer cancel()
 	id := rec.Ticket.TicketID
 	v, cur, err := s.end(wctx, rec, "", events.OwnerCancelled, withdrawnReason)
+	// A claim refused at once (the claims bucket without a leader) is
+	// tried again within the bound: the matchers wait for the same bucket,
+	// and as it came back they claimed the ticket for a match before the
+	// background's first try, a second later, while its client had been
+	// told an error (chaos S56: 13 no-shows, each matched 0.5-1.1 s after
+	// its withdrawal was refused). Coming back, the withdrawal wins, or
+	// finds the match and the creation answers it. Tries start within the
+	// bound less a call's, which is left for withdrawFailed's read of the
+	// claim.
+	rctx, rcancel := context.WithTimeout(wctx, withdrawTimeout-events.ClaimCallTimeout)
+	defer rcancel()
+	for wait := withdrawBackoff; err != nil && cur == "" && refusedNow(err) && s.withdrawals.pause(rctx, wait); wait = min(2*wait, withdrawBackoffMax) {
+		v, cur, err = s.end(wctx, rec, "", events.OwnerCancelled, withdrawnReason)
+	}
 	switch {
 	case err == nil:
 		s.log.Warn("ticket withdrawn: its creation failed", "ticket_id", id, "cause", cause)

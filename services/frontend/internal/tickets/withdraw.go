@@ -92,6 +92,22 @@ func (w *withdrawals) schedule(id string, d time.Duration, first bool, try func(
 	return ""
 }
 
+// pause waits d, and reports false instead if ctx ends or the frontend
+// stops first (Stop): a creation trying its writes or its withdrawal
+// again gives up then.
+func (w *withdrawals) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-w.stopping:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // count counts id's withdrawal as ended with outcome.
 func (w *withdrawals) count(id, outcome string) {
 	w.mu.Lock()

@@ -3,6 +3,7 @@ package tickets
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -85,6 +86,47 @@ func TestAWithdrawalThatFailsOnAMatchedTicketAnswersIt(t *testing.T) {
 			e.s.withdrawals.mu.Unlock()
 			if waiting != 0 {
 				t.Fatalf("%d withdrawals of a matched ticket left to try again", waiting)
+			}
+		})
+	}
+}
+
+// A withdrawal whose claim is refused at once (the claims bucket without
+// a leader, for a moment) is tried again within its bound, not left at
+// the first refusal to the background's try a second later: the
+// matchers, waiting for the same bucket, claimed the ticket for a match
+// first as it came back, and its creation had answered an error (chaos
+// S56: 13 no-shows, each matched 0.5-1.1 s after its withdrawal was
+// refused). Coming back, the withdrawal either wins (the creation answers
+// its error, nothing left to try) or finds the match (answered as created).
+func TestAWithdrawalRefusedAtOnceIsTriedAgainWithinItsBound(t *testing.T) {
+	t.Parallel()
+	for _, matchFirst := range []bool{false, true} {
+		t.Run(map[bool]string{false: "withdrawn", true: "matched first"}[matchFirst], func(t *testing.T) {
+			t.Parallel()
+			e := newToldEnv(t)
+			e.s.js = lostAcks{e.s.js} // queued, its ack lost
+			var fails atomic.Int32
+			fails.Store(3)
+			claims, err := events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails, matchFirst: matchFirst}, e.subj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.s.claims = claims
+			cerr := e.createPat(t)
+			id := e.queuedTicket(t)
+			owner, _ := e.s.claims.Owner(t.Context(), id)
+			e.s.withdrawals.mu.Lock()
+			waiting := len(e.s.withdrawals.waiting)
+			e.s.withdrawals.mu.Unlock()
+			if waiting != 0 {
+				t.Fatalf("withdrawal left to the background (%d waiting), ticket %s claimed %q", waiting, id, owner)
+			}
+			switch {
+			case matchFirst && cerr != nil:
+				t.Fatalf("a creation whose ticket is in a match (%q) answered %v: a no-show", owner, cerr)
+			case !matchFirst && (cerr == nil || owner != events.OwnerCancelled):
+				t.Fatalf("creation answered %v, ticket claimed %q; want an error and the ticket withdrawn", cerr, owner)
 			}
 		})
 	}

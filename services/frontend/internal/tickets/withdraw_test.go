@@ -355,15 +355,20 @@ func TestALostQueueAckEndsTheCreationWithinACallsBound(t *testing.T) {
 }
 
 // failingCreates is a bucket whose first fails creates (claims) are
-// refused at once, as JetStream does while the bucket has no leader.
+// refused at once, as JetStream does while the bucket has no leader;
+// matchFirst lands a matcher's claim of the ticket as it comes back.
 type failingCreates struct {
 	jetstream.KeyValue
-	fails *atomic.Int32
+	fails      *atomic.Int32
+	matchFirst bool
 }
 
 func (f failingCreates) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
 	if f.fails.Add(-1) >= 0 {
 		return 0, &jetstream.APIError{Code: http.StatusServiceUnavailable, Description: "test: JetStream system temporarily unavailable"}
+	}
+	if f.matchFirst {
+		_, _ = f.KeyValue.Create(ctx, key, []byte(events.MatchOwner("m-1")))
 	}
 	return f.KeyValue.Create(ctx, key, value, opts...)
 }
@@ -372,24 +377,26 @@ func (f failingCreates) Create(ctx context.Context, key string, value []byte, op
 // events.BindLeaderGets, is failingCreates.
 type failingClaims struct {
 	jetstream.JetStream
-	fails *atomic.Int32
+	fails      *atomic.Int32
+	matchFirst bool
 }
 
 func (f failingClaims) WrapKeyValue(kv jetstream.KeyValue) jetstream.KeyValue {
-	return failingCreates{KeyValue: kv, fails: f.fails}
+	return failingCreates{KeyValue: kv, fails: f.fails, matchFirst: f.matchFirst}
 }
 
 // A creation that fails (its queue ack lost) while the claims bucket
-// refuses every claim has its withdrawal refused too; it is tried again
-// in the background, and the ticket is withdrawn once the bucket answers.
-// Before, it was left queued, to be matched with nobody following it
-// (chaos S48: 77 such tickets in a 39 s claims outage).
+// refuses every claim has its withdrawal refused too, past the tries
+// within its bound; it is tried again in the background, and the ticket
+// is withdrawn once the bucket answers. Before, it was left queued, to
+// be matched with nobody following it (chaos S48: 77 such tickets in a
+// 39 s claims outage).
 func TestAWithdrawalRefusedIsTriedAgain(t *testing.T) {
 	t.Parallel()
 	e := newToldEnv(t)
 	e.s.js = lostAcks{e.s.js}
 	var fails atomic.Int32
-	fails.Store(2) // the withdrawal's, and the first later try's
+	fails.Store(1 << 30) // until the creation answered, and the first later try
 	claims, err := events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj)
 	if err != nil {
 		t.Fatal(err)
@@ -407,6 +414,7 @@ func TestAWithdrawalRefusedIsTriedAgain(t *testing.T) {
 	if owner, _ := e.s.claims.Owner(t.Context(), id); owner != "" {
 		t.Fatalf("claimed %q at once, want the withdrawal refused", owner)
 	}
+	fails.Store(1) // the first later try's; the bucket answers the next
 	// Awaited by what the later try does last (it counts its outcome once
 	// its claim, its player's result and its notice are out): the claim,
 	// written first, was seen before the result was stored.
