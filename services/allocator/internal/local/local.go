@@ -78,7 +78,8 @@ func Parse(list string) ([]Target, error) {
 type Backend struct {
 	client *http.Client
 	// startGrace is how long a server that never answered stays unknown
-	// (not counted, so no capacity is reported) before it counts as down.
+	// (not counted, so no capacity is reported; its rooms and requests
+	// are none) before it counts as down.
 	startGrace time.Duration
 
 	mu      sync.Mutex
@@ -229,7 +230,9 @@ func gather[T any](b *Backend, of func(*server) []T) ([]T, bool) {
 	var out []T
 	known := true
 	for _, s := range b.servers {
-		known = known && s.known
+		// One that did not answer shows nothing, grace or not: the others'
+		// rooms are not held up by it.
+		known = known && (s.known || !s.unansweredSince.IsZero())
 		out = append(out, of(s)...)
 	}
 	return out, known

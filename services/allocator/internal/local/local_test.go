@@ -211,7 +211,6 @@ func TestAHostileStatusIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := New([]Target{statusOf(t, body)})
-	b.startGrace = 0 // down from its first answer refused, not after the grace
 	if _, err := b.status(t.Context(), b.servers[0].Target); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("a %d-byte /status: err %v, want it refused as too large", len(body), err)
 	}
@@ -221,5 +220,30 @@ func TestAHostileStatusIsBounded(t *testing.T) {
 	}
 	if c, _ := b.Capacity("eu"); c.Servers != 0 {
 		t.Fatalf("capacity %+v: the server counts as up", c)
+	}
+}
+
+// A server that has not answered yet shows no rooms and no requests; it
+// does not hold up the others' for its grace (review R1: the backfills
+// and the rooms' records of every server waited 10 s after each start
+// while one listed server was dead).
+func TestAServerThatNeverAnsweredHidesNoOtherRooms(t *testing.T) {
+	t.Parallel()
+	body, err := json.Marshal(play.Status{Rooms: 1, MaxRooms: 4,
+		Backfill: []play.Backfill{{MatchID: "r1", Ask: 1, Seats: []int{0, 1}}}, Open: []string{"r1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := Target{Server: allocator.Server{Name: "dead", Address: "127.0.0.1", Port: 1}}
+	b := New([]Target{statusOf(t, body), dead})
+	b.poll(t.Context())
+	if reqs, known := b.Backfills(); !known || len(reqs) != 1 {
+		t.Errorf("Backfills = %d requests, known %v; want the live server's one, known", len(reqs), known)
+	}
+	if rooms, known := b.Rooms(); !known || len(rooms) != 1 {
+		t.Errorf("Rooms = %d, known %v; want the live server's one, known", len(rooms), known)
+	}
+	if c, known := b.Capacity("eu"); known {
+		t.Errorf("capacity %+v reported during the dead server's grace", c)
 	}
 }

@@ -268,12 +268,17 @@ func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (v View
 	// background's first try, a second later, while its client had been
 	// told an error (chaos S56: 13 no-shows, each matched 0.5-1.1 s after
 	// its withdrawal was refused). Coming back, the withdrawal wins, or
-	// finds the match and the creation answers it. Tries start within the
-	// bound less a call's, which is left for withdrawFailed's read of the
-	// claim.
+	// finds the match and the creation answers it. The tries end within
+	// the bound less a call's, which is left for withdrawFailed's read of
+	// the claim (or for the telling of a claim won as they ended).
 	rctx, rcancel := context.WithTimeout(wctx, withdrawTimeout-events.ClaimCallTimeout)
 	defer rcancel()
-	for wait := withdrawBackoff; err != nil && cur == "" && refusedNow(err) && s.withdrawals.pause(rctx, wait); wait = min(2*wait, withdrawBackoffMax) {
+	for wait := withdrawBackoff; err != nil && cur == "" && refusedNow(err) && s.withdrawals.pause(rctx, jittered(wait)); wait = min(2*wait, withdrawBackoffMax) {
+		v, cur, err = s.end(rctx, rec, "", events.OwnerCancelled, withdrawnReason)
+	}
+	if err != nil && cur == events.OwnerCancelled && rctx.Err() != nil {
+		// Won as the tries' time ran out, the telling maybe cut short: a
+		// second end finds the claim its own and tells, once (Claims.Tell).
 		v, cur, err = s.end(wctx, rec, "", events.OwnerCancelled, withdrawnReason)
 	}
 	switch {

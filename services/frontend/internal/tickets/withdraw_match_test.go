@@ -2,9 +2,12 @@ package tickets
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -129,5 +132,131 @@ func TestAWithdrawalRefusedAtOnceIsTriedAgainWithinItsBound(t *testing.T) {
 				t.Fatalf("creation answered %v, ticket claimed %q; want an error and the ticket withdrawn", cerr, owner)
 			}
 		})
+	}
+}
+
+// lateMatchClaims is the claims bucket refusing its first refusals
+// creates at once, and its reads meanwhile; then a create lands a
+// matcher's claim of the ticket and hangs until its caller gives up (its
+// answer lost), and reads answer after readDelay. readLeft is the time
+// the first read that answers had left.
+type lateMatchClaims struct {
+	jetstream.KeyValue
+	creates   atomic.Int32
+	readLeft  atomic.Int64
+	refusals  int32
+	readDelay time.Duration
+}
+
+func (k *lateMatchClaims) Create(ctx context.Context, key string, _ []byte, _ ...jetstream.KVCreateOpt) (uint64, error) {
+	if k.creates.Add(1) <= k.refusals {
+		return 0, &jetstream.APIError{Code: http.StatusServiceUnavailable, Description: "test: no leader"}
+	}
+	_, _ = k.KeyValue.Create(context.WithoutCancel(ctx), key, []byte(events.MatchOwner("m-1")))
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+func (k *lateMatchClaims) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if k.creates.Load() <= k.refusals {
+		return nil, &jetstream.APIError{Code: http.StatusServiceUnavailable, Description: "test: no leader"}
+	}
+	if d, ok := ctx.Deadline(); ok {
+		k.readLeft.CompareAndSwap(0, int64(time.Until(d)))
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(k.readDelay):
+	}
+	return k.KeyValue.Get(ctx, key)
+}
+
+// A withdrawal's late try, whose create a matcher's claim beat and whose
+// answer never came, does not take the read of the claim's time with it:
+// the read finds the match and the creation answers it (review R1: the
+// tries ran on the whole bound, and a try started 1.95 s in left the
+// read 44 ms, so the creation answered an error, a no-show). The sixth
+// create starts 0.86-1.44 s in (the backoff, give or take its jitter),
+// which left the read 0.56-1.14 s before, and now leaves it 2 s.
+func TestAWithdrawalsLastTryLeavesTheReadItsTime(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	kv := &lateMatchClaims{refusals: 5, readDelay: 1200 * time.Millisecond}
+	claims, err := events.NewClaims(t.Context(), claimsWrapped{e.js, func(b jetstream.KeyValue) jetstream.KeyValue {
+		kv.KeyValue = b
+		return kv
+	}}, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.claims = claims
+	rec := Record{Ticket: events.Ticket{TicketID: "t-late-match", PlayerID: "pat", Mode: "1v1", CreatedAt: time.Now()},
+		Shard: events.Shard{Region: "eu", Tier: "gold"}}
+	_, inMatch := e.s.withdraw(t.Context(), rec, errors.New("test: the creation's writes failed"))
+	if owner, _ := e.s.claims.Owner(t.Context(), rec.Ticket.TicketID); owner != events.MatchOwner("m-1") {
+		t.Fatalf("ticket claimed %q; the test wants it in match m-1", owner)
+	}
+	if !inMatch {
+		t.Fatalf("ticket in match m-1 answered an error (a no-show): the claim's read had %v left", time.Duration(kv.readLeft.Load()))
+	}
+}
+
+// lateWinClaims is the claims bucket refusing its first refusals creates
+// at once; the next wins just before its caller's deadline, and a read
+// of a telling's mark with less than 100 ms left hangs until it ends.
+type lateWinClaims struct {
+	jetstream.KeyValue
+	creates  atomic.Int32
+	refusals int32
+}
+
+func (k *lateWinClaims) Create(ctx context.Context, key string, v []byte, o ...jetstream.KVCreateOpt) (uint64, error) {
+	switch n := k.creates.Add(1); {
+	case n <= k.refusals:
+		return 0, &jetstream.APIError{Code: http.StatusServiceUnavailable, Description: "test: no leader"}
+	case n == k.refusals+1:
+		if d, ok := ctx.Deadline(); ok {
+			time.Sleep(time.Until(d) - 30*time.Millisecond)
+		}
+		return k.KeyValue.Create(context.WithoutCancel(ctx), key, v, o...)
+	}
+	return k.KeyValue.Create(ctx, key, v, o...)
+}
+
+func (k *lateWinClaims) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if d, ok := ctx.Deadline(); ok && strings.HasPrefix(key, "told.") && time.Until(d) < 100*time.Millisecond {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return k.KeyValue.Get(ctx, key)
+}
+
+// A withdrawal whose claim wins as its tries' time runs out, the telling
+// cut short with it, tells the players within what is left of its bound
+// (a second end finds the claim its own): its client is answered an error
+// and follows nothing, but its other players, and a GET, hear why.
+func TestAWithdrawalWonAsItsTriesEndIsTold(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	kv := &lateWinClaims{refusals: 5}
+	claims, err := events.NewClaims(t.Context(), claimsWrapped{e.js, func(b jetstream.KeyValue) jetstream.KeyValue {
+		kv.KeyValue = b
+		return kv
+	}}, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.claims = claims
+	rec := Record{Ticket: events.Ticket{TicketID: "t-late-win", PlayerID: "pat", Mode: "1v1", CreatedAt: time.Now()},
+		Shard: events.Shard{Region: "eu", Tier: "gold"}}
+	if _, inMatch := e.s.withdraw(t.Context(), rec, errors.New("test: the creation's writes failed")); inMatch {
+		t.Fatal("a withdrawn ticket answered as in a match")
+	}
+	if owner, _ := e.s.claims.Owner(t.Context(), rec.Ticket.TicketID); owner != events.OwnerCancelled {
+		t.Fatalf("ticket claimed %q, want it withdrawn", owner)
+	}
+	if r := e.stored(t, "pat"); r == nil || r.TicketID != rec.Ticket.TicketID || r.Status != events.StatusCancelled {
+		t.Fatalf("the player's last result %+v, want the withdrawn ticket's cancellation", r)
 	}
 }
