@@ -181,19 +181,11 @@ func (k *lateMatchClaims) Get(ctx context.Context, key string) (jetstream.KeyVal
 // which left the read 0.56-1.14 s before, and now leaves it 2 s.
 func TestAWithdrawalsLastTryLeavesTheReadItsTime(t *testing.T) {
 	t.Parallel()
-	e := newToldEnv(t)
 	kv := &lateMatchClaims{refusals: 5, readDelay: 1200 * time.Millisecond}
-	claims, err := events.NewClaims(t.Context(), claimsWrapped{e.js, func(b jetstream.KeyValue) jetstream.KeyValue {
+	e, rec, inMatch := withdrawUnder(t, "t-late-match", func(b jetstream.KeyValue) jetstream.KeyValue {
 		kv.KeyValue = b
 		return kv
-	}}, e.subj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.s.claims = claims
-	rec := Record{Ticket: events.Ticket{TicketID: "t-late-match", PlayerID: "pat", Mode: "1v1", CreatedAt: time.Now()},
-		Shard: events.Shard{Region: "eu", Tier: "gold"}}
-	_, inMatch := e.s.withdraw(t.Context(), rec, errors.New("test: the creation's writes failed"))
+	})
 	if owner, _ := e.s.claims.Owner(t.Context(), rec.Ticket.TicketID); owner != events.MatchOwner("m-1") {
 		t.Fatalf("ticket claimed %q; the test wants it in match m-1", owner)
 	}
@@ -238,19 +230,12 @@ func (k *lateWinClaims) Get(ctx context.Context, key string) (jetstream.KeyValue
 // and follows nothing, but its other players, and a GET, hear why.
 func TestAWithdrawalWonAsItsTriesEndIsTold(t *testing.T) {
 	t.Parallel()
-	e := newToldEnv(t)
 	kv := &lateWinClaims{refusals: 5}
-	claims, err := events.NewClaims(t.Context(), claimsWrapped{e.js, func(b jetstream.KeyValue) jetstream.KeyValue {
+	e, rec, inMatch := withdrawUnder(t, "t-late-win", func(b jetstream.KeyValue) jetstream.KeyValue {
 		kv.KeyValue = b
 		return kv
-	}}, e.subj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.s.claims = claims
-	rec := Record{Ticket: events.Ticket{TicketID: "t-late-win", PlayerID: "pat", Mode: "1v1", CreatedAt: time.Now()},
-		Shard: events.Shard{Region: "eu", Tier: "gold"}}
-	if _, inMatch := e.s.withdraw(t.Context(), rec, errors.New("test: the creation's writes failed")); inMatch {
+	})
+	if inMatch {
 		t.Fatal("a withdrawn ticket answered as in a match")
 	}
 	if owner, _ := e.s.claims.Owner(t.Context(), rec.Ticket.TicketID); owner != events.OwnerCancelled {
@@ -259,4 +244,21 @@ func TestAWithdrawalWonAsItsTriesEndIsTold(t *testing.T) {
 	if r := e.stored(t, "pat"); r == nil || r.TicketID != rec.Ticket.TicketID || r.Status != events.StatusCancelled {
 		t.Fatalf("the player's last result %+v, want the withdrawn ticket's cancellation", r)
 	}
+}
+
+// withdrawUnder withdraws pat's ticket id, whose creation failed, with
+// the claims bucket wrapped by wrap, and says whether the withdrawal
+// found it in a match (its creation answers it then).
+func withdrawUnder(t *testing.T, id string, wrap func(jetstream.KeyValue) jetstream.KeyValue) (*toldEnv, Record, bool) {
+	t.Helper()
+	e := newToldEnv(t)
+	claims, err := events.NewClaims(t.Context(), claimsWrapped{e.js, wrap}, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.claims = claims
+	rec := Record{Ticket: events.Ticket{TicketID: id, PlayerID: "pat", Mode: "1v1", CreatedAt: time.Now()},
+		Shard: events.Shard{Region: "eu", Tier: "gold"}}
+	_, inMatch := e.s.withdraw(t.Context(), rec, errors.New("test: the creation's writes failed"))
+	return e, rec, inMatch
 }
