@@ -77,9 +77,8 @@ func Parse(list string) ([]Target, error) {
 // always gets the same server while this process lives.
 type Backend struct {
 	client *http.Client
-	// startGrace is how long a server that never answered stays unknown
-	// (not counted, so no capacity is reported; its rooms and requests
-	// are none) before it counts as down.
+	// startGrace is how long a server that never answered is in its start
+	// grace (inStartGrace) before it counts as down.
 	startGrace time.Duration
 
 	mu      sync.Mutex
@@ -88,16 +87,21 @@ type Backend struct {
 	order   []string                    // match ids, oldest first, to bound given
 }
 
+// inStartGrace reports a server whose polls failed since its first,
+// within Backend.startGrace: not tried, showing nothing, and holding back
+// the capacity report.
+func (s *server) inStartGrace() bool { return !s.known && !s.firstFailedAt.IsZero() }
+
 type server struct {
 	Target
 	// known is false until the first /status answer, or until it has not
 	// answered for startGrace; a server not polled yet is tried (it may
 	// well have room), one that did not answer is not, known or not.
 	known, up bool
-	// unansweredSince is when a server not known yet first failed to
-	// answer (Backend.startGrace).
-	unansweredSince time.Time
-	free, size      int
+	// firstFailedAt is when a server not known yet first failed to
+	// answer (Backend.startGrace); never cleared, read only while !known.
+	firstFailedAt time.Time
+	free, size    int
 	// backfill are the requests of its rooms at the last poll (shown),
 	// open its rooms then (opened).
 	backfill []allocator.ShownBackfill
@@ -121,10 +125,13 @@ const rememberMatches = 100_000
 // is not read: the server counts as down.
 const maxStatusBytes = 1 << 20
 
-// startGrace is Backend.startGrace: the local stack and compose start the
-// game servers beside the allocator, and one may not listen yet at its
-// first poll. Counted down at once, it made the capacity report say no
-// room, and the frontends refused every ticket until the next poll.
+// startGrace is how long a game server that never answered is given to
+// start (Backend.startGrace, a field so that tests can end it): the
+// local stack and compose start the game servers beside the allocator,
+// and one may not listen yet at its first poll. Counted down at once, it
+// made the capacity report say no room, and the frontends refused every
+// ticket until the next poll. Not a setting: only the local backend,
+// whose servers start with it, has one.
 const startGrace = 10 * time.Second
 
 // New returns a backend over servers.
@@ -151,8 +158,10 @@ func (b *Backend) Allocate(_ context.Context, m events.Match) (allocator.Server,
 	bestScore := -2
 	for _, s := range b.servers {
 		score := -1
-		if !s.known && !s.unansweredSince.IsZero() {
-			continue // it did not answer: not tried, only not counted down yet
+		if s.inStartGrace() {
+			// Players sent there would fail as surely as at a down server;
+			// the grace only keeps it out of the capacity report.
+			continue
 		}
 		if s.known {
 			if !s.up || s.free <= 0 {
@@ -179,7 +188,9 @@ func (b *Backend) Allocate(_ context.Context, m events.Match) (allocator.Server,
 
 // Capacity sums what the servers reported at the last poll; the local
 // servers serve every region alike. A server with no room open counts as
-// Ready, one with rooms as Allocated.
+// Ready, one with rooms as Allocated. Known once every server answered or
+// counts as down: one in its start grace may be about to bring its rooms,
+// and a report without them would refuse tickets those rooms could take.
 func (b *Backend) Capacity(string) (events.Capacity, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -223,16 +234,17 @@ func (b *Backend) Rooms() ([]allocator.ShownRoom, bool) {
 }
 
 // gather joins what each server showed at the last poll (of); known once
-// every server was polled.
+// every server was polled (one in its start grace, or down, shows
+// nothing).
 func gather[T any](b *Backend, of func(*server) []T) ([]T, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []T
 	known := true
 	for _, s := range b.servers {
-		// One that did not answer shows nothing, grace or not: the others'
-		// rooms are not held up by it.
-		known = known && (s.known || !s.unansweredSince.IsZero())
+		// One in its start grace shows nothing, as a down one does: the
+		// others' rooms and requests are not held up by it.
+		known = known && (s.known || s.inStartGrace())
 		out = append(out, of(s)...)
 	}
 	return out, known
@@ -261,10 +273,10 @@ func (b *Backend) poll(ctx context.Context) {
 		b.mu.Lock()
 		if err != nil && !s.known {
 			// Never answered: maybe not listening yet (startGrace).
-			if s.unansweredSince.IsZero() {
-				s.unansweredSince = time.Now()
+			if s.firstFailedAt.IsZero() {
+				s.firstFailedAt = time.Now()
 			}
-			if time.Since(s.unansweredSince) < b.startGrace {
+			if time.Since(s.firstFailedAt) < b.startGrace {
 				b.mu.Unlock()
 				continue
 			}

@@ -133,8 +133,9 @@ func awaitAck(ctx context.Context, fut jetstream.PubAckFuture) error {
 // and answers an error. A few calls' bounds: a cut of a few seconds
 // (a NATS server's link, a leader's election) heals within it. With the
 // writes' own bound before and the withdrawal after, a creation ends
-// within 12 s: inside the frontend's shutdown grace once Stop has ended
-// its finish.
+// within 12 s (14 s when its withdrawal finds it in a match and its
+// record is put once more: finishOrWithdraw): inside the frontend's
+// shutdown grace once Stop has ended its finish.
 const finishWithin = 3 * events.ClaimCallTimeout
 
 // finishBackoff is finish's first wait; each next one doubles it.
@@ -189,12 +190,12 @@ func (s *Service) finish(ctx context.Context, id string, msg *nats.Msg, data []b
 func lasting(err error) bool { return err != nil && refused(err) && !refusedNow(err) }
 
 // putBackoff is how long store waits before each try of a record's put.
-// Only quick refusals are tried again (refusedNow): a tickets-bucket
+// Only refusals for now are tried again (refusedNow): a tickets-bucket
 // leader change is over within a few hundred milliseconds.
 var putBackoff = [...]time.Duration{0, 50 * time.Millisecond, 200 * time.Millisecond}
 
 // store puts a ticket's record (a put of the same value under the same
-// key is idempotent), trying again after a quick refusal. All tries share
+// key is idempotent), trying again after a refusal for now. All tries share
 // one deadline, events.ClaimCallTimeout: a put that timed out is not
 // tried again, so a partitioned bucket costs a creation (and its
 // admission slot) one call's bound, not one per try.
@@ -242,9 +243,19 @@ func refused(err error) bool {
 // failed it, a client that hung up).
 const withdrawTimeout = 2 * events.ClaimCallTimeout
 
-// withdrawBackoff is the wait before a withdrawal's claim refused at once
-// is tried again, doubled each time up to withdrawBackoffMax: a leader's
-// election is over within a second or two.
+// withdrawTries is how long a withdrawal whose claim was refused for now
+// (refusedNow: the claims bucket without a leader) is tried again before
+// its creation answers: its bound less a call's, which is kept for the
+// read of the claim that follows (withdrawFailed), or for the telling of
+// a claim won as the tries end. A leader that steps down is replaced
+// within a second or two (chaos S56: the matchers claimed the tickets
+// 0.5-1.1 s after the refusal); a lost one (up to
+// events.NATSElectionTimeout) is left to withdrawLater.
+const withdrawTries = withdrawTimeout - events.ClaimCallTimeout
+
+// withdrawBackoff is the first wait between those tries, each next one
+// twice the last up to withdrawBackoffMax, give or take a quarter
+// (withdrawLater's are withdrawRetryFirst and withdrawRetryMax).
 const (
 	withdrawBackoff    = 50 * time.Millisecond
 	withdrawBackoffMax = 400 * time.Millisecond
@@ -256,27 +267,30 @@ const (
 // puts it in a match. inMatch reports that it came too late: a matcher
 // claimed the ticket first (v says matched or assigned), so the creation
 // must not answer an error (its client would never follow a ticket that
-// is in a match). A withdrawal that fails (NATS away) is logged.
+// is in a match). A claim refused for now is tried again for up to
+// withdrawTries first; a withdrawal that still fails (NATS away) is
+// logged, and left to withdrawLater.
 func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (v View, inMatch bool) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
 	defer cancel()
+	// Tried again before the answer, not left to withdrawLater's first
+	// try a second later: the matchers wait for the same bucket, and as
+	// it came back they claimed the ticket for a match while its client
+	// had been told an error (chaos S56: 13 no-shows). Coming back, the
+	// withdrawal wins, or finds the match and the creation answers it.
+	tctx, tcancel := context.WithTimeout(wctx, withdrawTries)
+	defer tcancel()
 	id := rec.Ticket.TicketID
-	v, cur, err := s.end(wctx, rec, "", events.OwnerCancelled, withdrawnReason)
-	// A claim refused at once (the claims bucket without a leader) is
-	// tried again within the bound: the matchers wait for the same bucket,
-	// and as it came back they claimed the ticket for a match before the
-	// background's first try, a second later, while its client had been
-	// told an error (chaos S56: 13 no-shows, each matched 0.5-1.1 s after
-	// its withdrawal was refused). Coming back, the withdrawal wins, or
-	// finds the match and the creation answers it. The tries end within
-	// the bound less a call's, which is left for withdrawFailed's read of
-	// the claim (or for the telling of a claim won as they ended).
-	rctx, rcancel := context.WithTimeout(wctx, withdrawTimeout-events.ClaimCallTimeout)
-	defer rcancel()
-	for wait := withdrawBackoff; err != nil && cur == "" && refusedNow(err) && s.withdrawals.pause(rctx, jittered(wait)); wait = min(2*wait, withdrawBackoffMax) {
-		v, cur, err = s.end(rctx, rec, "", events.OwnerCancelled, withdrawnReason)
+	v, cur, err := s.end(tctx, rec, "", events.OwnerCancelled, withdrawnReason)
+	// cur == "": only the claim was refused; a claim won and not told is
+	// not claimed again here.
+	for wait := withdrawBackoff; err != nil && cur == "" && refusedNow(err); wait = min(2*wait, withdrawBackoffMax) {
+		if !s.withdrawals.pause(tctx, jittered(wait)) {
+			break
+		}
+		v, cur, err = s.end(tctx, rec, "", events.OwnerCancelled, withdrawnReason)
 	}
-	if err != nil && cur == events.OwnerCancelled && rctx.Err() != nil {
+	if err != nil && cur == events.OwnerCancelled && tctx.Err() != nil {
 		// Won as the tries' time ran out, the telling maybe cut short: a
 		// second end finds the claim its own and tells, once (Claims.Tell).
 		v, cur, err = s.end(wctx, rec, "", events.OwnerCancelled, withdrawnReason)

@@ -46,7 +46,8 @@ type withdrawals struct {
 	waiting map[string]*time.Timer // by ticket id; a try under way keeps its ticket here
 	stopped bool
 	// stopping is closed by Stop: a creation still trying its writes
-	// (finish) gives up at once.
+	// (finish) or its withdrawal (withdraw) again gives up at once
+	// (pause).
 	stopping chan struct{}
 	ended    *prometheus.CounterVec
 	gauge    prometheus.GaugeFunc

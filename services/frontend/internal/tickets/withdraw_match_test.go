@@ -94,7 +94,7 @@ func TestAWithdrawalThatFailsOnAMatchedTicketAnswersIt(t *testing.T) {
 	}
 }
 
-// A withdrawal whose claim is refused at once (the claims bucket without
+// A withdrawal whose claim is refused for now (the claims bucket without
 // a leader, for a moment) is tried again within its bound, not left at
 // the first refusal to the background's try a second later: the
 // matchers, waiting for the same bucket, claimed the ticket for a match
@@ -102,7 +102,7 @@ func TestAWithdrawalThatFailsOnAMatchedTicketAnswersIt(t *testing.T) {
 // S56: 13 no-shows, each matched 0.5-1.1 s after its withdrawal was
 // refused). Coming back, the withdrawal either wins (the creation answers
 // its error, nothing left to try) or finds the match (answered as created).
-func TestAWithdrawalRefusedAtOnceIsTriedAgainWithinItsBound(t *testing.T) {
+func TestAWithdrawalRefusedForNowIsTriedAgainWithinItsBound(t *testing.T) {
 	t.Parallel()
 	for _, matchFirst := range []bool{false, true} {
 		t.Run(map[bool]string{false: "withdrawn", true: "matched first"}[matchFirst], func(t *testing.T) {
@@ -135,8 +135,8 @@ func TestAWithdrawalRefusedAtOnceIsTriedAgainWithinItsBound(t *testing.T) {
 	}
 }
 
-// lateMatchClaims is the claims bucket refusing its first refusals
-// creates at once, and its reads meanwhile; then a create lands a
+// lateMatchClaims is the claims bucket refusing its first `refusals`
+// creates for now, and its reads meanwhile; then a create lands a
 // matcher's claim of the ticket and hangs until its caller gives up (its
 // answer lost), and reads answer after readDelay. readLeft is the time
 // the first read that answers had left.
@@ -194,8 +194,8 @@ func TestAWithdrawalsLastTryLeavesTheReadItsTime(t *testing.T) {
 	}
 }
 
-// lateWinClaims is the claims bucket refusing its first refusals creates
-// at once; the next wins just before its caller's deadline, and a read
+// lateWinClaims is the claims bucket refusing its first `refusals`
+// creates for now; the next wins just before its caller's deadline, and a read
 // of a telling's mark with less than 100 ms left hangs until it ends.
 type lateWinClaims struct {
 	jetstream.KeyValue

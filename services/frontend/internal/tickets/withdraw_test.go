@@ -355,8 +355,9 @@ func TestALostQueueAckEndsTheCreationWithinACallsBound(t *testing.T) {
 }
 
 // failingCreates is a bucket whose first fails creates (claims) are
-// refused at once, as JetStream does while the bucket has no leader;
-// matchFirst lands a matcher's claim of the ticket as it comes back.
+// refused for now, at once, as JetStream does while the bucket has no
+// leader; matchFirst lands a matcher's claim of the ticket as it comes
+// back.
 type failingCreates struct {
 	jetstream.KeyValue
 	fails      *atomic.Int32
