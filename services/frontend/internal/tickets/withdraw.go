@@ -182,8 +182,9 @@ const stopLogged = 20
 // queued, and a creation still trying its writes gives up (finish) and
 // withdraws its ticket at once, trying a refused withdrawal no more. A
 // try under way finishes within its bound (withdrawTimeout), and logs its
-// ticket as left if it would try again. Call it as the shutdown begins: the creations and tries under
-// way then end within the server's grace. Later calls do nothing.
+// ticket as left if it would try again. Call it as the shutdown begins:
+// the creations and tries under way then end within the server's grace.
+// Later calls do nothing.
 func (s *Service) Stop() {
 	w := s.withdrawals
 	w.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -119,11 +120,8 @@ func TestAWithdrawalRefusedForNowIsTriedAgainWithinItsBound(t *testing.T) {
 			cerr := e.createPat(t)
 			id := e.queuedTicket(t)
 			owner, _ := e.s.claims.Owner(t.Context(), id)
-			e.s.withdrawals.mu.Lock()
-			waiting := len(e.s.withdrawals.waiting)
-			e.s.withdrawals.mu.Unlock()
-			if waiting != 0 {
-				t.Fatalf("withdrawal left to the background (%d waiting), ticket %s claimed %q", waiting, id, owner)
+			if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 0 {
+				t.Fatalf("withdrawal left to the background (%v waiting), ticket %s claimed %q", waiting, id, owner)
 			}
 			switch {
 			case matchFirst && cerr != nil:
