@@ -57,6 +57,11 @@ type window struct {
 	Sent        int64              `json:"tickets_sent"`
 	Assigned    int64              `json:"assigned"`
 	Latency     map[string]float64 `json:"latency_ms"`
+	// Refused and RefusedLatency are the window's 503s, timed as the
+	// run's: whether slow refusals are spread over the run or gathered
+	// in some seconds of it (a start, a collection, a sweep).
+	Refused        int64              `json:"refused,omitempty"`
+	RefusedLatency map[string]float64 `json:"refused_ms,omitempty"`
 }
 
 // runConfig is the flags of `load run`.
@@ -240,10 +245,11 @@ type runStats struct {
 	sent, assigned atomic.Int64
 
 	histMu     sync.Mutex
-	hist       *hdrhistogram.Histogram // POST to assignment
-	acceptHist *hdrhistogram.Histogram // POST to accepted
-	refuseHist *hdrhistogram.Histogram // POST to refused (refusedKind)
-	windows    []*hdrhistogram.Histogram
+	hist       *hdrhistogram.Histogram   // POST to assignment
+	acceptHist *hdrhistogram.Histogram   // POST to accepted
+	refuseHist *hdrhistogram.Histogram   // POST to refused (refusedKind)
+	windows    []*hdrhistogram.Histogram // by arrival window: POST to assignment
+	refusals   []*hdrhistogram.Histogram // and POST to refused
 	windowSent []int64
 	interval   time.Duration
 
@@ -259,9 +265,9 @@ func newRunStats(duration, interval time.Duration) *runStats {
 	st := &runStats{hist: newHist(), acceptHist: newHist(), refuseHist: newHist(), interval: interval, errs: map[string]int64{}}
 	if interval > 0 {
 		k := int(math.Ceil(float64(duration) / float64(interval)))
-		st.windows, st.windowSent = make([]*hdrhistogram.Histogram, k), make([]int64, k)
+		st.windows, st.refusals, st.windowSent = make([]*hdrhistogram.Histogram, k), make([]*hdrhistogram.Histogram, k), make([]int64, k)
 		for j := range st.windows {
-			st.windows[j] = newHist()
+			st.windows[j], st.refusals[j] = newHist(), newHist()
 		}
 	}
 	return st
@@ -280,8 +286,12 @@ func (st *runStats) record(w int, t0, answered time.Time, kind string) {
 		st.errs[kind]++
 		st.errMu.Unlock()
 		if kind == refusedKind && !answered.IsZero() {
+			took := answered.Sub(t0).Microseconds()
 			st.histMu.Lock()
-			_ = st.refuseHist.RecordValue(answered.Sub(t0).Microseconds())
+			_ = st.refuseHist.RecordValue(took)
+			if w >= 0 {
+				_ = st.refusals[w].RecordValue(took)
+			}
 			st.histMu.Unlock()
 		}
 		return
@@ -313,7 +323,11 @@ func (st *runStats) result(rate float64, arrivals, interval time.Duration) runRe
 		res.RefusedLatency = quantiles(st.refuseHist)
 	}
 	for j, h := range st.windows {
-		res.Windows = append(res.Windows, window{FromSeconds: (time.Duration(j) * interval).Seconds(), Sent: st.windowSent[j], Assigned: h.TotalCount(), Latency: quantiles(h)})
+		w := window{FromSeconds: (time.Duration(j) * interval).Seconds(), Sent: st.windowSent[j], Assigned: h.TotalCount(), Latency: quantiles(h)}
+		if w.Refused = st.refusals[j].TotalCount(); w.Refused > 0 {
+			w.RefusedLatency = quantiles(st.refusals[j])
+		}
+		res.Windows = append(res.Windows, w)
 	}
 	return res
 }
@@ -339,8 +353,12 @@ func (res runResult) print(stdout io.Writer, via string) {
 			res.Refused, r["p50"], r["p99"], r["max"], sendTo)
 	}
 	for _, w := range res.Windows {
-		fmt.Fprintf(stdout, "from %5.0fs  sent %d  assigned %d  p50 %.1f  p99 %.1f  max %.1f ms\n",
+		fmt.Fprintf(stdout, "from %5.0fs  sent %d  assigned %d  p50 %.1f  p99 %.1f  max %.1f ms",
 			w.FromSeconds, w.Sent, w.Assigned, w.Latency["p50"], w.Latency["p99"], w.Latency["max"])
+		if r := w.RefusedLatency; w.Refused > 0 {
+			fmt.Fprintf(stdout, "  refused %d  p50 %.1f  p99 %.1f  max %.1f ms", w.Refused, r["p50"], r["p99"], r["max"])
+		}
+		fmt.Fprintln(stdout)
 	}
 	kinds := make([]string, 0, len(res.Errors))
 	for k := range res.Errors {

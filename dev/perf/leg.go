@@ -1,19 +1,16 @@
 package perf
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/dev/stack"
@@ -63,6 +60,17 @@ type Config struct {
 	// Progress is how often the load tool prints a progress line to
 	// Stderr (0: never).
 	Progress time.Duration
+	// ProbeRate, when set, runs a second load tool beside the load, at
+	// this rate, over the same transport, from its own process and
+	// connection: a player's view of the system the load is driving,
+	// which the load tool's own figures are not at high rates (its
+	// thousands of streams share its connections, its process and the
+	// machine's cores, and wait for them: the thirtieth round). 0: none.
+	ProbeRate float64
+	// Interval splits each leg's tickets by arrival time (the load
+	// tool's -interval; 0: not split): whether slow answers are spread
+	// over the run or gathered in some seconds of it.
+	Interval time.Duration
 	// PprofBasePort, when set, serves Go's profiles during each leg: the
 	// embedded NATS server's on this port, each service's on the next
 	// ones (the ports are printed to Logs). 0 is off. Profiles are taken
@@ -89,6 +97,12 @@ func (c Config) Validate() error {
 	n, regions := int64(c.Rate*c.Duration.Seconds()), int64(len(strings.Split(c.Regions, ",")))
 	if n%(2*regions) != 0 {
 		errs = append(errs, fmt.Errorf("rate × duration = %d tickets: want a multiple of %d (an even count in each of %d regions), or one ticket waits for a partner until it expires", n, 2*regions, regions))
+	}
+	if p := int64(c.ProbeRate * c.Duration.Seconds()); c.ProbeRate < 0 || p%(2*regions) != 0 {
+		errs = append(errs, fmt.Errorf("probe rate %g/s × duration = %d tickets: want 0 or more, and a multiple of %d", c.ProbeRate, p, 2*regions))
+	}
+	if c.Interval < 0 {
+		errs = append(errs, fmt.Errorf("interval %s: want 0 or more", c.Interval))
 	}
 	if c.Burst < 0 {
 		errs = append(errs, fmt.Errorf("burst %d: want 0 or more", c.Burst))
@@ -188,8 +202,11 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 	}
 	t0 := time.Now()
 	series := sampleRSS(ctx, pids, t0, cfg.RSSEvery)
+	probed := runProbe(ctx, cfg, s, via)
 	out, loadTool, err := runLoad(ctx, cfg, s, via)
 	window := time.Since(t0)
+	probe, probeErr := probed()
+	err = errors.Join(err, probeErr)
 	rssSeries := series()
 	end, sampleErr := sampleAll(pids)
 	countEnd, countErr := s.NATSCounts()
@@ -200,8 +217,8 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 	if err != nil {
 		return leg, err
 	}
-	leg = newLeg(via, window, sum, pids, start, end, loadTool)
-	leg.Messages = NewMessages(countStart, countEnd, sum.Assigned)
+	leg = newLeg(via, window, sum, probe, pids, start, end, loadTool)
+	leg.Messages = NewMessages(countStart, countEnd, leg.charged())
 	leg.RSSSeries = rssSeries
 	setIdle(&leg, cfg.Idle, rest, start)
 	return leg, nil
@@ -310,81 +327,28 @@ func sampleAll(ps []named) ([]Sample, error) {
 	return out, nil
 }
 
-// newLeg puts a leg's figures together.
-func newLeg(via string, window time.Duration, sum LoadSummary, ps []named, start, end []Sample, loadTool Usage) Leg {
-	leg := Leg{Via: via, WindowSeconds: window.Seconds(), Load: sum, Acknowledged: sum.Acknowledged(), LoadTool: loadTool}
+// newLeg puts a leg's figures together; probe is nil without one.
+func newLeg(via string, window time.Duration, sum LoadSummary, probe *LoadSummary, ps []named, start, end []Sample, loadTool Usage) Leg {
+	leg := Leg{Via: via, WindowSeconds: window.Seconds(), Load: sum, Probe: probe, Acknowledged: sum.Acknowledged(), LoadTool: loadTool}
 	if sum.Seconds > 0 {
 		leg.AckPerSecond = float64(leg.Acknowledged) / sum.Seconds
 		leg.AssignedPerSecond = float64(sum.Assigned) / sum.Seconds
 	}
+	n := leg.charged()
 	for i, p := range ps {
-		leg.Processes = append(leg.Processes, NewUsage(p.name, p.pid, start[i], end[i], sum.Assigned))
+		leg.Processes = append(leg.Processes, NewUsage(p.name, p.pid, start[i], end[i], n))
 	}
-	leg.Total = Sum("total", leg.Processes, sum.Assigned)
+	leg.Total = Sum("total", leg.Processes, n)
 	leg.LoadTool.setCPU(loadTool.cpu, sum.Assigned)
 	leg.LoadTool.setWakes(loadTool.Wakes, sum.Assigned)
 	return leg
 }
 
-// loadTarget is where a leg's load tool sends its tickets: a stack.
-type loadTarget interface {
-	FrontendURL() string
-	DevIssuerKeyFile() string
-	NATSURL() string
-	NATSPassword(user string) string
-}
-
-// loadArgs is the command line and the environment of a leg's `load run`
-// over via against s.
-func loadArgs(cfg Config, s loadTarget, via string) (args, env []string) {
-	args = []string{"run", "-via", via, "-rate", fmt.Sprint(cfg.Rate), "-duration", cfg.Duration.String(),
-		"-timeout", cfg.Timeout.String(), "-skills", cfg.Skills, "-regions", cfg.Regions,
-		"-progress", cfg.Progress.String(), "-json"}
-	if cfg.Players > 0 {
-		args = append(args, "-players", fmt.Sprint(cfg.Players))
+// charged is how many assigned tickets the system's work in the window is
+// divided by: the load's and the probe's, which the system did as well.
+func (l Leg) charged() int64 {
+	if l.Probe != nil {
+		return l.Load.Assigned + l.Probe.Assigned
 	}
-	if cfg.Burst > 1 {
-		args = append(args, "-burst", fmt.Sprint(cfg.Burst))
-	}
-	// Only these settings: a stray one of the caller's shell (NATS_URL,
-	// RATE) would be a flag the command line did not give.
-	env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	if via == "nats" {
-		// The password in the environment, not on a command line ps shows.
-		args = append(args, "-nats-url", s.NATSURL(), "-nats-user", "operator")
-		return args, append(env, "NATS_PASSWORD="+s.NATSPassword("operator"))
-	}
-	args = append(args, "-url", s.FrontendURL(), "-token-key", s.DevIssuerKeyFile())
-	if cfg.HTTP1 && via == "http" { // a WebSocket's upgrade is HTTP/1.1 anyway
-		args = append(args, "-h2c=false")
-	}
-	if cfg.Keyed && via == "http" { // a WebSocket's ticket has no key
-		args = append(args, "-idempotency-keys")
-	}
-	if cfg.Connections > 1 {
-		args = append(args, "-source-ips", fmt.Sprint(cfg.Connections))
-	}
-	return args, env
-}
-
-// runLoad runs `load run` over via against s and returns its JSON summary
-// and what it used itself (its rusage, once it exited).
-func runLoad(ctx context.Context, cfg Config, s *stack.Stack, via string) ([]byte, Usage, error) {
-	args, env := loadArgs(cfg, s, via)
-	cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "load"), args...)
-	var stdout bytes.Buffer
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, &stdout, cfg.Stderr
-	fmt.Fprintf(cfg.Stderr, "perf: %s: load %s\n", via, strings.Join(args, " "))
-	err := cmd.Run()
-	if err != nil {
-		return nil, Usage{}, fmt.Errorf("load run: %w", err)
-	}
-	u := Usage{Name: "load tool (not in total)", Pid: cmd.Process.Pid}
-	u.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	u.CPUSeconds = u.cpu.Seconds()
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		u.Peak = ru.Maxrss * 1024  // KiB on Linux
-		u.Wakes = uint64(ru.Nvcsw) // voluntary context switches, every thread's
-	}
-	return stdout.Bytes(), u, nil
+	return l.Load.Assigned
 }

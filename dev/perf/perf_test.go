@@ -40,10 +40,13 @@ func TestRunShort(t *testing.T) {
 	var said testkit.SyncBuffer
 	cfg := Config{BinDir: dir, Rate: 60, Duration: time.Second, Timeout: 20 * time.Second, Skills: "1800-1810",
 		Regions: "eu,us,asia", Vias: []string{"http", "ws", "nats"}, Idle: 300 * time.Millisecond, RSSEvery: 100 * time.Millisecond, Stderr: &said,
-		ServiceEnv: []string{"OVERLOAD_TARGET=0"}, Burst: 6}
+		ServiceEnv: []string{"OVERLOAD_TARGET=0"}, Burst: 6, ProbeRate: 6, Interval: 500 * time.Millisecond}
 	rep, err := Run(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := strings.Count(said.String(), " -rate 6 "); n != 3 {
+		t.Fatalf("%d probes of 3 legs:\n%s", n, said.String())
 	}
 	if n := strings.Count(said.String(), " -burst 6 "); n != 3 || rep.Burst != 6 {
 		t.Fatalf("-burst 6 given to %d load runs of 3, report's burst %d:\n%s", n, rep.Burst, said.String())
@@ -55,6 +58,14 @@ func TestRunShort(t *testing.T) {
 	for i, leg := range rep.Legs {
 		if leg.Load.Sent != 60 || leg.Acknowledged != 60 || leg.Load.Assigned != 60 || len(leg.Load.Errors) != 0 {
 			t.Fatalf("%s: sent %d, acknowledged %d, assigned %d, errors %v", leg.Via, leg.Load.Sent, leg.Acknowledged, leg.Load.Assigned, leg.Load.Errors)
+		}
+		// The probe ran beside the load, its own tickets through the same
+		// system; the load's are split into its two windows.
+		if p := leg.Probe; p == nil || p.Sent != 6 || p.Assigned != 6 || p.Latency["p50"] <= 0 {
+			t.Fatalf("%s: probe %+v", leg.Via, leg.Probe)
+		}
+		if w := leg.Load.Windows; len(w) != 2 || w[0].Sent+w[1].Sent != 60 || w[0].Assigned+w[1].Assigned != 60 {
+			t.Fatalf("%s: windows %+v", leg.Via, w)
 		}
 		var names []string
 		var cpu time.Duration

@@ -44,6 +44,10 @@ type Leg struct {
 	// load (Usage.IdleCores); 0: not measured.
 	IdleSeconds float64     `json:"idle_seconds,omitempty"`
 	Load        LoadSummary `json:"load"`
+	// Probe is the probe's own figures (Config.ProbeRate), nil without one:
+	// what a player on a connection of its own meets while the load runs.
+	// Its tickets are in the per-ticket figures beside the load's.
+	Probe *LoadSummary `json:"probe,omitempty"`
 	// Acknowledged and assigned tickets, and each per second of arrivals.
 	Acknowledged      int64   `json:"acknowledged"`
 	AckPerSecond      float64 `json:"acknowledged_per_second"`
@@ -248,15 +252,7 @@ func printLeg(w io.Writer, l Leg) {
 	sendTo := map[string]string{"http": "POST", "ws": "connect", "nats": "publish"}[l.Via]
 	fmt.Fprintf(w, "\n== %s: %d sent, %d acknowledged (%.1f/s), %d assigned (%.1f/s); window %.1f s\n",
 		l.Via, l.Load.Sent, l.Acknowledged, l.AckPerSecond, l.Load.Assigned, l.AssignedPerSecond, l.WindowSeconds)
-	fmt.Fprintf(w, "latency   p50 %.1f ms, p99 %.1f ms (%s to assignment); accepted p50 %.1f ms, p99 %.1f ms\n",
-		l.Load.Latency["p50"], l.Load.Latency["p99"], sendTo, l.Load.Accepted["p50"], l.Load.Accepted["p99"])
-	if r := l.Load.RefusedLatency; l.Load.Refused > 0 {
-		fmt.Fprintf(w, "refused   %d: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%s to 503)\n",
-			l.Load.Refused, r["p50"], r["p99"], r["max"], sendTo)
-	}
-	for _, kind := range slices.Sorted(maps.Keys(l.Load.Errors)) {
-		fmt.Fprintf(w, "error     %s: %d\n", kind, l.Load.Errors[kind])
-	}
+	printLatency(w, l, sendTo)
 	// Numbers align right; names, padded to one width here, stay left.
 	width := len("process")
 	for _, u := range append(slices.Clone(l.Processes), l.Total, l.LoadTool) {
@@ -316,6 +312,35 @@ func printLeg(w io.Writer, l Leg) {
 			fmt.Fprintln(tw)
 		}
 		_ = tw.Flush()
+	}
+}
+
+// printLatency prints a leg's latency, its probe's, its windows' and its
+// errors.
+func printLatency(w io.Writer, l Leg, sendTo string) {
+	fmt.Fprintf(w, "latency   p50 %.1f ms, p99 %.1f ms (%s to assignment); accepted p50 %.1f ms, p99 %.1f ms\n",
+		l.Load.Latency["p50"], l.Load.Latency["p99"], sendTo, l.Load.Accepted["p50"], l.Load.Accepted["p99"])
+	if r := l.Load.RefusedLatency; l.Load.Refused > 0 {
+		fmt.Fprintf(w, "refused   %d: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%s to 503)\n",
+			l.Load.Refused, r["p50"], r["p99"], r["max"], sendTo)
+	}
+	if p := l.Probe; p != nil {
+		fmt.Fprintf(w, "probe     %.0f/s on its own connection: %d assigned, p50 %.1f ms, p99 %.1f ms (%s to assignment); accepted p50 %.1f ms, p99 %.1f ms",
+			p.Rate, p.Assigned, p.Latency["p50"], p.Latency["p99"], sendTo, p.Accepted["p50"], p.Accepted["p99"])
+		if r := p.RefusedLatency; p.Refused > 0 {
+			fmt.Fprintf(w, "; refused %d: p50 %.1f ms, p99 %.1f ms, max %.1f ms", p.Refused, r["p50"], r["p99"], r["max"])
+		}
+		fmt.Fprintln(w)
+	}
+	for _, win := range l.Load.Windows {
+		fmt.Fprintf(w, "from %4.0f s  sent %d, assigned %d: p50 %.1f ms, p99 %.1f ms", win.FromSeconds, win.Sent, win.Assigned, win.Latency["p50"], win.Latency["p99"])
+		if r := win.RefusedLatency; win.Refused > 0 {
+			fmt.Fprintf(w, "; refused %d: p50 %.1f ms, p99 %.1f ms, max %.1f ms", win.Refused, r["p50"], r["p99"], r["max"])
+		}
+		fmt.Fprintln(w)
+	}
+	for _, kind := range slices.Sorted(maps.Keys(l.Load.Errors)) {
+		fmt.Fprintf(w, "error     %s: %d\n", kind, l.Load.Errors[kind])
 	}
 }
 

@@ -46,7 +46,7 @@ func TestNewLegAndPrint(t *testing.T) {
 	// tool 25,000 (8, 3 and 5 a ticket).
 	start[0].Wakes, end[0].Wakes, end[1].Wakes = 1000, 41000, 15000
 	loadTool := Usage{Name: "load tool (not in total)", cpu: 5 * time.Second, Peak: 30 << 20, Wakes: 25000}
-	leg := newLeg("http", 12*time.Second, sum, ps, start, end, loadTool)
+	leg := newLeg("http", 12*time.Second, sum, nil, ps, start, end, loadTool)
 	// KV_players made inside the window: all of its messages and keys
 	// count. TICKETS, a work queue, holds fewer subjects at the end.
 	leg.Messages = NewMessages(
@@ -85,6 +85,34 @@ func TestNewLegAndPrint(t *testing.T) {
 		// Columns are padded with spaces: compare one space for many.
 		if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestProbeAndWindowsPrinted: a probe's tickets are charged with the
+// load's, and its latency and refusals are printed apart; so is each
+// window of the load.
+func TestProbeAndWindowsPrinted(t *testing.T) {
+	sum := LoadSummary{Seconds: 10, Sent: 1000, Assigned: 990, Latency: map[string]float64{"p50": 12.5, "p99": 80}, Accepted: map[string]float64{"p50": 1.5, "p99": 9},
+		Windows: []LoadWindow{{FromSeconds: 0, Sent: 500, Assigned: 495, Latency: map[string]float64{"p50": 11, "p99": 70}, Refused: 5, RefusedLatency: map[string]float64{"p50": 3, "p99": 40, "max": 41}},
+			{FromSeconds: 5, Sent: 500, Assigned: 495, Latency: map[string]float64{"p50": 14, "p99": 90}}}}
+	probe := &LoadSummary{Rate: 6, Seconds: 10, Sent: 60, Assigned: 10, Latency: map[string]float64{"p50": 20, "p99": 30}, Accepted: map[string]float64{"p50": 2, "p99": 4},
+		Refused: 50, RefusedLatency: map[string]float64{"p50": 1.5, "p99": 2.5, "max": 3}}
+	ps := []named{{"frontend", 2}}
+	leg := newLeg("http", 10*time.Second, sum, probe, ps, []Sample{sample(0, 0, 0)}, []Sample{sample(time.Second, 40, 50)}, Usage{Name: "load tool (not in total)"})
+	if *leg.Total.Micros != 1000 || leg.AssignedPerSecond != 99 {
+		t.Fatalf("1 s over 990 + 10 tickets: %v µs a ticket; %v assigned/s", *leg.Total.Micros, leg.AssignedPerSecond)
+	}
+	var out strings.Builder
+	Print(&out, Report{Rate: 100, Duration: 10, Legs: []Leg{leg}})
+	for _, want := range []string{
+		"probe 6/s on its own connection: 10 assigned, p50 20.0 ms, p99 30.0 ms (POST to assignment); accepted p50 2.0 ms, p99 4.0 ms; refused 50: p50 1.5 ms, p99 2.5 ms, max 3.0 ms",
+		"from 0 s sent 500, assigned 495: p50 11.0 ms, p99 70.0 ms; refused 5: p50 3.0 ms, p99 40.0 ms, max 41.0 ms",
+		"from 5 s sent 500, assigned 495: p50 14.0 ms, p99 90.0 ms process",
+	} {
+		// Columns are padded with spaces: compare one space for many.
+		if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
 }
@@ -128,9 +156,9 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := ok
-	bad.Duration, bad.Vias, bad.BinDir, bad.Burst = 10*time.Second, []string{"sse"}, t.TempDir(), -1
+	bad.Duration, bad.Vias, bad.BinDir, bad.Burst, bad.ProbeRate, bad.Interval = 10*time.Second, []string{"sse"}, t.TempDir(), -1, 2, -time.Second
 	err := bad.Validate()
-	for _, want := range []string{"2000 tickets: want a multiple of 6", `via "sse"`, "binary load missing", "burst -1"} {
+	for _, want := range []string{"2000 tickets: want a multiple of 6", `via "sse"`, "binary load missing", "burst -1", "probe rate 2/s × duration = 20 tickets", "interval -1s"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want one with %q", err, want)
 		}

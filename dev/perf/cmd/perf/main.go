@@ -57,6 +57,8 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Idle, "idle", 5*time.Second, "measure each process's CPU this long on the stack at rest before the load (its idle share of the window); 0: not measured")
 	fs.DurationVar(&cfg.Progress, "progress", 5*time.Second, "the load tool's progress line to standard error this often; 0: none")
 	fs.IntVar(&cfg.PprofBasePort, "pprof-base-port", 0, "serve Go's profiles on 127.0.0.1: the embedded NATS server's on this port, each service's on the next ones (listed in -logs); 0: off")
+	fs.Float64Var(&cfg.ProbeRate, "probe-rate", 0, "also run a second load tool at this rate beside the load, over the same transport, from its own process and connection, and report its latency and refusals: what a player meets while the load runs (the load tool's own figures at high rates include its own waits); 0: none")
+	fs.DurationVar(&cfg.Interval, "interval", 0, "split each leg's tickets by arrival time into windows this long (the load tool's -interval) and print each window's latency and refusals: whether slow answers are spread over the run or gathered; 0: not split")
 	fs.DurationVar(&cfg.RSSEvery, "rss-every", 0, "sample each process's resident memory this often through the window and print the series (a long run's memory trend); 0: end and peak only")
 	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&logPath, "logs", "", "write every service's output to this file")
