@@ -51,7 +51,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&matchers, "matcher-ops-ports", "9102,9104", "one matcher worker per port (its /healthz, /readyz, /metrics); the workers share the shards")
 	fs.IntVar(&cfg.AllocatorOpsPort, "allocator-ops-port", 9103, "allocator /healthz, /readyz, /metrics")
 	fs.StringVar(&services, "services", "", "services to start, comma-separated (default: all of frontend,matcher,allocator,game)")
-	fs.IntVar(&cfg.ServiceProcs, "service-procs", stack.DefaultServiceProcs(), "GOMAXPROCS of each service process (default: a quarter of the cores, at least 1; the services share this machine)")
+	fs.IntVar(&cfg.ServiceProcs, "service-procs", stack.DefaultServiceProcs(), "GOMAXPROCS of each service process (default: a quarter of the cores, at least 2; the services share this machine)")
 	fs.StringVar(&extraEnv, "service-env", "", "extra KEY=VALUE settings for every service, comma-separated (e.g. RATE_LIMIT=0)")
 	if err := envflag.Parse(fs, args); err != nil {
 		return err

@@ -34,4 +34,11 @@
 // CPU per ticket divides each process's CPU seconds in the window by the
 // tickets assigned in the leg (not those sent): tickets refused or lost
 // cost something too, and the work a studio pays for is a player placed.
+//
+// A probe (Config.ProbeRate) is a second load tool at a low rate beside
+// the load, from its own process and connection: its latency and
+// refusals are what a player meets while the load runs. The load tool's
+// own figures at high rates include its own waits (thousands of streams
+// over a few connections, in one process on the cores it measures), which
+// a player's device does not have. Its tickets are charged with the load's.
 package perf

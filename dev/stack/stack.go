@@ -204,15 +204,20 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 }
 
 // DefaultServiceProcs is the GOMAXPROCS each service gets: a quarter of
-// this machine's cores, at least one. The stack runs seven processes or
+// this machine's cores, at least two. The stack runs seven processes or
 // more (NATS, frontend, two matchers, allocator, two game servers) on one
-// machine; each Go runtime sized to every core keeps threads spinning for
-// work and waking each other across cores, which the others pay for. On 2
-// cores, one each took 1,000 tickets/s over HTTP from a p99 of 123 ms to
-// 54 ms, and 2,000/s over HTTP from a p50 of 4.5 s to 0.6 s (BENCHMARKS.md,
-// fourth measurement). In Kubernetes, Go (1.25 and later) sizes itself to
-// a container's CPU limit when one is set.
-func DefaultServiceProcs() int { return max(1, runtime.NumCPU()/4) }
+// machine; each Go runtime sized to every core of a large machine keeps
+// threads spinning for work and waking each other across cores, which the
+// others pay for (BENCHMARKS.md, fourth measurement). But one is too few:
+// a service on one thread cannot take a second core that is idle while
+// its own work queues, and while its run queue never empties Go notices a
+// socket ready to read only when its monitor polls (after 10 ms without
+// a poll), so at and past capacity every read waits. On 2 cores, two each
+// took 1,500 tickets/s over HTTP where one each refused 8% of them, and
+// at 3,600/s assigned 4-22% more and answered a player's refusals in half
+// the time (BENCHMARKS.md, thirtieth round). In Kubernetes, Go (1.25 and
+// later) sizes itself to a container's CPU limit when one is set.
+func DefaultServiceProcs() int { return max(2, runtime.NumCPU()/4) }
 
 // Done receives a line for each service that exits on its own (without
 // Config.Supervise; a supervised service is started again instead).
