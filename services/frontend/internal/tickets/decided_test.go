@@ -3,6 +3,7 @@ package tickets
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -80,13 +81,22 @@ func TestCreateAnswersATicketAMatchTookFirst(t *testing.T) {
 	}
 }
 
-// When the record cannot be stored even then, the error stays (a 202
-// would name a ticket nobody can read), and it is logged as a no-show.
+// When the record cannot be stored even then, it is put in the background
+// and read from this frontend meanwhile (TestAMatchedTicketWhoseRecordIs
+// RefusedIsAnsweredAndStoredLater); when the frontend holds as many such
+// records as it may already, the error stays (a 202 would name a ticket
+// nobody can read), and it is logged as a no-show.
 func TestCreateFailsAMatchedTicketWithoutARecord(t *testing.T) {
 	e := newToldEnv(t)
 	e.s.kv = &matchedDuringPut{KeyValue: e.s.kv, claims: e.s.claims, down: true}
+	for i := range maxUnstored {
+		e.s.unstored.hold(fmt.Sprint("held-", i), nil)
+	}
 	if err := e.createPat(t); err == nil {
-		t.Fatal("Create answered a ticket whose record is not stored")
+		t.Fatal("Create answered a ticket whose record is not stored nor held")
+	}
+	if !strings.Contains(e.logs.String(), "a no-show") {
+		t.Fatalf("no-show not logged:\n%s", e.logs.String())
 	}
 }
 

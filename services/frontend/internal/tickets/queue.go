@@ -32,7 +32,8 @@ import (
 // the error is answered if they fail: an error means no ticket that can
 // be matched.
 // A withdrawal that finds the ticket in a match already cannot undo it:
-// the ticket is answered instead, its record put once more if need be.
+// the ticket is answered instead, its record put once more if need be,
+// and in the background (putLater) if that fails too.
 //
 // The ticket is encoded once: the record carries the message's bytes.
 // live: the ticket's take first made it its players' live ticket, and
@@ -99,7 +100,13 @@ func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Ms
 	}
 	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), events.ClaimCallTimeout)
 	defer pcancel()
-	if _, perr := s.kv.Put(pctx, id, data); perr != nil {
+	_, perr := s.kv.Put(pctx, id, data)
+	switch {
+	case perr == nil:
+	case s.putLater(id, data):
+		s.log.Warn("ticket in a match but its record not stored yet: answered, its record put again in the background",
+			"ticket_id", id, "cause", cause, "err", perr)
+	default:
 		s.log.Error("ticket in a match but its record not stored; its client is told an error: a no-show",
 			"ticket_id", id, "cause", cause, "err", perr)
 		return cause

@@ -145,6 +145,13 @@ func (s *Service) Record(ctx context.Context, ticketID string) (Record, error) {
 		entry, err = s.leader.Get(lctx, ticketID)
 		cancel()
 	}
+	if err != nil {
+		// A matched ticket whose record is still being put (putLater):
+		// its client follows it from the 202 on.
+		if rec, ok := s.unstoredRecord(ticketID); ok {
+			return rec, nil
+		}
+	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return Record{}, ErrNotFound
 	}

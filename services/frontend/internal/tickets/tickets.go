@@ -11,7 +11,8 @@
 // into a queued ticket (Create, Authorize), keyed.go one with an
 // Idempotency-Key, and queue.go stores and queues it, trying its writes
 // again under a cut (finish) and withdrawing it when they fail
-// (withdraw.go tries again the withdrawals NATS refused); late.go remembers the tickets whose writes went through
+// (withdraw.go tries again the withdrawals NATS refused; unstored.go the
+// record of a ticket matched before its writes went through); late.go remembers the tickets whose writes went through
 // late, whose records read.go asks the leader for; read.go reads records
 // and outcomes (Get, View, Record); end.go cancels and expires (Cancel,
 // Expire).
@@ -181,6 +182,9 @@ type Service struct {
 	now            func() time.Time
 	// withdrawals are those tried again (withdrawLater).
 	withdrawals *withdrawals
+	// unstored are matched tickets' records put in the background
+	// (putLater), and read from here meanwhile (Record).
+	unstored unstored
 }
 
 // RuleSet is the rule set in force: the one Create checks a ticket

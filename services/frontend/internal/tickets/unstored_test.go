@@ -1,0 +1,117 @@
+package tickets
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// refusingRecords is the tickets bucket refusing every put and create
+// while refusing is set (a refusal that trying again within seconds will
+// not change, so that the creation's own tries end at once).
+type refusingRecords struct {
+	jetstream.KeyValue
+	refusing atomic.Bool
+}
+
+var errRecordRefused = &jetstream.APIError{Code: http.StatusInternalServerError, Description: "test: bucket refuses"}
+
+func (k *refusingRecords) Put(ctx context.Context, key string, v []byte) (uint64, error) {
+	if k.refusing.Load() {
+		return 0, errRecordRefused
+	}
+	return k.KeyValue.Put(ctx, key, v)
+}
+
+func (k *refusingRecords) Create(ctx context.Context, key string, v []byte, o ...jetstream.KVCreateOpt) (uint64, error) {
+	if k.refusing.Load() {
+		return 0, errRecordRefused
+	}
+	return k.KeyValue.Create(ctx, key, v, o...)
+}
+
+// A creation whose record is refused while a matcher puts its queued
+// ticket in a match answers the ticket, and its record is put once the
+// bucket takes it; meanwhile this frontend reads the record it holds.
+// Before, the put tried once more after the withdrawal found the match
+// failed too, and the client was told an error: a no-show (chaos S57: 8
+// in one second, the tickets bucket without a leader).
+func TestAMatchedTicketWhoseRecordIsRefusedIsAnsweredAndStoredLater(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	records := &refusingRecords{KeyValue: e.s.kv}
+	records.refusing.Store(true)
+	e.s.kv = records
+	claims, err := events.NewClaims(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue { return matchedCreates{kv} }}, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.claims = claims
+	cerr := e.createPat(t)
+	id := e.queuedTicket(t)
+	if owner, _ := e.s.claims.Owner(t.Context(), id); owner != events.MatchOwner("m-1") {
+		t.Fatalf("ticket %s claimed %q; the test wants it in a match", id, owner)
+	}
+	if cerr != nil {
+		t.Fatalf("a creation whose ticket is in a match answered %v: a no-show", cerr)
+	}
+	if rec, err := e.s.Record(t.Context(), id); err != nil || rec.Ticket.TicketID != id {
+		t.Fatalf("record of %s while its put is refused: %+v, %v", id, rec, err)
+	}
+	if _, err := records.KeyValue.Get(t.Context(), id); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("record stored while the bucket refuses: %v", err)
+	}
+	records.refusing.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := records.KeyValue.Get(t.Context(), id)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("record of %s not stored 5 s after the bucket took puts again: %v", id, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, held := e.s.unstored.get(id); held {
+		// The try that stored it drops it as it returns.
+		time.Sleep(100 * time.Millisecond)
+		if _, held := e.s.unstored.get(id); held {
+			t.Fatal("record still held once stored")
+		}
+	}
+}
+
+// A frontend that stops gives up the records it holds, and says so.
+func TestAStopGivesUpTheUnstoredRecords(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	records := &refusingRecords{KeyValue: e.s.kv}
+	records.refusing.Store(true)
+	e.s.kv = records
+	if !e.s.putLater("t-1", []byte(`{}`)) {
+		t.Fatal("putLater refused its first record")
+	}
+	e.s.Stop()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if _, held := e.s.unstored.get("t-1"); !held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("record still held 2 s after Stop")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(e.logs.String(), "record of a matched ticket left unstored") {
+		t.Fatalf("no log of the record left:\n%s", e.logs.String())
+	}
+}
