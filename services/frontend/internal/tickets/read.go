@@ -134,6 +134,12 @@ func (s *Service) Record(ctx context.Context, ticketID string) (Record, error) {
 	if ticketID == "" || len(ticketID) > 64 {
 		return Record{}, ErrNotFound
 	}
+	// A matched ticket whose record is still being put (putLater): its
+	// client follows it from the 202 on, while the bucket that failed
+	// the put may fail reads as well.
+	if rec, ok := s.unstoredRecord(ticketID); ok {
+		return rec, nil
+	}
 	entry, err := s.kv.Get(ctx, ticketID)
 	if errors.Is(err, jetstream.ErrKeyNotFound) && s.lateWrites.has(ticketID, s.now()) {
 		// A direct get, answered by any replica: one behind a cut has
@@ -144,13 +150,6 @@ func (s *Service) Record(ctx context.Context, ticketID string) (Record, error) {
 		lctx, cancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
 		entry, err = s.leader.Get(lctx, ticketID)
 		cancel()
-	}
-	if err != nil {
-		// A matched ticket whose record is still being put (putLater):
-		// its client follows it from the 202 on.
-		if rec, ok := s.unstoredRecord(ticketID); ok {
-			return rec, nil
-		}
 	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return Record{}, ErrNotFound

@@ -11,11 +11,11 @@
 // into a queued ticket (Create, Authorize), keyed.go one with an
 // Idempotency-Key, and queue.go stores and queues it, trying its writes
 // again under a cut (finish) and withdrawing it when they fail
-// (withdraw.go tries again the withdrawals NATS refused; unstored.go the
-// record of a ticket matched before its writes went through); late.go remembers the tickets whose writes went through
-// late, whose records read.go asks the leader for; read.go reads records
-// and outcomes (Get, View, Record); end.go cancels and expires (Cancel,
-// Expire).
+// (withdraw.go tries again the withdrawals NATS refused; unstored.go puts
+// the record of a ticket matched before its writes went through); late.go
+// remembers the tickets whose writes went through late, whose records
+// read.go asks the leader for; read.go reads records and outcomes (Get,
+// View, Record); end.go cancels and expires (Cancel, Expire).
 package tickets
 
 import (

@@ -21,9 +21,10 @@ import (
 // stored or unstoredFor has passed. Meanwhile this frontend's reads of
 // the record are answered from here (Record), so the client that follows
 // its ticket right after the 202 hears its outcome. What it does not
-// cover: another frontend hears 404 for the ticket until the put lands,
-// and a frontend that stops or dies before then loses the records it
-// holds (Stop logs them).
+// cover: another frontend answers 404 for the ticket until the put lands,
+// and every frontend does once this one gave up (each record logs it);
+// a frontend that stops makes one last try of each (putUnstored), and one
+// that dies loses them.
 type unstored struct {
 	mu   sync.Mutex
 	recs map[string][]byte // the record's value, by ticket id
@@ -34,7 +35,9 @@ type unstored struct {
 // for longer is an outage its operator sees.
 const unstoredFor = time.Minute
 
-// maxUnstored bounds the records held at once, each a goroutine.
+// maxUnstored bounds the records held at once, each a goroutine and a
+// record's value (events.MaxPayloadBytes at most; a few hundred bytes as
+// a rule).
 const maxUnstored = 10000
 
 // get returns the record held for id.
@@ -45,18 +48,22 @@ func (u *unstored) get(id string) ([]byte, bool) {
 	return data, ok
 }
 
-// hold keeps data for id; false when maxUnstored are held already.
-func (u *unstored) hold(id string, data []byte) bool {
+// hold keeps data for id: fresh when id was not held already, ok unless
+// maxUnstored are held.
+func (u *unstored) hold(id string, data []byte) (fresh, ok bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if _, held := u.recs[id]; held {
+		return false, true
+	}
 	if len(u.recs) >= maxUnstored {
-		return false
+		return false, false
 	}
 	if u.recs == nil {
 		u.recs = map[string][]byte{}
 	}
 	u.recs[id] = data
-	return true
+	return true, true
 }
 
 func (u *unstored) drop(id string) {
@@ -68,49 +75,55 @@ func (u *unstored) drop(id string) {
 // putLater holds a matched ticket's record and puts it in the
 // background (unstored); false when it cannot hold one more.
 func (s *Service) putLater(id string, data []byte) bool {
-	if !s.unstored.hold(id, data) {
-		return false
+	fresh, ok := s.unstored.hold(id, data)
+	if fresh {
+		go s.putUnstored(id, data)
 	}
-	go s.putUnstored(id, data)
-	return true
+	return ok
 }
 
 // putUnstored tries a held record's put, waits of finishBackoff doubling
-// to withdrawRetryMax between tries, until it is stored, refused for
-// good, unstoredFor has passed or the frontend stops. A create, not a
-// put: a record there already (a put that timed out went through) is
-// never written over.
+// to withdrawRetryMax between tries (jittered, as the withdrawals'), until
+// it is stored or unstoredFor has passed: any refusal is tried again, as
+// the record is all its client can read. Once the frontend stops, it
+// makes one last try, within a call's bound. A create, not a put, so that
+// a record found there (a put that timed out but landed) counts as stored
+// at once.
 func (s *Service) putUnstored(id string, data []byte) {
 	defer s.unstored.drop(id)
 	ctx, cancel := context.WithTimeout(context.Background(), unstoredFor)
 	defer cancel()
+	var err error
 	for wait := finishBackoff; ; wait = min(2*wait, withdrawRetryMax) {
-		if !s.withdrawals.pause(ctx, wait) {
-			s.log.Error("record of a matched ticket left unstored: other frontends answer 404 for it",
-				"ticket_id", id, "why", stopOrTimeout(ctx))
-			return
+		if !s.withdrawals.pause(ctx, jittered(wait)) {
+			break
 		}
-		pctx, pcancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
-		_, err := s.kv.Create(pctx, id, data)
-		pcancel()
-		if err == nil || errors.Is(err, jetstream.ErrKeyExists) {
-			s.lateWrites.add(id, s.now())
-			s.log.Info("record of a matched ticket stored on a later try", "ticket_id", id)
-			return
-		}
-		if lasting(err) {
-			s.log.Error("record of a matched ticket refused: other frontends answer 404 for it", "ticket_id", id, "err", err)
+		if err = s.createRecord(ctx, id, data); err == nil {
 			return
 		}
 	}
+	why := "tried for " + unstoredFor.String()
+	if ctx.Err() == nil { // the frontend stops: one last try
+		why = "the frontend stopped"
+		if err = s.createRecord(ctx, id, data); err == nil {
+			return
+		}
+	}
+	s.log.Error("record of a matched ticket given up: reads of it answer 404", "ticket_id", id, "why", why, "err", err)
 }
 
-// stopOrTimeout says why a wait of putUnstored ended.
-func stopOrTimeout(ctx context.Context) string {
-	if ctx.Err() != nil {
-		return "tried for " + unstoredFor.String()
+// createRecord creates a held record within a call's bound; nil once it
+// is stored, by this call or an earlier one.
+func (s *Service) createRecord(ctx context.Context, id string, data []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
+	defer cancel()
+	_, err := s.kv.Create(ctx, id, data)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return err
 	}
-	return "frontend stopping"
+	s.lateWrites.add(id, s.now())
+	s.log.Info("record of a matched ticket stored on a later try", "ticket_id", id)
+	return nil
 }
 
 // unstoredRecord is the record held for id, if any (Record).
@@ -121,6 +134,7 @@ func (s *Service) unstoredRecord(id string) (Record, bool) {
 	}
 	var rec Record
 	if err := json.Unmarshal(data, &rec); err != nil {
+		s.log.Error("held record unreadable", "ticket_id", id, "err", err)
 		return Record{}, false
 	}
 	return rec, true
