@@ -144,6 +144,19 @@ func TestAMatchOnAServerReadyForAMomentIsFoundAgain(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The informer sees the allocation first: else the wait below
+			// for none allocated may pass before it, and the second call
+			// find the server's room not yet indexed (a busy CI did).
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if eu, _ := b.Capacity("eu"); eu.AllocatedServers == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the informer did not see the allocation")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 			gs, err := c.Dyn.Resource(GameServers).Namespace("default").Get(t.Context(), first.Name, metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -154,7 +167,7 @@ func TestAMatchOnAServerReadyForAMomentIsFoundAgain(t *testing.T) {
 			if _, err := c.Dyn.Resource(GameServers).Namespace("default").Update(t.Context(), gs, metav1.UpdateOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(10 * time.Second)
+			deadline = time.Now().Add(10 * time.Second)
 			for { // the informer sees it
 				if eu, _ := b.Capacity("eu"); eu.AllocatedServers == 0 {
 					break
