@@ -204,9 +204,9 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 	series := sampleRSS(ctx, pids, t0, cfg.RSSEvery)
 	probed := runProbe(ctx, cfg, s, via)
 	out, loadTool, err := runLoad(ctx, cfg, s, via)
-	window := time.Since(t0)
 	probe, probeErr := probed()
 	err = errors.Join(err, probeErr)
+	window := time.Since(t0) // the probe's tickets are inside it too, as their CPU is
 	rssSeries := series()
 	end, sampleErr := sampleAll(pids)
 	countEnd, countErr := s.NATSCounts()
