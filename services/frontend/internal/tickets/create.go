@@ -143,8 +143,10 @@ func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion st
 		// Stored and queued, and its shard's owner would take it in all
 		// the same; but without a key its client never asks for it again,
 		// so it is withdrawn: an error means no live ticket (storeAndQueue).
-		// One a matcher put in a match first is answered, still tracked.
-		if v, inMatch := s.withdraw(ctx, rec, err); inMatch {
+		// One a matcher put in a match first, or may yet (its withdrawal
+		// undecided), is answered, still tracked: its shard's owner takes
+		// it in as its players' live ticket before it matches it.
+		if v, where := s.withdraw(ctx, rec, err); where != leftOut {
 			return v, nil
 		}
 		s.tracker.Untrack(context.WithoutCancel(ctx), id)

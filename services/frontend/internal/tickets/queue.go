@@ -31,9 +31,10 @@ import (
 // tried again for a few seconds more (finish), and is withdrawn before
 // the error is answered if they fail: an error means no ticket that can
 // be matched.
-// A withdrawal that finds the ticket in a match already cannot undo it:
-// the ticket is answered instead, its record put once more if need be,
-// and in the background (putLater) if that fails too.
+// A withdrawal that finds the ticket in a match already cannot undo it,
+// and one whose claim goes unanswered cannot know: the ticket is answered
+// instead, its record put once more if need be, and in the background
+// (putLater) if that fails too.
 //
 // The ticket is encoded once: the record carries the message's bytes.
 // live: the ticket's take first made it its players' live ticket, and
@@ -81,7 +82,8 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 
 // finishOrWithdraw tries again what is left of a ticket's writes that failed
 // with cause while it may be queued (finish), and withdraws it if they
-// fail. nil: the ticket is created after all, its writes late.
+// fail. nil: the ticket is answered after all, its writes late, or in a
+// match or undecided (withdraw) with its record stored or held.
 func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Msg, data []byte, stored, queued bool, cause error) error {
 	id := rec.Ticket.TicketID
 	stored, queued = s.finish(ctx, id, msg, data, stored, queued)
@@ -89,23 +91,35 @@ func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Ms
 		s.log.Info("ticket created on a later try of its writes", "ticket_id", id, "cause", cause)
 		return nil
 	}
-	if _, inMatch := s.withdraw(ctx, rec, cause); !inMatch {
+	_, where := s.withdraw(ctx, rec, cause)
+	if where == leftOut {
 		return cause
 	}
 	// Queued after all, and a matcher put it in a match before the
-	// withdrawal: an error now would make it a no-show. With its record
-	// stored, it is created (nil: Create answers it).
+	// withdrawal, or may yet: an error now would make it a no-show. With
+	// its record stored, it is created (nil: Create answers it).
 	if stored {
 		return nil
 	}
 	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), events.ClaimCallTimeout)
 	defer pcancel()
 	_, perr := s.kv.Put(pctx, id, data)
+	// Held until its outcome may come: at once for a match; an undecided
+	// ticket's may be its expiry, which reads the record, a max wait on.
+	until := s.now().Add(unstoredFor)
+	if expiry := rec.Ticket.CreatedAt.Add(s.maxWait(rec.Ticket.Mode) + unstoredFor); where == leftUndecided && expiry.After(until) {
+		until = expiry
+	}
 	switch {
 	case perr == nil:
-	case s.putLater(id, data):
-		s.log.Warn("ticket in a match but its record not stored yet: answered, its record put again in the background",
+	case s.putLater(id, data, until):
+		s.log.Warn("ticket answered but its record not stored yet: its record put again in the background",
 			"ticket_id", id, "cause", cause, "err", perr)
+	case where == leftUndecided:
+		s.log.Error("ticket not withdrawn and its record neither stored nor held; its client is told an error, and its withdrawal tried again in the background",
+			"ticket_id", id, "cause", cause, "err", perr)
+		s.withdrawLater(rec)
+		return cause
 	default:
 		s.log.Error("ticket in a match but its record not stored; its client is told an error: a no-show",
 			"ticket_id", id, "cause", cause, "err", perr)
@@ -243,117 +257,6 @@ func mayBeQueued(queueErr error) bool { return queueErr == nil || !refused(queue
 func refused(err error) bool {
 	var api *jetstream.APIError
 	return errors.As(err, &api) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
-}
-
-// withdrawTimeout bounds withdraw's claim, telling and notice, which run
-// after the creation's own context may have ended (the deadline that
-// failed it, a client that hung up).
-const withdrawTimeout = 2 * events.ClaimCallTimeout
-
-// withdrawTries is how long a withdrawal whose claim was refused for now
-// (refusedNow: the claims bucket without a leader) is tried again before
-// its creation answers: its bound less a call's, which is kept for the
-// read of the claim that follows (withdrawFailed), or for the telling of
-// a claim won as the tries end. A leader that steps down is replaced
-// within a second or two (chaos S56: the matchers claimed the tickets
-// 0.5-1.1 s after the refusal); a lost one (up to
-// events.NATSElectionTimeout) is left to withdrawLater.
-const withdrawTries = withdrawTimeout - events.ClaimCallTimeout
-
-// withdrawBackoff is the first wait between those tries, each next one
-// twice the last up to withdrawBackoffMax, give or take a quarter
-// (withdrawLater's are withdrawRetryFirst and withdrawRetryMax).
-const (
-	withdrawBackoff    = 50 * time.Millisecond
-	withdrawBackoffMax = 400 * time.Millisecond
-)
-
-// withdraw takes off a ticket that may be queued while its creation
-// answers cause: it is claimed cancelled, its players are told and its
-// shard is sent a cancel notice (end, as a DELETE does), so no matcher
-// puts it in a match. inMatch reports that it came too late: a matcher
-// claimed the ticket first (v says matched or assigned), so the creation
-// must not answer an error (its client would never follow a ticket that
-// is in a match). A claim refused for now is tried again for up to
-// withdrawTries first; a withdrawal that still fails (NATS away) is
-// logged, and left to withdrawLater.
-func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (v View, inMatch bool) {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
-	defer cancel()
-	// Tried again before the answer, not left to withdrawLater's first
-	// try a second later: the matchers wait for the same bucket, and as
-	// it came back they claimed the ticket for a match while its client
-	// had been told an error (chaos S56: 13 no-shows). Coming back, the
-	// withdrawal wins, or finds the match and the creation answers it.
-	tctx, tcancel := context.WithTimeout(wctx, withdrawTries)
-	defer tcancel()
-	id := rec.Ticket.TicketID
-	v, cur, err := s.end(tctx, rec, "", events.OwnerCancelled, withdrawnReason)
-	// cur == "": only the claim was refused; a claim won and not told is
-	// not claimed again here.
-	for wait := withdrawBackoff; err != nil && cur == "" && refusedNow(err); wait = min(2*wait, withdrawBackoffMax) {
-		if !s.withdrawals.pause(tctx, jittered(wait)) {
-			break
-		}
-		v, cur, err = s.end(tctx, rec, "", events.OwnerCancelled, withdrawnReason)
-	}
-	if err != nil && cur == events.OwnerCancelled && tctx.Err() != nil {
-		// Won as the tries' time ran out, the telling maybe cut short: a
-		// second end finds the claim its own and tells, once (Claims.Tell).
-		v, cur, err = s.end(wctx, rec, "", events.OwnerCancelled, withdrawnReason)
-	}
-	switch {
-	case err == nil:
-		s.log.Warn("ticket withdrawn: its creation failed", "ticket_id", id, "cause", cause)
-	case errors.Is(err, ErrAlreadyDecided) && (v.Status == events.StatusMatched || v.Status == events.StatusAssigned):
-		s.log.Warn("ticket not withdrawn: a matcher put it in a match first; its creation answers it",
-			"ticket_id", id, "cause", cause, "status", v.Status)
-		return v, true
-	case errors.Is(err, ErrAlreadyDecided):
-		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "err", err)
-	default:
-		if owner := s.withdrawFailed(wctx, rec, cause, err, cur); isMatch(owner) {
-			claimed := events.ClaimedResult(id, "", owner)
-			return ViewOf(rec, &claimed), true
-		}
-	}
-	return View{}, false
-}
-
-// isMatch says whether owner is a match's claim.
-func isMatch(owner string) bool {
-	_, ok := events.OwnerMatchID(owner)
-	return ok
-}
-
-// withdrawFailed logs a withdrawal that returned err, and returns the
-// ticket's claim: cur, the one the withdrawal's claim lost to, or, when
-// it did not get that far, the one read now. A claim that won before the
-// telling or its publish failed keeps the ticket out of every match all
-// the same. A match's claim means the withdrawal came too late: the
-// ticket is in a match, and its creation must answer it, though reading
-// its status failed (the claims bucket without a leader, RESULTS cut
-// off), or the client is told an error for a ticket a game waits for (a
-// no-show; review R3). Only a ticket claimed by no one is left matchable,
-// and is tried again in the background (withdrawLater).
-func (s *Service) withdrawFailed(ctx context.Context, rec Record, cause, err error, cur string) string {
-	id := rec.Ticket.TicketID
-	if cur == "" {
-		cur, _ = s.claims.Owner(ctx, id)
-	}
-	switch {
-	case cur == events.OwnerCancelled:
-		s.log.Warn("ticket withdrawn (claimed cancelled) but its players may not be told",
-			"ticket_id", id, "cause", cause, "err", err)
-	case isMatch(cur):
-		s.log.Warn("ticket not withdrawn: a matcher put it in a match first; its creation answers it",
-			"ticket_id", id, "cause", cause, "owner", cur, "err", err)
-	default:
-		s.log.Error("ticket not withdrawn after its creation failed; tried again in the background, until then it may be matched with nobody following it",
-			"ticket_id", id, "cause", cause, "err", err)
-		s.withdrawLater(rec)
-	}
-	return cur
 }
 
 // encode returns the message that queues rec's ticket and rec as the

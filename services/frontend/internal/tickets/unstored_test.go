@@ -114,7 +114,7 @@ func TestAStopGivesUpTheUnstoredRecords(t *testing.T) {
 	records := &refusingRecords{KeyValue: e.s.kv}
 	records.refusing.Store(true)
 	e.s.kv = records
-	if !e.s.putLater("t-1", []byte(`{}`)) {
+	if !e.s.putLater("t-1", []byte(`{}`), time.Now().Add(unstoredFor)) {
 		t.Fatal("putLater refused its first record")
 	}
 	e.s.Stop()
@@ -129,7 +129,7 @@ func TestAStopGivesUpTheUnstoredRecords(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if records.refused.Load() < 1 || !strings.Contains(e.logs.String(), "record of a matched ticket given up") {
+	if records.refused.Load() < 1 || !strings.Contains(e.logs.String(), "record of an answered ticket given up") {
 		t.Fatalf("%d tries after the stop, logs:\n%s", records.refused.Load(), e.logs.String())
 	}
 }

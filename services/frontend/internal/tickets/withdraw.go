@@ -118,8 +118,11 @@ func (w *withdrawals) count(id, outcome string) {
 }
 
 // withdrawLater tries again, in the background, to withdraw a ticket
-// whose creation failed and whose withdrawal failed too (the claims
-// bucket without a leader), until it is withdrawn or decided otherwise,
+// whose creation failed and whose withdrawal was undecided (the claims
+// bucket without a leader, or cut off) while its record could be neither
+// stored nor held (finishOrWithdraw: a frontend holding maxUnstored
+// records already), so that its client was told an error, until it is
+// withdrawn or decided otherwise,
 // or its mode's max_wait passed (its matcher expires it then). Left
 // queued, it was matched with nobody following it: its partners sent to a
 // game it never joins (chaos S48 logged 77 such tickets in a 39 s claims
@@ -227,4 +230,140 @@ func (s *Service) maxWait(mode string) time.Duration {
 		return time.Duration(m.MaxWait)
 	}
 	return events.TicketMaxAge
+}
+
+// withdrawTimeout bounds withdraw's claim, telling and notice, which run
+// after the creation's own context may have ended (the deadline that
+// failed it, a client that hung up).
+const withdrawTimeout = 2 * events.ClaimCallTimeout
+
+// withdrawTries is how long a withdrawal whose claim was refused for now
+// (refusedNow: the claims bucket without a leader) is tried again before
+// its creation answers: its bound less a call's, which is kept for the
+// read of the claim that follows (withdrawFailed), or for the telling of
+// a claim won as the tries end. A leader that steps down is replaced
+// within a second or two (chaos S56: the matchers claimed the tickets
+// 0.5-1.1 s after the refusal); a lost one (up to
+// events.NATSElectionTimeout) is left to withdrawLater.
+const withdrawTries = withdrawTimeout - events.ClaimCallTimeout
+
+// withdrawBackoff is the first wait between those tries, each next one
+// twice the last up to withdrawBackoffMax, give or take a quarter
+// (withdrawLater's are withdrawRetryFirst and withdrawRetryMax).
+const (
+	withdrawBackoff    = 50 * time.Millisecond
+	withdrawBackoffMax = 400 * time.Millisecond
+)
+
+// left is where a withdrawal left its ticket, and so what its creation
+// answers.
+type left int
+
+const (
+	// leftOut: withdrawn, or decided in no match (expired, superseded):
+	// no matcher can put it in a match, and its creation answers its
+	// error.
+	leftOut left = iota
+	// leftInMatch: a matcher claimed it first; its creation answers it
+	// (withdraw's View), or its client would never follow a ticket a
+	// game waits for.
+	leftInMatch
+	// leftUndecided: its claim went unanswered (the claims bucket cut
+	// off or without a leader through every try) and its claim cannot
+	// be read, so a matcher may still put it in a match; its creation
+	// answers it as queued, and its follower hears its outcome (the
+	// match, the expiry of this frontend's tracker, or the withdrawal's
+	// claim if it landed unanswered: the expiry tells the claim it finds).
+	// An error instead was a no-show whenever a matcher then took it
+	// (chaos S57b: 13, matched 5-7 s after their creations answered 503).
+	leftUndecided
+)
+
+// withdraw takes off a ticket that may be queued while its creation
+// answers cause: it is claimed cancelled, its players are told and its
+// shard is sent a cancel notice (end, as a DELETE does), so no matcher
+// puts it in a match. It returns where that left the ticket (left): out,
+// in a match (v says matched or assigned), or undecided (v says queued).
+// A claim refused for now is tried again for up to withdrawTries first.
+func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (View, left) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
+	defer cancel()
+	// Tried again before the answer, not left to withdrawLater's first
+	// try a second later: the matchers wait for the same bucket, and as
+	// it came back they claimed the ticket for a match while its client
+	// had been told an error (chaos S56: 13 no-shows). Coming back, the
+	// withdrawal wins, or finds the match and the creation answers it.
+	tctx, tcancel := context.WithTimeout(wctx, withdrawTries)
+	defer tcancel()
+	id := rec.Ticket.TicketID
+	v, cur, err := s.end(tctx, rec, "", events.OwnerCancelled, withdrawnReason)
+	// cur == "": only the claim was refused; a claim won and not told is
+	// not claimed again here.
+	for wait := withdrawBackoff; err != nil && cur == "" && refusedNow(err); wait = min(2*wait, withdrawBackoffMax) {
+		if !s.withdrawals.pause(tctx, jittered(wait)) {
+			break
+		}
+		v, cur, err = s.end(tctx, rec, "", events.OwnerCancelled, withdrawnReason)
+	}
+	if err != nil && cur == events.OwnerCancelled && tctx.Err() != nil {
+		// Won as the tries' time ran out, the telling maybe cut short: a
+		// second end finds the claim its own and tells, once (Claims.Tell).
+		v, cur, err = s.end(wctx, rec, "", events.OwnerCancelled, withdrawnReason)
+	}
+	switch {
+	case err == nil:
+		s.log.Warn("ticket withdrawn: its creation failed", "ticket_id", id, "cause", cause)
+	case errors.Is(err, ErrAlreadyDecided) && (v.Status == events.StatusMatched || v.Status == events.StatusAssigned):
+		s.log.Warn("ticket not withdrawn: a matcher put it in a match first; its creation answers it",
+			"ticket_id", id, "cause", cause, "status", v.Status)
+		return v, leftInMatch
+	case errors.Is(err, ErrAlreadyDecided):
+		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "err", err)
+	default:
+		switch owner := s.withdrawFailed(wctx, rec, cause, err, cur); {
+		case isMatch(owner):
+			claimed := events.ClaimedResult(id, "", owner)
+			return ViewOf(rec, &claimed), leftInMatch
+		case owner == "":
+			return ViewOf(rec, nil), leftUndecided
+		}
+	}
+	return View{}, leftOut
+}
+
+// isMatch says whether owner is a match's claim.
+func isMatch(owner string) bool {
+	_, ok := events.OwnerMatchID(owner)
+	return ok
+}
+
+// withdrawFailed logs a withdrawal that returned err, and returns the
+// ticket's claim: cur, the one the withdrawal's claim lost to, or, when
+// it did not get that far, the one read now ("": none, or unread). A
+// claim that won before the telling or its publish failed keeps the
+// ticket out of every match all the same. A match's claim means the
+// withdrawal came too late: the ticket is in a match, and its creation
+// must answer it, though reading its status failed (the claims bucket
+// without a leader, RESULTS cut off), or the client is told an error for
+// a ticket a game waits for (a no-show; review R3). No claim read leaves
+// it undecided (leftUndecided).
+func (s *Service) withdrawFailed(ctx context.Context, rec Record, cause, err error, cur string) string {
+	id := rec.Ticket.TicketID
+	if cur == "" {
+		cur, _ = s.claims.Owner(ctx, id)
+	}
+	switch {
+	case cur == events.OwnerCancelled:
+		s.log.Warn("ticket withdrawn (claimed cancelled) but its players may not be told",
+			"ticket_id", id, "cause", cause, "err", err)
+	case isMatch(cur):
+		s.log.Warn("ticket not withdrawn: a matcher put it in a match first; its creation answers it",
+			"ticket_id", id, "cause", cause, "owner", cur, "err", err)
+	case cur == "":
+		s.log.Warn("ticket not withdrawn: its claim unanswered, a matcher may still put it in a match; its creation answers it, and its follower hears its outcome",
+			"ticket_id", id, "cause", cause, "err", err)
+	default:
+		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "owner", cur, "err", err)
+	}
+	return cur
 }

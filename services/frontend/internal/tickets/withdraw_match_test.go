@@ -257,6 +257,6 @@ func withdrawUnder(t *testing.T, id string, wrap func(jetstream.KeyValue) jetstr
 	e.s.claims = claims
 	rec := Record{Ticket: events.Ticket{TicketID: id, PlayerID: "pat", Mode: "1v1", CreatedAt: time.Now()},
 		Shard: events.Shard{Region: "eu", Tier: "gold"}}
-	_, inMatch := e.s.withdraw(t.Context(), rec, errors.New("test: the creation's writes failed"))
-	return e, rec, inMatch
+	_, where := e.s.withdraw(t.Context(), rec, errors.New("test: the creation's writes failed"))
+	return e, rec, where == leftInMatch
 }

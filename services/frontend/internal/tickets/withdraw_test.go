@@ -3,6 +3,7 @@ package tickets
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -386,16 +387,29 @@ func (f failingClaims) WrapKeyValue(kv jetstream.KeyValue) jetstream.KeyValue {
 	return failingCreates{KeyValue: kv, fails: f.fails, matchFirst: f.matchFirst}
 }
 
-// A creation that fails (its queue ack lost) while the claims bucket
-// refuses every claim has its withdrawal refused too, past the tries
-// within its bound; it is tried again in the background, and the ticket
-// is withdrawn once the bucket answers. Before, it was left queued, to
-// be matched with nobody following it (chaos S48: 77 such tickets in a
-// 39 s claims outage).
+// refuseRecordsUnheld makes e's tickets bucket refuse every write, and
+// fills the frontend's held records (maxUnstored): a creation whose
+// withdrawal is undecided can then neither store its record nor hold it,
+// and answers its error (finishOrWithdraw).
+func (e *toldEnv) refuseRecordsUnheld() {
+	records := &refusingRecords{KeyValue: e.s.kv}
+	records.refusing.Store(true)
+	e.s.kv = records
+	for i := range maxUnstored {
+		e.s.unstored.hold(fmt.Sprint("held-", i), nil)
+	}
+}
+
+// A creation that fails (its record refused, and no room to hold it)
+// while the claims bucket refuses every claim has its withdrawal refused
+// too, past the tries within its bound; it is tried again in the
+// background, and the ticket is withdrawn once the bucket answers.
+// Before, it was left queued, to be matched with nobody following it
+// (chaos S48: 77 such tickets in a 39 s claims outage).
 func TestAWithdrawalRefusedIsTriedAgain(t *testing.T) {
 	t.Parallel()
 	e := newToldEnv(t)
-	e.s.js = lostAcks{e.s.js}
+	e.refuseRecordsUnheld()
 	var fails atomic.Int32
 	fails.Store(1 << 30) // until the creation answered, and the first later try
 	claims, err := events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj)
@@ -410,7 +424,7 @@ func TestAWithdrawalRefusedIsTriedAgain(t *testing.T) {
 	}
 	id := e.queuedTicket(t)
 	if id == "" {
-		t.Fatal("nothing queued: the test's lost ack did not queue the ticket")
+		t.Fatal("nothing queued")
 	}
 	if owner, _ := e.s.claims.Owner(t.Context(), id); owner != "" {
 		t.Fatalf("claimed %q at once, want the withdrawal refused", owner)
@@ -445,7 +459,7 @@ func checkWithdrawals(t *testing.T, s *Service, outcome string, n, waiting float
 func TestAWithdrawalLeftAtTheStopIsSaid(t *testing.T) {
 	t.Parallel()
 	e := newToldEnv(t)
-	e.s.js = lostAcks{e.s.js}
+	e.refuseRecordsUnheld()
 	var fails atomic.Int32
 	fails.Store(1 << 30)
 	claims, err := events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj)
