@@ -94,7 +94,7 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 	if !first {
 		return s.queueThenTake(ctx, rec, set.Version())
 	}
-	if err := s.storeAndQueue(ctx, rec, set.Version(), live); err != nil {
+	if err := s.storeAndQueue(ctx, rec, set.Version(), true, live); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
 		return View{}, err
 	}
@@ -135,7 +135,7 @@ type takeFunc func(context.Context, events.LiveTicket, events.SupersededFunc) (e
 // ticket as it was.
 func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion string) (View, error) {
 	id := rec.Ticket.TicketID
-	if err := s.storeAndQueue(ctx, rec, rulesVersion, false); err != nil {
+	if err := s.storeAndQueue(ctx, rec, rulesVersion, false, false); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), id)
 		return View{}, err
 	}
@@ -143,11 +143,16 @@ func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion st
 		// Stored and queued, and its shard's owner would take it in all
 		// the same; but without a key its client never asks for it again,
 		// so it is withdrawn: an error means no live ticket (storeAndQueue).
-		// One a matcher put in a match first, or may yet (its withdrawal
-		// undecided), is answered, still tracked: its shard's owner takes
-		// it in as its players' live ticket before it matches it.
-		if v, where := s.withdraw(ctx, rec, err); where != leftOut {
+		// One a matcher put in a match first is answered, still tracked
+		// (its shard's owner took it in, superseding the waiting one). One
+		// whose fate is unknown is not: the waiting ticket may still be
+		// matched, and a 202 says it is superseded; it is withdrawn in the
+		// background.
+		switch v, fate := s.withdraw(ctx, rec, err); fate {
+		case fateInMatch:
 			return v, nil
+		case fateUnknown:
+			s.withdrawLater(rec)
 		}
 		s.tracker.Untrack(context.WithoutCancel(ctx), id)
 		return View{}, err

@@ -90,7 +90,7 @@ func TestCreateFailsAMatchedTicketWithoutARecord(t *testing.T) {
 	e := newToldEnv(t)
 	e.s.kv = &matchedDuringPut{KeyValue: e.s.kv, claims: e.s.claims, down: true}
 	for i := range maxUnstored {
-		e.s.unstored.hold(fmt.Sprint("held-", i), nil)
+		e.s.unstored.hold(fmt.Sprint("held-", i), nil, false)
 	}
 	if err := e.createPat(t); err == nil {
 		t.Fatal("Create answered a ticket whose record is not stored nor held")

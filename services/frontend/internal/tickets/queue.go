@@ -19,8 +19,8 @@ import (
 // two writes pipelined: the ticket's message is sent (not awaited), the
 // record is written, and then the ticket's ack is awaited. So a creation
 // costs one round trip for both, not two, and the client and the server
-// write and read them in fewer system calls. It returns nil only when
-// both are stored: a 202 still means the ticket is stored and queued.
+// write and read them in fewer system calls. It returns nil when both
+// are stored, or when a withdrawal cannot take the ticket back (below).
 //
 // What the order gave up: the ticket may be queued while its record
 // fails (a tickets-bucket leader change, a deadline). Its client hears an
@@ -32,14 +32,17 @@ import (
 // the error is answered if they fail: an error means no ticket that can
 // be matched.
 // A withdrawal that finds the ticket in a match already cannot undo it,
-// and one whose claim goes unanswered cannot know: the ticket is answered
-// instead, its record put once more if need be, and in the background
-// (putLater) if that fails too.
+// and one whose claim fails with none read cannot know (fateUnknown): the
+// ticket is answered instead, its record put once more if need be and in
+// the background (putLater) if that fails too, and its message published
+// again in the background until acked (queueLater).
 //
 // The ticket is encoded once: the record carries the message's bytes.
-// live: the ticket's take first made it its players' live ticket, and
-// its message is sealed so.
-func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion string, live bool) error {
+// taken: the ticket was taken first (takeFirst), made its players' live
+// ticket or ended by an older one of theirs; else it is taken after
+// (queueThenTake). live: the take made it live, and its message is
+// sealed so.
+func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion string, taken, live bool) error {
 	id := rec.Ticket.TicketID
 	msg, data, err := encode(ctx, s.subj, rec, rulesVersion)
 	if err != nil {
@@ -71,7 +74,7 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	if !mayBeQueued(queueErr) {
 		return err
 	}
-	if err := s.finishOrWithdraw(ctx, rec, msg, data, storeErr == nil, queueErr == nil, err); err != nil {
+	if err := s.finishOrWithdraw(ctx, rec, msg, data, writes{stored: storeErr == nil, queued: queueErr == nil, taken: taken}, err); err != nil {
 		return err
 	}
 	// A replica of the bucket may not have the record yet: a read of it
@@ -80,52 +83,81 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	return nil
 }
 
-// finishOrWithdraw tries again what is left of a ticket's writes that failed
-// with cause while it may be queued (finish), and withdraws it if they
-// fail. nil: the ticket is answered after all, its writes late, or in a
-// match or undecided (withdraw) with its record stored or held.
-func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Msg, data []byte, stored, queued bool, cause error) error {
+// writes are what a creation's writes did: its record stored, its
+// ticket queued (acked), and its take done (storeAndQueue's taken).
+type writes struct{ stored, queued, taken bool }
+
+// finishOrWithdraw tries again what is left of a ticket's writes that
+// failed with cause while it may be queued (finish), and withdraws it if
+// they fail. nil: the ticket is answered after all, its writes late, or
+// in a match, or of unknown fate and taken (fate), its record stored or
+// held (storeOnceMore) and its message published again until acked
+// (queueLater).
+func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Msg, data []byte, done writes, cause error) error {
 	id := rec.Ticket.TicketID
-	stored, queued = s.finish(ctx, id, msg, data, stored, queued)
-	if stored && queued {
+	done.stored, done.queued = s.finish(ctx, id, msg, data, done.stored, done.queued)
+	if done.stored && done.queued {
 		s.log.Info("ticket created on a later try of its writes", "ticket_id", id, "cause", cause)
 		return nil
 	}
-	_, where := s.withdraw(ctx, rec, cause)
-	if where == leftOut {
+	_, fate := s.withdraw(ctx, rec, cause)
+	switch {
+	case fate == fateWithdrawn:
+		return cause
+	case fate == fateUnknown && !done.taken:
+		// Answered, a replacement would say its player's waiting ticket
+		// is superseded while that one may still be matched.
+		s.withdrawLater(rec)
 		return cause
 	}
 	// Queued after all, and a matcher put it in a match before the
-	// withdrawal, or may yet: an error now would make it a no-show. With
-	// its record stored, it is created (nil: Create answers it).
-	if stored {
-		return nil
+	// withdrawal, or may yet: an error now would make it a no-show.
+	if !done.stored && !s.storeOnceMore(ctx, rec, data, fate, cause) {
+		if fate == fateUnknown {
+			s.withdrawLater(rec)
+		}
+		return cause
 	}
+	if fate == fateUnknown {
+		if !done.queued {
+			s.queueLater(rec, msg)
+		}
+		s.withdrawals.ended.WithLabelValues(answeredUnknown).Inc()
+	}
+	return nil
+}
+
+// storeOnceMore puts an answered ticket's record once more, and holds it
+// to be put in the background (putLater) if that fails too; false when it
+// can do neither: its client is told an error.
+func (s *Service) storeOnceMore(ctx context.Context, rec Record, data []byte, fate fate, cause error) bool {
+	id := rec.Ticket.TicketID
 	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), events.ClaimCallTimeout)
 	defer pcancel()
 	_, perr := s.kv.Put(pctx, id, data)
-	// Held until its outcome may come: at once for a match; an undecided
-	// ticket's may be its expiry, which reads the record, a max wait on.
+	if perr == nil {
+		return true
+	}
+	// Held until its outcome may come: at once for a match; a ticket of
+	// unknown fate's may be its expiry, which reads the record, a max
+	// wait on.
 	until := s.now().Add(unstoredFor)
-	if expiry := rec.Ticket.CreatedAt.Add(s.maxWait(rec.Ticket.Mode) + unstoredFor); where == leftUndecided && expiry.After(until) {
+	if expiry := rec.Ticket.CreatedAt.Add(s.maxWait(rec.Ticket.Mode) + unstoredFor); fate == fateUnknown && expiry.After(until) {
 		until = expiry
 	}
 	switch {
-	case perr == nil:
-	case s.putLater(id, data, until):
+	case s.putLater(id, data, until, fate == fateUnknown):
 		s.log.Warn("ticket answered but its record not stored yet: its record put again in the background",
 			"ticket_id", id, "cause", cause, "err", perr)
-	case where == leftUndecided:
+		return true
+	case fate == fateUnknown:
 		s.log.Error("ticket not withdrawn and its record neither stored nor held; its client is told an error, and its withdrawal tried again in the background",
 			"ticket_id", id, "cause", cause, "err", perr)
-		s.withdrawLater(rec)
-		return cause
 	default:
 		s.log.Error("ticket in a match but its record not stored; its client is told an error: a no-show",
 			"ticket_id", id, "cause", cause, "err", perr)
-		return cause
 	}
-	return nil
+	return false
 }
 
 // awaitAck is fut's answer: nil once the ticket is stored, ctx's error

@@ -134,7 +134,7 @@ func (s *Service) Record(ctx context.Context, ticketID string) (Record, error) {
 	if ticketID == "" || len(ticketID) > 64 {
 		return Record{}, ErrNotFound
 	}
-	// A matched ticket whose record is still being put (putLater): its
+	// An answered ticket whose record is still being put (putLater): its
 	// client follows it from the 202 on, while the bucket that failed
 	// the put may fail reads as well.
 	if rec, ok := s.unstoredRecord(ticketID); ok {

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -182,9 +183,11 @@ type Service struct {
 	now            func() time.Time
 	// withdrawals are those tried again (withdrawLater).
 	withdrawals *withdrawals
-	// unstored are matched tickets' records put in the background
-	// (putLater), and read from here meanwhile (Record).
+	// unstored are answered tickets' records put in the background
+	// (putLater), and read from here meanwhile (Record); unqueued counts
+	// their messages published in the background (queueLater).
 	unstored unstored
+	unqueued atomic.Int32
 }
 
 // RuleSet is the rule set in force: the one Create checks a ticket

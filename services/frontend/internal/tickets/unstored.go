@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -28,8 +29,16 @@ import (
 // it); a frontend that stops makes one last try of each (putUnstored),
 // and one that dies loses them.
 type unstored struct {
-	mu   sync.Mutex
-	recs map[string][]byte // the record's value, by ticket id
+	mu      sync.Mutex
+	recs    map[string]heldRecord // by ticket id
+	unknown int                   // how many are of unknown fate
+}
+
+// heldRecord is a record's value, and whether its ticket's fate is
+// unknown (fateUnknown) rather than a match.
+type heldRecord struct {
+	data    []byte
+	unknown bool
 }
 
 // unstoredFor is how long a record is tried past the moment its ticket's
@@ -40,46 +49,54 @@ const unstoredFor = time.Minute
 
 // maxUnstored bounds the records held at once, each a goroutine and a
 // record's value (events.MaxPayloadBytes at most; a few hundred bytes as
-// a rule).
+// a rule). Tickets of unknown fate, held up to their max wait, may take
+// half: a long outage of the tickets bucket does not leave none for the
+// matched ones, whose clients a game waits for.
 const maxUnstored = 10000
 
 // get returns the record held for id.
 func (u *unstored) get(id string) ([]byte, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	data, ok := u.recs[id]
-	return data, ok
+	h, ok := u.recs[id]
+	return h.data, ok
 }
 
-// hold keeps data for id: fresh when id was not held already, ok unless
-// maxUnstored are held.
-func (u *unstored) hold(id string, data []byte) (fresh, ok bool) {
+// hold keeps data for id (unknown: its ticket's fate is unknown): fresh
+// when id was not held already, ok unless no more may be held.
+func (u *unstored) hold(id string, data []byte, unknown bool) (fresh, ok bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if _, held := u.recs[id]; held {
 		return false, true
 	}
-	if len(u.recs) >= maxUnstored {
+	if len(u.recs) >= maxUnstored || unknown && u.unknown >= maxUnstored/2 {
 		return false, false
 	}
 	if u.recs == nil {
-		u.recs = map[string][]byte{}
+		u.recs = map[string]heldRecord{}
 	}
-	u.recs[id] = data
+	u.recs[id] = heldRecord{data: data, unknown: unknown}
+	if unknown {
+		u.unknown++
+	}
 	return true, true
 }
 
 func (u *unstored) drop(id string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.recs[id].unknown {
+		u.unknown--
+	}
 	delete(u.recs, id)
 }
 
 // putLater holds an answered ticket's record and puts it in the
 // background (unstored) until it is stored or until has passed; false
-// when it cannot hold one more.
-func (s *Service) putLater(id string, data []byte, until time.Time) bool {
-	fresh, ok := s.unstored.hold(id, data)
+// when it cannot hold one more (unknown: its ticket's fate is unknown).
+func (s *Service) putLater(id string, data []byte, until time.Time, unknown bool) bool {
+	fresh, ok := s.unstored.hold(id, data, unknown)
 	if fresh {
 		go s.putUnstored(id, data, until)
 	}
@@ -142,4 +159,43 @@ func (s *Service) unstoredRecord(id string) (Record, bool) {
 		return Record{}, false
 	}
 	return rec, true
+}
+
+// maxUnqueued bounds the messages queueLater publishes at once, each a
+// goroutine and a ticket's message.
+const maxUnqueued = maxUnstored / 2
+
+// queueLater publishes again, in the background, the message of a
+// ticket answered though its publish was never acked and its fate is
+// unknown (finishOrWithdraw), so that one whose publish was lost is
+// queued after all, as its 202 says, instead of waiting its whole max
+// wait for its expiry. Its message id makes every try the first one's,
+// within JetStream's duplicate window (events.DuplicateWindow), which
+// bounds the tries with the ticket's max wait; the waits are
+// putUnstored's. Past maxUnqueued it is not tried: if it was lost, its
+// follower hears its expiry.
+func (s *Service) queueLater(rec Record, msg *nats.Msg) {
+	id := rec.Ticket.TicketID
+	if s.unqueued.Add(1) > maxUnqueued {
+		s.unqueued.Add(-1)
+		s.log.Warn("ticket answered with its publish not acked, and not published again: too many are", "ticket_id", id)
+		return
+	}
+	until := rec.Ticket.CreatedAt.Add(min(s.maxWait(rec.Ticket.Mode), events.DuplicateWindow))
+	go func() {
+		defer s.unqueued.Add(-1)
+		ctx, cancel := context.WithDeadline(context.Background(), until)
+		defer cancel()
+		var err error
+		for wait := finishBackoff; s.withdrawals.pause(ctx, jittered(wait)); wait = min(2*wait, withdrawRetryMax) {
+			pctx, pcancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
+			_, err = s.js.PublishMsg(pctx, msg)
+			pcancel()
+			if err == nil {
+				s.log.Info("answered ticket's message acked on a later try", "ticket_id", id)
+				return
+			}
+		}
+		s.log.Warn("answered ticket's message never acked: if it was lost, its follower hears its expiry", "ticket_id", id, "err", err)
+	}()
 }

@@ -114,7 +114,7 @@ func TestAStopGivesUpTheUnstoredRecords(t *testing.T) {
 	records := &refusingRecords{KeyValue: e.s.kv}
 	records.refusing.Store(true)
 	e.s.kv = records
-	if !e.s.putLater("t-1", []byte(`{}`), time.Now().Add(unstoredFor)) {
+	if !e.s.putLater("t-1", []byte(`{}`), time.Now().Add(unstoredFor), false) {
 		t.Fatal("putLater refused its first record")
 	}
 	e.s.Stop()

@@ -34,6 +34,7 @@ const (
 	pastMaxWait       = "max_wait" // given up: its matcher expires it
 	tooManyWithdrawn  = "too_many" // never tried again: maxWithdrawing were waiting
 	stoppedWithdrawal = "stopped"  // left when the frontend stopped
+	answeredUnknown   = "answered" // never tried again: its creation answered it, its fate unknown (fateUnknown)
 )
 
 // withdrawals are the withdrawals NATS refused, tried again in the
@@ -57,7 +58,7 @@ func newWithdrawals() *withdrawals {
 	w := &withdrawals{waiting: map[string]*time.Timer{}, stopping: make(chan struct{})}
 	w.ended = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "quickmatch_frontend_refused_withdrawals_total",
-		Help: "Withdrawals of failed creations that NATS refused, by how they ended once tried again in the background (withdrawn; matched: its player may never come; decided; max_wait) or why they were not (too_many, stopped).",
+		Help: "Withdrawals of failed creations that NATS refused, by how they ended once tried again in the background (withdrawn; matched: its player may never come; decided; max_wait) or why they were not (too_many, stopped; answered: its ticket answered as queued, as a matcher may take it).",
 	}, []string{"outcome"})
 	w.gauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "quickmatch_frontend_refused_withdrawals_waiting",
@@ -118,16 +119,15 @@ func (w *withdrawals) count(id, outcome string) {
 }
 
 // withdrawLater tries again, in the background, to withdraw a ticket
-// whose creation failed and whose withdrawal was undecided (the claims
-// bucket without a leader, or cut off) while its record could be neither
-// stored nor held (finishOrWithdraw: a frontend holding maxUnstored
-// records already), so that its client was told an error, until it is
-// withdrawn or decided otherwise,
-// or its mode's max_wait passed (its matcher expires it then). Left
-// queued, it was matched with nobody following it: its partners sent to a
-// game it never joins (chaos S48 logged 77 such tickets in a 39 s claims
-// outage). A client that asks again meanwhile supersedes it (its players'
-// entry names it), and the next try finds it decided.
+// whose creation answered an error though its withdrawal's fate was
+// unknown (fateUnknown): a replacement whose take failed (queueThenTake),
+// or one whose record could be neither stored nor held (finishOrWithdraw),
+// until it is withdrawn or decided otherwise, or its mode's max_wait
+// passed (its matcher expires it then). Left queued, it was matched with
+// nobody following it: its partners sent to a game it never joins (chaos
+// S48 logged 77 such tickets in a 39 s claims outage). A client that asks
+// again meanwhile supersedes it (its players' entry names it), and the
+// next try finds it decided.
 func (s *Service) withdrawLater(rec Record) {
 	id := rec.Ticket.TicketID
 	until := rec.Ticket.CreatedAt.Add(s.maxWait(rec.Ticket.Mode))
@@ -244,7 +244,7 @@ const withdrawTimeout = 2 * events.ClaimCallTimeout
 // a claim won as the tries end. A leader that steps down is replaced
 // within a second or two (chaos S56: the matchers claimed the tickets
 // 0.5-1.1 s after the refusal); a lost one (up to
-// events.NATSElectionTimeout) is left to withdrawLater.
+// events.NATSElectionTimeout) leaves the ticket's fate unknown (fate).
 const withdrawTries = withdrawTimeout - events.ClaimCallTimeout
 
 // withdrawBackoff is the first wait between those tries, each next one
@@ -255,37 +255,38 @@ const (
 	withdrawBackoffMax = 400 * time.Millisecond
 )
 
-// left is where a withdrawal left its ticket, and so what its creation
-// answers.
-type left int
+// fate is what a withdrawal made of its ticket, and so what its
+// creation answers.
+type fate int
 
 const (
-	// leftOut: withdrawn, or decided in no match (expired, superseded):
-	// no matcher can put it in a match, and its creation answers its
-	// error.
-	leftOut left = iota
-	// leftInMatch: a matcher claimed it first; its creation answers it
+	// fateWithdrawn: withdrawn, or decided in no match (expired,
+	// superseded): no matcher can put it in a match, and its creation
+	// answers its error.
+	fateWithdrawn fate = iota
+	// fateInMatch: a matcher claimed it first; its creation answers it
 	// (withdraw's View), or its client would never follow a ticket a
 	// game waits for.
-	leftInMatch
-	// leftUndecided: its claim went unanswered (the claims bucket cut
-	// off or without a leader through every try) and its claim cannot
-	// be read, so a matcher may still put it in a match; its creation
-	// answers it as queued, and its follower hears its outcome (the
-	// match, the expiry of this frontend's tracker, or the withdrawal's
-	// claim if it landed unanswered: the expiry tells the claim it finds).
-	// An error instead was a no-show whenever a matcher then took it
+	fateInMatch
+	// fateUnknown: its claim failed through every try (timed out, or
+	// refused: the claims bucket cut off or without a leader) and no
+	// claim of it could be read, so a matcher may still put it in a
+	// match. A ticket its creation took first (storeAndQueue) is then
+	// answered as queued, and its follower hears its outcome: its match,
+	// its expiry at its max wait, or the withdrawal's own claim, if it
+	// landed unanswered (an expiry tells the claim it finds). An error
+	// instead was a no-show whenever a matcher took the ticket after all
 	// (chaos S57b: 13, matched 5-7 s after their creations answered 503).
-	leftUndecided
+	fateUnknown
 )
 
 // withdraw takes off a ticket that may be queued while its creation
 // answers cause: it is claimed cancelled, its players are told and its
 // shard is sent a cancel notice (end, as a DELETE does), so no matcher
-// puts it in a match. It returns where that left the ticket (left): out,
-// in a match (v says matched or assigned), or undecided (v says queued).
-// A claim refused for now is tried again for up to withdrawTries first.
-func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (View, left) {
+// puts it in a match. It returns the ticket's fate: withdrawn, in a
+// match (v says matched or assigned), or unknown (v says queued). A
+// claim refused for now is tried again for up to withdrawTries first.
+func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (View, fate) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
 	defer cancel()
 	// Tried again before the answer, not left to withdrawLater's first
@@ -316,19 +317,19 @@ func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (View, 
 	case errors.Is(err, ErrAlreadyDecided) && (v.Status == events.StatusMatched || v.Status == events.StatusAssigned):
 		s.log.Warn("ticket not withdrawn: a matcher put it in a match first; its creation answers it",
 			"ticket_id", id, "cause", cause, "status", v.Status)
-		return v, leftInMatch
+		return v, fateInMatch
 	case errors.Is(err, ErrAlreadyDecided):
 		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "err", err)
 	default:
 		switch owner := s.withdrawFailed(wctx, rec, cause, err, cur); {
 		case isMatch(owner):
 			claimed := events.ClaimedResult(id, "", owner)
-			return ViewOf(rec, &claimed), leftInMatch
+			return ViewOf(rec, &claimed), fateInMatch
 		case owner == "":
-			return ViewOf(rec, nil), leftUndecided
+			return ViewOf(rec, nil), fateUnknown
 		}
 	}
-	return View{}, leftOut
+	return View{}, fateWithdrawn
 }
 
 // isMatch says whether owner is a match's claim.
@@ -346,7 +347,7 @@ func isMatch(owner string) bool {
 // must answer it, though reading its status failed (the claims bucket
 // without a leader, RESULTS cut off), or the client is told an error for
 // a ticket a game waits for (a no-show; review R3). No claim read leaves
-// it undecided (leftUndecided).
+// its fate unknown (fateUnknown).
 func (s *Service) withdrawFailed(ctx context.Context, rec Record, cause, err error, cur string) string {
 	id := rec.Ticket.TicketID
 	if cur == "" {
@@ -360,7 +361,7 @@ func (s *Service) withdrawFailed(ctx context.Context, rec Record, cause, err err
 		s.log.Warn("ticket not withdrawn: a matcher put it in a match first; its creation answers it",
 			"ticket_id", id, "cause", cause, "owner", cur, "err", err)
 	case cur == "":
-		s.log.Warn("ticket not withdrawn: its claim unanswered, a matcher may still put it in a match; its creation answers it, and its follower hears its outcome",
+		s.log.Warn("ticket not withdrawn: its claim failed and none could be read, so a matcher may still put it in a match",
 			"ticket_id", id, "cause", cause, "err", err)
 	default:
 		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "owner", cur, "err", err)

@@ -258,5 +258,5 @@ func withdrawUnder(t *testing.T, id string, wrap func(jetstream.KeyValue) jetstr
 	rec := Record{Ticket: events.Ticket{TicketID: id, PlayerID: "pat", Mode: "1v1", CreatedAt: time.Now()},
 		Shard: events.Shard{Region: "eu", Tier: "gold"}}
 	_, where := e.s.withdraw(t.Context(), rec, errors.New("test: the creation's writes failed"))
-	return e, rec, where == leftInMatch
+	return e, rec, where == fateInMatch
 }

@@ -396,7 +396,7 @@ func (e *toldEnv) refuseRecordsUnheld() {
 	records.refusing.Store(true)
 	e.s.kv = records
 	for i := range maxUnstored {
-		e.s.unstored.hold(fmt.Sprint("held-", i), nil)
+		e.s.unstored.hold(fmt.Sprint("held-", i), nil, false)
 	}
 }
 

@@ -1,0 +1,241 @@
+package tickets
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+)
+
+// cutKV is a bucket whose creates and reads wait out their context
+// while cut is set: the frontend cut off from it, the matchers maybe not.
+type cutKV struct {
+	jetstream.KeyValue
+	cut *atomic.Bool
+}
+
+func (k cutKV) Create(ctx context.Context, key string, v []byte, o ...jetstream.KVCreateOpt) (uint64, error) {
+	if k.cut.Load() {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	return k.KeyValue.Create(ctx, key, v, o...)
+}
+
+func (k cutKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if k.cut.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return k.KeyValue.Get(ctx, key)
+}
+
+// A creation whose writes failed while it may be queued, and whose
+// withdrawal's claim failed through every try with no claim read (timed
+// out, or refused for now), cannot know whether a matcher will put its
+// ticket in a match: it answers the ticket as queued, withdraws nothing
+// later, and its follower hears its outcome (here its expiry). Before,
+// it answered an error and withdrew the ticket in the background, which
+// a matcher often beat: a no-show in its partners' game (chaos S57b: 13,
+// matched 5-7 s after their creations answered 503, their frontend cut
+// off from the claims bucket and the matchers not).
+func TestATicketOfUnknownFateIsAnswered(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fault func(*toldEnv) *refusingRecords
+		cut   bool // claims time out; else they are refused for now
+	}{
+		{"its record stored, its queue ack lost", func(e *toldEnv) *refusingRecords {
+			e.s.js = lostAcks{e.s.js}
+			return nil
+		}, false},
+		{"its record refused", func(e *toldEnv) *refusingRecords {
+			records := &refusingRecords{KeyValue: e.s.kv}
+			records.refusing.Store(true)
+			e.s.kv = records
+			return records
+		}, false},
+		{"its record refused, its claim timed out", func(e *toldEnv) *refusingRecords {
+			records := &refusingRecords{KeyValue: e.s.kv}
+			records.refusing.Store(true)
+			e.s.kv = records
+			return records
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newToldEnv(t)
+			records := tc.fault(e)
+			var fails atomic.Int32
+			fails.Store(1 << 30) // every claim refused for now until the creation answered
+			var cut atomic.Bool
+			cut.Store(tc.cut)
+			var cjs jetstream.JetStream = failingClaims{JetStream: e.js, fails: &fails}
+			if tc.cut {
+				cjs = claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue { return cutKV{KeyValue: kv, cut: &cut} }}
+			}
+			claims, err := events.NewClaims(t.Context(), cjs, e.subj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.s.claims = claims
+			cerr := e.createPat(t)
+			id := e.queuedTicket(t)
+			if id == "" {
+				t.Fatal("nothing queued")
+			}
+			if cerr != nil {
+				t.Fatalf("creation answered %v while its ticket %s may be matched (claimed by no one): a no-show once a matcher takes it", cerr, id)
+			}
+			if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 0 {
+				t.Fatalf("%v withdrawals left to the background: an answered ticket would be cancelled under its client", waiting)
+			}
+			if _, err := e.s.Record(t.Context(), id); err != nil {
+				t.Fatalf("record of the answered ticket %s: %v", id, err)
+			}
+			fails.Store(0) // the claims bucket answers again
+			cut.Store(false)
+			if records != nil {
+				records.refusing.Store(false)
+				testkit.Eventually(t, 5*time.Second, func() bool {
+					_, err := records.KeyValue.Get(t.Context(), id)
+					return err == nil
+				}, "the held record was not stored once the bucket took puts")
+			}
+			if owner, _ := e.s.claims.Owner(t.Context(), id); owner != "" {
+				t.Fatalf("ticket claimed %q once the bucket answered; want it left to a matcher or its expiry", owner)
+			}
+			// Its follower's tracker expires it at its max wait.
+			if soon := e.s.Expire(t.Context(), id); soon {
+				t.Fatal("expiry not answered")
+			}
+			if r := e.stored(t, "pat"); r == nil || r.TicketID != id || r.Status != events.StatusExpired {
+				t.Fatalf("the player's last result %+v, want %s expired", r, id)
+			}
+		})
+	}
+}
+
+// refusingUpdates is a bucket refusing every update while refusing is
+// set: a players bucket in which a new ticket's first write (a player's
+// entry created) passes, and a take that replaces a player's entry
+// fails.
+type refusingUpdates struct {
+	jetstream.KeyValue
+	refusing *atomic.Bool
+}
+
+func (k refusingUpdates) Update(ctx context.Context, key string, v []byte, last uint64) (uint64, error) {
+	if k.refusing.Load() {
+		return 0, errRecordRefused
+	}
+	return k.KeyValue.Update(ctx, key, v, last)
+}
+
+// A ticket that replaces its player's waiting one, stored and queued but
+// its take refused and its withdrawal's fate unknown, is not answered:
+// a 202 would say the waiting ticket is superseded while a matcher may
+// still match it (the player in two matches, a review's finding). It is
+// withdrawn in the background, as before.
+func TestAReplacementOfUnknownFateIsNotAnswered(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fault func(e *toldEnv, refusing *atomic.Bool)
+	}{
+		{"its take refused", func(_ *toldEnv, refusing *atomic.Bool) { refusing.Store(true) }},
+		{"its record refused", func(e *toldEnv, _ *atomic.Bool) {
+			records := &refusingRecords{KeyValue: e.s.kv}
+			records.refusing.Store(true)
+			e.s.kv = records
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newToldEnv(t)
+			var refusing atomic.Bool
+			players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
+				return refusingUpdates{KeyValue: kv, refusing: &refusing}
+			}}, e.subj, e.s.claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.s.players = players
+			e.create(t, "pat")
+			tc.fault(e, &refusing)
+			var fails atomic.Int32
+			fails.Store(1 << 30)
+			if e.s.claims, err = events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.createPat(t); err == nil {
+				t.Fatal("a replacement of unknown fate answered: its player's waiting ticket may still be matched")
+			}
+			if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 1 {
+				t.Fatalf("%v withdrawals waiting, want the replacement's", waiting)
+			}
+		})
+	}
+}
+
+// droppingPublishes is a JetStream that loses every ticket's publish
+// while dropping is set (an async one never acked, a sync one waits out
+// its context), as a cut between the frontend and the stream does.
+type droppingPublishes struct {
+	jetstream.JetStream
+	dropping *atomic.Bool
+}
+
+func (d droppingPublishes) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if d.dropping.Load() {
+		return testkit.LostAck(m), nil
+	}
+	return d.JetStream.PublishMsgAsync(m, opts...)
+}
+
+func (d droppingPublishes) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if d.dropping.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return d.JetStream.PublishMsg(ctx, m, opts...)
+}
+
+// A ticket answered with its publish lost and its fate unknown is
+// published again in the background until acked, so that it is queued
+// as its 202 says, instead of waiting its max wait for its expiry (a
+// review's finding).
+func TestAnAnsweredTicketWhosePublishWasLostIsQueuedLater(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	var dropping atomic.Bool
+	dropping.Store(true)
+	e.s.js = droppingPublishes{JetStream: e.s.js, dropping: &dropping}
+	var fails atomic.Int32
+	fails.Store(1 << 30)
+	claims, err := events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.claims = claims
+	if err := e.createPat(t); err != nil {
+		t.Fatalf("creation answered %v with its fate unknown", err)
+	}
+	if id := e.queuedTicket(t); id != "" {
+		t.Fatalf("ticket %s queued while every publish was lost", id)
+	}
+	dropping.Store(false)
+	testkit.Eventually(t, 5*time.Second, func() bool { return e.queuedTicket(t) != "" },
+		"the answered ticket was never queued once publishes went through")
+	if got := testutil.ToFloat64(e.s.withdrawals.ended.WithLabelValues(answeredUnknown)); got != 1 {
+		t.Fatalf("%v creations counted answered with their fate unknown, want 1", got)
+	}
+}
