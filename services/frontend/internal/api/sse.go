@@ -103,12 +103,32 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, caller identity.Cal
 	wt, err := a.results.Wait(r.Context(), id, tickets.Follower(caller))
 	if err == nil && wt.Creation != nil && tickets.Owns(caller, wt.Creation.Players) {
 		rec, _ = trackedRecord(id, wt)
-		return rec, tickets.ViewOf(rec, nil), wt.Results, wt.Stop, true
+		view, updates = latest(rec, tickets.ViewOf(rec, nil), wt.Results)
+		return rec, view, updates, wt.Stop, true
 	}
 	if err == nil {
 		wt.Stop()
 	}
 	return a.followStored(w, r, caller, id)
+}
+
+// latest is a wait's first view: the last result it was handed at once,
+// if any, else view; updates is nil once that is an outcome (one that
+// came before the stream or socket: Tracker.Wait hands it and ends),
+// else the wait's to follow.
+func latest(rec tickets.Record, view tickets.View, results <-chan events.Result) (first tickets.View, updates <-chan events.Result) {
+	select {
+	case res, open := <-results:
+		if !open {
+			return view, results // let go meanwhile: its follower reads the stored state
+		}
+		if res.Status.Terminal() {
+			return tickets.ViewOf(rec, &res), nil
+		}
+		return tickets.ViewOf(rec, &res), results
+	default:
+		return view, results
+	}
 }
 
 // trackedRecord is a ticket's record as its creation tells it, without a

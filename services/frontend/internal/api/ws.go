@@ -122,7 +122,8 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 	defer a.noteWhileServed(ep, view.TicketID)()
 	waiting, err := a.results.Wait(ctx, view.TicketID, tickets.Follower(caller))
 	if err != nil {
-		// Already ended (an instant outcome): report what the stream says.
+		// Let go already (its outcome long past): report what the stream
+		// says. An outcome of moments ago is handed by the wait (latest).
 		if v, gerr := a.tickets.Get(ctx, caller, view.TicketID); gerr == nil {
 			a.finish(ctx, conn, v, emit)
 		}
@@ -140,6 +141,11 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 			return
 		}
 	}
+	view, updates := latest(rec, view, waiting.Results)
+	if updates == nil { // its outcome came before the wait
+		a.finish(ctx, conn, view, emit)
+		return
+	}
 	ref := &refresher{a: a}
 	view = a.withWait(view)
 	if err := emit(conn, view); err != nil {
@@ -147,7 +153,7 @@ func (a *API) serveWebSocket(w http.ResponseWriter, r *http.Request, caller iden
 		return
 	}
 	ref.saw(view)
-	a.followWebSocket(ctx, conn, caller, rec, ref, waiting.Results, ep)
+	a.followWebSocket(ctx, conn, caller, rec, ref, updates, ep)
 }
 
 // startWebSocket upgrades the connection (nil if that failed) and creates

@@ -37,15 +37,23 @@ type expiry struct {
 	soon bool
 }
 
+// endedKept is how long a ticket whose every player's outcome came
+// before any wait on it is kept: the client's stream, opened once its
+// 202 is in, is then answered from memory (wait). A few seconds cover a
+// client on a slow link past capacity; at 10,000 tickets a second that
+// is 50,000 tickets held.
+const endedKept = 5 * time.Second
+
 // expireDue starts the expiry of each ticket that waited its mode's wait
 // since it was created or last expired, or whose retry after an expiry
 // cut off from NATS is due, unless one is in flight. A ticket whose
 // outcome came (ended) waits only for its other players' results
-// (members.go), and is forgotten memberStraggle after its outcome.
+// (members.go), and is forgotten memberStraggle after its outcome, or
+// endedKept after it when no wait is on it and every player's is in.
 func (t *Tracker) expireDue(ctx context.Context, s *state, now time.Time) {
 	for _, tk := range s.tickets {
 		if !tk.ended.IsZero() {
-			if now.Sub(tk.ended) >= memberStraggle {
+			if kept := now.Sub(tk.ended); kept >= memberStraggle || kept >= endedKept && len(tk.waiters) == 0 && tk.allIn() {
 				t.forget(s, tk)
 			}
 			continue

@@ -198,7 +198,9 @@ func (t *Tracker) deliver(s *state, player string, res events.Result) {
 			close(w)
 		}
 	}
-	if terminal && len(tk.waiters) == 0 && (tk.waited || tk.allIn()) {
+	// A ticket never waited on is kept endedKept (expireDue): its stream
+	// may be on its way.
+	if terminal && len(tk.waiters) == 0 && tk.waited {
 		t.forget(s, tk)
 	}
 }
@@ -266,16 +268,25 @@ func (t *Tracker) track(s *state, r request) {
 }
 
 // wait makes waiter a waiter on ticket id as player ("": its first),
-// handing it the player's last result at once, if any.
+// handing it the player's last result at once, if any. A player whose
+// outcome came already is handed it and waiter closed: the stream that
+// opens just after its outcome (past capacity, half of them) is answered
+// from memory, where a read of the stored view cost the frontend and
+// the NATS server two round trips (BENCHMARKS.md, "Thirty-first round").
 func (s *state) wait(id, player string, waiter chan events.Result) reply {
 	tk, ok := s.tickets[id]
 	if !ok {
 		return reply{err: ErrNotTracked}
 	}
 	player = cmp.Or(player, tk.player)
-	last := tk.lastOf(player)
-	if !tk.follows(player) || last != nil && last.Status.Terminal() {
+	if !tk.follows(player) {
 		return reply{err: ErrNotTracked}
+	}
+	last := tk.lastOf(player)
+	if last != nil && last.Status.Terminal() {
+		waiter <- *last
+		close(waiter)
+		return reply{creation: tk.creation}
 	}
 	tk.waiters[waiter] = player
 	tk.waited = true

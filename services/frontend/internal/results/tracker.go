@@ -242,8 +242,8 @@ type Waiting struct {
 
 // Wait starts waiting on a tracked ticket's results as player, one of
 // its players, gets them ("": the first player; tickets.Follower). A
-// ticket not tracked, or whose results for player ended, or that player
-// is not of, is ErrNotTracked.
+// ticket not tracked, or that player is not of, is ErrNotTracked; one
+// whose outcome for player came already is handed it on Results, closed.
 func (t *Tracker) Wait(ctx context.Context, ticketID, player string) (Waiting, error) {
 	return t.waiting(ctx, request{kind: reqWait, id: ticketID, player: player})
 }
