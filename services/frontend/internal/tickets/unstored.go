@@ -83,6 +83,13 @@ func (u *unstored) hold(id string, data []byte, unknown bool) (fresh, ok bool) {
 	return true, true
 }
 
+// count is how many records are held.
+func (u *unstored) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.recs)
+}
+
 func (u *unstored) drop(id string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()

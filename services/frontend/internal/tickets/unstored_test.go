@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -79,6 +81,9 @@ func TestAMatchedTicketWhoseRecordIsRefusedIsAnsweredAndStoredLater(t *testing.T
 	if _, err := records.KeyValue.Get(t.Context(), id); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("record stored while the bucket refuses: %v", err)
 	}
+	if n := heldGauge(t, e.s); n != 1 {
+		t.Fatalf("records held gauge %v, want 1", n)
+	}
 	// The background's first try is refused too, and it tries again.
 	for deadline := time.Now().Add(5 * time.Second); records.refused.Load() == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -104,6 +109,26 @@ func TestAMatchedTicketWhoseRecordIsRefusedIsAnsweredAndStoredLater(t *testing.T
 			t.Fatal("record still held once stored")
 		}
 	}
+	if n := heldGauge(t, e.s); n != 0 {
+		t.Fatalf("records held gauge %v once stored, want 0", n)
+	}
+}
+
+// heldGauge is s's quickmatch_frontend_unstored_records.
+func heldGauge(t *testing.T, s *Service) float64 {
+	t.Helper()
+	for _, c := range s.Metrics() {
+		ch := make(chan *prometheus.Desc, 4)
+		c.Describe(ch)
+		close(ch)
+		for d := range ch {
+			if strings.Contains(d.String(), `"quickmatch_frontend_unstored_records"`) {
+				return testutil.ToFloat64(c)
+			}
+		}
+	}
+	t.Fatal("no quickmatch_frontend_unstored_records")
+	return 0
 }
 
 // A frontend that stops tries each record it holds once more, gives

@@ -71,10 +71,14 @@ func newWithdrawals() *withdrawals {
 	return w
 }
 
-// Metrics are the collectors of the withdrawals NATS refused, for the
-// frontend's registry.
+// Metrics are the collectors of the withdrawals NATS refused and of the
+// records held (unstored), for the frontend's registry.
 func (s *Service) Metrics() []prometheus.Collector {
-	return []prometheus.Collector{s.withdrawals.ended, s.withdrawals.gauge}
+	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "quickmatch_frontend_unstored_records",
+		Help: "Records of answered tickets this frontend holds in memory while their put is tried again (the tickets bucket refused or cut off): other frontends answer 404 for these tickets meanwhile, and a frontend that dies loses them.",
+	}, func() float64 { return float64(s.unstored.count()) })
+	return []prometheus.Collector{s.withdrawals.ended, s.withdrawals.gauge, held}
 }
 
 // schedule sets id's next try after d, unless the frontend stopped or
