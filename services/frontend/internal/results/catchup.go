@@ -130,8 +130,10 @@ func (t *Tracker) catchUp(ctx context.Context, s *state, reason string) {
 	// Run's maps are Run's: the catch-up reads a copy.
 	tracked := make(map[string][]string, len(s.byPlayer))
 	for player, ts := range s.byPlayer {
-		for id := range ts {
-			tracked[player] = append(tracked[player], id)
+		for id, tk := range ts {
+			if !tk.allIn() { // one whose every outcome is in has nothing to catch up
+				tracked[player] = append(tracked[player], id)
+			}
 		}
 	}
 	go func() {

@@ -23,10 +23,17 @@ func TestAnOutcomeBeforeAnyWaitIsKeptAMoment(t *testing.T) {
 	if err := st.tr.Track(t.Context(), &tk, &Creation{Mode: tk.Mode, Players: tk.Players()}); err != nil {
 		t.Fatal(err)
 	}
+	if n := testutil.ToFloat64(st.tr.met.tracked); n != 1 {
+		t.Fatalf("%v tickets waiting, want 1", n)
+	}
 	st.tell(t, "t1", "pat", events.StatusAssigned)
 	testkit.Eventually(t, 5*time.Second, func() bool {
 		return testutil.ToFloat64(st.tr.met.outcomes.WithLabelValues(string(events.StatusAssigned))) == 1
 	}, "the outcome was never heard")
+	// Kept, but not waiting: the gauge says what has no outcome yet.
+	if n := testutil.ToFloat64(st.tr.met.tracked); n != 0 {
+		t.Fatalf("%v tickets waiting once the only one's outcome came, want 0", n)
+	}
 	for _, after := range []time.Duration{0, endedKept / 2} {
 		clk.add(after)
 		tick()
@@ -43,5 +50,8 @@ func TestAnOutcomeBeforeAnyWaitIsKeptAMoment(t *testing.T) {
 	tick()
 	if _, err := st.tr.Wait(t.Context(), "t1", ""); !errors.Is(err, ErrNotTracked) {
 		t.Fatalf("a wait endedKept after the outcome: %v, want ErrNotTracked (let go)", err)
+	}
+	if n := testutil.ToFloat64(st.tr.met.tracked); n != 0 {
+		t.Fatalf("%v tickets waiting once it was let go, want 0", n)
 	}
 }

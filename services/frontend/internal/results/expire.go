@@ -37,11 +37,13 @@ type expiry struct {
 	soon bool
 }
 
-// endedKept is how long a ticket whose every player's outcome came
-// before any wait on it is kept: the client's stream, opened once its
-// 202 is in, is then answered from memory (wait). A few seconds cover a
-// client on a slow link past capacity; at 10,000 tickets a second that
-// is 50,000 tickets held.
+// endedKept is how long, at least, a ticket whose every player's
+// outcome came before any wait on it is kept (up to a tick more): the
+// client's stream, opened once its 202 is in, is then answered from
+// memory (wait). A few seconds cover a client on a slow link past
+// capacity; at 10,000 tickets a second that is 50,000-60,000 tickets
+// held. A stream that had opened and dropped before the outcome (a wait
+// had the ticket) reads the stored state when it comes back, as before.
 const endedKept = 5 * time.Second
 
 // expireDue starts the expiry of each ticket that waited its mode's wait

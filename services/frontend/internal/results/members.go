@@ -13,8 +13,9 @@ import (
 // ticket's outcome: it is counted then, and ends its expiries. The
 // ticket is let go once no wait on it is left, the players' results
 // being published together (the others' follow within moments): once
-// the waits it had ended, or, if it never had one, once every player's
-// outcome is in. A ticket tracked and not waited on yet is how every
+// the waits it had ended, or, if it never had one, endedKept after
+// every player's outcome is in (a stream on its way is answered
+// meanwhile). A ticket tracked and not waited on yet is how every
 // stream starts (it tracks, then waits): let go at another player's
 // outcome then, a player's stream opened between two players' results
 // found the ticket ended and its own result not stored, and heard

@@ -28,6 +28,9 @@ type state struct {
 	// after one that failed).
 	catching bool
 	due      string
+	// over counts the tickets whose every player's outcome is in (allIn),
+	// kept a moment for a wait (endedKept): not waiting, not gauged.
+	over int
 }
 
 // Run owns every tracked ticket until ctx ends. It subscribes first and
@@ -164,8 +167,8 @@ func (t *Tracker) result(s *state, m *nats.Msg) {
 // waiters that follow player, if the ticket is tracked and the result is
 // news for player. A terminal result ends the waits on its player; the
 // ticket's first one counts its outcome and ends its expiries, and the
-// ticket is forgotten once no wait on it is left, if it had one or every
-// player's outcome is in (members.go).
+// ticket is forgotten once no wait on it is left if it had one, or kept
+// endedKept for one if it never had (members.go, expireDue).
 func (t *Tracker) deliver(s *state, player string, res events.Result) {
 	tk := s.byPlayer[player][res.TicketID]
 	if tk == nil {
@@ -174,7 +177,12 @@ func (t *Tracker) deliver(s *state, player string, res events.Result) {
 	if last := tk.lastOf(player); last != nil && res.Status.Rank() <= last.Status.Rank() {
 		return // a status it had (a catch-up reads some twice)
 	}
+	wasIn := tk.allIn()
 	tk.setLast(player, &res)
+	if !wasIn && tk.allIn() {
+		s.over++
+		t.gauge(s)
+	}
 	terminal := res.Status.Terminal()
 	if terminal && tk.ended.IsZero() {
 		// Counted before its waiters hear it: one that has heard it
@@ -216,8 +224,14 @@ func (t *Tracker) forget(s *state, tk *ticket) {
 	for w := range tk.waiters {
 		close(w)
 	}
-	t.met.tracked.Set(float64(len(s.tickets)))
+	if tk.allIn() {
+		s.over--
+	}
+	t.gauge(s)
 }
+
+// gauge sets the waiting tickets' gauge: those tracked, less those over.
+func (t *Tracker) gauge(s *state) { t.met.tracked.Set(float64(len(s.tickets) - s.over)) }
 
 func (t *Tracker) apply(s *state, r request) reply {
 	switch r.kind {
@@ -264,7 +278,7 @@ func (t *Tracker) track(s *state, r request) {
 	for p := range tk.others {
 		s.index(p, tk)
 	}
-	t.met.tracked.Set(float64(len(s.tickets)))
+	t.gauge(s)
 }
 
 // wait makes waiter a waiter on ticket id as player ("": its first),
@@ -286,7 +300,7 @@ func (s *state) wait(id, player string, waiter chan events.Result) reply {
 	if last != nil && last.Status.Terminal() {
 		waiter <- *last
 		close(waiter)
-		return reply{creation: tk.creation}
+		return reply{creation: tk.creation, handed: true}
 	}
 	tk.waiters[waiter] = player
 	tk.waited = true

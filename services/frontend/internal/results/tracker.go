@@ -154,6 +154,7 @@ type request struct {
 type reply struct {
 	err      error
 	creation *Creation
+	handed   bool // the wait was handed its outcome and ended: no stop owed
 }
 
 const (
@@ -265,6 +266,9 @@ func (t *Tracker) waiting(ctx context.Context, r request) (Waiting, error) {
 	rep := t.call(ctx, r)
 	if rep.err != nil {
 		return Waiting{}, rep.err
+	}
+	if rep.handed {
+		return Waiting{Results: ch, Creation: rep.creation, Stop: func() {}}, nil
 	}
 	ticketID := r.id
 	stop := func() {
