@@ -57,18 +57,8 @@ func TestATicketOfUnknownFateIsAnswered(t *testing.T) {
 			e.s.js = lostAcks{e.s.js}
 			return nil
 		}, false},
-		{"its record refused", func(e *toldEnv) *refusingRecords {
-			records := &refusingRecords{KeyValue: e.s.kv}
-			records.refusing.Store(true)
-			e.s.kv = records
-			return records
-		}, false},
-		{"its record refused, its claim timed out", func(e *toldEnv) *refusingRecords {
-			records := &refusingRecords{KeyValue: e.s.kv}
-			records.refusing.Store(true)
-			e.s.kv = records
-			return records
-		}, true},
+		{"its record refused", (*toldEnv).refuseRecords, false},
+		{"its record refused, its claim timed out", (*toldEnv).refuseRecords, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -152,11 +142,7 @@ func TestAReplacementOfUnknownFateIsNotAnswered(t *testing.T) {
 		fault func(e *toldEnv, refusing *atomic.Bool)
 	}{
 		{"its take refused", func(_ *toldEnv, refusing *atomic.Bool) { refusing.Store(true) }},
-		{"its record refused", func(e *toldEnv, _ *atomic.Bool) {
-			records := &refusingRecords{KeyValue: e.s.kv}
-			records.refusing.Store(true)
-			e.s.kv = records
-		}},
+		{"its record refused", func(e *toldEnv, _ *atomic.Bool) { e.refuseRecords() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -15,7 +15,7 @@ import (
 
 // unstored are the records of tickets answered while their record could
 // not be stored: a matcher put the ticket in a match, or may yet (its
-// withdrawal undecided), while its creation's writes failed, and the put
+// fate unknown: fateUnknown), while its creation's writes failed, and the put
 // tried once more after the withdrawal failed too (finishOrWithdraw). An
 // error would make each a no-show in its partners' game (chaos S57: 8 in
 // one second, a tickets bucket without a leader for several seconds), so

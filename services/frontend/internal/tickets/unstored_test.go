@@ -33,6 +33,15 @@ func (k *refusingRecords) Get(ctx context.Context, key string) (jetstream.KeyVal
 	return k.KeyValue.Get(ctx, key)
 }
 
+// refuseRecords makes e's tickets bucket refuse every write and read
+// until its refusing is cleared.
+func (e *toldEnv) refuseRecords() *refusingRecords {
+	records := &refusingRecords{KeyValue: e.s.kv}
+	records.refusing.Store(true)
+	e.s.kv = records
+	return records
+}
+
 var errRecordRefused = &jetstream.APIError{Code: http.StatusInternalServerError, Description: "test: bucket refuses"}
 
 func (k *refusingRecords) Put(ctx context.Context, key string, v []byte) (uint64, error) {
@@ -59,9 +68,7 @@ func (k *refusingRecords) Create(ctx context.Context, key string, v []byte, o ..
 func TestAMatchedTicketWhoseRecordIsRefusedIsAnsweredAndStoredLater(t *testing.T) {
 	t.Parallel()
 	e := newToldEnv(t)
-	records := &refusingRecords{KeyValue: e.s.kv}
-	records.refusing.Store(true)
-	e.s.kv = records
+	records := e.refuseRecords()
 	claims, err := events.NewClaims(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue { return matchedCreates{kv} }}, e.subj)
 	if err != nil {
 		t.Fatal(err)
@@ -136,9 +143,7 @@ func heldGauge(t *testing.T, s *Service) float64 {
 func TestAStopGivesUpTheUnstoredRecords(t *testing.T) {
 	t.Parallel()
 	e := newToldEnv(t)
-	records := &refusingRecords{KeyValue: e.s.kv}
-	records.refusing.Store(true)
-	e.s.kv = records
+	records := e.refuseRecords()
 	if !e.s.putLater("t-1", []byte(`{}`), time.Now().Add(unstoredFor), false) {
 		t.Fatal("putLater refused its first record")
 	}

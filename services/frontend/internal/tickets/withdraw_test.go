@@ -389,12 +389,10 @@ func (f failingClaims) WrapKeyValue(kv jetstream.KeyValue) jetstream.KeyValue {
 
 // refuseRecordsUnheld makes e's tickets bucket refuse every write, and
 // fills the frontend's held records (maxUnstored): a creation whose
-// withdrawal is undecided can then neither store its record nor hold it,
-// and answers its error (finishOrWithdraw).
+// withdrawal's fate is unknown can then neither store its record nor
+// hold it, and answers its error (finishOrWithdraw).
 func (e *toldEnv) refuseRecordsUnheld() {
-	records := &refusingRecords{KeyValue: e.s.kv}
-	records.refusing.Store(true)
-	e.s.kv = records
+	e.refuseRecords()
 	for i := range maxUnstored {
 		e.s.unstored.hold(fmt.Sprint("held-", i), nil, false)
 	}
