@@ -115,6 +115,11 @@ func parseConfig(args []string) (config, error) {
 	if c.api.VerifyWait <= 0 {
 		return config{}, fmt.Errorf("-verify-wait %s: want above 0", c.api.VerifyWait)
 	}
+	if c.api.WriteTimeout > 0 && c.api.Heartbeat >= c.api.WriteTimeout {
+		// Over HTTP/2 a stream's write deadline resets it when it fires,
+		// a write pending or not: an idle stream lives by its pings.
+		return config{}, fmt.Errorf("-heartbeat %s: want below -write-timeout (%s)", c.api.Heartbeat, c.api.WriteTimeout)
+	}
 	if c.auth.tokenCacheSize == 0 {
 		// identity.Config takes 0 for its default: refused rather than
 		// read as "no cache".

@@ -37,6 +37,7 @@ func TestVerifyFlags(t *testing.T) {
 		{"-verify-wait=0", "-verify-wait"},
 		{"-auth-token-cache-size=0", "-auth-token-cache-size"},
 		{"-auth-token-cache-size=16384000000", "-auth-token-cache-size"},
+		{"-heartbeat=30s", "-heartbeat"}, // not below -write-timeout's 30 s
 	} {
 		if _, err := parseConfig([]string{"-auth-insecure", tc.arg}); err == nil || !strings.Contains(err.Error(), tc.flag) {
 			t.Errorf("%s: %v, want refused", tc.arg, err)

@@ -121,7 +121,8 @@ func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
 // answer (and a goroutine) as long as it liked. "Connection: close"
 // skips that read. HTTP/2 needs none: Go's server answers at once and
 // resets the request's stream (RST_STREAM NO_ERROR), while the header
-// would make it send GOAWAY to the whole connection.
+// would make it send GOAWAY to the whole connection, every client behind
+// a proxy's with it.
 func closeUnread(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 && r.ContentLength != 0 {
 		w.Header().Set("Connection", "close")
@@ -180,7 +181,7 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 		a.reject(w, "too_large", http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("request body over %d bytes", events.MaxPayloadBytes)})
 		return nil, false
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		w.Header().Set("Connection", "close")
+		closeUnread(w, r) // the rest of the body is not waited for either
 		a.reject(w, "slow_body", http.StatusRequestTimeout, ErrorBody{Error: fmt.Sprintf("request body not received within %s", a.cfg.BodyTimeout)})
 		return nil, false
 	case err != nil:

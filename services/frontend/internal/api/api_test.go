@@ -71,6 +71,9 @@ type options struct {
 	rules *rules.Current
 	// regions the frontend serves; nil means events.DefaultRegions.
 	regions events.Regions
+	// h2c serves h2c beside HTTP/1.1, as main does with -h2-streams (the
+	// load tool's and many game backends' protocol).
+	h2c bool
 }
 
 // testRuleSet is the frontend's rule set in these tests: two modes (not
@@ -175,7 +178,11 @@ func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- tracker.Run(ctx) }()
-	hs := httptest.NewServer(h)
+	hs := httptest.NewUnstartedServer(h)
+	if o.h2c {
+		ops.WithCleartextHTTP2(250)(hs.Config)
+	}
+	hs.Start()
 	shutdown := sync.OnceFunc(func() { close(done) })
 	stop := sync.OnceFunc(func() {
 		shutdown()

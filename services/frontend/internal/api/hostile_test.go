@@ -5,9 +5,12 @@ package api_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -240,6 +243,43 @@ func TestHostileSlowBodyIsCut(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusRequestTimeout {
 		t.Fatalf("slow body: %d", res.StatusCode)
+	}
+}
+
+// Over h2c, as the load tool and many game backends speak, a body that
+// never ends is cut as over HTTP/1.1, and without a GOAWAY to the whole
+// connection: the next request on it, a proxy's other client's, is
+// served on it. Its 408 said "Connection: close", which Go's HTTP/2
+// server takes for a GOAWAY.
+func TestHostileSlowBodyIsCutOverH2C(t *testing.T) {
+	t.Parallel()
+	e := start(t, options{api: api.Config{BodyTimeout: 300 * time.Millisecond}, h2c: true})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = io.WriteString(pw, `{"skill":`) }()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.http.URL+"/v1/tickets", pr)
+	req.Header.Set("Authorization", "Bearer "+e.token(t, "alice"))
+	req.Header.Set("Content-Type", "application/json")
+	c := h2cClient()
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("no answer 3 s into a body that never ends (body timeout 300 ms): %v", err)
+	}
+	res.Body.Close()
+	if res.ProtoMajor != 2 || res.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("slow body over %s: %d", res.Proto, res.StatusCode)
+	}
+	var reused bool
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+	next, _ := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, e.http.URL+"/openapi.yaml", nil)
+	if res, err = c.Do(next); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if !reused {
+		t.Fatal("the next request needed a new connection: the 408 closed the shared one")
 	}
 }
 

@@ -112,9 +112,15 @@ type sseStream struct{ r *bufio.Reader }
 // server role's for ""); it is closed when the test ends.
 func openEventsAs(t *testing.T, e *env, id, player string) *sseStream {
 	t.Helper()
+	return openEventsWith(t, e, http.DefaultClient, id, player)
+}
+
+// openEventsWith is openEventsAs through client c.
+func openEventsWith(t *testing.T, e *env, c *http.Client, id, player string) *sseStream {
+	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.http.URL+"/v1/tickets/"+id+"/events", nil)
 	req.Header.Set("Authorization", "Bearer "+e.token(t, player))
-	res, err := http.DefaultClient.Do(req)
+	res, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

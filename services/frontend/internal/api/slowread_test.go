@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -69,10 +70,36 @@ func openAPIBody(t *testing.T, e *env) []byte {
 // and all, and gets its outcome.
 func TestAStreamThatIsReadOutlivesTheWriteTimeout(t *testing.T) {
 	t.Parallel()
-	e := start(t, options{api: api.Config{WriteTimeout: 300 * time.Millisecond}})
+	for _, m := range []struct {
+		name   string
+		h2c    bool
+		client *http.Client
+	}{
+		{"HTTP/1.1", false, http.DefaultClient},
+		{"h2c", true, h2cClient()},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			outlives(t, start(t, options{api: api.Config{WriteTimeout: 300 * time.Millisecond}, h2c: m.h2c}), m.client)
+		})
+	}
+}
+
+// h2cClient speaks HTTP/2 without TLS (prior knowledge), as the load
+// tool and many game backends do.
+func h2cClient() *http.Client {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: &p}}
+}
+
+// outlives follows a ticket's stream through c for ten of e's write
+// timeouts, reading, and fails unless it stays open and gets its outcome.
+func outlives(t *testing.T, e *env, c *http.Client) {
+	t.Helper()
 	_, body := e.post(t, `{"player_id":"alice","skill":1650,"region":"eu"}`, "")
 	id := body["ticket_id"].(string)
-	s := openEventsAs(t, e, id, "alice")
+	s := openEventsWith(t, e, c, id, "alice")
 	if v := s.next(t); v["status"] != "queued" {
 		t.Fatalf("first event %v", v)
 	}
