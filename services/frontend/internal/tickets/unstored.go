@@ -110,25 +110,19 @@ func (s *Service) putLater(id string, data []byte, until time.Time, unknown bool
 	return ok
 }
 
-// putUnstored tries a held record's put, waits of finishBackoff doubling
-// to withdrawRetryMax between tries (jittered, as the withdrawals'), until
-// it is stored or until has passed: any refusal is tried again, as the
-// record is all its client can read. Once the frontend stops, it makes
-// one last try, within a call's bound. A create, not a put, so that a
+// putUnstored tries a held record's put (retry) until it is stored or
+// until has passed: any refusal is tried again, as the record is all its
+// client can read. Once the frontend stops, it makes one last try,
+// within a call's bound. A create, not a put, so that a
 // record found there (a put that timed out but landed) counts as stored
 // at once.
 func (s *Service) putUnstored(id string, data []byte, until time.Time) {
 	defer s.unstored.drop(id)
 	ctx, cancel := context.WithDeadline(context.Background(), until)
 	defer cancel()
-	var err error
-	for wait := finishBackoff; ; wait = min(2*wait, withdrawRetryMax) {
-		if !s.withdrawals.pause(ctx, jittered(wait)) {
-			break
-		}
-		if err = s.createRecord(ctx, id, data); err == nil {
-			return
-		}
+	err := s.retry(ctx, func(ctx context.Context) error { return s.createRecord(ctx, id, data) })
+	if err == nil {
+		return
 	}
 	why := "tried until " + until.UTC().Format(time.RFC3339)
 	if ctx.Err() == nil { // the frontend stops: one last try
@@ -138,6 +132,24 @@ func (s *Service) putUnstored(id string, data []byte, until time.Time) {
 		}
 	}
 	s.log.Error("record of an answered ticket given up: reads of it answer 404", "ticket_id", id, "why", why, "err", err)
+}
+
+// retry calls try after waits of finishBackoff doubling to
+// withdrawRetryMax (jittered, as the withdrawals'), until it returns nil,
+// ctx ends or the frontend stops; it returns try's last error, or ctx's
+// before any try. What an answered ticket's writes left undone is
+// finished so (putUnstored, queueLater).
+func (s *Service) retry(ctx context.Context, try func(context.Context) error) error {
+	err := ctx.Err()
+	for wait := finishBackoff; s.withdrawals.pause(ctx, jittered(wait)); wait = min(2*wait, withdrawRetryMax) {
+		if err = try(ctx); err == nil {
+			return nil
+		}
+	}
+	if err == nil { // stopped before any try
+		err = errors.New("not tried: the frontend stopped")
+	}
+	return err
 }
 
 // createRecord creates a held record within a call's bound; nil once it
@@ -178,8 +190,7 @@ const maxUnqueued = maxUnstored / 2
 // queued after all, as its 202 says, instead of waiting its whole max
 // wait for its expiry. Its message id makes every try the first one's,
 // within JetStream's duplicate window (events.DuplicateWindow), which
-// bounds the tries with the ticket's max wait; the waits are
-// putUnstored's. Past maxUnqueued it is not tried: if it was lost, its
+// bounds the tries (retry) with the ticket's max wait. Past maxUnqueued it is not tried: if it was lost, its
 // follower hears its expiry.
 func (s *Service) queueLater(rec Record, msg *nats.Msg) {
 	id := rec.Ticket.TicketID
@@ -193,15 +204,15 @@ func (s *Service) queueLater(rec Record, msg *nats.Msg) {
 		defer s.unqueued.Add(-1)
 		ctx, cancel := context.WithDeadline(context.Background(), until)
 		defer cancel()
-		var err error
-		for wait := finishBackoff; s.withdrawals.pause(ctx, jittered(wait)); wait = min(2*wait, withdrawRetryMax) {
-			pctx, pcancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
-			_, err = s.js.PublishMsg(pctx, msg)
-			pcancel()
-			if err == nil {
-				s.log.Info("answered ticket's message acked on a later try", "ticket_id", id)
-				return
-			}
+		err := s.retry(ctx, func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
+			defer cancel()
+			_, err := s.js.PublishMsg(ctx, msg)
+			return err
+		})
+		if err == nil {
+			s.log.Info("answered ticket's message acked on a later try", "ticket_id", id)
+			return
 		}
 		s.log.Warn("answered ticket's message never acked: if it was lost, its follower hears its expiry", "ticket_id", id, "err", err)
 	}()
