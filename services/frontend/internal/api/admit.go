@@ -92,13 +92,13 @@ func (a *API) admit(h creation) http.HandlerFunc {
 // taken (enter), a wait the client paces.
 func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
 	if a.admission.Full() {
-		closeUnread(w, r)
+		skipBody(w, r)
 		a.overloaded(w)
 		return
 	}
 	if !a.cfg.Insecure && identity.FromRequest(r) == "" {
-		// No token at all: 401 (or 429) at once, its body never read.
-		closeUnread(w, r)
+		// No token at all: 401 (or 429) at once, its body not waited for.
+		skipBody(w, r)
 		a.identify(r.Context(), w, r, true)
 		return
 	}
@@ -127,6 +127,34 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 && r.ContentLength != 0 {
 		w.Header().Set("Connection", "close")
 	}
+}
+
+// skipBody is closeUnread for a refusal that needs none of the body, but
+// the connection is kept when the body has all come: it is read as far
+// as the server has it buffered, under a read deadline already past, so
+// the socket is never waited on. A ticket's body comes with its headers,
+// in one segment, and is all there; a body still on its way (or one
+// announced with Expect: 100-continue, or larger than any ticket) closes
+// the connection with the answer, as before. Closing it on every refusal
+// made each refused client, and each proxy's connection to the frontend,
+// dial again: past capacity, when most requests are refused, the dials
+// took the CPU the admitted tickets needed (perf -http1 at 4,500/s:
+// BENCHMARKS, thirty-second round). On a body read to its end, net/http
+// clears the deadline before it listens for the next request.
+func skipBody(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor != 1 || r.ContentLength == 0 {
+		return
+	}
+	if r.ContentLength <= events.MaxPayloadBytes && r.Header.Get("Expect") == "" {
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now()) == nil {
+			n, err := io.Copy(io.Discard, io.LimitReader(r.Body, events.MaxPayloadBytes+1))
+			if err == nil && n <= events.MaxPayloadBytes {
+				return // read to its end: the connection stays
+			}
+		}
+	}
+	closeUnread(w, r)
 }
 
 // enter takes a creation's slot, then finds its caller (the rate limit

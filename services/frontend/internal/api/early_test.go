@@ -72,3 +72,64 @@ func slowBodyPost(t *testing.T, addr, token string) string {
 	}
 	return strings.TrimSpace(line)
 }
+
+// Those refusals keep the connection when the body has all come, as a
+// ticket's does (sent with its headers): the next request is served on
+// it. They said "Connection: close" to every POST, so past capacity each
+// refused client, and each proxy's connection to the frontend, had to
+// dial again. A body still on its way closes it, as above.
+func TestEarlyRefusalsKeepTheConnectionWhenTheBodyHasCome(t *testing.T) {
+	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{})}
+	t.Cleanup(func() { close(h.release) })
+	auth := &countingAuth{entered: make(chan struct{}, 8), held: make(chan struct{})}
+	hs := authedFrontend(t, h, auth, api.Config{Admission: twoAtOnce, BodyTimeout: time.Minute})
+	chunked := fmt.Sprintf("Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(eu), eu)
+	for _, tt := range []struct {
+		name, auth, body string
+		want             int
+	}{
+		{"no token", "", fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(eu), eu), http.StatusUnauthorized},
+		{"overloaded", "Authorization: Bearer p:full\r\n", fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(eu), eu), http.StatusServiceUnavailable},
+		{"overloaded, chunked", "Authorization: Bearer p:full\r\n", chunked, http.StatusServiceUnavailable},
+	} {
+		if tt.name == "overloaded" {
+			for i := range 2 { // fill both slots
+				go sendAs(t.Context(), http.MethodPost, hs.URL+"/v1/tickets", fmt.Sprintf("p:h%d", i), eu)
+				<-h.entered
+			}
+		}
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(hs.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // a broken server fails, not hangs
+			br := bufio.NewReader(c)
+			// One write: the headers and the body arrive together.
+			post := "POST /v1/tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + tt.auth + tt.body
+			if _, err := io.WriteString(c, post); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != tt.want || res.Close {
+				t.Fatalf("%d, connection closed %v; want %d on a connection kept", res.StatusCode, res.Close, tt.want)
+			}
+			if _, err := io.WriteString(c, "GET /openapi.yaml HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			if res, err = http.ReadResponse(br, nil); err != nil {
+				t.Fatalf("the next request on the connection: %v", err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("the next request on the connection: %d", res.StatusCode)
+			}
+		})
+	}
+}
