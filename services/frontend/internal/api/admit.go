@@ -115,43 +115,54 @@ func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
 }
 
 // closeUnread lets an answer that leaves the request's body unread go out
-// at once. Over HTTP/1.1, net/http reads up to 256 KiB of an unread body
-// before it writes the answer, to reuse the connection, and the server
-// has no read deadline: a client sending its body slowly would hold the
-// answer (and a goroutine) as long as it liked. "Connection: close"
-// skips that read. HTTP/2 needs none: Go's server answers at once and
-// resets the request's stream (RST_STREAM NO_ERROR), while the header
-// would make it send GOAWAY to the whole connection, every client behind
-// a proxy's with it.
+// at once, and closes the connection after it. Over HTTP/1.1, net/http
+// reads what is left of an unread body before it writes the answer, to
+// reuse the connection, and the server has no read deadline: a client
+// sending its body slowly would hold the answer (and a goroutine) as long
+// as it liked. "Connection: close" skips that read. After the answer
+// net/http still reads up to 256 KiB of the body before it closes, so
+// that the close is no TCP reset (which can lose the answer at a client
+// still sending); closeDrain bounds that read, which a slow client held
+// open as long as it liked. HTTP/2 needs none of it: Go's server answers
+// at once and resets the request's stream (RST_STREAM NO_ERROR), while
+// the header would make it send GOAWAY to the whole connection, every
+// client behind a proxy's with it.
 func closeUnread(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 && r.ContentLength != 0 {
 		w.Header().Set("Connection", "close")
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(closeDrain))
 	}
 }
 
+// closeDrain is how long a connection closed after its answer
+// (closeUnread) is read for the rest of its body: a body on its way comes
+// in far less, and a goroutine waits no longer for one that never ends.
+const closeDrain = time.Second
+
 // skipBody is closeUnread for a refusal that needs none of the body, but
 // the connection is kept when the body has all come: it is read as far
-// as the server has it buffered, under a read deadline already past, so
-// the socket is never waited on. A ticket's body comes with its headers,
-// in one segment, and is all there; a body still on its way (or one
-// announced with Expect: 100-continue, or larger than any ticket) closes
-// the connection with the answer, as before. Closing it on every refusal
-// made each refused client, and each proxy's connection to the frontend,
-// dial again: past capacity, when most requests are refused, the dials
-// took the CPU the admitted tickets needed (perf -http1 at 4,500/s:
+// as the server has it buffered (its 4 KiB read buffer), under a read
+// deadline already past, so the socket is never waited on. A ticket's
+// body comes with its headers, in one segment, and is all there; a body
+// still on its way (or one announced with Expect: 100-continue, which
+// must not be invited, or larger than any payload) closes the connection
+// with the answer, as before. Closing it on every refusal made each
+// refused client, and each proxy's connection to the frontend, dial
+// again: past capacity, when most requests are refused, the dials took
+// the CPU the admitted tickets needed (perf -http1 at 4,500/s:
 // BENCHMARKS, thirty-second round). On a body read to its end, net/http
-// clears the deadline before it listens for the next request.
+// clears the deadline before it listens for the next request; on one
+// not, it takes the failed read for a client gone and cancels
+// r.Context(), which no refusal after this reads.
 func skipBody(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor != 1 || r.ContentLength == 0 {
 		return
 	}
-	if r.ContentLength <= events.MaxPayloadBytes && r.Header.Get("Expect") == "" {
-		rc := http.NewResponseController(w)
-		if rc.SetReadDeadline(time.Now()) == nil {
-			n, err := io.Copy(io.Discard, io.LimitReader(r.Body, events.MaxPayloadBytes+1))
-			if err == nil && n <= events.MaxPayloadBytes {
-				return // read to its end: the connection stays
-			}
+	if r.ContentLength <= events.MaxPayloadBytes && r.Header.Get("Expect") == "" &&
+		http.NewResponseController(w).SetReadDeadline(time.Now()) == nil {
+		n, err := io.Copy(io.Discard, io.LimitReader(r.Body, events.MaxPayloadBytes+1))
+		if err == nil && n <= events.MaxPayloadBytes {
+			return // read to its end: the connection stays
 		}
 	}
 	closeUnread(w, r)

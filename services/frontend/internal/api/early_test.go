@@ -133,3 +133,62 @@ func TestEarlyRefusalsKeepTheConnectionWhenTheBodyHasCome(t *testing.T) {
 		})
 	}
 }
+
+// A refusal that closes its connection reads what is left of the body,
+// for a moment (closeDrain), before it closes: a close with the client's
+// bytes unread is a TCP reset, which can lose the answer at a client
+// still sending, and a client that sends its body after the headers (or
+// one larger than the server's read buffer) met it (review R1 of
+// skipBody). Without a bound, that read held the connection as long as
+// the client kept it open: a body announced with Expect: 100-continue
+// and never sent held it after its answer (and no 100 Continue invites
+// the body of a request refused).
+func TestEarlyRefusalsCloseWithoutAReset(t *testing.T) {
+	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{})}
+	t.Cleanup(func() { close(h.release) })
+	auth := &countingAuth{entered: make(chan struct{}, 8), held: make(chan struct{})}
+	hs := authedFrontend(t, h, auth, api.Config{Admission: twoAtOnce, BodyTimeout: time.Minute})
+	for i := range 2 { // fill both slots: every POST below is refused
+		go sendAs(t.Context(), http.MethodPost, hs.URL+"/v1/tickets", fmt.Sprintf("p:h%d", i), eu)
+		<-h.entered
+	}
+	big := strings.Repeat(" ", 8000-len(eu)) + eu // past the server's 4 KiB read buffer
+	for _, tt := range []struct {
+		name, head, first, later string
+	}{
+		{"a body past the read buffer", fmt.Sprintf("Content-Length: %d\r\n", len(big)), big, ""},
+		{"a body sent after the answer", fmt.Sprintf("Content-Length: %d\r\n", len(eu)), eu[:9], eu[9:]},
+		{"Expect: 100-continue, no body", fmt.Sprintf("Expect: 100-continue\r\nContent-Length: %d\r\n", len(eu)), "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(hs.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // a broken server fails, not hangs
+			br := bufio.NewReader(c)
+			head := "POST /v1/tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer p:full\r\n" + tt.head + "\r\n"
+			if _, err := io.WriteString(c, head+tt.first); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusServiceUnavailable || !res.Close {
+				t.Fatalf("%d, connection closed %v; want 503 and a close", res.StatusCode, res.Close)
+			}
+			if tt.later != "" {
+				if _, err := io.WriteString(c, tt.later); err != nil {
+					t.Fatalf("the rest of the body: %v", err)
+				}
+			}
+			if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("after the answer: %d bytes, %v; want the server's close (EOF), no reset", n, err)
+			}
+		})
+	}
+}
