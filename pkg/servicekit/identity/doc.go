@@ -22,7 +22,8 @@
 // check of its token skips the signature: the time window is still judged
 // on every use, an entry lives at most TokenCacheMaxAge, and every read of
 // the JWKS (changed or not) retires every entry. cache.go says why each of
-// these holds.
+// these holds. An EdDSA signature is checked by curve25519-voi under
+// crypto/ed25519's exact rules, in about 60% of its time (eddsa.go).
 //
 // Key ids. A key from a PEM file or a Minter is known by KeyID, a digest of
 // its public key (SHA-256 of its PKIX encoding, base64url, 22 characters),
