@@ -87,6 +87,7 @@ fuzz:
 	cd pkg/matchfn && go test -run '^$$' -fuzz '^FuzzDecodeReply$$' -fuzztime $(FUZZTIME) .
 	cd examples/matchfunction && go test -run '^$$' -fuzz '^FuzzPropose$$' -fuzztime $(FUZZTIME) ./closest/
 	cd pkg/jointoken && go test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) .
+	cd pkg/servicekit/identity && go test -run '^$$' -fuzz '^FuzzEdDSAAgreesWithTheStandardLibrary$$' -fuzztime $(FUZZTIME) .
 	cd pkg/jointoken && go test -run '^$$' -fuzz '^FuzzSeatedGrant$$' -fuzztime $(FUZZTIME) .
 	cd pkg/agones && go test -run '^$$' -fuzz '^FuzzGatewayAnswers$$' -fuzztime $(FUZZTIME) ./sdk/sdktest/
 	cd services/frontend && go test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./internal/tickets/

@@ -2,8 +2,11 @@ package identity_test
 
 import (
 	"crypto/ed25519"
+	crand "crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -13,7 +16,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	_ "github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity" // registers its EdDSA
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 )
 
 // speccheck are the twelve edge cases of "Taming the many EdDSAs"
@@ -39,15 +42,13 @@ var order, _ = new(big.Int).SetString("72370055773322622139731865630429942408571
 // or refuse one every other verifier accepts.
 func TestEdDSAAgreesWithTheStandardLibrary(t *testing.T) {
 	method := jwt.GetSigningMethod("EdDSA")
-	if _, std := method.(*jwt.SigningMethodEd25519); std {
-		t.Fatal("EdDSA is golang-jwt's own method: this package registered none")
+	if _, ours := method.(identity.EdDSA); !ours {
+		t.Fatalf("EdDSA is checked by %T, not this package's method", method)
 	}
 	check := func(name string, pub ed25519.PublicKey, msg, sig []byte) {
 		t.Helper()
-		want := ed25519.Verify(pub, msg, sig)
-		err := method.Verify(string(msg), sig, pub)
-		if got := err == nil; got != want {
-			t.Fatalf("%s: accepted %v (%v), crypto/ed25519 %v", name, got, err, want)
+		if err := agree(method, pub, msg, sig); err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
 	}
 	raw, err := os.ReadFile("testdata/speccheck_cases.json")
@@ -59,9 +60,12 @@ func TestEdDSAAgreesWithTheStandardLibrary(t *testing.T) {
 		t.Fatalf("%d cases: %v", len(cases), err)
 	}
 	for i, c := range cases {
-		msg, _ := hex.DecodeString(c.Message)
-		pub, _ := hex.DecodeString(c.PubKey)
-		sig, _ := hex.DecodeString(c.Signature)
+		msg, err1 := hex.DecodeString(c.Message)
+		pub, err2 := hex.DecodeString(c.PubKey)
+		sig, err3 := hex.DecodeString(c.Signature)
+		if err := errors.Join(err1, err2, err3); err != nil || len(pub) != ed25519.PublicKeySize {
+			t.Fatalf("speccheck case %d: %d-byte key, %v", i, len(pub), err)
+		}
 		check(fmt.Sprint("speccheck case ", i), pub, msg, sig)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -82,30 +86,75 @@ func TestEdDSAAgreesWithTheStandardLibrary(t *testing.T) {
 		flipped[rng.IntN(len(sig))] ^= byte(1 + rng.IntN(255))
 		check("a byte changed", pub, msg, flipped)
 		check("cut short", pub, msg, sig[:len(sig)-1-i%8])
+		check("one byte too long", pub, msg, append(slices.Clone(sig), 0))
+		check("no signature", pub, msg, nil)
 		check("another message", pub, append(slices.Clone(msg), 0), sig)
 		other, _, _ := ed25519.GenerateKey(nil)
 		check("another key", other, msg, sig)
-		// S + L, little-endian, where it still fits 32 bytes (S < 2^256 - L).
+		// S + L, little-endian: S < L, so S + L < 2^254 fits its 32 bytes.
 		be := slices.Clone(sig[32:])
 		slices.Reverse(be)
 		s := new(big.Int).SetBytes(be)
-		s.Add(s, order)
-		le := s.FillBytes(make([]byte, 33))
+		le := s.Add(s, order).FillBytes(make([]byte, 32))
 		slices.Reverse(le)
-		if le[32] == 0 {
-			check("S + L", pub, msg, append(slices.Clone(sig[:32]), le[:32]...))
-		}
+		check("S + L", pub, msg, append(slices.Clone(sig[:32]), le...))
 	}
 	if accepted != 500 {
 		t.Fatalf("crypto/ed25519 accepted %d of 500 valid signatures", accepted)
 	}
 	// The key checks golang-jwt's method makes, with its errors.
-	if err := method.Verify("x", make([]byte, 64), []byte("not a key")); err != jwt.ErrInvalidKeyType {
-		t.Fatalf("a key of another type: %v", err)
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	rsaKey, err := rsa.GenerateKey(crand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := method.Verify("x", make([]byte, 64), ed25519.PublicKey(make([]byte, 31))); err != jwt.ErrInvalidKey {
-		t.Fatalf("a key 31 bytes long: %v", err)
+	sig := ed25519.Sign(priv, []byte("x"))
+	for _, tc := range []struct {
+		name string
+		key  any
+		want error
+	}{
+		{"a key of another type", []byte(pub), jwt.ErrInvalidKeyType},
+		{"a pointer to the key", &pub, jwt.ErrInvalidKeyType},
+		{"an RSA key", &rsaKey.PublicKey, jwt.ErrInvalidKeyType},
+		{"a key 31 bytes long", pub[:31], jwt.ErrInvalidKey},
+		{"no key", ed25519.PublicKey(nil), jwt.ErrInvalidKey},
+	} {
+		stock := jwt.SigningMethodEdDSA.Verify("x", sig, tc.key)
+		if err := method.Verify("x", sig, tc.key); !errors.Is(err, tc.want) || !errors.Is(stock, tc.want) {
+			t.Fatalf("%s: %v (golang-jwt's: %v), want %v", tc.name, err, stock, tc.want)
+		}
 	}
+}
+
+// agree checks a signature with method and with crypto/ed25519, and says
+// how they differ (nil: they do not).
+func agree(method jwt.SigningMethod, pub ed25519.PublicKey, msg, sig []byte) error {
+	want := ed25519.Verify(pub, msg, sig)
+	err := method.Verify(string(msg), sig, pub)
+	if got := err == nil; got != want || err != nil && !errors.Is(err, jwt.ErrEd25519Verification) {
+		return fmt.Errorf("accepted %v (%v), crypto/ed25519 %v", got, err, want)
+	}
+	return nil
+}
+
+// FuzzEdDSAAgreesWithTheStandardLibrary: whatever key, message and
+// signature a token brings, this package's method and crypto/ed25519
+// agree. The seeds are a valid signature, which the fuzzer alters.
+func FuzzEdDSAAgreesWithTheStandardLibrary(f *testing.F) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	msg := []byte("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJwMSJ9")
+	f.Add([]byte(pub), msg, ed25519.Sign(priv, msg))
+	f.Add([]byte(pub), msg, make([]byte, 64))
+	method := jwt.GetSigningMethod("EdDSA")
+	f.Fuzz(func(t *testing.T, pub, msg, sig []byte) {
+		if len(pub) != ed25519.PublicKeySize {
+			return // crypto/ed25519 panics; both methods refuse it (above)
+		}
+		if err := agree(method, pub, msg, sig); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // BenchmarkVerifyEdDSA is the signature check of a new player's token,

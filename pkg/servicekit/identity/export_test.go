@@ -17,3 +17,6 @@ func CacheLen(v *Verifier) int {
 	}
 	return v.cache.len()
 }
+
+// EdDSA is the EdDSA method this package registers.
+type EdDSA = eddsa
