@@ -86,8 +86,9 @@ func (a *API) admit(h creation) http.HandlerFunc {
 	}
 }
 
-// postTicket serves POST /v1/tickets: refused before anything is read
-// while the creations in flight are at their limit already
+// postTicket serves POST /v1/tickets: refused before its token is
+// checked, and without waiting for its body (skipBody), while the
+// creations in flight are at their limit already
 // (admission.Limiter.Full); else its body is read before its slot is
 // taken (enter), a wait the client paces.
 func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
@@ -116,17 +117,18 @@ func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
 
 // closeUnread lets an answer that leaves the request's body unread go out
 // at once, and closes the connection after it. Over HTTP/1.1, net/http
-// reads what is left of an unread body before it writes the answer, to
-// reuse the connection, and the server has no read deadline: a client
-// sending its body slowly would hold the answer (and a goroutine) as long
-// as it liked. "Connection: close" skips that read. After the answer
-// net/http still reads up to 256 KiB of the body before it closes, so
-// that the close is no TCP reset (which can lose the answer at a client
-// still sending); closeDrain bounds that read, which a slow client held
-// open as long as it liked. HTTP/2 needs none of it: Go's server answers
-// at once and resets the request's stream (RST_STREAM NO_ERROR), while
-// the header would make it send GOAWAY to the whole connection, every
-// client behind a proxy's with it.
+// reads what is left of an unread body (up to 256 KiB) before it writes
+// the answer, to reuse the connection, and the server has no read
+// deadline: a client sending its body slowly would hold the answer (and
+// a goroutine) as long as it liked. "Connection: close" skips that read.
+// net/http still reads that much after the answer, before it closes, and
+// a close with the client's bytes unread would be a TCP reset, which can
+// lose the answer at a client still sending; that read is bounded by a
+// read deadline closeDrain away, which a slow client held open as long
+// as it liked. HTTP/2 needs none of it: Go's server answers at once and
+// resets the request's stream (RST_STREAM NO_ERROR), while the header
+// would make it send GOAWAY to the whole connection, every client behind
+// a proxy's with it.
 func closeUnread(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 && r.ContentLength != 0 {
 		w.Header().Set("Connection", "close")
@@ -134,9 +136,12 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// closeDrain is how long a connection closed after its answer
-// (closeUnread) is read for the rest of its body: a body on its way comes
-// in far less, and a goroutine waits no longer for one that never ends.
+// closeDrain is how long a connection closed for its unread body
+// (closeUnread) may still be read: a body on its way comes in far less,
+// and a goroutine waits no longer for one that never ends. It runs from
+// before the answer is written, so an answer whose write takes that long
+// (a client that does not read) leaves no time to read, and its close is
+// a reset again.
 const closeDrain = time.Second
 
 // skipBody is closeUnread for a refusal that needs none of the body, but
@@ -153,7 +158,8 @@ const closeDrain = time.Second
 // BENCHMARKS, thirty-second round). On a body read to its end, net/http
 // clears the deadline before it listens for the next request; on one
 // not, it takes the failed read for a client gone and cancels
-// r.Context(), which no refusal after this reads.
+// r.Context(): no refusal after this waits on it (the no-token path's
+// Verify of an empty token answers before it looks).
 func skipBody(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor != 1 || r.ContentLength == 0 {
 		return
@@ -220,7 +226,7 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 		a.reject(w, "too_large", http.StatusRequestEntityTooLarge, ErrorBody{Error: fmt.Sprintf("request body over %d bytes", events.MaxPayloadBytes)})
 		return nil, false
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		closeUnread(w, r) // the rest of the body is not waited for either
+		closeUnread(w, r) // the rest of the body is waited for only closeDrain more, after the answer
 		a.reject(w, "slow_body", http.StatusRequestTimeout, ErrorBody{Error: fmt.Sprintf("request body not received within %s", a.cfg.BodyTimeout)})
 		return nil, false
 	case err != nil:

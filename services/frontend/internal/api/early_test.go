@@ -2,10 +2,12 @@ package api_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +184,12 @@ func TestEarlyRefusalsCloseWithoutAReset(t *testing.T) {
 				t.Fatalf("%d, connection closed %v; want 503 and a close", res.StatusCode, res.Close)
 			}
 			if tt.later != "" {
+				// The connection waits for the rest a moment, not closed at once.
+				_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+				if _, err := br.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("before the rest of the body: %v; want the connection open for it", err)
+				}
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 				if _, err := io.WriteString(c, tt.later); err != nil {
 					t.Fatalf("the rest of the body: %v", err)
 				}
