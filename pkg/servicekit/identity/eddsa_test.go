@@ -1,6 +1,7 @@
 package identity_test
 
 import (
+	"crypto"
 	"crypto/ed25519"
 	crand "crypto/rand"
 	"crypto/rsa"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"math/rand/v2"
 	"os"
@@ -125,6 +127,50 @@ func TestEdDSAAgreesWithTheStandardLibrary(t *testing.T) {
 			t.Fatalf("%s: %v (golang-jwt's: %v), want %v", tc.name, err, stock, tc.want)
 		}
 	}
+}
+
+// This package's method signs as golang-jwt's does, byte for byte:
+// random keys and messages, a key whose public half is not its seed's,
+// and a crypto.Signer that is no ed25519.PrivateKey.
+func TestEdDSASignsAsTheStandardLibrary(t *testing.T) {
+	method := jwt.GetSigningMethod("EdDSA")
+	rng := rand.New(rand.NewPCG(5, 6))
+	_, other, _ := ed25519.GenerateKey(nil)
+	for i := range 200 {
+		_, priv, _ := ed25519.GenerateKey(nil)
+		msg := make([]byte, rng.IntN(300))
+		for j := range msg {
+			msg[j] = byte(rng.Uint32())
+		}
+		keys := []any{priv, signerOnly{priv}}
+		if i == 0 {
+			keys = append(keys, ed25519.PrivateKey(append(slices.Clone(priv[:32]), other[32:]...)))
+		}
+		for _, key := range keys {
+			got, err := method.Sign(string(msg), key)
+			want, stockErr := jwt.SigningMethodEdDSA.Sign(string(msg), key)
+			if err != nil || stockErr != nil || string(got) != string(want) {
+				t.Fatalf("%T: %x (%v), golang-jwt's %x (%v)", key, got, err, want, stockErr)
+			}
+		}
+	}
+	// golang-jwt's refuses what is no crypto.Signer; it panics on a key
+	// of the wrong length, which this one refuses.
+	if _, err := method.Sign("x", "not a key"); !errors.Is(err, jwt.ErrInvalidKeyType) {
+		t.Fatalf("not a key: %v", err)
+	}
+	if _, err := method.Sign("x", other[:63]); !errors.Is(err, jwt.ErrInvalidKey) {
+		t.Fatalf("a key 63 bytes long: %v", err)
+	}
+}
+
+// signerOnly is an Ed25519 key behind crypto.Signer alone, as an HSM's.
+type signerOnly struct{ ed25519.PrivateKey }
+
+func (s signerOnly) Public() crypto.PublicKey { return s.PrivateKey.Public() }
+
+func (s signerOnly) Sign(r io.Reader, msg []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return s.PrivateKey.Sign(r, msg, opts)
 }
 
 // agree checks a signature with method and with crypto/ed25519, and says

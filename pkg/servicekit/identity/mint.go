@@ -83,7 +83,7 @@ func (m *Minter) Sign(claims jwt.MapClaims) (string, error) {
 			claims[k] = v
 		}
 	}
-	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	t := jwt.NewWithClaims(edDSA, claims)
 	t.Header["kid"] = m.kid
 	s, err := t.SignedString(m.key)
 	if err != nil {
