@@ -34,8 +34,10 @@ import (
 // A withdrawal that finds the ticket in a match already cannot undo it,
 // and one whose claim fails with none read cannot know (fateUnknown): the
 // ticket is answered instead, its record put once more if need be and in
-// the background (putLater) if that fails too, and its message published
-// again in the background until acked (queueLater).
+// the background (putLater) if that fails too, its message published
+// again in the background until acked (queueLater), and its claim read
+// once the claims bucket answers, to tell it cancelled if the withdrawal
+// landed after all (tellLater).
 //
 // The ticket is encoded once: the record carries the message's bytes.
 // taken: the ticket was taken first (takeFirst), made its players' live
@@ -122,6 +124,7 @@ func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Ms
 		if !done.queued {
 			s.queueLater(rec, msg)
 		}
+		s.tellLater(rec)
 		s.withdrawals.ended.WithLabelValues(answeredUnknown).Inc()
 	}
 	return nil

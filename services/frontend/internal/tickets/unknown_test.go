@@ -100,6 +100,9 @@ func TestATicketOfUnknownFateIsAnswered(t *testing.T) {
 					return err == nil
 				}, "the held record was not stored once the bucket took puts")
 			}
+			// Its claim read in the background (tellLater) finds none and
+			// leaves it be.
+			testkit.Eventually(t, 10*time.Second, func() bool { return e.s.untold.Load() == 0 }, "its claim still not read")
 			if owner, _ := e.s.claims.Owner(t.Context(), id); owner != "" {
 				t.Fatalf("ticket claimed %q once the bucket answered; want it left to a matcher or its expiry", owner)
 			}
@@ -224,4 +227,60 @@ func TestAnAnsweredTicketWhosePublishWasLostIsQueuedLater(t *testing.T) {
 	if got := testutil.ToFloat64(e.s.withdrawals.ended.WithLabelValues(answeredUnknown)); got != 1 {
 		t.Fatalf("%v creations counted answered with their fate unknown, want 1", got)
 	}
+}
+
+// landedKV is a claims bucket whose creates land but whose answers are
+// lost, and whose reads wait out their context, while cut is set: the
+// frontend cut off from it just after its withdrawal's claim was stored.
+type landedKV struct {
+	jetstream.KeyValue
+	cut *atomic.Bool
+}
+
+func (k landedKV) Create(ctx context.Context, key string, v []byte, o ...jetstream.KVCreateOpt) (uint64, error) {
+	rev, err := k.KeyValue.Create(ctx, key, v, o...)
+	if k.cut.Load() {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	return rev, err
+}
+
+func (k landedKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if k.cut.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return k.KeyValue.Get(ctx, key)
+}
+
+// A ticket answered as queued though its withdrawal's fate was unknown,
+// whose withdrawal's claim had landed unanswered, is told cancelled once
+// the claims bucket answers its frontend: no matcher can take it, and it
+// heard nothing until a matcher met the claim or its expiry came (chaos
+// S60: 16 tickets, told 6.9-12.9 s after their answer).
+func TestATicketWhoseWithdrawalLandedUnansweredIsToldCancelled(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	records := e.refuseRecords()
+	var cut atomic.Bool
+	cut.Store(true)
+	claims, err := events.NewClaims(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue { return landedKV{KeyValue: kv, cut: &cut} }}, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.claims = claims
+	if err := e.createPat(t); err != nil {
+		t.Fatalf("creation answered %v: its fate was unknown to it", err)
+	}
+	id := e.queuedTicket(t)
+	if r := e.stored(t, "pat"); r != nil && r.Status != events.StatusQueued {
+		t.Fatalf("told %s while the claims bucket was cut off", r.Status)
+	}
+	cut.Store(false) // the claims bucket answers again
+	records.refusing.Store(false)
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		r := e.stored(t, "pat")
+		return r != nil && r.TicketID == id && r.Status == events.StatusCancelled
+	}, "the player was not told cancelled once its frontend could read the withdrawal's claim")
 }

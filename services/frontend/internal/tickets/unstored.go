@@ -217,3 +217,49 @@ func (s *Service) queueLater(rec Record, msg *nats.Msg) {
 		s.log.Warn("answered ticket's message never acked: if it was lost, its follower hears its expiry", "ticket_id", id, "err", err)
 	}()
 }
+
+// tellLater reads, in the background, the claim of a ticket answered
+// though its withdrawal's fate was unknown (finishOrWithdraw), once the
+// claims bucket answers, and tells its players "cancelled" if the
+// withdrawal's claim had landed unanswered: no matcher takes it then, and
+// its client, told it was queued, heard nothing until a matcher met the
+// claim or its expiry came (chaos S60: 16 tickets, told 6.9-12.9 s after
+// their answer). A match's claim, or none (the withdrawal did not land:
+// the ticket waits for a matcher), is left to its owner. Tried until the
+// ticket's max wait (retry), at most maxUnqueued at once as queueLater's;
+// past that, the claim is told as before.
+func (s *Service) tellLater(rec Record) {
+	id := rec.Ticket.TicketID
+	if s.untold.Add(1) > maxUnqueued {
+		s.untold.Add(-1)
+		return
+	}
+	until := rec.Ticket.CreatedAt.Add(s.maxWait(rec.Ticket.Mode))
+	go func() {
+		defer s.untold.Add(-1)
+		ctx, cancel := context.WithDeadline(context.Background(), until)
+		defer cancel()
+		var told bool
+		err := s.retry(ctx, func(ctx context.Context) error {
+			rctx, rcancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
+			defer rcancel()
+			owner, err := s.claims.Owner(rctx, id)
+			if err != nil || owner != events.OwnerCancelled {
+				return err
+			}
+			ectx, ecancel := context.WithTimeout(ctx, withdrawTimeout)
+			defer ecancel()
+			// The claim is cancelled's, so end finds it its own and tells
+			// once (events.Claims.Tell), as a second withdrawal would.
+			_, _, err = s.end(ectx, rec, "", events.OwnerCancelled, withdrawnReason)
+			told = err == nil
+			return err
+		})
+		switch {
+		case told:
+			s.log.Warn("answered ticket of unknown fate told cancelled: its withdrawal had landed", "ticket_id", id)
+		case err != nil:
+			s.log.Warn("answered ticket of unknown fate: its claim not read; a matcher or its expiry tells it", "ticket_id", id, "err", err)
+		}
+	}()
+}
