@@ -93,8 +93,9 @@ type writes struct{ stored, queued, taken bool }
 // failed with cause while it may be queued (finish), and withdraws it if
 // they fail. nil: the ticket is answered after all, its writes late, or
 // in a match, or of unknown fate and taken (fate), its record stored or
-// held (storeOnceMore) and its message published again until acked
-// (queueLater).
+// held (storeOnceMore), its message published again until acked
+// (queueLater) and its claim read to tell a withdrawal that landed
+// (tellLater).
 func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Msg, data []byte, done writes, cause error) error {
 	id := rec.Ticket.TicketID
 	done.stored, done.queued = s.finish(ctx, id, msg, data, done.stored, done.queued)

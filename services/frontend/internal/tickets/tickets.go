@@ -185,11 +185,11 @@ type Service struct {
 	withdrawals *withdrawals
 	// unstored are answered tickets' records put in the background
 	// (putLater), and read from here meanwhile (Record); unqueued counts
-	// their messages published in the background (queueLater), untold
-	// their claims read in the background (tellLater).
-	unstored unstored
-	unqueued atomic.Int32
-	untold   atomic.Int32
+	// their messages published in the background (queueLater),
+	// claimReads their claims read in the background (tellLater).
+	unstored   unstored
+	unqueued   atomic.Int32
+	claimReads atomic.Int32
 }
 
 // RuleSet is the rule set in force: the one Create checks a ticket

@@ -138,7 +138,7 @@ func (s *Service) putUnstored(id string, data []byte, until time.Time) {
 // withdrawRetryMax (jittered, as the withdrawals'), until it returns nil,
 // ctx ends or the frontend stops; it returns try's last error, or ctx's
 // before any try. What an answered ticket's writes left undone is
-// finished so (putUnstored, queueLater).
+// finished so (putUnstored, queueLater), and its claim read (tellLater).
 func (s *Service) retry(ctx context.Context, try func(context.Context) error) error {
 	err := ctx.Err()
 	for wait := finishBackoff; s.withdrawals.pause(ctx, jittered(wait)); wait = min(2*wait, withdrawRetryMax) {
@@ -181,8 +181,12 @@ func (s *Service) unstoredRecord(id string) (Record, bool) {
 }
 
 // maxUnqueued bounds the messages queueLater publishes at once, each a
-// goroutine and a ticket's message.
-const maxUnqueued = maxUnstored / 2
+// goroutine and a ticket's message; maxClaimReads the claims tellLater
+// reads, each a goroutine.
+const (
+	maxUnqueued   = maxUnstored / 2
+	maxClaimReads = maxUnstored / 2
+)
 
 // queueLater publishes again, in the background, the message of a
 // ticket answered though its publish was never acked and its fate is
@@ -224,22 +228,23 @@ func (s *Service) queueLater(rec Record, msg *nats.Msg) {
 // withdrawal's claim had landed unanswered: no matcher takes it then, and
 // its client, told it was queued, heard nothing until a matcher met the
 // claim or its expiry came (chaos S60: 16 tickets, told 6.9-12.9 s after
-// their answer). A match's claim, or none (the withdrawal did not land:
-// the ticket waits for a matcher), is left to its owner. Tried until the
-// ticket's max wait (retry), at most maxUnqueued at once as queueLater's;
-// past that, the claim is told as before.
+// their answer). A match's claim, or none read (the withdrawal did not
+// land, or lands after the read: a matcher meets it then, as before), is
+// left to its owner. Tried until the ticket's max wait or the frontend
+// stops (retry), at most maxClaimReads at once.
 func (s *Service) tellLater(rec Record) {
 	id := rec.Ticket.TicketID
-	if s.untold.Add(1) > maxUnqueued {
-		s.untold.Add(-1)
+	if s.claimReads.Add(1) > maxClaimReads {
+		s.claimReads.Add(-1)
+		s.log.Warn("ticket answered with its fate unknown, and its claim not read in the background: too many are; a matcher or its expiry tells it", "ticket_id", id)
 		return
 	}
 	until := rec.Ticket.CreatedAt.Add(s.maxWait(rec.Ticket.Mode))
 	go func() {
-		defer s.untold.Add(-1)
+		defer s.claimReads.Add(-1)
 		ctx, cancel := context.WithDeadline(context.Background(), until)
 		defer cancel()
-		var told bool
+		var cancelled bool
 		err := s.retry(ctx, func(ctx context.Context) error {
 			rctx, rcancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
 			defer rcancel()
@@ -247,18 +252,24 @@ func (s *Service) tellLater(rec Record) {
 			if err != nil || owner != events.OwnerCancelled {
 				return err
 			}
+			cancelled = true
 			ectx, ecancel := context.WithTimeout(ctx, withdrawTimeout)
 			defer ecancel()
-			// The claim is cancelled's, so end finds it its own and tells
-			// once (events.Claims.Tell), as a second withdrawal would.
+			// The claim is cancelled, so end finds it its own and tells it
+			// unless told already (events.Claims.Tell), as a second
+			// withdrawal would.
 			_, _, err = s.end(ectx, rec, "", events.OwnerCancelled, withdrawnReason)
-			told = err == nil
 			return err
 		})
 		switch {
-		case told:
-			s.log.Warn("answered ticket of unknown fate told cancelled: its withdrawal had landed", "ticket_id", id)
-		case err != nil:
+		case err == nil && cancelled:
+			s.log.Warn("answered ticket of unknown fate found cancelled (its withdrawal had landed) and told, if nobody had", "ticket_id", id)
+		case err == nil || s.withdrawals.isStopping():
+			// Nothing to tell, or the frontend stops: a matcher or the
+			// ticket's expiry tells it.
+		case cancelled:
+			s.log.Warn("answered ticket of unknown fate found cancelled but not told; a matcher or its expiry tells it", "ticket_id", id, "err", err)
+		default:
 			s.log.Warn("answered ticket of unknown fate: its claim not read; a matcher or its expiry tells it", "ticket_id", id, "err", err)
 		}
 	}()

@@ -114,6 +114,16 @@ func (w *withdrawals) pause(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// isStopping reports whether Stop was called.
+func (w *withdrawals) isStopping() bool {
+	select {
+	case <-w.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
 // count counts id's withdrawal as ended with outcome.
 func (w *withdrawals) count(id, outcome string) {
 	w.mu.Lock()
@@ -278,7 +288,8 @@ const (
 	// match. A ticket its creation took first (storeAndQueue) is then
 	// answered as queued, and its follower hears its outcome: its match,
 	// its expiry at its max wait, or the withdrawal's own claim, if it
-	// landed unanswered (an expiry tells the claim it finds). An error
+	// landed unanswered (read and told once the claims bucket answers,
+	// tellLater; an expiry tells the claim it finds too). An error
 	// instead was a no-show whenever a matcher took the ticket after all
 	// (chaos S57b: 13, matched 5-7 s after their creations answered 503).
 	fateUnknown
