@@ -101,36 +101,21 @@ func TestEarlyRefusalsKeepTheConnectionWhenTheBodyHasCome(t *testing.T) {
 			}
 		}
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", strings.TrimPrefix(hs.URL, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // a broken server fails, not hangs
-			br := bufio.NewReader(c)
 			// One write: the headers and the body arrive together.
-			post := "POST /v1/tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + tt.auth + tt.body
-			if _, err := io.WriteString(c, post); err != nil {
-				t.Fatal(err)
-			}
-			res, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, res.Body)
-			res.Body.Close()
+			c, br, res := rawPost(t, hs.URL, tt.auth+tt.body)
 			if res.StatusCode != tt.want || res.Close {
 				t.Fatalf("%d, connection closed %v; want %d on a connection kept", res.StatusCode, res.Close, tt.want)
 			}
 			if _, err := io.WriteString(c, "GET /openapi.yaml HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 				t.Fatal(err)
 			}
-			if res, err = http.ReadResponse(br, nil); err != nil {
+			next, err := http.ReadResponse(br, nil)
+			if err != nil {
 				t.Fatalf("the next request on the connection: %v", err)
 			}
-			res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				t.Fatalf("the next request on the connection: %d", res.StatusCode)
+			next.Body.Close()
+			if next.StatusCode != http.StatusOK {
+				t.Fatalf("the next request on the connection: %d", next.StatusCode)
 			}
 		})
 	}
@@ -163,23 +148,7 @@ func TestEarlyRefusalsCloseWithoutAReset(t *testing.T) {
 		{"Expect: 100-continue, no body", fmt.Sprintf("Expect: 100-continue\r\nContent-Length: %d\r\n", len(eu)), "", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", strings.TrimPrefix(hs.URL, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // a broken server fails, not hangs
-			br := bufio.NewReader(c)
-			head := "POST /v1/tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer p:full\r\n" + tt.head + "\r\n"
-			if _, err := io.WriteString(c, head+tt.first); err != nil {
-				t.Fatal(err)
-			}
-			res, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, res.Body)
-			res.Body.Close()
+			c, br, res := rawPost(t, hs.URL, "Authorization: Bearer p:full\r\n"+tt.head+"\r\n"+tt.first)
 			if res.StatusCode != http.StatusServiceUnavailable || !res.Close {
 				t.Fatalf("%d, connection closed %v; want 503 and a close", res.StatusCode, res.Close)
 			}
@@ -199,4 +168,30 @@ func TestEarlyRefusalsCloseWithoutAReset(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawPost sends, in one write on a connection of its own, a POST
+// /v1/tickets whose headers end with rest (more headers, the blank line
+// and what is sent of the body), and returns the connection (closed at
+// the test's end), its reader and the answer, its body read. A broken
+// server fails the test instead of hanging it (a deadline of 10 s).
+func rawPost(t *testing.T, url, rest string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	if _, err := io.WriteString(c, "POST /v1/tickets HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+rest); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return c, br, res
 }
