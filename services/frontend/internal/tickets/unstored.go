@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -138,7 +139,7 @@ func (s *Service) putUnstored(id string, data []byte, until time.Time) {
 // withdrawRetryMax (jittered, as the withdrawals'), until it returns nil,
 // ctx ends or the frontend stops; it returns try's last error, or ctx's
 // before any try. What an answered ticket's writes left undone is
-// finished so (putUnstored, queueLater), and its claim read (tellLater).
+// finished so (putUnstored, and later's tries).
 func (s *Service) retry(ctx context.Context, try func(context.Context) error) error {
 	err := ctx.Err()
 	for wait := finishBackoff; s.withdrawals.pause(ctx, jittered(wait)); wait = min(2*wait, withdrawRetryMax) {
@@ -182,7 +183,7 @@ func (s *Service) unstoredRecord(id string) (Record, bool) {
 
 // maxUnqueued bounds the messages queueLater publishes at once, each a
 // goroutine and a ticket's message; maxClaimReads the claims tellLater
-// reads, each a goroutine.
+// reads, each a goroutine (later).
 const (
 	maxUnqueued   = maxUnstored / 2
 	maxClaimReads = maxUnstored / 2
@@ -198,28 +199,41 @@ const (
 // follower hears its expiry.
 func (s *Service) queueLater(rec Record, msg *nats.Msg) {
 	id := rec.Ticket.TicketID
-	if s.unqueued.Add(1) > maxUnqueued {
-		s.unqueued.Add(-1)
-		s.log.Warn("ticket answered with its publish not acked, and not published again: too many are", "ticket_id", id)
-		return
-	}
 	until := rec.Ticket.CreatedAt.Add(min(s.maxWait(rec.Ticket.Mode), events.DuplicateWindow))
-	go func() {
-		defer s.unqueued.Add(-1)
-		ctx, cancel := context.WithDeadline(context.Background(), until)
+	started := s.later(&s.unqueued, maxUnqueued, until, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
 		defer cancel()
-		err := s.retry(ctx, func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
-			defer cancel()
-			_, err := s.js.PublishMsg(ctx, msg)
-			return err
-		})
+		_, err := s.js.PublishMsg(ctx, msg)
+		return err
+	}, func(err error) {
 		if err == nil {
 			s.log.Info("answered ticket's message acked on a later try", "ticket_id", id)
 			return
 		}
 		s.log.Warn("answered ticket's message never acked: if it was lost, its follower hears its expiry", "ticket_id", id, "err", err)
+	})
+	if !started {
+		s.log.Warn("ticket answered with its publish not acked, and not published again: too many are", "ticket_id", id)
+	}
+}
+
+// later runs try in the background (retry) until it returns nil, until
+// passes or the frontend stops, and then done with try's last error;
+// running counts those under way, at most bound (false: none started).
+// What an answered ticket's writes left undone is finished so
+// (queueLater, tellLater).
+func (s *Service) later(running *atomic.Int32, bound int32, until time.Time, try func(context.Context) error, done func(error)) bool {
+	if running.Add(1) > bound {
+		running.Add(-1)
+		return false
+	}
+	go func() {
+		defer running.Add(-1)
+		ctx, cancel := context.WithDeadline(context.Background(), until)
+		defer cancel()
+		done(s.retry(ctx, try))
 	}()
+	return true
 }
 
 // tellLater reads, in the background, the claim of a ticket answered
@@ -234,33 +248,23 @@ func (s *Service) queueLater(rec Record, msg *nats.Msg) {
 // stops (retry), at most maxClaimReads at once.
 func (s *Service) tellLater(rec Record) {
 	id := rec.Ticket.TicketID
-	if s.claimReads.Add(1) > maxClaimReads {
-		s.claimReads.Add(-1)
-		s.log.Warn("ticket answered with its fate unknown, and its claim not read in the background: too many are; a matcher or its expiry tells it", "ticket_id", id)
-		return
-	}
-	until := rec.Ticket.CreatedAt.Add(s.maxWait(rec.Ticket.Mode))
-	go func() {
-		defer s.claimReads.Add(-1)
-		ctx, cancel := context.WithDeadline(context.Background(), until)
-		defer cancel()
-		var cancelled bool
-		err := s.retry(ctx, func(ctx context.Context) error {
-			rctx, rcancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
-			defer rcancel()
-			owner, err := s.claims.Owner(rctx, id)
-			if err != nil || owner != events.OwnerCancelled {
-				return err
-			}
-			cancelled = true
-			ectx, ecancel := context.WithTimeout(ctx, withdrawTimeout)
-			defer ecancel()
-			// The claim is cancelled, so end finds it its own and tells it
-			// unless told already (events.Claims.Tell), as a second
-			// withdrawal would.
-			_, _, err = s.end(ectx, rec, "", events.OwnerCancelled, withdrawnReason)
+	var cancelled bool // set and read by the one goroutine later runs
+	started := s.later(&s.claimReads, maxClaimReads, rec.Ticket.CreatedAt.Add(s.maxWait(rec.Ticket.Mode)), func(ctx context.Context) error {
+		rctx, rcancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
+		defer rcancel()
+		owner, err := s.claims.Owner(rctx, id)
+		if err != nil || owner != events.OwnerCancelled {
 			return err
-		})
+		}
+		cancelled = true
+		ectx, ecancel := context.WithTimeout(ctx, withdrawTimeout)
+		defer ecancel()
+		// The claim is cancelled, so end finds it its own and tells it
+		// unless told already (events.Claims.Tell), as a second
+		// withdrawal would.
+		_, _, err = s.end(ectx, rec, "", events.OwnerCancelled, withdrawnReason)
+		return err
+	}, func(err error) {
 		switch {
 		case err == nil && cancelled:
 			s.log.Warn("answered ticket of unknown fate found cancelled (its withdrawal had landed) and told, if nobody had", "ticket_id", id)
@@ -272,5 +276,8 @@ func (s *Service) tellLater(rec Record) {
 		default:
 			s.log.Warn("answered ticket of unknown fate: its claim not read; a matcher or its expiry tells it", "ticket_id", id, "err", err)
 		}
-	}()
+	})
+	if !started {
+		s.log.Warn("ticket answered with its fate unknown, and its claim not read in the background: too many are; a matcher or its expiry tells it", "ticket_id", id)
+	}
 }
