@@ -23,6 +23,7 @@ func arrivalAt(rate float64, burst int) func(i int) time.Duration {
 func (st *runStats) arrive(ctx context.Context, n int, at func(i int) time.Duration, timeout time.Duration, ticket ticketFunc, players *cast, player func(i int) string, pick func(i int) (region string, skill int)) time.Duration {
 	var wg sync.WaitGroup
 	start := time.Now()
+	st.began = start
 	for i := range n {
 		if ctx.Err() != nil {
 			break

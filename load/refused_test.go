@@ -84,3 +84,60 @@ func TestRunTimesRefusals(t *testing.T) {
 		t.Errorf("the text summary lacks the refused POSTs:\n%s", out.String())
 	}
 }
+
+// TestRunSaysWhenTheAssignmentsCame: `load run -json` gives when its
+// arrivals began and when its last ticket was assigned, so that perf
+// charges the system's CPU for that span and not for the wait of a
+// ticket left without an outcome: the stub never answers one ticket's
+// event stream, which waits out -timeout, long after the others were
+// assigned.
+func TestRunSaysWhenTheAssignmentsCame(t *testing.T) {
+	t.Parallel()
+	var posts atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/tickets", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(w, `{"ticket_id":"t%d","status":"queued","region":"eu","tier":"gold","mode":"1v1"}`, posts.Add(1))
+	})
+	mux.HandleFunc("GET /v1/tickets/{id}/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		if r.PathValue("id") == "t3" {
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // no outcome: the client times out
+			return
+		}
+		fmt.Fprintf(w, "id: 1\nevent: status\ndata: {\"ticket_id\":%q,\"status\":\"assigned\",\"assignment\":{\"url\":\"http://game/play?room=r\"}}\n\n", r.PathValue("id"))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	const timeout = 1500 * time.Millisecond
+	args := []string{"-url", srv.URL, "-h2c=false", "-token", "tok", "-rate", "100", "-duration", "100ms", "-timeout", timeout.String(), "-progress", "0", "-json"}
+
+	var out, stderr strings.Builder
+	before := time.Now()
+	if err := runLoad(t.Context(), args, &out, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	after := time.Now()
+	var res struct {
+		Assigned       int64            `json:"assigned"`
+		Errors         map[string]int64 `json:"errors_by_kind"`
+		ArrivalsFrom   time.Time        `json:"arrivals_from"`
+		LastAssignedAt time.Time        `json:"last_assigned_at"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if res.Assigned != 9 || res.Errors["timeout"] != 1 {
+		t.Fatalf("assigned %d, errors %v; want 9 and one timeout", res.Assigned, res.Errors)
+	}
+	if res.ArrivalsFrom.Before(before) || !res.LastAssignedAt.After(res.ArrivalsFrom) {
+		t.Fatalf("arrivals from %s, last assigned at %s: want the arrivals after the run began (%s) and the assignment after them", res.ArrivalsFrom, res.LastAssignedAt, before)
+	}
+	if took := res.LastAssignedAt.Sub(res.ArrivalsFrom); took >= timeout/2 || after.Sub(res.LastAssignedAt) < timeout/2 {
+		t.Fatalf("last assigned %s after the arrivals began and %s before the run ended: want the assignments' span, not the timed-out ticket's wait (%s)", took, after.Sub(res.LastAssignedAt), timeout)
+	}
+}

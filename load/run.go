@@ -6,17 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"os"
 	"runtime/pprof"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gorilla/websocket"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/envflag"
@@ -49,6 +45,14 @@ type runResult struct {
 	// Windows splits the run by arrival time (-interval): whether the rate
 	// was sustained, and whether latency grew as the run went on.
 	Windows []window `json:"windows,omitempty"`
+	// ArrivalsFrom is when the first ticket was sent, LastAssignedAt when
+	// the last one was assigned (absent if none was), by the wall clock:
+	// the system's work for the assigned tickets lies between them, and a
+	// caller measuring it (perf) leaves out what comes before (the tokens
+	// minted ahead) and after (a ticket left without a partner, waiting
+	// out -timeout: a refusal leaves its region an odd count).
+	ArrivalsFrom   time.Time `json:"arrivals_from"`
+	LastAssignedAt time.Time `json:"last_assigned_at,omitzero"`
 }
 
 // window is the tickets that arrived in one -interval of the run.
@@ -238,98 +242,6 @@ func (c *runConfig) driver(rec *recorder) (ticketFunc, func(), error) {
 	default:
 		return nil, nil, fmt.Errorf("-via %q: want http, ws or nats", c.via)
 	}
-}
-
-// runStats gathers what the arrivals came to, from many goroutines.
-type runStats struct {
-	sent, assigned atomic.Int64
-
-	histMu     sync.Mutex
-	hist       *hdrhistogram.Histogram   // POST to assignment
-	acceptHist *hdrhistogram.Histogram   // POST to accepted
-	refuseHist *hdrhistogram.Histogram   // POST to refused (refusedKind)
-	windows    []*hdrhistogram.Histogram // by arrival window: POST to assignment
-	refusals   []*hdrhistogram.Histogram // and POST to refused
-	windowSent []int64
-	interval   time.Duration
-
-	errMu sync.Mutex
-	errs  map[string]int64
-}
-
-func newHist() *hdrhistogram.Histogram {
-	return hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
-}
-
-func newRunStats(duration, interval time.Duration) *runStats {
-	st := &runStats{hist: newHist(), acceptHist: newHist(), refuseHist: newHist(), interval: interval, errs: map[string]int64{}}
-	if interval > 0 {
-		k := int(math.Ceil(float64(duration) / float64(interval)))
-		st.windows, st.refusals, st.windowSent = make([]*hdrhistogram.Histogram, k), make([]*hdrhistogram.Histogram, k), make([]int64, k)
-		for j := range st.windows {
-			st.windows[j], st.refusals[j] = newHist(), newHist()
-		}
-	}
-	return st
-}
-
-// refusedKind is the error kind of a POST refused with 503: what
-// overload control answers beyond capacity (and a full region, a drain,
-// a frontend still starting).
-const refusedKind = "post_503"
-
-// record is one ticket's outcome: sent at t0, its POST answered at
-// answered, in window w (-1: none).
-func (st *runStats) record(w int, t0, answered time.Time, kind string) {
-	if kind != "" {
-		st.errMu.Lock()
-		st.errs[kind]++
-		st.errMu.Unlock()
-		if kind == refusedKind && !answered.IsZero() {
-			took := answered.Sub(t0).Microseconds()
-			st.histMu.Lock()
-			_ = st.refuseHist.RecordValue(took)
-			if w >= 0 {
-				_ = st.refusals[w].RecordValue(took)
-			}
-			st.histMu.Unlock()
-		}
-		return
-	}
-	st.assigned.Add(1)
-	// One reading of the clock for the run and the window: read twice, a
-	// window's latency could exceed the run's maximum.
-	latency := time.Since(t0).Microseconds()
-	st.histMu.Lock()
-	defer st.histMu.Unlock()
-	_ = st.hist.RecordValue(latency)
-	_ = st.acceptHist.RecordValue(answered.Sub(t0).Microseconds())
-	if w >= 0 {
-		_ = st.windows[w].RecordValue(latency)
-	}
-}
-
-func quantiles(h *hdrhistogram.Histogram) map[string]float64 {
-	ms := func(q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1000 }
-	return map[string]float64{"p50": ms(50), "p90": ms(90), "p99": ms(99), "p99.9": ms(99.9), "max": float64(h.Max()) / 1000}
-}
-
-// result is the run's summary once every ticket has its outcome.
-func (st *runStats) result(rate float64, arrivals, interval time.Duration) runResult {
-	res := runResult{Rate: rate, Seconds: arrivals.Seconds(), Sent: st.sent.Load(), Assigned: st.assigned.Load(), Errors: st.errs}
-	res.Throughput = float64(res.Assigned) / arrivals.Seconds()
-	res.Latency, res.Accepted = quantiles(st.hist), quantiles(st.acceptHist)
-	if res.Refused = st.refuseHist.TotalCount(); res.Refused > 0 {
-		res.RefusedLatency = quantiles(st.refuseHist)
-	}
-	for j, h := range st.windows {
-		w := window{FromSeconds: (time.Duration(j) * interval).Seconds(), Sent: st.windowSent[j], Assigned: h.TotalCount(), Latency: quantiles(h)}
-		if w.Refused = st.refusals[j].TotalCount(); w.Refused > 0 {
-			w.RefusedLatency = quantiles(st.refusals[j])
-		}
-		res.Windows = append(res.Windows, w)
-	}
-	return res
 }
 
 // print is the text form of the result; via names what "sent" and

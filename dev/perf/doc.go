@@ -19,12 +19,18 @@
 // whatever the rate, so it weighs more per ticket the lower the rate.
 //
 // The measured window runs from just before the load tool starts to just
-// after it exits, which it does once every ticket has its outcome: the
-// whole cost of every ticket of the leg falls inside it, and so does the
-// services' idle work (heartbeats, sweeps) for its length. At both ends
-// the CPU time (utime+stime of /proc/<pid>/stat, in clock ticks of 10 ms)
-// of every process of the system is read; at the end its resident memory
-// (VmRSS of /proc/<pid>/status) and its peak (VmHWM). The embedded NATS
+// after it exits, which it does once every ticket has its outcome. The
+// CPU time (utime+stime of /proc/<pid>/stat, in clock ticks of 10 ms) of
+// every process of the system is read at both ends and every second
+// between, and charged from the last reading before the load's first
+// arrival to the first one after its last assignment (the load tool says
+// when each was): the whole cost of every assigned ticket falls inside
+// that span, and so does the services' idle work (heartbeats, sweeps) for
+// its length, but not the seconds before the arrivals (the load tool
+// minting its tokens) nor those after the last assignment (a ticket left
+// without a partner by a refusal, waiting out the load tool's timeout).
+// At the span's end each process's resident memory is read (VmRSS of
+// /proc/<pid>/status) and its peak (VmHWM). The embedded NATS
 // server is this process: its figures are this process's, which also
 // relays the services' output (little at LOG_LEVEL=warn); its peak is
 // reset at the start of each leg (/proc/self/clear_refs). The load tool

@@ -202,13 +202,15 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 	}
 	t0 := time.Now()
 	series := sampleRSS(ctx, pids, t0, cfg.RSSEvery)
+	span := readEvery(ctx, pids, spanEvery)
 	probed := runProbe(ctx, cfg, s, via)
 	out, loadTool, err := runLoad(ctx, cfg, s, via)
 	probe, probeErr := probed()
 	err = errors.Join(err, probeErr)
 	window := time.Since(t0) // the probe's tickets are inside it too, as their CPU is
-	rssSeries := series()
+	rssSeries, readings := series(), span()
 	end, sampleErr := sampleAll(pids)
+	tEnd := time.Now()
 	countEnd, countErr := s.NATSCounts()
 	if err = errors.Join(err, sampleErr, countErr); err != nil {
 		return leg, err
@@ -217,7 +219,11 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 	if err != nil {
 		return leg, err
 	}
-	leg = newLeg(via, window, sum, probe, pids, start, end, loadTool)
+	readings = append(append([]reading{{at: t0, samples: start}}, readings...), reading{at: tEnd, samples: end})
+	first, last := loadSpan(sum, probe)
+	from, to := chargedSpan(readings, first, last)
+	leg = newLeg(via, window, sum, probe, pids, from.samples, to.samples, loadTool)
+	leg.ChargedSeconds = to.at.Sub(from.at).Seconds()
 	leg.Messages = NewMessages(countStart, countEnd, leg.charged())
 	leg.RSSSeries = rssSeries
 	setIdle(&leg, cfg.Idle, rest, start)
@@ -229,34 +235,17 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 // (none when every is 0). A process that cannot be read is left out of
 // that sample.
 func sampleRSS(ctx context.Context, ps []named, t0 time.Time, every time.Duration) func() []RSSPoint {
-	if every <= 0 {
-		return func() []RSSPoint { return nil }
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan []RSSPoint, 1)
-	go func() {
-		var points []RSSPoint
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				done <- points
-				return
-			case now := <-t.C:
-				p := RSSPoint{Seconds: now.Sub(t0).Seconds(), RSS: map[string]int64{}}
-				for _, n := range ps {
-					if smp, err := ReadSample(n.pid); err == nil {
-						p.RSS[n.name] = smp.RSS
-					}
-				}
-				points = append(points, p)
-			}
-		}
-	}()
+	readings := readEvery(ctx, ps, every)
 	return func() []RSSPoint {
-		cancel()
-		return <-done
+		var points []RSSPoint
+		for _, r := range readings() {
+			p := RSSPoint{Seconds: r.at.Sub(t0).Seconds(), RSS: map[string]int64{}}
+			for i, n := range ps {
+				p.RSS[n.name] = r.samples[i].RSS
+			}
+			points = append(points, p)
+		}
+		return points
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/quickmatch-dev/quickmatch/dev/stack"
 )
@@ -38,6 +39,11 @@ type LoadSummary struct {
 	// Windows are the tickets by arrival time (Config.Interval), each
 	// window's figures as the whole run's.
 	Windows []LoadWindow `json:"windows,omitempty"`
+	// ArrivalsFrom is when the first ticket was sent, LastAssignedAt when
+	// the last one was assigned (zero: none, or a load tool that does not
+	// say): the span the system's CPU is charged for (chargedSpan).
+	ArrivalsFrom   time.Time `json:"arrivals_from"`
+	LastAssignedAt time.Time `json:"last_assigned_at,omitzero"`
 }
 
 // LoadWindow is the tickets that arrived in one interval of a leg.

@@ -40,6 +40,11 @@ type Leg struct {
 	// WindowSeconds is how long the measured window lasted: the load
 	// tool's whole run, arrivals and the wait for every outcome.
 	WindowSeconds float64 `json:"window_seconds"`
+	// ChargedSeconds is the part of the window the processes' CPU is
+	// charged for (every Usage but the load tool's): from the load's
+	// first arrival to its last assignment, read to within spanEvery
+	// (chargedSpan); the whole window with a load tool that does not say.
+	ChargedSeconds float64 `json:"charged_seconds"`
 	// IdleSeconds is how long the stack was measured at rest before the
 	// load (Usage.IdleCores); 0: not measured.
 	IdleSeconds float64     `json:"idle_seconds,omitempty"`
@@ -144,14 +149,16 @@ func NewMessages(start, end stack.NATSCounts, assigned int64) *Messages {
 type Usage struct {
 	Name string `json:"name"`
 	Pid  int    `json:"pid,omitempty"`
-	// CPUSeconds is user plus system CPU time in the window.
+	// CPUSeconds is user plus system CPU time in the leg's charged span
+	// (Leg.ChargedSeconds); the load tool's is its whole run.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// PerThousand is CPUSeconds per 1,000 assigned tickets, Micros the
 	// same per ticket in µs; both absent when none was assigned.
 	PerThousand *float64 `json:"cpu_seconds_per_1000_assigned,omitempty"`
 	Micros      *float64 `json:"cpu_us_per_assigned,omitempty"`
-	// RSS at the end of the window, and the peak (for a sum: the sum of
-	// each one's peak, which need not have come at the same moment).
+	// RSS at the end of the charged span, and the peak (for a sum: the
+	// sum of each one's peak, which need not have come at the same
+	// moment).
 	RSS  int64 `json:"rss_bytes"`
 	Peak int64 `json:"peak_rss_bytes"`
 	// IdleCores is the CPU it used at rest before the load, in CPU
@@ -159,8 +166,8 @@ type Usage struct {
 	// IdleCores × the window, whatever the rate.
 	IdleCores float64 `json:"idle_cpu_seconds_per_second"`
 	// Wakes is how often its threads slept to wait and were woken, in
-	// the window (Sample.Wakes); WakesPerTicket the same per assigned
-	// ticket, absent when none was.
+	// the charged span (Sample.Wakes); WakesPerTicket the same per
+	// assigned ticket, absent when none was.
 	Wakes          uint64   `json:"wakes"`
 	WakesPerTicket *float64 `json:"wakes_per_assigned,omitempty"`
 
@@ -250,8 +257,8 @@ func Print(w io.Writer, rep Report) {
 
 func printLeg(w io.Writer, l Leg) {
 	sendTo := map[string]string{"http": "POST", "ws": "connect", "nats": "publish"}[l.Via]
-	fmt.Fprintf(w, "\n== %s: %d sent, %d acknowledged (%.1f/s), %d assigned (%.1f/s); window %.1f s\n",
-		l.Via, l.Load.Sent, l.Acknowledged, l.AckPerSecond, l.Load.Assigned, l.AssignedPerSecond, l.WindowSeconds)
+	fmt.Fprintf(w, "\n== %s: %d sent, %d acknowledged (%.1f/s), %d assigned (%.1f/s); window %.1f s, CPU charged for %.1f s of it (first arrival to last assignment)\n",
+		l.Via, l.Load.Sent, l.Acknowledged, l.AckPerSecond, l.Load.Assigned, l.AssignedPerSecond, l.WindowSeconds, l.ChargedSeconds)
 	printLatency(w, l, sendTo)
 	// Numbers align right; names, padded to one width here, stay left.
 	width := len("process")
