@@ -125,7 +125,7 @@ func TestRunSaysWhenTheAssignmentsCame(t *testing.T) {
 	var res struct {
 		Assigned       int64            `json:"assigned"`
 		Errors         map[string]int64 `json:"errors_by_kind"`
-		ArrivalsFrom   time.Time        `json:"arrivals_from"`
+		FirstSentAt    time.Time        `json:"first_sent_at"`
 		LastAssignedAt time.Time        `json:"last_assigned_at"`
 	}
 	if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
@@ -134,10 +134,10 @@ func TestRunSaysWhenTheAssignmentsCame(t *testing.T) {
 	if res.Assigned != 9 || res.Errors["timeout"] != 1 {
 		t.Fatalf("assigned %d, errors %v; want 9 and one timeout", res.Assigned, res.Errors)
 	}
-	if res.ArrivalsFrom.Before(before) || !res.LastAssignedAt.After(res.ArrivalsFrom) {
-		t.Fatalf("arrivals from %s, last assigned at %s: want the arrivals after the run began (%s) and the assignment after them", res.ArrivalsFrom, res.LastAssignedAt, before)
+	if res.FirstSentAt.Before(before) || !res.LastAssignedAt.After(res.FirstSentAt) {
+		t.Fatalf("arrivals from %s, last assigned at %s: want the arrivals after the run began (%s) and the assignment after them", res.FirstSentAt, res.LastAssignedAt, before)
 	}
-	if took := res.LastAssignedAt.Sub(res.ArrivalsFrom); took >= timeout/2 || after.Sub(res.LastAssignedAt) < timeout/2 {
+	if took := res.LastAssignedAt.Sub(res.FirstSentAt); took >= timeout/2 || after.Sub(res.LastAssignedAt) < timeout/2 {
 		t.Fatalf("last assigned %s after the arrivals began and %s before the run ended: want the assignments' span, not the timed-out ticket's wait (%s)", took, after.Sub(res.LastAssignedAt), timeout)
 	}
 }

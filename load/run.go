@@ -45,13 +45,13 @@ type runResult struct {
 	// Windows splits the run by arrival time (-interval): whether the rate
 	// was sustained, and whether latency grew as the run went on.
 	Windows []window `json:"windows,omitempty"`
-	// ArrivalsFrom is when the first ticket was sent, LastAssignedAt when
+	// FirstSentAt is when the first ticket was sent, LastAssignedAt when
 	// the last one was assigned (absent if none was), by the wall clock:
 	// the system's work for the assigned tickets lies between them, and a
 	// caller measuring it (perf) leaves out what comes before (the tokens
 	// minted ahead) and after (a ticket left without a partner, waiting
 	// out -timeout: a refusal leaves its region an odd count).
-	ArrivalsFrom   time.Time `json:"arrivals_from"`
+	FirstSentAt    time.Time `json:"first_sent_at"`
 	LastAssignedAt time.Time `json:"last_assigned_at,omitzero"`
 }
 

@@ -97,7 +97,7 @@ func quantiles(h *hdrhistogram.Histogram) map[string]float64 {
 
 // result is the run's summary once every ticket has its outcome.
 func (st *runStats) result(rate float64, arrivals, interval time.Duration) runResult {
-	res := runResult{Rate: rate, Seconds: arrivals.Seconds(), Sent: st.sent.Load(), Assigned: st.assigned.Load(), Errors: st.errs, ArrivalsFrom: st.began.UTC()}
+	res := runResult{Rate: rate, Seconds: arrivals.Seconds(), Sent: st.sent.Load(), Assigned: st.assigned.Load(), Errors: st.errs, FirstSentAt: st.began.UTC()}
 	if last := st.lastAssigned.Load(); last > 0 {
 		res.LastAssignedAt = time.Unix(0, last).UTC()
 	}

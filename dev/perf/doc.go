@@ -19,25 +19,26 @@
 // whatever the rate, so it weighs more per ticket the lower the rate.
 //
 // The measured window runs from just before the load tool starts to just
-// after it exits, which it does once every ticket has its outcome. The
-// CPU time (utime+stime of /proc/<pid>/stat, in clock ticks of 10 ms) of
-// every process of the system is read at both ends and every second
-// between, and charged from the last reading before the load's first
-// arrival to the first one after its last assignment (the load tool says
-// when each was): the whole cost of every assigned ticket falls inside
-// that span, and so does the services' idle work (heartbeats, sweeps) for
-// its length, but not the seconds before the arrivals (the load tool
+// after it exits, which it does once every ticket has its outcome. Every
+// process of the system is read at both ends and every second between
+// (CPU time, utime+stime of /proc/<pid>/stat in clock ticks of 10 ms;
+// resident memory and its peak, VmRSS and VmHWM of /proc/<pid>/status;
+// wakes), and its figures are those of a period of the window: from the
+// last reading done before the load's first ticket was sent to the first
+// begun after its last assignment (the load tool says when each was;
+// chargedPeriod). Nearly all the work of every assigned ticket falls
+// inside it, and so does the services' idle work (heartbeats, sweeps) for
+// its length, but not the seconds before the first ticket (the load tool
 // minting its tokens) nor those after the last assignment (a ticket left
 // without a partner by a refusal, waiting out the load tool's timeout).
-// At the span's end each process's resident memory is read (VmRSS of
-// /proc/<pid>/status) and its peak (VmHWM). The embedded NATS
-// server is this process: its figures are this process's, which also
-// relays the services' output (little at LOG_LEVEL=warn); its peak is
-// reset at the start of each leg (/proc/self/clear_refs). The load tool
-// is measured apart (its rusage once it exited) and left out of the
-// total: in a deployment it is the players.
+// The embedded NATS server is this process: its figures are this
+// process's, which also relays the services' output (little at
+// LOG_LEVEL=warn) and reads /proc; its peak is reset at the start of
+// each leg (/proc/self/clear_refs). The load tool is measured apart (its
+// rusage once it exited) and left out of the total: in a deployment it
+// is the players.
 //
-// CPU per ticket divides each process's CPU seconds in the window by the
+// CPU per ticket divides each process's CPU seconds in the period by the
 // tickets assigned in the leg (not those sent): tickets refused or lost
 // cost something too, and the work a studio pays for is a player placed.
 //

@@ -54,7 +54,7 @@ type Config struct {
 	// ServiceProcs is GOMAXPROCS of each service (0: the stack's default).
 	ServiceProcs int
 	// Idle is how long each process's CPU is measured on the stack at
-	// rest, before the load (0: not measured): the share of the window's
+	// rest, before the load (0: not measured): the share of the charged period's
 	// CPU that is heartbeats and sweeps, which weighs most at low rates.
 	Idle time.Duration
 	// Progress is how often the load tool prints a progress line to
@@ -192,7 +192,7 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 	if err := sleep(ctx, cfg.Idle); err != nil {
 		return leg, err
 	}
-	start, err := sampleAll(pids)
+	start, err := readNow(pids)
 	if err != nil {
 		return leg, err
 	}
@@ -202,15 +202,14 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 	}
 	t0 := time.Now()
 	series := sampleRSS(ctx, pids, t0, cfg.RSSEvery)
-	span := readEvery(ctx, pids, spanEvery)
+	during := readEvery(ctx, pids, periodEvery)
 	probed := runProbe(ctx, cfg, s, via)
 	out, loadTool, err := runLoad(ctx, cfg, s, via)
 	probe, probeErr := probed()
 	err = errors.Join(err, probeErr)
 	window := time.Since(t0) // the probe's tickets are inside it too, as their CPU is
-	rssSeries, readings := series(), span()
-	end, sampleErr := sampleAll(pids)
-	tEnd := time.Now()
+	rssSeries, readings := series(), during()
+	end, sampleErr := readNow(pids)
 	countEnd, countErr := s.NATSCounts()
 	if err = errors.Join(err, sampleErr, countErr); err != nil {
 		return leg, err
@@ -219,27 +218,27 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 	if err != nil {
 		return leg, err
 	}
-	readings = append(append([]reading{{at: t0, samples: start}}, readings...), reading{at: tEnd, samples: end})
-	first, last := loadSpan(sum, probe)
-	from, to := chargedSpan(readings, first, last)
-	leg = newLeg(via, window, sum, probe, pids, from.samples, to.samples, loadTool)
-	leg.ChargedSeconds = to.at.Sub(from.at).Seconds()
+	readings = append(append([]reading{start}, readings...), end)
+	from, to := loadPeriod(sum, probe)
+	first, last, whole := chargedPeriod(readings, from, to)
+	leg = newLeg(via, window, sum, probe, pids, first.samples, last.samples, loadTool)
+	leg.ChargedSeconds, leg.ChargedWholeWindow = last.done.Sub(first.begun).Seconds(), whole
 	leg.Messages = NewMessages(countStart, countEnd, leg.charged())
 	leg.RSSSeries = rssSeries
-	setIdle(&leg, cfg.Idle, rest, start)
+	setIdle(&leg, cfg.Idle, rest, start.samples)
 	return leg, nil
 }
 
 // sampleRSS samples the resident memory of ps every interval from t0
 // until the function it returns is called, which returns the samples
-// (none when every is 0). A process that cannot be read is left out of
-// that sample.
+// (none when every is 0). A moment at which a process could not be read
+// is left out.
 func sampleRSS(ctx context.Context, ps []named, t0 time.Time, every time.Duration) func() []RSSPoint {
 	readings := readEvery(ctx, ps, every)
 	return func() []RSSPoint {
 		var points []RSSPoint
 		for _, r := range readings() {
-			p := RSSPoint{Seconds: r.at.Sub(t0).Seconds(), RSS: map[string]int64{}}
+			p := RSSPoint{Seconds: r.begun.Sub(t0).Seconds(), RSS: map[string]int64{}}
 			for i, n := range ps {
 				p.RSS[n.name] = r.samples[i].RSS
 			}

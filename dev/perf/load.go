@@ -39,10 +39,10 @@ type LoadSummary struct {
 	// Windows are the tickets by arrival time (Config.Interval), each
 	// window's figures as the whole run's.
 	Windows []LoadWindow `json:"windows,omitempty"`
-	// ArrivalsFrom is when the first ticket was sent, LastAssignedAt when
+	// FirstSentAt is when the first ticket was sent, LastAssignedAt when
 	// the last one was assigned (zero: none, or a load tool that does not
-	// say): the span the system's CPU is charged for (chargedSpan).
-	ArrivalsFrom   time.Time `json:"arrivals_from"`
+	// say): the period the system's CPU is charged for (chargedPeriod).
+	FirstSentAt    time.Time `json:"first_sent_at"`
 	LastAssignedAt time.Time `json:"last_assigned_at,omitzero"`
 }
 

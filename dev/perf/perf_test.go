@@ -82,8 +82,8 @@ func TestRunShort(t *testing.T) {
 		// The CPU is charged from the first arrival to the last
 		// assignment, which the load tool tells, within the window (its
 		// last reading comes just after the window's end).
-		if l := leg.Load; l.ArrivalsFrom.IsZero() || !l.LastAssignedAt.After(l.ArrivalsFrom) || leg.ChargedSeconds <= 0 || leg.ChargedSeconds > leg.WindowSeconds+0.5 {
-			t.Fatalf("%s: arrivals from %s, last assigned at %s, charged %.2f s of the %.2f s window", leg.Via, l.ArrivalsFrom, l.LastAssignedAt, leg.ChargedSeconds, leg.WindowSeconds)
+		if l := leg.Load; l.FirstSentAt.IsZero() || !l.LastAssignedAt.After(l.FirstSentAt) || leg.ChargedSeconds <= 0 || leg.ChargedSeconds > leg.WindowSeconds+0.5 {
+			t.Fatalf("%s: arrivals from %s, last assigned at %s, charged %.2f s of the %.2f s window", leg.Via, l.FirstSentAt, l.LastAssignedAt, leg.ChargedSeconds, leg.WindowSeconds)
 		}
 		if leg.Total.cpu != cpu || cpu <= 0 || leg.LoadTool.CPUSeconds <= 0 || leg.LoadTool.Peak <= 0 || leg.IdleSeconds != 0.3 {
 			t.Fatalf("%s: total %+v of %s, load tool %+v", leg.Via, leg.Total, cpu, leg.LoadTool)

@@ -42,9 +42,12 @@ type Leg struct {
 	WindowSeconds float64 `json:"window_seconds"`
 	// ChargedSeconds is the part of the window the processes' CPU is
 	// charged for (every Usage but the load tool's): from the load's
-	// first arrival to its last assignment, read to within spanEvery
-	// (chargedSpan); the whole window with a load tool that does not say.
+	// first ticket sent to its last assignment, read to within
+	// periodEvery (chargedPeriod). Messages are the whole window's.
 	ChargedSeconds float64 `json:"charged_seconds"`
+	// ChargedWholeWindow: the load tool gave no times (an older build),
+	// and the CPU is charged for the whole window.
+	ChargedWholeWindow bool `json:"charged_whole_window,omitempty"`
 	// IdleSeconds is how long the stack was measured at rest before the
 	// load (Usage.IdleCores); 0: not measured.
 	IdleSeconds float64     `json:"idle_seconds,omitempty"`
@@ -62,8 +65,10 @@ type Leg struct {
 	Total     Usage   `json:"total"`
 	// LoadTool is the load generator, measured apart, not in Total.
 	LoadTool Usage `json:"load_tool"`
-	// Messages is what the NATS server carried and stored in the window,
-	// per assigned ticket: the count the lean path's design reasons with.
+	// Messages is what the NATS server carried and stored in the whole
+	// window (a partnerless ticket's wait after the charged period adds
+	// little: heartbeats), per assigned ticket: the count the lean path's
+	// design reasons with.
 	Messages *Messages `json:"nats_messages_per_assigned,omitempty"`
 	// RSSSeries is each process's resident memory through the window,
 	// sampled every Config.RSSEvery (none when that is 0).
@@ -149,14 +154,14 @@ func NewMessages(start, end stack.NATSCounts, assigned int64) *Messages {
 type Usage struct {
 	Name string `json:"name"`
 	Pid  int    `json:"pid,omitempty"`
-	// CPUSeconds is user plus system CPU time in the leg's charged span
+	// CPUSeconds is user plus system CPU time in the leg's charged period
 	// (Leg.ChargedSeconds); the load tool's is its whole run.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// PerThousand is CPUSeconds per 1,000 assigned tickets, Micros the
 	// same per ticket in µs; both absent when none was assigned.
 	PerThousand *float64 `json:"cpu_seconds_per_1000_assigned,omitempty"`
 	Micros      *float64 `json:"cpu_us_per_assigned,omitempty"`
-	// RSS at the end of the charged span, and the peak (for a sum: the
+	// RSS at the end of the charged period, and the peak (for a sum: the
 	// sum of each one's peak, which need not have come at the same
 	// moment).
 	RSS  int64 `json:"rss_bytes"`
@@ -166,7 +171,7 @@ type Usage struct {
 	// IdleCores × the window, whatever the rate.
 	IdleCores float64 `json:"idle_cpu_seconds_per_second"`
 	// Wakes is how often its threads slept to wait and were woken, in
-	// the charged span (Sample.Wakes); WakesPerTicket the same per
+	// the charged period (Sample.Wakes); WakesPerTicket the same per
 	// assigned ticket, absent when none was.
 	Wakes          uint64   `json:"wakes"`
 	WakesPerTicket *float64 `json:"wakes_per_assigned,omitempty"`
@@ -257,8 +262,12 @@ func Print(w io.Writer, rep Report) {
 
 func printLeg(w io.Writer, l Leg) {
 	sendTo := map[string]string{"http": "POST", "ws": "connect", "nats": "publish"}[l.Via]
-	fmt.Fprintf(w, "\n== %s: %d sent, %d acknowledged (%.1f/s), %d assigned (%.1f/s); window %.1f s, CPU charged for %.1f s of it (first arrival to last assignment)\n",
-		l.Via, l.Load.Sent, l.Acknowledged, l.AckPerSecond, l.Load.Assigned, l.AssignedPerSecond, l.WindowSeconds, l.ChargedSeconds)
+	period := "first ticket sent to last assignment"
+	if l.ChargedWholeWindow {
+		period = "all of it: the load tool gave no times"
+	}
+	fmt.Fprintf(w, "\n== %s: %d sent, %d acknowledged (%.1f/s), %d assigned (%.1f/s); window %.1f s, CPU charged for %.1f s of it (%s)\n",
+		l.Via, l.Load.Sent, l.Acknowledged, l.AckPerSecond, l.Load.Assigned, l.AssignedPerSecond, l.WindowSeconds, l.ChargedSeconds, period)
 	printLatency(w, l, sendTo)
 	// Numbers align right; names, padded to one width here, stay left.
 	width := len("process")

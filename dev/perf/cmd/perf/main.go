@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Connections, "connections", 1, "source addresses the http and ws legs' load tool spreads its connections over (its -source-ips), as a load balancer or many players would: over h2c, that many connections carry the requests (1: one carries every one); the ws leg's sockets, a socket per ticket, come from that many addresses")
 	fs.StringVar(&serviceEnv, "service-env", "", "extra KEY=VALUE settings for every service, comma-separated (LOG_LEVEL=warn is set)")
 	fs.IntVar(&cfg.ServiceProcs, "service-procs", stack.DefaultServiceProcs(), "GOMAXPROCS of each service process (as make run: a quarter of the cores, at least 2); the embedded NATS server keeps every core")
-	fs.DurationVar(&cfg.Idle, "idle", 5*time.Second, "measure each process's CPU this long on the stack at rest before the load (its idle share of the window); 0: not measured")
+	fs.DurationVar(&cfg.Idle, "idle", 5*time.Second, "measure each process's CPU this long on the stack at rest before the load (its idle share of the charged period); 0: not measured")
 	fs.DurationVar(&cfg.Progress, "progress", 5*time.Second, "the load tool's progress line to standard error this often; 0: none")
 	fs.IntVar(&cfg.PprofBasePort, "pprof-base-port", 0, "serve Go's profiles on 127.0.0.1: the embedded NATS server's on this port, each service's on the next ones (listed in -logs); 0: off")
 	fs.Float64Var(&cfg.ProbeRate, "probe-rate", 0, "also run a second load tool at this rate beside the load, over the same transport, from its own process and connection, and report its latency and refusals: what a player meets while the load runs (the load tool's own figures at high rates include its own waits); 0: none")
