@@ -249,6 +249,11 @@ func (t *Tracker) apply(s *state, r request) reply {
 		// after the track and before the wait).
 		t.track(s, r)
 		return s.wait(r.id, r.follower, r.waiter)
+	case reqHeard:
+		if tk, ok := s.tickets[r.id]; ok && tk.last != nil {
+			heard := *tk.last
+			return reply{heard: &heard}
+		}
 	case reqUnwait:
 		if tk, ok := s.tickets[r.id]; ok {
 			if _, waiting := tk.waiters[r.waiter]; waiting {

@@ -273,3 +273,24 @@ func TestSubscribedOnceTheServerConfirms(t *testing.T) {
 		t.Fatal("not subscribed after the link healed")
 	}
 }
+
+// TestHeardIsATrackedTicketsLastResult: Heard gives the last result the
+// subscription heard for a tracked ticket, what a creation whose reads
+// of the claim failed learns of its ticket all the same; nothing for one
+// not heard of yet or not tracked.
+func TestHeardIsATrackedTicketsLastResult(t *testing.T) {
+	t.Parallel()
+	st := newStack(t, false, nil)
+	w := st.track(t, t.Context(), "t1", "p1")
+	if h := st.tr.Heard(t.Context(), "t1"); h != nil {
+		t.Fatalf("heard %+v before any result", h)
+	}
+	st.tell(t, "t1", "p1", events.StatusMatched)
+	await(t, w, "matched")
+	if h := st.tr.Heard(t.Context(), "t1"); h == nil || h.Status != events.StatusMatched || h.TicketID != "t1" {
+		t.Fatalf("heard %+v, want t1 matched", h)
+	}
+	if h := st.tr.Heard(t.Context(), "never"); h != nil {
+		t.Fatalf("heard %+v of a ticket not tracked", h)
+	}
+}

@@ -154,7 +154,8 @@ type request struct {
 type reply struct {
 	err      error
 	creation *Creation
-	handed   bool // the wait was handed its outcome and ended: no stop owed
+	handed   bool           // the wait was handed its outcome and ended: no stop owed
+	heard    *events.Result // Heard's
 }
 
 const (
@@ -163,6 +164,7 @@ const (
 	reqWait
 	reqUnwait
 	reqFollow
+	reqHeard
 )
 
 // New returns a tracker. expire is called for a ticket still waiting after
@@ -277,6 +279,15 @@ func (t *Tracker) waiting(ctx context.Context, r request) (Waiting, error) {
 		_ = t.call(ctx, request{kind: reqUnwait, id: ticketID, waiter: ch})
 	}
 	return Waiting{Results: ch, Creation: rep.creation, Stop: stop}, nil
+}
+
+// Heard is the last result heard for a tracked ticket's first player
+// (nil: none yet, or not tracked). A creation whose reads of its ticket's
+// claim failed learns from it what its one subscription heard all the
+// same: a matcher that reached the buckets its frontend could not put
+// the ticket in a match, and told it (chaos S62).
+func (t *Tracker) Heard(ctx context.Context, ticketID string) *events.Result {
+	return t.call(ctx, request{kind: reqHeard, id: ticketID}).heard
 }
 
 // ErrNotTracked is returned by Wait for a ticket that is not tracked.

@@ -21,6 +21,7 @@ type noTracker struct{}
 
 func (noTracker) Track(context.Context, *events.Ticket, *results.Creation) error { return nil }
 func (noTracker) Untrack(context.Context, string)                                {}
+func (noTracker) Heard(context.Context, string) *events.Result                   { return nil }
 func (noTracker) ReadOutcomesWith(results.Outcomes)                              {}
 
 type roomEverywhere struct{}

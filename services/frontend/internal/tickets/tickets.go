@@ -122,6 +122,8 @@ func ViewOf(rec Record, r *events.Result) View {
 type Tracker interface {
 	Track(ctx context.Context, t *events.Ticket, creation *results.Creation) error
 	Untrack(ctx context.Context, ticketID string)
+	// Heard is the last result heard for a tracked ticket (nil: none).
+	Heard(ctx context.Context, ticketID string) *events.Result
 	// ReadOutcomesWith gives its catch-up the service's OutcomeBehind.
 	ReadOutcomesWith(results.Outcomes)
 }

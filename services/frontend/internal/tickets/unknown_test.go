@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
@@ -172,6 +173,52 @@ func TestAReplacementOfUnknownFateIsNotAnswered(t *testing.T) {
 				t.Fatalf("%v withdrawals waiting, want the replacement's", waiting)
 			}
 		})
+	}
+}
+
+// heardMatched is a tracker that heard every ticket matched: the
+// frontend's one subscription hears a matcher's results while its own
+// reads and writes of the buckets fail (chaos S62).
+type heardMatched struct{ noTracker }
+
+func (heardMatched) Heard(_ context.Context, id string) *events.Result {
+	return &events.Result{TicketID: id, PlayerID: "pat", Status: events.StatusMatched, MatchID: "m1"}
+}
+
+// A replacement of unknown fate whose match the tracker heard is
+// answered, as one whose match's claim was read: in chaos S62 a
+// replacement's frontend could reach neither the players nor the claims
+// bucket, while its shard's owner took it in and matched it; its client,
+// told 503, never came (two no-shows). Nothing is left to withdraw.
+func TestAReplacementOfUnknownFateHeardMatchedIsAnswered(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	var refusing atomic.Bool
+	players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
+		return refusingUpdates{KeyValue: kv, refusing: &refusing}
+	}}, e.subj, e.s.claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.players = players
+	e.create(t, "pat")
+	refusing.Store(true)
+	var fails atomic.Int32
+	fails.Store(1 << 30)
+	if e.s.claims, err = events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj); err != nil {
+		t.Fatal(err)
+	}
+	e.s.tracker = heardMatched{}
+	skill := 1650
+	v, err := e.s.Create(t.Context(), identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, "")
+	if err != nil {
+		t.Fatalf("a replacement heard matched told an error: %v", err)
+	}
+	if v.Status != events.StatusMatched || v.MatchID != "m1" {
+		t.Fatalf("answered %+v, want matched in m1", v)
+	}
+	if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 0 {
+		t.Fatalf("%v withdrawals waiting for a ticket in a match", waiting)
 	}
 }
 

@@ -1,0 +1,66 @@
+package tickets
+
+import (
+	"context"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
+)
+
+// heardInMatch is the result the tracker heard for ticket id if it says
+// the ticket is in a match (matched or assigned: a match's results are
+// sent only once it is decided published), else nil. The frontend's one
+// subscription hears the matchers' results even when its own reads and
+// writes of the buckets fail: in chaos S62 a replacement's take and
+// withdrawal could not reach the players and claims buckets for 7 s,
+// while its shard's owner, which could, took it in and matched it, and
+// the client was told an error for a ticket a game then waited for (two
+// no-shows).
+func (s *Service) heardInMatch(ctx context.Context, id string) *events.Result {
+	if s.tracker == nil {
+		return nil
+	}
+	heard := s.tracker.Heard(ctx, id)
+	if heard == nil || (heard.Status != events.StatusMatched && heard.Status != events.StatusAssigned) {
+		return nil
+	}
+	s.log.Warn("ticket not withdrawn: its result says a matcher put it in a match; its creation answers it",
+		"ticket_id", id, "status", heard.Status, "match_id", heard.MatchID)
+	return heard
+}
+
+// isMatch says whether owner is a match's claim.
+func isMatch(owner string) bool {
+	_, ok := events.OwnerMatchID(owner)
+	return ok
+}
+
+// withdrawFailed logs a withdrawal that returned err, and returns the
+// ticket's claim: cur, the one the withdrawal's claim lost to, or, when
+// it did not get that far, the one read now ("": none, or unread). A
+// claim that won before the telling or its publish failed keeps the
+// ticket out of every match all the same. A match's claim means the
+// withdrawal came too late: the ticket is in a match, and its creation
+// must answer it, though reading its status failed (the claims bucket
+// without a leader, RESULTS cut off), or the client is told an error for
+// a ticket a game waits for (a no-show; review R3). No claim read leaves
+// its fate unknown (fateUnknown).
+func (s *Service) withdrawFailed(ctx context.Context, rec Record, cause, err error, cur string) string {
+	id := rec.Ticket.TicketID
+	if cur == "" {
+		cur, _ = s.claims.Owner(ctx, id)
+	}
+	switch {
+	case cur == events.OwnerCancelled:
+		s.log.Warn("ticket withdrawn (claimed cancelled) but its players may not be told",
+			"ticket_id", id, "cause", cause, "err", err)
+	case isMatch(cur):
+		s.log.Warn("ticket not withdrawn: a matcher put it in a match first; its creation answers it",
+			"ticket_id", id, "cause", cause, "owner", cur, "err", err)
+	case cur == "":
+		s.log.Warn("ticket not withdrawn: its claim failed and none could be read, so a matcher may still put it in a match",
+			"ticket_id", id, "cause", cause, "err", err)
+	default:
+		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "owner", cur, "err", err)
+	}
+	return cur
+}
