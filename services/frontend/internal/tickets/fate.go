@@ -2,13 +2,18 @@ package tickets
 
 import (
 	"context"
+	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
 
 // heardInMatch is the result the tracker heard for ticket id if it says
-// the ticket is in a match (matched or assigned: a match's results are
-// sent only once it is decided published), else nil. The frontend's one
+// the ticket is in a match (a matcher's "matched" or the allocator's
+// "assigned", sent only for a match decided published), else nil. It is
+// asked only when the ticket's claim could not be read: a claim read and
+// found gone is newer news than a "matched" heard (the allocator gives a
+// match's claims back when it requeues its tickets, and the "queued" it
+// tells then ranks below "matched"). The frontend's one
 // subscription hears the matchers' results even when its own reads and
 // writes of the buckets fail: in chaos S62 a replacement's take and
 // withdrawal could not reach the players and claims buckets for 7 s,
@@ -19,7 +24,12 @@ func (s *Service) heardInMatch(ctx context.Context, id string) *events.Result {
 	if s.tracker == nil {
 		return nil
 	}
-	heard := s.tracker.Heard(ctx, id)
+	// A bound of its own: the withdrawal's tries and its claim's read may
+	// have spent ctx's (calls that timed out), and the tracker answers
+	// from memory in microseconds.
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), heardWait)
+	defer cancel()
+	heard := s.tracker.Heard(hctx, id)
 	if heard == nil || (heard.Status != events.StatusMatched && heard.Status != events.StatusAssigned) {
 		return nil
 	}
@@ -27,6 +37,9 @@ func (s *Service) heardInMatch(ctx context.Context, id string) *events.Result {
 		"ticket_id", id, "status", heard.Status, "match_id", heard.MatchID)
 	return heard
 }
+
+// heardWait bounds the tracker's answer to heardInMatch.
+const heardWait = time.Second
 
 // isMatch says whether owner is a match's claim.
 func isMatch(owner string) bool {
@@ -43,11 +56,14 @@ func isMatch(owner string) bool {
 // must answer it, though reading its status failed (the claims bucket
 // without a leader, RESULTS cut off), or the client is told an error for
 // a ticket a game waits for (a no-show; review R3). No claim read leaves
-// its fate unknown (fateUnknown).
-func (s *Service) withdrawFailed(ctx context.Context, rec Record, cause, err error, cur string) string {
+// its fate unknown (fateUnknown); unread says the read failed, rather
+// than finding none.
+func (s *Service) withdrawFailed(ctx context.Context, rec Record, cause, err error, cur string) (owner string, unread bool) {
 	id := rec.Ticket.TicketID
 	if cur == "" {
-		cur, _ = s.claims.Owner(ctx, id)
+		var rerr error
+		cur, rerr = s.claims.Owner(ctx, id)
+		unread = rerr != nil
 	}
 	switch {
 	case cur == events.OwnerCancelled:
@@ -62,5 +78,5 @@ func (s *Service) withdrawFailed(ctx context.Context, rec Record, cause, err err
 	default:
 		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "owner", cur, "err", err)
 	}
-	return cur
+	return cur, unread
 }

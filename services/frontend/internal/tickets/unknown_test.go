@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"context"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,16 +182,88 @@ func TestAReplacementOfUnknownFateIsNotAnswered(t *testing.T) {
 // reads and writes of the buckets fail (chaos S62).
 type heardMatched struct{ noTracker }
 
-func (heardMatched) Heard(_ context.Context, id string) *events.Result {
+func (heardMatched) Heard(ctx context.Context, id string) *events.Result {
+	if ctx.Err() != nil {
+		return nil // as the tracker may answer a call whose ctx is done
+	}
 	return &events.Result{TicketID: id, PlayerID: "pat", Status: events.StatusMatched, MatchID: "m1"}
+}
+
+// cutClaims is a claims bucket its frontend cannot reach: every claim
+// and every read refused at once (the bucket without a leader for it),
+// or, blocking, never answered until its caller gives up (a cut).
+type cutClaims struct {
+	jetstream.KeyValue
+	blocking bool
+}
+
+func (c cutClaims) fail(ctx context.Context) error {
+	if c.blocking {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return &jetstream.APIError{Code: http.StatusServiceUnavailable, Description: "test: JetStream system temporarily unavailable"}
+}
+
+func (c cutClaims) Create(ctx context.Context, _ string, _ []byte, _ ...jetstream.KVCreateOpt) (uint64, error) {
+	return 0, c.fail(ctx)
+}
+
+func (c cutClaims) Get(ctx context.Context, _ string) (jetstream.KeyValueEntry, error) {
+	return nil, c.fail(ctx)
 }
 
 // A replacement of unknown fate whose match the tracker heard is
 // answered, as one whose match's claim was read: in chaos S62 a
 // replacement's frontend could reach neither the players nor the claims
 // bucket, while its shard's owner took it in and matched it; its client,
-// told 503, never came (two no-shows). Nothing is left to withdraw.
+// told 503, never came (two no-shows). Nothing is left to withdraw. The
+// claims' calls refused at once, and timed out, which spends the
+// withdrawal's whole bound before the tracker is asked.
 func TestAReplacementOfUnknownFateHeardMatchedIsAnswered(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		blocking bool
+	}{{"refused", false}, {"timed out", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newToldEnv(t)
+			var refusing atomic.Bool
+			players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
+				return refusingUpdates{KeyValue: kv, refusing: &refusing}
+			}}, e.subj, e.s.claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.s.players = players
+			e.create(t, "pat")
+			refusing.Store(true)
+			if e.s.claims, err = events.NewClaims(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
+				return cutClaims{KeyValue: kv, blocking: tc.blocking}
+			}}, e.subj); err != nil {
+				t.Fatal(err)
+			}
+			e.s.tracker = heardMatched{}
+			skill := 1650
+			v, err := e.s.Create(t.Context(), identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, "")
+			if err != nil {
+				t.Fatalf("a replacement heard matched told an error: %v", err)
+			}
+			if v.Status != events.StatusMatched || v.MatchID != "m1" {
+				t.Fatalf("answered %+v, want matched in m1", v)
+			}
+			if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 0 {
+				t.Fatalf("%v withdrawals waiting for a ticket in a match", waiting)
+			}
+		})
+	}
+}
+
+// A claim read and found gone is newer news than a "matched" heard (the
+// allocator gives a match's claims back when it requeues its tickets):
+// the replacement of unknown fate is then not answered, as before.
+func TestAHeardMatchDoesNotOutweighAClaimReadGone(t *testing.T) {
 	t.Parallel()
 	e := newToldEnv(t)
 	var refusing atomic.Bool
@@ -204,21 +277,16 @@ func TestAReplacementOfUnknownFateHeardMatchedIsAnswered(t *testing.T) {
 	e.create(t, "pat")
 	refusing.Store(true)
 	var fails atomic.Int32
-	fails.Store(1 << 30)
+	fails.Store(1 << 30) // every claim refused, every read answered
 	if e.s.claims, err = events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj); err != nil {
 		t.Fatal(err)
 	}
 	e.s.tracker = heardMatched{}
-	skill := 1650
-	v, err := e.s.Create(t.Context(), identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, "")
-	if err != nil {
-		t.Fatalf("a replacement heard matched told an error: %v", err)
+	if err := e.createPat(t); err == nil {
+		t.Fatal("a replacement whose claim was read gone answered from a match heard before")
 	}
-	if v.Status != events.StatusMatched || v.MatchID != "m1" {
-		t.Fatalf("answered %+v, want matched in m1", v)
-	}
-	if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 0 {
-		t.Fatalf("%v withdrawals waiting for a ticket in a match", waiting)
+	if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 1 {
+		t.Fatalf("%v withdrawals waiting, want the replacement's", waiting)
 	}
 }
 

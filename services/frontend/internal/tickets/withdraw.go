@@ -336,14 +336,16 @@ func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (View, 
 	case errors.Is(err, ErrAlreadyDecided):
 		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "err", err)
 	default:
-		switch owner := s.withdrawFailed(wctx, rec, cause, err, cur); {
+		switch owner, unread := s.withdrawFailed(wctx, rec, cause, err, cur); {
 		case isMatch(owner):
 			claimed := events.ClaimedResult(id, "", owner)
 			return ViewOf(rec, &claimed), fateInMatch
-		case owner == "":
+		case owner == "" && unread:
 			if heard := s.heardInMatch(wctx, id); heard != nil {
 				return ViewOf(rec, heard), fateInMatch
 			}
+			return ViewOf(rec, nil), fateUnknown
+		case owner == "":
 			return ViewOf(rec, nil), fateUnknown
 		}
 	}
