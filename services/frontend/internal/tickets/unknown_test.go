@@ -135,6 +135,21 @@ func (k refusingUpdates) Update(ctx context.Context, key string, v []byte, last 
 	return k.KeyValue.Update(ctx, key, v, last)
 }
 
+// refusablePlayers gives e's service a players bucket whose updates are
+// refused while the switch it returns is set (a take refused).
+func (e *toldEnv) refusablePlayers(t *testing.T) *atomic.Bool {
+	t.Helper()
+	var refusing atomic.Bool
+	players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
+		return refusingUpdates{KeyValue: kv, refusing: &refusing}
+	}}, e.subj, e.s.claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.players = players
+	return &refusing
+}
+
 // A ticket that replaces its player's waiting one, stored and queued but
 // its take refused and its withdrawal's fate unknown, is not answered:
 // a 202 would say the waiting ticket is superseded while a matcher may
@@ -152,18 +167,12 @@ func TestAReplacementOfUnknownFateIsNotAnswered(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newToldEnv(t)
-			var refusing atomic.Bool
-			players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
-				return refusingUpdates{KeyValue: kv, refusing: &refusing}
-			}}, e.subj, e.s.claims)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.s.players = players
+			refusing := e.refusablePlayers(t)
 			e.create(t, "pat")
-			tc.fault(e, &refusing)
+			tc.fault(e, refusing)
 			var fails atomic.Int32
 			fails.Store(1 << 30)
+			var err error
 			if e.s.claims, err = events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj); err != nil {
 				t.Fatal(err)
 			}
@@ -229,16 +238,10 @@ func TestAReplacementOfUnknownFateHeardMatchedIsAnswered(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newToldEnv(t)
-			var refusing atomic.Bool
-			players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
-				return refusingUpdates{KeyValue: kv, refusing: &refusing}
-			}}, e.subj, e.s.claims)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.s.players = players
+			refusing := e.refusablePlayers(t)
 			e.create(t, "pat")
 			refusing.Store(true)
+			var err error
 			if e.s.claims, err = events.NewClaims(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
 				return cutClaims{KeyValue: kv, blocking: tc.blocking}
 			}}, e.subj); err != nil {
@@ -266,18 +269,12 @@ func TestAReplacementOfUnknownFateHeardMatchedIsAnswered(t *testing.T) {
 func TestAHeardMatchDoesNotOutweighAClaimReadGone(t *testing.T) {
 	t.Parallel()
 	e := newToldEnv(t)
-	var refusing atomic.Bool
-	players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
-		return refusingUpdates{KeyValue: kv, refusing: &refusing}
-	}}, e.subj, e.s.claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.s.players = players
+	refusing := e.refusablePlayers(t)
 	e.create(t, "pat")
 	refusing.Store(true)
 	var fails atomic.Int32
 	fails.Store(1 << 30) // every claim refused, every read answered
+	var err error
 	if e.s.claims, err = events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj); err != nil {
 		t.Fatal(err)
 	}
