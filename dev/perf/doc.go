@@ -21,7 +21,8 @@
 // The measured window runs from just before the load tool starts to just
 // after it exits, which it does once every ticket has its outcome. Every
 // process of the system is read at both ends and every second between
-// (CPU time, utime+stime of /proc/<pid>/stat in clock ticks of 10 ms;
+// (more often when the RSS series, Config.RSSEvery, asks; it is taken
+// from the same readings) (CPU time, utime+stime of /proc/<pid>/stat in clock ticks of 10 ms;
 // resident memory and its peak, VmRSS and VmHWM of /proc/<pid>/status;
 // wakes), and its figures are those of a period of the window: from the
 // last reading done before the load's first ticket was sent to the first

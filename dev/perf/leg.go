@@ -201,14 +201,14 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 		return leg, err
 	}
 	t0 := time.Now()
-	series := sampleRSS(ctx, pids, t0, cfg.RSSEvery)
-	during := readEvery(ctx, pids, periodEvery)
+	during := readEvery(ctx, pids, readingEvery(cfg.RSSEvery))
 	probed := runProbe(ctx, cfg, s, via)
 	out, loadTool, err := runLoad(ctx, cfg, s, via)
 	probe, probeErr := probed()
 	err = errors.Join(err, probeErr)
 	window := time.Since(t0) // the probe's tickets are inside it too, as their CPU is
-	rssSeries, readings := series(), during()
+	readings := during()
+	rssSeries := rssSeries(readings, pids, t0, cfg.RSSEvery)
 	end, sampleErr := readNow(pids)
 	countEnd, countErr := s.NATSCounts()
 	if err = errors.Join(err, sampleErr, countErr); err != nil {
@@ -229,23 +229,28 @@ func runLeg(ctx context.Context, cfg Config, via string) (leg Leg, err error) {
 	return leg, nil
 }
 
-// sampleRSS samples the resident memory of ps every interval from t0
-// until the function it returns is called, which returns the samples
-// (none when every is 0). A moment at which a process could not be read
-// is left out.
-func sampleRSS(ctx context.Context, ps []named, t0 time.Time, every time.Duration) func() []RSSPoint {
-	readings := readEvery(ctx, ps, every)
-	return func() []RSSPoint {
-		var points []RSSPoint
-		for _, r := range readings() {
-			p := RSSPoint{Seconds: r.begun.Sub(t0).Seconds(), RSS: map[string]int64{}}
-			for i, n := range ps {
-				p.RSS[n.name] = r.samples[i].RSS
-			}
-			points = append(points, p)
-		}
-		return points
+// rssSeries is the resident memory of ps in readings, taken every
+// interval from t0, one reading each (none when every is 0).
+func rssSeries(readings []reading, ps []named, t0 time.Time, every time.Duration) []RSSPoint {
+	if every <= 0 {
+		return nil
 	}
+	var points []RSSPoint
+	next := t0.Add(every)
+	for _, r := range readings {
+		if r.begun.Before(next) {
+			continue
+		}
+		for !r.begun.Before(next) {
+			next = next.Add(every)
+		}
+		p := RSSPoint{Seconds: r.begun.Sub(t0).Seconds(), RSS: map[string]int64{}}
+		for i, n := range ps {
+			p.RSS[n.name] = r.samples[i].RSS
+		}
+		points = append(points, p)
+	}
+	return points
 }
 
 // sleep waits d or until ctx ends.

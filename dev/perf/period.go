@@ -11,6 +11,16 @@ import (
 // rest (before the first ticket is sent, after the last assignment).
 const periodEvery = time.Second
 
+// readingEvery is how often a leg reads its processes: every
+// periodEvery, or every rssEvery when that is shorter. One reader serves
+// both the charged period and the RSS series (rssSeries thins it).
+func readingEvery(rssEvery time.Duration) time.Duration {
+	if rssEvery > 0 {
+		return min(periodEvery, rssEvery)
+	}
+	return periodEvery
+}
+
 // reading is every process of the system read at one moment, in the
 // order of the leg's processes: begun before the first /proc read and
 // done after the last.

@@ -1,6 +1,7 @@
 package perf
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -59,5 +60,31 @@ func TestLoadPeriodEndsWithTheProbe(t *testing.T) {
 	}
 	if from, to := loadPeriod(load, nil); !from.Equal(load.FirstSentAt) || !to.Equal(load.LastAssignedAt) {
 		t.Fatalf("period %s to %s without a probe, want the load's", from, to)
+	}
+}
+
+// TestRSSSeriesIsThinnedFromTheReadings: the RSS series is one reading
+// every interval, taken from the readings the charged period uses (one
+// reader for both), and none without an interval.
+func TestRSSSeriesIsThinnedFromTheReadings(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
+	ps := []named{{name: "frontend"}}
+	var readings []reading
+	for i := 1; i <= 12; i++ {
+		if i >= 4 && i <= 8 {
+			continue // readings lost past an interval: the series goes on from the next, on its schedule
+		}
+		at := t0.Add(time.Duration(i) * 100 * time.Millisecond)
+		readings = append(readings, reading{begun: at, done: at, samples: []Sample{{RSS: int64(i)}}})
+	}
+	var got []int64
+	for _, p := range rssSeries(readings, ps, t0, 300*time.Millisecond) {
+		got = append(got, p.RSS["frontend"])
+	}
+	if want := []int64{3, 9, 12}; !slices.Equal(got, want) {
+		t.Fatalf("series %v, want the readings at 0.3 s, the first after the lost ones (0.9 s), and 1.2 s: %v", got, want)
+	}
+	if s := rssSeries(readings, ps, t0, 0); s != nil {
+		t.Fatalf("series %v without an interval", s)
 	}
 }

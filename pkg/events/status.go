@@ -19,6 +19,11 @@ func (s Status) Rank() int {
 	return 0
 }
 
+// InMatch says whether a ticket with status s is in a match that stands:
+// "matched" (the matcher's) and "assigned" (the allocator's) are sent
+// only for a match decided published.
+func (s Status) InMatch() bool { return s == StatusMatched || s == StatusAssigned }
+
 // OwnerStatus is the status a held claim decides for its ticket: a match
 // owner (and any owner not listed below) means matched.
 func OwnerStatus(owner string) Status {

@@ -19,6 +19,18 @@ func TestStatusRank(t *testing.T) {
 	}
 }
 
+func TestStatusInMatch(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[events.Status]bool{
+		events.StatusQueued: false, events.StatusMatched: true, events.StatusAssigned: true,
+		events.StatusCancelled: false, events.StatusExpired: false, events.StatusFailed: false, "nonsense": false,
+	} {
+		if got := s.InMatch(); got != want {
+			t.Errorf("%q.InMatch() = %v, want %v", s, got, want)
+		}
+	}
+}
+
 func TestClaimedResult(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -8,8 +8,7 @@ import (
 )
 
 // heardInMatch is the result the tracker heard for ticket id if it says
-// the ticket is in a match (a matcher's "matched" or the allocator's
-// "assigned", sent only for a match decided published), else nil. It is
+// the ticket is in a match (events.Status.InMatch), else nil. It is
 // asked only when the ticket's claim could not be read: a claim read and
 // found gone is newer news than a "matched" heard (the allocator gives a
 // match's claims back when it requeues its tickets, and the "queued" it
@@ -30,7 +29,7 @@ func (s *Service) heardInMatch(ctx context.Context, id string) *events.Result {
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), heardWait)
 	defer cancel()
 	heard := s.tracker.Heard(hctx, id)
-	if heard == nil || (heard.Status != events.StatusMatched && heard.Status != events.StatusAssigned) {
+	if heard == nil || !heard.Status.InMatch() {
 		return nil
 	}
 	s.log.Warn("ticket not withdrawn: its result says a matcher put it in a match; its creation answers it",

@@ -157,7 +157,7 @@ func (s *Service) withdrawLater(rec Record) {
 		case err == nil:
 			s.log.Warn("ticket withdrawn on a later try: its creation had failed", "ticket_id", id)
 			outcome = withdrawnLater
-		case errors.Is(err, ErrAlreadyDecided) && (v.Status == events.StatusMatched || v.Status == events.StatusAssigned):
+		case errors.Is(err, ErrAlreadyDecided) && v.Status.InMatch():
 			s.log.Error("ticket put in a match before its withdrawal went through: its creation had failed, and its player may never come",
 				"ticket_id", id, "status", v.Status)
 			outcome = matchedFirst
@@ -329,7 +329,7 @@ func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (View, 
 	switch {
 	case err == nil:
 		s.log.Warn("ticket withdrawn: its creation failed", "ticket_id", id, "cause", cause)
-	case errors.Is(err, ErrAlreadyDecided) && (v.Status == events.StatusMatched || v.Status == events.StatusAssigned):
+	case errors.Is(err, ErrAlreadyDecided) && v.Status.InMatch():
 		s.log.Warn("ticket not withdrawn: a matcher put it in a match first; its creation answers it",
 			"ticket_id", id, "cause", cause, "status", v.Status)
 		return v, fateInMatch
