@@ -167,58 +167,38 @@ func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion st
 // matcher's own take of this ticket finds it live and changes nothing.
 // Over NATS there is no such moment: a ticket published there supersedes
 // when its shard's owner takes it in.
+//
+// A take refused for now (refusedNow: the players or claims bucket
+// without a leader) is tried again for up to takeTries, as a withdrawal
+// is (withdraw): the ticket is queued already, and a take that gives up
+// at the first refusal leaves it to a withdrawal through the same
+// outage, which a matcher may beat (chaos S62: two replacements matched
+// while their clients were told 503). Take is idempotent, and the
+// tickets it superseded on a try that failed later stay superseded and
+// told (Claims.Tell tells once).
 func (s *Service) take(ctx context.Context, rec Record) error {
 	_, err := s.players.Take(ctx, rec.live(), s.tellSuperseded)
+	if err != nil && refusedNow(err) {
+		tctx, cancel := context.WithTimeout(ctx, takeTries)
+		defer cancel()
+		for wait := withdrawBackoff; err != nil && refusedNow(err); wait = min(2*wait, withdrawBackoffMax) {
+			if !s.withdrawals.pause(tctx, jittered(wait)) {
+				break
+			}
+			_, err = s.players.Take(tctx, rec.live(), s.tellSuperseded)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("take ticket %s: %w", rec.Ticket.TicketID, err)
 	}
 	return nil
 }
 
-// Authorize checks a request against its caller, filling in a player
-// caller's own id when the request names nobody.
-func Authorize(c identity.Caller, req *Request) error {
-	if c.Server {
-		return nil
-	}
-	if req.TicketID != "" {
-		return &events.ValidationError{Kind: "request", Fields: []events.FieldError{{Field: "ticket_id", Reason: "only a server credential may choose a ticket id; use an Idempotency-Key"}}}
-	}
-	switch {
-	case req.PlayerID == "" && req.Party == nil:
-		req.PlayerID = c.PlayerID
-	case req.PlayerID != "" && req.PlayerID != c.PlayerID:
-		return fmt.Errorf("%w: player_id is not the caller's", ErrForbidden)
-	case req.Party != nil && !slices.Contains(req.Party, c.PlayerID):
-		return fmt.Errorf("%w: the caller is not in the party", ErrForbidden)
-	case len(req.Party) > 1:
-		// A player speaks for itself alone: a party it named would
-		// supersede its other players' waiting tickets and put them in a
-		// match they never asked for. Who is in a party is the game's to
-		// say (its party service, with a server token).
-		return fmt.Errorf("%w: a party of several players is queued with a server token (the game's party service)", ErrForbidden)
-	}
-	if c.Ticket != nil {
-		return fromClaim(c.Ticket, req)
-	}
-	return nil
-}
-
-// fromClaim gives req a player's skill and attributes as its token's
-// ticket claim says them (identity.Config.TicketClaim), refusing a
-// request that says otherwise: a player who could name its own rating,
-// platform or level could play wherever it liked.
-func fromClaim(tc *identity.TicketClaim, req *Request) error {
-	if req.Skill != nil && *req.Skill != *tc.Skill {
-		return fmt.Errorf("%w: skill is the identity provider's to say (the token's ticket claim)", ErrForbidden)
-	}
-	if req.Attributes != nil && !req.Attributes.Same(tc.Attributes) {
-		return fmt.Errorf("%w: attributes are the identity provider's to say (the token's ticket claim)", ErrForbidden)
-	}
-	skill := *tc.Skill
-	req.Skill, req.Attributes = &skill, tc.Attributes.Clone() // the claim is shared by every request of the token
-	return nil
-}
+// takeTries is how long a take refused for now is tried again (take): a
+// leader that steps down is replaced within a second or two (withdrawTries
+// says how the matchers met it), and the creation keeps a withdrawal's
+// bound after it.
+const takeTries = events.ClaimCallTimeout
 
 // republish makes sure a repeated request's ticket is queued: unless it has
 // an outcome, it is tracked and published again (stored once within the

@@ -186,6 +186,63 @@ func TestAReplacementOfUnknownFateIsNotAnswered(t *testing.T) {
 	}
 }
 
+// noLeaderUpdates is a players bucket whose next `left` updates are
+// refused for now, as JetStream refuses a write to a bucket without a
+// leader (503), and then pass.
+type noLeaderUpdates struct {
+	jetstream.KeyValue
+	left *atomic.Int32
+}
+
+func (k noLeaderUpdates) Update(ctx context.Context, key string, v []byte, last uint64) (uint64, error) {
+	if k.left.Add(-1) >= 0 {
+		return 0, &jetstream.APIError{Code: http.StatusServiceUnavailable, Description: "test: JetStream system temporarily unavailable"}
+	}
+	return k.KeyValue.Update(ctx, key, v, last)
+}
+
+// A replacement whose take is refused for now (the players bucket's
+// leader stepping down) is taken again within the creation, not
+// withdrawn at the first refusal through an outage that may cut its
+// withdrawal too: it is answered, live, its player's waiting ticket
+// superseded, and nothing is left to withdraw. Before, it was answered
+// 503 and withdrawn in the background, and a matcher that reached the
+// buckets first matched it (chaos S62: two no-shows).
+func TestAReplacementsTakeRefusedForNowIsTriedAgain(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	var left atomic.Int32
+	players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
+		return noLeaderUpdates{KeyValue: kv, left: &left}
+	}}, e.subj, e.s.claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.s.players = players
+	waiting := e.create(t, "pat")
+	left.Store(3)
+	skill := 1650
+	v, err := e.s.Create(t.Context(), identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, "")
+	if err != nil {
+		t.Fatalf("a replacement whose take was refused for now told an error: %v", err)
+	}
+	if n := left.Load(); n >= 0 {
+		t.Fatalf("%d refusals left: the take was not refused as the test means", n+1)
+	}
+	if live, err := e.s.players.Live(t.Context(), "pat"); err != nil || live != v.TicketID {
+		t.Fatalf("pat's live ticket %q (%v), want the replacement %s", live, err, v.TicketID)
+	}
+	if owner, err := e.s.claims.Owner(t.Context(), waiting); err != nil || owner != events.OwnerSuperseded {
+		t.Fatalf("waiting ticket claimed %q (%v), want superseded", owner, err)
+	}
+	if n := testutil.ToFloat64(e.s.withdrawals.gauge); n != 0 {
+		t.Fatalf("%v withdrawals waiting for a live ticket", n)
+	}
+	if owner, _ := e.s.claims.Owner(t.Context(), v.TicketID); owner != "" {
+		t.Fatalf("replacement claimed %q, want none: it waits for a match", owner)
+	}
+}
+
 // heardMatched is a tracker that heard every ticket matched: the
 // frontend's one subscription hears a matcher's results while its own
 // reads and writes of the buckets fail (chaos S62).
