@@ -182,6 +182,9 @@ func TestAReplacementOfUnknownFateIsNotAnswered(t *testing.T) {
 			if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 1 {
 				t.Fatalf("%v withdrawals waiting, want the replacement's", waiting)
 			}
+			if n := testutil.ToFloat64(e.s.withdrawals.fates.WithLabelValues(fateLabelUnknown)); n != 1 {
+				t.Fatalf("%v withdrawals counted of unknown fate, want 1", n)
+			}
 		})
 	}
 }
@@ -315,6 +318,9 @@ func TestAReplacementOfUnknownFateHeardMatchedIsAnswered(t *testing.T) {
 			}
 			if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 0 {
 				t.Fatalf("%v withdrawals waiting for a ticket in a match", waiting)
+			}
+			if n := testutil.ToFloat64(e.s.withdrawals.fates.WithLabelValues(fateLabelHeard)); n != 1 {
+				t.Fatalf("%v withdrawals counted as answered from a heard result, want 1", n)
 			}
 		})
 	}

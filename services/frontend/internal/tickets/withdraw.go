@@ -52,7 +52,18 @@ type withdrawals struct {
 	stopping chan struct{}
 	ended    *prometheus.CounterVec
 	gauge    prometheus.GaugeFunc
+	// fates counts every withdrawal (withdraw) by the fate it found.
+	fates *prometheus.CounterVec
 }
+
+// The fates a withdrawal finds (the fate label of
+// quickmatch_frontend_withdrawals_total).
+const (
+	fateLabelWithdrawn = "withdrawn" // claimed cancelled, or decided in no match
+	fateLabelInMatch   = "in_match"  // a match's claim, found or read: its creation answers the match
+	fateLabelHeard     = "heard"     // no claim read, a match's result heard (heardInMatch)
+	fateLabelUnknown   = "unknown"   // no claim read, nothing heard (fateUnknown)
+)
 
 func newWithdrawals() *withdrawals {
 	w := &withdrawals{waiting: map[string]*time.Timer{}, stopping: make(chan struct{})}
@@ -68,6 +79,10 @@ func newWithdrawals() *withdrawals {
 		defer w.mu.Unlock()
 		return float64(len(w.waiting))
 	})
+	w.fates = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quickmatch_frontend_withdrawals_total",
+		Help: "Tickets of failed creations withdrawn (or tried), by the fate found: withdrawn; in_match: a matcher's claim came first, and the creation answered the match; heard: no claim could be read, and the match was answered from the result this frontend heard; unknown: neither, the ticket answered as queued or left to withdraw later.",
+	}, []string{"fate"})
 	return w
 }
 
@@ -78,7 +93,7 @@ func (s *Service) Metrics() []prometheus.Collector {
 		Name: "quickmatch_frontend_unstored_records",
 		Help: "Records of answered tickets this frontend holds in memory while their put is tried again (the tickets bucket refused or cut off): other frontends answer 404 for these tickets meanwhile, and a frontend that dies loses them.",
 	}, func() float64 { return float64(s.unstored.count()) })
-	return []prometheus.Collector{s.withdrawals.ended, s.withdrawals.gauge, held}
+	return []prometheus.Collector{s.withdrawals.ended, s.withdrawals.gauge, s.withdrawals.fates, held}
 }
 
 // schedule sets id's next try after d, unless the frontend stopped or
@@ -302,6 +317,13 @@ const (
 // match (v says matched or assigned), or unknown (v says queued). A
 // claim refused for now is tried again for up to withdrawTries first.
 func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (View, fate) {
+	v, f, label := s.withdrawTry(ctx, rec, cause)
+	s.withdrawals.fates.WithLabelValues(label).Inc()
+	return v, f
+}
+
+// withdrawTry is withdraw, with the label its fate is counted under.
+func (s *Service) withdrawTry(ctx context.Context, rec Record, cause error) (View, fate, string) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
 	defer cancel()
 	// Tried again before the answer, not left to withdrawLater's first
@@ -332,22 +354,22 @@ func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (View, 
 	case errors.Is(err, ErrAlreadyDecided) && v.Status.InMatch():
 		s.log.Warn("ticket not withdrawn: a matcher put it in a match first; its creation answers it",
 			"ticket_id", id, "cause", cause, "status", v.Status)
-		return v, fateInMatch
+		return v, fateInMatch, fateLabelInMatch
 	case errors.Is(err, ErrAlreadyDecided):
 		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "err", err)
 	default:
 		switch owner, unread := s.withdrawFailed(wctx, rec, cause, err, cur); {
 		case isMatch(owner):
 			claimed := events.ClaimedResult(id, "", owner)
-			return ViewOf(rec, &claimed), fateInMatch
+			return ViewOf(rec, &claimed), fateInMatch, fateLabelInMatch
 		case owner == "" && unread:
 			if heard := s.heardInMatch(wctx, id); heard != nil {
-				return ViewOf(rec, heard), fateInMatch
+				return ViewOf(rec, heard), fateInMatch, fateLabelHeard
 			}
-			return ViewOf(rec, nil), fateUnknown
+			return ViewOf(rec, nil), fateUnknown, fateLabelUnknown
 		case owner == "":
-			return ViewOf(rec, nil), fateUnknown
+			return ViewOf(rec, nil), fateUnknown, fateLabelUnknown
 		}
 	}
-	return View{}, fateWithdrawn
+	return View{}, fateWithdrawn, fateLabelWithdrawn
 }
