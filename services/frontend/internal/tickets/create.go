@@ -181,6 +181,8 @@ func (s *Service) take(ctx context.Context, rec Record) error {
 	if err != nil && refusedNow(err) {
 		tctx, cancel := context.WithTimeout(ctx, takeTries)
 		defer cancel()
+		// The withdrawal's backoff and pause (withdraw): both try a
+		// call refused for now, and give up at the frontend's Stop.
 		for wait := withdrawBackoff; err != nil && refusedNow(err); wait = min(2*wait, withdrawBackoffMax) {
 			if !s.withdrawals.pause(tctx, jittered(wait)) {
 				break

@@ -191,8 +191,10 @@ func awaitAck(ctx context.Context, fut jetstream.PubAckFuture) error {
 // (a NATS server's link, a leader's election) heals within it. With the
 // writes' own bound before and the withdrawal after, a creation ends
 // within 12 s (14 s when its withdrawal finds it in a match and its
-// record is put once more: finishOrWithdraw): inside the frontend's
-// shutdown grace once Stop has ended its finish.
+// record is put once more: finishOrWithdraw; a replacement's take tried
+// again, takeTries, and the tracker asked, heardWait, add up to 3 s):
+// inside the frontend's shutdown grace once Stop has ended its finish
+// and its tries.
 const finishWithin = 3 * events.ClaimCallTimeout
 
 // finishBackoff is finish's first wait; each next one doubles it.

@@ -182,7 +182,7 @@ func TestAReplacementOfUnknownFateIsNotAnswered(t *testing.T) {
 			if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 1 {
 				t.Fatalf("%v withdrawals waiting, want the replacement's", waiting)
 			}
-			if n := testutil.ToFloat64(e.s.withdrawals.fates.WithLabelValues(fateLabelUnknown)); n != 1 {
+			if n := testutil.ToFloat64(e.s.withdrawals.made.WithLabelValues(unknownFate)); n != 1 {
 				t.Fatalf("%v withdrawals counted of unknown fate, want 1", n)
 			}
 		})
@@ -206,43 +206,65 @@ func (k noLeaderUpdates) Update(ctx context.Context, key string, v []byte, last 
 
 // A replacement whose take is refused for now (the players bucket's
 // leader stepping down) is taken again within the creation, not
-// withdrawn at the first refusal through an outage that may cut its
-// withdrawal too: it is answered, live, its player's waiting ticket
-// superseded, and nothing is left to withdraw. Before, it was answered
-// 503 and withdrawn in the background, and a matcher that reached the
-// buckets first matched it (chaos S62: two no-shows).
+// withdrawn at the first refusal: it is answered, live, its player's
+// waiting ticket superseded, and nothing was withdrawn. Before, it was
+// withdrawn at once and answered 503; and where the withdrawal could not
+// reach the claims bucket either, a matcher that could took it in and
+// matched it (chaos S62: two no-shows). Refused past takeTries, it is
+// withdrawn and answered 503, as before.
 func TestAReplacementsTakeRefusedForNowIsTriedAgain(t *testing.T) {
 	t.Parallel()
-	e := newToldEnv(t)
-	var left atomic.Int32
-	players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
-		return noLeaderUpdates{KeyValue: kv, left: &left}
-	}}, e.subj, e.s.claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.s.players = players
-	waiting := e.create(t, "pat")
-	left.Store(3)
-	skill := 1650
-	v, err := e.s.Create(t.Context(), identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, "")
-	if err != nil {
-		t.Fatalf("a replacement whose take was refused for now told an error: %v", err)
-	}
-	if n := left.Load(); n >= 0 {
-		t.Fatalf("%d refusals left: the take was not refused as the test means", n+1)
-	}
-	if live, err := e.s.players.Live(t.Context(), "pat"); err != nil || live != v.TicketID {
-		t.Fatalf("pat's live ticket %q (%v), want the replacement %s", live, err, v.TicketID)
-	}
-	if owner, err := e.s.claims.Owner(t.Context(), waiting); err != nil || owner != events.OwnerSuperseded {
-		t.Fatalf("waiting ticket claimed %q (%v), want superseded", owner, err)
-	}
-	if n := testutil.ToFloat64(e.s.withdrawals.gauge); n != 0 {
-		t.Fatalf("%v withdrawals waiting for a live ticket", n)
-	}
-	if owner, _ := e.s.claims.Owner(t.Context(), v.TicketID); owner != "" {
-		t.Fatalf("replacement claimed %q, want none: it waits for a match", owner)
+	for _, tc := range []struct {
+		name    string
+		refused int32
+		taken   bool
+	}{{"taken on a later try", 3, true}, {"refused past its tries", 1 << 30, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newToldEnv(t)
+			var left atomic.Int32
+			players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
+				return noLeaderUpdates{KeyValue: kv, left: &left}
+			}}, e.subj, e.s.claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.s.players = players
+			waiting := e.create(t, "pat")
+			left.Store(tc.refused)
+			skill := 1650
+			v, err := e.s.Create(t.Context(), identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, "")
+			if n := left.Load(); n == tc.refused {
+				t.Fatal("no update refused: the take was not refused as the test means")
+			}
+			if !tc.taken {
+				id := e.ticketAt(t, 2) // the waiting ticket is the first
+				if owner, oerr := e.s.claims.Owner(t.Context(), id); err == nil || oerr != nil || owner != events.OwnerCancelled {
+					t.Fatalf("creation answered %v, its ticket claimed %q (%v); want an error and the ticket withdrawn", err, owner, oerr)
+				}
+				if n := testutil.ToFloat64(e.s.withdrawals.made.WithLabelValues(withdrawnOutcome)); n != 1 {
+					t.Fatalf("%v withdrawals counted withdrawn, want 1", n)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("a replacement whose take was refused for now told an error: %v", err)
+			}
+			if live, err := e.s.players.Live(t.Context(), "pat"); err != nil || live != v.TicketID {
+				t.Fatalf("pat's live ticket %q (%v), want the replacement %s", live, err, v.TicketID)
+			}
+			if owner, err := e.s.claims.Owner(t.Context(), waiting); err != nil || owner != events.OwnerSuperseded {
+				t.Fatalf("waiting ticket claimed %q (%v), want superseded", owner, err)
+			}
+			for _, o := range madeOutcomes {
+				if n := testutil.ToFloat64(e.s.withdrawals.made.WithLabelValues(o)); n != 0 {
+					t.Fatalf("%v withdrawals counted %s for a live ticket", n, o)
+				}
+			}
+			if owner, err := e.s.claims.Owner(t.Context(), v.TicketID); err != nil || owner != "" {
+				t.Fatalf("replacement claimed %q (%v), want none: it waits for a match", owner, err)
+			}
+		})
 	}
 }
 
@@ -319,7 +341,7 @@ func TestAReplacementOfUnknownFateHeardMatchedIsAnswered(t *testing.T) {
 			if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 0 {
 				t.Fatalf("%v withdrawals waiting for a ticket in a match", waiting)
 			}
-			if n := testutil.ToFloat64(e.s.withdrawals.fates.WithLabelValues(fateLabelHeard)); n != 1 {
+			if n := testutil.ToFloat64(e.s.withdrawals.made.WithLabelValues(matchHeard)); n != 1 {
 				t.Fatalf("%v withdrawals counted as answered from a heard result, want 1", n)
 			}
 		})

@@ -25,23 +25,29 @@ const (
 	maxWithdrawing     = 10000
 )
 
-// How a withdrawal NATS refused ended (the outcome label of
-// quickmatch_frontend_refused_withdrawals_total).
+// How a withdrawal ended: one NATS refused, once tried again in the
+// background (the outcome label of
+// quickmatch_frontend_refused_withdrawals_total), and, the first five
+// words, one a creation made before it answered (of
+// quickmatch_frontend_creation_withdrawals_total).
 const (
-	withdrawnLater    = "withdrawn"
+	withdrawnOutcome  = "withdrawn"
 	matchedFirst      = "matched"  // in a match before it went through: its player may never come
 	decidedFirst      = "decided"  // cancelled, expired or superseded first: nothing left to do
 	pastMaxWait       = "max_wait" // given up: its matcher expires it
 	tooManyWithdrawn  = "too_many" // never tried again: maxWithdrawing were waiting
 	stoppedWithdrawal = "stopped"  // left when the frontend stopped
 	answeredUnknown   = "answered" // never tried again: its creation answered it, its fate unknown (fateUnknown)
+	matchHeard        = "heard"    // no claim read; the result heard says it is in a match (heardInMatch)
+	unknownFate       = "unknown"  // no claim read, nothing heard (fateUnknown)
 )
 
-// withdrawals are the withdrawals NATS refused, tried again in the
-// background: which tickets wait for their next try (each its timer),
-// and how the others ended. A frontend that stops drops its timers and
-// says which tickets it leaves (Stop): each may be matched with nobody
-// following it.
+// withdrawals are the withdrawals of failed creations: how those made
+// before the answer ended (made), and those NATS refused, tried again in
+// the background: which tickets wait for their next try (each its
+// timer), and how the others ended. A frontend that stops drops its
+// timers and says which tickets it leaves (Stop): each may be matched
+// with nobody following it.
 type withdrawals struct {
 	mu      sync.Mutex
 	waiting map[string]*time.Timer // by ticket id; a try under way keeps its ticket here
@@ -52,18 +58,13 @@ type withdrawals struct {
 	stopping chan struct{}
 	ended    *prometheus.CounterVec
 	gauge    prometheus.GaugeFunc
-	// fates counts every withdrawal (withdraw) by the fate it found.
-	fates *prometheus.CounterVec
+	// made counts the withdrawals creations made before they answered
+	// (withdraw), by outcome.
+	made *prometheus.CounterVec
 }
 
-// The fates a withdrawal finds (the fate label of
-// quickmatch_frontend_withdrawals_total).
-const (
-	fateLabelWithdrawn = "withdrawn" // claimed cancelled, or decided in no match
-	fateLabelInMatch   = "in_match"  // a match's claim, found or read: its creation answers the match
-	fateLabelHeard     = "heard"     // no claim read, a match's result heard (heardInMatch)
-	fateLabelUnknown   = "unknown"   // no claim read, nothing heard (fateUnknown)
-)
+// madeOutcomes are the outcomes of a withdrawal a creation makes.
+var madeOutcomes = []string{withdrawnOutcome, decidedFirst, matchedFirst, matchHeard, unknownFate}
 
 func newWithdrawals() *withdrawals {
 	w := &withdrawals{waiting: map[string]*time.Timer{}, stopping: make(chan struct{})}
@@ -79,21 +80,25 @@ func newWithdrawals() *withdrawals {
 		defer w.mu.Unlock()
 		return float64(len(w.waiting))
 	})
-	w.fates = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "quickmatch_frontend_withdrawals_total",
-		Help: "Tickets of failed creations withdrawn (or tried), by the fate found: withdrawn; in_match: a matcher's claim came first, and the creation answered the match; heard: no claim could be read, and the match was answered from the result this frontend heard; unknown: neither, the ticket answered as queued or left to withdraw later.",
-	}, []string{"fate"})
+	w.made = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quickmatch_frontend_creation_withdrawals_total",
+		Help: "Withdrawals failed creations made before they answered, by outcome: withdrawn; decided: in no match first (expired, superseded); matched: a matcher's claim came first, and the creation answered the match unless its record could be neither stored nor held; heard: no claim could be read, and the creation answered the match from the result this frontend heard; unknown: neither, the ticket answered as queued or left to withdraw in the background (quickmatch_frontend_refused_withdrawals_total).",
+	}, []string{"outcome"})
+	for _, o := range madeOutcomes {
+		w.made.WithLabelValues(o) // each series from 0: increase() sees the first one
+	}
 	return w
 }
 
-// Metrics are the collectors of the withdrawals NATS refused and of the
-// records held (unstored), for the frontend's registry.
+// Metrics are the collectors of the withdrawals (those creations made,
+// those NATS refused) and of the records held (unstored), for the
+// frontend's registry.
 func (s *Service) Metrics() []prometheus.Collector {
 	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "quickmatch_frontend_unstored_records",
 		Help: "Records of answered tickets this frontend holds in memory while their put is tried again (the tickets bucket refused or cut off): other frontends answer 404 for these tickets meanwhile, and a frontend that dies loses them.",
 	}, func() float64 { return float64(s.unstored.count()) })
-	return []prometheus.Collector{s.withdrawals.ended, s.withdrawals.gauge, s.withdrawals.fates, held}
+	return []prometheus.Collector{s.withdrawals.ended, s.withdrawals.gauge, s.withdrawals.made, held}
 }
 
 // schedule sets id's next try after d, unless the frontend stopped or
@@ -171,7 +176,7 @@ func (s *Service) withdrawLater(rec Record) {
 		switch {
 		case err == nil:
 			s.log.Warn("ticket withdrawn on a later try: its creation had failed", "ticket_id", id)
-			outcome = withdrawnLater
+			outcome = withdrawnOutcome
 		case errors.Is(err, ErrAlreadyDecided) && v.Status.InMatch():
 			s.log.Error("ticket put in a match before its withdrawal went through: its creation had failed, and its player may never come",
 				"ticket_id", id, "status", v.Status)
@@ -317,12 +322,12 @@ const (
 // match (v says matched or assigned), or unknown (v says queued). A
 // claim refused for now is tried again for up to withdrawTries first.
 func (s *Service) withdraw(ctx context.Context, rec Record, cause error) (View, fate) {
-	v, f, label := s.withdrawTry(ctx, rec, cause)
-	s.withdrawals.fates.WithLabelValues(label).Inc()
+	v, f, outcome := s.withdrawTry(ctx, rec, cause)
+	s.withdrawals.made.WithLabelValues(outcome).Inc()
 	return v, f
 }
 
-// withdrawTry is withdraw, with the label its fate is counted under.
+// withdrawTry is withdraw, with the outcome it is counted under.
 func (s *Service) withdrawTry(ctx context.Context, rec Record, cause error) (View, fate, string) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), withdrawTimeout)
 	defer cancel()
@@ -354,22 +359,25 @@ func (s *Service) withdrawTry(ctx context.Context, rec Record, cause error) (Vie
 	case errors.Is(err, ErrAlreadyDecided) && v.Status.InMatch():
 		s.log.Warn("ticket not withdrawn: a matcher put it in a match first; its creation answers it",
 			"ticket_id", id, "cause", cause, "status", v.Status)
-		return v, fateInMatch, fateLabelInMatch
+		return v, fateInMatch, matchedFirst
 	case errors.Is(err, ErrAlreadyDecided):
 		s.log.Warn("ticket not withdrawn: already decided, in no match", "ticket_id", id, "cause", cause, "err", err)
+		return View{}, fateWithdrawn, decidedFirst
 	default:
 		switch owner, unread := s.withdrawFailed(wctx, rec, cause, err, cur); {
 		case isMatch(owner):
 			claimed := events.ClaimedResult(id, "", owner)
-			return ViewOf(rec, &claimed), fateInMatch, fateLabelInMatch
+			return ViewOf(rec, &claimed), fateInMatch, matchedFirst
 		case owner == "" && unread:
 			if heard := s.heardInMatch(wctx, id); heard != nil {
-				return ViewOf(rec, heard), fateInMatch, fateLabelHeard
+				return ViewOf(rec, heard), fateInMatch, matchHeard
 			}
-			return ViewOf(rec, nil), fateUnknown, fateLabelUnknown
+			return ViewOf(rec, nil), fateUnknown, unknownFate
 		case owner == "":
-			return ViewOf(rec, nil), fateUnknown, fateLabelUnknown
+			return ViewOf(rec, nil), fateUnknown, unknownFate
+		case owner != events.OwnerCancelled:
+			return View{}, fateWithdrawn, decidedFirst
 		}
 	}
-	return View{}, fateWithdrawn, fateLabelWithdrawn
+	return View{}, fateWithdrawn, withdrawnOutcome
 }

@@ -129,9 +129,9 @@ func TestAWithdrawalRefusedForNowIsTriedAgainWithinItsBound(t *testing.T) {
 			case !matchFirst && (cerr == nil || owner != events.OwnerCancelled):
 				t.Fatalf("creation answered %v, ticket claimed %q; want an error and the ticket withdrawn", cerr, owner)
 			}
-			label := map[bool]string{false: fateLabelWithdrawn, true: fateLabelInMatch}[matchFirst]
-			if n := testutil.ToFloat64(e.s.withdrawals.fates.WithLabelValues(label)); n != 1 {
-				t.Fatalf("%v withdrawals counted %s, want 1", n, label)
+			outcome := map[bool]string{false: withdrawnOutcome, true: matchedFirst}[matchFirst]
+			if n := testutil.ToFloat64(e.s.withdrawals.made.WithLabelValues(outcome)); n != 1 {
+				t.Fatalf("%v withdrawals counted %s, want 1", n, outcome)
 			}
 		})
 	}

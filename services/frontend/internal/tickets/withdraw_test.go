@@ -52,11 +52,17 @@ func (e *toldEnv) queuedTicket(t *testing.T) string {
 	default:
 		t.Fatalf("%d tickets queued, want at most 1", n)
 	}
+	return e.ticketAt(t, 1)
+}
+
+// ticketAt is the id of the ticket TICKETS stored at seq.
+func (e *toldEnv) ticketAt(t *testing.T, seq uint64) string {
+	t.Helper()
 	st, err := e.js.Stream(t.Context(), e.subj.TicketsStream())
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := st.GetMsg(t.Context(), 1)
+	msg, err := st.GetMsg(t.Context(), seq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,10 +438,10 @@ func TestAWithdrawalRefusedIsTriedAgain(t *testing.T) {
 	// its claim, its player's result and its notice are out): the claim,
 	// written first, was seen before the result was stored.
 	testkit.Eventually(t, 15*time.Second, func() bool {
-		return testutil.ToFloat64(e.s.withdrawals.ended.WithLabelValues(withdrawnLater)) == 1
+		return testutil.ToFloat64(e.s.withdrawals.ended.WithLabelValues(withdrawnOutcome)) == 1
 	}, "the ticket whose withdrawal was refused was never withdrawn")
 	checkWithdrawn(t, e, err, notices)
-	checkWithdrawals(t, e.s, withdrawnLater, 1, 0)
+	checkWithdrawals(t, e.s, withdrawnOutcome, 1, 0)
 }
 
 // checkWithdrawals fails unless s counts n withdrawals tried again that
