@@ -140,14 +140,20 @@ func (k refusingUpdates) Update(ctx context.Context, key string, v []byte, last 
 func (e *toldEnv) refusablePlayers(t *testing.T) *atomic.Bool {
 	t.Helper()
 	var refusing atomic.Bool
-	players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
+	e.wrapPlayers(t, func(kv jetstream.KeyValue) jetstream.KeyValue {
 		return refusingUpdates{KeyValue: kv, refusing: &refusing}
-	}}, e.subj, e.s.claims)
+	})
+	return &refusing
+}
+
+// wrapPlayers gives e's service a players bucket seen through wrap.
+func (e *toldEnv) wrapPlayers(t *testing.T, wrap func(jetstream.KeyValue) jetstream.KeyValue) {
+	t.Helper()
+	players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, wrap}, e.subj, e.s.claims)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.s.players = players
-	return &refusing
 }
 
 // A ticket that replaces its player's waiting one, stored and queued but
@@ -223,13 +229,9 @@ func TestAReplacementsTakeRefusedForNowIsTriedAgain(t *testing.T) {
 			t.Parallel()
 			e := newToldEnv(t)
 			var left atomic.Int32
-			players, err := events.NewPlayers(t.Context(), claimsWrapped{e.js, func(kv jetstream.KeyValue) jetstream.KeyValue {
+			e.wrapPlayers(t, func(kv jetstream.KeyValue) jetstream.KeyValue {
 				return noLeaderUpdates{KeyValue: kv, left: &left}
-			}}, e.subj, e.s.claims)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.s.players = players
+			})
 			waiting := e.create(t, "pat")
 			left.Store(tc.refused)
 			skill := 1650
