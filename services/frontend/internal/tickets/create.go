@@ -178,17 +178,12 @@ func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion st
 // told (Claims.Tell tells once).
 func (s *Service) take(ctx context.Context, rec Record) error {
 	_, err := s.players.Take(ctx, rec.live(), s.tellSuperseded)
-	if err != nil && refusedNow(err) {
+	if refusedNow(err) {
 		tctx, cancel := context.WithTimeout(ctx, takeTries)
 		defer cancel()
-		// The withdrawal's backoff and pause (withdraw): both try a
-		// call refused for now, and give up at the frontend's Stop.
-		for wait := withdrawBackoff; err != nil && refusedNow(err); wait = min(2*wait, withdrawBackoffMax) {
-			if !s.withdrawals.pause(tctx, jittered(wait)) {
-				break
-			}
+		s.withdrawals.whileRefused(tctx, func() bool { return refusedNow(err) }, func() {
 			_, err = s.players.Take(tctx, rec.live(), s.tellSuperseded)
-		}
+		})
 	}
 	if err != nil {
 		return fmt.Errorf("take ticket %s: %w", rec.Ticket.TicketID, err)

@@ -134,6 +134,20 @@ func (w *withdrawals) pause(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// whileRefused calls try again while refused says its last call was
+// refused for now (refusedNow: a bucket without a leader), after a
+// backoff from withdrawBackoff up to withdrawBackoffMax, give or take a
+// quarter, until ctx ends or the frontend stops (pause). A withdrawal's
+// claim (withdraw) and a queued ticket's take (take) are tried so.
+func (w *withdrawals) whileRefused(ctx context.Context, refused func() bool, try func()) {
+	for wait := withdrawBackoff; refused(); wait = min(2*wait, withdrawBackoffMax) {
+		if !w.pause(ctx, jittered(wait)) {
+			return
+		}
+		try()
+	}
+}
+
 // isStopping reports whether Stop was called.
 func (w *withdrawals) isStopping() bool {
 	select {
@@ -342,12 +356,9 @@ func (s *Service) withdrawTry(ctx context.Context, rec Record, cause error) (Vie
 	v, cur, err := s.end(tctx, rec, "", events.OwnerCancelled, withdrawnReason)
 	// cur == "": only the claim was refused; a claim won and not told is
 	// not claimed again here.
-	for wait := withdrawBackoff; err != nil && cur == "" && refusedNow(err); wait = min(2*wait, withdrawBackoffMax) {
-		if !s.withdrawals.pause(tctx, jittered(wait)) {
-			break
-		}
+	s.withdrawals.whileRefused(tctx, func() bool { return cur == "" && refusedNow(err) }, func() {
 		v, cur, err = s.end(tctx, rec, "", events.OwnerCancelled, withdrawnReason)
-	}
+	})
 	if err != nil && cur == events.OwnerCancelled && tctx.Err() != nil {
 		// Won as the tries' time ran out, the telling maybe cut short: a
 		// second end finds the claim its own and tells, once (Claims.Tell).
