@@ -184,8 +184,17 @@ func batchable(kv jetstream.KeyValue) (jetstream.JetStream, string, bool) {
 }
 
 // keyExists reports whether err is JetStream refusing a create because
-// the key has a message already (the codes jetstream's Create reads so).
+// the key has a message already: jetstream.ErrKeyExists, or a "wrong last
+// sequence" answer (either code). jetstream's Create maps both codes to
+// ErrKeyExists but for one path: a key deleted (a claim given back) is
+// written at its delete marker's revision, and a create of another
+// client landing in between comes back raw (10164 on a replicated
+// bucket). Read as an error, it failed a frontend's take that raced its
+// matcher's (chaos S63).
 func keyExists(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return true
+	}
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) {
 		return false

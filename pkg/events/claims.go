@@ -63,7 +63,7 @@ func (c *Claims) Claim(ctx context.Context, ticketID, owner string) (bool, strin
 		if err == nil {
 			return true, owner, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !keyExists(err) {
 			return false, "", fmt.Errorf("claim ticket %s: %w", ticketID, err)
 		}
 		cur, err := c.Owner(ctx, ticketID)

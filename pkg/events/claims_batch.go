@@ -3,11 +3,8 @@ package events
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ClaimGroup is tickets one owner claims all or none of (Claims.ClaimAll).
@@ -49,7 +46,7 @@ func (c *Claims) ClaimBatch(ctx context.Context, groups []ClaimGroup) []ClaimedG
 			switch err := errs[k]; {
 			case err == nil:
 				answers[k] = claimAnswer{won: true, cur: g.Owner}
-			case errors.Is(err, jetstream.ErrKeyExists):
+			case keyExists(err):
 				wg.Go(func() {
 					won, cur, err := c.Claim(ctx, id, g.Owner)
 					answers[k] = claimAnswer{won, cur, err}

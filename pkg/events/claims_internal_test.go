@@ -40,3 +40,45 @@ func TestClaimGivenBackBeforeTheReadIsClaimedAgain(t *testing.T) {
 		t.Fatalf("Claim = %v, %q, %v (stored %q); want won by match:m1", won, cur, err, kv.stored)
 	}
 }
+
+// racedKV is a claims bucket whose create loses to another owner's as
+// jetstream's Create reports it for a key given back before (written at
+// its delete marker's revision): a raw "wrong last sequence" (10164 on a
+// replicated bucket), not ErrKeyExists.
+type racedKV struct {
+	jetstream.KeyValue
+	owner string
+}
+
+func (kv *racedKV) Create(context.Context, string, []byte, ...jetstream.KVCreateOpt) (uint64, error) {
+	return 0, &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant, Description: "wrong last sequence"}
+}
+
+func (kv *racedKV) Get(context.Context, string) (jetstream.KeyValueEntry, error) {
+	return stubEntry{value: kv.owner}, nil
+}
+
+// A claim that loses that race is lost to the other owner, not an error:
+// read as one, it failed a frontend's take of a replacement whose
+// matcher had just superseded the waiting ticket the same way, and the
+// replacement was withdrawn (chaos S63).
+func TestAClaimRacedOnAKeyGivenBackIsLost(t *testing.T) {
+	c := &Claims{kv: &racedKV{owner: OwnerSuperseded}}
+	won, cur, err := c.Claim(t.Context(), "t1", OwnerSuperseded)
+	if err != nil || !won || cur != OwnerSuperseded {
+		t.Fatalf("Claim = %v, %q, %v; want won: the claim is already its own", won, cur, err)
+	}
+	c = &Claims{kv: &racedKV{owner: MatchOwner("m1")}}
+	won, cur, err = c.Claim(t.Context(), "t1", OwnerCancelled)
+	if err != nil || won || cur != MatchOwner("m1") {
+		t.Fatalf("Claim = %v, %q, %v; want lost to match:m1", won, cur, err)
+	}
+}
+
+// stubEntry is a key's entry holding value.
+type stubEntry struct {
+	jetstream.KeyValueEntry
+	value string
+}
+
+func (e stubEntry) Value() []byte { return []byte(e.value) }

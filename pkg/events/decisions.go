@@ -70,7 +70,7 @@ func (d *Decisions) Decide(ctx context.Context, matchID string, want Decision) (
 	if err == nil {
 		return want, true, nil
 	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
+	if !keyExists(err) {
 		return "", false, fmt.Errorf("decide match %s: %w", matchID, err)
 	}
 	cur, err := d.Decided(ctx, matchID)

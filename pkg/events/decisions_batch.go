@@ -2,12 +2,10 @@ package events
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Decided is a match's decision as Decide returns it.
@@ -33,7 +31,7 @@ func (d *Decisions) DecideBatch(ctx context.Context, matchIDs []string, wants []
 		switch {
 		case err == nil:
 			out[i] = Decided{Decision: wants[i], First: true}
-		case errors.Is(err, jetstream.ErrKeyExists):
+		case keyExists(err):
 			wg.Go(func() {
 				decision, first, err := d.Decide(ctx, matchIDs[i], wants[i])
 				out[i] = Decided{decision, first, err}

@@ -253,7 +253,7 @@ func (p *Players) take(ctx context.Context, t LiveTicket, tell SupersededFunc, m
 			} else {
 				_, err = p.kv.Update(ctx, player, value, rev)
 			}
-			if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			if keyExists(err) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 				continue // another ticket of the player got there first: look again
 			}
 			if err != nil {

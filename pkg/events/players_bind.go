@@ -31,7 +31,7 @@ func (p *Players) bind(ctx context.Context, t LiveTicket) error {
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !keyExists(err) {
 			return fmt.Errorf("bind ticket %s to its players: %w", t.TicketID, err)
 		}
 		e, err := p.kv.Get(ctx, key)

@@ -108,7 +108,7 @@ func (p *Players) createFirst(ctx context.Context, player string, value []byte, 
 	// Update at revision 0, not Create: a Create refused reads the key
 	// (a direct get) to learn whether a delete marker is all it holds.
 	_, err = p.kv.Update(ctx, player, value, 0)
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+	if keyExists(err) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return false, nil
 	}
 	if err != nil {
@@ -145,9 +145,9 @@ func (p *Players) createFresh(ctx context.Context, t LiveTicket, player string, 
 	errs := CreateAll(ctx, p.kv, []KVWrite{{Key: ticketKey(t.TicketID), Value: bound}, {Key: player, Value: value}})
 	// The entry may be stored unless it was refused: an error of another
 	// kind (a timeout) may have come after the server stored it.
-	mayBeStored := !errors.Is(errs[1], jetstream.ErrKeyExists)
+	mayBeStored := !keyExists(errs[1])
 	switch {
-	case errors.Is(errs[0], jetstream.ErrKeyExists):
+	case keyExists(errs[0]):
 		if err := p.bind(ctx, t); err != nil {
 			if mayBeStored {
 				p.unname(context.WithoutCancel(ctx), player, t.TicketID)
@@ -165,7 +165,7 @@ func (p *Players) createFresh(ctx context.Context, t LiveTicket, player string, 
 		return false, fmt.Errorf("bind ticket %s to its players: %w", t.TicketID, errs[0])
 	}
 	switch {
-	case errors.Is(errs[1], jetstream.ErrKeyExists):
+	case keyExists(errs[1]):
 		return false, nil
 	case errs[1] != nil:
 		return false, fmt.Errorf("record live ticket of %s: %w", player, errs[1])
