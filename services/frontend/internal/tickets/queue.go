@@ -277,12 +277,21 @@ func (s *Service) store(ctx context.Context, id string, data []byte) (err error)
 }
 
 // refusedNow reports a refusal (refused) that says "not now": any but
-// an API error other than JetStream's 503 (no leader yet). A timeout is
-// not one: it already cost a whole call.
+// an API error other than JetStream's 503 (no leader yet) or its
+// "duplicate message id is in process" (another publish of the very
+// same message, whose answer a try a moment later gets: a take's
+// telling of the ticket it supersedes raced its matcher's, chaos S64).
+// A timeout is not one: it already cost a whole call.
 func refusedNow(err error) bool {
 	var api *jetstream.APIError
-	return refused(err) && (!errors.As(err, &api) || api.Code == http.StatusServiceUnavailable)
+	return refused(err) && (!errors.As(err, &api) || api.Code == http.StatusServiceUnavailable || api.ErrorCode == duplicateInProcess)
 }
+
+// duplicateInProcess is JetStream's error code for a publish whose
+// message id another publish stored but has not answered yet
+// (nats-server's JSStreamDuplicateMessageConflict; jetstream names no
+// constant for it).
+const duplicateInProcess jetstream.ErrorCode = 10158
 
 // mayBeQueued reports whether a ticket whose publish ended in queueErr
 // may be in the stream: acked, or not answered (a timeout, a lost

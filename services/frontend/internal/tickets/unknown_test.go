@@ -195,20 +195,28 @@ func TestAReplacementOfUnknownFateIsNotAnswered(t *testing.T) {
 	}
 }
 
-// noLeaderUpdates is a players bucket whose next `left` updates are
-// refused for now, as JetStream refuses a write to a bucket without a
-// leader (503), and then pass.
-type noLeaderUpdates struct {
+// refusedUpdates is a players bucket whose next `left` updates are
+// refused for now with err, and then pass.
+type refusedUpdates struct {
 	jetstream.KeyValue
 	left *atomic.Int32
+	err  error
 }
 
-func (k noLeaderUpdates) Update(ctx context.Context, key string, v []byte, last uint64) (uint64, error) {
+func (k refusedUpdates) Update(ctx context.Context, key string, v []byte, last uint64) (uint64, error) {
 	if k.left.Add(-1) >= 0 {
-		return 0, &jetstream.APIError{Code: http.StatusServiceUnavailable, Description: "test: JetStream system temporarily unavailable"}
+		return 0, k.err
 	}
 	return k.KeyValue.Update(ctx, key, v, last)
 }
+
+// The refusals for now of a write: JetStream's for a bucket without a
+// leader (503), and for a publish of the very message another publish
+// is storing (a take's telling racing its matcher's, chaos S64).
+var (
+	errNoLeader  = &jetstream.APIError{Code: http.StatusServiceUnavailable, Description: "test: JetStream system temporarily unavailable"}
+	errInProcess = &jetstream.APIError{Code: http.StatusConflict, ErrorCode: duplicateInProcess, Description: "test: duplicate message id is in process"}
+)
 
 // A replacement whose take is refused for now (the players bucket's
 // leader stepping down) is taken again within the creation, not
@@ -223,14 +231,19 @@ func TestAReplacementsTakeRefusedForNowIsTriedAgain(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		refused int32
+		err     error
 		taken   bool
-	}{{"taken on a later try", 3, true}, {"refused past its tries", 1 << 30, false}} {
+	}{
+		{"taken on a later try", 3, errNoLeader, true},
+		{"taken once the same message is stored", 3, errInProcess, true},
+		{"refused past its tries", 1 << 30, errNoLeader, false},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newToldEnv(t)
 			var left atomic.Int32
 			e.wrapPlayers(t, func(kv jetstream.KeyValue) jetstream.KeyValue {
-				return noLeaderUpdates{KeyValue: kv, left: &left}
+				return refusedUpdates{KeyValue: kv, left: &left, err: tc.err}
 			})
 			waiting := e.create(t, "pat")
 			left.Store(tc.refused)
