@@ -1,5 +1,7 @@
 package events
 
+import "strings"
+
 // Rank orders the statuses of a ticket's life: queued 1, matched 2, any
 // terminal status 3, an unknown one 0. A result whose rank is not above
 // the best one seen for its ticket tells a reader nothing new (a repeat,
@@ -65,5 +67,25 @@ func supersededReason(newer string) string {
 	if newer == "" {
 		return "superseded by a newer ticket of the player"
 	}
-	return "superseded by ticket " + newer
+	return supersededByTicket + newer
+}
+
+// supersededByTicket starts the reason of a ticket superseded by a newer
+// one its teller knows: the reason is where a result names the newer
+// ticket (SupersededBy). A field of its own would be refused by the
+// strict decoders of frontends not yet upgraded (DecodeResult).
+const supersededByTicket = "superseded by ticket "
+
+// SupersededBy is the newer ticket r says ended its ticket ("": r is no
+// such result, or its teller did not know the newer one). A result that
+// names it was told by a take of the newer ticket, a matcher's or a
+// frontend's, or by a match decided undone for it (Players): the older
+// ticket can never be matched, and the newer one is r's player's live
+// ticket, or is told its own end (a newer one still took its place).
+func SupersededBy(r Result) string {
+	newer, ok := strings.CutPrefix(r.Reason, supersededByTicket)
+	if r.Status != StatusCancelled || !ok || checkToken(newer) != nil {
+		return ""
+	}
+	return newer
 }

@@ -168,8 +168,13 @@ func (t *Tracker) result(s *state, m *nats.Msg) {
 // news for player. A terminal result ends the waits on its player; the
 // ticket's first one counts its outcome and ends its expiries, and the
 // ticket is forgotten once no wait on it is left if it had one, or kept
-// endedKept for one if it never had (members.go, expireDue).
+// endedKept for one if it never had (members.go, expireDue). A result
+// naming a tracked ticket of player as the superseder of the one it
+// tells marks that ticket (HeardSuperseding).
 func (t *Tracker) deliver(s *state, player string, res events.Result) {
+	if newer := events.SupersededBy(res); newer != "" && s.byPlayer[player][newer] != nil {
+		s.byPlayer[player][newer].superseded(player)
+	}
 	tk := s.byPlayer[player][res.TicketID]
 	if tk == nil {
 		return // another ticket of the player
@@ -250,10 +255,16 @@ func (t *Tracker) apply(s *state, r request) reply {
 		t.track(s, r)
 		return s.wait(r.id, r.follower, r.waiter)
 	case reqHeard:
-		if tk, ok := s.tickets[r.id]; ok && tk.last != nil {
-			heard := *tk.last
-			return reply{heard: &heard}
+		tk, ok := s.tickets[r.id]
+		if !ok {
+			return reply{}
 		}
+		rep := reply{superseding: tk.supersedingAll()}
+		if tk.last != nil {
+			heard := *tk.last
+			rep.heard = &heard
+		}
+		return rep
 	case reqUnwait:
 		if tk, ok := s.tickets[r.id]; ok {
 			if _, waiting := tk.waiters[r.waiter]; waiting {

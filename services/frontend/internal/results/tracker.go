@@ -135,6 +135,9 @@ type ticket struct {
 	// trace is the trace id of the request that started following it
 	// (zero: none), the exemplar of its time to assignment.
 	trace traceID
+	// superseding holds the players an older ticket of whom was heard
+	// superseded by this one (events.SupersededBy; members.go).
+	superseding map[string]bool
 }
 
 type request struct {
@@ -156,6 +159,8 @@ type reply struct {
 	creation *Creation
 	handed   bool           // the wait was handed its outcome and ended: no stop owed
 	heard    *events.Result // Heard's
+	// superseding: HeardSuperseding's
+	superseding bool
 }
 
 const (
@@ -288,6 +293,17 @@ func (t *Tracker) waiting(ctx context.Context, r request) (Waiting, error) {
 // the ticket in a match, and told it (chaos S62).
 func (t *Tracker) Heard(ctx context.Context, ticketID string) *events.Result {
 	return t.call(ctx, request{kind: reqHeard, id: ticketID}).heard
+}
+
+// HeardSuperseding reports whether, for every player of a tracked
+// ticket, a result was heard telling an older ticket of that player
+// superseded by this one (events.SupersededBy): a take of it, a
+// matcher's or a frontend's, or a match undone for it got that far, so
+// no older ticket of its players can be matched any more. A replacement
+// whose own take and withdrawal were both cut off learns from it that
+// its shard's owner took it in (chaos S65).
+func (t *Tracker) HeardSuperseding(ctx context.Context, ticketID string) bool {
+	return t.call(ctx, request{kind: reqHeard, id: ticketID}).superseding
 }
 
 // ErrNotTracked is returned by Wait for a ticket that is not tracked.

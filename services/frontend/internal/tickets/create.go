@@ -145,13 +145,16 @@ func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion st
 		// so it is withdrawn: an error means no live ticket (storeAndQueue).
 		// One a matcher put in a match first is answered, still tracked
 		// (its shard's owner took it in, superseding the waiting one). One
-		// whose fate is unknown is not: the waiting ticket may still be
-		// matched, and a 202 says it is superseded; it is withdrawn in the
-		// background.
-		switch v, fate := s.withdraw(ctx, rec, err); fate {
-		case fateInMatch:
+		// whose fate is unknown is not, unless it was heard superseding
+		// the waiting one: else that may still be matched, and a 202 says
+		// it is superseded; it is withdrawn in the background.
+		switch v, fate := s.withdraw(ctx, rec, err); {
+		case fate == fateInMatch:
 			return v, nil
-		case fateUnknown:
+		case fate == fateUnknown && s.heardSuperseding(ctx, id):
+			s.answeredUnknown(rec)
+			return ViewOf(rec, nil), nil
+		case fate == fateUnknown:
 			s.withdrawLater(rec)
 		}
 		s.tracker.Untrack(context.WithoutCancel(ctx), id)

@@ -37,7 +37,31 @@ func (s *Service) heardInMatch(ctx context.Context, id string) *events.Result {
 	return heard
 }
 
-// heardWait bounds the tracker's answer to heardInMatch.
+// heardSuperseding reports whether the tracker heard ticket id, a
+// replacement of unknown fate (fateUnknown), supersede an older ticket
+// of each of its players: a take of it got that far, so no older ticket
+// of theirs can be matched any more, and a 202 for it says nothing
+// untrue. Its frontend's own take and withdrawal may both be cut off
+// while its shard's owner, which reaches the buckets, takes it in: in
+// chaos S65 the owner told the waiting ticket's player "superseded by"
+// the replacement 5-7 s before its client was told 503, and then matched
+// it (a no-show).
+func (s *Service) heardSuperseding(ctx context.Context, id string) bool {
+	if s.tracker == nil {
+		return false
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), heardWait)
+	defer cancel()
+	if !s.tracker.HeardSuperseding(hctx, id) {
+		return false
+	}
+	s.log.Warn("replacement not withdrawn: a result heard says it superseded its players' waiting tickets; its creation answers it queued",
+		"ticket_id", id)
+	return true
+}
+
+// heardWait bounds the tracker's answer to heardInMatch and
+// heardSuperseding.
 const heardWait = time.Second
 
 // isMatch says whether owner is a match's claim.

@@ -107,7 +107,7 @@ func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Ms
 	switch {
 	case fate == fateWithdrawn:
 		return cause
-	case fate == fateUnknown && !done.taken:
+	case fate == fateUnknown && !done.taken && !s.heardSuperseding(ctx, id):
 		// Answered, a replacement would say its player's waiting ticket
 		// is superseded while that one may still be matched.
 		s.withdrawLater(rec)
@@ -125,10 +125,17 @@ func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Ms
 		if !done.queued {
 			s.queueLater(rec, msg)
 		}
-		s.tellLater(rec)
-		s.withdrawals.ended.WithLabelValues(answeredUnknown).Inc()
+		s.answeredUnknown(rec)
 	}
 	return nil
+}
+
+// answeredUnknown leaves a ticket of unknown fate that its creation
+// answers to its follower: its claim is read once the claims bucket
+// answers, to tell the withdrawal if it landed after all (tellLater).
+func (s *Service) answeredUnknown(rec Record) {
+	s.tellLater(rec)
+	s.withdrawals.ended.WithLabelValues(answeredUnknown).Inc()
 }
 
 // storeOnceMore puts an answered ticket's record once more, and holds it

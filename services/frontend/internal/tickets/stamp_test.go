@@ -22,6 +22,7 @@ type noTracker struct{}
 func (noTracker) Track(context.Context, *events.Ticket, *results.Creation) error { return nil }
 func (noTracker) Untrack(context.Context, string)                                {}
 func (noTracker) Heard(context.Context, string) *events.Result                   { return nil }
+func (noTracker) HeardSuperseding(context.Context, string) bool                  { return false }
 func (noTracker) ReadOutcomesWith(results.Outcomes)                              {}
 
 type roomEverywhere struct{}

@@ -124,6 +124,9 @@ type Tracker interface {
 	Untrack(ctx context.Context, ticketID string)
 	// Heard is the last result heard for a tracked ticket (nil: none).
 	Heard(ctx context.Context, ticketID string) *events.Result
+	// HeardSuperseding reports whether a tracked ticket was heard
+	// superseding an older ticket of each of its players.
+	HeardSuperseding(ctx context.Context, ticketID string) bool
 	// ReadOutcomesWith gives its catch-up the service's OutcomeBehind.
 	ReadOutcomesWith(results.Outcomes)
 }

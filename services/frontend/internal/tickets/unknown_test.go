@@ -195,6 +195,69 @@ func TestAReplacementOfUnknownFateIsNotAnswered(t *testing.T) {
 	}
 }
 
+// heardSuperseding is a tracker that heard every ticket supersede its
+// players' older ones (a matcher took it in, chaos S65), and counts the
+// tickets untracked.
+type heardSuperseding struct {
+	noTracker
+	untracked *atomic.Int32
+}
+
+func (h heardSuperseding) HeardSuperseding(ctx context.Context, _ string) bool {
+	return ctx.Err() == nil // as the tracker may answer a call whose ctx is done
+}
+
+func (h heardSuperseding) Untrack(context.Context, string) { h.untracked.Add(1) }
+
+// The same replacement, heard superseding its player's waiting ticket,
+// is answered as queued: the waiting ticket can no longer be matched, so
+// the 202 is true, and an error was a no-show once the matcher that took
+// it in matched it (chaos S65: the "superseded by" result came 5-7 s
+// before the frontend's 503).
+func TestAReplacementOfUnknownFateHeardSupersedingIsAnswered(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fault func(e *toldEnv, refusing *atomic.Bool)
+	}{
+		{"its take refused", func(_ *toldEnv, refusing *atomic.Bool) { refusing.Store(true) }},
+		{"its record refused", func(e *toldEnv, _ *atomic.Bool) { e.refuseRecords() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newToldEnv(t)
+			refusing := e.refusablePlayers(t)
+			e.create(t, "pat")
+			tc.fault(e, refusing)
+			var fails atomic.Int32
+			fails.Store(1 << 30)
+			var err error
+			if e.s.claims, err = events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj); err != nil {
+				t.Fatal(err)
+			}
+			var untracked atomic.Int32
+			e.s.tracker = heardSuperseding{untracked: &untracked}
+			skill := 1650
+			v, err := e.s.Create(t.Context(), identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, "")
+			if err != nil {
+				t.Fatalf("a replacement heard superseding told an error: %v", err)
+			}
+			if replacement := e.ticketAt(t, 2); v.Status != events.StatusQueued || v.TicketID != replacement {
+				t.Fatalf("answered %+v, want the replacement %s queued", v, replacement)
+			}
+			if n := untracked.Load(); n != 0 {
+				t.Fatalf("answered ticket untracked %d times: its client would hear nothing", n)
+			}
+			if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 0 {
+				t.Fatalf("%v withdrawals left to the background: the answered ticket would be cancelled under its client", waiting)
+			}
+			if n := testutil.ToFloat64(e.s.withdrawals.ended.WithLabelValues(answeredUnknown)); n != 1 {
+				t.Fatalf("%v tickets of unknown fate counted answered, want 1", n)
+			}
+		})
+	}
+}
+
 // refusedUpdates is a players bucket whose next `left` updates are
 // refused for now with err, and then pass.
 type refusedUpdates struct {

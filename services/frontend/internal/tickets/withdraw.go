@@ -319,13 +319,15 @@ const (
 	// fateUnknown: its claim failed through every try (timed out, or
 	// refused: the claims bucket cut off or without a leader) and no
 	// claim of it could be read, so a matcher may still put it in a
-	// match. A ticket its creation took first (storeAndQueue) is then
-	// answered as queued, and its follower hears its outcome: its match,
-	// its expiry at its max wait, or the withdrawal's own claim, if it
-	// landed unanswered (read and told once the claims bucket answers,
-	// tellLater; an expiry tells the claim it finds too). An error
-	// instead was a no-show whenever a matcher took the ticket after all
-	// (chaos S57b: 13, matched 5-7 s after their creations answered 503).
+	// match. A ticket its creation took first (storeAndQueue), or a
+	// replacement heard superseding its players' waiting tickets
+	// (heardSuperseding), is then answered as queued, and its follower
+	// hears its outcome: its match, its expiry at its max wait, or the
+	// withdrawal's own claim, if it landed unanswered (read and told
+	// once the claims bucket answers, tellLater; an expiry tells the
+	// claim it finds too). An error instead was a no-show whenever a
+	// matcher took the ticket after all (chaos S57b: 13, matched 5-7 s
+	// after their creations answered 503).
 	fateUnknown
 )
 
