@@ -21,6 +21,11 @@ type recoverer struct {
 	// now is the worker's clock (Worker.clock).
 	now func() time.Time
 	log *slog.Logger
+	// shard is its runner's shard, and since when the runner has held
+	// it: a match of the shard stored before then was formed by an owner
+	// that has lost it (staleClaim).
+	shard events.Shard
+	since time.Time
 }
 
 // recovery is what recoverMatch made of a match.
@@ -40,6 +45,14 @@ const (
 // a look too early costs a needless undo, never a second outcome. Its
 // tickets wait this long for the claims to be undone: 30 s left a burst of
 // them past their max wait in the chaos runs.
+//
+// A match of the recoverer's own shard stored before its runner took
+// the shard (recoverer.since) is not waited for: the owner that formed
+// it lost the shard, and the tickets it held are this runner's to match.
+// Waiting cost them staleClaim at the worst moment, just after the move
+// (chaos S63 and S64: a ticket claimed by a cut-off owner whose other
+// claim failed, expired past its 20 s max wait). That owner's commit, if
+// still running, follows the decision (events.Decisions).
 const staleClaim = 10 * time.Second
 
 // recoverMatch settles a match found owning a ticket's claim. The match
@@ -142,14 +155,23 @@ func (rc *recoverer) decide(ctx context.Context, matchID string, m events.Match,
 		decision, _, err := rc.decisions.Decide(ctx, matchID, wanted(stale))
 		return decision, stale, err
 	}
-	if rc.now().Sub(created) < staleClaim {
+	if rc.now().Sub(created) < staleClaim && !rc.leftByOwner(m, created) {
 		return "", nil, nil
 	}
-	// Partial claims of a matcher that died claiming: decided undone
-	// before they are given back, so that matcher, if it was only slow,
-	// follows instead of publishing.
+	// Partial claims of a matcher that died claiming (or lost the
+	// shard): decided undone before they are given back, so that
+	// matcher, if it was only slow, follows instead of publishing.
 	decision, _, err := rc.decisions.Decide(ctx, matchID, events.DecisionUndone)
 	return decision, nil, err
+}
+
+// leftByOwner reports whether m, stored at created, is a match of the
+// recoverer's shard stored before its runner took the shard: one the
+// previous owner formed (staleClaim). created is the NATS server's
+// clock and since the worker's: a skew makes a match stored just after
+// the takeover look older, and costs it a needless undo.
+func (rc *recoverer) leftByOwner(m events.Match, created time.Time) bool {
+	return m.Region == rc.shard.Region && m.Tier == rc.shard.Tier && created.Before(rc.since)
 }
 
 // followPublished publishes match matchID (m), decided published, unless

@@ -141,3 +141,77 @@ func TestTicketPublishedForUnsentSettlesItsMatch(t *testing.T) {
 		})
 	}
 }
+
+// TestPartialClaimsLeftByTheShardsLastOwnerAreUndoneAtOnce: a match of
+// the shard stored before its runner took the shard holds one ticket's
+// claim and not the other's (its owner, cut off, had the other claim
+// fail, and lost the shard). The new owner's recovery undoes it at once
+// rather than wait staleClaim, by which time the ticket it held was
+// past its max wait (chaos S63, S64: expired needlessly). A match stored
+// after the runner took the shard (its own commit, maybe still
+// claiming), or another shard's, still waits.
+func TestPartialClaimsLeftByTheShardsLastOwnerAreUndoneAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name         string
+		region       string
+		runnerBefore bool // the runner took the shard before the match was stored
+		want         recovery
+	}{
+		{"left by the last owner", "eu", false, released},
+		{"stored since the runner took the shard", "eu", true, undecided},
+		{"another shard's", "us", false, undecided},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			w, err := New(Config{}, testkit.JetStream(t, testkit.Connect(t, e.srv)), e.subj, slog.New(slog.NewTextHandler(testLog(), nil)), prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.bindState(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			shard := events.Shard{Region: "eu", Tier: "gold"}
+			var r *runner
+			if tc.runnerBefore {
+				r = newRunner(w, shard)
+			}
+			ctx := t.Context()
+			const matchID = "m-partial"
+			m := events.Match{SchemaVersion: events.SchemaVersion, MatchID: matchID, Mode: "1v1", Region: tc.region, Tier: "gold",
+				CreatedAt: time.Now().UTC(), Tickets: []events.MatchTicket{
+					{TicketID: "lo", Players: []string{"lo"}, Skill: 1800, CreatedAt: time.Now().UTC()},
+					{TicketID: "pa", Players: []string{"pa"}, Skill: 1810, Team: 1, CreatedAt: time.Now().UTC()},
+				}}
+			data, _ := json.Marshal(m)
+			if _, err := w.state.matches.Put(ctx, matchID, data); err != nil {
+				t.Fatal(err)
+			}
+			claims := e.claims(t)
+			if won, _, err := claims.Claim(ctx, "lo", events.MatchOwner(matchID)); err != nil || !won {
+				t.Fatal(won, err)
+			}
+			if r == nil {
+				r = newRunner(w, shard)
+			}
+			if got := r.commits.rec.recoverMatch(ctx, matchID); got != tc.want {
+				t.Fatalf("recoverMatch = %v, want %v", got, tc.want)
+			}
+			owner, err := claims.Owner(ctx, "lo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			decision, err := w.state.decisions.Decided(ctx, matchID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == released && (owner != "" || decision != events.DecisionUndone) {
+				t.Fatalf("lo claimed %q, match decided %q; want lo free and the match undone", owner, decision)
+			}
+			if tc.want == undecided && (owner != events.MatchOwner(matchID) || decision != "") {
+				t.Fatalf("lo claimed %q, match decided %q; want both left as they were", owner, decision)
+			}
+		})
+	}
+}
