@@ -99,7 +99,8 @@ func (c *Claims) settleGroup(ctx context.Context, g ClaimGroup, answers []claimA
 		// A claim this cannot give back stays behind as a partial claim
 		// of a match that is not decided: whoever meets it follows the
 		// match, and, once it is old enough to count as a dead
-		// matcher's, undoes it (the matcher's recoverMatch). So the
+		// matcher's or its shard has moved, undoes it (the matcher's
+		// recoverMatch). So the
 		// failure is not the caller's to handle.
 		_ = c.Release(ctx, made, g.Owner)
 	}

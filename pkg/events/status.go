@@ -77,11 +77,12 @@ func supersededReason(newer string) string {
 const supersededByTicket = "superseded by ticket "
 
 // SupersededBy is the newer ticket r says ended its ticket ("": r is no
-// such result, or its teller did not know the newer one). A result that
-// names it was told by a take of the newer ticket, a matcher's or a
-// frontend's, or by a match decided undone for it (Players): the older
-// ticket can never be matched, and the newer one is r's player's live
-// ticket, or is told its own end (a newer one still took its place).
+// such result, or its teller did not know the newer one). Whoever claims
+// a ticket superseded names the ticket it found its first player's live
+// one, or was taking as such (Players): a take tells before it writes
+// the newer ticket's entries. Each player of the older ticket is told
+// the same name; for a party, another player's own live ticket may be
+// another one.
 func SupersededBy(r Result) string {
 	newer, ok := strings.CutPrefix(r.Reason, supersededByTicket)
 	if r.Status != StatusCancelled || !ok || checkToken(newer) != nil {

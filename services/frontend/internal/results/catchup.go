@@ -207,6 +207,11 @@ func (t *Tracker) readPlayer(ctx context.Context, player string, ids []string, l
 			t.hand(ctx, player, res)
 			continue
 		}
+		if err == nil && events.SupersededBy(res) == id {
+			// An older ticket of the player told superseded by id, as
+			// heard (HeardSuperseding); id's own outcome is read below.
+			t.hand(ctx, player, res)
+		}
 		if f == nil {
 			continue
 		}

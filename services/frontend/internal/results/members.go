@@ -86,25 +86,7 @@ func (tk *ticket) setLast(player string, res *events.Result) {
 // superseded records that an older ticket of player was heard
 // superseded by tk (HeardSuperseding).
 func (tk *ticket) superseded(player string) {
-	if !tk.follows(player) {
-		return
+	if player == tk.player && len(tk.others) == 0 {
+		tk.superseding = true
 	}
-	if tk.superseding == nil {
-		tk.superseding = make(map[string]bool, 1+len(tk.others))
-	}
-	tk.superseding[player] = true
-}
-
-// supersedingAll reports whether an older ticket of every one of tk's
-// players was heard superseded by it.
-func (tk *ticket) supersedingAll() bool {
-	if !tk.superseding[tk.player] {
-		return false
-	}
-	for p := range tk.others {
-		if !tk.superseding[p] {
-			return false
-		}
-	}
-	return true
 }

@@ -172,7 +172,7 @@ func (t *Tracker) result(s *state, m *nats.Msg) {
 // naming a tracked ticket of player as the superseder of the one it
 // tells marks that ticket (HeardSuperseding).
 func (t *Tracker) deliver(s *state, player string, res events.Result) {
-	if newer := events.SupersededBy(res); newer != "" && s.byPlayer[player][newer] != nil {
+	if newer := events.SupersededBy(res); newer != "" && res.PlayerID == player && s.byPlayer[player][newer] != nil {
 		s.byPlayer[player][newer].superseded(player)
 	}
 	tk := s.byPlayer[player][res.TicketID]
@@ -259,7 +259,7 @@ func (t *Tracker) apply(s *state, r request) reply {
 		if !ok {
 			return reply{}
 		}
-		rep := reply{superseding: tk.supersedingAll()}
+		rep := reply{superseding: tk.superseding}
 		if tk.last != nil {
 			heard := *tk.last
 			rep.heard = &heard

@@ -6,23 +6,26 @@ import (
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
 )
 
 // A replacement whose frontend could neither take nor withdraw it learns
 // that its shard's owner took it in from the result told for the ticket
 // it replaced, on its player's subject, which the tracker hears though
-// it does not track that ticket (chaos S65). Every player of a party
-// must have been heard so: a player whose older ticket was not
-// superseded yet may still be matched through it.
-func TestHeardSupersedingNeedsEveryPlayersOlderTicketSuperseded(t *testing.T) {
+// it does not track that ticket (chaos S65). Only a result naming it
+// counts, and never for a party's ticket: an older ticket's players are
+// told together, while the take superseded only the first player's (a
+// member may have a waiting ticket of their own still).
+func TestHeardSupersedingIsARenamedOlderTicketOfItsOnePlayer(t *testing.T) {
 	t.Parallel()
 	st := newStack(t, false, nil)
-	st.trackParty(t, "r1", time.Now(), "p1", "p2")
+	st.track(t, t.Context(), "r1", "p1")
+	st.trackParty(t, "r2", time.Now(), "p2", "p3")
 	tell := st.pub.TellSuperseded(nil, nil)
 	marks := 0
-	superseded := func(old, player, newer string) {
+	superseded := func(old, newer string, players ...string) {
 		t.Helper()
-		if err := tell(t.Context(), events.LiveTicket{TicketID: old, Players: []string{player}, Mode: "2v2"}, newer); err != nil {
+		if err := tell(t.Context(), events.LiveTicket{TicketID: old, Players: players, Mode: "1v1"}, newer); err != nil {
 			t.Fatal(err)
 		}
 		// Heard in order: once a result published after it is, so is
@@ -33,20 +36,37 @@ func TestHeardSupersedingNeedsEveryPlayersOlderTicketSuperseded(t *testing.T) {
 		st.tell(t, mark, "p9", events.StatusQueued)
 		await(t, w, mark)
 	}
-	superseded("w1", "p1", "r1")
-	if st.tr.HeardSuperseding(t.Context(), "r1") {
-		t.Fatal("superseding heard with p2's older ticket not superseded")
+	superseded("w0", "", "p1") // the teller did not know the newer ticket
+	superseded("x1", "x2", "p1")
+	superseded("w2", "r2", "p2", "p3")
+	for _, id := range []string{"r1", "r2", "never"} {
+		if st.tr.HeardSuperseding(t.Context(), id) {
+			t.Fatalf("%s heard superseding from results that name no ticket, another one, or a party's", id)
+		}
 	}
-	superseded("w0", "p2", "") // the teller did not know the newer ticket
-	superseded("x2", "p2", "x3")
-	if st.tr.HeardSuperseding(t.Context(), "r1") {
-		t.Fatal("superseding heard from results that name no ticket, or another one")
-	}
-	superseded("w2", "p2", "r1")
+	superseded("w1", "r1", "p1")
 	if !st.tr.HeardSuperseding(t.Context(), "r1") {
-		t.Fatal("superseding not heard though both players' older tickets were superseded by r1")
+		t.Fatal("r1 not heard superseding though p1's older ticket was told superseded by it")
 	}
-	if st.tr.HeardSuperseding(t.Context(), "never") {
-		t.Fatal("superseding heard of a ticket not tracked")
+}
+
+// The result that names it, published while the tracker was cut off, is
+// read back by the catch-up as it reconnects: it is the player's last
+// result, of another ticket.
+func TestHeardSupersedingIsReadBackByACatchUp(t *testing.T) {
+	t.Parallel()
+	st := newStack(t, true, nil)
+	w := st.track(t, t.Context(), "r1", "p1")
+	st.tell(t, "r1", "p1", events.StatusQueued)
+	await(t, w, "queued")
+	st.link.Cut(testkit.Down)
+	if err := st.pub.TellSuperseded(nil, nil)(t.Context(), events.LiveTicket{TicketID: "w1", Players: []string{"p1"}, Mode: "1v1"}, "r1"); err != nil {
+		t.Fatal(err)
 	}
+	reconnects := st.nc.Stats().Reconnects
+	st.link.Drop()
+	st.link.Heal()
+	testkit.Eventually(t, 15*time.Second, func() bool { return st.nc.Stats().Reconnects > reconnects && st.nc.IsConnected() }, "not reconnected")
+	testkit.Eventually(t, 15*time.Second, func() bool { return st.tr.HeardSuperseding(t.Context(), "r1") },
+		"r1 not heard superseding after the catch-up")
 }

@@ -135,9 +135,9 @@ type ticket struct {
 	// trace is the trace id of the request that started following it
 	// (zero: none), the exemplar of its time to assignment.
 	trace traceID
-	// superseding holds the players an older ticket of whom was heard
-	// superseded by this one (events.SupersededBy; members.go).
-	superseding map[string]bool
+	// superseding: an older ticket of its one player was heard
+	// superseded by it (events.SupersededBy; HeardSuperseding).
+	superseding bool
 }
 
 type request struct {
@@ -295,13 +295,17 @@ func (t *Tracker) Heard(ctx context.Context, ticketID string) *events.Result {
 	return t.call(ctx, request{kind: reqHeard, id: ticketID}).heard
 }
 
-// HeardSuperseding reports whether, for every player of a tracked
-// ticket, a result was heard telling an older ticket of that player
-// superseded by this one (events.SupersededBy): a take of it, a
-// matcher's or a frontend's, or a match undone for it got that far, so
-// no older ticket of its players can be matched any more. A replacement
-// whose own take and withdrawal were both cut off learns from it that
-// its shard's owner took it in (chaos S65).
+// HeardSuperseding reports whether a result was heard telling an older
+// ticket of a tracked one-player ticket's player "superseded by" it
+// (events.SupersededBy): a take of it, a matcher's or a frontend's, got
+// that far, so no older ticket of its player can be matched any more
+// (the player's live ticket was claimed superseded, and any other is
+// stale). A replacement whose own take and withdrawal were both cut off
+// learns from it that its shard's owner took it in (chaos S65). Never
+// for a party's ticket: an older ticket's players are told together,
+// each of them, while the take has superseded only the first player's
+// (a member may have moved on to a ticket of their own, still waiting,
+// which a 202 would say is superseded).
 func (t *Tracker) HeardSuperseding(ctx context.Context, ticketID string) bool {
 	return t.call(ctx, request{kind: reqHeard, id: ticketID}).superseding
 }

@@ -94,7 +94,7 @@ func (s *Service) Create(ctx context.Context, caller identity.Caller, req Reques
 	if !first {
 		return s.queueThenTake(ctx, rec, set.Version())
 	}
-	if err := s.storeAndQueue(ctx, rec, set.Version(), true, live); err != nil {
+	if _, err := s.storeAndQueue(ctx, rec, set.Version(), true, live); err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), t.TicketID)
 		return View{}, err
 	}
@@ -135,11 +135,21 @@ type takeFunc func(context.Context, events.LiveTicket, events.SupersededFunc) (e
 // ticket as it was.
 func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion string) (View, error) {
 	id := rec.Ticket.TicketID
-	if err := s.storeAndQueue(ctx, rec, rulesVersion, false, false); err != nil {
+	unknown, err := s.storeAndQueue(ctx, rec, rulesVersion, false, false)
+	if err != nil {
 		s.tracker.Untrack(context.WithoutCancel(ctx), id)
 		return View{}, err
 	}
+	if unknown {
+		return ViewOf(rec, nil), nil // heard taken in by its shard's owner, its withdrawal's fate unknown
+	}
 	if err := s.take(ctx, rec); err != nil {
+		if s.heardSuperseding(ctx, id) {
+			// Its waiting ticket is superseded by it already (its shard's
+			// owner took it in, or this take got that far): a withdrawal
+			// would leave its player with no ticket at all.
+			return ViewOf(rec, nil), nil
+		}
 		// Stored and queued, and its shard's owner would take it in all
 		// the same; but without a key its client never asks for it again,
 		// so it is withdrawn: an error means no live ticket (storeAndQueue).

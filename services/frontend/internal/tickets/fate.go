@@ -38,10 +38,11 @@ func (s *Service) heardInMatch(ctx context.Context, id string) *events.Result {
 }
 
 // heardSuperseding reports whether the tracker heard ticket id, a
-// replacement of unknown fate (fateUnknown), supersede an older ticket
-// of each of its players: a take of it got that far, so no older ticket
-// of theirs can be matched any more, and a 202 for it says nothing
-// untrue. Its frontend's own take and withdrawal may both be cut off
+// replacement whose take failed, supersede its one player's waiting
+// ticket (results.Tracker.HeardSuperseding: never a party's): a take of
+// it got that far, so no older ticket of the player can be matched any
+// more, and a 202 for it says nothing untrue. Its frontend's own take
+// and withdrawal may both be cut off
 // while its shard's owner, which reaches the buckets, takes it in: in
 // chaos S65 the owner told the waiting ticket's player "superseded by"
 // the replacement 5-7 s before its client was told 503, and then matched

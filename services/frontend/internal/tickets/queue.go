@@ -43,12 +43,14 @@ import (
 // taken: the ticket was taken first (takeFirst), made its players' live
 // ticket or ended by an older one of theirs; else it is taken after
 // (queueThenTake). live: the take made it live, and its message is
-// sealed so.
-func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion string, taken, live bool) error {
+// sealed so. unknown: the ticket is answered with its fate unknown
+// (finishOrWithdraw); one not taken first was heard taken in by its
+// shard's owner then, and is not taken again.
+func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion string, taken, live bool) (unknown bool, err error) {
 	id := rec.Ticket.TicketID
 	msg, data, err := encode(ctx, s.subj, rec, rulesVersion)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if live {
 		s.seal(msg)
@@ -61,7 +63,7 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	defer cancel()
 	fut, err := s.js.PublishMsgAsync(msg)
 	if err != nil {
-		return fmt.Errorf("queue ticket %s: publish %s: %w", id, msg.Subject, err)
+		return false, fmt.Errorf("queue ticket %s: publish %s: %w", id, msg.Subject, err)
 	}
 	storeErr := s.store(wctx, id, data)
 	queueErr := awaitAck(wctx, fut)
@@ -71,18 +73,19 @@ func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion st
 	case queueErr != nil:
 		err = fmt.Errorf("queue ticket %s: publish %s: %w", id, msg.Subject, queueErr)
 	default:
-		return nil
+		return false, nil
 	}
 	if !mayBeQueued(queueErr) {
-		return err
+		return false, err
 	}
-	if err := s.finishOrWithdraw(ctx, rec, msg, data, writes{stored: storeErr == nil, queued: queueErr == nil, taken: taken}, err); err != nil {
-		return err
+	unknown, err = s.finishOrWithdraw(ctx, rec, msg, data, writes{stored: storeErr == nil, queued: queueErr == nil, taken: taken}, err)
+	if err != nil {
+		return false, err
 	}
 	// A replica of the bucket may not have the record yet: a read of it
 	// that finds nothing asks the leader for a while (Record).
 	s.lateWrites.add(id, s.now())
-	return nil
+	return unknown, nil
 }
 
 // writes are what a creation's writes did: its record stored, its
@@ -92,26 +95,26 @@ type writes struct{ stored, queued, taken bool }
 // finishOrWithdraw tries again what is left of a ticket's writes that
 // failed with cause while it may be queued (finish), and withdraws it if
 // they fail. nil: the ticket is answered after all, its writes late, or
-// in a match, or of unknown fate and taken (fate), its record stored or
-// held (storeOnceMore), its message published again until acked
-// (queueLater) and its claim read to tell a withdrawal that landed
-// (tellLater).
-func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Msg, data []byte, done writes, cause error) error {
+// in a match, or of unknown fate (unknown) and taken, or a replacement
+// heard taken in (heardSuperseding), its record stored or held
+// (storeOnceMore), its message published again until acked (queueLater)
+// and its claim read to tell a withdrawal that landed (tellLater).
+func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Msg, data []byte, done writes, cause error) (unknown bool, err error) {
 	id := rec.Ticket.TicketID
 	done.stored, done.queued = s.finish(ctx, id, msg, data, done.stored, done.queued)
 	if done.stored && done.queued {
 		s.log.Info("ticket created on a later try of its writes", "ticket_id", id, "cause", cause)
-		return nil
+		return false, nil
 	}
 	_, fate := s.withdraw(ctx, rec, cause)
 	switch {
 	case fate == fateWithdrawn:
-		return cause
+		return false, cause
 	case fate == fateUnknown && !done.taken && !s.heardSuperseding(ctx, id):
 		// Answered, a replacement would say its player's waiting ticket
 		// is superseded while that one may still be matched.
 		s.withdrawLater(rec)
-		return cause
+		return false, cause
 	}
 	// Queued after all, and a matcher put it in a match before the
 	// withdrawal, or may yet: an error now would make it a no-show.
@@ -119,7 +122,7 @@ func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Ms
 		if fate == fateUnknown {
 			s.withdrawLater(rec)
 		}
-		return cause
+		return false, cause
 	}
 	if fate == fateUnknown {
 		if !done.queued {
@@ -127,7 +130,7 @@ func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Ms
 		}
 		s.answeredUnknown(rec)
 	}
-	return nil
+	return fate == fateUnknown, nil
 }
 
 // answeredUnknown leaves a ticket of unknown fate that its creation

@@ -195,16 +195,18 @@ func TestAReplacementOfUnknownFateIsNotAnswered(t *testing.T) {
 	}
 }
 
-// heardSuperseding is a tracker that heard every ticket supersede its
-// players' older ones (a matcher took it in, chaos S65), and counts the
+// heardSuperseding is a tracker that hears the ticket asked about
+// supersede its player's older one (a matcher took it in, chaos S65)
+// from its from-th question on, and counts the questions and the
 // tickets untracked.
 type heardSuperseding struct {
 	noTracker
-	untracked *atomic.Int32
+	from             int32
+	calls, untracked *atomic.Int32
 }
 
 func (h heardSuperseding) HeardSuperseding(ctx context.Context, _ string) bool {
-	return ctx.Err() == nil // as the tracker may answer a call whose ctx is done
+	return h.calls.Add(1) >= h.from && ctx.Err() == nil // as the tracker may answer a call whose ctx is done
 }
 
 func (h heardSuperseding) Untrack(context.Context, string) { h.untracked.Add(1) }
@@ -213,30 +215,39 @@ func (h heardSuperseding) Untrack(context.Context, string) { h.untracked.Add(1) 
 // is answered as queued: the waiting ticket can no longer be matched, so
 // the 202 is true, and an error was a no-show once the matcher that took
 // it in matched it (chaos S65: the "superseded by" result came 5-7 s
-// before the frontend's 503).
+// before the frontend's 503). Heard before its withdrawal, it is not
+// withdrawn; heard once its writes failed, it is not taken again (its
+// answer counted once).
 func TestAReplacementOfUnknownFateHeardSupersedingIsAnswered(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name  string
-		fault func(e *toldEnv, refusing *atomic.Bool)
+		name          string
+		records       bool  // its record refused; else its take
+		from, calls   int32 // heard from question from on; questions asked
+		withdrawn     float64
+		answeredLater float64
 	}{
-		{"its take refused", func(_ *toldEnv, refusing *atomic.Bool) { refusing.Store(true) }},
-		{"its record refused", func(e *toldEnv, _ *atomic.Bool) { e.refuseRecords() }},
+		{"its take refused, heard before its withdrawal", false, 1, 1, 0, 0},
+		{"its take refused, heard during its withdrawal", false, 2, 2, 1, 1},
+		{"its record refused", true, 1, 1, 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newToldEnv(t)
 			refusing := e.refusablePlayers(t)
 			e.create(t, "pat")
-			tc.fault(e, refusing)
+			refusing.Store(true) // the take fails, if it is tried
+			if tc.records {
+				e.refuseRecords()
+			}
 			var fails atomic.Int32
 			fails.Store(1 << 30)
 			var err error
 			if e.s.claims, err = events.NewClaims(t.Context(), failingClaims{JetStream: e.js, fails: &fails}, e.subj); err != nil {
 				t.Fatal(err)
 			}
-			var untracked atomic.Int32
-			e.s.tracker = heardSuperseding{untracked: &untracked}
+			var calls, untracked atomic.Int32
+			e.s.tracker = heardSuperseding{from: tc.from, calls: &calls, untracked: &untracked}
 			skill := 1650
 			v, err := e.s.Create(t.Context(), identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, "")
 			if err != nil {
@@ -245,14 +256,20 @@ func TestAReplacementOfUnknownFateHeardSupersedingIsAnswered(t *testing.T) {
 			if replacement := e.ticketAt(t, 2); v.Status != events.StatusQueued || v.TicketID != replacement {
 				t.Fatalf("answered %+v, want the replacement %s queued", v, replacement)
 			}
+			if n := calls.Load(); n != tc.calls {
+				t.Fatalf("the tracker asked %d times, want %d", n, tc.calls)
+			}
 			if n := untracked.Load(); n != 0 {
 				t.Fatalf("answered ticket untracked %d times: its client would hear nothing", n)
 			}
 			if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 0 {
 				t.Fatalf("%v withdrawals left to the background: the answered ticket would be cancelled under its client", waiting)
 			}
-			if n := testutil.ToFloat64(e.s.withdrawals.ended.WithLabelValues(answeredUnknown)); n != 1 {
-				t.Fatalf("%v tickets of unknown fate counted answered, want 1", n)
+			if n := testutil.ToFloat64(e.s.withdrawals.made.WithLabelValues(unknownFate)); n != tc.withdrawn {
+				t.Fatalf("%v withdrawals of unknown fate, want %v", n, tc.withdrawn)
+			}
+			if n := testutil.ToFloat64(e.s.withdrawals.ended.WithLabelValues(answeredUnknown)); n != tc.answeredLater {
+				t.Fatalf("%v tickets of unknown fate counted answered, want %v", n, tc.answeredLater)
 			}
 		})
 	}

@@ -187,7 +187,9 @@ func (c *committer) claimAndDecide(ctx context.Context, ms []*inBatch) {
 // commitBound bounds a batch's phases up to its decisions, together: a
 // recovering worker takes a match's claims for a dead commit's once its
 // record is staleClaim old, so a live commit has decided well before
-// then (a later look costs a needless undo, never a second outcome).
+// then (a later look costs a needless undo, never a second outcome). The
+// shard's next owner does not wait for a commit of its last owner
+// (recoverer.leftByOwner), which follows that owner's decision.
 // A publish timeout past that keeps its own bound, as one deadline had.
 func commitBound(timeout time.Duration) time.Duration {
 	return max(timeout, staleClaim*3/4)

@@ -139,7 +139,8 @@ func (rc *recoverer) allClaimed(ctx context.Context, matchID string, m events.Ma
 // every ticket claimed by it (all), m is checked as its commit would (each
 // ticket still its players' live ticket?; stale are those that are not)
 // and decided published, or undone if a ticket is stale; with only some
-// claimed and a record older than staleClaim (created), it died claiming,
+// claimed and a record older than staleClaim (created), or stored by the
+// shard's last owner (leftByOwner), it died claiming (or lost the shard),
 // and is decided undone. Either way the decision is the one that stands
 // (events.Decisions: another may have decided first). A decision "" with
 // no error: too soon to tell.
