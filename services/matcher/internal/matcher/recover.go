@@ -114,7 +114,10 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery 
 		rc.log.Error("undo a match decided undone; will retry", "match_id", matchID, "err", err)
 		return undecided
 	}
-	rc.log.Warn("match of another matcher undone", "match_id", matchID, "stale", len(stale))
+	// Its record's age says why a match with no stale ticket was: past
+	// staleClaim, or younger, stored by the shard's last owner.
+	rc.log.Warn("match of another matcher undone", "match_id", matchID, "stale", len(stale),
+		"record_age", rc.now().Sub(e.Created()).Round(time.Millisecond))
 	return released
 }
 
