@@ -15,34 +15,25 @@ import (
 
 	qmclient "github.com/quickmatch-dev/quickmatch/pkg/client"
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/loadrecord"
 	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
 
-// Acked is one ticket a frontend acknowledged (202), as -record writes it.
-type Acked struct {
-	TicketID   string    `json:"ticket_id"`
-	PlayerID   string    `json:"player_id"`
-	Frontend   string    `json:"frontend"`
-	AcceptedAt time.Time `json:"accepted_at"`
-	// Region and Skill let a checker tell which tickets could have been
-	// partners.
-	Region string `json:"region,omitempty"`
-	Skill  int    `json:"skill,omitempty"`
-}
-
-// recorder writes Acked lines from many goroutines.
+// recorder writes the -record file's lines (loadrecord) from many
+// goroutines.
 type recorder struct {
 	mu  sync.Mutex
 	enc *json.Encoder
 }
 
-func (r *recorder) add(a Acked) {
+// add writes one line: a loadrecord.Acked or a loadrecord.FailedPost.
+func (r *recorder) add(line any) {
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_ = r.enc.Encode(a)
+	_ = r.enc.Encode(line)
 }
 
 // frontend is one -url of `load run`: the client of its HTTP path and
@@ -92,15 +83,18 @@ func follow(ctx context.Context, fe frontend, toks *tokens, p int, player, regio
 	if fe.keyed {
 		opts = append(opts, qmclient.IdempotencyKey(rand.Text()))
 	}
+	sent := time.Now()
 	view, err := c.Create(ctx, ticketRequest(player, region, skill), opts...)
 	answered = time.Now()
 	if err != nil {
+		kind = failureKind("post", err)
+		rec.add(loadrecord.FailedPost{PlayerID: player, Frontend: fe.base, SentAt: sent, EndedAt: answered, Failed: kind})
 		if !errors.As(err, new(*qmclient.Error)) {
 			answered = time.Time{} // no status came: nothing to time
 		}
-		return answered, failureKind("post", err)
+		return answered, kind
 	}
-	rec.add(Acked{TicketID: view.TicketID, PlayerID: player, Frontend: fe.base, AcceptedAt: answered, Region: region, Skill: skill})
+	rec.add(loadrecord.Acked{TicketID: view.TicketID, PlayerID: player, Frontend: fe.base, AcceptedAt: answered, Region: region, Skill: skill})
 	view, err = c.Follow(ctx, view.TicketID, nil)
 	switch {
 	case err != nil:

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/loadrecord"
 	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
 
@@ -61,7 +66,8 @@ func BenchmarkFollow(b *testing.B) {
 // TestFollowKinds: what `load run` counts for each way a ticket goes.
 // A stream cut while the ticket waits is resumed (Last-Event-ID) and the
 // ticket counted by its outcome, not as lost; a 401 is not sent again
-// with the same player's token.
+// with the same player's token. Each POST is recorded (-record): a
+// ticket acknowledged, or a POST failed, with its kind.
 func TestFollowKinds(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -74,6 +80,7 @@ func TestFollowKinds(t *testing.T) {
 		{"assigned", 202, nil, "", 1},
 		{"refused", 503, nil, "post_503", 1},
 		{"unauthorized", 401, nil, "post_401", 1},
+		{"answered nothing", 0, nil, "post_error", 1},
 		{"expired", 202, func(_ int, w http.ResponseWriter, _ *http.Request) {
 			io.WriteString(w, "id: 3\nevent: status\ndata: {\"ticket_id\":\"t1\",\"status\":\"expired\"}\n\n")
 		}, "expired", 1},
@@ -94,6 +101,9 @@ func TestFollowKinds(t *testing.T) {
 			mux := http.NewServeMux()
 			mux.HandleFunc("POST /v1/tickets", func(w http.ResponseWriter, _ *http.Request) {
 				posts.Add(1)
+				if tc.post == 0 {
+					panic(http.ErrAbortHandler) // the frontend killed mid-answer
+				}
 				w.WriteHeader(tc.post)
 				io.WriteString(w, `{"ticket_id":"t1","status":"queued","error":"no"}`)
 			})
@@ -113,8 +123,24 @@ func TestFollowKinds(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			if _, kind := follow(ctx, fe, &tokens{fixed: "tok"}, 0, "p1", "eu", 1650, nil); kind != tc.want || posts.Load() != tc.posts {
+			var out bytes.Buffer
+			rec := &recorder{enc: json.NewEncoder(&out)}
+			if _, kind := follow(ctx, fe, &tokens{fixed: "tok"}, 0, "p1", "eu", 1650, rec); kind != tc.want || posts.Load() != tc.posts {
 				t.Fatalf("kind %q after %d POSTs, want %q after %d", kind, posts.Load(), tc.want, tc.posts)
+			}
+			path := filepath.Join(t.TempDir(), "record")
+			if err := os.WriteFile(path, out.Bytes(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			acked, failed, err := loadrecord.Read(path)
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case tc.post == 202 && (len(acked) != 1 || acked[0].TicketID != "t1" || len(failed) != 0):
+				t.Fatalf("recorded %q, want t1 acknowledged", out.String())
+			case tc.post != 202 && (len(failed) != 1 || failed[0].Failed != tc.want || failed[0].PlayerID != "p1" ||
+				failed[0].Frontend != srv.URL || failed[0].EndedAt.Before(failed[0].SentAt) || len(acked) != 0):
+				t.Fatalf("recorded %q, want p1's POST failed %s", out.String(), tc.want)
 			}
 		})
 	}

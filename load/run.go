@@ -83,7 +83,7 @@ type runConfig struct {
 
 func (c *runConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.base, "url", "http://127.0.0.1:3000", "frontend base URLs, comma-separated: tickets go to each in turn")
-	fs.StringVar(&c.recordPath, "record", "", "write every acknowledged ticket (JSON lines: ticket_id, player_id, frontend, accepted_at, region, skill) to this file, for a checker")
+	fs.StringVar(&c.recordPath, "record", "", "write every acknowledged ticket (JSON lines: ticket_id, player_id, frontend, accepted_at, region, skill) and every POST that created none the client knows of (player_id, frontend, sent_at, ended_at, failed) to this file, for a checker")
 	fs.Float64Var(&c.rate, "rate", 200, "tickets per second")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "how long tickets arrive")
 	fs.IntVar(&c.burst, "burst", 1, "tickets arrive this many at one instant, at the same mean rate: what arriving together saves (1: one at a time)")

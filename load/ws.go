@@ -10,6 +10,7 @@ import (
 
 	qmclient "github.com/quickmatch-dev/quickmatch/pkg/client"
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/loadrecord"
 	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
 
@@ -39,7 +40,7 @@ func followWS(ctx context.Context, fe frontend, toks *tokens, p int, player, reg
 	view, err := c.Queue(ctx, ticketRequest(player, region, skill), func(v ticketapi.View) {
 		if answered.IsZero() {
 			answered = time.Now()
-			rec.add(Acked{TicketID: v.TicketID, PlayerID: player, Frontend: fe.base, AcceptedAt: answered, Region: region, Skill: skill})
+			rec.add(loadrecord.Acked{TicketID: v.TicketID, PlayerID: player, Frontend: fe.base, AcceptedAt: answered, Region: region, Skill: skill})
 		}
 	})
 	switch {

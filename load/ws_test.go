@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/quickmatch-dev/quickmatch/pkg/loadrecord"
 	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
 
@@ -108,7 +109,7 @@ func TestFollowWSKinds(t *testing.T) {
 			if answered.Before(start) {
 				t.Fatalf("answered %v: not timed", answered)
 			}
-			var a Acked
+			var a loadrecord.Acked
 			if recorded := json.Unmarshal(out.Bytes(), &a) == nil && a.TicketID == "t1" && a.AcceptedAt.Equal(answered); recorded != tc.accepted {
 				t.Fatalf("recorded %q as accepted: %v, want %v", out.String(), recorded, tc.accepted)
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/loadrecord"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 )
 
@@ -85,6 +86,11 @@ type Report struct {
 	// Lost are the acknowledged tickets without an outcome, with what the
 	// claims bucket says of them.
 	Lost []Lost `json:"lost,omitempty"`
+	// NoShowPosts trace each no-show to its player's failed POST: one
+	// its frontend answered an error for (post_503) is a fault of the
+	// frontend's; one answered nothing (post_error) a creation cut short
+	// (noshow.go).
+	NoShowPosts []NoShowPost `json:"no_show_posts,omitempty"`
 }
 
 type system struct {
@@ -157,14 +163,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	acked, err := readAcked(load.record)
+	acked, failed, err := loadrecord.Read(load.record)
 	if err != nil {
 		return nil, err
 	}
 	reused, reuseErrs := reuse.result()
 	acked = append(acked, reused...)
 	rep.Reused, rep.ReuseErrors = len(reused), reuseErrs
-	if err := s.check(ctx, rep, acked, hist, js); err != nil {
+	if err := s.check(ctx, rep, acked, failed, hist, js); err != nil {
 		return nil, err
 	}
 	rep.Crashes = s.crashes()
@@ -242,7 +248,7 @@ func (s *system) prepareReuser(fronts []string, js jetstream.JetStream) (*reuser
 
 // check waits for the outcomes of the acknowledged tickets and puts the
 // checker's verdict in rep.
-func (s *system) check(ctx context.Context, rep *Report, acked []Acked, hist *history, js jetstream.JetStream) error {
+func (s *system) check(ctx context.Context, rep *Report, acked []Acked, failed []FailedPost, hist *history, js jetstream.JetStream) error {
 	deadline := s.cfg.deadline()
 	awaitOutcomes(ctx, acked, hist, deadline)
 	time.Sleep(2 * time.Second) // a late duplicate outcome would show by now
@@ -256,6 +262,17 @@ func (s *system) check(ctx context.Context, rep *Report, acked []Acked, hist *hi
 	rep.Verdict = Check(acked, results, formed, time.Now(), deadline)
 	rep.Timeliness = Timeliness(acked, results, s.cfg.MaxWait, time.Now())
 	rep.Lost = lostTickets(ctx, js, acked, results)
+	if rep.NoShows > 0 {
+		names := map[string]string{}
+		for _, m := range s.others {
+			if m.kind == "frontend" {
+				names[strings.TrimSuffix(m.ready, "/readyz")] = m.Name
+			}
+		}
+		tctx, cancel := context.WithTimeout(ctx, time.Minute)
+		rep.NoShowPosts = traceNoShows(tctx, js, acked, failed, results, names)
+		cancel()
+	}
 	return nil
 }
 

@@ -8,22 +8,12 @@ import (
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/loadrecord"
 )
 
 // Acked is a ticket a frontend acknowledged to the load tool (its
 // -record file): the client's side of the history.
-type Acked struct {
-	TicketID   string    `json:"ticket_id"`
-	PlayerID   string    `json:"player_id"`
-	Frontend   string    `json:"frontend"`
-	AcceptedAt time.Time `json:"accepted_at"`
-	// Via is how the ticket arrived: "http" (a frontend's 202; the
-	// default) or "nats" (JetStream's publish ack, no frontend).
-	Via string `json:"via,omitempty"`
-	// Region and Skill are what the ticket asked for (for Timeliness).
-	Region string `json:"region,omitempty"`
-	Skill  int    `json:"skill,omitempty"`
-}
+type Acked = loadrecord.Acked
 
 // viaNATS: the ticket was published on JetStream, not POSTed.
 const viaNATS = "nats"

@@ -5,11 +5,9 @@ package chaos
 // published.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -18,24 +16,6 @@ import (
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
-
-func readAcked(path string) ([]Acked, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("load record: %w", err)
-	}
-	defer f.Close()
-	var out []Acked
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var a Acked
-		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
-			return nil, fmt.Errorf("load record: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, sc.Err()
-}
 
 // history is every result published, read from the RESULTS stream by an
 // ordered consumer that follows the cluster through node restarts.
