@@ -77,12 +77,13 @@ func supersededReason(newer string) string {
 const supersededByTicket = "superseded by ticket "
 
 // SupersededBy is the newer ticket r says ended its ticket ("": r is no
-// such result, or its teller did not know the newer one). Whoever claims
-// a ticket superseded names the ticket it found its first player's live
-// one, or was taking as such (Players): a take tells before it writes
-// the newer ticket's entries. Each player of the older ticket is told
-// the same name; for a party, another player's own live ticket may be
-// another one.
+// such result, or its teller did not know the newer one). Whoever tells
+// a ticket superseded names a ticket of the player it read live, or the
+// one it was taking (Players): a take tells before it writes the newer
+// ticket's entries, and may fail in between, so the name is no proof
+// that the newer ticket is live. Each player of the older ticket is
+// told the same name; for a party, another player's own live ticket may
+// be another one.
 func SupersededBy(r Result) string {
 	newer, ok := strings.CutPrefix(r.Reason, supersededByTicket)
 	if r.Status != StatusCancelled || !ok || checkToken(newer) != nil {

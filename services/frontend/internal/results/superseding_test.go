@@ -1,6 +1,7 @@
 package results
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 // counts, and never for a party's ticket: an older ticket's players are
 // told together, while the take superseded only the first player's (a
 // member may have a waiting ticket of their own still).
-func TestHeardSupersedingIsARenamedOlderTicketOfItsOnePlayer(t *testing.T) {
+func TestHeardSupersedingIsMarkedByAResultNamingIt(t *testing.T) {
 	t.Parallel()
 	st := newStack(t, false, nil)
 	st.track(t, t.Context(), "r1", "p1")
@@ -43,6 +44,22 @@ func TestHeardSupersedingIsARenamedOlderTicketOfItsOnePlayer(t *testing.T) {
 		if st.tr.HeardSuperseding(t.Context(), id) {
 			t.Fatalf("%s heard superseding from results that name no ticket, another one, or a party's", id)
 		}
+	}
+	// A result on p1's subject for another player is not p1's.
+	forged, err := json.Marshal(events.Result{SchemaVersion: events.SchemaVersion, TicketID: "w9", PlayerID: "p0",
+		Status: events.StatusCancelled, Reason: "superseded by ticket r1", At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.nc.Publish(events.Subjects{}.Result("p1"), forged); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	superseded("x3", "x4", "p1") // heard after the forged one
+	if st.tr.HeardSuperseding(t.Context(), "r1") {
+		t.Fatal("r1 heard superseding from a result of another player")
 	}
 	superseded("w1", "r1", "p1")
 	if !st.tr.HeardSuperseding(t.Context(), "r1") {

@@ -298,14 +298,13 @@ func (t *Tracker) Heard(ctx context.Context, ticketID string) *events.Result {
 // HeardSuperseding reports whether a result was heard telling an older
 // ticket of a tracked one-player ticket's player "superseded by" it
 // (events.SupersededBy): a take of it, a matcher's or a frontend's, got
-// that far, so no older ticket of its player can be matched any more
-// (the player's live ticket was claimed superseded, and any other is
-// stale). A replacement whose own take and withdrawal were both cut off
-// learns from it that its shard's owner took it in (chaos S65). Never
-// for a party's ticket: an older ticket's players are told together,
-// each of them, while the take has superseded only the first player's
-// (a member may have moved on to a ticket of their own, still waiting,
-// which a 202 would say is superseded).
+// that far. It is a hint, not proof that the ticket is its player's live
+// one: a take tells before it writes the player's entry, and may fail
+// in between (tickets.Service.takenElsewhere reads the entry). A
+// replacement whose own take and withdrawal were both cut off learns
+// from it that its shard's owner may have taken it in (chaos S65).
+// Never for a party's ticket: an older ticket's players are each told
+// the same name, while the take had reached only the first player's.
 func (t *Tracker) HeardSuperseding(ctx context.Context, ticketID string) bool {
 	return t.call(ctx, request{kind: reqHeard, id: ticketID}).superseding
 }

@@ -141,13 +141,12 @@ func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion st
 		return View{}, err
 	}
 	if unknown {
-		return ViewOf(rec, nil), nil // heard taken in by its shard's owner, its withdrawal's fate unknown
+		return ViewOf(rec, nil), nil // found its player's live ticket (takenElsewhere), its withdrawal's fate unknown
 	}
 	if err := s.take(ctx, rec); err != nil {
-		if s.heardSuperseding(ctx, id) {
-			// Its waiting ticket is superseded by it already (its shard's
-			// owner took it in, or this take got that far): a withdrawal
-			// would leave its player with no ticket at all.
+		if s.takenElsewhere(ctx, rec) {
+			// Its player's live ticket already (its shard's owner took
+			// it in): a withdrawal would only undo that.
 			return ViewOf(rec, nil), nil
 		}
 		// Stored and queued, and its shard's owner would take it in all
@@ -155,13 +154,14 @@ func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion st
 		// so it is withdrawn: an error means no live ticket (storeAndQueue).
 		// One a matcher put in a match first is answered, still tracked
 		// (its shard's owner took it in, superseding the waiting one). One
-		// whose fate is unknown is not, unless it was heard superseding
-		// the waiting one: else that may still be matched, and a 202 says
-		// it is superseded; it is withdrawn in the background.
+		// whose fate is unknown is not, unless it was found its player's
+		// live ticket (takenElsewhere): else the waiting one may still be
+		// matched, and a 202 says it is superseded; it is withdrawn in the
+		// background.
 		switch v, fate := s.withdraw(ctx, rec, err); {
 		case fate == fateInMatch:
 			return v, nil
-		case fate == fateUnknown && s.heardSuperseding(ctx, id):
+		case fate == fateUnknown && s.takenElsewhere(ctx, rec):
 			s.answeredUnknown(rec)
 			return ViewOf(rec, nil), nil
 		case fate == fateUnknown:

@@ -37,32 +37,47 @@ func (s *Service) heardInMatch(ctx context.Context, id string) *events.Result {
 	return heard
 }
 
-// heardSuperseding reports whether the tracker heard ticket id, a
-// replacement whose take failed, supersede its one player's waiting
-// ticket (results.Tracker.HeardSuperseding: never a party's): a take of
-// it got that far, so no older ticket of the player can be matched any
-// more, and a 202 for it says nothing untrue. Its frontend's own take
-// and withdrawal may both be cut off
+// takenElsewhere reports whether rec, a replacement whose take failed,
+// was made its player's live ticket all the same: the tracker heard it
+// supersede the player's waiting ticket (results.Tracker.HeardSuperseding:
+// a one-player ticket's; a hint), and a leader read of the player's entry
+// names it. Then every older ticket of the player is superseded or
+// decided, as after a take that succeeded, and a 202 for it says nothing
+// untrue. Its frontend's own take and withdrawal may both be cut off
 // while its shard's owner, which reaches the buckets, takes it in: in
 // chaos S65 the owner told the waiting ticket's player "superseded by"
 // the replacement 5-7 s before its client was told 503, and then matched
 // it (a no-show).
-func (s *Service) heardSuperseding(ctx context.Context, id string) bool {
-	if s.tracker == nil {
+//
+// The hint alone is not enough: a take tells before it writes the
+// player's entry, and another ticket of the player taken in between (a
+// second request, a NATS ticket) stays matchable if this one's write
+// then fails (review R2). A creation whose request has ended (its client
+// hung up) is not answered so: nobody reads the 202, and its ticket is
+// withdrawn as before.
+func (s *Service) takenElsewhere(ctx context.Context, rec Record) bool {
+	id := rec.Ticket.TicketID
+	if ctx.Err() != nil || s.tracker == nil || len(rec.Ticket.Players()) != 1 {
 		return false
 	}
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), heardWait)
+	tctx, cancel := context.WithTimeout(ctx, events.ClaimCallTimeout)
 	defer cancel()
-	if !s.tracker.HeardSuperseding(hctx, id) {
+	if !s.tracker.HeardSuperseding(tctx, id) {
 		return false
 	}
-	s.log.Warn("replacement not withdrawn: a result heard says it superseded its players' waiting tickets; its creation answers it queued",
-		"ticket_id", id)
+	player := rec.Ticket.Players()[0]
+	live, err := s.players.Live(tctx, player)
+	if err != nil || live != id {
+		s.log.Warn("replacement heard superseding its player's waiting ticket, but its player's entry does not name it (yet)",
+			"ticket_id", id, "live", live, "err", err)
+		return false
+	}
+	s.log.Warn("replacement found its player's live ticket though its take failed: its creation answers it queued", "ticket_id", id)
+	s.withdrawals.elsewhere.Inc()
 	return true
 }
 
-// heardWait bounds the tracker's answer to heardInMatch and
-// heardSuperseding.
+// heardWait bounds the tracker's answer to heardInMatch.
 const heardWait = time.Second
 
 // isMatch says whether owner is a match's claim.

@@ -44,8 +44,8 @@ import (
 // ticket or ended by an older one of theirs; else it is taken after
 // (queueThenTake). live: the take made it live, and its message is
 // sealed so. unknown: the ticket is answered with its fate unknown
-// (finishOrWithdraw); one not taken first was heard taken in by its
-// shard's owner then, and is not taken again.
+// (finishOrWithdraw); one not taken first was found its player's live
+// ticket then (takenElsewhere), and is not taken again.
 func (s *Service) storeAndQueue(ctx context.Context, rec Record, rulesVersion string, taken, live bool) (unknown bool, err error) {
 	id := rec.Ticket.TicketID
 	msg, data, err := encode(ctx, s.subj, rec, rulesVersion)
@@ -96,7 +96,7 @@ type writes struct{ stored, queued, taken bool }
 // failed with cause while it may be queued (finish), and withdraws it if
 // they fail. nil: the ticket is answered after all, its writes late, or
 // in a match, or of unknown fate (unknown) and taken, or a replacement
-// heard taken in (heardSuperseding), its record stored or held
+// found its player's live ticket (takenElsewhere), its record stored or held
 // (storeOnceMore), its message published again until acked (queueLater)
 // and its claim read to tell a withdrawal that landed (tellLater).
 func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Msg, data []byte, done writes, cause error) (unknown bool, err error) {
@@ -110,7 +110,7 @@ func (s *Service) finishOrWithdraw(ctx context.Context, rec Record, msg *nats.Ms
 	switch {
 	case fate == fateWithdrawn:
 		return false, cause
-	case fate == fateUnknown && !done.taken && !s.heardSuperseding(ctx, id):
+	case fate == fateUnknown && !done.taken && !s.takenElsewhere(ctx, rec):
 		// Answered, a replacement would say its player's waiting ticket
 		// is superseded while that one may still be matched.
 		s.withdrawLater(rec)
@@ -202,7 +202,9 @@ func awaitAck(ctx context.Context, fut jetstream.PubAckFuture) error {
 // writes' own bound before and the withdrawal after, a creation ends
 // within 12 s (14 s when its withdrawal finds it in a match and its
 // record is put once more: finishOrWithdraw; a replacement's take tried
-// again, takeTries, and the tracker asked, heardWait, add up to 3 s):
+// again, takeTries, and the tracker asked, heardWait, add up to 3 s, and
+// a replacement heard taken in elsewhere, its player's entry read twice
+// at most, takenElsewhere, up to 4 s more):
 // inside the frontend's shutdown grace once Stop has ended its finish
 // and its tries.
 const finishWithin = 3 * events.ClaimCallTimeout

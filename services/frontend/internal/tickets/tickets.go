@@ -124,8 +124,8 @@ type Tracker interface {
 	Untrack(ctx context.Context, ticketID string)
 	// Heard is the last result heard for a tracked ticket (nil: none).
 	Heard(ctx context.Context, ticketID string) *events.Result
-	// HeardSuperseding reports whether a tracked ticket was heard
-	// superseding an older ticket of each of its players.
+	// HeardSuperseding reports whether a tracked one-player ticket was
+	// heard superseding an older ticket of its player.
 	HeardSuperseding(ctx context.Context, ticketID string) bool
 	// ReadOutcomesWith gives its catch-up the service's OutcomeBehind.
 	ReadOutcomesWith(results.Outcomes)
@@ -246,4 +246,13 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, subj events.Su
 		tracker.ReadOutcomesWith(s.OutcomeBehind)
 	}
 	return s, nil
+}
+
+// maxWait is mode's max_wait in the rule set in force, or
+// events.TicketMaxAge for a mode it no longer has.
+func (s *Service) maxWait(mode string) time.Duration {
+	if m, ok := s.cfg.Rules.Get().Mode(mode); ok {
+		return time.Duration(m.MaxWait)
+	}
+	return events.TicketMaxAge
 }

@@ -196,40 +196,72 @@ func TestAReplacementOfUnknownFateIsNotAnswered(t *testing.T) {
 }
 
 // heardSuperseding is a tracker that hears the ticket asked about
-// supersede its player's older one (a matcher took it in, chaos S65)
-// from its from-th question on, and counts the questions and the
-// tickets untracked.
+// supersede its player's older one from its from-th question on, and
+// counts the questions and the tickets untracked. takeIn, if set, is
+// called then: its shard's owner taking the ticket in (chaos S65).
 type heardSuperseding struct {
 	noTracker
 	from             int32
 	calls, untracked *atomic.Int32
+	takeIn           func(id string)
 }
 
-func (h heardSuperseding) HeardSuperseding(ctx context.Context, _ string) bool {
-	return h.calls.Add(1) >= h.from && ctx.Err() == nil // as the tracker may answer a call whose ctx is done
+func (h heardSuperseding) HeardSuperseding(ctx context.Context, id string) bool {
+	heard := h.calls.Add(1) >= h.from && ctx.Err() == nil // as the tracker may answer a call whose ctx is done
+	if heard && h.takeIn != nil {
+		h.takeIn(id)
+	}
+	return heard
 }
 
 func (h heardSuperseding) Untrack(context.Context, string) { h.untracked.Add(1) }
 
-// The same replacement, heard superseding its player's waiting ticket,
-// is answered as queued: the waiting ticket can no longer be matched, so
-// the 202 is true, and an error was a no-show once the matcher that took
-// it in matched it (chaos S65: the "superseded by" result came 5-7 s
-// before the frontend's 503). Heard before its withdrawal, it is not
-// withdrawn; heard once its writes failed, it is not taken again (its
-// answer counted once).
-func TestAReplacementOfUnknownFateHeardSupersedingIsAnswered(t *testing.T) {
+// ownerTakesIn is a shard's owner taking ticket id of pat in, through
+// buckets e's frontend cannot reach: its own players and claims.
+func (e *toldEnv) ownerTakesIn(t *testing.T) func(id string) {
+	t.Helper()
+	claims, err := events.NewClaims(t.Context(), e.js, e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	players, err := events.NewPlayers(t.Context(), e.js, e.subj, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(id string) {
+		lt := events.LiveTicket{TicketID: id, Players: []string{"pat"}, Region: "eu", Tier: "gold", Mode: "1v1", CreatedAt: time.Now().UTC()}
+		if _, err := players.Take(t.Context(), lt, e.s.tellSuperseded); err != nil {
+			t.Errorf("the owner's take of %s: %v", id, err)
+		}
+	}
+}
+
+// The same replacement, found its player's live ticket all the same (the
+// owner took it in, and the tracker heard it supersede the waiting one),
+// is answered as queued: every older ticket of the player is superseded,
+// as after a take that succeeded, and an error was a no-show once the
+// owner matched it (chaos S65: the "superseded by" result came 5-7 s
+// before the frontend's 503). Found before its withdrawal, it is not
+// withdrawn; found once its writes failed, it is not taken again (its
+// answer counted once). Heard but not named by its player's entry (its
+// take told the waiting ticket superseded, then failed to write it:
+// another ticket of the player may be live), it is not answered (review
+// R2), nor is it for a client that hung up (review R2).
+func TestAReplacementFoundItsPlayersLiveTicketIsAnswered(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name          string
 		records       bool  // its record refused; else its take
 		from, calls   int32 // heard from question from on; questions asked
+		takenIn       bool  // its owner took it in
+		answered      bool
 		withdrawn     float64
 		answeredLater float64
 	}{
-		{"its take refused, heard before its withdrawal", false, 1, 1, 0, 0},
-		{"its take refused, heard during its withdrawal", false, 2, 2, 1, 1},
-		{"its record refused", true, 1, 1, 1, 1},
+		{"its take refused, found before its withdrawal", false, 1, 1, true, true, 0, 0},
+		{"its take refused, found during its withdrawal", false, 2, 2, true, true, 1, 1},
+		{"its record refused", true, 1, 1, true, true, 1, 1},
+		{"heard, not its player's live ticket", false, 1, 2, false, false, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -247,23 +279,24 @@ func TestAReplacementOfUnknownFateHeardSupersedingIsAnswered(t *testing.T) {
 				t.Fatal(err)
 			}
 			var calls, untracked atomic.Int32
-			e.s.tracker = heardSuperseding{from: tc.from, calls: &calls, untracked: &untracked}
+			h := heardSuperseding{from: tc.from, calls: &calls, untracked: &untracked}
+			if tc.takenIn {
+				h.takeIn = e.ownerTakesIn(t)
+			}
+			e.s.tracker = h
 			skill := 1650
 			v, err := e.s.Create(t.Context(), identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, "")
-			if err != nil {
-				t.Fatalf("a replacement heard superseding told an error: %v", err)
-			}
-			if replacement := e.ticketAt(t, 2); v.Status != events.StatusQueued || v.TicketID != replacement {
+			replacement := e.ticketAt(t, 2)
+			switch {
+			case !tc.answered && err == nil:
+				t.Fatalf("answered %+v though pat's entry does not name it", v)
+			case tc.answered && err != nil:
+				t.Fatalf("a replacement found its player's live ticket told an error: %v", err)
+			case tc.answered && (v.Status != events.StatusQueued || v.TicketID != replacement):
 				t.Fatalf("answered %+v, want the replacement %s queued", v, replacement)
 			}
 			if n := calls.Load(); n != tc.calls {
 				t.Fatalf("the tracker asked %d times, want %d", n, tc.calls)
-			}
-			if n := untracked.Load(); n != 0 {
-				t.Fatalf("answered ticket untracked %d times: its client would hear nothing", n)
-			}
-			if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 0 {
-				t.Fatalf("%v withdrawals left to the background: the answered ticket would be cancelled under its client", waiting)
 			}
 			if n := testutil.ToFloat64(e.s.withdrawals.made.WithLabelValues(unknownFate)); n != tc.withdrawn {
 				t.Fatalf("%v withdrawals of unknown fate, want %v", n, tc.withdrawn)
@@ -271,7 +304,52 @@ func TestAReplacementOfUnknownFateHeardSupersedingIsAnswered(t *testing.T) {
 			if n := testutil.ToFloat64(e.s.withdrawals.ended.WithLabelValues(answeredUnknown)); n != tc.answeredLater {
 				t.Fatalf("%v tickets of unknown fate counted answered, want %v", n, tc.answeredLater)
 			}
+			if !tc.answered {
+				return
+			}
+			if n := untracked.Load(); n != 0 {
+				t.Fatalf("answered ticket untracked %d times: its client would hear nothing", n)
+			}
+			if waiting := testutil.ToFloat64(e.s.withdrawals.gauge); waiting != 0 {
+				t.Fatalf("%v withdrawals left to the background: the answered ticket would be cancelled under its client", waiting)
+			}
+			if n := testutil.ToFloat64(e.s.withdrawals.elsewhere); n != 1 {
+				t.Fatalf("%v replacements counted taken elsewhere, want 1", n)
+			}
 		})
+	}
+}
+
+// blockedUpdates is a players bucket whose updates wait until their
+// caller gives up: a take cut off after it told the waiting ticket
+// superseded.
+type blockedUpdates struct{ jetstream.KeyValue }
+
+func (blockedUpdates) Update(ctx context.Context, _ string, _ []byte, _ uint64) (uint64, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// A client that hangs up while its replacement's take hangs is not
+// answered from what the tracker heard, even if its player's entry
+// names the ticket: nobody reads the 202, so its ticket is withdrawn, as
+// before (review R2: it was left queued, a no-show once matched).
+func TestAReplacementOfAClientThatHungUpIsWithdrawn(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	e.create(t, "pat")
+	e.wrapPlayers(t, func(kv jetstream.KeyValue) jetstream.KeyValue { return blockedUpdates{kv} })
+	var calls, untracked atomic.Int32
+	e.s.tracker = heardSuperseding{from: 1, calls: &calls, untracked: &untracked, takeIn: e.ownerTakesIn(t)}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond) // the client's hang-up
+	defer cancel()
+	skill := 1650
+	if v, err := e.s.Create(ctx, identity.Caller{PlayerID: "pat"}, Request{Mode: "1v1", Skill: &skill, Region: "eu"}, ""); err == nil {
+		t.Fatalf("answered %+v to a client that hung up", v)
+	}
+	replacement := e.ticketAt(t, 2)
+	if owner, err := e.s.claims.Owner(t.Context(), replacement); err != nil || owner != events.OwnerCancelled {
+		t.Fatalf("replacement claimed %q (%v), want cancelled: withdrawn", owner, err)
 	}
 }
 

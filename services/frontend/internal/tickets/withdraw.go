@@ -61,6 +61,9 @@ type withdrawals struct {
 	// made counts the withdrawals creations made before they answered
 	// (withdraw), by outcome.
 	made *prometheus.CounterVec
+	// elsewhere counts the replacements whose take failed that were
+	// answered, found their player's live ticket (takenElsewhere).
+	elsewhere prometheus.Counter
 }
 
 // madeOutcomes are the outcomes of a withdrawal a creation makes.
@@ -87,6 +90,10 @@ func newWithdrawals() *withdrawals {
 	for _, o := range madeOutcomes {
 		w.made.WithLabelValues(o) // each series from 0: increase() sees the first one
 	}
+	w.elsewhere = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "quickmatch_frontend_replacements_taken_elsewhere_total",
+		Help: "Replacements of a player's waiting ticket whose own take failed, answered as queued because their player's entry named them (their shard's owner took them in): before, or instead of, a withdrawal.",
+	})
 	return w
 }
 
@@ -98,7 +105,7 @@ func (s *Service) Metrics() []prometheus.Collector {
 		Name: "quickmatch_frontend_unstored_records",
 		Help: "Records of answered tickets this frontend holds in memory while their put is tried again (the tickets bucket refused or cut off): other frontends answer 404 for these tickets meanwhile, and a frontend that dies loses them.",
 	}, func() float64 { return float64(s.unstored.count()) })
-	return []prometheus.Collector{s.withdrawals.ended, s.withdrawals.gauge, s.withdrawals.made, held}
+	return []prometheus.Collector{s.withdrawals.ended, s.withdrawals.gauge, s.withdrawals.made, s.withdrawals.elsewhere, held}
 }
 
 // schedule sets id's next try after d, unless the frontend stopped or
@@ -271,15 +278,6 @@ func jittered(d time.Duration) time.Duration {
 	return d - d/4 + rand.N(d/2+1)
 }
 
-// maxWait is mode's max_wait in the rule set in force, or
-// events.TicketMaxAge for a mode it no longer has.
-func (s *Service) maxWait(mode string) time.Duration {
-	if m, ok := s.cfg.Rules.Get().Mode(mode); ok {
-		return time.Duration(m.MaxWait)
-	}
-	return events.TicketMaxAge
-}
-
 // withdrawTimeout bounds withdraw's claim, telling and notice, which run
 // after the creation's own context may have ended (the deadline that
 // failed it, a client that hung up).
@@ -320,8 +318,8 @@ const (
 	// refused: the claims bucket cut off or without a leader) and no
 	// claim of it could be read, so a matcher may still put it in a
 	// match. A ticket its creation took first (storeAndQueue), or a
-	// replacement heard superseding its players' waiting tickets
-	// (heardSuperseding), is then answered as queued, and its follower
+	// replacement found its player's live ticket all the same
+	// (takenElsewhere), is then answered as queued, and its follower
 	// hears its outcome: its match, its expiry at its max wait, or the
 	// withdrawal's own claim, if it landed unanswered (read and told
 	// once the claims bucket answers, tellLater; an expiry tells the
