@@ -111,14 +111,15 @@ func matchKey(e *pool.Entry) string {
 
 // matchID names the match of the ticket messages keys: by MatchID, unless
 // that match was undone with none of its tickets stale (runner.undone).
+// A match formed again under an id its last commit abandoned is
+// committed anew, and no longer abandoned (recoverer.committing).
 func (r *runner) matchID(keys []string) string {
 	id := events.MatchID(keys)
-	for {
-		if !r.undone.has(id) {
-			return id
-		}
+	for r.undone.has(id) {
 		id = events.MatchIDAfter(id, keys)
 	}
+	r.commits.rec.committing(id)
+	return id
 }
 
 // settleCommit takes a commit's outcome back into the runner: tickets that

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,6 +27,55 @@ type recoverer struct {
 	// that has lost it (staleClaim).
 	shard events.Shard
 	since time.Time
+	// abandoned are the runner's own matches whose commit ended with
+	// their claims kept, undecided (an error claiming, checking or
+	// deciding: commitBatch), by when: no commit of theirs runs any more
+	// (staleClaim).
+	mu        sync.Mutex
+	abandoned map[string]time.Time
+}
+
+// maxAbandoned bounds the matches a recoverer remembers abandoned: past
+// it, a match is not remembered, and waits out staleClaim as before.
+const maxAbandoned = 10000
+
+// abandon remembers that the commit of the runner's own match matchID
+// ended with its claims kept, undecided.
+func (rc *recoverer) abandon(matchID string) {
+	now := rc.now()
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.abandoned == nil {
+		rc.abandoned = map[string]time.Time{}
+	}
+	if len(rc.abandoned) >= maxAbandoned {
+		for id, at := range rc.abandoned {
+			if now.Sub(at) >= staleClaim { // the record's age covers it now
+				delete(rc.abandoned, id)
+			}
+		}
+		if len(rc.abandoned) >= maxAbandoned {
+			return
+		}
+	}
+	rc.abandoned[matchID] = now
+}
+
+// committing forgets matchID as abandoned: the runner formed it again
+// (the same tickets: the same id), and its new commit runs.
+func (rc *recoverer) committing(matchID string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	delete(rc.abandoned, matchID)
+}
+
+// wasAbandoned reports whether matchID is one of the runner's own
+// matches whose commit ended with its claims kept.
+func (rc *recoverer) wasAbandoned(matchID string) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	_, ok := rc.abandoned[matchID]
+	return ok
 }
 
 // recovery is what recoverMatch made of a match.
@@ -52,7 +102,11 @@ const (
 // Waiting cost them staleClaim at the worst moment, just after the move
 // (chaos S63 and S64: a ticket claimed by a cut-off owner whose other
 // claim failed, expired past its 20 s max wait). That owner's commit, if
-// still running, follows the decision (events.Decisions).
+// still running, follows the decision (events.Decisions). Nor is one of
+// the runner's own whose commit ended with its claims kept
+// (recoverer.abandoned): no commit of it runs, and a claim its commit
+// sent that lands late is given back by whoever meets it, the match
+// undone (chaos S70: two tickets held so past their max wait).
 const staleClaim = 10 * time.Second
 
 // recoverMatch settles a match found owning a ticket's claim. The match
@@ -142,9 +196,10 @@ func (rc *recoverer) allClaimed(ctx context.Context, matchID string, m events.Ma
 // every ticket claimed by it (all), m is checked as its commit would (each
 // ticket still its players' live ticket?; stale are those that are not)
 // and decided published, or undone if a ticket is stale; with only some
-// claimed and a record older than staleClaim (created), or stored by the
-// shard's last owner (leftByOwner), it died claiming (or lost the shard),
-// and is decided undone. Either way the decision is the one that stands
+// claimed and a record older than staleClaim (created), stored by the
+// shard's last owner (leftByOwner) or abandoned by the runner's own
+// commit, it died claiming (or lost the shard, or gave up), and is
+// decided undone. Either way the decision is the one that stands
 // (events.Decisions: another may have decided first). A decision "" with
 // no error: too soon to tell.
 func (rc *recoverer) decide(ctx context.Context, matchID string, m events.Match, created time.Time, all bool) (events.Decision, map[string]string, error) {
@@ -159,7 +214,7 @@ func (rc *recoverer) decide(ctx context.Context, matchID string, m events.Match,
 		decision, _, err := rc.decisions.Decide(ctx, matchID, wanted(stale))
 		return decision, stale, err
 	}
-	if rc.now().Sub(created) < staleClaim && !rc.leftByOwner(m, created) {
+	if rc.now().Sub(created) < staleClaim && !rc.leftByOwner(m, created) && !rc.wasAbandoned(matchID) {
 		return "", nil, nil
 	}
 	// Partial claims of a matcher that died claiming (or lost the
