@@ -36,19 +36,7 @@ func TestRequeuedMatchWhoseClaimCannotBeGivenBackIsNotReleased(t *testing.T) {
 	r := newRunner(w, events.Shard{Region: "eu", Tier: "gold"})
 	ctx := t.Context()
 	const matchID = "m-requeued"
-	m := events.Match{SchemaVersion: events.SchemaVersion, MatchID: matchID, Mode: "1v1", Region: "eu", Tier: "gold",
-		CreatedAt: time.Now().UTC(), Tickets: []events.MatchTicket{
-			{TicketID: "lo", Players: []string{"lo"}, Skill: 1800, CreatedAt: time.Now().UTC()},
-			{TicketID: "pa", Players: []string{"pa"}, Skill: 1810, Team: 1, CreatedAt: time.Now().UTC()},
-		}}
-	data, _ := json.Marshal(m)
-	if _, err := w.state.matches.Put(ctx, matchID, data); err != nil {
-		t.Fatal(err)
-	}
-	claims := e.claims(t)
-	if won, _, err := claims.Claim(ctx, "lo", events.MatchOwner(matchID)); err != nil || !won {
-		t.Fatal(won, err)
-	}
+	claims := e.loClaimedBy(t, w, matchID, "eu")
 	if _, _, err := w.state.decisions.Decide(ctx, matchID, events.DecisionPublished); err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +53,26 @@ func TestRequeuedMatchWhoseClaimCannotBeGivenBackIsNotReleased(t *testing.T) {
 	if got := r.commits.rec.recoverMatch(ctx, matchID); got != released {
 		t.Fatalf("recoverMatch(M) = %v, want released", got)
 	}
+}
+
+// loClaimedBy stores match matchID of lo and pa, formed in region's gold
+// shard, with lo's claim its own and pa's not, and returns the claims.
+func (e *env) loClaimedBy(t *testing.T, w *Worker, matchID, region string) *events.Claims {
+	t.Helper()
+	m := events.Match{SchemaVersion: events.SchemaVersion, MatchID: matchID, Mode: "1v1", Region: region, Tier: "gold",
+		CreatedAt: time.Now().UTC(), Tickets: []events.MatchTicket{
+			{TicketID: "lo", Players: []string{"lo"}, Skill: 1800, CreatedAt: time.Now().UTC()},
+			{TicketID: "pa", Players: []string{"pa"}, Skill: 1810, Team: 1, CreatedAt: time.Now().UTC()},
+		}}
+	data, _ := json.Marshal(m)
+	if _, err := w.state.matches.Put(t.Context(), matchID, data); err != nil {
+		t.Fatal(err)
+	}
+	claims := e.claims(t)
+	if won, _, err := claims.Claim(t.Context(), "lo", events.MatchOwner(matchID)); err != nil || !won {
+		t.Fatal(won, err)
+	}
+	return claims
 }
 
 // undeletable is a JetStream whose claims bucket (bucket) deletes no
@@ -179,19 +187,7 @@ func TestPartialClaimsLeftByTheShardsLastOwnerAreUndoneAtOnce(t *testing.T) {
 			}
 			ctx := t.Context()
 			const matchID = "m-partial"
-			m := events.Match{SchemaVersion: events.SchemaVersion, MatchID: matchID, Mode: "1v1", Region: tc.region, Tier: "gold",
-				CreatedAt: time.Now().UTC(), Tickets: []events.MatchTicket{
-					{TicketID: "lo", Players: []string{"lo"}, Skill: 1800, CreatedAt: time.Now().UTC()},
-					{TicketID: "pa", Players: []string{"pa"}, Skill: 1810, Team: 1, CreatedAt: time.Now().UTC()},
-				}}
-			data, _ := json.Marshal(m)
-			if _, err := w.state.matches.Put(ctx, matchID, data); err != nil {
-				t.Fatal(err)
-			}
-			claims := e.claims(t)
-			if won, _, err := claims.Claim(ctx, "lo", events.MatchOwner(matchID)); err != nil || !won {
-				t.Fatal(won, err)
-			}
+			claims := e.loClaimedBy(t, w, matchID, tc.region)
 			if r == nil {
 				r = newRunner(w, shard)
 			}
