@@ -141,12 +141,14 @@ func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion st
 		return View{}, err
 	}
 	if unknown {
+		s.withdrawals.elsewhere.Inc()
 		return ViewOf(rec, nil), nil // found its player's live ticket (takenElsewhere), its withdrawal's fate unknown
 	}
 	if err := s.take(ctx, rec); err != nil {
 		if s.takenElsewhere(ctx, rec) {
 			// Its player's live ticket already (its shard's owner took
 			// it in): a withdrawal would only undo that.
+			s.withdrawals.elsewhere.Inc()
 			return ViewOf(rec, nil), nil
 		}
 		// Stored and queued, and its shard's owner would take it in all
@@ -163,6 +165,7 @@ func (s *Service) queueThenTake(ctx context.Context, rec Record, rulesVersion st
 			return v, nil
 		case fate == fateUnknown && s.takenElsewhere(ctx, rec):
 			s.answeredUnknown(rec)
+			s.withdrawals.elsewhere.Inc()
 			return ViewOf(rec, nil), nil
 		case fate == fateUnknown:
 			s.withdrawLater(rec)

@@ -41,9 +41,10 @@ func (s *Service) heardInMatch(ctx context.Context, id string) *events.Result {
 // was made its player's live ticket all the same: the tracker heard it
 // supersede the player's waiting ticket (results.Tracker.HeardSuperseding:
 // a one-player ticket's; a hint), and a leader read of the player's entry
-// names it. Then every older ticket of the player is superseded or
-// decided, as after a take that succeeded, and a 202 for it says nothing
-// untrue. Its frontend's own take and withdrawal may both be cut off
+// names it. Then any later check of a match holding an older ticket of
+// the player finds it stale, as after a take that succeeded (a match
+// checked before may still stand: events.Players), and a 202 for it says
+// nothing a successful take's would not. Its frontend's own take and withdrawal may both be cut off
 // while its shard's owner, which reaches the buckets, takes it in: in
 // chaos S65 the owner told the waiting ticket's player "superseded by"
 // the replacement 5-7 s before its client was told 503, and then matched
@@ -73,7 +74,6 @@ func (s *Service) takenElsewhere(ctx context.Context, rec Record) bool {
 		return false
 	}
 	s.log.Warn("replacement found its player's live ticket though its take failed: its creation answers it queued", "ticket_id", id)
-	s.withdrawals.elsewhere.Inc()
 	return true
 }
 

@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -322,25 +323,35 @@ func TestAReplacementFoundItsPlayersLiveTicketIsAnswered(t *testing.T) {
 
 // blockedUpdates is a players bucket whose updates wait until their
 // caller gives up: a take cut off after it told the waiting ticket
-// superseded.
-type blockedUpdates struct{ jetstream.KeyValue }
+// superseded. Its shard's owner takes the ticket in meanwhile (takeIn).
+type blockedUpdates struct {
+	jetstream.KeyValue
+	takeIn func(id string)
+}
 
-func (blockedUpdates) Update(ctx context.Context, _ string, _ []byte, _ uint64) (uint64, error) {
+func (b blockedUpdates) Update(ctx context.Context, _ string, v []byte, _ uint64) (uint64, error) {
+	var lt events.LiveTicket
+	if json.Unmarshal(v, &lt) == nil {
+		b.takeIn(lt.TicketID)
+	}
 	<-ctx.Done()
 	return 0, ctx.Err()
 }
 
 // A client that hangs up while its replacement's take hangs is not
-// answered from what the tracker heard, even if its player's entry
-// names the ticket: nobody reads the 202, so its ticket is withdrawn, as
-// before (review R2: it was left queued, a no-show once matched).
+// answered, though the tracker heard the ticket taken in and its
+// player's entry names it: nobody reads the 202, so its ticket is
+// withdrawn, as before (review R2: asked with its request's end ignored,
+// the tracker and the entry answered, and the ticket was left queued, a
+// no-show once matched).
 func TestAReplacementOfAClientThatHungUpIsWithdrawn(t *testing.T) {
 	t.Parallel()
 	e := newToldEnv(t)
 	e.create(t, "pat")
-	e.wrapPlayers(t, func(kv jetstream.KeyValue) jetstream.KeyValue { return blockedUpdates{kv} })
+	takeIn := e.ownerTakesIn(t)
+	e.wrapPlayers(t, func(kv jetstream.KeyValue) jetstream.KeyValue { return blockedUpdates{KeyValue: kv, takeIn: takeIn} })
 	var calls, untracked atomic.Int32
-	e.s.tracker = heardSuperseding{from: 1, calls: &calls, untracked: &untracked, takeIn: e.ownerTakesIn(t)}
+	e.s.tracker = heardSuperseding{from: 1, calls: &calls, untracked: &untracked}
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond) // the client's hang-up
 	defer cancel()
 	skill := 1650

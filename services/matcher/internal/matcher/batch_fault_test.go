@@ -160,43 +160,49 @@ func TestSlowClaimFailsOnlyItsMatch(t *testing.T) {
 	}
 }
 
-// TestAMatchItsCommitAbandonedIsUndoneAtOnce: a match whose commit held
+// TestAMatchItsCommitGaveUpIsUndoneAtOnce: a match whose commit held
 // one ticket's claim and had the other's time out keeps its claims and
 // retries its tickets. A recovery by the same runner (an expiry, another
-// match meeting the claim) undoes it at once: no commit of it runs any
-// more. Before, it waited for the record to be staleClaim old, and the
-// ticket held past its max wait expired (chaos S70: two tickets). The
-// same tickets formed again are committed anew, not undone.
-func TestAMatchItsCommitAbandonedIsUndoneAtOnce(t *testing.T) {
+// match meeting the claim) undoes it at once: its commit runs no more.
+// Before, it waited for the record to be staleClaim old, and the ticket
+// held past its max wait expired (chaos S70: two tickets). Its id is
+// spent: the same tickets formed again are named anew (review R3: they
+// were committed under it, only to find it undone). A match given up
+// but not undone, formed again, keeps its id, and its new commit is not
+// undone from under it.
+func TestAMatchItsCommitGaveUpIsUndoneAtOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	slow := &slowClaim{JetStream: testkit.JetStream(t, testkit.Connect(t, e.srv)), bucket: e.subj.ClaimsBucket()}
 	r := newRunner(e.faultWorker(t, slow, 300*time.Millisecond), euGold)
 	batch := e.formedMatches(t, r, "a", 2)
-	m, again := batch[0], batch[1]
-	slow.key = m.ids[1] // its first claim is made, its second times out
-	if o := commitAll(t, r, []formed{m})[m.match.MatchID]; len(o.retry) != 2 {
-		t.Fatalf("commit: %+v, want its 2 tickets retried", o)
+	keysOf := func(f formed) []string {
+		return []string{events.MatchKey(f.all[0].TicketID, f.all[0].Seq), events.MatchKey(f.all[1].TicketID, f.all[1].Seq)}
 	}
 	claims := e.claims(t)
-	if owner, err := claims.Owner(t.Context(), m.ids[0]); err != nil || owner != events.MatchOwner(m.match.MatchID) {
-		t.Fatalf("setup: %s claimed %q (%v), want its match's", m.ids[0], owner, err)
+	for _, f := range batch {
+		slow.key = f.ids[1] // its first claim is made, its second times out
+		if o := commitAll(t, r, []formed{f})[f.match.MatchID]; len(o.retry) != 2 {
+			t.Fatalf("commit of %s: %+v, want its 2 tickets retried", f.match.MatchID, o)
+		}
+		if owner, err := claims.Owner(t.Context(), f.ids[0]); err != nil || owner != events.MatchOwner(f.match.MatchID) {
+			t.Fatalf("setup: %s claimed %q (%v), want its match's", f.ids[0], owner, err)
+		}
 	}
-	if got := r.commits.rec.recoverMatch(t.Context(), m.match.MatchID); got != released {
+	undone, formedAgain := batch[0], batch[1]
+	if got := r.commits.rec.recoverMatch(t.Context(), undone.match.MatchID); got != released {
 		t.Fatalf("recoverMatch = %v, want released at once", got)
 	}
-	if owner, err := claims.Owner(t.Context(), m.ids[0]); err != nil || owner != "" {
-		t.Fatalf("%s claimed %q (%v) after the undo, want free", m.ids[0], owner, err)
+	if owner, err := claims.Owner(t.Context(), undone.ids[0]); err != nil || owner != "" {
+		t.Fatalf("%s claimed %q (%v) after the undo, want free", undone.ids[0], owner, err)
 	}
-	// Formed again under its id, and its commit abandoned again, then
-	// formed again: that last one is not undone early.
-	slow.key = again.ids[1]
-	commitAll(t, r, []formed{again})
-	keys := []string{events.MatchKey(again.all[0].TicketID, again.all[0].Seq), events.MatchKey(again.all[1].TicketID, again.all[1].Seq)}
-	if id := r.matchID(keys); id != again.match.MatchID {
-		t.Fatalf("formed again as %s, want %s", id, again.match.MatchID)
+	if id := r.matchID(keysOf(undone)); id == undone.match.MatchID {
+		t.Fatalf("the undone match's tickets formed again under its spent id %s", id)
 	}
-	if got := r.commits.rec.recoverMatch(t.Context(), again.match.MatchID); got != undecided {
+	if id := r.matchID(keysOf(formedAgain)); id != formedAgain.match.MatchID {
+		t.Fatalf("formed again as %s, want %s", id, formedAgain.match.MatchID)
+	}
+	if got := r.commits.rec.recoverMatch(t.Context(), formedAgain.match.MatchID); got != undecided {
 		t.Fatalf("recoverMatch of a match formed again = %v, want undecided: its new commit runs", got)
 	}
 }

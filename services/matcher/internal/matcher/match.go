@@ -110,16 +110,21 @@ func matchKey(e *pool.Entry) string {
 }
 
 // matchID names the match of the ticket messages keys: by MatchID, unless
-// that match was undone with none of its tickets stale (runner.undone).
-// A match formed again under an id its last commit abandoned is
-// committed anew, and no longer abandoned (recoverer.committing).
+// that match was undone with none of its tickets stale (runner.undone,
+// where one a recovery of this runner undid goes too: abandoned.formed).
+// A match formed again under an id its last commit gave up is committed
+// anew, and no longer counts as given up.
 func (r *runner) matchID(keys []string) string {
 	id := events.MatchID(keys)
-	for r.undone.has(id) {
+	for {
+		if r.commits.rec.abandoned.formed(id) {
+			r.undone.put(id, struct{}{}, r.now())
+		}
+		if !r.undone.has(id) {
+			return id
+		}
 		id = events.MatchIDAfter(id, keys)
 	}
-	r.commits.rec.committing(id)
-	return id
 }
 
 // settleCommit takes a commit's outcome back into the runner: tickets that

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,55 +26,9 @@ type recoverer struct {
 	// that has lost it (staleClaim).
 	shard events.Shard
 	since time.Time
-	// abandoned are the runner's own matches whose commit ended with
-	// their claims kept, undecided (an error claiming, checking or
-	// deciding: commitBatch), by when: no commit of theirs runs any more
-	// (staleClaim).
-	mu        sync.Mutex
-	abandoned map[string]time.Time
-}
-
-// maxAbandoned bounds the matches a recoverer remembers abandoned: past
-// it, a match is not remembered, and waits out staleClaim as before.
-const maxAbandoned = 10000
-
-// abandon remembers that the commit of the runner's own match matchID
-// ended with its claims kept, undecided.
-func (rc *recoverer) abandon(matchID string) {
-	now := rc.now()
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if rc.abandoned == nil {
-		rc.abandoned = map[string]time.Time{}
-	}
-	if len(rc.abandoned) >= maxAbandoned {
-		for id, at := range rc.abandoned {
-			if now.Sub(at) >= staleClaim { // the record's age covers it now
-				delete(rc.abandoned, id)
-			}
-		}
-		if len(rc.abandoned) >= maxAbandoned {
-			return
-		}
-	}
-	rc.abandoned[matchID] = now
-}
-
-// committing forgets matchID as abandoned: the runner formed it again
-// (the same tickets: the same id), and its new commit runs.
-func (rc *recoverer) committing(matchID string) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	delete(rc.abandoned, matchID)
-}
-
-// wasAbandoned reports whether matchID is one of the runner's own
-// matches whose commit ended with its claims kept.
-func (rc *recoverer) wasAbandoned(matchID string) bool {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	_, ok := rc.abandoned[matchID]
-	return ok
+	// abandoned are the runner's own matches whose commit gave up, and
+	// the matches its recoveries undid (abandoned.go).
+	abandoned *abandoned
 }
 
 // recovery is what recoverMatch made of a match.
@@ -103,10 +56,8 @@ const (
 // (chaos S63 and S64: a ticket claimed by a cut-off owner whose other
 // claim failed, expired past its 20 s max wait). That owner's commit, if
 // still running, follows the decision (events.Decisions). Nor is one of
-// the runner's own whose commit ended with its claims kept
-// (recoverer.abandoned): no commit of it runs, and a claim its commit
-// sent that lands late is given back by whoever meets it, the match
-// undone (chaos S70: two tickets held so past their max wait).
+// the runner's own whose commit gave up (abandoned.go; chaos S70: two
+// tickets held so past their max wait).
 const staleClaim = 10 * time.Second
 
 // recoverMatch settles a match found owning a ticket's claim. The match
@@ -151,6 +102,19 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery 
 		if decision, stale, err = rc.decide(cctx, matchID, m, e.Created(), all); err != nil || decision == "" {
 			return undecided
 		}
+		if decision == events.DecisionPublished && !all {
+			// Decided published by another commit of the same id since
+			// the claims were read (its record stored again, every claim
+			// taken): read them again, or followPublished would take
+			// that match's claims for a requeued one's and give them
+			// back (review R3).
+			if all, err = rc.allClaimed(cctx, matchID, m); err != nil {
+				return undecided
+			}
+		}
+	}
+	if decision == events.DecisionUndone {
+		rc.abandoned.put(matchID, rc.now(), true) // its id is spent: the same tickets formed again get a new one
 	}
 	if decision == events.DecisionPublished {
 		return rc.followPublished(ctx, matchID, m, e.Created(), all)
@@ -169,7 +133,8 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery 
 		return undecided
 	}
 	// Its record's age says why a match with no stale ticket was: past
-	// staleClaim, or younger, stored by the shard's last owner.
+	// staleClaim, or younger, stored by the shard's last owner or given
+	// up by the runner's own commit.
 	rc.log.Warn("match of another matcher undone", "match_id", matchID, "stale", len(stale),
 		"record_age", rc.now().Sub(e.Created()).Round(time.Millisecond))
 	return released
@@ -214,7 +179,7 @@ func (rc *recoverer) decide(ctx context.Context, matchID string, m events.Match,
 		decision, _, err := rc.decisions.Decide(ctx, matchID, wanted(stale))
 		return decision, stale, err
 	}
-	if rc.now().Sub(created) < staleClaim && !rc.leftByOwner(m, created) && !rc.wasAbandoned(matchID) {
+	if rc.now().Sub(created) < staleClaim && !rc.leftByOwner(m, created) && !rc.abandoned.gaveUp(matchID) {
 		return "", nil, nil
 	}
 	// Partial claims of a matcher that died claiming (or lost the

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,5 +211,74 @@ func TestPartialClaimsLeftByTheShardsLastOwnerAreUndoneAtOnce(t *testing.T) {
 				t.Fatalf("lo claimed %q, match decided %q; want both left as they were", owner, decision)
 			}
 		})
+	}
+}
+
+// racingDecision is a JetStream whose matches bucket runs race before
+// the first decision's create: another commit of the match deciding it
+// first.
+type racingDecision struct {
+	jetstream.JetStream
+	bucket string
+	race   func()
+	once   sync.Once
+}
+
+func (r *racingDecision) WrapKeyValue(kv jetstream.KeyValue) jetstream.KeyValue {
+	if kv.Bucket() != r.bucket {
+		return kv
+	}
+	return racingDecisionKV{KeyValue: kv, r: r}
+}
+
+type racingDecisionKV struct {
+	jetstream.KeyValue
+	r *racingDecision
+}
+
+func (kv racingDecisionKV) Create(ctx context.Context, key string, v []byte, o ...jetstream.KVCreateOpt) (uint64, error) {
+	if strings.HasSuffix(key, ".decided") && kv.r.race != nil {
+		kv.r.once.Do(kv.r.race)
+	}
+	return kv.KeyValue.Create(ctx, key, v, o...)
+}
+
+// TestARecoveryThatLosesItsDecisionReadsTheClaimsAgain: a recovery finds
+// an old match holding lo's claim and not pa's, and decides it undone;
+// but between its read of the claims and its decision, another commit
+// of the same match (its tickets formed again) claimed pa and decided it
+// published. The recovery follows "published" with the claims read
+// again: all held, the match is sent, and no claim is given back. Before,
+// it took the claims it had read for a requeued match's and gave back
+// the claims of a match being sent (review R3).
+func TestARecoveryThatLosesItsDecisionReadsTheClaimsAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	racing := &racingDecision{JetStream: testkit.JetStream(t, testkit.Connect(t, e.srv)), bucket: e.subj.MatchesBucket()}
+	w := e.faultWorker(t, racing, time.Second)
+	r := newRunner(w, events.Shard{Region: "eu", Tier: "gold"})
+	const matchID = "m-raced"
+	claims := e.loClaimedBy(t, w, matchID, "eu")
+	decisions, err := events.NewDecisions(t.Context(), testkit.JetStream(t, testkit.Connect(t, e.srv)), e.subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	racing.race = func() {
+		if won, _, err := claims.Claim(t.Context(), "pa", events.MatchOwner(matchID)); err != nil || !won {
+			t.Errorf("the other commit's claim of pa: %v, %v", won, err)
+		}
+		if _, _, err := decisions.Decide(t.Context(), matchID, events.DecisionPublished); err != nil {
+			t.Errorf("the other commit's decision: %v", err)
+		}
+	}
+	later := time.Now().Add(staleClaim + time.Second)
+	r.commits.rec.now = func() time.Time { return later }
+	if got := r.commits.rec.recoverMatch(t.Context(), matchID); got != recovered {
+		t.Fatalf("recoverMatch = %v, want recovered (the match sent)", got)
+	}
+	for _, id := range []string{"lo", "pa"} {
+		if owner, err := claims.Owner(t.Context(), id); err != nil || owner != events.MatchOwner(matchID) {
+			t.Fatalf("%s claimed %q (%v), want the published match's", id, owner, err)
+		}
 	}
 }

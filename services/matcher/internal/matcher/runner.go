@@ -109,7 +109,7 @@ type runner struct {
 func newRunner(w *Worker, s events.Shard) *runner {
 	log := w.log.With("shard", s.String())
 	timeout := w.cfg.PublishTimeout
-	rec := &recoverer{matchState: w.state, now: w.clock, log: log, shard: s, since: w.clock()}
+	rec := &recoverer{matchState: w.state, now: w.clock, log: log, shard: s, since: w.clock(), abandoned: newAbandoned()}
 	offers := newOfferer(w, s, log)
 	// A nak no consumer leader confirmed resets this shard's consumer
 	// (acker says why).
