@@ -167,8 +167,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	reused, reuseErrs := reuse.result()
+	reused, reuseFailed, reuseErrs := reuse.result()
 	acked = append(acked, reused...)
+	failed = append(failed, reuseFailed...)
 	rep.Reused, rep.ReuseErrors = len(reused), reuseErrs
 	if err := s.check(ctx, rep, acked, failed, hist, js); err != nil {
 		return nil, err

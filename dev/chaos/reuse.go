@@ -39,7 +39,10 @@ type reuser struct {
 
 	mu    sync.Mutex
 	acked []Acked
-	errs  map[string]int
+	// failed are its POSTs that created no ticket it knows of, as the
+	// load tool's record has its own (noshow.go traces both).
+	failed []FailedPost
+	errs   map[string]int
 }
 
 // reuserTimeout bounds a reuser's request: the TypeScript client's
@@ -94,15 +97,26 @@ func (u *reuser) episode(ctx context.Context, n int) {
 // queue sends one ticket and records it if it was acknowledged.
 func (u *reuser) queue(ctx context.Context, player, ticketID, region string, skill int, via string, front int) bool {
 	var err error
+	var status int
+	var base string
+	sent := time.Now()
 	switch via {
 	case viaNATS:
 		err = u.publish(ctx, player, ticketID, region, skill)
 	default:
-		ticketID, err = u.post(ctx, u.fronts[front%len(u.fronts)], player, region, skill)
+		base = u.fronts[front%len(u.fronts)]
+		ticketID, status, err = u.post(ctx, base, player, region, skill)
 	}
 	if err != nil {
 		u.mu.Lock()
 		u.errs[via]++
+		if via != viaNATS {
+			failed := "post_error" // no status: cut off, or timed out
+			if status != 0 {
+				failed = fmt.Sprintf("post_%d", status)
+			}
+			u.failed = append(u.failed, FailedPost{PlayerID: player, Frontend: base, SentAt: sent, EndedAt: time.Now(), Failed: failed})
+		}
 		u.mu.Unlock()
 		return false
 	}
@@ -146,41 +160,41 @@ func (u *reuser) publish(ctx context.Context, player, ticketID, region string, s
 // publish would queue a second ticket.
 const publishRetryWait = 250 * time.Millisecond
 
-func (u *reuser) post(ctx context.Context, base, player, region string, skill int) (string, error) {
+func (u *reuser) post(ctx context.Context, base, player, region string, skill int) (id string, status int, err error) {
 	body, _ := json.Marshal(map[string]any{"player_id": player, "skill": skill, "region": region, "mode": "1v1"})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/tickets", bytes.NewReader(body))
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if u.token != nil {
 		tok, err := u.token(player)
 		if err != nil {
-			return "", err
+			return "", 0, err
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	res, err := u.hc.Do(req)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusAccepted {
 		_, _ = io.Copy(io.Discard, res.Body)
-		return "", fmt.Errorf("POST: %s", res.Status)
+		return "", res.StatusCode, fmt.Errorf("POST: %s", res.Status)
 	}
 	var view struct {
 		TicketID string `json:"ticket_id"`
 	}
 	if err := json.NewDecoder(res.Body).Decode(&view); err != nil || view.TicketID == "" {
-		return "", fmt.Errorf("POST answer: %v", err)
+		return "", res.StatusCode, fmt.Errorf("POST answer: %v", err)
 	}
-	return view.TicketID, nil
+	return view.TicketID, res.StatusCode, nil
 }
 
-func (u *reuser) result() ([]Acked, map[string]int) {
+func (u *reuser) result() ([]Acked, []FailedPost, map[string]int) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return append([]Acked(nil), u.acked...), u.errs
+	return append([]Acked(nil), u.acked...), append([]FailedPost(nil), u.failed...), u.errs
 }
 
 // formedTimes reads when each match that put a player in two matches was

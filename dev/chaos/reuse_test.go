@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -59,5 +61,40 @@ func TestAReusersLostAckIsAskedForAgain(t *testing.T) {
 func TestAReusersTriesEndInsideTheDuplicateWindow(t *testing.T) {
 	if reuserTimeout >= events.DuplicateWindow {
 		t.Fatalf("a reuser tries a publish for %v, past the duplicate window of %v", reuserTimeout, events.DuplicateWindow)
+	}
+}
+
+// A reuser's POST that created no ticket it knows of is recorded for
+// the no-show trace, with how it failed: refused with a status, or
+// answered nothing (its frontend killed mid-answer).
+func TestAReusersFailedPostIsRecorded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		status int // 0: the connection dropped
+		failed string
+	}{
+		{"refused", http.StatusServiceUnavailable, "post_503"},
+		{"answered nothing", 0, "post_error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				if tc.status == 0 {
+					panic(http.ErrAbortHandler)
+				}
+				w.WriteHeader(tc.status)
+			}))
+			t.Cleanup(srv.Close)
+			u := newReuser("run", []string{srv.URL}, nil, nil, 1)
+			if u.queue(t.Context(), "p1", "", "eu", 1650, "http", 0) {
+				t.Fatal("queued")
+			}
+			acked, failed, errs := u.result()
+			if len(acked) != 0 || errs["http"] != 1 || len(failed) != 1 || failed[0].PlayerID != "p1" || failed[0].Frontend != srv.URL ||
+				failed[0].Failed != tc.failed || failed[0].EndedAt.Before(failed[0].SentAt) {
+				t.Fatalf("acked %+v, failed %+v, errors %v; want p1's POST failed %s", acked, failed, errs, tc.failed)
+			}
+		})
 	}
 }
