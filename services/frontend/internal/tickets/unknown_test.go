@@ -239,15 +239,16 @@ func (e *toldEnv) ownerTakesIn(t *testing.T) func(id string) {
 
 // The same replacement, found its player's live ticket all the same (the
 // owner took it in, and the tracker heard it supersede the waiting one),
-// is answered as queued: every older ticket of the player is superseded,
-// as after a take that succeeded, and an error was a no-show once the
+// is answered as queued: a later check of a match holding an older ticket
+// of the player finds it stale, as after a take that succeeded, and an
+// error was a no-show once the
 // owner matched it (chaos S65: the "superseded by" result came 5-7 s
 // before the frontend's 503). Found before its withdrawal, it is not
 // withdrawn; found once its writes failed, it is not taken again (its
 // answer counted once). Heard but not named by its player's entry (its
 // take told the waiting ticket superseded, then failed to write it:
 // another ticket of the player may be live), it is not answered (review
-// R2), nor is it for a client that hung up (review R2).
+// R2).
 func TestAReplacementFoundItsPlayersLiveTicketIsAnswered(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
