@@ -6,28 +6,19 @@ import (
 )
 
 // abandoned are a runner's own matches whose commit gave up (an error
-// claiming, checking or deciding: commitBatch) and the matches its
-// recoveries decided undone, by when. A commit that gave up runs no
-// more, and left the match undecided (a decision that landed though its
-// answer was lost stands, and the recovery follows it); the claims it
-// made, and any it sent that land later, are the match's, so a recovery
-// that meets one decides the match undone at once rather than wait
-// staleClaim for the record to age (recoverer.decide), and whoever meets
-// a late one gives it back. Another owner of the shard, before or
-// after this runner, may commit the same id: the decision arbitrates.
-//
-// A match undone has spent its id for good: the same tickets formed
-// again are named anew (runner.matchID), not committed only to find the
-// decision undone. The runner's goroutine forms matches (formed); the
-// commits and recoveries, on goroutines of their own, add to it.
+// claiming, checking or deciding: commitBatch), by when. A commit that
+// gave up runs no more, and left the match undecided (a decision that
+// landed though its answer was lost stands, and the recovery follows
+// it); the claims it made, and any it sent that land later, are the
+// match's, so a recovery that meets one decides the match undone at once
+// rather than wait staleClaim for the record to age (recoverer.decide),
+// and whoever meets a late one gives it back. Another owner of the
+// shard, before or after this runner, may commit the same id: the
+// decision arbitrates. The runner's goroutine forms matches (formed);
+// the commits, on goroutines of their own, add to it.
 type abandoned struct {
 	mu      sync.Mutex
-	matches map[string]abandonedMatch
-}
-
-type abandonedMatch struct {
-	at     time.Time
-	undone bool // decided undone by a recovery; else only given up
+	matches map[string]time.Time
 }
 
 // maxAbandoned bounds the matches remembered: past it, those older than
@@ -35,15 +26,15 @@ type abandonedMatch struct {
 // is, a new one is not remembered (it waits out staleClaim, as before).
 const maxAbandoned = 10000
 
-func newAbandoned() *abandoned { return &abandoned{matches: map[string]abandonedMatch{}} }
+func newAbandoned() *abandoned { return &abandoned{matches: map[string]time.Time{}} }
 
-// put remembers matchID at now, given up, or undone.
-func (a *abandoned) put(matchID string, now time.Time, undone bool) {
+// put remembers that the commit of matchID gave up, at now.
+func (a *abandoned) put(matchID string, now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, ok := a.matches[matchID]; !ok && len(a.matches) >= maxAbandoned {
-		for id, m := range a.matches {
-			if now.Sub(m.at) >= staleClaim {
+		for id, at := range a.matches {
+			if now.Sub(at) >= staleClaim {
 				delete(a.matches, id)
 			}
 		}
@@ -51,11 +42,10 @@ func (a *abandoned) put(matchID string, now time.Time, undone bool) {
 			return
 		}
 	}
-	a.matches[matchID] = abandonedMatch{at: now, undone: undone || a.matches[matchID].undone}
+	a.matches[matchID] = now
 }
 
-// gaveUp reports whether matchID is remembered: its commit gave up, or
-// a recovery undid it.
+// gaveUp reports whether matchID's commit gave up.
 func (a *abandoned) gaveUp(matchID string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -63,12 +53,40 @@ func (a *abandoned) gaveUp(matchID string) bool {
 	return ok
 }
 
-// formed forgets matchID, formed again by the runner (its new commit
-// runs), and reports whether a recovery undid it: its id is spent.
-func (a *abandoned) formed(matchID string) (undone bool) {
+// formed forgets matchID, formed again by the runner: its new commit runs.
+func (a *abandoned) formed(matchID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	m, ok := a.matches[matchID]
 	delete(a.matches, matchID)
-	return ok && m.undone
+}
+
+// spent are the ids of matches decided undone that the same tickets,
+// formed again, must not take (runner.matchID): a commit that found its
+// match undone by another worker with none of its tickets stale
+// (settleCommit), or a recovery of the runner's that undid one
+// (recoverMatch), which runs off the runner's goroutine. Each is kept
+// recentFor.
+type spent struct {
+	mu  sync.Mutex
+	ids *recent[struct{}]
+}
+
+func newSpent() *spent { return &spent{ids: newRecent[struct{}](0)} }
+
+func (s *spent) put(matchID string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids.put(matchID, struct{}{}, now)
+}
+
+func (s *spent) has(matchID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ids.has(matchID)
+}
+
+func (s *spent) prune(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids.prune(now)
 }

@@ -98,7 +98,7 @@ func (c *committer) commitBatch(ctx context.Context, batch []formed, ended func(
 		switch {
 		case m.err != nil:
 			m.log.Error("claim match tickets; tickets kept", "err", m.err)
-			c.rec.abandoned.put(m.match.MatchID, c.rec.now(), false)
+			c.rec.abandoned.put(m.match.MatchID, c.rec.now())
 			m.out.retry = m.all
 			settled = append(settled, m)
 		case m.decision == events.DecisionUndone || len(m.lost) > 0 || !m.first:

@@ -110,21 +110,16 @@ func matchKey(e *pool.Entry) string {
 }
 
 // matchID names the match of the ticket messages keys: by MatchID, unless
-// that match was undone with none of its tickets stale (runner.undone,
-// where one a recovery of this runner undid goes too: abandoned.formed).
-// A match formed again under an id its last commit gave up is committed
-// anew, and no longer counts as given up.
+// that match was decided undone (runner.undone: spent). A match formed
+// again under an id its last commit gave up is committed anew, and no
+// longer counts as given up.
 func (r *runner) matchID(keys []string) string {
 	id := events.MatchID(keys)
-	for {
-		if r.commits.rec.abandoned.formed(id) {
-			r.undone.put(id, struct{}{}, r.now())
-		}
-		if !r.undone.has(id) {
-			return id
-		}
+	for r.undone.has(id) {
 		id = events.MatchIDAfter(id, keys)
 	}
+	r.commits.rec.abandoned.formed(id)
+	return id
 }
 
 // settleCommit takes a commit's outcome back into the runner: tickets that
@@ -141,7 +136,7 @@ func (r *runner) settleCommit(ctx context.Context, o commitOutcome, rematch bool
 		r.unpublished = append(r.unpublished, *o.unpublished)
 	}
 	if o.undone != "" {
-		r.undone.put(o.undone, struct{}{}, r.now())
+		r.undone.put(o.undone, r.now())
 	}
 	for _, e := range o.retry {
 		r.putBack(ctx, o.p, e, false)

@@ -9,8 +9,9 @@ const recentFor = time.Minute
 // recent remembers keys, each with a value, for recentFor: a cancel
 // notice for a ticket that arrives after it (runner.ended), a matched
 // notice for a copy that arrives after it (copies.matched), a match
-// undone for good for the same tickets formed again (runner.undone). Only
-// the runner's goroutine uses it; the sweep forgets what is older (prune).
+// undone for good for the same tickets formed again (runner.undone,
+// behind a lock: spent). Only the runner's goroutine uses it; the sweep
+// forgets what is older (prune).
 type recent[V any] struct {
 	// max bounds the keys remembered (0: unbounded); past it, a new key
 	// is not remembered (what it was for falls back on the claims).

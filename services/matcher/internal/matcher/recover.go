@@ -26,9 +26,10 @@ type recoverer struct {
 	// that has lost it (staleClaim).
 	shard events.Shard
 	since time.Time
-	// abandoned are the runner's own matches whose commit gave up, and
-	// the matches its recoveries undid (abandoned.go).
+	// abandoned are the runner's own matches whose commit gave up; spent,
+	// the ids of matches decided undone (abandoned.go).
 	abandoned *abandoned
+	spent     *spent
 }
 
 // recovery is what recoverMatch made of a match.
@@ -114,7 +115,7 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery 
 		}
 	}
 	if decision == events.DecisionUndone {
-		rc.abandoned.put(matchID, rc.now(), true) // its id is spent: the same tickets formed again get a new one
+		rc.spent.put(matchID, rc.now()) // the same tickets formed again get a new id
 	}
 	if decision == events.DecisionPublished {
 		return rc.followPublished(ctx, matchID, m, e.Created(), all)

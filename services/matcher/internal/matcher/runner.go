@@ -63,9 +63,10 @@ type runner struct {
 	copies *copies
 	// undone remembers recent matches a commit found undone by another
 	// worker with none of their tickets stale (claims released as a dead
-	// matcher's): the same tickets matched together again get a new id
-	// (formMatch), since that match's decision stands for good.
-	undone *recent[struct{}]
+	// matcher's), and those the runner's recoveries undid: the same
+	// tickets matched together again get a new id (matchID), since that
+	// match's decision stands for good. Shared with the recoverer.
+	undone *spent
 
 	held atomic.Int64 // tickets in the pools at the last sweep
 
@@ -109,7 +110,8 @@ type runner struct {
 func newRunner(w *Worker, s events.Shard) *runner {
 	log := w.log.With("shard", s.String())
 	timeout := w.cfg.PublishTimeout
-	rec := &recoverer{matchState: w.state, now: w.clock, log: log, shard: s, since: w.clock(), abandoned: newAbandoned()}
+	undone := newSpent()
+	rec := &recoverer{matchState: w.state, now: w.clock, log: log, shard: s, since: w.clock(), abandoned: newAbandoned(), spent: undone}
 	offers := newOfferer(w, s, log)
 	// A nak no consumer leader confirmed resets this shard's consumer
 	// (acker says why).
@@ -123,7 +125,7 @@ func newRunner(w *Worker, s events.Shard) *runner {
 		ends:    &ender{shard: s, claims: w.state.claims, rec: rec, acks: acks, met: w.met, timeout: timeout, log: log, now: w.clock},
 		offers:  offers,
 		stats:   newWaitStats(s, w.js, w.subj, timeout, log),
-		pools:   map[string]*pool.Pool{}, ended: newRecent[struct{}](0), undone: newRecent[struct{}](0),
+		pools:   map[string]*pool.Pool{}, ended: newRecent[struct{}](0), undone: undone,
 		inflight: map[string]uint64{}, backfills: map[string]*heldBackfill{},
 		inbox: make(chan jetstream.Msg, 512), cancels: make(chan string, 256),
 		copies:    newCopies(),
