@@ -151,6 +151,8 @@ func TestUnusableSettingsAreRefused(t *testing.T) {
 		{[]string{"-via", "nats", "-nats-url", "nats://127.0.0.1:1", "-rate", "0", "-burst", "5"}, "-rate"},
 		{[]string{"-via", "nats", "-nats-url", "nats://127.0.0.1:1", "-duration", "0s"}, "-duration"},
 		{[]string{"-via", "ws", "-url", "http://127.0.0.1:1", "-token", "tok", "-idempotency-keys"}, "-idempotency-keys"},
+		{[]string{"-url", "http://127.0.0.1:1", "-token", "tok", "-retries", "3"}, "-retries"},
+		{[]string{"-url", "http://127.0.0.1:1", "-token", "tok", "-idempotency-keys", "-retries", "-1"}, "-retries"},
 	} {
 		var out, stderr strings.Builder
 		err := runLoad(t.Context(), append(tc.args, "-progress", "0"), &out, &stderr)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"sync"
@@ -38,11 +39,15 @@ func (r *recorder) add(line any) {
 
 // frontend is one -url of `load run`: the client of its HTTP path and
 // of its WebSockets (-via ws). keyed
-// sends every POST an Idempotency-Key of its own (-idempotency-keys).
+// sends every POST an Idempotency-Key of its own (-idempotency-keys);
+// retries is how many times a keyed POST that failed is sent again
+// (-retries), each time to the next frontend.
 type frontend struct {
-	base  string
-	c     *qmclient.Client
-	keyed bool
+	base    string
+	c       *qmclient.Client
+	keyed   bool
+	retries int
+	next    *frontend
 }
 
 // newFrontend makes the client of base: its requests go through hc,
@@ -75,27 +80,16 @@ func ticketRequest(player, region string, skill int) ticketapi.Request {
 // what went wrong. A stream that breaks is resumed (pkg/client), as a
 // game's client does: what is counted is the ticket's outcome.
 func follow(ctx context.Context, fe frontend, toks *tokens, p int, player, region string, skill int, rec *recorder) (answered time.Time, kind string) {
-	c, err := fe.as(toks, p, player)
-	if err != nil {
-		return answered, "token_error"
-	}
-	var opts []qmclient.CreateOption
-	if fe.keyed {
-		opts = append(opts, qmclient.IdempotencyKey(rand.Text()))
-	}
-	sent := time.Now()
-	view, err := c.Create(ctx, ticketRequest(player, region, skill), opts...)
+	view, took, err := create(ctx, fe, toks, p, player, ticketRequest(player, region, skill), rec)
 	answered = time.Now()
 	if err != nil {
-		kind = failureKind("post", err)
-		rec.add(loadrecord.FailedPost{PlayerID: player, Frontend: fe.base, SentAt: sent, EndedAt: answered, Failed: kind})
 		if !errors.As(err, new(*qmclient.Error)) {
 			answered = time.Time{} // no status came: nothing to time
 		}
-		return answered, kind
+		return answered, failureKind("post", err)
 	}
-	rec.add(loadrecord.Acked{TicketID: view.TicketID, PlayerID: player, Frontend: fe.base, AcceptedAt: answered, Region: region, Skill: skill})
-	view, err = c.Follow(ctx, view.TicketID, nil)
+	rec.add(loadrecord.Acked{TicketID: view.TicketID, PlayerID: player, Frontend: took.base, AcceptedAt: answered, Region: region, Skill: skill})
+	view, err = took.c.Follow(ctx, view.TicketID, nil)
 	switch {
 	case err != nil:
 		return answered, failureKind("events", err)
@@ -103,6 +97,84 @@ func follow(ctx context.Context, fe frontend, toks *tokens, p int, player, regio
 		return answered, string(view.Status)
 	}
 	return answered, ""
+}
+
+// create POSTs a ticket through fe and returns its view and the
+// frontend that took it. With -retries, a keyed POST that failed as a
+// browser's client would send again (no answer, or a refusal that
+// asking again may mend) is sent again with its Idempotency-Key after its
+// Retry-After or a backoff, to the next frontend, as the TypeScript
+// client does behind a load balancer: a repeat answers the ticket an
+// earlier attempt created. Each failed attempt is recorded.
+func create(ctx context.Context, fe frontend, toks *tokens, p int, player string, req ticketapi.Request, rec *recorder) (ticketapi.View, frontend, error) {
+	var opts []qmclient.CreateOption
+	if fe.keyed {
+		opts = append(opts, qmclient.IdempotencyKey(rand.Text()))
+	}
+	for failures := 1; ; failures++ {
+		c, err := fe.as(toks, p, player)
+		if err != nil {
+			return ticketapi.View{}, fe, fmt.Errorf("%w: %w", qmclient.ErrToken, err)
+		}
+		sent := time.Now()
+		view, err := c.Create(ctx, req, opts...)
+		if err == nil {
+			return view, frontend{base: fe.base, c: c}, nil
+		}
+		rec.add(loadrecord.FailedPost{PlayerID: player, Frontend: fe.base, SentAt: sent, EndedAt: time.Now(), Failed: failureKind("post", err)})
+		if !fe.keyed || failures > fe.retries || !askAgain(ctx, err) || !sleep(ctx, retryWait(failures, err)) {
+			return ticketapi.View{}, fe, err
+		}
+		fe = *fe.next
+	}
+}
+
+// askAgain reports whether a creation that failed with err may be taken
+// if sent again: the TypeScript client's isRetryable.
+func askAgain(ctx context.Context, err error) bool {
+	var refused *qmclient.Error
+	switch {
+	case ctx.Err() != nil:
+		return false
+	case errors.As(err, &refused):
+		return refused.Retryable()
+	}
+	return !errors.Is(err, qmclient.ErrToken) && !errors.Is(err, qmclient.ErrMalformed) && !errors.Is(err, qmclient.ErrTooLarge)
+}
+
+// Backoff between a failed creation and the next attempt, as the
+// TypeScript client's defaults (clients/ts/src/retry.ts).
+const (
+	retryFirst    = 500 * time.Millisecond
+	retryMost     = 15 * time.Second
+	retryAfterCap = time.Minute
+)
+
+// retryWait is the wait after the failures-th failure in a row: a
+// backoff, half of it at random, or what a Retry-After asks for and up to
+// half again, whichever is longer (the TypeScript client's retryDelay).
+func retryWait(failures int, err error) time.Duration {
+	full := min(retryMost, retryFirst<<min(failures-1, 30))
+	wait := full/2 + mrand.N(full/2+1)
+	var refused *qmclient.Error
+	if errors.As(err, &refused) {
+		if asked := min(refused.RetryAfter, retryAfterCap); asked > wait {
+			wait = asked + mrand.N(asked/2+1)
+		}
+	}
+	return wait
+}
+
+// sleep waits d, or less if ctx ends first: whether it waited all of d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // failureKind names what went wrong in step (post, events) for the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -177,6 +178,97 @@ func TestFollowSendsIdempotencyKeys(t *testing.T) {
 					t.Fatalf("POST sent Idempotency-Key %q (keyed %v, seen %v)", k, keyed, seen)
 				}
 				seen[k] = true
+			}
+		})
+	}
+}
+
+// With -retries, a keyed POST that failed as a browser's client would
+// send again (no answer, or a 503 that is not a drained shard) is sent
+// again with the same key to the next frontend, and the ticket followed
+// there; one refused for good, or one with its tries spent, is not.
+// Every failed attempt is recorded.
+func TestAFailedKeyedPostIsSentAgainWithItsKey(t *testing.T) {
+	t.Parallel()
+	drained := `{"error":"shard drained","drained":{"shard":"eu.gold","reason":"maintenance"}}`
+	for _, tc := range []struct {
+		name        string
+		first, then int // statuses of the first frontend and the next (0: no answer)
+		body        string
+		retries     int
+		want        string
+		posts       int32 // POSTs in all
+	}{
+		{"503 then taken", 503, 202, "", 8, "", 2},
+		{"no answer then taken", 0, 202, "", 8, "", 2},
+		{"drained is not sent again", 503, 202, drained, 8, "post_503", 1},
+		{"tries spent", 503, 503, "", 2, "post_503", 3},
+		{"no retries", 503, 202, "", 0, "post_503", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var posts atomic.Int32
+			keys := make(chan string, 10)
+			stub := func(status int) *httptest.Server {
+				srv := frontendStub()
+				t.Cleanup(srv.Close)
+				wrapped := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPost {
+						posts.Add(1)
+						keys <- r.Header.Get(ticketapi.HeaderIdempotencyKey)
+						switch {
+						case status == 0:
+							panic(http.ErrAbortHandler)
+						case status != 202:
+							w.WriteHeader(status)
+							io.WriteString(w, cmp.Or(tc.body, `{"error":"unavailable"}`))
+							return
+						}
+					}
+					srv.Config.Handler.ServeHTTP(w, r)
+				}))
+				t.Cleanup(wrapped.Close)
+				return wrapped
+			}
+			a, b := stub(tc.first), stub(tc.then)
+			fes := make([]frontend, 2)
+			for i, srv := range []*httptest.Server{a, b} {
+				fe, err := newFrontend(srv.URL, client(false, 1, 8), nil, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fe.retries, fe.next = tc.retries, &fes[(i+1)%2]
+				fes[i] = fe
+			}
+			var out bytes.Buffer
+			rec := &recorder{enc: json.NewEncoder(&out)}
+			if _, kind := follow(t.Context(), fes[0], &tokens{fixed: "tok"}, 0, "p1", "eu", 1650, rec); kind != tc.want || posts.Load() != tc.posts {
+				t.Fatalf("kind %q after %d POSTs, want %q after %d", kind, posts.Load(), tc.want, tc.posts)
+			}
+			var first string
+			for range posts.Load() {
+				k := <-keys
+				if first = cmp.Or(first, k); k == "" || k != first {
+					t.Fatalf("POSTs sent keys %q and %q, want one key", first, k)
+				}
+			}
+			path := filepath.Join(t.TempDir(), "record")
+			if err := os.WriteFile(path, out.Bytes(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			acked, failed, err := loadrecord.Read(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantFailed := int(tc.posts)
+			if tc.want == "" {
+				wantFailed--
+				if len(acked) != 1 || acked[0].Frontend != b.URL {
+					t.Fatalf("recorded %q, want the ticket acknowledged by %s", out.String(), b.URL)
+				}
+			}
+			if len(failed) != wantFailed || failed[0].Frontend != a.URL {
+				t.Fatalf("recorded %q, want %d failed POSTs, the first to %s", out.String(), wantFailed, a.URL)
 			}
 		})
 	}

@@ -75,7 +75,7 @@ type runConfig struct {
 	duration, timeout, interval, progress        time.Duration
 	regions, skills                              string
 	h2c, jsonOut, keyed                          bool
-	sources, players, burst                      int
+	sources, players, burst, retries             int
 	via, natsURL, natsPrefix, natsUser, natsPass string
 	cpuProfile                                   string
 	tokens                                       tokens
@@ -92,6 +92,7 @@ func (c *runConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.skills, "skills", "1600-1999", "skill range of the tickets (one tier keeps every ticket a partner)")
 	fs.BoolVar(&c.h2c, "h2c", true, "speak HTTP/2 cleartext to the frontend (streams, not a socket per client)")
 	fs.BoolVar(&c.keyed, "idempotency-keys", false, "send a new Idempotency-Key with every POST, as the TypeScript client (every browser) does: the frontend's keyed creation path, not the unkeyed one")
+	fs.IntVar(&c.retries, "retries", 0, "with -idempotency-keys, send a POST that failed (no answer, or a 5xx, 429 or 408 other than a drained shard or a full region) again with its key up to N times, after its Retry-After or a backoff (0.5 s doubled up to 15 s, half of it at random), each time to the next -url: what the TypeScript client does (8 times) behind a load balancer. Each failed attempt is a line of -record")
 	fs.IntVar(&c.sources, "source-ips", 1, "send from 127.0.0.1..N in turn, a connection (h2c) or connections (HTTP/1.1) each: more ephemeral ports, and N clients to the per-address limits of an -auth-insecure frontend")
 	fs.IntVar(&c.players, "players", 0, "how many players send the tickets: 0, a new player for each; N, N players, each asking again as soon as their last ticket has its outcome (a returning player, whose creation reads and replaces their live ticket), and a new player for an arrival that finds all N waiting")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON")
@@ -199,6 +200,8 @@ func (c *runConfig) check() error {
 		return fmt.Errorf("-players %d: want 0 or more", c.players)
 	case c.burst < 1:
 		return fmt.Errorf("-burst %d: want 1 or more", c.burst)
+	case c.retries < 0 || c.retries > 0 && !c.keyed:
+		return fmt.Errorf("-retries %d: want 0, or more with -idempotency-keys (a POST sent again without its key may queue a second ticket)", c.retries)
 	case c.via == "ws" && c.keyed:
 		return errors.New("-idempotency-keys with -via ws: a WebSocket's ticket has no key (its socket is its one attempt)")
 	}
@@ -226,6 +229,7 @@ func (c *runConfig) driver(rec *recorder) (ticketFunc, func(), error) {
 			if err != nil {
 				return nil, nil, fmt.Errorf("-url: %w", err)
 			}
+			fe.retries, fe.next = c.retries, &fes[(i+1)%len(fes)]
 			fes[i] = fe
 		}
 		return func(ctx context.Context, i, p int, player, region string, skill int) (time.Time, string) {

@@ -54,6 +54,13 @@ type Config struct {
 	Partitions     bool
 	PartitionShare float64
 	MaxCut         time.Duration
+	// Keyed makes the load's players browsers: each POST carries an
+	// Idempotency-Key, and one that failed (no answer, or a refusal that
+	// asking again may mend) is sent again with it, up to eight times,
+	// each time to the next frontend (the load tool's -retries), as the
+	// TypeScript client does behind a load balancer. Off, the load takes
+	// the unkeyed creation path and never asks again.
+	Keyed bool
 	// Seed makes the choice of faults repeatable.
 	Seed uint64
 	// Logs receives every process's output, each line prefixed.
@@ -64,6 +71,7 @@ type Config struct {
 type Report struct {
 	Verdict
 	Rate        float64        `json:"rate_per_second"`
+	Keyed       bool           `json:"keyed,omitempty"` // Config.Keyed
 	LoadSeconds float64        `json:"load_seconds"`
 	Faults      map[string]int `json:"faults"`
 	FaultCount  int            `json:"faults_injected"`
@@ -138,7 +146,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Rate: cfg.Rate, Faults: map[string]int{}}
+	rep := &Report{Rate: cfg.Rate, Keyed: cfg.Keyed, Faults: map[string]int{}}
 	nc, js, err := connectJS(s.urls)
 	if err != nil {
 		return nil, err
@@ -198,6 +206,10 @@ func (s *system) frontends() []string {
 	return fronts
 }
 
+// browserRetries is how many times the TypeScript client sends a failed
+// creation again (clients/ts/src/retry.ts, maxRetries).
+const browserRetries = 8
+
 // loadRun is the load tool's process. The load tool is not under test:
 // it runs once, unsupervised, and ends by itself (each ticket has its
 // -timeout).
@@ -210,10 +222,14 @@ type loadRun struct {
 
 func (s *system) startLoad(ctx context.Context, fronts []string) (*loadRun, error) {
 	l := &loadRun{record: filepath.Join(s.cfg.Dir, "acked.jsonl")}
-	l.cmd = exec.CommandContext(ctx, filepath.Join(s.cfg.BinDir, "load"), "run", "-url", strings.Join(fronts, ","),
+	args := []string{"run", "-url", strings.Join(fronts, ","),
 		"-rate", fmt.Sprint(s.cfg.Rate), "-duration", s.cfg.Duration.String(),
 		"-timeout", s.cfg.deadline().String(), "-record", l.record, "-json", "-h2c=false",
-		"-token-key", tokenKey(s.cfg.Dir))
+		"-token-key", tokenKey(s.cfg.Dir)}
+	if s.cfg.Keyed {
+		args = append(args, "-idempotency-keys", "-retries", fmt.Sprint(browserRetries))
+	}
+	l.cmd = exec.CommandContext(ctx, filepath.Join(s.cfg.BinDir, "load"), args...)
 	l.cmd.Stdout, l.cmd.Stderr = &l.out, s.cfg.Logs
 	l.start = time.Now()
 	if err := l.cmd.Start(); err != nil {

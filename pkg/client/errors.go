@@ -115,6 +115,14 @@ func (e *Error) retryable() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status >= 500 || e.Status == http.StatusRequestTimeout
 }
 
+// Retryable reports whether the same creation, sent again with the same
+// Idempotency-Key, may be taken: an overload, a rate limit, an outage.
+// A drained shard or a full region is refused the same for minutes. The
+// TypeScript client's ApiError.retryable, which its create retries by.
+func (e *Error) Retryable() bool {
+	return e.retryable() && !errors.Is(e, ErrDrained) && !errors.Is(e, ErrRegionFull)
+}
+
 // readError reads a refusal's body (at most limit bytes; a body that is
 // not the contract's keeps its status, its text is left out).
 func readError(res *http.Response, limit int64) *Error {

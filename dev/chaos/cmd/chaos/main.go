@@ -43,6 +43,7 @@ func run(ctx context.Context) error {
 	flag.BoolVar(&cfg.Partitions, "partitions", true, "make some faults cuts: a NATS node from the others, a service from NATS (both ways, one way), one route of three")
 	flag.Float64Var(&cfg.PartitionShare, "partition-share", 0.5, "the share of the faults that are cuts (the four kinds in turn)")
 	flag.DurationVar(&cfg.MaxCut, "max-cut", 20*time.Second, "the longest a cut lasts (each lasts a quarter of it at least)")
+	flag.BoolVar(&cfg.Keyed, "keyed", false, "the load's players send an Idempotency-Key and send a failed POST again with it, to the next frontend, as the TypeScript client (every browser) does; off, the unkeyed path, never asked again")
 	flag.Uint64Var(&cfg.Seed, "seed", uint64(time.Now().UnixNano()), "seed of the fault choices")
 	flag.StringVar(&logPath, "logs", "", "write every process's output to this file")
 	flag.Parse()
