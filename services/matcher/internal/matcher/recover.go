@@ -58,7 +58,10 @@ const (
 // claim failed, expired past its 20 s max wait). That owner's commit, if
 // still running, follows the decision (events.Decisions). Nor is one of
 // the runner's own whose commit gave up (abandoned.go; chaos S70: two
-// tickets held so past their max wait).
+// tickets held so past their max wait). Nor is one a ticket of which
+// another owner holds: its commit cannot hold every claim, so it can
+// never decide the match published, and its give-back of the claims it
+// made failed (review R3: they waited out staleClaim).
 const staleClaim = 10 * time.Second
 
 // recoverMatch settles a match found owning a ticket's claim. The match
@@ -94,13 +97,13 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery 
 	if err != nil {
 		return undecided
 	}
-	all, err := rc.allClaimed(cctx, matchID, m)
+	all, taken, err := rc.claimsOf(cctx, matchID, m)
 	if err != nil {
 		return undecided
 	}
 	var stale map[string]string
 	if decision == "" {
-		if decision, stale, err = rc.decide(cctx, matchID, m, e.Created(), all); err != nil || decision == "" {
+		if decision, stale, err = rc.decide(cctx, matchID, m, e.Created(), all, taken); err != nil || decision == "" {
 			return undecided
 		}
 		if decision == events.DecisionPublished && !all {
@@ -146,16 +149,24 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery 
 // matcher that died with the tickets claimed but not the request must not
 // see its match published while another fills the request.
 func (rc *recoverer) allClaimed(ctx context.Context, matchID string, m events.Match) (bool, error) {
+	all, _, err := rc.claimsOf(ctx, matchID, m)
+	return all, err
+}
+
+// claimsOf reads the claims of match matchID (m): whether it holds all of
+// them (allClaimed), and whether another owner holds one (taken).
+func (rc *recoverer) claimsOf(ctx context.Context, matchID string, m events.Match) (all, taken bool, err error) {
 	owner := events.MatchOwner(matchID)
-	all := true
+	all = true
 	for _, key := range m.ClaimKeys() {
 		cur, err := rc.claims.Owner(ctx, key)
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
 		all = all && cur == owner
+		taken = taken || cur != "" && cur != owner
 	}
-	return all, nil
+	return all, taken, nil
 }
 
 // decide makes the decision of match matchID (m), found undecided: with
@@ -163,12 +174,13 @@ func (rc *recoverer) allClaimed(ctx context.Context, matchID string, m events.Ma
 // ticket still its players' live ticket?; stale are those that are not)
 // and decided published, or undone if a ticket is stale; with only some
 // claimed and a record older than staleClaim (created), stored by the
-// shard's last owner (leftByOwner) or abandoned by the runner's own
-// commit, it died claiming (or lost the shard, or gave up), and is
-// decided undone. Either way the decision is the one that stands
+// shard's last owner (leftByOwner), abandoned by the runner's own
+// commit or with a ticket another owner holds (taken), it died claiming
+// (or lost the shard, or gave up, or lost a claim), and is decided
+// undone. Either way the decision is the one that stands
 // (events.Decisions: another may have decided first). A decision "" with
 // no error: too soon to tell.
-func (rc *recoverer) decide(ctx context.Context, matchID string, m events.Match, created time.Time, all bool) (events.Decision, map[string]string, error) {
+func (rc *recoverer) decide(ctx context.Context, matchID string, m events.Match, created time.Time, all, taken bool) (events.Decision, map[string]string, error) {
 	if all {
 		// The matcher that formed it may have died (or stalled) before
 		// its check that each ticket is still its players' live ticket:
@@ -180,7 +192,7 @@ func (rc *recoverer) decide(ctx context.Context, matchID string, m events.Match,
 		decision, _, err := rc.decisions.Decide(ctx, matchID, wanted(stale))
 		return decision, stale, err
 	}
-	if rc.now().Sub(created) < staleClaim && !rc.leftByOwner(m, created) && !rc.abandoned.gaveUp(matchID) {
+	if rc.now().Sub(created) < staleClaim && !taken && !rc.leftByOwner(m, created) && !rc.abandoned.gaveUp(matchID) {
 		return "", nil, nil
 	}
 	// Partial claims of a matcher that died claiming (or lost the

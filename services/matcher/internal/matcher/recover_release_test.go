@@ -159,18 +159,25 @@ func TestTicketPublishedForUnsentSettlesItsMatch(t *testing.T) {
 // rather than wait staleClaim, by which time the ticket it held was
 // past its max wait (chaos S63, S64: expired needlessly). A match stored
 // after the runner took the shard (its own commit, maybe still
-// claiming), or another shard's, still waits.
+// claiming), or another shard's, still waits, unless another owner
+// holds its other ticket: then its commit can never hold every claim,
+// and is undone at once too.
 func TestPartialClaimsLeftByTheShardsLastOwnerAreUndoneAtOnce(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name         string
 		region       string
-		runnerBefore bool // the runner took the shard before the match was stored
+		runnerBefore bool   // the runner took the shard before the match was stored
+		paOwner      string // who else holds its other ticket's claim
 		want         recovery
 	}{
-		{"left by the last owner", "eu", false, released},
-		{"stored since the runner took the shard", "eu", true, undecided},
-		{"another shard's", "us", false, undecided},
+		{"left by the last owner", "eu", false, "", released},
+		{"stored since the runner took the shard", "eu", true, "", undecided},
+		{"another shard's", "us", false, "", undecided},
+		// Its commit lost that claim, and its give-back of lo's failed
+		// (review R3): it can never be published.
+		{"its other ticket another owner's", "eu", true, events.MatchOwner("m-other"), released},
+		{"its other ticket cancelled", "us", false, events.OwnerCancelled, released},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -190,6 +197,11 @@ func TestPartialClaimsLeftByTheShardsLastOwnerAreUndoneAtOnce(t *testing.T) {
 			ctx := t.Context()
 			const matchID = "m-partial"
 			claims := e.loClaimedBy(t, w, matchID, tc.region)
+			if tc.paOwner != "" {
+				if won, _, err := claims.Claim(ctx, "pa", tc.paOwner); err != nil || !won {
+					t.Fatal(won, err)
+				}
+			}
 			if r == nil {
 				r = newRunner(w, shard)
 			}
