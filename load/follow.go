@@ -117,7 +117,12 @@ func create(ctx context.Context, fe frontend, toks *tokens, p int, player string
 			return ticketapi.View{}, fe, fmt.Errorf("%w: %w", qmclient.ErrToken, err)
 		}
 		sent := time.Now()
-		view, err := c.Create(ctx, req, opts...)
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if fe.retries > 0 {
+			actx, cancel = context.WithTimeout(ctx, attemptTimeout)
+		}
+		view, err := c.Create(actx, req, opts...)
+		cancel()
 		if err == nil {
 			return view, frontend{base: fe.base, c: c}, nil
 		}
@@ -141,6 +146,11 @@ func askAgain(ctx context.Context, err error) bool {
 	}
 	return !errors.Is(err, qmclient.ErrToken) && !errors.Is(err, qmclient.ErrMalformed) && !errors.Is(err, qmclient.ErrTooLarge)
 }
+
+// attemptTimeout bounds each attempt of a creation that may be sent again
+// (-retries): the TypeScript client's requestTimeoutMs, as the chaos
+// reuser's. Without -retries the POST has the ticket's whole -timeout.
+const attemptTimeout = 30 * time.Second
 
 // Backoff between a failed creation and the next attempt, as the
 // TypeScript client's defaults (clients/ts/src/retry.ts).

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	qmclient "github.com/quickmatch-dev/quickmatch/pkg/client"
 	"github.com/quickmatch-dev/quickmatch/pkg/loadrecord"
 	"github.com/quickmatch-dev/quickmatch/pkg/ticketapi"
 )
@@ -184,42 +185,59 @@ func TestFollowSendsIdempotencyKeys(t *testing.T) {
 }
 
 // With -retries, a keyed POST that failed as a browser's client would
-// send again (no answer, or a 503 that is not a drained shard) is sent
-// again with the same key to the next frontend, and the ticket followed
+// send again (no answer; a 408, 429, 500, 502, 503 or 504 that is not a
+// drained shard or a region with room) is sent again with the same key,
+// after its Retry-After, to the next frontend, and the ticket followed
 // there; one refused for good, or one with its tries spent, is not.
-// Every failed attempt is recorded.
+// Every failed attempt is recorded, with its frontend and kind.
 func TestAFailedKeyedPostIsSentAgainWithItsKey(t *testing.T) {
 	t.Parallel()
-	drained := `{"error":"shard drained","drained":{"shard":"eu.gold","reason":"maintenance"}}`
+	const (
+		drained  = `{"error":"shard drained","drained":{"shard":"eu.gold","reason":"maintenance"}}`
+		full     = `{"error":"` + ticketapi.RegionFullText + `"}`
+		suggests = `{"error":"` + ticketapi.RegionFullText + `","suggest_region":"us"}`
+	)
 	for _, tc := range []struct {
 		name        string
 		first, then int // statuses of the first frontend and the next (0: no answer)
 		body        string
+		retryAfter  string // the refusals' Retry-After
 		retries     int
 		want        string
 		posts       int32 // POSTs in all
 	}{
-		{"503 then taken", 503, 202, "", 8, "", 2},
-		{"no answer then taken", 0, 202, "", 8, "", 2},
-		{"drained is not sent again", 503, 202, drained, 8, "post_503", 1},
-		{"tries spent", 503, 503, "", 2, "post_503", 3},
-		{"no retries", 503, 202, "", 0, "post_503", 1},
+		{"503 then taken", 503, 202, "", "", 8, "", 2},
+		{"no answer then taken", 0, 202, "", "", 8, "", 2},
+		{"429 then taken after its Retry-After", 429, 202, "", "1", 8, "", 2},
+		{"region full, none with room named, then taken", 503, 202, full, "", 8, "", 2},
+		{"region full, one with room named", 503, 202, suggests, "", 8, "post_503", 1},
+		{"drained", 503, 202, drained, "", 8, "post_503", 1},
+		{"501", 501, 202, "", "", 8, "post_501", 1},
+		{"tries spent", 503, 503, "", "", 2, "post_503", 3},
+		{"no retries", 503, 202, "", "", 0, "post_503", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var posts atomic.Int32
-			keys := make(chan string, 10)
+			type post struct {
+				key string
+				at  time.Time
+			}
+			sent := make(chan post, 10)
 			stub := func(status int) *httptest.Server {
 				srv := frontendStub()
 				t.Cleanup(srv.Close)
 				wrapped := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					if r.Method == http.MethodPost {
 						posts.Add(1)
-						keys <- r.Header.Get(ticketapi.HeaderIdempotencyKey)
+						sent <- post{r.Header.Get(ticketapi.HeaderIdempotencyKey), time.Now()}
 						switch {
 						case status == 0:
 							panic(http.ErrAbortHandler)
 						case status != 202:
+							if tc.retryAfter != "" {
+								w.Header().Set(ticketapi.HeaderRetryAfter, tc.retryAfter)
+							}
 							w.WriteHeader(status)
 							io.WriteString(w, cmp.Or(tc.body, `{"error":"unavailable"}`))
 							return
@@ -245,11 +263,17 @@ func TestAFailedKeyedPostIsSentAgainWithItsKey(t *testing.T) {
 			if _, kind := follow(t.Context(), fes[0], &tokens{fixed: "tok"}, 0, "p1", "eu", 1650, rec); kind != tc.want || posts.Load() != tc.posts {
 				t.Fatalf("kind %q after %d POSTs, want %q after %d", kind, posts.Load(), tc.want, tc.posts)
 			}
-			var first string
-			for range posts.Load() {
-				k := <-keys
-				if first = cmp.Or(first, k); k == "" || k != first {
-					t.Fatalf("POSTs sent keys %q and %q, want one key", first, k)
+			var first post
+			for i := range posts.Load() {
+				p := <-sent
+				if i == 0 {
+					first = p
+				}
+				if p.key == "" || p.key != first.key {
+					t.Fatalf("POSTs sent keys %q and %q, want one key", first.key, p.key)
+				}
+				if i == 1 && tc.retryAfter != "" && p.at.Sub(first.at) < time.Second {
+					t.Fatalf("sent again %s after a Retry-After of %ss", p.at.Sub(first.at), tc.retryAfter)
 				}
 			}
 			path := filepath.Join(t.TempDir(), "record")
@@ -267,8 +291,17 @@ func TestAFailedKeyedPostIsSentAgainWithItsKey(t *testing.T) {
 					t.Fatalf("recorded %q, want the ticket acknowledged by %s", out.String(), b.URL)
 				}
 			}
-			if len(failed) != wantFailed || failed[0].Frontend != a.URL {
-				t.Fatalf("recorded %q, want %d failed POSTs, the first to %s", out.String(), wantFailed, a.URL)
+			if len(failed) != wantFailed {
+				t.Fatalf("recorded %q, want %d failed POSTs", out.String(), wantFailed)
+			}
+			wantKind := failureKind("post", &qmclient.Error{Status: tc.first})
+			if tc.first == 0 {
+				wantKind = "post_error"
+			}
+			for i, f := range failed {
+				if want := []string{a.URL, b.URL}[i%2]; f.Frontend != want || f.Failed != wantKind && i == 0 {
+					t.Fatalf("failed POST %d recorded %+v, want to %s, the first %s", i, f, want, wantKind)
+				}
 			}
 		})
 	}

@@ -58,9 +58,10 @@ var terminal = map[events.Status]bool{
 //   - at most one live ticket per player: a player is in two live
 //     (assigned) matches only if the later match's ticket was acknowledged
 //     by a frontend after the earlier match was formed (formed: match id ->
-//     when the matcher formed it). A frontend supersedes the player's older
-//     ticket before it answers 202, so an older ticket still waiting then
-//     can never be matched afterwards. Over NATS there is no such moment
+//     when the matcher formed it). A frontend takes the newer ticket (and
+//     supersedes the older) before it answers 202, so a match formed
+//     after the 202 finds the older ticket stale when it checks its
+//     tickets, and is undone. Over NATS there is no such moment
 //     (the ticket is taken in by its shard's owner after JetStream acked
 //     it), and none for a ticket whose POST failed after it was queued (a
 //     client retries such a request with its Idempotency-Key), so a second

@@ -115,12 +115,21 @@ func (e *Error) retryable() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status >= 500 || e.Status == http.StatusRequestTimeout
 }
 
-// Retryable reports whether the same creation, sent again with the same
-// Idempotency-Key, may be taken: an overload, a rate limit, an outage.
-// A drained shard or a full region is refused the same for minutes. The
-// TypeScript client's ApiError.retryable, which its create retries by.
+// Retryable reports whether the same request, sent again (a creation
+// with the same Idempotency-Key), may be taken: a 408, 429, 500, 502, 503
+// or 504, but not a 503 that names a drained shard or a region with room
+// (suggest_region), which would be refused the same for minutes. It is
+// the TypeScript client's ApiError.retryable, word for word, which its
+// create retries by.
 func (e *Error) Retryable() bool {
-	return e.retryable() && !errors.Is(e, ErrDrained) && !errors.Is(e, ErrRegionFull)
+	switch e.Status {
+	case http.StatusServiceUnavailable:
+		return e.Body.Drained == nil && e.Body.SuggestRegion == ""
+	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+		http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 // readError reads a refusal's body (at most limit bytes; a body that is

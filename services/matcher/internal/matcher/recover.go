@@ -58,10 +58,12 @@ const (
 // claim failed, expired past its 20 s max wait). That owner's commit, if
 // still running, follows the decision (events.Decisions). Nor is one of
 // the runner's own whose commit gave up (abandoned.go; chaos S70: two
-// tickets held so past their max wait). Nor is one a ticket of which
-// another owner holds: its commit cannot hold every claim, so it can
-// never decide the match published, and its give-back of the claims it
-// made failed (review R3: they waited out staleClaim).
+// tickets held so past their max wait). Nor is one with a ticket another
+// owner holds: its commit, meeting that owner, lost the claim and gave
+// back (or failed to give back: review R3, where they waited out
+// staleClaim) the claims it made. Deciding it undone costs a needless
+// undo only if that owner gave the claim back while the commit was
+// still claiming (it then wins it, and follows the decision).
 const staleClaim = 10 * time.Second
 
 // recoverMatch settles a match found owning a ticket's claim. The match

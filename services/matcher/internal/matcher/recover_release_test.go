@@ -175,7 +175,7 @@ func TestPartialClaimsLeftByTheShardsLastOwnerAreUndoneAtOnce(t *testing.T) {
 		{"stored since the runner took the shard", "eu", true, "", undecided},
 		{"another shard's", "us", false, "", undecided},
 		// Its commit lost that claim, and its give-back of lo's failed
-		// (review R3): it can never be published.
+		// (review R3).
 		{"its other ticket another owner's", "eu", true, events.MatchOwner("m-other"), released},
 		{"its other ticket cancelled", "us", false, events.OwnerCancelled, released},
 	} {
@@ -221,6 +221,9 @@ func TestPartialClaimsLeftByTheShardsLastOwnerAreUndoneAtOnce(t *testing.T) {
 			}
 			if tc.want == undecided && (owner != events.MatchOwner(matchID) || decision != "") {
 				t.Fatalf("lo claimed %q, match decided %q; want both left as they were", owner, decision)
+			}
+			if other, err := claims.Owner(ctx, "pa"); err != nil || other != tc.paOwner {
+				t.Fatalf("pa claimed %q (%v), want %q's still", other, err, tc.paOwner)
 			}
 		})
 	}
