@@ -287,7 +287,7 @@ func (s *system) check(ctx context.Context, rep *Report, acked []Acked, failed [
 			}
 		}
 		tctx, cancel := context.WithTimeout(ctx, time.Minute)
-		rep.NoShowPosts = traceNoShows(tctx, js, acked, failed, results, names)
+		rep.NoShowPosts = traceNoShows(tctx, js, rep.Verdict.noShows, failed, names)
 		cancel()
 	}
 	return nil

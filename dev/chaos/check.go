@@ -37,6 +37,8 @@ type Verdict struct {
 	// first few.
 	NoShows       int      `json:"no_shows,omitempty"`
 	NoShowTickets []string `json:"no_show_tickets,omitempty"`
+	// noShows are every no-show's assignment, for traceNoShows.
+	noShows []events.Result
 }
 
 // noShowsNamed is how many no-shows the verdict names.
@@ -263,9 +265,11 @@ func (c *checker) noShows() {
 		if _, known := c.ackedByID[ticket]; known {
 			continue
 		}
-		if !slices.ContainsFunc(c.byTicket[ticket], func(r events.Result) bool { return r.Status == events.StatusAssigned }) {
+		i := slices.IndexFunc(c.byTicket[ticket], func(r events.Result) bool { return r.Status == events.StatusAssigned })
+		if i < 0 {
 			continue
 		}
+		c.v.noShows = append(c.v.noShows, c.byTicket[ticket][i])
 		c.v.NoShows++
 		if len(c.v.NoShowTickets) < noShowsNamed {
 			c.v.NoShowTickets = append(c.v.NoShowTickets, ticket)

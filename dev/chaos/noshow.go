@@ -36,22 +36,14 @@ type NoShowPost struct {
 	Failed    string    `json:"failed,omitempty"`
 }
 
-// traceNoShows traces every no-show among results (assigned, not in
-// acked) to its player's failed POST, reading each one's creation time
-// from its match's record; names maps a frontend's base URL to its name.
-func traceNoShows(ctx context.Context, js jetstream.JetStream, acked []Acked, failed []FailedPost, results []events.Result, names map[string]string) []NoShowPost {
-	known := map[string]bool{}
-	for _, a := range acked {
-		known[a.TicketID] = true
-	}
+// traceNoShows traces each no-show (the checker's: assigned, never
+// acknowledged; noShows holds each one's assignment) to its player's
+// failed POST, reading its creation time from its match's record; names
+// maps a frontend's base URL to its name.
+func traceNoShows(ctx context.Context, js jetstream.JetStream, noShows []events.Result, failed []FailedPost, names map[string]string) []NoShowPost {
 	kv, err := js.KeyValue(ctx, events.Subjects{}.MatchesBucket())
 	var out []NoShowPost
-	seen := map[string]bool{}
-	for _, r := range results {
-		if r.Status != events.StatusAssigned || known[r.TicketID] || seen[r.TicketID] {
-			continue
-		}
-		seen[r.TicketID] = true
+	for _, r := range noShows {
 		ns := NoShowPost{Ticket: r.TicketID, Failed: "no_record"}
 		if created, ok := createdAt(ctx, kv, err, r); ok {
 			ns = traceNoShow(r.TicketID, r.PlayerID, created, failed)
