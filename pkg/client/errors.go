@@ -110,7 +110,9 @@ func (e *Error) kind() error {
 	return ErrUnavailable
 }
 
-// retryable: a refusal that asking again may mend.
+// retryable: a refusal of an event stream that asking again may mend
+// (Follow resumes it). A creation is sent again by Retryable's narrower
+// rule, the TypeScript client's.
 func (e *Error) retryable() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status >= 500 || e.Status == http.StatusRequestTimeout
 }

@@ -31,8 +31,8 @@ type Acked struct {
 // FailedPost is a POST that created no ticket its client knows of:
 // refused with a status, or answered nothing (its connection failed, or
 // it timed out). A ticket it queued all the same has no client, unless a
-// later attempt with the same Idempotency-Key was answered it (an Acked
-// line then names it): a checker that finds one assigned and never
+// later attempt with the same Idempotency-Key got it as its answer (an
+// Acked line then names it): a checker that finds one assigned and never
 // acknowledged (a no-show) traces it to its player's failed POST by its
 // created_at, and tells a frontend that died answering from one that
 // answered an error.

@@ -160,8 +160,8 @@ func TestTicketPublishedForUnsentSettlesItsMatch(t *testing.T) {
 // past its max wait (chaos S63, S64: expired needlessly). A match stored
 // after the runner took the shard (its own commit, maybe still
 // claiming), or another shard's, still waits, unless another owner
-// holds its other ticket: then its commit can never hold every claim,
-// and is undone at once too.
+// holds its other ticket: its commit, meeting that owner, lost that
+// claim, and the match is undone at once too.
 func TestPartialClaimsLeftByTheShardsLastOwnerAreUndoneAtOnce(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
