@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -48,6 +49,8 @@ type frontend struct {
 	keyed   bool
 	retries int
 	next    *frontend
+	// resent counts the POSTs sent again, the run's (runResult.Resent).
+	resent *atomic.Int64
 }
 
 // newFrontend makes the client of base: its requests go through hc,
@@ -131,6 +134,7 @@ func create(ctx context.Context, fe frontend, toks *tokens, p int, player string
 			return ticketapi.View{}, fe, err
 		}
 		fe = *fe.next
+		fe.resent.Add(1)
 	}
 }
 

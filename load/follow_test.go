@@ -250,18 +250,22 @@ func TestAFailedKeyedPostIsSentAgainWithItsKey(t *testing.T) {
 			}
 			a, b := stub(tc.first), stub(tc.then)
 			fes := make([]frontend, 2)
+			var resent atomic.Int64
 			for i, srv := range []*httptest.Server{a, b} {
 				fe, err := newFrontend(srv.URL, client(false, 1, 8), nil, true)
 				if err != nil {
 					t.Fatal(err)
 				}
-				fe.retries, fe.next = tc.retries, &fes[(i+1)%2]
+				fe.retries, fe.next, fe.resent = tc.retries, &fes[(i+1)%2], &resent
 				fes[i] = fe
 			}
 			var out bytes.Buffer
 			rec := &recorder{enc: json.NewEncoder(&out)}
 			if _, kind := follow(t.Context(), fes[0], &tokens{fixed: "tok"}, 0, "p1", "eu", 1650, rec); kind != tc.want || posts.Load() != tc.posts {
 				t.Fatalf("kind %q after %d POSTs, want %q after %d", kind, posts.Load(), tc.want, tc.posts)
+			}
+			if resent.Load() != int64(tc.posts-1) {
+				t.Fatalf("%d POSTs counted sent again of %d, want %d", resent.Load(), tc.posts, tc.posts-1)
 			}
 			var first post
 			for i := range posts.Load() {

@@ -11,6 +11,7 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -42,6 +43,11 @@ type runResult struct {
 	// must be refused at once, and the accepted keep their latency.
 	Refused        int64              `json:"refused"`
 	RefusedLatency map[string]float64 `json:"refused_ms,omitempty"`
+	// Resent is how many POSTs were sent again (-retries): what the
+	// refusals and failures brought back on top of the arrivals. A
+	// ticket counts once in Refused and Accepted, timed from its first
+	// POST to its last answer.
+	Resent int64 `json:"resent,omitempty"`
 	// Windows splits the run by arrival time (-interval): whether the rate
 	// was sustained, and whether latency grew as the run went on.
 	Windows []window `json:"windows,omitempty"`
@@ -152,7 +158,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer closeRecord()
-	ticket, closeDriver, err := cfg.driver(rec)
+	var resent atomic.Int64
+	ticket, closeDriver, err := cfg.driver(rec, &resent)
 	if err != nil {
 		return err
 	}
@@ -184,6 +191,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stderr, "load: %d of %d tickets sent by returning players (-players %d)\n", players.returning.Load(), st.sent.Load(), cfg.players)
 	}
 	res := st.result(cfg.rate, arrivals, cfg.interval)
+	res.Resent = resent.Load()
 	if cfg.jsonOut {
 		return printJSON(stdout, res)
 	}
@@ -211,7 +219,7 @@ func (c *runConfig) check() error {
 // driver is how tickets arrive (-via): POSTed to the frontends in turn and
 // followed over Server-Sent Events, queued and followed on a WebSocket
 // each, or published on JetStream.
-func (c *runConfig) driver(rec *recorder) (ticketFunc, func(), error) {
+func (c *runConfig) driver(rec *recorder, resent *atomic.Int64) (ticketFunc, func(), error) {
 	switch c.via {
 	case "http", "ws":
 		bases := strings.Split(c.base, ",")
@@ -229,7 +237,7 @@ func (c *runConfig) driver(rec *recorder) (ticketFunc, func(), error) {
 			if err != nil {
 				return nil, nil, fmt.Errorf("-url: %w", err)
 			}
-			fe.retries, fe.next = c.retries, &fes[(i+1)%len(fes)]
+			fe.retries, fe.next, fe.resent = c.retries, &fes[(i+1)%len(fes)], resent
 			fes[i] = fe
 		}
 		return func(ctx context.Context, i, p int, player, region string, skill int) (time.Time, string) {
@@ -267,6 +275,9 @@ func (res runResult) print(stdout io.Writer, via string) {
 	if r := res.RefusedLatency; res.Refused > 0 {
 		fmt.Fprintf(stdout, "refused     %d  p50 %.1f  p99 %.1f  max %.1f ms  (%s to 503)\n",
 			res.Refused, r["p50"], r["p99"], r["max"], sendTo)
+	}
+	if res.Resent > 0 {
+		fmt.Fprintf(stdout, "resent      %d POSTs sent again (-retries)\n", res.Resent)
 	}
 	for _, w := range res.Windows {
 		fmt.Fprintf(stdout, "from %5.0fs  sent %d  assigned %d  p50 %.1f  p99 %.1f  max %.1f ms",

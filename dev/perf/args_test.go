@@ -22,13 +22,13 @@ func (target) NATSPassword(string) string { return "secret" }
 // its environment, never on its command line.
 func TestLoadArgsPerLeg(t *testing.T) {
 	t.Parallel()
-	cfg := Config{Rate: 60, Duration: time.Second, HTTP1: true, Keyed: true, Connections: 4}
+	cfg := Config{Rate: 60, Duration: time.Second, HTTP1: true, Keyed: true, Retries: 8, Connections: 4}
 	for _, tc := range []struct {
 		via       string
 		want, not []string
 	}{
-		{"http", []string{"-url http://fe", "-token-key /key.pem", "-h2c=false", "-idempotency-keys", "-source-ips 4"}, []string{"-nats-url"}},
-		{"ws", []string{"-url http://fe", "-token-key /key.pem", "-source-ips 4"}, []string{"-h2c=false", "-idempotency-keys", "-nats-url"}},
+		{"http", []string{"-url http://fe", "-token-key /key.pem", "-h2c=false", "-idempotency-keys", "-retries 8", "-source-ips 4"}, []string{"-nats-url"}},
+		{"ws", []string{"-url http://fe", "-token-key /key.pem", "-source-ips 4"}, []string{"-h2c=false", "-idempotency-keys", "-retries", "-nats-url"}},
 		{"nats", []string{"-nats-url nats://n", "-nats-user operator"}, []string{"-url", "-h2c=false", "secret"}},
 	} {
 		args, env := loadArgs(cfg, target{}, tc.via)

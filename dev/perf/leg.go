@@ -44,6 +44,11 @@ type Config struct {
 	// Keyed sends every POST of the http leg an Idempotency-Key, as every
 	// browser does: the frontend's keyed creation path.
 	Keyed bool
+	// Retries, with Keyed, sends a POST of the http leg that failed
+	// (refused for now, or unanswered) again with its key up to this
+	// many times, as the TypeScript client does (8): the load tool's
+	// -retries. What a refusal at overload brings back.
+	Retries int
 	// Connections is how many HTTP/2 connections the http leg's load
 	// tool spreads its requests over (its -source-ips; 0 or 1: one), as
 	// a load balancer or many players' own connections would; the ws

@@ -36,6 +36,9 @@ type LoadSummary struct {
 	// target: within 50 ms).
 	Refused        int64              `json:"refused"`
 	RefusedLatency map[string]float64 `json:"refused_ms,omitempty"`
+	// Resent is the POSTs sent again (Config.Retries): what refusals
+	// brought back on top of the arrivals.
+	Resent int64 `json:"resent,omitempty"`
 	// Windows are the tickets by arrival time (Config.Interval), each
 	// window's figures as the whole run's.
 	Windows []LoadWindow `json:"windows,omitempty"`
@@ -128,6 +131,9 @@ func loadArgs(cfg Config, s loadTarget, via string) (args, env []string) {
 	}
 	if cfg.Keyed && via == "http" { // a WebSocket's ticket has no key
 		args = append(args, "-idempotency-keys")
+		if cfg.Retries > 0 {
+			args = append(args, "-retries", fmt.Sprint(cfg.Retries))
+		}
 	}
 	if cfg.Connections > 1 {
 		args = append(args, "-source-ips", fmt.Sprint(cfg.Connections))

@@ -340,6 +340,9 @@ func printLatency(w io.Writer, l Leg, sendTo string) {
 		fmt.Fprintf(w, "refused   %d: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%s to 503)\n",
 			l.Load.Refused, r["p50"], r["p99"], r["max"], sendTo)
 	}
+	if l.Load.Resent > 0 {
+		fmt.Fprintf(w, "resent    %d POSTs sent again (-retries): a ticket counts once, timed from its first POST to its last answer\n", l.Load.Resent)
+	}
 	if p := l.Probe; p != nil {
 		fmt.Fprintf(w, "probe     %.0f/s on its own connection: %d assigned, p50 %.1f ms, p99 %.1f ms (%s to assignment); accepted p50 %.1f ms, p99 %.1f ms",
 			p.Rate, p.Assigned, p.Latency["p50"], p.Latency["p99"], sendTo, p.Accepted["p50"], p.Accepted["p99"])

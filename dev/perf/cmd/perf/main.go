@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&vias, "via", "http,nats", "the legs, in order: http (POST, then Server-Sent Events to the assignment, a token per player), ws (a WebSocket per ticket, /ws/events: queued and followed on it, a token per player), nats (published on JetStream)")
 	fs.BoolVar(&cfg.HTTP1, "http1", false, "the http leg speaks HTTP/1.1 (the load tool's -h2c=false), as clients behind a proxy that does not speak h2c: a connection per request in flight")
 	fs.BoolVar(&cfg.Keyed, "idempotency-keys", false, "send an Idempotency-Key with every POST of the http leg, as every browser does (the frontend's keyed creation path)")
+	fs.IntVar(&cfg.Retries, "retries", 0, "with -idempotency-keys, send a POST of the http leg that failed (refused for now, or unanswered) again with its key up to N times, as the TypeScript client does (8): what refusals at overload bring back (the load tool's -retries)")
 	fs.IntVar(&cfg.Connections, "connections", 1, "source addresses the http and ws legs' load tool spreads its connections over (its -source-ips), as a load balancer or many players would: over h2c, that many connections carry the requests (1: one carries every one); the ws leg's sockets, a socket per ticket, come from that many addresses")
 	fs.StringVar(&serviceEnv, "service-env", "", "extra KEY=VALUE settings for every service, comma-separated (LOG_LEVEL=warn is set)")
 	fs.IntVar(&cfg.ServiceProcs, "service-procs", stack.DefaultServiceProcs(), "GOMAXPROCS of each service process (as make run: a quarter of the cores, at least 2); the embedded NATS server keeps every core")
@@ -64,6 +65,9 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&logPath, "logs", "", "write every service's output to this file")
 	if err := envflag.Parse(fs, args); err != nil {
 		return err
+	}
+	if cfg.Retries != 0 && (!cfg.Keyed || cfg.Retries < 0) {
+		return fmt.Errorf("-retries %d: want 0, or more with -idempotency-keys (a POST sent again without its key may queue a second ticket)", cfg.Retries)
 	}
 	cfg.Vias = strings.Split(vias, ",")
 	if serviceEnv != "" {
