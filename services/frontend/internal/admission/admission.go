@@ -38,6 +38,23 @@ const (
 // moves: one slow creation among few says little.
 const minSamples = 8
 
+// Retry-After of an overload refusal (RetryAfter). Clients that ask again
+// (the TypeScript client does, up to 8 times) bring every refused creation
+// back after it, so a fixed one (1-3 s, before) multiplied the requests
+// by the overload: at three times capacity 135,000 arrivals became
+// 438,000 POSTs (BENCHMARKS.md, thirty-sixth round). It grows instead
+// with the refusals per admission of the last rateWindow: the seconds the
+// frontend needs, at the rate it admits, to take the clients it refused
+// in one. Their return is spread over that many seconds and twice as many
+// again (the API's jitter), so what comes back is what it can take, or
+// refuse cheaply.
+const (
+	rateWindow = time.Second
+	// MaxRetryAfter bounds it: the TypeScript client waits 60 s at most
+	// whatever it is told, and a player told more would leave.
+	MaxRetryAfter = 20
+)
+
 // Config of a Limiter.
 type Config struct {
 	// Target is the mean latency of a creation above which the limit is
@@ -106,6 +123,11 @@ type Limiter struct {
 	n     int
 	sum   time.Duration
 	peak  int
+	// The refusals and admissions since rateStart, and the Retry-After
+	// (seconds) the last rateWindow's ratio set (RetryAfter).
+	rateStart         time.Time
+	refused, admitted int
+	retryAfter        int
 }
 
 var _ prometheus.Collector = (*Limiter)(nil)
@@ -113,7 +135,8 @@ var _ prometheus.Collector = (*Limiter)(nil)
 // New returns a Limiter at cfg.Initial.
 func New(cfg Config) *Limiter {
 	cfg.setDefaults()
-	return &Limiter{cfg: cfg, limit: float64(cfg.Initial), start: cfg.Now()}
+	now := cfg.Now()
+	return &Limiter{cfg: cfg, limit: float64(cfg.Initial), start: now, rateStart: now, retryAfter: 1}
 }
 
 // Slot is one admitted creation. Its Done must be called exactly once.
@@ -124,11 +147,18 @@ type Slot struct {
 
 // Full reports whether a creation would be refused now: a check that
 // takes nothing, for refusing a request before any work is spent on it
-// (its token, its body). Acquire decides.
+// (its token, its body), and counts it refused if so (RetryAfter).
+// Acquire decides the others.
 func (l *Limiter) Full() bool {
+	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.full()
+	l.count(now)
+	if !l.full() {
+		return false
+	}
+	l.refused++
+	return true
 }
 
 func (l *Limiter) full() bool {
@@ -141,12 +171,37 @@ func (l *Limiter) Acquire() (s Slot, ok bool) {
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.count(now)
 	if l.full() {
+		l.refused++
 		return Slot{}, false
 	}
+	l.admitted++
 	l.inFlight++
 	l.peak = max(l.peak, l.inFlight)
 	return Slot{l: l, start: now}, true
+}
+
+// count closes the rate window once it is rateWindow old: the next
+// refusals are told to wait a second for every refusal per admission in
+// it (at least 1, at most MaxRetryAfter).
+func (l *Limiter) count(now time.Time) {
+	if now.Sub(l.rateStart) < rateWindow {
+		return
+	}
+	ratio := float64(l.refused) / float64(max(l.admitted, 1))
+	l.retryAfter = int(min(max(math.Ceil(ratio), 1), MaxRetryAfter))
+	l.rateStart, l.refused, l.admitted = now, 0, 0
+}
+
+// RetryAfter is the Retry-After, in whole seconds, an overload refusal
+// is given now: 1 until refusals outnumber admissions, then a second for
+// each refusal per admission of the last rateWindow, up to
+// MaxRetryAfter.
+func (l *Limiter) RetryAfter() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.retryAfter
 }
 
 // Done ends the creation. measured says whether its latency speaks for
@@ -211,17 +266,21 @@ var (
 		"Ticket creations the frontend lets run at once now (overload control; 0: off).", nil, nil)
 	inFlightDesc = prometheus.NewDesc("quickmatch_frontend_creations_in_flight",
 		"Ticket creations running now (waiting for JetStream).", nil, nil)
+	retryAfterDesc = prometheus.NewDesc("quickmatch_frontend_overload_retry_after_seconds",
+		"The Retry-After an overload refusal is given now, before its jitter (up to twice as much again): a second for each refusal per admission in the last second, 1 to 20.", nil, nil)
 )
 
 // Describe is prometheus.Collector's.
 func (l *Limiter) Describe(ch chan<- *prometheus.Desc) {
 	ch <- limitDesc
 	ch <- inFlightDesc
+	ch <- retryAfterDesc
 }
 
-// Collect is prometheus.Collector's: the limit and the creations in
-// flight, read when scraped.
+// Collect is prometheus.Collector's: the limit, the creations in
+// flight and the Retry-After, read when scraped.
 func (l *Limiter) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(l.Limit()))
 	ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(l.InFlight()))
+	ch <- prometheus.MustNewConstMetric(retryAfterDesc, prometheus.GaugeValue, float64(l.RetryAfter()))
 }

@@ -236,3 +236,59 @@ func TestGauges(t *testing.T) {
 		t.Fatalf("gauges %v", got)
 	}
 }
+
+// TestRetryAfterGrowsWithTheRefusalsPerAdmission: an overload refusal's
+// Retry-After is 1 s until refusals outnumber admissions, then a second
+// for each refusal per admission of the last second, up to
+// MaxRetryAfter; refusals by Full count as Acquire's do, and it falls back
+// once the overload ends. Clients that ask again come back after it, so
+// a fixed one multiplied the requests by the overload (BENCHMARKS.md,
+// thirty-sixth round).
+func TestRetryAfterGrowsWithTheRefusalsPerAdmission(t *testing.T) {
+	t.Parallel()
+	l, c := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 2, Max: 2, Initial: 2})
+	if got := l.RetryAfter(); got != 1 {
+		t.Fatalf("Retry-After %d s at rest, want 1", got)
+	}
+	// second runs one second: admitted creations (each ended at once,
+	// unmeasured), and refused ones, half by Full and half by Acquire.
+	second := func(admitted, refused int) {
+		t.Helper()
+		for range admitted {
+			s, ok := l.Acquire()
+			if !ok {
+				t.Fatal("refused with a slot free")
+			}
+			s.Done(false)
+		}
+		held := []admission.Slot{}
+		for range 2 {
+			s, _ := l.Acquire()
+			held = append(held, s)
+		}
+		for i := range refused {
+			if i%2 == 0 && !l.Full() || i%2 == 1 && func() bool { _, ok := l.Acquire(); return ok }() {
+				t.Fatal("admitted at the limit")
+			}
+		}
+		for _, s := range held {
+			s.Done(false)
+		}
+		c.advance(time.Second)
+	}
+	for _, tc := range []struct {
+		admitted, refused, want int
+	}{
+		{100, 50, 1},  // fewer refusals than admissions
+		{98, 300, 3},  // three times capacity: 300 refused per 100 admitted
+		{98, 450, 5},  // 4.5 per admission: rounded up
+		{0, 1000, 20}, // nothing but refusals (the two held count): capped
+		{100, 0, 1},   // the overload over
+	} {
+		second(tc.admitted, tc.refused)
+		l.Full() // a look that closes the window (nothing is full now)
+		if got := l.RetryAfter(); got != tc.want {
+			t.Fatalf("%d admitted, %d refused in a second: Retry-After %d s, want %d", tc.admitted+2, tc.refused, got, tc.want)
+		}
+	}
+}

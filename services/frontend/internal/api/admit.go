@@ -9,6 +9,7 @@ import (
 	"math/rand/v2" // which Retry-After; crypto/rand is for ids
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -242,10 +243,25 @@ var overloadedBody = func() []byte {
 	return append(b, '\n')
 }()
 
-// retryAfterValues are the Retry-After values of an overload refusal, 1
-// to 3 s, at random, so that the clients refused in one moment do not all
-// come back in the same second. Shared between answers, never written.
-var retryAfterValues = [...][]string{{"1"}, {"2"}, {"3"}}
+// retryAfterValues are the Retry-After header values of 0 to
+// 3×admission.MaxRetryAfter seconds, made once: an answer takes its own
+// without an allocation. Shared between answers, never written.
+var retryAfterValues = func() [][]string {
+	vs := make([][]string, 3*admission.MaxRetryAfter+1)
+	for i := range vs {
+		vs[i] = []string{strconv.Itoa(i)}
+	}
+	return vs
+}()
+
+// overloadRetryAfter is the Retry-After of an overload refusal: the
+// limiter's (admission.Limiter.RetryAfter, 1 s until refusals outnumber
+// admissions), and up to twice as much again at random, so that the
+// clients refused in one moment do not all come back in the same second
+// (1-3 s at the least).
+func overloadRetryAfter(base int) []string {
+	return retryAfterValues[base+rand.IntN(2*base+1)]
+}
 
 var jsonType = []string{"application/json"}
 
@@ -254,7 +270,7 @@ var jsonType = []string{"application/json"}
 func (a *API) overloaded(w http.ResponseWriter) {
 	a.met.overloaded.Inc()
 	h := w.Header()
-	h[ticketapi.HeaderRetryAfter] = retryAfterValues[rand.IntN(len(retryAfterValues))]
+	h[ticketapi.HeaderRetryAfter] = overloadRetryAfter(a.admission.RetryAfter())
 	h["Content-Type"] = jsonType
 	w.WriteHeader(http.StatusServiceUnavailable)
 	_, _ = w.Write(overloadedBody) // the client may be gone; nothing to do
@@ -275,7 +291,7 @@ var startingBody = func() []byte {
 func Starting(probes *http.ServeMux) http.Handler {
 	probes.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		h := w.Header()
-		h[ticketapi.HeaderRetryAfter] = retryAfterValues[0]
+		h[ticketapi.HeaderRetryAfter] = retryAfterValues[1]
 		h["Content-Type"] = jsonType
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write(startingBody)

@@ -379,3 +379,39 @@ func TestOpenAPIStatesTheOverloadRefusal(t *testing.T) {
 		}
 	}
 }
+
+// Past the limit for a second, ten refusals to two admissions: the next
+// refusal's Retry-After is 5 s (a second for each refusal per admission)
+// and up to twice as much again, not 1-3 s, so that clients that ask
+// again come back no faster than the frontend can take them; the gauge
+// says 5.
+func TestOverloadRetryAfterGrowsWithTheOverload(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	cfg := twoAtOnce
+	cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{})}
+	hs := heldFrontend(t, h, cfg)
+	held := []<-chan answer{postInBackground(t.Context(), hs.URL, "a"), postInBackground(t.Context(), hs.URL, "b")}
+	for range held {
+		<-h.entered
+	}
+	for i := range 10 {
+		checkOverloaded(t, fmt.Sprintf("POST %d in the first second", i), send(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", `{"player_id":"c","skill":1650,"region":"eu"}`))
+	}
+	mu.Lock()
+	now = now.Add(time.Second)
+	mu.Unlock()
+	a := send(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", `{"player_id":"c","skill":1650,"region":"eu"}`)
+	if retry, err := strconv.Atoi(a.hdr.Get("Retry-After")); a.code != http.StatusServiceUnavailable || err != nil || retry < 5 || retry > 15 {
+		t.Fatalf("after a second of 10 refusals to 2 admissions: %d, Retry-After %q; want 503 with 5-15", a.code, a.hdr.Get("Retry-After"))
+	}
+	if got := metric(t, hs.URL, "quickmatch_frontend_overload_retry_after_seconds"); got != 5 {
+		t.Fatalf("Retry-After gauge %v, want 5", got)
+	}
+	close(h.release)
+	for _, c := range held {
+		<-c
+	}
+}
