@@ -184,23 +184,35 @@ func (l *Limiter) Acquire() (s Slot, ok bool) {
 
 // count closes the rate window once it is rateWindow old: the next
 // refusals are told to wait a second for every refusal per admission in
-// it (at least 1, at most MaxRetryAfter).
+// it (at least 1, at most MaxRetryAfter), but at most twice what the
+// last window told. Refusals are counted before the token is verified,
+// so anyone can add to them: the doubling makes a flood that would push
+// every refused player's wait to the cap keep at it for five windows,
+// not one. A window that closes late (a quiet spell since: nothing came
+// to close it) says nothing of now, and sets it back to 1.
 func (l *Limiter) count(now time.Time) {
-	if now.Sub(l.rateStart) < rateWindow {
+	age := now.Sub(l.rateStart)
+	switch {
+	case age < rateWindow:
 		return
+	case age >= 2*rateWindow:
+		l.retryAfter = 1
+	default:
+		ratio := float64(l.refused) / float64(max(l.admitted, 1))
+		l.retryAfter = int(min(max(math.Ceil(ratio), 1), float64(2*l.retryAfter), MaxRetryAfter))
 	}
-	ratio := float64(l.refused) / float64(max(l.admitted, 1))
-	l.retryAfter = int(min(max(math.Ceil(ratio), 1), MaxRetryAfter))
 	l.rateStart, l.refused, l.admitted = now, 0, 0
 }
 
 // RetryAfter is the Retry-After, in whole seconds, an overload refusal
 // is given now: 1 until refusals outnumber admissions, then a second for
-// each refusal per admission of the last rateWindow, up to
-// MaxRetryAfter.
+// each refusal per admission of the last rateWindow (count says how it
+// moves), up to MaxRetryAfter.
 func (l *Limiter) RetryAfter() int {
+	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.count(now)
 	return l.retryAfter
 }
 
@@ -267,7 +279,7 @@ var (
 	inFlightDesc = prometheus.NewDesc("quickmatch_frontend_creations_in_flight",
 		"Ticket creations running now (waiting for JetStream).", nil, nil)
 	retryAfterDesc = prometheus.NewDesc("quickmatch_frontend_overload_retry_after_seconds",
-		"The Retry-After an overload refusal is given now, before its jitter (up to twice as much again): a second for each refusal per admission in the last second, 1 to 20.", nil, nil)
+		"The Retry-After an overload refusal is given now, before its jitter (up to twice as much again): a second for each refusal per admission in the last second, 1 to 20, at most doubling each second.", nil, nil)
 )
 
 // Describe is prometheus.Collector's.

@@ -239,10 +239,12 @@ func TestGauges(t *testing.T) {
 
 // TestRetryAfterGrowsWithTheRefusalsPerAdmission: an overload refusal's
 // Retry-After is 1 s until refusals outnumber admissions, then a second
-// for each refusal per admission of the last second, up to
-// MaxRetryAfter; refusals by Full count as Acquire's do, and it falls back
-// once the overload ends. Clients that ask again come back after it, so
-// a fixed one multiplied the requests by the overload (BENCHMARKS.md,
+// for each refusal per admission of the last second, at most doubling
+// from one second to the next (refusals come before any token is
+// verified: a flood must keep at it), up to MaxRetryAfter; refusals by
+// Full count as Acquire's do; it falls back once the overload ends, or
+// after a quiet spell. Clients that ask again come back after it, so a
+// fixed one multiplied the requests by the overload (BENCHMARKS.md,
 // thirty-sixth round).
 func TestRetryAfterGrowsWithTheRefusalsPerAdmission(t *testing.T) {
 	t.Parallel()
@@ -251,7 +253,8 @@ func TestRetryAfterGrowsWithTheRefusalsPerAdmission(t *testing.T) {
 		t.Fatalf("Retry-After %d s at rest, want 1", got)
 	}
 	// second runs one second: admitted creations (each ended at once,
-	// unmeasured), and refused ones, half by Full and half by Acquire.
+	// unmeasured; two more held to the end), and refused ones, half by
+	// Full and half by Acquire.
 	second := func(admitted, refused int) {
 		t.Helper()
 		for range admitted {
@@ -277,18 +280,28 @@ func TestRetryAfterGrowsWithTheRefusalsPerAdmission(t *testing.T) {
 		c.advance(time.Second)
 	}
 	for _, tc := range []struct {
+		name                    string
 		admitted, refused, want int
 	}{
-		{100, 50, 1},  // fewer refusals than admissions
-		{98, 300, 3},  // three times capacity: 300 refused per 100 admitted
-		{98, 450, 5},  // 4.5 per admission: rounded up
-		{0, 1000, 20}, // nothing but refusals (the two held count): capped
-		{100, 0, 1},   // the overload over
+		{"fewer refusals than admissions", 100, 50, 1},
+		{"three per admission, doubled from 1", 98, 300, 2},
+		{"three per admission", 98, 300, 3},
+		{"4.5 per admission, rounded up", 98, 450, 5},
+		{"nothing but refusals, doubled from 5", 0, 1000, 10},
+		{"nothing but refusals, capped", 0, 1000, 20},
+		{"the overload over", 100, 0, 1},
+		{"three per admission again", 98, 300, 2},
 	} {
 		second(tc.admitted, tc.refused)
-		l.Full() // a look that closes the window (nothing is full now)
 		if got := l.RetryAfter(); got != tc.want {
-			t.Fatalf("%d admitted, %d refused in a second: Retry-After %d s, want %d", tc.admitted+2, tc.refused, got, tc.want)
+			t.Fatalf("%s (%d admitted, %d refused in a second): Retry-After %d s, want %d", tc.name, tc.admitted+2, tc.refused, got, tc.want)
 		}
+	}
+	// A burst, then a quiet spell: the burst's window closes late and
+	// says nothing of now.
+	second(98, 300)
+	c.advance(5 * time.Second)
+	if got := l.RetryAfter(); got != 1 {
+		t.Fatalf("Retry-After %d s after a quiet spell, want 1", got)
 	}
 }

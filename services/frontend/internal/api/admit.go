@@ -49,6 +49,11 @@ import (
 // left, a panic. A refusal for overload takes no rate limit token: the
 // limit counts what the frontend works on. What a verification may wait
 // for (a JWKS read) while it holds the slot is bounded (Config.VerifyWait).
+// Refusals counted before the token also set the Retry-After of the
+// next ones (admission.Limiter.RetryAfter): a flood while the frontend
+// is full lengthens the wait of the honest players refused with it (up
+// to 60 s), never admits or refuses anyone who would not have been;
+// the limiter's doubling makes it keep at it for five seconds.
 
 // slot is an admitted creation's admission slot, given back once: by the
 // creation when it ends (API.create), or when its handler returns before
