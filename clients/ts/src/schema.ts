@@ -749,13 +749,9 @@ export interface components {
          *     full as the request comes; else once its body is in), so that past
          *     capacity the tickets taken keep their latency and the rest hear at
          *     once. `error`
-         *     starts with "overloaded"; Retry-After is a second for each creation
-         *     refused per one admitted in the last second (1 while refusals do
-         *     not outnumber admissions, 20 at most, at most doubling from one
-         *     second to the next), and up to twice as much again, at random so
-         *     that refused clients do not all come back together: clients that
-         *     ask again come back no faster than the frontend can take them.
-         *     Reads, event streams and cancels are never refused for overload.
+         *     starts with "overloaded"; Retry-After is 1 to 3 s, at random so that
+         *     refused clients do not all come back together. Reads, event streams
+         *     and cancels are never refused for overload.
          */
         Overloaded: {
             headers: {

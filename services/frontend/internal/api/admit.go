@@ -9,7 +9,6 @@ import (
 	"math/rand/v2" // which Retry-After; crypto/rand is for ids
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -49,11 +48,6 @@ import (
 // left, a panic. A refusal for overload takes no rate limit token: the
 // limit counts what the frontend works on. What a verification may wait
 // for (a JWKS read) while it holds the slot is bounded (Config.VerifyWait).
-// Refusals counted before the token also set the Retry-After of the
-// next ones (admission.Limiter.RetryAfter): a flood while the frontend
-// is full lengthens the wait of the honest players refused with it (up
-// to 60 s), never admits or refuses anyone who would not have been;
-// the limiter's doubling makes it keep at it for five seconds.
 
 // slot is an admitted creation's admission slot, given back once: by the
 // creation when it ends (API.create), or when its handler returns before
@@ -248,25 +242,10 @@ var overloadedBody = func() []byte {
 	return append(b, '\n')
 }()
 
-// retryAfterValues are the Retry-After header values of 0 to
-// 3×admission.MaxRetryAfter seconds, made once: an answer takes its own
-// without an allocation. Shared between answers, never written.
-var retryAfterValues = func() [][]string {
-	vs := make([][]string, 3*admission.MaxRetryAfter+1)
-	for i := range vs {
-		vs[i] = []string{strconv.Itoa(i)}
-	}
-	return vs
-}()
-
-// overloadRetryAfter is the Retry-After of an overload refusal: the
-// limiter's (admission.Limiter.RetryAfter, 1 s until refusals outnumber
-// admissions), and up to twice as much again at random, so that the
-// clients refused in one moment do not all come back in the same second
-// (1-3 s at the least).
-func overloadRetryAfter(base int) []string {
-	return retryAfterValues[base+rand.IntN(2*base+1)]
-}
+// retryAfterValues are the Retry-After values of an overload refusal, 1
+// to 3 s, at random, so that the clients refused in one moment do not all
+// come back in the same second. Shared between answers, never written.
+var retryAfterValues = [...][]string{{"1"}, {"2"}, {"3"}}
 
 var jsonType = []string{"application/json"}
 
@@ -275,7 +254,7 @@ var jsonType = []string{"application/json"}
 func (a *API) overloaded(w http.ResponseWriter) {
 	a.met.overloaded.Inc()
 	h := w.Header()
-	h[ticketapi.HeaderRetryAfter] = overloadRetryAfter(a.admission.RetryAfter())
+	h[ticketapi.HeaderRetryAfter] = retryAfterValues[rand.IntN(len(retryAfterValues))]
 	h["Content-Type"] = jsonType
 	w.WriteHeader(http.StatusServiceUnavailable)
 	_, _ = w.Write(overloadedBody) // the client may be gone; nothing to do
@@ -296,7 +275,7 @@ var startingBody = func() []byte {
 func Starting(probes *http.ServeMux) http.Handler {
 	probes.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		h := w.Header()
-		h[ticketapi.HeaderRetryAfter] = retryAfterValues[1]
+		h[ticketapi.HeaderRetryAfter] = retryAfterValues[0]
 		h["Content-Type"] = jsonType
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write(startingBody)
