@@ -55,9 +55,9 @@ type command struct {
 var commands = []command{
 	{"queue", "", "waiting tickets, expected wait and matched-wait percentiles per shard and mode", queueCmd},
 	{"player", "<player id>", "a player's live ticket and the history of their tickets", playerCmd},
-	{"ticket", "<ticket id>", "one ticket: its record, players, claim and results", ticketCmd},
+	{"ticket", "<ticket id>", "one ticket: its record, players, claim (with the match it carries) and results", ticketCmd},
 	{"cancel", "<ticket id>", "cancel a ticket that has no outcome yet, as the frontend does (its claim decides)", cancelCmd},
-	{"match", "<match id>", "a match's record, decision, claims and allocation record", matchCmd},
+	{"match", "<match or ticket id>", "a match (its record, or the one a ticket's claim carries), decision, claims and allocation record", matchCmd},
 	{"drain", "<shard>", "stop admitting tickets to a shard (region.tier): new ones get 503 and -reason; its waiting tickets are still matched", drainCmd},
 	{"resume", "<shard>", "let a drained shard admit tickets again", resumeCmd},
 	{"drains", "", "the drained shards, why and since when", drainsCmd},
@@ -72,6 +72,7 @@ examples (against make run: set -a; . .data/nats.env; set +a):
   quickmatch queue                   every shard and mode with waiting tickets or recent matches
   quickmatch player -json alice      alice's tickets and results, as JSON (flags before arguments)
   quickmatch cancel t0a1b2c3         cancel a waiting ticket; its players are told
+  quickmatch match t0a1b2c3          the match ticket t0a1b2c3 is in, as its claim carries it
   quickmatch deadletters list        then: deadletters show 12, deadletters replay 12
 `
 

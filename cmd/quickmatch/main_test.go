@@ -23,7 +23,7 @@ func TestHelp(t *testing.T) {
 	t.Parallel()
 	envflagtest.CheckDoc(t, about)
 	overview := []string{about, "\n  queue ", "\n  player <player id> ", "\n  cancel <ticket id> ",
-		"\n  deadletters replay <seq> ", "\n  match <match id> ", "quickmatch <command> -h"}
+		"\n  deadletters replay <seq> ", "\n  match <match or ticket id> ", "quickmatch <command> -h"}
 	for _, tc := range []struct {
 		name       string
 		args       []string
@@ -96,7 +96,7 @@ func TestArgumentErrors(t *testing.T) {
 		{"ticket with two ids", []string{"ticket", "a", "b"}, "got 2 arguments"},
 		{"flag after the id", []string{"player", "alice", "-json"}, "got 2 arguments"},
 		{"wildcard id", []string{"player", "results.*"}, `player: <player id>: "results.*" has '.'`},
-		{"empty id", []string{"match", ""}, "match: <match id>: empty"},
+		{"empty id", []string{"match", ""}, "match: <match or ticket id>: empty"},
 		{"seq not a number", []string{"deadletters", "show", "last"}, `<seq> "last": want a stream sequence`},
 		{"seq zero", []string{"deadletters", "replay", "0"}, `<seq> "0": want a stream sequence`},
 		{"queue takes none", []string{"queue", "eu.gold"}, `queue takes no arguments, got ["eu.gold"]`},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,8 +16,13 @@ import (
 // matchInfo is what is stored about one match.
 type matchInfo struct {
 	MatchID string `json:"match_id"`
-	// Match is its record in the matches bucket, as its commit stored it.
+	// Match is the match as its commit stored it: its record in the
+	// matches bucket, or, with none (a matcher writes a record only for
+	// some matches), the match the claim of the ticket asked for carries
+	// (events.HeaderMatch). From says which: "record", or "claim of
+	// ticket <id>".
 	Match *events.Match `json:"match,omitempty"`
+	From  string        `json:"from,omitempty"`
 	// Decision is its one decision (published, undone; "" for none yet),
 	// Sent that its matched results went out.
 	Decision events.Decision `json:"decision,omitempty"`
@@ -56,7 +62,36 @@ func matchCmd(*flag.FlagSet) runFunc {
 	}
 }
 
+// errUnknownMatch: nothing stored names the match.
+var errUnknownMatch = errors.New("no record, decision or allocation stored, and no ticket of that id is claimed by a match (records are kept for 1.5 to 2 hours)")
+
+// lookupMatch gathers what is stored about the match id names: a match
+// id, or a ticket id, whose claim names its match and carries it. Only a
+// ticket's claim can lead to a match without a record: nothing finds the
+// claims of a match by its id.
 func (s *session) lookupMatch(ctx context.Context, id string) (*matchInfo, error) {
+	info, err := s.matchByID(ctx, id, "", nil)
+	if !errors.Is(err, errUnknownMatch) {
+		return info, err
+	}
+	c, _, cerr := s.claim(ctx, id)
+	if cerr != nil {
+		return nil, cerr
+	}
+	matchID, isMatch := events.OwnerMatchID(c.Owner)
+	if !isMatch {
+		return nil, err
+	}
+	carried, cerr := carriedMatch(id, c)
+	if cerr != nil {
+		return nil, cerr
+	}
+	return s.matchByID(ctx, matchID, id, carried)
+}
+
+// matchByID gathers what is stored about match id; carried, if set, is
+// the match the claim of ticket carries, shown if it has no record.
+func (s *session) matchByID(ctx context.Context, id, ticket string, carried *events.Match) (*matchInfo, error) {
 	info := &matchInfo{MatchID: id}
 	b, found, err := s.kvGet(ctx, s.subj.MatchesBucket(), id)
 	if err != nil {
@@ -67,7 +102,9 @@ func (s *session) lookupMatch(ctx context.Context, id string) (*matchInfo, error
 		if err != nil {
 			return nil, fmt.Errorf("record of match %s: %w", id, err)
 		}
-		info.Match = &m
+		info.Match, info.From = &m, "record"
+	} else if carried != nil {
+		info.Match, info.From = carried, "claim of ticket "+ticket
 	}
 	decisions, err := events.NewDecisions(ctx, s.js, s.subj)
 	if err != nil {
@@ -86,12 +123,12 @@ func (s *session) lookupMatch(ctx context.Context, id string) (*matchInfo, error
 		info.Allocation = b
 	}
 	if info.Match == nil && info.Allocation == nil && info.Decision == "" {
-		return nil, fmt.Errorf("match %s: no record, decision or allocation stored (records are kept for 1.5 to 2 hours)", id)
+		return nil, fmt.Errorf("match %s: %w", id, errUnknownMatch)
 	}
 	if info.Match != nil {
 		info.Claims = map[string]string{}
 		for _, t := range info.Match.Tickets {
-			if info.Claims[t.TicketID], _, err = s.claim(ctx, t.TicketID); err != nil {
+			if info.Claims[t.TicketID], err = s.owner(ctx, t.TicketID); err != nil {
 				return nil, err
 			}
 		}
@@ -107,8 +144,9 @@ func writeMatch(w io.Writer, info *matchInfo) error {
 		if m.Backfill != nil {
 			lines = append(lines, [2]string{"fills room", fmt.Sprintf("%+v", *m.Backfill)})
 		}
+		lines = append(lines, [2]string{"read from", info.From})
 	} else {
-		lines = append(lines, [2]string{"record", "none (aged out, or never stored)"})
+		lines = append(lines, [2]string{"record", "none stored: the match travels in its tickets' claims (quickmatch match <ticket id> or quickmatch ticket <ticket id> shows it while it holds them), or aged out"})
 	}
 	lines = append(lines, [2]string{"allocation", allocationText(info.Allocation)})
 	section(w, "match "+info.MatchID, lines...)

@@ -17,7 +17,7 @@ import (
 
 // queueRow is one shard and mode: the queue bucket's figures, written by
 // the shard's owner every couple of seconds, and the waits of the
-// tickets matched in the window, read from the match records.
+// tickets matched in the window, read from the matches formed in it.
 type queueRow struct {
 	Shard string `json:"shard"`
 	Mode  string `json:"mode"`
@@ -40,27 +40,28 @@ type percentiles struct {
 
 // queueOut is the queue command's output.
 type queueOut struct {
-	// Window is how far back the match records were read.
+	// Window is how far back the matches were read.
 	Window string     `json:"window"`
 	Rows   []queueRow `json:"shards"`
-	// Capped says the window held more matches than were read: the
-	// percentiles are of the oldest MaxMatches of it.
+	// Capped says the window held more than -max-matches stored messages
+	// (claims and records): the percentiles are of its oldest matches.
 	Capped bool `json:"capped,omitempty"`
 }
 
 // queueCmd shows, per shard and mode, what waits and for how long.
 // Waiting and expected wait are the matcher's own figures (the queue
 // bucket, events.QueueStats). The percentiles are not stored anywhere:
-// they are computed here from the match records of the window (the
-// matches bucket, written when each match is formed), as each ticket's
-// wait from its created_at to its match's. So they are the waits of
-// tickets that were matched, not of those still waiting (only their
-// owner's memory holds those) nor of those that expired or were
-// cancelled; a match undone afterwards still counts.
+// they are computed here from the matches formed in the window (each
+// carried by its tickets' claims, and written to the matches bucket
+// where a record is kept), as each ticket's wait from its created_at to
+// its match's. So they are the waits of tickets that were matched, not
+// of those still waiting (only their owner's memory holds those) nor of
+// those that expired or were cancelled; a match undone afterwards counts
+// only if it had a record (its claims are given back).
 func queueCmd(fs *flag.FlagSet) runFunc {
 	window := fs.Duration("window", time.Minute, "how far back matches count for the wait percentiles (the expected wait uses the last minute); 0 leaves them out")
 	maxMatches := atLeastOne(100000)
-	fs.Var(&maxMatches, "max-matches", "read at most this `number` of match records for the percentiles")
+	fs.Var(&maxMatches, "max-matches", "read at most this `number` of stored messages (the matches' claims and records) for the percentiles")
 	return func(ctx context.Context, s *session, _ []string) error {
 		out, err := s.queue(ctx, *window, int(maxMatches))
 		if err != nil {
@@ -140,29 +141,59 @@ func (s *session) queueStats(ctx context.Context, add func(events.QueueStats)) e
 	return nil
 }
 
-// matchedWaits hands add every match record stored since from, once per
-// match id (a match formed again after a redelivery is written again),
-// reading at most max records; capped says there were more. The records
-// are read from the bucket's stream with an ordered consumer that starts
-// at from: the bucket has no index by time, and listing its keys would
-// read every match of the last hours.
+// matchedWaits hands add every match formed since from, once per match
+// id, reading at most max stored messages; capped says there were more.
+// A match is read from its tickets' claims, each of which carries it
+// (events.HeaderMatch), and from its record where one is written (a room
+// that takes backfill, the matchers' -match-records); a match has a
+// claim per ticket, and a match formed again after a redelivery is
+// written again, hence once per id. Both buckets are read from their
+// streams with an ordered consumer that starts at from: a bucket has no
+// index by time, and listing its keys would read every match of the last
+// hours.
 func (s *session) matchedWaits(ctx context.Context, from time.Time, max int, add func(events.Match)) (capped bool, err error) {
-	bucket := s.subj.MatchesBucket()
-	// A match record's key is its id, which has no dot; decisions and sent
-	// marks ("<id>.decided") have one, so "*" takes the records alone.
-	// The stream and subject names are JetStream's for a bucket.
+	seen := map[string]bool{}
+	once := func(m events.Match) {
+		if !seen[m.MatchID] {
+			seen[m.MatchID] = true
+			add(m)
+		}
+	}
+	read := 0
+	for _, src := range []struct {
+		bucket  string
+		encoded func(jetstream.Msg) []byte
+	}{
+		{s.subj.ClaimsBucket(), func(msg jetstream.Msg) []byte { return []byte(msg.Headers().Get(events.HeaderMatch)) }},
+		{s.subj.MatchesBucket(), jetstream.Msg.Data},
+	} {
+		if capped, err := s.readMatches(ctx, src.bucket, from, max, &read, src.encoded, once); capped || err != nil {
+			return capped, err
+		}
+	}
+	return false, nil
+}
+
+// readMatches hands add each match stored in bucket since from under a
+// key without a dot, as encoded finds it in a message (none: not a
+// match's), counting the messages in read; capped says read passed max.
+// A claim's key is its ticket's id and a record's its match's id, which
+// have no dot; the told marks ("told.<id>"), backfill keys, decisions
+// and sent marks ("<id>.decided") have one, so "*" leaves them out. The
+// stream and subject names are JetStream's for a bucket.
+func (s *session) readMatches(ctx context.Context, bucket string, from time.Time, max int, read *int,
+	encoded func(jetstream.Msg) []byte, add func(events.Match)) (capped bool, err error) {
 	cons, err := s.js.OrderedConsumer(ctx, events.BucketStream(bucket), jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{"$KV." + bucket + ".*"},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy, OptStartTime: &from,
 	})
 	if err != nil {
-		return false, fmt.Errorf("read match records: %w", err)
+		return false, fmt.Errorf("read matches in %s: %w", bucket, err)
 	}
-	seen := map[string]bool{}
-	for read := 0; ; {
-		batch, err := cons.FetchNoWait(min(500, max-read+1))
+	for {
+		batch, err := cons.FetchNoWait(min(500, max-*read+1))
 		if err != nil {
-			return false, fmt.Errorf("read match records: %w", err)
+			return false, fmt.Errorf("read matches in %s: %w", bucket, err)
 		}
 		n, pending := 0, uint64(1)
 		for msg := range batch.Messages() {
@@ -170,18 +201,16 @@ func (s *session) matchedWaits(ctx context.Context, from time.Time, max int, add
 			if meta, err := msg.Metadata(); err == nil {
 				pending = meta.NumPending
 			}
-			if read++; read > max {
+			if *read++; *read > max {
 				return true, nil
 			}
-			m, err := decodeMatchRecord(msg.Data())
-			if err != nil || seen[m.MatchID] {
-				continue // a delete marker (empty), or a match seen already
+			// A delete marker, or a claim of no match, carries none.
+			if m, err := decodeMatchRecord(encoded(msg)); err == nil {
+				add(m)
 			}
-			seen[m.MatchID] = true
-			add(m)
 		}
 		if err := batch.Error(); err != nil {
-			return false, fmt.Errorf("read match records: %w", err)
+			return false, fmt.Errorf("read matches in %s: %w", bucket, err)
 		}
 		if n == 0 || pending == 0 {
 			return false, nil // the window is read to its end

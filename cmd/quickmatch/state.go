@@ -109,18 +109,33 @@ func (s *session) results(ctx context.Context, player string) ([]events.Result, 
 	}
 }
 
-// claim is who holds a ticket's claim ("" for nobody) and whether its
-// outcome was told (events.Claims.Told; a match's results are its own).
-func (s *session) claim(ctx context.Context, ticketID string) (owner string, told bool, err error) {
+// claim is a ticket's claim (who holds it, "" for nobody, and the match
+// it carries) and whether its outcome was told (events.Claims.Told; a
+// match's results are its own).
+func (s *session) claim(ctx context.Context, ticketID string) (c events.ClaimRead, told bool, err error) {
 	claims, err := s.claimsBucket(ctx)
 	if err != nil {
-		return "", false, err
+		return c, false, err
 	}
-	if owner, err = claims.Owner(ctx, ticketID); err != nil || owner == "" {
-		return owner, false, err
+	if c, err = claims.Read(ctx, ticketID); err != nil || c.Owner == "" {
+		return c, false, err
 	}
-	told, err = claims.Told(ctx, ticketID, owner)
-	return owner, told, err
+	told, err = claims.Told(ctx, ticketID, c.Owner)
+	return c, told, err
+}
+
+// carriedMatch is the match a ticket's claim carries (events.HeaderMatch),
+// nil if the claim is not a match's or carries none (made by a matcher of
+// an older release).
+func carriedMatch(ticketID string, c events.ClaimRead) (*events.Match, error) {
+	if _, isMatch := events.OwnerMatchID(c.Owner); !isMatch || c.Match == nil {
+		return nil, nil
+	}
+	m, err := decodeMatchRecord(c.Match)
+	if err != nil {
+		return nil, fmt.Errorf("match in the claim of ticket %s: %w", ticketID, err)
+	}
+	return &m, nil
 }
 
 // owner is who holds a ticket's claim, "" for nobody.

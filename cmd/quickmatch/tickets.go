@@ -21,7 +21,7 @@ type ticketInfo struct {
 	// HTTP.
 	Record *ticketRecord `json:"record,omitempty"`
 	// Players, Shard and Mode come from the record, else from the players
-	// bucket (the id's binding, a player's live ticket).
+	// bucket (the id's binding, a player's live ticket), else from Match.
 	Players []string `json:"players,omitempty"`
 	Shard   string   `json:"shard,omitempty"`
 	Mode    string   `json:"mode,omitempty"`
@@ -29,6 +29,10 @@ type ticketInfo struct {
 	// players were told that outcome (not kept for a match's).
 	Claim string `json:"claim"`
 	Told  bool   `json:"told"`
+	// Match is the match its claim carries (events.HeaderMatch), when the
+	// claim is a match's: a matcher stores no other record of most
+	// matches, so this is where the ticket's match is read.
+	Match *events.Match `json:"match,omitempty"`
 	// LiveFor are the players whose live ticket it is.
 	LiveFor []string `json:"live_for,omitempty"`
 	// Results are the results its players got for it, oldest first, join
@@ -55,8 +59,17 @@ func (s *session) lookupTicket(ctx context.Context, ticketID string) (*ticketInf
 	} else if info.Players, err = s.boundPlayers(ctx, ticketID); err != nil {
 		return nil, err
 	}
-	if info.Claim, info.Told, err = s.claim(ctx, ticketID); err != nil {
+	c, told, err := s.claim(ctx, ticketID)
+	if err != nil {
 		return nil, err
+	}
+	info.Claim, info.Told = c.Owner, told
+	if info.Match, err = carriedMatch(ticketID, c); err != nil {
+		return nil, err
+	}
+	mt := info.matchTicket()
+	if info.Players == nil && mt != nil {
+		info.Players = mt.Players
 	}
 	if info.Players == nil && info.Claim == "" {
 		return nil, fmt.Errorf("ticket %s: %w", ticketID, errUnknownTicket)
@@ -82,9 +95,25 @@ func (s *session) lookupTicket(ctx context.Context, ticketID string) (*ticketInf
 			}
 		}
 	}
+	if info.Shard == "" && mt != nil {
+		m := info.Match
+		info.Shard, info.Mode = events.Shard{Region: m.Region, Tier: cmp.Or(mt.Tier, m.Tier)}.String(), m.Mode
+	}
 	slices.SortStableFunc(info.Results, func(a, b events.Result) int { return a.At.Compare(b.At) })
 	info.Status = standing(info.Results, info.Claim)
 	return info, nil
+}
+
+// matchTicket is the ticket in the match its claim carries, nil if none.
+func (info *ticketInfo) matchTicket() *events.MatchTicket {
+	if info.Match == nil {
+		return nil
+	}
+	i := slices.IndexFunc(info.Match.Tickets, func(mt events.MatchTicket) bool { return mt.TicketID == info.TicketID })
+	if i < 0 {
+		return nil
+	}
+	return &info.Match.Tickets[i]
 }
 
 func ticketCmd(*flag.FlagSet) runFunc {
@@ -116,17 +145,28 @@ func writeTicket(w io.Writer, info *ticketInfo) error {
 	if _, isMatch := events.OwnerMatchID(info.Claim); info.Claim != "" && !isMatch {
 		told = fmt.Sprint(info.Told)
 	}
-	section(w, "ticket "+info.TicketID,
-		[2]string{"status", string(info.Status)},
-		[2]string{"players", strings.Join(info.Players, ", ")},
-		[2]string{"shard", info.Shard},
-		[2]string{"mode", info.Mode},
-		[2]string{"created", created},
-		[2]string{"came by", source},
-		[2]string{"claim", info.Claim},
-		[2]string{"outcome told", told},
-		[2]string{"live for", strings.Join(info.LiveFor, ", ")},
-	)
+	lines := [][2]string{
+		{"status", string(info.Status)},
+		{"players", strings.Join(info.Players, ", ")},
+		{"shard", info.Shard},
+		{"mode", info.Mode},
+		{"created", created},
+		{"came by", source},
+		{"claim", info.Claim},
+		{"outcome told", told},
+		{"live for", strings.Join(info.LiveFor, ", ")},
+	}
+	if m := info.Match; m != nil {
+		var others []string
+		for _, mt := range m.Tickets {
+			if mt.TicketID != info.TicketID {
+				others = append(others, fmt.Sprintf("%s (team %d: %s)", mt.TicketID, mt.Team, strings.Join(mt.Players, ",")))
+			}
+		}
+		lines = append(lines, [2]string{"match", m.MatchID + " (" + m.Mode + ", carried by its claim)"},
+			[2]string{"match formed", at(m.CreatedAt)}, [2]string{"matched with", strings.Join(others, ", ")})
+	}
+	section(w, "ticket "+info.TicketID, lines...)
 	fmt.Fprintln(w, "results:")
 	return writeResults(w, info.Results)
 }

@@ -33,11 +33,13 @@ type Lost struct {
 	// never acked (the consumer skipped it, or holds it), or gone (acked
 	// by a matcher, or never stored).
 	Stream string `json:"stream"`
-	// Match, when its claim names a match, is that match's keys in the
-	// matches bucket (its record, decision and sent mark) and in the
-	// allocations bucket, as the claim's lines are, and the last result
-	// stored for the player: whether the match was decided, sent, and
-	// taken by an allocator tells where its outcome stopped.
+	// Match, when its claim names a match, is whether the claim carries
+	// the match (events.HeaderMatch: the match's record when the matches
+	// bucket holds none), that match's keys in the matches bucket (its
+	// record, decision and sent mark) and in the allocations bucket, as
+	// the claim's lines are, and the last result stored for the player:
+	// whether the match was decided, sent, and taken by an allocator
+	// tells where its outcome stopped.
 	Match []string `json:"match,omitempty"`
 }
 
@@ -52,6 +54,7 @@ func lostTickets(ctx context.Context, js jetstream.JetStream, acked []Acked, res
 	}
 	var out []Lost
 	var kv jetstream.KeyValue
+	var claims *events.Claims
 	var stored map[string]storedTicket
 	for _, a := range acked {
 		if done[a.TicketID] {
@@ -68,14 +71,18 @@ func lostTickets(ctx context.Context, js jetstream.JetStream, acked []Acked, res
 		}
 		if kv == nil {
 			var err error
-			if kv, err = js.KeyValue(ctx, events.Subjects{}.ClaimsBucket()); err != nil {
+			if kv, err = js.KeyValue(ctx, events.Subjects{}.ClaimsBucket()); err == nil {
+				claims, err = events.NewClaims(ctx, js, events.Subjects{})
+			}
+			if err != nil {
+				kv = nil
 				l.Claim = []string{"claims bucket: " + err.Error()}
 				out = append(out, l)
 				continue
 			}
 		}
 		l.Claim = append(claimHistory(ctx, kv, a.TicketID), claimHistory(ctx, kv, "told."+a.TicketID)...)
-		l.Match = matchHistory(ctx, js, kv, a)
+		l.Match = matchHistory(ctx, js, claims, a)
 		out = append(out, l)
 	}
 	return out
@@ -84,19 +91,23 @@ func lostTickets(ctx context.Context, js jetstream.JetStream, acked []Acked, res
 // matchHistory is what the stores say of the match a's claim names (nil
 // if it names none): its keys' histories, and the last result stored for
 // a's player.
-func matchHistory(ctx context.Context, js jetstream.JetStream, claims jetstream.KeyValue, a Acked) []string {
+func matchHistory(ctx context.Context, js jetstream.JetStream, claims *events.Claims, a Acked) []string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	e, err := claims.Get(ctx, a.TicketID)
+	c, err := claims.Read(ctx, a.TicketID)
 	if err != nil {
 		return nil
 	}
-	id, isMatch := events.OwnerMatchID(string(e.Value()))
+	id, isMatch := events.OwnerMatchID(c.Owner)
 	if !isMatch {
 		return nil
 	}
+	carries := "claims: " + a.TicketID + " carries its match"
+	if c.Match == nil {
+		carries = "claims: " + a.TicketID + " carries no match"
+	}
 	subj := events.Subjects{}
-	var out []string
+	out := []string{carries}
 	for _, b := range []struct {
 		bucket string
 		keys   []string

@@ -42,10 +42,12 @@ func TestLostTicketsSayWhatTheStreamHolds(t *testing.T) {
 	if _, _, err := decisions.Decide(ctx, "m1", events.DecisionPublished); err != nil {
 		t.Fatal(err)
 	}
-	acked := []Acked{{TicketID: "kept", PlayerID: "p-kept"}, {TicketID: "gone", PlayerID: "p-gone"}}
+	// "carried" was claimed by match m2, whose claims carry it (no record).
+	claimMatch(t, claims, newMatch("m2", time.Now().UTC(), "carried"))
+	acked := []Acked{{TicketID: "kept", PlayerID: "p-kept"}, {TicketID: "gone", PlayerID: "p-gone"}, {TicketID: "carried", PlayerID: "p-carried"}}
 	lost := lostTickets(ctx, js, acked, nil)
-	if len(lost) != 2 {
-		t.Fatalf("got %d lost, want 2: %+v", len(lost), lost)
+	if len(lost) != 3 {
+		t.Fatalf("got %d lost, want 3: %+v", len(lost), lost)
 	}
 	if !strings.HasPrefix(lost[0].Stream, "in TICKETS at 2 (matchmaking.eu.gold), never acked; consumer tickets-eu-gold") {
 		t.Errorf("kept: %q", lost[0].Stream)
@@ -56,10 +58,13 @@ func TestLostTicketsSayWhatTheStreamHolds(t *testing.T) {
 	// What became of its match: decided, not sent, no allocation record,
 	// no result for its player.
 	match := strings.Join(lost[1].Match, "\n")
-	for _, want := range []string{"matches: m1 none", "m1.decided PutOp published", "matches: m1.sent none", "allocations: m1 none", "last result: "} {
+	for _, want := range []string{"claims: gone carries no match", "matches: m1 none", "m1.decided PutOp published", "matches: m1.sent none", "allocations: m1 none", "last result: "} {
 		if !strings.Contains(match, want) {
 			t.Errorf("gone's match %q: no %q", match, want)
 		}
+	}
+	if match := strings.Join(lost[2].Match, "\n"); !strings.Contains(match, "claims: carried carries its match") {
+		t.Errorf("carried's match %q: its claim does not carry it", match)
 	}
 	if lost[0].Match != nil {
 		t.Errorf("kept, claimed by nobody: match %q", lost[0].Match)

@@ -198,34 +198,39 @@ func (u *reuser) result() ([]Acked, []FailedPost, map[string]int) {
 }
 
 // formedTimes reads when each match that put a player in two matches was
-// formed, from the matches bucket (the matchers' records).
+// formed, from the match (matchOf: its record, else its claim of the
+// player's ticket).
 func formedTimes(ctx context.Context, js jetstream.JetStream, results []events.Result) (map[string]time.Time, error) {
-	byPlayer := map[string]map[string]bool{}
+	// byPlayer maps each player's match ids to the player's ticket in it,
+	// whose claim carries the match.
+	byPlayer := map[string]map[string]string{}
 	for _, r := range results {
 		if r.Status != events.StatusAssigned || r.MatchID == "" {
 			continue
 		}
 		if byPlayer[r.PlayerID] == nil {
-			byPlayer[r.PlayerID] = map[string]bool{}
+			byPlayer[r.PlayerID] = map[string]string{}
 		}
-		byPlayer[r.PlayerID][r.MatchID] = true
+		byPlayer[r.PlayerID][r.MatchID] = r.TicketID
 	}
-	kv, err := js.KeyValue(ctx, events.Subjects{}.MatchesBucket())
+	subj := events.Subjects{}
+	records, err := js.KeyValue(ctx, subj.MatchesBucket())
 	if err != nil {
 		return nil, fmt.Errorf("matches bucket: %w", err)
+	}
+	claims, err := events.NewClaims(ctx, js, subj)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]time.Time{}
 	for _, matches := range byPlayer {
 		if len(matches) < 2 {
 			continue
 		}
-		for id := range matches {
-			e, err := kv.Get(ctx, id)
-			if err != nil {
-				continue // no record: the checker falls back to the first result
-			}
-			var m events.Match
-			if json.Unmarshal(e.Value(), &m) == nil && !m.CreatedAt.IsZero() {
+		for id, ticket := range matches {
+			// No match read (its record aged out, its claims given
+			// back): the checker falls back to the first result.
+			if m, ok := matchOf(ctx, records, claims, id, ticket); ok && !m.CreatedAt.IsZero() {
 				out[id] = m.CreatedAt
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -96,5 +97,36 @@ func TestAReusersFailedPostIsRecorded(t *testing.T) {
 				t.Fatalf("acked %+v, failed %+v, errors %v; want p1's POST failed %s", acked, failed, errs, tc.failed)
 			}
 		})
+	}
+}
+
+// When a player's two matches were formed is read from each match: its
+// record, or, with none, its claim of the player's ticket. A match found
+// in neither has no time (the checker falls back to its first result),
+// and a player in one match is not read.
+func TestFormedTimesReadRecordsAndClaims(t *testing.T) {
+	t.Parallel()
+	js, claims := provisioned(t)
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	claimMatch(t, claims, newMatch("m1", t0, "a-1"))
+	putRecord(t, js, newMatch("m2", t0.Add(time.Minute), "a-2"))
+	claimMatch(t, claims, newMatch("m4", t0, "b-1"))
+	results := []events.Result{
+		assigned("a-1", "a", "m1", "s"), assigned("a-2", "a", "m2", "s"),
+		assigned("c-1", "c", "m3", "s"), // a player in one match
+		assigned("b-1", "b", "m4", "s"), assigned("b-2", "b", "m5", "s"),
+	}
+	got, err := formedTimes(t.Context(), js, results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Time{"m1": t0.Add(time.Second), "m2": t0.Add(time.Minute + time.Second), "m4": t0.Add(time.Second)}
+	if len(got) != len(want) {
+		t.Fatalf("formed %v, want %v", got, want)
+	}
+	for id, w := range want {
+		if !got[id].Equal(w) {
+			t.Errorf("%s formed %v, want %v", id, got[id], w)
+		}
 	}
 }

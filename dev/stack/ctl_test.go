@@ -126,7 +126,7 @@ func ctlPlayer(t *testing.T, ctl ctlRunner, a ctlTicket) {
 	}
 }
 
-// ctlMatch: the match's record, decision, claims and its allocation.
+// ctlMatch: the match, its decision, claims and its allocation.
 func ctlMatch(t *testing.T, ctl ctlRunner, a ctlTicket) {
 	matchID, _ := events.OwnerMatchID(a.Claim)
 	var m struct {
@@ -138,15 +138,21 @@ func ctlMatch(t *testing.T, ctl ctlRunner, a ctlTicket) {
 			Server *struct{ Name, Address string } `json:"server"`
 		} `json:"allocation"`
 	}
-	if !ctl.json(t, &m, "match", "-json", matchID) {
+	// Found through a ticket's claim, which carries the match (a 1v1's
+	// match stores no record).
+	if !ctl.json(t, &m, "match", "-json", "t-ctl-a") {
 		t.Fatal("match failed")
 	}
-	if m.Match == nil || len(m.Match.Tickets) != 2 || m.Decision != "published" || !m.Sent ||
+	if m.Match == nil || m.Match.MatchID != matchID || len(m.Match.Tickets) != 2 || m.Decision != "published" || !m.Sent ||
 		m.Claims["t-ctl-a"] != a.Claim || m.Claims["t-ctl-b"] != a.Claim || m.Allocation.Server == nil || m.Allocation.Server.Name == "" {
-		t.Fatalf("match %s: %+v, want its record, published, both claims its own and a server", matchID, m)
+		t.Fatalf("match of t-ctl-a: %+v, want %s, published, both claims its own and a server", m, matchID)
 	}
-	if out := ctl.must(t, "match", matchID); !strings.Contains(out, "server "+m.Allocation.Server.Name+" at ") || !strings.Contains(out, "t-ctl-a") {
+	if out := ctl.must(t, "match", "t-ctl-a"); !strings.Contains(out, "server "+m.Allocation.Server.Name+" at ") || !strings.Contains(out, "t-ctl-b") {
 		t.Errorf("match table:\n%s", out)
+	}
+	// By its id: its decision and allocation.
+	if out := ctl.must(t, "match", matchID); !strings.Contains(out, "published") || !strings.Contains(out, "server "+m.Allocation.Server.Name+" at ") {
+		t.Errorf("match table of %s:\n%s", matchID, out)
 	}
 }
 

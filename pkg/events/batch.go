@@ -110,6 +110,10 @@ func awaitAck(ctx context.Context, fut jetstream.PubAckFuture, subject string) e
 type KVWrite struct {
 	Key   string
 	Value []byte
+	// Header, if set, is stored with the value (a match's claims carry
+	// the match: HeaderMatch). A bucket written through its own methods
+	// (not batchable: a test's faults) stores the value alone.
+	Header nats.Header
 }
 
 // PutAll puts each write into kv, as kv.Put would, every put sent before
@@ -150,7 +154,7 @@ func writeAll(ctx context.Context, kv jetstream.KeyValue, writes []KVWrite, crea
 	}
 	msgs := make([]*nats.Msg, len(writes))
 	for i, w := range writes {
-		msgs[i] = &nats.Msg{Subject: pre + w.Key, Header: nats.Header{}, Data: w.Value}
+		msgs[i] = &nats.Msg{Subject: pre + w.Key, Header: cloneHeader(w.Header), Data: w.Value}
 		if create {
 			// As jetstream's Create: stored only if the key has no
 			// message yet.
@@ -164,6 +168,16 @@ func writeAll(ctx context.Context, kv jetstream.KeyValue, writes []KVWrite, crea
 		}
 	}
 	return errs
+}
+
+// cloneHeader is a copy of h that a write can add its own headers to;
+// never nil.
+func cloneHeader(h nats.Header) nats.Header {
+	out := make(nats.Header, len(h)+1)
+	for k, v := range h {
+		out[k] = v
+	}
+	return out
 }
 
 // batchable returns the JetStream and the subject prefix to write kv's

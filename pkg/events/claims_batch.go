@@ -11,6 +11,9 @@ import (
 type ClaimGroup struct {
 	IDs   []string
 	Owner string
+	// Match, if set, is the encoding of the match that claims them,
+	// carried by each claim (HeaderMatch).
+	Match []byte
 }
 
 // ClaimedGroup is what became of a ClaimGroup, as ClaimAll reports it:
@@ -30,7 +33,7 @@ func (c *Claims) ClaimBatch(ctx context.Context, groups []ClaimGroup) []ClaimedG
 	var writes []KVWrite
 	for _, g := range groups {
 		for _, id := range g.IDs {
-			writes = append(writes, KVWrite{Key: id, Value: []byte(g.Owner)})
+			writes = append(writes, KVWrite{Key: id, Value: []byte(g.Owner), Header: matchHeader(g.Match)})
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, ClaimCallTimeout)
@@ -48,7 +51,7 @@ func (c *Claims) ClaimBatch(ctx context.Context, groups []ClaimGroup) []ClaimedG
 				answers[k] = claimAnswer{won: true, cur: g.Owner}
 			case keyExists(err):
 				wg.Go(func() {
-					won, cur, err := c.Claim(ctx, id, g.Owner)
+					won, cur, err := c.claim(ctx, id, g.Owner, g.Match)
 					answers[k] = claimAnswer{won, cur, err}
 				})
 			default:

@@ -93,3 +93,52 @@ func TestClaimRace(t *testing.T) {
 		}
 	}
 }
+
+// A match's claims carry the match (HeaderMatch), whether made at once or
+// over a claim given back before (a delete marker, where the batch's
+// create is refused and the claim is made again on its own); a claim
+// made without it carries none, and its value is its owner either way.
+func TestAMatchsClaimsCarryTheMatch(t *testing.T) {
+	t.Parallel()
+	c := newClaims(t)
+	ctx := t.Context()
+	if !c.CarriesMatch() {
+		t.Fatal("a bound claims bucket must carry the match")
+	}
+	first := []byte(`{"match_id":"m1","tickets":[{"ticket_id":"t1"},{"ticket_id":"t2"}]}`)
+	got := c.ClaimBatch(ctx, []events.ClaimGroup{{IDs: []string{"t1", "t2"}, Owner: events.MatchOwner("m1"), Match: first}})
+	if got[0].Err != nil || len(got[0].Lost) > 0 {
+		t.Fatalf("ClaimBatch = %+v", got)
+	}
+	for _, id := range []string{"t1", "t2"} {
+		r, err := c.Read(ctx, id)
+		if err != nil || r.Owner != "match:m1" || string(r.Match) != string(first) || r.Created.IsZero() {
+			t.Fatalf("Read(%s) = %+v, %v; want match:m1 carrying %s", id, r, err, first)
+		}
+	}
+	if err := c.Release(ctx, []string{"t1", "t2"}, events.MatchOwner("m1")); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Read(ctx, "t1"); err != nil || r.Owner != "" || r.Match != nil {
+		t.Fatalf("Read of a claim given back = %+v, %v", r, err)
+	}
+	again := []byte(`{"match_id":"m2","tickets":[{"ticket_id":"t1"}]}`)
+	got = c.ClaimBatch(ctx, []events.ClaimGroup{{IDs: []string{"t1"}, Owner: events.MatchOwner("m2"), Match: again}})
+	if got[0].Err != nil || len(got[0].Lost) > 0 {
+		t.Fatalf("ClaimBatch over a claim given back = %+v", got)
+	}
+	if r, err := c.Read(ctx, "t1"); err != nil || r.Owner != "match:m2" || string(r.Match) != string(again) {
+		t.Fatalf("Read of a claim made over its delete marker = %+v, %v; want match:m2 carrying %s", r, err, again)
+	}
+	// Over a claim given back, a create loses to the claim made since.
+	lost := c.ClaimBatch(ctx, []events.ClaimGroup{{IDs: []string{"t1"}, Owner: events.MatchOwner("m3"), Match: []byte(`{}`)}})
+	if lost[0].Err != nil || lost[0].Lost["t1"] != "match:m2" {
+		t.Fatalf("ClaimBatch of a claimed ticket = %+v; want lost to match:m2", lost)
+	}
+	if won, _, err := c.Claim(ctx, "t3", events.OwnerCancelled); err != nil || !won {
+		t.Fatalf("Claim = %v, %v", won, err)
+	}
+	if r, err := c.Read(ctx, "t3"); err != nil || r.Owner != events.OwnerCancelled || r.Match != nil {
+		t.Fatalf("Read of a cancel's claim = %+v, %v; want no match", r, err)
+	}
+}

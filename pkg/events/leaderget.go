@@ -100,7 +100,7 @@ func (l *leaderGets) Get(ctx context.Context, key string) (jetstream.KeyValueEnt
 	if deleted(m.Header) {
 		return nil, jetstream.ErrKeyNotFound
 	}
-	return entry{bucket: l.Bucket(), key: key, value: m.Data, revision: m.Sequence, created: m.Time}, nil
+	return entry{bucket: l.Bucket(), key: key, value: m.Data, header: m.Header, revision: m.Sequence, created: m.Time}, nil
 }
 
 // deleted reports whether a stored KV message is a delete or purge marker
@@ -118,6 +118,7 @@ func deleted(h nats.Header) bool {
 type entry struct {
 	bucket, key string
 	value       []byte
+	header      nats.Header
 	revision    uint64
 	created     time.Time
 }
@@ -129,6 +130,9 @@ func (e entry) Revision() uint64                { return e.revision }
 func (e entry) Created() time.Time              { return e.created }
 func (e entry) Delta() uint64                   { return 0 }
 func (e entry) Operation() jetstream.KeyValueOp { return jetstream.KeyValuePut }
+
+// Header is what was stored with the value (Claims.Read).
+func (e entry) Header() nats.Header { return e.header }
 
 var _ jetstream.KeyValueEntry = entry{}
 

@@ -90,9 +90,12 @@ func (s Subjects) ClaimsBucket() string { return s.streamName(bucketClaims) }
 // second one.
 func (s Subjects) AllocationsBucket() string { return s.streamName(bucketAllocations) }
 
-// MatchesBucket keeps each formed match (match id -> Match), written
-// before its tickets are claimed, so that if the matcher dies between
-// claiming and publishing, another can decide the match it left; and
+// MatchesBucket keeps the record of a formed match (match id -> Match)
+// whose claims do not carry it (HeaderMatch: one too big, or whose room
+// takes backfill, or every match with the matchers' -match-records),
+// written before its tickets are claimed, so that if the matcher dies
+// between claiming and publishing, another can decide the match it left;
+// and
 // each match's one decision ("<match id>.decided", see [Decisions]) and,
 // once it was sent, that it was ("<match id>.sent", [Decisions.MarkSent]).
 func (s Subjects) MatchesBucket() string { return s.streamName(bucketMatches) }

@@ -195,8 +195,11 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 			TicketRecordTTL, MaxPayloadBytes),
 		// A claim must outlive every copy of its ticket (TicketMaxAge in
 		// the stream), or a late redelivery could be claimed again.
-		t.records(s.ClaimsBucket(), "the one outcome of each ticket (match:<id>, cancelled, expired, superseded, failed); told.<ticket id>: that outcome told; backfill.<id>: the match filling a backfill request",
-			RecordTTL, 256),
+		// A match's claim may carry the match (HeaderMatch), which
+		// counts against the size: at most MaxMatchCarried, with room
+		// for its owner and the header's name.
+		t.records(s.ClaimsBucket(), "the one outcome of each ticket (match:<id>, carrying a small match, cancelled, expired, superseded, failed); told.<ticket id>: that outcome told; backfill.<id>: the match filling a backfill request",
+			RecordTTL, MaxMatchCarried+1<<10),
 		// Old entries of workers long gone are dropped; liveness itself is
 		// judged by the beat's time (WorkerTTL).
 		t.bucket(s.WorkersBucket(), "matcher worker heartbeats: worker id -> last beat", time.Hour, 1024),
@@ -206,7 +209,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		t.records(s.AllocationsBucket(), "the game server of each allocated match: match id -> server",
 			RecordTTL, 4096),
 		// As long as the claims that point at them.
-		t.records(s.MatchesBucket(), "formed matches, written before their tickets are claimed",
+		t.records(s.MatchesBucket(), "each match's decision and sent mark; the records of matches whose claims do not carry them (a room that takes backfill; -match-records), written before their tickets are claimed",
 			RecordTTL, MaxPayloadBytes),
 		// As long as the matches, but written again while the room is open
 		// (the allocators' refresher): a game may run for hours.

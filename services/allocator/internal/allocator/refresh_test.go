@@ -233,3 +233,33 @@ func TestAServerShowingNewRoomsEverySecondIsBounded(t *testing.T) {
 		t.Fatalf("%d of evil's rooms remembered after the old ones went, want 1", n)
 	}
 }
+
+// TestARoomWithNoMatchRecordIsLookedAtAgainLate: the matchers store no
+// record of most matches (their claims carry them: events.HeaderMatch),
+// only of those whose room takes backfill. A room shown open with an
+// allocation record but no match record is one that takes none: it is
+// not refreshed, with no error to log, and not looked at again for
+// `after`, as a room found to take no backfill; not every askAgain, as
+// a record missing by a fault is.
+func TestARoomWithNoMatchRecordIsLookedAtAgainLate(t *testing.T) {
+	t.Parallel()
+	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
+	bucket := func(name string) jetstream.KeyValue {
+		kv, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kv
+	}
+	matches, roomMatches, allocs := bucket("matches"), bucket("roommatches"), bucket("allocations")
+	rec, _ := json.Marshal(record{Server: &gs1})
+	if _, err := allocs.Put(t.Context(), "m1v1", rec); err != nil {
+		t.Fatal(err)
+	}
+	f := newRefresher(matches, roomMatches, allocs, &showing{}, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	now := time.Now()
+	next, outcome, err := f.refresh(t.Context(), ShownRoom{MatchID: "m1v1", Server: gs1}, now)
+	if err != nil || outcome != "not_refreshed" || !next.Equal(now.Add(f.after)) {
+		t.Fatalf("refresh = %s, %q, %v; want not_refreshed, no error, looked at again after %s", next.Sub(now), outcome, err, f.after)
+	}
+}

@@ -11,7 +11,7 @@ import (
 // landed though its answer was lost stands, and the recovery follows
 // it); the claims it made, and any it sent that land later, are the
 // match's, so a recovery that meets one decides the match undone at once
-// rather than wait staleClaim for the record to age (recoverer.decide),
+// rather than wait staleClaim for its claims to age (recoverer.decide),
 // and whoever meets a late one gives it back. Another owner of the
 // shard, before or after this runner, may commit the same id: the
 // decision arbitrates. The runner's goroutine forms matches (formed);
@@ -22,7 +22,7 @@ type abandoned struct {
 }
 
 // maxAbandoned bounds the matches remembered: past it, those older than
-// staleClaim (the record's age covers them) are forgotten, and if none
+// staleClaim (their claims' age covers them) are forgotten, and if none
 // is, a new one is not remembered (it waits out staleClaim, as before).
 const maxAbandoned = 10000
 

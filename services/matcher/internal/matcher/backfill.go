@@ -318,7 +318,7 @@ func requestFate(ctx context.Context, claims *events.Claims, rec *recoverer, mat
 		return backfillOpen
 	case decision == events.DecisionPublished:
 		return backfillFilled
-	case id != matchID && rec.recoverMatch(ctx, id) == recovered:
+	case id != matchID && rec.recoverMatch(ctx, id, key) == recovered:
 		return backfillFilled
 	}
 	return backfillOpen

@@ -16,8 +16,9 @@ import (
 
 // Batches. The matches a runner forms in one turn of its loop (a sweep,
 // or the arrival of tickets) are committed together, by one goroutine,
-// phase by phase: the records of every match of the batch are written
-// together, then every ticket's claim, then every match's check, its
+// phase by phase: the records of the matches that have one are written
+// together (claimAndDecide says which), then every ticket's claim, each
+// carrying its match, then every match's check, its
 // decision, its players' results, its allocation request, and its sent
 // mark, each phase's writes sent at once and awaited together
 // (events.PublishAll). A tick costs as many round trips as there are
@@ -55,8 +56,12 @@ type inBatch struct {
 	log         *slog.Logger
 	out         commitOutcome
 	lost, stale map[string]string
-	decision    events.Decision
-	first       bool
+	// encoded is the match's JSON: its claims carry it if carried, and
+	// its record is it.
+	encoded  []byte
+	carried  bool
+	decision events.Decision
+	first    bool
 	// err: the match could not be claimed, checked or decided (NATS
 	// away); its tickets are retried.
 	err error
@@ -135,16 +140,25 @@ func (c *committer) claimAndDecide(ctx context.Context, ms []*inBatch) {
 	phase := func() (context.Context, context.CancelFunc) { return context.WithTimeout(bctx, c.timeout) }
 	cctx, cancel1 := phase()
 	defer cancel1()
-	// The match is stored before its tickets are claimed: if this worker
+	// Each claim carries its match (events.HeaderMatch): if this worker
 	// dies (or stalls) between the claims and the publish, another finds
-	// the match behind the claims and decides it (recoverMatch).
-	records := make([]events.KVWrite, len(ms))
-	for i, m := range ms {
-		data, _ := json.Marshal(m.match) // a Match always encodes
-		records[i] = events.KVWrite{Key: m.match.MatchID, Value: data}
+	// the match in the claim it meets and decides it (recoverMatch). A
+	// match whose claims cannot carry it, or whose copies would cost more
+	// than a record (events.MaxMatchCarried), is stored before its claims
+	// instead; one that a matcher of an older release may meet (recordAll),
+	// or whose room the allocator reads by its id (AcceptsBackfill), as
+	// well.
+	var records []events.KVWrite
+	var recorded []*inBatch
+	for _, m := range ms {
+		m.encoded, _ = json.Marshal(m.match) // a Match always encodes
+		m.carried = events.CarriedBy(len(m.encoded), len(m.ids))
+		if c.recordAll || !m.carried || m.match.AcceptsBackfill {
+			records, recorded = append(records, events.KVWrite{Key: m.match.MatchID, Value: m.encoded}), append(recorded, m)
+		}
 	}
 	for i, err := range events.PutAll(cctx, c.matches, records) {
-		ms[i].err = err
+		recorded[i].err = err
 	}
 	cctx, cancel2 := phase()
 	defer cancel2()
@@ -186,8 +200,8 @@ func (c *committer) claimAndDecide(ctx context.Context, ms []*inBatch) {
 }
 
 // commitBound bounds a batch's phases up to its decisions, together: a
-// recovering worker takes a match's claims for a dead commit's once its
-// record is staleClaim old, so a live commit has decided well before
+// recovering worker takes a match's claims for a dead commit's once they
+// (or its record) are staleClaim old, so a live commit has decided well before
 // then (a later look costs a needless undo, never a second outcome). The
 // shard's next owner does not wait for a commit of its last owner
 // (recoverer.leftByOwner), which follows that owner's decision.
@@ -196,13 +210,18 @@ func commitBound(timeout time.Duration) time.Duration {
 	return max(timeout, staleClaim*3/4)
 }
 
-// claimAll claims the tickets of the matches of ms whose records are
-// stored, all or none for each, and returns those that hold every claim.
+// claimAll claims the tickets of the matches of ms with no error so far
+// (their records stored, where they have one), all or none for each,
+// each claim carrying its match, and returns those that hold every
+// claim.
 func (c *committer) claimAll(ctx context.Context, ms []*inBatch) []*inBatch {
 	ms = pending(ms)
 	groups := make([]events.ClaimGroup, len(ms))
 	for i, m := range ms {
 		groups[i] = events.ClaimGroup{IDs: m.ids, Owner: events.MatchOwner(m.match.MatchID)}
+		if m.carried {
+			groups[i].Match = m.encoded
+		}
 	}
 	for i, g := range c.claims.ClaimBatch(ctx, groups) {
 		ms[i].lost, ms[i].err = g.Lost, g.Err

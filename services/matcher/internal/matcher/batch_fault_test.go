@@ -190,7 +190,7 @@ func TestAMatchItsCommitGaveUpIsUndoneAtOnce(t *testing.T) {
 		}
 	}
 	undone, formedAgain := batch[0], batch[1]
-	if got := r.commits.rec.recoverMatch(t.Context(), undone.match.MatchID); got != released {
+	if got := r.commits.rec.recoverMatch(t.Context(), undone.match.MatchID, undone.ids[0]); got != released {
 		t.Fatalf("recoverMatch = %v, want released at once", got)
 	}
 	if owner, err := claims.Owner(t.Context(), undone.ids[0]); err != nil || owner != "" {
@@ -202,7 +202,7 @@ func TestAMatchItsCommitGaveUpIsUndoneAtOnce(t *testing.T) {
 	if id := r.matchID(keysOf(formedAgain)); id != formedAgain.match.MatchID {
 		t.Fatalf("formed again as %s, want %s", id, formedAgain.match.MatchID)
 	}
-	if got := r.commits.rec.recoverMatch(t.Context(), formedAgain.match.MatchID); got != undecided {
+	if got := r.commits.rec.recoverMatch(t.Context(), formedAgain.match.MatchID, formedAgain.ids[0]); got != undecided {
 		t.Fatalf("recoverMatch of a match formed again = %v, want undecided: its new commit runs", got)
 	}
 }

@@ -1,6 +1,8 @@
 package matcher
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -172,6 +175,75 @@ func TestBatchSettlesEachMatchOnItsOwn(t *testing.T) {
 	}
 	if len(got) != 2 || !got[batch[0].match.MatchID] || !got[batch[2].match.MatchID] {
 		t.Errorf("matches stored %v, want matches 0 and 2", got)
+	}
+}
+
+// TestAMatchsRecordIsWrittenOnlyWhereItIsRead: a commit's claims carry
+// its match (events.HeaderMatch), and it writes no record of the match,
+// but for a match whose room takes backfill (the allocator reads its
+// record by id) or with -match-records (a matcher of an older release
+// reads only records); a match too big for its copies to pay
+// (events.MaxMatchCarried) has its record, and its claims carry nothing.
+func TestAMatchsRecordIsWrittenOnlyWhereItIsRead(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name            string
+		cfg             Config
+		acceptsBackfill bool
+		big             bool
+		record          bool
+	}{
+		{name: "default", record: false},
+		{name: "match records", cfg: Config{MatchRecords: true}, record: true},
+		{name: "room takes backfill", acceptsBackfill: true, record: true},
+		{name: "too big to carry", big: true, record: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			r := newRunner(e.boundWorkerWith(t, tc.cfg), euGold)
+			batch := e.formedMatches(t, r, "r", 2)
+			for i := range batch {
+				batch[i].match.AcceptsBackfill = tc.acceptsBackfill
+				if tc.big {
+					lat := map[string]int{}
+					for k := range events.MaxMatchCarried / 20 {
+						lat[fmt.Sprintf("region-%04d", k)] = k
+					}
+					batch[i].match.Tickets[0].LatenciesMS = lat
+				}
+			}
+			for id, o := range commitAll(t, r, batch) {
+				if o.unpublished != nil || len(o.retry)+len(o.again) > 0 || o.undone != "" {
+					t.Fatalf("match %s: %+v, want published", id, o)
+				}
+			}
+			kv, err := e.js.KeyValue(t.Context(), e.subj.MatchesBucket())
+			if err != nil {
+				t.Fatal(err)
+			}
+			claims := e.claims(t)
+			for _, f := range batch {
+				_, err := kv.Get(t.Context(), f.match.MatchID)
+				if got := err == nil; got != tc.record || err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+					t.Errorf("record of %s: %v; want one: %v", f.match.MatchID, err, tc.record)
+				}
+				for _, id := range f.ids {
+					c, err := claims.Read(t.Context(), id)
+					if err != nil || c.Owner != events.MatchOwner(f.match.MatchID) {
+						t.Errorf("claim of %s: %+v, %v; want %s's", id, c, err, f.match.MatchID)
+						continue
+					}
+					var m events.Match
+					switch {
+					case tc.big && c.Match != nil:
+						t.Errorf("claim of %s carries %d bytes of its match; want none", id, len(c.Match))
+					case !tc.big && (json.Unmarshal(c.Match, &m) != nil || m.MatchID != f.match.MatchID || len(m.Tickets) != 2):
+						t.Errorf("claim of %s carries %q; want %s", id, c.Match, f.match.MatchID)
+					}
+				}
+			}
+		})
 	}
 }
 

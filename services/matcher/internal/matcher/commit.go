@@ -102,7 +102,7 @@ func (c *committer) resolveLost(ctx context.Context, log *slog.Logger, match eve
 			out.again = append(out.again, e)
 			continue
 		}
-		if id, isMatch := events.OwnerMatchID(owner); isMatch && c.rec.recoverMatch(ctx, id) != recovered {
+		if id, isMatch := events.OwnerMatchID(owner); isMatch && c.rec.recoverMatch(ctx, id, e.TicketID) != recovered {
 			out.retry = append(out.retry, e) // the other match is not out yet, or was undone: try again later
 			continue
 		}
@@ -188,15 +188,17 @@ func (c *committer) matched(match events.Match, all []*pool.Entry, notices []eve
 
 // matchState is where a formed match's state lives, shared by every
 // worker, and what a commit and a recovery act on it with: the bucket of
-// match records and their decisions, the claims and live tickets a
+// match decisions (and records), the claims and live tickets a
 // decision rests on, the undoing of a match decided undone and the
 // publishing of one decided published. A worker makes one when it binds
 // its buckets, and all its runners' commits and recoveries share it.
 type matchState struct {
-	// matches keeps each formed match's record, so a recovery finds the
-	// match behind its claims; decisions, in the same bucket, each
-	// match's one decision.
+	// matches keeps the records of matches whose claims do not carry
+	// them (recoverer.matchOf), and of every match with recordAll
+	// (Config.MatchRecords, or claims that cannot carry a match);
+	// decisions, in the same bucket, each match's one decision.
 	matches   jetstream.KeyValue
+	recordAll bool
 	decisions *events.Decisions
 	claims    *events.Claims
 	players   *events.Players

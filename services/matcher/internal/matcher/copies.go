@@ -2,10 +2,7 @@ package matcher
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
@@ -123,28 +120,23 @@ func (r *runner) checkCopy(ctx context.Context, p *pool.Pool, e *pool.Entry, mat
 }
 
 // holdsWhole reports whether match matchID holds the claim of ticketID
-// and every other claim of its record (recoverer.allClaimed). A match
-// holding only some is being requeued by the allocator, which gives its
-// claims back before it publishes its tickets again: a message of
-// ticketID may be that ticket queued again, with a claim the allocator
-// is still to give back (or failed to, and gives back at its next try).
-// A match with no record, or one that does not decode, counts as whole,
-// as recoverMatch counts it decided: records live as long as the claims
+// and every other claim of its match (recoverer.allClaimed), read as
+// that claim carries it (matchOf). A match holding only some is being
+// requeued by the allocator, which gives its claims back before it
+// publishes its tickets again: a message of ticketID may be that ticket
+// queued again, with a claim the allocator is still to give back (or
+// failed to, and gives back at its next try). A match that matchOf
+// counts decided (no match carried and no record, or one that does not
+// decode) counts as whole: records live as long as the claims
 // (events.Topology), so it was formed before records were kept.
 func (rc *recoverer) holdsWhole(ctx context.Context, ticketID, matchID string) (bool, error) {
-	owner, err := rc.claims.Owner(ctx, ticketID)
-	if err != nil || owner != events.MatchOwner(matchID) {
+	m, _, found, err := rc.matchOf(ctx, matchID, ticketID)
+	switch {
+	case errors.Is(err, errClaimMoved):
+		return false, nil
+	case err != nil:
 		return false, err
-	}
-	e, err := rc.matches.Get(ctx, matchID)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	var m events.Match
-	if json.Unmarshal(e.Value(), &m) != nil {
+	case !found:
 		return true, nil
 	}
 	return rc.allClaimed(ctx, matchID, m)

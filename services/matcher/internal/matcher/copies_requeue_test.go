@@ -88,7 +88,7 @@ func TestCopyOfATicketRequeuedWithAClaimLeftBehindIsKept(t *testing.T) {
 	// staleClaim).
 	later := time.Now().Add(staleClaim + time.Second)
 	r.commits.rec.now = func() time.Time { return later }
-	if got := r.commits.rec.recoverMatch(ctx, matchID); got != released {
+	if got := r.commits.rec.recoverMatch(ctx, matchID, "lo"); got != released {
 		t.Fatalf("recoverMatch(M) = %v, want released (M was requeued)", got)
 	}
 	if _, ok := p.Get("lo"); !ok {

@@ -121,7 +121,7 @@ func TestRecoveryDoesNotPublishAPublishedMatchAgain(t *testing.T) {
 		t.Fatalf("A's commit of M: %+v", out)
 	}
 	time.Sleep(2 * dupWindow) // the streams forget M's message ids
-	if got := b.commits.rec.recoverMatch(t.Context(), m.MatchID); got != recovered {
+	if got := b.commits.rec.recoverMatch(t.Context(), m.MatchID, "ta"); got != recovered {
 		t.Fatalf("B's recovery of M: %v, want recovered", got)
 	}
 	told, ms := toldMatched(t, e)
@@ -146,7 +146,7 @@ func TestSlowCommitDoesNotPublishARecoveredMatchAgain(t *testing.T) {
 	e := newEnv(t)
 	e.shortDuplicates(t, dupWindow)
 	s := e.startSlowCommit(t, "claimed")
-	if got := s.b.commits.rec.recoverMatch(t.Context(), s.match.MatchID); got != recovered {
+	if got := s.b.commits.rec.recoverMatch(t.Context(), s.match.MatchID, "ta"); got != recovered {
 		t.Fatalf("B's recovery of M: %v, want recovered (published)", got)
 	}
 	time.Sleep(2 * dupWindow)

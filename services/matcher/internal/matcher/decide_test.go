@@ -16,8 +16,14 @@ import (
 // drives its runners' pieces (commit, recoverMatch) by hand.
 func (e *env) boundWorker(t testing.TB) *Worker {
 	t.Helper()
+	return e.boundWorkerWith(t, Config{})
+}
+
+// boundWorkerWith is boundWorker with cfg.
+func (e *env) boundWorkerWith(t testing.TB, cfg Config) *Worker {
+	t.Helper()
 	js := testkit.JetStream(t, testkit.Connect(t, e.srv))
-	w, err := New(Config{}, js, e.subj, slog.New(slog.NewTextHandler(testLog(), nil)), prometheus.NewRegistry())
+	w, err := New(cfg, js, e.subj, slog.New(slog.NewTextHandler(testLog(), nil)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +131,7 @@ func TestSlowCommitFollowsARecoveredMatch(t *testing.T) {
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	res := testkit.Collect(t, e.nc, e.subj.AllResults())
 	s := e.startSlowCommit(t, "claimed")
-	if got := s.b.commits.rec.recoverMatch(t.Context(), s.match.MatchID); got != recovered {
+	if got := s.b.commits.rec.recoverMatch(t.Context(), s.match.MatchID, "ta"); got != recovered {
 		t.Fatalf("B's recovery of M: %v, want recovered (published)", got)
 	}
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(allocs()) == 1 }, "B did not publish M")
@@ -161,7 +167,7 @@ func TestSlowCommitFollowsAnUndoneMatch(t *testing.T) {
 	res := testkit.Collect(t, e.nc, e.subj.AllResults())
 	s := e.startSlowCommit(t, "checked")
 	e.liveTicket(t, "a", "tnew", s.t0.Add(time.Second))
-	if got := s.b.commits.rec.recoverMatch(t.Context(), s.match.MatchID); got != released {
+	if got := s.b.commits.rec.recoverMatch(t.Context(), s.match.MatchID, "ta"); got != released {
 		t.Fatalf("B's recovery of M: %v, want released (undone)", got)
 	}
 	out := s.finish(t)
@@ -197,7 +203,7 @@ func TestSlowCommitFollowsAReleaseOfItsPartialClaims(t *testing.T) {
 	owner := events.MatchOwner(s.match.MatchID)
 	c.Release(t.Context(), []string{"tb"}, owner) // B reads before A's claim of tb lands
 	s.b.commits.rec.now = func() time.Time { return time.Now().Add(2 * staleClaim) }
-	if got := s.b.commits.rec.recoverMatch(t.Context(), s.match.MatchID); got != released {
+	if got := s.b.commits.rec.recoverMatch(t.Context(), s.match.MatchID, "ta"); got != released {
 		t.Fatalf("B's recovery of M: %v, want released", got)
 	}
 	if won, _, err := c.Claim(t.Context(), "tb", owner); !won || err != nil { // A's claim of tb lands

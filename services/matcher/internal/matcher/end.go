@@ -96,7 +96,7 @@ func (en *ender) end(ctx context.Context, e *pool.Entry, mode string, status eve
 	won, cur, err := en.claims.Claim(pctx, e.TicketID, owner)
 	if err == nil && !won {
 		if id, isMatch := events.OwnerMatchID(cur); isMatch {
-			settled, _, _ := en.recovering.Do(id, func() (any, error) { return en.rec.recoverMatch(ctx, id), nil })
+			settled, _, _ := en.recovering.Do(id, func() (any, error) { return en.rec.recoverMatch(ctx, id, e.TicketID), nil })
 			switch settled.(recovery) {
 			case released: // the dead match is undone: claim again
 				won, cur, err = en.claims.Claim(pctx, e.TicketID, owner)

@@ -380,7 +380,7 @@ func (in *intake) claimRefused(ctx context.Context, log *slog.Logger, rec *recov
 		case !isMatch:
 			return refusedDecided
 		}
-		switch rec.recoverMatch(ctx, id) {
+		switch rec.recoverMatch(ctx, id, ticketID) {
 		case recovered:
 			in.met.tickets.WithLabelValues("decided_elsewhere").Inc()
 			log.Info("refused ticket is a match's; dropped", "ticket_id", ticketID, "match_id", id)

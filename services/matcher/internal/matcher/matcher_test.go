@@ -461,41 +461,54 @@ func TestTicketClaimedByAnotherMatchIsDropped(t *testing.T) {
 // of dropping them as decided elsewhere.
 func TestMatchLeftByADeadMatcherIsPublished(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
-	dead := events.Match{SchemaVersion: 1, MatchID: "m-dead", Mode: "1v1", Region: "eu", Tier: "gold",
-		Tickets: []events.MatchTicket{{TicketID: "ta", Players: []string{"a"}, Skill: 1650}, {TicketID: "tb", Players: []string{"b"}, Team: 1, Skill: 1650}}}
-	kv, err := e.js.KeyValue(t.Context(), e.subj.MatchesBucket())
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := json.Marshal(dead)
-	if _, err := kv.Put(t.Context(), "m-dead", data); err != nil {
-		t.Fatal(err)
-	}
-	if lost, err := e.claims(t).ClaimAll(t.Context(), []string{"ta", "tb"}, events.MatchOwner("m-dead")); err != nil || len(lost) != 0 {
-		t.Fatalf("claims: %v %v", lost, err)
-	}
-	e.startWorker(t, Config{})
-	// Its tickets come back (redelivered to the new owner), with partners.
-	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"ta","player_id":"a","skill":1650}`)
-	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"tc","player_id":"c","skill":1650}`)
-	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"tb","player_id":"b","skill":1650}`)
-	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"td","player_id":"d","skill":1650}`)
-	testkit.Eventually(t, 10*time.Second, func() bool {
-		for _, m := range matches(t, allocs()) {
-			if m.MatchID == "m-dead" {
-				return true
+	// The dead matcher's match is found in its claims (events.HeaderMatch,
+	// this release's), or, from a matcher of an older release, in its
+	// record, its claims carrying nothing.
+	for _, inClaims := range []bool{true, false} {
+		t.Run(fmt.Sprintf("in claims %v", inClaims), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
+			dead := events.Match{SchemaVersion: 1, MatchID: "m-dead", Mode: "1v1", Region: "eu", Tier: "gold",
+				Tickets: []events.MatchTicket{{TicketID: "ta", Players: []string{"a"}, Skill: 1650}, {TicketID: "tb", Players: []string{"b"}, Team: 1, Skill: 1650}}}
+			data, _ := json.Marshal(dead)
+			group := events.ClaimGroup{IDs: []string{"ta", "tb"}, Owner: events.MatchOwner("m-dead")}
+			if inClaims {
+				group.Match = data
+			} else {
+				kv, err := e.js.KeyValue(t.Context(), e.subj.MatchesBucket())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := kv.Put(t.Context(), "m-dead", data); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		return false
-	}, "the dead matcher's match was not published")
-	for _, m := range matches(t, allocs()) {
-		for _, tk := range m.Tickets {
-			if (tk.TicketID == "ta" || tk.TicketID == "tb") && m.MatchID != "m-dead" {
-				t.Fatalf("ticket %s also in match %s", tk.TicketID, m.MatchID)
+			if got := e.claims(t).ClaimBatch(t.Context(), []events.ClaimGroup{group}); got[0].Err != nil || len(got[0].Lost) != 0 {
+				t.Fatalf("claims: %+v", got)
 			}
-		}
+			e.startWorker(t, Config{})
+			// Its tickets come back (redelivered to the new owner), with partners.
+			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"ta","player_id":"a","skill":1650}`)
+			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"tc","player_id":"c","skill":1650}`)
+			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"tb","player_id":"b","skill":1650}`)
+			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"td","player_id":"d","skill":1650}`)
+			testkit.Eventually(t, 10*time.Second, func() bool {
+				for _, m := range matches(t, allocs()) {
+					if m.MatchID == "m-dead" {
+						return true
+					}
+				}
+				return false
+			}, "the dead matcher's match was not published")
+			for _, m := range matches(t, allocs()) {
+				for _, tk := range m.Tickets {
+					if (tk.TicketID == "ta" || tk.TicketID == "tb") && m.MatchID != "m-dead" {
+						t.Fatalf("ticket %s also in match %s", tk.TicketID, m.MatchID)
+					}
+				}
+			}
+		})
 	}
 }
 

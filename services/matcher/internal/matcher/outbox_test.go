@@ -103,7 +103,7 @@ func TestMatchUnsentAtHandBackSentByAnotherIsNotSentAgain(t *testing.T) {
 	w, js, m := e.unsentAtHandBack(t)
 	js.on.Store(false)
 	next := newRunner(e.boundWorker(t), euGold)
-	if got := next.commits.rec.recoverMatch(t.Context(), m.MatchID); got != recovered {
+	if got := next.commits.rec.recoverMatch(t.Context(), m.MatchID, m.Tickets[0].TicketID); got != recovered {
 		t.Fatalf("the next owner's recoverMatch = %v, want recovered", got)
 	}
 	time.Sleep(dupWindow) // its send is past the window: a second would be stored

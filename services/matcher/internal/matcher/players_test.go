@@ -218,17 +218,14 @@ func TestSupersedeRacesMatchCommit(t *testing.T) {
 	if superseded == 0 {
 		t.Error("the newer ticket never superseded the older one")
 	}
-	// Where the older ticket was matched, its match was formed (its record
-	// is stored before its claims) before the newer ticket became the
+	// Where the older ticket was matched, its match claimed it (and
+	// checked it, after the claims) before the newer ticket became the
 	// player's live ticket.
 	playersKV, err := e.js.KeyValue(t.Context(), e.subj.PlayersBucket())
 	if err != nil {
 		t.Fatal(err)
 	}
-	matchesKV, err := e.js.KeyValue(t.Context(), e.subj.MatchesBucket())
-	if err != nil {
-		t.Fatal(err)
-	}
+	claims := e.claims(t)
 	for i := range rounds {
 		old := fmt.Sprintf("old-%d", i)
 		live, err := playersKV.Get(t.Context(), fmt.Sprintf("racer%d", i))
@@ -237,12 +234,12 @@ func TestSupersedeRacesMatchCommit(t *testing.T) {
 			continue
 		}
 		for _, m := range in[old] {
-			rec, err := matchesKV.Get(t.Context(), m)
-			if err != nil {
-				t.Fatal(err)
+			claim, err := claims.Read(t.Context(), old)
+			if err != nil || claim.Owner != events.MatchOwner(m) {
+				t.Fatalf("claim of %s: %+v, %v; want %s's", old, claim, err, m)
 			}
-			if !rec.Created().Before(live.Created()) {
-				t.Errorf("%s matched in %s formed at %s (revision %d), after the newer ticket was taken at %s (revision %d): %s", old, m, rec.Created(), rec.Revision(), live.Created(), live.Revision(), rec.Value())
+			if !claim.Created.Before(live.Created()) {
+				t.Errorf("%s claimed by %s at %s, after the newer ticket was taken at %s (revision %d)", old, m, claim.Created, live.Created(), live.Revision())
 			}
 		}
 	}

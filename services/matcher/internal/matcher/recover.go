@@ -41,8 +41,8 @@ const (
 	undecided                 // undecided yet: look again later
 )
 
-// staleClaim is how old a match's record must be before its partial claims
-// count as left by a dead matcher (or a commit that gave up: NATS refused
+// staleClaim is how old a match's claims (or its record: matchOf) must be
+// before its partial claims count as left by a dead matcher (or a commit that gave up: NATS refused
 // one claim, with no leader). A live commit has ended by then: its claims
 // and decision are bounded by the publish timeout (5 s by default), and
 // were one still running, the decision arbitrates (events.Decisions), so
@@ -76,25 +76,21 @@ const staleClaim = 10 * time.Second
 // allocator requeued it), the rest are given back as before
 // (followPublished); undone, its stale tickets' claims
 // move to superseded and the others are given back (undoStale), and it
-// counts as released. A match with no record (formed before records were
-// kept, or expired) counts as decided.
-func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery {
+// counts as released. The match is read from the claim of key, which the
+// caller found matchID's (matchOf).
+func (rc *recoverer) recoverMatch(ctx context.Context, matchID, key string) recovery {
 	cctx, cancel := context.WithTimeout(ctx, rc.timeout)
 	defer cancel()
-	e, err := rc.matches.Get(cctx, matchID)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return recovered
-	}
-	if err != nil {
+	m, created, found, err := rc.matchOf(cctx, matchID, key)
+	switch {
+	case err != nil:
 		return undecided
-	}
-	var m events.Match
-	if json.Unmarshal(e.Value(), &m) != nil {
+	case !found:
 		return recovered
 	}
-	// Below, the match is named by the key its record was found under
-	// (matchID, its claims' owner); only undoStale goes by the record's
-	// own m.MatchID. A commit stores every record under its own id.
+	// Below, the match is named by the owner of its claims (matchID);
+	// only undoStale goes by the match's own m.MatchID. A commit claims
+	// every ticket under its match's own id.
 	decision, err := rc.decisions.Decided(cctx, matchID)
 	if err != nil {
 		return undecided
@@ -105,13 +101,13 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery 
 	}
 	var stale map[string]string
 	if decision == "" {
-		if decision, stale, err = rc.decide(cctx, matchID, m, e.Created(), all, taken); err != nil || decision == "" {
+		if decision, stale, err = rc.decide(cctx, matchID, m, created, all, taken); err != nil || decision == "" {
 			return undecided
 		}
 		if decision == events.DecisionPublished && !all {
 			// Decided published by another commit of the same id since
-			// the claims were read (its record stored again, every claim
-			// taken): read them again, or followPublished would take
+			// the claims were read (every claim taken again): read them
+			// again, or followPublished would take
 			// that match's claims for a requeued one's and give them
 			// back (review R3).
 			if all, err = rc.allClaimed(cctx, matchID, m); err != nil {
@@ -123,7 +119,7 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery 
 		rc.spent.put(matchID, rc.now()) // the same tickets formed again get a new id
 	}
 	if decision == events.DecisionPublished {
-		return rc.followPublished(ctx, matchID, m, e.Created(), all)
+		return rc.followPublished(ctx, matchID, m, created, all)
 	}
 	if len(stale) == 0 {
 		// Following a decision found made (or lost to one): which
@@ -138,8 +134,8 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery 
 		rc.log.Error("undo a match decided undone; will retry", "match_id", matchID, "err", err)
 		return undecided
 	}
-	// Its record's age, and whether another owner holds one of its
-	// tickets, say why a match with no stale ticket was: past
+	// Its age, and whether another owner holds one of its tickets, say
+	// why a match with no stale ticket was: past
 	// staleClaim, or younger, with a claim taken, stored by the shard's
 	// last owner or given up by the runner's own commit. A claim taken
 	// is two shards' matches contending for a visitor, as they do every
@@ -150,9 +146,42 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID string) recovery 
 		level = slog.LevelInfo
 	}
 	rc.log.Log(ctx, level, "match of another matcher undone", "match_id", matchID, "stale", len(stale),
-		"record_age", rc.now().Sub(e.Created()).Round(time.Millisecond), "claim_taken", taken)
+		"age", rc.now().Sub(created).Round(time.Millisecond), "claim_taken", taken)
 	return released
 }
+
+// matchOf reads match matchID as the claim of key carries it
+// (events.HeaderMatch), with when the claim was stored, or, from a claim
+// that carries none (made by a matcher of an older release, or through a
+// bucket that stores no headers), the match's record and when it was
+// stored: both come before a match's first decision, and staleClaim
+// times either. found is false for a match to count decided: its claim
+// of key carries none and it has no record (formed before records were
+// kept, or expired), or what it has does not decode. A claim of key no
+// longer matchID's is errClaimMoved: the caller found it matchID's, and
+// reads it again.
+func (rc *recoverer) matchOf(ctx context.Context, matchID, key string) (m events.Match, created time.Time, found bool, err error) {
+	claim, err := rc.claims.Read(ctx, key)
+	switch {
+	case err != nil:
+		return m, created, false, err
+	case claim.Owner != events.MatchOwner(matchID):
+		return m, created, false, fmt.Errorf("claim of %s: %w", key, errClaimMoved)
+	case claim.Match != nil:
+		return m, claim.Created, json.Unmarshal(claim.Match, &m) == nil, nil
+	}
+	e, err := rc.matches.Get(ctx, matchID)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return m, created, false, nil
+	case err != nil:
+		return m, created, false, err
+	}
+	return m, e.Created(), json.Unmarshal(e.Value(), &m) == nil, nil
+}
+
+// errClaimMoved: the claim its reader found a match's is no longer.
+var errClaimMoved = errors.New("no longer the match's")
 
 // allClaimed reports whether match matchID (m) holds the claim of every
 // one of its tickets, and of the backfill request it fills, if any: a
@@ -183,7 +212,7 @@ func (rc *recoverer) claimsOf(ctx context.Context, matchID string, m events.Matc
 // every ticket claimed by it (all), m is checked as its commit would (each
 // ticket still its players' live ticket?; stale are those that are not)
 // and decided published, or undone if a ticket is stale; with only some
-// claimed and a record older than staleClaim (created), stored by the
+// claimed and stored longer than staleClaim ago (created), by the
 // shard's last owner (leftByOwner), abandoned by the runner's own
 // commit or with a ticket another owner holds (taken), it died claiming
 // (or lost the shard, or gave up, or lost a claim), and is decided

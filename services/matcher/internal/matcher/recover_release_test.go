@@ -45,14 +45,14 @@ func TestRequeuedMatchWhoseClaimCannotBeGivenBackIsNotReleased(t *testing.T) {
 
 	later := time.Now().Add(staleClaim + time.Second)
 	r.commits.rec.now = func() time.Time { return later }
-	if got := r.commits.rec.recoverMatch(ctx, matchID); got != undecided {
+	if got := r.commits.rec.recoverMatch(ctx, matchID, "lo"); got != undecided {
 		t.Fatalf("recoverMatch(M) = %v with lo's claim kept, want undecided (%v)", got, undecided)
 	}
 	if owner, err := claims.Owner(ctx, "lo"); err != nil || owner != events.MatchOwner(matchID) {
 		t.Fatalf("setup: lo's claim is %q, %v", owner, err)
 	}
 	js.key = "" // the claims bucket answers again
-	if got := r.commits.rec.recoverMatch(ctx, matchID); got != released {
+	if got := r.commits.rec.recoverMatch(ctx, matchID, "lo"); got != released {
 		t.Fatalf("recoverMatch(M) = %v, want released", got)
 	}
 }
@@ -205,7 +205,7 @@ func TestPartialClaimsLeftByTheShardsLastOwnerAreUndoneAtOnce(t *testing.T) {
 			if r == nil {
 				r = newRunner(w, shard)
 			}
-			if got := r.commits.rec.recoverMatch(ctx, matchID); got != tc.want {
+			if got := r.commits.rec.recoverMatch(ctx, matchID, "lo"); got != tc.want {
 				t.Fatalf("recoverMatch = %v, want %v", got, tc.want)
 			}
 			owner, err := claims.Owner(ctx, "lo")
@@ -288,7 +288,7 @@ func TestARecoveryThatLosesItsDecisionReadsTheClaimsAgain(t *testing.T) {
 	}
 	later := time.Now().Add(staleClaim + time.Second)
 	r.commits.rec.now = func() time.Time { return later }
-	if got := r.commits.rec.recoverMatch(t.Context(), matchID); got != recovered {
+	if got := r.commits.rec.recoverMatch(t.Context(), matchID, "lo"); got != recovered {
 		t.Fatalf("recoverMatch = %v, want recovered (the match sent)", got)
 	}
 	for _, id := range []string{"lo", "pa"} {

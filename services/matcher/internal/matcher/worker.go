@@ -139,10 +139,11 @@ func (w *Worker) bindState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// matches keeps formed matches for recovery (recoverer.recoverMatch);
-	// decisions, in the same bucket, each match's one decision. Read from
-	// the leader: a match record not found counts as decided (expired),
-	// and a replica behind a heal would say so of one just written.
+	// matches keeps the records of matches whose claims do not carry
+	// them, for recovery (recoverer.matchOf); decisions, in the same
+	// bucket, each match's one decision. Read from the leader: a match
+	// record not found counts as decided (expired), and a replica behind
+	// a heal would say so of one just written.
 	matches, err := events.BindLeaderGets(ctx, w.js, w.subj.MatchesBucket())
 	if err != nil {
 		return fmt.Errorf("matches bucket: %w", err)
@@ -159,7 +160,8 @@ func (w *Worker) bindState(ctx context.Context) error {
 		w.log.Warn("the claim rules the superseded ticket out", "err", err)
 	})}
 	w.state = &matchState{
-		matches: matches, decisions: decisions, claims: claims, players: players,
+		matches: matches, recordAll: w.cfg.MatchRecords || !claims.CarriesMatch(),
+		decisions: decisions, claims: claims, players: players,
 		undo: undoer{claims: claims, superseder: w.in.superseder}, pub: w.pub, timeout: w.cfg.PublishTimeout,
 	}
 	w.outbox = newOutbox(w.state, w.met, w.log, w.nc, w.clock)
