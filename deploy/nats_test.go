@@ -478,7 +478,11 @@ func TestNATSServiceUsersKeepWhatTheyNeed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if unsent, err := dec.UnsentPast(t.Context(), "m1", time.Now()); err != nil || unsent {
+		claims, err := events.NewClaims(t.Context(), js, events.Subjects{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if unsent, err := dec.UnsentPast(t.Context(), claims, "m1", "t1", time.Now()); err != nil || unsent {
 			t.Errorf("read whether a match is unsent: %v, %v", unsent, err)
 		}
 		tk := events.Ticket{TicketID: "t1", PlayerID: "alice", Skill: 1650, Mode: "1v1", CreatedAt: time.Now().UTC()}

@@ -207,7 +207,7 @@ const (
 	RecordTTL = TicketMaxAge + ClaimMargin
 
 	// UnsentGrace is how long a match may stay decided and unsent after
-	// its record was written before a frontend's expiry that meets its
+	// it was stored (its claims, or its record) before a frontend's expiry that meets its
 	// claim publishes the ticket again (Publisher.TicketForUnsent). A
 	// live matcher sends its own within seconds of NATS answering (its
 	// sweep, or its outbox after a move), so a copy before then is work
@@ -226,7 +226,12 @@ const (
 // the rate: about 5.6 MB per sustained ticket a second (315 B of ticket
 // record for 75 minutes, 157 B of claim, 252 B of match record, 96 B of
 // allocation record and 271 B of live ticket per player for 1.5 h,
-// measured), so about 11 GB at 2,000 tickets/s. A byte cap below that
+// measured when every match had a record), so about 11 GB at 2,000
+// tickets/s. Since a small match travels in its claims (HeaderMatch),
+// a 1v1's claim carries its match (530 B, computed for the load tool's
+// tickets) and it has no record: about 300 B more a ticket, 1.6 MB more
+// per ticket a second, so about 14 GB at 2,000 1v1 tickets/s (a 2v2's
+// four copies of 900 B, about twice that more). A byte cap below that
 // stops the system after a while at a steady rate: a full bucket refuses
 // writes, and with the 1 GiB cap they had, the match records would fill
 // in about 35 minutes at 2,000 tickets/s, after which no match can be

@@ -75,7 +75,7 @@ func (s *Service) Expire(ctx context.Context, ticketID string) (retrySoon bool) 
 // expiry into the short retries of one NATS did not answer.
 func (s *Service) publishForUnsent(ctx context.Context, rec Record, matchID string) {
 	id := rec.Ticket.TicketID
-	unsent, err := s.decisions.UnsentPast(ctx, matchID, s.now())
+	unsent, err := s.decisions.UnsentPast(ctx, s.claims, matchID, id, s.now())
 	if err == nil && unsent {
 		err = s.pub.TicketForUnsent(ctx, rec.Shard.Region, rec.Shard.Tier, rec.Ticket, s.stampOf(rec.Ticket), matchID)
 		if err == nil {

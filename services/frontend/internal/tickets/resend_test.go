@@ -96,6 +96,46 @@ func TestExpiryPublishesAgainATicketOfAnUnsentMatch(t *testing.T) {
 	}
 }
 
+// TestExpiryPublishesAgainATicketOfAnUnsentMatchItsClaimCarries: as
+// above, for a match with no record, which its claims carry
+// (events.HeaderMatch): its time is its claim's. A claim of a match that
+// carries none, with no record, is of a match a matcher counts decided:
+// nothing is published for it.
+func TestExpiryPublishesAgainATicketOfAnUnsentMatchItsClaimCarries(t *testing.T) {
+	t.Parallel()
+	e := newToldEnv(t)
+	ctx := t.Context()
+	id, bare := e.create(t, "ann"), e.create(t, "bob")
+	st, err := e.js.Stream(ctx, e.subj.TicketsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctx); err != nil { // the tickets' messages are gone
+		t.Fatal(err)
+	}
+	got := e.s.claims.ClaimBatch(ctx, []events.ClaimGroup{
+		{IDs: []string{id}, Owner: events.MatchOwner("m1"), Match: []byte(`{"match_id":"m1"}`)},
+		{IDs: []string{bare}, Owner: events.MatchOwner("m2")},
+	})
+	if got[0].Err != nil || got[1].Err != nil {
+		t.Fatalf("setup: claims: %+v", got)
+	}
+	e.s.Expire(ctx, id)
+	if n, _ := queued(t, st); n != 0 {
+		t.Fatalf("%d tickets published again within the grace of m1's claim", n)
+	}
+	e.s.now = func() time.Time { return time.Now().Add(events.UnsentGrace + time.Second) }
+	e.s.Expire(ctx, bare)
+	if n, _ := queued(t, st); n != 0 {
+		t.Fatalf("%d tickets published again for a match with no record whose claim carries none", n)
+	}
+	e.s.Expire(ctx, id)
+	n, msg := queued(t, st)
+	if n != 1 || msg.Header.Get(jetstream.MsgIDHeader) != events.UnsentMsgID(id, "m1") {
+		t.Fatalf("%d tickets published after the grace of m1's claim, want %s published again once", n, id)
+	}
+}
+
 // queued is how many messages st holds, and its last one.
 func queued(t *testing.T, st jetstream.Stream) (uint64, *jetstream.RawStreamMsg) {
 	t.Helper()

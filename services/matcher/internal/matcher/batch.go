@@ -143,17 +143,18 @@ func (c *committer) claimAndDecide(ctx context.Context, ms []*inBatch) {
 	// Each claim carries its match (events.HeaderMatch): if this worker
 	// dies (or stalls) between the claims and the publish, another finds
 	// the match in the claim it meets and decides it (recoverMatch). A
-	// match whose claims cannot carry it, or whose copies would cost more
-	// than a record (events.MaxMatchCarried), is stored before its claims
-	// instead; one that a matcher of an older release may meet (recordAll),
-	// or whose room the allocator reads by its id (AcceptsBackfill), as
-	// well.
+	// match whose claims cannot carry it, whose copies would cost more
+	// than a record (events.MaxMatchCarried), or that a matcher of
+	// another release may meet (recordAll: its claims are as that
+	// release's, before or after an upgrade), is stored before its claims
+	// instead; one whose room the allocator reads by its id
+	// (AcceptsBackfill), as well.
 	var records []events.KVWrite
 	var recorded []*inBatch
 	for _, m := range ms {
 		m.encoded, _ = json.Marshal(m.match) // a Match always encodes
-		m.carried = events.CarriedBy(len(m.encoded), len(m.ids))
-		if c.recordAll || !m.carried || m.match.AcceptsBackfill {
+		m.carried = !c.recordAll && events.CarriedBy(len(m.encoded), len(m.ids))
+		if !m.carried || m.match.AcceptsBackfill {
 			records, recorded = append(records, events.KVWrite{Key: m.match.MatchID, Value: m.encoded}), append(recorded, m)
 		}
 	}

@@ -46,13 +46,14 @@ type Config struct {
 	// StraySweep is how often tickets on subjects no shard consumes are
 	// looked for and dead-lettered.
 	StraySweep time.Duration
-	// MatchRecords writes each match's record before its claims, as
-	// matchers before the match travelled in its claims did
-	// (events.HeaderMatch), and as they need: one of them that meets a
-	// claim with no record behind it counts the match decided, and its
-	// tickets are lost. On while any matcher of an older release may
-	// run (a rolling upgrade from one); off, a match stores a message
-	// less. A match whose room takes backfill (the allocator reads its
+	// MatchRecords writes each match's record before its claims, and
+	// its claims carry nothing, as matchers before the match travelled
+	// in its claims did (events.HeaderMatch), and as they need: one of
+	// them that meets a claim with no record behind it counts the match
+	// decided, and its tickets are lost; and its provisioning sizes the
+	// claims bucket for an owner alone. On while any matcher of an older
+	// release may run (a rolling upgrade from one, or back to one); off,
+	// a match stores a message less. A match whose room takes backfill (the allocator reads its
 	// record), or too big to copy into each claim
 	// (events.MaxMatchCarried), has its record either way.
 	MatchRecords bool
@@ -96,7 +97,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.SweepAnchors, "sweep-anchors", defaults.SweepAnchors, "tickets retried per sweep per shard and mode: half the oldest, half the others in turn")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", defaults.PublishTimeout, "bound on each publish to JetStream")
 	fs.DurationVar(&c.StraySweep, "stray-sweep", defaults.StraySweep, "how often tickets on subjects no shard serves are dead-lettered")
-	fs.BoolVar(&c.MatchRecords, "match-records", false, "write each match's record before its claims, as matchers of releases before the match travelled in its claims need: on while upgrading from one")
+	fs.BoolVar(&c.MatchRecords, "match-records", false, "write each match's record before its claims, which carry nothing, as matchers of releases before the match travelled in its claims need: on while upgrading from or back to one")
 }
 
 // setDefaults fills the fields left zero from defaults.

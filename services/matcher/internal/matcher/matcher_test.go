@@ -463,9 +463,11 @@ func TestMatchLeftByADeadMatcherIsPublished(t *testing.T) {
 	t.Parallel()
 	// The dead matcher's match is found in its claims (events.HeaderMatch,
 	// this release's), or, from a matcher of an older release, in its
-	// record, its claims carrying nothing.
-	for _, inClaims := range []bool{true, false} {
-		t.Run(fmt.Sprintf("in claims %v", inClaims), func(t *testing.T) {
+	// record, its claims carrying nothing; or in its record, its claims
+	// carrying what does not decode.
+	for _, carried := range []string{"match", "", "garbage"} {
+		inClaims := carried == "match"
+		t.Run(fmt.Sprintf("claims carry %q", carried), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
@@ -473,6 +475,9 @@ func TestMatchLeftByADeadMatcherIsPublished(t *testing.T) {
 				Tickets: []events.MatchTicket{{TicketID: "ta", Players: []string{"a"}, Skill: 1650}, {TicketID: "tb", Players: []string{"b"}, Team: 1, Skill: 1650}}}
 			data, _ := json.Marshal(dead)
 			group := events.ClaimGroup{IDs: []string{"ta", "tb"}, Owner: events.MatchOwner("m-dead")}
+			if carried == "garbage" {
+				group.Match = []byte("{")
+			}
 			if inClaims {
 				group.Match = data
 			} else {

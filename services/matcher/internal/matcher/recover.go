@@ -153,7 +153,8 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID, key string) reco
 // matchOf reads match matchID as the claim of key carries it
 // (events.HeaderMatch), with when the claim was stored, or, from a claim
 // that carries none (made by a matcher of an older release, or through a
-// bucket that stores no headers), the match's record and when it was
+// bucket that stores no headers) or none that decodes, the match's
+// record and when it was
 // stored: both come before a match's first decision, and staleClaim
 // times either. found is false for a match to count decided: its claim
 // of key carries none and it has no record (formed before records were
@@ -167,8 +168,8 @@ func (rc *recoverer) matchOf(ctx context.Context, matchID, key string) (m events
 		return m, created, false, err
 	case claim.Owner != events.MatchOwner(matchID):
 		return m, created, false, fmt.Errorf("claim of %s: %w", key, errClaimMoved)
-	case claim.Match != nil:
-		return m, claim.Created, json.Unmarshal(claim.Match, &m) == nil, nil
+	case claim.Match != nil && json.Unmarshal(claim.Match, &m) == nil:
+		return m, claim.Created, true, nil
 	}
 	e, err := rc.matches.Get(ctx, matchID)
 	switch {
