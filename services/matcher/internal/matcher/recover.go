@@ -41,12 +41,13 @@ const (
 	undecided                 // undecided yet: look again later
 )
 
-// staleClaim is how old a match's claims (or its record: matchOf) must be
-// before its partial claims count as left by a dead matcher (or a commit that gave up: NATS refused
-// one claim, with no leader). A live commit has ended by then: its claims
-// and decision are bounded by the publish timeout (5 s by default), and
-// were one still running, the decision arbitrates (events.Decisions), so
-// a look too early costs a needless undo, never a second outcome. Its
+// staleClaim is how old a match's claims (or its record: matchOf) must
+// be before its partial claims count as left by a dead matcher (or a
+// commit that gave up: NATS refused one claim, with no leader). A live
+// commit has ended by then: its claims and decision are bounded by the
+// publish timeout (5 s by default), and were one still running, the
+// decision arbitrates (events.Decisions), so a look too early costs a
+// needless undo, never a second outcome. Its
 // tickets wait this long for the claims to be undone: 30 s left a burst of
 // them past their max wait in the chaos runs.
 //
@@ -154,9 +155,8 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID, key string) reco
 // (events.HeaderMatch), with when the claim was stored, or, from a claim
 // that carries none (made by a matcher of an older release, or through a
 // bucket that stores no headers) or none that decodes, the match's
-// record and when it was
-// stored: both come before a match's first decision, and staleClaim
-// times either. found is false for a match to count decided: its claim
+// record and when it was stored: both come before a match's first
+// decision, and staleClaim times either. found is false for a match to count decided: its claim
 // of key carries none and it has no record (formed before records were
 // kept, or expired), or what it has does not decode. A claim of key no
 // longer matchID's is errClaimMoved: the caller found it matchID's, and
@@ -171,6 +171,7 @@ func (rc *recoverer) matchOf(ctx context.Context, matchID, key string) (m events
 	case claim.Match != nil && json.Unmarshal(claim.Match, &m) == nil:
 		return m, claim.Created, true, nil
 	}
+	m = events.Match{} // nothing of a carried match that did not decode
 	e, err := rc.matches.Get(ctx, matchID)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
