@@ -23,7 +23,7 @@ import (
 //
 // Records are still written where a claim cannot carry the match (a
 // bucket written through its own methods: CarriesMatch), where its
-// copies would cost more than the record they save (MaxMatchCarried),
+// carried bytes would cost more than the record they save (MaxMatchCarried),
 // where the allocator reads the match by its id (a room that takes
 // backfill), and while a matcher of a release that reads only records
 // may meet the claims (the matchers' -match-records).
@@ -32,12 +32,12 @@ import (
 const HeaderMatch = "Quickmatch-Match"
 
 // MaxMatchCarried bounds the bytes a match's claims carry in all (its
-// encoding times its claims): each claim carries a copy, so a match's
-// copies grow with the square of its tickets. A 1v1 match (two claims
-// of about 0.5 KiB each) and a 2v2 carry it; a 5v5 (ten claims of a
-// match of 3 KiB) stores its record instead, as before, where the
-// record is a tenth of a message a ticket and the copies would be 30
-// KiB.
+// encoding times its claims): each claim carries it whole, so what a
+// match's claims carry grows with the square of its tickets. A 1v1
+// match (two claims of about 0.5 KiB each) and a 2v2 (four of 0.9 KiB)
+// are carried; a 5v5 (ten claims of a match of 2 KiB) stores its record
+// instead, as before, where the record is a tenth of a message a ticket
+// and its claims would carry 20 KiB.
 const MaxMatchCarried = 8 << 10
 
 // CarriedBy reports whether claims of keys carry a match encoded in

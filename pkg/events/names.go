@@ -91,8 +91,8 @@ func (s Subjects) ClaimsBucket() string { return s.streamName(bucketClaims) }
 func (s Subjects) AllocationsBucket() string { return s.streamName(bucketAllocations) }
 
 // MatchesBucket keeps the record of a formed match (match id -> Match)
-// whose claims do not carry it (HeaderMatch: one too big, or whose room
-// takes backfill, or every match with the matchers' -match-records),
+// too big for its claims to carry (HeaderMatch), whose room takes
+// backfill, or formed with the matchers' -match-records,
 // written before its tickets are claimed, so that if the matcher dies
 // between claiming and publishing, another can decide the match it left;
 // and

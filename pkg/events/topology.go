@@ -209,7 +209,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		t.records(s.AllocationsBucket(), "the game server of each allocated match: match id -> server",
 			RecordTTL, 4096),
 		// As long as the claims that point at them.
-		t.records(s.MatchesBucket(), "each match's decision and sent mark; the records of matches whose claims do not carry them (a room that takes backfill; -match-records), written before their tickets are claimed",
+		t.records(s.MatchesBucket(), "each match's decision and sent mark; the record of a match too big for its claims to carry, whose room takes backfill, or formed with -match-records, written before its tickets are claimed",
 			RecordTTL, MaxPayloadBytes),
 		// As long as the matches, but written again while the room is open
 		// (the allocators' refresher): a game may run for hours.

@@ -22,9 +22,9 @@ import (
 // gone can ask for no one (its server is no longer known to be its own).
 // So while a room shows open on its server (BackfillSource.Rooms), the
 // refresher copies its match from the matches bucket (the matchers',
-// who store a match there only if its room takes backfill,
 // which only matchers write: a match there is published if its matcher
-// died) to the room matches bucket (the allocators'), and writes the copy
+// died; they store every match whose room takes backfill there, and a
+// few others: events.HeaderMatch) to the room matches bucket (the allocators'), and writes the copy
 // and the allocation record again, unchanged, once they are
 // refreshAfter old. A room's records live as long as its game runs and
 // any allocator runs, and are forgotten a RecordTTL after its end. Only
@@ -170,10 +170,10 @@ func (f *refresher) refresh(ctx context.Context, r ShownRoom, now time.Time) (ti
 	}
 	match, err := f.copy(ctx, r.MatchID)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		// Matchers store the record of a match whose room takes backfill
-		// only (the others travel in their claims: events.HeaderMatch),
-		// so most rooms have none, and are not looked at again for
-		// long. A room that takes backfill whose record aged out (no
+		// Matchers store the record of every match whose room takes
+		// backfill, and of few others (most travel in their claims:
+		// events.HeaderMatch), so most rooms have none, and are not
+		// looked at again for long. A room that takes backfill whose record aged out (no
 		// allocator ran for a RecordTTL) is forgotten as well.
 		return now.Add(f.after), "not_refreshed", nil
 	}

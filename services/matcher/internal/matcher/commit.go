@@ -194,7 +194,8 @@ func (c *committer) matched(match events.Match, all []*pool.Entry, notices []eve
 // its buckets, and all its runners' commits and recoveries share it.
 type matchState struct {
 	// matches keeps the records of matches whose claims do not carry
-	// them (recoverer.matchOf), and of every match with recordAll
+	// them or whose rooms take backfill (claimAndDecide;
+	// recoverer.matchOf), and of every match with recordAll
 	// (Config.MatchRecords, or claims that cannot carry a match);
 	// decisions, in the same bucket, each match's one decision.
 	matches   jetstream.KeyValue

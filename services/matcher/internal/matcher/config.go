@@ -54,7 +54,7 @@ type Config struct {
 	// claims bucket for an owner alone. On while any matcher of an older
 	// release may run (a rolling upgrade from one, or back to one); off,
 	// a match stores a message less. A match whose room takes backfill (the allocator reads its
-	// record), or too big to copy into each claim
+	// record), or too big for its claims to carry
 	// (events.MaxMatchCarried), has its record either way.
 	MatchRecords bool
 }

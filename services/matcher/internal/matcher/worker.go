@@ -140,7 +140,8 @@ func (w *Worker) bindState(ctx context.Context) error {
 		return err
 	}
 	// matches keeps the records of matches whose claims do not carry
-	// them, for recovery (recoverer.matchOf); decisions, in the same
+	// them, for recovery (recoverer.matchOf), and of those whose rooms
+	// take backfill, for the allocator; decisions, in the same
 	// bucket, each match's one decision. Read from the leader: a match
 	// record not found counts as decided (expired), and a replica behind
 	// a heal would say so of one just written.
