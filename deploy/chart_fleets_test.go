@@ -28,8 +28,9 @@ type rendered struct {
 	// rules is the rules ConfigMap's rules.json, "" without one.
 	rules                         string
 	frontendDeploy, matcherDeploy *appsv1.Deployment
-	// sealKeys is the seal keys Secret the chart made, nil if none.
-	sealKeys *corev1.Secret
+	// sealKeys and matchSealKeys are the seal keys Secrets the chart
+	// made, nil if none.
+	sealKeys, matchSealKeys *corev1.Secret
 }
 
 // clusterEntry is one entry of the allocator's clusters file, as the
@@ -82,8 +83,11 @@ func render(t *testing.T, vals map[string]any) rendered {
 				r.matcher, r.matcherDeploy = envOf(v.Spec.Template.Spec), v
 			}
 		case *corev1.Secret:
-			if v.Name == "qm-seal-keys" {
+			switch v.Name {
+			case "qm-seal-keys":
 				r.sealKeys = v
+			case "qm-match-seal-keys":
+				r.matchSealKeys = v
 			}
 		case *corev1.ConfigMap:
 			if v.Name == "qm-rules" {
@@ -218,7 +222,7 @@ func TestChartRulesReachFrontendAndMatcher(t *testing.T) {
 	}
 	for _, d := range []*appsv1.Deployment{r.frontendDeploy, r.matcherDeploy} {
 		for k := range d.Spec.Template.Annotations {
-			if k != "checksum/seal-keys" && k != "checksum/auth-public-keys" {
+			if k != "checksum/seal-keys" && k != "checksum/match-seal-keys" && k != "checksum/auth-public-keys" {
 				t.Errorf("%s: pod annotation %s may restart it on a rule change it reloads by itself", d.Name, k)
 			}
 		}

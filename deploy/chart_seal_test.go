@@ -18,9 +18,21 @@ import (
 // sealOf is what pod template d gives the seal keys: SEAL_KEY_FILE, the
 // Secret mounted at its directory, and the checksum/seal-keys annotation.
 func sealOf(d *appsv1.Deployment) (file, secret, checksum string) {
+	return keysOf(d, "SEAL_KEY_FILE", "checksum/seal-keys")
+}
+
+// matchSealOf is sealOf for the match seal keys: MATCH_SEAL_KEY_FILE and
+// checksum/match-seal-keys.
+func matchSealOf(d *appsv1.Deployment) (file, secret, checksum string) {
+	return keysOf(d, "MATCH_SEAL_KEY_FILE", "checksum/match-seal-keys")
+}
+
+// keysOf is what pod template d gives a key file: the value of env, the
+// Secret mounted at its directory, and the annotation sum.
+func keysOf(d *appsv1.Deployment, env, sum string) (file, secret, checksum string) {
 	pod := d.Spec.Template.Spec
 	for _, e := range pod.Containers[0].Env {
-		if e.Name == "SEAL_KEY_FILE" {
+		if e.Name == env {
 			file = e.Value
 		}
 	}
@@ -31,7 +43,7 @@ func sealOf(d *appsv1.Deployment) (file, secret, checksum string) {
 			}
 		}
 	}
-	return file, secret, d.Spec.Template.Annotations["checksum/seal-keys"]
+	return file, secret, d.Spec.Template.Annotations[sum]
 }
 
 // By default the chart makes a seal key the services read (a key file of
@@ -77,6 +89,64 @@ func TestChartSealKeysReachFrontendAndMatcher(t *testing.T) {
 		if file, secret, checksum := sealOf(d); r.sealKeys != nil || file != "" || secret != "" || checksum != "" {
 			t.Errorf("disabled: Secret %v; %s file %q, mounts %q, checksum %q", r.sealKeys != nil, d.Name, file, secret, checksum)
 		}
+	}
+}
+
+// The matchers' own match seal key: made by default, mounted in the
+// matchers alone at the file they are given, never in a frontend (whose
+// NATS user may write claims: with the key it could seal a match of its
+// own making), and not the frontends' seal key. An existing Secret is
+// mounted instead; enabled false, or no matchers, makes none.
+func TestChartMatchSealKeysReachTheMatchersAlone(t *testing.T) {
+	base := deploytest.ValueSets()[0]
+	r := render(t, base.Values(t))
+	if r.matchSealKeys == nil || r.sealKeys == nil {
+		t.Fatalf("Secrets: seal keys %v, match seal keys %v", r.sealKeys != nil, r.matchSealKeys != nil)
+	}
+	key := r.matchSealKeys.Data["seal.keys"]
+	p := filepath.Join(t.TempDir(), "seal.keys")
+	if err := os.WriteFile(p, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.LoadSeals(p); err != nil {
+		t.Fatalf("the chart's match seal key file: %v", err)
+	}
+	if string(key) == string(r.sealKeys.Data["seal.keys"]) {
+		t.Fatal("the match seal key is the frontends' seal key")
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256([]byte(base64.StdEncoding.EncodeToString(key))))
+	if file, secret, checksum := matchSealOf(r.matcherDeploy); file != "/etc/quickmatch/match-seal/seal.keys" || secret != "qm-match-seal-keys" || checksum != sum {
+		t.Errorf("matcher: MATCH_SEAL_KEY_FILE %q from Secret %q, checksum %q; want the Secret's %q", file, secret, checksum, sum)
+	}
+	if file, _, checksum := sealOf(r.matcherDeploy); file != "/etc/quickmatch/seal/seal.keys" || checksum == "" {
+		t.Errorf("matcher: its seal key moved: SEAL_KEY_FILE %q, checksum %q", file, checksum)
+	}
+	for _, vol := range r.frontendDeploy.Spec.Template.Spec.Volumes {
+		if vol.Secret != nil && vol.Secret.SecretName == "qm-match-seal-keys" {
+			t.Errorf("the frontend mounts the match seal keys (volume %s)", vol.Name)
+		}
+	}
+	if file, _, checksum := matchSealOf(r.frontendDeploy); file != "" || checksum != "" {
+		t.Errorf("frontend: MATCH_SEAL_KEY_FILE %q, checksum %q; want none", file, checksum)
+	}
+	r = render(t, base.With(t, map[string]any{"matchSealKeys": nil}))
+	if _, secret, _ := matchSealOf(r.matcherDeploy); r.matchSealKeys == nil || secret != "qm-match-seal-keys" {
+		t.Errorf("without matchSealKeys: Secret %v, matcher mounts %q", r.matchSealKeys != nil, secret)
+	}
+	r = render(t, base.With(t, map[string]any{"matchSealKeys": map[string]any{"existingSecret": "studio-match-seal"}}))
+	if _, secret, checksum := matchSealOf(r.matcherDeploy); r.matchSealKeys != nil || secret != "studio-match-seal" || checksum != "" {
+		t.Errorf("existingSecret: chart's Secret %v; matcher mounts %q, checksum %q", r.matchSealKeys != nil, secret, checksum)
+	}
+	r = render(t, base.With(t, map[string]any{"matchSealKeys": map[string]any{"enabled": false}}))
+	if file, secret, checksum := matchSealOf(r.matcherDeploy); r.matchSealKeys != nil || file != "" || secret != "" || checksum != "" {
+		t.Errorf("disabled: Secret %v; matcher file %q, mounts %q, checksum %q", r.matchSealKeys != nil, file, secret, checksum)
+	}
+	if _, _, checksum := sealOf(r.matcherDeploy); checksum == "" {
+		t.Error("disabled match seal keys took the seal keys' checksum with them")
+	}
+	r = render(t, base.With(t, map[string]any{"matcher": map[string]any{"enabled": false}}))
+	if r.matchSealKeys != nil || r.sealKeys == nil {
+		t.Errorf("no matchers: match seal keys Secret %v, seal keys %v; want none, and the frontends'", r.matchSealKeys != nil, r.sealKeys != nil)
 	}
 }
 

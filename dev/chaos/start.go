@@ -106,9 +106,11 @@ func (s *system) startServices(ctx context.Context) error {
 		return err
 	}
 	// The seal key of the frontends and the matchers: a ticket taken
-	// first is taken in without a read (events.HeaderTaken).
-	sealKey := filepath.Join(s.cfg.Dir, "seal.keys")
-	if err := events.EnsureSealKeyFile(sealKey); err != nil {
+	// first is taken in without a read (events.HeaderTaken). The
+	// matchers' own: the match each claim carries is sealed
+	// (events.HeaderMatchSeal), and a recovery sends only what verifies.
+	sealKey, matchSealKey := filepath.Join(s.cfg.Dir, "seal.keys"), filepath.Join(s.cfg.Dir, "match-seal.keys")
+	if err := errors.Join(events.EnsureSealKeyFile(sealKey), events.EnsureSealKeyFile(matchSealKey)); err != nil {
 		return err
 	}
 	// Identity on, as in a deployment: the frontends trust the public half
@@ -152,7 +154,7 @@ func (s *system) startServices(ctx context.Context) error {
 		name := fmt.Sprintf("matcher-%d", i+1)
 		// At info, a matcher logs every ticket it drops and why: the
 		// trail a ticket left without an outcome is read from.
-		rest = append(rest, add(name, "matcher", "WORKER_ID="+name, "RULES="+ruleSet, "LOG_LEVEL=info", "SEAL_KEY_FILE="+sealKey))
+		rest = append(rest, add(name, "matcher", "WORKER_ID="+name, "RULES="+ruleSet, "LOG_LEVEL=info", "SEAL_KEY_FILE="+sealKey, "MATCH_SEAL_KEY_FILE="+matchSealKey))
 	}
 	for i := range 2 {
 		rest = append(rest, add(fmt.Sprintf("allocator-%d", i+1), "allocator", "GAME_SERVERS="+strings.Join(gameServers, ","), "JOIN_KEY_FILE="+joinKey))

@@ -65,7 +65,7 @@ func (s *Stack) startServices(ctx context.Context) error {
 			break
 		}
 		name := fmt.Sprintf("matcher-%d", i+1)
-		env := append(slices.Clone(common), "WORKER_ID="+name, "SEAL_KEY_FILE="+s.sealKey)
+		env := append(slices.Clone(common), "WORKER_ID="+name, "SEAL_KEY_FILE="+s.sealKey, "MATCH_SEAL_KEY_FILE="+s.matchSealKey)
 		if err := start(service{name, "matcher", env, "OPS_ADDR", &s.cfg.MatcherOpsPorts[i], "/readyz", nil}); err != nil {
 			return err
 		}

@@ -105,8 +105,9 @@ type Stack struct {
 	// public one.
 	joinKey, joinPub string
 	// sealKey is the seal key file of the frontend and the matchers
-	// (events.HeaderTaken).
-	sealKey string
+	// (events.HeaderTaken); matchSealKey, the matchers' alone
+	// (events.HeaderMatchSeal).
+	sealKey, matchSealKey string
 	// devIssuerKey is the development issuer's private key (player
 	// tokens), devIssuerPub its public key.
 	devIssuerKey, devIssuerPub string
@@ -176,7 +177,8 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 	cfg.GamePorts, cfg.MatcherOpsPorts = slices.Clone(cfg.GamePorts), slices.Clone(cfg.MatcherOpsPorts)
 	s := &Stack{cfg: cfg, passwords: map[string]string{}, kept: proc.NewKept(cfg.Logs, keptBytes),
 		joinKey: filepath.Join(cfg.DataDir, "join", "join.key"), joinPub: filepath.Join(cfg.DataDir, "join", "join.pub"),
-		sealKey: filepath.Join(cfg.DataDir, "seal", "seal.keys")}
+		sealKey:      filepath.Join(cfg.DataDir, "seal", "seal.keys"),
+		matchSealKey: filepath.Join(cfg.DataDir, "match-seal", "match-seal.keys")}
 	s.logs = s.kept
 	// Made once and kept with the data: tokens handed out before a restart
 	// still admit after it.
@@ -184,6 +186,9 @@ func Start(ctx context.Context, cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	if err := events.EnsureSealKeyFile(s.sealKey); err != nil {
+		return nil, err
+	}
+	if err := events.EnsureSealKeyFile(s.matchSealKey); err != nil {
 		return nil, err
 	}
 	if err := s.ensureDevIssuer(); err != nil {

@@ -56,15 +56,15 @@ func NewClaims(ctx context.Context, js jetstream.JetStream, subj Subjects) (*Cla
 // is read: nobody holds it then, and the ticket is still undecided, so
 // the claim is tried again rather than reported lost to nobody.
 func (c *Claims) Claim(ctx context.Context, ticketID, owner string) (bool, string, error) {
-	return c.claim(ctx, ticketID, owner, nil)
+	return c.claim(ctx, ticketID, owner, nil, "")
 }
 
 // claim is Claim, the claim made carrying match (a match's encoding:
-// HeaderMatch) if set.
-func (c *Claims) claim(ctx context.Context, ticketID, owner string, match []byte) (bool, string, error) {
+// HeaderMatch), sealed by seal, if set.
+func (c *Claims) claim(ctx context.Context, ticketID, owner string, match []byte, seal string) (bool, string, error) {
 	for range claimAttempts {
 		cctx, cancel := context.WithTimeout(ctx, ClaimCallTimeout)
-		err := c.create(cctx, ticketID, owner, match)
+		err := c.create(cctx, ticketID, owner, match, seal)
 		cancel()
 		if err == nil {
 			return true, owner, nil

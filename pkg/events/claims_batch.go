@@ -14,6 +14,9 @@ type ClaimGroup struct {
 	// Match, if set, is the encoding of the match that claims them,
 	// carried by each claim (HeaderMatch).
 	Match []byte
+	// MatchSeal, if set, seals Match (HeaderMatchSeal: Seals.SealMatch
+	// of Owner and Match).
+	MatchSeal string
 }
 
 // ClaimedGroup is what became of a ClaimGroup, as ClaimAll reports it:
@@ -33,7 +36,7 @@ func (c *Claims) ClaimBatch(ctx context.Context, groups []ClaimGroup) []ClaimedG
 	var writes []KVWrite
 	for _, g := range groups {
 		for _, id := range g.IDs {
-			writes = append(writes, KVWrite{Key: id, Value: []byte(g.Owner), Header: matchHeader(g.Match)})
+			writes = append(writes, KVWrite{Key: id, Value: []byte(g.Owner), Header: matchHeader(g.Match, g.MatchSeal)})
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, ClaimCallTimeout)
@@ -51,7 +54,7 @@ func (c *Claims) ClaimBatch(ctx context.Context, groups []ClaimGroup) []ClaimedG
 				answers[k] = claimAnswer{won: true, cur: g.Owner}
 			case keyExists(err):
 				wg.Go(func() {
-					won, cur, err := c.claim(ctx, id, g.Owner, g.Match)
+					won, cur, err := c.claim(ctx, id, g.Owner, g.Match, g.MatchSeal)
 					answers[k] = claimAnswer{won, cur, err}
 				})
 			default:

@@ -31,6 +31,17 @@ import (
 // HeaderMatch carries the encoded match on each of its claims.
 const HeaderMatch = "Quickmatch-Match"
 
+// HeaderMatchSeal seals the match a claim carries (Seals.SealMatch):
+// an HMAC-SHA256 of the claim's owner and the match under a key only the
+// matchers hold (their -match-seal-key-file). The frontends may write
+// claims too (a cancel, a supersession, a take), so without it a
+// compromised frontend could write claims carrying a match of its own
+// making, and a matcher meeting them would send it: it would choose the
+// teams. A matcher with match seal keys takes a carried match only if
+// its seal verifies; one that does not is read from the match's record,
+// if it has one, as a claim that carries nothing is.
+const HeaderMatchSeal = "Quickmatch-Match-Seal"
+
 // MaxMatchCarried bounds the bytes a match's claims carry in all (its
 // encoding times its claims): each claim carries it whole, so what a
 // match's claims carry grows with the square of its tickets. A 1v1
@@ -44,12 +55,33 @@ const MaxMatchCarried = 8 << 10
 // size bytes (MaxMatchCarried).
 func CarriedBy(size, keys int) bool { return size*keys <= MaxMatchCarried }
 
-// matchHeader is the header of a claim that carries match; nil for none.
-func matchHeader(match []byte) nats.Header {
+// matchHeader is the header of a claim that carries match, sealed by
+// seal if set; nil for none.
+func matchHeader(match []byte, seal string) nats.Header {
 	if match == nil {
 		return nil
 	}
-	return nats.Header{HeaderMatch: []string{string(match)}}
+	h := nats.Header{HeaderMatch: []string{string(match)}}
+	if seal != "" {
+		h.Set(HeaderMatchSeal, seal)
+	}
+	return h
+}
+
+// SealMatch is the seal of match carried by claims of owner
+// (HeaderMatchSeal), under the first key; "" for a nil s (no keys: the
+// match is carried unsealed).
+func (s *Seals) SealMatch(owner string, match []byte) string {
+	if s == nil {
+		return ""
+	}
+	return s.Seal(owner, match)
+}
+
+// SealedBy reports whether the match r carries is sealed by one of the
+// keys of s for r's owner. A nil s verifies nothing.
+func (r ClaimRead) SealedBy(s *Seals) bool {
+	return r.Match != nil && s.Verify(r.Owner, r.Match, r.MatchSeal)
 }
 
 // ClaimRead is a claim as Claims.Read finds it.
@@ -60,6 +92,8 @@ type ClaimRead struct {
 	// it carries none: not a match's, or made by a matcher of an older
 	// release or through a bucket that stores no headers.
 	Match []byte
+	// MatchSeal is the seal of Match (HeaderMatchSeal), "" if none.
+	MatchSeal string
 	// Created is when the claim was stored (the NATS server's clock).
 	Created time.Time
 }
@@ -76,7 +110,7 @@ func (c *Claims) Read(ctx context.Context, key string) (ClaimRead, error) {
 	r := ClaimRead{Owner: string(e.Value()), Created: e.Created()}
 	if h, ok := e.(interface{ Header() nats.Header }); ok {
 		if v := h.Header().Get(HeaderMatch); v != "" {
-			r.Match = []byte(v)
+			r.Match, r.MatchSeal = []byte(v), h.Header().Get(HeaderMatchSeal)
 		}
 	}
 	return r, nil
@@ -90,17 +124,17 @@ func (c *Claims) CarriesMatch() bool {
 	return ok
 }
 
-// create creates the claim of key for owner, carrying match if set, as
-// kv.Create would: stored if the key has no value, or only a delete
+// create creates the claim of key for owner, carrying match (sealed by
+// seal) if set, as kv.Create would: stored if the key has no value, or only a delete
 // marker (a claim given back). A key that exists is an error for which
 // keyExists holds.
-func (c *Claims) create(ctx context.Context, key, owner string, match []byte) error {
+func (c *Claims) create(ctx context.Context, key, owner string, match []byte, seal string) error {
 	js, pre, ok := batchable(c.kv)
 	if match == nil || !ok {
 		_, err := c.kv.Create(ctx, key, []byte(owner))
 		return err
 	}
-	msg := &nats.Msg{Subject: pre + key, Header: matchHeader(match), Data: []byte(owner)}
+	msg := &nats.Msg{Subject: pre + key, Header: matchHeader(match, seal), Data: []byte(owner)}
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	_, err := js.PublishMsg(ctx, msg)
 	if err == nil || !keyExists(err) {

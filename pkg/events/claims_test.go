@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"testing"
@@ -94,10 +95,11 @@ func TestClaimRace(t *testing.T) {
 	}
 }
 
-// A match's claims carry the match (HeaderMatch), whether made at once or
-// over a claim given back before (a delete marker, where the batch's
-// create is refused and the claim is made again on its own); a claim
-// made without it carries none, and its value is its owner either way.
+// A match's claims carry the match (HeaderMatch) and its seal
+// (HeaderMatchSeal), whether made at once or over a claim given back
+// before (a delete marker, where the batch's create is refused and the
+// claim is made again on its own); a claim made without it carries none,
+// and its value is its owner either way.
 func TestAMatchsClaimsCarryTheMatch(t *testing.T) {
 	t.Parallel()
 	c := newClaims(t)
@@ -105,15 +107,20 @@ func TestAMatchsClaimsCarryTheMatch(t *testing.T) {
 	if !c.CarriesMatch() {
 		t.Fatal("a bound claims bucket must carry the match")
 	}
+	seals, err := events.NewSeals(bytes.Repeat([]byte("k"), events.MinSealKey))
+	if err != nil {
+		t.Fatal(err)
+	}
 	first := []byte(`{"match_id":"m1","tickets":[{"ticket_id":"t1"},{"ticket_id":"t2"}]}`)
-	got := c.ClaimBatch(ctx, []events.ClaimGroup{{IDs: []string{"t1", "t2"}, Owner: events.MatchOwner("m1"), Match: first}})
+	got := c.ClaimBatch(ctx, []events.ClaimGroup{{IDs: []string{"t1", "t2"}, Owner: events.MatchOwner("m1"), Match: first,
+		MatchSeal: seals.SealMatch(events.MatchOwner("m1"), first)}})
 	if got[0].Err != nil || len(got[0].Lost) > 0 {
 		t.Fatalf("ClaimBatch = %+v", got)
 	}
 	for _, id := range []string{"t1", "t2"} {
 		r, err := c.Read(ctx, id)
-		if err != nil || r.Owner != "match:m1" || string(r.Match) != string(first) || r.Created.IsZero() {
-			t.Fatalf("Read(%s) = %+v, %v; want match:m1 carrying %s", id, r, err, first)
+		if err != nil || r.Owner != "match:m1" || string(r.Match) != string(first) || r.Created.IsZero() || !r.SealedBy(seals) {
+			t.Fatalf("Read(%s) = %+v, %v; want match:m1 carrying %s, sealed", id, r, err, first)
 		}
 	}
 	if err := c.Release(ctx, []string{"t1", "t2"}, events.MatchOwner("m1")); err != nil {
@@ -123,12 +130,13 @@ func TestAMatchsClaimsCarryTheMatch(t *testing.T) {
 		t.Fatalf("Read of a claim given back = %+v, %v", r, err)
 	}
 	again := []byte(`{"match_id":"m2","tickets":[{"ticket_id":"t1"}]}`)
-	got = c.ClaimBatch(ctx, []events.ClaimGroup{{IDs: []string{"t1"}, Owner: events.MatchOwner("m2"), Match: again}})
+	got = c.ClaimBatch(ctx, []events.ClaimGroup{{IDs: []string{"t1"}, Owner: events.MatchOwner("m2"), Match: again,
+		MatchSeal: seals.SealMatch(events.MatchOwner("m2"), again)}})
 	if got[0].Err != nil || len(got[0].Lost) > 0 {
 		t.Fatalf("ClaimBatch over a claim given back = %+v", got)
 	}
-	if r, err := c.Read(ctx, "t1"); err != nil || r.Owner != "match:m2" || string(r.Match) != string(again) {
-		t.Fatalf("Read of a claim made over its delete marker = %+v, %v; want match:m2 carrying %s", r, err, again)
+	if r, err := c.Read(ctx, "t1"); err != nil || r.Owner != "match:m2" || string(r.Match) != string(again) || !r.SealedBy(seals) {
+		t.Fatalf("Read of a claim made over its delete marker = %+v, %v; want match:m2 carrying %s, sealed", r, err, again)
 	}
 	// Over a claim given back, a create loses to the claim made since.
 	lost := c.ClaimBatch(ctx, []events.ClaimGroup{{IDs: []string{"t1"}, Owner: events.MatchOwner("m3"), Match: []byte(`{}`)}})

@@ -230,8 +230,9 @@ const (
 // tickets/s. Since a small match travels in its claims (HeaderMatch),
 // a 1v1's claim carries its match (530 B, computed for the load tool's
 // tickets) and it has no record: about 300 B more a ticket, 1.6 MB more
-// per ticket a second, so about 14 GB at 2,000 1v1 tickets/s (a 2v2's
-// four copies of 900 B, about twice that more). A byte cap below that
+// per ticket a second; its seal (HeaderMatchSeal: 68 B of header a
+// claim) 0.4 MB more; so about 7.6 MB, 15 GB at 2,000 1v1 tickets/s (a
+// 2v2's four copies of 900 B, about twice that more). A byte cap below that
 // stops the system after a while at a steady rate: a full bucket refuses
 // writes, and with the 1 GiB cap they had, the match records would fill
 // in about 35 minutes at 2,000 tickets/s, after which no match can be

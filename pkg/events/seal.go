@@ -40,7 +40,8 @@ const HeaderTaken = "Quickmatch-Taken"
 // own output size.
 const MinSealKey = sha256.Size
 
-// Seals seals and verifies HeaderTaken. The first key seals; every key
+// Seals seals and verifies HeaderTaken, and under the matchers' own keys
+// HeaderMatchSeal. The first key seals; every key
 // verifies, so that a new key can be rolled out (added second, then moved
 // first once every process has it, then the old one dropped) without a
 // moment in which seals fail. A seal that fails costs only a read.

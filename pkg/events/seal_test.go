@@ -48,6 +48,41 @@ func TestSealVerifiesOnlyItsOwnMessage(t *testing.T) {
 	}
 }
 
+// A match a claim carries is sealed for the claim's owner: its seal
+// verifies for that owner and match under the matchers' keys, and not
+// for another owner (a genuine match's seal copied onto claims of
+// another), another match, no seal, or a frontend's key; no keys (nil)
+// seal nothing.
+func TestAMatchsSealVerifiesOnlyItsOwnerAndMatch(t *testing.T) {
+	t.Parallel()
+	matchers, _ := events.NewSeals(sealKey(1))
+	frontends, _ := events.NewSeals(sealKey(2))
+	match := []byte(`{"match_id":"m1","tickets":[{"ticket_id":"t1"},{"ticket_id":"t2"}]}`)
+	owner := events.MatchOwner("m1")
+	r := events.ClaimRead{Owner: owner, Match: match, MatchSeal: matchers.SealMatch(owner, match)}
+	if !r.SealedBy(matchers) {
+		t.Fatal("a match sealed by the matchers' key does not verify")
+	}
+	if s := (*events.Seals)(nil).SealMatch(owner, match); s != "" {
+		t.Fatalf("no keys sealed %q", s)
+	}
+	for name, r := range map[string]events.ClaimRead{
+		"other owner":   {Owner: events.MatchOwner("m2"), Match: match, MatchSeal: r.MatchSeal},
+		"other match":   {Owner: owner, Match: bytes.Replace(match, []byte("t2"), []byte("t3"), 1), MatchSeal: r.MatchSeal},
+		"no seal":       {Owner: owner, Match: match},
+		"frontend's":    {Owner: owner, Match: match, MatchSeal: frontends.SealMatch(owner, match)},
+		"no match":      {Owner: owner, MatchSeal: matchers.SealMatch(owner, nil)},
+		"a ticket seal": {Owner: owner, Match: match, MatchSeal: matchers.Seal("matchmaking.eu.gold", match)},
+	} {
+		if r.SealedBy(matchers) {
+			t.Errorf("%s: verified", name)
+		}
+	}
+	if r.SealedBy(nil) {
+		t.Error("nil seals verified a match")
+	}
+}
+
 // A key file holds one base64 key per line, the first sealing; comments
 // and blank lines are skipped; a short key, bad base64 or no key at all
 // is refused.

@@ -26,11 +26,16 @@ func TestBadRulesEndWithoutNATS(t *testing.T) {
 	}, "/nonexistent/rules.json")
 }
 
-// A seal key file that does not read (missing, a short key) ends the
-// matcher at once, naming the file, NATS or not.
+// A seal key file or match seal key file that does not read (missing, a
+// short key) ends the matcher at once, naming the file, NATS or not.
 func TestBadSealKeysEndWithoutNATS(t *testing.T) {
 	t.Parallel()
-	servicetest.CheckRefusedWithoutNATS(t, run, func(opsAddr string) []string {
-		return []string{"-ops-addr", opsAddr, "-worker-id", "w1", "-seal-key-file", "/nonexistent/seal.keys"}
-	}, "/nonexistent/seal.keys")
+	for _, flag := range []string{"-seal-key-file", "-match-seal-key-file"} {
+		t.Run(flag, func(t *testing.T) {
+			t.Parallel()
+			servicetest.CheckRefusedWithoutNATS(t, run, func(opsAddr string) []string {
+				return []string{"-ops-addr", opsAddr, "-worker-id", "w1", flag, "/nonexistent/seal.keys"}
+			}, "/nonexistent/seal.keys")
+		})
+	}
 }

@@ -221,7 +221,7 @@ func (c *committer) claimAll(ctx context.Context, ms []*inBatch) []*inBatch {
 	for i, m := range ms {
 		groups[i] = events.ClaimGroup{IDs: m.ids, Owner: events.MatchOwner(m.match.MatchID)}
 		if m.carried {
-			groups[i].Match = m.encoded
+			groups[i].Match, groups[i].MatchSeal = m.encoded, c.matchSeals.SealMatch(groups[i].Owner, m.encoded)
 		}
 	}
 	for i, g := range c.claims.ClaimBatch(ctx, groups) {

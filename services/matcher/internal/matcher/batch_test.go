@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -193,8 +194,10 @@ func TestAMatchsRecordIsWrittenOnlyWhereItIsRead(t *testing.T) {
 		acceptsBackfill bool
 		big             bool
 		record, carried bool
+		sealed          bool
 	}{
 		{name: "default", carried: true},
+		{name: "match seal keys", sealed: true, carried: true},
 		{name: "match records", cfg: Config{MatchRecords: true}, record: true},
 		{name: "room takes backfill", acceptsBackfill: true, record: true, carried: true},
 		{name: "too big to carry", big: true, record: true},
@@ -202,6 +205,10 @@ func TestAMatchsRecordIsWrittenOnlyWhereItIsRead(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
+			var seals *events.Seals
+			if tc.sealed {
+				tc.cfg.MatchSealKeyFile, seals = sealKeys(t, bytes.Repeat([]byte{9}, events.MinSealKey))
+			}
 			r := newRunner(e.boundWorkerWith(t, tc.cfg), euGold)
 			batch := e.formedMatches(t, r, "r", 2)
 			for i := range batch {
@@ -241,6 +248,8 @@ func TestAMatchsRecordIsWrittenOnlyWhereItIsRead(t *testing.T) {
 						t.Errorf("claim of %s carries %d bytes of its match; want none", id, len(c.Match))
 					case tc.carried && (json.Unmarshal(c.Match, &m) != nil || m.MatchID != f.match.MatchID || len(m.Tickets) != 2):
 						t.Errorf("claim of %s carries %q; want %s", id, c.Match, f.match.MatchID)
+					case tc.sealed != c.SealedBy(seals) || !tc.sealed && c.MatchSeal != "":
+						t.Errorf("claim of %s: seal %q; want sealed by the matchers' keys: %v", id, c.MatchSeal, tc.sealed)
 					}
 				}
 			}

@@ -3,9 +3,11 @@ package matcher
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
@@ -200,11 +202,19 @@ type matchState struct {
 	// decisions, in the same bucket, each match's one decision.
 	matches   jetstream.KeyValue
 	recordAll bool
-	decisions *events.Decisions
-	claims    *events.Claims
-	players   *events.Players
-	undo      undoer
-	pub       *events.Publisher
+	// matchSeals seal the match each claim carries and verify the
+	// carried matches a recovery meets (events.HeaderMatchSeal;
+	// Config.MatchSealKeyFile); nil: carried unsealed, and taken as they
+	// are. unsealed counts those whose seal did not verify; unsealedOnce
+	// logs the first.
+	matchSeals   *events.Seals
+	unsealed     prometheus.Counter
+	unsealedOnce sync.Once
+	decisions    *events.Decisions
+	claims       *events.Claims
+	players      *events.Players
+	undo         undoer
+	pub          *events.Publisher
 	// timeout bounds each step's round trips (Config.PublishTimeout).
 	timeout time.Duration
 }

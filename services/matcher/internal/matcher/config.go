@@ -35,6 +35,13 @@ type Config struct {
 	// file: a ticket whose seal verifies is taken in without reading its
 	// players' entries. Empty: every ticket is read, as one with no seal.
 	SealKeyFile string
+	// MatchSealKeyFile holds the keys that seal the match each claim
+	// carries (events.HeaderMatchSeal, events.LoadSeals), the matchers'
+	// alone: a carried match is taken only if its seal verifies, so
+	// that no other writer of claims (a compromised frontend) can make
+	// a matcher send a match of its own making. Empty: carried
+	// unsealed, and any carried match is taken.
+	MatchSealKeyFile string
 	// Sweep is how often each shard expires tickets, retries the oldest
 	// ones with their widened windows and offers tickets to other shards.
 	Sweep time.Duration
@@ -93,6 +100,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RulesFile, "rules", "", "rule set file, JSON (pkg/rules; default: built-in 1v1, 2v2, 5v5, ffa); reloaded when it changes")
 	fs.DurationVar(&c.RulesReload, "rules-reload", defaults.RulesReload, "how often the rule set file is read again")
 	fs.StringVar(&c.SealKeyFile, "seal-key-file", "", "file of the keys that seal tickets the frontend took first, the frontends' -seal-key-file (one base64 key of 32 bytes or more per line: openssl rand -base64 32); a sealed ticket is taken in without a read of its players (default: none, every ticket is read)")
+	fs.StringVar(&c.MatchSealKeyFile, "match-seal-key-file", "", "file of the keys that seal the match each claim carries, the matchers' alone, not the frontends' (same format as -seal-key-file); a carried match is taken only if its seal verifies (default: none, carried unsealed and taken as it is)")
 	fs.DurationVar(&c.Sweep, "sweep", defaults.Sweep, "how often waiting tickets are expired and retried with widened windows")
 	fs.IntVar(&c.SweepAnchors, "sweep-anchors", defaults.SweepAnchors, "tickets retried per sweep per shard and mode: half the oldest, half the others in turn")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", defaults.PublishTimeout, "bound on each publish to JetStream")

@@ -84,6 +84,8 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID, key string) reco
 	defer cancel()
 	m, created, found, err := rc.matchOf(cctx, matchID, key)
 	switch {
+	case errors.Is(err, errUnsealed):
+		return rc.undoUnsealed(cctx, matchID, key, m)
 	case err != nil:
 		return undecided
 	case !found:
@@ -154,13 +156,16 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID, key string) reco
 // matchOf reads match matchID as the claim of key carries it
 // (events.HeaderMatch), with when the claim was stored, or, from a claim
 // that carries none (made by a matcher of an older release, or through a
-// bucket that stores no headers) or none that decodes, the match's
-// record and when it was stored: both come before a match's first
-// decision, and staleClaim times either. found is false for a match to count decided: its claim
-// of key carries none and it has no record (formed before records were
-// kept, or expired), or what it has does not decode. A claim of key no
-// longer matchID's is errClaimMoved: the caller found it matchID's, and
-// reads it again.
+// bucket that stores no headers), none that decodes, or, with match seal
+// keys, none whose seal verifies (sealed), the match's record and when
+// it was stored: both come before a match's first decision, and
+// staleClaim times either. found is false for a match to count decided:
+// its claim of key carries none and it has no record (formed before
+// records were kept, or expired), or what it has does not decode. A
+// claim of key no longer matchID's is errClaimMoved: the caller found it
+// matchID's, and reads it again. A match carried unsealed with no record
+// is errUnsealed, with m as the claim carries it, to be undone
+// (undoUnsealed), never sent.
 func (rc *recoverer) matchOf(ctx context.Context, matchID, key string) (m events.Match, created time.Time, found bool, err error) {
 	claim, err := rc.claims.Read(ctx, key)
 	switch {
@@ -168,14 +173,21 @@ func (rc *recoverer) matchOf(ctx context.Context, matchID, key string) (m events
 		return m, created, false, err
 	case claim.Owner != events.MatchOwner(matchID):
 		return m, created, false, fmt.Errorf("claim of %s: %w", key, errClaimMoved)
-	case claim.Match != nil && json.Unmarshal(claim.Match, &m) == nil:
+	}
+	sealed := claim.Match == nil || rc.sealed(matchID, claim)
+	if sealed && claim.Match != nil && json.Unmarshal(claim.Match, &m) == nil {
 		return m, claim.Created, true, nil
 	}
 	m = events.Match{} // nothing of a carried match that did not decode
 	e, err := rc.matches.Get(ctx, matchID)
 	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound) && !sealed:
+		if json.Unmarshal(claim.Match, &m) != nil {
+			m = events.Match{} // the claim of key alone is given back
+		}
+		return m, claim.Created, false, errUnsealed
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return m, created, false, nil
+		return events.Match{}, created, false, nil
 	case err != nil:
 		return m, created, false, err
 	}

@@ -46,6 +46,8 @@ type Worker struct {
 	// it its buckets; bindState makes the state.
 	in    *intake
 	state *matchState
+	// matchSeals are the state's (Config.MatchSealKeyFile), read by New.
+	matchSeals *events.Seals
 	// outbox sends the matches a runner could not send before it
 	// handed its shard back (bindState makes it, Run runs it).
 	outbox *outbox
@@ -68,34 +70,39 @@ type Worker struct {
 // ends the process at once instead of waiting behind a healthy probe.
 func (cfg Config) Validate() error {
 	cfg.setDefaults()
-	_, _, err := cfg.open(nil)
+	_, _, _, err := cfg.open(nil)
 	return err
 }
 
 // open checks cfg's tiers, opens its rule set and reads its seal keys
-// (nil without a file), reporting every fault at once. A rule set file
-// that cannot be read or is bad refuses the start: a matcher must not
-// run without its rules. Later, a bad edit is only logged, and the rules
-// in force are kept (rules.Current). Validate reads both files before
-// NATS and New again, as it is given them: a file changed in between
-// is what the worker runs with, and was checked as it was read.
-func (cfg Config) open(log *slog.Logger) (*rules.Current, *events.Seals, error) {
-	cur, err := rules.Open(cfg.RulesFile, log)
-	var seals *events.Seals
-	var sealErr error
+// and match seal keys (each nil without a file), reporting every fault
+// at once. A rule set file that cannot be read or is bad refuses the
+// start: a matcher must not run without its rules. Later, a bad edit is
+// only logged, and the rules in force are kept (rules.Current). Validate
+// reads the files before NATS and New again, as it is given them: a file
+// changed in between is what the worker runs with, and was checked as
+// it was read.
+func (cfg Config) open(log *slog.Logger) (cur *rules.Current, seals, matchSeals *events.Seals, err error) {
+	cur, err = rules.Open(cfg.RulesFile, log)
+	var sealErr, matchSealErr error
 	if cfg.SealKeyFile != "" {
 		seals, sealErr = events.LoadSeals(cfg.SealKeyFile)
 	}
-	if err = errors.Join(cfg.Tiers.Validate(), err, sealErr); err != nil {
-		return nil, nil, fmt.Errorf("matcher config: %w", err)
+	if cfg.MatchSealKeyFile != "" {
+		if matchSeals, matchSealErr = events.LoadSeals(cfg.MatchSealKeyFile); matchSealErr != nil {
+			matchSealErr = fmt.Errorf("match %w", matchSealErr)
+		}
 	}
-	return cur, seals, nil
+	if err = errors.Join(cfg.Tiers.Validate(), err, sealErr, matchSealErr); err != nil {
+		return nil, nil, nil, fmt.Errorf("matcher config: %w", err)
+	}
+	return cur, seals, matchSeals, nil
 }
 
 // New returns a worker. reg receives its metrics.
 func New(cfg Config, js jetstream.JetStream, subj events.Subjects, log *slog.Logger, reg prometheus.Registerer) (*Worker, error) {
 	cfg.setDefaults()
-	cur, seals, err := cfg.open(log)
+	cur, seals, matchSeals, err := cfg.open(log)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +110,7 @@ func New(cfg Config, js jetstream.JetStream, subj events.Subjects, log *slog.Log
 		cfg: cfg, rules: cur, js: js, nc: js.Conn(), subj: subj, log: log.With("worker", cfg.WorkerID),
 		pub: events.NewPublisher(js, subj), met: newMetrics(reg), now: time.Now, acks: acker{nc: js.Conn()},
 		runners: map[events.Shard]*runner{}, shardSubjects: map[string]bool{}, strayCursor: map[string]uint64{},
+		matchSeals: matchSeals,
 	}
 	w.in = &intake{
 		subj: subj, regions: cfg.Regions, tiers: cfg.Tiers,
@@ -161,7 +169,7 @@ func (w *Worker) bindState(ctx context.Context) error {
 		w.log.Warn("the claim rules the superseded ticket out", "err", err)
 	})}
 	w.state = &matchState{
-		matches: matches, recordAll: w.cfg.MatchRecords || !claims.CarriesMatch(),
+		matches: matches, recordAll: w.cfg.MatchRecords || !claims.CarriesMatch(), matchSeals: w.matchSeals, unsealed: w.met.unsealed,
 		decisions: decisions, claims: claims, players: players,
 		undo: undoer{claims: claims, superseder: w.in.superseder}, pub: w.pub, timeout: w.cfg.PublishTimeout,
 	}
