@@ -144,6 +144,13 @@ func TestChartMatchSealKeysReachTheMatchersAlone(t *testing.T) {
 	if _, _, checksum := sealOf(r.matcherDeploy); checksum == "" {
 		t.Error("disabled match seal keys took the seal keys' checksum with them")
 	}
+	// The frontends' Secret named for the matchers' own key is refused:
+	// the frontends would hold it.
+	same := map[string]any{"existingSecret": "studio-seal"}
+	if _, _, _, err := deploytest.Render(deploytest.Load(t), "quickmatch", base.With(t, map[string]any{"sealKeys": same, "matchSealKeys": same})); err == nil ||
+		!strings.Contains(err.Error(), "a Secret of its own") {
+		t.Errorf("one existing Secret for both key sets: %v; want refused", err)
+	}
 	r = render(t, base.With(t, map[string]any{"matcher": map[string]any{"enabled": false}}))
 	if r.matchSealKeys != nil || r.sealKeys == nil {
 		t.Errorf("no matchers: match seal keys Secret %v, seal keys %v; want none, and the frontends'", r.matchSealKeys != nil, r.sealKeys != nil)

@@ -39,7 +39,10 @@ const HeaderMatch = "Quickmatch-Match"
 // making, and a matcher meeting them would send it: it would choose the
 // teams. A matcher with match seal keys takes a carried match only if
 // its seal verifies; one that does not is read from the match's record,
-// if it has one, as a claim that carries nothing is.
+// if it has one, as a claim that carries nothing is, and otherwise never
+// sent from the claim (undone if undecided). The seal binds the match to
+// its claims' owner, not to each claim: a writer of claims can still
+// free a ticket or write over its claim, which no seal prevents.
 const HeaderMatchSeal = "Quickmatch-Match-Seal"
 
 // MaxMatchCarried bounds the bytes a match's claims carry in all (its

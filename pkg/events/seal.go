@@ -44,7 +44,8 @@ const MinSealKey = sha256.Size
 // HeaderMatchSeal. The first key seals; every key
 // verifies, so that a new key can be rolled out (added second, then moved
 // first once every process has it, then the old one dropped) without a
-// moment in which seals fail. A seal that fails costs only a read.
+// moment in which seals fail. A ticket seal that fails costs only a
+// read; a match seal that fails, the match (HeaderMatchSeal).
 type Seals struct {
 	keys [][]byte
 }
@@ -112,6 +113,23 @@ func EnsureSealKeyFile(path string) error {
 		return fmt.Errorf("seal key file: %w", err)
 	}
 	return nil
+}
+
+// SharesKeyWith reports whether s and o hold a key in common: the
+// matchers' match seal keys must share none with the seal keys, which
+// the frontends hold (HeaderMatchSeal).
+func (s *Seals) SharesKeyWith(o *Seals) bool {
+	if s == nil || o == nil {
+		return false
+	}
+	for _, k := range s.keys {
+		for _, ok := range o.keys {
+			if hmac.Equal(k, ok) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Seal is the seal of a message with subject and data, under the first

@@ -81,6 +81,10 @@ func TestAMatchsSealVerifiesOnlyItsOwnerAndMatch(t *testing.T) {
 	if r.SealedBy(nil) {
 		t.Error("nil seals verified a match")
 	}
+	rolled, _ := events.NewSeals(sealKey(3), sealKey(1))
+	if !matchers.SharesKeyWith(rolled) || matchers.SharesKeyWith(frontends) || matchers.SharesKeyWith(nil) {
+		t.Error("SharesKeyWith: want true for a key in common (second of the other), false for none or no keys")
+	}
 }
 
 // A key file holds one base64 key per line, the first sealing; comments

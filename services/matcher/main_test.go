@@ -1,7 +1,10 @@
 package main
 
 import (
+	"path/filepath"
 	"testing"
+
+	"github.com/quickmatch-dev/quickmatch/pkg/events"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/service/servicetest"
 )
@@ -38,4 +41,18 @@ func TestBadSealKeysEndWithoutNATS(t *testing.T) {
 			}, "/nonexistent/seal.keys")
 		})
 	}
+}
+
+// A match seal key file that holds a key of the seal key file (the
+// frontends hold that one, and could seal a match with it) ends the
+// matcher at once, NATS or not.
+func TestMatchSealKeysSharedWithTheFrontendsEndWithoutNATS(t *testing.T) {
+	t.Parallel()
+	keys := filepath.Join(t.TempDir(), "seal.keys")
+	if err := events.EnsureSealKeyFile(keys); err != nil {
+		t.Fatal(err)
+	}
+	servicetest.CheckRefusedWithoutNATS(t, run, func(opsAddr string) []string {
+		return []string{"-ops-addr", opsAddr, "-worker-id", "w1", "-seal-key-file", keys, "-match-seal-key-file", keys}
+	}, "which the frontends hold")
 }

@@ -205,16 +205,16 @@ type matchState struct {
 	// matchSeals seal the match each claim carries and verify the
 	// carried matches a recovery meets (events.HeaderMatchSeal;
 	// Config.MatchSealKeyFile); nil: carried unsealed, and taken as they
-	// are. unsealed counts those whose seal did not verify; unsealedOnce
-	// logs the first.
-	matchSeals   *events.Seals
-	unsealed     prometheus.Counter
-	unsealedOnce sync.Once
-	decisions    *events.Decisions
-	claims       *events.Claims
-	players      *events.Players
-	undo         undoer
-	pub          *events.Publisher
+	// are. unverified counts the reads of those whose seal did not
+	// verify; unverifiedOnce logs the first.
+	matchSeals     *events.Seals
+	unverified     prometheus.Counter
+	unverifiedOnce sync.Once
+	decisions      *events.Decisions
+	claims         *events.Claims
+	players        *events.Players
+	undo           undoer
+	pub            *events.Publisher
 	// timeout bounds each step's round trips (Config.PublishTimeout).
 	timeout time.Duration
 }

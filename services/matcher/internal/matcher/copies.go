@@ -129,12 +129,13 @@ func (r *runner) checkCopy(ctx context.Context, p *pool.Pool, e *pool.Entry, mat
 // counts decided (no match carried and no record, or one that does not
 // decode) counts as whole: records live as long as the claims
 // (events.Topology), so it was formed before records were kept. So does
-// one carried unsealed (errUnsealed), never sent: the recovery its
-// ticket's own message meets undoes it, and frees the ticket there.
+// one carried unverified (errUnverified), never sent from here: the
+// recovery its ticket's own message meets settles it, and frees the
+// ticket there if it is undone.
 func (rc *recoverer) holdsWhole(ctx context.Context, ticketID, matchID string) (bool, error) {
 	m, _, found, err := rc.matchOf(ctx, matchID, ticketID)
 	switch {
-	case errors.Is(err, errUnsealed):
+	case errors.Is(err, errUnverified):
 		return true, nil
 	case errors.Is(err, errClaimMoved):
 		return false, nil

@@ -1,7 +1,6 @@
 package matcher
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -513,90 +512,6 @@ func TestMatchLeftByADeadMatcherIsPublished(t *testing.T) {
 						t.Fatalf("ticket %s also in match %s", tk.TicketID, m.MatchID)
 					}
 				}
-			}
-		})
-	}
-}
-
-// A claim's carried match is sent by a recovery only if its seal
-// verifies under the matchers' match seal keys: claims carrying a match
-// with no seal, or one under another key (a frontend's: its NATS user
-// may write claims; a matcher of an older release, which sealed
-// nothing), are written by no matcher of this deployment, and their
-// match is decided undone and never sent: its claims are given back,
-// and its tickets matched again.
-func TestACarriedMatchIsSentOnlyIfItsSealVerifies(t *testing.T) {
-	t.Parallel()
-	for _, seal := range []string{"matchers'", "none", "other key"} {
-		t.Run(seal, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t)
-			file, matchers := sealKeys(t, bytes.Repeat([]byte{5}, events.MinSealKey))
-			_, other := sealKeys(t, bytes.Repeat([]byte{6}, events.MinSealKey))
-			allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
-			forged := events.Match{SchemaVersion: 1, MatchID: "m-forged", Mode: "1v1", Region: "eu", Tier: "gold",
-				Tickets: []events.MatchTicket{{TicketID: "ta", Players: []string{"a"}, Skill: 1650}, {TicketID: "tb", Players: []string{"b"}, Team: 1, Skill: 1650}}}
-			data, _ := json.Marshal(forged)
-			group := events.ClaimGroup{IDs: []string{"ta", "tb"}, Owner: events.MatchOwner("m-forged"), Match: data}
-			switch seal {
-			case "matchers'":
-				group.MatchSeal = matchers.SealMatch(group.Owner, data)
-			case "other key":
-				group.MatchSeal = other.SealMatch(group.Owner, data)
-			}
-			if got := e.claims(t).ClaimBatch(t.Context(), []events.ClaimGroup{group}); got[0].Err != nil || len(got[0].Lost) != 0 {
-				t.Fatalf("claims: %+v", got)
-			}
-			w := e.startWorker(t, Config{MatchSealKeyFile: file})
-			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"ta","player_id":"a","skill":1650}`)
-			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"tb","player_id":"b","skill":1650}`)
-			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"tc","player_id":"c","skill":1650}`)
-			e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"td","player_id":"d","skill":1650}`)
-			want := map[string]string{"ta": "m-forged", "tb": "m-forged"}
-			if seal != "matchers'" {
-				want = map[string]string{"ta": "", "tb": "", "tc": "", "td": ""} // matched again
-			}
-			testkit.Eventually(t, 10*time.Second, func() bool {
-				n := 0
-				for _, m := range matches(t, allocs()) {
-					for _, tk := range m.Tickets {
-						if id, ok := want[tk.TicketID]; ok && (id == "" || id == m.MatchID) {
-							n++
-						}
-					}
-				}
-				return n == len(want)
-			}, "the tickets were not matched as their claims' seal says")
-			in := map[string]int{}
-			for _, m := range matches(t, allocs()) {
-				if seal != "matchers'" && m.MatchID == "m-forged" {
-					t.Fatalf("a match its claims carry sealed %s was sent: %+v", seal, m)
-				}
-				for _, tk := range m.Tickets {
-					in[tk.TicketID]++
-					if seal == "matchers'" && (tk.TicketID == "ta" || tk.TicketID == "tb") && m.MatchID != "m-forged" {
-						t.Fatalf("ticket %s, claimed by m-forged, in match %s", tk.TicketID, m.MatchID)
-					}
-				}
-			}
-			for id, n := range in {
-				if n > 1 {
-					t.Errorf("ticket %s in %d matches", id, n)
-				}
-			}
-			decisions, err := events.NewDecisions(t.Context(), e.js, e.subj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want1 := events.DecisionPublished
-			if seal != "matchers'" {
-				want1 = events.DecisionUndone
-			}
-			if d, err := decisions.Decided(t.Context(), "m-forged"); err != nil || d != want1 {
-				t.Errorf("m-forged decided %q, %v; want %q", d, err, want1)
-			}
-			if got, want := testutil.ToFloat64(w.w.met.unsealed) > 0, seal != "matchers'"; got != want {
-				t.Errorf("unsealed matches counted: %v; want %v", got, want)
 			}
 		})
 	}

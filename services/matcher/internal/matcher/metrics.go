@@ -22,9 +22,9 @@ type metrics struct {
 	// trusted, old (delivered before, or stored more than sealFresh ago:
 	// read) or unverified (read).
 	seals *prometheus.CounterVec
-	// unsealed counts the carried matches a recovery met whose seal did
-	// not verify (recoverer.sealed).
-	unsealed prometheus.Counter
+	// unverifiedMatches counts the reads of carried matches whose seal
+	// did not verify (recoverer.sealed).
+	unverifiedMatches prometheus.Counter
 	// strayReads counts the messages the stray sweep reads: its cost.
 	strayReads prometheus.Counter
 	// functionCalls and proposals count match function calls by outcome
@@ -72,9 +72,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Sealed tickets taken in, by what the seal did: trusted (no read), old (delivered before, or stored more than 5 s ago: read), " +
 			"unverified (not this matcher's keys: read; frontends and matchers with different seal keys show here).",
 	}, []string{"result"})
-	m.unsealed = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "quickmatch_matcher_unsealed_matches_total",
-		Help: "Matches a claim carried whose seal did not verify with this matcher's match seal keys: read from their record if they have one, else undone and never sent. " +
+	m.unverifiedMatches = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "quickmatch_matcher_unverified_matches_total",
+		Help: "Reads of a match a claim carried whose seal did not verify with this matcher's match seal keys (a recovery's, a copy check's): read from their record if they have one, " +
+			"else undone, or left to a matcher that can verify them if decided published; never sent from here. " +
 			"Above 0: matchers with different -match-seal-key-file, a matcher without one (an older release's), or claims written by another user.",
 	})
 	m.functionCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -88,7 +89,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Backfill requests by outcome: held (taken in by a shard's owner), filled, expired (past the mode's max wait), " +
 			"replaced (by a later ask of its room), dropped (its mode gone or closed to backfill by a reload).",
 	}, []string{"outcome"})
-	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards, m.outbox, m.seals, m.unsealed, m.strayReads, m.functionCalls, m.proposals, m.backfills)
+	reg.MustRegister(m.tickets, m.matches, m.waiting, m.waitTime, m.spread, m.shards, m.outbox, m.seals, m.unverifiedMatches, m.strayReads, m.functionCalls, m.proposals, m.backfills)
 	return m
 }
 

@@ -84,8 +84,8 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID, key string) reco
 	defer cancel()
 	m, created, found, err := rc.matchOf(cctx, matchID, key)
 	switch {
-	case errors.Is(err, errUnsealed):
-		return rc.undoUnsealed(cctx, matchID, key, m)
+	case errors.Is(err, errUnverified):
+		return rc.settleUnverified(cctx, matchID, key, m, created)
 	case err != nil:
 		return undecided
 	case !found:
@@ -163,9 +163,9 @@ func (rc *recoverer) recoverMatch(ctx context.Context, matchID, key string) reco
 // its claim of key carries none and it has no record (formed before
 // records were kept, or expired), or what it has does not decode. A
 // claim of key no longer matchID's is errClaimMoved: the caller found it
-// matchID's, and reads it again. A match carried unsealed with no record
-// is errUnsealed, with m as the claim carries it, to be undone
-// (undoUnsealed), never sent.
+// matchID's, and reads it again. A match carried unverified with no
+// record is errUnverified, with m as the claim carries it and when the
+// claim was stored (settleUnverified), never to be sent.
 func (rc *recoverer) matchOf(ctx context.Context, matchID, key string) (m events.Match, created time.Time, found bool, err error) {
 	claim, err := rc.claims.Read(ctx, key)
 	switch {
@@ -185,7 +185,7 @@ func (rc *recoverer) matchOf(ctx context.Context, matchID, key string) (m events
 		if json.Unmarshal(claim.Match, &m) != nil {
 			m = events.Match{} // the claim of key alone is given back
 		}
-		return m, claim.Created, false, errUnsealed
+		return m, claim.Created, false, errUnverified
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return events.Match{}, created, false, nil
 	case err != nil:

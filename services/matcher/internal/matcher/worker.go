@@ -92,6 +92,11 @@ func (cfg Config) open(log *slog.Logger) (cur *rules.Current, seals, matchSeals 
 		if matchSeals, matchSealErr = events.LoadSeals(cfg.MatchSealKeyFile); matchSealErr != nil {
 			matchSealErr = fmt.Errorf("match %w", matchSealErr)
 		}
+		if matchSeals.SharesKeyWith(seals) {
+			// The frontends hold the seal keys: with one of them they
+			// could seal a match of their own making.
+			matchSealErr = fmt.Errorf("match seal key file %s holds a key of -seal-key-file %s, which the frontends hold: give the matchers a key of their own", cfg.MatchSealKeyFile, cfg.SealKeyFile)
+		}
 	}
 	if err = errors.Join(cfg.Tiers.Validate(), err, sealErr, matchSealErr); err != nil {
 		return nil, nil, nil, fmt.Errorf("matcher config: %w", err)
@@ -169,7 +174,7 @@ func (w *Worker) bindState(ctx context.Context) error {
 		w.log.Warn("the claim rules the superseded ticket out", "err", err)
 	})}
 	w.state = &matchState{
-		matches: matches, recordAll: w.cfg.MatchRecords || !claims.CarriesMatch(), matchSeals: w.matchSeals, unsealed: w.met.unsealed,
+		matches: matches, recordAll: w.cfg.MatchRecords || !claims.CarriesMatch(), matchSeals: w.matchSeals, unverified: w.met.unverifiedMatches,
 		decisions: decisions, claims: claims, players: players,
 		undo: undoer{claims: claims, superseder: w.in.superseder}, pub: w.pub, timeout: w.cfg.PublishTimeout,
 	}
