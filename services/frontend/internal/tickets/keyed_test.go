@@ -67,6 +67,34 @@ func TestKeyedCreationReadsNothingFirst(t *testing.T) {
 	}
 }
 
+// A repeat of a keyed creation whose ticket it queued (or found with an
+// outcome) answers the ticket even when the read of its outcome fails
+// (RESULTS cut off): an error sent away a client whose last retry had
+// queued the ticket, and a matcher matched it (chaos S77's no-show).
+func TestARepeatWhoseOutcomeIsUnreadAnswersItsTicket(t *testing.T) {
+	t.Parallel()
+	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(t.Context(), Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers}, js, events.Subjects{}, noTracker{}, roomEverywhere{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := identity.Caller{PlayerID: "a"}
+	skill := 1650
+	req := Request{Skill: &skill, Region: "eu"}
+	first, err := s.Create(t.Context(), a, req, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.results = cutResults{s.results}
+	again, err := s.Create(t.Context(), a, req, "k1")
+	if err != nil || again.TicketID != first.TicketID || again.Status != first.Status {
+		t.Fatalf("repeat with its outcome unread: %+v, %v; want ticket %s %s", again, err, first.TicketID, first.Status)
+	}
+}
+
 // drainAll drains every shard once on, refusing with errDrainedAll.
 type drainAll struct{ on bool }
 
