@@ -26,6 +26,21 @@ func (c *countingKV) Get(ctx context.Context, key string) (jetstream.KeyValueEnt
 	return c.KeyValue.Get(ctx, key)
 }
 
+// newPlainService is a Service on a provisioned server of its own, with
+// no tracker and room everywhere.
+func newPlainService(t *testing.T) (*Service, jetstream.JetStream) {
+	t.Helper()
+	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
+	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(t.Context(), Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers}, js, events.Subjects{}, noTracker{}, roomEverywhere{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, js
+}
+
 // A keyed creation (every browser sends an Idempotency-Key) reads nothing
 // from the tickets bucket on its first attempt: its record is created
 // only if absent, and finding it is what makes an attempt a repeat. A
@@ -33,15 +48,8 @@ func (c *countingKV) Get(ctx context.Context, key string) (jetstream.KeyValueEnt
 // request under the key is refused.
 func TestKeyedCreationReadsNothingFirst(t *testing.T) {
 	t.Parallel()
-	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
+	s, js := newPlainService(t)
 	subj := events.Subjects{}
-	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(t.Context(), Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers}, js, subj, noTracker{}, roomEverywhere{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
 	kv := &countingKV{KeyValue: s.kv}
 	s.kv = kv
 	a := identity.Caller{PlayerID: "a"}
@@ -73,14 +81,7 @@ func TestKeyedCreationReadsNothingFirst(t *testing.T) {
 // queued the ticket, and a matcher matched it (chaos S77's no-show).
 func TestARepeatWhoseOutcomeIsUnreadAnswersItsTicket(t *testing.T) {
 	t.Parallel()
-	js := testkit.JetStream(t, testkit.Connect(t, testkit.RunServer(t)))
-	if err := events.Provision(t.Context(), js, events.Topology{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(t.Context(), Config{Regions: events.DefaultRegions, Tiers: events.DefaultTiers}, js, events.Subjects{}, noTracker{}, roomEverywhere{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := newPlainService(t)
 	a := identity.Caller{PlayerID: "a"}
 	skill := 1650
 	req := Request{Skill: &skill, Region: "eu"}
