@@ -215,22 +215,23 @@ const takeTries = events.ClaimCallTimeout
 
 // republish makes sure a repeated request's ticket is queued: unless it has
 // an outcome, it is tracked and published again (stored once within the
-// duplicate window). Its error is what the repeat should answer.
-func (s *Service) republish(ctx context.Context, rec Record) error {
-	owner, err := s.claims.Owner(ctx, rec.Ticket.TicketID)
+// duplicate window). owner is its claim's owner, read first ("": none, and
+// it was queued). Its error is what the repeat should answer.
+func (s *Service) republish(ctx context.Context, rec Record) (owner string, err error) {
+	owner, err = s.claims.Owner(ctx, rec.Ticket.TicketID)
 	if err != nil || owner != "" {
-		return err
+		return owner, err
 	}
 	if err := s.drainedUntaken(ctx, rec); err != nil {
-		return err
+		return "", err
 	}
 	if err := s.tracker.Track(ctx, &rec.Ticket, nil); err != nil {
-		return err
+		return "", err
 	}
 	if _, err := s.pub.TicketUnder(ctx, rec.Shard.Region, rec.Shard.Tier, rec.Ticket, s.stampOf(rec.Ticket)); err != nil {
-		return fmt.Errorf("queue ticket %s: %w", rec.Ticket.TicketID, err)
+		return "", fmt.Errorf("queue ticket %s: %w", rec.Ticket.TicketID, err)
 	}
-	return s.take(ctx, rec)
+	return "", s.take(ctx, rec)
 }
 
 // drainedUntaken refuses, as a new ticket, a repeat whose first attempt

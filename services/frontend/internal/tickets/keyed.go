@@ -85,19 +85,24 @@ func (s *Service) repeat(ctx context.Context, rec Record) (v View, found bool, e
 	if old.RequestHash != rec.RequestHash {
 		return View{}, true, ErrIdempotencyReuse
 	}
-	if err := s.republish(ctx, old); err != nil {
+	owner, err := s.republish(ctx, old)
+	if err != nil {
 		return View{}, true, err
 	}
 	v, err = s.View(ctx, old, "") // a player token queues only its own player (Authorize)
 	if err != nil {
-		// Its ticket is queued (or has its outcome); only the read of
-		// that outcome failed (RESULTS cut off). Answered as the ticket
-		// it is, as a first creation is (queued): its client follows it
-		// and hears the outcome there. An error sent away a client whose
-		// last retry had queued the ticket, matched 8 s later (chaos
-		// S77: a no-show).
-		s.log.Warn("repeated creation answered without its outcome", "ticket_id", old.Ticket.TicketID, "err", err)
-		return ViewOf(old, nil), true, nil
+		// Its ticket is queued, or its claim has an owner; only the
+		// read of its results failed (RESULTS cut off). Answered as
+		// the claim says (queued with none, as a first creation is):
+		// its client follows it and hears the rest there. An error
+		// sent away a client whose last retry had queued the ticket,
+		// matched 8 s later (chaos S77: a no-show).
+		s.log.Warn("repeated creation answered from its claim", "ticket_id", old.Ticket.TicketID, "owner", owner, "err", err)
+		if owner == "" {
+			return ViewOf(old, nil), true, nil
+		}
+		claimed := events.ClaimedResult(old.Ticket.TicketID, old.Ticket.Players()[0], owner)
+		return ViewOf(old, &claimed), true, nil
 	}
 	return v, true, nil
 }

@@ -78,7 +78,9 @@ func TestKeyedCreationReadsNothingFirst(t *testing.T) {
 // A repeat of a keyed creation whose ticket it queued (or found with an
 // outcome) answers the ticket even when the read of its outcome fails
 // (RESULTS cut off): an error sent away a client whose last retry had
-// queued the ticket, and a matcher matched it (chaos S77's no-show).
+// queued the ticket, and a matcher matched it (chaos S77's no-show). It
+// answers what the ticket's claim says: queued with none, cancelled for
+// a ticket cancelled since.
 func TestARepeatWhoseOutcomeIsUnreadAnswersItsTicket(t *testing.T) {
 	t.Parallel()
 	s, _ := newPlainService(t)
@@ -89,10 +91,20 @@ func TestARepeatWhoseOutcomeIsUnreadAnswersItsTicket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.results = cutResults{s.results}
+	results := s.results
+	s.results = cutResults{results}
 	again, err := s.Create(t.Context(), a, req, "k1")
-	if err != nil || again.TicketID != first.TicketID || again.Status != first.Status {
-		t.Fatalf("repeat with its outcome unread: %+v, %v; want ticket %s %s", again, err, first.TicketID, first.Status)
+	if err != nil || again.TicketID != first.TicketID || again.Status != events.StatusQueued {
+		t.Fatalf("repeat with its outcome unread: %+v, %v; want ticket %s queued", again, err, first.TicketID)
+	}
+	s.results = results
+	if _, err := s.Cancel(t.Context(), a, first.TicketID, ""); err != nil {
+		t.Fatal(err)
+	}
+	s.results = cutResults{results}
+	again, err = s.Create(t.Context(), a, req, "k1")
+	if err != nil || again.TicketID != first.TicketID || again.Status != events.StatusCancelled {
+		t.Fatalf("repeat of a cancelled ticket with its outcome unread: %+v, %v; want ticket %s cancelled", again, err, first.TicketID)
 	}
 }
 

@@ -27,7 +27,8 @@ func (rc *recoverer) sealed(matchID string, claim events.ClaimRead) bool {
 	rc.unverifiedOnce.Do(func() {
 		rc.log.Warn("a claim carries a match whose seal does not verify with this matcher's -match-seal-key-file: "+
 			"a matcher with other keys (or none) made it, or another writer of claims did; it is read from its record, "+
-			"or, with none, undone and never sent (logged once, counted in quickmatch_matcher_unverified_matches_total)",
+			"or, with none, never sent from here: undone if undecided, left to a matcher that can verify it if decided published "+
+			"(logged once, counted in quickmatch_matcher_unverified_matches_total)",
 			"match_id", matchID, "sealed", claim.MatchSeal != "")
 	})
 	return false
@@ -53,12 +54,17 @@ var errUnverified = errors.New("carries a match whose seal does not verify")
 // keys it names is trusted.
 //
 // Decided published (by a matcher: only matchers write decisions), it
-// is never undone. Sent, its tickets are decided (recovered). Not sent
-// yet (its matcher died between its decision and its send), only a
-// matcher that can verify it may send it, and the ticket is kept for a
-// later look (undecided), logged: m may have been written over by
-// another writer of claims, and giving back claims it names could free
-// a ticket the match holds.
+// is never undone, and its ticket is decided (recovered), as one of a
+// match sent is. Not sent yet (its matcher died between its decision and
+// its send), only a matcher that can verify it may send it: m may have
+// been written over by another writer of claims, and giving back claims
+// it names could free a ticket the match holds. That one is logged at
+// error; the frontend that follows the ticket publishes it again while
+// its match is unsent (events.Decisions.UnsentPast), once a duplicate
+// window, for a matcher that can verify it. Kept in its pool instead
+// (undecided), the ticket was paired with its partners again at once,
+// its claim and the decision read every few milliseconds, for as long
+// as the claim lived (review R2).
 func (rc *recoverer) settleUnverified(ctx context.Context, matchID, key string, m events.Match, created time.Time) recovery {
 	decision, err := rc.decisions.Decided(ctx, matchID)
 	if err != nil {
@@ -83,7 +89,7 @@ func (rc *recoverer) settleUnverified(ctx context.Context, matchID, key string, 
 		rc.log.Error("a match decided published whose claim carries it unverified was never sent: "+
 			"only a matcher holding the key that sealed it can send it (check every matcher's -match-seal-key-file)",
 			"match_id", matchID, "ticket_id", key)
-		return undecided
+		return recovered
 	}
 	rc.spent.put(matchID, rc.now())
 	keys := m.ClaimKeys()

@@ -117,10 +117,12 @@ func TestACarriedMatchIsSentOnlyIfItsSealVerifies(t *testing.T) {
 
 // A carried match that does not verify and was decided published (a
 // matcher decided it: only matchers write decisions) is never undone and
-// never sent from here: sent already, its ticket is decided and dropped;
-// not sent (its matcher died between the decision and the send), its
-// ticket is kept for a matcher that can verify it, its claims untouched.
-// Either way the ticket is in no new match.
+// never sent from here, and its ticket is decided and dropped, its
+// claims untouched for a matcher that can verify it (sent or not: one
+// not sent comes back through its frontend's unsent fallback). The
+// ticket is in no new match, and is looked at a bounded number of times:
+// kept in the pool, it was paired with its partner again every few
+// milliseconds (review R2: 646 looks in 1.3 s).
 func TestAnUnverifiedMatchDecidedPublishedIsNotSentFromHere(t *testing.T) {
 	t.Parallel()
 	for _, sent := range []bool{true, false} {
@@ -150,6 +152,9 @@ func TestAnUnverifiedMatchDecidedPublishedIsNotSentFromHere(t *testing.T) {
 			time.Sleep(time.Second) // a send or a give-back would follow the read at once
 			if got := allocs(); len(got) != 0 {
 				t.Fatalf("sent %d matches: %v; want none (ta is m-pub's, tc alone)", len(got), matches(t, got))
+			}
+			if n := testutil.ToFloat64(w.w.met.unverifiedMatches); n > 3 {
+				t.Errorf("the unverified match was read %v times in a second; want it settled once", n)
 			}
 			if decided, err := decisions.Sent(t.Context(), "m-pub"); err != nil || decided != sent {
 				t.Errorf("m-pub sent %v, %v; want %v", decided, err, sent)
@@ -197,15 +202,13 @@ func TestAnUnverifiedMatchWaitsForItsMatcher(t *testing.T) {
 	w := e.startWorker(t, Config{MatchSealKeyFile: file},
 		func(w *Worker) { w.now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) } })
 	w.consuming(t)
-	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	e.forgedClaims(t, "m-young", []string{"ta", "tb"}, nil)
-	for _, tk := range []string{"ta", "tb", "tc", "td"} {
+	for _, tk := range []string{"ta", "tb"} {
 		e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"`+tk+`","player_id":"`+tk+`","skill":1650}`)
 	}
-	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 1 }, "tc and td were not matched")
-	if testutil.ToFloat64(w.w.met.unverifiedMatches) == 0 {
-		t.Fatal("the unverified match was not met")
-	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return testutil.ToFloat64(w.w.met.unverifiedMatches) > 0 },
+		"the unverified match was not met")
+	time.Sleep(500 * time.Millisecond) // an undo would follow the read at once
 	if o := e.owner(t, "ta"); o != events.MatchOwner("m-young") {
 		t.Fatalf("claim of ta: %q; want m-young's until staleClaim", o)
 	}
