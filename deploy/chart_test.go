@@ -150,7 +150,7 @@ func TestChartRendersStrictTypedObjects(t *testing.T) {
 					t.Errorf("%d autoscalers, want the frontend's", kinds["HorizontalPodAutoscaler"])
 				}
 			case "defaults":
-				want := map[string]int{"Deployment": 3, "Fleet": 1, "FleetAutoscaler": 1, "HorizontalPodAutoscaler": 1, "Role": 1, "RoleBinding": 1, "NetworkPolicy": 4, "PodDisruptionBudget": 3, "Secret": 2, "Pod": 2} // Secrets: the join key, the seal keys
+				want := map[string]int{"Deployment": 3, "Fleet": 1, "FleetAutoscaler": 1, "HorizontalPodAutoscaler": 1, "Role": 1, "RoleBinding": 1, "NetworkPolicy": 4, "PodDisruptionBudget": 3, "Secret": 3, "Pod": 2} // Secrets: the join key, the seal keys, the match seal keys
 				for k, n := range want {
 					if kinds[k] != n {
 						t.Errorf("%d %s, want %d", kinds[k], k, n)
