@@ -23,10 +23,10 @@ import (
 //
 // Records are still written where a claim cannot carry the match (a
 // bucket written through its own methods: CarriesMatch), where its
-// carried bytes would cost more than the record they save (MaxMatchCarried),
-// where the allocator reads the match by its id (a room that takes
-// backfill), and while a matcher of a release that reads only records
-// may meet the claims (the matchers' -match-records).
+// carried bytes would cost more than the record they save
+// (MaxMatchCarried), where the allocator reads the match by its id (a
+// room that takes backfill), and while a matcher of a release that reads
+// only records may meet the claims (the matchers' -match-records).
 
 // HeaderMatch carries the encoded match on each of its claims.
 const HeaderMatch = "Quickmatch-Match"
@@ -128,9 +128,9 @@ func (c *Claims) CarriesMatch() bool {
 }
 
 // create creates the claim of key for owner, carrying match (sealed by
-// seal) if set, as kv.Create would: stored if the key has no value, or only a delete
-// marker (a claim given back). A key that exists is an error for which
-// keyExists holds.
+// seal) if set, as kv.Create would: stored if the key has no value, or
+// only a delete marker (a claim given back). A key that exists is an
+// error for which keyExists holds.
 func (c *Claims) create(ctx context.Context, key, owner string, match []byte, seal string) error {
 	js, pre, ok := batchable(c.kv)
 	if match == nil || !ok {

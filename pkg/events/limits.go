@@ -232,11 +232,11 @@ const (
 // tickets) and it has no record: about 300 B more a ticket, 1.6 MB more
 // per ticket a second; its seal (HeaderMatchSeal: 68 B of header a
 // claim) 0.4 MB more; so about 7.6 MB, 15 GB at 2,000 1v1 tickets/s (a
-// 2v2's four copies of 900 B, about twice that more). A byte cap below that
-// stops the system after a while at a steady rate: a full bucket refuses
-// writes, and with the 1 GiB cap they had, the match records would fill
-// in about 35 minutes at 2,000 tickets/s, after which no match can be
-// formed. Without one, only the JetStream server's storage, which the
+// 2v2's four claims carrying 900 B each, about twice that more). A byte
+// cap below that stops the system after a while at a steady rate: a
+// full bucket refuses writes, and with the 1 GiB cap they had, the match
+// records would fill in about 35 minutes at 2,000 tickets/s, after which
+// no match can be formed. Without one, only the JetStream server's storage, which the
 // operator sizes, limits them.
 // Their TTLs cannot be cut short instead: a claim must outlive every copy
 // of its ticket.

@@ -41,10 +41,10 @@ const HeaderTaken = "Quickmatch-Taken"
 const MinSealKey = sha256.Size
 
 // Seals seals and verifies HeaderTaken, and under the matchers' own keys
-// HeaderMatchSeal. The first key seals; every key
-// verifies, so that a new key can be rolled out (added second, then moved
-// first once every process has it, then the old one dropped) without a
-// moment in which seals fail. A ticket seal that fails costs only a
+// HeaderMatchSeal. The first key seals; every key verifies, so that a
+// new key can be rolled out (added second, then moved first once every
+// process has it, then the old one dropped) without a moment in which
+// seals fail. A ticket seal that fails costs only a
 // read; a match seal that fails, the match (HeaderMatchSeal).
 type Seals struct {
 	keys [][]byte

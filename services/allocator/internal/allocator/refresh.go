@@ -24,8 +24,8 @@ import (
 // refresher copies its match from the matches bucket (the matchers',
 // which only matchers write: a match there is published if its matcher
 // died; they store every match whose room takes backfill there, and a
-// few others: events.HeaderMatch) to the room matches bucket (the allocators'), and writes the copy
-// and the allocation record again, unchanged, once they are
+// few others: events.HeaderMatch) to the room matches bucket (the
+// allocators'), and writes the copy and the allocation record again, unchanged, once they are
 // refreshAfter old. A room's records live as long as its game runs and
 // any allocator runs, and are forgotten a RecordTTL after its end. Only
 // rooms that accept backfill are refreshed: no one reads the others'
@@ -173,8 +173,9 @@ func (f *refresher) refresh(ctx context.Context, r ShownRoom, now time.Time) (ti
 		// Matchers store the record of every match whose room takes
 		// backfill, and of few others (most travel in their claims:
 		// events.HeaderMatch), so most rooms have none, and are not
-		// looked at again for long. A room that takes backfill whose record aged out (no
-		// allocator ran for a RecordTTL) is forgotten as well.
+		// looked at again for long. A room that takes backfill whose
+		// record aged out (no allocator ran for a RecordTTL) is forgotten
+		// as well.
 		return now.Add(f.after), "not_refreshed", nil
 	}
 	if err != nil {

@@ -41,6 +41,20 @@ func newPlainService(t *testing.T) (*Service, jetstream.JetStream) {
 	return s, js
 }
 
+// createKeyedA creates player a's ticket (skill 1650, eu) on s under
+// Idempotency-Key k1, and returns the caller, the request and its view.
+func createKeyedA(t *testing.T, s *Service) (identity.Caller, Request, View) {
+	t.Helper()
+	a := identity.Caller{PlayerID: "a"}
+	skill := 1650
+	req := Request{Skill: &skill, Region: "eu"}
+	first, err := s.Create(t.Context(), a, req, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, req, first
+}
+
 // A keyed creation (every browser sends an Idempotency-Key) reads nothing
 // from the tickets bucket on its first attempt: its record is created
 // only if absent, and finding it is what makes an attempt a repeat. A
@@ -52,13 +66,7 @@ func TestKeyedCreationReadsNothingFirst(t *testing.T) {
 	subj := events.Subjects{}
 	kv := &countingKV{KeyValue: s.kv}
 	s.kv = kv
-	a := identity.Caller{PlayerID: "a"}
-	skill := 1650
-	req := Request{Skill: &skill, Region: "eu"}
-	first, err := s.Create(t.Context(), a, req, "k1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, req, first := createKeyedA(t, s)
 	if n := kv.gets.Load(); n != 0 {
 		t.Fatalf("first keyed attempt read the tickets bucket %d times, want none", n)
 	}
@@ -84,13 +92,7 @@ func TestKeyedCreationReadsNothingFirst(t *testing.T) {
 func TestARepeatWhoseOutcomeIsUnreadAnswersItsTicket(t *testing.T) {
 	t.Parallel()
 	s, _ := newPlainService(t)
-	a := identity.Caller{PlayerID: "a"}
-	skill := 1650
-	req := Request{Skill: &skill, Region: "eu"}
-	first, err := s.Create(t.Context(), a, req, "k1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, req, first := createKeyedA(t, s)
 	results := s.results
 	s.results = cutResults{results}
 	again, err := s.Create(t.Context(), a, req, "k1")

@@ -143,8 +143,8 @@ func (c *committer) claimAndDecide(ctx context.Context, ms []*inBatch) {
 	// Each claim carries its match (events.HeaderMatch): if this worker
 	// dies (or stalls) between the claims and the publish, another finds
 	// the match in the claim it meets and decides it (recoverMatch). A
-	// match whose claims cannot carry it, whose carried bytes would cost more
-	// than a record (events.MaxMatchCarried), or that a matcher of
+	// match whose claims cannot carry it, whose carried bytes would cost
+	// more than a record (events.MaxMatchCarried), or that a matcher of
 	// another release may meet (recordAll: its claims are as that
 	// release's, before or after an upgrade), is stored before its claims
 	// instead; one whose room the allocator reads by its id

@@ -60,9 +60,9 @@ type Config struct {
 	// decided, and its tickets are lost; and its provisioning sizes the
 	// claims bucket for an owner alone. On while any matcher of an older
 	// release may run (a rolling upgrade from one, or back to one); off,
-	// a match stores a message less. A match whose room takes backfill (the allocator reads its
-	// record), or too big for its claims to carry
-	// (events.MaxMatchCarried), has its record either way.
+	// a match stores a message less. A match whose room takes backfill
+	// (the allocator reads its record), or too big for its claims to
+	// carry (events.MaxMatchCarried), has its record either way.
 	MatchRecords bool
 }
 

@@ -47,9 +47,9 @@ const (
 // commit has ended by then: its claims and decision are bounded by the
 // publish timeout (5 s by default), and were one still running, the
 // decision arbitrates (events.Decisions), so a look too early costs a
-// needless undo, never a second outcome. Its
-// tickets wait this long for the claims to be undone: 30 s left a burst of
-// them past their max wait in the chaos runs.
+// needless undo, never a second outcome. Its tickets wait this long for
+// the claims to be undone: 30 s left a burst of them past their max wait
+// in the chaos runs.
 //
 // A match of the recoverer's own shard stored before its runner took
 // the shard (recoverer.since) is not waited for: the owner that formed
@@ -174,8 +174,9 @@ func (rc *recoverer) matchOf(ctx context.Context, matchID, key string) (m events
 	case claim.Owner != events.MatchOwner(matchID):
 		return m, created, false, fmt.Errorf("claim of %s: %w", key, errClaimMoved)
 	}
-	sealed := claim.Match == nil || rc.sealed(matchID, claim)
-	if sealed && claim.Match != nil && json.Unmarshal(claim.Match, &m) == nil {
+	carried := claim.Match != nil
+	sealed := !carried || rc.sealed(matchID, claim)
+	if carried && sealed && json.Unmarshal(claim.Match, &m) == nil {
 		return m, claim.Created, true, nil
 	}
 	m = events.Match{} // nothing of a carried match that did not decode
@@ -187,7 +188,7 @@ func (rc *recoverer) matchOf(ctx context.Context, matchID, key string) (m events
 		}
 		return m, claim.Created, false, errUnverified
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return events.Match{}, created, false, nil
+		return m, created, false, nil
 	case err != nil:
 		return m, created, false, err
 	}
