@@ -12,6 +12,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/nats-io/nats-server/v2/server"
 	"sigs.k8s.io/yaml"
 
 	"github.com/quickmatch-dev/quickmatch/deploy/deploytest"
@@ -253,6 +254,21 @@ func TestComposeFile(t *testing.T) {
 		if len(gs.Spec.Counters) != 0 || strconv.Itoa(rooms) != env(game, "MAX_ROOMS") || players < 2*rooms || players > 1000 {
 			t.Errorf("%s: MAX_ROOMS %q, the sidecar's rooms List capacity %d, players %d, counters %v", name, env(game, "MAX_ROOMS"), rooms, players, gs.Spec.Counters)
 		}
+	}
+}
+
+// The compose stack's NATS server is the release every test, perf run
+// and chaos run here uses (the nats-server module these modules
+// require): the services lean on its behaviour where it matters (README:
+// a consumer's reset in nats-server 2.15), and the compose file kept an
+// image three minor releases older than the code it ran.
+func TestComposeRunsTheNATSReleaseTheTestsRun(t *testing.T) {
+	image := loadCompose(t).Services["nats"].Image
+	major, minor, _ := strings.Cut(server.VERSION, ".")
+	minor, _, _ = strings.Cut(minor, ".")
+	want := "nats:" + major + "." + minor + "-alpine"
+	if image != want {
+		t.Errorf("docker-compose.yml runs NATS image %q; the tests run nats-server %s: want %q", image, server.VERSION, want)
 	}
 }
 
