@@ -97,11 +97,15 @@ func (t *Tracker) expireDue(ctx context.Context, s *state, now time.Time) {
 
 // expiryReturned lets a ticket's next expiry start: after a backoff if
 // its last was cut off from NATS (jittered, so that tickets cut off
-// together do not all come back at once), else a wait after it started.
-func (t *Tracker) expiryReturned(tk *ticket, soon bool) {
+// together do not all come back at once), else a wait after it started;
+// an untracked ticket's that ended lets the ticket go.
+func (t *Tracker) expiryReturned(s *state, tk *ticket, soon bool) {
 	tk.expiring = false
 	if !soon {
 		tk.backoff = 0
+		if tk.untracked {
+			t.forget(s, tk) // its expiry ended: nothing owed (untrack)
+		}
 		return
 	}
 	tk.backoff = min(max(2*tk.backoff, retryFirst), retryMax)

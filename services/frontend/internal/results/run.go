@@ -94,7 +94,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 			t.caughtUpEnded(s, err)
 		case e := <-t.expired:
 			if tk := s.tickets[e.id]; tk != nil {
-				t.expiryReturned(tk, e.soon)
+				t.expiryReturned(s, tk, e.soon)
 			}
 		case <-ticks:
 			t.checkDropped(ctx, s, sub)
@@ -218,6 +218,23 @@ func (t *Tracker) deliver(s *state, player string, res events.Result) {
 	}
 }
 
+// untrack stops following a ticket whose creation failed (Untrack), at
+// once unless an expiry of it is in flight or owed a retry: that expiry
+// may have won the ticket's claim and not told its players (their
+// result's publish timed out), and only its retry tells them. A keyed
+// repeat keeps its first attempt's creation time, so one past its max
+// wait is expired at the tick after it is tracked, while its creation
+// still runs; when that creation then failed and untracked it, the retry
+// never came, and the claim said expired with no player told (chaos
+// S80b). Kept, it is let go once an expiry of it ends (expiryReturned).
+func (t *Tracker) untrack(s *state, tk *ticket) {
+	if !tk.expiring && tk.retryAt.IsZero() {
+		t.forget(s, tk)
+		return
+	}
+	tk.untracked = true
+}
+
 // forget stops following a ticket (untracked, with its outcome and no
 // wait left on it, or its other players' results overdue).
 func (t *Tracker) forget(s *state, tk *ticket) {
@@ -244,7 +261,7 @@ func (t *Tracker) apply(s *state, r request) reply {
 		t.track(s, r)
 	case reqUntrack:
 		if tk, ok := s.tickets[r.id]; ok {
-			t.forget(s, tk)
+			t.untrack(s, tk)
 		}
 	case reqWait:
 		return s.wait(r.id, r.player, r.waiter)
@@ -278,7 +295,8 @@ func (t *Tracker) apply(s *state, r request) reply {
 
 // track follows ticket r.id, unless it is followed already.
 func (t *Tracker) track(s *state, r request) {
-	if _, ok := s.tickets[r.id]; ok {
+	if tk, ok := s.tickets[r.id]; ok {
+		tk.untracked = false // a repeat's creation, or a stream: followed again
 		return
 	}
 	tk := &ticket{id: r.id, player: r.player, mode: r.mode, created: r.created, since: r.created, creation: r.creation,

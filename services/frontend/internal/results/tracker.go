@@ -138,6 +138,9 @@ type ticket struct {
 	// superseding: an older ticket of its one player was heard
 	// superseded by it (events.SupersededBy; HeardSuperseding).
 	superseding bool
+	// untracked: Untrack came while an expiry of it was in flight or
+	// owed a retry (untrack). It is followed only until an expiry ends.
+	untracked bool
 }
 
 type request struct {

@@ -174,13 +174,13 @@ func TestExpiryBackoffDoublesToItsCap(t *testing.T) {
 	tr := &Tracker{now: clk.Now}
 	tk := &ticket{expiring: true}
 	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, retryMax, retryMax} {
-		tr.expiryReturned(tk, true)
+		tr.expiryReturned(nil, tk, true)
 		if d := tk.retryAt.Sub(clk.Now()); tk.backoff != want || d < want || d > want+want/4 || tk.expiring {
 			t.Fatalf("retry %d: backoff %v, due in %v (expiring %v), want %v give or take a quarter", i, tk.backoff, d, tk.expiring, want)
 		}
 	}
-	tr.expiryReturned(tk, false)
-	tr.expiryReturned(tk, true)
+	tr.expiryReturned(nil, tk, false)
+	tr.expiryReturned(nil, tk, true)
 	if tk.backoff != retryFirst {
 		t.Fatalf("backoff %v after an expiry that ended, want %v", tk.backoff, retryFirst)
 	}
@@ -240,5 +240,94 @@ func TestACallEndsWhenRunDoesNotServe(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a call still waiting for Run after 10 s")
+	}
+}
+
+// TestAnExpiryWhoseTicketWasUntrackedIsTriedAgain is chaos S80b's lost
+// ticket: a keyed repeat, its ticket created by its first attempt past
+// its max wait, was tracked, and expired at the next tick (the claim
+// won) while its creation's publish failed; the creation untracked it,
+// the expiry's telling timed out, and its retry never came, for the
+// ticket was forgotten. The claim said expired and no player was ever
+// told. An untracked ticket whose expiry is in flight, or owed a retry,
+// is kept until an expiry of it ends; then it is let go. One with none
+// is let go at once, and one tracked again is followed as before.
+func TestAnExpiryWhoseTicketWasUntrackedIsTriedAgain(t *testing.T) {
+	t.Parallel()
+	nc := testkit.Connect(t, testkit.RunServer(t))
+	var (
+		mu     sync.Mutex
+		calls  = map[string]int{}
+		cutOff = map[string]bool{"lost": true, "again": true}
+	)
+	expire := func(_ context.Context, id string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[id]++
+		return cutOff[id]
+	}
+	count := func(id string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls[id]
+	}
+	const wait = 30 * time.Second
+	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(string) time.Duration { return wait }, expire)
+	clk := &clock{now: time.Unix(1_800_000_000, 0)}
+	ticks := make(chan time.Time)
+	tr.now, tr.ticks = clk.Now, ticks
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = tr.Run(ctx) }()
+	tick := func() { ticks <- clk.Now() }
+	created := clk.Now().Add(-wait)
+	for _, id := range []string{"lost", "again", "fresh"} {
+		tk := events.Ticket{TicketID: id, PlayerID: "p-" + id, CreatedAt: created}
+		if id == "fresh" {
+			tk.CreatedAt = clk.Now() // not due: no expiry in flight or owed
+		}
+		if err := tr.Track(t.Context(), &tk, &Creation{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool { tick(); return count("lost") == 1 && count("again") == 1 }, "due tickets not expired")
+	// Their creations fail and untrack them, the expiries' tellings cut
+	// off (soon); the repeat of "again" tracks it anew.
+	for _, id := range []string{"lost", "again", "fresh"} {
+		tr.Untrack(t.Context(), id)
+	}
+	tk := events.Ticket{TicketID: "again", PlayerID: "p-again", CreatedAt: created}
+	if err := tr.Track(t.Context(), &tk, nil); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(3 * time.Second) // past the first backoff
+	testkit.Eventually(t, 10*time.Second, func() bool { tick(); return count("lost") >= 2 && count("again") >= 2 },
+		"an expiry cut off is not tried again once its ticket was untracked")
+	// Both are told now: their next expiries end, and "lost" is let go.
+	mu.Lock()
+	cutOff["lost"], cutOff["again"] = false, false
+	mu.Unlock()
+	clk.add(20 * time.Second)
+	testkit.Eventually(t, 10*time.Second, func() bool { tick(); return count("lost") >= 3 && count("again") >= 3 },
+		"the expiries cut off not tried again")
+	n := count("lost")
+	clk.add(10 * wait)
+	for range 20 {
+		tick()
+	}
+	if got := count("lost"); got != n {
+		t.Fatalf("untracked ticket expired %d times after its expiry ended, want none: it is let go", got-n)
+	}
+	if got := count("fresh"); got != 0 {
+		t.Fatalf("untracked ticket with no expiry under way expired %d times, want none", got)
+	}
+	if w, err := tr.Wait(t.Context(), "lost", ""); err == nil {
+		w.Stop()
+		t.Fatal("untracked ticket still followed once its expiry ended")
+	}
+	if w, err := tr.Wait(t.Context(), "again", ""); err != nil {
+		t.Fatalf("ticket tracked again after an untrack not followed: %v", err)
+	} else {
+		w.Stop()
 	}
 }
