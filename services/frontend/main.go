@@ -155,7 +155,7 @@ func build(ctx context.Context, env *service.Env, cfg *config) (built, error) {
 	}
 	var svc *tickets.Service
 	waits := results.ModeWaits(cfg.tickets.Rules, expiryMargin)
-	f.tracker = results.New(env.NC, env.Subjects, env.Log, env.Registry, waits, func(ctx context.Context, id string) bool { return svc.Expire(ctx, id) }) // svc is made after the tracker
+	f.tracker = results.New(env.NC, env.Subjects, env.Log, env.Registry, waits, func(ctx context.Context, id string) results.Retry { return svc.Expire(ctx, id) }) // svc is made after the tracker
 	if f.parts, err = bind(ctx, env, cfg, f.tracker); err != nil {
 		return f, err
 	}

@@ -139,8 +139,8 @@ func newFrontend(t *testing.T, e *env, o options) *httptest.Server {
 		o.rules = fixedRules(t, testRuleSet)
 	}
 	var svc *tickets.Service
-	tracker := results.New(e.nc, e.subj, log, reg, results.ModeWaits(o.rules, 0), func(ctx context.Context, id string) bool { return svc.Expire(ctx, id) }) // svc is made after the tracker
-	tracker.SetRollCall(time.Second, 0)                                                                                                                     // questions complete once each frontend's roll call was heard
+	tracker := results.New(e.nc, e.subj, log, reg, results.ModeWaits(o.rules, 0), func(ctx context.Context, id string) results.Retry { return svc.Expire(ctx, id) }) // svc is made after the tracker
+	tracker.SetRollCall(time.Second, 0)                                                                                                                              // questions complete once each frontend's roll call was heard
 	if e.tracker == nil {
 		e.tracker = tracker
 	}

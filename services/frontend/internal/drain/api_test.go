@@ -43,7 +43,7 @@ func startFrontend(t *testing.T) *frontend {
 	reg := prometheus.NewRegistry()
 	set := rules.Fixed(rules.Default())
 	var svc *tickets.Service
-	tracker := results.New(nc, subj, log, reg, results.ModeWaits(set, 0), func(ctx context.Context, id string) bool { return svc.Expire(ctx, id) })
+	tracker := results.New(nc, subj, log, reg, results.ModeWaits(set, 0), func(ctx context.Context, id string) results.Retry { return svc.Expire(ctx, id) })
 	testkit.Run(t, tracker.Run)
 	full, err := capacity.New(t.Context(), js, subj, 0, log)
 	if err != nil {

@@ -36,7 +36,7 @@ func TestCatchUpReadsTheLeaderNotALaggingReplica(t *testing.T) {
 	nc := testkit.ConnectURL(t, link.URL(), nats.ReconnectWait(20*time.Millisecond), nats.MaxReconnects(-1), nats.IgnoreDiscoveredServers())
 	log := &logBuffer{}
 	tr := New(nc, events.Subjects{}, slog.New(slog.NewTextHandler(log, nil)), prometheus.NewRegistry(),
-		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) Retry { return RetryNone })
 	// Ticks come fast: a catch-up that failed is retried at once, so one
 	// runs the moment n3 answers again, before its replica caught up.
 	ticks := make(chan time.Time)

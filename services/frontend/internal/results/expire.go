@@ -8,12 +8,28 @@ import (
 
 // Expirer ends a ticket that waited too long (the frontend claims it as
 // expired and tells its players). It is called from its own goroutine,
-// with a deadline (expireTimeout), and tries once. It returns retrySoon
-// when NATS did not answer, and the tracker calls it again after a short
-// backoff (retryFirst, doubling up to retryMax); else one wait later if
-// the ticket still has no outcome. Never while a call for the ticket is
-// in flight.
-type Expirer func(ctx context.Context, ticketID string) (retrySoon bool)
+// with a deadline (expireTimeout), and tries once, and says when it is
+// owed another try (Retry): soon, after a short backoff (retryFirst,
+// doubling up to retryMax), when NATS did not answer; else one wait
+// later if the ticket still has no outcome. Never while a call for the
+// ticket is in flight.
+type Expirer func(ctx context.Context, ticketID string) Retry
+
+// Retry is what an expiry leaves owed.
+type Retry int
+
+const (
+	// RetryNone: the expiry ended (told, lost to another owner that is
+	// told, or nothing to end). A tracked ticket is expired again a wait
+	// later if it has no outcome by then; one untracked is let go.
+	RetryNone Retry = iota
+	// RetrySoon: NATS did not answer; tried again after a backoff.
+	RetrySoon
+	// RetryLater: something is left to do a wait later (an error NATS
+	// answered, a match unsent to watch): a ticket untracked is kept for
+	// it.
+	RetryLater
+)
 
 // expireTimeout bounds one expiry: a record read, a claim, a telling and
 // a view, each a round trip or two, each bounded (events.ClaimCallTimeout)
@@ -31,10 +47,10 @@ const (
 	retryMax   = 10 * time.Second
 )
 
-// expiry is an expiry that returned; soon: cut off, to be tried again soon.
+// expiry is an expiry of tk that returned, with what it left owed.
 type expiry struct {
-	id   string
-	soon bool
+	tk    *ticket
+	retry Retry
 }
 
 // endedKept is how long, at least, a ticket whose every player's
@@ -83,28 +99,28 @@ func (t *Tracker) expireDue(ctx context.Context, s *state, now time.Time) {
 		// expired result comes back here like any other. It outlives
 		// Run's ctx (a stopping frontend still ends what it claimed),
 		// within expireTimeout.
-		go func(id string) {
+		go func(tk *ticket) {
 			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), expireTimeout)
-			soon := t.expire(ectx, id)
+			retry := t.expire(ectx, tk.id)
 			cancel()
 			select {
-			case t.expired <- expiry{id: id, soon: soon}:
+			case t.expired <- expiry{tk: tk, retry: retry}:
 			case <-ctx.Done():
 			}
-		}(tk.id)
+		}(tk)
 	}
 }
 
 // expiryReturned lets a ticket's next expiry start: after a backoff if
 // its last was cut off from NATS (jittered, so that tickets cut off
 // together do not all come back at once), else a wait after it started;
-// an untracked ticket's that ended lets the ticket go.
-func (t *Tracker) expiryReturned(s *state, tk *ticket, soon bool) {
-	tk.expiring = false
-	if !soon {
+// an untracked ticket's that left nothing owed lets the ticket go.
+func (t *Tracker) expiryReturned(s *state, tk *ticket, retry Retry) {
+	tk.expiring, tk.owed = false, retry
+	if retry != RetrySoon {
 		tk.backoff = 0
-		if tk.untracked {
-			t.forget(s, tk) // its expiry ended: nothing owed (untrack)
+		if tk.untracked && retry == RetryNone {
+			t.forget(s, tk) // nothing owed (untrack)
 		}
 		return
 	}

@@ -36,7 +36,7 @@ func runTrackerWith(t *testing.T, srv *server.Server, listen time.Duration, set 
 func runTrackerOn(t *testing.T, nc *nats.Conn, listen time.Duration, set func(*Tracker)) (tr *Tracker, stop func()) {
 	t.Helper()
 	tr = New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
-		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) Retry { return RetryNone })
 	tr.SetRollCall(time.Second, listen)
 	set(tr)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -277,7 +277,7 @@ func TestAStartingFrontendDoesNotSayItIsDeaf(t *testing.T) {
 // calls the roll every second.
 func loggedTracker(nc *nats.Conn, logs *logBuffer) *Tracker {
 	tr := New(nc, events.Subjects{}, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry(),
-		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) Retry { return RetryNone })
 	tr.SetRollCall(time.Second, 0)
 	return tr
 }

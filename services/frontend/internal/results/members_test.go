@@ -64,7 +64,7 @@ func newHandStack(t *testing.T) (st *stack, clk *clock, ticks chan time.Time, ex
 	st = newStack(t, false, func(tr *Tracker) {
 		tr.now, tr.ticks = clk.Now, ticks
 		tr.waits = func(string) time.Duration { return time.Second }
-		tr.expire = func(_ context.Context, id string) bool { expiries <- id; return false }
+		tr.expire = func(_ context.Context, id string) Retry { expiries <- id; return RetryNone }
 	})
 	return st, clk, ticks, expiries
 }
@@ -202,7 +202,7 @@ func TestAPartyFollowedAfterItsFirstOutcomeIsLetGo(t *testing.T) {
 func TestAStreamFollowsAPartyTicketWithNoGap(t *testing.T) {
 	t.Parallel()
 	tr := New(nil, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
-		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) Retry { return RetryNone })
 	s := &state{tickets: map[string]*ticket{}, byPlayer: map[string]map[string]*ticket{}}
 	tk := events.Ticket{TicketID: "r", Party: []string{"ann", "ben"}, Mode: "2v2", CreatedAt: time.Now()}
 	track := request{kind: reqTrack, id: "r", player: "ann", others: []string{"ben"}, mode: tk.Mode, created: tk.CreatedAt}

@@ -73,7 +73,7 @@ func TestResultsSubscriptionRefusedEndsRun(t *testing.T) {
 	}
 	nc := testkit.Connect(t, srv, nats.UserInfo("deaf", "deaf"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	tr := New(nc, events.Subjects{}, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
-		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) Retry { return RetryNone })
 	ran := make(chan error, 1)
 	go func() { ran <- tr.Run(t.Context()) }()
 	select {

@@ -93,8 +93,10 @@ func (t *Tracker) Run(ctx context.Context) error {
 		case err := <-t.caughtUp:
 			t.caughtUpEnded(s, err)
 		case e := <-t.expired:
-			if tk := s.tickets[e.id]; tk != nil {
-				t.expiryReturned(s, tk, e.soon)
+			// The very ticket it started for: one forgotten and tracked
+			// anew meanwhile has an expiry of its own to wait for.
+			if s.tickets[e.tk.id] == e.tk {
+				t.expiryReturned(s, e.tk, e.retry)
 			}
 		case <-ticks:
 			t.checkDropped(ctx, s, sub)
@@ -222,13 +224,15 @@ func (t *Tracker) deliver(s *state, player string, res events.Result) {
 // once unless an expiry of it is in flight or owed a retry: that expiry
 // may have won the ticket's claim and not told its players (their
 // result's publish timed out), and only its retry tells them. A keyed
-// repeat keeps its first attempt's creation time, so one past its max
-// wait is expired at the tick after it is tracked, while its creation
-// still runs; when that creation then failed and untracked it, the retry
-// never came, and the claim said expired with no player told (chaos
-// S80b). Kept, it is let go once an expiry of it ends (expiryReturned).
+// ticket keeps its first attempt's creation time, so a later attempt
+// that stores its record past the max wait has it expired at the tick
+// after it is tracked, while the creation still runs; when that creation
+// then failed and untracked it, the retry never came, and the claim said
+// expired with no player told (chaos S80b). Kept, it is let go once an
+// expiry of it leaves nothing owed (RetryNone: expiryReturned), or at
+// its outcome, as any ticket; a Track of it again follows it as before.
 func (t *Tracker) untrack(s *state, tk *ticket) {
-	if !tk.expiring && tk.retryAt.IsZero() {
+	if !tk.expiring && tk.owed == RetryNone {
 		t.forget(s, tk)
 		return
 	}
@@ -330,16 +334,23 @@ func (s *state) wait(id, player string, waiter chan events.Result) reply {
 	if !tk.follows(player) {
 		return reply{err: ErrNotTracked}
 	}
+	// A ticket whose creation failed (untracked, kept for its expiry)
+	// is no creation's to vouch for: its stored state may say more (a
+	// claim its expiry won).
+	creation := tk.creation
+	if tk.untracked {
+		creation = nil
+	}
 	last := tk.lastOf(player)
 	if last != nil && last.Status.Terminal() {
 		waiter <- *last
 		close(waiter)
-		return reply{creation: tk.creation, handed: true}
+		return reply{creation: creation, handed: true}
 	}
 	tk.waiters[waiter] = player
 	tk.waited = true
 	if last != nil {
 		waiter <- *last
 	}
-	return reply{creation: tk.creation}
+	return reply{creation: creation}
 }

@@ -55,7 +55,7 @@ func newStackOn(t *testing.T, srv *server.Server, trackerAs, othersAs []nats.Opt
 	}
 	st.nc = testkit.ConnectURL(t, url, append([]nats.Option{nats.ReconnectWait(20 * time.Millisecond), nats.MaxReconnects(-1)}, trackerAs...)...)
 	st.tr = New(st.nc, events.Subjects{}, slog.New(slog.NewTextHandler(st.log, nil)), st.reg,
-		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) Retry { return RetryNone })
 	if ready != nil {
 		ready(st.tr)
 	}

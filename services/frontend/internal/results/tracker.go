@@ -118,8 +118,10 @@ type ticket struct {
 	expiring bool
 	// backoff is the last wait before a retry of an expiry cut off from
 	// NATS, zero once one ended; retryAt, if set, is when the next is due.
+	// owed is what its last expiry left owed (RetryNone before any).
 	backoff  time.Duration
 	retryAt  time.Time
+	owed     Retry
 	creation *Creation
 	last     *events.Result // the first player's
 	// others holds the last result of each of a party's other players
@@ -139,7 +141,8 @@ type ticket struct {
 	// superseded by it (events.SupersededBy; HeardSuperseding).
 	superseding bool
 	// untracked: Untrack came while an expiry of it was in flight or
-	// owed a retry (untrack). It is followed only until an expiry ends.
+	// owed a retry (untrack): let go once an expiry of it returns other
+	// than cut off, or as any ticket at its outcome; cleared by a Track.
 	untracked bool
 }
 
@@ -233,7 +236,8 @@ func (t *Tracker) Track(ctx context.Context, tk *events.Ticket, creation *Creati
 	return r.err
 }
 
-// Untrack stops following a ticket (its publish failed).
+// Untrack stops following a ticket (its creation failed): at once, or,
+// with an expiry of it in flight or owed a retry, once that ends (untrack).
 func (t *Tracker) Untrack(ctx context.Context, ticketID string) {
 	_ = t.call(ctx, request{kind: reqUntrack, id: ticketID})
 }

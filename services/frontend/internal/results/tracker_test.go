@@ -25,7 +25,7 @@ type expiries struct {
 	unbounded int
 }
 
-func (x *expiries) expire(ctx context.Context, ticketID string) bool {
+func (x *expiries) expire(ctx context.Context, ticketID string) Retry {
 	x.mu.Lock()
 	x.calls[ticketID]++
 	if _, ok := ctx.Deadline(); !ok {
@@ -38,7 +38,7 @@ func (x *expiries) expire(ctx context.Context, ticketID string) bool {
 		case <-ctx.Done():
 		}
 	}
-	return false
+	return RetryNone
 }
 
 func (x *expiries) count(ticketID string) int {
@@ -115,12 +115,15 @@ func TestExpiryCutOffIsRetriedSoon(t *testing.T) {
 		mu    sync.Mutex
 		calls = map[string]int{}
 	)
-	expire := func(_ context.Context, id string) bool {
+	expire := func(_ context.Context, id string) Retry {
 		mu.Lock()
 		calls[id]++
 		first := calls[id] == 1
 		mu.Unlock()
-		return first && id == "cut"
+		if first && id == "cut" {
+			return RetrySoon
+		}
+		return RetryNone
 	}
 	count := func(id string) int {
 		mu.Lock()
@@ -174,13 +177,13 @@ func TestExpiryBackoffDoublesToItsCap(t *testing.T) {
 	tr := &Tracker{now: clk.Now}
 	tk := &ticket{expiring: true}
 	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, retryMax, retryMax} {
-		tr.expiryReturned(nil, tk, true)
+		tr.expiryReturned(nil, tk, RetrySoon)
 		if d := tk.retryAt.Sub(clk.Now()); tk.backoff != want || d < want || d > want+want/4 || tk.expiring {
 			t.Fatalf("retry %d: backoff %v, due in %v (expiring %v), want %v give or take a quarter", i, tk.backoff, d, tk.expiring, want)
 		}
 	}
-	tr.expiryReturned(nil, tk, false)
-	tr.expiryReturned(nil, tk, true)
+	tr.expiryReturned(nil, tk, RetryNone)
+	tr.expiryReturned(nil, tk, RetrySoon)
 	if tk.backoff != retryFirst {
 		t.Fatalf("backoff %v after an expiry that ended, want %v", tk.backoff, retryFirst)
 	}
@@ -195,7 +198,7 @@ func TestExpiryCutOffWaitsOutItsBackoff(t *testing.T) {
 	nc := testkit.Connect(t, testkit.RunServer(t))
 	var calls atomic.Int32
 	returned := make(chan struct{}, 100)
-	expire := func(context.Context, string) bool { calls.Add(1); returned <- struct{}{}; return true } // always cut off
+	expire := func(context.Context, string) Retry { calls.Add(1); returned <- struct{}{}; return RetrySoon } // always cut off
 	const wait = 30 * time.Second
 	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(string) time.Duration { return wait }, expire)
 	clk := &clock{now: time.Unix(1_800_000_000, 0)}
@@ -227,7 +230,7 @@ func TestACallEndsWhenRunDoesNotServe(t *testing.T) {
 	t.Parallel()
 	nc := testkit.Connect(t, testkit.RunServer(t))
 	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(),
-		func(string) time.Duration { return time.Hour }, func(context.Context, string) bool { return false })
+		func(string) time.Duration { return time.Hour }, func(context.Context, string) Retry { return RetryNone })
 	done := make(chan error, 1)
 	go func() {
 		tr.Untrack(context.Background(), "t1")
@@ -244,27 +247,28 @@ func TestACallEndsWhenRunDoesNotServe(t *testing.T) {
 }
 
 // TestAnExpiryWhoseTicketWasUntrackedIsTriedAgain is chaos S80b's lost
-// ticket: a keyed repeat, its ticket created by its first attempt past
-// its max wait, was tracked, and expired at the next tick (the claim
-// won) while its creation's publish failed; the creation untracked it,
-// the expiry's telling timed out, and its retry never came, for the
-// ticket was forgotten. The claim said expired and no player was ever
-// told. An untracked ticket whose expiry is in flight, or owed a retry,
-// is kept until an expiry of it ends; then it is let go. One with none
-// is let go at once, and one tracked again is followed as before.
+// ticket: a keyed ticket, created by its first attempt, was stored and
+// tracked by a later attempt past its max wait, and expired at the next
+// tick (the claim won) while that creation's publish failed; the
+// creation untracked it, the expiry's telling timed out, and its retry
+// never came, for the ticket was forgotten. The claim said expired and
+// no player was ever told. An untracked ticket whose expiry is in flight,
+// or owed a retry (soon, or a wait later), is kept until an expiry of it
+// leaves nothing owed; then it is let go. One with none is let go at
+// once, and one tracked again is followed as before.
 func TestAnExpiryWhoseTicketWasUntrackedIsTriedAgain(t *testing.T) {
 	t.Parallel()
 	nc := testkit.Connect(t, testkit.RunServer(t))
 	var (
-		mu     sync.Mutex
-		calls  = map[string]int{}
-		cutOff = map[string]bool{"lost": true, "again": true}
+		mu    sync.Mutex
+		calls = map[string]int{}
+		owed  = map[string]Retry{"lost": RetrySoon, "again": RetrySoon, "later": RetryLater}
 	)
-	expire := func(_ context.Context, id string) bool {
+	expire := func(_ context.Context, id string) Retry {
 		mu.Lock()
 		defer mu.Unlock()
 		calls[id]++
-		return cutOff[id]
+		return owed[id]
 	}
 	count := func(id string) int {
 		mu.Lock()
@@ -281,7 +285,8 @@ func TestAnExpiryWhoseTicketWasUntrackedIsTriedAgain(t *testing.T) {
 	go func() { _ = tr.Run(ctx) }()
 	tick := func() { ticks <- clk.Now() }
 	created := clk.Now().Add(-wait)
-	for _, id := range []string{"lost", "again", "fresh"} {
+	ids := []string{"lost", "again", "later", "fresh"}
+	for _, id := range ids {
 		tk := events.Ticket{TicketID: id, PlayerID: "p-" + id, CreatedAt: created}
 		if id == "fresh" {
 			tk.CreatedAt = clk.Now() // not due: no expiry in flight or owed
@@ -290,40 +295,71 @@ func TestAnExpiryWhoseTicketWasUntrackedIsTriedAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testkit.Eventually(t, 10*time.Second, func() bool { tick(); return count("lost") == 1 && count("again") == 1 }, "due tickets not expired")
-	// Their creations fail and untrack them, the expiries' tellings cut
-	// off (soon); the repeat of "again" tracks it anew.
-	for _, id := range []string{"lost", "again", "fresh"} {
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		tick()
+		return count("lost") == 1 && count("again") == 1 && count("later") == 1
+	}, "due tickets not expired")
+	// Their creations fail and untrack them, the expiries cut off, or
+	// owed a retry a wait later; the repeat of "again" tracks it anew.
+	for _, id := range ids {
 		tr.Untrack(t.Context(), id)
 	}
 	tk := events.Ticket{TicketID: "again", PlayerID: "p-again", CreatedAt: created}
 	if err := tr.Track(t.Context(), &tk, nil); err != nil {
 		t.Fatal(err)
 	}
-	clk.add(3 * time.Second) // past the first backoff
-	testkit.Eventually(t, 10*time.Second, func() bool { tick(); return count("lost") >= 2 && count("again") >= 2 },
-		"an expiry cut off is not tried again once its ticket was untracked")
-	// Both are told now: their next expiries end, and "lost" is let go.
+	// A stream of the kept ticket reads its stored state (a claim its
+	// expiry won): the failed creation vouches for nothing.
+	if w, err := tr.Wait(t.Context(), "lost", ""); err != nil {
+		t.Fatalf("untracked ticket with its expiry under way not kept: %v", err)
+	} else if w.Stop(); w.Creation != nil {
+		t.Fatal("a wait on a ticket whose creation failed is handed that creation")
+	}
+	// The clock moves a second a tick: a retry is due a backoff (or a
+	// wait) after the tracker handled the expiry's return, which may come
+	// after any tick.
+	step := func() { clk.add(time.Second); tick() }
+	testkit.Eventually(t, 10*time.Second, func() bool { step(); return count("lost") >= 2 && count("again") >= 2 && count("later") >= 2 },
+		"an expiry owed a retry is not tried again once its ticket was untracked")
+	// All told now: their next expiries leave nothing owed, and the
+	// untracked ones are let go.
 	mu.Lock()
-	cutOff["lost"], cutOff["again"] = false, false
+	for id := range owed {
+		owed[id] = RetryNone
+	}
 	mu.Unlock()
-	clk.add(20 * time.Second)
-	testkit.Eventually(t, 10*time.Second, func() bool { tick(); return count("lost") >= 3 && count("again") >= 3 },
-		"the expiries cut off not tried again")
-	n := count("lost")
+	n := map[string]int{}
+	for _, id := range ids {
+		n[id] = count(id)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		step()
+		return count("lost") > n["lost"] && count("again") > n["again"] && count("later") > n["later"]
+	}, "the expiries owed a retry not tried again")
+	for _, id := range []string{"lost", "later"} {
+		testkit.Eventually(t, 10*time.Second, func() bool {
+			tick()
+			w, err := tr.Wait(t.Context(), id, "")
+			if err == nil {
+				w.Stop()
+			}
+			return err != nil
+		}, "untracked ticket "+id+" still followed once its expiry left nothing owed")
+	}
+	for _, id := range ids {
+		n[id] = count(id)
+	}
 	clk.add(10 * wait)
 	for range 20 {
 		tick()
 	}
-	if got := count("lost"); got != n {
-		t.Fatalf("untracked ticket expired %d times after its expiry ended, want none: it is let go", got-n)
+	for _, id := range []string{"lost", "later"} {
+		if got := count(id); got != n[id] {
+			t.Fatalf("untracked ticket %s expired %d times after it was let go, want none", id, got-n[id])
+		}
 	}
 	if got := count("fresh"); got != 0 {
 		t.Fatalf("untracked ticket with no expiry under way expired %d times, want none", got)
-	}
-	if w, err := tr.Wait(t.Context(), "lost", ""); err == nil {
-		w.Stop()
-		t.Fatal("untracked ticket still followed once its expiry ended")
 	}
 	if w, err := tr.Wait(t.Context(), "again", ""); err != nil {
 		t.Fatalf("ticket tracked again after an untrack not followed: %v", err)

@@ -8,6 +8,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/natsconn"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
 
 // Cancel ends a ticket that has no outcome yet, for a caller that owns it
@@ -29,7 +30,7 @@ func (s *Service) Cancel(ctx context.Context, caller identity.Caller, ticketID, 
 // (issue #19: claimed under a partition, its publish timed out) is tried
 // again by the tracker, as long as the ticket has no outcome, and never
 // while this one is in flight, so a partition costs no goroutine per try.
-// One that NATS did not answer says so (retrySoon) and is tried
+// One that NATS did not answer says so (results.RetrySoon) and is tried
 // again after a short backoff: a wait later, a ticket no matcher holds
 // was told long past its maximum wait. A matcher that meets the claim
 // tells the players too, if they were not (the frontend may die
@@ -37,27 +38,31 @@ func (s *Service) Cancel(ctx context.Context, caller identity.Caller, ticketID, 
 // (events.Claims.Tell). A ticket a match holds is not expired; if the
 // match is unsent past events.UnsentGrace, the ticket is published again
 // (publishForUnsent).
-func (s *Service) Expire(ctx context.Context, ticketID string) (retrySoon bool) {
+func (s *Service) Expire(ctx context.Context, ticketID string) results.Retry {
 	rec, err := s.Record(ctx, ticketID)
 	if errors.Is(err, ErrNotFound) {
-		return false // nothing to end (its record aged out)
+		return results.RetryNone // nothing to end (its record aged out)
 	}
 	var owner string
 	if err == nil {
 		_, owner, err = s.end(ctx, rec, "", events.OwnerExpired, "no match within the frontend's maximum wait")
 	}
-	if matchID, isMatch := events.OwnerMatchID(owner); isMatch && errors.Is(err, ErrAlreadyDecided) {
+	matchID, isMatch := events.OwnerMatchID(owner)
+	if isMatch && errors.Is(err, ErrAlreadyDecided) {
 		s.publishForUnsent(ctx, rec, matchID)
 	}
 	switch {
+	case errors.Is(err, ErrAlreadyDecided) && isMatch:
+		return results.RetryLater // its match is watched each wait until sent (publishForUnsent)
 	case err == nil || errors.Is(err, ErrAlreadyDecided):
+		return results.RetryNone
 	case natsconn.Unanswered(err):
-		retrySoon = true
 		s.log.Warn("expire ticket: NATS did not answer; tried again shortly", "ticket_id", ticketID, "err", err)
+		return results.RetrySoon
 	default:
 		s.log.Error("expire ticket; tried again at its next wait", "ticket_id", ticketID, "err", err)
+		return results.RetryLater
 	}
-	return retrySoon
 }
 
 // publishForUnsent publishes rec's ticket again when matchID, the match

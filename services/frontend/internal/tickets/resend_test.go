@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
 
 // TestExpiryPublishesAgainATicketOfAnUnsentMatch: a ticket past its
@@ -42,16 +43,16 @@ func TestExpiryPublishesAgainATicketOfAnUnsentMatch(t *testing.T) {
 		t.Fatalf("setup: claim for m1: %v %v", won, err)
 	}
 
-	if soon := e.s.Expire(ctx, id); soon {
-		t.Fatal("expiry asks to be tried again soon; NATS answered")
+	if r := e.s.Expire(ctx, id); r != results.RetryLater {
+		t.Fatalf("expiry of a ticket a match holds left %v owed, want results.RetryLater: NATS answered, and the match is watched each wait", r)
 	}
 	if n, _ := queued(t, st); n != 0 {
 		t.Fatalf("%d tickets published again within the grace of m1's record", n)
 	}
 	e.s.now = func() time.Time { return time.Now().Add(events.UnsentGrace + time.Second) }
 	for range 2 {
-		if soon := e.s.Expire(ctx, id); soon {
-			t.Fatal("expiry asks to be tried again soon; NATS answered")
+		if r := e.s.Expire(ctx, id); r != results.RetryLater {
+			t.Fatalf("expiry of a ticket a match holds left %v owed, want results.RetryLater", r)
 		}
 	}
 	n, msg := queued(t, st)

@@ -15,6 +15,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
 
 // cutKV is a bucket whose creates and reads wait out their context
@@ -110,8 +111,8 @@ func TestATicketOfUnknownFateIsAnswered(t *testing.T) {
 				t.Fatalf("ticket claimed %q once the bucket answered; want it left to a matcher or its expiry", owner)
 			}
 			// Its follower's tracker expires it at its max wait.
-			if soon := e.s.Expire(t.Context(), id); soon {
-				t.Fatal("expiry not answered")
+			if r := e.s.Expire(t.Context(), id); r != results.RetryNone {
+				t.Fatalf("expiry left %v owed, want it ended", r)
 			}
 			if r := e.stored(t, "pat"); r == nil || r.TicketID != id || r.Status != events.StatusExpired {
 				t.Fatalf("the player's last result %+v, want %s expired", r, id)
