@@ -89,6 +89,18 @@ func (s *Service) repeat(ctx context.Context, rec Record) (v View, found bool, e
 	if err != nil {
 		return View{}, true, err
 	}
+	if owner != "" {
+		// Its players may never have been told what its claim decided:
+		// an expiry that won the claim and whose telling timed out,
+		// while the creation that followed the ticket failed (chaos
+		// S80b), leaves nobody to tell them, for the ticket was never
+		// queued for a matcher to meet. Told once (events.Claims.Tell);
+		// a match's results are its matcher's.
+		if err := s.claims.Tell(ctx, events.Telling{Ticket: old.live(), Owner: owner}, s.tellSuperseded); err != nil {
+			s.log.Warn("repeated creation: tell the players what the ticket's claim decided; told later by its stream's expiry or a repeat",
+				"ticket_id", old.Ticket.TicketID, "owner", owner, "err", err)
+		}
+	}
 	v, err = s.View(ctx, old, "") // a player token queues only its own player (Authorize)
 	if err != nil {
 		// Its ticket is queued, or its claim has an owner; only the

@@ -110,6 +110,31 @@ func TestARepeatWhoseOutcomeIsUnreadAnswersItsTicket(t *testing.T) {
 	}
 }
 
+// A repeat whose ticket's claim was won by an expiry that never told its
+// players (chaos S80b: the expiry's publish timed out, and the creation
+// that tracked it failed and let it go) tells them the claim's outcome
+// and answers it, where it answered queued and told nothing.
+func TestARepeatOfAClaimedUntoldTicketTellsIt(t *testing.T) {
+	t.Parallel()
+	s, _ := newPlainService(t)
+	a, req, first := createKeyedA(t, s)
+	if won, _, err := s.claims.Claim(t.Context(), first.TicketID, events.OwnerExpired); err != nil || !won {
+		t.Fatalf("claim: %v %v", won, err)
+	}
+	again, err := s.Create(t.Context(), a, req, "k1")
+	if err != nil || again.TicketID != first.TicketID || again.Status != events.StatusExpired {
+		t.Fatalf("repeat of a ticket claimed expired: %+v, %v; want ticket %s expired", again, err, first.TicketID)
+	}
+	raw, err := s.results.GetLastMsgForSubject(t.Context(), s.subj.Result("a"))
+	if err != nil {
+		t.Fatalf("no result stored for player a: %v", err)
+	}
+	r, err := events.DecodeResult(raw.Data)
+	if err != nil || r.TicketID != first.TicketID || r.Status != events.StatusExpired {
+		t.Fatalf("player a's last result %+v, %v; want %s expired", r, err, first.TicketID)
+	}
+}
+
 // drainAll drains every shard once on, refusing with errDrainedAll.
 type drainAll struct{ on bool }
 
