@@ -94,7 +94,8 @@ func (t *Tracker) Run(ctx context.Context) error {
 			t.caughtUpEnded(s, err)
 		case e := <-t.expired:
 			// The very ticket it started for: one forgotten and tracked
-			// anew meanwhile has an expiry of its own to wait for.
+			// anew meanwhile is a new entry, whose own expiries say
+			// what they leave owed.
 			if s.tickets[e.tk.id] == e.tk {
 				t.expiryReturned(s, e.tk, e.retry)
 			}
@@ -300,7 +301,11 @@ func (t *Tracker) apply(s *state, r request) reply {
 // track follows ticket r.id, unless it is followed already.
 func (t *Tracker) track(s *state, r request) {
 	if tk, ok := s.tickets[r.id]; ok {
-		tk.untracked = false // a repeat's creation, or a stream: followed again
+		if tk.untracked {
+			// A repeat's creation, or a stream: followed again, with
+			// no failed creation to vouch for its results.
+			tk.untracked, tk.creation = false, r.creation
+		}
 		return
 	}
 	tk := &ticket{id: r.id, player: r.player, mode: r.mode, created: r.created, since: r.created, creation: r.creation,

@@ -141,8 +141,8 @@ type ticket struct {
 	// superseded by it (events.SupersededBy; HeardSuperseding).
 	superseding bool
 	// untracked: Untrack came while an expiry of it was in flight or
-	// owed a retry (untrack): let go once an expiry of it returns other
-	// than cut off, or as any ticket at its outcome; cleared by a Track.
+	// left something owed (untrack): let go once an expiry of it returns
+	// RetryNone, or as any ticket at its outcome; cleared by a Track.
 	untracked bool
 }
 

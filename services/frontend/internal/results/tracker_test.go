@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -101,6 +102,20 @@ func (c *clock) add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// handTurned runs a tracker on nc, every mode's wait wait, with its
+// clock and ticks turned by hand: tick hands it one tick at clk's time.
+func handTurned(t *testing.T, nc *nats.Conn, wait time.Duration, expire Expirer) (tr *Tracker, clk *clock, tick func()) {
+	t.Helper()
+	tr = New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(string) time.Duration { return wait }, expire)
+	clk = &clock{now: time.Unix(1_800_000_000, 0)}
+	ticks := make(chan time.Time)
+	tr.now, tr.ticks = clk.Now, ticks
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	go func() { _ = tr.Run(ctx) }()
+	return tr, clk, func() { ticks <- clk.Now() }
+}
+
 // TestExpiryCutOffIsRetriedSoon is the chaos run's backstop gap: an
 // expiry that NATS did not answer (a claim create that timed out, a read
 // that got "JetStream system temporarily unavailable") was tried again
@@ -131,20 +146,13 @@ func TestExpiryCutOffIsRetriedSoon(t *testing.T) {
 		return calls[id]
 	}
 	const wait = 30 * time.Second
-	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(string) time.Duration { return wait }, expire)
-	clk := &clock{now: time.Unix(1_800_000_000, 0)}
-	ticks := make(chan time.Time)
-	tr.now, tr.ticks = clk.Now, ticks
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go func() { _ = tr.Run(ctx) }()
+	tr, clk, tick := handTurned(t, nc, wait, expire)
 	created := clk.Now().Add(-wait)
 	for _, tk := range []events.Ticket{{TicketID: "cut", PlayerID: "a", CreatedAt: created}, {TicketID: "ended", PlayerID: "b", CreatedAt: created}} {
 		if err := tr.Track(t.Context(), &tk, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	tick := func() { ticks <- clk.Now() }
 	testkit.Eventually(t, 10*time.Second, func() bool { tick(); return count("cut") == 1 && count("ended") == 1 }, "due tickets not expired")
 	// A few seconds on: past the first backoff, far short of a wait. The
 	// ticks go on until the cut expiry's return reached the tracker.
@@ -262,12 +270,21 @@ func TestAnExpiryWhoseTicketWasUntrackedIsTriedAgain(t *testing.T) {
 	var (
 		mu    sync.Mutex
 		calls = map[string]int{}
-		owed  = map[string]Retry{"lost": RetrySoon, "again": RetrySoon, "later": RetryLater}
+		owed  = map[string]Retry{"lost": RetrySoon, "again": RetrySoon, "later": RetryLater, "inflight": RetrySoon}
+		// The first expiry of "inflight" returns only once released:
+		// the Untrack comes while it is in flight (S80b's order).
+		inflight = make(chan struct{})
 	)
 	expire := func(_ context.Context, id string) Retry {
 		mu.Lock()
-		defer mu.Unlock()
 		calls[id]++
+		first := calls[id] == 1
+		mu.Unlock()
+		if id == "inflight" && first {
+			<-inflight
+		}
+		mu.Lock()
+		defer mu.Unlock()
 		return owed[id]
 	}
 	count := func(id string) int {
@@ -276,16 +293,9 @@ func TestAnExpiryWhoseTicketWasUntrackedIsTriedAgain(t *testing.T) {
 		return calls[id]
 	}
 	const wait = 30 * time.Second
-	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(string) time.Duration { return wait }, expire)
-	clk := &clock{now: time.Unix(1_800_000_000, 0)}
-	ticks := make(chan time.Time)
-	tr.now, tr.ticks = clk.Now, ticks
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go func() { _ = tr.Run(ctx) }()
-	tick := func() { ticks <- clk.Now() }
+	tr, clk, tick := handTurned(t, nc, wait, expire)
 	created := clk.Now().Add(-wait)
-	ids := []string{"lost", "again", "later", "fresh"}
+	ids := []string{"lost", "again", "later", "inflight", "fresh"}
 	for _, id := range ids {
 		tk := events.Ticket{TicketID: id, PlayerID: "p-" + id, CreatedAt: created}
 		if id == "fresh" {
@@ -297,13 +307,14 @@ func TestAnExpiryWhoseTicketWasUntrackedIsTriedAgain(t *testing.T) {
 	}
 	testkit.Eventually(t, 10*time.Second, func() bool {
 		tick()
-		return count("lost") == 1 && count("again") == 1 && count("later") == 1
+		return count("lost") == 1 && count("again") == 1 && count("later") == 1 && count("inflight") == 1
 	}, "due tickets not expired")
 	// Their creations fail and untrack them, the expiries cut off, or
 	// owed a retry a wait later; the repeat of "again" tracks it anew.
 	for _, id := range ids {
 		tr.Untrack(t.Context(), id)
 	}
+	close(inflight)
 	tk := events.Ticket{TicketID: "again", PlayerID: "p-again", CreatedAt: created}
 	if err := tr.Track(t.Context(), &tk, nil); err != nil {
 		t.Fatal(err)
@@ -319,24 +330,26 @@ func TestAnExpiryWhoseTicketWasUntrackedIsTriedAgain(t *testing.T) {
 	// wait) after the tracker handled the expiry's return, which may come
 	// after any tick.
 	step := func() { clk.add(time.Second); tick() }
-	testkit.Eventually(t, 10*time.Second, func() bool { step(); return count("lost") >= 2 && count("again") >= 2 && count("later") >= 2 },
-		"an expiry owed a retry is not tried again once its ticket was untracked")
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		step()
+		return count("lost") >= 2 && count("again") >= 2 && count("later") >= 2 && count("inflight") >= 2
+	}, "an expiry owed a retry, or in flight, is not tried again once its ticket was untracked")
 	// All told now: their next expiries leave nothing owed, and the
 	// untracked ones are let go.
-	mu.Lock()
+	n := map[string]int{}
+	mu.Lock() // the counts with the change: an expiry between would go unseen
 	for id := range owed {
 		owed[id] = RetryNone
 	}
-	mu.Unlock()
-	n := map[string]int{}
 	for _, id := range ids {
-		n[id] = count(id)
+		n[id] = calls[id]
 	}
+	mu.Unlock()
 	testkit.Eventually(t, 10*time.Second, func() bool {
 		step()
-		return count("lost") > n["lost"] && count("again") > n["again"] && count("later") > n["later"]
+		return count("lost") > n["lost"] && count("again") > n["again"] && count("later") > n["later"] && count("inflight") > n["inflight"]
 	}, "the expiries owed a retry not tried again")
-	for _, id := range []string{"lost", "later"} {
+	for _, id := range []string{"lost", "later", "inflight"} {
 		testkit.Eventually(t, 10*time.Second, func() bool {
 			tick()
 			w, err := tr.Wait(t.Context(), id, "")
@@ -353,7 +366,7 @@ func TestAnExpiryWhoseTicketWasUntrackedIsTriedAgain(t *testing.T) {
 	for range 20 {
 		tick()
 	}
-	for _, id := range []string{"lost", "later"} {
+	for _, id := range []string{"lost", "later", "inflight"} {
 		if got := count(id); got != n[id] {
 			t.Fatalf("untracked ticket %s expired %d times after it was let go, want none", id, got-n[id])
 		}
@@ -363,7 +376,7 @@ func TestAnExpiryWhoseTicketWasUntrackedIsTriedAgain(t *testing.T) {
 	}
 	if w, err := tr.Wait(t.Context(), "again", ""); err != nil {
 		t.Fatalf("ticket tracked again after an untrack not followed: %v", err)
-	} else {
-		w.Stop()
+	} else if w.Stop(); w.Creation != nil {
+		t.Fatal("ticket tracked again after its creation failed still hands that creation to a wait")
 	}
 }

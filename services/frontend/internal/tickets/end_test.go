@@ -39,4 +39,13 @@ func TestExpireAsksForASoonRetryOnlyWhenNATSDidNotAnswer(t *testing.T) {
 	if !ended(other) {
 		t.Fatal("expiry that lost to a cancel left a retry owed")
 	}
+	// An error NATS answered (a record that does not decode) is tried
+	// again a wait later, not soon, and leaves the retry owed.
+	broken := e.create(t, "kim")
+	if _, err := e.s.kv.Put(t.Context(), broken, []byte("{")); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.s.Expire(t.Context(), broken); r != results.RetryLater {
+		t.Fatalf("expiry whose record does not decode left %v owed, want results.RetryLater", r)
+	}
 }

@@ -95,7 +95,10 @@ func (s *Service) repeat(ctx context.Context, rec Record) (v View, found bool, e
 		// while the creation that followed the ticket failed (chaos
 		// S80b), leaves nobody to tell them, for the ticket was never
 		// queued for a matcher to meet. Told once (events.Claims.Tell);
-		// a match's results are its matcher's.
+		// a match's results are its matcher's. Told with the outcome's
+		// own words: a claimer that has not told yet (a withdrawal, a
+		// dead letter) and had a reason of its own is told in these,
+		// as when end meets another owner's claim.
 		if err := s.claims.Tell(ctx, events.Telling{Ticket: old.live(), Owner: owner}, s.tellSuperseded); err != nil {
 			s.log.Warn("repeated creation: tell the players what the ticket's claim decided; told later by its stream's expiry or a repeat",
 				"ticket_id", old.Ticket.TicketID, "owner", owner, "err", err)

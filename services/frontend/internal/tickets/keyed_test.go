@@ -112,8 +112,9 @@ func TestARepeatWhoseOutcomeIsUnreadAnswersItsTicket(t *testing.T) {
 
 // A repeat whose ticket's claim was won by an expiry that never told its
 // players (chaos S80b: the expiry's publish timed out, and the creation
-// that tracked it failed and let it go) tells them the claim's outcome
-// and answers it, where it answered queued and told nothing.
+// that tracked it failed and let it go) tells them the claim's outcome.
+// It answered the claim's outcome before (View reads the claim when no
+// result is stored) and told nothing: RESULTS stayed empty.
 func TestARepeatOfAClaimedUntoldTicketTellsIt(t *testing.T) {
 	t.Parallel()
 	s, _ := newPlainService(t)
