@@ -237,7 +237,9 @@ func (t *Tracker) untrack(s *state, tk *ticket) {
 		t.forget(s, tk)
 		return
 	}
-	tk.untracked = true
+	// A failed creation vouches for none of its results: a wait reads
+	// the stored state, which may say what its expiry's claim decided.
+	tk.untracked, tk.creation = true, nil
 }
 
 // forget stops following a ticket (untracked, with its outcome and no
@@ -301,11 +303,7 @@ func (t *Tracker) apply(s *state, r request) reply {
 // track follows ticket r.id, unless it is followed already.
 func (t *Tracker) track(s *state, r request) {
 	if tk, ok := s.tickets[r.id]; ok {
-		if tk.untracked {
-			// A repeat's creation, or a stream: followed again, with
-			// no failed creation to vouch for its results.
-			tk.untracked, tk.creation = false, r.creation
-		}
+		tk.untracked = false // a repeat's creation, or a stream: followed again
 		return
 	}
 	tk := &ticket{id: r.id, player: r.player, mode: r.mode, created: r.created, since: r.created, creation: r.creation,
@@ -339,23 +337,16 @@ func (s *state) wait(id, player string, waiter chan events.Result) reply {
 	if !tk.follows(player) {
 		return reply{err: ErrNotTracked}
 	}
-	// A ticket whose creation failed (untracked, kept for its expiry)
-	// is no creation's to vouch for: its stored state may say more (a
-	// claim its expiry won).
-	creation := tk.creation
-	if tk.untracked {
-		creation = nil
-	}
 	last := tk.lastOf(player)
 	if last != nil && last.Status.Terminal() {
 		waiter <- *last
 		close(waiter)
-		return reply{creation: creation, handed: true}
+		return reply{creation: tk.creation, handed: true}
 	}
 	tk.waiters[waiter] = player
 	tk.waited = true
 	if last != nil {
 		waiter <- *last
 	}
-	return reply{creation: creation}
+	return reply{creation: tk.creation}
 }

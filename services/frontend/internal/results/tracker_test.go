@@ -110,9 +110,7 @@ func handTurned(t *testing.T, nc *nats.Conn, wait time.Duration, expire Expirer)
 	clk = &clock{now: time.Unix(1_800_000_000, 0)}
 	ticks := make(chan time.Time)
 	tr.now, tr.ticks = clk.Now, ticks
-	ctx, cancel := context.WithCancel(t.Context())
-	t.Cleanup(cancel)
-	go func() { _ = tr.Run(ctx) }()
+	testkit.Run(t, tr.Run)
 	return tr, clk, func() { ticks <- clk.Now() }
 }
 
@@ -208,21 +206,17 @@ func TestExpiryCutOffWaitsOutItsBackoff(t *testing.T) {
 	returned := make(chan struct{}, 100)
 	expire := func(context.Context, string) Retry { calls.Add(1); returned <- struct{}{}; return RetrySoon } // always cut off
 	const wait = 30 * time.Second
-	tr := New(nc, events.Subjects{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func(string) time.Duration { return wait }, expire)
-	clk := &clock{now: time.Unix(1_800_000_000, 0)}
-	ticks := make(chan time.Time)
-	tr.now, tr.ticks = clk.Now, ticks
-	testkit.Run(t, tr.Run)
+	tr, clk, tick := handTurned(t, nc, wait, expire)
 	tk := events.Ticket{TicketID: "cut", PlayerID: "a", CreatedAt: clk.Now().Add(-wait)}
 	if err := tr.Track(t.Context(), &tk, nil); err != nil {
 		t.Fatal(err)
 	}
-	ticks <- clk.Now()
+	tick()
 	<-returned
 	// The clock stands still: its retry is due retryFirst later at the
 	// earliest. Each tick goes after the expiry's return reached Run.
 	for range 20 {
-		ticks <- clk.Now()
+		tick()
 		time.Sleep(5 * time.Millisecond)
 	}
 	if n := calls.Load(); n != 1 {

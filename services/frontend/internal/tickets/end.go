@@ -48,12 +48,10 @@ func (s *Service) Expire(ctx context.Context, ticketID string) results.Retry {
 		_, owner, err = s.end(ctx, rec, "", events.OwnerExpired, "no match within the frontend's maximum wait")
 	}
 	matchID, isMatch := events.OwnerMatchID(owner)
-	if isMatch && errors.Is(err, ErrAlreadyDecided) {
-		s.publishForUnsent(ctx, rec, matchID)
-	}
 	switch {
 	case errors.Is(err, ErrAlreadyDecided) && isMatch:
-		return results.RetryLater // its match is watched each wait until sent (publishForUnsent)
+		s.publishForUnsent(ctx, rec, matchID)
+		return results.RetryLater // its match is watched each wait until sent
 	case err == nil || errors.Is(err, ErrAlreadyDecided):
 		return results.RetryNone
 	case natsconn.Unanswered(err):
