@@ -108,12 +108,15 @@ func follow(ctx context.Context, fe frontend, toks *tokens, p int, player, regio
 // asking again may mend) is sent again with its Idempotency-Key after its
 // Retry-After or a backoff, to the next frontend, as the TypeScript
 // client does behind a load balancer: a repeat answers the ticket an
-// earlier attempt created. Each failed attempt is recorded.
+// earlier attempt created, and says it repeats (qmclient.Repeat) once an
+// attempt may have made it, as the TypeScript client does. Each failed
+// attempt is recorded.
 func create(ctx context.Context, fe frontend, toks *tokens, p int, player string, req ticketapi.Request, rec *recorder) (ticketapi.View, frontend, error) {
 	var opts []qmclient.CreateOption
 	if fe.keyed {
 		opts = append(opts, qmclient.IdempotencyKey(rand.Text()))
 	}
+	repeat := false // a Repeat option is in opts
 	for failures := 1; ; failures++ {
 		c, err := fe.as(toks, p, player)
 		if err != nil {
@@ -132,6 +135,10 @@ func create(ctx context.Context, fe frontend, toks *tokens, p int, player string
 		rec.add(loadrecord.FailedPost{PlayerID: player, Frontend: fe.base, SentAt: sent, EndedAt: time.Now(), Failed: failureKind("post", err)})
 		if !fe.keyed || failures > fe.retries || !askAgain(ctx, err) || !sleep(ctx, retryWait(failures, err)) {
 			return ticketapi.View{}, fe, err
+		}
+		if !repeat && qmclient.MayHaveCreated(err) {
+			repeat = true // from now on: this attempt may have made the ticket
+			opts = append(opts, qmclient.Repeat())
 		}
 		fe = *fe.next
 		fe.resent.Add(1)

@@ -196,6 +196,7 @@ func TestAFailedKeyedPostIsSentAgainWithItsKey(t *testing.T) {
 		drained  = `{"error":"shard drained","drained":{"shard":"eu.gold","reason":"maintenance"}}`
 		full     = `{"error":"` + ticketapi.RegionFullText + `"}`
 		suggests = `{"error":"` + ticketapi.RegionFullText + `","suggest_region":"us"}`
+		overload = `{"error":"` + ticketapi.OverloadedError + `"}`
 	)
 	for _, tc := range []struct {
 		name        string
@@ -204,24 +205,26 @@ func TestAFailedKeyedPostIsSentAgainWithItsKey(t *testing.T) {
 		retryAfter  string // the refusals' Retry-After
 		retries     int
 		want        string
-		posts       int32 // POSTs in all
+		posts       int32  // POSTs in all
+		repeat      string // the POSTs after the first say they repeat (Quickmatch-Repeat)
 	}{
-		{"503 then taken", 503, 202, "", "", 8, "", 2},
-		{"no answer then taken", 0, 202, "", "", 8, "", 2},
-		{"429 then taken after its Retry-After", 429, 202, "", "1", 8, "", 2},
-		{"region full, none with room named, then taken", 503, 202, full, "", 8, "", 2},
-		{"region full, one with room named", 503, 202, suggests, "", 8, "post_503", 1},
-		{"drained", 503, 202, drained, "", 8, "post_503", 1},
-		{"501", 501, 202, "", "", 8, "post_501", 1},
-		{"tries spent", 503, 503, "", "", 2, "post_503", 3},
-		{"no retries", 503, 202, "", "", 0, "post_503", 1},
+		{"503 then taken", 503, 202, "", "", 8, "", 2, "1"},
+		{"no answer then taken", 0, 202, "", "", 8, "", 2, "1"},
+		{"overloaded then taken", 503, 202, overload, "", 8, "", 2, ""},
+		{"429 then taken after its Retry-After", 429, 202, "", "1", 8, "", 2, ""},
+		{"region full, none with room named, then taken", 503, 202, full, "", 8, "", 2, ""},
+		{"region full, one with room named", 503, 202, suggests, "", 8, "post_503", 1, ""},
+		{"drained", 503, 202, drained, "", 8, "post_503", 1, ""},
+		{"501", 501, 202, "", "", 8, "post_501", 1, ""},
+		{"tries spent", 503, 503, "", "", 2, "post_503", 3, "1"},
+		{"no retries", 503, 202, "", "", 0, "post_503", 1, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var posts atomic.Int32
 			type post struct {
-				key string
-				at  time.Time
+				key, repeat string
+				at          time.Time
 			}
 			sent := make(chan post, 10)
 			stub := func(status int) *httptest.Server {
@@ -230,7 +233,7 @@ func TestAFailedKeyedPostIsSentAgainWithItsKey(t *testing.T) {
 				wrapped := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					if r.Method == http.MethodPost {
 						posts.Add(1)
-						sent <- post{r.Header.Get(ticketapi.HeaderIdempotencyKey), time.Now()}
+						sent <- post{r.Header.Get(ticketapi.HeaderIdempotencyKey), r.Header.Get(ticketapi.HeaderRepeat), time.Now()}
 						switch {
 						case status == 0:
 							panic(http.ErrAbortHandler)
@@ -275,6 +278,13 @@ func TestAFailedKeyedPostIsSentAgainWithItsKey(t *testing.T) {
 				}
 				if p.key == "" || p.key != first.key {
 					t.Fatalf("POSTs sent keys %q and %q, want one key", first.key, p.key)
+				}
+				want := tc.repeat
+				if i == 0 {
+					want = ""
+				}
+				if p.repeat != want {
+					t.Fatalf("POST %d said it repeats %q, want %q", i+1, p.repeat, want)
 				}
 				if i == 1 && tc.retryAfter != "" && p.at.Sub(first.at) < time.Second {
 					t.Fatalf("sent again %s after a Retry-After of %ss", p.at.Sub(first.at), tc.retryAfter)

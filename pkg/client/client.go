@@ -125,6 +125,23 @@ func IdempotencyKey(key string) CreateOption {
 	return func(h http.Header) { h.Set(ticketapi.HeaderIdempotencyKey, key) }
 }
 
+// Repeat marks a keyed creation sent again after an attempt that may
+// have made its ticket (MayHaveCreated): a frontend past its limit
+// answers it from that ticket rather than refusing it for overload
+// (ticketapi.HeaderRepeat).
+func Repeat() CreateOption {
+	return func(h http.Header) { h.Set(ticketapi.HeaderRepeat, "1") }
+}
+
+// MayHaveCreated reports whether a creation that failed with err may
+// have made its ticket: every failure but a refusal that says nothing
+// was made (ticketapi.CreatedNothing). Every later attempt, with the
+// same Idempotency-Key, is sent with Repeat.
+func MayHaveCreated(err error) bool {
+	var refused *Error
+	return !errors.As(err, &refused) || !ticketapi.CreatedNothing(refused.Status, refused.Body)
+}
+
 // CorrelationID names the request in every service's logs.
 func CorrelationID(id string) CreateOption {
 	return func(h http.Header) { h.Set(ticketapi.HeaderCorrelationID, id) }

@@ -17,7 +17,7 @@ import (
 // on; and the client's own for what a server sent that it cannot take.
 var (
 	// ErrOverloaded: overload control refused the creation; retry after
-	// Error.RetryAfter (1-3 s).
+	// Error.RetryAfter (1-3 s, more as refusals outnumber admissions).
 	ErrOverloaded = errors.New("frontend overloaded")
 	// ErrDrained: an operator drained the ticket's shard (Error.Body.Drained
 	// names it and why).

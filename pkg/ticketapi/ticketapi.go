@@ -31,10 +31,16 @@
 //     min by default): a longer one is waited as the cap, so that a
 //     hostile figure cannot park a client, and a long honest one (a
 //     drain's) does not make it give up on a ticket it follows. (The
-//     frontend asks 1-3 s for overload, 5 s for a full region, 30 s for
-//     a drain.) It is waited and up to half of it again, at random:
+//     frontend asks 1-3 s for overload, more as its refusals outnumber
+//     its admissions (60 s at most), 5 s for a full region, 30 s for a
+//     drain.) It is waited and up to half of it again, at random:
 //     every client of a frontend that restarts is told the same, and
 //     waiting it exactly brought them all back in one moment.
+//   - A creation sent again with its Idempotency-Key after an attempt
+//     that may have made its ticket (every failure but those
+//     CreatedNothing names) says so (HeaderRepeat): past its limit a
+//     frontend answers it from that ticket, where it refuses a new
+//     creation unread.
 //
 // How long a client keeps trying is the caller's: pkg/client until its
 // context ends.
@@ -42,6 +48,7 @@ package ticketapi
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -134,6 +141,22 @@ const StartingError = "starting: not ready yet, retry later"
 // Overloaded reports whether b refuses a creation for overload.
 func (b ErrorBody) Overloaded() bool { return strings.HasPrefix(b.Error, OverloadedPrefix) }
 
+// CreatedNothing reports whether a creation answered status with body b
+// certainly made no ticket: refused for overload, by a frontend still
+// starting, by its rate limit, or for a full region, each before any
+// write. A client sends its next attempt with HeaderRepeat unless every
+// earlier one was so refused. (A refusal it does not send again, a 400
+// say, needs no rule.)
+func CreatedNothing(status int, b ErrorBody) bool {
+	switch status {
+	case http.StatusTooManyRequests:
+		return true
+	case http.StatusServiceUnavailable:
+		return b.Overloaded() || b.Error == StartingError || b.RegionFull()
+	}
+	return false
+}
+
 // RegionFullText is in the error of a creation refused because its region
 // has no free game-server rooms (RegionFullError; SuggestRegion names one
 // with room, when there is one). "Region full" in the clients' names
@@ -164,9 +187,22 @@ func EventsPath(id string) string { return TicketPath(id) + "/events" }
 const (
 	HeaderAuthorization  = "Authorization"
 	HeaderIdempotencyKey = "Idempotency-Key"
-	HeaderCorrelationID  = "X-Correlation-Id"
-	HeaderLastEventID    = "Last-Event-ID"
-	HeaderRetryAfter     = "Retry-After"
+	// HeaderRepeat ("1") marks a keyed POST that repeats one whose
+	// ticket may exist: an earlier attempt with the same Idempotency-Key
+	// had no answer, or one that does not say nothing was made
+	// (CreatedNothing). Past its limit a frontend refuses creations
+	// before it reads their key, but answers such a repeat from the
+	// ticket its earlier attempt made (and refuses it for overload if
+	// none was): a client whose first POST was cut short is not kept out
+	// of a ticket it holds, perhaps matched already, until it gives up.
+	// A client that says so falsely gains nothing: it costs the frontend
+	// its token's check and a look-up (and for a ticket of its own still
+	// waiting, what any repeat costs: published again), within the few
+	// repeats it serves at once, and is refused as it would have been.
+	HeaderRepeat        = "Quickmatch-Repeat"
+	HeaderCorrelationID = "X-Correlation-Id"
+	HeaderLastEventID   = "Last-Event-ID"
+	HeaderRetryAfter    = "Retry-After"
 	// HeaderTraceParent is the W3C trace context a client may send: the
 	// frontend's create span is its child. The name is the bus's.
 	HeaderTraceParent = events.HeaderTraceParent

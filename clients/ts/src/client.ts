@@ -1,6 +1,6 @@
 // The client: a ticket's creation, reading, cancelling and following.
 import { eventIds, eventsPath, eventStatus, headers as h, paths, ticketPath } from "./contract.js";
-import { ConnectionError, ProtocolError } from "./errors.js";
+import { ApiError, ConnectionError, ProtocolError } from "./errors.js";
 import { apiError, newKey, readJSON, resolve, sendAuthed, type TokenProvider } from "./http.js";
 import { abortReason, linked, retryDefaults, retryDelay, sleep, withRetry, type Retry, type RetryOptions } from "./retry.js";
 import { readEvents, SSEParser } from "./sse.js";
@@ -54,7 +54,10 @@ export interface CreateOptions extends CallOptions {
   /**
    * Makes a repeat return the same ticket (scoped to the caller). A
    * random one is made when left out, so the client's own retries never
-   * queue a second ticket.
+   * queue a second ticket. One given is taken for a key an earlier call
+   * may have made a ticket with: every attempt says it repeats
+   * (headers.repeat), so that a frontend past its limit answers it from
+   * that ticket.
    */
   idempotencyKey?: string;
   /** Travels with the ticket through every service's logs. */
@@ -102,16 +105,28 @@ export class Client {
    */
   createTicket(req: TicketRequest, o: CreateOptions = {}): Promise<Ticket> {
     const key = o.idempotencyKey ?? newKey();
+    // Once an attempt (or, for a key given, an earlier call) may have
+    // made the ticket (no answer, or a refusal that does not say nothing
+    // was made), the next ones say they repeat it: a frontend past its
+    // limit answers them from that ticket, where it would refuse a new
+    // creation until the retries ran out.
+    let repeat = o.idempotencyKey !== undefined;
     return withRetry(this.retry, o.signal, () =>
       this.timed(o.signal, async (signal) => {
         const headers: Record<string, string> = { "Content-Type": "application/json", [h.idempotencyKey]: key };
+        if (repeat) headers[h.repeat] = "1";
         if (o.correlationId) headers[h.correlationId] = o.correlationId;
         if (o.traceParent) headers[h.traceParent] = o.traceParent;
-        const res = await sendAuthed(this.opts.token, signal, (auth) =>
-          this.fetch(this.url(paths.tickets), { method: "POST", headers: { ...headers, ...auth }, body: JSON.stringify(req), signal }),
-        );
-        if (res.status !== 202) throw await apiError(res, this.max);
-        return this.ticketOf(res);
+        try {
+          const res = await sendAuthed(this.opts.token, signal, (auth) =>
+            this.fetch(this.url(paths.tickets), { method: "POST", headers: { ...headers, ...auth }, body: JSON.stringify(req), signal }),
+          );
+          if (res.status !== 202) throw await apiError(res, this.max);
+          return this.ticketOf(res);
+        } catch (err) {
+          if (!(err instanceof ApiError && err.createdNothing)) repeat = true;
+          throw err;
+        }
       }),
     );
   }

@@ -30,7 +30,15 @@ export const headers = {
   traceParent: "traceparent",
   lastEventId: "Last-Event-ID",
   retryAfter: "Retry-After",
+  /** Sent ("1") with a creation sent again after an attempt that may have made its ticket (ApiError.createdNothing). */
+  repeat: "Quickmatch-Repeat",
 } as const;
+
+/** The start of the error of a creation refused for overload (503). */
+export const overloadedPrefix = "overloaded";
+
+/** The whole error of every answer of a frontend still starting (503). */
+export const startingError = "starting: not ready yet, retry later";
 
 /**
  * Query parameters of /ws/events: the part of a ticket's request they

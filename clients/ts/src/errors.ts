@@ -1,5 +1,6 @@
 // What the client throws, besides an AbortSignal's reason (thrown as it
 // is) and the errors of the token provider.
+import { overloadedPrefix, regionFullText, startingError } from "./contract.js";
 import type { ErrorBody, Ticket } from "./types.js";
 
 /** The frontend answered with an error status. */
@@ -31,6 +32,20 @@ export class ApiError extends Error {
   get retryable(): boolean {
     if (this.status === 503 && (this.body?.suggest_region || this.body?.drained)) return false;
     return [408, 429, 500, 502, 503, 504].includes(this.status);
+  }
+
+  /**
+   * Whether the refusal says no ticket was made: an overload, a frontend
+   * still starting, a rate limit, a full region, each refused before any
+   * write (pkg/ticketapi's CreatedNothing). A creation sent again after
+   * any other failure says it repeats (headers.repeat), so that a
+   * frontend past its limit answers it from the ticket an earlier
+   * attempt made.
+   */
+  get createdNothing(): boolean {
+    if (this.status === 429) return true;
+    const e = this.body?.error ?? "";
+    return this.status === 503 && (e.startsWith(overloadedPrefix) || e === startingError || !!this.body?.suggest_region || e.includes(regionFullText));
   }
 }
 

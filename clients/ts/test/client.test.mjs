@@ -76,6 +76,43 @@ test("follow resumes from a given lastEventId", { timeout: 30_000 }, async (t) =
   assert.deepEqual(seen, ["expired"], "matched was had already");
 });
 
+test("a creation sent again says it repeats once an attempt may have made the ticket, not after refusals that made none", { timeout: 30_000 }, async (t) => {
+  const { fake, client } = await setup(t, { retry: { maxRetries: 8 } });
+  let posts = 0;
+  fake.routes.set("POST /v1/tickets", (req, res) => {
+    switch (++posts) {
+      case 1: // refused before anything was made
+        res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "0" });
+        res.end(JSON.stringify({ error: "overloaded: too many tickets are being created, retry later" }));
+        return true;
+      case 2:
+        res.writeHead(429, { "Content-Type": "application/json", "Retry-After": "0" });
+        res.end(JSON.stringify({ error: "too many tickets from this player" }));
+        return true;
+      case 3: // no answer: the ticket may have been made
+        req.socket.destroy();
+        return true;
+      case 4: // overloaded again: the ticket still may exist
+        res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "0" });
+        res.end(JSON.stringify({ error: "overloaded: too many tickets are being created, retry later" }));
+        return true;
+      case 6: // an outage, in the next call
+        res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "0" });
+        res.end(JSON.stringify({ error: "ticket service unavailable, retry with the same Idempotency-Key" }));
+        return true;
+    }
+    return false;
+  });
+  const said = () => fake.requests.filter((r) => r.method === "POST").map((r) => r.headers["quickmatch-repeat"] ?? "");
+  assert.equal((await client.createTicket({ region: "eu", skill: 1650 })).status, "queued");
+  assert.deepEqual(said(), ["", "", "", "1", "1"]);
+  assert.equal((await client.createTicket({ region: "eu", skill: 1650 })).status, "queued");
+  assert.deepEqual(said().slice(5), ["", "1"], "a 503 that is no overload may have made the ticket");
+  // A key given may be an earlier call's: its first attempt says so too.
+  await client.createTicket({ region: "eu", skill: 1650 }, { idempotencyKey: "k1" });
+  assert.deepEqual(said().slice(7), ["1"]);
+});
+
 test("a 503 is retried after its Retry-After with the same Idempotency-Key; a longer one is waited as maxRetryAfterMs", { timeout: 30_000 }, async (t) => {
   const { fake, client, retries } = await setup(t);
   let posts = 0;

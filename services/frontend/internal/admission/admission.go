@@ -38,6 +38,30 @@ const (
 // moves: one slow creation among few says little.
 const minSamples = 8
 
+// Retry-After of an overload refusal (RetryAfter). Clients that ask again
+// (the TypeScript client does, up to 8 times) bring every refused creation
+// back after it, so a fixed one (1-3 s, before) multiplied the requests
+// by the overload: at three times capacity 135,000 arrivals became
+// 438,000 POSTs (BENCHMARKS.md, thirty-sixth round). It grows instead
+// with the refusals per admission of the last rateWindow: the seconds the
+// frontend needs, at the rate it admits, to take the clients it refused
+// in one. Their return is spread over that many seconds and twice as many
+// again (the API's jitter), so what comes back is what it can take, or
+// refuse cheaply.
+const (
+	rateWindow = time.Second
+	// MaxRetryAfter bounds it (60 s with the jitter): the TypeScript
+	// client waits at most 60 s (and up to half of it again) whatever it
+	// is told, and a player told more would leave.
+	MaxRetryAfter = 20
+)
+
+// RepeatShare is the part of the limit that repeats served past it may
+// take at once (AcquireRepeat), and at least one: a repeat reads its
+// ticket and makes nothing, but its token is verified, and a client may
+// say it repeats when it does not.
+const RepeatShare = 8
+
 // Config of a Limiter.
 type Config struct {
 	// Target is the mean latency of a creation above which the limit is
@@ -106,6 +130,13 @@ type Limiter struct {
 	n     int
 	sum   time.Duration
 	peak  int
+	// Repeats served past the limit now (AcquireRepeat).
+	repeats int
+	// The refusals and admissions since rateStart, and the Retry-After
+	// (seconds) the last rateWindow's ratio set (RetryAfter).
+	rateStart         time.Time
+	refused, admitted int
+	retryAfter        int
 }
 
 var _ prometheus.Collector = (*Limiter)(nil)
@@ -113,22 +144,32 @@ var _ prometheus.Collector = (*Limiter)(nil)
 // New returns a Limiter at cfg.Initial.
 func New(cfg Config) *Limiter {
 	cfg.setDefaults()
-	return &Limiter{cfg: cfg, limit: float64(cfg.Initial), start: cfg.Now()}
+	now := cfg.Now()
+	return &Limiter{cfg: cfg, limit: float64(cfg.Initial), start: now, rateStart: now, retryAfter: 1}
 }
 
-// Slot is one admitted creation. Its Done must be called exactly once.
+// Slot is one admitted creation, or a repeat served past the limit
+// (AcquireRepeat). Its Done must be called exactly once.
 type Slot struct {
-	l     *Limiter
-	start time.Time
+	l      *Limiter
+	start  time.Time
+	repeat bool
 }
 
 // Full reports whether a creation would be refused now: a check that
 // takes nothing, for refusing a request before any work is spent on it
-// (its token, its body). Acquire decides.
+// (its token, its body), and counts it refused if so (RetryAfter).
+// Acquire decides the others.
 func (l *Limiter) Full() bool {
+	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.full()
+	l.count(now)
+	if !l.full() {
+		return false
+	}
+	l.refused++
+	return true
 }
 
 func (l *Limiter) full() bool {
@@ -141,12 +182,66 @@ func (l *Limiter) Acquire() (s Slot, ok bool) {
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.count(now)
 	if l.full() {
+		l.refused++
 		return Slot{}, false
 	}
+	l.admitted++
 	l.inFlight++
 	l.peak = max(l.peak, l.inFlight)
 	return Slot{l: l, start: now}, true
+}
+
+// AcquireRepeat serves, past the limit, a creation its client says
+// repeats one whose ticket may exist (ticketapi.HeaderRepeat): it is
+// answered from that ticket and makes none, or refused for overload if
+// there is none. Up to the limit over RepeatShare at once (at least
+// one); ok false: refused, nothing taken. It is not an admission: the
+// refusal Full counted for it stands (a repeat of no ticket is refused
+// after all), and its Slot's Done measures nothing.
+func (l *Limiter) AcquireRepeat() (s Slot, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cfg.On() && l.repeats >= max(int(l.limit)/RepeatShare, 1) {
+		return Slot{}, false
+	}
+	l.repeats++
+	return Slot{l: l, repeat: true}, true
+}
+
+// count closes the rate window once it is rateWindow old: the next
+// refusals are told to wait a second for every refusal per admission in
+// it (at least 1, at most MaxRetryAfter), but at most twice what the
+// last window told. Refusals are counted before the token is verified,
+// so anyone can add to them: the doubling makes a flood that would push
+// every refused player's wait to the cap keep at it for five windows,
+// not one. A window that closes late (a quiet spell since: nothing came
+// to close it) says nothing of now, and sets it back to 1.
+func (l *Limiter) count(now time.Time) {
+	age := now.Sub(l.rateStart)
+	switch {
+	case age < rateWindow:
+		return
+	case age >= 2*rateWindow:
+		l.retryAfter = 1
+	default:
+		ratio := float64(l.refused) / float64(max(l.admitted, 1))
+		l.retryAfter = int(min(max(math.Ceil(ratio), 1), float64(2*l.retryAfter), MaxRetryAfter))
+	}
+	l.rateStart, l.refused, l.admitted = now, 0, 0
+}
+
+// RetryAfter is the Retry-After, in whole seconds, an overload refusal
+// is given now: 1 until refusals outnumber admissions, then a second for
+// each refusal per admission of the last rateWindow (count says how it
+// moves), up to MaxRetryAfter.
+func (l *Limiter) RetryAfter() int {
+	now := l.cfg.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.count(now)
+	return l.retryAfter
 }
 
 // Done ends the creation. measured says whether its latency speaks for
@@ -155,6 +250,12 @@ func (l *Limiter) Acquire() (s Slot, ok bool) {
 // instant answer would make the latency look low.
 func (s Slot) Done(measured bool) {
 	if s.l == nil {
+		return
+	}
+	if s.repeat {
+		s.l.mu.Lock()
+		s.l.repeats--
+		s.l.mu.Unlock()
 		return
 	}
 	now := s.l.cfg.Now()
@@ -211,17 +312,21 @@ var (
 		"Ticket creations the frontend lets run at once now (overload control; 0: off).", nil, nil)
 	inFlightDesc = prometheus.NewDesc("quickmatch_frontend_creations_in_flight",
 		"Ticket creations running now (waiting for JetStream).", nil, nil)
+	retryAfterDesc = prometheus.NewDesc("quickmatch_frontend_overload_retry_after_seconds",
+		"The Retry-After an overload refusal is given now, before its jitter (up to twice as much again): a second for each refusal per admission in the last second, 1 to 20, at most doubling each second.", nil, nil)
 )
 
 // Describe is prometheus.Collector's.
 func (l *Limiter) Describe(ch chan<- *prometheus.Desc) {
 	ch <- limitDesc
 	ch <- inFlightDesc
+	ch <- retryAfterDesc
 }
 
-// Collect is prometheus.Collector's: the limit and the creations in
-// flight, read when scraped.
+// Collect is prometheus.Collector's: the limit, the creations in
+// flight and the Retry-After, read when scraped.
 func (l *Limiter) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.GaugeValue, float64(l.Limit()))
 	ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(l.InFlight()))
+	ch <- prometheus.MustNewConstMetric(retryAfterDesc, prometheus.GaugeValue, float64(l.RetryAfter()))
 }

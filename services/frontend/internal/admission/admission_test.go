@@ -236,3 +236,108 @@ func TestGauges(t *testing.T) {
 		t.Fatalf("gauges %v", got)
 	}
 }
+
+// TestRetryAfterGrowsWithTheRefusalsPerAdmission: an overload refusal's
+// Retry-After is 1 s until refusals outnumber admissions, then a second
+// for each refusal per admission of the last second, at most doubling
+// from one second to the next (refusals come before any token is
+// verified: a flood must keep at it), up to MaxRetryAfter; refusals by
+// Full count as Acquire's do; it falls back once the overload ends, or
+// after a quiet spell. Clients that ask again come back after it, so a
+// fixed one multiplied the requests by the overload (BENCHMARKS.md,
+// thirty-sixth round).
+func TestRetryAfterGrowsWithTheRefusalsPerAdmission(t *testing.T) {
+	t.Parallel()
+	l, c := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 2, Max: 2, Initial: 2})
+	if got := l.RetryAfter(); got != 1 {
+		t.Fatalf("Retry-After %d s at rest, want 1", got)
+	}
+	// second runs one second: admitted creations (each ended at once,
+	// unmeasured; two more held to the end), and refused ones, half by
+	// Full and half by Acquire.
+	second := func(admitted, refused int) {
+		t.Helper()
+		for range admitted {
+			s, ok := l.Acquire()
+			if !ok {
+				t.Fatal("refused with a slot free")
+			}
+			s.Done(false)
+		}
+		held := []admission.Slot{}
+		for range 2 {
+			s, _ := l.Acquire()
+			held = append(held, s)
+		}
+		for i := range refused {
+			if i%2 == 0 && !l.Full() || i%2 == 1 && func() bool { _, ok := l.Acquire(); return ok }() {
+				t.Fatal("admitted at the limit")
+			}
+		}
+		for _, s := range held {
+			s.Done(false)
+		}
+		c.advance(time.Second)
+	}
+	for _, tc := range []struct {
+		name                    string
+		admitted, refused, want int
+	}{
+		{"fewer refusals than admissions", 100, 50, 1},
+		{"three per admission, doubled from 1", 98, 300, 2},
+		{"three per admission", 98, 300, 3},
+		{"4.5 per admission, rounded up", 98, 450, 5},
+		{"nothing but refusals, doubled from 5", 0, 1000, 10},
+		{"nothing but refusals, capped", 0, 1000, 20},
+		{"the overload over", 100, 0, 1},
+		{"three per admission again", 98, 300, 2},
+	} {
+		second(tc.admitted, tc.refused)
+		if got := l.RetryAfter(); got != tc.want {
+			t.Fatalf("%s (%d admitted, %d refused in a second): Retry-After %d s, want %d", tc.name, tc.admitted+2, tc.refused, got, tc.want)
+		}
+	}
+	// A burst, then a quiet spell: the burst's window closes late and
+	// says nothing of now.
+	second(98, 300)
+	c.advance(5 * time.Second)
+	if got := l.RetryAfter(); got != 1 {
+		t.Fatalf("Retry-After %d s after a quiet spell, want 1", got)
+	}
+}
+
+// Repeats served past the limit take a share of it of their own (the
+// limit over RepeatShare, at least one): neither a creation's slot nor
+// its measure, and given back by Done.
+func TestRepeatsPastTheLimitTakeAShareOfTheirOwn(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ limit, repeats int }{{3, 1}, {2 * admission.RepeatShare, 2}} {
+		l, _ := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: tc.limit, Max: tc.limit})
+		for range tc.limit {
+			if _, ok := l.Acquire(); !ok {
+				t.Fatal("refused under the limit")
+			}
+		}
+		var repeats []admission.Slot
+		for range tc.repeats {
+			s, ok := l.AcquireRepeat()
+			if !ok {
+				t.Fatalf("limit %d: repeat %d refused, want %d served", tc.limit, len(repeats)+1, tc.repeats)
+			}
+			repeats = append(repeats, s)
+		}
+		if _, ok := l.AcquireRepeat(); ok {
+			t.Fatalf("limit %d: repeat %d served, want %d at most", tc.limit, tc.repeats+1, tc.repeats)
+		}
+		if l.InFlight() != tc.limit || !l.Full() {
+			t.Fatalf("limit %d: %d creations in flight, full %v; repeats took creations' slots", tc.limit, l.InFlight(), l.Full())
+		}
+		repeats[0].Done(true)
+		if l.InFlight() != tc.limit || l.Limit() != tc.limit {
+			t.Fatalf("limit %d: a repeat's Done moved in flight %d, limit %d", tc.limit, l.InFlight(), l.Limit())
+		}
+		if _, ok := l.AcquireRepeat(); !ok {
+			t.Fatalf("limit %d: repeat refused after one ended", tc.limit)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2" // which Retry-After; crypto/rand is for ids
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
@@ -48,6 +49,11 @@ import (
 // left, a panic. A refusal for overload takes no rate limit token: the
 // limit counts what the frontend works on. What a verification may wait
 // for (a JWKS read) while it holds the slot is bounded (Config.VerifyWait).
+// Refusals counted before the token also set the Retry-After of the
+// next ones (admission.Limiter.RetryAfter): a flood while the frontend
+// is full lengthens the wait of the honest players refused with it (up
+// to 60 s), never admits or refuses anyone who would not have been;
+// the limiter's doubling makes it keep at it for five seconds.
 
 // slot is an admitted creation's admission slot, given back once: by the
 // creation when it ends (API.create), or when its handler returns before
@@ -57,6 +63,9 @@ import (
 type slot struct {
 	adm  admission.Slot
 	done bool
+	// repeat: a repeat served past the limit (postRepeat), answered
+	// from its ticket (tickets.Service.Repeat) and never made anew.
+	repeat bool
 }
 
 // release gives the slot back, the first time only; measured is
@@ -93,6 +102,9 @@ func (a *API) admit(h creation) http.HandlerFunc {
 // taken (enter), a wait the client paces.
 func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
 	if a.admission.Full() {
+		if a.postRepeat(w, r) {
+			return
+		}
 		skipBody(w, r)
 		a.overloaded(w)
 		return
@@ -114,6 +126,58 @@ func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
 	defer sl.release(false)
 	a.createTicket(w, r, c, sl, body)
 }
+
+// postRepeat serves, past the limit, a keyed POST whose client says it
+// repeats one whose ticket may exist (ticketapi.HeaderRepeat), in a
+// repeat's slot (admission.Limiter.AcquireRepeat): answered from the
+// ticket an earlier attempt made, refused for overload if none did.
+// Refused before its key was read, such a client was told to wait like
+// a new player until it gave up on a ticket it held, perhaps matched
+// already (chaos S75: a no-show). Its body is read before its slot is
+// taken, as a creation's is (enter). false: not such a request; the
+// caller refuses it, nothing read.
+//
+// A client may say it repeats when it does not: it then costs its
+// token's verification and a read of a record (and, for a ticket of its
+// still waiting, what any repeat costs: republish), within the repeats'
+// few slots, and is refused (or rate limited) as it would have been. One
+// with no token is refused unread, as any creation past the limit is.
+func (a *API) postRepeat(w http.ResponseWriter, r *http.Request) bool {
+	if r.Header.Get(ticketapi.HeaderRepeat) != "1" || r.Header.Get(ticketapi.HeaderIdempotencyKey) == "" ||
+		!a.cfg.Insecure && identity.FromRequest(r) == "" { // no token: refused unread, as any
+		return false
+	}
+	body, ok := a.readBody(w, r) // before its slot, as a creation's (enter)
+	if !ok {
+		return true
+	}
+	adm, ok := a.admission.AcquireRepeat()
+	if !ok {
+		// Its ticket may exist, matched already: told to come back in
+		// 1-3 s, not the overload's growing wait, which could outlast
+		// its client's patience (the no-show this lane is for).
+		a.met.repeats.WithLabelValues(repeatNoSlot).Inc()
+		a.refuseOverloaded(w, retryAfterValues[1+rand.IntN(3)])
+		return true
+	}
+	sl := &slot{adm: adm, repeat: true}
+	defer sl.release(false)
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.VerifyWait)
+	c, ok := a.identify(ctx, w, r, true)
+	cancel()
+	if ok && a.allowCreation(w, c) {
+		a.createTicket(w, r, c, sl, body)
+	}
+	return true
+}
+
+// Outcomes of a repeat served past the limit (apiMetrics.repeats).
+const (
+	repeatAnswered = "answered"  // 202, from the ticket an earlier attempt made
+	repeatNoTicket = "no_ticket" // none was made: refused for overload
+	repeatNoSlot   = "no_slot"   // the repeats' slots were taken: refused for overload
+	repeatFailed   = "failed"    // any other error answer (its ticket service's, a client gone)
+)
 
 // closeUnread lets an answer that leaves the request's body unread go out
 // at once, and closes the connection after it. Over HTTP/1.1, net/http
@@ -242,19 +306,40 @@ var overloadedBody = func() []byte {
 	return append(b, '\n')
 }()
 
-// retryAfterValues are the Retry-After values of an overload refusal, 1
-// to 3 s, at random, so that the clients refused in one moment do not all
-// come back in the same second. Shared between answers, never written.
-var retryAfterValues = [...][]string{{"1"}, {"2"}, {"3"}}
+// retryAfterValues are the Retry-After header values of 0 to
+// 3×admission.MaxRetryAfter seconds, made once: an answer takes its own
+// without an allocation. Shared between answers, never written.
+var retryAfterValues = func() [][]string {
+	vs := make([][]string, 3*admission.MaxRetryAfter+1)
+	for i := range vs {
+		vs[i] = []string{strconv.Itoa(i)}
+	}
+	return vs
+}()
+
+// overloadRetryAfter is the Retry-After of an overload refusal: the
+// limiter's (admission.Limiter.RetryAfter, 1 s until refusals outnumber
+// admissions), and up to twice as much again at random, so that the
+// clients refused in one moment do not all come back in the same second
+// (1-3 s at the least).
+func overloadRetryAfter(base int) []string {
+	return retryAfterValues[base+rand.IntN(2*base+1)]
+}
 
 var jsonType = []string{"application/json"}
 
 // overloaded answers a creation refused by overload control, with as
 // little work as an answer takes: no encoding, no label look-up.
 func (a *API) overloaded(w http.ResponseWriter) {
+	a.refuseOverloaded(w, overloadRetryAfter(a.admission.RetryAfter()))
+}
+
+// refuseOverloaded is overloaded with its Retry-After (a retryAfterValues
+// entry).
+func (a *API) refuseOverloaded(w http.ResponseWriter, retryAfter []string) {
 	a.met.overloaded.Inc()
 	h := w.Header()
-	h[ticketapi.HeaderRetryAfter] = retryAfterValues[rand.IntN(len(retryAfterValues))]
+	h[ticketapi.HeaderRetryAfter] = retryAfter
 	h["Content-Type"] = jsonType
 	w.WriteHeader(http.StatusServiceUnavailable)
 	_, _ = w.Write(overloadedBody) // the client may be gone; nothing to do
@@ -275,7 +360,7 @@ var startingBody = func() []byte {
 func Starting(probes *http.ServeMux) http.Handler {
 	probes.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		h := w.Header()
-		h[ticketapi.HeaderRetryAfter] = retryAfterValues[0]
+		h[ticketapi.HeaderRetryAfter] = retryAfterValues[1]
 		h["Content-Type"] = jsonType
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write(startingBody)

@@ -34,6 +34,10 @@ var openAPI []byte
 // does not own a ticket gets tickets.ErrNotFound for it.
 type Tickets interface {
 	Create(ctx context.Context, caller identity.Caller, req tickets.Request, idempotencyKey string) (tickets.View, error)
+	// Repeat answers a keyed creation from the ticket an earlier attempt
+	// made, and makes none (tickets.ErrNotFound if there is none): a
+	// repeat served past the limit (ticketapi.HeaderRepeat).
+	Repeat(ctx context.Context, caller identity.Caller, req tickets.Request, idempotencyKey string) (tickets.View, error)
 	Get(ctx context.Context, caller identity.Caller, ticketID string) (tickets.View, error)
 	Cancel(ctx context.Context, caller identity.Caller, ticketID, reason string) (tickets.View, error)
 	RecordFor(ctx context.Context, caller identity.Caller, ticketID string) (tickets.Record, error)
@@ -225,7 +229,10 @@ type apiMetrics struct {
 	// overloaded is rejections' "overloaded": looked up once, as the
 	// refusal past capacity is the one answered most.
 	overloaded prometheus.Counter
-	open       *prometheus.GaugeVec
+	// repeats counts the repeats served past the limit (postRepeat), by
+	// outcome (repeatAnswered and its siblings).
+	repeats *prometheus.CounterVec
+	open    *prometheus.GaugeVec
 }
 
 // New returns the handler of the whole frontend. Waiting clients are let go
@@ -254,6 +261,10 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 			rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "quickmatch_frontend_rejections_total", Help: "Requests refused, by reason.",
 			}, []string{"reason"}),
+			repeats: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "quickmatch_frontend_overload_repeats_total",
+				Help: "Keyed creations said to repeat one (Quickmatch-Repeat) while creations were refused for overload, by outcome: answered (202 from the ticket an earlier attempt made), no_ticket (none was made: refused for overload), no_slot (the repeats' slots were taken: refused for overload, Retry-After 1-3 s), failed (another error answer). Those refused for their token or rate limit are counted in the rejections only.",
+			}, []string{"outcome"}),
 			open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 				Name: "quickmatch_frontend_open_connections", Help: "Clients waiting on a connection, by kind.",
 			}, []string{"kind"}),
@@ -264,8 +275,11 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 		r.SetHandover(a.takeOver, a.toHandOver)
 	}
 	a.met.overloaded = a.met.rejections.WithLabelValues("overloaded")
+	for _, o := range []string{repeatAnswered, repeatNoTicket, repeatNoSlot, repeatFailed} {
+		a.met.repeats.WithLabelValues(o) // every series from 0, for increase()
+	}
 	a.admission = admission.New(cfg.Admission)
-	reg.MustRegister(a.met.requests, a.met.rejections, a.met.open, a.admission)
+	reg.MustRegister(a.met.requests, a.met.rejections, a.met.repeats, a.met.open, a.admission)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+ticketapi.PathTickets, a.postTicket)
 	mux.HandleFunc("GET "+ticketapi.TicketPath("{id}"), a.authenticate(false, a.getTicket))
@@ -315,6 +329,18 @@ func (a *API) createTicket(w http.ResponseWriter, r *http.Request, caller identi
 	ctx, span := startCreate(ctx)
 	view, err := a.create(ctx, sl, caller, req, r.Header.Get(ticketapi.HeaderIdempotencyKey))
 	endCreate(span, view, err)
+	if sl.repeat {
+		switch {
+		case errors.Is(err, tickets.ErrNotFound):
+			a.met.repeats.WithLabelValues(repeatNoTicket).Inc()
+			a.overloaded(w) // no attempt made it: a creation, refused
+			return
+		case err != nil:
+			a.met.repeats.WithLabelValues(repeatFailed).Inc()
+		default:
+			a.met.repeats.WithLabelValues(repeatAnswered).Inc()
+		}
+	}
 	if err != nil {
 		// A client that hung up is no fault of the broker's.
 		if outcome(err) == "unavailable" && ctx.Err() == nil {

@@ -62,13 +62,43 @@ func TestFindAMatchPageInChromium(t *testing.T) {
 func TestTypeScriptClientContract(t *testing.T) {
 	t.Parallel()
 	node := needClient(t, "ws")
-	const script = `import("./dist/quickmatch.js").then(({ contract: c }) => console.log(JSON.stringify({
+	const script = `import("./dist/quickmatch.js").then(({ contract: c, ApiError }) => console.log(JSON.stringify({
   ...c, ticketPath: c.ticketPath("t-1"), eventsPath: c.eventsPath("t-1"), retryAfterMs: c.retryAfterOfReason(process.argv[1]),
   drained: c.refusalOfReason(process.argv[1]).body, full: c.refusalOfReason(process.argv[2]).body,
+  createdNothing: JSON.parse(process.argv[3]).map(([status, body]) => new ApiError(status, body).createdNothing),
 })));`
 	reason := ticketapi.RetryAfterCloseReason(30*time.Second, ticketapi.DrainedReason("eu.gold", "maintenance"))
 	full := ticketapi.RetryAfterCloseReason(5*time.Second, ticketapi.RegionFullError("eu", "us-east"))
-	cmd := exec.CommandContext(t.Context(), node, "--input-type=module", "-e", script, reason, full)
+	// Refusals a creation may get: both clients must say alike which
+	// made no ticket (ticketapi.CreatedNothing), or one of them sends
+	// no Quickmatch-Repeat where the other does.
+	refusals := []struct {
+		status int
+		body   ticketapi.ErrorBody
+	}{
+		{503, ticketapi.ErrorBody{Error: ticketapi.OverloadedError}},
+		{503, ticketapi.ErrorBody{Error: ticketapi.StartingError}},
+		{503, ticketapi.ErrorBody{Error: ticketapi.RegionFullError("eu", "")}},
+		{503, ticketapi.ErrorBody{Error: ticketapi.RegionFullError("eu", "us-east"), SuggestRegion: "us-east"}},
+		{503, ticketapi.ErrorBody{Error: "ticket service unavailable, retry with the same Idempotency-Key"}},
+		{503, ticketapi.ErrorBody{}},
+		{429, ticketapi.ErrorBody{Error: "too many tickets from this player"}},
+		{408, ticketapi.ErrorBody{Error: "request body not received"}},
+		{500, ticketapi.ErrorBody{}},
+		{502, ticketapi.ErrorBody{Error: ticketapi.OverloadedError}},
+		{504, ticketapi.ErrorBody{}},
+	}
+	table := make([][2]any, len(refusals))
+	var nothing []any
+	for i, r := range refusals {
+		table[i] = [2]any{r.status, r.body}
+		nothing = append(nothing, ticketapi.CreatedNothing(r.status, r.body))
+	}
+	tableJSON, err := json.Marshal(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), node, "--input-type=module", "-e", script, reason, full, string(tableJSON))
 	cmd.Dir = tsClient
 	out, err := cmd.Output()
 	if err != nil {
@@ -86,7 +116,10 @@ func TestTypeScriptClientContract(t *testing.T) {
 			"authorization": ticketapi.HeaderAuthorization, "idempotencyKey": ticketapi.HeaderIdempotencyKey,
 			"correlationId": ticketapi.HeaderCorrelationID, "traceParent": ticketapi.HeaderTraceParent,
 			"lastEventId": ticketapi.HeaderLastEventID, "retryAfter": ticketapi.HeaderRetryAfter,
+			"repeat": ticketapi.HeaderRepeat,
 		},
+		"overloadedPrefix": ticketapi.OverloadedPrefix,
+		"startingError":    ticketapi.StartingError,
 		"query": map[string]any{
 			"region": ticketapi.QueryRegion, "mode": ticketapi.QueryMode, "skill": ticketapi.QuerySkill,
 			"playerId": ticketapi.QueryPlayerID, "attributes": ticketapi.QueryAttributes, "accessToken": ticketapi.QueryAccessToken,
@@ -99,8 +132,9 @@ func TestTypeScriptClientContract(t *testing.T) {
 		"regionFullText":   ticketapi.RegionFullText,
 		"lostReason":       ticketapi.LostReason,
 		// A 1013's reason read as the 503's body a POST would have had.
-		"drained": map[string]any{"error": ticketapi.DrainedReason("eu.gold", "maintenance"), "drained": map[string]any{"shard": "eu.gold", "reason": "maintenance"}},
-		"full":    map[string]any{"error": ticketapi.RegionFullError("eu", "us-east"), "suggest_region": "us-east"},
+		"drained":        map[string]any{"error": ticketapi.DrainedReason("eu.gold", "maintenance"), "drained": map[string]any{"shard": "eu.gold", "reason": "maintenance"}},
+		"full":           map[string]any{"error": ticketapi.RegionFullError("eu", "us-east"), "suggest_region": "us-east"},
+		"createdNothing": nothing,
 		"closeCodes": map[string]any{
 			"expired": float64(ticketapi.CloseExpired), "failed": float64(ticketapi.CloseFailed),
 			"cancelled": float64(ticketapi.CloseCancelled), "invalid": float64(ticketapi.CloseInvalid),

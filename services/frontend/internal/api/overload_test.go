@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,17 +33,22 @@ import (
 
 // twoAtOnce fixes the limit at two creations in flight: the adaptive
 // arithmetic is the admission package's to test, the refusals are this
-// file's.
-var twoAtOnce = admission.Config{Target: time.Hour, Min: 2, Max: 2}
+// file's. Its clock stands still, so that the Retry-After stays 1-3 s
+// however slowly a test refuses more than it admits (review R6: two
+// stalls of a second on a loaded machine gave 2-6 s).
+var twoAtOnce = admission.Config{Target: time.Hour, Min: 2, Max: 2,
+	Now: func() time.Time { return time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC) }}
 
 // heldTickets is a ticket service whose creations wait until released,
 // as behind a broker that stopped acking; reads and cancels answer at
 // once.
 type heldTickets struct {
-	entered chan string   // a creation began (its player)
-	release chan struct{} // closed: every creation ends
-	mu      sync.Mutex
-	n       int
+	entered       chan string   // a creation began (its player)
+	release       chan struct{} // closed: every creation ends
+	mu            sync.Mutex
+	n             int
+	repeats       []string      // the keys Repeat was asked for
+	releaseRepeat chan struct{} // closed: a held repeat ends
 }
 
 func (h *heldTickets) Create(ctx context.Context, _ identity.Caller, req tickets.Request, _ string) (tickets.View, error) {
@@ -59,6 +65,27 @@ func (h *heldTickets) Create(ctx context.Context, _ identity.Caller, req tickets
 	defer h.mu.Unlock()
 	h.n++
 	return tickets.View{TicketID: fmt.Sprintf("t%d", h.n), Status: events.StatusQueued, Region: req.Region, Tier: "gold", Mode: "1v1"}, nil
+}
+
+// Repeat answers the repeat of the key "made" (an earlier attempt made
+// ticket "made"), holds one of "held" until releaseRepeat, and has no ticket
+// for any other key.
+func (h *heldTickets) Repeat(ctx context.Context, _ identity.Caller, req tickets.Request, key string) (tickets.View, error) {
+	h.mu.Lock()
+	h.repeats = append(h.repeats, key)
+	h.mu.Unlock()
+	switch key {
+	case "made":
+		return tickets.View{TicketID: "made", Status: events.StatusMatched, Region: req.Region, Tier: "gold", Mode: "1v1"}, nil
+	case "held":
+		h.entered <- key
+		select {
+		case <-h.releaseRepeat:
+		case <-ctx.Done():
+			return tickets.View{}, ctx.Err()
+		}
+	}
+	return tickets.View{}, tickets.ErrNotFound
 }
 
 func (h *heldTickets) Get(context.Context, identity.Caller, string) (tickets.View, error) {
@@ -169,10 +196,10 @@ func refusal(t *testing.T) context.Context {
 // 503, a Retry-After of whole seconds (1-3), and a body saying why.
 func checkOverloaded(t *testing.T, what string, a answer) {
 	t.Helper()
-	retry, err := strconv.Atoi(a.hdr.Get("Retry-After"))
-	if a.err != nil || a.code != http.StatusServiceUnavailable || err != nil || retry < 1 || retry > 3 {
-		t.Fatalf("%s: %d %v, Retry-After %q, %v; want 503 overloaded with Retry-After 1-3", what, a.code, a.body, a.hdr.Get("Retry-After"), a.err)
+	if a.err != nil {
+		t.Fatalf("%s: %d %v: %v", what, a.code, a.body, a.err)
 	}
+	checkRefused(t, what, a, 1, 3)
 	if msg, _ := a.body["error"].(string); !strings.HasPrefix(msg, "overloaded") {
 		t.Fatalf("%s: error %q, want it to say overloaded", what, msg)
 	}
@@ -377,5 +404,139 @@ func TestOpenAPIStatesTheOverloadRefusal(t *testing.T) {
 				t.Errorf("%s: its description does not state the drain's close and when to retry", name)
 			}
 		}
+	}
+}
+
+// Past the limit for a second, ten refusals to two admissions: the next
+// refusal's Retry-After is 2 s (five refusals per admission, but at most
+// doubling from 1) and up to twice as much again, not 1-3 s; a second
+// second of ten refusals and none admitted gives 4 s (ten per admission,
+// doubling from 2). So clients that ask again come back no faster than
+// the frontend can take them. The gauge says each.
+func TestOverloadRetryAfterGrowsWithTheOverload(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	cfg := twoAtOnce
+	cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{})}
+	hs := heldFrontend(t, h, cfg)
+	held := []<-chan answer{postInBackground(t.Context(), hs.URL, "a"), postInBackground(t.Context(), hs.URL, "b")}
+	for range held {
+		<-h.entered
+	}
+	for _, want := range []int{2, 4} {
+		for i := range 10 {
+			checkRefused(t, fmt.Sprintf("POST %d", i), send(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", `{"player_id":"c","skill":1650,"region":"eu"}`), 1, 3*want/2)
+		}
+		mu.Lock()
+		now = now.Add(time.Second)
+		mu.Unlock()
+		a := send(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", `{"player_id":"c","skill":1650,"region":"eu"}`)
+		checkRefused(t, "the next second's first POST", a, want, 3*want)
+		if got := metric(t, hs.URL, "quickmatch_frontend_overload_retry_after_seconds"); got != float64(want) {
+			t.Fatalf("Retry-After gauge %v, want %d", got, want)
+		}
+	}
+	close(h.release)
+	for _, c := range held {
+		<-c
+	}
+}
+
+// checkRefused fails unless a is an overload refusal whose Retry-After is
+// lo to hi seconds.
+func checkRefused(t *testing.T, what string, a answer, lo, hi int) {
+	t.Helper()
+	retry, err := strconv.Atoi(a.hdr.Get("Retry-After"))
+	if a.code != http.StatusServiceUnavailable || err != nil || retry < lo || retry > hi {
+		t.Fatalf("%s: %d, Retry-After %q; want 503 with %d-%d", what, a.code, a.hdr.Get("Retry-After"), lo, hi)
+	}
+}
+
+// Past the limit, a keyed POST whose client says it repeats one
+// (Quickmatch-Repeat) is answered from the ticket an earlier attempt
+// made, where it was refused before its key was read (chaos S75: a
+// client whose first POST was cut short was refused until it gave up on
+// its matched ticket); one whose key made none is refused for overload.
+// A POST that does not say so, or names no key, is refused without a
+// look-up, and the repeats served at once are bounded (here one).
+func TestOverloadServesRepeatsOfTicketsMade(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	cfg := twoAtOnce
+	cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{}), releaseRepeat: make(chan struct{})}
+	hs := heldFrontend(t, h, cfg)
+	held := []<-chan answer{postInBackground(t.Context(), hs.URL, "a"), postInBackground(t.Context(), hs.URL, "b")}
+	for range held {
+		<-h.entered
+	}
+	// Two seconds of ten refusals each: the overload's Retry-After is
+	// 4 s now, 4-12 with its jitter.
+	for range 2 {
+		for range 10 {
+			send(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", `{"player_id":"c","skill":1650,"region":"eu"}`)
+		}
+		mu.Lock()
+		now = now.Add(time.Second)
+		mu.Unlock()
+	}
+	post := func(ctx context.Context, hdr map[string]string) answer {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, hs.URL+"/v1/tickets", strings.NewReader(`{"player_id":"c","skill":1650,"region":"eu"}`))
+		if err != nil {
+			return answer{err: err}
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return answer{err: err}
+		}
+		defer res.Body.Close()
+		a := answer{code: res.StatusCode, hdr: res.Header}
+		a.err = json.NewDecoder(res.Body).Decode(&a.body)
+		return a
+	}
+	const key, repeat = "Idempotency-Key", "Quickmatch-Repeat"
+	if a := post(refusal(t), map[string]string{key: "made", repeat: "1"}); a.code != http.StatusAccepted || a.body["ticket_id"] != "made" || a.body["status"] != "matched" {
+		t.Fatalf("repeat of a ticket made: %d %v %v, want 202 with its ticket", a.code, a.body, a.err)
+	}
+	for what, hdr := range map[string]map[string]string{
+		"repeat of a key that made nothing": {key: "none", repeat: "1"},
+		"keyed POST not said to repeat":     {key: "made"},
+		"keyed POST said not to repeat":     {key: "made", repeat: "0"},
+		"repeat without a key":              {repeat: "1"},
+	} {
+		checkRefused(t, what, post(refusal(t), hdr), 4, 12) // the overload's wait: no ticket of theirs is known
+	}
+
+	inLane := make(chan answer, 1)
+	go func() { inLane <- post(t.Context(), map[string]string{key: "held", repeat: "1"}) }()
+	<-h.entered
+	// Its ticket may exist: told 1-3 s, not the overload's 4-12.
+	checkOverloaded(t, "a repeat while the one repeat's slot is taken", post(refusal(t), map[string]string{key: "made", repeat: "1"}))
+	h.mu.Lock()
+	asked := slices.Clone(h.repeats)
+	h.mu.Unlock()
+	if want := []string{"made", "none", "held"}; !slices.Equal(asked, want) {
+		t.Fatalf("looked up %q, want %q", asked, want)
+	}
+
+	close(h.releaseRepeat)
+	checkRefused(t, "the held repeat, of a key that made nothing", <-inLane, 4, 12)
+	if a := post(refusal(t), map[string]string{key: "made", repeat: "1"}); a.code != http.StatusAccepted || a.body["ticket_id"] != "made" {
+		t.Fatalf("repeat once the slot is given back: %d %v", a.code, a.body)
+	}
+	for outcome, want := range map[string]float64{"answered": 2, "no_ticket": 2, "no_slot": 1, "failed": 0} {
+		if got := metric(t, hs.URL, `quickmatch_frontend_overload_repeats_total{outcome="`+outcome+`"}`); got != want {
+			t.Fatalf("repeats past the limit %s: %v, want %v", outcome, got, want)
+		}
+	}
+	close(h.release)
+	for _, c := range held {
+		<-c
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -353,4 +354,65 @@ func BenchmarkOverloadedCreations(b *testing.B) {
 		b.ReportMetric(float64(auth.calls.Load()-admitted.Load())/float64(n), "verifies/refusal")
 	}
 	b.ReportMetric(float64(refused.Load())/float64(admitted.Load()+refused.Load()), "refused/op")
+}
+
+// A repeat served past the limit (Quickmatch-Repeat) is checked as any
+// creation: one with no token is refused for overload unread (no
+// verification), a bad token is a 401 and a player past its creations'
+// rate a 429, neither looked up; a good one is answered from its ticket.
+func TestOverloadChecksARepeatsTokenAndRateLimit(t *testing.T) {
+	t.Parallel()
+	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{})}
+	auth := &countingAuth{entered: make(chan struct{}, 8), held: make(chan struct{})}
+	hs := authedFrontend(t, h, auth, api.Config{Admission: twoAtOnce, CreateRatePerSecond: 0.001, CreateRateBurst: 1})
+	held := make([]chan answer, 2)
+	for i, token := range []string{"p:a", "p:b"} {
+		held[i] = make(chan answer, 1)
+		go func() { held[i] <- sendAs(t.Context(), http.MethodPost, hs.URL+"/v1/tickets", token, eu) }()
+	}
+	for range held {
+		<-h.entered
+	}
+	repeatAs := func(token string) answer {
+		req, err := http.NewRequestWithContext(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", strings.NewReader(eu))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Idempotency-Key", "made")
+		req.Header.Set("Quickmatch-Repeat", "1")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		a := answer{code: res.StatusCode, hdr: res.Header}
+		a.err = json.NewDecoder(res.Body).Decode(&a.body)
+		return a
+	}
+	checkOverloaded(t, "a repeat with no token", repeatAs(""))
+	if n := auth.calls.Load(); n != 2 {
+		t.Fatalf("%d verifications, want the two held creations': a repeat with no token was verified", n)
+	}
+	if a := repeatAs("forged"); a.code != http.StatusUnauthorized {
+		t.Fatalf("a repeat with a bad token: %d %v, want 401", a.code, a.body)
+	}
+	if a := repeatAs("p:c"); a.code != http.StatusAccepted || a.body["ticket_id"] != "made" {
+		t.Fatalf("a repeat of a ticket made: %d %v, want 202 with it", a.code, a.body)
+	}
+	if a := repeatAs("p:c"); a.code != http.StatusTooManyRequests {
+		t.Fatalf("a repeat past its player's rate: %d %v, want 429", a.code, a.body)
+	}
+	h.mu.Lock()
+	asked := slices.Clone(h.repeats)
+	h.mu.Unlock()
+	if !slices.Equal(asked, []string{"made"}) {
+		t.Fatalf("looked up %q, want only the good repeat's", asked)
+	}
+	close(h.release)
+	for _, c := range held {
+		<-c
+	}
 }

@@ -36,30 +36,12 @@ import (
 // ticket id is a hash of the caller and the key, so the same key from
 // another caller names another ticket.
 func (s *Service) Create(ctx context.Context, caller identity.Caller, req Request, idempotencyKey string) (View, error) {
-	if err := Authorize(caller, &req); err != nil {
-		return View{}, err
-	}
-	set := s.cfg.Rules.Get() // one set for the check and the stamp
-	t, shard, err := s.build(set, req)
+	rec, set, err := s.newRecord(caller, req, idempotencyKey)
 	if err != nil {
 		return View{}, err
 	}
-	// Only a repeat compares the request's hash, and only a ticket named
-	// by its caller (a key, or a chosen id) can be repeated: a random id
-	// is never asked for again, so its record keeps no hash.
-	keyed := idempotencyKey != "" || req.TicketID != ""
-	var hash string
-	if keyed {
-		hash = requestHash(req)
-	}
-	switch {
-	case t.TicketID != "":
-	case idempotencyKey != "":
-		t.TicketID = "i" + hashHex(caller.Key()+"\x00"+idempotencyKey)
-	default:
-		t.TicketID = newTicketID()
-	}
-	rec := Record{Ticket: t, Shard: shard, RequestHash: hash}
+	keyed := rec.RequestHash != ""
+	t, shard := rec.Ticket, rec.Shard
 	if err := s.admit(shard); err != nil {
 		// A drained or full shard takes no new ticket; a repeat of one it
 		// took is no new ticket.

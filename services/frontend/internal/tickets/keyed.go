@@ -8,6 +8,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
+	"github.com/quickmatch-dev/quickmatch/pkg/rules"
+	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/results"
 )
 
@@ -68,6 +70,61 @@ func (s *Service) createKeyed(ctx context.Context, rec Record, rulesVersion stri
 		}
 	}
 	return ViewOf(rec, nil), nil
+}
+
+// Repeat answers, from the ticket its earlier attempt made, a keyed
+// creation the frontend serves past its limit because its client says
+// it repeats one (the API's repeat lane, ticketapi.HeaderRepeat), as
+// Create answers a repeat: a ticket still waiting is published again
+// and taken (republish), another request under the key is
+// ErrIdempotencyReuse. It creates no ticket: when no attempt made one
+// (or the request names none: no key, no chosen id) it is ErrNotFound,
+// and the API refuses it for overload, unless its shard takes no new
+// ticket now (drained, or a full region), which is said instead, as
+// Create says it.
+func (s *Service) Repeat(ctx context.Context, caller identity.Caller, req Request, idempotencyKey string) (View, error) {
+	rec, _, err := s.newRecord(caller, req, idempotencyKey)
+	if err != nil {
+		return View{}, err
+	}
+	if rec.RequestHash == "" {
+		return View{}, ErrNotFound
+	}
+	v, found, err := s.repeat(ctx, rec)
+	if err == nil && !found {
+		if err = s.admit(rec.Shard); err == nil {
+			err = ErrNotFound
+		}
+	}
+	return v, err
+}
+
+// newRecord is the record of the ticket req asks for, with the rule set
+// it was checked against (one set for the check and the stamp). Only a
+// ticket named by its caller (a key, or a chosen id) can be repeated, so
+// only its record keeps the request's hash, which a repeat compares: a
+// random id is never asked for again.
+func (s *Service) newRecord(caller identity.Caller, req Request, idempotencyKey string) (Record, *rules.Set, error) {
+	if err := Authorize(caller, &req); err != nil {
+		return Record{}, nil, err
+	}
+	set := s.cfg.Rules.Get()
+	t, shard, err := s.build(set, req)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	var hash string
+	if idempotencyKey != "" || req.TicketID != "" {
+		hash = requestHash(req)
+	}
+	switch {
+	case t.TicketID != "":
+	case idempotencyKey != "":
+		t.TicketID = "i" + hashHex(caller.Key()+"\x00"+idempotencyKey)
+	default:
+		t.TicketID = newTicketID()
+	}
+	return Record{Ticket: t, Shard: shard, RequestHash: hash}, set, nil
 }
 
 // repeat answers a repeated creation from the record its first attempt

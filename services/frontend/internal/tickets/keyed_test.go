@@ -13,6 +13,7 @@ import (
 	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/pkg/servicekit/identity"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
+	"github.com/quickmatch-dev/quickmatch/services/frontend/internal/capacity"
 )
 
 // countingKV counts the reads of a bucket.
@@ -202,3 +203,53 @@ func TestDrainRefusesTheRepeatOfAPartlyTakenParty(t *testing.T) {
 		t.Fatalf("repeat of a ticket never made b's live ticket into a drained shard: %+v, %v (%d queued, b's live %s): want the drain's refusal, nothing queued, b's waiting %s live", v, err, n, lb, wb.TicketID)
 	}
 }
+
+// Repeat (a repeat served past the frontend's limit) answers the ticket
+// an earlier attempt under the key made, as Create's repeat does, and
+// makes nothing: a key that made no ticket, or a request with no key,
+// is ErrNotFound with nothing stored or queued; another request under
+// the key is refused.
+func TestRepeatAnswersOnlyATicketMade(t *testing.T) {
+	t.Parallel()
+	s, js := newPlainService(t)
+	subj := events.Subjects{}
+	a := identity.Caller{PlayerID: "a"}
+	skill := 1650
+	req := Request{Skill: &skill, Region: "eu"}
+	for _, key := range []string{"k1", ""} {
+		if v, err := s.Repeat(t.Context(), a, req, key); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("repeat of key %q that made nothing: %+v %v, want %v", key, v, err, ErrNotFound)
+		}
+	}
+	if n := testkit.StreamMsgs(t, js, subj.TicketsStream()); n != 0 {
+		t.Fatalf("%d tickets queued by repeats of nothing, want none", n)
+	}
+	if _, err := s.kv.Get(t.Context(), "i"+hashHex(a.Key()+"\x00k1")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("record of a repeat of nothing: %v, want none stored", err)
+	}
+	_, _, first := createKeyedA(t, s)
+	again, err := s.Repeat(t.Context(), a, req, "k1")
+	if err != nil || again.TicketID != first.TicketID || again.Status != events.StatusQueued {
+		t.Fatalf("repeat of a ticket made: %+v %v, want ticket %s queued", again, err, first.TicketID)
+	}
+	if n := testkit.StreamMsgs(t, js, subj.TicketsStream()); n != 1 {
+		t.Fatalf("%d tickets queued, want the one", n)
+	}
+	other := 1700
+	if _, err := s.Repeat(t.Context(), a, Request{Skill: &other, Region: "eu"}, "k1"); !errors.Is(err, ErrIdempotencyReuse) {
+		t.Fatalf("another request under the key: %v, want %v", err, ErrIdempotencyReuse)
+	}
+	// A key that made nothing, for a region with no room: said so, as
+	// Create says it, not refused for overload; its ticket, answered.
+	s.capacity = noRoom{}
+	if _, err := s.Repeat(t.Context(), a, req, "k2"); !errors.Is(err, capacity.ErrFull) {
+		t.Fatalf("repeat of nothing in a full region: %v, want %v", err, capacity.ErrFull)
+	}
+	if again, err := s.Repeat(t.Context(), a, req, "k1"); err != nil || again.TicketID != first.TicketID {
+		t.Fatalf("repeat of a ticket made, its region full since: %+v %v", again, err)
+	}
+}
+
+type noRoom struct{}
+
+func (noRoom) Check(string) error { return capacity.ErrFull }

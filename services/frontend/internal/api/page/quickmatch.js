@@ -42,12 +42,14 @@ var quickmatch = (() => {
     eventsPath: () => eventsPath,
     headers: () => headers,
     lostReason: () => lostReason,
+    overloadedPrefix: () => overloadedPrefix,
     paths: () => paths,
     query: () => query,
     refusalOfReason: () => refusalOfReason,
     regionFullText: () => regionFullText,
     retryAfterOfReason: () => retryAfterOfReason,
     retryAfterReason: () => retryAfterReason,
+    startingError: () => startingError,
     ticketPath: () => ticketPath
   });
   var paths = {
@@ -66,8 +68,12 @@ var quickmatch = (() => {
     correlationId: "X-Correlation-Id",
     traceParent: "traceparent",
     lastEventId: "Last-Event-ID",
-    retryAfter: "Retry-After"
+    retryAfter: "Retry-After",
+    /** Sent ("1") with a creation sent again after an attempt that may have made its ticket (ApiError.createdNothing). */
+    repeat: "Quickmatch-Repeat"
   };
+  var overloadedPrefix = "overloaded";
+  var startingError = "starting: not ready yet, retry later";
   var query = {
     region: "region",
     mode: "mode",
@@ -129,6 +135,19 @@ var quickmatch = (() => {
     get retryable() {
       if (this.status === 503 && (this.body?.suggest_region || this.body?.drained)) return false;
       return [408, 429, 500, 502, 503, 504].includes(this.status);
+    }
+    /**
+     * Whether the refusal says no ticket was made: an overload, a frontend
+     * still starting, a rate limit, a full region, each refused before any
+     * write (pkg/ticketapi's CreatedNothing). A creation sent again after
+     * any other failure says it repeats (headers.repeat), so that a
+     * frontend past its limit answers it from the ticket an earlier
+     * attempt made.
+     */
+    get createdNothing() {
+      if (this.status === 429) return true;
+      const e = this.body?.error ?? "";
+      return this.status === 503 && (e.startsWith(overloadedPrefix) || e === startingError || !!this.body?.suggest_region || e.includes(regionFullText));
     }
   };
   var ProtocolError = class extends Error {
@@ -600,20 +619,27 @@ var quickmatch = (() => {
      */
     createTicket(req, o = {}) {
       const key = o.idempotencyKey ?? newKey();
+      let repeat = o.idempotencyKey !== void 0;
       return withRetry(
         this.retry,
         o.signal,
         () => this.timed(o.signal, async (signal) => {
           const headers2 = { "Content-Type": "application/json", [headers.idempotencyKey]: key };
+          if (repeat) headers2[headers.repeat] = "1";
           if (o.correlationId) headers2[headers.correlationId] = o.correlationId;
           if (o.traceParent) headers2[headers.traceParent] = o.traceParent;
-          const res = await sendAuthed(
-            this.opts.token,
-            signal,
-            (auth) => this.fetch(this.url(paths.tickets), { method: "POST", headers: { ...headers2, ...auth }, body: JSON.stringify(req), signal })
-          );
-          if (res.status !== 202) throw await apiError(res, this.max);
-          return this.ticketOf(res);
+          try {
+            const res = await sendAuthed(
+              this.opts.token,
+              signal,
+              (auth) => this.fetch(this.url(paths.tickets), { method: "POST", headers: { ...headers2, ...auth }, body: JSON.stringify(req), signal })
+            );
+            if (res.status !== 202) throw await apiError(res, this.max);
+            return this.ticketOf(res);
+          } catch (err) {
+            if (!(err instanceof ApiError && err.createdNothing)) repeat = true;
+            throw err;
+          }
         })
       );
     }
