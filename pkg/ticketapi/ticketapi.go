@@ -32,7 +32,7 @@
 //     hostile figure cannot park a client, and a long honest one (a
 //     drain's) does not make it give up on a ticket it follows. (The
 //     frontend asks 1-3 s for overload, more as its refusals outnumber
-//     its admissions (60 s at most), 5 s for a full region, 30 s for a
+//     its admissions (15 s at most), 5 s for a full region, 30 s for a
 //     drain.) It is waited and up to half of it again, at random:
 //     every client of a frontend that restarts is told the same, and
 //     waiting it exactly brought them all back in one moment.

@@ -16,7 +16,7 @@ export interface RetryOptions {
    * server asks for gets (retryDelay). A server that asks for longer is
    * waited this long, so that a hostile figure cannot park the client for good; the
    * error thrown once the retries are spent carries what it asked
-   * (retryAfterMs). The frontend asks for 60 s at most (a heavy overload).
+   * (retryAfterMs). The frontend asks for 30 s at most (a drained shard).
    */
   maxRetryAfterMs?: number;
   /** Told before each wait: what failed and how long the wait is. */

@@ -753,7 +753,7 @@ export interface components {
          *     once. `error`
          *     starts with "overloaded"; Retry-After is a second for each creation
          *     refused per one admitted in the last second (1 while refusals do
-         *     not outnumber admissions, 20 at most, at most doubling from one
+         *     not outnumber admissions, 5 at most, at most doubling from one
          *     second to the next), and up to twice as much again, at random so
          *     that refused clients do not all come back together: clients that
          *     ask again come back no faster than the frontend can take them.

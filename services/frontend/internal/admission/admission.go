@@ -50,10 +50,13 @@ const minSamples = 8
 // refuse cheaply.
 const (
 	rateWindow = time.Second
-	// MaxRetryAfter bounds it (60 s with the jitter): the TypeScript
-	// client waits at most 60 s (and up to half of it again) whatever it
-	// is told, and a player told more would leave.
-	MaxRetryAfter = 20
+	// MaxRetryAfter bounds it (15 s with the jitter), so that a client's
+	// attempts still fit its patience. At 20 (60 s with the jitter) the
+	// cuts of a chaos run, where creations stop ending and every request
+	// is refused, grew it to the cap within seconds: keyed clients told
+	// to wait up to a minute gave up unserved (chaos S75b: 49 of 15,000,
+	// where 1-3 s left 0-6), while three times capacity asks for 2-5.
+	MaxRetryAfter = 5
 )
 
 // RepeatShare is the part of the limit that repeats served past it may
@@ -215,7 +218,7 @@ func (l *Limiter) AcquireRepeat() (s Slot, ok bool) {
 // it (at least 1, at most MaxRetryAfter), but at most twice what the
 // last window told. Refusals are counted before the token is verified,
 // so anyone can add to them: the doubling makes a flood that would push
-// every refused player's wait to the cap keep at it for five windows,
+// every refused player's wait to the cap keep at it for three windows,
 // not one. A window that closes late (a quiet spell since: nothing came
 // to close it) says nothing of now, and sets it back to 1.
 func (l *Limiter) count(now time.Time) {
@@ -313,7 +316,7 @@ var (
 	inFlightDesc = prometheus.NewDesc("quickmatch_frontend_creations_in_flight",
 		"Ticket creations running now (waiting for JetStream).", nil, nil)
 	retryAfterDesc = prometheus.NewDesc("quickmatch_frontend_overload_retry_after_seconds",
-		"The Retry-After an overload refusal is given now, before its jitter (up to twice as much again): a second for each refusal per admission in the last second, 1 to 20, at most doubling each second.", nil, nil)
+		"The Retry-After an overload refusal is given now, before its jitter (up to twice as much again): a second for each refusal per admission in the last second, 1 to 5, at most doubling each second.", nil, nil)
 )
 
 // Describe is prometheus.Collector's.

@@ -287,8 +287,8 @@ func TestRetryAfterGrowsWithTheRefusalsPerAdmission(t *testing.T) {
 		{"three per admission, doubled from 1", 98, 300, 2},
 		{"three per admission", 98, 300, 3},
 		{"4.5 per admission, rounded up", 98, 450, 5},
-		{"nothing but refusals, doubled from 5", 0, 1000, 10},
-		{"nothing but refusals, capped", 0, 1000, 20},
+		{"nothing but refusals, capped", 0, 1000, admission.MaxRetryAfter},
+		{"nothing but refusals, capped still", 0, 1000, admission.MaxRetryAfter},
 		{"the overload over", 100, 0, 1},
 		{"three per admission again", 98, 300, 2},
 	} {

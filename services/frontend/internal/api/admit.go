@@ -52,8 +52,8 @@ import (
 // Refusals counted before the token also set the Retry-After of the
 // next ones (admission.Limiter.RetryAfter): a flood while the frontend
 // is full lengthens the wait of the honest players refused with it (up
-// to 60 s), never admits or refuses anyone who would not have been;
-// the limiter's doubling makes it keep at it for five seconds.
+// to 15 s), never admits or refuses anyone who would not have been;
+// the limiter's doubling makes it keep at it for three seconds.
 
 // slot is an admitted creation's admission slot, given back once: by the
 // creation when it ends (API.create), or when its handler returns before
