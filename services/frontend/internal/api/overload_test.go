@@ -39,6 +39,16 @@ import (
 var twoAtOnce = admission.Config{Target: time.Hour, Min: 2, Max: 2,
 	Now: func() time.Time { return time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC) }}
 
+// twoAtOnceTurned is twoAtOnce on a clock that stands still until tick
+// moves it a second.
+func twoAtOnceTurned() (cfg admission.Config, tick func()) {
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	cfg = twoAtOnce
+	cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	return cfg, func() { mu.Lock(); defer mu.Unlock(); now = now.Add(time.Second) }
+}
+
 // heldTickets is a ticket service whose creations wait until released,
 // as behind a broker that stopped acking; reads and cancels answer at
 // once.
@@ -156,9 +166,17 @@ type answer struct {
 // send makes one request; it may run on any goroutine (it never fails
 // the test itself).
 func send(ctx context.Context, method, url, body string) answer {
+	return sendWith(ctx, method, url, nil, body)
+}
+
+// sendWith is send with the headers hdr.
+func sendWith(ctx context.Context, method, url string, hdr map[string]string, body string) answer {
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
 		return answer{err: err}
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -415,10 +433,7 @@ func TestOpenAPIStatesTheOverloadRefusal(t *testing.T) {
 // the frontend can take them. The gauge says each.
 func TestOverloadRetryAfterGrowsWithTheOverload(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-	cfg := twoAtOnce
-	cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cfg, tick := twoAtOnceTurned()
 	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{})}
 	hs := heldFrontend(t, h, cfg)
 	held := []<-chan answer{postInBackground(t.Context(), hs.URL, "a"), postInBackground(t.Context(), hs.URL, "b")}
@@ -429,9 +444,7 @@ func TestOverloadRetryAfterGrowsWithTheOverload(t *testing.T) {
 		for i := range 10 {
 			checkRefused(t, fmt.Sprintf("POST %d", i), send(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", `{"player_id":"c","skill":1650,"region":"eu"}`), 1, 3*want/2)
 		}
-		mu.Lock()
-		now = now.Add(time.Second)
-		mu.Unlock()
+		tick()
 		a := send(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", `{"player_id":"c","skill":1650,"region":"eu"}`)
 		checkRefused(t, "the next second's first POST", a, want, 3*want)
 		if got := metric(t, hs.URL, "quickmatch_frontend_overload_retry_after_seconds"); got != float64(want) {
@@ -463,10 +476,7 @@ func checkRefused(t *testing.T, what string, a answer, lo, hi int) {
 // look-up, and the repeats served at once are bounded (here one).
 func TestOverloadServesRepeatsOfTicketsMade(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-	cfg := twoAtOnce
-	cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cfg, tick := twoAtOnceTurned()
 	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{}), releaseRepeat: make(chan struct{})}
 	hs := heldFrontend(t, h, cfg)
 	held := []<-chan answer{postInBackground(t.Context(), hs.URL, "a"), postInBackground(t.Context(), hs.URL, "b")}
@@ -479,26 +489,10 @@ func TestOverloadServesRepeatsOfTicketsMade(t *testing.T) {
 		for range 10 {
 			send(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", `{"player_id":"c","skill":1650,"region":"eu"}`)
 		}
-		mu.Lock()
-		now = now.Add(time.Second)
-		mu.Unlock()
+		tick()
 	}
 	post := func(ctx context.Context, hdr map[string]string) answer {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, hs.URL+"/v1/tickets", strings.NewReader(`{"player_id":"c","skill":1650,"region":"eu"}`))
-		if err != nil {
-			return answer{err: err}
-		}
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return answer{err: err}
-		}
-		defer res.Body.Close()
-		a := answer{code: res.StatusCode, hdr: res.Header}
-		a.err = json.NewDecoder(res.Body).Decode(&a.body)
-		return a
+		return sendWith(ctx, http.MethodPost, hs.URL+"/v1/tickets", hdr, `{"player_id":"c","skill":1650,"region":"eu"}`)
 	}
 	const key, repeat = "Idempotency-Key", "Quickmatch-Repeat"
 	if a := post(refusal(t), map[string]string{key: "made", repeat: "1"}); a.code != http.StatusAccepted || a.body["ticket_id"] != "made" || a.body["status"] != "matched" {

@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -106,23 +105,11 @@ func authedFrontend(t *testing.T, h *heldTickets, auth *countingAuth, cfg api.Co
 }
 
 func sendAs(ctx context.Context, method, url, token, body string) answer {
-	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
-	if err != nil {
-		return answer{err: err}
-	}
+	var hdr map[string]string
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		hdr = map[string]string{"Authorization": "Bearer " + token}
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return answer{err: err}
-	}
-	defer res.Body.Close()
-	a := answer{code: res.StatusCode, hdr: res.Header}
-	if res.Header.Get("Content-Type") == "application/json" {
-		a.err = json.NewDecoder(res.Body).Decode(&a.body)
-	}
-	return a
+	return sendWith(ctx, method, url, hdr, body)
 }
 
 const eu = `{"skill":1650,"region":"eu"}`
@@ -374,23 +361,11 @@ func TestOverloadChecksARepeatsTokenAndRateLimit(t *testing.T) {
 		<-h.entered
 	}
 	repeatAs := func(token string) answer {
-		req, err := http.NewRequestWithContext(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", strings.NewReader(eu))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Idempotency-Key", "made")
-		req.Header.Set("Quickmatch-Repeat", "1")
+		hdr := map[string]string{"Idempotency-Key": "made", "Quickmatch-Repeat": "1"}
 		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
+			hdr["Authorization"] = "Bearer " + token
 		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		a := answer{code: res.StatusCode, hdr: res.Header}
-		a.err = json.NewDecoder(res.Body).Decode(&a.body)
-		return a
+		return sendWith(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", hdr, eu)
 	}
 	checkOverloaded(t, "a repeat with no token", repeatAs(""))
 	if n := auth.calls.Load(); n != 2 {
