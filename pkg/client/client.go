@@ -157,7 +157,8 @@ func TraceParent(tp string) CreateOption {
 
 // Create queues a ticket: its view (status queued) once the frontend took
 // it (202), or an *Error. It is not retried: a caller that retries after
-// Error.RetryAfter should give an IdempotencyKey.
+// Error.RetryAfter should give an IdempotencyKey, and Repeat once
+// MayHaveCreated says an attempt may have made the ticket.
 func (c *Client) Create(ctx context.Context, req ticketapi.Request, opts ...CreateOption) (ticketapi.View, error) {
 	body, err := json.Marshal(req)
 	if err != nil {

@@ -193,7 +193,8 @@ const (
 	// (CreatedNothing). Past its limit a frontend refuses creations
 	// before it reads their key, but answers such a repeat from the
 	// ticket its earlier attempt made (and refuses it for overload if
-	// none was): a client whose first POST was cut short is not kept out
+	// none was, or says why its shard takes none: drained, a full
+	// region): a client whose first POST was cut short is not kept out
 	// of a ticket it holds, perhaps matched already, until it gives up.
 	// A client that says so falsely gains nothing: it costs the frontend
 	// its token's check and a look-up (and for a ticket of its own still

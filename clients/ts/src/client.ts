@@ -57,7 +57,8 @@ export interface CreateOptions extends CallOptions {
    * queue a second ticket. One given is taken for a key an earlier call
    * may have made a ticket with: every attempt says it repeats
    * (headers.repeat), so that a frontend past its limit answers it from
-   * that ticket.
+   * that ticket; past the limit each is then read and its token checked
+   * (in a few slots), so give one only to send an earlier call's again.
    */
   idempotencyKey?: string;
   /** Travels with the ticket through every service's logs. */

@@ -16,7 +16,7 @@ export interface paths {
                 header?: {
                     /** @description A repeated request with the same key from the same caller returns the same ticket (and never queues a second one). Reusing a key for a different request is a 409. Keys are scoped to the caller (the token's player, or server credential), so another caller's key reveals nothing. */
                     "Idempotency-Key"?: string;
-                    /** @description "1" on a request sent again with its Idempotency-Key after an attempt that may have made the ticket (no answer, or a refusal other than an overload, a frontend starting, a rate limit or a full region). A frontend past its limit refuses creations before it reads their key, but answers such a repeat from the ticket an earlier attempt made, and refuses it for overload if none did. Without a key it is ignored. */
+                    /** @description "1" on a request sent again with its Idempotency-Key after an attempt that may have made the ticket (no answer, or a refusal other than an overload, a frontend starting, a rate limit or a full region). A frontend past its limit refuses creations before it reads their key, but answers such a repeat (with a token) from the ticket an earlier attempt made, in a few slots of its own, and refuses it for overload if none did (or says its shard is drained or its region full). Without a key it is ignored. */
                     "Quickmatch-Repeat"?: "1";
                     "X-Correlation-Id"?: string;
                     /** @description W3C trace context. The ticket's spans (create, and through the bus the matcher's wait, the match's commit, the allocation and the join) belong to this trace when tracing is on; the header travels with the ticket either way. */
@@ -757,8 +757,10 @@ export interface components {
          *     second to the next), and up to twice as much again, at random so
          *     that refused clients do not all come back together: clients that
          *     ask again come back no faster than the frontend can take them.
-         *     A keyed POST sent with Quickmatch-Repeat is answered from the
-         *     ticket an earlier attempt made, if one did (a few at a time).
+         *     A keyed POST with a token sent with Quickmatch-Repeat is read,
+         *     verified and answered from the ticket an earlier attempt made, if
+         *     one did (a few at a time; with Retry-After 1 to 3 s when those are
+         *     taken).
          *     Reads, event streams and cancels are never refused for overload.
          */
         Overloaded: {

@@ -51,19 +51,21 @@ const minSamples = 8
 const (
 	rateWindow = time.Second
 	// MaxRetryAfter bounds it (15 s with the jitter), so that a client's
-	// attempts still fit its patience. At 20 (60 s with the jitter) the
-	// cuts of a chaos run, where creations stop ending and every request
-	// is refused, grew it to the cap within seconds: keyed clients told
-	// to wait up to a minute gave up unserved (chaos S75b: 49 of 15,000,
-	// where 1-3 s left 0-6), while three times capacity asks for 2-5.
+	// attempts still fit its patience. At 20 (60 s with the jitter), in
+	// the cuts of a chaos run, where creations stop ending and every
+	// request is refused, it doubles to the cap in five seconds: keyed
+	// clients gave up unserved (chaos S75b: 49 of 15,000, where 1-3 s
+	// left 0-6, and 5 left 1). Three times capacity refuses two a
+	// second per admission before clients ask again.
 	MaxRetryAfter = 5
 )
 
-// RepeatShare is the part of the limit that repeats served past it may
-// take at once (AcquireRepeat), and at least one: a repeat reads its
-// ticket and makes nothing, but its token is verified, and a client may
-// say it repeats when it does not.
-const RepeatShare = 8
+// RepeatSlotDivisor sets the repeat slots: repeats served past the limit
+// take at most the limit over it at once (AcquireRepeat), and at least
+// one. Few, as a repeat creates no ticket but costs its token's check,
+// a read of its record (and, for a ticket still waiting, its publish
+// again), and a client may say it repeats when it does not.
+const RepeatSlotDivisor = 8
 
 // Config of a Limiter.
 type Config struct {
@@ -199,14 +201,14 @@ func (l *Limiter) Acquire() (s Slot, ok bool) {
 // AcquireRepeat serves, past the limit, a creation its client says
 // repeats one whose ticket may exist (ticketapi.HeaderRepeat): it is
 // answered from that ticket and makes none, or refused for overload if
-// there is none. Up to the limit over RepeatShare at once (at least
+// there is none. Up to the limit over RepeatSlotDivisor at once (at least
 // one); ok false: refused, nothing taken. It is not an admission: the
 // refusal Full counted for it stands (a repeat of no ticket is refused
 // after all), and its Slot's Done measures nothing.
 func (l *Limiter) AcquireRepeat() (s Slot, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.cfg.On() && l.repeats >= max(int(l.limit)/RepeatShare, 1) {
+	if l.cfg.On() && l.repeats >= max(int(l.limit)/RepeatSlotDivisor, 1) {
 		return Slot{}, false
 	}
 	l.repeats++

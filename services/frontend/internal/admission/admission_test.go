@@ -307,11 +307,11 @@ func TestRetryAfterGrowsWithTheRefusalsPerAdmission(t *testing.T) {
 }
 
 // Repeats served past the limit take a share of it of their own (the
-// limit over RepeatShare, at least one): neither a creation's slot nor
+// limit over RepeatSlotDivisor, at least one): neither a creation's slot nor
 // its measure, and given back by Done.
 func TestRepeatsPastTheLimitTakeAShareOfTheirOwn(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ limit, repeats int }{{3, 1}, {2 * admission.RepeatShare, 2}} {
+	for _, tc := range []struct{ limit, repeats int }{{3, 1}, {2 * admission.RepeatSlotDivisor, 2}} {
 		l, _ := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: tc.limit, Max: tc.limit})
 		for range tc.limit {
 			if _, ok := l.Acquire(); !ok {

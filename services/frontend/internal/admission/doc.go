@@ -38,7 +38,10 @@
 // wait would hold the refused client's connection and goroutine, which is
 // the collapse this avoids. Its Retry-After grows with the refusals per
 // admission (Limiter.RetryAfter), so that clients that ask again come
-// back no faster than they can be taken. Only creations that reached the broker are
+// back no faster than they can be taken. A repeat its client says may
+// hold a ticket already (ticketapi.HeaderRepeat) is served in a few
+// repeat slots of its own (Limiter.AcquireRepeat) instead, answered from
+// that ticket. Only creations that reached the broker are
 // measured (Slot.Done's measured): a request refused by validation, by
 // capacity, or for a bad token ends in microseconds, and a flood of them
 // would otherwise make the latency look low and the limit grow.

@@ -64,7 +64,7 @@ type slot struct {
 	adm  admission.Slot
 	done bool
 	// repeat: a repeat served past the limit (postRepeat), answered
-	// from its ticket (tickets.Service.Repeat) and never made anew.
+	// from its ticket (tickets.Service.AnswerRepeat) and never made anew.
 	repeat bool
 }
 
@@ -86,7 +86,7 @@ type creation func(w http.ResponseWriter, r *http.Request, c identity.Caller, sl
 // already queued is still told and may still leave.
 func (a *API) admit(h creation) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		sl, c, ok := a.enter(w, r)
+		sl, c, ok := a.enter(w, r, func() { a.overloaded(w) })
 		if !ok {
 			return
 		}
@@ -102,11 +102,12 @@ func (a *API) admit(h creation) http.HandlerFunc {
 // taken (enter), a wait the client paces.
 func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
 	if a.admission.Full() {
-		if a.postRepeat(w, r) {
-			return
+		if !a.saysRepeat(r) {
+			skipBody(w, r)
+			a.overloaded(w)
+		} else if body, ok := a.readBody(w, r); ok { // before its slot, as a creation's
+			a.serveRepeat(w, r, body)
 		}
-		skipBody(w, r)
-		a.overloaded(w)
 		return
 	}
 	if !a.cfg.Insecure && identity.FromRequest(r) == "" {
@@ -119,7 +120,13 @@ func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sl, c, ok := a.enter(w, r)
+	sl, c, ok := a.enter(w, r, func() {
+		if a.saysRepeat(r) { // full since Full said no
+			a.serveRepeat(w, r, body)
+		} else {
+			a.overloaded(w)
+		}
+	})
 	if !ok {
 		return
 	}
@@ -127,38 +134,36 @@ func (a *API) postTicket(w http.ResponseWriter, r *http.Request) {
 	a.createTicket(w, r, c, sl, body)
 }
 
-// postRepeat serves, past the limit, a keyed POST whose client says it
-// repeats one whose ticket may exist (ticketapi.HeaderRepeat), in a
-// repeat's slot (admission.Limiter.AcquireRepeat): answered from the
-// ticket an earlier attempt made, refused for overload if none did.
-// Refused before its key was read, such a client was told to wait like
-// a new player until it gave up on a ticket it held, perhaps matched
-// already (chaos S75: a no-show). Its body is read before its slot is
-// taken, as a creation's is (enter). false: not such a request; the
-// caller refuses it, nothing read.
+// saysRepeat reports whether r is a keyed POST, with a token, whose
+// client says it repeats one whose ticket may exist
+// (ticketapi.HeaderRepeat): past the limit it is served in a repeat
+// slot (serveRepeat), not refused unread. One with no token is refused
+// unread, as any creation past the limit is.
+func (a *API) saysRepeat(r *http.Request) bool {
+	return r.Header.Get(ticketapi.HeaderRepeat) == "1" && r.Header.Get(ticketapi.HeaderIdempotencyKey) != "" &&
+		(a.cfg.Insecure || identity.FromRequest(r) != "")
+}
+
+// serveRepeat serves a POST past the limit that saysRepeat, its body
+// read, in a repeat slot (admission.Limiter.AcquireRepeat): answered
+// from the ticket an earlier attempt made, refused for overload if none
+// did. Refused before its key was read, such a client was told to wait
+// like a new player until it gave up on a ticket it held, perhaps
+// matched already (chaos S75: a no-show).
 //
 // A client may say it repeats when it does not: it then costs its
 // token's verification and a read of a record (and, for a ticket of its
-// still waiting, what any repeat costs: republish), within the repeats'
-// few slots, and is refused (or rate limited) as it would have been. One
-// with no token is refused unread, as any creation past the limit is.
-func (a *API) postRepeat(w http.ResponseWriter, r *http.Request) bool {
-	if r.Header.Get(ticketapi.HeaderRepeat) != "1" || r.Header.Get(ticketapi.HeaderIdempotencyKey) == "" ||
-		!a.cfg.Insecure && identity.FromRequest(r) == "" { // no token: refused unread, as any
-		return false
-	}
-	body, ok := a.readBody(w, r) // before its slot, as a creation's (enter)
-	if !ok {
-		return true
-	}
+// still waiting, what any repeat costs: republish), within the few
+// repeat slots, and is refused (or rate limited) as it would have been.
+func (a *API) serveRepeat(w http.ResponseWriter, r *http.Request, body []byte) {
 	adm, ok := a.admission.AcquireRepeat()
 	if !ok {
 		// Its ticket may exist, matched already: told to come back in
 		// 1-3 s, not the overload's growing wait, which could outlast
-		// its client's patience (the no-show this lane is for).
+		// its client's patience (the no-show these slots are for).
 		a.met.repeats.WithLabelValues(repeatNoSlot).Inc()
-		a.refuseOverloaded(w, retryAfterValues[1+rand.IntN(3)])
-		return true
+		a.refuseOverloaded(w, overloadRetryAfter(1))
+		return
 	}
 	sl := &slot{adm: adm, repeat: true}
 	defer sl.release(false)
@@ -168,7 +173,6 @@ func (a *API) postRepeat(w http.ResponseWriter, r *http.Request) bool {
 	if ok && a.allowCreation(w, c) {
 		a.createTicket(w, r, c, sl, body)
 	}
-	return true
 }
 
 // Outcomes of a repeat served past the limit (apiMetrics.repeats).
@@ -240,12 +244,13 @@ func skipBody(w http.ResponseWriter, r *http.Request) {
 
 // enter takes a creation's slot, then finds its caller (the rate limit
 // applies, and a player's limit of creations). ok false: it answered why
-// (overloaded, 401, 429) and holds nothing; else the caller gives sl back
-// (deferred release).
-func (a *API) enter(w http.ResponseWriter, r *http.Request) (sl *slot, c identity.Caller, ok bool) {
+// (401, 429, or with full when there is no slot: the caller's answer to
+// a request past the limit) and holds nothing; else the caller gives sl
+// back (deferred release).
+func (a *API) enter(w http.ResponseWriter, r *http.Request, full func()) (sl *slot, c identity.Caller, ok bool) {
 	adm, taken := a.admission.Acquire()
 	if !taken {
-		a.overloaded(w)
+		full()
 		return nil, c, false
 	}
 	sl = &slot{adm: adm}

@@ -26,7 +26,7 @@ func (a *API) create(ctx context.Context, sl *slot, caller identity.Caller, req 
 	measured := false
 	defer func() { sl.release(measured) }()
 	if sl.repeat {
-		return a.tickets.Repeat(ctx, caller, req, key)
+		return a.tickets.AnswerRepeat(ctx, caller, req, key)
 	}
 	view, err := a.tickets.Create(ctx, caller, req, key)
 	measured = brokerAnswered(ctx, err)

@@ -34,10 +34,11 @@ var openAPI []byte
 // does not own a ticket gets tickets.ErrNotFound for it.
 type Tickets interface {
 	Create(ctx context.Context, caller identity.Caller, req tickets.Request, idempotencyKey string) (tickets.View, error)
-	// Repeat answers a keyed creation from the ticket an earlier attempt
-	// made, and makes none (tickets.ErrNotFound if there is none): a
-	// repeat served past the limit (ticketapi.HeaderRepeat).
-	Repeat(ctx context.Context, caller identity.Caller, req tickets.Request, idempotencyKey string) (tickets.View, error)
+	// AnswerRepeat answers a keyed creation from the ticket an earlier
+	// attempt made, and creates none (tickets.ErrNotFound if there is
+	// none, or its shard's refusal: drained, a full region): a repeat
+	// served past the limit (ticketapi.HeaderRepeat).
+	AnswerRepeat(ctx context.Context, caller identity.Caller, req tickets.Request, idempotencyKey string) (tickets.View, error)
 	Get(ctx context.Context, caller identity.Caller, ticketID string) (tickets.View, error)
 	Cancel(ctx context.Context, caller identity.Caller, ticketID, reason string) (tickets.View, error)
 	RecordFor(ctx context.Context, caller identity.Caller, ticketID string) (tickets.Record, error)

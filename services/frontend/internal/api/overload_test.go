@@ -77,10 +77,10 @@ func (h *heldTickets) Create(ctx context.Context, _ identity.Caller, req tickets
 	return tickets.View{TicketID: fmt.Sprintf("t%d", h.n), Status: events.StatusQueued, Region: req.Region, Tier: "gold", Mode: "1v1"}, nil
 }
 
-// Repeat answers the repeat of the key "made" (an earlier attempt made
+// AnswerRepeat answers the repeat of the key "made" (an earlier attempt made
 // ticket "made"), holds one of "held" until releaseRepeat, and has no ticket
 // for any other key.
-func (h *heldTickets) Repeat(ctx context.Context, _ identity.Caller, req tickets.Request, key string) (tickets.View, error) {
+func (h *heldTickets) AnswerRepeat(ctx context.Context, _ identity.Caller, req tickets.Request, key string) (tickets.View, error) {
 	h.mu.Lock()
 	h.repeats = append(h.repeats, key)
 	h.mu.Unlock()
@@ -137,8 +137,8 @@ func (followed) Wait(context.Context, string, string) (results.Waiting, error) {
 }
 
 // heldFrontend serves the API over h, without identity (the server role
-// for every caller).
-func heldFrontend(t *testing.T, h *heldTickets, adm admission.Config) *httptest.Server {
+// for every caller), in the wrappers given.
+func heldFrontend(t *testing.T, h *heldTickets, adm admission.Config, wrap ...func(http.Handler) http.Handler) *httptest.Server {
 	t.Helper()
 	done := make(chan struct{})
 	var ready ops.Readiness
@@ -147,6 +147,9 @@ func heldFrontend(t *testing.T, h *heldTickets, adm admission.Config) *httptest.
 	handler, err := api.New(cfg, h, followed{}, slog.New(slog.DiscardHandler), &ready, prometheus.NewRegistry(), done)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, w := range wrap {
+		handler = w(handler)
 	}
 	hs := httptest.NewServer(handler)
 	t.Cleanup(func() {
@@ -507,8 +510,8 @@ func TestOverloadServesRepeatsOfTicketsMade(t *testing.T) {
 		checkRefused(t, what, post(refusal(t), hdr), 4, 12) // the overload's wait: no ticket of theirs is known
 	}
 
-	inLane := make(chan answer, 1)
-	go func() { inLane <- post(t.Context(), map[string]string{key: "held", repeat: "1"}) }()
+	inSlot := make(chan answer, 1)
+	go func() { inSlot <- post(t.Context(), map[string]string{key: "held", repeat: "1"}) }()
 	<-h.entered
 	// Its ticket may exist: told 1-3 s, not the overload's 4-12.
 	checkOverloaded(t, "a repeat while the one repeat's slot is taken", post(refusal(t), map[string]string{key: "made", repeat: "1"}))
@@ -520,7 +523,7 @@ func TestOverloadServesRepeatsOfTicketsMade(t *testing.T) {
 	}
 
 	close(h.releaseRepeat)
-	checkRefused(t, "the held repeat, of a key that made nothing", <-inLane, 4, 12)
+	checkRefused(t, "the held repeat, of a key that made nothing", <-inSlot, 4, 12)
 	if a := post(refusal(t), map[string]string{key: "made", repeat: "1"}); a.code != http.StatusAccepted || a.body["ticket_id"] != "made" {
 		t.Fatalf("repeat once the slot is given back: %d %v", a.code, a.body)
 	}
@@ -533,4 +536,59 @@ func TestOverloadServesRepeatsOfTicketsMade(t *testing.T) {
 	for _, c := range held {
 		<-c
 	}
+}
+
+// A repeat that came while a slot was free, and found none once its body
+// was in (the limit filled meanwhile), is served in a repeat slot too,
+// not refused with the overload's wait (review R2).
+func TestOverloadServesARepeatThatFoundTheLimitFullAfterItsBody(t *testing.T) {
+	t.Parallel()
+	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{}), releaseRepeat: make(chan struct{})}
+	arrived := make(chan struct{}, 1)
+	hs := heldFrontend(t, h, twoAtOnce, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Quickmatch-Repeat") != "" {
+				arrived <- struct{}{}
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	first := postInBackground(t.Context(), hs.URL, "a")
+	<-h.entered
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	req, err := http.NewRequestWithContext(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Idempotency-Key", "made")
+	req.Header.Set("Quickmatch-Repeat", "1")
+	answered := make(chan answer, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer res.Body.Close()
+		a := answer{code: res.StatusCode, hdr: res.Header}
+		a.err = json.NewDecoder(res.Body).Decode(&a.body)
+		answered <- a
+	}()
+	if _, err := pw.Write([]byte(`{"player_id":"c",`)); err != nil {
+		t.Fatal(err)
+	}
+	<-arrived // its handler runs, and reads its body: the limit was not full
+	second := postInBackground(t.Context(), hs.URL, "b")
+	<-h.entered // the limit is full now
+	if _, err := pw.Write([]byte(`"skill":1650,"region":"eu"}`)); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if a := <-answered; a.code != http.StatusAccepted || a.body["ticket_id"] != "made" {
+		t.Fatalf("repeat whose body came after the limit filled: %d %v %v, want 202 with its ticket", a.code, a.body, a.err)
+	}
+	close(h.release)
+	<-first
+	<-second
 }

@@ -72,9 +72,9 @@ func (s *Service) createKeyed(ctx context.Context, rec Record, rulesVersion stri
 	return ViewOf(rec, nil), nil
 }
 
-// Repeat answers, from the ticket its earlier attempt made, a keyed
+// AnswerRepeat answers, from the ticket its earlier attempt made, a keyed
 // creation the frontend serves past its limit because its client says
-// it repeats one (the API's repeat lane, ticketapi.HeaderRepeat), as
+// it repeats one (the API's repeat slots, ticketapi.HeaderRepeat), as
 // Create answers a repeat: a ticket still waiting is published again
 // and taken (republish), another request under the key is
 // ErrIdempotencyReuse. It creates no ticket: when no attempt made one
@@ -82,7 +82,7 @@ func (s *Service) createKeyed(ctx context.Context, rec Record, rulesVersion stri
 // and the API refuses it for overload, unless its shard takes no new
 // ticket now (drained, or a full region), which is said instead, as
 // Create says it.
-func (s *Service) Repeat(ctx context.Context, caller identity.Caller, req Request, idempotencyKey string) (View, error) {
+func (s *Service) AnswerRepeat(ctx context.Context, caller identity.Caller, req Request, idempotencyKey string) (View, error) {
 	rec, _, err := s.newRecord(caller, req, idempotencyKey)
 	if err != nil {
 		return View{}, err

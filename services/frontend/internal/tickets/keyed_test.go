@@ -217,7 +217,7 @@ func TestRepeatAnswersOnlyATicketMade(t *testing.T) {
 	skill := 1650
 	req := Request{Skill: &skill, Region: "eu"}
 	for _, key := range []string{"k1", ""} {
-		if v, err := s.Repeat(t.Context(), a, req, key); !errors.Is(err, ErrNotFound) {
+		if v, err := s.AnswerRepeat(t.Context(), a, req, key); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("repeat of key %q that made nothing: %+v %v, want %v", key, v, err, ErrNotFound)
 		}
 	}
@@ -228,7 +228,7 @@ func TestRepeatAnswersOnlyATicketMade(t *testing.T) {
 		t.Fatalf("record of a repeat of nothing: %v, want none stored", err)
 	}
 	_, _, first := createKeyedA(t, s)
-	again, err := s.Repeat(t.Context(), a, req, "k1")
+	again, err := s.AnswerRepeat(t.Context(), a, req, "k1")
 	if err != nil || again.TicketID != first.TicketID || again.Status != events.StatusQueued {
 		t.Fatalf("repeat of a ticket made: %+v %v, want ticket %s queued", again, err, first.TicketID)
 	}
@@ -236,16 +236,16 @@ func TestRepeatAnswersOnlyATicketMade(t *testing.T) {
 		t.Fatalf("%d tickets queued, want the one", n)
 	}
 	other := 1700
-	if _, err := s.Repeat(t.Context(), a, Request{Skill: &other, Region: "eu"}, "k1"); !errors.Is(err, ErrIdempotencyReuse) {
+	if _, err := s.AnswerRepeat(t.Context(), a, Request{Skill: &other, Region: "eu"}, "k1"); !errors.Is(err, ErrIdempotencyReuse) {
 		t.Fatalf("another request under the key: %v, want %v", err, ErrIdempotencyReuse)
 	}
 	// A key that made nothing, for a region with no room: said so, as
 	// Create says it, not refused for overload; its ticket, answered.
 	s.capacity = noRoom{}
-	if _, err := s.Repeat(t.Context(), a, req, "k2"); !errors.Is(err, capacity.ErrFull) {
+	if _, err := s.AnswerRepeat(t.Context(), a, req, "k2"); !errors.Is(err, capacity.ErrFull) {
 		t.Fatalf("repeat of nothing in a full region: %v, want %v", err, capacity.ErrFull)
 	}
-	if again, err := s.Repeat(t.Context(), a, req, "k1"); err != nil || again.TicketID != first.TicketID {
+	if again, err := s.AnswerRepeat(t.Context(), a, req, "k1"); err != nil || again.TicketID != first.TicketID {
 		t.Fatalf("repeat of a ticket made, its region full since: %+v %v", again, err)
 	}
 }
