@@ -215,6 +215,9 @@ func (l *Limiter) AcquireRepeat() (s Slot, ok bool) {
 	return Slot{l: l, repeat: true}, true
 }
 
+// Repeat reports whether s is a repeat slot (AcquireRepeat).
+func (s Slot) Repeat() bool { return s.repeat }
+
 // count closes the rate window once it is rateWindow old: the next
 // refusals are told to wait a second for every refusal per admission in
 // it (at least 1, at most MaxRetryAfter), but at most twice what the

@@ -63,10 +63,12 @@ import (
 type slot struct {
 	adm  admission.Slot
 	done bool
-	// repeat: a repeat served past the limit (postRepeat), answered
-	// from its ticket (tickets.Service.AnswerRepeat) and never made anew.
-	repeat bool
 }
+
+// repeat reports whether the slot is a repeat slot (serveRepeat): its
+// request is answered from its ticket (tickets.Service.AnswerRepeat),
+// never made anew.
+func (s *slot) repeat() bool { return s.adm.Repeat() }
 
 // release gives the slot back, the first time only; measured is
 // admission.Slot.Done's.
@@ -165,12 +167,9 @@ func (a *API) serveRepeat(w http.ResponseWriter, r *http.Request, body []byte) {
 		a.refuseOverloaded(w, overloadRetryAfter(1))
 		return
 	}
-	sl := &slot{adm: adm, repeat: true}
+	sl := &slot{adm: adm}
 	defer sl.release(false)
-	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.VerifyWait)
-	c, ok := a.identify(ctx, w, r, true)
-	cancel()
-	if ok && a.allowCreation(w, c) {
+	if c, ok := a.creator(w, r); ok {
 		a.createTicket(w, r, c, sl, body)
 	}
 }
@@ -259,11 +258,19 @@ func (a *API) enter(w http.ResponseWriter, r *http.Request, full func()) (sl *sl
 			sl.release(false)
 		}
 	}()
+	c, ok = a.creator(w, r)
+	return sl, c, ok
+}
+
+// creator finds the caller of a creation in its slot: its token
+// verified, waiting Config.VerifyWait at most, and within the rate
+// limit and its player's limit of creations. ok false: it answered why
+// (401, 429).
+func (a *API) creator(w http.ResponseWriter, r *http.Request) (c identity.Caller, ok bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.VerifyWait)
 	defer cancel()
 	c, ok = a.identify(ctx, w, r, true)
-	ok = ok && a.allowCreation(w, c)
-	return sl, c, ok
+	return c, ok && a.allowCreation(w, c)
 }
 
 // DefaultVerifyWait is Config.VerifyWait's default (the -verify-wait

@@ -25,7 +25,7 @@ import (
 func (a *API) create(ctx context.Context, sl *slot, caller identity.Caller, req tickets.Request, key string) (tickets.View, error) {
 	measured := false
 	defer func() { sl.release(measured) }()
-	if sl.repeat {
+	if sl.repeat() {
 		return a.tickets.AnswerRepeat(ctx, caller, req, key)
 	}
 	view, err := a.tickets.Create(ctx, caller, req, key)

@@ -230,7 +230,7 @@ type apiMetrics struct {
 	// overloaded is rejections' "overloaded": looked up once, as the
 	// refusal past capacity is the one answered most.
 	overloaded prometheus.Counter
-	// repeats counts the repeats served past the limit (postRepeat), by
+	// repeats counts the repeats served past the limit (serveRepeat), by
 	// outcome (repeatAnswered and its siblings).
 	repeats *prometheus.CounterVec
 	open    *prometheus.GaugeVec
@@ -330,7 +330,7 @@ func (a *API) createTicket(w http.ResponseWriter, r *http.Request, caller identi
 	ctx, span := startCreate(ctx)
 	view, err := a.create(ctx, sl, caller, req, r.Header.Get(ticketapi.HeaderIdempotencyKey))
 	endCreate(span, view, err)
-	if sl.repeat {
+	if sl.repeat() {
 		switch {
 		case errors.Is(err, tickets.ErrNotFound):
 			a.met.repeats.WithLabelValues(repeatNoTicket).Inc()

@@ -345,8 +345,9 @@ func BenchmarkOverloadedCreations(b *testing.B) {
 
 // A repeat served past the limit (Quickmatch-Repeat) is checked as any
 // creation: one with no token is refused for overload unread (no
-// verification), a bad token is a 401 and a player past its creations'
-// rate a 429, neither looked up; a good one is answered from its ticket.
+// verification), a bad token is a 401, a body too large a 413, a
+// malformed one a 400, and a player past its creations' rate a 429, none
+// looked up; a good one is answered from its ticket.
 func TestOverloadChecksARepeatsTokenAndRateLimit(t *testing.T) {
 	t.Parallel()
 	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{})}
@@ -360,19 +361,26 @@ func TestOverloadChecksARepeatsTokenAndRateLimit(t *testing.T) {
 	for range held {
 		<-h.entered
 	}
-	repeatAs := func(token string) answer {
+	repeatWith := func(token, body string) answer {
 		hdr := map[string]string{"Idempotency-Key": "made", "Quickmatch-Repeat": "1"}
 		if token != "" {
 			hdr["Authorization"] = "Bearer " + token
 		}
-		return sendWith(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", hdr, eu)
+		return sendWith(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", hdr, body)
 	}
+	repeatAs := func(token string) answer { return repeatWith(token, eu) }
 	checkOverloaded(t, "a repeat with no token", repeatAs(""))
 	if n := auth.calls.Load(); n != 2 {
 		t.Fatalf("%d verifications, want the two held creations': a repeat with no token was verified", n)
 	}
 	if a := repeatAs("forged"); a.code != http.StatusUnauthorized {
 		t.Fatalf("a repeat with a bad token: %d %v, want 401", a.code, a.body)
+	}
+	if a := repeatWith("p:d", `{"region":"`+strings.Repeat("a", 70000)+`"}`); a.code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a repeat with a body too large: %d %v, want 413", a.code, a.body)
+	}
+	if a := repeatWith("p:d", `{"skill":`); a.code != http.StatusBadRequest {
+		t.Fatalf("a repeat with a malformed body: %d %v, want 400", a.code, a.body)
 	}
 	if a := repeatAs("p:c"); a.code != http.StatusAccepted || a.body["ticket_id"] != "made" {
 		t.Fatalf("a repeat of a ticket made: %d %v, want 202 with it", a.code, a.body)
