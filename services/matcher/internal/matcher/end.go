@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/rules"
 	"github.com/quickmatch-dev/quickmatch/services/matcher/internal/pool"
@@ -31,10 +29,6 @@ type ender struct {
 	// parallel is how many expiries of one sweep run at once
 	// (expireAll); 0: expiryParallel.
 	parallel int
-	// recovering makes the expiries running at once that meet one
-	// match's claims share its recovery: each would publish the match,
-	// its results and its notices again (stored once, heard again).
-	recovering singleflight.Group
 }
 
 // expiryParallel is how many expiries of one sweep run at once. Each
@@ -96,8 +90,7 @@ func (en *ender) end(ctx context.Context, e *pool.Entry, mode string, status eve
 	won, cur, err := en.claims.Claim(pctx, e.TicketID, owner)
 	if err == nil && !won {
 		if id, isMatch := events.OwnerMatchID(cur); isMatch {
-			settled, _, _ := en.recovering.Do(id, func() (any, error) { return en.rec.recoverMatch(ctx, id, e.TicketID), nil })
-			switch settled.(recovery) {
+			switch en.rec.recoverMatch(ctx, id, e.TicketID) {
 			case released: // the dead match is undone: claim again
 				won, cur, err = en.claims.Claim(pctx, e.TicketID, owner)
 			case undecided:

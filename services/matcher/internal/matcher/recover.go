@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 )
@@ -30,6 +31,12 @@ type recoverer struct {
 	// the ids of matches decided undone (abandoned.go).
 	abandoned *abandoned
 	spent     *spent
+	// recovering makes the recoveries of one match running at once
+	// share one: the commits of a batch and the expiries of a sweep
+	// that meet its claims each would read it unsent and send it again
+	// (stored once, heard again; a test that counts what is heard
+	// failed on it in CI).
+	recovering singleflight.Group
 }
 
 // recovery is what recoverMatch made of a match.
@@ -79,7 +86,17 @@ const staleClaim = 10 * time.Second
 // move to superseded and the others are given back (undoStale), and it
 // counts as released. The match is read from the claim of key, which the
 // caller found matchID's (matchOf).
+//
+// The recoveries of one match running at once share the first's outcome
+// (recovering): the others' keys are claims of the same match, and its
+// outcome is the match's, not the key's.
 func (rc *recoverer) recoverMatch(ctx context.Context, matchID, key string) recovery {
+	v, _, _ := rc.recovering.Do(matchID, func() (any, error) { return rc.recoverOnce(ctx, matchID, key), nil })
+	return v.(recovery)
+}
+
+// recoverOnce is recoverMatch, for one caller.
+func (rc *recoverer) recoverOnce(ctx context.Context, matchID, key string) recovery {
 	cctx, cancel := context.WithTimeout(ctx, rc.timeout)
 	defer cancel()
 	m, created, found, err := rc.matchOf(cctx, matchID, key)

@@ -48,7 +48,10 @@ func (e *env) owner(t *testing.T, id string) string {
 // nothing), are written by no matcher of this deployment, and their
 // match is decided undone and never sent: its claims are given back,
 // and its tickets matched again (its claims stored before the worker
-// took the shard: not waited for).
+// took the shard: not waited for). The matches counted are those
+// stored, as the allocator gets them: the match of a commit that a
+// visitor's shard recovers while it runs is sent by both, stored once
+// (CI: counted as heard, it was twice).
 func TestACarriedMatchIsSentOnlyIfItsSealVerifies(t *testing.T) {
 	t.Parallel()
 	for _, seal := range []string{"matchers'", "none", "other key"} {
@@ -57,7 +60,6 @@ func TestACarriedMatchIsSentOnlyIfItsSealVerifies(t *testing.T) {
 			e := newEnv(t)
 			file, matchers := sealKeys(t, bytes.Repeat([]byte{5}, events.MinSealKey))
 			_, other := sealKeys(t, bytes.Repeat([]byte{6}, events.MinSealKey))
-			allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 			sealer := map[string]*events.Seals{"matchers'": matchers, "other key": other}[seal]
 			e.forgedClaims(t, "m-forged", []string{"ta", "tb"}, sealer)
 			w := e.startWorker(t, Config{MatchSealKeyFile: file})
@@ -71,7 +73,7 @@ func TestACarriedMatchIsSentOnlyIfItsSealVerifies(t *testing.T) {
 			}
 			testkit.Eventually(t, 10*time.Second, func() bool {
 				n := 0
-				for _, m := range matches(t, allocs()) {
+				for _, m := range storedMatches(t, e) {
 					for _, tk := range m.Tickets {
 						if id, ok := want[tk.TicketID]; ok && (id == "" || id == m.MatchID) {
 							n++
@@ -81,7 +83,7 @@ func TestACarriedMatchIsSentOnlyIfItsSealVerifies(t *testing.T) {
 				return n == len(want)
 			}, "the tickets were not matched as their claims' seal says")
 			in := map[string]int{}
-			for _, m := range matches(t, allocs()) {
+			for _, m := range storedMatches(t, e) {
 				if seal != "matchers'" && m.MatchID == "m-forged" {
 					t.Fatalf("a match its claims carry sealed %s was sent: %+v", seal, m)
 				}
