@@ -71,9 +71,9 @@ func TestWildcardSubjectDeadLettersThatTicketAlone(t *testing.T) {
 	// The real tickets are still waiting in their shards, and match.
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"real-eu-2","player_id":"cat","skill":1650}`)
 	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"real-us-2","player_id":"dan","skill":1650}`)
-	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 2 }, "the real tickets were not matched")
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(published(t, allocs())) == 2 }, "the real tickets were not matched")
 	var ids []string
-	for _, m := range matches(t, allocs()) {
+	for _, m := range published(t, allocs()) {
 		for _, tk := range m.Tickets {
 			ids = append(ids, tk.TicketID)
 		}

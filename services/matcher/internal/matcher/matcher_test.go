@@ -323,8 +323,8 @@ func TestRequeuedTicketsAreMatchedAgain(t *testing.T) {
 	res := testkit.Collect(t, e.nc, e.subj.Result("rita"))
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"ra","player_id":"rita","skill":1650}`)
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"rb","player_id":"rob","skill":1660}`)
-	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 1 }, "no first match")
-	first := matches(t, allocs())[0]
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(published(t, allocs())) == 1 }, "no first match")
+	first := published(t, allocs())[0]
 	e.claims(t).Release(t.Context(), []string{"ra", "rb"}, events.MatchOwner(first.MatchID))
 	for _, body := range []string{`{"ticket_id":"ra","player_id":"rita","skill":1650}`, `{"ticket_id":"rb","player_id":"rob","skill":1660}`} {
 		msg := nats.NewMsg("matchmaking.eu.gold")
@@ -334,8 +334,8 @@ func TestRequeuedTicketsAreMatchedAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 2 }, "the requeued tickets were not matched again")
-	second := matches(t, allocs())[1]
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(published(t, allocs())) == 2 }, "the requeued tickets were not matched again")
+	second := published(t, allocs())[1]
 	if second.MatchID == first.MatchID || len(second.Tickets) != 2 {
 		t.Fatalf("second match %+v after %s", second, first.MatchID)
 	}
@@ -377,8 +377,8 @@ func TestLatencyBudgetOpensAnotherRegion(t *testing.T) {
 	allocs := testkit.Collect(t, e.nc, e.subj.AllAllocations())
 	e.pub(t, "matchmaking.us.gold", `{"ticket_id":"yank","player_id":"yank","skill":1650}`)
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"traveller","player_id":"traveller","skill":1650,"latencies_ms":{"eu":20,"us":120,"asia":400}}`)
-	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 1 }, "no cross-region match")
-	m := matches(t, allocs())[0]
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(published(t, allocs())) == 1 }, "no cross-region match")
+	m := published(t, allocs())[0]
 	if m.Region != "us" || len(m.Players()) != 2 {
 		t.Fatalf("match %+v, want one in us with both", m)
 	}
@@ -445,9 +445,9 @@ func TestTicketClaimedByAnotherMatchIsDropped(t *testing.T) {
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"old","player_id":"a","skill":1650}`)
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"x","player_id":"b","skill":1650}`)
 	e.pub(t, "matchmaking.eu.gold", `{"ticket_id":"y","player_id":"c","skill":1650}`)
-	testkit.Eventually(t, 10*time.Second, func() bool { return len(allocs()) == 1 }, "no match")
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(published(t, allocs())) == 1 }, "no match")
 	var got []string
-	for _, tk := range matches(t, allocs())[0].Tickets {
+	for _, tk := range published(t, allocs())[0].Tickets {
 		got = append(got, tk.TicketID)
 	}
 	if s := strings.Join(got, ","); s != "x,y" && s != "y,x" {
