@@ -159,6 +159,8 @@ type Slot struct {
 	l      *Limiter
 	start  time.Time
 	repeat bool
+	// window is the rate window a repeat slot was taken in (Answered).
+	window time.Time
 }
 
 // Full reports whether a creation would be refused now: a check that
@@ -203,8 +205,9 @@ func (l *Limiter) Acquire() (s Slot, ok bool) {
 // answered from that ticket and makes none, or refused for overload if
 // there is none. Up to the limit over RepeatSlotDivisor at once (at least
 // one); ok false: refused, nothing taken. It is not an admission: the
-// refusal Full counted for it stands (a repeat of no ticket is refused
-// after all), and its Slot's Done measures nothing.
+// refusal Full counted for it stands until it is answered (Answered; a
+// repeat of no ticket is refused after all), and its Slot's Done
+// measures nothing.
 func (l *Limiter) AcquireRepeat() (s Slot, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -212,7 +215,27 @@ func (l *Limiter) AcquireRepeat() (s Slot, ok bool) {
 		return Slot{}, false
 	}
 	l.repeats++
-	return Slot{l: l, repeat: true}, true
+	return Slot{l: l, repeat: true, window: l.rateStart}, true
+}
+
+// Answered takes back the refusal counted for repeat slot s (Full's, or
+// Acquire's when the limit filled as its body came): it was answered
+// from its ticket, and its client, told where its ticket is, will not
+// come back for the wait the refusals set (count). Counted, it lengthened
+// the wait of every refused player as a refusal does. Taken back from
+// the window the slot was taken in, while it is open; a window closed
+// since has set its wait. (Should one have closed between the refusal
+// and the slot, the refusal taken back is the next window's: one in a
+// second's count.)
+func (s Slot) Answered() {
+	if !s.repeat || s.l == nil {
+		return
+	}
+	s.l.mu.Lock()
+	defer s.l.mu.Unlock()
+	if s.l.rateStart.Equal(s.window) && s.l.refused > 0 {
+		s.l.refused--
+	}
 }
 
 // Repeat reports whether s is a repeat slot (AcquireRepeat).

@@ -341,3 +341,87 @@ func TestRepeatsPastTheLimitTakeAShareOfTheirOwn(t *testing.T) {
 		}
 	}
 }
+
+// A repeat answered from its ticket takes back the refusal counted for
+// it: its client will not come back, so it does not lengthen the wait
+// told to the refused (RetryAfter), as a repeat of no ticket does. Taken
+// back from its own window only: one closed since has set its wait.
+func TestAnsweredRepeatsTakeBackTheirRefusals(t *testing.T) {
+	t.Parallel()
+	// second runs one second at limit 2: both admitted and held, refused
+	// refused by Full, of which answered are then repeats answered and
+	// the rest repeats of no ticket.
+	second := func(l *admission.Limiter, c *clock, refused, answered int) {
+		t.Helper()
+		held := []admission.Slot{}
+		for range 2 {
+			s, _ := l.Acquire()
+			held = append(held, s)
+		}
+		for range refused {
+			if !l.Full() {
+				t.Fatal("admitted at the limit")
+			}
+		}
+		for i := range refused {
+			s, ok := l.AcquireRepeat()
+			if !ok {
+				t.Fatal("repeat refused with its slot free")
+			}
+			if i < answered {
+				s.Answered()
+			}
+			s.Done(false)
+		}
+		for _, s := range held {
+			s.Done(false)
+		}
+		c.advance(time.Second)
+	}
+	for _, tc := range []struct {
+		name              string
+		refused, answered int
+		want              int
+	}{
+		{"every repeat of no ticket: four refusals per admission, doubled from 1", 8, 0, 2},
+		{"six of eight answered: one refusal per admission", 8, 6, 1},
+	} {
+		l, c := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 2, Max: 2, Initial: 2})
+		second(l, c, tc.refused, tc.answered)
+		if got := l.RetryAfter(); got != tc.want {
+			t.Errorf("%s: Retry-After %d s, want %d", tc.name, got, tc.want)
+		}
+	}
+
+	// A slot taken in one window and answered in the next takes back
+	// nothing of the next: 3 refusals per 2 admissions there stay 2 s.
+	l, c := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 2, Max: 2, Initial: 2})
+	second(l, c, 2, 0) // Retry-After 1: one refusal per admission
+	held := []admission.Slot{}
+	for range 2 {
+		s, _ := l.Acquire()
+		held = append(held, s)
+	}
+	if !l.Full() {
+		t.Fatal("admitted at the limit")
+	}
+	late, _ := l.AcquireRepeat()
+	c.advance(time.Second)
+	l.RetryAfter() // the window closes
+	for _, s := range held {
+		s.Done(false)
+	}
+	for range 2 {
+		s, _ := l.Acquire()
+		defer s.Done(false)
+	}
+	for range 3 {
+		l.Full()
+	}
+	late.Answered()
+	late.Done(false)
+	c.advance(time.Second)
+	if got := l.RetryAfter(); got != 2 {
+		t.Errorf("a repeat answered a window late: Retry-After %d s, want 2 (3 refusals per 2 admissions)", got)
+	}
+}

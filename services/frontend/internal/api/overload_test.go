@@ -538,6 +538,40 @@ func TestOverloadServesRepeatsOfTicketsMade(t *testing.T) {
 	}
 }
 
+// A repeat answered past the limit takes back the refusal counted for
+// it (admission.Slot.Answered): its client will not come back, so the
+// refused are not told to wait for it. Two seconds of five refusals
+// (0 admissions), four of them repeats answered: 1-3 s; counted, the
+// wait doubled to 4 s (4-12 with its jitter).
+func TestOverloadRepeatsAnsweredDoNotLengthenTheWait(t *testing.T) {
+	t.Parallel()
+	cfg, tick := twoAtOnceTurned()
+	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{}), releaseRepeat: make(chan struct{})}
+	hs := heldFrontend(t, h, cfg)
+	held := []<-chan answer{postInBackground(t.Context(), hs.URL, "a"), postInBackground(t.Context(), hs.URL, "b")}
+	for range held {
+		<-h.entered
+	}
+	tick() // a window with no admission in it
+	post := func(hdr map[string]string) answer {
+		return sendWith(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", hdr, `{"player_id":"c","skill":1650,"region":"eu"}`)
+	}
+	for range 2 {
+		for range 4 {
+			if a := post(map[string]string{"Idempotency-Key": "made", "Quickmatch-Repeat": "1"}); a.code != http.StatusAccepted {
+				t.Fatalf("repeat of a ticket made: %d %v %v, want 202", a.code, a.body, a.err)
+			}
+		}
+		checkOverloaded(t, "a new player's POST", post(nil))
+		tick()
+	}
+	checkOverloaded(t, "a new player's POST after two seconds of answered repeats", post(nil))
+	close(h.release)
+	for _, c := range held {
+		<-c
+	}
+}
+
 // A repeat that came while a slot was free, and found none once its body
 // was in (the limit filled meanwhile), is served in a repeat slot too,
 // not refused with the overload's wait (review R2).
