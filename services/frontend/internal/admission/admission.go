@@ -3,6 +3,7 @@ package admission
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -80,6 +81,11 @@ type Config struct {
 	Window time.Duration
 	// Now is the clock; nil means time.Now (tests turn their own).
 	Now func() time.Time
+	// Log, if set, hears each move of the overload's wait (RetryAfter),
+	// with the window's refusals and admissions that moved it: the
+	// gauge is sampled, and a chaos run or an incident wants what each
+	// frontend told and when. At most one line a rateWindow.
+	Log *slog.Logger
 }
 
 // On reports whether overload control is on.
@@ -251,14 +257,19 @@ func (s Slot) Repeat() bool { return s.repeat }
 // to close it) says nothing of now, and sets it back to 1.
 func (l *Limiter) count(now time.Time) {
 	age := now.Sub(l.rateStart)
-	switch {
-	case age < rateWindow:
+	if age < rateWindow {
 		return
-	case age >= 2*rateWindow:
+	}
+	was := l.retryAfter
+	if age >= 2*rateWindow {
 		l.retryAfter = 1
-	default:
+	} else {
 		ratio := float64(l.refused) / float64(max(l.admitted, 1))
 		l.retryAfter = int(min(max(math.Ceil(ratio), 1), float64(2*l.retryAfter), MaxRetryAfter))
+	}
+	if l.retryAfter != was && l.cfg.Log != nil {
+		l.cfg.Log.Info("overload wait moved", "retry_after_s", l.retryAfter, "was_s", was,
+			"refused", l.refused, "admitted", l.admitted, "quiet", age >= 2*rateWindow)
 	}
 	l.rateStart, l.refused, l.admitted = now, 0, 0
 }

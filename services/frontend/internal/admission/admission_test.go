@@ -1,6 +1,7 @@
 package admission_test
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -424,4 +425,39 @@ func TestAnsweredRepeatsTakeBackTheirRefusals(t *testing.T) {
 	if got := l.RetryAfter(); got != 2 {
 		t.Errorf("a repeat answered a window late: Retry-After %d s, want 2 (3 refusals per 2 admissions)", got)
 	}
+}
+
+// Each move of the overload's wait is logged once, with the window that
+// moved it: the gauge is sampled, and a chaos run reads what each
+// frontend told from its log.
+func TestTheWaitsMovesAreLogged(t *testing.T) {
+	t.Parallel()
+	var buf strings.Builder
+	l, c := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 2, Max: 2, Initial: 2,
+		Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: dropTime}))})
+	s1, _ := l.Acquire()
+	s2, _ := l.Acquire()
+	for range 6 {
+		l.Full()
+	}
+	c.advance(time.Second)
+	l.RetryAfter() // 3 per admission, doubled from 1: 2
+	c.advance(time.Second)
+	l.RetryAfter() // nothing in that window: 1 again
+	c.advance(time.Second)
+	l.RetryAfter() // unmoved: no line
+	s1.Done(false)
+	s2.Done(false)
+	want := "level=INFO msg=\"overload wait moved\" retry_after_s=2 was_s=1 refused=6 admitted=2 quiet=false\n" +
+		"level=INFO msg=\"overload wait moved\" retry_after_s=1 was_s=2 refused=0 admitted=0 quiet=false\n"
+	if buf.String() != want {
+		t.Fatalf("logged:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+func dropTime(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }

@@ -279,6 +279,9 @@ func New(cfg Config, t Tickets, r Results, log *slog.Logger, ready *ops.Readines
 	for _, o := range []string{repeatAnswered, repeatNoTicket, repeatNoSlot, repeatFailed} {
 		a.met.repeats.WithLabelValues(o) // every series from 0, for increase()
 	}
+	if cfg.Admission.Log == nil {
+		cfg.Admission.Log = log
+	}
 	a.admission = admission.New(cfg.Admission)
 	reg.MustRegister(a.met.requests, a.met.rejections, a.met.repeats, a.met.open, a.admission)
 	mux := http.NewServeMux()
