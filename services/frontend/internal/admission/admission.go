@@ -81,10 +81,11 @@ type Config struct {
 	Window time.Duration
 	// Now is the clock; nil means time.Now (tests turn their own).
 	Now func() time.Time
-	// Log, if set, hears each move of the overload's wait (RetryAfter),
-	// with the window's refusals and admissions that moved it: the
-	// gauge is sampled, and a chaos run or an incident wants what each
-	// frontend told and when. At most one line a rateWindow.
+	// Log, if set, hears each move of the overload refusal's
+	// Retry-After (RetryAfter), with the window's refusals and
+	// admissions that moved it: the gauge is sampled, and a chaos run or
+	// an incident wants what each frontend told and when. At most one
+	// line a rateWindow, logged with no lock held.
 	Log *slog.Logger
 }
 
@@ -175,9 +176,11 @@ type Slot struct {
 // Acquire decides the others.
 func (l *Limiter) Full() bool {
 	now := l.cfg.Now()
+	var m move
+	defer func() { l.logMove(m) }() // runs after the unlock
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.count(now)
+	m = l.count(now)
 	if !l.full() {
 		return false
 	}
@@ -193,9 +196,11 @@ func (l *Limiter) full() bool {
 // the creations in flight are at the limit. It never waits.
 func (l *Limiter) Acquire() (s Slot, ok bool) {
 	now := l.cfg.Now()
+	var m move
+	defer func() { l.logMove(m) }() // runs after the unlock
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.count(now)
+	m = l.count(now)
 	if l.full() {
 		l.refused++
 		return Slot{}, false
@@ -246,45 +251,6 @@ func (s Slot) Answered() {
 
 // Repeat reports whether s is a repeat slot (AcquireRepeat).
 func (s Slot) Repeat() bool { return s.repeat }
-
-// count closes the rate window once it is rateWindow old: the next
-// refusals are told to wait a second for every refusal per admission in
-// it (at least 1, at most MaxRetryAfter), but at most twice what the
-// last window told. Refusals are counted before the token is verified,
-// so anyone can add to them: the doubling makes a flood that would push
-// every refused player's wait to the cap keep at it for three windows,
-// not one. A window that closes late (a quiet spell since: nothing came
-// to close it) says nothing of now, and sets it back to 1.
-func (l *Limiter) count(now time.Time) {
-	age := now.Sub(l.rateStart)
-	if age < rateWindow {
-		return
-	}
-	was := l.retryAfter
-	if age >= 2*rateWindow {
-		l.retryAfter = 1
-	} else {
-		ratio := float64(l.refused) / float64(max(l.admitted, 1))
-		l.retryAfter = int(min(max(math.Ceil(ratio), 1), float64(2*l.retryAfter), MaxRetryAfter))
-	}
-	if l.retryAfter != was && l.cfg.Log != nil {
-		l.cfg.Log.Info("overload wait moved", "retry_after_s", l.retryAfter, "was_s", was,
-			"refused", l.refused, "admitted", l.admitted, "quiet", age >= 2*rateWindow)
-	}
-	l.rateStart, l.refused, l.admitted = now, 0, 0
-}
-
-// RetryAfter is the Retry-After, in whole seconds, an overload refusal
-// is given now: 1 until refusals outnumber admissions, then a second for
-// each refusal per admission of the last rateWindow (count says how it
-// moves), up to MaxRetryAfter.
-func (l *Limiter) RetryAfter() int {
-	now := l.cfg.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.count(now)
-	return l.retryAfter
-}
 
 // Done ends the creation. measured says whether its latency speaks for
 // the broker's: true for one that reached it (queued, or failed there),

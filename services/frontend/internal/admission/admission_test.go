@@ -1,6 +1,7 @@
 package admission_test
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -427,14 +428,17 @@ func TestAnsweredRepeatsTakeBackTheirRefusals(t *testing.T) {
 	}
 }
 
-// Each move of the overload's wait is logged once, with the window that
-// moved it: the gauge is sampled, and a chaos run reads what each
+// Each move of the overload refusal's Retry-After is logged once, with
+// the window that moved it: the gauge is sampled, and a chaos run reads what each
 // frontend told from its log.
 func TestTheWaitsMovesAreLogged(t *testing.T) {
 	t.Parallel()
 	var buf strings.Builder
-	l, c := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 2, Max: 2, Initial: 2,
-		Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: dropTime}))})
+	var l *admission.Limiter
+	// The handler reads the limiter: a line logged with its lock held
+	// would hang here (a stalled log would stall every admission).
+	h := lockFree{Handler: slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: dropTime}), read: func() { l.Limit() }}
+	l, c := newLimiter(admission.Config{Target: 100 * time.Millisecond, Min: 2, Max: 2, Initial: 2, Log: slog.New(h)})
 	s1, _ := l.Acquire()
 	s2, _ := l.Acquire()
 	for range 6 {
@@ -448,11 +452,22 @@ func TestTheWaitsMovesAreLogged(t *testing.T) {
 	l.RetryAfter() // unmoved: no line
 	s1.Done(false)
 	s2.Done(false)
-	want := "level=INFO msg=\"overload wait moved\" retry_after_s=2 was_s=1 refused=6 admitted=2 quiet=false\n" +
-		"level=INFO msg=\"overload wait moved\" retry_after_s=1 was_s=2 refused=0 admitted=0 quiet=false\n"
+	want := "level=INFO msg=\"overload Retry-After moved\" retry_after_seconds=2 was_seconds=1 refused=6 admitted=2 quiet=false\n" +
+		"level=INFO msg=\"overload Retry-After moved\" retry_after_seconds=1 was_seconds=2 refused=0 admitted=0 quiet=false\n"
 	if buf.String() != want {
 		t.Fatalf("logged:\n%s\nwant:\n%s", buf.String(), want)
 	}
+}
+
+// lockFree is a handler that calls read before it handles a record.
+type lockFree struct {
+	slog.Handler
+	read func()
+}
+
+func (h lockFree) Handle(ctx context.Context, r slog.Record) error {
+	h.read()
+	return h.Handler.Handle(ctx, r)
 }
 
 func dropTime(_ []string, a slog.Attr) slog.Attr {

@@ -63,12 +63,24 @@ import (
 type slot struct {
 	adm  admission.Slot
 	done bool
+	// answered: its repeat's refusal was taken back (admission.Slot.Answered).
+	answered bool
 }
 
 // repeat reports whether the slot is a repeat slot (serveRepeat): its
 // request is answered from its ticket (tickets.Service.AnswerRepeat),
 // never made anew.
 func (s *slot) repeat() bool { return s.adm.Repeat() }
+
+// answer takes back the refusal counted for a repeat slot whose repeat
+// was answered from its ticket, the first time only: each take-back
+// removes a refusal (admission.Slot.Answered).
+func (s *slot) answer() {
+	if !s.answered {
+		s.answered = true
+		s.adm.Answered()
+	}
+}
 
 // release gives the slot back, the first time only; measured is
 // admission.Slot.Done's.

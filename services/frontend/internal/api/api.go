@@ -343,7 +343,7 @@ func (a *API) createTicket(w http.ResponseWriter, r *http.Request, caller identi
 			a.met.repeats.WithLabelValues(repeatFailed).Inc()
 		default:
 			a.met.repeats.WithLabelValues(repeatAnswered).Inc()
-			sl.adm.Answered() // its client will not come back
+			sl.answer() // its client will not come back
 		}
 	}
 	if err != nil {

@@ -32,10 +32,11 @@ type recoverer struct {
 	abandoned *abandoned
 	spent     *spent
 	// recovering makes the recoveries of one match running at once
-	// share one: the commits of a batch and the expiries of a sweep
-	// that meet its claims each would read it unsent and send it again
-	// (stored once, heard again; a test that counts what is heard
-	// failed on it in CI).
+	// share its send (recoverMatch): the commits of a batch, the
+	// expiries of a sweep, a refused ticket's claim and a backfill's
+	// fill that meet its claims each read it unsent, and each sent it,
+	// its players' results and its notices again: stored once, heard
+	// by every frontend and allocator subscription again.
 	recovering singleflight.Group
 }
 
@@ -87,12 +88,22 @@ const staleClaim = 10 * time.Second
 // counts as released. The match is read from the claim of key, which the
 // caller found matchID's (matchOf).
 //
-// The recoveries of one match running at once share the first's outcome
-// (recovering): the others' keys are claims of the same match, and its
-// outcome is the match's, not the key's.
+// The recoveries of one match running at once wait for the first
+// (recovering), and take its outcome if it is recovered: the match is
+// out, whichever of its claims led there. Any other outcome is the first
+// caller's key's (its claim moved, or unread; released, the claims its
+// read named), not theirs: each then runs its own, which finds the
+// match sent if it was.
 func (rc *recoverer) recoverMatch(ctx context.Context, matchID, key string) recovery {
-	v, _, _ := rc.recovering.Do(matchID, func() (any, error) { return rc.recoverOnce(ctx, matchID, key), nil })
-	return v.(recovery)
+	ran := false
+	v, _, _ := rc.recovering.Do(matchID, func() (any, error) {
+		ran = true
+		return rc.recoverOnce(ctx, matchID, key), nil
+	})
+	if r := v.(recovery); ran || r == recovered {
+		return r
+	}
+	return rc.recoverOnce(ctx, matchID, key)
 }
 
 // recoverOnce is recoverMatch, for one caller.

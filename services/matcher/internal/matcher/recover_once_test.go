@@ -3,6 +3,7 @@ package matcher
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/quickmatch-dev/quickmatch/pkg/events"
 	"github.com/quickmatch-dev/quickmatch/pkg/testkit"
@@ -46,5 +47,39 @@ func TestRecoveriesOfOneMatchAtOnceSendItOnce(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("match heard %d times, want once", n)
+	}
+}
+
+// A recovery that joins one running for another claim of the match and
+// gets an outcome other than recovered runs its own: that outcome was
+// the other claim's (moved, unread, or not among the claims released).
+// Here the running one is held and comes back undecided; the match is
+// out to be sent, and the joined caller sends it.
+func TestAJoinedRecoveryRunsItsOwnUnlessTheMatchIsOut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	m := e.forgedClaims(t, "m-dead", []string{"ta", "tb"}, nil)
+	r := newRunner(e.boundWorker(t), events.Shard{Region: "eu", Tier: "gold"})
+	rc := r.commits.rec
+	hold, first := make(chan struct{}), make(chan struct{})
+	go func() {
+		rc.recovering.Do(m.MatchID, func() (any, error) {
+			close(first)
+			<-hold
+			return undecided, nil // as the other claim's read failing
+		})
+	}()
+	<-first
+	joined := make(chan recovery, 1)
+	go func() { joined <- rc.recoverMatch(t.Context(), m.MatchID, "ta") }()
+	// The joiner is in the flight by then (a joiner that came late runs
+	// its own, and the test passes for that: it never fails for it).
+	time.Sleep(200 * time.Millisecond)
+	close(hold)
+	if got := <-joined; got != recovered {
+		t.Fatalf("joined recovery: %v, want recovered (its own, sending the match)", got)
+	}
+	if sent, err := rc.decisions.Sent(t.Context(), m.MatchID); err != nil || !sent {
+		t.Fatalf("match sent %v, %v; want sent", sent, err)
 	}
 }
