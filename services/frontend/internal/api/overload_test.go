@@ -140,11 +140,17 @@ func (followed) Wait(context.Context, string, string) (results.Waiting, error) {
 // for every caller), in the wrappers given.
 func heldFrontend(t *testing.T, h *heldTickets, adm admission.Config, wrap ...func(http.Handler) http.Handler) *httptest.Server {
 	t.Helper()
+	return heldFrontendLogged(t, h, adm, slog.New(slog.DiscardHandler), wrap...)
+}
+
+// heldFrontendLogged is heldFrontend logging to log.
+func heldFrontendLogged(t *testing.T, h *heldTickets, adm admission.Config, log *slog.Logger, wrap ...func(http.Handler) http.Handler) *httptest.Server {
+	t.Helper()
 	done := make(chan struct{})
 	var ready ops.Readiness
 	ready.Set(true)
 	cfg := api.Config{Insecure: true, Heartbeat: 100 * time.Millisecond, Admission: adm}
-	handler, err := api.New(cfg, h, followed{}, slog.New(slog.DiscardHandler), &ready, prometheus.NewRegistry(), done)
+	handler, err := api.New(cfg, h, followed{}, log, &ready, prometheus.NewRegistry(), done)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +163,26 @@ func heldFrontend(t *testing.T, h *heldTickets, adm admission.Config, wrap ...fu
 		hs.Close()
 	})
 	return hs
+}
+
+// fullFrontend is a held frontend (heldFrontendLogged) of cfg, its two
+// creation slots (twoAtOnce's limit) taken by creations of players a
+// and b, held until the test ends.
+func fullFrontend(t *testing.T, cfg admission.Config, log *slog.Logger) (*heldTickets, *httptest.Server) {
+	t.Helper()
+	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{}), releaseRepeat: make(chan struct{})}
+	hs := heldFrontendLogged(t, h, cfg, log)
+	held := []<-chan answer{postInBackground(t.Context(), hs.URL, "a"), postInBackground(t.Context(), hs.URL, "b")}
+	for range held {
+		<-h.entered
+	}
+	t.Cleanup(func() { // before the server's close (heldFrontendLogged's)
+		close(h.release)
+		for _, c := range held {
+			<-c
+		}
+	})
+	return h, hs
 }
 
 type answer struct {
@@ -437,12 +463,7 @@ func TestOpenAPIStatesTheOverloadRefusal(t *testing.T) {
 func TestOverloadRetryAfterGrowsWithTheOverload(t *testing.T) {
 	t.Parallel()
 	cfg, tick := twoAtOnceTurned()
-	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{})}
-	hs := heldFrontend(t, h, cfg)
-	held := []<-chan answer{postInBackground(t.Context(), hs.URL, "a"), postInBackground(t.Context(), hs.URL, "b")}
-	for range held {
-		<-h.entered
-	}
+	_, hs := fullFrontend(t, cfg, slog.New(slog.DiscardHandler))
 	for _, want := range []int{2, 4} {
 		for i := range 10 {
 			checkRefused(t, fmt.Sprintf("POST %d", i), send(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", `{"player_id":"c","skill":1650,"region":"eu"}`), 1, 3*want/2)
@@ -453,10 +474,6 @@ func TestOverloadRetryAfterGrowsWithTheOverload(t *testing.T) {
 		if got := metric(t, hs.URL, "quickmatch_frontend_overload_retry_after_seconds"); got != float64(want) {
 			t.Fatalf("Retry-After gauge %v, want %d", got, want)
 		}
-	}
-	close(h.release)
-	for _, c := range held {
-		<-c
 	}
 }
 
@@ -480,12 +497,7 @@ func checkRefused(t *testing.T, what string, a answer, lo, hi int) {
 func TestOverloadServesRepeatsOfTicketsMade(t *testing.T) {
 	t.Parallel()
 	cfg, tick := twoAtOnceTurned()
-	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{}), releaseRepeat: make(chan struct{})}
-	hs := heldFrontend(t, h, cfg)
-	held := []<-chan answer{postInBackground(t.Context(), hs.URL, "a"), postInBackground(t.Context(), hs.URL, "b")}
-	for range held {
-		<-h.entered
-	}
+	h, hs := fullFrontend(t, cfg, slog.New(slog.DiscardHandler))
 	// Two seconds of ten refusals each: the overload's Retry-After is
 	// 4 s now, 4-12 with its jitter.
 	for range 2 {
@@ -532,10 +544,6 @@ func TestOverloadServesRepeatsOfTicketsMade(t *testing.T) {
 			t.Fatalf("repeats past the limit %s: %v, want %v", outcome, got, want)
 		}
 	}
-	close(h.release)
-	for _, c := range held {
-		<-c
-	}
 }
 
 // A repeat answered past the limit takes back the refusal counted for
@@ -546,12 +554,7 @@ func TestOverloadServesRepeatsOfTicketsMade(t *testing.T) {
 func TestOverloadRepeatsAnsweredDoNotLengthenTheWait(t *testing.T) {
 	t.Parallel()
 	cfg, tick := twoAtOnceTurned()
-	h := &heldTickets{entered: make(chan string, 8), release: make(chan struct{}), releaseRepeat: make(chan struct{})}
-	hs := heldFrontend(t, h, cfg)
-	held := []<-chan answer{postInBackground(t.Context(), hs.URL, "a"), postInBackground(t.Context(), hs.URL, "b")}
-	for range held {
-		<-h.entered
-	}
+	_, hs := fullFrontend(t, cfg, slog.New(slog.DiscardHandler))
 	tick() // a window with no admission in it
 	post := func(hdr map[string]string) answer {
 		return sendWith(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", hdr, `{"player_id":"c","skill":1650,"region":"eu"}`)
@@ -566,9 +569,22 @@ func TestOverloadRepeatsAnsweredDoNotLengthenTheWait(t *testing.T) {
 		tick()
 	}
 	checkOverloaded(t, "a new player's POST after two seconds of answered repeats", post(nil))
-	close(h.release)
-	for _, c := range held {
-		<-c
+}
+
+// Each move of the overload refusal's Retry-After is in the frontend's
+// log (admission.Config.Log, which New fills in): the gauge is sampled.
+func TestOverloadRetryAfterMovesAreLogged(t *testing.T) {
+	t.Parallel()
+	cfg, tick := twoAtOnceTurned()
+	var buf testkit.SyncBuffer
+	_, hs := fullFrontend(t, cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+	for range 10 {
+		send(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", `{"player_id":"c","skill":1650,"region":"eu"}`)
+	}
+	tick()
+	checkRefused(t, "a POST after a second of ten refusals", send(refusal(t), http.MethodPost, hs.URL+"/v1/tickets", `{"player_id":"c","skill":1650,"region":"eu"}`), 2, 6)
+	if got := buf.String(); !strings.Contains(got, `msg="overload Retry-After moved" retry_after_seconds=2 was_seconds=1`) {
+		t.Fatalf("frontend's log:\n%s\nwant the Retry-After's move from 1 to 2 s", got)
 	}
 }
 
